@@ -1,0 +1,17 @@
+"""gastrodistill: soft-label anonymous dataset distillation for X-ray patches.
+
+Stages (one sub-package each): ``data`` (whole images -> patch store -> DataModules),
+``models`` (the networks), ``distillation`` (bi-level learning of the distilled set),
+``evaluation`` (fresh networks, baselines, patient-level diagnosis), ``anonymity``
+(audit), ``sharing`` (the safetensors artifact), ``cli`` (Hydra entry points).
+"""
+
+import os
+
+# Offline by default: albumentations would otherwise check for updates at import, and W&B
+# must never reach the network unless the user asks for it.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Small shared helpers: atomic files, seeds, run records, loggers, privacy filters."""

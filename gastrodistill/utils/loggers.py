@@ -1,0 +1,83 @@
+"""Experiment loggers built from ``conf/logger``: CSV always, W&B offline unless the user opts in.
+
+The W&B logger is created with code saving, git metadata and machine/host metadata switched off,
+so neither file paths nor host names reach a run; hyper-parameters go through ``public_config``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+from gastrodistill.utils.privacy import public_config
+
+
+def private_wandb_logger(
+    project: str = "gastrodistill",
+    group: str | None = None,
+    save_dir: str | os.PathLike = ".",
+    offline: bool = True,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    job_type: str | None = None,
+) -> WandbLogger:
+    """A ``WandbLogger`` that records no code, git, host or program path; offline unless WANDB_MODE=online."""
+    import wandb
+
+    Path(save_dir).mkdir(parents=True, exist_ok=True)
+    online = os.environ.get("WANDB_MODE", "offline") == "online" and not offline
+    settings = wandb.Settings(
+        disable_code=True,
+        disable_git=True,
+        disable_job_creation=True,
+        save_code=False,
+        x_disable_meta=True,
+        x_disable_stats=True,
+        x_disable_machine_info=True,
+        console="off",
+        silent=True,
+    )
+    return WandbLogger(
+        project=project,
+        group=group,
+        name=name,
+        save_dir=str(save_dir),
+        offline=not online,
+        tags=list(tags or []),
+        job_type=job_type,
+        settings=settings,
+    )
+
+
+def instantiate_loggers(logger_cfg: DictConfig | Mapping[str, Any] | None) -> list[Logger]:
+    """Build every logger under ``cfg.logger`` (a mapping of name -> config with ``_target_``)."""
+    loggers: list[Logger] = []
+    if not logger_cfg:
+        return loggers
+    for _, conf in logger_cfg.items():
+        if isinstance(conf, Mapping | DictConfig) and "_target_" in conf:
+            loggers.append(hydra.utils.instantiate(conf))
+    return loggers
+
+
+def log_public_hyperparams(loggers: list[Logger], cfg: DictConfig) -> None:
+    """Log the config without paths or identifiers."""
+    params = public_config(cfg)
+    for lg in loggers:
+        lg.log_hyperparams(params)
+
+
+def finish_loggers(loggers: list[Logger]) -> None:
+    for lg in loggers:
+        lg.finalize("success")
+        if isinstance(lg, WandbLogger):
+            import wandb
+
+            if wandb.run is not None:
+                wandb.finish(quiet=True)

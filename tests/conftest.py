@@ -1,0 +1,34 @@
+"""Shared fixtures: offline environment and Hydra config composition."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("WANDB_SILENT", "true")
+
+
+@pytest.fixture
+def compose_cfg(tmp_path) -> Callable:
+    """Compose the root config with overrides, as the CLI would, with every path inside ``tmp_path``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gastrodistill.cli import CONF_DIR
+
+    def _compose(overrides: list[str] | None = None):
+        GlobalHydra.instance().clear()
+        base = [
+            f"paths.root_dir={tmp_path}",
+            f"paths.output_dir={tmp_path}/out",
+            "logger=csv",
+        ]
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return compose(config_name="config", overrides=base + list(overrides or []))
+
+    yield _compose
+    GlobalHydra.instance().clear()
