@@ -45,7 +45,7 @@ patches: setup ## Build the patch store from DATA_ROOT (ARGS="data.root=...")
 	$(BIN)/gastrodistill-patches $(ARGS)
 
 reproduce: setup ## The whole study on the embedded synthetic data (~20 min on 2 CPU cores)
-	$(BIN)/gastrodistill-reproduce $(ARGS)
+	$(BIN)/gastrodistill-reproduce experiment=cpu $(ARGS)
 
 reproduce-full: setup ## The paper's scale (GPU): experiment=full
 	$(BIN)/gastrodistill-reproduce experiment=full $(ARGS)
