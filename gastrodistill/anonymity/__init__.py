@@ -1,0 +1,1 @@
+"""Stage 4a: measure how anonymous a distilled set is (nearest real patch, membership inference, text/header leaks)."""

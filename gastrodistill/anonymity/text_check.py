@@ -1,0 +1,278 @@
+"""Burned-in text and header data: show that neither reaches the distilled artifact.
+
+Two checks. (1) Bytes: every string that identifies a patient at the source (patient ids, DICOM
+header values such as names, birth dates, accession numbers, institution, UIDs, and the images' file
+names and paths) is searched, case-insensitively in UTF-8 and UTF-16, in every byte of the artifact
+(zip members decompressed). (2) Pixels: patient text stamped into a corner of the X-ray must not be
+reproduced. Training patches that overlap the text corner are located from the patch store's grid
+positions, and each distilled image's similarity to them is compared with how similar ordinary real
+patches (of other patients) are to them; a distilled image above that reference's 99th percentile
+would be drawing text.
+
+The strings themselves never leave this module's callers' memory: reports name the kind of string
+and the file, plus a short hash, never the value.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import zipfile
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gastrodistill.data.base import ImageDataModule
+from gastrodistill.utils.hashing import sha256_bytes
+
+#: DICOM value representations that carry free text, names, dates or identifiers.
+IDENTIFYING_VRS = {"PN", "LO", "SH", "DA", "DT", "TM", "UI", "AE", "LT", "ST", "UT", "AS"}
+#: Generic UIDs defined by the DICOM standard (transfer syntaxes, SOP classes): not identifying.
+_STANDARD_UID_ROOT = "1.2.840.10008."
+CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
+
+
+class TextCheckError(ValueError):
+    """A text/header check that cannot run as configured; the message names the setting to change."""
+
+
+@dataclass
+class PrivateStrings:
+    """Strings that must never appear in shared output, with what each one is (``patient_id``, ``dicom:PN``...)."""
+
+    values: list[str] = field(default_factory=list)
+    kinds: list[str] = field(default_factory=list)
+    too_short: int = 0
+
+    def add(self, value: object, kind: str, min_length: int) -> None:
+        s = str(value).strip()
+        if not s:
+            return
+        if len(s) < min_length:
+            self.too_short += 1
+            return
+        self.values.append(s)
+        self.kinds.append(kind)
+
+    def dedupe(self) -> PrivateStrings:
+        seen: dict[str, str] = {}
+        for v, k in zip(self.values, self.kinds, strict=True):
+            seen.setdefault(v, k)
+        return PrivateStrings(list(seen), list(seen.values()), self.too_short)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for k in self.kinds:
+            out[k.split(":")[0]] = out.get(k.split(":")[0], 0) + 1
+        return out
+
+
+def dicom_strings(path: str | os.PathLike, out: PrivateStrings, min_length: int = 4) -> None:
+    """Every identifying header value of one DICOM file (PN split into its name components too)."""
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    elements = list(ds.iterall()) + (list(ds.file_meta.iterall()) if getattr(ds, "file_meta", None) else [])
+    for elem in elements:
+        if elem.VR not in IDENTIFYING_VRS or elem.value in (None, ""):
+            continue
+        values = elem.value if isinstance(elem.value, list | pydicom.multival.MultiValue) else [elem.value]
+        for v in values:
+            s = str(v)
+            if elem.VR == "UI" and s.startswith(_STANDARD_UID_ROOT):
+                continue
+            kind = f"dicom:{elem.keyword or elem.tag}"
+            out.add(s, kind, min_length)
+            if elem.VR == "PN":
+                for part in s.replace("=", "^").split("^"):
+                    out.add(part, kind, min_length)
+
+
+def private_strings(
+    datamodule: ImageDataModule | None = None,
+    data_root: str | os.PathLike | None = None,
+    min_length: int = 4,
+    max_dicom_files: int | None = None,
+) -> PrivateStrings:
+    """Collect patient ids (from the data module and ``manifest.csv``), DICOM header values and paths."""
+    out = PrivateStrings()
+    if datamodule is not None:
+        for split in ("train", "val", "test"):
+            pids = datamodule.patient_ids(split)
+            if pids is not None:
+                for pid in np.unique(np.asarray(pids, dtype=str)):
+                    out.add(pid, "patient_id", min_length)
+    if data_root is not None and Path(data_root).is_dir():
+        root = Path(data_root)
+        out.add(str(root.resolve()), "path", min_length)
+        manifest = root / "manifest.csv"
+        files: list[Path] = []
+        if manifest.is_file():
+            with open(manifest, newline="") as f:
+                for row in csv.DictReader(f):
+                    out.add(row.get("patient_id", ""), "patient_id", min_length)
+                    for col in ("image", "mask"):
+                        rel = (row.get(col) or "").strip()
+                        if rel:
+                            out.add(rel, "path", min_length)
+                            out.add(Path(rel).name, "path", min_length)
+                            files.append(root / rel)
+        else:
+            files = sorted(root.rglob("*"))
+        dicoms = [p for p in files if p.suffix.lower() in (".dcm", ".dicom") and p.is_file()]
+        for p in dicoms[:max_dicom_files]:
+            dicom_strings(p, out, min_length)
+    return out.dedupe()
+
+
+def artifact_blobs(path: str | os.PathLike) -> dict[str, bytes]:
+    """Every file of an artifact folder or archive (zip members decompressed) as bytes."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    blobs: dict[str, bytes] = {}
+    for f in files:
+        name = f.relative_to(path).as_posix() if path.is_dir() else f.name
+        data = f.read_bytes()
+        blobs[name] = data
+        if zipfile.is_zipfile(f):
+            with zipfile.ZipFile(f) as zf:
+                for info in zf.infolist():
+                    blobs[f"{name}!{info.filename}"] = zf.read(info)
+                    blobs[f"{name}!{info.filename}:name"] = info.filename.encode()
+    return blobs
+
+
+def scan_for_strings(paths: Iterable[str | os.PathLike], strings: PrivateStrings) -> list[dict[str, str]]:
+    """Leaks: one row per (file, private string) found, naming the string's kind and a hash, never its value."""
+    from gastrodistill.sharing.card import find_strings
+
+    blobs: dict[str, bytes] = {}
+    for p in paths:
+        blobs.update(
+            {f"{Path(p).name}/{k}" if Path(p).is_dir() else k: v for k, v in artifact_blobs(p).items()}
+        )
+    return [
+        {
+            "file": name,
+            "kind": strings.kinds[i],
+            "sha256_prefix": sha256_bytes(strings.values[i].encode())[:12],
+        }
+        for name, i in find_strings(blobs, strings.values)
+    ]
+
+
+# ---- the burned-in text region -----------------------------------------------------------------
+def patches_in_corner(
+    rows: np.ndarray,
+    cols: np.ndarray,
+    patch_size: int,
+    image_h: np.ndarray,
+    image_w: np.ndarray,
+    corner: str,
+    box: Sequence[float],
+) -> np.ndarray:
+    """Which patches (top-left ``rows``/``cols`` in source pixels) overlap the text box of their image.
+
+    ``box`` is the text block's (height, width) as fractions of the image side, anchored at ``corner``.
+    """
+    if corner not in CORNERS:
+        raise TextCheckError(f"audit.text.corner must be one of {CORNERS}, got {corner!r}")
+    bh, bw = float(box[0]), float(box[1])
+    if not (0 < bh <= 1 and 0 < bw <= 1):
+        raise TextCheckError(f"audit.text.box must be two fractions in (0, 1], got {list(box)}")
+    rows, cols = np.asarray(rows, dtype=np.float64), np.asarray(cols, dtype=np.float64)
+    h, w = np.asarray(image_h, dtype=np.float64), np.asarray(image_w, dtype=np.float64)
+    y0, y1 = (np.zeros_like(h), bh * h) if corner.startswith("top") else ((1 - bh) * h, h)
+    x0, x1 = (np.zeros_like(w), bw * w) if corner.endswith("left") else ((1 - bw) * w, w)
+    return (rows < y1) & (rows + patch_size > y0) & (cols < x1) & (cols + patch_size > x0)
+
+
+def text_patch_mask(
+    datamodule: ImageDataModule, corner: str, box: Sequence[float], split: str = "train"
+) -> np.ndarray | None:
+    """Per-sample "overlaps the burned-in text corner" for a patch-store data module; ``None`` without positions.
+
+    A data module may provide ``text_patch_mask(split)`` itself; the gastric one is read from its
+    store index (row, col per patch) and the source images' sizes (read from their headers only).
+    """
+    own = getattr(datamodule, "text_patch_mask", None)
+    if callable(own):
+        return np.asarray(own(split), dtype=bool)
+    store = getattr(datamodule, "store", None)
+    spec = getattr(datamodule, "spec", None)
+    if store is None or spec is None or not hasattr(store, "split_index"):
+        return None
+    from gastrodistill.data.readers import probe_image
+
+    index = store.split_index(split)
+    sizes = {img: probe_image(Path(spec.data_root) / img) for img in index["image"].unique()}
+    hw = np.array([sizes[i] for i in index["image"]], dtype=np.int64).reshape(-1, 2)
+    return patches_in_corner(
+        index["row"].to_numpy(),
+        index["col"].to_numpy(),
+        int(spec.geometry.patch_size),
+        hw[:, 0],
+        hw[:, 1],
+        corner,
+        box,
+    )
+
+
+@dataclass
+class TextRegionReport:
+    """Each distilled image's highest NCC with the text-corner patches, and two references for scale.
+
+    ``ordinary``: real patches outside the corner against text patches of other patients (what an
+    image that draws no text reaches); ``text``: text patches against other patients' text patches
+    (what a reproduced text corner would reach).
+    """
+
+    sets: dict[str, np.ndarray]
+    ordinary: np.ndarray
+    text: np.ndarray
+    n_text_patches: int
+
+    def summary(self, name: str) -> dict[str, float]:
+        sims = self.sets[name]
+        p99 = float(np.percentile(self.ordinary, 99))
+        text_median = float(np.median(self.text)) if len(self.text) else float("nan")
+        return {
+            "text_nearest_mean": float(np.mean(sims)),
+            "text_nearest_max": float(np.max(sims)),
+            "text_ordinary_p99": p99,
+            "text_text_median": text_median,
+            "text_frac_above_ordinary_p99": float(np.mean(sims > p99)),
+            "text_frac_above_text_median": float(np.mean(sims > text_median))
+            if len(self.text)
+            else float("nan"),
+        }
+
+
+def text_region_similarity(
+    datamodule: ImageDataModule, queries: dict, mask: np.ndarray, reference_size: int = 256, seed: int = 0
+) -> TextRegionReport:
+    """Search only the text-corner training patches (``mask``) for every query and for two reference samples."""
+    from gastrodistill.anonymity.nearest import nearest_real
+    from gastrodistill.utils.seeding import numpy_rng
+
+    mask = np.asarray(mask, dtype=bool)
+    text_idx, other_idx = np.flatnonzero(mask), np.flatnonzero(~mask)
+    if len(text_idx) == 0 or len(other_idx) == 0:
+        raise TextCheckError("the text-corner check needs patches both inside and outside the text corner")
+    rng = numpy_rng(seed, "audit", "text")
+    ref_other = rng.choice(other_idx, size=min(reference_size, len(other_idx)), replace=False)
+    ref_text = rng.choice(text_idx, size=min(reference_size, len(text_idx)), replace=False)
+    ref = np.unique(np.concatenate([ref_other, ref_text]))
+    rep = nearest_real(
+        datamodule, queries, real_indices=text_idx, reference_indices=ref, seed=seed, ssim=False, top_k=1
+    )
+    is_text = mask[rep.reference_indices]
+    finite = np.isfinite(rep.reference["ncc"])
+    return TextRegionReport(
+        sets={name: s["ncc"] for name, s in rep.sets.items()},
+        ordinary=rep.reference["ncc"][~is_text & finite],
+        text=rep.reference["ncc"][is_text & finite],
+        n_text_patches=int(len(text_idx)),
+    )

@@ -1,0 +1,75 @@
+"""``gastrodistill-audit``: the anonymity audit of saved distilled sets, then their shareable artifacts.
+
+    gastrodistill-audit 'audit.sets={soft: outputs/default/runs/<run>/soft, hard: outputs/default/runs/<run>/hard}'
+    gastrodistill-audit audit.sets.soft=/path/to/artifact.zip audit.artifact.write=false
+
+Each entry of ``audit.sets`` is a folder written by ``DistilledSet.save`` or an artifact (folder or
+``.zip`` with ``card.json``). Writes ``<output>/audit/audit.md`` (+ figures, JSON, per-image CSV) and,
+unless ``audit.artifact.write=false``, ``<output>/artifacts/<set>`` (+ ``.zip``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from gastrodistill.cli import CONF_DIR
+
+
+class AuditInputError(ValueError):
+    """``audit.sets`` is empty or names something that is not a distilled set or an artifact."""
+
+
+def load_sets(sets: DictConfig | dict) -> tuple[dict, dict]:
+    """Name -> DistilledSet, plus name -> artifact path for the entries that are artifacts."""
+    from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.sharing.artifact import CARD_FILE, load_artifact
+
+    if not sets:
+        raise AuditInputError(
+            "audit.sets is empty; pass the distilled sets to audit, e.g. "
+            "'audit.sets={soft: outputs/<exp>/runs/<run>/soft}' (folders of DistilledSet.save or artifacts)"
+        )
+    loaded, artifacts = {}, {}
+    for name, where in sets.items():
+        p = Path(str(where))
+        if not p.exists():
+            raise AuditInputError(f"audit.sets.{name}: nothing at {p}; give a DistilledSet folder or an artifact")
+        if p.is_file() or (p / CARD_FILE).is_file():
+            loaded[str(name)], _ = load_artifact(p)
+            artifacts[str(name)] = p
+        else:
+            loaded[str(name)] = DistilledSet.load(p)
+    return loaded, artifacts
+
+
+def run(cfg: DictConfig) -> dict:
+    from gastrodistill.anonymity.audit import run_audit
+    from gastrodistill.sharing.publish import publish_artifact
+
+    sets, artifacts = load_sets(cfg.audit.sets)
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    out = Path(cfg.paths.output_dir)
+    results = run_audit(cfg, dm, sets, out / "audit", artifacts=artifacts)
+    if cfg.audit.artifact.write:
+        for name, ds in sets.items():
+            path = publish_artifact(cfg, dm, name, ds, out / "artifacts" / name, anonymity=results[name])
+            print(f"artifact {name}: {path}")
+    for row, metrics in results.items():
+        keys = ("ncc_nearest_max", "ncc_frac_above_p99", "feature_frac_above_p99", "mia_loss_auc", "artifact_leaks")
+        print(row, " ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics))
+    print(f"report: {out / 'audit' / 'audit.md'}")
+    return results
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

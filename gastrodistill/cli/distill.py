@@ -1,0 +1,26 @@
+"""``gastrodistill-distill``: distil the configured data set (Hydra main over the root config).
+
+    gastrodistill-distill distill=soft model=convnet distill.ipc=10 data.storage_size=32
+    gastrodistill-distill -m distill=soft,hard distill.ipc=1,10 trainer=ddp_sim
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from gastrodistill.cli import CONF_DIR
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    from gastrodistill.distillation.run import run_distillation
+
+    datamodule = hydra.utils.instantiate(cfg.data)
+    distilled = run_distillation(cfg, datamodule, cfg.paths.output_dir)
+    print(f"distilled {distilled.mode} set: {tuple(distilled.images.shape)} images, lrs "
+          f"{distilled.lrs().min():.4f}..{distilled.lrs().max():.4f} -> {cfg.paths.output_dir}/{distilled.mode}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,195 @@
+"""The bi-level optimisation as a LightningModule (manual optimisation).
+
+Per outer step, on every rank: fetch this rank's real batch, then for each of ``inner_nets_per_step``
+networks (one after another, so memory does not multiply) sample θ₀ from p(θ) with a generator seeded by
+``derive_seed(seed, "inner", step, rank, index)`` (or one fixed θ₀ with ``known_init``), unroll T SGD
+steps on the distilled set, take the cross-entropy on the real batch and back-propagate it (scaled by
+1/n) into the distilled tensors. Under DDP only the last backward all-reduces, so the applied gradient is
+the mean over all ranks and networks. Then clip (optional), Adam step, StepLR step.
+
+The DistilledSet is the only registered submodule (the inner networks are built inside the step), so
+DDP sees exactly the distilled tensors. Every random draw is a pure function of (seed, step, rank,
+index): a checkpoint (distilled tensors, Adam and scheduler state, step counter) resumes exactly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.inner_loop import check_backend, outer_loss, release_template
+from gastrodistill.distillation.plots import grid_image, save_png
+from gastrodistill.distillation.real_batches import RealBatchSource
+from gastrodistill.models.init import check_scheme, initialize
+from gastrodistill.utils.seeding import derive_seed, torch_generator
+
+
+class NonFiniteError(RuntimeError):
+    """The outer loss or the meta-gradient became NaN/inf; the message names the outer step."""
+
+
+class DistillModule(pl.LightningModule):
+    def __init__(
+        self,
+        distilled: DistilledSet,
+        model_factory: Callable[[], nn.Module],
+        real_batches: RealBatchSource,
+        *,
+        seed: int = 0,
+        init_scheme: str = "xavier",
+        backend: str = "func",
+        checkpoint: bool = False,
+        inner_nets_per_step: int = 1,
+        known_init: bool = False,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        lr_images: float = 0.01,
+        lr_labels: float = 0.01,
+        lr_lrs: float = 0.01,
+        grad_clip: float | None = None,
+        grid_every: int = 0,
+        grid_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__()
+        check_backend(backend, checkpoint)
+        check_scheme(init_scheme)
+        if inner_nets_per_step < 1:
+            raise ValueError(f"distill.inner_nets_per_step must be >= 1, got {inner_nets_per_step}")
+        self.automatic_optimization = False
+        self.distilled = distilled  # the only registered submodule
+        # Plain attributes, not submodules: the factory builds unregistered inner networks.
+        self.model_factory = model_factory
+        self.real_batches = real_batches
+        self.seed = int(seed)
+        self.init_scheme = init_scheme
+        self.backend = backend
+        self.use_checkpoint = bool(checkpoint)
+        self.inner_nets_per_step = int(inner_nets_per_step)
+        self.known_init = bool(known_init)
+        self.optimizer_factory = optimizer or functools.partial(torch.optim.Adam, betas=(0.5, 0.999))
+        self.scheduler_factory = scheduler
+        self.group_lrs = {"images": lr_images, "label_logits": lr_labels, "raw_lrs": lr_lrs}
+        self.grad_clip = grad_clip
+        self.grid_every = int(grid_every or 0)
+        self.grid_dir = Path(grid_dir) if grid_dir is not None else None
+        #: What the last outer step did on this rank (seeds and initial-weight fingerprints of its networks).
+        self.last_step_record: dict[str, Any] = {}
+
+    # ---- inner networks ---------------------------------------------------------------------------
+    def inner_seed(self, step: int, rank: int, index: int) -> int:
+        if self.known_init:
+            return derive_seed(self.seed, "inner-fixed")
+        return derive_seed(self.seed, "inner", step, rank, index)
+
+    def sample_inner_net(self, step: int, rank: int, index: int) -> nn.Module:
+        """A fresh network θ₀ ~ p(θ), a pure function of (seed, step, rank, index); never registered here."""
+        net = self.model_factory()
+        initialize(net, self.init_scheme, torch_generator(self.inner_seed(step, rank, index)))
+        return net.to(device=self.distilled.images.device, dtype=self.distilled.images.dtype)
+
+    def inner_net_loss(
+        self, x: Tensor, y: Tensor, step: int, rank: int, index: int
+    ) -> tuple[Tensor, Tensor, nn.Module]:
+        """(outer loss, logits on the real batch, the sampled network) for one inner network."""
+        net = self.sample_inner_net(step, rank, index)
+        loss, logits = outer_loss(net, self.distilled, x, y, self.backend, self.use_checkpoint)
+        return loss, logits, net
+
+    def real_batch(self, step: int, rank: int) -> tuple[Tensor, Tensor]:
+        x, y = self.real_batches.get(step, rank)
+        return x.to(self.distilled.images.device, self.distilled.images.dtype), y.to(
+            self.distilled.images.device
+        )
+
+    # ---- optimisation -------------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        groups = [
+            {"params": [p], "lr": self.group_lrs[name], "name": name}
+            for name, p in self.distilled.named_parameters()
+            if p.requires_grad
+        ]
+        opt = self.optimizer_factory(groups)
+        if self.scheduler_factory is None:
+            return opt
+        return {
+            "optimizer": opt,
+            "lr_scheduler": {"scheduler": self.scheduler_factory(opt), "interval": "step"},
+        }
+
+    def _no_sync(self) -> contextlib.AbstractContextManager:
+        block = getattr(self.trainer.strategy, "block_backward_sync", None)
+        return block() if block is not None else contextlib.nullcontext()
+
+    def _fail(self, step: int, what: str) -> None:
+        raise NonFiniteError(
+            f"outer step {step}: {what}. Check the real data for NaN/inf values, or lower distill.lr_init, "
+            f"the outer learning rates or set distill.grad_clip."
+        )
+
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        step, rank = int(self.global_step), int(self.global_rank)
+        x, y = self.real_batch(step, rank)
+        opt = self.optimizers()
+        opt.zero_grad(set_to_none=True)
+        n = self.inner_nets_per_step
+        losses, accs, seeds, fingerprints = [], [], [], []
+        for i in range(n):
+            loss, logits, net = self.inner_net_loss(x, y, step, rank, i)
+            seeds.append(self.inner_seed(step, rank, i))
+            fingerprints.append(float(sum(p.detach().double().sum() for p in net.parameters())))
+            finite = bool(torch.isfinite(loss.detach()))
+            if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+                where = f"on rank {rank}, inner network {i}" if not finite else "on another rank"
+                self._fail(step, f"the outer loss is not finite ({float(loss.detach())}) {where}")
+            with self._no_sync() if i < n - 1 else contextlib.nullcontext():
+                self.manual_backward(loss / n)
+            release_template(net)
+            losses.append(loss.detach())
+            accs.append((logits.detach().argmax(1) == y).float().mean())
+        for name, p in self.distilled.named_parameters():
+            if p.grad is not None and not torch.isfinite(p.grad).all():
+                self._fail(step, f"the meta-gradient of {name!r} is not finite")
+        if self.grad_clip:
+            self.clip_gradients(opt, gradient_clip_val=float(self.grad_clip), gradient_clip_algorithm="norm")
+        opt.step()
+        sched = self.lr_schedulers()
+        if sched is not None:
+            sched.step()
+        self.last_step_record = {
+            "step": step,
+            "rank": rank,
+            "seeds": seeds,
+            "init_fingerprints": fingerprints,
+        }
+        self._log_step(step, torch.stack(losses).mean(), torch.stack(accs).mean())
+        return torch.stack(losses).mean()
+
+    # ---- logging ------------------------------------------------------------------------------------
+    def _log_step(self, step: int, loss: Tensor, acc: Tensor) -> None:
+        self.log("outer/loss", loss, on_step=True, prog_bar=True, sync_dist=True)
+        self.log("outer/acc", acc, on_step=True, prog_bar=True, sync_dist=True)
+        ds = self.distilled
+        metrics = {f"lr/{t:03d}": v for t, v in enumerate(ds.lrs().detach().float().cpu().tolist())}
+        metrics["labels/entropy"] = float(ds.label_entropy().detach())
+        for g in self.optimizers().param_groups:
+            metrics[f"opt/lr_{g['name']}"] = float(g["lr"])
+        self.log_dict(metrics, on_step=True)
+        if self.grid_every and (step + 1) % self.grid_every == 0 and self.trainer.is_global_zero:
+            self.log_grid(step + 1)
+
+    def log_grid(self, step: int) -> None:
+        """Draw the current distilled images with their soft labels: PNG in ``grid_dir``, W&B image (uint8)."""
+        image = grid_image(self.distilled, title=f"outer step {step}")
+        if self.grid_dir is not None:
+            save_png(self.grid_dir / f"step_{step:06d}.png", image)
+        for lg in self.loggers:
+            if hasattr(lg, "log_image"):
+                lg.log_image(key="distilled/grid", images=[image], step=step)

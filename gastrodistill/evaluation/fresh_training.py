@@ -1,0 +1,213 @@
+"""Train fresh, randomly initialised networks on a distilled set or on real patches (plain PyTorch, CPU-fast).
+
+Two ways to use a distilled set: ``replay`` repeats what the distillation optimised for (T = steps ×
+epochs plain SGD steps, step t on ``distilled.batch(t)`` with the learned rate ``lrs()[t]``), and
+``standard`` ignores the learned rates and trains for some epochs with an ordinary optimiser on all
+distilled images and their (soft) targets. Real-data baselines use the same network builder; the
+upper bound trains on every real training patch with the epoch chosen on validation patients.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+SCHEDULES = ("replay", "standard")
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """How to build one fresh network: a model factory (``instantiate(cfg.model)``) and the data's shape."""
+
+    factory: Callable[..., nn.Module]
+    in_channels: int
+    num_classes: int
+    image_size: tuple[int, int]
+    init: str = "xavier"
+    name: str = "net"
+
+    def build(self, generator: torch.Generator) -> nn.Module:
+        """A new network, re-initialised from ``generator`` (never from the global RNG)."""
+        from gastrodistill.models.init import initialize
+
+        net = self.factory(in_channels=self.in_channels, num_classes=self.num_classes,
+                           image_size=tuple(self.image_size))
+        initialize(net, self.init, generator)
+        return net
+
+
+@dataclass(frozen=True)
+class StandardSchedule:
+    """An ordinary training recipe for a small labelled set (distilled images or a real subset)."""
+
+    epochs: int = 300
+    lr: float = 0.01
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    batch_size: int = 0  # 0: full batch
+    cosine: bool = True
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("sgd", "adam"):
+            raise ValueError(f"eval standard optimizer {self.optimizer!r} unknown; use 'sgd' or 'adam'")
+        if self.epochs < 1 or self.lr <= 0:
+            raise ValueError(f"eval standard schedule needs epochs >= 1 and lr > 0 (got {self.epochs}, {self.lr})")
+
+
+def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, momentum: float = 0.9,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    raise ValueError(f"optimizer {name!r} unknown; use 'sgd' or 'adam'")
+
+
+def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy with integer labels or with probability targets (as the distillation's inner loss)."""
+    return F.cross_entropy(logits, targets)
+
+
+@torch.no_grad()
+def _sgd_step(net: nn.Module, lr: float) -> None:
+    for p in net.parameters():
+        if p.grad is not None:
+            p.sub_(lr * p.grad)
+
+
+def train_replay(net: nn.Module, distilled) -> nn.Module:
+    """Replay the learned schedule: T = steps × epochs plain SGD steps with the learned rates."""
+    lrs = distilled.lrs().detach().cpu().tolist()
+    net.train()
+    for t, lr in enumerate(lrs):
+        x, y = distilled.batch(t)
+        net.zero_grad(set_to_none=True)
+        loss = soft_cross_entropy(net(x.detach()), y.detach())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"replay step {t}: loss is {loss.item()}; the distilled set is unusable")
+        loss.backward()
+        _sgd_step(net, float(lr))
+    return net
+
+
+def train_small_set(net: nn.Module, images: torch.Tensor, targets: torch.Tensor, schedule: StandardSchedule,
+                    generator: torch.Generator) -> nn.Module:
+    """Train on a small in-memory set (soft ``[N, K]`` or hard ``[N]`` targets) with a standard recipe."""
+    images, targets = images.detach(), targets.detach()
+    n = len(images)
+    bs = n if schedule.batch_size <= 0 else min(schedule.batch_size, n)
+    opt = make_optimizer(net.parameters(), schedule.optimizer, schedule.lr, schedule.momentum, schedule.weight_decay)
+    steps_per_epoch = math.ceil(n / bs)
+    total = schedule.epochs * steps_per_epoch
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if schedule.cosine else None
+    net.train()
+    for epoch in range(schedule.epochs):
+        order = torch.randperm(n, generator=generator) if bs < n else torch.arange(n)
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            opt.zero_grad(set_to_none=True)
+            loss = soft_cross_entropy(net(images[idx]), targets[idx])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"standard schedule epoch {epoch}: loss is {loss.item()}; lower eval lr")
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+    return net
+
+
+def distilled_tensors(distilled) -> tuple[torch.Tensor, torch.Tensor]:
+    """All distilled images and their targets (soft probabilities, or one-hot in hard mode), detached."""
+    with torch.no_grad():
+        return distilled.images.detach().clone(), distilled.soft_targets().detach().clone()
+
+
+def train_on_distilled(distilled, spec: NetSpec, schedule: str, generator: torch.Generator,
+                       standard: StandardSchedule | None = None) -> nn.Module:
+    """A fresh network trained on ``distilled`` with the ``replay`` or ``standard`` schedule."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule {schedule!r} unknown; use one of {SCHEDULES}")
+    net = spec.build(generator)
+    if schedule == "replay":
+        return train_replay(net, distilled)
+    x, y = distilled_tensors(distilled)
+    return train_small_set(net, x, y, standard or StandardSchedule(), generator)
+
+
+@torch.no_grad()
+def predict(net: nn.Module, batches: Iterable[torch.Tensor | tuple] | torch.Tensor, batch_size: int = 512) -> np.ndarray:
+    """Predicted classes of every image (a tensor ``[N,C,H,W]`` or an iterable of batches / (x, y) pairs)."""
+    net.eval()
+    out: list[torch.Tensor] = []
+    if isinstance(batches, torch.Tensor):
+        batches = batches.split(batch_size)
+    for b in batches:
+        x = b[0] if isinstance(b, list | tuple) else b
+        out.append(net(x).argmax(1))
+    net.train()
+    return torch.cat(out).numpy() if out else np.empty(0, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class RealTraining:
+    """Training on every real patch (the upper bound); the best epoch is chosen on validation patches."""
+
+    epochs: int = 5
+    lr: float = 0.01
+    optimizer: str = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+
+
+def train_on_real(
+    spec: NetSpec,
+    epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
+    recipe: RealTraining,
+    select: Callable[[nn.Module], float],
+    generator: torch.Generator,
+    progress: bool = True,
+) -> tuple[nn.Module, dict[str, float]]:
+    """A fresh network trained for ``recipe.epochs``; returns the epoch with the best ``select`` score.
+
+    ``epoch_batches(epoch)`` yields shuffled training batches; ``select(net)`` scores the network on
+    validation patients only (never test), higher is better.
+    """
+    net = spec.build(generator)
+    opt = make_optimizer(net.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay)
+    best_score, best_state, best_epoch = -math.inf, copy.deepcopy(net.state_dict()), 0
+    for epoch in range(recipe.epochs):
+        net.train()
+        batches = epoch_batches(epoch)
+        for x, y in tqdm(batches, desc=f"{spec.name} real epoch {epoch + 1}/{recipe.epochs}", leave=False,
+                         disable=not progress):
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(net(x), torch.as_tensor(y).long())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"real training epoch {epoch}: loss is {loss.item()}; lower eval.real.lr")
+            loss.backward()
+            opt.step()
+        score = float(select(net))
+        if score > best_score:
+            best_score, best_state, best_epoch = score, copy.deepcopy(net.state_dict()), epoch + 1
+    net.load_state_dict(best_state)
+    net.eval()
+    return net, {"best_epoch": best_epoch, "val_score": best_score}
+
+
+def in_memory_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
+                      generator: torch.Generator) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """One shuffled pass over in-memory tensors (the fast path for CPU-sized patch stores)."""
+    order = torch.randperm(len(x), generator=generator)
+    for start in range(0, len(x), batch_size):
+        idx = order[start:start + batch_size]
+        yield x[idx], y[idx]

@@ -1,0 +1,117 @@
+"""Figures of a study: distilled images with their soft labels, learned learning rates, ROC curves, confusions.
+
+Every figure is written atomically as PNG with the non-interactive Agg backend; no patient-level data
+appear on any of them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from gastrodistill.utils.atomic import atomic_path  # noqa: E402
+
+
+def _save(fig, path: str | Path) -> Path:
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
+def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
+    """Normalised ``[N,C,H,W]`` images back to [0, 1] pixels ``[N,H,W,C]`` for display."""
+    m = torch.as_tensor(mean, dtype=images.dtype).view(1, -1, 1, 1)
+    s = torch.as_tensor(std, dtype=images.dtype).view(1, -1, 1, 1)
+    return (images.detach().cpu() * s + m).clamp(0, 1).permute(0, 2, 3, 1).numpy()
+
+
+def plot_distilled_grid(images: torch.Tensor, soft_targets: torch.Tensor, class_names: Sequence[str],
+                        mean: Sequence[float], std: Sequence[float], path: str | Path, title: str = "",
+                        max_images: int = 60) -> Path:
+    """Distilled images, one per cell, each titled with its soft label (class: probability)."""
+    imgs = denormalise(images[:max_images], mean, std)
+    probs = soft_targets[:max_images].detach().cpu().numpy()
+    n = len(imgs)
+    cols = min(n, max(len(class_names), 6))
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
+    short = [c[:8] for c in class_names]
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i >= n:
+            continue
+        img = imgs[i]
+        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
+        label = "\n".join(f"{short[k]} {probs[i, k]:.2f}" for k in np.argsort(-probs[i])[:3])
+        ax.set_title(label, fontsize=6)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_lr_schedules(schedules: Mapping[str, np.ndarray], path: str | Path, steps: Mapping[str, int] | None = None) -> Path:
+    """The learned per-step learning rates of each distilled set (epoch boundaries dotted)."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for name, lrs in schedules.items():
+        lrs = np.asarray(lrs)
+        ax.plot(np.arange(1, len(lrs) + 1), lrs, marker="o", ms=3, label=name)
+        if steps and steps.get(name):
+            for b in range(steps[name], len(lrs), steps[name]):
+                ax.axvline(b + 0.5, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("inner step")
+    ax.set_ylabel("learned learning rate")
+    ax.set_title("Learned learning-rate schedules")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
+
+
+def plot_roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
+    """All methods' patient-level ROC curves on one chart: label -> (fpr, mean tpr, std tpr, mean AUC)."""
+    fig, ax = plt.subplots(figsize=(5.2, 5))
+    for label, (fpr, tpr, sd, auc) in curves.items():
+        (line,) = ax.plot(fpr, tpr, lw=1.4, label=f"{label} (AUC {auc:.3f})")
+        ax.fill_between(fpr, np.clip(tpr - sd, 0, 1), np.clip(tpr + sd, 0, 1), color=line.get_color(), alpha=0.12)
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("1 - specificity (test patients)")
+    ax.set_ylabel("sensitivity")
+    ax.set_title("Patient-level ROC (mean over fresh networks)")
+    ax.legend(fontsize=6, loc="lower right")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.01)
+    return _save(fig, path)
+
+
+def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], class_names: Sequence[str], path: str | Path) -> Path:
+    """Row-normalised patch confusion matrices (summed over fresh networks), one panel per method."""
+    n = len(matrices)
+    cols = min(n, 4)
+    rows = math.ceil(n / cols) if n else 1
+    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.1 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (label, cm) in zip(axes.flat, matrices.items(), strict=False):
+        cm = np.asarray(cm, dtype=np.float64)
+        norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        ax.axis("on")
+        ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+        for i in range(norm.shape[0]):
+            for j in range(norm.shape[1]):
+                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if norm[i, j] > 0.6 else "black")
+        ticks = range(len(class_names))
+        ax.set_xticks(ticks, [c[:9] for c in class_names], fontsize=6, rotation=30)
+        ax.set_yticks(ticks, [c[:9] for c in class_names], fontsize=6)
+        ax.set_xlabel("predicted", fontsize=7)
+        ax.set_ylabel("true", fontsize=7)
+        ax.set_title(label, fontsize=7)
+    fig.suptitle("Test patches, row-normalised", fontsize=9)
+    return _save(fig, path)

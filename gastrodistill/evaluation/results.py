@@ -1,0 +1,132 @@
+"""The results table: one row per (method, schedule, architecture), mean ± std over fresh networks.
+
+Written as CSV (every number) and Markdown (the readable subset), and logged to the experiment
+loggers (scalars to CSV/W&B, the whole table as a W&B table). Rows carry no patient data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+from gastrodistill.evaluation.metrics import bootstrap_patient_ci
+from gastrodistill.utils.atomic import atomic_path, write_text_atomic
+
+KEY_COLUMNS = ("method", "schedule", "architecture")
+PATCH_METRICS = ("patch_accuracy", "patch_balanced_accuracy", "patch_macro_f1")
+PATIENT_METRICS = ("patient_sensitivity", "patient_specificity", "patient_hm", "patient_accuracy", "patient_auc")
+
+
+def row_id(row: Mapping[str, Any]) -> str:
+    return "/".join(str(row[k]) for k in KEY_COLUMNS)
+
+
+def scalar_metric_names(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Metrics averaged over networks: patch, per-class recall, patient metrics and the threshold."""
+    recalls = sorted({k for r in records for k in r if k.startswith("recall_")})
+    return [*PATCH_METRICS, *recalls, *PATIENT_METRICS, "threshold"]
+
+
+def summarise(records: Sequence[Mapping[str, Any]], sizes: Mapping[str, Mapping[str, int]], real_bytes: int,
+              rng: np.random.Generator, n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
+    """Aggregate per-network records into the table.
+
+    ``sizes[method]`` gives ``n_images`` and ``bytes`` of what the method trains from; compression
+    is ``real_bytes`` (the whole real training patch set) over those bytes. Standard deviations are
+    over fresh networks (population std, ``ddof=0``); the HM and AUC intervals are patient bootstraps
+    of the mean over networks.
+    """
+    if not records:
+        raise ValueError("no evaluated networks: check eval.n_networks, eval.schedules and eval.baselines")
+    metrics = scalar_metric_names(records)
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(tuple(r[k] for k in KEY_COLUMNS), []).append(r)
+    rows = []
+    for key, recs in groups.items():
+        row: dict[str, Any] = dict(zip(KEY_COLUMNS, key, strict=True))
+        size = sizes[row["method"]]
+        row.update(n_networks=len(recs), n_images=int(size["n_images"]), bytes=int(size["bytes"]),
+                   compression=real_bytes / max(int(size["bytes"]), 1))
+        for m in metrics:
+            vals = np.array([float(r.get(m, math.nan)) for r in recs], dtype=np.float64)
+            finite = vals[np.isfinite(vals)]
+            row[f"{m}_mean"] = float(finite.mean()) if len(finite) else math.nan
+            row[f"{m}_std"] = float(finite.std()) if len(finite) else math.nan
+        if all(r.get("test_labels") is not None for r in recs):
+            ci = bootstrap_patient_ci(recs[0]["test_labels"], np.stack([r["test_decisions"] for r in recs]),
+                                      np.stack([r["test_scores"] for r in recs]), rng, n_boot, level)
+            row.update(ci)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _pm(row: Mapping[str, Any], m: str, digits: int = 3) -> str:
+    mean, std = row.get(f"{m}_mean", math.nan), row.get(f"{m}_std", math.nan)
+    if mean is None or not np.isfinite(mean):
+        return "–"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _ci(row: Mapping[str, Any], m: str) -> str:
+    lo, hi = row.get(f"{m}_ci_low", math.nan), row.get(f"{m}_ci_high", math.nan)
+    return "" if lo is None or not np.isfinite(lo) else f" [{lo:.3f}, {hi:.3f}]"
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -> str:
+    """A readable Markdown table (mean ± std over fresh networks; HM and AUC with bootstrap CIs)."""
+    header = ["Method", "Schedule", "Arch", "Nets", "Images", "Size", "Compression", "Patch acc", "Bal. acc",
+              "Macro F1", "Sensitivity", "Specificity", f"HM [{level:.0%} CI]", f"AUC [{level:.0%} CI]"]
+    lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, r in df.iterrows():
+        cells = [str(r["method"]), str(r["schedule"]), str(r["architecture"]), str(int(r["n_networks"])),
+                 str(int(r["n_images"])), _human_bytes(float(r["bytes"])), f"{float(r['compression']):,.0f}×",
+                 _pm(r, "patch_accuracy"), _pm(r, "patch_balanced_accuracy"), _pm(r, "patch_macro_f1"),
+                 _pm(r, "patient_sensitivity"), _pm(r, "patient_specificity"),
+                 _pm(r, "patient_hm") + _ci(r, "patient_hm"), _pm(r, "patient_auc") + _ci(r, "patient_auc")]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Mean ± std over fresh networks; patient metrics on test patients with the threshold fitted "
+              "on validation (or training) patients; intervals: patient bootstrap of the mean.", ""]
+    return "\n".join(lines)
+
+
+def write_results(df: pd.DataFrame, output_dir: str | Path, title: str = "Results") -> tuple[Path, Path]:
+    """``results.csv`` (every column, full precision) and ``results.md`` in ``output_dir``, atomically."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "results.csv", out / "results.md"
+    with atomic_path(csv_path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.10g")
+    write_text_atomic(md_path, to_markdown(df, title))
+    return csv_path, md_path
+
+
+def numeric_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c not in KEY_COLUMNS and pd.api.types.is_numeric_dtype(df[c])]
+
+
+def log_results(loggers: Sequence[Logger], df: pd.DataFrame, prefix: str = "results") -> None:
+    """Every numeric cell as ``<prefix>/<method>/<schedule>/<arch>/<column>`` (step = row), plus a W&B table."""
+    cols = numeric_columns(df)
+    for i, (_, r) in enumerate(df.iterrows()):
+        metrics = {f"{prefix}/{row_id(r)}/{c}": float(r[c]) for c in cols if np.isfinite(float(r[c]))}
+        for lg in loggers:
+            lg.log_metrics(metrics, step=i)
+    for lg in loggers:
+        if isinstance(lg, WandbLogger):
+            lg.log_table(key=f"{prefix}/table", dataframe=df.astype({c: "float64" for c in cols}))
+        lg.save()

@@ -1,0 +1,60 @@
+"""A small AlexNet-style network (five convolutions, three pools, three linear layers; SsnL's
+``AlexCifarNet`` family), scaled by ``width``. An adaptive pool to at most 4x4 makes any input size work."""
+
+from __future__ import annotations
+
+import math
+
+from torch import Tensor, nn
+
+from gastrodistill.models.init import check_scheme, initialize
+from gastrodistill.models.layers import activation, check_shape, norm2d, pool2d
+from gastrodistill.utils.seeding import torch_generator
+
+
+class AlexNet(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: tuple[int, int] | list[int] | int,
+        width: int = 32,
+        hidden: int = 256,
+        norm: str = "none",
+        act: str = "relu",
+        init: str = "xavier",
+        init_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        h, w = check_shape(in_channels, num_classes, image_size)
+        self.init_scheme = check_scheme(init)
+        c1, c2, c3 = width, 2 * width, 3 * width
+
+        def conv(cin: int, cout: int, k: int) -> list[nn.Module]:
+            return [nn.Conv2d(cin, cout, k, padding=k // 2), norm2d(norm, cout), activation(act)]
+
+        self.features = nn.Sequential(
+            *conv(in_channels, c1, 5),
+            pool2d("max"),
+            *conv(c1, c2, 5),
+            pool2d("max"),
+            *conv(c2, c3, 3),
+            *conv(c3, c2, 3),
+            *conv(c2, c2, 3),
+            pool2d("max"),
+        )
+        for _ in range(3):
+            h, w = math.ceil(h / 2), math.ceil(w / 2)
+        out = (min(4, h), min(4, w))
+        self.pool = nn.AdaptiveAvgPool2d(out)
+        self.classifier = nn.Sequential(
+            nn.Linear(c2 * out[0] * out[1], hidden),
+            activation(act),
+            nn.Linear(hidden, hidden // 2),
+            activation(act),
+            nn.Linear(hidden // 2, num_classes),
+        )
+        initialize(self, init, torch_generator(init_seed, "model-init"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.pool(self.features(x)).flatten(1))

@@ -1,0 +1,65 @@
+"""Building blocks shared by the networks: normalisation layers without running statistics.
+
+Distillation unrolls the inner training functionally (``higher`` / ``torch.func.functional_call``,
+optionally with activation checkpointing that re-runs each step). A BatchNorm with running statistics
+would mutate its buffers during the unroll (and twice under checkpointing), so every norm here
+normalises with the statistics of the current batch only: ``instance`` and ``group`` by construction,
+``batch`` as ``BatchNorm2d(track_running_stats=False)`` (batch statistics in eval mode too), and
+``none``.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+NORMS = ("instance", "group", "batch", "none")
+
+
+def norm2d(kind: str, channels: int, groups: int = 8) -> nn.Module:
+    """A stateless 2-D normalisation layer (see the module docstring for why stateless)."""
+    if kind == "instance":
+        return nn.GroupNorm(channels, channels, affine=True)  # == InstanceNorm2d(affine=True), no buffers
+    if kind == "group":
+        g = max(1, min(groups, channels))
+        while channels % g:
+            g -= 1
+        return nn.GroupNorm(g, channels, affine=True)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=True, track_running_stats=False)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}: use one of {', '.join(NORMS)}")
+
+
+def activation(kind: str) -> nn.Module:
+    acts = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU}
+    if kind not in acts:
+        raise ValueError(f"unknown activation {kind!r}: use one of {', '.join(acts)}")
+    return acts[kind]()
+
+
+def pool2d(kind: str) -> nn.Module:
+    """A 2x halving pool that never fails on a 1-pixel map (ceil mode), so any input size works."""
+    if kind == "max":
+        return nn.MaxPool2d(2, ceil_mode=True)
+    if kind == "avg":
+        return nn.AvgPool2d(2, ceil_mode=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown pooling {kind!r}: use max, avg or none")
+
+
+def check_shape(
+    in_channels: int, num_classes: int, image_size: tuple[int, int] | list[int] | int
+) -> tuple[int, int]:
+    """Validate the common constructor arguments; returns ``(H, W)``."""
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    size = tuple(int(s) for s in image_size)
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"image_size must be (H, W) with positive sides, got {image_size!r}")
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    return size  # type: ignore[return-value]

@@ -1,0 +1,82 @@
+"""A ResNet-18-style network (four stages of two basic blocks), for any input size and channel count.
+
+Normalisation defaults to GroupNorm: BatchNorm's running statistics are buffers that a functional
+unroll would mutate (see ``gastrodistill.models.layers``); ``norm="batch"`` uses batch statistics only.
+Small inputs (< 128 px) get a CIFAR-style 3x3 stem, larger ones the ImageNet 7x7/2 stem + max pool.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from gastrodistill.models.init import check_scheme, initialize
+from gastrodistill.models.layers import activation, check_shape, norm2d
+from gastrodistill.utils.seeding import torch_generator
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int, norm: str, act: str) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = norm2d(norm, cout)
+        self.act = activation(act)
+        self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
+        self.norm2 = norm2d(norm, cout)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(cin, cout, 1, stride=stride, bias=False), norm2d(norm, cout)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.act(self.norm1(self.conv1(x)))
+        out = self.norm2(self.conv2(out))
+        return self.act(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        image_size: tuple[int, int] | list[int] | int,
+        width: int = 64,
+        blocks: tuple[int, ...] | list[int] = (2, 2, 2, 2),
+        norm: str = "group",
+        act: str = "relu",
+        stem: str = "auto",
+        init: str = "xavier",
+        init_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        h, w = check_shape(in_channels, num_classes, image_size)
+        self.init_scheme = check_scheme(init)
+        if stem == "auto":
+            stem = "imagenet" if min(h, w) >= 128 else "cifar"
+        if stem == "cifar":
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, width, 3, padding=1, bias=False), norm2d(norm, width), activation(act)
+            )
+        elif stem == "imagenet":
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False),
+                norm2d(norm, width),
+                activation(act),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            )
+        else:
+            raise ValueError(f"unknown ResNet stem {stem!r}: use auto, cifar or imagenet")
+        stages: list[nn.Module] = []
+        cin = width
+        for i, n in enumerate(blocks):
+            cout = width * 2**i
+            for j in range(n):
+                stages.append(BasicBlock(cin, cout, 2 if (i > 0 and j == 0) else 1, norm, act))
+                cin = cout
+        self.layers = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(cin, num_classes)
+        initialize(self, init, torch_generator(init_seed, "model-init"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.pool(self.layers(self.stem(x))).flatten(1))

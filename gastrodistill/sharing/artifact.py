@@ -1,0 +1,407 @@
+"""The shareable artifact: a distilled set another hospital can load safely and train from.
+
+Layout (a folder, optionally also a ``.zip`` of the same three files)::
+
+    distilled.safetensors   images, targets (soft labels), label_logits, lrs, raw_lrs
+    card.json               schema version, shapes, classes, normalisation, recipe, metrics, hashes
+    grid.png                the distilled images with their soft labels
+
+Nothing in it can execute code on load (no pickles), and loading checks everything it can: the
+schema version, the sha256 and size of every file (truncation, tampering), the tensors' names,
+dtypes and shapes against the card, and that the soft labels and learning rates agree with the
+stored logits and raw rates.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+import gastrodistill
+from gastrodistill.sharing.card import (
+    FORMAT,
+    REQUIRED_FIELDS,
+    SCHEMA_VERSION,
+    SUPPORTED_SCHEMA_VERSIONS,
+    CardError,
+    check_caller_fields,
+    check_public,
+    find_strings,
+    seal,
+    seal_ok,
+)
+from gastrodistill.sharing.grid import save_grid
+from gastrodistill.utils.atomic import atomic_dir, atomic_path
+from gastrodistill.utils.hashing import sha256_bytes
+from gastrodistill.utils.run_info import package_versions
+
+TENSORS_FILE = "distilled.safetensors"
+CARD_FILE = "card.json"
+GRID_FILE = "grid.png"
+ARTIFACT_FILES = (TENSORS_FILE, CARD_FILE, GRID_FILE)
+TENSOR_NAMES = ("images", "targets", "label_logits", "lrs", "raw_lrs")
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib", ".npy", ".npz")
+#: Refuse archive members larger than this (guards against zip bombs).
+MAX_MEMBER_BYTES = 4 << 30
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+class ArtifactError(ValueError):
+    """An artifact that must not be loaded (pickle, unknown schema, truncated or tampered file, ...)."""
+
+
+# ---- writing --------------------------------------------------------------------------------------
+def _tensors(distilled) -> dict[str, torch.Tensor]:
+    with torch.no_grad():
+        out = {
+            "images": distilled.images,
+            "targets": distilled.soft_targets(),
+            "label_logits": distilled.label_logits,
+            "lrs": distilled.lrs(),
+            "raw_lrs": distilled.raw_lrs,
+        }
+        return {k: v.detach().float().cpu().contiguous() for k, v in out.items()}
+
+
+def _distilled_info(distilled) -> dict[str, Any]:
+    c, h, w = distilled.images.shape[1:]
+    return {
+        "mode": str(distilled.mode),
+        "num_classes": int(distilled.num_classes),
+        "ipc": int(distilled.ipc),
+        "steps": int(distilled.steps),
+        "epochs": int(distilled.epochs),
+        "temperature": float(distilled.temperature),
+        "n_images": int(distilled.images.shape[0]),
+        "image_shape": [int(c), int(h), int(w)],
+    }
+
+
+def _defaults(distilled) -> dict[str, Any]:
+    """Class names and normalisation the set carries itself (the caller's card_fields win)."""
+    out: dict[str, Any] = {}
+    for key in ("class_names", "mean", "std"):
+        value = getattr(distilled, key, None)
+        if value is not None:
+            out[key] = list(value)
+    return out
+
+
+def build_card(
+    distilled, card_fields: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], files: Mapping[str, bytes]
+) -> dict[str, Any]:
+    """The full card: the caller's allow-listed fields plus shapes, versions and file hashes; sealed."""
+    fields = check_caller_fields(card_fields)
+    missing = [
+        k
+        for k in ("class_names", "mean", "std", "architecture", "training_recipe", "source_hash")
+        if k not in fields
+    ]
+    if missing:
+        raise CardError(
+            f"card_fields is missing {missing}; pass them to save_artifact (see docs/anonymity.md)"
+        )
+    info = _distilled_info(distilled)
+    if len(fields["class_names"]) != info["num_classes"]:
+        raise CardError(
+            f"card.class_names has {len(fields['class_names'])} names for {info['num_classes']} classes"
+        )
+    for key in ("mean", "std"):
+        if len(fields[key]) != info["image_shape"][0]:
+            raise CardError(f"card.{key} has {len(fields[key])} values for {info['image_shape'][0]} channels")
+    versions = package_versions()
+    card = {
+        "schema_version": SCHEMA_VERSION,
+        "format": FORMAT,
+        **{k: v for k, v in fields.items() if k not in ("mean", "std")},
+        "distilled": info,
+        "normalization": {
+            "mean": [float(v) for v in fields["mean"]],
+            "std": [float(v) for v in fields["std"]],
+            "space": "x_normalised = (x_unit - mean) / std, x_unit in [0, 1]",
+        },
+        "package": {
+            "name": "gastrodistill",
+            "version": gastrodistill.__version__,
+            "torch": versions.get("torch"),
+            "safetensors": versions.get("safetensors"),
+        },
+        "tensors": {
+            k: {"dtype": str(v.dtype).removeprefix("torch."), "shape": list(v.shape)}
+            for k, v in tensors.items()
+        },
+        "files": {name: {"sha256": sha256_bytes(data), "bytes": len(data)} for name, data in files.items()},
+    }
+    check_public({k: card[k] for k in ("distilled", "package", "tensors")})
+    return seal(card)
+
+
+def save_artifact(
+    out_dir: str | os.PathLike,
+    distilled,
+    card_fields: Mapping[str, Any],
+    forbidden_strings: Iterable[str] = (),
+    archive: bool = False,
+    grid_max: int = 120,
+) -> Path:
+    """Write the artifact folder atomically (and ``<out_dir>.zip`` when ``archive``); returns the folder.
+
+    ``card_fields`` holds the allow-listed card keys (see :data:`gastrodistill.sharing.card.CALLER_FIELDS`).
+    ``forbidden_strings`` (patient ids, header values, paths of the source data) are searched in every
+    byte written; finding one aborts the write with nothing left behind.
+    """
+    out_dir = Path(out_dir)
+    card_fields = {**_defaults(distilled), **dict(card_fields)}
+    tensors = _tensors(distilled)
+    for name, t in tensors.items():
+        if not torch.isfinite(t).all():
+            raise ArtifactError(
+                f"distilled tensor {name!r} has non-finite values; refusing to share a broken set"
+            )
+    blob = st_save(tensors, metadata={"format": FORMAT, "schema_version": str(SCHEMA_VERSION)})
+    fields = check_caller_fields(card_fields)
+    info = _distilled_info(distilled)
+    with atomic_dir(out_dir) as tmp:
+        save_grid(
+            tmp / GRID_FILE,
+            tensors["images"],
+            tensors["targets"],
+            fields.get("class_names") or [str(i) for i in range(info["num_classes"])],
+            fields.get("mean", [0.0]),
+            fields.get("std", [1.0]),
+            per_row=info["num_classes"] * info["ipc"],
+            max_images=grid_max,
+            title=f"{fields.get('name', 'distilled set')} ({info['mode']} labels)",
+        )
+        files = {TENSORS_FILE: blob, GRID_FILE: (tmp / GRID_FILE).read_bytes()}
+        card = build_card(distilled, fields, tensors, files)
+        card_bytes = (json.dumps(card, indent=2, sort_keys=True) + "\n").encode()
+        (tmp / TENSORS_FILE).write_bytes(blob)
+        (tmp / CARD_FILE).write_bytes(card_bytes)
+        hits = find_strings({**files, CARD_FILE: card_bytes}, list(forbidden_strings))
+        if hits:
+            where = sorted({name for name, _ in hits})
+            raise ArtifactError(
+                f"{len(hits)} private string(s) (patient ids / header values / paths) found in "
+                f"{where}; nothing was written. Remove them from card_fields."
+            )
+    if archive:
+        write_zip(out_dir, Path(f"{out_dir}.zip"))
+    return out_dir
+
+
+def write_zip(folder: Path, target: Path) -> Path:
+    """A deterministic zip (fixed timestamps and order) of the artifact's files, written atomically."""
+    with atomic_path(target, suffix=".zip") as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name in ARTIFACT_FILES:
+            info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, (folder / name).read_bytes())
+    return target
+
+
+# ---- reading --------------------------------------------------------------------------------------
+def _read_blobs(path: Path) -> dict[str, bytes]:
+    if not path.exists():
+        raise ArtifactError(f"no artifact at {path}; pass the artifact folder or its .zip")
+    if path.is_dir():
+        names = sorted(p.name for p in path.iterdir())
+        _refuse_names(names, path.name)
+        return {n: (path / n).read_bytes() for n in names if (path / n).is_file()}
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise ArtifactError(
+            f"{path.name} is a pickle-capable file; artifacts are safetensors + JSON only. "
+            "Pickles can run code when loaded: refusing."
+        )
+    if not zipfile.is_zipfile(path):
+        raise ArtifactError(
+            f"{path.name} is neither an artifact folder nor a zip archive (truncated download?)"
+        )
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = zf.infolist()
+            _refuse_names([i.filename for i in infos], path.name)
+            for i in infos:
+                if i.file_size > MAX_MEMBER_BYTES:
+                    raise ArtifactError(
+                        f"{path.name}: member {i.filename!r} claims {i.file_size} bytes; refusing"
+                    )
+            return {i.filename: zf.read(i) for i in infos}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+        raise ArtifactError(f"{path.name} is a damaged zip archive ({exc}); download it again") from exc
+
+
+def _refuse_names(names: list[str], where: str) -> None:
+    for n in names:
+        if n.lower().endswith(PICKLE_SUFFIXES):
+            raise ArtifactError(
+                f"{where} contains {n!r}, a pickle-capable file; artifacts are safetensors + JSON "
+                "only. Pickles can run code when loaded: refusing."
+            )
+    unexpected = sorted(set(names) - set(ARTIFACT_FILES))
+    if unexpected:
+        raise ArtifactError(
+            f"{where} contains unexpected file(s) {unexpected}; an artifact holds exactly "
+            f"{list(ARTIFACT_FILES)}"
+        )
+    missing = sorted(set(ARTIFACT_FILES) - set(names))
+    if missing:
+        raise ArtifactError(f"{where} lacks {missing}; an artifact holds exactly {list(ARTIFACT_FILES)}")
+
+
+def _refuse_pickle_bytes(name: str, data: bytes) -> None:
+    """Pickle protocol 2+ starts with 0x80 <proto>; torch.save writes a zip holding ``data.pkl``."""
+    if len(data) >= 2 and data[0] == 0x80 and 2 <= data[1] <= 5:
+        raise ArtifactError(f"{name} holds pickle data (magic bytes 0x80 0x0{data[1]}); refusing to load it")
+    if data[:4] == b"PK\x03\x04" and name != GRID_FILE:
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                if any(n.endswith(".pkl") for n in zf.namelist()):
+                    raise ArtifactError(f"{name} is a torch.save pickle archive; refusing to load it")
+        except zipfile.BadZipFile:
+            pass
+        raise ArtifactError(f"{name} is a zip archive, not {'JSON' if name == CARD_FILE else 'safetensors'}")
+
+
+def _parse_card(data: bytes) -> dict[str, Any]:
+    try:
+        card = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ArtifactError(f"{CARD_FILE} is not valid UTF-8 JSON ({exc}); the file is damaged") from exc
+    if not isinstance(card, dict):
+        raise ArtifactError(f"{CARD_FILE} must hold a JSON object")
+    version = card.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise ArtifactError(
+            f"{CARD_FILE} has schema_version {version!r}, which this gastrodistill "
+            f"({gastrodistill.__version__}) does not know (supported: {list(SUPPORTED_SCHEMA_VERSIONS)}); "
+            "upgrade gastrodistill or ask the sender for a supported version"
+        )
+    if card.get("format") != FORMAT:
+        raise ArtifactError(f"{CARD_FILE} format is {card.get('format')!r}, expected {FORMAT!r}")
+    missing = [k for k in REQUIRED_FIELDS if k not in card]
+    if missing:
+        raise ArtifactError(f"{CARD_FILE} lacks required field(s) {missing}")
+    if not seal_ok(card):
+        raise ArtifactError(
+            f"{CARD_FILE} was edited after it was written (card_sha256 does not match its content)"
+        )
+    return card
+
+
+def _check_files(card: Mapping[str, Any], blobs: Mapping[str, bytes]) -> None:
+    for name in (TENSORS_FILE, GRID_FILE):
+        entry = card["files"].get(name)
+        if not isinstance(entry, dict) or "sha256" not in entry or "bytes" not in entry:
+            raise ArtifactError(f"{CARD_FILE} has no sha256/bytes entry for {name}")
+        size, want = len(blobs[name]), int(entry["bytes"])
+        if size < want:
+            raise ArtifactError(f"{name} is truncated: {size} bytes, the card says {want}; download it again")
+        if size > want:
+            raise ArtifactError(
+                f"{name} has {size} bytes, the card says {want}: it was modified or appended to"
+            )
+        if sha256_bytes(blobs[name]) != entry["sha256"]:
+            raise ArtifactError(
+                f"{name} was modified: its sha256 does not match the card (tampered or corrupted)"
+            )
+
+
+def _check_tensors(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
+    if set(tensors) != set(TENSOR_NAMES):
+        raise ArtifactError(f"{TENSORS_FILE} holds {sorted(tensors)}, expected {sorted(TENSOR_NAMES)}")
+    info = card["distilled"]
+    n, k, t = int(info["n_images"]), int(info["num_classes"]), int(info["steps"]) * int(info["epochs"])
+    expected = {
+        "images": [n, *info["image_shape"]],
+        "targets": [n, k],
+        "label_logits": [n, k],
+        "lrs": [t],
+        "raw_lrs": [t],
+    }
+    if n != int(info["steps"]) * k * int(info["ipc"]):
+        raise ArtifactError(f"card: n_images {n} != steps x classes x ipc")
+    for name, tensor in tensors.items():
+        spec = card["tensors"].get(name, {})
+        if list(tensor.shape) != expected[name] or list(tensor.shape) != spec.get("shape"):
+            raise ArtifactError(
+                f"tensor {name!r} has shape {list(tensor.shape)}; the card says {spec.get('shape')} "
+                f"(expected {expected[name]})"
+            )
+        if str(tensor.dtype).removeprefix("torch.") != spec.get("dtype") or tensor.dtype != torch.float32:
+            raise ArtifactError(
+                f"tensor {name!r} has dtype {tensor.dtype}; the card says {spec.get('dtype')}"
+            )
+        if not torch.isfinite(tensor).all():
+            raise ArtifactError(f"tensor {name!r} has non-finite values")
+    if not torch.allclose(F.softplus(tensors["raw_lrs"]), tensors["lrs"], rtol=1e-5, atol=1e-7):
+        raise ArtifactError("tensor 'lrs' disagrees with softplus(raw_lrs): the tensors were altered")
+    if (
+        not torch.allclose(tensors["targets"].sum(1), torch.ones(n), atol=1e-4)
+        or (tensors["targets"] < 0).any()
+    ):
+        raise ArtifactError("tensor 'targets' rows are not probability distributions")
+    if len(card["class_names"]) != k or len(card["normalization"]["mean"]) != info["image_shape"][0]:
+        raise ArtifactError("card: class_names / normalization do not match the tensor shapes")
+
+
+def load_artifact(path: str | os.PathLike):
+    """Validate and load an artifact folder or ``.zip``; returns ``(DistilledSet, card)``.
+
+    Raises :class:`ArtifactError` naming the problem: pickles, unexpected or missing files, an unknown
+    schema version, an edited card, truncated or tampered files, tensors that disagree with the card.
+    """
+    path = Path(path)
+    blobs = _read_blobs(path)
+    for name, data in blobs.items():
+        _refuse_pickle_bytes(name, data)
+    card = _parse_card(blobs[CARD_FILE])
+    _check_files(card, blobs)
+    try:
+        tensors = st_load(blobs[TENSORS_FILE])
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise ArtifactError(f"{TENSORS_FILE} is not a readable safetensors file ({exc})") from exc
+    _check_tensors(card, tensors)
+    distilled = build_distilled(card, tensors)
+    if not torch.allclose(distilled.soft_targets().detach(), tensors["targets"], atol=1e-5):
+        raise ArtifactError(
+            "tensor 'targets' disagrees with the soft labels of label_logits at the card's "
+            "temperature: the tensors were altered"
+        )
+    return distilled, card
+
+
+def build_distilled(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]):
+    """A :class:`DistilledSet` holding the artifact's tensors (the receiving site's trainer takes it as is)."""
+    from gastrodistill.distillation.distilled_set import DistilledSet
+
+    info = card["distilled"]
+    norm = card["normalization"]
+    ds = DistilledSet(
+        int(info["num_classes"]),
+        int(info["ipc"]),
+        int(info["steps"]),
+        int(info["epochs"]),
+        info["image_shape"],
+        mode=str(info["mode"]),
+        temperature=float(info["temperature"]),
+        class_names=card["class_names"],
+        mean=norm["mean"],
+        std=norm["std"],
+    )
+    with torch.no_grad():
+        for name in ("images", "label_logits", "raw_lrs"):
+            getattr(ds, name).copy_(tensors[name])
+    return ds

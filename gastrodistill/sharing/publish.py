@@ -1,0 +1,91 @@
+"""From a run's config to a published artifact: the card fields and the private strings it must not hold."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from gastrodistill.sharing.artifact import save_artifact
+from gastrodistill.utils.privacy import public_config
+
+
+def _numbers(metrics: Mapping[str, Any] | None) -> dict[str, float]:
+    """Only finite scalar metrics go on a card (no arrays, no per-patient values)."""
+    out: dict[str, float] = {}
+    for k, v in (metrics or {}).items():
+        if isinstance(v, bool | int | float) and math.isfinite(float(v)):
+            out[str(k)] = float(v)
+    return out
+
+
+def card_fields_from_config(
+    cfg: DictConfig,
+    datamodule,
+    name: str,
+    evaluation: Mapping[str, Any] | None = None,
+    anonymity: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Card fields of one distilled set: classes, normalisation, architecture and recipe (path-free), metrics."""
+    data_target = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
+    names = list(datamodule.class_names)
+    positive = cfg.get("eval", {}).get("patient", {}).get("positive_class") if "eval" in cfg else None
+    fields: dict[str, Any] = {
+        "name": str(name),
+        "description": f"{name} distilled set of {data_target} ({cfg.experiment_name}), gastrodistill",
+        "dataset": data_target,
+        "class_names": names,
+        "mean": [float(v) for v in datamodule.mean],
+        "std": [float(v) for v in datamodule.std],
+        "architecture": public_config(cfg.model),
+        "training_recipe": {
+            "distill": public_config(cfg.distill) if "distill" in cfg else {},
+            "replay": "steps x epochs plain SGD steps, step t on batch(t % steps) with lrs[t]",
+            "standard": public_config(cfg.eval.standard) if "eval" in cfg and "standard" in cfg.eval else {},
+            "seed": int(cfg.seed),
+        },
+        "source_hash": datamodule.source_hash(),
+    }
+    if positive in names:
+        fields["positive_class"] = positive
+    if evaluation:
+        fields["evaluation"] = _numbers(evaluation)
+    if anonymity:
+        fields["anonymity"] = _numbers(anonymity)
+    return fields
+
+
+def publish_artifact(
+    cfg: DictConfig,
+    datamodule,
+    name: str,
+    distilled,
+    out_dir: str | os.PathLike,
+    evaluation: Mapping[str, Any] | None = None,
+    anonymity: Mapping[str, Any] | None = None,
+    archive: bool | None = None,
+) -> Path:
+    """Write the shareable artifact of ``distilled``; aborts if any patient id, header value or path would leak."""
+    from gastrodistill.anonymity.audit import data_root
+    from gastrodistill.anonymity.text_check import private_strings
+
+    acfg = cfg.audit.artifact
+    strings = private_strings(
+        datamodule,
+        data_root(cfg),
+        min_length=int(cfg.audit.text.min_length),
+        max_dicom_files=cfg.audit.text.get("max_dicom_files"),
+    )
+    fields = card_fields_from_config(cfg, datamodule, name, evaluation, anonymity)
+    return save_artifact(
+        out_dir,
+        distilled,
+        fields,
+        forbidden_strings=strings.values,
+        archive=bool(acfg.archive) if archive is None else archive,
+        grid_max=int(acfg.grid_max),
+    )

@@ -1,0 +1,207 @@
+"""A receiving site trains networks from an artifact alone and tests them on its own real patches.
+
+Everything needed comes from the artifact: the images, soft labels and learning rates (safetensors),
+the architecture and recipe (card). The site's data module only supplies its test (and validation,
+for the patient threshold) patches; they are brought into the artifact's normalisation and size by
+:class:`SiteAdapter`. The evaluation's trainer and metrics are used unchanged, so a site with the
+source's data gets the card's published numbers back, and other sites see how well they transfer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from gastrodistill.sharing.artifact import ArtifactError, load_artifact
+from gastrodistill.utils.atomic import write_text_atomic
+from gastrodistill.utils.run_info import save_run_info
+from gastrodistill.utils.seeding import torch_generator
+
+#: Only the project's own networks are built from a received card (a ``_target_`` is code to run).
+ALLOWED_TARGET_PREFIX = "gastrodistill.models."
+REPORTED = (
+    "patch_accuracy",
+    "patch_balanced_accuracy",
+    "patch_macro_f1",
+    "patient_sensitivity",
+    "patient_specificity",
+    "patient_hm",
+    "patient_auc",
+)
+
+
+class SiteAdapter(nn.Module):
+    """Site-normalised patches -> the artifact's normalisation and image size -> the trained network."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        site_mean: Sequence[float],
+        site_std: Sequence[float],
+        card_mean: Sequence[float],
+        card_std: Sequence[float],
+        size: Sequence[int],
+    ) -> None:
+        super().__init__()
+        self.net = net
+        view = lambda v: torch.as_tensor(list(v), dtype=torch.float32).view(1, -1, 1, 1)  # noqa: E731
+        self.register_buffer("site_mean", view(site_mean))
+        self.register_buffer("site_std", view(site_std))
+        self.register_buffer("card_mean", view(card_mean))
+        self.register_buffer("card_std", view(card_std))
+        self.size = tuple(int(s) for s in size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = ((x * self.site_std + self.site_mean) - self.card_mean) / self.card_std
+        if tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
+        return self.net(x)
+
+
+def check_site_data(card: Mapping[str, Any], datamodule) -> None:
+    """The site's classes (names and order) and channels must be the artifact's."""
+    names = list(card["class_names"])
+    if list(datamodule.class_names) != names:
+        raise ArtifactError(
+            f"the artifact's classes are {names} but the site's data has {list(datamodule.class_names)}; "
+            "a network trained from the artifact can only be tested on data with the same classes in the same order"
+        )
+    channels = int(card["distilled"]["image_shape"][0])
+    if int(datamodule.in_channels) != channels:
+        raise ArtifactError(f"the artifact's images have {channels} channel(s), the site's data {datamodule.in_channels}")
+
+
+def model_factory(card: Mapping[str, Any]):
+    """The network constructor named on the card, refusing anything outside ``gastrodistill.models``."""
+    arch = dict(card["architecture"])
+    target = str(arch.get("_target_", ""))
+    if not target.startswith(ALLOWED_TARGET_PREFIX):
+        raise ArtifactError(
+            f"card.architecture._target_ {target!r} is not a gastrodistill model; refusing to build it "
+            f"(only {ALLOWED_TARGET_PREFIX}* are instantiated from a received card)"
+        )
+    arch["_partial_"] = True
+    return hydra.utils.instantiate(OmegaConf.create(arch)), str(arch.get("init", "xavier")), target
+
+
+def train_networks(distilled, card: Mapping[str, Any], n_networks: int, schedule: str, seed: int) -> list[nn.Module]:
+    """``n_networks`` fresh networks trained from the artifact with the evaluation's trainer."""
+    from gastrodistill.evaluation.fresh_training import NetSpec, StandardSchedule, train_on_distilled
+
+    factory, init, target = model_factory(card)
+    c, h, w = (int(v) for v in card["distilled"]["image_shape"])
+    spec = NetSpec(
+        factory=factory,
+        in_channels=c,
+        num_classes=int(card["distilled"]["num_classes"]),
+        image_size=(h, w),
+        init=init,
+        name=target.rsplit(".", 1)[-1].lower(),
+    )
+    recipe = dict(card.get("training_recipe", {}).get("standard") or {})
+    standard = StandardSchedule(**recipe) if recipe else StandardSchedule()
+    return [
+        train_on_distilled(distilled, spec, schedule, torch_generator(seed, "receive", schedule, i), standard)
+        for i in range(n_networks)
+    ]
+
+
+def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for m in REPORTED:
+        vals = np.array([float(r.get(m, math.nan)) for r in records])
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            out[f"{m}_mean"], out[f"{m}_std"] = float(vals.mean()), float(vals.std())
+    return out
+
+
+def compare_published(site: Mapping[str, float], published: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Site mean vs card mean per metric; "within noise" = difference <= 2 x the larger std (+0.01)."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in REPORTED:
+        if f"{m}_mean" not in site or f"{m}_mean" not in published:
+            continue
+        a, b = site[f"{m}_mean"], float(published[f"{m}_mean"])
+        noise = 2 * max(site.get(f"{m}_std", 0.0), float(published.get(f"{m}_std", 0.0))) + 0.01
+        out[m] = {"site": a, "published": b, "difference": a - b, "within_noise": bool(abs(a - b) <= noise)}
+    return out
+
+
+def train_from_artifact(
+    artifact: str | os.PathLike,
+    cfg: DictConfig,
+    datamodule,
+    output_dir: str | os.PathLike | None = None,
+    n_networks: int | None = None,
+    schedule: str | None = None,
+) -> dict[str, Any]:
+    """Load, train ``n_networks`` fresh networks, test them on the site's data; returns metrics and comparison."""
+    from gastrodistill.evaluation.run import build_context, evaluate_network
+
+    distilled, card = load_artifact(artifact)
+    dm = datamodule
+    if not hasattr(dm, "mean"):
+        dm.prepare_data()
+        dm.setup()
+    check_site_data(card, dm)
+    rcfg = cfg.audit.receive
+    n = int(n_networks or rcfg.n_networks)
+    schedule = str(schedule or rcfg.schedule)
+    nets = train_networks(distilled, card, n, schedule, int(cfg.seed))
+    norm = card["normalization"]
+    size = card["distilled"]["image_shape"][1:]
+    ctx = build_context(cfg, dm)
+    records = []
+    for net in nets:
+        rec = evaluate_network(SiteAdapter(net, dm.mean, dm.std, norm["mean"], norm["std"], size), ctx)
+        records.append({k: float(v) for k, v in rec.items() if k in REPORTED})
+    site = _stats(records)
+    result = {
+        "artifact": {"name": card.get("name"), "source_hash": card["source_hash"], "card_sha256": card["card_sha256"]},
+        "schedule": schedule,
+        "n_networks": n,
+        "metrics": site,
+        "networks": records,
+        "published": compare_published(site, card.get("evaluation") or {}),
+    }
+    if output_dir is not None:
+        out = Path(output_dir)
+        save_run_info(out, cfg, extra={"stage": "train-from-artifact", "artifact_card_sha256": card["card_sha256"]})
+        write_text_atomic(out / "receive.json", json.dumps(result, indent=2, sort_keys=True))
+        write_text_atomic(out / "receive.md", render(result))
+    return result
+
+
+def render(result: Mapping[str, Any]) -> str:
+    lines = [
+        f"# Trained from artifact {result['artifact']['name']!s}",
+        "",
+        f"{result['n_networks']} fresh networks, schedule `{result['schedule']}`, tested on this site's test patches.",
+        "",
+        "| metric | this site | published | difference | within noise |",
+        "|---|---|---|---|---|",
+    ]
+    for m in REPORTED:
+        if f"{m}_mean" not in result["metrics"]:
+            continue
+        site = f"{result['metrics'][f'{m}_mean']:.3f} ± {result['metrics'][f'{m}_std']:.3f}"
+        pub = result["published"].get(m)
+        tail = (
+            f"{pub['published']:.3f} | {pub['difference']:+.3f} | {'yes' if pub['within_noise'] else 'NO'}"
+            if pub
+            else "n/a | | "
+        )
+        lines.append(f"| {m} | {site} | {tail} |")
+    return "\n".join(lines) + "\n"

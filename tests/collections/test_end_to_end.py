@@ -1,0 +1,120 @@
+"""npz and folder collections through distillation, evaluation and the artifact, unchanged (issue 6).
+
+Small on purpose (a few outer steps, one fresh network): these check that the stages accept any
+number of classes, any channel count and data without patients, not how good the result is.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra.utils import instantiate
+
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.run import run_distillation
+from gastrodistill.evaluation.run import run_evaluation
+
+SMALL = [
+    "distill=soft_cpu",
+    "distill.outer_steps=3",
+    "distill.steps=2",
+    "distill.epochs=1",
+    "distill.ipc=1",
+    "distill.batch_real=32",
+    "distill.grid_every=0",
+    "distill.ckpt_every=0",
+    "model.width=8",
+    "model.depth=2",
+    "trainer.enable_progress_bar=false",
+    "eval.n_networks=1",
+    "eval.architectures=[same]",
+    "eval.schedules=[replay,standard]",
+    "eval.lr_grid=[0.01]",
+    "eval.standard.epochs=3",
+    "eval.baselines.methods=[random,mean]",
+    "eval.bootstrap=10",
+    "eval.progress=false",
+]
+
+
+def _image_level_checks(df: pd.DataFrame, out) -> None:
+    """Balanced accuracy beside accuracy; the patient-level part skipped, not failed."""
+    for col in ("patch_accuracy_mean", "patch_balanced_accuracy_mean", "patch_macro_f1_mean"):
+        assert np.isfinite(df[col]).all() and df[col].between(0, 1).all(), col
+    patient_cols = [c for c in df.columns if c.startswith("patient_") or c.startswith("threshold")]
+    assert all(df[c].isna().all() for c in patient_cols)  # no patient ids -> no patient numbers
+    assert not (out / "plots" / "roc_curves.png").exists()
+    assert (out / "plots" / "confusion_matrices.png").is_file()
+    assert (out / "results.csv").is_file() and (out / "results.md").is_file()
+
+
+def test_npz_rgb_two_classes_distil_and_evaluate(compose_cfg, make_npz, tmp_path):
+    path = make_npz(k=2, channels=3, size=12, counts=(40, 12, 20), class_names=np.array(["normal", "tumour"]))
+    cfg = compose_cfg(["data=npz", f"data.path={path}", "data.batch_size=16", *SMALL])
+    dm = instantiate(cfg.data)
+    ds = run_distillation(cfg, dm, tmp_path / "distill")
+    assert ds.num_classes == 2 and ds.mode == "soft"
+    assert tuple(ds.images.shape) == (2 * 2 * 1, 3, 12, 12)
+    assert tuple(ds.label_logits.shape) == (4, 2)
+    loaded = DistilledSet.load(tmp_path / "distill" / "soft")
+    assert loaded.class_names == ["normal", "tumour"] and loaded.num_classes == 2
+
+    out = tmp_path / "eval"
+    df = run_evaluation(cfg, dm, {"soft": ds}, out)
+    assert set(zip(df.method, df.schedule, strict=True)) == {
+        ("soft", "replay"),
+        ("soft", "standard"),
+        ("random", "standard"),
+        ("mean", "standard"),
+    }
+    assert {"recall_normal_mean", "recall_tumour_mean"} <= set(df.columns)
+    _image_level_checks(df, out)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="evaluation reports AUC only at patient level; issue 6 asks for an "
+    "image-level AUC beside accuracy on data without patients (see the issue-6 report)",
+)
+def test_results_report_image_level_auc(compose_cfg, make_npz, tmp_path):
+    path = make_npz(k=2, channels=1, size=8, counts=(20, 8, 10))
+    cfg = compose_cfg(
+        ["data=npz", f"data.path={path}", *SMALL, "eval.schedules=[replay]", "eval.baselines.methods=[]"]
+    )
+    dm = instantiate(cfg.data)
+    dm.setup()
+    ds = DistilledSet(2, 1, 2, 1, dm.image_shape, class_names=dm.class_names, mean=dm.mean, std=dm.std)
+    df = run_evaluation(cfg, dm, {"soft": ds}, tmp_path / "eval")
+    auc = [
+        c for c in df.columns if "auc" in c.lower() and not c.startswith("patient_") and c.endswith("_mean")
+    ]
+    assert auc and np.isfinite(df[auc[0]]).all()
+
+
+def test_folder_grayscale_three_classes_hard_labels_and_artifact(compose_cfg, make_folder, tmp_path):
+    from gastrodistill.sharing.artifact import load_artifact
+    from gastrodistill.sharing.publish import publish_artifact
+
+    root = make_folder(classes=("cyst", "normal", "stone"), n=12, channels=1, size=10)
+    cfg = compose_cfg(
+        ["data=folder", f"data.root={root}", "data.balanced_sampler=true", *SMALL, "distill.mode=hard"]
+    )
+    dm = instantiate(cfg.data)
+    ds = run_distillation(cfg, dm, tmp_path / "distill")
+    assert ds.mode == "hard" and ds.num_classes == 3 and tuple(ds.images.shape[1:]) == (1, 10, 10)
+    assert ds.hard_labels().tolist() == [0, 1, 2, 0, 1, 2]
+
+    out = tmp_path / "eval"
+    df = run_evaluation(cfg, dm, {"hard": ds}, out)
+    assert {"recall_cyst_mean", "recall_normal_mean", "recall_stone_mean"} <= set(df.columns)
+    _image_level_checks(df, out)
+
+    art = publish_artifact(cfg, dm, "hard", ds, tmp_path / "artifact", archive=False)
+    loaded, card = load_artifact(art)
+    assert card["class_names"] == ["cyst", "normal", "stone"] and loaded.num_classes == 3
+    text = json.dumps(card)
+    assert str(root) not in text and str(tmp_path) not in text
+    assert card["source_hash"] == dm.source_hash()

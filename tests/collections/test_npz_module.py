@@ -1,0 +1,197 @@
+"""NpzDataModule: MedMNIST-layout files read into the common data contract, and each bad input refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gastrodistill.data.collections import CollectionError, NpzDataModule
+
+
+def _setup(path, **kwargs) -> NpzDataModule:
+    dm = NpzDataModule(path=str(path), batch_size=16, eval_batch_size=32, **kwargs)
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+def test_grayscale_three_classes_column_labels(make_npz):
+    path = make_npz(k=3, channels=1, size=12, counts=(60, 15, 30), label_shape="column")
+    dm = _setup(path)
+    assert dm.num_classes == 3
+    assert dm.class_names == ["0", "1", "2"]
+    assert dm.in_channels == 1 and dm.image_size == (12, 12) and dm.image_shape == (1, 12, 12)
+    raw = np.load(path)
+    for split in ("train", "val", "test"):
+        np.testing.assert_array_equal(dm.labels(split), raw[f"{split}_labels"].reshape(-1))
+    x, y = dm.load_split("train")
+    assert x.shape == (60, 1, 12, 12) and x.dtype == torch.float32
+    # normalised by the train split's own statistics
+    assert abs(float(x.mean())) < 1e-4 and abs(float(x.std()) - 1.0) < 1e-2
+    expected = (raw["train_images"][5].astype(np.float32) / 255.0 - dm.mean[0]) / dm.std[0]
+    np.testing.assert_allclose(x[5, 0].numpy(), expected, atol=1e-5)
+    assert dm.patient_ids("test") is None and dm.patient_labels("test") is None
+
+
+def test_rgb_two_classes_flat_labels_and_names_from_file(make_npz):
+    names = np.array(["normal", "pneumonia"])
+    path = make_npz(k=2, channels=3, size=10, label_shape="flat", class_names=names)
+    dm = _setup(path)
+    assert dm.num_classes == 2 and dm.class_names == ["normal", "pneumonia"]
+    assert dm.image_shape == (3, 10, 10)
+    x, _ = dm.load_split("val", indices=[0, 1])
+    assert x.shape == (2, 3, 10, 10)
+
+
+def test_channels_last_is_transposed_not_reshaped(make_npz):
+    rng = np.random.default_rng(1)
+    img = np.zeros((8, 6, 5, 3), np.uint8)
+    img[..., 0], img[..., 1], img[..., 2] = 200, 100, 0
+    img[:, :, :, 2] = rng.integers(0, 3, (8, 6, 5))  # channel 2 nearly black
+    path = make_npz(
+        train_images=img,
+        train_labels=np.array([0, 1] * 4),
+        val_images=img[:2],
+        val_labels=np.array([0, 1]),
+        test_images=img[:2],
+        test_labels=np.array([0, 1]),
+    )
+    dm = _setup(path)
+    assert dm.image_size == (6, 5) and dm.in_channels == 3
+    np.testing.assert_allclose(dm.mean[:2], [200 / 255, 100 / 255], atol=1e-6)
+    assert dm.mean[2] < 3 / 255
+
+
+def test_class_names_argument_wins_and_hash_is_content_based(make_npz, tmp_path):
+    a = make_npz("a.npz", k=2)
+    b = make_npz("b.npz", k=2)  # same content, other file name
+    c = make_npz("c.npz", k=2, seed=1)
+    dm_a = _setup(a, class_names=["benign", "malignant"])
+    assert dm_a.class_names == ["benign", "malignant"]
+    assert dm_a.source_hash() == _setup(b, class_names=["benign", "malignant"]).source_hash()
+    assert dm_a.source_hash() != _setup(c, class_names=["benign", "malignant"]).source_hash()
+    assert dm_a.source_hash() != _setup(a).source_hash()  # class names are part of the data's identity
+    assert str(tmp_path) not in dm_a.source_hash()
+
+
+def test_mixed_depths_become_float_in_unit_range(make_npz):
+    rng = np.random.default_rng(2)
+    tr = rng.integers(0, 256, (6, 4, 4), dtype=np.uint8)
+    va = rng.integers(0, 65536, (2, 4, 4), dtype=np.uint16)
+    te = rng.random((2, 4, 4)).astype(np.float32)
+    path = make_npz(
+        train_images=tr,
+        train_labels=np.array([0, 1] * 3),
+        val_images=va,
+        val_labels=np.array([0, 1]),
+        test_images=te,
+        test_labels=np.array([1, 0]),
+    )
+    dm = _setup(path)
+    xs = {s: dm._splits[s][0] for s in ("train", "val", "test")}
+    assert all(x.dtype == np.float32 for x in xs.values())
+    np.testing.assert_allclose(xs["train"][:, 0], tr / 255.0, atol=1e-6)
+    np.testing.assert_allclose(xs["val"][:, 0], va / 65535.0, atol=1e-6)
+    np.testing.assert_allclose(xs["test"][:, 0], te, atol=1e-7)
+
+
+def test_image_size_resizes(make_npz):
+    dm = _setup(make_npz(k=2, size=16), image_size=[8, 6])
+    assert dm.image_size == (8, 6)
+    assert dm.load_split("test")[0].shape[-2:] == (8, 6)
+
+
+def test_balanced_sampler_evens_out_an_imbalanced_train_split(make_npz):
+    y = np.array([0] * 90 + [1] * 10)
+    imgs = np.zeros((100, 4, 4), np.uint8)
+    path = make_npz(
+        train_images=imgs,
+        train_labels=y,
+        val_images=imgs[:4],
+        val_labels=np.array([0, 1, 0, 1]),
+        test_images=imgs[:4],
+        test_labels=np.array([0, 1, 0, 1]),
+    )
+    plain = NpzDataModule(path=str(path), batch_size=100)
+    plain.setup()
+    balanced = NpzDataModule(path=str(path), batch_size=100, balanced_sampler=True)
+    balanced.setup()
+    share = {}
+    for name, dm in (("plain", plain), ("balanced", balanced)):
+        ys = torch.cat([torch.as_tensor(b[1]) for _ in range(5) for b in dm.train_dataloader()])
+        share[name] = float((ys == 1).float().mean())
+    assert share["plain"] == pytest.approx(0.1)
+    assert 0.4 < share["balanced"] < 0.6
+
+
+# ---- bad input ------------------------------------------------------------------------------------
+def _err(path, **kwargs) -> str:
+    with pytest.raises(CollectionError) as info:
+        _setup(path, **kwargs)
+    assert isinstance(info.value, ValueError)
+    return str(info.value)
+
+
+def test_mismatched_counts(make_npz):
+    msg = _err(make_npz(val_labels=np.zeros(3, np.int64)))
+    assert "data.npz" in msg and "'val_images' has 15 images" in msg and "'val_labels' has 3 labels" in msg
+
+
+def test_label_out_of_range_for_given_names(make_npz):
+    msg = _err(make_npz(k=3), class_names=["a", "b"])
+    assert "out of range" in msg and "train_labels" in msg
+
+
+def test_negative_label(make_npz):
+    msg = _err(make_npz(test_labels=np.array([0, -1] * 15)))
+    assert "test_labels" in msg and "negative" in msg
+
+
+def test_missing_key(make_npz, tmp_path):
+    arrays = dict(np.load(make_npz()))
+    del arrays["val_images"]
+    np.savez(tmp_path / "nokey.npz", **arrays)
+    msg = _err(tmp_path / "nokey.npz")
+    assert "nokey.npz" in msg and "val_images" in msg
+
+
+def test_nan_in_float_images(make_npz):
+    x = np.full((4, 12, 12), 0.5, np.float32)
+    x[2, 1, 1] = np.nan
+    msg = _err(make_npz(test_images=x, test_labels=np.array([0, 1, 2, 0])))
+    assert "test_images" in msg and "NaN" in msg
+
+
+def test_float_outside_unit_range(make_npz):
+    x = np.full((4, 12, 12), 3.0, np.float32)
+    msg = _err(make_npz(test_images=x, test_labels=np.array([0, 1, 2, 0])))
+    assert "test_images" in msg and "[0, 1]" in msg
+
+
+def test_pickle_bearing_npz_is_refused(make_npz):
+    obj = np.empty(2, dtype=object)
+    obj[0], obj[1] = {"a": 1}, [1, 2]
+    msg = _err(make_npz(class_names=obj))
+    assert "class_names" in msg and "pickle" in msg
+
+
+def test_not_an_npz_and_missing_file(tmp_path):
+    (tmp_path / "fake.npz").write_text("not a zip")
+    assert "fake.npz" in _err(tmp_path / "fake.npz")
+    assert "absent.npz" in _err(tmp_path / "absent.npz")
+
+
+def test_empty_class_in_train(make_npz):
+    msg = _err(make_npz(k=3, train_labels=np.array([0, 2] * 30)))
+    assert "train_labels" in msg and "[1]" in msg
+
+
+def test_multilabel_and_float_labels(make_npz):
+    assert "multi-label" in _err(make_npz(test_labels=np.zeros((30, 3), np.int64)))
+    assert "integer" in _err(make_npz(test_labels=np.zeros(30, np.float32)))
+
+
+def test_unsupported_pixel_type(make_npz):
+    msg = _err(make_npz(val_images=np.zeros((15, 12, 12), np.int32)))
+    assert "val_images" in msg and "int32" in msg

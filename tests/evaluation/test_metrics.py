@@ -1,0 +1,99 @@
+"""Metrics against scikit-learn computed in the test."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from gastrodistill.evaluation.metrics import (
+    _auc_rows,
+    _hm_rows,
+    bootstrap_patient_ci,
+    mean_roc,
+    patch_metrics,
+    patient_metrics,
+)
+
+
+def test_patch_metrics_match_sklearn():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 400)
+    p = np.where(rng.random(400) < 0.6, y, rng.integers(0, 3, 400))
+    m = patch_metrics(p, y, 3, ["irrelevant", "non-gastritis", "gastritis"])
+    assert m["patch_accuracy"] == pytest.approx(skm.accuracy_score(y, p))
+    assert m["patch_balanced_accuracy"] == pytest.approx(skm.balanced_accuracy_score(y, p))
+    assert m["patch_macro_f1"] == pytest.approx(skm.f1_score(y, p, average="macro"))
+    rec = skm.recall_score(y, p, average=None)
+    assert [m["recall_irrelevant"], m["recall_non-gastritis"], m["recall_gastritis"]] == pytest.approx(rec)
+    np.testing.assert_array_equal(m["confusion_matrix"], skm.confusion_matrix(y, p))
+
+
+def test_patient_metrics_match_sklearn():
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 80)
+    s = np.clip(0.3 * y + rng.normal(0.35, 0.2, 80), 0, 1)
+    d = s >= 0.5
+    m = patient_metrics(y, d, s)
+    tn, fp, fn, tp = skm.confusion_matrix(y, d).ravel()
+    sens, spec = tp / (tp + fn), tn / (tn + fp)
+    assert m["patient_sensitivity"] == pytest.approx(sens)
+    assert m["patient_specificity"] == pytest.approx(spec)
+    assert m["patient_hm"] == pytest.approx(2 * sens * spec / (sens + spec))
+    assert m["patient_accuracy"] == pytest.approx(skm.accuracy_score(y, d))
+    assert m["patient_auc"] == pytest.approx(skm.roc_auc_score(y, s))
+    fpr, tpr, _ = skm.roc_curve(y, s, drop_intermediate=False)
+    # same curve: the area under torchmetrics' points equals sklearn's AUC
+    assert np.trapezoid(m["roc_tpr"], m["roc_fpr"]) == pytest.approx(skm.auc(fpr, tpr))
+
+
+def test_vectorised_bootstrap_statistics_match_sklearn_with_ties():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, (6, 30)).astype(bool)
+    labels[:, 0], labels[:, 1] = True, False
+    scores = np.round(rng.random((6, 30)), 1)  # many ties
+    dec = scores >= 0.5
+    auc = _auc_rows(scores, labels)
+    hm = _hm_rows(dec, labels)
+    for i in range(6):
+        assert auc[i] == pytest.approx(skm.roc_auc_score(labels[i], scores[i]))
+        sens = skm.recall_score(labels[i], dec[i])
+        spec = skm.recall_score(~labels[i], ~dec[i])
+        assert hm[i] == pytest.approx(0 if sens + spec == 0 else 2 * sens * spec / (sens + spec))
+
+
+def test_bootstrap_ci_is_seeded_contains_estimate_and_is_degenerate_for_a_perfect_rule():
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 120)
+    s = np.clip(0.25 * y + rng.normal(0.4, 0.2, 120), 0, 1)
+    d = s >= 0.5
+    a = bootstrap_patient_ci(y, d, s, np.random.default_rng(7), n_boot=400)
+    b = bootstrap_patient_ci(y, d, s, np.random.default_rng(7), n_boot=400)
+    assert a == b
+    point = patient_metrics(y, d, s)
+    assert a["patient_hm_ci_low"] < point["patient_hm"] < a["patient_hm_ci_high"]
+    assert a["patient_auc_ci_low"] < point["patient_auc"] < a["patient_auc_ci_high"]
+    perfect = bootstrap_patient_ci(y, y.astype(bool), y.astype(float), np.random.default_rng(7), n_boot=50)
+    assert perfect["patient_hm_ci_low"] == perfect["patient_hm_ci_high"] == 1.0
+    assert perfect["patient_auc_ci_low"] == 1.0
+
+
+def test_bootstrap_of_several_networks_is_the_mean_over_networks():
+    rng = np.random.default_rng(5)
+    y = np.array([0, 1] * 20)
+    s1, s2 = rng.random(40), rng.random(40)
+    # two identical networks give the same interval as one of them
+    one = bootstrap_patient_ci(y, s1 >= 0.5, s1, np.random.default_rng(1), 200)
+    two = bootstrap_patient_ci(y, np.stack([s1, s1]) >= 0.5, np.stack([s1, s1]), np.random.default_rng(1), 200)
+    assert one == pytest.approx(two)
+    mixed = bootstrap_patient_ci(y, np.stack([s1, s2]) >= 0.5, np.stack([s1, s2]), np.random.default_rng(1), 200)
+    assert mixed != pytest.approx(one)
+
+
+def test_mean_roc_of_identical_curves_is_that_curve():
+    fpr = np.array([0.0, 0.0, 0.5, 1.0])
+    tpr = np.array([0.0, 0.5, 1.0, 1.0])
+    x, m, sd = mean_roc([fpr, fpr], [tpr, tpr], grid=5)
+    np.testing.assert_allclose(x, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(m, [0.5, 0.75, 1, 1, 1])
+    np.testing.assert_allclose(sd, 0)
