@@ -92,9 +92,8 @@ def plot_closest_pairs(
             axes[row][i].imshow(pic[..., 0] if pic.shape[-1] == 1 else pic, cmap="gray", vmin=0, vmax=1)
         flag = " !" if reference_p99 is not None and similarities[i] > reference_p99 else ""
         axes[0][i].set_title(f"{captions[i]}\nsim {similarities[i]:.3f}{flag}", fontsize=7)
-    axes[1][0].set_title("nearest real", fontsize=7)
-    note = f" ('!' = above the real-patient p99 {reference_p99:.3f})" if reference_p99 is not None else ""
-    fig.suptitle(f"closest distilled / real pairs{note}", fontsize=8)
+    note = f"; '!' = above the real-patient p99 {reference_p99:.3f}" if reference_p99 is not None else ""
+    fig.suptitle(f"top: distilled image, bottom: its nearest real training patch{note}", fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 

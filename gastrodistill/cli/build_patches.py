@@ -27,7 +27,8 @@ def summary_table(meta: dict) -> str:
         total = sum(counts.values())
         lines.append(
             f"{split:<6} {meta['n_patients'][split]:>8} "
-            + " ".join(f"{counts[c]:>14}" for c in CLASS_NAMES) + f" {total:>9}"
+            + " ".join(f"{counts[c]:>14}" for c in CLASS_NAMES)
+            + f" {total:>9}"
         )
     return "\n".join(lines)
 
@@ -36,17 +37,24 @@ def run(cfg: DictConfig) -> Path:
     """Build the store described by ``cfg.data``, record the run, print a summary; returns the store folder."""
     dm: GastricPatchDataModule = hydra.utils.instantiate(cfg.data)
     if not isinstance(dm, GastricPatchDataModule):
-        raise ValueError(f"data._target_ must be a GastricPatchDataModule for gastrodistill-patches, got {type(dm)}")
+        raise ValueError(
+            f"data._target_ must be a GastricPatchDataModule for gastrodistill-patches, got {type(dm)}"
+        )
     dm.prepare_data()
     dm.setup()
     store = dm.store
     meta = store.meta
-    save_run_info(cfg.paths.output_dir, cfg, extra={"patch_store": {"content_hash": meta["content_hash"],
-                                                                   "shape": meta["shape"]}})
+    save_run_info(
+        cfg.paths.output_dir,
+        cfg,
+        extra={"patch_store": {"content_hash": meta["content_hash"], "shape": meta["shape"]}},
+    )
     g = meta["geometry"]
     print(f"patch store: {store.path}")
-    print(f"{meta['shape'][0]} patches of {g['patch_size']} px (overlap {g['overlap']}) stored at "
-          f"{meta['storage_size']} px, {meta['bytes'] / 1e6:.1f} MB, from {meta['n_images']} images")
+    print(
+        f"{meta['shape'][0]} patches of {g['patch_size']} px (overlap {g['overlap']}) stored at "
+        f"{meta['storage_size']} px, {meta['bytes'] / 1e6:.1f} MB, from {meta['n_images']} images"
+    )
     print(summary_table(meta))
     return store.path
 

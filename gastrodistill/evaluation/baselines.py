@@ -8,13 +8,18 @@ import numpy as np
 import torch
 
 
-def random_subset(datamodule, n_per_class: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def random_subset(
+    datamodule, n_per_class: int, generator: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_class`` random real training patches of each class (a fresh draw per generator)."""
     return datamodule.sample_per_class(n_per_class, generator, split="train")
 
 
-def class_means(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
-                class_names: list[str] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def class_means(
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    num_classes: int,
+    class_names: list[str] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The per-class mean image of the training patches (one image per class), streamed batch by batch."""
     sums: torch.Tensor | None = None
     counts = torch.zeros(num_classes, dtype=torch.float64)
@@ -25,7 +30,10 @@ def class_means(batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classe
         sums.index_add_(0, y, x.double())
         counts += torch.bincount(y, minlength=num_classes).double()
     if sums is None or (counts == 0).any():
-        empty = [(class_names or list(range(num_classes)))[i] for i in torch.nonzero(counts == 0).flatten().tolist()]
+        empty = [
+            (class_names or list(range(num_classes)))[i]
+            for i in torch.nonzero(counts == 0).flatten().tolist()
+        ]
         raise ValueError(f"no training patches for class(es) {empty}; per-class mean images need every class")
     means = sums / counts.view(-1, *([1] * (sums.ndim - 1)))
     return means.float(), torch.arange(num_classes)
@@ -43,4 +51,6 @@ def tensor_bytes(*tensors: torch.Tensor) -> int:
 
 def distilled_bytes(distilled) -> int:
     """Bytes of a distilled set as shared: images, label logits and per-step learning rates (float32)."""
-    return tensor_bytes(distilled.images.detach(), distilled.label_logits.detach(), distilled.raw_lrs.detach())
+    return tensor_bytes(
+        distilled.images.detach(), distilled.label_logits.detach(), distilled.raw_lrs.detach()
+    )

@@ -38,8 +38,9 @@ class NetSpec:
         """A new network, re-initialised from ``generator`` (never from the global RNG)."""
         from gastrodistill.models.init import initialize
 
-        net = self.factory(in_channels=self.in_channels, num_classes=self.num_classes,
-                           image_size=tuple(self.image_size))
+        net = self.factory(
+            in_channels=self.in_channels, num_classes=self.num_classes, image_size=tuple(self.image_size)
+        )
         initialize(net, self.init, generator)
         return net
 
@@ -60,11 +61,14 @@ class StandardSchedule:
         if self.optimizer not in ("sgd", "adam"):
             raise ValueError(f"eval standard optimizer {self.optimizer!r} unknown; use 'sgd' or 'adam'")
         if self.epochs < 1 or self.lr <= 0:
-            raise ValueError(f"eval standard schedule needs epochs >= 1 and lr > 0 (got {self.epochs}, {self.lr})")
+            raise ValueError(
+                f"eval standard schedule needs epochs >= 1 and lr > 0 (got {self.epochs}, {self.lr})"
+            )
 
 
-def make_optimizer(params: Iterable[nn.Parameter], name: str, lr: float, momentum: float = 0.9,
-                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(
+    params: Iterable[nn.Parameter], name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
@@ -99,13 +103,20 @@ def train_replay(net: nn.Module, distilled) -> nn.Module:
     return net
 
 
-def train_small_set(net: nn.Module, images: torch.Tensor, targets: torch.Tensor, schedule: StandardSchedule,
-                    generator: torch.Generator) -> nn.Module:
+def train_small_set(
+    net: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    schedule: StandardSchedule,
+    generator: torch.Generator,
+) -> nn.Module:
     """Train on a small in-memory set (soft ``[N, K]`` or hard ``[N]`` targets) with a standard recipe."""
     images, targets = images.detach(), targets.detach()
     n = len(images)
     bs = n if schedule.batch_size <= 0 else min(schedule.batch_size, n)
-    opt = make_optimizer(net.parameters(), schedule.optimizer, schedule.lr, schedule.momentum, schedule.weight_decay)
+    opt = make_optimizer(
+        net.parameters(), schedule.optimizer, schedule.lr, schedule.momentum, schedule.weight_decay
+    )
     steps_per_epoch = math.ceil(n / bs)
     total = schedule.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if schedule.cosine else None
@@ -113,11 +124,13 @@ def train_small_set(net: nn.Module, images: torch.Tensor, targets: torch.Tensor,
     for epoch in range(schedule.epochs):
         order = torch.randperm(n, generator=generator) if bs < n else torch.arange(n)
         for start in range(0, n, bs):
-            idx = order[start:start + bs]
+            idx = order[start : start + bs]
             opt.zero_grad(set_to_none=True)
             loss = soft_cross_entropy(net(images[idx]), targets[idx])
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"standard schedule epoch {epoch}: loss is {loss.item()}; lower eval lr")
+                raise FloatingPointError(
+                    f"standard schedule epoch {epoch}: loss is {loss.item()}; lower eval lr"
+                )
             loss.backward()
             opt.step()
             if sched is not None:
@@ -131,8 +144,13 @@ def distilled_tensors(distilled) -> tuple[torch.Tensor, torch.Tensor]:
         return distilled.images.detach().clone(), distilled.soft_targets().detach().clone()
 
 
-def train_on_distilled(distilled, spec: NetSpec, schedule: str, generator: torch.Generator,
-                       standard: StandardSchedule | None = None) -> nn.Module:
+def train_on_distilled(
+    distilled,
+    spec: NetSpec,
+    schedule: str,
+    generator: torch.Generator,
+    standard: StandardSchedule | None = None,
+) -> nn.Module:
     """A fresh network trained on ``distilled`` with the ``replay`` or ``standard`` schedule."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule {schedule!r} unknown; use one of {SCHEDULES}")
@@ -144,7 +162,9 @@ def train_on_distilled(distilled, spec: NetSpec, schedule: str, generator: torch
 
 
 @torch.no_grad()
-def predict(net: nn.Module, batches: Iterable[torch.Tensor | tuple] | torch.Tensor, batch_size: int = 512) -> np.ndarray:
+def predict(
+    net: nn.Module, batches: Iterable[torch.Tensor | tuple] | torch.Tensor, batch_size: int = 512
+) -> np.ndarray:
     """Predicted classes of every image (a tensor ``[N,C,H,W]`` or an iterable of batches / (x, y) pairs)."""
     net.eval()
     out: list[torch.Tensor] = []
@@ -188,12 +208,18 @@ def train_on_real(
     for epoch in range(recipe.epochs):
         net.train()
         batches = epoch_batches(epoch)
-        for x, y in tqdm(batches, desc=f"{spec.name} real epoch {epoch + 1}/{recipe.epochs}", leave=False,
-                         disable=not progress):
+        for x, y in tqdm(
+            batches,
+            desc=f"{spec.name} real epoch {epoch + 1}/{recipe.epochs}",
+            leave=False,
+            disable=not progress,
+        ):
             opt.zero_grad(set_to_none=True)
             loss = F.cross_entropy(net(x), torch.as_tensor(y).long())
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"real training epoch {epoch}: loss is {loss.item()}; lower eval.real.lr")
+                raise FloatingPointError(
+                    f"real training epoch {epoch}: loss is {loss.item()}; lower eval.real.lr"
+                )
             loss.backward()
             opt.step()
         score = float(select(net))
@@ -204,10 +230,11 @@ def train_on_real(
     return net, {"best_epoch": best_epoch, "val_score": best_score}
 
 
-def in_memory_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int,
-                      generator: torch.Generator) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+def in_memory_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
     """One shuffled pass over in-memory tensors (the fast path for CPU-sized patch stores)."""
     order = torch.randperm(len(x), generator=generator)
     for start in range(0, len(x), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         yield x[idx], y[idx]

@@ -17,13 +17,19 @@ from torchmetrics.functional.classification import (
 from gastrodistill.evaluation.patient import harmonic_mean, sensitivity_specificity
 
 
-def patch_metrics(preds: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, num_classes: int,
-                  class_names: list[str] | None = None) -> dict[str, object]:
+def patch_metrics(
+    preds: np.ndarray | torch.Tensor,
+    target: np.ndarray | torch.Tensor,
+    num_classes: int,
+    class_names: list[str] | None = None,
+) -> dict[str, object]:
     """Accuracy, balanced accuracy, macro F1, per-class recall and the confusion matrix (rows = truth)."""
     p = torch.as_tensor(np.asarray(preds), dtype=torch.long)
     t = torch.as_tensor(np.asarray(target), dtype=torch.long)
     if p.shape != t.shape or p.ndim != 1:
-        raise ValueError(f"predictions {tuple(p.shape)} and targets {tuple(t.shape)} must be equal 1-D shapes")
+        raise ValueError(
+            f"predictions {tuple(p.shape)} and targets {tuple(t.shape)} must be equal 1-D shapes"
+        )
     names = class_names or [str(i) for i in range(num_classes)]
     recall = multiclass_recall(p, t, num_classes=num_classes, average=None)
     out: dict[str, object] = {
@@ -97,13 +103,21 @@ def bootstrap_patient_ci(
     decisions = np.atleast_2d(np.asarray(decisions).astype(bool))
     scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     if decisions.shape != scores.shape or decisions.shape[1] != len(labels):
-        raise ValueError(f"decisions {decisions.shape}, scores {scores.shape} and labels {labels.shape} disagree")
+        raise ValueError(
+            f"decisions {decisions.shape}, scores {scores.shape} and labels {labels.shape} disagree"
+        )
     pos, neg = np.flatnonzero(labels), np.flatnonzero(~labels)
     if len(pos) == 0 or len(neg) == 0 or n_boot <= 0:
         nan = float("nan")
-        return {"patient_hm_ci_low": nan, "patient_hm_ci_high": nan, "patient_auc_ci_low": nan,
-                "patient_auc_ci_high": nan}
-    idx = np.concatenate([rng.choice(pos, size=(n_boot, len(pos))), rng.choice(neg, size=(n_boot, len(neg)))], 1)
+        return {
+            "patient_hm_ci_low": nan,
+            "patient_hm_ci_high": nan,
+            "patient_auc_ci_low": nan,
+            "patient_auc_ci_high": nan,
+        }
+    idx = np.concatenate(
+        [rng.choice(pos, size=(n_boot, len(pos))), rng.choice(neg, size=(n_boot, len(neg)))], 1
+    )
     lab = labels[idx]  # [B, P]
     hm = np.stack([_hm_rows(d[idx], lab) for d in decisions]).mean(0)  # [B]
     auc = np.stack([_auc_rows(s[idx], lab) for s in scores]).mean(0)
@@ -116,7 +130,9 @@ def bootstrap_patient_ci(
     }
 
 
-def mean_roc(fprs: list[np.ndarray], tprs: list[np.ndarray], grid: int = 101) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_roc(
+    fprs: list[np.ndarray], tprs: list[np.ndarray], grid: int = 101
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Vertical average of several ROC curves on a common FPR grid: (fpr, mean tpr, std tpr)."""
     x = np.linspace(0.0, 1.0, grid)
     ys = []

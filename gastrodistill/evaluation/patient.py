@@ -74,7 +74,9 @@ def patient_scores(
             f"{len(missing)} patient(s) of split {split!r} have patches but no diagnosis in patient_labels; "
             "check that patient_labels(split) and patient_ids(split) come from the same data module"
         )
-    relevant = np.ones_like(predictions, dtype=bool) if irrelevant_class is None else predictions != irrelevant_class
+    relevant = (
+        np.ones_like(predictions, dtype=bool) if irrelevant_class is None else predictions != irrelevant_class
+    )
     positive = predictions == positive_class
     n_rel = np.bincount(inverse, weights=relevant, minlength=len(uniq)).astype(np.int64)
     n_pos = np.bincount(inverse, weights=positive & relevant, minlength=len(uniq))
@@ -148,5 +150,8 @@ def fit_threshold(fit: PatientScores) -> FittedThreshold:
     k = int(np.argmax(hms))  # first maximum = lowest threshold
     value = float(distinct[k]) if k == 0 else float((distinct[k] + distinct[k - 1]) / 2.0)
     return FittedThreshold(
-        value=value, fit_split=fit.split, fit_hm=float(hms[k]), fit_patients=frozenset(fit.patient_ids.tolist())
+        value=value,
+        fit_split=fit.split,
+        fit_hm=float(hms[k]),
+        fit_patients=frozenset(fit.patient_ids.tolist()),
     )

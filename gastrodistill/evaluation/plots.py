@@ -1,4 +1,4 @@
-"""Figures of a study: distilled images with their soft labels, learned learning rates, ROC curves, confusions.
+"""Figures of a study: distilled images with soft labels, learned lrs, ROC curves, confusion matrices.
 
 Every figure is written atomically as PNG with the non-interactive Agg backend; no patient-level data
 appear on any of them.
@@ -34,9 +34,16 @@ def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float
     return (images.detach().cpu() * s + m).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
-def plot_distilled_grid(images: torch.Tensor, soft_targets: torch.Tensor, class_names: Sequence[str],
-                        mean: Sequence[float], std: Sequence[float], path: str | Path, title: str = "",
-                        max_images: int = 60) -> Path:
+def plot_distilled_grid(
+    images: torch.Tensor,
+    soft_targets: torch.Tensor,
+    class_names: Sequence[str],
+    mean: Sequence[float],
+    std: Sequence[float],
+    path: str | Path,
+    title: str = "",
+    max_images: int = 60,
+) -> Path:
     """Distilled images, one per cell, each titled with its soft label (class: probability)."""
     imgs = denormalise(images[:max_images], mean, std)
     probs = soft_targets[:max_images].detach().cpu().numpy()
@@ -58,7 +65,9 @@ def plot_distilled_grid(images: torch.Tensor, soft_targets: torch.Tensor, class_
     return _save(fig, path)
 
 
-def plot_lr_schedules(schedules: Mapping[str, np.ndarray], path: str | Path, steps: Mapping[str, int] | None = None) -> Path:
+def plot_lr_schedules(
+    schedules: Mapping[str, np.ndarray], path: str | Path, steps: Mapping[str, int] | None = None
+) -> Path:
     """The learned per-step learning rates of each distilled set (epoch boundaries dotted)."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for name, lrs in schedules.items():
@@ -74,12 +83,16 @@ def plot_lr_schedules(schedules: Mapping[str, np.ndarray], path: str | Path, ste
     return _save(fig, path)
 
 
-def plot_roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]], path: str | Path) -> Path:
+def plot_roc_curves(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray, float]], path: str | Path
+) -> Path:
     """All methods' patient-level ROC curves on one chart: label -> (fpr, mean tpr, std tpr, mean AUC)."""
     fig, ax = plt.subplots(figsize=(5.2, 5))
     for label, (fpr, tpr, sd, auc) in curves.items():
         (line,) = ax.plot(fpr, tpr, lw=1.4, label=f"{label} (AUC {auc:.3f})")
-        ax.fill_between(fpr, np.clip(tpr - sd, 0, 1), np.clip(tpr + sd, 0, 1), color=line.get_color(), alpha=0.12)
+        ax.fill_between(
+            fpr, np.clip(tpr - sd, 0, 1), np.clip(tpr + sd, 0, 1), color=line.get_color(), alpha=0.12
+        )
     ax.plot([0, 1], [0, 1], color="grey", lw=0.8, ls="--")
     ax.set_xlabel("1 - specificity (test patients)")
     ax.set_ylabel("sensitivity")
@@ -90,7 +103,9 @@ def plot_roc_curves(curves: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarra
     return _save(fig, path)
 
 
-def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], class_names: Sequence[str], path: str | Path) -> Path:
+def plot_confusion_matrices(
+    matrices: Mapping[str, np.ndarray], class_names: Sequence[str], path: str | Path
+) -> Path:
     """Row-normalised patch confusion matrices (summed over fresh networks), one panel per method."""
     n = len(matrices)
     cols = min(n, 4)
@@ -105,8 +120,15 @@ def plot_confusion_matrices(matrices: Mapping[str, np.ndarray], class_names: Seq
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
         for i in range(norm.shape[0]):
             for j in range(norm.shape[1]):
-                ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if norm[i, j] > 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    f"{norm[i, j]:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if norm[i, j] > 0.6 else "black",
+                )
         ticks = range(len(class_names))
         ax.set_xticks(ticks, [c[:9] for c in class_names], fontsize=6, rotation=30)
         ax.set_yticks(ticks, [c[:9] for c in class_names], fontsize=6)

@@ -20,7 +20,13 @@ from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 
 KEY_COLUMNS = ("method", "schedule", "architecture")
 PATCH_METRICS = ("patch_accuracy", "patch_balanced_accuracy", "patch_macro_f1")
-PATIENT_METRICS = ("patient_sensitivity", "patient_specificity", "patient_hm", "patient_accuracy", "patient_auc")
+PATIENT_METRICS = (
+    "patient_sensitivity",
+    "patient_specificity",
+    "patient_hm",
+    "patient_accuracy",
+    "patient_auc",
+)
 
 
 def row_id(row: Mapping[str, Any]) -> str:
@@ -33,8 +39,14 @@ def scalar_metric_names(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*PATCH_METRICS, *recalls, *PATIENT_METRICS, "threshold"]
 
 
-def summarise(records: Sequence[Mapping[str, Any]], sizes: Mapping[str, Mapping[str, int]], real_bytes: int,
-              rng: np.random.Generator, n_boot: int = 1000, level: float = 0.95) -> pd.DataFrame:
+def summarise(
+    records: Sequence[Mapping[str, Any]],
+    sizes: Mapping[str, Mapping[str, int]],
+    real_bytes: int,
+    rng: np.random.Generator,
+    n_boot: int = 1000,
+    level: float = 0.95,
+) -> pd.DataFrame:
     """Aggregate per-network records into the table.
 
     ``sizes[method]`` gives ``n_images`` and ``bytes`` of what the method trains from; compression
@@ -52,16 +64,26 @@ def summarise(records: Sequence[Mapping[str, Any]], sizes: Mapping[str, Mapping[
     for key, recs in groups.items():
         row: dict[str, Any] = dict(zip(KEY_COLUMNS, key, strict=True))
         size = sizes[row["method"]]
-        row.update(n_networks=len(recs), n_images=int(size["n_images"]), bytes=int(size["bytes"]),
-                   compression=real_bytes / max(int(size["bytes"]), 1))
+        row.update(
+            n_networks=len(recs),
+            n_images=int(size["n_images"]),
+            bytes=int(size["bytes"]),
+            compression=real_bytes / max(int(size["bytes"]), 1),
+        )
         for m in metrics:
             vals = np.array([float(r.get(m, math.nan)) for r in recs], dtype=np.float64)
             finite = vals[np.isfinite(vals)]
             row[f"{m}_mean"] = float(finite.mean()) if len(finite) else math.nan
             row[f"{m}_std"] = float(finite.std()) if len(finite) else math.nan
         if all(r.get("test_labels") is not None for r in recs):
-            ci = bootstrap_patient_ci(recs[0]["test_labels"], np.stack([r["test_decisions"] for r in recs]),
-                                      np.stack([r["test_scores"] for r in recs]), rng, n_boot, level)
+            ci = bootstrap_patient_ci(
+                recs[0]["test_labels"],
+                np.stack([r["test_decisions"] for r in recs]),
+                np.stack([r["test_scores"] for r in recs]),
+                rng,
+                n_boot,
+                level,
+            )
             row.update(ci)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -89,18 +111,47 @@ def _human_bytes(n: float) -> str:
 
 def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -> str:
     """A readable Markdown table (mean ± std over fresh networks; HM and AUC with bootstrap CIs)."""
-    header = ["Method", "Schedule", "Arch", "Nets", "Images", "Size", "Compression", "Patch acc", "Bal. acc",
-              "Macro F1", "Sensitivity", "Specificity", f"HM [{level:.0%} CI]", f"AUC [{level:.0%} CI]"]
+    header = [
+        "Method",
+        "Schedule",
+        "Arch",
+        "Nets",
+        "Images",
+        "Size",
+        "Compression",
+        "Patch acc",
+        "Bal. acc",
+        "Macro F1",
+        "Sensitivity",
+        "Specificity",
+        f"HM [{level:.0%} CI]",
+        f"AUC [{level:.0%} CI]",
+    ]
     lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in df.iterrows():
-        cells = [str(r["method"]), str(r["schedule"]), str(r["architecture"]), str(int(r["n_networks"])),
-                 str(int(r["n_images"])), _human_bytes(float(r["bytes"])), f"{float(r['compression']):,.0f}×",
-                 _pm(r, "patch_accuracy"), _pm(r, "patch_balanced_accuracy"), _pm(r, "patch_macro_f1"),
-                 _pm(r, "patient_sensitivity"), _pm(r, "patient_specificity"),
-                 _pm(r, "patient_hm") + _ci(r, "patient_hm"), _pm(r, "patient_auc") + _ci(r, "patient_auc")]
+        cells = [
+            str(r["method"]),
+            str(r["schedule"]),
+            str(r["architecture"]),
+            str(int(r["n_networks"])),
+            str(int(r["n_images"])),
+            _human_bytes(float(r["bytes"])),
+            f"{float(r['compression']):,.0f}×",
+            _pm(r, "patch_accuracy"),
+            _pm(r, "patch_balanced_accuracy"),
+            _pm(r, "patch_macro_f1"),
+            _pm(r, "patient_sensitivity"),
+            _pm(r, "patient_specificity"),
+            _pm(r, "patient_hm") + _ci(r, "patient_hm"),
+            _pm(r, "patient_auc") + _ci(r, "patient_auc"),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Mean ± std over fresh networks; patient metrics on test patients with the threshold fitted "
-              "on validation (or training) patients; intervals: patient bootstrap of the mean.", ""]
+    lines += [
+        "",
+        "Mean ± std over fresh networks; patient metrics on test patients with the threshold fitted "
+        "on validation (or training) patients; intervals: patient bootstrap of the mean.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -116,11 +167,17 @@ def write_results(df: pd.DataFrame, output_dir: str | Path, title: str = "Result
 
 
 def numeric_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c not in KEY_COLUMNS and pd.api.types.is_numeric_dtype(df[c])]
+    return [
+        c
+        for c in df.columns
+        if c not in KEY_COLUMNS
+        and pd.api.types.is_numeric_dtype(df[c])
+        and not pd.api.types.is_bool_dtype(df[c])
+    ]
 
 
 def log_results(loggers: Sequence[Logger], df: pd.DataFrame, prefix: str = "results") -> None:
-    """Every numeric cell as ``<prefix>/<method>/<schedule>/<arch>/<column>`` (step = row), plus a W&B table."""
+    """Each numeric cell as ``<prefix>/<method>/<schedule>/<arch>/<column>`` (step = row); a W&B table."""
     cols = numeric_columns(df)
     for i, (_, r) in enumerate(df.iterrows()):
         metrics = {f"{prefix}/{row_id(r)}/{c}": float(r[c]) for c in cols if np.isfinite(float(r[c]))}

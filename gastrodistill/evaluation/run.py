@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import CSVLogger, Logger, WandbLogger
+from pytorch_lightning.loggers import Logger, WandbLogger
 from torch import nn
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -65,7 +65,9 @@ def architecture_config(cfg: DictConfig, arch: str) -> DictConfig:
     path = Path(CONF_DIR) / "model" / f"{arch}.yaml"
     if not path.is_file():
         known = sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml"))
-        raise EvaluationConfigError(f"eval architecture {arch!r} has no config conf/model/{arch}.yaml; known: {known}")
+        raise EvaluationConfigError(
+            f"eval architecture {arch!r} has no config conf/model/{arch}.yaml; known: {known}"
+        )
     node = OmegaConf.load(path)
     node.pop("defaults", None)
     merged = OmegaConf.merge(cfg, {})  # a copy whose interpolations still resolve against the root
@@ -85,8 +87,14 @@ def net_spec(cfg: DictConfig, arch: str, dm) -> NetSpec:
     mcfg = architecture_config(cfg, arch)
     factory = hydra.utils.instantiate(mcfg)
     init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))
-    return NetSpec(factory=factory, in_channels=dm.in_channels, num_classes=dm.num_classes,
-                   image_size=tuple(dm.image_size), init=init, name=architecture_name(cfg, arch))
+    return NetSpec(
+        factory=factory,
+        in_channels=dm.in_channels,
+        num_classes=dm.num_classes,
+        image_size=tuple(dm.image_size),
+        init=init,
+        name=architecture_name(cfg, arch),
+    )
 
 
 # ---- data held for evaluation ---------------------------------------------------------------------
@@ -110,8 +118,12 @@ class SplitData:
     def batches(self) -> Iterable:
         if self.x is not None:
             return self.x.split(self.batch_size)
-        return DataLoader(self.dm.dataset(self.split, augment=False), batch_size=self.batch_size, shuffle=False,
-                          num_workers=getattr(self.dm, "num_workers", 0))
+        return DataLoader(
+            self.dm.dataset(self.split, augment=False),
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=getattr(self.dm, "num_workers", 0),
+        )
 
     @property
     def has_patients(self) -> bool:
@@ -145,7 +157,9 @@ def build_context(cfg: DictConfig, dm) -> Context:
     ev = cfg.eval
     source = str(ev.threshold_source)
     if source not in FIT_SPLITS:
-        raise EvaluationConfigError(f"eval.threshold_source = {source!r}; use one of {FIT_SPLITS} (never 'test')")
+        raise EvaluationConfigError(
+            f"eval.threshold_source = {source!r}; use one of {FIT_SPLITS} (never 'test')"
+        )
     max_bytes = int(ev.max_in_memory_mb) * 2**20
     val = SplitData(dm, "val", max_bytes, int(ev.batch_size))
     fit = val if source == "val" else SplitData(dm, "train", max_bytes, int(ev.batch_size))
@@ -166,25 +180,45 @@ def evaluate_network(net: nn.Module, ctx: Context) -> dict[str, Any]:
     test_pred = predict(net, ctx.test.batches())
     rec.update(patch_metrics(test_pred, ctx.test.labels, dm.num_classes, list(dm.class_names)))
     val_pred = predict(net, ctx.val.batches())
-    rec["val_balanced_accuracy"] = patch_metrics(val_pred, ctx.val.labels, dm.num_classes)["patch_balanced_accuracy"]
+    rec["val_balanced_accuracy"] = patch_metrics(val_pred, ctx.val.labels, dm.num_classes)[
+        "patch_balanced_accuracy"
+    ]
     if ctx.patients:
         fit_pred = val_pred if ctx.fit is ctx.val else predict(net, ctx.fit.batches())
-        fit_scores = patient_scores(ctx.fit.split, fit_pred, ctx.fit.patient_ids, ctx.fit.patient_labels,
-                                    ctx.positive_class, ctx.irrelevant_class)
+        fit_scores = patient_scores(
+            ctx.fit.split,
+            fit_pred,
+            ctx.fit.patient_ids,
+            ctx.fit.patient_labels,
+            ctx.positive_class,
+            ctx.irrelevant_class,
+        )
         threshold = fit_threshold(fit_scores)
-        test_scores = patient_scores("test", test_pred, ctx.test.patient_ids, ctx.test.patient_labels,
-                                     ctx.positive_class, ctx.irrelevant_class)
+        test_scores = patient_scores(
+            "test",
+            test_pred,
+            ctx.test.patient_ids,
+            ctx.test.patient_labels,
+            ctx.positive_class,
+            ctx.irrelevant_class,
+        )
         decisions = threshold.apply(test_scores)
         rec.update(patient_metrics(test_scores.labels, decisions, test_scores.scores))
-        rec.update(threshold=threshold.value, fit_hm=threshold.fit_hm, test_labels=test_scores.labels,
-                   test_scores=test_scores.scores, test_decisions=decisions)
+        rec.update(
+            threshold=threshold.value,
+            fit_hm=threshold.fit_hm,
+            test_labels=test_scores.labels,
+            test_scores=test_scores.scores,
+            test_decisions=decisions,
+        )
     return rec
 
 
 def val_selector(ctx: Context) -> Callable[[nn.Module], float]:
     """Model selection score: balanced patch accuracy on validation patients (never test)."""
-    return lambda net: patch_metrics(predict(net, ctx.val.batches()), ctx.val.labels,
-                                     ctx.dm.num_classes)["patch_balanced_accuracy"]
+    return lambda net: patch_metrics(predict(net, ctx.val.batches()), ctx.val.labels, ctx.dm.num_classes)[
+        "patch_balanced_accuracy"
+    ]
 
 
 # ---- the study -----------------------------------------------------------------------------------
@@ -209,7 +243,9 @@ def _validate(ev: DictConfig) -> None:
             raise EvaluationConfigError(f"eval.schedules entry {s!r} unknown; use 'replay' and/or 'standard'")
     for b in _list(ev.baselines.methods, "baselines.methods"):
         if b not in BASELINES:
-            raise EvaluationConfigError(f"eval.baselines.methods entry {b!r} unknown; use some of {BASELINES}")
+            raise EvaluationConfigError(
+                f"eval.baselines.methods entry {b!r} unknown; use some of {BASELINES}"
+            )
     if int(ev.n_networks) < 1:
         raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")
 
@@ -225,6 +261,7 @@ class Study:
         self.selected: dict[str, Any] = {}
         self.specs: dict[str, NetSpec] = {}
         self._train_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.reference_net: nn.Module | None = None  # the first full-data network (reused by the audit)
 
     def spec(self, arch: str) -> NetSpec:
         if arch not in self.specs:
@@ -235,7 +272,9 @@ class Study:
         return torch_generator(int(self.cfg.seed), "eval", *parts)
 
     # -- small sets (distilled with the standard schedule, random subsets, mean images) -------
-    def choose_lr(self, key: str, arch: str, make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]]) -> float:
+    def choose_lr(
+        self, key: str, arch: str, make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+    ) -> float:
         """The standard-schedule learning rate with the best validation balanced accuracy (one net per lr)."""
         grid = [float(v) for v in _list(self.ev.get("lr_grid"), "lr_grid")] or [float(self.ev.standard.lr)]
         if len(grid) == 1:
@@ -251,8 +290,15 @@ class Study:
         self.selected[f"{key}/{arch}/standard_lr"] = {"chosen": best, "val_balanced_accuracy": scores}
         return best
 
-    def run_small(self, method: str, schedule: str, arch: str, n: int,
-                  make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]], bar) -> None:
+    def run_small(
+        self,
+        method: str,
+        schedule: str,
+        arch: str,
+        n: int,
+        make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
+        bar,
+    ) -> None:
         lr = self.choose_lr(method, arch, make_set)
         spec = self.spec(arch)
         for i in range(n):
@@ -274,9 +320,17 @@ class Study:
         spec = self.spec(arch)
         for i in range(n):
             g = self.gen("full", "real", arch, i)
-            net, info = train_on_real(spec, self._epoch_batches(real.batch_size, g), real, val_selector(self.ctx), g,
-                                      progress=self.progress)
+            net, info = train_on_real(
+                spec,
+                self._epoch_batches(real.batch_size, g),
+                real,
+                val_selector(self.ctx),
+                g,
+                progress=self.progress,
+            )
             self._record("full", "real", arch, i, net, best_epoch=info["best_epoch"])
+            if self.reference_net is None and arch == SAME:
+                self.reference_net = net
             bar.update()
 
     # -- data helpers --------------------------------------------------------------------------
@@ -318,7 +372,7 @@ class Study:
             return int(n)
         if not self.sets:
             raise EvaluationConfigError(
-                "eval.baselines.n_per_class is needed for the 'random' baseline when no distilled set is given"
+                "eval.baselines.n_per_class is needed for the 'random' baseline without a distilled set"
             )
         first = next(iter(self.sets.values()))
         return max(1, int(first.images.shape[0]) // self.dm.num_classes)
@@ -349,8 +403,14 @@ class Study:
                     self.run_full(arch, n_full, bar)
                 elif m == "random":
                     k = self.random_per_class()
-                    self.run_small("random", "standard", arch, n_nets,
-                                   lambda i, k=k: baselines.random_subset(self.dm, k, self.gen("random-subset", i)), bar)
+                    self.run_small(
+                        "random",
+                        "standard",
+                        arch,
+                        n_nets,
+                        lambda i, k=k: baselines.random_subset(self.dm, k, self.gen("random-subset", i)),
+                        bar,
+                    )
                 else:
                     means = self.mean_images()
                     self.run_small("mean", "standard", arch, n_nets, lambda i, m_=means: m_, bar)
@@ -391,12 +451,20 @@ def make_plots(study: Study, df: pd.DataFrame, out: Path) -> dict[str, Path]:
     for name, ds in study.sets.items():
         with torch.no_grad():
             paths[f"grid_{name}"] = plots.plot_distilled_grid(
-                ds.images, ds.soft_targets(), list(dm.class_names), dm.mean, dm.std, out / f"distilled_{name}.png",
-                title=f"{name}: distilled images and their labels")
+                ds.images,
+                ds.soft_targets(),
+                list(dm.class_names),
+                dm.mean,
+                dm.std,
+                out / f"distilled_{name}.png",
+                title=f"{name}: distilled images and their labels",
+            )
     if study.sets:
         paths["lr_schedule"] = plots.plot_lr_schedules(
-            {n: ds.lrs().detach().cpu().numpy() for n, ds in study.sets.items()}, out / "lr_schedule.png",
-            steps={n: int(ds.steps) for n, ds in study.sets.items()})
+            {n: ds.lrs().detach().cpu().numpy() for n, ds in study.sets.items()},
+            out / "lr_schedule.png",
+            steps={n: int(ds.steps) for n, ds in study.sets.items()},
+        )
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in study.records:
         groups.setdefault(_row_label(r), []).append(r)
@@ -413,7 +481,9 @@ def make_plots(study: Study, df: pd.DataFrame, out: Path) -> dict[str, Path]:
         if len(curves_all) > len(curves):
             paths["roc_all"] = plots.plot_roc_curves(curves_all, out / "roc_curves_all_architectures.png")
     mats = {label: np.sum([r["confusion_matrix"] for r in recs], axis=0) for label, recs in groups.items()}
-    paths["confusion"] = plots.plot_confusion_matrices(mats, list(dm.class_names), out / "confusion_matrices.png")
+    paths["confusion"] = plots.plot_confusion_matrices(
+        mats, list(dm.class_names), out / "confusion_matrices.png"
+    )
     return paths
 
 
@@ -426,19 +496,27 @@ def _default_loggers(cfg: DictConfig) -> list[Logger]:
         if target.endswith("CSVLogger"):
             loggers.append(hydra.utils.instantiate(conf, version="evaluation"))
         elif "wandb" in target.lower():
-            loggers.append(hydra.utils.instantiate(conf, name=f"{cfg.experiment_name}-evaluation",
-                                                   job_type="evaluation"))
+            loggers.append(
+                hydra.utils.instantiate(conf, name=f"{cfg.experiment_name}-evaluation", job_type="evaluation")
+            )
         else:
             loggers.extend(instantiate_loggers({key: conf}))
     return loggers
 
 
-def run_evaluation(cfg: DictConfig, datamodule, distilled_sets: Mapping[str, Any], output_dir: str | Path,
-                   loggers: list[Logger] | None = None) -> pd.DataFrame:
+def run_evaluation(
+    cfg: DictConfig,
+    datamodule,
+    distilled_sets: Mapping[str, Any],
+    output_dir: str | Path,
+    loggers: list[Logger] | None = None,
+    state: dict[str, Any] | None = None,
+) -> pd.DataFrame:
     """Evaluate every distilled set and the baselines; write ``results.{csv,md}``, plots and logs.
 
     ``distilled_sets`` maps a method name (e.g. ``soft``, ``hard``) to a ``DistilledSet``. Returns
-    the results table (one row per method, schedule and architecture).
+    the results table (one row per method, schedule and architecture). When ``state`` is given, the
+    first full-data network is left in ``state["real_model"]`` for later stages (the audit).
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -452,35 +530,84 @@ def run_evaluation(cfg: DictConfig, datamodule, distilled_sets: Mapping[str, Any
     log_public_hyperparams(loggers, cfg)
     progress = bool(cfg.eval.get("progress", True))
     study = Study(cfg, dm, distilled_sets, progress=progress)
-    records = study.run()
+    threads_before = torch.get_num_threads()
+    if cfg.eval.get("num_threads"):
+        torch.set_num_threads(int(cfg.eval.num_threads))
+    try:
+        records = study.run()
+    finally:
+        torch.set_num_threads(threads_before)
+    if state is not None:
+        state["real_model"] = study.reference_net
     real_bytes = study.sizes()["full"]["bytes"]
-    df = summarise(records, study.sizes(), real_bytes, numpy_rng(int(cfg.seed), "eval-bootstrap"),
-                   int(cfg.eval.bootstrap), float(cfg.eval.ci_level))
+    df = summarise(
+        records,
+        study.sizes(),
+        real_bytes,
+        numpy_rng(int(cfg.seed), "eval-bootstrap"),
+        int(cfg.eval.bootstrap),
+        float(cfg.eval.ci_level),
+    )
+    df.insert(3, "cross_architecture", df["architecture"] != study.spec(SAME).name)
     write_results(df, out, title=f"Results: {cfg.experiment_name}")
     write_network_records(records, out / "networks.csv")
-    write_text_atomic(out / "selection.json", json.dumps(
-        {"threshold_source": str(cfg.eval.threshold_source), "standard_lr": study.selected,
-         "seed_scheme": "derive_seed(seed, 'eval', method, schedule, arch, index)",
-         "eval_seed_example": derive_seed(int(cfg.seed), "eval", "soft", "replay", SAME, 0)}, indent=2, default=str))
+    write_text_atomic(
+        out / "selection.json",
+        json.dumps(
+            {
+                "threshold_source": str(cfg.eval.threshold_source),
+                "standard_lr": study.selected,
+                "seed_scheme": "derive_seed(seed, 'eval', method, schedule, arch, index)",
+                "eval_seed_example": derive_seed(int(cfg.seed), "eval", "soft", "replay", SAME, 0),
+            },
+            indent=2,
+            default=str,
+        ),
+    )
     figures = make_plots(study, df, out / "plots")
     log_results(loggers, df)
     for lg in loggers:
         if isinstance(lg, WandbLogger):
             for key, path in figures.items():
                 lg.log_image(key=f"plots/{key}", images=[str(path)])
-        elif isinstance(lg, CSVLogger):
-            pass
     if own_loggers:
         finish_loggers(loggers)
     return df
 
 
+def primary_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows on the distillation architecture (not the cross-architecture ones)."""
+    return df[~df["cross_architecture"].astype(bool)] if "cross_architecture" in df else df
+
+
+def method_metrics(df: pd.DataFrame | None, method: str, schedule: str = "replay") -> dict[str, float]:
+    """A method's numbers on the distillation architecture (for the artifact card): means, stds and CIs."""
+    if df is None or not len(df):
+        return {}
+    sel = primary_rows(df)
+    sel = sel[(sel.method == method) & (sel.schedule == schedule)]
+    if not len(sel):
+        return {}
+    row = sel.iloc[0]
+    return {
+        k: float(row[k])
+        for k in df.columns
+        if k not in ("method", "schedule", "architecture", "cross_architecture")
+        and pd.api.types.is_number(row[k])
+    }
+
+
 def headline(df: pd.DataFrame) -> dict[str, float]:
-    """The numbers the targets speak about: HM of soft/hard replay, full data and random subset."""
-    def hm(method: str, schedule: str | None = None) -> float:
-        sel = df[df.method == method]
-        if schedule is not None:
-            sel = sel[sel.schedule == schedule]
+    """The HMs the targets speak about (distillation architecture): soft/hard replay, full, random."""
+    base = primary_rows(df)
+
+    def hm(method: str, schedule: str) -> float:
+        sel = base[(base.method == method) & (base.schedule == schedule)]
         return float(sel["patient_hm_mean"].iloc[0]) if len(sel) and "patient_hm_mean" in sel else math.nan
-    return {"soft_replay_hm": hm("soft", "replay"), "hard_replay_hm": hm("hard", "replay"),
-            "full_hm": hm("full"), "random_hm": hm("random")}
+
+    return {
+        "soft_replay_hm": hm("soft", "replay"),
+        "hard_replay_hm": hm("hard", "replay"),
+        "full_hm": hm("full", "real"),
+        "random_hm": hm("random", "standard"),
+    }

@@ -19,7 +19,7 @@ from gastrodistill.evaluation.run import run_evaluation
 
 SMALL = [
     "distill=soft_cpu",
-    "distill.outer_steps=3",
+    "distill.outer_steps=2",
     "distill.steps=2",
     "distill.epochs=1",
     "distill.ipc=1",
@@ -34,7 +34,7 @@ SMALL = [
     "eval.schedules=[replay,standard]",
     "eval.lr_grid=[0.01]",
     "eval.standard.epochs=3",
-    "eval.baselines.methods=[random,mean]",
+    "eval.baselines.methods=[random]",
     "eval.bootstrap=10",
     "eval.progress=false",
 ]
@@ -68,7 +68,6 @@ def test_npz_rgb_two_classes_distil_and_evaluate(compose_cfg, make_npz, tmp_path
         ("soft", "replay"),
         ("soft", "standard"),
         ("random", "standard"),
-        ("mean", "standard"),
     }
     assert {"recall_normal_mean", "recall_tumour_mean"} <= set(df.columns)
     _image_level_checks(df, out)
@@ -76,6 +75,7 @@ def test_npz_rgb_two_classes_distil_and_evaluate(compose_cfg, make_npz, tmp_path
 
 @pytest.mark.xfail(
     strict=True,
+    raises=AssertionError,
     reason="evaluation reports AUC only at patient level; issue 6 asks for an "
     "image-level AUC beside accuracy on data without patients (see the issue-6 report)",
 )
@@ -101,6 +101,7 @@ def test_folder_grayscale_three_classes_hard_labels_and_artifact(compose_cfg, ma
     root = make_folder(classes=("cyst", "normal", "stone"), n=12, channels=1, size=10)
     cfg = compose_cfg(
         ["data=folder", f"data.root={root}", "data.balanced_sampler=true", *SMALL, "distill.mode=hard"]
+        + ["eval.schedules=[replay]", "eval.baselines.methods=[mean]"]
     )
     dm = instantiate(cfg.data)
     ds = run_distillation(cfg, dm, tmp_path / "distill")

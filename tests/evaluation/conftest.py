@@ -36,9 +36,15 @@ class PatientTensorDataModule(TensorImageDataModule):
         return self._plabels[split]
 
 
-def make_patient_dm(seed: int = 0, patients=(12, 8, 16), patches: int = 10, size: int = 12,
-                    flip_test_labels: bool = False, mislabel: float = 0.25) -> PatientTensorDataModule:
-    """Patients of both diagnoses; a gastritis patient's stomach patches look gastritis with prob. 1-mislabel."""
+def make_patient_dm(
+    seed: int = 0,
+    patients=(12, 8, 16),
+    patches: int = 10,
+    size: int = 12,
+    flip_test_labels: bool = False,
+    mislabel: float = 0.25,
+) -> PatientTensorDataModule:
+    """Patients of both diagnoses; stomach patches look like their label with probability 1 - mislabel."""
     rng = np.random.default_rng(seed)
     splits, pids, plabels = {}, {}, {}
     for split, n_pat in zip(("train", "val", "test"), patients, strict=True):
@@ -69,3 +75,14 @@ def patient_dm() -> PatientTensorDataModule:
 def patient_dm_factory():
     """``make_patient_dm`` itself, for tests that need several variants."""
     return make_patient_dm
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Small networks on a shared 2-core machine: one intra-op thread avoids oversubscription stalls."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -84,9 +84,13 @@ def test_bootstrap_of_several_networks_is_the_mean_over_networks():
     s1, s2 = rng.random(40), rng.random(40)
     # two identical networks give the same interval as one of them
     one = bootstrap_patient_ci(y, s1 >= 0.5, s1, np.random.default_rng(1), 200)
-    two = bootstrap_patient_ci(y, np.stack([s1, s1]) >= 0.5, np.stack([s1, s1]), np.random.default_rng(1), 200)
+    two = bootstrap_patient_ci(
+        y, np.stack([s1, s1]) >= 0.5, np.stack([s1, s1]), np.random.default_rng(1), 200
+    )
     assert one == pytest.approx(two)
-    mixed = bootstrap_patient_ci(y, np.stack([s1, s2]) >= 0.5, np.stack([s1, s2]), np.random.default_rng(1), 200)
+    mixed = bootstrap_patient_ci(
+        y, np.stack([s1, s2]) >= 0.5, np.stack([s1, s2]), np.random.default_rng(1), 200
+    )
     assert mixed != pytest.approx(one)
 
 

@@ -17,8 +17,13 @@ IRR, NON, GAS = 0, 1, 2
 
 
 def _scores(split, ids, scores, labels):
-    return PatientScores(split=split, patient_ids=np.array(ids), scores=np.array(scores, dtype=float),
-                         labels=np.array(labels), n_relevant=np.ones(len(ids), dtype=np.int64))
+    return PatientScores(
+        split=split,
+        patient_ids=np.array(ids),
+        scores=np.array(scores, dtype=float),
+        labels=np.array(labels),
+        n_relevant=np.ones(len(ids), dtype=np.int64),
+    )
 
 
 def test_share_of_gastritis_among_relevant_patches_over_all_images():

@@ -13,15 +13,32 @@ from gastrodistill.evaluation.run import Study, build_context, evaluate_network,
 from gastrodistill.utils.seeding import torch_generator
 
 SMALL = [
-    "model.width=8", "model.depth=2", "eval.n_networks=2", "eval.architectures=[same,lenet]",
-    "eval.baselines.n_networks_full=1", "eval.baselines.real.epochs=2", "eval.lr_grid=[0.01,0.03]",
-    "eval.standard.epochs=20", "eval.bootstrap=100", "eval.progress=false",
+    "model.width=8",
+    "model.depth=2",
+    "eval.n_networks=2",
+    "eval.architectures=[same,lenet]",
+    "eval.baselines.n_networks_full=1",
+    "eval.baselines.real.epochs=2",
+    "eval.lr_grid=[0.01,0.03]",
+    "eval.standard.epochs=20",
+    "eval.bootstrap=100",
+    "eval.progress=false",
 ]
 
 
 def _distilled(dm, mode="soft", seed=0) -> DistilledSet:
-    ds = DistilledSet(3, ipc=2, steps=2, epochs=2, image_shape=dm.image_shape, mode=mode, lr_init=0.05,
-                      class_names=dm.class_names, mean=dm.mean, std=dm.std)
+    ds = DistilledSet(
+        3,
+        ipc=2,
+        steps=2,
+        epochs=2,
+        image_shape=dm.image_shape,
+        mode=mode,
+        lr_init=0.05,
+        class_names=dm.class_names,
+        mean=dm.mean,
+        std=dm.std,
+    )
     return ds.init_real(dm, torch_generator(seed, "init"))
 
 
@@ -33,8 +50,9 @@ def test_results_table_equals_logged_numbers_and_outputs_exist(compose_cfg, pati
     df = run_evaluation(cfg, dm, sets, out)
     # one row per method x schedule x architecture
     keys = set(zip(df.method, df.schedule, df.architecture, strict=True))
-    assert keys == {(m, s, a) for m in ("soft", "hard") for s in ("replay", "standard") for a in ("convnet", "lenet")} | {
-        ("full", "real", "convnet"), ("random", "standard", "convnet"), ("mean", "standard", "convnet")}
+    assert keys == {
+        (m, s, a) for m in ("soft", "hard") for s in ("replay", "standard") for a in ("convnet", "lenet")
+    } | {("full", "real", "convnet"), ("random", "standard", "convnet"), ("mean", "standard", "convnet")}
     table = pd.read_csv(out / "results.csv")
     assert len(table) == len(df)
     assert (table.n_networks == np.where(table.method == "full", 1, 2)).all()
@@ -51,8 +69,14 @@ def test_results_table_equals_logged_numbers_and_outputs_exist(compose_cfg, pati
     for i, row in table.iterrows():
         rid = f"{row.method}/{row.schedule}/{row.architecture}"
         step = logged[logged.step == i]
-        for col in ("patch_accuracy_mean", "patient_hm_mean", "patient_auc_std", "compression", "bytes",
-                    "patient_hm_ci_low"):
+        for col in (
+            "patch_accuracy_mean",
+            "patient_hm_mean",
+            "patient_auc_std",
+            "compression",
+            "bytes",
+            "patient_hm_ci_low",
+        ):
             key = f"results/{rid}/{col}"
             if np.isfinite(row[col]):
                 vals = step[key].dropna()
@@ -64,8 +88,14 @@ def test_results_table_equals_logged_numbers_and_outputs_exist(compose_cfg, pati
     sel = nets[(nets.method == "soft") & (nets.schedule == "replay") & (nets.architecture == "convnet")]
     assert sel.patient_hm.mean() == pytest.approx(soft.patient_hm_mean)
     assert "patient" not in " ".join(c for c in nets.columns if not c.startswith("patient_"))
-    for name in ("distilled_soft.png", "distilled_hard.png", "lr_schedule.png", "roc_curves.png",
-                 "roc_curves_all_architectures.png", "confusion_matrices.png"):
+    for name in (
+        "distilled_soft.png",
+        "distilled_hard.png",
+        "lr_schedule.png",
+        "roc_curves.png",
+        "roc_curves_all_architectures.png",
+        "confusion_matrices.png",
+    ):
         assert (out / "plots" / name).stat().st_size > 1000
     md = (out / "results.md").read_text()
     assert "| soft | replay | convnet |" in md and " ± " in md
@@ -107,7 +137,10 @@ def test_fresh_networks_learn_from_the_distilled_set(compose_cfg, patient_dm):
     ds = _distilled(patient_dm)
     spec = net_spec(cfg, "same", patient_dm)
     ctx = build_context(cfg, patient_dm)
-    accs = [evaluate_network(train_replay(spec.build(torch_generator(i)), ds), ctx)["patch_accuracy"] for i in range(3)]
+    accs = [
+        evaluate_network(train_replay(spec.build(torch_generator(i)), ds), ctx)["patch_accuracy"]
+        for i in range(3)
+    ]
     assert np.mean(accs) > 0.45
     n0, n1 = spec.build(torch_generator(0)), spec.build(torch_generator(1))
     assert not torch.equal(next(n0.parameters()), next(n1.parameters()))

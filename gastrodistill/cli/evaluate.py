@@ -1,0 +1,52 @@
+"""``gastrodistill-evaluate``: fresh networks on saved distilled sets and on the real-data baselines.
+
+    gastrodistill-evaluate 'eval.distilled_dirs={soft: outputs/<exp>/runs/<run>/distill/soft, hard: ...}'
+    gastrodistill-evaluate eval.n_networks=20 'eval.architectures=[same,lenet,alexnet]'
+    gastrodistill-evaluate eval.baselines.n_per_class=10       # baselines only (no distilled set)
+
+Each entry of ``eval.distilled_dirs`` is a folder written by ``DistilledSet.save`` or an artifact
+(folder or ``.zip`` with ``card.json``). Writes ``results.{csv,md}``, ``networks.csv`` and
+``plots/`` into the Hydra run folder and prints the Markdown table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from gastrodistill.cli import CONF_DIR
+
+
+def load_distilled(dirs) -> dict:
+    """Name -> DistilledSet from ``DistilledSet.save`` folders or shareable artifacts."""
+    if not dirs:
+        return {}
+    from gastrodistill.cli.audit import load_sets
+
+    sets, _ = load_sets(dirs)
+    return sets
+
+
+def run(cfg: DictConfig):
+    from gastrodistill.evaluation.run import run_evaluation
+
+    sets = load_distilled(cfg.eval.get("distilled_dirs"))
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    out = Path(cfg.paths.output_dir)
+    df = run_evaluation(cfg, dm, sets, out)
+    print((out / "results.md").read_text())
+    print(f"results: {out / 'results.csv'}\nplots:   {out / 'plots'}")
+    return df
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""``gastrodistill-reproduce``: the whole study in one Hydra run folder (``make reproduce``).
+
+    gastrodistill-reproduce experiment=cpu                  # ~20 min on 2 CPU cores
+    gastrodistill-reproduce experiment=full trainer=ddp     # the paper's scale on GPUs
+    gastrodistill-reproduce experiment=cpu 'stages=[distill,evaluate]'   # some stages only
+
+Runs the stages of ``cfg.stages`` in order: ``generate`` (synthetic DATA_ROOT) → ``patches`` (patch
+store) → ``distill`` (one set per ``reproduce.distill_modes``, soft and hard) → ``evaluate`` (baselines
+and distilled sets: results table and plots) → ``audit`` (anonymity) → ``artifact`` (shareable sets).
+Outputs: ``<run>/distill/<mode>``, ``<run>/eval``, ``<run>/audit``, ``<run>/artifacts/<mode>``, and
+``<run>/SUMMARY.md`` listing them with each stage's wall time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from gastrodistill.cli import CONF_DIR
+from gastrodistill.utils.atomic import write_text_atomic
+from gastrodistill.utils.run_info import save_run_info
+
+STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
+
+
+class ReproduceConfigError(ValueError):
+    """``stages`` or ``reproduce.*`` names something that cannot run; the message says what to change."""
+
+
+def _has(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class Pipeline:
+    """Holds what stages hand to each other (data module, distilled sets, results) and runs them."""
+
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.paths.output_dir)
+        self.rcfg = cfg.get("reproduce") or {}
+        self.dm: Any = None
+        self.sets: dict[str, Any] = {}
+        self.state: dict[str, Any] = {}
+        self.paths: dict[str, Path] = {}
+        self.timings: dict[str, float] = {}
+        self.notes: list[str] = []
+
+    # ---- shared pieces ---------------------------------------------------------------------------
+    def datamodule(self):
+        if self.dm is None:
+            self.dm = hydra.utils.instantiate(self.cfg.data)
+            self.dm.prepare_data()
+            self.dm.setup()
+        return self.dm
+
+    def distilled_sets(self) -> dict[str, Any]:
+        """The sets of this run, or those saved in ``<run>/distill`` by an earlier run of the stage."""
+        if not self.sets:
+            from gastrodistill.distillation.distilled_set import DistilledSet
+
+            for mode in self.modes():
+                d = self.out / "distill" / mode
+                if (d / "distilled.json").is_file():
+                    self.sets[mode] = DistilledSet.load(d)
+        return self.sets
+
+    def modes(self) -> list[str]:
+        return [str(m) for m in self.rcfg.get("distill_modes", ["soft", "hard"])]
+
+    # ---- stages ----------------------------------------------------------------------------------
+    def generate(self) -> None:
+        from gastrodistill.cli.generate import run as generate_run
+
+        self.paths["data"] = Path(str(generate_run(self.cfg) or self.cfg.paths.data_root))
+
+    def patches(self) -> None:
+        from gastrodistill.cli.build_patches import summary_table
+
+        dm = self.datamodule()
+        store = getattr(dm, "store", None)
+        if store is not None:
+            self.paths["patch store"] = Path(store.path)
+            print(summary_table(store.meta))
+
+    def distill(self) -> None:
+        from gastrodistill.distillation.run import run_distillation
+
+        dm = self.datamodule()
+        for mode in self.modes():
+            print(f"--- distillation: {mode} labels")
+            self.sets[mode] = run_distillation(self.cfg, dm, self.out / "distill", mode=mode)
+            self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+
+    def evaluate(self) -> None:
+        from gastrodistill.evaluation.run import run_evaluation
+
+        df = run_evaluation(
+            self.cfg, self.datamodule(), self.distilled_sets(), self.out / "eval", state=self.state
+        )
+        self.state["results"] = df
+        self.paths["results table"] = self.out / "eval" / "results.md"
+        self.paths["results csv"] = self.out / "eval" / "results.csv"
+        self.paths["plots"] = self.out / "eval" / "plots"
+
+    def audit(self) -> None:
+        from gastrodistill.anonymity.audit import run_audit
+
+        sets = self._need_sets("audit")
+        self.state["audit"] = run_audit(
+            self.cfg, self.datamodule(), sets, self.out / "audit", real_model=self.state.get("real_model")
+        )
+        self.paths["anonymity audit"] = self.out / "audit" / "audit.md"
+
+    def artifact(self) -> None:
+        from gastrodistill.evaluation.run import method_metrics
+        from gastrodistill.sharing.publish import publish_artifact
+
+        for name, ds in self._need_sets("artifact").items():
+            evaluation = method_metrics(self.state.get("results"), name)
+            anonymity = (self.state.get("audit") or {}).get(name)
+            path = publish_artifact(
+                self.cfg,
+                self.datamodule(),
+                name,
+                ds,
+                self.out / "artifacts" / name,
+                evaluation=evaluation,
+                anonymity=anonymity,
+            )
+            self.paths[f"artifact ({name})"] = Path(path)
+
+    def _need_sets(self, stage: str) -> dict[str, Any]:
+        sets = self.distilled_sets()
+        if not sets:
+            raise ReproduceConfigError(
+                f"stage {stage!r} needs distilled sets: put 'distill' before it in `stages`, or run it in a "
+                f"run folder that already holds distill/<mode> (hydra.run.dir=...)"
+            )
+        return sets
+
+    # ---- driver ----------------------------------------------------------------------------------
+    def stage_fns(self) -> dict[str, tuple[Callable[[], None], str]]:
+        return {
+            "generate": (self.generate, "gastrodistill.cli.generate"),
+            "patches": (self.patches, "gastrodistill.data.gastric"),
+            "distill": (self.distill, "gastrodistill.distillation.run"),
+            "evaluate": (self.evaluate, "gastrodistill.evaluation.run"),
+            "audit": (self.audit, "gastrodistill.anonymity.audit"),
+            "artifact": (self.artifact, "gastrodistill.sharing.publish"),
+        }
+
+    def run(self) -> dict[str, Path]:
+        stages = [str(s) for s in self.cfg.stages]
+        unknown = [s for s in stages if s not in STAGES]
+        if unknown:
+            raise ReproduceConfigError(
+                f"stages {unknown} unknown; `stages` may list {list(STAGES)} in that order"
+            )
+        order = [STAGES.index(s) for s in stages]
+        if order != sorted(order):
+            raise ReproduceConfigError(f"stages {stages} are out of order; keep the order {list(STAGES)}")
+        self.out.mkdir(parents=True, exist_ok=True)
+        save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
+        threads = self.rcfg.get("num_threads")
+        if threads:
+            torch.set_num_threads(int(threads))
+        fns = self.stage_fns()
+        start = time.time()
+        for i, stage in enumerate(stages, 1):
+            fn, module = fns[stage]
+            if not _has(module):
+                note = f"stage {stage!r} skipped: {module} is not part of this installation"
+                print(f"==> [{i}/{len(stages)}] {note}")
+                self.notes.append(note)
+                continue
+            print(f"==> [{i}/{len(stages)}] {stage} (elapsed {time.time() - start:.0f} s)", flush=True)
+            t0 = time.time()
+            fn()
+            self.timings[stage] = time.time() - t0
+            print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
+        self.timings["total"] = time.time() - start
+        self.write_summary()
+        return self.paths
+
+    def write_summary(self) -> Path:
+        lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]
+        lines += ["| stage | wall time (s) |", "|---|---|"]
+        lines += [f"| {k} | {v:.0f} |" for k, v in self.timings.items()]
+        lines += ["", "## Outputs", ""] + [f"- {k}: `{v}`" for k, v in self.paths.items()]
+        if self.notes:
+            lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        md = self.out / "eval" / "results.md"
+        if md.is_file():
+            lines += ["", md.read_text()]
+        path = write_text_atomic(self.out / "SUMMARY.md", "\n".join(lines) + "\n")
+        write_text_atomic(self.out / "timings.json", json.dumps(self.timings, indent=2))
+        self.paths["summary"] = path
+        return path
+
+
+def run(cfg: DictConfig) -> dict[str, Path]:
+    """Run ``cfg.stages`` and print where everything went."""
+    pipe = Pipeline(cfg)
+    paths = pipe.run()
+    results = pipe.out / "eval" / "results.md"
+    if results.is_file():
+        print(results.read_text())
+    print(f"whole study: {pipe.timings['total']:.0f} s")
+    width = max((len(k) for k in paths), default=0)
+    for k, v in paths.items():
+        print(f"  {k:<{width}}  {v}")
+    return paths
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""Small in-memory patch sets with patients (distinctive ids), for the anonymity and sharing tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from gastrodistill.data.base import TensorImageDataModule
+
+CLASSES = ["irrelevant", "non-gastritis", "gastritis"]
+#: Distinctive patient ids: any of them in an output file is a leak, never a coincidence.
+PID_PREFIX = "Zyxwvut-PID"
+
+
+def structured_patch(rng: np.random.Generator, cls: int, size: int, base: np.ndarray | None = None) -> np.ndarray:
+    """Stripes whose orientation is the class, on a smooth per-patient background, plus noise."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    direction = (yy, xx, yy + xx)[cls]
+    img = 0.5 + 0.25 * np.sin(2 * np.pi * 3 * direction + rng.uniform(0, 2 * np.pi))
+    if base is not None:
+        img = img + base
+    return np.clip(img + 0.05 * rng.standard_normal((size, size)), 0, 1)
+
+
+class PatientDM(TensorImageDataModule):
+    """In-memory splits plus per-sample patient ids (and an optional text-corner mask)."""
+
+    def __init__(self, splits, pids, text_masks=None, **kw) -> None:
+        super().__init__(splits=splits, class_names=CLASSES, **kw)
+        self._pids, self._text = pids, text_masks
+
+    def patient_ids(self, split):
+        return self._pids[split]
+
+    def patient_labels(self, split):
+        return {p: int(i % 2) for i, p in enumerate(dict.fromkeys(self._pids[split]))}
+
+    def text_patch_mask(self, split):
+        if self._text is None:
+            raise AttributeError("no text mask")
+        return self._text[split]
+
+
+def make_dm(seed: int = 0, patients=(20, 6, 20), per_patient: int = 8, size: int = 16) -> PatientDM:
+    rng = np.random.default_rng(seed)
+    splits, pids = {}, {}
+    for split, n_pat in zip(("train", "val", "test"), patients, strict=True):
+        xs, ys, ids = [], [], []
+        for p in range(n_pat):
+            yy, xx = np.mgrid[0:size, 0:size] / size
+            base = 0.1 * np.sin(2 * np.pi * (rng.uniform(0.5, 1.5) * yy + rng.uniform(0, 1)))
+            for _ in range(per_patient):
+                c = int(rng.integers(0, 3))
+                xs.append(structured_patch(rng, c, size, base))
+                ys.append(c)
+                ids.append(f"{PID_PREFIX}-{split}-{p:04d}")
+        splits[split] = (np.asarray(xs, dtype=np.float32)[:, None], np.asarray(ys))
+        pids[split] = np.asarray(ids)
+    return PatientDM(splits, pids, batch_size=32, eval_batch_size=64)
+
+
+def noise_set(dm, steps: int = 2, ipc: int = 1, seed: int = 0):
+    """A DistilledSet of Gaussian-noise images (far from every real patch)."""
+    from gastrodistill.distillation.distilled_set import DistilledSet
+
+    ds = DistilledSet(dm.num_classes, ipc, steps, 1, dm.image_shape, class_names=dm.class_names, mean=dm.mean,
+                      std=dm.std)
+    return ds.init_noise(torch.Generator().manual_seed(seed))

@@ -1,0 +1,54 @@
+"""Bad settings and unsafe targets fail clearly, and nothing half-written is left behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from gastrodistill.data.synthetic import SyntheticConfigError, SyntheticOutputError, generate_dataset
+from gastrodistill.data.synthetic import generator as gen_mod
+
+ONE = dict(train_gastritis=1, train_non_gastritis=1, test_gastritis=0, test_non_gastritis=0,
+           images_per_patient=1, image_size=256, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ({"imagesize": 512}, "imagesize"),
+        ({"image_size": 64}, "image_size"),
+        ({"format": "jpeg"}, "format"),
+        ({"gastritis_severity": [0.9, 0.2]}, "gastritis_severity"),
+        ({"train_gastritis": -1}, "train_gastritis"),
+        ({"train_gastritis": 0, "train_non_gastritis": 0}, "training split"),
+    ],
+)
+def test_bad_settings_name_the_key(tmp_path, override, needle):
+    with pytest.raises(SyntheticConfigError, match=needle) as err:
+        generate_dataset(tmp_path / "d", **{**ONE, **override})
+    assert isinstance(err.value, ValueError)
+    assert not (tmp_path / "d").exists()
+
+
+def test_refuses_to_replace_a_foreign_folder(tmp_path):
+    root = tmp_path / "real_data"
+    root.mkdir()
+    (root / "manifest.csv").write_text("image,patient_id,diagnosis\n")
+    with pytest.raises(SyntheticOutputError, match="refusing to overwrite"):
+        generate_dataset(root, **ONE)
+    assert (root / "manifest.csv").read_text() == "image,patient_id,diagnosis\n"
+
+
+def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = gen_mod.write_mask_png
+
+    def failing(path, mask):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt("simulated kill")
+        real(path, mask)
+
+    monkeypatch.setattr(gen_mod, "write_mask_png", failing)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(tmp_path / "d", **ONE)
+    assert list(tmp_path.iterdir()) == []  # neither the target nor a staging folder remains
