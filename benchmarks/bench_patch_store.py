@@ -61,7 +61,7 @@ def make_images(folder: Path, n: int, seed: int = 0) -> None:
 
 
 def data_root(src: Path, dst: Path, n: int) -> Path:
-    """DATA_ROOT with the first n images (hard links, so paths stay inside it); half gastritis, every third patient in test."""
+    """DATA_ROOT: first n images (hard links stay inside it); half gastritis, every 3rd patient test."""
     for sub in ("images", "masks"):
         (dst / sub).mkdir(parents=True, exist_ok=True)
     rows = ["image,patient_id,diagnosis,split,mask"]
@@ -194,8 +194,9 @@ def main() -> None:
             rate = r["patches"] / r["seconds"]
             disk = PAPER_PATCHES * size * size + PAPER_PATCHES * r["index_bytes"] / r["patches"]
             print(
-                f"  storage {size:>3} px: {PAPER_PATCHES / rate / 60:6.1f} min at {rate:.0f} patches/s on this "
-                f"machine, {disk / 1e9:6.2f} GB on disk; build memory stays at ~{r['peak_rss_mb']:.0f} MB RSS"
+                f"  storage {size:>3} px: {PAPER_PATCHES / rate / 60:6.1f} min at {rate:.0f} patches/s "
+                f"on this machine, {disk / 1e9:6.2f} GB on disk; "
+                f"build memory stays at ~{r['peak_rss_mb']:.0f} MB RSS"
             )
         growth = {
             size: [x["peak_rss_mb"] for x in sorted(results, key=lambda x: x["n"]) if x["size"] == size]

@@ -199,7 +199,8 @@ def text_patch_mask(
     """
     own = getattr(datamodule, "text_patch_mask", None)
     if callable(own):
-        return np.asarray(own(split), dtype=bool)
+        mask = own(split)
+        return None if mask is None else np.asarray(mask, dtype=bool)
     store = getattr(datamodule, "store", None)
     spec = getattr(datamodule, "spec", None)
     if store is None or spec is None or not hasattr(store, "split_index"):

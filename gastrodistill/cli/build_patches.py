@@ -34,7 +34,7 @@ def summary_table(meta: dict) -> str:
 
 
 def run(cfg: DictConfig) -> Path:
-    """Build the store described by ``cfg.data``, record the run, print a summary; returns the store folder."""
+    """Build the store of ``cfg.data``, record the run, print a summary; returns the store folder."""
     dm: GastricPatchDataModule = hydra.utils.instantiate(cfg.data)
     if not isinstance(dm, GastricPatchDataModule):
         raise ValueError(

@@ -169,7 +169,8 @@ def save_artifact(
             raise ArtifactError(
                 f"distilled tensor {name!r} has non-finite values; refusing to share a broken set"
             )
-    blob = st_save(tensors, metadata={"format": FORMAT, "schema_version": str(SCHEMA_VERSION)})
+    # One metadata key only: safetensors writes its metadata map in random order.
+    blob = st_save(tensors, metadata={"format": f"{FORMAT}/{SCHEMA_VERSION}"})
     fields = check_caller_fields(card_fields)
     info = _distilled_info(distilled)
     with atomic_dir(out_dir) as tmp:

@@ -35,7 +35,7 @@ def save_grid(
 ) -> Path:
     """Images in rows of ``per_row`` (one inner step's batch per row), captioned with their top soft label."""
     n = min(len(images), max_images)
-    pics = display_images(images[:n], mean, std)
+    pics = display_images(images[:n], mean, std).numpy()
     probs = targets[:n].detach().float().cpu()
     cols = max(1, min(per_row, n))
     rows = (n + cols - 1) // cols

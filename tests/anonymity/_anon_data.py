@@ -36,9 +36,7 @@ class PatientDM(TensorImageDataModule):
         return {p: int(i % 2) for i, p in enumerate(dict.fromkeys(self._pids[split]))}
 
     def text_patch_mask(self, split):
-        if self._text is None:
-            raise AttributeError("no text mask")
-        return self._text[split]
+        return None if self._text is None else self._text[split]
 
 
 def make_dm(seed: int = 0, patients=(20, 6, 20), per_patient: int = 8, size: int = 16) -> PatientDM:
@@ -66,3 +64,63 @@ def noise_set(dm, steps: int = 2, ipc: int = 1, seed: int = 0):
     ds = DistilledSet(dm.num_classes, ipc, steps, 1, dm.image_shape, class_names=dm.class_names, mean=dm.mean,
                       std=dm.std)
     return ds.init_noise(torch.Generator().manual_seed(seed))
+
+
+# ---- a source folder with a DICOM whose header and file name are distinctive --------------------
+SECRETS = {
+    "PatientName": "Zyxwvut^Qwerty",
+    "PatientID": "QX-778899",
+    "PatientBirthDate": "19420817",
+    "InstitutionName": "Hospital Wqxzvb",
+    "AccessionNumber": "ACC99887766",
+    "ReferringPhysicianName": "Plonkit^Vrrm",
+}
+IMAGE_NAME = "images/Zyxwvut_Qwerty_scan0042.dcm"
+
+
+def write_dicom_root(root) -> dict[str, str]:
+    """DATA_ROOT with manifest.csv and one DICOM carrying made-up identifying header fields."""
+    from pathlib import Path
+
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    root = Path(root)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["gastrodistill-test"])
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    for key, value in SECRETS.items():
+        setattr(ds, key, value)
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID = generate_uid(entropy_srcs=["gastrodistill-test-study"])
+    ds.Modality = "RF"
+    ds.Rows, ds.Columns = 32, 32
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = np.arange(32 * 32, dtype=np.uint16).tobytes()
+    ds.save_as(root / IMAGE_NAME, enforce_file_format=True)
+    (root / "manifest.csv").write_text(f"image,patient_id,diagnosis\n{IMAGE_NAME},{SECRETS['PatientID']},gastritis\n")
+    return {**SECRETS, "sop_uid": str(ds.SOPInstanceUID), "study_uid": str(ds.StudyInstanceUID)}
+
+
+def all_bytes(path) -> bytes:
+    """Every byte of a folder or file, zip members decompressed (independent of the code under test)."""
+    import zipfile
+    from pathlib import Path
+
+    path = Path(path)
+    files = [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
+    chunks = []
+    for f in files:
+        chunks.append(f.name.encode())
+        chunks.append(f.read_bytes())
+        if zipfile.is_zipfile(f):
+            with zipfile.ZipFile(f) as zf:
+                chunks.extend(zf.read(n) + n.encode() for n in zf.namelist())
+    return b"\n".join(chunks)

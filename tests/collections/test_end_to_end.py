@@ -119,3 +119,23 @@ def test_folder_grayscale_three_classes_hard_labels_and_artifact(compose_cfg, ma
     text = json.dumps(card)
     assert str(root) not in text and str(tmp_path) not in text
     assert card["source_hash"] == dm.source_hash()
+
+
+@pytest.mark.slow
+def test_npz_anonymity_audit_without_patients(compose_cfg, make_npz, tmp_path):
+    """The audit's nearest-patch, membership and artifact checks on data with no patient ids."""
+    from gastrodistill.anonymity.audit import run_audit
+
+    path = make_npz(k=2, channels=3, size=12, counts=(40, 12, 20))
+    cfg = compose_cfg(
+        ["data=npz", f"data.path={path}", *SMALL]
+        + ["eval.baselines.real.epochs=1", "audit.membership.n_networks=1", "audit.nearest.reference_size=32"]
+    )
+    dm = instantiate(cfg.data)
+    ds = run_distillation(cfg, dm, tmp_path / "distill")
+    report = run_audit(cfg, dm, {"soft": ds}, tmp_path / "audit")
+    soft = report["soft"]
+    assert soft["artifact_leaks"] == 0
+    for key in ("ncc_nearest_max", "ncc_ref_p95", "mia_loss_auc"):
+        assert np.isfinite(soft[key]), key
+    assert 0.0 <= soft["mia_loss_auc"] <= 1.0

@@ -1,0 +1,126 @@
+"""Header strings, patient ids and paths never reach the artifact; the burned-in text corner is not reproduced."""
+
+from __future__ import annotations
+
+import zipfile
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from _anon_data import IMAGE_NAME, PatientDM, all_bytes, make_dm, noise_set, structured_patch, write_dicom_root
+
+from gastrodistill.anonymity.text_check import (
+    TextCheckError,
+    patches_in_corner,
+    private_strings,
+    scan_for_strings,
+    text_patch_mask,
+    text_region_similarity,
+)
+from gastrodistill.sharing.artifact import ArtifactError, save_artifact
+from gastrodistill.sharing.card import CardError
+from gastrodistill.sharing.publish import publish_artifact
+
+
+def test_private_strings_come_from_header_manifest_and_patients(tmp_path):
+    secrets = write_dicom_root(tmp_path / "src")
+    strings = private_strings(make_dm(patients=(2, 1, 1), per_patient=2), tmp_path / "src")
+    values = set(strings.values)
+    for key in ("PatientName", "PatientID", "PatientBirthDate", "InstitutionName", "AccessionNumber"):
+        assert secrets[key] in values, key
+    assert {"Zyxwvut", "Qwerty", "Plonkit", secrets["sop_uid"], secrets["study_uid"], IMAGE_NAME} <= values
+    assert "Zyxwvut-PID-train-0000" in values  # patient ids of the data module
+    assert "1.2.840.10008.1.2.1" not in values  # the transfer syntax is a standard UID, not an identifier
+    assert strings.counts()["dicom"] >= 8 and strings.counts()["path"] >= 2
+
+
+def test_published_artifact_holds_no_identifier_or_path(tmp_path, compose_cfg):
+    secrets = write_dicom_root(tmp_path / "src")
+    cfg = compose_cfg([f"paths.data_root={tmp_path / 'src'}", "model=lenet"])
+    dm = make_dm(patients=(3, 2, 2), per_patient=3)
+    out = publish_artifact(cfg, dm, "soft", noise_set(dm), tmp_path / "share" / "soft", archive=True)
+    blob = all_bytes(out).lower() + all_bytes(f"{out}.zip").lower()
+    forbidden = [*secrets.values(), "Zyxwvut", "Qwerty", "Wqxzvb", "Zyxwvut_Qwerty_scan0042", str(tmp_path),
+                 *np.unique(dm.patient_ids("train"))]
+    for s in forbidden:
+        for enc in ("utf-8", "utf-16-le"):
+            assert s.lower().encode(enc) not in blob, (s, enc)
+    assert b"zyxwvut-pid" not in blob
+    assert scan_for_strings([out, f"{out}.zip"], private_strings(dm, tmp_path / "src")) == []
+
+
+def test_a_leaking_card_is_refused_and_nothing_is_written(tmp_path):
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    fields = {"architecture": {"_target_": "gastrodistill.models.LeNet"}, "training_recipe": {},
+              "source_hash": dm.source_hash()}
+    target = tmp_path / "art"
+    with pytest.raises(ArtifactError, match="private string"):
+        save_artifact(target, noise_set(dm), {**fields, "description": "from QX-778899"},
+                      forbidden_strings=["QX-778899"])
+    assert not target.exists() and not list(tmp_path.iterdir())
+    bad = [({"description": f"{tmp_path}/data"}, "path separator"), ({"description": "C:scan.dcm"}, "file path"),
+           ({"description": "Doe^John"}, "person name"), ({"description": "1.2.392.200036.9116.2.1"}, "UID"),
+           ({"evaluation": {"patient_id": 3}}, "patients"), ({"data_root": "x"}, "not allowed"),
+           ({"source_hash": "abc"}, "sha256")]
+    for extra, message in bad:
+        with pytest.raises(CardError, match=message):
+            save_artifact(target, noise_set(dm), {**fields, **extra})
+    assert not target.exists()
+
+
+def test_scanner_finds_utf16_strings_inside_zip_members(tmp_path):
+    secrets = write_dicom_root(tmp_path / "src")
+    with zipfile.ZipFile(tmp_path / "leaky.zip", "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("card.json", ("note: " + secrets["PatientID"].lower()).encode("utf-16-le"))
+    hits = scan_for_strings([tmp_path / "leaky.zip"], private_strings(None, tmp_path / "src"))
+    assert len(hits) == 1 and hits[0]["kind"] in ("patient_id", "dicom:PatientID")  # manifest and header agree
+    assert secrets["PatientID"] not in str(hits)  # reports name the kind and a hash, never the value
+
+
+def test_patches_in_corner_geometry():
+    rows, cols = np.array([0, 0, 249, 751, 0]), np.array([0, 249, 0, 751, 751])
+    h = w = np.full(5, 1050)
+    np.testing.assert_array_equal(patches_in_corner(rows, cols, 299, h, w, "top-left", (0.1, 0.3)),
+                                  [True, True, False, False, False])
+    np.testing.assert_array_equal(patches_in_corner(rows, cols, 299, h, w, "bottom-right", (0.1, 0.3)),
+                                  [False, False, False, True, False])
+    with pytest.raises(TextCheckError, match="corner"):
+        patches_in_corner(rows, cols, 299, h, w, "middle", (0.1, 0.3))
+
+
+def _text_patch(p: int, size: int) -> np.ndarray:
+    """The top-left corner of an X-ray with this patient's burned-in text, downsampled like a patch store."""
+    from gastrodistill.data.synthetic.burn_in import burn_in_text
+
+    canvas = np.full((800, 800), 3000, np.uint16)
+    burn_in_text(canvas, [f"NAME{p:03d} PERSON", f"ID P{p:07d}  F", "DOB 1950-01-01"], "top-left")
+    crop = canvas[:128, :128].astype(np.float32) / 65535.0
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def test_text_corner_copy_is_flagged_and_noise_is_not():
+    rng = np.random.default_rng(0)
+    size, splits, pids, masks = 32, {}, {}, {}
+    for split, n_pat in (("train", 16), ("val", 2), ("test", 4)):
+        xs, ys, ids, mask = [], [], [], []
+        for p in range(n_pat):
+            for k in range(6):
+                text = k == 0
+                xs.append(_text_patch(p, size) if text else structured_patch(rng, k % 3, size))
+                ys.append(0 if text else k % 3)
+                ids.append(f"{split}-{p}")
+                mask.append(text)
+        splits[split] = (np.asarray(xs, np.float32)[:, None], np.asarray(ys))
+        pids[split], masks[split] = np.asarray(ids), np.asarray(mask)
+    dm = PatientDM(splits, pids, text_masks=masks, batch_size=32, eval_batch_size=40)
+    mask = text_patch_mask(dm, "top-left", (0.1, 0.5))
+    assert mask.sum() == 16
+    planted = dm.load_split("train", [int(np.flatnonzero(mask)[3])])[0]
+    queries = torch.cat([planted, noise_set(dm).images.detach()[:3]])
+    rep = text_region_similarity(dm, {"s": queries}, mask, reference_size=64)
+    summary = rep.summary("s")
+    assert rep.sets["s"][0] == pytest.approx(1.0, abs=1e-4)
+    assert rep.sets["s"][0] > summary["text_ordinary_p99"] and rep.sets["s"][1:].max() < summary["text_ordinary_p99"]
+    assert summary["text_text_median"] > summary["text_ordinary_p99"]  # other patients' text corners look alike
+    assert summary["text_frac_above_ordinary_p99"] == pytest.approx(0.25)

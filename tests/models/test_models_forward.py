@@ -1,0 +1,82 @@
+"""Every network builds and runs for several input sizes and channel counts; init is seeded and complete."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from gastrodistill.models import AlexNet, ConvNet, LeNet, ResNet18, initialize
+from gastrodistill.utils.seeding import torch_generator
+
+SMALL = {
+    "convnet": lambda c, k, s: ConvNet(c, k, s, width=8, depth=3),
+    "lenet": lambda c, k, s: LeNet(c, k, s),
+    "alexnet": lambda c, k, s: AlexNet(c, k, s, width=4, hidden=16),
+    "resnet18": lambda c, k, s: ResNet18(c, k, s, width=4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+@pytest.mark.parametrize(("channels", "classes", "size"), [(1, 2, (1, 1)), (1, 3, (8, 8)), (3, 10, (13, 21)),
+                                                             (2, 3, (32, 32)), (1, 3, (130, 130))])
+def test_forward_shapes_and_gradients(name, channels, classes, size):
+    net = SMALL[name](channels, classes, size)
+    x = torch.randn(2, channels, *size)
+    out = net(x)
+    assert out.shape == (2, classes)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    grads = [p.grad for p in net.parameters()]
+    assert all(g is not None for g in grads)
+
+
+def test_no_running_statistics_anywhere():
+    """A functional unroll must not mutate buffers: no model may carry BatchNorm running stats."""
+    for name, build in SMALL.items():
+        net = build(1, 3, (16, 16))
+        assert list(net.buffers()) == [], name
+    net = ResNet18(1, 3, 16, width=4, norm="batch")
+    assert list(net.buffers()) == []
+    net.eval()  # batch statistics even in eval mode: output of a sample depends on its batch
+    x = torch.randn(4, 1, 16, 16)
+    assert not torch.allclose(net(x)[:2], net(x[:2]))
+
+
+@pytest.mark.parametrize("scheme", ["xavier", "kaiming"])
+def test_initialize_is_seeded_and_covers_all_layers(scheme):
+    a, b = ConvNet(1, 3, 8, width=8, depth=2), ConvNet(1, 3, 8, width=8, depth=2)
+    initialize(a, scheme, torch_generator(5, "x"))
+    initialize(b, scheme, torch_generator(5, "x"))
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(pa, pb)
+    initialize(b, scheme, torch_generator(6, "x"))
+    conv_a, conv_b = a.features[0].weight, b.features[0].weight
+    assert not torch.equal(conv_a, conv_b)
+    # Statistics of the scheme: Xavier std sqrt(2/(fan_in+fan_out)), Kaiming std sqrt(2/fan_in).
+    big = torch.nn.Linear(400, 300)
+    wrapper = torch.nn.Sequential(big)
+    initialize(wrapper, scheme, torch_generator(0))
+    expected = (2 / 700) ** 0.5 if scheme == "xavier" else (2 / 400) ** 0.5
+    assert abs(big.weight.std().item() / expected - 1) < 0.02
+    assert torch.count_nonzero(big.bias) == 0
+
+
+def test_bad_arguments_name_the_problem():
+    with pytest.raises(ValueError, match="init scheme"):
+        ConvNet(1, 3, 8, init="orthogonal")
+    with pytest.raises(ValueError, match="num_classes"):
+        LeNet(1, 1, 8)
+    with pytest.raises(ValueError, match="norm"):
+        ConvNet(1, 3, 8, norm="layer")
+    with pytest.raises(ValueError, match="image_size"):
+        AlexNet(1, 3, (0, 8))
+
+
+@pytest.mark.parametrize("model", ["convnet", "lenet", "alexnet", "resnet18"])
+def test_configs_are_partials(compose_cfg, model):
+    cfg = compose_cfg([f"model={model}"])
+    factory = instantiate(cfg.model)
+    net = factory(in_channels=3, num_classes=4, image_size=(16, 16))
+    assert net(torch.randn(1, 3, 16, 16)).shape == (1, 4)
+    assert net.init_scheme == cfg.model.init

@@ -1,0 +1,140 @@
+"""The artifact: exact round trip, a card with only allowed keys, and refusal of anything unsafe or damaged."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import shutil
+import struct
+import zipfile
+
+import pytest
+import torch
+from _anon_data import noise_set
+from PIL import Image
+
+from gastrodistill.sharing.artifact import ArtifactError, load_artifact, save_artifact
+from gastrodistill.sharing.card import CALLER_FIELDS, COMPUTED_FIELDS
+from gastrodistill.utils.hashing import sha256_file
+
+
+def _same(a, b) -> None:
+    for name in ("images", "label_logits", "raw_lrs"):
+        assert torch.equal(getattr(a, name).detach(), getattr(b, name).detach()), name
+    assert torch.equal(a.soft_targets().detach(), b.soft_targets().detach())
+    assert (a.mode, a.steps, a.epochs, a.ipc, a.num_classes, a.temperature) == \
+        (b.mode, b.steps, b.epochs, b.ipc, b.num_classes, b.temperature)
+
+
+def test_round_trip_folder_and_zip(tmp_path, dm, soft_set, card_fields):
+    out = save_artifact(tmp_path / "soft", soft_set, card_fields, archive=True)
+    assert sorted(p.name for p in out.iterdir()) == ["card.json", "distilled.safetensors", "grid.png"]
+    for path in (out, tmp_path / "soft.zip"):
+        loaded, card = load_artifact(path)
+        _same(soft_set, loaded)
+        assert loaded.class_names == dm.class_names and loaded.mean == pytest.approx(dm.mean)
+    hard = noise_set(dm, steps=1, ipc=3)
+    hard.mode = "hard"
+    loaded, card = load_artifact(save_artifact(tmp_path / "hard", hard, card_fields))
+    _same(hard, loaded)
+    assert card["distilled"]["mode"] == "hard"
+
+
+def test_card_contents_and_hashes(tmp_path, dm, soft_set, card_fields):
+    out = save_artifact(tmp_path / "soft", soft_set, card_fields)
+    card = json.loads((out / "card.json").read_text())
+    assert set(card) <= set(CALLER_FIELDS) | set(COMPUTED_FIELDS)
+    assert card["schema_version"] == 1 and card["source_hash"] == dm.source_hash()
+    assert card["class_names"] == dm.class_names and card["distilled"]["n_images"] == 2 * 3 * 2
+    assert card["tensors"]["images"] == {"dtype": "float32", "shape": [12, 1, 16, 16]}
+    assert card["normalization"]["mean"] == pytest.approx(dm.mean)
+    assert card["package"]["name"] == "gastrodistill" and card["package"]["version"]
+    for name in ("distilled.safetensors", "grid.png"):
+        assert card["files"][name]["sha256"] == sha256_file(out / name)
+    with Image.open(out / "grid.png") as img:
+        assert img.format == "PNG" and min(img.size) > 100
+
+
+def test_zip_is_byte_reproducible(tmp_path, soft_set, card_fields):
+    save_artifact(tmp_path / "a", soft_set, card_fields, archive=True)
+    save_artifact(tmp_path / "b", soft_set, card_fields, archive=True)
+    assert (tmp_path / "a.zip").read_bytes() == (tmp_path / "b.zip").read_bytes()
+
+
+@pytest.fixture
+def artifact(tmp_path, soft_set, card_fields):
+    return save_artifact(tmp_path / "art", soft_set, card_fields, archive=True)
+
+
+def _edit_card(path, **changes) -> None:
+    card = json.loads((path / "card.json").read_text())
+    card.update(changes)
+    (path / "card.json").write_text(json.dumps(card))
+
+
+def test_pickles_are_refused(tmp_path, artifact):
+    buf = io.BytesIO()
+    torch.save({"images": torch.zeros(2)}, buf)
+    for payload, message in ((buf.getvalue(), "torch.save pickle"), (pickle.dumps({"a": 1}, protocol=4), "pickle data")):
+        bad = shutil.copytree(artifact, tmp_path / f"bad{len(payload)}")
+        (bad / "distilled.safetensors").write_bytes(payload)
+        with pytest.raises(ArtifactError, match=message):
+            load_artifact(bad)
+    extra = shutil.copytree(artifact, tmp_path / "extra")
+    (extra / "weights.pkl").write_bytes(b"not even read")
+    with pytest.raises(ArtifactError, match="pickle-capable"):
+        load_artifact(extra)
+    (tmp_path / "model.pt").write_bytes(buf.getvalue())
+    with pytest.raises(ArtifactError, match="pickle-capable"):
+        load_artifact(tmp_path / "model.pt")
+
+
+def test_truncated_files_are_refused(tmp_path, artifact):
+    data = (artifact / "distilled.safetensors").read_bytes()
+    (artifact / "distilled.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="truncated"):
+        load_artifact(artifact)
+    zipped = (tmp_path / "art.zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(zipped[: len(zipped) - 200])
+    with pytest.raises(ArtifactError, match="zip"):
+        load_artifact(tmp_path / "cut.zip")
+
+
+def test_a_modified_tensor_is_refused(artifact):
+    path = artifact / "distilled.safetensors"
+    data = bytearray(path.read_bytes())
+    header = struct.unpack("<Q", data[:8])[0]
+    data[8 + header + 16] ^= 0x01  # one bit of one float of the tensor data
+    path.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="distilled.safetensors was modified"):
+        load_artifact(artifact)
+
+
+def test_card_problems_are_refused(artifact):
+    good = (artifact / "card.json").read_text()
+    _edit_card(artifact, schema_version=99)
+    with pytest.raises(ArtifactError, match="schema_version 99"):
+        load_artifact(artifact)
+    (artifact / "card.json").write_text(good)
+    _edit_card(artifact, class_names=["a", "b", "c"])
+    with pytest.raises(ArtifactError, match="edited after it was written"):
+        load_artifact(artifact)
+    (artifact / "card.json").write_text(good[:-40])
+    with pytest.raises(ArtifactError, match="not valid UTF-8 JSON"):
+        load_artifact(artifact)
+    (artifact / "card.json").write_text(good)
+    (artifact / "notes.txt").write_text("hello")
+    with pytest.raises(ArtifactError, match="unexpected file"):
+        load_artifact(artifact)
+    with pytest.raises(ArtifactError, match="no artifact at"):
+        load_artifact(artifact / "missing")
+
+
+def test_zip_members_with_paths_are_refused(tmp_path, artifact):
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
+        for name in ("card.json", "distilled.safetensors", "grid.png"):
+            zf.write(artifact / name, name)
+        zf.writestr("../escape.txt", "x")
+    with pytest.raises(ArtifactError, match="unexpected file"):
+        load_artifact(tmp_path / "evil.zip")
