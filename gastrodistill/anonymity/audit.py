@@ -350,7 +350,8 @@ def render_report(cfg, nearest: NearestReport, text_report, results, leaks, stri
             lines.append(
                 f"| {name} | {figures.SPACE_TITLES[s]} | {_fmt(r[f'{s}_nearest_mean'])} | "
                 f"{_fmt(r[f'{s}_nearest_max'])} | {_fmt(r[f'{s}_ref_median'])} | {_fmt(r[f'{s}_ref_p95'])} | "
-                f"{_fmt(r[f'{s}_ref_p99'])} | {r[f'{s}_frac_above_p95']:.0%} | {r[f'{s}_frac_above_p99']:.0%} |"
+                f"{_fmt(r[f'{s}_ref_p99'])} | {r[f'{s}_frac_above_p95']:.0%} | "
+                f"{r[f'{s}_frac_above_p99']:.0%} |"
             )
     lines += [
         "",
@@ -400,7 +401,8 @@ def render_report(cfg, nearest: NearestReport, text_report, results, leaks, stri
     else:
         lines += [
             f"Text corner ({cfg.audit.text.corner}, box {list(cfg.audit.text.box)} of the image): "
-            f"{text_report.n_text_patches} training patches overlap it. Each distilled image's highest NCC with "
+            f"{text_report.n_text_patches} training patches overlap it. Each distilled image's highest NCC "
+            "with "
             "them, against ordinary real patches (p99) and text patches of other patients (median):",
             "",
             "| set | max | ordinary p99 | text-vs-text median | > ordinary p99 |",

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from gastrodistill.utils.seeding import numpy_rng
 
-#: Attack scores (higher = "member"): negative true-label loss, and the label-free maximum softmax probability.
+#: Attack scores (higher = "member"): negative true-label loss; label-free maximum softmax probability.
 ATTACKS = ("loss", "confidence")
 
 

@@ -74,7 +74,7 @@ def cosine_vectors(f: torch.Tensor) -> torch.Tensor:
 
 
 def ssim_pairs(a_unit: torch.Tensor, b_unit: torch.Tensor) -> torch.Tensor:
-    """SSIM of each pair ``(a[i], b[i])`` in [0, 1] units (values clamped); the kernel shrinks for tiny images."""
+    """SSIM of each pair ``(a[i], b[i])`` in [0, 1] units (clamped); the kernel shrinks for tiny images."""
     h, w = a_unit.shape[-2:]
     k = min(11, h, w)
     k = k if k % 2 == 1 else k - 1
@@ -94,7 +94,8 @@ def _last_linear(model: nn.Module) -> nn.Linear:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise NearestInputError(
-            f"{type(model).__name__} has no nn.Linear classifier; the feature space is the input to the last one"
+            f"{type(model).__name__} has no nn.Linear classifier; the feature space is the input to the last one "
+            "linear layer"
         )
     return linears[-1]
 

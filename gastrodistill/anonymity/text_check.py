@@ -40,7 +40,7 @@ class TextCheckError(ValueError):
 
 @dataclass
 class PrivateStrings:
-    """Strings that must never appear in shared output, with what each one is (``patient_id``, ``dicom:PN``...)."""
+    """Strings that must never appear in shared output, and what each is (``patient_id``, ``dicom:...``)."""
 
     values: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
@@ -145,7 +145,7 @@ def artifact_blobs(path: str | os.PathLike) -> dict[str, bytes]:
 
 
 def scan_for_strings(paths: Iterable[str | os.PathLike], strings: PrivateStrings) -> list[dict[str, str]]:
-    """Leaks: one row per (file, private string) found, naming the string's kind and a hash, never its value."""
+    """Leaks: one row per (file, private string) found, naming its kind and a hash, never the value."""
     from gastrodistill.sharing.card import find_strings
 
     blobs: dict[str, bytes] = {}
@@ -192,7 +192,7 @@ def patches_in_corner(
 def text_patch_mask(
     datamodule: ImageDataModule, corner: str, box: Sequence[float], split: str = "train"
 ) -> np.ndarray | None:
-    """Per-sample "overlaps the burned-in text corner" for a patch-store data module; ``None`` without positions.
+    """Per-sample "overlaps the burned-in text corner" of a patch-store data module (``None``: no positions).
 
     A data module may provide ``text_patch_mask(split)`` itself; the gastric one is read from its
     store index (row, col per patch) and the source images' sizes (read from their headers only).
@@ -254,7 +254,7 @@ class TextRegionReport:
 def text_region_similarity(
     datamodule: ImageDataModule, queries: dict, mask: np.ndarray, reference_size: int = 256, seed: int = 0
 ) -> TextRegionReport:
-    """Search only the text-corner training patches (``mask``) for every query and for two reference samples."""
+    """Search only the text-corner training patches (``mask``) for every query and two reference samples."""
     from gastrodistill.anonymity.nearest import nearest_real
     from gastrodistill.utils.seeding import numpy_rng
 

@@ -1,6 +1,6 @@
 """``gastrodistill-audit``: the anonymity audit of saved distilled sets, then their shareable artifacts.
 
-    gastrodistill-audit 'audit.sets={soft: outputs/default/runs/<run>/soft, hard: outputs/default/runs/<run>/hard}'
+    gastrodistill-audit 'audit.sets={soft: outputs/default/runs/<run>/soft, hard: outputs/.../hard}'
     gastrodistill-audit audit.sets.soft=/path/to/artifact.zip audit.artifact.write=false
 
 Each entry of ``audit.sets`` is a folder written by ``DistilledSet.save`` or an artifact (folder or
@@ -36,7 +36,9 @@ def load_sets(sets: DictConfig | dict) -> tuple[dict, dict]:
     for name, where in sets.items():
         p = Path(str(where))
         if not p.exists():
-            raise AuditInputError(f"audit.sets.{name}: nothing at {p}; give a DistilledSet folder or an artifact")
+            raise AuditInputError(
+                f"audit.sets.{name}: nothing at {p}; give a DistilledSet folder or an artifact"
+            )
         if p.is_file() or (p / CARD_FILE).is_file():
             loaded[str(name)], _ = load_artifact(p)
             artifacts[str(name)] = p
@@ -60,7 +62,13 @@ def run(cfg: DictConfig) -> dict:
             path = publish_artifact(cfg, dm, name, ds, out / "artifacts" / name, anonymity=results[name])
             print(f"artifact {name}: {path}")
     for row, metrics in results.items():
-        keys = ("ncc_nearest_max", "ncc_frac_above_p99", "feature_frac_above_p99", "mia_loss_auc", "artifact_leaks")
+        keys = (
+            "ncc_nearest_max",
+            "ncc_frac_above_p99",
+            "feature_frac_above_p99",
+            "mia_loss_auc",
+            "artifact_leaks",
+        )
         print(row, " ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics))
     print(f"report: {out / 'audit' / 'audit.md'}")
     return results

@@ -18,14 +18,25 @@ from gastrodistill.cli import CONF_DIR
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gastrodistill-train-from-artifact",
-        description="Train fresh networks from a shared distilled-set artifact (folder or .zip) and test them "
+        description="Train fresh networks from a shared distilled-set artifact (folder or .zip) and test "
+        "them "
         "on this site's own real test patches.",
     )
-    p.add_argument("--artifact", required=True, help="artifact folder or .zip (card.json + distilled.safetensors)")
-    p.add_argument("--networks", type=int, default=None, help="fresh networks to train (default audit.receive)")
-    p.add_argument("--schedule", choices=("replay", "standard"), default=None, help="default audit.receive.schedule")
-    p.add_argument("--output", default=None, help="output folder (default outputs/<experiment>/receive/<name>)")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides of the root config, e.g. data.root=/site/xrays")
+    p.add_argument(
+        "--artifact", required=True, help="artifact folder or .zip (card.json + distilled.safetensors)"
+    )
+    p.add_argument(
+        "--networks", type=int, default=None, help="fresh networks to train (default audit.receive)"
+    )
+    p.add_argument(
+        "--schedule", choices=("replay", "standard"), default=None, help="default audit.receive.schedule"
+    )
+    p.add_argument(
+        "--output", default=None, help="output folder (default outputs/<experiment>/receive/<name>)"
+    )
+    p.add_argument(
+        "overrides", nargs="*", help="Hydra overrides of the root config, e.g. data.root=/site/xrays"
+    )
     return p
 
 
@@ -53,7 +64,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.output is None:
         output = output / Path(args.artifact).name.removesuffix(".zip")
     dm = hydra.utils.instantiate(cfg.data)
-    result = train_from_artifact(args.artifact, cfg, dm, output, n_networks=args.networks, schedule=args.schedule)
+    result = train_from_artifact(
+        args.artifact, cfg, dm, output, n_networks=args.networks, schedule=args.schedule
+    )
     print(render(result))
     print(f"written to {output}")
     return result

@@ -1,1 +1,1 @@
-"""Stage 4b: the shareable artifact (safetensors + JSON card + PNG grid) and training from it at another site."""
+"""Stage 4b: the shareable artifact (safetensors, JSON card, PNG grid) and training from it elsewhere."""

@@ -385,7 +385,7 @@ def load_artifact(path: str | os.PathLike):
 
 
 def build_distilled(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]):
-    """A :class:`DistilledSet` holding the artifact's tensors (the receiving site's trainer takes it as is)."""
+    """A :class:`DistilledSet` holding the artifact's tensors (trainers take it as is)."""
     from gastrodistill.distillation.distilled_set import DistilledSet
 
     info = card["distilled"]

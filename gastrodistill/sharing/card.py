@@ -184,7 +184,7 @@ def seal_ok(card: Mapping[str, Any]) -> bool:
 
 
 def find_strings(blobs: Mapping[str, bytes], forbidden: Iterable[str]) -> list[tuple[str, int]]:
-    """(blob name, index into ``forbidden``) for every forbidden string found, case-insensitively, as UTF-8/UTF-16."""
+    """(blob name, index into ``forbidden``) per forbidden string found (any case, UTF-8/UTF-16)."""
     hits: list[tuple[str, int]] = []
     needles = [(i, s) for i, s in enumerate(forbidden) if s]
     for name, data in blobs.items():

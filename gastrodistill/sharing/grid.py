@@ -1,4 +1,4 @@
-"""A PNG grid of distilled images with their soft labels: what a recipient (or an ethics board) looks at first."""
+"""A PNG grid of distilled images with their soft labels: what a recipient looks at first."""
 
 from __future__ import annotations
 

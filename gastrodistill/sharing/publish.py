@@ -30,7 +30,7 @@ def card_fields_from_config(
     evaluation: Mapping[str, Any] | None = None,
     anonymity: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Card fields of one distilled set: classes, normalisation, architecture and recipe (path-free), metrics."""
+    """Card fields of one distilled set: classes, normalisation, architecture, recipe (path-free), metrics."""
     data_target = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
     names = list(datamodule.class_names)
     positive = cfg.get("eval", {}).get("patient", {}).get("positive_class") if "eval" in cfg else None
@@ -69,7 +69,7 @@ def publish_artifact(
     anonymity: Mapping[str, Any] | None = None,
     archive: bool | None = None,
 ) -> Path:
-    """Write the shareable artifact of ``distilled``; aborts if any patient id, header value or path would leak."""
+    """Write the shareable artifact of ``distilled``; aborts if a patient id, header value or path would leak."""
     from gastrodistill.anonymity.audit import data_root
     from gastrodistill.anonymity.text_check import private_strings
 

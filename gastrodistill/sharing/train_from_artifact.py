@@ -75,11 +75,14 @@ def check_site_data(card: Mapping[str, Any], datamodule) -> None:
     if list(datamodule.class_names) != names:
         raise ArtifactError(
             f"the artifact's classes are {names} but the site's data has {list(datamodule.class_names)}; "
-            "a network trained from the artifact can only be tested on data with the same classes in the same order"
+            "a network trained from the artifact can only be tested on data with the same classes in the same "
+            "order"
         )
     channels = int(card["distilled"]["image_shape"][0])
     if int(datamodule.in_channels) != channels:
-        raise ArtifactError(f"the artifact's images have {channels} channel(s), the site's data {datamodule.in_channels}")
+        raise ArtifactError(
+            f"the artifact's images have {channels} channel(s), the site's data {datamodule.in_channels}"
+        )
 
 
 def model_factory(card: Mapping[str, Any]):
@@ -95,7 +98,9 @@ def model_factory(card: Mapping[str, Any]):
     return hydra.utils.instantiate(OmegaConf.create(arch)), str(arch.get("init", "xavier")), target
 
 
-def train_networks(distilled, card: Mapping[str, Any], n_networks: int, schedule: str, seed: int) -> list[nn.Module]:
+def train_networks(
+    distilled, card: Mapping[str, Any], n_networks: int, schedule: str, seed: int
+) -> list[nn.Module]:
     """``n_networks`` fresh networks trained from the artifact with the evaluation's trainer."""
     from gastrodistill.evaluation.fresh_training import NetSpec, StandardSchedule, train_on_distilled
 
@@ -147,7 +152,7 @@ def train_from_artifact(
     n_networks: int | None = None,
     schedule: str | None = None,
 ) -> dict[str, Any]:
-    """Load, train ``n_networks`` fresh networks, test them on the site's data; returns metrics and comparison."""
+    """Load, train ``n_networks`` fresh networks, test on the site's data; returns metrics and comparison."""
     from gastrodistill.evaluation.run import build_context, evaluate_network
 
     distilled, card = load_artifact(artifact)
@@ -169,7 +174,11 @@ def train_from_artifact(
         records.append({k: float(v) for k, v in rec.items() if k in REPORTED})
     site = _stats(records)
     result = {
-        "artifact": {"name": card.get("name"), "source_hash": card["source_hash"], "card_sha256": card["card_sha256"]},
+        "artifact": {
+            "name": card.get("name"),
+            "source_hash": card["source_hash"],
+            "card_sha256": card["card_sha256"],
+        },
         "schedule": schedule,
         "n_networks": n,
         "metrics": site,
@@ -178,7 +187,9 @@ def train_from_artifact(
     }
     if output_dir is not None:
         out = Path(output_dir)
-        save_run_info(out, cfg, extra={"stage": "train-from-artifact", "artifact_card_sha256": card["card_sha256"]})
+        save_run_info(
+            out, cfg, extra={"stage": "train-from-artifact", "artifact_card_sha256": card["card_sha256"]}
+        )
         write_text_atomic(out / "receive.json", json.dumps(result, indent=2, sort_keys=True))
         write_text_atomic(out / "receive.md", render(result))
     return result
@@ -188,7 +199,8 @@ def render(result: Mapping[str, Any]) -> str:
     lines = [
         f"# Trained from artifact {result['artifact']['name']!s}",
         "",
-        f"{result['n_networks']} fresh networks, schedule `{result['schedule']}`, tested on this site's test patches.",
+        f"{result['n_networks']} fresh networks, schedule `{result['schedule']}`, tested on this site's "
+        "test patches.",
         "",
         "| metric | this site | published | difference | within noise |",
         "|---|---|---|---|---|",

@@ -33,7 +33,11 @@ def public_config(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
             }
         if isinstance(node, list):
             return [clean(v) for v in node]
-        if isinstance(node, str) and ("/" in node or "\\" in node) and not node.startswith(("gastrodistill.", "torch.", "pytorch_lightning.", "albumentations.")):
+        if (
+            isinstance(node, str)
+            and ("/" in node or "\\" in node)
+            and not node.startswith(("gastrodistill.", "torch.", "pytorch_lightning.", "albumentations."))
+        ):
             return "<redacted>"
         return node
 

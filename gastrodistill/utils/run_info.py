@@ -14,8 +14,21 @@ from omegaconf import DictConfig, OmegaConf
 from gastrodistill.utils.atomic import write_text_atomic
 
 TRACKED_PACKAGES = (
-    "gastrodistill", "torch", "pytorch-lightning", "torchmetrics", "hydra-core", "omegaconf", "higher",
-    "wandb", "albumentations", "numpy", "pandas", "pydicom", "safetensors", "scikit-learn", "pillow",
+    "gastrodistill",
+    "torch",
+    "pytorch-lightning",
+    "torchmetrics",
+    "hydra-core",
+    "omegaconf",
+    "higher",
+    "wandb",
+    "albumentations",
+    "numpy",
+    "pandas",
+    "pydicom",
+    "safetensors",
+    "scikit-learn",
+    "pillow",
 )
 
 
@@ -33,16 +46,24 @@ def git_revision(cwd: str | Path | None = None) -> str:
     """The commit of the code that ran (with ``-dirty`` when uncommitted changes exist), or ``unknown``."""
     here = Path(cwd) if cwd else Path(__file__).resolve().parent
     try:
-        rev = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=here,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-def save_run_info(output_dir: str | Path, cfg: DictConfig | None = None, extra: dict[str, Any] | None = None) -> Path:
+def save_run_info(
+    output_dir: str | Path, cfg: DictConfig | None = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Write ``config.yaml`` (resolved), ``versions.json`` and ``git_revision.txt`` into ``output_dir``."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported lazily: the patch-store builder and generator do not need it
+    import torch
 
 
 def derive_seed(*parts: int | str) -> int:
@@ -16,6 +19,8 @@ def derive_seed(*parts: int | str) -> int:
 
 
 def torch_generator(*parts: int | str, device: str | torch.device = "cpu") -> torch.Generator:
+    import torch
+
     gen = torch.Generator(device=device)
     gen.manual_seed(derive_seed(*parts))
     return gen
@@ -27,6 +32,8 @@ def numpy_rng(*parts: int | str) -> np.random.Generator:
 
 def seed_everything(seed: int) -> None:
     """Seed the global generators (for libraries that use them); our own code uses derived generators."""
+    import torch
+
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - seeds third-party code that uses the legacy global RNG
     torch.manual_seed(seed)

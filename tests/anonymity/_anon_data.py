@@ -12,7 +12,9 @@ CLASSES = ["irrelevant", "non-gastritis", "gastritis"]
 PID_PREFIX = "Zyxwvut-PID"
 
 
-def structured_patch(rng: np.random.Generator, cls: int, size: int, base: np.ndarray | None = None) -> np.ndarray:
+def structured_patch(
+    rng: np.random.Generator, cls: int, size: int, base: np.ndarray | None = None
+) -> np.ndarray:
     """Stripes whose orientation is the class, on a smooth per-patient background, plus noise."""
     yy, xx = np.mgrid[0:size, 0:size] / size
     direction = (yy, xx, yy + xx)[cls]
@@ -61,8 +63,9 @@ def noise_set(dm, steps: int = 2, ipc: int = 1, seed: int = 0):
     """A DistilledSet of Gaussian-noise images (far from every real patch)."""
     from gastrodistill.distillation.distilled_set import DistilledSet
 
-    ds = DistilledSet(dm.num_classes, ipc, steps, 1, dm.image_shape, class_names=dm.class_names, mean=dm.mean,
-                      std=dm.std)
+    ds = DistilledSet(
+        dm.num_classes, ipc, steps, 1, dm.image_shape, class_names=dm.class_names, mean=dm.mean, std=dm.std
+    )
     return ds.init_noise(torch.Generator().manual_seed(seed))
 
 
@@ -105,7 +108,9 @@ def write_dicom_root(root) -> dict[str, str]:
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
     ds.PixelData = np.arange(32 * 32, dtype=np.uint16).tobytes()
     ds.save_as(root / IMAGE_NAME, enforce_file_format=True)
-    (root / "manifest.csv").write_text(f"image,patient_id,diagnosis\n{IMAGE_NAME},{SECRETS['PatientID']},gastritis\n")
+    (root / "manifest.csv").write_text(
+        f"image,patient_id,diagnosis\n{IMAGE_NAME},{SECRETS['PatientID']},gastritis\n"
+    )
     return {**SECRETS, "sop_uid": str(ds.SOPInstanceUID), "study_uid": str(ds.StudyInstanceUID)}
 
 

@@ -1,4 +1,4 @@
-"""The audit stage end to end on a small patient data set: report, figures, numbers, loggers, no identifiers."""
+"""The audit stage end to end on a small patient data set: report, figures, numbers, no identifiers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,14 @@ from _anon_data import PID_PREFIX, all_bytes, make_dm, noise_set
 
 from gastrodistill.anonymity.audit import AuditConfigError, run_audit
 
-FAST = ["model=lenet", "eval.baselines.real.epochs=1", "audit.membership.n_networks=2",
-        "audit.nearest.reference_size=64", "audit.membership.max_per_side=120", "audit.closest_pairs=4"]
+FAST = [
+    "model=lenet",
+    "eval.baselines.real.epochs=1",
+    "audit.membership.n_networks=2",
+    "audit.nearest.reference_size=64",
+    "audit.membership.max_per_side=120",
+    "audit.closest_pairs=4",
+]
 
 
 def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg):
@@ -33,8 +39,16 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
     assert results["soft"]["artifact_leaks"] == 0.0 and results["hard"]["artifact_leaks"] == 0.0
     assert "real_best_epoch" in results["real"]
 
-    for name in ("audit.md", "audit.json", "audit_per_image.csv", "closest_pairs.png", "similarity_histograms.png",
-                 "membership_roc.png", "config.yaml", "run_info.json"):
+    for name in (
+        "audit.md",
+        "audit.json",
+        "audit_per_image.csv",
+        "closest_pairs.png",
+        "similarity_histograms.png",
+        "membership_roc.png",
+        "config.yaml",
+        "run_info.json",
+    ):
         assert (out / name).is_file(), name
     report = (out / "audit.md").read_text()
     assert "| soft | pixel NCC |" in report and "## Membership inference" in report and "17%" in report

@@ -15,7 +15,7 @@ from gastrodistill.models import LeNet
 def test_planted_copy_is_found_and_noise_is_far(dm, noise):
     planted = [5, 77]
     real, _ = dm.load_split("train", planted)
-    images = torch.cat([real, noise.images.detach()[: 4]])
+    images = torch.cat([real, noise.images.detach()[:4]])
     net = LeNet(in_channels=1, num_classes=3, image_size=(16, 16))
     rep = nearest_real(dm, {"s": images}, feature_model=net, reference_size=64, seed=0)
     sets, summary = rep.sets["s"], rep.summary("s")

@@ -1,4 +1,4 @@
-"""Header strings, patient ids and paths never reach the artifact; the burned-in text corner is not reproduced."""
+"""Header strings, patient ids and paths never reach the artifact; the text corner is not reproduced."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from _anon_data import IMAGE_NAME, PatientDM, all_bytes, make_dm, noise_set, structured_patch, write_dicom_root
+from _anon_data import (
+    IMAGE_NAME,
+    PatientDM,
+    all_bytes,
+    make_dm,
+    noise_set,
+    structured_patch,
+    write_dicom_root,
+)
 
 from gastrodistill.anonymity.text_check import (
     TextCheckError,
@@ -41,8 +49,15 @@ def test_published_artifact_holds_no_identifier_or_path(tmp_path, compose_cfg):
     dm = make_dm(patients=(3, 2, 2), per_patient=3)
     out = publish_artifact(cfg, dm, "soft", noise_set(dm), tmp_path / "share" / "soft", archive=True)
     blob = all_bytes(out).lower() + all_bytes(f"{out}.zip").lower()
-    forbidden = [*secrets.values(), "Zyxwvut", "Qwerty", "Wqxzvb", "Zyxwvut_Qwerty_scan0042", str(tmp_path),
-                 *np.unique(dm.patient_ids("train"))]
+    forbidden = [
+        *secrets.values(),
+        "Zyxwvut",
+        "Qwerty",
+        "Wqxzvb",
+        "Zyxwvut_Qwerty_scan0042",
+        str(tmp_path),
+        *np.unique(dm.patient_ids("train")),
+    ]
     for s in forbidden:
         for enc in ("utf-8", "utf-16-le"):
             assert s.lower().encode(enc) not in blob, (s, enc)
@@ -52,17 +67,29 @@ def test_published_artifact_holds_no_identifier_or_path(tmp_path, compose_cfg):
 
 def test_a_leaking_card_is_refused_and_nothing_is_written(tmp_path):
     dm = make_dm(patients=(2, 1, 1), per_patient=2)
-    fields = {"architecture": {"_target_": "gastrodistill.models.LeNet"}, "training_recipe": {},
-              "source_hash": dm.source_hash()}
+    fields = {
+        "architecture": {"_target_": "gastrodistill.models.LeNet"},
+        "training_recipe": {},
+        "source_hash": dm.source_hash(),
+    }
     target = tmp_path / "art"
     with pytest.raises(ArtifactError, match="private string"):
-        save_artifact(target, noise_set(dm), {**fields, "description": "from QX-778899"},
-                      forbidden_strings=["QX-778899"])
+        save_artifact(
+            target,
+            noise_set(dm),
+            {**fields, "description": "from QX-778899"},
+            forbidden_strings=["QX-778899"],
+        )
     assert not target.exists() and not list(tmp_path.iterdir())
-    bad = [({"description": f"{tmp_path}/data"}, "path separator"), ({"description": "C:scan.dcm"}, "file path"),
-           ({"description": "Doe^John"}, "person name"), ({"description": "1.2.392.200036.9116.2.1"}, "UID"),
-           ({"evaluation": {"patient_id": 3}}, "patients"), ({"data_root": "x"}, "not allowed"),
-           ({"source_hash": "abc"}, "sha256")]
+    bad = [
+        ({"description": f"{tmp_path}/data"}, "path separator"),
+        ({"description": "C:scan.dcm"}, "file path"),
+        ({"description": "Doe^John"}, "person name"),
+        ({"description": "1.2.392.200036.9116.2.1"}, "UID"),
+        ({"evaluation": {"patient_id": 3}}, "patients"),
+        ({"data_root": "x"}, "not allowed"),
+        ({"source_hash": "abc"}, "sha256"),
+    ]
     for extra, message in bad:
         with pytest.raises(CardError, match=message):
             save_artifact(target, noise_set(dm), {**fields, **extra})
@@ -74,17 +101,23 @@ def test_scanner_finds_utf16_strings_inside_zip_members(tmp_path):
     with zipfile.ZipFile(tmp_path / "leaky.zip", "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("card.json", ("note: " + secrets["PatientID"].lower()).encode("utf-16-le"))
     hits = scan_for_strings([tmp_path / "leaky.zip"], private_strings(None, tmp_path / "src"))
-    assert len(hits) == 1 and hits[0]["kind"] in ("patient_id", "dicom:PatientID")  # manifest and header agree
+    assert len(hits) == 1 and hits[0]["kind"] in (
+        "patient_id",
+        "dicom:PatientID",
+    )  # manifest and header agree
     assert secrets["PatientID"] not in str(hits)  # reports name the kind and a hash, never the value
 
 
 def test_patches_in_corner_geometry():
     rows, cols = np.array([0, 0, 249, 751, 0]), np.array([0, 249, 0, 751, 751])
     h = w = np.full(5, 1050)
-    np.testing.assert_array_equal(patches_in_corner(rows, cols, 299, h, w, "top-left", (0.1, 0.3)),
-                                  [True, True, False, False, False])
-    np.testing.assert_array_equal(patches_in_corner(rows, cols, 299, h, w, "bottom-right", (0.1, 0.3)),
-                                  [False, False, False, True, False])
+    np.testing.assert_array_equal(
+        patches_in_corner(rows, cols, 299, h, w, "top-left", (0.1, 0.3)), [True, True, False, False, False]
+    )
+    np.testing.assert_array_equal(
+        patches_in_corner(rows, cols, 299, h, w, "bottom-right", (0.1, 0.3)),
+        [False, False, False, True, False],
+    )
     with pytest.raises(TextCheckError, match="corner"):
         patches_in_corner(rows, cols, 299, h, w, "middle", (0.1, 0.3))
 
@@ -121,6 +154,11 @@ def test_text_corner_copy_is_flagged_and_noise_is_not():
     rep = text_region_similarity(dm, {"s": queries}, mask, reference_size=64)
     summary = rep.summary("s")
     assert rep.sets["s"][0] == pytest.approx(1.0, abs=1e-4)
-    assert rep.sets["s"][0] > summary["text_ordinary_p99"] and rep.sets["s"][1:].max() < summary["text_ordinary_p99"]
-    assert summary["text_text_median"] > summary["text_ordinary_p99"]  # other patients' text corners look alike
+    assert (
+        rep.sets["s"][0] > summary["text_ordinary_p99"]
+        and rep.sets["s"][1:].max() < summary["text_ordinary_p99"]
+    )
+    assert (
+        summary["text_text_median"] > summary["text_ordinary_p99"]
+    )  # other patients' text corners look alike
     assert summary["text_frac_above_ordinary_p99"] == pytest.approx(0.25)

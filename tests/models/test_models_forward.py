@@ -75,7 +75,7 @@ def test_bad_arguments_name_the_problem():
 
 @pytest.mark.parametrize("model", ["convnet", "lenet", "alexnet", "resnet18"])
 def test_configs_are_partials(compose_cfg, model):
-    cfg = compose_cfg([f"model={model}"])
+    cfg = compose_cfg([f"model={model}"] + ([] if model == "lenet" else ["model.width=4"]))
     factory = instantiate(cfg.model)
     net = factory(in_channels=3, num_classes=4, image_size=(16, 16))
     assert net(torch.randn(1, 3, 16, 16)).shape == (1, 4)

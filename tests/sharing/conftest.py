@@ -30,10 +30,19 @@ def soft_set(dm):
 
 @pytest.fixture
 def card_fields(dm):
-    return {"name": "soft", "architecture": {"_target_": "gastrodistill.models.LeNet", "_partial_": True,
-                                             "act": "relu", "init": "xavier"},
-            "training_recipe": {"distill": {"steps": 2, "epochs": 1}}, "source_hash": dm.source_hash(),
-            "evaluation": {"patch_accuracy_mean": 0.5}, "positive_class": "gastritis"}
+    return {
+        "name": "soft",
+        "architecture": {
+            "_target_": "gastrodistill.models.LeNet",
+            "_partial_": True,
+            "act": "relu",
+            "init": "xavier",
+        },
+        "training_recipe": {"distill": {"steps": 2, "epochs": 1}},
+        "source_hash": dm.source_hash(),
+        "evaluation": {"patch_accuracy_mean": 0.5},
+        "positive_class": "gastritis",
+    }
 
 
 @pytest.fixture(autouse=True)

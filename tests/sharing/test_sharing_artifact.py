@@ -1,4 +1,4 @@
-"""The artifact: exact round trip, a card with only allowed keys, and refusal of anything unsafe or damaged."""
+"""The artifact: exact round trip, a card with only allowed keys, refusal of anything unsafe or damaged."""
 
 from __future__ import annotations
 
@@ -23,8 +23,14 @@ def _same(a, b) -> None:
     for name in ("images", "label_logits", "raw_lrs"):
         assert torch.equal(getattr(a, name).detach(), getattr(b, name).detach()), name
     assert torch.equal(a.soft_targets().detach(), b.soft_targets().detach())
-    assert (a.mode, a.steps, a.epochs, a.ipc, a.num_classes, a.temperature) == \
-        (b.mode, b.steps, b.epochs, b.ipc, b.num_classes, b.temperature)
+    assert (a.mode, a.steps, a.epochs, a.ipc, a.num_classes, a.temperature) == (
+        b.mode,
+        b.steps,
+        b.epochs,
+        b.ipc,
+        b.num_classes,
+        b.temperature,
+    )
 
 
 def test_round_trip_folder_and_zip(tmp_path, dm, soft_set, card_fields):
@@ -76,7 +82,10 @@ def _edit_card(path, **changes) -> None:
 def test_pickles_are_refused(tmp_path, artifact):
     buf = io.BytesIO()
     torch.save({"images": torch.zeros(2)}, buf)
-    for payload, message in ((buf.getvalue(), "torch.save pickle"), (pickle.dumps({"a": 1}, protocol=4), "pickle data")):
+    for payload, message in (
+        (buf.getvalue(), "torch.save pickle"),
+        (pickle.dumps({"a": 1}, protocol=4), "pickle data"),
+    ):
         bad = shutil.copytree(artifact, tmp_path / f"bad{len(payload)}")
         (bad / "distilled.safetensors").write_bytes(payload)
         with pytest.raises(ArtifactError, match=message):

@@ -1,0 +1,130 @@
+"""A receiving site trains from the artifact alone: same metrics as from the original set; CLIs end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from _anon_data import CLASSES, make_dm
+
+from gastrodistill.evaluation.fresh_training import train_on_distilled
+from gastrodistill.evaluation.run import build_context, evaluate_network, net_spec
+from gastrodistill.sharing.artifact import ArtifactError, save_artifact
+from gastrodistill.sharing.train_from_artifact import (
+    REPORTED,
+    SiteAdapter,
+    model_factory,
+    train_from_artifact,
+)
+from gastrodistill.utils.seeding import torch_generator
+
+FAST = ["model=lenet", "audit.receive.n_networks=2"]
+
+
+def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, card_fields):
+    cfg = compose_cfg(FAST)
+    # The source site: fresh networks trained directly on the in-memory distilled set.
+    spec, ctx = net_spec(cfg, "same", dm), build_context(cfg, dm)
+    direct = []
+    for i in range(2):
+        net = train_on_distilled(
+            soft_set, spec, "replay", torch_generator(int(cfg.seed), "receive", "replay", i)
+        )
+        direct.append(evaluate_network(net, ctx))
+    published = {
+        f"{m}_mean": float(np.mean([r[m] for r in direct])) for m in ("patch_accuracy", "patient_hm")
+    }
+    published.update(
+        {f"{m}_std": float(np.std([r[m] for r in direct])) for m in ("patch_accuracy", "patient_hm")}
+    )
+    art = save_artifact(tmp_path / "soft", soft_set, {**card_fields, "evaluation": published}, archive=True)
+
+    # The receiving site: only the archive.
+    result = train_from_artifact(f"{art}.zip", cfg, dm, tmp_path / "site")
+    for i, rec in enumerate(result["networks"]):
+        for m in REPORTED:
+            assert rec[m] == pytest.approx(float(direct[i][m]), abs=1e-12), (i, m)
+    for m in ("patch_accuracy", "patient_hm"):
+        assert result["published"][m]["difference"] == pytest.approx(0.0, abs=1e-12)
+        assert result["published"][m]["within_noise"]
+    saved = json.loads((tmp_path / "site" / "receive.json").read_text())
+    assert saved["metrics"]["patch_accuracy_mean"] == pytest.approx(published["patch_accuracy_mean"])
+    assert (tmp_path / "site" / "run_info.json").is_file() and "| patch_accuracy |" in (
+        tmp_path / "site" / "receive.md"
+    ).read_text()
+
+
+def test_site_with_other_classes_or_untrusted_architecture_is_refused(
+    tmp_path, compose_cfg, soft_set, card_fields
+):
+    art = save_artifact(tmp_path / "soft", soft_set, card_fields)
+    other = make_dm(patients=(4, 2, 4), per_patient=3)
+    other._class_names = other.class_names = list(reversed(CLASSES))
+    with pytest.raises(ArtifactError, match="same classes in the same order"):
+        train_from_artifact(art, compose_cfg(FAST), other)
+    with pytest.raises(ArtifactError, match="not a gastrodistill model"):
+        model_factory({"architecture": {"_target_": "os.system", "command": "echo hi"}})
+
+
+def test_site_adapter_maps_site_normalisation_to_the_artifact():
+    seen = []
+    probe = torch.nn.Module()
+    probe.forward = lambda x: seen.append(x) or x.flatten(1)
+    unit = torch.rand(3, 1, 8, 8)
+    adapter = SiteAdapter(probe, [0.2], [0.5], [0.6], [0.1], (4, 4))
+    adapter((unit - 0.2) / 0.5)
+    expected = torch.nn.functional.interpolate(
+        (unit - 0.6) / 0.1, size=(4, 4), mode="bilinear", antialias=True
+    )
+    torch.testing.assert_close(seen[0], expected, atol=1e-4, rtol=1e-5)
+
+
+def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
+    """gastrodistill-audit on a saved set writes the report and the artifact; the site trains from the zip."""
+    from gastrodistill.cli.audit import run as audit_run
+    from gastrodistill.cli.train_from_artifact import main as receive_main
+
+    src = make_dm(patients=(10, 3, 10), per_patient=5)
+    arrays = {
+        f"{s}_{k}": v
+        for s in ("train", "val", "test")
+        for k, v in zip(("images", "labels"), src._splits[s], strict=True)
+    }
+    np.savez(tmp_path / "patches.npz", class_names=np.array(CLASSES), **arrays)
+    soft_set.save(tmp_path / "distilled" / "soft")
+    data = ["data=npz", f"data.path={tmp_path / 'patches.npz'}"]
+    cfg = compose_cfg(
+        [
+            *FAST,
+            *data,
+            f"audit.sets={{soft: {tmp_path / 'distilled' / 'soft'}}}",
+            "eval.baselines.real.epochs=1",
+            "audit.membership.n_networks=1",
+            "audit.nearest.reference_size=32",
+            "audit.membership.max_per_side=60",
+        ]
+    )
+    results = audit_run(cfg)
+    out = tmp_path / "out"
+    assert results["soft"]["artifact_leaks"] == 0.0 and "mia_loss_auc" in results["real"]
+    assert (out / "audit" / "audit.md").is_file() and (out / "artifacts" / "soft.zip").is_file()
+    card = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
+    assert card["anonymity"]["mia_loss_auc"] == pytest.approx(results["soft"]["mia_loss_auc"])
+    assert card["architecture"]["_target_"] == "gastrodistill.models.LeNet"
+
+    site = receive_main(
+        [
+            "--artifact",
+            str(out / "artifacts" / "soft.zip"),
+            "--networks",
+            "2",
+            "--output",
+            str(tmp_path / "site"),
+            f"paths.root_dir={tmp_path}",
+            *data,
+        ]
+    )
+    assert site["n_networks"] == 2 and 0.0 <= site["metrics"]["patch_accuracy_mean"] <= 1.0
+    assert (tmp_path / "site" / "receive.json").is_file()
