@@ -1,1 +1,1 @@
-"""Stage 4a: measure how anonymous a distilled set is (nearest patch, membership inference, text/header leaks)."""
+"""Stage 4a: how anonymous is a distilled set (nearest patch, membership inference, text/header leaks)."""

@@ -81,7 +81,7 @@ def plot_closest_pairs(
     path: str | os.PathLike,
     reference_p99: float | None = None,
 ) -> Path:
-    """Distilled image (top) above its nearest real patch (bottom), most similar first (PRIVATE: real pixels)."""
+    """Distilled image (top) above its nearest real patch (bottom), most similar first. Private."""
     n = len(distilled_unit)
     fig, axes = plt.subplots(2, max(n, 1), figsize=(1.7 * max(n, 1), 3.9), squeeze=False)
     for ax in axes.flat:

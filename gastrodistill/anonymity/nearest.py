@@ -94,8 +94,8 @@ def _last_linear(model: nn.Module) -> nn.Linear:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise NearestInputError(
-            f"{type(model).__name__} has no nn.Linear classifier; the feature space is the input to the last one "
-            "linear layer"
+            f"{type(model).__name__} has no nn.Linear classifier; the feature space is the input "
+            "to the last linear layer"
         )
     return linears[-1]
 

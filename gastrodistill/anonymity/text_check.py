@@ -74,8 +74,9 @@ def dicom_strings(path: str | os.PathLike, out: PrivateStrings, min_length: int 
     import pydicom
 
     ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    elements = list(ds.iterall()) + (list(ds.file_meta.iterall()) if getattr(ds, "file_meta", None) else [])
-    for elem in elements:
+    # The file meta group (0002) names the writing software and transfer syntax, not the patient; its
+    # instance UID repeats the dataset's SOP Instance UID, which is collected below.
+    for elem in ds.iterall():
         if elem.VR not in IDENTIFYING_VRS or elem.value in (None, ""):
             continue
         values = elem.value if isinstance(elem.value, list | pydicom.multival.MultiValue) else [elem.value]

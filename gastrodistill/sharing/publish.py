@@ -69,7 +69,7 @@ def publish_artifact(
     anonymity: Mapping[str, Any] | None = None,
     archive: bool | None = None,
 ) -> Path:
-    """Write the shareable artifact of ``distilled``; aborts if a patient id, header value or path would leak."""
+    """Write the shareable artifact of ``distilled``; aborts if an id, header value or path would leak."""
     from gastrodistill.anonymity.audit import data_root
     from gastrodistill.anonymity.text_check import private_strings
 

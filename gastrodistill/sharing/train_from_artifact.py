@@ -75,8 +75,8 @@ def check_site_data(card: Mapping[str, Any], datamodule) -> None:
     if list(datamodule.class_names) != names:
         raise ArtifactError(
             f"the artifact's classes are {names} but the site's data has {list(datamodule.class_names)}; "
-            "a network trained from the artifact can only be tested on data with the same classes in the same "
-            "order"
+            "a network trained from the artifact can only be tested on data with the same classes "
+            "in the same order"
         )
     channels = int(card["distilled"]["image_shape"][0])
     if int(datamodule.in_channels) != channels:

@@ -64,7 +64,7 @@ def git_revision(cwd: str | Path | None = None) -> str:
 def save_run_info(
     output_dir: str | Path, cfg: DictConfig | None = None, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``config.yaml`` (resolved), ``versions.json`` and ``git_revision.txt`` into ``output_dir``."""
+    """Write ``config.yaml`` (resolved) and ``run_info.json`` (package versions, git revision)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg is not None:

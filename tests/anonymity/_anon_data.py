@@ -95,6 +95,7 @@ def write_dicom_root(root) -> dict[str, str]:
     meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
     meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["gastrodistill-test"])
     meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationVersionName = "GASTRODISTILL"  # as the synthetic writer does: software, not patient
     ds = pydicom.Dataset()
     ds.file_meta = meta
     for key, value in SECRETS.items():
