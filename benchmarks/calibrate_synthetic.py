@@ -69,7 +69,9 @@ def tile_dataset(root: Path) -> dict[str, dict[str, np.ndarray]]:
         d = out.setdefault(row["split"], {"x": [], "y": [], "patient": []})
         for r in grid_starts(img.shape[0]):
             for c in grid_starts(img.shape[1]):
-                patch = cv2.resize(img[r : r + PATCH, c : c + PATCH], (STORE, STORE), interpolation=cv2.INTER_AREA)
+                patch = cv2.resize(
+                    img[r : r + PATCH, c : c + PATCH], (STORE, STORE), interpolation=cv2.INTER_AREA
+                )
                 frac = mask[r : r + PATCH, c : c + PATCH].mean()
                 d["x"].append(patch)
                 d["y"].append(label if frac >= THRESHOLD else 0)
@@ -112,7 +114,12 @@ def small_cnn() -> nn.Module:
         return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.BatchNorm2d(o), nn.ReLU(), nn.MaxPool2d(2))
 
     return nn.Sequential(
-        block(1, 16), block(16, 32), block(32, 64), block(64, 64), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        block(1, 16),
+        block(16, 32),
+        block(32, 64),
+        block(64, 64),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
         nn.Linear(64, 3),
     )
 
@@ -187,15 +194,16 @@ def save_figures(root: Path, data: dict, out_dir: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     x, y = data["test"]["x"], data["test"]["y"]
     fig, axes = plt.subplots(3, 8, figsize=(8, 3.3))
+    picks = [rng.choice(np.flatnonzero(y == c), size=8, replace=False) for c in range(3)]
+    lo, hi = np.percentile(x[np.concatenate(picks)], [1, 99])  # one common contrast stretch
     for c, name in enumerate(CLASSES):
-        idx = rng.choice(np.flatnonzero(y == c), size=8, replace=False)
-        for j, i in enumerate(idx):
+        for j, i in enumerate(picks[c]):
             ax = axes[c, j]
-            ax.imshow(x[i], cmap="gray", vmin=0, vmax=1)
+            ax.imshow(x[i], cmap="gray", vmin=lo, vmax=hi)
             ax.set_xticks([])
             ax.set_yticks([])
         axes[c, 0].set_ylabel(name, fontsize=8)
-    fig.suptitle("Synthetic patches (299 px -> 64 px), test split", fontsize=9)
+    fig.suptitle("Synthetic patches (299 px -> 64 px, test split; common contrast stretch)", fontsize=9)
     fig.tight_layout()
     fig.savefig(out_dir / "example_patches.png", dpi=80)
     plt.close(fig)
@@ -228,7 +236,9 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     params = yaml.safe_load((REPO / "conf" / "synthetic" / f"{args.preset}.yaml").read_text())
-    params = {k: v for k, v in params.items() if not k.startswith("_") and k not in ("root", "seed", "num_workers")}
+    params = {
+        k: v for k, v in params.items() if not k.startswith("_") and k not in ("root", "seed", "num_workers")
+    }
     for item in args.set:
         key, value = item.split("=", 1)
         params[key] = yaml.safe_load(value)
@@ -243,8 +253,10 @@ def main() -> None:
             data, source = tile_dataset(root), "local tiling"
         t2 = time.perf_counter()
         print(f"generated in {t1 - t0:.1f} s, patches ({source}) in {t2 - t1:.1f} s", flush=True)
-        res = train_and_test(data, args.epochs, args.seed)
-        res["train_seconds"] = round(time.perf_counter() - t2, 1)
+        res: dict = {}
+        if args.epochs > 0:
+            res = train_and_test(data, args.epochs, args.seed)
+            res["train_seconds"] = round(time.perf_counter() - t2, 1)
         res["generate_seconds"] = round(t1 - t0, 1)
         if args.figures:
             save_figures(root, data, args.figures, args.seed)

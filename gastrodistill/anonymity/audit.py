@@ -99,12 +99,11 @@ def distilled_networks(
 
 # ---- the stage ------------------------------------------------------------------------------------
 def data_root(cfg: DictConfig) -> str | None:
-    """The source data folder (for header strings and file names), if the data config has one."""
+    """The source data (a folder with header strings and file names, or a single file), if configured."""
     for key in ("root", "path"):
         value = cfg.data.get(key) if "data" in cfg else None
         if value not in (None, "???"):
-            p = Path(str(value))
-            return str(p if p.is_dir() else p.parent)
+            return str(value)
     return None
 
 
@@ -205,7 +204,11 @@ def run_audit(
         dm.dataset("train"), dm.dataset("test"), int(mcfg.max_per_side), seed
     )
     mia = {"real": [membership_attack(real_model, members, nonmembers)]}
-    results["real"] = {**summarise(mia["real"]), **{f"real_{k}": v for k, v in real_info.items()}}
+    results["real"] = {
+        **summarise(mia["real"]),
+        "mia_n_per_side": float(len(members)),
+        **{f"real_{k}": v for k, v in real_info.items()},
+    }
     for name, ds in distilled_sets.items():
         nets = distilled_networks(cfg, dm, ds, name, int(mcfg.n_networks), str(mcfg.schedule))
         mia[name] = [membership_attack(net, members, nonmembers) for net in nets]
@@ -363,8 +366,8 @@ def render_report(cfg, nearest: NearestReport, text_report, results, leaks, stri
         "",
         "## Membership inference",
         "",
-        f"Threshold attacks, {cfg.audit.membership.max_per_side} members (training patches) vs as many "
-        "non-members (test patches) at most. AUC 0.5 = the network reveals nothing about its members.",
+        f"Threshold attacks, {int(results['real']['mia_n_per_side'])} members (training patches) vs as many "
+        "non-members (test patches). AUC 0.5 = the network reveals nothing about its members.",
         "",
         "| network | loss AUC | confidence AUC | advantage (loss) |",
         "|---|---|---|---|",

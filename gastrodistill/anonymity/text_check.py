@@ -97,7 +97,11 @@ def private_strings(
     min_length: int = 4,
     max_dicom_files: int | None = None,
 ) -> PrivateStrings:
-    """Collect patient ids (from the data module and ``manifest.csv``), DICOM header values and paths."""
+    """Collect patient ids (data module, ``manifest.csv``), DICOM header values and paths of ``data_root``.
+
+    ``data_root`` is the source folder (its manifest's images, or every DICOM below it without one)
+    or a single source file such as an ``.npz`` (its path and name).
+    """
     out = PrivateStrings()
     if datamodule is not None:
         for split in ("train", "val", "test"):
@@ -105,7 +109,10 @@ def private_strings(
             if pids is not None:
                 for pid in np.unique(np.asarray(pids, dtype=str)):
                     out.add(pid, "patient_id", min_length)
-    if data_root is not None and Path(data_root).is_dir():
+    if data_root is not None and Path(data_root).is_file():  # a single source file (.npz): its path and name
+        out.add(str(Path(data_root).resolve()), "path", min_length)
+        out.add(Path(data_root).name, "path", min_length)
+    elif data_root is not None and Path(data_root).is_dir():
         root = Path(data_root)
         out.add(str(root.resolve()), "path", min_length)
         manifest = root / "manifest.csv"

@@ -1,8 +1,8 @@
 """``gastrodistill-generate``: write the synthetic gastric X-ray collection to ``paths.data_root``.
 
-    gastrodistill-generate                          # the CPU default preset
-    gastrodistill-generate synthetic=full           # the paper's counts, 2048 x 2048
-    gastrodistill-generate synthetic.format=dicom seed=3 paths.data_root=/data/gastric
+gastrodistill-generate                          # the CPU default preset
+gastrodistill-generate synthetic=full           # the paper's counts, 2048 x 2048
+gastrodistill-generate synthetic.format=dicom seed=3 paths.data_root=/data/gastric
 """
 
 from __future__ import annotations

@@ -33,16 +33,21 @@ class NetSpec:
     image_size: tuple[int, int]
     init: str = "xavier"
     name: str = "net"
+    device: str = "cpu"
 
     def build(self, generator: torch.Generator) -> nn.Module:
-        """A new network, re-initialised from ``generator`` (never from the global RNG)."""
+        """A new network on ``device``, re-initialised from a CPU ``generator`` (never the global RNG)."""
         from gastrodistill.models.init import initialize
 
         net = self.factory(
             in_channels=self.in_channels, num_classes=self.num_classes, image_size=tuple(self.image_size)
         )
         initialize(net, self.init, generator)
-        return net
+        return net.to(self.device)
+
+
+def device_of(net: nn.Module) -> torch.device:
+    return next(net.parameters()).device
 
 
 @dataclass(frozen=True)
@@ -91,11 +96,12 @@ def _sgd_step(net: nn.Module, lr: float) -> None:
 def train_replay(net: nn.Module, distilled) -> nn.Module:
     """Replay the learned schedule: T = steps × epochs plain SGD steps with the learned rates."""
     lrs = distilled.lrs().detach().cpu().tolist()
+    dev = device_of(net)
     net.train()
     for t, lr in enumerate(lrs):
         x, y = distilled.batch(t)
         net.zero_grad(set_to_none=True)
-        loss = soft_cross_entropy(net(x.detach()), y.detach())
+        loss = soft_cross_entropy(net(x.detach().to(dev)), y.detach().to(dev))
         if not torch.isfinite(loss):
             raise FloatingPointError(f"replay step {t}: loss is {loss.item()}; the distilled set is unusable")
         loss.backward()
@@ -111,7 +117,8 @@ def train_small_set(
     generator: torch.Generator,
 ) -> nn.Module:
     """Train on a small in-memory set (soft ``[N, K]`` or hard ``[N]`` targets) with a standard recipe."""
-    images, targets = images.detach(), targets.detach()
+    dev = device_of(net)
+    images, targets = images.detach().to(dev), targets.detach().to(dev)
     n = len(images)
     bs = n if schedule.batch_size <= 0 else min(schedule.batch_size, n)
     opt = make_optimizer(
@@ -124,7 +131,7 @@ def train_small_set(
     for epoch in range(schedule.epochs):
         order = torch.randperm(n, generator=generator) if bs < n else torch.arange(n)
         for start in range(0, n, bs):
-            idx = order[start : start + bs]
+            idx = order[start : start + bs].to(dev)
             opt.zero_grad(set_to_none=True)
             loss = soft_cross_entropy(net(images[idx]), targets[idx])
             if not torch.isfinite(loss):
@@ -167,12 +174,13 @@ def predict(
 ) -> np.ndarray:
     """Predicted classes of every image (a tensor ``[N,C,H,W]`` or an iterable of batches / (x, y) pairs)."""
     net.eval()
+    dev = device_of(net)
     out: list[torch.Tensor] = []
     if isinstance(batches, torch.Tensor):
         batches = batches.split(batch_size)
     for b in batches:
         x = b[0] if isinstance(b, list | tuple) else b
-        out.append(net(x).argmax(1))
+        out.append(net(x.to(dev)).argmax(1).cpu())
     net.train()
     return torch.cat(out).numpy() if out else np.empty(0, dtype=np.int64)
 
@@ -203,6 +211,7 @@ def train_on_real(
     validation patients only (never test), higher is better.
     """
     net = spec.build(generator)
+    dev = device_of(net)
     opt = make_optimizer(net.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay)
     best_score, best_state, best_epoch = -math.inf, copy.deepcopy(net.state_dict()), 0
     for epoch in range(recipe.epochs):
@@ -215,7 +224,7 @@ def train_on_real(
             disable=not progress,
         ):
             opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(net(x), torch.as_tensor(y).long())
+            loss = F.cross_entropy(net(x.to(dev)), torch.as_tensor(y).long().to(dev))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"real training epoch {epoch}: loss is {loss.item()}; lower eval.real.lr"

@@ -83,11 +83,20 @@ def architecture_name(cfg: DictConfig, arch: str) -> str:
     return target.rsplit(".", 1)[-1].lower()
 
 
+def eval_device(cfg: DictConfig) -> str:
+    """``eval.device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``."""
+    dev = str(cfg.eval.get("device") or "auto")
+    if dev == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return dev
+
+
 def net_spec(cfg: DictConfig, arch: str, dm) -> NetSpec:
     mcfg = architecture_config(cfg, arch)
     factory = hydra.utils.instantiate(mcfg)
     init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))
     return NetSpec(
+        device=eval_device(cfg),
         factory=factory,
         in_channels=dm.in_channels,
         num_classes=dm.num_classes,

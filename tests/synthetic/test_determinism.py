@@ -7,8 +7,14 @@ from pathlib import Path
 from gastrodistill.data.synthetic.generator import generate_dataset
 
 SMALL = dict(
-    name="small", train_gastritis=1, train_non_gastritis=1, test_gastritis=1, test_non_gastritis=0,
-    images_per_patient=2, image_size=320, progress=False,
+    name="small",
+    train_gastritis=1,
+    train_non_gastritis=1,
+    test_gastritis=1,
+    test_non_gastritis=0,
+    images_per_patient=2,
+    image_size=320,
+    progress=False,
 )
 
 

@@ -15,6 +15,7 @@ WINDOW = 96
 
 def coarseness(window: np.ndarray) -> float:
     """log of band energy at the scale of coarse areae (DoG 4/10 px) over the fine scale (DoG 1/2.5 px)."""
+
     def band(lo: float, hi: float) -> float:
         dog = cv2.GaussianBlur(window, (0, 0), lo) - cv2.GaussianBlur(window, (0, 0), hi)
         return float((dog[12:-12, 12:-12] ** 2).mean())

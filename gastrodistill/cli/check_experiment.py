@@ -1,0 +1,155 @@
+"""Re-check a reproduction recipe (``experiments/<name>.yaml``): which numbers fall outside their ranges.
+
+    python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml            # latest run
+    python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml --run-dir outputs/cpu/runs/<t>
+    python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml --run      # re-run, then check
+
+A recipe names its command and overrides, the results file (relative to the run folder) and a list
+of expectations. Each expectation reads one cell of the results table (``value``: method, schedule,
+optional architecture, column), optionally divided by (``relative_to``) or reduced by (``minus``)
+another cell, and gives the ``range`` [low, high] it must fall in. Exit status 0 when every number is
+inside its range, 1 otherwise (missing rows count as outside), 2 for a malformed recipe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+
+class RecipeError(ValueError):
+    """A malformed recipe; the message names the file and key."""
+
+
+@dataclass
+class Check:
+    what: str
+    value: float
+    low: float
+    high: float
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.value) and self.low <= self.value <= self.high
+
+
+def load_recipe(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise RecipeError(f"recipe {p} not found; recipes live in experiments/*.yaml")
+    recipe = yaml.safe_load(p.read_text())
+    if not isinstance(recipe, dict):
+        raise RecipeError(f"{p}: a recipe is a YAML mapping")
+    for key in ("name", "overrides", "results", "expect"):
+        if key not in recipe:
+            raise RecipeError(f"{p}: missing key {key!r}")
+    for i, e in enumerate(recipe["expect"]):
+        if "value" not in e or "range" not in e or len(e["range"]) != 2:
+            raise RecipeError(f"{p}: expect[{i}] needs 'value' and a two-number 'range'")
+        if "relative_to" in e and "minus" in e:
+            raise RecipeError(f"{p}: expect[{i}] has both 'relative_to' and 'minus'; use one")
+    return recipe
+
+
+def cell(df: pd.DataFrame, ref: Mapping[str, Any]) -> float:
+    """One number of the results table; NaN when the row or column is missing."""
+    sel = df
+    for key in ("method", "schedule", "architecture"):
+        if key in ref:
+            sel = sel[sel[key].astype(str) == str(ref[key])]
+    if "architecture" not in ref and "cross_architecture" in sel:
+        sel = sel[~sel["cross_architecture"].astype(bool)]
+    column = ref.get("column", "patient_hm_mean")
+    if not len(sel) or column not in sel:
+        return math.nan
+    return float(sel[column].iloc[0])
+
+
+def evaluate(recipe: Mapping[str, Any], df: pd.DataFrame) -> list[Check]:
+    checks = []
+    for e in recipe["expect"]:
+        v = cell(df, e["value"])
+        if "relative_to" in e:
+            d = cell(df, e["relative_to"])
+            v = v / d if d else math.nan
+        elif "minus" in e:
+            v = v - cell(df, e["minus"])
+        checks.append(Check(str(e.get("what", e["value"])), v, float(e["range"][0]), float(e["range"][1])))
+    return checks
+
+
+def latest_run(root: Path, experiment_name: str) -> Path:
+    runs = sorted((root / "outputs" / experiment_name / "runs").glob("*"))
+    if not runs:
+        raise RecipeError(
+            f"no run of experiment {experiment_name!r} under {root / 'outputs'}; pass --run-dir or --run"
+        )
+    return runs[-1]
+
+
+def rerun(recipe: Mapping[str, Any], run_dir: Path) -> None:
+    cmd = ["gastrodistill-reproduce", *map(str, recipe["overrides"]), f"hydra.run.dir={run_dir}"]
+    exe = Path(sys.executable).with_name("gastrodistill-reproduce")
+    if exe.exists():
+        cmd[0] = str(exe)
+    print("running:", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
+
+
+def render(recipe: Mapping[str, Any], checks: list[Check], source: Path) -> str:
+    lines = [f"{recipe['name']}: {recipe.get('table', '')}", f"results: {source}", ""]
+    width = max(len(c.what) for c in checks) if checks else 10
+    for c in checks:
+        status = "ok" if c.ok else "OUTSIDE"
+        lines.append(f"  {c.what:<{width}}  {c.value:8.4f}  in [{c.low:g}, {c.high:g}]  {status}")
+    n_out = sum(not c.ok for c in checks)
+    lines.append("")
+    lines.append("all numbers inside their ranges" if n_out == 0 else f"{n_out} of {len(checks)} outside")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("recipe", help="experiments/<name>.yaml")
+    ap.add_argument("--run-dir", type=Path, help="a finished run folder (default: the latest of the experiment)")
+    ap.add_argument("--results", type=Path, help="a results.csv to check directly")
+    ap.add_argument("--run", action="store_true", help="re-run the recipe first (into --run-dir if given)")
+    ap.add_argument("--root", type=Path, default=Path(os.environ.get("GASTRODISTILL_ROOT", ".")))
+    args = ap.parse_args(argv)
+    try:
+        recipe = load_recipe(args.recipe)
+        if args.results:
+            source = args.results
+        else:
+            if args.run:
+                from datetime import datetime
+
+                run_dir = args.run_dir or args.root / "outputs" / str(recipe.get("experiment_name", recipe["name"])) / (
+                    "runs/check_" + datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+                )
+                rerun(recipe, run_dir)
+            else:
+                run_dir = args.run_dir or latest_run(args.root, str(recipe.get("experiment_name", recipe["name"])))
+            source = run_dir / recipe["results"]
+        if not source.is_file():
+            raise RecipeError(f"no results at {source}; did the run finish its evaluate stage?")
+        checks = evaluate(recipe, pd.read_csv(source))
+    except RecipeError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(render(recipe, checks, source))
+    return 0 if all(c.ok for c in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
