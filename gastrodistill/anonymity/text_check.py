@@ -10,7 +10,7 @@ patches (of other patients) are to them; a distilled image above that reference'
 would be drawing text.
 
 The strings themselves never leave this module's callers' memory: reports name the kind of string
-and the file, plus a short hash, never the value.
+and the file, never the value (nor a hash of it).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from pathlib import Path
 import numpy as np
 
 from gastrodistill.data.base import ImageDataModule
-from gastrodistill.utils.hashing import sha256_bytes
 
 #: DICOM value representations that carry free text, names, dates or identifiers.
 IDENTIFYING_VRS = {"PN", "LO", "SH", "DA", "DT", "TM", "UI", "AE", "LT", "ST", "UT", "AS"}
@@ -153,7 +152,7 @@ def artifact_blobs(path: str | os.PathLike) -> dict[str, bytes]:
 
 
 def scan_for_strings(paths: Iterable[str | os.PathLike], strings: PrivateStrings) -> list[dict[str, str]]:
-    """Leaks: one row per (file, private string) found, naming its kind and a hash, never the value."""
+    """Leaks: one row per (file, private string) found, naming its kind, never the value."""
     from gastrodistill.sharing.card import find_strings
 
     blobs: dict[str, bytes] = {}
@@ -161,14 +160,8 @@ def scan_for_strings(paths: Iterable[str | os.PathLike], strings: PrivateStrings
         blobs.update(
             {f"{Path(p).name}/{k}" if Path(p).is_dir() else k: v for k, v in artifact_blobs(p).items()}
         )
-    return [
-        {
-            "file": name,
-            "kind": strings.kinds[i],
-            "sha256_prefix": sha256_bytes(strings.values[i].encode())[:12],
-        }
-        for name, i in find_strings(blobs, strings.values)
-    ]
+    # No hash of the value either: patient ids have so little entropy that a hash gives them away.
+    return [{"file": name, "kind": strings.kinds[i]} for name, i in find_strings(blobs, strings.values)]
 
 
 # ---- the burned-in text region -----------------------------------------------------------------

@@ -1,8 +1,8 @@
 """Re-check a reproduction recipe (``experiments/<name>.yaml``): which numbers fall outside their ranges.
 
-    python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml            # latest run
+    python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml        # latest run
     python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml --run-dir outputs/cpu/runs/<t>
-    python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml --run      # re-run, then check
+    python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml --run  # re-run, check
 
 A recipe names its command and overrides, the results file (relative to the run folder) and a list
 of expectations. Each expectation reads one cell of the results table (``value``: method, schedule,
@@ -88,13 +88,26 @@ def evaluate(recipe: Mapping[str, Any], df: pd.DataFrame) -> list[Check]:
     return checks
 
 
-def latest_run(root: Path, experiment_name: str) -> Path:
-    runs = sorted((root / "outputs" / experiment_name / "runs").glob("*"))
-    if not runs:
+def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
+    """The newest finished run of the recipe: under ``outputs/<experiment_name>/runs``, else any run
+    folder whose Hydra overrides include all of the recipe's overrides."""
+    name = str(recipe.get("experiment_name", recipe["name"]))
+    finished = [d for d in (root / "outputs" / name / "runs").glob("*") if (d / recipe["results"]).is_file()]
+    if not finished:
+        wanted = {str(o) for o in recipe["overrides"]}
+        for d in (root / "outputs").glob("*/runs/*"):
+            ov = d / ".hydra" / "overrides.yaml"
+            if (
+                (d / recipe["results"]).is_file()
+                and ov.is_file()
+                and wanted <= {str(o) for o in (yaml.safe_load(ov.read_text()) or [])}
+            ):
+                finished.append(d)
+    if not finished:
         raise RecipeError(
-            f"no run of experiment {experiment_name!r} under {root / 'outputs'}; pass --run-dir or --run"
+            f"no finished run of {recipe['name']!r} under {root / 'outputs'}; pass --run-dir or --run"
         )
-    return runs[-1]
+    return max(finished, key=lambda d: (d / recipe["results"]).stat().st_mtime)
 
 
 def rerun(recipe: Mapping[str, Any], run_dir: Path) -> None:
@@ -121,7 +134,9 @@ def render(recipe: Mapping[str, Any], checks: list[Check], source: Path) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", help="experiments/<name>.yaml")
-    ap.add_argument("--run-dir", type=Path, help="a finished run folder (default: the latest of the experiment)")
+    ap.add_argument(
+        "--run-dir", type=Path, help="a finished run folder (default: the latest of the experiment)"
+    )
     ap.add_argument("--results", type=Path, help="a results.csv to check directly")
     ap.add_argument("--run", action="store_true", help="re-run the recipe first (into --run-dir if given)")
     ap.add_argument("--root", type=Path, default=Path(os.environ.get("GASTRODISTILL_ROOT", ".")))
@@ -134,12 +149,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.run:
                 from datetime import datetime
 
-                run_dir = args.run_dir or args.root / "outputs" / str(recipe.get("experiment_name", recipe["name"])) / (
-                    "runs/check_" + datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-                )
+                run_dir = args.run_dir or args.root / "outputs" / str(
+                    recipe.get("experiment_name", recipe["name"])
+                ) / ("runs/check_" + datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
                 rerun(recipe, run_dir)
             else:
-                run_dir = args.run_dir or latest_run(args.root, str(recipe.get("experiment_name", recipe["name"])))
+                run_dir = args.run_dir or latest_run(args.root, recipe)
             source = run_dir / recipe["results"]
         if not source.is_file():
             raise RecipeError(f"no results at {source}; did the run finish its evaluate stage?")

@@ -121,6 +121,13 @@ class Pipeline:
             self.cfg, self.datamodule(), sets, self.out / "audit", real_model=self.state.get("real_model")
         )
         self.paths["anonymity audit"] = self.out / "audit" / "audit.md"
+        if self.state.get("results") is not None:  # the audit's numbers join the results table
+            from gastrodistill.evaluation.results import attach_audit, write_results
+
+            self.state["results"] = attach_audit(self.state["results"], self.state["audit"])
+            write_results(
+                self.state["results"], self.out / "eval", title=f"Results: {self.cfg.experiment_name}"
+            )
 
     def artifact(self) -> None:
         from gastrodistill.evaluation.run import method_metrics
@@ -190,6 +197,9 @@ class Pipeline:
             self.timings[stage] = time.time() - t0
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
         self.timings["total"] = time.time() - start
+        save_run_info(
+            self.out, self.cfg, extra={"stage": "reproduce", "stages": stages, "timings": self.timings}
+        )
         self.write_summary()
         return self.paths
 

@@ -53,7 +53,8 @@ def compose(overrides: list[str], output: str | None):
         return hydra_compose(config_name="config", overrides=[*overrides, f"paths.output_dir={output}"])
 
 
-def main(argv: list[str] | None = None) -> dict:
+def run(argv: list[str] | None = None) -> dict:
+    """Parse ``argv``, train and test; returns the result (``main`` is the console entry point)."""
     import hydra
 
     from gastrodistill.sharing.train_from_artifact import render, train_from_artifact
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> dict:
     print(render(result))
     print(f"written to {output}")
     return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    run(argv)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,59 @@ def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -
     return "\n".join(lines)
 
 
+#: Anonymity-audit numbers copied into the table (per distilled set; ``real`` -> the ``full`` rows).
+AUDIT_COLUMNS = (
+    "ncc_nearest_max",
+    "ncc_ref_p99",
+    "ssim_nearest_max",
+    "feature_nearest_max",
+    "mia_loss_auc",
+    "artifact_leaks",
+)
+
+
+def attach_audit(df: pd.DataFrame, audit: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """The table with the audit's summary numbers as ``audit_<metric>`` columns (NaN where not audited)."""
+    out = df.copy()
+    for col in AUDIT_COLUMNS:
+        out[f"audit_{col}"] = math.nan
+    for name, metrics in audit.items():
+        method = "full" if name == "real" else name
+        for col in AUDIT_COLUMNS:
+            if col in metrics:
+                out.loc[out["method"] == method, f"audit_{col}"] = float(metrics[col])
+    return out
+
+
+def audit_markdown(df: pd.DataFrame) -> str:
+    """A short anonymity table (one row per audited method) when the audit columns are present."""
+    if "audit_mia_loss_auc" not in df:
+        return ""
+    rows = df.drop_duplicates("method")
+    rows = rows[rows[[f"audit_{c}" for c in AUDIT_COLUMNS]].notna().any(axis=1)]
+    if not len(rows):
+        return ""
+    head = [
+        "Method",
+        "Nearest real NCC (max)",
+        "Real-vs-other-patient NCC p99",
+        "Nearest SSIM (max)",
+        "Nearest feature cos (max)",
+        "Membership AUC (loss)",
+        "Artifact leaks",
+    ]
+    lines = ["### Anonymity audit", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for _, r in rows.iterrows():
+        cells = [str(r["method"])] + [
+            "–"
+            if not np.isfinite(r[f"audit_{c}"])
+            else (f"{r[f'audit_{c}']:.0f}" if c == "artifact_leaks" else f"{r[f'audit_{c}']:.3f}")
+            for c in AUDIT_COLUMNS
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, ""])
+
+
 def write_results(df: pd.DataFrame, output_dir: str | Path, title: str = "Results") -> tuple[Path, Path]:
     """``results.csv`` (every column, full precision) and ``results.md`` in ``output_dir``, atomically."""
     out = Path(output_dir)
@@ -162,7 +215,7 @@ def write_results(df: pd.DataFrame, output_dir: str | Path, title: str = "Result
     csv_path, md_path = out / "results.csv", out / "results.md"
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.10g")
-    write_text_atomic(md_path, to_markdown(df, title))
+    write_text_atomic(md_path, to_markdown(df, title) + audit_markdown(df))
     return csv_path, md_path
 
 

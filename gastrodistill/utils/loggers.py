@@ -80,4 +80,4 @@ def finish_loggers(loggers: list[Logger]) -> None:
             import wandb
 
             if wandb.run is not None:
-                wandb.finish(quiet=True)
+                wandb.finish()

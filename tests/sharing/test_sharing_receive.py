@@ -84,7 +84,7 @@ def test_site_adapter_maps_site_normalisation_to_the_artifact():
 def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
     """gastrodistill-audit on a saved set writes the report and the artifact; the site trains from the zip."""
     from gastrodistill.cli.audit import run as audit_run
-    from gastrodistill.cli.train_from_artifact import main as receive_main
+    from gastrodistill.cli.train_from_artifact import run as receive_main
 
     src = make_dm(patients=(10, 3, 10), per_patient=5)
     arrays = {

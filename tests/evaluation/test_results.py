@@ -1,0 +1,103 @@
+"""The results table: aggregation by hand, Markdown, and the numbers W&B receives."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gastrodistill.evaluation.results import attach_audit, log_results, summarise, to_markdown, write_results
+
+
+def _rec(method, hm, acc, labels, dec, scores):
+    return {
+        "method": method,
+        "schedule": "replay",
+        "architecture": "convnet",
+        "patch_accuracy": acc,
+        "patch_balanced_accuracy": acc,
+        "patch_macro_f1": acc,
+        "recall_a": acc,
+        "patient_sensitivity": hm,
+        "patient_specificity": hm,
+        "patient_hm": hm,
+        "patient_accuracy": hm,
+        "patient_auc": hm,
+        "threshold": 0.5,
+        "test_labels": labels,
+        "test_decisions": dec,
+        "test_scores": scores,
+    }
+
+
+def test_summarise_by_hand():
+    y = np.array([0, 1, 0, 1])
+    recs = [
+        _rec("soft", 0.6, 0.7, y, y.astype(bool), y * 1.0),
+        _rec("soft", 0.8, 0.9, y, y.astype(bool), y * 1.0),
+        _rec("full", 0.9, 0.95, y, y.astype(bool), y * 1.0),
+    ]
+    sizes = {"soft": {"n_images": 30, "bytes": 1000}, "full": {"n_images": 500, "bytes": 50_000}}
+    df = summarise(recs, sizes, 50_000, np.random.default_rng(0), n_boot=20)
+    soft = df[df.method == "soft"].iloc[0]
+    assert soft.n_networks == 2 and soft.compression == 50.0
+    assert soft.patient_hm_mean == pytest.approx(0.7) and soft.patient_hm_std == pytest.approx(0.1)  # ddof=0
+    assert soft.patch_accuracy_mean == pytest.approx(0.8)
+    assert soft.patient_hm_ci_low == soft.patient_hm_ci_high == 1.0  # perfect decisions in every resample
+    md = to_markdown(df, "T")
+    assert "| soft | replay | convnet | 2 | 30 | 1000 B | 50× | 0.800 ± 0.100 |" in md
+    with pytest.raises(ValueError, match="no evaluated networks"):
+        summarise([], sizes, 1, np.random.default_rng(0))
+
+
+def test_audit_columns_join_the_right_rows(tmp_path):
+    df = pd.DataFrame(
+        {
+            "method": ["soft", "full", "random"],
+            "schedule": ["replay", "real", "standard"],
+            "architecture": ["convnet"] * 3,
+            "n_networks": [1] * 3,
+            "n_images": [3, 9, 3],
+            "bytes": [10, 90, 3],
+            "compression": [9.0, 1.0, 30.0],
+        }
+    )
+    out = attach_audit(
+        df,
+        {
+            "soft": {"mia_loss_auc": 0.52, "ncc_nearest_max": 0.4, "artifact_leaks": 0.0},
+            "real": {"mia_loss_auc": 0.61},
+        },
+    )
+    assert out.audit_mia_loss_auc.tolist()[:2] == [0.52, 0.61] and np.isnan(out.audit_mia_loss_auc[2])
+    _, md = write_results(out, tmp_path)
+    assert "### Anonymity audit" in md.read_text() and "| soft | 0.400 |" in md.read_text()
+
+
+def test_wandb_receives_the_table_numbers(tmp_path, monkeypatch):
+    import wandb
+
+    from gastrodistill.utils.loggers import private_wandb_logger
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    df = pd.DataFrame(
+        {
+            "method": ["soft", "full"],
+            "schedule": ["replay", "real"],
+            "architecture": ["convnet"] * 2,
+            "patient_hm_mean": [0.8125, 0.9],
+            "n_images": [30, 1900],
+        }
+    )
+    lg = private_wandb_logger(save_dir=tmp_path, offline=True, name="results-test")
+    try:
+        log_results([lg], df)
+    finally:
+        wandb.finish()
+    (table_file,) = tmp_path.rglob("*.table.json")
+    logged = json.loads(table_file.read_text())
+    assert logged["columns"] == list(df.columns)
+    assert [row[3] for row in logged["data"]] == [0.8125, 0.9]
+    assert [row[0] for row in logged["data"]] == ["soft", "full"]
