@@ -1,7 +1,7 @@
 """``gastrodistill-distill``: distil the configured data set (Hydra main over the root config).
 
-    gastrodistill-distill distill=soft model=convnet distill.ipc=10 data.storage_size=32
-    gastrodistill-distill -m distill=soft,hard distill.ipc=1,10 trainer=ddp_sim
+gastrodistill-distill distill=soft model=convnet distill.ipc=10 data.storage_size=32
+gastrodistill-distill -m distill=soft,hard distill.ipc=1,10 trainer=ddp_sim
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ def main(cfg: DictConfig) -> None:
 
     datamodule = hydra.utils.instantiate(cfg.data)
     distilled = run_distillation(cfg, datamodule, cfg.paths.output_dir)
-    print(f"distilled {distilled.mode} set: {tuple(distilled.images.shape)} images, lrs "
-          f"{distilled.lrs().min():.4f}..{distilled.lrs().max():.4f} -> {cfg.paths.output_dir}/{distilled.mode}")
+    print(
+        f"distilled {distilled.mode} set: {tuple(distilled.images.shape)} images, lrs "
+        f"{distilled.lrs().min():.4f}..{distilled.lrs().max():.4f} -> {cfg.paths.output_dir}/{distilled.mode}"
+    )
 
 
 if __name__ == "__main__":

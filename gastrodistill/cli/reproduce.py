@@ -210,6 +210,13 @@ class Pipeline:
         lines += ["", "## Outputs", ""] + [f"- {k}: `{v}`" for k, v in self.paths.items()]
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
+        if self.state.get("results") is not None:
+            lines += [
+                "",
+                "## Targets (patient-level HM on the distillation architecture, replay schedule)",
+                "",
+            ]
+            lines += [f"- {t}" for t in target_lines(self.state["results"])]
         md = self.out / "eval" / "results.md"
         if md.is_file():
             lines += ["", md.read_text()]
@@ -219,6 +226,25 @@ class Pipeline:
         return path
 
 
+def target_lines(df) -> list[str]:
+    """The issue's targets, as measured: soft >= 0.9 x full, soft > hard, both > a random real subset."""
+    from gastrodistill.evaluation.run import headline
+
+    h = headline(df)
+    soft, hard, full, rand = h["soft_replay_hm"], h["hard_replay_hm"], h["full_hm"], h["random_hm"]
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    return [
+        f"soft HM / full-data HM = {soft:.3f} / {full:.3f} = {soft / full if full else float('nan'):.3f} "
+        f"(target >= 0.9: {verdict(soft >= 0.9 * full)})",
+        f"soft HM - hard HM = {soft - hard:+.3f} (target > 0: {verdict(soft > hard)})",
+        f"soft HM - random-subset HM = {soft - rand:+.3f}, hard - random = {hard - rand:+.3f} "
+        f"(target both > 0: {verdict(soft > rand and hard > rand)})",
+    ]
+
+
 def run(cfg: DictConfig) -> dict[str, Path]:
     """Run ``cfg.stages`` and print where everything went."""
     pipe = Pipeline(cfg)
@@ -226,6 +252,8 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     results = pipe.out / "eval" / "results.md"
     if results.is_file():
         print(results.read_text())
+    if pipe.state.get("results") is not None:
+        print("\n".join(target_lines(pipe.state["results"])))
     print(f"whole study: {pipe.timings['total']:.0f} s")
     width = max((len(k) for k in paths), default=0)
     for k, v in paths.items():

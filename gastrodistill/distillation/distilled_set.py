@@ -148,7 +148,8 @@ class DistilledSet(nn.Module):
         k, s, i = self.num_classes, self.steps, self.ipc
         if tuple(x.shape[1:]) != self.image_shape or len(x) != k * s * i:
             raise DistilledSetError(
-                f"data module returned {tuple(x.shape)} samples; expected {k * s * i} of shape {self.image_shape}"
+                f"data module returned {tuple(x.shape)} samples; "
+                f"expected {k * s * i} of shape {self.image_shape}"
             )
         expected = torch.arange(k).repeat_interleave(s * i)
         if not torch.equal(y.long().cpu(), expected):
@@ -238,7 +239,8 @@ class DistilledSet(nn.Module):
                 param, t = getattr(ds, name), tensors[name]
                 if tuple(t.shape) != tuple(param.shape):
                     raise DistilledSetError(
-                        f"{tfile}: {name!r} has shape {tuple(t.shape)}, but {META_FILE} implies {tuple(param.shape)}"
+                        f"{tfile}: {name!r} has shape {tuple(t.shape)}, "
+                        f"but {META_FILE} implies {tuple(param.shape)}"
                     )
                 if not t.is_floating_point() or not torch.isfinite(t).all():
                     raise DistilledSetError(f"{tfile}: {name!r} must be finite floating-point values")

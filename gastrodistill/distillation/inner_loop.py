@@ -47,7 +47,7 @@ def _sgd_graph_step(
     lr: Tensor,
     *weights: Tensor,
 ) -> tuple[Tensor, ...]:
-    """One differentiable SGD step on flat weights: returns the new weights (graph kept for the meta-gradient)."""
+    """One differentiable SGD step on flat weights; returns the new weights, graph kept."""
     with torch.enable_grad():  # the inner gradient is needed even when the caller only evaluates
         return _sgd_graph_step_impl(net, names, buffers, x, target, lr, weights)
 

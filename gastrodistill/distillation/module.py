@@ -186,7 +186,7 @@ class DistillModule(pl.LightningModule):
             self.log_grid(step + 1)
 
     def log_grid(self, step: int) -> None:
-        """Draw the current distilled images with their soft labels: PNG in ``grid_dir``, W&B image (uint8)."""
+        """Draw the distilled images with their soft labels: PNG in ``grid_dir``, W&B image (uint8)."""
         image = grid_image(self.distilled, title=f"outer step {step}")
         if self.grid_dir is not None:
             save_png(self.grid_dir / f"step_{step:06d}.png", image)

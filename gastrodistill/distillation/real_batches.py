@@ -20,7 +20,7 @@ from gastrodistill.utils.seeding import torch_generator
 
 
 class RealBatchSource:
-    """Batches of ``batch_size`` training samples; ``balanced`` draws each class equally often (with replacement)."""
+    """Batches of ``batch_size`` training samples (``balanced``: classes equally often, with replacement)."""
 
     def __init__(
         self,
@@ -46,7 +46,7 @@ class RealBatchSource:
 
     @classmethod
     def from_datamodule(cls, datamodule: Any, batch_size: int, seed: int) -> RealBatchSource:
-        """Use the data module's un-augmented train split; its ``balanced_sampler`` flag picks balanced draws."""
+        """The data module's un-augmented train split; its ``balanced_sampler`` flag picks balanced draws."""
         return cls(
             datamodule.dataset("train", augment=False),
             datamodule.labels("train"),

@@ -1,15 +1,16 @@
-"""One distillation run from the root config: data module in, saved DistilledSet (+ pictures, run info) out."""
+"""One distillation run from the root config: data module in, saved DistilledSet (+ pictures, info) out."""
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from gastrodistill.distillation.distilled_set import MODES, DistilledSet
 from gastrodistill.distillation.module import DistillModule
@@ -26,9 +27,18 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
     if mode not in MODES:
         raise ValueError(f"distill.mode must be 'soft' or 'hard', got {mode!r}")
     ds = DistilledSet(
-        datamodule.num_classes, dcfg.ipc, dcfg.steps, dcfg.epochs, datamodule.image_shape, mode=mode,
-        temperature=dcfg.temperature, lr_init=dcfg.lr_init, label_init_scale=dcfg.label_init_scale,
-        class_names=datamodule.class_names, mean=datamodule.mean, std=datamodule.std,
+        datamodule.num_classes,
+        dcfg.ipc,
+        dcfg.steps,
+        dcfg.epochs,
+        datamodule.image_shape,
+        mode=mode,
+        temperature=dcfg.temperature,
+        lr_init=dcfg.lr_init,
+        label_init_scale=dcfg.label_init_scale,
+        class_names=datamodule.class_names,
+        mean=datamodule.mean,
+        std=datamodule.std,
     )
     gen = torch_generator(seed, "distill-init", mode)
     if dcfg.image_init == "noise":
@@ -38,22 +48,35 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
     raise ValueError(f"distill.image_init must be 'noise' or 'real', got {dcfg.image_init!r}")
 
 
-def build_module(cfg: DictConfig, datamodule: Any, distilled: DistilledSet, grid_dir: Path | None) -> DistillModule:
+def build_module(
+    cfg: DictConfig, datamodule: Any, distilled: DistilledSet, grid_dir: Path | None
+) -> DistillModule:
     """The LightningModule for ``cfg.distill`` with the network family of ``cfg.model``."""
     d = cfg.distill
     factory = hydra.utils.instantiate(cfg.model)
-    shape = {"in_channels": datamodule.in_channels, "num_classes": datamodule.num_classes,
-             "image_size": tuple(datamodule.image_size)}
+    shape = {
+        "in_channels": datamodule.in_channels,
+        "num_classes": datamodule.num_classes,
+        "image_size": tuple(datamodule.image_size),
+    }
     return DistillModule(
         distilled,
         _BoundFactory(factory, shape),
         RealBatchSource.from_datamodule(datamodule, d.batch_real, cfg.seed),
-        seed=cfg.seed, init_scheme=d.init, backend=d.backend, checkpoint=d.checkpoint,
-        inner_nets_per_step=d.inner_nets_per_step, known_init=d.known_init,
-        optimizer=hydra.utils.instantiate(d.optimizer), scheduler=hydra.utils.instantiate(d.scheduler)
-        if d.get("scheduler") else None,
-        lr_images=d.lr_images, lr_labels=d.lr_labels, lr_lrs=d.lr_lrs, grad_clip=d.grad_clip,
-        grid_every=d.grid_every, grid_dir=grid_dir,
+        seed=cfg.seed,
+        init_scheme=d.init,
+        backend=d.backend,
+        checkpoint=d.checkpoint,
+        inner_nets_per_step=d.inner_nets_per_step,
+        known_init=d.known_init,
+        optimizer=hydra.utils.instantiate(d.optimizer),
+        scheduler=hydra.utils.instantiate(d.scheduler) if d.get("scheduler") else None,
+        lr_images=d.lr_images,
+        lr_labels=d.lr_labels,
+        lr_lrs=d.lr_lrs,
+        grad_clip=d.grad_clip,
+        grid_every=d.grid_every,
+        grid_dir=grid_dir,
     )
 
 
@@ -68,13 +91,18 @@ class _BoundFactory:
 
 
 def run_distillation(
-    cfg: DictConfig, datamodule: Any, output_dir: str | os.PathLike, mode: str | None = None
+    cfg: DictConfig,
+    datamodule: Any,
+    output_dir: str | os.PathLike,
+    mode: str | None = None,
+    callbacks: list[Callback] | None = None,
 ) -> DistilledSet:
-    """Distil ``datamodule`` with ``cfg.distill`` (mode overridable) and save the set to ``output_dir/<mode>/``.
+    """Distil ``datamodule`` with ``cfg.distill`` (mode overridable); save the set to ``output_dir/<mode>/``.
 
     Writes ``distilled.safetensors`` + ``distilled.json``, ``grid.png``, ``lrs.png``, ``summary.json``,
     the run info (config, versions, git revision), grids every ``distill.grid_every`` steps under
     ``grids/`` and Lightning checkpoints under ``checkpoints/`` (``distill.resume`` resumes from one).
+    ``callbacks`` are extra Lightning callbacks (they must be picklable for ``ddp_spawn``).
     """
     d = cfg.distill
     mode = mode or d.mode
@@ -85,22 +113,41 @@ def run_distillation(
     module = build_module(cfg, datamodule, distilled, out / "grids")
     loggers = instantiate_loggers(cfg.logger)
     log_public_hyperparams(loggers, cfg)
-    callbacks = []
+    callbacks = list(callbacks or [])
     if d.ckpt_every:
-        callbacks.append(ModelCheckpoint(dirpath=out / "checkpoints", filename="step{step:06d}",
-                                         every_n_train_steps=d.ckpt_every, save_top_k=1, save_last=True))
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=out / "checkpoints",
+                filename="step{step:06d}",
+                every_n_train_steps=d.ckpt_every,
+                save_top_k=1,
+                save_last=True,
+            )
+        )
     trainer = hydra.utils.instantiate(
-        cfg.trainer, max_steps=d.outer_steps, max_epochs=-1, logger=loggers or False, callbacks=callbacks,
-        enable_checkpointing=bool(d.ckpt_every), use_distributed_sampler=False,
+        cfg.trainer,
+        max_steps=d.outer_steps,
+        max_epochs=-1,
+        logger=loggers or False,
+        callbacks=callbacks,
+        enable_checkpointing=bool(d.ckpt_every),
+        use_distributed_sampler=False,
     )
-    trainer.fit(module, train_dataloaders=OuterSteps(d.outer_steps), ckpt_path=d.get("resume"))
+    with warnings.catch_warnings():
+        # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
+        warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+        trainer.fit(module, train_dataloaders=OuterSteps(d.outer_steps), ckpt_path=d.get("resume"))
     distilled = module.distilled.cpu().float()
     if trainer.is_global_zero:
         distilled.save(out)
         save_png(out / "grid.png", grid_image(distilled, title=f"{mode} labels, {d.outer_steps} outer steps"))
         save_png(out / "lrs.png", lr_schedule_image(distilled))
         summary = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("outer/")}
-        summary.update(mode=mode, outer_steps=int(trainer.global_step), label_entropy=float(distilled.label_entropy()))
+        summary.update(
+            mode=mode,
+            outer_steps=int(trainer.global_step),
+            label_entropy=float(distilled.label_entropy().detach()),
+        )
         write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
         save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
     finish_loggers(loggers)

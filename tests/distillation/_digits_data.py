@@ -16,11 +16,19 @@ from gastrodistill.utils.seeding import numpy_rng
 class DigitsDataModule(TensorImageDataModule):
     """Seeded train/val/test split of the digits (``classes`` keeps a subset, relabelled 0..k-1)."""
 
-    def __init__(self, n_val: int = 300, n_test: int = 500, classes: Sequence[int] | None = None,
-                 split_seed: int = 0, **kwargs) -> None:
+    def __init__(
+        self,
+        n_val: int = 300,
+        n_test: int = 500,
+        classes: Sequence[int] | None = None,
+        split_seed: int = 0,
+        **kwargs,
+    ) -> None:
         self.n_val, self.n_test, self.split_seed = n_val, n_test, split_seed
         self.keep = list(classes) if classes is not None else list(range(10))
-        super().__init__(splits=None, class_names=[str(c) for c in self.keep], source_id="sklearn-digits", **kwargs)
+        super().__init__(
+            splits=None, class_names=[str(c) for c in self.keep], source_id="sklearn-digits", **kwargs
+        )
 
     def load_arrays(self):
         from sklearn.datasets import load_digits
@@ -32,6 +40,6 @@ class DigitsDataModule(TensorImageDataModule):
         perm = numpy_rng(self.split_seed, "digits-split").permutation(len(y))
         n_test = min(self.n_test, len(y) // 4)
         n_val = min(self.n_val, len(y) // 4)
-        test, val, train = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
+        test, val, train = perm[:n_test], perm[n_test : n_test + n_val], perm[n_test + n_val :]
         splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
         return splits, [str(c) for c in self.keep]

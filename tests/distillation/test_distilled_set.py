@@ -108,8 +108,14 @@ def test_load_refuses_pickles_and_malformed_files(tmp_path):
     with pytest.raises(DistilledSetError, match="'images' has shape"):
         DistilledSet.load(tmp_path / "ok")
     ds.save(tmp_path / "nan")
-    save_file({"images": torch.full_like(ds.images, float("nan")), "label_logits": ds.label_logits.detach(),
-               "raw_lrs": ds.raw_lrs.detach()}, str(tmp_path / "nan" / "distilled.safetensors"))
+    save_file(
+        {
+            "images": torch.full_like(ds.images, float("nan")),
+            "label_logits": ds.label_logits.detach(),
+            "raw_lrs": ds.raw_lrs.detach(),
+        },
+        str(tmp_path / "nan" / "distilled.safetensors"),
+    )
     with pytest.raises(DistilledSetError, match="finite"):
         DistilledSet.load(tmp_path / "nan")
     (tmp_path / "nan" / "distilled.safetensors").write_bytes(b"not a safetensors file")

@@ -19,8 +19,9 @@ def tiny_problem(seed: int = 0):
     ds = DistilledSet(3, 1, 2, 2, (1, 4, 4), lr_init=0.3, label_init_scale=1.5).double()
     ds.init_noise(torch_generator(seed, "images"))
     with torch.no_grad():
-        ds.label_logits.add_(0.3 * torch.randn(ds.label_logits.shape, generator=torch_generator(seed, "l"),
-                                               dtype=torch.double))
+        ds.label_logits.add_(
+            0.3 * torch.randn(ds.label_logits.shape, generator=torch_generator(seed, "l"), dtype=torch.double)
+        )
         ds.raw_lrs.add_(0.2 * torch.randn(4, generator=torch_generator(seed, "lr"), dtype=torch.double))
     net = ConvNet(1, 3, (4, 4), width=3, depth=1, act="tanh").double()
     initialize(net, "xavier", torch_generator(seed, "net"))
@@ -80,7 +81,7 @@ def test_unroll_matches_explicit_sgd_and_hard_targets():
     replay.load_state_dict(net.state_dict())
     for t in range(ds.num_inner_steps):
         xb, pb = ds.batch(t)
-        sgd_step(replay, xb.detach(), pb.detach(), float(ds.lrs()[t]))
+        sgd_step(replay, xb.detach(), pb.detach(), float(ds.lrs()[t].detach()))
     with torch.no_grad():
         expected = F.cross_entropy(replay(x), y)
     assert loss.item() == pytest.approx(expected.item(), rel=1e-10)

@@ -69,3 +69,14 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     bad.write_text(bad.read_text().replace("range: [0.0, 1.0]", "range: [2.0, 3.0]", 1))
     assert check_main([str(bad), "--run-dir", str(out)]) == 1
     assert "OUTSIDE" in capsys.readouterr().out
+
+
+def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
+    from gastrodistill.cli.reproduce import Pipeline, ReproduceConfigError
+
+    with pytest.raises(ReproduceConfigError, match=r"stages \['evaluate', 'distill'\] are out of order"):
+        Pipeline(compose_cfg(["experiment=tiny", "stages=[evaluate,distill]"])).run()
+    with pytest.raises(ReproduceConfigError, match=r"stages \['train'\] unknown"):
+        Pipeline(compose_cfg(["experiment=tiny", "stages=[train]"])).run()
+    with pytest.raises(ReproduceConfigError, match="needs distilled sets"):
+        Pipeline(compose_cfg(["experiment=tiny", "stages=[audit]"])).run()

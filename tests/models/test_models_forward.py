@@ -18,8 +18,10 @@ SMALL = {
 
 
 @pytest.mark.parametrize("name", sorted(SMALL))
-@pytest.mark.parametrize(("channels", "classes", "size"), [(1, 2, (1, 1)), (1, 3, (8, 8)), (3, 10, (13, 21)),
-                                                             (2, 3, (32, 32)), (1, 3, (130, 130))])
+@pytest.mark.parametrize(
+    ("channels", "classes", "size"),
+    [(1, 2, (1, 1)), (1, 3, (8, 8)), (3, 10, (13, 21)), (2, 3, (32, 32)), (1, 3, (130, 130))],
+)
 def test_forward_shapes_and_gradients(name, channels, classes, size):
     net = SMALL[name](channels, classes, size)
     x = torch.randn(2, channels, *size)

@@ -47,3 +47,19 @@ def test_dicom_header_and_pixels_round_trip(tmp_path):
         png = np.asarray(Image.open(png_root / p_row["image"])).astype(np.float64)
         assert not np.array_equal(stored.astype(np.float64), png)
         np.testing.assert_array_equal(pixels, png)
+
+
+def test_data_core_reads_dicom_and_png_alike(tmp_path):
+    """Through the project's reader (modality LUT + VOI window), both formats give the same pixels."""
+    from gastrodistill.data.readers import read_image
+
+    dcm_root = generate_dataset(tmp_path / "dcm", seed=4, format="dicom", **PARAMS)
+    png_root = generate_dataset(tmp_path / "png", seed=4, format="png", **PARAMS)
+    with open(dcm_root / "manifest.csv", newline="") as f:
+        dcm_rows = list(csv.DictReader(f))
+    with open(png_root / "manifest.csv", newline="") as f:
+        png_rows = list(csv.DictReader(f))
+    for d_row, p_row in zip(dcm_rows, png_rows, strict=True):
+        a, b = read_image(dcm_root / d_row["image"]), read_image(png_root / p_row["image"])
+        assert a.shape == b.shape and a.std() > 0.01
+        np.testing.assert_allclose(a, b, atol=1e-6)

@@ -48,8 +48,10 @@ def test_gastritis_is_coarser_on_average_but_classes_overlap(tiny_root):
         labels += [int(row["diagnosis"] == "gastritis")] * len(values)
         per_image[row["diagnosis"]].append(np.median(values))
     auc = roc_auc_score(labels, stats)
-    # Expected direction, clearly...
-    assert np.mean(per_image["gastritis"]) > np.mean(per_image["non-gastritis"])
-    assert auc > 0.65
-    # ...but not separable window by window.
+    g, n = np.array(per_image["gastritis"]), np.array(per_image["non-gastritis"])
+    # Expected direction, clearly, on average...
+    assert g.mean() - n.mean() > 0.3
+    assert auc > 0.6
+    # ...but the classes overlap: image by image and window by window.
+    assert g.min() < n.max()
     assert auc < 0.99

@@ -1,0 +1,117 @@
+"""DistillModule + run_distillation through a real Lightning Trainer: outputs, logging, hard mode,
+exact resume, and a clean stop on non-finite values."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from _distill_helpers import make_tiny_splits
+
+from gastrodistill.data.base import TensorImageDataModule
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.module import NonFiniteError
+from gastrodistill.distillation.real_batches import RealBatchSource
+from gastrodistill.distillation.run import build_distilled_set, run_distillation
+
+
+def read_metrics(log_dir):
+    files = list(log_dir.rglob("metrics.csv"))
+    assert len(files) == 1, files
+    with files[0].open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_writes_the_set_pictures_logs_and_run_info(compose_cfg, tiny_dm, tiny_overrides, tmp_path):
+    cfg = compose_cfg(tiny_overrides)
+    out = tmp_path / "out"
+    initial = build_distilled_set(cfg.distill, tiny_dm, "soft", cfg.seed)
+    ds = run_distillation(cfg, tiny_dm, out)
+    d = out / "soft"
+    for name in (
+        "distilled.safetensors",
+        "distilled.json",
+        "grid.png",
+        "lrs.png",
+        "summary.json",
+        "config.yaml",
+        "run_info.json",
+        "grids/step_000002.png",
+    ):
+        assert (d / name).is_file(), name
+    back = DistilledSet.load(d)
+    assert torch.equal(back.images, ds.images) and torch.equal(back.raw_lrs, ds.raw_lrs)
+    # All three groups moved away from their initial values.
+    for name in ("images", "label_logits", "raw_lrs"):
+        assert not torch.equal(getattr(ds, name), getattr(initial, name)), name
+    rows = read_metrics(out / "logs")
+    losses = [float(r["outer/loss"]) for r in rows if r.get("outer/loss")]
+    assert len(losses) == 3 and all(np.isfinite(losses))
+    assert {"lr/000", "lr/001", "labels/entropy", "outer/acc", "opt/lr_images"} <= set(rows[0])
+    lr_rows = [r for r in rows if r.get("lr/001")]
+    assert float(lr_rows[-1]["lr/001"]) == pytest.approx(float(ds.lrs()[1]), rel=1e-5)
+    summary = json.loads((d / "summary.json").read_text())
+    assert summary["outer_steps"] == 3 and summary["mode"] == "soft"
+    # Nothing logged (hyper-parameters included) carries a local path.
+    for f in (out / "logs").rglob("*"):
+        if f.is_file():
+            assert str(tmp_path) not in f.read_text(errors="ignore"), f
+
+
+def test_hard_mode_keeps_labels_fixed(compose_cfg, tiny_dm, tiny_overrides, tmp_path):
+    cfg = compose_cfg([*tiny_overrides, "distill=hard", "distill.steps=2", "distill.label_init_scale=2.0"])
+    ds = run_distillation(cfg, tiny_dm, tmp_path / "out")
+    assert ds.mode == "hard"
+    expected = torch.nn.functional.one_hot(ds.hard_labels(), 3).float()
+    assert torch.equal(ds.label_logits, 2.0 * expected)
+    assert torch.equal(ds.soft_targets(), expected)
+    assert (tmp_path / "out" / "hard" / "distilled.safetensors").is_file()
+
+
+def test_exact_resume_from_a_checkpoint(compose_cfg, tiny_dm, tiny_overrides, tmp_path):
+    """Stop at step 2, resume to 4: the same tensors as 4 uninterrupted steps (Adam, StepLR, seeds, data)."""
+    common = [
+        *tiny_overrides,
+        "distill.outer_steps=4",
+        "distill.inner_nets_per_step=2",
+        "distill.scheduler.step_size=1",
+        "distill.scheduler.gamma=0.7",
+        "distill.grid_every=0",
+    ]
+    full = run_distillation(compose_cfg(common), tiny_dm, tmp_path / "full")
+    run_distillation(
+        compose_cfg([*common, "distill.outer_steps=2", "distill.ckpt_every=2"]), tiny_dm, tmp_path / "part"
+    )
+    ckpt = tmp_path / "part" / "soft" / "checkpoints" / "last.ckpt"
+    assert ckpt.exists()
+    resumed = run_distillation(
+        compose_cfg([*common, f"distill.resume={ckpt}", "distill.ckpt_every=2"]),
+        tiny_dm,
+        tmp_path / "resumed",
+    )
+    for name in ("images", "label_logits", "raw_lrs"):
+        assert torch.equal(getattr(full, name), getattr(resumed, name)), name
+    two_steps = DistilledSet.load(tmp_path / "part" / "soft")
+    assert not torch.equal(two_steps.images, full.images)  # the resumed run really took two more steps
+
+
+def first_step_drawing(source: RealBatchSource, index: int, start: int = 1) -> int:
+    return next(s for s in range(start, 100) if index in source.indices(s, 0).tolist())
+
+
+def test_nan_in_a_real_batch_stops_the_run_naming_the_step(compose_cfg, tiny_overrides, tmp_path):
+    splits = make_tiny_splits()
+    cfg = compose_cfg([*tiny_overrides, "distill.outer_steps=20"])
+    probe = RealBatchSource(None, splits["train"][1], cfg.distill.batch_real, cfg.seed, 3)
+    victim = next(i for i in range(40) if i not in probe.indices(0, 0).tolist())
+    step = first_step_drawing(probe, victim)
+    x = splits["train"][0].copy()
+    dm = TensorImageDataModule(splits={**splits, "train": (x, splits["train"][1])})
+    dm.setup()
+    x[victim, 0, 1, 1] = np.nan  # after setup: the statistics stay finite, one training image is poisoned
+    with pytest.raises(NonFiniteError, match=rf"outer step {step}: the outer loss is not finite"):
+        run_distillation(cfg, dm, tmp_path / "out")
+    assert not (tmp_path / "out" / "soft" / "distilled.safetensors").exists()
