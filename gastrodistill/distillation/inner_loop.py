@@ -47,24 +47,18 @@ def _sgd_graph_step(
     lr: Tensor,
     *weights: Tensor,
 ) -> tuple[Tensor, ...]:
-    """One differentiable SGD step on flat weights; returns the new weights, graph kept."""
+    """One SGD step on flat weights; returns the new weights.
+
+    The higher-order graph is built only where gradients are being recorded: in a plain unroll, and when
+    checkpointing recomputes the step during the backward pass. Under ``no_grad`` (the first, discarded pass
+    of a checkpointed step, or plain evaluation) the step's own gradient is computed without it.
+    """
+    create_graph = torch.is_grad_enabled()
     with torch.enable_grad():  # the inner gradient is needed even when the caller only evaluates
-        return _sgd_graph_step_impl(net, names, buffers, x, target, lr, weights)
-
-
-def _sgd_graph_step_impl(
-    net: nn.Module,
-    names: Sequence[str],
-    buffers: dict[str, Tensor],
-    x: Tensor,
-    target: Tensor,
-    lr: Tensor,
-    weights: tuple[Tensor, ...],
-) -> tuple[Tensor, ...]:
-    logits = functional_call(net, ({**dict(zip(names, weights, strict=True)), **buffers}), (x,))
-    loss = F.cross_entropy(logits, target)
-    grads = torch.autograd.grad(loss, weights, create_graph=True, allow_unused=True)
-    return tuple(w if g is None else w - lr * g for w, g in zip(weights, grads, strict=True))
+        params = {**dict(zip(names, weights, strict=True)), **buffers}
+        loss = F.cross_entropy(functional_call(net, params, (x,)), target)
+        grads = torch.autograd.grad(loss, weights, create_graph=create_graph, allow_unused=True)
+        return tuple(w if g is None else w - lr * g for w, g in zip(weights, grads, strict=True))
 
 
 def unroll_func(net: nn.Module, distilled: nn.Module, checkpoint: bool = False) -> dict[str, Tensor]:
@@ -78,8 +72,19 @@ def unroll_func(net: nn.Module, distilled: nn.Module, checkpoint: bool = False) 
     for t in range(distilled.num_inner_steps):
         x, target = distilled.batch(t)
         if checkpoint:
+            # Reentrant checkpointing: the forward keeps only the step's inputs; the non-reentrant variant
+            # keeps the tensors that the inner autograd.grad unpacks, so it saves no memory here.
             weights = activation_checkpoint(
-                _sgd_graph_step, net, names, buffers, x, target, lrs[t], *weights, use_reentrant=False
+                _sgd_graph_step,
+                net,
+                names,
+                buffers,
+                x,
+                target,
+                lrs[t],
+                *weights,
+                use_reentrant=True,
+                preserve_rng_state=False,
             )
         else:
             weights = _sgd_graph_step(net, names, buffers, x, target, lrs[t], *weights)

@@ -48,7 +48,7 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
             "distill.label_init_scale=3.0",
             "distill.lr_images=0.1",
             "distill.lr_labels=0.1",
-            "distill.lr_lrs=0.1",
+            "distill.lr_lrs=0.01",
             "distill.batch_real=128",
             "distill.outer_steps=200",
             "distill.scheduler.step_size=100",
