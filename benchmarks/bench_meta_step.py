@@ -118,12 +118,12 @@ def one_step(method: str, net, ds, x, y):
     return {n: p.grad for n, p in ds.named_parameters() if p.grad is not None}
 
 
-def worker(method: str, T: int, width: int, size: int, batch: int, repeats: int) -> dict:
+def worker(method: str, T: int, width: int, size: int, batch: int, ipc: int, repeats: int) -> dict:
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(1)
-    ds, net, x, y = build(T, width, size, batch)
+    ds, net, x, y = build(T, width, size, batch, ipc)
     F.cross_entropy(net(x), y).backward()  # warm-up: kernels, allocator
     net.zero_grad(set_to_none=True)
     rss_before = _status_kib("VmRSS")
@@ -153,7 +153,7 @@ def _status_kib(field: str) -> int:
 
 
 def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0: write 5 to clear_refs), so VmHWM is this step's peak."""
+    """Reset the kernel's peak-RSS mark (Linux >= 4.0: write 5 to clear_refs): VmHWM is then our peak."""
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
@@ -162,12 +162,12 @@ def _reset_peak_rss() -> bool:
         return False
 
 
-def check_agreement(T: int, width: int, size: int, batch: int) -> float:
+def check_agreement(T: int, width: int, size: int, batch: int, ipc: int) -> float:
     """Max relative difference between the SsnL-style reference and the func backend (float64)."""
     import torch
 
     torch.set_num_threads(1)
-    ds, net, x, y = build(T, width, size, batch)
+    ds, net, x, y = build(T, width, size, batch, ipc)
     ds.double()
     net.double()
     x = x.double()
@@ -179,19 +179,21 @@ def check_agreement(T: int, width: int, size: int, batch: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--T", type=int, nargs="+", default=[10, 30, 100])
-    ap.add_argument("--width", type=int, default=32)
-    ap.add_argument("--size", type=int, default=28)
+    ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--size", type=int, default=16)
     ap.add_argument("--batch", type=int, default=256, help="real images in the outer loss")
+    ap.add_argument("--ipc", type=int, default=5, help="distilled images per class per step")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("--_worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args()
-    shape = (args.width, args.size, args.batch)
+    shape = (args.width, args.size, args.batch, args.ipc)
     if args._worker:
         print(json.dumps(worker(args._worker[0], int(args._worker[1]), *shape, args.repeats)))
         return
     print(
-        f"ConvNet(width={args.width}, depth=3), 10 classes x 1 ipc of 1x{args.size}x{args.size}, "
+        f"ConvNet(width={args.width}, depth=3), 10 classes x {args.ipc} ipc of 1x{args.size}x{args.size} "
+        f"per step, "
         f"real batch {args.batch}, 1 CPU thread; median of {args.repeats} meta-steps"
     )
     print(
@@ -213,6 +215,8 @@ def main() -> None:
                 str(args.size),
                 "--batch",
                 str(args.batch),
+                "--ipc",
+                str(args.ipc),
                 "--repeats",
                 str(args.repeats),
             ]

@@ -147,8 +147,12 @@ class DistillModule(pl.LightningModule):
             fingerprints.append(float(sum(p.detach().double().sum() for p in net.parameters())))
             finite = bool(torch.isfinite(loss.detach()))
             if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
-                where = f"on rank {rank}, inner network {i}" if not finite else "on another rank"
-                self._fail(step, f"the outer loss is not finite ({float(loss.detach())}) {where}")
+                where = (
+                    f"({float(loss.detach())}) on rank {rank}, inner network {i}"
+                    if not finite
+                    else "on another rank"
+                )
+                self._fail(step, f"the outer loss is not finite {where}")
             with self._no_sync() if i < n - 1 else contextlib.nullcontext():
                 self.manual_backward(loss / n)
             release_template(net)

@@ -34,20 +34,24 @@ def _figure_to_array(fig: Figure) -> np.ndarray:
 
 
 def grid_image(distilled, max_per_class: int = 10, title: str | None = None) -> np.ndarray:
-    """One row per class, up to ``max_per_class`` of its images, each captioned with its top soft labels.
+    """Up to ``max_per_class`` images of every class, each captioned with its top soft labels.
 
-    Returns an RGB ``uint8`` array ``[H, W, 3]`` (what W&B expects).
+    Classes are rows (or columns, when there are more classes than images shown per class). Returns an
+    RGB ``uint8`` array ``[H, W, 3]`` (what W&B expects).
     """
     k, per_class = distilled.num_classes, distilled.ipc * distilled.steps
-    cols = min(max_per_class, per_class)
+    n = min(max_per_class, per_class)
+    by_row = n >= k  # keep the long side horizontal
+    rows, cols = (k, n) if by_row else (n, k)
     targets = distilled.soft_targets().detach().cpu()
     names = distilled.class_names
-    fig = Figure(figsize=(1.3 * cols, 1.5 * k + (0.4 if title else 0)), dpi=80)
+    fig = Figure(figsize=(max(1.3 * cols, 3.0), 1.5 * rows + (0.4 if title else 0)), dpi=80)
     for c in range(k):
-        for j in range(cols):
+        for j in range(n):
             step, i = divmod(j, distilled.ipc)
             idx = step * distilled.per_step + c * distilled.ipc + i
-            ax = fig.add_subplot(k, cols, c * cols + j + 1)
+            r, q = (c, j) if by_row else (j, c)
+            ax = fig.add_subplot(rows, cols, r * cols + q + 1)
             ax.imshow(
                 _to_display(distilled.images[idx], distilled.mean, distilled.std), cmap="gray", vmin=0, vmax=1
             )
@@ -56,8 +60,10 @@ def grid_image(distilled, max_per_class: int = 10, title: str | None = None) -> 
             ax.set_title("\n".join(f"{names[t][:10]} {p[t]:.2f}" for t in top), fontsize=6)
             ax.set_xticks([])
             ax.set_yticks([])
-            if j == 0:
+            if by_row and j == 0:
                 ax.set_ylabel(names[c][:14], fontsize=7)
+            if not by_row and j == n - 1:
+                ax.set_xlabel(names[c][:14], fontsize=7)
     if title:
         fig.suptitle(title, fontsize=8)
     fig.tight_layout()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import pytorch_lightning as pl
 import torch
 from safetensors.torch import load_file, save_file
@@ -45,20 +46,31 @@ class Recorder(pl.Callback):
         (self.out / f"{tag}.json").write_text(json.dumps({**rec, "world": trainer.world_size}))
 
 
-def test_two_process_ddp_averages_meta_gradients(compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("backend", "checkpoint"),
+    [
+        ("func", False),
+        pytest.param("func", True, marks=pytest.mark.slow),
+        pytest.param("higher", False, marks=pytest.mark.slow),
+    ],
+)
+def test_two_process_ddp_averages_meta_gradients(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, backend, checkpoint
+):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     rec = tmp_path / "rec"
     rec.mkdir()
-    cfg = compose_cfg(
-        [
-            *tiny_overrides,
-            "trainer=ddp_sim",
-            "trainer.enable_progress_bar=false",
-            "distill.outer_steps=2",
-            "distill.inner_nets_per_step=2",
-            "distill.grid_every=0",
-        ]
-    )
+    common = [
+        *tiny_overrides,
+        "trainer=ddp_sim",
+        "trainer.enable_progress_bar=false",
+        "distill.outer_steps=2",
+        "distill.inner_nets_per_step=2",
+        "distill.grid_every=0",
+    ]
+    cfg = compose_cfg([*common, f"distill.backend={backend}", f"distill.checkpoint={checkpoint}"])
+    # The independent recomputation below uses torch.autograd.grad: plain func backend (same math).
+    ref_cfg = compose_cfg([*common, "distill.backend=func", "distill.checkpoint=false"])
     result = run_distillation(cfg, tiny_dm, tmp_path / "out", callbacks=[Recorder(str(rec))])
 
     tiny_dm.setup()
@@ -79,7 +91,7 @@ def test_two_process_ddp_averages_meta_gradients(compose_cfg, tiny_dm, tiny_over
         with torch.no_grad():
             for n in NAMES:
                 getattr(ds, n).copy_(graded[0][f"before.{n}"])
-        module = build_module(cfg, tiny_dm, ds, None)
+        module = build_module(ref_cfg, tiny_dm, ds, None)
         params = [getattr(ds, n) for n in NAMES]
         local = []
         for rank in (0, 1):
