@@ -1,7 +1,7 @@
 """Real-data sanity check (no download): scikit-learn's 1,797 handwritten 8x8 digits.
 
 Distilling ONE image per class with soft labels and learned learning rates must beat a random real
-subset of the same size (1 per class) by a wide margin, under the same evaluation: fresh randomly
+subset of the same size (1 per class) by a wide margin (15 points), under the same evaluation: fresh randomly
 initialised networks of the same architecture, test-split accuracy, mean over seeded networks. The
 random subset even gets a generous schedule (300 SGD steps, lr picked on the validation split).
 """
@@ -90,4 +90,4 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
         f"[{min(distilled_acc):.3f}..{max(distilled_acc):.3f}] vs random real subset {r_mean:.3f} "
         f"[{min(random_acc):.3f}..{max(random_acc):.3f}]"
     )
-    assert d_mean >= r_mean + 0.10
+    assert d_mean >= r_mean + 0.15
