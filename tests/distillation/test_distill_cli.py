@@ -18,7 +18,7 @@ def test_cli_multirun_sweep_on_two_classes(tmp_path):
     conf = tmp_path / "conf" / "data"
     conf.mkdir(parents=True)
     (conf / "digits01.yaml").write_text(
-        "_target_: _digits_data.DigitsDataModule\nclasses: [0, 1]\nn_val: 40\nn_test: 40\n"
+        "_target_: gastrodistill.data.digits.DigitsDataModule\nclasses: [0, 1]\nn_val: 40\nn_test: 40\n"
     )
     env = {
         **os.environ,

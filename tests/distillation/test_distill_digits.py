@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _digits_data import DigitsDataModule
 from hydra.utils import instantiate
 
+from gastrodistill.data.digits import DigitsDataModule
 from gastrodistill.distillation.inner_loop import sgd_step
 from gastrodistill.distillation.run import run_distillation
 from gastrodistill.models import initialize

@@ -1,6 +1,7 @@
 """scikit-learn's bundled handwritten digits (1,797 real 8x8 images; no download) as an ImageDataModule.
 
-A test helper: real data for the distillation sanity check and the CLI test.
+Real data with no download and no patients: the quickest sanity check that distillation works
+(``gastrodistill-distill data=digits model=lenet distill=soft_cpu``) and the data of its tests.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ class DigitsDataModule(TensorImageDataModule):
             splits=None, class_names=[str(c) for c in self.keep], source_id="sklearn-digits", **kwargs
         )
 
-    def load_arrays(self):
+    def load_arrays(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
         from sklearn.datasets import load_digits
 
         d = load_digits()
