@@ -169,10 +169,10 @@ def train_on_distilled(
 
 
 @torch.no_grad()
-def predict(
+def predict_proba(
     net: nn.Module, batches: Iterable[torch.Tensor | tuple] | torch.Tensor, batch_size: int = 512
 ) -> np.ndarray:
-    """Predicted classes of every image (a tensor ``[N,C,H,W]`` or an iterable of batches / (x, y) pairs)."""
+    """Class probabilities ``[N, K]`` of every image (a tensor ``[N,C,H,W]`` or batches / (x, y) pairs)."""
     net.eval()
     dev = device_of(net)
     out: list[torch.Tensor] = []
@@ -180,9 +180,17 @@ def predict(
         batches = batches.split(batch_size)
     for b in batches:
         x = b[0] if isinstance(b, list | tuple) else b
-        out.append(net(x.to(dev)).argmax(1).cpu())
+        out.append(torch.softmax(net(x.to(dev)).float(), dim=1).cpu())
     net.train()
-    return torch.cat(out).numpy() if out else np.empty(0, dtype=np.int64)
+    return torch.cat(out).numpy() if out else np.empty((0, 0), dtype=np.float32)
+
+
+def predict(
+    net: nn.Module, batches: Iterable[torch.Tensor | tuple] | torch.Tensor, batch_size: int = 512
+) -> np.ndarray:
+    """Predicted classes of every image."""
+    probs = predict_proba(net, batches, batch_size)
+    return probs.argmax(1) if probs.size else np.empty(0, dtype=np.int64)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from torchmetrics.functional.classification import (
     binary_auroc,
     binary_roc,
     multiclass_accuracy,
+    multiclass_auroc,
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_recall,
@@ -22,8 +23,11 @@ def patch_metrics(
     target: np.ndarray | torch.Tensor,
     num_classes: int,
     class_names: list[str] | None = None,
+    probs: np.ndarray | torch.Tensor | None = None,
 ) -> dict[str, object]:
-    """Accuracy, balanced accuracy, macro F1, per-class recall and the confusion matrix (rows = truth)."""
+    """Accuracy, balanced accuracy, macro F1, per-class recall, the confusion matrix (rows = truth) and,
+    given class probabilities ``[N, K]``, the image-level ROC AUC (macro one-vs-rest; the binary AUC
+    when K = 2; NaN when a class is missing from the targets)."""
     p = torch.as_tensor(np.asarray(preds), dtype=torch.long)
     t = torch.as_tensor(np.asarray(target), dtype=torch.long)
     if p.shape != t.shape or p.ndim != 1:
@@ -40,6 +44,16 @@ def patch_metrics(
     }
     for name, r in zip(names, recall.tolist(), strict=True):
         out[f"recall_{name}"] = float(r)
+    if probs is not None:
+        pr = torch.as_tensor(np.asarray(probs), dtype=torch.float32)
+        if pr.shape != (len(t), num_classes):
+            raise ValueError(f"probabilities {tuple(pr.shape)} must be [{len(t)}, {num_classes}]")
+        present = torch.bincount(t, minlength=num_classes) > 0
+        out["patch_auc"] = (
+            float(multiclass_auroc(pr, t, num_classes=num_classes, average="macro"))
+            if bool(present.all())
+            else float("nan")
+        )
     return out
 
 

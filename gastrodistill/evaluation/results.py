@@ -19,7 +19,7 @@ from gastrodistill.evaluation.metrics import bootstrap_patient_ci
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 
 KEY_COLUMNS = ("method", "schedule", "architecture")
-PATCH_METRICS = ("patch_accuracy", "patch_balanced_accuracy", "patch_macro_f1")
+PATCH_METRICS = ("patch_accuracy", "patch_balanced_accuracy", "patch_macro_f1", "patch_auc")
 PATIENT_METRICS = (
     "patient_sensitivity",
     "patient_specificity",
@@ -122,6 +122,7 @@ def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -
         "Patch acc",
         "Bal. acc",
         "Macro F1",
+        "Image AUC",
         "Sensitivity",
         "Specificity",
         f"HM [{level:.0%} CI]",
@@ -140,6 +141,7 @@ def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -
             _pm(r, "patch_accuracy"),
             _pm(r, "patch_balanced_accuracy"),
             _pm(r, "patch_macro_f1"),
+            _pm(r, "patch_auc"),
             _pm(r, "patient_sensitivity"),
             _pm(r, "patient_specificity"),
             _pm(r, "patient_hm") + _ci(r, "patient_hm"),

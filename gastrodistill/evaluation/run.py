@@ -35,6 +35,7 @@ from gastrodistill.evaluation.fresh_training import (
     distilled_tensors,
     in_memory_batches,
     predict,
+    predict_proba,
     train_on_real,
     train_replay,
     train_small_set,
@@ -186,8 +187,9 @@ def evaluate_network(net: nn.Module, ctx: Context) -> dict[str, Any]:
     """Patch metrics on test patches, validation balanced accuracy, and the patient diagnosis."""
     dm = ctx.dm
     rec: dict[str, Any] = {}
-    test_pred = predict(net, ctx.test.batches())
-    rec.update(patch_metrics(test_pred, ctx.test.labels, dm.num_classes, list(dm.class_names)))
+    test_probs = predict_proba(net, ctx.test.batches())
+    test_pred = test_probs.argmax(1)
+    rec.update(patch_metrics(test_pred, ctx.test.labels, dm.num_classes, list(dm.class_names), test_probs))
     val_pred = predict(net, ctx.val.batches())
     rec["val_balanced_accuracy"] = patch_metrics(val_pred, ctx.val.labels, dm.num_classes)[
         "patch_balanced_accuracy"

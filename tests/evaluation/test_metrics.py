@@ -101,3 +101,18 @@ def test_mean_roc_of_identical_curves_is_that_curve():
     np.testing.assert_allclose(x, [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(m, [0.5, 0.75, 1, 1, 1])
     np.testing.assert_allclose(sd, 0)
+
+
+def test_image_level_auc_matches_scikit_learn_one_vs_rest():
+    from sklearn.metrics import roc_auc_score
+
+    from gastrodistill.evaluation.metrics import patch_metrics
+
+    rng = np.random.default_rng(3)
+    for k in (2, 4):
+        t = np.tile(np.arange(k), 25)
+        logits = rng.normal(size=(len(t), k)) + 1.5 * np.eye(k)[t]
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        got = patch_metrics(probs.argmax(1), t, k, probs=probs)["patch_auc"]
+        want = roc_auc_score(t, probs[:, 1]) if k == 2 else roc_auc_score(t, probs, multi_class="ovr")
+        assert got == pytest.approx(want, abs=1e-6)
