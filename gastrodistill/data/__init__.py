@@ -1,0 +1,1 @@
+"""Stage 1: whole X-rays -> validated manifest -> labelled patch store -> DataModules."""

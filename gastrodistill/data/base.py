@@ -1,0 +1,258 @@
+"""The one face every data set shows to distillation, evaluation and the audit.
+
+Gastric patch stores, class folders and ``.npz`` files all become an :class:`ImageDataModule`:
+splits ``train`` / ``val`` / ``test`` of (image, label) pairs, with images as float tensors
+``[C, H, W]`` already normalised by the training split's per-channel mean and std. Distilled images
+live in the same normalised space, so the mean and std travel with them in the artifact card.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Sequence
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
+
+from gastrodistill.utils.seeding import torch_generator
+
+SPLITS = ("train", "val", "test")
+
+
+class ImageDataModule(pl.LightningDataModule):
+    """Common base; subclasses implement :meth:`dataset`, :meth:`labels` and fill the attributes in ``setup``."""
+
+    num_classes: int
+    class_names: list[str]
+    in_channels: int
+    image_size: tuple[int, int]
+    mean: list[float]
+    std: list[float]
+
+    def __init__(
+        self,
+        batch_size: int = 256,
+        eval_batch_size: int = 512,
+        num_workers: int = 0,
+        balanced_sampler: bool = False,
+        augment: object | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.batch_size = batch_size
+        self.eval_batch_size = eval_batch_size
+        self.num_workers = num_workers
+        self.balanced_sampler = balanced_sampler
+        self.augment = augment
+        self.seed = seed
+
+    # ---- what subclasses provide -------------------------------------------------------------
+    @abstractmethod
+    def dataset(self, split: str, augment: bool = False) -> Dataset:
+        """(image ``[C,H,W]`` float normalised, label ``int``) pairs of one split."""
+
+    @abstractmethod
+    def labels(self, split: str) -> np.ndarray:
+        """Integer labels of a split, in dataset order (cheap: no pixels are read)."""
+
+    def patient_ids(self, split: str) -> np.ndarray | None:
+        """Per-sample patient id (for patient-level evaluation); ``None`` when the data have no patients."""
+        return None
+
+    def patient_labels(self, split: str) -> dict[str, int] | None:
+        """Patient id -> 1 (positive diagnosis, e.g. gastritis) / 0; ``None`` when there are no patients."""
+        return None
+
+    def source_hash(self) -> str:
+        """A hash of the source data (goes into the artifact card; never a path)."""
+        raise NotImplementedError
+
+    # ---- shared behaviour --------------------------------------------------------------------
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, *self.image_size)
+
+    def _sampler(self, split: str, epoch_seed: int = 0) -> WeightedRandomSampler | None:
+        if not self.balanced_sampler:
+            return None
+        y = self.labels(split)
+        counts = np.bincount(y, minlength=self.num_classes).astype(np.float64)
+        weights = 1.0 / counts[y]
+        return WeightedRandomSampler(
+            torch.as_tensor(weights), num_samples=len(y), replacement=True,
+            generator=torch_generator(self.seed, "sampler", split, epoch_seed),
+        )
+
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        ds = self.dataset(split, augment=train)
+        sampler = self._sampler(split) if train else None
+        return DataLoader(
+            ds,
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train and sampler is None,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            generator=torch_generator(self.seed, "loader", split) if train and sampler is None else None,
+            drop_last=False,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)
+
+    def load_split(self, split: str, indices: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split (or some of its samples) as two in-memory tensors, without augmentation."""
+        ds = self.dataset(split, augment=False)
+        if indices is not None:
+            ds = Subset(ds, list(indices))
+        loader = DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
+        xs, ys = [], []
+        for x, y in loader:
+            xs.append(x)
+            ys.append(torch.as_tensor(y))
+        if not xs:
+            return torch.empty(0, *self.image_shape), torch.empty(0, dtype=torch.long)
+        return torch.cat(xs), torch.cat(ys).long()
+
+    def sample_per_class(
+        self, n_per_class: int, generator: torch.Generator, split: str = "train"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n_per_class`` random samples of every class (for real-image init and the random-subset baseline)."""
+        y = torch.as_tensor(self.labels(split))
+        picks: list[int] = []
+        for c in range(self.num_classes):
+            idx = torch.nonzero(y == c).flatten()
+            if len(idx) < n_per_class:
+                raise ValueError(
+                    f"class {c} ({self.class_names[c]!r}) has {len(idx)} samples in split {split!r}, "
+                    f"fewer than the {n_per_class} requested"
+                )
+            picks.extend(idx[torch.randperm(len(idx), generator=generator)[:n_per_class]].tolist())
+        return self.load_split(split, picks)
+
+
+def to_unit(img: np.ndarray) -> np.ndarray:
+    """Integer pixels to float32 in [0, 1] by their bit depth; floats pass through."""
+    if img.dtype == np.uint8:
+        return img.astype(np.float32) / 255.0
+    if img.dtype == np.uint16:
+        return img.astype(np.float32) / 65535.0
+    return img.astype(np.float32)
+
+
+def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of ``[N, C, H, W]`` images (uint8/uint16/float in [0, 1]); chunked, float64."""
+    n, c = images.shape[:2]
+    s = np.zeros(c)
+    ss = np.zeros(c)
+    count = 0
+    for start in range(0, n, 1024):
+        chunk = to_unit(np.asarray(images[start:start + 1024])).astype(np.float64)
+        s += chunk.sum(axis=(0, 2, 3))
+        ss += (chunk ** 2).sum(axis=(0, 2, 3))
+        count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
+    mean = s / max(count, 1)
+    std = np.sqrt(np.maximum(ss / max(count, 1) - mean ** 2, 1e-12))
+    return mean.tolist(), np.maximum(std, 1e-6).tolist()
+
+
+class ArrayDataset(Dataset):
+    """Images ``[N, C, H, W]`` (uint8, uint16 or float in [0, 1]; may be a memmap) with labels.
+
+    Augmentation (an albumentations transform, HWC float in [0, 1]) runs before normalisation,
+    as albumentations' colour transforms expect [0, 1] inputs.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, mean: Sequence[float], std: Sequence[float],
+                 augment: object | None = None) -> None:
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images = images
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.mean = np.asarray(mean, dtype=np.float32).reshape(-1, 1, 1)
+        self.std = np.asarray(std, dtype=np.float32).reshape(-1, 1, 1)
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        img = to_unit(np.asarray(self.images[i]))  # [C, H, W]
+        if self.augment is not None:
+            hwc = np.ascontiguousarray(img.transpose(1, 2, 0))
+            hwc = self.augment(image=hwc)["image"]
+            if hwc.ndim == 2:
+                hwc = hwc[:, :, None]
+            img = hwc.transpose(2, 0, 1)
+        img = (img - self.mean) / self.std
+        return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)), int(self.labels[i])
+
+
+class TensorImageDataModule(ImageDataModule):
+    """In-memory splits (arrays ``[N, C, H, W]``); the base for ``.npz``/folder data and for tests."""
+
+    def __init__(
+        self,
+        splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        class_names: Sequence[str] | None = None,
+        source_id: str = "in-memory",
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._splits = splits
+        self._class_names = list(class_names) if class_names is not None else None
+        self._source_id = source_id
+        if splits is not None:
+            self._configure()
+
+    def load_arrays(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str] | None]:
+        """Subclasses that read files override this; the default uses the arrays given to ``__init__``."""
+        if self._splits is None:
+            raise ValueError("no arrays given and load_arrays() not overridden")
+        return self._splits, self._class_names
+
+    def setup(self, stage: str | None = None) -> None:
+        if getattr(self, "_configured", False):
+            return
+        self._splits, names = self.load_arrays()
+        if names is not None:
+            self._class_names = list(names)
+        self._configure()
+
+    def _configure(self) -> None:
+        for split in SPLITS:
+            if split not in self._splits:
+                raise ValueError(f"split {split!r} missing (have {sorted(self._splits)})")
+        x, y = self._splits["train"]
+        k = int(max(int(np.max(lab)) if len(lab) else -1 for _, lab in self._splits.values())) + 1
+        self.num_classes = len(self._class_names) if self._class_names else k
+        self.class_names = self._class_names or [str(i) for i in range(self.num_classes)]
+        self.in_channels = int(x.shape[1])
+        self.image_size = (int(x.shape[2]), int(x.shape[3]))
+        self.mean, self.std = channel_stats(x)
+        self._configured = True
+
+    def labels(self, split: str) -> np.ndarray:
+        return np.asarray(self._splits[split][1], dtype=np.int64).reshape(-1)
+
+    def dataset(self, split: str, augment: bool = False) -> Dataset:
+        x, _ = self._splits[split]
+        return ArrayDataset(x, self.labels(split), self.mean, self.std, self.augment if augment else None)
+
+    def source_hash(self) -> str:
+        import hashlib
+
+        h = hashlib.sha256(self._source_id.encode())
+        for split in SPLITS:
+            x, y = self._splits[split]
+            h.update(np.ascontiguousarray(x).tobytes())
+            h.update(np.ascontiguousarray(y).tobytes())
+        return h.hexdigest()

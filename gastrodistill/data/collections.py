@@ -1,0 +1,493 @@
+"""Any labelled image collection as an :class:`ImageDataModule`: a folder of class folders or an ``.npz``.
+
+The same distillation, evaluation, audit and artifact code then runs on CT, MRI, dermatology or
+MedMNIST data without new code: image size, channels and the number and names of classes are read
+from the data, never assumed.
+
+Pixel conventions shared by both layouts (the stored arrays are ``[N, C, H, W]``):
+
+- channels: 1 when every image is grayscale, else 3 (grayscale images are repeated to RGB; an alpha
+  channel is dropped; palette, CMYK and other colour modes are converted to RGB);
+- depth: uint8 when every image is 8-bit, uint16 when any is 16-bit (8-bit values scaled by 257, so
+  the [0, 1] range is preserved), float32 when any is floating point (integers scaled to [0, 1]);
+  float images must be finite and lie in [0, 1];
+- size: all images must share one size unless ``image_size`` is set (then each is resized with
+  OpenCV: area interpolation when shrinking, bilinear when enlarging).
+
+Errors are :class:`CollectionError` (a ``ValueError`` via ``DataInputError``) naming the file
+(relative to the data root) or the ``.npz`` key and saying what to fix; nothing is cached or written,
+so no half-built state remains.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image, UnidentifiedImageError
+
+from gastrodistill.data.base import SPLITS, TensorImageDataModule
+from gastrodistill.data.errors import DataInputError
+from gastrodistill.utils.hashing import sha256_json
+from gastrodistill.utils.seeding import numpy_rng
+
+Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
+
+#: Folder names accepted as the validation split in the ``train/ val/ test/`` layout.
+VAL_ALIASES = ("val", "valid", "validation")
+NPZ_KEYS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
+_GRAY_MODES = {"1", "L", "LA", "I", "F"}
+
+
+class CollectionError(DataInputError):
+    """A labelled image collection that cannot be used as given (a ``ValueError``; says what to fix)."""
+
+
+# ---- pixels ----------------------------------------------------------------------------------------
+def _image_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if image_size is None:
+        return None
+    if isinstance(image_size, int):
+        return (image_size, image_size)
+    hw = tuple(int(v) for v in image_size)
+    if len(hw) != 2 or min(hw) < 1:
+        raise CollectionError(
+            f"image_size must be an int or [height, width] of positive ints, got {image_size!r}"
+        )
+    return hw  # type: ignore[return-value]
+
+
+def _normalise_pixels(arr: np.ndarray, where: str) -> np.ndarray:
+    """``[..., H, W]`` or ``[..., H, W, 1-4]`` -> ``[..., H, W, 1|3]`` uint8, uint16 or float32 in [0, 1]."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim not in (3, 4) or arr.shape[-1] not in (1, 2, 3, 4):
+        raise CollectionError(
+            f"{where}: unsupported image shape {arr.shape}; expected [H, W] or [H, W, 1|3|4]"
+        )
+    if arr.shape[-1] == 2:  # gray + alpha
+        arr = arr[..., :1]
+    elif arr.shape[-1] == 4:  # colour + alpha
+        arr = arr[..., :3]
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype.kind == "u" and arr.dtype.itemsize in (1, 2):
+        return np.ascontiguousarray(arr, dtype=np.uint8 if arr.dtype.itemsize == 1 else np.uint16)
+    if arr.dtype.kind == "f":
+        arr = arr.astype(np.float32)
+        if not np.isfinite(arr).all():
+            raise CollectionError(f"{where}: float image contains NaN or infinite values; fix or drop it")
+        if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
+            raise CollectionError(
+                f"{where}: float image values lie in [{arr.min():.4g}, {arr.max():.4g}], outside [0, 1]; "
+                "scale them to [0, 1] or store uint8/uint16"
+            )
+        return arr
+    raise CollectionError(
+        f"{where}: pixel type {arr.dtype} is not supported (no agreed intensity scale); "
+        "convert the images to uint8, uint16 or float in [0, 1]"
+    )
+
+
+def _read_tiff(path: Path, where: str) -> np.ndarray:
+    with tifffile.TiffFile(path) as tif:
+        if len(tif.pages) > 1:
+            raise CollectionError(
+                f"{where}: multi-page TIFF ({len(tif.pages)} pages); store one image per file"
+            )
+        series = tif.series[0]
+        arr, axes = series.asarray(), series.axes
+    if "S" in axes and axes.index("S") != arr.ndim - 1:  # planar colour -> channels last
+        arr = np.moveaxis(arr, axes.index("S"), -1)
+    return arr
+
+
+def _read_pillow(path: Path, where: str) -> np.ndarray:
+    try:
+        with Image.open(path) as im:
+            if getattr(im, "n_frames", 1) > 1:
+                raise CollectionError(f"{where}: image has {im.n_frames} frames; store one image per file")
+            rawmode = im.tile[0].args if im.tile else ""
+            rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
+            if im.mode in ("RGB", "RGBA") and isinstance(rawmode, str) and ";16" in rawmode:
+                # Pillow truncates 16-bit colour to 8 bits; OpenCV keeps it (and returns BGR).
+                bgr = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
+                if bgr is not None and bgr.dtype == np.uint16 and bgr.ndim == 3:
+                    return np.ascontiguousarray(bgr[:, :, 2::-1])
+            mode = im.mode
+            if mode == "1":
+                im = im.convert("L")
+            elif mode == "P":
+                im = im.convert("RGBA")
+            elif mode not in _GRAY_MODES and not mode.startswith("I;16") and mode not in ("RGB", "RGBA"):
+                im = im.convert("RGB")
+            im.load()
+            arr = np.asarray(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise CollectionError(
+            f"{where}: not an image Pillow can read ({type(exc).__name__}); remove the file or convert it"
+        ) from exc
+    if mode == "I":  # 32-bit integer storage of 16-bit data (e.g. some 16-bit PNG/TIFF writers)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise CollectionError(
+                f"{where}: 32-bit integer pixels outside 0..65535; store 8- or 16-bit images"
+            )
+        arr = arr.astype(np.uint16)
+    return arr
+
+
+def read_image(path: str | Path, where: str | None = None) -> np.ndarray:
+    """One image file as ``[H, W, 1|3]`` uint8/uint16/float32 (TIFF via tifffile first, else Pillow)."""
+    path = Path(path)
+    where = where or path.name
+    arr = None
+    if path.suffix.lower() in (".tif", ".tiff"):
+        try:
+            arr = _read_tiff(path, where)
+        except CollectionError:
+            raise
+        except Exception:  # e.g. a compression tifffile cannot decode without imagecodecs: try Pillow
+            arr = None
+    if arr is None:
+        arr = _read_pillow(path, where)
+    arr = np.asarray(arr)
+    if arr.ndim not in (2, 3):
+        raise CollectionError(f"{where}: image of shape {arr.shape}; expected one 2-D image (gray or colour)")
+    return _normalise_pixels(arr, where)
+
+
+def _resize(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = img.shape[:2]
+    if (h, w) == size:
+        return img
+    interp = cv2.INTER_AREA if size[0] * size[1] < h * w else cv2.INTER_LINEAR
+    out = cv2.resize(img, (size[1], size[0]), interpolation=interp)
+    return out.reshape(size[0], size[1], img.shape[2])
+
+
+def harmonise(
+    batches: Sequence[np.ndarray], names: Sequence[str], image_size: tuple[int, int] | None
+) -> np.ndarray:
+    """``[N_i, H, W, 1|3]`` batches of any depth -> one ``[N, C, H, W]`` array (conventions: module doc)."""
+    total = sum(len(b) for b in batches)
+    if total == 0:
+        raise CollectionError("no images found")
+    channels = 3 if any(b.shape[-1] == 3 for b in batches) else 1
+    if any(b.dtype == np.float32 for b in batches):
+        dtype = np.float32
+    elif any(b.dtype == np.uint16 for b in batches):
+        dtype = np.uint16
+    else:
+        dtype = np.uint8
+    size = image_size
+    if size is None:
+        size = batches[0].shape[1:3]
+        for b, name in zip(batches, names, strict=True):
+            if b.shape[1:3] != size:
+                raise CollectionError(
+                    f"mixed image sizes: {names[0]!r} is {size[0]}x{size[1]} but {name!r} is "
+                    f"{b.shape[1]}x{b.shape[2]}; set image_size (e.g. data.image_size=64) to resize them"
+                )
+    out = np.empty((total, channels, *size), dtype=dtype)
+    start = 0
+    for b in batches:
+        if dtype == np.float32 and b.dtype != np.float32:
+            b = b.astype(np.float32) / (255.0 if b.dtype == np.uint8 else 65535.0)
+        elif dtype == np.uint16 and b.dtype == np.uint8:
+            b = b.astype(np.uint16) * 257
+        if b.shape[1:3] != tuple(size):
+            b = np.stack([_resize(im, size) for im in b])
+        out[start : start + len(b)] = b.transpose(0, 3, 1, 2)  # a single channel broadcasts to RGB
+        start += len(b)
+    return out
+
+
+# ---- splits ----------------------------------------------------------------------------------------
+def stratified_split(
+    labels: np.ndarray, fractions: dict[str, float], seed: int, class_names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Seeded per-class split; every class gets at least one sample in each split with a positive fraction."""
+    parts: dict[str, list[np.ndarray]] = {"train": [], **{name: [] for name in fractions}}
+    for c, name in enumerate(class_names):
+        idx = np.flatnonzero(labels == c)
+        idx = idx[numpy_rng(seed, "collection-split", c).permutation(len(idx))]
+        start = 0
+        for split, frac in fractions.items():
+            n = max(1, round(len(idx) * frac)) if frac > 0 else 0
+            parts[split].append(idx[start : start + n])
+            start += n
+        if start >= len(idx):
+            need = sum(1 for f in fractions.values() if f > 0) + 1
+            raise CollectionError(
+                f"class {name!r} has {len(idx)} images, too few to split into train and "
+                f"{'/'.join(fractions)}; give it at least {need} images or provide train/ val/ test/ folders"
+            )
+        parts["train"].append(idx[start:])
+    return {split: np.sort(np.concatenate(p)) for split, p in parts.items()}
+
+
+def _check_fraction(name: str, value: float) -> float:
+    value = float(value)
+    if not 0.0 < value < 1.0:
+        raise CollectionError(f"{name} must be in (0, 1), got {value}")
+    return value
+
+
+# ---- folders ---------------------------------------------------------------------------------------
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _class_files(class_dir: Path, root: Path) -> list[Path]:
+    files = [
+        p
+        for p in sorted(class_dir.rglob("*"))
+        if p.is_file() and all(_visible(part) for part in [p, *p.relative_to(root).parents] if part.name)
+    ]
+    if not files:
+        raise CollectionError(
+            f"class folder {class_dir.relative_to(root).as_posix()!r} holds no images; "
+            "add images or remove the folder"
+        )
+    return files
+
+
+class FolderDataModule(TensorImageDataModule):
+    """Images in class folders: ``root/<class>/*`` (split here) or ``root/{train,val,test}/<class>/*``.
+
+    Class names are the folder names, sorted (or the order given by ``classes``, which may also pick a
+    subset). With a flat class tree a seeded stratified split (``split_seed``, separate from the run's
+    seed so the test set stays fixed across runs) makes ``val`` and ``test``; with ``train/`` and
+    ``test/`` but no ``val/`` (``valid/``, ``validation/``), ``val`` is carved from ``train``.
+    Hidden files and folders (names starting with ``.``) and files directly in ``root`` are ignored;
+    any other file that is not a readable image is an error.
+    """
+
+    def __init__(
+        self,
+        root: str,
+        image_size: int | Sequence[int] | None = None,
+        classes: Sequence[str] | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.2,
+        split_seed: int = 0,
+        **kwargs,
+    ) -> None:
+        super().__init__(source_id="folder", **kwargs)
+        self.root = Path(str(root)).expanduser()
+        self.resize_to = _image_size(image_size)
+        self.classes = list(classes) if classes is not None else None
+        self.val_fraction = _check_fraction("val_fraction", val_fraction)
+        self.test_fraction = _check_fraction("test_fraction", test_fraction)
+        if self.val_fraction + self.test_fraction >= 1.0:
+            raise CollectionError("val_fraction + test_fraction must be below 1 (the rest is train)")
+        self.split_seed = int(split_seed)
+
+    def _class_dirs(self, base: Path) -> dict[str, Path]:
+        found = {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and _visible(p)}
+        where = base.relative_to(self.root).as_posix() if base != self.root else "the data root"
+        if self.classes is None:
+            if not found:
+                raise CollectionError(f"no class folders in {where}; expected one sub-folder per class")
+            return found
+        missing = [c for c in self.classes if c not in found]
+        if missing:
+            raise CollectionError(f"classes {missing} have no folder in {where} (found {sorted(found)})")
+        return {c: found[c] for c in self.classes}
+
+    def _layout(self) -> dict[str | None, Path]:
+        if not self.root.is_dir():
+            raise CollectionError(
+                "the data root (data.root) is not a directory; point it at the folder of class folders"
+            )
+        subdirs = {p.name for p in self.root.iterdir() if p.is_dir() and _visible(p)}
+        split_names = {"train", "test", *VAL_ALIASES}
+        if not subdirs & split_names:
+            return {None: self.root}
+        vals = sorted(subdirs & set(VAL_ALIASES))
+        if "train" not in subdirs or "test" not in subdirs or len(vals) > 1 or subdirs - split_names:
+            raise CollectionError(
+                f"the data root has folders {sorted(subdirs)}: use either one folder per class, "
+                "or train/ and test/ (and optionally val/) each holding one folder per class"
+            )
+        layout: dict[str | None, Path] = {"train": self.root / "train", "test": self.root / "test"}
+        if vals:
+            layout["val"] = self.root / vals[0]
+        return layout
+
+    def load_arrays(self) -> tuple[Arrays, list[str]]:
+        layout = self._layout()
+        class_names = list(self._class_dirs(next(iter(layout.values()))))
+        images: list[np.ndarray] = []
+        names: list[str] = []
+        labels: list[int] = []
+        splits: list[str | None] = []
+        for split, base in layout.items():
+            dirs = self._class_dirs(base)
+            if list(dirs) != class_names:
+                raise CollectionError(
+                    f"folder {base.name!r} has classes {sorted(dirs)} but 'train' has "
+                    f"{sorted(class_names)}; every split needs the same class folders"
+                )
+            for label, class_dir in enumerate(dirs.values()):
+                for f in _class_files(class_dir, self.root):
+                    rel = f.relative_to(self.root).as_posix()
+                    images.append(read_image(f, where=rel)[None])
+                    names.append(rel)
+                    labels.append(label)
+                    splits.append(split)
+        x = harmonise(images, names, self.resize_to)
+        y = np.asarray(labels, dtype=np.int64)
+        where = np.asarray([s or "" for s in splits])
+        if None in layout:
+            idx = stratified_split(
+                y, {"val": self.val_fraction, "test": self.test_fraction}, self.split_seed, class_names
+            )
+        else:
+            idx = {s: np.flatnonzero(where == s) for s in layout}
+            if "val" not in idx:
+                tr = idx["train"]
+                sub = stratified_split(y[tr], {"val": self.val_fraction}, self.split_seed, class_names)
+                idx["train"], idx["val"] = tr[sub["train"]], tr[sub["val"]]
+        return {s: (x[idx[s]], y[idx[s]]) for s in SPLITS}, class_names
+
+    def source_hash(self) -> str:
+        return sha256_json({"pixels": super().source_hash(), "classes": self.class_names})
+
+
+# ---- npz -------------------------------------------------------------------------------------------
+def _npz_images(arr: np.ndarray, key: str) -> np.ndarray:
+    """``[N,H,W]`` / ``[N,H,W,C]`` (or ``[N,C,H,W]``) -> ``[N, H, W, C]`` with C in {1, 3, 4}."""
+    if arr.ndim == 3:
+        return arr[..., None]
+    if arr.ndim == 4 and arr.shape[3] in (1, 3, 4):
+        return arr
+    if arr.ndim == 4 and arr.shape[1] in (1, 3, 4):
+        return arr.transpose(0, 2, 3, 1)
+    raise CollectionError(
+        f"key {key!r}: images of shape {arr.shape}; expected [N, H, W] or [N, H, W, C] (C = 1 or 3)"
+    )
+
+
+def _npz_labels(arr: np.ndarray, key: str) -> np.ndarray:
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1:
+        raise CollectionError(
+            f"key {key!r}: labels of shape {arr.shape}; expected [N] or [N, 1] (one class per image; "
+            "multi-label data are not supported)"
+        )
+    if arr.dtype.kind not in "iub":
+        raise CollectionError(f"key {key!r}: labels have dtype {arr.dtype}; store integer class indices")
+    if arr.size and arr.min() < 0:
+        raise CollectionError(f"key {key!r}: negative label {arr.min()}; labels must be class indices 0..K-1")
+    return arr.astype(np.int64)
+
+
+class NpzDataModule(TensorImageDataModule):
+    """One ``.npz`` in the MedMNIST layout: ``{train,val,test}_{images,labels}`` (+ optional ``class_names``).
+
+    Images ``[N, H, W]`` or ``[N, H, W, C]`` (uint8, uint16 or float in [0, 1]); labels ``[N]`` or
+    ``[N, 1]``. Class names come from ``class_names`` (argument, else the file's key, else "0".."K-1").
+    The file is read with ``allow_pickle=False``: object arrays are refused.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        class_names: Sequence[str] | None = None,
+        image_size: int | Sequence[int] | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(source_id="npz", **kwargs)
+        self.path = Path(str(path)).expanduser()
+        self.given_names = list(class_names) if class_names is not None else None
+        self.resize_to = _image_size(image_size)
+
+    def _read(self) -> dict[str, np.ndarray]:
+        name = self.path.name
+        if not self.path.is_file():
+            raise CollectionError(f"npz file {name!r} not found; set data.path to an existing .npz file")
+        try:
+            data = self.path.read_bytes()
+            with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+                keys = list(npz.files)
+                missing = [k for k in NPZ_KEYS if k not in keys]
+                if missing:
+                    raise CollectionError(f"npz file {name!r} lacks keys {missing} (has {sorted(keys)})")
+                out = {}
+                for k in [*NPZ_KEYS, *(["class_names"] if "class_names" in keys else [])]:
+                    try:
+                        out[k] = npz[k]
+                    except ValueError as exc:
+                        raise CollectionError(
+                            f"npz file {name!r}, key {k!r}: holds Python objects (pickle), which are "
+                            "refused; store plain numeric arrays (and class_names as a string array)"
+                        ) from exc
+                return out
+        except CollectionError:
+            raise
+        except (OSError, ValueError, EOFError) as exc:  # not a zip / not an npz
+            raise CollectionError(
+                f"npz file {name!r} cannot be read as .npz ({exc}); re-save it with numpy.savez"
+            ) from exc
+
+    def load_arrays(self) -> tuple[Arrays, list[str]]:
+        raw = self._read()
+        name = self.path.name
+        names = self.given_names
+        if names is None and "class_names" in raw:
+            if raw["class_names"].dtype.kind not in "US" or raw["class_names"].ndim != 1:
+                raise CollectionError(f"npz file {name!r}, key 'class_names': expected a 1-D string array")
+            names = [str(n) for n in raw["class_names"].tolist()]
+        images: dict[str, np.ndarray] = {}
+        labels: dict[str, np.ndarray] = {}
+        for split in SPLITS:
+            ik, lk = f"{split}_images", f"{split}_labels"
+            x = _npz_images(raw[ik], ik)
+            y = _npz_labels(raw[lk], lk)
+            if len(x) != len(y):
+                raise CollectionError(
+                    f"npz file {name!r}: {ik!r} has {len(x)} images but {lk!r} has {len(y)} labels"
+                )
+            if len(x) == 0:
+                raise CollectionError(f"npz file {name!r}: {ik!r} is empty; every split needs images")
+            images[split], labels[split] = x, y
+        shapes = {split: images[split].shape[1:3] for split in SPLITS}
+        if self.resize_to is None and len(set(shapes.values())) > 1:
+            raise CollectionError(
+                f"npz file {name!r}: image sizes differ between splits {shapes}; set image_size"
+            )
+        k = len(names) if names is not None else int(max(labels[s].max() for s in SPLITS)) + 1
+        for split in SPLITS:
+            lk = f"{split}_labels"
+            if labels[split].max() >= k:
+                raise CollectionError(
+                    f"npz file {name!r}, key {lk!r}: label {labels[split].max()} out of range for "
+                    f"{k} classes {names}; fix the labels or class_names"
+                )
+        counts = np.bincount(labels["train"], minlength=k)
+        if (counts == 0).any():
+            empty = [int(c) for c in np.flatnonzero(counts == 0)]
+            raise CollectionError(
+                f"npz file {name!r}, key 'train_labels': classes {empty} have no training images; "
+                "relabel to consecutive indices or drop those classes"
+            )
+        class_names = names or [str(i) for i in range(k)]
+        # Harmonise all splits together so channels and depth agree (e.g. one float split).
+        batches = [_normalise_pixels(images[s], f"npz file {name!r}, key '{s}_images'") for s in SPLITS]
+        x_all = harmonise(batches, [f"{s}_images" for s in SPLITS], self.resize_to)
+        out: Arrays = {}
+        start = 0
+        for split in SPLITS:
+            n = len(labels[split])
+            out[split] = (x_all[start : start + n], labels[split])
+            start += n
+        return out, class_names
+
+    def source_hash(self) -> str:
+        return sha256_json({"pixels": super().source_hash(), "classes": self.class_names})

@@ -1,0 +1,232 @@
+"""Load and validate ``DATA_ROOT/manifest.csv`` before any long work starts.
+
+Every problem is collected (not just the first) and reported in one :class:`ManifestError` with the
+manifest line it comes from and what to fix: missing or escaping paths, unknown diagnoses or
+splits, a patient with two diagnoses or in two splits, then, in :func:`validate_files`, unreadable
+or truncated files, images that are not 2-D grayscale, images smaller than a patch and masks of
+another size.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from gastrodistill.data.errors import DataInputError, ManifestError
+from gastrodistill.data.readers import probe_image
+from gastrodistill.data.tiling import Geometry
+
+MANIFEST_NAME = "manifest.csv"
+PATCH_LABELS_NAME = "patch_labels.csv"
+DIAGNOSES = ("non-gastritis", "gastritis")
+MANIFEST_SPLITS = ("train", "test")
+REQUIRED_COLUMNS = ("image", "patient_id", "diagnosis")
+_MAX_LISTED = 50
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One manifest row. ``line`` is its line in manifest.csv (the header is line 1)."""
+
+    line: int
+    image: str
+    patient_id: str
+    diagnosis: str
+    split: str | None
+    mask: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{MANIFEST_NAME} line {self.line} (image {self.image!r})"
+
+
+@dataclass
+class Manifest:
+    root: Path
+    records: list[ImageRecord]
+    has_split: bool
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST_NAME
+
+    @property
+    def patch_labels_path(self) -> Path | None:
+        p = self.root / PATCH_LABELS_NAME
+        return p if p.is_file() else None
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def patients(self) -> dict[str, str]:
+        """Patient id -> diagnosis."""
+        return {r.patient_id: r.diagnosis for r in self.records}
+
+    def manifest_splits(self) -> dict[str, str] | None:
+        """Patient id -> ``train``/``test`` from the manifest; ``None`` when it has no split column."""
+        return {r.patient_id: r.split for r in self.records} if self.has_split else None  # type: ignore[misc]
+
+
+def raise_if(problems: list[str], header: str, error: type[DataInputError] = ManifestError) -> None:
+    """Raise ``error`` listing (at most 50 of) ``problems`` when there are any."""
+    if not problems:
+        return
+    shown = problems[:_MAX_LISTED]
+    if len(problems) > _MAX_LISTED:
+        shown.append(f"... and {len(problems) - _MAX_LISTED} more problem(s)")
+    raise error(shown, header=f"{header} ({len(problems)} problem(s)):")
+
+
+def resolve_inside(root: Path, rel: str, what: str) -> tuple[Path | None, str | None]:
+    """``root / rel`` if it stays inside ``root`` (symlinks resolved), else an explanation."""
+    if not rel:
+        return None, f"empty {what!r} value; give a path relative to DATA_ROOT"
+    if os.path.isabs(rel) or Path(rel).is_absolute():
+        return None, f"{what} {rel!r} is an absolute path; write it relative to DATA_ROOT"
+    full = (root / rel).resolve()
+    if not full.is_relative_to(root.resolve()):
+        return None, f"{what} {rel!r} leaves DATA_ROOT; keep every file inside DATA_ROOT"
+    return root / rel, None
+
+
+def load_manifest(root: str | os.PathLike) -> Manifest:
+    """Parse and check manifest.csv (columns, values, paths, files exist, patients consistent)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ManifestError(f"DATA_ROOT {root} is not a folder; set data.root (or paths.data_root)")
+    path = root / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(
+            f"{path} not found; DATA_ROOT needs a manifest.csv with columns "
+            "image,patient_id,diagnosis[,split,mask]"
+        )
+    problems: list[str] = []
+    records: list[ImageRecord] = []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f, skipinitialspace=True)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            raise ManifestError(
+                f"{path}: missing column(s) {missing}; the header must contain image,patient_id,diagnosis "
+                f"(optional: split, mask); found {columns}"
+            )
+        reader.fieldnames = columns
+        has_split = "split" in columns
+        has_mask = "mask" in columns
+        for row in reader:
+            line = reader.line_num
+            get = {k: (v or "").strip() for k, v in row.items() if k is not None}
+            image, pid = get.get("image", ""), get.get("patient_id", "")
+            where = f"{MANIFEST_NAME} line {line}"
+            img_path, err = resolve_inside(root, image, "image")
+            if err:
+                problems.append(f"{where}: {err}")
+            elif not img_path.is_file():
+                problems.append(
+                    f"{where}: image file {image!r} not found under DATA_ROOT; fix the path or add the file"
+                )
+            if not pid:
+                problems.append(f"{where}: empty patient_id; every image needs its patient's id")
+            diagnosis = get.get("diagnosis", "").lower()
+            if diagnosis not in DIAGNOSES:
+                problems.append(
+                    f"{where}: unknown diagnosis {get.get('diagnosis', '')!r}; "
+                    f"use one of {', '.join(DIAGNOSES)}"
+                )
+            split = get.get("split", "").lower() if has_split else None
+            if has_split and split not in MANIFEST_SPLITS:
+                problems.append(
+                    f"{where}: split {get.get('split', '')!r} must be 'train' or 'test' "
+                    f"(or drop the split column for a seeded split by patient)"
+                )
+            mask = get.get("mask", "") if has_mask else ""
+            if mask:
+                mask_path, err = resolve_inside(root, mask, "mask")
+                if err:
+                    problems.append(f"{where}: {err}")
+                elif not mask_path.is_file():
+                    problems.append(
+                        f"{where}: mask file {mask!r} not found under DATA_ROOT; "
+                        "fix the path or leave it empty"
+                    )
+            records.append(ImageRecord(line, image, pid, diagnosis, split, mask or None))
+    if not records:
+        raise ManifestError(f"{path} has a header but no rows; add one row per image")
+
+    problems += _consistency_problems(records, has_split)
+    raise_if(problems, f"{path} is invalid")
+    return Manifest(root=root, records=records, has_split=has_split)
+
+
+def _consistency_problems(records: list[ImageRecord], has_split: bool) -> list[str]:
+    problems: list[str] = []
+    by_image: dict[str, list[int]] = {}
+    by_patient: dict[str, list[ImageRecord]] = {}
+    for r in records:
+        by_image.setdefault(os.path.normpath(r.image), []).append(r.line)
+        by_patient.setdefault(r.patient_id, []).append(r)
+    for image, lines in by_image.items():
+        if len(lines) > 1:
+            problems.append(
+                f"{MANIFEST_NAME} lines {lines}: image {image!r} listed more than once; keep one row"
+            )
+    for pid, rows in by_patient.items():
+        if not pid:
+            continue
+        diags = sorted({r.diagnosis for r in rows if r.diagnosis in DIAGNOSES})
+        if len(diags) > 1:
+            problems.append(
+                f"{MANIFEST_NAME} lines {[r.line for r in rows]}: patient {pid!r} has diagnoses {diags}; "
+                "a patient has one diagnosis"
+            )
+        if has_split:
+            splits = sorted({r.split for r in rows if r.split in MANIFEST_SPLITS})
+            if len(splits) > 1:
+                problems.append(
+                    f"{MANIFEST_NAME} lines {[r.line for r in rows]}: patient {pid!r} is in splits {splits}; "
+                    "put all of a patient's images in one split"
+                )
+    if has_split and not problems:
+        present = {r.split for r in records}
+        for s in MANIFEST_SPLITS:
+            if s not in present:
+                problems.append(f"{MANIFEST_NAME}: no image has split {s!r}; every split needs patients")
+    return problems
+
+
+def validate_files(
+    manifest: Manifest, geometry: Geometry, progress: bool = True
+) -> dict[str, tuple[int, int]]:
+    """Open every image and mask; return ``image -> (H, W)`` or raise one error listing every bad file."""
+    problems: list[str] = []
+    sizes: dict[str, tuple[int, int]] = {}
+    for r in tqdm(manifest.records, desc="checking images", unit="img", disable=not progress, leave=False):
+        try:
+            h, w = probe_image(manifest.path(r.image))
+        except DataInputError as e:
+            problems.append(f"{r.where}: {'; '.join(e.problems)}")
+            continue
+        try:
+            geometry.count(h, w, what=f"image of {h}x{w} px")
+        except DataInputError as e:
+            problems.append(f"{r.where}: {'; '.join(e.problems)}")
+            continue
+        sizes[r.image] = (h, w)
+        if r.mask:
+            try:
+                mh, mw = probe_image(manifest.path(r.mask), mask=True)
+            except DataInputError as e:
+                problems.append(f"{r.where}: mask: {'; '.join(e.problems)}")
+                continue
+            if (mh, mw) != (h, w):
+                problems.append(
+                    f"{r.where}: mask {r.mask!r} is {mh}x{mw} px but the image is {h}x{w} px; "
+                    "a mask must have its image's size"
+                )
+    raise_if(problems, f"{manifest.manifest_path}: some files cannot be used")
+    return sizes

@@ -1,0 +1,401 @@
+"""The patch store: every labelled patch of a data set, built once and memory-mapped afterwards.
+
+Layout of ``store_root/p{size}-o{overlap}-s{storage}-{hash}/`` (the hash covers the source files,
+the geometry, the storage size, the labelling threshold and the split parameters):
+
+- ``patches.npy``  uint8 ``[N, S, S]`` (``numpy.lib.format``, memory-mapped; not a pickle), ordered
+  train | val | test, and within a split by patient, so every split and every patient is a slice;
+- ``index.csv``    patch_id, patient, image, row, col, label, split, diagnosis (private: local only);
+- ``meta.json``    schema and package version, geometry, storage size, source hashes, counts per
+  split and class, split ranges, per-split 256-bin pixel histograms (exact mean/std without
+  reading the patches), the content hash. It holds no path and no patient id.
+
+The build streams image by image (patch count from the image sizes first, file preallocated, filled
+with positioned writes, so neither the array nor the page cache is charged to the process), runs in
+a hidden temporary folder renamed into place at the end, and is skipped when the key is unchanged.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+import gastrodistill
+from gastrodistill.data.errors import ManifestError, StoreError
+from gastrodistill.data.labelling import (
+    CLASS_NAMES,
+    check_coverage,
+    image_key,
+    label_image,
+    load_patch_labels,
+)
+from gastrodistill.data.manifest import Manifest, load_manifest, validate_files
+from gastrodistill.data.readers import read_image, read_mask
+from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
+from gastrodistill.data.tiling import Geometry
+from gastrodistill.utils.atomic import atomic_dir, write_text_atomic
+from gastrodistill.utils.hashing import sha256_file, sha256_json
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+PATCHES_FILE = "patches.npy"
+INDEX_FILE = "index.csv"
+META_FILE = "meta.json"
+PID_FILE = ".builder.pid"
+HASH_CACHE_FILE = ".source_hash_cache.json"
+INDEX_COLUMNS = ["patch_id", "patient", "image", "row", "col", "label", "split", "diagnosis"]
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Everything that determines a store's content."""
+
+    data_root: Path
+    store_root: Path
+    geometry: Geometry = field(default_factory=Geometry)
+    storage_size: int | None = None
+    mask_threshold: float = 0.5
+    test_fraction: float = 0.3
+    val_fraction: float = 0.2
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.storage_size is not None and int(self.storage_size) < 1:
+            raise StoreError(f"data.storage_size={self.storage_size} must be a positive size or null")
+        if not 0.0 <= float(self.mask_threshold) <= 1.0:
+            raise StoreError(f"data.mask_threshold={self.mask_threshold} must be in [0, 1]")
+        for key in ("test_fraction", "val_fraction"):
+            if not 0.0 <= float(getattr(self, key)) < 1.0:
+                raise StoreError(f"data.{key}={getattr(self, key)} must be in [0, 1)")
+
+    @property
+    def size(self) -> int:
+        """Side of a stored patch."""
+        return int(self.storage_size or self.geometry.patch_size)
+
+
+# ---- hashing of the sources ----------------------------------------------------------------------
+class _HashCache:
+    """sha256 of files keyed by (path, size, mtime): unchanged files are not re-read on every run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.changed = False
+        try:
+            self.data: dict[str, list] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+
+    def sha(self, file: Path) -> str:
+        st = file.stat()
+        key = str(file.resolve())
+        hit = self.data.get(key)
+        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+            return hit[2]
+        digest = sha256_file(file)
+        self.data[key] = [st.st_size, st.st_mtime_ns, digest]
+        self.changed = True
+        return digest
+
+    def save(self) -> None:
+        if self.changed:
+            write_text_atomic(self.path, json.dumps(self.data))
+
+
+def source_hashes(manifest: Manifest, store_root: Path, progress: bool = False) -> dict[str, str | None]:
+    """Content hashes of manifest.csv, the images, the masks and patch_labels.csv (no paths inside)."""
+    cache = _HashCache(Path(store_root) / HASH_CACHE_FILE)
+    images, masks = [], []
+    for r in tqdm(manifest.records, desc="hashing sources", unit="img", disable=not progress, leave=False):
+        images.append([image_key(r.image), cache.sha(manifest.path(r.image))])
+        if r.mask:
+            masks.append([image_key(r.image), cache.sha(manifest.path(r.mask))])
+    cache.save()
+    labels = manifest.patch_labels_path
+    return {
+        "manifest": sha256_file(manifest.manifest_path),
+        "images": sha256_json(sorted(images)),
+        "masks": sha256_json(sorted(masks)),
+        "patch_labels": sha256_file(labels) if labels else None,
+    }
+
+
+def store_key(spec: StoreSpec, manifest: Manifest, sources: dict) -> str:
+    split = {"val_fraction": float(spec.val_fraction), "seed": int(spec.split_seed)}
+    if not manifest.has_split:
+        split["test_fraction"] = float(spec.test_fraction)
+    return sha256_json(
+        {
+            "schema": SCHEMA_VERSION,
+            "sources": sources,
+            "geometry": spec.geometry.as_dict(),
+            "storage_size": spec.size,
+            "mask_threshold": float(spec.mask_threshold),
+            "split": split,
+        }
+    )
+
+
+def store_dir(spec: StoreSpec, key: str) -> Path:
+    g = spec.geometry
+    return Path(spec.store_root) / f"p{g.patch_size}-o{g.overlap}-s{spec.size}-{key[:16]}"
+
+
+# ---- reading a store -------------------------------------------------------------------------------
+def _read_meta(path: Path) -> dict | None:
+    try:
+        meta = json.loads((path / META_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def is_complete(path: Path, key: str | None = None) -> bool:
+    """A finished store of this schema (and key, when given) whose array file has the recorded size."""
+    meta = _read_meta(path)
+    if meta is None or meta.get("schema_version") != SCHEMA_VERSION or (key and meta.get("key") != key):
+        return False
+    try:
+        arr = np.load(path / PATCHES_FILE, mmap_mode="r")
+    except (OSError, ValueError):
+        return False
+    return list(arr.shape) == meta.get("shape") and (path / INDEX_FILE).is_file()
+
+
+def hist_stats(hist: list[int] | np.ndarray) -> tuple[float, float]:
+    """Mean and std (in [0, 1] units) of uint8 pixels from their 256-bin histogram; exact."""
+    h = np.asarray(hist, dtype=np.float64)
+    v = np.arange(256, dtype=np.float64) / 255.0
+    n = max(h.sum(), 1.0)
+    mean = float((h * v).sum() / n)
+    var = float((h * v * v).sum() / n) - mean**2
+    return mean, float(np.sqrt(max(var, 1e-12)))
+
+
+class PatchStore:
+    """An opened store: memory-mapped patches, the index table and the metadata."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        if not is_complete(self.path):
+            raise StoreError(
+                f"{self.path} is not a complete patch store of schema {SCHEMA_VERSION}; "
+                "rebuild it with gastrodistill-patches (or DataModule.prepare_data())"
+            )
+        self.meta: dict = _read_meta(self.path)  # type: ignore[assignment]
+        self.patches: np.memmap = np.load(self.path / PATCHES_FILE, mmap_mode="r")
+        self.index = pd.read_csv(
+            self.path / INDEX_FILE,
+            dtype={"patient": str, "image": str, "split": str, "diagnosis": str},
+            keep_default_na=False,
+        )
+        if (
+            len(self.index) != len(self.patches)
+            or not (self.index["patch_id"].to_numpy() == np.arange(len(self.index))).all()
+        ):
+            raise StoreError(
+                f"{self.path / INDEX_FILE} does not match {PATCHES_FILE}; delete the store and rebuild"
+            )
+
+    def split_slice(self, split: str) -> slice:
+        if split not in SPLIT_ORDER:
+            raise ValueError(f"unknown split {split!r}; use one of {SPLIT_ORDER}")
+        start, stop = self.meta["split_ranges"][split]
+        return slice(int(start), int(stop))
+
+    def split_index(self, split: str) -> pd.DataFrame:
+        return self.index.iloc[self.split_slice(split)]
+
+    @property
+    def content_hash(self) -> str:
+        return str(self.meta["content_hash"])
+
+
+def find_store(spec: StoreSpec, progress: bool = False) -> Path | None:
+    """The complete store for the current data and settings, or ``None``."""
+    manifest = load_manifest(spec.data_root)
+    key = store_key(spec, manifest, source_hashes(manifest, spec.store_root, progress))
+    path = store_dir(spec, key)
+    return path if is_complete(path, key) else None
+
+
+# ---- building ----------------------------------------------------------------------------------------
+def _remove_stale_builds(store_root: Path, name: str) -> None:
+    """Delete hidden temporary folders left by killed builds of this store (not those still running)."""
+    for tmp in store_root.glob(f".{name}.*.tmp"):
+        try:
+            pid = int((tmp / PID_FILE).read_text())
+            os.kill(pid, 0)
+            if pid != os.getpid():
+                continue  # a live build in another process
+        except (OSError, ValueError):
+            if not (tmp / PID_FILE).exists() and time.time() - tmp.stat().st_mtime < 60:
+                continue  # just created by another process, pid not written yet
+        log.info("removing leftover of an interrupted build: %s", tmp.name)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _to_patches(image: np.ndarray, positions: list[tuple[int, int]], size: int, out_size: int) -> np.ndarray:
+    """uint8 ``[k, out_size, out_size]``; area resampling (cv2.INTER_AREA) from float when resizing."""
+    out = np.empty((len(positions), out_size, out_size), dtype=np.uint8)
+    if out_size == size:
+        q = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        for i, (r, c) in enumerate(positions):
+            out[i] = q[r : r + size, c : c + size]
+        return out
+    import cv2
+
+    for i, (r, c) in enumerate(positions):
+        small = cv2.resize(
+            image[r : r + size, c : c + size], (out_size, out_size), interpolation=cv2.INTER_AREA
+        )
+        out[i] = np.rint(np.clip(small, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return out
+
+
+def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
+    while len(data):
+        n = os.pwrite(fd, data, offset)
+        data, offset = data[n:], offset + n
+
+
+def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> Path:
+    """Build the store for ``spec`` (or reuse the complete one with the same key); returns its folder."""
+    store_root = Path(spec.store_root)
+    manifest = load_manifest(spec.data_root)
+    sources = source_hashes(manifest, store_root, progress)
+    key = store_key(spec, manifest, sources)
+    target = store_dir(spec, key)
+    if not force and is_complete(target, key):
+        log.info("patch store up to date: %s", target)
+        return target
+    store_root.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(store_root, target.name)
+    t0 = time.perf_counter()
+
+    geometry = spec.geometry
+    sizes = validate_files(manifest, geometry, progress)
+    manual = load_patch_labels(manifest)
+    check_coverage(manifest, sizes, geometry, manual)
+    split_of = assign_splits(
+        manifest.patients(),
+        manifest.manifest_splits(),
+        spec.test_fraction,
+        spec.val_fraction,
+        spec.split_seed,
+    )
+    for s in ("train", "test"):
+        if s not in split_of.values():
+            raise ManifestError(
+                f"{manifest.manifest_path}: no patient in split {s!r}; add patients or change the split"
+            )
+    records = sorted(
+        manifest.records, key=lambda r: (SPLIT_ORDER.index(split_of[r.patient_id]), r.patient_id, r.line)
+    )
+    counts_per_image = [geometry.count(*sizes[r.image]) for r in records]
+    n_total = int(sum(counts_per_image))
+    size, psize = spec.size, geometry.patch_size
+
+    with atomic_dir(target) as tmp:
+        (tmp / PID_FILE).write_text(str(os.getpid()))
+        mm = np.lib.format.open_memmap(
+            tmp / PATCHES_FILE, mode="w+", dtype=np.uint8, shape=(n_total, size, size)
+        )
+        data_offset = int(mm.offset)
+        del mm  # preallocated (sparse); filled below with positioned writes, not through the mapping
+
+        content = hashlib.sha256(json.dumps({"geometry": geometry.as_dict(), "size": size}).encode())
+        label_hash = hashlib.sha256()
+        counts = {s: [0] * len(CLASS_NAMES) for s in SPLIT_ORDER}
+        hists = {s: np.zeros(256, dtype=np.int64) for s in SPLIT_ORDER}
+        ranges = {s: [0, 0] for s in SPLIT_ORDER}
+        patients = {s: set() for s in SPLIT_ORDER}
+        next_id = 0
+        bar = tqdm(total=n_total, desc="building patch store", unit="patch", disable=not progress)
+        with open(tmp / PATCHES_FILE, "r+b") as fp, open(tmp / INDEX_FILE, "w", newline="") as fi:
+            writer = csv.writer(fi)
+            writer.writerow(INDEX_COLUMNS)
+            for r in records:
+                split = split_of[r.patient_id]
+                image = read_image(manifest.path(r.image))
+                if image.shape != sizes[r.image]:
+                    raise ManifestError(
+                        f"{r.where}: the file changed while the store was being built; run again"
+                    )
+                positions = geometry.grid(*image.shape)
+                mask = read_mask(manifest.path(r.mask)) if r.mask else None
+                labels = label_image(
+                    positions, psize, r.diagnosis, spec.mask_threshold, mask, manual.get(image_key(r.image))
+                )
+                patches = _to_patches(image, positions, psize, size)
+                del image, mask
+                _pwrite_all(fp.fileno(), memoryview(patches).cast("B"), data_offset + next_id * size * size)
+                content.update(memoryview(patches).cast("B"))
+                label_hash.update(labels.astype(np.int8).tobytes() + split.encode())
+                hists[split] += np.bincount(patches.ravel(), minlength=256)
+                for c, n in enumerate(np.bincount(labels, minlength=len(CLASS_NAMES))):
+                    counts[split][c] += int(n)
+                if ranges[split][1] == 0:
+                    ranges[split][0] = next_id
+                for (row, col), lab in zip(positions, labels, strict=True):
+                    writer.writerow([next_id, r.patient_id, r.image, row, col, int(lab), split, r.diagnosis])
+                    next_id += 1
+                ranges[split][1] = next_id
+                patients[split].add(r.patient_id)
+                bar.update(len(positions))
+            os.fsync(fp.fileno())
+        bar.close()
+        _fix_empty_ranges(ranges)
+        content.update(label_hash.digest())
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "package_version": gastrodistill.__version__,
+            "key": key,
+            "sources": sources,
+            "geometry": geometry.as_dict(),
+            "storage_size": size,
+            "resampling": "cv2.INTER_AREA" if size != psize else "none",
+            "dtype": "uint8",
+            "shape": [n_total, size, size],
+            "bytes": n_total * size * size,
+            "mask_threshold": float(spec.mask_threshold),
+            "split_params": {
+                "from_manifest": manifest.has_split,
+                "test_fraction": float(spec.test_fraction),
+                "val_fraction": float(spec.val_fraction),
+                "seed": int(spec.split_seed),
+            },
+            "class_names": CLASS_NAMES,
+            "n_images": len(records),
+            "n_patients": {s: len(patients[s]) for s in SPLIT_ORDER},
+            "counts": {s: dict(zip(CLASS_NAMES, counts[s], strict=True)) for s in SPLIT_ORDER},
+            "split_ranges": ranges,
+            "pixel_histograms": {s: hists[s].tolist() for s in SPLIT_ORDER},
+            "content_hash": content.hexdigest(),
+            "build_seconds": round(time.perf_counter() - t0, 3),
+        }
+        (tmp / PID_FILE).unlink()
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+    log.info("patch store built: %s (%d patches)", target, n_total)
+    return target
+
+
+def _fix_empty_ranges(ranges: dict[str, list[int]]) -> None:
+    """Give an empty split the empty range at its place in the order (train | val | test)."""
+    end = 0
+    for s in SPLIT_ORDER:
+        if ranges[s][1] == 0:
+            ranges[s] = [end, end]
+        end = ranges[s][1]

@@ -1,0 +1,204 @@
+"""Seeded synthetic gastric X-ray collections in the user's layout: ``generate_dataset(root, **params)``.
+
+Each image depends only on (seed, patient index, image index), through streams derived with
+``derive_seed``, so the output is byte-identical for the same seed whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from gastrodistill.data.synthetic.acquisition import acquire, sample_exposure
+from gastrodistill.data.synthetic.anatomy import (
+    background_attenuation,
+    sample_anatomy,
+    sample_view,
+    stomach_layers,
+    stomach_mask,
+)
+from gastrodistill.data.synthetic.burn_in import burn_in_text
+from gastrodistill.data.synthetic.config import GENERATOR_VERSION, SyntheticConfig
+from gastrodistill.data.synthetic.identities import INSTITUTIONS, Identity, make_identities
+from gastrodistill.data.synthetic.mucosa import mucosal_texture, sample_mucosa
+from gastrodistill.data.synthetic.writer import (
+    INFO_FILE,
+    MANIFEST_FILE,
+    is_current,
+    staged_root,
+    write_dicom,
+    write_info,
+    write_manifest,
+    write_mask_png,
+    write_png16,
+)
+from gastrodistill.utils.seeding import numpy_rng
+
+DIAGNOSES = ("gastritis", "non-gastritis")
+SPLITS = ("train", "test")
+#: Where each institution's modality stamps its text.
+_CORNER_BY_INSTITUTION = ("top-left", "top-left", "bottom-left", "top-left")
+
+
+@dataclass(frozen=True)
+class PatientPlan:
+    """One patient of the collection (index = its position in the plan, which seeds its streams)."""
+
+    index: int
+    split: str
+    diagnosis: str
+    identity: Identity
+
+
+@dataclass(frozen=True)
+class RenderedImage:
+    image: np.ndarray  # uint16
+    mask: np.ndarray  # uint8, 0/1
+    text_box: tuple[int, int, int, int] | None  # (y0, x0, y1, x1) of the burned-in text
+    severity: float
+
+
+def plan_patients(cfg: SyntheticConfig, seed: int) -> list[PatientPlan]:
+    """Every patient with split, diagnosis and identity; identities are shuffled against diagnoses."""
+    slots = [
+        (split, diag) for split in SPLITS for diag in DIAGNOSES for _ in range(cfg.patients[(split, diag)])
+    ]
+    identities = make_identities(numpy_rng(seed, "synthetic/identities"), len(slots))
+    return [PatientPlan(i, s, d, identities[i]) for i, (s, d) in enumerate(slots)]
+
+
+def render_image(
+    cfg: SyntheticConfig, seed: int, patient: PatientPlan, image_index: int, burn_in: bool | None = None
+) -> RenderedImage:
+    """Render one whole X-ray and its stomach mask (pure function of the arguments)."""
+    size = cfg.image_size
+    anatomy = sample_anatomy(numpy_rng(seed, "synthetic/anatomy", patient.index), cfg.stomach_scale)
+    sev_range = cfg.gastritis_severity if patient.diagnosis == "gastritis" else cfg.non_gastritis_severity
+    mucosa = sample_mucosa(
+        numpy_rng(seed, "synthetic/mucosa", patient.index), sev_range, cfg.fine_cell_px, cfg.coarse_cell_px
+    )
+    view_rng = numpy_rng(seed, "synthetic/view", patient.index, image_index)
+    view = sample_view(view_rng, anatomy, cfg.pool_fraction)
+    mask = stomach_mask(view, anatomy, size)
+    attenuation = background_attenuation(anatomy, view, view_rng, size)
+    layers = stomach_layers(mask, view, view_rng)
+    attenuation += layers.attenuation
+    ys, xs = np.nonzero(layers.mucosa_weight > 1e-3)
+    if len(ys):
+        y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+        tex_rng = numpy_rng(seed, "synthetic/texture", patient.index, image_index)
+        texture = mucosal_texture(tex_rng, (int(y1 - y0), int(x1 - x0)), mucosa, cfg.patchiness)
+        contrast = tex_rng.uniform(*cfg.mucosa_contrast)
+        attenuation[y0:y1, x0:x1] += contrast * texture * layers.mucosa_weight[y0:y1, x0:x1]
+    acq_rng = numpy_rng(seed, "synthetic/acquisition", patient.index, image_index)
+    image = acquire(attenuation, sample_exposure(acq_rng, cfg.dose, cfg.blur_px), acq_rng)
+    text_box = None
+    if cfg.burn_in_text if burn_in is None else burn_in:
+        corner = _CORNER_BY_INSTITUTION[INSTITUTIONS.index(patient.identity.institution)]
+        text_box = burn_in_text(image, patient.identity.burn_in_lines(), corner)
+    return RenderedImage(image=image, mask=mask, text_box=text_box, severity=mucosa.severity)
+
+
+def relative_paths(patient: PatientPlan, image_index: int, fmt: str) -> tuple[str, str]:
+    """Image and mask paths relative to DATA_ROOT (one folder per patient, as exported from a PACS)."""
+    pid = patient.identity.patient_id
+    ext = "dcm" if fmt == "dicom" else "png"
+    stem = f"{pid}_{image_index + 1:02d}"
+    return f"images/{pid}/{stem}.{ext}", f"masks/{pid}/{stem}.png"
+
+
+def _render_and_write(args: tuple[SyntheticConfig, int, PatientPlan, int, str]) -> dict[str, Any]:
+    cfg, seed, patient, k, tmp_root = args
+    out = render_image(cfg, seed, patient, k)
+    image_rel, mask_rel = relative_paths(patient, k, cfg.format)
+    image_path, mask_path = Path(tmp_root) / image_rel, Path(tmp_root) / mask_rel
+    image_path.parent.mkdir(parents=True, exist_ok=True)
+    mask_path.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.format == "dicom":
+        write_dicom(image_path, out.image, patient.identity, k + 1, uid_seed=f"{seed}/{GENERATOR_VERSION}")
+    else:
+        write_png16(image_path, out.image)
+    write_mask_png(mask_path, out.mask)
+    return {"stomach_fraction": float(out.mask.mean())}
+
+
+def generate_dataset(
+    root: str | os.PathLike,
+    seed: int = 0,
+    num_workers: int = 1,
+    progress: bool = True,
+    **params: Any,
+) -> Path:
+    """Write a synthetic collection to ``root`` (skipped when an identical one is already there).
+
+    ``params`` are the fields of :class:`SyntheticConfig` (``name``, patient counts, ``image_size``,
+    ``format`` ...). Returns ``root``. ``num_workers`` > 1 renders in parallel processes; the bytes
+    written do not depend on it.
+    """
+    cfg = SyntheticConfig.from_params(**params)
+    root = Path(root)
+    config_hash = cfg.content_hash(seed)
+    if is_current(root, config_hash):
+        return root
+    patients = plan_patients(cfg, seed)
+    jobs = [(p, k) for p in patients for k in range(cfg.images_per_patient)]
+    with staged_root(root) as tmp:
+        args = [(cfg, int(seed), p, k, str(tmp)) for p, k in jobs]
+        bar = tqdm(total=len(args), desc=f"synthetic[{cfg.name}]", unit="img", disable=not progress)
+        if num_workers > 1:
+            with ProcessPoolExecutor(max_workers=num_workers) as pool:
+                stats = []
+                for s in pool.map(_render_and_write, args):
+                    stats.append(s)
+                    bar.update()
+        else:
+            stats = []
+            for a in args:
+                stats.append(_render_and_write(a))
+                bar.update()
+        bar.close()
+        rows = []
+        for p, k in jobs:
+            image_rel, mask_rel = relative_paths(p, k, cfg.format)
+            rows.append(
+                {
+                    "image": image_rel,
+                    "patient_id": p.identity.patient_id,
+                    "diagnosis": p.diagnosis,
+                    "split": p.split,
+                    "mask": mask_rel,
+                }
+            )
+        write_manifest(tmp / MANIFEST_FILE, rows)
+        write_info(tmp / INFO_FILE, _info(cfg, seed, config_hash, patients, stats))
+    return root
+
+
+def _info(
+    cfg: SyntheticConfig,
+    seed: int,
+    config_hash: str,
+    patients: list[PatientPlan],
+    stats: list[dict[str, Any]],
+) -> dict[str, Any]:
+    counts: dict[str, Any] = {"images": len(stats), "patients": len(patients)}
+    for split in SPLITS:
+        for diag in DIAGNOSES:
+            n = sum(1 for p in patients if p.split == split and p.diagnosis == diag)
+            counts[f"{split}/{diag}"] = {"patients": n, "images": n * cfg.images_per_patient}
+    fractions = [s["stomach_fraction"] for s in stats]
+    return {
+        "generator": "gastrodistill.data.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "config": cfg.to_dict(),
+        "seed": int(seed),
+        "config_hash": config_hash,
+        "counts": counts,
+        "mean_stomach_fraction": round(float(np.mean(fractions)), 4) if fractions else 0.0,
+    }

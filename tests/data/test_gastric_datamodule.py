@@ -1,0 +1,152 @@
+"""GastricPatchDataModule composed from conf/: batches, normalisation, augmentation, patients, hash."""
+
+from __future__ import annotations
+
+import pickle
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from gastric_testdata import write_png
+from hydra.utils import instantiate
+
+from gastrodistill.data.errors import StoreError
+from gastrodistill.data.gastric import GastricPatchDataModule
+
+
+@pytest.fixture
+def make_dm(compose_cfg, data_root):
+    def _make(*overrides: str) -> GastricPatchDataModule:
+        cfg = compose_cfg(
+            [
+                f"paths.data_root={data_root}",
+                "data.patch_size=32",
+                "data.overlap=8",
+                "data.storage_size=16",
+                "data.batch_size=16",
+                "data.eval_batch_size=64",
+                "data.progress=false",
+                *overrides,
+            ]
+        )
+        return instantiate(cfg.data)
+
+    return _make
+
+
+@pytest.fixture
+def dm(make_dm) -> GastricPatchDataModule:
+    d = make_dm()
+    d.prepare_data()
+    d.setup()
+    return d
+
+
+def test_contract_attributes_and_batches(dm):
+    assert dm.class_names == ["irrelevant", "non-gastritis", "gastritis"] and dm.num_classes == 3
+    assert dm.in_channels == 1 and dm.image_size == (16, 16) and dm.image_shape == (1, 16, 16)
+    x, y = next(iter(dm.train_dataloader()))
+    assert x.shape == (16, 1, 16, 16) and x.dtype == torch.float32 and y.dtype == torch.int64
+    n = {s: len(dm.labels(s)) for s in ("train", "val", "test")}
+    assert sum(n.values()) == 256 and n["test"] == 2 * 2 * 16
+    for split, loader in (("val", dm.val_dataloader()), ("test", dm.test_dataloader())):
+        ys = torch.cat([b[1] for b in loader])
+        np.testing.assert_array_equal(ys.numpy(), dm.labels(split))
+        np.testing.assert_array_equal(dm.labels(split), dm.store.split_index(split)["label"].to_numpy())
+
+
+def test_normalisation_from_train_pixels(dm):
+    raw = np.asarray(dm.store.patches[dm.store.split_slice("train")], dtype=np.float64) / 255
+    assert dm.mean[0] == pytest.approx(raw.mean(), abs=1e-9) and dm.std[0] == pytest.approx(
+        raw.std(), abs=1e-9
+    )
+    x, _ = dm.load_split("train")
+    assert abs(x.mean().item()) < 1e-4 and x.std().item() == pytest.approx(1.0, abs=1e-3)
+    # val items are exactly (pixel / 255 - mean) / std of the stored patch: no augmentation
+    val = dm.store.split_slice("val")
+    xv, _ = dm.load_split("val", [0, 5])
+    expected = (dm.store.patches[val.start + 5] / 255.0 - dm.mean[0]) / dm.std[0]
+    np.testing.assert_allclose(xv[1, 0].numpy(), expected, atol=1e-5)
+
+
+def test_augmentation_only_on_train(dm, make_dm):
+    assert dm.train_dataloader().dataset.augment is dm.augment and dm.augment is not None
+    assert dm.val_dataloader().dataset.augment is None and dm.test_dataloader().dataset.augment is None
+    plain, aug = dm.dataset("train"), dm.dataset("train", augment=True)
+    changed = sum(not torch.equal(plain[i][0], aug[i][0]) for i in range(40))
+    assert changed >= 20  # each of three transforms fires with p=0.5
+    assert all(plain[i][1] == aug[i][1] for i in range(40))
+    # seeded: a second module with the same seed augments identically
+    other = make_dm()
+    other.prepare_data()
+    other.setup()
+    a = torch.stack([other.dataset("train", augment=True)[i][0] for i in range(10)])
+    fresh = make_dm()
+    fresh.setup()
+    b = torch.stack([fresh.dataset("train", augment=True)[i][0] for i in range(10)])
+    assert torch.equal(a, b)
+
+
+def test_patients(dm, data_root):
+    import csv
+
+    with open(data_root / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    diag = {r["patient_id"]: int(r["diagnosis"] == "gastritis") for r in rows}
+    seen = set()
+    for split in ("train", "val", "test"):
+        pids = dm.patient_ids(split)
+        assert len(pids) == len(dm.labels(split))
+        labels = dm.patient_labels(split)
+        assert labels == {p: diag[p] for p in set(pids)}
+        full = dm.dataset(split)
+        for pid, ds in dm.iter_patients(split):
+            assert len(ds) == 2 * 16 and pid not in seen  # 2 images of 16 patches each
+            seen.add(pid)
+            rows_of_pid = np.flatnonzero(pids == pid)
+            first = rows_of_pid[0]
+            assert torch.equal(ds[3][0], full[first + 3][0]) and ds[3][1] == full[first + 3][1]
+    assert seen == set(diag)
+    assert set(dm.patient_labels("test")) == {"C1", "D1"}
+
+
+def test_source_hash_is_a_content_hash(dm, make_dm, data_root):
+    h = dm.source_hash()
+    assert len(h) == 64 and int(h, 16) >= 0 and str(data_root) not in h
+    same = make_dm()
+    same.setup()  # finds the store built by `dm`
+    assert same.source_hash() == h
+    write_png(data_root / "images" / "A3_0.png", np.full((100, 90), 1234, np.uint16))
+    changed = make_dm()
+    with pytest.raises(StoreError, match="call prepare_data"):
+        changed.setup()
+    changed.prepare_data()
+    changed.setup()
+    assert changed.source_hash() != h
+
+
+def test_balanced_sampler(make_dm):
+    d = make_dm("data.balanced_sampler=true", "data.batch_size=512")
+    d.prepare_data()
+    d.setup()
+    assert (
+        Counter(d.labels("train").tolist())[0] > 2 * Counter(d.labels("train").tolist())[1]
+    )  # imbalanced data
+    _, y = next(iter(d.train_dataloader()))
+    share = np.bincount(y.numpy(), minlength=3) / len(y)
+    assert (share > 0.22).all() and (share < 0.45).all(), share
+
+
+def test_dataset_pickles_without_pixels_and_works_in_workers(dm):
+    ds = dm.dataset("train")
+    blob = pickle.dumps(ds)
+    assert len(blob) < 20_000 < ds.images.nbytes  # the file name travels, not the patches
+    clone = pickle.loads(blob)
+    assert (
+        isinstance(clone.images, np.memmap) and torch.equal(clone[7][0], ds[7][0]) and clone[7][1] == ds[7][1]
+    )
+    assert len(pickle.dumps(dm.dataset("train", augment=True))) < 20_000
+    loader = torch.utils.data.DataLoader(dm.dataset("val"), batch_size=8, num_workers=2)
+    ys = torch.cat([y for _, y in loader])
+    np.testing.assert_array_equal(ys.numpy(), dm.labels("val"))

@@ -1,0 +1,126 @@
+"""manifest.csv validation: each bad input reported with its line and what to fix, all in one error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gastric_testdata import image_pixels, make_data, write_manifest, write_png
+
+from gastrodistill.data.errors import ManifestError
+from gastrodistill.data.manifest import load_manifest, validate_files
+from gastrodistill.data.tiling import Geometry
+
+GEOM = Geometry(32, 8)
+
+
+def rows_of(root):
+    import csv
+
+    with open(root / "manifest.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def test_valid_manifest_loads(data_root):
+    m = load_manifest(data_root)
+    assert len(m.records) == 16 and m.has_split
+    assert m.records[0].line == 2
+    assert m.patients()["A1"] == "gastritis"
+    assert m.manifest_splits()["C1"] == "test"
+    sizes = validate_files(m, GEOM, progress=False)
+    assert set(sizes.values()) == {(100, 90)}
+
+
+def test_all_row_problems_are_listed_together(data_root, tmp_path):
+    rows = rows_of(data_root)
+    rows[0]["image"] = "images/nope.png"  # line 2: missing file
+    rows[1]["diagnosis"] = "ulcer"  # line 3: unknown diagnosis
+    rows[3]["split"] = "test"  # line 5: patient A2 now in train and test
+    rows[4]["image"] = "../outside.png"  # line 6: leaves DATA_ROOT
+    (tmp_path / "outside.png").write_bytes(b"x")
+    rows[5]["image"] = str(data_root / "images" / "B1_0.png")  # line 7: absolute path
+    rows[6]["mask"] = "masks/missing.png"  # line 8: missing mask
+    rows[7]["split"] = "validation"  # line 9: bad split value
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    msg = str(info.value)
+    assert "line 2: image file 'images/nope.png' not found" in msg
+    assert "line 3: unknown diagnosis 'ulcer'; use one of non-gastritis, gastritis" in msg
+    assert "patient 'A2' is in splits ['test', 'train']" in msg and "[4, 5]" in msg
+    assert "line 6: image '../outside.png' leaves DATA_ROOT" in msg
+    assert "line 7: image" in msg and "absolute path" in msg
+    assert "line 8: mask file 'masks/missing.png' not found" in msg
+    assert "line 9: split 'validation' must be 'train' or 'test'" in msg
+    assert len(info.value.problems) == 7
+
+
+def test_symlink_escaping_root_is_rejected(data_root, tmp_path):
+    outside = write_png(tmp_path / "elsewhere" / "x.png", image_pixels(100, 90, 5))
+    (data_root / "images" / "link.png").symlink_to(outside)
+    rows = rows_of(data_root)
+    rows[0]["image"] = "images/link.png"
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError, match=r"line 2: image 'images/link.png' leaves DATA_ROOT"):
+        load_manifest(data_root)
+
+
+def test_patient_with_two_diagnoses_and_duplicate_image(data_root):
+    rows = rows_of(data_root)
+    rows[1]["diagnosis"] = "non-gastritis"  # A1's second image
+    rows.append(dict(rows[2]))
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    msg = str(info.value)
+    assert "patient 'A1' has diagnoses ['gastritis', 'non-gastritis']" in msg
+    assert "image 'images/A2_0.png' listed more than once" in msg and "[4, 18]" in msg
+
+
+def test_missing_columns_and_empty_manifest(tmp_path):
+    root = tmp_path / "d"
+    root.mkdir()
+    (root / "manifest.csv").write_text("img,patient,diagnosis\n")
+    with pytest.raises(ManifestError, match=r"missing column\(s\) \['image', 'patient_id'\]"):
+        load_manifest(root)
+    (root / "manifest.csv").write_text("image,patient_id,diagnosis\n")
+    with pytest.raises(ManifestError, match="no rows"):
+        load_manifest(root)
+    with pytest.raises(ManifestError, match="is not a folder"):
+        load_manifest(tmp_path / "absent")
+    (root / "manifest.csv").unlink()
+    with pytest.raises(ManifestError, match=r"manifest\.csv not found"):
+        load_manifest(root)
+
+
+def test_file_problems_listed_with_their_lines(data_root):
+    # line 2: RGB image; line 3: truncated PNG; line 4: mask of another size; line 5: too small for a patch
+    from PIL import Image
+
+    Image.fromarray(np.zeros((100, 90, 3), np.uint8)).save(data_root / "images" / "A1_0.png")
+    p = data_root / "images" / "A1_1.png"
+    p.write_bytes(p.read_bytes()[:-2000])
+    write_png(data_root / "masks" / "A2_0.png", np.zeros((100, 91), np.uint8))
+    write_png(data_root / "images" / "A2_1.png", image_pixels(20, 90, 3))
+    m = load_manifest(data_root)
+    with pytest.raises(ManifestError) as info:
+        validate_files(m, GEOM, progress=False)
+    msg = str(info.value)
+    assert len(info.value.problems) == 4
+    assert "line 2 (image 'images/A1_0.png')" in msg and "not 2-D grayscale" in msg
+    assert "line 3 (image 'images/A1_1.png')" in msg and "truncated" in msg
+    assert (
+        "line 4 (image 'images/A2_0.png'): mask 'masks/A2_0.png' is 100x91 px but the image is 100x90" in msg
+    )
+    assert "line 5 (image 'images/A2_1.png')" in msg and "smaller than the 32 px patch" in msg
+
+
+def test_manifest_without_split_or_mask_columns(tmp_path):
+    root = make_data(tmp_path / "d", with_split=False)
+    m = load_manifest(root)
+    assert not m.has_split and m.manifest_splits() is None
+
+
+def test_split_column_needs_both_splits(make_root):
+    root = make_root(patients={"A": ("gastritis", "train"), "B": ("non-gastritis", "train")})
+    with pytest.raises(ManifestError, match="no image has split 'test'"):
+        load_manifest(root)

@@ -1,0 +1,216 @@
+"""Patch store: contents checked against independent recomputation, caching, atomicity, privacy."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from gastric_testdata import make_data, stomach_mask, write_dicom, write_png
+
+import gastrodistill.data.patch_store as ps
+from gastrodistill.data.errors import StoreError
+from gastrodistill.data.patch_store import PatchStore, StoreSpec, build_store, find_store, hist_stats
+from gastrodistill.data.readers import read_image, read_mask
+from gastrodistill.data.tiling import Geometry, tile_positions
+
+
+def spec_for(root, store_root, **kw) -> StoreSpec:
+    return StoreSpec(root, store_root, kw.pop("geometry", Geometry(32, 8)), **kw)
+
+
+def test_store_contents_match_an_independent_recomputation(data_root, tmp_path):
+    path = build_store(spec_for(data_root, tmp_path / "stores"), progress=False)
+    store = PatchStore(path)
+    assert store.patches.shape == (16 * 16, 32, 32) and store.patches.dtype == np.uint8
+    assert isinstance(store.patches, np.memmap)
+    idx = store.index
+    assert list(idx.columns) == ps.INDEX_COLUMNS
+    for (image, patient), group in idx.groupby(["image", "patient"], sort=False):
+        pixels = read_image(data_root / image)
+        mask = read_mask(data_root / image.replace("images/", "masks/"))
+        diagnosis = group["diagnosis"].iloc[0]
+        assert patient == image.split("/")[1].split("_")[0]
+        assert [(r, c) for r, c in zip(group["row"], group["col"], strict=True)] == tile_positions(
+            100, 90, 32, 8
+        )
+        for pid, r, c, label in zip(
+            group["patch_id"], group["row"], group["col"], group["label"], strict=True
+        ):
+            np.testing.assert_array_equal(store.patches[pid], np.rint(pixels[r : r + 32, c : c + 32] * 255))
+            frac = mask[r : r + 32, c : c + 32].sum() / 32**2
+            assert label == (0 if frac < 0.5 else (2 if diagnosis == "gastritis" else 1))
+    # splits and patients are contiguous, in train | val | test order
+    order = {"train": 0, "val": 1, "test": 2}
+    assert (np.diff(idx["split"].map(order).to_numpy()) >= 0).all()
+    for split in ("train", "val", "test"):
+        part = store.split_index(split)
+        assert (part["split"] == split).all() and len(part) == (idx["split"] == split).sum() > 0
+        starts = (part["patient"] != part["patient"].shift()).sum()
+        assert starts == part["patient"].nunique()
+    assert set(store.split_index("test")["patient"]) == {"C1", "D1"}
+    assert set(store.split_index("val")["patient"]) <= {"A1", "A2", "A3", "B1", "B2", "B3"}
+    # metadata counts agree with the index
+    for split in ("train", "val", "test"):
+        counts = store.split_index(split)["label"].value_counts()
+        assert store.meta["counts"][split] == {
+            name: int(counts.get(k, 0)) for k, name in enumerate(["irrelevant", "non-gastritis", "gastritis"])
+        }
+    assert {k for k, v in store.meta["counts"]["train"].items() if v > 0} == {
+        "irrelevant",
+        "non-gastritis",
+        "gastritis",
+    }
+    train = np.asarray(store.patches[store.split_slice("train")], dtype=np.float64) / 255
+    mean, std = hist_stats(store.meta["pixel_histograms"]["train"])
+    assert mean == pytest.approx(train.mean(), abs=1e-12) and std == pytest.approx(train.std(), abs=1e-9)
+
+
+def test_storage_size_uses_area_resampling(data_root, tmp_path):
+    store = PatchStore(build_store(spec_for(data_root, tmp_path / "s", storage_size=16), progress=False))
+    assert store.patches.shape == (256, 16, 16) and store.meta["resampling"] == "cv2.INTER_AREA"
+    row = store.index.iloc[37]
+    crop = read_image(data_root / row["image"])[row["row"] : row["row"] + 32, row["col"] : row["col"] + 32]
+    block_mean = crop.reshape(16, 2, 16, 2).mean(axis=(1, 3))  # area resampling by 2 = 2x2 block mean
+    assert np.abs(store.patches[37].astype(int) - np.rint(block_mean * 255)).max() <= 1
+
+
+def test_meta_holds_no_path_or_patient_id(data_root, tmp_path):
+    path = build_store(spec_for(data_root, tmp_path / "s"), progress=False)
+    text = (path / "meta.json").read_text()
+    for secret in ("images/", "masks/", str(data_root), '"A1"', '"C1"', "A1_0"):
+        assert secret not in text
+
+
+def test_rebuild_skipped_when_unchanged_and_done_when_inputs_change(data_root, tmp_path, monkeypatch):
+    spec = spec_for(data_root, tmp_path / "s")
+    first = build_store(spec, progress=False)
+    stamp = (first / "meta.json").stat().st_mtime_ns
+
+    def no_read(*_a, **_k):
+        raise AssertionError("an up-to-date store must not be rebuilt")
+
+    monkeypatch.setattr(ps, "read_image", no_read)
+    assert build_store(spec, progress=False) == first
+    assert (first / "meta.json").stat().st_mtime_ns == stamp
+    assert find_store(spec) == first
+    monkeypatch.undo()
+
+    # other geometry / threshold / storage size -> another store
+    assert build_store(spec_for(data_root, tmp_path / "s", geometry=Geometry(32, 4)), progress=False) != first
+    assert build_store(spec_for(data_root, tmp_path / "s", mask_threshold=0.2), progress=False) != first
+    # a changed image (same size, same mtime granularity aside) -> another store with another content hash
+    img = data_root / "images" / "B2_1.png"
+    write_png(img, np.zeros((100, 90), np.uint16))
+    assert find_store(spec) is None
+    second = build_store(spec, progress=False)
+    assert second != first
+    assert PatchStore(second).content_hash != PatchStore(first).content_hash
+    # a changed mask changes labels -> another store
+    write_png(data_root / "masks" / "B2_1.png", stomach_mask(100, 90, 999))
+    assert build_store(spec, progress=False) not in (first, second)
+
+
+def test_interrupted_build_leaves_no_store_that_looks_complete(data_root, tmp_path, monkeypatch):
+    spec = spec_for(data_root, tmp_path / "s")
+    calls = {"n": 0}
+
+    def failing_reader(path):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("killed midway")
+        return read_image(path)
+
+    monkeypatch.setattr(ps, "read_image", failing_reader)
+    with pytest.raises(RuntimeError, match="killed midway"):
+        build_store(spec, progress=False)
+    assert calls["n"] == 3
+    assert find_store(spec) is None
+    leftovers = [p.name for p in (tmp_path / "s").iterdir() if p.is_dir()]
+    assert leftovers == [], leftovers
+    monkeypatch.undo()
+    path = build_store(spec, progress=False)
+    assert PatchStore(path).patches.shape[0] == 256
+
+
+def test_leftover_of_a_killed_build_is_removed_and_never_opened(data_root, tmp_path):
+    spec = spec_for(data_root, tmp_path / "s")
+    name = build_store(spec, progress=False).name
+    import shutil
+
+    shutil.rmtree(tmp_path / "s" / name)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / "s" / f".{name}.abc123.tmp"
+    stale.mkdir()
+    (stale / ps.PID_FILE).write_text(str(dead.pid))
+    np.lib.format.open_memmap(stale / ps.PATCHES_FILE, mode="w+", dtype=np.uint8, shape=(256, 32, 32))
+    with pytest.raises(StoreError, match="not a complete patch store"):
+        PatchStore(stale)
+    assert find_store(spec) is None
+    build_store(spec, progress=False)
+    assert not stale.exists()
+
+
+def test_seeded_split_when_manifest_has_none(tmp_path):
+    patients = {f"G{i}": ("gastritis", None) for i in range(5)} | {
+        f"N{i}": ("non-gastritis", None) for i in range(5)
+    }
+    root = make_data(tmp_path / "d", patients=patients, images_per_patient=1, with_split=False)
+    spec = spec_for(root, tmp_path / "s", test_fraction=0.4, val_fraction=0.34, split_seed=7)
+    idx = PatchStore(build_store(spec, progress=False)).index
+    per_patient = idx.groupby("patient")["split"].nunique()
+    assert (per_patient == 1).all()
+    split_of = idx.groupby("patient")["split"].first()
+    diag_of = idx.groupby("patient")["diagnosis"].first()
+    table = pd.crosstab(diag_of, split_of)
+    assert table.loc["gastritis"].to_dict() == {"test": 2, "train": 2, "val": 1}
+    assert table.loc["non-gastritis"].to_dict() == {"test": 2, "train": 2, "val": 1}
+    other = PatchStore(
+        build_store(
+            spec_for(root, tmp_path / "s", test_fraction=0.4, val_fraction=0.34, split_seed=8), progress=False
+        )
+    ).index
+    assert not other.groupby("patient")["split"].first().equals(split_of)
+
+
+def test_dicom_headers_never_reach_the_store(tmp_path):
+    root = make_data(tmp_path / "d", images_per_patient=1)
+    manifest = (root / "manifest.csv").read_text()
+    rng = np.random.default_rng(0)
+    for png in sorted((root / "images").glob("*.png")):
+        write_dicom(
+            png.with_suffix(".dcm"),
+            rng.integers(0, 4096, (100, 90)).astype(np.uint16),
+            PatientName="Secretname^Patient",
+            PatientID="HOSP-998877",
+            InstitutionName="Clinic Zeta",
+        )
+        png.unlink()
+    (root / "manifest.csv").write_text(re.sub(r"^(images/[^,]+)\.png,", r"\1.dcm,", manifest, flags=re.M))
+    path = build_store(spec_for(root, tmp_path / "s"), progress=False)
+    assert PatchStore(path).patches.shape[0] == 8 * 16
+    for f in path.iterdir():
+        blob = f.read_bytes()
+        for secret in (b"Secretname", b"HOSP-998877", b"Clinic Zeta"):
+            assert secret not in blob, (f.name, secret)
+
+
+def test_bad_store_settings_are_clear_errors(data_root, tmp_path):
+    with pytest.raises(ValueError, match="mask_threshold"):
+        spec_for(data_root, tmp_path, mask_threshold=1.5)
+    with pytest.raises(ValueError, match="storage_size"):
+        spec_for(data_root, tmp_path, storage_size=0)
+    with pytest.raises(ValueError, match="val_fraction"):
+        spec_for(data_root, tmp_path, val_fraction=1.0)
+    os.makedirs(tmp_path / "empty", exist_ok=True)
+    with pytest.raises(StoreError, match="not a complete patch store"):
+        PatchStore(tmp_path / "empty")
+    (tmp_path / "empty" / "meta.json").write_text(json.dumps({"schema_version": 0}))
+    with pytest.raises(StoreError):
+        PatchStore(tmp_path / "empty")

@@ -1,0 +1,156 @@
+"""Image readers: 8/16-bit PNG and TIFF, DICOM display pipeline, masks, and every bad file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+from gastric_testdata import write_dicom
+from PIL import Image
+
+from gastrodistill.data.errors import ImageReadError
+from gastrodistill.data.readers import probe_image, read_image, read_mask
+
+
+@pytest.fixture
+def raw12() -> np.ndarray:
+    return np.random.default_rng(1).integers(0, 4096, size=(40, 30)).astype(np.uint16)
+
+
+@pytest.mark.parametrize("dtype,scale", [(np.uint8, 255.0), (np.uint16, 65535.0)])
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_png_and_tiff_scaled_by_bit_depth(tmp_path, dtype, scale, suffix):
+    arr = np.random.default_rng(0).integers(0, int(scale) + 1, size=(37, 41)).astype(dtype)
+    path = tmp_path / f"img{suffix}"
+    if suffix == ".png":
+        Image.fromarray(arr).save(path)
+    else:
+        tifffile.imwrite(path, arr)
+    out = read_image(path)
+    assert out.dtype == np.float32 and out.shape == (37, 41)
+    np.testing.assert_allclose(out, arr.astype(np.float64) / scale, atol=1e-6)
+    assert probe_image(path) == (37, 41)
+
+
+def test_dicom_rescale_and_window(tmp_path, raw12):
+    slope, intercept, centre, width = 2.0, -100.0, 3000.0, 4001.0
+    path = write_dicom(
+        tmp_path / "a.dcm",
+        raw12,
+        RescaleSlope=str(slope),
+        RescaleIntercept=str(intercept),
+        WindowCenter=str(centre),
+        WindowWidth=str(width),
+    )
+    out = read_image(path)
+    value = raw12 * slope + intercept
+    lower = centre - 0.5 - (width - 1) / 2  # DICOM PS3.3 C.11.2.1.2.1: linear ramp over width - 1
+    expected = np.clip((value - lower) / (width - 1), 0, 1)
+    np.testing.assert_allclose(out, expected, atol=1e-6)
+    # the rescale matters: windowing the stored values directly would give something else
+    assert not np.allclose(out, np.clip((raw12 - lower) / (width - 1), 0, 1), atol=1e-3)
+    assert probe_image(path) == raw12.shape
+
+
+def test_dicom_monochrome1_inverted_and_padding_ignored(tmp_path, raw12):
+    raw = np.clip(raw12, 100, 4095)
+    raw[:5] = 0  # padding rows, outside the image content
+    path = write_dicom(
+        tmp_path / "m1.dcm",
+        raw,
+        PhotometricInterpretation="MONOCHROME1",
+        PixelPaddingValue=0,
+        RescaleSlope="1.5",
+        RescaleIntercept="10",
+    )
+    out = read_image(path)
+    # no window: the 12-bit stored range, rescaled (1.5 * [0, 4095] + 10), then inverted
+    value = raw * 1.5 + 10
+    expected = 1.0 - (value - 10) / (1.5 * 4095)
+    np.testing.assert_allclose(out[5:], expected[5:], atol=1e-6)
+    assert (out[:5] == 0).all()  # padding is 0, not inverted to white
+    assert expected[:5].min() == 1.0
+
+
+def test_dicom_without_window_matches_png_of_same_values(tmp_path):
+    raw = np.random.default_rng(2).integers(0, 65536, size=(30, 20)).astype(np.uint16)
+    dcm = write_dicom(tmp_path / "a.dcm", raw, BitsStored=16, HighBit=15)
+    Image.fromarray(raw).save(tmp_path / "a.png")
+    np.testing.assert_allclose(read_image(dcm), read_image(tmp_path / "a.png"), atol=1e-6)
+
+
+def test_pydicom_sample_file_reads_as_unit_range():
+    from pydicom.data import get_testdata_file
+
+    out = read_image(get_testdata_file("CT_small.dcm"))
+    assert out.shape == (128, 128) and out.dtype == np.float32
+    assert 0.0 <= out.min() < out.max() <= 1.0
+
+
+def test_truncated_dicom_is_reported(tmp_path, raw12):
+    path = write_dicom(tmp_path / "t.dcm", raw12)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 500])
+    with pytest.raises(ImageReadError, match=r"t\.dcm"):
+        read_image(path)
+
+
+def test_rgb_png_is_rejected_naming_the_file(tmp_path):
+    path = tmp_path / "colour.png"
+    Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(path)
+    for fn in (read_image, probe_image):
+        with pytest.raises(ImageReadError, match=r"colour\.png.*not 2-D grayscale"):
+            fn(path)
+
+
+def test_float_and_multipage_tiff_are_rejected(tmp_path):
+    f = tmp_path / "float.tif"
+    tifffile.imwrite(f, np.zeros((20, 20), dtype=np.float32))
+    with pytest.raises(ImageReadError, match=r"float\.tif.*8- or 16-bit"):
+        read_image(f)
+    with pytest.raises(ImageReadError, match="8- or 16-bit"):
+        probe_image(f)
+    m = tmp_path / "pages.tif"
+    tifffile.imwrite(m, np.zeros((3, 20, 20), dtype=np.uint16), photometric="minisblack")
+    with pytest.raises(ImageReadError, match=r"pages\.tif"):
+        read_image(m)
+
+
+def test_truncated_png_is_reported_by_probe_and_reader(tmp_path):
+    path = tmp_path / "cut.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 65535, (64, 64)).astype(np.uint16)).save(path)
+    path.write_bytes(path.read_bytes()[:-3000])
+    with pytest.raises(ImageReadError, match=r"cut\.png.*truncated"):
+        probe_image(path)
+    with pytest.raises(ImageReadError, match=r"cut\.png"):
+        read_image(path)
+
+
+def test_truncated_tiff_is_reported_by_probe(tmp_path):
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, np.ones((64, 64), dtype=np.uint16))
+    path.write_bytes(path.read_bytes()[:4000])
+    with pytest.raises(ImageReadError, match=r"cut\.tif"):
+        probe_image(path)
+
+
+def test_garbage_and_unknown_types(tmp_path):
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"this is not an image")
+    with pytest.raises(ImageReadError, match=r"junk\.png.*not a readable image"):
+        read_image(junk)
+    other = tmp_path / "scan.jpg"
+    other.write_bytes(b"\xff\xd8\xff")
+    with pytest.raises(ImageReadError, match=r"unsupported file type '\.jpg'"):
+        read_image(other)
+
+
+def test_masks_nonzero_is_stomach(tmp_path):
+    m = np.zeros((10, 12), dtype=np.uint8)
+    m[2:5, 3:7] = 1
+    Image.fromarray(m).save(tmp_path / "m.png")
+    Image.fromarray(m.astype(bool)).save(tmp_path / "b.png")  # 1-bit PNG
+    for name in ("m.png", "b.png"):
+        out = read_mask(tmp_path / name)
+        assert out.dtype == bool and out.sum() == 12 and out[2:5, 3:7].all()
+    assert probe_image(tmp_path / "b.png", mask=True) == (10, 12)

@@ -1,0 +1,58 @@
+"""Patch grid geometry: the paper's 81 patches per 2048² image, border alignment, bad sizes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gastrodistill.data.errors import GeometryError
+from gastrodistill.data.tiling import Geometry, extract_patches, grid_positions, tile_positions
+
+
+def test_2048_gives_nine_by_nine_patches():
+    pos = grid_positions(2048, 299, 50)
+    assert pos == [0, 249, 498, 747, 996, 1245, 1494, 1743, 1749]
+    assert len(tile_positions(2048, 2048, 299, 50)) == 81
+    assert Geometry().count(2048, 2048) == 81
+    assert Geometry().stride == 249
+
+
+@pytest.mark.parametrize("height,width", [(1000, 777), (299, 300), (548, 2047), (640, 480)])
+def test_grid_covers_every_pixel_and_ends_on_the_border(height, width):
+    size, overlap = 299, 50
+    cover = np.zeros((height, width), dtype=np.int32)
+    positions = tile_positions(height, width, size, overlap)
+    for r, c in positions:
+        assert r >= 0 and r + size <= height and c >= 0 and c + size <= width
+        cover[r : r + size, c : c + size] += 1
+    assert cover.min() >= 1, "some pixels are not in any patch"
+    rows = sorted({r for r, _ in positions})
+    cols = sorted({c for _, c in positions})
+    assert rows[-1] + size == height and cols[-1] + size == width
+    # neighbours overlap by at least the configured overlap (the border one by more)
+    assert all(0 < b - a <= size - overlap for a, b in zip(rows, rows[1:], strict=False))
+    assert len(set(positions)) == len(positions)
+
+
+def test_exact_fit_has_no_duplicate_last_patch():
+    length = 299 + 3 * 249
+    assert grid_positions(length) == [0, 249, 498, 747]
+    assert grid_positions(299) == [0]
+
+
+def test_image_smaller_than_patch_is_a_clear_error():
+    with pytest.raises(GeometryError, match=r"298 px is smaller than the 299 px patch"):
+        tile_positions(298, 4000)
+    with pytest.raises(ValueError, match="patch_size"):
+        Geometry(patch_size=64, overlap=64)
+    with pytest.raises(ValueError, match="overlap"):
+        Geometry(patch_size=64, overlap=-1)
+
+
+def test_extract_patches_copies_the_right_pixels():
+    img = np.arange(100 * 90, dtype=np.float32).reshape(100, 90)
+    pos = tile_positions(100, 90, 32, 8)
+    patches = extract_patches(img, pos, 32)
+    assert patches.shape == (16, 32, 32)
+    for p, (r, c) in zip(patches, pos, strict=True):
+        assert p[0, 0] == img[r, c] and p[-1, -1] == img[r + 31, c + 31]
