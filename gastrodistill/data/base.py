@@ -22,7 +22,7 @@ SPLITS = ("train", "val", "test")
 
 
 class ImageDataModule(pl.LightningDataModule):
-    """Common base; subclasses implement :meth:`dataset`, :meth:`labels` and fill the attributes in ``setup``."""
+    """Common base; subclasses implement :meth:`dataset` and :meth:`labels` and set the attributes."""
 
     num_classes: int
     class_names: list[str]
@@ -81,7 +81,9 @@ class ImageDataModule(pl.LightningDataModule):
         counts = np.bincount(y, minlength=self.num_classes).astype(np.float64)
         weights = 1.0 / counts[y]
         return WeightedRandomSampler(
-            torch.as_tensor(weights), num_samples=len(y), replacement=True,
+            torch.as_tensor(weights),
+            num_samples=len(y),
+            replacement=True,
             generator=torch_generator(self.seed, "sampler", split, epoch_seed),
         )
 
@@ -108,7 +110,9 @@ class ImageDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
 
-    def load_split(self, split: str, indices: Sequence[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def load_split(
+        self, split: str, indices: Sequence[int] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """A split (or some of its samples) as two in-memory tensors, without augmentation."""
         ds = self.dataset(split, augment=False)
         if indices is not None:
@@ -125,8 +129,8 @@ class ImageDataModule(pl.LightningDataModule):
     def sample_per_class(
         self, n_per_class: int, generator: torch.Generator, split: str = "train"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n_per_class`` random samples of every class (for real-image init and the random-subset baseline)."""
-        y = torch.as_tensor(self.labels(split))
+        """``n_per_class`` random samples of each class (real-image init, the random-subset baseline)."""
+        y = torch.from_numpy(np.array(self.labels(split), dtype=np.int64))  # copy: may be read-only
         picks: list[int] = []
         for c in range(self.num_classes):
             idx = torch.nonzero(y == c).flatten()
@@ -149,18 +153,18 @@ def to_unit(img: np.ndarray) -> np.ndarray:
 
 
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of ``[N, C, H, W]`` images (uint8/uint16/float in [0, 1]); chunked, float64."""
+    """Per-channel mean and std of ``[N, C, H, W]`` images (uint8/uint16/float in [0, 1]), chunked."""
     n, c = images.shape[:2]
     s = np.zeros(c)
     ss = np.zeros(c)
     count = 0
     for start in range(0, n, 1024):
-        chunk = to_unit(np.asarray(images[start:start + 1024])).astype(np.float64)
+        chunk = to_unit(np.asarray(images[start : start + 1024])).astype(np.float64)
         s += chunk.sum(axis=(0, 2, 3))
-        ss += (chunk ** 2).sum(axis=(0, 2, 3))
+        ss += (chunk**2).sum(axis=(0, 2, 3))
         count += chunk.shape[0] * chunk.shape[2] * chunk.shape[3]
     mean = s / max(count, 1)
-    std = np.sqrt(np.maximum(ss / max(count, 1) - mean ** 2, 1e-12))
+    std = np.sqrt(np.maximum(ss / max(count, 1) - mean**2, 1e-12))
     return mean.tolist(), np.maximum(std, 1e-6).tolist()
 
 
@@ -171,8 +175,14 @@ class ArrayDataset(Dataset):
     as albumentations' colour transforms expect [0, 1] inputs.
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, mean: Sequence[float], std: Sequence[float],
-                 augment: object | None = None) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        mean: Sequence[float],
+        std: Sequence[float],
+        augment: object | None = None,
+    ) -> None:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
         self.images = images
