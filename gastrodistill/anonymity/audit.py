@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pandas as pd
 import torch
@@ -41,7 +40,7 @@ from gastrodistill.anonymity.text_check import (
     text_region_similarity,
 )
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
-from gastrodistill.utils.loggers import finish_loggers, instantiate_loggers, log_public_hyperparams
+from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
 
@@ -107,23 +106,6 @@ def data_root(cfg: DictConfig) -> str | None:
     return None
 
 
-def _default_loggers(cfg: DictConfig) -> list[Logger]:
-    loggers: list[Logger] = []
-    for key, conf in (cfg.get("logger") or {}).items():
-        if not isinstance(conf, DictConfig) or "_target_" not in conf:
-            continue
-        target = str(conf._target_)
-        if target.endswith("CSVLogger"):
-            loggers.append(hydra.utils.instantiate(conf, version="audit"))
-        elif "wandb" in target.lower():
-            loggers.append(
-                hydra.utils.instantiate(conf, name=f"{cfg.experiment_name}-audit", job_type="audit")
-            )
-        else:
-            loggers.extend(instantiate_loggers({key: conf}))
-    return loggers
-
-
 def _flags(values: np.ndarray, threshold: float) -> np.ndarray:
     return np.asarray(values) > threshold
 
@@ -155,7 +137,7 @@ def run_audit(
         dm.setup()
     seed = int(cfg.seed)
     own_loggers = loggers is None
-    loggers = _default_loggers(cfg) if own_loggers else loggers
+    loggers = stage_loggers(cfg, "audit") if own_loggers else loggers
     log_public_hyperparams(loggers, cfg)
 
     results: dict[str, dict[str, float]] = {name: {} for name in distilled_sets}

@@ -44,7 +44,7 @@ from gastrodistill.evaluation.metrics import mean_roc, patch_metrics, patient_me
 from gastrodistill.evaluation.patient import FIT_SPLITS, fit_threshold, patient_scores
 from gastrodistill.evaluation.results import log_results, row_id, summarise, write_results
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
-from gastrodistill.utils.loggers import finish_loggers, instantiate_loggers, log_public_hyperparams
+from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import derive_seed, numpy_rng, torch_generator
 
@@ -498,23 +498,6 @@ def make_plots(study: Study, df: pd.DataFrame, out: Path) -> dict[str, Path]:
     return paths
 
 
-def _default_loggers(cfg: DictConfig) -> list[Logger]:
-    loggers = []
-    for key, conf in (cfg.get("logger") or {}).items():
-        if not isinstance(conf, DictConfig) or "_target_" not in conf:
-            continue
-        target = str(conf._target_)
-        if target.endswith("CSVLogger"):
-            loggers.append(hydra.utils.instantiate(conf, version="evaluation"))
-        elif "wandb" in target.lower():
-            loggers.append(
-                hydra.utils.instantiate(conf, name=f"{cfg.experiment_name}-evaluation", job_type="evaluation")
-            )
-        else:
-            loggers.extend(instantiate_loggers({key: conf}))
-    return loggers
-
-
 def run_evaluation(
     cfg: DictConfig,
     datamodule,
@@ -537,7 +520,7 @@ def run_evaluation(
         dm.prepare_data()
         dm.setup()
     own_loggers = loggers is None
-    loggers = _default_loggers(cfg) if own_loggers else loggers
+    loggers = stage_loggers(cfg, "evaluation") if own_loggers else loggers
     log_public_hyperparams(loggers, cfg)
     progress = bool(cfg.eval.get("progress", True))
     study = Study(cfg, dm, distilled_sets, progress=progress)

@@ -66,6 +66,24 @@ def instantiate_loggers(logger_cfg: DictConfig | Mapping[str, Any] | None) -> li
     return loggers
 
 
+def stage_loggers(cfg: DictConfig, stage: str) -> list[Logger]:
+    """The configured loggers for one stage of a run: CSV in its own version folder, W&B as its own job."""
+    loggers: list[Logger] = []
+    for key, conf in (cfg.get("logger") or {}).items():
+        if not isinstance(conf, Mapping | DictConfig) or "_target_" not in conf:
+            continue
+        target = str(conf["_target_"])
+        if target.endswith("CSVLogger"):
+            loggers.append(hydra.utils.instantiate(conf, version=stage))
+        elif "wandb" in target.lower():
+            loggers.append(
+                hydra.utils.instantiate(conf, name=f"{cfg.experiment_name}-{stage}", job_type=stage)
+            )
+        else:
+            loggers.extend(instantiate_loggers({key: conf}))
+    return loggers
+
+
 def log_public_hyperparams(loggers: list[Logger], cfg: DictConfig) -> None:
     """Log the config without paths or identifiers."""
     params = public_config(cfg)
