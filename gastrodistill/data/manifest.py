@@ -93,6 +93,15 @@ def resolve_inside(root: Path, rel: str, what: str) -> tuple[Path | None, str | 
     return root / rel, None
 
 
+def _check_file(root: Path, rel: str, kind: str, where: str, fix: str, problems: list[str]) -> None:
+    """Record in ``problems`` why a manifest path is unusable (outside DATA_ROOT, or no such file)."""
+    path, err = resolve_inside(root, rel, kind)
+    if err:
+        problems.append(f"{where}: {err}")
+    elif not path.is_file():
+        problems.append(f"{where}: {kind} file {rel!r} not found under DATA_ROOT; {fix}")
+
+
 def load_manifest(root: str | os.PathLike) -> Manifest:
     """Parse and check manifest.csv (columns, values, paths, files exist, patients consistent)."""
     root = Path(root)
@@ -123,13 +132,7 @@ def load_manifest(root: str | os.PathLike) -> Manifest:
             get = {k: (v or "").strip() for k, v in row.items() if k is not None}
             image, pid = get.get("image", ""), get.get("patient_id", "")
             where = f"{MANIFEST_NAME} line {line}"
-            img_path, err = resolve_inside(root, image, "image")
-            if err:
-                problems.append(f"{where}: {err}")
-            elif not img_path.is_file():
-                problems.append(
-                    f"{where}: image file {image!r} not found under DATA_ROOT; fix the path or add the file"
-                )
+            _check_file(root, image, "image", where, "fix the path or add the file", problems)
             if not pid:
                 problems.append(f"{where}: empty patient_id; every image needs its patient's id")
             diagnosis = get.get("diagnosis", "").lower()
@@ -146,14 +149,7 @@ def load_manifest(root: str | os.PathLike) -> Manifest:
                 )
             mask = get.get("mask", "") if has_mask else ""
             if mask:
-                mask_path, err = resolve_inside(root, mask, "mask")
-                if err:
-                    problems.append(f"{where}: {err}")
-                elif not mask_path.is_file():
-                    problems.append(
-                        f"{where}: mask file {mask!r} not found under DATA_ROOT; "
-                        "fix the path or leave it empty"
-                    )
+                _check_file(root, mask, "mask", where, "fix the path or leave it empty", problems)
             records.append(ImageRecord(line, image, pid, diagnosis, split, mask or None))
     if not records:
         raise ManifestError(f"{path} has a header but no rows; add one row per image")

@@ -8,18 +8,9 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.pixels import apply_modality_lut
+from synthetic_testparams import ONE_PATIENT_EACH as PARAMS  # noqa: E402
 
 from gastrodistill.data.synthetic.generator import generate_dataset
-
-PARAMS = dict(
-    train_gastritis=1,
-    train_non_gastritis=1,
-    test_gastritis=0,
-    test_non_gastritis=0,
-    images_per_patient=1,
-    image_size=256,
-    progress=False,
-)
 
 
 def test_dicom_header_and_pixels_round_trip(tmp_path):

@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from synthetic_testparams import ONE_PATIENT_EACH as ONE  # noqa: E402
 
 from gastrodistill.data.synthetic import SyntheticConfigError, SyntheticOutputError, generate_dataset
 from gastrodistill.data.synthetic import generator as gen_mod
-
-ONE = dict(
-    train_gastritis=1,
-    train_non_gastritis=1,
-    test_gastritis=0,
-    test_non_gastritis=0,
-    images_per_patient=1,
-    image_size=256,
-    progress=False,
-)
 
 
 @pytest.mark.parametrize(
