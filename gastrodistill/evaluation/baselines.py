@@ -54,3 +54,17 @@ def distilled_bytes(distilled) -> int:
     return tensor_bytes(
         distilled.images.detach(), distilled.label_logits.detach(), distilled.raw_lrs.detach()
     )
+
+
+@torch.no_grad()
+def teacher_labels(teacher: torch.nn.Module, images: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Soft labels ``[N, K]`` of ``images`` ``[N, C, H, W]``: ``softmax(teacher(x) / temperature)``.
+
+    The "random real images with learned soft labels" control (DD-Ranking, Li et al. 2025): a random
+    real subset of the distilled set's size, labelled by a network trained on all real training data.
+    """
+    if not temperature > 0:
+        raise ValueError(f"eval.baselines.teacher_temperature must be > 0, got {temperature}")
+    teacher.eval()
+    dev = next(teacher.parameters()).device
+    return torch.softmax(teacher(images.to(dev)).float() / temperature, dim=1).cpu()

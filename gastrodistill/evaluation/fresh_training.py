@@ -13,6 +13,7 @@ import copy
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,33 +53,79 @@ def device_of(net: nn.Module) -> torch.device:
 
 @dataclass(frozen=True)
 class StandardSchedule:
-    """An ordinary training recipe for a small labelled set (distilled images or a real subset)."""
+    """The one recipe for every small labelled set (distilled images, random subsets, class means, the
+    random-images-with-soft-labels control): ``epochs`` of an ordinary optimiser over the set, with the
+    same label-preserving augmentation (horizontal flip, shifts of up to ``shift`` pixels; no vertical
+    flip for X-rays) for every method. ``optimizer`` is a short name or a ``{_target_: ...}`` node."""
 
     epochs: int = 300
     lr: float = 0.01
-    optimizer: str = "sgd"
+    optimizer: Any = "sgd"
     momentum: float = 0.9
     weight_decay: float = 0.0
     batch_size: int = 0  # 0: full batch
     cosine: bool = True
+    flip: bool = False
+    shift: int = 0
 
     def __post_init__(self) -> None:
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"eval standard optimizer {self.optimizer!r} unknown; use 'sgd' or 'adam'")
+        if isinstance(self.optimizer, str) and self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"eval standard optimizer {self.optimizer!r} unknown; use one of {sorted(OPTIMIZERS)} "
+                "or a {_target_: ...} node"
+            )
         if self.epochs < 1 or self.lr <= 0:
             raise ValueError(
                 f"eval standard schedule needs epochs >= 1 and lr > 0 (got {self.epochs}, {self.lr})"
             )
+        if self.shift < 0:
+            raise ValueError(f"eval standard shift must be >= 0 pixels (got {self.shift})")
+
+    @property
+    def augments(self) -> bool:
+        return self.flip or self.shift > 0
+
+
+#: Short optimiser names accepted in ``eval`` recipes beside a ``{_target_: ...}`` node.
+OPTIMIZERS = {"sgd": "torch.optim.SGD", "adam": "torch.optim.Adam", "adamw": "torch.optim.AdamW"}
 
 
 def make_optimizer(
-    params: Iterable[nn.Parameter], name: str, lr: float, momentum: float = 0.9, weight_decay: float = 0.0
+    params: Iterable[nn.Parameter] | Iterable[torch.Tensor],
+    optimizer: Any,
+    lr: float,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer:
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    raise ValueError(f"optimizer {name!r} unknown; use 'sgd' or 'adam'")
+    """The evaluation optimiser, instantiated from a ``_target_`` like distillation's.
+
+    ``optimizer`` is a node ``{_target_: torch.optim.SGD, ...}`` (its other kwargs pass through) or a
+    short name (``sgd``, ``adam``, ``adamw``) standing for that target. ``lr`` and ``weight_decay``
+    come from the recipe; SGD also gets ``momentum`` unless the node sets it. Raises ``ValueError`` for
+    an unknown name or a node without ``_target_``.
+    """
+    import hydra
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(optimizer, str):
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer {optimizer!r} unknown; use one of {sorted(OPTIMIZERS)} or a _target_"
+            )
+        node: dict[str, Any] = {"_target_": OPTIMIZERS[optimizer]}
+    else:
+        node = dict(
+            OmegaConf.to_container(optimizer, resolve=True)
+            if isinstance(optimizer, DictConfig)
+            else optimizer
+        )
+        if "_target_" not in node:
+            raise ValueError(f"eval optimizer node {node} has no _target_")
+    node.update(lr=float(lr), weight_decay=float(weight_decay))
+    if node["_target_"] == OPTIMIZERS["sgd"]:
+        node.setdefault("momentum", float(momentum))
+    node["_partial_"] = True
+    return hydra.utils.instantiate(OmegaConf.create(node))(params)
 
 
 def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -86,27 +133,69 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits, targets)
 
 
-@torch.no_grad()
-def _sgd_step(net: nn.Module, lr: float) -> None:
-    for p in net.parameters():
-        if p.grad is not None:
-            p.sub_(lr * p.grad)
+def augment_small(x: torch.Tensor, schedule: StandardSchedule, generator: torch.Generator) -> torch.Tensor:
+    """Label-preserving augmentation of a small batch ``[B, C, H, W]`` (normalised images).
+
+    Each image is flipped left-right with probability 1/2 (``flip``) and shifted by a whole number of
+    pixels in ``[-shift, shift]`` along each axis, the border replicated (``shift``). The draws come from
+    the CPU ``generator`` in a fixed order (flips, then shifts), so an ensemble and a loop that share
+    per-network generators see the same augmentations.
+    """
+    if not schedule.augments:
+        return x
+    n, _, h, w = x.shape
+    if schedule.flip:
+        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+    s = int(schedule.shift)
+    if s > 0:
+        d = torch.randint(-s, s + 1, (2, n), generator=generator).to(x.device)
+        padded = F.pad(x, (s, s, s, s), mode="replicate")
+        rows = torch.arange(h, device=x.device)[None] + (s + d[0])[:, None]  # [n, H]
+        cols = torch.arange(w, device=x.device)[None] + (s + d[1])[:, None]  # [n, W]
+        idx = torch.arange(n, device=x.device)[:, None, None]
+        x = padded[idx, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # [n, H, W, C] -> NCHW
+    return x.contiguous()
+
+
+def replay_momentum(distilled) -> float:
+    """The inner SGD momentum stored with a distilled set (0 for sets distilled with plain SGD)."""
+    for name in ("inner_momentum", "momentum"):
+        v = getattr(distilled, name, None)
+        if isinstance(v, int | float):
+            return float(v)
+    return 0.0
 
 
 def train_replay(net: nn.Module, distilled) -> nn.Module:
-    """Replay the learned schedule: T = steps × epochs plain SGD steps with the learned rates."""
-    lrs = distilled.lrs().detach().cpu().tolist()
-    dev = device_of(net)
+    """Replay the learned schedule: T = steps x epochs graph-free SGD steps with the learned rates.
+
+    The step is the distillation's own (``inner_loop.replay`` when it exists, else
+    ``inner_loop.sgd_step`` per step), so the replayed weights equal the unroll's final weights
+    (``tests/evaluation/test_protocol.py``). Raises ``FloatingPointError`` on a non-finite loss.
+    """
+    from gastrodistill.distillation import inner_loop
+
+    replay = getattr(inner_loop, "replay", None)
     net.train()
+    if replay is not None:
+        return replay(net, distilled)
+    if replay_momentum(distilled):
+        raise ValueError("this distilled set has inner momentum; its replay needs inner_loop.replay")
+    dev = device_of(net)
+    lrs = distilled.lrs().detach().cpu().tolist()
     for t, lr in enumerate(lrs):
         x, y = distilled.batch(t)
-        net.zero_grad(set_to_none=True)
-        loss = soft_cross_entropy(net(x.detach().to(dev)), y.detach().to(dev))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"replay step {t}: loss is {loss.item()}; the distilled set is unusable")
-        loss.backward()
-        _sgd_step(net, float(lr))
+        loss = inner_loop.sgd_step(net, x.detach().to(dev), y.detach().to(dev), float(lr))
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"replay step {t}: loss is {loss}; the distilled set is unusable")
     return net
+
+
+def small_set_steps(n: int, schedule: StandardSchedule) -> tuple[int, int]:
+    """(batch size, total optimiser steps) of the standard schedule on ``n`` images."""
+    bs = n if schedule.batch_size <= 0 else min(schedule.batch_size, n)
+    return bs, schedule.epochs * math.ceil(n / bs)
 
 
 def train_small_set(
@@ -116,24 +205,28 @@ def train_small_set(
     schedule: StandardSchedule,
     generator: torch.Generator,
 ) -> nn.Module:
-    """Train on a small in-memory set (soft ``[N, K]`` or hard ``[N]`` targets) with a standard recipe."""
+    """Train on a small in-memory set (soft ``[N, K]`` or hard ``[N]`` targets) with the standard recipe.
+
+    The reference for :func:`gastrodistill.evaluation.ensemble.train_small_sets`: per epoch one
+    permutation from ``generator`` (when batches are smaller than the set), per batch the augmentation
+    draws of :func:`augment_small`.
+    """
     dev = device_of(net)
     images, targets = images.detach().to(dev), targets.detach().to(dev)
     n = len(images)
-    bs = n if schedule.batch_size <= 0 else min(schedule.batch_size, n)
+    bs, total = small_set_steps(n, schedule)
     opt = make_optimizer(
         net.parameters(), schedule.optimizer, schedule.lr, schedule.momentum, schedule.weight_decay
     )
-    steps_per_epoch = math.ceil(n / bs)
-    total = schedule.epochs * steps_per_epoch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=total) if schedule.cosine else None
     net.train()
     for epoch in range(schedule.epochs):
         order = torch.randperm(n, generator=generator) if bs < n else torch.arange(n)
         for start in range(0, n, bs):
             idx = order[start : start + bs].to(dev)
+            xb = augment_small(images[idx], schedule, generator)
             opt.zero_grad(set_to_none=True)
-            loss = soft_cross_entropy(net(images[idx]), targets[idx])
+            loss = soft_cross_entropy(net(xb), targets[idx])
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"standard schedule epoch {epoch}: loss is {loss.item()}; lower eval lr"

@@ -157,3 +157,82 @@ def mean_roc(
         ys.append(np.interp(x, uf, ut))
     ys_arr = np.stack(ys) if ys else np.zeros((1, grid))
     return x, ys_arr.mean(0), ys_arr.std(0)
+
+
+def stratified_resamples(labels: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Bootstrap indices ``[n_boot, N]`` drawn with replacement within each label value.
+
+    Classes are drawn in descending label order (positives before negatives for patient labels, as
+    :func:`bootstrap_patient_ci`), so every resample keeps the class counts of ``labels``.
+    """
+    labels = np.asarray(labels)
+    parts = [
+        rng.choice(np.flatnonzero(labels == c), size=(n_boot, int((labels == c).sum())))
+        for c in np.unique(labels)[::-1]
+    ]
+    return np.concatenate(parts, 1)
+
+
+def _macro_auc_rows(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Image-level AUC of each resample: binary AUC of class 1 for K = 2, else macro one-vs-rest.
+
+    ``probs`` ``[R, N, K]`` and ``labels`` ``[R, N]`` (integer classes).
+    """
+    k = probs.shape[-1]
+    if k == 2:
+        return _auc_rows(probs[..., 1], labels == 1)
+    return np.mean([_auc_rows(probs[..., c], labels == c) for c in range(k)], axis=0)
+
+
+def statistic_rows(kind: str, arrays: dict[str, np.ndarray], idx: np.ndarray) -> np.ndarray:
+    """One metric of one network on every resample ``idx`` ``[R, P]``: returns ``[R]``.
+
+    ``kind``: ``patient_hm`` / ``patient_auc`` (arrays ``labels``, ``decisions``, ``scores`` per patient)
+    or ``image_accuracy`` / ``image_auc`` (arrays ``labels``, ``correct``, ``probs`` per image).
+    """
+    lab = arrays["labels"][idx]
+    if kind == "patient_hm":
+        return _hm_rows(arrays["decisions"].astype(bool)[idx], lab.astype(bool))
+    if kind == "patient_auc":
+        return _auc_rows(arrays["scores"].astype(np.float64)[idx], lab.astype(bool))
+    if kind == "image_accuracy":
+        return arrays["correct"].astype(np.float64)[idx].mean(-1)
+    if kind == "image_auc":
+        return _macro_auc_rows(arrays["probs"].astype(np.float64)[idx], lab)
+    raise ValueError(f"unknown bootstrap statistic {kind!r}")
+
+
+def paired_bootstrap(
+    kind: str,
+    a: list[dict[str, np.ndarray]],
+    b: list[dict[str, np.ndarray]] | None,
+    rng: np.random.Generator,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    chunk: int = 100,
+) -> tuple[float, float, float]:
+    """(estimate, low, high): the mean over A's networks of a statistic, minus B's mean when B is given.
+
+    A and B are the networks of two rows on the same test units (patients or images, same order and
+    labels); every resample draws the same units for both (a paired, class-stratified percentile
+    bootstrap, Efron & Tibshirani 1993, ch. 13). NaN when a class is missing or ``n_boot`` is 0.
+    """
+    labels = a[0]["labels"]
+    for other in [*a, *(b or [])]:
+        if not np.array_equal(other["labels"], labels):
+            raise ValueError("paired rows must share their test units (same labels in the same order)")
+    full = np.arange(len(labels))[None]
+
+    def stat(idx: np.ndarray) -> np.ndarray:
+        s = np.mean([statistic_rows(kind, r, idx) for r in a], axis=0)
+        if b is not None:
+            s = s - np.mean([statistic_rows(kind, r, idx) for r in b], axis=0)
+        return s
+
+    est = float(stat(full)[0])
+    if n_boot <= 0 or len(np.unique(labels)) < 2:
+        return est, float("nan"), float("nan")
+    idx = stratified_resamples(labels, rng, n_boot)
+    vals = np.concatenate([stat(idx[i : i + chunk]) for i in range(0, n_boot, chunk)])
+    q = (1.0 - level) / 2.0
+    return est, float(np.nanquantile(vals, q)), float(np.nanquantile(vals, 1 - q))

@@ -39,11 +39,49 @@ def scalar_metric_names(records: Sequence[Mapping[str, Any]]) -> list[str]:
     return [*PATCH_METRICS, *recalls, *PATIENT_METRICS, "threshold"]
 
 
+#: Rows a distilled set's row is paired with (same test units): (partner method, same schedule?).
+PARTNERS = (("random", False), ("random_soft", False), ("hard", True))
+#: Baseline methods (never paired as the first row).
+BASELINE_METHODS = ("full", "random", "mean", "random_soft")
+
+
+def _arrays(rec: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
+    """What the bootstrap resamples: per test patient, else per test image; ``None`` if neither."""
+    if rec.get("test_labels") is not None:
+        return {
+            "labels": np.asarray(rec["test_labels"]),
+            "decisions": np.asarray(rec["test_decisions"]),
+            "scores": np.asarray(rec["test_scores"]),
+        }
+    if rec.get("image_labels") is not None:
+        return {
+            "labels": np.asarray(rec["image_labels"]),
+            "correct": np.asarray(rec["image_correct"]),
+            "probs": np.asarray(rec["image_probs"]),
+        }
+    return None
+
+
+def bootstrap_kinds(recs: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """The statistics with intervals: patient HM and AUC with patients, image accuracy and AUC without."""
+    if all(r.get("test_labels") is not None for r in recs):
+        return ("patient_hm", "patient_auc")
+    if all(r.get("image_labels") is not None for r in recs):
+        return ("image_accuracy", "image_auc")
+    return ()
+
+
+def partner_key(key: tuple[str, str, str], partner: str, same_schedule: bool) -> tuple[str, str, str]:
+    """The row a distilled set's row is compared with: ``partner`` on the same architecture (and schedule)."""
+    method, schedule, arch = key
+    return (partner, schedule if same_schedule else "standard", arch)
+
+
 def summarise(
     records: Sequence[Mapping[str, Any]],
     sizes: Mapping[str, Mapping[str, int]],
     real_bytes: int,
-    rng: np.random.Generator,
+    seed: int,
     n_boot: int = 1000,
     level: float = 0.95,
 ) -> pd.DataFrame:
@@ -51,9 +89,17 @@ def summarise(
 
     ``sizes[method]`` gives ``n_images`` and ``bytes`` of what the method trains from; compression
     is ``real_bytes`` (the whole real training patch set) over those bytes. Standard deviations are
-    over fresh networks (population std, ``ddof=0``); the HM and AUC intervals are patient bootstraps
-    of the mean over networks.
+    over fresh networks (population std, ``ddof=0``). Intervals are bootstraps over test patients (or
+    test images for data without patients) of the mean over networks; every row draws from its own
+    stream ``derive_seed(seed, 'bootstrap', row_id)`` and every paired difference from
+    ``derive_seed(seed, 'bootstrap', row_id, 'minus', partner_row_id)``, so adding a method never moves
+    another row's interval. Paired differences (``vs_<partner>_<metric>_diff`` with ``_ci_low`` and
+    ``_ci_high``): each distilled set minus the random subset, the random-images-with-soft-labels control
+    and (same schedule) the hard-label set, on the same architecture.
     """
+    from gastrodistill.evaluation.metrics import paired_bootstrap
+    from gastrodistill.utils.seeding import numpy_rng
+
     if not records:
         raise ValueError("no evaluated networks: check eval.n_networks, eval.schedules and eval.baselines")
     metrics = scalar_metric_names(records)
@@ -63,6 +109,7 @@ def summarise(
     rows = []
     for key, recs in groups.items():
         row: dict[str, Any] = dict(zip(KEY_COLUMNS, key, strict=True))
+        rid = row_id(row)
         size = sizes[row["method"]]
         row.update(
             n_networks=len(recs),
@@ -75,16 +122,39 @@ def summarise(
             finite = vals[np.isfinite(vals)]
             row[f"{m}_mean"] = float(finite.mean()) if len(finite) else math.nan
             row[f"{m}_std"] = float(finite.std()) if len(finite) else math.nan
-        if all(r.get("test_labels") is not None for r in recs):
-            ci = bootstrap_patient_ci(
-                recs[0]["test_labels"],
-                np.stack([r["test_decisions"] for r in recs]),
-                np.stack([r["test_scores"] for r in recs]),
-                rng,
-                n_boot,
-                level,
+        kinds = bootstrap_kinds(recs)
+        mine = [_arrays(r) for r in recs]
+        if kinds == ("patient_hm", "patient_auc"):
+            row.update(
+                bootstrap_patient_ci(
+                    recs[0]["test_labels"],
+                    np.stack([r["test_decisions"] for r in recs]),
+                    np.stack([r["test_scores"] for r in recs]),
+                    numpy_rng(int(seed), "bootstrap", rid),
+                    n_boot,
+                    level,
+                )
             )
-            row.update(ci)
+        elif kinds:
+            rng = numpy_rng(int(seed), "bootstrap", rid)
+            for kind in kinds:
+                _, lo, hi = paired_bootstrap(kind, mine, None, rng, n_boot, level)
+                row[f"{kind}_ci_low"], row[f"{kind}_ci_high"] = lo, hi
+        if row["method"] not in BASELINE_METHODS and kinds:
+            for partner, same_schedule in PARTNERS:
+                other = partner_key(key, partner, same_schedule)
+                if partner == row["method"] or other not in groups:
+                    continue
+                theirs = [_arrays(r) for r in groups[other]]
+                if bootstrap_kinds(groups[other]) != kinds:
+                    continue
+                prid = "/".join(other)
+                rng = numpy_rng(int(seed), "bootstrap", rid, "minus", prid)
+                for kind in kinds:
+                    est, lo, hi = paired_bootstrap(kind, mine, theirs, rng, n_boot, level)
+                    row[f"vs_{partner}_{kind}_diff"] = est
+                    row[f"vs_{partner}_{kind}_ci_low"] = lo
+                    row[f"vs_{partner}_{kind}_ci_high"] = hi
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -109,25 +179,37 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
+def has_patients(df: pd.DataFrame) -> bool:
+    """Whether the table holds patient-level numbers (else its headline is image-level)."""
+    return "patient_hm_mean" in df and bool(np.isfinite(df["patient_hm_mean"].astype(float)).any())
+
+
+def _diff(row: Mapping[str, Any], partner: str, kind: str) -> str:
+    est = row.get(f"vs_{partner}_{kind}_diff", math.nan)
+    if est is None or not np.isfinite(est):
+        return ""
+    lo, hi = (
+        row.get(f"vs_{partner}_{kind}_ci_low", math.nan),
+        row.get(f"vs_{partner}_{kind}_ci_high", math.nan),
+    )
+    ci = f" [{lo:+.3f}, {hi:+.3f}]" if lo is not None and np.isfinite(lo) else ""
+    return f"{est:+.3f}{ci}"
+
+
 def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -> str:
-    """A readable Markdown table (mean ± std over fresh networks; HM and AUC with bootstrap CIs)."""
-    header = [
-        "Method",
-        "Schedule",
-        "Arch",
-        "Nets",
-        "Images",
-        "Size",
-        "Compression",
-        "Patch acc",
-        "Bal. acc",
-        "Macro F1",
-        "Image AUC",
-        "Sensitivity",
-        "Specificity",
-        f"HM [{level:.0%} CI]",
-        f"AUC [{level:.0%} CI]",
-    ]
+    """A readable Markdown table (mean ± std over fresh networks, bootstrap CIs) and the paired differences.
+
+    With patients: patch accuracy, balanced accuracy, macro F1, image AUC, and the patient sensitivity,
+    specificity, HM and AUC. Without patients the headline is image-level: accuracy, balanced accuracy,
+    macro F1 and AUC, accuracy and AUC with intervals over test images.
+    """
+    patients = has_patients(df)
+    header = ["Method", "Schedule", "Arch", "Nets", "Images", "Size", "Compression"]
+    if patients:
+        header += ["Patch acc", "Bal. acc", "Macro F1", "Image AUC", "Sensitivity", "Specificity"]
+        header += [f"HM [{level:.0%} CI]", f"AUC [{level:.0%} CI]"]
+    else:
+        header += [f"Accuracy [{level:.0%} CI]", "Bal. acc", "Macro F1", f"AUC [{level:.0%} CI]"]
     lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for _, r in df.iterrows():
         cells = [
@@ -138,22 +220,63 @@ def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -
             str(int(r["n_images"])),
             _human_bytes(float(r["bytes"])),
             f"{float(r['compression']):,.0f}×",
-            _pm(r, "patch_accuracy"),
-            _pm(r, "patch_balanced_accuracy"),
-            _pm(r, "patch_macro_f1"),
-            _pm(r, "patch_auc"),
-            _pm(r, "patient_sensitivity"),
-            _pm(r, "patient_specificity"),
-            _pm(r, "patient_hm") + _ci(r, "patient_hm"),
-            _pm(r, "patient_auc") + _ci(r, "patient_auc"),
         ]
+        if patients:
+            cells += [
+                _pm(r, "patch_accuracy"),
+                _pm(r, "patch_balanced_accuracy"),
+                _pm(r, "patch_macro_f1"),
+                _pm(r, "patch_auc"),
+                _pm(r, "patient_sensitivity"),
+                _pm(r, "patient_specificity"),
+                _pm(r, "patient_hm") + _ci(r, "patient_hm"),
+                _pm(r, "patient_auc") + _ci(r, "patient_auc"),
+            ]
+        else:
+            cells += [
+                _pm(r, "patch_accuracy") + _ci(r, "image_accuracy"),
+                _pm(r, "patch_balanced_accuracy"),
+                _pm(r, "patch_macro_f1"),
+                _pm(r, "patch_auc") + _ci(r, "image_auc"),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
+    unit = "test patients" if patients else "test images"
     lines += [
         "",
-        "Mean ± std over fresh networks; patient metrics on test patients with the threshold fitted "
-        "on validation (or training) patients; intervals: patient bootstrap of the mean.",
+        "Mean ± std over fresh networks; "
+        + (
+            "patient metrics on test patients with the threshold fitted on validation (or training) "
+            "patients; "
+            if patients
+            else ""
+        )
+        + f"intervals: bootstrap over {unit} of the mean over networks.",
         "",
     ]
+    kinds = ("patient_hm", "patient_auc") if patients else ("image_accuracy", "image_auc")
+    diff_rows = []
+    for _, r in df.iterrows():
+        for partner, _same in PARTNERS:
+            cells = [_diff(r, partner, k) for k in kinds]
+            if any(cells):
+                diff_rows.append(
+                    [f"{r['method']} − {partner}", str(r["schedule"]), str(r["architecture"]), *cells]
+                )
+    if diff_rows:
+        names = ("HM", "AUC") if patients else ("accuracy", "AUC")
+        head = ["Difference", "Schedule", "Arch", *(f"{n} [{level:.0%} CI]" for n in names)]
+        lines += [
+            f"### Paired differences over the same {unit}",
+            "",
+            "| " + " | ".join(head) + " |",
+            "|" + "---|" * len(head),
+        ]
+        lines += ["| " + " | ".join(c) + " |" for c in diff_rows]
+        lines += [
+            "",
+            f"Mean over networks of the first row minus the second; paired bootstrap over {unit}.",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -242,3 +365,83 @@ def log_results(loggers: Sequence[Logger], df: pd.DataFrame, prefix: str = "resu
         if isinstance(lg, WandbLogger):
             lg.log_table(key=f"{prefix}/table", dataframe=df.astype({c: "float64" for c in cols}))
         lg.save()
+
+
+# ---- what the pipeline and the artifact card read from the table ---------------------------------------
+def primary_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows on the distillation architecture (not the cross-architecture ones)."""
+    return df[~df["cross_architecture"].astype(bool)] if "cross_architecture" in df else df
+
+
+def method_metrics(df: pd.DataFrame | None, method: str, schedule: str = "replay") -> dict[str, float]:
+    """A method's numbers on the distillation architecture (for the artifact card): means, stds and CIs."""
+    if df is None or not len(df):
+        return {}
+    sel = primary_rows(df)
+    sel = sel[(sel.method == method) & (sel.schedule == schedule)]
+    if not len(sel):
+        return {}
+    row = sel.iloc[0]
+    return {
+        k: float(row[k])
+        for k in df.columns
+        if k not in ("method", "schedule", "architecture", "cross_architecture")
+        and pd.api.types.is_number(row[k])
+    }
+
+
+def headline(df: pd.DataFrame) -> dict[str, float]:
+    """The headline metric (patient HM with patients, image balanced accuracy without) of soft/hard replay,
+    full data and the random subset, on the distillation architecture; NaN where a row is missing."""
+    base = primary_rows(df)
+    col = "patient_hm_mean" if has_patients(df) else "patch_balanced_accuracy_mean"
+
+    def value(method: str, schedule: str) -> float:
+        sel = base[(base.method == method) & (base.schedule == schedule)]
+        return float(sel[col].iloc[0]) if len(sel) and col in sel else math.nan
+
+    return {
+        "metric": col.removesuffix("_mean"),
+        "soft_replay": value("soft", "replay"),
+        "hard_replay": value("hard", "replay"),
+        "full": value("full", "real"),
+        "random": value("random", "standard"),
+        # names kept for callers of the patient-level headline
+        "soft_replay_hm": value("soft", "replay"),
+        "hard_replay_hm": value("hard", "replay"),
+        "full_hm": value("full", "real"),
+        "random_hm": value("random", "standard"),
+    }
+
+
+def target_lines(df: pd.DataFrame) -> list[str]:
+    """The study's targets as measured, one line each; a target whose rows are missing is said to be
+    not measured (never "nan / nan NOT met")."""
+    h = headline(df)
+    name = {"patient_hm": "HM", "patch_balanced_accuracy": "balanced accuracy"}[str(h["metric"])]
+    soft, hard, full, rand = h["soft_replay"], h["hard_replay"], h["full"], h["random"]
+
+    def ok(*vals: float) -> bool:
+        return all(v is not None and np.isfinite(v) for v in vals)
+
+    def verdict(good: bool) -> str:
+        return "met" if good else "NOT met"
+
+    lines = []
+    if ok(soft, full) and full > 0:
+        lines.append(
+            f"soft {name} / full-data {name} = {soft:.3f} / {full:.3f} = {soft / full:.3f} "
+            f"(target >= 0.9: {verdict(soft >= 0.9 * full)})"
+        )
+    else:
+        lines.append(f"soft {name} / full-data {name}: not measured (no soft replay or full-data row)")
+    if ok(soft, hard):
+        lines.append(f"soft {name} - hard {name} = {soft - hard:+.3f} (target > 0: {verdict(soft > hard)})")
+    if ok(soft, rand):
+        text = f"soft {name} - random-subset {name} = {soft - rand:+.3f}"
+        good = soft > rand
+        if ok(hard):
+            text += f", hard - random = {hard - rand:+.3f}"
+            good = good and hard > rand
+        lines.append(f"{text} (target > 0: {verdict(good)})")
+    return lines

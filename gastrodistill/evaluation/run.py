@@ -1,430 +1,359 @@
-"""The evaluation stage: fresh networks for every method, patch and patient metrics, the table and plots.
+"""The evaluation stage: fresh networks for every job, patch and patient metrics, the table and plots.
 
-Methods: each distilled set (``replay`` and/or ``standard`` schedule, on the distillation architecture
-and on others for cross-architecture generalisation) and the real-data baselines (``full``: every
-real training patch, the upper bound; ``random``: a random real subset of the distilled set's size;
-``mean``: the per-class mean images). Every choice (the standard-schedule learning rate, the real
-baseline's epoch, the patient threshold) is made on validation (or training) patients; test
-patients are only predicted and scored.
+Read it in this order:
+
+1. :mod:`~gastrodistill.evaluation.jobs`: the flat job list (method, schedule, architecture, network)
+   from ``cfg.eval``, split across ranks and resumable;
+2. :mod:`~gastrodistill.evaluation.splits`: the test, validation and fitting splits, read once;
+3. :class:`Study` (here): trains the networks of one setting together (``torch.func`` ensembles, the
+   loop as fallback; the full-data bound by a Lightning Trainer, :mod:`.full_data`);
+4. :mod:`~gastrodistill.evaluation.scoring`: all networks of a setting scored in one pass per split;
+5. :mod:`~gastrodistill.evaluation.report` and :mod:`~gastrodistill.evaluation.results`: records,
+   ``networks.csv``, the table with paired differences, and the figures.
+
+Methods: each distilled set (``replay`` and/or ``standard`` schedule, on its own architecture and on
+others for cross-architecture generalisation) and the baselines (``full``: every real training patch,
+the upper bound; ``random``: a random real subset of the distilled set's size; ``mean``: the per-class
+mean images; ``random_soft``: a random real subset of that size labelled by a teacher trained on all
+real data). Every small set is trained by one protocol (:class:`StandardSchedule`, the learning rate
+chosen on validation patients). Nothing is chosen on test patients.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
+from safetensors.torch import load_file, save_file
 from torch import nn
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from gastrodistill.evaluation import baselines, plots
+from gastrodistill.evaluation import baselines, report
+from gastrodistill.evaluation.checks import check_distilled_sets
+from gastrodistill.evaluation.ensemble import Ensemble, supports_ensemble, train_replays, train_small_sets
 from gastrodistill.evaluation.fresh_training import (
     NetSpec,
-    RealTraining,
     StandardSchedule,
     distilled_tensors,
-    in_memory_batches,
-    predict,
-    predict_proba,
-    train_on_real,
     train_replay,
     train_small_set,
 )
-from gastrodistill.evaluation.metrics import mean_roc, patch_metrics, patient_metrics
-from gastrodistill.evaluation.patient import FIT_SPLITS, fit_threshold, patient_scores
-from gastrodistill.evaluation.results import log_results, row_id, summarise, write_results
+from gastrodistill.evaluation.full_data import RealRecipe, in_memory, train_full_data
+from gastrodistill.evaluation.jobs import (
+    BASELINES,
+    REAL_SCHEDULE,
+    SAME,
+    EvaluationConfigError,
+    Job,
+    as_list,
+    build_jobs,
+    by_setting,
+    pending,
+    shard,
+)
+from gastrodistill.evaluation.networks import architecture_config, net_spec
+from gastrodistill.evaluation.results import (  # noqa: F401 - re-exported for callers of this module
+    headline,
+    log_results,
+    method_metrics,
+    primary_rows,
+    summarise,
+    write_results,
+)
+from gastrodistill.evaluation.scoring import evaluate_network, score_networks, val_scores, val_selector  # noqa: F401
+from gastrodistill.evaluation.splits import Context, build_context  # noqa: F401
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
-from gastrodistill.utils.seeding import derive_seed, numpy_rng, torch_generator
+from gastrodistill.utils.seeding import derive_seed, torch_generator
 
-BASELINES = ("full", "random", "mean")
-SAME = "same"
-
-
-class EvaluationConfigError(ValueError):
-    """A bad ``eval`` config entry; the message names the key and the accepted values."""
-
-
-# ---- networks -------------------------------------------------------------------------------------
-def architecture_config(cfg: DictConfig, arch: str) -> DictConfig:
-    """The model config of ``arch``: ``same`` is ``cfg.model``; other names are ``conf/model/<arch>.yaml``."""
-    if arch == SAME:
-        return cfg.model
-    from gastrodistill.cli import CONF_DIR
-
-    path = Path(CONF_DIR) / "model" / f"{arch}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in (Path(CONF_DIR) / "model").glob("*.yaml"))
-        raise EvaluationConfigError(
-            f"eval architecture {arch!r} has no config conf/model/{arch}.yaml; known: {known}"
-        )
-    node = OmegaConf.load(path)
-    node.pop("defaults", None)
-    merged = OmegaConf.merge(cfg, {})  # a copy whose interpolations still resolve against the root
-    OmegaConf.set_struct(merged, False)
-    merged.model = node
-    return merged.model
+__all__ = [
+    "BASELINES",
+    "SAME",
+    "EvaluationConfigError",
+    "Study",
+    "build_context",
+    "evaluate_network",
+    "finalize",
+    "headline",
+    "method_metrics",
+    "net_spec",
+    "run_evaluation",
+    "run_jobs",
+    "val_selector",
+]
 
 
-def architecture_name(cfg: DictConfig, arch: str) -> str:
-    if arch != SAME:
-        return arch
-    target = str(cfg.model.get("_target_", "model"))
-    return target.rsplit(".", 1)[-1].lower()
-
-
-def eval_device(cfg: DictConfig) -> str:
-    """``eval.device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``."""
-    dev = str(cfg.eval.get("device") or "auto")
-    if dev == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return dev
-
-
-def net_spec(cfg: DictConfig, arch: str, dm) -> NetSpec:
-    mcfg = architecture_config(cfg, arch)
-    factory = hydra.utils.instantiate(mcfg)
-    init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))
-    return NetSpec(
-        device=eval_device(cfg),
-        factory=factory,
-        in_channels=dm.in_channels,
-        num_classes=dm.num_classes,
-        image_size=tuple(dm.image_size),
-        init=init,
-        name=architecture_name(cfg, arch),
-    )
-
-
-# ---- data held for evaluation ---------------------------------------------------------------------
-class SplitData:
-    """One split's patches for prediction: in memory when small enough, else streamed from the data module."""
-
-    def __init__(self, dm, split: str, max_bytes: int, batch_size: int) -> None:
-        self.dm, self.split, self.batch_size = dm, split, batch_size
-        self.labels = np.asarray(dm.labels(split), dtype=np.int64)
-        nbytes = len(self.labels) * int(np.prod(dm.image_shape)) * 4
-        self.x: torch.Tensor | None = None
-        if nbytes <= max_bytes:
-            self.x, y = dm.load_split(split)
-            self.labels = y.numpy().astype(np.int64)
-        self.patient_ids = dm.patient_ids(split)
-        self.patient_labels = dm.patient_labels(split)
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def batches(self) -> Iterable:
-        if self.x is not None:
-            return self.x.split(self.batch_size)
-        return DataLoader(
-            self.dm.dataset(self.split, augment=False),
-            batch_size=self.batch_size,
-            shuffle=False,
-            num_workers=getattr(self.dm, "num_workers", 0),
-        )
-
-    @property
-    def has_patients(self) -> bool:
-        return self.patient_ids is not None and self.patient_labels is not None
-
-
-@dataclass
-class Context:
-    cfg: DictConfig
-    dm: Any
-    fit: SplitData
-    val: SplitData
-    test: SplitData
-    positive_class: int | None
-    irrelevant_class: int | None
-
-    @property
-    def patients(self) -> bool:
-        return self.positive_class is not None and self.fit.has_patients and self.test.has_patients
-
-
-def _class_index(names: list[str], wanted: str | None, key: str) -> int | None:
-    if wanted is None:
-        return None
-    if wanted not in names:
-        raise EvaluationConfigError(f"eval.patient.{key} = {wanted!r} is not a class of the data {names}")
-    return names.index(wanted)
-
-
-def build_context(cfg: DictConfig, dm) -> Context:
-    ev = cfg.eval
-    source = str(ev.threshold_source)
-    if source not in FIT_SPLITS:
-        raise EvaluationConfigError(
-            f"eval.threshold_source = {source!r}; use one of {FIT_SPLITS} (never 'test')"
-        )
-    max_bytes = int(ev.max_in_memory_mb) * 2**20
-    val = SplitData(dm, "val", max_bytes, int(ev.batch_size))
-    fit = val if source == "val" else SplitData(dm, "train", max_bytes, int(ev.batch_size))
-    test = SplitData(dm, "test", max_bytes, int(ev.batch_size))
-    names = list(dm.class_names)
-    pos_name = ev.patient.positive_class
-    pos = _class_index(names, pos_name, "positive_class") if pos_name in names else None
-    irr = ev.patient.irrelevant_class
-    irr_idx = _class_index(names, irr, "irrelevant_class") if irr in names else None
-    return Context(cfg, dm, fit, val, test, pos, irr_idx)
-
-
-# ---- one network ---------------------------------------------------------------------------------
-def evaluate_network(net: nn.Module, ctx: Context) -> dict[str, Any]:
-    """Patch metrics on test patches, validation balanced accuracy, and the patient diagnosis."""
-    dm = ctx.dm
-    rec: dict[str, Any] = {}
-    test_probs = predict_proba(net, ctx.test.batches())
-    test_pred = test_probs.argmax(1)
-    rec.update(patch_metrics(test_pred, ctx.test.labels, dm.num_classes, list(dm.class_names), test_probs))
-    val_pred = predict(net, ctx.val.batches())
-    rec["val_balanced_accuracy"] = patch_metrics(val_pred, ctx.val.labels, dm.num_classes)[
-        "patch_balanced_accuracy"
-    ]
-    if ctx.patients:
-        fit_pred = val_pred if ctx.fit is ctx.val else predict(net, ctx.fit.batches())
-        fit_scores = patient_scores(
-            ctx.fit.split,
-            fit_pred,
-            ctx.fit.patient_ids,
-            ctx.fit.patient_labels,
-            ctx.positive_class,
-            ctx.irrelevant_class,
-        )
-        threshold = fit_threshold(fit_scores)
-        test_scores = patient_scores(
-            "test",
-            test_pred,
-            ctx.test.patient_ids,
-            ctx.test.patient_labels,
-            ctx.positive_class,
-            ctx.irrelevant_class,
-        )
-        decisions = threshold.apply(test_scores)
-        rec.update(patient_metrics(test_scores.labels, decisions, test_scores.scores))
-        rec.update(
-            threshold=threshold.value,
-            fit_hm=threshold.fit_hm,
-            test_labels=test_scores.labels,
-            test_scores=test_scores.scores,
-            test_decisions=decisions,
-        )
-    return rec
-
-
-def val_selector(ctx: Context) -> Callable[[nn.Module], float]:
-    """Model selection score: balanced patch accuracy on validation patients (never test)."""
-    return lambda net: patch_metrics(predict(net, ctx.val.batches()), ctx.val.labels, ctx.dm.num_classes)[
-        "patch_balanced_accuracy"
-    ]
-
-
-# ---- the study -----------------------------------------------------------------------------------
-def _standard(ev: DictConfig, lr: float | None = None) -> StandardSchedule:
+def standard_schedule(ev: DictConfig, lr: float | None = None) -> StandardSchedule:
+    """``eval.standard`` (the one small-set recipe), with ``lr`` replaced when given."""
     s = OmegaConf.to_container(ev.standard, resolve=True)
     if lr is not None:
         s["lr"] = lr
     return StandardSchedule(**s)
 
 
-def _list(node, key: str) -> list:
-    if node is None:
-        return []
-    if isinstance(node, str):
-        return [node]
-    return list(node)
+def real_recipe(ev: DictConfig) -> RealRecipe:
+    """``eval.baselines.real`` as a :class:`RealRecipe`."""
+    return RealRecipe(**OmegaConf.to_container(ev.baselines.real, resolve=True))
 
 
-def _validate(ev: DictConfig) -> None:
-    for s in _list(ev.schedules, "schedules"):
-        if s not in ("replay", "standard"):
-            raise EvaluationConfigError(f"eval.schedules entry {s!r} unknown; use 'replay' and/or 'standard'")
-    for b in _list(ev.baselines.methods, "baselines.methods"):
-        if b not in BASELINES:
-            raise EvaluationConfigError(
-                f"eval.baselines.methods entry {b!r} unknown; use some of {BASELINES}"
-            )
-    if int(ev.n_networks) < 1:
-        raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")
+def recorded_model(ds) -> dict[str, Any] | None:
+    """The model config a distilled set records (``_target_`` and kwargs), if any."""
+    m = getattr(ds, "model_config", None)
+    return dict(m) if m else None
 
 
 class Study:
-    """Runs every (method, schedule, architecture, network) job and keeps the per-network records."""
+    """Trains and scores the jobs of one process; every network is seeded by its own job.
 
-    def __init__(self, cfg: DictConfig, dm, distilled_sets: Mapping[str, Any], progress: bool = True) -> None:
+    ``gen(method, schedule, arch, index)`` is ``torch_generator(seed, 'eval', method, schedule, arch,
+    index)``: a network's weights depend on its job only, never on the rank or its ensemble.
+    """
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        dm,
+        distilled_sets: Mapping[str, Any],
+        out: str | Path | None = None,
+        progress: bool = True,
+    ) -> None:
         self.cfg, self.ev, self.dm, self.sets = cfg, cfg.eval, dm, dict(distilled_sets)
+        self.out = Path(out) if out is not None else None
         self.ctx = build_context(cfg, dm)
         self.progress = progress
         self.records: list[dict[str, Any]] = []
         self.selected: dict[str, Any] = {}
-        self.specs: dict[str, NetSpec] = {}
-        self._train_cache: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.specs: dict[tuple[str, str], NetSpec] = {}
+        self._train: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._teacher: nn.Module | None = None
+        self._means: tuple[torch.Tensor, torch.Tensor] | None = None
         self.reference_net: nn.Module | None = None  # the first full-data network (reused by the audit)
+        self.use_ensembles = bool(self.ev.get("ensemble", True))
 
-    def spec(self, arch: str) -> NetSpec:
-        if arch not in self.specs:
-            self.specs[arch] = net_spec(self.cfg, arch, self.dm)
-        return self.specs[arch]
+    # -- networks ----------------------------------------------------------------------------------
+    def owner(self, method: str) -> str | None:
+        """The distilled set whose recorded architecture ``same`` means for ``method`` (baselines: the first)."""
+        if method in self.sets:
+            return method
+        return next(iter(self.sets), None)
+
+    def spec(self, arch: str, method: str | None = None) -> NetSpec:
+        owner = self.owner(method) if method is not None else next(iter(self.sets), None)
+        recorded = recorded_model(self.sets[owner]) if (arch == SAME and owner is not None) else None
+        key = (arch, json.dumps(recorded, sort_keys=True, default=str))
+        if key not in self.specs:
+            self.specs[key] = net_spec(self.cfg, arch, self.dm, recorded)
+        return self.specs[key]
+
+    @property
+    def primary(self) -> str:
+        """The distillation architecture's name (rows on other architectures are cross-architecture)."""
+        return self.spec(SAME).name
 
     def gen(self, *parts) -> torch.Generator:
         return torch_generator(int(self.cfg.seed), "eval", *parts)
 
-    # -- small sets (distilled with the standard schedule, random subsets, mean images) -------
-    def choose_lr(
-        self, key: str, arch: str, make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]]
-    ) -> float:
-        """The standard-schedule learning rate with the best validation balanced accuracy (one net per lr)."""
-        grid = [float(v) for v in _list(self.ev.get("lr_grid"), "lr_grid")] or [float(self.ev.standard.lr)]
-        if len(grid) == 1:
-            return grid[0]
-        spec, score = self.spec(arch), val_selector(self.ctx)
-        scores = {}
-        for lr in grid:
-            g = self.gen("lr-select", key, arch, lr)
-            x, y = make_set(-1)
-            net = train_small_set(spec.build(g), x, y, _standard(self.ev, lr), g)
-            scores[lr] = score(net)
-        best = max(grid, key=lambda v: scores[v])
-        self.selected[f"{key}/{arch}/standard_lr"] = {"chosen": best, "val_balanced_accuracy": scores}
-        return best
+    def build(self, job: Job) -> tuple[nn.Module, torch.Generator]:
+        g = self.gen(job.method, job.schedule, job.arch, job.index)
+        return self.spec(job.arch, job.method).build(g), g
 
-    def run_small(
-        self,
-        method: str,
-        schedule: str,
-        arch: str,
-        n: int,
-        make_set: Callable[[int], tuple[torch.Tensor, torch.Tensor]],
-        bar,
-    ) -> None:
-        lr = self.choose_lr(method, arch, make_set)
-        spec = self.spec(arch)
-        for i in range(n):
-            g = self.gen(method, schedule, arch, i)
-            x, y = make_set(i)
-            net = train_small_set(spec.build(g), x, y, _standard(self.ev, lr), g)
-            self._record(method, schedule, arch, i, net, lr=lr)
-            bar.update()
+    def ensemble_ok(self, spec: NetSpec, n: int) -> bool:
+        if not self.use_ensembles or n < 2:
+            return False
+        return supports_ensemble(spec.build(torch_generator(0, "probe")), self.dm.image_shape)
 
-    def run_replay(self, name: str, distilled, arch: str, n: int, bar) -> None:
-        spec = self.spec(arch)
-        for i in range(n):
-            net = train_replay(spec.build(self.gen(name, "replay", arch, i)), distilled)
-            self._record(name, "replay", arch, i, net)
-            bar.update()
-
-    def run_full(self, arch: str, n: int, bar) -> None:
-        real = RealTraining(**OmegaConf.to_container(self.ev.baselines.real, resolve=True))
-        spec = self.spec(arch)
-        for i in range(n):
-            g = self.gen("full", "real", arch, i)
-            net, info = train_on_real(
-                spec,
-                self._epoch_batches(real.batch_size, g),
-                real,
-                val_selector(self.ctx),
-                g,
-                progress=self.progress,
-            )
-            self._record("full", "real", arch, i, net, best_epoch=info["best_epoch"])
-            if self.reference_net is None and arch == SAME:
-                self.reference_net = net
-            bar.update()
-
-    # -- data helpers --------------------------------------------------------------------------
+    # -- data --------------------------------------------------------------------------------------
     def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The whole training split in memory if it fits ``eval.max_in_memory_mb``, else ``None`` (stream)."""
-        if self._train_cache is None:
+        """The training split in memory (normalised, CPU) if it fits ``eval.max_in_memory_mb``, else ``None``."""
+        if self._train is None:
             n = len(self.dm.labels("train"))
             if n * int(np.prod(self.dm.image_shape)) * 4 > int(self.ev.max_in_memory_mb) * 2**20:
                 return None
-            self._train_cache = self.dm.load_split("train")
-        return self._train_cache
-
-    def _epoch_batches(self, batch_size: int, g: torch.Generator) -> Callable[[int], Iterable]:
-        cached = self.train_tensors()
-        if cached is not None:
-            x, y = cached
-            return lambda epoch: in_memory_batches(x, y, batch_size, g)
-        return lambda epoch: self.dm.train_dataloader()
+            self._train = self.dm.load_split("train")
+        return self._train
 
     def mean_images(self) -> tuple[torch.Tensor, torch.Tensor]:
-        cached = self.train_tensors()
-        if cached is not None:
-            batches = [cached]
-        else:
-            batches = DataLoader(self.dm.dataset("train", augment=False), batch_size=int(self.ev.batch_size))
-        return baselines.class_means(batches, self.dm.num_classes, list(self.dm.class_names))
+        if self._means is None:
+            cached = self.train_tensors()
+            if cached is not None:
+                batches = [cached]
+            else:
+                from torch.utils.data import DataLoader
 
-    # -- records -------------------------------------------------------------------------------
-    def _record(self, method: str, schedule: str, arch: str, index: int, net: nn.Module, **extra) -> None:
-        rec = {"method": method, "schedule": schedule, "architecture": self.spec(arch).name, "network": index}
-        rec.update(extra)
-        rec.update(evaluate_network(net, self.ctx))
-        self.records.append(rec)
+                batches = DataLoader(
+                    self.dm.dataset("train", augment=False), batch_size=int(self.ev.batch_size)
+                )
+            self._means = baselines.class_means(batches, self.dm.num_classes, list(self.dm.class_names))
+        return self._means
 
-    # -- plan ----------------------------------------------------------------------------------
     def random_per_class(self) -> int:
         n = self.ev.baselines.get("n_per_class")
         if n is not None:
             return int(n)
         if not self.sets:
             raise EvaluationConfigError(
-                "eval.baselines.n_per_class is needed for the 'random' baseline without a distilled set"
+                "eval.baselines.n_per_class is needed for the 'random' baselines without a distilled set"
             )
         first = next(iter(self.sets.values()))
         return max(1, int(first.images.shape[0]) // self.dm.num_classes)
 
-    def run(self) -> list[dict[str, Any]]:
-        ev = self.ev
-        _validate(ev)
-        n_nets = int(ev.n_networks)
-        archs = _list(ev.architectures, "architectures") or [SAME]
-        base_archs = _list(ev.baselines.architectures, "baselines.architectures") or [SAME]
-        methods = _list(ev.baselines.methods, "baselines.methods")
-        schedules = _list(ev.schedules, "schedules")
-        n_full = int(ev.baselines.get("n_networks_full") or n_nets)
-        total = len(self.sets) * len(schedules) * len(archs) * n_nets
-        total += sum((n_full if m == "full" else n_nets) * len(base_archs) for m in methods)
-        bar = tqdm(total=total, desc="evaluation: fresh networks", disable=not self.progress)
-        for name, ds in self.sets.items():
-            for arch in archs:
-                for schedule in schedules:
-                    if schedule == "replay":
-                        self.run_replay(name, ds, arch, n_nets, bar)
-                    else:
-                        x, y = distilled_tensors(ds)
-                        self.run_small(name, "standard", arch, n_nets, lambda i, x=x, y=y: (x, y), bar)
-        for m in methods:
-            for arch in base_archs:
-                if m == "full":
-                    self.run_full(arch, n_full, bar)
-                elif m == "random":
-                    k = self.random_per_class()
-                    self.run_small(
-                        "random",
-                        "standard",
-                        arch,
-                        n_nets,
-                        lambda i, k=k: baselines.random_subset(self.dm, k, self.gen("random-subset", i)),
-                        bar,
-                    )
-                else:
-                    means = self.mean_images()
-                    self.run_small("mean", "standard", arch, n_nets, lambda i, m_=means: m_, bar)
+    def teacher(self) -> nn.Module:
+        """The soft-label teacher of ``random_soft``: a full-data network (seed ``'teacher'``), trained once
+        and kept as ``teacher.safetensors`` in the output folder so other ranks and re-runs reuse it."""
+        if self._teacher is None:
+            spec = self.spec(SAME)
+            net = spec.build(self.gen("teacher"))
+            path = self.out / "teacher.safetensors" if self.out is not None else None
+            if path is not None and path.is_file():
+                net.load_state_dict(load_file(str(path), device=str(spec.device)))
+            else:
+                net, _ = self.train_full(net, ("teacher",))
+                if path is not None:
+                    with atomic_path(path, suffix=".safetensors") as tmp:
+                        save_file(
+                            {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp)
+                        )
+            self._teacher = net.eval()
+        return self._teacher
+
+    def small_set(self, method: str, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The training set of network ``index`` of a small-set method (index -1: the lr-selection draw)."""
+        if method in self.sets:
+            return distilled_tensors(self.sets[method])
+        k = self.random_per_class()
+        if method == "random":
+            return baselines.random_subset(self.dm, k, self.gen("random-subset", index))
+        if method == "random_soft":
+            x, _ = baselines.random_subset(self.dm, k, self.gen("random-soft-subset", index))
+            return x, baselines.teacher_labels(
+                self.teacher(), x, float(self.ev.baselines.get("teacher_temperature", 1.0))
+            )
+        if method == "mean":
+            return self.mean_images()
+        raise EvaluationConfigError(f"no small set for method {method!r}")
+
+    # -- training ----------------------------------------------------------------------------------
+    def choose_lr(self, method: str, arch: str) -> float:
+        """The standard-schedule learning rate with the best validation balanced accuracy (one network per lr,
+        the same ``lr-select`` seed for every lr)."""
+        grid = [float(v) for v in as_list(self.ev.get("lr_grid"))] or [float(self.ev.standard.lr)]
+        if len(grid) == 1:
+            return grid[0]
+        key = f"{method}/{arch}/standard_lr"
+        if key in self.selected:
+            return float(self.selected[key]["chosen"])
+        spec = self.spec(arch, method)
+        x, y = self.small_set(method, -1)
+        nets, gens = [], []
+        for lr in grid:
+            g = self.gen("lr-select", method, arch, lr)
+            nets.append(spec.build(g))
+            gens.append(g)
+        trained = [
+            train_small_set(n, x, y, standard_schedule(self.ev, lr), g)
+            for n, lr, g in zip(nets, grid, gens, strict=True)
+        ]
+        scores = dict(zip(grid, val_scores(trained, self.ctx), strict=True))
+        best = max(grid, key=lambda v: scores[v])
+        self.selected[key] = {"chosen": best, "val_balanced_accuracy": scores}
+        return best
+
+    def train_full(self, net: nn.Module, seed_parts: Sequence[Any]) -> tuple[nn.Module, dict[str, float]]:
+        """One full-data network by the Lightning recipe (in memory or streamed, the same batches)."""
+        recipe = real_recipe(self.ev)
+        cached = self.train_tensors()
+        train = in_memory(*cached) if cached is not None else self.dm.dataset("train", augment=False)
+        val_x, val_y = self.ctx.val.tensors()
+        return train_full_data(
+            net,
+            train,
+            self.dm.labels("train"),
+            in_memory(val_x, val_y),
+            recipe,
+            self.dm.num_classes,
+            (int(self.cfg.seed), "eval", *seed_parts),
+            progress=self.progress,
+            num_workers=int(getattr(self.dm, "num_workers", 0)),
+        )
+
+    def train_setting(
+        self, setting: tuple[str, str, str], jobs: Sequence[Job]
+    ) -> tuple[list[nn.Module], dict]:
+        """The trained networks of ``jobs`` (one setting) and what to record beside their metrics."""
+        method, schedule, arch = setting
+        built = [self.build(j) for j in jobs]
+        nets, gens = [b[0] for b in built], [b[1] for b in built]
+        spec = self.spec(arch, method)
+        together = self.ensemble_ok(spec, len(jobs))
+        if schedule == REAL_SCHEDULE:
+            extras = []
+            for j, net in zip(jobs, nets, strict=True):
+                _, info = self.train_full(net, ("full", REAL_SCHEDULE, arch, j.index))
+                extras.append({"best_epoch": int(info["best_epoch"])})
+                if self.reference_net is None and arch == SAME:
+                    self.reference_net = net
+            return nets, {"per_net": extras}
+        if schedule == "replay":
+            ds = self.sets[method]
+            if together:
+                return train_replays(nets, ds), {}
+            return [train_replay(n, ds) for n in nets], {}
+        lr = self.choose_lr(method, arch)
+        sched = standard_schedule(self.ev, lr)
+        sets = [self.small_set(method, j.index) for j in jobs]
+        if together:
+            return train_small_sets(nets, sets, sched, gens), {"lr": lr}
+        return [train_small_set(n, x, y, sched, g) for n, (x, y), g in zip(nets, sets, gens, strict=True)], {
+            "lr": lr
+        }
+
+    def run_setting(self, setting: tuple[str, str, str], jobs: Sequence[Job]) -> list[dict[str, Any]]:
+        nets, extra = self.train_setting(setting, jobs)
+        spec = self.spec(setting[2], setting[0])
+        models = Ensemble(nets) if self.ensemble_ok(spec, len(nets)) else nets
+        recs = score_networks(models, self.ctx)
+        out = []
+        for i, (job, rec) in enumerate(zip(jobs, recs, strict=True)):
+            full = {
+                "job": job.key,
+                "method": job.method,
+                "schedule": job.schedule,
+                "architecture": spec.name,
+                "network": job.index,
+            }
+            if "lr" in extra:
+                full["lr"] = extra["lr"]
+            if "per_net" in extra:
+                full.update(extra["per_net"][i])
+            full.update(rec)
+            if self.out is not None:
+                report.save_record(self.out, full)
+            out.append(full)
+        self.records += out
+        return out
+
+    def run(self, jobs: Sequence[Job] | None = None) -> list[dict[str, Any]]:
+        """Train and score ``jobs`` (default: every job of the config), setting by setting."""
+        jobs = build_jobs(self.ev, list(self.sets)) if jobs is None else list(jobs)
+        for method in {j.method for j in jobs}:
+            if method not in self.sets and method not in BASELINES:
+                raise EvaluationConfigError(
+                    f"job method {method!r} is neither a distilled set nor a baseline"
+                )
+        bar = tqdm(total=len(jobs), desc="evaluation: fresh networks", disable=not self.progress)
+        for setting, group in by_setting(jobs).items():
+            self.run_setting(setting, group)
+            bar.update(len(group))
+            if self.out is not None and self.ev.get("write_progress", True):
+                report.write_network_records(self.records, self.out / "networks.progress.csv")
         bar.close()
         return self.records
 
@@ -435,67 +364,117 @@ class Study:
         out = {"full": {"n_images": n_train, "bytes": baselines.real_set_bytes(n_train, shape, bpp)}}
         for name, ds in self.sets.items():
             out[name] = {"n_images": int(ds.images.shape[0]), "bytes": baselines.distilled_bytes(ds)}
-        if "random" in _list(self.ev.baselines.methods, "m"):
+        methods = as_list(self.ev.baselines.methods)
+        if "random" in methods or "random_soft" in methods:
             n = self.random_per_class() * self.dm.num_classes
             out["random"] = {"n_images": n, "bytes": baselines.real_set_bytes(n, shape, bpp)}
+            # pixels at the store's depth plus K float32 soft labels per image
+            out["random_soft"] = {
+                "n_images": n,
+                "bytes": n * (int(np.prod(shape)) * bpp + 4 * self.dm.num_classes),
+            }
         k = self.dm.num_classes
         out["mean"] = {"n_images": k, "bytes": k * (int(np.prod(shape)) * 4 + 1)}
         return out
 
 
-# ---- outputs -------------------------------------------------------------------------------------
-def _row_label(r: Mapping[str, Any]) -> str:
-    return row_id(r)
+# ---- the stage ------------------------------------------------------------------------------------
+def _prepare(dm) -> None:
+    if not hasattr(dm, "num_classes"):
+        dm.prepare_data()
+        dm.setup()
 
 
-def write_network_records(records: list[dict[str, Any]], path: Path) -> Path:
-    """Per-network scalars (no arrays, no patient data) for inspection."""
-    rows = [{k: v for k, v in r.items() if np.isscalar(v) or v is None} for r in records]
-    with atomic_path(path) as tmp:
-        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.10g")
-    return path
+def run_jobs(
+    cfg: DictConfig,
+    datamodule,
+    distilled_sets: Mapping[str, Any],
+    output_dir: str | Path,
+    rank: int = 0,
+    world_size: int = 1,
+    study: Study | None = None,
+) -> Study:
+    """Run this rank's share (``jobs[rank::world_size]``) of the unfinished jobs; records go to
+    ``output_dir/records``. Returns the :class:`Study` (its ``records`` are this call's)."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _prepare(datamodule)
 
-
-def make_plots(study: Study, df: pd.DataFrame, out: Path) -> dict[str, Path]:
-    dm = study.dm
-    paths: dict[str, Path] = {}
-    for name, ds in study.sets.items():
-        with torch.no_grad():
-            paths[f"grid_{name}"] = plots.plot_distilled_grid(
-                ds.images,
-                ds.soft_targets(),
-                list(dm.class_names),
-                dm.mean,
-                dm.std,
-                out / f"distilled_{name}.png",
-                title=f"{name}: distilled images and their labels",
-            )
-    if study.sets:
-        paths["lr_schedule"] = plots.plot_lr_schedules(
-            {n: ds.lrs().detach().cpu().numpy() for n, ds in study.sets.items()},
-            out / "lr_schedule.png",
-            steps={n: int(ds.steps) for n, ds in study.sets.items()},
-        )
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in study.records:
-        groups.setdefault(_row_label(r), []).append(r)
-    primary = study.spec(SAME).name
-    if study.ctx.patients:
-        curves, curves_all = {}, {}
-        for label, recs in groups.items():
-            fpr, tpr, sd = mean_roc([r["roc_fpr"] for r in recs], [r["roc_tpr"] for r in recs])
-            auc = float(np.nanmean([r["patient_auc"] for r in recs]))
-            curves_all[label] = (fpr, tpr, sd, auc)
-            if recs[0]["architecture"] == primary:
-                curves[label] = curves_all[label]
-        paths["roc"] = plots.plot_roc_curves(curves, out / "roc_curves.png")
-        if len(curves_all) > len(curves):
-            paths["roc_all"] = plots.plot_roc_curves(curves_all, out / "roc_curves_all_architectures.png")
-    mats = {label: np.sum([r["confusion_matrix"] for r in recs], axis=0) for label, recs in groups.items()}
-    paths["confusion"] = plots.plot_confusion_matrices(
-        mats, list(dm.class_names), out / "confusion_matrices.png"
+    check_distilled_sets(distilled_sets, datamodule)
+    study = study or Study(
+        cfg, datamodule, distilled_sets, out, progress=bool(cfg.eval.get("progress", True))
     )
-    return paths
+    jobs = shard(build_jobs(cfg.eval, list(distilled_sets)), rank, world_size)
+    todo = pending(jobs, report.finished_jobs(out))
+    threads_before = torch.get_num_threads()
+    if cfg.eval.get("num_threads"):
+        torch.set_num_threads(int(cfg.eval.num_threads))
+    try:
+        study.run(todo)
+    finally:
+        torch.set_num_threads(threads_before)
+    return study
+
+
+def finalize(
+    cfg: DictConfig,
+    datamodule,
+    distilled_sets: Mapping[str, Any],
+    output_dir: str | Path,
+    loggers: list[Logger] | None = None,
+    study: Study | None = None,
+) -> pd.DataFrame:
+    """Merge the records of every job (all ranks), write ``networks.csv``, ``results.{csv,md}``,
+    ``selection.json`` and the plots, and log the table. Raises ``FileNotFoundError`` for a missing job."""
+    out = Path(output_dir)
+    _prepare(datamodule)
+    study = study or Study(cfg, datamodule, distilled_sets, out, progress=False)
+    jobs = build_jobs(cfg.eval, list(distilled_sets))
+    records = report.load_records(out, [j.key for j in jobs])
+    report.write_network_records(records, out / report.NETWORKS_CSV)
+    progress_csv = out / "networks.progress.csv"
+    if progress_csv.is_file():
+        progress_csv.unlink()
+    sizes = study.sizes()
+    df = summarise(
+        records,
+        sizes,
+        sizes["full"]["bytes"],
+        int(cfg.seed),
+        int(cfg.eval.bootstrap),
+        float(cfg.eval.ci_level),
+    )
+    df.insert(3, "cross_architecture", df["architecture"] != study.primary)
+    write_results(df, out, title=f"Results: {cfg.experiment_name}")
+    write_text_atomic(
+        out / "selection.json",
+        json.dumps(
+            {
+                "threshold_source": str(cfg.eval.threshold_source),
+                "standard_lr": {
+                    f"{r['method']}/{r['architecture']}": r["lr"]
+                    for r in records
+                    if "lr" in r and r["network"] == 0
+                },
+                "standard_lr_selection": study.selected,
+                "seed_scheme": "derive_seed(seed, 'eval', method, schedule, arch, index)",
+                "bootstrap_seed_scheme": "derive_seed(seed, 'bootstrap', row_id[, 'minus', partner_row_id])",
+                "eval_seed_example": derive_seed(int(cfg.seed), "eval", "soft", "replay", SAME, 0),
+            },
+            indent=2,
+            default=str,
+        ),
+    )
+    figures = report.make_plots(
+        records, study.sets, datamodule, study.primary, study.ctx.patients, out / "plots"
+    )
+    if loggers:
+        log_results(loggers, df)
+        for lg in loggers:
+            if isinstance(lg, WandbLogger):
+                for key, path in figures.items():
+                    lg.log_image(key=f"plots/{key}", images=[str(path)])
+    return df
 
 
 def run_evaluation(
@@ -505,103 +484,41 @@ def run_evaluation(
     output_dir: str | Path,
     loggers: list[Logger] | None = None,
     state: dict[str, Any] | None = None,
-) -> pd.DataFrame:
+    rank: int = 0,
+    world_size: int = 1,
+    barrier: Callable[[], None] | None = None,
+) -> pd.DataFrame | None:
     """Evaluate every distilled set and the baselines; write ``results.{csv,md}``, plots and logs.
 
-    ``distilled_sets`` maps a method name (e.g. ``soft``, ``hard``) to a ``DistilledSet``. Returns
-    the results table (one row per method, schedule and architecture). When ``state`` is given, the
-    first full-data network is left in ``state["real_model"]`` for later stages (the audit).
+    ``distilled_sets`` maps a method name (e.g. ``soft``, ``hard``) to a ``DistilledSet``. Each rank runs
+    ``jobs[rank::world_size]`` (unfinished ones only); after ``barrier()`` (needed when ``world_size`` > 1)
+    rank 0 merges every record and returns the table (one row per method, schedule and architecture);
+    other ranks return ``None``. When ``state`` is given, the first full-data network this process
+    trained is left in ``state["real_model"]`` for later stages (the audit).
     """
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_run_info(out, cfg, extra={"stage": "evaluate"})
-    dm = datamodule
-    if not hasattr(dm, "num_classes"):
-        dm.prepare_data()
-        dm.setup()
+    _prepare(datamodule)
+    if rank == 0:
+        save_run_info(out, cfg, extra={"stage": "evaluate"})
+    study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size)
+    if state is not None:
+        state["real_model"] = study.reference_net
+    if barrier is not None:
+        barrier()
+    elif world_size > 1:
+        raise EvaluationConfigError("run_evaluation with world_size > 1 needs a barrier between the ranks")
+    if rank != 0:
+        return None
     own_loggers = loggers is None
     loggers = stage_loggers(cfg, "evaluation") if own_loggers else loggers
     log_public_hyperparams(loggers, cfg)
-    progress = bool(cfg.eval.get("progress", True))
-    study = Study(cfg, dm, distilled_sets, progress=progress)
-    threads_before = torch.get_num_threads()
-    if cfg.eval.get("num_threads"):
-        torch.set_num_threads(int(cfg.eval.num_threads))
-    try:
-        records = study.run()
-    finally:
-        torch.set_num_threads(threads_before)
-    if state is not None:
-        state["real_model"] = study.reference_net
-    real_bytes = study.sizes()["full"]["bytes"]
-    df = summarise(
-        records,
-        study.sizes(),
-        real_bytes,
-        numpy_rng(int(cfg.seed), "eval-bootstrap"),
-        int(cfg.eval.bootstrap),
-        float(cfg.eval.ci_level),
-    )
-    df.insert(3, "cross_architecture", df["architecture"] != study.spec(SAME).name)
-    write_results(df, out, title=f"Results: {cfg.experiment_name}")
-    write_network_records(records, out / "networks.csv")
-    write_text_atomic(
-        out / "selection.json",
-        json.dumps(
-            {
-                "threshold_source": str(cfg.eval.threshold_source),
-                "standard_lr": study.selected,
-                "seed_scheme": "derive_seed(seed, 'eval', method, schedule, arch, index)",
-                "eval_seed_example": derive_seed(int(cfg.seed), "eval", "soft", "replay", SAME, 0),
-            },
-            indent=2,
-            default=str,
-        ),
-    )
-    figures = make_plots(study, df, out / "plots")
-    log_results(loggers, df)
-    for lg in loggers:
-        if isinstance(lg, WandbLogger):
-            for key, path in figures.items():
-                lg.log_image(key=f"plots/{key}", images=[str(path)])
+    df = finalize(cfg, datamodule, distilled_sets, out, loggers, study)
     if own_loggers:
         finish_loggers(loggers)
     return df
 
 
-def primary_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Rows on the distillation architecture (not the cross-architecture ones)."""
-    return df[~df["cross_architecture"].astype(bool)] if "cross_architecture" in df else df
-
-
-def method_metrics(df: pd.DataFrame | None, method: str, schedule: str = "replay") -> dict[str, float]:
-    """A method's numbers on the distillation architecture (for the artifact card): means, stds and CIs."""
-    if df is None or not len(df):
-        return {}
-    sel = primary_rows(df)
-    sel = sel[(sel.method == method) & (sel.schedule == schedule)]
-    if not len(sel):
-        return {}
-    row = sel.iloc[0]
-    return {
-        k: float(row[k])
-        for k in df.columns
-        if k not in ("method", "schedule", "architecture", "cross_architecture")
-        and pd.api.types.is_number(row[k])
-    }
-
-
-def headline(df: pd.DataFrame) -> dict[str, float]:
-    """The HMs the targets speak about (distillation architecture): soft/hard replay, full, random."""
-    base = primary_rows(df)
-
-    def hm(method: str, schedule: str) -> float:
-        sel = base[(base.method == method) & (base.schedule == schedule)]
-        return float(sel["patient_hm_mean"].iloc[0]) if len(sel) and "patient_hm_mean" in sel else math.nan
-
-    return {
-        "soft_replay_hm": hm("soft", "replay"),
-        "hard_replay_hm": hm("hard", "replay"),
-        "full_hm": hm("full", "real"),
-        "random_hm": hm("random", "standard"),
-    }
+def architecture_of(cfg: DictConfig, arch: str) -> DictConfig:
+    """The model config of a ``conf/model`` name (kept for callers of the old module)."""
+    return architecture_config(cfg, arch)

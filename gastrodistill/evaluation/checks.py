@@ -1,0 +1,59 @@
+"""Checks that a loaded distilled set belongs to the data it is evaluated, audited or published with.
+
+A set records its image shape, class names and the normalisation of the data it was distilled from
+(``distilled.json``); a set whose shape, channels, classes or normalisation differ from the data
+module's would be trained and scored in the wrong space, silently. :func:`check_distilled_set` refuses
+it with a message that names what differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+
+class DistilledSetMismatch(ValueError):
+    """A distilled set does not match the data module (shape, channels, classes or normalisation)."""
+
+
+def check_distilled_set(name: str, ds, dm, rtol: float = 1e-4, atol: float = 1e-6) -> None:
+    """Raise :class:`DistilledSetMismatch` naming every field where ``ds`` differs from ``dm``.
+
+    Compared: channels and image size (``ds.image_shape`` against ``dm.image_shape``), number and names
+    of the classes, and the per-channel mean and std (``np.allclose`` with ``rtol``/``atol``). A set
+    without recorded mean and std is refused too: its space is unknown.
+    """
+    problems: list[str] = []
+    shape = tuple(int(v) for v in ds.image_shape)
+    want = tuple(int(v) for v in dm.image_shape)
+    if shape[0] != want[0]:
+        problems.append(f"channels: set {shape[0]}, data {want[0]}")
+    if shape[1:] != want[1:]:
+        problems.append(f"image size: set {shape[1:]}, data {want[1:]}")
+    if int(ds.num_classes) != int(dm.num_classes):
+        problems.append(f"number of classes: set {ds.num_classes}, data {dm.num_classes}")
+    elif list(ds.class_names) != list(dm.class_names):
+        problems.append(f"class names: set {list(ds.class_names)}, data {list(dm.class_names)}")
+    for key in ("mean", "std"):
+        mine, theirs = getattr(ds, key, None), getattr(dm, key, None)
+        if mine is None:
+            problems.append(f"normalisation {key}: the set records none (data {list(theirs)})")
+        elif len(mine) != len(theirs) or not np.allclose(mine, theirs, rtol=rtol, atol=atol):
+            problems.append(
+                f"normalisation {key}: set {[round(float(v), 6) for v in mine]}, "
+                f"data {[round(float(v), 6) for v in theirs]}"
+            )
+    if problems:
+        raise DistilledSetMismatch(
+            f"distilled set {name!r} does not match the data module: "
+            + "; ".join(problems)
+            + ". Evaluate it with the data (and storage size) it was distilled from."
+        )
+
+
+def check_distilled_sets(sets: Mapping[str, Any], dm) -> None:
+    """:func:`check_distilled_set` for every named set."""
+    for name, ds in sets.items():
+        check_distilled_set(name, ds, dm)

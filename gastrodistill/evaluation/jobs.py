@@ -1,0 +1,120 @@
+"""The evaluation's work as a flat list of jobs: one job = one fresh network of one setting.
+
+A job is (method, schedule, architecture, network index). The list is built from the ``eval`` config
+alone, in a fixed order, so every rank of a multi-process run builds the same list; rank ``r`` of
+``world`` takes ``jobs[r::world]`` (:func:`shard`). Every network is seeded by its own job
+(``derive_seed(seed, 'eval', method, schedule, architecture, index)``), so which rank trains it, and
+which other networks train beside it in an ensemble, never changes its weights. Finished jobs are
+recorded (``networks.csv`` and one ``records/<job>.npz`` each, see :mod:`gastrodistill.evaluation.report`)
+and skipped when the evaluation is run again in the same folder (:func:`pending`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+
+#: ``same`` is the distilled set's own architecture (the one it was distilled with).
+SAME = "same"
+#: Baselines: ``full`` every real training patch (upper bound); ``random`` a random real subset of the
+#: distilled size; ``mean`` the per-class mean images; ``random_soft`` a random real subset of the
+#: distilled size with soft labels from a teacher trained on all real data (the DD-Ranking control).
+BASELINES = ("full", "random", "mean", "random_soft")
+SCHEDULES = ("replay", "standard")
+#: The schedule name of the full-data rows (trained by the Lightning recipe, not a small-set schedule).
+REAL_SCHEDULE = "real"
+
+
+class EvaluationConfigError(ValueError):
+    """A bad ``eval`` config entry; the message names the key and the accepted values."""
+
+
+@dataclass(frozen=True, order=True)
+class Job:
+    """One fresh network: ``arch`` is the config's architecture key (``same`` or a ``conf/model`` name)."""
+
+    method: str
+    schedule: str
+    arch: str
+    index: int
+
+    @property
+    def setting(self) -> tuple[str, str, str]:
+        """(method, schedule, arch): the networks of one setting train together as an ensemble."""
+        return (self.method, self.schedule, self.arch)
+
+    @property
+    def key(self) -> str:
+        """A file-name-safe identifier, e.g. ``soft__replay__same__3``."""
+        return f"{self.method}__{self.schedule}__{self.arch}__{self.index}"
+
+
+def as_list(node) -> list:
+    """A config entry that may be null, one string or a list, as a list."""
+    if node is None:
+        return []
+    if isinstance(node, str):
+        return [node]
+    return list(node)
+
+
+def validate(ev: DictConfig) -> None:
+    """Refuse unknown schedules and baselines and a non-positive number of networks, naming the key."""
+    for s in as_list(ev.schedules):
+        if s not in SCHEDULES:
+            raise EvaluationConfigError(f"eval.schedules entry {s!r} unknown; use 'replay' and/or 'standard'")
+    for b in as_list(ev.baselines.methods):
+        if b not in BASELINES:
+            raise EvaluationConfigError(
+                f"eval.baselines.methods entry {b!r} unknown; use some of {BASELINES}"
+            )
+    if int(ev.n_networks) < 1:
+        raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")
+
+
+def build_jobs(ev: DictConfig, set_names: Sequence[str]) -> list[Job]:
+    """Every job of the study, in a fixed order (distilled sets first, then the baselines).
+
+    Distilled sets: ``eval.architectures`` x ``eval.schedules`` x ``eval.n_networks``. Baselines:
+    ``eval.baselines.methods`` x ``eval.baselines.architectures`` x ``eval.n_networks`` (the full-data
+    baseline ``eval.baselines.n_networks_full``). Raises :class:`EvaluationConfigError` on a bad entry.
+    """
+    validate(ev)
+    n = int(ev.n_networks)
+    archs = as_list(ev.architectures) or [SAME]
+    base_archs = as_list(ev.baselines.architectures) or [SAME]
+    n_full = int(ev.baselines.get("n_networks_full") or n)
+    jobs: list[Job] = []
+    for name in set_names:
+        for arch in archs:
+            for schedule in as_list(ev.schedules):
+                jobs += [Job(name, schedule, arch, i) for i in range(n)]
+    for method in as_list(ev.baselines.methods):
+        for arch in base_archs:
+            if method == "full":
+                jobs += [Job("full", REAL_SCHEDULE, arch, i) for i in range(n_full)]
+            else:
+                jobs += [Job(method, "standard", arch, i) for i in range(n)]
+    return jobs
+
+
+def shard(jobs: Sequence[Job], rank: int, world_size: int) -> list[Job]:
+    """The jobs of rank ``rank`` out of ``world_size``: ``jobs[rank::world_size]`` (round robin)."""
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise EvaluationConfigError(f"rank {rank} of world size {world_size} is not a valid process")
+    return list(jobs[rank::world_size])
+
+
+def pending(jobs: Iterable[Job], finished: set[str]) -> list[Job]:
+    """The jobs whose key is not in ``finished`` (see ``report.finished_jobs``)."""
+    return [j for j in jobs if j.key not in finished]
+
+
+def by_setting(jobs: Iterable[Job]) -> dict[tuple[str, str, str], list[Job]]:
+    """Jobs grouped by setting, in first-seen order (each group trains as one ensemble)."""
+    groups: dict[tuple[str, str, str], list[Job]] = {}
+    for j in jobs:
+        groups.setdefault(j.setting, []).append(j)
+    return groups

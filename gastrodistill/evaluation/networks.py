@@ -1,0 +1,86 @@
+"""Which networks the evaluation trains: architectures through Hydra composition, and the optimisers.
+
+``same`` is the distilled set's own architecture: the model config recorded in its ``distilled.json``
+(``DistilledSet.model_config``) when there is one, else the current ``cfg.model``. Every other name is
+composed from the ``model`` config group (``hydra.compose(..., overrides=['model=<name>'])``), so it
+sees the same search path, defaults and overrides as a ``model=<name>`` on the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from gastrodistill.evaluation.fresh_training import NetSpec
+from gastrodistill.evaluation.jobs import SAME, EvaluationConfigError
+
+
+def _compose_model(arch: str) -> DictConfig:
+    """The ``model`` node of the root config composed with ``model=<arch>`` (Hydra's config search path)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    from gastrodistill.cli import CONF_DIR
+
+    try:
+        if GlobalHydra.instance().is_initialized():
+            root = compose(config_name="config", overrides=[f"model={arch}"])
+        else:
+            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+                root = compose(config_name="config", overrides=[f"model={arch}"])
+    except HydraException as e:
+        raise EvaluationConfigError(
+            f"eval architecture {arch!r} is not in the model config group (no conf/model/{arch}.yaml): {e}"
+        ) from e
+    return root.model
+
+
+def architecture_config(cfg: DictConfig, arch: str, recorded: Mapping[str, Any] | None = None) -> DictConfig:
+    """The model config of ``arch``.
+
+    ``same``: ``recorded`` (the distilled set's own model config, a ``_target_`` and its kwargs) when
+    given, else ``cfg.model``. Other names: composed from the ``model`` group. Raises
+    :class:`EvaluationConfigError` for a name the group does not hold.
+    """
+    if arch == SAME:
+        if recorded:
+            node = OmegaConf.create(dict(recorded))
+            node["_partial_"] = True
+            return node
+        return cfg.model
+    return _compose_model(arch)
+
+
+def architecture_name(mcfg: DictConfig | Mapping[str, Any]) -> str:
+    """The class name of a model config, lower case (``gastrodistill.models.ConvNet`` -> ``convnet``)."""
+    target = str(mcfg.get("_target_", "model"))
+    return target.rsplit(".", 1)[-1].lower()
+
+
+def eval_device(cfg: DictConfig) -> str:
+    """``eval.device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda[:i]``."""
+    dev = str(cfg.eval.get("device") or "auto")
+    if dev == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return dev
+
+
+def net_spec(cfg: DictConfig, arch: str, dm, recorded: Mapping[str, Any] | None = None) -> NetSpec:
+    """How to build fresh networks of ``arch`` for the data module's shape (see :func:`architecture_config`)."""
+    mcfg = architecture_config(cfg, arch, recorded)
+    factory = hydra.utils.instantiate(mcfg)
+    init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))
+    return NetSpec(
+        device=eval_device(cfg),
+        factory=factory,
+        in_channels=dm.in_channels,
+        num_classes=dm.num_classes,
+        image_size=tuple(dm.image_size),
+        init=init,
+        name=architecture_name(mcfg),
+    )

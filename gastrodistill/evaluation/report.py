@@ -1,0 +1,132 @@
+"""What the evaluation writes: per-job records, ``networks.csv``, ``selection.json`` and the figures.
+
+Each finished job leaves ``records/<job key>.npz`` (its scalars as JSON text plus its numeric arrays,
+no pickle, no patient id) and a row of ``networks.csv``. A job counts as finished when both exist,
+so an interrupted run resumes where it stopped, and the records of all ranks of a sharded run are
+merged by reading the folder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from gastrodistill.evaluation import plots
+from gastrodistill.evaluation.metrics import mean_roc
+from gastrodistill.evaluation.results import row_id
+from gastrodistill.utils.atomic import atomic_path
+
+RECORDS = "records"
+NETWORKS_CSV = "networks.csv"
+_SCALARS = "__scalars__"
+
+
+def record_path(out: Path, key: str) -> Path:
+    return Path(out) / RECORDS / f"{key}.npz"
+
+
+def save_record(out: Path, rec: Mapping[str, Any]) -> Path:
+    """Write one job's record (scalars as JSON, arrays as arrays) atomically; returns its path."""
+    scalars = {k: v for k, v in rec.items() if not isinstance(v, np.ndarray)}
+    arrays = {k: v for k, v in rec.items() if isinstance(v, np.ndarray)}
+    path = record_path(out, str(rec["job"]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, **{_SCALARS: np.array(json.dumps(scalars, default=float))}, **arrays)
+    return path
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    """A record written by :func:`save_record` (``allow_pickle=False``)."""
+    with np.load(path, allow_pickle=False) as z:
+        rec: dict[str, Any] = json.loads(str(z[_SCALARS]))
+        for k in z.files:
+            if k != _SCALARS:
+                rec[k] = z[k]
+    return rec
+
+
+def finished_jobs(out: Path) -> set[str]:
+    """Keys of jobs with a row in ``networks.csv`` and a record file (what a re-run skips)."""
+    csv = Path(out) / NETWORKS_CSV
+    if not csv.is_file():
+        return set()
+    df = pd.read_csv(csv)
+    if "job" not in df:
+        return set()
+    return {k for k in df["job"].astype(str) if record_path(out, k).is_file()}
+
+
+def load_records(out: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
+    """The records of ``keys`` in that order; raises ``FileNotFoundError`` naming a missing job."""
+    recs = []
+    for k in keys:
+        p = record_path(out, k)
+        if not p.is_file():
+            raise FileNotFoundError(
+                f"{p}: job {k} has no record; run its rank again (or delete networks.csv)"
+            )
+        recs.append(load_record(p))
+    return recs
+
+
+def write_network_records(records: Sequence[Mapping[str, Any]], path: Path) -> Path:
+    """Per-network scalars (no arrays, no patient data) for inspection and resuming."""
+    rows = [{k: v for k, v in r.items() if np.isscalar(v) or v is None} for r in records]
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False, float_format="%.10g")
+    return path
+
+
+def make_plots(
+    records: Sequence[Mapping[str, Any]],
+    sets: Mapping[str, Any],
+    dm,
+    primary: str,
+    patients: bool,
+    out: Path,
+) -> dict[str, Path]:
+    """Distilled grids, learned lrs, mean ROC curves (patients) and summed confusion matrices per row."""
+    paths: dict[str, Path] = {}
+    for name, ds in sets.items():
+        with torch.no_grad():
+            paths[f"grid_{name}"] = plots.plot_distilled_grid(
+                ds.images,
+                ds.soft_targets(),
+                list(dm.class_names),
+                dm.mean,
+                dm.std,
+                out / f"distilled_{name}.png",
+                title=f"{name}: distilled images and their labels",
+            )
+    if sets:
+        paths["lr_schedule"] = plots.plot_lr_schedules(
+            {n: ds.lrs().detach().cpu().numpy() for n, ds in sets.items()},
+            out / "lr_schedule.png",
+            steps={n: int(ds.steps) for n, ds in sets.items()},
+        )
+    groups: dict[str, list[Mapping[str, Any]]] = {}
+    for r in records:
+        groups.setdefault(row_id(r), []).append(r)
+    if patients:
+        curves, curves_all = {}, {}
+        for label, recs in groups.items():
+            fpr, tpr, sd = mean_roc([r["roc_fpr"] for r in recs], [r["roc_tpr"] for r in recs])
+            auc = float(np.nanmean([r["patient_auc"] for r in recs]))
+            curves_all[label] = (fpr, tpr, sd, auc)
+            if recs[0]["architecture"] == primary:
+                curves[label] = curves_all[label]
+        paths["roc"] = plots.plot_roc_curves(curves, out / "roc_curves.png")
+        if len(curves_all) > len(curves):
+            paths["roc_all"] = plots.plot_roc_curves(curves_all, out / "roc_curves_all_architectures.png")
+    mats = {label: np.sum([r["confusion_matrix"] for r in recs], axis=0) for label, recs in groups.items()}
+    paths["confusion"] = plots.plot_confusion_matrices(
+        mats, list(dm.class_names), out / "confusion_matrices.png"
+    )
+    return paths

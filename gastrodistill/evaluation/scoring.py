@@ -1,0 +1,122 @@
+"""Scoring trained networks: every network of a setting in one pass over each split, then one record each.
+
+A record holds the patch metrics on test patches, the validation balanced accuracy and, for data with
+patients, the patient diagnosis (threshold fitted on the fitting split, never on test). Records also
+keep what the table's paired intervals need: per test patient (labels, scores, decisions) or, for data
+without patients, per test image (correct or not, and the class probabilities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from gastrodistill.evaluation.ensemble import Ensemble
+from gastrodistill.evaluation.metrics import patch_metrics, patient_metrics
+from gastrodistill.evaluation.patient import fit_threshold, patient_scores
+from gastrodistill.evaluation.splits import Context, SplitCache
+
+
+@torch.no_grad()
+def predict_split(models: Ensemble | Sequence[nn.Module], split: SplitCache) -> np.ndarray:
+    """Class probabilities ``[E, N, K]`` (float32) of E networks on a split, read once."""
+    ens = models if isinstance(models, Ensemble) else None
+    nets = list(models.nets) if ens is not None else list(models)
+    for n in nets:
+        n.eval()
+    out: list[torch.Tensor] = []
+    for x in split.batches():
+        if ens is not None:
+            logits = ens.forward(x)
+        else:
+            logits = torch.stack([n(x.to(next(n.parameters()).device)) for n in nets])
+        out.append(torch.softmax(logits.float(), dim=-1).cpu())
+    if not out:
+        return np.empty((len(nets), 0, 0), dtype=np.float32)
+    return torch.cat(out, dim=1).numpy()
+
+
+def record_from_probs(
+    ctx: Context, test_probs: np.ndarray, val_pred: np.ndarray, fit_pred: np.ndarray | None
+) -> dict[str, Any]:
+    """One network's record from its test probabilities ``[N_test, K]`` and val/fit predicted classes."""
+    dm = ctx.dm
+    rec: dict[str, Any] = {}
+    test_pred = test_probs.argmax(1)
+    rec.update(patch_metrics(test_pred, ctx.test.labels, dm.num_classes, list(dm.class_names), test_probs))
+    rec["val_balanced_accuracy"] = patch_metrics(val_pred, ctx.val.labels, dm.num_classes)[
+        "patch_balanced_accuracy"
+    ]
+    if ctx.patients:
+        fit_scores = patient_scores(
+            ctx.fit.split,
+            val_pred if fit_pred is None else fit_pred,
+            ctx.fit.patient_ids,
+            ctx.fit.patient_labels,
+            ctx.positive_class,
+            ctx.irrelevant_class,
+        )
+        threshold = fit_threshold(fit_scores)
+        test_scores = patient_scores(
+            "test",
+            test_pred,
+            ctx.test.patient_ids,
+            ctx.test.patient_labels,
+            ctx.positive_class,
+            ctx.irrelevant_class,
+        )
+        decisions = threshold.apply(test_scores)
+        rec.update(patient_metrics(test_scores.labels, decisions, test_scores.scores))
+        rec.update(
+            threshold=threshold.value,
+            fit_hm=threshold.fit_hm,
+            test_labels=test_scores.labels,
+            test_scores=test_scores.scores,
+            test_decisions=decisions,
+        )
+    else:
+        rec.update(
+            image_labels=ctx.test.labels.astype(np.int64),
+            image_correct=(test_pred == ctx.test.labels).astype(np.uint8),
+            image_probs=test_probs.astype(np.float16),
+        )
+    return rec
+
+
+def score_networks(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list[dict[str, Any]]:
+    """Records of E networks (an :class:`Ensemble` or a list), one pass over test, val and the fitting split."""
+    test = predict_split(models, ctx.test)
+    val = predict_split(models, ctx.val).argmax(-1)
+    fit = None
+    if ctx.patients and ctx.fit is not ctx.val:
+        fit = predict_split(models, ctx.fit).argmax(-1)
+    return [
+        record_from_probs(ctx, test[i], val[i], None if fit is None else fit[i]) for i in range(len(test))
+    ]
+
+
+def evaluate_network(net: nn.Module, ctx: Context) -> dict[str, Any]:
+    """The record of one network (patch metrics, validation balanced accuracy, patient diagnosis)."""
+    return score_networks([net], ctx)[0]
+
+
+def val_selector(ctx: Context) -> Callable[[nn.Module], float]:
+    """Model selection score: balanced patch accuracy on validation patients (never test)."""
+
+    def score(net: nn.Module) -> float:
+        pred = predict_split([net], ctx.val)[0].argmax(-1)
+        return float(patch_metrics(pred, ctx.val.labels, ctx.dm.num_classes)["patch_balanced_accuracy"])
+
+    return score
+
+
+def val_scores(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list[float]:
+    """Validation balanced accuracy of each of E networks (one pass over the validation split)."""
+    pred = predict_split(models, ctx.val).argmax(-1)
+    return [
+        float(patch_metrics(p, ctx.val.labels, ctx.dm.num_classes)["patch_balanced_accuracy"]) for p in pred
+    ]

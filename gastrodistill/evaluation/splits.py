@@ -1,0 +1,156 @@
+"""The splits the evaluation predicts (test, validation and the threshold's fitting split), read once per run.
+
+A split is held as it is stored (``uint8`` pixels for patch stores and image folders) and normalised
+batch by batch with the data module's mean and std, exactly as its ``Dataset`` would (to ``[0, 1]``,
+then ``(x - mean) / std`` in float32), on the evaluation device when it fits ``eval.max_device_mb``.
+A split over ``eval.max_in_memory_mb`` (at its stored depth) is streamed from the data module instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+
+from gastrodistill.data.base import ArrayDataset
+from gastrodistill.evaluation.jobs import EvaluationConfigError
+from gastrodistill.evaluation.patient import FIT_SPLITS
+
+
+class SplitCache:
+    """One split's images for prediction: cached raw (uint8 or float in [0, 1]) or streamed.
+
+    ``labels`` ``[N]`` int64; ``patient_ids`` ``[N]`` and ``patient_labels`` (id -> 0/1) when the data
+    have patients (private: never written). :meth:`batches` yields normalised float32 ``[B, C, H, W]``
+    on ``device``.
+    """
+
+    def __init__(
+        self,
+        dm,
+        split: str,
+        max_bytes: int,
+        batch_size: int,
+        device: str | torch.device = "cpu",
+        max_device_bytes: int | None = None,
+    ) -> None:
+        self.dm, self.split, self.batch_size = dm, split, int(batch_size)
+        self.device = torch.device(device)
+        self.labels = np.asarray(dm.labels(split), dtype=np.int64)
+        self.patient_ids = dm.patient_ids(split)
+        self.patient_labels = dm.patient_labels(split)
+        self.raw: torch.Tensor | None = None
+        self.mean = self.std = None
+        ds = dm.dataset(split, augment=False)
+        images = getattr(ds, "images", None) if isinstance(ds, ArrayDataset) else None
+        if images is not None and np.dtype(images.dtype) in (np.uint8, np.float32):
+            nbytes = int(np.prod(images.shape)) * np.dtype(images.dtype).itemsize
+            if nbytes <= max_bytes:
+                raw = torch.from_numpy(np.ascontiguousarray(images))
+                fits = max_device_bytes is None or nbytes <= max_device_bytes
+                self.raw = raw.to(self.device) if fits else raw
+                self.mean = torch.as_tensor(ds.mean, dtype=torch.float32).to(self.raw.device)
+                self.std = torch.as_tensor(ds.std, dtype=torch.float32).to(self.raw.device)
+        self._dataset = ds
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def cached(self) -> bool:
+        return self.raw is not None
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        unit = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        return ((unit - self.mean) / self.std).to(self.device, non_blocking=True)
+
+    def batches(self) -> Iterator[torch.Tensor]:
+        """Normalised float32 batches ``[B, C, H, W]`` on the device, in split order."""
+        if self.raw is not None:
+            for start in range(0, len(self.raw), self.batch_size):
+                yield self._normalise(self.raw[start : start + self.batch_size])
+            return
+        loader = DataLoader(
+            self._dataset,
+            batch_size=self.batch_size,
+            shuffle=False,
+            num_workers=getattr(self.dm, "num_workers", 0),
+        )
+        for x, _ in loader:
+            yield x.to(self.device, non_blocking=True)
+
+    def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole split normalised, ``([N, C, H, W]`` float32 on the device, ``[N]`` int64)."""
+        xs = list(self.batches())
+        x = torch.cat(xs) if xs else torch.empty(0, *self.dm.image_shape, device=self.device)
+        return x, torch.as_tensor(self.labels, device=self.device)
+
+    @property
+    def has_patients(self) -> bool:
+        return self.patient_ids is not None and self.patient_labels is not None
+
+
+@dataclass
+class Context:
+    """What scoring needs: the data module, the three cached splits and the patient classes."""
+
+    cfg: DictConfig
+    dm: Any
+    fit: SplitCache
+    val: SplitCache
+    test: SplitCache
+    positive_class: int | None
+    irrelevant_class: int | None
+
+    @property
+    def patients(self) -> bool:
+        """Patient-level metrics apply: the data have patients and a positive class."""
+        return self.positive_class is not None and self.fit.has_patients and self.test.has_patients
+
+
+def class_index(names: list[str], wanted: str | None, key: str, required: bool) -> int | None:
+    """The index of class ``wanted``; an unknown name is an error when ``required`` (else ``None``)."""
+    if wanted is None:
+        return None
+    if str(wanted) in names:
+        return names.index(str(wanted))
+    if required:
+        raise EvaluationConfigError(
+            f"eval.patient.{key} = {wanted!r} is not a class of the data {names}; patient metrics need it "
+            f"(set eval.patient.{key} to one of them)"
+        )
+    return None
+
+
+def build_context(cfg: DictConfig, dm) -> Context:
+    """Cache the test, validation and fitting splits and resolve the patient classes.
+
+    Raises :class:`EvaluationConfigError` for ``eval.threshold_source`` outside ``train``/``val`` and for
+    a ``positive_class`` (or a set ``irrelevant_class``) that is not a class of data that have patients.
+    """
+    ev = cfg.eval
+    source = str(ev.threshold_source)
+    if source not in FIT_SPLITS:
+        raise EvaluationConfigError(
+            f"eval.threshold_source = {source!r}; use one of {FIT_SPLITS} (never 'test')"
+        )
+    from gastrodistill.evaluation.networks import eval_device
+
+    dev = eval_device(cfg)
+    max_bytes = int(ev.max_in_memory_mb) * 2**20
+    dev_mb = ev.get("max_device_mb")
+    dev_bytes = None if dev_mb is None else int(dev_mb) * 2**20
+    bs = int(ev.batch_size)
+    val = SplitCache(dm, "val", max_bytes, bs, dev, dev_bytes)
+    fit = val if source == "val" else SplitCache(dm, "train", max_bytes, bs, dev, dev_bytes)
+    test = SplitCache(dm, "test", max_bytes, bs, dev, dev_bytes)
+    names = list(dm.class_names)
+    has_patients = fit.has_patients and test.has_patients
+    pos = class_index(names, ev.patient.positive_class, "positive_class", required=has_patients)
+    irr = class_index(names, ev.patient.irrelevant_class, "irrelevant_class", required=False)
+    return Context(cfg, dm, fit, val, test, pos, irr)
