@@ -1,0 +1,232 @@
+"""The evaluation engine: ensembles against the loop, replay against the unroll, sharded and resumed job
+lists against one process, the one full-data recipe in memory and streamed, and the checks on sets."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.inner_loop import unroll_func
+from gastrodistill.evaluation import report
+from gastrodistill.evaluation.checks import DistilledSetMismatch, check_distilled_set
+from gastrodistill.evaluation.ensemble import Ensemble, supports_ensemble, train_replays, train_small_sets
+from gastrodistill.evaluation.fresh_training import StandardSchedule, train_replay, train_small_set
+from gastrodistill.evaluation.full_data import RealRecipe, in_memory, train_full_data
+from gastrodistill.evaluation.jobs import build_jobs, shard
+from gastrodistill.evaluation.run import Study, finalize, net_spec, run_evaluation, run_jobs
+from gastrodistill.evaluation.scoring import predict_split, score_networks
+from gastrodistill.evaluation.splits import build_context
+from gastrodistill.utils.seeding import torch_generator
+
+SMALL = [
+    "model.width=8",
+    "model.depth=2",
+    "eval.n_networks=2",
+    "eval.architectures=[same,lenet]",
+    "eval.schedules=[replay,standard]",
+    "eval.baselines.methods=[full,random,mean,random_soft]",
+    "eval.baselines.n_networks_full=1",
+    "eval.baselines.real.epochs=1",
+    "eval.lr_grid=[0.01]",
+    "eval.standard.epochs=5",
+    "eval.bootstrap=50",
+    "eval.progress=false",
+]
+
+
+def _distilled(dm, mode="soft", seed=0) -> DistilledSet:
+    ds = DistilledSet(
+        3,
+        ipc=2,
+        steps=2,
+        epochs=2,
+        image_shape=dm.image_shape,
+        mode=mode,
+        lr_init=0.05,
+        class_names=dm.class_names,
+        mean=dm.mean,
+        std=dm.std,
+    )
+    return ds.init_real(dm, torch_generator(seed, "init"))
+
+
+def _weights(nets) -> list[torch.Tensor]:
+    return [torch.cat([p.detach().flatten() for p in n.parameters()]) for n in nets]
+
+
+@pytest.mark.parametrize("arch", ["same", "lenet"])
+def test_ensemble_equals_loop_for_the_same_seeds(compose_cfg, patient_dm, arch):
+    """Standard schedule (mini-batches, flips, shifts, SGD with momentum and weight decay) and replay: same
+    weights and predictions. (Adam is checked on predictions only: it turns the float noise of the
+    exactly-zero gradient of a conv bias before instance norm into +-lr steps, in loop and ensemble alike.)"""
+    cfg = compose_cfg(SMALL)
+    spec = net_spec(cfg, arch, patient_dm)
+    assert supports_ensemble(spec.build(torch_generator(0)), patient_dm.image_shape)
+    sched = StandardSchedule(epochs=4, lr=0.01, optimizer="sgd", weight_decay=5e-4, batch_size=5, flip=True, shift=2)
+    sets = [patient_dm.sample_per_class(3, torch_generator(i, "set")) for i in range(3)]
+    loop = [
+        train_small_set(spec.build(torch_generator(i)), x, y, sched, torch_generator(i, "g"))
+        for i, (x, y) in enumerate(sets)
+    ]
+    together = train_small_sets(
+        [spec.build(torch_generator(i)) for i in range(3)],
+        sets,
+        sched,
+        [torch_generator(i, "g") for i in range(3)],
+    )
+    for a, b in zip(_weights(loop), _weights(together), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(_weights(loop)[0], _weights(loop)[1])  # different seeds, different networks
+    ctx = build_context(cfg, patient_dm)
+    p_loop = predict_split(loop, ctx.test)
+    p_ens = predict_split(Ensemble(together), ctx.test)
+    np.testing.assert_allclose(p_loop, p_ens, rtol=1e-4, atol=1e-5)
+    # replay
+    ds = _distilled(patient_dm)
+    loop = [train_replay(spec.build(torch_generator(i)), ds) for i in range(3)]
+    together = train_replays([spec.build(torch_generator(i)) for i in range(3)], ds)
+    for a, b in zip(_weights(loop), _weights(together), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_replayed_weights_equal_the_unrolls_final_weights(patient_dm):
+    """train_replay (graph-free) lands where the differentiable unroll lands, in float64."""
+    from gastrodistill.models import ConvNet
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        ds = _distilled(patient_dm).double()
+        net = ConvNet(1, 3, (12, 12), width=4, depth=2, init_seed=3).double()
+        unrolled = unroll_func(net, ds)
+        replayed = train_replay(copy.deepcopy(net), ds)
+        for name, p in replayed.named_parameters():
+            torch.testing.assert_close(p.detach(), unrolled[name].detach(), rtol=1e-10, atol=1e-12)
+        # and the ensemble replay agrees too
+        ens = train_replays([copy.deepcopy(net)], ds)[0]
+        for name, p in ens.named_parameters():
+            torch.testing.assert_close(p.detach(), unrolled[name].detach(), rtol=1e-10, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_scoring_in_one_pass_equals_network_by_network(compose_cfg, patient_dm):
+    cfg = compose_cfg(SMALL + ["eval.threshold_source=train"])
+    ctx = build_context(cfg, patient_dm)
+    spec = net_spec(cfg, "same", patient_dm)
+    ds = _distilled(patient_dm)
+    nets = [train_replay(spec.build(torch_generator(i)), ds) for i in range(3)]
+    together = score_networks(Ensemble(nets), ctx)
+    alone = [score_networks([n], ctx)[0] for n in nets]
+    for a, b in zip(together, alone, strict=True):
+        assert a["patch_accuracy"] == pytest.approx(b["patch_accuracy"])
+        np.testing.assert_array_equal(a["test_decisions"], b["test_decisions"])
+        assert a["threshold"] == pytest.approx(b["threshold"])
+
+
+def _table(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(["method", "schedule", "architecture"]).reset_index(drop=True)
+
+
+def test_two_ranks_give_the_single_process_table_and_a_rerun_resumes(compose_cfg, patient_dm, tmp_path):
+    cfg = compose_cfg(SMALL)
+    sets = {"soft": _distilled(patient_dm), "hard": _distilled(patient_dm, "hard", 1)}
+    single = run_evaluation(cfg, patient_dm, sets, tmp_path / "single", loggers=[])
+    # two ranks simulated one after the other into one folder, then rank 0 merges
+    jobs = build_jobs(cfg.eval, list(sets))
+    assert sorted(shard(jobs, 0, 2) + shard(jobs, 1, 2)) == sorted(jobs)
+    sharded = tmp_path / "sharded"
+    run_jobs(cfg, patient_dm, sets, sharded, rank=1, world_size=2)
+    with pytest.raises(FileNotFoundError, match="has no record"):
+        finalize(cfg, patient_dm, sets, sharded)  # rank 0's jobs are missing
+    run_jobs(cfg, patient_dm, sets, sharded, rank=0, world_size=2)
+    merged = finalize(cfg, patient_dm, sets, sharded)
+    a, b = _table(single), _table(merged)
+    assert list(a.columns) == list(b.columns)
+    num = [c for c in a.columns if pd.api.types.is_float_dtype(a[c])]
+    np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), rtol=1e-5, atol=1e-6)
+    # resume: finished jobs (records + networks.csv) are skipped; delete some and only those rerun
+    done = report.finished_jobs(tmp_path / "single")
+    assert done == {j.key for j in jobs}
+    lost = [j for j in jobs if j.method == "soft" and j.schedule == "standard"]
+    for j in lost:
+        report.record_path(tmp_path / "single", j.key).unlink()
+    trained: list[str] = []
+    original = Study.run_setting
+
+    def counting(self, setting, group):
+        trained.extend(j.key for j in group)
+        return original(self, setting, group)
+
+    Study.run_setting = counting
+    try:
+        again = run_evaluation(cfg, patient_dm, sets, tmp_path / "single", loggers=[])
+    finally:
+        Study.run_setting = original
+    assert sorted(trained) == sorted(j.key for j in lost)
+    c = _table(again)
+    np.testing.assert_allclose(a[num].to_numpy(float), c[num].to_numpy(float), rtol=1e-5, atol=1e-6)
+    nets = pd.read_csv(tmp_path / "single" / "networks.csv")
+    assert len(nets) == len(jobs) and set(nets.job) == {j.key for j in jobs}
+
+
+class _Streamed(Dataset):
+    """The same images as a map-style dataset read one by one (as a patch store streams them)."""
+
+    def __init__(self, x, y) -> None:
+        self.x, self.y = x, y
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i):
+        return self.x[i].clone(), int(self.y[i])
+
+
+def test_streamed_and_in_memory_full_data_use_one_recipe(compose_cfg, patient_dm):
+    cfg = compose_cfg(SMALL)
+    spec = net_spec(cfg, "same", patient_dm)
+    x, y = patient_dm.load_split("train")
+    vx, vy = patient_dm.load_split("val")
+    recipe = RealRecipe(epochs=2, lr=0.003, batch_size=16, balanced=True, flip=True, shift=1)
+    nets = []
+    for data in (in_memory(x, y), _Streamed(x, y)):
+        net, info = train_full_data(
+            spec.build(torch_generator(5)), data, y.numpy(), in_memory(vx, vy), recipe, 3, (0, "full", 0)
+        )
+        nets.append(net)
+    for a, b in zip(_weights(nets[:1]), _weights(nets[1:]), strict=True):
+        torch.testing.assert_close(a, b)
+    # another network index: another order and augmentation
+    other, _ = train_full_data(
+        spec.build(torch_generator(5)), in_memory(x, y), y.numpy(), in_memory(vx, vy), recipe, 3, (0, "full", 1)
+    )
+    assert not torch.allclose(_weights([other])[0], _weights(nets[:1])[0])
+
+
+def test_sets_from_other_data_are_refused_naming_what_differs(patient_dm, patient_dm_factory, compose_cfg):
+    ds = _distilled(patient_dm)
+    check_distilled_set("soft", ds, patient_dm)
+    bad = copy.deepcopy(ds)
+    bad.mean = [v + 0.1 for v in ds.mean]
+    with pytest.raises(DistilledSetMismatch, match="normalisation mean"):
+        check_distilled_set("soft", bad, patient_dm)
+    other = patient_dm_factory(size=16)
+    with pytest.raises(DistilledSetMismatch, match=r"image size: set \(12, 12\), data \(16, 16\)"):
+        check_distilled_set("soft", ds, other)
+    renamed = copy.deepcopy(ds)
+    renamed.class_names = ["a", "b", "c"]
+    with pytest.raises(DistilledSetMismatch, match="class names"):
+        check_distilled_set("soft", renamed, patient_dm)
+    with pytest.raises(DistilledSetMismatch, match="normalisation mean"):
+        run_evaluation(compose_cfg(SMALL), patient_dm, {"soft": bad}, "unused", loggers=[])
+
+
+def test_unknown_positive_class_is_an_error_with_patients(compose_cfg, patient_dm):
+    with pytest.raises(ValueError, match="positive_class = 'gastritiss'"):
+        build_context(compose_cfg(SMALL + ["eval.patient.positive_class=gastritiss"]), patient_dm)
