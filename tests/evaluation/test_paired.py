@@ -1,0 +1,144 @@
+"""Paired differences and per-row bootstrap streams of the results table, against a plain numpy loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gastrodistill.evaluation.metrics import paired_bootstrap
+from gastrodistill.evaluation.results import summarise, target_lines, to_markdown
+from gastrodistill.utils.seeding import numpy_rng
+
+SIZES = {m: {"n_images": 10, "bytes": 1000} for m in ("soft", "hard", "random", "random_soft", "full", "mean")}
+
+
+def _patient_records(method, schedule, n_nets, labels, quality, rng):
+    recs = []
+    for i in range(n_nets):
+        scores = np.clip(quality * labels + rng.normal(0.4, 0.25, len(labels)), 0, 1)
+        dec = scores >= 0.5
+        recs.append(
+            {
+                "method": method,
+                "schedule": schedule,
+                "architecture": "convnet",
+                "network": i,
+                "patch_accuracy": float(rng.random()),
+                "patient_hm": 0.5,
+                "patient_auc": 0.5,
+                "test_labels": labels,
+                "test_decisions": dec,
+                "test_scores": scores,
+            }
+        )
+    return recs
+
+
+def _hm(dec, lab):
+    sens = (dec & lab).sum() / lab.sum()
+    spec = (~dec & ~lab).sum() / (~lab).sum()
+    return 0.0 if sens + spec == 0 else 2 * sens * spec / (sens + spec)
+
+
+def _auc(s, lab):
+    pos, neg = s[lab], s[~lab]
+    return ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+
+
+def test_paired_interval_equals_a_plain_loop():
+    rng = np.random.default_rng(0)
+    labels = (np.arange(30) % 3 == 0).astype(np.int64)
+    a = _patient_records("soft", "replay", 3, labels, 0.4, rng)
+    b = _patient_records("random", "standard", 2, labels, 0.1, rng)
+    arr = lambda r: {"labels": r["test_labels"], "decisions": r["test_decisions"], "scores": r["test_scores"]}  # noqa: E731
+    n_boot, level = 300, 0.9
+    est, lo, hi = paired_bootstrap("patient_hm", [arr(r) for r in a], [arr(r) for r in b], numpy_rng(1), n_boot, level)
+    # independent: draw the same resamples one by one (positives first, then negatives), plain formulas
+    rng2 = numpy_rng(1)
+    pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
+    idx = np.concatenate([rng2.choice(pos, size=(n_boot, len(pos))), rng2.choice(neg, size=(n_boot, len(neg)))], 1)
+    lab = labels.astype(bool)
+    diffs = []
+    for row in idx:
+        ma = np.mean([_hm(r["test_decisions"][row], lab[row]) for r in a])
+        mb = np.mean([_hm(r["test_decisions"][row], lab[row]) for r in b])
+        diffs.append(ma - mb)
+    assert lo == pytest.approx(np.quantile(diffs, 0.05)) and hi == pytest.approx(np.quantile(diffs, 0.95))
+    full_a = np.mean([_hm(r["test_decisions"], lab) for r in a])
+    full_b = np.mean([_hm(r["test_decisions"], lab) for r in b])
+    assert est == pytest.approx(full_a - full_b)
+    # AUC the same way
+    est, lo, hi = paired_bootstrap("patient_auc", [arr(r) for r in a], [arr(r) for r in b], numpy_rng(2), n_boot, level)
+    rng2 = numpy_rng(2)
+    idx = np.concatenate([rng2.choice(pos, size=(n_boot, len(pos))), rng2.choice(neg, size=(n_boot, len(neg)))], 1)
+    diffs = [
+        np.mean([_auc(r["test_scores"][row], lab[row]) for r in a])
+        - np.mean([_auc(r["test_scores"][row], lab[row]) for r in b])
+        for row in idx
+    ]
+    assert lo == pytest.approx(np.quantile(diffs, 0.05)) and hi == pytest.approx(np.quantile(diffs, 0.95))
+
+
+def test_image_level_paired_accuracy_equals_a_loop():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 60)
+    mk = lambda p: {"labels": y, "correct": (rng.random(60) < p).astype(np.uint8), "probs": rng.dirichlet([1, 1], 60)}  # noqa: E731
+    a, b = [mk(0.8), mk(0.7)], [mk(0.6)]
+    est, lo, hi = paired_bootstrap("image_accuracy", a, b, numpy_rng(4), 200, 0.95)
+    rng2 = numpy_rng(4)
+    idx = np.concatenate([rng2.choice(np.flatnonzero(y == c), size=(200, (y == c).sum())) for c in (1, 0)], 1)
+    diffs = [np.mean([r["correct"][i].mean() for r in a]) - b[0]["correct"][i].mean() for i in idx]
+    assert (lo, hi) == pytest.approx((np.quantile(diffs, 0.025), np.quantile(diffs, 0.975)))
+    assert est == pytest.approx(np.mean([r["correct"].mean() for r in a]) - b[0]["correct"].mean())
+
+
+def test_adding_a_method_leaves_other_rows_intervals_unchanged():
+    rng = np.random.default_rng(5)
+    labels = (np.arange(24) % 2).astype(np.int64)
+    soft = _patient_records("soft", "replay", 3, labels, 0.4, rng)
+    rand = _patient_records("random", "standard", 3, labels, 0.1, rng)
+    hard = _patient_records("hard", "replay", 3, labels, 0.3, rng)
+    before = summarise(soft + rand, SIZES, 10_000, seed=7, n_boot=200)
+    after = summarise(hard + soft + rand, SIZES, 10_000, seed=7, n_boot=200)
+    for method in ("soft", "random"):
+        b = before[before.method == method].iloc[0]
+        a = after[after.method == method].iloc[0]
+        for col in ("patient_hm_ci_low", "patient_hm_ci_high", "patient_auc_ci_low", "patient_auc_ci_high"):
+            assert a[col] == b[col], (method, col)
+    s_b, s_a = before[before.method == "soft"].iloc[0], after[after.method == "soft"].iloc[0]
+    for col in ("vs_random_patient_hm_diff", "vs_random_patient_hm_ci_low", "vs_random_patient_auc_ci_high"):
+        assert s_a[col] == s_b[col]
+    assert np.isfinite(s_a["vs_hard_patient_hm_diff"]) and "vs_hard_patient_hm_diff" not in before
+    md = to_markdown(after)
+    assert "### Paired differences" in md and "| soft − random | replay | convnet |" in md
+
+
+def test_summary_without_patients_is_image_level_and_never_prints_nan():
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 50)
+
+    def rec(method, schedule, acc):
+        correct = (rng.random(50) < acc).astype(np.uint8)
+        return {
+            "method": method,
+            "schedule": schedule,
+            "architecture": "convnet",
+            "patch_accuracy": float(correct.mean()),
+            "patch_balanced_accuracy": float(correct.mean()),
+            "patch_auc": 0.7,
+            "image_labels": y,
+            "image_correct": correct,
+            "image_probs": rng.dirichlet([1, 1, 1], 50).astype(np.float16),
+        }
+
+    recs = [rec("soft", "replay", 0.8), rec("random", "standard", 0.6), rec("full", "real", 0.9)]
+    df = summarise(recs, SIZES, 10_000, seed=0, n_boot=100)
+    soft = df[df.method == "soft"].iloc[0]
+    assert np.isfinite(soft.image_accuracy_ci_low) and np.isfinite(soft.vs_random_image_auc_ci_high)
+    md = to_markdown(df)
+    assert "HM" not in md.split("###")[0] and "Accuracy [95% CI]" in md
+    lines = target_lines(df)
+    assert all("nan" not in line for line in lines)
+    assert lines[0].startswith("soft balanced accuracy / full-data balanced accuracy")
+    only_full = summarise([rec("full", "real", 0.9)], SIZES, 10_000, seed=0, n_boot=10)
+    assert "not measured" in target_lines(only_full)[0]
