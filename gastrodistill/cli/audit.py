@@ -55,6 +55,9 @@ def run(cfg: DictConfig) -> dict:
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
+    from gastrodistill.evaluation.checks import check_distilled_sets
+
+    check_distilled_sets(sets, dm)
     out = Path(cfg.paths.output_dir)
     results = run_audit(cfg, dm, sets, out / "audit", artifacts=artifacts)
     if cfg.audit.artifact.write:

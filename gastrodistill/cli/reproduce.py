@@ -130,7 +130,7 @@ class Pipeline:
             )
 
     def artifact(self) -> None:
-        from gastrodistill.evaluation.run import method_metrics
+        from gastrodistill.evaluation.results import method_metrics
         from gastrodistill.sharing.publish import publish_artifact
 
         for name, ds in self._need_sets("artifact").items():
@@ -227,22 +227,10 @@ class Pipeline:
 
 
 def target_lines(df) -> list[str]:
-    """The issue's targets, as measured: soft >= 0.9 x full, soft > hard, both > a random real subset."""
-    from gastrodistill.evaluation.run import headline
+    """The study's targets as measured (``evaluation.results.target_lines``: no "nan ... NOT met" lines)."""
+    from gastrodistill.evaluation.results import target_lines as lines
 
-    h = headline(df)
-    soft, hard, full, rand = h["soft_replay_hm"], h["hard_replay_hm"], h["full_hm"], h["random_hm"]
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "NOT met"
-
-    return [
-        f"soft HM / full-data HM = {soft:.3f} / {full:.3f} = {soft / full if full else float('nan'):.3f} "
-        f"(target >= 0.9: {verdict(soft >= 0.9 * full)})",
-        f"soft HM - hard HM = {soft - hard:+.3f} (target > 0: {verdict(soft > hard)})",
-        f"soft HM - random-subset HM = {soft - rand:+.3f}, hard - random = {hard - rand:+.3f} "
-        f"(target both > 0: {verdict(soft > rand and hard > rand)})",
-    ]
+    return lines(df)
 
 
 def run(cfg: DictConfig) -> dict[str, Path]:

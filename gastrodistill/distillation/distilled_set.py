@@ -60,6 +60,7 @@ class DistilledSet(nn.Module):
         class_names: Sequence[str] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        model_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -89,6 +90,9 @@ class DistilledSet(nn.Module):
             raise DistilledSetError(f"{len(self.class_names)} class names for {self.num_classes} classes")
         self.mean = list(mean) if mean is not None else None
         self.std = list(std) if std is not None else None
+        # The architecture the set was distilled with (``_target_`` and kwargs, path-free); evaluation's
+        # "same" architecture is this one.
+        self.model_config = dict(model_config) if model_config else None
         n = self.steps * self.num_classes * self.ipc
         self.images = nn.Parameter(torch.zeros(n, *self.image_shape))
         self.label_logits = nn.Parameter(
@@ -173,6 +177,7 @@ class DistilledSet(nn.Module):
             "class_names": self.class_names,
             "mean": self.mean,
             "std": self.std,
+            "model": self.model_config,
             "lrs": [float(v) for v in self.lrs().detach().cpu()],
         }
 
@@ -227,6 +232,7 @@ class DistilledSet(nn.Module):
                 class_names=meta.get("class_names"),
                 mean=meta.get("mean"),
                 std=meta.get("std"),
+                model_config=meta.get("model") if isinstance(meta.get("model"), dict) else None,
             )
         except (TypeError, DistilledSetError) as e:
             raise DistilledSetError(f"{mfile}: invalid metadata: {e}") from e

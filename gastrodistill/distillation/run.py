@@ -18,6 +18,7 @@ from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, instantiate_loggers, log_public_hyperparams
+from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
 
@@ -110,6 +111,7 @@ def run_distillation(
     datamodule.prepare_data()
     datamodule.setup("fit")
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
+    distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
     module = build_module(cfg, datamodule, distilled, out / "grids")
     loggers = instantiate_loggers(cfg.logger)
     log_public_hyperparams(loggers, cfg)

@@ -51,7 +51,7 @@ class SplitCache:
         if images is not None and np.dtype(images.dtype) in (np.uint8, np.float32):
             nbytes = int(np.prod(images.shape)) * np.dtype(images.dtype).itemsize
             if nbytes <= max_bytes:
-                raw = torch.from_numpy(np.ascontiguousarray(images))
+                raw = torch.from_numpy(np.array(images, copy=True))  # read once (a memmap is read-only)
                 fits = max_device_bytes is None or nbytes <= max_device_bytes
                 self.raw = raw.to(self.device) if fits else raw
                 self.mean = torch.as_tensor(ds.mean, dtype=torch.float32).to(self.raw.device)

@@ -401,6 +401,7 @@ def build_distilled(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
         class_names=card["class_names"],
         mean=norm["mean"],
         std=norm["std"],
+        model_config=card.get("architecture") if isinstance(card.get("architecture"), dict) else None,
     )
     with torch.no_grad():
         for name in ("images", "label_logits", "raw_lrs"):

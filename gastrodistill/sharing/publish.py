@@ -29,8 +29,12 @@ def card_fields_from_config(
     name: str,
     evaluation: Mapping[str, Any] | None = None,
     anonymity: Mapping[str, Any] | None = None,
+    distilled=None,
 ) -> dict[str, Any]:
-    """Card fields of one distilled set: classes, normalisation, architecture, recipe (path-free), metrics."""
+    """Card fields of one distilled set: classes, normalisation, architecture, recipe (path-free), metrics.
+
+    With ``distilled``, the card describes the set: its recorded normalisation and architecture (the
+    current config's model only for a set that records none)."""
     data_target = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
     names = list(datamodule.class_names)
     positive = cfg.get("eval", {}).get("patient", {}).get("positive_class") if "eval" in cfg else None
@@ -39,9 +43,9 @@ def card_fields_from_config(
         "description": f"{name} distilled set of {data_target} ({cfg.experiment_name}), gastrodistill",
         "dataset": data_target,
         "class_names": names,
-        "mean": [float(v) for v in datamodule.mean],
-        "std": [float(v) for v in datamodule.std],
-        "architecture": public_config(cfg.model),
+        "mean": [float(v) for v in (getattr(distilled, "mean", None) or datamodule.mean)],
+        "std": [float(v) for v in (getattr(distilled, "std", None) or datamodule.std)],
+        "architecture": getattr(distilled, "model_config", None) or public_config(cfg.model),
         "training_recipe": {
             "distill": public_config(cfg.distill) if "distill" in cfg else {},
             "replay": "steps x epochs plain SGD steps, step t on batch(t % steps) with lrs[t]",
@@ -80,7 +84,10 @@ def publish_artifact(
         min_length=int(cfg.audit.text.min_length),
         max_dicom_files=cfg.audit.text.get("max_dicom_files"),
     )
-    fields = card_fields_from_config(cfg, datamodule, name, evaluation, anonymity)
+    from gastrodistill.evaluation.checks import check_distilled_set
+
+    check_distilled_set(name, distilled, datamodule)
+    fields = card_fields_from_config(cfg, datamodule, name, evaluation, anonymity, distilled=distilled)
     return save_artifact(
         out_dir,
         distilled,
