@@ -53,7 +53,7 @@ class Ensemble:
         return functional_call(self.base, (params, buffers), (x,))
 
     def forward(self, x: Tensor, params: dict[str, Tensor] | None = None) -> Tensor:
-        """Logits ``[E, B, K]`` of a shared batch ``[B, C, H, W]`` or per-network batches ``[E, B, C, H, W]``."""
+        """Logits ``[E, B, K]`` of a shared batch ``[B, C, H, W]`` or per-network ``[E, B, C, H, W]``."""
         p = self.params if params is None else params
         in_x = 0 if x.dim() == 5 else None
         return vmap(self._call, in_dims=(0, 0, in_x))(p, self.buffers, x)

@@ -120,7 +120,7 @@ class FullDataNet(pl.LightningModule):
         loss = F.cross_entropy(self.net(x), y.long())
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"real training epoch {self.current_epoch}: loss is {loss.item()}; lower eval.baselines.real.lr"
+                f"real training epoch {self.current_epoch}: loss {loss.item()}; lower eval.baselines.real.lr"
             )
         return loss
 

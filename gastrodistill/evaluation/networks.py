@@ -71,7 +71,7 @@ def eval_device(cfg: DictConfig) -> str:
 
 
 def net_spec(cfg: DictConfig, arch: str, dm, recorded: Mapping[str, Any] | None = None) -> NetSpec:
-    """How to build fresh networks of ``arch`` for the data module's shape (see :func:`architecture_config`)."""
+    """How to build fresh networks of ``arch`` for the data's shape (see :func:`architecture_config`)."""
     mcfg = architecture_config(cfg, arch, recorded)
     factory = hydra.utils.instantiate(mcfg)
     init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))

@@ -137,10 +137,12 @@ class Study:
         self._means: tuple[torch.Tensor, torch.Tensor] | None = None
         self.reference_net: nn.Module | None = None  # the first full-data network (reused by the audit)
         self.use_ensembles = bool(self.ev.get("ensemble", True))
+        # score every network of a setting in one pass (False: one network at a time, as before)
+        self.score_together = bool(self.ev.get("score_together", True))
 
     # -- networks ----------------------------------------------------------------------------------
     def owner(self, method: str) -> str | None:
-        """The distilled set whose recorded architecture ``same`` means for ``method`` (baselines: the first)."""
+        """The set whose recorded architecture ``same`` means for ``method`` (baselines: the first set)."""
         if method in self.sets:
             return method
         return next(iter(self.sets), None)
@@ -172,7 +174,7 @@ class Study:
 
     # -- data --------------------------------------------------------------------------------------
     def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """The training split in memory (normalised, CPU) if it fits ``eval.max_in_memory_mb``, else ``None``."""
+        """The training split in memory (normalised, CPU) if it fits ``eval.max_in_memory_mb``, else None."""
         if self._train is None:
             n = len(self.dm.labels("train"))
             if n * int(np.prod(self.dm.image_shape)) * 4 > int(self.ev.max_in_memory_mb) * 2**20:
@@ -318,8 +320,11 @@ class Study:
     def run_setting(self, setting: tuple[str, str, str], jobs: Sequence[Job]) -> list[dict[str, Any]]:
         nets, extra = self.train_setting(setting, jobs)
         spec = self.spec(setting[2], setting[0])
-        models = Ensemble(nets) if self.ensemble_ok(spec, len(nets)) else nets
-        recs = score_networks(models, self.ctx)
+        if self.score_together:
+            models = Ensemble(nets) if self.ensemble_ok(spec, len(nets)) else nets
+            recs = score_networks(models, self.ctx)
+        else:
+            recs = [score_networks([n], self.ctx)[0] for n in nets]
         out = []
         for i, (job, rec) in enumerate(zip(jobs, recs, strict=True)):
             full = {

@@ -88,7 +88,7 @@ def record_from_probs(
 
 
 def score_networks(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list[dict[str, Any]]:
-    """Records of E networks (an :class:`Ensemble` or a list), one pass over test, val and the fitting split."""
+    """Records of E networks (an :class:`Ensemble` or a list): one pass over test, val and fit splits."""
     test = predict_split(models, ctx.test)
     val = predict_split(models, ctx.val).argmax(-1)
     fit = None

@@ -68,7 +68,9 @@ def test_ensemble_equals_loop_for_the_same_seeds(compose_cfg, patient_dm, arch):
     cfg = compose_cfg(SMALL)
     spec = net_spec(cfg, arch, patient_dm)
     assert supports_ensemble(spec.build(torch_generator(0)), patient_dm.image_shape)
-    sched = StandardSchedule(epochs=4, lr=0.01, optimizer="sgd", weight_decay=5e-4, batch_size=5, flip=True, shift=2)
+    sched = StandardSchedule(
+        epochs=4, lr=0.01, optimizer="sgd", weight_decay=5e-4, batch_size=5, flip=True, shift=2
+    )
     sets = [patient_dm.sample_per_class(3, torch_generator(i, "set")) for i in range(3)]
     loop = [
         train_small_set(spec.build(torch_generator(i)), x, y, sched, torch_generator(i, "g"))
@@ -204,7 +206,13 @@ def test_streamed_and_in_memory_full_data_use_one_recipe(compose_cfg, patient_dm
         torch.testing.assert_close(a, b)
     # another network index: another order and augmentation
     other, _ = train_full_data(
-        spec.build(torch_generator(5)), in_memory(x, y), y.numpy(), in_memory(vx, vy), recipe, 3, (0, "full", 1)
+        spec.build(torch_generator(5)),
+        in_memory(x, y),
+        y.numpy(),
+        in_memory(vx, vy),
+        recipe,
+        3,
+        (0, "full", 1),
     )
     assert not torch.allclose(_weights([other])[0], _weights(nets[:1])[0])
 

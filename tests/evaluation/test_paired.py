@@ -9,7 +9,9 @@ from gastrodistill.evaluation.metrics import paired_bootstrap
 from gastrodistill.evaluation.results import summarise, target_lines, to_markdown
 from gastrodistill.utils.seeding import numpy_rng
 
-SIZES = {m: {"n_images": 10, "bytes": 1000} for m in ("soft", "hard", "random", "random_soft", "full", "mean")}
+SIZES = {
+    m: {"n_images": 10, "bytes": 1000} for m in ("soft", "hard", "random", "random_soft", "full", "mean")
+}
 
 
 def _patient_records(method, schedule, n_nets, labels, quality, rng):
@@ -42,7 +44,9 @@ def _hm(dec, lab):
 
 def _auc(s, lab):
     pos, neg = s[lab], s[~lab]
-    return ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (len(pos) * len(neg))
+    return ((pos[:, None] > neg[None]).sum() + 0.5 * (pos[:, None] == neg[None]).sum()) / (
+        len(pos) * len(neg)
+    )
 
 
 def test_paired_interval_equals_a_plain_loop():
@@ -52,11 +56,15 @@ def test_paired_interval_equals_a_plain_loop():
     b = _patient_records("random", "standard", 2, labels, 0.1, rng)
     arr = lambda r: {"labels": r["test_labels"], "decisions": r["test_decisions"], "scores": r["test_scores"]}  # noqa: E731
     n_boot, level = 300, 0.9
-    est, lo, hi = paired_bootstrap("patient_hm", [arr(r) for r in a], [arr(r) for r in b], numpy_rng(1), n_boot, level)
+    est, lo, hi = paired_bootstrap(
+        "patient_hm", [arr(r) for r in a], [arr(r) for r in b], numpy_rng(1), n_boot, level
+    )
     # independent: draw the same resamples one by one (positives first, then negatives), plain formulas
     rng2 = numpy_rng(1)
     pos, neg = np.flatnonzero(labels == 1), np.flatnonzero(labels == 0)
-    idx = np.concatenate([rng2.choice(pos, size=(n_boot, len(pos))), rng2.choice(neg, size=(n_boot, len(neg)))], 1)
+    idx = np.concatenate(
+        [rng2.choice(pos, size=(n_boot, len(pos))), rng2.choice(neg, size=(n_boot, len(neg)))], 1
+    )
     lab = labels.astype(bool)
     diffs = []
     for row in idx:
@@ -68,9 +76,13 @@ def test_paired_interval_equals_a_plain_loop():
     full_b = np.mean([_hm(r["test_decisions"], lab) for r in b])
     assert est == pytest.approx(full_a - full_b)
     # AUC the same way
-    est, lo, hi = paired_bootstrap("patient_auc", [arr(r) for r in a], [arr(r) for r in b], numpy_rng(2), n_boot, level)
+    est, lo, hi = paired_bootstrap(
+        "patient_auc", [arr(r) for r in a], [arr(r) for r in b], numpy_rng(2), n_boot, level
+    )
     rng2 = numpy_rng(2)
-    idx = np.concatenate([rng2.choice(pos, size=(n_boot, len(pos))), rng2.choice(neg, size=(n_boot, len(neg)))], 1)
+    idx = np.concatenate(
+        [rng2.choice(pos, size=(n_boot, len(pos))), rng2.choice(neg, size=(n_boot, len(neg)))], 1
+    )
     diffs = [
         np.mean([_auc(r["test_scores"][row], lab[row]) for r in a])
         - np.mean([_auc(r["test_scores"][row], lab[row]) for r in b])
@@ -82,7 +94,14 @@ def test_paired_interval_equals_a_plain_loop():
 def test_image_level_paired_accuracy_equals_a_loop():
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 60)
-    mk = lambda p: {"labels": y, "correct": (rng.random(60) < p).astype(np.uint8), "probs": rng.dirichlet([1, 1], 60)}  # noqa: E731
+
+    def mk(p):
+        return {
+            "labels": y,
+            "correct": (rng.random(60) < p).astype(np.uint8),
+            "probs": rng.dirichlet([1, 1], 60),
+        }
+
     a, b = [mk(0.8), mk(0.7)], [mk(0.6)]
     est, lo, hi = paired_bootstrap("image_accuracy", a, b, numpy_rng(4), 200, 0.95)
     rng2 = numpy_rng(4)
