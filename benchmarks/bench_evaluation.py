@@ -85,17 +85,85 @@ def _distilled(dm):
 
 
 def run_mode(mode: str, nets: int, epochs: int, patches: int) -> tuple[float, dict, object]:
-    from gastrodistill.evaluation.run import run_evaluation
+    from gastrodistill.evaluation import run as run_mod
 
     dm = _patient_dm(patches)
     sets = {"soft": _distilled(dm)}
-    with tempfile.TemporaryDirectory() as tmp:
-        cfg = _cfg(Path(tmp), nets, epochs, mode == "ensemble")
-        t0 = time.perf_counter()
-        df = run_evaluation(cfg, dm, sets, Path(tmp) / "eval", loggers=[])
-        seconds = time.perf_counter() - t0
-    by_kind: dict = {}
+    studies = []
+    original = run_mod.run_jobs
+
+    def keep(*a, **k):
+        study = original(*a, **k)
+        studies.append(study)
+        return study
+
+    run_mod.run_jobs = keep
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = _cfg(Path(tmp), nets, epochs, mode == "ensemble")
+            t0 = time.perf_counter()
+            df = run_mod.run_evaluation(cfg, dm, sets, Path(tmp) / "eval", loggers=[])
+            seconds = time.perf_counter() - t0
+    finally:
+        run_mod.run_jobs = original
+    by_kind = {"full-data training": 0.0, "small-set training": 0.0, "scoring": 0.0}
+    for t in studies[0].timings:
+        kind = "full-data training" if t["setting"].startswith("full/") else "small-set training"
+        by_kind[kind] += t["train_s"]
+        by_kind["scoring"] += t["score_s"]
     return seconds, by_kind, df
+
+
+def forward_gflop(arch: str, size: int = 299) -> float:
+    """Forward GFLOP of one ``size`` px single-channel image for a ``conf/model`` architecture (3 classes)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from gastrodistill.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        mcfg = compose(config_name="config", overrides=[f"model={arch}"]).model
+    net = instantiate(mcfg)(in_channels=1, num_classes=3, image_size=(size, size)).eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as fc:
+        net(torch.zeros(1, 1, size, size))
+    return fc.get_total_flops() / 1e9
+
+
+def projection(tflops: float) -> tuple[float, list[str]]:
+    """Projected (not measured: no GPU in this session) GPU-hours of the full preset's evaluation.
+
+    FLOPs are counted (torch.utils.flop_counter) at 299 px for each architecture; a training step costs
+    3x a forward. Work of ``conf/experiment/full.yaml``: 20 networks x 4 architectures x 2 schedules x
+    2 sets (30 images each: 10 steps x 3 classes x 1 per class; replay 30 steps, standard 300 epochs of
+    full batches), baselines random / mean / random_soft (20 networks each on the distillation
+    architecture, 300 epochs) and full data (5 networks + 1 teacher, 15 epochs), learning rates chosen
+    from 3 (one network each per method and architecture). Splits assumed: ~400k test patches (the
+    issue's figure), 110k training and 20k validation patches. Every network scores test and validation
+    once (one pass per setting). Throughput: ``tflops`` effective.
+    """
+    archs = ["convnet", "lenet", "alexnet", "resnet18"]
+    g = {a: forward_gflop(a) for a in archs}
+    n, test, val, train = 20, 400_000, 20_000, 110_000
+    small_imgs = 30
+    flop = 0.0
+    train_small = 0.0
+    for a in archs:  # two sets, two schedules
+        train_small += 2 * n * (300 * small_imgs + 30 * 3) * 3 * g[a]  # standard + replay
+        train_small += 2 * 3 * 300 * small_imgs * 3 * g[a]  # lr selection
+    train_small += 3 * (n + 3) * 300 * small_imgs * 3 * g["convnet"]  # baselines on `same`
+    score = sum(2 * 2 * n * (test + val) * g[a] for a in archs) + 3 * n * (test + val) * g["convnet"]
+    full = 6 * 15 * (train * 3 + val) * g["convnet"] + 5 * (test + val) * g["convnet"]
+    flop = (train_small + score + full) * 1e9
+    hours = flop / (tflops * 1e12) / 3600
+    lines = [
+        "forward GFLOP per 299 px image: " + ", ".join(f"{a} {v:.2f}" for a, v in g.items()),
+        f"projected (not measured) full preset on one H100-class GPU at {tflops:.0f} effective TFLOP/s: "
+        f"small sets {train_small * 1e9 / (tflops * 1e12) / 3600:.2f} h, "
+        f"scoring {score * 1e9 / (tflops * 1e12) / 3600:.2f} h, "
+        f"full data {full * 1e9 / (tflops * 1e12) / 3600:.2f} h, total {hours:.2f} GPU-h",
+    ]
+    return hours, lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=150, help="standard-schedule epochs (CPU preset: 150)")
     ap.add_argument("--patches", type=int, default=40, help="patches per patient")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--tflops", type=float, default=300.0, help="assumed effective bf16 TFLOP/s of one H100-class GPU"
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     results = {}
@@ -120,22 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     diff = float(np.nanmax(np.abs(a["patch_accuracy_mean"].to_numpy() - b["patch_accuracy_mean"].to_numpy())))
     print(f"largest |loop - ensemble| patch accuracy over rows: {diff:.4f}")
     speedup = results["loop"] / results["ensemble"]
-    # Projection for the full preset on one H100-class GPU (no GPU in this session: projected, not
-    # measured). 20 networks x 4 architectures x 2 schedules x 2 sets = 320 small-set networks plus the
-    # baselines (random, mean, random_soft: 20 x 4 each = 240; full data: 3 networks per architecture).
-    # Assumptions, stated: ConvNet-128 at 128 px; a standard-schedule network 300 epochs of 100 images
-    # = 300 steps; an H100 runs a vmapped 20-network step of 100 images in ~15 ms (~20 x 100 x 0.6
-    # GFLOP x 3 / ~400 TFLOP/s effective is ~1 ms; overhead-bound); scoring ~400k test patches per
-    # setting at ~40k images/s per network in one pass (20 networks: ~200 s per setting, 28 settings);
-    # full data 3 x 4 networks x 30 epochs over ~1.5M patches at ~20k images/s.
-    small = 28 * 300 * 0.015 + 28 * 3 * 300 * 0.015  # training + lr selection (3 lrs, one net each)
-    scoring = 28 * 200
-    full = 12 * 30 * 1.5e6 / 2e4
-    total_h = (small + scoring + full) / 3600
-    print(
-        f"projected (not measured) full preset on one H100-class GPU: small sets {small / 3600:.2f} h, "
-        f"scoring {scoring / 3600:.2f} h, full data {full / 3600:.2f} h, total {total_h:.2f} GPU-h"
-    )
+    total_h, lines = projection(args.tflops)
+    for line in lines:
+        print(line)
     if args.json:
         args.json.write_text(
             json.dumps({**results, "speedup": speedup, "projected_gpu_h": total_h}, indent=2)

@@ -13,8 +13,11 @@ the accelerator and DDP (``strategy``, ``devices``) come from ``eval.baselines.r
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import logging
 import math
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -160,6 +163,26 @@ class BestOnValidation(pl.Callback):
             self.best_state = copy.deepcopy(module.net.state_dict())
 
 
+@contextlib.contextmanager
+def _quiet(enabled: bool) -> Iterator[None]:
+    """Silence Lightning's per-fit info lines (device summary, tips) while ``enabled``."""
+    if not enabled:
+        yield
+        return
+    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*treespec.*")
+            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+            yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
 def train_full_data(
     net: nn.Module,
     train_data: Dataset,
@@ -178,22 +201,25 @@ def train_full_data(
     train = DataLoader(train_data, batch_size=recipe.batch_size, sampler=sampler, num_workers=num_workers)
     val = DataLoader(val_data, batch_size=1024, shuffle=False, num_workers=num_workers)
     best = BestOnValidation()
-    trainer = pl.Trainer(
-        max_epochs=recipe.epochs,
-        accelerator=recipe.accelerator,
-        devices=recipe.devices,
-        strategy=recipe.strategy,
-        precision=recipe.precision,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=progress,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        callbacks=[best],
-        use_distributed_sampler=False,
-    )
+    with _quiet(not progress):
+        trainer = pl.Trainer(
+            max_epochs=recipe.epochs,
+            accelerator=recipe.accelerator,
+            devices=recipe.devices,
+            strategy=recipe.strategy,
+            precision=recipe.precision,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=progress,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            callbacks=[best],
+            use_distributed_sampler=False,
+        )
+    sampler.rank, sampler.world = trainer.global_rank, trainer.world_size  # DDP: each rank its share
     module = FullDataNet(net, recipe, num_classes, seed_parts)
-    trainer.fit(module, train, val)
+    with _quiet(not progress):
+        trainer.fit(module, train, val)
     if best.best_state is not None:
         net.load_state_dict(best.best_state)
     net.eval()

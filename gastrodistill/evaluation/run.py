@@ -22,6 +22,7 @@ chosen on validation patients). Nothing is chosen on test patients.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,18 @@ def recorded_model(ds) -> dict[str, Any] | None:
     return dict(m) if m else None
 
 
+def ensemble_mode(value: Any, device: torch.device) -> bool:
+    """``eval.ensemble``: ``auto`` (ensembles on CUDA; on the CPU the loop, measured faster there for
+    LeNet and inference), ``true`` (wherever the architecture allows) or ``false`` (always the loop)."""
+    if isinstance(value, bool):
+        return value
+    if str(value).lower() == "auto":
+        return torch.device(device).type == "cuda"
+    if str(value).lower() in ("true", "false"):
+        return str(value).lower() == "true"
+    raise EvaluationConfigError(f"eval.ensemble = {value!r}; use auto, true or false")
+
+
 class Study:
     """Trains and scores the jobs of one process; every network is seeded by its own job.
 
@@ -136,9 +149,11 @@ class Study:
         self._teacher: nn.Module | None = None
         self._means: tuple[torch.Tensor, torch.Tensor] | None = None
         self.reference_net: nn.Module | None = None  # the first full-data network (reused by the audit)
-        self.use_ensembles = bool(self.ev.get("ensemble", True))
+        self.use_ensembles = ensemble_mode(self.ev.get("ensemble", "auto"), self.ctx.test.device)
         # score every network of a setting in one pass (False: one network at a time, as before)
         self.score_together = bool(self.ev.get("score_together", True))
+        self._vmappable: dict[NetSpec, bool] = {}
+        self.timings: list[dict[str, Any]] = []  # seconds per setting (training, scoring)
 
     # -- networks ----------------------------------------------------------------------------------
     def owner(self, method: str) -> str | None:
@@ -168,9 +183,13 @@ class Study:
         return self.spec(job.arch, job.method).build(g), g
 
     def ensemble_ok(self, spec: NetSpec, n: int) -> bool:
+        """Whether ``n`` networks of ``spec`` train and score as one ``torch.func`` ensemble."""
         if not self.use_ensembles or n < 2:
             return False
-        return supports_ensemble(spec.build(torch_generator(0, "probe")), self.dm.image_shape)
+        if spec not in self._vmappable:
+            probe = spec.build(torch_generator(0, "probe"))
+            self._vmappable[spec] = supports_ensemble(probe, self.dm.image_shape)
+        return self._vmappable[spec]
 
     # -- data --------------------------------------------------------------------------------------
     def train_tensors(self) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -274,7 +293,8 @@ class Study:
         cached = self.train_tensors()
         train = in_memory(*cached) if cached is not None else self.dm.dataset("train", augment=False)
         val_x, val_y = self.ctx.val.tensors()
-        return train_full_data(
+        device = next(net.parameters()).device
+        net, info = train_full_data(
             net,
             train,
             self.dm.labels("train"),
@@ -285,6 +305,7 @@ class Study:
             progress=self.progress,
             num_workers=int(getattr(self.dm, "num_workers", 0)),
         )
+        return net.to(device), info
 
     def train_setting(
         self, setting: tuple[str, str, str], jobs: Sequence[Job]
@@ -318,13 +339,26 @@ class Study:
         }
 
     def run_setting(self, setting: tuple[str, str, str], jobs: Sequence[Job]) -> list[dict[str, Any]]:
+        """Train the networks of ``jobs`` (one setting), score them, save and return their records."""
+        t0 = time.perf_counter()
         nets, extra = self.train_setting(setting, jobs)
+        t1 = time.perf_counter()
         spec = self.spec(setting[2], setting[0])
         if self.score_together:
-            models = Ensemble(nets) if self.ensemble_ok(spec, len(nets)) else nets
+            # vmapped inference pays off on CUDA; on the CPU a loop over the networks per batch is faster
+            on_cuda = self.ctx.test.device.type == "cuda"
+            models = Ensemble(nets) if on_cuda and self.ensemble_ok(spec, len(nets)) else nets
             recs = score_networks(models, self.ctx)
         else:
             recs = [score_networks([n], self.ctx)[0] for n in nets]
+        self.timings.append(
+            {
+                "setting": "/".join(setting),
+                "train_s": t1 - t0,
+                "score_s": time.perf_counter() - t1,
+                "n": len(nets),
+            }
+        )
         out = []
         for i, (job, rec) in enumerate(zip(jobs, recs, strict=True)):
             full = {

@@ -22,18 +22,26 @@ from gastrodistill.evaluation.splits import Context, SplitCache
 
 
 @torch.no_grad()
-def predict_split(models: Ensemble | Sequence[nn.Module], split: SplitCache) -> np.ndarray:
-    """Class probabilities ``[E, N, K]`` (float32) of E networks on a split, read once."""
+def predict_split(
+    models: Ensemble | Sequence[nn.Module], split: SplitCache, autocast: bool = False
+) -> np.ndarray:
+    """Class probabilities ``[E, N, K]`` (float32) of E networks on a split, read once.
+
+    ``autocast``: bfloat16 autocast on CUDA (``eval.score_autocast``; ignored on the CPU).
+    """
     ens = models if isinstance(models, Ensemble) else None
     nets = list(models.nets) if ens is not None else list(models)
     for n in nets:
         n.eval()
+    dev = next(nets[0].parameters()).device
+    use_amp = bool(autocast) and dev.type == "cuda"
     out: list[torch.Tensor] = []
     for x in split.batches():
-        if ens is not None:
-            logits = ens.forward(x)
-        else:
-            logits = torch.stack([n(x.to(next(n.parameters()).device)) for n in nets])
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+            if ens is not None:
+                logits = ens.forward(x)
+            else:
+                logits = torch.stack([n(x.to(next(n.parameters()).device)) for n in nets])
         out.append(torch.softmax(logits.float(), dim=-1).cpu())
     if not out:
         return np.empty((len(nets), 0, 0), dtype=np.float32)
@@ -89,11 +97,12 @@ def record_from_probs(
 
 def score_networks(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list[dict[str, Any]]:
     """Records of E networks (an :class:`Ensemble` or a list): one pass over test, val and fit splits."""
-    test = predict_split(models, ctx.test)
-    val = predict_split(models, ctx.val).argmax(-1)
+    amp = bool(ctx.cfg.eval.get("score_autocast", False))
+    test = predict_split(models, ctx.test, amp)
+    val = predict_split(models, ctx.val, amp).argmax(-1)
     fit = None
     if ctx.patients and ctx.fit is not ctx.val:
-        fit = predict_split(models, ctx.fit).argmax(-1)
+        fit = predict_split(models, ctx.fit, amp).argmax(-1)
     return [
         record_from_probs(ctx, test[i], val[i], None if fit is None else fit[i]) for i in range(len(test))
     ]

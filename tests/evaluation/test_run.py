@@ -52,7 +52,12 @@ def test_results_table_equals_logged_numbers_and_outputs_exist(compose_cfg, pati
     keys = set(zip(df.method, df.schedule, df.architecture, strict=True))
     assert keys == {
         (m, s, a) for m in ("soft", "hard") for s in ("replay", "standard") for a in ("convnet", "lenet")
-    } | {("full", "real", "convnet"), ("random", "standard", "convnet"), ("mean", "standard", "convnet")}
+    } | {
+        ("full", "real", "convnet"),
+        ("random", "standard", "convnet"),
+        ("mean", "standard", "convnet"),
+        ("random_soft", "standard", "convnet"),
+    }
     table = pd.read_csv(out / "results.csv")
     assert len(table) == len(df)
     assert (table.n_networks == np.where(table.method == "full", 1, 2)).all()
@@ -63,6 +68,10 @@ def test_results_table_equals_logged_numbers_and_outputs_exist(compose_cfg, pati
     assert soft.bytes == (12 * 144 + 12 * 3 + 2 * 2) * 4  # 12 images, 12x3 logits, 4 lrs; float32
     assert soft.compression == pytest.approx(full_bytes / soft.bytes)
     assert table[table.method == "random"].n_images.iloc[0] == 12
+    assert table[table.method == "random_soft"].n_images.iloc[0] == 12
+    # paired differences: soft minus random / random_soft / hard, each with an interval
+    for col in ("vs_random_patient_hm", "vs_random_soft_patient_auc", "vs_hard_patient_hm"):
+        assert np.isfinite(soft[f"{col}_diff"]) and soft[f"{col}_ci_low"] <= soft[f"{col}_ci_high"]
     # every number logged through the CSV logger equals the table's
     logged = pd.read_csv(out.parent / "out" / "logs" / "csv" / "evaluation" / "metrics.csv")
     checked = 0
