@@ -55,24 +55,10 @@ def train_reference_network(cfg: DictConfig, datamodule) -> tuple[nn.Module, dic
 
     It is the membership attack's reference and defines the audit's feature space.
     """
-    from gastrodistill.evaluation.fresh_training import RealTraining, in_memory_batches, train_on_real
-    from gastrodistill.evaluation.run import build_context, net_spec, val_selector
+    from gastrodistill.evaluation.run import train_full_network
 
-    recipe = dict(OmegaConf.to_container(cfg.eval.baselines.real, resolve=True))
-    if cfg.audit.get("real_epochs"):
-        recipe["epochs"] = int(cfg.audit.real_epochs)
-    real = RealTraining(**recipe)
-    spec = net_spec(cfg, "same", datamodule)
-    g = torch_generator(int(cfg.seed), "audit", "real-network")
-    n = len(datamodule.labels("train"))
-    if n * int(np.prod(datamodule.image_shape)) * 4 <= int(cfg.eval.max_in_memory_mb) * 2**20:
-        x, y = datamodule.load_split("train")
-        batches = lambda epoch: in_memory_batches(x, y, real.batch_size, g)  # noqa: E731
-    else:
-        batches = lambda epoch: datamodule.train_dataloader()  # noqa: E731
-    ctx = build_context(cfg, datamodule)
-    net, info = train_on_real(spec, batches, real, val_selector(ctx), g, progress=False)
-    return net, {k: float(v) for k, v in info.items()}
+    epochs = int(cfg.audit.real_epochs) if cfg.audit.get("real_epochs") else None
+    return train_full_network(cfg, datamodule, ("audit", "real-network"), epochs=epochs)
 
 
 def distilled_networks(

@@ -1,15 +1,15 @@
-"""Train fresh, randomly initialised networks on a distilled set or on real patches (plain PyTorch, CPU-fast).
+"""Train fresh networks on a small set: a distilled set (replay or standard schedule) or a baseline.
 
 Two ways to use a distilled set: ``replay`` repeats what the distillation optimised for (T = steps ×
-epochs plain SGD steps, step t on ``distilled.batch(t)`` with the learned rate ``lrs()[t]``), and
-``standard`` ignores the learned rates and trains for some epochs with an ordinary optimiser on all
-distilled images and their (soft) targets. Real-data baselines use the same network builder; the
-upper bound trains on every real training patch with the epoch chosen on validation patients.
+epochs graph-free SGD steps, step t on ``distilled.batch(t)`` with the learned rate ``lrs()[t]``, by the
+distillation's own step), and ``standard`` ignores the learned rates and trains with the one small-set
+recipe (:class:`StandardSchedule`) that also trains the random subsets, class means and the
+random-images-with-soft-labels control. These loops are the reference of the ``torch.func`` ensembles
+(:mod:`gastrodistill.evaluation.ensemble`); the full-data bound is :mod:`gastrodistill.evaluation.full_data`.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -19,7 +19,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm.auto import tqdm
 
 SCHEDULES = ("replay", "standard")
 
@@ -284,67 +283,3 @@ def predict(
     """Predicted classes of every image."""
     probs = predict_proba(net, batches, batch_size)
     return probs.argmax(1) if probs.size else np.empty(0, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class RealTraining:
-    """Training on every real patch (the upper bound); the best epoch is chosen on validation patches."""
-
-    epochs: int = 5
-    lr: float = 0.01
-    optimizer: str = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    batch_size: int = 128
-
-
-def train_on_real(
-    spec: NetSpec,
-    epoch_batches: Callable[[int], Iterable[tuple[torch.Tensor, torch.Tensor]]],
-    recipe: RealTraining,
-    select: Callable[[nn.Module], float],
-    generator: torch.Generator,
-    progress: bool = True,
-) -> tuple[nn.Module, dict[str, float]]:
-    """A fresh network trained for ``recipe.epochs``; returns the epoch with the best ``select`` score.
-
-    ``epoch_batches(epoch)`` yields shuffled training batches; ``select(net)`` scores the network on
-    validation patients only (never test), higher is better.
-    """
-    net = spec.build(generator)
-    dev = device_of(net)
-    opt = make_optimizer(net.parameters(), recipe.optimizer, recipe.lr, recipe.momentum, recipe.weight_decay)
-    best_score, best_state, best_epoch = -math.inf, copy.deepcopy(net.state_dict()), 0
-    for epoch in range(recipe.epochs):
-        net.train()
-        batches = epoch_batches(epoch)
-        for x, y in tqdm(
-            batches,
-            desc=f"{spec.name} real epoch {epoch + 1}/{recipe.epochs}",
-            leave=False,
-            disable=not progress,
-        ):
-            opt.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(net(x.to(dev)), torch.as_tensor(y).long().to(dev))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"real training epoch {epoch}: loss is {loss.item()}; lower eval.real.lr"
-                )
-            loss.backward()
-            opt.step()
-        score = float(select(net))
-        if score > best_score:
-            best_score, best_state, best_epoch = score, copy.deepcopy(net.state_dict()), epoch + 1
-    net.load_state_dict(best_state)
-    net.eval()
-    return net, {"best_epoch": best_epoch, "val_score": best_score}
-
-
-def in_memory_batches(
-    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator
-) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-    """One shuffled pass over in-memory tensors (the fast path for CPU-sized patch stores)."""
-    order = torch.randperm(len(x), generator=generator)
-    for start in range(0, len(x), batch_size):
-        idx = order[start : start + batch_size]
-        yield x[idx], y[idx]

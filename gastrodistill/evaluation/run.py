@@ -558,6 +558,19 @@ def run_evaluation(
     return df
 
 
+def train_full_network(
+    cfg: DictConfig, datamodule, seed_parts: Sequence[Any], epochs: int | None = None
+) -> tuple[nn.Module, dict[str, float]]:
+    """One network of the distillation architecture trained by the full-data recipe (``eval.baselines.real``,
+    ``epochs`` overridden when given), seeded by ``(seed, *seed_parts)``: the audit's reference network."""
+    _prepare(datamodule)
+    if epochs is not None:
+        cfg = OmegaConf.merge(cfg, {"eval": {"baselines": {"real": {"epochs": int(epochs)}}}})
+    study = Study(cfg, datamodule, {}, None, progress=False)
+    net = study.spec(SAME).build(torch_generator(int(cfg.seed), *seed_parts))
+    return study.train_full(net, tuple(seed_parts))
+
+
 def architecture_of(cfg: DictConfig, arch: str) -> DictConfig:
     """The model config of a ``conf/model`` name (kept for callers of the old module)."""
     return architecture_config(cfg, arch)

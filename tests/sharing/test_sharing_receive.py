@@ -93,6 +93,8 @@ def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
         for k, v in zip(("images", "labels"), src._splits[s], strict=True)
     }
     np.savez(tmp_path / "patches.npz", class_names=np.array(CLASSES), **arrays)
+    # the set is declared distilled from this data (audit/publish refuse a set of other normalisation)
+    soft_set.mean, soft_set.std = list(src.mean), list(src.std)
     soft_set.save(tmp_path / "distilled" / "soft")
     data = ["data=npz", f"data.path={tmp_path / 'patches.npz'}"]
     cfg = compose_cfg(
