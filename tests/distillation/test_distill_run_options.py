@@ -1,4 +1,4 @@
-"""The distiller's options through the config and a real Trainer: wiring, exact resume, clipping, image init."""
+"""The distiller's options through the config and a real Trainer: wiring, exact resume, clipping, init."""
 
 from __future__ import annotations
 
