@@ -167,28 +167,13 @@ def replay_momentum(distilled) -> float:
 
 
 def train_replay(net: nn.Module, distilled) -> nn.Module:
-    """Replay the learned schedule: T = steps x epochs graph-free SGD steps with the learned rates.
+    """Replay the learned schedule: T = steps x epochs graph-free SGD steps with the learned rates and the
+    set's inner momentum, by the distillation's own step (``inner_loop.replay``), so the replayed weights
+    equal the unroll's final weights (``tests/evaluation/test_engine.py``). Raises ``FloatingPointError``
+    on a non-finite loss."""
+    from gastrodistill.distillation.inner_loop import replay
 
-    The step is the distillation's own (``inner_loop.replay`` when it exists, else
-    ``inner_loop.sgd_step`` per step), so the replayed weights equal the unroll's final weights
-    (``tests/evaluation/test_protocol.py``). Raises ``FloatingPointError`` on a non-finite loss.
-    """
-    from gastrodistill.distillation import inner_loop
-
-    replay = getattr(inner_loop, "replay", None)
-    net.train()
-    if replay is not None:
-        return replay(net, distilled)
-    if replay_momentum(distilled):
-        raise ValueError("this distilled set has inner momentum; its replay needs inner_loop.replay")
-    dev = device_of(net)
-    lrs = distilled.lrs().detach().cpu().tolist()
-    for t, lr in enumerate(lrs):
-        x, y = distilled.batch(t)
-        loss = inner_loop.sgd_step(net, x.detach().to(dev), y.detach().to(dev), float(lr))
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"replay step {t}: loss is {loss}; the distilled set is unusable")
-    return net
+    return replay(net, distilled)
 
 
 def small_set_steps(n: int, schedule: StandardSchedule) -> tuple[int, int]:

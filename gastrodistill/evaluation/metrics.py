@@ -29,7 +29,7 @@ def patch_metrics(
     given class probabilities ``[N, K]``, the image-level ROC AUC (macro one-vs-rest; the binary AUC
     when K = 2; NaN when a class is missing from the targets)."""
     p = torch.as_tensor(np.asarray(preds), dtype=torch.long)
-    t = torch.as_tensor(np.asarray(target), dtype=torch.long)
+    t = torch.as_tensor(np.array(target), dtype=torch.long)  # a copy: store labels are read-only
     if p.shape != t.shape or p.ndim != 1:
         raise ValueError(
             f"predictions {tuple(p.shape)} and targets {tuple(t.shape)} must be equal 1-D shapes"

@@ -98,15 +98,18 @@ def test_ensemble_equals_loop_for_the_same_seeds(compose_cfg, patient_dm, arch):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_replayed_weights_equal_the_unrolls_final_weights(patient_dm):
-    """train_replay (graph-free) lands where the differentiable unroll lands, in float64."""
+@pytest.mark.parametrize("momentum", [0.0, 0.5])
+def test_replayed_weights_equal_the_unrolls_final_weights(patient_dm, momentum):
+    """train_replay (graph-free) and the ensemble replay land where the differentiable unroll lands
+    (float64), with and without the set's inner momentum."""
     from gastrodistill.models import ConvNet
 
     torch.set_default_dtype(torch.float64)
     try:
         ds = _distilled(patient_dm).double()
+        ds.inner_momentum = momentum
         net = ConvNet(1, 3, (12, 12), width=4, depth=2, init_seed=3).double()
-        unrolled = unroll_func(net, ds)
+        unrolled = unroll_func(net, ds, momentum=momentum)
         replayed = train_replay(copy.deepcopy(net), ds)
         for name, p in replayed.named_parameters():
             torch.testing.assert_close(p.detach(), unrolled[name].detach(), rtol=1e-10, atol=1e-12)
