@@ -11,7 +11,7 @@ random-images-with-soft-labels control. These loops are the reference of the ``t
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,8 +54,10 @@ def device_of(net: nn.Module) -> torch.device:
 class StandardSchedule:
     """The one recipe for every small labelled set (distilled images, random subsets, class means, the
     random-images-with-soft-labels control): ``epochs`` of an ordinary optimiser over the set, with the
-    same label-preserving augmentation (horizontal flip, shifts of up to ``shift`` pixels; no vertical
-    flip for X-rays) for every method. ``optimizer`` is a short name or a ``{_target_: ...}`` node."""
+    same label-preserving augmentation for every method: ``augment`` is ``None`` or a node
+    ``{_target_: gastrodistill.distillation.augment.DSA, ...}`` (by default the distillation's own
+    ``distill.dsa``), applied to every batch with the network's generator. ``optimizer`` is a short name
+    or a ``{_target_: ...}`` node."""
 
     epochs: int = 300
     lr: float = 0.01
@@ -64,8 +66,7 @@ class StandardSchedule:
     weight_decay: float = 0.0
     batch_size: int = 0  # 0: full batch
     cosine: bool = True
-    flip: bool = False
-    shift: int = 0
+    augment: Any = None
 
     def __post_init__(self) -> None:
         if isinstance(self.optimizer, str) and self.optimizer not in OPTIMIZERS:
@@ -77,12 +78,14 @@ class StandardSchedule:
             raise ValueError(
                 f"eval standard schedule needs epochs >= 1 and lr > 0 (got {self.epochs}, {self.lr})"
             )
-        if self.shift < 0:
-            raise ValueError(f"eval standard shift must be >= 0 pixels (got {self.shift})")
+        if self.augment is not None and (
+            not isinstance(self.augment, Mapping) or "_target_" not in self.augment
+        ):
+            raise ValueError(f"eval augment must be null or a {{_target_: ...}} node, got {self.augment!r}")
 
     @property
     def augments(self) -> bool:
-        return self.flip or self.shift > 0
+        return self.augment is not None
 
 
 #: Short optimiser names accepted in ``eval`` recipes beside a ``{_target_: ...}`` node.
@@ -132,29 +135,36 @@ def soft_cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
     return F.cross_entropy(logits, targets)
 
 
-def augment_small(x: torch.Tensor, schedule: StandardSchedule, generator: torch.Generator) -> torch.Tensor:
-    """Label-preserving augmentation of a small batch ``[B, C, H, W]`` (normalised images).
+_AUGMENTERS: dict[str, Callable] = {}
 
-    Each image is flipped left-right with probability 1/2 (``flip``) and shifted by a whole number of
-    pixels in ``[-shift, shift]`` along each axis, the border replicated (``shift``). The draws come from
-    the CPU ``generator`` in a fixed order (flips, then shifts), so an ensemble and a loop that share
-    per-network generators see the same augmentations.
-    """
-    if not schedule.augments:
+
+def augmenter(
+    node: Mapping[str, Any] | None,
+) -> Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None:
+    """The augmentation of a ``{_target_: ...}`` node (e.g. ``DSA``), instantiated once per distinct node."""
+    if node is None:
+        return None
+    import json
+
+    import hydra
+    from omegaconf import OmegaConf
+
+    key = json.dumps(dict(node), sort_keys=True, default=str)
+    if key not in _AUGMENTERS:
+        _AUGMENTERS[key] = hydra.utils.instantiate(OmegaConf.create(dict(node)))
+    return _AUGMENTERS[key]
+
+
+def augment_small(x: torch.Tensor, schedule: StandardSchedule, generator: torch.Generator) -> torch.Tensor:
+    """Label-preserving augmentation of a batch ``[B, C, H, W]`` (normalised images) by the schedule's
+    ``augment`` (the project's DSA, ``gastrodistill.distillation.augment``), its per-image parameters
+    drawn from the CPU ``generator``, so an ensemble and a loop that share per-network generators see the
+    same augmentations. No augmentation: ``x`` unchanged."""
+    aug = augmenter(schedule.augment)
+    if aug is None:
         return x
-    n, _, h, w = x.shape
-    if schedule.flip:
-        flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
-        x = torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
-    s = int(schedule.shift)
-    if s > 0:
-        d = torch.randint(-s, s + 1, (2, n), generator=generator).to(x.device)
-        padded = F.pad(x, (s, s, s, s), mode="replicate")
-        rows = torch.arange(h, device=x.device)[None] + (s + d[0])[:, None]  # [n, H]
-        cols = torch.arange(w, device=x.device)[None] + (s + d[1])[:, None]  # [n, W]
-        idx = torch.arange(n, device=x.device)[:, None, None]
-        x = padded[idx, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)  # [n, H, W, C] -> NCHW
-    return x.contiguous()
+    with torch.no_grad():
+        return aug(x, generator)
 
 
 def replay_momentum(distilled) -> float:

@@ -3,10 +3,10 @@
 One recipe whatever the memory: the training images come either from memory (the split cached as
 tensors) or streamed from the data module, always unaugmented, in the order of one sampler
 (:class:`EpochSampler`: a permutation, or class-balanced draws with replacement, seeded by
-``(seed, network, epoch)``), in batches of ``batch_size``; the augmentation (horizontal flip, shifts)
-runs on the batch inside the module with a generator seeded by ``(seed, network, epoch)``. So the
-streamed and the in-memory runs see the same batches, and every epoch and every network its own
-order and augmentations. The weights of the epoch with the best validation balanced accuracy are
+``(seed, network, epoch)``), in batches of ``batch_size``; the augmentation (``augment``: the project's
+DSA node, or null) runs on the batch inside the module with a generator seeded by
+``(seed, network, epoch)``. So the streamed and the in-memory runs see the same batches, and every
+epoch and every network its own order and augmentations. The weights of the epoch with the best validation balanced accuracy are
 kept (:class:`BestOnValidation`, in memory: no checkpoint file). Mixed precision (``precision``),
 the accelerator and DDP (``strategy``, ``devices``) come from ``eval.baselines.real``.
 """
@@ -44,8 +44,7 @@ class RealRecipe:
     weight_decay: float = 0.0
     batch_size: int = 128
     balanced: bool = False  # class-balanced draws with replacement instead of a permutation
-    flip: bool = False
-    shift: int = 0
+    augment: Any = None  # None or {_target_: gastrodistill.distillation.augment.DSA, ...}
     scheduler: str = "none"  # none | cosine (per step)
     precision: str = "32-true"
     accelerator: str = "auto"
@@ -63,7 +62,7 @@ class RealRecipe:
 
     @property
     def augmentation(self) -> StandardSchedule:
-        return StandardSchedule(epochs=1, lr=1.0, flip=self.flip, shift=self.shift)
+        return StandardSchedule(epochs=1, lr=1.0, augment=self.augment)
 
 
 class EpochSampler(Sampler[int]):

@@ -41,6 +41,14 @@ SMALL = [
 ]
 
 
+DSA_NODE = {
+    "_target_": "gastrodistill.distillation.augment.DSA",
+    "flip": True,
+    "rotate": 10.0,
+    "translate": 0.1,
+}
+
+
 def _distilled(dm, mode="soft", seed=0) -> DistilledSet:
     ds = DistilledSet(
         3,
@@ -63,14 +71,14 @@ def _weights(nets) -> list[torch.Tensor]:
 
 @pytest.mark.parametrize("arch", ["same", "lenet"])
 def test_ensemble_equals_loop_for_the_same_seeds(compose_cfg, patient_dm, arch):
-    """Standard schedule (mini-batches, flips, shifts, SGD with momentum and weight decay) and replay: same
-    weights and predictions. (Adam is checked on predictions only: it turns the float noise of the
+    """Standard schedule (mini-batches, DSA flips/rotations/shifts, SGD with momentum and weight decay)
+    and replay: same weights and predictions. (Adam is not used: it turns the float noise of the
     exactly-zero gradient of a conv bias before instance norm into +-lr steps, in loop and ensemble alike.)"""
     cfg = compose_cfg(SMALL)
     spec = net_spec(cfg, arch, patient_dm)
     assert supports_ensemble(spec.build(torch_generator(0)), patient_dm.image_shape)
     sched = StandardSchedule(
-        epochs=4, lr=0.01, optimizer="sgd", weight_decay=5e-4, batch_size=5, flip=True, shift=2
+        epochs=4, lr=0.01, optimizer="sgd", weight_decay=5e-4, batch_size=5, augment=DSA_NODE
     )
     sets = [patient_dm.sample_per_class(3, torch_generator(i, "set")) for i in range(3)]
     loop = [
@@ -199,7 +207,7 @@ def test_streamed_and_in_memory_full_data_use_one_recipe(compose_cfg, patient_dm
     spec = net_spec(cfg, "same", patient_dm)
     x, y = patient_dm.load_split("train")
     vx, vy = patient_dm.load_split("val")
-    recipe = RealRecipe(epochs=2, lr=0.003, batch_size=16, balanced=True, flip=True, shift=1)
+    recipe = RealRecipe(epochs=2, lr=0.003, batch_size=16, balanced=True, augment=DSA_NODE)
     nets = []
     for data in (in_memory(x, y), _Streamed(x, y)):
         net, info = train_full_data(
