@@ -32,7 +32,7 @@ from torch import nn
 
 from gastrodistill.anonymity import figures
 from gastrodistill.anonymity.membership import balanced_subsets, membership_attack, summarise
-from gastrodistill.anonymity.nearest import NearestReport, nearest_real, to_unit
+from gastrodistill.anonymity.nearest import NearestReport, nearest_real
 from gastrodistill.anonymity.text_check import (
     private_strings,
     scan_for_strings,
@@ -40,6 +40,7 @@ from gastrodistill.anonymity.text_check import (
     text_region_similarity,
 )
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
+from gastrodistill.utils.images import denormalise
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
@@ -251,7 +252,7 @@ def _closest_pairs(out: Path, dm, distilled_sets, nearest: NearestReport, n: int
     real_idx = [int(nearest.sets[name]["ncc_index"][i]) for _, name, i in top]
     real_x, _ = dm.load_split("train", real_idx)
     dist_x = torch.stack([distilled_sets[name].images[i].detach().cpu() for _, name, i in top])
-    dist_unit = to_unit(
+    dist_unit = denormalise(
         torch.nn.functional.interpolate(dist_x, size=tuple(dm.image_size), mode="bilinear")
         if tuple(dist_x.shape[2:]) != tuple(dm.image_size)
         else dist_x,
@@ -261,7 +262,7 @@ def _closest_pairs(out: Path, dm, distilled_sets, nearest: NearestReport, n: int
     captions = [f"{name} #{i}" for _, name, i in top]
     return figures.plot_closest_pairs(
         dist_unit,
-        to_unit(real_x, dm.mean, dm.std),
+        denormalise(real_x, dm.mean, dm.std),
         [s for s, _, _ in top],
         captions,
         out / "closest_pairs.png",

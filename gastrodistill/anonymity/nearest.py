@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from gastrodistill.data.base import ImageDataModule
+from gastrodistill.utils.images import denormalise
 from gastrodistill.utils.seeding import numpy_rng
 
 #: Similarity spaces, in report order.
@@ -36,13 +37,6 @@ class NearestInputError(ValueError):
 
 
 # ---- pixel and feature similarities ---------------------------------------------------------------
-def to_unit(x: torch.Tensor, mean: list[float], std: list[float]) -> torch.Tensor:
-    """Undo the data module's normalisation: back to [0, 1] intensity units, where SSIM is defined."""
-    m = torch.as_tensor(mean, dtype=x.dtype).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype).view(1, -1, 1, 1)
-    return x * s + m
-
-
 def match_size(x: torch.Tensor, image_shape: tuple[int, int, int]) -> torch.Tensor:
     """Bring images ``[N, C, H, W]`` to the stored size (antialiased bilinear); refuse a channel mismatch."""
     if x.ndim != 4:
@@ -242,7 +236,7 @@ def nearest_real(
     n_q = len(q_all)
     k = max(1, min(top_k, len(real_idx)))
     mean, std = datamodule.mean, datamodule.std
-    q_ncc = ncc_vectors(to_unit(q_all, mean, std))
+    q_ncc = ncc_vectors(denormalise(q_all, mean, std))
     tops = {"ncc": _TopK(n_q, k)}
 
     with contextlib.ExitStack() as stack:
@@ -262,7 +256,7 @@ def nearest_real(
             idx = torch.as_tensor(real_idx[start : start + len(x)])
             start += len(x)
             excluded = q_groups.view(-1, 1) == torch.as_tensor(groups_all[idx.numpy()]).view(1, -1)
-            sims = q_ncc @ ncc_vectors(to_unit(x.float(), mean, std)).T
+            sims = q_ncc @ ncc_vectors(denormalise(x.float(), mean, std)).T
             tops["ncc"].update(sims.masked_fill(excluded, -float("inf")), idx)
             if feats is not None:
                 sims = q_feat @ cosine_vectors(feats(x.float())).T
@@ -304,7 +298,7 @@ def _ssim_rerank(datamodule: ImageDataModule, q_all: torch.Tensor, top: _TopK) -
     uniq, inverse = torch.unique(cand, return_inverse=True)
     real_x, _ = datamodule.load_split("train", uniq.tolist())
     mean, std = datamodule.mean, datamodule.std
-    q_unit, r_unit = to_unit(q_all, mean, std), to_unit(real_x.float(), mean, std)
+    q_unit, r_unit = denormalise(q_all, mean, std), denormalise(real_x.float(), mean, std)
     n, k = cand.shape
     rows = torch.arange(n).repeat_interleave(k)
     scores = torch.cat(

@@ -5,26 +5,12 @@ Drawn with matplotlib's object API on an Agg canvas (no pyplot global state, no 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from gastrodistill.utils.atomic import atomic_path
-
-
-def _to_display(img: torch.Tensor, mean: list[float] | None, std: list[float] | None) -> np.ndarray:
-    """``[C, H, W]`` normalised -> ``[H, W]`` or ``[H, W, 3]`` in [0, 1] (min-max if no statistics)."""
-    x = img.detach().float().cpu()
-    if mean is not None and std is not None:
-        x = x * torch.tensor(std).view(-1, 1, 1) + torch.tensor(mean).view(-1, 1, 1)
-    else:
-        x = (x - x.min()) / (x.max() - x.min()).clamp_min(1e-8)
-    x = x.clamp(0, 1).numpy()
-    return x[0] if x.shape[0] != 3 else x.transpose(1, 2, 0)
+from gastrodistill.utils.images import render_grid, save_png  # noqa: F401 - save_png re-exported
 
 
 def _figure_to_array(fig: Figure) -> np.ndarray:
@@ -37,37 +23,39 @@ def grid_image(distilled, max_per_class: int = 10, title: str | None = None) -> 
     """Up to ``max_per_class`` images of every class, each captioned with its top soft labels.
 
     Classes are rows (or columns, when there are more classes than images shown per class). Returns an
-    RGB ``uint8`` array ``[H, W, 3]`` (what W&B expects).
+    RGB ``uint8`` array ``[H, W, 3]`` (what W&B expects); drawn by the package's one renderer
+    (:func:`gastrodistill.utils.images.render_grid`).
     """
     k, per_class = distilled.num_classes, distilled.ipc * distilled.steps
     n = min(max_per_class, per_class)
     by_row = n >= k  # keep the long side horizontal
-    rows, cols = (k, n) if by_row else (n, k)
-    targets = distilled.soft_targets().detach().cpu()
-    names = distilled.class_names
-    fig = Figure(figsize=(max(1.3 * cols, 3.0), 1.5 * rows + (0.4 if title else 0)), dpi=80)
-    for c in range(k):
-        for j in range(n):
-            step, i = divmod(j, distilled.ipc)
-            idx = step * distilled.per_step + c * distilled.ipc + i
-            r, q = (c, j) if by_row else (j, c)
-            ax = fig.add_subplot(rows, cols, r * cols + q + 1)
-            ax.imshow(
-                _to_display(distilled.images[idx], distilled.mean, distilled.std), cmap="gray", vmin=0, vmax=1
-            )
-            p = targets[idx]
-            top = torch.topk(p, min(2, k)).indices.tolist()
-            ax.set_title("\n".join(f"{names[t][:10]} {p[t]:.2f}" for t in top), fontsize=6)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if by_row and j == 0:
-                ax.set_ylabel(names[c][:14], fontsize=7)
-            if not by_row and j == n - 1:
-                ax.set_xlabel(names[c][:14], fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=8)
-    fig.tight_layout()
-    return _figure_to_array(fig)
+
+    def index(c: int, j: int) -> int:
+        step, i = divmod(j, distilled.ipc)
+        return step * distilled.per_step + c * distilled.ipc + i
+
+    if by_row:
+        order = [index(c, j) for c in range(k) for j in range(n)]
+        per_row, labels = n, list(distilled.class_names)
+    else:
+        order = [index(c, j) for j in range(n) for c in range(k)]
+        per_row, labels = k, None
+    with torch.no_grad():
+        images = distilled.images.detach()[order]
+        targets = distilled.soft_targets().detach()[order]
+    return render_grid(
+        images,
+        targets,
+        distilled.class_names,
+        distilled.mean,
+        distilled.std,
+        per_row,
+        title,
+        top_k=min(2, k),
+        row_labels=labels,
+        cell=(1.3, 1.5),
+        dpi=80,
+    )
 
 
 def lr_schedule_image(distilled) -> np.ndarray:
@@ -83,12 +71,3 @@ def lr_schedule_image(distilled) -> np.ndarray:
     ax.set_title(f"learned lr schedule ({distilled.steps} steps x {distilled.epochs} epochs)", fontsize=9)
     fig.tight_layout()
     return _figure_to_array(fig)
-
-
-def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
-    """Write an RGB uint8 array as PNG, atomically."""
-    from PIL import Image
-
-    with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(image).save(tmp, format="PNG")
-    return Path(path)

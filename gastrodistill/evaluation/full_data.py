@@ -6,9 +6,10 @@ tensors) or streamed from the data module, always unaugmented, in the order of o
 ``(seed, network, epoch)``), in batches of ``batch_size``; the augmentation (``augment``: the project's
 DSA node, or null) runs on the batch inside the module with a generator seeded by
 ``(seed, network, epoch)``. So the streamed and the in-memory runs see the same batches, and every
-epoch and every network its own order and augmentations. The weights of the epoch with the best validation balanced accuracy are
-kept (:class:`BestOnValidation`, in memory: no checkpoint file). Mixed precision (``precision``),
-the accelerator and DDP (``strategy``, ``devices``) come from ``eval.baselines.real``.
+epoch and every network its own order and augmentations. The weights of the epoch with the best
+validation balanced accuracy are kept (:class:`BestOnValidation`, in memory: no checkpoint file).
+Mixed precision (``precision``), the accelerator and DDP (``strategy``, ``devices``) come from
+``eval.baselines.real``.
 """
 
 from __future__ import annotations

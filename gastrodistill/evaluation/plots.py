@@ -18,6 +18,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gastrodistill.utils.atomic import atomic_path  # noqa: E402
+from gastrodistill.utils.images import render_grid, save_png  # noqa: E402
 
 
 def _save(fig, path: str | Path) -> Path:
@@ -25,13 +26,6 @@ def _save(fig, path: str | Path) -> Path:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return Path(path)
-
-
-def denormalise(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> np.ndarray:
-    """Normalised ``[N,C,H,W]`` images back to [0, 1] pixels ``[N,H,W,C]`` for display."""
-    m = torch.as_tensor(mean, dtype=images.dtype).view(1, -1, 1, 1)
-    s = torch.as_tensor(std, dtype=images.dtype).view(1, -1, 1, 1)
-    return (images.detach().cpu() * s + m).clamp(0, 1).permute(0, 2, 3, 1).numpy()
 
 
 def plot_distilled_grid(
@@ -44,25 +38,14 @@ def plot_distilled_grid(
     title: str = "",
     max_images: int = 60,
 ) -> Path:
-    """Distilled images, one per cell, each titled with its soft label (class: probability)."""
-    imgs = denormalise(images[:max_images], mean, std)
-    probs = soft_targets[:max_images].detach().cpu().numpy()
-    n = len(imgs)
+    """Distilled images, one per cell, each titled with its top-3 soft labels (class: probability);
+    drawn by the package's one renderer (:func:`gastrodistill.utils.images.render_grid`)."""
+    n = min(len(images), max_images)
     cols = min(n, max(len(class_names), 6))
-    rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.2 * rows), squeeze=False)
-    short = [c[:8] for c in class_names]
-    for i, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if i >= n:
-            continue
-        img = imgs[i]
-        ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
-        label = "\n".join(f"{short[k]} {probs[i, k]:.2f}" for k in np.argsort(-probs[i])[:3])
-        ax.set_title(label, fontsize=6)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    grid = render_grid(
+        images[:n], soft_targets[:n], class_names, mean, std, cols, title or None, top_k=3, cell=(1.9, 2.2)
+    )
+    return save_png(path, grid)
 
 
 def plot_lr_schedules(
