@@ -180,12 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     tables = {}
     for mode in ("loop", "ensemble"):
-        seconds, _, df = run_mode(mode, args.nets, args.epochs, args.patches)
+        seconds, by_kind, df = run_mode(mode, args.nets, args.epochs, args.patches)
         results[mode] = seconds
+        results[f"{mode}_breakdown_s"] = by_kind
         tables[mode] = df
-        print(
-            f"{mode:9s} {seconds:8.1f} s  ({len(df)} rows, {int(df.n_networks.sum())} networks)", flush=True
-        )
+        parts = ", ".join(f"{k} {v:.1f} s" for k, v in by_kind.items())
+        nets = int(df.n_networks.sum())
+        print(f"{mode:9s} {seconds:8.1f} s  ({len(df)} rows, {nets} networks; {parts})", flush=True)
     a = tables["loop"].sort_values(["method", "schedule", "architecture"])
     b = tables["ensemble"].sort_values(["method", "schedule", "architecture"])
     diff = float(np.nanmax(np.abs(a["patch_accuracy_mean"].to_numpy() - b["patch_accuracy_mean"].to_numpy())))

@@ -250,3 +250,63 @@ def test_sets_from_other_data_are_refused_naming_what_differs(patient_dm, patien
 def test_unknown_positive_class_is_an_error_with_patients(compose_cfg, patient_dm):
     with pytest.raises(ValueError, match="positive_class = 'gastritiss'"):
         build_context(compose_cfg(SMALL + ["eval.patient.positive_class=gastritiss"]), patient_dm)
+
+
+_RANK_SCRIPT = """
+import importlib.util, os, sys
+import torch.distributed as dist
+from omegaconf import OmegaConf
+spec = importlib.util.spec_from_file_location("c", sys.argv[1])
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+import torch
+torch.set_num_threads(1)
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.evaluation.run import run_evaluation
+cfg = OmegaConf.load(sys.argv[2])
+dm = mod.make_patient_dm()
+sets = {"soft": DistilledSet.load(sys.argv[3])}
+dist.init_process_group("gloo")
+run_evaluation(cfg, dm, sets, sys.argv[4], loggers=[], rank=dist.get_rank(),
+               world_size=dist.get_world_size(), barrier=dist.barrier)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.slow
+def test_a_two_process_gloo_run_gives_the_single_process_table(compose_cfg, patient_dm, tmp_path):
+    """Two real processes (gloo), each its share of the jobs, rank 0 merging after the barrier."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    cfg = compose_cfg(SMALL + ["eval.architectures=[same]"])
+    soft = _distilled(patient_dm)
+    single = run_evaluation(cfg, patient_dm, {"soft": soft}, tmp_path / "single", loggers=[])
+    soft.save(tmp_path / "soft")
+    OmegaConf.save(cfg, tmp_path / "cfg.yaml", resolve=False)
+    script = tmp_path / "rank.py"
+    script.write_text(_RANK_SCRIPT)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conftest = Path(__file__).with_name("conftest.py")
+    procs = []
+    for rank in range(2):
+        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE="2")
+        env["OMP_NUM_THREADS"] = "1"
+        args = [sys.executable, str(script), str(conftest), str(tmp_path / "cfg.yaml")]
+        args += [str(tmp_path / "soft"), str(tmp_path / "ddp")]
+        procs.append(subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+    for p in procs:
+        out, _ = p.communicate(timeout=600)
+        assert p.returncode == 0, out.decode()[-3000:]
+    merged = pd.read_csv(tmp_path / "ddp" / "results.csv")
+    a, b = _table(single), _table(merged)
+    num = [c for c in a.columns if pd.api.types.is_float_dtype(a[c])]
+    np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), rtol=1e-5, atol=1e-6)
+    methods = {r.split("__")[0] for r in pd.read_csv(tmp_path / "ddp" / "networks.csv").job}
+    assert methods == set(single.method)
