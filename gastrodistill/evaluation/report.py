@@ -1,9 +1,9 @@
 """What the evaluation writes: per-job records, ``networks.csv``, ``selection.json`` and the figures.
 
 Each finished job leaves ``records/<job key>.npz`` (its scalars as JSON text plus its numeric arrays,
-no pickle, no patient id) and a row of ``networks.csv``. A job counts as finished when both exist,
-so an interrupted run resumes where it stopped, and the records of all ranks of a sharded run are
-merged by reading the folder.
+no pickle, no patient id, written atomically) and a row of ``networks.csv``. A job counts as finished
+when its record exists, so an interrupted run resumes where it stopped, and the records of all ranks
+of a sharded run are merged by reading the folder.
 """
 
 from __future__ import annotations
@@ -53,14 +53,15 @@ def load_record(path: Path) -> dict[str, Any]:
 
 
 def finished_jobs(out: Path) -> set[str]:
-    """Keys of jobs with a row in ``networks.csv`` and a record file (what a re-run skips)."""
-    csv = Path(out) / NETWORKS_CSV
-    if not csv.is_file():
+    """Keys of the jobs whose record was written (atomically, after scoring): what a re-run skips.
+
+    ``networks.csv`` mirrors these records (rewritten after every setting of a single-process run and by
+    rank 0 at the end), so its ``job`` column lists the same jobs once a run has written it.
+    """
+    folder = Path(out) / RECORDS
+    if not folder.is_dir():
         return set()
-    df = pd.read_csv(csv)
-    if "job" not in df:
-        return set()
-    return {k for k in df["job"].astype(str) if record_path(out, k).is_file()}
+    return {p.name.removesuffix(".npz") for p in folder.glob("*.npz")}
 
 
 def load_records(out: Path, keys: Iterable[str]) -> list[dict[str, Any]]:

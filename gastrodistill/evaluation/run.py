@@ -154,6 +154,7 @@ class Study:
         self.score_together = bool(self.ev.get("score_together", True))
         self._vmappable: dict[NetSpec, bool] = {}
         self.timings: list[dict[str, Any]] = []  # seconds per setting (training, scoring)
+        self.write_progress = True  # rewrite networks.csv after every setting (single-process runs)
 
     # -- networks ----------------------------------------------------------------------------------
     def owner(self, method: str) -> str | None:
@@ -388,11 +389,15 @@ class Study:
                     f"job method {method!r} is neither a distilled set nor a baseline"
                 )
         bar = tqdm(total=len(jobs), desc="evaluation: fresh networks", disable=not self.progress)
+        earlier: list[dict[str, Any]] = []
+        if self.out is not None and self.write_progress:
+            mine = {j.key for j in jobs}
+            earlier = report.load_records(self.out, sorted(report.finished_jobs(self.out) - mine))
         for setting, group in by_setting(jobs).items():
             self.run_setting(setting, group)
             bar.update(len(group))
-            if self.out is not None and self.ev.get("write_progress", True):
-                report.write_network_records(self.records, self.out / "networks.progress.csv")
+            if self.out is not None and self.write_progress:
+                report.write_network_records(earlier + self.records, self.out / report.NETWORKS_CSV)
         bar.close()
         return self.records
 
@@ -443,6 +448,7 @@ def run_jobs(
     study = study or Study(
         cfg, datamodule, distilled_sets, out, progress=bool(cfg.eval.get("progress", True))
     )
+    study.write_progress = world_size == 1  # ranks share the folder: rank 0 writes networks.csv at the end
     jobs = shard(build_jobs(cfg.eval, list(distilled_sets)), rank, world_size)
     todo = pending(jobs, report.finished_jobs(out))
     threads_before = torch.get_num_threads()
@@ -471,9 +477,6 @@ def finalize(
     jobs = build_jobs(cfg.eval, list(distilled_sets))
     records = report.load_records(out, [j.key for j in jobs])
     report.write_network_records(records, out / report.NETWORKS_CSV)
-    progress_csv = out / "networks.progress.csv"
-    if progress_csv.is_file():
-        progress_csv.unlink()
     sizes = study.sizes()
     df = summarise(
         records,
