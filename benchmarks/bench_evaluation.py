@@ -10,7 +10,7 @@ reading the splits again), as the evaluation did before; ``ensemble``: the netwo
 trained together (``torch.func``) and scored in one pass over each split. The full-data networks are
 trained one by one (Lightning) in both modes.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_evaluation.py            # ~3 min on one thread
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_evaluation.py   # ~11 min on a busy 2-core machine
     .venv/bin/python benchmarks/bench_evaluation.py --nets 4 --epochs 150 --json out.json
 
 Prints one line per mode, the agreement of the two tables, a projection for the full preset

@@ -67,7 +67,7 @@ def distilled_networks(
 ) -> list[nn.Module]:
     """``n`` fresh networks trained on ``distilled`` by the evaluation's trainer (seeded per index)."""
     from gastrodistill.evaluation.fresh_training import StandardSchedule, train_on_distilled
-    from gastrodistill.evaluation.run import net_spec
+    from gastrodistill.evaluation.networks import net_spec
 
     spec = net_spec(cfg, "same", datamodule)
     standard = StandardSchedule(**OmegaConf.to_container(cfg.eval.standard, resolve=True))

@@ -153,7 +153,8 @@ def train_from_artifact(
     schedule: str | None = None,
 ) -> dict[str, Any]:
     """Load, train ``n_networks`` fresh networks, test on the site's data; returns metrics and comparison."""
-    from gastrodistill.evaluation.run import build_context, evaluate_network
+    from gastrodistill.evaluation.scoring import evaluate_network
+    from gastrodistill.evaluation.splits import build_context
 
     distilled, card = load_artifact(artifact)
     dm = datamodule
