@@ -103,6 +103,8 @@ class GastricPatchDataModule(ImageDataModule):
             balanced_sampler=balanced_sampler,
             augment=augment,
             seed=seed,
+            storage_size=storage_size,
+            progress=progress,
         )
         self.spec = StoreSpec(
             data_root=Path(root),

@@ -90,6 +90,12 @@ class Decoded:
         return scaled.astype(self.pixels.dtype)
 
 
+def _why(exc: BaseException, path: Path, where: str) -> str:
+    """An exception's text with the file's full path replaced by ``where`` (messages name files as given)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text.replace(str(path), where).replace(str(path.resolve()), where)
+
+
 def _fmt(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in PNG_SUFFIXES:
@@ -173,7 +179,7 @@ def _bits_of(max_value: int) -> int:
     return max(1, int(max_value).bit_length())
 
 
-def _apply_bits(
+def apply_bit_depth(
     arr: np.ndarray, where: str, bit_depth: int | None, file_bits: int | None, shifted_ok: bool
 ) -> tuple[np.ndarray, int]:
     """Integer pixels and their bit depth: ``bit_depth`` (checked), else the file's, else the container's."""
@@ -213,7 +219,7 @@ def _pil_open(path: Path, where: str):
         return Image.open(path)
     except (UnidentifiedImageError, OSError, SyntaxError) as e:
         raise ImageReadError(
-            f"{where}: not a readable image ({type(e).__name__}: {e}); re-export the file"
+            f"{where}: not a readable image ({_why(e, path, where)}); remove it from the data or re-export it"
         ) from e
 
 
@@ -233,6 +239,8 @@ def _read_pillow(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.n
     try:
         if getattr(img, "n_frames", 1) > 1:
             raise ImageReadError(f"{where}: image has {img.n_frames} frames; store one image per file")
+        rawmode = img.tile[0].args if img.tile else ""  # before getexif(), which may load the image
+        rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
         orientation = _pil_orientation(img)
         mode = img.mode
         gray_ok = set(_PIL_GRAY_INT) | ({"1", "P", "LA"} if mask else {"1", "LA", "F"} if colour else set())
@@ -242,8 +250,6 @@ def _read_pillow(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.n
                 f"{where}: {kind} image (mode {mode}, {len(img.getbands())} channel(s)) is not 2-D grayscale "
                 f"with 8 or 16 bits; {_FIX}"
             )
-        rawmode = img.tile[0].args if img.tile else ""
-        rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
         if mode in ("RGB", "RGBA") and isinstance(rawmode, str) and ";16" in rawmode:
             # Pillow truncates 16-bit colour to 8 bits; OpenCV keeps it (and returns BGR).
             bgr = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
@@ -262,7 +268,9 @@ def _read_pillow(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.n
     except ImageReadError:
         raise
     except (OSError, SyntaxError, ValueError) as e:
-        raise ImageReadError(f"{where}: truncated or corrupt image data ({e}); re-export the file") from e
+        raise ImageReadError(
+            f"{where}: truncated or corrupt image data ({_why(e, path, where)}); re-export the file"
+        ) from e
     finally:
         img.close()
     if img.mode == "I":
@@ -277,7 +285,9 @@ def _probe_pillow(path: Path, where: str, mask: bool) -> tuple[int, int]:
     try:
         allowed = set(_PIL_GRAY_INT) | ({"1", "P", "LA"} if mask else set())
         if img.mode not in allowed:
-            kind = "colour" if img.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "P", "PA") else "unsupported"
+            kind = (
+                "colour" if img.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "P", "PA") else "unsupported"
+            )
             raise ImageReadError(
                 f"{where}: {kind} image (mode {img.mode}, {len(img.getbands())} channel(s)) is not 2-D "
                 f"grayscale with 8 or 16 bits; {_FIX}"
@@ -293,7 +303,9 @@ def _probe_pillow(path: Path, where: str, mask: bool) -> tuple[int, int]:
     except ImageReadError:
         raise
     except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files
-        raise ImageReadError(f"{where}: truncated or corrupt image ({e}); re-export the file") from e
+        raise ImageReadError(
+            f"{where}: truncated or corrupt image ({_why(e, path, where)}); re-export the file"
+        ) from e
     finally:
         img.close()
     return _oriented_shape(h, w, orientation)
@@ -348,7 +360,9 @@ def _read_tiff(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.nda
     except ImageReadError:
         raise
     except Exception as e:  # noqa: BLE001 - tifffile raises many types for broken files
-        raise ImageReadError(f"{where}: truncated or corrupt TIFF ({e}); re-export the file") from e
+        raise ImageReadError(
+            f"{where}: truncated or corrupt TIFF ({_why(e, path, where)}); re-export the file"
+        ) from e
     return arr, orientation, bits
 
 
@@ -366,7 +380,9 @@ def _probe_tiff(path: Path, where: str, mask: bool) -> tuple[int, int]:
     except ImageReadError:
         raise
     except Exception as e:  # noqa: BLE001
-        raise ImageReadError(f"{where}: truncated or corrupt TIFF ({e}); re-export the file") from e
+        raise ImageReadError(
+            f"{where}: truncated or corrupt TIFF ({_why(e, path, where)}); re-export the file"
+        ) from e
 
 
 # ---- DICOM ---------------------------------------------------------------------------------------
@@ -385,9 +401,13 @@ def _dcmread(path: Path, where: str):
         try:
             ds = pydicom.dcmread(path, force=True)
         except Exception as e:  # noqa: BLE001 - anything pydicom raises on a non-DICOM file
-            raise ImageReadError(f"{where}: not a readable DICOM file ({e}); re-export the file") from e
+            raise ImageReadError(
+                f"{where}: not a readable DICOM file ({_why(e, path, where)}); re-export the file"
+            ) from e
     except (OSError, EOFError, ValueError) as e:
-        raise ImageReadError(f"{where}: not a readable DICOM file ({e}); re-export the file") from e
+        raise ImageReadError(
+            f"{where}: not a readable DICOM file ({_why(e, path, where)}); re-export the file"
+        ) from e
     missing = [a for a in _DICOM_IMAGE_ATTRIBUTES if a not in ds]
     if missing:
         raise ImageReadError(
@@ -507,7 +527,7 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
         raw = ds.pixel_array
     except Exception as e:  # noqa: BLE001 - pydicom raises many types for broken pixel data
         raise ImageReadError(
-            f"{where}: truncated or corrupt DICOM pixel data ({type(e).__name__}: {e}); re-export the file"
+            f"{where}: truncated or corrupt DICOM pixel data ({_why(e, path, where)}); re-export the file"
         ) from e
     if raw.ndim != 2:
         raise ImageReadError(f"{where}: DICOM pixel array of shape {raw.shape} is not 2-D")
@@ -522,7 +542,7 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
         out = _display_pipeline(ds, raw)
     except (AttributeError, ValueError, TypeError, IndexError, KeyError, NotImplementedError) as e:
         raise ImageReadError(
-            f"{where}: DICOM display attributes (rescale, LUTs, window) cannot be applied ({e}); "
+            f"{where}: DICOM display attributes (rescale, LUTs, window) cannot be applied ({_why(e, path, where)}); "
             "re-export the file"
         ) from e
     out[padding] = 0.0
@@ -593,7 +613,9 @@ def decode(
             f"{where}: pixel type {arr.dtype} is not supported (no agreed intensity scale); "
             "convert the images to uint8, uint16 or float in [0, 1]"
         )
-    arr, bits = _apply_bits(arr, where, None if mask else bit_depth, None if mask else file_bits, shifted_ok)
+    arr, bits = apply_bit_depth(
+        arr, where, None if mask else bit_depth, None if mask else file_bits, shifted_ok
+    )
     return Decoded(arr, float(2**bits - 1), bits)
 
 
