@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.data.gastric import GastricPatchDataModule
 from gastrodistill.data.labelling import CLASS_NAMES
+from gastrodistill.data.patch_store import grey_level_report
 from gastrodistill.utils.run_info import save_run_info
 
 
@@ -30,6 +31,9 @@ def summary_table(meta: dict) -> str:
             + " ".join(f"{counts[c]:>14}" for c in CLASS_NAMES)
             + f" {total:>9}"
         )
+    levels, few = grey_level_report(meta)
+    lines.append(levels)
+    lines += [f"WARNING: {w}" for w in few]
     return "\n".join(lines)
 
 

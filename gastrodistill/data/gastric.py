@@ -95,6 +95,7 @@ class GastricPatchDataModule(ImageDataModule):
         augment: object | None = None,
         seed: int = 0,
         progress: bool = True,
+        bit_depth: int | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -115,6 +116,7 @@ class GastricPatchDataModule(ImageDataModule):
             test_fraction=float(test_fraction),
             val_fraction=float(val_fraction),
             split_seed=int(split_seed),
+            bit_depth=int(bit_depth) if bit_depth is not None else None,
         )
         self.progress = progress
         self.class_names = list(CLASS_NAMES)

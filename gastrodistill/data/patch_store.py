@@ -50,6 +50,10 @@ from gastrodistill.utils.hashing import sha256_file, sha256_json
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: Bumped when reading the same files gives other pixels (2: orientation, sBIT/TIFF bit depths, DICOM LUTs).
+READER_VERSION = 2
+#: Fewer distinct uint8 levels than this in a split's patches earns a warning at build time.
+FEW_GREY_LEVELS = 64
 PATCHES_FILE = "patches.npy"
 INDEX_FILE = "index.csv"
 META_FILE = "meta.json"
@@ -70,8 +74,11 @@ class StoreSpec:
     test_fraction: float = 0.3
     val_fraction: float = 0.2
     split_seed: int = 0
+    bit_depth: int | None = None
 
     def __post_init__(self) -> None:
+        if self.bit_depth is not None and not 1 <= int(self.bit_depth) <= 16:
+            raise StoreError(f"data.bit_depth={self.bit_depth} must be between 1 and 16, or null (the files' own)")
         if self.storage_size is not None and int(self.storage_size) < 1:
             raise StoreError(f"data.storage_size={self.storage_size} must be a positive size or null")
         if not 0.0 <= float(self.mask_threshold) <= 1.0:
@@ -144,6 +151,8 @@ def store_key(spec: StoreSpec, manifest: Manifest, sources: dict) -> str:
             "storage_size": spec.size,
             "mask_threshold": float(spec.mask_threshold),
             "split": split,
+            "bit_depth": spec.bit_depth,
+            "reader": READER_VERSION,
         }
     )
 
@@ -329,7 +338,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
             writer.writerow(INDEX_COLUMNS)
             for r in records:
                 split = split_of[r.patient_id]
-                image = read_image(manifest.path(r.image))
+                image = read_image(manifest.path(r.image), bit_depth=spec.bit_depth)
                 if image.shape != sizes[r.image]:
                     raise ManifestError(
                         f"{r.where}: the file changed while the store was being built; run again"
@@ -389,7 +398,31 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         (tmp / PID_FILE).unlink()
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
     log.info("patch store built: %s (%d patches)", target, n_total)
+    line, few = grey_level_report(meta)
+    log.info(line)
+    for w in few:
+        log.warning(w)
     return target
+
+
+def grey_level_report(meta: dict) -> tuple[str, list[str]]:
+    """One line with the distinct uint8 grey levels of each split, and a warning per split using few.
+
+    Few levels mean the pixel values fill a small part of the bit depth they were divided by (e.g.
+    12-bit values in 16-bit PNGs without ``sBIT``), and the patches keep only those levels for good.
+    """
+    hists = meta.get("pixel_histograms", {})
+    levels = {s: int(np.count_nonzero(hists[s])) for s in SPLIT_ORDER if s in hists and sum(hists[s])}
+    line = "grey levels used (of 256): " + ", ".join(f"{s} {n}" for s, n in levels.items())
+    warnings = [
+        f"split {s!r} uses only {n} of 256 grey levels: the images' values fill a small part of the bit depth "
+        "they were scaled by (e.g. 12-bit data in 16-bit PNG/TIFF without sBIT/MaxSampleValue). Set "
+        "data.bit_depth to the data's bit depth (e.g. data.bit_depth=12) and rebuild, unless the images "
+        "really have so few levels"
+        for s, n in levels.items()
+        if n < FEW_GREY_LEVELS
+    ]
+    return line, warnings
 
 
 def _fix_empty_ranges(ranges: dict[str, list[int]]) -> None:

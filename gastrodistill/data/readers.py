@@ -439,6 +439,15 @@ def check_transfer_syntax(ds, where: str) -> None:
             f"{where}: DICOM transfer syntax {name} ({ts}) is not supported by pydicom; re-export the image "
             "uncompressed (Explicit VR Little Endian) or with JPEG Lossless, JPEG-LS, JPEG 2000 or RLE"
         )
+    if str(ts) == "1.2.840.10008.1.2.4.51" and int(ds.get("BitsStored", 8) or 8) > 8:
+        if "pylibjpeg" not in getattr(decoder, "available_plugins", ()) or not _has_module("libjpeg"):
+            raise ImageReadError(
+                f"{where}: DICOM pixel data compressed as JPEG Extended with 12-bit samples ({ts}) can only be "
+                "decoded by pylibjpeg-libjpeg, which gastrodistill does not install because of its licence "
+                "(GPL-3.0): pip install pylibjpeg pylibjpeg-libjpeg if that licence suits you, or re-export "
+                "the image losslessly (JPEG Lossless, JPEG-LS, JPEG 2000, RLE or uncompressed). The file "
+                "itself is fine."
+            )
     if not decoder.is_available:
         package = DICOM_DECODER_PACKAGES.get(str(ts), DEFAULT_DECODER_PACKAGE)
         raise ImageReadError(
@@ -446,6 +455,15 @@ def check_transfer_syntax(ds, where: str) -> None:
             f"pip install {package} (a dependency of gastrodistill: reinstall the package with its "
             "dependencies). The file itself is fine."
         )
+
+
+def _has_module(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _with_range(fn, arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -471,9 +489,33 @@ def _lut_bits(item) -> int:
     return int(descriptor[2])
 
 
+def _voi_lut_view(ds):
+    """A dataset holding only the first VOI LUT (and the encoding) for ``apply_voi``.
+
+    pydicom 3.0.2 indexes an 8-bit VOI LUT with an array of the LUT's own dtype (uint8), so a LUT with
+    more than 256 entries wraps around; the LUT's values are the same when declared 16-bit, so the
+    view declares 16 bits (the output range used for scaling stays the file's 8 bits).
+    """
+    import copy
+
+    from pydicom.dataset import Dataset
+
+    view = Dataset()
+    if hasattr(ds, "file_meta"):
+        view.file_meta = ds.file_meta
+    view.set_original_encoding(*ds.original_encoding[:2])
+    item = copy.deepcopy(ds.VOILUTSequence[0])
+    descriptor = list(item.LUTDescriptor)
+    if int(descriptor[2]) == 8:
+        descriptor[2] = 16  # entries are 16-bit words in the file either way (PS3.3 C.11.2.1.1)
+        item.LUTDescriptor = descriptor
+    view.VOILUTSequence = [item]
+    return view
+
+
 def _display_pipeline(ds, raw: np.ndarray) -> np.ndarray:
     """Stored values -> [0, 1] display values with pydicom's modality, VOI and presentation steps."""
-    from pydicom.pixels.processing import apply_modality_lut, apply_presentation_lut, apply_voi_lut
+    from pydicom.pixels.processing import apply_modality_lut, apply_presentation_lut, apply_voi, apply_voi_lut
 
     lo, hi = _stored_range(ds)
     if ds.get("ModalityLUTSequence"):
@@ -494,7 +536,9 @@ def _display_pipeline(ds, raw: np.ndarray) -> np.ndarray:
         elif "RescaleSlope" in ds and "RescaleIntercept" in ds:
             slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
             lo, hi = lo * slope + intercept, hi * slope + intercept
-    if has_voi_lut or has_window:
+    if has_voi_lut:
+        values = apply_voi(values, _voi_lut_view(ds), index=0)
+    elif has_window:
         values = apply_voi_lut(values, ds, index=0, prefer_lut=True)
     values = np.asarray(values, dtype=np.float64)
     out = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
