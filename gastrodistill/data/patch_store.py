@@ -78,7 +78,9 @@ class StoreSpec:
 
     def __post_init__(self) -> None:
         if self.bit_depth is not None and not 1 <= int(self.bit_depth) <= 16:
-            raise StoreError(f"data.bit_depth={self.bit_depth} must be between 1 and 16, or null (the files' own)")
+            raise StoreError(
+                f"data.bit_depth={self.bit_depth} must be between 1 and 16, or null (the files' own)"
+            )
         if self.storage_size is not None and int(self.storage_size) < 1:
             raise StoreError(f"data.storage_size={self.storage_size} must be a positive size or null")
         if not 0.0 <= float(self.mask_threshold) <= 1.0:

@@ -259,7 +259,9 @@ def test_unknown_transfer_syntax_is_refused_up_front(tmp_path):
     ds = _dataset(raw, ts=uid.UID("1.2.3.4.5.6.7"))
     path = tmp_path / "odd.dcm"
     ds.save_as(path, implicit_vr=False, little_endian=True)
-    with pytest.raises(ImageReadError, match=r"odd\.dcm: DICOM transfer syntax .*1\.2\.3\.4\.5\.6\.7.*not supported"):
+    with pytest.raises(
+        ImageReadError, match=r"odd\.dcm: DICOM transfer syntax .*1\.2\.3\.4\.5\.6\.7.*not supported"
+    ):
         read_image(path)
 
 
@@ -366,7 +368,5 @@ def test_monochrome1_and_presentation_lut_shape_invert_once(tmp_path):
     np.testing.assert_allclose(m1_inverse, m1, atol=1e-6)  # INVERSE is how DX spells MONOCHROME1
     np.testing.assert_allclose(m2_identity, plain, atol=1e-6)
     # the inversion is over the nominal range, not the image's own min..max
-    dark = read_image(
-        write_dicom(tmp_path / "dark.dcm", (raw // 4), PhotometricInterpretation="MONOCHROME1")
-    )
+    dark = read_image(write_dicom(tmp_path / "dark.dcm", (raw // 4), PhotometricInterpretation="MONOCHROME1"))
     np.testing.assert_allclose(dark, 1.0 - (raw // 4) / 4095.0, atol=1e-6)
