@@ -40,7 +40,7 @@ from gastrodistill.data.labelling import (
     label_image,
     load_patch_labels,
 )
-from gastrodistill.data.manifest import Manifest, load_manifest, validate_files
+from gastrodistill.data.manifest import Manifest, check_all, load_manifest, validate_files
 from gastrodistill.data.readers import read_image, read_mask
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
@@ -123,15 +123,23 @@ class _HashCache:
             write_text_atomic(self.path, json.dumps(self.data))
 
 
-def source_hashes(manifest: Manifest, store_root: Path, progress: bool = False) -> dict[str, str | None]:
-    """Content hashes of manifest.csv, the images, the masks and patch_labels.csv (no paths inside)."""
+def source_hashes(
+    manifest: Manifest, store_root: Path, progress: bool = False, save: bool = True
+) -> dict[str, str | None]:
+    """Content hashes of manifest.csv, the images, the masks and patch_labels.csv (no paths inside).
+
+    ``save=False`` leaves the hash cache unwritten (a build saves it once its inputs proved usable, so
+    a failed check leaves nothing behind); :func:`save_hash_cache` writes it later.
+    """
     cache = _HashCache(Path(store_root) / HASH_CACHE_FILE)
+    _PENDING_CACHES[Path(store_root)] = cache
     images, masks = [], []
     for r in tqdm(manifest.records, desc="hashing sources", unit="img", disable=not progress, leave=False):
         images.append([image_key(r.image), cache.sha(manifest.path(r.image))])
         if r.mask:
             masks.append([image_key(r.image), cache.sha(manifest.path(r.mask))])
-    cache.save()
+    if save and Path(store_root).is_dir():
+        cache.save()
     labels = manifest.patch_labels_path
     return {
         "manifest": sha256_file(manifest.manifest_path),
@@ -139,6 +147,16 @@ def source_hashes(manifest: Manifest, store_root: Path, progress: bool = False) 
         "masks": sha256_json(sorted(masks)),
         "patch_labels": sha256_file(labels) if labels else None,
     }
+
+
+_PENDING_CACHES: dict[Path, _HashCache] = {}
+
+
+def save_hash_cache(store_root: Path) -> None:
+    """Write the hash cache that :func:`source_hashes` kept back with ``save=False``."""
+    cache = _PENDING_CACHES.pop(Path(store_root), None)
+    if cache is not None and Path(store_root).is_dir():
+        cache.save()
 
 
 def store_key(spec: StoreSpec, manifest: Manifest, sources: dict) -> str:
@@ -285,15 +303,14 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
 def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> Path:
     """Build the store for ``spec`` (or reuse the complete one with the same key); returns its folder."""
     store_root = Path(spec.store_root)
-    manifest = load_manifest(spec.data_root)
-    sources = source_hashes(manifest, store_root, progress)
+    manifest = check_all(spec.data_root, spec.geometry, progress)  # row and file problems, one report
+    sources = source_hashes(manifest, store_root, progress, save=False)
     key = store_key(spec, manifest, sources)
     target = store_dir(spec, key)
     if not force and is_complete(target, key):
+        save_hash_cache(store_root)
         log.info("patch store up to date: %s", target)
         return target
-    store_root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(store_root, target.name)
     t0 = time.perf_counter()
 
     geometry = spec.geometry
@@ -315,6 +332,8 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
     records = sorted(
         manifest.records, key=lambda r: (SPLIT_ORDER.index(split_of[r.patient_id]), r.patient_id, r.line)
     )
+    store_root.mkdir(parents=True, exist_ok=True)  # only now: a refused input leaves nothing behind
+    _remove_stale_builds(store_root, target.name)
     counts_per_image = [geometry.count(*sizes[r.image]) for r in records]
     n_total = int(sum(counts_per_image))
     size, psize = spec.size, geometry.patch_size
@@ -399,6 +418,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         }
         (tmp / PID_FILE).unlink()
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+    save_hash_cache(store_root)
     log.info("patch store built: %s (%d patches)", target, n_total)
     line, few = grey_level_report(meta)
     log.info(line)
