@@ -117,6 +117,7 @@ def test_collection_data_errors_message_alone_no_output(tmp_path, monkeypatch, c
     _nothing_written(work)
 
 
+@pytest.mark.slow
 def test_a_real_process_prints_one_line_and_exits_1(tmp_path):
     bad = tmp_path / "bad.npz"
     np.savez(bad, train_images=np.zeros((4, 8, 8), np.uint8))
