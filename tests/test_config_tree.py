@@ -82,7 +82,9 @@ def _data_overrides(group: str, tmp_path: Path) -> list[str]:
         for c in ("a", "b"):
             (root / c).mkdir(parents=True, exist_ok=True)
             for i in range(6):
-                Image.fromarray(np.full((20, 20), 40 + 100 * (c == "b") + i, np.uint8)).save(root / c / f"{i}.png")
+                Image.fromarray(np.full((20, 20), 40 + 100 * (c == "b") + i, np.uint8)).save(
+                    root / c / f"{i}.png"
+                )
         return [f"data.root={root}"]
     return []
 
