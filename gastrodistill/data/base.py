@@ -189,7 +189,7 @@ def cap_size(
 
 
 def class_name(value: object, where: str = "class_names") -> str:
-    """One class name as text: byte strings (``np.bytes_``, ``bytes``, e.g. from an ``.npz``) decoded as UTF-8.
+    """One class name as text; byte strings (``np.bytes_``, ``bytes``, e.g. from an ``.npz``) as UTF-8.
 
     Raises ValueError naming ``where`` when bytes are not UTF-8.
     """

@@ -437,8 +437,8 @@ def grey_level_report(meta: dict) -> tuple[str, list[str]]:
     levels = {s: int(np.count_nonzero(hists[s])) for s in SPLIT_ORDER if s in hists and sum(hists[s])}
     line = "grey levels used (of 256): " + ", ".join(f"{s} {n}" for s, n in levels.items())
     warnings = [
-        f"split {s!r} uses only {n} of 256 grey levels: the images' values fill a small part of the bit depth "
-        "they were scaled by (e.g. 12-bit data in 16-bit PNG/TIFF without sBIT/MaxSampleValue). Set "
+        f"split {s!r} uses only {n} of 256 grey levels: the images' values fill a small part of the bit "
+        "depth they were scaled by (e.g. 12-bit data in 16-bit PNG/TIFF without sBIT/MaxSampleValue). Set "
         "data.bit_depth to the data's bit depth (e.g. data.bit_depth=12) and rebuild, unless the images "
         "really have so few levels"
         for s, n in levels.items()

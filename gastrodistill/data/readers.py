@@ -194,8 +194,8 @@ def apply_bit_depth(
         top = arr.max(initial=0)
         if top > 2**bits - 1:
             raise ImageReadError(
-                f"{where}: pixel value {int(top)} is above {2**bits - 1}, the largest of data.bit_depth={bits};"
-                " raise data.bit_depth or set it to null"
+                f"{where}: pixel value {int(top)} is above {2**bits - 1}, the largest of "
+                f"data.bit_depth={bits}; raise data.bit_depth or set it to null"
             )
         return arr, bits
     if file_bits is None or not 1 <= file_bits < container:
@@ -255,9 +255,7 @@ def _read_pillow(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.n
             bgr = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
             if bgr is not None and bgr.dtype == np.uint16 and bgr.ndim == 3:
                 return np.ascontiguousarray(bgr[:, :, 2::-1][:, :, :3]), orientation
-        if mode == "1":
-            img = img.convert("L")
-        elif mode == "LA":
+        if mode == "1" or mode == "LA":
             img = img.convert("L")
         elif mode in ("P", "PA"):
             img = img.convert("L") if mask else img.convert("RGB")
@@ -439,15 +437,16 @@ def check_transfer_syntax(ds, where: str) -> None:
             f"{where}: DICOM transfer syntax {name} ({ts}) is not supported by pydicom; re-export the image "
             "uncompressed (Explicit VR Little Endian) or with JPEG Lossless, JPEG-LS, JPEG 2000 or RLE"
         )
-    if str(ts) == "1.2.840.10008.1.2.4.51" and int(ds.get("BitsStored", 8) or 8) > 8:
-        if "pylibjpeg" not in getattr(decoder, "available_plugins", ()) or not _has_module("libjpeg"):
-            raise ImageReadError(
-                f"{where}: DICOM pixel data compressed as JPEG Extended with 12-bit samples ({ts}) can only be "
-                "decoded by pylibjpeg-libjpeg, which gastrodistill does not install because of its licence "
-                "(GPL-3.0): pip install pylibjpeg pylibjpeg-libjpeg if that licence suits you, or re-export "
-                "the image losslessly (JPEG Lossless, JPEG-LS, JPEG 2000, RLE or uncompressed). The file "
-                "itself is fine."
-            )
+    twelve_bit_jpeg = str(ts) == "1.2.840.10008.1.2.4.51" and int(ds.get("BitsStored", 8) or 8) > 8
+    libjpeg = "pylibjpeg" in getattr(decoder, "available_plugins", ()) and _has_module("libjpeg")
+    if twelve_bit_jpeg and not libjpeg:
+        raise ImageReadError(
+            f"{where}: DICOM pixel data compressed as JPEG Extended with 12-bit samples ({ts}) can only be "
+            "decoded by pylibjpeg-libjpeg, which gastrodistill does not install because of its licence "
+            "(GPL-3.0): pip install pylibjpeg pylibjpeg-libjpeg if that licence suits you, or re-export "
+            "the image losslessly (JPEG Lossless, JPEG-LS, JPEG 2000, RLE or uncompressed). The file "
+            "itself is fine."
+        )
     if not decoder.is_available:
         package = DICOM_DECODER_PACKAGES.get(str(ts), DEFAULT_DECODER_PACKAGE)
         raise ImageReadError(
@@ -586,8 +585,8 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
         out = _display_pipeline(ds, raw)
     except (AttributeError, ValueError, TypeError, IndexError, KeyError, NotImplementedError) as e:
         raise ImageReadError(
-            f"{where}: DICOM display attributes (rescale, LUTs, window) cannot be applied ({_why(e, path, where)}); "
-            "re-export the file"
+            f"{where}: DICOM display attributes (rescale, LUTs, window) cannot be applied "
+            f"({_why(e, path, where)}); re-export the file"
         ) from e
     out[padding] = 0.0
     return out.astype(np.float32)
@@ -664,7 +663,7 @@ def decode(
 
 
 def read_image(path: str | os.PathLike, bit_depth: int | None = None) -> np.ndarray:
-    """A grayscale image as float32 in [0, 1], shape ``(H, W)``, upright; raises ImageReadError naming the file.
+    """A grayscale image as float32 in [0, 1], shape ``(H, W)``, upright; ImageReadError names the file.
 
     Integers are divided by their bit depth's maximum (``bit_depth``, else PNG sBIT / TIFF
     MaxSampleValue or BitsPerSample, else the container); DICOM follows its display pipeline.
