@@ -83,6 +83,11 @@ class ImageDataModule(pl.LightningDataModule):
         """A hash of the source data (goes into the artifact card; never a path)."""
         raise NotImplementedError
 
+    @property
+    def bytes_per_pixel(self) -> int | None:
+        """Bytes of one stored real pixel (for the compression ratio); ``None`` when unknown."""
+        return None
+
     # ---- shared behaviour --------------------------------------------------------------------
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -320,6 +325,13 @@ class TensorImageDataModule(ImageDataModule):
 
     def labels(self, split: str) -> np.ndarray:
         return np.asarray(self._splits[split][1], dtype=np.int64).reshape(-1)
+
+    @property
+    def bytes_per_pixel(self) -> int | None:
+        """Bytes per pixel of the arrays as held (uint8 1, uint16 2, float32 4)."""
+        if self._splits is None:
+            return None
+        return int(np.dtype(self._splits["train"][0].dtype).itemsize)
 
     def dataset(self, split: str, augment: bool = False) -> Dataset:
         x, _ = self._splits[split]

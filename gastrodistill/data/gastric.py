@@ -153,6 +153,11 @@ class GastricPatchDataModule(ImageDataModule):
         return self.store
 
     @property
+    def bytes_per_pixel(self) -> int:
+        """Bytes of one stored patch pixel, from the store's metadata (``dtype``)."""
+        return int(np.dtype(self._store().meta.get("dtype", "uint8")).itemsize)
+
+    @property
     def store_path(self) -> Path:
         return self._store().path
 

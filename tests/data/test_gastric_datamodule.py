@@ -150,3 +150,19 @@ def test_dataset_pickles_without_pixels_and_works_in_workers(dm):
     loader = torch.utils.data.DataLoader(dm.dataset("val"), batch_size=8, num_workers=2)
     ys = torch.cat([y for _, y in loader])
     np.testing.assert_array_equal(ys.numpy(), dm.labels("val"))
+
+
+def test_bytes_per_pixel_comes_from_the_store_and_the_arrays(data_root, tmp_path):
+    import numpy as np
+
+    from gastrodistill.data.base import TensorImageDataModule
+    from gastrodistill.data.gastric import GastricPatchDataModule
+
+    dm = GastricPatchDataModule(data_root, tmp_path / "s", patch_size=32, overlap=8, progress=False)
+    dm.prepare_data()
+    dm.setup()
+    assert dm.bytes_per_pixel == np.dtype(dm.store.meta["dtype"]).itemsize == dm.store.patches.itemsize
+    y = np.array([0, 1])
+    for dtype, n in ((np.uint8, 1), (np.uint16, 2), (np.float32, 4)):
+        x = np.zeros((2, 1, 4, 4), dtype)
+        assert TensorImageDataModule({s: (x, y) for s in ("train", "val", "test")}).bytes_per_pixel == n
