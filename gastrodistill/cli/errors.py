@@ -10,9 +10,9 @@ status 1 (Hydra adds its own two lines around the message there).
 ``HYDRA_FULL_ERROR=1`` shows the full traceback instead, as for any Hydra app.
 
 Whatever the error, any W&B run left open by the failed job is closed as failed (so the next job of
-a sweep starts its own run), and the job's output folder is removed when it holds nothing but what
-Hydra wrote before the job started (``.hydra/`` and the job's log), so a refused input leaves no
-output behind.
+a sweep starts its own run), and the job's output folder is removed when it holds nothing but
+bookkeeping (Hydra's ``.hydra/`` and job log, the run record ``config.yaml``/``run_info.json``), so a
+refused input leaves no output behind.
 """
 
 from __future__ import annotations
@@ -120,11 +120,13 @@ def _job_name() -> str:
 
 
 def remove_if_untouched(out: Path | None) -> bool:
-    """Remove a job's output folder holding only what Hydra wrote (``.hydra/``, ``<job>.log``)."""
+    """Remove a job's output folder holding only bookkeeping: what Hydra wrote (``.hydra/``,
+    ``<job>.log``) and the run record of ``utils.run_info.save_run_info`` (``config.yaml``,
+    ``run_info.json``), i.e. a run that failed before producing anything."""
     if out is None or not out.is_dir():
         return False
     try:
-        hydra_only = {".hydra", f"{_job_name()}.log"}
+        hydra_only = {".hydra", f"{_job_name()}.log", "config.yaml", "run_info.json"}
     except Exception:  # noqa: BLE001
         return False
     if {p.name for p in out.iterdir()} <= hydra_only:

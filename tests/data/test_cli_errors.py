@@ -13,7 +13,7 @@ from gastric_testdata import image_pixels, write_png
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
 
-from gastrodistill.cli import build_patches, distill
+from gastrodistill.cli import build_patches, distill, reproduce
 from gastrodistill.data.errors import ManifestError
 
 
@@ -93,8 +93,9 @@ def test_full_error_still_shows_the_exception(data_root, tmp_path, monkeypatch):
     GlobalHydra.instance().clear()
 
 
+@pytest.mark.parametrize("command", ["distill", "reproduce"])
 @pytest.mark.parametrize("layout", ["npz", "folder"])
-def test_collection_data_errors_message_alone_no_output(tmp_path, monkeypatch, capsys, layout):
+def test_collection_data_errors_message_alone_no_output(tmp_path, monkeypatch, capsys, layout, command):
     work = tmp_path / "work"
     if layout == "npz":
         bad = tmp_path / "bad.npz"
@@ -110,8 +111,11 @@ def test_collection_data_errors_message_alone_no_output(tmp_path, monkeypatch, c
         (root / "b" / "3.png").write_bytes(b"not a png")
         data = ["data=folder", f"data.root={root}"]
         expect = "b/3.png: not a readable image"
-    argv = ["gastrodistill-distill", f"paths.root_dir={work}", "logger=csv", *data]
-    code, text = _run_main(distill.main, argv, monkeypatch, capsys)
+    argv = [f"gastrodistill-{command}", f"paths.root_dir={work}", "logger=csv", *data]
+    if command == "reproduce":
+        argv.append("stages=[distill,evaluate]")
+    main = distill.main if command == "distill" else reproduce.main
+    code, text = _run_main(main, argv, monkeypatch, capsys)
     assert code == 1 and "Traceback" not in text and expect in text
     assert text.strip().splitlines()[-1].startswith("error:")
     _nothing_written(work)
