@@ -326,9 +326,12 @@ class TensorImageDataModule(ImageDataModule):
     def labels(self, split: str) -> np.ndarray:
         return np.asarray(self._splits[split][1], dtype=np.int64).reshape(-1)
 
-    @property
-    def bytes_per_pixel(self) -> int | None:
-        """Bytes per pixel of the arrays as held (uint8 1, uint16 2, float32 4)."""
+    def array_bytes_per_pixel(self) -> int | None:
+        """Bytes per pixel of the arrays as held (uint8 1, uint16 2, float32 4); ``None`` before setup.
+
+        Only data modules whose arrays are the stored data (``.npz``, class folders) report this as
+        their :attr:`bytes_per_pixel`; in-memory arrays of other origin may be a float copy.
+        """
         if self._splits is None:
             return None
         return int(np.dtype(self._splits["train"][0].dtype).itemsize)

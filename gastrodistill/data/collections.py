@@ -318,6 +318,11 @@ class FolderDataModule(TensorImageDataModule):
     def source_hash(self) -> str:
         return sha256_json({"pixels": super().source_hash(), "classes": self.class_names})
 
+    @property
+    def bytes_per_pixel(self) -> int | None:
+        """Bytes of one real pixel as loaded from the files (the compression ratio's denominator)."""
+        return self.array_bytes_per_pixel()
+
 
 # ---- npz -------------------------------------------------------------------------------------------
 def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str) -> np.ndarray:
@@ -477,3 +482,8 @@ class NpzDataModule(TensorImageDataModule):
 
     def source_hash(self) -> str:
         return sha256_json({"pixels": super().source_hash(), "classes": self.class_names})
+
+    @property
+    def bytes_per_pixel(self) -> int | None:
+        """Bytes of one real pixel as loaded from the files (the compression ratio's denominator)."""
+        return self.array_bytes_per_pixel()

@@ -165,4 +165,24 @@ def test_bytes_per_pixel_comes_from_the_store_and_the_arrays(data_root, tmp_path
     y = np.array([0, 1])
     for dtype, n in ((np.uint8, 1), (np.uint16, 2), (np.float32, 4)):
         x = np.zeros((2, 1, 4, 4), dtype)
-        assert TensorImageDataModule({s: (x, y) for s in ("train", "val", "test")}).bytes_per_pixel == n
+        tdm = TensorImageDataModule({s: (x, y) for s in ("train", "val", "test")})
+        assert tdm.array_bytes_per_pixel() == n
+        assert tdm.bytes_per_pixel is None  # in-memory arrays: unknown origin, the config's value is used
+
+
+def test_collections_report_the_bytes_of_their_files(tmp_path):
+    import numpy as np
+
+    from gastrodistill.data.collections import NpzDataModule
+
+    y = np.arange(6) % 2
+    for dtype, n in ((np.uint8, 1), (np.uint16, 2)):
+        path = tmp_path / f"{n}.npz"
+        np.savez(
+            path,
+            **{f"{s}_images": np.zeros((6, 4, 4), dtype) for s in ("train", "val", "test")},
+            **{f"{s}_labels": y for s in ("train", "val", "test")},
+        )
+        dm = NpzDataModule(path=str(path))
+        dm.setup()
+        assert dm.bytes_per_pixel == n
