@@ -197,3 +197,19 @@ def test_orient_is_the_eight_cases():
     assert len({r.tobytes() + bytes(r.shape) for r in results.values()}) == 8
     np.testing.assert_array_equal(orient(orient(a, 6), 8), a)
     np.testing.assert_array_equal(orient(a, 5), a.T)
+
+
+def test_mask_turned_by_90_degrees_is_named_as_such(make_root):
+    from gastric_testdata import stomach_mask, write_png
+
+    from gastrodistill.data.errors import ManifestError
+    from gastrodistill.data.manifest import load_manifest, validate_files
+    from gastrodistill.data.tiling import Geometry
+
+    root = make_root("turned")
+    write_png(root / "masks" / "A1_0.png", stomach_mask(90, 100, 0))  # the image is 100x90
+    with pytest.raises(ManifestError) as info:
+        validate_files(load_manifest(root), Geometry(PATCH, OVERLAP), progress=False)
+    msg = str(info.value)
+    assert "masks/A1_0.png' is 90x100 px but the image is 100x90 px" in msg
+    assert "differ only by a transpose" in msg

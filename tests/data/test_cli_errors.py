@@ -193,3 +193,30 @@ def test_project_error_found_through_hydra_instantiation():
         assert project_error(outer) is inner
         assert message(project_error(outer)) == "error: npz file 'x.npz' lacks keys"
     assert project_error(RuntimeError("x")) is None
+
+
+def test_sweep_runs_the_other_jobs_and_exits_1(make_root, tmp_path, monkeypatch, capsys):
+    good = make_root("good")
+    bad = make_root("bad")
+    (bad / "images" / "A1_0.png").unlink()
+    argv = [
+        "gastrodistill-patches",
+        "-m",
+        f"paths.root_dir={tmp_path / 'work'}",
+        f"paths.data_root={bad},{good}",
+        "data.patch_size=32",
+        "data.overlap=8",
+        "data.storage_size=16",
+        "data.progress=false",
+        "logger=csv",
+    ]
+    code, text = _run_main(build_patches.main, argv, monkeypatch, capsys)
+    assert code == 1
+    assert "error:" in text and "A1_0.png" in text and "not found" in text
+    assert "Traceback" not in text
+    stores = [p for p in (tmp_path / "work" / "data" / "stores").iterdir() if p.is_dir()]
+    assert len(stores) == 1  # the good job still built its store
+    jobs = sorted(
+        p.name for p in (tmp_path / "work" / "outputs" / "default" / "multiruns").glob("*/*") if p.is_dir()
+    )
+    assert jobs == ["1"]  # the failed job's folder is gone, the good one's stays
