@@ -23,7 +23,8 @@ from gastrodistill.evaluation.patient import FIT_SPLITS
 
 
 class SplitCache:
-    """One split's images for prediction: cached raw (uint8 or float in [0, 1]) or streamed.
+    """One split's images for prediction: cached raw (uint8 or float in [0, 1]; other depths as normalised
+    float32) or, over ``max_bytes``, streamed.
 
     ``labels`` ``[N]`` int64; ``patient_ids`` ``[N]`` and ``patient_labels`` (id -> 0/1) when the data
     have patients (private: never written). :meth:`batches` yields normalised float32 ``[B, C, H, W]``
@@ -56,6 +57,12 @@ class SplitCache:
                 self.raw = raw.to(self.device) if fits else raw
                 self.mean = torch.as_tensor(ds.mean, dtype=torch.float32).to(self.raw.device)
                 self.std = torch.as_tensor(ds.std, dtype=torch.float32).to(self.raw.device)
+        if self.raw is None and len(self.labels) * int(np.prod(dm.image_shape)) * 4 <= max_bytes:
+            # another storage depth (e.g. uint16) or another dataset type: cache it normalised, as float32
+            x, _ = dm.load_split(split)
+            self.raw = x.to(self.device) if max_device_bytes is None or x.nbytes <= max_device_bytes else x
+            self.mean = torch.zeros(1, 1, 1, device=self.raw.device)
+            self.std = torch.ones(1, 1, 1, device=self.raw.device)
         self._dataset = ds
 
     def __len__(self) -> int:
@@ -67,7 +74,7 @@ class SplitCache:
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         unit = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
-        return ((unit - self.mean) / self.std).to(self.device, non_blocking=True)
+        return ((unit - self.mean) / self.std).to(self.device, non_blocking=True)  # (x - 0) / 1 is exact
 
     def batches(self) -> Iterator[torch.Tensor]:
         """Normalised float32 batches ``[B, C, H, W]`` on the device, in split order."""
