@@ -311,3 +311,40 @@ def test_a_two_process_gloo_run_gives_the_single_process_table(compose_cfg, pati
     np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), rtol=1e-5, atol=1e-6)
     methods = {r.split("__")[0] for r in pd.read_csv(tmp_path / "ddp" / "networks.csv").job}
     assert methods == set(single.method)
+
+
+def test_optimiser_from_a_target_node_and_architecture_from_the_model_group(compose_cfg, patient_dm):
+    from gastrodistill.evaluation.fresh_training import make_optimizer
+    from gastrodistill.evaluation.networks import architecture_config
+
+    params = [torch.nn.Parameter(torch.zeros(3))]
+    opt = make_optimizer(params, {"_target_": "torch.optim.AdamW", "betas": [0.8, 0.99]}, 0.01, 0.9, 1e-4)
+    assert isinstance(opt, torch.optim.AdamW) and opt.defaults["betas"] == (0.8, 0.99)
+    assert opt.defaults["lr"] == 0.01 and opt.defaults["weight_decay"] == 1e-4
+    sgd = make_optimizer(params, "sgd", 0.1, momentum=0.5)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.5
+    with pytest.raises(ValueError, match="unknown"):
+        make_optimizer(params, "lbfgs", 0.1)
+    cfg = compose_cfg(SMALL)
+    lenet = architecture_config(cfg, "lenet")
+    assert lenet._target_ == "gastrodistill.models.LeNet"
+    # `same` is the architecture the set records, not the current config's model
+    recorded = {"_target_": "gastrodistill.models.LeNet", "act": "relu"}
+    spec = net_spec(cfg, "same", patient_dm, recorded)
+    assert spec.name == "lenet" and cfg.model._target_.endswith("ConvNet")
+
+
+def test_a_saved_set_records_its_architecture_and_the_card_describes_the_set(
+    patient_dm, tmp_path, compose_cfg
+):
+    from gastrodistill.sharing.publish import card_fields_from_config
+
+    ds = _distilled(patient_dm)
+    ds.model_config = {"_target_": "gastrodistill.models.LeNet", "_partial_": True, "act": "relu"}
+    ds.save(tmp_path / "s")
+    back = DistilledSet.load(tmp_path / "s")
+    assert back.model_config == ds.model_config and back.mean == ds.mean
+    cfg = compose_cfg(SMALL)  # its model is a ConvNet
+    fields = card_fields_from_config(cfg, patient_dm, "soft", distilled=back)
+    assert fields["architecture"]["_target_"] == "gastrodistill.models.LeNet"
+    assert fields["mean"] == pytest.approx(back.mean) and fields["std"] == pytest.approx(back.std)
