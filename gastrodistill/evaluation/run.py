@@ -388,6 +388,14 @@ class Study:
                 raise EvaluationConfigError(
                     f"job method {method!r} is neither a distilled set nor a baseline"
                 )
+        names: dict[tuple[str, str, str], str] = {}
+        for method, schedule, arch in by_setting(jobs):
+            key = (method, schedule, self.spec(arch, method).name)
+            if names.setdefault(key, arch) != arch:
+                raise EvaluationConfigError(
+                    f"eval architectures {names[key]!r} and {arch!r} are both {key[2]} for {method!r}: "
+                    "list the distilled set's own architecture only as 'same'"
+                )
         bar = tqdm(total=len(jobs), desc="evaluation: fresh networks", disable=not self.progress)
         earlier: list[dict[str, Any]] = []
         if self.out is not None and self.write_progress:

@@ -138,6 +138,9 @@ def test_bad_eval_config_is_a_clear_error(compose_cfg, patient_dm):
     study = Study(compose_cfg(SMALL + ["eval.schedules=[replay,sgd]"]), patient_dm, {})
     with pytest.raises(ValueError, match="eval.schedules entry 'sgd'"):
         study.run()
+    study = Study(compose_cfg(SMALL + ["eval.baselines.architectures=[same,convnet]"]), patient_dm, {})
+    with pytest.raises(ValueError, match="are both convnet"):
+        study.run()
 
 
 def test_fresh_networks_learn_from_the_distilled_set(compose_cfg, patient_dm):
