@@ -28,7 +28,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, TensorDataset
 
 from gastrodistill.evaluation.fresh_training import StandardSchedule, augment_small, make_optimizer
 from gastrodistill.utils.seeding import torch_generator
@@ -96,6 +96,13 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         return math.ceil((len(self.labels) - self.rank) / self.world)
+
+
+class EpochBatchSampler(BatchSampler):
+    """Batches of an :class:`EpochSampler`; forwards ``set_epoch`` (Lightning calls it on the sampler)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
 
 
 class FullDataNet(pl.LightningModule):
@@ -198,7 +205,11 @@ def train_full_data(
     streamed) with the recipe; returns the network at its best validation epoch and
     ``{"best_epoch", "val_score"}``. Never sees test data."""
     sampler = EpochSampler(train_labels, recipe.balanced, seed_parts)
-    train = DataLoader(train_data, batch_size=recipe.batch_size, sampler=sampler, num_workers=num_workers)
+    if isinstance(train_data, TensorDataset):  # in memory: gather each batch at once (the same batches)
+        batches = EpochBatchSampler(sampler, recipe.batch_size, drop_last=False)
+        train = DataLoader(train_data, sampler=batches, batch_size=None)
+    else:
+        train = DataLoader(train_data, batch_size=recipe.batch_size, sampler=sampler, num_workers=num_workers)
     val = DataLoader(val_data, batch_size=1024, shuffle=False, num_workers=num_workers)
     best = BestOnValidation()
     with _quiet(not progress):
