@@ -183,7 +183,8 @@ def control_images(
     return {"control_copy": x, "control_noisy": x + noise}, idx
 
 
-def _informative(cfg: DictConfig, dm) -> InformativeSelection:
+def informative_selection(cfg: DictConfig, dm) -> InformativeSelection:
+    """The informative training patches of ``audit.nearest.informative`` (excluded classes, min texture)."""
     icfg = cfg.audit.nearest.get("informative") or {}
     exclude = [str(c) for c in (icfg.get("exclude_classes") or []) if c is not None]
     classes = [c for c in dm.class_names if c not in exclude] if exclude else None
@@ -247,7 +248,7 @@ def run_audit(
 
     # 1. nearest informative real patch, pixel and feature space, with the positive controls
     ncfg, ccfg = acfg.nearest, acfg.controls
-    informative = _informative(cfg, dm)
+    informative = informative_selection(cfg, dm)
     searched = informative.indices
     if ncfg.get("max_real") and int(ncfg.max_real) < len(searched):
         searched = np.sort(numpy_rng(seed, "audit", "max-real").choice(searched, int(ncfg.max_real), False))
