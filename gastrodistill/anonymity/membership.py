@@ -13,7 +13,8 @@ patches (and patients):
   difficulty calibration in membership inference attacks", ICLR 2022, §3) scores
   ``mean_out_loss(x) - target_loss(x)``; *LiRA* (Carlini et al., "Membership inference attacks from
   first principles", S&P 2022, §IV, online variant with a global variance as in their few-shadow
-  setting) scores ``log N(phi; mu_in, s_in) - log N(phi; mu_out, s_out)``; its offline variant
+  setting, here one pooled variance ``s`` for both sides) scores
+  ``log N(phi; mu_in, s) - log N(phi; mu_out, s)``; its offline variant
   (§VI-C) scores ``log Phi((phi - mu_out) / s_out)``.
 
 Each attack is reported at the patch level and at the patient level (a patient's score is the mean of
@@ -292,7 +293,11 @@ def calibrated_scores(loss: np.ndarray, phi: np.ndarray, shadows: ShadowScores) 
     mu_in, mu_out = _masked_mean(shadows.phi, in_mask), _masked_mean(shadows.phi, out_mask)
     s_in = _global_std(shadows.phi, in_mask, mu_in)
     s_out = _global_std(shadows.phi, out_mask, mu_out)
-    lira = norm.logpdf(phi, mu_in, s_in) - norm.logpdf(phi, mu_out, s_out)
+    # One pooled variance for "in" and "out": with unequal variances the ratio is quadratic in phi, and a
+    # target trained unlike the shadows (overfitted, or on a distilled set) lands far in a tail where
+    # the narrower Gaussian wins whatever the side; with a shared one the score is monotone in phi.
+    s = math.sqrt((s_in**2 + s_out**2) / 2.0)
+    lira = norm.logpdf(phi, mu_in, s) - norm.logpdf(phi, mu_out, s)
     return {
         "loss": -loss,
         "calibrated_loss": mu_out_loss - loss,
