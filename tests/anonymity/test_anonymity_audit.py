@@ -81,3 +81,20 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
 def test_run_audit_needs_a_set(tmp_path, compose_cfg, dm):
     with pytest.raises(AuditConfigError, match="at least one distilled set"):
         run_audit(compose_cfg(FAST), dm, {}, tmp_path / "a")
+
+
+def test_missed_controls_make_the_audit_say_it_cannot_certify(tmp_path, compose_cfg):
+    """Noise so strong that the noisy copies look like nobody: the audit must refuse to pass anything."""
+    cfg = compose_cfg([*FAST, "audit.controls.noise_std=2.0", "audit.artifact.write=false"])
+    dm = make_dm(patients=(16, 4, 16), per_patient=8)
+    out = tmp_path / "out" / "audit"
+    results = run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, out)
+    assert results["control_copy"]["frac_flagged"] == 1.0
+    assert results["control_noisy"]["frac_flagged"] < 0.9
+    assert results["hard"]["controls_certified"] == 0.0 and results["hard"]["frac_flagged"] == 0.0
+    report = (out / "audit.md").read_text()
+    assert "**This audit cannot certify anonymity on these data**" in report
+    assert "- **hard**: not certified: the audit cannot certify anonymity" in report
+    # The overfitted control is reported with its counts at both levels.
+    ctl = results["control_overfit"]
+    assert ctl["mia_patient_n_members"] == 3 and ctl["mia_patch_n_members"] <= 128
