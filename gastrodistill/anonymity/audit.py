@@ -41,6 +41,7 @@ from torch import nn
 
 from gastrodistill.anonymity import figures
 from gastrodistill.anonymity.membership import (
+    BEST_OF,
     TargetAttack,
     attack_target,
     build_pool,
@@ -459,11 +460,16 @@ def _closest_pairs(out: Path, dm, distilled_sets, nearest: NearestReport, n: int
 
 
 def _roc_for_plot(mia: Mapping[str, list[TargetAttack]], attack: str):
-    """``{row: [(fpr, tpr, auc), ...]}`` of the patch-level ``attack`` for the ROC figure."""
-    return {
-        row: [(r.patch[attack].roc[0], r.patch[attack].roc[1], r.patch[attack].auc) for r in runs]
-        for row, runs in mia.items()
-    }
+    """``{row: [(fpr, tpr, auc), ...]}`` of the patch-level ``attack`` (``best``: per row) for the figure."""
+    out = {}
+    for row, runs in mia.items():
+        a = attack
+        if attack == "best":
+            a = max(BEST_OF, key=lambda k: np.mean([r.patch[k].auc for r in runs]))
+        out[f"{row} ({a})" if attack == "best" else row] = [
+            (r.patch[a].roc[0], r.patch[a].roc[1], r.patch[a].auc) for r in runs
+        ]
+    return out
 
 
 def _write_outputs(
@@ -508,6 +514,12 @@ def _fmt(v: float) -> str:
 
 def _pct(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):.0%}"
+
+
+def _best_name(r: Mapping[str, float], key: str, primary: str) -> str:
+    if primary != "best" or f"{key}_best_attack_index" not in r:
+        return ""
+    return f" ({BEST_OF[int(r[f'{key}_best_attack_index'])]})"
 
 
 def render_report(
@@ -590,16 +602,17 @@ def render_report(
         "Members: the pool's training patches (patients); non-members: its test patches (patients). "
         "`loss` is the uncalibrated threshold attack; `calibrated_loss` subtracts each patch's mean loss "
         "under shadow networks that did not see it (Watson et al. 2022); `lira` is the likelihood-ratio "
-        "attack (Carlini et al. 2022). Patient level: a patient's score is the mean of its patches'. "
+        "attack (Carlini et al. 2022); `best`: the strongest calibrated attack on that network (named). "
+        "Patient level: a patient's score is the mean of its patches'. "
         "TPR at an FPR needs at least 1/FPR non-members, else n/a. The overfitted control is a network "
         f"trained for {acfg.membership.overfit_control.epochs} epochs on the pool patches of "
         f"{acfg.membership.overfit_control.patients} training patients; the attack has power when it "
         f"detects it (patch {primary} AUC >= {acfg.membership.overfit_control.detect_auc} or TPR >= "
         f"{float(acfg.membership.overfit_control.detect_tpr_at_1pct):.0%} at 1 % FPR).",
         "",
-        "| network | level | members / non-members | loss AUC | calibrated AUC | LiRA AUC | "
-        "LiRA TPR@0.1% | LiRA TPR@1% | LiRA advantage |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| network | level | members / non-members | loss AUC | calibrated AUC | LiRA AUC | {primary} AUC | "
+        f"{primary} TPR@0.1% | {primary} TPR@1% | {primary} advantage |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in ["real", "control_overfit", *names]:
         r = results[row]
@@ -613,9 +626,10 @@ def render_report(
             lines.append(
                 f"| {label} | {level} | {int(r[f'{k}_n_members'])} / {int(r[f'{k}_n_nonmembers'])} | "
                 f"{_fmt(r[f'{k}_loss_auc'])} | {_fmt(r[f'{k}_calibrated_loss_auc'])} | "
-                f"{_fmt(r[f'{k}_lira_auc'])} ± {_fmt(r[f'{k}_lira_auc_std'])} | "
-                f"{_pct(r[f'{k}_lira_tpr_at_0p1pct'])} | {_pct(r[f'{k}_lira_tpr_at_1pct'])} | "
-                f"{_fmt(r[f'{k}_lira_advantage'])} |"
+                f"{_fmt(r[f'{k}_lira_auc'])} | {_fmt(r[f'{k}_{primary}_auc'])} ± "
+                f"{_fmt(r[f'{k}_{primary}_auc_std'])}{_best_name(r, k, primary)} | "
+                f"{_pct(r[f'{k}_{primary}_tpr_at_0p1pct'])} | {_pct(r[f'{k}_{primary}_tpr_at_1pct'])} | "
+                f"{_fmt(r[f'{k}_{primary}_advantage'])} |"
             )
     lines += ["", "![membership ROC](membership_roc.png)", "", "## Burned-in text and header data", ""]
     counts = ", ".join(f"{v} {k}" for k, v in sorted(strings.counts().items())) or "none found"

@@ -118,6 +118,8 @@ def summarise(results: list[MembershipResult]) -> dict[str, float]:
 # ---- calibrated attacks with shadow networks -------------------------------------------------------
 #: Calibrated attack scores (higher = "member"), beside the uncalibrated ``loss``.
 CALIBRATED_ATTACKS = ("calibrated_loss", "lira", "lira_offline")
+#: ``membership.primary: best``: the strongest of these per target (the audit's attack is the best it has).
+BEST_OF = CALIBRATED_ATTACKS
 #: False-positive rates at which the true-positive rate is reported.
 DEFAULT_FPRS = (0.001, 0.01)
 
@@ -160,29 +162,41 @@ def _codes(pids: np.ndarray | None, n: int, offset: int) -> np.ndarray:
 
 
 def build_pool(datamodule, max_per_side: int, seed: int) -> AttackPool:
-    """Equal seeded samples of training and test patches, loaded in memory, with patient codes.
+    """Equal seeded samples of training and test patches, class by class, in memory, with patient codes.
 
-    Patient codes of the two splits never collide (test codes are offset); the ids themselves never
-    leave this function.
+    Each class contributes the same number of training and test patches (``min`` of the two, scaled
+    so that each side holds at most ``max_per_side``): with the splits' class mixes left as they are,
+    an attack would partly measure "which class mix does this patch come from" (test splits often
+    hold another share of diseased patients). Patient codes of the two splits never collide (test
+    codes are offset); the ids themselves never leave this function.
     """
-    n_tr, n_te = len(datamodule.labels("train")), len(datamodule.labels("test"))
-    n = min(n_tr, n_te, int(max_per_side))
-    if n < 2:
+    y_tr, y_te = np.asarray(datamodule.labels("train")), np.asarray(datamodule.labels("test"))
+    classes = np.union1d(y_tr, y_te)
+    per_class = np.array([min((y_tr == c).sum(), (y_te == c).sum()) for c in classes], dtype=np.float64)
+    total = per_class.sum()
+    if total < 2:
         raise MembershipInputError(
-            f"membership inference needs at least 2 training and 2 test samples (have {n_tr} and {n_te})"
+            f"membership inference needs at least 2 training and 2 test samples of shared classes (have "
+            f"{len(y_tr)} and {len(y_te)} samples)"
         )
+    if total > max_per_side:
+        per_class = np.floor(per_class * float(max_per_side) / total)
     rng = numpy_rng(seed, "audit", "membership", "pool")
-    idx_tr = np.sort(rng.choice(n_tr, size=n, replace=False))
-    idx_te = np.sort(rng.choice(n_te, size=n, replace=False))
-    x_tr, y_tr = datamodule.load_split("train", idx_tr.tolist())
-    x_te, y_te = datamodule.load_split("test", idx_te.tolist())
-    g_tr_all = _codes(datamodule.patient_ids("train"), n_tr, 0)
-    g_te_all = _codes(datamodule.patient_ids("test"), n_te, int(g_tr_all.max()) + 1)
+    pick_tr, pick_te = [], []
+    for c, n in zip(classes, per_class.astype(int), strict=True):
+        pick_tr.append(rng.choice(np.flatnonzero(y_tr == c), size=n, replace=False))
+        pick_te.append(rng.choice(np.flatnonzero(y_te == c), size=n, replace=False))
+    idx_tr, idx_te = np.sort(np.concatenate(pick_tr)), np.sort(np.concatenate(pick_te))
+    n = len(idx_tr)
+    x_tr, yy_tr = datamodule.load_split("train", idx_tr.tolist())
+    x_te, yy_te = datamodule.load_split("test", idx_te.tolist())
+    g_tr_all = _codes(datamodule.patient_ids("train"), len(y_tr), 0)
+    g_te_all = _codes(datamodule.patient_ids("test"), len(y_te), int(g_tr_all.max()) + 1)
     return AttackPool(
         x=torch.cat([x_tr, x_te]).float(),
-        y=torch.cat([y_tr, y_te]).long(),
+        y=torch.cat([yy_tr, yy_te]).long(),
         groups=np.concatenate([g_tr_all[idx_tr], g_te_all[idx_te]]),
-        is_train=np.concatenate([np.ones(n, dtype=bool), np.zeros(n, dtype=bool)]),
+        is_train=np.concatenate([np.ones(n, dtype=bool), np.zeros(len(idx_te), dtype=bool)]),
     )
 
 
@@ -396,19 +410,24 @@ def summarise_targets(results: Sequence[TargetAttack], prefix: str = "mia") -> d
     """Flat figures over the networks of one setting: mean AUC (+ std), advantage, TPR@FPR, counts.
 
     Keys: ``<prefix>_<level>_<attack>_{auc,auc_std,advantage,tpr_at_<fpr %>}`` and
-    ``<prefix>_<level>_n_members`` / ``_n_nonmembers`` (level: ``patch`` or ``patient``).
+    ``<prefix>_<level>_n_members`` / ``_n_nonmembers`` (level: ``patch`` or ``patient``). Attack
+    ``best`` is the calibrated attack with the highest mean AUC at that level (its position in
+    :data:`BEST_OF` under ``<prefix>_<level>_best_attack_index``).
     """
     out: dict[str, float] = {}
     for level in ("patch", "patient"):
         first = getattr(results[0], level)
-        for attack in first:
-            ms = [getattr(r, level)[attack] for r in results]
+        best = max(BEST_OF, key=lambda a: np.mean([getattr(r, level)[a].auc for r in results]))
+        out[f"{prefix}_{level}_best_attack_index"] = float(BEST_OF.index(best))
+        for attack in [*first, "best"]:
+            source = best if attack == "best" else attack
+            ms = [getattr(r, level)[source] for r in results]
             aucs = np.array([m.auc for m in ms])
             key = f"{prefix}_{level}_{attack}"
             out[f"{key}_auc"] = float(aucs.mean())
             out[f"{key}_auc_std"] = float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0
             out[f"{key}_advantage"] = float(np.mean([m.advantage for m in ms]))
-            for f in first[attack].tpr_at:
+            for f in first[source].tpr_at:
                 out[f"{key}_tpr_at_{_fpr_key(f)}pct"] = float(np.mean([m.tpr_at[f] for m in ms]))
         m0 = next(iter(first.values()))
         out[f"{prefix}_{level}_n_members"] = float(m0.n_members)
