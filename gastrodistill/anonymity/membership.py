@@ -180,7 +180,12 @@ def build_pool(datamodule, max_per_side: int, seed: int) -> AttackPool:
             f"{len(y_tr)} and {len(y_te)} samples)"
         )
     if total > max_per_side:
+        cap = per_class.copy()
         per_class = np.floor(per_class * float(max_per_side) / total)
+        for i in np.argsort(-(cap - per_class)):  # hand the rounding remainder to classes with room
+            if per_class.sum() >= max_per_side:
+                break
+            per_class[i] += min(cap[i] - per_class[i], max_per_side - per_class.sum())
     rng = numpy_rng(seed, "audit", "membership", "pool")
     pick_tr, pick_te = [], []
     for c, n in zip(classes, per_class.astype(int), strict=True):

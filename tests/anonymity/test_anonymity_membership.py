@@ -158,3 +158,14 @@ def test_tpr_at_fpr_needs_enough_nonmembers():
     fpr, tpr = np.array([0.0, 0.0005, 0.01, 1.0]), np.array([0.0, 0.2, 0.5, 1.0])
     assert tpr_at_fpr(fpr, tpr, 0.001, 1000) == 0.2 and tpr_at_fpr(fpr, tpr, 0.01, 100) == 0.5
     assert np.isnan(tpr_at_fpr(fpr, tpr, 0.001, 999))
+
+
+def test_pool_is_balanced_class_by_class(dm):
+    from gastrodistill.anonymity.membership import build_pool
+
+    pool = build_pool(dm, max_per_side=50, seed=0)
+    assert pool.is_train.sum() == (~pool.is_train).sum() == 50
+    for c in range(3):
+        assert (pool.y[pool.is_train] == c).sum() == (pool.y[~pool.is_train] == c).sum()
+    tr_groups, te_groups = set(pool.groups[pool.is_train]), set(pool.groups[~pool.is_train])
+    assert not tr_groups & te_groups  # patient codes of the two splits never collide
