@@ -161,16 +161,27 @@ def _codes(pids: np.ndarray | None, n: int, offset: int) -> np.ndarray:
     return codes.astype(np.int64) + offset
 
 
-def build_pool(datamodule, max_per_side: int, seed: int) -> AttackPool:
+def build_pool(
+    datamodule,
+    max_per_side: int,
+    seed: int,
+    train_indices: np.ndarray | None = None,
+    test_indices: np.ndarray | None = None,
+) -> AttackPool:
     """Equal seeded samples of training and test patches, class by class, in memory, with patient codes.
 
     Each class contributes the same number of training and test patches (``min`` of the two, scaled
     so that each side holds at most ``max_per_side``): with the splits' class mixes left as they are,
     an attack would partly measure "which class mix does this patch come from" (test splits often
     hold another share of diseased patients). Patient codes of the two splits never collide (test
-    codes are offset); the ids themselves never leave this function.
+    codes are offset); the ids themselves never leave this function. ``train_indices`` /
+    ``test_indices`` restrict the candidates (the audit passes the informative patches: nothing can
+    tell whether a uniform background patch was trained on).
     """
-    y_tr, y_te = np.asarray(datamodule.labels("train")), np.asarray(datamodule.labels("test"))
+    y_tr_all, y_te_all = np.asarray(datamodule.labels("train")), np.asarray(datamodule.labels("test"))
+    cand_tr = np.arange(len(y_tr_all)) if train_indices is None else np.asarray(train_indices)
+    cand_te = np.arange(len(y_te_all)) if test_indices is None else np.asarray(test_indices)
+    y_tr, y_te = y_tr_all[cand_tr], y_te_all[cand_te]
     classes = np.union1d(y_tr, y_te)
     per_class = np.array([min((y_tr == c).sum(), (y_te == c).sum()) for c in classes], dtype=np.float64)
     total = per_class.sum()
@@ -191,12 +202,13 @@ def build_pool(datamodule, max_per_side: int, seed: int) -> AttackPool:
     for c, n in zip(classes, per_class.astype(int), strict=True):
         pick_tr.append(rng.choice(np.flatnonzero(y_tr == c), size=n, replace=False))
         pick_te.append(rng.choice(np.flatnonzero(y_te == c), size=n, replace=False))
-    idx_tr, idx_te = np.sort(np.concatenate(pick_tr)), np.sort(np.concatenate(pick_te))
+    idx_tr = np.sort(cand_tr[np.concatenate(pick_tr)])
+    idx_te = np.sort(cand_te[np.concatenate(pick_te)])
     n = len(idx_tr)
     x_tr, yy_tr = datamodule.load_split("train", idx_tr.tolist())
     x_te, yy_te = datamodule.load_split("test", idx_te.tolist())
-    g_tr_all = _codes(datamodule.patient_ids("train"), len(y_tr), 0)
-    g_te_all = _codes(datamodule.patient_ids("test"), len(y_te), int(g_tr_all.max()) + 1)
+    g_tr_all = _codes(datamodule.patient_ids("train"), len(y_tr_all), 0)
+    g_te_all = _codes(datamodule.patient_ids("test"), len(y_te_all), int(g_tr_all.max()) + 1)
     return AttackPool(
         x=torch.cat([x_tr, x_te]).float(),
         y=torch.cat([yy_tr, yy_te]).long(),

@@ -293,13 +293,14 @@ def select_informative(
     classes: list[str] | None = None,
     min_texture: float = 0.0,
     batch_size: int | None = None,
+    split: str = "train",
 ) -> InformativeSelection:
-    """Training patches of ``classes`` (``None``: all) whose :func:`texture_strength` is >= ``min_texture``.
+    """Patches of ``split`` of ``classes`` (``None``: all) with :func:`texture_strength` >= ``min_texture``.
 
     Raises :class:`NearestInputError` for an unknown class name or when nothing is left.
     """
     names = list(datamodule.class_names)
-    labels = np.asarray(datamodule.labels("train"))
+    labels = np.asarray(datamodule.labels(split))
     keep_class = np.ones(len(labels), dtype=bool)
     if classes:
         unknown = [c for c in classes if c not in names]
@@ -308,7 +309,7 @@ def select_informative(
                 f"audit.nearest.informative.classes {unknown} are not classes of the data {names}"
             )
         keep_class = np.isin(labels, [names.index(c) for c in classes])
-    train = datamodule.dataset("train", augment=False)
+    train = datamodule.dataset(split, augment=False)
     texture = []
     for x, _ in DataLoader(train, batch_size=batch_size or datamodule.eval_batch_size, shuffle=False):
         texture.append(texture_strength(to_unit(x.float(), datamodule.mean, datamodule.std)))
