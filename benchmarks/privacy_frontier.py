@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(1)
     t0 = time.time()
-    cfg = compose(overrides)
-    out = Path(args.out)
+    out = Path(args.out).resolve()
+    cfg = compose([f"paths.output_dir={out}", *overrides])
     out.mkdir(parents=True, exist_ok=True)
     inits = args.inits or available_inits()
     dm = hydra.utils.instantiate(cfg.data)

@@ -576,7 +576,9 @@ def render_report(
         "out "
         f"of the quantile, which rests on {n_ref_used} patches.",
         f"- Membership: pool of {int(results['real']['mia_patch_n_members'])} training and "
-        f"{int(results['real']['mia_patch_n_nonmembers'])} test patches from "
+        f"{int(results['real']['mia_patch_n_nonmembers'])} test patches "
+        f"({'informative only, ' if acfg.membership.get('informative_only', True) else ''}"
+        "the same number of each class on both sides) from "
         f"{int(results['real']['mia_pool_patients'])} patients "
         f"({int(results['real']['mia_patient_n_members'])} training and "
         f"{int(results['real']['mia_patient_n_nonmembers'])} test patients); "
