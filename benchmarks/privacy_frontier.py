@@ -274,13 +274,15 @@ def plot(df, meta, path: Path) -> None:
         ),
         strict=True,
     ):
-        for init, part in df.groupby("init", sort=False):
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for i, (init, part) in enumerate(df.groupby("init", sort=False)):
             part = part.sort_values("outer_steps")
             for metric, style in (("patient_hm", "-"), ("patient_auc", ":")):
                 ax.plot(
                     part[col],
                     part[metric],
                     style,
+                    color=colors[i % len(colors)],
                     marker=markers.get(init, "x"),
                     label=f"{init} {metric[8:]}",
                 )
