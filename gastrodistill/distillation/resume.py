@@ -88,7 +88,9 @@ def resolve_resume(
     )
 
 
-def missing_message(spec: str, modes: list[str], output_dir: str | os.PathLike, resume_root: str | None) -> str:
+def missing_message(
+    spec: str, modes: list[str], output_dir: str | os.PathLike, resume_root: str | None
+) -> str:
     """The error text for a resume that found nothing (names the modes and the folders searched)."""
     where = f"{output_dir}" + (f" and {resume_root}" if resume_root else "")
     return (

@@ -175,7 +175,11 @@ def run_distillation(
     with warnings.catch_warnings():
         # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
         warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
-        trainer.fit(module, train_dataloaders=OuterSteps(d.outer_steps), ckpt_path=str(ckpt_path) if ckpt_path else None)
+        trainer.fit(
+            module,
+            train_dataloaders=OuterSteps(d.outer_steps),
+            ckpt_path=str(ckpt_path) if ckpt_path else None,
+        )
     distilled = module.distilled.cpu().float()
     if trainer.is_global_zero:
         distilled.save(out)

@@ -69,7 +69,9 @@ def barrier() -> None:
         dist.barrier()
 
 
-def wait_until(ready: Callable[[], bool], what: str, timeout_s: float = PREPARE_TIMEOUT_S, poll_s: float = 2.0):
+def wait_until(
+    ready: Callable[[], bool], what: str, timeout_s: float = PREPARE_TIMEOUT_S, poll_s: float = 2.0
+):
     """Poll ``ready()`` until it is true; ``TimeoutError`` naming ``what`` after ``timeout_s`` seconds."""
     start = time.monotonic()
     announced = False
