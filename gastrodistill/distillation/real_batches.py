@@ -52,7 +52,7 @@ class ResidentImages:
         elif arr.dtype != np.uint8:
             arr = arr.astype(np.float32, copy=False)
         self.device = torch.device(device)
-        self.images = torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
+        self.images = torch.from_numpy(np.array(arr, order="C")).to(self.device)  # a writable copy
         self.mean = torch.as_tensor(np.asarray(mean, np.float32).reshape(-1, 1, 1), device=self.device)
         self.std = torch.as_tensor(np.asarray(std, np.float32).reshape(-1, 1, 1), device=self.device)
 
