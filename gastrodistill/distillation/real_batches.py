@@ -63,9 +63,9 @@ class ResidentImages:
     def gather(self, idx: Tensor) -> Tensor:
         """Normalised float32 images ``[len(idx), C, H, W]`` on the device."""
         x = self.images.index_select(0, idx.to(self.device)).to(torch.float32)
-        if self.scale is not None:
-            x = x / self.scale
-        return (x - self.mean) / self.std
+        if self.scale is not None:  # in place: one float32 buffer per batch (same operations, same order)
+            x.div_(self.scale)
+        return x.sub_(self.mean).div_(self.std)
 
 
 class _BatchDataset(Dataset):
@@ -86,7 +86,9 @@ class _BatchDataset(Dataset):
         step, rank = key
         idx = self.source.indices(step, rank).numpy()
         ds = self.dataset
-        x = (to_unit(np.asarray(ds.images[idx])) - ds.mean) / ds.std  # ArrayDataset's normalisation
+        x = to_unit(np.asarray(ds.images[idx]))  # ArrayDataset's normalisation, in place on the batch
+        x -= ds.mean
+        x /= ds.std
         return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)), torch.as_tensor(self.labels[idx])
 
 
