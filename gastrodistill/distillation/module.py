@@ -81,6 +81,7 @@ class DistillModule(pl.LightningModule):
         check_every: int = 1,
         debug_record: bool = False,
         mode: str | None = None,
+        batch_real_per_rank: bool = True,
     ) -> None:
         super().__init__()
         check_backend(backend, checkpoint)
@@ -111,6 +112,9 @@ class DistillModule(pl.LightningModule):
                 raise ValueError(f"distill.{key} must be >= 1 (outer steps), got {value}")
         self.log_every, self.check_every = int(log_every), int(check_every)
         self.debug_record = bool(debug_record)
+        #: False: ``batch_real`` is the global real batch, split across the ranks (ceil(batch / world)).
+        self.batch_real_per_rank = bool(batch_real_per_rank)
+        self._batch_real = int(real_batches.batch_size)
         #: The label mode this module distils; stored in checkpoints so soft and hard never share one.
         self.mode = mode or distilled.mode
         #: What the last outer step did on this rank (seeds; with ``debug_record`` also the initial-weight
@@ -250,6 +254,11 @@ class DistillModule(pl.LightningModule):
         elif self.grid_every and (step + 1) % self.grid_every == 0 and self.trainer.is_global_zero:
             self.log_grid(step + 1)
         return mean_loss
+
+    def on_fit_start(self) -> None:
+        if not self.batch_real_per_rank:  # each rank's share of the global real batch
+            world = max(int(self.trainer.world_size), 1)
+            self.real_batches.batch_size = -(-self._batch_real // world)
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -92,6 +92,7 @@ def build_module(
         check_every=int(d.get("check_every", 1)),
         debug_record=bool(d.get("debug_record", False)),
         mode=distilled.mode,
+        batch_real_per_rank=bool(d.get("batch_real_per_rank", True)),
     )
 
 
