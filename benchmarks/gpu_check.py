@@ -60,6 +60,7 @@ class StepTimer(pl.Callback):
         self._sync()
         self.times.append(time.perf_counter() - self._t0)
         self.waits.append(pl_module.real_batches.wait_seconds - self._w0)
+        self.mode = pl_module.real_batches.mode
 
 
 def synthetic_datamodule(size: int, n_train: int, seed: int = 0):
@@ -135,7 +136,7 @@ def main() -> None:
         "steps": len(timer.times),
         "s_per_step": statistics.median(times),
         "data_wait_fraction": sum(waits) / max(sum(times), 1e-12),
-        "real_data_mode": "see distill.real_data",
+        "real_data_mode": getattr(timer, "mode", None),
         "peak_gb": (torch.cuda.max_memory_allocated() / 1e9)
         if cuda
         else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6,
