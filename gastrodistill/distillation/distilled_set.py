@@ -44,7 +44,12 @@ def inverse_softplus(y: float) -> float:
 
 
 class DistilledSet(nn.Module):
-    """Images ``[steps*K*ipc, C, H, W]``, label logits ``[steps*K*ipc, K]``, raw lrs ``[steps*epochs]``."""
+    """Images ``[steps*K*ipc, C, H, W]``, label logits ``[steps*K*ipc, K]``, raw lrs ``[steps*epochs]``.
+
+    ``inner_momentum`` (metadata, not learned) is the momentum of the inner SGD that the set was distilled
+    with; :func:`gastrodistill.distillation.inner_loop.replay` uses it. Sets saved before it existed load
+    with 0 (plain SGD).
+    """
 
     def __init__(
         self,
@@ -60,6 +65,7 @@ class DistilledSet(nn.Module):
         class_names: Sequence[str] | None = None,
         mean: Sequence[float] | None = None,
         std: Sequence[float] | None = None,
+        inner_momentum: float = 0.0,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -73,6 +79,8 @@ class DistilledSet(nn.Module):
             raise DistilledSetError(f"image_shape must be (C, H, W), got {tuple(image_shape)!r}")
         if not temperature > 0:
             raise DistilledSetError(f"temperature must be > 0, got {temperature!r}")
+        if not 0.0 <= float(inner_momentum) < 1.0:
+            raise DistilledSetError(f"inner_momentum must be in [0, 1), got {inner_momentum!r}")
         self.num_classes, self.ipc, self.steps, self.epochs = (
             int(num_classes),
             int(ipc),
@@ -82,6 +90,8 @@ class DistilledSet(nn.Module):
         self.image_shape = tuple(int(s) for s in image_shape)
         self.mode = mode
         self.temperature = float(temperature)
+        #: SGD momentum of the inner loop (Deng & Russakovsky 2022); a receiving site replays with it.
+        self.inner_momentum = float(inner_momentum)
         self.class_names = (
             list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
         )
@@ -159,6 +169,21 @@ class DistilledSet(nn.Module):
         self.images.copy_(x.to(self.images.dtype))
         return self
 
+    @torch.no_grad()
+    def init_class_mean(self, means: Tensor, generator: torch.Generator, noise_std: float) -> DistilledSet:
+        """Every image of class c = ``means[c]`` plus N(0, noise_std²) noise; ``means``: ``[K, C, H, W]``."""
+        if tuple(means.shape) != (self.num_classes, *self.image_shape):
+            raise DistilledSetError(
+                f"class means have shape {tuple(means.shape)}; "
+                f"expected {(self.num_classes, *self.image_shape)}"
+            )
+        if not noise_std >= 0:
+            raise DistilledSetError(f"distill.class_mean_noise_std must be >= 0, got {noise_std!r}")
+        base = means.to(self.images.dtype)[self.hard_labels()]
+        noise = torch.randn(self.images.shape, generator=generator, dtype=self.images.dtype)
+        self.images.copy_(base + float(noise_std) * noise)
+        return self
+
     # ---- persistence -----------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
         return {
@@ -174,6 +199,7 @@ class DistilledSet(nn.Module):
             "mean": self.mean,
             "std": self.std,
             "lrs": [float(v) for v in self.lrs().detach().cpu()],
+            "inner_momentum": self.inner_momentum,
         }
 
     def save(self, directory: str | os.PathLike) -> Path:
@@ -227,6 +253,7 @@ class DistilledSet(nn.Module):
                 class_names=meta.get("class_names"),
                 mean=meta.get("mean"),
                 std=meta.get("std"),
+                inner_momentum=meta.get("inner_momentum", 0.0),
             )
         except (TypeError, DistilledSetError) as e:
             raise DistilledSetError(f"{mfile}: invalid metadata: {e}") from e

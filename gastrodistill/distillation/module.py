@@ -5,7 +5,13 @@ networks (one after another, so memory does not multiply) sample θ₀ from p(θ
 ``derive_seed(seed, "inner", step, rank, index)`` (or one fixed θ₀ with ``known_init``), unroll T SGD
 steps on the distilled set, take the cross-entropy on the real batch and back-propagate it (scaled by
 1/n) into the distilled tensors. Under DDP only the last backward all-reduces, so the applied gradient is
-the mean over all ranks and networks. Then clip (optional), Adam step, StepLR step.
+the mean over all ranks and networks. Then clip (optional: an absolute norm, and/or ``grad_clip_ema`` times
+a running average of past norms), Adam step, StepLR step.
+
+Options of the unroll (see :func:`~gastrodistill.distillation.inner_loop.meta_objective`): a random
+truncated window (its end drawn from ``derive_seed(seed, "window", step, rank, index)``), a chunked outer
+loss, and differentiable augmentation seeded by ``(seed, "dsa", step, rank, index)``. The inner momentum
+is the distilled set's own ``inner_momentum``.
 
 The DistilledSet is the only registered submodule (the inner networks are built inside the step), so
 DDP sees exactly the distilled tensors. Every random draw is a pure function of (seed, step, rank,
@@ -25,7 +31,16 @@ import torch
 from torch import Tensor, nn
 
 from gastrodistill.distillation.distilled_set import DistilledSet
-from gastrodistill.distillation.inner_loop import check_backend, outer_loss, release_template
+from gastrodistill.distillation.inner_loop import (
+    Augment,
+    MetaResult,
+    check_backend,
+    check_momentum,
+    check_window,
+    meta_objective,
+    release_template,
+    sample_window_end,
+)
 from gastrodistill.distillation.plots import grid_image, save_png
 from gastrodistill.distillation.real_batches import RealBatchSource
 from gastrodistill.models.init import check_scheme, initialize
@@ -73,6 +88,12 @@ class DistillModule(pl.LightningModule):
         lr_labels: float = 0.01,
         lr_lrs: float = 0.01,
         grad_clip: float | None = None,
+        grad_clip_ema: float | None = None,
+        grad_clip_ema_decay: float = 0.9,
+        window: int | None = None,
+        outer_chunk: int | None = None,
+        augment: Augment | None = None,
+        augment_real: bool = True,
         grid_every: int = 0,
         grid_dir: str | Path | None = None,
         precision: str | int = 32,
@@ -88,6 +109,14 @@ class DistillModule(pl.LightningModule):
         check_scheme(init_scheme)
         if inner_nets_per_step < 1:
             raise ValueError(f"distill.inner_nets_per_step must be >= 1, got {inner_nets_per_step}")
+        check_momentum(getattr(distilled, "inner_momentum", 0.0))
+        check_window(window, distilled.num_inner_steps)
+        if outer_chunk is not None and (int(outer_chunk) != outer_chunk or outer_chunk < 1):
+            raise ValueError(f"distill.outer_chunk must be a positive integer or null, got {outer_chunk!r}")
+        if grad_clip_ema is not None and not grad_clip_ema > 0:
+            raise ValueError(f"distill.grad_clip_ema must be > 0 or null, got {grad_clip_ema!r}")
+        if not 0.0 <= grad_clip_ema_decay < 1.0:
+            raise ValueError(f"distill.grad_clip_ema_decay must be in [0, 1), got {grad_clip_ema_decay!r}")
         self.automatic_optimization = False
         self.distilled = distilled  # the only registered submodule
         # Plain attributes, not submodules: the factory builds unregistered inner networks.
@@ -103,6 +132,14 @@ class DistillModule(pl.LightningModule):
         self.scheduler_factory = scheduler
         self.group_lrs = {"images": lr_images, "label_logits": lr_labels, "raw_lrs": lr_lrs}
         self.grad_clip = grad_clip
+        self.grad_clip_ema = float(grad_clip_ema) if grad_clip_ema is not None else None
+        self.grad_clip_ema_decay = float(grad_clip_ema_decay)
+        #: Running average of the meta-gradient norm (None before the first step); saved in checkpoints.
+        self.grad_norm_ema: float | None = None
+        self.window = window
+        self.outer_chunk = outer_chunk
+        self.augment = augment
+        self.augment_real = bool(augment_real)
         self.grid_every = int(grid_every or 0)
         self.grid_dir = Path(grid_dir) if grid_dir is not None else None
         self.precision = check_precision(precision)
@@ -135,20 +172,51 @@ class DistillModule(pl.LightningModule):
         initialize(net, self.init_scheme, torch_generator(self.inner_seed(step, rank, index)))
         return net.to(device=self.distilled.images.device, dtype=self.distilled.images.dtype)
 
-    def inner_net_loss(
-        self, x: Tensor, y: Tensor, step: int, rank: int, index: int
-    ) -> tuple[Tensor, Tensor, nn.Module]:
-        """(outer loss, logits on the real batch, the sampled network) for one inner network.
+    def window_end(self, step: int, rank: int, index: int) -> int:
+        """The number of inner steps before the outer loss: T, or RaT-BPTT's draw from [W, T]."""
+        gen = torch_generator(self.seed, "window", step, rank, index)
+        return sample_window_end(self.distilled.num_inner_steps, self.window, gen)
 
-        With ``precision="bf16"`` the unroll and the real forward run under ``torch.autocast`` (bfloat16
-        matmuls/convolutions, float32 master tensors); the returned loss is float32.
+    def inner_net_objective(
+        self, x: Tensor, y: Tensor, step: int, rank: int, index: int, outer_chunk: int | None | bool = True
+    ) -> tuple[MetaResult, nn.Module]:
+        """(outer loss, accuracy and meta-gradient surrogate; the sampled network) for one inner network.
+
+        ``outer_chunk``: True uses ``self.outer_chunk``; None forces the unchunked loss (with logits).
+        With ``precision="bf16"`` it runs under bfloat16 autocast (float32 master tensors).
         """
         net = self.sample_inner_net(step, rank, index)
         with self._autocast():
-            loss, logits = outer_loss(net, self.distilled, x, y, self.backend, self.use_checkpoint)
-        return loss.float(), logits, net
+            result = self._meta_objective(net, x, y, step, rank, index, outer_chunk)
+        return result, net
+
+    def _meta_objective(
+        self, net: nn.Module, x: Tensor, y: Tensor, step: int, rank: int, index: int, outer_chunk: Any
+    ) -> MetaResult:
+        return meta_objective(
+            net,
+            self.distilled,
+            x,
+            y,
+            self.backend,
+            self.use_checkpoint,
+            window=self.window,
+            window_end=self.window_end(step, rank, index),
+            outer_chunk=self.outer_chunk if outer_chunk is True else outer_chunk,
+            augment=self.augment,
+            augment_real=self.augment_real,
+            seed_parts=(self.seed, "dsa", step, rank, index),
+        )
+
+    def inner_net_loss(
+        self, x: Tensor, y: Tensor, step: int, rank: int, index: int
+    ) -> tuple[Tensor, Tensor, nn.Module]:
+        """(unchunked outer loss with its graph, logits on the real batch, the sampled network)."""
+        result, net = self.inner_net_objective(x, y, step, rank, index, outer_chunk=None)
+        return result.surrogate, result.logits, net
 
     def _autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast over the unroll and the real forward when ``precision="bf16"`` (else nothing)."""
         if self.precision != "bf16":
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.distilled.images.device.type, dtype=torch.bfloat16)
@@ -224,16 +292,17 @@ class DistillModule(pl.LightningModule):
         n = self.inner_nets_per_step
         losses, accs, seeds, fingerprints = [], [], [], []
         for i in range(n):
-            loss, logits, net = self.inner_net_loss(x, y, step, rank, i)
+            result, net = self.inner_net_objective(x, y, step, rank, i)
+            loss = result.loss.float()
             seeds.append(self.inner_seed(step, rank, i))
             if self.debug_record:  # a host sync per network: only where a test asks for it
                 fingerprints.append(float(sum(p.detach().double().sum() for p in net.parameters())))
             self._track_finite(step, 0, torch.isfinite(loss.detach()))
             with self._no_sync() if i < n - 1 else contextlib.nullcontext():
-                self.manual_backward(loss / n)
+                self.manual_backward(result.surrogate / n)
             release_template(net)
             losses.append(loss.detach())
-            accs.append((logits.detach().argmax(1) == y).float().mean())
+            accs.append(result.acc.float())
         for j, p in enumerate(self.distilled.parameters(), start=1):
             if p.grad is not None:
                 self._track_finite(step, j, torch.isfinite(p.grad).all())
@@ -241,6 +310,8 @@ class DistillModule(pl.LightningModule):
             self._check_finite(rank)
         if self.grad_clip:
             self.clip_gradients(opt, gradient_clip_val=float(self.grad_clip), gradient_clip_algorithm="norm")
+        if self.grad_clip_ema is not None:
+            self._clip_to_running_norm()
         opt.step()
         sched = self.lr_schedulers()
         if sched is not None:
@@ -263,8 +334,10 @@ class DistillModule(pl.LightningModule):
     # ---- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gastrodistill"] = {"mode": self.mode}
+        checkpoint["grad_norm_ema"] = self.grad_norm_ema
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.grad_norm_ema = checkpoint.get("grad_norm_ema")
         saved = (checkpoint.get("gastrodistill") or {}).get("mode")
         if saved is not None and saved != self.mode:
             from gastrodistill.distillation.resume import ResumeError
@@ -273,6 +346,28 @@ class DistillModule(pl.LightningModule):
                 f"the checkpoint was written by a {saved!r}-label run; this is the {self.mode!r}-label run. "
                 f"Soft and hard runs never share a checkpoint: pass a checkpoint of the {self.mode} run"
             )
+
+    @torch.no_grad()
+    def _clip_to_running_norm(self) -> None:
+        """Scale the meta-gradient to norm <= grad_clip_ema x EMA of past (clipped) norms; update the EMA.
+
+        The first step sets the EMA to its own norm (nothing clipped). The norm is that of the all-reduced
+        gradient, so every rank computes the same value and keeps the same EMA.
+        """
+        grads = [p.grad for p in self.distilled.parameters() if p.grad is not None]
+        if not grads:
+            return
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        if self.grad_norm_ema is None:
+            self.grad_norm_ema = norm
+            return
+        limit = self.grad_clip_ema * self.grad_norm_ema
+        if norm > limit:
+            for g in grads:
+                g.mul_(limit / norm)
+            norm = limit
+        d = self.grad_clip_ema_decay
+        self.grad_norm_ema = d * self.grad_norm_ema + (1.0 - d) * norm
 
     # ---- logging ------------------------------------------------------------------------------------
     def _log_step(self, step: int, loss: Tensor, acc: Tensor) -> None:

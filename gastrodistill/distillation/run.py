@@ -11,21 +11,31 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from torch.utils.data import DataLoader
 
 from gastrodistill.distillation.distilled_set import MODES, DistilledSet
 from gastrodistill.distillation.module import DistillModule
 from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missing_message, resolve_resume
+from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import is_global_zero, prepare_data_rank_zero_first
 from gastrodistill.utils.loggers import finish_loggers, instantiate_loggers, log_public_hyperparams
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
 
+IMAGE_INITS = ("noise", "real", "class_mean")
+
 
 def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int) -> DistilledSet:
-    """A freshly initialised set shaped for ``datamodule`` (noise or real images, one-hot x scale logits)."""
+    """A freshly initialised set shaped for ``datamodule``; ``distill.image_init`` picks the images.
+
+    ``noise``: N(0, 1) in the normalised space; ``real``: real training samples of each class;
+    ``class_mean``: each class's mean training image plus N(0, ``class_mean_noise_std``²) noise (the means
+    streamed by :func:`gastrodistill.evaluation.baselines.class_means`). Labels: one-hot × scale logits.
+    Raises ``ValueError`` naming ``distill.mode`` or ``distill.image_init`` for unknown values.
+    """
     if mode not in MODES:
         raise ValueError(f"distill.mode must be 'soft' or 'hard', got {mode!r}")
     ds = DistilledSet(
@@ -41,13 +51,18 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
         class_names=datamodule.class_names,
         mean=datamodule.mean,
         std=datamodule.std,
+        inner_momentum=float(dcfg.get("inner_momentum", 0.0) or 0.0),
     )
     gen = torch_generator(seed, "distill-init", mode)
     if dcfg.image_init == "noise":
         return ds.init_noise(gen)
     if dcfg.image_init == "real":
         return ds.init_real(datamodule, gen)
-    raise ValueError(f"distill.image_init must be 'noise' or 'real', got {dcfg.image_init!r}")
+    if dcfg.image_init == "class_mean":
+        batches = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)
+        means, _ = class_means(batches, datamodule.num_classes, list(datamodule.class_names))
+        return ds.init_class_mean(means, gen, float(dcfg.get("class_mean_noise_std", 0.2)))
+    raise ValueError(f"distill.image_init must be one of {IMAGE_INITS}, got {dcfg.image_init!r}")
 
 
 def build_module(
@@ -56,6 +71,7 @@ def build_module(
     """The LightningModule for ``cfg.distill`` with the network family of ``cfg.model``."""
     d = cfg.distill
     factory = hydra.utils.instantiate(cfg.model)
+    augment = hydra.utils.instantiate(d.dsa) if d.get("dsa") else None
     shape = {
         "in_channels": datamodule.in_channels,
         "num_classes": datamodule.num_classes,
@@ -84,6 +100,12 @@ def build_module(
         lr_labels=d.lr_labels,
         lr_lrs=d.lr_lrs,
         grad_clip=d.grad_clip,
+        grad_clip_ema=d.get("grad_clip_ema"),
+        grad_clip_ema_decay=float(d.get("grad_clip_ema_decay", 0.9)),
+        window=d.get("window"),
+        outer_chunk=d.get("outer_chunk"),
+        augment=augment,
+        augment_real=bool(getattr(augment, "real", True)),
         grid_every=d.grid_every,
         grid_dir=grid_dir,
         precision=d.get("precision", 32),

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.models import ConvNet, initialize
+from gastrodistill.utils.seeding import torch_generator
 
 
 def make_tiny_splits(n: int = 40, k: int = 3, size: int = 6, seed: int = 0) -> dict:
@@ -36,3 +41,26 @@ TINY = [
     "distill.log_every=1",
     "distill.check_every=1",
 ]
+
+
+def tiny_problem(seed: int = 0, steps: int = 2, epochs: int = 2, n_real: int = 8, momentum: float = 0.0):
+    """A float64 distilled set (3 classes, 4x4), a tanh ConvNet and a real batch, all seeded."""
+    torch.manual_seed(seed)
+    ds = DistilledSet(
+        3, 1, steps, epochs, (1, 4, 4), lr_init=0.3, label_init_scale=1.5, inner_momentum=momentum
+    )
+    ds = ds.double()
+    ds.init_noise(torch_generator(seed, "images"))
+    with torch.no_grad():
+        ds.label_logits.add_(
+            0.3 * torch.randn(ds.label_logits.shape, generator=torch_generator(seed, "l"), dtype=torch.double)
+        )
+        ds.raw_lrs.add_(
+            0.2 * torch.randn(steps * epochs, generator=torch_generator(seed, "lr"), dtype=torch.double)
+        )
+    net = ConvNet(1, 3, (4, 4), width=3, depth=1, act="tanh").double()
+    initialize(net, "xavier", torch_generator(seed, "net"))
+    gen = torch_generator(seed, "real")
+    x = torch.randn(n_real, 1, 4, 4, generator=gen, dtype=torch.double)
+    y = torch.randint(0, 3, (n_real,), generator=gen)
+    return ds, net, x, y

@@ -5,30 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _distill_helpers import tiny_problem
 
-from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.inner_loop import outer_loss, release_template, sgd_step
-from gastrodistill.models import ConvNet, initialize
+from gastrodistill.models import ConvNet
 from gastrodistill.utils.seeding import torch_generator
 
 NAMES = ("images", "label_logits", "raw_lrs")
-
-
-def tiny_problem(seed: int = 0):
-    torch.manual_seed(seed)
-    ds = DistilledSet(3, 1, 2, 2, (1, 4, 4), lr_init=0.3, label_init_scale=1.5).double()
-    ds.init_noise(torch_generator(seed, "images"))
-    with torch.no_grad():
-        ds.label_logits.add_(
-            0.3 * torch.randn(ds.label_logits.shape, generator=torch_generator(seed, "l"), dtype=torch.double)
-        )
-        ds.raw_lrs.add_(0.2 * torch.randn(4, generator=torch_generator(seed, "lr"), dtype=torch.double))
-    net = ConvNet(1, 3, (4, 4), width=3, depth=1, act="tanh").double()
-    initialize(net, "xavier", torch_generator(seed, "net"))
-    gen = torch_generator(seed, "real")
-    x = torch.randn(8, 1, 4, 4, generator=gen, dtype=torch.double)
-    y = torch.randint(0, 3, (8,), generator=gen)
-    return ds, net, x, y
 
 
 def meta_grads(ds, net, x, y, backend, checkpoint=False):

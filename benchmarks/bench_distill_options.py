@@ -1,0 +1,104 @@
+"""Seconds per outer step of the CPU preset's shape, with and without each distiller option (one thread).
+
+Shape (``experiment=cpu``): ConvNet width 32, depth 3, gray ``size x size`` input, 3 classes, ipc 2,
+steps 5, epochs 2 (T = 10), real batch 256. One outer step = sample an inner network, unroll, outer loss,
+backward into the distilled tensors (:func:`meta_objective` + ``surrogate.backward()``), as
+``DistillModule.training_step`` does minus Lightning's bookkeeping and the Adam step. Median of
+``--repeats`` steps after one warm-up step; each row uses its own fresh seeds per repeat.
+
+    .venv/bin/python benchmarks/bench_distill_options.py --size 32 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+from gastrodistill.distillation.augment import DSA
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.inner_loop import meta_objective, release_template, sample_window_end
+from gastrodistill.models import ConvNet, initialize
+from gastrodistill.utils.seeding import torch_generator
+
+ROWS: dict[str, dict] = {
+    "baseline (func)": {},
+    "backend=higher": {"backend": "higher"},
+    "checkpoint=true": {"checkpoint": True},
+    "inner_momentum=0.9": {"momentum": 0.9},
+    "window=5 (end ~ U[5,10])": {"window": 5},
+    "window=2 (end ~ U[2,10])": {"window": 2},
+    "outer_chunk=64": {"outer_chunk": 64},
+    "dsa (flip, rot 10, scale/shift 0.1, bright/contrast 0.1)": {"dsa": True},
+    "all: momentum .9, window 5, chunk 64, dsa": {
+        "momentum": 0.9,
+        "window": 5,
+        "outer_chunk": 64,
+        "dsa": True,
+    },
+}
+
+
+def one_row(opts: dict, size: int, repeats: int) -> float:
+    k, ipc, steps, epochs, batch = 3, 2, 5, 2, 256
+    ds = DistilledSet(
+        k, ipc, steps, epochs, (1, size, size), lr_init=0.02, inner_momentum=opts.get("momentum", 0.0)
+    )
+    ds.init_noise(torch_generator(0, "bench-images"))
+    dsa = DSA(rotate=10, scale=0.1, translate=0.1, brightness=0.1, contrast=0.1) if opts.get("dsa") else None
+    times = []
+    for r in range(repeats + 1):
+        net = ConvNet(1, k, (size, size), width=32, depth=3)
+        initialize(net, "xavier", torch_generator(0, "bench-net", r))
+        gen = torch_generator(0, "bench-real", r)
+        x = torch.randn(batch, 1, size, size, generator=gen)
+        y = torch.randint(0, k, (batch,), generator=gen)
+        end = sample_window_end(ds.num_inner_steps, opts.get("window"), torch_generator(0, "bench-window", r))
+        ds.zero_grad(set_to_none=True)
+        start = time.perf_counter()
+        res = meta_objective(
+            net,
+            ds,
+            x,
+            y,
+            opts.get("backend", "func"),
+            opts.get("checkpoint", False),
+            window=opts.get("window"),
+            window_end=end,
+            outer_chunk=opts.get("outer_chunk"),
+            augment=dsa,
+            seed_parts=(0, "bench-dsa", r),
+        )
+        res.surrogate.backward()
+        release_template(net)
+        if r:
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--size", type=int, default=32)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--rows", nargs="*", default=None, help="substrings of the row names to run")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    out = []
+    print(f"CPU preset shape at {args.size}x{args.size}, 1 thread, median of {args.repeats} outer steps")
+    for name, opts in ROWS.items():
+        if args.rows and not any(s in name for s in args.rows):
+            continue
+        sec = one_row(opts, args.size, args.repeats)
+        out.append({"option": name, "size": args.size, "seconds_per_outer_step": round(sec, 3)})
+        print(f"{name:60s} {sec:7.3f} s", flush=True)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

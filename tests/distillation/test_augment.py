@@ -1,0 +1,102 @@
+"""DSA augmentation: differentiable (float64 gradcheck), label-preserving, horizontal flips only, seeded."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from gastrodistill.distillation.augment import DSA
+from gastrodistill.utils.seeding import torch_generator
+
+FULL = {"flip": True, "rotate": 15.0, "scale": 0.15, "translate": 0.1, "brightness": 0.2, "contrast": 0.2}
+
+
+def images(n=4, c=1, h=6, w=5, seed=0, dtype=torch.double):
+    return torch.randn(n, c, h, w, generator=torch_generator(seed, "img"), dtype=dtype)
+
+
+def test_gradcheck_of_the_full_augmentation_wrt_its_input():
+    dsa = DSA(**FULL)
+    x = images().requires_grad_(True)
+    params = dsa.sample(len(x), torch_generator(1, "p"))
+    assert torch.autograd.gradcheck(lambda t: dsa.apply(t, params), (x,), eps=1e-6, atol=1e-8)
+    out = dsa(x, torch_generator(1, "p"))
+    out.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_same_generator_same_output_other_seed_other_output():
+    dsa = DSA(**FULL)
+    x = images(8, c=2)
+    a = dsa(x, torch_generator(3, "aug"))
+    b = dsa(x, torch_generator(3, "aug"))
+    c = dsa(x, torch_generator(4, "aug"))
+    assert torch.equal(a, b) and not torch.allclose(a, c)
+    assert a.shape == x.shape and a.dtype == x.dtype
+
+
+def test_siamese_pair_shares_parameters():
+    dsa = DSA(**FULL)
+    x = images(5)
+    p = dsa.sample(5, torch_generator(0, "pair"))
+    assert torch.equal(dsa.apply(x, p), dsa.apply(x.clone(), p))
+    assert torch.equal(dsa.apply(x, p), dsa(x, torch_generator(0, "pair")))
+
+
+def test_flip_only_mirrors_horizontally_and_never_vertically():
+    dsa = DSA(flip=True)
+    x = images(64, h=5, w=7, seed=2)
+    out = dsa(x, torch_generator(5, "flip"))
+    flipped = 0
+    for xi, oi in zip(x, out, strict=True):
+        if torch.equal(oi, xi.flip(-1)):
+            flipped += 1
+        else:
+            assert torch.equal(oi, xi)
+        assert not torch.equal(oi, xi.flip(-2))
+    assert 10 < flipped < 54  # about half of them
+
+
+def test_geometry_rotation_and_shift_act_as_stated():
+    # A 90-degree rotation of a square image is exact (bilinear samples land on pixel centres).
+    x = images(1, h=6, w=6, seed=3)
+    dsa = DSA(flip=False, rotate=90.0)
+    p = dsa.sample(1, torch_generator(0))
+    p.angle[:] = math.pi / 2
+    out = dsa.apply(x, p)
+    assert torch.allclose(out, torch.rot90(x, 1, dims=(-2, -1)), atol=1e-12) or torch.allclose(
+        out, torch.rot90(x, -1, dims=(-2, -1)), atol=1e-12
+    )
+    # A shift of one pixel (2/W in grid units) moves the picture by one column, zeros entering.
+    dsa = DSA(flip=False, translate=0.5)
+    p = dsa.sample(1, torch_generator(0))
+    p.shift_x[:], p.shift_y[:] = 2 / 6, 0.0
+    out = dsa.apply(x, p)
+    assert torch.allclose(out[..., :-1], x[..., 1:], atol=1e-12)
+    assert torch.allclose(out[..., -1], torch.zeros_like(out[..., -1]))
+
+
+def test_intensity_jitter_keeps_structure_and_labels_are_never_touched():
+    dsa = DSA(flip=False, brightness=0.3, contrast=0.3)
+    x = images(6)
+    y = torch.arange(6)
+    out = dsa(x, torch_generator(1))
+    for xi, oi in zip(x, out, strict=True):  # an affine map of the intensities per image
+        a = torch.stack([xi.flatten(), torch.ones(xi.numel(), dtype=xi.dtype)], 1)
+        coef = torch.linalg.lstsq(a, oi.flatten()).solution
+        assert torch.allclose(a @ coef, oi.flatten(), atol=1e-10)
+        assert 0.7 - 1e-9 <= coef[0] <= 1.3 + 1e-9
+    assert torch.equal(y, torch.arange(6))  # DSA has no label argument: the caller's labels stay as they were
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="distill.dsa.rotate"):
+        DSA(rotate=-1)
+    with pytest.raises(ValueError, match="scale"):
+        DSA(scale=1.0)
+    with pytest.raises(ValueError, match="padding_mode"):
+        DSA(padding_mode="wrap")
+    with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
+        DSA()(torch.zeros(3, 4, 4), torch_generator(0))
