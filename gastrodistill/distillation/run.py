@@ -189,6 +189,8 @@ def run_distillation(
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         max_steps=d.outer_steps,
+        # Lightning converts logged tensors to numbers (a device sync) whenever it logs: only every log_every.
+        log_every_n_steps=int(d.get("log_every", 1)),
         max_epochs=-1,
         logger=loggers or False,
         callbacks=callbacks,
