@@ -71,15 +71,17 @@ def barrier() -> None:
 
 def wait_until(
     ready: Callable[[], bool], what: str, timeout_s: float = PREPARE_TIMEOUT_S, poll_s: float = 2.0
-):
+) -> None:
     """Poll ``ready()`` until it is true; ``TimeoutError`` naming ``what`` after ``timeout_s`` seconds."""
     start = time.monotonic()
     announced = False
     while not ready():
         if time.monotonic() - start > timeout_s:
+            last = getattr(ready, "last_error", None)
             raise TimeoutError(
                 f"rank {global_rank()}: waited {timeout_s:.0f} s for global rank 0 to {what}; check rank 0's "
                 f"log (or raise GASTRODISTILL_PREPARE_TIMEOUT_S)"
+                + (f". Last attempt: {last}" if last else "")
             )
         if not announced:
             print(f"rank {global_rank()}: waiting for global rank 0 to {what}", flush=True)
@@ -109,13 +111,18 @@ def prepare_data_rank_zero_first(datamodule: Any, timeout_s: float = PREPARE_TIM
         return
     if not _prepares_something(datamodule):
         return
-    from gastrodistill.data.errors import DataInputError
 
-    def ready() -> bool:
-        try:
-            datamodule.setup()
-        except (DataInputError, OSError, ValueError):
-            return False
-        return True
+    class Ready:
+        """``datamodule.setup()`` succeeds (the store is complete); remembers why it did not."""
 
-    wait_until(ready, "prepare the data (patch store)", timeout_s)
+        last_error: str | None = None
+
+        def __call__(self) -> bool:
+            try:
+                datamodule.setup()
+            except Exception as err:  # rank 0 may still be writing the data the store is built from
+                self.last_error = f"{type(err).__name__}: {err}"
+                return False
+            return True
+
+    wait_until(Ready(), "prepare the data (patch store)", timeout_s)
