@@ -46,6 +46,7 @@ class StepTimer(pl.Callback):
     def __init__(self) -> None:
         self.times: list[float] = []
         self.waits: list[float] = []
+        self.cpu: list[float] = []  # CPU seconds of the main thread per step: its own work, whatever the load
 
     def _sync(self) -> None:
         if torch.cuda.is_available():
@@ -54,13 +55,16 @@ class StepTimer(pl.Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._sync()
         self._t0 = time.perf_counter()
+        self._c0 = time.thread_time()
         self._w0 = pl_module.real_batches.wait_seconds
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self._sync()
         self.times.append(time.perf_counter() - self._t0)
+        self.cpu.append(time.thread_time() - self._c0)
         self.waits.append(pl_module.real_batches.wait_seconds - self._w0)
         self.mode = pl_module.real_batches.mode
+        self.batch = pl_module.real_batches.batch_size
 
 
 def synthetic_datamodule(size: int, n_train: int, seed: int = 0):
@@ -83,13 +87,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--warmup", type=int, default=10)
-    ap.add_argument("--n-train", type=int, default=8192, help="synthetic training patches")
+    ap.add_argument("--n-train", type=int, help="synthetic training patches (8192; at least the real batch)")
     ap.add_argument(
         "--dry-run", action="store_true", help="tiny sizes on a CPU: checks the script end to end"
     )
+    ap.add_argument("--size", type=int, help="patch size (default 299; 32 with --dry-run)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides")
-    args = ap.parse_args()
+    args = ap.parse_intermixed_args()
 
     from hydra import compose, initialize_config_dir
 
@@ -98,7 +103,7 @@ def main() -> None:
     from gastrodistill.utils.distributed import is_global_zero
 
     tmp = tempfile.mkdtemp(prefix="gpu_check_")
-    size = 32 if args.dry_run else 299
+    size = args.size or (32 if args.dry_run else 299)
     steps = min(args.steps, 6) if args.dry_run else args.steps
     warmup = 2 if args.dry_run else args.warmup
     overrides = [
@@ -115,7 +120,8 @@ def main() -> None:
     ]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    dm = synthetic_datamodule(size, args.n_train if not args.dry_run else 64)
+    n_train = max(args.n_train or (64 if args.dry_run else 8192), int(cfg.distill.batch_real))
+    dm = synthetic_datamodule(size, n_train)
     timer = StepTimer()
     cuda = torch.cuda.is_available() and not args.dry_run
     if cuda:
@@ -135,6 +141,8 @@ def main() -> None:
         "precision": str(cfg.distill.precision),
         "steps": len(timer.times),
         "s_per_step": statistics.median(times),
+        "cpu_s_per_step_this_rank": statistics.median(timer.cpu[warmup:] or timer.cpu),
+        "batch_real_this_rank": None if not timer.cpu else getattr(timer, "batch", None),
         "data_wait_fraction": sum(waits) / max(sum(times), 1e-12),
         "real_data_mode": getattr(timer, "mode", None),
         "peak_gb": (torch.cuda.max_memory_allocated() / 1e9)
