@@ -30,6 +30,7 @@ import torch
 from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import global_rank, is_global_zero, prepare_data_rank_zero_first
 from gastrodistill.utils.run_info import save_run_info
@@ -318,6 +319,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     run(cfg)
 
