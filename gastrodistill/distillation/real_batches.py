@@ -241,7 +241,7 @@ class RealBatchSource:
         if self._resident is None or self._resident.device != device:
             ds = self.dataset
             self._resident = ResidentImages(raw_images(ds), ds.mean, ds.std, device)
-            self._labels_dev = torch.as_tensor(self.labels, device=device)
+            self._labels_dev = torch.from_numpy(self.labels.copy()).to(device)
         idx = self.indices(step, rank).to(device)
         return self._resident.gather(idx), self._labels_dev.index_select(0, idx)
 
