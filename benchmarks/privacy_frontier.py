@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     df = pd.DataFrame(rows)
     n_test = int(len(evals[0]["test_labels"])) if evals and "test_labels" in evals[0] else 0
     n_pos = int(np.sum(evals[0]["test_labels"])) if n_test else 0
-    thr = evals[0].get("threshold_n_patients", math.nan) if evals else math.nan
+    thr = evals[0].get("threshold_fit_count", math.nan) if evals else math.nan
     meta = {
         "ncc_flag_threshold": near.threshold("ncc"),
         "n_informative": len(informative.indices),

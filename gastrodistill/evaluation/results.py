@@ -168,7 +168,7 @@ WIDE = " ⚠ wide"
 def patient_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     """Test patients (all, gastritis) and the patients the threshold rests on (mean over networks)."""
     labels = np.asarray(records[0]["test_labels"]).astype(bool)
-    fit = [float(r.get("threshold_n_patients", math.nan)) for r in records]
+    fit = [float(r.get("threshold_fit_count", math.nan)) for r in records]
     cv = [float(r.get("threshold_cv", 0.0)) for r in records]
     return {
         "n_test_patients": float(len(labels)),

@@ -244,7 +244,7 @@ def evaluate_network(net: nn.Module, ctx: Context) -> dict[str, Any]:
             threshold=threshold.value,
             fit_hm=threshold.fit_hm,
             threshold_cv=float(threshold.method == "cv"),
-            threshold_n_patients=float(threshold.n_positive + threshold.n_negative),
+            threshold_fit_count=float(threshold.n_positive + threshold.n_negative),
             test_labels=test_scores.labels,
             test_scores=test_scores.scores,
             test_decisions=decisions,

@@ -109,7 +109,7 @@ def test_wide_intervals_are_flagged_and_patient_counts_printed():
     y = np.array([0, 1] * 4)  # 8 test patients: intervals are wide
     noisy = [_rec("soft", 0.5, 0.5, y, rng.random(8) > 0.5, rng.random(8)) for _ in range(2)]
     for r in noisy:
-        r.update(threshold_n_patients=6.0, threshold_cv=1.0)
+        r.update(threshold_fit_count=6.0, threshold_cv=1.0)
     sizes = {"soft": {"n_images": 30, "bytes": 1000}}
     df = summarise(noisy, sizes, 50_000, np.random.default_rng(0), n_boot=200)
     row = df.iloc[0]
