@@ -214,7 +214,7 @@ AUDIT_COLUMNS = (
     "frac_flagged",
     "feature_nearest_max",
     "mia_loss_auc",
-    "mia_patch_lira_auc",
+    "mia_patch_best_auc",
     "artifact_leaks",
 )
 
@@ -247,7 +247,7 @@ def audit_markdown(df: pd.DataFrame) -> str:
         "Images flagged",
         "Nearest feature cos (max)",
         "Membership AUC (loss)",
-        "Membership AUC (LiRA, patches)",
+        "Membership AUC (best calibrated, patches)",
         "Artifact leaks",
     ]
     lines = ["### Anonymity audit", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
