@@ -95,10 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"flag threshold (between-patient ncc q99): {r['ncc_ref_q']:.3f}")
     for name, x in (("overfit control", ctl), ("all-data network", real), ("soft networks", r)):
         print(
-            f"{name}: patch LiRA AUC {x['mia_patch_lira_auc']:.3f}, "
-            f"TPR@1% {x['mia_patch_lira_tpr_at_1pct']:.3f}, "
-            f"TPR@0.1% {x['mia_patch_lira_tpr_at_0p1pct']:.3f} ({int(x['mia_patch_n_members'])} members / "
-            f"{int(x['mia_patch_n_nonmembers'])}); patient LiRA AUC {x['mia_patient_lira_auc']:.3f} "
+            f"{name}: patch AUC (best calibrated attack) {x['mia_patch_best_auc']:.3f}, "
+            f"TPR@1% {x['mia_patch_best_tpr_at_1pct']:.3f}, "
+            f"TPR@0.1% {x['mia_patch_best_tpr_at_0p1pct']:.3f} ({int(x['mia_patch_n_members'])} members / "
+            f"{int(x['mia_patch_n_nonmembers'])}); patient AUC {x['mia_patient_best_auc']:.3f} "
             f"({int(x['mia_patient_n_members'])} / {int(x['mia_patient_n_nonmembers'])} patients)"
         )
     print(f"verdict: {(out / 'audit' / 'audit.md').read_text().split('- **soft**: ')[1].splitlines()[0]}")
