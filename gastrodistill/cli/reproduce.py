@@ -32,7 +32,12 @@ from omegaconf import DictConfig
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.utils.atomic import write_text_atomic
-from gastrodistill.utils.distributed import global_rank, is_global_zero, prepare_data_rank_zero_first
+from gastrodistill.utils.distributed import (
+    global_rank,
+    is_global_zero,
+    prepare_data_rank_zero_first,
+    world_size,
+)
 from gastrodistill.utils.run_info import save_run_info
 
 STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
@@ -115,12 +120,48 @@ class Pipeline:
 
         dm = self.datamodule()
         resume = self.resume_checkpoints()
-        for mode in self.modes():
+        modes = self.modes()
+        workers = min(int(self.rcfg.get("parallel_modes") or 1), len(modes))
+        if workers > 1 and world_size() == 1 and _one_device(self.cfg):
+            self._distill_in_processes(modes, resume, workers)
+            return
+        for mode in modes:
             if is_global_zero():
                 print(f"--- distillation: {mode} labels")
             self.sets[mode] = run_distillation(
                 self.cfg, dm, self.out / "distill", mode=mode, resume=resume[mode]
             )
+            self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+
+    def _distill_in_processes(self, modes: list[str], resume: dict[str, Path | None], workers: int) -> None:
+        """One process per label mode (``reproduce.parallel_modes``), for one machine without DDP.
+
+        The modes are independent runs, so on a CPU with as many free cores as modes (the 2-core preset:
+        one torch thread each) they finish in about the time of one. Each process receives the resolved
+        config (no Hydra context is needed there), rebuilds the data module from the patch store the
+        parent has already built, and saves its set; the parent then loads the sets from disk.
+        """
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from omegaconf import OmegaConf
+
+        from gastrodistill.distillation.distilled_set import DistilledSet
+
+        resolved = OmegaConf.to_container(self.cfg, resolve=True)
+        threads = int(self.rcfg.get("num_threads") or torch.get_num_threads())
+        print(f"--- distillation: {', '.join(modes)} labels in {workers} processes", flush=True)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            jobs = {
+                mode: pool.submit(
+                    _distill_mode, resolved, str(self.out / "distill"), mode, resume[mode], threads
+                )
+                for mode in modes
+            }
+            for job in jobs.values():
+                job.result()  # re-raises the child's error (its class and message) here
+        for mode in modes:
+            self.sets[mode] = DistilledSet.load(self.out / "distill" / mode)
             self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
 
     def resume_checkpoints(self) -> dict[str, Path | None]:
@@ -278,6 +319,27 @@ class Pipeline:
         write_text_atomic(self.out / "timings.json", json.dumps(self.timings, indent=2))
         self.paths["summary"] = path
         return path
+
+
+def _one_device(cfg: DictConfig) -> bool:
+    """True when the trainer uses one device on one node (no launcher that would start processes itself)."""
+    t = cfg.get("trainer") or {}
+    return str(t.get("devices", 1)) == "1" and int(t.get("num_nodes", 1) or 1) == 1
+
+
+def _distill_mode(
+    resolved: dict[str, Any], output_dir: str, mode: str, resume: Path | None, threads: int
+) -> str:
+    """Child process of :meth:`Pipeline._distill_in_processes`: one label mode, saved under ``output_dir``."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.distillation.run import run_distillation
+
+    torch.set_num_threads(threads)
+    cfg = OmegaConf.create(resolved)
+    dm = hydra.utils.instantiate(cfg.data)
+    run_distillation(cfg, dm, output_dir, mode=mode, resume=resume)
+    return mode
 
 
 def target_lines(df) -> list[str]:

@@ -21,7 +21,7 @@ from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missin
 from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import is_global_zero, prepare_data_rank_zero_first
-from gastrodistill.utils.loggers import finish_loggers, instantiate_loggers, log_public_hyperparams
+from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
 
@@ -172,7 +172,7 @@ def run_distillation(
     datamodule.setup("fit")
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     module = build_module(cfg, datamodule, distilled, out / "grids")
-    loggers = instantiate_loggers(cfg.logger)
+    loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode
     log_public_hyperparams(loggers, cfg)
     callbacks = list(callbacks or [])
     if d.ckpt_every:

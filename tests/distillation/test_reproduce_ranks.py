@@ -109,9 +109,9 @@ def test_torchrun_two_ranks_evaluate_once_and_match_a_single_process(compose_cfg
     assert "==> [2/2] evaluate (elapsed" in out[0] and "evaluate: runs on global rank 0" in out[1]
     assert "==> [2/2] evaluate (elapsed" not in out[1] and "whole study" not in out[1]
     assert sorted(p.name for p in (ddp / "logs" / "csv").iterdir()) == [
+        "distill-hard",
+        "distill-soft",
         "evaluation",
-        "version_0",
-        "version_1",
     ]
     stores = [p for p in (tmp_path / "data" / "stores").iterdir() if p.is_dir()]
     assert len(stores) == 1 and not stores[0].name.startswith("."), stores
