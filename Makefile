@@ -13,7 +13,10 @@ export WANDB_MODE ?= offline
 export PYTHONUNBUFFERED := 1
 
 help: ## Show this help
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -v torch='$(TORCH)' -v venv='$(VENV)' \
+		'BEGIN {FS = ":.*?## "}; {gsub(/\$$\(TORCH\)/, torch, $$2); gsub(/\$$\(VENV\)/, venv, $$2); \
+		printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+	@echo "  Every command has --help (e.g. .venv/bin/gastrodistill-distill --help)."
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

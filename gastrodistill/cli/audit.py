@@ -16,6 +16,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.errors import friendly_errors
 
 
 class AuditInputError(ValueError):
@@ -75,6 +76,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

@@ -14,8 +14,10 @@ import hydra
 from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.errors import CommandError, friendly_errors
 from gastrodistill.data.gastric import GastricPatchDataModule
 from gastrodistill.data.labelling import CLASS_NAMES
+from gastrodistill.data.patch_store import grey_level_report
 from gastrodistill.utils.run_info import save_run_info
 
 
@@ -30,6 +32,9 @@ def summary_table(meta: dict) -> str:
             + " ".join(f"{counts[c]:>14}" for c in CLASS_NAMES)
             + f" {total:>9}"
         )
+    levels, few = grey_level_report(meta)
+    lines.append(levels)
+    lines += [f"WARNING: {w}" for w in few]
     return "\n".join(lines)
 
 
@@ -37,8 +42,9 @@ def run(cfg: DictConfig) -> Path:
     """Build the store of ``cfg.data``, record the run, print a summary; returns the store folder."""
     dm: GastricPatchDataModule = hydra.utils.instantiate(cfg.data)
     if not isinstance(dm, GastricPatchDataModule):
-        raise ValueError(
-            f"data._target_ must be a GastricPatchDataModule for gastrodistill-patches, got {type(dm)}"
+        raise CommandError(
+            f"gastrodistill-patches builds gastric patch stores (data=gastric); data={type(dm).__name__} "
+            "needs no store: run gastrodistill-distill or gastrodistill-reproduce with it directly"
         )
     dm.prepare_data()
     dm.setup()
@@ -60,6 +66,7 @@ def run(cfg: DictConfig) -> Path:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

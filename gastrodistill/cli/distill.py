@@ -10,9 +10,11 @@ import hydra
 from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.errors import friendly_errors
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     from gastrodistill.distillation.run import run_distillation
 

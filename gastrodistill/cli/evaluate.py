@@ -17,6 +17,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.errors import friendly_errors
 
 
 def load_distilled(dirs) -> dict:
@@ -44,6 +45,7 @@ def run(cfg: DictConfig):
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

@@ -15,6 +15,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.utils.run_info import save_run_info
 
 
@@ -49,6 +50,7 @@ def run(cfg: DictConfig) -> Path:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

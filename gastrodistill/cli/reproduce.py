@@ -25,6 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.run_info import save_run_info
 
@@ -262,6 +263,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+@friendly_errors
 def main(cfg: DictConfig) -> None:
     run(cfg)
 

@@ -13,6 +13,7 @@ import argparse
 from pathlib import Path
 
 from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.errors import report_errors
 
 
 def parser() -> argparse.ArgumentParser:
@@ -73,6 +74,7 @@ def run(argv: list[str] | None = None) -> dict:
     return result
 
 
+@report_errors
 def main(argv: list[str] | None = None) -> None:
     run(argv)
 

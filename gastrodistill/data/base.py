@@ -39,8 +39,22 @@ class ImageDataModule(pl.LightningDataModule):
         balanced_sampler: bool = False,
         augment: object | None = None,
         seed: int = 0,
+        storage_size: int | None = None,
+        progress: bool = True,
     ) -> None:
+        """Loader settings shared by every data set.
+
+        ``storage_size`` and ``progress`` exist for every data group so that an experiment preset
+        (``conf/experiment/*``) can set them whatever the data: for gastric patches ``storage_size``
+        is the stored patch side; for any other collection it caps the longer image side (larger
+        images are shrunk with area resampling, keeping their aspect ratio; smaller ones are kept),
+        so a CPU preset keeps its compute budget on any data. ``progress`` shows progress bars.
+        """
         super().__init__()
+        if storage_size is not None and int(storage_size) < 1:
+            raise ValueError(f"data.storage_size={storage_size} must be a positive size or null")
+        self.storage_size = int(storage_size) if storage_size else None
+        self.progress = bool(progress)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size
         self.num_workers = num_workers
@@ -68,6 +82,11 @@ class ImageDataModule(pl.LightningDataModule):
     def source_hash(self) -> str:
         """A hash of the source data (goes into the artifact card; never a path)."""
         raise NotImplementedError
+
+    @property
+    def bytes_per_pixel(self) -> int | None:
+        """Bytes of one stored real pixel (for the compression ratio); ``None`` when unknown."""
+        return None
 
     # ---- shared behaviour --------------------------------------------------------------------
     @property
@@ -141,6 +160,59 @@ class ImageDataModule(pl.LightningDataModule):
                 )
             picks.extend(idx[torch.randperm(len(idx), generator=generator)[:n_per_class]].tolist())
         return self.load_split(split, picks)
+
+
+def capped_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int]:
+    """``(H, W)`` shrunk so the longer side is at most ``max_side`` (aspect kept, sides >= 1)."""
+    h, w = int(size[0]), int(size[1])
+    if not max_side or max(h, w) <= max_side:
+        return (h, w)
+    scale = max_side / max(h, w)
+    return (max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def cap_size(
+    splits: dict[str, tuple[np.ndarray, np.ndarray]], max_side: int | None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Shrink ``[N, C, H, W]`` images whose longer side exceeds ``max_side`` (cv2.INTER_AREA), dtype kept."""
+    out = {}
+    for split, (x, y) in splits.items():
+        target = capped_size(tuple(x.shape[2:4]), max_side)
+        if target == tuple(x.shape[2:4]):
+            out[split] = (x, y)
+            continue
+        import cv2
+
+        dtype = x.dtype
+        small = np.empty((len(x), x.shape[1], *target), dtype=dtype)
+        for i in range(len(x)):
+            hwc = np.ascontiguousarray(np.asarray(x[i]).transpose(1, 2, 0))
+            r = cv2.resize(hwc, (target[1], target[0]), interpolation=cv2.INTER_AREA)
+            small[i] = r.reshape(target[0], target[1], x.shape[1]).transpose(2, 0, 1)
+        out[split] = (small, y)
+    return out
+
+
+def class_name(value: object, where: str = "class_names") -> str:
+    """One class name as text; byte strings (``np.bytes_``, ``bytes``, e.g. from an ``.npz``) as UTF-8.
+
+    Raises ValueError naming ``where`` when bytes are not UTF-8.
+    """
+    if isinstance(value, bytes | bytearray | np.bytes_):
+        try:
+            return bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{where}: class name {bytes(value)!r} is not UTF-8 text; store class names as UTF-8 strings"
+            ) from exc
+    if isinstance(value, np.generic):
+        value = value.item()
+    return str(value)
+
+
+def class_name_list(values: Sequence[object], where: str = "class_names") -> list[str]:
+    """:func:`class_name` for each entry (names from array files, configs or callers)."""
+    return [class_name(v, where) for v in values]
 
 
 def to_unit(img: np.ndarray) -> np.ndarray:
@@ -218,7 +290,7 @@ class TensorImageDataModule(ImageDataModule):
     ) -> None:
         super().__init__(**kwargs)
         self._splits = splits
-        self._class_names = list(class_names) if class_names is not None else None
+        self._class_names = class_name_list(class_names) if class_names is not None else None
         self._source_id = source_id
         if splits is not None:
             self._configure()
@@ -234,7 +306,8 @@ class TensorImageDataModule(ImageDataModule):
             return
         self._splits, names = self.load_arrays()
         if names is not None:
-            self._class_names = list(names)
+            self._class_names = class_name_list(names)
+        self._splits = cap_size(self._splits, self.storage_size)
         self._configure()
 
     def _configure(self) -> None:
@@ -252,6 +325,16 @@ class TensorImageDataModule(ImageDataModule):
 
     def labels(self, split: str) -> np.ndarray:
         return np.asarray(self._splits[split][1], dtype=np.int64).reshape(-1)
+
+    def array_bytes_per_pixel(self) -> int | None:
+        """Bytes per pixel of the arrays as held (uint8 1, uint16 2, float32 4); ``None`` before setup.
+
+        Only data modules whose arrays are the stored data (``.npz``, class folders) report this as
+        their :attr:`bytes_per_pixel`; in-memory arrays of other origin may be a float copy.
+        """
+        if self._splits is None:
+            return None
+        return int(np.dtype(self._splits["train"][0].dtype).itemsize)
 
     def dataset(self, split: str, augment: bool = False) -> Dataset:
         x, _ = self._splits[split]

@@ -27,11 +27,10 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import tifffile
-from PIL import Image, UnidentifiedImageError
 
-from gastrodistill.data.base import SPLITS, TensorImageDataModule
-from gastrodistill.data.errors import DataInputError
+from gastrodistill.data.base import SPLITS, TensorImageDataModule, class_name_list
+from gastrodistill.data.errors import DataInputError, ImageReadError
+from gastrodistill.data.readers import Decoded, apply_bit_depth, decode, transposed_hint
 from gastrodistill.utils.hashing import sha256_json
 from gastrodistill.utils.seeding import numpy_rng
 
@@ -40,7 +39,6 @@ Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
 #: Folder names accepted as the validation split in the ``train/ val/ test/`` layout.
 VAL_ALIASES = ("val", "valid", "validation")
 NPZ_KEYS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
-_GRAY_MODES = {"1", "L", "LA", "I", "F"}
 
 
 class CollectionError(DataInputError):
@@ -93,70 +91,19 @@ def _normalise_pixels(arr: np.ndarray, where: str) -> np.ndarray:
     )
 
 
-def _read_tiff(path: Path, where: str) -> np.ndarray:
-    with tifffile.TiffFile(path) as tif:
-        if len(tif.pages) > 1:
-            raise CollectionError(
-                f"{where}: multi-page TIFF ({len(tif.pages)} pages); store one image per file"
-            )
-        series = tif.series[0]
-        arr, axes = series.asarray(), series.axes
-    if "S" in axes and axes.index("S") != arr.ndim - 1:  # planar colour -> channels last
-        arr = np.moveaxis(arr, axes.index("S"), -1)
-    return arr
+def read_image(path: str | Path, where: str | None = None, bit_depth: int | None = None) -> np.ndarray:
+    """One image file as ``[H, W, 1|3]`` uint8/uint16/float32, upright (the project's one reader stack).
 
-
-def _read_pillow(path: Path, where: str) -> np.ndarray:
-    try:
-        with Image.open(path) as im:
-            if getattr(im, "n_frames", 1) > 1:
-                raise CollectionError(f"{where}: image has {im.n_frames} frames; store one image per file")
-            rawmode = im.tile[0].args if im.tile else ""
-            rawmode = rawmode[0] if isinstance(rawmode, tuple) else rawmode
-            if im.mode in ("RGB", "RGBA") and isinstance(rawmode, str) and ";16" in rawmode:
-                # Pillow truncates 16-bit colour to 8 bits; OpenCV keeps it (and returns BGR).
-                bgr = cv2.imdecode(np.frombuffer(path.read_bytes(), np.uint8), cv2.IMREAD_UNCHANGED)
-                if bgr is not None and bgr.dtype == np.uint16 and bgr.ndim == 3:
-                    return np.ascontiguousarray(bgr[:, :, 2::-1])
-            mode = im.mode
-            if mode == "1":
-                im = im.convert("L")
-            elif mode == "P":
-                im = im.convert("RGBA")
-            elif mode not in _GRAY_MODES and not mode.startswith("I;16") and mode not in ("RGB", "RGBA"):
-                im = im.convert("RGB")
-            im.load()
-            arr = np.asarray(im)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise CollectionError(
-            f"{where}: not an image Pillow can read ({type(exc).__name__}); remove the file or convert it"
-        ) from exc
-    if mode == "I":  # 32-bit integer storage of 16-bit data (e.g. some 16-bit PNG/TIFF writers)
-        if arr.size and (arr.min() < 0 or arr.max() > 65535):
-            raise CollectionError(
-                f"{where}: 32-bit integer pixels outside 0..65535; store 8- or 16-bit images"
-            )
-        arr = arr.astype(np.uint16)
-    return arr
-
-
-def read_image(path: str | Path, where: str | None = None) -> np.ndarray:
-    """One image file as ``[H, W, 1|3]`` uint8/uint16/float32 (TIFF via tifffile first, else Pillow)."""
+    Reads through :func:`gastrodistill.data.readers.decode` (PNG/JPEG/TIFF/DICOM/any Pillow format,
+    EXIF/TIFF orientation, PNG sBIT and TIFF bit depths, DICOM display pipeline); integers are
+    rescaled so their bit depth's maximum becomes the container's (a 12-bit 4095 becomes 65535).
+    """
     path = Path(path)
     where = where or path.name
-    arr = None
-    if path.suffix.lower() in (".tif", ".tiff"):
-        try:
-            arr = _read_tiff(path, where)
-        except CollectionError:
-            raise
-        except Exception:  # e.g. a compression tifffile cannot decode without imagecodecs: try Pillow
-            arr = None
-    if arr is None:
-        arr = _read_pillow(path, where)
-    arr = np.asarray(arr)
-    if arr.ndim not in (2, 3):
-        raise CollectionError(f"{where}: image of shape {arr.shape}; expected one 2-D image (gray or colour)")
+    try:
+        arr = decode(path, colour=True, bit_depth=bit_depth, where=where).to_container()
+    except ImageReadError as exc:
+        raise CollectionError(exc.problems) from exc
     return _normalise_pixels(arr, where)
 
 
@@ -188,9 +135,12 @@ def harmonise(
         size = batches[0].shape[1:3]
         for b, name in zip(batches, names, strict=True):
             if b.shape[1:3] != size:
+                advice = transposed_hint(tuple(size), tuple(b.shape[1:3])) or (
+                    "set image_size (e.g. data.image_size=64) to resize them"
+                )
                 raise CollectionError(
                     f"mixed image sizes: {names[0]!r} is {size[0]}x{size[1]} but {name!r} is "
-                    f"{b.shape[1]}x{b.shape[2]}; set image_size (e.g. data.image_size=64) to resize them"
+                    f"{b.shape[1]}x{b.shape[2]}; {advice}"
                 )
     out = np.empty((total, channels, *size), dtype=dtype)
     start = 0
@@ -228,6 +178,14 @@ def stratified_split(
             )
         parts["train"].append(idx[start:])
     return {split: np.sort(np.concatenate(p)) for split, p in parts.items()}
+
+
+def _bit_depth(value: int | None) -> int | None:
+    if value is None:
+        return None
+    if not 1 <= int(value) <= 16:
+        raise CollectionError(f"data.bit_depth={value} must be between 1 and 16 (or null: the files' own)")
+    return int(value)
 
 
 def _check_fraction(name: str, value: float) -> float:
@@ -275,9 +233,11 @@ class FolderDataModule(TensorImageDataModule):
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
         split_seed: int = 0,
+        bit_depth: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(source_id="folder", **kwargs)
+        self.bit_depth = _bit_depth(bit_depth)
         self.root = Path(str(root)).expanduser()
         self.resize_to = _image_size(image_size)
         self.classes = list(classes) if classes is not None else None
@@ -336,7 +296,7 @@ class FolderDataModule(TensorImageDataModule):
             for label, class_dir in enumerate(dirs.values()):
                 for f in _class_files(class_dir, self.root):
                     rel = f.relative_to(self.root).as_posix()
-                    images.append(read_image(f, where=rel)[None])
+                    images.append(read_image(f, where=rel, bit_depth=self.bit_depth)[None])
                     names.append(rel)
                     labels.append(label)
                     splits.append(split)
@@ -358,8 +318,24 @@ class FolderDataModule(TensorImageDataModule):
     def source_hash(self) -> str:
         return sha256_json({"pixels": super().source_hash(), "classes": self.class_names})
 
+    @property
+    def bytes_per_pixel(self) -> int | None:
+        """Bytes of one real pixel as loaded from the files (the compression ratio's denominator)."""
+        return self.array_bytes_per_pixel()
+
 
 # ---- npz -------------------------------------------------------------------------------------------
+def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str) -> np.ndarray:
+    """Integer images of ``bit_depth`` significant bits rescaled to their container (see readers.Decoded)."""
+    if bit_depth is None or arr.dtype.kind != "u":
+        return arr
+    try:
+        pixels, bits = apply_bit_depth(arr, where, bit_depth, None, False)
+    except ImageReadError as exc:
+        raise CollectionError(exc.problems) from exc
+    return Decoded(pixels, float(2**bits - 1), bits).to_container()
+
+
 def _npz_images(arr: np.ndarray, key: str) -> np.ndarray:
     """``[N,H,W]`` / ``[N,H,W,C]`` (or ``[N,C,H,W]``) -> ``[N, H, W, C]`` with C in {1, 3, 4}."""
     if arr.ndim == 3:
@@ -401,11 +377,13 @@ class NpzDataModule(TensorImageDataModule):
         path: str,
         class_names: Sequence[str] | None = None,
         image_size: int | Sequence[int] | None = None,
+        bit_depth: int | None = None,
         **kwargs,
     ) -> None:
         super().__init__(source_id="npz", **kwargs)
+        self.bit_depth = _bit_depth(bit_depth)
         self.path = Path(str(path)).expanduser()
-        self.given_names = list(class_names) if class_names is not None else None
+        self.given_names = class_name_list(class_names) if class_names is not None else None
         self.resize_to = _image_size(image_size)
 
     def _read(self) -> dict[str, np.ndarray]:
@@ -443,7 +421,10 @@ class NpzDataModule(TensorImageDataModule):
         if names is None and "class_names" in raw:
             if raw["class_names"].dtype.kind not in "US" or raw["class_names"].ndim != 1:
                 raise CollectionError(f"npz file {name!r}, key 'class_names': expected a 1-D string array")
-            names = [str(n) for n in raw["class_names"].tolist()]
+            try:
+                names = class_name_list(raw["class_names"].tolist(), f"npz file {name!r}, key 'class_names'")
+            except ValueError as exc:
+                raise CollectionError(str(exc)) from exc
         images: dict[str, np.ndarray] = {}
         labels: dict[str, np.ndarray] = {}
         for split in SPLITS:
@@ -459,8 +440,11 @@ class NpzDataModule(TensorImageDataModule):
             images[split], labels[split] = x, y
         shapes = {split: images[split].shape[1:3] for split in SPLITS}
         if self.resize_to is None and len(set(shapes.values())) > 1:
+            first, *others = (tuple(v) for v in shapes.values())
+            hints = {transposed_hint(first, o) for o in others if o != first} - {""}
             raise CollectionError(
-                f"npz file {name!r}: image sizes differ between splits {shapes}; set image_size"
+                f"npz file {name!r}: image sizes differ between splits {shapes}; "
+                + (hints.pop() if hints else "set image_size")
             )
         k = len(names) if names is not None else int(max(labels[s].max() for s in SPLITS)) + 1
         for split in SPLITS:
@@ -479,7 +463,14 @@ class NpzDataModule(TensorImageDataModule):
             )
         class_names = names or [str(i) for i in range(k)]
         # Harmonise all splits together so channels and depth agree (e.g. one float split).
-        batches = [_normalise_pixels(images[s], f"npz file {name!r}, key '{s}_images'") for s in SPLITS]
+        batches = [
+            _npz_bit_depth(
+                _normalise_pixels(images[s], f"npz file {name!r}, key '{s}_images'"),
+                self.bit_depth,
+                f"npz file {name!r}, key '{s}_images'",
+            )
+            for s in SPLITS
+        ]
         x_all = harmonise(batches, [f"{s}_images" for s in SPLITS], self.resize_to)
         out: Arrays = {}
         start = 0
@@ -491,3 +482,8 @@ class NpzDataModule(TensorImageDataModule):
 
     def source_hash(self) -> str:
         return sha256_json({"pixels": super().source_hash(), "classes": self.class_names})
+
+    @property
+    def bytes_per_pixel(self) -> int | None:
+        """Bytes of one real pixel as loaded from the files (the compression ratio's denominator)."""
+        return self.array_bytes_per_pixel()

@@ -95,6 +95,7 @@ class GastricPatchDataModule(ImageDataModule):
         augment: object | None = None,
         seed: int = 0,
         progress: bool = True,
+        bit_depth: int | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -103,6 +104,8 @@ class GastricPatchDataModule(ImageDataModule):
             balanced_sampler=balanced_sampler,
             augment=augment,
             seed=seed,
+            storage_size=storage_size,
+            progress=progress,
         )
         self.spec = StoreSpec(
             data_root=Path(root),
@@ -113,6 +116,7 @@ class GastricPatchDataModule(ImageDataModule):
             test_fraction=float(test_fraction),
             val_fraction=float(val_fraction),
             split_seed=int(split_seed),
+            bit_depth=int(bit_depth) if bit_depth is not None else None,
         )
         self.progress = progress
         self.class_names = list(CLASS_NAMES)
@@ -147,6 +151,11 @@ class GastricPatchDataModule(ImageDataModule):
         if self.store is None:
             raise StoreError("GastricPatchDataModule used before setup(); call prepare_data() and setup()")
         return self.store
+
+    @property
+    def bytes_per_pixel(self) -> int:
+        """Bytes of one stored patch pixel, from the store's metadata (``dtype``)."""
+        return int(np.dtype(self._store().meta.get("dtype", "uint8")).itemsize)
 
     @property
     def store_path(self) -> Path:

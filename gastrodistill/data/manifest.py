@@ -17,7 +17,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from gastrodistill.data.errors import DataInputError, ManifestError
-from gastrodistill.data.readers import probe_image
+from gastrodistill.data.readers import probe_image, transposed_hint
 from gastrodistill.data.tiling import Geometry
 
 MANIFEST_NAME = "manifest.csv"
@@ -103,7 +103,21 @@ def _check_file(root: Path, rel: str, kind: str, where: str, fix: str, problems:
 
 
 def load_manifest(root: str | os.PathLike) -> Manifest:
-    """Parse and check manifest.csv (columns, values, paths, files exist, patients consistent)."""
+    """Parse and check manifest.csv (columns, values, paths, files exist, patients consistent).
+
+    Raises :class:`ManifestError` listing every row-level problem.
+    """
+    manifest, problems = parse_manifest(root)
+    raise_if(problems, f"{manifest.manifest_path} is invalid")
+    return manifest
+
+
+def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
+    """manifest.csv and its row-level problems, without raising for them (see :func:`load_manifest`).
+
+    Raises :class:`ManifestError` only when the file cannot be used at all (no folder, no file, missing
+    columns, no rows).
+    """
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(f"DATA_ROOT {root} is not a folder; set data.root (or paths.data_root)")
@@ -155,8 +169,7 @@ def load_manifest(root: str | os.PathLike) -> Manifest:
         raise ManifestError(f"{path} has a header but no rows; add one row per image")
 
     problems += _consistency_problems(records, has_split)
-    raise_if(problems, f"{path} is invalid")
-    return Manifest(root=root, records=records, has_split=has_split)
+    return Manifest(root=root, records=records, has_split=has_split), problems
 
 
 def _consistency_problems(records: list[ImageRecord], has_split: bool) -> list[str]:
@@ -199,9 +212,38 @@ def validate_files(
     manifest: Manifest, geometry: Geometry, progress: bool = True
 ) -> dict[str, tuple[int, int]]:
     """Open every image and mask; return ``image -> (H, W)`` or raise one error listing every bad file."""
+    sizes, problems = file_problems(manifest, geometry, progress)
+    raise_if(problems, f"{manifest.manifest_path}: some files cannot be used")
+    return sizes
+
+
+def check_all(manifest_root: str | os.PathLike, geometry: Geometry, progress: bool = True) -> Manifest:
+    """Row-level and file-level problems of a manifest in one pass; raises one ManifestError with all."""
+    manifest, rows = parse_manifest(manifest_root)
+    if not rows:
+        return manifest
+    _, files = file_problems(manifest, geometry, progress)
+    raise_if(rows + files, f"{manifest.manifest_path} is invalid")
+    return manifest
+
+
+def _exists_inside(root: Path, rel: str | None) -> bool:
+    if not rel:
+        return False
+    path, err = resolve_inside(root, rel, "file")
+    return err is None and path is not None and path.is_file()
+
+
+def file_problems(
+    manifest: Manifest, geometry: Geometry, progress: bool = True
+) -> tuple[dict[str, tuple[int, int]], list[str]]:
+    """``image -> (H, W)`` of the usable images and one line per unusable file (files missing or outside
+    DATA_ROOT are skipped here: :func:`parse_manifest` reports them)."""
     problems: list[str] = []
     sizes: dict[str, tuple[int, int]] = {}
     for r in tqdm(manifest.records, desc="checking images", unit="img", disable=not progress, leave=False):
+        if not _exists_inside(manifest.root, r.image):
+            continue
         try:
             h, w = probe_image(manifest.path(r.image))
         except DataInputError as e:
@@ -213,16 +255,16 @@ def validate_files(
             problems.append(f"{r.where}: {'; '.join(e.problems)}")
             continue
         sizes[r.image] = (h, w)
-        if r.mask:
+        if r.mask and _exists_inside(manifest.root, r.mask):
             try:
                 mh, mw = probe_image(manifest.path(r.mask), mask=True)
             except DataInputError as e:
                 problems.append(f"{r.where}: mask: {'; '.join(e.problems)}")
                 continue
             if (mh, mw) != (h, w):
+                hint = transposed_hint((h, w), (mh, mw))
                 problems.append(
                     f"{r.where}: mask {r.mask!r} is {mh}x{mw} px but the image is {h}x{w} px; "
-                    "a mask must have its image's size"
+                    + (hint or "a mask must have its image's size")
                 )
-    raise_if(problems, f"{manifest.manifest_path}: some files cannot be used")
-    return sizes
+    return sizes, problems

@@ -40,7 +40,7 @@ from gastrodistill.data.labelling import (
     label_image,
     load_patch_labels,
 )
-from gastrodistill.data.manifest import Manifest, load_manifest, validate_files
+from gastrodistill.data.manifest import Manifest, check_all, load_manifest, validate_files
 from gastrodistill.data.readers import read_image, read_mask
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
@@ -50,6 +50,10 @@ from gastrodistill.utils.hashing import sha256_file, sha256_json
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
+#: Bumped when reading the same files gives other pixels (2: orientation, sBIT/TIFF bit depths, DICOM LUTs).
+READER_VERSION = 2
+#: Fewer distinct uint8 levels than this in a split's patches earns a warning at build time.
+FEW_GREY_LEVELS = 64
 PATCHES_FILE = "patches.npy"
 INDEX_FILE = "index.csv"
 META_FILE = "meta.json"
@@ -70,8 +74,13 @@ class StoreSpec:
     test_fraction: float = 0.3
     val_fraction: float = 0.2
     split_seed: int = 0
+    bit_depth: int | None = None
 
     def __post_init__(self) -> None:
+        if self.bit_depth is not None and not 1 <= int(self.bit_depth) <= 16:
+            raise StoreError(
+                f"data.bit_depth={self.bit_depth} must be between 1 and 16, or null (the files' own)"
+            )
         if self.storage_size is not None and int(self.storage_size) < 1:
             raise StoreError(f"data.storage_size={self.storage_size} must be a positive size or null")
         if not 0.0 <= float(self.mask_threshold) <= 1.0:
@@ -114,15 +123,23 @@ class _HashCache:
             write_text_atomic(self.path, json.dumps(self.data))
 
 
-def source_hashes(manifest: Manifest, store_root: Path, progress: bool = False) -> dict[str, str | None]:
-    """Content hashes of manifest.csv, the images, the masks and patch_labels.csv (no paths inside)."""
+def source_hashes(
+    manifest: Manifest, store_root: Path, progress: bool = False, save: bool = True
+) -> dict[str, str | None]:
+    """Content hashes of manifest.csv, the images, the masks and patch_labels.csv (no paths inside).
+
+    ``save=False`` leaves the hash cache unwritten (a build saves it once its inputs proved usable, so
+    a failed check leaves nothing behind); :func:`save_hash_cache` writes it later.
+    """
     cache = _HashCache(Path(store_root) / HASH_CACHE_FILE)
+    _PENDING_CACHES[Path(store_root)] = cache
     images, masks = [], []
     for r in tqdm(manifest.records, desc="hashing sources", unit="img", disable=not progress, leave=False):
         images.append([image_key(r.image), cache.sha(manifest.path(r.image))])
         if r.mask:
             masks.append([image_key(r.image), cache.sha(manifest.path(r.mask))])
-    cache.save()
+    if save and Path(store_root).is_dir():
+        cache.save()
     labels = manifest.patch_labels_path
     return {
         "manifest": sha256_file(manifest.manifest_path),
@@ -130,6 +147,16 @@ def source_hashes(manifest: Manifest, store_root: Path, progress: bool = False) 
         "masks": sha256_json(sorted(masks)),
         "patch_labels": sha256_file(labels) if labels else None,
     }
+
+
+_PENDING_CACHES: dict[Path, _HashCache] = {}
+
+
+def save_hash_cache(store_root: Path) -> None:
+    """Write the hash cache that :func:`source_hashes` kept back with ``save=False``."""
+    cache = _PENDING_CACHES.pop(Path(store_root), None)
+    if cache is not None and Path(store_root).is_dir():
+        cache.save()
 
 
 def store_key(spec: StoreSpec, manifest: Manifest, sources: dict) -> str:
@@ -144,6 +171,8 @@ def store_key(spec: StoreSpec, manifest: Manifest, sources: dict) -> str:
             "storage_size": spec.size,
             "mask_threshold": float(spec.mask_threshold),
             "split": split,
+            "bit_depth": spec.bit_depth,
+            "reader": READER_VERSION,
         }
     )
 
@@ -274,15 +303,14 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
 def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> Path:
     """Build the store for ``spec`` (or reuse the complete one with the same key); returns its folder."""
     store_root = Path(spec.store_root)
-    manifest = load_manifest(spec.data_root)
-    sources = source_hashes(manifest, store_root, progress)
+    manifest = check_all(spec.data_root, spec.geometry, progress)  # row and file problems, one report
+    sources = source_hashes(manifest, store_root, progress, save=False)
     key = store_key(spec, manifest, sources)
     target = store_dir(spec, key)
     if not force and is_complete(target, key):
+        save_hash_cache(store_root)
         log.info("patch store up to date: %s", target)
         return target
-    store_root.mkdir(parents=True, exist_ok=True)
-    _remove_stale_builds(store_root, target.name)
     t0 = time.perf_counter()
 
     geometry = spec.geometry
@@ -304,6 +332,8 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
     records = sorted(
         manifest.records, key=lambda r: (SPLIT_ORDER.index(split_of[r.patient_id]), r.patient_id, r.line)
     )
+    store_root.mkdir(parents=True, exist_ok=True)  # only now: a refused input leaves nothing behind
+    _remove_stale_builds(store_root, target.name)
     counts_per_image = [geometry.count(*sizes[r.image]) for r in records]
     n_total = int(sum(counts_per_image))
     size, psize = spec.size, geometry.patch_size
@@ -329,7 +359,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
             writer.writerow(INDEX_COLUMNS)
             for r in records:
                 split = split_of[r.patient_id]
-                image = read_image(manifest.path(r.image))
+                image = read_image(manifest.path(r.image), bit_depth=spec.bit_depth)
                 if image.shape != sizes[r.image]:
                     raise ManifestError(
                         f"{r.where}: the file changed while the store was being built; run again"
@@ -388,8 +418,33 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         }
         (tmp / PID_FILE).unlink()
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+    save_hash_cache(store_root)
     log.info("patch store built: %s (%d patches)", target, n_total)
+    line, few = grey_level_report(meta)
+    log.info(line)
+    for w in few:
+        log.warning(w)
     return target
+
+
+def grey_level_report(meta: dict) -> tuple[str, list[str]]:
+    """One line with the distinct uint8 grey levels of each split, and a warning per split using few.
+
+    Few levels mean the pixel values fill a small part of the bit depth they were divided by (e.g.
+    12-bit values in 16-bit PNGs without ``sBIT``), and the patches keep only those levels for good.
+    """
+    hists = meta.get("pixel_histograms", {})
+    levels = {s: int(np.count_nonzero(hists[s])) for s in SPLIT_ORDER if s in hists and sum(hists[s])}
+    line = "grey levels used (of 256): " + ", ".join(f"{s} {n}" for s, n in levels.items())
+    warnings = [
+        f"split {s!r} uses only {n} of 256 grey levels: the images' values fill a small part of the bit "
+        "depth they were scaled by (e.g. 12-bit data in 16-bit PNG/TIFF without sBIT/MaxSampleValue). Set "
+        "data.bit_depth to the data's bit depth (e.g. data.bit_depth=12) and rebuild, unless the images "
+        "really have so few levels"
+        for s, n in levels.items()
+        if n < FEW_GREY_LEVELS
+    ]
+    return line, warnings
 
 
 def _fix_empty_ranges(ranges: dict[str, list[int]]) -> None:

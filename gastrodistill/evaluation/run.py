@@ -430,7 +430,7 @@ class Study:
 
     def sizes(self) -> dict[str, dict[str, int]]:
         shape = tuple(self.dm.image_shape)
-        bpp = int(self.ev.real_bytes_per_pixel)
+        bpp = int(getattr(self.dm, "bytes_per_pixel", None) or self.ev.get("real_bytes_per_pixel", 1))
         n_train = len(self.dm.labels("train"))
         out = {"full": {"n_images": n_train, "bytes": baselines.real_set_bytes(n_train, shape, bpp)}}
         for name, ds in self.sets.items():

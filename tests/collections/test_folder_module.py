@@ -150,7 +150,7 @@ def test_non_image_file(make_folder):
     root = make_folder(n=4)
     (root / "benign" / "notes.csv").write_text("a,b\n1,2\n")
     msg = _err(root)
-    assert "benign/notes.csv" in msg and "not an image" in msg
+    assert "benign/notes.csv" in msg and "not a readable image" in msg
 
 
 def test_truncated_image(make_folder):

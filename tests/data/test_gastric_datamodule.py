@@ -150,3 +150,39 @@ def test_dataset_pickles_without_pixels_and_works_in_workers(dm):
     loader = torch.utils.data.DataLoader(dm.dataset("val"), batch_size=8, num_workers=2)
     ys = torch.cat([y for _, y in loader])
     np.testing.assert_array_equal(ys.numpy(), dm.labels("val"))
+
+
+def test_bytes_per_pixel_comes_from_the_store_and_the_arrays(data_root, tmp_path):
+    import numpy as np
+
+    from gastrodistill.data.base import TensorImageDataModule
+    from gastrodistill.data.gastric import GastricPatchDataModule
+
+    dm = GastricPatchDataModule(data_root, tmp_path / "s", patch_size=32, overlap=8, progress=False)
+    dm.prepare_data()
+    dm.setup()
+    assert dm.bytes_per_pixel == np.dtype(dm.store.meta["dtype"]).itemsize == dm.store.patches.itemsize
+    y = np.array([0, 1])
+    for dtype, n in ((np.uint8, 1), (np.uint16, 2), (np.float32, 4)):
+        x = np.zeros((2, 1, 4, 4), dtype)
+        tdm = TensorImageDataModule({s: (x, y) for s in ("train", "val", "test")})
+        assert tdm.array_bytes_per_pixel() == n
+        assert tdm.bytes_per_pixel is None  # in-memory arrays: unknown origin, the config's value is used
+
+
+def test_collections_report_the_bytes_of_their_files(tmp_path):
+    import numpy as np
+
+    from gastrodistill.data.collections import NpzDataModule
+
+    y = np.arange(6) % 2
+    for dtype, n in ((np.uint8, 1), (np.uint16, 2)):
+        path = tmp_path / f"{n}.npz"
+        np.savez(
+            path,
+            **{f"{s}_images": np.zeros((6, 4, 4), dtype) for s in ("train", "val", "test")},
+            **{f"{s}_labels": y for s in ("train", "val", "test")},
+        )
+        dm = NpzDataModule(path=str(path))
+        dm.setup()
+        assert dm.bytes_per_pixel == n

@@ -120,11 +120,11 @@ def test_interrupted_build_leaves_no_store_that_looks_complete(data_root, tmp_pa
     spec = spec_for(data_root, tmp_path / "s")
     calls = {"n": 0}
 
-    def failing_reader(path):
+    def failing_reader(path, bit_depth=None):
         calls["n"] += 1
         if calls["n"] == 3:
             raise RuntimeError("killed midway")
-        return read_image(path)
+        return read_image(path, bit_depth=bit_depth)
 
     monkeypatch.setattr(ps, "read_image", failing_reader)
     with pytest.raises(RuntimeError, match="killed midway"):

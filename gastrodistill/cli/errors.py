@@ -1,0 +1,204 @@
+"""What a failing command shows a person: the project's own error message alone, and nothing left behind.
+
+Every Hydra main of ``gastrodistill/cli`` is wrapped by :func:`friendly_errors` (one decorator line
+under ``@hydra.main``). When a stage raises one of the project's errors (bad data, a malformed
+distilled set, a config that cannot run; the list is :data:`PROJECT_ERRORS`, matched by class name
+along the exception's class hierarchy and its ``__cause__`` chain, so Hydra's instantiation wrapper
+does not hide them), the command prints ``error: <message>`` alone and exits with status 1; in a
+``-m`` sweep the job's message is logged, the other jobs still run, and the sweep then exits with
+status 1 (Hydra adds its own two lines around the message there).
+``HYDRA_FULL_ERROR=1`` shows the full traceback instead, as for any Hydra app.
+
+Whatever the error, any W&B run left open by the failed job is closed as failed (so the next job of
+a sweep starts its own run), and the job's output folder is removed when it holds nothing but
+bookkeeping (Hydra's ``.hydra/`` and job log, the run record ``config.yaml``/``run_info.json``), so a
+refused input leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import CompactHydraException
+
+log = logging.getLogger(__name__)
+
+#: The project's own errors (module.qualname); their messages say what is wrong and what to do.
+PROJECT_ERRORS = frozenset(
+    {
+        "gastrodistill.data.errors.DataInputError",
+        "gastrodistill.distillation.distilled_set.DistilledSetError",
+        "gastrodistill.distillation.module.NonFiniteError",
+        "gastrodistill.evaluation.run.EvaluationConfigError",
+        "gastrodistill.evaluation.patient.PatientEvaluationError",
+        "gastrodistill.anonymity.audit.AuditConfigError",
+        "gastrodistill.anonymity.nearest.NearestInputError",
+        "gastrodistill.anonymity.text_check.TextCheckError",
+        "gastrodistill.cli.audit.AuditInputError",
+        "gastrodistill.cli.reproduce.ReproduceConfigError",
+        "gastrodistill.cli.check_experiment.RecipeError",
+        "gastrodistill.data.synthetic.config.SyntheticConfigError",
+        "gastrodistill.data.synthetic.writer.SyntheticOutputError",
+        "gastrodistill.sharing.artifact.ArtifactError",
+        "gastrodistill.sharing.card.CardError",
+        "gastrodistill.cli.errors.CommandError",
+        # a mandatory config value left at ??? (e.g. data.root for data=folder)
+        "omegaconf.errors.MissingMandatoryValue",
+    }
+)
+#: Exit status of a command stopped by one of the project's errors.
+EXIT_STATUS = 1
+
+
+class CommandError(ValueError):
+    """A command-line usage problem detected by a command itself (the message says what to change)."""
+
+
+class StageError(CompactHydraException):
+    """The project's error, re-raised so that Hydra prints its message alone (no traceback)."""
+
+
+def _is_project_error(exc: BaseException) -> bool:
+    return any(f"{cls.__module__}.{cls.__qualname__}" in PROJECT_ERRORS for cls in type(exc).__mro__)
+
+
+def project_error(exc: BaseException) -> BaseException | None:
+    """The first of the project's errors in ``exc``'s cause/context chain, or ``None``."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if _is_project_error(cur):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def message(exc: BaseException) -> str:
+    """The text shown to a person: ``error: <message>`` (OmegaConf's key details kept, its noise dropped)."""
+    text = str(exc).strip()
+    if type(exc).__name__ == "MissingMandatoryValue":
+        first = text.splitlines()[0] if text else "missing mandatory value"
+        key = getattr(exc, "full_key", None)
+        text = f"{first}; set it on the command line, e.g. {key}=..." if key else first
+    return f"error: {text}"
+
+
+def close_open_runs(failed: bool) -> None:
+    """Finish a W&B run left open (exit code 1 when the job failed), so the next job starts its own."""
+    wandb = sys.modules.get("wandb")
+    if wandb is None or getattr(wandb, "run", None) is None:
+        return
+    try:
+        wandb.finish(exit_code=1 if failed else 0)
+    except Exception as exc:  # noqa: BLE001 - closing must never hide the job's own error
+        log.warning("could not close the W&B run: %s", exc)
+
+
+def _job_output_dir() -> Path | None:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():
+            return None
+        return Path(HydraConfig.get().runtime.output_dir)
+    except Exception:  # noqa: BLE001 - no Hydra context (e.g. called from Python)
+        return None
+
+
+def _job_name() -> str:
+    from hydra.core.hydra_config import HydraConfig
+
+    return str(HydraConfig.get().job.name)
+
+
+def remove_if_untouched(out: Path | None) -> bool:
+    """Remove a job's output folder holding only bookkeeping: what Hydra wrote (``.hydra/``,
+    ``<job>.log``) and the run record of ``utils.run_info.save_run_info`` (``config.yaml``,
+    ``run_info.json``), i.e. a run that failed before producing anything."""
+    if out is None or not out.is_dir():
+        return False
+    try:
+        hydra_only = {".hydra", f"{_job_name()}.log", "config.yaml", "run_info.json"}
+    except Exception:  # noqa: BLE001
+        return False
+    if {p.name for p in out.iterdir()} <= hydra_only:
+        shutil.rmtree(out, ignore_errors=True)
+        parent = out.parent
+        for _ in range(3):  # runs/ <experiment>/ outputs/ of the default run-dir pattern, if now empty
+            try:
+                parent.rmdir()  # only removes an empty folder
+            except OSError:
+                break
+            parent = parent.parent
+        return True
+    return False
+
+
+def _multirun() -> bool:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        return HydraConfig.get().mode == RunMode.MULTIRUN
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a Hydra task function (below ``@hydra.main``): see the module docstring."""
+
+    @functools.wraps(task)
+    def wrapper(cfg: Any) -> Any:
+        failed = True
+        try:
+            result = task(cfg)
+            failed = False
+            return result
+        except Exception as exc:
+            found = project_error(exc)
+            if found is None:
+                raise
+            remove_if_untouched(_job_output_dir())
+            if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            text = message(found)
+            if _multirun():  # the other jobs of the sweep still run; Hydra reports the failure at the end
+                log.error(text)
+                raise StageError(text) from None
+            close_open_runs(failed=True)
+            print(text, file=sys.stderr)
+            raise SystemExit(EXIT_STATUS) from None
+        finally:
+            close_open_runs(failed)
+
+    return wrapper
+
+
+def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
+    """The same for a command that is not a Hydra main (argparse): message alone, exit status 1."""
+
+    @functools.wraps(main)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        failed = True
+        try:
+            result = main(*args, **kwargs)
+            failed = False
+            return result
+        except Exception as exc:
+            found = project_error(exc)
+            if found is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                raise
+            print(message(found), file=sys.stderr)
+            raise SystemExit(EXIT_STATUS) from None
+        finally:
+            close_open_runs(failed)
+
+    return wrapper

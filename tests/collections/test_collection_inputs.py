@@ -1,0 +1,171 @@
+"""Real-world inputs in the folder and npz layouts: the one reader stack's fixes hold here too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
+
+from gastrodistill.data.collections import CollectionError, FolderDataModule, NpzDataModule
+
+
+def _setup(dm):
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
+# ---- class names stored as bytes -----------------------------------------------------------------------
+def test_npz_bytes_class_names_are_text(make_npz):
+    path = make_npz(k=2, class_names=np.array([b"normal", b"pneumonia"]))
+    dm = _setup(NpzDataModule(path=str(path)))
+    assert dm.class_names == ["normal", "pneumonia"]
+    assert all(type(n) is str for n in dm.class_names)
+
+
+def test_npz_utf8_bytes_class_names_decode(make_npz):
+    names = np.array(["Ödem".encode(), b"normal"])
+    dm = _setup(NpzDataModule(path=str(make_npz(k=2, class_names=names))))
+    assert dm.class_names == ["Ödem", "normal"]
+
+
+def test_npz_non_utf8_class_names_say_so(make_npz):
+    path = make_npz(k=2, class_names=np.array([b"\xff\xfe", b"ok"]))
+    with pytest.raises(CollectionError, match=r"class_names.*not UTF-8"):
+        _setup(NpzDataModule(path=str(path)))
+
+
+def test_in_memory_module_decodes_bytes_names_too():
+    from gastrodistill.data.base import TensorImageDataModule
+
+    x = np.zeros((4, 1, 4, 4), np.uint8)
+    y = np.array([0, 1, 0, 1])
+    dm = TensorImageDataModule(
+        {s: (x, y) for s in ("train", "val", "test")}, class_names=[b"a", np.bytes_(b"b")]
+    )
+    assert dm.class_names == ["a", "b"]
+
+
+# ---- orientation and transposed sizes ----------------------------------------------------------------
+def _folder_with_sideways(tmp_path, exif: bool):
+    root = tmp_path / ("exif" if exif else "raw")
+    rng = np.random.default_rng(0)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            img = rng.integers(0, 255, (16, 10)).astype(np.uint8)
+            if c == "b" and i == 0:  # one phone photo stored sideways
+                info = Image.Exif()
+                if exif:
+                    info[0x0112] = 6
+                Image.fromarray(np.ascontiguousarray(np.rot90(img, 1))).save(root / c / f"{i}.jpg", exif=info)
+            else:
+                Image.fromarray(img).save(root / c / f"{i}.png")
+    return root
+
+
+def test_folder_applies_exif_orientation(tmp_path):
+    dm = _setup(
+        FolderDataModule(
+            root=str(_folder_with_sideways(tmp_path, exif=True)), val_fraction=0.2, test_fraction=0.2
+        )
+    )
+    assert dm.image_size == (16, 10)
+
+
+def test_folder_transposed_sizes_say_so_instead_of_resize(tmp_path):
+    root = _folder_with_sideways(tmp_path, exif=False)
+    with pytest.raises(CollectionError) as info:
+        _setup(FolderDataModule(root=str(root), val_fraction=0.2, test_fraction=0.2))
+    msg = str(info.value)
+    assert "differ only by a transpose" in msg and "sideways" in msg
+    assert "set image_size" not in msg
+
+
+def test_npz_transposed_splits_say_so(make_npz):
+    rng = np.random.default_rng(0)
+    path = make_npz(size=12, test_images=rng.integers(0, 255, (30, 12, 12)).astype(np.uint8))
+    # make the test split 12x9 and the others 9x12
+    with np.load(path) as z:
+        arrays = dict(z)
+    for s in ("train", "val"):
+        arrays[f"{s}_images"] = arrays[f"{s}_images"][:, :9, :]
+    arrays["test_images"] = arrays["test_images"][:, :, :9]
+    np.savez(path, **arrays)
+    with pytest.raises(CollectionError, match="differ only by a transpose"):
+        _setup(NpzDataModule(path=str(path)))
+
+
+# ---- bit depth -------------------------------------------------------------------------------------------
+def test_folder_png_sbit_12_is_rescaled_to_the_uint16_range(tmp_path):
+    root = tmp_path / "f"
+    rng = np.random.default_rng(1)
+    raws = {}
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            raw = rng.integers(600, 3601, (8, 8)).astype(np.uint16)
+            info = PngInfo()
+            info.add(b"sBIT", bytes([12]))
+            Image.fromarray(raw).save(root / c / f"{i}.png", pnginfo=info)
+            raws[(c, i)] = raw
+    dm = _setup(FolderDataModule(root=str(root), val_fraction=0.2, test_fraction=0.2))
+    x = np.concatenate([dm._splits[s][0] for s in ("train", "val", "test")])
+    assert x.dtype == np.uint16 and x.max() > 50000  # 3600/4095 of full scale, not 3600/65535
+    unit = x.astype(np.float64) / 65535.0
+    expected = sorted(np.round(r / 4095.0 * 65535.0).sum() for r in raws.values())
+    assert sorted(x.reshape(len(x), -1).sum(axis=1).tolist()) == expected
+    assert unit.max() <= 1.0
+
+
+def test_npz_bit_depth_rescales_and_checks(make_npz):
+    rng = np.random.default_rng(2)
+    arrays = {
+        f"{s}_images": rng.integers(0, 4096, (n, 8, 8)).astype(np.uint16)
+        for s, n in (("train", 12), ("val", 6), ("test", 6))
+    }
+    path = make_npz(k=2, size=8, counts=(12, 6, 6), **arrays)
+    dm = _setup(NpzDataModule(path=str(path), bit_depth=12))
+    x, _ = dm._splits["train"]
+    np.testing.assert_array_equal(x[:, 0], np.rint(arrays["train_images"] * (65535 / 4095)).astype(np.uint16))
+    with pytest.raises(CollectionError, match=r"train_images.*above 1023.*bit_depth=10"):
+        _setup(NpzDataModule(path=str(path), bit_depth=10))
+
+
+# ---- DICOM in class folders --------------------------------------------------------------------------------
+def test_folder_of_dicom_files(tmp_path):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "data"))
+    from gastric_testdata import write_dicom
+
+    root = tmp_path / "dcm"
+    rng = np.random.default_rng(3)
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(5):
+            write_dicom(root / c / f"{i}.dcm", rng.integers(0, 4096, (8, 8)).astype(np.uint16))
+    dm = _setup(FolderDataModule(root=str(root), val_fraction=0.2, test_fraction=0.2))
+    x, _ = dm._splits["train"]
+    assert x.dtype == np.float32 and x.shape[1:] == (1, 8, 8) and x.min() >= 0.0 and x.max() <= 1.0
+
+
+# ---- storage_size from an experiment preset ---------------------------------------------------------------
+def test_storage_size_caps_the_longer_side_and_keeps_small_images(make_npz):
+    big = _setup(NpzDataModule(path=str(make_npz(name="big.npz", size=40)), storage_size=16))
+    assert big.image_size == (16, 16)
+    small = _setup(NpzDataModule(path=str(make_npz(name="small.npz", size=12)), storage_size=16))
+    assert small.image_size == (12, 12)
+    x_small, _ = small._splits["train"]
+    with np.load(make_npz(name="small.npz", size=12)) as z:
+        np.testing.assert_array_equal(x_small[:, 0], z["train_images"])  # untouched: no upscaling
+
+
+def test_storage_size_keeps_the_aspect_ratio(tmp_path):
+    from gastrodistill.data.base import capped_size
+
+    assert capped_size((300, 200), 64) == (64, 43)
+    assert capped_size((20, 30), 64) == (20, 30)
+    assert capped_size((1000, 1), 64) == (64, 1)

@@ -1,0 +1,222 @@
+"""What a first run shows: data errors of every layout as a message alone, exit 1, no output behind."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from gastric_testdata import image_pixels, write_png
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+from gastrodistill.cli import build_patches, distill, reproduce
+from gastrodistill.data.errors import ManifestError
+
+
+def _break_gastric(root: Path) -> None:
+    """Row-level (missing file, unknown diagnosis) and file-level (truncated, mask size, RGB) problems."""
+    text = (root / "manifest.csv").read_text().splitlines()
+    text[1] = text[1].replace("images/A1_0.png", "images/missing.png")  # line 2: missing file
+    text[2] = text[2].replace("gastritis", "gastritis?")  # line 3: unknown diagnosis
+    (root / "manifest.csv").write_text("\n".join(text) + "\n")
+    p = root / "images" / "A2_0.png"  # line 4: truncated PNG
+    p.write_bytes(p.read_bytes()[:-2000])
+    write_png(root / "masks" / "A2_1.png", np.zeros((100, 91), np.uint8))  # line 5: mask of another size
+    Image.fromarray(np.zeros((100, 90, 3), np.uint8)).save(root / "images" / "A3_0.png")  # line 6: RGB
+
+
+def test_manifest_reports_row_and_file_problems_in_one_pass(data_root):
+    from gastrodistill.data.manifest import check_all
+    from gastrodistill.data.tiling import Geometry
+
+    _break_gastric(data_root)
+    with pytest.raises(ManifestError) as info:
+        check_all(data_root, Geometry(32, 8), progress=False)
+    msg = str(info.value)
+    assert len(info.value.problems) == 5, info.value.problems
+    assert "line 2" in msg and "not found" in msg
+    assert "line 3" in msg and "unknown diagnosis" in msg
+    assert "line 4" in msg and "truncated" in msg
+    assert "line 5" in msg and "100x91" in msg
+    assert "line 6" in msg and "colour" in msg
+
+
+def _nothing_written(root: Path) -> None:
+    """No file and no folder under ``root`` (``paths.root_dir`` itself may stay, empty)."""
+    left = sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
+    assert left == [], left
+
+
+def _run_main(main, argv, monkeypatch, capsys):
+    monkeypatch.setattr(sys, "argv", argv)
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit) as info:
+        main()
+    GlobalHydra.instance().clear()
+    captured = capsys.readouterr()
+    return info.value.code, captured.out + captured.err
+
+
+def test_gastric_data_errors_message_alone_no_output(data_root, tmp_path, monkeypatch, capsys):
+    _break_gastric(data_root)
+    argv = [
+        "gastrodistill-patches",
+        f"paths.root_dir={tmp_path / 'work'}",
+        f"paths.data_root={data_root}",
+        "data.patch_size=32",
+        "data.overlap=8",
+        "data.progress=false",
+        "logger=csv",
+    ]
+    code, text = _run_main(build_patches.main, argv, monkeypatch, capsys)
+    assert code == 1
+    assert text.strip().startswith("error:") and "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
+    assert "line 2" in text and "line 6" in text
+    _nothing_written(tmp_path / "work")
+
+
+def test_full_error_still_shows_the_exception(data_root, tmp_path, monkeypatch):
+    _break_gastric(data_root)
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    monkeypatch.setattr(
+        sys,
+        "argv",
+        ["gastrodistill-patches", f"paths.root_dir={tmp_path}", f"paths.data_root={data_root}", "logger=csv"],
+    )
+    GlobalHydra.instance().clear()
+    with pytest.raises(ManifestError):
+        build_patches.main()
+    GlobalHydra.instance().clear()
+
+
+@pytest.mark.parametrize("command", ["distill", "reproduce"])
+@pytest.mark.parametrize("layout", ["npz", "folder"])
+def test_collection_data_errors_message_alone_no_output(tmp_path, monkeypatch, capsys, layout, command):
+    work = tmp_path / "work"
+    if layout == "npz":
+        bad = tmp_path / "bad.npz"
+        np.savez(bad, train_images=np.zeros((4, 8, 8), np.uint8))
+        data = ["data=npz", f"data.path={bad}"]
+        expect = "lacks keys"
+    else:
+        root = tmp_path / "imgs"
+        for c in ("a", "b"):
+            (root / c).mkdir(parents=True)
+            for i in range(5):
+                write_png(root / c / f"{i}.png", image_pixels(8, 8, i, np.uint8))
+        (root / "b" / "3.png").write_bytes(b"not a png")
+        data = ["data=folder", f"data.root={root}"]
+        expect = "b/3.png: not a readable image"
+    argv = [f"gastrodistill-{command}", f"paths.root_dir={work}", "logger=csv", *data]
+    if command == "reproduce":
+        argv.append("stages=[distill,evaluate]")
+    main = distill.main if command == "distill" else reproduce.main
+    code, text = _run_main(main, argv, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text and expect in text
+    assert text.strip().splitlines()[-1].startswith("error:")
+    _nothing_written(work)
+
+
+@pytest.mark.slow
+def test_a_real_process_prints_one_line_and_exits_1(tmp_path):
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, train_images=np.zeros((4, 8, 8), np.uint8))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2]), "WANDB_MODE": "offline"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "gastrodistill.cli.distill",
+            "data=npz",
+            f"data.path={bad}",
+            f"paths.root_dir={tmp_path / 'w'}",
+            "logger=csv",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
+    assert proc.stderr.startswith("error: npz file 'bad.npz' lacks keys")
+    _nothing_written(tmp_path / "w")
+
+
+def test_wrapper_closes_an_open_wandb_run_when_a_stage_fails(monkeypatch, tmp_path):
+    import wandb
+
+    from gastrodistill.cli.errors import friendly_errors
+    from gastrodistill.data.errors import DataInputError
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+
+    @friendly_errors
+    def stage(cfg):
+        wandb.init(project="t", dir=str(tmp_path), mode="offline")
+        raise DataInputError("bad row")
+
+    with pytest.raises(SystemExit):
+        stage(None)
+    assert wandb.run is None
+
+    @friendly_errors
+    def crash(cfg):
+        wandb.init(project="t", dir=str(tmp_path), mode="offline")
+        raise RuntimeError("a bug, not a data error")
+
+    with pytest.raises(RuntimeError, match="a bug"):
+        crash(None)  # not the project's error: raised as is (Hydra shows the traceback)
+    assert wandb.run is None
+
+
+def test_project_error_found_through_hydra_instantiation():
+    from hydra.errors import InstantiationException
+
+    from gastrodistill.cli.errors import message, project_error
+    from gastrodistill.data.collections import CollectionError
+
+    inner = CollectionError("npz file 'x.npz' lacks keys")
+    try:
+        try:
+            raise inner
+        except CollectionError as e:
+            raise InstantiationException("Error in call to target") from e
+    except InstantiationException as outer:
+        assert project_error(outer) is inner
+        assert message(project_error(outer)) == "error: npz file 'x.npz' lacks keys"
+    assert project_error(RuntimeError("x")) is None
+
+
+def test_sweep_runs_the_other_jobs_and_exits_1(make_root, tmp_path, monkeypatch, capsys):
+    good = make_root("good")
+    bad = make_root("bad")
+    (bad / "images" / "A1_0.png").unlink()
+    argv = [
+        "gastrodistill-patches",
+        "-m",
+        f"paths.root_dir={tmp_path / 'work'}",
+        f"paths.data_root={bad},{good}",
+        "data.patch_size=32",
+        "data.overlap=8",
+        "data.storage_size=16",
+        "data.progress=false",
+        "logger=csv",
+    ]
+    code, text = _run_main(build_patches.main, argv, monkeypatch, capsys)
+    assert code == 1
+    assert "error:" in text and "A1_0.png" in text and "not found" in text
+    assert "Traceback" not in text
+    stores = [p for p in (tmp_path / "work" / "data" / "stores").iterdir() if p.is_dir()]
+    assert len(stores) == 1  # the good job still built its store
+    jobs = sorted(
+        p.name for p in (tmp_path / "work" / "outputs" / "default" / "multiruns").glob("*/*") if p.is_dir()
+    )
+    assert jobs == ["1"]  # the failed job's folder is gone, the good one's stays
