@@ -9,6 +9,11 @@ store) → ``distill`` (one set per ``reproduce.distill_modes``, soft and hard) 
 and distilled sets: results table and plots) → ``audit`` (anonymity) → ``artifact`` (shareable sets).
 Outputs: ``<run>/distill/<mode>``, ``<run>/eval``, ``<run>/audit``, ``<run>/artifacts/<mode>``, and
 ``<run>/SUMMARY.md`` listing them with each stage's wall time.
+
+Several processes (``trainer=ddp``; Lightning's launcher, torchrun or SLURM, docs/distillation.md):
+global rank 0 generates the data and builds the patch store while the others wait for it; every rank
+distils; then only rank 0 runs the stages of :attr:`Pipeline.rank_zero_stages` (evaluate, audit,
+artifact) and writes the run info and summary, while the other ranks end their part of the job.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from omegaconf import DictConfig
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.utils.atomic import write_text_atomic
+from gastrodistill.utils.distributed import global_rank, is_global_zero, prepare_data_rank_zero_first
 from gastrodistill.utils.run_info import save_run_info
 
 STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
@@ -44,7 +50,16 @@ def _has(module: str) -> bool:
 
 
 class Pipeline:
-    """Holds what stages hand to each other (data module, distilled sets, results) and runs them."""
+    """Holds what stages hand to each other (data module, distilled sets, results) and runs them.
+
+    Rank-aware: ``generate`` runs on global rank 0 only (the others wait for the patch store in
+    :meth:`datamodule`), ``distill`` on every rank, and the stages in :attr:`rank_zero_stages` on rank 0
+    only. A stage that learns to shard its work across ranks (and gather on rank 0) leaves this set and
+    checks :func:`~gastrodistill.utils.distributed.global_rank` / ``world_size`` itself.
+    """
+
+    #: Stages that only global rank 0 runs (they write the run's shared outputs).
+    rank_zero_stages: frozenset[str] = frozenset({"generate", "evaluate", "audit", "artifact"})
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
@@ -61,7 +76,7 @@ class Pipeline:
     def datamodule(self):
         if self.dm is None:
             self.dm = hydra.utils.instantiate(self.cfg.data)
-            self.dm.prepare_data()
+            prepare_data_rank_zero_first(self.dm)  # rank 0 builds the store; the others wait for it
             self.dm.setup()
         return self.dm
 
@@ -92,16 +107,45 @@ class Pipeline:
         store = getattr(dm, "store", None)
         if store is not None:
             self.paths["patch store"] = Path(store.path)
-            print(summary_table(store.meta))
+            if is_global_zero():
+                print(summary_table(store.meta))
 
     def distill(self) -> None:
         from gastrodistill.distillation.run import run_distillation
 
         dm = self.datamodule()
+        resume = self.resume_checkpoints()
         for mode in self.modes():
-            print(f"--- distillation: {mode} labels")
-            self.sets[mode] = run_distillation(self.cfg, dm, self.out / "distill", mode=mode)
+            if is_global_zero():
+                print(f"--- distillation: {mode} labels")
+            self.sets[mode] = run_distillation(
+                self.cfg, dm, self.out / "distill", mode=mode, resume=resume[mode]
+            )
             self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+
+    def resume_checkpoints(self) -> dict[str, Path | None]:
+        """Per mode, the checkpoint ``distill.resume`` names (each mode its own, never a shared one).
+
+        A mode without a checkpoint starts from step 0 (say, the hard run never started before the
+        interruption); when a resume was asked for and no mode has one, :class:`ResumeError`.
+        """
+        from gastrodistill.distillation.resume import ResumeError, missing_message
+        from gastrodistill.distillation.run import resume_checkpoint
+
+        spec = self.cfg.distill.get("resume")
+        found = {
+            m: resume_checkpoint(self.cfg, m, self.out / "distill" / m, required=False) for m in self.modes()
+        }
+        if spec not in (None, "") and not any(found.values()):
+            raise ResumeError(
+                missing_message(
+                    str(spec), self.modes(), self.out / "distill", self.cfg.distill.get("resume_root")
+                )
+            )
+        for m, ckpt in found.items():
+            if spec not in (None, "") and ckpt is None and is_global_zero():
+                print(f"no checkpoint of the {m}-label run to resume: it starts from step 0", flush=True)
+        return found
 
     def evaluate(self) -> None:
         from gastrodistill.evaluation.run import run_evaluation
@@ -178,8 +222,10 @@ class Pipeline:
         order = [STAGES.index(s) for s in stages]
         if order != sorted(order):
             raise ReproduceConfigError(f"stages {stages} are out of order; keep the order {list(STAGES)}")
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
+        zero = is_global_zero()
+        if zero:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
         threads = self.rcfg.get("num_threads")
         if threads:
             torch.set_num_threads(int(threads))
@@ -192,12 +238,19 @@ class Pipeline:
                 print(f"==> [{i}/{len(stages)}] {note}")
                 self.notes.append(note)
                 continue
+            if stage in self.rank_zero_stages and not is_global_zero():
+                print(
+                    f"==> [{i}/{len(stages)}] {stage}: runs on global rank 0 (this is rank {global_rank()})"
+                )
+                continue
             print(f"==> [{i}/{len(stages)}] {stage} (elapsed {time.time() - start:.0f} s)", flush=True)
             t0 = time.time()
             fn()
             self.timings[stage] = time.time() - t0
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
         self.timings["total"] = time.time() - start
+        if not is_global_zero():  # rank 0 writes the run info and the summary
+            return self.paths
         save_run_info(
             self.out, self.cfg, extra={"stage": "reproduce", "stages": stages, "timings": self.timings}
         )
@@ -250,6 +303,9 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     """Run ``cfg.stages`` and print where everything went."""
     pipe = Pipeline(cfg)
     paths = pipe.run()
+    if not is_global_zero():
+        print(f"rank {global_rank()}: done (evaluation, audit and outputs are global rank 0's)")
+        return paths
     results = pipe.out / "eval" / "results.md"
     if results.is_file():
         print(results.read_text())
