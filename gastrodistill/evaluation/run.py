@@ -41,7 +41,7 @@ from gastrodistill.evaluation.fresh_training import (
     train_small_set,
 )
 from gastrodistill.evaluation.metrics import mean_roc, patch_metrics, patient_metrics
-from gastrodistill.evaluation.patient import FIT_SPLITS, fit_threshold, patient_scores
+from gastrodistill.evaluation.patient import FIT_SPLITS, choose_threshold, patient_scores, threshold_policy
 from gastrodistill.evaluation.results import log_results, row_id, summarise, write_results
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
@@ -149,6 +149,10 @@ class Context:
     test: SplitData
     positive_class: int | None
     irrelevant_class: int | None
+    # issue 13: threshold refusal / cross-validation (gastrodistill.evaluation.patient.ThresholdPolicy)
+    policy: Any = None
+    other_fit: str | None = None  # the other fitting split, pooled with `fit` when cross-validating
+    other_data: Any = None  # its SplitData, loaded on first need
 
     @property
     def patients(self) -> bool:
@@ -179,7 +183,9 @@ def build_context(cfg: DictConfig, dm) -> Context:
     pos = _class_index(names, pos_name, "positive_class") if pos_name in names else None
     irr = ev.patient.irrelevant_class
     irr_idx = _class_index(names, irr, "irrelevant_class") if irr in names else None
-    return Context(cfg, dm, fit, val, test, pos, irr_idx)
+    policy = threshold_policy(ev.patient, int(cfg.seed))
+    other = ("train" if source == "val" else "val") if policy.fallback == "cv" else None
+    return Context(cfg, dm, fit, val, test, pos, irr_idx, policy, other)
 
 
 # ---- one network ---------------------------------------------------------------------------------
@@ -204,7 +210,26 @@ def evaluate_network(net: nn.Module, ctx: Context) -> dict[str, Any]:
             ctx.positive_class,
             ctx.irrelevant_class,
         )
-        threshold = fit_threshold(fit_scores)
+        other = None
+        if ctx.other_fit is not None:  # computed only if the fitting split is too small (issue 13)
+
+            def other():
+                if ctx.other_data is None:
+                    ev = ctx.cfg.eval
+                    ctx.other_data = SplitData(
+                        dm, ctx.other_fit, int(ev.max_in_memory_mb) * 2**20, int(ev.batch_size)
+                    )
+                split = ctx.other_data
+                return patient_scores(
+                    split.split,
+                    predict(net, split.batches()),
+                    split.patient_ids,
+                    split.patient_labels,
+                    ctx.positive_class,
+                    ctx.irrelevant_class,
+                )
+
+        threshold = choose_threshold(ctx.policy, fit_scores, other)
         test_scores = patient_scores(
             "test",
             test_pred,
@@ -218,6 +243,8 @@ def evaluate_network(net: nn.Module, ctx: Context) -> dict[str, Any]:
         rec.update(
             threshold=threshold.value,
             fit_hm=threshold.fit_hm,
+            threshold_cv=float(threshold.method == "cv"),
+            threshold_fit_count=float(threshold.n_positive + threshold.n_negative),
             test_labels=test_scores.labels,
             test_scores=test_scores.scores,
             test_decisions=decisions,
@@ -543,7 +570,7 @@ def run_evaluation(
         float(cfg.eval.ci_level),
     )
     df.insert(3, "cross_architecture", df["architecture"] != study.spec(SAME).name)
-    write_results(df, out, title=f"Results: {cfg.experiment_name}")
+    write_results(df, out, title=f"Results: {cfg.experiment_name}", max_ci_width=cfg.eval.get("max_ci_width"))
     write_network_records(records, out / "networks.csv")
     write_text_atomic(
         out / "selection.json",
