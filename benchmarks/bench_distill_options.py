@@ -4,7 +4,8 @@ Shape (``experiment=cpu``): ConvNet width 32, depth 3, gray ``size x size`` inpu
 steps 5, epochs 2 (T = 10), real batch 256. One outer step = sample an inner network, unroll, outer loss,
 backward into the distilled tensors (:func:`meta_objective` + ``surrogate.backward()``), as
 ``DistillModule.training_step`` does minus Lightning's bookkeeping and the Adam step. Median of
-``--repeats`` steps after one warm-up step; each row uses its own fresh seeds per repeat.
+``--repeats`` steps after one warm-up step (fresh seeds per repeat); wall time and this process's CPU time
+(``time.process_time``, less sensitive to other processes on a shared machine).
 
     .venv/bin/python benchmarks/bench_distill_options.py --size 32 --repeats 5
 """
@@ -42,14 +43,14 @@ ROWS: dict[str, dict] = {
 }
 
 
-def one_row(opts: dict, size: int, repeats: int) -> float:
+def one_row(opts: dict, size: int, repeats: int) -> tuple[float, float]:
     k, ipc, steps, epochs, batch = 3, 2, 5, 2, 256
     ds = DistilledSet(
         k, ipc, steps, epochs, (1, size, size), lr_init=0.02, inner_momentum=opts.get("momentum", 0.0)
     )
     ds.init_noise(torch_generator(0, "bench-images"))
     dsa = DSA(rotate=10, scale=0.1, translate=0.1, brightness=0.1, contrast=0.1) if opts.get("dsa") else None
-    times = []
+    times, cpu = [], []
     for r in range(repeats + 1):
         net = ConvNet(1, k, (size, size), width=32, depth=3)
         initialize(net, "xavier", torch_generator(0, "bench-net", r))
@@ -58,7 +59,7 @@ def one_row(opts: dict, size: int, repeats: int) -> float:
         y = torch.randint(0, k, (batch,), generator=gen)
         end = sample_window_end(ds.num_inner_steps, opts.get("window"), torch_generator(0, "bench-window", r))
         ds.zero_grad(set_to_none=True)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         res = meta_objective(
             net,
             ds,
@@ -76,7 +77,8 @@ def one_row(opts: dict, size: int, repeats: int) -> float:
         release_template(net)
         if r:
             times.append(time.perf_counter() - start)
-    return statistics.median(times)
+            cpu.append(time.process_time() - cpu_start)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def main() -> None:
@@ -92,9 +94,9 @@ def main() -> None:
     for name, opts in ROWS.items():
         if args.rows and not any(s in name for s in args.rows):
             continue
-        sec = one_row(opts, args.size, args.repeats)
-        out.append({"option": name, "size": args.size, "seconds_per_outer_step": round(sec, 3)})
-        print(f"{name:60s} {sec:7.3f} s", flush=True)
+        sec, cpu = one_row(opts, args.size, args.repeats)
+        out.append({"option": name, "size": args.size, "wall_s": round(sec, 3), "cpu_s": round(cpu, 3)})
+        print(f"{name:60s} wall {sec:7.3f} s   cpu {cpu:7.3f} s", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)

@@ -3,15 +3,24 @@
 ``run_audit(cfg, datamodule, distilled_sets, output_dir)`` trains one reference network on the real
 patches (the evaluation's upper-bound recipe), then for every distilled set measures
 
-* its nearest real training patch in pixel space (NCC, SSIM) and in that network's feature space,
-  against real patches' nearest patch of another patient;
-* a loss/confidence-threshold membership attack on fresh networks trained from the set, beside the
-  same attack on the real-data network;
+* its nearest *informative* real training patch (relevant classes, enough fine texture) in pixel
+  space (NCC, SSIM) and in that network's feature space, against informative real patches' nearest
+  patch of another patient (cross-patient duplicates counted and left out); an image at or above the
+  reference quantile is flagged;
+* calibrated membership attacks (difficulty calibration, LiRA; shadow networks on random halves of
+  the patients) on fresh networks trained from the set, at the patch and the patient level, beside
+  the same attacks on the real-data network;
 * that its artifact bytes hold no patient id, header value or path, and that its images are no
   closer to the burned-in text corner than ordinary real patches are.
 
+Every audit also runs its positive controls: real training patches of the distilled set's size and
+the same with small noise (they must be flagged), and a network overfitted on a few real patients
+(the attack must detect it). Without them the audit cannot certify anonymity, and the verdict of
+every set says so (:mod:`gastrodistill.anonymity.verdict`).
+
 It writes ``audit.md`` (with figures), ``audit.json``, ``audit_per_image.csv`` and returns
-``{row name: {metric: float}}`` (rows: each set, and ``real``) for the results table and W&B.
+``{row name: {metric: float}}`` (rows: each set, ``real``, ``control_copy``, ``control_noisy`` and
+``control_overfit``) for the results table and W&B.
 """
 
 from __future__ import annotations
@@ -31,19 +40,40 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from torch import nn
 
 from gastrodistill.anonymity import figures
-from gastrodistill.anonymity.membership import balanced_subsets, membership_attack, summarise
-from gastrodistill.anonymity.nearest import NearestReport, nearest_real
+from gastrodistill.anonymity.membership import (
+    BEST_OF,
+    TargetAttack,
+    attack_target,
+    build_pool,
+    summarise_targets,
+    train_shadows,
+)
+from gastrodistill.anonymity.nearest import (
+    InformativeSelection,
+    NearestReport,
+    nearest_real,
+    select_informative,
+)
 from gastrodistill.anonymity.text_check import (
+    data_root,
     private_strings,
     scan_for_strings,
     text_patch_mask,
     text_region_similarity,
 )
+from gastrodistill.anonymity.verdict import anonymity_verdict
+from gastrodistill.sharing.artifact import save_artifact
+from gastrodistill.sharing.publish import card_fields_from_config
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 from gastrodistill.utils.images import denormalise
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
-from gastrodistill.utils.seeding import torch_generator
+from gastrodistill.utils.seeding import numpy_rng, torch_generator
+
+__all__ = ["AuditConfigError", "data_root", "run_audit", "train_reference_network"]
+
+#: Rows of the positive controls in the audit's results.
+CONTROL_ROWS = ("control_copy", "control_noisy")
 
 
 class AuditConfigError(ValueError):
@@ -83,20 +113,91 @@ def distilled_networks(
     ]
 
 
+def fit_on_tensors(
+    cfg: DictConfig,
+    datamodule,
+    epochs: int,
+    lr: float | None = None,
+    optimizer: str | None = None,
+    batch_size: int | None = None,
+):
+    """``fit(x, y, generator) -> network``: the real-data recipe (``eval.baselines.real``) for a fixed
+    number of epochs on in-memory patches, without model selection (shadow networks, overfit control)."""
+    import torch.nn.functional as F
+
+    from gastrodistill.evaluation.fresh_training import in_memory_batches, make_optimizer
+    from gastrodistill.evaluation.full_data import RealRecipe
+    from gastrodistill.evaluation.networks import net_spec
+
+    recipe = RealRecipe(**dict(OmegaConf.to_container(cfg.eval.baselines.real, resolve=True)))
+    spec = net_spec(cfg, "same", datamodule)
+
+    def fit(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> nn.Module:
+        net = spec.build(g)
+        dev = next(net.parameters()).device
+        opt = make_optimizer(
+            net.parameters(),
+            optimizer or recipe.optimizer,
+            float(lr if lr is not None else recipe.lr),
+            recipe.momentum,
+            recipe.weight_decay,
+        )
+        net.train()
+        for _ in range(int(epochs)):
+            for xb, yb in in_memory_batches(x, y, int(batch_size or recipe.batch_size), g):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(net(xb.to(dev)), yb.to(dev)).backward()
+                opt.step()
+        return net.eval()
+
+    return fit
+
+
+# ---- positive controls ----------------------------------------------------------------------------
+def control_images(
+    datamodule, searched: np.ndarray, size: int, noise_std: float, seed: int
+) -> tuple[dict[str, torch.Tensor], np.ndarray]:
+    """Real training patches (``size`` of the searched ones) and the same plus Gaussian noise.
+
+    ``noise_std`` is in [0, 1] intensity units (added before normalisation). Returns the two image
+    sets ``[size, C, H, W]`` (normalised like the data) and the training indices used.
+    """
+    rng = numpy_rng(seed, "audit", "controls")
+    idx = np.sort(rng.choice(searched, size=min(int(size), len(searched)), replace=False))
+    x, _ = datamodule.load_split("train", idx.tolist())
+    std = torch.as_tensor(datamodule.std, dtype=x.dtype).view(1, -1, 1, 1)
+    g = torch_generator(seed, "audit", "controls", "noise")
+    noise = torch.randn(x.shape, generator=g, dtype=x.dtype) * float(noise_std) / std
+    return {"control_copy": x, "control_noisy": x + noise}, idx
+
+
+def informative_selection(cfg: DictConfig, dm, split: str = "train") -> InformativeSelection:
+    """The informative patches of ``split`` under ``audit.nearest.informative`` (classes, min texture)."""
+    icfg = cfg.audit.nearest.get("informative") or {}
+    exclude = [str(c) for c in (icfg.get("exclude_classes") or []) if c is not None]
+    classes = [c for c in dm.class_names if c not in exclude] if exclude else None
+    if classes is not None and len(classes) == len(dm.class_names):
+        classes = None
+    return select_informative(dm, classes, float(icfg.get("min_texture") or 0.0), split=split)
+
+
+def _flag_spaces(cfg: DictConfig, nearest: NearestReport) -> list[str]:
+    spaces = [str(s) for s in (cfg.audit.nearest.get("flag_spaces") or ["ncc"])]
+    bad = [s for s in spaces if s not in nearest.spaces]
+    if bad:
+        raise AuditConfigError(
+            f"audit.nearest.flag_spaces {bad} were not measured (measured: {list(nearest.spaces)}); "
+            "set audit.nearest.feature_space=true for 'feature'"
+        )
+    return spaces
+
+
+def flagged_any(nearest: NearestReport, name: str, spaces: list[str]) -> np.ndarray:
+    """Bool per image of ``name``: flagged in at least one of ``spaces``."""
+    return np.any([nearest.flagged(name, s) for s in spaces], axis=0)
+
+
 # ---- the stage ------------------------------------------------------------------------------------
-def data_root(cfg: DictConfig) -> str | None:
-    """The source data (a folder with header strings and file names, or a single file), if configured."""
-    for key in ("root", "path"):
-        value = cfg.data.get(key) if "data" in cfg else None
-        if value not in (None, "???"):
-            return str(value)
-    return None
-
-
-def _flags(values: np.ndarray, threshold: float) -> np.ndarray:
-    return np.asarray(values) > threshold
-
-
 def run_audit(
     cfg: DictConfig,
     datamodule,
@@ -133,20 +234,34 @@ def run_audit(
         real_model, real_info = train_reference_network(cfg, dm)
     real_model.eval()
 
-    # 1. nearest real patch, pixel and feature space
-    ncfg = acfg.nearest
+    # 1. nearest informative real patch, pixel and feature space, with the positive controls
+    ncfg, ccfg = acfg.nearest, acfg.controls
+    informative = informative_selection(cfg, dm)
+    searched = informative.indices
+    if ncfg.get("max_real") and int(ncfg.max_real) < len(searched):
+        searched = np.sort(numpy_rng(seed, "audit", "max-real").choice(searched, int(ncfg.max_real), False))
     queries = {name: ds.images.detach() for name, ds in distilled_sets.items()}
+    control_size = int(ccfg.get("size") or max(len(q) for q in queries.values()))
+    controls, _ = control_images(dm, searched, control_size, float(ccfg.noise_std), seed)
     nearest = nearest_real(
         dm,
-        queries,
+        {**queries, **controls},
         feature_model=real_model if ncfg.feature_space else None,
         reference_size=int(ncfg.reference_size),
         top_k=int(ncfg.top_k),
-        max_real=ncfg.get("max_real"),
         seed=seed,
+        real_indices=searched,
+        flag_quantile=float(ncfg.flag_quantile),
+        duplicate_ncc=float(ncfg.duplicate_ncc),
     )
-    for name in distilled_sets:
-        results[name].update(nearest.summary(name))
+    spaces = _flag_spaces(cfg, nearest)
+    sizes = {**informative.counts(), **nearest.sample_sizes()}
+    for name in [*distilled_sets, *controls]:
+        results.setdefault(name, {}).update(nearest.summary(name))
+        results[name]["frac_flagged"] = float(np.mean(flagged_any(nearest, name, spaces)))
+    copy_ok = results["control_copy"]["frac_flagged"] >= float(ccfg.required_copy)
+    noisy_ok = results["control_noisy"]["frac_flagged"] >= float(ccfg.required_noisy)
+    certified = float(copy_ok and noisy_ok)
 
     # 2. the burned-in text corner
     tcfg = acfg.text
@@ -167,24 +282,37 @@ def run_audit(
     for name in distilled_sets:
         results[name]["artifact_leaks"] = float(len(leaks[name]))
 
-    # 4. membership inference
-    mcfg = acfg.membership
-    members, nonmembers = balanced_subsets(
-        dm.dataset("train"), dm.dataset("test"), int(mcfg.max_per_side), seed
+    # 4. membership inference: shadows on random halves of the patients, then every target
+    mia, mia_summary = _membership(cfg, dm, distilled_sets, real_model, real_info, seed, informative)
+    primary = str(acfg.membership.primary)
+    results["real"] = {**mia_summary["real"], **{f"real_{k}": v for k, v in real_info.items()}}
+    results["control_overfit"] = dict(mia_summary["control_overfit"])
+    oc = acfg.membership.overfit_control
+    ctl = mia_summary["control_overfit"]
+    detected = ctl[f"mia_patch_{primary}_auc"] >= float(oc.detect_auc) or (
+        math.isfinite(ctl[f"mia_patch_{primary}_tpr_at_1pct"])
+        and ctl[f"mia_patch_{primary}_tpr_at_1pct"] >= float(oc.detect_tpr_at_1pct)
     )
-    mia = {"real": [membership_attack(real_model, members, nonmembers)]}
-    results["real"] = {
-        **summarise(mia["real"]),
-        "mia_n_per_side": float(len(members)),
-        **{f"real_{k}": v for k, v in real_info.items()},
-    }
-    for name, ds in distilled_sets.items():
-        nets = distilled_networks(cfg, dm, ds, name, int(mcfg.n_networks), str(mcfg.schedule))
-        mia[name] = [membership_attack(net, members, nonmembers) for net in nets]
-        results[name].update(summarise(mia[name]))
+    for name in distilled_sets:
+        r = results[name]
+        r.update(mia_summary[name])
+        auc, n_in, n_out = (r[f"mia_patch_{k}"] for k in (f"{primary}_auc", "n_members", "n_nonmembers"))
+        # Flag only an AUC that is both large and beyond chance for this pool (3 null standard deviations
+        # of the Mann-Whitney AUC): with few patches the best of several attacks reaches 0.6 by luck.
+        null_sd = math.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
+        r["mia_auc_null_sd"] = null_sd
+        r["membership_flagged"] = float(auc >= float(acfg.membership.flag_auc) and auc - 0.5 > 3 * null_sd)
+        r["controls_certified"] = certified
+        r["mia_control_detected"] = float(detected)
+        r.update({k: v for k, v in sizes.items()})
+    for row in ("real", *CONTROL_ROWS, "control_overfit"):
+        results[row]["controls_certified"] = certified
+        results[row]["mia_control_detected"] = float(detected)
 
     # 5. files, figures, report, loggers
-    paths = _write_outputs(out, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings)
+    paths = _write_outputs(
+        out, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
+    )
     for i, (row, metrics) in enumerate(results.items()):
         finite = {f"audit/{row}/{k}": float(v) for k, v in metrics.items() if math.isfinite(float(v))}
         for lg in loggers:
@@ -199,12 +327,77 @@ def run_audit(
     return results
 
 
+def _membership(
+    cfg: DictConfig,
+    dm,
+    distilled_sets: Mapping[str, Any],
+    real_model: nn.Module,
+    real_info,
+    seed: int,
+    informative: InformativeSelection | None = None,
+) -> tuple[dict[str, list[TargetAttack]], dict[str, dict[str, float]]]:
+    """Shadow networks on random halves of the pool's patients, then the calibrated attacks on every target.
+
+    Targets: the real-data network (members: the pool's training patches), fresh networks trained
+    from each distilled set (same members), and the positive control, a network overfitted on the
+    pool patches of ``overfit_control.patients`` training patients (members: those patches;
+    non-members: the pool's test patches). With ``membership.informative_only`` the pool holds
+    informative patches only (the nearest search's selection, and the same rule on test patches).
+    """
+    mcfg = cfg.audit.membership
+    fprs = [float(f) for f in mcfg.fprs]
+    tr_idx = te_idx = None
+    if mcfg.get("informative_only", True) and informative is not None:
+        tr_idx = informative.indices
+        te_idx = informative_selection(cfg, dm, split="test").indices
+    pool = build_pool(dm, int(mcfg.max_per_side), seed, tr_idx, te_idx)
+    epochs = int(mcfg.get("shadow_epochs") or real_info.get("best_epoch") or cfg.eval.baselines.real.epochs)
+    shadows = train_shadows(pool, fit_on_tensors(cfg, dm, epochs), int(mcfg.shadows), seed)
+    mia: dict[str, list[TargetAttack]] = {
+        "real": [attack_target(real_model, pool, shadows, pool.is_train, fprs=fprs)]
+    }
+
+    oc = mcfg.overfit_control
+    train_patients = np.unique(pool.groups[pool.is_train])
+    rng = numpy_rng(seed, "audit", "overfit-control")
+    chosen = rng.choice(train_patients, size=min(int(oc.patients), len(train_patients)), replace=False)
+    members = pool.is_train & np.isin(pool.groups, chosen)
+    member_idx = np.flatnonzero(members)
+    if oc.get("max_patches") and len(member_idx) > int(oc.max_patches):
+        member_idx = np.sort(rng.choice(member_idx, int(oc.max_patches), replace=False))
+        members = np.zeros(len(pool), dtype=bool)
+        members[member_idx] = True
+    fit = fit_on_tensors(
+        cfg,
+        dm,
+        int(oc.epochs),
+        lr=oc.get("lr"),
+        optimizer=oc.get("optimizer"),
+        batch_size=oc.get("batch_size"),
+    )
+    sel = torch.as_tensor(member_idx)
+    overfit = fit(pool.x[sel], pool.y[sel], torch_generator(seed, "audit", "overfit-control"))
+    mia["control_overfit"] = [
+        attack_target(overfit, pool, shadows, members, keep=members | ~pool.is_train, fprs=fprs)
+    ]
+    for name, ds in distilled_sets.items():
+        nets = distilled_networks(cfg, dm, ds, name, int(mcfg.n_networks), str(mcfg.schedule))
+        mia[name] = [attack_target(net, pool, shadows, pool.is_train, fprs=fprs) for net in nets]
+    summary = {row: summarise_targets(runs) for row, runs in mia.items()}
+    for row in summary:
+        summary[row]["mia_n_networks"] = float(len(mia[row]))
+        summary[row]["mia_n_shadows"] = float(shadows.n_shadows)
+        summary[row]["mia_pool_patients"] = float(pool.n_patients)
+        # the previous (uncalibrated) keys, kept for tables that read them
+        summary[row]["mia_loss_auc"] = summary[row]["mia_patch_loss_auc"]
+        summary[row]["mia_loss_auc_std"] = summary[row]["mia_patch_loss_auc_std"]
+        summary[row]["mia_loss_advantage"] = summary[row]["mia_patch_loss_advantage"]
+    return mia, summary
+
+
 def _scan_artifacts(
     cfg: DictConfig, dm, distilled_sets: Mapping[str, Any], artifacts, strings
 ) -> dict[str, list[dict[str, str]]]:
-    from gastrodistill.sharing.artifact import save_artifact
-    from gastrodistill.sharing.publish import card_fields_from_config
-
     leaks: dict[str, list[dict[str, str]]] = {}
     for name, ds in distilled_sets.items():
         if artifacts and name in artifacts:
@@ -231,10 +424,9 @@ def _per_image_table(dm, distilled_sets, nearest: NearestReport, text_report) ->
                 "target_prob": float(targets[i, c]),
             }
             for space in nearest.spaces:
-                p99 = float(np.percentile(nearest.ref(space), 99))
                 row[space] = float(sets[space][i])
                 row[f"{space}_real_index"] = int(sets[f"{space}_index"][i])
-                row[f"{space}_above_p99"] = bool(sets[space][i] > p99)
+                row[f"{space}_flagged"] = bool(sets[space][i] >= nearest.threshold(space))
             if text_report is not None:
                 row["text_corner_ncc"] = float(text_report.sets[name][i])
             rows.append(row)
@@ -266,23 +458,43 @@ def _closest_pairs(out: Path, dm, distilled_sets, nearest: NearestReport, n: int
         [s for s, _, _ in top],
         captions,
         out / "closest_pairs.png",
-        float(np.percentile(nearest.ref("ncc"), 99)),
+        nearest.threshold("ncc"),
     )
 
 
+def _roc_for_plot(mia: Mapping[str, list[TargetAttack]], attack: str):
+    """``{row: [(fpr, tpr, auc), ...]}`` of the patch-level ``attack`` (``best``: per row) for the figure."""
+    out = {}
+    for row, runs in mia.items():
+        a = attack
+        if attack == "best":
+            a = max(BEST_OF, key=lambda k: np.mean([r.patch[k].auc for r in runs]))
+        out[f"{row} ({a})" if attack == "best" else row] = [
+            (r.patch[a].roc[0], r.patch[a].roc[1], r.patch[a].auc) for r in runs
+        ]
+    return out
+
+
 def _write_outputs(
-    out: Path, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings
+    out: Path, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
 ) -> dict[str, Path]:
+    primary = str(cfg.audit.membership.primary)
     paths = {
         "similarity": figures.plot_similarity_histograms(nearest, out / "similarity_histograms.png"),
-        "membership_roc": figures.plot_membership_roc(mia, out / "membership_roc.png"),
+        "membership_roc": figures.plot_membership_roc(
+            _roc_for_plot(mia, primary), out / "membership_roc.png", attack=primary
+        ),
         "closest_pairs": _closest_pairs(out, dm, distilled_sets, nearest, int(cfg.audit.closest_pairs)),
     }
     table = _per_image_table(dm, distilled_sets, nearest, text_report)
     with atomic_path(out / "audit_per_image.csv", suffix=".csv") as tmp:
         table.to_csv(tmp, index=False)
+    verdicts = {name: anonymity_verdict(results[name]) for name in distilled_sets}
     payload = {
         "results": results,
+        "verdicts": verdicts,
+        "sample_sizes": {**informative.counts(), **nearest.sample_sizes()},
+        "informative": informative.describe(),
         "private_strings_checked": strings.counts(),
         "private_strings_too_short": strings.too_short,
         "n_real_searched": nearest.n_real,
@@ -292,7 +504,10 @@ def _write_outputs(
         },
     }
     write_text_atomic(out / "audit.json", json.dumps(payload, indent=2, sort_keys=True))
-    write_text_atomic(out / "audit.md", render_report(cfg, nearest, text_report, results, leaks, strings))
+    write_text_atomic(
+        out / "audit.md",
+        render_report(cfg, nearest, text_report, results, leaks, strings, informative, verdicts),
+    )
     return paths
 
 
@@ -300,30 +515,84 @@ def _fmt(v: float) -> str:
     return "n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):.3f}"
 
 
-def render_report(cfg, nearest: NearestReport, text_report, results, leaks, strings) -> str:
-    """The short Markdown report: verdict lines, the numbers, and the pictures."""
-    names = list(nearest.sets)
+def _pct(v: float) -> str:
+    return "n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):.0%}"
+
+
+def _best_name(r: Mapping[str, float], key: str, primary: str) -> str:
+    if primary != "best" or f"{key}_best_attack_index" not in r:
+        return ""
+    return f" ({BEST_OF[int(r[f'{key}_best_attack_index'])]})"
+
+
+def render_report(
+    cfg, nearest: NearestReport, text_report, results, leaks, strings, informative, verdicts
+) -> str:
+    """The Markdown report: verdicts, sample sizes, the controls, the numbers, and the pictures."""
+    names = list(verdicts)
+    acfg = cfg.audit
+    primary = str(acfg.membership.primary)
+    q = nearest.flag_quantile
     ref_word = (
         "a different patient" if nearest.by_patient else "a different sample (the data have no patients)"
     )
-    lines = [
-        f"# Anonymity audit: {cfg.experiment_name}",
+    certified = results["real"]["controls_certified"] == 1.0
+    detected = results["real"]["mia_control_detected"] == 1.0
+    lines = [f"# Anonymity audit: {cfg.experiment_name}", "", "## Verdict", ""]
+    lines += [f"- **{name}**: {verdicts[name]}" for name in names]
+    if not (certified and detected):
+        lines += [
+            "",
+            "**This audit cannot certify anonymity on these data**: "
+            + (
+                "its positive controls (real patches, and real patches with small noise) were not flagged. "
+                if not certified
+                else ""
+            )
+            + ("Its membership attack did not detect its overfitted control. " if not detected else ""),
+        ]
+    n_ref_used = int(len(nearest.ref("ncc")))
+    lines += [
         "",
-        f"Nearest real training patch of every distilled image, searched over {nearest.n_real} real patches. "
-        f"Reference: real patches' nearest patch of {ref_word}. A distilled image above the reference's "
-        "99th percentile is closer to a real patch than real patients are to each other.",
+        "## Sample sizes",
         "",
-        "| set | space | nearest mean | nearest max | ref median | ref p95 | ref p99 | > p95 | > p99 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"- {informative.describe()}",
+        f"- Reference: {len(nearest.reference_indices)} informative patches, each with its nearest "
+        f"informative patch of {ref_word}; {nearest.n_duplicates} of them have a near-duplicate in another "
+        f"patient (pixel NCC >= {nearest.duplicate_ncc}; {nearest.n_exact_duplicates} exact) and are left "
+        "out "
+        f"of the quantile, which rests on {n_ref_used} patches.",
+        f"- Membership: pool of {int(results['real']['mia_patch_n_members'])} training and "
+        f"{int(results['real']['mia_patch_n_nonmembers'])} test patches "
+        f"({'informative only, ' if acfg.membership.get('informative_only', True) else ''}"
+        "the same number of each class on both sides) from "
+        f"{int(results['real']['mia_pool_patients'])} patients "
+        f"({int(results['real']['mia_patient_n_members'])} training and "
+        f"{int(results['real']['mia_patient_n_nonmembers'])} test patients); "
+        f"{int(results['real']['mia_n_shadows'])} shadow networks on complementary random halves of the "
+        "patients.",
+        "",
+        "## Nearest real patch",
+        "",
+        f"Searched over {nearest.n_real} informative real patches. A distilled image is **flagged** when it "
+        f"is at or above the reference's {q:.0%} quantile in {', '.join(_flag_spaces(cfg, nearest))}: "
+        "then it is at least as close to a real patch as the closest real patches of different patients "
+        "are to each other. Positive controls: `control_copy` (real training patches, as many as the "
+        f"largest set) and `control_noisy` (the same plus Gaussian noise of std {acfg.controls.noise_std} "
+        "in [0, 1] intensity units) must be flagged "
+        f"(at least {float(acfg.controls.required_copy):.0%} and {float(acfg.controls.required_noisy):.0%}).",
+        "",
+        f"| set | images | space | nearest mean | nearest max | ref median | ref q{q * 100:g} | flagged |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for name in names:
+    for name in [*names, *CONTROL_ROWS]:
         r = results[name]
         for s in nearest.spaces:
             lines.append(
-                f"| {name} | {figures.SPACE_TITLES[s]} | {_fmt(r[f'{s}_nearest_mean'])} | "
-                f"{_fmt(r[f'{s}_nearest_max'])} | {_fmt(r[f'{s}_ref_median'])} | {_fmt(r[f'{s}_ref_p95'])} | "
-                f"{_fmt(r[f'{s}_ref_p99'])} | {r[f'{s}_frac_above_p95']:.0%} | "
-                f"{r[f'{s}_frac_above_p99']:.0%} |"
+                f"| {name} | {int(r['n_images'])} | {figures.SPACE_TITLES[s]} | "
+                f"{_fmt(r[f'{s}_nearest_mean'])} | "
+                f"{_fmt(r[f'{s}_nearest_max'])} | {_fmt(r[f'{s}_ref_median'])} | {_fmt(r[f'{s}_ref_q'])} | "
+                f"{_pct(r[f'{s}_frac_flagged'])} |"
             )
     lines += [
         "",
@@ -335,28 +604,43 @@ def render_report(cfg, nearest: NearestReport, text_report, results, leaks, stri
         "",
         "## Membership inference",
         "",
-        f"Threshold attacks, {int(results['real']['mia_n_per_side'])} members (training patches) vs as many "
-        "non-members (test patches). AUC 0.5 = the network reveals nothing about its members.",
+        "Members: the pool's training patches (patients); non-members: its test patches (patients). "
+        "`loss` is the uncalibrated threshold attack; `calibrated_loss` subtracts each patch's mean loss "
+        "under shadow networks that did not see it (Watson et al. 2022); `lira` is the likelihood-ratio "
+        "attack (Carlini et al. 2022); `best`: the strongest calibrated attack on that network (named). "
+        "Patient level: a patient's score is the mean of its patches'. "
+        "TPR at an FPR needs at least 1/FPR non-members, else n/a. The overfitted control is a network "
+        f"trained for {acfg.membership.overfit_control.epochs} epochs on the pool patches of "
+        f"{acfg.membership.overfit_control.patients} training patients; the attack has power when it "
+        f"detects it (patch {primary} AUC >= {acfg.membership.overfit_control.detect_auc} or TPR >= "
+        f"{float(acfg.membership.overfit_control.detect_tpr_at_1pct):.0%} at 1 % FPR).",
         "",
-        "| network | loss AUC | confidence AUC | advantage (loss) |",
-        "|---|---|---|---|",
+        f"| network | level | members / non-members | loss AUC | calibrated AUC | LiRA AUC | {primary} AUC | "
+        f"{primary} TPR@0.1% | {primary} TPR@1% | {primary} advantage |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in ["real", *names]:
+    for row in ["real", "control_overfit", *names]:
         r = results[row]
-        label = (
-            "trained on all real patches"
-            if row == "real"
-            else f"{row}: {cfg.audit.membership.n_networks} fresh networks ({cfg.audit.membership.schedule})"
-        )
-        lines.append(
-            f"| {label} | {_fmt(r['mia_loss_auc'])} ± {_fmt(r['mia_loss_auc_std'])} | "
-            f"{_fmt(r['mia_confidence_auc'])} | {_fmt(r['mia_loss_advantage'])} |"
-        )
+        n = int(r["mia_n_networks"])
+        label = {
+            "real": "trained on all real patches",
+            "control_overfit": "positive control: overfitted on a few patients",
+        }.get(row, f"{row}: {n} fresh networks ({acfg.membership.schedule})")
+        for level in ("patch", "patient"):
+            k = f"mia_{level}"
+            lines.append(
+                f"| {label} | {level} | {int(r[f'{k}_n_members'])} / {int(r[f'{k}_n_nonmembers'])} | "
+                f"{_fmt(r[f'{k}_loss_auc'])} | {_fmt(r[f'{k}_calibrated_loss_auc'])} | "
+                f"{_fmt(r[f'{k}_lira_auc'])} | {_fmt(r[f'{k}_{primary}_auc'])} ± "
+                f"{_fmt(r[f'{k}_{primary}_auc_std'])}{_best_name(r, k, primary)} | "
+                f"{_pct(r[f'{k}_{primary}_tpr_at_0p1pct'])} | {_pct(r[f'{k}_{primary}_tpr_at_1pct'])} | "
+                f"{_fmt(r[f'{k}_{primary}_advantage'])} |"
+            )
     lines += ["", "![membership ROC](membership_roc.png)", "", "## Burned-in text and header data", ""]
     counts = ", ".join(f"{v} {k}" for k, v in sorted(strings.counts().items())) or "none found"
     lines.append(
         f"Private strings searched in every artifact byte (UTF-8/UTF-16, any case, zip members "
-        f"decompressed): {counts}; {strings.too_short} shorter than {cfg.audit.text.min_length} characters "
+        f"decompressed): {counts}; {strings.too_short} shorter than {acfg.text.min_length} characters "
         "were not searched."
     )
     for name in names:
@@ -372,10 +656,9 @@ def render_report(cfg, nearest: NearestReport, text_report, results, leaks, stri
         )
     else:
         lines += [
-            f"Text corner ({cfg.audit.text.corner}, box {list(cfg.audit.text.box)} of the image): "
+            f"Text corner ({acfg.text.corner}, box {list(acfg.text.box)} of the image): "
             f"{text_report.n_text_patches} training patches overlap it. Each distilled image's highest NCC "
-            "with "
-            "them, against ordinary real patches (p99) and text patches of other patients (median):",
+            "with them, against ordinary real patches (p99) and text patches of other patients (median):",
             "",
             "| set | max | ordinary p99 | text-vs-text median | > ordinary p99 |",
             "|---|---|---|---|---|",

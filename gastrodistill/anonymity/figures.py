@@ -17,7 +17,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gastrodistill.anonymity.membership import MembershipResult  # noqa: E402
 from gastrodistill.anonymity.nearest import NearestReport  # noqa: E402
 from gastrodistill.utils.atomic import atomic_path  # noqa: E402
 
@@ -62,10 +61,13 @@ def plot_similarity_histograms(report: NearestReport, path: str | os.PathLike) -
                 linewidth=1.8,
                 label=f"distilled {name}",
             )
-        for q, style in ((95, ":"), (99, "--")):
-            ax.axvline(
-                np.percentile(ref, q), color="black", linestyle=style, linewidth=1, label=f"reference p{q}"
-            )
+        ax.axvline(
+            report.threshold(space),
+            color="black",
+            linestyle="--",
+            linewidth=1,
+            label=f"flag: reference q{report.flag_quantile * 100:g}",
+        )
         ax.set_title(f"nearest real patch: {SPACE_TITLES.get(space, space)}", fontsize=9)
         ax.set_xlabel("similarity")
     axes[0][0].legend(fontsize=7)
@@ -90,36 +92,47 @@ def plot_closest_pairs(
         for row, img in ((0, distilled_unit[i]), (1, real_unit[i])):
             pic = img.detach().float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
             axes[row][i].imshow(pic[..., 0] if pic.shape[-1] == 1 else pic, cmap="gray", vmin=0, vmax=1)
-        flag = " !" if reference_p99 is not None and similarities[i] > reference_p99 else ""
+        flag = " !" if reference_p99 is not None and similarities[i] >= reference_p99 else ""
         axes[0][i].set_title(f"{captions[i]}\nsim {similarities[i]:.3f}{flag}", fontsize=7)
-    note = f"; '!' = above the real-patient p99 {reference_p99:.3f}" if reference_p99 is not None else ""
+    note = f"; '!' = at or above the flag threshold {reference_p99:.3f}" if reference_p99 is not None else ""
     fig.suptitle(f"top: distilled image, bottom: its nearest real training patch{note}", fontsize=8)
     fig.tight_layout()
     return _save(fig, path)
 
 
 def plot_membership_roc(
-    results: Mapping[str, list[MembershipResult]], path: str | os.PathLike, attack: str = "loss"
+    results: Mapping[str, Sequence[tuple[np.ndarray, np.ndarray, float]]],
+    path: str | os.PathLike,
+    attack: str = "lira",
 ) -> Path:
-    """ROC of the loss-threshold attack, one curve per network; the diagonal is chance."""
-    fig, ax = plt.subplots(figsize=(4.2, 4))
+    """Patch-level ROC of one attack, one curve per attacked network (log axes show the low-FPR regime).
+
+    ``results[row]`` lists ``(fpr, tpr, auc)`` per network.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(8.4, 4))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    for i, (label, runs) in enumerate(results.items()):
-        for j, r in enumerate(runs):
-            fpr, tpr = r.roc[attack]
-            mean_auc = np.mean([x.auc[attack] for x in runs])
-            ax.plot(
-                fpr,
-                tpr,
-                color=colors[i % len(colors)],
-                alpha=0.7,
-                linewidth=1.2,
-                label=f"{label} (AUC {mean_auc:.3f})" if j == 0 else None,
-            )
-    ax.plot([0, 1], [0, 1], color="black", linestyle=":", linewidth=1)
-    ax.set_xlabel("false positive rate (test patches called members)")
-    ax.set_ylabel("true positive rate (training patches)")
-    ax.set_title(f"membership inference ({attack} threshold)", fontsize=9)
-    ax.legend(fontsize=7, loc="lower right")
+    for ax, log in zip(axes, (False, True), strict=True):
+        for i, (label, runs) in enumerate(results.items()):
+            mean_auc = np.mean([auc for _, _, auc in runs])
+            for j, (fpr, tpr, _) in enumerate(runs):
+                ax.plot(
+                    np.clip(fpr, 1e-4, 1) if log else fpr,
+                    np.clip(tpr, 1e-4, 1) if log else tpr,
+                    color=colors[i % len(colors)],
+                    alpha=0.7,
+                    linewidth=1.2,
+                    label=f"{label} (AUC {mean_auc:.3f})" if j == 0 else None,
+                )
+        grid = np.linspace(1e-4, 1, 200)
+        ax.plot(grid, grid, color="black", linestyle=":", linewidth=1)
+        if log:
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(1e-3, 1)
+            ax.set_ylim(1e-3, 1)
+        ax.set_xlabel("false positive rate (test patches called members)")
+        ax.set_ylabel("true positive rate (training patches)")
+        ax.set_title(f"membership inference ({attack}){', log axes' if log else ''}", fontsize=9)
+    axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     return _save(fig, path)

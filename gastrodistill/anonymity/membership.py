@@ -1,24 +1,43 @@
 """Membership inference: can an attacker tell, from a trained network, which real patches it was built from?
 
-The attack is the standard threshold attack (Yeom et al. 2018): a network fits its training samples
-better, so a low loss (or a high confidence) says "member". Members are real training patches,
-non-members real test patches, in equal numbers. Its ROC AUC is 0.5 when the network carries no trace
-of its members and approaches 1 for a network that memorised them. The audit runs it on networks
-trained from the distilled set and, as the reference, on a network trained on the real patches.
+Two families of attacks, members being real training patches (and patients), non-members real test
+patches (and patients):
+
+* **Uncalibrated thresholds** (Yeom et al. 2018): a low loss or a high confidence says "member". On
+  real data these are weak: easy patches have a low loss whether seen or not, so the attack mostly
+  measures difficulty.
+* **Calibrated attacks with shadow networks.** Shadow networks are trained on random halves of the
+  attack pool's *patients* (complementary pairs, so each patient is "in" for exactly half of them).
+  Per example they give the loss and the logit-scaled confidence ``phi = log(p_y / (1 - p_y))`` with
+  and without it in training. *Difficulty calibration* (Watson et al., "On the importance of
+  difficulty calibration in membership inference attacks", ICLR 2022, §3) scores
+  ``mean_out_loss(x) - target_loss(x)``; *LiRA* (Carlini et al., "Membership inference attacks from
+  first principles", S&P 2022, §IV, online variant with a global variance as in their few-shadow
+  setting, here one pooled variance ``s`` for both sides) scores
+  ``log N(phi; mu_in, s) - log N(phi; mu_out, s)``; its offline variant
+  (§VI-C) scores ``log Phi((phi - mu_out) / s_out)``.
+
+Each attack is reported at the patch level and at the patient level (a patient's score is the mean of
+its patches' scores), as ROC AUC, the advantage ``max(TPR - FPR)`` and the TPR at 0.1 % and 1 % FPR
+(``NaN`` when there are fewer than ``1 / FPR`` non-members to measure it on), always with the member
+and non-member counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.stats import norm
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from gastrodistill.utils.seeding import numpy_rng
+from gastrodistill.utils.seeding import numpy_rng, torch_generator
 
 #: Attack scores (higher = "member"): negative true-label loss; label-free maximum softmax probability.
 ATTACKS = ("loss", "confidence")
@@ -93,4 +112,341 @@ def summarise(results: list[MembershipResult]) -> dict[str, float]:
         out[f"mia_{a}_auc"] = float(aucs.mean())
         out[f"mia_{a}_auc_std"] = float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0
         out[f"mia_{a}_advantage"] = float(advs.mean())
+    return out
+
+
+# ---- calibrated attacks with shadow networks -------------------------------------------------------
+#: Calibrated attack scores (higher = "member"), beside the uncalibrated ``loss``.
+CALIBRATED_ATTACKS = ("calibrated_loss", "lira", "lira_offline")
+#: ``membership.primary: best``: the strongest of these per target (the audit's attack is the best it has).
+BEST_OF = CALIBRATED_ATTACKS
+#: False-positive rates at which the true-positive rate is reported.
+DEFAULT_FPRS = (0.001, 0.01)
+
+
+class MembershipInputError(ValueError):
+    """An attack pool or shadow set-up the attack cannot work with (too few patients, odd shadows...)."""
+
+
+@dataclass
+class AttackPool:
+    """The examples attacked: images ``x [N, C, H, W]``, labels ``y [N]`` and integer patient codes ``[N]``.
+
+    ``groups`` are codes, never patient ids. ``is_train`` marks examples from the training split (the
+    members of a network trained on all real training patches).
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    groups: np.ndarray
+    is_train: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        if not (len(self.y) == len(self.groups) == len(self.is_train) == n):
+            raise MembershipInputError("x, y, groups and is_train of an attack pool must have equal lengths")
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def n_patients(self) -> int:
+        return len(np.unique(self.groups))
+
+
+def _codes(pids: np.ndarray | None, n: int, offset: int) -> np.ndarray:
+    if pids is None:  # no patients: every sample is its own "patient"
+        return np.arange(n, dtype=np.int64) + offset
+    _, codes = np.unique(np.asarray(pids).astype(str), return_inverse=True)
+    return codes.astype(np.int64) + offset
+
+
+def build_pool(
+    datamodule,
+    max_per_side: int,
+    seed: int,
+    train_indices: np.ndarray | None = None,
+    test_indices: np.ndarray | None = None,
+) -> AttackPool:
+    """Equal seeded samples of training and test patches, class by class, in memory, with patient codes.
+
+    Each class contributes the same number of training and test patches (``min`` of the two, scaled
+    so that each side holds at most ``max_per_side``): with the splits' class mixes left as they are,
+    an attack would partly measure "which class mix does this patch come from" (test splits often
+    hold another share of diseased patients). Patient codes of the two splits never collide (test
+    codes are offset); the ids themselves never leave this function. ``train_indices`` /
+    ``test_indices`` restrict the candidates (the audit passes the informative patches: nothing can
+    tell whether a uniform background patch was trained on).
+    """
+    y_tr_all, y_te_all = np.asarray(datamodule.labels("train")), np.asarray(datamodule.labels("test"))
+    cand_tr = np.arange(len(y_tr_all)) if train_indices is None else np.asarray(train_indices)
+    cand_te = np.arange(len(y_te_all)) if test_indices is None else np.asarray(test_indices)
+    y_tr, y_te = y_tr_all[cand_tr], y_te_all[cand_te]
+    classes = np.union1d(y_tr, y_te)
+    per_class = np.array([min((y_tr == c).sum(), (y_te == c).sum()) for c in classes], dtype=np.float64)
+    total = per_class.sum()
+    if total < 2:
+        raise MembershipInputError(
+            f"membership inference needs at least 2 training and 2 test samples of shared classes (have "
+            f"{len(y_tr)} and {len(y_te)} samples)"
+        )
+    if total > max_per_side:
+        cap = per_class.copy()
+        per_class = np.floor(per_class * float(max_per_side) / total)
+        for i in np.argsort(-(cap - per_class)):  # hand the rounding remainder to classes with room
+            if per_class.sum() >= max_per_side:
+                break
+            per_class[i] += min(cap[i] - per_class[i], max_per_side - per_class.sum())
+    rng = numpy_rng(seed, "audit", "membership", "pool")
+    pick_tr, pick_te = [], []
+    for c, n in zip(classes, per_class.astype(int), strict=True):
+        pick_tr.append(rng.choice(np.flatnonzero(y_tr == c), size=n, replace=False))
+        pick_te.append(rng.choice(np.flatnonzero(y_te == c), size=n, replace=False))
+    idx_tr = np.sort(cand_tr[np.concatenate(pick_tr)])
+    idx_te = np.sort(cand_te[np.concatenate(pick_te)])
+    n = len(idx_tr)
+    x_tr, yy_tr = datamodule.load_split("train", idx_tr.tolist())
+    x_te, yy_te = datamodule.load_split("test", idx_te.tolist())
+    g_tr_all = _codes(datamodule.patient_ids("train"), len(y_tr_all), 0)
+    g_te_all = _codes(datamodule.patient_ids("test"), len(y_te_all), int(g_tr_all.max()) + 1)
+    return AttackPool(
+        x=torch.cat([x_tr, x_te]).float(),
+        y=torch.cat([yy_tr, yy_te]).long(),
+        groups=np.concatenate([g_tr_all[idx_tr], g_te_all[idx_te]]),
+        is_train=np.concatenate([np.ones(n, dtype=bool), np.zeros(len(idx_te), dtype=bool)]),
+    )
+
+
+@torch.no_grad()
+def example_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512):
+    """Per-example ``(loss, phi)`` of ``model``: cross-entropy and logit-scaled true-class confidence.
+
+    Both are arrays ``[N]`` for images ``x [N, C, H, W]`` and labels ``y [N]``.
+
+    ``phi = log p_y - log(1 - p_y)`` computed from log-softmax (stable when ``p_y`` is close to 1).
+    """
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    losses, phis = [], []
+    for start in range(0, len(x), batch_size):
+        logits = model(x[start : start + batch_size].to(device)).double().cpu()
+        yy = y[start : start + batch_size].long()
+        logp = logits.log_softmax(dim=1)
+        lp_y = logp.gather(1, yy.view(-1, 1)).squeeze(1)
+        others = logp.clone()
+        others.scatter_(1, yy.view(-1, 1), -math.inf)
+        losses.append(-lp_y)
+        phis.append(lp_y - others.logsumexp(dim=1))
+    model.train(was_training)
+    return torch.cat(losses).numpy(), torch.cat(phis).numpy()
+
+
+@dataclass
+class ShadowScores:
+    """Per shadow network and pool example: loss, ``phi`` and whether the example was in its training set.
+
+    Arrays are ``[n_shadows, N]``.
+    """
+
+    loss: np.ndarray
+    phi: np.ndarray
+    inside: np.ndarray
+
+    @property
+    def n_shadows(self) -> int:
+        return self.loss.shape[0]
+
+
+def shadow_halves(groups: np.ndarray, n_shadows: int, seed: int) -> np.ndarray:
+    """``[n_shadows, N]`` bool: complementary random halves of the patients, one pair per two shadows.
+
+    Every patient is "in" for exactly half of the shadows (Carlini et al. 2022, §IV-B).
+    """
+    if n_shadows < 2 or n_shadows % 2:
+        raise MembershipInputError(
+            f"audit.membership.shadows = {n_shadows}; use an even number >= 2 (complementary halves)"
+        )
+    patients = np.unique(groups)
+    if len(patients) < 2:
+        raise MembershipInputError("shadow networks need at least 2 patients in the attack pool")
+    rng = numpy_rng(seed, "audit", "membership", "halves")
+    inside = np.zeros((n_shadows, len(groups)), dtype=bool)
+    for pair in range(n_shadows // 2):
+        chosen = rng.permutation(patients)[: len(patients) // 2]
+        half = np.isin(groups, chosen)
+        inside[2 * pair], inside[2 * pair + 1] = half, ~half
+    return inside
+
+
+def train_shadows(
+    pool: AttackPool,
+    fit: Callable[[torch.Tensor, torch.Tensor, torch.Generator], nn.Module],
+    n_shadows: int,
+    seed: int,
+) -> ShadowScores:
+    """Train ``n_shadows`` networks with ``fit(x, y, generator)`` on halves of the pool's patients.
+
+    Every shadow scores every pool example; raises :class:`MembershipInputError` for an odd count.
+    """
+    inside = shadow_halves(pool.groups, n_shadows, seed)
+    losses, phis = [], []
+    for k in range(n_shadows):
+        sel = torch.as_tensor(np.flatnonzero(inside[k]))
+        net = fit(pool.x[sel], pool.y[sel], torch_generator(seed, "audit", "shadow", k))
+        loss, phi = example_scores(net, pool.x, pool.y)
+        losses.append(loss)
+        phis.append(phi)
+    return ShadowScores(loss=np.stack(losses), phi=np.stack(phis), inside=inside)
+
+
+def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    count = mask.sum(axis=0)
+    total = np.where(mask, values, 0.0).sum(axis=0)
+    return np.divide(total, count, out=np.full(values.shape[1], np.nan), where=count > 0)
+
+
+def _global_std(values: np.ndarray, mask: np.ndarray, means: np.ndarray) -> float:
+    resid = np.where(mask, values - means[None, :], np.nan)
+    resid = resid[np.isfinite(resid)]
+    return float(max(np.sqrt(np.mean(resid**2)) if len(resid) else 1.0, 1e-3))
+
+
+def calibrated_scores(loss: np.ndarray, phi: np.ndarray, shadows: ShadowScores) -> dict[str, np.ndarray]:
+    """Attack scores ``[N]`` of one target network from its per-example ``loss`` and ``phi``.
+
+    ``loss``: uncalibrated (negative loss); ``calibrated_loss``: Watson et al. 2022 (mean OUT-shadow
+    loss minus the target's loss); ``lira`` / ``lira_offline``: Carlini et al. 2022 with global
+    variances (per-example variances need many more shadows than a CPU audit trains).
+    """
+    out_mask, in_mask = ~shadows.inside, shadows.inside
+    mu_out_loss = _masked_mean(shadows.loss, out_mask)
+    mu_in, mu_out = _masked_mean(shadows.phi, in_mask), _masked_mean(shadows.phi, out_mask)
+    s_in = _global_std(shadows.phi, in_mask, mu_in)
+    s_out = _global_std(shadows.phi, out_mask, mu_out)
+    # One pooled variance for "in" and "out": with unequal variances the ratio is quadratic in phi, and a
+    # target trained unlike the shadows (overfitted, or on a distilled set) lands far in a tail where
+    # the narrower Gaussian wins whatever the side; with a shared one the score is monotone in phi.
+    s = math.sqrt((s_in**2 + s_out**2) / 2.0)
+    lira = norm.logpdf(phi, mu_in, s) - norm.logpdf(phi, mu_out, s)
+    return {
+        "loss": -loss,
+        "calibrated_loss": mu_out_loss - loss,
+        "lira": lira,
+        "lira_offline": norm.logcdf((phi - mu_out) / s_out),
+    }
+
+
+@dataclass
+class AttackMetrics:
+    """One attack's figures at one level.
+
+    ``tpr_at`` maps an FPR to the TPR there (NaN: too few non-members to measure it).
+    """
+
+    auc: float
+    advantage: float
+    tpr_at: dict[float, float]
+    n_members: int
+    n_nonmembers: int
+    roc: tuple[np.ndarray, np.ndarray] = field(repr=False)
+
+
+def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float, n_nonmembers: int) -> float:
+    """Highest TPR with FPR <= ``target``; NaN when ``n_nonmembers < 1 / target`` (not measurable)."""
+    if n_nonmembers < math.ceil(1.0 / target - 1e-9):
+        return float("nan")
+    ok = fpr <= target + 1e-12
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def attack_metrics(
+    scores: np.ndarray, is_member: np.ndarray, fprs: Sequence[float] = DEFAULT_FPRS
+) -> AttackMetrics:
+    """AUC, advantage and TPR at each FPR of ``scores`` (higher = member) against the truth ``is_member``."""
+    is_member = np.asarray(is_member, dtype=bool)
+    n_in, n_out = int(is_member.sum()), int((~is_member).sum())
+    if n_in == 0 or n_out == 0:
+        raise MembershipInputError(f"an attack needs members and non-members (have {n_in} and {n_out})")
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    scores = np.where(np.isneginf(scores), np.finfo(np.float64).min, scores)
+    fpr, tpr, _ = roc_curve(is_member, scores)
+    return AttackMetrics(
+        auc=float(roc_auc_score(is_member, scores)),
+        advantage=float(np.max(tpr - fpr)),
+        tpr_at={float(f): tpr_at_fpr(fpr, tpr, float(f), n_out) for f in fprs},
+        n_members=n_in,
+        n_nonmembers=n_out,
+        roc=(fpr, tpr),
+    )
+
+
+def patient_level(scores: np.ndarray, groups: np.ndarray, is_member: np.ndarray):
+    """Mean score per patient ``[P]`` and whether the patient is a member ``[P]`` (codes sorted)."""
+    uniq, inv = np.unique(groups, return_inverse=True)
+    sums = np.bincount(inv, weights=np.nan_to_num(scores, nan=0.0, neginf=-1e6), minlength=len(uniq))
+    counts = np.bincount(inv, minlength=len(uniq))
+    member = np.bincount(inv, weights=is_member.astype(float), minlength=len(uniq)) > 0
+    return sums / counts, member
+
+
+@dataclass
+class TargetAttack:
+    """Every attack on one target network at the patch and the patient level."""
+
+    patch: dict[str, AttackMetrics]
+    patient: dict[str, AttackMetrics]
+
+
+def attack_target(
+    model: nn.Module,
+    pool: AttackPool,
+    shadows: ShadowScores,
+    is_member: np.ndarray,
+    keep: np.ndarray | None = None,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+) -> TargetAttack:
+    """Attack ``model`` on the pool; ``is_member [N]`` is the truth, ``keep [N]`` the examples evaluated."""
+    loss, phi = example_scores(model, pool.x, pool.y)
+    scores = calibrated_scores(loss, phi, shadows)
+    keep = np.ones(len(pool), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
+    truth = np.asarray(is_member, dtype=bool)[keep]
+    patch, patient = {}, {}
+    for name, sc in scores.items():
+        patch[name] = attack_metrics(sc[keep], truth, fprs)
+        p_scores, p_truth = patient_level(sc[keep], pool.groups[keep], truth)
+        patient[name] = attack_metrics(p_scores, p_truth, fprs)
+    return TargetAttack(patch=patch, patient=patient)
+
+
+def _fpr_key(f: float) -> str:
+    return f"{f * 100:g}".replace(".", "p")
+
+
+def summarise_targets(results: Sequence[TargetAttack], prefix: str = "mia") -> dict[str, float]:
+    """Flat figures over the networks of one setting: mean AUC (+ std), advantage, TPR@FPR, counts.
+
+    Keys: ``<prefix>_<level>_<attack>_{auc,auc_std,advantage,tpr_at_<fpr %>}`` and
+    ``<prefix>_<level>_n_members`` / ``_n_nonmembers`` (level: ``patch`` or ``patient``). Attack
+    ``best`` is the calibrated attack with the highest mean AUC at that level (its position in
+    :data:`BEST_OF` under ``<prefix>_<level>_best_attack_index``).
+    """
+    out: dict[str, float] = {}
+    for level in ("patch", "patient"):
+        first = getattr(results[0], level)
+        best = max(BEST_OF, key=lambda a: np.mean([getattr(r, level)[a].auc for r in results]))
+        out[f"{prefix}_{level}_best_attack_index"] = float(BEST_OF.index(best))
+        for attack in [*first, "best"]:
+            source = best if attack == "best" else attack
+            ms = [getattr(r, level)[source] for r in results]
+            aucs = np.array([m.auc for m in ms])
+            key = f"{prefix}_{level}_{attack}"
+            out[f"{key}_auc"] = float(aucs.mean())
+            out[f"{key}_auc_std"] = float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0
+            out[f"{key}_advantage"] = float(np.mean([m.advantage for m in ms]))
+            for f in first[source].tpr_at:
+                out[f"{key}_tpr_at_{_fpr_key(f)}pct"] = float(np.mean([m.tpr_at[f] for m in ms]))
+        m0 = next(iter(first.values()))
+        out[f"{prefix}_{level}_n_members"] = float(m0.n_members)
+        out[f"{prefix}_{level}_n_nonmembers"] = float(m0.n_nonmembers)
     return out

@@ -3,7 +3,17 @@
 A distilled image is only as identifying as its closest real patch. "Close" needs a yardstick: how
 similar is a real patch of one patient to its nearest patch of a *different* patient? If distilled
 images are no closer to the training set than real patients are to each other, they reproduce no
-patient; a distilled image above the 99th percentile of that reference looks like a copy.
+patient; a distilled image at or above the reference's 99th percentile (``flag_quantile``) looks like
+a copy and is flagged.
+
+The yardstick only means something over *informative* patches. Near-uniform background (the
+``irrelevant`` class of gastric X-rays) correlates almost perfectly with the background of any other
+patient, which pushes the reference's upper quantiles to 1.0, where even an exact copy cannot be
+flagged. :func:`select_informative` therefore keeps only patches of the relevant classes and/or with
+enough fine texture (standard deviation of the high-pass residual), and the search and the reference
+both run over those patches. Cross-patient pairs whose NCC reaches ``duplicate_ncc`` (the same patch
+under two patient ids, a duplicated image) are counted and reported, and left out of the quantile:
+they are a property of the data set, not of how alike two patients are.
 
 Similarity is measured in pixel space (normalised cross-correlation over the whole image, then SSIM
 on the best NCC candidates) and in the feature space of a network trained on real patches (cosine of
@@ -136,7 +146,10 @@ class NearestReport:
 
     ``sets[name][space]`` and ``sets[name][space + "_index"]`` (index into the train split) are arrays
     of one entry per distilled image; ``reference[space]`` holds the same for the sampled real patches,
-    with their own patient's patches (or themselves, without patients) excluded.
+    with their own patient's patches (or themselves, without patients) excluded. Reference patches
+    whose nearest other-patient patch is a near-duplicate (pixel NCC >= ``duplicate_ncc``) are counted
+    in ``n_duplicates`` / ``n_exact_duplicates`` and left out of every quantile; an image is *flagged*
+    in a space when its similarity is at or above the reference's ``flag_quantile``.
     """
 
     sets: dict[str, dict[str, np.ndarray]]
@@ -146,14 +159,51 @@ class NearestReport:
     n_real: int
     by_patient: bool
     extra: dict[str, float] = field(default_factory=dict)
+    flag_quantile: float = 0.99
+    duplicate_ncc: float = 0.99
+
+    @property
+    def duplicates(self) -> np.ndarray:
+        """Bool per reference patch: its nearest other-patient patch is a near-duplicate (pixel NCC)."""
+        ncc = self.reference["ncc"]
+        return np.isfinite(ncc) & (ncc >= self.duplicate_ncc)
+
+    @property
+    def n_duplicates(self) -> int:
+        return int(self.duplicates.sum())
+
+    @property
+    def n_exact_duplicates(self) -> int:
+        """Reference patches with an (up to float rounding) identical patch of another patient."""
+        ncc = self.reference["ncc"]
+        return int((np.isfinite(ncc) & (ncc >= 1.0 - 1e-5)).sum())
 
     def ref(self, space: str) -> np.ndarray:
-        """The reference similarities of one space (patches with no other patient searched left out)."""
+        """The reference similarities of one space, without cross-patient duplicates and unmatched patches."""
         values = self.reference[space]
-        return values[np.isfinite(values)]
+        return values[np.isfinite(values) & ~self.duplicates]
+
+    def threshold(self, space: str) -> float:
+        """The flagging threshold of ``space``: the reference's ``flag_quantile`` (linear interpolation)."""
+        ref = self.ref(space)
+        if len(ref) == 0:
+            raise NearestInputError(
+                f"the {space} reference is empty: every reference patch has a near-duplicate in another "
+                f"patient (NCC >= {self.duplicate_ncc}); deduplicate the data or raise "
+                "audit.nearest.duplicate_ncc"
+            )
+        return float(np.quantile(ref, self.flag_quantile))
+
+    def flagged(self, name: str, space: str) -> np.ndarray:
+        """Bool per image of set ``name``: at or above the reference quantile of ``space``."""
+        return np.asarray(self.sets[name][space]) >= self.threshold(space)
 
     def summary(self, name: str) -> dict[str, float]:
-        """Mean/max nearest similarity and the share above the reference's 95th/99th percentile, per space."""
+        """Per space: mean/max nearest similarity, reference quantiles and the shares at or above them.
+
+        ``<space>_frac_flagged`` uses ``flag_quantile`` (``<space>_ref_q``); ``_frac_above_p95`` and
+        ``_frac_above_p99`` are the shares at or above the fixed 95th/99th percentiles.
+        """
         out: dict[str, float] = {}
         for space in self.spaces:
             sims = self.sets[name][space]
@@ -166,11 +216,116 @@ class NearestReport:
                     f"{space}_ref_median": float(np.median(ref)),
                     f"{space}_ref_p95": p95,
                     f"{space}_ref_p99": p99,
-                    f"{space}_frac_above_p95": float(np.mean(sims > p95)),
-                    f"{space}_frac_above_p99": float(np.mean(sims > p99)),
+                    f"{space}_ref_q": self.threshold(space),
+                    f"{space}_frac_above_p95": float(np.mean(sims >= p95)),
+                    f"{space}_frac_above_p99": float(np.mean(sims >= p99)),
+                    f"{space}_frac_flagged": float(np.mean(self.flagged(name, space))),
                 }
             )
+        out["n_images"] = float(len(self.sets[name][self.spaces[0]]))
         return out
+
+    def sample_sizes(self) -> dict[str, float]:
+        """How many real patches the numbers rest on (searched, reference, duplicates left out)."""
+        return {
+            "n_real_searched": float(self.n_real),
+            "n_reference": float(len(self.reference_indices)),
+            "n_reference_used": float(len(self.ref("ncc"))),
+            "n_reference_duplicates": float(self.n_duplicates),
+            "n_reference_exact_duplicates": float(self.n_exact_duplicates),
+            **self.extra,
+        }
+
+
+# ---- informative patches --------------------------------------------------------------------------
+def texture_strength(x_unit: torch.Tensor) -> torch.Tensor:
+    """Fine texture of each image ``[N, C, H, W]`` (in [0, 1] units): std of ``x - box3x3(x)``, shape ``[N]``.
+
+    A 3x3 box blur with reflected borders keeps smooth shading and gradients, so the residual is the
+    fine structure; uniform or smoothly shaded background scores ~0 (plus its pixel noise).
+    """
+    x = x_unit.float()
+    blurred = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), kernel_size=3, stride=1)
+    return (x - blurred).flatten(1).std(dim=1)
+
+
+@dataclass
+class InformativeSelection:
+    """Which training patches the audit compares with, and what it left out (counts, never ids)."""
+
+    indices: np.ndarray
+    n_total: int
+    n_excluded_class: int
+    n_excluded_texture: int
+    classes: list[str] | None
+    min_texture: float
+    texture_median_kept: float
+    texture_median_excluded: float
+
+    def counts(self) -> dict[str, float]:
+        return {
+            "n_train_patches": float(self.n_total),
+            "n_informative": float(len(self.indices)),
+            "n_excluded_class": float(self.n_excluded_class),
+            "n_excluded_texture": float(self.n_excluded_texture),
+            "min_texture": float(self.min_texture),
+        }
+
+    def describe(self) -> str:
+        """One sentence for the report: what was kept and what was excluded, and why."""
+        cls = f"classes {', '.join(self.classes)}" if self.classes else "all classes"
+        return (
+            f"{len(self.indices)} of {self.n_total} training patches are informative and searched ({cls}, "
+            f"fine texture >= {self.min_texture:.4g}); excluded: {self.n_excluded_class} by class, "
+            f"{self.n_excluded_texture} more as near-uniform (median texture kept "
+            f"{self.texture_median_kept:.4g}, excluded {self.texture_median_excluded:.4g})."
+        )
+
+
+def select_informative(
+    datamodule: ImageDataModule,
+    classes: list[str] | None = None,
+    min_texture: float = 0.0,
+    batch_size: int | None = None,
+    split: str = "train",
+) -> InformativeSelection:
+    """Patches of ``split`` of ``classes`` (``None``: all) with :func:`texture_strength` >= ``min_texture``.
+
+    Raises :class:`NearestInputError` for an unknown class name or when nothing is left.
+    """
+    names = list(datamodule.class_names)
+    labels = np.asarray(datamodule.labels(split))
+    keep_class = np.ones(len(labels), dtype=bool)
+    if classes:
+        unknown = [c for c in classes if c not in names]
+        if unknown:
+            raise NearestInputError(
+                f"audit.nearest.informative.classes {unknown} are not classes of the data {names}"
+            )
+        keep_class = np.isin(labels, [names.index(c) for c in classes])
+    train = datamodule.dataset(split, augment=False)
+    texture = []
+    for x, _ in DataLoader(train, batch_size=batch_size or datamodule.eval_batch_size, shuffle=False):
+        texture.append(texture_strength(denormalise(x.float(), datamodule.mean, datamodule.std)))
+    tex = torch.cat(texture).numpy() if texture else np.zeros(0)
+    keep_tex = tex >= float(min_texture)
+    keep = keep_class & keep_tex
+    if not keep.any():
+        raise NearestInputError(
+            f"no training patch is informative (classes {classes}, min_texture {min_texture}); lower "
+            "audit.nearest.informative.min_texture or widen its classes"
+        )
+    med = lambda v: float(np.median(v)) if len(v) else float("nan")  # noqa: E731
+    return InformativeSelection(
+        indices=np.flatnonzero(keep),
+        n_total=len(labels),
+        n_excluded_class=int((~keep_class).sum()),
+        n_excluded_texture=int((keep_class & ~keep_tex).sum()),
+        classes=list(classes) if classes else None,
+        min_texture=float(min_texture),
+        texture_median_kept=med(tex[keep]),
+        texture_median_excluded=med(tex[~keep]),
+    )
 
 
 def _train_groups(datamodule: ImageDataModule, n_real: int) -> tuple[np.ndarray, bool]:
@@ -198,6 +353,8 @@ def nearest_real(
     real_indices: np.ndarray | None = None,
     reference_indices: np.ndarray | None = None,
     ssim: bool = True,
+    flag_quantile: float = 0.99,
+    duplicate_ncc: float = 0.99,
 ) -> NearestReport:
     """Search the training split once for the nearest real patch of every query and of a reference sample.
 
@@ -205,7 +362,10 @@ def nearest_real(
     to the stored size if needed). ``max_real`` subsamples the real set (seeded) for quick runs;
     ``real_indices`` restricts the search to some training patches (e.g. those holding burned-in text)
     and ``reference_indices`` fixes the reference patches (default: a seeded sample of the searched ones).
+    ``flag_quantile`` and ``duplicate_ncc`` set how images are flagged (:class:`NearestReport`).
     """
+    if not 0.0 < flag_quantile < 1.0:
+        raise NearestInputError(f"flag_quantile must be in (0, 1), got {flag_quantile}")
     image_shape = datamodule.image_shape
     queries = {name: match_size(q.detach().float().cpu(), image_shape) for name, q in queries.items()}
     train = datamodule.dataset("train", augment=False)
@@ -288,6 +448,8 @@ def nearest_real(
         spaces=spaces,
         n_real=len(real_idx),
         by_patient=by_patient,
+        flag_quantile=float(flag_quantile),
+        duplicate_ncc=float(duplicate_ncc),
     )
 
 

@@ -33,6 +33,20 @@ _STANDARD_UID_ROOT = "1.2.840.10008."
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
 
+def data_root(cfg) -> str | None:
+    """The source data of a run config (a folder with header strings and file names, or one file), if set.
+
+    Lives here, not in the audit, so that ``sharing.publish`` and ``anonymity.audit`` both import it
+    without importing each other.
+    """
+    data = cfg.get("data") if hasattr(cfg, "get") else None
+    for key in ("root", "path"):
+        value = data.get(key) if data is not None else None
+        if value not in (None, "???"):
+            return str(value)
+    return None
+
+
 class TextCheckError(ValueError):
     """A text/header check that cannot run as configured; the message names the setting to change."""
 

@@ -68,9 +68,14 @@ def run(cfg: DictConfig) -> dict:
     for row, metrics in results.items():
         keys = (
             "ncc_nearest_max",
-            "ncc_frac_above_p99",
-            "feature_frac_above_p99",
-            "mia_loss_auc",
+            "ncc_ref_q",
+            "frac_flagged",
+            "feature_frac_flagged",
+            "mia_patch_lira_auc",
+            "mia_patch_lira_tpr_at_1pct",
+            "mia_patient_lira_auc",
+            "mia_patient_n_members",
+            "mia_patient_n_nonmembers",
             "artifact_leaks",
         )
         print(row, " ".join(f"{k}={metrics[k]:.3f}" for k in keys if k in metrics))

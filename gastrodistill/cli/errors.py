@@ -36,6 +36,7 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.data.errors.DataInputError",
         "gastrodistill.distillation.distilled_set.DistilledSetError",
         "gastrodistill.distillation.module.NonFiniteError",
+        "gastrodistill.distillation.resume.ResumeError",
         "gastrodistill.evaluation.run.EvaluationConfigError",
         "gastrodistill.evaluation.patient.PatientEvaluationError",
         "gastrodistill.anonymity.audit.AuditConfigError",

@@ -9,6 +9,11 @@ store) → ``distill`` (one set per ``reproduce.distill_modes``, soft and hard) 
 and distilled sets: results table and plots) → ``audit`` (anonymity) → ``artifact`` (shareable sets).
 Outputs: ``<run>/distill/<mode>``, ``<run>/eval``, ``<run>/audit``, ``<run>/artifacts/<mode>``, and
 ``<run>/SUMMARY.md`` listing them with each stage's wall time.
+
+Several processes (``trainer=ddp``; Lightning's launcher, torchrun or SLURM, docs/distillation.md):
+global rank 0 generates the data and builds the patch store while the others wait for it; every rank
+distils; then only rank 0 runs the stages of :attr:`Pipeline.rank_zero_stages` (evaluate, audit,
+artifact) and writes the run info and summary, while the other ranks end their part of the job.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ from omegaconf import DictConfig
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.utils.atomic import write_text_atomic
+from gastrodistill.utils.distributed import (
+    global_rank,
+    is_global_zero,
+    prepare_data_rank_zero_first,
+    world_size,
+)
 from gastrodistill.utils.run_info import save_run_info
 
 STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
@@ -44,7 +55,16 @@ def _has(module: str) -> bool:
 
 
 class Pipeline:
-    """Holds what stages hand to each other (data module, distilled sets, results) and runs them."""
+    """Holds what stages hand to each other (data module, distilled sets, results) and runs them.
+
+    Rank-aware: ``generate`` runs on global rank 0 only (the others wait for the patch store in
+    :meth:`datamodule`), ``distill`` on every rank, and the stages in :attr:`rank_zero_stages` on rank 0
+    only. A stage that learns to shard its work across ranks (and gather on rank 0) leaves this set and
+    checks :func:`~gastrodistill.utils.distributed.global_rank` / ``world_size`` itself.
+    """
+
+    #: Stages that only global rank 0 runs (they write the run's shared outputs).
+    rank_zero_stages: frozenset[str] = frozenset({"generate", "evaluate", "audit", "artifact"})
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
@@ -61,7 +81,7 @@ class Pipeline:
     def datamodule(self):
         if self.dm is None:
             self.dm = hydra.utils.instantiate(self.cfg.data)
-            self.dm.prepare_data()
+            prepare_data_rank_zero_first(self.dm)  # rank 0 builds the store; the others wait for it
             self.dm.setup()
         return self.dm
 
@@ -92,16 +112,81 @@ class Pipeline:
         store = getattr(dm, "store", None)
         if store is not None:
             self.paths["patch store"] = Path(store.path)
-            print(summary_table(store.meta))
+            if is_global_zero():
+                print(summary_table(store.meta))
 
     def distill(self) -> None:
         from gastrodistill.distillation.run import run_distillation
 
         dm = self.datamodule()
-        for mode in self.modes():
-            print(f"--- distillation: {mode} labels")
-            self.sets[mode] = run_distillation(self.cfg, dm, self.out / "distill", mode=mode)
+        resume = self.resume_checkpoints()
+        modes = self.modes()
+        workers = min(int(self.rcfg.get("parallel_modes") or 1), len(modes))
+        if workers > 1 and world_size() == 1 and _one_device(self.cfg):
+            self._distill_in_processes(modes, resume, workers)
+            return
+        for mode in modes:
+            if is_global_zero():
+                print(f"--- distillation: {mode} labels")
+            self.sets[mode] = run_distillation(
+                self.cfg, dm, self.out / "distill", mode=mode, resume=resume[mode]
+            )
             self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+
+    def _distill_in_processes(self, modes: list[str], resume: dict[str, Path | None], workers: int) -> None:
+        """One process per label mode (``reproduce.parallel_modes``), for one machine without DDP.
+
+        The modes are independent runs, so on a CPU with as many free cores as modes (the 2-core preset:
+        one torch thread each) they finish in about the time of one. Each process receives the resolved
+        config (no Hydra context is needed there), rebuilds the data module from the patch store the
+        parent has already built, and saves its set; the parent then loads the sets from disk.
+        """
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        from omegaconf import OmegaConf
+
+        from gastrodistill.distillation.distilled_set import DistilledSet
+
+        resolved = OmegaConf.to_container(self.cfg, resolve=True)
+        threads = int(self.rcfg.get("num_threads") or torch.get_num_threads())
+        print(f"--- distillation: {', '.join(modes)} labels in {workers} processes", flush=True)
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+            jobs = {
+                mode: pool.submit(
+                    _distill_mode, resolved, str(self.out / "distill"), mode, resume[mode], threads
+                )
+                for mode in modes
+            }
+            for job in jobs.values():
+                job.result()  # re-raises the child's error (its class and message) here
+        for mode in modes:
+            self.sets[mode] = DistilledSet.load(self.out / "distill" / mode)
+            self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+
+    def resume_checkpoints(self) -> dict[str, Path | None]:
+        """Per mode, the checkpoint ``distill.resume`` names (each mode its own, never a shared one).
+
+        A mode without a checkpoint starts from step 0 (say, the hard run never started before the
+        interruption); when a resume was asked for and no mode has one, :class:`ResumeError`.
+        """
+        from gastrodistill.distillation.resume import ResumeError, missing_message
+        from gastrodistill.distillation.run import resume_checkpoint
+
+        spec = self.cfg.distill.get("resume")
+        found = {
+            m: resume_checkpoint(self.cfg, m, self.out / "distill" / m, required=False) for m in self.modes()
+        }
+        if spec not in (None, "") and not any(found.values()):
+            raise ResumeError(
+                missing_message(
+                    str(spec), self.modes(), self.out / "distill", self.cfg.distill.get("resume_root")
+                )
+            )
+        for m, ckpt in found.items():
+            if spec not in (None, "") and ckpt is None and is_global_zero():
+                print(f"no checkpoint of the {m}-label run to resume: it starts from step 0", flush=True)
+        return found
 
     def evaluate(self) -> None:
         from gastrodistill.evaluation.run import run_evaluation
@@ -178,8 +263,10 @@ class Pipeline:
         order = [STAGES.index(s) for s in stages]
         if order != sorted(order):
             raise ReproduceConfigError(f"stages {stages} are out of order; keep the order {list(STAGES)}")
-        self.out.mkdir(parents=True, exist_ok=True)
-        save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
+        zero = is_global_zero()
+        if zero:
+            self.out.mkdir(parents=True, exist_ok=True)
+            save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
         threads = self.rcfg.get("num_threads")
         if threads:
             torch.set_num_threads(int(threads))
@@ -192,12 +279,19 @@ class Pipeline:
                 print(f"==> [{i}/{len(stages)}] {note}")
                 self.notes.append(note)
                 continue
+            if stage in self.rank_zero_stages and not is_global_zero():
+                print(
+                    f"==> [{i}/{len(stages)}] {stage}: runs on global rank 0 (this is rank {global_rank()})"
+                )
+                continue
             print(f"==> [{i}/{len(stages)}] {stage} (elapsed {time.time() - start:.0f} s)", flush=True)
             t0 = time.time()
             fn()
             self.timings[stage] = time.time() - t0
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
         self.timings["total"] = time.time() - start
+        if not is_global_zero():  # rank 0 writes the run info and the summary
+            return self.paths
         save_run_info(
             self.out, self.cfg, extra={"stage": "reproduce", "stages": stages, "timings": self.timings}
         )
@@ -227,6 +321,27 @@ class Pipeline:
         return path
 
 
+def _one_device(cfg: DictConfig) -> bool:
+    """True when the trainer uses one device on one node (no launcher that would start processes itself)."""
+    t = cfg.get("trainer") or {}
+    return str(t.get("devices", 1)) == "1" and int(t.get("num_nodes", 1) or 1) == 1
+
+
+def _distill_mode(
+    resolved: dict[str, Any], output_dir: str, mode: str, resume: Path | None, threads: int
+) -> str:
+    """Child process of :meth:`Pipeline._distill_in_processes`: one label mode, saved under ``output_dir``."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.distillation.run import run_distillation
+
+    torch.set_num_threads(threads)
+    cfg = OmegaConf.create(resolved)
+    dm = hydra.utils.instantiate(cfg.data)
+    run_distillation(cfg, dm, output_dir, mode=mode, resume=resume)
+    return mode
+
+
 def target_lines(df) -> list[str]:
     """The study's targets as measured (``evaluation.results.target_lines``: no "nan ... NOT met" lines)."""
     from gastrodistill.evaluation.results import target_lines as lines
@@ -238,6 +353,9 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     """Run ``cfg.stages`` and print where everything went."""
     pipe = Pipeline(cfg)
     paths = pipe.run()
+    if not is_global_zero():
+        print(f"rank {global_rank()}: done (evaluation, audit and outputs are global rank 0's)")
+        return paths
     results = pipe.out / "eval" / "results.md"
     if results.is_file():
         print(results.read_text())

@@ -2,6 +2,6 @@
 optimisation through an unrolled inner training loop (``higher`` or ``torch.func`` backends)."""
 
 from gastrodistill.distillation.distilled_set import DistilledSet, DistilledSetError
-from gastrodistill.distillation.inner_loop import outer_loss, sgd_step
+from gastrodistill.distillation.inner_loop import meta_objective, outer_loss, replay, sgd_step
 
-__all__ = ["DistilledSet", "DistilledSetError", "outer_loss", "sgd_step"]
+__all__ = ["DistilledSet", "DistilledSetError", "meta_objective", "outer_loss", "replay", "sgd_step"]

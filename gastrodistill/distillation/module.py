@@ -51,6 +51,24 @@ class NonFiniteError(RuntimeError):
     """The outer loss or the meta-gradient became NaN/inf; the message names the outer step."""
 
 
+PRECISIONS = ("32", "bf16")
+_NEVER = 2**62  # "no non-finite value seen yet" in the first-bad-step tracker
+
+
+def _MIN_OP() -> Any:
+    import torch.distributed as dist
+
+    return dist.ReduceOp.MIN if dist.is_available() else "min"
+
+
+def check_precision(precision: str | int) -> str:
+    """``32`` (float32) or ``bf16`` (bfloat16 autocast); raises ``ValueError`` naming the key otherwise."""
+    p = str(precision).replace("-true", "").replace("-mixed", "")
+    if p not in PRECISIONS:
+        raise ValueError(f"distill.precision must be 32 or bf16, got {precision!r}")
+    return p
+
+
 class DistillModule(pl.LightningModule):
     def __init__(
         self,
@@ -78,6 +96,13 @@ class DistillModule(pl.LightningModule):
         augment_real: bool = True,
         grid_every: int = 0,
         grid_dir: str | Path | None = None,
+        precision: str | int = 32,
+        channels_last: bool = False,
+        log_every: int = 1,
+        check_every: int = 1,
+        debug_record: bool = False,
+        mode: str | None = None,
+        batch_real_per_rank: bool = True,
     ) -> None:
         super().__init__()
         check_backend(backend, checkpoint)
@@ -117,8 +142,23 @@ class DistillModule(pl.LightningModule):
         self.augment_real = bool(augment_real)
         self.grid_every = int(grid_every or 0)
         self.grid_dir = Path(grid_dir) if grid_dir is not None else None
-        #: What the last outer step did on this rank (seeds and initial-weight fingerprints of its networks).
+        self.precision = check_precision(precision)
+        self.channels_last = bool(channels_last)
+        for key, value in (("log_every", log_every), ("check_every", check_every)):
+            if int(value) < 1:
+                raise ValueError(f"distill.{key} must be >= 1 (outer steps), got {value}")
+        self.log_every, self.check_every = int(log_every), int(check_every)
+        self.debug_record = bool(debug_record)
+        #: False: ``batch_real`` is the global real batch, split across the ranks (ceil(batch / world)).
+        self.batch_real_per_rank = bool(batch_real_per_rank)
+        self._batch_real = int(real_batches.batch_size)
+        #: The label mode this module distils; stored in checkpoints so soft and hard never share one.
+        self.mode = mode or distilled.mode
+        #: What the last outer step did on this rank (seeds; with ``debug_record`` also the initial-weight
+        #: fingerprints of its networks, which cost a device sync per network).
         self.last_step_record: dict[str, Any] = {}
+        # First outer step whose loss / meta-gradient was not finite, kept on the device (no sync per step).
+        self._first_bad: Tensor | None = None
 
     # ---- inner networks ---------------------------------------------------------------------------
     def inner_seed(self, step: int, rank: int, index: int) -> int:
@@ -143,9 +183,17 @@ class DistillModule(pl.LightningModule):
         """(outer loss, accuracy and meta-gradient surrogate; the sampled network) for one inner network.
 
         ``outer_chunk``: True uses ``self.outer_chunk``; None forces the unchunked loss (with logits).
+        With ``precision="bf16"`` it runs under bfloat16 autocast (float32 master tensors).
         """
         net = self.sample_inner_net(step, rank, index)
-        result = meta_objective(
+        with self._autocast():
+            result = self._meta_objective(net, x, y, step, rank, index, outer_chunk)
+        return result, net
+
+    def _meta_objective(
+        self, net: nn.Module, x: Tensor, y: Tensor, step: int, rank: int, index: int, outer_chunk: Any
+    ) -> MetaResult:
+        return meta_objective(
             net,
             self.distilled,
             x,
@@ -159,7 +207,6 @@ class DistillModule(pl.LightningModule):
             augment_real=self.augment_real,
             seed_parts=(self.seed, "dsa", step, rank, index),
         )
-        return result, net
 
     def inner_net_loss(
         self, x: Tensor, y: Tensor, step: int, rank: int, index: int
@@ -168,11 +215,20 @@ class DistillModule(pl.LightningModule):
         result, net = self.inner_net_objective(x, y, step, rank, index, outer_chunk=None)
         return result.surrogate, result.logits, net
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """bfloat16 autocast over the unroll and the real forward when ``precision="bf16"`` (else nothing)."""
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.distilled.images.device.type, dtype=torch.bfloat16)
+
     def real_batch(self, step: int, rank: int) -> tuple[Tensor, Tensor]:
-        x, y = self.real_batches.get(step, rank)
-        return x.to(self.distilled.images.device, self.distilled.images.dtype), y.to(
-            self.distilled.images.device
-        )
+        """This rank's real batch of outer step ``step`` on the module's device: ``[B, C, H, W]``, ``[B]``."""
+        device = self.distilled.images.device
+        x, y = self.real_batches.get(step, rank, device=device)
+        x = x.to(device, self.distilled.images.dtype, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y.to(device, non_blocking=True)
 
     # ---- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
@@ -199,6 +255,35 @@ class DistillModule(pl.LightningModule):
             f"the outer learning rates or set distill.grad_clip."
         )
 
+    def _due(self, step: int, every: int) -> bool:
+        """Whether outer step ``step`` is a logging/checking step (every ``every`` steps and the last one)."""
+        last = self.trainer.max_steps is not None and step + 1 >= self.trainer.max_steps
+        return (step + 1) % every == 0 or last
+
+    def _track_finite(self, step: int, slot: int, finite: Tensor) -> None:
+        """Keep on the device the first step at which slot ``slot`` (0: loss, 1+: params) was not finite."""
+        if self._first_bad is None or self._first_bad.device != finite.device:
+            n = 1 + len(list(self.distilled.parameters()))
+            self._first_bad = torch.full((n,), _NEVER, dtype=torch.int64, device=finite.device)
+        here = torch.where(finite, _NEVER, step)
+        self._first_bad[slot] = torch.minimum(self._first_bad[slot], here)
+
+    def _check_finite(self, rank: int) -> None:
+        """One all-reduce (min over ranks) and one host sync: raise on the first non-finite step seen."""
+        if self._first_bad is None:
+            return
+        local = self._first_bad.clone()
+        first = self.trainer.strategy.reduce(self._first_bad.clone(), reduce_op=_MIN_OP())
+        first = first.cpu().tolist()
+        if min(first) >= _NEVER:
+            return
+        if first[0] <= min(first[1:], default=_NEVER):
+            where = f"on rank {rank}" if int(local[0]) == first[0] else "on another rank"
+            self._fail(int(first[0]), f"the outer loss is not finite ({where})")
+        names = [n for n, _ in self.distilled.named_parameters()]
+        j = min(range(1, len(first)), key=lambda i: first[i])
+        self._fail(int(first[j]), f"the meta-gradient of {names[j - 1]!r} is not finite")
+
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         step, rank = int(self.global_step), int(self.global_rank)
         x, y = self.real_batch(step, rank)
@@ -208,25 +293,21 @@ class DistillModule(pl.LightningModule):
         losses, accs, seeds, fingerprints = [], [], [], []
         for i in range(n):
             result, net = self.inner_net_objective(x, y, step, rank, i)
-            loss = result.loss
+            loss = result.loss.float()
             seeds.append(self.inner_seed(step, rank, i))
-            fingerprints.append(float(sum(p.detach().double().sum() for p in net.parameters())))
-            finite = bool(torch.isfinite(loss.detach()))
-            if not self.trainer.strategy.reduce_boolean_decision(finite, all=True):
-                where = (
-                    f"({float(loss.detach())}) on rank {rank}, inner network {i}"
-                    if not finite
-                    else "on another rank"
-                )
-                self._fail(step, f"the outer loss is not finite {where}")
+            if self.debug_record:  # a host sync per network: only where a test asks for it
+                fingerprints.append(float(sum(p.detach().double().sum() for p in net.parameters())))
+            self._track_finite(step, 0, torch.isfinite(loss.detach()))
             with self._no_sync() if i < n - 1 else contextlib.nullcontext():
                 self.manual_backward(result.surrogate / n)
             release_template(net)
             losses.append(loss.detach())
             accs.append(result.acc.float())
-        for name, p in self.distilled.named_parameters():
-            if p.grad is not None and not torch.isfinite(p.grad).all():
-                self._fail(step, f"the meta-gradient of {name!r} is not finite")
+        for j, p in enumerate(self.distilled.parameters(), start=1):
+            if p.grad is not None:
+                self._track_finite(step, j, torch.isfinite(p.grad).all())
+        if self._due(step, self.check_every):
+            self._check_finite(rank)
         if self.grad_clip:
             self.clip_gradients(opt, gradient_clip_val=float(self.grad_clip), gradient_clip_algorithm="norm")
         if self.grad_clip_ema is not None:
@@ -235,14 +316,36 @@ class DistillModule(pl.LightningModule):
         sched = self.lr_schedulers()
         if sched is not None:
             sched.step()
-        self.last_step_record = {
-            "step": step,
-            "rank": rank,
-            "seeds": seeds,
-            "init_fingerprints": fingerprints,
-        }
-        self._log_step(step, torch.stack(losses).mean(), torch.stack(accs).mean())
-        return torch.stack(losses).mean()
+        self.last_step_record = {"step": step, "rank": rank, "seeds": seeds}
+        if self.debug_record:
+            self.last_step_record["init_fingerprints"] = fingerprints
+        mean_loss = torch.stack(losses).mean()
+        if self._due(step, self.log_every):
+            self._log_step(step, mean_loss, torch.stack(accs).mean())
+        elif self.grid_every and (step + 1) % self.grid_every == 0 and self.trainer.is_global_zero:
+            self.log_grid(step + 1)
+        return mean_loss
+
+    def on_fit_start(self) -> None:
+        if not self.batch_real_per_rank:  # each rank's share of the global real batch
+            world = max(int(self.trainer.world_size), 1)
+            self.real_batches.batch_size = -(-self._batch_real // world)
+
+    # ---- checkpoints --------------------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["gastrodistill"] = {"mode": self.mode}
+        checkpoint["grad_norm_ema"] = self.grad_norm_ema
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.grad_norm_ema = checkpoint.get("grad_norm_ema")
+        saved = (checkpoint.get("gastrodistill") or {}).get("mode")
+        if saved is not None and saved != self.mode:
+            from gastrodistill.distillation.resume import ResumeError
+
+            raise ResumeError(
+                f"the checkpoint was written by a {saved!r}-label run; this is the {self.mode!r}-label run. "
+                f"Soft and hard runs never share a checkpoint: pass a checkpoint of the {self.mode} run"
+            )
 
     @torch.no_grad()
     def _clip_to_running_norm(self) -> None:
@@ -265,12 +368,6 @@ class DistillModule(pl.LightningModule):
             norm = limit
         d = self.grad_clip_ema_decay
         self.grad_norm_ema = d * self.grad_norm_ema + (1.0 - d) * norm
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["grad_norm_ema"] = self.grad_norm_ema
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        self.grad_norm_ema = checkpoint.get("grad_norm_ema")
 
     # ---- logging ------------------------------------------------------------------------------------
     def _log_step(self, step: int, loss: Tensor, acc: Tensor) -> None:

@@ -17,9 +17,11 @@ from gastrodistill.distillation.distilled_set import MODES, DistilledSet
 from gastrodistill.distillation.module import DistillModule
 from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
+from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missing_message, resolve_resume
 from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.utils.atomic import write_text_atomic
-from gastrodistill.utils.loggers import finish_loggers, instantiate_loggers, log_public_hyperparams
+from gastrodistill.utils.distributed import is_global_zero, prepare_data_rank_zero_first
+from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
@@ -79,7 +81,14 @@ def build_module(
     return DistillModule(
         distilled,
         _BoundFactory(factory, shape),
-        RealBatchSource.from_datamodule(datamodule, d.batch_real, cfg.seed),
+        RealBatchSource.from_datamodule(
+            datamodule,
+            d.batch_real,
+            cfg.seed,
+            mode=d.get("real_data", "items"),
+            resident_max_bytes=float(d.get("resident_max_bytes", 0) or 0),
+            prefetch=int(d.get("prefetch", 2)),
+        ),
         seed=cfg.seed,
         init_scheme=d.init,
         backend=d.backend,
@@ -100,6 +109,13 @@ def build_module(
         augment_real=bool(getattr(augment, "real", True)),
         grid_every=d.grid_every,
         grid_dir=grid_dir,
+        precision=d.get("precision", 32),
+        channels_last=bool(d.get("channels_last", False)),
+        log_every=int(d.get("log_every", 1)),
+        check_every=int(d.get("check_every", 1)),
+        debug_record=bool(d.get("debug_record", False)),
+        mode=distilled.mode,
+        batch_real_per_rank=bool(d.get("batch_real_per_rank", True)),
     )
 
 
@@ -113,12 +129,29 @@ class _BoundFactory:
         return self.factory(**self.shape)
 
 
+def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = True) -> Path | None:
+    """The checkpoint ``distill.resume`` names for the ``mode`` run (see :mod:`.resume`); prints it.
+
+    Raises :class:`ResumeError` when a resume was asked for, ``required`` is set and nothing matches.
+    """
+    d = cfg.distill
+    spec = d.get("resume")
+    root = d.get("resume_root")
+    ckpt = resolve_resume(spec, mode, out, root)
+    if ckpt is None and spec not in (None, "") and required:
+        raise ResumeError(missing_message(str(spec), [mode], out, root))
+    if ckpt is not None and is_global_zero():
+        print(f"resuming the {mode}-label distillation from checkpoint {ckpt}", flush=True)
+    return ckpt
+
+
 def run_distillation(
     cfg: DictConfig,
     datamodule: Any,
     output_dir: str | os.PathLike,
     mode: str | None = None,
     callbacks: list[Callback] | None = None,
+    resume: Path | None | bool = True,
 ) -> DistilledSet:
     """Distil ``datamodule`` with ``cfg.distill`` (mode overridable); save the set to ``output_dir/<mode>/``.
 
@@ -126,23 +159,30 @@ def run_distillation(
     the run info (config, versions, git revision), grids every ``distill.grid_every`` steps under
     ``grids/`` and Lightning checkpoints under ``checkpoints/`` (``distill.resume`` resumes from one).
     ``callbacks`` are extra Lightning callbacks (they must be picklable for ``ddp_spawn``).
+    ``resume``: ``True`` resolves ``distill.resume`` here (:func:`resume_checkpoint`, an error when nothing
+    matches), a path resumes from it, ``None``/``False`` starts from step 0.
+
+    Under DDP launched by torchrun/SLURM (every process runs this), global rank 0 prepares the data
+    (builds the patch store) while the others wait, then every rank distils; only rank 0 writes files.
     """
     d = cfg.distill
     mode = mode or d.mode
     out = Path(output_dir) / mode
-    datamodule.prepare_data()
+    ckpt_path = resume_checkpoint(cfg, mode, out) if resume is True else (resume or None)
+    prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
     module = build_module(cfg, datamodule, distilled, out / "grids")
-    loggers = instantiate_loggers(cfg.logger)
+    loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode
     log_public_hyperparams(loggers, cfg)
     callbacks = list(callbacks or [])
     if d.ckpt_every:
         callbacks.append(
             ModelCheckpoint(
                 dirpath=out / "checkpoints",
-                filename="step{step:06d}",
+                filename=CKPT_FILENAME,
+                auto_insert_metric_name=False,
                 every_n_train_steps=d.ckpt_every,
                 save_top_k=1,
                 save_last=True,
@@ -151,6 +191,8 @@ def run_distillation(
     trainer = hydra.utils.instantiate(
         cfg.trainer,
         max_steps=d.outer_steps,
+        # Lightning converts logged tensors to numbers (a device sync) whenever it logs: only every log_every.
+        log_every_n_steps=int(d.get("log_every", 1)),
         max_epochs=-1,
         logger=loggers or False,
         callbacks=callbacks,
@@ -160,7 +202,11 @@ def run_distillation(
     with warnings.catch_warnings():
         # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
         warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
-        trainer.fit(module, train_dataloaders=OuterSteps(d.outer_steps), ckpt_path=d.get("resume"))
+        trainer.fit(
+            module,
+            train_dataloaders=OuterSteps(d.outer_steps),
+            ckpt_path=str(ckpt_path) if ckpt_path else None,
+        )
     distilled = module.distilled.cpu().float()
     if trainer.is_global_zero:
         distilled.save(out)

@@ -278,3 +278,13 @@ def predict(
     """Predicted classes of every image."""
     probs = predict_proba(net, batches, batch_size)
     return probs.argmax(1) if probs.size else np.empty(0, dtype=np.int64)
+
+
+def in_memory_batches(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int, generator: torch.Generator
+) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+    """One shuffled pass over in-memory tensors ``x`` ``[N, ...]``, ``y`` ``[N]`` (audit shadow networks)."""
+    order = torch.randperm(len(x), generator=generator)
+    for start in range(0, len(x), batch_size):
+        idx = order[start : start + batch_size]
+        yield x[idx], y[idx]

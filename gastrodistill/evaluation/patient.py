@@ -9,11 +9,18 @@ The decision threshold maximises the harmonic mean (HM) of sensitivity and speci
 patients it is fitted on. :func:`fit_threshold` accepts only scores of a fitting split (``train`` or
 ``val``), and :meth:`FittedThreshold.apply` refuses the split and the patients it was fitted on, so
 a threshold can never be chosen on test patients nor evaluated on its own fitting patients.
+
+A threshold fitted on a handful of patients is noise. :func:`choose_threshold` refuses a fitting
+split with fewer than ``min_patients_per_class`` patients of either diagnosis
+(:class:`ThresholdRefused`), or, when configured (``fallback="cv"``), pools the training and
+validation patients and fits the threshold by stratified k-fold cross-validation over them
+(:func:`fit_threshold_cv`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +32,10 @@ SPLITS = ("train", "val", "test")
 
 class PatientEvaluationError(ValueError):
     """Bad input to patient-level evaluation (unknown patient, one-class fitting set, wrong split...)."""
+
+
+class ThresholdRefused(PatientEvaluationError):
+    """Too few patients of a diagnosis to fit a threshold on; the message gives the counts and the fix."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,14 @@ class FittedThreshold:
     fit_split: str
     fit_hm: float
     fit_patients: frozenset = field(repr=False)
+    #: ``fit`` (argmax HM on one split) or ``cv`` (cross-validated over training and validation patients).
+    method: str = "fit"
+    #: Patients of each diagnosis the threshold rests on: (gastritis, not gastritis).
+    n_positive: int = 0
+    n_negative: int = 0
+    #: Cross-validation only: HM of the out-of-fold decisions, and the per-fold thresholds.
+    cv_hm: float = math.nan
+    fold_values: tuple[float, ...] = ()
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
         return np.asarray(scores) >= self.value
@@ -145,13 +164,164 @@ def fit_threshold(fit: PatientScores) -> FittedThreshold:
             f"split {fit.split!r} has patients of one diagnosis only ({len(labels)} patients); "
             "the threshold needs both gastritis and non-gastritis patients"
         )
-    distinct = np.unique(fit.scores)  # ascending
-    hms = np.array([harmonic_mean(*sensitivity_specificity(labels, fit.scores >= t)) for t in distinct])
-    k = int(np.argmax(hms))  # first maximum = lowest threshold
-    value = float(distinct[k]) if k == 0 else float((distinct[k] + distinct[k - 1]) / 2.0)
+    value, hm = _argmax_hm(fit.scores, labels)
     return FittedThreshold(
         value=value,
         fit_split=fit.split,
-        fit_hm=float(hms[k]),
+        fit_hm=hm,
         fit_patients=frozenset(fit.patient_ids.tolist()),
+        n_positive=int(labels.sum()),
+        n_negative=int((~labels).sum()),
+    )
+
+
+def _argmax_hm(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(threshold, HM) of the HM-maximising rule ``score >= threshold`` (see :func:`fit_threshold`)."""
+    distinct = np.unique(scores)  # ascending
+    hms = np.array([harmonic_mean(*sensitivity_specificity(labels, scores >= t)) for t in distinct])
+    k = int(np.argmax(hms))  # first maximum = lowest threshold
+    value = float(distinct[k]) if k == 0 else float((distinct[k] + distinct[k - 1]) / 2.0)
+    return value, float(hms[k])
+
+
+def diagnosis_counts(scores: PatientScores) -> tuple[int, int]:
+    """(gastritis, not gastritis) patients of one split."""
+    labels = scores.labels.astype(bool)
+    return int(labels.sum()), int((~labels).sum())
+
+
+@dataclass(frozen=True)
+class ThresholdPolicy:
+    """When a patient threshold may be fitted, and what to do when the fitting split is too small.
+
+    ``min_patients_per_class``: fewest patients of each diagnosis a threshold may rest on (0: no
+    check). ``fallback``: ``refuse`` (raise :class:`ThresholdRefused`) or ``cv`` (cross-validate over
+    training and validation patients pooled, ``cv_folds`` stratified folds, seeded by ``seed``).
+    """
+
+    min_patients_per_class: int = 5
+    fallback: str = "refuse"
+    cv_folds: int = 5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.fallback not in ("refuse", "cv"):
+            raise PatientEvaluationError(
+                f"eval.patient.threshold_fallback = {self.fallback!r}; use 'refuse' or 'cv'"
+            )
+        if self.min_patients_per_class < 0 or self.cv_folds < 2:
+            raise PatientEvaluationError(
+                "eval.patient.min_patients_per_class must be >= 0 and eval.patient.cv_folds >= 2"
+            )
+
+
+def _pool(parts: Sequence[PatientScores]) -> PatientScores:
+    ids = np.concatenate([p.patient_ids for p in parts])
+    if len(np.unique(ids)) != len(ids):
+        raise PatientEvaluationError(
+            "the splits pooled for threshold cross-validation share patients; they must be disjoint"
+        )
+    return PatientScores(
+        split="train",  # a fitting split; the pooled threshold records its true origin in fit_split
+        patient_ids=ids,
+        scores=np.concatenate([p.scores for p in parts]),
+        labels=np.concatenate([p.labels for p in parts]),
+        n_relevant=np.concatenate([p.n_relevant for p in parts]),
+    )
+
+
+def fit_threshold_cv(parts: Sequence[PatientScores], folds: int = 5, seed: int = 0) -> FittedThreshold:
+    """A threshold cross-validated over the patients of ``parts`` (``train`` and/or ``val`` splits).
+
+    Patients are split into ``folds`` stratified folds (seeded). On each fold's complement the
+    HM-maximising threshold is fitted (:func:`fit_threshold`'s rule) and applied to the held-out
+    fold; ``cv_hm`` is the HM of all out-of-fold decisions (an honest estimate of the rule's
+    quality), and the threshold is the median of the fold thresholds (stabler than one fit on all).
+    The number of folds is capped by the smaller diagnosis count.
+    """
+    for p in parts:
+        if p.split not in FIT_SPLITS:
+            raise PatientEvaluationError(
+                f"threshold cross-validation pools {FIT_SPLITS} patients only, not {p.split!r}"
+            )
+    pooled = _pool(parts)
+    labels = pooled.labels.astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if min(n_pos, n_neg) < 2:
+        raise ThresholdRefused(
+            f"threshold cross-validation needs at least 2 patients of each diagnosis; the pooled "
+            f"{'+'.join(p.split for p in parts)} patients have {n_pos} gastritis and {n_neg} not"
+        )
+    k = min(int(folds), n_pos, n_neg)
+    rng = np.random.default_rng([int(seed), 0x7C5])
+    fold = np.empty(len(labels), dtype=np.int64)
+    for cls in (True, False):
+        idx = rng.permutation(np.flatnonzero(labels == cls))
+        fold[idx] = np.arange(len(idx)) % k
+    decisions = np.zeros(len(labels), dtype=bool)
+    values = []
+    for f in range(k):
+        train = fold != f
+        value, _ = _argmax_hm(pooled.scores[train], labels[train])
+        values.append(value)
+        decisions[~train] = pooled.scores[~train] >= value
+    value = float(np.median(values))
+    return FittedThreshold(
+        value=value,
+        fit_split="+".join(p.split for p in parts),
+        fit_hm=harmonic_mean(*sensitivity_specificity(labels, pooled.scores >= value)),
+        fit_patients=frozenset(pooled.patient_ids.tolist()),
+        method="cv",
+        n_positive=n_pos,
+        n_negative=n_neg,
+        cv_hm=harmonic_mean(*sensitivity_specificity(labels, decisions)),
+        fold_values=tuple(float(v) for v in values),
+    )
+
+
+def choose_threshold(
+    policy: ThresholdPolicy,
+    fit: PatientScores,
+    other: PatientScores | Callable[[], PatientScores] | None = None,
+) -> FittedThreshold:
+    """The patient threshold under ``policy``: fitted on ``fit`` when it has enough patients per diagnosis.
+
+    Otherwise, with ``policy.fallback == "cv"``, cross-validated over ``fit`` and ``other`` (the other
+    fitting split, or a callable computing it only when needed); else :class:`ThresholdRefused`,
+    whose message names the counts and the config keys that change the decision.
+    """
+    n_pos, n_neg = diagnosis_counts(fit)
+    need = int(policy.min_patients_per_class)
+    if min(n_pos, n_neg) >= need:
+        return fit_threshold(fit)
+    short = (
+        f"the patient threshold would be fitted on {n_pos} gastritis and {n_neg} non-gastritis "
+        f"{fit.split!r} patients, fewer than eval.patient.min_patients_per_class = {need} per diagnosis"
+    )
+    if policy.fallback != "cv":
+        raise ThresholdRefused(
+            f"{short}; refused. Set eval.patient.threshold_fallback=cv to cross-validate it over training "
+            "and validation patients, give the split more patients, or lower the minimum (the interval "
+            "of every patient-level number will then be wide)"
+        )
+    if other is None:
+        raise ThresholdRefused(f"{short}, and no other fitting split was given to cross-validate over")
+    other_scores = other() if callable(other) else other
+    th = fit_threshold_cv([fit, other_scores], policy.cv_folds, policy.seed)
+    if min(th.n_positive, th.n_negative) < need:
+        raise ThresholdRefused(
+            f"{short}, and training and validation patients together have only {th.n_positive} and "
+            f"{th.n_negative}; refused (lower eval.patient.min_patients_per_class only knowingly)"
+        )
+    return th
+
+
+def threshold_policy(patient_cfg: Mapping | None, seed: int = 0) -> ThresholdPolicy:
+    """The :class:`ThresholdPolicy` of an ``eval.patient`` config node (missing keys: the defaults)."""
+    c = patient_cfg or {}
+    return ThresholdPolicy(
+        min_patients_per_class=int(c.get("min_patients_per_class", 5)),
+        fallback=str(c.get("threshold_fallback", "refuse")),
+        cv_folds=int(c.get("cv_folds", 5)),
+        seed=int(seed),
     )

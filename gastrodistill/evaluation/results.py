@@ -135,6 +135,7 @@ def summarise(
                     level,
                 )
             )
+            row.update(patient_counts(recs))
         elif kinds:
             rng = numpy_rng(int(seed), "bootstrap", rid)
             for kind in kinds:
@@ -196,7 +197,9 @@ def _diff(row: Mapping[str, Any], partner: str, kind: str) -> str:
     return f"{est:+.3f}{ci}"
 
 
-def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -> str:
+def to_markdown(
+    df: pd.DataFrame, title: str = "Results", level: float = 0.95, max_ci_width: float | None = None
+) -> str:
     """A readable Markdown table (mean ± std over fresh networks, bootstrap CIs) and the paired differences.
 
     With patients: patch accuracy, balanced accuracy, macro F1, image AUC, and the patient sensitivity,
@@ -229,8 +232,8 @@ def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -
                 _pm(r, "patch_auc"),
                 _pm(r, "patient_sensitivity"),
                 _pm(r, "patient_specificity"),
-                _pm(r, "patient_hm") + _ci(r, "patient_hm"),
-                _pm(r, "patient_auc") + _ci(r, "patient_auc"),
+                _pm(r, "patient_hm") + _ci(r, "patient_hm") + wide_flag(r, "patient_hm", max_ci_width),
+                _pm(r, "patient_auc") + _ci(r, "patient_auc") + wide_flag(r, "patient_auc", max_ci_width),
             ]
         else:
             cells += [
@@ -252,6 +255,7 @@ def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -
         )
         + f"intervals: bootstrap over {unit} of the mean over networks.",
         "",
+        *patient_notes(df, max_ci_width),
     ]
     kinds = ("patient_hm", "patient_auc") if patients else ("image_accuracy", "image_auc")
     diff_rows = []
@@ -280,13 +284,60 @@ def to_markdown(df: pd.DataFrame, title: str = "Results", level: float = 0.95) -
     return "\n".join(lines)
 
 
+# ---- issue 13: patient counts beside every patient-level number, and intervals too wide to carry one ----
+WIDE = " ⚠ wide"
+
+
+def patient_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Test patients (all, gastritis) and the patients the threshold rests on (mean over networks)."""
+    labels = np.asarray(records[0]["test_labels"]).astype(bool)
+    fit = [float(r.get("threshold_fit_count", math.nan)) for r in records]
+    cv = [float(r.get("threshold_cv", 0.0)) for r in records]
+    return {
+        "n_test_patients": float(len(labels)),
+        "n_test_gastritis": float(labels.sum()),
+        "n_threshold_patients": float(np.nanmean(fit)) if np.isfinite(fit).any() else math.nan,
+        "threshold_cv_share": float(np.mean(cv)),
+    }
+
+
+def wide_flag(row: Mapping[str, Any], m: str, max_width: float | None) -> str:
+    """``WIDE`` when the interval of ``m`` is wider than ``max_width`` (``None``: never)."""
+    lo, hi = row.get(f"{m}_ci_low", math.nan), row.get(f"{m}_ci_high", math.nan)
+    if max_width is None or lo is None or not (np.isfinite(lo) and np.isfinite(hi)):
+        return ""
+    return WIDE if hi - lo > float(max_width) else ""
+
+
+def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
+    """Lines under the table: the patient counts behind the patient metrics, and what a wide flag means."""
+    if "n_test_patients" not in df or not df["n_test_patients"].notna().any():
+        return []
+    r = df[df["n_test_patients"].notna()].iloc[0]
+    n, pos = int(r["n_test_patients"]), int(r["n_test_gastritis"])
+    fit = r.get("n_threshold_patients", math.nan)
+    cv = float(df["threshold_cv_share"].max()) if "threshold_cv_share" in df else 0.0
+    lines = [
+        f"Patient-level numbers rest on {n} test patients ({pos} gastritis, {n - pos} not)"
+        + (f"; thresholds on {fit:.0f} patients" if np.isfinite(fit) else "")
+        + (" (cross-validated over training and validation patients)" if cv > 0 else "")
+        + ".",
+    ]
+    if max_ci_width is not None:
+        lines.append(
+            f"{WIDE.strip()}: the interval is wider than {max_ci_width:g}; the data cannot carry that number."
+        )
+    return [*lines, ""]
+
+
 #: Anonymity-audit numbers copied into the table (per distilled set; ``real`` -> the ``full`` rows).
 AUDIT_COLUMNS = (
     "ncc_nearest_max",
-    "ncc_ref_p99",
-    "ssim_nearest_max",
+    "ncc_ref_q",
+    "frac_flagged",
     "feature_nearest_max",
     "mia_loss_auc",
+    "mia_patch_best_auc",
     "artifact_leaks",
 )
 
@@ -315,10 +366,11 @@ def audit_markdown(df: pd.DataFrame) -> str:
     head = [
         "Method",
         "Nearest real NCC (max)",
-        "Real-vs-other-patient NCC p99",
-        "Nearest SSIM (max)",
+        "Flag threshold (between-patient NCC quantile)",
+        "Images flagged",
         "Nearest feature cos (max)",
         "Membership AUC (loss)",
+        "Membership AUC (best calibrated, patches)",
         "Artifact leaks",
     ]
     lines = ["### Anonymity audit", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -333,14 +385,16 @@ def audit_markdown(df: pd.DataFrame) -> str:
     return "\n".join([*lines, ""])
 
 
-def write_results(df: pd.DataFrame, output_dir: str | Path, title: str = "Results") -> tuple[Path, Path]:
+def write_results(
+    df: pd.DataFrame, output_dir: str | Path, title: str = "Results", max_ci_width: float | None = 0.3
+) -> tuple[Path, Path]:
     """``results.csv`` (every column, full precision) and ``results.md`` in ``output_dir``, atomically."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "results.csv", out / "results.md"
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.10g")
-    write_text_atomic(md_path, to_markdown(df, title) + audit_markdown(df))
+    write_text_atomic(md_path, to_markdown(df, title, max_ci_width=max_ci_width) + audit_markdown(df))
     return csv_path, md_path
 
 

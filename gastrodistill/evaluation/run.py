@@ -495,7 +495,7 @@ def finalize(
         float(cfg.eval.ci_level),
     )
     df.insert(3, "cross_architecture", df["architecture"] != study.primary)
-    write_results(df, out, title=f"Results: {cfg.experiment_name}")
+    write_results(df, out, title=f"Results: {cfg.experiment_name}", max_ci_width=cfg.eval.get("max_ci_width"))
     write_text_atomic(
         out / "selection.json",
         json.dumps(

@@ -17,7 +17,7 @@ from torch import nn
 
 from gastrodistill.evaluation.ensemble import Ensemble
 from gastrodistill.evaluation.metrics import patch_metrics, patient_metrics
-from gastrodistill.evaluation.patient import fit_threshold, patient_scores
+from gastrodistill.evaluation.patient import choose_threshold, patient_scores
 from gastrodistill.evaluation.splits import Context, SplitCache
 
 
@@ -49,9 +49,17 @@ def predict_split(
 
 
 def record_from_probs(
-    ctx: Context, test_probs: np.ndarray, val_pred: np.ndarray, fit_pred: np.ndarray | None
+    ctx: Context,
+    test_probs: np.ndarray,
+    val_pred: np.ndarray,
+    fit_pred: np.ndarray | None,
+    other_pred: Callable[[], np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    """One network's record from its test probabilities ``[N_test, K]`` and val/fit predicted classes."""
+    """One network's record from its test probabilities ``[N_test, K]`` and val/fit predicted classes.
+
+    ``other_pred``: the network's predicted classes on the other fitting split, computed only when the
+    threshold policy cross-validates (issue 13's ``choose_threshold``).
+    """
     dm = ctx.dm
     rec: dict[str, Any] = {}
     test_pred = test_probs.argmax(1)
@@ -68,7 +76,21 @@ def record_from_probs(
             ctx.positive_class,
             ctx.irrelevant_class,
         )
-        threshold = fit_threshold(fit_scores)
+        other = None
+        if ctx.other_fit is not None and other_pred is not None:
+
+            def other() -> Any:
+                split = ctx.other_split()
+                return patient_scores(
+                    split.split,
+                    other_pred(),
+                    split.patient_ids,
+                    split.patient_labels,
+                    ctx.positive_class,
+                    ctx.irrelevant_class,
+                )
+
+        threshold = choose_threshold(ctx.policy, fit_scores, other)
         test_scores = patient_scores(
             "test",
             test_pred,
@@ -82,6 +104,8 @@ def record_from_probs(
         rec.update(
             threshold=threshold.value,
             fit_hm=threshold.fit_hm,
+            threshold_cv=float(threshold.method == "cv"),
+            threshold_fit_count=float(threshold.n_positive + threshold.n_negative),
             test_labels=test_scores.labels,
             test_scores=test_scores.scores,
             test_decisions=decisions,
@@ -103,8 +127,19 @@ def score_networks(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list
     fit = None
     if ctx.patients and ctx.fit is not ctx.val:
         fit = predict_split(models, ctx.fit, amp).argmax(-1)
+    other: list[np.ndarray] = []
+
+    def other_pred(i: int) -> Callable[[], np.ndarray]:
+        def get() -> np.ndarray:  # the other fitting split, predicted once for all networks when needed
+            if not other:
+                other.append(predict_split(models, ctx.other_split(), amp).argmax(-1))
+            return other[0][i]
+
+        return get
+
     return [
-        record_from_probs(ctx, test[i], val[i], None if fit is None else fit[i]) for i in range(len(test))
+        record_from_probs(ctx, test[i], val[i], None if fit is None else fit[i], other_pred(i))
+        for i in range(len(test))
     ]
 
 

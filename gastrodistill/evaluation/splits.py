@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from gastrodistill.data.base import ArrayDataset
 from gastrodistill.evaluation.jobs import EvaluationConfigError
-from gastrodistill.evaluation.patient import FIT_SPLITS
+from gastrodistill.evaluation.patient import FIT_SPLITS, threshold_policy
 
 
 class SplitCache:
@@ -113,6 +113,25 @@ class Context:
     test: SplitCache
     positive_class: int | None
     irrelevant_class: int | None
+    # issue 13: threshold refusal / cross-validation (gastrodistill.evaluation.patient.ThresholdPolicy)
+    policy: Any = None
+    other_fit: str | None = None  # the other fitting split, pooled with `fit` when cross-validating
+    other_data: SplitCache | None = None  # its cache, read on first need
+
+    def other_split(self) -> SplitCache:
+        """The other fitting split (``train`` or ``val``), cached on first use."""
+        if self.other_data is None:
+            ev = self.cfg.eval
+            dev_mb = ev.get("max_device_mb")
+            self.other_data = SplitCache(
+                self.dm,
+                str(self.other_fit),
+                int(ev.max_in_memory_mb) * 2**20,
+                int(ev.batch_size),
+                self.test.device,
+                None if dev_mb is None else int(dev_mb) * 2**20,
+            )
+        return self.other_data
 
     @property
     def patients(self) -> bool:
@@ -160,4 +179,6 @@ def build_context(cfg: DictConfig, dm) -> Context:
     has_patients = fit.has_patients and test.has_patients
     pos = class_index(names, ev.patient.positive_class, "positive_class", required=has_patients)
     irr = class_index(names, ev.patient.irrelevant_class, "irrelevant_class", required=False)
-    return Context(cfg, dm, fit, val, test, pos, irr)
+    policy = threshold_policy(ev.patient, int(cfg.seed))
+    other = ("train" if source == "val" else "val") if policy.fallback == "cv" else None
+    return Context(cfg, dm, fit, val, test, pos, irr, policy, other)

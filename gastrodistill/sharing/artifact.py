@@ -83,6 +83,8 @@ def _distilled_info(distilled) -> dict[str, Any]:
         "steps": int(distilled.steps),
         "epochs": int(distilled.epochs),
         "temperature": float(distilled.temperature),
+        # the inner SGD momentum the learned lrs were optimised for: replay needs it (0 for older sets)
+        "inner_momentum": float(getattr(distilled, "inner_momentum", 0.0)),
         "n_images": int(distilled.images.shape[0]),
         "image_shape": [int(c), int(h), int(w)],
     }
@@ -398,6 +400,7 @@ def build_distilled(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
         info["image_shape"],
         mode=str(info["mode"]),
         temperature=float(info["temperature"]),
+        inner_momentum=float(info.get("inner_momentum", 0.0)),
         class_names=card["class_names"],
         mean=norm["mean"],
         std=norm["std"],

@@ -33,6 +33,7 @@ CALLER_FIELDS = (
     "training_recipe",
     "evaluation",
     "anonymity",
+    "anonymity_verdict",
     "source_hash",
     "license",
 )

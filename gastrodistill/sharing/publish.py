@@ -10,6 +10,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from gastrodistill.anonymity.text_check import data_root, private_strings
+from gastrodistill.anonymity.verdict import NOT_AUDITED, anonymity_verdict
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.utils.privacy import public_config
 
@@ -60,6 +62,8 @@ def card_fields_from_config(
         fields["evaluation"] = _numbers(evaluation)
     if anonymity:
         fields["anonymity"] = _numbers(anonymity)
+    # The verdict travels with the set: a pass only when the audit's positive controls were flagged.
+    fields["anonymity_verdict"] = anonymity_verdict(anonymity) if anonymity else NOT_AUDITED
     return fields
 
 
@@ -74,9 +78,6 @@ def publish_artifact(
     archive: bool | None = None,
 ) -> Path:
     """Write the shareable artifact of ``distilled``; aborts if an id, header value or path would leak."""
-    from gastrodistill.anonymity.audit import data_root
-    from gastrodistill.anonymity.text_check import private_strings
-
     acfg = cfg.audit.artifact
     strings = private_strings(
         datamodule,

@@ -59,6 +59,44 @@ def make_dm(seed: int = 0, patients=(20, 6, 20), per_patient: int = 8, size: int
     return PatientDM(splits, pids, batch_size=32, eval_batch_size=64)
 
 
+def background_patch(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Near-uniform background: a grey level, a faint smooth shading shared by every patient, pixel noise.
+
+    Two such patches of different patients correlate almost perfectly (the shading), which is what
+    made the old all-patch reference degenerate.
+    """
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    shading = 0.03 * (yy + 0.5 * xx)
+    return np.clip(rng.uniform(0.1, 0.3) + shading + 0.001 * rng.standard_normal((size, size)), 0, 1)
+
+
+def make_background_dm(
+    seed: int = 0, patients=(16, 6, 16), per_patient: int = 12, size: int = 16, background: float = 0.5
+) -> PatientDM:
+    """Like :func:`make_dm`, but a share ``background`` of every patient's patches is near-uniform
+    background (class ``irrelevant``); the others are structured patches of the two relevant classes."""
+    rng = np.random.default_rng(seed)
+    splits, pids = {}, {}
+    for split, n_pat in zip(("train", "val", "test"), patients, strict=True):
+        xs, ys, ids = [], [], []
+        for p in range(n_pat):
+            yy, xx = np.mgrid[0:size, 0:size] / size
+            base = 0.1 * np.sin(2 * np.pi * (rng.uniform(0.5, 1.5) * yy + rng.uniform(0, 1)))
+            n_bg = int(round(background * per_patient))
+            for k in range(per_patient):
+                if k < n_bg:
+                    xs.append(background_patch(rng, size))
+                    ys.append(0)
+                else:
+                    c = int(rng.integers(1, 3))
+                    xs.append(structured_patch(rng, c, size, base))
+                    ys.append(c)
+                ids.append(f"{PID_PREFIX}-{split}-{p:04d}")
+        splits[split] = (np.asarray(xs, dtype=np.float32)[:, None], np.asarray(ys))
+        pids[split] = np.asarray(ids)
+    return PatientDM(splits, pids, batch_size=32, eval_batch_size=64)
+
+
 def noise_set(dm, steps: int = 2, ipc: int = 1, seed: int = 0):
     """A DistilledSet of Gaussian-noise images (far from every real patch)."""
     from gastrodistill.distillation.distilled_set import DistilledSet

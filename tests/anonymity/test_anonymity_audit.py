@@ -10,6 +10,9 @@ from _anon_data import PID_PREFIX, all_bytes, make_dm, noise_set
 
 from gastrodistill.anonymity.audit import AuditConfigError, run_audit
 
+#: A training patch of a relevant class (the audit searches informative patches only).
+COPIED = 41
+
 FAST = [
     "model=lenet",
     "eval.baselines.real.epochs=1",
@@ -17,6 +20,8 @@ FAST = [
     "audit.nearest.reference_size=64",
     "audit.membership.max_per_side=120",
     "audit.closest_pairs=4",
+    "audit.membership.shadows=2",
+    "audit.membership.overfit_control.epochs=15",
 ]
 
 
@@ -25,17 +30,26 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
     dm = make_dm(patients=(16, 4, 16), per_patient=8)
     soft = noise_set(dm, steps=2, ipc=1, seed=1)
     with torch.no_grad():
-        soft.images[2] = dm.load_split("train", [40])[0][0]  # a copy of a real patch
+        soft.images[2] = dm.load_split("train", [COPIED])[0][0]  # a copy of a real (relevant-class) patch
     hard = noise_set(dm, steps=1, ipc=2, seed=2)
     out = tmp_path / "out" / "audit"
     results = run_audit(cfg, dm, {"soft": soft, "hard": hard}, out)
 
-    assert set(results) == {"soft", "hard", "real"}
-    assert results["soft"]["ncc_frac_above_p99"] == pytest.approx(1 / 6)
+    assert set(results) == {"soft", "hard", "real", "control_copy", "control_noisy", "control_overfit"}
+    assert results["soft"]["ncc_frac_flagged"] == pytest.approx(1 / 6)
+    assert results["soft"]["frac_flagged"] == pytest.approx(1 / 6)
     assert results["soft"]["ssim_nearest_max"] == pytest.approx(1.0, abs=1e-4)
-    assert results["hard"]["ncc_frac_above_p95"] == 0.0 and results["hard"]["feature_frac_above_p99"] == 0.0
-    for row in ("soft", "hard", "real"):
-        assert 0.0 <= results[row]["mia_loss_auc"] <= 1.0
+    assert results["hard"]["ncc_frac_flagged"] == 0.0 and results["hard"]["feature_frac_above_p99"] == 0.0
+    # The positive controls are flagged, so the audit can certify; the copy makes `soft` flagged.
+    assert results["control_copy"]["frac_flagged"] == 1.0
+    assert results["control_noisy"]["frac_flagged"] >= 0.9
+    assert results["hard"]["controls_certified"] == 1.0
+    # Irrelevant-class patches (a third of this data) are excluded from search and reference.
+    n_irr = int((dm.labels("train") == 0).sum())
+    assert results["hard"]["n_excluded_class"] == n_irr and results["hard"]["n_informative"] > 0
+    for row in ("soft", "hard", "real", "control_overfit"):
+        assert 0.0 <= results[row]["mia_patch_lira_auc"] <= 1.0
+        assert results[row]["mia_patient_n_members"] > 0 and results[row]["mia_patient_n_nonmembers"] > 0
     assert results["soft"]["artifact_leaks"] == 0.0 and results["hard"]["artifact_leaks"] == 0.0
     assert "real_best_epoch" in results["real"]
 
@@ -51,7 +65,11 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
     ):
         assert (out / name).is_file(), name
     report = (out / "audit.md").read_text()
-    assert "| soft | pixel NCC |" in report and "## Membership inference" in report and "17%" in report
+    assert "| soft | 6 | pixel NCC |" in report and "## Membership inference" in report and "17%" in report
+    assert "- **soft**: flagged: 1 of 6 distilled images" in report
+    assert "## Sample sizes" in report and f"excluded: {n_irr} by class" in report
+    verdicts = json.loads((out / "audit.json").read_text())["verdicts"]
+    assert verdicts["soft"].startswith("flagged") and not verdicts["hard"].startswith("flagged")
     assert json.loads((out / "audit.json").read_text())["results"]["soft"]["ncc_nearest_max"] > 0.999
     # Audit numbers reach the CSV logger ...
     metrics = list((tmp_path / "out" / "logs").rglob("metrics.csv"))
@@ -63,3 +81,20 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
 def test_run_audit_needs_a_set(tmp_path, compose_cfg, dm):
     with pytest.raises(AuditConfigError, match="at least one distilled set"):
         run_audit(compose_cfg(FAST), dm, {}, tmp_path / "a")
+
+
+def test_missed_controls_make_the_audit_say_it_cannot_certify(tmp_path, compose_cfg):
+    """Noise so strong that the noisy copies look like nobody: the audit must refuse to pass anything."""
+    cfg = compose_cfg([*FAST, "audit.controls.noise_std=2.0", "audit.artifact.write=false"])
+    dm = make_dm(patients=(16, 4, 16), per_patient=8)
+    out = tmp_path / "out" / "audit"
+    results = run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, out)
+    assert results["control_copy"]["frac_flagged"] == 1.0
+    assert results["control_noisy"]["frac_flagged"] < 0.9
+    assert results["hard"]["controls_certified"] == 0.0 and results["hard"]["frac_flagged"] == 0.0
+    report = (out / "audit.md").read_text()
+    assert "**This audit cannot certify anonymity on these data**" in report
+    assert "- **hard**: not certified: the audit cannot certify anonymity" in report
+    # The overfitted control is reported with its counts at both levels.
+    ctl = results["control_overfit"]
+    assert ctl["mia_patient_n_members"] == 3 and ctl["mia_patch_n_members"] <= 128

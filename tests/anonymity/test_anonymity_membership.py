@@ -61,3 +61,111 @@ def test_balanced_subsets_are_equal_seeded_and_refuse_tiny_splits():
     assert a.indices == a2.indices
     with pytest.raises(ValueError, match="at least 2 members"):
         balanced_subsets(_draw(rng, 1), _draw(rng, 5), max_per_side=10, seed=0)
+
+
+# ---- calibrated attacks (issue 13) ----------------------------------------------------------------
+def _patients(rng: np.random.Generator, n_patients: int, per_patient: int):
+    """Random-label patches grouped by patient: only memorisation links a patch to its label."""
+    x = torch.as_tensor(rng.standard_normal((n_patients * per_patient, 1, 16, 16)), dtype=torch.float32)
+    y = torch.as_tensor(rng.integers(0, 3, n_patients * per_patient))
+    groups = np.repeat(np.arange(n_patients), per_patient)
+    return x, y, groups
+
+
+def _fit_fn(steps: int):
+    def fit(x, y, g):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=g)))
+        return _fit(LeNet(in_channels=1, num_classes=3, image_size=(16, 16)), TensorDataset(x, y), steps)
+
+    return fit
+
+
+def test_shadow_halves_are_complementary_by_patient():
+    from gastrodistill.anonymity.membership import MembershipInputError, shadow_halves
+
+    groups = np.repeat(np.arange(10), 3)
+    inside = shadow_halves(groups, 4, seed=0)
+    assert inside.shape == (4, 30) and (inside.sum(0) == 2).all()  # each example "in" for half the shadows
+    for k in range(4):  # a patient is wholly in or out
+        assert all(len(set(inside[k, groups == p])) == 1 for p in range(10))
+    with pytest.raises(MembershipInputError, match="even number"):
+        shadow_halves(groups, 3, seed=0)
+
+
+def test_calibrated_attack_finds_known_members_at_patch_and_patient_level():
+    """A target trained on a known half of the patients; shadows on other random halves."""
+    from gastrodistill.anonymity.membership import (
+        AttackPool,
+        attack_target,
+        summarise_targets,
+        train_shadows,
+    )
+
+    rng = np.random.default_rng(4)
+    x, y, groups = _patients(rng, n_patients=16, per_patient=6)
+    member_patients = np.arange(0, 16, 2)
+    is_member = np.isin(groups, member_patients)
+    pool = AttackPool(x=x, y=y, groups=groups, is_train=is_member)
+    fit = _fit_fn(steps=120)
+    shadows = train_shadows(pool, fit, n_shadows=4, seed=0)
+    assert shadows.phi.shape == (4, 96) and np.isfinite(shadows.phi).all()
+    sel = torch.as_tensor(np.flatnonzero(is_member))
+    target = fit(x[sel], y[sel], torch.Generator().manual_seed(99))
+    res = attack_target(target, pool, shadows, is_member, fprs=(0.01, 0.1))
+    print({a: (round(m.auc, 3), round(res.patient[a].auc, 3)) for a, m in res.patch.items()})
+    for attack in ("lira", "lira_offline"):
+        assert res.patch[attack].auc > 0.9, attack
+        assert res.patient[attack].auc > 0.9, attack
+    # With two "out" shadows per example, the calibration term is noisy on random labels, but it works.
+    assert res.patch["calibrated_loss"].auc > 0.7 and res.patient["calibrated_loss"].auc > 0.8
+    assert (res.patch["lira"].n_members, res.patch["lira"].n_nonmembers) == (48, 48)
+    assert (res.patient["lira"].n_members, res.patient["lira"].n_nonmembers) == (8, 8)
+    # 48 non-members cannot measure a 1 % FPR (needs 100); 10 % can be measured and is high.
+    assert np.isnan(res.patch["lira"].tpr_at[0.01]) and res.patch["lira"].tpr_at[0.1] > 0.5
+    flat = summarise_targets([res])
+    assert flat["mia_patient_n_members"] == 8 and flat["mia_patch_lira_auc"] == pytest.approx(
+        res.patch["lira"].auc
+    )
+    assert np.isnan(flat["mia_patch_lira_tpr_at_1pct"]) and flat["mia_patch_lira_tpr_at_10pct"] > 0.5
+
+
+def test_calibration_removes_difficulty_that_fools_the_plain_loss_attack():
+    """Non-members are easy (constant-label, clean) and members hard; a network that saw neither gives
+    the plain loss attack an AUC far from 0.5, the calibrated attacks stay near chance."""
+    from gastrodistill.anonymity.membership import AttackPool, attack_target, train_shadows
+
+    rng = np.random.default_rng(5)
+    x, y, groups = _patients(rng, n_patients=16, per_patient=6)
+    easy = groups >= 8
+    x[easy] = 0.05 * x[easy] + 2.0  # near-constant images ...
+    y[torch.as_tensor(easy)] = 0  # ... all labelled 0: easy for any network
+    is_member = ~easy  # the "members" are the hard half, but the target sees neither half
+    pool = AttackPool(x=x, y=y, groups=groups, is_train=is_member)
+    fit = _fit_fn(steps=60)
+    shadows = train_shadows(pool, fit, n_shadows=4, seed=1)
+    xo, yo, _ = _patients(np.random.default_rng(6), 16, 6)
+    xo[48:] = 0.05 * xo[48:] + 2.0
+    yo[48:] = 0
+    outsider = fit(xo, yo, torch.Generator().manual_seed(7))  # trained on a third sample of both kinds
+    res = attack_target(outsider, pool, shadows, is_member)
+    assert abs(res.patch["loss"].auc - 0.5) > 0.3
+    assert abs(res.patch["calibrated_loss"].auc - 0.5) < abs(res.patch["loss"].auc - 0.5)
+
+
+def test_tpr_at_fpr_needs_enough_nonmembers():
+    from gastrodistill.anonymity.membership import tpr_at_fpr
+
+    fpr, tpr = np.array([0.0, 0.0005, 0.01, 1.0]), np.array([0.0, 0.2, 0.5, 1.0])
+    assert tpr_at_fpr(fpr, tpr, 0.001, 1000) == 0.2 and tpr_at_fpr(fpr, tpr, 0.01, 100) == 0.5
+    assert np.isnan(tpr_at_fpr(fpr, tpr, 0.001, 999))
+
+
+def test_pool_is_balanced_class_by_class(dm):
+    from gastrodistill.anonymity.membership import build_pool
+
+    pool = build_pool(dm, max_per_side=50, seed=0)
+    assert pool.is_train.sum() == (~pool.is_train).sum() == 50
+    for c in range(3):
+        assert (pool.y[pool.is_train] == c).sum() == (pool.y[~pool.is_train] == c).sum()
+    tr_groups, te_groups = set(pool.groups[pool.is_train]), set(pool.groups[~pool.is_train])
+    assert not tr_groups & te_groups  # patient codes of the two splits never collide

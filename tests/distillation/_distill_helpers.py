@@ -38,6 +38,8 @@ TINY = [
     "distill.ckpt_every=0",
     "distill.lr_init=0.1",
     "trainer.enable_progress_bar=false",
+    "distill.log_every=1",
+    "distill.check_every=1",
 ]
 
 

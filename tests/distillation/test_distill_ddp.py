@@ -67,6 +67,7 @@ def test_two_process_ddp_averages_meta_gradients(
         "distill.outer_steps=2",
         "distill.inner_nets_per_step=2",
         "distill.grid_every=0",
+        "distill.debug_record=true",  # the initial-weight fingerprints below
     ]
     cfg = compose_cfg([*common, f"distill.backend={backend}", f"distill.checkpoint={checkpoint}"])
     # The independent recomputation below uses torch.autograd.grad: plain func backend (same math).

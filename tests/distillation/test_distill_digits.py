@@ -1,19 +1,23 @@
 """Real-data sanity check (no download): scikit-learn's 1,797 handwritten 8x8 digits.
 
-Distilling ONE image per class with soft labels and learned learning rates must beat a random real
-subset of the same size (1 per class) by a wide margin (15 points), under the same evaluation: fresh randomly
-initialised networks of the same architecture, test-split accuracy, mean over seeded networks. The
-random subset even gets a generous schedule (300 SGD steps, lr picked on the validation split).
+Distilling ONE image per class with soft labels, learned learning rates and inner momentum must reach
+0.86 test accuracy (measured 0.882; the issue's target, 0.90, is not met yet) on fresh randomly
+initialised networks (mean over seeded networks, replayed with ``inner_loop.replay``) and beat a random
+real subset of the same size (1 per class) by a wide margin (15 points) under the same evaluation. The
+random subset even gets a generous schedule (300 SGD steps, lr picked on the validation split). The
+distillation settings were chosen on the validation split only (docs/distillation.md).
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 import torch
 from hydra.utils import instantiate
 
 from gastrodistill.data.digits import DigitsDataModule
-from gastrodistill.distillation.inner_loop import sgd_step
+from gastrodistill.distillation.inner_loop import replay, sgd_step
 from gastrodistill.distillation.run import run_distillation
 from gastrodistill.models import initialize
 from gastrodistill.utils.seeding import torch_generator
@@ -45,32 +49,29 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
             "distill.steps=1",
             "distill.epochs=10",
             "distill.lr_init=0.1",
+            "distill.inner_momentum=0.5",
             "distill.label_init_scale=3.0",
-            "distill.lr_images=0.1",
-            "distill.lr_labels=0.1",
+            "distill.lr_images=0.2",
+            "distill.lr_labels=0.01",
             "distill.lr_lrs=0.01",
-            "distill.batch_real=128",
-            "distill.outer_steps=200",
-            "distill.scheduler.step_size=100",
+            "distill.batch_real=512",
+            "distill.grad_clip_ema=2.0",
+            "distill.outer_steps=600",
+            "distill.scheduler.step_size=200",
             "distill.grid_every=0",
             "distill.ckpt_every=0",
             "trainer.enable_progress_bar=false",
         ]
     )
+    start = time.perf_counter()
     ds = run_distillation(cfg, dm, tmp_path / "out")
+    seconds = time.perf_counter() - start
     assert ds.images.shape == (10, 1, 8, 8)
     factory = instantiate(cfg.model)
     x_test, y_test = dm.load_split("test")
     x_val, y_val = dm.load_split("val")
 
-    distilled_acc = []
-    lrs = [float(v) for v in ds.lrs().detach()]
-    for k in range(N_NETS):
-        net = fresh_net(factory, dm, k)
-        for t, lr in enumerate(lrs):
-            x, p = ds.batch(t)
-            sgd_step(net, x.detach(), p.detach(), lr)
-        distilled_acc.append(accuracy(net, x_test, y_test))
+    distilled_acc = [accuracy(replay(fresh_net(factory, dm, k), ds), x_test, y_test) for k in range(N_NETS)]
 
     def train_on(x, y, lr, k):
         net = fresh_net(factory, dm, k)
@@ -88,6 +89,9 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
     print(
         f"\ndigits, 10 images: distilled (soft, 1/class) {d_mean:.3f} "
         f"[{min(distilled_acc):.3f}..{max(distilled_acc):.3f}] vs random real subset {r_mean:.3f} "
-        f"[{min(random_acc):.3f}..{max(random_acc):.3f}]"
+        f"[{min(random_acc):.3f}..{max(random_acc):.3f}]; distillation {seconds:.0f} s"
     )
+    # The issue's target is 0.90; measured 0.882 with these settings (validation-chosen), so the test guards
+    # the gain over the old recipe's 0.833 rather than the unmet target.
+    assert d_mean >= 0.86
     assert d_mean >= r_mean + 0.15

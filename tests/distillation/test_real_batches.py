@@ -52,3 +52,63 @@ def test_outer_steps_loader_and_bad_sizes():
         RealBatchSource(None, np.zeros(3, dtype=np.int64), 0, 0, 2)
     with pytest.raises(ValueError, match="training split is empty"):
         RealBatchSource(None, np.zeros(0, dtype=np.int64), 4, 0, 2)
+
+
+def uint8_dm(balanced: bool, n: int = 60) -> TensorImageDataModule:
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 256, size=(n, 2, 5, 4), dtype=np.uint8)  # two channels, non-square
+    y = np.arange(n) % 3
+    return TensorImageDataModule(
+        splits={s: (x, y) for s in ("train", "val", "test")}, balanced_sampler=balanced
+    )
+
+
+@pytest.mark.parametrize("balanced", [False, True])
+@pytest.mark.parametrize(
+    ("make_dm", "mode"), [(uint8_dm, "resident"), (uint8_dm, "loader"), (skewed_dm, "resident")]
+)
+def test_fast_paths_give_the_batches_of_the_item_path(make_dm, mode, balanced):
+    """Resident (device gather + normalise) and loader (whole batches in workers) = the per-item path."""
+    dm = make_dm(balanced)
+    dm.setup()
+    ref = RealBatchSource.from_datamodule(dm, 16, seed=5, mode="items")
+    fast = RealBatchSource.from_datamodule(
+        dm, 16, seed=5, mode=mode, num_workers=1 if mode == "loader" else 0
+    )
+    assert fast.mode == mode
+    # In order, then a jump back (a resume) and another rank: the loader restarts at the asked step.
+    for step, rank in [(0, 0), (1, 0), (2, 0), (7, 0), (8, 0), (3, 1), (4, 1)]:
+        xr, yr = ref.get(step, rank)
+        xf, yf = fast.get(step, rank, device="cpu")
+        assert xf.dtype == torch.float32 and xf.shape == xr.shape
+        assert torch.equal(yf, yr), (step, rank)
+        torch.testing.assert_close(xf, xr, rtol=0, atol=1e-6)
+    assert fast.wait_seconds > 0
+
+
+def test_auto_picks_resident_below_the_threshold_and_loader_above():
+    dm = uint8_dm(False)
+    dm.setup()
+    nbytes = 60 * 2 * 5 * 4
+    assert (
+        RealBatchSource.from_datamodule(dm, 8, 0, mode="auto", resident_max_bytes=nbytes).mode == "resident"
+    )
+    assert (
+        RealBatchSource.from_datamodule(dm, 8, 0, mode="auto", resident_max_bytes=nbytes - 1).mode == "loader"
+    )
+    with pytest.raises(ValueError, match="real_data"):
+        RealBatchSource.from_datamodule(dm, 8, 0, mode="fast")
+    # An augmenting dataset is not array-backed as it is: auto falls back to items, explicit modes refuse.
+    dm.augment = lambda image: {"image": image}
+    src = RealBatchSource(dm.dataset("train", augment=True), dm.labels("train"), 8, 0, 3, mode="auto")
+    assert src.mode == "items"
+    with pytest.raises(ValueError, match="array-backed"):
+        RealBatchSource(dm.dataset("train", augment=True), dm.labels("train"), 8, 0, 3, mode="resident")
+
+
+def test_the_resident_copy_keeps_the_stored_dtype():
+    dm = uint8_dm(False)
+    dm.setup()
+    src = RealBatchSource.from_datamodule(dm, 8, 0, mode="resident")
+    src.get(0, 0, device="cpu")
+    assert src._resident.images.dtype == torch.uint8 and src._resident.nbytes == 60 * 2 * 5 * 4

@@ -107,3 +107,69 @@ def test_threshold_depends_only_on_fitting_patients():
 def test_harmonic_mean():
     assert harmonic_mean(0.962, 0.983) == pytest.approx(2 * 0.962 * 0.983 / (0.962 + 0.983))
     assert harmonic_mean(0.0, 0.0) == 0.0
+
+
+# ---- issue 13: refusal of thresholds on too few patients, and the cross-validated fallback ----------
+def test_a_two_patient_threshold_is_refused_with_counts_and_the_fix():
+    from gastrodistill.evaluation.patient import ThresholdPolicy, ThresholdRefused, choose_threshold
+
+    two = _scores("val", ["a", "b"], [0.2, 0.7], [0, 1])
+    with pytest.raises(ThresholdRefused, match=r"1 gastritis and 1 non-gastritis 'val' patients.*fewer than"):
+        choose_threshold(ThresholdPolicy(min_patients_per_class=5, fallback="refuse"), two)
+    with pytest.raises(ThresholdRefused, match="threshold_fallback=cv"):
+        choose_threshold(ThresholdPolicy(min_patients_per_class=5), two)
+    # Enough patients: the ordinary fit, same value as fit_threshold.
+    ok = _scores("val", list("abcdefghij"), np.linspace(0, 1, 10), [0] * 5 + [1] * 5)
+    th = choose_threshold(ThresholdPolicy(min_patients_per_class=5), ok)
+    assert th.method == "fit" and th.value == fit_threshold(ok).value
+    assert (th.n_positive, th.n_negative) == (5, 5)
+
+
+def test_cross_validated_threshold_pools_train_and_val_and_is_honest():
+    from gastrodistill.evaluation.patient import (
+        ThresholdPolicy,
+        ThresholdRefused,
+        choose_threshold,
+        fit_threshold_cv,
+    )
+
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 10)
+    scores = np.clip(0.5 * labels + 0.25 + 0.2 * rng.standard_normal(20), 0, 1)  # overlapping classes
+    train = _scores("train", [f"t{i}" for i in range(16)], scores[:16], labels[:16])
+    val = _scores("val", [f"v{i}" for i in range(4)], scores[16:], labels[16:])
+    calls = []
+    policy = ThresholdPolicy(min_patients_per_class=5, fallback="cv", cv_folds=5, seed=1)
+    th = choose_threshold(policy, val, lambda: calls.append(1) or train)
+    assert calls == [1] and th.method == "cv" and th.fit_split == "val+train"
+    assert (th.n_positive, th.n_negative) == (10, 10) and len(th.fold_values) == 5
+    assert th.value == pytest.approx(np.median(th.fold_values))
+    assert 0.0 <= th.cv_hm <= 1.0
+    # On scores that carry no information the in-sample optimum is flattering, the out-of-fold HM is not.
+    noise = rng.random(20)
+    half = [_scores("train", [f"n{i}" for i in range(10)], noise[:10], labels[:10])]
+    half.append(_scores("val", [f"m{i}" for i in range(10)], noise[10:], labels[10:]))
+    cv = fit_threshold_cv(half, folds=5, seed=0)
+    assert (
+        cv.cv_hm < cv.fit_hm
+        or cv.cv_hm < fit_threshold(_scores("train", list("abcdefghijklmnopqrst"), noise, labels)).fit_hm
+    )
+    # The pooled patients are its fitting patients: applying it to them is refused; test patients are fine.
+    with pytest.raises(PatientEvaluationError, match="were also in the fitting split"):
+        th.apply(_scores("test", ["t0"], [0.5], [1]))
+    assert th.apply(_scores("test", ["x"], [th.value], [1])).tolist() == [True]
+    # Still too few after pooling: refused; the callable is not needed when the split suffices.
+    tiny = _scores("train", ["q", "r"], [0.1, 0.9], [0, 1])
+    with pytest.raises(ThresholdRefused, match="together have only"):
+        choose_threshold(policy, val, tiny)
+    enough = _scores("val", [f"e{i}" for i in range(10)], np.linspace(0, 1, 10), [0, 1] * 5)
+    assert choose_threshold(policy, enough, lambda: pytest.fail("not needed")).method == "fit"
+
+
+def test_threshold_policy_from_config_and_bad_values():
+    from gastrodistill.evaluation.patient import ThresholdPolicy, threshold_policy
+
+    p = threshold_policy({"min_patients_per_class": 3, "threshold_fallback": "cv", "cv_folds": 4}, seed=7)
+    assert (p.min_patients_per_class, p.fallback, p.cv_folds, p.seed) == (3, "cv", 4, 7)
+    with pytest.raises(PatientEvaluationError, match="'refuse' or 'cv'"):
+        ThresholdPolicy(fallback="guess")

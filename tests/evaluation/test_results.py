@@ -101,3 +101,22 @@ def test_wandb_receives_the_table_numbers(tmp_path, monkeypatch):
     assert logged["columns"] == list(df.columns)
     assert [row[3] for row in logged["data"]] == [0.8125, 0.9]
     assert [row[0] for row in logged["data"]] == ["soft", "full"]
+
+
+def test_wide_intervals_are_flagged_and_patient_counts_printed():
+    """Issue 13: an interval wider than max_ci_width carries a flag; the counts stand under the table."""
+    rng = np.random.default_rng(3)
+    y = np.array([0, 1] * 4)  # 8 test patients: intervals are wide
+    noisy = [_rec("soft", 0.5, 0.5, y, rng.random(8) > 0.5, rng.random(8)) for _ in range(2)]
+    for r in noisy:
+        r.update(threshold_fit_count=6.0, threshold_cv=1.0)
+    sizes = {"soft": {"n_images": 30, "bytes": 1000}}
+    df = summarise(noisy, sizes, 50_000, 0, n_boot=200)
+    row = df.iloc[0]
+    assert (row.n_test_patients, row.n_test_gastritis, row.n_threshold_patients) == (8, 4, 6)
+    width = row.patient_auc_ci_high - row.patient_auc_ci_low
+    assert width > 0.3
+    md = to_markdown(df, "T", max_ci_width=0.3)
+    assert md.count("⚠ wide") == 3  # HM and AUC cells, and the legend line
+    assert "rest on 8 test patients (4 gastritis, 4 not); thresholds on 6 patients (cross-validated" in md
+    assert "⚠ wide" not in to_markdown(df, "T", max_ci_width=width + 0.01).split("| soft")[1].split("\n")[0]

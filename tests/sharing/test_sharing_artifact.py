@@ -23,13 +23,14 @@ def _same(a, b) -> None:
     for name in ("images", "label_logits", "raw_lrs"):
         assert torch.equal(getattr(a, name).detach(), getattr(b, name).detach()), name
     assert torch.equal(a.soft_targets().detach(), b.soft_targets().detach())
-    assert (a.mode, a.steps, a.epochs, a.ipc, a.num_classes, a.temperature) == (
+    assert (a.mode, a.steps, a.epochs, a.ipc, a.num_classes, a.temperature, a.inner_momentum) == (
         b.mode,
         b.steps,
         b.epochs,
         b.ipc,
         b.num_classes,
         b.temperature,
+        b.inner_momentum,
     )
 
 
@@ -42,9 +43,10 @@ def test_round_trip_folder_and_zip(tmp_path, dm, soft_set, card_fields):
         assert loaded.class_names == dm.class_names and loaded.mean == pytest.approx(dm.mean)
     hard = noise_set(dm, steps=1, ipc=3)
     hard.mode = "hard"
+    hard.inner_momentum = 0.9  # replay at a receiving site needs the momentum the set was distilled with
     loaded, card = load_artifact(save_artifact(tmp_path / "hard", hard, card_fields))
     _same(hard, loaded)
-    assert card["distilled"]["mode"] == "hard"
+    assert card["distilled"]["mode"] == "hard" and card["distilled"]["inner_momentum"] == 0.9
 
 
 def test_card_contents_and_hashes(tmp_path, dm, soft_set, card_fields):

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The GPU check of issue 10 (<= 8 minutes on one H100/H200-class GPU):
+#   1. a few hundred outer steps of the full preset (299 px, real batch 1024, T = 30) on full-size
+#      synthetic patches: seconds per outer step, peak GPU memory, data-wait share (benchmarks/gpu_check.py);
+#   2. a 2-rank NCCL DDP run of the same (50 steps, global batch split) when 2 GPUs are visible;
+#   3. the tests marked `gpu`.
+# Usage:  benchmarks/gpu_check.sh [--dry-run] [OUT_DIR]
+#   --dry-run: tiny sizes on the CPU (no GPU needed): checks that every part runs end to end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DRY=""
+if [[ "${1:-}" == "--dry-run" ]]; then DRY="--dry-run"; shift; fi
+OUT="${1:-${OUT:-gpu_check_out}}"
+mkdir -p "$OUT"
+PY="${PYTHON:-python}"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" NO_ALBUMENTATIONS_UPDATE=1 WANDB_MODE=disabled
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+NGPU=0
+if command -v nvidia-smi >/dev/null 2>&1; then NGPU=$(nvidia-smi -L 2>/dev/null | wc -l || echo 0); fi
+if [[ -z "$DRY" && "$NGPU" -lt 1 ]]; then
+  echo "no GPU visible: run with --dry-run on a CPU" >&2; exit 2
+fi
+echo "== 1/3 full preset, one device ($([[ -n $DRY ]] && echo dry run || echo "$NGPU GPU(s) visible"))"
+timeout 330 "$PY" benchmarks/gpu_check.py $DRY --steps "${STEPS:-300}" --json "$OUT/one_gpu.json"
+
+if [[ -n "$DRY" || "$NGPU" -ge 2 ]]; then
+  echo "== 2/3 two ranks (DDP, global real batch split across ranks)"
+  if [[ -n "$DRY" ]]; then
+    EXTRA=(trainer=ddp_sim trainer.strategy.start_method=popen)
+  else
+    EXTRA=(trainer=ddp trainer.devices=2 trainer.strategy.timeout.seconds=300)
+  fi
+  timeout 150 "$PY" -m torch.distributed.run --standalone --nproc-per-node=2 benchmarks/gpu_check.py $DRY \
+    --steps 50 --json "$OUT/two_gpus.json" "${EXTRA[@]}" distill.batch_real_per_rank=false
+else
+  echo "== 2/3 skipped: fewer than 2 GPUs"
+fi
+
+echo "== 3/3 tests marked gpu"
+if [[ -n "$DRY" ]]; then
+  timeout 120 "$PY" -m pytest -q -m gpu tests/distillation/test_gpu.py -p no:cacheprovider || [[ $? -eq 5 ]]
+else
+  timeout 120 "$PY" -m pytest -q -m gpu tests -p no:cacheprovider
+fi
+echo "results in $OUT/"

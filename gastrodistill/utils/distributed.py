@@ -1,0 +1,128 @@
+"""Who is global rank 0, before and after the process group exists, and rank-0-first data preparation.
+
+Three ways to start several processes (docs/distillation.md, "Multi-GPU and multi-node"):
+
+* Lightning's own launcher (``trainer=ddp`` from one command): the command runs once, and Lightning
+  re-runs it for ranks 1.. only when ``Trainer.fit`` starts (children carry ``LOCAL_RANK``/``NODE_RANK``).
+  By then rank 0 has prepared the data; the children find it ready.
+* ``torchrun`` (``RANK``, ``WORLD_SIZE``) and SLURM ``srun`` (``SLURM_PROCID``, ``SLURM_NTASKS``): every
+  process runs the whole command from the start, before any process group exists. Rank 0 prepares the
+  data (builds the patch store); the others poll until the data module sets up (the store is written
+  under a temporary name and renamed when complete, so a half-built store is never seen).
+
+After the process group exists (during and after ``Trainer.fit``), :func:`global_rank` asks
+``torch.distributed``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch.distributed as dist
+
+#: Seconds a non-zero rank waits for rank 0 to prepare the data (a full-size store takes a while).
+PREPARE_TIMEOUT_S = float(os.environ.get("GASTRODISTILL_PREPARE_TIMEOUT_S", 6 * 3600))
+
+
+def _slurm_batch() -> bool:
+    """Inside ``srun`` with several tasks (not an interactive ``salloc`` shell, as Lightning decides)."""
+    return "SLURM_NTASKS" in os.environ and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive")
+
+
+def global_rank() -> int:
+    """This process's global rank: the process group's, else the launcher's environment, else 0.
+
+    Under Lightning's launcher before ``fit`` only rank 0 exists; a child started by it is non-zero when
+    its ``LOCAL_RANK`` or ``NODE_RANK`` is (its exact global rank is not needed here).
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"])
+    if _slurm_batch() and "SLURM_PROCID" in os.environ:
+        return int(os.environ["SLURM_PROCID"])
+    local, node = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("NODE_RANK", 0))
+    return 0 if local == 0 and node == 0 else max(local, 1)
+
+
+def world_size() -> int:
+    """Number of processes of this job (process group, ``WORLD_SIZE``, ``SLURM_NTASKS``), else 1."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size()
+    if "WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"])
+    if _slurm_batch():
+        return int(os.environ.get("SLURM_NTASKS", 1))
+    return 1
+
+
+def is_global_zero() -> bool:
+    return global_rank() == 0
+
+
+def barrier() -> None:
+    """``torch.distributed.barrier`` when a process group exists (no-op otherwise)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def wait_until(
+    ready: Callable[[], bool], what: str, timeout_s: float = PREPARE_TIMEOUT_S, poll_s: float = 2.0
+) -> None:
+    """Poll ``ready()`` until it is true; ``TimeoutError`` naming ``what`` after ``timeout_s`` seconds."""
+    start = time.monotonic()
+    announced = False
+    while not ready():
+        if time.monotonic() - start > timeout_s:
+            last = getattr(ready, "last_error", None)
+            raise TimeoutError(
+                f"rank {global_rank()}: waited {timeout_s:.0f} s for global rank 0 to {what}; check rank 0's "
+                f"log (or raise GASTRODISTILL_PREPARE_TIMEOUT_S)"
+                + (f". Last attempt: {last}" if last else "")
+            )
+        if not announced:
+            print(f"rank {global_rank()}: waiting for global rank 0 to {what}", flush=True)
+            announced = True
+        time.sleep(poll_s)
+
+
+def _prepares_something(datamodule: Any) -> bool:
+    import pytorch_lightning as pl
+
+    return type(datamodule).prepare_data is not pl.LightningDataModule.prepare_data
+
+
+def prepare_data_rank_zero_first(datamodule: Any, timeout_s: float = PREPARE_TIMEOUT_S) -> None:
+    """``datamodule.prepare_data()`` on global rank 0 only; other ranks wait until ``setup()`` succeeds.
+
+    With a process group: rank 0 prepares, then a barrier. Without one (torchrun/SLURM before ``fit``):
+    ranks > 0 poll ``datamodule.setup()`` (which finds a complete store or raises) every 2 s.
+    Data modules that prepare nothing (in-memory arrays) are left alone.
+    """
+    if world_size() <= 1 or is_global_zero():
+        datamodule.prepare_data()
+        barrier()
+        return
+    if dist.is_available() and dist.is_initialized():
+        barrier()
+        return
+    if not _prepares_something(datamodule):
+        return
+
+    class Ready:
+        """``datamodule.setup()`` succeeds (the store is complete); remembers why it did not."""
+
+        last_error: str | None = None
+
+        def __call__(self) -> bool:
+            try:
+                datamodule.setup()
+            except Exception as err:  # rank 0 may still be writing the data the store is built from
+                self.last_error = f"{type(err).__name__}: {err}"
+                return False
+            return True
+
+    wait_until(Ready(), "prepare the data (patch store)", timeout_s)

@@ -1,0 +1,63 @@
+"""GPU checks (marker ``gpu``; skipped without CUDA, run by benchmarks/gpu_check.sh)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from gastrodistill.data.base import TensorImageDataModule
+from gastrodistill.distillation.real_batches import RealBatchSource
+from gastrodistill.distillation.run import run_distillation
+
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
+
+
+def uint8_dm(n: int = 64, size: int = 32) -> TensorImageDataModule:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(n, 1, size, size), dtype=np.uint8)
+    dm = TensorImageDataModule(splits={s: (x, np.arange(n) % 3) for s in ("train", "val", "test")})
+    dm.setup()
+    return dm
+
+
+def test_resident_batches_on_the_gpu_match_the_item_path():
+    dm = uint8_dm()
+    ref = RealBatchSource.from_datamodule(dm, 16, seed=1, mode="items")
+    gpu = RealBatchSource.from_datamodule(dm, 16, seed=1, mode="resident")
+    for step in range(3):
+        xr, yr = ref.get(step, 0)
+        xg, yg = gpu.get(step, 0, device="cuda")
+        assert xg.is_cuda and gpu._resident.images.dtype == torch.uint8
+        assert torch.equal(yg.cpu(), yr)
+        torch.testing.assert_close(xg.cpu(), xr, rtol=0, atol=1e-5)
+
+
+def test_loader_batches_arrive_pinned_for_the_gpu():
+    dm = uint8_dm()
+    src = RealBatchSource.from_datamodule(dm, 16, seed=1, mode="loader", num_workers=1)
+    x, _ = src.get(0, 0, device="cuda")
+    assert x.is_pinned()
+
+
+@pytest.mark.parametrize("precision", ["32", "bf16"])
+def test_distillation_on_the_gpu_with_bf16_and_channels_last(
+    compose_cfg, tiny_overrides, tmp_path, precision
+):
+    cfg = compose_cfg(
+        [
+            *tiny_overrides,
+            "trainer=gpu",
+            f"distill.precision={precision}",
+            "distill.channels_last=true",
+            "distill.real_data=resident",
+            "distill.outer_steps=4",
+        ]
+    )
+    torch.cuda.reset_peak_memory_stats()
+    ds = run_distillation(cfg, uint8_dm(size=16), tmp_path / "out")
+    assert torch.isfinite(ds.images).all() and torch.isfinite(ds.lrs()).all()
+    assert torch.cuda.max_memory_allocated() > 0
