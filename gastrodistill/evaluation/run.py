@@ -547,8 +547,9 @@ def run_evaluation(
     trained is left in ``state["real_model"]`` for later stages (the audit).
     """
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
     _prepare(datamodule)
+    check_distilled_sets(distilled_sets, datamodule)  # refuse before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
         save_run_info(out, cfg, extra={"stage": "evaluate"})
     study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size)

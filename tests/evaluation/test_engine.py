@@ -230,7 +230,9 @@ def test_streamed_and_in_memory_full_data_use_one_recipe(compose_cfg, patient_dm
     assert not torch.allclose(_weights([other])[0], _weights(nets[:1])[0])
 
 
-def test_sets_from_other_data_are_refused_naming_what_differs(patient_dm, patient_dm_factory, compose_cfg):
+def test_sets_from_other_data_are_refused_naming_what_differs(
+    patient_dm, patient_dm_factory, compose_cfg, tmp_path
+):
     ds = _distilled(patient_dm)
     check_distilled_set("soft", ds, patient_dm)
     bad = copy.deepcopy(ds)
@@ -245,7 +247,8 @@ def test_sets_from_other_data_are_refused_naming_what_differs(patient_dm, patien
     with pytest.raises(DistilledSetMismatch, match="class names"):
         check_distilled_set("soft", renamed, patient_dm)
     with pytest.raises(DistilledSetMismatch, match="normalisation mean"):
-        run_evaluation(compose_cfg(SMALL), patient_dm, {"soft": bad}, "unused", loggers=[])
+        run_evaluation(compose_cfg(SMALL), patient_dm, {"soft": bad}, tmp_path / "refused", loggers=[])
+    assert not (tmp_path / "refused").exists()  # nothing written for a refused set
 
 
 def test_unknown_positive_class_is_an_error_with_patients(compose_cfg, patient_dm):
