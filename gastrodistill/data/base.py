@@ -41,8 +41,13 @@ class ImageDataModule(pl.LightningDataModule):
         seed: int = 0,
         storage_size: int | None = None,
         progress: bool = True,
+        val_fraction: float | None = None,
     ) -> None:
         """Loader settings shared by every data set.
+
+        ``val_fraction`` is consumed by the layouts that carve validation patients or images out of the
+        training data (gastric patches, class folders without a ``val/`` tree); collections that bring
+        their own validation split (npz, digits) accept and ignore it, so that a preset may set it.
 
         ``storage_size`` and ``progress`` exist for every data group so that an experiment preset
         (``conf/experiment/*``) can set them whatever the data: for gastric patches ``storage_size``
