@@ -226,104 +226,110 @@ def run_audit(
     seed = int(cfg.seed)
     own_loggers = loggers is None
     loggers = stage_loggers(cfg, "audit") if own_loggers else loggers
-    log_public_hyperparams(loggers, cfg)
+    try:
+        log_public_hyperparams(loggers, cfg)
 
-    results: dict[str, dict[str, float]] = {name: {} for name in distilled_sets}
-    real_info: dict[str, float] = {}
-    if real_model is None:
-        real_model, real_info = train_reference_network(cfg, dm)
-    real_model.eval()
+        results: dict[str, dict[str, float]] = {name: {} for name in distilled_sets}
+        real_info: dict[str, float] = {}
+        if real_model is None:
+            real_model, real_info = train_reference_network(cfg, dm)
+        real_model.eval()
 
-    # 1. nearest informative real patch, pixel and feature space, with the positive controls
-    ncfg, ccfg = acfg.nearest, acfg.controls
-    informative = informative_selection(cfg, dm)
-    searched = informative.indices
-    if ncfg.get("max_real") and int(ncfg.max_real) < len(searched):
-        searched = np.sort(numpy_rng(seed, "audit", "max-real").choice(searched, int(ncfg.max_real), False))
-    queries = {name: ds.images.detach() for name, ds in distilled_sets.items()}
-    control_size = int(ccfg.get("size") or max(len(q) for q in queries.values()))
-    controls, _ = control_images(dm, searched, control_size, float(ccfg.noise_std), seed)
-    nearest = nearest_real(
-        dm,
-        {**queries, **controls},
-        feature_model=real_model if ncfg.feature_space else None,
-        reference_size=int(ncfg.reference_size),
-        top_k=int(ncfg.top_k),
-        seed=seed,
-        real_indices=searched,
-        flag_quantile=float(ncfg.flag_quantile),
-        duplicate_ncc=float(ncfg.duplicate_ncc),
-    )
-    spaces = _flag_spaces(cfg, nearest)
-    sizes = {**informative.counts(), **nearest.sample_sizes()}
-    for name in [*distilled_sets, *controls]:
-        results.setdefault(name, {}).update(nearest.summary(name))
-        results[name]["frac_flagged"] = float(np.mean(flagged_any(nearest, name, spaces)))
-    copy_ok = results["control_copy"]["frac_flagged"] >= float(ccfg.required_copy)
-    noisy_ok = results["control_noisy"]["frac_flagged"] >= float(ccfg.required_noisy)
-    certified = float(copy_ok and noisy_ok)
+        # 1. nearest informative real patch, pixel and feature space, with the positive controls
+        ncfg, ccfg = acfg.nearest, acfg.controls
+        informative = informative_selection(cfg, dm)
+        searched = informative.indices
+        if ncfg.get("max_real") and int(ncfg.max_real) < len(searched):
+            searched = np.sort(
+                numpy_rng(seed, "audit", "max-real").choice(searched, int(ncfg.max_real), False)
+            )
+        queries = {name: ds.images.detach() for name, ds in distilled_sets.items()}
+        control_size = int(ccfg.get("size") or max(len(q) for q in queries.values()))
+        controls, _ = control_images(dm, searched, control_size, float(ccfg.noise_std), seed)
+        nearest = nearest_real(
+            dm,
+            {**queries, **controls},
+            feature_model=real_model if ncfg.feature_space else None,
+            reference_size=int(ncfg.reference_size),
+            top_k=int(ncfg.top_k),
+            seed=seed,
+            real_indices=searched,
+            flag_quantile=float(ncfg.flag_quantile),
+            duplicate_ncc=float(ncfg.duplicate_ncc),
+        )
+        spaces = _flag_spaces(cfg, nearest)
+        sizes = {**informative.counts(), **nearest.sample_sizes()}
+        for name in [*distilled_sets, *controls]:
+            results.setdefault(name, {}).update(nearest.summary(name))
+            results[name]["frac_flagged"] = float(np.mean(flagged_any(nearest, name, spaces)))
+        copy_ok = results["control_copy"]["frac_flagged"] >= float(ccfg.required_copy)
+        noisy_ok = results["control_noisy"]["frac_flagged"] >= float(ccfg.required_noisy)
+        certified = float(copy_ok and noisy_ok)
 
-    # 2. the burned-in text corner
-    tcfg = acfg.text
-    mask = text_patch_mask(dm, str(tcfg.corner), list(tcfg.box)) if tcfg.region_check else None
-    text_report = None
-    if mask is not None and mask.any() and (~mask).any():
-        text_report = text_region_similarity(
-            dm, queries, mask, reference_size=int(tcfg.reference_size), seed=seed
+        # 2. the burned-in text corner
+        tcfg = acfg.text
+        mask = text_patch_mask(dm, str(tcfg.corner), list(tcfg.box)) if tcfg.region_check else None
+        text_report = None
+        if mask is not None and mask.any() and (~mask).any():
+            text_report = text_region_similarity(
+                dm, queries, mask, reference_size=int(tcfg.reference_size), seed=seed
+            )
+            for name in distilled_sets:
+                results[name].update(text_report.summary(name))
+
+        # 3. artifact bytes: no patient id, header value or path
+        strings = private_strings(
+            dm, data_root(cfg), min_length=int(tcfg.min_length), max_dicom_files=tcfg.get("max_dicom_files")
+        )
+        leaks = _scan_artifacts(cfg, dm, distilled_sets, artifacts, strings)
+        for name in distilled_sets:
+            results[name]["artifact_leaks"] = float(len(leaks[name]))
+
+        # 4. membership inference: shadows on random halves of the patients, then every target
+        mia, mia_summary = _membership(cfg, dm, distilled_sets, real_model, real_info, seed, informative)
+        primary = str(acfg.membership.primary)
+        results["real"] = {**mia_summary["real"], **{f"real_{k}": v for k, v in real_info.items()}}
+        results["control_overfit"] = dict(mia_summary["control_overfit"])
+        oc = acfg.membership.overfit_control
+        ctl = mia_summary["control_overfit"]
+        detected = ctl[f"mia_patch_{primary}_auc"] >= float(oc.detect_auc) or (
+            math.isfinite(ctl[f"mia_patch_{primary}_tpr_at_1pct"])
+            and ctl[f"mia_patch_{primary}_tpr_at_1pct"] >= float(oc.detect_tpr_at_1pct)
         )
         for name in distilled_sets:
-            results[name].update(text_report.summary(name))
+            r = results[name]
+            r.update(mia_summary[name])
+            auc, n_in, n_out = (r[f"mia_patch_{k}"] for k in (f"{primary}_auc", "n_members", "n_nonmembers"))
+            # Flag only an AUC that is both large and beyond chance for this pool (3 null standard deviations
+            # of the Mann-Whitney AUC): with few patches the best of several attacks reaches 0.6 by luck.
+            null_sd = math.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
+            r["mia_auc_null_sd"] = null_sd
+            r["membership_flagged"] = float(
+                auc >= float(acfg.membership.flag_auc) and auc - 0.5 > 3 * null_sd
+            )
+            r["controls_certified"] = certified
+            r["mia_control_detected"] = float(detected)
+            r.update({k: v for k, v in sizes.items()})
+        for row in ("real", *CONTROL_ROWS, "control_overfit"):
+            results[row]["controls_certified"] = certified
+            results[row]["mia_control_detected"] = float(detected)
 
-    # 3. artifact bytes: no patient id, header value or path
-    strings = private_strings(
-        dm, data_root(cfg), min_length=int(tcfg.min_length), max_dicom_files=tcfg.get("max_dicom_files")
-    )
-    leaks = _scan_artifacts(cfg, dm, distilled_sets, artifacts, strings)
-    for name in distilled_sets:
-        results[name]["artifact_leaks"] = float(len(leaks[name]))
-
-    # 4. membership inference: shadows on random halves of the patients, then every target
-    mia, mia_summary = _membership(cfg, dm, distilled_sets, real_model, real_info, seed, informative)
-    primary = str(acfg.membership.primary)
-    results["real"] = {**mia_summary["real"], **{f"real_{k}": v for k, v in real_info.items()}}
-    results["control_overfit"] = dict(mia_summary["control_overfit"])
-    oc = acfg.membership.overfit_control
-    ctl = mia_summary["control_overfit"]
-    detected = ctl[f"mia_patch_{primary}_auc"] >= float(oc.detect_auc) or (
-        math.isfinite(ctl[f"mia_patch_{primary}_tpr_at_1pct"])
-        and ctl[f"mia_patch_{primary}_tpr_at_1pct"] >= float(oc.detect_tpr_at_1pct)
-    )
-    for name in distilled_sets:
-        r = results[name]
-        r.update(mia_summary[name])
-        auc, n_in, n_out = (r[f"mia_patch_{k}"] for k in (f"{primary}_auc", "n_members", "n_nonmembers"))
-        # Flag only an AUC that is both large and beyond chance for this pool (3 null standard deviations
-        # of the Mann-Whitney AUC): with few patches the best of several attacks reaches 0.6 by luck.
-        null_sd = math.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
-        r["mia_auc_null_sd"] = null_sd
-        r["membership_flagged"] = float(auc >= float(acfg.membership.flag_auc) and auc - 0.5 > 3 * null_sd)
-        r["controls_certified"] = certified
-        r["mia_control_detected"] = float(detected)
-        r.update({k: v for k, v in sizes.items()})
-    for row in ("real", *CONTROL_ROWS, "control_overfit"):
-        results[row]["controls_certified"] = certified
-        results[row]["mia_control_detected"] = float(detected)
-
-    # 5. files, figures, report, loggers
-    paths = _write_outputs(
-        out, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
-    )
-    for i, (row, metrics) in enumerate(results.items()):
-        finite = {f"audit/{row}/{k}": float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+        # 5. files, figures, report, loggers
+        paths = _write_outputs(
+            out, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
+        )
+        for i, (row, metrics) in enumerate(results.items()):
+            finite = {f"audit/{row}/{k}": float(v) for k, v in metrics.items() if math.isfinite(float(v))}
+            for lg in loggers:
+                lg.log_metrics(finite, step=i)
         for lg in loggers:
-            lg.log_metrics(finite, step=i)
-    for lg in loggers:
-        if isinstance(lg, WandbLogger):  # numbers only: the closest-pairs picture shows real patches
-            for key in ("similarity", "membership_roc"):
-                lg.log_image(key=f"audit/{key}", images=[str(paths[key])])
-        lg.save()
-    if own_loggers:
-        finish_loggers(loggers)
+            if isinstance(lg, WandbLogger):  # numbers only: the closest-pairs picture shows real patches
+                for key in ("similarity", "membership_roc"):
+                    lg.log_image(key=f"audit/{key}", images=[str(paths[key])])
+            lg.save()
+    finally:
+        if own_loggers:  # closed also when the stage fails
+            finish_loggers(loggers)
     return results
 
 

@@ -175,50 +175,55 @@ def run_distillation(
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
     module = build_module(cfg, datamodule, distilled, out / "grids")
     loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode
-    log_public_hyperparams(loggers, cfg)
-    callbacks = list(callbacks or [])
-    if d.ckpt_every:
-        callbacks.append(
-            ModelCheckpoint(
-                dirpath=out / "checkpoints",
-                filename=CKPT_FILENAME,
-                auto_insert_metric_name=False,
-                every_n_train_steps=d.ckpt_every,
-                save_top_k=1,
-                save_last=True,
+    try:
+        log_public_hyperparams(loggers, cfg)
+        callbacks = list(callbacks or [])
+        if d.ckpt_every:
+            callbacks.append(
+                ModelCheckpoint(
+                    dirpath=out / "checkpoints",
+                    filename=CKPT_FILENAME,
+                    auto_insert_metric_name=False,
+                    every_n_train_steps=d.ckpt_every,
+                    save_top_k=1,
+                    save_last=True,
+                )
             )
+        trainer = hydra.utils.instantiate(
+            cfg.trainer,
+            max_steps=d.outer_steps,
+            # Lightning converts logged tensors to numbers (a device sync) whenever it logs:
+            # only every log_every.
+            log_every_n_steps=int(d.get("log_every", 1)),
+            max_epochs=-1,
+            logger=loggers or False,
+            callbacks=callbacks,
+            enable_checkpointing=bool(d.ckpt_every),
+            use_distributed_sampler=False,
         )
-    trainer = hydra.utils.instantiate(
-        cfg.trainer,
-        max_steps=d.outer_steps,
-        # Lightning converts logged tensors to numbers (a device sync) whenever it logs: only every log_every.
-        log_every_n_steps=int(d.get("log_every", 1)),
-        max_epochs=-1,
-        logger=loggers or False,
-        callbacks=callbacks,
-        enable_checkpointing=bool(d.ckpt_every),
-        use_distributed_sampler=False,
-    )
-    with warnings.catch_warnings():
-        # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
-        warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
-        trainer.fit(
-            module,
-            train_dataloaders=OuterSteps(d.outer_steps),
-            ckpt_path=str(ckpt_path) if ckpt_path else None,
-        )
-    distilled = module.distilled.cpu().float()
-    if trainer.is_global_zero:
-        distilled.save(out)
-        save_png(out / "grid.png", grid_image(distilled, title=f"{mode} labels, {d.outer_steps} outer steps"))
-        save_png(out / "lrs.png", lr_schedule_image(distilled))
-        summary = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("outer/")}
-        summary.update(
-            mode=mode,
-            outer_steps=int(trainer.global_step),
-            label_entropy=float(distilled.label_entropy().detach()),
-        )
-        write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
-        save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
-    finish_loggers(loggers)
+        with warnings.catch_warnings():
+            # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
+            warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+            trainer.fit(
+                module,
+                train_dataloaders=OuterSteps(d.outer_steps),
+                ckpt_path=str(ckpt_path) if ckpt_path else None,
+            )
+        distilled = module.distilled.cpu().float()
+        if trainer.is_global_zero:
+            distilled.save(out)
+            save_png(
+                out / "grid.png", grid_image(distilled, title=f"{mode} labels, {d.outer_steps} outer steps")
+            )
+            save_png(out / "lrs.png", lr_schedule_image(distilled))
+            summary = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("outer/")}
+            summary.update(
+                mode=mode,
+                outer_steps=int(trainer.global_step),
+                label_entropy=float(distilled.label_entropy().detach()),
+            )
+            write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
+            save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
+    finally:
+        finish_loggers(loggers)  # also when the run fails (a sweep's next job gets its own run)
     return distilled

@@ -563,10 +563,12 @@ def run_evaluation(
         return None
     own_loggers = loggers is None
     loggers = stage_loggers(cfg, "evaluation") if own_loggers else loggers
-    log_public_hyperparams(loggers, cfg)
-    df = finalize(cfg, datamodule, distilled_sets, out, loggers, study)
-    if own_loggers:
-        finish_loggers(loggers)
+    try:
+        log_public_hyperparams(loggers, cfg)
+        df = finalize(cfg, datamodule, distilled_sets, out, loggers, study)
+    finally:
+        if own_loggers:  # closed also when the stage fails
+            finish_loggers(loggers)
     return df
 
 
