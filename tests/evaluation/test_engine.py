@@ -37,6 +37,7 @@ SMALL = [
     "eval.standard.epochs=5",
     "eval.bootstrap=50",
     "eval.progress=false",
+    "eval.patient.threshold_fallback=cv",  # 4 + 4 validation patients: knowingly cross-validated
     "eval.ensemble=true",  # exercise the torch.func path on the CPU too
 ]
 

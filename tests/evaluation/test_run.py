@@ -23,6 +23,7 @@ SMALL = [
     "eval.standard.epochs=20",
     "eval.bootstrap=100",
     "eval.progress=false",
+    "eval.patient.threshold_fallback=cv",  # 4 + 4 validation patients: knowingly cross-validated
 ]
 
 

@@ -20,7 +20,11 @@ from gastrodistill.sharing.train_from_artifact import (
 )
 from gastrodistill.utils.seeding import torch_generator
 
-FAST = ["model=lenet", "audit.receive.n_networks=2"]
+FAST = [
+    "model=lenet",
+    "audit.receive.n_networks=2",
+    "eval.patient.threshold_fallback=cv",
+]  # 2 + 2 val patients
 
 
 def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, card_fields):
