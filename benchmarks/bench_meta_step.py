@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from proc_memory import reset_peak_rss, status_kib  # benchmarks/proc_memory.py
+
 METHODS = ("func", "func+ckpt", "higher", "ssnl-ref", "sgd-floor")
 
 
@@ -126,15 +128,15 @@ def worker(method: str, T: int, width: int, size: int, batch: int, ipc: int, rep
     ds, net, x, y = build(T, width, size, batch, ipc)
     F.cross_entropy(net(x), y).backward()  # warm-up: kernels, allocator
     net.zero_grad(set_to_none=True)
-    rss_before = _status_kib("VmRSS")
-    hwm_reset = _reset_peak_rss()
-    base = _status_kib("VmHWM") if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = status_kib("VmRSS")
+    hwm_reset = reset_peak_rss()
+    base = status_kib("VmHWM") if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         one_step(method, net, ds, x, y)
         times.append(time.perf_counter() - start)
-    peak = _status_kib("VmHWM") if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = status_kib("VmHWM") if hwm_reset else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "method": method,
         "T": T,
@@ -142,24 +144,6 @@ def worker(method: str, T: int, width: int, size: int, batch: int, ipc: int, rep
         "peak_mib": (peak - rss_before) / 1024 if hwm_reset else (peak - base) / 1024,
         "peak_source": "VmHWM after reset" if hwm_reset else "ru_maxrss delta (lower bound)",
     }
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS mark (Linux >= 4.0: write 5 to clear_refs): VmHWM is then our peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def check_agreement(T: int, width: int, size: int, batch: int, ipc: int) -> float:

@@ -25,6 +25,7 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+from proc_memory import reset_peak_rss, status_kib
 
 PAPER_PATCHES = (
     48_385 + 42_785 + 45_127
@@ -80,23 +81,11 @@ def data_root(src: Path, dst: Path, n: int) -> Path:
     return dst
 
 
-def _reset_peak_rss() -> bool:
-    """Reset this process's RSS high-water mark (Linux), so the peak measured is the build's own."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
 def _peak_rss_mb() -> float:
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        return status_kib("VmHWM") / 1024
+    except (OSError, RuntimeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def worker(root: str, store_root: str, size: int) -> None:
@@ -106,7 +95,7 @@ def worker(root: str, store_root: str, size: int) -> None:
     from gastrodistill.data.tiling import Geometry
 
     import_rss = _peak_rss_mb()
-    reset = _reset_peak_rss()
+    reset = reset_peak_rss()
     spec = StoreSpec(
         Path(root),
         Path(store_root),

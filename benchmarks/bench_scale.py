@@ -51,6 +51,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from proc_memory import reset_peak_rss, status_kib  # benchmarks/proc_memory.py
+
 GIB = 1024**3
 H100_PEAK = {"bf16": 989e12, "32": 495e12}  # dense tensor-core FLOP/s (bf16, TF32), H100 SXM datasheet
 MFU = 0.30  # assumed share of that peak reached by ConvNet-128 + instance norm (not measured here)
@@ -87,35 +89,14 @@ QUICK_GRID = [
 
 
 # ---- helpers ---------------------------------------------------------------------------------------
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak_rss() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
 def chunked_meta_loss(net, ds, x, y, chunk, checkpoint: bool = False, precision: str = "32"):
     """(outer loss value, surrogate to back-propagate) of one inner network, chunked when ``chunk`` is set.
 
-    Uses the project's ``meta_objective`` (issue 9) when it exists; otherwise the same method written here:
-    the gradient w.r.t. the final inner weights accumulated chunk by chunk, then one backward through the
-    unroll (``torch.autograd.backward(final, grads)`` via a surrogate ``sum(final * grads)``).
+    The project's ``inner_loop.meta_objective`` (chunked outer loss, issue 9) under optional bf16 autocast.
     """
     import contextlib
 
     import torch
-    import torch.nn.functional as F
-    from torch.func import functional_call
 
     from gastrodistill.distillation import inner_loop
 
@@ -125,28 +106,8 @@ def chunked_meta_loss(net, ds, x, y, chunk, checkpoint: bool = False, precision:
         else contextlib.nullcontext()
     )
     with ctx:
-        if hasattr(inner_loop, "meta_objective"):
-            res = inner_loop.meta_objective(net, ds, x, y, "func", checkpoint, outer_chunk=chunk)
-            return res.loss.float(), res.surrogate.float()
-        weights = inner_loop.unroll_func(net, ds, checkpoint)
-        buffers = dict(net.named_buffers())
-        if chunk is None:
-            loss = F.cross_entropy(functional_call(net, {**weights, **buffers}, (x,)), y)
-            return loss.float(), loss.float()
-        names = list(weights)
-        final = [weights[n] for n in names]
-        leaves = [w.detach().requires_grad_(True) for w in final]
-        grads = [torch.zeros_like(w) for w in leaves]
-        total = torch.zeros((), device=x.device)
-        for start in range(0, len(x), chunk):
-            xc, yc = x[start : start + chunk], y[start : start + chunk]
-            logits = functional_call(net, {**dict(zip(names, leaves, strict=True)), **buffers}, (xc,))
-            part = F.cross_entropy(logits.float(), yc, reduction="sum") / len(x)
-            for acc, g in zip(grads, torch.autograd.grad(part, leaves), strict=True):
-                acc += g
-            total = total + part.detach()
-        surrogate = sum((w * g).sum() for w, g in zip(final, grads, strict=True))
-        return total, surrogate
+        res = inner_loop.meta_objective(net, ds, x, y, "func", checkpoint, outer_chunk=chunk)
+        return res.loss.float(), res.surrogate.float()
 
 
 def build(size: int, T: int, batch: int, width: int, n_train: int, device: str):
@@ -203,8 +164,8 @@ def grid_worker(size, T, batch, chunk, width, steps, device, precision) -> dict:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
-    hwm = _reset_peak_rss()
-    rss0 = _status_kib("VmRSS") if hwm else _status_kib("VmHWM")
+    hwm = reset_peak_rss()
+    rss0 = status_kib("VmRSS") if hwm else status_kib("VmHWM")
     times, waits = [], []
     for i in range(1, steps + 1):
         t, w = step(i)
@@ -214,7 +175,7 @@ def grid_worker(size, T, batch, chunk, width, steps, device, precision) -> dict:
         peak = (torch.cuda.max_memory_allocated() - base) / GIB
         source = "torch.cuda.max_memory_allocated rise"
     else:
-        peak = (_status_kib("VmHWM") - rss0) / 1024**2
+        peak = (status_kib("VmHWM") - rss0) / 1024**2
         source = (
             "RSS rise over the warmed-up process (VmHWM after reset)" if hwm else "ru_maxrss (lower bound)"
         )
