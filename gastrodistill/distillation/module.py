@@ -357,7 +357,7 @@ class DistillModule(pl.LightningModule):
         grads = [p.grad for p in self.distilled.parameters() if p.grad is not None]
         if not grads:
             return
-        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        norm = float(torch.nn.utils.get_total_norm(grads))  # the global L2 norm, as clip_grad_norm_'s
         if self.grad_norm_ema is None:
             self.grad_norm_ema = norm
             return

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -64,3 +69,19 @@ def tiny_problem(seed: int = 0, steps: int = 2, epochs: int = 2, n_real: int = 8
     x = torch.randn(n_real, 1, 4, 4, generator=gen, dtype=torch.double)
     y = torch.randint(0, 3, (n_real,), generator=gen)
     return ds, net, x, y
+
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_distill_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m gastrodistill.cli.distill *args`` in a fresh process (1 thread, W&B offline) in ``cwd``."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "WANDB_MODE": "offline",
+        "NO_ALBUMENTATIONS_UPDATE": "1",
+    }
+    cmd = [sys.executable, "-m", "gastrodistill.cli.distill", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=cwd)

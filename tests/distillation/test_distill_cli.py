@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-from _distill_helpers import TINY
+from _distill_helpers import TINY, run_distill_cli
 
 from gastrodistill.distillation.distilled_set import DistilledSet
 
@@ -20,17 +17,8 @@ def test_cli_multirun_sweep_on_two_classes(tmp_path):
     (conf / "digits01.yaml").write_text(
         "_target_: gastrodistill.data.digits.DigitsDataModule\nclasses: [0, 1]\nn_val: 40\nn_test: 40\n"
     )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        "WANDB_MODE": "offline",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "gastrodistill.cli.distill",
+    proc = run_distill_cli(
+        tmp_path,
         "-m",
         "distill.ipc=1,2",
         f"hydra.searchpath=[file://{tmp_path / 'conf'}]",
@@ -39,8 +27,7 @@ def test_cli_multirun_sweep_on_two_classes(tmp_path):
         f"hydra.sweep.dir={tmp_path / 'sweep'}",
         "logger=csv",
         *(o for o in TINY if not o.startswith("distill.ipc=")),
-    ]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     for job, ipc in ((0, 1), (1, 2)):
         out = tmp_path / "sweep" / str(job) / "soft"

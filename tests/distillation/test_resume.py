@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from _distill_helpers import TINY
+from _distill_helpers import TINY, run_distill_cli
 
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.resume import ResumeError, resolve_resume
@@ -64,17 +63,8 @@ def test_run_refuses_a_checkpoint_of_the_other_mode(compose_cfg, tiny_dm, tiny_o
 
 
 def cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-        "OMP_NUM_THREADS": "1",
-        "WANDB_MODE": "offline",
-        "NO_ALBUMENTATIONS_UPDATE": "1",
-    }
-    cmd = [
-        sys.executable,
-        "-m",
-        "gastrodistill.cli.distill",
+    return run_distill_cli(
+        tmp_path,
         "data=digits",
         f"paths.root_dir={tmp_path}",
         "logger=csv",
@@ -85,8 +75,7 @@ def cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
         "distill.scheduler.gamma=0.7",
         "distill.grid_every=0",
         *overrides,
-    ]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    )
 
 
 def test_cli_stop_and_resume_in_a_new_run_folder_is_exact(tmp_path):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _eval_sets import small_distilled
 from torch.utils.data import Dataset
 
 from gastrodistill.distillation.distilled_set import DistilledSet
@@ -50,22 +51,6 @@ DSA_NODE = {
 }
 
 
-def _distilled(dm, mode="soft", seed=0) -> DistilledSet:
-    ds = DistilledSet(
-        3,
-        ipc=2,
-        steps=2,
-        epochs=2,
-        image_shape=dm.image_shape,
-        mode=mode,
-        lr_init=0.05,
-        class_names=dm.class_names,
-        mean=dm.mean,
-        std=dm.std,
-    )
-    return ds.init_real(dm, torch_generator(seed, "init"))
-
-
 def _weights(nets) -> list[torch.Tensor]:
     return [torch.cat([p.detach().flatten() for p in n.parameters()]) for n in nets]
 
@@ -100,7 +85,7 @@ def test_ensemble_equals_loop_for_the_same_seeds(compose_cfg, patient_dm, arch):
     p_ens = predict_split(Ensemble(together), ctx.test)
     np.testing.assert_allclose(p_loop, p_ens, rtol=1e-4, atol=1e-5)
     # replay
-    ds = _distilled(patient_dm)
+    ds = small_distilled(patient_dm)
     loop = [train_replay(spec.build(torch_generator(i)), ds) for i in range(3)]
     together = train_replays([spec.build(torch_generator(i)) for i in range(3)], ds)
     for a, b in zip(_weights(loop), _weights(together), strict=True):
@@ -115,7 +100,7 @@ def test_replayed_weights_equal_the_unrolls_final_weights(patient_dm, momentum):
 
     torch.set_default_dtype(torch.float64)
     try:
-        ds = _distilled(patient_dm).double()
+        ds = small_distilled(patient_dm).double()
         ds.inner_momentum = momentum
         net = ConvNet(1, 3, (12, 12), width=4, depth=2, init_seed=3).double()
         unrolled = unroll_func(net, ds, momentum=momentum)
@@ -134,7 +119,7 @@ def test_scoring_in_one_pass_equals_network_by_network(compose_cfg, patient_dm):
     cfg = compose_cfg(SMALL + ["eval.threshold_source=train"])
     ctx = build_context(cfg, patient_dm)
     spec = net_spec(cfg, "same", patient_dm)
-    ds = _distilled(patient_dm)
+    ds = small_distilled(patient_dm)
     nets = [train_replay(spec.build(torch_generator(i)), ds) for i in range(3)]
     together = score_networks(Ensemble(nets), ctx)
     alone = [score_networks([n], ctx)[0] for n in nets]
@@ -150,7 +135,7 @@ def _table(df: pd.DataFrame) -> pd.DataFrame:
 
 def test_two_ranks_give_the_single_process_table_and_a_rerun_resumes(compose_cfg, patient_dm, tmp_path):
     cfg = compose_cfg(SMALL)
-    sets = {"soft": _distilled(patient_dm), "hard": _distilled(patient_dm, "hard", 1)}
+    sets = {"soft": small_distilled(patient_dm), "hard": small_distilled(patient_dm, "hard", 1)}
     single = run_evaluation(cfg, patient_dm, sets, tmp_path / "single", loggers=[])
     # two ranks simulated one after the other into one folder, then rank 0 merges
     jobs = build_jobs(cfg.eval, list(sets))
@@ -234,7 +219,7 @@ def test_streamed_and_in_memory_full_data_use_one_recipe(compose_cfg, patient_dm
 def test_sets_from_other_data_are_refused_naming_what_differs(
     patient_dm, patient_dm_factory, compose_cfg, tmp_path
 ):
-    ds = _distilled(patient_dm)
+    ds = small_distilled(patient_dm)
     check_distilled_set("soft", ds, patient_dm)
     bad = copy.deepcopy(ds)
     bad.mean = [v + 0.1 for v in ds.mean]
@@ -289,7 +274,7 @@ def test_a_two_process_gloo_run_gives_the_single_process_table(compose_cfg, pati
     from omegaconf import OmegaConf
 
     cfg = compose_cfg(SMALL + ["eval.architectures=[same]"])
-    soft = _distilled(patient_dm)
+    soft = small_distilled(patient_dm)
     single = run_evaluation(cfg, patient_dm, {"soft": soft}, tmp_path / "single", loggers=[])
     soft.save(tmp_path / "soft")
     OmegaConf.save(cfg, tmp_path / "cfg.yaml", resolve=False)
@@ -343,7 +328,7 @@ def test_a_saved_set_records_its_architecture_and_the_card_describes_the_set(
 ):
     from gastrodistill.sharing.publish import card_fields_from_config
 
-    ds = _distilled(patient_dm)
+    ds = small_distilled(patient_dm)
     ds.model_config = {"_target_": "gastrodistill.models.LeNet", "_partial_": True, "act": "relu"}
     ds.save(tmp_path / "s")
     back = DistilledSet.load(tmp_path / "s")

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from _eval_sets import small_distilled
 
-from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.evaluation.fresh_training import train_replay
 from gastrodistill.evaluation.run import Study, build_context, evaluate_network, net_spec, run_evaluation
 from gastrodistill.utils.seeding import torch_generator
@@ -27,26 +27,10 @@ SMALL = [
 ]
 
 
-def _distilled(dm, mode="soft", seed=0) -> DistilledSet:
-    ds = DistilledSet(
-        3,
-        ipc=2,
-        steps=2,
-        epochs=2,
-        image_shape=dm.image_shape,
-        mode=mode,
-        lr_init=0.05,
-        class_names=dm.class_names,
-        mean=dm.mean,
-        std=dm.std,
-    )
-    return ds.init_real(dm, torch_generator(seed, "init"))
-
-
 def test_results_table_equals_logged_numbers_and_outputs_exist(compose_cfg, patient_dm, tmp_path):
     cfg = compose_cfg(SMALL)
     dm = patient_dm
-    sets = {"soft": _distilled(dm, "soft"), "hard": _distilled(dm, "hard", 1)}
+    sets = {"soft": small_distilled(dm, "soft"), "hard": small_distilled(dm, "hard", 1)}
     out = tmp_path / "eval"
     df = run_evaluation(cfg, dm, sets, out)
     # one row per method x schedule x architecture
@@ -119,7 +103,7 @@ def test_threshold_never_sees_test_patients(compose_cfg, patient_dm_factory):
     """Flipping every test diagnosis changes test metrics but not one threshold."""
     cfg = compose_cfg(SMALL + ["eval.threshold_source=val"])
     dm, flipped = patient_dm_factory(3), patient_dm_factory(3, flip_test_labels=True)
-    ds = _distilled(dm)
+    ds = small_distilled(dm)
     ctx, ctx_flipped = build_context(cfg, dm), build_context(cfg, flipped)
     spec = net_spec(cfg, "same", dm)
     for i in range(3):
@@ -147,7 +131,7 @@ def test_bad_eval_config_is_a_clear_error(compose_cfg, patient_dm):
 def test_fresh_networks_learn_from_the_distilled_set(compose_cfg, patient_dm):
     """Replay of real-init images beats chance; differently seeded networks differ."""
     cfg = compose_cfg(SMALL)
-    ds = _distilled(patient_dm)
+    ds = small_distilled(patient_dm)
     spec = net_spec(cfg, "same", patient_dm)
     ctx = build_context(cfg, patient_dm)
     accs = [
