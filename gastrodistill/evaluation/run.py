@@ -146,7 +146,6 @@ class Study:
         self.selected: dict[str, Any] = {}
         self.specs: dict[tuple[str, str], NetSpec] = {}
         self._train: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._teacher: nn.Module | None = None
         self._means: tuple[torch.Tensor, torch.Tensor] | None = None
         self.reference_net: nn.Module | None = None  # the first full-data network (reused by the audit)
         self.use_ensembles = ensemble_mode(self.ev.get("ensemble", "auto"), self.ctx.test.device)
@@ -227,24 +226,39 @@ class Study:
         first = next(iter(self.sets.values()))
         return max(1, int(first.images.shape[0]) // self.dm.num_classes)
 
-    def teacher(self) -> nn.Module:
-        """The soft-label teacher of ``random_soft``: a full-data network (seed ``'teacher'``), trained once
-        and kept as ``teacher.safetensors`` in the output folder so other ranks and re-runs reuse it."""
-        if self._teacher is None:
-            spec = self.spec(SAME)
-            net = spec.build(self.gen("teacher"))
-            path = self.out / "teacher.safetensors" if self.out is not None else None
+    #: The first full-data network of the distillation architecture (job ``full__real__same__0``), saved
+    #: so that the audit, the ``random_soft`` teacher, other ranks, worker processes and re-runs reuse it.
+    REFERENCE_FILE = "reference.safetensors"
+    REFERENCE_JOB = Job("full", REAL_SCHEDULE, SAME, 0)
+
+    def save_reference(self, net: nn.Module) -> None:
+        """Keep ``net`` as the reference network (and write it to ``REFERENCE_FILE`` in the output folder)."""
+        self.reference_net = net
+        if self.out is not None:
+            with atomic_path(self.out / self.REFERENCE_FILE, suffix=".safetensors") as tmp:
+                save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
+
+    def reference(self) -> nn.Module:
+        """The reference network: job ``full__real__same__0``'s network, from memory, from
+        ``REFERENCE_FILE``, or trained now by that job's seeds and recipe (the same weights the job gets)."""
+        if self.reference_net is None:
+            path = self.out / self.REFERENCE_FILE if self.out is not None else None
             if path is not None and path.is_file():
+                spec = self.spec(SAME)
+                net = spec.build(self.gen("reference-load"))
                 net.load_state_dict(load_file(str(path), device=str(spec.device)))
+                self.reference_net = net
             else:
-                net, _ = self.train_full(net, ("teacher",))
-                if path is not None:
-                    with atomic_path(path, suffix=".safetensors") as tmp:
-                        save_file(
-                            {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp)
-                        )
-            self._teacher = net.eval()
-        return self._teacher
+                job = self.REFERENCE_JOB
+                net, _ = self.build(job)
+                net, _ = self.train_full(net, (job.method, job.schedule, job.arch, job.index))
+                self.save_reference(net)
+        return self.reference_net
+
+    def teacher(self) -> nn.Module:
+        """The soft-label teacher of ``random_soft``: the reference network (a full-data network; one
+        training serves the ``full`` row, the teacher and the audit)."""
+        return self.reference().eval()
 
     def small_set(self, method: str, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The training set of network ``index`` of a small-set method (index -1: the lr-selection draw)."""
@@ -322,8 +336,8 @@ class Study:
             for j, net in zip(jobs, nets, strict=True):
                 _, info = self.train_full(net, ("full", REAL_SCHEDULE, arch, j.index))
                 extras.append({"best_epoch": int(info["best_epoch"])})
-                if self.reference_net is None and arch == SAME:
-                    self.reference_net = net
+                if j == self.REFERENCE_JOB:
+                    self.save_reference(net)
             return nets, {"per_net": extras}
         if schedule == "replay":
             ds = self.sets[method]
@@ -383,6 +397,23 @@ class Study:
     def run(self, jobs: Sequence[Job] | None = None) -> list[dict[str, Any]]:
         """Train and score ``jobs`` (default: every job of the config), setting by setting."""
         jobs = build_jobs(self.ev, list(self.sets)) if jobs is None else list(jobs)
+        self.check_jobs(jobs)
+        bar = tqdm(total=len(jobs), desc="evaluation: fresh networks", disable=not self.progress)
+        earlier: list[dict[str, Any]] = []
+        if self.out is not None and self.write_progress:
+            mine = {j.key for j in jobs}
+            earlier = report.load_records(self.out, sorted(report.finished_jobs(self.out) - mine))
+        for setting, group in by_setting(jobs).items():
+            self.run_setting(setting, group)
+            bar.update(len(group))
+            if self.out is not None and self.write_progress:
+                report.write_network_records(earlier + self.records, self.out / report.NETWORKS_CSV)
+        bar.close()
+        return self.records
+
+    def check_jobs(self, jobs: Sequence[Job]) -> None:
+        """Refuse a job whose method is neither a set nor a baseline, and two architecture keys naming one
+        network for a method (:class:`EvaluationConfigError`)."""
         for method in {j.method for j in jobs}:
             if method not in self.sets and method not in BASELINES:
                 raise EvaluationConfigError(
@@ -396,18 +427,6 @@ class Study:
                     f"eval architectures {names[key]!r} and {arch!r} are both {key[2]} for {method!r}: "
                     "list the distilled set's own architecture only as 'same'"
                 )
-        bar = tqdm(total=len(jobs), desc="evaluation: fresh networks", disable=not self.progress)
-        earlier: list[dict[str, Any]] = []
-        if self.out is not None and self.write_progress:
-            mine = {j.key for j in jobs}
-            earlier = report.load_records(self.out, sorted(report.finished_jobs(self.out) - mine))
-        for setting, group in by_setting(jobs).items():
-            self.run_setting(setting, group)
-            bar.update(len(group))
-            if self.out is not None and self.write_progress:
-                report.write_network_records(earlier + self.records, self.out / report.NETWORKS_CSV)
-        bar.close()
-        return self.records
 
     def sizes(self) -> dict[str, dict[str, int]]:
         shape = tuple(self.dm.image_shape)
@@ -447,7 +466,8 @@ def run_jobs(
     study: Study | None = None,
 ) -> Study:
     """Run this rank's share (``jobs[rank::world_size]``) of the unfinished jobs; records go to
-    ``output_dir/records``. Returns the :class:`Study` (its ``records`` are this call's)."""
+    ``output_dir/records``. Returns the :class:`Study` (its ``records`` are this call's). With one rank and
+    ``eval.processes`` > 1 the jobs run in that many worker processes (same records)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _prepare(datamodule)
@@ -459,6 +479,25 @@ def run_jobs(
     study.write_progress = world_size == 1  # ranks share the folder: rank 0 writes networks.csv at the end
     jobs = shard(build_jobs(cfg.eval, list(distilled_sets)), rank, world_size)
     todo = pending(jobs, report.finished_jobs(out))
+    processes = int(cfg.eval.get("processes") or 1)
+    if processes > 1 and world_size == 1 and len(todo) > 1:
+        from gastrodistill.evaluation.processes import run_in_processes
+
+        study.check_jobs(todo)
+        done = run_in_processes(
+            cfg,
+            datamodule,
+            distilled_sets,
+            out,
+            todo,
+            processes,
+            reference_done=(out / Study.REFERENCE_FILE).is_file(),
+            progress=study.progress,
+        )
+        study.selected.update(done["selected"])
+        study.timings += done["timings"]
+        study.records = report.load_records(out, [j.key for j in todo])
+        return study
     threads_before = torch.get_num_threads()
     if cfg.eval.get("num_threads"):
         torch.set_num_threads(int(cfg.eval.num_threads))
@@ -543,8 +582,10 @@ def run_evaluation(
     ``distilled_sets`` maps a method name (e.g. ``soft``, ``hard``) to a ``DistilledSet``. Each rank runs
     ``jobs[rank::world_size]`` (unfinished ones only); after ``barrier()`` (needed when ``world_size`` > 1)
     rank 0 merges every record and returns the table (one row per method, schedule and architecture);
-    other ranks return ``None``. When ``state`` is given, the first full-data network this process
-    trained is left in ``state["real_model"]`` for later stages (the audit).
+    other ranks return ``None``. When ``state`` is given, the reference network (job
+    ``full__real__same__0``, trained here or saved by an earlier run) is left in ``state["real_model"]`` for
+    later stages (the audit). ``eval.processes`` > 1 (one process only): the settings run in that many
+    worker processes (:mod:`gastrodistill.evaluation.processes`), with the same records.
     """
     out = Path(output_dir)
     _prepare(datamodule)
@@ -553,8 +594,9 @@ def run_evaluation(
     if rank == 0:
         save_run_info(out, cfg, extra={"stage": "evaluate"})
     study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size)
-    if state is not None:
-        state["real_model"] = study.reference_net
+    if state is not None:  # the reference network for the audit, when this run trained or saved one
+        saved = (out / Study.REFERENCE_FILE).is_file()
+        state["real_model"] = study.reference() if study.reference_net is not None or saved else None
     if barrier is not None:
         barrier()
     elif world_size > 1:

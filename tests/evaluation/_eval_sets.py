@@ -1,9 +1,28 @@
-"""A small distilled set shaped for a test data module (real-image init), shared by the evaluation tests."""
+"""Shared by the evaluation tests: a small distilled set shaped for a test data module (real-image init), and
+the in-memory data module with patients (defined here, not in ``conftest.py``, so that worker processes can
+unpickle it by a module name no other test folder uses)."""
 
 from __future__ import annotations
 
+from gastrodistill.data.base import TensorImageDataModule
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.utils.seeding import torch_generator
+
+CLASSES = ["irrelevant", "non-gastritis", "gastritis"]
+
+
+class PatientTensorDataModule(TensorImageDataModule):
+    """In-memory splits plus per-patch patient ids and per-patient diagnoses."""
+
+    def __init__(self, splits, pids, plabels, **kw) -> None:
+        super().__init__(splits=splits, class_names=CLASSES, **kw)
+        self._pids, self._plabels = pids, plabels
+
+    def patient_ids(self, split):
+        return self._pids[split]
+
+    def patient_labels(self, split):
+        return self._plabels[split]
 
 
 def small_distilled(dm, mode: str = "soft", seed: int = 0) -> DistilledSet:

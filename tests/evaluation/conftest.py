@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
-from gastrodistill.data.base import TensorImageDataModule
-
-CLASSES = ["irrelevant", "non-gastritis", "gastritis"]
+from _eval_sets import PatientTensorDataModule
 
 
 def _patch(rng: np.random.Generator, cls: int, size: int) -> np.ndarray:
@@ -20,20 +17,6 @@ def _patch(rng: np.random.Generator, cls: int, size: int) -> np.ndarray:
         img = 0.55 + 0.2 * np.sin(2 * np.pi * (xx + yy) / period + phase)
         img += 0.15 * rng.standard_normal((size, size))
     return np.clip(img, 0, 1)
-
-
-class PatientTensorDataModule(TensorImageDataModule):
-    """In-memory splits plus per-patch patient ids and per-patient diagnoses."""
-
-    def __init__(self, splits, pids, plabels, **kw) -> None:
-        super().__init__(splits=splits, class_names=CLASSES, **kw)
-        self._pids, self._plabels = pids, plabels
-
-    def patient_ids(self, split):
-        return self._pids[split]
-
-    def patient_labels(self, split):
-        return self._plabels[split]
 
 
 def make_patient_dm(

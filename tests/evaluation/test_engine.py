@@ -337,3 +337,56 @@ def test_a_saved_set_records_its_architecture_and_the_card_describes_the_set(
     fields = card_fields_from_config(cfg, patient_dm, "soft", distilled=back)
     assert fields["architecture"]["_target_"] == "gastrodistill.models.LeNet"
     assert fields["mean"] == pytest.approx(back.mean) and fields["std"] == pytest.approx(back.std)
+
+
+def test_worker_processes_give_the_single_process_table_and_train_the_teacher_once(
+    compose_cfg, patient_dm, tmp_path
+):
+    """``eval.processes=2``: settings in two spawned workers, the same records as one process; the
+    ``random_soft`` teacher is the reference network (job ``full__real__same__0``), with or without the
+    full-data row."""
+    cfg = compose_cfg(SMALL + ["eval.architectures=[same]", "eval.schedules=[replay]"])
+    sets = {"soft": small_distilled(patient_dm)}
+    single = run_evaluation(cfg, patient_dm, sets, tmp_path / "single", loggers=[])
+    trained: list[str] = []
+    original = Study.train_full
+
+    def counting(self, net, seed_parts):
+        trained.append("/".join(map(str, seed_parts)))
+        return original(self, net, seed_parts)
+
+    Study.train_full = counting  # the parent trains nothing: every full-data network is a worker's
+    try:
+        state: dict = {}
+        two = run_evaluation(
+            compose_cfg(SMALL + ["eval.architectures=[same]", "eval.schedules=[replay]", "eval.processes=2"]),
+            patient_dm,
+            sets,
+            tmp_path / "two",
+            loggers=[],
+            state=state,
+        )
+    finally:
+        Study.train_full = original
+    assert trained == []
+    a, b = _table(single), _table(two)
+    num = [c for c in a.columns if pd.api.types.is_float_dtype(a[c])]
+    np.testing.assert_allclose(a[num].to_numpy(float), b[num].to_numpy(float), rtol=1e-5, atol=1e-6)
+    # the audit's reference network is the saved full-data network 0, equal to the single run's
+    ref = state["real_model"]
+    single_ref = Study(cfg, patient_dm, sets, tmp_path / "single", progress=False).reference()
+    for p, q in zip(ref.parameters(), single_ref.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    # without the full-data row the teacher is still job full__real__same__0's network: same soft labels
+    no_full = compose_cfg(
+        SMALL
+        + ["eval.architectures=[same]", "eval.schedules=[replay]", "eval.baselines.methods=[random_soft]"]
+    )
+    alone = _table(run_evaluation(no_full, patient_dm, sets, tmp_path / "alone", loggers=[]))
+    cols = [c for c in num if c in alone.columns and not c.startswith("vs_")]
+    assert "patient_hm_mean" in cols
+
+    def row(df: pd.DataFrame) -> np.ndarray:
+        return df[df.method == "random_soft"][cols].to_numpy(float)
+
+    np.testing.assert_allclose(row(a), row(alone), rtol=1e-5, atol=1e-6)

@@ -1,0 +1,139 @@
+"""The evaluation's settings spread over worker processes on one machine (``eval.processes``).
+
+On a CPU the networks of the evaluation are small and trained one after another, so one process with one
+torch thread leaves the other cores idle. Here each setting (method, schedule, architecture: its learning
+rate selection and all its networks) is one task of a ``spawn`` process pool; a worker builds its
+:class:`~gastrodistill.evaluation.run.Study` once (data module, cached splits) and runs the settings it is
+handed. Tasks go out longest first (each full-data network alone, then standard-schedule settings, then
+replays) so the workers finish together. The ``random_soft`` settings need the teacher, the reference
+network of job ``full__real__same__0``: they are handed out once that job is done (or at once when an
+earlier run left ``reference.safetensors``), so no worker trains the teacher a second time.
+
+Every network is seeded by its job, and each setting's learning rate is chosen inside its own task, so the
+records equal a single process's (tested in ``tests/evaluation/test_engine.py``). Records are written by
+the workers into the output folder as in a single-process run; the caller merges them with
+:func:`~gastrodistill.evaluation.run.finalize`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from collections.abc import Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from gastrodistill.evaluation.jobs import REAL_SCHEDULE, SAME, Job, by_setting
+
+Setting = tuple[str, str, str]
+
+#: The worker's study, built once per worker process by :func:`_start_worker` (the pool's initializer).
+_WORKER: dict[str, Any] = {}
+
+
+def needs_teacher(setting: Setting) -> bool:
+    """Whether the setting's training sets are labelled by the teacher (the reference network)."""
+    return setting[0] == "random_soft"
+
+
+Task = tuple[Setting, tuple[Job, ...]]
+
+
+def tasks_of(jobs: Sequence[Job]) -> list[Task]:
+    """The pool's tasks, longest first: each full-data network alone (they share nothing), then each
+    standard-schedule setting whole (its learning-rate selection is shared by its networks) on the
+    distillation architecture, then on other architectures, then the replays; within a tier, more networks
+    first (longest-processing-time order)."""
+    tasks: list[Task] = []
+    for setting, group in by_setting(jobs).items():
+        if setting[1] == REAL_SCHEDULE:
+            tasks += [(setting, (j,)) for j in group]
+        else:
+            tasks.append((setting, tuple(group)))
+
+    def rank(task: Task) -> tuple[int, int]:
+        (method, schedule, arch), group = task
+        if schedule == REAL_SCHEDULE:
+            tier = 0
+        elif schedule == "standard":
+            tier = 1 if arch == SAME else 2
+        else:
+            tier = 3
+        return tier, -len(group)
+
+    return sorted(tasks, key=rank)
+
+
+def _start_worker(resolved: dict[str, Any], datamodule, sets: dict[str, Any], out: str, threads: int) -> None:
+    from gastrodistill.evaluation.run import Study
+
+    torch.set_num_threads(threads)
+    cfg = OmegaConf.create(resolved)
+    _WORKER["study"] = Study(cfg, datamodule, sets, out, progress=False)
+    _WORKER["study"].write_progress = False  # the parent writes networks.csv
+
+
+def _run_setting(setting: Setting, jobs: list[Job]) -> dict[str, Any]:
+    study = _WORKER["study"]
+    study.run_setting(setting, jobs)
+    return {"selected": dict(study.selected), "timings": study.timings[-1:]}
+
+
+def run_in_processes(
+    cfg: DictConfig,
+    datamodule,
+    distilled_sets: Mapping[str, Any],
+    output_dir: str | Path,
+    jobs: Sequence[Job],
+    processes: int,
+    reference_done: bool,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Train and score ``jobs`` in ``processes`` spawned workers (one torch thread each unless
+    ``eval.num_threads`` says otherwise); records land in ``output_dir/records``.
+
+    ``reference_done``: the reference network's file already exists (teacher settings start at once).
+    Returns ``{"selected": learning-rate selections, "timings": seconds per setting}``. A worker's error is
+    re-raised here with its own class and message. ``datamodule`` and the sets are sent to the workers
+    (pickled in memory, never written).
+    """
+    from gastrodistill.evaluation.run import Study
+
+    tasks = tasks_of(jobs)
+    waiting = [t for t in tasks if needs_teacher(t[0])]
+    ready = [t for t in tasks if not needs_teacher(t[0])]
+    reference = Study.REFERENCE_JOB
+    if reference_done or not any(reference in group for _, group in ready):
+        # the reference exists already, or no task trains it: the first teacher task trains and saves it
+        ready, waiting = ready + waiting, []
+    threads = int(cfg.eval.get("num_threads") or 1)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    selected: dict[str, Any] = {}
+    timings: list[dict[str, Any]] = []
+    desc = f"evaluation: fresh networks ({processes} processes)"
+    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
+    ctx = mp.get_context("spawn")
+    with ProcessPoolExecutor(
+        processes,
+        mp_context=ctx,
+        initializer=_start_worker,
+        initargs=(resolved, datamodule, dict(distilled_sets), str(output_dir), threads),
+    ) as pool:
+        running: dict[Future, Task] = {pool.submit(_run_setting, t[0], list(t[1])): t for t in ready}
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                _, group = running.pop(fut)
+                result = fut.result()  # a worker's error surfaces here
+                selected.update(result["selected"])
+                timings += result["timings"]
+                bar.update(len(group))
+                if waiting and reference in group:
+                    running.update({pool.submit(_run_setting, t[0], list(t[1])): t for t in waiting})
+                    waiting = []
+    bar.close()
+    return {"selected": selected, "timings": timings}
