@@ -113,6 +113,53 @@ def distilled_networks(
     ]
 
 
+class RealFit:
+    """``fit(x, y, generator) -> network``: the real-data recipe (``eval.baselines.real``) for a fixed
+    number of epochs on in-memory patches ``x`` ``[N, C, H, W]`` (normalised), labels ``y`` ``[N]``, without
+    model selection (shadow networks, overfit control). ``lr``, ``optimizer`` and ``batch_size`` override
+    the recipe's. Picklable (the resolved config and the data module), so worker processes can train
+    shadow networks (:func:`~gastrodistill.anonymity.membership.train_shadows`)."""
+
+    def __init__(
+        self,
+        cfg: DictConfig,
+        datamodule,
+        epochs: int,
+        lr: float | None = None,
+        optimizer: str | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.cfg = OmegaConf.to_container(cfg, resolve=True)
+        self.datamodule, self.epochs = datamodule, int(epochs)
+        self.lr, self.optimizer, self.batch_size = lr, optimizer, batch_size
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> nn.Module:
+        import torch.nn.functional as F
+
+        from gastrodistill.evaluation.fresh_training import in_memory_batches, make_optimizer
+        from gastrodistill.evaluation.full_data import RealRecipe
+        from gastrodistill.evaluation.networks import net_spec
+
+        cfg = OmegaConf.create(self.cfg)
+        recipe = RealRecipe(**dict(OmegaConf.to_container(cfg.eval.baselines.real, resolve=True)))
+        net = net_spec(cfg, "same", self.datamodule).build(g)
+        dev = next(net.parameters()).device
+        opt = make_optimizer(
+            net.parameters(),
+            self.optimizer or recipe.optimizer,
+            float(self.lr if self.lr is not None else recipe.lr),
+            recipe.momentum,
+            recipe.weight_decay,
+        )
+        net.train()
+        for _ in range(self.epochs):
+            for xb, yb in in_memory_batches(x, y, int(self.batch_size or recipe.batch_size), g):
+                opt.zero_grad(set_to_none=True)
+                F.cross_entropy(net(xb.to(dev)), yb.to(dev)).backward()
+                opt.step()
+        return net.eval()
+
+
 def fit_on_tensors(
     cfg: DictConfig,
     datamodule,
@@ -120,37 +167,9 @@ def fit_on_tensors(
     lr: float | None = None,
     optimizer: str | None = None,
     batch_size: int | None = None,
-):
-    """``fit(x, y, generator) -> network``: the real-data recipe (``eval.baselines.real``) for a fixed
-    number of epochs on in-memory patches, without model selection (shadow networks, overfit control)."""
-    import torch.nn.functional as F
-
-    from gastrodistill.evaluation.fresh_training import in_memory_batches, make_optimizer
-    from gastrodistill.evaluation.full_data import RealRecipe
-    from gastrodistill.evaluation.networks import net_spec
-
-    recipe = RealRecipe(**dict(OmegaConf.to_container(cfg.eval.baselines.real, resolve=True)))
-    spec = net_spec(cfg, "same", datamodule)
-
-    def fit(x: torch.Tensor, y: torch.Tensor, g: torch.Generator) -> nn.Module:
-        net = spec.build(g)
-        dev = next(net.parameters()).device
-        opt = make_optimizer(
-            net.parameters(),
-            optimizer or recipe.optimizer,
-            float(lr if lr is not None else recipe.lr),
-            recipe.momentum,
-            recipe.weight_decay,
-        )
-        net.train()
-        for _ in range(int(epochs)):
-            for xb, yb in in_memory_batches(x, y, int(batch_size or recipe.batch_size), g):
-                opt.zero_grad(set_to_none=True)
-                F.cross_entropy(net(xb.to(dev)), yb.to(dev)).backward()
-                opt.step()
-        return net.eval()
-
-    return fit
+) -> RealFit:
+    """The real-data recipe as ``fit(x, y, generator) -> network`` (:class:`RealFit`)."""
+    return RealFit(cfg, datamodule, epochs, lr, optimizer, batch_size)
 
 
 # ---- positive controls ----------------------------------------------------------------------------
@@ -358,7 +377,9 @@ def _membership(
         te_idx = informative_selection(cfg, dm, split="test").indices
     pool = build_pool(dm, int(mcfg.max_per_side), seed, tr_idx, te_idx)
     epochs = int(mcfg.get("shadow_epochs") or real_info.get("best_epoch") or cfg.eval.baselines.real.epochs)
-    shadows = train_shadows(pool, fit_on_tensors(cfg, dm, epochs), int(mcfg.shadows), seed)
+    shadows = train_shadows(
+        pool, fit_on_tensors(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1)
+    )
     mia: dict[str, list[TargetAttack]] = {
         "real": [attack_target(real_model, pool, shadows, pool.is_train, fprs=fprs)]
     }

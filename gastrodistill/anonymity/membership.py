@@ -284,20 +284,39 @@ def train_shadows(
     fit: Callable[[torch.Tensor, torch.Tensor, torch.Generator], nn.Module],
     n_shadows: int,
     seed: int,
+    processes: int = 1,
 ) -> ShadowScores:
     """Train ``n_shadows`` networks with ``fit(x, y, generator)`` on halves of the pool's patients.
 
-    Every shadow scores every pool example; raises :class:`MembershipInputError` for an odd count.
+    Every shadow scores every pool example; raises :class:`MembershipInputError` for an odd count. With
+    ``processes`` > 1 the shadows train in that many spawned worker processes (``fit`` must then be
+    picklable, e.g. :class:`gastrodistill.anonymity.audit.RealFit`; one torch thread each); each shadow
+    keeps its own generator ``(seed, 'audit', 'shadow', k)``, so the scores equal a single process's.
     """
     inside = shadow_halves(pool.groups, n_shadows, seed)
-    losses, phis = [], []
-    for k in range(n_shadows):
-        sel = torch.as_tensor(np.flatnonzero(inside[k]))
-        net = fit(pool.x[sel], pool.y[sel], torch_generator(seed, "audit", "shadow", k))
-        loss, phi = example_scores(net, pool.x, pool.y)
-        losses.append(loss)
-        phis.append(phi)
-    return ShadowScores(loss=np.stack(losses), phi=np.stack(phis), inside=inside)
+    tasks = [(fit, pool.x, pool.y, np.flatnonzero(inside[k]), seed, k) for k in range(n_shadows)]
+    if processes > 1 and n_shadows > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        workers = min(processes, n_shadows)
+        ctx = mp.get_context("spawn")  # one torch thread per worker: the workers share the cores
+        with ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)
+        ) as ex:
+            scores = list(ex.map(_shadow_scores, *zip(*tasks, strict=True)))
+    else:
+        scores = [_shadow_scores(*t) for t in tasks]
+    return ShadowScores(
+        loss=np.stack([s[0] for s in scores]), phi=np.stack([s[1] for s in scores]), inside=inside
+    )
+
+
+def _shadow_scores(fit, x: torch.Tensor, y: torch.Tensor, sel: np.ndarray, seed: int, k: int):
+    """Shadow ``k``: trained by ``fit`` on ``x[sel]``, its (loss, phi) on every example of the pool."""
+    idx = torch.as_tensor(sel)
+    net = fit(x[idx], y[idx], torch_generator(seed, "audit", "shadow", k))
+    return example_scores(net, x, y)
 
 
 def _masked_mean(values: np.ndarray, mask: np.ndarray) -> np.ndarray:
