@@ -4,10 +4,10 @@ On a CPU the networks of the evaluation are small and trained one after another,
 torch thread leaves the other cores idle. Here each setting (method, schedule, architecture: its learning
 rate selection and all its networks) is one task of a ``spawn`` process pool; a worker builds its
 :class:`~gastrodistill.evaluation.run.Study` once (data module, cached splits) and runs the settings it is
-handed. Tasks go out longest first (each full-data network alone, then standard-schedule settings, then
-replays) so the workers finish together. The ``random_soft`` settings need the teacher, the reference
-network of job ``full__real__same__0``: they are handed out once that job is done (or at once when an
-earlier run left ``reference.safetensors``), so no worker trains the teacher a second time.
+handed. A free worker gets the longest task that can start (each full-data network alone, then
+standard-schedule settings, then replays), so the workers finish together. The ``random_soft`` settings
+need the teacher, the reference network of job ``full__real__same__0``: they can start once that job is
+done (or at once when an earlier run left ``reference.safetensors``), so no worker trains it twice.
 
 Every network is seeded by its job, and each setting's learning rate is chosen inside its own task, so the
 records equal a single process's (tested in ``tests/evaluation/test_engine.py``). Records are written by
@@ -103,13 +103,10 @@ def run_in_processes(
     """
     from gastrodistill.evaluation.run import Study
 
-    tasks = tasks_of(jobs)
-    waiting = [t for t in tasks if needs_teacher(t[0])]
-    ready = [t for t in tasks if not needs_teacher(t[0])]
+    tasks = tasks_of(jobs)  # longest first; handed out one per free worker, in this order
     reference = Study.REFERENCE_JOB
-    if reference_done or not any(reference in group for _, group in ready):
-        # the reference exists already, or no task trains it: the first teacher task trains and saves it
-        ready, waiting = ready + waiting, []
+    # the reference exists already, or no task trains it: the first teacher task trains and saves it
+    teacher_ready = reference_done or not any(reference in group for _, group in tasks)
     threads = int(cfg.eval.get("num_threads") or 1)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     selected: dict[str, Any] = {}
@@ -123,8 +120,14 @@ def run_in_processes(
         initializer=_start_worker,
         initargs=(resolved, datamodule, dict(distilled_sets), str(output_dir), threads),
     ) as pool:
-        running: dict[Future, Task] = {pool.submit(_run_setting, t[0], list(t[1])): t for t in ready}
-        while running:
+        running: dict[Future, Task] = {}
+        while tasks or running:
+            while len(running) < processes:
+                task = next((t for t in tasks if teacher_ready or not needs_teacher(t[0])), None)
+                if task is None:
+                    break
+                tasks.remove(task)
+                running[pool.submit(_run_setting, task[0], list(task[1]))] = task
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 _, group = running.pop(fut)
@@ -132,8 +135,6 @@ def run_in_processes(
                 selected.update(result["selected"])
                 timings += result["timings"]
                 bar.update(len(group))
-                if waiting and reference in group:
-                    running.update({pool.submit(_run_setting, t[0], list(t[1])): t for t in waiting})
-                    waiting = []
+                teacher_ready = teacher_ready or reference in group
     bar.close()
     return {"selected": selected, "timings": timings}

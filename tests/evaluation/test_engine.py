@@ -390,3 +390,21 @@ def test_worker_processes_give_the_single_process_table_and_train_the_teacher_on
         return df[df.method == "random_soft"][cols].to_numpy(float)
 
     np.testing.assert_allclose(row(a), row(alone), rtol=1e-5, atol=1e-6)
+
+
+def test_worker_tasks_are_longest_first_with_each_full_data_network_alone(compose_cfg):
+    from gastrodistill.evaluation.processes import needs_teacher, tasks_of
+
+    cfg = compose_cfg(SMALL + ["eval.baselines.n_networks_full=2"])
+    jobs = build_jobs(cfg.eval, ["soft"])
+    tasks = tasks_of(jobs)
+    assert sorted(j for _, group in tasks for j in group) == sorted(jobs)  # every job exactly once
+    kinds = [(s[1], s[2]) for s, _ in tasks]
+    assert kinds[:2] == [("real", "same"), ("real", "same")]  # two full-data networks, one task each
+    assert [len(g) for s, g in tasks if s[1] == "real"] == [1, 1]
+    tiers = [
+        0 if k[0] == "real" else 1 if k == ("standard", "same") else 2 if k[0] == "standard" else 3
+        for k in kinds
+    ]
+    assert tiers == sorted(tiers)
+    assert [s for s, _ in tasks if needs_teacher(s)] == [("random_soft", "standard", "same")]
