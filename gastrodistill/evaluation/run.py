@@ -277,30 +277,27 @@ class Study:
         raise EvaluationConfigError(f"no small set for method {method!r}")
 
     # -- training ----------------------------------------------------------------------------------
-    def choose_lr(self, method: str, arch: str) -> float:
-        """The standard-schedule learning rate with the best validation balanced accuracy (one network per lr,
-        the same ``lr-select`` seed for every lr)."""
+    def choose_lr(self, method: str, arch: str) -> tuple[float, nn.Module | None]:
+        """The standard-schedule learning rate with the best validation balanced accuracy, and the network
+        that chose it: network 0 of the setting (job ``(method, 'standard', arch, 0)``: its seeds, its set)
+        trained once per lr of ``eval.lr_grid``, so the winner *is* job 0's network and is not trained
+        again. Returns ``(lr, None)`` for a single lr or a choice made earlier in this study."""
         grid = [float(v) for v in as_list(self.ev.get("lr_grid"))] or [float(self.ev.standard.lr)]
         if len(grid) == 1:
-            return grid[0]
+            return grid[0], None
         key = f"{method}/{arch}/standard_lr"
         if key in self.selected:
-            return float(self.selected[key]["chosen"])
-        spec = self.spec(arch, method)
-        x, y = self.small_set(method, -1)
-        nets, gens = [], []
+            return float(self.selected[key]["chosen"]), None
+        first = Job(method, "standard", arch, 0)
+        x, y = self.small_set(method, first.index)
+        trained = []
         for lr in grid:
-            g = self.gen("lr-select", method, arch, lr)
-            nets.append(spec.build(g))
-            gens.append(g)
-        trained = [
-            train_small_set(n, x, y, standard_schedule(self.ev, lr), g)
-            for n, lr, g in zip(nets, grid, gens, strict=True)
-        ]
+            net, g = self.build(first)
+            trained.append(train_small_set(net, x, y, standard_schedule(self.ev, lr), g))
         scores = dict(zip(grid, val_scores(trained, self.ctx), strict=True))
         best = max(grid, key=lambda v: scores[v])
-        self.selected[key] = {"chosen": best, "val_balanced_accuracy": scores}
-        return best
+        self.selected[key] = {"chosen": best, "val_balanced_accuracy": scores, "selected_with": first.key}
+        return best, trained[grid.index(best)]
 
     def train_full(self, net: nn.Module, seed_parts: Sequence[Any]) -> tuple[nn.Module, dict[str, float]]:
         """One full-data network by the Lightning recipe (in memory or streamed, the same batches)."""
@@ -344,14 +341,20 @@ class Study:
             if together:
                 return train_replays(nets, ds), {}
             return [train_replay(n, ds) for n in nets], {}
-        lr = self.choose_lr(method, arch)
+        lr, chosen = self.choose_lr(method, arch)
         sched = standard_schedule(self.ev, lr)
-        sets = [self.small_set(method, j.index) for j in jobs]
-        if together:
-            return train_small_sets(nets, sets, sched, gens), {"lr": lr}
-        return [train_small_set(n, x, y, sched, g) for n, (x, y), g in zip(nets, sets, gens, strict=True)], {
-            "lr": lr
-        }
+        done = {0: chosen} if chosen is not None else {}  # network 0 trained while choosing the lr
+        rest = [i for i, j in enumerate(jobs) if j.index not in done]
+        sets = [self.small_set(method, jobs[i].index) for i in rest]
+        todo, todo_gens = [nets[i] for i in rest], [gens[i] for i in rest]
+        if together and len(rest) > 1:
+            trained = train_small_sets(todo, sets, sched, todo_gens)
+        else:
+            trained = [
+                train_small_set(n, x, y, sched, g) for n, (x, y), g in zip(todo, sets, todo_gens, strict=True)
+            ]
+        by_index = {**done, **{jobs[i].index: net for i, net in zip(rest, trained, strict=True)}}
+        return [by_index[j.index] for j in jobs], {"lr": lr}
 
     def run_setting(self, setting: tuple[str, str, str], jobs: Sequence[Job]) -> list[dict[str, Any]]:
         """Train the networks of ``jobs`` (one setting), score them, save and return their records."""

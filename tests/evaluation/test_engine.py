@@ -408,3 +408,25 @@ def test_worker_tasks_are_longest_first_with_each_full_data_network_alone(compos
     ]
     assert tiers == sorted(tiers)
     assert [s for s, _ in tasks if needs_teacher(s)] == [("random_soft", "standard", "same")]
+
+
+def test_the_network_that_chose_the_learning_rate_is_network_0(compose_cfg, patient_dm):
+    """The lr grid is tried on job 0's own seeds and set; the winner is kept as job 0's network, equal to
+    a network trained from scratch at that lr, and networks 1.. train at the chosen lr."""
+    from gastrodistill.evaluation.jobs import Job
+    from gastrodistill.evaluation.run import standard_schedule
+
+    cfg = compose_cfg(
+        SMALL + ["eval.lr_grid=[0.01,0.05]", "eval.ensemble=false", "+eval.baselines.n_per_class=3"]
+    )
+    study = Study(cfg, patient_dm, {}, None, progress=False)
+    jobs = [Job("random", "standard", "same", i) for i in range(2)]
+    nets, extra = study.train_setting(("random", "standard", "same"), jobs)
+    chosen = study.selected["random/same/standard_lr"]
+    assert extra["lr"] == chosen["chosen"] and chosen["selected_with"] == jobs[0].key
+    for job, net in zip(jobs, nets, strict=True):
+        again, g = study.build(job)
+        x, y = study.small_set("random", job.index)
+        again = train_small_set(again, x, y, standard_schedule(cfg.eval, extra["lr"]), g)
+        for a, b in zip(_weights([net]), _weights([again]), strict=True):
+            torch.testing.assert_close(a, b)
