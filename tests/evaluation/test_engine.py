@@ -246,6 +246,7 @@ _RANK_SCRIPT = """
 import importlib.util, os, sys
 import torch.distributed as dist
 from omegaconf import OmegaConf
+sys.path.insert(0, os.path.dirname(sys.argv[1]))  # conftest imports _eval_sets from its folder
 spec = importlib.util.spec_from_file_location("c", sys.argv[1])
 mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
 import torch
