@@ -431,3 +431,18 @@ def test_the_network_that_chose_the_learning_rate_is_network_0(compose_cfg, pati
         again = train_small_set(again, x, y, standard_schedule(cfg.eval, extra["lr"]), g)
         for a, b in zip(_weights([net]), _weights([again]), strict=True):
             torch.testing.assert_close(a, b)
+
+
+def test_channels_last_scoring_equals_contiguous_and_returns_the_networks_unchanged(compose_cfg, patient_dm):
+    cfg = compose_cfg(SMALL)
+    ctx = build_context(cfg, patient_dm)
+    spec = net_spec(cfg, "same", patient_dm)
+    nets = [spec.build(torch_generator(0, "cl", k)) for k in range(2)]
+    before = _weights(nets)
+    plain = predict_split(nets, ctx.test)
+    fast = predict_split(nets, ctx.test, channels_last=True)
+    np.testing.assert_allclose(plain, fast, rtol=1e-4, atol=1e-5)
+    for n in nets:  # handed back in the default layout, with the same values
+        assert all(p.is_contiguous() for p in n.parameters())
+    for a, b in zip(before, _weights(nets), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
