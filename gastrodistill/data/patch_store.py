@@ -238,6 +238,16 @@ class PatchStore:
                 f"{self.path / INDEX_FILE} does not match {PATCHES_FILE}; delete the store and rebuild"
             )
 
+    def __getstate__(self) -> dict:
+        """Pickled without the pixels (worker processes reopen the memory map by path)."""
+        state = dict(self.__dict__)
+        state["patches"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.patches = np.load(self.path / PATCHES_FILE, mmap_mode="r")
+
     def split_slice(self, split: str) -> slice:
         if split not in SPLIT_ORDER:
             raise ValueError(f"unknown split {split!r}; use one of {SPLIT_ORDER}")

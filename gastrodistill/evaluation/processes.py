@@ -68,6 +68,22 @@ def tasks_of(jobs: Sequence[Job]) -> list[Task]:
     return sorted(tasks, key=rank)
 
 
+def plan(jobs: Sequence[Job], reference_done: bool) -> tuple[list[Task], bool]:
+    """The tasks in hand-out order and whether the teacher tasks may start at once.
+
+    Teacher (``random_soft``) tasks wait for the task holding job ``full__real__same__0``; when no task
+    holds it (finished earlier, or no full-data row) and its file is missing, a first task with no jobs
+    trains the reference network alone, so that no two workers train it.
+    """
+    from gastrodistill.evaluation.run import Study
+
+    tasks = tasks_of(jobs)
+    ready = reference_done or not any(needs_teacher(t[0]) for t in tasks)
+    if not ready and not any(Study.REFERENCE_JOB in group for _, group in tasks):
+        tasks.insert(0, (Study.REFERENCE_JOB.setting, ()))
+    return tasks, ready
+
+
 def _start_worker(resolved: dict[str, Any], datamodule, sets: dict[str, Any], out: str, threads: int) -> None:
     from gastrodistill.evaluation.run import Study
 
@@ -79,6 +95,9 @@ def _start_worker(resolved: dict[str, Any], datamodule, sets: dict[str, Any], ou
 
 def _run_setting(setting: Setting, jobs: list[Job]) -> dict[str, Any]:
     study = _WORKER["study"]
+    if not jobs:  # the reference network alone (its job is finished or not configured; its file is missing)
+        study.reference()
+        return {"selected": {}, "timings": []}
     study.run_setting(setting, jobs)
     return {"selected": dict(study.selected), "timings": study.timings[-1:]}
 
@@ -96,17 +115,17 @@ def run_in_processes(
     """Train and score ``jobs`` in ``processes`` spawned workers (one torch thread each unless
     ``eval.num_threads`` says otherwise); records land in ``output_dir/records``.
 
-    ``reference_done``: the reference network's file already exists (teacher settings start at once).
+    ``reference_done``: the reference network's file holds job ``full__real__same__0``'s network (teacher
+    settings start at once); otherwise teacher settings wait for that job, or, when it is not among
+    ``jobs``, for a first task that trains the reference alone.
     Returns ``{"selected": learning-rate selections, "timings": seconds per setting}``. A worker's error is
     re-raised here with its own class and message. ``datamodule`` and the sets are sent to the workers
     (pickled in memory, never written).
     """
     from gastrodistill.evaluation.run import Study
 
-    tasks = tasks_of(jobs)  # longest first; handed out one per free worker, in this order
     reference = Study.REFERENCE_JOB
-    # the reference exists already, or no task trains it: the first teacher task trains and saves it
-    teacher_ready = reference_done or not any(reference in group for _, group in tasks)
+    tasks, teacher_ready = plan(jobs, reference_done)
     threads = int(cfg.eval.get("num_threads") or 1)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     selected: dict[str, Any] = {}
@@ -131,10 +150,10 @@ def run_in_processes(
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 _, group = running.pop(fut)
-                result = fut.result()  # a worker's error surfaces here
+                result = fut.result()  # a worker's error surfaces here (running tasks finish first)
                 selected.update(result["selected"])
                 timings += result["timings"]
                 bar.update(len(group))
-                teacher_ready = teacher_ready or reference in group
+                teacher_ready = teacher_ready or reference in group or not group
     bar.close()
     return {"selected": selected, "timings": timings}

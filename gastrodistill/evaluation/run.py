@@ -261,7 +261,7 @@ class Study:
         return self.reference().eval()
 
     def small_set(self, method: str, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The training set of network ``index`` of a small-set method (index -1: the lr-selection draw)."""
+        """The training set of network ``index`` of a small-set method."""
         if method in self.sets:
             return distilled_tensors(self.sets[method])
         k = self.random_per_class()
@@ -482,6 +482,9 @@ def run_jobs(
     study.write_progress = world_size == 1  # ranks share the folder: rank 0 writes networks.csv at the end
     jobs = shard(build_jobs(cfg.eval, list(distilled_sets)), rank, world_size)
     todo = pending(jobs, report.finished_jobs(out))
+    stale = out / Study.REFERENCE_FILE
+    if Study.REFERENCE_JOB in todo and stale.is_file():
+        stale.unlink()  # its job is to be trained again: never hand out a teacher from another config
     processes = int(cfg.eval.get("processes") or 1)
     if processes > 1 and world_size == 1 and len(todo) > 1:
         from gastrodistill.evaluation.processes import run_in_processes
@@ -597,13 +600,13 @@ def run_evaluation(
     if rank == 0:
         save_run_info(out, cfg, extra={"stage": "evaluate"})
     study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size)
-    if state is not None:  # the reference network for the audit, when this run trained or saved one
-        saved = (out / Study.REFERENCE_FILE).is_file()
-        state["real_model"] = study.reference() if study.reference_net is not None or saved else None
     if barrier is not None:
         barrier()
     elif world_size > 1:
         raise EvaluationConfigError("run_evaluation with world_size > 1 needs a barrier between the ranks")
+    if state is not None:  # the reference network for the audit, when this run trained or saved one
+        saved = (out / Study.REFERENCE_FILE).is_file()
+        state["real_model"] = study.reference() if study.reference_net is not None or saved else None
     if rank != 0:
         return None
     own_loggers = loggers is None

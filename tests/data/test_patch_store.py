@@ -214,3 +214,16 @@ def test_bad_store_settings_are_clear_errors(data_root, tmp_path):
     (tmp_path / "empty" / "meta.json").write_text(json.dumps({"schema_version": 0}))
     with pytest.raises(StoreError):
         PatchStore(tmp_path / "empty")
+
+
+def test_a_pickled_store_reopens_its_patches_by_path_instead_of_copying_them(data_root, tmp_path):
+    """Worker processes receive the data module pickled: the store travels without its pixels."""
+    import pickle
+
+    store = PatchStore(build_store(spec_for(data_root, tmp_path / "s", storage_size=16), progress=False))
+    blob = pickle.dumps(store)
+    assert len(blob) < store.patches.nbytes / 4
+    again = pickle.loads(blob)
+    assert isinstance(again.patches, np.memmap)
+    np.testing.assert_array_equal(np.asarray(again.patches), np.asarray(store.patches))
+    assert again.content_hash == store.content_hash

@@ -346,7 +346,8 @@ def test_worker_processes_give_the_single_process_table_and_train_the_teacher_on
     """``eval.processes=2``: settings in two spawned workers, the same records as one process; the
     ``random_soft`` teacher is the reference network (job ``full__real__same__0``), with or without the
     full-data row."""
-    cfg = compose_cfg(SMALL + ["eval.architectures=[same]", "eval.schedules=[replay]"])
+    grid = ["eval.lr_grid=[0.01,0.05]"]  # the lr chosen on network 0 inside each worker's task
+    cfg = compose_cfg(SMALL + ["eval.architectures=[same]", "eval.schedules=[replay]"] + grid)
     sets = {"soft": small_distilled(patient_dm)}
     single = run_evaluation(cfg, patient_dm, sets, tmp_path / "single", loggers=[])
     trained: list[str] = []
@@ -360,7 +361,9 @@ def test_worker_processes_give_the_single_process_table_and_train_the_teacher_on
     try:
         state: dict = {}
         two = run_evaluation(
-            compose_cfg(SMALL + ["eval.architectures=[same]", "eval.schedules=[replay]", "eval.processes=2"]),
+            compose_cfg(
+                SMALL + ["eval.architectures=[same]", "eval.schedules=[replay]", "eval.processes=2"] + grid
+            ),
             patient_dm,
             sets,
             tmp_path / "two",
@@ -378,10 +381,12 @@ def test_worker_processes_give_the_single_process_table_and_train_the_teacher_on
     single_ref = Study(cfg, patient_dm, sets, tmp_path / "single", progress=False).reference()
     for p, q in zip(ref.parameters(), single_ref.parameters(), strict=True):
         torch.testing.assert_close(p, q)
-    # without the full-data row the teacher is still job full__real__same__0's network: same soft labels
+    # without the full-data row (in two workers) the teacher is still job full__real__same__0's network
     no_full = compose_cfg(
         SMALL
         + ["eval.architectures=[same]", "eval.schedules=[replay]", "eval.baselines.methods=[random_soft]"]
+        + ["eval.processes=2"]  # no task holds the reference job: one worker trains the reference alone first
+        + grid
     )
     alone = _table(run_evaluation(no_full, patient_dm, sets, tmp_path / "alone", loggers=[]))
     cols = [c for c in num if c in alone.columns and not c.startswith("vs_")]
@@ -446,3 +451,22 @@ def test_channels_last_scoring_equals_contiguous_and_returns_the_networks_unchan
         assert all(p.is_contiguous() for p in n.parameters())
     for a, b in zip(before, _weights(nets), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+def test_teacher_tasks_wait_for_one_reference_network(compose_cfg):
+    """Without a task that trains job full__real__same__0 (no full-data row, or finished earlier) and
+    without its file, one task trains the reference alone first; with the file, teachers start at once."""
+    from gastrodistill.evaluation.processes import plan
+
+    no_full = compose_cfg(
+        SMALL + ["eval.baselines.methods=[random_soft]", "eval.baselines.architectures=[same,lenet]"]
+    )
+    jobs = build_jobs(no_full.eval, [])
+    tasks, ready = plan(jobs, reference_done=False)
+    assert not ready and tasks[0] == (("full", "real", "same"), ())
+    assert sum(1 for _, g in tasks if not g) == 1 and len(tasks) == 3
+    tasks, ready = plan(jobs, reference_done=True)
+    assert ready and all(g for _, g in tasks)
+    with_full = build_jobs(compose_cfg(SMALL).eval, ["soft"])
+    tasks, ready = plan(with_full, reference_done=False)
+    assert not ready and all(g for _, g in tasks)  # the full-data task trains it; teachers wait for it
