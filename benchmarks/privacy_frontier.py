@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
     from gastrodistill.anonymity.audit import (
+        RealFit,
         distilled_networks,
-        fit_on_tensors,
         informative_selection,
         train_reference_network,
     )
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     mcfg = cfg.audit.membership
     pool = build_pool(dm, int(mcfg.max_per_side), seed)
     epochs = int(info.get("best_epoch") or cfg.eval.baselines.real.epochs)
-    shadows = train_shadows(pool, fit_on_tensors(cfg, dm, epochs), int(mcfg.shadows), seed)
+    shadows = train_shadows(pool, RealFit(cfg, dm, epochs), int(mcfg.shadows), seed)
     ctx = build_context(cfg, dm)
     real_attack = attack_target(real_net, pool, shadows, pool.is_train)
     real_eval = evaluate_network(real_net, ctx)

@@ -160,18 +160,6 @@ class RealFit:
         return net.eval()
 
 
-def fit_on_tensors(
-    cfg: DictConfig,
-    datamodule,
-    epochs: int,
-    lr: float | None = None,
-    optimizer: str | None = None,
-    batch_size: int | None = None,
-) -> RealFit:
-    """The real-data recipe as ``fit(x, y, generator) -> network`` (:class:`RealFit`)."""
-    return RealFit(cfg, datamodule, epochs, lr, optimizer, batch_size)
-
-
 # ---- positive controls ----------------------------------------------------------------------------
 def control_images(
     datamodule, searched: np.ndarray, size: int, noise_std: float, seed: int
@@ -378,7 +366,7 @@ def _membership(
     pool = build_pool(dm, int(mcfg.max_per_side), seed, tr_idx, te_idx)
     epochs = int(mcfg.get("shadow_epochs") or real_info.get("best_epoch") or cfg.eval.baselines.real.epochs)
     shadows = train_shadows(
-        pool, fit_on_tensors(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1)
+        pool, RealFit(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1)
     )
     mia: dict[str, list[TargetAttack]] = {
         "real": [attack_target(real_model, pool, shadows, pool.is_train, fprs=fprs)]
@@ -394,7 +382,7 @@ def _membership(
         member_idx = np.sort(rng.choice(member_idx, int(oc.max_patches), replace=False))
         members = np.zeros(len(pool), dtype=bool)
         members[member_idx] = True
-    fit = fit_on_tensors(
+    fit = RealFit(
         cfg,
         dm,
         int(oc.epochs),

@@ -294,25 +294,38 @@ def train_shadows(
     keeps its own generator ``(seed, 'audit', 'shadow', k)``, so the scores equal a single process's.
     """
     inside = shadow_halves(pool.groups, n_shadows, seed)
-    tasks = [(fit, pool.x, pool.y, np.flatnonzero(inside[k]), seed, k) for k in range(n_shadows)]
+    shared = (fit, pool.x, pool.y, seed)
     if processes > 1 and n_shadows > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         workers = min(processes, n_shadows)
-        ctx = mp.get_context("spawn")  # one torch thread per worker: the workers share the cores
+        ctx = mp.get_context("spawn")  # the pool and `fit` reach each worker once, not once per shadow
         with ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=torch.set_num_threads, initargs=(1,)
+            workers, mp_context=ctx, initializer=_start_shadow_worker, initargs=shared
         ) as ex:
-            scores = list(ex.map(_shadow_scores, *zip(*tasks, strict=True)))
+            scores = list(ex.map(_worker_shadow, [np.flatnonzero(m) for m in inside], range(n_shadows)))
     else:
-        scores = [_shadow_scores(*t) for t in tasks]
+        scores = [_shadow_scores(*shared, np.flatnonzero(inside[k]), k) for k in range(n_shadows)]
     return ShadowScores(
         loss=np.stack([s[0] for s in scores]), phi=np.stack([s[1] for s in scores]), inside=inside
     )
 
 
-def _shadow_scores(fit, x: torch.Tensor, y: torch.Tensor, sel: np.ndarray, seed: int, k: int):
+#: What a shadow worker keeps from :func:`_start_shadow_worker` (fit, pool images, labels, seed).
+_SHADOW_WORKER: dict[str, tuple] = {}
+
+
+def _start_shadow_worker(fit, x: torch.Tensor, y: torch.Tensor, seed: int) -> None:
+    torch.set_num_threads(1)  # one torch thread per worker: the workers share the cores
+    _SHADOW_WORKER["shared"] = (fit, x, y, seed)
+
+
+def _worker_shadow(sel: np.ndarray, k: int):
+    return _shadow_scores(*_SHADOW_WORKER["shared"], sel, k)
+
+
+def _shadow_scores(fit, x: torch.Tensor, y: torch.Tensor, seed: int, sel: np.ndarray, k: int):
     """Shadow ``k``: trained by ``fit`` on ``x[sel]``, its (loss, phi) on every example of the pool."""
     idx = torch.as_tensor(sel)
     net = fit(x[idx], y[idx], torch_generator(seed, "audit", "shadow", k))

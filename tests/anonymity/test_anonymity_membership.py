@@ -174,12 +174,12 @@ def test_pool_is_balanced_class_by_class(dm):
 def test_shadows_in_worker_processes_equal_one_process(dm, compose_cfg):
     """The audit's shadow networks (the real-data recipe, ``RealFit``) trained in two spawned workers give
     the single process's losses and scores, example by example."""
-    from gastrodistill.anonymity.audit import fit_on_tensors
+    from gastrodistill.anonymity.audit import RealFit
     from gastrodistill.anonymity.membership import build_pool, train_shadows
 
     cfg = compose_cfg(["model.width=8", "model.depth=2", "eval.baselines.real.batch_size=16"])
     pool = build_pool(dm, max_per_side=40, seed=0)
-    fit = fit_on_tensors(cfg, dm, epochs=2)
+    fit = RealFit(cfg, dm, epochs=2)
     one = train_shadows(pool, fit, n_shadows=2, seed=0)
     two = train_shadows(pool, fit, n_shadows=2, seed=0, processes=2)
     np.testing.assert_array_equal(one.inside, two.inside)
