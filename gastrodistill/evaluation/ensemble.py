@@ -100,8 +100,15 @@ def train_small_sets(
     """Each ``nets[i]`` trained on ``sets[i]`` (images ``[N, C, H, W]``, targets ``[N, K]`` or ``[N]``) with
     the standard recipe and ``generators[i]``, all at once; equals
     ``[train_small_set(n, x, y, schedule, g) for ...]`` up to float rounding. Every set has the same N.
-    Raises ``FloatingPointError`` naming the network whose loss is not finite.
+    Raises ``FloatingPointError`` naming the network whose loss is not finite, and ``ValueError`` for a
+    ``bf16-mixed`` schedule: autocast does not reach inside ``vmap`` (torch 2.13), so such a schedule
+    trains in the loop (:meth:`gastrodistill.evaluation.run.Study.train_setting` chooses it).
     """
+    if schedule.precision != "32-true":
+        raise ValueError(
+            f"ensembles train in float32 only (autocast does not apply under vmap); precision "
+            f"{schedule.precision!r} needs the loop (fresh_training.train_small_set)"
+        )
     if not (len(nets) == len(sets) == len(generators)):
         raise ValueError(f"{len(nets)} networks, {len(sets)} sets and {len(generators)} generators")
     ens = Ensemble(nets)

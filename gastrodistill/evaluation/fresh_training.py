@@ -57,7 +57,9 @@ class StandardSchedule:
     same label-preserving augmentation for every method: ``augment`` is ``None`` or a node
     ``{_target_: gastrodistill.distillation.augment.DSA, ...}`` (by default the distillation's own
     ``distill.dsa``), applied to every batch with the network's generator. ``optimizer`` is a short name
-    or a ``{_target_: ...}`` node."""
+    or a ``{_target_: ...}`` node. ``precision``: ``32-true`` (float32) or ``bf16-mixed`` (forward and
+    loss under bfloat16 autocast, weights and optimiser in float32; Lightning's names, as for the full-data
+    recipe)."""
 
     epochs: int = 300
     lr: float = 0.01
@@ -67,8 +69,13 @@ class StandardSchedule:
     batch_size: int = 0  # 0: full batch
     cosine: bool = True
     augment: Any = None
+    precision: str = "32-true"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"eval standard precision {self.precision!r} unknown; use one of {list(PRECISIONS)}"
+            )
         if isinstance(self.optimizer, str) and self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"eval standard optimizer {self.optimizer!r} unknown; use one of {sorted(OPTIMIZERS)} "
@@ -86,6 +93,16 @@ class StandardSchedule:
     @property
     def augments(self) -> bool:
         return self.augment is not None
+
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """The autocast context of a training step's forward pass and loss on ``device``."""
+        return torch.autocast(
+            torch.device(device).type, dtype=torch.bfloat16, enabled=self.precision == "bf16-mixed"
+        )
+
+
+#: Training precisions of the standard schedule (Lightning's names).
+PRECISIONS = ("32-true", "bf16-mixed")
 
 
 #: Short optimiser names accepted in ``eval`` recipes beside a ``{_target_: ...}`` node.
@@ -220,7 +237,8 @@ def train_small_set(
             idx = order[start : start + bs].to(dev)
             xb = augment_small(images[idx], schedule, generator)
             opt.zero_grad(set_to_none=True)
-            loss = soft_cross_entropy(net(xb), targets[idx])
+            with schedule.autocast(dev):
+                loss = soft_cross_entropy(net(xb), targets[idx])
             if not torch.isfinite(loss):
                 raise FloatingPointError(
                     f"standard schedule epoch {epoch}: loss is {loss.item()}; lower eval lr"

@@ -347,7 +347,7 @@ class Study:
         rest = [i for i, j in enumerate(jobs) if j.index not in done]
         sets = [self.small_set(method, jobs[i].index) for i in rest]
         todo, todo_gens = [nets[i] for i in rest], [gens[i] for i in rest]
-        if together and len(rest) > 1:
+        if together and len(rest) > 1 and sched.precision == "32-true":  # autocast stops at vmap
             trained = train_small_sets(todo, sets, sched, todo_gens)
         else:
             trained = [

@@ -95,7 +95,7 @@ class SplitCache:
         """The whole split normalised, ``([N, C, H, W]`` float32 on the device, ``[N]`` int64)."""
         xs = list(self.batches())
         x = torch.cat(xs) if xs else torch.empty(0, *self.dm.image_shape, device=self.device)
-        return x, torch.as_tensor(self.labels, device=self.device)
+        return x, torch.tensor(self.labels, device=self.device)  # a copy: the labels may be read-only
 
     @property
     def has_patients(self) -> bool:

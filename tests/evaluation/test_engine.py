@@ -92,6 +92,41 @@ def test_ensemble_equals_loop_for_the_same_seeds(compose_cfg, patient_dm, arch):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_float32_weights(
+    compose_cfg, patient_dm, monkeypatch
+):
+    """``precision: bf16-mixed``: the logits of every training step, in the loop and in the ensemble, are
+    bfloat16, the weights and their updates stay float32; ``32-true`` stays float32; an unknown precision
+    is refused naming the allowed ones."""
+    cfg = compose_cfg(SMALL)
+    spec = net_spec(cfg, "same", patient_dm)
+    x, y = patient_dm.sample_per_class(3, torch_generator(0, "set"))
+    seen: list[torch.dtype] = []
+    cross_entropy = torch.nn.functional.cross_entropy
+
+    def recording(logits, *args, **kwargs):
+        seen.append(logits.dtype)
+        return cross_entropy(logits, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", recording)
+    for precision, dtype in (("bf16-mixed", torch.bfloat16), ("32-true", torch.float32)):
+        sched = StandardSchedule(epochs=2, lr=0.01, optimizer="sgd", precision=precision)
+        seen.clear()
+        net = spec.build(torch_generator(0))
+        before = _weights([net])[0].clone()
+        train_small_set(net, x, y, sched, torch_generator(0, "g"))
+        assert seen and set(seen) == {dtype}, (precision, seen)
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+        assert not torch.equal(before, _weights([net])[0])  # it trained
+    # autocast does not reach inside vmap: the ensemble refuses bf16 and a study trains such a setting in
+    # the loop, with the loop's weights
+    bf16 = StandardSchedule(epochs=2, lr=0.01, optimizer="sgd", precision="bf16-mixed")
+    with pytest.raises(ValueError, match="loop"):
+        train_small_sets([spec.build(torch_generator(0))], [(x, y)], bf16, [torch_generator(0, "g")])
+    with pytest.raises(ValueError, match="32-true"):
+        StandardSchedule(precision="16-mixed")
+
+
 @pytest.mark.parametrize("momentum", [0.0, 0.5])
 def test_replayed_weights_equal_the_unrolls_final_weights(patient_dm, momentum):
     """train_replay (graph-free) and the ensemble replay land where the differentiable unroll lands
@@ -436,6 +471,24 @@ def test_the_network_that_chose_the_learning_rate_is_network_0(compose_cfg, pati
         again = train_small_set(again, x, y, standard_schedule(cfg.eval, extra["lr"]), g)
         for a, b in zip(_weights([net]), _weights([again]), strict=True):
             torch.testing.assert_close(a, b)
+
+
+def test_a_bf16_setting_with_ensembles_on_trains_in_the_loop(compose_cfg, patient_dm):
+    """``eval.ensemble=true`` with ``eval.standard.precision=bf16-mixed``: the setting trains network by
+    network (the ensemble cannot autocast), each network equal to the loop's at that precision."""
+    from gastrodistill.evaluation.jobs import Job
+    from gastrodistill.evaluation.run import standard_schedule
+
+    cfg = compose_cfg(SMALL + ["eval.standard.precision=bf16-mixed", "+eval.baselines.n_per_class=3"])
+    study = Study(cfg, patient_dm, {}, None, progress=False)
+    assert study.ensemble_ok(study.spec("same"), 3)
+    jobs = [Job("random", "standard", "same", i) for i in range(3)]
+    nets, _ = study.train_setting(("random", "standard", "same"), jobs)
+    for job, net in zip(jobs, nets, strict=True):
+        again, g = study.build(job)
+        x, y = study.small_set("random", job.index)
+        again = train_small_set(again, x, y, standard_schedule(cfg.eval), g)
+        torch.testing.assert_close(_weights([net])[0], _weights([again])[0])
 
 
 def test_channels_last_scoring_equals_contiguous_and_returns_the_networks_unchanged(compose_cfg, patient_dm):
