@@ -5,9 +5,12 @@ for each the meta-gradient of the outer loss with respect to the distilled image
 backward, ``inner_loop.meta_objective``), for a distilled set at its initialisation (``distill.image_init``)
 or loaded from ``--set DIR``. Prints the mean pairwise cosine of those gradients, on the pixels and after
 average pooling (``--pool``: 4 px blocks ... one value per image), and the norm of their mean over their
-mean norm. A pairwise cosine near 0 means each outer step's gradient is dominated by its own network and
-batch: Adam then mostly random-walks the pixels, and a distiller needs about 1 / cosine outer steps (or
-inner networks per step) before the common direction shows. ``docs/distillation.md`` ("Why the CPU study's
+mean norm. ``--warm-steps K`` first trains each inner network K plain SGD steps (lr ``--warm-lr``) on the
+distilled set or on class-balanced real batches of 10 per class (``--warm-on``): the later training states
+a pool of partly trained inner networks (FRePo) would unroll from. A pairwise cosine near 0 means each
+outer step's gradient is dominated by its own network and batch: Adam then mostly random-walks the
+pixels, and a distiller needs about 1 / cosine outer steps (or inner networks per step) before the common
+direction shows. ``docs/distillation.md`` ("Why the CPU study's
 distiller stalls") has the figures.
 
     GASTRODISTILL_ROOT=... python benchmarks/meta_gradient_snr.py experiment=cpu
@@ -40,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--samples", type=int, default=8, help="fresh inner networks / real batches (>= 2)")
     ap.add_argument("--set", type=Path, default=None, help="a saved DistilledSet folder (default: its init)")
     ap.add_argument("--pool", type=int, nargs="+", default=[1, 4, 16, 0], help="pool sizes in px; 0 = image")
+    ap.add_argument("--warm-steps", type=int, default=0, help="SGD steps before the unroll (a pool's state)")
+    ap.add_argument("--warm-on", choices=["distilled", "real"], default="distilled")
+    ap.add_argument("--warm-lr", type=float, default=0.02)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=cpu")
     args = ap.parse_args(argv)
@@ -52,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from gastrodistill.cli import CONF_DIR
     from gastrodistill.distillation.distilled_set import DistilledSet
-    from gastrodistill.distillation.inner_loop import meta_objective
+    from gastrodistill.distillation.inner_loop import meta_objective, sgd_step
     from gastrodistill.distillation.run import build_distilled_set
     from gastrodistill.models.init import initialize
     from gastrodistill.utils.seeding import torch_generator
@@ -75,6 +81,13 @@ def main(argv: list[str] | None = None) -> int:
             in_channels=dm.in_channels, num_classes=dm.num_classes, image_size=tuple(dm.image_size)
         )
         initialize(net, str(cfg.distill.init), g)
+        for t in range(args.warm_steps):  # a partly trained inner network
+            if args.warm_on == "distilled":
+                xb, tb = ds.batch(t % ds.num_inner_steps)
+                sgd_step(net, xb.detach(), tb.detach(), args.warm_lr)
+            else:
+                warm = torch.cat([b[torch.randint(len(b), (10,), generator=g)] for b in by_class])
+                sgd_step(net, x[warm], y[warm], args.warm_lr)
         idx = torch.cat([b[torch.randint(len(b), (per_class,), generator=g)] for b in by_class])
         ds.zero_grad(set_to_none=True)
         window = cfg.distill.get("window")
@@ -84,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         losses.append(float(res.loss))
     stack = torch.stack(grads)  # [S, N, C, H, W]
     s, n, c, h, w = stack.shape
-    out: dict[str, float] = {"samples": s, "outer_loss_mean": sum(losses) / s}
+    out: dict[str, float] = {"samples": s, "warm_steps": args.warm_steps, "outer_loss_mean": sum(losses) / s}
     for p in args.pool:
         if p > min(h, w):
             continue
