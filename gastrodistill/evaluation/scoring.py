@@ -30,7 +30,8 @@ def predict_split(
 ) -> np.ndarray:
     """Class probabilities ``[E, N, K]`` (float32) of E networks on a split, read once.
 
-    ``autocast``: bfloat16 autocast on CUDA (``eval.score_autocast``; ignored on the CPU).
+    ``autocast``: bfloat16 autocast on the networks' device (``eval.score_autocast``; CUDA or CPU; on the
+    CPU it does not reach inside an :class:`Ensemble`'s vmap, so ensembles score in float32 there).
     ``channels_last``: networks (not ensembles) and batches in channels-last memory format
     (``eval.score_channels_last``; measured 2-4× faster on one CPU thread for the CPU preset's ConvNet
     together with small batches, docs/evaluation.md; outputs equal up to float rounding, ~1e-5).
@@ -43,10 +44,10 @@ def predict_split(
         if fmt is torch.channels_last:
             n.to(memory_format=fmt)
     dev = next(nets[0].parameters()).device
-    use_amp = bool(autocast) and dev.type == "cuda"
+    use_amp = bool(autocast) and dev.type in ("cuda", "cpu")
     out: list[torch.Tensor] = []
     for x in split.batches():
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_amp):
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=use_amp):
             if ens is not None:
                 logits = ens.forward(x)
             else:
@@ -137,10 +138,14 @@ def channels_last_scoring(ctx: Context) -> bool:
     return bool(ctx.cfg.eval.get("score_channels_last", False))
 
 
+def autocast_scoring(ctx: Context) -> bool:
+    """``eval.score_autocast``: score in bfloat16 autocast (off by default)."""
+    return bool(ctx.cfg.eval.get("score_autocast", False))
+
+
 def score_networks(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list[dict[str, Any]]:
     """Records of E networks (an :class:`Ensemble` or a list): one pass over test, val and fit splits."""
-    amp = bool(ctx.cfg.eval.get("score_autocast", False))
-    cl = channels_last_scoring(ctx)
+    amp, cl = autocast_scoring(ctx), channels_last_scoring(ctx)
     test = predict_split(models, ctx.test, amp, cl)
     val = predict_split(models, ctx.val, amp, cl).argmax(-1)
     fit = None
@@ -171,7 +176,7 @@ def val_selector(ctx: Context) -> Callable[[nn.Module], float]:
     """Model selection score: balanced patch accuracy on validation patients (never test)."""
 
     def score(net: nn.Module) -> float:
-        pred = predict_split([net], ctx.val, channels_last=channels_last_scoring(ctx))[0].argmax(-1)
+        pred = predict_split([net], ctx.val, autocast_scoring(ctx), channels_last_scoring(ctx))[0].argmax(-1)
         return float(patch_metrics(pred, ctx.val.labels, ctx.dm.num_classes)["patch_balanced_accuracy"])
 
     return score
@@ -179,7 +184,7 @@ def val_selector(ctx: Context) -> Callable[[nn.Module], float]:
 
 def val_scores(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list[float]:
     """Validation balanced accuracy of each of E networks (one pass over the validation split)."""
-    pred = predict_split(models, ctx.val, channels_last=channels_last_scoring(ctx)).argmax(-1)
+    pred = predict_split(models, ctx.val, autocast_scoring(ctx), channels_last_scoring(ctx)).argmax(-1)
     return [
         float(patch_metrics(p, ctx.val.labels, ctx.dm.num_classes)["patch_balanced_accuracy"]) for p in pred
     ]

@@ -506,6 +506,31 @@ def test_channels_last_scoring_equals_contiguous_and_returns_the_networks_unchan
         torch.testing.assert_close(a, b, rtol=0, atol=0)
 
 
+def test_autocast_scoring_runs_in_bfloat16_and_stays_close_to_float32(compose_cfg, patient_dm):
+    """``eval.score_autocast`` on the CPU: every conv output is bfloat16 (float32 without it), the
+    probabilities stay float32 and within bfloat16 rounding of the float32 ones, the weights unchanged."""
+    cfg = compose_cfg(SMALL)
+    ctx = build_context(cfg, patient_dm)
+    spec = net_spec(cfg, "same", patient_dm)
+    nets = [spec.build(torch_generator(0, "amp", k)) for k in range(2)]
+    before = _weights(nets)
+    seen: list[torch.dtype] = []
+    convs = [m for n in nets for m in n.modules() if isinstance(m, torch.nn.Conv2d)]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype)) for m in convs]
+    plain = predict_split(nets, ctx.test)
+    assert seen and set(seen) == {torch.float32}
+    seen.clear()
+    fast = predict_split(nets, ctx.test, autocast=True, channels_last=True)
+    assert seen and set(seen) == {torch.bfloat16}
+    for h in hooks:
+        h.remove()
+    assert fast.dtype == np.float32
+    np.testing.assert_allclose(plain, fast, atol=3e-2)
+    assert np.abs(plain - fast).max() > 0  # it did round
+    for a, b in zip(before, _weights(nets), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_teacher_tasks_wait_for_one_reference_network(compose_cfg):
     """Without a task that trains job full__real__same__0 (no full-data row, or finished earlier) and
     without its file, one task trains the reference alone first; with the file, teachers start at once."""
