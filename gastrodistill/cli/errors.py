@@ -50,6 +50,7 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.sharing.artifact.ArtifactError",
         "gastrodistill.sharing.card.CardError",
         "gastrodistill.cli.errors.CommandError",
+        "gastrodistill.models.layers.ModelConfigError",
         # a mandatory config value left at ??? (e.g. data.root for data=folder)
         "omegaconf.errors.MissingMandatoryValue",
     }

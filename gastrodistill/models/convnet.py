@@ -8,7 +8,7 @@ import math
 from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
-from gastrodistill.models.layers import activation, check_shape, norm2d, pool2d
+from gastrodistill.models.layers import activation, check_norm_size, check_shape, norm2d, pool2d
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -33,7 +33,9 @@ class ConvNet(nn.Module):
         self.init_scheme = check_scheme(init)
         layers: list[nn.Module] = []
         c = in_channels
-        for _ in range(depth):
+        what = f"ConvNet depth {depth} on {h}x{w} px images"
+        for layer in range(1, depth + 1):
+            check_norm_size(norm, h, w, layer, what)
             layers += [nn.Conv2d(c, width, 3, padding=1), norm2d(norm, width), activation(act), pool2d(pool)]
             c = width
             if pool != "none":

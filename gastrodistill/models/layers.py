@@ -15,6 +15,24 @@ from torch import nn
 NORMS = ("instance", "group", "batch", "none")
 
 
+class ModelConfigError(ValueError):
+    """A network that cannot be built for the data it is given (the message says what to change)."""
+
+
+def check_norm_size(kind: str, h: int, w: int, layer: int, what: str) -> None:
+    """Refuse an ``instance`` norm over a 1×1 feature map: it normalises one value per channel, so every
+    output is the norm's bias whatever the image (and torch raises for a batch of one).
+
+    ``h``, ``w``: the map's size in px at layer ``layer`` (1-based); ``what`` names the network and the
+    settings to change. Raises :class:`ModelConfigError`.
+    """
+    if kind == "instance" and h * w == 1:
+        raise ModelConfigError(
+            f"{what}: layer {layer} would normalise a 1x1 feature map (instance norm over one value per "
+            "channel: a constant output); lower model.depth or give larger images (data.image_size)"
+        )
+
+
 def norm2d(kind: str, channels: int, groups: int = 8) -> nn.Module:
     """A stateless 2-D normalisation layer (see the module docstring for why stateless)."""
     if kind == "instance":
@@ -52,14 +70,14 @@ def pool2d(kind: str) -> nn.Module:
 def check_shape(
     in_channels: int, num_classes: int, image_size: tuple[int, int] | list[int] | int
 ) -> tuple[int, int]:
-    """Validate the common constructor arguments; returns ``(H, W)``."""
+    """Validate the common constructor arguments; returns ``(H, W)``. Raises :class:`ModelConfigError`."""
     if isinstance(image_size, int):
         image_size = (image_size, image_size)
     size = tuple(int(s) for s in image_size)
     if len(size) != 2 or min(size) < 1:
-        raise ValueError(f"image_size must be (H, W) with positive sides, got {image_size!r}")
+        raise ModelConfigError(f"image_size must be (H, W) with positive sides, got {image_size!r}")
     if in_channels < 1:
-        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+        raise ModelConfigError(f"in_channels must be >= 1, got {in_channels}")
     if num_classes < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        raise ModelConfigError(f"num_classes must be >= 2, got {num_classes}")
     return size  # type: ignore[return-value]

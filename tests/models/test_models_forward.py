@@ -23,7 +23,10 @@ SMALL = {
     [(1, 2, (1, 1)), (1, 3, (8, 8)), (3, 10, (13, 21)), (2, 3, (32, 32)), (1, 3, (130, 130))],
 )
 def test_forward_shapes_and_gradients(name, channels, classes, size):
-    net = SMALL[name](channels, classes, size)
+    if name == "convnet" and min(size) < 4:  # its instance norm would see a 1x1 map: refused (below)
+        net = ConvNet(channels, classes, size, width=8, depth=3, norm="none")
+    else:
+        net = SMALL[name](channels, classes, size)
     x = torch.randn(2, channels, *size)
     out = net(x)
     assert out.shape == (2, classes)
@@ -73,6 +76,26 @@ def test_bad_arguments_name_the_problem():
         ConvNet(1, 3, 8, norm="layer")
     with pytest.raises(ValueError, match="image_size"):
         AlexNet(1, 3, (0, 8))
+
+
+def test_a_convnet_too_deep_for_its_images_is_refused_before_it_runs():
+    """Depth 4 on 8 px images leaves a 1x1 map for the 4th layer's instance norm (undefined there); the
+    error names the layer and what to change. Depth 3 on the same images, or batch norm, still build."""
+    from gastrodistill.models.layers import ModelConfigError
+
+    with pytest.raises(ModelConfigError, match=r"ConvNet depth 4 on 8x8 px.*layer 4.*model.depth"):
+        ConvNet(1, 10, 8, width=4, depth=4, pool="max")
+    with pytest.raises(ModelConfigError, match="layer 3"):
+        ConvNet(1, 10, (4, 4), width=4, depth=3)
+    net = ConvNet(1, 10, 8, width=4, depth=3, pool="max")
+    assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
+    for norm in ("batch", "group", "none"):  # they normalise over more than one value, or not at all
+        ConvNet(1, 10, 8, width=16, depth=4, pool="max", norm=norm)
+    # why: over a 1x1 map an instance norm outputs its bias whatever the input
+    norm = torch.nn.GroupNorm(4, 4)
+    torch.nn.init.normal_(norm.bias)
+    out = norm(torch.randn(2, 4, 1, 1) * 10)
+    torch.testing.assert_close(out, norm.bias.detach().view(1, 4, 1, 1).expand(2, 4, 1, 1), rtol=0, atol=1e-3)
 
 
 @pytest.mark.parametrize("model", ["convnet", "lenet", "alexnet", "resnet18"])
