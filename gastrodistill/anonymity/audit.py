@@ -116,9 +116,10 @@ def distilled_networks(
 class RealFit:
     """``fit(x, y, generator) -> network``: the real-data recipe (``eval.baselines.real``) for a fixed
     number of epochs on in-memory patches ``x`` ``[N, C, H, W]`` (normalised), labels ``y`` ``[N]``, without
-    model selection (shadow networks, overfit control). ``lr``, ``optimizer`` and ``batch_size`` override
-    the recipe's. Picklable (the resolved config and the data module), so worker processes can train
-    shadow networks (:func:`~gastrodistill.anonymity.membership.train_shadows`)."""
+    model selection (shadow networks, overfit control), in the recipe's precision (``RealRecipe.autocast``).
+    ``lr``, ``optimizer`` and ``batch_size`` override the recipe's. Picklable (the resolved config and
+    the data module), so worker processes can train shadow networks
+    (:func:`~gastrodistill.anonymity.membership.train_shadows`)."""
 
     def __init__(
         self,
@@ -155,7 +156,9 @@ class RealFit:
         for _ in range(self.epochs):
             for xb, yb in in_memory_batches(x, y, int(self.batch_size or recipe.batch_size), g):
                 opt.zero_grad(set_to_none=True)
-                F.cross_entropy(net(xb.to(dev)), yb.to(dev)).backward()
+                with recipe.autocast(dev):  # the precision of the networks the shadows stand for
+                    loss = F.cross_entropy(net(xb.to(dev)), yb.to(dev))
+                loss.backward()
                 opt.step()
         return net.eval()
 

@@ -58,8 +58,8 @@ class StandardSchedule:
     ``{_target_: gastrodistill.distillation.augment.DSA, ...}`` (by default the distillation's own
     ``distill.dsa``), applied to every batch with the network's generator. ``optimizer`` is a short name
     or a ``{_target_: ...}`` node. ``precision``: ``32-true`` (float32) or ``bf16-mixed`` (forward and
-    loss under bfloat16 autocast, weights and optimiser in float32; Lightning's names, as for the full-data
-    recipe)."""
+    loss under bfloat16 autocast, weights and optimiser in float32), named as Lightning names them; no other
+    value is accepted."""
 
     epochs: int = 300
     lr: float = 0.01

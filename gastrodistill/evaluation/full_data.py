@@ -65,6 +65,13 @@ class RealRecipe:
     def augmentation(self) -> StandardSchedule:
         return StandardSchedule(epochs=1, lr=1.0, augment=self.augment)
 
+    def autocast(self, device: torch.device) -> torch.autocast:
+        """Autocast matching ``precision`` for code that trains by this recipe outside Lightning (the
+        audit's shadow networks): bfloat16 for ``bf16-mixed``, float16 for ``16-mixed``, else off."""
+        dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(self.precision))
+        kind = torch.device(device).type
+        return torch.autocast(kind, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
 
 class EpochSampler(Sampler[int]):
     """Indices of one epoch, seeded by ``(*seed_parts, epoch)``: a permutation, or (``balanced``) N draws

@@ -61,7 +61,8 @@ def as_list(node) -> list:
 
 
 def validate(ev: DictConfig) -> None:
-    """Refuse unknown schedules and baselines and a non-positive number of networks, naming the key."""
+    """Refuse unknown schedules, baselines and standard-schedule precisions and a non-positive number of
+    networks, naming the key (before any network is trained)."""
     for s in as_list(ev.schedules):
         if s not in SCHEDULES:
             raise EvaluationConfigError(f"eval.schedules entry {s!r} unknown; use 'replay' and/or 'standard'")
@@ -72,6 +73,13 @@ def validate(ev: DictConfig) -> None:
             )
     if int(ev.n_networks) < 1:
         raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")
+    from gastrodistill.evaluation.fresh_training import PRECISIONS
+
+    precision = str(ev.get("standard", {}).get("precision", "32-true"))
+    if precision not in PRECISIONS:
+        raise EvaluationConfigError(
+            f"eval.standard.precision {precision!r} unknown; use one of {list(PRECISIONS)}"
+        )
 
 
 def build_jobs(ev: DictConfig, set_names: Sequence[str]) -> list[Job]:

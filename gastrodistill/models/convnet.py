@@ -8,7 +8,14 @@ import math
 from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
-from gastrodistill.models.layers import activation, check_norm_size, check_shape, norm2d, pool2d
+from gastrodistill.models.layers import (
+    ModelConfigError,
+    activation,
+    check_norm_size,
+    check_shape,
+    norm2d,
+    pool2d,
+)
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -29,13 +36,15 @@ class ConvNet(nn.Module):
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
         if depth < 1 or width < 1:
-            raise ValueError(f"ConvNet needs depth >= 1 and width >= 1, got depth={depth}, width={width}")
+            raise ModelConfigError(
+                f"ConvNet needs depth >= 1 and width >= 1, got depth={depth}, width={width}"
+            )
         self.init_scheme = check_scheme(init)
         layers: list[nn.Module] = []
         c = in_channels
         what = f"ConvNet depth {depth} on {h}x{w} px images"
         for layer in range(1, depth + 1):
-            check_norm_size(norm, h, w, layer, what)
+            check_norm_size(norm, width, h, w, layer, what)
             layers += [nn.Conv2d(c, width, 3, padding=1), norm2d(norm, width), activation(act), pool2d(pool)]
             c = width
             if pool != "none":

@@ -19,16 +19,29 @@ class ModelConfigError(ValueError):
     """A network that cannot be built for the data it is given (the message says what to change)."""
 
 
-def check_norm_size(kind: str, h: int, w: int, layer: int, what: str) -> None:
-    """Refuse an ``instance`` norm over a 1×1 feature map: it normalises one value per channel, so every
-    output is the norm's bias whatever the image (and torch raises for a batch of one).
+def channels_per_group(kind: str, channels: int, groups: int = 8) -> int:
+    """How many channels one normaliser of :func:`norm2d` pools (0 for ``batch`` and ``none``)."""
+    if kind == "instance":
+        return 1
+    if kind == "group":
+        g = max(1, min(groups, channels))
+        while channels % g:
+            g -= 1
+        return channels // g
+    return 0
+
+
+def check_norm_size(kind: str, channels: int, h: int, w: int, layer: int, what: str) -> None:
+    """Refuse a norm that would pool one value over a 1×1 feature map: an ``instance`` norm, or a ``group``
+    norm with one channel per group (``width`` <= 8); its output is then its bias whatever the image (and
+    torch raises for a batch of one).
 
     ``h``, ``w``: the map's size in px at layer ``layer`` (1-based); ``what`` names the network and the
     settings to change. Raises :class:`ModelConfigError`.
     """
-    if kind == "instance" and h * w == 1:
+    if h * w == 1 and channels_per_group(kind, channels) == 1:
         raise ModelConfigError(
-            f"{what}: layer {layer} would normalise a 1x1 feature map (instance norm over one value per "
+            f"{what}: layer {layer} would normalise a 1x1 feature map ({kind} norm over one value per "
             "channel: a constant output); lower model.depth or give larger images (data.image_size)"
         )
 
@@ -38,10 +51,7 @@ def norm2d(kind: str, channels: int, groups: int = 8) -> nn.Module:
     if kind == "instance":
         return nn.GroupNorm(channels, channels, affine=True)  # == InstanceNorm2d(affine=True), no buffers
     if kind == "group":
-        g = max(1, min(groups, channels))
-        while channels % g:
-            g -= 1
-        return nn.GroupNorm(g, channels, affine=True)
+        return nn.GroupNorm(channels // channels_per_group(kind, channels, groups), channels, affine=True)
     if kind == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=False)
     if kind == "none":

@@ -186,3 +186,25 @@ def test_shadows_in_worker_processes_equal_one_process(dm, compose_cfg):
     np.testing.assert_allclose(one.loss, two.loss, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(one.phi, two.phi, rtol=1e-5, atol=1e-6)
     assert not np.allclose(one.loss[0], one.loss[1])  # two different shadows
+
+
+def test_shadow_networks_train_in_the_recipes_precision(dm, compose_cfg, monkeypatch):
+    """``RealFit`` trains in ``eval.baselines.real.precision``: bfloat16 logits under ``bf16-mixed`` (as
+    the Lightning-trained network the shadows stand for), float32 under ``32-true``; float32 weights."""
+    from gastrodistill.anonymity.audit import RealFit
+
+    seen: list[torch.dtype] = []
+    cross_entropy = F.cross_entropy
+
+    def recording(logits, *args, **kwargs):
+        seen.append(logits.dtype)
+        return cross_entropy(logits, *args, **kwargs)
+
+    monkeypatch.setattr(F, "cross_entropy", recording)
+    x, y = dm.load_split("train")
+    for precision, dtype in (("bf16-mixed", torch.bfloat16), ("32-true", torch.float32)):
+        cfg = compose_cfg(["model.width=8", "model.depth=2", f"eval.baselines.real.precision={precision}"])
+        seen.clear()
+        net = RealFit(cfg, dm, epochs=1, batch_size=16)(x[:32], y[:32], torch.Generator().manual_seed(0))
+        assert seen and set(seen) == {dtype}
+        assert all(p.dtype == torch.float32 for p in net.parameters())

@@ -95,9 +95,10 @@ def test_ensemble_equals_loop_for_the_same_seeds(compose_cfg, patient_dm, arch):
 def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_float32_weights(
     compose_cfg, patient_dm, monkeypatch
 ):
-    """``precision: bf16-mixed``: the logits of every training step, in the loop and in the ensemble, are
-    bfloat16, the weights and their updates stay float32; ``32-true`` stays float32; an unknown precision
-    is refused naming the allowed ones."""
+    """``precision: bf16-mixed``: the logits of every training step of the loop are bfloat16 and the
+    weights stay float32; ``32-true`` stays float32; the ensemble refuses bf16 (autocast stops at vmap);
+    an unknown precision is refused naming the allowed ones, by the schedule and, before anything is
+    trained, by the job list."""
     cfg = compose_cfg(SMALL)
     spec = net_spec(cfg, "same", patient_dm)
     x, y = patient_dm.sample_per_class(3, torch_generator(0, "set"))
@@ -125,6 +126,10 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         train_small_sets([spec.build(torch_generator(0))], [(x, y)], bf16, [torch_generator(0, "g")])
     with pytest.raises(ValueError, match="32-true"):
         StandardSchedule(precision="16-mixed")
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    with pytest.raises(EvaluationConfigError, match="eval.standard.precision 'bf16'"):
+        build_jobs(compose_cfg(SMALL + ["eval.standard.precision=bf16"]).eval, ["soft"])
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.5])

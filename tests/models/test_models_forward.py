@@ -81,7 +81,7 @@ def test_bad_arguments_name_the_problem():
 def test_a_convnet_too_deep_for_its_images_is_refused_before_it_runs():
     """Depth 4 on 8 px images leaves a 1x1 map for the 4th layer's instance norm (undefined there); the
     error names the layer and what to change. Depth 3 on the same images, or batch norm, still build."""
-    from gastrodistill.models.layers import ModelConfigError
+    from gastrodistill.models.layers import ModelConfigError, norm2d
 
     with pytest.raises(ModelConfigError, match=r"ConvNet depth 4 on 8x8 px.*layer 4.*model.depth"):
         ConvNet(1, 10, 8, width=4, depth=4, pool="max")
@@ -89,10 +89,12 @@ def test_a_convnet_too_deep_for_its_images_is_refused_before_it_runs():
         ConvNet(1, 10, (4, 4), width=4, depth=3)
     net = ConvNet(1, 10, 8, width=4, depth=3, pool="max")
     assert net(torch.zeros(2, 1, 8, 8)).shape == (2, 10)
-    for norm in ("batch", "group", "none"):  # they normalise over more than one value, or not at all
+    with pytest.raises(ModelConfigError, match="group norm"):  # width 8 / 8 groups: one channel per group
+        ConvNet(1, 10, 8, width=8, depth=4, pool="max", norm="group")
+    for norm in ("batch", "group", "none"):  # over several values (2 channels per group), or not at all
         ConvNet(1, 10, 8, width=16, depth=4, pool="max", norm=norm)
-    # why: over a 1x1 map an instance norm outputs its bias whatever the input
-    norm = torch.nn.GroupNorm(4, 4)
+    # why: over a 1x1 map the project's instance norm outputs its bias whatever the input
+    norm = norm2d("instance", 4)
     torch.nn.init.normal_(norm.bias)
     out = norm(torch.randn(2, 4, 1, 1) * 10)
     torch.testing.assert_close(out, norm.bias.detach().view(1, 4, 1, 1).expand(2, 4, 1, 1), rtol=0, atol=1e-3)
