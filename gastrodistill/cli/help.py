@@ -85,7 +85,7 @@ gastrodistill-reproduce: the whole study in one run folder: generate -> patches 
 hard) -> evaluate -> audit -> artifact, with SUMMARY.md listing outputs and wall times.
 
 Main options:
-  experiment=cpu|tiny|full        preset (cpu: ~16 min on 2 cores; full: the paper's scale, GPU)
+  experiment=cpu|tiny|full        preset (cpu: ~15 min on 2 cores; full: the paper's scale, GPU)
   'stages=[distill,evaluate]'     run some stages only (in this order)
   'reproduce.distill_modes=[soft]'
   data=npz data.path=FILE         the same study on your own collection (skip generate/patches)

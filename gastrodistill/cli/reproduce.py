@@ -1,6 +1,6 @@
 """``gastrodistill-reproduce``: the whole study in one Hydra run folder (``make reproduce``).
 
-    gastrodistill-reproduce experiment=cpu                  # ~16 min on 2 CPU cores
+    gastrodistill-reproduce experiment=cpu                  # ~15 min on 2 CPU cores
     gastrodistill-reproduce experiment=full trainer=ddp     # the paper's scale on GPUs
     gastrodistill-reproduce experiment=cpu 'stages=[distill,evaluate]'   # some stages only
 
