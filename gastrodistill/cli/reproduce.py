@@ -216,11 +216,12 @@ class Pipeline:
             )
 
     def artifact(self) -> None:
-        from gastrodistill.evaluation.results import method_metrics
+        from gastrodistill.evaluation.results import chosen_standard_lr, method_metrics
         from gastrodistill.sharing.publish import publish_artifact
 
         for name, ds in self._need_sets("artifact").items():
             evaluation = method_metrics(self.state.get("results"), name)
+            lr = chosen_standard_lr(self.state.get("results"), self.out / "eval", name)
             anonymity = (self.state.get("audit") or {}).get(name)
             path = publish_artifact(
                 self.cfg,
@@ -230,6 +231,7 @@ class Pipeline:
                 self.out / "artifacts" / name,
                 evaluation=evaluation,
                 anonymity=anonymity,
+                standard_lr=lr,
             )
             self.paths[f"artifact ({name})"] = Path(path)
 

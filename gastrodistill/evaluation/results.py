@@ -6,6 +6,7 @@ loggers (scalars to CSV/W&B, the whole table as a W&B table). Rows carry no pati
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -442,6 +443,21 @@ def method_metrics(df: pd.DataFrame | None, method: str, schedule: str = "replay
         if k not in ("method", "schedule", "architecture", "cross_architecture")
         and pd.api.types.is_number(row[k])
     }
+
+
+def chosen_standard_lr(df: pd.DataFrame | None, eval_dir: str | Path, method: str) -> float | None:
+    """The standard-schedule learning rate the evaluation chose (on validation patients) for ``method`` on
+    its own architecture, from ``eval_dir/selection.json`` (written by ``finalize``); ``None`` when there
+    is no such row or file (e.g. a single-value ``eval.lr_grid`` still records its value)."""
+    path = Path(eval_dir) / "selection.json"
+    if df is None or not len(df) or not path.is_file():
+        return None
+    rows = primary_rows(df)
+    rows = rows[rows.method == method]
+    if not len(rows):
+        return None
+    lr = json.loads(path.read_text()).get("standard_lr", {}).get(f"{method}/{rows.iloc[0].architecture}")
+    return None if lr is None else float(lr)
 
 
 def headline(df: pd.DataFrame) -> dict[str, float]:

@@ -32,11 +32,14 @@ def card_fields_from_config(
     evaluation: Mapping[str, Any] | None = None,
     anonymity: Mapping[str, Any] | None = None,
     distilled=None,
+    standard_lr: float | None = None,
 ) -> dict[str, Any]:
     """Card fields of one distilled set: classes, normalisation, architecture, recipe (path-free), metrics.
 
     With ``distilled``, the card describes the set: its recorded normalisation and architecture (the
-    current config's model only for a set that records none)."""
+    current config's model only for a set that records none). ``standard_lr``: the standard-schedule
+    learning rate the evaluation chose for this set on validation patients; it replaces ``eval.standard.lr``
+    in the card's recipe, so a receiving site trains with the rate behind the card's numbers."""
     data_target = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
     names = list(datamodule.class_names)
     positive = cfg.get("eval", {}).get("patient", {}).get("positive_class") if "eval" in cfg else None
@@ -56,6 +59,9 @@ def card_fields_from_config(
         },
         "source_hash": datamodule.source_hash(),
     }
+    if standard_lr is not None and fields["training_recipe"]["standard"]:
+        fields["training_recipe"]["standard"]["lr"] = float(standard_lr)
+        fields["training_recipe"]["standard_lr_source"] = "chosen on validation patients from eval.lr_grid"
     if positive in names:
         fields["positive_class"] = positive
     if evaluation:
@@ -76,8 +82,11 @@ def publish_artifact(
     evaluation: Mapping[str, Any] | None = None,
     anonymity: Mapping[str, Any] | None = None,
     archive: bool | None = None,
+    standard_lr: float | None = None,
 ) -> Path:
-    """Write the shareable artifact of ``distilled``; aborts if an id, header value or path would leak."""
+    """Write the shareable artifact of ``distilled``; aborts if an id, header value or path would leak.
+    ``standard_lr``: the evaluation's chosen standard-schedule lr for the set (see
+    :func:`card_fields_from_config`)."""
     acfg = cfg.audit.artifact
     strings = private_strings(
         datamodule,
@@ -88,7 +97,9 @@ def publish_artifact(
     from gastrodistill.evaluation.checks import check_distilled_set
 
     check_distilled_set(name, distilled, datamodule)
-    fields = card_fields_from_config(cfg, datamodule, name, evaluation, anonymity, distilled=distilled)
+    fields = card_fields_from_config(
+        cfg, datamodule, name, evaluation, anonymity, distilled=distilled, standard_lr=standard_lr
+    )
     return save_artifact(
         out_dir,
         distilled,

@@ -380,6 +380,36 @@ def test_a_saved_set_records_its_architecture_and_the_card_describes_the_set(
     assert fields["mean"] == pytest.approx(back.mean) and fields["std"] == pytest.approx(back.std)
 
 
+def test_the_card_carries_the_standard_lr_the_evaluation_chose(patient_dm, tmp_path, compose_cfg):
+    """The artifact's recipe holds the lr chosen for the set on its own architecture (selection.json),
+    not ``eval.standard.lr``, so a receiving site trains as the card's numbers were made."""
+    import json
+
+    from gastrodistill.evaluation.results import chosen_standard_lr
+    from gastrodistill.sharing.publish import card_fields_from_config
+
+    (tmp_path / "selection.json").write_text(
+        json.dumps({"standard_lr": {"soft/convnet": 0.05, "soft/lenet": 0.003, "hard/convnet": 0.01}})
+    )
+    df = pd.DataFrame(
+        {
+            "method": ["soft", "soft", "hard"],
+            "schedule": ["standard"] * 3,
+            "architecture": ["lenet", "convnet", "convnet"],
+            "cross_architecture": [True, False, False],
+        }
+    )
+    assert chosen_standard_lr(df, tmp_path, "soft") == 0.05  # its own architecture, not the first row
+    assert chosen_standard_lr(df, tmp_path, "mean") is None
+    assert chosen_standard_lr(df, tmp_path / "missing", "soft") is None
+    cfg = compose_cfg(SMALL)
+    assert float(cfg.eval.standard.lr) != 0.05
+    recipe = card_fields_from_config(cfg, patient_dm, "soft", standard_lr=0.05)["training_recipe"]
+    assert StandardSchedule(**recipe["standard"]).lr == 0.05 and "validation" in recipe["standard_lr_source"]
+    plain = card_fields_from_config(cfg, patient_dm, "soft")["training_recipe"]
+    assert plain["standard"]["lr"] == float(cfg.eval.standard.lr) and "standard_lr_source" not in plain
+
+
 def test_worker_processes_give_the_single_process_table_and_train_the_teacher_once(
     compose_cfg, patient_dm, tmp_path
 ):
