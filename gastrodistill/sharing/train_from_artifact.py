@@ -98,11 +98,33 @@ def model_factory(card: Mapping[str, Any]):
     return hydra.utils.instantiate(OmegaConf.create(arch)), str(arch.get("init", "xavier")), target
 
 
+def card_schedule(card: Mapping[str, Any]):
+    """The card's standard-schedule recipe as a ``StandardSchedule`` (defaults for a card without one).
+
+    Raises :class:`ArtifactError` naming the keys this version does not know (a card from a newer
+    gastrodistill) or the recipe value it refuses."""
+    from dataclasses import fields
+
+    from gastrodistill.evaluation.fresh_training import StandardSchedule
+
+    recipe = dict(card.get("training_recipe", {}).get("standard") or {})
+    unknown = sorted(set(recipe) - {f.name for f in fields(StandardSchedule)})
+    if unknown:
+        raise ArtifactError(
+            f"card training_recipe.standard has keys {unknown} that this gastrodistill does not know "
+            "(a card from a newer version?): update gastrodistill to train from it"
+        )
+    try:
+        return StandardSchedule(**recipe)
+    except ValueError as exc:
+        raise ArtifactError(f"card training_recipe.standard: {exc}") from exc
+
+
 def train_networks(
     distilled, card: Mapping[str, Any], n_networks: int, schedule: str, seed: int
 ) -> list[nn.Module]:
     """``n_networks`` fresh networks trained from the artifact with the evaluation's trainer."""
-    from gastrodistill.evaluation.fresh_training import NetSpec, StandardSchedule, train_on_distilled
+    from gastrodistill.evaluation.fresh_training import NetSpec, train_on_distilled
 
     factory, init, target = model_factory(card)
     c, h, w = (int(v) for v in card["distilled"]["image_shape"])
@@ -114,8 +136,7 @@ def train_networks(
         init=init,
         name=target.rsplit(".", 1)[-1].lower(),
     )
-    recipe = dict(card.get("training_recipe", {}).get("standard") or {})
-    standard = StandardSchedule(**recipe) if recipe else StandardSchedule()
+    standard = card_schedule(card)
     return [
         train_on_distilled(distilled, spec, schedule, torch_generator(seed, "receive", schedule, i), standard)
         for i in range(n_networks)

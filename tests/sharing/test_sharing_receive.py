@@ -134,3 +134,18 @@ def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
     )
     assert site["n_networks"] == 2 and 0.0 <= site["metrics"]["patch_accuracy_mean"] <= 1.0
     assert (tmp_path / "site" / "receive.json").is_file()
+
+
+def test_card_recipe_from_a_newer_version_or_with_a_bad_value_is_an_artifact_error():
+    """The card's standard recipe becomes the schedule (its chosen lr and precision); unknown keys or a
+    refused value are an ArtifactError naming them, not a TypeError from deep inside."""
+    from gastrodistill.sharing.train_from_artifact import card_schedule
+
+    card = {"training_recipe": {"standard": {"epochs": 7, "lr": 0.05, "precision": "bf16-mixed"}}}
+    sched = card_schedule(card)
+    assert (sched.epochs, sched.lr, sched.precision) == (7, 0.05, "bf16-mixed")
+    assert card_schedule({}).epochs > 0  # a card without a recipe: the defaults
+    with pytest.raises(ArtifactError, match=r"\['warmup'\].*update gastrodistill"):
+        card_schedule({"training_recipe": {"standard": {"lr": 0.05, "warmup": 3}}})
+    with pytest.raises(ArtifactError, match="precision"):
+        card_schedule({"training_recipe": {"standard": {"precision": "fp8"}}})
