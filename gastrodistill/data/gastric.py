@@ -22,6 +22,7 @@ from gastrodistill.data.labelling import CLASS_NAMES
 from gastrodistill.data.patch_store import (
     PATCHES_FILE,
     PatchStore,
+    ReopensMemmap,
     StoreSpec,
     build_store,
     find_store,
@@ -31,7 +32,7 @@ from gastrodistill.data.tiling import Geometry
 from gastrodistill.utils.seeding import derive_seed
 
 
-class StoreArrayDataset(ArrayDataset):
+class StoreArrayDataset(ReopensMemmap, ArrayDataset):
     """An :class:`ArrayDataset` over rows ``[start, stop)`` of a store's memmap, as ``[n, 1, S, S]``.
 
     Pickling (DataLoader workers under ``spawn``) carries the file name, not the pixels; in a worker
@@ -53,17 +54,10 @@ class StoreArrayDataset(ArrayDataset):
         self._worker_seed: int | None = None
         super().__init__(self._open(), labels, mean, std, augment)
 
+    MEMMAP_ATTR = "images"
+
     def _open(self) -> np.ndarray:
         return np.load(self._file, mmap_mode="r")[self._start : self._stop][:, None]
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state["images"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.images = self._open()
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         if self.augment is not None and hasattr(self.augment, "set_random_seed"):

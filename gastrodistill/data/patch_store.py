@@ -213,8 +213,28 @@ def hist_stats(hist: list[int] | np.ndarray) -> tuple[float, float]:
     return mean, float(np.sqrt(max(var, 1e-12)))
 
 
-class PatchStore:
-    """An opened store: memory-mapped patches, the index table and the metadata."""
+class ReopensMemmap:
+    """Pickles without its memory-mapped array (attribute ``MEMMAP_ATTR``) and reopens it with
+    :meth:`_open` when unpickled, so a worker process receives a path, never the pixels."""
+
+    MEMMAP_ATTR = "patches"
+
+    def _open(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state[self.MEMMAP_ATTR] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        setattr(self, self.MEMMAP_ATTR, self._open())
+
+
+class PatchStore(ReopensMemmap):
+    """An opened store: memory-mapped patches, the index table and the metadata (pickled without the
+    pixels: :class:`ReopensMemmap`)."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -224,7 +244,7 @@ class PatchStore:
                 "rebuild it with gastrodistill-patches (or DataModule.prepare_data())"
             )
         self.meta: dict = _read_meta(self.path)  # type: ignore[assignment]
-        self.patches: np.memmap = np.load(self.path / PATCHES_FILE, mmap_mode="r")
+        self.patches: np.memmap = self._open()
         self.index = pd.read_csv(
             self.path / INDEX_FILE,
             dtype={"patient": str, "image": str, "split": str, "diagnosis": str},
@@ -238,15 +258,8 @@ class PatchStore:
                 f"{self.path / INDEX_FILE} does not match {PATCHES_FILE}; delete the store and rebuild"
             )
 
-    def __getstate__(self) -> dict:
-        """Pickled without the pixels (worker processes reopen the memory map by path)."""
-        state = dict(self.__dict__)
-        state["patches"] = None
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.patches = np.load(self.path / PATCHES_FILE, mmap_mode="r")
+    def _open(self) -> np.ndarray:
+        return np.load(self.path / PATCHES_FILE, mmap_mode="r")
 
     def split_slice(self, split: str) -> slice:
         if split not in SPLIT_ORDER:

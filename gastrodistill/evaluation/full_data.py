@@ -30,7 +30,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler, TensorDataset
 
-from gastrodistill.evaluation.fresh_training import StandardSchedule, augment_small, make_optimizer
+from gastrodistill.evaluation.fresh_training import (
+    StandardSchedule,
+    augment_small,
+    make_optimizer,
+    precision_autocast,
+)
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -67,10 +72,8 @@ class RealRecipe:
 
     def autocast(self, device: torch.device) -> torch.autocast:
         """Autocast matching ``precision`` for code that trains by this recipe outside Lightning (the
-        audit's shadow networks): bfloat16 for ``bf16-mixed``, float16 for ``16-mixed``, else off."""
-        dtype = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(str(self.precision))
-        kind = torch.device(device).type
-        return torch.autocast(kind, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+        audit's shadow networks; :func:`~gastrodistill.evaluation.fresh_training.precision_autocast`)."""
+        return precision_autocast(self.precision, device)
 
 
 class EpochSampler(Sampler[int]):

@@ -133,30 +133,30 @@ def record_from_probs(
     return rec
 
 
-def channels_last_scoring(ctx: Context) -> bool:
-    """``eval.score_channels_last``: score in channels-last memory format (off by default)."""
-    return bool(ctx.cfg.eval.get("score_channels_last", False))
-
-
-def autocast_scoring(ctx: Context) -> bool:
-    """``eval.score_autocast``: score in bfloat16 autocast (off by default)."""
-    return bool(ctx.cfg.eval.get("score_autocast", False))
+def scoring_options(ctx: Context) -> dict[str, bool]:
+    """:func:`predict_split`'s options from the config: ``eval.score_autocast`` (bfloat16 autocast) and
+    ``eval.score_channels_last`` (channels-last memory format), both off by default."""
+    ev = ctx.cfg.eval
+    return {
+        "autocast": bool(ev.get("score_autocast", False)),
+        "channels_last": bool(ev.get("score_channels_last", False)),
+    }
 
 
 def score_networks(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list[dict[str, Any]]:
     """Records of E networks (an :class:`Ensemble` or a list): one pass over test, val and fit splits."""
-    amp, cl = autocast_scoring(ctx), channels_last_scoring(ctx)
-    test = predict_split(models, ctx.test, amp, cl)
-    val = predict_split(models, ctx.val, amp, cl).argmax(-1)
+    opts = scoring_options(ctx)
+    test = predict_split(models, ctx.test, **opts)
+    val = predict_split(models, ctx.val, **opts).argmax(-1)
     fit = None
     if ctx.patients and ctx.fit is not ctx.val:
-        fit = predict_split(models, ctx.fit, amp, cl).argmax(-1)
+        fit = predict_split(models, ctx.fit, **opts).argmax(-1)
     other: list[np.ndarray] = []
 
     def other_pred(i: int) -> Callable[[], np.ndarray]:
         def get() -> np.ndarray:  # the other fitting split, predicted once for all networks when needed
             if not other:
-                other.append(predict_split(models, ctx.other_split(), amp, cl).argmax(-1))
+                other.append(predict_split(models, ctx.other_split(), **opts).argmax(-1))
             return other[0][i]
 
         return get
@@ -176,7 +176,7 @@ def val_selector(ctx: Context) -> Callable[[nn.Module], float]:
     """Model selection score: balanced patch accuracy on validation patients (never test)."""
 
     def score(net: nn.Module) -> float:
-        pred = predict_split([net], ctx.val, autocast_scoring(ctx), channels_last_scoring(ctx))[0].argmax(-1)
+        pred = predict_split([net], ctx.val, **scoring_options(ctx))[0].argmax(-1)
         return float(patch_metrics(pred, ctx.val.labels, ctx.dm.num_classes)["patch_balanced_accuracy"])
 
     return score
@@ -184,7 +184,7 @@ def val_selector(ctx: Context) -> Callable[[nn.Module], float]:
 
 def val_scores(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list[float]:
     """Validation balanced accuracy of each of E networks (one pass over the validation split)."""
-    pred = predict_split(models, ctx.val, autocast_scoring(ctx), channels_last_scoring(ctx)).argmax(-1)
+    pred = predict_split(models, ctx.val, **scoring_options(ctx)).argmax(-1)
     return [
         float(patch_metrics(p, ctx.val.labels, ctx.dm.num_classes)["patch_balanced_accuracy"]) for p in pred
     ]
