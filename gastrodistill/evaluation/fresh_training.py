@@ -99,6 +99,18 @@ class StandardSchedule:
         return precision_autocast(self.precision, device)
 
 
+def standard_schedule(ev: Any, lr: float | None = None) -> StandardSchedule:
+    """``eval.standard`` (the one small-set recipe) of the ``eval`` config node, with ``lr`` replaced when
+    given. Raises ``ValueError`` (from :class:`StandardSchedule`) for a value it refuses and ``TypeError``
+    for a key it does not know."""
+    from omegaconf import OmegaConf
+
+    s = OmegaConf.to_container(ev.standard, resolve=True)
+    if lr is not None:
+        s["lr"] = lr
+    return StandardSchedule(**s)
+
+
 #: Training precisions of the standard schedule (Lightning's names).
 PRECISIONS = ("32-true", "bf16-mixed")
 #: Autocast dtypes of Lightning's mixed-precision names; any other precision trains without autocast.

@@ -73,13 +73,13 @@ def validate(ev: DictConfig) -> None:
             )
     if int(ev.n_networks) < 1:
         raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")
-    from gastrodistill.evaluation.fresh_training import PRECISIONS
+    if "standard" in ev:  # every field of the small-set recipe, checked before any network trains
+        from gastrodistill.evaluation.fresh_training import standard_schedule
 
-    precision = str(ev.get("standard", {}).get("precision", "32-true"))
-    if precision not in PRECISIONS:
-        raise EvaluationConfigError(
-            f"eval.standard.precision {precision!r} unknown; use one of {list(PRECISIONS)}"
-        )
+        try:
+            standard_schedule(ev)
+        except (TypeError, ValueError) as exc:
+            raise EvaluationConfigError(f"eval.standard: {exc}") from None
 
 
 def build_jobs(ev: DictConfig, set_names: Sequence[str]) -> list[Job]:

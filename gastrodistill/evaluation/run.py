@@ -38,11 +38,17 @@ from tqdm.auto import tqdm
 
 from gastrodistill.evaluation import baselines, report
 from gastrodistill.evaluation.checks import check_distilled_sets
-from gastrodistill.evaluation.ensemble import Ensemble, supports_ensemble, train_replays, train_small_sets
+from gastrodistill.evaluation.ensemble import (
+    Ensemble,
+    supports_ensemble,
+    train_replays,
+    train_small_sets,
+    trains_as_ensemble,
+)
 from gastrodistill.evaluation.fresh_training import (
     NetSpec,
-    StandardSchedule,
     distilled_tensors,
+    standard_schedule,
     train_replay,
     train_small_set,
 )
@@ -90,14 +96,6 @@ __all__ = [
     "run_jobs",
     "val_selector",
 ]
-
-
-def standard_schedule(ev: DictConfig, lr: float | None = None) -> StandardSchedule:
-    """``eval.standard`` (the one small-set recipe), with ``lr`` replaced when given."""
-    s = OmegaConf.to_container(ev.standard, resolve=True)
-    if lr is not None:
-        s["lr"] = lr
-    return StandardSchedule(**s)
 
 
 def real_recipe(ev: DictConfig) -> RealRecipe:
@@ -347,7 +345,7 @@ class Study:
         rest = [i for i, j in enumerate(jobs) if j.index not in done]
         sets = [self.small_set(method, jobs[i].index) for i in rest]
         todo, todo_gens = [nets[i] for i in rest], [gens[i] for i in rest]
-        if together and len(rest) > 1 and sched.precision == "32-true":  # autocast stops at vmap
+        if together and len(rest) > 1 and trains_as_ensemble(sched):
             trained = train_small_sets(todo, sets, sched, todo_gens)
         else:
             trained = [

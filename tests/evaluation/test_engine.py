@@ -128,8 +128,15 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         StandardSchedule(precision="16-mixed")
     from gastrodistill.evaluation.jobs import EvaluationConfigError
 
-    with pytest.raises(EvaluationConfigError, match="eval.standard.precision 'bf16'"):
+    with pytest.raises(EvaluationConfigError, match="eval.standard: eval standard precision 'bf16' unknown"):
         build_jobs(compose_cfg(SMALL + ["eval.standard.precision=bf16"]).eval, ["soft"])
+    # every field of the recipe is checked there, not only its precision
+    with pytest.raises(EvaluationConfigError, match="eval.standard: .*epochs >= 1"):
+        build_jobs(compose_cfg(SMALL + ["eval.standard.epochs=0"]).eval, ["soft"])
+    with pytest.raises(EvaluationConfigError, match="eval.standard: .*optimizer 'lbfgs' unknown"):
+        build_jobs(compose_cfg(SMALL + ["eval.standard.optimizer=lbfgs"]).eval, ["soft"])
+    with pytest.raises(EvaluationConfigError, match="eval.standard: .*unexpected keyword argument 'epoch'"):
+        build_jobs(compose_cfg(SMALL + ["+eval.standard.epoch=3"]).eval, ["soft"])
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.5])
