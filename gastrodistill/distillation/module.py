@@ -44,6 +44,7 @@ from gastrodistill.distillation.inner_loop import (
 from gastrodistill.distillation.plots import grid_image, save_png
 from gastrodistill.distillation.real_batches import RealBatchSource
 from gastrodistill.models.init import check_scheme, initialize
+from gastrodistill.utils.precision import PRECISIONS, precision_autocast
 from gastrodistill.utils.seeding import derive_seed, torch_generator
 
 
@@ -51,7 +52,6 @@ class NonFiniteError(RuntimeError):
     """The outer loss or the meta-gradient became NaN/inf; the message names the outer step."""
 
 
-PRECISIONS = ("32", "bf16")
 _NEVER = 2**62  # "no non-finite value seen yet" in the first-bad-step tracker
 
 
@@ -61,11 +61,17 @@ def _MIN_OP() -> Any:
     return dist.ReduceOp.MIN if dist.is_available() else "min"
 
 
+#: Short names ``distill.precision`` also accepts (configs written before it took Lightning's names).
+_PRECISION_ALIASES = {"32": "32-true", "bf16": "bf16-mixed"}
+
+
 def check_precision(precision: str | int) -> str:
-    """``32`` (float32) or ``bf16`` (bfloat16 autocast); raises ``ValueError`` naming the key otherwise."""
-    p = str(precision).replace("-true", "").replace("-mixed", "")
+    """``32-true`` (float32) or ``bf16-mixed`` (bfloat16 autocast), Lightning's names as the evaluation
+    uses them; the short ``32`` and ``bf16`` are read as those. Returns the Lightning name; raises
+    ``ValueError`` naming the key otherwise."""
+    p = _PRECISION_ALIASES.get(str(precision), str(precision))
     if p not in PRECISIONS:
-        raise ValueError(f"distill.precision must be 32 or bf16, got {precision!r}")
+        raise ValueError(f"distill.precision must be one of {list(PRECISIONS)}, got {precision!r}")
     return p
 
 
@@ -96,7 +102,7 @@ class DistillModule(pl.LightningModule):
         augment_real: bool = True,
         grid_every: int = 0,
         grid_dir: str | Path | None = None,
-        precision: str | int = 32,
+        precision: str | int = "32-true",
         channels_last: bool = False,
         log_every: int = 1,
         check_every: int = 1,
@@ -183,7 +189,7 @@ class DistillModule(pl.LightningModule):
         """(outer loss, accuracy and meta-gradient surrogate; the sampled network) for one inner network.
 
         ``outer_chunk``: True uses ``self.outer_chunk``; None forces the unchunked loss (with logits).
-        With ``precision="bf16"`` it runs under bfloat16 autocast (float32 master tensors).
+        With ``precision="bf16-mixed"`` it runs under bfloat16 autocast (float32 master tensors).
         """
         net = self.sample_inner_net(step, rank, index)
         with self._autocast():
@@ -216,10 +222,9 @@ class DistillModule(pl.LightningModule):
         return result.surrogate, result.logits, net
 
     def _autocast(self) -> contextlib.AbstractContextManager:
-        """bfloat16 autocast over the unroll and the real forward when ``precision="bf16"`` (else nothing)."""
-        if self.precision != "bf16":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.distilled.images.device.type, dtype=torch.bfloat16)
+        """bfloat16 autocast over the unroll and the real forward when ``precision="bf16-mixed"`` (else
+        disabled)."""
+        return precision_autocast(self.precision, self.distilled.images.device)
 
     def real_batch(self, step: int, rank: int) -> tuple[Tensor, Tensor]:
         """This rank's real batch of outer step ``step`` on the module's device: ``[B, C, H, W]``, ``[B]``."""

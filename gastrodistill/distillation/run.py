@@ -109,7 +109,7 @@ def build_module(
         augment_real=bool(getattr(augment, "real", True)),
         grid_every=d.grid_every,
         grid_dir=grid_dir,
-        precision=d.get("precision", 32),
+        precision=d.get("precision", "32-true"),
         channels_last=bool(d.get("channels_last", False)),
         log_every=int(d.get("log_every", 1)),
         check_every=int(d.get("check_every", 1)),

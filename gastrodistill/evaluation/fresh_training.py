@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gastrodistill.utils.precision import PRECISIONS, precision_autocast
+
 SCHEDULES = ("replay", "standard")
 
 
@@ -109,20 +111,6 @@ def standard_schedule(ev: Any, lr: float | None = None) -> StandardSchedule:
     if lr is not None:
         s["lr"] = lr
     return StandardSchedule(**s)
-
-
-#: Training precisions of the standard schedule (Lightning's names).
-PRECISIONS = ("32-true", "bf16-mixed")
-#: Autocast dtypes of Lightning's mixed-precision names; any other precision trains without autocast.
-AUTOCAST_DTYPES = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
-
-
-def precision_autocast(precision: str, device: torch.device | str) -> torch.autocast:
-    """Autocast for a Lightning precision name on ``device`` when training outside Lightning: bfloat16 for
-    ``bf16-mixed``, float16 for ``16-mixed``, disabled otherwise (the standard schedule, the audit's
-    shadow networks)."""
-    dtype = AUTOCAST_DTYPES.get(str(precision))
-    return torch.autocast(torch.device(device).type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 #: Short optimiser names accepted in ``eval`` recipes beside a ``{_target_: ...}`` node.

@@ -34,8 +34,8 @@ from gastrodistill.evaluation.fresh_training import (
     StandardSchedule,
     augment_small,
     make_optimizer,
-    precision_autocast,
 )
+from gastrodistill.utils.precision import precision_autocast
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -72,7 +72,7 @@ class RealRecipe:
 
     def autocast(self, device: torch.device) -> torch.autocast:
         """Autocast matching ``precision`` for code that trains by this recipe outside Lightning (the
-        audit's shadow networks; :func:`~gastrodistill.evaluation.fresh_training.precision_autocast`)."""
+        audit's shadow networks; :func:`~gastrodistill.utils.precision.precision_autocast`)."""
         return precision_autocast(self.precision, device)
 
 

@@ -43,7 +43,7 @@ def test_loader_batches_arrive_pinned_for_the_gpu():
     assert x.is_pinned()
 
 
-@pytest.mark.parametrize("precision", ["32", "bf16"])
+@pytest.mark.parametrize("precision", ["32-true", "bf16-mixed"])
 def test_distillation_on_the_gpu_with_bf16_and_channels_last(
     compose_cfg, tiny_overrides, tmp_path, precision
 ):

@@ -22,7 +22,7 @@ def test_bf16_channels_last_chunked_checkpointed_run(compose_cfg, tiny_dm, tiny_
     cfg = compose_cfg(
         [
             *common,
-            "distill.precision=bf16",
+            "distill.precision=bf16-mixed",
             "distill.channels_last=true",
             "distill.outer_chunk=5",
             "distill.checkpoint=true",
@@ -70,3 +70,19 @@ def test_sparse_checks_still_name_the_first_bad_step(compose_cfg, tiny_overrides
     with pytest.raises(NonFiniteError, match=rf"outer step {step}: the outer loss is not finite"):
         run_distillation(cfg, dm, tmp_path / "out")
     assert not (tmp_path / "out" / "soft" / "distilled.safetensors").exists()
+
+
+def test_distill_precision_takes_lightning_names_and_the_short_ones():
+    """``distill.precision`` is named as the evaluation's (Lightning's) precisions; the short names of
+    earlier configs are read as those, anything else is refused naming the key."""
+    from gastrodistill.distillation.module import check_precision
+
+    assert [check_precision(p) for p in ("32-true", "bf16-mixed", "32", 32, "bf16")] == [
+        "32-true",
+        "bf16-mixed",
+        "32-true",
+        "32-true",
+        "bf16-mixed",
+    ]
+    with pytest.raises(ValueError, match="distill.precision must be one of"):
+        check_precision("16-mixed")
