@@ -8,7 +8,7 @@ import math
 from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
-from gastrodistill.models.layers import activation, check_shape, norm2d, pool2d
+from gastrodistill.models.layers import activation, check_norm_size, check_shape, norm2d, pool2d
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -30,21 +30,30 @@ class AlexNet(nn.Module):
         self.init_scheme = check_scheme(init)
         c1, c2, c3 = width, 2 * width, 3 * width
 
+        what = f"AlexNet width {width} with {norm} norm on {h}x{w} px images"
+        size, layer = [h, w], 0
+
         def conv(cin: int, cout: int, k: int) -> list[nn.Module]:
+            nonlocal layer
+            layer += 1
+            check_norm_size(norm, cout, size[0], size[1], layer, what)
             return [nn.Conv2d(cin, cout, k, padding=k // 2), norm2d(norm, cout), activation(act)]
+
+        def pool() -> nn.Module:
+            size[:] = [math.ceil(size[0] / 2), math.ceil(size[1] / 2)]
+            return pool2d("max")
 
         self.features = nn.Sequential(
             *conv(in_channels, c1, 5),
-            pool2d("max"),
+            pool(),
             *conv(c1, c2, 5),
-            pool2d("max"),
+            pool(),
             *conv(c2, c3, 3),
             *conv(c3, c2, 3),
             *conv(c2, c2, 3),
-            pool2d("max"),
+            pool(),
         )
-        for _ in range(3):
-            h, w = math.ceil(h / 2), math.ceil(w / 2)
+        h, w = size
         out = (min(4, h), min(4, w))
         self.pool = nn.AdaptiveAvgPool2d(out)
         self.classifier = nn.Sequential(

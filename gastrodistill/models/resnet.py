@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
-from gastrodistill.models.layers import activation, check_shape, norm2d
+from gastrodistill.models.layers import activation, check_norm_size, check_shape, norm2d
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -34,6 +34,32 @@ class BasicBlock(nn.Module):
         return self.act(out + self.shortcut(x))
 
 
+def _halved(n: int) -> int:
+    """The size in px after a 3x3 (or 7x7, or 3x3 max-pool) stride-2 layer with its padding."""
+    return (n - 1) // 2 + 1
+
+
+def check_map_sizes(
+    norm: str, width: int, blocks: tuple[int, ...] | list[int], stem: str, h: int, w: int
+) -> None:
+    """Refuse a ResNet whose norm would pool a 1x1 map (:func:`~gastrodistill.models.layers.check_norm_size`):
+    the feature map halves at the ImageNet stem's conv and pool and at the first block of every stage after
+    the first. Raises :class:`~gastrodistill.models.layers.ModelConfigError` naming the layer."""
+    what = f"ResNet width {width} with {norm} norm on {h}x{w} px images ({stem} stem)"
+    if stem == "imagenet":
+        h, w = _halved(h), _halved(w)
+    check_norm_size(norm, width, h, w, 1, what)
+    if stem == "imagenet":
+        h, w = _halved(h), _halved(w)
+    layer = 1
+    for i, n in enumerate(blocks):
+        if i > 0 and n > 0:
+            h, w = _halved(h), _halved(w)
+        for _ in range(n):
+            layer += 1
+            check_norm_size(norm, width * 2**i, h, w, layer, what)
+
+
 class ResNet18(nn.Module):
     def __init__(
         self,
@@ -53,6 +79,7 @@ class ResNet18(nn.Module):
         self.init_scheme = check_scheme(init)
         if stem == "auto":
             stem = "imagenet" if min(h, w) >= 128 else "cifar"
+        check_map_sizes(norm, width, blocks, stem, h, w)
         if stem == "cifar":
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, width, 3, padding=1, bias=False), norm2d(norm, width), activation(act)

@@ -25,6 +25,8 @@ SMALL = {
 def test_forward_shapes_and_gradients(name, channels, classes, size):
     if name == "convnet" and min(size) < 4:  # its instance norm would see a 1x1 map: refused (below)
         net = ConvNet(channels, classes, size, width=8, depth=3, norm="none")
+    elif name == "resnet18" and min(size) < 2:  # width 4: one channel per group over a 1x1 map, refused
+        net = ResNet18(channels, classes, size, width=4, norm="none")
     else:
         net = SMALL[name](channels, classes, size)
     x = torch.randn(2, channels, *size)
@@ -98,6 +100,63 @@ def test_a_convnet_too_deep_for_its_images_is_refused_before_it_runs():
     torch.nn.init.normal_(norm.bias)
     out = norm(torch.randn(2, 4, 1, 1) * 10)
     torch.testing.assert_close(out, norm.bias.detach().view(1, 4, 1, 1).expand(2, 4, 1, 1), rtol=0, atol=1e-3)
+
+
+def _norms_over_one_value(net: torch.nn.Module, size: tuple[int, int]) -> list[tuple[int, int]]:
+    """(channels, channels per group) of every GroupNorm that sees a 1x1 map pooled over one channel, found
+    by running the network (an independent check of the size arithmetic of the builders)."""
+    hits: list[tuple[int, int]] = []
+
+    def hook(m, inputs, _out):
+        cpg = m.num_channels // m.num_groups
+        if tuple(inputs[0].shape[-2:]) == (1, 1) and cpg == 1:
+            hits.append((m.num_channels, cpg))
+
+    for m in net.modules():
+        if isinstance(m, torch.nn.GroupNorm):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        net(torch.zeros(2, 1, *size))
+    return hits
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "resnet18"])
+@pytest.mark.parametrize("norm", ["instance", "group"])
+def test_alexnet_and_resnet_refuse_a_norm_over_a_1x1_map_exactly_when_one_occurs(arch, norm):
+    """Built with ``norm="none"`` the network runs at any size; with a norm it is refused
+    (``ModelConfigError`` naming the layer) exactly at the sizes where running the same network with that
+    norm would put a one-value-per-group norm on a 1x1 map, as hooks on its GroupNorms see."""
+    from gastrodistill.models.alexnet import AlexNet
+    from gastrodistill.models.layers import ModelConfigError
+    from gastrodistill.models.resnet import ResNet18
+
+    cls = AlexNet if arch == "alexnet" else ResNet18
+    refused, built = 0, 0
+    for size in [(2, 2), (3, 5), (4, 4), (5, 5), (8, 8), (9, 16), (16, 16), (128, 128), (130, 140)]:
+        for width in (4, 8, 16):
+            stem = {} if arch == "alexnet" else {"stem": "imagenet" if min(size) >= 128 else "cifar"}
+            try:
+                net = cls(1, 3, size, width=width, norm=norm, **stem)
+            except ModelConfigError as exc:
+                assert "1x1 feature map" in str(exc) and "layer" in str(exc)
+                refused += 1
+                # the same network without the check (norm applied by hand) does hit a 1x1 one-value norm
+                plain = cls(1, 3, size, width=width, norm="none", **stem)
+                sizes = []
+                for m in plain.modules():
+                    if isinstance(m, torch.nn.Conv2d):
+                        m.register_forward_hook(
+                            lambda m, i, o, sizes=sizes: sizes.append((o.shape[1], tuple(o.shape[-2:])))
+                        )
+                with torch.no_grad():
+                    plain(torch.zeros(2, 1, *size))
+                from gastrodistill.models.layers import channels_per_group
+
+                assert any(hw == (1, 1) and channels_per_group(norm, c) == 1 for c, hw in sizes)
+                continue
+            built += 1
+            assert _norms_over_one_value(net, size) == []
+    assert refused > 0 and built > 0
 
 
 @pytest.mark.parametrize("model", ["convnet", "lenet", "alexnet", "resnet18"])
