@@ -1,7 +1,7 @@
 """Real-data sanity check (no download): scikit-learn's 1,797 handwritten 8x8 digits.
 
 Distilling ONE image per class with soft labels, learned learning rates and inner momentum must reach
-0.86 test accuracy (measured 0.882; the issue's target, 0.90, is not met yet) on fresh randomly
+0.90 test accuracy (the issue's target; measured 0.919) on fresh randomly
 initialised networks (mean over seeded networks, replayed with ``inner_loop.replay``) and beat a random
 real subset of the same size (1 per class) by a wide margin (15 points) under the same evaluation. The
 random subset even gets a generous schedule (300 SGD steps, lr picked on the validation split). The
@@ -42,7 +42,7 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
     cfg = compose_cfg(
         [
             "model=convnet",
-            "model.width=16",
+            "model.width=32",
             "model.depth=2",
             "distill=soft",
             "distill.ipc=1",
@@ -52,12 +52,12 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
             "distill.inner_momentum=0.5",
             "distill.label_init_scale=3.0",
             "distill.lr_images=0.2",
-            "distill.lr_labels=0.01",
-            "distill.lr_lrs=0.01",
+            "distill.lr_labels=0.03",
+            "distill.lr_lrs=0.03",
             "distill.batch_real=512",
             "distill.grad_clip_ema=2.0",
-            "distill.outer_steps=600",
-            "distill.scheduler.step_size=200",
+            "distill.outer_steps=1200",
+            "distill.scheduler.step_size=400",
             "distill.grid_every=0",
             "distill.ckpt_every=0",
             "trainer.enable_progress_bar=false",
@@ -91,7 +91,7 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
         f"[{min(distilled_acc):.3f}..{max(distilled_acc):.3f}] vs random real subset {r_mean:.3f} "
         f"[{min(random_acc):.3f}..{max(random_acc):.3f}]; distillation {seconds:.0f} s"
     )
-    # The issue's target is 0.90; measured 0.882 with these settings (validation-chosen), so the test guards
-    # the gain over the old recipe's 0.833 rather than the unmet target.
-    assert d_mean >= 0.86
+    # The issue's target (0.90); measured 0.919 with these settings, chosen on the validation split
+    # (docs/distillation.md, "The digits sanity check").
+    assert d_mean >= 0.90
     assert d_mean >= r_mean + 0.15
