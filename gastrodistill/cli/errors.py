@@ -39,6 +39,7 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.distillation.resume.ResumeError",
         "gastrodistill.evaluation.run.EvaluationConfigError",
         "gastrodistill.evaluation.patient.PatientEvaluationError",
+        "gastrodistill.evaluation.full_data.RealTrainingDivergedError",
         "gastrodistill.anonymity.audit.AuditConfigError",
         "gastrodistill.anonymity.nearest.NearestInputError",
         "gastrodistill.anonymity.text_check.TextCheckError",

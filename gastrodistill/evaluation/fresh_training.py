@@ -211,6 +211,16 @@ def train_replay(net: nn.Module, distilled) -> nn.Module:
     return replay(net, distilled)
 
 
+@torch.no_grad()
+def learned_nothing(net: nn.Module) -> nn.Module:
+    """Set every parameter of ``net`` to 0, in place, and return it: every layer then outputs 0, so the
+    logits are 0 and the predicted probabilities uniform (1/K) for any input. This is how a network whose
+    training diverged is scored (chance-level metrics) instead of ending the study."""
+    for p in net.parameters():
+        p.zero_()
+    return net
+
+
 def small_set_steps(n: int, schedule: StandardSchedule) -> tuple[int, int]:
     """(batch size, total optimiser steps) of the standard schedule on ``n`` images."""
     bs = n if schedule.batch_size <= 0 else min(schedule.batch_size, n)

@@ -39,6 +39,10 @@ from gastrodistill.utils.precision import precision_autocast
 from gastrodistill.utils.seeding import torch_generator
 
 
+class RealTrainingDivergedError(FloatingPointError):
+    """The all-data recipe's loss turned non-finite (the message names the epoch and the key to lower)."""
+
+
 @dataclass(frozen=True)
 class RealRecipe:
     """``eval.baselines.real``: the full-data recipe (the same in memory and streamed)."""
@@ -139,7 +143,7 @@ class FullDataNet(pl.LightningModule):
         x = augment_small(x, self.recipe.augmentation, self._aug_gen)
         loss = F.cross_entropy(self.net(x), y.long())
         if not torch.isfinite(loss):
-            raise FloatingPointError(
+            raise RealTrainingDivergedError(
                 f"real training epoch {self.current_epoch}: loss {loss.item()}; lower eval.baselines.real.lr"
             )
         return loss

@@ -117,6 +117,7 @@ def summarise(
             n_images=int(size["n_images"]),
             bytes=int(size["bytes"]),
             compression=real_bytes / max(int(size["bytes"]), 1),
+            n_diverged=sum(bool(r.get("diverged", False)) for r in recs),
         )
         for m in metrics:
             vals = np.array([float(r.get(m, math.nan)) for r in recs], dtype=np.float64)
@@ -257,6 +258,7 @@ def to_markdown(
         + f"intervals: bootstrap over {unit} of the mean over networks.",
         "",
         *patient_notes(df, max_ci_width),
+        *diverged_notes(df),
     ]
     kinds = ("patient_hm", "patient_auc") if patients else ("image_accuracy", "image_auc")
     diff_rows = []
@@ -329,6 +331,23 @@ def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
             f"{WIDE.strip()}: the interval is wider than {max_ci_width:g}; the data cannot carry that number."
         )
     return [*lines, ""]
+
+
+def diverged_notes(df: pd.DataFrame) -> list[str]:
+    """A line under the table naming the rows with networks whose training loss turned non-finite (scored
+    as networks that learned nothing: uniform predictions), if any."""
+    if "n_diverged" not in df or not (df["n_diverged"] > 0).any():
+        return []
+    rows = df[df["n_diverged"] > 0]
+    named = ", ".join(
+        f"{r['method']}/{r['schedule']}/{r['architecture']} {int(r['n_diverged'])} of {int(r['n_networks'])}"
+        for _, r in rows.iterrows()
+    )
+    return [
+        f"Diverged (training loss not finite; scored as networks that learned nothing, uniform predictions): "
+        f"{named}.",
+        "",
+    ]
 
 
 #: Anonymity-audit numbers copied into the table (per distilled set; ``real`` -> the ``full`` rows).

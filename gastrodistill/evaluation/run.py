@@ -22,7 +22,9 @@ chosen on validation patients). Nothing is chosen on test patients.
 from __future__ import annotations
 
 import json
+import logging
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -48,6 +50,7 @@ from gastrodistill.evaluation.ensemble import (
 from gastrodistill.evaluation.fresh_training import (
     NetSpec,
     distilled_tensors,
+    learned_nothing,
     standard_schedule,
     train_replay,
     train_small_set,
@@ -80,6 +83,8 @@ from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import derive_seed, torch_generator
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "BASELINES",
@@ -152,6 +157,7 @@ class Study:
         self._vmappable: dict[NetSpec, bool] = {}
         self.timings: list[dict[str, Any]] = []  # seconds per setting (training, scoring)
         self.write_progress = True  # rewrite networks.csv after every setting (single-process runs)
+        self.diverged: weakref.WeakSet[nn.Module] = weakref.WeakSet()  # trained into a non-finite loss
 
     # -- networks ----------------------------------------------------------------------------------
     def owner(self, method: str) -> str | None:
@@ -291,11 +297,29 @@ class Study:
         trained = []
         for lr in grid:
             net, g = self.build(first)
-            trained.append(train_small_set(net, x, y, standard_schedule(self.ev, lr), g))
+            sched = standard_schedule(self.ev, lr)
+            trained.append(
+                self.guarded(
+                    lambda n, s=sched, g=g: train_small_set(n, x, y, s, g), net, f"{first.key} lr {lr:g}"
+                )
+            )
         scores = dict(zip(grid, val_scores(trained, self.ctx), strict=True))
         best = max(grid, key=lambda v: scores[v])
         self.selected[key] = {"chosen": best, "val_balanced_accuracy": scores, "selected_with": first.key}
         return best, trained[grid.index(best)]
+
+    def guarded(self, train: Callable[[nn.Module], nn.Module], net: nn.Module, what: str) -> nn.Module:
+        """``train(net)`` (trains ``net`` in place). A network whose training loss turns non-finite (a learned
+        schedule too steep for this architecture, a standard lr too high) does not end the study: it is
+        kept as a network that learned nothing (``fresh_training.learned_nothing``: uniform predictions,
+        chance-level metrics), recorded with ``diverged: true``, counted under the results table and named
+        in a warning."""
+        try:
+            return train(net)
+        except FloatingPointError as exc:
+            log.warning("%s diverged (%s); scored as a network that learned nothing", what, exc)
+            self.diverged.add(learned_nothing(net))
+            return net
 
     def train_full(self, net: nn.Module, seed_parts: Sequence[Any]) -> tuple[nn.Module, dict[str, float]]:
         """One full-data network by the Lightning recipe (in memory or streamed, the same batches)."""
@@ -337,19 +361,32 @@ class Study:
         if schedule == "replay":
             ds = self.sets[method]
             if together:
-                return train_replays(nets, ds), {}
-            return [train_replay(n, ds) for n in nets], {}
+                try:
+                    return train_replays(nets, ds), {}
+                except (
+                    FloatingPointError
+                ):  # retrain network by network to find and keep the ones that diverge
+                    nets = [self.build(j)[0] for j in jobs]
+            return [
+                self.guarded(lambda n: train_replay(n, ds), n, j.key) for n, j in zip(nets, jobs, strict=True)
+            ], {}
         lr, chosen = self.choose_lr(method, arch)
         sched = standard_schedule(self.ev, lr)
         done = {0: chosen} if chosen is not None else {}  # network 0 trained while choosing the lr
         rest = [i for i, j in enumerate(jobs) if j.index not in done]
         sets = [self.small_set(method, jobs[i].index) for i in rest]
         todo, todo_gens = [nets[i] for i in rest], [gens[i] for i in rest]
+        trained = None
         if together and len(rest) > 1 and trains_as_ensemble(sched):
-            trained = train_small_sets(todo, sets, sched, todo_gens)
-        else:
+            try:
+                trained = train_small_sets(todo, sets, sched, todo_gens)
+            except FloatingPointError:  # network by network (fresh nets and generators) to keep the others
+                rebuilt = [self.build(jobs[i]) for i in rest]
+                todo, todo_gens = [b[0] for b in rebuilt], [b[1] for b in rebuilt]
+        if trained is None:
             trained = [
-                train_small_set(n, x, y, sched, g) for n, (x, y), g in zip(todo, sets, todo_gens, strict=True)
+                self.guarded(lambda n, x=x, y=y, g=g: train_small_set(n, x, y, sched, g), n, jobs[i].key)
+                for i, n, (x, y), g in zip(rest, todo, sets, todo_gens, strict=True)
             ]
         by_index = {**done, **{jobs[i].index: net for i, net in zip(rest, trained, strict=True)}}
         return [by_index[j.index] for j in jobs], {"lr": lr}
@@ -388,6 +425,8 @@ class Study:
                 full["lr"] = extra["lr"]
             if "per_net" in extra:
                 full.update(extra["per_net"][i])
+            if nets[i] in self.diverged:
+                full["diverged"] = True
             full.update(rec)
             if self.out is not None:
                 report.save_record(self.out, full)

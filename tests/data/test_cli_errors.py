@@ -220,3 +220,19 @@ def test_sweep_runs_the_other_jobs_and_exits_1(make_root, tmp_path, monkeypatch,
         p.name for p in (tmp_path / "work" / "outputs" / "default" / "multiruns").glob("*/*") if p.is_dir()
     )
     assert jobs == ["1"]  # the failed job's folder is gone, the good one's stays
+
+
+def test_every_registered_project_error_exists_and_a_diverged_full_data_recipe_is_one():
+    """Each name in PROJECT_ERRORS is an importable exception class (a misspelt entry would silently print
+    a traceback), and the all-data recipe's divergence is printed as a message, not a traceback."""
+    import importlib
+
+    from gastrodistill.cli.errors import PROJECT_ERRORS, project_error
+    from gastrodistill.evaluation.full_data import RealTrainingDivergedError
+
+    for name in PROJECT_ERRORS:
+        module, _, cls = name.rpartition(".")
+        assert issubclass(getattr(importlib.import_module(module), cls), Exception), name
+    err = RealTrainingDivergedError("real training epoch 3: loss nan; lower eval.baselines.real.lr")
+    assert project_error(err) is err
+    assert project_error(FloatingPointError("x")) is None

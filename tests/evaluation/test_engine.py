@@ -590,3 +590,45 @@ def test_teacher_tasks_wait_for_one_reference_network(compose_cfg):
     with_full = build_jobs(compose_cfg(SMALL).eval, ["soft"])
     tasks, ready = plan(with_full, reference_done=False)
     assert not ready and all(g for _, g in tasks)  # the full-data task trains it; teachers wait for it
+
+
+@pytest.mark.parametrize("ensemble", [True, False])
+def test_a_network_that_diverges_is_scored_as_learning_nothing_and_the_study_goes_on(
+    compose_cfg, patient_dm, tmp_path, ensemble
+):
+    """A replayed schedule far too steep (lr 1e30) makes every replay's loss non-finite. The study does not
+    stop: those networks become networks that learned nothing (all parameters 0: logits 0, uniform
+    probabilities, as an independent forward shows), their records say ``diverged``, the table counts them
+    and names the row under it, and the other rows train as usual. With ensembles the setting is retrained
+    network by network."""
+    from gastrodistill.evaluation.fresh_training import learned_nothing
+
+    cfg = compose_cfg(
+        [
+            *SMALL,
+            "eval.architectures=[same]",
+            "eval.schedules=[replay]",
+            "eval.baselines.methods=[random]",
+            f"eval.ensemble={str(ensemble).lower()}",
+        ]
+    )
+    steep = small_distilled(patient_dm)
+    with torch.no_grad():
+        steep.raw_lrs.fill_(1e30)  # softplus(1e30) = 1e30: the weights overflow after a step
+    df = run_evaluation(cfg, patient_dm, {"soft": steep}, tmp_path / "run", loggers=[])
+    soft = df[(df["method"] == "soft") & (df["schedule"] == "replay")].iloc[0]
+    rand = df[df["method"] == "random"].iloc[0]
+    assert int(soft["n_diverged"]) == 2 and int(rand["n_diverged"]) == 0
+    recs = [report.load_record(p) for p in sorted((tmp_path / "run").rglob("*.npz"))]
+    assert {r["method"] for r in recs} == {"soft", "random"}
+    assert not any(r.get("diverged") for r in recs if r["method"] == "random")
+    recs = [r for r in recs if r["method"] == "soft"]
+    assert len(recs) == 2 and all(r.get("diverged") is True for r in recs)
+    text = (tmp_path / "run" / "results.md").read_text()
+    assert "Diverged (training loss not finite" in text and "soft/replay/convnet 2 of 2" in text
+    # what "learned nothing" means, checked by a forward pass of its own
+    net = learned_nothing(net_spec(cfg, "same", patient_dm, None).build(torch_generator(3)))
+    x, _ = patient_dm.load_split("test")
+    probs = torch.softmax(net(x[:8]), 1)
+    torch.testing.assert_close(probs, torch.full_like(probs, 1 / patient_dm.num_classes), rtol=0, atol=0)
+    assert np.isfinite(float(rand["patch_accuracy_mean"])) and np.isfinite(float(soft["patch_accuracy_mean"]))
