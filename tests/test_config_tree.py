@@ -137,3 +137,24 @@ def test_issue_example_reproduce_distill_stage_on_npz(compose_cfg, tmp_path, pre
 
     meta = json.loads((tmp_path / "out" / "distill" / "soft" / "distilled.json").read_text())
     assert "normal" in json.dumps(meta) and "b'normal'" not in json.dumps(meta)
+
+
+def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg):
+    """``experiment=cpu data=npz`` also loads ``conf/specialize/cpu_npz.yaml`` (the recipe chosen on the
+    digits' validation split); the gastric CPU study keeps its own recipe, no preset or data group without
+    a specialisation is touched, and a command-line override still wins over the specialisation."""
+    spec = OmegaConf.load(Path(CONF_DIR) / "specialize" / "cpu_npz.yaml")
+    npz = compose_cfg(["experiment=cpu", "data=npz", "data.path=x.npz"])
+    for key, value in spec.distill.items():
+        if key == "scheduler":
+            assert npz.distill.scheduler.step_size == value.step_size
+        else:
+            assert npz.distill[key] == value, key
+    assert npz.model.depth == spec.model.depth and npz.model.width == spec.model.width
+    gastric = compose_cfg(["experiment=cpu"])
+    assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 200, 4)
+    assert gastric.distill.image_init == "class_mean"
+    tiny_npz = compose_cfg(["experiment=tiny", "data=npz", "data.path=x.npz"])
+    assert tiny_npz.distill.outer_steps == compose_cfg(["experiment=tiny"]).distill.outer_steps
+    mine = compose_cfg(["experiment=cpu", "data=npz", "data.path=x.npz", "distill.ipc=3", "model.depth=3"])
+    assert (mine.distill.ipc, mine.model.depth) == (3, 3)
