@@ -361,11 +361,10 @@ class Study:
         if schedule == "replay":
             ds = self.sets[method]
             if together:
+                # a network that diverges stops the ensemble: retrain network by network to keep the others
                 try:
                     return train_replays(nets, ds), {}
-                except (
-                    FloatingPointError
-                ):  # retrain network by network to find and keep the ones that diverge
+                except FloatingPointError:
                     nets = [self.build(j)[0] for j in jobs]
             return [
                 self.guarded(lambda n: train_replay(n, ds), n, j.key) for n, j in zip(nets, jobs, strict=True)

@@ -8,7 +8,14 @@ import math
 from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
-from gastrodistill.models.layers import activation, check_norm_size, check_shape, norm2d, pool2d
+from gastrodistill.models.layers import (
+    NORM_SIZE_FIX,
+    activation,
+    check_norm_size,
+    check_shape,
+    norm2d,
+    pool2d,
+)
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -36,7 +43,7 @@ class AlexNet(nn.Module):
         def conv(cin: int, cout: int, k: int) -> list[nn.Module]:
             nonlocal layer
             layer += 1
-            check_norm_size(norm, cout, size[0], size[1], layer, what)
+            check_norm_size(norm, cout, size[0], size[1], layer, what, NORM_SIZE_FIX)
             return [nn.Conv2d(cin, cout, k, padding=k // 2), norm2d(norm, cout), activation(act)]
 
         def pool() -> nn.Module:

@@ -31,18 +31,32 @@ def channels_per_group(kind: str, channels: int, groups: int = 8) -> int:
     return 0
 
 
-def check_norm_size(kind: str, channels: int, h: int, w: int, layer: int, what: str) -> None:
+#: What to change when a norm of a network without ``depth`` (ResNet, AlexNet) would see a 1x1 map.
+NORM_SIZE_FIX = (
+    "use larger images (data.image_size), model.norm=none, or a group norm over more channels (model.width)"
+)
+
+
+def check_norm_size(
+    kind: str,
+    channels: int,
+    h: int,
+    w: int,
+    layer: int,
+    what: str,
+    fix: str = "lower model.depth or give larger images (data.image_size)",
+) -> None:
     """Refuse a norm that would pool one value over a 1×1 feature map: an ``instance`` norm, or a ``group``
     norm with one channel per group (``width`` <= 8); its output is then its bias whatever the image (and
     torch raises for a batch of one).
 
-    ``h``, ``w``: the map's size in px at layer ``layer`` (1-based); ``what`` names the network and the
-    settings to change. Raises :class:`ModelConfigError`.
+    ``h``, ``w``: the map's size in px at layer ``layer`` (1-based); ``what`` names the network and its
+    settings, ``fix`` says what to change. Raises :class:`ModelConfigError`.
     """
     if h * w == 1 and channels_per_group(kind, channels) == 1:
         raise ModelConfigError(
             f"{what}: layer {layer} would normalise a 1x1 feature map ({kind} norm over one value per "
-            "channel: a constant output); lower model.depth or give larger images (data.image_size)"
+            f"channel: a constant output); {fix}"
         )
 
 

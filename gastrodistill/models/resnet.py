@@ -10,7 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
-from gastrodistill.models.layers import activation, check_norm_size, check_shape, norm2d
+from gastrodistill.models.layers import NORM_SIZE_FIX, activation, check_norm_size, check_shape, norm2d
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -45,10 +45,12 @@ def check_map_sizes(
     """Refuse a ResNet whose norm would pool a 1x1 map (:func:`~gastrodistill.models.layers.check_norm_size`):
     the feature map halves at the ImageNet stem's conv and pool and at the first block of every stage after
     the first. Raises :class:`~gastrodistill.models.layers.ModelConfigError` naming the layer."""
-    what = f"ResNet width {width} with {norm} norm on {h}x{w} px images ({stem} stem)"
+    what = (
+        f"ResNet width {width} with {norm} norm on {h}x{w} px images ({stem} stem; layer = stem, then blocks)"
+    )
     if stem == "imagenet":
         h, w = _halved(h), _halved(w)
-    check_norm_size(norm, width, h, w, 1, what)
+    check_norm_size(norm, width, h, w, 1, what, NORM_SIZE_FIX)
     if stem == "imagenet":
         h, w = _halved(h), _halved(w)
     layer = 1
@@ -57,7 +59,7 @@ def check_map_sizes(
             h, w = _halved(h), _halved(w)
         for _ in range(n):
             layer += 1
-            check_norm_size(norm, width * 2**i, h, w, layer, what)
+            check_norm_size(norm, width * 2**i, h, w, layer, what, NORM_SIZE_FIX)
 
 
 class ResNet18(nn.Module):
