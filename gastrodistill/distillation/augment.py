@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gastrodistill.distillation.errors import DistillConfigError
+
 PADDING_MODES = ("zeros", "border", "reflection")
 
 
@@ -72,11 +74,15 @@ class DSA:
             ("contrast", contrast),
         ):
             if not (float(v) >= 0 and math.isfinite(float(v))):
-                raise ValueError(f"distill.dsa.{name} must be a finite number >= 0, got {v!r}")
+                raise DistillConfigError(f"distill.dsa.{name} must be a finite number >= 0, got {v!r}")
         if scale >= 1 or contrast >= 1:
-            raise ValueError(f"distill.dsa.scale and .contrast must be < 1, got {scale!r} and {contrast!r}")
+            raise DistillConfigError(
+                f"distill.dsa.scale and .contrast must be < 1, got {scale!r} and {contrast!r}"
+            )
         if padding_mode not in PADDING_MODES:
-            raise ValueError(f"distill.dsa.padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}")
+            raise DistillConfigError(
+                f"distill.dsa.padding_mode must be one of {PADDING_MODES}, got {padding_mode!r}"
+            )
         self.flip, self.rotate, self.scale = bool(flip), float(rotate), float(scale)
         self.translate, self.brightness, self.contrast = float(translate), float(brightness), float(contrast)
         self.real = bool(real)

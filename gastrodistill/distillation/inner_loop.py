@@ -48,6 +48,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
+from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.utils.seeding import torch_generator
 
 BACKENDS = ("higher", "func")
@@ -59,16 +60,18 @@ Augment = Callable[[Tensor, torch.Generator], Tensor]
 def check_backend(backend: str, checkpoint: bool) -> None:
     """Raise ``ValueError`` for an unknown backend, or checkpointing with ``higher``."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown inner-loop backend {backend!r}: use 'higher' or 'func'")
+        raise DistillConfigError(f"unknown inner-loop backend {backend!r}: use 'higher' or 'func'")
     if checkpoint and backend != "func":
-        raise ValueError("activation checkpointing needs backend='func' (higher keeps every step's graph)")
+        raise DistillConfigError(
+            "activation checkpointing needs backend='func' (higher keeps every step's graph)"
+        )
 
 
 def check_momentum(momentum: float) -> float:
     """``momentum`` as a float in [0, 1); ``ValueError`` naming ``distill.inner_momentum`` otherwise."""
     m = float(momentum)
     if not (0.0 <= m < 1.0) or not math.isfinite(m):
-        raise ValueError(f"distill.inner_momentum must be in [0, 1), got {momentum!r}")
+        raise DistillConfigError(f"distill.inner_momentum must be in [0, 1), got {momentum!r}")
     return m
 
 
@@ -77,7 +80,7 @@ def check_window(window: int | None, num_steps: int) -> int:
     if window is None:
         return num_steps
     if int(window) != window or not 1 <= window <= num_steps:
-        raise ValueError(
+        raise DistillConfigError(
             f"distill.window must be an integer in [1, T={num_steps}] (T = steps * epochs) or null, "
             f"got {window!r}"
         )
@@ -354,7 +357,7 @@ def _check_chunk(chunk: int | None) -> int | None:
     if chunk is None:
         return None
     if int(chunk) != chunk or chunk < 1:
-        raise ValueError(f"distill.outer_chunk must be a positive integer or null, got {chunk!r}")
+        raise DistillConfigError(f"distill.outer_chunk must be a positive integer or null, got {chunk!r}")
     return int(chunk)
 
 

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.inner_loop import (
     Augment,
     MetaResult,
@@ -71,7 +72,7 @@ def check_precision(precision: str | int) -> str:
     ``ValueError`` naming the key otherwise."""
     p = _PRECISION_ALIASES.get(str(precision), str(precision))
     if p not in PRECISIONS:
-        raise ValueError(f"distill.precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        raise DistillConfigError(f"distill.precision must be one of {list(PRECISIONS)}, got {precision!r}")
     return p
 
 
@@ -114,15 +115,19 @@ class DistillModule(pl.LightningModule):
         check_backend(backend, checkpoint)
         check_scheme(init_scheme)
         if inner_nets_per_step < 1:
-            raise ValueError(f"distill.inner_nets_per_step must be >= 1, got {inner_nets_per_step}")
+            raise DistillConfigError(f"distill.inner_nets_per_step must be >= 1, got {inner_nets_per_step}")
         check_momentum(getattr(distilled, "inner_momentum", 0.0))
         check_window(window, distilled.num_inner_steps)
         if outer_chunk is not None and (int(outer_chunk) != outer_chunk or outer_chunk < 1):
-            raise ValueError(f"distill.outer_chunk must be a positive integer or null, got {outer_chunk!r}")
+            raise DistillConfigError(
+                f"distill.outer_chunk must be a positive integer or null, got {outer_chunk!r}"
+            )
         if grad_clip_ema is not None and not grad_clip_ema > 0:
-            raise ValueError(f"distill.grad_clip_ema must be > 0 or null, got {grad_clip_ema!r}")
+            raise DistillConfigError(f"distill.grad_clip_ema must be > 0 or null, got {grad_clip_ema!r}")
         if not 0.0 <= grad_clip_ema_decay < 1.0:
-            raise ValueError(f"distill.grad_clip_ema_decay must be in [0, 1), got {grad_clip_ema_decay!r}")
+            raise DistillConfigError(
+                f"distill.grad_clip_ema_decay must be in [0, 1), got {grad_clip_ema_decay!r}"
+            )
         self.automatic_optimization = False
         self.distilled = distilled  # the only registered submodule
         # Plain attributes, not submodules: the factory builds unregistered inner networks.
@@ -152,7 +157,7 @@ class DistillModule(pl.LightningModule):
         self.channels_last = bool(channels_last)
         for key, value in (("log_every", log_every), ("check_every", check_every)):
             if int(value) < 1:
-                raise ValueError(f"distill.{key} must be >= 1 (outer steps), got {value}")
+                raise DistillConfigError(f"distill.{key} must be >= 1 (outer steps), got {value}")
         self.log_every, self.check_every = int(log_every), int(check_every)
         self.debug_record = bool(debug_record)
         #: False: ``batch_real`` is the global real batch, split across the ranks (ceil(batch / world)).

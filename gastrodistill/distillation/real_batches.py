@@ -18,6 +18,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from gastrodistill.data.base import ArrayDataset, to_unit
+from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.utils.seeding import torch_generator
 
 REAL_DATA_MODES = ("auto", "resident", "loader", "items")
@@ -135,13 +136,13 @@ class RealBatchSource:
         pin_memory: bool | None = None,
     ) -> None:
         if batch_size < 1:
-            raise ValueError(f"the real batch size must be >= 1, got {batch_size}")
+            raise DistillConfigError(f"the real batch size must be >= 1, got {batch_size}")
         if mode not in REAL_DATA_MODES:
-            raise ValueError(f"distill.real_data must be one of {REAL_DATA_MODES}, got {mode!r}")
+            raise DistillConfigError(f"distill.real_data must be one of {REAL_DATA_MODES}, got {mode!r}")
         self.dataset = dataset
         self.labels = np.asarray(labels, dtype=np.int64)
         if len(self.labels) == 0:
-            raise ValueError("the training split is empty: there are no real samples to distil from")
+            raise DistillConfigError("the training split is empty: there are no real samples to distil from")
         self.batch_size = int(batch_size)
         self.seed = seed
         self.num_classes = num_classes
@@ -165,7 +166,7 @@ class RealBatchSource:
     def _choose_mode(self) -> str:
         raw = raw_images(self.dataset) if self.dataset is not None else None
         if self.requested_mode in ("resident", "loader") and raw is None:
-            raise ValueError(
+            raise DistillConfigError(
                 f"distill.real_data={self.requested_mode} needs an array-backed, un-augmented train split "
                 f"(ArrayDataset); this data module gives {type(self.dataset).__name__}: use auto or items"
             )

@@ -42,6 +42,7 @@ from gastrodistill.evaluation import baselines, report
 from gastrodistill.evaluation.checks import check_distilled_sets
 from gastrodistill.evaluation.ensemble import (
     Ensemble,
+    check_finite,
     supports_ensemble,
     train_replays,
     train_small_sets,
@@ -310,12 +311,14 @@ class Study:
 
     def guarded(self, train: Callable[[nn.Module], nn.Module], net: nn.Module, what: str) -> nn.Module:
         """``train(net)`` (trains ``net`` in place). A network whose training loss turns non-finite (a learned
-        schedule too steep for this architecture, a standard lr too high) does not end the study: it is
-        kept as a network that learned nothing (``fresh_training.learned_nothing``: uniform predictions,
-        chance-level metrics), recorded with ``diverged: true``, counted under the results table and named
-        in a warning."""
+        schedule too steep for this architecture, a standard lr too high), or whose weights end non-finite
+        after a last finite loss, does not end the study: it is kept as a network that learned nothing
+        (``fresh_training.learned_nothing``: uniform predictions, chance-level metrics), recorded with
+        ``diverged: true``, counted under the results table and named in a warning."""
         try:
-            return train(net)
+            trained = train(net)
+            check_finite([trained])  # the last step's update can overflow after a finite loss
+            return trained
         except FloatingPointError as exc:
             log.warning("%s diverged (%s); scored as a network that learned nothing", what, exc)
             self.diverged.add(learned_nothing(net))
@@ -363,7 +366,9 @@ class Study:
             if together:
                 # a network that diverges stops the ensemble: retrain network by network to keep the others
                 try:
-                    return train_replays(nets, ds), {}
+                    trained = train_replays(nets, ds)
+                    check_finite(trained)
+                    return trained, {}
                 except FloatingPointError:
                     nets = [self.build(j)[0] for j in jobs]
             return [
@@ -379,6 +384,7 @@ class Study:
         if together and len(rest) > 1 and trains_as_ensemble(sched):
             try:
                 trained = train_small_sets(todo, sets, sched, todo_gens)
+                check_finite(trained)
             except FloatingPointError:  # network by network (fresh nets and generators) to keep the others
                 rebuilt = [self.build(jobs[i]) for i in rest]
                 todo, todo_gens = [b[0] for b in rebuilt], [b[1] for b in rebuilt]

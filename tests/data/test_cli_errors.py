@@ -232,7 +232,17 @@ def test_every_registered_project_error_exists_and_a_diverged_full_data_recipe_i
 
     for name in PROJECT_ERRORS:
         module, _, cls = name.rpartition(".")
-        assert issubclass(getattr(importlib.import_module(module), cls), Exception), name
+        found = getattr(importlib.import_module(module), cls)
+        # matched by the class's own module and name: a re-exported alias would never match
+        assert issubclass(found, Exception) and f"{found.__module__}.{found.__qualname__}" == name, name
     err = RealTrainingDivergedError("real training epoch 3: loss nan; lower eval.baselines.real.lr")
     assert project_error(err) is err
     assert project_error(FloatingPointError("x")) is None
+    # the evaluation's and the distiller's config errors are printed as messages too
+    from gastrodistill.distillation.module import check_precision
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    with pytest.raises(ValueError) as bad_precision:
+        check_precision("16-mixed")
+    assert project_error(bad_precision.value) is bad_precision.value
+    assert project_error(EvaluationConfigError("eval.standard: x")) is not None

@@ -592,15 +592,17 @@ def test_teacher_tasks_wait_for_one_reference_network(compose_cfg):
     assert not ready and all(g for _, g in tasks)  # the full-data task trains it; teachers wait for it
 
 
+@pytest.mark.parametrize("where", ["every_step", "last_step"])
 @pytest.mark.parametrize("ensemble", [True, False])
 def test_a_network_that_diverges_is_scored_as_learning_nothing_and_the_study_goes_on(
-    compose_cfg, patient_dm, tmp_path, ensemble
+    compose_cfg, patient_dm, tmp_path, ensemble, where
 ):
     """A replayed schedule far too steep (lr 1e30) makes every replay's loss non-finite. The study does not
     stop: those networks become networks that learned nothing (all parameters 0: logits 0, uniform
     probabilities, as an independent forward shows), their records say ``diverged``, the table counts them
     and names the row under it, and the other rows train as usual. With ensembles the setting is retrained
-    network by network."""
+    network by network. ``last_step``: every loss is finite and only the last update overflows (an infinite
+    last rate), which the loss check alone cannot see: the weights are checked after training."""
     from gastrodistill.evaluation.fresh_training import learned_nothing
 
     cfg = compose_cfg(
@@ -614,7 +616,10 @@ def test_a_network_that_diverges_is_scored_as_learning_nothing_and_the_study_goe
     )
     steep = small_distilled(patient_dm)
     with torch.no_grad():
-        steep.raw_lrs.fill_(1e30)  # softplus(1e30) = 1e30: the weights overflow after a step
+        if where == "every_step":
+            steep.raw_lrs.fill_(1e30)  # softplus(1e30) = 1e30: the weights overflow after a step
+        else:
+            steep.raw_lrs[-1] = float("inf")  # losses all finite; the last update leaves inf/nan weights
     df = run_evaluation(cfg, patient_dm, {"soft": steep}, tmp_path / "run", loggers=[])
     soft = df[(df["method"] == "soft") & (df["schedule"] == "replay")].iloc[0]
     rand = df[df["method"] == "random"].iloc[0]
