@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from hydra.utils import get_object
+from hydra.utils import instantiate as hydra_instantiate
 from omegaconf import OmegaConf
 
 from gastrodistill.cli import CONF_DIR
@@ -150,7 +152,8 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
             assert npz.distill.scheduler.step_size == value.step_size
         else:
             assert npz.distill[key] == value, key
-    assert npz.model.depth == spec.model.depth and npz.model.width == spec.model.width
+    sized = OmegaConf.load(Path(CONF_DIR) / "specialize_model" / "cpu_npz_convnet_cpu.yaml")
+    assert (npz.model.depth, npz.model.width, npz.model.pool) == (sized.depth, sized.width, "max")
     gastric = compose_cfg(["experiment=cpu"])
     assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 200, 4)
     assert gastric.distill.image_init == "class_mean"
@@ -158,3 +161,17 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     assert tiny_npz.distill.outer_steps == compose_cfg(["experiment=tiny"]).distill.outer_steps
     mine = compose_cfg(["experiment=cpu", "data=npz", "data.path=x.npz", "distill.ipc=3", "model.depth=3"])
     assert (mine.distill.ipc, mine.model.depth) == (3, 3)
+
+
+@pytest.mark.parametrize("model", ["resnet18", "alexnet", "lenet"])
+@pytest.mark.parametrize("extra", [["experiment=cpu"], ["experiment=tiny"], ["experiment=cpu", "data=npz"]])
+def test_a_preset_with_another_model_gets_that_model_as_configured(compose_cfg, model, extra):
+    """The presets size their ConvNet through a model option of their own (``convnet_cpu``,
+    ``convnet_tiny``; the npz ConvNet depth is keyed on the model as well), so ``model=...`` on the command
+    line gives that network with its own defaults: no ConvNet key (``depth``, ``pool``) leaks into it and
+    it builds. (A preset that patched ``model.depth`` made ``experiment=cpu model=resnet18`` a TypeError.)"""
+    cfg = compose_cfg([*extra, f"model={model}"] + (["data.path=x.npz"] if "data=npz" in extra else []))
+    alone = compose_cfg([f"model={model}"])
+    assert OmegaConf.to_container(cfg.model) == OmegaConf.to_container(alone.model)
+    net = hydra_instantiate(cfg.model)(in_channels=1, num_classes=3, image_size=(32, 32))
+    assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 3)
