@@ -265,6 +265,10 @@ class Pipeline:
         order = [STAGES.index(s) for s in stages]
         if order != sorted(order):
             raise ReproduceConfigError(f"stages {stages} are out of order; keep the order {list(STAGES)}")
+        if "evaluate" in stages:  # a bad eval.* value stops the study before the distillation, not after
+            from gastrodistill.evaluation.jobs import validate
+
+            validate(self.cfg.eval)
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)

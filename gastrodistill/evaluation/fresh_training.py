@@ -83,6 +83,10 @@ class StandardSchedule:
                 f"eval standard optimizer {self.optimizer!r} unknown; use one of {sorted(OPTIMIZERS)} "
                 "or a {_target_: ...} node"
             )
+        if int(self.batch_size) != self.batch_size or self.batch_size < 0:
+            raise ValueError(
+                f"eval standard batch_size must be an integer >= 0 (0: full batch), got {self.batch_size!r}"
+            )
         if self.epochs < 1 or self.lr <= 0:
             raise ValueError(
                 f"eval standard schedule needs epochs >= 1 and lr > 0 (got {self.epochs}, {self.lr})"

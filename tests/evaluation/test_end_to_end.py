@@ -80,3 +80,12 @@ def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
         Pipeline(compose_cfg(["experiment=tiny", "stages=[train]"])).run()
     with pytest.raises(ReproduceConfigError, match="needs distilled sets"):
         Pipeline(compose_cfg(["experiment=tiny", "stages=[audit]"])).run()
+    # a bad eval value stops the study before the distillation (not after minutes of it); the
+    # distillation's own output folder is never written
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    cfg = compose_cfg(["experiment=tiny", "stages=[distill,evaluate]", "eval.standard.epochs=0"])
+    pipe = Pipeline(cfg)
+    with pytest.raises(EvaluationConfigError, match="eval.standard: .*epochs >= 1"):
+        pipe.run()
+    assert not (pipe.out / "distill").exists()

@@ -135,6 +135,8 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         build_jobs(compose_cfg(SMALL + ["eval.standard.epochs=0"]).eval, ["soft"])
     with pytest.raises(EvaluationConfigError, match="eval.standard: .*optimizer 'lbfgs' unknown"):
         build_jobs(compose_cfg(SMALL + ["eval.standard.optimizer=lbfgs"]).eval, ["soft"])
+    with pytest.raises(EvaluationConfigError, match="eval.standard: .*batch_size must be an integer >= 0"):
+        build_jobs(compose_cfg(SMALL + ["eval.standard.batch_size=-3"]).eval, ["soft"])
     with pytest.raises(EvaluationConfigError, match="eval.standard: .*unexpected keyword argument 'epoch'"):
         build_jobs(compose_cfg(SMALL + ["+eval.standard.epoch=3"]).eval, ["soft"])
 
