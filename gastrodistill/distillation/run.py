@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
@@ -78,9 +79,12 @@ def build_module(
         "num_classes": datamodule.num_classes,
         "image_size": tuple(datamodule.image_size),
     }
+    bound = _BoundFactory(factory, shape)
+    with torch.random.fork_rng(devices=[]):  # the global RNG stream is left as it was
+        bound()  # one network built now: a model that cannot run on these images is refused before training
     return DistillModule(
         distilled,
-        _BoundFactory(factory, shape),
+        bound,
         RealBatchSource.from_datamodule(
             datamodule,
             d.batch_real,

@@ -137,3 +137,22 @@ def test_wandb_offline_gets_uint8_grids_and_no_paths(
     for f in (tmp_path / "out" / "logs").rglob("*"):
         if f.is_file() and f.suffix in {".yaml", ".json", ".csv"}:
             assert str(tmp_path) not in f.read_text(errors="ignore"), f
+
+
+def test_distillation_refuses_a_network_that_cannot_run_before_training(compose_cfg, tiny_dm):
+    """``build_module`` builds one network at once, so a ResNet with instance norm on 6 px images is
+    refused before the Trainer starts (it was refused at the first inner step), and the probe leaves the
+    global RNG stream where it was."""
+    from gastrodistill.distillation.run import build_distilled_set, build_module
+    from gastrodistill.models.layers import ModelConfigError
+
+    cfg = compose_cfg(["model=resnet18", "model.width=8", "model.norm=instance"])
+    ds = build_distilled_set(cfg.distill, tiny_dm, "soft", 0)
+    with pytest.raises(ModelConfigError, match="1x1 feature map"):
+        build_module(cfg, tiny_dm, ds, None)
+    ok = compose_cfg(["model=convnet", "model.width=8", "model.depth=2"])
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    build_module(ok, tiny_dm, ds, None)
+    torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
