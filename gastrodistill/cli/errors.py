@@ -178,12 +178,22 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
                 log.error(text)
                 raise StageError(text) from None
             close_open_runs(failed=True)
+            close_progress_bars()
             print(text, file=sys.stderr)
             raise SystemExit(EXIT_STATUS) from None
         finally:
             close_open_runs(failed)
 
     return wrapper
+
+
+def close_progress_bars() -> None:
+    """Close every live tqdm bar (Lightning's and ours), so that an error line is printed below them on a
+    line of its own, not glued to a half-drawn bar, and no bar is redrawn after it at exit."""
+    from tqdm import tqdm
+
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
@@ -200,6 +210,7 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             found = project_error(exc)
             if found is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
+            close_progress_bars()
             print(message(found), file=sys.stderr)
             raise SystemExit(EXIT_STATUS) from None
         finally:

@@ -246,3 +246,25 @@ def test_every_registered_project_error_exists_and_a_diverged_full_data_recipe_i
         check_precision("16-mixed")
     assert project_error(bad_precision.value) is bad_precision.value
     assert project_error(EvaluationConfigError("eval.standard: x")) is not None
+
+
+def test_the_error_line_comes_after_the_progress_bars_on_its_own_line(capsys):
+    """A project error raised while a progress bar is half drawn is printed on a line of its own after
+    the bar (the bar is closed first), and nothing is drawn after it."""
+    from tqdm.auto import tqdm
+
+    from gastrodistill.cli.errors import report_errors
+    from gastrodistill.models.layers import ModelConfigError
+
+    @report_errors
+    def work() -> None:
+        bar = tqdm(total=10, desc="fresh networks")
+        bar.update(3)
+        raise ModelConfigError("ConvNet depth 4 on 8x8 px images: lower model.depth")
+
+    with pytest.raises(SystemExit):
+        work()
+    err = capsys.readouterr().err
+    lines = [line for line in err.replace("\r", "\n").split("\n") if line.strip()]
+    assert lines[-1] == "error: ConvNet depth 4 on 8x8 px images: lower model.depth"
+    assert "fresh networks" in err
