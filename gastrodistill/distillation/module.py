@@ -45,7 +45,7 @@ from gastrodistill.distillation.inner_loop import (
 from gastrodistill.distillation.plots import grid_image, save_png
 from gastrodistill.distillation.real_batches import RealBatchSource
 from gastrodistill.models.init import check_scheme, initialize
-from gastrodistill.utils.precision import PRECISIONS, precision_autocast
+from gastrodistill.utils.precision import lightning_precision, precision_autocast
 from gastrodistill.utils.seeding import derive_seed, torch_generator
 
 
@@ -62,18 +62,14 @@ def _MIN_OP() -> Any:
     return dist.ReduceOp.MIN if dist.is_available() else "min"
 
 
-#: Short names ``distill.precision`` also accepts (configs written before it took Lightning's names).
-_PRECISION_ALIASES = {"32": "32-true", "bf16": "bf16-mixed"}
-
-
 def check_precision(precision: str | int) -> str:
     """``32-true`` (float32) or ``bf16-mixed`` (bfloat16 autocast), Lightning's names as the evaluation
-    uses them; the short ``32`` and ``bf16`` are read as those. Returns the Lightning name; raises
-    ``ValueError`` naming the key otherwise."""
-    p = _PRECISION_ALIASES.get(str(precision), str(precision))
-    if p not in PRECISIONS:
-        raise DistillConfigError(f"distill.precision must be one of {list(PRECISIONS)}, got {precision!r}")
-    return p
+    uses them; the short ``32`` and ``bf16`` are read as those (``utils.precision.lightning_precision``).
+    Returns the Lightning name; raises :class:`DistillConfigError` naming the key otherwise."""
+    try:
+        return lightning_precision(precision, "distill.precision")
+    except ValueError as exc:
+        raise DistillConfigError(str(exc)) from None
 
 
 class DistillModule(pl.LightningModule):

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gastrodistill.utils.precision import PRECISIONS, precision_autocast
+from gastrodistill.utils.precision import lightning_precision, precision_autocast
 
 SCHEDULES = ("replay", "standard")
 
@@ -60,8 +60,8 @@ class StandardSchedule:
     ``{_target_: gastrodistill.distillation.augment.DSA, ...}`` (by default the distillation's own
     ``distill.dsa``), applied to every batch with the network's generator. ``optimizer`` is a short name
     or a ``{_target_: ...}`` node. ``precision``: ``32-true`` (float32) or ``bf16-mixed`` (forward and
-    loss under bfloat16 autocast, weights and optimiser in float32), named as Lightning names them; no other
-    value is accepted."""
+    loss under bfloat16 autocast, weights and optimiser in float32), named as Lightning names them (the
+    short ``32`` and ``bf16`` are read as those, as for ``distill.precision``); no other value is accepted."""
 
     epochs: int = 300
     lr: float = 0.01
@@ -74,10 +74,8 @@ class StandardSchedule:
     precision: str = "32-true"
 
     def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(
-                f"eval standard precision {self.precision!r} unknown; use one of {list(PRECISIONS)}"
-            )
+        # Lightning's name (the short 32 / bf16 read as 32-true / bf16-mixed, as for distill.precision)
+        object.__setattr__(self, "precision", lightning_precision(self.precision, "eval.standard.precision"))
         if isinstance(self.optimizer, str) and self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"eval standard optimizer {self.optimizer!r} unknown; use one of {sorted(OPTIMIZERS)} "

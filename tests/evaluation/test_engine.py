@@ -128,8 +128,13 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         StandardSchedule(precision="16-mixed")
     from gastrodistill.evaluation.jobs import EvaluationConfigError
 
-    with pytest.raises(EvaluationConfigError, match="eval.standard: eval standard precision 'bf16' unknown"):
-        build_jobs(compose_cfg(SMALL + ["eval.standard.precision=bf16"]).eval, ["soft"])
+    with pytest.raises(
+        EvaluationConfigError, match=r"eval.standard: eval.standard.precision must be one of .*'fp8'"
+    ):
+        build_jobs(compose_cfg(SMALL + ["eval.standard.precision=fp8"]).eval, ["soft"])
+    # the short names read as Lightning's, as distill.precision does
+    assert StandardSchedule(precision="bf16").precision == "bf16-mixed"
+    assert StandardSchedule(precision="32").precision == "32-true"
     # every field of the recipe is checked there, not only its precision
     with pytest.raises(EvaluationConfigError, match="eval.standard: .*epochs >= 1"):
         build_jobs(compose_cfg(SMALL + ["eval.standard.epochs=0"]).eval, ["soft"])
