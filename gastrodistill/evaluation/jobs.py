@@ -11,10 +11,13 @@ and skipped when the evaluation is run again in the same folder (:func:`pending`
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from omegaconf import DictConfig
+
+log = logging.getLogger(__name__)
 
 #: ``same`` is the distilled set's own architecture (the one it was distilled with).
 SAME = "same"
@@ -80,6 +83,14 @@ def validate(ev: DictConfig) -> None:
             standard_schedule(ev)
         except (TypeError, ValueError) as exc:
             raise EvaluationConfigError(f"eval.standard: {exc}") from None
+        grid = [float(v) for v in as_list(ev.get("lr_grid"))]
+        if grid and float(ev.standard.lr) not in grid:  # Study.choose_lr takes the rate from the grid
+            log.warning(
+                "eval.standard.lr=%g is not used: the rate comes from eval.lr_grid %s (chosen on validation "
+                "when it holds several); put the rate in eval.lr_grid to use it",
+                float(ev.standard.lr),
+                grid,
+            )
 
 
 def build_jobs(ev: DictConfig, set_names: Sequence[str]) -> list[Job]:

@@ -644,3 +644,22 @@ def test_a_network_that_diverges_is_scored_as_learning_nothing_and_the_study_goe
     probs = torch.softmax(net(x[:8]), 1)
     torch.testing.assert_close(probs, torch.full_like(probs, 1 / patient_dm.num_classes), rtol=0, atol=0)
     assert np.isfinite(float(rand["patch_accuracy_mean"])) and np.isfinite(float(soft["patch_accuracy_mean"]))
+
+
+def test_a_standard_lr_the_grid_overrides_is_named_in_a_warning(compose_cfg, caplog):
+    """The standard schedule's rate comes from ``eval.lr_grid`` whenever the grid is set (chosen on
+    validation when it holds several); an ``eval.standard.lr`` outside it is never used, so the job list
+    says so, and stays silent when the rate is one of the grid's or the grid is empty."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="gastrodistill.evaluation.jobs"):
+        build_jobs(compose_cfg([*SMALL, "eval.lr_grid=[0.01,0.03]", "eval.standard.lr=0.5"]).eval, ["soft"])
+    assert any("eval.standard.lr=0.5 is not used" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="gastrodistill.evaluation.jobs"):
+        build_jobs(compose_cfg([*SMALL, "eval.lr_grid=[0.01,0.03]", "eval.standard.lr=0.03"]).eval, ["soft"])
+        build_jobs(compose_cfg([*SMALL, "eval.lr_grid=[]", "eval.standard.lr=0.5"]).eval, ["soft"])
+    assert not [r for r in caplog.records if "is not used" in r.getMessage()]
+    with caplog.at_level(logging.WARNING, logger="gastrodistill.evaluation.jobs"):
+        build_jobs(compose_cfg([*SMALL, "eval.lr_grid=[0.01]", "eval.standard.lr=0.5"]).eval, ["soft"])
+    assert any("eval.standard.lr=0.5 is not used" in r.getMessage() for r in caplog.records)
