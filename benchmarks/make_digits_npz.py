@@ -3,11 +3,10 @@ as a MedMNIST-layout ``.npz`` (uint8 ``train/val/test_images`` ``[N, 8, 8]`` and
 the npz path of the pipeline offline:
 
     python benchmarks/make_digits_npz.py /tmp/digits.npz
-    gastrodistill-reproduce experiment=cpu data=npz data.path=/tmp/digits.npz model.depth=3 \
-        'stages=[distill,evaluate]'
+    gastrodistill-reproduce experiment=cpu data=npz data.path=/tmp/digits.npz 'stages=[distill,evaluate]'
 
-(``model.depth=3``: the CPU preset's depth 4 would pool 8 px images to 1×1 before its last instance norm,
-which is refused.) Split: a seeded permutation, 1,000 / 300 / 497 images. Pixel values 0–16 are
+(``experiment=cpu data=npz`` loads the npz recipe, ``conf/specialize/cpu_npz.yaml``, whose ConvNet depth 2
+suits 8 px images.) Split: a seeded permutation, 1,000 / 300 / 497 images. Pixel values 0–16 are
 scaled by 16 and clipped to 255.
 """
 

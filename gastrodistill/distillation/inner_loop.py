@@ -353,7 +353,8 @@ def _whole_outer(
     return MetaResult(loss.detach(), acc, loss, logits)
 
 
-def _check_chunk(chunk: int | None) -> int | None:
+def check_chunk(chunk: int | None) -> int | None:
+    """``distill.outer_chunk`` as an int >= 1, or None (no chunking); ``DistillConfigError`` otherwise."""
     if chunk is None:
         return None
     if int(chunk) != chunk or chunk < 1:
@@ -389,7 +390,7 @@ def meta_objective(
     """
     check_backend(backend, checkpoint)
     momentum = check_momentum(getattr(distilled, "inner_momentum", 0.0))
-    chunk = _check_chunk(outer_chunk)
+    chunk = check_chunk(outer_chunk)
     T = distilled.num_inner_steps
     w = check_window(window, T)
     end = T if window_end is None else int(window_end)

@@ -36,6 +36,7 @@ from gastrodistill.distillation.inner_loop import (
     Augment,
     MetaResult,
     check_backend,
+    check_chunk,
     check_momentum,
     check_window,
     meta_objective,
@@ -114,10 +115,7 @@ class DistillModule(pl.LightningModule):
             raise DistillConfigError(f"distill.inner_nets_per_step must be >= 1, got {inner_nets_per_step}")
         check_momentum(getattr(distilled, "inner_momentum", 0.0))
         check_window(window, distilled.num_inner_steps)
-        if outer_chunk is not None and (int(outer_chunk) != outer_chunk or outer_chunk < 1):
-            raise DistillConfigError(
-                f"distill.outer_chunk must be a positive integer or null, got {outer_chunk!r}"
-            )
+        check_chunk(outer_chunk)
         if grad_clip_ema is not None and not grad_clip_ema > 0:
             raise DistillConfigError(f"distill.grad_clip_ema must be > 0 or null, got {grad_clip_ema!r}")
         if not 0.0 <= grad_clip_ema_decay < 1.0:

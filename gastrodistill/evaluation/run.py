@@ -344,56 +344,59 @@ class Study:
         )
         return net.to(device), info
 
+    def train_each(
+        self,
+        jobs: Sequence[Job],
+        one: Callable[[int, nn.Module, torch.Generator], nn.Module],
+        together: Callable[[list[nn.Module], list[torch.Generator]], list[nn.Module]] | None = None,
+    ) -> list[nn.Module]:
+        """The networks of ``jobs``, freshly built (:meth:`build`) and trained: as one ensemble by
+        ``together(nets, generators)`` when given; otherwise, or when a network of the ensemble diverges
+        (rebuilt, so every network starts again from its own seeds), one by one by ``one(k, net, generator)``
+        under :meth:`guarded`, which keeps the others."""
+        built = [self.build(j) for j in jobs]
+        if together is not None:
+            try:
+                trained = together([b[0] for b in built], [b[1] for b in built])
+                check_finite(trained)
+                return trained
+            except FloatingPointError:
+                built = [self.build(j) for j in jobs]
+        return [
+            self.guarded(lambda n, k=k, g=g: one(k, n, g), n, j.key)
+            for k, (j, (n, g)) in enumerate(zip(jobs, built, strict=True))
+        ]
+
     def train_setting(
         self, setting: tuple[str, str, str], jobs: Sequence[Job]
     ) -> tuple[list[nn.Module], dict]:
         """The trained networks of ``jobs`` (one setting) and what to record beside their metrics."""
         method, schedule, arch = setting
-        built = [self.build(j) for j in jobs]
-        nets, gens = [b[0] for b in built], [b[1] for b in built]
-        spec = self.spec(arch, method)
-        together = self.ensemble_ok(spec, len(jobs))
         if schedule == REAL_SCHEDULE:
-            extras = []
+            nets, extras = [self.build(j)[0] for j in jobs], []
             for j, net in zip(jobs, nets, strict=True):
                 _, info = self.train_full(net, ("full", REAL_SCHEDULE, arch, j.index))
                 extras.append({"best_epoch": int(info["best_epoch"])})
                 if j == self.REFERENCE_JOB:
                     self.save_reference(net)
             return nets, {"per_net": extras}
+        together = self.ensemble_ok(self.spec(arch, method), len(jobs))
         if schedule == "replay":
             ds = self.sets[method]
-            if together:
-                # a network that diverges stops the ensemble: retrain network by network to keep the others
-                try:
-                    trained = train_replays(nets, ds)
-                    check_finite(trained)
-                    return trained, {}
-                except FloatingPointError:
-                    nets = [self.build(j)[0] for j in jobs]
-            return [
-                self.guarded(lambda n: train_replay(n, ds), n, j.key) for n, j in zip(nets, jobs, strict=True)
-            ], {}
+            replays = (lambda nets, _gens: train_replays(nets, ds)) if together else None
+            return self.train_each(jobs, lambda _k, n, _g: train_replay(n, ds), replays), {}
         lr, chosen = self.choose_lr(method, arch)
         sched = standard_schedule(self.ev, lr)
         done = {0: chosen} if chosen is not None else {}  # network 0 trained while choosing the lr
-        rest = [i for i, j in enumerate(jobs) if j.index not in done]
-        sets = [self.small_set(method, jobs[i].index) for i in rest]
-        todo, todo_gens = [nets[i] for i in rest], [gens[i] for i in rest]
-        trained = None
-        if together and len(rest) > 1 and trains_as_ensemble(sched):
-            try:
-                trained = train_small_sets(todo, sets, sched, todo_gens)
-                check_finite(trained)
-            except FloatingPointError:  # network by network (fresh nets and generators) to keep the others
-                rebuilt = [self.build(jobs[i]) for i in rest]
-                todo, todo_gens = [b[0] for b in rebuilt], [b[1] for b in rebuilt]
-        if trained is None:
-            trained = [
-                self.guarded(lambda n, x=x, y=y, g=g: train_small_set(n, x, y, sched, g), n, jobs[i].key)
-                for i, n, (x, y), g in zip(rest, todo, sets, todo_gens, strict=True)
-            ]
-        by_index = {**done, **{jobs[i].index: net for i, net in zip(rest, trained, strict=True)}}
+        rest = [j for j in jobs if j.index not in done]
+        sets = [self.small_set(method, j.index) for j in rest]
+        ensemble = together and len(rest) > 1 and trains_as_ensemble(sched)
+        trained = self.train_each(
+            rest,
+            lambda k, n, g: train_small_set(n, *sets[k], sched, g),
+            (lambda nets, gens: train_small_sets(nets, sets, sched, gens)) if ensemble else None,
+        )
+        by_index = {**done, **{j.index: net for j, net in zip(rest, trained, strict=True)}}
         return [by_index[j.index] for j in jobs], {"lr": lr}
 
     def run_setting(self, setting: tuple[str, str, str], jobs: Sequence[Job]) -> list[dict[str, Any]]:
