@@ -15,6 +15,8 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from gastrodistill.distillation.distilled_set import MODES, DistilledSet
+from gastrodistill.distillation.distribution_matching import match_distributions
+from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.module import DistillModule
 from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
@@ -123,6 +125,54 @@ def build_module(
     )
 
 
+def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillModule) -> list[float]:
+    """``distill.distribution_matching.steps`` steps of distribution matching on ``module.distilled``.
+
+    The images move in place before the bi-level loop; the networks are the module's family and init
+    scheme, the real batches class-balanced draws of ``batch_per_class`` per class, the augmentation the
+    distiller's DSA. Returns the per-step losses (empty when the section is absent or ``steps`` is 0).
+    """
+    dmc = cfg.distill.get("distribution_matching")
+    if not dmc or not int(dmc.get("steps", 0) or 0):
+        return []
+    per_class = int(dmc.batch_per_class)
+    if per_class < 1:
+        raise DistillConfigError(
+            f"distill.distribution_matching.batch_per_class must be >= 1, got {dmc.batch_per_class!r}"
+        )
+    real = RealBatchSource(
+        datamodule.dataset("train", augment=False),
+        datamodule.labels("train"),
+        per_class * datamodule.num_classes,
+        cfg.seed,
+        datamodule.num_classes,
+        balanced=True,
+        mode=cfg.distill.get("real_data", "items"),
+        resident_max_bytes=float(cfg.distill.get("resident_max_bytes", 0) or 0),
+        num_workers=int(getattr(datamodule, "num_workers", 0) or 0),
+    )
+    return match_distributions(
+        module.distilled,
+        module.model_factory,
+        real,
+        steps=int(dmc.steps),
+        lr=float(dmc.lr),
+        momentum=float(dmc.get("momentum", 0.5)),
+        init_scheme=str(cfg.distill.init),
+        augment=module.augment if dmc.get("augment", True) else None,
+        seed=cfg.seed,
+        progress=bool(dmc.get("progress", True)),
+        device=_matching_device(cfg),
+    )
+
+
+def _matching_device(cfg: DictConfig) -> str | None:
+    """This process's GPU when the trainer runs on GPUs (torchrun's LOCAL_RANK), else None (the CPU)."""
+    if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda", "auto") and torch.cuda.is_available():
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    return None
+
+
 class _BoundFactory:
     """``factory(**shape)`` as a picklable zero-argument callable (ddp_spawn pickles the module)."""
 
@@ -178,6 +228,8 @@ def run_distillation(
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
     module = build_module(cfg, datamodule, distilled, out / "grids")
+    # A resumed run restores its (matched) images from the checkpoint.
+    matching_losses = run_distribution_matching(cfg, datamodule, module) if ckpt_path is None else []
     loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode
     try:
         log_public_hyperparams(loggers, cfg)
@@ -226,6 +278,12 @@ def run_distillation(
                 outer_steps=int(trainer.global_step),
                 label_entropy=float(distilled.label_entropy().detach()),
             )
+            if matching_losses:
+                summary.update(
+                    distribution_matching_steps=len(matching_losses),
+                    distribution_matching_loss_first=matching_losses[0],
+                    distribution_matching_loss_last=matching_losses[-1],
+                )
             write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
             save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
     finally:

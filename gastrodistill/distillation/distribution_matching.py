@@ -1,0 +1,135 @@
+"""Distribution matching of the distilled images before the bi-level loop (an image initialisation).
+
+Zhao & Bilen, "Dataset Condensation with Distribution Matching" (WACV 2023), Algorithm 1: at every
+step a freshly initialised network embeds a class-balanced real batch and the distilled images, and
+the images move so that each class's mean embedding matches the real one,
+
+    L = sum_c || mean_i f(aug(x_real_{c,i})) - mean_j f(aug(x_syn_{c,j})) ||^2,
+
+with ``f`` the network's penultimate activation (the input of its last ``nn.Linear``) and ``aug``
+the distiller's DSA drawn per image on both sides (the means of the augmented distributions are
+matched; the paper shares one draw between the sides, which a mean over each side does not need).
+No unroll and no second-order terms: one forward of each side per step, a fraction of an outer step.
+
+Why it is here (docs/distillation.md, "Fifth round"): on the gastric patches the bi-level
+meta-gradient has no common direction between steps (pixel cosine 0.001), while the class means of a
+random network's features are a stable target that the mucosal texture enters through the network's
+nonlinearity. The matched images start the bi-level loop, which then learns the soft labels and the
+learning-rate schedule (``distill.distribution_matching.steps: 0`` keeps the earlier behaviour).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.errors import DistillConfigError
+from gastrodistill.distillation.real_batches import RealBatchSource
+from gastrodistill.models.init import initialize
+from gastrodistill.utils.seeding import torch_generator
+
+
+def penultimate_features(net: nn.Module, x: Tensor) -> Tensor:
+    """The input of ``net``'s last ``nn.Linear`` for images ``x`` ``[B, C, H, W]``: ``[B, D]``.
+
+    Works for every network family of the project (their classifier ends in one linear layer).
+    Raises ``DistillConfigError`` when the network has no linear layer.
+    """
+    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise DistillConfigError(
+            f"distribution matching needs a network ending in nn.Linear; {type(net).__name__} has none"
+        )
+    seen: list[Tensor] = []
+
+    def grab(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
+        seen.append(inputs[0])
+
+    handle = linears[-1].register_forward_pre_hook(grab)
+    try:
+        net(x)
+    finally:
+        handle.remove()
+    return seen[-1].flatten(1)
+
+
+def mean_embedding_loss(
+    real_features: Tensor, real_labels: Tensor, syn_features: Tensor, syn_labels: Tensor, num_classes: int
+) -> Tensor:
+    """``sum_c ||mean real_c - mean syn_c||^2`` over the classes present on both sides (a scalar).
+
+    ``*_features``: ``[N, D]``; ``*_labels``: ``[N]`` integer classes in ``[0, num_classes)``.
+    """
+    loss = syn_features.new_zeros(())
+    for c in range(num_classes):
+        r, s = real_features[real_labels == c], syn_features[syn_labels == c]
+        if len(r) and len(s):
+            loss = loss + (r.mean(0) - s.mean(0)).pow(2).sum()
+    return loss
+
+
+def match_distributions(
+    distilled: DistilledSet,
+    network_factory: Callable[[], nn.Module],
+    real: RealBatchSource,
+    *,
+    steps: int,
+    lr: float,
+    momentum: float = 0.5,
+    init_scheme: str = "xavier",
+    augment: Any = None,
+    seed: int = 0,
+    progress: bool = True,
+    device: torch.device | str | None = None,
+) -> list[float]:
+    """Move ``distilled.images`` ``[N, C, H, W]`` (in place) by ``steps`` steps of distribution matching.
+
+    ``network_factory()`` builds a network that is re-initialised with ``init_scheme`` from a generator of
+    (``seed``, step) at every step; ``real.get(step, 0)`` gives that step's real batch (use a balanced
+    source); ``augment``: a :class:`gastrodistill.distillation.augment.DSA` (or None) drawn per image on both
+    sides. Optimiser: SGD with ``momentum`` at
+    rate ``lr`` on the pixels (the paper's: lr 1, momentum 0.5). ``device``: where the matching runs
+    (default: the images' device); the result is copied back. Returns the loss of every step.
+    Raises ``DistillConfigError`` for ``steps < 0`` or ``lr <= 0``.
+    """
+    if steps < 0:
+        raise DistillConfigError(f"distill.distribution_matching.steps must be >= 0, got {steps}")
+    if not lr > 0:
+        raise DistillConfigError(f"distill.distribution_matching.lr must be > 0, got {lr!r}")
+    if steps == 0:
+        return []
+    device = torch.device(device) if device is not None else distilled.images.device
+    images = distilled.images.detach().to(device, torch.float32).clone().requires_grad_(True)
+    syn_labels = distilled.hard_labels().to(device)
+    opt = torch.optim.SGD([images], lr=lr, momentum=momentum)
+    net = network_factory().to(images.device)
+    for p in net.parameters():
+        p.requires_grad_(False)
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc=f"distribution matching ({distilled.mode})", disable=not progress)
+    for step in bar:
+        initialize(net, init_scheme, torch_generator(seed, "distribution-matching", step))
+        x_real, y_real = real.get(step, 0, images.device)
+        x_real, y_real = x_real.to(images.device), y_real.to(images.device)
+        x_syn = images
+        if augment is not None:
+            gen = torch_generator(seed, "distribution-matching-augment", step)
+            x_real, x_syn = augment(x_real, gen), augment(images, gen)
+        with torch.no_grad():
+            f_real = penultimate_features(net, x_real)
+        f_syn = penultimate_features(net, x_syn)
+        loss = mean_embedding_loss(f_real, y_real, f_syn, syn_labels, distilled.num_classes)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+        bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
+    bar.close()
+    with torch.no_grad():
+        distilled.images.copy_(images.detach().to(distilled.images.device, distilled.images.dtype))
+    return losses
