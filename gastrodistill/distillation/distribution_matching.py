@@ -127,7 +127,7 @@ def match_distributions(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
     bar.close()
     with torch.no_grad():
