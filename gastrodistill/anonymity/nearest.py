@@ -35,6 +35,8 @@ from torch.utils.data import DataLoader, Subset
 from torchmetrics.functional.image import structural_similarity_index_measure
 
 from gastrodistill.data.base import ImageDataModule
+from gastrodistill.models.features import last_linear, penultimate_features
+from gastrodistill.models.layers import ModelConfigError
 from gastrodistill.utils.images import denormalise
 from gastrodistill.utils.seeding import numpy_rng
 
@@ -94,34 +96,25 @@ def ssim_pairs(a_unit: torch.Tensor, b_unit: torch.Tensor) -> torch.Tensor:
     )
 
 
-def _last_linear(model: nn.Module) -> nn.Linear:
-    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise NearestInputError(
-            f"{type(model).__name__} has no nn.Linear classifier; the feature space is the input "
-            "to the last linear layer"
-        )
-    return linears[-1]
-
-
 @contextlib.contextmanager
 def penultimate(model: nn.Module) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
-    """Yield ``features(x)``: the input to the model's last linear layer (its penultimate representation)."""
-    store: dict[str, torch.Tensor] = {}
-    handle = _last_linear(model).register_forward_pre_hook(lambda _m, args: store.__setitem__("f", args[0]))
+    """Yield ``features(x)``: the input to the model's last linear layer (its penultimate representation),
+    in eval mode, without gradients, on the CPU. Raises ``NearestInputError`` without a linear layer."""
+    try:
+        last_linear(model)
+    except ModelConfigError as err:
+        raise NearestInputError(str(err)) from None
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
 
     @torch.no_grad()
     def features(x: torch.Tensor) -> torch.Tensor:
-        model(x.to(device))
-        return store.pop("f").detach().flatten(1).cpu()
+        return penultimate_features(model, x.to(device)).detach().cpu()
 
     try:
         yield features
     finally:
-        handle.remove()
         model.train(was_training)
 
 

@@ -30,32 +30,9 @@ from tqdm.auto import tqdm
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.real_batches import RealBatchSource
+from gastrodistill.models.features import penultimate_features
 from gastrodistill.models.init import initialize
 from gastrodistill.utils.seeding import torch_generator
-
-
-def penultimate_features(net: nn.Module, x: Tensor) -> Tensor:
-    """The input of ``net``'s last ``nn.Linear`` for images ``x`` ``[B, C, H, W]``: ``[B, D]``.
-
-    Works for every network family of the project (their classifier ends in one linear layer).
-    Raises ``DistillConfigError`` when the network has no linear layer.
-    """
-    linears = [m for m in net.modules() if isinstance(m, nn.Linear)]
-    if not linears:
-        raise DistillConfigError(
-            f"distribution matching needs a network ending in nn.Linear; {type(net).__name__} has none"
-        )
-    seen: list[Tensor] = []
-
-    def grab(_module: nn.Module, inputs: tuple[Tensor, ...]) -> None:
-        seen.append(inputs[0])
-
-    handle = linears[-1].register_forward_pre_hook(grab)
-    try:
-        net(x)
-    finally:
-        handle.remove()
-    return seen[-1].flatten(1)
 
 
 def mean_embedding_loss(

@@ -10,11 +10,7 @@ import torch
 from torch import nn
 
 from gastrodistill.distillation.distilled_set import DistilledSet
-from gastrodistill.distillation.distribution_matching import (
-    match_distributions,
-    mean_embedding_loss,
-    penultimate_features,
-)
+from gastrodistill.distillation.distribution_matching import match_distributions, mean_embedding_loss
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.real_batches import RealBatchSource
 from gastrodistill.distillation.run import (
@@ -24,6 +20,8 @@ from gastrodistill.distillation.run import (
     run_distribution_matching,
 )
 from gastrodistill.models import ConvNet, LeNet, initialize
+from gastrodistill.models.features import penultimate_features
+from gastrodistill.models.layers import ModelConfigError
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -52,7 +50,7 @@ def test_penultimate_features_are_the_last_linear_input():
     lenet(x)
     h.remove()
     assert torch.allclose(penultimate_features(lenet, x), seen[0].flatten(1))
-    with pytest.raises(DistillConfigError, match="nn.Linear"):
+    with pytest.raises(ModelConfigError, match="nn.Linear"):
         penultimate_features(nn.Sequential(nn.Conv2d(1, 2, 3)), x)
 
 
