@@ -150,6 +150,8 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     for key, value in spec.distill.items():
         if key == "scheduler":
             assert npz.distill.scheduler.step_size == value.step_size
+        elif key == "distribution_matching":
+            assert npz.distill.distribution_matching.steps == value.steps == 0
         else:
             assert npz.distill[key] == value, key
     sized = OmegaConf.load(Path(CONF_DIR) / "specialize_model" / "cpu_npz_convnet_cpu.yaml")
@@ -157,6 +159,7 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     gastric = compose_cfg(["experiment=cpu"])
     assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 200, 4)
     assert gastric.distill.image_init == "class_mean"
+    assert gastric.distill.distribution_matching.steps > 0 and gastric.distill.window == 10
     tiny_npz = compose_cfg(["experiment=tiny", "data=npz", "data.path=x.npz"])
     assert tiny_npz.distill.outer_steps == compose_cfg(["experiment=tiny"]).distill.outer_steps
     mine = compose_cfg(["experiment=cpu", "data=npz", "data.path=x.npz", "distill.ipc=3", "model.depth=3"])
