@@ -68,10 +68,10 @@ def match_distributions(
 
     ``network_factory()`` builds a network that is re-initialised with ``init_scheme`` from a generator of
     (``seed``, step) at every step; ``real.get(step, 0)`` gives that step's real batch (use a balanced
-    source); ``augment``: a :class:`gastrodistill.distillation.augment.DSA` (or None) drawn per image on both
-    sides. Optimiser: SGD with ``momentum`` at
-    rate ``lr`` on the pixels (the paper's: lr 1, momentum 0.5). ``device``: where the matching runs
-    (default: the images' device); the result is copied back. Returns the loss of every step.
+    source); ``augment``: a :class:`gastrodistill.distillation.augment.DSA` (or None) drawn per image on
+    both sides. Optimiser: SGD with ``momentum`` at rate ``lr`` on the pixels (the paper's: lr 1,
+    momentum 0.5). ``device``: where the matching runs (default: the images' device); the result is
+    copied back. Returns the loss of every step.
     Raises ``DistillConfigError`` for ``steps < 0`` or ``lr <= 0``.
     """
     if steps < 0:
