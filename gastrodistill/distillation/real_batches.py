@@ -191,8 +191,11 @@ class RealBatchSource:
         return state
 
     @classmethod
-    def from_datamodule(cls, datamodule: Any, batch_size: int, seed: int, **kwargs: Any) -> RealBatchSource:
-        """The data module's un-augmented train split; its ``balanced_sampler`` flag picks balanced draws.
+    def from_datamodule(
+        cls, datamodule: Any, batch_size: int, seed: int, balanced: bool | None = None, **kwargs: Any
+    ) -> RealBatchSource:
+        """The data module's un-augmented train split; ``balanced`` (default: the data module's
+        ``balanced_sampler`` flag) picks class-balanced draws.
 
         ``kwargs`` (``mode``, ``resident_max_bytes``, ``prefetch``, ...) go to the constructor; the loader
         uses the data module's ``num_workers`` unless given.
@@ -204,7 +207,7 @@ class RealBatchSource:
             batch_size,
             seed,
             datamodule.num_classes,
-            balanced=bool(getattr(datamodule, "balanced_sampler", False)),
+            balanced=bool(getattr(datamodule, "balanced_sampler", False)) if balanced is None else balanced,
             **kwargs,
         )
 

@@ -87,14 +87,7 @@ def build_module(
     return DistillModule(
         distilled,
         bound,
-        RealBatchSource.from_datamodule(
-            datamodule,
-            d.batch_real,
-            cfg.seed,
-            mode=d.get("real_data", "items"),
-            resident_max_bytes=float(d.get("resident_max_bytes", 0) or 0),
-            prefetch=int(d.get("prefetch", 2)),
-        ),
+        real_source(cfg, datamodule, d.batch_real),
         seed=cfg.seed,
         init_scheme=d.init,
         backend=d.backend,
@@ -125,6 +118,23 @@ def build_module(
     )
 
 
+def real_source(
+    cfg: DictConfig, datamodule: Any, batch_size: int, balanced: bool | None = None
+) -> RealBatchSource:
+    """Real batches of ``batch_size`` from ``datamodule``'s train split as ``cfg.distill`` says they travel
+    (``real_data``, ``resident_max_bytes``, ``prefetch``); ``balanced``: the data module's flag when None."""
+    d = cfg.distill
+    return RealBatchSource.from_datamodule(
+        datamodule,
+        batch_size,
+        cfg.seed,
+        balanced=balanced,
+        mode=d.get("real_data", "items"),
+        resident_max_bytes=float(d.get("resident_max_bytes", 0) or 0),
+        prefetch=int(d.get("prefetch", 2)),
+    )
+
+
 def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillModule) -> list[float]:
     """``distill.distribution_matching.steps`` steps of distribution matching on ``module.distilled``.
 
@@ -140,21 +150,10 @@ def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillM
         raise DistillConfigError(
             f"distill.distribution_matching.batch_per_class must be >= 1, got {dmc.batch_per_class!r}"
         )
-    real = RealBatchSource(
-        datamodule.dataset("train", augment=False),
-        datamodule.labels("train"),
-        per_class * datamodule.num_classes,
-        cfg.seed,
-        datamodule.num_classes,
-        balanced=True,
-        mode=cfg.distill.get("real_data", "items"),
-        resident_max_bytes=float(cfg.distill.get("resident_max_bytes", 0) or 0),
-        num_workers=int(getattr(datamodule, "num_workers", 0) or 0),
-    )
     return match_distributions(
         module.distilled,
         module.model_factory,
-        real,
+        real_source(cfg, datamodule, per_class * datamodule.num_classes, balanced=True),
         steps=int(dmc.steps),
         lr=float(dmc.lr),
         momentum=float(dmc.get("momentum", 0.5)),

@@ -76,22 +76,23 @@ def test_the_loss_gradient_matches_float64_finite_differences():
         assert float(grad[idx]) == pytest.approx(float(fd), rel=1e-6, abs=1e-10)
 
 
-def _tiny_source(tiny_dm, per_class: int) -> RealBatchSource:
+def _tiny_matching(tiny_dm, per_class: int, width: int):
+    """A balanced real source, a noise-initialised set of 6 images (6 px), its images before, a factory."""
     tiny_dm.setup()
-    return RealBatchSource(
+    source = RealBatchSource(
         tiny_dm.dataset("train"), tiny_dm.labels("train"), 3 * per_class, 0, 3, balanced=True
     )
+    ds = DistilledSet(3, 2, 1, 1, (1, 6, 6)).init_noise(torch_generator(0, "x"))
+
+    def factory():
+        return ConvNet(1, 3, 6, width=width, depth=1)
+
+    return source, ds, ds.images.detach().clone(), factory
 
 
 def test_one_step_is_minus_lr_times_the_gradient_of_that_steps_network(tiny_dm):
     """Recompute step 0 independently: the network of (seed, step 0), the real batch of step 0."""
-    source = _tiny_source(tiny_dm, 4)
-    ds = DistilledSet(3, 2, 1, 1, (1, 6, 6)).init_noise(torch_generator(0, "x"))
-    before = ds.images.detach().clone()
-
-    def factory():
-        return ConvNet(1, 3, 6, width=4, depth=1)
-
+    source, ds, before, factory = _tiny_matching(tiny_dm, per_class=4, width=4)
     losses = match_distributions(ds, factory, source, steps=1, lr=0.5, momentum=0.0, seed=7, progress=False)
     net = factory()
     initialize(net, "xavier", torch_generator(7, "distribution-matching", 0))
@@ -107,13 +108,7 @@ def test_one_step_is_minus_lr_times_the_gradient_of_that_steps_network(tiny_dm):
 
 
 def test_matching_lowers_the_loss_and_steps_zero_is_a_no_op(tiny_dm):
-    source = _tiny_source(tiny_dm, 8)
-    ds = DistilledSet(3, 2, 1, 1, (1, 6, 6)).init_noise(torch_generator(0, "x"))
-    before = ds.images.detach().clone()
-
-    def factory():
-        return ConvNet(1, 3, 6, width=8, depth=1)
-
+    source, ds, before, factory = _tiny_matching(tiny_dm, per_class=8, width=8)
     assert match_distributions(ds, factory, source, steps=0, lr=1.0) == []
     assert torch.equal(ds.images.detach(), before)
     losses = match_distributions(ds, factory, source, steps=60, lr=1.0, progress=False)
