@@ -23,7 +23,7 @@ from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missing_message, resolve_resume
 from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.utils.atomic import write_text_atomic
-from gastrodistill.utils.distributed import is_global_zero, prepare_data_rank_zero_first
+from gastrodistill.utils.distributed import is_global_zero, local_rank, prepare_data_rank_zero_first
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import save_run_info
@@ -166,9 +166,9 @@ def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillM
 
 
 def _matching_device(cfg: DictConfig) -> str | None:
-    """This process's GPU when the trainer runs on GPUs (torchrun's LOCAL_RANK), else None (the CPU)."""
+    """This process's GPU when the trainer runs on GPUs (``utils.distributed.local_rank``), else None."""
     if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda", "auto") and torch.cuda.is_available():
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+        return f"cuda:{local_rank()}"
     return None
 
 

@@ -48,6 +48,16 @@ def global_rank() -> int:
     return 0 if local == 0 and node == 0 else max(local, 1)
 
 
+def local_rank() -> int:
+    """This process's rank on its node (its GPU index): torchrun's ``LOCAL_RANK``, else ``SLURM_LOCALID``
+    inside ``srun`` with several tasks, else 0."""
+    if "LOCAL_RANK" in os.environ:
+        return int(os.environ["LOCAL_RANK"])
+    if _slurm_batch() and "SLURM_LOCALID" in os.environ:
+        return int(os.environ["SLURM_LOCALID"])
+    return 0
+
+
 def world_size() -> int:
     """Number of processes of this job (process group, ``WORLD_SIZE``, ``SLURM_NTASKS``), else 1."""
     if dist.is_available() and dist.is_initialized():

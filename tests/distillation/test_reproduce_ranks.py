@@ -125,3 +125,18 @@ def test_torchrun_two_ranks_evaluate_once_and_match_a_single_process(compose_cfg
     b = pd.read_csv(single / "eval" / "results.csv")
     pd.testing.assert_frame_equal(a, b)
     assert (ddp / "SUMMARY.md").is_file() and (ddp / "run_info.json").is_file()
+
+
+def test_local_rank_reads_torchrun_then_srun(monkeypatch):
+    """The GPU index of this process (distribution matching runs there): torchrun's LOCAL_RANK first, then
+    srun's SLURM_LOCALID (a batch step with several tasks), else 0."""
+    for var in ("LOCAL_RANK", "SLURM_LOCALID", "SLURM_NTASKS", "SLURM_JOB_NAME"):
+        monkeypatch.delenv(var, raising=False)
+    assert distributed.local_rank() == 0
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_LOCALID", "3")
+    assert distributed.local_rank() == 3
+    monkeypatch.setenv("SLURM_JOB_NAME", "interactive")  # salloc shell: not a task of a batch step
+    assert distributed.local_rank() == 0
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    assert distributed.local_rank() == 2
