@@ -1,5 +1,9 @@
 """The small ConvNet of the dataset-distillation literature: ``depth`` x [conv3x3 -> instance norm -> ReLU ->
-2x pool], then one linear layer. Works for any channel count and input size (pools use ceil mode)."""
+2x pool], then one linear layer. Works for any channel count and input size (pools use ceil mode).
+
+``head="flatten"`` (the literature's) feeds the flattened last feature map to the linear layer;
+``head="avg"`` averages it over space first (global average pooling, as in ResNets), so the classifier
+sees how much of each feature an image holds, not where: the inductive bias of a texture task."""
 
 from __future__ import annotations
 
@@ -19,6 +23,10 @@ from gastrodistill.models.layers import (
 from gastrodistill.utils.seeding import torch_generator
 
 
+#: Classifier heads: the flattened feature map, or its global average over space.
+HEADS = ("flatten", "avg")
+
+
 class ConvNet(nn.Module):
     def __init__(
         self,
@@ -32,6 +40,7 @@ class ConvNet(nn.Module):
         pool: str = "avg",
         init: str = "xavier",
         init_seed: int = 0,
+        head: str = "flatten",
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
@@ -40,6 +49,9 @@ class ConvNet(nn.Module):
                 f"ConvNet needs depth >= 1 and width >= 1, got depth={depth}, width={width}"
             )
         self.init_scheme = check_scheme(init)
+        if head not in HEADS:
+            raise ModelConfigError(f"unknown ConvNet head {head!r}: use one of {', '.join(HEADS)}")
+        self.head = head
         layers: list[nn.Module] = []
         c = in_channels
         what = f"ConvNet depth {depth} on {h}x{w} px images"
@@ -50,8 +62,9 @@ class ConvNet(nn.Module):
             if pool != "none":
                 h, w = math.ceil(h / 2), math.ceil(w / 2)
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(c * h * w, num_classes)
+        self.classifier = nn.Linear(c * h * w if head == "flatten" else c, num_classes)
         initialize(self, init, torch_generator(init_seed, "model-init"))
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.classifier(self.features(x).flatten(1))
+        f = self.features(x)
+        return self.classifier(f.flatten(1) if self.head == "flatten" else f.mean((2, 3)))

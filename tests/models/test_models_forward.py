@@ -167,3 +167,24 @@ def test_configs_are_partials(compose_cfg, model):
     net = factory(in_channels=3, num_classes=4, image_size=(16, 16))
     assert net(torch.randn(1, 3, 16, 16)).shape == (1, 4)
     assert net.init_scheme == cfg.model.init
+
+
+def test_convnet_average_head_is_the_linear_layer_on_the_spatial_mean_of_the_features():
+    """head=avg: logits = W · mean over (H, W) of the last feature map + b, recomputed here by a plain loop;
+    the classifier has one input per channel whatever the image size, and the flatten head is unchanged."""
+    net = ConvNet(1, 3, (12, 10), width=5, depth=2, head="avg").double()
+    x = torch.randn(4, 1, 12, 10, dtype=torch.float64)
+    fmap = net.features(x)  # [4, 5, 3, 3]
+    pooled = torch.stack(
+        [
+            torch.tensor([float(fmap[i, c].sum()) / (fmap.shape[2] * fmap.shape[3]) for c in range(5)])
+            for i in range(4)
+        ]
+    ).double()
+    expected = pooled @ net.classifier.weight.T + net.classifier.bias
+    torch.testing.assert_close(net(x), expected)
+    assert net.classifier.in_features == 5
+    assert ConvNet(1, 3, (12, 10), width=5, depth=2).classifier.in_features == 5 * 3 * 3
+    assert ConvNet(1, 3, (40, 40), width=5, depth=2, head="avg").classifier.in_features == 5
+    with pytest.raises(ValueError, match=r"unknown ConvNet head 'gap': use one of flatten, avg"):
+        ConvNet(1, 3, 8, head="gap")
