@@ -22,7 +22,6 @@ from gastrodistill.models.layers import (
 )
 from gastrodistill.utils.seeding import torch_generator
 
-
 #: Classifier heads: the flattened feature map, or its global average over space.
 HEADS = ("flatten", "avg")
 
