@@ -157,7 +157,7 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     sized = OmegaConf.load(Path(CONF_DIR) / "specialize_model" / "cpu_npz_convnet_cpu.yaml")
     assert (npz.model.depth, npz.model.width, npz.model.pool) == (sized.depth, sized.width, "max")
     gastric = compose_cfg(["experiment=cpu"])
-    assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 150, 4)
+    assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 50, 4)
     assert gastric.distill.image_init == "class_mean"
     assert gastric.distill.distribution_matching.steps > 0 and gastric.distill.window == 10
     tiny_npz = compose_cfg(["experiment=tiny", "data=npz", "data.path=x.npz"])
