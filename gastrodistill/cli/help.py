@@ -53,7 +53,10 @@ learning-rate plot, and Lightning checkpoints under the run folder.
 Main options:
   distill=soft|hard|soft_cpu|hard_cpu   recipe (soft labels: the paper; hard: Wang et al.)
   distill.ipc=N distill.steps=N distill.epochs=N distill.outer_steps=N
-  model=convnet|lenet|alexnet|resnet18  trainer=cpu|gpu|ddp   data=gastric|folder|npz|digits
+  distill.image_init=noise|real|class_mean   distill.distribution_matching.steps=N  (0 = off; matching
+      of class-mean features before the loop, Zhao & Bilen 2023)   distill.window=W  (RaT-BPTT)
+  model=convnet|lenet|alexnet|resnet18  model.head=flatten|avg  trainer=cpu|gpu|ddp
+  data=gastric|folder|npz|digits
 
 Examples:
   gastrodistill-distill experiment=cpu

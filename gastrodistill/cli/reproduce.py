@@ -269,6 +269,10 @@ class Pipeline:
             from gastrodistill.evaluation.jobs import validate
 
             validate(self.cfg.eval)
+        if "distill" in stages:  # likewise distill.distribution_matching, before generation and patches
+            from gastrodistill.distillation.distribution_matching import check_matching_config
+
+            check_matching_config(self.cfg.distill.get("distribution_matching"))
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)

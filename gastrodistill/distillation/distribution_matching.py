@@ -35,6 +35,43 @@ from gastrodistill.models.init import initialize
 from gastrodistill.utils.seeding import torch_generator
 
 
+def check_matching_config(section: Any) -> dict[str, Any]:
+    """The ``distill.distribution_matching`` section as checked values: ``steps`` (>= 0; 0 = off), ``lr``
+    (> 0), ``momentum`` (in [0, 1)), ``batch_per_class`` (>= 1), ``augment``, ``progress``.
+
+    Checked whether or not the matching is on, so a bad value is refused before any stage runs (the
+    reproduce pre-flight calls this) rather than lying unnoticed until someone turns the matching on.
+    An absent section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
+    """
+    section = section or {}
+    key = "distill.distribution_matching"
+
+    def number(name: str, default: float, cast: type) -> Any:
+        raw = section.get(name, default)
+        try:
+            return cast(raw)
+        except (TypeError, ValueError):
+            raise DistillConfigError(f"{key}.{name} must be a number, got {raw!r}") from None
+
+    values = {
+        "steps": number("steps", 0, int),
+        "lr": number("lr", 1.0, float),
+        "momentum": number("momentum", 0.5, float),
+        "batch_per_class": number("batch_per_class", 64, int),
+        "augment": bool(section.get("augment", True)),
+        "progress": bool(section.get("progress", True)),
+    }
+    if values["steps"] < 0:
+        raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
+    if not values["lr"] > 0:
+        raise DistillConfigError(f"{key}.lr must be > 0, got {values['lr']!r}")
+    if not 0 <= values["momentum"] < 1:
+        raise DistillConfigError(f"{key}.momentum must be in [0, 1), got {values['momentum']!r}")
+    if values["batch_per_class"] < 1:
+        raise DistillConfigError(f"{key}.batch_per_class must be >= 1, got {values['batch_per_class']}")
+    return values
+
+
 def mean_embedding_loss(
     real_features: Tensor, real_labels: Tensor, syn_features: Tensor, syn_labels: Tensor, num_classes: int
 ) -> Tensor:

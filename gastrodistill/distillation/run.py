@@ -15,8 +15,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
 from gastrodistill.distillation.distilled_set import MODES, DistilledSet
-from gastrodistill.distillation.distribution_matching import match_distributions
-from gastrodistill.distillation.errors import DistillConfigError
+from gastrodistill.distillation.distribution_matching import check_matching_config, match_distributions
 from gastrodistill.distillation.module import DistillModule
 from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
@@ -142,25 +141,21 @@ def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillM
     scheme, the real batches class-balanced draws of ``batch_per_class`` per class, the augmentation the
     distiller's DSA. Returns the per-step losses (empty when the section is absent or ``steps`` is 0).
     """
-    dmc = cfg.distill.get("distribution_matching")
-    if not dmc or not int(dmc.get("steps", 0) or 0):
+    dmc = check_matching_config(cfg.distill.get("distribution_matching"))
+    if not dmc["steps"]:
         return []
-    per_class = int(dmc.batch_per_class)
-    if per_class < 1:
-        raise DistillConfigError(
-            f"distill.distribution_matching.batch_per_class must be >= 1, got {dmc.batch_per_class!r}"
-        )
+    per_class = dmc["batch_per_class"]
     return match_distributions(
         module.distilled,
         module.model_factory,
         real_source(cfg, datamodule, per_class * datamodule.num_classes, balanced=True),
-        steps=int(dmc.steps),
-        lr=float(dmc.lr),
-        momentum=float(dmc.get("momentum", 0.5)),
+        steps=dmc["steps"],
+        lr=dmc["lr"],
+        momentum=dmc["momentum"],
         init_scheme=str(cfg.distill.init),
-        augment=module.augment if dmc.get("augment", True) else None,
+        augment=module.augment if dmc["augment"] else None,
         seed=cfg.seed,
-        progress=bool(dmc.get("progress", True)),
+        progress=dmc["progress"],
         device=_matching_device(cfg),
     )
 
@@ -283,6 +278,8 @@ def run_distillation(
                     distribution_matching_loss_first=matching_losses[0],
                     distribution_matching_loss_last=matching_losses[-1],
                 )
+            elif ckpt_path is None:  # off (a resumed run's images came from its first run's matching)
+                summary.update(distribution_matching_steps=0)
             write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
             save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
     finally:

@@ -224,7 +224,7 @@ def to_markdown(
             str(int(r["n_networks"])),
             str(int(r["n_images"])),
             _human_bytes(float(r["bytes"])),
-            f"{float(r['compression']):,.0f}×",
+            _compression(float(r["compression"])),
         ]
         if patients:
             cells += [
@@ -503,6 +503,12 @@ def headline(df: pd.DataFrame) -> dict[str, float]:
     }
 
 
+def _compression(ratio: float) -> str:
+    """Compression of a set against the real patch set: whole numbers from 10× up, two figures below
+    (a set larger than the real data, as on tiny presets, reads 0.74×, not 1×)."""
+    return f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2g}×"
+
+
 def target_lines(df: pd.DataFrame) -> list[str]:
     """The study's targets as measured, one line each; a target whose rows are missing is said to be
     not measured (never "nan / nan NOT met")."""
@@ -521,6 +527,10 @@ def target_lines(df: pd.DataFrame) -> list[str]:
         lines.append(
             f"soft {name} / full-data {name} = {soft:.3f} / {full:.3f} = {soft / full:.3f} "
             f"(target >= 0.9: {verdict(soft >= 0.9 * full)})"
+        )
+    elif ok(soft, full):  # both rows are there; the full-data networks scored 0: no ratio to take
+        lines.append(
+            f"soft {name} / full-data {name} = {soft:.3f} / {full:.3f}: no ratio (full-data {name} is 0)"
         )
     else:
         lines.append(f"soft {name} / full-data {name}: not measured (no soft replay or full-data row)")

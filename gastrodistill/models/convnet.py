@@ -51,7 +51,9 @@ class ConvNet(nn.Module):
             )
         self.init_scheme = check_scheme(init)
         if head not in HEADS:
-            raise ModelConfigError(f"unknown ConvNet head {head!r}: use one of {', '.join(HEADS)}")
+            raise ModelConfigError(
+                f"unknown ConvNet head {head!r} (model.head): use one of {', '.join(HEADS)}"
+            )
         self.head = head
         layers: list[nn.Module] = []
         c = in_channels

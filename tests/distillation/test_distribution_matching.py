@@ -148,3 +148,22 @@ def test_the_config_runs_it_before_the_loop_and_a_resume_does_not(
     )
     with pytest.raises(DistillConfigError, match="batch_per_class"):
         run_distillation(bad, tiny_dm, tmp_path / "c")
+
+
+def test_the_matching_section_is_checked_even_when_off():
+    """check_matching_config: an absent section is off; every bad value is refused with its key, whether
+    or not steps > 0 (a bad value must not lie unnoticed until someone turns the matching on)."""
+    from gastrodistill.distillation.distribution_matching import check_matching_config
+
+    assert check_matching_config(None)["steps"] == 0
+    ok = check_matching_config({"steps": 3, "lr": 0.5, "momentum": 0.0, "batch_per_class": 2})
+    assert (ok["steps"], ok["lr"], ok["momentum"], ok["batch_per_class"]) == (3, 0.5, 0.0, 2)
+    for bad, message in [
+        ({"steps": -1}, r"distill.distribution_matching.steps must be >= 0 \(0 = off\), got -1"),
+        ({"steps": 0, "lr": 0}, r"distill.distribution_matching.lr must be > 0, got 0.0"),
+        ({"steps": 0, "momentum": 1.0}, r"distill.distribution_matching.momentum must be in \[0, 1\)"),
+        ({"steps": 0, "batch_per_class": 0}, r"distill.distribution_matching.batch_per_class must be >= 1"),
+        ({"steps": "many"}, r"distill.distribution_matching.steps must be a number, got 'many'"),
+    ]:
+        with pytest.raises(DistillConfigError, match=message):
+            check_matching_config(bad)

@@ -89,3 +89,25 @@ def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
     with pytest.raises(EvaluationConfigError, match="eval.standard: .*epochs >= 1"):
         pipe.run()
     assert not (pipe.out / "distill").exists()
+
+
+def test_reproduce_refuses_a_bad_matching_value_before_generating_anything(compose_cfg, tmp_path):
+    """distill.distribution_matching is checked before the first stage, even with the matching off:
+    no synthetic data, patch store or run folder is written."""
+    from gastrodistill.distillation.errors import DistillConfigError
+
+    cfg = compose_cfg(
+        [
+            "experiment=tiny",
+            f"paths.root_dir={tmp_path}",
+            "distill.distribution_matching.steps=0",
+            "distill.distribution_matching.lr=0",
+        ]
+    )
+    from gastrodistill.cli.reproduce import Pipeline
+
+    pipe = Pipeline(cfg)
+    with pytest.raises(DistillConfigError, match=r"distill.distribution_matching.lr must be > 0, got 0.0"):
+        pipe.run()
+    assert not pipe.out.exists()
+    assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))

@@ -161,3 +161,8 @@ def test_summary_without_patients_is_image_level_and_never_prints_nan():
     assert lines[0].startswith("soft balanced accuracy / full-data balanced accuracy")
     only_full = summarise([rec("full", "real", 0.9)], SIZES, 10_000, seed=0, n_boot=10)
     assert "not measured" in target_lines(only_full)[0]
+    # both rows there, the full-data networks at 0: said as such, not "no ... row"
+    zero_full = summarise(
+        [rec("soft", "replay", 0.8), rec("full", "real", 0.0)], SIZES, 10_000, seed=0, n_boot=10
+    )
+    assert "no ratio (full-data balanced accuracy is 0)" in target_lines(zero_full)[0]

@@ -48,6 +48,9 @@ def test_summarise_by_hand():
     assert soft.patient_hm_ci_low == soft.patient_hm_ci_high == 1.0  # perfect decisions in every resample
     md = to_markdown(df, "T")
     assert "| soft | replay | convnet | 2 | 30 | 1000 B | 50× | 0.800 ± 0.100 |" in md
+    # a set larger than the real data (tiny presets): the ratio keeps two figures, not "1×"
+    small = to_markdown(summarise(recs, sizes, 743, 0, n_boot=20), "T")
+    assert "| 1000 B | 0.74× |" in small
     with pytest.raises(ValueError, match="no evaluated networks"):
         summarise([], sizes, 1, 0)
 

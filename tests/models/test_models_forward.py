@@ -186,5 +186,7 @@ def test_convnet_average_head_is_the_linear_layer_on_the_spatial_mean_of_the_fea
     assert net.classifier.in_features == 5
     assert ConvNet(1, 3, (12, 10), width=5, depth=2).classifier.in_features == 5 * 3 * 3
     assert ConvNet(1, 3, (40, 40), width=5, depth=2, head="avg").classifier.in_features == 5
-    with pytest.raises(ValueError, match=r"unknown ConvNet head 'gap': use one of flatten, avg"):
+    with pytest.raises(
+        ValueError, match=r"unknown ConvNet head 'gap' \(model.head\): use one of flatten, avg"
+    ):
         ConvNet(1, 3, 8, head="gap")
