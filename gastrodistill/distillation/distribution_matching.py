@@ -109,12 +109,10 @@ def match_distributions(
     both sides. Optimiser: SGD with ``momentum`` at rate ``lr`` on the pixels (the paper's: lr 1,
     momentum 0.5). ``device``: where the matching runs (default: the images' device); the result is
     copied back. Returns the loss of every step.
-    Raises ``DistillConfigError`` for ``steps < 0`` or ``lr <= 0``.
+    Raises ``DistillConfigError`` for ``steps < 0``, ``lr <= 0`` or ``momentum`` outside [0, 1)
+    (:func:`check_matching_config`, the one check of these values).
     """
-    if steps < 0:
-        raise DistillConfigError(f"distill.distribution_matching.steps must be >= 0, got {steps}")
-    if not lr > 0:
-        raise DistillConfigError(f"distill.distribution_matching.lr must be > 0, got {lr!r}")
+    check_matching_config({"steps": steps, "lr": lr, "momentum": momentum})
     if steps == 0:
         return []
     device = torch.device(device) if device is not None else distilled.images.device
