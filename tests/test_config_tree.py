@@ -158,6 +158,8 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     assert (npz.model.depth, npz.model.width, npz.model.pool) == (sized.depth, sized.width, "max")
     gastric = compose_cfg(["experiment=cpu"])
     assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 50, 4)
+    d = gastric.distill
+    assert (d.epochs, d.inner_momentum, d.lr_init) == (30, 0.9, 0.01)
     assert gastric.distill.image_init == "class_mean"
     assert gastric.distill.distribution_matching.steps > 0 and gastric.distill.window == 10
     tiny_npz = compose_cfg(["experiment=tiny", "data=npz", "data.path=x.npz"])
