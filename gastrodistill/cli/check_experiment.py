@@ -3,12 +3,19 @@
     python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml        # latest run
     python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml --run-dir outputs/cpu/runs/<t>
     python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml --run  # re-run, check
+    python -m gastrodistill.cli.check_experiment experiments/cpu_synthetic.yaml --run-dir A --run-dir B
 
 A recipe names its command and overrides, the results file (relative to the run folder) and a list
 of expectations. Each expectation reads one cell of the results table (``value``: method, schedule,
 optional architecture, column), optionally divided by (``relative_to``) or reduced by (``minus``)
 another cell, and gives the ``range`` [low, high] it must fall in. Exit status 0 when every number is
 inside its range, 1 otherwise (missing rows count as outside), 2 for a malformed recipe.
+
+Several runs of one recipe (``--run-dir`` or ``--results`` repeated: e.g. a seed sweep, ``seed=0,1,2``)
+are checked together: each number is shown per run, with its mean over the runs and a 95 % Student-t
+interval over them, and the mean is what must fall in the range. The results tables' own intervals are
+bootstraps over test patients for one run; they leave out the variation between seeds (the distillation,
+the random subsets, the networks' inits), which the interval over runs holds.
 """
 
 from __future__ import annotations
@@ -23,8 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
+from scipy.stats import t as t_dist
 
 
 class RecipeError(ValueError):
@@ -88,6 +97,43 @@ def evaluate(recipe: Mapping[str, Any], df: pd.DataFrame) -> list[Check]:
     return checks
 
 
+@dataclass
+class CheckOverRuns:
+    """One expectation over several runs: the per-run values, their mean and a 95 % t interval."""
+
+    what: str
+    values: list[float]
+    low: float
+    high: float
+
+    @property
+    def mean(self) -> float:
+        """Mean over the runs; NaN when any run lacks the number (a missing row counts as outside)."""
+        return float(np.mean(self.values)) if all(math.isfinite(v) for v in self.values) else math.nan
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        """95 % Student-t interval of the mean over the runs (n - 1 degrees of freedom); NaN for one run."""
+        n = len(self.values)
+        if n < 2 or not math.isfinite(self.mean):
+            return (math.nan, math.nan)
+        half = float(t_dist.ppf(0.975, n - 1)) * float(np.std(self.values, ddof=1)) / math.sqrt(n)
+        return (self.mean - half, self.mean + half)
+
+    @property
+    def ok(self) -> bool:
+        return math.isfinite(self.mean) and self.low <= self.mean <= self.high
+
+
+def evaluate_runs(recipe: Mapping[str, Any], tables: list[pd.DataFrame]) -> list[CheckOverRuns]:
+    """The recipe's checks on each of several results tables (one per run), combined per expectation."""
+    per_run = [evaluate(recipe, df) for df in tables]
+    return [
+        CheckOverRuns(first.what, [run[i].value for run in per_run], first.low, first.high)
+        for i, first in enumerate(per_run[0])
+    ]
+
+
 def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
     """The newest finished run of the recipe: under ``outputs/<experiment_name>/runs``, else any run
     folder whose Hydra overrides include all of the recipe's overrides."""
@@ -131,38 +177,80 @@ def render(recipe: Mapping[str, Any], checks: list[Check], source: Path) -> str:
     return "\n".join(lines)
 
 
+def render_runs(recipe: Mapping[str, Any], checks: list[CheckOverRuns], sources: list[Path]) -> str:
+    """The checks over several runs: one column per run, the mean, its 95 % t interval over the runs."""
+    lines = [f"{recipe['name']}: {recipe.get('table', '')}"]
+    lines += [f"run {i + 1}: {src}" for i, src in enumerate(sources)]
+    lines.append("")
+    width = max(len(c.what) for c in checks) if checks else 10
+    head = "  ".join(f"{'run ' + str(i + 1):>8}" for i in range(len(sources)))
+    lines.append(f"  {'':<{width}}  {head}  {'mean':>8}  95 % interval over runs")
+    for c in checks:
+        values = "  ".join(f"{v:8.4f}" for v in c.values)
+        lo, hi = c.interval
+        status = "ok" if c.ok else "OUTSIDE"
+        lines.append(
+            f"  {c.what:<{width}}  {values}  {c.mean:8.4f}  [{lo:.4f}, {hi:.4f}]  "
+            f"mean in [{c.low:g}, {c.high:g}]  {status}"
+        )
+    n_out = sum(not c.ok for c in checks)
+    lines.append("")
+    lines.append(
+        f"all means over {len(sources)} runs inside their ranges"
+        if n_out == 0
+        else f"{n_out} of {len(checks)} outside (means over {len(sources)} runs)"
+    )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", help="experiments/<name>.yaml")
     ap.add_argument(
-        "--run-dir", type=Path, help="a finished run folder (default: the latest of the experiment)"
+        "--run-dir",
+        type=Path,
+        action="append",
+        help="a finished run folder (default: the latest of the experiment); repeat it to check several "
+        "runs (e.g. seeds) together: per-run values, their mean and a 95 %% t interval over the runs",
     )
-    ap.add_argument("--results", type=Path, help="a results.csv to check directly")
+    ap.add_argument(
+        "--results", type=Path, action="append", help="a results.csv to check directly (repeatable)"
+    )
     ap.add_argument("--run", action="store_true", help="re-run the recipe first (into --run-dir if given)")
     ap.add_argument("--root", type=Path, default=Path(os.environ.get("GASTRODISTILL_ROOT", ".")))
     args = ap.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
         if args.results:
-            source = args.results
+            sources = list(args.results)
         else:
             if args.run:
                 from datetime import datetime
 
-                run_dir = args.run_dir or args.root / "outputs" / str(
-                    recipe.get("experiment_name", recipe["name"])
-                ) / ("runs/check_" + datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
-                rerun(recipe, run_dir)
+                if args.run_dir and len(args.run_dir) > 1:
+                    raise RecipeError("--run re-runs the recipe into one folder: give at most one --run-dir")
+                run_dirs = args.run_dir or [
+                    args.root
+                    / "outputs"
+                    / str(recipe.get("experiment_name", recipe["name"]))
+                    / ("runs/check_" + datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+                ]
+                rerun(recipe, run_dirs[0])
             else:
-                run_dir = args.run_dir or latest_run(args.root, recipe)
-            source = run_dir / recipe["results"]
-        if not source.is_file():
-            raise RecipeError(f"no results at {source}; did the run finish its evaluate stage?")
-        checks = evaluate(recipe, pd.read_csv(source))
+                run_dirs = args.run_dir or [latest_run(args.root, recipe)]
+            sources = [d / recipe["results"] for d in run_dirs]
+        for source in sources:
+            if not source.is_file():
+                raise RecipeError(f"no results at {source}; did the run finish its evaluate stage?")
+        if len(sources) == 1:
+            checks = evaluate(recipe, pd.read_csv(sources[0]))
+            print(render(recipe, checks, sources[0]))
+        else:
+            checks = evaluate_runs(recipe, [pd.read_csv(src) for src in sources])
+            print(render_runs(recipe, checks, sources))
     except RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(render(recipe, checks, source))
     return 0 if all(c.ok for c in checks) else 1
 
 

@@ -7,7 +7,14 @@ import math
 import pandas as pd
 import pytest
 
-from gastrodistill.cli.check_experiment import RecipeError, evaluate, load_recipe, main
+from gastrodistill.cli.check_experiment import (
+    CheckOverRuns,
+    RecipeError,
+    evaluate,
+    evaluate_runs,
+    load_recipe,
+    main,
+)
 
 TABLE = pd.DataFrame(
     {
@@ -60,3 +67,47 @@ def test_malformed_recipe_is_named(tmp_path):
     with pytest.raises(RecipeError, match=r"expect\[0\] needs 'value' and a two-number 'range'"):
         load_recipe(p)
     assert main([str(p), "--results", str(tmp_path / "none.csv")]) == 2
+
+
+def test_several_runs_are_checked_on_their_mean_with_a_t_interval(tmp_path, capsys):
+    """Three runs (e.g. seeds): per-run values, their mean, and the 95 % Student-t interval over the runs,
+    against a plain computation with the textbook quantile t(0.975, 2) = 4.302653."""
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE)
+    soft = [0.85, 0.70, 0.60]  # soft replay HM per run; hard stays 0.70
+    tables = []
+    for i, v in enumerate(soft):
+        df = TABLE.copy()
+        df.loc[0, "patient_hm_mean"] = v
+        tables.append(df)
+        (tmp_path / f"run{i}" / "eval").mkdir(parents=True)
+        df.to_csv(tmp_path / f"run{i}" / "eval" / "results.csv", index=False)
+    checks = evaluate_runs(load_recipe(p), tables)
+    minus = checks[1]  # soft minus hard, range [0, 1]
+    diffs = [v - 0.70 for v in soft]
+    mean = sum(diffs) / 3
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 2)
+    assert minus.values == pytest.approx(diffs)
+    assert minus.mean == pytest.approx(mean)  # 0.017: inside [0, 1] although one run is below
+    assert minus.interval == pytest.approx(
+        (mean - 4.302653 * sd / math.sqrt(3), mean + 4.302653 * sd / math.sqrt(3))
+    )
+    assert minus.ok
+    assert math.isnan(checks[3].mean) and not checks[3].ok  # the row missing from every run stays outside
+    dirs = [arg for i in range(3) for arg in ("--run-dir", str(tmp_path / f"run{i}"))]
+    assert main([str(p), *dirs]) == 1
+    out = capsys.readouterr().out
+    assert "run 3:" in out and "95 % interval over runs" in out and "(means over 3 runs)" in out
+
+
+def test_one_run_missing_a_number_makes_the_mean_outside():
+    c = CheckOverRuns("x", [0.5, math.nan], 0.0, 1.0)
+    assert math.isnan(c.mean) and not c.ok
+    assert math.isnan(CheckOverRuns("y", [0.5], 0.0, 1.0).interval[0])  # one run: no interval
+
+
+def test_rerun_into_several_folders_is_refused(tmp_path, capsys):
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE)
+    assert main([str(p), "--run", "--run-dir", str(tmp_path / "a"), "--run-dir", str(tmp_path / "b")]) == 2
+    assert "give at most one --run-dir" in capsys.readouterr().err
