@@ -26,7 +26,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from scipy.stats import t as t_dist
 
 
 class RecipeError(ValueError):
-    """A malformed recipe; the message names the file and key."""
+    """A malformed recipe or unusable input (run folder, results file); the message names the file and key."""
 
 
 @dataclass
@@ -46,6 +46,7 @@ class Check:
     value: float
     low: float
     high: float
+    note: str = ""  # why the value is missing (the row or column not found), else empty
 
     @property
     def ok(self) -> bool:
@@ -56,44 +57,74 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise RecipeError(f"recipe {p} not found; recipes live in experiments/*.yaml")
-    recipe = yaml.safe_load(p.read_text())
+    try:
+        recipe = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as e:
+        raise RecipeError(f"{p}: not valid YAML ({' '.join(str(e).split())}); fix the file") from None
     if not isinstance(recipe, dict):
         raise RecipeError(f"{p}: a recipe is a YAML mapping")
     for key in ("name", "overrides", "results", "expect"):
         if key not in recipe:
             raise RecipeError(f"{p}: missing key {key!r}")
+    if not isinstance(recipe["expect"], list):
+        raise RecipeError(f"{p}: 'expect' is a list of expectations")
     for i, e in enumerate(recipe["expect"]):
-        if "value" not in e or "range" not in e or len(e["range"]) != 2:
+        if not isinstance(e, dict) or "value" not in e or "range" not in e or len(e["range"]) != 2:
             raise RecipeError(f"{p}: expect[{i}] needs 'value' and a two-number 'range'")
         if "relative_to" in e and "minus" in e:
             raise RecipeError(f"{p}: expect[{i}] has both 'relative_to' and 'minus'; use one")
+        try:
+            low, high = (float(x) for x in e["range"])
+        except (TypeError, ValueError):
+            raise RecipeError(f"{p}: expect[{i}] range {e['range']!r} must be two numbers") from None
+        if low > high:
+            raise RecipeError(
+                f"{p}: expect[{i}] range [{low:g}, {high:g}] has its low end above its high end"
+            )
     return recipe
 
 
-def cell(df: pd.DataFrame, ref: Mapping[str, Any]) -> float:
-    """One number of the results table; NaN when the row or column is missing."""
+def lookup(df: pd.DataFrame, ref: Mapping[str, Any]) -> tuple[float, str]:
+    """One number of the results table and, when it is missing, why: ``(NaN, "no row method=... ")`` or
+    ``(NaN, "no column ...")``; ``(value, "")`` otherwise."""
     sel = df
     for key in ("method", "schedule", "architecture"):
         if key in ref:
+            if key not in sel:
+                return math.nan, f"no column {key!r}"
             sel = sel[sel[key].astype(str) == str(ref[key])]
     if "architecture" not in ref and "cross_architecture" in sel:
         sel = sel[~sel["cross_architecture"].astype(bool)]
     column = ref.get("column", "patient_hm_mean")
-    if not len(sel) or column not in sel:
-        return math.nan
-    return float(sel[column].iloc[0])
+    if not len(sel):
+        where = ", ".join(f"{k}={ref[k]}" for k in ("method", "schedule", "architecture") if k in ref)
+        return math.nan, f"no row {where}"
+    if column not in sel:
+        return math.nan, f"no column {column!r}"
+    return float(sel[column].iloc[0]), ""
+
+
+def cell(df: pd.DataFrame, ref: Mapping[str, Any]) -> float:
+    """One number of the results table; NaN when the row or column is missing."""
+    return lookup(df, ref)[0]
 
 
 def evaluate(recipe: Mapping[str, Any], df: pd.DataFrame) -> list[Check]:
+    """The recipe's expectations on one results table; a missing number's ``note`` says what was not found."""
     checks = []
     for e in recipe["expect"]:
-        v = cell(df, e["value"])
+        v, note = lookup(df, e["value"])
+        notes = [note]
         if "relative_to" in e:
-            d = cell(df, e["relative_to"])
+            d, note = lookup(df, e["relative_to"])
             v = v / d if d else math.nan
+            notes.append(note)
         elif "minus" in e:
-            v = v - cell(df, e["minus"])
-        checks.append(Check(str(e.get("what", e["value"])), v, float(e["range"][0]), float(e["range"][1])))
+            d, note = lookup(df, e["minus"])
+            v = v - d
+            notes.append(note)
+        low, high = (float(x) for x in e["range"])
+        checks.append(Check(str(e.get("what", e["value"])), v, low, high, "; ".join(n for n in notes if n)))
     return checks
 
 
@@ -105,6 +136,7 @@ class CheckOverRuns:
     values: list[float]
     low: float
     high: float
+    notes: list[str] = field(default_factory=list)  # per run: why its value is missing, else empty
 
     @property
     def mean(self) -> float:
@@ -129,7 +161,13 @@ def evaluate_runs(recipe: Mapping[str, Any], tables: list[pd.DataFrame]) -> list
     """The recipe's checks on each of several results tables (one per run), combined per expectation."""
     per_run = [evaluate(recipe, df) for df in tables]
     return [
-        CheckOverRuns(first.what, [run[i].value for run in per_run], first.low, first.high)
+        CheckOverRuns(
+            first.what,
+            [run[i].value for run in per_run],
+            first.low,
+            first.high,
+            [run[i].note for run in per_run],
+        )
         for i, first in enumerate(per_run[0])
     ]
 
@@ -151,7 +189,9 @@ def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
                 finished.append(d)
     if not finished:
         raise RecipeError(
-            f"no finished run of {recipe['name']!r} under {root / 'outputs'}; pass --run-dir or --run"
+            f"no finished run of {recipe['name']!r} under {root / 'outputs'}; pass --run-dir or --run "
+            "(the jobs of a multirun, outputs/<experiment>/multiruns/<time>/<n>, are not searched: "
+            "give each with --run-dir)"
         )
     return max(finished, key=lambda d: (d / recipe["results"]).stat().st_mtime)
 
@@ -170,7 +210,8 @@ def render(recipe: Mapping[str, Any], checks: list[Check], source: Path) -> str:
     width = max(len(c.what) for c in checks) if checks else 10
     for c in checks:
         status = "ok" if c.ok else "OUTSIDE"
-        lines.append(f"  {c.what:<{width}}  {c.value:8.4f}  in [{c.low:g}, {c.high:g}]  {status}")
+        note = f"  (not found: {c.note})" if c.note else ""
+        lines.append(f"  {c.what:<{width}}  {c.value:8.4f}  in [{c.low:g}, {c.high:g}]  {status}{note}")
     n_out = sum(not c.ok for c in checks)
     lines.append("")
     lines.append("all numbers inside their ranges" if n_out == 0 else f"{n_out} of {len(checks)} outside")
@@ -189,9 +230,10 @@ def render_runs(recipe: Mapping[str, Any], checks: list[CheckOverRuns], sources:
         values = "  ".join(f"{v:8.4f}" for v in c.values)
         lo, hi = c.interval
         status = "ok" if c.ok else "OUTSIDE"
+        missing = "; ".join(f"run {i + 1}: {n}" for i, n in enumerate(c.notes) if n)
         lines.append(
             f"  {c.what:<{width}}  {values}  {c.mean:8.4f}  [{lo:.4f}, {hi:.4f}]  "
-            f"mean in [{c.low:g}, {c.high:g}]  {status}"
+            f"mean in [{c.low:g}, {c.high:g}]  {status}" + (f"  (not found: {missing})" if missing else "")
         )
     n_out = sum(not c.ok for c in checks)
     lines.append("")
@@ -201,6 +243,17 @@ def render_runs(recipe: Mapping[str, Any], checks: list[CheckOverRuns], sources:
         else f"{n_out} of {len(checks)} outside (means over {len(sources)} runs)"
     )
     return "\n".join(lines)
+
+
+def read_results(source: Path) -> pd.DataFrame:
+    """A results table (``eval/results.csv``); ``RecipeError`` naming the file when it is empty or not CSV."""
+    try:
+        return pd.read_csv(source)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
+        raise RecipeError(
+            f"{source} is not a readable results table ({' '.join(str(e).split())}); "
+            "re-run the evaluate stage"
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
+        if args.results and (args.run_dir or args.run):
+            raise RecipeError("--results reads tables directly: use it or --run-dir / --run, not both")
         if args.results:
             sources = list(args.results)
         else:
@@ -238,15 +293,26 @@ def main(argv: list[str] | None = None) -> int:
                 rerun(recipe, run_dirs[0])
             else:
                 run_dirs = args.run_dir or [latest_run(args.root, recipe)]
+            for d in run_dirs:
+                if not d.is_dir():
+                    raise RecipeError(f"run folder {d} does not exist")
             sources = [d / recipe["results"] for d in run_dirs]
+        seen: dict[Path, Path] = {}
         for source in sources:
             if not source.is_file():
                 raise RecipeError(f"no results at {source}; did the run finish its evaluate stage?")
+            key = source.resolve()
+            if key in seen:
+                raise RecipeError(
+                    f"{source} is given twice (as {seen[key]}); each run counts once in the mean"
+                )
+            seen[key] = source
+        tables = [read_results(src) for src in sources]
         if len(sources) == 1:
-            checks = evaluate(recipe, pd.read_csv(sources[0]))
+            checks = evaluate(recipe, tables[0])
             print(render(recipe, checks, sources[0]))
         else:
-            checks = evaluate_runs(recipe, [pd.read_csv(src) for src in sources])
+            checks = evaluate_runs(recipe, tables)
             print(render_runs(recipe, checks, sources))
     except RecipeError as e:
         print(f"error: {e}", file=sys.stderr)

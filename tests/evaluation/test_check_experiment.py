@@ -111,3 +111,67 @@ def test_rerun_into_several_folders_is_refused(tmp_path, capsys):
     p.write_text(RECIPE)
     assert main([str(p), "--run", "--run-dir", str(tmp_path / "a"), "--run-dir", str(tmp_path / "b")]) == 2
     assert "give at most one --run-dir" in capsys.readouterr().err
+
+
+def test_a_missing_number_says_what_was_not_found(tmp_path, capsys):
+    p = tmp_path / "r.yaml"
+    p.write_text(
+        RECIPE.replace(
+            "value: {method: soft, schedule: replay}\n    minus:",
+            "value: {method: sotf, schedule: replay}\n    minus:",
+        )
+    )
+    checks = evaluate(
+        load_recipe(p), TABLE.drop(columns=["cross_architecture"]).rename(columns={"patient_hm_mean": "hm"})
+    )
+    assert checks[0].note == "no column 'patient_hm_mean'; no column 'patient_hm_mean'"
+    checks = evaluate(load_recipe(p), TABLE)
+    assert checks[1].note == "no row method=sotf, schedule=replay" and not checks[1].ok
+    assert checks[0].note == "" and checks[0].ok
+    csv = tmp_path / "results.csv"
+    TABLE.to_csv(csv, index=False)
+    assert main([str(p), "--results", str(csv)]) == 1
+    assert "(not found: no row method=sotf, schedule=replay)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: t\noverrides: []\nresults: x\nexpect: [\n", "not valid YAML"),
+        (
+            "name: t\noverrides: []\nresults: x\nexpect:\n  - {value: {method: soft}, range: [a, b]}\n",
+            "must be two numbers",
+        ),
+        (
+            "name: t\noverrides: []\nresults: x\nexpect:\n  - {value: {method: soft}, range: [0.9, 0.1]}\n",
+            "low end above",
+        ),
+    ],
+)
+def test_bad_recipes_are_named_without_a_traceback(tmp_path, capsys, text, message):
+    p = tmp_path / "r.yaml"
+    p.write_text(text)
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(p)
+    assert main([str(p), "--results", str(tmp_path / "none.csv")]) == 2
+    err = capsys.readouterr().err
+    assert str(p) in err and message in err and "Traceback" not in err
+
+
+def test_unusable_run_inputs_are_refused_with_the_file_named(tmp_path, capsys):
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE)
+    run = tmp_path / "run0"
+    (run / "eval").mkdir(parents=True)
+    TABLE.to_csv(run / "eval" / "results.csv", index=False)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    cases = [
+        (["--run-dir", str(run), "--run-dir", str(run) + "/"], "given twice"),
+        (["--run-dir", str(tmp_path / "nope")], "does not exist"),
+        (["--results", str(run / "eval" / "results.csv"), "--run-dir", str(run)], "not both"),
+        (["--results", str(empty)], f"{empty} is not a readable results table"),
+    ]
+    for args, message in cases:
+        assert main([str(p), *args]) == 2, args
+        assert message in capsys.readouterr().err, args
