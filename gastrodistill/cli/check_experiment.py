@@ -104,11 +104,6 @@ def lookup(df: pd.DataFrame, ref: Mapping[str, Any]) -> tuple[float, str]:
     return float(sel[column].iloc[0]), ""
 
 
-def cell(df: pd.DataFrame, ref: Mapping[str, Any]) -> float:
-    """One number of the results table; NaN when the row or column is missing."""
-    return lookup(df, ref)[0]
-
-
 def evaluate(recipe: Mapping[str, Any], df: pd.DataFrame) -> list[Check]:
     """The recipe's expectations on one results table; a missing number's ``note`` says what was not found."""
     checks = []
