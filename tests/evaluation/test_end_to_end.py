@@ -11,6 +11,7 @@ import pytest
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.check_experiment import main as check_main
+from gastrodistill.cli.paired_over_runs import main as pool_main
 
 REPO = Path(CONF_DIR).parent
 
@@ -69,6 +70,19 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     bad.write_text(bad.read_text().replace("range: [0.0, 1.0]", "range: [2.0, 3.0]", 1))
     assert check_main([str(bad), "--run-dir", str(out)]) == 1
     assert "OUTSIDE" in capsys.readouterr().out
+
+    # the pooled paired view reads this run's records; a copy of the run pools to the table's own difference
+    twin = tmp_path / "twin"
+    shutil.copytree(out / "eval", twin / "eval")
+    assert pool_main(["--run-dir", str(out), "--run-dir", str(twin), "--n-boot", "20"]) == 0
+    pooled = capsys.readouterr().out
+    assert "the same in every run" in pooled
+    line = next(
+        x
+        for x in pooled.splitlines()
+        if x.startswith("| soft/replay/convnet | random/standard/convnet | patient_hm")
+    )
+    assert f"{soft.vs_random_patient_hm_diff:+.3f} | {soft.vs_random_patient_hm_diff:+.3f} |" in line
 
 
 def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):

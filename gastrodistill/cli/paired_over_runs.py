@@ -1,0 +1,77 @@
+"""Paired differences (soft − random, soft − hard, ...) pooled over several runs, e.g. a seed sweep.
+
+    python -m gastrodistill.cli.paired_over_runs --run-dir outputs/cpu/runs/<seed 0> --run-dir <seed 1>
+    python -m gastrodistill.cli.paired_over_runs --run-dir <a> --run-dir <b> --n-boot 5000 --out pooled.md
+
+Reads each run's per-network records (``eval/records/*.npz``; no patient data) and prints, for every
+distilled row and each partner of its results table (random subset, random images with soft labels,
+hard labels), the paired difference of patient HM and AUC (image accuracy and AUC for data without
+patients) in each run and pooled over the runs, with a two-level bootstrap interval that resamples the
+runs as well as the test units (``gastrodistill.evaluation.over_runs``). One run's own table leaves the
+seed's variation out of its intervals; this view keeps it in. Exit status 0, or 2 for unusable input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gastrodistill.evaluation.over_runs import RunsInputError, load_run, pool_runs, render, shares_test_units
+from gastrodistill.utils.atomic import write_text_atomic
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--run-dir",
+        type=Path,
+        action="append",
+        required=True,
+        help="a finished run folder (or its eval/ folder); repeat it, once per run (at least two)",
+    )
+    ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
+    ap.add_argument(
+        "--independent",
+        action="store_true",
+        help="draw the test units separately for every run even when the runs share them "
+        "(by default shared units are drawn once per resample)",
+    )
+    ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
+    args = ap.parse_args(argv)
+    try:
+        if len(args.run_dir) < 2:
+            raise RunsInputError("give at least two --run-dir (one run's own results table pairs it already)")
+        seen: dict[Path, Path] = {}
+        for d in args.run_dir:
+            key = d.resolve()
+            if key in seen:
+                raise RunsInputError(f"{d} is given twice (as {seen[key]}); each run counts once")
+            seen[key] = d
+        if not 0.0 < args.level < 1.0:
+            raise RunsInputError(f"--level {args.level} must lie between 0 and 1 (e.g. 0.95)")
+        if args.n_boot < 1:
+            raise RunsInputError(f"--n-boot {args.n_boot} must be at least 1")
+        loaded = [load_run(d) for d in args.run_dir]
+        runs, configs = [r for r, _ in loaded], [c for _, c in loaded]
+        shared = not args.independent and shares_test_units(runs, configs)
+        diffs = pool_runs(runs, args.seed, args.n_boot, args.level, shared)
+        if not diffs:
+            raise RunsInputError(
+                "no distilled row has a partner (random, random_soft or hard) in these runs; "
+                "were they evaluated with eval.baselines?"
+            )
+        text = render(diffs, args.run_dir, shared, args.level, args.n_boot)
+        print(text)
+        if args.out:
+            write_text_atomic(args.out, text + "\n")
+    except RunsInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

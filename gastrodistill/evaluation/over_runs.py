@@ -1,0 +1,257 @@
+"""Paired differences pooled over several runs of one experiment (a seed sweep): soft − random, ...
+
+One run's results table pairs each distilled set's row with its partners (``results.PARTNERS``) over the
+test patients of that run, for one distillation, one random subset and one set of network inits. Its
+bootstrap interval therefore leaves out the variation between seeds, which on the CPU study is as large
+as the difference itself (docs/evaluation.md). This module pools the runs' per-network records
+(``eval/records/*.npz``): the estimate is the mean over runs of each run's paired difference (mean over
+the first row's networks minus mean over the partner's), and its interval is a two-level (hierarchical)
+percentile bootstrap (Davison & Hinkley 1997, section 3.8; Saravanan, Berman & Sober 2020): every
+resample draws the runs with replacement and the test units (patients, else images) within each class.
+
+When every run holds the same test units (same data and split: the same test labels, and the same
+``data`` and ``synthetic`` config apart from the run seed), a resample draws one set of units for all
+runs, since the patients' own variation is common to them ("shared"); otherwise each drawn run gets its
+own draw ("independent"). With 2-3 runs the run level of the bootstrap is coarse (it cannot see more
+spread than the runs show); the per-run differences are printed beside the pooled one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from gastrodistill.evaluation.metrics import statistic_rows, stratified_resamples
+from gastrodistill.evaluation.report import RECORDS, load_record
+from gastrodistill.evaluation.results import (
+    BASELINE_METHODS,
+    KEY_COLUMNS,
+    PARTNERS,
+    _arrays,
+    bootstrap_kinds,
+    partner_key,
+)
+from gastrodistill.utils.seeding import numpy_rng
+
+Key = tuple[str, str, str]
+#: One run: its networks' test arrays per results row (method, schedule, architecture).
+RunRows = dict[Key, list[dict[str, np.ndarray]]]
+
+
+class RunsInputError(ValueError):
+    """A run folder that cannot be pooled (missing, without records, unreadable); the message names it."""
+
+
+@dataclass
+class PooledDifference:
+    """One paired difference (``row`` minus ``partner`` on ``kind``) over several runs."""
+
+    row: Key
+    partner: Key
+    kind: str  # patient_hm | patient_auc | image_accuracy | image_auc
+    per_run: list[float]  # each run's paired difference (mean over its networks); NaN where a row is missing
+    estimate: float  # mean of per_run over the runs that have both rows
+    low: float
+    high: float
+    n_runs: int  # runs that have both rows
+
+
+def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
+    """The per-network test arrays of one run, grouped by results row, and its ``eval/config.yaml``.
+
+    ``run_dir`` is a run folder (holding ``eval/records``) or an evaluation output folder (holding
+    ``records``). Raises :class:`RunsInputError` naming the folder when it has no records.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunsInputError(f"run folder {run_dir} does not exist")
+    eval_dir = run_dir / "eval" if (run_dir / "eval" / RECORDS).is_dir() else run_dir
+    paths = sorted((eval_dir / RECORDS).glob("*.npz"))
+    if not paths:
+        raise RunsInputError(
+            f"{run_dir} holds no evaluation records (eval/records/*.npz); give a run whose evaluate "
+            "stage finished"
+        )
+    rows: dict[Key, list[dict[str, Any]]] = {}
+    for p in paths:
+        try:
+            rec = load_record(p)
+        except (OSError, ValueError, KeyError) as e:
+            raise RunsInputError(f"{p}: not a readable evaluation record ({e}); re-run its job") from None
+        rows.setdefault(tuple(str(rec[k]) for k in KEY_COLUMNS), []).append(rec)
+    run: RunRows = {}
+    for key, recs in rows.items():
+        recs.sort(key=lambda r: int(r.get("network", 0)))
+        if bootstrap_kinds(recs):
+            run[key] = [_arrays(r) for r in recs]  # type: ignore[misc]
+    cfg_path = eval_dir / "config.yaml"
+    config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
+    return run, config
+
+
+def _test_split(config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What fixes a run's test units: its ``data`` (less the run seed) and ``synthetic`` config."""
+    if "data" not in config:
+        return None
+    data = {k: v for k, v in dict(config["data"]).items() if k not in ("seed", "progress")}
+    return {
+        "data": data,
+        "synthetic": config.get("synthetic"),
+        "paths": (config.get("paths") or {}).get("data_root"),
+    }
+
+
+def shares_test_units(runs: Sequence[RunRows], configs: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether all runs score the same test units: equal test labels in every row and the same data config.
+
+    Without a saved config for every run the labels alone cannot tell: ``False`` (independent draws,
+    the cautious choice, since shared units drawn independently would understate the patients' part).
+    """
+    splits = [_test_split(c) for c in configs]
+    if any(s is None for s in splits) or any(s != splits[0] for s in splits[1:]):
+        return False
+    labels = [a["labels"] for run in runs for nets in run.values() for a in nets]
+    return all(np.array_equal(x, labels[0]) for x in labels[1:])
+
+
+def _run_difference(
+    kind: str, a: list[dict[str, np.ndarray]], b: list[dict[str, np.ndarray]], idx: np.ndarray
+) -> np.ndarray:
+    """Mean over A's networks minus mean over B's of ``kind`` on every resample ``idx`` ``[n, units]``."""
+    sa = np.mean([statistic_rows(kind, r, idx) for r in a], axis=0)
+    sb = np.mean([statistic_rows(kind, r, idx) for r in b], axis=0)
+    return sa - sb
+
+
+def _whole(kind: str, a: list[dict[str, np.ndarray]], b: list[dict[str, np.ndarray]]) -> float:
+    """One run's paired difference on all its test units."""
+    return float(_run_difference(kind, a, b, np.arange(len(a[0]["labels"]))[None])[0])
+
+
+def pooled_difference(
+    kind: str,
+    pairs: Sequence[tuple[list[dict[str, np.ndarray]], list[dict[str, np.ndarray]]]],
+    rng: np.random.Generator,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    shared: bool = True,
+) -> tuple[float, float, float]:
+    """(estimate, low, high) of one paired difference pooled over runs.
+
+    ``pairs[r]`` = (networks of the first row, networks of the partner) in run r, each network a dict of
+    per-unit arrays (``labels`` plus ``decisions``/``scores`` or ``correct``/``probs``). The estimate
+    is the mean over runs of the run's difference on all its units. Resample b draws, in this order:
+    the test units (``shared``: one class-stratified draw ``[n_boot, units]`` used by every run;
+    otherwise, for each of the R run slots in turn, one draw per run), then the runs,
+    ``rng.integers(0, R, size=(n_boot, R))``; its value is the mean over the R drawn runs of their
+    differences on their units. Percentile interval at ``level``; NaN when ``n_boot`` is 0 or a class
+    is missing. Raises ``ValueError`` when ``shared`` and the runs' labels differ.
+    """
+    n_runs = len(pairs)
+    est = float(np.mean([_whole(kind, a, b) for a, b in pairs]))
+    labels = [a[0]["labels"] for a, _ in pairs]
+    if n_boot <= 0 or any(len(np.unique(x)) < 2 for x in labels):
+        return est, math.nan, math.nan
+    if shared:
+        if any(not np.array_equal(x, labels[0]) for x in labels[1:]):
+            raise ValueError("shared test units need the same test labels in every run")
+        idx = stratified_resamples(labels[0], rng, n_boot)
+        diffs = np.stack([_run_difference(kind, a, b, idx) for a, b in pairs])  # [R, n_boot]
+        slot_diffs = [diffs] * n_runs
+    else:
+        slot_diffs = []
+        for _ in range(n_runs):  # every slot of a resample draws its own units for whichever run it gets
+            slot_diffs.append(
+                np.stack(
+                    [
+                        _run_difference(kind, a, b, stratified_resamples(a[0]["labels"], rng, n_boot))
+                        for a, b in pairs
+                    ]
+                )
+            )
+    drawn = rng.integers(0, n_runs, size=(n_boot, n_runs))
+    cols = np.arange(n_boot)
+    vals = np.mean([slot_diffs[j][drawn[:, j], cols] for j in range(n_runs)], axis=0)
+    q = (1.0 - level) / 2.0
+    return est, float(np.nanquantile(vals, q)), float(np.nanquantile(vals, 1.0 - q))
+
+
+def pool_runs(
+    runs: Sequence[RunRows],
+    seed: int,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    shared: bool = True,
+) -> list[PooledDifference]:
+    """Every paired difference of the results tables (each distilled row minus its partners), pooled.
+
+    A pair counts in the runs that hold both rows; a pair found in no run is left out. Order: soft rows,
+    hard rows, then any other distilled method; the distilling architecture (the one the baselines
+    train) before the others; replay before the standard schedule. Each difference draws from its own
+    stream ``derive_seed(seed, 'paired-over-runs', row, 'minus', partner, statistic)``, so adding a row
+    or a run's extra rows never moves another difference's interval.
+    """
+    keys: list[Key] = []
+    for run in runs:
+        keys += [k for k in run if k not in keys]
+    primary = {k[2] for k in keys if k[0] in BASELINE_METHODS}  # baselines train on the distilling network
+    order = {"soft": 0, "hard": 1}
+    keys.sort(key=lambda k: (order.get(k[0], 2), k[0], k[2] not in primary, k[2], k[1] != "replay", k[1]))
+    out = []
+    for key in keys:
+        if key[0] in BASELINE_METHODS:
+            continue
+        for partner, same_schedule in PARTNERS:
+            other = partner_key(key, partner, same_schedule)
+            if partner == key[0]:
+                continue
+            present = [r for r in runs if key in r and other in r]
+            if not present:
+                continue
+            for kind in _kinds(present[0][key]):
+                rng = numpy_rng(seed, "paired-over-runs", "/".join(key), "minus", "/".join(other), kind)
+                est, lo, hi = pooled_difference(
+                    kind, [(r[key], r[other]) for r in present], rng, n_boot, level, shared
+                )
+                per_run = [
+                    _whole(kind, r[key], r[other]) if key in r and other in r else math.nan for r in runs
+                ]
+                out.append(PooledDifference(key, other, kind, per_run, est, lo, hi, len(present)))
+    return out
+
+
+def _kinds(nets: list[dict[str, np.ndarray]]) -> tuple[str, ...]:
+    if "decisions" in nets[0]:
+        return ("patient_hm", "patient_auc")
+    return ("image_accuracy", "image_auc")
+
+
+def render(
+    diffs: Sequence[PooledDifference], sources: Sequence[Path], shared: bool, level: float, n_boot: int
+) -> str:
+    """A Markdown table of the pooled differences, one line per (row, partner, statistic)."""
+    pct = f"{100 * level:g} %"
+    lines = [f"run {i + 1}: {s}" for i, s in enumerate(sources)]
+    lines += [
+        "",
+        f"test units: {'the same in every run (one draw per resample)' if shared else 'drawn per run'}; "
+        f"{n_boot} resamples of runs and units; {pct} percentile intervals",
+        "",
+        "| row | minus | statistic | "
+        + " | ".join(f"run {i + 1}" for i in range(len(sources)))
+        + f" | pooled [{pct}] |",
+        "|---|---|---|" + "---|" * len(sources) + "---|",
+    ]
+    for d in diffs:
+        runs = " | ".join("–" if not math.isfinite(v) else f"{v:+.3f}" for v in d.per_run)
+        ci = f" [{d.low:+.3f}, {d.high:+.3f}]" if math.isfinite(d.low) else ""
+        lines.append(
+            f"| {'/'.join(d.row)} | {'/'.join(d.partner)} | {d.kind} | {runs} | {d.estimate:+.3f}{ci} |"
+        )
+    return "\n".join(lines)

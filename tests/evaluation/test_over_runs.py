@@ -1,0 +1,238 @@
+"""Paired differences pooled over runs: estimates and intervals against plain loops; the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+from sklearn.metrics import roc_auc_score
+
+from gastrodistill.cli.paired_over_runs import main
+from gastrodistill.evaluation.metrics import paired_bootstrap
+from gastrodistill.evaluation.over_runs import pool_runs, pooled_difference, shares_test_units
+from gastrodistill.evaluation.report import save_record
+
+LABELS = np.array([1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0])
+
+
+def net(rng: np.random.Generator, labels: np.ndarray = LABELS, skill: float = 0.0) -> dict[str, np.ndarray]:
+    """One network's per-patient arrays: scores that lean towards the label by ``skill``."""
+    scores = rng.random(len(labels)) + skill * labels
+    return {"labels": labels, "decisions": scores > 0.5 + skill / 2, "scores": scores}
+
+
+def hm(n: dict[str, np.ndarray], idx: np.ndarray) -> float:
+    y, d = n["labels"][idx].astype(bool), n["decisions"][idx].astype(bool)
+    sens, spec = (d & y).sum() / y.sum(), (~d & ~y).sum() / (~y).sum()
+    return 0.0 if sens + spec == 0 else 2 * sens * spec / (sens + spec)
+
+
+def auc(n: dict[str, np.ndarray], idx: np.ndarray) -> float:
+    return float(roc_auc_score(n["labels"][idx], n["scores"][idx]))
+
+
+STAT = {"patient_hm": hm, "patient_auc": auc}
+
+
+def plain_diff(kind: str, a: list, b: list, idx: np.ndarray) -> float:
+    f = STAT[kind]
+    return float(np.mean([f(n, idx) for n in a]) - np.mean([f(n, idx) for n in b]))
+
+
+def draw_units(labels: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Class-stratified draws written out: positives first, each class with replacement from its own units."""
+    parts = []
+    for c in sorted(set(labels.tolist()), reverse=True):
+        members = np.flatnonzero(labels == c)
+        parts.append(rng.choice(members, size=(n_boot, len(members))))
+    return np.concatenate(parts, 1)
+
+
+def make_pairs(seed: int, n_runs: int = 3) -> list[tuple[list, list]]:
+    rng = np.random.default_rng(seed)
+    return [
+        ([net(rng, skill=0.3 + 0.1 * r) for _ in range(3)], [net(rng, skill=0.1) for _ in range(2)])
+        for r in range(n_runs)
+    ]
+
+
+@pytest.mark.parametrize("kind", ["patient_hm", "patient_auc"])
+def test_estimate_is_the_mean_of_each_runs_paired_difference(kind: str) -> None:
+    pairs = make_pairs(1)
+    est, lo, hi = pooled_difference(kind, pairs, np.random.default_rng(0), n_boot=50)
+    whole = np.arange(len(LABELS))
+    assert est == pytest.approx(np.mean([plain_diff(kind, a, b, whole) for a, b in pairs]), abs=1e-12)
+    assert lo <= hi
+
+
+@pytest.mark.parametrize("kind", ["patient_hm", "patient_auc"])
+def test_shared_interval_matches_a_plain_two_level_bootstrap(kind: str) -> None:
+    pairs, n_boot = make_pairs(2), 40
+    _, lo, hi = pooled_difference(kind, pairs, np.random.default_rng(7), n_boot=n_boot, shared=True)
+    rng = np.random.default_rng(7)
+    idx = draw_units(LABELS, rng, n_boot)
+    drawn = rng.integers(0, len(pairs), size=(n_boot, len(pairs)))
+    vals = [
+        np.mean([plain_diff(kind, *pairs[drawn[b, j]], idx[b]) for j in range(len(pairs))])
+        for b in range(n_boot)
+    ]
+    assert (lo, hi) == pytest.approx((np.quantile(vals, 0.025), np.quantile(vals, 0.975)), abs=1e-12)
+
+
+def test_independent_interval_matches_a_plain_two_level_bootstrap() -> None:
+    rng0 = np.random.default_rng(3)
+    other = np.array([1, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0])  # a run with its own test patients
+    pairs = make_pairs(3, 2) + [
+        ([net(rng0, other, 0.5) for _ in range(2)], [net(rng0, other) for _ in range(2)])
+    ]
+    n_boot = 30
+    _, lo, hi = pooled_difference("patient_hm", pairs, np.random.default_rng(11), n_boot=n_boot, shared=False)
+    rng = np.random.default_rng(11)
+    per_slot = [[draw_units(a[0]["labels"], rng, n_boot) for a, _ in pairs] for _ in pairs]
+    drawn = rng.integers(0, len(pairs), size=(n_boot, len(pairs)))
+    vals = [
+        np.mean(
+            [
+                plain_diff("patient_hm", *pairs[drawn[b, j]], per_slot[j][drawn[b, j]][b])
+                for j in range(len(pairs))
+            ]
+        )
+        for b in range(n_boot)
+    ]
+    assert (lo, hi) == pytest.approx((np.quantile(vals, 0.025), np.quantile(vals, 0.975)), abs=1e-12)
+
+
+def test_one_run_gives_the_results_tables_paired_interval() -> None:
+    (a, b) = make_pairs(4, 1)[0]
+    mine = pooled_difference("patient_auc", [(a, b)], np.random.default_rng(5), n_boot=200)
+    table = paired_bootstrap("patient_auc", a, b, np.random.default_rng(5), n_boot=200)
+    assert mine == pytest.approx(table, abs=1e-12)
+
+
+def test_shared_draws_need_the_same_labels() -> None:
+    rng = np.random.default_rng(0)
+    other = LABELS[::-1].copy()
+    pairs = make_pairs(0, 1) + [([net(rng, other)], [net(rng, other)])]
+    with pytest.raises(ValueError, match="same test labels"):
+        pooled_difference("patient_hm", pairs, rng, n_boot=10, shared=True)
+
+
+def config(split_seed: int = 0, run_seed: int = 0) -> dict:
+    return {
+        "paths": {"data_root": "./data/synthetic/cpu"},
+        "synthetic": {"seed": 0},
+        "data": {"split_seed": split_seed, "seed": run_seed, "test_fraction": 0.3},
+    }
+
+
+def test_shares_test_units_needs_labels_and_data_config() -> None:
+    rng = np.random.default_rng(0)
+    run = {("soft", "replay", "convnet"): [net(rng)]}
+    assert shares_test_units([run, run], [config(run_seed=0), config(run_seed=1)])
+    assert not shares_test_units([run, run], [config(), config(split_seed=1)])
+    assert not shares_test_units([run, run], [config(), {}])
+    moved = {("soft", "replay", "convnet"): [net(rng, LABELS[::-1].copy())]}
+    assert not shares_test_units([run, moved], [config(), config()])
+
+
+def test_pool_runs_pairs_rows_as_the_results_table() -> None:
+    rng = np.random.default_rng(0)
+    runs = [
+        {
+            ("soft", "replay", "convnet"): [net(rng, skill=0.4)],
+            ("hard", "replay", "convnet"): [net(rng)],
+            ("random", "standard", "convnet"): [net(rng)],
+            ("soft", "replay", "lenet"): [net(rng)],
+        },
+        {("soft", "replay", "convnet"): [net(rng, skill=0.4)], ("random", "standard", "convnet"): [net(rng)]},
+    ]
+    diffs = pool_runs(runs, 0, n_boot=20)
+    got = [(d.row, d.partner, d.kind, d.n_runs) for d in diffs]
+    soft, hard, rand = (
+        ("soft", "replay", "convnet"),
+        ("hard", "replay", "convnet"),
+        ("random", "standard", "convnet"),
+    )
+    assert got == [
+        (soft, rand, "patient_hm", 2),
+        (soft, rand, "patient_auc", 2),
+        (soft, hard, "patient_hm", 1),
+        (soft, hard, "patient_auc", 1),
+        (hard, rand, "patient_hm", 1),
+        (hard, rand, "patient_auc", 1),
+    ]
+    soft_hard = diffs[2]
+    assert np.isnan(soft_hard.per_run[1])
+    assert soft_hard.estimate == pytest.approx(soft_hard.per_run[0])
+    # each difference has its own stream: without the hard row, soft - random keeps its interval
+    fewer = pool_runs([{k: v for k, v in r.items() if k[0] != "hard"} for r in runs], 0, n_boot=20)
+    assert (fewer[0].low, fewer[0].high) == (diffs[0].low, diffs[0].high)
+
+
+def write_run(folder, seed: int, cfg: dict) -> None:
+    """A run folder as the evaluate stage leaves it: eval/records/*.npz and eval/config.yaml."""
+    rng = np.random.default_rng(seed)
+    out = folder / "eval"
+    for method, schedule, skill in (
+        ("soft", "replay", 0.4),
+        ("hard", "replay", 0.2),
+        ("random", "standard", 0.0),
+    ):
+        for i in range(2):
+            n = net(rng, skill=skill)
+            save_record(
+                out,
+                {
+                    "job": f"{method}__{schedule}__same__{i}",
+                    "method": method,
+                    "schedule": schedule,
+                    "architecture": "convnet",
+                    "network": i,
+                    "patient_hm": 0.5,
+                    "test_labels": n["labels"],
+                    "test_decisions": n["decisions"],
+                    "test_scores": n["scores"],
+                },
+            )
+    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_cli_prints_and_writes_the_pooled_table(tmp_path, capsys) -> None:
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
+    write_run(a, 0, config(run_seed=0))
+    write_run(b, 1, config(run_seed=1))
+    out = tmp_path / "pooled.md"
+    assert main(["--run-dir", str(a), "--run-dir", str(b / "eval"), "--n-boot", "50", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "the same in every run" in printed
+    assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in printed
+    assert out.read_text() == printed
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "50", "--independent"]) == 0
+    assert "drawn per run" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("one", "at least two --run-dir"),
+        ("twice", "given twice"),
+        ("missing", "does not exist"),
+        ("empty", "holds no evaluation records"),
+        ("level", "must lie between 0 and 1"),
+    ],
+)
+def test_cli_refuses_unusable_input(tmp_path, capsys, case: str, message: str) -> None:
+    a = tmp_path / "seed0"
+    write_run(a, 0, config())
+    (tmp_path / "empty").mkdir()
+    second = {
+        "one": [],
+        "twice": ["--run-dir", str(a) + "/"],
+        "missing": ["--run-dir", str(tmp_path / "nope")],
+        "empty": ["--run-dir", str(tmp_path / "empty")],
+        "level": ["--run-dir", str(tmp_path / "empty"), "--level", "95"],
+    }[case]
+    assert main(["--run-dir", str(a), *second]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+    assert "Traceback" not in err
