@@ -269,10 +269,11 @@ class Pipeline:
             from gastrodistill.evaluation.jobs import validate
 
             validate(self.cfg.eval)
-        if "distill" in stages:  # likewise distill.distribution_matching, before generation and patches
-            from gastrodistill.distillation.distribution_matching import check_matching_config
+        if "distill" in stages:  # likewise every distill.* value, before generation and patches
+            from gastrodistill.distillation.config_check import check_distill_config
 
-            check_matching_config(self.cfg.distill.get("distribution_matching"))
+            for mode in self.modes():
+                check_distill_config(self.cfg.distill, mode)
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)

@@ -14,8 +14,10 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from torch.utils.data import DataLoader
 
+from gastrodistill.distillation.config_check import IMAGE_INITS, check_distill_config
 from gastrodistill.distillation.distilled_set import MODES, DistilledSet
 from gastrodistill.distillation.distribution_matching import check_matching_config, match_distributions
+from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.module import DistillModule
 from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
@@ -28,8 +30,6 @@ from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
 
-IMAGE_INITS = ("noise", "real", "class_mean")
-
 
 def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int) -> DistilledSet:
     """A freshly initialised set shaped for ``datamodule``; ``distill.image_init`` picks the images.
@@ -37,10 +37,10 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
     ``noise``: N(0, 1) in the normalised space; ``real``: real training samples of each class;
     ``class_mean``: each class's mean training image plus N(0, ``class_mean_noise_std``²) noise (the means
     streamed by :func:`gastrodistill.evaluation.baselines.class_means`). Labels: one-hot × scale logits.
-    Raises ``ValueError`` naming ``distill.mode`` or ``distill.image_init`` for unknown values.
+    Raises ``DistillConfigError`` naming ``distill.mode`` or ``distill.image_init`` for unknown values.
     """
     if mode not in MODES:
-        raise ValueError(f"distill.mode must be 'soft' or 'hard', got {mode!r}")
+        raise DistillConfigError(f"distill.mode must be 'soft' or 'hard', got {mode!r}")
     ds = DistilledSet(
         datamodule.num_classes,
         dcfg.ipc,
@@ -65,7 +65,7 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
         batches = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)
         means, _ = class_means(batches, datamodule.num_classes, list(datamodule.class_names))
         return ds.init_class_mean(means, gen, float(dcfg.get("class_mean_noise_std", 0.2)))
-    raise ValueError(f"distill.image_init must be one of {IMAGE_INITS}, got {dcfg.image_init!r}")
+    raise DistillConfigError(f"distill.image_init must be one of {IMAGE_INITS}, got {dcfg.image_init!r}")
 
 
 def build_module(
@@ -215,6 +215,7 @@ def run_distillation(
     """
     d = cfg.distill
     mode = mode or d.mode
+    check_distill_config(d, mode)  # before the data: a bad value is refused before the patch store is built
     out = Path(output_dir) / mode
     ckpt_path = resume_checkpoint(cfg, mode, out) if resume is True else (resume or None)
     prepare_data_rank_zero_first(datamodule)

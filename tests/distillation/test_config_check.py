@@ -1,0 +1,81 @@
+"""The distill pre-flight: every shipped preset passes, each bad value is refused naming its key,
+and ``gastrodistill-reproduce`` refuses it before generating any data."""
+
+from __future__ import annotations
+
+import pytest
+
+from gastrodistill.distillation.config_check import check_distill_config
+from gastrodistill.distillation.errors import DistillConfigError
+
+DSA = "{_target_: gastrodistill.distillation.augment.DSA, rotate: -3}"
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["experiment=cpu"],
+        ["experiment=tiny"],
+        ["experiment=full"],
+        ["distill=hard"],
+        ["distill=soft_cpu"],
+        ["experiment=cpu", "data=npz", "data.path=x.npz"],
+    ],
+)
+def test_shipped_presets_pass(compose_cfg, overrides) -> None:
+    cfg = compose_cfg(overrides)
+    for mode in ("soft", "hard"):
+        check_distill_config(cfg.distill, mode)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("distill.mode=soft_labels", "distill.mode must be one of"),
+        ("distill.image_init=zeros", "distill.image_init must be one of"),
+        ("distill.ipc=0", "distill.ipc must be an integer >= 1, got 0"),
+        ("distill.steps=2.5", "distill.steps must be an integer >= 1, got 2.5"),
+        ("distill.outer_steps=many", "distill.outer_steps must be an integer >= 1"),
+        ("distill.inner_nets_per_step=0", "distill.inner_nets_per_step must be an integer >= 1"),
+        ("distill.lr_init=0", "distill.lr_init must be a finite number > 0"),
+        ("distill.temperature=-1", "distill.temperature must be a finite number > 0"),
+        ("distill.class_mean_noise_std=-0.1", "distill.class_mean_noise_std must be a finite number >= 0"),
+        ("distill.init=he", "distill.init: unknown init scheme 'he'"),
+        ("distill.backend=jax", "unknown inner-loop backend 'jax'"),
+        ("distill.inner_momentum=1.0", r"distill.inner_momentum must be in \[0, 1\)"),
+        ("distill.window=31", r"distill.window must be an integer in \[1, T=30\]"),
+        ("distill.outer_chunk=0", "distill.outer_chunk must be a positive integer or null"),
+        ("distill.grad_clip_ema=0", "distill.grad_clip_ema must be a finite number > 0"),
+        ("distill.grad_clip_ema_decay=1", r"distill.grad_clip_ema_decay must be in \[0, 1\)"),
+        ("distill.precision=fp8", "distill.precision"),
+        ("distill.real_data=ram", "distill.real_data must be one of"),
+        ("distill.distribution_matching.momentum=1", "distill.distribution_matching.momentum"),
+        (f"distill.dsa={DSA}", "distill.dsa.rotate must be a finite number >= 0"),
+    ],
+)
+def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -> None:
+    cfg = compose_cfg(["distill=soft", "distill.steps=10", "distill.epochs=3", override])
+    with pytest.raises(DistillConfigError, match=message):
+        check_distill_config(cfg.distill)
+
+
+def test_mode_argument_overrides_the_section(compose_cfg) -> None:
+    cfg = compose_cfg(["experiment=tiny"])
+    check_distill_config(cfg.distill, "hard")
+    with pytest.raises(DistillConfigError, match="distill.mode must be one of"):
+        check_distill_config(cfg.distill, "medium")
+
+
+@pytest.mark.parametrize(
+    "override", ["distill.image_init=zeros", "distill.window=1000", f"distill.dsa={DSA}"]
+)
+def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, override) -> None:
+    from gastrodistill.cli.reproduce import Pipeline
+
+    pipe = Pipeline(compose_cfg(["experiment=tiny", override]))
+    with pytest.raises(Exception) as info:
+        pipe.run()
+    chain = [info.value, info.value.__cause__]
+    assert any(isinstance(e, DistillConfigError) for e in chain), info.value
+    assert not pipe.out.exists()
+    assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))
