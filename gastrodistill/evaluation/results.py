@@ -509,10 +509,24 @@ def _compression(ratio: float) -> str:
     return f"{ratio:,.0f}×" if ratio >= 10 else f"{ratio:.2g}×"
 
 
+#: Issue 9's targets for the study (patient data): soft / full HM, soft and full patient AUC, soft − random.
+TARGET_SOFT_OVER_FULL = 0.9
+TARGET_SOFT_AUC = 0.85
+TARGET_FULL_AUC = 0.90
+TARGET_SOFT_MINUS_RANDOM = 0.10
+
+
 def target_lines(df: pd.DataFrame) -> list[str]:
     """The study's targets as measured, one line each; a target whose rows are missing is said to be
-    not measured (never "nan / nan NOT met")."""
+    not measured (never "nan / nan NOT met").
+
+    With patients (issue 9): soft replay HM >= 0.9 x the full-data HM; soft replay patient AUC >= 0.85;
+    full-data patient AUC >= 0.90; soft − random-subset HM >= 0.10 with its paired interval above 0;
+    soft HM above hard HM. Without patients: soft / full balanced accuracy >= 0.9, soft above hard, and
+    soft − random on image AUC above 0 with its paired interval above 0 (the npz target).
+    """
     h = headline(df)
+    patients = h["metric"] == "patient_hm"
     name = {"patient_hm": "HM", "patch_balanced_accuracy": "balanced accuracy"}[str(h["metric"])]
     soft, hard, full, rand = h["soft_replay"], h["hard_replay"], h["full"], h["random"]
 
@@ -522,11 +536,16 @@ def target_lines(df: pd.DataFrame) -> list[str]:
     def verdict(good: bool) -> str:
         return "met" if good else "NOT met"
 
+    def cell(method: str, schedule: str, column: str) -> float:
+        base = primary_rows(df)
+        sel = base[(base.method == method) & (base.schedule == schedule)]
+        return float(sel[column].iloc[0]) if len(sel) and column in sel else math.nan
+
     lines = []
     if ok(soft, full) and full > 0:
         lines.append(
             f"soft {name} / full-data {name} = {soft:.3f} / {full:.3f} = {soft / full:.3f} "
-            f"(target >= 0.9: {verdict(soft >= 0.9 * full)})"
+            f"(target >= {TARGET_SOFT_OVER_FULL}: {verdict(soft >= TARGET_SOFT_OVER_FULL * full)})"
         )
     elif ok(soft, full):  # both rows are there; the full-data networks scored 0: no ratio to take
         lines.append(
@@ -534,13 +553,32 @@ def target_lines(df: pd.DataFrame) -> list[str]:
         )
     else:
         lines.append(f"soft {name} / full-data {name}: not measured (no soft replay or full-data row)")
+    if patients:
+        for label, method, schedule, target in (
+            ("soft patient AUC", "soft", "replay", TARGET_SOFT_AUC),
+            ("full-data patient AUC", "full", "real", TARGET_FULL_AUC),
+        ):
+            auc = cell(method, schedule, "patient_auc_mean")
+            if ok(auc):
+                lines.append(f"{label} = {auc:.3f} (target >= {target:.2f}: {verdict(auc >= target)})")
     if ok(soft, hard):
         lines.append(f"soft {name} - hard {name} = {soft - hard:+.3f} (target > 0: {verdict(soft > hard)})")
-    if ok(soft, rand):
-        text = f"soft {name} - random-subset {name} = {soft - rand:+.3f}"
-        good = soft > rand
-        if ok(hard):
-            text += f", hard - random = {hard - rand:+.3f}"
-            good = good and hard > rand
-        lines.append(f"{text} (target > 0: {verdict(good)})")
+    kind = "patient_hm" if patients else "image_auc"
+    diff = cell("soft", "replay", f"vs_random_{kind}_diff")
+    low, high = (
+        cell("soft", "replay", f"vs_random_{kind}_ci_low"),
+        cell("soft", "replay", f"vs_random_{kind}_ci_high"),
+    )
+    if ok(diff):
+        what = "HM" if patients else "image AUC"
+        need = TARGET_SOFT_MINUS_RANDOM if patients else 0.0
+        ci = f" [{low:+.3f}, {high:+.3f}]" if ok(low, high) else ""
+        text = f"soft {what} - random-subset {what} = {diff:+.3f}{ci}, paired over test units"
+        if ok(hard, rand) and patients:
+            text += f" (hard - random {name} = {hard - rand:+.3f})"
+        good = (diff >= need if patients else diff > need) and ok(low) and low > 0
+        bound = f">= {need:.2f}" if patients else "> 0"
+        lines.append(f"{text}; target {bound} with the interval above 0: {verdict(good)}")
+    elif ok(soft, rand):
+        lines.append(f"soft {name} - random-subset {name} = {soft - rand:+.3f} (no paired interval)")
     return lines

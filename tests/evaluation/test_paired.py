@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from gastrodistill.evaluation.metrics import paired_bootstrap
@@ -166,3 +167,43 @@ def test_summary_without_patients_is_image_level_and_never_prints_nan():
         [rec("soft", "replay", 0.8), rec("full", "real", 0.0)], SIZES, 10_000, seed=0, n_boot=10
     )
     assert "no ratio (full-data balanced accuracy is 0)" in target_lines(zero_full)[0]
+
+
+def _patient_table(soft_auc: float, full_auc: float, diff: float, low: float) -> pd.DataFrame:
+    rows = [
+        {
+            "method": "soft",
+            "schedule": "replay",
+            "patient_hm_mean": 0.70,
+            "patient_auc_mean": soft_auc,
+            "vs_random_patient_hm_diff": diff,
+            "vs_random_patient_hm_ci_low": low,
+            "vs_random_patient_hm_ci_high": diff + 0.1,
+        },
+        {"method": "hard", "schedule": "replay", "patient_hm_mean": 0.65, "patient_auc_mean": 0.8},
+        {"method": "full", "schedule": "real", "patient_hm_mean": 0.75, "patient_auc_mean": full_auc},
+        {"method": "random", "schedule": "standard", "patient_hm_mean": 0.58, "patient_auc_mean": 0.6},
+    ]
+    return pd.DataFrame([{**r, "architecture": "convnet", "cross_architecture": False} for r in rows])
+
+
+@pytest.mark.parametrize(
+    "soft_auc, full_auc, diff, low, verdicts",
+    [
+        (0.85, 0.90, 0.10, 0.001, ["met", "met", "met", "met", "met"]),
+        (0.849, 0.899, 0.12, -0.01, ["met", "NOT met", "NOT met", "met", "NOT met"]),
+        (0.90, 0.95, 0.099, 0.02, ["met", "met", "met", "met", "NOT met"]),
+    ],
+)
+def test_target_lines_are_the_issues_targets(soft_auc, full_auc, diff, low, verdicts):
+    """soft/full HM >= 0.9, soft AUC >= 0.85, full AUC >= 0.90, soft > hard, soft - random >= 0.10 with
+    its paired interval above 0 (issue 9); each verdict flips at its own bound."""
+    lines = target_lines(_patient_table(soft_auc, full_auc, diff, low))
+    assert len(lines) == 5
+    assert lines[0].startswith("soft HM / full-data HM = 0.700 / 0.750 = 0.933")
+    assert lines[1].startswith(f"soft patient AUC = {soft_auc:.3f}")
+    assert lines[2].startswith(f"full-data patient AUC = {full_auc:.3f}")
+    assert lines[3].startswith("soft HM - hard HM = +0.050")
+    assert lines[4].startswith(f"soft HM - random-subset HM = {diff:+.3f} [{low:+.3f}, {diff + 0.1:+.3f}]")
+    assert "(hard - random HM = +0.070)" in lines[4]
+    assert ["NOT met" if "NOT met" in line else "met" for line in lines] == verdicts
