@@ -180,3 +180,23 @@ def test_a_preset_with_another_model_gets_that_model_as_configured(compose_cfg, 
     assert OmegaConf.to_container(cfg.model) == OmegaConf.to_container(alone.model)
     net = hydra_instantiate(cfg.model)(in_channels=1, num_classes=3, image_size=(32, 32))
     assert net(torch.zeros(2, 1, 32, 32)).shape == (2, 3)
+
+
+def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
+    """SUMMARY.md's recipe lines read the resolved config: T = steps x epochs, the window, the matching."""
+    from gastrodistill.cli.reproduce import recipe_lines
+
+    cfg = compose_cfg(["experiment=cpu"])
+    d = cfg.distill
+    data, network, distill, evaluation = recipe_lines(cfg, ["soft"])
+    assert (
+        data
+        == f"data: GastricPatchDataModule, {cfg.data.patch_size} px patches stored at 64 px; seed {cfg.seed}"
+    )
+    assert network.startswith("network: ConvNet (width 32, depth 4,") and "pool max" in network
+    t = d.steps * d.epochs
+    assert f"{d.ipc * d.steps} images per class (ipc {d.ipc} x {d.steps} steps)" in distill
+    assert f"T = {t} inner steps ({d.steps} x {d.epochs} epochs), momentum {d.inner_momentum}" in distill
+    assert f"differentiable window {d.window}" in distill and d.window < t
+    assert f"start class_mean + {d.distribution_matching.steps} distribution-matching steps" in distill
+    assert evaluation.startswith(f"evaluation: {cfg.eval.n_networks} fresh networks per row")

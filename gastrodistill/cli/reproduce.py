@@ -27,7 +27,7 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
@@ -313,13 +313,14 @@ class Pipeline:
         lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]
         lines += ["| stage | wall time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in self.timings.items()]
+        lines += ["", "## Recipe", ""] + [f"- {line}" for line in recipe_lines(self.cfg, self.modes())]
         lines += ["", "## Outputs", ""] + [f"- {k}: `{v}`" for k, v in self.paths.items()]
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         if self.state.get("results") is not None:
             lines += [
                 "",
-                "## Targets (patient-level HM on the distillation architecture, replay schedule)",
+                "## Targets (distillation architecture, replay schedule; docs/evaluation.md)",
                 "",
             ]
             lines += [f"- {t}" for t in target_lines(self.state["results"])]
@@ -342,8 +343,6 @@ def _distill_mode(
     resolved: dict[str, Any], output_dir: str, mode: str, resume: Path | None, threads: int
 ) -> str:
     """Child process of :meth:`Pipeline._distill_in_processes`: one label mode, saved under ``output_dir``."""
-    from omegaconf import OmegaConf
-
     from gastrodistill.distillation.run import run_distillation
 
     torch.set_num_threads(threads)
@@ -351,6 +350,40 @@ def _distill_mode(
     dm = hydra.utils.instantiate(cfg.data)
     run_distillation(cfg, dm, output_dir, mode=mode, resume=resume)
     return mode
+
+
+def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
+    """What a reader comparing runs needs besides the table: the data size, the network, the distiller's
+    unroll, start and outer loop, and the evaluation (all from the resolved config; no paths)."""
+    d, ev = cfg.distill, cfg.get("eval") or {}
+    model = {
+        k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if not k.startswith("_")
+    }
+    name = str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1]
+    t = int(d.steps) * int(d.epochs)
+    dm = (d.get("distribution_matching") or {}).get("steps", 0) or 0
+    # gastric patches are stored at storage_size (null: their own size); other data keep their image size
+    size = (cfg.data.get("storage_size") or cfg.data.patch_size) if "patch_size" in cfg.data else None
+    lines = [
+        f"data: {str(cfg.data.get('_target_', '?')).rsplit('.', 1)[-1]}"
+        + (f", {cfg.data.patch_size} px patches stored at {size} px" if size else "")
+        + f"; seed {cfg.seed}",
+        f"network: {name} ({', '.join(f'{k} {v}' for k, v in model.items())})",
+        f"distillation ({', '.join(modes)}): {int(d.ipc) * int(d.steps)} images per class "
+        f"(ipc {d.ipc} x {d.steps} steps); T = {t} inner steps ({d.steps} x {d.epochs} epochs), "
+        f"momentum {d.get('inner_momentum', 0.0) or 0.0}, lr_init {d.lr_init}, "
+        f"differentiable window {d.get('window') or t}; start {d.image_init}"
+        + (f" + {dm} distribution-matching steps" if dm else "")
+        + f"; {d.outer_steps} outer steps, real batch {d.batch_real}, lr images / labels / lrs "
+        f"{d.lr_images} / {d.lr_labels} / {d.lr_lrs}",
+    ]
+    if ev:
+        lines.append(
+            f"evaluation: {ev.get('n_networks', '?')} fresh networks per row; schedules "
+            f"{', '.join(map(str, ev.get('schedules') or []))}; architectures "
+            f"{', '.join(map(str, ev.get('architectures') or []))}"
+        )
+    return lines
 
 
 def target_lines(df) -> list[str]:

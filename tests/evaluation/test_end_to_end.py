@@ -51,6 +51,15 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     ):
         assert (out / f).is_file(), f
 
+    # the summary says the recipe beside the table (tiny preset: 2 steps x 1 epoch, 1 image per class each)
+    summary = (out / "SUMMARY.md").read_text()
+    assert (
+        "- distillation (soft, hard): 2 images per class (ipc 1 x 2 steps); T = 2 inner steps (2 x 1 epochs)"
+        in summary
+    )
+    assert "## Targets (distillation architecture, replay schedule" in summary
+    assert f"- evaluation: {cfg.eval.n_networks} fresh networks per row" in summary
+
     # no patient identifier in anything the run wrote (text files), nor in the artifacts' bytes
     manifest = pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv")
     ids = set(manifest.patient_id.astype(str))
