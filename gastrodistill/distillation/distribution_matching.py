@@ -34,6 +34,10 @@ from gastrodistill.models.features import penultimate_features
 from gastrodistill.models.init import initialize
 from gastrodistill.utils.seeding import torch_generator
 
+#: The matching's defaults when a key is absent (Zhao & Bilen 2023: SGD at lr 1 with momentum 0.5); the one
+#: place they are written in code (conf/distill/soft.yaml spells them out for readers of the config).
+MATCHING_DEFAULTS: dict[str, Any] = {"steps": 0, "lr": 1.0, "momentum": 0.5, "batch_per_class": 64}
+
 
 def check_matching_config(section: Any) -> dict[str, Any]:
     """The ``distill.distribution_matching`` section as checked values: ``steps`` (>= 0; 0 = off), ``lr``
@@ -54,10 +58,10 @@ def check_matching_config(section: Any) -> dict[str, Any]:
             raise DistillConfigError(f"{key}.{name} must be a number, got {raw!r}") from None
 
     values = {
-        "steps": number("steps", 0, int),
-        "lr": number("lr", 1.0, float),
-        "momentum": number("momentum", 0.5, float),
-        "batch_per_class": number("batch_per_class", 64, int),
+        "steps": number("steps", MATCHING_DEFAULTS["steps"], int),
+        "lr": number("lr", MATCHING_DEFAULTS["lr"], float),
+        "momentum": number("momentum", MATCHING_DEFAULTS["momentum"], float),
+        "batch_per_class": number("batch_per_class", MATCHING_DEFAULTS["batch_per_class"], int),
         "augment": bool(section.get("augment", True)),
         "progress": bool(section.get("progress", True)),
     }
@@ -94,7 +98,7 @@ def match_distributions(
     *,
     steps: int,
     lr: float,
-    momentum: float = 0.5,
+    momentum: float = MATCHING_DEFAULTS["momentum"],
     init_scheme: str = "xavier",
     augment: Any = None,
     seed: int = 0,

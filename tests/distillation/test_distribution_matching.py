@@ -167,3 +167,12 @@ def test_the_matching_section_is_checked_even_when_off():
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_matching_config(bad)
+
+
+def test_config_spells_out_the_code_defaults(compose_cfg):
+    """conf/distill/soft.yaml's matching section and MATCHING_DEFAULTS (what an absent key means) agree."""
+    from gastrodistill.distillation.distribution_matching import MATCHING_DEFAULTS, check_matching_config
+
+    section = compose_cfg(["distill=soft"]).distill.distribution_matching
+    assert {k: section[k] for k in MATCHING_DEFAULTS} == MATCHING_DEFAULTS
+    assert {k: v for k, v in check_matching_config({}).items() if k in MATCHING_DEFAULTS} == MATCHING_DEFAULTS
