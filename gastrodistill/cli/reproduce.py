@@ -265,15 +265,16 @@ class Pipeline:
         order = [STAGES.index(s) for s in stages]
         if order != sorted(order):
             raise ReproduceConfigError(f"stages {stages} are out of order; keep the order {list(STAGES)}")
-        if "evaluate" in stages:  # a bad eval.* value stops the study before the distillation, not after
-            from gastrodistill.evaluation.jobs import validate
-
-            validate(self.cfg.eval)
-        if "distill" in stages:  # likewise every distill.* value, before generation and patches
+        if "distill" in stages:  # every distill.* value, before generation and patches (first:
+            # eval.standard.augment follows distill.dsa, whose own message names the key the user set)
             from gastrodistill.distillation.config_check import check_distill_config
 
             for mode in self.modes():
                 check_distill_config(self.cfg.distill, mode)
+        if "evaluate" in stages:  # a bad eval.* value stops the study before the distillation, not after
+            from gastrodistill.evaluation.jobs import validate
+
+            validate(self.cfg.eval)
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)

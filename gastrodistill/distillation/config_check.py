@@ -26,41 +26,109 @@ IMAGE_INITS = ("noise", "real", "class_mean")
 
 def _integer(d: Mapping[str, Any], key: str, low: int, default: int | None = None) -> int:
     raw = d.get(key, default)
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise DistillConfigError(f"distill.{key} must be an integer >= {low}, got {raw!r}") from None
-    if value != raw or value < low:
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
         raise DistillConfigError(f"distill.{key} must be an integer >= {low}, got {raw!r}")
-    return value
+    if int(raw) != raw or raw < low:
+        raise DistillConfigError(f"distill.{key} must be an integer >= {low}, got {raw!r}")
+    return int(raw)
 
 
-def _positive(d: Mapping[str, Any], key: str, default: float | None = None, zero_ok: bool = False) -> float:
+def _number(d: Mapping[str, Any], key: str, default: float | None = None, zero_ok: bool = False) -> float:
     raw = d.get(key, default)
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+    ok = not isinstance(raw, bool) and isinstance(raw, (int, float)) and math.isfinite(raw)
+    if not ok or raw < 0 or (raw == 0 and not zero_ok):
         bound = ">= 0" if zero_ok else "> 0"
         raise DistillConfigError(f"distill.{key} must be a finite number {bound}, got {raw!r}")
-    return value
+    return float(raw)
+
+
+def _flag(d: Mapping[str, Any], key: str, default: bool = False) -> bool:
+    raw = d.get(key, default)
+    if not isinstance(raw, bool):
+        raise DistillConfigError(f"distill.{key} must be true or false, got {raw!r}")
+    return raw
+
+
+def _built(node: Any, key: str) -> Any:
+    """``instantiate(node)``; the object's own error when it refuses a value, else one naming ``key``."""
+    import hydra
+    from hydra.errors import InstantiationException
+
+    if not isinstance(node, Mapping) or "_target_" not in node:
+        raise DistillConfigError(
+            f"distill.{key} must be a {{_target_: ...}} node (see conf/distill/soft.yaml), got {node!r}"
+        )
+    try:
+        return hydra.utils.instantiate(node)
+    except InstantiationException as e:
+        if isinstance(e.__cause__, DistillConfigError):
+            raise e.__cause__ from None
+        raise DistillConfigError(f"distill.{key} cannot be built: {' '.join(str(e).split())}") from None
+
+
+def _check_outer_optimizer(d: Mapping[str, Any]) -> None:
+    """Build the outer optimiser and scheduler on a dummy parameter and take one step, as the stage will."""
+    import torch
+
+    if d.get("optimizer") is None:
+        return
+    factory = _built(d["optimizer"], "optimizer")
+    try:
+        opt = factory([torch.zeros(1, requires_grad=True)], lr=0.01)
+    except Exception as e:  # noqa: BLE001 - whatever the optimiser refuses, say so with its key
+        raise DistillConfigError(f"distill.optimizer cannot build an optimiser: {e}") from None
+    if not d.get("scheduler"):
+        return
+    gamma = d["scheduler"].get("gamma") if isinstance(d["scheduler"], Mapping) else None
+    if gamma is not None and not (
+        isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and gamma > 0
+    ):
+        raise DistillConfigError(f"distill.scheduler.gamma must be a number > 0, got {gamma!r}")
+    factory = _built(d["scheduler"], "scheduler")
+    try:
+        sched = factory(opt)
+        opt.step()
+        sched.step()
+    except Exception as e:  # noqa: BLE001
+        raise DistillConfigError(
+            f"distill.scheduler cannot run ({type(e).__name__}: {e}); check its values "
+            "(e.g. distill.scheduler.step_size >= 1)"
+        ) from None
+
+
+def _check_dsa(node: Any) -> None:
+    """Build ``distill.dsa`` and augment a small batch with it, as the distiller does."""
+    import torch
+
+    augment = _built(node, "dsa")
+    try:
+        out = augment(torch.zeros(2, 1, 8, 8), torch.Generator().manual_seed(0))
+    except Exception as e:  # noqa: BLE001
+        raise DistillConfigError(
+            f"distill.dsa must augment a batch as augment(x, generator) -> x ({type(e).__name__}: {e})"
+        ) from None
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 1, 8, 8):
+        raise DistillConfigError("distill.dsa must return a batch of the shape it was given")
 
 
 def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
-    """Refuse a ``distill`` section that the stage would refuse later; ``mode`` overrides ``d.mode``.
+    """Refuse a ``distill`` section that the stage would refuse, or that would run without meaning.
 
-    Checks: ``mode``; ``image_init``; ``ipc``, ``steps``, ``epochs``, ``outer_steps``, ``batch_real``,
-    ``inner_nets_per_step``, ``log_every``, ``check_every`` (integers >= 1); ``lr_init``, ``temperature``
-    (> 0); ``class_mean_noise_std``, ``label_init_scale`` (>= 0); ``init``; ``backend`` with
-    ``checkpoint``; ``inner_momentum``; ``window`` against T = steps x epochs; ``outer_chunk``;
-    ``grad_clip``/``grad_clip_ema`` (> 0 or null) and ``grad_clip_ema_decay``; ``precision``;
-    ``real_data``; ``distribution_matching``; ``dsa`` (built once, as the stage builds it).
-    Raises :class:`DistillConfigError` naming the key and what to write instead.
+    ``mode`` (the mode about to run; ``gastrodistill-reproduce`` runs ``reproduce.distill_modes``) is
+    checked as well as ``d.mode``. Checks: ``image_init``; ``ipc``, ``steps``, ``epochs``,
+    ``outer_steps``, ``batch_real``, ``inner_nets_per_step``, ``log_every``, ``check_every`` (integers
+    >= 1), ``grid_every``, ``ckpt_every`` (integers >= 0); ``lr_init``, ``temperature`` (> 0);
+    ``lr_images``, ``lr_labels``, ``lr_lrs``, ``class_mean_noise_std``, ``label_init_scale`` (>= 0);
+    the flags ``checkpoint``, ``known_init``, ``channels_last``, ``batch_real_per_rank``,
+    ``debug_record`` (true/false); ``init``; ``backend`` with ``checkpoint``; ``inner_momentum``;
+    ``window`` against T = steps x epochs; ``outer_chunk``; ``grad_clip``/``grad_clip_ema`` (> 0 or
+    null) and ``grad_clip_ema_decay``; ``precision``; ``real_data``; ``distribution_matching``; the
+    outer ``optimizer`` and ``scheduler`` (built on a dummy parameter and stepped once); ``dsa`` (built,
+    and run on a small batch). Raises :class:`DistillConfigError` naming the key and what to write.
     """
-    mode = mode if mode is not None else d.get("mode", "soft")
-    if mode not in MODES:
-        raise DistillConfigError(f"distill.mode must be one of {MODES}, got {mode!r}")
+    for value in (d.get("mode", "soft"), mode):
+        if value is not None and value not in MODES:
+            raise DistillConfigError(f"distill.mode must be one of {MODES}, got {value!r}")
     if d.get("image_init", "noise") not in IMAGE_INITS:
         raise DistillConfigError(
             f"distill.image_init must be one of {IMAGE_INITS}, got {d.get('image_init')!r}"
@@ -69,27 +137,38 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
         _integer(d, key, 1)
     for key in ("inner_nets_per_step", "log_every", "check_every"):
         _integer(d, key, 1, default=1)
+    for key in ("grid_every", "ckpt_every"):
+        _integer(d, key, 0, default=0)
     try:
-        inverse_softplus(float(d.get("lr_init", 0.02)))
-    except (DistilledSetError, TypeError, ValueError):
+        inverse_softplus(_number(d, "lr_init", 0.02))
+    except DistilledSetError:
         raise DistillConfigError(
             f"distill.lr_init must be a finite number > 0, got {d.get('lr_init')!r}"
         ) from None
-    _positive(d, "temperature", 1.0)
-    _positive(d, "class_mean_noise_std", 0.2, zero_ok=True)
-    _positive(d, "label_init_scale", 3.0, zero_ok=True)
+    _number(d, "temperature", 1.0)
+    for key, default in (
+        ("lr_images", 0.01),
+        ("lr_labels", 0.01),
+        ("lr_lrs", 0.01),
+        ("class_mean_noise_std", 0.2),
+        ("label_init_scale", 3.0),
+    ):
+        _number(d, key, default, zero_ok=True)
+    for key in ("checkpoint", "known_init", "channels_last", "debug_record"):
+        _flag(d, key)
+    _flag(d, "batch_real_per_rank", True)
     try:
         check_scheme(str(d.get("init", "xavier")))
     except ValueError as e:
         raise DistillConfigError(f"distill.init: {e}") from None
-    check_backend(d.get("backend", "func"), bool(d.get("checkpoint", False)))
+    check_backend(d.get("backend", "func"), d.get("checkpoint", False))
     check_momentum(d.get("inner_momentum", 0.0) or 0.0)
     check_window(d.get("window"), int(d["steps"]) * int(d["epochs"]))
     check_chunk(d.get("outer_chunk"))
     for key in ("grad_clip", "grad_clip_ema"):
         if d.get(key) is not None:
-            _positive(d, key)
-    if _positive(d, "grad_clip_ema_decay", 0.9, zero_ok=True) >= 1.0:
+            _number(d, key)
+    if _number(d, "grad_clip_ema_decay", 0.9, zero_ok=True) >= 1.0:
         raise DistillConfigError(
             f"distill.grad_clip_ema_decay must be in [0, 1), got {d['grad_clip_ema_decay']!r}"
         )
@@ -99,13 +178,6 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
             f"distill.real_data must be one of {REAL_DATA_MODES}, got {d.get('real_data')!r}"
         )
     check_matching_config(d.get("distribution_matching"))
-    if d.get("dsa"):
-        import hydra
-        from hydra.errors import InstantiationException
-
-        try:
-            hydra.utils.instantiate(d["dsa"])  # the augmentation checks its own values (distill.dsa.<key>)
-        except InstantiationException as e:
-            if isinstance(e.__cause__, DistillConfigError):
-                raise e.__cause__ from None
-            raise DistillConfigError(f"distill.dsa cannot be built: {' '.join(str(e).split())}") from None
+    _check_outer_optimizer(d)
+    if d.get("dsa") is not None:
+        _check_dsa(d["dsa"])

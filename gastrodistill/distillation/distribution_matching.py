@@ -20,7 +20,7 @@ learning-rate schedule (``distill.distribution_matching.steps: 0`` keeps the ear
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -49,13 +49,22 @@ def check_matching_config(section: Any) -> dict[str, Any]:
     """
     section = section or {}
     key = "distill.distribution_matching"
+    if not isinstance(section, Mapping):
+        raise DistillConfigError(
+            f"{key} must be a section (steps, lr, momentum, batch_per_class, ...), got {section!r}; "
+            f"set its keys, e.g. {key}.steps=1000"
+        )
 
     def number(name: str, default: float, cast: type) -> Any:
         raw = section.get(name, default)
+        kind = "an integer" if cast is int else "a number"
         try:
-            return cast(raw)
+            value = cast(raw)
         except (TypeError, ValueError):
-            raise DistillConfigError(f"{key}.{name} must be a number, got {raw!r}") from None
+            raise DistillConfigError(f"{key}.{name} must be {kind}, got {raw!r}") from None
+        if isinstance(raw, bool) or (cast is int and value != raw):  # 1.5 steps, or true, are not counts
+            raise DistillConfigError(f"{key}.{name} must be {kind}, got {raw!r}")
+        return value
 
     values = {
         "steps": number("steps", MATCHING_DEFAULTS["steps"], int),

@@ -41,6 +41,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -57,19 +58,32 @@ BACKENDS = ("higher", "func")
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
+def _is_integer(value: Any) -> bool:
+    """A whole number given as an int or an integral float (not a bool, a string or a fraction)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return math.isfinite(value) and int(value) == value
+
+
 def check_backend(backend: str, checkpoint: bool) -> None:
     """Raise ``ValueError`` for an unknown backend, or checkpointing with ``higher``."""
     if backend not in BACKENDS:
-        raise DistillConfigError(f"unknown inner-loop backend {backend!r}: use 'higher' or 'func'")
+        raise DistillConfigError(
+            f"distill.backend: unknown inner-loop backend {backend!r}; use 'higher' or 'func'"
+        )
     if checkpoint and backend != "func":
         raise DistillConfigError(
-            "activation checkpointing needs backend='func' (higher keeps every step's graph)"
+            "distill.checkpoint: activation checkpointing needs distill.backend=func (higher keeps every "
+            "step's graph)"
         )
 
 
 def check_momentum(momentum: float) -> float:
     """``momentum`` as a float in [0, 1); ``ValueError`` naming ``distill.inner_momentum`` otherwise."""
-    m = float(momentum)
+    try:
+        m = math.nan if isinstance(momentum, bool) else float(momentum)
+    except (TypeError, ValueError):
+        m = math.nan
     if not (0.0 <= m < 1.0) or not math.isfinite(m):
         raise DistillConfigError(f"distill.inner_momentum must be in [0, 1), got {momentum!r}")
     return m
@@ -79,7 +93,7 @@ def check_window(window: int | None, num_steps: int) -> int:
     """The number of differentiable steps: ``window`` (1 <= W <= T) or T when ``window`` is None."""
     if window is None:
         return num_steps
-    if int(window) != window or not 1 <= window <= num_steps:
+    if not _is_integer(window) or not 1 <= window <= num_steps:
         raise DistillConfigError(
             f"distill.window must be an integer in [1, T={num_steps}] (T = steps * epochs) or null, "
             f"got {window!r}"
@@ -357,7 +371,7 @@ def check_chunk(chunk: int | None) -> int | None:
     """``distill.outer_chunk`` as an int >= 1, or None (no chunking); ``DistillConfigError`` otherwise."""
     if chunk is None:
         return None
-    if int(chunk) != chunk or chunk < 1:
+    if not _is_integer(chunk) or chunk < 1:
         raise DistillConfigError(f"distill.outer_chunk must be a positive integer or null, got {chunk!r}")
     return int(chunk)
 

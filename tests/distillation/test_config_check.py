@@ -51,6 +51,29 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
         ("distill.real_data=ram", "distill.real_data must be one of"),
         ("distill.distribution_matching.momentum=1", "distill.distribution_matching.momentum"),
         (f"distill.dsa={DSA}", "distill.dsa.rotate must be a finite number >= 0"),
+        # found by a newcomer trial: tracebacks, late failures and silent acceptances before
+        ("distill.inner_momentum=abc", r"distill.inner_momentum must be in \[0, 1\), got 'abc'"),
+        ("distill.window=abc", "distill.window must be an integer"),
+        ("distill.window=true", "distill.window must be an integer"),
+        ("distill.outer_chunk=abc", "distill.outer_chunk must be a positive integer or null"),
+        ("distill.distribution_matching=5", "distill.distribution_matching must be a section"),
+        ("distill.distribution_matching.steps=1.5", "distill.distribution_matching.steps must be an integer"),
+        ("distill.scheduler.step_size=0", "distill.scheduler cannot run"),
+        ("distill.scheduler.gamma=-1", "distill.scheduler.gamma must be a number > 0"),
+        ("distill.ckpt_every=-1", "distill.ckpt_every must be an integer >= 0"),
+        ("distill.grid_every=-1", "distill.grid_every must be an integer >= 0"),
+        ("distill.lr_images=abc", "distill.lr_images must be a finite number >= 0"),
+        ("distill.lr_images=-1", "distill.lr_images must be a finite number >= 0"),
+        ("distill.optimizer._target_=foo.Bar", "distill.optimizer cannot be built"),
+        ("distill.ipc=true", "distill.ipc must be an integer >= 1, got True"),
+        ("distill.checkpoint=abc", "distill.checkpoint must be true or false"),
+        ("distill.backend=foo", "distill.backend: unknown inner-loop backend 'foo'"),
+        (
+            "distill.dsa={_target_: torch.nn.Identity}",
+            r"distill.dsa must augment a batch as augment\(x, generator\)",
+        ),
+        ("distill.dsa={rotate: 10}", r"distill.dsa must be a \{_target_: ...\} node"),
+        ("distill.dsa=5", r"distill.dsa must be a \{_target_: ...\} node"),
     ],
 )
 def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -> None:
@@ -67,7 +90,8 @@ def test_mode_argument_overrides_the_section(compose_cfg) -> None:
 
 
 @pytest.mark.parametrize(
-    "override", ["distill.image_init=zeros", "distill.window=1000", f"distill.dsa={DSA}"]
+    "override",
+    ["distill.image_init=zeros", "distill.window=1000", f"distill.dsa={DSA}", "distill.dsa={rotate: 10}"],
 )
 def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, override) -> None:
     from gastrodistill.cli.reproduce import Pipeline
@@ -79,3 +103,17 @@ def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, ove
     assert any(isinstance(e, DistillConfigError) for e in chain), info.value
     assert not pipe.out.exists()
     assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["distill.window=null", "distill.outer_chunk=null", "distill.grad_clip=null"],
+        ["distill.inner_momentum=0", "distill.lr_labels=0", "distill.scheduler=null"],
+        ["distill.backend=higher", "distill.mode=hard", "distill.precision=bf16-mixed"],
+        ["distill.checkpoint=true", "distill.window=1", "distill.outer_chunk=7", "distill.grad_clip_ema=2"],
+        ["distill.dsa={_target_: gastrodistill.distillation.augment.DSA, rotate: 10, scale: 0.1}"],
+    ],
+)
+def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
+    check_distill_config(compose_cfg(["experiment=tiny", *overrides]).distill)

@@ -55,7 +55,7 @@ def test_bad_distill_settings_are_named(compose_cfg, tiny_dm, tiny_overrides):
     with pytest.raises(ValueError, match="distill.image_init"):
         build_distilled_set(cfg.distill, tiny_dm, "soft", 0)
     cfg = compose_cfg([*tiny_overrides, "distill.backend=higher", "distill.checkpoint=true"])
-    with pytest.raises(ValueError, match="checkpointing needs backend='func'"):
+    with pytest.raises(ValueError, match="checkpointing needs distill.backend=func"):
         build_module(cfg, tiny_dm, build_distilled_set(cfg.distill, tiny_dm, "soft", 0), None)
     with pytest.raises(ValueError, match="distill.mode"):
         build_distilled_set(cfg.distill, tiny_dm, "medium", 0)

@@ -163,10 +163,15 @@ def test_the_matching_section_is_checked_even_when_off():
         ({"steps": 0, "lr": 0}, r"distill.distribution_matching.lr must be > 0, got 0.0"),
         ({"steps": 0, "momentum": 1.0}, r"distill.distribution_matching.momentum must be in \[0, 1\)"),
         ({"steps": 0, "batch_per_class": 0}, r"distill.distribution_matching.batch_per_class must be >= 1"),
-        ({"steps": "many"}, r"distill.distribution_matching.steps must be a number, got 'many'"),
+        ({"steps": "many"}, r"distill.distribution_matching.steps must be an integer, got 'many'"),
+        ({"steps": 1.5}, r"distill.distribution_matching.steps must be an integer, got 1.5"),
+        ({"batch_per_class": True}, r"distill.distribution_matching.batch_per_class must be an integer"),
+        ({"lr": "fast"}, r"distill.distribution_matching.lr must be a number, got 'fast'"),
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_matching_config(bad)
+    with pytest.raises(DistillConfigError, match=r"distill.distribution_matching must be a section"):
+        check_matching_config(5)
 
 
 def test_config_spells_out_the_code_defaults(compose_cfg):

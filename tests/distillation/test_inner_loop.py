@@ -100,5 +100,5 @@ def test_bad_backend_is_named():
     ds, net, x, y = tiny_problem()
     with pytest.raises(ValueError, match="backend"):
         outer_loss(net, ds, x, y, "jax")
-    with pytest.raises(ValueError, match="checkpointing needs backend='func'"):
+    with pytest.raises(ValueError, match="checkpointing needs distill.backend=func"):
         outer_loss(net, ds, x, y, "higher", checkpoint=True)
