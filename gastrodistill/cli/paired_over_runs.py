@@ -17,12 +17,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from gastrodistill.evaluation.over_runs import RunsInputError, load_run, pool_runs, render, shares_test_units
+from gastrodistill.evaluation.over_runs import (
+    RunsInputError,
+    eval_folder,
+    fingerprint,
+    load_run,
+    pool_runs,
+    render,
+    shares_test_units,
+    split_differences,
+)
 from gastrodistill.utils.atomic import write_text_atomic
+
+#: Fewest resamples for a percentile interval whose ends are not single draws.
+MIN_BOOT = 100
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m gastrodistill.cli.paired_over_runs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument(
         "--run-dir",
         type=Path,
@@ -30,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         required=True,
         help="a finished run folder (or its eval/ folder); repeat it, once per run (at least two)",
     )
-    ap.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
+    ap.add_argument(
+        "--n-boot", type=int, default=2000, help=f"bootstrap resamples (default 2000, at least {MIN_BOOT})"
+    )
     ap.add_argument("--level", type=float, default=0.95, help="interval level (default 0.95)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the bootstrap draws (default 0)")
     ap.add_argument(
@@ -44,18 +62,34 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if len(args.run_dir) < 2:
             raise RunsInputError("give at least two --run-dir (one run's own results table pairs it already)")
+        if not 0.0 < args.level < 1.0:
+            raise RunsInputError(f"--level {args.level} must lie between 0 and 1 (e.g. 0.95)")
+        if args.n_boot < MIN_BOOT:
+            raise RunsInputError(f"--n-boot {args.n_boot}: give at least {MIN_BOOT} resamples (default 2000)")
+        if args.out is not None and (args.out.is_dir() or not args.out.resolve().parent.is_dir()):
+            raise RunsInputError(f"--out {args.out}: give a file path in an existing folder")
         seen: dict[Path, Path] = {}
         for d in args.run_dir:
-            key = d.resolve()
+            key = eval_folder(d).resolve()  # a run folder and its eval/ folder are one run
             if key in seen:
                 raise RunsInputError(f"{d} is given twice (as {seen[key]}); each run counts once")
             seen[key] = d
-        if not 0.0 < args.level < 1.0:
-            raise RunsInputError(f"--level {args.level} must lie between 0 and 1 (e.g. 0.95)")
-        if args.n_boot < 1:
-            raise RunsInputError(f"--n-boot {args.n_boot} must be at least 1")
         loaded = [load_run(d) for d in args.run_dir]
         runs, configs = [r for r, _ in loaded], [c for _, c in loaded]
+        prints: dict[str, Path] = {}
+        for d, run in zip(args.run_dir, runs, strict=True):
+            fp = fingerprint(run)
+            if fp in prints:
+                raise RunsInputError(
+                    f"{d} holds the same records as {prints[fp]} (a copy of one run); each run counts once"
+                )
+            prints[fp] = d
+        names = {str(c.get("experiment_name")) for c in configs if c.get("experiment_name") is not None}
+        if len(names) > 1:
+            raise RunsInputError(
+                f"the runs belong to different experiments ({', '.join(sorted(names))}); pool runs of one "
+                "experiment (a seed sweep)"
+            )
         shared = not args.independent and shares_test_units(runs, configs)
         diffs = pool_runs(runs, args.seed, args.n_boot, args.level, shared)
         if not diffs:
@@ -63,10 +97,14 @@ def main(argv: list[str] | None = None) -> int:
                 "no distilled row has a partner (random, random_soft or hard) in these runs; "
                 "were they evaluated with eval.baselines?"
             )
-        text = render(diffs, args.run_dir, shared, args.level, args.n_boot)
+        why = [] if shared or args.independent else split_differences(configs)
+        text = render(diffs, args.run_dir, shared, args.level, args.n_boot, why)
         print(text)
         if args.out:
-            write_text_atomic(args.out, text + "\n")
+            try:
+                write_text_atomic(args.out, text + "\n")
+            except OSError as e:
+                raise RunsInputError(f"--out {args.out}: cannot write ({e.strerror})") from None
     except RunsInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ spread than the runs show); the per-run differences are printed beside the poole
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -62,16 +63,29 @@ class PooledDifference:
     n_runs: int  # runs that have both rows
 
 
+def eval_folder(run_dir: Path) -> Path:
+    """The evaluation folder of ``run_dir``: ``<run>/eval`` for a run folder, else ``run_dir`` itself.
+
+    Raises :class:`RunsInputError` when ``run_dir`` is not a folder.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunsInputError(f"run folder {run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise RunsInputError(
+            f"{run_dir} is not a folder; give the run folder (outputs/<experiment>/runs/<time>)"
+        )
+    return run_dir / "eval" if (run_dir / "eval" / RECORDS).is_dir() else run_dir
+
+
 def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
     """The per-network test arrays of one run, grouped by results row, and its ``eval/config.yaml``.
 
     ``run_dir`` is a run folder (holding ``eval/records``) or an evaluation output folder (holding
-    ``records``). Raises :class:`RunsInputError` naming the folder when it has no records.
+    ``records``). Raises :class:`RunsInputError` naming the folder or file when it has no records, a
+    record cannot be read, or its config is not YAML.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunsInputError(f"run folder {run_dir} does not exist")
-    eval_dir = run_dir / "eval" if (run_dir / "eval" / RECORDS).is_dir() else run_dir
+    eval_dir = eval_folder(run_dir)
     paths = sorted((eval_dir / RECORDS).glob("*.npz"))
     if not paths:
         raise RunsInputError(
@@ -82,17 +96,39 @@ def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
     for p in paths:
         try:
             rec = load_record(p)
-        except (OSError, ValueError, KeyError) as e:
-            raise RunsInputError(f"{p}: not a readable evaluation record ({e}); re-run its job") from None
-        rows.setdefault(tuple(str(rec[k]) for k in KEY_COLUMNS), []).append(rec)
+            key = tuple(str(rec[k]) for k in KEY_COLUMNS)
+        except Exception:  # noqa: BLE001 - empty, truncated, foreign or pickled files: one message
+            raise RunsInputError(
+                f"{p}: not a readable evaluation record (an .npz the evaluate stage writes); delete it and "
+                "re-run the evaluate stage, which re-scores the missing job"
+            ) from None
+        rows.setdefault(key, []).append(rec)
     run: RunRows = {}
     for key, recs in rows.items():
         recs.sort(key=lambda r: int(r.get("network", 0)))
         if bootstrap_kinds(recs):
             run[key] = [_arrays(r) for r in recs]  # type: ignore[misc]
     cfg_path = eval_dir / "config.yaml"
-    config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
+    try:
+        config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
+    except (yaml.YAMLError, UnicodeDecodeError):
+        raise RunsInputError(
+            f"{cfg_path} is not valid YAML; restore the file the evaluate stage wrote"
+        ) from None
+    if not isinstance(config, dict):
+        raise RunsInputError(f"{cfg_path} is not a config mapping; restore the file the evaluate stage wrote")
     return run, config
+
+
+def fingerprint(run: RunRows) -> str:
+    """A digest of every array of a run's records: two runs with the same digest are one run copied."""
+    h = hashlib.sha256()
+    for key in sorted(run):
+        for nets in run[key]:
+            for name in sorted(nets):
+                h.update(f"{key}/{name}".encode())
+                h.update(np.ascontiguousarray(nets[name]).tobytes())
+    return h.hexdigest()
 
 
 def _test_split(config: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -105,6 +141,27 @@ def _test_split(config: Mapping[str, Any]) -> dict[str, Any] | None:
         "synthetic": config.get("synthetic"),
         "paths": (config.get("paths") or {}).get("data_root"),
     }
+
+
+def split_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The config keys that fix the test units and differ between runs (``synthetic.seed``, ...); a run
+    without a saved config is named as such."""
+    splits = [_test_split(c) for c in configs]
+    out = [f"run {i + 1} has no eval/config.yaml" for i, sp in enumerate(splits) if sp is None]
+    known = [sp for sp in splits if sp is not None]
+    if known:
+        for section in ("data", "synthetic"):
+            first = known[0].get(section) or {}
+            for sp in known[1:]:
+                other = sp.get(section) or {}
+                out += [
+                    f"{section}.{k}"
+                    for k in sorted(set(first) | set(other), key=str)
+                    if first.get(k) != other.get(k) and f"{section}.{k}" not in out
+                ]
+        if any(sp["paths"] != known[0]["paths"] for sp in known[1:]):
+            out.append("paths.data_root")
+    return out
 
 
 def shares_test_units(runs: Sequence[RunRows], configs: Sequence[Mapping[str, Any]]) -> bool:
@@ -233,25 +290,39 @@ def _kinds(nets: list[dict[str, np.ndarray]]) -> tuple[str, ...]:
 
 
 def render(
-    diffs: Sequence[PooledDifference], sources: Sequence[Path], shared: bool, level: float, n_boot: int
+    diffs: Sequence[PooledDifference],
+    sources: Sequence[Path],
+    shared: bool,
+    level: float,
+    n_boot: int,
+    why_apart: Sequence[str] = (),
 ) -> str:
-    """A Markdown table of the pooled differences, one line per (row, partner, statistic)."""
+    """A Markdown table of the pooled differences, one line per (row, partner, statistic).
+
+    ``why_apart``: the config keys that set the runs' test units apart (said when ``shared`` is False).
+    The ``runs`` column counts the runs that hold both rows; a pair pooled over fewer runs than given
+    says so there.
+    """
     pct = f"{100 * level:g} %"
     lines = [f"run {i + 1}: {s}" for i, s in enumerate(sources)]
+    if shared:
+        units = "the same in every run (one draw per resample)"
+    else:
+        units = "drawn per run" + (f" (the runs differ in {', '.join(why_apart)})" if why_apart else "")
     lines += [
         "",
-        f"test units: {'the same in every run (one draw per resample)' if shared else 'drawn per run'}; "
-        f"{n_boot} resamples of runs and units; {pct} percentile intervals",
+        f"test units: {units}; {n_boot} resamples of runs and units; {pct} percentile intervals",
         "",
         "| row | minus | statistic | "
         + " | ".join(f"run {i + 1}" for i in range(len(sources)))
-        + f" | pooled [{pct}] |",
-        "|---|---|---|" + "---|" * len(sources) + "---|",
+        + f" | runs | pooled [{pct}] |",
+        "|---|---|---|" + "---|" * len(sources) + "---|---|",
     ]
     for d in diffs:
         runs = " | ".join("–" if not math.isfinite(v) else f"{v:+.3f}" for v in d.per_run)
         ci = f" [{d.low:+.3f}, {d.high:+.3f}]" if math.isfinite(d.low) else ""
         lines.append(
-            f"| {'/'.join(d.row)} | {'/'.join(d.partner)} | {d.kind} | {runs} | {d.estimate:+.3f}{ci} |"
+            f"| {'/'.join(d.row)} | {'/'.join(d.partner)} | {d.kind} | {runs} | {d.n_runs} of {len(sources)} "
+            f"| {d.estimate:+.3f}{ci} |"
         )
     return "\n".join(lines)

@@ -80,18 +80,22 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     assert check_main([str(bad), "--run-dir", str(out)]) == 1
     assert "OUTSIDE" in capsys.readouterr().out
 
-    # the pooled paired view reads this run's records; a copy of the run pools to the table's own difference
+    # the pooled paired view reads this run's records: pooled with itself it gives the table's own difference
+    from gastrodistill.evaluation.over_runs import load_run, pool_runs
+
+    run, _ = load_run(out)
+    pooled = pool_runs([run, run], seed=0, n_boot=20)
+    soft_random = next(
+        d
+        for d in pooled
+        if d.row == ("soft", "replay", "convnet") and d.partner[0] == "random" and d.kind == "patient_hm"
+    )
+    assert soft_random.per_run == pytest.approx([soft.vs_random_patient_hm_diff] * 2)
+    # ... and the command refuses a copy of the run as a second run
     twin = tmp_path / "twin"
     shutil.copytree(out / "eval", twin / "eval")
-    assert pool_main(["--run-dir", str(out), "--run-dir", str(twin), "--n-boot", "20"]) == 0
-    pooled = capsys.readouterr().out
-    assert "the same in every run" in pooled
-    line = next(
-        x
-        for x in pooled.splitlines()
-        if x.startswith("| soft/replay/convnet | random/standard/convnet | patient_hm")
-    )
-    assert f"{soft.vs_random_patient_hm_diff:+.3f} | {soft.vs_random_patient_hm_diff:+.3f} |" in line
+    assert pool_main(["--run-dir", str(out), "--run-dir", str(twin)]) == 2
+    assert "holds the same records" in capsys.readouterr().err
 
 
 def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):

@@ -202,12 +202,14 @@ def test_cli_prints_and_writes_the_pooled_table(tmp_path, capsys) -> None:
     write_run(a, 0, config(run_seed=0))
     write_run(b, 1, config(run_seed=1))
     out = tmp_path / "pooled.md"
-    assert main(["--run-dir", str(a), "--run-dir", str(b / "eval"), "--n-boot", "50", "--out", str(out)]) == 0
+    assert (
+        main(["--run-dir", str(a), "--run-dir", str(b / "eval"), "--n-boot", "100", "--out", str(out)]) == 0
+    )
     printed = capsys.readouterr().out
     assert "the same in every run" in printed
     assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in printed
     assert out.read_text() == printed
-    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "50", "--independent"]) == 0
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100", "--independent"]) == 0
     assert "drawn per run" in capsys.readouterr().out
 
 
@@ -216,23 +218,69 @@ def test_cli_prints_and_writes_the_pooled_table(tmp_path, capsys) -> None:
     [
         ("one", "at least two --run-dir"),
         ("twice", "given twice"),
+        ("its eval folder", "given twice"),
+        ("copy", "holds the same records as"),
+        ("other experiment", "different experiments (cpu, tiny)"),
         ("missing", "does not exist"),
+        ("a file", "is not a folder"),
         ("empty", "holds no evaluation records"),
+        ("empty npz", "not a readable evaluation record"),
+        ("truncated npz", "not a readable evaluation record"),
+        ("bad config", "is not valid YAML"),
         ("level", "must lie between 0 and 1"),
+        ("n-boot", "give at least 100 resamples"),
+        ("out folder", "give a file path in an existing folder"),
     ],
 )
 def test_cli_refuses_unusable_input(tmp_path, capsys, case: str, message: str) -> None:
-    a = tmp_path / "seed0"
+    import shutil
+
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
     write_run(a, 0, config())
+    write_run(b, 1, config(run_seed=1))
     (tmp_path / "empty").mkdir()
+    if case == "copy":
+        shutil.copytree(a, tmp_path / "copy")
+    if case == "other experiment":
+        (b / "eval" / "config.yaml").write_text(yaml.safe_dump({**config(), "experiment_name": "cpu"}))
+        (a / "eval" / "config.yaml").write_text(yaml.safe_dump({**config(), "experiment_name": "tiny"}))
+    if case == "empty npz":
+        (b / "eval" / "records" / "soft__replay__same__0.npz").write_bytes(b"")
+    if case == "truncated npz":
+        rec = b / "eval" / "records" / "soft__replay__same__0.npz"
+        rec.write_bytes(rec.read_bytes()[:100])
+    if case == "bad config":
+        (b / "eval" / "config.yaml").write_text("data: [unclosed\n")
     second = {
         "one": [],
         "twice": ["--run-dir", str(a) + "/"],
+        "its eval folder": ["--run-dir", str(a / "eval")],
+        "copy": ["--run-dir", str(tmp_path / "copy")],
         "missing": ["--run-dir", str(tmp_path / "nope")],
+        "a file": ["--run-dir", str(a / "eval" / "config.yaml")],
         "empty": ["--run-dir", str(tmp_path / "empty")],
-        "level": ["--run-dir", str(tmp_path / "empty"), "--level", "95"],
-    }[case]
+        "level": ["--run-dir", str(b), "--level", "95"],
+        "n-boot": ["--run-dir", str(b), "--n-boot", "1"],
+        "out folder": ["--run-dir", str(b), "--out", str(tmp_path)],
+    }.get(case, ["--run-dir", str(b)])
     assert main(["--run-dir", str(a), *second]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: ") and message in err
-    assert "Traceback" not in err
+    captured = capsys.readouterr()
+    assert captured.err.startswith("error: ") and message in captured.err, captured.err
+    assert "Traceback" not in captured.err and "allow_pickle" not in captured.err
+    assert captured.out == ""  # refused before any table is printed
+
+
+def test_cli_says_why_runs_are_drawn_apart_and_counts_runs_per_pair(tmp_path, capsys) -> None:
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
+    write_run(a, 0, config())
+    other = config(run_seed=1)
+    other["synthetic"] = {"seed": 1}
+    write_run(b, 1, other)
+    for rec in (b / "eval" / "records").glob("hard__*"):
+        rec.unlink()  # run 2 has no hard row: soft - hard pools one run
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "drawn per run (the runs differ in synthetic.seed)" in out
+    assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in out
+    soft_hard = next(line for line in out.splitlines() if "| hard/replay/convnet | patient_hm |" in line)
+    assert "| – | 1 of 2 |" in soft_hard
