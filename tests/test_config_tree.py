@@ -189,14 +189,31 @@ def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
     cfg = compose_cfg(["experiment=cpu"])
     d = cfg.distill
     data, network, distill, evaluation = recipe_lines(cfg, ["soft"])
-    assert (
-        data
-        == f"data: GastricPatchDataModule, {cfg.data.patch_size} px patches stored at 64 px; seed {cfg.seed}"
+    assert data == (
+        f"data: GastricPatchDataModule, synthetic data 'cpu' (generator seed {cfg.synthetic.seed}), "
+        f"{cfg.data.patch_size} px patches stored at 64 px; run seed {cfg.seed}"
     )
     assert network.startswith("network: ConvNet (width 32, depth 4,") and "pool max" in network
     t = d.steps * d.epochs
     assert f"{d.ipc * d.steps} images per class (ipc {d.ipc} x {d.steps} steps)" in distill
     assert f"T = {t} inner steps ({d.steps} x {d.epochs} epochs), momentum {d.inner_momentum}" in distill
-    assert f"differentiable window {d.window}" in distill and d.window < t
+    assert f"a differentiable window of {d.window} steps" in distill and d.window < t
     assert f"start class_mean + {d.distribution_matching.steps} distribution-matching steps" in distill
-    assert evaluation.startswith(f"evaluation: {cfg.eval.n_networks} fresh networks per row")
+    assert "augmentation (DSA) none" in distill
+    assert evaluation == (
+        f"evaluation: {cfg.eval.n_networks} fresh networks per row; schedules replay, standard; "
+        "architectures ConvNet, lenet"
+    )
+    # the npz data keep their image size and do not come from the generator; a whole unroll and DSA
+    cfg = compose_cfg(
+        [
+            "experiment=cpu",
+            "data=npz",
+            "data.path=x.npz",
+            "distill.window=null",
+            "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, rotate: 10}",
+        ]
+    )
+    data, _, distill, _ = recipe_lines(cfg, ["soft"])
+    assert data == f"data: NpzDataModule; run seed {cfg.seed}"
+    assert "the whole unroll differentiable" in distill and "augmentation (DSA) flip, rotate 10" in distill

@@ -353,9 +353,27 @@ def _distill_mode(
     return mode
 
 
+def _augment_text(node: Any) -> str:
+    """The DSA's operations as built (its defaults included, e.g. the flip), or the node's own keys."""
+    from gastrodistill.distillation.augment import DSA
+
+    obj = hydra.utils.instantiate(node)
+    if isinstance(obj, DSA):
+        ops = ("flip", "rotate", "scale", "translate", "brightness", "contrast")
+        return (
+            ", ".join(f"{k} {getattr(obj, k):g}" if k != "flip" else "flip" for k in ops if getattr(obj, k))
+            or "none"
+        )
+    return ", ".join(f"{k} {v}" for k, v in node.items() if not str(k).startswith("_")) or str(
+        node.get("_target_")
+    )
+
+
 def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
-    """What a reader comparing runs needs besides the table: the data size, the network, the distiller's
-    unroll, start and outer loop, and the evaluation (all from the resolved config; no paths)."""
+    """What a reader comparing runs needs besides the table (from the resolved config; no paths): the data
+    (the synthetic generator's name and seed when the run generated it, the patch and storage size), the
+    network, the distiller (images, unroll, start, outer loop, augmentation, backend and precision) and the
+    evaluation (networks per row, schedules, architectures)."""
     d, ev = cfg.distill, cfg.get("eval") or {}
     model = {
         k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if not k.startswith("_")
@@ -365,24 +383,37 @@ def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
     dm = (d.get("distribution_matching") or {}).get("steps", 0) or 0
     # gastric patches are stored at storage_size (null: their own size); other data keep their image size
     size = (cfg.data.get("storage_size") or cfg.data.patch_size) if "patch_size" in cfg.data else None
+    data = str(cfg.data.get("_target_", "?")).rsplit(".", 1)[-1]
+    syn = cfg.get("synthetic")
+    if syn is not None and size and "generate" in [str(x) for x in cfg.get("stages") or []]:
+        data += f", synthetic data {syn.get('name', '?')!r} (generator seed {syn.get('seed', '?')})"
+    if size:
+        data += f", {cfg.data.patch_size} px patches stored at {size} px"
+    window = d.get("window")
+    dsa = d.get("dsa")
+    augment = "none" if not dsa else _augment_text(dsa)
+    clip = d.get("grad_clip_ema")
     lines = [
-        f"data: {str(cfg.data.get('_target_', '?')).rsplit('.', 1)[-1]}"
-        + (f", {cfg.data.patch_size} px patches stored at {size} px" if size else "")
-        + f"; seed {cfg.seed}",
+        f"data: {data}; run seed {cfg.seed}",
         f"network: {name} ({', '.join(f'{k} {v}' for k, v in model.items())})",
         f"distillation ({', '.join(modes)}): {int(d.ipc) * int(d.steps)} images per class "
         f"(ipc {d.ipc} x {d.steps} steps); T = {t} inner steps ({d.steps} x {d.epochs} epochs), "
         f"momentum {d.get('inner_momentum', 0.0) or 0.0}, lr_init {d.lr_init}, "
-        f"differentiable window {d.get('window') or t}; start {d.image_init}"
+        + (f"a differentiable window of {window} steps" if window else "the whole unroll differentiable")
+        + f"; start {d.image_init}"
         + (f" + {dm} distribution-matching steps" if dm else "")
         + f"; {d.outer_steps} outer steps, real batch {d.batch_real}, lr images / labels / lrs "
-        f"{d.lr_images} / {d.lr_labels} / {d.lr_lrs}",
+        f"{d.lr_images} / {d.lr_labels} / {d.lr_lrs}"
+        + (f", meta-gradient clipped at {clip} x its running norm" if clip else "")
+        + f"; augmentation (DSA) {augment}; backend {d.get('backend', 'func')}, precision "
+        f"{d.get('precision', '32-true')}",
     ]
     if ev:
+        n = ev.get("n_networks", "?")
+        archs = [name if str(a) == "same" else str(a) for a in ev.get("architectures") or []]
         lines.append(
-            f"evaluation: {ev.get('n_networks', '?')} fresh networks per row; schedules "
-            f"{', '.join(map(str, ev.get('schedules') or []))}; architectures "
-            f"{', '.join(map(str, ev.get('architectures') or []))}"
+            f"evaluation: {n} fresh network{'' if n == 1 else 's'} per row; schedules "
+            f"{', '.join(map(str, ev.get('schedules') or []))}; architectures {', '.join(archs)}"
         )
     return lines
 

@@ -549,7 +549,8 @@ def target_lines(df: pd.DataFrame) -> list[str]:
         )
     elif ok(soft, full):  # both rows are there; the full-data networks scored 0: no ratio to take
         lines.append(
-            f"soft {name} / full-data {name} = {soft:.3f} / {full:.3f}: no ratio (full-data {name} is 0)"
+            f"soft {name} / full-data {name} = {soft:.3f} / {full:.3f}: no ratio (full-data {name} is 0; "
+            "target >= 0.9: NOT met)"
         )
     else:
         lines.append(f"soft {name} / full-data {name}: not measured (no soft replay or full-data row)")
@@ -561,8 +562,12 @@ def target_lines(df: pd.DataFrame) -> list[str]:
             auc = cell(method, schedule, "patient_auc_mean")
             if ok(auc):
                 lines.append(f"{label} = {auc:.3f} (target >= {target:.2f}: {verdict(auc >= target)})")
+            else:
+                lines.append(f"{label}: not measured (no {method} {schedule} row)")
     if ok(soft, hard):
         lines.append(f"soft {name} - hard {name} = {soft - hard:+.3f} (target > 0: {verdict(soft > hard)})")
+    else:
+        lines.append(f"soft {name} - hard {name}: not measured (no soft or hard replay row)")
     kind = "patient_hm" if patients else "image_auc"
     diff = cell("soft", "replay", f"vs_random_{kind}_diff")
     low, high = (
@@ -580,5 +585,9 @@ def target_lines(df: pd.DataFrame) -> list[str]:
         bound = f">= {need:.2f}" if patients else "> 0"
         lines.append(f"{text}; target {bound} with the interval above 0: {verdict(good)}")
     elif ok(soft, rand):
-        lines.append(f"soft {name} - random-subset {name} = {soft - rand:+.3f} (no paired interval)")
+        lines.append(f"soft {name} - random-subset {name} = {soft - rand:+.3f} (no paired interval; NOT met)")
+    else:
+        lines.append(
+            f"soft {name} - random-subset {name}: not measured (no soft replay or random-subset row)"
+        )
     return lines

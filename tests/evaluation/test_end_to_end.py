@@ -58,7 +58,8 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
         in summary
     )
     assert "## Targets (distillation architecture, replay schedule" in summary
-    assert f"- evaluation: {cfg.eval.n_networks} fresh networks per row" in summary
+    n = cfg.eval.n_networks
+    assert f"- evaluation: {n} fresh network{'' if n == 1 else 's'} per row" in summary
 
     # no patient identifier in anything the run wrote (text files), nor in the artifacts' bytes
     manifest = pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv")

@@ -166,7 +166,7 @@ def test_summary_without_patients_is_image_level_and_never_prints_nan():
     zero_full = summarise(
         [rec("soft", "replay", 0.8), rec("full", "real", 0.0)], SIZES, 10_000, seed=0, n_boot=10
     )
-    assert "no ratio (full-data balanced accuracy is 0)" in target_lines(zero_full)[0]
+    assert "no ratio (full-data balanced accuracy is 0; target >= 0.9: NOT met)" in target_lines(zero_full)[0]
 
 
 def _patient_table(soft_auc: float, full_auc: float, diff: float, low: float) -> pd.DataFrame:
@@ -207,3 +207,18 @@ def test_target_lines_are_the_issues_targets(soft_auc, full_auc, diff, low, verd
     assert lines[4].startswith(f"soft HM - random-subset HM = {diff:+.3f} [{low:+.3f}, {diff + 0.1:+.3f}]")
     assert "(hard - random HM = +0.070)" in lines[4]
     assert ["NOT met" if "NOT met" in line else "met" for line in lines] == verdicts
+
+
+def test_every_target_has_a_line_when_the_soft_rows_are_missing():
+    """reproduce.distill_modes=[hard]: each soft target says 'not measured' instead of vanishing."""
+    df = _patient_table(0.9, 0.95, 0.2, 0.1)
+    lines = target_lines(df[df.method != "soft"])
+    assert len(lines) == 5
+    assert [line.split(":")[0] for line in lines] == [
+        "soft HM / full-data HM",
+        "soft patient AUC",
+        "full-data patient AUC = 0.950 (target >= 0.90",
+        "soft HM - hard HM",
+        "soft HM - random-subset HM",
+    ]
+    assert sum("not measured" in line for line in lines) == 4
