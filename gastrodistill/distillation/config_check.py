@@ -15,7 +15,13 @@ from typing import Any
 from gastrodistill.distillation.distilled_set import MODES, DistilledSetError, inverse_softplus
 from gastrodistill.distillation.distribution_matching import check_matching_config
 from gastrodistill.distillation.errors import DistillConfigError
-from gastrodistill.distillation.inner_loop import check_backend, check_chunk, check_momentum, check_window
+from gastrodistill.distillation.inner_loop import (
+    check_backend,
+    check_chunk,
+    check_momentum,
+    check_window,
+    is_integer,
+)
 from gastrodistill.distillation.module import check_precision
 from gastrodistill.distillation.real_batches import REAL_DATA_MODES
 from gastrodistill.models.init import check_scheme
@@ -26,9 +32,7 @@ IMAGE_INITS = ("noise", "real", "class_mean")
 
 def _integer(d: Mapping[str, Any], key: str, low: int, default: int | None = None) -> int:
     raw = d.get(key, default)
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
-        raise DistillConfigError(f"distill.{key} must be an integer >= {low}, got {raw!r}")
-    if int(raw) != raw or raw < low:
+    if not is_integer(raw) or raw < low:
         raise DistillConfigError(f"distill.{key} must be an integer >= {low}, got {raw!r}")
     return int(raw)
 

@@ -58,7 +58,7 @@ BACKENDS = ("higher", "func")
 Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
-def _is_integer(value: Any) -> bool:
+def is_integer(value: Any) -> bool:
     """A whole number given as an int or an integral float (not a bool, a string or a fraction)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return False
@@ -93,7 +93,7 @@ def check_window(window: int | None, num_steps: int) -> int:
     """The number of differentiable steps: ``window`` (1 <= W <= T) or T when ``window`` is None."""
     if window is None:
         return num_steps
-    if not _is_integer(window) or not 1 <= window <= num_steps:
+    if not is_integer(window) or not 1 <= window <= num_steps:
         raise DistillConfigError(
             f"distill.window must be an integer in [1, T={num_steps}] (T = steps * epochs) or null, "
             f"got {window!r}"
@@ -371,7 +371,7 @@ def check_chunk(chunk: int | None) -> int | None:
     """``distill.outer_chunk`` as an int >= 1, or None (no chunking); ``DistillConfigError`` otherwise."""
     if chunk is None:
         return None
-    if not _is_integer(chunk) or chunk < 1:
+    if not is_integer(chunk) or chunk < 1:
         raise DistillConfigError(f"distill.outer_chunk must be a positive integer or null, got {chunk!r}")
     return int(chunk)
 

@@ -479,15 +479,20 @@ def chosen_standard_lr(df: pd.DataFrame | None, eval_dir: str | Path, method: st
     return None if lr is None else float(lr)
 
 
+def primary_value(df: pd.DataFrame, method: str, schedule: str, column: str) -> float:
+    """One cell of a method's row on the distillation architecture; NaN when the row or column is missing."""
+    sel = primary_rows(df)
+    sel = sel[(sel.method == method) & (sel.schedule == schedule)]
+    return float(sel[column].iloc[0]) if len(sel) and column in sel else math.nan
+
+
 def headline(df: pd.DataFrame) -> dict[str, float]:
     """The headline metric (patient HM with patients, image balanced accuracy without) of soft/hard replay,
     full data and the random subset, on the distillation architecture; NaN where a row is missing."""
-    base = primary_rows(df)
     col = "patient_hm_mean" if has_patients(df) else "patch_balanced_accuracy_mean"
 
     def value(method: str, schedule: str) -> float:
-        sel = base[(base.method == method) & (base.schedule == schedule)]
-        return float(sel[col].iloc[0]) if len(sel) and col in sel else math.nan
+        return primary_value(df, method, schedule, col)
 
     return {
         "metric": col.removesuffix("_mean"),
@@ -537,9 +542,7 @@ def target_lines(df: pd.DataFrame) -> list[str]:
         return "met" if good else "NOT met"
 
     def cell(method: str, schedule: str, column: str) -> float:
-        base = primary_rows(df)
-        sel = base[(base.method == method) & (base.schedule == schedule)]
-        return float(sel[column].iloc[0]) if len(sel) and column in sel else math.nan
+        return primary_value(df, method, schedule, column)
 
     lines = []
     if ok(soft, full) and full > 0:
@@ -550,7 +553,7 @@ def target_lines(df: pd.DataFrame) -> list[str]:
     elif ok(soft, full):  # both rows are there; the full-data networks scored 0: no ratio to take
         lines.append(
             f"soft {name} / full-data {name} = {soft:.3f} / {full:.3f}: no ratio (full-data {name} is 0; "
-            "target >= 0.9: NOT met)"
+            f"target >= {TARGET_SOFT_OVER_FULL}: NOT met)"
         )
     else:
         lines.append(f"soft {name} / full-data {name}: not measured (no soft replay or full-data row)")
