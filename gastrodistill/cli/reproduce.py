@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -444,9 +444,33 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     return paths
 
 
+def check_mode_override(overrides: Sequence[str], modes: list[str]) -> None:
+    """Refuse ``distill.mode`` among the command line's ``overrides`` (Hydra's override strings).
+
+    The study distils one set per label mode of ``reproduce.distill_modes`` (``modes``) and passes each
+    mode to the stage, so ``distill.mode`` would otherwise be ignored without a word (a user asking for
+    hard labels only would wait for both). Raises :class:`ReproduceConfigError` saying which key to set.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.key_or_group != "distill.mode":
+            continue
+        value = override.value() if override.value_type is not None else None
+        only = f"reproduce.distill_modes=[{value}]" if value else "reproduce.distill_modes=[hard]"
+        raise ReproduceConfigError(
+            f"distill.mode does not choose what gastrodistill-reproduce distils: it runs one set per "
+            f"reproduce.distill_modes (here {modes}). Drop distill.mode and set {only} to distil only "
+            f"those labels (or run the distill stage alone: gastrodistill-distill distill.mode=...)"
+        )
+
+
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    check_mode_override(HydraConfig.get().overrides.task, Pipeline(cfg).modes())
     run(cfg)
 
 

@@ -268,3 +268,25 @@ def test_the_error_line_comes_after_the_progress_bars_on_its_own_line(capsys):
     lines = [line for line in err.replace("\r", "\n").split("\n") if line.strip()]
     assert lines[-1] == "error: ConvNet depth 4 on 8x8 px images: lower model.depth"
     assert "fresh networks" in err
+
+
+@pytest.mark.parametrize("override", ["distill.mode=hard", "++distill.mode=soft", "~distill.mode"])
+def test_reproduce_refuses_distill_mode_and_names_distill_modes(tmp_path, monkeypatch, capsys, override):
+    """`gastrodistill-reproduce distill.mode=hard` used to distil soft and hard sets (the mode comes from
+    reproduce.distill_modes) without a word: now a message naming the key to set, exit 1, nothing written."""
+    work = tmp_path / "work"
+    argv = ["gastrodistill-reproduce", "experiment=tiny", f"paths.root_dir={work}", "logger=csv", override]
+    code, text = _run_main(reproduce.main, argv, monkeypatch, capsys)
+    assert code == 1, text
+    assert text.strip().startswith("error: distill.mode does not choose") and "Traceback" not in text
+    assert "reproduce.distill_modes=[" in text and "['soft', 'hard']" in text
+    _nothing_written(work)
+
+
+def test_mode_override_check_passes_other_overrides() -> None:
+    from gastrodistill.cli.reproduce import ReproduceConfigError, check_mode_override
+
+    others = ["reproduce.distill_modes=[hard]", "distill.lr_init=0.1", "distill=hard_cpu"]
+    check_mode_override(others, ["hard"])
+    with pytest.raises(ReproduceConfigError, match=r"set reproduce.distill_modes=\[hard\] to distil only"):
+        check_mode_override(["seed=1", "distill.mode=hard"], ["soft", "hard"])
