@@ -106,8 +106,9 @@ def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
     run: RunRows = {}
     for key, recs in rows.items():
         recs.sort(key=lambda r: int(r.get("network", 0)))
-        if bootstrap_kinds(recs):
-            run[key] = [_arrays(r) for r in recs]  # type: ignore[misc]
+        nets = [_arrays(r) for r in recs]
+        if bootstrap_kinds(nets):
+            run[key] = nets  # type: ignore[assignment]
     cfg_path = eval_dir / "config.yaml"
     try:
         config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
@@ -271,7 +272,7 @@ def pool_runs(
             present = [r for r in runs if key in r and other in r]
             if not present:
                 continue
-            for kind in _kinds(present[0][key]):
+            for kind in bootstrap_kinds(present[0][key]):
                 rng = numpy_rng(seed, "paired-over-runs", "/".join(key), "minus", "/".join(other), kind)
                 est, lo, hi = pooled_difference(
                     kind, [(r[key], r[other]) for r in present], rng, n_boot, level, shared
@@ -281,12 +282,6 @@ def pool_runs(
                 ]
                 out.append(PooledDifference(key, other, kind, per_run, est, lo, hi, len(present)))
     return out
-
-
-def _kinds(nets: list[dict[str, np.ndarray]]) -> tuple[str, ...]:
-    if "decisions" in nets[0]:
-        return ("patient_hm", "patient_auc")
-    return ("image_accuracy", "image_auc")
 
 
 def render(

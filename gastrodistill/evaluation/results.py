@@ -63,11 +63,13 @@ def _arrays(rec: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
     return None
 
 
-def bootstrap_kinds(recs: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-    """The statistics with intervals: patient HM and AUC with patients, image accuracy and AUC without."""
-    if all(r.get("test_labels") is not None for r in recs):
+def bootstrap_kinds(nets: Sequence[Mapping[str, np.ndarray] | None]) -> tuple[str, ...]:
+    """The statistics with intervals of one row's networks (their :func:`_arrays`): patient HM and AUC
+    when every network has per-patient arrays, image accuracy and AUC when every one has per-image
+    arrays; ``()`` otherwise (no network, or one without either)."""
+    if nets and all(n is not None and "decisions" in n for n in nets):
         return ("patient_hm", "patient_auc")
-    if all(r.get("image_labels") is not None for r in recs):
+    if nets and all(n is not None and "correct" in n for n in nets):
         return ("image_accuracy", "image_auc")
     return ()
 
@@ -124,8 +126,8 @@ def summarise(
             finite = vals[np.isfinite(vals)]
             row[f"{m}_mean"] = float(finite.mean()) if len(finite) else math.nan
             row[f"{m}_std"] = float(finite.std()) if len(finite) else math.nan
-        kinds = bootstrap_kinds(recs)
         mine = [_arrays(r) for r in recs]
+        kinds = bootstrap_kinds(mine)
         if kinds == ("patient_hm", "patient_auc"):
             row.update(
                 bootstrap_patient_ci(
@@ -149,7 +151,7 @@ def summarise(
                 if partner == row["method"] or other not in groups:
                     continue
                 theirs = [_arrays(r) for r in groups[other]]
-                if bootstrap_kinds(groups[other]) != kinds:
+                if bootstrap_kinds(theirs) != kinds:
                     continue
                 prid = "/".join(other)
                 rng = numpy_rng(int(seed), "bootstrap", rid, "minus", prid)
