@@ -245,6 +245,30 @@ class Pipeline:
         return sets
 
     # ---- driver ----------------------------------------------------------------------------------
+    def check_networks(self, stages: list[str]) -> None:
+        """Build every network the stages will build (``cfg.model`` when distilling, each named evaluation
+        architecture when evaluating) once on the data's shape, before any data is generated or read
+        (:mod:`gastrodistill.models.preflight`). Raises ``ModelConfigError`` naming the key, or
+        ``EvaluationConfigError`` for an architecture the ``model`` config group does not hold."""
+        from gastrodistill.models.preflight import check_model_config, data_shape
+
+        if "distill" not in stages and "evaluate" not in stages:
+            return
+        shape = data_shape(self.cfg.data)
+        if "distill" in stages:
+            check_model_config(self.cfg.model, shape)
+        if "evaluate" in stages:
+            from gastrodistill.evaluation.jobs import SAME, as_list
+            from gastrodistill.evaluation.networks import architecture_config
+
+            ev = self.cfg.eval
+            names = dict.fromkeys([*as_list(ev.architectures), *as_list(ev.baselines.architectures)])
+            for arch in names:
+                if arch == SAME:
+                    continue
+                key = f"eval architecture {arch!r} (conf/model/{arch}.yaml)"
+                check_model_config(architecture_config(self.cfg, str(arch)), shape, key)
+
     def stage_fns(self) -> dict[str, tuple[Callable[[], None], str]]:
         return {
             "generate": (self.generate, "gastrodistill.cli.generate"),
@@ -275,6 +299,7 @@ class Pipeline:
             from gastrodistill.evaluation.jobs import validate
 
             validate(self.cfg.eval)
+        self.check_networks(stages)
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)

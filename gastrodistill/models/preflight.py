@@ -1,0 +1,57 @@
+"""Build a network from its config before any data is read, so that a value the network refuses stops a
+study at once, with a message naming the key, instead of after data generation (``model.*``) or after
+the distillation (an evaluation architecture).
+
+The shape comes from the data module's constructor, which reads no data: the gastric patch store knows
+its channels, classes and stored side from the config alone (``data.storage_size`` or
+``data.patch_size``). Collections whose shape is in their files (npz, image folders, digits) are probed
+at :data:`PROBE_SIZE`, which checks every value that does not depend on the image size (norm, pooling,
+activation, head, init scheme, width, unknown keys); their size-dependent checks run when the stage
+builds the network on the loaded data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from gastrodistill.models.layers import ModelConfigError
+
+#: (H, W) in px at which a model is probed when the data's size is known only from its files.
+PROBE_SIZE = (256, 256)
+
+#: (in_channels, num_classes, (H, W)) of the data a network is built for.
+Shape = tuple[int, int, tuple[int, int]]
+
+
+def data_shape(data_cfg: DictConfig) -> Shape | None:
+    """The shape ``data_cfg`` fixes before any data is read, or ``None`` when it is in the data's files.
+
+    Instantiates the data module (its constructor reads no files; a mandatory value left at ``???``
+    raises omegaconf's ``MissingMandatoryValue`` naming it) and reads ``in_channels``, ``num_classes``
+    and ``image_size``, which the gastric data module sets from its config and the collections set in
+    ``setup``.
+    """
+    dm: Any = hydra.utils.instantiate(data_cfg)
+    try:
+        return int(dm.in_channels), int(dm.num_classes), tuple(int(s) for s in dm.image_size)  # type: ignore[return-value]
+    except AttributeError:
+        return None
+
+
+def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "model") -> None:
+    """Build the network of ``model_cfg`` (a Hydra partial of ``conf/model``) once for ``shape``.
+
+    ``shape`` is ``(in_channels, num_classes, (H, W))`` from :func:`data_shape`; ``None`` probes 1
+    channel, 2 classes at :data:`PROBE_SIZE` px (size-independent values only). Raises
+    :class:`ModelConfigError` ``"<key>: <what the constructor said>"`` for a value the constructor
+    refuses (its own ``ModelConfigError``, an unknown norm/pooling/activation, an unknown keyword).
+    """
+    channels, classes, size = shape or (1, 2, PROBE_SIZE)
+    where = f"{size[0]}x{size[1]} px images" if shape else "any image size"
+    try:
+        hydra.utils.instantiate(model_cfg)(in_channels=channels, num_classes=classes, image_size=size)
+    except (ModelConfigError, TypeError, ValueError) as exc:
+        raise ModelConfigError(f"{key} cannot be built for {where}: {exc}") from None

@@ -1,0 +1,72 @@
+"""The network pre-flight: every shipped preset's networks build; a value a network refuses stops
+``gastrodistill-reproduce`` before any data is generated, naming the key and the data's size."""
+
+from __future__ import annotations
+
+import pytest
+
+from gastrodistill.evaluation.jobs import EvaluationConfigError
+from gastrodistill.models.layers import ModelConfigError
+from gastrodistill.models.preflight import check_model_config, data_shape
+
+
+@pytest.mark.parametrize("experiment", ["tiny", "cpu", "full"])
+def test_every_preset_passes_and_knows_its_gastric_shape(compose_cfg, experiment) -> None:
+    from gastrodistill.cli.reproduce import Pipeline
+
+    cfg = compose_cfg([f"experiment={experiment}"])
+    side = int(cfg.data.storage_size or cfg.data.patch_size)
+    assert data_shape(cfg.data) == (1, 3, (side, side))
+    Pipeline(cfg).check_networks(["distill", "evaluate"])
+
+
+def test_collections_have_no_shape_before_setup(compose_cfg) -> None:
+    assert data_shape(compose_cfg(["experiment=cpu", "data=npz", "data.path=/nowhere.npz"]).data) is None
+
+
+@pytest.mark.parametrize(
+    ("override", "expect"),
+    [
+        ("model.norm=foo", "unknown norm 'foo'"),
+        ("model.act=gelu", "unknown activation 'gelu'"),
+        ("model.pool=mean", "unknown pooling 'mean'"),
+        ("model.depth=9", "layer 7 would normalise a 1x1 feature map"),  # 64 px: 64 / 2**6 = 1
+        ("model.width=0", "width >= 1"),
+        ("+model.dropout=0.5", "unexpected keyword argument 'dropout'"),
+    ],
+)
+def test_refused_values_name_the_key_and_size(compose_cfg, override, expect) -> None:
+    cfg = compose_cfg(["experiment=cpu", override])
+    with pytest.raises(ModelConfigError, match="model cannot be built for 64x64 px images") as info:
+        check_model_config(cfg.model, data_shape(cfg.data))
+    assert expect in str(info.value)
+
+
+def test_unknown_size_checks_size_free_values_only(compose_cfg) -> None:
+    cfg = compose_cfg(["experiment=cpu", "model.depth=8"])  # too deep for 64 px, not for the probe size
+    with pytest.raises(ModelConfigError, match="64x64 px images: ConvNet depth 8"):
+        check_model_config(cfg.model, data_shape(cfg.data))
+    check_model_config(cfg.model, None)  # the probe size: size-dependent checks wait for the data
+    with pytest.raises(ModelConfigError, match="cannot be built for any image size: unknown norm"):
+        check_model_config(compose_cfg(["experiment=cpu", "model.norm=foo"]).model, None)
+
+
+@pytest.mark.parametrize(
+    ("override", "error", "expect"),
+    [
+        ("model.norm=foo", ModelConfigError, "model cannot be built"),
+        ("eval.architectures=[same,lenett]", EvaluationConfigError, "'lenett' is not in the model config"),
+        ("eval.baselines.architectures=[same,resnet18]", None, ""),
+    ],
+)
+def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, override, error, expect) -> None:
+    from gastrodistill.cli.reproduce import Pipeline
+
+    pipe = Pipeline(compose_cfg(["experiment=tiny", override]))
+    if error is None:
+        pipe.check_networks(["distill", "evaluate"])
+        return
+    with pytest.raises(error, match=expect):
+        pipe.run()
+    assert not pipe.out.exists()
+    assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))
