@@ -246,17 +246,17 @@ class Pipeline:
 
     # ---- driver ----------------------------------------------------------------------------------
     def check_networks(self, stages: list[str]) -> None:
-        """Build every network the stages will build (``cfg.model`` when distilling, each named evaluation
-        architecture when evaluating) once on the data's shape, before any data is generated or read
-        (:mod:`gastrodistill.models.preflight`). Raises ``ModelConfigError`` naming the key, or
-        ``EvaluationConfigError`` for an architecture the ``model`` config group does not hold."""
+        """Build every network the stages will build (``cfg.model``, which the distillation and the
+        evaluation's ``same`` baselines train, and each named evaluation architecture) once on the data's
+        shape, before any data is generated or read (:mod:`gastrodistill.models.preflight`). Raises
+        ``ModelConfigError`` naming the key, or ``EvaluationConfigError`` for an architecture the ``model``
+        config group does not hold."""
         from gastrodistill.models.preflight import check_model_config, data_shape
 
         if "distill" not in stages and "evaluate" not in stages:
             return
         shape = data_shape(self.cfg.data)
-        if "distill" in stages:
-            check_model_config(self.cfg.model, shape)
+        check_model_config(self.cfg.model, shape)
         if "evaluate" in stages:
             from gastrodistill.evaluation.jobs import SAME, as_list
             from gastrodistill.evaluation.networks import architecture_config
