@@ -69,8 +69,19 @@ class StageError(CompactHydraException):
     """The project's error, re-raised so that Hydra prints its message alone (no traceback)."""
 
 
+def _module_name(module: str) -> str:
+    """``module``, or for ``__main__`` the name it was run by (``python -m gastrodistill.cli.reproduce``
+    defines ``__main__.ReproduceConfigError``, which is the project's ``ReproduceConfigError``)."""
+    if module == "__main__":
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        return str(getattr(spec, "name", None) or module)
+    return module
+
+
 def _is_project_error(exc: BaseException) -> bool:
-    return any(f"{cls.__module__}.{cls.__qualname__}" in PROJECT_ERRORS for cls in type(exc).__mro__)
+    return any(
+        f"{_module_name(cls.__module__)}.{cls.__qualname__}" in PROJECT_ERRORS for cls in type(exc).__mro__
+    )
 
 
 def project_error(exc: BaseException) -> BaseException | None:

@@ -246,28 +246,36 @@ class Pipeline:
 
     # ---- driver ----------------------------------------------------------------------------------
     def check_networks(self, stages: list[str]) -> None:
-        """Build every network the stages will build (``cfg.model``, which the distillation and the
-        evaluation's ``same`` baselines train, and each named evaluation architecture) once on the data's
-        shape, before any data is generated or read (:mod:`gastrodistill.models.preflight`). Raises
-        ``ModelConfigError`` naming the key, or ``EvaluationConfigError`` for an architecture the ``model``
-        config group does not hold."""
+        """Build every network the stages will build once on the data's shape, before any data is generated
+        or read (:mod:`gastrodistill.models.preflight`): ``cfg.model`` (distilled on, trained by the
+        evaluation's ``same`` baselines and by the audit) and each named evaluation architecture; when this
+        run distils, also refuse two evaluation architectures that build one network. Raises
+        ``ModelConfigError`` naming the key, or ``EvaluationConfigError`` naming the architecture."""
         from gastrodistill.models.preflight import check_model_config, data_shape
 
-        if "distill" not in stages and "evaluate" not in stages:
+        if not {"distill", "evaluate", "audit"} & set(stages):
             return
         shape = data_shape(self.cfg.data)
         check_model_config(self.cfg.model, shape)
-        if "evaluate" in stages:
-            from gastrodistill.evaluation.jobs import SAME, as_list
-            from gastrodistill.evaluation.networks import architecture_config
+        if "evaluate" not in stages:
+            return
+        from gastrodistill.evaluation.jobs import SAME, as_list
+        from gastrodistill.evaluation.networks import architecture_config, architecture_name, check_distinct
 
-            ev = self.cfg.eval
-            names = dict.fromkeys([*as_list(ev.architectures), *as_list(ev.baselines.architectures)])
-            for arch in names:
-                if arch == SAME:
-                    continue
+        ev = self.cfg.eval
+        lists = {
+            "the distilled sets": as_list(ev.architectures),
+            "the baselines": as_list(ev.baselines.architectures),
+        }
+        configs = {SAME: self.cfg.model}
+        for arch in dict.fromkeys(a for archs in lists.values() for a in archs):
+            if arch not in configs:
+                configs[arch] = architecture_config(self.cfg, str(arch))
                 key = f"eval architecture {arch!r} (conf/model/{arch}.yaml)"
-                check_model_config(architecture_config(self.cfg, str(arch)), shape, key)
+                check_model_config(configs[arch], shape, key)
+        if "distill" in stages:  # `same` is cfg.model (sets of an earlier run may record another model)
+            for method, archs in lists.items():
+                check_distinct(archs, lambda arch: architecture_name(configs[arch]), method)
 
     def stage_fns(self) -> dict[str, tuple[Callable[[], None], str]]:
         return {
@@ -469,25 +477,40 @@ def run(cfg: DictConfig) -> dict[str, Path]:
     return paths
 
 
-def check_mode_override(overrides: Sequence[str], modes: list[str]) -> None:
-    """Refuse ``distill.mode`` among the command line's ``overrides`` (Hydra's override strings).
+def check_mode_override(overrides: Sequence[str], modes: list[str], mode: str) -> None:
+    """Refuse a label mode chosen on the command line (Hydra's override strings ``overrides``), which
+    ``gastrodistill-reproduce`` would ignore: it distils one set per ``reproduce.distill_modes``
+    (``modes``) and passes each mode to the stage.
 
-    The study distils one set per label mode of ``reproduce.distill_modes`` (``modes``) and passes each
-    mode to the stage, so ``distill.mode`` would otherwise be ignored without a word (a user asking for
-    hard labels only would wait for both). Raises :class:`ReproduceConfigError` saying which key to set.
+    Refused: ``distill.mode`` in any form (set, ``++``, ``~``), and a ``distill=<option>`` whose own
+    mode (``mode``, the composed ``distill.mode``) is ``hard`` while ``modes`` is not ``[hard]`` (e.g.
+    ``distill=hard_cpu``: its other values are used for both label modes). A soft option is the usual
+    way to choose a recipe and passes. Raises :class:`ReproduceConfigError` saying which key to set.
     """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from gastrodistill.distillation.distilled_set import MODES
+
+    def advice(value: object) -> str:
+        if value in MODES:
+            return f"set reproduce.distill_modes=[{value}] to distil only {value} labels"
+        return "set reproduce.distill_modes to [soft], [hard] or [soft,hard]"
+
     for override in OverridesParser.create().parse_overrides(list(overrides)):
-        if override.key_or_group != "distill.mode":
-            continue
-        value = override.value() if override.value_type is not None else None
-        only = f"reproduce.distill_modes=[{value}]" if value else "reproduce.distill_modes=[hard]"
-        raise ReproduceConfigError(
-            f"distill.mode does not choose what gastrodistill-reproduce distils: it runs one set per "
-            f"reproduce.distill_modes (here {modes}). Drop distill.mode and set {only} to distil only "
-            f"those labels (or run the distill stage alone: gastrodistill-distill distill.mode=...)"
-        )
+        if override.key_or_group == "distill.mode":
+            value = override.value() if override.value_type is not None else None
+            raise ReproduceConfigError(
+                f"distill.mode does not choose what gastrodistill-reproduce distils: it runs one set per "
+                f"reproduce.distill_modes (here {modes}). Drop distill.mode and {advice(value)} (or run "
+                "the distill stage alone: gastrodistill-distill distill.mode=...)"
+            )
+        if override.key_or_group == "distill" and mode == "hard" and modes != ["hard"]:
+            raise ReproduceConfigError(
+                f"distill={override.value()} sets distill.mode=hard, which gastrodistill-reproduce does not "
+                f"use: it distils one set per reproduce.distill_modes (here {modes}) with that config's "
+                f"other values. Keep distill={override.value()} and {advice('hard')}, or choose a soft "
+                "option (e.g. distill=soft_cpu) to distil both"
+            )
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
@@ -495,7 +518,7 @@ def check_mode_override(overrides: Sequence[str], modes: list[str]) -> None:
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    check_mode_override(HydraConfig.get().overrides.task, Pipeline(cfg).modes())
+    check_mode_override(HydraConfig.get().overrides.task, Pipeline(cfg).modes(), str(cfg.distill.get("mode")))
     run(cfg)
 
 

@@ -164,7 +164,7 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
     try:
         check_scheme(str(d.get("init", "xavier")))
     except ValueError as e:
-        raise DistillConfigError(f"distill.init: {e}") from None
+        raise DistillConfigError(f"distill.init (model.init unless set): {e}") from None
     check_backend(d.get("backend", "func"), d.get("checkpoint", False))
     check_momentum(d.get("inner_momentum", 0.0) or 0.0)
     check_window(d.get("window"), int(d["steps"]) * int(d["epochs"]))

@@ -8,7 +8,7 @@ sees the same search path, defaults and overrides as a ``model=<name>`` on the c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import hydra
@@ -34,8 +34,10 @@ def _compose_model(arch: str) -> DictConfig:
             with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
                 root = compose(config_name="config", overrides=[f"model={arch}"])
     except HydraException as e:
+        found = str(e).split("\nConfig search path")[0].strip()  # Hydra's options list, not its search path
         raise EvaluationConfigError(
-            f"eval architecture {arch!r} is not in the model config group (no conf/model/{arch}.yaml): {e}"
+            f"eval architecture {arch!r} is not in the model config group (no conf/model/{arch}.yaml): "
+            f"{found}"
         ) from e
     return root.model
 
@@ -54,6 +56,20 @@ def architecture_config(cfg: DictConfig, arch: str, recorded: Mapping[str, Any] 
             return node
         return cfg.model
     return _compose_model(arch)
+
+
+def check_distinct(archs: Iterable[str], name_of: Callable[[str], str], method: str) -> None:
+    """Refuse two entries of ``archs`` that build one network (``name_of`` gives the same class name,
+    e.g. ``same`` and ``convnet`` when the set was distilled on a ConvNet): their rows would share one key
+    of the results table. Raises :class:`EvaluationConfigError` naming both entries."""
+    names: dict[str, str] = {}
+    for arch in archs:
+        name = name_of(arch)
+        if names.setdefault(name, arch) != arch:
+            raise EvaluationConfigError(
+                f"eval architectures {names[name]!r} and {arch!r} are both {name} for {method}: "
+                "list the distilled set's own architecture only as 'same'"
+            )
 
 
 def architecture_name(mcfg: DictConfig | Mapping[str, Any]) -> str:

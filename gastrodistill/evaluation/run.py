@@ -69,7 +69,7 @@ from gastrodistill.evaluation.jobs import (
     pending,
     shard,
 )
-from gastrodistill.evaluation.networks import architecture_config, net_spec
+from gastrodistill.evaluation.networks import architecture_config, check_distinct, net_spec
 from gastrodistill.evaluation.results import (  # noqa: F401 - re-exported for callers of this module
     headline,
     log_results,
@@ -467,14 +467,11 @@ class Study:
                 raise EvaluationConfigError(
                     f"job method {method!r} is neither a distilled set nor a baseline"
                 )
-        names: dict[tuple[str, str, str], str] = {}
+        archs: dict[tuple[str, str], list[str]] = {}
         for method, schedule, arch in by_setting(jobs):
-            key = (method, schedule, self.spec(arch, method).name)
-            if names.setdefault(key, arch) != arch:
-                raise EvaluationConfigError(
-                    f"eval architectures {names[key]!r} and {arch!r} are both {key[2]} for {method!r}: "
-                    "list the distilled set's own architecture only as 'same'"
-                )
+            archs.setdefault((method, schedule), []).append(arch)
+        for (method, _), names in archs.items():
+            check_distinct(names, lambda arch, m=method: self.spec(arch, m).name, repr(method))
 
     def sizes(self) -> dict[str, dict[str, int]]:
         shape = tuple(self.dm.image_shape)

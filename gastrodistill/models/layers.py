@@ -19,6 +19,10 @@ class ModelConfigError(ValueError):
     """A network that cannot be built for the data it is given (the message says what to change)."""
 
 
+class ModelSizeError(ModelConfigError):
+    """A network whose settings are valid but too deep for this image size (a 1x1 map would be normalised)."""
+
+
 def channels_per_group(kind: str, channels: int, groups: int = 8) -> int:
     """How many channels one normaliser of :func:`norm2d` pools (0 for ``batch`` and ``none``)."""
     if kind == "instance":
@@ -32,8 +36,11 @@ def channels_per_group(kind: str, channels: int, groups: int = 8) -> int:
 
 
 #: What to change when a norm of a network without ``depth`` (ResNet, AlexNet) would see a 1x1 map.
+#: Where the image size is set: the gastric patch store's stored side, or a collection's resize.
+IMAGE_SIZE_KEYS = "data.storage_size for gastric patches, data.image_size for npz/folder collections"
 NORM_SIZE_FIX = (
-    "use larger images (data.image_size), model.norm=none, or a group norm over more channels (model.width)"
+    f"use larger images ({IMAGE_SIZE_KEYS}), model.norm=none, or a group norm over more channels "
+    "(model.width)"
 )
 
 
@@ -44,17 +51,17 @@ def check_norm_size(
     w: int,
     layer: int,
     what: str,
-    fix: str = "lower model.depth or give larger images (data.image_size)",
+    fix: str = f"lower model.depth or give larger images ({IMAGE_SIZE_KEYS})",
 ) -> None:
     """Refuse a norm that would pool one value over a 1×1 feature map: an ``instance`` norm, or a ``group``
     norm with one channel per group (``width`` <= 8); its output is then its bias whatever the image (and
     torch raises for a batch of one).
 
     ``h``, ``w``: the map's size in px at layer ``layer`` (1-based); ``what`` names the network and its
-    settings, ``fix`` says what to change. Raises :class:`ModelConfigError`.
+    settings, ``fix`` says what to change. Raises :class:`ModelSizeError`.
     """
     if h * w == 1 and channels_per_group(kind, channels) == 1:
-        raise ModelConfigError(
+        raise ModelSizeError(
             f"{what}: layer {layer} would normalise a 1x1 feature map ({kind} norm over one value per "
             f"channel: a constant output); {fix}"
         )

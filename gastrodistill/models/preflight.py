@@ -6,8 +6,9 @@ The shape comes from the data module's constructor, which reads no data: the gas
 its channels, classes and stored side from the config alone (``data.storage_size`` or
 ``data.patch_size``). Collections whose shape is in their files (npz, image folders, digits) are probed
 at :data:`PROBE_SIZE`, which checks every value that does not depend on the image size (norm, pooling,
-activation, head, init scheme, width, unknown keys); their size-dependent checks run when the stage
-builds the network on the loaded data.
+activation, head, init scheme, width, unknown keys); their size-dependent checks
+(:class:`~gastrodistill.models.layers.ModelSizeError`) run when the stage builds the network on the loaded
+data.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig
 
-from gastrodistill.models.layers import ModelConfigError
+from gastrodistill.models.layers import ModelConfigError, ModelSizeError
 
 #: (H, W) in px at which a model is probed when the data's size is known only from its files.
 PROBE_SIZE = (256, 256)
@@ -45,13 +46,21 @@ def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "m
     """Build the network of ``model_cfg`` (a Hydra partial of ``conf/model``) once for ``shape``.
 
     ``shape`` is ``(in_channels, num_classes, (H, W))`` from :func:`data_shape`; ``None`` probes 1
-    channel, 2 classes at :data:`PROBE_SIZE` px (size-independent values only). Raises
-    :class:`ModelConfigError` ``"<key>: <what the constructor said>"`` for a value the constructor
-    refuses (its own ``ModelConfigError``, an unknown norm/pooling/activation, an unknown keyword).
+    channel, 2 classes at :data:`PROBE_SIZE` px and lets a refusal that depends on the size alone
+    (:class:`~gastrodistill.models.layers.ModelSizeError`) pass: it is checked again on the loaded data.
+    Raises :class:`ModelConfigError` ``"<key> cannot be built for ...: <what the constructor said>"`` for
+    anything else the constructor refuses (its own ``ModelConfigError``, an unknown norm, pooling or
+    activation, an unknown keyword, a value of the wrong type or a zero width).
     """
     channels, classes, size = shape or (1, 2, PROBE_SIZE)
     where = f"{size[0]}x{size[1]} px images" if shape else "any image size"
     try:
         hydra.utils.instantiate(model_cfg)(in_channels=channels, num_classes=classes, image_size=size)
-    except (ModelConfigError, TypeError, ValueError) as exc:
+    except ModelSizeError as exc:
+        if shape is not None:
+            raise ModelSizeError(f"{key} cannot be built for {where}: {exc}") from None
+    except ModelConfigError as exc:
         raise ModelConfigError(f"{key} cannot be built for {where}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - whatever the constructor raises, the cause is a config value
+        kind = "" if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: "
+        raise ModelConfigError(f"{key} cannot be built for {where}: {kind}{exc}") from None

@@ -270,16 +270,27 @@ def test_the_error_line_comes_after_the_progress_bars_on_its_own_line(capsys):
     assert "fresh networks" in err
 
 
-@pytest.mark.parametrize("override", ["distill.mode=hard", "++distill.mode=soft", "~distill.mode"])
-def test_reproduce_refuses_distill_mode_and_names_distill_modes(tmp_path, monkeypatch, capsys, override):
-    """`gastrodistill-reproduce distill.mode=hard` used to distil soft and hard sets (the mode comes from
-    reproduce.distill_modes) without a word: now a message naming the key to set, exit 1, nothing written."""
+@pytest.mark.parametrize(
+    ("override", "expect"),
+    [
+        ("distill.mode=hard", "error: distill.mode does not choose"),
+        ("++distill.mode=soft", "error: distill.mode does not choose"),
+        ("~distill.mode", "error: distill.mode does not choose"),
+        ("distill=hard_cpu", "error: distill=hard_cpu sets distill.mode=hard"),
+    ],
+)
+def test_reproduce_refuses_a_label_mode_and_names_distill_modes(
+    tmp_path, monkeypatch, capsys, override, expect
+):
+    """`gastrodistill-reproduce distill.mode=hard` (or `distill=hard_cpu`) used to distil soft and hard sets
+    (the modes come from reproduce.distill_modes) without a word: now a message naming the key to set,
+    exit 1, nothing written."""
     work = tmp_path / "work"
     argv = ["gastrodistill-reproduce", "experiment=tiny", f"paths.root_dir={work}", "logger=csv", override]
     code, text = _run_main(reproduce.main, argv, monkeypatch, capsys)
     assert code == 1, text
-    assert text.strip().startswith("error: distill.mode does not choose") and "Traceback" not in text
-    assert "reproduce.distill_modes=[" in text and "['soft', 'hard']" in text
+    assert text.strip().startswith(expect) and "Traceback" not in text
+    assert "reproduce.distill_modes" in text and "['soft', 'hard']" in text
     _nothing_written(work)
 
 
@@ -287,6 +298,21 @@ def test_mode_override_check_passes_other_overrides() -> None:
     from gastrodistill.cli.reproduce import ReproduceConfigError, check_mode_override
 
     others = ["reproduce.distill_modes=[hard]", "distill.lr_init=0.1", "distill=hard_cpu"]
-    check_mode_override(others, ["hard"])
+    check_mode_override(others, ["hard"], "hard")  # hard labels only: what distill=hard_cpu asks for
+    check_mode_override(["distill=soft_cpu"], ["soft", "hard"], "soft")  # a soft recipe for both modes
     with pytest.raises(ReproduceConfigError, match=r"set reproduce.distill_modes=\[hard\] to distil only"):
-        check_mode_override(["seed=1", "distill.mode=hard"], ["soft", "hard"])
+        check_mode_override(["seed=1", "distill.mode=hard"], ["soft", "hard"], "soft")
+    with pytest.raises(ReproduceConfigError, match=r"set reproduce.distill_modes to \[soft\], \[hard\] or"):
+        check_mode_override(["distill.mode=HARD"], ["soft", "hard"], "soft")  # no advice to set [HARD]
+
+
+def test_project_errors_stay_friendly_under_python_m(tmp_path) -> None:
+    """`python -m gastrodistill.cli.reproduce` defines its errors in `__main__`: still a message alone."""
+    work = tmp_path / "work"
+    cmd = [sys.executable, "-m", "gastrodistill.cli.reproduce", "experiment=tiny", f"paths.root_dir={work}"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    proc = subprocess.run([*cmd, "distill.mode=hard"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert proc.stderr.strip().startswith("error: distill.mode does not choose"), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    _nothing_written(work)

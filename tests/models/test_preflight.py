@@ -70,3 +70,61 @@ def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, ove
         pipe.run()
     assert not pipe.out.exists()
     assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))
+
+
+def test_size_refusals_wait_for_the_data_when_the_size_is_in_the_files(compose_cfg, tmp_path) -> None:
+    """A 300 px npz file builds a depth-9 ConvNet (300 / 2**8 > 1); the probe at 256 px must not refuse it."""
+    cfg = compose_cfg(["experiment=cpu", "data=npz", f"data.path={tmp_path}/big.npz", "model.depth=9"])
+    assert data_shape(cfg.data) is None
+    check_model_config(cfg.model, None)
+    with pytest.raises(ModelConfigError, match=r"data.storage_size for gastric patches"):
+        check_model_config(cfg.model, (1, 3, (64, 64)))  # the advice names the key of each data kind
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expect"),
+    [
+        (["model=resnet18", "model.width=0"], "resnet18"),  # a ZeroDivisionError in the constructor
+        (["model=alexnet", "model.hidden=-2"], "alexnet"),  # a RuntimeError from torch
+        (["model.width=abc"], "convnet"),  # a TypeError comparing str and int
+    ],
+)
+def test_any_constructor_failure_is_a_config_error(compose_cfg, overrides, expect) -> None:
+    cfg = compose_cfg(["experiment=tiny", *overrides])
+    assert expect in str(cfg.model._target_).lower()
+    with pytest.raises(ModelConfigError, match=r"model cannot be built for 16x16 px images: \S"):
+        check_model_config(cfg.model, data_shape(cfg.data))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "error", "expect"),
+    [
+        (
+            ["eval.architectures=[same,convnet]"],
+            EvaluationConfigError,
+            "'same' and 'convnet' are both convnet",
+        ),
+        (["eval.baselines.architectures=[convnet,same]"], EvaluationConfigError, "for the baselines"),
+        (["stages=[audit]", "model.norm=foo"], ModelConfigError, "unknown norm 'foo'"),
+    ],
+)
+def test_refused_before_anything_runs(compose_cfg, tmp_path, overrides, error, expect) -> None:
+    """Used to stop the study after the distillation (two architectures naming one network) or with a
+    traceback in the audit (stages=[audit] trains cfg.model)."""
+    from gastrodistill.cli.reproduce import Pipeline
+
+    pipe = Pipeline(compose_cfg(["experiment=tiny", *overrides]))
+    with pytest.raises(error, match=expect):
+        pipe.run()
+    assert not pipe.out.exists()
+
+
+def test_earlier_sets_may_record_another_model(compose_cfg) -> None:
+    """stages=[evaluate] evaluates sets of an earlier run, whose `same` may be another network than
+    cfg.model: the duplicate check is left to the evaluation, which reads the recorded model."""
+    from gastrodistill.cli.reproduce import Pipeline
+
+    pipe = Pipeline(compose_cfg(["experiment=tiny", "eval.architectures=[same,convnet]"]))
+    pipe.check_networks(["evaluate"])
+    with pytest.raises(EvaluationConfigError, match="are both convnet"):
+        pipe.check_networks(["distill", "evaluate"])
