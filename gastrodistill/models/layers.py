@@ -35,9 +35,9 @@ def channels_per_group(kind: str, channels: int, groups: int = 8) -> int:
     return 0
 
 
-#: What to change when a norm of a network without ``depth`` (ResNet, AlexNet) would see a 1x1 map.
 #: Where the image size is set: the gastric patch store's stored side, or a collection's resize.
 IMAGE_SIZE_KEYS = "data.storage_size for gastric patches, data.image_size for npz/folder collections"
+#: What to change when a norm of a network without ``depth`` (ResNet, AlexNet) would see a 1x1 map.
 NORM_SIZE_FIX = (
     f"use larger images ({IMAGE_SIZE_KEYS}), model.norm=none, or a group norm over more channels "
     "(model.width)"
