@@ -64,8 +64,8 @@ def as_list(node) -> list:
 
 
 def validate(ev: DictConfig) -> None:
-    """Refuse unknown schedules, baselines and standard-schedule precisions and a non-positive number of
-    networks, naming the key (before any network is trained)."""
+    """Refuse unknown schedules, baselines and standard-schedule precisions, an architecture listed twice
+    and a non-positive number of networks, naming the key (before any network is trained)."""
     for s in as_list(ev.schedules):
         if s not in SCHEDULES:
             raise EvaluationConfigError(f"eval.schedules entry {s!r} unknown; use 'replay' and/or 'standard'")
@@ -73,6 +73,16 @@ def validate(ev: DictConfig) -> None:
         if b not in BASELINES:
             raise EvaluationConfigError(
                 f"eval.baselines.methods entry {b!r} unknown; use some of {BASELINES}"
+            )
+    for key, archs in (
+        ("eval.architectures", ev.architectures),
+        ("eval.baselines.architectures", ev.baselines.architectures),
+    ):
+        names = [str(a) for a in as_list(archs)]
+        twice = sorted({a for a in names if names.count(a) > 1})
+        if twice:
+            raise EvaluationConfigError(
+                f"{key} lists {', '.join(map(repr, twice))} more than once; list each architecture once"
             )
     if int(ev.n_networks) < 1:
         raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")

@@ -522,7 +522,9 @@ def run_jobs(
         cfg, datamodule, distilled_sets, out, progress=bool(cfg.eval.get("progress", True))
     )
     study.write_progress = world_size == 1  # ranks share the folder: rank 0 writes networks.csv at the end
-    jobs = shard(build_jobs(cfg.eval, list(distilled_sets)), rank, world_size)
+    every = build_jobs(cfg.eval, list(distilled_sets))
+    study.check_jobs(every)  # all of them: finished records of a same-named network would share a row
+    jobs = shard(every, rank, world_size)
     todo = pending(jobs, report.finished_jobs(out))
     stale = out / Study.REFERENCE_FILE
     if Study.REFERENCE_JOB in todo and stale.is_file():

@@ -663,3 +663,24 @@ def test_a_standard_lr_the_grid_overrides_is_named_in_a_warning(compose_cfg, cap
     with caplog.at_level(logging.WARNING, logger="gastrodistill.evaluation.jobs"):
         build_jobs(compose_cfg([*SMALL, "eval.lr_grid=[0.01]", "eval.standard.lr=0.5"]).eval, ["soft"])
     assert any("eval.standard.lr=0.5 is not used" in r.getMessage() for r in caplog.records)
+
+
+def test_a_resumed_evaluation_refuses_a_second_name_for_a_finished_network(compose_cfg, patient_dm, tmp_path):
+    """Records of `same` (a ConvNet set) are finished; asking again with `convnet` added used to train only
+    the new jobs and merge both ConvNets into one row. Every job, done or not, is now checked."""
+    base = [*SMALL, "eval.schedules=[replay]", "eval.baselines.methods=[]", "eval.n_networks=1"]
+    sets = {"soft": small_distilled(patient_dm)}
+    out = tmp_path / "eval"
+    run_jobs(compose_cfg([*base, "eval.architectures=[same]"]), patient_dm, sets, out)
+    assert report.finished_jobs(out)
+    with pytest.raises(ValueError, match="'same' and 'convnet' are both convnet"):
+        run_jobs(compose_cfg([*base, "eval.architectures=[same,convnet]"]), patient_dm, sets, out)
+
+
+def test_an_architecture_listed_twice_is_refused(compose_cfg) -> None:
+    from gastrodistill.evaluation.jobs import EvaluationConfigError, validate
+
+    with pytest.raises(EvaluationConfigError, match="eval.architectures lists 'lenet' more than once"):
+        validate(compose_cfg([*SMALL, "eval.architectures=[same,lenet,lenet]"]).eval)
+    with pytest.raises(EvaluationConfigError, match="eval.baselines.architectures lists 'same' more"):
+        validate(compose_cfg([*SMALL, "eval.baselines.architectures=[same,same]"]).eval)
