@@ -23,6 +23,7 @@ from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missing_message, resolve_resume
 from gastrodistill.evaluation.baselines import class_means
+from gastrodistill.models.preflight import check_model_config
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import is_global_zero, local_rank, prepare_data_rank_zero_first
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
@@ -220,6 +221,8 @@ def run_distillation(
     ckpt_path = resume_checkpoint(cfg, mode, out) if resume is True else (resume or None)
     prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
+    shape = (datamodule.in_channels, datamodule.num_classes, tuple(datamodule.image_size))
+    check_model_config(cfg.model, shape)  # a network these images cannot train: refused before any work
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
     module = build_module(cfg, datamodule, distilled, out / "grids")

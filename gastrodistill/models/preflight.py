@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import hydra
+import torch
 from omegaconf import DictConfig
 
 from gastrodistill.models.layers import ModelConfigError, ModelSizeError
@@ -55,7 +56,10 @@ def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "m
     channels, classes, size = shape or (1, 2, PROBE_SIZE)
     where = f"{size[0]}x{size[1]} px images" if shape else "any image size"
     try:
-        hydra.utils.instantiate(model_cfg)(in_channels=channels, num_classes=classes, image_size=size)
+        with torch.random.fork_rng(
+            devices=[]
+        ):  # a constructor drawing from the global stream leaves it as it was
+            hydra.utils.instantiate(model_cfg)(in_channels=channels, num_classes=classes, image_size=size)
     except ModelSizeError as exc:
         if shape is not None:
             raise ModelSizeError(f"{key} cannot be built for {where}: {exc}") from None

@@ -128,3 +128,27 @@ def test_earlier_sets_may_record_another_model(compose_cfg) -> None:
     pipe.check_networks(["evaluate"])
     with pytest.raises(EvaluationConfigError, match="are both convnet"):
         pipe.check_networks(["distill", "evaluate"])
+
+
+@pytest.mark.parametrize("override", ["model.norm=foo", "model.width=0"])
+def test_distill_and_evaluate_commands_refuse_without_a_traceback(tmp_path, monkeypatch, capsys, override):
+    """gastrodistill-distill and -evaluate build their networks through the same check (a ValueError or
+    ZeroDivisionError traceback before), so a bad value is a message alone and leaves no folder."""
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gastrodistill.cli import distill, evaluate
+
+    data = ["data=digits", "model.depth=1", f"paths.root_dir={tmp_path / 'work'}", "logger=csv"]
+    for main, name in ((distill.main, "gastrodistill-distill"), (evaluate.main, "gastrodistill-evaluate")):
+        monkeypatch.setattr(sys, "argv", [name, *data, override])
+        GlobalHydra.instance().clear()
+        with pytest.raises(SystemExit) as info:
+            main()
+        GlobalHydra.instance().clear()
+        text = capsys.readouterr()
+        assert info.value.code == 1, text
+        assert text.err.strip().startswith("error: model cannot be built for 8x8 px images"), text.err
+        assert "Traceback" not in text.out + text.err
+    assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]
