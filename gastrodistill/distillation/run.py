@@ -69,21 +69,27 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
     raise DistillConfigError(f"distill.image_init must be one of {IMAGE_INITS}, got {dcfg.image_init!r}")
 
 
+def network_factory(cfg: DictConfig, datamodule: Any) -> _BoundFactory:
+    """``cfg.model`` bound to the data's shape, after one network was built by
+    :func:`~gastrodistill.models.preflight.check_model_config` (global RNG untouched): a model that cannot
+    run on these images raises ``ModelConfigError`` naming ``model`` before any work."""
+    shape = (datamodule.in_channels, datamodule.num_classes, tuple(datamodule.image_size))
+    factory = check_model_config(cfg.model, shape)
+    return _BoundFactory(factory, {"in_channels": shape[0], "num_classes": shape[1], "image_size": shape[2]})
+
+
 def build_module(
-    cfg: DictConfig, datamodule: Any, distilled: DistilledSet, grid_dir: Path | None
+    cfg: DictConfig,
+    datamodule: Any,
+    distilled: DistilledSet,
+    grid_dir: Path | None,
+    networks: _BoundFactory | None = None,
 ) -> DistillModule:
-    """The LightningModule for ``cfg.distill`` with the network family of ``cfg.model``."""
+    """The LightningModule for ``cfg.distill`` with the network family of ``cfg.model`` (``networks``: its
+    :func:`network_factory` when the caller has checked it already)."""
     d = cfg.distill
-    factory = hydra.utils.instantiate(cfg.model)
     augment = hydra.utils.instantiate(d.dsa) if d.get("dsa") else None
-    shape = {
-        "in_channels": datamodule.in_channels,
-        "num_classes": datamodule.num_classes,
-        "image_size": tuple(datamodule.image_size),
-    }
-    bound = _BoundFactory(factory, shape)
-    with torch.random.fork_rng(devices=[]):  # the global RNG stream is left as it was
-        bound()  # one network built now: a model that cannot run on these images is refused before training
+    bound = networks or network_factory(cfg, datamodule)
     return DistillModule(
         distilled,
         bound,
@@ -221,11 +227,10 @@ def run_distillation(
     ckpt_path = resume_checkpoint(cfg, mode, out) if resume is True else (resume or None)
     prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
-    shape = (datamodule.in_channels, datamodule.num_classes, tuple(datamodule.image_size))
-    check_model_config(cfg.model, shape)  # a network these images cannot train: refused before any work
+    networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
-    module = build_module(cfg, datamodule, distilled, out / "grids")
+    module = build_module(cfg, datamodule, distilled, out / "grids", networks)
     # A resumed run restores its (matched) images from the checkpoint.
     matching_losses = run_distribution_matching(cfg, datamodule, module) if ckpt_path is None else []
     loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -91,8 +90,7 @@ def net_spec(cfg: DictConfig, arch: str, dm, recorded: Mapping[str, Any] | None 
     """How to build fresh networks of ``arch`` for the data's shape (see :func:`architecture_config`)."""
     mcfg = architecture_config(cfg, arch, recorded)
     shape = (dm.in_channels, dm.num_classes, tuple(dm.image_size))
-    check_model_config(mcfg, shape, "model" if arch == SAME else f"eval architecture {arch!r}")
-    factory = hydra.utils.instantiate(mcfg)
+    factory = check_model_config(mcfg, shape, "model" if arch == SAME else f"eval architecture {arch!r}")
     init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))
     return NetSpec(
         device=eval_device(cfg),

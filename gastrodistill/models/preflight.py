@@ -43,23 +43,24 @@ def data_shape(data_cfg: DictConfig) -> Shape | None:
         return None
 
 
-def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "model") -> None:
-    """Build the network of ``model_cfg`` (a Hydra partial of ``conf/model``) once for ``shape``.
+def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "model") -> Any:
+    """Build the network of ``model_cfg`` (a Hydra partial of ``conf/model``) once for ``shape`` and return
+    the instantiated partial (the factory the stages build their networks with).
 
-    ``shape`` is ``(in_channels, num_classes, (H, W))`` from :func:`data_shape`; ``None`` probes 1
-    channel, 2 classes at :data:`PROBE_SIZE` px and lets a refusal that depends on the size alone
-    (:class:`~gastrodistill.models.layers.ModelSizeError`) pass: it is checked again on the loaded data.
-    Raises :class:`ModelConfigError` ``"<key> cannot be built for ...: <what the constructor said>"`` for
-    anything else the constructor refuses (its own ``ModelConfigError``, an unknown norm, pooling or
-    activation, an unknown keyword, a value of the wrong type or a zero width).
+    ``shape`` is ``(in_channels, num_classes, (H, W))`` from :func:`data_shape` or the loaded data;
+    ``None`` probes 1 channel, 2 classes at :data:`PROBE_SIZE` px and lets a refusal that depends on the
+    size alone (:class:`~gastrodistill.models.layers.ModelSizeError`) pass: it is checked again on the
+    loaded data. The network is built under ``torch.random.fork_rng``, so a constructor drawing from the
+    global stream leaves it as it was. Raises :class:`ModelConfigError` ``"<key> cannot be built for ...:
+    <what the constructor said>"`` for anything the constructor refuses (its own ``ModelConfigError``, an
+    unknown norm, pooling or activation, an unknown keyword, a value of the wrong type or a zero width).
     """
     channels, classes, size = shape or (1, 2, PROBE_SIZE)
     where = f"{size[0]}x{size[1]} px images" if shape else "any image size"
     try:
-        with torch.random.fork_rng(
-            devices=[]
-        ):  # a constructor drawing from the global stream leaves it as it was
-            hydra.utils.instantiate(model_cfg)(in_channels=channels, num_classes=classes, image_size=size)
+        factory = hydra.utils.instantiate(model_cfg)
+        with torch.random.fork_rng(devices=[]):
+            factory(in_channels=channels, num_classes=classes, image_size=size)
     except ModelSizeError as exc:
         if shape is not None:
             raise ModelSizeError(f"{key} cannot be built for {where}: {exc}") from None
@@ -68,3 +69,4 @@ def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "m
     except Exception as exc:  # noqa: BLE001 - whatever the constructor raises, the cause is a config value
         kind = "" if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: "
         raise ModelConfigError(f"{key} cannot be built for {where}: {kind}{exc}") from None
+    return factory
