@@ -226,7 +226,9 @@ class Study:
             return int(n)
         if not self.sets:
             raise EvaluationConfigError(
-                "eval.baselines.n_per_class is needed for the 'random' baselines without a distilled set"
+                "eval.baselines.n_per_class is needed for the 'random' baselines without a distilled set: "
+                "set it (e.g. eval.baselines.n_per_class=10), give eval.distilled_dirs, or leave random "
+                "and random_soft out of eval.baselines.methods"
             )
         first = next(iter(self.sets.values()))
         return max(1, int(first.images.shape[0]) // self.dm.num_classes)
@@ -460,9 +462,12 @@ class Study:
         return self.records
 
     def check_jobs(self, jobs: Sequence[Job]) -> None:
-        """Refuse a job whose method is neither a set nor a baseline, and two architecture keys naming one
-        network for a method (:class:`EvaluationConfigError`)."""
-        for method in {j.method for j in jobs}:
+        """Refuse a job whose method is neither a set nor a baseline, a random-subset job whose size is
+        unknown (no set and no ``eval.baselines.n_per_class``: refused here, before the full-data network
+        trains), and two architecture keys naming one network for a method
+        (:class:`EvaluationConfigError`)."""
+        methods = {j.method for j in jobs}
+        for method in methods:
             if method not in self.sets and method not in BASELINES:
                 raise EvaluationConfigError(
                     f"job method {method!r} is neither a distilled set nor a baseline"
@@ -472,6 +477,8 @@ class Study:
             archs.setdefault((method, schedule), []).append(arch)
         for (method, _), names in archs.items():
             check_distinct(names, lambda arch, m=method: self.spec(arch, m).name, repr(method))
+        if methods & {"random", "random_soft"}:
+            self.random_per_class()
 
     def sizes(self) -> dict[str, dict[str, int]]:
         shape = tuple(self.dm.image_shape)

@@ -35,8 +35,12 @@ def channels_per_group(kind: str, channels: int, groups: int = 8) -> int:
     return 0
 
 
-#: Where the image size is set: the gastric patch store's stored side, or a collection's resize.
-IMAGE_SIZE_KEYS = "data.storage_size for gastric patches, data.image_size for npz/folder collections"
+#: Where the image size is set: the stored side (gastric patches; a cap on a collection's longer side,
+#: which experiment presets set, e.g. 64 px in ``experiment=cpu``), or a collection's resize.
+IMAGE_SIZE_KEYS = (
+    "data.storage_size: the stored side of gastric patches and the cap on npz/folder images; "
+    "data.image_size: an npz/folder resize"
+)
 #: What to change when a norm of a network without ``depth`` (ResNet, AlexNet) would see a 1x1 map.
 NORM_SIZE_FIX = (
     f"use larger images ({IMAGE_SIZE_KEYS}), model.norm=none, or a group norm over more channels "

@@ -684,3 +684,22 @@ def test_an_architecture_listed_twice_is_refused(compose_cfg) -> None:
         validate(compose_cfg([*SMALL, "eval.architectures=[same,lenet,lenet]"]).eval)
     with pytest.raises(EvaluationConfigError, match="eval.baselines.architectures lists 'same' more"):
         validate(compose_cfg([*SMALL, "eval.baselines.architectures=[same,same]"]).eval)
+
+
+def test_baselines_without_a_set_or_a_subset_size_are_refused_before_anything_trains(
+    compose_cfg, patient_dm, tmp_path
+):
+    """No distilled set and no ``eval.baselines.n_per_class``: the random subsets have no size. That used
+    to be found after the full-data network had trained (and written its record and reference); now the
+    job check refuses it first, and nothing is in the output folder but what run_jobs creates."""
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    out = tmp_path / "eval"
+    cfg = compose_cfg([*SMALL, "eval.baselines.methods=[full,random]", "eval.architectures=[same]"])
+    with pytest.raises(EvaluationConfigError, match="eval.baselines.n_per_class is needed"):
+        run_jobs(cfg, patient_dm, {}, out)
+    assert not report.finished_jobs(out)
+    assert not (out / Study.REFERENCE_FILE).exists()
+    ok = compose_cfg([*SMALL, "eval.baselines.methods=[full]", "eval.architectures=[same]"])
+    run_jobs(ok, patient_dm, {}, out)  # the full-data baseline alone needs no subset size
+    assert report.finished_jobs(out)
