@@ -63,7 +63,13 @@ def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "m
             factory(in_channels=channels, num_classes=classes, image_size=size)
     except ModelSizeError as exc:
         if shape is not None:
-            raise ModelSizeError(f"{key} cannot be built for {where}: {exc}") from None
+            other = (
+                ""
+                if key == "model"
+                else f" (model.* settings do not change {key}: leave it out of eval.architectures "
+                "or give larger images)"
+            )
+            raise ModelSizeError(f"{key} cannot be built for {where}: {exc}{other}") from None
     except ModelConfigError as exc:
         raise ModelConfigError(f"{key} cannot be built for {where}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - whatever the constructor raises, the cause is a config value

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from gastrodistill.evaluation.jobs import EvaluationConfigError
-from gastrodistill.models.layers import ModelConfigError
+from gastrodistill.models.layers import ModelConfigError, ModelSizeError
 from gastrodistill.models.preflight import check_model_config, data_shape
 
 
@@ -153,3 +153,14 @@ def test_distill_and_evaluate_commands_refuse_without_a_traceback(tmp_path, monk
         assert text.err.strip().startswith("error: model cannot be built for 8x8 px images"), text.err
         assert "Traceback" not in text.out + text.err
     assert not [p for p in (tmp_path / "work").rglob("*") if p.is_file()]
+
+
+def test_a_size_refusal_of_an_evaluation_architecture_says_model_settings_do_not_apply(compose_cfg) -> None:
+    """The depth advice names model.depth; for an evaluation architecture (composed from its own config)
+    that key changes nothing, so the message says to leave the architecture out instead."""
+    cfg = compose_cfg(["model=convnet"])
+    with pytest.raises(ModelSizeError, match=r"model\.\* settings do not change eval architecture 'convnet'"):
+        check_model_config(cfg.model, (1, 3, (4, 4)), "eval architecture 'convnet'")
+    with pytest.raises(ModelSizeError) as info:
+        check_model_config(cfg.model, (1, 3, (4, 4)))
+    assert "do not change" not in str(info.value)  # the distillation model's own advice stays as it was
