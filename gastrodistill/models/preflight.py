@@ -54,6 +54,8 @@ def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "m
     global stream leaves it as it was. Raises :class:`ModelConfigError` ``"<key> cannot be built for ...:
     <what the constructor said>"`` for anything the constructor refuses (its own ``ModelConfigError``, an
     unknown norm, pooling or activation, an unknown keyword, a value of the wrong type or a zero width).
+    A size-free probe that runs out of memory (a flatten head at 256 px can need gigabytes) is not a
+    refusal: the factory is returned unchecked and the stage builds the network on the loaded data.
     """
     channels, classes, size = shape or (1, 2, PROBE_SIZE)
     where = f"{size[0]}x{size[1]} px images" if shape else "any image size"
@@ -73,6 +75,16 @@ def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "m
     except ModelConfigError as exc:
         raise ModelConfigError(f"{key} cannot be built for {where}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - whatever the constructor raises, the cause is a config value
+        if shape is None and _out_of_memory(exc):
+            return factory  # the 256 px probe, not the model, was too large: checked on the loaded data
         kind = "" if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: "
         raise ModelConfigError(f"{key} cannot be built for {where}: {kind}{exc}") from None
     return factory
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Whether building failed for lack of memory (``MemoryError``, or torch's allocator on CPU or CUDA)."""
+    if isinstance(exc, MemoryError | torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)

@@ -164,3 +164,41 @@ def test_a_size_refusal_of_an_evaluation_architecture_says_model_settings_do_not
     with pytest.raises(ModelSizeError) as info:
         check_model_config(cfg.model, (1, 3, (4, 4)))
     assert "do not change" not in str(info.value)  # the distillation model's own advice stays as it was
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory"),
+    ],
+)
+def test_a_size_free_probe_out_of_memory_is_not_a_refusal(compose_cfg, monkeypatch, error) -> None:
+    """A flatten head at the 256 px probe can need gigabytes the real (smaller) images never ask for: the
+    probe then returns the factory unchecked; at the data's own size the same failure is still refused."""
+    import hydra
+
+    from gastrodistill.models import preflight
+
+    sizes: list[tuple[int, int]] = []
+
+    def factory(in_channels: int, num_classes: int, image_size: tuple[int, int]):
+        sizes.append(image_size)
+        raise error
+
+    monkeypatch.setattr(hydra.utils, "instantiate", lambda cfg: factory)
+    cfg = compose_cfg([])
+    assert check_model_config(cfg.model, None) is factory
+    assert sizes == [preflight.PROBE_SIZE]
+    with pytest.raises(ModelConfigError, match="model cannot be built for 64x64 px images"):
+        check_model_config(cfg.model, (1, 3, (64, 64)))
+    monkeypatch.setattr(hydra.utils, "instantiate", lambda cfg: _raises(ValueError("unknown norm 'foo'")))
+    with pytest.raises(ModelConfigError, match="unknown norm 'foo'"):  # other errors still refuse
+        check_model_config(cfg.model, None)
+
+
+def _raises(error: Exception):
+    def factory(**_: object):
+        raise error
+
+    return factory
