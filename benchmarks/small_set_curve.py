@@ -8,7 +8,9 @@ recipe (``eval.standard``, every learning rate of ``eval.lr_grid``), and scores 
 **validation** patients only: patch balanced accuracy, patient AUC (the evaluation's patient score:
 the share of gastritis among the patches predicted relevant) and the recall of each class. The learning
 rate with the best mean validation balanced accuracy is reported per size (the evaluation's own rule);
-the test split is never read.
+the test split is never read. ``--set DIR`` places a saved distilled set on the same curve: its images
+with their soft targets trained by the same recipe, and its learned schedule replayed
+(``train_replay``), ``draws x networks`` fresh networks each.
 
 ``--pool OVERRIDES`` draws the subsets from another data config's store instead (e.g. a collection
 generated with pinned severities: clean prototypes of each diagnosis), renormalised by the scored data's
@@ -18,6 +20,7 @@ reaches a target says how many real patches each distilled image would have to b
 (``docs/distillation.md``, "Tenth round").
 
     python benchmarks/small_set_curve.py --ipc 10 30 100 experiment=cpu
+    python benchmarks/small_set_curve.py --ipc 10 --set outputs/cpu/runs/<run>/distill/soft experiment=cpu
     python benchmarks/small_set_curve.py --ipc 10 30 --pool synthetic.name=prototypes \\
         "synthetic.gastritis_severity=[1,1]" "synthetic.non_gastritis_severity=[0,0]" -- experiment=cpu
 
@@ -52,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--draws", type=int, default=2, help="random subsets per size")
     ap.add_argument("--networks", type=int, default=3, help="fresh networks per subset and learning rate")
     ap.add_argument("--pool", nargs="*", default=None, help="Hydra overrides of the store to draw from")
+    ap.add_argument(
+        "--set", type=Path, action="append", default=[], help="a saved distilled set (repeatable)"
+    )
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("overrides", nargs="*", help="Hydra overrides of the scored data, e.g. experiment=cpu")
     args = ap.parse_args(argv)
@@ -61,10 +67,18 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.utils import instantiate
 
     from gastrodistill.cli import CONF_DIR
-    from gastrodistill.evaluation.fresh_training import standard_schedule, train_small_set
+    from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.checks import check_distilled_set
+    from gastrodistill.evaluation.fresh_training import (
+        distilled_tensors,
+        standard_schedule,
+        train_replay,
+        train_small_set,
+    )
     from gastrodistill.evaluation.metrics import patch_metrics, patient_metrics
     from gastrodistill.evaluation.networks import net_spec
     from gastrodistill.evaluation.patient import patient_scores
+    from gastrodistill.evaluation.run import recorded_model
     from gastrodistill.evaluation.scoring import predict_split
     from gastrodistill.evaluation.splits import SplitCache, class_index
     from gastrodistill.utils.seeding import torch_generator
@@ -88,9 +102,43 @@ def main(argv: list[str] | None = None) -> int:
     spec = net_spec(cfg, "same", dm)
     lrs = [float(v) for v in ev.lr_grid] or [float(ev.standard.lr)]
 
+    def score(nets: list, **what) -> dict:
+        """Validation figures of ``nets``: balanced accuracy, patient AUC (mean ± std), recall per class."""
+        preds = predict_split(nets, val).argmax(-1)
+        bacc, auc, recall = [], [], []
+        for p in preds:
+            bacc.append(float(patch_metrics(p, val.labels, dm.num_classes)["patch_balanced_accuracy"]))
+            recall.append([float(np.mean(p[val.labels == c] == c)) for c in range(dm.num_classes)])
+            if pos is not None and val.has_patients:
+                ps = patient_scores("val", p, val.patient_ids, val.patient_labels, pos, irr)
+                auc.append(float(patient_metrics(ps.labels, ps.scores > 0.5, ps.scores)["patient_auc"]))
+        return {
+            **what,
+            "networks": len(nets),
+            "val_balanced_accuracy": float(np.mean(bacc)),
+            "val_balanced_accuracy_std": float(np.std(bacc)),
+            "val_patient_auc": float(np.mean(auc)) if auc else float("nan"),
+            "val_patient_auc_std": float(np.std(auc)) if auc else float("nan"),
+            "val_recall": dict(zip(names, np.mean(recall, 0).round(3).tolist(), strict=True)),
+        }
+
+    def best_of(per_lr: list[dict]) -> dict:
+        """The row of the learning rate with the best mean validation balanced accuracy, printed."""
+        best = max(per_lr, key=lambda r: r["val_balanced_accuracy"])
+        best = {**best, "by_lr": {str(r["lr"]): r["val_balanced_accuracy"] for r in per_lr}}
+        label = f"ipc {best['ipc']:4d}" if "ipc" in best else f"{best['set']} ({best['schedule']})"
+        lr = f" (lr {best['lr']})" if best.get("lr") is not None else ""
+        print(
+            f"{label}{lr}: val balanced accuracy {best['val_balanced_accuracy']:.3f} ± "
+            f"{best['val_balanced_accuracy_std']:.3f}, val patient AUC {best['val_patient_auc']:.2f} ± "
+            f"{best['val_patient_auc_std']:.2f}, recall {best['val_recall']}",
+            flush=True,
+        )
+        return best
+
     rows = []
     for n in args.ipc:
-        per_lr = {}
+        per_lr = []
         for lr in lrs:
             schedule = standard_schedule(ev, lr)
             nets = []
@@ -100,32 +148,27 @@ def main(argv: list[str] | None = None) -> int:
                 for k in range(args.networks):
                     g = torch_generator(int(cfg.seed), "small-set-curve", n, d, k)
                     nets.append(train_small_set(spec.build(g), x, y, schedule, g).eval())
-            preds = predict_split(nets, val).argmax(-1)
-            bacc, auc, recall = [], [], []
-            for p in preds:
-                bacc.append(float(patch_metrics(p, val.labels, dm.num_classes)["patch_balanced_accuracy"]))
-                recall.append([float(np.mean(p[val.labels == c] == c)) for c in range(dm.num_classes)])
-                if pos is not None and val.has_patients:
-                    ps = patient_scores("val", p, val.patient_ids, val.patient_labels, pos, irr)
-                    auc.append(float(patient_metrics(ps.labels, ps.scores > 0.5, ps.scores)["patient_auc"]))
-            per_lr[lr] = {
-                "ipc": n,
-                "lr": lr,
-                "networks": len(nets),
-                "val_balanced_accuracy": float(np.mean(bacc)),
-                "val_balanced_accuracy_std": float(np.std(bacc)),
-                "val_patient_auc": float(np.mean(auc)) if auc else float("nan"),
-                "val_patient_auc_std": float(np.std(auc)) if auc else float("nan"),
-                "val_recall": dict(zip(names, np.mean(recall, 0).round(3).tolist(), strict=True)),
-            }
-        best = max(per_lr.values(), key=lambda r: r["val_balanced_accuracy"])
-        rows.append({**best, "by_lr": {str(k): v["val_balanced_accuracy"] for k, v in per_lr.items()}})
-        print(
-            f"ipc {n:4d} (lr {best['lr']}): val balanced accuracy {best['val_balanced_accuracy']:.3f} ± "
-            f"{best['val_balanced_accuracy_std']:.3f}, val patient AUC {best['val_patient_auc']:.2f} ± "
-            f"{best['val_patient_auc_std']:.2f}, recall {best['val_recall']}",
-            flush=True,
-        )
+            per_lr.append(score(nets, ipc=n, lr=lr))
+        rows.append(best_of(per_lr))
+    for folder in args.set:  # distilled sets, on the same curve: their soft targets, then their replay
+        ds = DistilledSet.load(folder)
+        check_distilled_set(folder.name, ds, dm)
+        set_spec = net_spec(cfg, "same", dm, recorded_model(ds))
+        x, y = distilled_tensors(ds)
+        n_nets = args.draws * args.networks
+        per_lr = []
+        for lr in lrs:
+            gens = [torch_generator(int(cfg.seed), "small-set-curve", folder.name, k) for k in range(n_nets)]
+            nets = [
+                train_small_set(set_spec.build(g), x, y, standard_schedule(ev, lr), g).eval() for g in gens
+            ]
+            per_lr.append(score(nets, set=folder.name, schedule="standard", lr=lr))
+        rows.append(best_of(per_lr))
+        gens = [
+            torch_generator(int(cfg.seed), "small-set-curve", folder.name, "replay", k) for k in range(n_nets)
+        ]
+        nets = [train_replay(set_spec.build(g), ds).eval() for g in gens]
+        rows.append(best_of([score(nets, set=folder.name, schedule="replay", lr=None)]))
     if args.json:
         args.json.write_text(
             json.dumps({"pool": args.pool, "overrides": args.overrides, "rows": rows}, indent=2)
