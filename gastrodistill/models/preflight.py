@@ -13,11 +13,13 @@ data.
 
 from __future__ import annotations
 
+import inspect
+import typing
 from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from gastrodistill.models.layers import ModelConfigError, ModelSizeError
 
@@ -59,6 +61,7 @@ def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "m
     """
     channels, classes, size = shape or (1, 2, PROBE_SIZE)
     where = f"{size[0]}x{size[1]} px images" if shape else "any image size"
+    check_value_types(model_cfg, key)
     try:
         factory = hydra.utils.instantiate(model_cfg)
         with torch.random.fork_rng(devices=[]):
@@ -80,6 +83,37 @@ def check_model_config(model_cfg: DictConfig, shape: Shape | None, key: str = "m
         kind = "" if isinstance(exc, (TypeError, ValueError)) else f"{type(exc).__name__}: "
         raise ModelConfigError(f"{key} cannot be built for {where}: {kind}{exc}") from None
     return factory
+
+
+#: Constructor annotations whose values are checked by type, and the Python types each accepts.
+_SIMPLE_TYPES: dict[type, tuple[type, ...]] = {int: (int,), float: (int, float), str: (str,), bool: (bool,)}
+
+
+def check_value_types(model_cfg: DictConfig, key: str = "model") -> None:
+    """Refuse a value whose type the network constructor's annotation rules out (``int``, ``float``,
+    ``str``, ``bool``; a bool is not a number here), naming its key: ``model.width=abc`` used to be
+    reported as a TypeError of the whole ``model``. Keys without such an annotation, ``None`` values and
+    targets that cannot be inspected are left to the constructor. Raises :class:`ModelConfigError`."""
+    target = model_cfg.get("_target_") if isinstance(model_cfg, DictConfig) else None
+    if not target:
+        return
+    try:
+        obj = hydra.utils.get_object(str(target))
+        hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
+        values = OmegaConf.to_container(model_cfg, resolve=True)
+    except Exception:  # noqa: BLE001 - an unknown target or unresolvable value: the build reports it
+        return
+    prefix = "model." if key == "model" else f"{key}: "
+    for name, value in values.items():
+        want = hints.get(name)
+        if name.startswith("_") or value is None or want not in _SIMPLE_TYPES:
+            continue
+        numeric = want in (int, float)
+        if not isinstance(value, _SIMPLE_TYPES[want]) or (numeric and isinstance(value, bool)):
+            raise ModelConfigError(
+                f"{prefix}{name} = {value!r} must be {'an' if want is int else 'a'} {want.__name__} "
+                f"(got {type(value).__name__})"
+            )
 
 
 def _out_of_memory(exc: BaseException) -> bool:

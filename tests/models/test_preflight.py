@@ -87,7 +87,7 @@ def test_size_refusals_wait_for_the_data_when_the_size_is_in_the_files(compose_c
     [
         (["model=resnet18", "model.width=0"], "resnet18"),  # a ZeroDivisionError in the constructor
         (["model=alexnet", "model.hidden=-2"], "alexnet"),  # a RuntimeError from torch
-        (["model.width=abc"], "convnet"),  # a TypeError comparing str and int
+        (["+model.bogus=1"], "convnet"),  # a TypeError: an unexpected keyword argument
     ],
 )
 def test_any_constructor_failure_is_a_config_error(compose_cfg, overrides, expect) -> None:
@@ -202,3 +202,33 @@ def _raises(error: Exception):
         raise error
 
     return factory
+
+
+@pytest.mark.parametrize(
+    ("override", "expect"),
+    [
+        ("model.width=abc", "model.width = 'abc' must be an int (got str)"),
+        ("model.depth=2.5", "model.depth = 2.5 must be an int (got float)"),
+        ("model.width=true", "model.width = True must be an int (got bool)"),
+        ("model.norm=3", "model.norm = 3 must be a str (got int)"),
+    ],
+)
+def test_a_value_of_the_wrong_type_is_refused_naming_its_key(compose_cfg, override, expect) -> None:
+    """The constructor's annotations say which type each key takes; a wrong one used to surface as the
+    constructor's own TypeError ('<' not supported between 'str' and 'int'), blamed on the whole model."""
+    cfg = compose_cfg(["experiment=cpu", override])
+    with pytest.raises(ModelConfigError) as info:
+        check_model_config(cfg.model, data_shape(cfg.data))
+    assert str(info.value) == expect
+    ok = compose_cfg(["experiment=cpu", "model.width=16", "model=convnet_cpu"])
+    check_model_config(ok.model, data_shape(ok.data))  # ints, strs and the preset's values pass
+
+
+def test_evaluation_architecture_type_refusals_name_the_architecture(compose_cfg) -> None:
+    from gastrodistill.models.preflight import check_value_types
+
+    cfg = compose_cfg(["model=lenet"])
+    bad = cfg.model.copy()
+    bad.act = 2
+    with pytest.raises(ModelConfigError, match=r"^eval architecture 'lenet': act = 2 must be a str"):
+        check_value_types(bad, "eval architecture 'lenet'")
