@@ -64,8 +64,9 @@ def as_list(node) -> list:
 
 
 def validate(ev: DictConfig) -> None:
-    """Refuse unknown schedules, baselines and standard-schedule precisions, an architecture listed twice
-    and a non-positive number of networks, naming the key (before any network is trained)."""
+    """Refuse unknown schedules, baselines and standard-schedule precisions, an architecture listed twice,
+    a non-positive number of networks and a random-subset size that is not a positive integer, naming the
+    key (before any network is trained)."""
     for s in as_list(ev.schedules):
         if s not in SCHEDULES:
             raise EvaluationConfigError(f"eval.schedules entry {s!r} unknown; use 'replay' and/or 'standard'")
@@ -86,6 +87,12 @@ def validate(ev: DictConfig) -> None:
             )
     if int(ev.n_networks) < 1:
         raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")
+    n = ev.baselines.get("n_per_class")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+        raise EvaluationConfigError(
+            f"eval.baselines.n_per_class must be an integer >= 1 (real patches per class of the random "
+            f"subsets) or null (the first distilled set's size), got {n!r}"
+        )
     if "standard" in ev:  # every field of the small-set recipe, checked before any network trains
         from gastrodistill.evaluation.fresh_training import standard_schedule
 

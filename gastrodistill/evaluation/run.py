@@ -271,6 +271,8 @@ class Study:
         """The training set of network ``index`` of a small-set method."""
         if method in self.sets:
             return distilled_tensors(self.sets[method])
+        if method == "mean":  # one image per class: needs no subset size
+            return self.mean_images()
         k = self.random_per_class()
         if method == "random":
             return baselines.random_subset(self.dm, k, self.gen("random-subset", index))
@@ -279,8 +281,6 @@ class Study:
             return x, baselines.teacher_labels(
                 self.teacher(), x, float(self.ev.baselines.get("teacher_temperature", 1.0))
             )
-        if method == "mean":
-            return self.mean_images()
         raise EvaluationConfigError(f"no small set for method {method!r}")
 
     # -- training ----------------------------------------------------------------------------------
@@ -530,6 +530,11 @@ def run_jobs(
     )
     study.write_progress = world_size == 1  # ranks share the folder: rank 0 writes networks.csv at the end
     every = build_jobs(cfg.eval, list(distilled_sets))
+    if not every:
+        raise EvaluationConfigError(
+            "nothing to evaluate: no distilled set and no baseline (eval.baselines.methods is empty); give "
+            "eval.distilled_dirs or list baselines, e.g. eval.baselines.methods=[full]"
+        )
     study.check_jobs(every)  # all of them: finished records of a same-named network would share a row
     jobs = shard(every, rank, world_size)
     todo = pending(jobs, report.finished_jobs(out))

@@ -703,3 +703,28 @@ def test_baselines_without_a_set_or_a_subset_size_are_refused_before_anything_tr
     ok = compose_cfg([*SMALL, "eval.baselines.methods=[full]", "eval.architectures=[same]"])
     run_jobs(ok, patient_dm, {}, out)  # the full-data baseline alone needs no subset size
     assert report.finished_jobs(out)
+
+
+def test_the_class_means_need_no_subset_size(compose_cfg, patient_dm, tmp_path):
+    """`mean` alone (no set, no n_per_class) used to stop at its first setting asking for the random
+    subsets' size, after the full-data network had trained."""
+    cfg = compose_cfg([*SMALL, "eval.baselines.methods=[mean]", "eval.architectures=[same]"])
+    run_jobs(cfg, patient_dm, {}, tmp_path / "eval")
+    assert report.finished_jobs(tmp_path / "eval") == {"mean__standard__same__0", "mean__standard__same__1"}
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "2.5", "abc", "true"])
+def test_a_subset_size_that_is_not_a_positive_integer_is_refused(compose_cfg, value):
+    """n_per_class=-1 trained on all but one patch per class (randperm(...)[:-1]); 0 divided by zero."""
+    from gastrodistill.evaluation.jobs import EvaluationConfigError, validate
+
+    with pytest.raises(EvaluationConfigError, match="eval.baselines.n_per_class must be an integer >= 1"):
+        validate(compose_cfg([*SMALL, f"eval.baselines.n_per_class={value}"]).eval)
+    validate(compose_cfg([*SMALL, "eval.baselines.n_per_class=3"]).eval)
+
+
+def test_nothing_to_evaluate_is_refused_with_what_to_give(compose_cfg, patient_dm, tmp_path):
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    with pytest.raises(EvaluationConfigError, match="nothing to evaluate"):
+        run_jobs(compose_cfg([*SMALL, "eval.baselines.methods=[]"]), patient_dm, {}, tmp_path / "eval")
