@@ -55,6 +55,8 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.models.layers.ModelConfigError",
         # a mandatory config value left at ??? (e.g. data.root for data=folder)
         "omegaconf.errors.MissingMandatoryValue",
+        # an interpolation that cannot be resolved (e.g. ${oc.env:VAR} with VAR unset); names the key
+        "omegaconf.errors.InterpolationResolutionError",
     }
 )
 #: Exit status of a command stopped by one of the project's errors.
@@ -103,7 +105,16 @@ def message(exc: BaseException) -> str:
         first = text.splitlines()[0] if text else "missing mandatory value"
         key = getattr(exc, "full_key", None)
         text = f"{first}; set it on the command line, e.g. {key}=..." if key else first
+    elif _is_a(exc, "InterpolationResolutionError"):
+        first = text.splitlines()[0] if text else "an interpolation cannot be resolved"
+        key = getattr(exc, "full_key", None)
+        text = f"{first} (at {key}; fix that value or its override)" if key else first
     return f"error: {text}"
+
+
+def _is_a(exc: BaseException, name: str) -> bool:
+    """Whether ``exc``'s class or one of its bases is called ``name``."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
 
 
 def close_open_runs(failed: bool) -> None:

@@ -271,7 +271,7 @@ class Pipeline:
         for arch in dict.fromkeys(a for archs in lists.values() for a in archs):
             if arch not in configs:
                 configs[arch] = architecture_config(self.cfg, str(arch))
-                key = f"eval architecture {arch!r} (conf/model/{arch}.yaml)"
+                key = f"eval architecture {arch!r} (model/{arch}.yaml)"
                 check_model_config(configs[arch], shape, key)
         if "distill" in stages:  # `same` is cfg.model (sets of an earlier run may record another model)
             for method, archs in lists.items():
@@ -496,7 +496,11 @@ def check_mode_override(overrides: Sequence[str], modes: list[str], mode: str) -
             return f"set reproduce.distill_modes=[{value}] to distil only {value} labels"
         return "set reproduce.distill_modes to [soft], [hard] or [soft,hard]"
 
-    for override in OverridesParser.create().parse_overrides(list(overrides)):
+    def about_distill(text: str) -> bool:  # parse only these: parsing evaluates a value's interpolations
+        key = text.split("=", 1)[0].lstrip("~+").split("@", 1)[0]
+        return key in ("distill", "distill.mode")
+
+    for override in OverridesParser.create().parse_overrides([o for o in overrides if about_distill(o)]):
         if override.key_or_group == "distill.mode":
             value = override.value() if override.value_type is not None else None
             raise ReproduceConfigError(
@@ -518,7 +522,9 @@ def check_mode_override(overrides: Sequence[str], modes: list[str], mode: str) -
 def main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    check_mode_override(HydraConfig.get().overrides.task, Pipeline(cfg).modes(), str(cfg.distill.get("mode")))
+    # the override strings as typed: reading them from the ListConfig would resolve ${...} in their values
+    typed = OmegaConf.to_container(HydraConfig.get().overrides.task, resolve=False)
+    check_mode_override(typed, Pipeline(cfg).modes(), str(cfg.distill.get("mode")))
     run(cfg)
 
 

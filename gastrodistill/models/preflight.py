@@ -20,6 +20,7 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from gastrodistill.models.layers import ModelConfigError, ModelSizeError
 
@@ -91,22 +92,27 @@ _SIMPLE_TYPES: dict[type, tuple[type, ...]] = {int: (int,), float: (int, float),
 
 def check_value_types(model_cfg: DictConfig, key: str = "model") -> None:
     """Refuse a value whose type the network constructor's annotation rules out (``int``, ``float``,
-    ``str``, ``bool``; a bool is not a number here), naming its key: ``model.width=abc`` used to be
-    reported as a TypeError of the whole ``model``. Keys without such an annotation, ``None`` values and
-    targets that cannot be inspected are left to the constructor. Raises :class:`ModelConfigError`."""
+    ``str``, ``bool``; a bool is not a number here, and ``None`` is refused where the annotation is not
+    optional), naming its key: ``model.width=abc`` used to be reported as a TypeError of the whole
+    ``model``. Keys without such an annotation and targets that cannot be inspected are left to the
+    constructor. Raises :class:`ModelConfigError`."""
     target = model_cfg.get("_target_") if isinstance(model_cfg, DictConfig) else None
     if not target:
         return
     try:
+        values = OmegaConf.to_container(model_cfg, resolve=True)
+    except InterpolationResolutionError as exc:  # e.g. ${oc.env:VAR} with VAR unset
+        first = str(exc).strip().splitlines()[0]
+        raise ModelConfigError(f"{exc.full_key or key}: {first}; fix that value or its override") from None
+    try:
         obj = hydra.utils.get_object(str(target))
         hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
-        values = OmegaConf.to_container(model_cfg, resolve=True)
-    except Exception:  # noqa: BLE001 - an unknown target or unresolvable value: the build reports it
+    except Exception:  # noqa: BLE001 - an unknown target: the build reports it
         return
     prefix = "model." if key == "model" else f"{key}: "
     for name, value in values.items():
         want = hints.get(name)
-        if name.startswith("_") or value is None or want not in _SIMPLE_TYPES:
+        if name.startswith("_") or want not in _SIMPLE_TYPES:  # Optional[...] is a Union: not checked
             continue
         numeric = want in (int, float)
         if not isinstance(value, _SIMPLE_TYPES[want]) or (numeric and isinstance(value, bool)):

@@ -316,3 +316,21 @@ def test_project_errors_stay_friendly_under_python_m(tmp_path) -> None:
     assert proc.stderr.strip().startswith("error: distill.mode does not choose"), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr + proc.stdout
     _nothing_written(work)
+
+
+def test_an_unresolvable_interpolation_is_a_message_naming_the_key(tmp_path, monkeypatch, capsys):
+    """`model.width=${oc.env:VAR}` with VAR unset was a full traceback that left .hydra/ and a log."""
+    monkeypatch.delenv("GASTRODISTILL_TEST_UNSET", raising=False)
+    work = tmp_path / "work"
+    argv = [
+        "gastrodistill-reproduce",
+        "experiment=tiny",
+        f"paths.root_dir={work}",
+        "logger=csv",
+        "model.width=${oc.env:GASTRODISTILL_TEST_UNSET}",
+    ]
+    code, text = _run_main(reproduce.main, argv, monkeypatch, capsys)
+    assert code == 1, text
+    assert text.strip().startswith("error: ") and "Traceback" not in text
+    assert "GASTRODISTILL_TEST_UNSET" in text and "model.width" in text
+    _nothing_written(work)

@@ -211,6 +211,7 @@ def _raises(error: Exception):
         ("model.depth=2.5", "model.depth = 2.5 must be an int (got float)"),
         ("model.width=true", "model.width = True must be an int (got bool)"),
         ("model.norm=3", "model.norm = 3 must be a str (got int)"),
+        ("model.width=null", "model.width = None must be an int (got NoneType)"),
     ],
 )
 def test_a_value_of_the_wrong_type_is_refused_naming_its_key(compose_cfg, override, expect) -> None:
