@@ -42,15 +42,23 @@ import numpy as np
 import torch
 
 
-def renormalise(x: torch.Tensor, source: tuple[float, float], target: tuple[float, float]) -> torch.Tensor:
-    """Images ``[N, C, H, W]`` normalised by ``source`` (mean, std) re-expressed under ``target``'s."""
+def renormalise(
+    x: torch.Tensor,
+    source: tuple[torch.Tensor, torch.Tensor],
+    target: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """Images ``[N, C, H, W]`` normalised by ``source`` (per-channel mean, std: ``[C, 1, 1]`` each)
+    re-expressed under ``target``'s."""
     return (x * source[1] + source[0] - target[0]) / target[1]
 
 
-def pixel_stats(dm) -> tuple[float, float]:
-    """(mean, std) of the training split's normalisation (single-channel stores)."""
+def pixel_stats(dm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel (mean, std) ``[C, 1, 1]`` of the training split's normalisation; a store whose
+    dataset normalises nothing (no ``mean``/``std``) gives 0 and 1."""
     ds = dm.dataset("train", augment=False)
-    return float(np.ravel(ds.mean)[0]), float(np.ravel(ds.std)[0])
+    mean = torch.as_tensor(np.ravel(getattr(ds, "mean", [0.0])), dtype=torch.float32)
+    std = torch.as_tensor(np.ravel(getattr(ds, "std", [1.0])), dtype=torch.float32)
+    return mean.view(-1, 1, 1), std.view(-1, 1, 1)
 
 
 class _Help(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -123,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     pool_dm = load([*args.overrides, *args.pool])[1] if args.pool is not None else dm
     if list(pool_dm.class_names) != list(dm.class_names):
         ap.error(f"--pool has classes {list(pool_dm.class_names)}, the scored data {list(dm.class_names)}")
+    if tuple(pool_dm.image_shape) != tuple(dm.image_shape):
+        ap.error(f"--pool images are {tuple(pool_dm.image_shape)}, the scored data's {tuple(dm.image_shape)}")
     smallest = int(np.bincount(np.asarray(pool_dm.labels("train")), minlength=dm.num_classes).min())
     if max(args.ipc) > smallest:
         ap.error(f"--ipc {max(args.ipc)}: the smallest class has {smallest} training patches to draw from")

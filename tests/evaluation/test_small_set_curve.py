@@ -23,12 +23,14 @@ def _curve():
     return mod
 
 
-def test_renormalise_keeps_the_raw_pixels() -> None:
+def test_renormalise_keeps_the_raw_pixels_per_channel() -> None:
     curve = _curve()
-    raw = torch.rand(4, 1, 8, 8, dtype=torch.float64)
-    x = (raw - 0.3) / 0.2
-    y = curve.renormalise(x, (0.3, 0.2), (0.5, 0.25))
-    torch.testing.assert_close(y * 0.25 + 0.5, raw)
+    raw = torch.rand(4, 3, 8, 8, dtype=torch.float64)
+    m1, s1 = torch.tensor([0.3, 0.4, 0.5]).view(3, 1, 1), torch.tensor([0.2, 0.1, 0.3]).view(3, 1, 1)
+    m2, s2 = torch.tensor([0.5, 0.1, 0.2]).view(3, 1, 1), torch.tensor([0.25, 0.5, 0.1]).view(3, 1, 1)
+    y = curve.renormalise((raw - m1) / s1, (m1, s1), (m2, s2))
+    for c in range(3):  # channel by channel, by hand
+        torch.testing.assert_close(y[:, c] * float(s2[c]) + float(m2[c]), raw[:, c])
 
 
 def test_the_curve_equals_an_independent_computation(compose_cfg, tmp_path) -> None:
