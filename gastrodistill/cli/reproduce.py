@@ -496,11 +496,7 @@ def check_mode_override(overrides: Sequence[str], modes: list[str], mode: str) -
             return f"set reproduce.distill_modes=[{value}] to distil only {value} labels"
         return "set reproduce.distill_modes to [soft], [hard] or [soft,hard]"
 
-    def about_distill(text: str) -> bool:  # parse only these: parsing evaluates a value's interpolations
-        key = text.split("=", 1)[0].lstrip("~+").split("@", 1)[0]
-        return key in ("distill", "distill.mode")
-
-    for override in OverridesParser.create().parse_overrides([o for o in overrides if about_distill(o)]):
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
         if override.key_or_group == "distill.mode":
             value = override.value() if override.value_type is not None else None
             raise ReproduceConfigError(

@@ -23,7 +23,7 @@ from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missing_message, resolve_resume
 from gastrodistill.evaluation.baselines import class_means
-from gastrodistill.models.preflight import check_model_config
+from gastrodistill.models.preflight import check_model_config, shape_of
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import is_global_zero, local_rank, prepare_data_rank_zero_first
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
@@ -73,7 +73,7 @@ def network_factory(cfg: DictConfig, datamodule: Any) -> _BoundFactory:
     """``cfg.model`` bound to the data's shape, after one network was built by
     :func:`~gastrodistill.models.preflight.check_model_config` (global RNG untouched): a model that cannot
     run on these images raises ``ModelConfigError`` naming ``model`` before any work."""
-    shape = (datamodule.in_channels, datamodule.num_classes, tuple(datamodule.image_size))
+    shape = shape_of(datamodule)
     factory = check_model_config(cfg.model, shape)
     return _BoundFactory(factory, {"in_channels": shape[0], "num_classes": shape[1], "image_size": shape[2]})
 

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gastrodistill.evaluation.fresh_training import NetSpec
 from gastrodistill.evaluation.jobs import SAME, EvaluationConfigError
-from gastrodistill.models.preflight import check_model_config
+from gastrodistill.models.preflight import check_model_config, shape_of
 
 
 def _compose_model(arch: str) -> DictConfig:
@@ -89,8 +89,8 @@ def eval_device(cfg: DictConfig) -> str:
 def net_spec(cfg: DictConfig, arch: str, dm, recorded: Mapping[str, Any] | None = None) -> NetSpec:
     """How to build fresh networks of ``arch`` for the data's shape (see :func:`architecture_config`)."""
     mcfg = architecture_config(cfg, arch, recorded)
-    shape = (dm.in_channels, dm.num_classes, tuple(dm.image_size))
-    factory = check_model_config(mcfg, shape, "model" if arch == SAME else f"eval architecture {arch!r}")
+    key = "model" if arch == SAME else f"eval architecture {arch!r}"
+    factory = check_model_config(mcfg, shape_of(dm), key)
     init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))
     return NetSpec(
         device=eval_device(cfg),

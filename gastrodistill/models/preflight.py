@@ -20,7 +20,6 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import InterpolationResolutionError
 
 from gastrodistill.models.layers import ModelConfigError, ModelSizeError
 
@@ -29,6 +28,12 @@ PROBE_SIZE = (256, 256)
 
 #: (in_channels, num_classes, (H, W)) of the data a network is built for.
 Shape = tuple[int, int, tuple[int, int]]
+
+
+def shape_of(dm: Any) -> Shape:
+    """``(in_channels, num_classes, (H, W))`` of a data module (set up, or the gastric store's, whose
+    constructor knows them). Raises ``AttributeError`` when the module does not know them yet."""
+    return int(dm.in_channels), int(dm.num_classes), tuple(int(s) for s in dm.image_size)  # type: ignore[return-value]
 
 
 def data_shape(data_cfg: DictConfig) -> Shape | None:
@@ -41,7 +46,7 @@ def data_shape(data_cfg: DictConfig) -> Shape | None:
     """
     dm: Any = hydra.utils.instantiate(data_cfg)
     try:
-        return int(dm.in_channels), int(dm.num_classes), tuple(int(s) for s in dm.image_size)  # type: ignore[return-value]
+        return shape_of(dm)
     except AttributeError:
         return None
 
@@ -99,11 +104,9 @@ def check_value_types(model_cfg: DictConfig, key: str = "model") -> None:
     target = model_cfg.get("_target_") if isinstance(model_cfg, DictConfig) else None
     if not target:
         return
-    try:
-        values = OmegaConf.to_container(model_cfg, resolve=True)
-    except InterpolationResolutionError as exc:  # e.g. ${oc.env:VAR} with VAR unset
-        first = str(exc).strip().splitlines()[0]
-        raise ModelConfigError(f"{exc.full_key or key}: {first}; fix that value or its override") from None
+    # an unresolvable value (${oc.env:VAR} with VAR unset) raises omegaconf's error naming its key, which
+    # the command line reports as a project error (gastrodistill.cli.errors)
+    values = OmegaConf.to_container(model_cfg, resolve=True)
     try:
         obj = hydra.utils.get_object(str(target))
         hints = typing.get_type_hints(obj.__init__ if inspect.isclass(obj) else obj)
