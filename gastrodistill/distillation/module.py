@@ -46,6 +46,7 @@ from gastrodistill.distillation.inner_loop import (
 from gastrodistill.distillation.plots import grid_image, save_png
 from gastrodistill.distillation.real_batches import RealBatchSource
 from gastrodistill.models.init import check_scheme, initialize
+from gastrodistill.utils.distributed import destroy_process_group_at_exit
 from gastrodistill.utils.precision import lightning_precision, precision_autocast
 from gastrodistill.utils.seeding import derive_seed, torch_generator
 
@@ -334,6 +335,10 @@ class DistillModule(pl.LightningModule):
         if not self.batch_real_per_rank:  # each rank's share of the global real batch
             world = max(int(self.trainer.world_size), 1)
             self.real_batches.batch_size = -(-self._batch_real // world)
+
+    def on_fit_end(self) -> None:
+        # After a successful fit only (a failed rank could wait on a collective in flight when it exits).
+        destroy_process_group_at_exit()
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ After the process group exists (during and after ``Trainer.fit``), :func:`global
 
 from __future__ import annotations
 
+import atexit
 import os
 import time
 from collections.abc import Callable
@@ -77,6 +78,22 @@ def barrier() -> None:
     """``torch.distributed.barrier`` when a process group exists (no-op otherwise)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
         dist.barrier()
+
+
+def destroy_process_group_at_exit() -> None:
+    """Destroy the process group when this process exits, as Lightning does itself for NCCL only.
+
+    Left to interpreter shutdown, a gloo group's worker threads are still alive (``ddp_spawn`` workers,
+    torchrun ranks) and one that needs the GIL once finalisation has begun aborts the process
+    ("terminate called without an active exception"); destroying the group at exit joins them first.
+    Lightning's own handler (``_destroy_dist_connection``), registered once however often this is called.
+    """
+    # Imported here: importing Lightning before Hydra configures logging changes where Lightning logs.
+    from lightning_fabric.utilities.distributed import _destroy_dist_connection
+
+    if dist.is_available() and dist.is_initialized():
+        atexit.unregister(_destroy_dist_connection)
+        atexit.register(_destroy_dist_connection)
 
 
 def wait_until(
