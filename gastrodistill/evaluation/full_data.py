@@ -35,6 +35,7 @@ from gastrodistill.evaluation.fresh_training import (
     augment_small,
     make_optimizer,
 )
+from gastrodistill.utils.distributed import destroy_process_group_at_exit
 from gastrodistill.utils.precision import precision_autocast
 from gastrodistill.utils.seeding import torch_generator
 
@@ -167,6 +168,10 @@ class FullDataNet(pl.LightningModule):
             sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total, 1))
             return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
         return opt
+
+    def on_fit_end(self) -> None:
+        # As the distillation's ranks do: a gloo group is destroyed at exit (after a successful fit only).
+        destroy_process_group_at_exit()
 
 
 class BestOnValidation(pl.Callback):
