@@ -13,7 +13,7 @@ import pytest
 # every handler registered later, so it sees what they left.
 SCRIPT = textwrap.dedent(
     """
-    import atexit, os, socket
+    import atexit, socket
     import torch.distributed as dist
     from gastrodistill.utils.distributed import destroy_process_group_at_exit
 
