@@ -55,6 +55,8 @@ Main options:
   distill.ipc=N distill.steps=N distill.epochs=N distill.outer_steps=N
   distill.image_init=noise|real|class_mean   distill.distribution_matching.steps=N  (0 = off; matching
       of class-mean features before the loop, Zhao & Bilen 2023)   distill.window=W  (RaT-BPTT)
+  distill.texture_matching.steps=N  (0 = off; each image matched to its class's exaggerated texture
+      statistics before the loop: Gram matrices of a teacher's or random networks' maps, Gatys et al. 2015)
   model=convnet|lenet|alexnet|resnet18  model.head=flatten|avg  trainer=cpu|gpu|ddp
   data=gastric|folder|npz|digits
 

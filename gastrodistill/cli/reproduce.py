@@ -414,6 +414,7 @@ def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
     name = str(cfg.model.get("_target_", "?")).rsplit(".", 1)[-1]
     t = int(d.steps) * int(d.epochs)
     dm = (d.get("distribution_matching") or {}).get("steps", 0) or 0
+    tm = d.get("texture_matching") or {}
     # gastric patches are stored at storage_size (null: their own size); other data keep their image size
     size = (cfg.data.get("storage_size") or cfg.data.patch_size) if "patch_size" in cfg.data else None
     data = str(cfg.data.get("_target_", "?")).rsplit(".", 1)[-1]
@@ -434,6 +435,12 @@ def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
         f"momentum {d.get('inner_momentum', 0.0) or 0.0}, lr_init {d.lr_init}, "
         + (f"a differentiable window of {window} steps" if window else "the whole unroll differentiable")
         + f"; start {d.image_init}"
+        + (
+            f" + {tm.get('steps')} texture-matching steps ({tm.get('features', 'teacher')} features, "
+            f"exaggeration {tm.get('exaggeration', 1.0)})"
+            if tm.get("steps")
+            else ""
+        )
         + (f" + {dm} distribution-matching steps" if dm else "")
         + f"; {d.outer_steps} outer steps, real batch {d.batch_real}, lr images / labels / lrs "
         f"{d.lr_images} / {d.lr_labels} / {d.lr_lrs}"

@@ -24,6 +24,7 @@ from gastrodistill.distillation.inner_loop import (
 )
 from gastrodistill.distillation.module import check_precision
 from gastrodistill.distillation.real_batches import REAL_DATA_MODES
+from gastrodistill.distillation.texture_matching import check_texture_config
 from gastrodistill.models.init import check_scheme
 
 #: How the images start (``distill.image_init``); ``run.build_distilled_set`` implements them.
@@ -126,9 +127,10 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
     the flags ``checkpoint``, ``known_init``, ``channels_last``, ``batch_real_per_rank``,
     ``debug_record`` (true/false); ``init``; ``backend`` with ``checkpoint``; ``inner_momentum``;
     ``window`` against T = steps x epochs; ``outer_chunk``; ``grad_clip``/``grad_clip_ema`` (> 0 or
-    null) and ``grad_clip_ema_decay``; ``precision``; ``real_data``; ``distribution_matching``; the
-    outer ``optimizer`` and ``scheduler`` (built on a dummy parameter and stepped once); ``dsa`` (built,
-    and run on a small batch). Raises :class:`DistillConfigError` naming the key and what to write.
+    null) and ``grad_clip_ema_decay``; ``precision``; ``real_data``; ``distribution_matching``;
+    ``texture_matching``; the outer ``optimizer`` and ``scheduler`` (built on a dummy parameter and
+    stepped once); ``dsa`` (built, and run on a small batch). Raises :class:`DistillConfigError` naming
+    the key and what to write.
     """
     for value in (d.get("mode", "soft"), mode):
         if value is not None and value not in MODES:
@@ -182,6 +184,7 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
             f"distill.real_data must be one of {REAL_DATA_MODES}, got {d.get('real_data')!r}"
         )
     check_matching_config(d.get("distribution_matching"))
+    check_texture_config(d.get("texture_matching"))
     _check_outer_optimizer(d)
     if d.get("dsa") is not None:
         _check_dsa(d["dsa"])

@@ -22,10 +22,21 @@ from gastrodistill.distillation.module import DistillModule
 from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missing_message, resolve_resume
+from gastrodistill.distillation.texture_matching import (
+    check_texture_config,
+    class_texture_targets,
+    match_textures,
+)
 from gastrodistill.evaluation.baselines import class_means
+from gastrodistill.models.init import initialize
 from gastrodistill.models.preflight import check_model_config, shape_of
 from gastrodistill.utils.atomic import write_text_atomic
-from gastrodistill.utils.distributed import is_global_zero, local_rank, prepare_data_rank_zero_first
+from gastrodistill.utils.distributed import (
+    is_global_zero,
+    local_rank,
+    prepare_data_rank_zero_first,
+    world_size,
+)
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import save_run_info
@@ -167,6 +178,67 @@ def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillM
     )
 
 
+def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule) -> list[float]:
+    """``distill.texture_matching.steps`` steps of texture matching on ``module.distilled``
+    (:mod:`.texture_matching`); returns the per-step losses (empty when off).
+
+    Feature networks of the module's family: with ``features: teacher`` one network trained on all
+    training patches by ``eval.baselines.real`` (the evaluation's full-data recipe, best validation epoch;
+    seeds from ``cfg.seed``), with ``features: random`` ``random_networks`` fresh networks initialised by
+    ``distill.init`` from (seed, k). The class targets stream the training split once per network.
+    Raises ``DistillConfigError`` when a teacher would be trained in each of several processes (a torchrun
+    or SLURM launch: use ``features: random`` there, or match in a single-process run).
+    """
+    tmc = check_texture_config(cfg.distill.get("texture_matching"))
+    if not tmc["steps"]:
+        return []
+    device = torch.device(_matching_device(cfg) or "cpu")
+    seed = int(cfg.seed)
+    if tmc["features"] == "teacher":
+        if world_size() > 1:
+            raise DistillConfigError(
+                "distill.texture_matching.features=teacher trains a teacher network, which a multi-process "
+                "launch would train once per process: set distill.texture_matching.features=random, or run "
+                "the distillation in one process"
+            )
+        from gastrodistill.evaluation.full_data import train_full_data
+        from gastrodistill.evaluation.run import real_recipe
+
+        net = module.model_factory()
+        initialize(net, str(cfg.distill.init), torch_generator(seed, "texture-teacher"))
+        net, _ = train_full_data(
+            net,
+            datamodule.dataset("train", augment=False),
+            datamodule.labels("train"),
+            datamodule.dataset("val", augment=False),
+            real_recipe(cfg.eval),
+            datamodule.num_classes,
+            (seed, "texture-teacher"),
+            progress=tmc["progress"],
+        )
+        nets = [net.to(device).eval()]
+        teacher = nets[0]
+    else:
+        nets = []
+        for k in range(tmc["random_networks"]):
+            net = module.model_factory().to(device)
+            initialize(net, str(cfg.distill.init), torch_generator(seed, "texture-matching", k))
+            nets.append(net.eval())
+        teacher = None
+    batches = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)
+    targets = class_texture_targets(nets, batches, datamodule.num_classes, tmc["exaggeration"])
+    return match_textures(
+        module.distilled,
+        nets,
+        targets,
+        steps=tmc["steps"],
+        lr=tmc["lr"],
+        teacher=teacher,
+        teacher_ce=tmc["teacher_ce"],
+        progress=tmc["progress"],
+    )
+
+
 def _matching_device(cfg: DictConfig) -> str | None:
     """This process's GPU when the trainer runs on GPUs (``utils.distributed.local_rank``), else None."""
     if str(cfg.trainer.get("accelerator", "cpu")) in ("gpu", "cuda", "auto") and torch.cuda.is_available():
@@ -232,6 +304,7 @@ def run_distillation(
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
     module = build_module(cfg, datamodule, distilled, out / "grids", networks)
     # A resumed run restores its (matched) images from the checkpoint.
+    texture_losses = run_texture_matching(cfg, datamodule, module) if ckpt_path is None else []
     matching_losses = run_distribution_matching(cfg, datamodule, module) if ckpt_path is None else []
     loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode
     try:
@@ -289,6 +362,14 @@ def run_distillation(
                 )
             elif ckpt_path is None:  # off (a resumed run's images came from its first run's matching)
                 summary.update(distribution_matching_steps=0)
+            if texture_losses:
+                summary.update(
+                    texture_matching_steps=len(texture_losses),
+                    texture_matching_loss_first=texture_losses[0],
+                    texture_matching_loss_last=texture_losses[-1],
+                )
+            elif ckpt_path is None:
+                summary.update(texture_matching_steps=0)
             write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
             save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
     finally:

@@ -1,0 +1,246 @@
+"""Texture matching of the distilled images before the bi-level loop (an image initialisation).
+
+Each distilled image is moved until its *own* texture statistics under a feature network equal its
+class's exaggerated mean statistics over all training patches. The statistics of one image at one level
+(the input, and the output of every ``nn.ReLU`` of the network) are the Gram matrix of the feature maps,
+
+    G_l(x) = F_l(x) F_l(x)^T / (H_l W_l)      (F_l: [C_l, H_l W_l]; Gatys, Ecker & Bethge,
+                                               "Texture Synthesis Using Convolutional Neural Networks",
+                                               NeurIPS 2015, eq. 1)
+
+and the channel means of ``F_l``. With ``m_{c,l}`` the mean of these over the training patches of class
+``c``, the targets and the loss are
+
+    t_{c,l} = m_{c,l} + alpha (m_{c,l} - mean_k m_{k,l})
+    L = sum_nets mean_i sum_l ||s_l(x_i) - t_{y_i,l}||^2 / mean_c ||t_{c,l}||^2  [+ ce * CE(teacher(x), y)]
+
+``alpha`` (``exaggeration``) pushes each class's target away from the average of the classes, a
+caricature of its texture; ``alpha = 0`` matches the class mean. Unlike distribution matching
+(:mod:`.distribution_matching`), where only the *mean* embedding of a class's images is matched and one
+image may carry what another lacks, every image here must show the whole class texture by itself, and
+the Gram matrices keep which features occur together while discarding where they are (no patient's
+layout is copied). Feature networks: ``teacher``, one network of the distillation's architecture trained
+on all training patches by the evaluation's full-data recipe (``eval.baselines.real``), or ``random``,
+fixed fresh networks of that architecture. With the teacher an optional cross-entropy term
+(``teacher_ce``) also asks that the teacher classify each image as its class (as in DeepInversion, Yin
+et al., CVPR 2020).
+
+Why it is here (docs/distillation.md, "Twelfth round"): with a pooled-head network ten clean class
+textures per class carry the diagnoses (the eleventh round's prototypes), and matching exaggerated class
+textures is the first distiller of this project whose images teach that network more than a random real
+subset of the same size does, on validation patients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.errors import DistillConfigError
+from gastrodistill.models.layers import ModelConfigError
+
+#: The matching's defaults when a key is absent (chosen on validation patients: docs/distillation.md,
+#: "Twelfth round"); conf/distill/soft.yaml spells them out for readers of the config.
+TEXTURE_DEFAULTS: dict[str, Any] = {
+    "steps": 0,
+    "lr": 0.05,
+    "features": "teacher",
+    "exaggeration": 1.0,
+    "teacher_ce": 0.1,
+    "random_networks": 4,
+}
+FEATURES = ("teacher", "random")
+
+
+def check_texture_config(section: Any) -> dict[str, Any]:
+    """The ``distill.texture_matching`` section as checked values: ``steps`` (>= 0; 0 = off), ``lr`` (> 0,
+    Adam on the pixels), ``features`` (teacher | random), ``exaggeration`` (alpha >= 0), ``teacher_ce``
+    (>= 0), ``random_networks`` (>= 1), ``progress``.
+
+    Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
+    section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
+    """
+    section = section or {}
+    key = "distill.texture_matching"
+    if not isinstance(section, Mapping):
+        raise DistillConfigError(
+            f"{key} must be a section (steps, lr, features, exaggeration, ...), got {section!r}; "
+            f"set its keys, e.g. {key}.steps=400"
+        )
+
+    def number(name: str, cast: type) -> Any:
+        raw = section.get(name, TEXTURE_DEFAULTS[name])
+        kind = "an integer" if cast is int else "a number"
+        try:
+            value = cast(raw)
+        except (TypeError, ValueError):
+            raise DistillConfigError(f"{key}.{name} must be {kind}, got {raw!r}") from None
+        if isinstance(raw, bool) or (cast is int and value != raw):
+            raise DistillConfigError(f"{key}.{name} must be {kind}, got {raw!r}")
+        return value
+
+    values = {
+        "steps": number("steps", int),
+        "lr": number("lr", float),
+        "features": str(section.get("features", TEXTURE_DEFAULTS["features"])),
+        "exaggeration": number("exaggeration", float),
+        "teacher_ce": number("teacher_ce", float),
+        "random_networks": number("random_networks", int),
+        "progress": bool(section.get("progress", True)),
+    }
+    if values["steps"] < 0:
+        raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
+    if not values["lr"] > 0:
+        raise DistillConfigError(f"{key}.lr must be > 0, got {values['lr']!r}")
+    if values["features"] not in FEATURES:
+        raise DistillConfigError(
+            f"{key}.features must be one of {', '.join(FEATURES)}, got {values['features']!r}"
+        )
+    if not values["exaggeration"] >= 0:
+        raise DistillConfigError(
+            f"{key}.exaggeration must be >= 0 (0 = the class mean), got {values['exaggeration']!r}"
+        )
+    if not values["teacher_ce"] >= 0:
+        raise DistillConfigError(f"{key}.teacher_ce must be >= 0 (0 = off), got {values['teacher_ce']!r}")
+    if values["random_networks"] < 1:
+        raise DistillConfigError(f"{key}.random_networks must be >= 1, got {values['random_networks']}")
+    return values
+
+
+def texture_statistics(net: nn.Module, x: Tensor) -> list[Tensor]:
+    """The texture statistics of each image of ``x`` ``[B, C, H, W]`` under ``net``.
+
+    For the input and for the output of every ``nn.ReLU`` module of ``net`` that is a feature map (4-d;
+    in the order they run): the Gram matrix ``F F^T / (H_l W_l)`` flattened to ``[B, C_l * C_l]`` (Gatys
+    et al. 2015, eq. 1) and the channel means ``[B, C_l]``; 2 entries per level. Differentiable with
+    respect to ``x``; the caller sets no_grad and the network's mode. Raises ``ModelConfigError`` when
+    ``net`` has no ``nn.ReLU`` module (texture matching reads the feature maps after them).
+    """
+    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    if not relus:
+        raise ModelConfigError(
+            f"{type(net).__name__} has no nn.ReLU module: texture matching reads the feature maps after "
+            "them; use a network built from nn.ReLU layers (ConvNet, LeNet, AlexNet, ResNet-18)"
+        )
+    maps: list[Tensor] = []
+    handles = [m.register_forward_hook(lambda _m, _args, out: maps.append(out)) for m in relus]
+    try:
+        net(x)
+    finally:
+        for h in handles:
+            h.remove()
+    stats: list[Tensor] = []
+    for f in (x, *maps):
+        if f.dim() != 4:  # after flattening (a classifier MLP): no spatial texture
+            continue
+        flat = f.flatten(2)  # [B, C_l, H_l W_l]
+        stats.append((flat @ flat.transpose(1, 2)).flatten(1) / flat.shape[-1])
+        stats.append(flat.mean(-1))
+    return stats
+
+
+def exaggerate(means: Tensor, alpha: float) -> Tensor:
+    """``means + alpha * (means - means.mean(0))`` for class means ``[K, D]``: each class pushed away from
+    the average of the classes by ``alpha`` times its distance (``alpha = 0``: unchanged)."""
+    return means + alpha * (means - means.mean(0, keepdim=True))
+
+
+def class_texture_targets(
+    nets: Sequence[nn.Module], batches: Iterable[tuple[Tensor, Tensor]], num_classes: int, alpha: float
+) -> list[list[Tensor]]:
+    """Per network, per statistic of :func:`texture_statistics`: the exaggerated class means ``[K, D_l]``.
+
+    ``batches`` yields ``(images [B, C, H, W], labels [B])`` once over the training patches (streamed;
+    summed in float64). Raises ``DistillConfigError`` naming a class with no training patch.
+    """
+    sums: list[list[Tensor]] | None = None
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    device = next(nets[0].parameters()).device
+    with torch.no_grad():
+        for x, y in batches:
+            x, y = x.to(device), y.to(device).long()
+            counts += torch.bincount(y.cpu(), minlength=num_classes).double()
+            per_net = [texture_statistics(net, x) for net in nets]
+            if sums is None:
+                sums = [
+                    [torch.zeros(num_classes, s.shape[1], dtype=torch.float64, device=device) for s in stats]
+                    for stats in per_net
+                ]
+            for net_sums, stats in zip(sums, per_net, strict=True):
+                for total, s in zip(net_sums, stats, strict=True):
+                    total.index_add_(0, y, s.double())
+    missing = [c for c in range(num_classes) if counts[c] == 0]
+    if sums is None or missing:
+        raise DistillConfigError(
+            f"texture matching needs training patches of every class; class {missing[0] if missing else 0} "
+            "has none: check the data's labels or turn the matching off (distill.texture_matching.steps=0)"
+        )
+    n = counts.to(device)[:, None]
+    return [[exaggerate(total / n, alpha).float() for total in net_sums] for net_sums in sums]
+
+
+def texture_loss(stats: Sequence[Tensor], targets: Sequence[Tensor], labels: Tensor) -> Tensor:
+    """``mean_i sum_l ||s_l(x_i) - t_{y_i, l}||^2 / mean_c ||t_{c, l}||^2`` (a scalar).
+
+    ``stats``: ``[N, D_l]`` per statistic (:func:`texture_statistics`); ``targets``: ``[K, D_l]`` per
+    statistic; ``labels``: ``[N]`` integer classes. Each statistic is weighted by the inverse of its
+    targets' mean square, so that no level dominates by its scale.
+    """
+    loss = stats[0].new_zeros(())
+    for s, t in zip(stats, targets, strict=True):
+        loss = loss + (s - t[labels]).pow(2).sum(1).mean() / t.pow(2).sum(1).mean().clamp_min(1e-12)
+    return loss
+
+
+def match_textures(
+    distilled: DistilledSet,
+    nets: Sequence[nn.Module],
+    targets: Sequence[Sequence[Tensor]],
+    *,
+    steps: int,
+    lr: float,
+    teacher: nn.Module | None = None,
+    teacher_ce: float = 0.0,
+    progress: bool = True,
+) -> list[float]:
+    """Move ``distilled.images`` ``[N, C, H, W]`` (in place) by ``steps`` Adam steps at rate ``lr`` on
+    the texture loss (summed over ``nets``, each against its ``targets`` from
+    :func:`class_texture_targets`) plus ``teacher_ce`` times the teacher's cross-entropy toward each
+    image's class. The networks are frozen and in eval mode; the matching runs on their device and the
+    result is copied back. Returns the loss of every step.
+    Raises ``DistillConfigError`` for ``steps < 0`` or ``lr <= 0`` (:func:`check_texture_config`).
+    """
+    check_texture_config({"steps": steps, "lr": lr, "teacher_ce": teacher_ce})
+    if steps == 0:
+        return []
+    device = next(nets[0].parameters()).device
+    for net in [*nets, *([teacher] if teacher is not None else [])]:
+        net.eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+    images = distilled.images.detach().to(device, torch.float32).clone().requires_grad_(True)
+    labels = distilled.hard_labels().to(device)
+    opt = torch.optim.Adam([images], lr=lr)
+    losses: list[float] = []
+    bar = tqdm(range(steps), desc=f"texture matching ({distilled.mode})", disable=not progress)
+    for _ in bar:
+        loss = images.new_zeros(())
+        for net, net_targets in zip(nets, targets, strict=True):
+            loss = loss + texture_loss(texture_statistics(net, images), net_targets, labels)
+        if teacher is not None and teacher_ce > 0:
+            loss = loss + teacher_ce * F.cross_entropy(teacher(images), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
+    bar.close()
+    with torch.no_grad():
+        distilled.images.copy_(images.detach().to(distilled.images.device, distilled.images.dtype))
+    return losses

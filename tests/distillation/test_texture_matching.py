@@ -1,0 +1,212 @@
+"""Texture matching before the bi-level loop: the statistics, the class targets, the loss and its
+gradient, one Adam step, the config path (random features and a trained teacher) and its refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.errors import DistillConfigError
+from gastrodistill.distillation.run import run_distillation
+from gastrodistill.distillation.texture_matching import (
+    TEXTURE_DEFAULTS,
+    check_texture_config,
+    class_texture_targets,
+    exaggerate,
+    match_textures,
+    texture_loss,
+    texture_statistics,
+)
+from gastrodistill.models import ConvNet, LeNet
+from gastrodistill.models.layers import ModelConfigError
+from gastrodistill.utils.seeding import torch_generator
+
+
+def _maps_by_hand(net: ConvNet, x: torch.Tensor) -> list[np.ndarray]:
+    """The input and each ReLU output of a ConvNet, stepping through ``net.features`` module by module."""
+    maps, h = [x.detach().numpy()], x
+    for m in net.features:
+        h = m(h)
+        if isinstance(m, nn.ReLU):
+            maps.append(h.detach().numpy())
+    return maps
+
+
+def test_statistics_are_each_images_gram_matrices_and_channel_means():
+    torch.manual_seed(0)
+    net = ConvNet(1, 3, 16, width=5, depth=2, head="avg").double().eval()
+    x = torch.randn(3, 1, 16, 16, dtype=torch.float64)
+    got = texture_statistics(net, x)
+    maps = _maps_by_hand(net, x)
+    assert len(got) == 2 * len(maps) == 6  # the input and two blocks, a Gram matrix and means each
+    for level, f in enumerate(maps):
+        b, c, h, w = f.shape
+        for i in range(b):
+            flat = f[i].reshape(c, h * w)
+            gram = np.array([[np.dot(flat[p], flat[q]) / (h * w) for q in range(c)] for p in range(c)])
+            np.testing.assert_allclose(got[2 * level][i].detach().numpy(), gram.reshape(-1), rtol=1e-12)
+            np.testing.assert_allclose(got[2 * level + 1][i].detach().numpy(), flat.mean(1), rtol=1e-12)
+    # ReLUs after the flattening (LeNet's classifier) carry no texture and are left out.
+    lenet = LeNet(1, 3, 16)
+    n_conv_relus = sum(1 for m in lenet.modules() if isinstance(m, nn.ReLU)) - 2
+    assert len(texture_statistics(lenet, x.float())) == 2 * (1 + n_conv_relus)
+    with pytest.raises(ModelConfigError, match="no nn.ReLU module"):
+        texture_statistics(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Tanh(), nn.Flatten()), x.float())
+
+
+def test_exaggeration_pushes_each_class_away_from_the_average_of_the_classes():
+    means = torch.tensor([[1.0, 0.0], [3.0, 2.0], [2.0, 7.0]], dtype=torch.float64)
+    assert torch.equal(exaggerate(means, 0.0), means)
+    centre = means.mean(0)
+    out = exaggerate(means, 1.5)
+    assert torch.allclose(out.mean(0), centre)  # the average of the classes stays
+    assert torch.allclose(out - centre, 2.5 * (means - centre))
+
+
+def test_class_targets_are_the_exaggerated_means_over_all_patches(tiny_dm):
+    tiny_dm.setup()
+    net = ConvNet(1, 3, 6, width=3, depth=1, head="avg").eval()
+    batches = DataLoader(tiny_dm.dataset("train"), batch_size=5, shuffle=False)  # uneven last batch
+    targets = class_texture_targets([net], batches, 3, alpha=0.5)
+    x = torch.stack([tiny_dm.dataset("train")[i][0] for i in range(len(tiny_dm.labels("train")))])
+    y = torch.as_tensor(tiny_dm.labels("train"))
+    with torch.no_grad():
+        whole = texture_statistics(net, x)
+    assert len(targets) == 1 and len(targets[0]) == len(whole)
+    for got, s in zip(targets[0], whole, strict=True):
+        means = torch.stack([s[y == c].double().mean(0) for c in range(3)])
+        want = means + 0.5 * (means - means.mean(0))
+        assert torch.allclose(got.double(), want, rtol=1e-5, atol=1e-6)
+    one_class = [(x[y == 0], y[y == 0])]
+    with pytest.raises(DistillConfigError, match="class 1 has none"):
+        class_texture_targets([net], one_class, 3, alpha=0.0)
+
+
+def test_the_loss_against_a_numpy_loop_and_its_gradient_against_float64_finite_differences():
+    torch.manual_seed(1)
+    net = ConvNet(1, 3, 8, width=3, depth=1, head="avg").double().eval()
+    targets = [
+        t.double()
+        for t in class_texture_targets(
+            [net], [(torch.randn(9, 1, 8, 8).double(), torch.arange(9) % 3)], 3, 1.0
+        )[0]
+    ]
+    syn = torch.randn(6, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+
+    def loss(s):
+        return texture_loss(texture_statistics(net, s), targets, labels)
+
+    with torch.no_grad():
+        stats = [v.numpy() for v in texture_statistics(net, syn)]
+    want = 0.0
+    for s, t in zip(stats, targets, strict=True):
+        t = t.numpy()
+        want += np.mean([np.sum((s[i] - t[labels[i]]) ** 2) for i in range(6)]) / np.mean(np.sum(t**2, 1))
+    assert float(loss(syn).detach()) == pytest.approx(want, rel=1e-10)
+    (grad,) = torch.autograd.grad(loss(syn), syn)
+    eps = 1e-6
+    for idx in [(0, 0, 0, 0), (3, 0, 4, 5), (5, 0, 7, 7)]:
+        d = torch.zeros_like(syn)
+        d[idx] = eps
+        with torch.no_grad():
+            fd = (loss(syn.detach() + d) - loss(syn.detach() - d)) / (2 * eps)
+        assert float(grad[idx]) == pytest.approx(float(fd), rel=1e-5, abs=1e-9)
+
+
+def _tiny_set() -> DistilledSet:
+    return DistilledSet(3, 2, 1, 1, (1, 6, 6)).init_noise(torch_generator(0, "texture-test"))
+
+
+def test_one_step_is_adams_first_step_and_matching_lowers_the_loss(tiny_dm):
+    """Adam's first step moves every pixel by lr * g / (|g| + eps); recomputed here independently."""
+    tiny_dm.setup()
+    torch.manual_seed(3)
+    net = ConvNet(1, 3, 6, width=4, depth=1, head="avg").eval()
+    teacher = ConvNet(1, 3, 6, width=4, depth=1, head="avg").eval()
+    targets = class_texture_targets([net], DataLoader(tiny_dm.dataset("train"), batch_size=64), 3, 1.0)
+    ds = _tiny_set()
+    before = ds.images.detach().clone()
+    assert match_textures(ds, [net], targets, steps=0, lr=0.1) == []
+    assert torch.equal(ds.images.detach(), before)
+    losses = match_textures(
+        ds, [net], targets, steps=1, lr=0.1, teacher=teacher, teacher_ce=0.3, progress=False
+    )
+    x = before.clone().requires_grad_(True)
+    labels = ds.hard_labels()
+    loss = texture_loss(texture_statistics(net, x), targets[0], labels)
+    loss = loss + 0.3 * nn.functional.cross_entropy(teacher(x), labels)
+    (g,) = torch.autograd.grad(loss, x)
+    assert losses == [pytest.approx(float(loss), rel=1e-6)]
+    assert torch.allclose(ds.images.detach(), before - 0.1 * g / (g.abs() + 1e-8), atol=1e-6)
+    ds = _tiny_set()
+    losses = match_textures(ds, [net], targets, steps=80, lr=0.05, progress=False)
+    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
+
+
+def test_the_section_is_checked_even_when_off():
+    assert check_texture_config(None)["steps"] == 0
+    ok = check_texture_config({"steps": 3, "features": "random", "exaggeration": 0, "random_networks": 2})
+    assert (ok["steps"], ok["features"], ok["exaggeration"], ok["random_networks"]) == (3, "random", 0.0, 2)
+    for bad, message in [
+        ({"steps": -1}, r"distill.texture_matching.steps must be >= 0 \(0 = off\), got -1"),
+        ({"lr": 0}, r"distill.texture_matching.lr must be > 0, got 0.0"),
+        ({"features": "vgg"}, r"distill.texture_matching.features must be one of teacher, random, got 'vgg'"),
+        ({"exaggeration": -0.5}, r"distill.texture_matching.exaggeration must be >= 0"),
+        ({"teacher_ce": -1}, r"distill.texture_matching.teacher_ce must be >= 0"),
+        ({"random_networks": 0}, r"distill.texture_matching.random_networks must be >= 1"),
+        ({"steps": 2.5}, r"distill.texture_matching.steps must be an integer, got 2.5"),
+        ({"lr": "fast"}, r"distill.texture_matching.lr must be a number, got 'fast'"),
+    ]:
+        with pytest.raises(DistillConfigError, match=message):
+            check_texture_config(bad)
+    with pytest.raises(DistillConfigError, match="distill.texture_matching must be a section"):
+        check_texture_config(3)
+
+
+def test_config_spells_out_the_code_defaults(compose_cfg):
+    section = compose_cfg(["distill=soft"]).distill.texture_matching
+    assert {k: section[k] for k in TEXTURE_DEFAULTS} == TEXTURE_DEFAULTS
+
+
+@pytest.mark.parametrize("features", ["random", "teacher"])
+def test_the_config_runs_it_before_the_loop(compose_cfg, tiny_dm, tiny_overrides, tmp_path, features):
+    on = [
+        "distill.texture_matching.steps=3",
+        f"distill.texture_matching.features={features}",
+        "distill.texture_matching.random_networks=2",
+        "distill.texture_matching.progress=false",
+        "distill.outer_steps=1",
+        "eval.baselines.real.epochs=1",
+        "eval.baselines.real.precision=32-true",
+    ]
+    cfg = compose_cfg([*tiny_overrides, *on])
+    run_distillation(cfg, tiny_dm, tmp_path / "a")
+    summary = json.loads((tmp_path / "a" / "soft" / "summary.json").read_text())
+    assert summary["texture_matching_steps"] == 3
+    assert summary["texture_matching_loss_last"] < summary["texture_matching_loss_first"]
+    off = compose_cfg([*tiny_overrides, "distill.outer_steps=1"])
+    run_distillation(off, tiny_dm, tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "soft" / "summary.json").read_text())["texture_matching_steps"] == 0
+    # Same seed, same start: only the matching separates the two saved sets.
+    a = DistilledSet.load(tmp_path / "a" / "soft")
+    b = DistilledSet.load(tmp_path / "b" / "soft")
+    assert not torch.allclose(a.images, b.images)
+
+
+def test_a_teacher_is_refused_under_a_multi_process_launch(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch
+):
+    import gastrodistill.distillation.run as run_module
+
+    monkeypatch.setattr(run_module, "world_size", lambda: 2)
+    cfg = compose_cfg([*tiny_overrides, "distill.texture_matching.steps=2", "distill.outer_steps=1"])
+    with pytest.raises(DistillConfigError, match="features=random"):
+        run_distillation(cfg, tiny_dm, tmp_path / "a")
+    assert not (tmp_path / "a" / "soft" / "distilled.safetensors").exists()
