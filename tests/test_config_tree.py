@@ -150,18 +150,21 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     for key, value in spec.distill.items():
         if key == "scheduler":
             assert npz.distill.scheduler.step_size == value.step_size
-        elif key == "distribution_matching":
-            assert npz.distill.distribution_matching.steps == value.steps == 0
+        elif key in ("distribution_matching", "texture_matching"):
+            assert npz.distill[key].steps == value.steps == 0, key
         else:
             assert npz.distill[key] == value, key
     sized = OmegaConf.load(Path(CONF_DIR) / "specialize_model" / "cpu_npz_convnet_cpu.yaml")
     assert (npz.model.depth, npz.model.width, npz.model.pool) == (sized.depth, sized.width, "max")
+    assert npz.model.head == sized.head == "flatten"  # the digits recipe's head, not the gastric study's
     gastric = compose_cfg(["experiment=cpu"])
-    assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 50, 4)
+    assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 50, 3)
+    assert gastric.model.head == "avg"
     d = gastric.distill
     assert (d.epochs, d.inner_momentum, d.lr_init) == (30, 0.9, 0.01)
     assert gastric.distill.image_init == "class_mean"
-    assert gastric.distill.distribution_matching.steps > 0 and gastric.distill.window == 10
+    assert gastric.distill.texture_matching.steps > 0 and gastric.distill.window == 10
+    assert gastric.distill.distribution_matching.steps == 0
     tiny_npz = compose_cfg(["experiment=tiny", "data=npz", "data.path=x.npz"])
     assert tiny_npz.distill.outer_steps == compose_cfg(["experiment=tiny"]).distill.outer_steps
     mine = compose_cfg(["experiment=cpu", "data=npz", "data.path=x.npz", "distill.ipc=3", "model.depth=3"])
@@ -193,12 +196,16 @@ def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
         f"data: GastricPatchDataModule, synthetic data 'cpu' (generator seed {cfg.synthetic.seed}), "
         f"{cfg.data.patch_size} px patches stored at 64 px; run seed {cfg.seed}"
     )
-    assert network.startswith("network: ConvNet (width 32, depth 4,") and "pool max" in network
+    assert network.startswith("network: ConvNet (width 32, depth 3,") and "pool max" in network
+    assert "head avg" in network
     t = d.steps * d.epochs
     assert f"{d.ipc * d.steps} images per class (ipc {d.ipc} x {d.steps} steps)" in distill
     assert f"T = {t} inner steps ({d.steps} x {d.epochs} epochs), momentum {d.inner_momentum}" in distill
     assert f"a differentiable window of {d.window} steps" in distill and d.window < t
-    assert f"start class_mean + {d.distribution_matching.steps} distribution-matching steps" in distill
+    tm = d.texture_matching
+    start = f"start class_mean + {tm.steps} texture-matching steps (teacher features, exaggeration 1.0)"
+    assert start in distill
+    assert "distribution-matching" not in distill
     assert "augmentation (DSA) none" in distill
     assert evaluation == (
         f"evaluation: {cfg.eval.n_networks} fresh networks per row; schedules replay, standard; "
