@@ -310,9 +310,15 @@ def run_audit(
             r = results[name]
             r.update(mia_summary[name])
             auc, n_in, n_out = (r[f"mia_patch_{k}"] for k in (f"{primary}_auc", "n_members", "n_nonmembers"))
-            # Flag only an AUC that is both large and beyond chance for this pool (3 null standard deviations
-            # of the Mann-Whitney AUC): with few patches the best of several attacks reaches 0.6 by luck.
-            null_sd = math.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
+            # Flag only an AUC that is both large and beyond chance for this pool (3 null sd): with few
+            # patches the best of several attacks reaches 0.6 by luck. Chance is the larger of the
+            # Mann-Whitney null of independent patches and the null with membership redrawn over the
+            # patients (membership belongs to patients, whose patches resemble each other; the patches alone
+            # understate chance: docs/anonymity.md, "Chance for a pool of patients").
+            independent_sd = math.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
+            patient_sd = r.get(f"mia_patch_{primary}_null_sd", float("nan"))
+            null_sd = max(independent_sd, patient_sd) if math.isfinite(patient_sd) else independent_sd
+            r["mia_auc_null_sd_patches"] = independent_sd
             r["mia_auc_null_sd"] = null_sd
             r["membership_flagged"] = float(
                 auc >= float(acfg.membership.flag_auc) and auc - 0.5 > 3 * null_sd
@@ -362,6 +368,7 @@ def _membership(
     """
     mcfg = cfg.audit.membership
     fprs = [float(f) for f in mcfg.fprs]
+    null = {"n_permutations": int(mcfg.get("null_permutations", 1000)), "seed": seed}
     tr_idx = te_idx = None
     if mcfg.get("informative_only", True) and informative is not None:
         tr_idx = informative.indices
@@ -372,7 +379,7 @@ def _membership(
         pool, RealFit(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1)
     )
     mia: dict[str, list[TargetAttack]] = {
-        "real": [attack_target(real_model, pool, shadows, pool.is_train, fprs=fprs)]
+        "real": [attack_target(real_model, pool, shadows, pool.is_train, fprs=fprs, **null)]
     }
 
     oc = mcfg.overfit_control
@@ -396,11 +403,11 @@ def _membership(
     sel = torch.as_tensor(member_idx)
     overfit = fit(pool.x[sel], pool.y[sel], torch_generator(seed, "audit", "overfit-control"))
     mia["control_overfit"] = [
-        attack_target(overfit, pool, shadows, members, keep=members | ~pool.is_train, fprs=fprs)
+        attack_target(overfit, pool, shadows, members, keep=members | ~pool.is_train, fprs=fprs, **null)
     ]
     for name, ds in distilled_sets.items():
         nets = distilled_networks(cfg, dm, ds, name, int(mcfg.n_networks), str(mcfg.schedule))
-        mia[name] = [attack_target(net, pool, shadows, pool.is_train, fprs=fprs) for net in nets]
+        mia[name] = [attack_target(net, pool, shadows, pool.is_train, fprs=fprs, **null) for net in nets]
     summary = {row: summarise_targets(runs) for row, runs in mia.items()}
     for row in summary:
         summary[row]["mia_n_networks"] = float(len(mia[row]))
@@ -654,6 +661,16 @@ def render_report(
                 f"{_pct(r[f'{k}_{primary}_tpr_at_0p1pct'])} | {_pct(r[f'{k}_{primary}_tpr_at_1pct'])} | "
                 f"{_fmt(r[f'{k}_{primary}_advantage'])} |"
             )
+    flag_auc = float(acfg.membership.flag_auc)
+    lines += [""] + [
+        f"- {name}: flagged at patch {primary} AUC >= "
+        f"{max(flag_auc, 0.5 + 3 * results[name]['mia_auc_null_sd']):.3f} (the larger of "
+        f"{flag_auc:g} and 0.5 + 3 null sd; chance sd {_fmt(results[name]['mia_auc_null_sd'])}: membership "
+        f"redrawn over the patients, {_fmt(results[name]['mia_auc_null_sd_patches'])} for patches taken "
+        "as independent); "
+        + ("**flagged**" if results[name].get("membership_flagged") == 1.0 else "below it")
+        for name in names
+    ]
     lines += ["", "![membership ROC](membership_roc.png)", "", "## Burned-in text and header data", ""]
     counts = ", ".join(f"{v} {k}" for k, v in sorted(strings.counts().items())) or "none found"
     lines.append(

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import norm
+from scipy.stats import norm, rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
@@ -382,6 +382,9 @@ class AttackMetrics:
     n_members: int
     n_nonmembers: int
     roc: tuple[np.ndarray, np.ndarray] = field(repr=False)
+    #: std of the AUC under membership redrawn over the patients (:func:`patient_permutation_aucs`);
+    #: NaN where not computed (patient level: one unit per patient, the Mann-Whitney null holds there).
+    null_sd: float = float("nan")
 
 
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float, n_nonmembers: int) -> float:
@@ -413,6 +416,53 @@ def attack_metrics(
     )
 
 
+def permuted_patient_labels(member_of: np.ndarray, n_permutations: int, seed: int) -> np.ndarray:
+    """``[n_permutations, P]`` membership labellings of the ``P`` patients, each with as many members as
+    ``member_of`` ``[P]`` (a random permutation of it per row, from ``numpy_rng(seed, "patient-null")``)."""
+    member_of = np.asarray(member_of, dtype=bool)
+    rng = numpy_rng(seed, "patient-null")
+    return rng.permuted(np.tile(member_of, (n_permutations, 1)), axis=1)
+
+
+def patch_aucs(scores: np.ndarray, groups: np.ndarray, patient_labels: np.ndarray) -> np.ndarray:
+    """Patch-level AUC of ``scores`` ``[N]`` for each row of ``patient_labels`` ``[R, P]`` (patient codes of
+    ``groups`` ``[N]`` in sorted order, as :func:`patient_level`): ``[R]``, by the rank-sum formula
+    (ties get average ranks, as ``roc_auc_score``). Raises ``MembershipInputError`` for a row without
+    members or non-members."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=-np.inf)
+    scores = np.where(np.isneginf(scores), np.finfo(np.float64).min, scores)
+    ranks = rankdata(scores)
+    _, inv = np.unique(groups, return_inverse=True)
+    labels = np.asarray(patient_labels, dtype=bool)[:, inv]  # [R, N]
+    n1 = labels.sum(1).astype(np.float64)
+    n0 = len(scores) - n1
+    if (n1 == 0).any() or (n0 == 0).any():
+        raise MembershipInputError("a labelling without members or non-members has no AUC")
+    return (labels @ ranks - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def patient_permutation_aucs(
+    scores: np.ndarray, groups: np.ndarray, is_member: np.ndarray, n_permutations: int = 1000, seed: int = 0
+) -> np.ndarray:
+    """The null distribution ``[n_permutations]`` of the patch-level AUC of ``scores`` ``[N]`` when
+    membership is drawn again over the patients (``groups`` ``[N]``): each patient's patches keep one
+    label and as many patients as in ``is_member`` ``[N]`` are members.
+
+    Membership is a property of patients, and a patient's patches resemble each other, so the
+    Mann-Whitney null of N independent patches understates chance (by about the square root of the
+    patches per patient when scores cluster by patient); this permutation test is exact when the
+    patients are exchangeable under the null. Raises ``MembershipInputError`` when a patient's patches
+    disagree on membership.
+    """
+    is_member = np.asarray(is_member, dtype=bool)
+    uniq, inv = np.unique(groups, return_inverse=True)
+    member_of = np.zeros(len(uniq), dtype=bool)
+    member_of[inv[is_member]] = True
+    if (member_of[inv] != is_member).any():
+        raise MembershipInputError("a patient's patches disagree on membership: the pool is malformed")
+    return patch_aucs(scores, groups, permuted_patient_labels(member_of, n_permutations, seed))
+
+
 def patient_level(scores: np.ndarray, groups: np.ndarray, is_member: np.ndarray):
     """Mean score per patient ``[P]`` and whether the patient is a member ``[P]`` (codes sorted)."""
     uniq, inv = np.unique(groups, return_inverse=True)
@@ -437,8 +487,13 @@ def attack_target(
     is_member: np.ndarray,
     keep: np.ndarray | None = None,
     fprs: Sequence[float] = DEFAULT_FPRS,
+    n_permutations: int = 1000,
+    seed: int = 0,
 ) -> TargetAttack:
-    """Attack ``model`` on the pool; ``is_member [N]`` is the truth, ``keep [N]`` the examples evaluated."""
+    """Attack ``model`` on the pool; ``is_member [N]`` is the truth, ``keep [N]`` the examples evaluated.
+
+    Each patch-level attack also gets the std of its AUC under membership redrawn over the patients
+    (``n_permutations`` draws from ``seed``; :func:`patient_permutation_aucs`; 0 draws: NaN)."""
     loss, phi = example_scores(model, pool.x, pool.y)
     scores = calibrated_scores(loss, phi, shadows)
     keep = np.ones(len(pool), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
@@ -446,6 +501,9 @@ def attack_target(
     patch, patient = {}, {}
     for name, sc in scores.items():
         patch[name] = attack_metrics(sc[keep], truth, fprs)
+        if n_permutations > 0:
+            null = patient_permutation_aucs(sc[keep], pool.groups[keep], truth, n_permutations, seed)
+            patch[name].null_sd = float(null.std(ddof=1))
         p_scores, p_truth = patient_level(sc[keep], pool.groups[keep], truth)
         patient[name] = attack_metrics(p_scores, p_truth, fprs)
     return TargetAttack(patch=patch, patient=patient)
@@ -458,7 +516,8 @@ def _fpr_key(f: float) -> str:
 def summarise_targets(results: Sequence[TargetAttack], prefix: str = "mia") -> dict[str, float]:
     """Flat figures over the networks of one setting: mean AUC (+ std), advantage, TPR@FPR, counts.
 
-    Keys: ``<prefix>_<level>_<attack>_{auc,auc_std,advantage,tpr_at_<fpr %>}`` and
+    Keys: ``<prefix>_<level>_<attack>_{auc,auc_std,advantage,tpr_at_<fpr %>}`` (patch level also
+    ``null_sd``, the mean patient-permutation null std, when computed) and
     ``<prefix>_<level>_n_members`` / ``_n_nonmembers`` (level: ``patch`` or ``patient``). Attack
     ``best`` is the calibrated attack with the highest mean AUC at that level (its position in
     :data:`BEST_OF` under ``<prefix>_<level>_best_attack_index``).
@@ -476,6 +535,9 @@ def summarise_targets(results: Sequence[TargetAttack], prefix: str = "mia") -> d
             out[f"{key}_auc"] = float(aucs.mean())
             out[f"{key}_auc_std"] = float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0
             out[f"{key}_advantage"] = float(np.mean([m.advantage for m in ms]))
+            null_sds = [m.null_sd for m in ms if math.isfinite(m.null_sd)]
+            if null_sds:  # the patient-permutation null (patch level)
+                out[f"{key}_null_sd"] = float(np.mean(null_sds))
             for f in first[source].tpr_at:
                 out[f"{key}_tpr_at_{_fpr_key(f)}pct"] = float(np.mean([m.tpr_at[f] for m in ms]))
         m0 = next(iter(first.values()))

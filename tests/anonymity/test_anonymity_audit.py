@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from _anon_data import PID_PREFIX, all_bytes, make_dm, noise_set
@@ -52,6 +53,15 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
         assert results[row]["mia_patient_n_members"] > 0 and results[row]["mia_patient_n_nonmembers"] > 0
     assert results["soft"]["artifact_leaks"] == 0.0 and results["hard"]["artifact_leaks"] == 0.0
     assert "real_best_epoch" in results["real"]
+    # Chance for the membership flag: the larger of the independent-patch and the patient-permutation null.
+    for name in ("soft", "hard"):
+        r = results[name]
+        n_in, n_out = r["mia_patch_n_members"], r["mia_patch_n_nonmembers"]
+        independent = np.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
+        assert r["mia_auc_null_sd_patches"] == pytest.approx(independent)
+        assert r["mia_auc_null_sd"] == pytest.approx(max(independent, r["mia_patch_best_null_sd"]))
+        flagged = r["mia_patch_best_auc"] >= 0.6 and r["mia_patch_best_auc"] - 0.5 > 3 * r["mia_auc_null_sd"]
+        assert r["membership_flagged"] == float(flagged)
 
     for name in (
         "audit.md",

@@ -208,3 +208,46 @@ def test_shadow_networks_train_in_the_recipes_precision(dm, compose_cfg, monkeyp
         net = RealFit(cfg, dm, epochs=1, batch_size=16)(x[:32], y[:32], torch.Generator().manual_seed(0))
         assert seen and set(seen) == {dtype}
         assert all(p.dtype == torch.float32 for p in net.parameters())
+
+
+def test_patch_aucs_by_rank_sums_equal_sklearn_per_labelling():
+    from sklearn.metrics import roc_auc_score
+
+    from gastrodistill.anonymity.membership import patch_aucs, permuted_patient_labels
+
+    rng = np.random.default_rng(0)
+    groups = rng.integers(0, 12, 200) * 7 + 3  # patient codes, not 0..P-1
+    scores = np.round(rng.normal(size=200), 1)  # ties, as loss scores have
+    scores[:5] = np.nan  # a failed score ranks lowest, as in attack_metrics
+    member_of = np.arange(12) % 3 == 0
+    labels = permuted_patient_labels(member_of, 25, seed=4)
+    assert labels.shape == (25, 12) and (labels.sum(1) == 4).all()
+    assert len({tuple(r) for r in labels}) > 5  # the draws differ
+    assert np.array_equal(labels, permuted_patient_labels(member_of, 25, seed=4))  # and are seeded
+    got = patch_aucs(scores, groups, labels)
+    _, inv = np.unique(groups, return_inverse=True)
+    clean = np.where(np.isnan(scores), np.finfo(np.float64).min, scores)
+    want = [roc_auc_score(row[inv], clean) for row in labels]
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_patient_permutation_null_is_wider_when_scores_cluster_by_patient():
+    """Scores that carry a patient effect and nothing of membership: the patient-level null is several
+    times the independent-patch Mann-Whitney one; with one patch per patient the two agree."""
+    from gastrodistill.anonymity.membership import MembershipInputError, patient_permutation_aucs
+
+    rng = np.random.default_rng(1)
+    patients, per = 80, 20
+    groups = np.repeat(np.arange(patients), per)
+    member = np.repeat(np.arange(patients) < 40, per)
+    scores = np.repeat(rng.normal(size=patients), per) + 0.3 * rng.normal(size=patients * per)
+    null = patient_permutation_aucs(scores, groups, member, n_permutations=2000, seed=0)
+    n_in = n_out = patients * per // 2
+    independent = np.sqrt((n_in + n_out + 1) / (12.0 * n_in * n_out))
+    assert abs(null.mean() - 0.5) < 0.01
+    assert null.std() > 3 * independent
+    one = patient_permutation_aucs(rng.normal(size=400), np.arange(400), np.arange(400) < 200, 2000, 0)
+    sd1 = np.sqrt(401 / (12.0 * 200 * 200))
+    assert abs(one.std() - sd1) < 0.15 * sd1
+    with pytest.raises(MembershipInputError, match="disagree on membership"):
+        patient_permutation_aucs(scores, groups, np.arange(patients * per) % 2 == 0)
