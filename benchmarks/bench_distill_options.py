@@ -26,6 +26,7 @@ from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.distribution_matching import match_distributions
 from gastrodistill.distillation.inner_loop import meta_objective, release_template, sample_window_end
 from gastrodistill.distillation.real_batches import RealBatchSource
+from gastrodistill.distillation.texture_matching import class_texture_targets, match_textures
 from gastrodistill.models import ConvNet, initialize
 from gastrodistill.utils.seeding import torch_generator
 
@@ -115,6 +116,37 @@ def matching_step(size: int, repeats: int, per_class: int = 64) -> tuple[float, 
     return sec / repeats, cpu / repeats
 
 
+def texture_step(size: int, repeats: int, features: str) -> tuple[float, float]:
+    """Mean seconds per step of ``match_textures`` itself (``distill.texture_matching``, the CPU preset's
+    network: pooled-head ConvNet width 32, depth 3): each of the 30 images' Gram matrices and channel means
+    at the input and the 3 ReLUs, the loss, its backward and the Adam step; ``teacher``: one network plus
+    the cross-entropy term (weight 0.1; the teacher's training, once per run, is not counted), ``random``:
+    4 networks. The class targets (one pass over the training split) are computed before the clock starts.
+    ``repeats`` steps in one call, after a one-step warm-up call."""
+    k = 3
+    ds = DistilledSet(k, 2, 5, 2, (1, size, size)).init_noise(torch_generator(0, "bench-images"))
+    n_nets = 1 if features == "teacher" else 4
+    nets = []
+    for i in range(n_nets):
+        net = ConvNet(1, k, (size, size), width=32, depth=3, head="avg")
+        initialize(net, "xavier", torch_generator(0, "bench-texture", i))
+        nets.append(net.eval())
+    x = torch.randn(300, 1, size, size, generator=torch_generator(0, "bench-real"))
+    targets = class_texture_targets(nets, [(x, torch.arange(300) % k)], k, alpha=1.0)
+    teacher = nets[0] if features == "teacher" else None
+
+    def call(steps: int) -> tuple[float, float]:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        match_textures(
+            ds, nets, targets, steps=steps, lr=0.05, teacher=teacher, teacher_ce=0.1, progress=False
+        )
+        return time.perf_counter() - start, time.process_time() - cpu_start
+
+    call(1)
+    sec, cpu = call(repeats)
+    return sec / repeats, cpu / repeats
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--size", type=int, default=32)
@@ -136,6 +168,14 @@ def main() -> None:
         sec, cpu = matching_step(args.size, args.repeats)
         out.append({"option": name, "size": args.size, "wall_s": round(sec, 3), "cpu_s": round(cpu, 3)})
         print(f"{name:60s} wall {sec:7.3f} s   cpu {cpu:7.3f} s", flush=True)
+    for features, name in [
+        ("teacher", "one texture-matching step (teacher + CE, pooled head)"),
+        ("random", "one texture-matching step (4 random networks)"),
+    ]:
+        if not args.rows or any(s in name for s in args.rows):
+            sec, cpu = texture_step(args.size, args.repeats, features)
+            out.append({"option": name, "size": args.size, "wall_s": round(sec, 3), "cpu_s": round(cpu, 3)})
+            print(f"{name:60s} wall {sec:7.3f} s   cpu {cpu:7.3f} s", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=2)
