@@ -207,6 +207,18 @@ def flagged_any(nearest: NearestReport, name: str, spaces: list[str]) -> np.ndar
     return np.any([nearest.flagged(name, s) for s in spaces], axis=0)
 
 
+def null_permutations(mcfg: Any) -> int:
+    """``audit.membership.null_permutations`` checked: an integer, 0 (chance from the patches alone) or at
+    least 2 (a standard deviation needs two draws). Raises ``AuditConfigError`` naming the key."""
+    raw = mcfg.get("null_permutations", 1000)
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw == 1 or raw < 0:
+        raise AuditConfigError(
+            f"audit.membership.null_permutations must be 0 (off) or an integer >= 2, got {raw!r}; "
+            "e.g. audit.membership.null_permutations=1000"
+        )
+    return raw
+
+
 # ---- the stage ------------------------------------------------------------------------------------
 def run_audit(
     cfg: DictConfig,
@@ -226,6 +238,7 @@ def run_audit(
     if not distilled_sets:
         raise AuditConfigError("run_audit needs at least one distilled set (name -> DistilledSet)")
     acfg = cfg.audit
+    null_permutations(acfg.membership)  # a bad value is refused before any network trains
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_run_info(out, cfg, extra={"stage": "audit"})
@@ -368,7 +381,7 @@ def _membership(
     """
     mcfg = cfg.audit.membership
     fprs = [float(f) for f in mcfg.fprs]
-    null = {"n_permutations": int(mcfg.get("null_permutations", 1000)), "seed": seed}
+    null = {"n_permutations": null_permutations(mcfg), "seed": seed}
     tr_idx = te_idx = None
     if mcfg.get("informative_only", True) and informative is not None:
         tr_idx = informative.indices
@@ -664,10 +677,10 @@ def render_report(
     flag_auc = float(acfg.membership.flag_auc)
     lines += [""] + [
         f"- {name}: flagged at patch {primary} AUC >= "
-        f"{max(flag_auc, 0.5 + 3 * results[name]['mia_auc_null_sd']):.3f} (the larger of "
-        f"{flag_auc:g} and 0.5 + 3 null sd; chance sd {_fmt(results[name]['mia_auc_null_sd'])}: membership "
-        f"redrawn over the patients, {_fmt(results[name]['mia_auc_null_sd_patches'])} for patches taken "
-        "as independent); "
+        f"{max(flag_auc, 0.5 + 3 * results[name]['mia_auc_null_sd']):.3f} (the larger of {flag_auc:g} and "
+        f"0.5 + 3 × {_fmt(results[name]['mia_auc_null_sd'])}, the larger chance sd of: membership redrawn "
+        f"over the patients {_fmt(results[name].get(f'mia_patch_{primary}_null_sd', float('nan')))}, "
+        f"patches taken as independent {_fmt(results[name]['mia_auc_null_sd_patches'])}); "
         + ("**flagged**" if results[name].get("membership_flagged") == 1.0 else "below it")
         for name in names
     ]

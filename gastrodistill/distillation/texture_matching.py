@@ -33,6 +33,7 @@ subset of the same size does, on validation patients.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -96,6 +97,9 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     }
     if values["steps"] < 0:
         raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
+    for name in ("lr", "exaggeration", "teacher_ce"):
+        if not math.isfinite(values[name]):
+            raise DistillConfigError(f"{key}.{name} must be a finite number, got {values[name]!r}")
     if not values["lr"] > 0:
         raise DistillConfigError(f"{key}.lr must be > 0, got {values['lr']!r}")
     if values["features"] not in FEATURES:
@@ -126,10 +130,12 @@ def texture_statistics(net: nn.Module, x: Tensor) -> list[Tensor]:
     if not relus:
         raise ModelConfigError(
             f"{type(net).__name__} has no nn.ReLU module: texture matching reads the feature maps after "
-            "them; use a network built from nn.ReLU layers (ConvNet, LeNet, AlexNet, ResNet-18)"
+            "them; use model.act=relu (ConvNet) or a network built from nn.ReLU layers, or turn the "
+            "matching off (distill.texture_matching.steps=0)"
         )
     maps: list[Tensor] = []
-    handles = [m.register_forward_hook(lambda _m, _args, out: maps.append(out)) for m in relus]
+    # A copy: an in-place op after the ReLU (or an in-place ReLU) would change the kept output.
+    handles = [m.register_forward_hook(lambda _m, _args, out: maps.append(out.clone())) for m in relus]
     try:
         net(x)
     finally:

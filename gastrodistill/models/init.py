@@ -25,14 +25,21 @@ def initialize(model: nn.Module, scheme: str, generator: torch.Generator) -> nn.
     """Re-initialise ``model`` in place (conv/linear weights Xavier- or Kaiming-normal, biases 0, norms 1/0).
 
     Modules are visited in registration order, so the result depends only on the generator's state.
+    A weight on another device than ``generator`` (a CUDA network, a CPU generator) is drawn on the
+    generator's device and copied, so a network gets the same weights on every device.
     """
     check_scheme(scheme)
     for m in model.modules():
         if isinstance(m, nn.Conv2d | nn.Linear):
+            w = m.weight
+            if w.device != generator.device:
+                w = torch.empty(w.shape, dtype=w.dtype, device=generator.device)
             if scheme == "xavier":
-                nn.init.xavier_normal_(m.weight, gain=1.0, generator=generator)
+                nn.init.xavier_normal_(w, gain=1.0, generator=generator)
             else:
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu", generator=generator)
+                nn.init.kaiming_normal_(w, nonlinearity="relu", generator=generator)
+            if w is not m.weight:
+                m.weight.copy_(w)
             if m.bias is not None:
                 m.bias.zero_()
         elif isinstance(m, _NORMS) and getattr(m, "weight", None) is not None:

@@ -108,3 +108,13 @@ def test_missed_controls_make_the_audit_say_it_cannot_certify(tmp_path, compose_
     # The overfitted control is reported with its counts at both levels.
     ctl = results["control_overfit"]
     assert ctl["mia_patient_n_members"] == 3 and ctl["mia_patch_n_members"] <= 128
+
+
+def test_null_permutations_is_checked_before_any_network_trains(tmp_path, compose_cfg, dm):
+    from gastrodistill.anonymity.audit import AuditConfigError
+
+    for bad in ("1", "-3", "null", "abc", "2.5"):
+        cfg = compose_cfg([*FAST, f"audit.membership.null_permutations={bad}"])
+        with pytest.raises(AuditConfigError, match="audit.membership.null_permutations must be 0"):
+            run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, tmp_path / bad)
+        assert not (tmp_path / bad / "audit.json").exists()

@@ -61,3 +61,15 @@ def test_distillation_on_the_gpu_with_bf16_and_channels_last(
     ds = run_distillation(cfg, uint8_dm(size=16), tmp_path / "out")
     assert torch.isfinite(ds.images).all() and torch.isfinite(ds.lrs()).all()
     assert torch.cuda.max_memory_allocated() > 0
+
+
+def test_a_cuda_network_initialised_from_a_cpu_generator_gets_the_cpu_weights():
+    """Distribution matching and texture matching re-initialise networks already on the GPU with CPU
+    generators: the draw happens on the generator's device and is copied (the same weights as on CPU)."""
+    from gastrodistill.models import ConvNet, initialize
+    from gastrodistill.utils.seeding import torch_generator
+
+    cpu = initialize(ConvNet(1, 3, 16, width=4, depth=2), "xavier", torch_generator(0, "init"))
+    gpu = initialize(ConvNet(1, 3, 16, width=4, depth=2).cuda(), "xavier", torch_generator(0, "init"))
+    for a, b in zip(cpu.state_dict().values(), gpu.state_dict().values(), strict=True):
+        assert b.is_cuda and torch.equal(a, b.cpu())

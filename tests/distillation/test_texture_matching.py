@@ -163,6 +163,9 @@ def test_the_section_is_checked_even_when_off():
         ({"random_networks": 0}, r"distill.texture_matching.random_networks must be >= 1"),
         ({"steps": 2.5}, r"distill.texture_matching.steps must be an integer, got 2.5"),
         ({"lr": "fast"}, r"distill.texture_matching.lr must be a number, got 'fast'"),
+        ({"lr": float("inf")}, r"distill.texture_matching.lr must be a finite number, got inf"),
+        ({"exaggeration": float("nan")}, r"distill.texture_matching.exaggeration must be a finite number"),
+        ({"teacher_ce": float("inf")}, r"distill.texture_matching.teacher_ce must be a finite number"),
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_texture_config(bad)
@@ -210,3 +213,56 @@ def test_a_teacher_is_refused_under_a_multi_process_launch(
     with pytest.raises(DistillConfigError, match="features=random"):
         run_distillation(cfg, tiny_dm, tmp_path / "a")
     assert not (tmp_path / "a" / "soft" / "distilled.safetensors").exists()
+
+
+def test_an_inplace_relu_gives_the_same_statistics_and_gradient():
+    """A hook keeps the ReLU's output; an in-place ReLU, or an in-place op after it, must not change what
+    was kept (the class targets are computed without a graph; the matching differentiates)."""
+
+    def net(inplace: bool, clamp: bool) -> nn.Module:
+        torch.manual_seed(5)
+        after = [nn.Hardtanh(inplace=True)] if clamp else []
+        return (
+            nn.Sequential(
+                nn.Conv2d(1, 3, 3, padding=1),
+                nn.ReLU(inplace=inplace),
+                *after,
+                nn.Conv2d(3, 2, 3, padding=1),
+                nn.ReLU(inplace=inplace),
+                nn.Flatten(),
+                nn.Linear(2 * 36, 3),
+            )
+            .double()
+            .eval()
+        )
+
+    torch.manual_seed(2)
+    x = torch.randn(4, 1, 6, 6, dtype=torch.float64)
+    with torch.no_grad():  # an in-place clamp after the ReLU: the statistics still read the ReLU's output
+        a, b = texture_statistics(net(False, True), x), texture_statistics(net(True, True), x)
+        want = [torch.relu(net(False, False)[0](x))]
+    for u, v in zip(a, b, strict=True):
+        assert torch.allclose(u, v)
+    flat = want[0].flatten(2)
+    assert torch.allclose(a[2], (flat @ flat.transpose(1, 2)).flatten(1) / 36)
+    xs = [x.clone().requires_grad_(True) for _ in range(2)]
+    stats = [
+        texture_statistics(net(inplace, False), xi) for inplace, xi in zip((False, True), xs, strict=True)
+    ]
+    for st in stats:
+        sum(t.sum() for t in st).backward()
+    assert torch.allclose(xs[0].grad, xs[1].grad)
+
+
+def test_a_network_without_relu_is_refused_before_the_teacher_trains(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch
+):
+    import gastrodistill.evaluation.full_data as full_data
+
+    def no_training(*_a, **_k):
+        raise AssertionError("the teacher was trained before the refusal")
+
+    monkeypatch.setattr(full_data, "train_full_data", no_training)
+    cfg = compose_cfg([*tiny_overrides, "model.act=tanh", "distill.texture_matching.steps=2"])
+    with pytest.raises(ModelConfigError, match="model.act=relu"):
+        run_distillation(cfg, tiny_dm, tmp_path / "a")
