@@ -25,10 +25,10 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
+from gastrodistill.distillation.image_start import optimise_pixels, section_number
 from gastrodistill.distillation.real_batches import RealBatchSource
 from gastrodistill.models.features import penultimate_features
 from gastrodistill.models.init import initialize
@@ -56,15 +56,7 @@ def check_matching_config(section: Any) -> dict[str, Any]:
         )
 
     def number(name: str, default: float, cast: type) -> Any:
-        raw = section.get(name, default)
-        kind = "an integer" if cast is int else "a number"
-        try:
-            value = cast(raw)
-        except (TypeError, ValueError):
-            raise DistillConfigError(f"{key}.{name} must be {kind}, got {raw!r}") from None
-        if isinstance(raw, bool) or (cast is int and value != raw):  # 1.5 steps, or true, are not counts
-            raise DistillConfigError(f"{key}.{name} must be {kind}, got {raw!r}")
-        return value
+        return section_number(section, key, name, default, cast)
 
     values = {
         "steps": number("steps", MATCHING_DEFAULTS["steps"], int),
@@ -129,15 +121,11 @@ def match_distributions(
     if steps == 0:
         return []
     device = torch.device(device) if device is not None else distilled.images.device
-    images = distilled.images.detach().to(device, torch.float32).clone().requires_grad_(True)
-    syn_labels = distilled.hard_labels().to(device)
-    opt = torch.optim.SGD([images], lr=lr, momentum=momentum)
-    net = network_factory().to(images.device)
+    net = network_factory().to(device)
     for p in net.parameters():
         p.requires_grad_(False)
-    losses: list[float] = []
-    bar = tqdm(range(steps), desc=f"distribution matching ({distilled.mode})", disable=not progress)
-    for step in bar:
+
+    def loss_at(step: int, images: Tensor, syn_labels: Tensor) -> Tensor:
         initialize(net, init_scheme, torch_generator(seed, "distribution-matching", step))
         x_real, y_real = real.get(step, 0, images.device)
         x_real, y_real = x_real.to(images.device), y_real.to(images.device)
@@ -148,13 +136,14 @@ def match_distributions(
         with torch.no_grad():
             f_real = penultimate_features(net, x_real)
         f_syn = penultimate_features(net, x_syn)
-        loss = mean_embedding_loss(f_real, y_real, f_syn, syn_labels, distilled.num_classes)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
-    bar.close()
-    with torch.no_grad():
-        distilled.images.copy_(images.detach().to(distilled.images.device, distilled.images.dtype))
-    return losses
+        return mean_embedding_loss(f_real, y_real, f_syn, syn_labels, distilled.num_classes)
+
+    return optimise_pixels(
+        distilled,
+        loss_at,
+        lambda params: torch.optim.SGD(params, lr=lr, momentum=momentum),
+        steps,
+        device,
+        "distribution matching",
+        progress,
+    )

@@ -26,7 +26,7 @@ from gastrodistill.distillation.texture_matching import (
     check_texture_config,
     class_texture_targets,
     match_textures,
-    texture_statistics,
+    relu_modules,
 )
 from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.models.init import initialize
@@ -195,11 +195,7 @@ def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule
         return []
     device = torch.device(_matching_device(cfg) or "cpu")
     seed = int(cfg.seed)
-    probe = module.model_factory()
-    if not any(isinstance(m, torch.nn.ReLU) for m in probe.modules()):
-        texture_statistics(
-            probe, torch.zeros(1, *datamodule.image_shape)
-        )  # its ModelConfigError, before training
+    relu_modules(module.model_factory())  # a network without nn.ReLU is refused before the teacher trains
     if tmc["features"] == "teacher":
         if world_size() > 1:
             raise DistillConfigError(

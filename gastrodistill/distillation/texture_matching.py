@@ -40,10 +40,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
+from gastrodistill.distillation.image_start import optimise_pixels, section_number
 from gastrodistill.models.layers import ModelConfigError
 
 #: The matching's defaults when a key is absent (chosen on validation patients: docs/distillation.md,
@@ -76,15 +76,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         )
 
     def number(name: str, cast: type) -> Any:
-        raw = section.get(name, TEXTURE_DEFAULTS[name])
-        kind = "an integer" if cast is int else "a number"
-        try:
-            value = cast(raw)
-        except (TypeError, ValueError):
-            raise DistillConfigError(f"{key}.{name} must be {kind}, got {raw!r}") from None
-        if isinstance(raw, bool) or (cast is int and value != raw):
-            raise DistillConfigError(f"{key}.{name} must be {kind}, got {raw!r}")
-        return value
+        return section_number(section, key, name, TEXTURE_DEFAULTS[name], cast)
 
     values = {
         "steps": number("steps", int),
@@ -117,6 +109,19 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     return values
 
 
+def relu_modules(net: nn.Module) -> list[nn.ReLU]:
+    """The ``nn.ReLU`` modules of ``net`` in registration order, whose outputs texture matching reads.
+    Raises ``ModelConfigError`` when there are none (before any training, so the refusal comes early)."""
+    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    if not relus:
+        raise ModelConfigError(
+            f"{type(net).__name__} has no nn.ReLU module: texture matching reads the feature maps after "
+            "them; use model.act=relu (ConvNet) or a network built from nn.ReLU layers, or turn the "
+            "matching off (distill.texture_matching.steps=0)"
+        )
+    return relus
+
+
 def texture_statistics(net: nn.Module, x: Tensor) -> list[Tensor]:
     """The texture statistics of each image of ``x`` ``[B, C, H, W]`` under ``net``.
 
@@ -126,13 +131,7 @@ def texture_statistics(net: nn.Module, x: Tensor) -> list[Tensor]:
     respect to ``x``; the caller sets no_grad and the network's mode. Raises ``ModelConfigError`` when
     ``net`` has no ``nn.ReLU`` module (texture matching reads the feature maps after them).
     """
-    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
-    if not relus:
-        raise ModelConfigError(
-            f"{type(net).__name__} has no nn.ReLU module: texture matching reads the feature maps after "
-            "them; use model.act=relu (ConvNet) or a network built from nn.ReLU layers, or turn the "
-            "matching off (distill.texture_matching.steps=0)"
-        )
+    relus = relu_modules(net)
     maps: list[Tensor] = []
     # A copy: an in-place op after the ReLU (or an in-place ReLU) would change the kept output.
     handles = [m.register_forward_hook(lambda _m, _args, out: maps.append(out.clone())) for m in relus]
@@ -230,23 +229,21 @@ def match_textures(
         net.eval()
         for p in net.parameters():
             p.requires_grad_(False)
-    images = distilled.images.detach().to(device, torch.float32).clone().requires_grad_(True)
-    labels = distilled.hard_labels().to(device)
-    opt = torch.optim.Adam([images], lr=lr)
-    losses: list[float] = []
-    bar = tqdm(range(steps), desc=f"texture matching ({distilled.mode})", disable=not progress)
-    for _ in bar:
+
+    def loss_at(_step: int, images: Tensor, labels: Tensor) -> Tensor:
         loss = images.new_zeros(())
         for net, net_targets in zip(nets, targets, strict=True):
             loss = loss + texture_loss(texture_statistics(net, images), net_targets, labels)
         if teacher is not None and teacher_ce > 0:
             loss = loss + teacher_ce * F.cross_entropy(teacher(images), labels)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{losses[-1]:.3g}", refresh=False)
-    bar.close()
-    with torch.no_grad():
-        distilled.images.copy_(images.detach().to(distilled.images.device, distilled.images.dtype))
-    return losses
+        return loss
+
+    return optimise_pixels(
+        distilled,
+        loss_at,
+        lambda params: torch.optim.Adam(params, lr=lr),
+        steps,
+        device,
+        "texture matching",
+        progress,
+    )

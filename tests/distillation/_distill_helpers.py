@@ -85,3 +85,18 @@ def run_distill_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     }
     cmd = [sys.executable, "-m", "gastrodistill.cli.distill", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def assert_grad_matches_central_differences(loss, x, rel: float, abs_tol: float, eps: float = 1e-6) -> None:
+    """The autograd gradient of ``loss(x)`` (a float64 scalar) at three pixels of ``x`` ``[6, 1, 8, 8]``
+    against central finite differences with step ``eps``."""
+    import pytest
+    import torch
+
+    (grad,) = torch.autograd.grad(loss(x), x)
+    for idx in [(0, 0, 0, 0), (3, 0, 4, 5), (5, 0, 7, 7)]:
+        d = torch.zeros_like(x)
+        d[idx] = eps
+        with torch.no_grad():
+            fd = (loss(x.detach() + d) - loss(x.detach() - d)) / (2 * eps)
+        assert float(grad[idx]) == pytest.approx(float(fd), rel=rel, abs=abs_tol)
