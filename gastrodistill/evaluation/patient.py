@@ -6,7 +6,12 @@ A patient's score is the share of their patches predicted *gastritis* among thos
 records the case.
 
 The decision threshold maximises the harmonic mean (HM) of sensitivity and specificity on the
-patients it is fitted on. :func:`fit_threshold` accepts only scores of a fitting split (``train`` or
+patients it is fitted on: over their observed scores (``rule="empirical"``), or under a binormal model
+of them (``rule="binormal"``: a normal distribution per diagnosis, fitted by mean and standard deviation;
+the classical binormal ROC model, Metz 1978), which moves the threshold less from one fitting draw to the
+next (docs/evaluation.md, "The patient threshold").
+
+:func:`fit_threshold` accepts only scores of a fitting split (``train`` or
 ``val``), and :meth:`FittedThreshold.apply` refuses the split and the patients it was fitted on, so
 a threshold can never be chosen on test patients nor evaluated on its own fitting patients.
 
@@ -24,6 +29,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+
+#: Ways to place the threshold on the fitting patients' scores (``eval.patient.threshold_rule``).
+THRESHOLD_RULES = ("empirical", "binormal")
+#: Floor of a diagnosis's score standard deviation in the binormal rule (scores are shares in [0, 1]).
+BINORMAL_MIN_SD = 1e-3
+#: Grid points over the score range before the binormal optimum is refined (bounded Brent, scipy).
+BINORMAL_GRID = 1001
 
 #: Splits a threshold may be fitted on. ``test`` is deliberately absent.
 FIT_SPLITS = ("train", "val")
@@ -121,6 +133,8 @@ class FittedThreshold:
     fit_patients: frozenset = field(repr=False)
     #: ``fit`` (argmax HM on one split) or ``cv`` (cross-validated over training and validation patients).
     method: str = "fit"
+    #: How the HM maximum was placed: ``empirical`` or ``binormal`` (:data:`THRESHOLD_RULES`).
+    rule: str = "empirical"
     #: Patients of each diagnosis the threshold rests on: (gastritis, not gastritis).
     n_positive: int = 0
     n_negative: int = 0
@@ -146,12 +160,15 @@ class FittedThreshold:
         return self.decide(scores.scores)
 
 
-def fit_threshold(fit: PatientScores) -> FittedThreshold:
+def fit_threshold(fit: PatientScores, rule: str = "empirical") -> FittedThreshold:
     """The threshold maximising HM on ``fit`` (a ``train`` or ``val`` split only).
 
-    Candidates are the distinct scores; between the chosen score and the next lower distinct score
-    the midpoint is used (same decisions on the fitting patients, a margin for new ones). Ties in HM
-    go to the lowest threshold (the most sensitive rule, as a screening test prefers).
+    ``rule="empirical"``: candidates are the distinct scores; between the chosen score and the next
+    lower distinct score the midpoint is used (same decisions on the fitting patients, a margin for new
+    ones). Ties in HM go to the lowest threshold (the most sensitive rule, as a screening test prefers).
+    ``rule="binormal"``: the maximum of the HM a binormal model of the scores predicts
+    (:func:`binormal_threshold`). ``fit_hm`` is the HM of the threshold's decisions on ``fit`` either way.
+    Raises :class:`PatientEvaluationError` for a test split, one diagnosis only or an unknown rule.
     """
     if fit.split not in FIT_SPLITS:
         raise PatientEvaluationError(
@@ -164,15 +181,64 @@ def fit_threshold(fit: PatientScores) -> FittedThreshold:
             f"split {fit.split!r} has patients of one diagnosis only ({len(labels)} patients); "
             "the threshold needs both gastritis and non-gastritis patients"
         )
-    value, hm = _argmax_hm(fit.scores, labels)
+    value = _place_threshold(fit.scores, labels, rule)
     return FittedThreshold(
         value=value,
         fit_split=fit.split,
-        fit_hm=hm,
+        fit_hm=harmonic_mean(*sensitivity_specificity(labels, fit.scores >= value)),
         fit_patients=frozenset(fit.patient_ids.tolist()),
+        rule=rule,
         n_positive=int(labels.sum()),
         n_negative=int((~labels).sum()),
     )
+
+
+def _place_threshold(scores: np.ndarray, labels: np.ndarray, rule: str) -> float:
+    if rule == "empirical":
+        return _argmax_hm(scores, labels)[0]
+    if rule == "binormal":
+        return binormal_threshold(scores, labels)
+    raise PatientEvaluationError(f"eval.patient.threshold_rule = {rule!r}; use one of {THRESHOLD_RULES}")
+
+
+def binormal_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold maximising HM under a binormal model of patient scores ``[n]`` (labels ``[n]``, bool).
+
+    Each diagnosis's scores are modelled as normal with their sample mean and standard deviation
+    (``ddof=1``, floored at :data:`BINORMAL_MIN_SD`); the model's sensitivity at ``t`` is
+    ``P(score >= t | gastritis)`` and its specificity ``P(score < t | not)`` (scipy.stats.norm). Their HM
+    is maximised over ``[min(scores), max(scores)]`` on a grid of :data:`BINORMAL_GRID` points, then by
+    bounded Brent (scipy.optimize) between the best point's neighbours. The binormal ROC model: Metz,
+    "Basic principles of ROC analysis", Semin. Nucl. Med. 1978. Raises :class:`PatientEvaluationError`
+    when a diagnosis has fewer than 2 patients (no standard deviation).
+    """
+    from scipy.optimize import minimize_scalar
+    from scipy.stats import norm
+
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).astype(bool)
+    pos, neg = scores[labels], scores[~labels]
+    if len(pos) < 2 or len(neg) < 2:
+        raise PatientEvaluationError(
+            f"the binormal threshold needs at least 2 patients of each diagnosis ({len(pos)} gastritis, "
+            f"{len(neg)} not); give the fitting split more patients or set "
+            "eval.patient.threshold_rule=empirical"
+        )
+    mp, sp = float(pos.mean()), max(float(pos.std(ddof=1)), BINORMAL_MIN_SD)
+    mn, sn = float(neg.mean()), max(float(neg.std(ddof=1)), BINORMAL_MIN_SD)
+
+    def model_hm(t: np.ndarray | float) -> np.ndarray:
+        sens, spec = norm.sf(t, mp, sp), norm.cdf(t, mn, sn)
+        return np.divide(2 * sens * spec, sens + spec, out=np.zeros_like(sens), where=(sens + spec) > 0)
+
+    lo, hi = float(scores.min()), float(scores.max())
+    if hi <= lo:
+        return lo
+    grid = np.linspace(lo, hi, BINORMAL_GRID)
+    k = int(np.argmax(model_hm(grid)))
+    a, b = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+    best = minimize_scalar(lambda t: -float(model_hm(np.asarray(t))), bounds=(a, b), method="bounded")
+    return float(best.x) if -best.fun >= model_hm(grid[k]) else float(grid[k])
 
 
 def _argmax_hm(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -197,12 +263,14 @@ class ThresholdPolicy:
     ``min_patients_per_class``: fewest patients of each diagnosis a threshold may rest on (0: no
     check). ``fallback``: ``refuse`` (raise :class:`ThresholdRefused`) or ``cv`` (cross-validate over
     training and validation patients pooled, ``cv_folds`` stratified folds, seeded by ``seed``).
+    ``rule``: how the HM maximum is placed (:data:`THRESHOLD_RULES`, see :func:`fit_threshold`).
     """
 
     min_patients_per_class: int = 5
     fallback: str = "refuse"
     cv_folds: int = 5
     seed: int = 0
+    rule: str = "empirical"
 
     def __post_init__(self) -> None:
         if self.fallback not in ("refuse", "cv"):
@@ -212,6 +280,10 @@ class ThresholdPolicy:
         if self.min_patients_per_class < 0 or self.cv_folds < 2:
             raise PatientEvaluationError(
                 "eval.patient.min_patients_per_class must be >= 0 and eval.patient.cv_folds >= 2"
+            )
+        if self.rule not in THRESHOLD_RULES:
+            raise PatientEvaluationError(
+                f"eval.patient.threshold_rule = {self.rule!r}; use one of {THRESHOLD_RULES}"
             )
 
 
@@ -230,11 +302,13 @@ def _pool(parts: Sequence[PatientScores]) -> PatientScores:
     )
 
 
-def fit_threshold_cv(parts: Sequence[PatientScores], folds: int = 5, seed: int = 0) -> FittedThreshold:
+def fit_threshold_cv(
+    parts: Sequence[PatientScores], folds: int = 5, seed: int = 0, rule: str = "empirical"
+) -> FittedThreshold:
     """A threshold cross-validated over the patients of ``parts`` (``train`` and/or ``val`` splits).
 
     Patients are split into ``folds`` stratified folds (seeded). On each fold's complement the
-    HM-maximising threshold is fitted (:func:`fit_threshold`'s rule) and applied to the held-out
+    HM-maximising threshold is fitted (:func:`fit_threshold`'s ``rule``) and applied to the held-out
     fold; ``cv_hm`` is the HM of all out-of-fold decisions (an honest estimate of the rule's
     quality), and the threshold is the median of the fold thresholds (stabler than one fit on all).
     The number of folds is capped by the smaller diagnosis count.
@@ -262,7 +336,7 @@ def fit_threshold_cv(parts: Sequence[PatientScores], folds: int = 5, seed: int =
     values = []
     for f in range(k):
         train = fold != f
-        value, _ = _argmax_hm(pooled.scores[train], labels[train])
+        value = _place_threshold(pooled.scores[train], labels[train], rule)
         values.append(value)
         decisions[~train] = pooled.scores[~train] >= value
     value = float(np.median(values))
@@ -272,6 +346,7 @@ def fit_threshold_cv(parts: Sequence[PatientScores], folds: int = 5, seed: int =
         fit_hm=harmonic_mean(*sensitivity_specificity(labels, pooled.scores >= value)),
         fit_patients=frozenset(pooled.patient_ids.tolist()),
         method="cv",
+        rule=rule,
         n_positive=n_pos,
         n_negative=n_neg,
         cv_hm=harmonic_mean(*sensitivity_specificity(labels, decisions)),
@@ -293,7 +368,7 @@ def choose_threshold(
     n_pos, n_neg = diagnosis_counts(fit)
     need = int(policy.min_patients_per_class)
     if min(n_pos, n_neg) >= need:
-        return fit_threshold(fit)
+        return fit_threshold(fit, policy.rule)
     short = (
         f"the patient threshold would be fitted on {n_pos} gastritis and {n_neg} non-gastritis "
         f"{fit.split!r} patients, fewer than eval.patient.min_patients_per_class = {need} per diagnosis"
@@ -307,7 +382,7 @@ def choose_threshold(
     if other is None:
         raise ThresholdRefused(f"{short}, and no other fitting split was given to cross-validate over")
     other_scores = other() if callable(other) else other
-    th = fit_threshold_cv([fit, other_scores], policy.cv_folds, policy.seed)
+    th = fit_threshold_cv([fit, other_scores], policy.cv_folds, policy.seed, policy.rule)
     if min(th.n_positive, th.n_negative) < need:
         raise ThresholdRefused(
             f"{short}, and training and validation patients together have only {th.n_positive} and "
@@ -324,4 +399,5 @@ def threshold_policy(patient_cfg: Mapping | None, seed: int = 0) -> ThresholdPol
         fallback=str(c.get("threshold_fallback", "refuse")),
         cv_folds=int(c.get("cv_folds", 5)),
         seed=int(seed),
+        rule=str(c.get("threshold_rule", "empirical")),
     )

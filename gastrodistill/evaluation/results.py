@@ -298,11 +298,13 @@ def patient_counts(records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
     labels = np.asarray(records[0]["test_labels"]).astype(bool)
     fit = [float(r.get("threshold_fit_count", math.nan)) for r in records]
     cv = [float(r.get("threshold_cv", 0.0)) for r in records]
+    binormal = [float(r.get("threshold_binormal", 0.0)) for r in records]
     return {
         "n_test_patients": float(len(labels)),
         "n_test_gastritis": float(labels.sum()),
         "n_threshold_patients": float(np.nanmean(fit)) if np.isfinite(fit).any() else math.nan,
         "threshold_cv_share": float(np.mean(cv)),
+        "threshold_binormal_share": float(np.mean(binormal)),
     }
 
 
@@ -322,10 +324,12 @@ def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
     n, pos = int(r["n_test_patients"]), int(r["n_test_gastritis"])
     fit = r.get("n_threshold_patients", math.nan)
     cv = float(df["threshold_cv_share"].max()) if "threshold_cv_share" in df else 0.0
+    binormal = float(df["threshold_binormal_share"].max()) if "threshold_binormal_share" in df else 0.0
     lines = [
         f"Patient-level numbers rest on {n} test patients ({pos} gastritis, {n - pos} not)"
         + (f"; thresholds on {fit:.0f} patients" if np.isfinite(fit) else "")
         + (" (cross-validated over training and validation patients)" if cv > 0 else "")
+        + (", each at the HM maximum of a binormal model of their scores" if binormal > 0 else "")
         + ".",
     ]
     if max_ci_width is not None:

@@ -119,6 +119,7 @@ def record_from_probs(
             threshold=threshold.value,
             fit_hm=threshold.fit_hm,
             threshold_cv=float(threshold.method == "cv"),
+            threshold_binormal=float(threshold.rule == "binormal"),
             threshold_fit_count=float(threshold.n_positive + threshold.n_negative),
             test_labels=test_scores.labels,
             test_scores=test_scores.scores,

@@ -122,4 +122,9 @@ def test_wide_intervals_are_flagged_and_patient_counts_printed():
     md = to_markdown(df, "T", max_ci_width=0.3)
     assert md.count("⚠ wide") == 3  # HM and AUC cells, and the legend line
     assert "rest on 8 test patients (4 gastritis, 4 not); thresholds on 6 patients (cross-validated" in md
+    assert "binormal" not in md
+    for r in noisy:
+        r.update(threshold_cv=0.0, threshold_binormal=1.0)
+    md = to_markdown(summarise(noisy, sizes, 50_000, 0, n_boot=200), "T", max_ci_width=0.3)
+    assert "thresholds on 6 patients, each at the HM maximum of a binormal model of their scores." in md
     assert "⚠ wide" not in to_markdown(df, "T", max_ci_width=width + 0.01).split("| soft")[1].split("\n")[0]

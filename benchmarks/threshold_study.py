@@ -1,0 +1,147 @@
+"""How well does a patient threshold fitted on n patients carry to other patients? Compares the
+threshold rules of ``eval.patient.threshold_rule`` without reading a test patient.
+
+Networks trained on a distilled set never see a training patient's patches, so for them the training and
+validation patients form one pool of patients they have not trained on. For each ``--set`` the script
+replays the set's learned schedule on ``--networks`` fresh networks (``train_replay``), scores every
+training and validation patient (the evaluation's patient score), then draws ``--draws`` fitting sets
+of n patients (``--sizes``, half per diagnosis) from the pool, fits each rule on them
+(:func:`gastrodistill.evaluation.patient.fit_threshold`) and applies the threshold to the rest of the
+pool. Printed per rule and n: the held-out HM (mean over networks and draws), the spread (sd) of the
+fitted threshold between draws, and as a ceiling the best threshold of the held-out patients themselves.
+Also the mean patient score per diagnosis of the training and of the validation patients (a validation
+split whose patients score apart from the training ones moves every network's threshold alike).
+
+    python benchmarks/threshold_study.py --set outputs/cpu/runs/<run>/distill/soft \\
+        --set outputs/cpu/runs/<run>/distill/hard -- experiment=cpu
+
+Not for networks trained on real training patches (the full-data and random-subset baselines): for
+them the training patients are not held out. One torch thread; about 40 s per set for 6 networks.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__,
+        formatter_class=type(
+            "_Help", (argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter), {}
+        ),
+    )
+    ap.add_argument("--set", type=Path, action="append", required=True, help="a saved distilled set")
+    ap.add_argument("--networks", type=int, default=6, help="replayed networks per set")
+    ap.add_argument("--draws", type=int, default=300, help="fitting draws per network and size")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20, 30, 40], help="fitting patients")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the networks and the draws")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides of the data, after --")
+    args = ap.parse_args(argv)
+    if min(args.networks, args.draws) < 1 or min(args.sizes) < 4:
+        ap.error("--networks and --draws must be >= 1, every --sizes >= 4")
+    torch.set_num_threads(1)
+
+    from hydra import compose, initialize_config_dir
+    from hydra.utils import instantiate
+
+    from gastrodistill.cli import CONF_DIR
+    from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.checks import check_distilled_set
+    from gastrodistill.evaluation.fresh_training import train_replay
+    from gastrodistill.evaluation.networks import net_spec
+    from gastrodistill.evaluation.patient import (
+        THRESHOLD_RULES,
+        PatientScores,
+        fit_threshold,
+        harmonic_mean,
+        patient_scores,
+        sensitivity_specificity,
+    )
+    from gastrodistill.evaluation.run import recorded_model
+    from gastrodistill.evaluation.scoring import predict_split
+    from gastrodistill.evaluation.splits import SplitCache, class_index
+    from gastrodistill.utils.seeding import numpy_rng, torch_generator
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["logger=none", *args.overrides])
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    ev = cfg.eval
+    names = list(dm.class_names)
+    pos = class_index(names, ev.patient.positive_class, "positive_class", required=True)
+    irr = class_index(names, ev.patient.irrelevant_class, "irrelevant_class", required=False)
+    splits = {
+        s: SplitCache(dm, s, int(ev.max_in_memory_mb) * 2**20, int(ev.batch_size)) for s in ("train", "val")
+    }
+    if not all(c.has_patients for c in splits.values()):
+        ap.error("the data have no patients: there is no patient threshold to study")
+
+    def hm(scores: np.ndarray, labels: np.ndarray, t: float) -> float:
+        return harmonic_mean(*sensitivity_specificity(labels, scores >= t))
+
+    for folder in args.set:
+        try:
+            ds = DistilledSet.load(folder)
+            check_distilled_set(folder.name, ds, dm)
+        except ValueError as exc:
+            ap.error(f"--set {folder}: {exc}")
+        spec = net_spec(cfg, "same", dm, recorded_model(ds))
+        pooled, by_split = [], {s: [] for s in splits}
+        for k in range(args.networks):
+            net = train_replay(
+                spec.build(torch_generator(args.seed, "threshold-study", folder.name, k)), ds
+            ).eval()
+            parts = []
+            for name, cache in splits.items():
+                pred = predict_split([net], cache)[0].argmax(-1)
+                parts.append(patient_scores(name, pred, cache.patient_ids, cache.patient_labels, pos, irr))
+                by_split[name].append(parts[-1])
+            pooled.append(
+                (
+                    np.concatenate([p.scores for p in parts]),
+                    np.concatenate([p.labels for p in parts]).astype(bool),
+                )
+            )
+        print(f"\n{folder} ({args.networks} replayed networks, {len(pooled[0][1])} train + val patients)")
+        for name, scores in by_split.items():
+            g = np.mean([s.scores[s.labels == 1].mean() for s in scores])
+            n = np.mean([s.scores[s.labels == 0].mean() for s in scores])
+            print(f"  mean score of {name} patients: gastritis {g:.3f}, not {n:.3f}")
+        print("  | rule | n | held-out HM | threshold sd |\n  |---|---|---|---|")
+        for size in args.sizes:
+            held = {r: [] for r in (*THRESHOLD_RULES, "ceiling")}
+            spread = {r: [] for r in THRESHOLD_RULES}
+            for k, (s, y) in enumerate(pooled):
+                rng = numpy_rng(args.seed, "threshold-study-draws", folder.name, size, k)
+                values = {r: [] for r in THRESHOLD_RULES}
+                for _ in range(args.draws):
+                    fit = np.concatenate(
+                        [rng.choice(np.flatnonzero(y == c), size // 2, replace=False) for c in (True, False)]
+                    )
+                    rest = np.ones(len(y), dtype=bool)
+                    rest[fit] = False
+                    ids = np.array([f"p{i}" for i in fit])
+                    part = PatientScores(
+                        "val", ids, s[fit], y[fit].astype(np.int64), np.ones(len(fit), np.int64)
+                    )
+                    for rule in THRESHOLD_RULES:
+                        t = fit_threshold(part, rule).value
+                        values[rule].append(t)
+                        held[rule].append(hm(s[rest], y[rest], t))
+                    held["ceiling"].append(max(hm(s[rest], y[rest], t) for t in np.unique(s[rest])))
+                for rule in THRESHOLD_RULES:
+                    spread[rule].append(np.std(values[rule]))
+            for rule, v in held.items():
+                sd = f"{np.mean(spread[rule]):.3f}" if rule in spread else ""
+                print(f"  | {rule} | {size} | {np.mean(v):.3f} | {sd} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
