@@ -437,7 +437,9 @@ def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
         + f"; start {d.image_init}"
         + (
             f" + {tm.get('steps')} texture-matching steps ({tm.get('features', 'teacher')} features, "
-            f"exaggeration {tm.get('exaggeration', 1.0)})"
+            f"exaggeration {tm.get('exaggeration', 1.0)}"
+            + (f" ± {tm.get('exaggeration_spread')}" if tm.get("exaggeration_spread") else "")
+            + ")"
             if tm.get("steps")
             else ""
         )

@@ -25,6 +25,7 @@ from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missin
 from gastrodistill.distillation.texture_matching import (
     check_texture_config,
     class_texture_targets,
+    exaggeration_offsets,
     match_textures,
     relu_modules,
 )
@@ -229,6 +230,12 @@ def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule
         teacher = None
     batches = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)
     targets = class_texture_targets(nets, batches, datamodule.num_classes, tmc["exaggeration"])
+    offsets = exaggeration_offsets(
+        module.distilled.hard_labels(),
+        datamodule.num_classes,
+        tmc["exaggeration"],
+        tmc["exaggeration_spread"],
+    ).to(device)
     return match_textures(
         module.distilled,
         nets,
@@ -237,6 +244,7 @@ def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule
         lr=tmc["lr"],
         teacher=teacher,
         teacher_ce=tmc["teacher_ce"],
+        offsets=offsets if tmc["exaggeration_spread"] > 0 else None,
         progress=tmc["progress"],
     )
 

@@ -15,7 +15,10 @@ and the channel means of ``F_l``. With ``m_{c,l}`` the mean of these over the tr
     L = sum_nets mean_i sum_l ||s_l(x_i) - t_{y_i,l}||^2 / mean_c ||t_{c,l}||^2  [+ ce * CE(teacher(x), y)]
 
 ``alpha`` (``exaggeration``) pushes each class's target away from the average of the classes, a
-caricature of its texture; ``alpha = 0`` matches the class mean. Unlike distribution matching
+caricature of its texture; ``alpha = 0`` matches the class mean. With ``exaggeration_spread`` s > 0 the
+images of a class get their own alpha, evenly spaced over ``[alpha - s, alpha + s]`` in index order
+(:func:`exaggeration_offsets`): a ladder from the class mean toward its caricature instead of ten copies
+of one target (docs/distillation.md, "Thirteenth round"). Unlike distribution matching
 (:mod:`.distribution_matching`), where only the *mean* embedding of a class's images is matched and one
 image may carry what another lacks, every image here must show the whole class texture by itself, and
 the Gram matrices keep which features occur together while discarding where they are (no patient's
@@ -53,6 +56,7 @@ TEXTURE_DEFAULTS: dict[str, Any] = {
     "lr": 0.05,
     "features": "teacher",
     "exaggeration": 1.0,
+    "exaggeration_spread": 0.0,
     "teacher_ce": 0.1,
     "random_networks": 4,
 }
@@ -61,8 +65,9 @@ FEATURES = ("teacher", "random")
 
 def check_texture_config(section: Any) -> dict[str, Any]:
     """The ``distill.texture_matching`` section as checked values: ``steps`` (>= 0; 0 = off), ``lr`` (> 0,
-    Adam on the pixels), ``features`` (teacher | random), ``exaggeration`` (alpha >= 0), ``teacher_ce``
-    (>= 0), ``random_networks`` (>= 1), ``progress``.
+    Adam on the pixels), ``features`` (teacher | random), ``exaggeration`` (alpha >= 0),
+    ``exaggeration_spread`` (0 <= s <= alpha), ``teacher_ce`` (>= 0), ``random_networks`` (>= 1),
+    ``progress``.
 
     Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
     section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
@@ -83,13 +88,14 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         "lr": number("lr", float),
         "features": str(section.get("features", TEXTURE_DEFAULTS["features"])),
         "exaggeration": number("exaggeration", float),
+        "exaggeration_spread": number("exaggeration_spread", float),
         "teacher_ce": number("teacher_ce", float),
         "random_networks": number("random_networks", int),
         "progress": bool(section.get("progress", True)),
     }
     if values["steps"] < 0:
         raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
-    for name in ("lr", "exaggeration", "teacher_ce"):
+    for name in ("lr", "exaggeration", "exaggeration_spread", "teacher_ce"):
         if not math.isfinite(values[name]):
             raise DistillConfigError(f"{key}.{name} must be a finite number, got {values[name]!r}")
     if not values["lr"] > 0:
@@ -101,6 +107,11 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     if not values["exaggeration"] >= 0:
         raise DistillConfigError(
             f"{key}.exaggeration must be >= 0 (0 = the class mean), got {values['exaggeration']!r}"
+        )
+    if not 0 <= values["exaggeration_spread"] <= values["exaggeration"]:
+        raise DistillConfigError(
+            f"{key}.exaggeration_spread must be between 0 and {key}.exaggeration "
+            f"({values['exaggeration']!r}: no image's alpha below 0), got {values['exaggeration_spread']!r}"
         )
     if not values["teacher_ce"] >= 0:
         raise DistillConfigError(f"{key}.teacher_ce must be >= 0 (0 = off), got {values['teacher_ce']!r}")
@@ -156,6 +167,27 @@ def exaggerate(means: Tensor, alpha: float) -> Tensor:
     return means + alpha * (means - means.mean(0, keepdim=True))
 
 
+def exaggeration_offsets(labels: Tensor, num_classes: int, alpha: float, spread: float) -> Tensor:
+    """Per image ``[N]`` (``labels``: ``[N]`` integer classes): the offset
+    ``o_i = (alpha_i - alpha) / (1 + alpha)`` that turns the class target ``exaggerate(m, alpha)``
+    into ``exaggerate(m, alpha_i)`` (see :func:`texture_loss`), with ``alpha_i`` evenly spaced over
+    ``[alpha - spread, alpha + spread]`` across the images of each class in index order (``alpha``
+    itself for a class's only image). All 0 when ``spread`` is 0.
+    Raises ``DistillConfigError`` unless ``0 <= spread <= alpha``."""
+    if not 0 <= spread <= alpha:
+        raise DistillConfigError(
+            f"distill.texture_matching.exaggeration_spread must be between 0 and exaggeration ({alpha!r}), "
+            f"got {spread!r}"
+        )
+    labels = labels.long()
+    alphas = torch.full(labels.shape, float(alpha), dtype=torch.float64)
+    for c in range(num_classes):
+        idx = torch.nonzero(labels.cpu() == c).flatten()
+        if len(idx) > 1:
+            alphas[idx] = torch.linspace(alpha - spread, alpha + spread, len(idx), dtype=torch.float64)
+    return ((alphas - alpha) / (1.0 + alpha)).float().to(labels.device)
+
+
 def class_texture_targets(
     nets: Sequence[nn.Module], batches: Iterable[tuple[Tensor, Tensor]], num_classes: int, alpha: float
 ) -> list[list[Tensor]]:
@@ -190,16 +222,23 @@ def class_texture_targets(
     return [[exaggerate(total / n, alpha).float() for total in net_sums] for net_sums in sums]
 
 
-def texture_loss(stats: Sequence[Tensor], targets: Sequence[Tensor], labels: Tensor) -> Tensor:
-    """``mean_i sum_l ||s_l(x_i) - t_{y_i, l}||^2 / mean_c ||t_{c, l}||^2`` (a scalar).
+def texture_loss(
+    stats: Sequence[Tensor], targets: Sequence[Tensor], labels: Tensor, offsets: Tensor | None = None
+) -> Tensor:
+    """``mean_i sum_l ||s_l(x_i) - t_{i, l}||^2 / mean_c ||t_{c, l}||^2`` (a scalar), where image ``i``'s
+    target is its class's, ``t_{i,l} = t_{y_i,l} + o_i (t_{y_i,l} - mean_k t_{k,l})``.
 
     ``stats``: ``[N, D_l]`` per statistic (:func:`texture_statistics`); ``targets``: ``[K, D_l]`` per
-    statistic; ``labels``: ``[N]`` integer classes. Each statistic is weighted by the inverse of its
-    targets' mean square, so that no level dominates by its scale.
+    statistic; ``labels``: ``[N]`` integer classes; ``offsets``: ``[N]`` (:func:`exaggeration_offsets`;
+    ``None``: all 0, every image of a class has the class target). Each statistic is weighted by the
+    inverse of its class targets' mean square, so that no level dominates by its scale.
     """
     loss = stats[0].new_zeros(())
     for s, t in zip(stats, targets, strict=True):
-        loss = loss + (s - t[labels]).pow(2).sum(1).mean() / t.pow(2).sum(1).mean().clamp_min(1e-12)
+        target = t[labels]
+        if offsets is not None:
+            target = target + offsets[:, None].to(t.dtype) * (t - t.mean(0, keepdim=True))[labels]
+        loss = loss + (s - target).pow(2).sum(1).mean() / t.pow(2).sum(1).mean().clamp_min(1e-12)
     return loss
 
 
@@ -212,12 +251,14 @@ def match_textures(
     lr: float,
     teacher: nn.Module | None = None,
     teacher_ce: float = 0.0,
+    offsets: Tensor | None = None,
     progress: bool = True,
 ) -> list[float]:
     """Move ``distilled.images`` ``[N, C, H, W]`` (in place) by ``steps`` Adam steps at rate ``lr`` on
     the texture loss (summed over ``nets``, each against its ``targets`` from
     :func:`class_texture_targets`) plus ``teacher_ce`` times the teacher's cross-entropy toward each
-    image's class. The networks are frozen and in eval mode; the matching runs on their device and the
+    image's class; ``offsets`` ``[N]`` give each image its own exaggeration (:func:`texture_loss`). The
+    networks are frozen and in eval mode; the matching runs on their device and the
     result is copied back. Returns the loss of every step.
     Raises ``DistillConfigError`` for ``steps < 0`` or ``lr <= 0`` (:func:`check_texture_config`).
     """
@@ -233,7 +274,7 @@ def match_textures(
     def loss_at(_step: int, images: Tensor, labels: Tensor) -> Tensor:
         loss = images.new_zeros(())
         for net, net_targets in zip(nets, targets, strict=True):
-            loss = loss + texture_loss(texture_statistics(net, images), net_targets, labels)
+            loss = loss + texture_loss(texture_statistics(net, images), net_targets, labels, offsets)
         if teacher is not None and teacher_ce > 0:
             loss = loss + teacher_ce * F.cross_entropy(teacher(images), labels)
         return loss

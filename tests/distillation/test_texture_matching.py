@@ -20,6 +20,7 @@ from gastrodistill.distillation.texture_matching import (
     check_texture_config,
     class_texture_targets,
     exaggerate,
+    exaggeration_offsets,
     match_textures,
     texture_loss,
     texture_statistics,
@@ -114,6 +115,51 @@ def test_the_loss_against_a_numpy_loop_and_its_gradient_against_float64_finite_d
     assert_grad_matches_central_differences(loss, syn, rel=1e-5, abs_tol=1e-9)
 
 
+def test_a_spread_gives_each_image_of_a_class_its_own_exaggeration():
+    """Image i's target ``t_y + o_i (t_y - mean_k t_k)`` equals the class means exaggerated by its own
+    alpha_i, computed here from the raw means; the alphas climb evenly over [alpha - s, alpha + s]."""
+    means = torch.tensor([[1.0, 0.0, 2.0], [3.0, 2.0, -1.0], [2.0, 7.0, 0.5]], dtype=torch.float64)
+    labels = torch.tensor([2, 0, 0, 1, 0, 2, 1, 0, 1])  # interleaved classes: order within a class counts
+    alpha, spread = 1.5, 1.0
+    offsets = exaggeration_offsets(labels, 3, alpha, spread).double()
+    t = exaggerate(means, alpha)
+    per_image = t[labels] + offsets[:, None] * (t - t.mean(0))[labels]
+    for c in range(3):
+        idx = torch.nonzero(labels == c).flatten().tolist()
+        alphas = np.linspace(alpha - spread, alpha + spread, len(idx))
+        for i, a in zip(idx, alphas, strict=True):
+            assert torch.allclose(per_image[i], exaggerate(means, float(a))[c], atol=1e-6)
+    assert torch.equal(exaggeration_offsets(labels, 3, alpha, 0.0), torch.zeros(9))
+    assert exaggeration_offsets(torch.tensor([0, 1, 1]), 2, 1.0, 1.0)[0] == 0  # a class's only image: alpha
+    with pytest.raises(DistillConfigError, match="exaggeration_spread must be between 0 and exaggeration"):
+        exaggeration_offsets(labels, 3, 0.5, 1.0)
+
+
+def test_the_loss_with_offsets_against_a_numpy_loop_and_finite_differences():
+    torch.manual_seed(2)
+    net = ConvNet(1, 3, 8, width=3, depth=1, head="avg").double().eval()
+    raw = class_texture_targets([net], [(torch.randn(9, 1, 8, 8).double(), torch.arange(9) % 3)], 3, 0.0)[0]
+    alpha = 1.0
+    targets = [exaggerate(t.double(), alpha) for t in raw]
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    offsets = exaggeration_offsets(labels, 3, alpha, 1.0).double()
+    syn = torch.randn(6, 1, 8, 8, dtype=torch.float64, requires_grad=True)
+
+    def loss(s):
+        return texture_loss(texture_statistics(net, s), targets, labels, offsets)
+
+    with torch.no_grad():
+        stats = [v.numpy() for v in texture_statistics(net, syn)]
+    alphas = [0.0, 2.0, 0.0, 2.0, 0.0, 2.0]  # [alpha - 1, alpha + 1] over each class's two images
+    want = 0.0
+    for s, m, t in zip(stats, raw, targets, strict=True):
+        m, t = m.double().numpy(), t.numpy()
+        per = [m[labels[i]] + alphas[i] * (m[labels[i]] - m.mean(0)) for i in range(6)]
+        want += np.mean([np.sum((s[i] - per[i]) ** 2) for i in range(6)]) / np.mean(np.sum(t**2, 1))
+    assert float(loss(syn).detach()) == pytest.approx(want, rel=1e-10)
+    assert_grad_matches_central_differences(loss, syn, rel=1e-5, abs_tol=1e-9)
+
+
 def _tiny_set() -> DistilledSet:
     return DistilledSet(3, 2, 1, 1, (1, 6, 6)).init_noise(torch_generator(0, "texture-test"))
 
@@ -160,6 +206,11 @@ def test_the_section_is_checked_even_when_off():
         ({"lr": float("inf")}, r"distill.texture_matching.lr must be a finite number, got inf"),
         ({"exaggeration": float("nan")}, r"distill.texture_matching.exaggeration must be a finite number"),
         ({"teacher_ce": float("inf")}, r"distill.texture_matching.teacher_ce must be a finite number"),
+        (
+            {"exaggeration": 1.0, "exaggeration_spread": 1.5},
+            r"spread must be between 0 and distill.texture_matching.exaggeration \(1.0: no image",
+        ),
+        ({"exaggeration_spread": -0.1}, r"distill.texture_matching.exaggeration_spread must be between 0"),
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_texture_config(bad)
@@ -177,6 +228,7 @@ def test_the_config_runs_it_before_the_loop(compose_cfg, tiny_dm, tiny_overrides
     on = [
         "distill.texture_matching.steps=3",
         f"distill.texture_matching.features={features}",
+        f"distill.texture_matching.exaggeration_spread={0.5 if features == 'random' else 0.0}",
         "distill.texture_matching.random_networks=2",
         "distill.texture_matching.progress=false",
         "distill.outer_steps=1",
