@@ -203,7 +203,11 @@ def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
     assert f"T = {t} inner steps ({d.steps} x {d.epochs} epochs), momentum {d.inner_momentum}" in distill
     assert f"a differentiable window of {d.window} steps" in distill and d.window < t
     tm = d.texture_matching
-    start = f"start class_mean + {tm.steps} texture-matching steps (teacher features, exaggeration 1.0)"
+    start = (
+        f"start class_mean + {tm.steps} texture-matching steps (teacher features, "
+        f"exaggeration {tm.exaggeration} ± {tm.exaggeration_spread})"
+    )
+    assert tm.exaggeration_spread > 0
     assert start in distill
     assert "distribution-matching" not in distill
     assert "augmentation (DSA) none" in distill
