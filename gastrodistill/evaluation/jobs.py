@@ -87,6 +87,13 @@ def validate(ev: DictConfig) -> None:
             )
     if int(ev.n_networks) < 1:
         raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")
+    if "patient" in ev:  # the threshold policy's keys (rule, fallback, counts), before any network trains
+        from gastrodistill.evaluation.patient import PatientEvaluationError, threshold_policy
+
+        try:
+            threshold_policy(ev.patient)
+        except PatientEvaluationError as exc:
+            raise EvaluationConfigError(str(exc)) from None
     n = ev.baselines.get("n_per_class")
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise EvaluationConfigError(

@@ -32,8 +32,10 @@ import numpy as np
 
 #: Ways to place the threshold on the fitting patients' scores (``eval.patient.threshold_rule``).
 THRESHOLD_RULES = ("empirical", "binormal")
-#: Floor of a diagnosis's score standard deviation in the binormal rule (scores are shares in [0, 1]).
-BINORMAL_MIN_SD = 1e-3
+#: A diagnosis whose scores spread less than this (standard deviation; scores are shares in [0, 1], 0.02 is
+#: one patch in 50) is no normal distribution: the binormal rule then falls back to the empirical one
+#: (:func:`fit_threshold`), and :func:`binormal_threshold` floors the standard deviation here.
+BINORMAL_MIN_SD = 0.02
 #: Grid points over the score range before the binormal optimum is refined (bounded Brent, scipy).
 BINORMAL_GRID = 1001
 
@@ -167,7 +169,9 @@ def fit_threshold(fit: PatientScores, rule: str = "empirical") -> FittedThreshol
     lower distinct score the midpoint is used (same decisions on the fitting patients, a margin for new
     ones). Ties in HM go to the lowest threshold (the most sensitive rule, as a screening test prefers).
     ``rule="binormal"``: the maximum of the HM a binormal model of the scores predicts
-    (:func:`binormal_threshold`). ``fit_hm`` is the HM of the threshold's decisions on ``fit`` either way.
+    (:func:`binormal_threshold`), or the empirical rule where that model is degenerate (a diagnosis with
+    fewer than 2 patients, or scores spread less than :data:`BINORMAL_MIN_SD`); ``rule`` of the result
+    says which was used. ``fit_hm`` is the HM of the threshold's decisions on ``fit`` either way.
     Raises :class:`PatientEvaluationError` for a test split, one diagnosis only or an unknown rule.
     """
     if fit.split not in FIT_SPLITS:
@@ -181,24 +185,33 @@ def fit_threshold(fit: PatientScores, rule: str = "empirical") -> FittedThreshol
             f"split {fit.split!r} has patients of one diagnosis only ({len(labels)} patients); "
             "the threshold needs both gastritis and non-gastritis patients"
         )
-    value = _place_threshold(fit.scores, labels, rule)
+    value, used = _place_threshold(fit.scores, labels, rule)
     return FittedThreshold(
         value=value,
         fit_split=fit.split,
         fit_hm=harmonic_mean(*sensitivity_specificity(labels, fit.scores >= value)),
         fit_patients=frozenset(fit.patient_ids.tolist()),
-        rule=rule,
+        rule=used,
         n_positive=int(labels.sum()),
         n_negative=int((~labels).sum()),
     )
 
 
-def _place_threshold(scores: np.ndarray, labels: np.ndarray, rule: str) -> float:
-    if rule == "empirical":
-        return _argmax_hm(scores, labels)[0]
-    if rule == "binormal":
-        return binormal_threshold(scores, labels)
-    raise PatientEvaluationError(f"eval.patient.threshold_rule = {rule!r}; use one of {THRESHOLD_RULES}")
+def _place_threshold(scores: np.ndarray, labels: np.ndarray, rule: str) -> tuple[float, str]:
+    """(threshold, the rule used): ``binormal`` falls back to ``empirical`` where its model is degenerate."""
+    if rule not in THRESHOLD_RULES:
+        raise PatientEvaluationError(f"eval.patient.threshold_rule = {rule!r}; use one of {THRESHOLD_RULES}")
+    if rule == "binormal" and not _binormal_degenerate(scores, labels):
+        return binormal_threshold(scores, labels), "binormal"
+    return _argmax_hm(scores, labels)[0], "empirical"
+
+
+def _binormal_degenerate(scores: np.ndarray, labels: np.ndarray) -> bool:
+    """True when a diagnosis has fewer than 2 patients or its scores spread less than BINORMAL_MIN_SD."""
+    for part in (scores[labels], scores[~labels]):
+        if len(part) < 2 or float(np.std(part, ddof=1)) < BINORMAL_MIN_SD:
+            return True
+    return False
 
 
 def binormal_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -336,7 +349,7 @@ def fit_threshold_cv(
     values = []
     for f in range(k):
         train = fold != f
-        value = _place_threshold(pooled.scores[train], labels[train], rule)
+        value, _ = _place_threshold(pooled.scores[train], labels[train], rule)
         values.append(value)
         decisions[~train] = pooled.scores[~train] >= value
     value = float(np.median(values))

@@ -324,12 +324,12 @@ def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
     n, pos = int(r["n_test_patients"]), int(r["n_test_gastritis"])
     fit = r.get("n_threshold_patients", math.nan)
     cv = float(df["threshold_cv_share"].max()) if "threshold_cv_share" in df else 0.0
-    binormal = float(df["threshold_binormal_share"].max()) if "threshold_binormal_share" in df else 0.0
+    shares = df["threshold_binormal_share"].dropna() if "threshold_binormal_share" in df else pd.Series([0.0])
     lines = [
         f"Patient-level numbers rest on {n} test patients ({pos} gastritis, {n - pos} not)"
         + (f"; thresholds on {fit:.0f} patients" if np.isfinite(fit) else "")
         + (" (cross-validated over training and validation patients)" if cv > 0 else "")
-        + (", each at the HM maximum of a binormal model of their scores" if binormal > 0 else "")
+        + _binormal_note(float(shares.max()), float(shares.min()), cv > 0)
         + ".",
     ]
     if max_ci_width is not None:
@@ -337,6 +337,19 @@ def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
             f"{WIDE.strip()}: the interval is wider than {max_ci_width:g}; the data cannot carry that number."
         )
     return [*lines, ""]
+
+
+def _binormal_note(most: float, least: float, cross_validated: bool) -> str:
+    """The words on the binormal threshold rule for :func:`patient_notes`; ``most`` / ``least``: the largest
+    and smallest share over rows of networks whose threshold it placed (the others fell back to the
+    empirical rule, their scores being too concentrated for a normal model)."""
+    if most <= 0:
+        return ""
+    where = "in every fold " if cross_validated else ""
+    text = f", {where}at the HM maximum of a binormal model of their scores"
+    if least < 1:
+        text += " (the empirical maximum where a diagnosis's scores were too concentrated for that model)"
+    return text
 
 
 def diverged_notes(df: pd.DataFrame) -> list[str]:

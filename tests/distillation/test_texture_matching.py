@@ -224,7 +224,9 @@ def test_config_spells_out_the_code_defaults(compose_cfg):
 
 
 @pytest.mark.parametrize("features", ["random", "teacher"])
-def test_the_config_runs_it_before_the_loop(compose_cfg, tiny_dm, tiny_overrides, tmp_path, features):
+def test_the_config_runs_it_before_the_loop(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, features, monkeypatch
+):
     on = [
         "distill.texture_matching.steps=3",
         f"distill.texture_matching.features={features}",
@@ -236,7 +238,17 @@ def test_the_config_runs_it_before_the_loop(compose_cfg, tiny_dm, tiny_overrides
         "eval.baselines.real.precision=32-true",
     ]
     cfg = compose_cfg([*tiny_overrides, *on])
+    import gastrodistill.distillation.run as run_module
+
+    seen, real_match = [], run_module.match_textures
+    monkeypatch.setattr(run_module, "match_textures", lambda *a, **k: seen.append(k) or real_match(*a, **k))
     run_distillation(cfg, tiny_dm, tmp_path / "a")
+    offsets = seen[0]["offsets"]  # the spread reaches the matching as each image's own exaggeration
+    if features == "random":
+        labels = DistilledSet.load(tmp_path / "a" / "soft").hard_labels()
+        assert torch.equal(offsets, exaggeration_offsets(labels, 3, 1.0, 0.5))
+    else:
+        assert offsets is None
     summary = json.loads((tmp_path / "a" / "soft" / "summary.json").read_text())
     assert summary["texture_matching_steps"] == 3
     assert summary["texture_matching_loss_last"] < summary["texture_matching_loss_first"]

@@ -254,3 +254,27 @@ def test_threshold_rule_reaches_cross_validation_and_the_policy():
         ThresholdPolicy(rule="guess")
     with pytest.raises(PatientEvaluationError, match="threshold_rule = 'guess'"):
         fit_threshold(val, "guess")
+
+
+def test_binormal_falls_back_to_the_empirical_rule_where_its_model_is_degenerate(monkeypatch):
+    """All-zero non-gastritis scores are no normal distribution: the empirical maximum (the middle of the
+    gap) is used and recorded; fewer than 2 patients of a diagnosis likewise, in a fit and in every fold."""
+    import gastrodistill.evaluation.patient as patient
+    from gastrodistill.evaluation.patient import ThresholdPolicy, choose_threshold, fit_threshold_cv
+
+    zeros = _scores("val", list("abcdefgh"), [0, 0, 0, 0, 0, 0.5, 0.6, 0.7], [0, 0, 0, 0, 0, 1, 1, 1])
+    th = fit_threshold(zeros, "binormal")
+    assert th.rule == "empirical" and th.value == pytest.approx(0.25)
+    assert th.value == fit_threshold(zeros, "empirical").value
+    one = _scores("val", list("abcd"), [0.1, 0.2, 0.3, 0.9], [0, 0, 0, 1])
+    policy = ThresholdPolicy(min_patients_per_class=1, rule="binormal")
+    assert choose_threshold(policy, one).rule == "empirical"
+    # in cross-validation the binormal model places every fold's threshold, each on its fold's complement
+    calls = []
+    real = patient.binormal_threshold
+    monkeypatch.setattr(patient, "binormal_threshold", lambda s, y: calls.append(real(s, y)) or calls[-1])
+    rng = np.random.default_rng(4)
+    labels = np.array([0, 1] * 9)
+    scores = np.clip(0.3 * labels + 0.3 + 0.15 * rng.standard_normal(18), 0, 1)
+    cv = fit_threshold_cv([_scores("val", [f"v{i}" for i in range(18)], scores, labels)], 3, 0, "binormal")
+    assert list(cv.fold_values) == pytest.approx(calls) and len(calls) == 3

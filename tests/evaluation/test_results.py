@@ -126,5 +126,8 @@ def test_wide_intervals_are_flagged_and_patient_counts_printed():
     for r in noisy:
         r.update(threshold_cv=0.0, threshold_binormal=1.0)
     md = to_markdown(summarise(noisy, sizes, 50_000, 0, n_boot=200), "T", max_ci_width=0.3)
-    assert "thresholds on 6 patients, each at the HM maximum of a binormal model of their scores." in md
+    assert "thresholds on 6 patients, at the HM maximum of a binormal model of their scores." in md
+    noisy[0]["threshold_binormal"] = 0.0  # one network's scores were too concentrated: empirical
+    md = to_markdown(summarise(noisy, sizes, 50_000, 0, n_boot=200), "T", max_ci_width=0.3)
+    assert "binormal model of their scores (the empirical maximum where a diagnosis's scores were" in md
     assert "⚠ wide" not in to_markdown(df, "T", max_ci_width=width + 0.01).split("| soft")[1].split("\n")[0]
