@@ -145,7 +145,14 @@ def main(argv: list[str] | None = None) -> int:
                         t = fit_threshold(part, rule).value
                         values[rule].append(t)
                         held[rule].append(hm(s[rest], y[rest], t))
-                    held["ceiling"].append(max(hm(s[rest], y[rest], t) for t in np.unique(s[rest])))
+                    others = PatientScores(
+                        "val",
+                        np.flatnonzero(rest).astype(str),
+                        s[rest],
+                        y[rest].astype(np.int64),
+                        np.ones(rest.sum()),
+                    )
+                    held["ceiling"].append(fit_threshold(others).fit_hm)  # the empirical rule on them
                 for rule in THRESHOLD_RULES:
                     spread[rule].append(np.std(values[rule]))
             for rule, v in held.items():

@@ -454,13 +454,23 @@ def patient_permutation_aucs(
     patients are exchangeable under the null. Raises ``MembershipInputError`` when a patient's patches
     disagree on membership.
     """
+    return patch_aucs(scores, groups, patient_null_labellings(groups, is_member, n_permutations, seed))
+
+
+def patient_null_labellings(
+    groups: np.ndarray, is_member: np.ndarray, n_permutations: int, seed: int
+) -> np.ndarray:
+    """``[n_permutations, P]`` membership labellings of the patients of ``groups`` ``[N]`` (sorted codes),
+    each a permutation of their true membership (:func:`permuted_patient_labels`); they depend only on
+    the pool, so one draw serves every attack on it. Raises ``MembershipInputError`` when a patient's
+    patches disagree on membership."""
     is_member = np.asarray(is_member, dtype=bool)
     uniq, inv = np.unique(groups, return_inverse=True)
     member_of = np.zeros(len(uniq), dtype=bool)
     member_of[inv[is_member]] = True
     if (member_of[inv] != is_member).any():
         raise MembershipInputError("a patient's patches disagree on membership: the pool is malformed")
-    return patch_aucs(scores, groups, permuted_patient_labels(member_of, n_permutations, seed))
+    return permuted_patient_labels(member_of, n_permutations, seed)
 
 
 def patient_level(scores: np.ndarray, groups: np.ndarray, is_member: np.ndarray):
@@ -499,11 +509,15 @@ def attack_target(
     keep = np.ones(len(pool), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
     truth = np.asarray(is_member, dtype=bool)[keep]
     patch, patient = {}, {}
+    labellings = (
+        patient_null_labellings(pool.groups[keep], truth, n_permutations, seed)
+        if n_permutations > 0
+        else None
+    )
     for name, sc in scores.items():
         patch[name] = attack_metrics(sc[keep], truth, fprs)
-        if n_permutations > 0:
-            null = patient_permutation_aucs(sc[keep], pool.groups[keep], truth, n_permutations, seed)
-            patch[name].null_sd = float(null.std(ddof=1))
+        if labellings is not None:  # the same redrawn memberships for every attack
+            patch[name].null_sd = float(patch_aucs(sc[keep], pool.groups[keep], labellings).std(ddof=1))
         p_scores, p_truth = patient_level(sc[keep], pool.groups[keep], truth)
         patient[name] = attack_metrics(p_scores, p_truth, fprs)
     return TargetAttack(patch=patch, patient=patient)

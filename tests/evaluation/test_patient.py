@@ -27,6 +27,13 @@ def _scores(split, ids, scores, labels):
     )
 
 
+def _overlapping(rng, n, gap, base, sd):
+    """Alternating diagnoses ``[0, 1] * (n / 2)`` and scores ``clip(gap * label + base + sd * N(0, 1))``:
+    two overlapping classes of patient scores."""
+    labels = np.array([0, 1] * (n // 2))
+    return labels, np.clip(gap * labels + base + sd * rng.standard_normal(n), 0, 1)
+
+
 def test_share_of_gastritis_among_relevant_patches_over_all_images():
     # Patient A: 5 patches over two images, 2 irrelevant -> 2 gastritis of 3 relevant.
     # Patient B: 1 gastritis of 3 relevant. Patient C: every patch irrelevant.
@@ -135,8 +142,7 @@ def test_cross_validated_threshold_pools_train_and_val_and_is_honest():
     )
 
     rng = np.random.default_rng(0)
-    labels = np.array([0, 1] * 10)
-    scores = np.clip(0.5 * labels + 0.25 + 0.2 * rng.standard_normal(20), 0, 1)  # overlapping classes
+    labels, scores = _overlapping(rng, 20, gap=0.5, base=0.25, sd=0.2)
     train = _scores("train", [f"t{i}" for i in range(16)], scores[:16], labels[:16])
     val = _scores("val", [f"v{i}" for i in range(4)], scores[16:], labels[16:])
     calls = []
@@ -239,8 +245,7 @@ def test_threshold_rule_reaches_cross_validation_and_the_policy():
     )
 
     rng = np.random.default_rng(2)
-    labels = np.array([0, 1] * 12)
-    scores = np.clip(0.3 * labels + 0.3 + 0.15 * rng.standard_normal(24), 0, 1)
+    labels, scores = _overlapping(rng, 24, gap=0.3, base=0.3, sd=0.15)
     val = _scores("val", [f"v{i}" for i in range(24)], scores, labels)
     th = choose_threshold(threshold_policy({"threshold_rule": "binormal"}), val)
     assert (th.rule, th.method) == ("binormal", "fit")
@@ -274,7 +279,6 @@ def test_binormal_falls_back_to_the_empirical_rule_where_its_model_is_degenerate
     real = patient.binormal_threshold
     monkeypatch.setattr(patient, "binormal_threshold", lambda s, y: calls.append(real(s, y)) or calls[-1])
     rng = np.random.default_rng(4)
-    labels = np.array([0, 1] * 9)
-    scores = np.clip(0.3 * labels + 0.3 + 0.15 * rng.standard_normal(18), 0, 1)
+    labels, scores = _overlapping(rng, 18, gap=0.3, base=0.3, sd=0.15)
     cv = fit_threshold_cv([_scores("val", [f"v{i}" for i in range(18)], scores, labels)], 3, 0, "binormal")
     assert list(cv.fold_values) == pytest.approx(calls) and len(calls) == 3
