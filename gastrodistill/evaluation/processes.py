@@ -122,11 +122,11 @@ def run_in_processes(
     re-raised here with its own class and message. ``datamodule`` and the sets are sent to the workers
     (pickled in memory, never written).
     """
-    from gastrodistill.evaluation.run import Study
+    from gastrodistill.evaluation.run import Study, training_threads
 
     reference = Study.REFERENCE_JOB
     tasks, teacher_ready = plan(jobs, reference_done)
-    threads = int(cfg.eval.get("num_threads") or 1)
+    threads = training_threads(cfg)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     selected: dict[str, Any] = {}
     timings: list[dict[str, Any]] = []

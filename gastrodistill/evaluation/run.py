@@ -508,6 +508,17 @@ def _prepare(dm) -> None:
         dm.setup()
 
 
+def training_threads(cfg: DictConfig, world_size: int = 1) -> int:
+    """The torch intra-op threads each evaluation network trains with: ``eval.num_threads`` when set, else
+    1 in worker processes (``eval.processes`` > 1 on one rank) and this process's count otherwise. The
+    networks, and so every figure, are bit-for-bit the same only at the same count (``run_info.json``)."""
+    if cfg.eval.get("num_threads"):
+        return int(cfg.eval.num_threads)
+    if int(cfg.eval.get("processes") or 1) > 1 and world_size == 1:
+        return 1
+    return torch.get_num_threads()
+
+
 def run_jobs(
     cfg: DictConfig,
     datamodule,
@@ -561,8 +572,8 @@ def run_jobs(
         study.records = report.load_records(out, [j.key for j in todo])
         return study
     threads_before = torch.get_num_threads()
-    if cfg.eval.get("num_threads"):
-        torch.set_num_threads(int(cfg.eval.num_threads))
+    # the workers' count also when the jobs left run here (a re-run with one job left): the same networks
+    torch.set_num_threads(training_threads(cfg, world_size))
     try:
         study.run(todo)
     finally:
@@ -654,7 +665,8 @@ def run_evaluation(
     check_distilled_sets(distilled_sets, datamodule)  # refuse before anything is written
     out.mkdir(parents=True, exist_ok=True)
     if rank == 0:
-        save_run_info(out, cfg, extra={"stage": "evaluate"})
+        threads = training_threads(cfg, world_size)
+        save_run_info(out, cfg, extra={"stage": "evaluate", "training_threads": threads})
     study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size)
     if barrier is not None:
         barrier()

@@ -1,8 +1,16 @@
-"""Every run records its resolved config, package versions and git revision beside its outputs."""
+"""Every run records its resolved config, package versions, git revision and compute beside its outputs.
+
+The compute record matters for reproducing a number: the same seed, code and data give the same networks
+bit for bit only with the same torch thread count and device, because the order of floating-point
+sums in a convolution changes with the threads, and 150 replayed SGD steps with momentum carry that
+rounding into visibly different networks (the CPU preset's seed-0 soft replay row: patient HM 0.595 with
+one thread, 0.583 with two; ``docs/evaluation.md``, "Reproducing a number").
+"""
 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -42,6 +50,25 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def compute_info() -> dict[str, Any]:
+    """Where this process computes: torch's intra-op and inter-op thread counts now, ``OMP_NUM_THREADS``,
+    the CPU instruction set torch dispatches to (e.g. ``AVX512``), the machine, and the CUDA device when
+    there is one. The evaluation also records the thread count its networks train with
+    (``training_threads``), which is not this process's when they train in worker processes."""
+    import torch
+
+    info: dict[str, Any] = {
+        "torch_num_threads": torch.get_num_threads(),
+        "torch_num_interop_threads": torch.get_num_interop_threads(),
+        "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    return info
+
+
 def git_revision(cwd: str | Path | None = None) -> str:
     """The commit of the code that ran (with ``-dirty`` when uncommitted changes exist), or ``unknown``."""
     here = Path(cwd) if cwd else Path(__file__).resolve().parent
@@ -64,11 +91,17 @@ def git_revision(cwd: str | Path | None = None) -> str:
 def save_run_info(
     output_dir: str | Path, cfg: DictConfig | None = None, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``config.yaml`` (resolved) and ``run_info.json`` (package versions, git revision)."""
+    """Write ``config.yaml`` (resolved) and ``run_info.json`` (package versions, git revision, compute:
+    :func:`compute_info`; ``extra`` keys are added at the top level)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg is not None:
         write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
-    info = {"versions": package_versions(), "git_revision": git_revision(), **(extra or {})}
+    info = {
+        "versions": package_versions(),
+        "git_revision": git_revision(),
+        "compute": compute_info(),
+        **(extra or {}),
+    }
     write_text_atomic(out / "run_info.json", json.dumps(info, indent=2, sort_keys=True))
     return out

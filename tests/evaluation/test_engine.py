@@ -731,3 +731,35 @@ def test_nothing_to_evaluate_is_refused_with_what_to_give(compose_cfg, patient_d
 
     with pytest.raises(EvaluationConfigError, match="nothing to evaluate"):
         run_jobs(compose_cfg([*SMALL, "eval.baselines.methods=[]"]), patient_dm, {}, tmp_path / "eval")
+
+
+def test_networks_train_with_the_workers_thread_count_also_when_the_last_job_runs_here(
+    compose_cfg, patient_dm, tmp_path, monkeypatch
+):
+    """``eval.processes=2`` with one job left runs it in this process, with the workers' one thread (the
+    same network a worker would train), restores the caller's count after, and records it in
+    ``run_info.json``; ``eval.num_threads`` overrides both, and one process keeps the caller's count."""
+    import json
+
+    from gastrodistill.evaluation.run import training_threads
+    from gastrodistill.utils.run_info import save_run_info
+
+    seen: list[int] = []
+    monkeypatch.setattr(Study, "run", lambda self, jobs: seen.append(torch.get_num_threads()))
+    one_job = SMALL + ["eval.n_networks=1", "eval.architectures=[same]", "eval.schedules=[replay]"]
+    one_job += ["eval.baselines.methods=[]"]
+    sets = {"soft": small_distilled(patient_dm)}
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        cfg = compose_cfg(one_job + ["eval.processes=2"])
+        run_jobs(cfg, patient_dm, sets, tmp_path / "two")
+        assert seen == [1] and torch.get_num_threads() == 2
+        assert training_threads(compose_cfg(one_job + ["eval.processes=2", "eval.num_threads=3"])) == 3
+        assert training_threads(compose_cfg(one_job)) == 2  # one process: the caller's count
+        assert training_threads(cfg, world_size=2) == 2  # ranks do not spawn workers
+        save_run_info(tmp_path / "info", cfg, extra={"training_threads": training_threads(cfg)})
+        info = json.loads((tmp_path / "info" / "run_info.json").read_text())
+        assert info["training_threads"] == 1 and info["compute"]["torch_num_threads"] == 2
+    finally:
+        torch.set_num_threads(before)
