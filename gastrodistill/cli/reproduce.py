@@ -308,13 +308,13 @@ class Pipeline:
 
             validate(self.cfg.eval)
         self.check_networks(stages)
+        threads = self.rcfg.get("num_threads")
+        if threads:  # before the first run_info.json, whose compute block records the count
+            torch.set_num_threads(int(threads))
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)
             save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
-        threads = self.rcfg.get("num_threads")
-        if threads:
-            torch.set_num_threads(int(threads))
         fns = self.stage_fns()
         start = time.time()
         for i, stage in enumerate(stages, 1):

@@ -126,7 +126,7 @@ def run_in_processes(
 
     reference = Study.REFERENCE_JOB
     tasks, teacher_ready = plan(jobs, reference_done)
-    threads = training_threads(cfg)
+    threads = training_threads(cfg, world_size=1)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     selected: dict[str, Any] = {}
     timings: list[dict[str, Any]] = []

@@ -530,7 +530,8 @@ def run_jobs(
 ) -> Study:
     """Run this rank's share (``jobs[rank::world_size]``) of the unfinished jobs; records go to
     ``output_dir/records``. Returns the :class:`Study` (its ``records`` are this call's). With one rank and
-    ``eval.processes`` > 1 the jobs run in that many worker processes (same records)."""
+    ``eval.processes`` > 1 the jobs run in that many worker processes (same records). Jobs run here train
+    with :func:`training_threads` torch threads (set for the call, then restored)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     _prepare(datamodule)
@@ -571,13 +572,15 @@ def run_jobs(
         study.timings += done["timings"]
         study.records = report.load_records(out, [j.key for j in todo])
         return study
-    threads_before = torch.get_num_threads()
+    threads_before, threads = torch.get_num_threads(), training_threads(cfg, world_size)
     # the workers' count also when the jobs left run here (a re-run with one job left): the same networks
-    torch.set_num_threads(training_threads(cfg, world_size))
+    if threads != threads_before:
+        torch.set_num_threads(threads)
     try:
         study.run(todo)
     finally:
-        torch.set_num_threads(threads_before)
+        if threads != threads_before:
+            torch.set_num_threads(threads_before)
     return study
 
 

@@ -1,10 +1,9 @@
 """Every run records its resolved config, package versions, git revision and compute beside its outputs.
 
 The compute record matters for reproducing a number: the same seed, code and data give the same networks
-bit for bit only with the same torch thread count and device, because the order of floating-point
-sums in a convolution changes with the threads, and 150 replayed SGD steps with momentum carry that
-rounding into visibly different networks (the CPU preset's seed-0 soft replay row: patient HM 0.595 with
-one thread, 0.583 with two; ``docs/evaluation.md``, "Reproducing a number").
+bit for bit only with the same torch thread count and device, because the order of floating-point sums
+changes with the threads and a few hundred training steps carry that rounding into visibly different
+networks (measured: ``docs/evaluation.md``, "Reproducing a number").
 """
 
 from __future__ import annotations
@@ -52,9 +51,11 @@ def package_versions() -> dict[str, str]:
 
 def compute_info() -> dict[str, Any]:
     """Where this process computes: torch's intra-op and inter-op thread counts now, ``OMP_NUM_THREADS``,
-    the CPU instruction set torch dispatches to (e.g. ``AVX512``), the machine, and the CUDA device when
-    there is one. The evaluation also records the thread count its networks train with
-    (``training_threads``), which is not this process's when they train in worker processes."""
+    the CPU instruction set torch dispatches to (e.g. ``AVX512``), the machine, the number of CUDA devices,
+    and the name of the current one when this process has already started CUDA (asking for a name would
+    otherwise start it: a context on GPU 0 for a CPU-only stage). The evaluation also records the thread
+    count its networks train with (``training_threads``), which is not this process's when they train in
+    worker processes."""
     import torch
 
     info: dict[str, Any] = {
@@ -64,7 +65,10 @@ def compute_info() -> dict[str, Any]:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
-        "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "cuda_device_count": torch.cuda.device_count(),
+        "cuda_device": (
+            torch.cuda.get_device_name(torch.cuda.current_device()) if torch.cuda.is_initialized() else None
+        ),
     }
     return info
 

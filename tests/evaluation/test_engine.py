@@ -737,12 +737,12 @@ def test_networks_train_with_the_workers_thread_count_also_when_the_last_job_run
     compose_cfg, patient_dm, tmp_path, monkeypatch
 ):
     """``eval.processes=2`` with one job left runs it in this process, with the workers' one thread (the
-    same network a worker would train), restores the caller's count after, and records it in
-    ``run_info.json``; ``eval.num_threads`` overrides both, and one process keeps the caller's count."""
+    same network a worker would train), restores the caller's count after, and the evaluation records it
+    in ``run_info.json``; ``eval.num_threads`` overrides both, and one process keeps the caller's count."""
     import json
 
+    import gastrodistill.evaluation.run as run_module
     from gastrodistill.evaluation.run import training_threads
-    from gastrodistill.utils.run_info import save_run_info
 
     seen: list[int] = []
     monkeypatch.setattr(Study, "run", lambda self, jobs: seen.append(torch.get_num_threads()))
@@ -758,8 +758,17 @@ def test_networks_train_with_the_workers_thread_count_also_when_the_last_job_run
         assert training_threads(compose_cfg(one_job + ["eval.processes=2", "eval.num_threads=3"])) == 3
         assert training_threads(compose_cfg(one_job)) == 2  # one process: the caller's count
         assert training_threads(cfg, world_size=2) == 2  # ranks do not spawn workers
-        save_run_info(tmp_path / "info", cfg, extra={"training_threads": training_threads(cfg)})
-        info = json.loads((tmp_path / "info" / "run_info.json").read_text())
+
+        class Stop(Exception):
+            pass
+
+        def stop(*args, **kwargs):
+            raise Stop
+
+        monkeypatch.setattr(run_module, "run_jobs", stop)  # the evaluation's own run_info, then stop
+        with pytest.raises(Stop):
+            run_evaluation(cfg, patient_dm, sets, tmp_path / "eval", loggers=[])
+        info = json.loads((tmp_path / "eval" / "run_info.json").read_text())
         assert info["training_threads"] == 1 and info["compute"]["torch_num_threads"] == 2
     finally:
         torch.set_num_threads(before)
