@@ -197,10 +197,15 @@ def fit_threshold(fit: PatientScores, rule: str = "empirical") -> FittedThreshol
     )
 
 
-def _place_threshold(scores: np.ndarray, labels: np.ndarray, rule: str) -> tuple[float, str]:
-    """(threshold, the rule used): ``binormal`` falls back to ``empirical`` where its model is degenerate."""
+def _check_rule(rule: str) -> None:
+    """Raise :class:`PatientEvaluationError` naming ``eval.patient.threshold_rule`` for an unknown rule."""
     if rule not in THRESHOLD_RULES:
         raise PatientEvaluationError(f"eval.patient.threshold_rule = {rule!r}; use one of {THRESHOLD_RULES}")
+
+
+def _place_threshold(scores: np.ndarray, labels: np.ndarray, rule: str) -> tuple[float, str]:
+    """(threshold, the rule used): ``binormal`` falls back to ``empirical`` where its model is degenerate."""
+    _check_rule(rule)
     if rule == "binormal" and not _binormal_degenerate(scores, labels):
         return binormal_threshold(scores, labels), "binormal"
     return _argmax_hm(scores, labels)[0], "empirical"
@@ -294,10 +299,7 @@ class ThresholdPolicy:
             raise PatientEvaluationError(
                 "eval.patient.min_patients_per_class must be >= 0 and eval.patient.cv_folds >= 2"
             )
-        if self.rule not in THRESHOLD_RULES:
-            raise PatientEvaluationError(
-                f"eval.patient.threshold_rule = {self.rule!r}; use one of {THRESHOLD_RULES}"
-            )
+        _check_rule(self.rule)
 
 
 def _pool(parts: Sequence[PatientScores]) -> PatientScores:

@@ -58,7 +58,7 @@ def compute_info() -> dict[str, Any]:
     worker processes."""
     import torch
 
-    info: dict[str, Any] = {
+    return {
         "torch_num_threads": torch.get_num_threads(),
         "torch_num_interop_threads": torch.get_num_interop_threads(),
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
@@ -70,7 +70,6 @@ def compute_info() -> dict[str, Any]:
             torch.cuda.get_device_name(torch.cuda.current_device()) if torch.cuda.is_initialized() else None
         ),
     }
-    return info
 
 
 def git_revision(cwd: str | Path | None = None) -> str:
