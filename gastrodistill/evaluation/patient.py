@@ -326,7 +326,8 @@ def fit_threshold_cv(
     HM-maximising threshold is fitted (:func:`fit_threshold`'s ``rule``) and applied to the held-out
     fold; ``cv_hm`` is the HM of all out-of-fold decisions (an honest estimate of the rule's
     quality), and the threshold is the median of the fold thresholds (stabler than one fit on all).
-    The number of folds is capped by the smaller diagnosis count.
+    The number of folds is capped by the smaller diagnosis count. ``rule`` of the result is ``binormal``
+    only when that model placed every fold's threshold (none fell back to the empirical rule).
     """
     for p in parts:
         if p.split not in FIT_SPLITS:
@@ -348,11 +349,12 @@ def fit_threshold_cv(
         idx = rng.permutation(np.flatnonzero(labels == cls))
         fold[idx] = np.arange(len(idx)) % k
     decisions = np.zeros(len(labels), dtype=bool)
-    values = []
+    values, used = [], set()
     for f in range(k):
         train = fold != f
-        value, _ = _place_threshold(pooled.scores[train], labels[train], rule)
+        value, placed = _place_threshold(pooled.scores[train], labels[train], rule)
         values.append(value)
+        used.add(placed)
         decisions[~train] = pooled.scores[~train] >= value
     value = float(np.median(values))
     return FittedThreshold(
@@ -361,7 +363,7 @@ def fit_threshold_cv(
         fit_hm=harmonic_mean(*sensitivity_specificity(labels, pooled.scores >= value)),
         fit_patients=frozenset(pooled.patient_ids.tolist()),
         method="cv",
-        rule=rule,
+        rule="binormal" if used == {"binormal"} else "empirical",  # binormal only if every fold was
         n_positive=n_pos,
         n_negative=n_neg,
         cv_hm=harmonic_mean(*sensitivity_specificity(labels, decisions)),

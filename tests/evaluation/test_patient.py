@@ -282,3 +282,8 @@ def test_binormal_falls_back_to_the_empirical_rule_where_its_model_is_degenerate
     labels, scores = _overlapping(rng, 18, gap=0.3, base=0.3, sd=0.15)
     cv = fit_threshold_cv([_scores("val", [f"v{i}" for i in range(18)], scores, labels)], 3, 0, "binormal")
     assert list(cv.fold_values) == pytest.approx(calls) and len(calls) == 3
+    # one fold's model degenerate: that fold falls back, and the record no longer claims the model
+    folds = iter([False, True, False])
+    monkeypatch.setattr(patient, "_binormal_degenerate", lambda s, y: next(folds))
+    mixed = fit_threshold_cv([_scores("val", [f"v{i}" for i in range(18)], scores, labels)], 3, 0, "binormal")
+    assert mixed.rule == "empirical" and len(mixed.fold_values) == 3
