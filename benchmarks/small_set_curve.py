@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         gens = [
             torch_generator(int(cfg.seed), "small-set-curve", folder.name, "replay", k) for k in range(n_nets)
         ]
-        nets = [train_replay(set_spec.build(g), ds).eval() for g in gens]
+        aug = ev.get("replay_augment")  # as the evaluation replays (null: the unroll's exact trajectory)
+        nets = [train_replay(set_spec.build(g), ds, aug, g).eval() for g in gens]
         rows.append(best_of([score(nets, set=name, schedule="replay", lr=None)]))
     if args.json:
         args.json.write_text(

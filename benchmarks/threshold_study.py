@@ -98,9 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         spec = net_spec(cfg, "same", dm, recorded_model(ds))
         pooled, by_split = [], {s: [] for s in splits}
         for k in range(args.networks):
-            net = train_replay(
-                spec.build(torch_generator(args.seed, "threshold-study", folder.name, k)), ds
-            ).eval()
+            g = torch_generator(args.seed, "threshold-study", folder.name, k)
+            net = train_replay(spec.build(g), ds, cfg.eval.get("replay_augment"), g).eval()
             parts = []
             for name, cache in splits.items():
                 pred = predict_split([net], cache)[0].argmax(-1)

@@ -114,7 +114,8 @@ def sample_window_end(num_steps: int, window: int | None, generator: torch.Gener
     return int(torch.randint(w, num_steps + 1, (1,), generator=generator))
 
 
-def _inner_generator(seed_parts: Sequence[int | str], t: int) -> torch.Generator:
+def inner_generator(seed_parts: Sequence[int | str], t: int) -> torch.Generator:
+    """The generator of inner step ``t``'s augmentation draws (the unroll's and an augmented replay's)."""
     return torch_generator(*seed_parts, "inner", t)
 
 
@@ -128,7 +129,7 @@ def _inner_batch(
     """(images, targets) of inner step ``t``, augmented with the generator of (seed_parts, t) if asked."""
     x, target = distilled.batch(t)
     if augment is not None:
-        x = augment(x, _inner_generator(seed_parts, t))
+        x = augment(x, inner_generator(seed_parts, t))
     return x, target
 
 
@@ -193,25 +194,35 @@ def _plain_steps(
             target = target.to(p0.dtype)
         if augment is not None:
             with torch.no_grad():
-                x = augment(x, _inner_generator(seed_parts, t))
+                x = augment(x, inner_generator(seed_parts, t))
         loss = sgd_step(net, x, target, float(lrs[t]), momentum, velocity)
         if check_finite and not math.isfinite(loss):
             raise FloatingPointError(f"replay step {t}: loss is {loss}; the distilled set is unusable")
     return net
 
 
-def replay(net: nn.Module, distilled: nn.Module, *, steps: int | None = None) -> nn.Module:
+def replay(
+    net: nn.Module,
+    distilled: nn.Module,
+    *,
+    steps: int | None = None,
+    augment: Augment | None = None,
+    seed_parts: Sequence[int | str] = (),
+) -> nn.Module:
     """Train ``net`` in place on ``distilled`` with its learned schedule; returns ``net``.
 
     T = steps × epochs graph-free SGD steps (``steps`` overrides T), the learning rates ``distilled.lrs()``
     and the momentum ``distilled.inner_momentum`` (0 for sets that predate it): the same update rule as the
-    differentiable unroll (no augmentation). The distilled tensors are moved to ``net``'s device and dtype.
-    Raises ``FloatingPointError`` naming the step when a loss is not finite.
+    differentiable unroll. Without ``augment`` it is the unroll's trajectory exactly; with it, step t's
+    distilled batch is drawn through ``augment`` with the generator of ``(*seed_parts, "inner", t)``, as the
+    unroll draws it (so the same ``seed_parts`` give the unroll's own draws). The distilled tensors are
+    moved to ``net``'s device and dtype. Raises ``FloatingPointError`` naming the step when a loss is not
+    finite.
     """
     momentum = check_momentum(getattr(distilled, "inner_momentum", 0.0))
     net.train()
     total = distilled.num_inner_steps if steps is None else int(steps)
-    return _plain_steps(net, distilled, total, momentum, {}, check_finite=True)
+    return _plain_steps(net, distilled, total, momentum, {}, augment, seed_parts, check_finite=True)
 
 
 # ---- differentiable steps (func backend) -------------------------------------------------------------

@@ -8,7 +8,8 @@ weightless copy of the architecture). Training is the loop's, network by network
   AdamW update every element on its own, and the summed loss gives each network exactly its own
   gradient, so each member follows the loop's trajectory; per-network permutations and augmentations
   come from the per-network generators in the loop's order;
-* replay: T graph-free SGD steps, the gradients of all members from one ``vmap(grad(...))``.
+* replay: T graph-free SGD steps, the gradients of all members from one ``vmap(grad(...))`` (with an
+  augmented replay each member gets its own augmented batch, drawn as the loop draws it).
 
 Where an architecture cannot be vmapped (batch norm with running statistics, dropout, an operation
 without a batching rule) :func:`supports_ensemble` says no and the caller falls back to the loop of
@@ -18,18 +19,22 @@ without a batching rule) :func:`supports_ensemble` says no and the caller falls 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
+from gastrodistill.distillation.inner_loop import inner_generator
 from gastrodistill.evaluation.fresh_training import (
     StandardSchedule,
     augment_small,
+    augmenter,
     make_optimizer,
     replay_momentum,
+    replay_seed_parts,
     small_set_steps,
 )
 
@@ -163,10 +168,21 @@ def train_small_sets(
     return ens.unstack()
 
 
-def train_replays(nets: Sequence[nn.Module], distilled) -> list[nn.Module]:
+def train_replays(
+    nets: Sequence[nn.Module],
+    distilled,
+    augment: Mapping[str, Any] | None = None,
+    generators: Sequence[torch.Generator] | None = None,
+) -> list[nn.Module]:
     """Each network trained by the replay of ``distilled`` (T graph-free SGD steps with the learned rates
     and the set's inner momentum, torch's SGD convention), all at once; equals ``train_replay`` per network
-    up to float rounding."""
+    (with the same ``augment`` and ``generators[i]``) up to float rounding. With ``augment`` every network
+    draws its own augmentation of each step's batch. Raises ``ValueError`` for an augmentation without one
+    generator per network."""
+    aug = augmenter(augment)
+    if aug is not None and (generators is None or len(generators) != len(nets)):
+        raise ValueError("an augmented replay needs one generator per network")
+    seeds = [replay_seed_parts(g) for g in generators] if aug is not None and generators else []
     ens = Ensemble(nets)
     dev = next(nets[0].parameters()).device
     params = {k: v.detach() for k, v in ens.params.items()}
@@ -176,13 +192,16 @@ def train_replays(nets: Sequence[nn.Module], distilled) -> list[nn.Module]:
     def loss_fn(p: dict[str, Tensor], b: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
         return F.cross_entropy(functional_call(ens.base, (p, b), (x,)), y)
 
-    grad_all = vmap(grad(loss_fn), in_dims=(0, 0, None, None))
-    loss_all = vmap(loss_fn, in_dims=(0, 0, None, None))
+    x_dim = 0 if seeds else None  # augmented: one batch per network
+    grad_all = vmap(grad(loss_fn), in_dims=(0, 0, x_dim, None))
+    loss_all = vmap(loss_fn, in_dims=(0, 0, x_dim, None))
     lrs = distilled.lrs().detach().cpu().tolist()
     with torch.no_grad():
         for t, lr in enumerate(lrs):
             x, y = distilled.batch(t)
             x, y = x.detach().to(dev), y.detach().to(dev)
+            if seeds:
+                x = torch.stack([aug(x, inner_generator(s, t)) for s in seeds])
             with torch.enable_grad():
                 g = grad_all(params, ens.buffers, x, y)
             if t == 0 or t == len(lrs) - 1:

@@ -203,14 +203,33 @@ def replay_momentum(distilled) -> float:
     return 0.0
 
 
-def train_replay(net: nn.Module, distilled) -> nn.Module:
+def replay_seed_parts(generator: torch.Generator) -> tuple[int | str, ...]:
+    """The seed parts of an augmented replay's draws: one integer drawn from the network's ``generator``
+    (after its initialisation), so the loop and the ensemble, given the same generators, draw the same
+    augmentations, and every network its own."""
+    return (int(torch.randint(0, 2**62, (1,), generator=generator)), "replay")
+
+
+def train_replay(
+    net: nn.Module,
+    distilled,
+    augment: Mapping[str, Any] | None = None,
+    generator: torch.Generator | None = None,
+) -> nn.Module:
     """Replay the learned schedule: T = steps x epochs graph-free SGD steps with the learned rates and the
-    set's inner momentum, by the distillation's own step (``inner_loop.replay``), so the replayed weights
-    equal the unroll's final weights (``tests/evaluation/test_engine.py``). Raises ``FloatingPointError``
-    on a non-finite loss."""
+    set's inner momentum, by the distillation's own step (``inner_loop.replay``). Without ``augment`` the
+    replayed weights equal the unroll's final weights (``tests/evaluation/test_engine.py``). ``augment``
+    (``eval.replay_augment``: a DSA node) draws every step's distilled batch through the augmentation with
+    this network's own draws (:func:`replay_seed_parts` of ``generator``, required then). Raises
+    ``FloatingPointError`` on a non-finite loss and ``ValueError`` for an augmentation without a generator."""
     from gastrodistill.distillation.inner_loop import replay
 
-    return replay(net, distilled)
+    aug = augmenter(augment)
+    if aug is None:
+        return replay(net, distilled)
+    if generator is None:
+        raise ValueError("an augmented replay (eval.replay_augment) needs the network's generator")
+    return replay(net, distilled, augment=aug, seed_parts=replay_seed_parts(generator))
 
 
 @torch.no_grad()
@@ -282,13 +301,15 @@ def train_on_distilled(
     schedule: str,
     generator: torch.Generator,
     standard: StandardSchedule | None = None,
+    replay_augment: Mapping[str, Any] | None = None,
 ) -> nn.Module:
-    """A fresh network trained on ``distilled`` with the ``replay`` or ``standard`` schedule."""
+    """A fresh network trained on ``distilled`` with the ``replay`` (augmented by ``replay_augment`` when
+    given) or ``standard`` schedule."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule {schedule!r} unknown; use one of {SCHEDULES}")
     net = spec.build(generator)
     if schedule == "replay":
-        return train_replay(net, distilled)
+        return train_replay(net, distilled, replay_augment, generator)
     x, y = distilled_tensors(distilled)
     return train_small_set(net, x, y, standard or StandardSchedule(), generator)
 

@@ -384,9 +384,9 @@ class Study:
             return nets, {"per_net": extras}
         together = self.ensemble_ok(self.spec(arch, method), len(jobs))
         if schedule == "replay":
-            ds = self.sets[method]
-            replays = (lambda nets, _gens: train_replays(nets, ds)) if together else None
-            return self.train_each(jobs, lambda _k, n, _g: train_replay(n, ds), replays), {}
+            ds, aug = self.sets[method], self.ev.get("replay_augment")
+            replays = (lambda nets, gens: train_replays(nets, ds, aug, gens)) if together else None
+            return self.train_each(jobs, lambda _k, n, g: train_replay(n, ds, aug, g), replays), {}
         lr, chosen = self.choose_lr(method, arch)
         sched = standard_schedule(self.ev, lr)
         done = {0: chosen} if chosen is not None else {}  # network 0 trained while choosing the lr

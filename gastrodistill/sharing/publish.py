@@ -16,6 +16,11 @@ from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.utils.privacy import public_config
 
 
+def _replay_augment(cfg: DictConfig) -> dict[str, Any] | None:
+    node = cfg.eval.get("replay_augment") if "eval" in cfg else None
+    return public_config(node) if node is not None else None
+
+
 def _numbers(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     """Only finite scalar metrics go on a card (no arrays, no per-patient values)."""
     out: dict[str, float] = {}
@@ -55,6 +60,8 @@ def card_fields_from_config(
             "distill": public_config(cfg.distill) if "distill" in cfg else {},
             "replay": "steps x epochs plain SGD steps, step t on batch(t % steps) with lrs[t]",
             "standard": public_config(cfg.eval.standard) if "eval" in cfg and "standard" in cfg.eval else {},
+            # the replay's augmentation (eval.replay_augment; null: the exact replay of the unroll)
+            "replay_augment": _replay_augment(cfg),
             "seed": int(cfg.seed),
         },
         "source_hash": datamodule.source_hash(),

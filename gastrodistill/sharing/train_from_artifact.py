@@ -30,6 +30,8 @@ from gastrodistill.utils.seeding import torch_generator
 
 #: Only the project's own networks are built from a received card (a ``_target_`` is code to run).
 ALLOWED_TARGET_PREFIX = "gastrodistill.models."
+#: ... and only the project's own augmentation.
+ALLOWED_AUGMENT_TARGET = "gastrodistill.distillation.augment.DSA"
 REPORTED = (
     "patch_accuracy",
     "patch_balanced_accuracy",
@@ -98,6 +100,28 @@ def model_factory(card: Mapping[str, Any]):
     return hydra.utils.instantiate(OmegaConf.create(arch)), str(arch.get("init", "xavier")), target
 
 
+def card_augment(node: Any, where: str) -> dict[str, Any] | None:
+    """An augmentation node of a received card, refused unless it is the project's DSA (null: none).
+
+    Raises :class:`ArtifactError` naming the card field ``where`` for any other ``_target_``."""
+    if node is None:
+        return None
+    target = str(node.get("_target_", "")) if isinstance(node, Mapping) else ""
+    if target != ALLOWED_AUGMENT_TARGET:
+        raise ArtifactError(
+            f"card {where} {node!r} is not gastrodistill's augmentation ({ALLOWED_AUGMENT_TARGET}); "
+            "refusing to build it"
+        )
+    return dict(node)
+
+
+def card_replay_augment(card: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The card's replay augmentation (``training_recipe.replay_augment``; None for cards without one)."""
+    return card_augment(
+        card.get("training_recipe", {}).get("replay_augment"), "training_recipe.replay_augment"
+    )
+
+
 def card_schedule(card: Mapping[str, Any]):
     """The card's standard-schedule recipe as a ``StandardSchedule`` (defaults for a card without one).
 
@@ -114,6 +138,8 @@ def card_schedule(card: Mapping[str, Any]):
             f"card training_recipe.standard has keys {unknown} that this gastrodistill does not know "
             "(a card from a newer version?): update gastrodistill to train from it"
         )
+    if "augment" in recipe:
+        recipe["augment"] = card_augment(recipe["augment"], "training_recipe.standard.augment")
     try:
         return StandardSchedule(**recipe)
     except ValueError as exc:
@@ -136,9 +162,11 @@ def train_networks(
         init=init,
         name=target.rsplit(".", 1)[-1].lower(),
     )
-    standard = card_schedule(card)
+    standard, replay_augment = card_schedule(card), card_replay_augment(card)
     return [
-        train_on_distilled(distilled, spec, schedule, torch_generator(seed, "receive", schedule, i), standard)
+        train_on_distilled(
+            distilled, spec, schedule, torch_generator(seed, "receive", schedule, i), standard, replay_augment
+        )
         for i in range(n_networks)
     ]
 

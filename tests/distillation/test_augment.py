@@ -100,3 +100,45 @@ def test_bad_settings_are_named():
         DSA(padding_mode="wrap")
     with pytest.raises(ValueError, match=r"\[B, C, H, W\]"):
         DSA()(torch.zeros(3, 4, 4), torch_generator(0))
+
+
+def test_integer_shift_is_a_crop_of_the_reflect_padded_image():
+    """``shift_px``: each image equals a window of the image mirrored at its border (numpy's reflect pad),
+    at the drawn offset; every offset in [-s, s] occurs; gradients pass (float64 gradcheck)."""
+    import numpy as np
+
+    s = 2
+    dsa = DSA(flip=False, shift_px=s)
+    x = images(200, c=2, h=6, w=5, seed=7)
+    p = dsa.sample(len(x), torch_generator(2, "shift"))
+    out = dsa.apply(x, p)
+    assert out.shape == x.shape
+    padded = np.pad(x.numpy(), ((0, 0), (0, 0), (s, s), (s, s)), mode="reflect")
+    for i in range(len(x)):
+        dy, dx = int(p.shift_px_y[i]), int(p.shift_px_x[i])
+        expect = padded[i, :, s - dy : s - dy + 6, s - dx : s - dx + 5]  # pixel (r, c) <- (r - dy, c - dx)
+        np.testing.assert_array_equal(out[i].numpy(), expect)
+    assert set(p.shift_px_x.tolist()) == set(range(-s, s + 1)) == set(p.shift_px_y.tolist())
+    small = images(3, h=6, w=5).requires_grad_(True)
+    q = dsa.sample(3, torch_generator(3, "shift"))
+    assert torch.autograd.gradcheck(lambda t: dsa.apply(t, q), (small,), eps=1e-6, atol=1e-8)
+
+
+def test_shift_off_draws_what_the_settings_drew_before_it_existed():
+    """``shift_px: 0`` (the default) draws nothing more, so earlier configurations keep their streams."""
+    a, b = torch_generator(4, "same"), torch_generator(4, "same")
+    pa = DSA(**FULL).sample(7, a)
+    pb = DSA(**FULL, shift_px=0).sample(7, b)
+    assert torch.equal(pa.angle, pb.angle) and torch.equal(pa.flip, pb.flip) and pb.shift_px_x is None
+    assert torch.equal(torch.rand(3, generator=a), torch.rand(3, generator=b))
+    with_shift = torch_generator(4, "same")
+    pc = DSA(**FULL, shift_px=1).sample(7, with_shift)
+    assert torch.equal(pa.contrast, pc.contrast)  # the shifts are drawn after the other parameters
+
+
+def test_bad_shift_settings_are_named():
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="distill.dsa.shift_px"):
+            DSA(shift_px=bad)
+    with pytest.raises(ValueError, match="shift_px=4 needs images larger than 4 px"):
+        DSA(shift_px=4)(torch.zeros(2, 1, 4, 8), torch_generator(0))

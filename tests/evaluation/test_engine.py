@@ -23,6 +23,7 @@ from gastrodistill.evaluation.jobs import build_jobs, shard
 from gastrodistill.evaluation.run import Study, finalize, net_spec, run_evaluation, run_jobs
 from gastrodistill.evaluation.scoring import predict_split, score_networks
 from gastrodistill.evaluation.splits import build_context
+from gastrodistill.models import ConvNet
 from gastrodistill.utils.seeding import torch_generator
 
 SMALL = [
@@ -170,6 +171,60 @@ def test_replayed_weights_equal_the_unrolls_final_weights(patient_dm, momentum):
             torch.testing.assert_close(p.detach(), unrolled[name].detach(), rtol=1e-10, atol=1e-12)
     finally:
         torch.set_default_dtype(torch.float32)
+
+
+SHIFT = {"_target_": "gastrodistill.distillation.augment.DSA", "flip": True, "shift_px": 2}
+
+
+def test_an_augmented_replay_is_the_unroll_with_the_same_draws_and_the_ensemble_agrees(patient_dm):
+    """``eval.replay_augment``: a replay that draws each step's batch through DSA lands where the
+    differentiable unroll with the same draws lands (float64), the ensemble replay lands there too, other
+    networks draw other augmentations, and it differs from the plain replay."""
+    from gastrodistill.distillation.augment import DSA
+    from gastrodistill.evaluation.fresh_training import replay_seed_parts
+
+    torch.set_default_dtype(torch.float64)
+    try:
+        ds = small_distilled(patient_dm).double()
+        ds.inner_momentum = 0.5
+        net = ConvNet(1, 3, (12, 12), width=4, depth=2, init_seed=3).double()
+        dsa = DSA(flip=True, shift_px=2)
+        parts = replay_seed_parts(torch_generator(9, "net"))
+        unrolled = unroll_func(net, ds, momentum=0.5, augment=dsa, seed_parts=parts)
+        replayed = train_replay(copy.deepcopy(net), ds, SHIFT, torch_generator(9, "net"))
+        plain = train_replay(copy.deepcopy(net), ds)
+        gens = [torch_generator(9, "net"), torch_generator(8, "net")]
+        ens = train_replays([copy.deepcopy(net), copy.deepcopy(net)], ds, SHIFT, gens)
+        for name, p in replayed.named_parameters():
+            torch.testing.assert_close(p.detach(), unrolled[name].detach(), rtol=1e-10, atol=1e-12)
+            torch.testing.assert_close(dict(ens[0].named_parameters())[name].detach(), p.detach())
+        w = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])  # noqa: E731
+        assert not torch.allclose(w(replayed), w(plain))
+        assert not torch.allclose(w(ens[0]), w(ens[1]))  # one network, other draws: other weights
+        with pytest.raises(ValueError, match="needs the network's generator"):
+            train_replay(copy.deepcopy(net), ds, SHIFT)
+        with pytest.raises(ValueError, match="one generator per network"):
+            train_replays([copy.deepcopy(net)], ds, SHIFT)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_the_study_replays_with_eval_replay_augment(compose_cfg, patient_dm):
+    """The study's replay setting trains each job as ``train_replay`` with ``eval.replay_augment`` and the
+    job's own generator (and as the plain replay without it)."""
+    sets = {"soft": small_distilled(patient_dm)}
+    for aug in (None, SHIFT):
+        node = "{_target_: gastrodistill.distillation.augment.DSA, flip: true, shift_px: 2}"
+        over = [] if aug is None else [f"eval.replay_augment={node}"]
+        cfg = compose_cfg(SMALL + ["eval.architectures=[same]", "eval.schedules=[replay]", *over])
+        study = Study(cfg, patient_dm, sets)
+        jobs = [j for j in build_jobs(cfg.eval, list(sets)) if j.schedule == "replay"]
+        nets, _ = study.train_setting(("soft", "replay", "same"), jobs)
+        for job, got in zip(jobs, nets, strict=True):
+            fresh, g = study.build(job)
+            want = train_replay(fresh, sets["soft"], aug, g)
+            for a, b in zip(got.parameters(), want.parameters(), strict=True):
+                torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
 def test_scoring_in_one_pass_equals_network_by_network(compose_cfg, patient_dm):

@@ -149,3 +149,19 @@ def test_card_recipe_from_a_newer_version_or_with_a_bad_value_is_an_artifact_err
         card_schedule({"training_recipe": {"standard": {"lr": 0.05, "warmup": 3}}})
     with pytest.raises(ArtifactError, match="precision"):
         card_schedule({"training_recipe": {"standard": {"precision": "fp8"}}})
+
+
+def test_a_card_augmentation_other_than_the_projects_dsa_is_refused():
+    """An augmentation node on a received card is code to run: only gastrodistill's DSA is built, for the
+    standard recipe and for the replay."""
+    from gastrodistill.sharing.train_from_artifact import card_replay_augment, card_schedule
+
+    dsa = {"_target_": "gastrodistill.distillation.augment.DSA", "flip": False, "shift_px": 8}
+    assert card_schedule({"training_recipe": {"standard": {"augment": dsa}}}).augment == dsa
+    assert card_replay_augment({"training_recipe": {"replay_augment": dsa}}) == dsa
+    assert card_replay_augment({}) is None
+    evil = {"_target_": "os.system", "command": "echo hi"}
+    with pytest.raises(ArtifactError, match="training_recipe.standard.augment .* refusing"):
+        card_schedule({"training_recipe": {"standard": {"augment": evil}}})
+    with pytest.raises(ArtifactError, match="training_recipe.replay_augment .* refusing"):
+        card_replay_augment({"training_recipe": {"replay_augment": evil}})
