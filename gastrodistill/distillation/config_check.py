@@ -106,13 +106,14 @@ def _check_dsa(node: Any) -> None:
     import torch
 
     augment = _built(node, "dsa")
+    side = max(8, int(getattr(augment, "shift_px", 0)) + 1)  # a shift needs images wider than it
     try:
-        out = augment(torch.zeros(2, 1, 8, 8), torch.Generator().manual_seed(0))
+        out = augment(torch.zeros(2, 1, side, side), torch.Generator().manual_seed(0))
     except Exception as e:  # noqa: BLE001
         raise DistillConfigError(
             f"distill.dsa must augment a batch as augment(x, generator) -> x ({type(e).__name__}: {e})"
         ) from None
-    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 1, 8, 8):
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, 1, side, side):
         raise DistillConfigError("distill.dsa must return a batch of the shape it was given")
 
 

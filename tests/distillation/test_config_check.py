@@ -75,12 +75,23 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
         ),
         ("distill.dsa={rotate: 10}", r"distill.dsa must be a \{_target_: ...\} node"),
         ("distill.dsa=5", r"distill.dsa must be a \{_target_: ...\} node"),
+        (
+            "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, shift_px: -2}",
+            "distill.dsa.shift_px must be an integer >= 0",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -> None:
     cfg = compose_cfg(["distill=soft", "distill.steps=10", "distill.epochs=3", override])
     with pytest.raises(DistillConfigError, match=message):
         check_distill_config(cfg.distill)
+
+
+def test_a_shift_wider_than_the_probe_batch_is_accepted(compose_cfg) -> None:
+    """The check augments a probe batch wide enough for ``shift_px`` (a shift of 8 px on 64-px patches
+    was refused with an 8 x 8 probe)."""
+    node = "{_target_: gastrodistill.distillation.augment.DSA, flip: true, shift_px: 8}"
+    check_distill_config(compose_cfg(["distill=soft", f"distill.dsa={node}"]).distill)
 
 
 def test_mode_argument_overrides_the_section(compose_cfg) -> None:
