@@ -210,7 +210,7 @@ def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
     assert tm.exaggeration_spread > 0
     assert start in distill
     assert "distribution-matching" not in distill
-    assert "augmentation (DSA) none" in distill
+    assert "augmentation (DSA) flip, shift 8 px" in distill
     assert evaluation == (
         f"evaluation: {cfg.eval.n_networks} fresh networks per row; schedules replay, standard; "
         "architectures ConvNet, lenet"
@@ -222,9 +222,12 @@ def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
             "data=npz",
             "data.path=x.npz",
             "distill.window=null",
-            "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, rotate: 10}",
+            "+distill.dsa.rotate=10",  # the preset's DSA node gains a key
         ]
     )
     data, _, distill, _ = recipe_lines(cfg, ["soft"])
     assert data == f"data: NpzDataModule; run seed {cfg.seed}"
-    assert "the whole unroll differentiable" in distill and "augmentation (DSA) flip, rotate 10" in distill
+    assert (
+        "the whole unroll differentiable" in distill
+        and "augmentation (DSA) flip, rotate 10, shift 8 px" in distill
+    )
