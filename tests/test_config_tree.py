@@ -165,6 +165,17 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     assert gastric.distill.image_init == "class_mean"
     assert gastric.distill.texture_matching.steps > 0 and gastric.distill.window == 10
     assert gastric.distill.distribution_matching.steps == 0
+    # the gastric study's flips and 8-px shifts everywhere; none of them on an npz collection (8-px digits)
+    shift = {"_target_": "gastrodistill.distillation.augment.DSA", "flip": True, "shift_px": 8}
+    for node in (
+        d.dsa,
+        gastric.eval.standard.augment,
+        gastric.eval.replay_augment,
+        gastric.eval.baselines.real.augment,
+    ):
+        assert OmegaConf.to_container(node) == shift
+    assert npz.distill.dsa is None and npz.eval.standard.augment is None and npz.eval.replay_augment is None
+    assert (npz.eval.baselines.real.augment.flip, npz.eval.baselines.real.augment.shift_px) == (True, 0)
     tiny_npz = compose_cfg(["experiment=tiny", "data=npz", "data.path=x.npz"])
     assert tiny_npz.distill.outer_steps == compose_cfg(["experiment=tiny"]).distill.outer_steps
     mine = compose_cfg(["experiment=cpu", "data=npz", "data.path=x.npz", "distill.ipc=3", "model.depth=3"])
@@ -222,12 +233,9 @@ def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
             "data=npz",
             "data.path=x.npz",
             "distill.window=null",
-            "+distill.dsa.rotate=10",  # the preset's DSA node gains a key
+            "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, rotate: 10}",
         ]
     )
     data, _, distill, _ = recipe_lines(cfg, ["soft"])
     assert data == f"data: NpzDataModule; run seed {cfg.seed}"
-    assert (
-        "the whole unroll differentiable" in distill
-        and "augmentation (DSA) flip, rotate 10, shift 8 px" in distill
-    )
+    assert "the whole unroll differentiable" in distill and "augmentation (DSA) flip, rotate 10" in distill
