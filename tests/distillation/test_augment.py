@@ -119,6 +119,8 @@ def test_integer_shift_is_a_crop_of_the_reflect_padded_image():
         expect = padded[i, :, s - dy : s - dy + 6, s - dx : s - dx + 5]  # pixel (r, c) <- (r - dy, c - dx)
         np.testing.assert_array_equal(out[i].numpy(), expect)
     assert set(p.shift_px_x.tolist()) == set(range(-s, s + 1)) == set(p.shift_px_y.tolist())
+    # the default memory format (a channels-last result made bfloat16 convolutions 2-3x slower)
+    assert out.is_contiguous() and out.stride() == x.stride()
     small = images(3, h=6, w=5).requires_grad_(True)
     q = dsa.sample(3, torch_generator(3, "shift"))
     assert torch.autograd.gradcheck(lambda t: dsa.apply(t, q), (small,), eps=1e-6, atol=1e-8)
