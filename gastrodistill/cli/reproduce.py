@@ -393,13 +393,8 @@ def _augment_text(node: Any) -> str:
     obj = hydra.utils.instantiate(node)
     if isinstance(obj, DSA):
         ops = ("flip", "rotate", "scale", "translate", "brightness", "contrast", "shift_px")
-        text = {"flip": lambda v: "flip", "shift_px": lambda v: f"shift {v} px"}
-        return (
-            ", ".join(
-                text.get(k, lambda v, k=k: f"{k} {v:g}")(getattr(obj, k)) for k in ops if getattr(obj, k)
-            )
-            or "none"
-        )
+        words = {"flip": "flip", "shift_px": f"shift {obj.shift_px} px"}
+        return ", ".join(words.get(k) or f"{k} {getattr(obj, k):g}" for k in ops if getattr(obj, k)) or "none"
     return ", ".join(f"{k} {v}" for k, v in node.items() if not str(k).startswith("_")) or str(
         node.get("_target_")
     )

@@ -154,8 +154,6 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
 def test_replayed_weights_equal_the_unrolls_final_weights(patient_dm, momentum):
     """train_replay (graph-free) and the ensemble replay land where the differentiable unroll lands
     (float64), with and without the set's inner momentum."""
-    from gastrodistill.models import ConvNet
-
     torch.set_default_dtype(torch.float64)
     try:
         ds = small_distilled(patient_dm).double()
