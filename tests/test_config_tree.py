@@ -158,10 +158,11 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     assert (npz.model.depth, npz.model.width, npz.model.pool) == (sized.depth, sized.width, "max")
     assert npz.model.head == sized.head == "flatten"  # the digits recipe's head, not the gastric study's
     gastric = compose_cfg(["experiment=cpu"])
-    assert (gastric.distill.ipc, gastric.distill.outer_steps, gastric.model.depth) == (2, 50, 3)
+    assert (gastric.distill.ipc, gastric.distill.steps, gastric.distill.outer_steps) == (10, 1, 50)
+    assert gastric.model.depth == 3
     assert gastric.model.head == "avg"
     d = gastric.distill
-    assert (d.epochs, d.inner_momentum, d.lr_init) == (30, 0.9, 0.01)
+    assert (d.epochs, d.inner_momentum, d.lr_init) == (150, 0.9, 0.03)
     assert gastric.distill.image_init == "class_mean"
     assert gastric.distill.texture_matching.steps > 0 and gastric.distill.window == 10
     assert gastric.distill.distribution_matching.steps == 0
