@@ -95,7 +95,10 @@ def train_reference_network(cfg: DictConfig, datamodule) -> tuple[nn.Module, dic
 def distilled_networks(
     cfg: DictConfig, datamodule, distilled, name: str, n: int, schedule: str
 ) -> list[nn.Module]:
-    """``n`` fresh networks trained on ``distilled`` by the evaluation's trainer (seeded per index)."""
+    """``n`` fresh networks trained on ``distilled`` by the evaluation's trainer (seeded per index).
+
+    The replay draws its batches through ``eval.replay_augment`` as the evaluation's replays do, so the
+    attacked networks are trained as the reported ones are."""
     from gastrodistill.evaluation.fresh_training import StandardSchedule, train_on_distilled
     from gastrodistill.evaluation.networks import net_spec
 
@@ -108,6 +111,7 @@ def distilled_networks(
             schedule,
             torch_generator(int(cfg.seed), "audit", "mia", name, schedule, i),
             standard,
+            cfg.eval.get("replay_augment"),
         ).eval()
         for i in range(n)
     ]

@@ -118,3 +118,26 @@ def test_null_permutations_is_checked_before_any_network_trains(tmp_path, compos
         with pytest.raises(AuditConfigError, match="audit.membership.null_permutations must be 0"):
             run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, tmp_path / bad)
         assert not (tmp_path / bad / "audit.json").exists()
+
+
+def test_the_attacked_networks_replay_as_the_evaluation_does(compose_cfg):
+    """With ``eval.replay_augment`` set, the audit's target networks are the evaluation's replays: the
+    same augmented trajectory for the same generator (and not the exact replay)."""
+    from gastrodistill.anonymity.audit import distilled_networks
+    from gastrodistill.evaluation.fresh_training import train_on_distilled
+    from gastrodistill.evaluation.networks import net_spec
+    from gastrodistill.utils.seeding import torch_generator
+
+    aug = "{_target_: gastrodistill.distillation.augment.DSA, flip: true, shift_px: 2}"
+    cfg = compose_cfg([*FAST, f"eval.replay_augment={aug}"])
+    dm = make_dm(patients=(6, 2, 2), per_patient=4)
+    ds = noise_set(dm, steps=2, ipc=1, seed=4)
+    (net,) = distilled_networks(cfg, dm, ds, "soft", 1, "replay")
+    spec = net_spec(cfg, "same", dm)
+    gen = lambda: torch_generator(int(cfg.seed), "audit", "mia", "soft", "replay", 0)  # noqa: E731
+    augmented = train_on_distilled(ds, spec, "replay", gen(), None, cfg.eval.replay_augment)
+    exact = train_on_distilled(ds, spec, "replay", gen())
+    x = torch.as_tensor(dm.load_split("test", list(range(4)))[0])
+    with torch.no_grad():
+        assert torch.equal(net(x), augmented.eval()(x))
+        assert not torch.allclose(net(x), exact.eval()(x))
