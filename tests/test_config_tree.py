@@ -158,7 +158,7 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     assert (npz.model.depth, npz.model.width, npz.model.pool) == (sized.depth, sized.width, "max")
     assert npz.model.head == sized.head == "flatten"  # the digits recipe's head, not the gastric study's
     gastric = compose_cfg(["experiment=cpu"])
-    assert (gastric.distill.ipc, gastric.distill.steps, gastric.distill.outer_steps) == (10, 1, 50)
+    assert (gastric.distill.ipc, gastric.distill.steps, gastric.distill.outer_steps) == (10, 1, 25)
     assert gastric.model.depth == 3
     assert gastric.model.head == "avg"
     d = gastric.distill
