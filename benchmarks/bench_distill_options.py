@@ -1,8 +1,8 @@
-"""Seconds per outer step of the CPU preset's shape, with and without each distiller option (one thread).
+"""Seconds per outer step of the early CPU preset's shape, with and without each distiller option (1 thread).
 
 Shape (the early ``experiment=cpu``; the preset now unrolls T = 150 steps on all 30 images): ConvNet
-width 32, depth 3, gray ``size x size`` input, 3 classes, ipc 2,
-steps 5, epochs 2 (T = 10), real batch 256. One outer step = sample an inner network, unroll, outer loss,
+width 32, depth 3, gray ``size x size`` input, 3 classes, ipc 2, steps 5, epochs 2 (T = 10), real batch
+256. One outer step = sample an inner network, unroll, outer loss,
 backward into the distilled tensors (:func:`meta_objective` + ``surrogate.backward()``), as
 ``DistillModule.training_step`` does minus Lightning's bookkeeping and the Adam step. Median of
 ``--repeats`` steps after one warm-up step (fresh seeds per repeat); wall time and this process's CPU time
