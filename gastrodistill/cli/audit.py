@@ -1,6 +1,6 @@
 """``gastrodistill-audit``: the anonymity audit of saved distilled sets, then their shareable artifacts.
 
-    gastrodistill-audit 'audit.sets={soft: outputs/default/runs/<run>/soft, hard: outputs/.../hard}'
+    gastrodistill-audit 'audit.sets={soft: RUN/distill/soft, hard: RUN/distill/hard}'
     gastrodistill-audit audit.sets.soft=/path/to/artifact.zip audit.artifact.write=false
 
 Each entry of ``audit.sets`` is a folder written by ``DistilledSet.save`` or an artifact (folder or
@@ -10,7 +10,9 @@ unless ``audit.artifact.write=false``, ``<output>/artifacts/<set>`` (+ ``.zip``)
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -23,23 +25,30 @@ class AuditInputError(ValueError):
     """``audit.sets`` is empty or names something that is not a distilled set or an artifact."""
 
 
-def load_sets(sets: DictConfig | dict) -> tuple[dict, dict]:
-    """Name -> DistilledSet, plus name -> artifact path for the entries that are artifacts."""
+def load_sets(sets: Any, key: str = "audit.sets") -> tuple[dict, dict]:
+    """Name -> DistilledSet, plus name -> artifact path for the entries that are artifacts.
+
+    ``sets`` is the mapping of the config key ``key`` (named in the messages). Raises
+    :class:`AuditInputError` when it is empty or not a mapping of names to paths, or names nothing.
+    """
     from gastrodistill.distillation.distilled_set import DistilledSet
     from gastrodistill.sharing.artifact import CARD_FILE, load_artifact
 
+    example = f"'{key}={{soft: outputs/<exp>/runs/<run>/distill/soft}}'"
     if not sets:
         raise AuditInputError(
-            "audit.sets is empty; pass the distilled sets to audit, e.g. "
-            "'audit.sets={soft: outputs/<exp>/runs/<run>/soft}' (folders of DistilledSet.save or artifacts)"
+            f"{key} is empty; pass the distilled sets, e.g. {example} "
+            "(folders of DistilledSet.save or artifacts)"
+        )
+    if not isinstance(sets, Mapping | DictConfig):
+        raise AuditInputError(
+            f"{key} must map a name to each set's folder or artifact, e.g. {example}; got {sets!r}"
         )
     loaded, artifacts = {}, {}
     for name, where in sets.items():
         p = Path(str(where))
         if not p.exists():
-            raise AuditInputError(
-                f"audit.sets.{name}: nothing at {p}; give a DistilledSet folder or an artifact"
-            )
+            raise AuditInputError(f"{key}.{name}: nothing at {p}; give a DistilledSet folder or an artifact")
         if p.is_file() or (p / CARD_FILE).is_file():
             loaded[str(name)], _ = load_artifact(p)
             artifacts[str(name)] = p

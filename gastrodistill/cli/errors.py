@@ -39,6 +39,7 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.distillation.errors.DistillConfigError",
         "gastrodistill.distillation.resume.ResumeError",
         "gastrodistill.evaluation.jobs.EvaluationConfigError",
+        "gastrodistill.evaluation.checks.DistilledSetMismatch",
         "gastrodistill.evaluation.patient.PatientEvaluationError",
         "gastrodistill.evaluation.full_data.RealTrainingDivergedError",
         "gastrodistill.anonymity.audit.AuditConfigError",

@@ -26,7 +26,7 @@ def load_distilled(dirs) -> dict:
         return {}
     from gastrodistill.cli.audit import load_sets
 
-    sets, _ = load_sets(dirs)
+    sets, _ = load_sets(dirs, key="eval.distilled_dirs")
     return sets
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,16 @@ TENSOR_NAMES = ("images", "label_logits", "raw_lrs")
 
 class DistilledSetError(ValueError):
     """A distilled set on disk (or its arguments) is malformed; the message says which file/key and why."""
+
+
+def _is_integer(v: Any) -> bool:
+    """An integral number (``3`` or ``3.0``; not ``True``, not ``"3"``)."""
+    return _is_real(v) and float(v) == int(v)
+
+
+def _is_real(v: Any) -> bool:
+    """A finite real number (an int or a float, numpy's included; not a bool, not a string)."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 def inverse_softplus(y: float) -> float:
@@ -72,16 +83,30 @@ class DistilledSet(nn.Module):
         if mode not in MODES:
             raise DistilledSetError(f"mode must be 'soft' or 'hard', got {mode!r}")
         for name, v in (("num_classes", num_classes), ("ipc", ipc), ("steps", steps), ("epochs", epochs)):
-            if int(v) != v or v < (2 if name == "num_classes" else 1):
+            low = 2 if name == "num_classes" else 1
+            if not _is_integer(v) or v < low:
+                raise DistilledSetError(f"{name} must be an integer >= {low}, got {v!r}")
+        if (
+            isinstance(image_shape, str | bytes)
+            or len(image_shape) != 3
+            or not all(_is_integer(v) and v >= 1 for v in image_shape)
+        ):
+            raise DistilledSetError(f"image_shape must be 3 positive integers (C, H, W), got {image_shape!r}")
+        if not _is_real(temperature) or not temperature > 0:
+            raise DistilledSetError(f"temperature must be a number > 0, got {temperature!r}")
+        if not _is_real(inner_momentum) or not 0.0 <= float(inner_momentum) < 1.0:
+            raise DistilledSetError(f"inner_momentum must be a number in [0, 1), got {inner_momentum!r}")
+        if class_names is not None and (
+            isinstance(class_names, str | bytes) or not all(isinstance(c, str) for c in class_names)
+        ):
+            raise DistilledSetError(f"class_names must be a list of strings, got {class_names!r}")
+        for name, v in (("mean", mean), ("std", std)):
+            if v is not None and (
+                isinstance(v, str | bytes) or len(v) != image_shape[0] or not all(_is_real(x) for x in v)
+            ):
                 raise DistilledSetError(
-                    f"{name} must be an integer >= {2 if name == 'num_classes' else 1}, got {v!r}"
+                    f"{name} must be a list of {image_shape[0]} numbers (one per channel), got {v!r}"
                 )
-        if len(image_shape) != 3 or min(image_shape) < 1:
-            raise DistilledSetError(f"image_shape must be (C, H, W), got {tuple(image_shape)!r}")
-        if not temperature > 0:
-            raise DistilledSetError(f"temperature must be > 0, got {temperature!r}")
-        if not 0.0 <= float(inner_momentum) < 1.0:
-            raise DistilledSetError(f"inner_momentum must be in [0, 1), got {inner_momentum!r}")
         self.num_classes, self.ipc, self.steps, self.epochs = (
             int(num_classes),
             int(ipc),

@@ -49,7 +49,8 @@ def check_distilled_set(name: str, ds, dm, rtol: float = 1e-4, atol: float = 1e-
         raise DistilledSetMismatch(
             f"distilled set {name!r} does not match the data module: "
             + "; ".join(problems)
-            + ". Evaluate it with the data (and storage size) it was distilled from."
+            + ". Evaluate or audit it with the data it was distilled from (data, data.storage_size and "
+            "synthetic.seed as in the config.yaml of its run)."
         )
 
 

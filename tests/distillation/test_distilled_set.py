@@ -124,3 +124,31 @@ def test_load_refuses_pickles_and_malformed_files(tmp_path):
     (tmp_path / "nan" / "distilled.json").write_text("{")
     with pytest.raises(DistilledSetError, match="not valid JSON"):
         DistilledSet.load(tmp_path / "nan")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("ipc", "two", "ipc must be an integer >= 1, got 'two'"),
+        ("ipc", None, "ipc must be an integer"),
+        ("ipc", True, "ipc must be an integer"),
+        ("epochs", 2.5, "epochs must be an integer"),
+        ("image_shape", ["1", "5", "6"], r"image_shape must be 3 positive integers"),
+        ("temperature", "hot", "temperature must be a number > 0, got 'hot'"),
+        ("inner_momentum", "x", r"inner_momentum must be a number in \[0, 1\)"),
+        ("class_names", "abc", "class_names must be a list of strings, got 'abc'"),
+        ("mean", "x", r"mean must be a list of 1 numbers \(one per channel\)"),
+        ("std", [0.2, 0.2], r"std must be a list of 1 numbers"),
+    ],
+)
+def test_load_names_the_field_of_a_wrongly_typed_metadata_value(tmp_path, field, value, message):
+    """A distilled.json edited by hand or by another tool: the error names the file and the field and
+    says what it must be, instead of a Python conversion error."""
+    make(class_names=["a", "b", "c"], mean=[0.5], std=[0.2]).save(tmp_path / "set")
+    meta_file = tmp_path / "set" / "distilled.json"
+    meta = json.loads(meta_file.read_text())
+    meta[field] = value
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(DistilledSetError, match=message) as info:
+        DistilledSet.load(tmp_path / "set")
+    assert str(meta_file) in str(info.value)

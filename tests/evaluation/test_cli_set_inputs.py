@@ -1,0 +1,86 @@
+"""The distilled sets named on the command line of ``gastrodistill-evaluate`` and ``gastrodistill-audit``:
+a wrong shape of the option or a set made for other data is an ``error:`` line naming the option, exit 1,
+and no run folder left behind."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+
+from gastrodistill.cli import audit, evaluate
+from gastrodistill.distillation.distilled_set import DistilledSet
+
+MAINS = {"evaluate": (evaluate.main, "eval.distilled_dirs"), "audit": (audit.main, "audit.sets")}
+
+
+def _small_npz(path: Path) -> Path:
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 24), ("val", 8), ("test", 8)):
+        y = np.arange(n) % 2
+        arrays[f"{split}_images"] = rng.integers(0, 200, (n, 20, 20)).astype(np.uint8)
+        arrays[f"{split}_labels"] = y
+    np.savez(path, **arrays)
+    return path
+
+
+def _run(command: str, option: str, tmp_path: Path, monkeypatch, capsys) -> tuple[int, str]:
+    main, _ = MAINS[command]
+    argv = [
+        f"gastrodistill-{command}",
+        "experiment=tiny",
+        "data=npz",
+        f"data.path={_small_npz(tmp_path / 'small.npz')}",
+        f"paths.root_dir={tmp_path / 'work'}",
+        "logger=csv",
+        option,
+    ]
+    monkeypatch.setattr(sys, "argv", argv)
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit) as info:
+        main()
+    GlobalHydra.instance().clear()
+    out = capsys.readouterr()
+    return info.value.code, out.out + out.err
+
+
+def _nothing_left(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    left = sorted(str(p.relative_to(work)) for p in work.rglob("*")) if work.exists() else []
+    assert left == [], left
+
+
+@pytest.mark.parametrize("command", sorted(MAINS))
+def test_a_set_folder_given_without_a_name_says_how_to_name_it(tmp_path, monkeypatch, capsys, command):
+    key = MAINS[command][1]
+    code, text = _run(command, f"{key}={tmp_path / 'some_set'}", tmp_path, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text
+    assert f"{key} must map a name to each set's folder or artifact" in text
+    assert f"'{key}={{soft: " in text  # the example to copy
+    _nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("command", sorted(MAINS))
+def test_a_missing_set_is_named_by_the_commands_own_option(tmp_path, monkeypatch, capsys, command):
+    key = MAINS[command][1]
+    code, text = _run(command, f"{key}={{soft: {tmp_path / 'nowhere'}}}", tmp_path, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text
+    assert f"{key}.soft: nothing at {tmp_path / 'nowhere'}" in text
+    _nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("command", sorted(MAINS))
+def test_a_set_distilled_from_other_data_is_an_error_line(tmp_path, monkeypatch, capsys, command):
+    """A 12 px set against the tiny preset's 16 px patches: the mismatch names the field, and the
+    command exits without a traceback."""
+    DistilledSet(2, 1, 1, 1, (1, 12, 12), mean=[0.4], std=[0.2]).save(tmp_path / "set")
+    key = MAINS[command][1]
+    code, text = _run(command, f"{key}={{soft: {tmp_path / 'set'}}}", tmp_path, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("error:") and "image size: set (12, 12), data (16, 16)" in last
+    _nothing_left(tmp_path)
