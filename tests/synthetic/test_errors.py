@@ -50,3 +50,25 @@ def test_interrupted_generation_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(tmp_path / "d", **ONE)
     assert list(tmp_path.iterdir()) == []  # neither the target nor a staging folder remains
+
+
+def test_replacing_a_collection_of_another_seed_warns_and_says_how_to_keep_it(tmp_path, caplog):
+    """``seed`` also seeds the data (``synthetic.seed: ${seed}``): a second run with another seed rewrites
+    the collection that earlier runs' sets were distilled from, so the generator says so and how to
+    keep it; an identical collection is reused silently."""
+    root = tmp_path / "d"
+    generate_dataset(root, seed=0, **ONE)
+    with caplog.at_level("WARNING", logger=gen_mod.__name__):
+        generate_dataset(root, seed=0, **ONE)
+        assert caplog.records == []
+        generate_dataset(root, seed=1, **ONE)
+    (record,) = caplog.records
+    text = record.getMessage()
+    assert f"replacing the synthetic collection in {root} (seed 0) by seed 1" in text
+    assert "synthetic.seed=0" in text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger=gen_mod.__name__):
+        generate_dataset(root, seed=1, **{**ONE, "images_per_patient": 2})
+    (record,) = caplog.records
+    assert "(written with other settings) by seed 1" in record.getMessage()
+    assert "synthetic.seed=" not in record.getMessage()

@@ -6,6 +6,7 @@ Each image depends only on (seed, patient index, image index), through streams d
 
 from __future__ import annotations
 
+import logging
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from gastrodistill.data.synthetic.writer import (
     INFO_FILE,
     MANIFEST_FILE,
     is_current,
+    read_info,
     staged_root,
     write_dicom,
     write_info,
@@ -39,6 +41,8 @@ from gastrodistill.data.synthetic.writer import (
     write_png16,
 )
 from gastrodistill.utils.seeding import numpy_rng
+
+log = logging.getLogger(__name__)
 
 DIAGNOSES = ("gastritis", "non-gastritis")
 SPLITS = ("train", "test")
@@ -146,6 +150,19 @@ def generate_dataset(
     config_hash = cfg.content_hash(seed)
     if is_current(root, config_hash):
         return root
+    old = read_info(root)
+    if old is not None:  # a collection of this generator, written with another seed or other settings
+        old_seed = old.get("seed")
+        same_settings = isinstance(old_seed, int) and old.get("config_hash") == cfg.content_hash(old_seed)
+        keep = f"pass synthetic.seed={old_seed} (seed=N synthetic.seed={old_seed})" if same_settings else ""
+        log.warning(
+            "replacing the synthetic collection in %s (%s) by seed %s: sets distilled from it no longer "
+            "match the new data. To keep it, %sgive the new collection another synthetic.root.",
+            root,
+            f"seed {old_seed}" if same_settings else "written with other settings",
+            seed,
+            f"{keep}, or " if keep else "",
+        )
     patients = plan_patients(cfg, seed)
     jobs = [(p, k) for p in patients for k in range(cfg.images_per_patient)]
     with staged_root(root) as tmp:
