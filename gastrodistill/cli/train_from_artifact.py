@@ -13,21 +13,43 @@ import argparse
 from pathlib import Path
 
 from gastrodistill.cli import CONF_DIR
-from gastrodistill.cli.errors import report_errors
+from gastrodistill.cli.errors import CommandError, report_errors
+
+EPILOG = """examples:
+  gastrodistill-train-from-artifact --artifact soft.zip -- data.root=/site/xrays data.storage_size=64
+  gastrodistill-train-from-artifact --artifact artifacts/soft --networks 10 --schedule standard
+
+writes receive.json and receive.md (this site's metrics beside the card's published ones) into
+--output, by default outputs/<experiment>/receive/<artifact name>; an earlier result there is replaced."""
+
+
+def positive_int(text: str) -> int:
+    """``--networks``: an integer >= 1 (argparse prints the message and the usage, exit status 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="gastrodistill-train-from-artifact",
         description="Train fresh networks from a shared distilled-set artifact (folder or .zip) and test "
-        "them "
-        "on this site's own real test patches.",
+        "them on this site's own real test patches.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
         "--artifact", required=True, help="artifact folder or .zip (card.json + distilled.safetensors)"
     )
     p.add_argument(
-        "--networks", type=int, default=None, help="fresh networks to train (default audit.receive)"
+        "--networks",
+        type=positive_int,
+        default=None,
+        help="fresh networks to train, >= 1 (default audit.receive.n_networks)",
     )
     p.add_argument(
         "--schedule", choices=("replay", "standard"), default=None, help="default audit.receive.schedule"
@@ -42,16 +64,26 @@ def parser() -> argparse.ArgumentParser:
 
 
 def compose(overrides: list[str], output: str | None):
+    """The root config with ``overrides`` and ``paths.output_dir`` set to ``output`` (default
+    ``outputs/<experiment>/receive``). Raises :class:`CommandError` for an override Hydra refuses (a
+    misspelt key or option, a bad value), with Hydra's message, and for an ``output`` that is a file."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
+    if output is not None and Path(output).exists() and not Path(output).is_dir():
+        raise CommandError(f"--output {output} is a file; give a folder (it is created if missing)")
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = hydra_compose(config_name="config", overrides=list(overrides))
-        if output is None:
-            output = str(Path(cfg.paths.root_dir) / "outputs" / str(cfg.experiment_name) / "receive")
-        return hydra_compose(config_name="config", overrides=[*overrides, f"paths.output_dir={output}"])
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=list(overrides))
+            if output is None:
+                output = str(Path(cfg.paths.root_dir) / "outputs" / str(cfg.experiment_name) / "receive")
+            return hydra_compose(config_name="config", overrides=[*overrides, f"paths.output_dir={output}"])
+    except (HydraException, OmegaConfBaseException) as e:
+        raise CommandError(f"the overrides {list(overrides)} do not compose: {e}") from e
 
 
 def run(argv: list[str] | None = None) -> dict:

@@ -165,3 +165,51 @@ def test_a_card_augmentation_other_than_the_projects_dsa_is_refused():
         card_schedule({"training_recipe": {"standard": {"augment": evil}}})
     with pytest.raises(ArtifactError, match="training_recipe.replay_augment .* refusing"):
         card_replay_augment({"training_recipe": {"replay_augment": evil}})
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["--networks", "-2"], "--networks: must be an integer >= 1, got -2"),
+        (["--networks", "0"], "--networks: must be an integer >= 1, got 0"),
+        (["--networks", "two"], "--networks: must be an integer >= 1, got 'two'"),
+    ],
+)
+def test_receive_refuses_a_network_count_below_one(capsys, argv, needle):
+    """Zero used to fall back silently to the default count and -2 wrote an empty report."""
+    from gastrodistill.cli.train_from_artifact import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--artifact", "soft.zip", *argv])
+    assert info.value.code == 2 and needle in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        (["experiment=tinyy"], "do not compose: In 'config': Could not find 'experiment/tinyy'"),
+        (["experiment=tiny", "eval.n_netwrks=2"], "do not compose: Could not override 'eval.n_netwrks'"),
+    ],
+)
+def test_receive_reports_overrides_that_do_not_compose_without_a_traceback(
+    tmp_path, capsys, overrides, needle
+):
+    from gastrodistill.cli.train_from_artifact import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["--artifact", str(tmp_path / "soft.zip"), f"paths.root_dir={tmp_path}", *overrides])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and needle in err
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_receive_refuses_an_output_that_is_a_file(tmp_path, capsys):
+    from gastrodistill.cli.train_from_artifact import main
+
+    (tmp_path / "afile").write_text("kept")
+    with pytest.raises(SystemExit) as info:
+        main(["--artifact", "soft.zip", "--output", str(tmp_path / "afile")])
+    assert info.value.code == 1
+    assert f"--output {tmp_path / 'afile'} is a file" in capsys.readouterr().err
+    assert (tmp_path / "afile").read_text() == "kept"
