@@ -85,8 +85,9 @@ def validate(ev: DictConfig) -> None:
             raise EvaluationConfigError(
                 f"{key} lists {', '.join(map(repr, twice))} more than once; list each architecture once"
             )
-    if int(ev.n_networks) < 1:
-        raise EvaluationConfigError(f"eval.n_networks must be >= 1 (got {ev.n_networks})")
+    n_nets = ev.n_networks
+    if isinstance(n_nets, bool) or not isinstance(n_nets, int) or n_nets < 1:
+        raise EvaluationConfigError(f"eval.n_networks must be an integer >= 1, got {n_nets!r}")
     if "patient" in ev:  # the threshold policy's keys (rule, fallback, counts), before any network trains
         from gastrodistill.evaluation.patient import PatientEvaluationError, threshold_policy
 

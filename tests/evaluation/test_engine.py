@@ -145,6 +145,10 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         build_jobs(compose_cfg(SMALL + ["eval.standard.batch_size=-3"]).eval, ["soft"])
     with pytest.raises(EvaluationConfigError, match="eval.standard: .*unexpected keyword argument 'epoch'"):
         build_jobs(compose_cfg(SMALL + ["+eval.standard.epoch=3"]).eval, ["soft"])
+    # the number of networks: a word or a fraction is a message naming the key, not int()'s ValueError
+    for bad in ("abc", "0", "2.5"):
+        with pytest.raises(EvaluationConfigError, match="eval.n_networks must be an integer >= 1, got"):
+            build_jobs(compose_cfg(SMALL + [f"eval.n_networks={bad}"]).eval, ["soft"])
     # the patient threshold's policy too (a typo in the rule stops the study before any network trains)
     with pytest.raises(EvaluationConfigError, match="eval.patient.threshold_rule = 'binormial'; use one of"):
         build_jobs(compose_cfg(SMALL + ["eval.patient.threshold_rule=binormial"]).eval, ["soft"])
