@@ -35,6 +35,9 @@ import pandas as pd
 import yaml
 from scipy.stats import t as t_dist
 
+#: The columns that identify a row of a results table (``eval/results.csv``).
+RESULT_KEYS = ("method", "schedule")
+
 
 class RecipeError(ValueError):
     """A malformed recipe or unusable input (run folder, results file); the message names the file and key."""
@@ -243,12 +246,29 @@ def render_runs(recipe: Mapping[str, Any], checks: list[CheckOverRuns], sources:
 def read_results(source: Path) -> pd.DataFrame:
     """A results table (``eval/results.csv``); ``RecipeError`` naming the file when it is empty or not CSV."""
     try:
-        return pd.read_csv(source)
+        df = pd.read_csv(source)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise RecipeError(
             f"{source} is not a readable results table ({' '.join(str(e).split())}); "
             "re-run the evaluate stage"
         ) from None
+    missing = [c for c in RESULT_KEYS if c not in df.columns]
+    if missing:
+        raise RecipeError(
+            f"{source} is not a results table of the evaluate stage: it lacks the columns {missing}; "
+            "give the run's eval/results.csv"
+        )
+    return df
+
+
+def run_experiment_name(run_dir: Path) -> str | None:
+    """The ``experiment_name`` recorded in a run folder's ``config.yaml`` (None when it is not there)."""
+    try:
+        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    name = cfg.get("experiment_name") if isinstance(cfg, dict) else None
+    return None if name is None else str(name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,7 +285,12 @@ def main(argv: list[str] | None = None) -> int:
         "--results", type=Path, action="append", help="a results.csv to check directly (repeatable)"
     )
     ap.add_argument("--run", action="store_true", help="re-run the recipe first (into --run-dir if given)")
-    ap.add_argument("--root", type=Path, default=Path(os.environ.get("GASTRODISTILL_ROOT", ".")))
+    ap.add_argument(
+        "--root",
+        type=Path,
+        default=Path(os.environ.get("GASTRODISTILL_ROOT", ".")),
+        help="project folder whose outputs/<experiment>/runs hold the runs (default: $GASTRODISTILL_ROOT, .)",
+    )
     args = ap.parse_args(argv)
     try:
         recipe = load_recipe(args.recipe)
@@ -288,9 +313,20 @@ def main(argv: list[str] | None = None) -> int:
                 rerun(recipe, run_dirs[0])
             else:
                 run_dirs = args.run_dir or [latest_run(args.root, recipe)]
+            want = str(recipe.get("experiment_name", recipe["name"]))
             for d in run_dirs:
+                if d.is_file():
+                    raise RecipeError(
+                        f"run folder {d} is a file; give the run's folder (it holds {recipe['results']})"
+                    )
                 if not d.is_dir():
                     raise RecipeError(f"run folder {d} does not exist")
+                got = run_experiment_name(d)
+                if got is not None and got != want:
+                    print(
+                        f"warning: {d} is a run of experiment {got!r}; this recipe's ranges are for {want!r}",
+                        file=sys.stderr,
+                    )
             sources = [d / recipe["results"] for d in run_dirs]
         seen: dict[Path, Path] = {}
         for source in sources:

@@ -166,12 +166,37 @@ def test_unusable_run_inputs_are_refused_with_the_file_named(tmp_path, capsys):
     TABLE.to_csv(run / "eval" / "results.csv", index=False)
     empty = tmp_path / "empty.csv"
     empty.write_text("")
+    other = tmp_path / "other.csv"
+    TABLE.drop(columns=["method"]).to_csv(other, index=False)
     cases = [
         (["--run-dir", str(run), "--run-dir", str(run) + "/"], "given twice"),
         (["--run-dir", str(tmp_path / "nope")], "does not exist"),
         (["--results", str(run / "eval" / "results.csv"), "--run-dir", str(run)], "not both"),
         (["--results", str(empty)], f"{empty} is not a readable results table"),
+        (
+            ["--results", str(other)],
+            f"{other} is not a results table of the evaluate stage: it lacks the columns",
+        ),
+        (["--run-dir", str(run / "eval" / "results.csv")], "is a file; give the run's folder"),
     ]
     for args, message in cases:
         assert main([str(p), *args]) == 2, args
         assert message in capsys.readouterr().err, args
+
+
+def test_a_run_of_another_experiment_is_checked_with_a_warning(tmp_path, capsys):
+    """A tiny run checked against the cpu recipe still prints its checks, but says the ranges are not its
+    experiment's (the run's config.yaml records experiment_name)."""
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE.replace("name: t\n", "name: t\nexperiment_name: cpu\n"))
+    run = tmp_path / "run0"
+    (run / "eval").mkdir(parents=True)
+    TABLE.to_csv(run / "eval" / "results.csv", index=False)
+    (run / "config.yaml").write_text("experiment_name: tiny\nseed: 0\n")
+    assert main([str(p), "--run-dir", str(run)]) == 1
+    out = capsys.readouterr()
+    assert f"warning: {run} is a run of experiment 'tiny'; this recipe's ranges are for 'cpu'" in out.err
+    assert "ratio" in out.out
+    (run / "config.yaml").write_text("experiment_name: cpu\n")
+    main([str(p), "--run-dir", str(run)])
+    assert "warning" not in capsys.readouterr().err
