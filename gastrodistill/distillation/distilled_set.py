@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 
+from gastrodistill.distillation.inner_loop import is_integer
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 
 MODES = ("soft", "hard")
@@ -35,11 +36,6 @@ TENSOR_NAMES = ("images", "label_logits", "raw_lrs")
 
 class DistilledSetError(ValueError):
     """A distilled set on disk (or its arguments) is malformed; the message says which file/key and why."""
-
-
-def _is_integer(v: Any) -> bool:
-    """An integral number (``3`` or ``3.0``; not ``True``, not ``"3"``)."""
-    return _is_real(v) and float(v) == int(v)
 
 
 def _is_real(v: Any) -> bool:
@@ -84,12 +80,12 @@ class DistilledSet(nn.Module):
             raise DistilledSetError(f"mode must be 'soft' or 'hard', got {mode!r}")
         for name, v in (("num_classes", num_classes), ("ipc", ipc), ("steps", steps), ("epochs", epochs)):
             low = 2 if name == "num_classes" else 1
-            if not _is_integer(v) or v < low:
+            if not is_integer(v) or v < low:
                 raise DistilledSetError(f"{name} must be an integer >= {low}, got {v!r}")
         if (
             isinstance(image_shape, str | bytes)
             or len(image_shape) != 3
-            or not all(_is_integer(v) and v >= 1 for v in image_shape)
+            or not all(is_integer(v) and v >= 1 for v in image_shape)
         ):
             raise DistilledSetError(f"image_shape must be 3 positive integers (C, H, W), got {image_shape!r}")
         if not _is_real(temperature) or not temperature > 0:
