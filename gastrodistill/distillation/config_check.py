@@ -8,8 +8,11 @@ after data generation and the patch store (a minute on the CPU preset, hours on 
 
 from __future__ import annotations
 
+import difflib
+import functools
 import math
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from gastrodistill.distillation.distilled_set import MODES, DistilledSetError, inverse_softplus
@@ -117,11 +120,23 @@ def _check_dsa(node: Any) -> None:
         raise DistillConfigError("distill.dsa must return a batch of the shape it was given")
 
 
+@functools.cache
+def distill_keys() -> frozenset[str]:
+    """The distiller's options: the top-level keys of ``conf/distill/soft.yaml`` (every other distill
+    option file and preset sets a subset of them)."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.cli import CONF_DIR
+
+    return frozenset(map(str, OmegaConf.load(Path(CONF_DIR) / "distill" / "soft.yaml").keys()))
+
+
 def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
     """Refuse a ``distill`` section that the stage would refuse, or that would run without meaning.
 
     ``mode`` (the mode about to run; ``gastrodistill-reproduce`` runs ``reproduce.distill_modes``) is
-    checked as well as ``d.mode``. Checks: ``image_init``; ``ipc``, ``steps``, ``epochs``,
+    checked as well as ``d.mode``. Checks: no key outside :func:`distill_keys` (a ``+distill.x``
+    that nothing reads); ``image_init``; ``ipc``, ``steps``, ``epochs``,
     ``outer_steps``, ``batch_real``, ``inner_nets_per_step``, ``log_every``, ``check_every`` (integers
     >= 1), ``grid_every``, ``ckpt_every`` (integers >= 0); ``lr_init``, ``temperature`` (> 0);
     ``lr_images``, ``lr_labels``, ``lr_lrs``, ``class_mean_noise_std``, ``label_init_scale`` (>= 0);
@@ -133,6 +148,14 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
     stepped once); ``dsa`` (built, and run on a small batch). Raises :class:`DistillConfigError` naming
     the key and what to write.
     """
+    unknown = sorted(set(map(str, d.keys())) - distill_keys())
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], sorted(distill_keys()), n=1)
+        hint = f" (did you mean distill.{near[0]}?)" if near else ""
+        raise DistillConfigError(
+            f"distill.{unknown[0]} is not an option of the distiller{hint}: nothing would read it. The "
+            "options are the keys of conf/distill/soft.yaml; set one without '+'."
+        )
     for value in (d.get("mode", "soft"), mode):
         if value is not None and value not in MODES:
             raise DistillConfigError(f"distill.mode must be one of {MODES}, got {value!r}")

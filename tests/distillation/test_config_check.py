@@ -58,6 +58,9 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
         ("distill.window=true", "distill.window must be an integer"),
         ("distill.outer_chunk=abc", "distill.outer_chunk must be a positive integer or null"),
         ("distill.distribution_matching=5", "distill.distribution_matching must be a section"),
+        # Hydra suggests '+' for a misspelt key; with it the key was added and silently never read
+        ("+distill.ipcc=3", r"distill.ipcc is not an option of the distiller \(did you mean distill.ipc\?\)"),
+        ("+distill.zca=true", "distill.zca is not an option of the distiller: nothing would read it"),
         ("distill.distribution_matching.steps=1.5", "distill.distribution_matching.steps must be an integer"),
         ("distill.scheduler.step_size=0", "distill.scheduler cannot run"),
         ("distill.scheduler.gamma=-1", "distill.scheduler.gamma must be a number > 0"),
