@@ -163,7 +163,7 @@ def test_the_cpu_preset_specialises_itself_for_npz_collections_only(compose_cfg)
     assert gastric.model.head == "avg"
     d = gastric.distill
     assert (d.epochs, d.inner_momentum, d.lr_init) == (150, 0.9, 0.03)
-    assert (d.lr_images, d.lr_labels) == (0.001, 0.05)
+    assert (d.lr_images, d.lr_labels) == (0.001, 0.01)
     assert gastric.distill.image_init == "class_mean"
     assert gastric.distill.texture_matching.steps > 0 and gastric.distill.window == 10
     assert gastric.distill.distribution_matching.steps == 0
