@@ -9,6 +9,12 @@ does not hide them), the command prints ``error: <message>`` alone and exits wit
 status 1 (Hydra adds its own two lines around the message there).
 ``HYDRA_FULL_ERROR=1`` shows the full traceback instead, as for any Hydra app.
 
+Two kinds of config value are refused the same way although no stage of the project raises them: a root
+``seed`` that is not an integer (checked before the stage runs), and a value that a config object's
+constructor cannot take (Hydra's ``InstantiationException`` around a ``ValueError`` or ``TypeError``,
+e.g. ``data.storage_size=abc``): the line names the config key, the class and, where one matches, the
+override to change.
+
 Whatever the error, any W&B run left open by the failed job is closed as failed (so the next job of
 a sweep starts its own run), and the job's output folder is removed when it holds nothing but
 bookkeeping (Hydra's ``.hydra/`` and job log, the run record ``config.yaml``/``run_info.json``), so a
@@ -20,6 +26,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -113,6 +120,66 @@ def message(exc: BaseException) -> str:
     return f"error: {text}"
 
 
+def check_root_values(cfg: Any) -> None:
+    """Refuse a root ``seed`` that is not an integer (``seed=abc`` reached ``int()`` deep inside a stage).
+
+    Raises:
+        CommandError: naming the value and an example of a valid override.
+    """
+    try:
+        seed = cfg.get("seed") if hasattr(cfg, "get") else None
+    except Exception:  # noqa: BLE001 - an interpolation error is reported by the stage itself
+        return
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise CommandError(f"seed must be an integer, got {seed!r}; e.g. seed=0")
+
+
+def _task_overrides() -> list[str]:
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return [str(o) for o in HydraConfig.get().overrides.task]
+    except Exception:  # noqa: BLE001 - no Hydra context
+        return []
+
+
+def instantiation_value_error(exc: BaseException) -> BaseException | None:
+    """Hydra's ``InstantiationException`` in ``exc``'s chain when its cause is a ``ValueError`` or
+    ``TypeError`` (a config value the object's constructor cannot take), else ``None``."""
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        if _is_a(cur, "InstantiationException") and isinstance(cur.__cause__, ValueError | TypeError):
+            return cur
+        seen.add(id(cur))
+        cur = cur.__cause__ or cur.__context__
+    return None
+
+
+def instantiation_message(exc: BaseException, overrides: list[str] | None = None) -> str:
+    """``error: cannot build <key> (<class>): <cause>; <what to change>`` for
+    :func:`instantiation_value_error`'s exception; the override whose value appears in the cause is named.
+    """
+    text = str(exc)
+    target = re.search(r"target '([^']+)'", text)
+    key_match = re.search(r"full_key: (\S+)", text)
+    key = key_match.group(1) if key_match else ""
+    cause = str(exc.__cause__)
+    overrides = _task_overrides() if overrides is None else overrides
+    suspects = []
+    for override in overrides:
+        name, sep, value = override.lstrip("+~").partition("=")
+        if sep and value and (not key or name == key or name.startswith(key + ".")) and value in cause:
+            suspects.append(override)
+    what = f"{key} ({target.group(1)})" if target else (key or "a config object")
+    hint = (
+        f"change the override {' or '.join(suspects)}"
+        if suspects
+        else f"check the values under {key or 'the config'} (HYDRA_FULL_ERROR=1 shows where it failed)"
+    )
+    return f"error: cannot build {what}: {cause}; {hint}"
+
+
 def _is_a(exc: BaseException, name: str) -> bool:
     """Whether ``exc``'s class or one of its bases is called ``name``."""
     return any(cls.__name__ == name for cls in type(exc).__mro__)
@@ -186,17 +253,19 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(cfg: Any) -> Any:
         failed = True
         try:
+            check_root_values(cfg)
             result = task(cfg)
             failed = False
             return result
         except Exception as exc:
             found = project_error(exc)
-            if found is None:
+            bad_value = instantiation_value_error(exc) if found is None else None
+            if found is None and bad_value is None:
                 raise
             remove_if_untouched(_job_output_dir())
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            text = message(found)
+            text = message(found) if found is not None else instantiation_message(bad_value)
             if _multirun():  # the other jobs of the sweep still run; Hydra reports the failure at the end
                 log.error(text)
                 raise StageError(text) from None

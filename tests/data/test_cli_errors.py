@@ -334,3 +334,62 @@ def test_an_unresolvable_interpolation_is_a_message_naming_the_key(tmp_path, mon
     assert text.strip().startswith("error: ") and "Traceback" not in text
     assert "GASTRODISTILL_TEST_UNSET" in text and "model.width" in text
     _nothing_written(work)
+
+
+def test_a_seed_that_is_not_an_integer_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    """`seed=abc` was a traceback from `int()` inside the distiller, after the data had been loaded."""
+    work = tmp_path / "work"
+    argv = ["gastrodistill-reproduce", "experiment=tiny", f"paths.root_dir={work}", "logger=csv", "seed=abc"]
+    code, text = _run_main(reproduce.main, argv, monkeypatch, capsys)
+    assert code == 1, text
+    assert text.strip().splitlines()[-1] == "error: seed must be an integer, got 'abc'; e.g. seed=0", text
+    assert "Traceback" not in text
+    _nothing_written(work)
+
+
+def test_a_value_a_constructor_cannot_take_names_the_override_and_leaves_nothing(
+    data_root, tmp_path, monkeypatch, capsys
+):
+    """`data.storage_size=abc` was Hydra's instantiation message, naming only `data`, and left .hydra/."""
+    work = tmp_path / "work"
+    argv = [
+        "gastrodistill-patches",
+        f"paths.root_dir={work}",
+        f"paths.data_root={data_root}",
+        "data.progress=false",
+        "logger=csv",
+        "data.storage_size=abc",
+    ]
+    code, text = _run_main(build_patches.main, argv, monkeypatch, capsys)
+    assert code == 1, text
+    line = text.strip().splitlines()[-1]
+    assert line.startswith("error: cannot build data (gastrodistill.data.gastric.GastricPatchDataModule): ")
+    assert line.endswith("change the override data.storage_size=abc"), line
+    assert "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
+    _nothing_written(work)
+
+
+def test_instantiation_message_names_only_overrides_under_the_key_whose_value_is_in_the_cause():
+    from hydra.errors import InstantiationException
+
+    from gastrodistill.cli.errors import instantiation_message, instantiation_value_error
+
+    try:
+        try:
+            int("7x")
+        except ValueError as e:
+            text = "Error in call to target 'pkg.Thing':\nValueError(...)\nfull_key: model"
+            raise InstantiationException(text) from e
+    except InstantiationException as outer:
+        assert instantiation_value_error(outer) is outer
+        overrides = ["model.width=7x", "data.size=7x", "+model.depth=3", "model.pool=max"]
+        assert instantiation_message(outer, overrides) == (
+            "error: cannot build model (pkg.Thing): invalid literal for int() with base 10: '7x'; "
+            "change the override model.width=7x"
+        )
+        assert instantiation_message(outer, ["model.pool=max"]).endswith(
+            "check the values under model (HYDRA_FULL_ERROR=1 shows where it failed)"
+        )
+    bug = InstantiationException("Error in call to target 'pkg.Thing'")
+    bug.__cause__ = RuntimeError("a bug")
+    assert instantiation_value_error(bug) is None  # not a value problem: Hydra's own report stands
