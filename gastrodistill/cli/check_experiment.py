@@ -21,6 +21,8 @@ the random subsets, the networks' inits), which the interval over runs holds.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import math
 import os
 import subprocess
@@ -244,14 +246,30 @@ def render_runs(recipe: Mapping[str, Any], checks: list[CheckOverRuns], sources:
 
 
 def read_results(source: Path) -> pd.DataFrame:
-    """A results table (``eval/results.csv``); ``RecipeError`` naming the file when it is empty or not CSV."""
+    """A results table (``eval/results.csv``).
+
+    Raises:
+        RecipeError: naming the file when it is empty, not CSV, lacks the key columns, or is cut short
+            (a row with fewer fields than the header, or no final newline: ``pd.read_csv`` would fill the
+            missing cells with NaN and the check would go on with them).
+    """
     try:
         df = pd.read_csv(source)
+        text = source.read_text(encoding="utf-8")
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise RecipeError(
             f"{source} is not a readable results table ({' '.join(str(e).split())}); "
             "re-run the evaluate stage"
         ) from None
+    rows = list(csv.reader(io.StringIO(text)))
+    short = [i for i, row in enumerate(rows[1:], start=2) if len(row) != len(rows[0])]
+    if short or not text.endswith("\n"):
+        where = (
+            f"line {short[0]} has {len(rows[short[0] - 1])} of {len(rows[0])} fields"
+            if short
+            else "no final newline"
+        )
+        raise RecipeError(f"{source} is cut short ({where}); copy it again or re-run the evaluate stage")
     missing = [c for c in RESULT_KEYS if c not in df.columns]
     if missing:
         raise RecipeError(

@@ -168,6 +168,11 @@ def test_unusable_run_inputs_are_refused_with_the_file_named(tmp_path, capsys):
     empty.write_text("")
     other = tmp_path / "other.csv"
     TABLE.drop(columns=["method"]).to_csv(other, index=False)
+    whole = (run / "eval" / "results.csv").read_text()
+    cut = tmp_path / "cut.csv"  # a copy stopped inside the last row: pandas alone reads NaN there
+    cut.write_text(whole[: whole.rindex(",")])
+    cut_at_row = tmp_path / "cut_at_row.csv"  # stopped right after a field, before the line's end
+    cut_at_row.write_text(whole.rstrip("\n"))
     cases = [
         (["--run-dir", str(run), "--run-dir", str(run) + "/"], "given twice"),
         (["--run-dir", str(tmp_path / "nope")], "does not exist"),
@@ -178,6 +183,8 @@ def test_unusable_run_inputs_are_refused_with_the_file_named(tmp_path, capsys):
             f"{other} is not a results table of the evaluate stage: it lacks the columns",
         ),
         (["--run-dir", str(run / "eval" / "results.csv")], "is a file; give the run's folder"),
+        (["--results", str(cut)], f"{cut} is cut short (line 6 has 4 of 5 fields)"),
+        (["--results", str(cut_at_row)], f"{cut_at_row} is cut short (no final newline)"),
     ]
     for args, message in cases:
         assert main([str(p), *args]) == 2, args
