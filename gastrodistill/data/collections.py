@@ -286,6 +286,7 @@ class FolderDataModule(TensorImageDataModule):
         names: list[str] = []
         labels: list[int] = []
         splits: list[str | None] = []
+        problems: list[str] = []  # every empty class folder and unreadable file, reported together
         for split, base in layout.items():
             dirs = self._class_dirs(base)
             if list(dirs) != class_names:
@@ -294,12 +295,25 @@ class FolderDataModule(TensorImageDataModule):
                     f"{sorted(class_names)}; every split needs the same class folders"
                 )
             for label, class_dir in enumerate(dirs.values()):
-                for f in _class_files(class_dir, self.root):
+                try:
+                    files = _class_files(class_dir, self.root)
+                except CollectionError as exc:
+                    problems += exc.problems
+                    continue
+                for f in files:
                     rel = f.relative_to(self.root).as_posix()
-                    images.append(read_image(f, where=rel, bit_depth=self.bit_depth)[None])
+                    try:
+                        images.append(read_image(f, where=rel, bit_depth=self.bit_depth)[None])
+                    except CollectionError as exc:
+                        problems += exc.problems
+                        continue
                     names.append(rel)
                     labels.append(label)
                     splits.append(split)
+        if problems:
+            raise CollectionError(
+                problems, header=f"{len(problems)} problem(s) in the image folders; fix them and run again:"
+            )
         x = harmonise(images, names, self.resize_to)
         y = np.asarray(labels, dtype=np.int64)
         where = np.asarray([s or "" for s in splits])

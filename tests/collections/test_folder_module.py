@@ -160,6 +160,23 @@ def test_truncated_image(make_folder):
     assert "benign/broken.png" in _err(root)
 
 
+def test_every_bad_file_and_empty_class_is_reported_in_one_pass(make_folder):
+    """The folder layout stopped at its first bad file, so a user fixed them one run at a time."""
+    root = make_folder(n=4)
+    (root / "benign" / "notes.csv").write_text("a,b\n1,2\n")
+    data = (root / "malignant" / "malignant_000.png").read_bytes()
+    (root / "malignant" / "broken.png").write_bytes(data[:40])
+    (root / "unknown").mkdir()
+    with pytest.raises(CollectionError) as info:
+        _setup(root)
+    problems = info.value.problems
+    assert len(problems) == 3, problems
+    assert [p for p in problems if "benign/notes.csv" in p and "not a readable image" in p]
+    assert [p for p in problems if "malignant/broken.png" in p]
+    assert [p for p in problems if "'unknown'" in p and "no images" in p]
+    assert str(info.value).startswith("3 problem(s) in the image folders; fix them and run again:")
+
+
 def test_nan_in_float_tiff(make_folder):
     root = make_folder(n=4)
     bad = np.full((12, 12), 0.5, np.float32)
