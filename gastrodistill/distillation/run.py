@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -28,6 +29,7 @@ from gastrodistill.distillation.texture_matching import (
     exaggeration_offsets,
     match_textures,
     relu_modules,
+    teacher_label_logits,
 )
 from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.models.init import initialize
@@ -43,6 +45,8 @@ from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, 
 from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
+
+log = logging.getLogger(__name__)
 
 
 def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int) -> DistilledSet:
@@ -236,7 +240,7 @@ def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule
         tmc["exaggeration"],
         tmc["exaggeration_spread"],
     ).to(device)
-    return match_textures(
+    losses = match_textures(
         module.distilled,
         nets,
         targets,
@@ -247,6 +251,16 @@ def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule
         offsets=offsets if tmc["exaggeration_spread"] > 0 else None,
         progress=tmc["progress"],
     )
+    distilled = module.distilled
+    if teacher is not None and tmc["teacher_labels"] is not None and distilled.mode == "soft":
+        with torch.no_grad():
+            logits = teacher_label_logits(teacher, distilled.images.detach(), tmc["teacher_labels"])
+            distilled.label_logits.copy_(logits.to(distilled.label_logits.device))
+        log.info(
+            "soft labels start at the teacher's predictions: mean entropy %.3f nats",
+            distilled.label_entropy(),
+        )
+    return losses
 
 
 def _matching_device(cfg: DictConfig) -> str | None:

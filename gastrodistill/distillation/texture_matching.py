@@ -59,6 +59,7 @@ TEXTURE_DEFAULTS: dict[str, Any] = {
     "exaggeration_spread": 0.0,
     "teacher_ce": 0.1,
     "random_networks": 4,
+    "teacher_labels": None,
 }
 FEATURES = ("teacher", "random")
 
@@ -67,7 +68,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     """The ``distill.texture_matching`` section as checked values: ``steps`` (>= 0; 0 = off), ``lr`` (> 0,
     Adam on the pixels), ``features`` (teacher | random), ``exaggeration`` (alpha >= 0),
     ``exaggeration_spread`` (0 <= s <= alpha), ``teacher_ce`` (>= 0), ``random_networks`` (>= 1),
-    ``progress``.
+    ``teacher_labels`` (null = off, or a temperature > 0; only with ``features: teacher``), ``progress``.
 
     Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
     section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
@@ -91,6 +92,9 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         "exaggeration_spread": number("exaggeration_spread", float),
         "teacher_ce": number("teacher_ce", float),
         "random_networks": number("random_networks", int),
+        "teacher_labels": (
+            None if section.get("teacher_labels") is None else number("teacher_labels", float)
+        ),
         "progress": bool(section.get("progress", True)),
     }
     if values["steps"] < 0:
@@ -117,7 +121,31 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         raise DistillConfigError(f"{key}.teacher_ce must be >= 0 (0 = off), got {values['teacher_ce']!r}")
     if values["random_networks"] < 1:
         raise DistillConfigError(f"{key}.random_networks must be >= 1, got {values['random_networks']}")
+    tau = values["teacher_labels"]
+    if tau is not None and not (math.isfinite(tau) and tau > 0):
+        raise DistillConfigError(
+            f"{key}.teacher_labels must be a temperature > 0 (or null: off), "
+            f"got {section.get('teacher_labels')!r}"
+        )
+    if tau is not None and values["features"] != "teacher":
+        raise DistillConfigError(
+            f"{key}.teacher_labels needs the teacher: set {key}.features=teacher, or teacher_labels=null"
+        )
     return values
+
+
+@torch.no_grad()
+def teacher_label_logits(teacher: nn.Module, images: Tensor, temperature: float, batch: int = 256) -> Tensor:
+    """The teacher's logits on ``images`` ``[N, C, H, W]`` divided by ``temperature``: ``[N, K]`` label
+    logits whose softmax is the teacher's prediction softened (> 1) or sharpened (< 1), the knowledge-
+    distillation targets of Hinton, Vinyals & Dean (2015), used as the learned labels' start (soft mode).
+    The teacher runs in eval mode on its own device; the result is float32 on ``images``' device."""
+    teacher.eval()
+    device = next(teacher.parameters()).device
+    out = [
+        teacher(images[i : i + batch].to(device, torch.float32)).float() for i in range(0, len(images), batch)
+    ]
+    return (torch.cat(out) / float(temperature)).to(images.device)
 
 
 def relu_modules(net: nn.Module) -> list[nn.ReLU]:

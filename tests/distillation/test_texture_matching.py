@@ -22,6 +22,7 @@ from gastrodistill.distillation.texture_matching import (
     exaggerate,
     exaggeration_offsets,
     match_textures,
+    teacher_label_logits,
     texture_loss,
     texture_statistics,
 )
@@ -211,6 +212,10 @@ def test_the_section_is_checked_even_when_off():
             r"spread must be between 0 and distill.texture_matching.exaggeration \(1.0: no image",
         ),
         ({"exaggeration_spread": -0.1}, r"distill.texture_matching.exaggeration_spread must be between 0"),
+        ({"teacher_labels": 0}, r"teacher_labels must be a temperature > 0 \(or null: off\), got 0"),
+        ({"teacher_labels": "hot"}, r"distill.texture_matching.teacher_labels must be a number, got 'hot'"),
+        ({"teacher_labels": float("inf")}, r"teacher_labels must be a temperature > 0"),
+        ({"teacher_labels": 2.0, "features": "random"}, r"teacher_labels needs the teacher: set"),
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_texture_config(bad)
@@ -259,6 +264,56 @@ def test_the_config_runs_it_before_the_loop(
     a = DistilledSet.load(tmp_path / "a" / "soft")
     b = DistilledSet.load(tmp_path / "b" / "soft")
     assert not torch.allclose(a.images, b.images)
+
+
+def test_teacher_label_logits_are_the_teachers_logits_over_the_temperature_in_any_batching():
+    torch.manual_seed(0)
+    teacher = ConvNet(in_channels=1, num_classes=3, width=4, depth=2, image_size=16)
+    images = torch.randn(7, 1, 16, 16)
+    for tau in (1.0, 2.5):
+        by_hand = np.stack([teacher(images[i : i + 1]).detach().numpy()[0] / tau for i in range(7)])
+        got = teacher_label_logits(teacher, images, tau, batch=3)
+        np.testing.assert_allclose(got.numpy(), by_hand, rtol=1e-5, atol=1e-6)
+        assert not got.requires_grad and got.dtype == torch.float32
+    # at temperature 1 the soft targets are the teacher's own prediction
+    p = torch.softmax(teacher_label_logits(teacher, images, 1.0), 1)
+    np.testing.assert_allclose(p.numpy(), torch.softmax(teacher(images), 1).detach().numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_teacher_labels_start_the_soft_labels_at_the_teachers_prediction(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, mode
+):
+    """With the outer rates at 0 the saved set holds the matched images and the labels' start: the teacher's
+    logits on those images over the temperature (soft), or one-hot (hard: the option does not apply)."""
+    cfg = compose_cfg(
+        [
+            *tiny_overrides,
+            "distill.texture_matching.steps=2",
+            "distill.texture_matching.teacher_labels=2.0",
+            "distill.texture_matching.progress=false",
+            "distill.outer_steps=1",
+            "distill.lr_images=0",
+            "distill.lr_labels=0",
+            "eval.baselines.real.epochs=1",
+            "eval.baselines.real.precision=32-true",
+        ]
+    )
+    import gastrodistill.distillation.run as run_module
+
+    seen, real_match = [], run_module.match_textures
+    monkeypatch.setattr(run_module, "match_textures", lambda *a, **k: seen.append(k) or real_match(*a, **k))
+    run_distillation(cfg, tiny_dm, tmp_path, mode=mode)
+    saved = DistilledSet.load(tmp_path / mode)
+    teacher = seen[0]["teacher"]
+    with torch.no_grad():
+        expected = teacher(saved.images.float()) / 2.0
+    if mode == "soft":
+        np.testing.assert_allclose(
+            saved.label_logits.detach().numpy(), expected.numpy(), rtol=1e-4, atol=1e-5
+        )
+    else:
+        assert torch.equal(saved.soft_targets(), torch.nn.functional.one_hot(saved.hard_labels(), 3).float())
 
 
 def test_a_teacher_is_refused_under_a_multi_process_launch(
