@@ -310,9 +310,11 @@ class FolderDataModule(TensorImageDataModule):
                     names.append(rel)
                     labels.append(label)
                     splits.append(split)
+        if len(problems) == 1:
+            raise CollectionError(problems)  # one line, as before
         if problems:
             raise CollectionError(
-                problems, header=f"{len(problems)} problem(s) in the image folders; fix them and run again:"
+                problems, header=f"{len(problems)} problems in the image folders; fix them and run again:"
             )
         x = harmonise(images, names, self.resize_to)
         y = np.asarray(labels, dtype=np.int64)

@@ -174,7 +174,7 @@ def test_every_bad_file_and_empty_class_is_reported_in_one_pass(make_folder):
     assert [p for p in problems if "benign/notes.csv" in p and "not a readable image" in p]
     assert [p for p in problems if "malignant/broken.png" in p]
     assert [p for p in problems if "'unknown'" in p and "no images" in p]
-    assert str(info.value).startswith("3 problem(s) in the image folders; fix them and run again:")
+    assert str(info.value).startswith("3 problems in the image folders; fix them and run again:")
 
 
 def test_nan_in_float_tiff(make_folder):
