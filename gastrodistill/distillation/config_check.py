@@ -126,7 +126,7 @@ def distill_keys() -> frozenset[str]:
     option file and preset sets a subset of them)."""
     from omegaconf import OmegaConf
 
-    from gastrodistill.cli import CONF_DIR
+    from gastrodistill.utils.config_tree import CONF_DIR
 
     return frozenset(map(str, OmegaConf.load(Path(CONF_DIR) / "distill" / "soft.yaml").keys()))
 

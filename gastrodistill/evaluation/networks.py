@@ -25,7 +25,7 @@ def _compose_model(arch: str) -> DictConfig:
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException
 
-    from gastrodistill.cli import CONF_DIR
+    from gastrodistill.utils.config_tree import CONF_DIR
 
     try:
         if GlobalHydra.instance().is_initialized():
