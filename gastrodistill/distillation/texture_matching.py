@@ -131,6 +131,11 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         raise DistillConfigError(
             f"{key}.teacher_labels needs the teacher: set {key}.features=teacher, or teacher_labels=null"
         )
+    if tau is not None and values["steps"] == 0:
+        raise DistillConfigError(
+            f"{key}.teacher_labels needs the teacher that texture matching trains, which is off "
+            f"({key}.steps=0): set {key}.steps (e.g. 400), or teacher_labels=null"
+        )
     return values
 
 

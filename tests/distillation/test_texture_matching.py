@@ -212,10 +212,17 @@ def test_the_section_is_checked_even_when_off():
             r"spread must be between 0 and distill.texture_matching.exaggeration \(1.0: no image",
         ),
         ({"exaggeration_spread": -0.1}, r"distill.texture_matching.exaggeration_spread must be between 0"),
-        ({"teacher_labels": 0}, r"teacher_labels must be a temperature > 0 \(or null: off\), got 0"),
+        (
+            {"teacher_labels": 0, "steps": 1},
+            r"teacher_labels must be a temperature > 0 \(or null: off\), got 0",
+        ),
         ({"teacher_labels": "hot"}, r"distill.texture_matching.teacher_labels must be a number, got 'hot'"),
-        ({"teacher_labels": float("inf")}, r"teacher_labels must be a temperature > 0"),
-        ({"teacher_labels": 2.0, "features": "random"}, r"teacher_labels needs the teacher: set"),
+        ({"teacher_labels": float("inf"), "steps": 1}, r"teacher_labels must be a temperature > 0"),
+        ({"teacher_labels": 2.0, "steps": 1, "features": "random"}, r"teacher_labels needs the teacher: set"),
+        (
+            {"teacher_labels": 2.0},
+            r"texture matching trains, which is off \(distill.texture_matching.steps=0\)",
+        ),
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_texture_config(bad)
