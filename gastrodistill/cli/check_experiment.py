@@ -249,9 +249,9 @@ def read_results(source: Path) -> pd.DataFrame:
     """A results table (``eval/results.csv``).
 
     Raises:
-        RecipeError: naming the file when it is empty, not CSV, lacks the key columns, or is cut short
-            (a row with fewer fields than the header, or no final newline: ``pd.read_csv`` would fill the
-            missing cells with NaN and the check would go on with them).
+        RecipeError: naming the file when it is empty, not CSV, lacks the key columns, has a row with
+            another number of fields than its header (blank lines are skipped, as pandas does), or lacks
+            its final newline: a copy cut short, whose missing cells ``pd.read_csv`` would fill with NaN.
     """
     try:
         df = pd.read_csv(source)
@@ -262,14 +262,19 @@ def read_results(source: Path) -> pd.DataFrame:
             "re-run the evaluate stage"
         ) from None
     rows = list(csv.reader(io.StringIO(text)))
-    short = [i for i, row in enumerate(rows[1:], start=2) if len(row) != len(rows[0])]
-    if short or not text.endswith("\n"):
-        where = (
-            f"line {short[0]} has {len(rows[short[0] - 1])} of {len(rows[0])} fields"
-            if short
-            else "no final newline"
+    width = len(rows[0])
+    bad = [(i, len(row)) for i, row in enumerate(rows[1:], start=2) if row and len(row) != width]
+    if bad:
+        line, n = bad[0]
+        cut = "; it looks cut short" if n < width else ""
+        raise RecipeError(
+            f"{source}: line {line} has {n} fields where its header has {width}{cut}; "
+            "copy it again or re-run the evaluate stage"
         )
-        raise RecipeError(f"{source} is cut short ({where}); copy it again or re-run the evaluate stage")
+    if not text.endswith("\n"):
+        raise RecipeError(
+            f"{source} is cut short (no final newline); copy it again or re-run the evaluate stage"
+        )
     missing = [c for c in RESULT_KEYS if c not in df.columns]
     if missing:
         raise RecipeError(

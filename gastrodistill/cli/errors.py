@@ -121,16 +121,21 @@ def message(exc: BaseException) -> str:
 
 
 def check_root_values(cfg: Any) -> None:
-    """Refuse a root ``seed`` that is not an integer (``seed=abc`` reached ``int()`` deep inside a stage).
+    """Refuse a root ``seed`` that is not an integer (``seed=abc`` reached ``int()`` deep inside a stage);
+    a string of digits (e.g. from ``${oc.env:SEED}``) is an integer here, as the stages read it by ``int()``.
 
     Raises:
         CommandError: naming the value and an example of a valid override.
     """
     try:
-        seed = cfg.get("seed") if hasattr(cfg, "get") else None
+        if not hasattr(cfg, "get") or "seed" not in cfg:
+            return
+        seed = cfg.get("seed")
     except Exception:  # noqa: BLE001 - an interpolation error is reported by the stage itself
         return
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+    if isinstance(seed, str) and re.fullmatch(r"\s*[+-]?\d+\s*", seed):
+        return
+    if isinstance(seed, bool) or not isinstance(seed, int):
         raise CommandError(f"seed must be an integer, got {seed!r}; e.g. seed=0")
 
 
@@ -169,7 +174,8 @@ def instantiation_message(exc: BaseException, overrides: list[str] | None = None
     suspects = []
     for override in overrides:
         name, sep, value = override.lstrip("+~").partition("=")
-        if sep and value and (not key or name == key or name.startswith(key + ".")) and value in cause:
+        named = re.search(rf"(?<![\w.]){re.escape(value)}(?![\w.])", cause) if value else None
+        if sep and named and (not key or name == key or name.startswith(key + ".")):
             suspects.append(override)
     what = f"{key} ({target.group(1)})" if target else (key or "a config object")
     hint = (

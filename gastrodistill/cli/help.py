@@ -57,6 +57,8 @@ Main options:
       of class-mean features before the loop, Zhao & Bilen 2023)   distill.window=W  (RaT-BPTT)
   distill.texture_matching.steps=N  (0 = off; each image matched to its class's exaggerated texture
       statistics before the loop: Gram matrices of a teacher's or random networks' maps, Gatys et al. 2015)
+  distill.texture_matching.teacher_labels=TAU|null  (soft labels start at the teacher's prediction; with
+      the matching off set it to null: experiment=cpu uses 1.0)
   model=convnet|lenet|alexnet|resnet18  model.head=flatten|avg  trainer=cpu|gpu|ddp
   data=gastric|folder|npz|digits
 

@@ -254,7 +254,9 @@ def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule
     distilled = module.distilled
     if teacher is not None and tmc["teacher_labels"] is not None and distilled.mode == "soft":
         with torch.no_grad():
-            logits = teacher_label_logits(teacher, distilled.images.detach(), tmc["teacher_labels"])
+            # the targets are softmax(logits / distill.temperature): scaled so they are softmax(teacher / tau)
+            tau = tmc["teacher_labels"] / distilled.temperature
+            logits = teacher_label_logits(teacher, distilled.images.detach(), tau)
             distilled.label_logits.copy_(logits.to(distilled.label_logits.device))
         log.info(
             "soft labels start at the teacher's predictions: mean entropy %.3f nats",

@@ -129,12 +129,13 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         )
     if tau is not None and values["features"] != "teacher":
         raise DistillConfigError(
-            f"{key}.teacher_labels needs the teacher: set {key}.features=teacher, or teacher_labels=null"
+            f"{key}.teacher_labels needs the teacher: set {key}.features=teacher, "
+            f"or set {key}.teacher_labels=null"
         )
     if tau is not None and values["steps"] == 0:
         raise DistillConfigError(
             f"{key}.teacher_labels needs the teacher that texture matching trains, which is off "
-            f"({key}.steps=0): set {key}.steps (e.g. 400), or teacher_labels=null"
+            f"({key}.steps=0): set {key}.steps (e.g. 400), or set {key}.teacher_labels=null"
         )
     return values
 
@@ -161,7 +162,7 @@ def relu_modules(net: nn.Module) -> list[nn.ReLU]:
         raise ModelConfigError(
             f"{type(net).__name__} has no nn.ReLU module: texture matching reads the feature maps after "
             "them; use model.act=relu (ConvNet) or a network built from nn.ReLU layers, or turn the "
-            "matching off (distill.texture_matching.steps=0)"
+            "matching off (distill.texture_matching.steps=0 distill.texture_matching.teacher_labels=null)"
         )
     return relus
 
@@ -249,7 +250,8 @@ def class_texture_targets(
     if sums is None or missing:
         raise DistillConfigError(
             f"texture matching needs training patches of every class; class {missing[0] if missing else 0} "
-            "has none: check the data's labels or turn the matching off (distill.texture_matching.steps=0)"
+            "has none: check the data's labels or turn the matching off "
+            "(distill.texture_matching.steps=0 distill.texture_matching.teacher_labels=null)"
         )
     n = counts.to(device)[:, None]
     return [[exaggerate(total / n, alpha).float() for total in net_sums] for net_sums in sums]

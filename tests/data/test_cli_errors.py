@@ -387,9 +387,26 @@ def test_instantiation_message_names_only_overrides_under_the_key_whose_value_is
             "error: cannot build model (pkg.Thing): invalid literal for int() with base 10: '7x'; "
             "change the override model.width=7x"
         )
+        # a value is named only when it stands alone in the cause ('a' is inside '7xa', not named)
+        assert instantiation_message(outer, ["model.width=7x", "model.name=x"]).endswith(
+            "change the override model.width=7x"
+        )
         assert instantiation_message(outer, ["model.pool=max"]).endswith(
             "check the values under model (HYDRA_FULL_ERROR=1 shows where it failed)"
         )
     bug = InstantiationException("Error in call to target 'pkg.Thing'")
     bug.__cause__ = RuntimeError("a bug")
     assert instantiation_value_error(bug) is None  # not a value problem: Hydra's own report stands
+
+
+def test_the_seed_check_takes_integers_and_digit_strings_and_refuses_the_rest():
+    from omegaconf import OmegaConf
+
+    from gastrodistill.cli.errors import CommandError, check_root_values
+
+    for ok in (0, 7, -3, "12", " 5 "):  # a digit string is what ${oc.env:SEED} gives; the stages int() it
+        check_root_values(OmegaConf.create({"seed": ok}))
+    check_root_values(OmegaConf.create({"other": 1}))  # no seed key: nothing to check
+    for bad in (None, "abc", 1.5, True, "1.5"):
+        with pytest.raises(CommandError, match="seed must be an integer, got"):
+            check_root_values(OmegaConf.create({"seed": bad}))

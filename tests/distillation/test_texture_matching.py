@@ -291,13 +291,15 @@ def test_teacher_label_logits_are_the_teachers_logits_over_the_temperature_in_an
 def test_teacher_labels_start_the_soft_labels_at_the_teachers_prediction(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, mode
 ):
-    """With the outer rates at 0 the saved set holds the matched images and the labels' start: the teacher's
-    logits on those images over the temperature (soft), or one-hot (hard: the option does not apply)."""
+    """With the outer rates at 0 the saved set holds the matched images and the labels' start: soft targets
+    equal to softmax(teacher logits / tau) on those images at any distill.temperature (soft), or the one-hot
+    logits (hard: the option does not apply)."""
     cfg = compose_cfg(
         [
             *tiny_overrides,
             "distill.texture_matching.steps=2",
             "distill.texture_matching.teacher_labels=2.0",
+            "distill.temperature=4.0",
             "distill.texture_matching.progress=false",
             "distill.outer_steps=1",
             "distill.lr_images=0",
@@ -314,13 +316,14 @@ def test_teacher_labels_start_the_soft_labels_at_the_teachers_prediction(
     saved = DistilledSet.load(tmp_path / mode)
     teacher = seen[0]["teacher"]
     with torch.no_grad():
-        expected = teacher(saved.images.float()) / 2.0
-    if mode == "soft":
-        np.testing.assert_allclose(
-            saved.label_logits.detach().numpy(), expected.numpy(), rtol=1e-4, atol=1e-5
-        )
-    else:
-        assert torch.equal(saved.soft_targets(), torch.nn.functional.one_hot(saved.hard_labels(), 3).float())
+        expected = torch.softmax(teacher(saved.images.float()) / 2.0, 1)  # softmax(teacher / tau)
+    if mode == "soft":  # at any distill.temperature: the logits are scaled by it
+        assert saved.temperature == 4.0
+        got = saved.soft_targets().detach().numpy()
+        np.testing.assert_allclose(got, expected.numpy(), rtol=1e-4, atol=1e-5)
+    else:  # the hard set's logits stay one-hot x label_init_scale (its targets are one-hot in any case)
+        one_hot = torch.nn.functional.one_hot(saved.hard_labels(), 3).float() * cfg.distill.label_init_scale
+        assert torch.equal(saved.label_logits.detach(), one_hot)
 
 
 def test_a_teacher_is_refused_under_a_multi_process_launch(

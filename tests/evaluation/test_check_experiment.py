@@ -173,6 +173,11 @@ def test_unusable_run_inputs_are_refused_with_the_file_named(tmp_path, capsys):
     cut.write_text(whole[: whole.rindex(",")])
     cut_at_row = tmp_path / "cut_at_row.csv"  # stopped right after a field, before the line's end
     cut_at_row.write_text(whole.rstrip("\n"))
+    extra = tmp_path / "extra.csv"  # a row with one field too many
+    lines = whole.splitlines(keepends=True)
+    extra.write_text(lines[0] + lines[1].rstrip("\n") + ",9\n" + "".join(lines[2:]))
+    blank_end = tmp_path / "blank_end.csv"  # a blank line at the end is no error (pandas skips it)
+    blank_end.write_text(whole + "\n")
     cases = [
         (["--run-dir", str(run), "--run-dir", str(run) + "/"], "given twice"),
         (["--run-dir", str(tmp_path / "nope")], "does not exist"),
@@ -183,12 +188,14 @@ def test_unusable_run_inputs_are_refused_with_the_file_named(tmp_path, capsys):
             f"{other} is not a results table of the evaluate stage: it lacks the columns",
         ),
         (["--run-dir", str(run / "eval" / "results.csv")], "is a file; give the run's folder"),
-        (["--results", str(cut)], f"{cut} is cut short (line 6 has 4 of 5 fields)"),
+        (["--results", str(cut)], f"{cut}: line 6 has 4 fields where its header has 5; it looks cut short"),
+        (["--results", str(extra)], f"{extra}: line 2 has 6 fields where its header has 5; copy it again"),
         (["--results", str(cut_at_row)], f"{cut_at_row} is cut short (no final newline)"),
     ]
     for args, message in cases:
         assert main([str(p), *args]) == 2, args
         assert message in capsys.readouterr().err, args
+    assert main([str(p), "--results", str(blank_end)]) != 2, capsys.readouterr().err
 
 
 def test_a_run_of_another_experiment_is_checked_with_a_warning(tmp_path, capsys):
