@@ -288,12 +288,17 @@ class FolderDataModule(TensorImageDataModule):
         splits: list[str | None] = []
         problems: list[str] = []  # every empty class folder and unreadable file, reported together
         for split, base in layout.items():
-            dirs = self._class_dirs(base)
+            try:
+                dirs = self._class_dirs(base)
+            except CollectionError as exc:
+                problems += exc.problems
+                continue
             if list(dirs) != class_names:
-                raise CollectionError(
+                problems.append(
                     f"folder {base.name!r} has classes {sorted(dirs)} but 'train' has "
                     f"{sorted(class_names)}; every split needs the same class folders"
                 )
+                continue
             for label, class_dir in enumerate(dirs.values()):
                 try:
                     files = _class_files(class_dir, self.root)

@@ -177,6 +177,18 @@ def test_every_bad_file_and_empty_class_is_reported_in_one_pass(make_folder):
     assert str(info.value).startswith("3 problems in the image folders; fix them and run again:")
 
 
+def test_a_split_with_other_classes_is_reported_with_the_bad_files_of_the_others(make_folder):
+    root = make_folder(classes=("x", "y"), n=3, splits=("train", "test"))
+    (root / "test" / "y").rename(root / "test" / "z")
+    (root / "train" / "x" / "notes.csv").write_text("a,b\n")
+    with pytest.raises(CollectionError) as info:
+        _setup(root)
+    problems = info.value.problems
+    assert len(problems) == 2, problems
+    assert [p for p in problems if "train/x/notes.csv" in p and "not a readable image" in p]
+    assert [p for p in problems if "'test' has classes ['x', 'z']" in p and "same class folders" in p]
+
+
 def test_nan_in_float_tiff(make_folder):
     root = make_folder(n=4)
     bad = np.full((12, 12), 0.5, np.float32)
