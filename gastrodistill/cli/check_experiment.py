@@ -254,8 +254,8 @@ def read_results(source: Path) -> pd.DataFrame:
             its final newline: a copy cut short, whose missing cells ``pd.read_csv`` would fill with NaN.
     """
     try:
-        df = pd.read_csv(source)
-        text = source.read_text(encoding="utf-8")
+        text = source.read_text(encoding="utf-8")  # read once: parsed by pandas, checked row by row below
+        df = pd.read_csv(io.StringIO(text))
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as e:
         raise RecipeError(
             f"{source} is not a readable results table ({' '.join(str(e).split())}); "

@@ -94,16 +94,21 @@ def _is_project_error(exc: BaseException) -> bool:
     )
 
 
-def project_error(exc: BaseException) -> BaseException | None:
-    """The first of the project's errors in ``exc``'s cause/context chain, or ``None``."""
+def _first_in_chain(exc: BaseException, wanted: Callable[[BaseException], bool]) -> BaseException | None:
+    """The first exception of ``exc``'s cause/context chain (``exc`` included) for which ``wanted`` holds."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
-        if _is_project_error(cur):
+        if wanted(cur):
             return cur
         seen.add(id(cur))
         cur = cur.__cause__ or cur.__context__
     return None
+
+
+def project_error(exc: BaseException) -> BaseException | None:
+    """The first of the project's errors in ``exc``'s cause/context chain, or ``None``."""
+    return _first_in_chain(exc, _is_project_error)
 
 
 def message(exc: BaseException) -> str:
@@ -151,14 +156,9 @@ def _task_overrides() -> list[str]:
 def instantiation_value_error(exc: BaseException) -> BaseException | None:
     """Hydra's ``InstantiationException`` in ``exc``'s chain when its cause is a ``ValueError`` or
     ``TypeError`` (a config value the object's constructor cannot take), else ``None``."""
-    seen: set[int] = set()
-    cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        if _is_a(cur, "InstantiationException") and isinstance(cur.__cause__, ValueError | TypeError):
-            return cur
-        seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
-    return None
+    return _first_in_chain(
+        exc, lambda e: _is_a(e, "InstantiationException") and isinstance(e.__cause__, ValueError | TypeError)
+    )
 
 
 def instantiation_message(exc: BaseException, overrides: list[str] | None = None) -> str:
