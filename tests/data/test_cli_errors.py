@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli_runner import assert_nothing_written, run_main
 from gastric_testdata import image_pixels, write_png
 from hydra.core.global_hydra import GlobalHydra
 from PIL import Image
@@ -45,22 +46,6 @@ def test_manifest_reports_row_and_file_problems_in_one_pass(data_root):
     assert "line 6" in msg and "colour" in msg
 
 
-def _nothing_written(root: Path) -> None:
-    """No file and no folder under ``root`` (``paths.root_dir`` itself may stay, empty)."""
-    left = sorted(str(p.relative_to(root)) for p in root.rglob("*")) if root.exists() else []
-    assert left == [], left
-
-
-def _run_main(main, argv, monkeypatch, capsys):
-    monkeypatch.setattr(sys, "argv", argv)
-    GlobalHydra.instance().clear()
-    with pytest.raises(SystemExit) as info:
-        main()
-    GlobalHydra.instance().clear()
-    captured = capsys.readouterr()
-    return info.value.code, captured.out + captured.err
-
-
 def test_gastric_data_errors_message_alone_no_output(data_root, tmp_path, monkeypatch, capsys):
     _break_gastric(data_root)
     argv = [
@@ -72,11 +57,11 @@ def test_gastric_data_errors_message_alone_no_output(data_root, tmp_path, monkey
         "data.progress=false",
         "logger=csv",
     ]
-    code, text = _run_main(build_patches.main, argv, monkeypatch, capsys)
+    code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
     assert code == 1
     assert text.strip().startswith("error:") and "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
     assert "line 2" in text and "line 6" in text
-    _nothing_written(tmp_path / "work")
+    assert_nothing_written(tmp_path / "work")
 
 
 def test_full_error_still_shows_the_exception(data_root, tmp_path, monkeypatch):
@@ -115,10 +100,10 @@ def test_collection_data_errors_message_alone_no_output(tmp_path, monkeypatch, c
     if command == "reproduce":
         argv.append("stages=[distill,evaluate]")
     main = distill.main if command == "distill" else reproduce.main
-    code, text = _run_main(main, argv, monkeypatch, capsys)
+    code, text = run_main(main, argv, monkeypatch, capsys)
     assert code == 1 and "Traceback" not in text and expect in text
     assert text.strip().splitlines()[-1].startswith("error:")
-    _nothing_written(work)
+    assert_nothing_written(work)
 
 
 @pytest.mark.slow
@@ -146,7 +131,7 @@ def test_a_real_process_prints_one_line_and_exits_1(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]  # one line
     assert proc.stderr.startswith("error: npz file 'bad.npz' lacks keys")
-    _nothing_written(tmp_path / "w")
+    assert_nothing_written(tmp_path / "w")
 
 
 def test_wrapper_closes_an_open_wandb_run_when_a_stage_fails(monkeypatch, tmp_path):
@@ -210,7 +195,7 @@ def test_sweep_runs_the_other_jobs_and_exits_1(make_root, tmp_path, monkeypatch,
         "data.progress=false",
         "logger=csv",
     ]
-    code, text = _run_main(build_patches.main, argv, monkeypatch, capsys)
+    code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
     assert code == 1
     assert "error:" in text and "A1_0.png" in text and "not found" in text
     assert "Traceback" not in text
@@ -287,11 +272,11 @@ def test_reproduce_refuses_a_label_mode_and_names_distill_modes(
     exit 1, nothing written."""
     work = tmp_path / "work"
     argv = ["gastrodistill-reproduce", "experiment=tiny", f"paths.root_dir={work}", "logger=csv", override]
-    code, text = _run_main(reproduce.main, argv, monkeypatch, capsys)
+    code, text = run_main(reproduce.main, argv, monkeypatch, capsys)
     assert code == 1, text
     assert text.strip().startswith(expect) and "Traceback" not in text
     assert "reproduce.distill_modes" in text and "['soft', 'hard']" in text
-    _nothing_written(work)
+    assert_nothing_written(work)
 
 
 def test_mode_override_check_passes_other_overrides() -> None:
@@ -315,7 +300,7 @@ def test_project_errors_stay_friendly_under_python_m(tmp_path) -> None:
     assert proc.returncode == 1, proc.stderr[-2000:]
     assert proc.stderr.strip().startswith("error: distill.mode does not choose"), proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr + proc.stdout
-    _nothing_written(work)
+    assert_nothing_written(work)
 
 
 def test_an_unresolvable_interpolation_is_a_message_naming_the_key(tmp_path, monkeypatch, capsys):
@@ -329,22 +314,22 @@ def test_an_unresolvable_interpolation_is_a_message_naming_the_key(tmp_path, mon
         "logger=csv",
         "model.width=${oc.env:GASTRODISTILL_TEST_UNSET}",
     ]
-    code, text = _run_main(reproduce.main, argv, monkeypatch, capsys)
+    code, text = run_main(reproduce.main, argv, monkeypatch, capsys)
     assert code == 1, text
     assert text.strip().startswith("error: ") and "Traceback" not in text
     assert "GASTRODISTILL_TEST_UNSET" in text and "model.width" in text
-    _nothing_written(work)
+    assert_nothing_written(work)
 
 
 def test_a_seed_that_is_not_an_integer_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
     """`seed=abc` was a traceback from `int()` inside the distiller, after the data had been loaded."""
     work = tmp_path / "work"
     argv = ["gastrodistill-reproduce", "experiment=tiny", f"paths.root_dir={work}", "logger=csv", "seed=abc"]
-    code, text = _run_main(reproduce.main, argv, monkeypatch, capsys)
+    code, text = run_main(reproduce.main, argv, monkeypatch, capsys)
     assert code == 1, text
     assert text.strip().splitlines()[-1] == "error: seed must be an integer, got 'abc'; e.g. seed=0", text
     assert "Traceback" not in text
-    _nothing_written(work)
+    assert_nothing_written(work)
 
 
 def test_a_value_a_constructor_cannot_take_names_the_override_and_leaves_nothing(
@@ -360,13 +345,13 @@ def test_a_value_a_constructor_cannot_take_names_the_override_and_leaves_nothing
         "logger=csv",
         "data.storage_size=abc",
     ]
-    code, text = _run_main(build_patches.main, argv, monkeypatch, capsys)
+    code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
     assert code == 1, text
     line = text.strip().splitlines()[-1]
     assert line.startswith("error: cannot build data (gastrodistill.data.gastric.GastricPatchDataModule): ")
     assert line.endswith("change the override data.storage_size=abc"), line
     assert "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
-    _nothing_written(work)
+    assert_nothing_written(work)
 
 
 def test_instantiation_message_names_only_overrides_under_the_key_whose_value_is_in_the_cause():

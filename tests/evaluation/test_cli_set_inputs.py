@@ -4,12 +4,11 @@ and no run folder left behind."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra.core.global_hydra import GlobalHydra
+from _cli_runner import assert_nothing_written, run_main
 
 from gastrodistill.cli import audit, evaluate
 from gastrodistill.distillation.distilled_set import DistilledSet
@@ -39,19 +38,11 @@ def _run(command: str, option: str, tmp_path: Path, monkeypatch, capsys) -> tupl
         "logger=csv",
         option,
     ]
-    monkeypatch.setattr(sys, "argv", argv)
-    GlobalHydra.instance().clear()
-    with pytest.raises(SystemExit) as info:
-        main()
-    GlobalHydra.instance().clear()
-    out = capsys.readouterr()
-    return info.value.code, out.out + out.err
+    return run_main(main, argv, monkeypatch, capsys)
 
 
 def _nothing_left(tmp_path: Path) -> None:
-    work = tmp_path / "work"
-    left = sorted(str(p.relative_to(work)) for p in work.rglob("*")) if work.exists() else []
-    assert left == [], left
+    assert_nothing_written(tmp_path / "work")
 
 
 @pytest.mark.parametrize("command", sorted(MAINS))
