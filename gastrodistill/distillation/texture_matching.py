@@ -62,6 +62,8 @@ TEXTURE_DEFAULTS: dict[str, Any] = {
     "teacher_labels": None,
 }
 FEATURES = ("teacher", "random")
+#: The overrides that turn texture matching off (its teacher labels need the matching's teacher).
+MATCHING_OFF = "distill.texture_matching.steps=0 distill.texture_matching.teacher_labels=null"
 
 
 def check_texture_config(section: Any) -> dict[str, Any]:
@@ -162,7 +164,7 @@ def relu_modules(net: nn.Module) -> list[nn.ReLU]:
         raise ModelConfigError(
             f"{type(net).__name__} has no nn.ReLU module: texture matching reads the feature maps after "
             "them; use model.act=relu (ConvNet) or a network built from nn.ReLU layers, or turn the "
-            "matching off (distill.texture_matching.steps=0 distill.texture_matching.teacher_labels=null)"
+            f"matching off ({MATCHING_OFF})"
         )
     return relus
 
@@ -250,8 +252,7 @@ def class_texture_targets(
     if sums is None or missing:
         raise DistillConfigError(
             f"texture matching needs training patches of every class; class {missing[0] if missing else 0} "
-            "has none: check the data's labels or turn the matching off "
-            "(distill.texture_matching.steps=0 distill.texture_matching.teacher_labels=null)"
+            f"has none: check the data's labels or turn the matching off ({MATCHING_OFF})"
         )
     n = counts.to(device)[:, None]
     return [[exaggerate(total / n, alpha).float() for total in net_sums] for net_sums in sums]
