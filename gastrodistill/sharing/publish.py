@@ -21,6 +21,15 @@ def _replay_augment(cfg: DictConfig) -> dict[str, Any] | None:
     return public_config(node) if node is not None else None
 
 
+def _replay_text(cfg: DictConfig, distilled) -> str:
+    """How a receiving site replays the set: the inner SGD's momentum is the set's own (its
+    ``inner_momentum``), or ``distill.inner_momentum`` for a card written from the config alone."""
+    default = cfg.distill.get("inner_momentum", 0.0) if "distill" in cfg else 0.0
+    momentum = float(getattr(distilled, "inner_momentum", default) or 0.0)
+    sgd = f"SGD steps with momentum {momentum:g}" if momentum else "plain SGD steps"
+    return f"steps x epochs {sgd}, step t on batch(t % steps) with lrs[t]"
+
+
 def _numbers(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     """Only finite scalar metrics go on a card (no arrays, no per-patient values)."""
     out: dict[str, float] = {}
@@ -58,7 +67,7 @@ def card_fields_from_config(
         "architecture": getattr(distilled, "model_config", None) or public_config(cfg.model),
         "training_recipe": {
             "distill": public_config(cfg.distill) if "distill" in cfg else {},
-            "replay": "steps x epochs plain SGD steps, step t on batch(t % steps) with lrs[t]",
+            "replay": _replay_text(cfg, distilled),
             "standard": public_config(cfg.eval.standard) if "eval" in cfg and "standard" in cfg.eval else {},
             # the replay's augmentation (eval.replay_augment; null: the exact replay of the unroll)
             "replay_augment": _replay_augment(cfg),

@@ -452,6 +452,10 @@ def test_a_saved_set_records_its_architecture_and_the_card_describes_the_set(
     fields = card_fields_from_config(cfg, patient_dm, "soft", distilled=back)
     assert fields["architecture"]["_target_"] == "gastrodistill.models.LeNet"
     assert fields["mean"] == pytest.approx(back.mean) and fields["std"] == pytest.approx(back.std)
+    assert fields["training_recipe"]["replay"].startswith("steps x epochs plain SGD steps")
+    back.inner_momentum = 0.9  # a set distilled with inner momentum is replayed with it (Deng & Russakovsky)
+    recipe = card_fields_from_config(cfg, patient_dm, "soft", distilled=back)["training_recipe"]
+    assert "SGD steps with momentum 0.9," in recipe["replay"]
 
 
 def test_the_card_carries_the_standard_lr_the_evaluation_chose(patient_dm, tmp_path, compose_cfg):
