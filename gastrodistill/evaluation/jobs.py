@@ -85,9 +85,15 @@ def validate(ev: DictConfig) -> None:
             raise EvaluationConfigError(
                 f"{key} lists {', '.join(map(repr, twice))} more than once; list each architecture once"
             )
-    n_nets = ev.n_networks
-    if isinstance(n_nets, bool) or not isinstance(n_nets, int) or n_nets < 1:
-        raise EvaluationConfigError(f"eval.n_networks must be an integer >= 1, got {n_nets!r}")
+    for key, n_nets in (
+        ("eval.n_networks", ev.n_networks),
+        ("eval.baselines.n_networks_full", ev.baselines.get("n_networks_full", 1)),
+    ):
+        if key.endswith("_full") and n_nets is None:
+            continue  # null: as many as eval.n_networks
+        if isinstance(n_nets, bool) or not isinstance(n_nets, int) or n_nets < 1:
+            hint = " or null (as many as eval.n_networks)" if key.endswith("_full") else ""
+            raise EvaluationConfigError(f"{key} must be an integer >= 1{hint}, got {n_nets!r}")
     if "patient" in ev:  # the threshold policy's keys (rule, fallback, counts), before any network trains
         from gastrodistill.evaluation.patient import PatientEvaluationError, threshold_policy
 
@@ -129,7 +135,7 @@ def build_jobs(ev: DictConfig, set_names: Sequence[str]) -> list[Job]:
     n = int(ev.n_networks)
     archs = as_list(ev.architectures) or [SAME]
     base_archs = as_list(ev.baselines.architectures) or [SAME]
-    n_full = int(ev.baselines.get("n_networks_full") or n)
+    n_full = n if ev.baselines.get("n_networks_full") is None else int(ev.baselines.n_networks_full)
     jobs: list[Job] = []
     for name in set_names:
         for arch in archs:

@@ -149,6 +149,19 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
     for bad in ("abc", "0", "2.5"):
         with pytest.raises(EvaluationConfigError, match="eval.n_networks must be an integer >= 1, got"):
             build_jobs(compose_cfg(SMALL + [f"eval.n_networks={bad}"]).eval, ["soft"])
+    # the full-data baseline's count too: -1 used to give no full-data network, 0 silently n_networks,
+    # 2.5 two networks and a word int()'s ValueError
+    full_key = "eval.baselines.n_networks_full"
+    for bad in ("abc", "0", "-1", "2.5"):
+        with pytest.raises(EvaluationConfigError, match=f"{full_key} must be an integer >= 1"):
+            build_jobs(compose_cfg(SMALL + [f"{full_key}={bad}"]).eval, ["soft"])
+
+    def n_full(value: str) -> int:
+        jobs = build_jobs(compose_cfg(SMALL + [f"{full_key}={value}"]).eval, ["soft"])
+        return sum(j.method == "full" for j in jobs)
+
+    assert n_full("null") == 2  # null: as many as eval.n_networks
+    assert n_full("3") == 3
     # the patient threshold's policy too (a typo in the rule stops the study before any network trains)
     with pytest.raises(EvaluationConfigError, match="eval.patient.threshold_rule = 'binormial'; use one of"):
         build_jobs(compose_cfg(SMALL + ["eval.patient.threshold_rule=binormial"]).eval, ["soft"])
