@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +63,24 @@ def as_list(node) -> list:
     return list(node)
 
 
+_ABSENT = object()
+
+
+def _check_count(ev: DictConfig, key: str, minimum: int, null: str | None) -> None:
+    """Refuse ``eval.<key>`` unless it is an integer >= ``minimum``, or null where ``null`` says what
+    null means; a key the config does not have is left to its consumer's default."""
+    value = OmegaConf.select(ev, key, default=_ABSENT)
+    if value is _ABSENT or (value is None and null is not None):
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        hint = f" or null ({null})" if null else ""
+        raise EvaluationConfigError(f"eval.{key} must be an integer >= {minimum}{hint}, got {value!r}")
+
+
 def validate(ev: DictConfig) -> None:
     """Refuse unknown schedules, baselines and standard-schedule precisions, an architecture listed twice,
-    a non-positive number of networks and a random-subset size that is not a positive integer, naming the
+    and a count (networks, random-subset size, bootstrap resamples, batch size, memory, processes,
+    threads) that is not an integer in range, naming the
     key (before any network is trained)."""
     for s in as_list(ev.schedules):
         if s not in SCHEDULES:
@@ -85,15 +100,18 @@ def validate(ev: DictConfig) -> None:
             raise EvaluationConfigError(
                 f"{key} lists {', '.join(map(repr, twice))} more than once; list each architecture once"
             )
-    for key, n_nets in (
-        ("eval.n_networks", ev.n_networks),
-        ("eval.baselines.n_networks_full", ev.baselines.get("n_networks_full", 1)),
+    # the counts, before any network trains (a bad eval.bootstrap used to stop the study at its end)
+    for key, minimum, null in (
+        ("n_networks", 1, None),
+        ("baselines.n_networks_full", 1, "as many as eval.n_networks"),
+        ("baselines.n_per_class", 1, "the first distilled set's size"),
+        ("bootstrap", 0, None),
+        ("batch_size", 1, None),
+        ("max_in_memory_mb", 0, None),
+        ("processes", 1, "one process"),
+        ("num_threads", 1, "this process's threads"),
     ):
-        if key.endswith("_full") and n_nets is None:
-            continue  # null: as many as eval.n_networks
-        if isinstance(n_nets, bool) or not isinstance(n_nets, int) or n_nets < 1:
-            hint = " or null (as many as eval.n_networks)" if key.endswith("_full") else ""
-            raise EvaluationConfigError(f"{key} must be an integer >= 1{hint}, got {n_nets!r}")
+        _check_count(ev, key, minimum, null)
     if "patient" in ev:  # the threshold policy's keys (rule, fallback, counts), before any network trains
         from gastrodistill.evaluation.patient import PatientEvaluationError, threshold_policy
 
@@ -101,12 +119,6 @@ def validate(ev: DictConfig) -> None:
             threshold_policy(ev.patient)
         except PatientEvaluationError as exc:
             raise EvaluationConfigError(str(exc)) from None
-    n = ev.baselines.get("n_per_class")
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise EvaluationConfigError(
-            f"eval.baselines.n_per_class must be an integer >= 1 (real patches per class of the random "
-            f"subsets) or null (the first distilled set's size), got {n!r}"
-        )
     if "standard" in ev:  # every field of the small-set recipe, checked before any network trains
         from gastrodistill.evaluation.fresh_training import standard_schedule
 

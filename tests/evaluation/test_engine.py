@@ -162,6 +162,19 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
 
     assert n_full("null") == 2  # null: as many as eval.n_networks
     assert n_full("3") == 3
+    # the other counts are refused before any network trains (eval.bootstrap was read after all of them)
+    for key, bad in (
+        ("bootstrap", "abc"),
+        ("bootstrap", "-1"),
+        ("batch_size", "0"),
+        ("max_in_memory_mb", "1.5"),
+        ("processes", "0"),
+        ("num_threads", "two"),
+    ):
+        with pytest.raises(EvaluationConfigError, match=f"eval.{key} must be an integer >= "):
+            build_jobs(compose_cfg(SMALL + [f"eval.{key}={bad}"]).eval, ["soft"])
+    for ok in ("eval.bootstrap=0", "eval.processes=null", "eval.num_threads=null", "eval.max_in_memory_mb=0"):
+        build_jobs(compose_cfg(SMALL + [ok]).eval, ["soft"])  # no intervals, one process, streamed splits
     # the patient threshold's policy too (a typo in the rule stops the study before any network trains)
     with pytest.raises(EvaluationConfigError, match="eval.patient.threshold_rule = 'binormial'; use one of"):
         build_jobs(compose_cfg(SMALL + ["eval.patient.threshold_rule=binormial"]).eval, ["soft"])
