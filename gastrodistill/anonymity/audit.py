@@ -40,6 +40,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 from torch import nn
 
 from gastrodistill.anonymity import figures
+from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config, null_permutations
 from gastrodistill.anonymity.membership import (
     BEST_OF,
     TargetAttack,
@@ -74,10 +75,6 @@ __all__ = ["AuditConfigError", "data_root", "run_audit", "train_reference_networ
 
 #: Rows of the positive controls in the audit's results.
 CONTROL_ROWS = ("control_copy", "control_noisy")
-
-
-class AuditConfigError(ValueError):
-    """A bad ``audit`` config entry; the message names the key."""
 
 
 # ---- networks -------------------------------------------------------------------------------------
@@ -211,18 +208,6 @@ def flagged_any(nearest: NearestReport, name: str, spaces: list[str]) -> np.ndar
     return np.any([nearest.flagged(name, s) for s in spaces], axis=0)
 
 
-def null_permutations(mcfg: Any) -> int:
-    """``audit.membership.null_permutations`` checked: an integer, 0 (chance from the patches alone) or at
-    least 2 (a standard deviation needs two draws). Raises ``AuditConfigError`` naming the key."""
-    raw = mcfg.get("null_permutations", 1000)
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw == 1 or raw < 0:
-        raise AuditConfigError(
-            f"audit.membership.null_permutations must be 0 (off) or an integer >= 2, got {raw!r}; "
-            "e.g. audit.membership.null_permutations=1000"
-        )
-    return raw
-
-
 # ---- the stage ------------------------------------------------------------------------------------
 def run_audit(
     cfg: DictConfig,
@@ -242,7 +227,7 @@ def run_audit(
     if not distilled_sets:
         raise AuditConfigError("run_audit needs at least one distilled set (name -> DistilledSet)")
     acfg = cfg.audit
-    null_permutations(acfg.membership)  # a bad value is refused before any network trains
+    check_audit_config(acfg)  # every audit.* value, before any network trains
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_run_info(out, cfg, extra={"stage": "audit"})

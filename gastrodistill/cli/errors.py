@@ -49,7 +49,7 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.evaluation.checks.DistilledSetMismatch",
         "gastrodistill.evaluation.patient.PatientEvaluationError",
         "gastrodistill.evaluation.full_data.RealTrainingDivergedError",
-        "gastrodistill.anonymity.audit.AuditConfigError",
+        "gastrodistill.anonymity.config_check.AuditConfigError",
         "gastrodistill.anonymity.nearest.NearestInputError",
         "gastrodistill.anonymity.text_check.TextCheckError",
         "gastrodistill.cli.audit.AuditInputError",

@@ -307,6 +307,10 @@ class Pipeline:
             from gastrodistill.evaluation.jobs import validate
 
             validate(self.cfg.eval)
+        if "audit" in stages:  # and every audit.* value, so a typo there does not wait for the audit
+            from gastrodistill.anonymity.config_check import check_audit_config
+
+            check_audit_config(self.cfg.audit)
         self.check_networks(stages)
         threads = self.rcfg.get("num_threads")
         if threads:  # before the first run_info.json, whose compute block records the count

@@ -1,0 +1,101 @@
+"""The audit pre-flight: every shipped preset passes, each bad value is refused naming its key, and
+``gastrodistill-reproduce`` refuses it before generating any data (not after the distillation and the
+evaluation, where the audit used to read it)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [[], ["experiment=cpu"], ["experiment=tiny"], ["experiment=full"], ["data=npz", "data.path=x.npz"]],
+)
+def test_shipped_presets_pass(compose_cfg, overrides) -> None:
+    check_audit_config(compose_cfg(overrides).audit)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("audit.closest_pairs=-1", "audit.closest_pairs must be an integer >= 0, got -1"),
+        ("audit.real_epochs=0", "audit.real_epochs must be an integer >= 1 or null, got 0"),
+        ("audit.nearest.reference_size=abc", "audit.nearest.reference_size must be an integer >= 1"),
+        ("audit.nearest.top_k=2.5", "audit.nearest.top_k must be an integer >= 1, got 2.5"),
+        ("audit.nearest.max_real=0", "audit.nearest.max_real must be an integer >= 1 or null"),
+        ("audit.nearest.feature_space=yes", "audit.nearest.feature_space must be true or false"),
+        ("audit.nearest.flag_quantile=1.0", r"audit.nearest.flag_quantile must be a number in \(0, 1\)"),
+        ("audit.nearest.flag_quantile=99", r"audit.nearest.flag_quantile must be a number in \(0, 1\)"),
+        ("audit.nearest.duplicate_ncc=0", r"audit.nearest.duplicate_ncc must be a number in \(0, 1\]"),
+        ("audit.nearest.flag_spaces=[ncc,pixel]", "audit.nearest.flag_spaces = .*; list some of ncc, ssim"),
+        ("audit.nearest.flag_spaces=[]", "audit.nearest.flag_spaces = \\[\\]; list some of"),
+        ("audit.nearest.informative.min_texture=-0.1", "audit.nearest.informative.min_texture must be"),
+        ("audit.controls.size=0", "audit.controls.size must be an integer >= 1 or null"),
+        ("audit.controls.noise_std=0", "audit.controls.noise_std must be a finite number > 0, got 0"),
+        ("audit.controls.required_copy=1.5", r"audit.controls.required_copy must be a number in \[0, 1\]"),
+        ("audit.membership.n_networks=0", "audit.membership.n_networks must be an integer >= 1"),
+        ("audit.membership.schedule=replayed", "audit.membership.schedule = 'replayed'; use one of replay"),
+        ("audit.membership.max_per_side=1", "audit.membership.max_per_side must be an integer >= 2"),
+        ("audit.membership.shadows=3", "audit.membership.shadows must be an even integer >= 2"),
+        (
+            "audit.membership.shadow_epochs=-2",
+            "audit.membership.shadow_epochs must be an integer >= 1 or null",
+        ),
+        ("audit.membership.primary=likelihood", "audit.membership.primary = 'likelihood'; use one of best"),
+        ("audit.membership.fprs=[0.01,1.5]", r"audit.membership.fprs entries must be .* \(0, 1\), got 1.5"),
+        ("audit.membership.flag_auc=0.4", r"audit.membership.flag_auc must be a number in \(0.5, 1\]"),
+        ("audit.membership.null_permutations=1", "audit.membership.null_permutations must be 0"),
+        ("audit.membership.overfit_control.epochs=0", "audit.membership.overfit_control.epochs must be"),
+        (
+            "audit.membership.overfit_control.lr=-1",
+            "audit.membership.overfit_control.lr must be a finite number > 0 or null",
+        ),
+        ("audit.membership.overfit_control.optimizer=rmsprop", "overfit_control.optimizer = 'rmsprop'"),
+        ("audit.text.region_check=1", "audit.text.region_check must be true or false, got 1"),
+        ("audit.text.corner=top", "audit.text.corner = 'top'; use one of top-left"),
+        ("audit.text.box=[0.1]", r"audit.text.box must be two fractions in \(0, 1\]"),
+        ("audit.text.box=[0.1,2]", r"audit.text.box must be two fractions in \(0, 1\]"),
+        ("audit.text.min_length=0", "audit.text.min_length must be an integer >= 1"),
+    ],
+)
+def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -> None:
+    with pytest.raises(AuditConfigError, match=message):
+        check_audit_config(compose_cfg(["experiment=tiny", override]).audit)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["audit.nearest.max_real=100", "audit.nearest.flag_spaces=[ncc]", "audit.controls.size=null"],
+        ["audit.nearest.flag_spaces=[ncc,ssim,feature]", "audit.membership.primary=lira_offline"],
+        ["audit.membership.null_permutations=0", "audit.membership.schedule=standard", "audit.real_epochs=3"],
+        ["audit.membership.overfit_control.optimizer=sgd", "audit.membership.overfit_control.lr=0.01"],
+        ["audit.text.corner=bottom-right", "audit.text.box=[1,1]", "audit.controls.required_noisy=0"],
+        ["audit.controls.noise_std=2.0", "audit.nearest.informative.min_texture=null"],
+    ],
+)
+def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
+    check_audit_config(compose_cfg(["experiment=tiny", *overrides]).audit)
+
+
+def test_feature_flags_need_the_feature_space(compose_cfg) -> None:
+    cfg = compose_cfg(
+        ["experiment=tiny", "audit.nearest.flag_spaces=[feature]", "audit.nearest.feature_space=false"]
+    )
+    with pytest.raises(AuditConfigError, match="set audit.nearest.feature_space=true or drop 'feature'"):
+        check_audit_config(cfg.audit)
+
+
+@pytest.mark.parametrize("override", ["audit.membership.primary=likelihood", "audit.text.corner=top"])
+def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, override) -> None:
+    from gastrodistill.cli.reproduce import Pipeline
+
+    pipe = Pipeline(compose_cfg(["experiment=tiny", override]))
+    with pytest.raises(Exception) as info:
+        pipe.run()
+    chain = [info.value, info.value.__cause__]
+    assert any(isinstance(e, AuditConfigError) for e in chain), info.value
+    assert not pipe.out.exists()
+    assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))
