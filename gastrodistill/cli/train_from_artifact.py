@@ -97,6 +97,10 @@ def run(argv: list[str] | None = None) -> dict:
     output = Path(cfg.paths.output_dir)
     if args.output is None:
         output = output / Path(args.artifact).name.removesuffix(".zip")
+    artifact = Path(args.artifact).resolve()
+    if artifact.is_dir() and (output.resolve() == artifact or artifact in output.resolve().parents):
+        # the artifact holds its listed files only: a report written into it makes it unloadable
+        raise CommandError(f"--output {output} is inside the artifact {args.artifact}; give another folder")
     dm = hydra.utils.instantiate(cfg.data)
     result = train_from_artifact(
         args.artifact, cfg, dm, output, n_networks=args.networks, schedule=args.schedule

@@ -45,6 +45,7 @@ from gastrodistill.sharing.grid import save_grid
 from gastrodistill.utils.atomic import atomic_dir, atomic_path
 from gastrodistill.utils.hashing import sha256_bytes
 from gastrodistill.utils.run_info import package_versions
+from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
 
 TENSORS_FILE = "distilled.safetensors"
 CARD_FILE = "card.json"
@@ -54,6 +55,10 @@ TENSOR_NAMES = ("images", "targets", "label_logits", "lrs", "raw_lrs")
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib", ".npy", ".npz")
 #: Refuse archive members larger than this (guards against zip bombs).
 MAX_MEMBER_BYTES = 4 << 30
+#: Only the project's own networks are built from a received card (a ``_target_`` is code to run) ...
+ALLOWED_TARGET_PREFIX = "gastrodistill.models."
+#: ... and only the project's own augmentation.
+ALLOWED_AUGMENT_TARGET = "gastrodistill.distillation.augment.DSA"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
@@ -301,7 +306,42 @@ def _parse_card(data: bytes) -> dict[str, Any]:
         raise ArtifactError(
             f"{CARD_FILE} was edited after it was written (card_sha256 does not match its content)"
         )
+    check_card_code(card)
     return card
+
+
+def check_card_code(card: Mapping[str, Any]) -> None:
+    """Refuse a card whose instantiated nodes name other code than the project's own.
+
+    The seal is a checksum, not a signature: anyone can edit a card and seal it again. So the nodes that
+    a receiver builds are checked before anything reads them: ``architecture`` names a
+    ``gastrodistill.models`` class, ``training_recipe.replay_augment`` and ``.standard.augment`` the
+    project's DSA, the rest of ``training_recipe.standard`` no code at all, and nothing below their top
+    level names code or holds an interpolation (:mod:`gastrodistill.utils.safe_config`). Raises
+    :class:`ArtifactError` naming the card field."""
+    recipe = card.get("training_recipe") or {}
+    if not isinstance(recipe, Mapping):
+        raise ArtifactError(f"{CARD_FILE} training_recipe must be a mapping, got {type(recipe).__name__}")
+    standard = recipe.get("standard") or {}
+    augments = [("training_recipe.replay_augment", recipe.get("replay_augment"))]
+    if isinstance(standard, Mapping):
+        standard = dict(standard)
+        augments.append(("training_recipe.standard.augment", standard.pop("augment", None)))
+    model = ALLOWED_TARGET_PREFIX + "*"
+    try:
+        check_received_node(
+            card["architecture"], "architecture", lambda t: t.startswith(ALLOWED_TARGET_PREFIX), model
+        )
+        for where, node in augments:
+            if node is not None:
+                check_received_node(
+                    node, where, lambda t: t == ALLOWED_AUGMENT_TARGET, ALLOWED_AUGMENT_TARGET
+                )
+        check_received_node(standard, "training_recipe.standard", None)
+    except UnsafeNodeError as exc:
+        raise ArtifactError(
+            f"{CARD_FILE} {exc} (only {model} and {ALLOWED_AUGMENT_TARGET} are built from a received card)"
+        ) from None
 
 
 def _check_files(card: Mapping[str, Any], blobs: Mapping[str, bytes]) -> None:

@@ -16,22 +16,25 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import hydra
 import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from gastrodistill.sharing.artifact import ArtifactError, load_artifact
+from gastrodistill.sharing.artifact import (
+    ALLOWED_AUGMENT_TARGET,
+    ArtifactError,
+    check_card_code,
+    load_artifact,
+)
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.run_info import save_run_info
+from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
 from gastrodistill.utils.seeding import torch_generator
 
-#: Only the project's own networks are built from a received card (a ``_target_`` is code to run).
-ALLOWED_TARGET_PREFIX = "gastrodistill.models."
-#: ... and only the project's own augmentation.
-ALLOWED_AUGMENT_TARGET = "gastrodistill.distillation.augment.DSA"
+#: The schedule whose figures a card publishes (``evaluation``): a site compares only like with like.
+PUBLISHED = "replay"
 REPORTED = (
     "patch_accuracy",
     "patch_balanced_accuracy",
@@ -88,16 +91,26 @@ def check_site_data(card: Mapping[str, Any], datamodule) -> None:
 
 
 def model_factory(card: Mapping[str, Any]):
-    """The network constructor named on the card, refusing anything outside ``gastrodistill.models``."""
+    """The network constructor named on the card, refusing anything outside ``gastrodistill.models``.
+
+    The network is built once for the card's image shape first, so an argument this version's class does
+    not take (a card from a newer gastrodistill) is an :class:`ArtifactError`, not a ``TypeError``."""
+    from gastrodistill.models.layers import ModelConfigError
+    from gastrodistill.models.preflight import check_model_config
+
+    check_card_code(card)
     arch = dict(card["architecture"])
     target = str(arch.get("_target_", ""))
-    if not target.startswith(ALLOWED_TARGET_PREFIX):
-        raise ArtifactError(
-            f"card.architecture._target_ {target!r} is not a gastrodistill model; refusing to build it "
-            f"(only {ALLOWED_TARGET_PREFIX}* are instantiated from a received card)"
-        )
     arch["_partial_"] = True
-    return hydra.utils.instantiate(OmegaConf.create(arch)), str(arch.get("init", "xavier")), target
+    c, h, w = (int(v) for v in card["distilled"]["image_shape"])
+    shape = (c, int(card["distilled"]["num_classes"]), (h, w))
+    try:
+        factory = check_model_config(OmegaConf.create(arch), shape, key="card architecture")
+    except ModelConfigError as exc:
+        raise ArtifactError(
+            f"{exc} (a card from a newer gastrodistill? update it to train from this card)"
+        ) from None
+    return factory, str(arch.get("init", "xavier")), target
 
 
 def card_augment(node: Any, where: str) -> dict[str, Any] | None:
@@ -112,6 +125,10 @@ def card_augment(node: Any, where: str) -> dict[str, Any] | None:
             f"card {where} {node!r} is not gastrodistill's augmentation ({ALLOWED_AUGMENT_TARGET}); "
             "refusing to build it"
         )
+    try:  # and nothing below it names code (a nested _target_ is built too)
+        check_received_node(node, f"card {where}", lambda t: t == ALLOWED_AUGMENT_TARGET)
+    except UnsafeNodeError as exc:
+        raise ArtifactError(str(exc)) from None
     return dict(node)
 
 
@@ -138,6 +155,12 @@ def card_schedule(card: Mapping[str, Any]):
             f"card training_recipe.standard has keys {unknown} that this gastrodistill does not know "
             "(a card from a newer version?): update gastrodistill to train from it"
         )
+    try:  # no code anywhere in the recipe but its augmentation, checked next
+        check_received_node(
+            {k: v for k, v in recipe.items() if k != "augment"}, "card training_recipe.standard", None
+        )
+    except UnsafeNodeError as exc:
+        raise ArtifactError(str(exc)) from None
     if "augment" in recipe:
         recipe["augment"] = card_augment(recipe["augment"], "training_recipe.standard.augment")
     try:
@@ -233,7 +256,8 @@ def train_from_artifact(
         "n_networks": n,
         "metrics": site,
         "networks": records,
-        "published": compare_published(site, card.get("evaluation") or {}),
+        # the card's figures are those of the replay (reproduce: method_metrics(..., schedule="replay"))
+        "published": compare_published(site, card.get("evaluation") or {}) if schedule == PUBLISHED else {},
     }
     if output_dir is not None:
         out = Path(output_dir)
@@ -250,7 +274,12 @@ def render(result: Mapping[str, Any]) -> str:
         f"# Trained from artifact {result['artifact']['name']!s}",
         "",
         f"{result['n_networks']} fresh networks, schedule `{result['schedule']}`, tested on this site's "
-        "test patches.",
+        "test patches."
+        + (
+            ""
+            if result["schedule"] == PUBLISHED
+            else f" The card publishes the `{PUBLISHED}` schedule's figures only: nothing to compare with."
+        ),
         "",
         "| metric | this site | published | difference | within noise |",
         "|---|---|---|---|---|",

@@ -59,6 +59,13 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
         tmp_path / "site" / "receive.md"
     ).read_text()
 
+    # The card publishes the replay's figures: the standard schedule is not compared with them (it was).
+    std = train_from_artifact(f"{art}.zip", cfg, dm, tmp_path / "site_std", n_networks=1, schedule="standard")
+    assert std["published"] == {} and std["schedule"] == "standard"
+    assert (
+        "publishes the `replay` schedule's figures only" in (tmp_path / "site_std" / "receive.md").read_text()
+    )
+
 
 def test_site_with_other_classes_or_untrusted_architecture_is_refused(
     tmp_path, compose_cfg, soft_set, card_fields
@@ -68,7 +75,7 @@ def test_site_with_other_classes_or_untrusted_architecture_is_refused(
     other._class_names = other.class_names = list(reversed(CLASSES))
     with pytest.raises(ArtifactError, match="same classes in the same order"):
         train_from_artifact(art, compose_cfg(FAST), other)
-    with pytest.raises(ArtifactError, match="not a gastrodistill model"):
+    with pytest.raises(ArtifactError, match="architecture._target_ 'os.system' is not gastrodistill.models"):
         model_factory({"architecture": {"_target_": "os.system", "command": "echo hi"}})
 
 
@@ -134,6 +141,18 @@ def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
     )
     assert site["n_networks"] == 2 and 0.0 <= site["metrics"]["patch_accuracy_mean"] <= 1.0
     assert (tmp_path / "site" / "receive.json").is_file()
+
+    # A report written into the artifact folder would make it unloadable: refused, the artifact intact.
+    from gastrodistill.cli.errors import CommandError
+    from gastrodistill.sharing.artifact import load_artifact
+
+    folder = out / "artifacts" / "soft"
+    for output in (folder, folder / "report"):
+        with pytest.raises(CommandError, match="is inside the artifact"):
+            receive_main(
+                ["--artifact", str(folder), "--output", str(output), f"paths.root_dir={tmp_path}", *data]
+            )
+    load_artifact(folder)
 
 
 def test_card_recipe_from_a_newer_version_or_with_a_bad_value_is_an_artifact_error():

@@ -1,0 +1,123 @@
+"""A received card names code only where the receiver allows it: nothing nested, no interpolation.
+
+The card's seal is a checksum, not a signature, so each test edits a card and seals it again, as anyone
+could. Every consumer of an artifact (``gastrodistill-train-from-artifact``, ``gastrodistill-evaluate`` and
+``gastrodistill-audit``) loads it through ``load_artifact``, which must refuse such a card before Hydra
+builds anything: the tests check that the file the planted node would write does not appear."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gastrodistill.sharing.artifact import ArtifactError, load_artifact, save_artifact
+from gastrodistill.sharing.card import seal
+from gastrodistill.utils.safe_config import UnsafeNodeError, check_plain, check_received_node
+
+DSA = {"_target_": "gastrodistill.distillation.augment.DSA", "flip": True, "shift_px": 8}
+
+
+def _writer(target: Path) -> dict:
+    """A node that writes a file when Hydra instantiates it (a project function, past Hydra's blocklist)."""
+    return {"_target_": "gastrodistill.utils.atomic.write_text_atomic", "target": str(target), "text": "x"}
+
+
+def _resealed(artifact: Path, edit) -> Path:
+    card = json.loads((artifact / "card.json").read_text())
+    edit(card)
+    (artifact / "card.json").write_text(
+        json.dumps(seal({k: v for k, v in card.items() if k != "card_sha256"}))
+    )
+    return artifact
+
+
+@pytest.fixture
+def artifact(tmp_path, soft_set, card_fields):
+    recipe = {"distill": {"steps": 2, "epochs": 1}, "replay_augment": DSA, "standard": {"epochs": 3}}
+    return save_artifact(tmp_path / "art", soft_set, {**card_fields, "training_recipe": recipe})
+
+
+def test_the_unedited_card_loads(artifact):
+    _, card = load_artifact(artifact)
+    assert card["training_recipe"]["replay_augment"] == DSA
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda c, w: c["architecture"].update(act=w), "architecture.act._target_"),
+        (lambda c, w: c["training_recipe"]["replay_augment"].update(flip=w), "replay_augment.flip._target_"),
+        (
+            lambda c, w: c["training_recipe"]["standard"].update(optimizer=w),
+            "training_recipe.standard.optimizer",
+        ),
+        (
+            lambda c, w: c["training_recipe"]["standard"].update(augment={**DSA, "shift_px": [w]}),
+            r"standard.augment.shift_px\[0\]._target_",
+        ),
+        (
+            lambda c, w: c.update(architecture={**w, "_partial_": True}),
+            "architecture._target_ .*write_text_atomic",
+        ),
+        (
+            lambda c, w: c["training_recipe"].update(replay_augment=w),
+            "replay_augment._target_ .*write_text_atomic",
+        ),
+    ],
+)
+def test_a_card_that_names_other_code_is_refused_before_anything_is_built(tmp_path, artifact, edit, field):
+    planted = tmp_path / "planted.txt"
+    _resealed(artifact, lambda card: edit(card, _writer(planted)))
+    with pytest.raises(ArtifactError, match=field):
+        load_artifact(artifact)
+    assert not planted.exists()
+
+
+def test_an_interpolation_on_a_card_is_refused(artifact):
+    _resealed(artifact, lambda card: card["architecture"].update(act="${oc.env:HOME}"))
+    with pytest.raises(ArtifactError, match=r"architecture.act = '\$\{oc.env:HOME\}' is an interpolation"):
+        load_artifact(artifact)
+
+
+def test_the_evaluation_and_the_audit_refuse_it_too(tmp_path, artifact):
+    """``gastrodistill-evaluate`` and ``gastrodistill-audit`` take artifacts through ``load_sets``; the
+    architecture of a received set used to be built whatever its target."""
+    from gastrodistill.cli.audit import load_sets
+
+    planted = tmp_path / "planted.txt"
+    _resealed(artifact, lambda card: card.update(architecture={**_writer(planted), "_partial_": True}))
+    with pytest.raises(ArtifactError, match="is not gastrodistill.models"):
+        load_sets({"soft": str(artifact)}, key="eval.distilled_dirs")
+    assert not planted.exists()
+
+
+def test_a_card_argument_this_version_does_not_know_is_a_message(artifact):
+    from gastrodistill.sharing.train_from_artifact import model_factory
+
+    _, card = load_artifact(_resealed(artifact, lambda card: card["architecture"].update(dropout=0.1)))
+    with pytest.raises(
+        ArtifactError, match="card architecture cannot be built .*dropout.*newer gastrodistill"
+    ):
+        model_factory(card)
+
+
+def test_check_plain_and_check_received_node():
+    check_plain({"a": [1, 2.5, None, True, "relu"], "b": {"c": "x"}}, "node")
+    for bad, where in (
+        ({"a": {"_partial_": True}}, "node.a._partial_"),
+        ({"a": [{"_args_": [1]}]}, r"node.a\[0\]._args_"),
+        ({"a": "${now:%H}"}, "node.a = "),
+        ({"a": object()}, "node.a holds a object"),
+    ):
+        with pytest.raises(UnsafeNodeError, match=where):
+            check_plain(bad, "node")
+    ok = check_received_node({"_target_": "pkg.A", "_partial_": True, "w": 3}, "n", lambda t: t == "pkg.A")
+    assert ok == {"_target_": "pkg.A", "_partial_": True, "w": 3}
+    with pytest.raises(UnsafeNodeError, match="n._target_ 'pkg.B' is not pkg.A"):
+        check_received_node({"_target_": "pkg.B"}, "n", lambda t: t == "pkg.A", "pkg.A")
+    with pytest.raises(UnsafeNodeError, match="may not name code"):
+        check_received_node({"_target_": "pkg.A", "epochs": 3}, "n", None)
+    with pytest.raises(UnsafeNodeError, match="must be a mapping"):
+        check_received_node(["x"], "n", None)
