@@ -57,6 +57,24 @@ def load_sets(sets: Any, key: str = "audit.sets") -> tuple[dict, dict]:
     return loaded, artifacts
 
 
+def check_recipes(cfg: DictConfig, sets: Mapping[str, Any]) -> None:
+    """Refuse to write artifacts for sets distilled with another recipe than ``cfg.distill`` (their cards
+    would describe this config's). Raises :class:`AuditInputError` naming the set and the fields."""
+    from gastrodistill.sharing.publish import recipe_mismatch
+
+    for name, ds in sets.items():
+        diff = recipe_mismatch(cfg, ds)
+        if diff:
+            mine = ", ".join(f"{k}={a}" for k, (a, _) in diff.items())
+            theirs = ", ".join(f"distill.{k}={b}" for k, (_, b) in diff.items())
+            raise AuditInputError(
+                f"audit.sets.{name} was distilled with {mine} but this config has {theirs}: its artifact's "
+                "card would describe another recipe, and its replay augmentation and standard schedule would "
+                "come from this config. Run with the set's own experiment (e.g. experiment=cpu; its run's "
+                "config.yaml lists it) or with audit.artifact.write=false"
+            )
+
+
 def run(cfg: DictConfig) -> dict:
     from gastrodistill.anonymity.audit import run_audit
     from gastrodistill.sharing.publish import publish_artifact
@@ -68,6 +86,8 @@ def run(cfg: DictConfig) -> dict:
     from gastrodistill.evaluation.checks import check_distilled_sets
 
     check_distilled_sets(sets, dm)
+    if cfg.audit.artifact.write:  # before the audit: its card would describe this config's recipe
+        check_recipes(cfg, sets)
     out = Path(cfg.paths.output_dir)
     results = run_audit(cfg, dm, sets, out / "audit", artifacts=artifacts)
     if cfg.audit.artifact.write:

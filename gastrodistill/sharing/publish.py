@@ -30,6 +30,30 @@ def _replay_text(cfg: DictConfig, distilled) -> str:
     return f"steps x epochs {sgd}, step t on batch(t % steps) with lrs[t]"
 
 
+#: What a set records of the recipe it was distilled with, as the ``distill`` config names it.
+RECORDED_RECIPE = ("ipc", "steps", "epochs", "inner_momentum")
+
+
+def recipe_mismatch(cfg: DictConfig, distilled) -> dict[str, tuple[Any, Any]]:
+    """``{key: (the set's value, this config's value)}`` for the recipe fields where a distilled set and
+    ``cfg.distill`` disagree (empty when they agree, or when ``cfg`` has no ``distill`` section).
+
+    A card's ``training_recipe`` is written from the config; a set audited under another experiment's
+    config would travel with a recipe (and a replay augmentation and standard schedule) it was not made
+    with."""
+    if "distill" not in cfg:
+        return {}
+    out: dict[str, tuple[Any, Any]] = {}
+    for key in RECORDED_RECIPE:
+        mine, theirs = (
+            getattr(distilled, key, None),
+            cfg.distill.get(key, 0.0 if key == "inner_momentum" else None),
+        )
+        if mine is not None and theirs is not None and float(mine) != float(theirs):
+            out[key] = (mine, theirs)
+    return out
+
+
 def _numbers(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     """Only finite scalar metrics go on a card (no arrays, no per-patient values)."""
     out: dict[str, float] = {}

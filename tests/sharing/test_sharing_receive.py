@@ -108,17 +108,26 @@ def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
     soft_set.mean, soft_set.std = list(src.mean), list(src.std)
     soft_set.save(tmp_path / "distilled" / "soft")
     data = ["data=npz", f"data.path={tmp_path / 'patches.npz'}"]
-    cfg = compose_cfg(
-        [
-            *FAST,
-            *data,
-            f"audit.sets={{soft: {tmp_path / 'distilled' / 'soft'}}}",
-            "eval.baselines.real.epochs=1",
-            "audit.membership.n_networks=1",
-            "audit.nearest.reference_size=32",
-            "audit.membership.max_per_side=60",
-        ]
-    )
+    cfg_overrides = [
+        *FAST,
+        *data,
+        f"audit.sets={{soft: {tmp_path / 'distilled' / 'soft'}}}",
+        "eval.baselines.real.epochs=1",
+        "audit.membership.n_networks=1",
+        "audit.nearest.reference_size=32",
+        "audit.membership.max_per_side=60",
+    ]
+    cfg = compose_cfg(cfg_overrides)
+    # The set was distilled with another recipe than this config's: its card would describe the wrong one
+    # (the receiving site replays with the card's augmentation and standard schedule). Refused first.
+    from gastrodistill.cli.audit import AuditInputError
+
+    with pytest.raises(
+        AuditInputError, match=r"audit.sets.soft was distilled with ipc=2, steps=2, epochs=1 but"
+    ):
+        audit_run(cfg)
+    assert not (tmp_path / "out" / "audit").exists()
+    cfg = compose_cfg([*cfg_overrides, "distill.ipc=2", "distill.steps=2", "distill.epochs=1"])
     results = audit_run(cfg)
     out = tmp_path / "out"
     assert results["soft"]["artifact_leaks"] == 0.0 and "mia_loss_auc" in results["real"]
