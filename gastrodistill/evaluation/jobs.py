@@ -12,8 +12,10 @@ and skipped when the evaluation is run again in the same folder (:func:`pending`
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -77,6 +79,47 @@ def _check_count(ev: DictConfig, key: str, minimum: int, null: str | None) -> No
         raise EvaluationConfigError(f"eval.{key} must be an integer >= {minimum}{hint}, got {value!r}")
 
 
+def _number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def _check_scoring(ev: DictConfig) -> None:
+    """The values the evaluation reads only when it scores or summarises (after training), checked first:
+    ``threshold_source``, ``ci_level``, ``max_ci_width``, ``ensemble`` and ``device``."""
+    from gastrodistill.evaluation.patient import FIT_SPLITS
+
+    source = ev.get("threshold_source", "val")
+    if source not in FIT_SPLITS:
+        raise EvaluationConfigError(
+            f"eval.threshold_source = {source!r}; use one of {FIT_SPLITS} (never 'test')"
+        )
+    level = ev.get("ci_level", 0.95)
+    if not (_number(level) and 0 < level < 1):
+        raise EvaluationConfigError(f"eval.ci_level must be a number in (0, 1), e.g. 0.95; got {level!r}")
+    width = ev.get("max_ci_width")
+    if width is not None and not (_number(width) and width > 0):
+        raise EvaluationConfigError(
+            f"eval.max_ci_width must be a number > 0 or null (no flag), got {width!r}"
+        )
+    ensemble = ev.get("ensemble", "auto")
+    if not isinstance(ensemble, bool) and str(ensemble).lower() not in ("auto", "true", "false"):
+        raise EvaluationConfigError(f"eval.ensemble = {ensemble!r}; use auto, true or false")
+    device = str(ev.get("device") or "auto")
+    if device != "auto":
+        import torch
+
+        try:
+            kind = torch.device(device).type
+        except RuntimeError:
+            raise EvaluationConfigError(f"eval.device = {device!r}; use auto, cpu or cuda[:i]") from None
+        if kind not in ("cpu", "cuda"):
+            raise EvaluationConfigError(f"eval.device = {device!r}; use auto, cpu or cuda[:i]")
+        if kind == "cuda" and not torch.cuda.is_available():
+            raise EvaluationConfigError(
+                f"eval.device = {device!r} but this machine has no CUDA device; use eval.device=auto or cpu"
+            )
+
+
 def validate(ev: DictConfig) -> None:
     """Refuse unknown schedules, baselines and standard-schedule precisions, an architecture listed twice,
     and a count (networks, random-subset size, bootstrap resamples, batch size, memory, processes,
@@ -110,15 +153,21 @@ def validate(ev: DictConfig) -> None:
         ("max_in_memory_mb", 0, None),
         ("processes", 1, "one process"),
         ("num_threads", 1, "this process's threads"),
+        ("max_device_mb", 0, "always on the device"),
+        ("patient.min_patients_per_class", 0, None),
+        ("patient.cv_folds", 2, None),
     ):
         _check_count(ev, key, minimum, null)
+    _check_scoring(ev)
     if "patient" in ev:  # the threshold policy's keys (rule, fallback, counts), before any network trains
         from gastrodistill.evaluation.patient import PatientEvaluationError, threshold_policy
 
         try:
             threshold_policy(ev.patient)
-        except PatientEvaluationError as exc:
-            raise EvaluationConfigError(str(exc)) from None
+        except (PatientEvaluationError, ValueError, TypeError) as exc:  # int('abc') of a count, too
+            raise EvaluationConfigError(
+                f"eval.patient: {exc}" if "eval.patient" not in str(exc) else str(exc)
+            ) from None
     if "standard" in ev:  # every field of the small-set recipe, checked before any network trains
         from gastrodistill.evaluation.fresh_training import standard_schedule
 

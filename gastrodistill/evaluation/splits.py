@@ -8,6 +8,7 @@ A split over ``eval.max_in_memory_mb`` (at its stored depth) is streamed from th
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -149,6 +150,12 @@ def class_index(names: list[str], wanted: str | None, key: str, required: bool) 
         raise EvaluationConfigError(
             f"eval.patient.{key} = {wanted!r} is not a class of the data {names}; patient metrics need it "
             f"(set eval.patient.{key} to one of them)"
+        )
+    close = difflib.get_close_matches(str(wanted), names, n=1, cutoff=0.8)
+    if close:  # a misspelt name would silently count every patch (the default may name no class of the data)
+        raise EvaluationConfigError(
+            f"eval.patient.{key} = {wanted!r} is not a class of the data {names}; did you mean {close[0]!r}? "
+            f"(eval.patient.{key}=null: no class)"
         )
     return None
 

@@ -175,6 +175,31 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
             build_jobs(compose_cfg(SMALL + [f"eval.{key}={bad}"]).eval, ["soft"])
     for ok in ("eval.bootstrap=0", "eval.processes=null", "eval.num_threads=null", "eval.max_in_memory_mb=0"):
         build_jobs(compose_cfg(SMALL + [ok]).eval, ["soft"])  # no intervals, one process, streamed splits
+    # values read only when scoring or summarising (after every network trained) are checked first too
+    for override, message in (
+        ("eval.ci_level=95", r"eval.ci_level must be a number in \(0, 1\)"),
+        ("eval.max_ci_width=abc", "eval.max_ci_width must be a number > 0 or null"),
+        ("eval.threshold_source=test", "eval.threshold_source = 'test'; use one of"),
+        ("eval.ensemble=maybe", "eval.ensemble = 'maybe'; use auto, true or false"),
+        ("eval.device=gpu", "eval.device = 'gpu'; use auto, cpu or cuda"),
+        (
+            "eval.patient.min_patients_per_class=abc",
+            "eval.patient.min_patients_per_class must be an integer >= 0",
+        ),
+        ("eval.patient.cv_folds=2.5", "eval.patient.cv_folds must be an integer >= 2"),
+    ):
+        with pytest.raises(EvaluationConfigError, match=message):
+            build_jobs(compose_cfg(SMALL + [override]).eval, ["soft"])
+    if not torch.cuda.is_available():
+        with pytest.raises(EvaluationConfigError, match="no CUDA device; use eval.device=auto or cpu"):
+            build_jobs(compose_cfg(SMALL + ["eval.device=cuda:0"]).eval, ["soft"])
+    for ok in (
+        "eval.max_ci_width=null",
+        "eval.ensemble=false",
+        "eval.device=cpu",
+        "eval.threshold_source=train",
+    ):
+        build_jobs(compose_cfg(SMALL + [ok]).eval, ["soft"])
     # the patient threshold's policy too (a typo in the rule stops the study before any network trains)
     with pytest.raises(EvaluationConfigError, match="eval.patient.threshold_rule = 'binormial'; use one of"):
         build_jobs(compose_cfg(SMALL + ["eval.patient.threshold_rule=binormial"]).eval, ["soft"])
@@ -859,3 +884,16 @@ def test_networks_train_with_the_workers_thread_count_also_when_the_last_job_run
         assert info["training_threads"] == 1 and info["compute"]["torch_num_threads"] == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_misspelt_irrelevant_class_is_refused_and_an_absent_one_is_no_class():
+    """``eval.patient.irrelevant_class=irrelevent`` used to be read as null without a word (every patch,
+    background included, counted in the patient score); the default may name no class of other data."""
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+    from gastrodistill.evaluation.splits import class_index
+
+    names = ["irrelevant", "non-gastritis", "gastritis"]
+    assert class_index(names, "irrelevant", "irrelevant_class", required=False) == 0
+    with pytest.raises(EvaluationConfigError, match="did you mean 'irrelevant'"):
+        class_index(names, "irrelevent", "irrelevant_class", required=False)
+    assert class_index(["normal", "pneumonia"], "irrelevant", "irrelevant_class", required=False) is None
