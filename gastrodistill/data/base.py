@@ -56,6 +56,14 @@ class ImageDataModule(pl.LightningDataModule):
         so a CPU preset keeps its compute budget on any data. ``progress`` shows progress bars.
         """
         super().__init__()
+        for key, value in (("balanced_sampler", balanced_sampler), ("progress", progress)):
+            if not isinstance(value, bool):  # 'no' and 'off' stay strings in Hydra, and a string is true
+                raise ValueError(f"data.{key} must be true or false, got {value!r}")
+        for key, value, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1)) + (
+            ("num_workers", num_workers, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"data.{key} must be an integer >= {low}, got {value!r}")
         if storage_size is not None and int(storage_size) < 1:
             raise ValueError(f"data.storage_size={storage_size} must be a positive size or null")
         self.storage_size = int(storage_size) if storage_size else None

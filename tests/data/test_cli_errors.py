@@ -395,3 +395,24 @@ def test_the_seed_check_takes_integers_and_digit_strings_and_refuses_the_rest():
     for bad in (None, "abc", 1.5, True, "1.5"):
         with pytest.raises(CommandError, match="seed must be an integer, got"):
             check_root_values(OmegaConf.create({"seed": bad}))
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        # Hydra keeps "no" / "off" as strings, which are true: class-balanced batches stayed on
+        ("data.balanced_sampler=no", "data.balanced_sampler must be true or false, got 'no'"),
+        ("data.progress=off", "data.progress must be true or false, got 'off'"),
+        # these failed inside a DataLoader at the evaluation, after the distillation
+        ("data.eval_batch_size=0", "data.eval_batch_size must be an integer >= 1, got 0"),
+        ("data.num_workers=-1", "data.num_workers must be an integer >= 0, got -1"),
+    ],
+)
+def test_loader_settings_are_refused_when_the_data_module_is_built(compose_cfg, override, needle):
+    import hydra
+    from hydra.errors import InstantiationException
+
+    cfg = compose_cfg(["experiment=tiny", override])
+    with pytest.raises(InstantiationException) as info:
+        hydra.utils.instantiate(cfg.data)
+    assert needle in str(info.value.__cause__ or info.value)

@@ -18,6 +18,8 @@ from gastrodistill.data.synthetic import generator as gen_mod
         ({"gastritis_severity": [0.9, 0.2]}, "gastritis_severity"),
         ({"train_gastritis": -1}, "train_gastritis"),
         ({"train_gastritis": 0, "train_non_gastritis": 0}, "training split"),
+        # "no" reaches the generator as a string, which is true: the patient text used to be stamped
+        ({"burn_in_text": "no"}, "synthetic.burn_in_text must be true or false, got 'no'"),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path, override, needle):
