@@ -58,6 +58,10 @@ class Check:
         return math.isfinite(self.value) and self.low <= self.value <= self.high
 
 
+#: The keys that pick one number of the results table (a row, then a column).
+REFERENCE_KEYS = ("method", "schedule", "architecture", "column")
+
+
 def load_recipe(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
@@ -78,6 +82,17 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
             raise RecipeError(f"{p}: expect[{i}] needs 'value' and a two-number 'range'")
         if "relative_to" in e and "minus" in e:
             raise RecipeError(f"{p}: expect[{i}] has both 'relative_to' and 'minus'; use one")
+        for part in ("value", "relative_to", "minus"):  # a misspelt key would pick another row silently
+            ref = e.get(part)
+            if part != "value" and ref is None:
+                continue
+            if not isinstance(ref, dict):
+                raise RecipeError(f"{p}: expect[{i}].{part} must be a mapping, e.g. {{method: soft}}")
+            unknown = sorted(set(ref) - set(REFERENCE_KEYS))
+            if unknown:
+                raise RecipeError(
+                    f"{p}: expect[{i}].{part} has unknown key(s) {unknown}; use {', '.join(REFERENCE_KEYS)}"
+                )
         try:
             low, high = (float(x) for x in e["range"])
         except (TypeError, ValueError):
