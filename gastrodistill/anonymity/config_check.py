@@ -19,7 +19,7 @@ from gastrodistill.anonymity.text_check import CORNERS
 
 #: ``audit.membership.primary``: the strongest calibrated attack (``best``) or one attack by name.
 PRIMARY_ATTACKS = ("best", "loss", *CALIBRATED_ATTACKS)
-#: ``audit.membership.schedule``: how each distilled set's fresh networks train.
+#: ``audit.membership.schedule`` and ``audit.receive.schedule``: how fresh networks train on a set.
 MIA_SCHEDULES = ("replay", "standard")
 OPTIMIZERS = ("sgd", "adam", "adamw")
 
@@ -204,3 +204,6 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     for key in ("reference_size", "min_length"):
         _integer(t, "text.", key, 1)
     _integer(t, "text.", "max_dicom_files", 1, null_ok=True)
+    r = acfg.get("receive") or {}  # gastrodistill-train-from-artifact
+    _integer(r, "receive.", "n_networks", 1)
+    _choice(r, "receive.", "schedule", MIA_SCHEDULES)

@@ -306,10 +306,11 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             return result
         except Exception as exc:
             found = project_error(exc)
-            if found is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            bad_value = instantiation_value_error(exc) if found is None else None
+            if (found is None and bad_value is None) or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             close_progress_bars()
-            print(message(found), file=sys.stderr)
+            print(message(found) if found is not None else instantiation_message(bad_value), file=sys.stderr)
             raise SystemExit(EXIT_STATUS) from None
         finally:
             close_open_runs(failed)

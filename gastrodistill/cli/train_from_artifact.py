@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from gastrodistill.cli import CONF_DIR
-from gastrodistill.cli.errors import CommandError, report_errors
+from gastrodistill.cli.errors import CommandError, check_root_values, report_errors
 
 EPILOG = """examples:
   gastrodistill-train-from-artifact --artifact soft.zip -- data.root=/site/xrays data.storage_size=64
@@ -90,10 +90,15 @@ def run(argv: list[str] | None = None) -> dict:
     """Parse ``argv``, train and test; returns the result (``main`` is the console entry point)."""
     import hydra
 
+    from gastrodistill.anonymity.config_check import check_audit_config
+    from gastrodistill.evaluation.jobs import validate
     from gastrodistill.sharing.train_from_artifact import render, train_from_artifact
 
     args = parser().parse_args(argv)
     cfg = compose(args.overrides, args.output)
+    check_root_values(cfg)  # seed, audit.receive.* and eval.* before any network trains
+    check_audit_config(cfg.audit)
+    validate(cfg.eval)
     output = Path(cfg.paths.output_dir)
     if args.output is None:
         output = output / Path(args.artifact).name.removesuffix(".zip")

@@ -232,6 +232,49 @@ def test_receive_reports_overrides_that_do_not_compose_without_a_traceback(
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        # a count of 0 from the config wrote an empty report ("0 fresh networks") and exited 0
+        (["audit.receive.n_networks=0"], "audit.receive.n_networks must be an integer >= 1, got 0"),
+        # these were tracebacks
+        (["audit.receive.schedule=replai"], "audit.receive.schedule = 'replai'; use one of replay, standard"),
+        (["seed=abc"], "seed must be an integer, got 'abc'"),
+        # and this one failed only after the networks had trained
+        (["eval.threshold_source=test"], "eval.threshold_source = 'test'; use one of"),
+    ],
+)
+def test_receive_checks_its_config_before_training(tmp_path, capsys, artifact_zip, overrides, needle):
+    from gastrodistill.cli.train_from_artifact import main
+
+    site = tmp_path / "site"
+    with pytest.raises(SystemExit) as info:
+        main(
+            ["--artifact", str(artifact_zip), "--output", str(site), f"paths.root_dir={tmp_path}", *overrides]
+        )
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    assert err.startswith("error: ") and needle in err
+    assert not site.exists()
+
+
+def test_receive_names_a_value_the_data_module_cannot_take(tmp_path, capsys, artifact_zip):
+    """An argparse command gets the same one-line message for a bad constructor value as the Hydra ones."""
+    from gastrodistill.cli.train_from_artifact import main
+
+    argv = ["--artifact", str(artifact_zip), "--output", str(tmp_path / "site"), f"paths.root_dir={tmp_path}"]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, "experiment=tiny", "data.storage_size=abc"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    assert err.startswith("error: cannot build data") and "check the values under data" in err
+
+
+@pytest.fixture
+def artifact_zip(tmp_path, soft_set, card_fields):
+    return save_artifact(tmp_path / "art" / "soft", soft_set, card_fields, archive=True).with_suffix(".zip")
+
+
 def test_receive_refuses_an_output_that_is_a_file(tmp_path, capsys):
     from gastrodistill.cli.train_from_artifact import main
 
