@@ -149,3 +149,26 @@ def test_zip_members_with_paths_are_refused(tmp_path, artifact):
         zf.writestr("../escape.txt", "x")
     with pytest.raises(ArtifactError, match="unexpected file"):
         load_artifact(tmp_path / "evil.zip")
+
+
+def test_the_shared_files_get_the_usual_permissions(tmp_path, soft_set, card_fields):
+    """Written through temporary files (mkstemp/mkdtemp: owner-only), the artifact folder, its zip and
+    grid.png were 0700/0600 while card.json was 0644: the group a zip is meant for could not read it."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        art = save_artifact(tmp_path / "art", soft_set, card_fields, archive=True)
+    finally:
+        os.umask(old)
+    modes = {
+        p.name: stat.S_IMODE(p.stat().st_mode) for p in [art, art.with_suffix(".zip"), *sorted(art.iterdir())]
+    }
+    assert modes == {
+        "art": 0o755,
+        "art.zip": 0o644,
+        "card.json": 0o644,
+        "distilled.safetensors": 0o644,
+        "grid.png": 0o644,
+    }
