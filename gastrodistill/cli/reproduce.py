@@ -287,6 +287,30 @@ class Pipeline:
             "artifact": (self.artifact, "gastrodistill.sharing.publish"),
         }
 
+    def check_reproduce_section(self) -> None:
+        """``reproduce.num_threads`` and ``parallel_modes``: integers >= 1 or null; ``distill_modes``: a
+        list of label modes; ``trainer.accelerator``: no GPU asked of a machine without one. Raises
+        :class:`ReproduceConfigError` naming the key (a word used to be a traceback, before any stage or
+        at the distillation)."""
+        from gastrodistill.distillation.distilled_set import MODES
+
+        for key in ("num_threads", "parallel_modes"):
+            value = self.rcfg.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ReproduceConfigError(f"reproduce.{key} must be an integer >= 1 or null, got {value!r}")
+        accelerator = str((self.cfg.get("trainer") or {}).get("accelerator", "auto"))
+        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():  # failed at the distillation
+            raise ReproduceConfigError(
+                f"trainer.accelerator={accelerator} but this machine has no CUDA device; use trainer=cpu"
+            )
+        modes = self.rcfg.get("distill_modes", ["soft", "hard"])
+        names = [modes] if isinstance(modes, str) else list(modes or [])
+        bad = [m for m in names if m not in MODES]
+        if not names or bad:
+            raise ReproduceConfigError(
+                f"reproduce.distill_modes = {names}; list label modes from {list(MODES)}, e.g. [soft, hard]"
+            )
+
     def run(self) -> dict[str, Path]:
         stages = [str(s) for s in self.cfg.stages]
         unknown = [s for s in stages if s not in STAGES]
@@ -297,6 +321,7 @@ class Pipeline:
         order = [STAGES.index(s) for s in stages]
         if order != sorted(order):
             raise ReproduceConfigError(f"stages {stages} are out of order; keep the order {list(STAGES)}")
+        self.check_reproduce_section()
         if "distill" in stages:  # every distill.* value, before generation and patches (first:
             # eval.standard.augment follows distill.dsa, whose own message names the key the user set)
             from gastrodistill.distillation.config_check import check_distill_config

@@ -4,6 +4,7 @@ and ``gastrodistill-reproduce`` refuses it before generating any data."""
 from __future__ import annotations
 
 import pytest
+import torch
 
 from gastrodistill.distillation.config_check import check_distill_config
 from gastrodistill.distillation.errors import DistillConfigError
@@ -132,3 +133,31 @@ def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, ove
 )
 def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
     check_distill_config(compose_cfg(["experiment=tiny", *overrides]).distill)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("reproduce.num_threads=abc", "reproduce.num_threads must be an integer >= 1 or null, got 'abc'"),
+        (
+            "+reproduce.parallel_modes=two",
+            "reproduce.parallel_modes must be an integer >= 1 or null, got 'two'",
+        ),
+        ("reproduce.distill_modes=[sfot]", r"reproduce.distill_modes = \['sfot'\]; list label modes"),
+        ("reproduce.distill_modes=[]", r"reproduce.distill_modes = \[\]; list label modes"),
+        pytest.param(
+            "trainer.accelerator=gpu",
+            "trainer.accelerator=gpu but this machine has no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine may ask for its GPU"),
+        ),
+    ],
+)
+def test_the_reproduce_section_is_checked_before_anything_runs(compose_cfg, tmp_path, override, message):
+    """A word for a count was a traceback (num_threads before any stage, parallel_modes at the distillation);
+    a misspelt mode was reported as distill.mode, which the user had not set."""
+    from gastrodistill.cli.reproduce import Pipeline, ReproduceConfigError
+
+    pipe = Pipeline(compose_cfg(["experiment=tiny", override]))
+    with pytest.raises(ReproduceConfigError, match=message):
+        pipe.run()
+    assert not pipe.out.exists()
