@@ -289,7 +289,8 @@ class Pipeline:
 
     def check_reproduce_section(self) -> None:
         """``reproduce.num_threads`` and ``parallel_modes``: integers >= 1 or null; ``distill_modes``: a
-        list of label modes; ``trainer.accelerator``: no GPU asked of a machine without one. Raises
+        list of label modes; ``trainer.accelerator``: no GPU asked of a machine without one; test patients
+        of both diagnoses when the study generates its data and evaluates. Raises
         :class:`ReproduceConfigError` naming the key (a word used to be a traceback, before any stage or
         at the distillation)."""
         from gastrodistill.distillation.distilled_set import MODES
@@ -303,6 +304,14 @@ class Pipeline:
             raise ReproduceConfigError(
                 f"trainer.accelerator={accelerator} but this machine has no CUDA device; use trainer=cpu"
             )
+        stages = [str(st) for st in self.cfg.stages]
+        if "generate" in stages and "evaluate" in stages and "synthetic" in self.cfg:
+            for key in ("test_gastritis", "test_non_gastritis"):  # the study exited 0 with blank HM and AUC
+                if self.cfg.synthetic.get(key) == 0:
+                    raise ReproduceConfigError(
+                        f"synthetic.{key}=0: the test split would hold no patient of that diagnosis, so the "
+                        "patient HM and AUC could not be measured; use at least 1"
+                    )
         modes = self.rcfg.get("distill_modes", ["soft", "hard"])
         names = [modes] if isinstance(modes, str) else list(modes or [])
         bad = [m for m in names if m not in MODES]

@@ -145,6 +145,8 @@ def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
         ),
         ("reproduce.distill_modes=[sfot]", r"reproduce.distill_modes = \['sfot'\]; list label modes"),
         ("reproduce.distill_modes=[]", r"reproduce.distill_modes = \[\]; list label modes"),
+        # the study ran to the end and exited 0 with blank patient HM and AUC cells
+        ("synthetic.test_gastritis=0", "synthetic.test_gastritis=0: the test split would hold no patient"),
         pytest.param(
             "trainer.accelerator=gpu",
             "trainer.accelerator=gpu but this machine has no CUDA device",
