@@ -55,8 +55,10 @@ TENSOR_NAMES = ("images", "targets", "label_logits", "lrs", "raw_lrs")
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib", ".npy", ".npz")
 #: Refuse archive members larger than this (guards against zip bombs).
 MAX_MEMBER_BYTES = 4 << 30
-#: Only the project's own networks are built from a received card (a ``_target_`` is code to run) ...
-ALLOWED_TARGET_PREFIX = "gastrodistill.models."
+#: Only the project's own networks are built from a received card (a ``_target_`` is code to run): the
+#: exact class names, never a prefix (Hydra follows a dotted name through attributes, so
+#: ``gastrodistill.models.init.torch.hub.load`` starts like a model and is not one) ...
+MODEL_PACKAGE = "gastrodistill.models"
 #: ... and only the project's own augmentation.
 ALLOWED_AUGMENT_TARGET = "gastrodistill.distillation.augment.DSA"
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
@@ -310,13 +312,26 @@ def _parse_card(data: bytes) -> dict[str, Any]:
     return card
 
 
+def allowed_model_targets() -> tuple[str, ...]:
+    """``gastrodistill.models.<Name>`` for each network class the package exports (``nn.Module``
+    subclasses in ``gastrodistill.models.__all__``): the only targets a received architecture may name."""
+    import gastrodistill.models as models
+
+    return tuple(
+        f"{MODEL_PACKAGE}.{name}"
+        for name in models.__all__
+        if isinstance(getattr(models, name), type) and issubclass(getattr(models, name), torch.nn.Module)
+    )
+
+
 def check_card_code(card: Mapping[str, Any]) -> None:
     """Refuse a card whose instantiated nodes name other code than the project's own.
 
     The seal is a checksum, not a signature: anyone can edit a card and seal it again. So the nodes that
-    a receiver builds are checked before anything reads them: ``architecture`` names a
-    ``gastrodistill.models`` class, ``training_recipe.replay_augment`` and ``.standard.augment`` the
-    project's DSA, the rest of ``training_recipe.standard`` no code at all, and nothing below their top
+    a receiver builds are checked before anything reads them: ``architecture`` names one of the
+    project's network classes exactly (:func:`allowed_model_targets`), ``training_recipe.replay_augment``
+    and ``.standard.augment`` the project's DSA, the rest of ``training_recipe.standard`` no code at all,
+    and nothing below their top
     level names code or holds an interpolation (:mod:`gastrodistill.utils.safe_config`). Raises
     :class:`ArtifactError` naming the card field."""
     recipe = card.get("training_recipe") or {}
@@ -327,11 +342,10 @@ def check_card_code(card: Mapping[str, Any]) -> None:
     if isinstance(standard, Mapping):
         standard = dict(standard)
         augments.append(("training_recipe.standard.augment", standard.pop("augment", None)))
-    model = ALLOWED_TARGET_PREFIX + "*"
+    networks = allowed_model_targets()
+    model = f"one of the project's networks ({', '.join(networks)})"
     try:
-        check_received_node(
-            card["architecture"], "architecture", lambda t: t.startswith(ALLOWED_TARGET_PREFIX), model
-        )
+        check_received_node(card["architecture"], "architecture", lambda t: t in networks, model)
         for where, node in augments:
             if node is not None:
                 check_received_node(

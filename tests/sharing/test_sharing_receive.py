@@ -75,7 +75,9 @@ def test_site_with_other_classes_or_untrusted_architecture_is_refused(
     other._class_names = other.class_names = list(reversed(CLASSES))
     with pytest.raises(ArtifactError, match="same classes in the same order"):
         train_from_artifact(art, compose_cfg(FAST), other)
-    with pytest.raises(ArtifactError, match="architecture._target_ 'os.system' is not gastrodistill.models"):
+    with pytest.raises(
+        ArtifactError, match="architecture._target_ 'os.system' is not one of the project's networks"
+    ):
         model_factory({"architecture": {"_target_": "os.system", "command": "echo hi"}})
 
 
