@@ -312,6 +312,11 @@ class Pipeline:
                         f"synthetic.{key}=0: the test split would hold no patient of that diagnosis, so the "
                         "patient HM and AUC could not be measured; use at least 1"
                     )
+        if "evaluate" in stages and self.cfg.get("data", {}).get("val_fraction", None) == 0:
+            raise ReproduceConfigError(  # it failed after the distillation, as an empty argmax
+                "data.val_fraction=0 leaves no validation patients, on which the evaluation chooses its "
+                "learning rates and patient threshold; use e.g. data.val_fraction=0.2"
+            )
         modes = self.rcfg.get("distill_modes", ["soft", "hard"])
         names = [modes] if isinstance(modes, str) else list(modes or [])
         bad = [m for m in names if m not in MODES]

@@ -182,6 +182,13 @@ def build_context(cfg: DictConfig, dm) -> Context:
     val = SplitCache(dm, "val", max_bytes, bs, dev, dev_bytes)
     fit = val if source == "val" else SplitCache(dm, "train", max_bytes, bs, dev, dev_bytes)
     test = SplitCache(dm, "test", max_bytes, bs, dev, dev_bytes)
+    for split, cache in (("val", val), ("test", test)):
+        if len(cache) == 0:  # e.g. data.val_fraction=0: it failed as "argmax of an empty sequence"
+            raise EvaluationConfigError(
+                f"the {split} split is empty; the evaluation chooses learning rates and the patient "
+                "threshold on validation patients and tests on test patients (set data.val_fraction > 0, "
+                "e.g. 0.2)"
+            )
     names = list(dm.class_names)
     has_patients = fit.has_patients and test.has_patients
     pos = class_index(names, ev.patient.positive_class, "positive_class", required=has_patients)

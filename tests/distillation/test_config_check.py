@@ -147,6 +147,7 @@ def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
         ("reproduce.distill_modes=[]", r"reproduce.distill_modes = \[\]; list label modes"),
         # the study ran to the end and exited 0 with blank patient HM and AUC cells
         ("synthetic.test_gastritis=0", "synthetic.test_gastritis=0: the test split would hold no patient"),
+        ("data.val_fraction=0", "data.val_fraction=0 leaves no validation patients"),
         pytest.param(
             "trainer.accelerator=gpu",
             "trainer.accelerator=gpu but this machine has no CUDA device",

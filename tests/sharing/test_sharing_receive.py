@@ -286,3 +286,11 @@ def test_receive_refuses_an_output_that_is_a_file(tmp_path, capsys):
     assert info.value.code == 1
     assert f"--output {tmp_path / 'afile'} is a file" in capsys.readouterr().err
     assert (tmp_path / "afile").read_text() == "kept"
+
+
+def test_an_empty_validation_split_is_named(compose_cfg):
+    """data.val_fraction=0 reached the evaluation (and a receiving site) as an empty argmax, not a message."""
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    with pytest.raises(EvaluationConfigError, match=r"the val split is empty; .*data.val_fraction > 0"):
+        build_context(compose_cfg(FAST), make_dm(patients=(6, 0, 6), per_patient=3))
