@@ -317,6 +317,18 @@ class Pipeline:
                 "data.val_fraction=0 leaves no validation patients, on which the evaluation chooses its "
                 "learning rates and patient threshold; use e.g. data.val_fraction=0.2"
             )
+        data_target = str((self.cfg.get("data") or {}).get("_target_", ""))
+        if "evaluate" in stages and data_target == "gastrodistill.data.gastric.GastricPatchDataModule":
+            from gastrodistill.data.labelling import CLASS_NAMES  # the gastric classes are fixed
+            from gastrodistill.evaluation.jobs import EvaluationConfigError
+            from gastrodistill.evaluation.splits import class_index
+
+            patient, names = self.cfg.eval.get("patient") or {}, list(CLASS_NAMES)
+            try:
+                class_index(names, patient.get("positive_class"), "positive_class", required=True)
+                class_index(names, patient.get("irrelevant_class"), "irrelevant_class", required=False)
+            except EvaluationConfigError as exc:
+                raise ReproduceConfigError(str(exc)) from None
         modes = self.rcfg.get("distill_modes", ["soft", "hard"])
         names = [modes] if isinstance(modes, str) else list(modes or [])
         bad = [m for m in names if m not in MODES]
