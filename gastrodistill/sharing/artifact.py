@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
+import stat
 import zipfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -54,7 +56,8 @@ ARTIFACT_FILES = (TENSORS_FILE, CARD_FILE, GRID_FILE)
 TENSOR_NAMES = ("images", "targets", "label_logits", "lrs", "raw_lrs")
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib", ".npy", ".npz")
 #: Refuse archive members larger than this (guards against zip bombs).
-MAX_MEMBER_BYTES = 4 << 30
+MAX_MEMBER_BYTES = 4 << 30  # all three files together
+MAX_CARD_BYTES = 16 << 20
 #: Only the project's own networks are built from a received card (a ``_target_`` is code to run): the
 #: exact class names, never a prefix (Hydra follows a dotted name through attributes, so
 #: ``gastrodistill.models.init.torch.hub.load`` starts like a model and is not one) ...
@@ -224,12 +227,17 @@ def write_zip(folder: Path, target: Path) -> Path:
 
 # ---- reading --------------------------------------------------------------------------------------
 def _read_blobs(path: Path) -> dict[str, bytes]:
+    """The three files of an artifact folder or zip, read with bounded memory.
+
+    Refused before anything large is read: a symbolic link or a non-regular entry in a folder (it could
+    point at any file of the receiving machine), duplicate zip members, a ``card.json`` over
+    :data:`MAX_CARD_BYTES`, and members whose sizes add up to more than :data:`MAX_MEMBER_BYTES`. In a zip
+    the card is read and checked first, and each other member must declare the size the card gives it
+    before it is inflated (a small zip can otherwise inflate to gigabytes)."""
     if not path.exists():
         raise ArtifactError(f"no artifact at {path}; pass the artifact folder or its .zip")
     if path.is_dir():
-        names = sorted(p.name for p in path.iterdir())
-        _refuse_names(names, path.name)
-        return {n: (path / n).read_bytes() for n in names if (path / n).is_file()}
+        return _read_folder(path)
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ArtifactError(
             f"{path.name} is a pickle-capable file; artifacts are safetensors + JSON only. "
@@ -243,14 +251,60 @@ def _read_blobs(path: Path) -> dict[str, bytes]:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
             _refuse_names([i.filename for i in infos], path.name)
-            for i in infos:
-                if i.file_size > MAX_MEMBER_BYTES:
+            by_name = {i.filename: i for i in infos}
+            _refuse_sizes({n: i.file_size for n, i in by_name.items()}, path.name)
+            blobs = {CARD_FILE: zf.read(by_name[CARD_FILE])}
+            card = _parse_card(blobs[CARD_FILE])
+            for name in (TENSORS_FILE, GRID_FILE):
+                want = _declared_bytes(card, name)
+                if by_name[name].file_size != want:
                     raise ArtifactError(
-                        f"{path.name}: member {i.filename!r} claims {i.file_size} bytes; refusing"
+                        f"{path.name}: member {name!r} holds {by_name[name].file_size} bytes, the card says "
+                        f"{want}: it was modified or truncated; download it again"
                     )
-            return {i.filename: zf.read(i) for i in infos}
+                blobs[name] = zf.read(by_name[name])  # inflating past the declared size fails (zipfile)
+            return blobs
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise ArtifactError(f"{path.name} is a damaged zip archive ({exc}); download it again") from exc
+
+
+def _read_folder(path: Path) -> dict[str, bytes]:
+    names = sorted(p.name for p in path.iterdir())
+    _refuse_names(names, path.name)
+    sizes = {}
+    for name in names:
+        st = os.lstat(path / name)
+        if stat.S_ISLNK(st.st_mode):
+            raise ArtifactError(
+                f"{path.name}/{name} is a symbolic link; an artifact folder holds three plain files "
+                "(a link could make the loader read any file of this machine): refusing"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise ArtifactError(f"{path.name}/{name} is not a regular file; refusing")
+        sizes[name] = st.st_size
+    _refuse_sizes(sizes, path.name)
+    return {name: (path / name).read_bytes() for name in names}
+
+
+def _refuse_sizes(sizes: Mapping[str, int], where: str) -> None:
+    if sizes.get(CARD_FILE, 0) > MAX_CARD_BYTES:
+        raise ArtifactError(
+            f"{where}: {CARD_FILE} claims {sizes[CARD_FILE]} bytes (at most {MAX_CARD_BYTES}); refusing"
+        )
+    if sum(sizes.values()) > MAX_MEMBER_BYTES:
+        raise ArtifactError(
+            f"{where}: its files claim {sum(sizes.values())} bytes in all (at most {MAX_MEMBER_BYTES}); "
+            "refusing"
+        )
+
+
+def _declared_bytes(card: Mapping[str, Any], name: str) -> int:
+    files = card.get("files")
+    entry = files.get(name) if isinstance(files, Mapping) else None
+    size = entry.get("bytes") if isinstance(entry, Mapping) else None
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise ArtifactError(f"{CARD_FILE} has no valid bytes entry for {name} under 'files'")
+    return size
 
 
 def _refuse_names(names: list[str], where: str) -> None:
@@ -260,6 +314,9 @@ def _refuse_names(names: list[str], where: str) -> None:
                 f"{where} contains {n!r}, a pickle-capable file; artifacts are safetensors + JSON "
                 "only. Pickles can run code when loaded: refusing."
             )
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # zip readers differ on which copy they show: the card a person reads may not be the one loaded
+        raise ArtifactError(f"{where} holds {twice} more than once; an artifact holds each file once")
     unexpected = sorted(set(names) - set(ARTIFACT_FILES))
     if unexpected:
         raise ArtifactError(
@@ -288,7 +345,7 @@ def _refuse_pickle_bytes(name: str, data: bytes) -> None:
 def _parse_card(data: bytes) -> dict[str, Any]:
     try:
         card = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise ArtifactError(f"{CARD_FILE} is not valid UTF-8 JSON ({exc}); the file is damaged") from exc
     if not isinstance(card, dict):
         raise ArtifactError(f"{CARD_FILE} must hold a JSON object")
@@ -308,8 +365,73 @@ def _parse_card(data: bytes) -> dict[str, Any]:
         raise ArtifactError(
             f"{CARD_FILE} was edited after it was written (card_sha256 does not match its content)"
         )
+    check_card_structure(card)
     check_card_code(card)
     return card
+
+
+def _is_count(value: Any, low: int = 1) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int) and value >= low
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
+
+
+def check_card_structure(card: Mapping[str, Any]) -> None:
+    """Refuse a card whose fields have the wrong type or range before anything reads them.
+
+    A resealed card with ``steps: "two"``, ``files: []`` or ``std: [0]`` used to end in a ``KeyError``,
+    ``TypeError`` or ``AttributeError`` traceback, a count silently truncated (``steps: 2.7``), or a site
+    adapter dividing by zero. Raises :class:`ArtifactError` naming the field."""
+
+    def bad(field: str, what: str) -> ArtifactError:
+        return ArtifactError(f"{CARD_FILE} field {field} must be {what}; the card is malformed")
+
+    info = card.get("distilled")
+    if not isinstance(info, Mapping):
+        raise bad("distilled", "a mapping")
+    for key in ("num_classes", "ipc", "steps", "epochs", "n_images"):
+        if not _is_count(info.get(key)):
+            raise bad(f"distilled.{key}", f"an integer >= 1 (got {info.get(key)!r})")
+    shape = info.get("image_shape")
+    if not isinstance(shape, list) or len(shape) != 3 or not all(_is_count(v) for v in shape):
+        raise bad("distilled.image_shape", f"three integers >= 1 [C, H, W] (got {shape!r})")
+    if not isinstance(info.get("mode"), str):
+        raise bad("distilled.mode", "a string")
+    if not (_is_number(info.get("temperature")) and info["temperature"] > 0):
+        raise bad("distilled.temperature", "a number > 0")
+    if "inner_momentum" in info and not (
+        _is_number(info["inner_momentum"]) and 0 <= info["inner_momentum"] < 1
+    ):
+        raise bad("distilled.inner_momentum", "a number in [0, 1)")
+    names = card.get("class_names")
+    if (
+        not isinstance(names, list)
+        or not all(isinstance(n, str) for n in names)
+        or len(names) != info["num_classes"]
+    ):
+        raise bad("class_names", f"a list of {info['num_classes']} strings")
+    norm = card.get("normalization")
+    if not isinstance(norm, Mapping):
+        raise bad("normalization", "a mapping with mean and std")
+    for key in ("mean", "std"):
+        values = norm.get(key)
+        if not isinstance(values, list) or len(values) != shape[0] or not all(_is_number(v) for v in values):
+            raise bad(f"normalization.{key}", f"a list of {shape[0]} numbers (one per channel)")
+    if not all(v > 0 for v in norm["std"]):
+        raise bad("normalization.std", "positive (a site divides by it)")
+    for key in ("files", "tensors"):
+        if not isinstance(card.get(key), Mapping):
+            raise bad(key, "a mapping")
+    for name in (TENSORS_FILE, GRID_FILE):
+        entry = card["files"].get(name)
+        if not (
+            isinstance(entry, Mapping)
+            and isinstance(entry.get("sha256"), str)
+            and _is_count(entry.get("bytes"), 0)
+        ):
+            raise bad(f"files.{name}", "a mapping with a sha256 string and a bytes count")
 
 
 def allowed_model_targets() -> tuple[str, ...]:
