@@ -145,6 +145,16 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         build_jobs(compose_cfg(SMALL + ["eval.standard.batch_size=-3"]).eval, ["soft"])
     with pytest.raises(EvaluationConfigError, match="eval.standard: .*unexpected keyword argument 'epoch'"):
         build_jobs(compose_cfg(SMALL + ["+eval.standard.epoch=3"]).eval, ["soft"])
+    # out-of-range values that trained anyway (a received card's recipe goes through the same class)
+    for override, message in (
+        ("eval.standard.momentum=50", r"momentum must be a number in \[0, 1\), got 50"),
+        ("eval.standard.weight_decay=-5", "weight_decay must be a number >= 0, got -5"),
+        ("eval.standard.lr=1e400", "needs a finite lr > 0"),
+        ("eval.standard.cosine=no", "cosine must be true or false, got 'no'"),
+        ("eval.standard.epochs=2.5", "needs an integer epochs >= 1"),
+    ):
+        with pytest.raises(EvaluationConfigError, match=f"eval.standard: .*{message}"):
+            build_jobs(compose_cfg(SMALL + [override]).eval, ["soft"])
     # the number of networks: a word or a fraction is a message naming the key, not int()'s ValueError
     for bad in ("abc", "0", "2.5"):
         with pytest.raises(EvaluationConfigError, match="eval.n_networks must be an integer >= 1, got"):
