@@ -16,12 +16,12 @@ from typing import Any
 from gastrodistill.anonymity.membership import CALIBRATED_ATTACKS
 from gastrodistill.anonymity.nearest import SPACES
 from gastrodistill.anonymity.text_check import CORNERS
+from gastrodistill.evaluation.fresh_training import OPTIMIZERS
 
 #: ``audit.membership.primary``: the strongest calibrated attack (``best``) or one attack by name.
 PRIMARY_ATTACKS = ("best", "loss", *CALIBRATED_ATTACKS)
 #: ``audit.membership.schedule`` and ``audit.receive.schedule``: how fresh networks train on a set.
 MIA_SCHEDULES = ("replay", "standard")
-OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 class AuditConfigError(ValueError):
@@ -167,7 +167,7 @@ def _membership(m: Mapping[str, Any]) -> None:
     for key in ("patients", "max_patches", "epochs", "batch_size"):
         _integer(o, po, key, 1)
     _positive(o, po, "lr", null_ok=True)
-    _choice(o, po, "optimizer", OPTIMIZERS, null_ok=True)
+    _choice(o, po, "optimizer", tuple(sorted(OPTIMIZERS)), null_ok=True)
     _fraction(o, po, "detect_auc", 0.5, 1.0, open_low=True)
     _fraction(o, po, "detect_tpr_at_1pct", 0.0, 1.0, open_low=True)
 
