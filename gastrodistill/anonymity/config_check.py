@@ -9,7 +9,6 @@ to cost those minutes, and some values (an unknown ``membership.primary``) faile
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,6 +16,7 @@ from gastrodistill.anonymity.membership import CALIBRATED_ATTACKS
 from gastrodistill.anonymity.nearest import SPACES
 from gastrodistill.anonymity.text_check import CORNERS
 from gastrodistill.evaluation.fresh_training import OPTIMIZERS
+from gastrodistill.utils.values import is_count, is_finite_number
 
 #: ``audit.membership.primary``: the strongest calibrated attack (``best``) or one attack by name.
 PRIMARY_ATTACKS = ("best", "loss", *CALIBRATED_ATTACKS)
@@ -36,7 +36,7 @@ def _integer(section: Mapping[str, Any], path: str, key: str, low: int, null_ok:
     raw = _get(section, key)
     if raw is None and (null_ok or key not in (section or {})):
         return  # null where it means a default, or a key this config does not set (its code default)
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw < low:
+    if not is_count(raw, low):
         hint = " or null" if null_ok else ""
         raise AuditConfigError(f"audit.{path}{key} must be an integer >= {low}{hint}, got {raw!r}")
 
@@ -55,9 +55,8 @@ def _fraction(
     raw = _get(section, key)
     if raw is None and (null_ok or key not in (section or {})):
         return
-    number = not isinstance(raw, bool) and isinstance(raw, int | float) and math.isfinite(raw)
     if (
-        not number
+        not is_finite_number(raw)
         or not (low < raw if open_low else low <= raw)
         or not (raw < high if open_high else raw <= high)
     ):
@@ -70,7 +69,7 @@ def _positive(section: Mapping[str, Any], path: str, key: str, null_ok: bool = F
     raw = _get(section, key)
     if raw is None and (null_ok or key not in (section or {})):
         return
-    if isinstance(raw, bool) or not isinstance(raw, int | float) or not (math.isfinite(raw) and raw > 0):
+    if not (is_finite_number(raw) and raw > 0):
         hint = " or null" if null_ok else ""
         raise AuditConfigError(f"audit.{path}{key} must be a finite number > 0{hint}, got {raw!r}")
 
@@ -114,12 +113,7 @@ def _nearest(n: Mapping[str, Any]) -> None:
             )
     informative = n.get("informative") or {}
     texture = informative.get("min_texture")
-    if texture is not None and not (
-        not isinstance(texture, bool)
-        and isinstance(texture, int | float)
-        and math.isfinite(texture)
-        and texture >= 0
-    ):
+    if texture is not None and not (is_finite_number(texture) and texture >= 0):
         raise AuditConfigError(
             f"audit.nearest.informative.min_texture must be a number >= 0 or null, got {texture!r}"
         )
@@ -129,7 +123,7 @@ def null_permutations(mcfg: Mapping[str, Any]) -> int:
     """``audit.membership.null_permutations`` checked: an integer, 0 (chance from the patches alone) or at
     least 2 (a standard deviation needs two draws). Raises ``AuditConfigError`` naming the key."""
     raw = mcfg.get("null_permutations", 1000)
-    if isinstance(raw, bool) or not isinstance(raw, int) or raw == 1 or raw < 0:
+    if not is_count(raw, 0) or raw == 1:
         raise AuditConfigError(
             f"audit.membership.null_permutations must be 0 (off) or an integer >= 2, got {raw!r}; "
             "e.g. audit.membership.null_permutations=1000"
@@ -144,9 +138,7 @@ def _membership(m: Mapping[str, Any]) -> None:
     _integer(m, p, "max_per_side", 2)
     _flag(m, p, "informative_only")
     shadows = m.get("shadows")
-    if shadows is not None and (
-        isinstance(shadows, bool) or not isinstance(shadows, int) or shadows < 2 or shadows % 2
-    ):
+    if shadows is not None and (not is_count(shadows, 2) or shadows % 2):
         raise AuditConfigError(
             f"audit.membership.shadows must be an even integer >= 2 (complementary halves of the patients), "
             f"got {shadows!r}"
@@ -157,7 +149,7 @@ def _membership(m: Mapping[str, Any]) -> None:
     fprs = m.get("fprs")
     if fprs is not None:
         for f in [fprs] if isinstance(fprs, int | float) else list(fprs):
-            if isinstance(f, bool) or not isinstance(f, int | float) or not 0.0 < f < 1.0:
+            if not (is_finite_number(f) and 0.0 < f < 1.0):
                 raise AuditConfigError(
                     f"audit.membership.fprs entries must be false-positive rates in (0, 1), got {f!r}"
                 )
@@ -195,9 +187,7 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     box = t.get("box")
     if box is not None:
         values = list(box) if not isinstance(box, str | int | float) else [box]
-        if len(values) != 2 or not all(
-            not isinstance(v, bool) and isinstance(v, int | float) and 0 < v <= 1 for v in values
-        ):
+        if len(values) != 2 or not all(is_finite_number(v) and 0 < v <= 1 for v in values):
             raise AuditConfigError(
                 f"audit.text.box must be two fractions in (0, 1] (height, width of the image), got {values}"
             )

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import numbers
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from torch import Tensor, nn
 
 from gastrodistill.distillation.inner_loop import is_integer
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
+from gastrodistill.utils.values import is_finite_number
 
 MODES = ("soft", "hard")
 TENSOR_FILE = "distilled.safetensors"
@@ -36,11 +36,6 @@ TENSOR_NAMES = ("images", "label_logits", "raw_lrs")
 
 class DistilledSetError(ValueError):
     """A distilled set on disk (or its arguments) is malformed; the message says which file/key and why."""
-
-
-def _is_real(v: Any) -> bool:
-    """A finite real number (an int or a float, numpy's included; not a bool, not a string)."""
-    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 def inverse_softplus(y: float) -> float:
@@ -88,9 +83,9 @@ class DistilledSet(nn.Module):
             or not all(is_integer(v) and v >= 1 for v in image_shape)
         ):
             raise DistilledSetError(f"image_shape must be 3 positive integers (C, H, W), got {image_shape!r}")
-        if not _is_real(temperature) or not temperature > 0:
+        if not is_finite_number(temperature) or not temperature > 0:
             raise DistilledSetError(f"temperature must be a number > 0, got {temperature!r}")
-        if not _is_real(inner_momentum) or not 0.0 <= float(inner_momentum) < 1.0:
+        if not is_finite_number(inner_momentum) or not 0.0 <= float(inner_momentum) < 1.0:
             raise DistilledSetError(f"inner_momentum must be a number in [0, 1), got {inner_momentum!r}")
         if class_names is not None and (
             isinstance(class_names, str | bytes) or not all(isinstance(c, str) for c in class_names)
@@ -98,7 +93,9 @@ class DistilledSet(nn.Module):
             raise DistilledSetError(f"class_names must be a list of strings, got {class_names!r}")
         for name, v in (("mean", mean), ("std", std)):
             if v is not None and (
-                isinstance(v, str | bytes) or len(v) != image_shape[0] or not all(_is_real(x) for x in v)
+                isinstance(v, str | bytes)
+                or len(v) != image_shape[0]
+                or not all(is_finite_number(x) for x in v)
             ):
                 raise DistilledSetError(
                     f"{name} must be a list of {image_shape[0]} numbers (one per channel), got {v!r}"

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gastrodistill.utils.precision import lightning_precision, precision_autocast
+from gastrodistill.utils.values import is_count, is_finite_number
 
 SCHEDULES = ("replay", "standard")
 
@@ -85,14 +86,13 @@ class StandardSchedule:
             raise ValueError(
                 f"eval standard batch_size must be an integer >= 0 (0: full batch), got {self.batch_size!r}"
             )
-        number = lambda v: not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)  # noqa: E731
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+        if not is_count(self.epochs):
             raise ValueError(f"eval standard schedule needs an integer epochs >= 1 (got {self.epochs!r})")
-        if not (number(self.lr) and self.lr > 0):
+        if not (is_finite_number(self.lr) and self.lr > 0):
             raise ValueError(f"eval standard schedule needs a finite lr > 0 (got {self.lr!r})")
-        if not (number(self.momentum) and 0 <= self.momentum < 1):
+        if not (is_finite_number(self.momentum) and 0 <= self.momentum < 1):
             raise ValueError(f"eval standard momentum must be a number in [0, 1), got {self.momentum!r}")
-        if not (number(self.weight_decay) and self.weight_decay >= 0):
+        if not (is_finite_number(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"eval standard weight_decay must be a number >= 0, got {self.weight_decay!r}")
         if not isinstance(self.cosine, bool):
             raise ValueError(f"eval standard cosine must be true or false, got {self.cosine!r}")

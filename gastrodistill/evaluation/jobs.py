@@ -12,12 +12,12 @@ and skipped when the evaluation is run again in the same folder (:func:`pending`
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from gastrodistill.utils.values import is_count, is_finite_number
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,9 @@ def _check_count(ev: DictConfig, key: str, minimum: int, null: str | None) -> No
     value = OmegaConf.select(ev, key, default=_ABSENT)
     if value is _ABSENT or (value is None and null is not None):
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    if not is_count(value, minimum):
         hint = f" or null ({null})" if null else ""
         raise EvaluationConfigError(f"eval.{key} must be an integer >= {minimum}{hint}, got {value!r}")
-
-
-def _number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
 
 
 def _check_scoring(ev: DictConfig) -> None:
@@ -94,10 +90,10 @@ def _check_scoring(ev: DictConfig) -> None:
             f"eval.threshold_source = {source!r}; use one of {FIT_SPLITS} (never 'test')"
         )
     level = ev.get("ci_level", 0.95)
-    if not (_number(level) and 0 < level < 1):
+    if not (is_finite_number(level) and 0 < level < 1):
         raise EvaluationConfigError(f"eval.ci_level must be a number in (0, 1), e.g. 0.95; got {level!r}")
     width = ev.get("max_ci_width")
-    if width is not None and not (_number(width) and width > 0):
+    if width is not None and not (is_finite_number(width) and width > 0):
         raise EvaluationConfigError(
             f"eval.max_ci_width must be a number > 0 or null (no flag), got {width!r}"
         )

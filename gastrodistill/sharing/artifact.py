@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import stat
 import zipfile
@@ -48,6 +47,7 @@ from gastrodistill.utils.atomic import atomic_dir, atomic_path
 from gastrodistill.utils.hashing import sha256_bytes
 from gastrodistill.utils.run_info import package_versions
 from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
+from gastrodistill.utils.values import is_count, is_finite_number
 
 TENSORS_FILE = "distilled.safetensors"
 CARD_FILE = "card.json"
@@ -370,14 +370,6 @@ def _parse_card(data: bytes) -> dict[str, Any]:
     return card
 
 
-def _is_count(value: Any, low: int = 1) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int) and value >= low
-
-
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)
-
-
 def check_card_structure(card: Mapping[str, Any]) -> None:
     """Refuse a card whose fields have the wrong type or range before anything reads them.
 
@@ -392,17 +384,17 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
     if not isinstance(info, Mapping):
         raise bad("distilled", "a mapping")
     for key in ("num_classes", "ipc", "steps", "epochs", "n_images"):
-        if not _is_count(info.get(key)):
+        if not is_count(info.get(key)):
             raise bad(f"distilled.{key}", f"an integer >= 1 (got {info.get(key)!r})")
     shape = info.get("image_shape")
-    if not isinstance(shape, list) or len(shape) != 3 or not all(_is_count(v) for v in shape):
+    if not isinstance(shape, list) or len(shape) != 3 or not all(is_count(v) for v in shape):
         raise bad("distilled.image_shape", f"three integers >= 1 [C, H, W] (got {shape!r})")
     if not isinstance(info.get("mode"), str):
         raise bad("distilled.mode", "a string")
-    if not (_is_number(info.get("temperature")) and info["temperature"] > 0):
+    if not (is_finite_number(info.get("temperature")) and info["temperature"] > 0):
         raise bad("distilled.temperature", "a number > 0")
     if "inner_momentum" in info and not (
-        _is_number(info["inner_momentum"]) and 0 <= info["inner_momentum"] < 1
+        is_finite_number(info["inner_momentum"]) and 0 <= info["inner_momentum"] < 1
     ):
         raise bad("distilled.inner_momentum", "a number in [0, 1)")
     names = card.get("class_names")
@@ -417,7 +409,11 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
         raise bad("normalization", "a mapping with mean and std")
     for key in ("mean", "std"):
         values = norm.get(key)
-        if not isinstance(values, list) or len(values) != shape[0] or not all(_is_number(v) for v in values):
+        if (
+            not isinstance(values, list)
+            or len(values) != shape[0]
+            or not all(is_finite_number(v) for v in values)
+        ):
             raise bad(f"normalization.{key}", f"a list of {shape[0]} numbers (one per channel)")
     if not all(v > 0 for v in norm["std"]):
         raise bad("normalization.std", "positive (a site divides by it)")
@@ -429,7 +425,7 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
         if not (
             isinstance(entry, Mapping)
             and isinstance(entry.get("sha256"), str)
-            and _is_count(entry.get("bytes"), 0)
+            and is_count(entry.get("bytes"), 0)
         ):
             raise bad(f"files.{name}", "a mapping with a sha256 string and a bytes count")
 
