@@ -256,7 +256,7 @@ def _read_blobs(path: Path) -> dict[str, bytes]:
             blobs = {CARD_FILE: zf.read(by_name[CARD_FILE])}
             card = _parse_card(blobs[CARD_FILE])
             for name in (TENSORS_FILE, GRID_FILE):
-                want = _declared_bytes(card, name)
+                want = card["files"][name]["bytes"]  # its type checked with the card (_parse_card)
                 if by_name[name].file_size != want:
                     raise ArtifactError(
                         f"{path.name}: member {name!r} holds {by_name[name].file_size} bytes, the card says "
@@ -296,15 +296,6 @@ def _refuse_sizes(sizes: Mapping[str, int], where: str) -> None:
             f"{where}: its files claim {sum(sizes.values())} bytes in all (at most {MAX_MEMBER_BYTES}); "
             "refusing"
         )
-
-
-def _declared_bytes(card: Mapping[str, Any], name: str) -> int:
-    files = card.get("files")
-    entry = files.get(name) if isinstance(files, Mapping) else None
-    size = entry.get("bytes") if isinstance(entry, Mapping) else None
-    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
-        raise ArtifactError(f"{CARD_FILE} has no valid bytes entry for {name} under 'files'")
-    return size
 
 
 def _refuse_names(names: list[str], where: str) -> None:
@@ -478,10 +469,8 @@ def check_card_code(card: Mapping[str, Any]) -> None:
 
 def _check_files(card: Mapping[str, Any], blobs: Mapping[str, bytes]) -> None:
     for name in (TENSORS_FILE, GRID_FILE):
-        entry = card["files"].get(name)
-        if not isinstance(entry, dict) or "sha256" not in entry or "bytes" not in entry:
-            raise ArtifactError(f"{CARD_FILE} has no sha256/bytes entry for {name}")
-        size, want = len(blobs[name]), int(entry["bytes"])
+        entry = card["files"][name]  # a sha256 string and a bytes count (check_card_structure)
+        size, want = len(blobs[name]), entry["bytes"]
         if size < want:
             raise ArtifactError(f"{name} is truncated: {size} bytes, the card says {want}; download it again")
         if size > want:
