@@ -5,6 +5,7 @@ evaluation, where the audit used to read it)."""
 from __future__ import annotations
 
 import pytest
+from _cli_runner import reproduce_refusal
 
 from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config
 
@@ -90,12 +91,5 @@ def test_feature_flags_need_the_feature_space(compose_cfg) -> None:
 
 @pytest.mark.parametrize("override", ["audit.membership.primary=likelihood", "audit.text.corner=top"])
 def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, override) -> None:
-    from gastrodistill.cli.reproduce import Pipeline
-
-    pipe = Pipeline(compose_cfg(["experiment=tiny", override]))
-    with pytest.raises(Exception) as info:
-        pipe.run()
-    chain = [info.value, info.value.__cause__]
-    assert any(isinstance(e, AuditConfigError) for e in chain), info.value
-    assert not pipe.out.exists()
-    assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))
+    error = reproduce_refusal(compose_cfg(["experiment=tiny", override]), tmp_path)
+    assert any(isinstance(e, AuditConfigError) for e in (error, error.__cause__)), error
