@@ -97,9 +97,11 @@ def _check_scoring(ev: DictConfig) -> None:
         raise EvaluationConfigError(
             f"eval.max_ci_width must be a number > 0 or null (no flag), got {width!r}"
         )
-    ensemble = ev.get("ensemble", "auto")
-    if not isinstance(ensemble, bool) and str(ensemble).lower() not in ("auto", "true", "false"):
-        raise EvaluationConfigError(f"eval.ensemble = {ensemble!r}; use auto, true or false")
+    from gastrodistill.evaluation.run import ensemble_mode
+
+    ensemble_mode(
+        ev.get("ensemble", "auto"), "cpu"
+    )  # the stage's own reading: a word it does not know raises
     device = str(ev.get("device") or "auto")
     if device != "auto":
         import torch
