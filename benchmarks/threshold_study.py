@@ -17,8 +17,19 @@ mean patient score per diagnosis of each split in the pool.
     python benchmarks/threshold_study.py --set outputs/cpu/runs/<run>/distill/soft \\
         --set outputs/cpu/runs/<run>/distill/hard --sizes 10 -- experiment=cpu
 
-Not for networks trained on real training patches (the full-data and random-subset baselines): for
-them the training patients are not held out. One torch thread; about 40 s per set for 6 networks.
+``--pool external`` draws from every split of *another* collection instead (``--pool-overrides``, e.g.
+``"synthetic.name=cpu_pool synthetic.seed=5"``: the same generator and settings, another seed, so no
+patient of it was read by the distillation or belongs to a run's test patients), normalised with the
+main data's statistics. Only there can all-data networks be studied beside the sets (``--full K``: K
+networks by the full-data recipe, ``eval.baselines.real``): on the main data their training patients are
+not held out. Build the pool first (``gastrodistill-generate`` and ``gastrodistill-patches`` with the
+same overrides). With ``--full``, the table also gives each set's held-out HM over the all-data networks'.
+
+    python benchmarks/threshold_study.py --set RUN/distill/soft --pool external \\
+        --pool-overrides "synthetic.name=cpu_pool synthetic.seed=5" --full 2 --sizes 20 32 48 \\
+        -- experiment=cpu
+
+One torch thread; about 40 s per set for 6 networks, a few minutes per all-data network.
 """
 
 from __future__ import annotations
@@ -41,12 +52,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--networks", type=int, default=6, help="replayed networks per set")
     ap.add_argument("--draws", type=int, default=300, help="fitting draws per network and size")
     ap.add_argument("--sizes", type=int, nargs="+", default=[10], help="fitting patients")
-    ap.add_argument("--pool", choices=("val", "train+val"), default="val", help="patients drawn from")
+    ap.add_argument(
+        "--pool", choices=("val", "train+val", "external"), default="val", help="patients drawn from"
+    )
+    ap.add_argument("--pool-overrides", default="", help="Hydra overrides naming the external pool's data")
+    ap.add_argument("--full", type=int, default=0, help="all-data networks (external pool only)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the networks and the draws")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides of the data, after --")
     args = ap.parse_args(argv)
     if min(args.networks, args.draws) < 1 or min(args.sizes) < 4:
         ap.error("--networks and --draws must be >= 1, every --sizes >= 4")
+    if (args.pool == "external") != bool(args.pool_overrides.split()):
+        ap.error("--pool external and --pool-overrides go together")
+    if args.full and args.pool != "external":
+        ap.error("--full needs --pool external: the all-data networks trained on the main data's patients")
     torch.set_num_threads(1)
 
     from hydra import compose, initialize_config_dir
@@ -56,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     from gastrodistill.distillation.distilled_set import DistilledSet
     from gastrodistill.evaluation.checks import check_distilled_set
     from gastrodistill.evaluation.fresh_training import train_replay
+    from gastrodistill.evaluation.full_data import train_full_data
     from gastrodistill.evaluation.networks import net_spec
     from gastrodistill.evaluation.patient import (
         THRESHOLD_RULES,
@@ -65,13 +85,18 @@ def main(argv: list[str] | None = None) -> int:
         patient_scores,
         sensitivity_specificity,
     )
-    from gastrodistill.evaluation.run import recorded_model
+    from gastrodistill.evaluation.run import real_recipe, recorded_model
     from gastrodistill.evaluation.scoring import predict_split
     from gastrodistill.evaluation.splits import SplitCache, class_index
     from gastrodistill.utils.seeding import numpy_rng, torch_generator
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["logger=none", *args.overrides])
+    if args.pool == "external":
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            pcfg = compose("config", overrides=["logger=none", *args.overrides, *args.pool_overrides.split()])
+        if pcfg.data.root == cfg.data.root:
+            ap.error(f"--pool-overrides name the main data ({cfg.data.root}); name another collection")
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
@@ -79,9 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     names = list(dm.class_names)
     pos = class_index(names, ev.patient.positive_class, "positive_class", required=True)
     irr = class_index(names, ev.patient.irrelevant_class, "irrelevant_class", required=False)
+    pool_dm, pool_splits = dm, (("val",) if args.pool == "val" else ("train", "val"))
+    if args.pool == "external":
+        pool_dm = instantiate(pcfg.data)
+        pool_dm.setup()  # the pool's store must exist: it is never built here
+        pool_dm.mean, pool_dm.std = dm.mean, dm.std  # the networks' normalisation
+        pool_splits = ("train", "val", "test")
     splits = {
-        s: SplitCache(dm, s, int(ev.max_in_memory_mb) * 2**20, int(ev.batch_size))
-        for s in (("val",) if args.pool == "val" else ("train", "val"))
+        s: SplitCache(pool_dm, s, int(ev.max_in_memory_mb) * 2**20, int(ev.batch_size)) for s in pool_splits
     }
     if not all(c.has_patients for c in splits.values()):
         ap.error("the data have no patients: there is no patient threshold to study")
@@ -89,6 +119,33 @@ def main(argv: list[str] | None = None) -> int:
     def hm(scores: np.ndarray, labels: np.ndarray, t: float) -> float:
         return harmonic_mean(*sensitivity_specificity(labels, scores >= t))
 
+    def score_pool(net: torch.nn.Module, by_split: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
+        parts = []
+        for name, cache in splits.items():
+            pred = predict_split([net.eval()], cache)[0].argmax(-1)
+            parts.append(patient_scores(name, pred, cache.patient_ids, cache.patient_labels, pos, irr))
+            by_split[name].append(parts[-1])
+        return np.concatenate([p.scores for p in parts]), np.concatenate([p.labels for p in parts]).astype(
+            bool
+        )
+
+    rows: list[tuple[str, list[tuple[np.ndarray, np.ndarray]], dict[str, list]]] = []
+    if args.full:
+        spec = net_spec(cfg, "same", dm)
+        pooled, by_split = [], {s: [] for s in splits}
+        for k in range(args.full):
+            g = torch_generator(args.seed, "threshold-study", "full", k)
+            net, _ = train_full_data(
+                spec.build(g),
+                dm.dataset("train", augment=False),
+                dm.labels("train"),
+                dm.dataset("val", augment=False),
+                real_recipe(ev),
+                dm.num_classes,
+                (args.seed, "threshold-study", "full", k),
+            )
+            pooled.append(score_pool(net, by_split))
+        rows.append((f"all real training patches ({args.full} networks)", pooled, by_split))
     for folder in args.set:
         try:
             ds = DistilledSet.load(folder)
@@ -99,20 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         pooled, by_split = [], {s: [] for s in splits}
         for k in range(args.networks):
             g = torch_generator(args.seed, "threshold-study", folder.name, k)
-            net = train_replay(spec.build(g), ds, cfg.eval.get("replay_augment"), g).eval()
-            parts = []
-            for name, cache in splits.items():
-                pred = predict_split([net], cache)[0].argmax(-1)
-                parts.append(patient_scores(name, pred, cache.patient_ids, cache.patient_labels, pos, irr))
-                by_split[name].append(parts[-1])
             pooled.append(
-                (
-                    np.concatenate([p.scores for p in parts]),
-                    np.concatenate([p.labels for p in parts]).astype(bool),
-                )
+                score_pool(train_replay(spec.build(g), ds, cfg.eval.get("replay_augment"), g), by_split)
             )
+        rows.append((f"{folder} ({args.networks} replayed networks)", pooled, by_split))
+
+    reference: dict[tuple[str, int], float] = {}  # all-data held-out HM per (rule, size)
+    for title, pooled, by_split in rows:
         y0 = pooled[0][1]
-        print(f"\n{folder} ({args.networks} replayed networks, {len(y0)} {args.pool} patients)")
+        print(f"\n{title}, {len(y0)} {args.pool} patients")
         too_big = [n for n in args.sizes if n // 2 >= min(int(y0.sum()), int((~y0).sum()))]
         if too_big:
             ap.error(
@@ -123,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             g = np.mean([s.scores[s.labels == 1].mean() for s in scores])
             n = np.mean([s.scores[s.labels == 0].mean() for s in scores])
             print(f"  mean score of {name} patients: gastritis {g:.3f}, not {n:.3f}")
-        print("  | rule | n | held-out HM | threshold sd |\n  |---|---|---|---|")
+        head = " / all data |\n  |---|---|---|---|---|" if args.full else " |\n  |---|---|---|---|"
+        print(f"  | rule | n | held-out HM | threshold sd{head}")
         for size in args.sizes:
             held = {r: [] for r in (*THRESHOLD_RULES, "ceiling")}
             spread = {r: [] for r in THRESHOLD_RULES}
@@ -156,7 +209,10 @@ def main(argv: list[str] | None = None) -> int:
                     spread[rule].append(np.std(values[rule]))
             for rule, v in held.items():
                 sd = f"{np.mean(spread[rule]):.3f}" if rule in spread else ""
-                print(f"  | {rule} | {size} | {np.mean(v):.3f} | {sd} |")
+                if args.full and not reference.get((rule, size)):
+                    reference[(rule, size)] = float(np.mean(v))  # the first row: the all-data networks
+                ratio = f" | {np.mean(v) / reference[(rule, size)]:.3f}" if args.full else ""
+                print(f"  | {rule} | {size} | {np.mean(v):.3f} | {sd}{ratio} |")
     return 0
 
 
