@@ -57,6 +57,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--pool-overrides", default="", help="Hydra overrides naming the external pool's data")
     ap.add_argument("--full", type=int, default=0, help="all-data networks (external pool only)")
+    ap.add_argument(
+        "--test-draw",
+        type=int,
+        nargs=2,
+        metavar=("GASTRITIS", "OTHER"),
+        help="with --full: also draw a run's patients from the pool (n fitting, these test patients), as "
+        "make reproduce has them, and print the spread of each set's test HM over the all-data networks'",
+    )
     ap.add_argument("--seed", type=int, default=0, help="seed of the networks and the draws")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides of the data, after --")
     args = ap.parse_args(argv)
@@ -64,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--networks and --draws must be >= 1, every --sizes >= 4")
     if (args.pool == "external") != bool(args.pool_overrides.split()):
         ap.error("--pool external and --pool-overrides go together")
+    if args.test_draw and (not args.full or min(args.test_draw) < 1):
+        ap.error("--test-draw needs --full and at least one test patient per diagnosis")
     if args.full and args.pool != "external":
         ap.error("--full needs --pool external: the all-data networks trained on the main data's patients")
     torch.set_num_threads(1)
@@ -181,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
             held = {r: [] for r in (*THRESHOLD_RULES, "ceiling")}
             spread = {r: [] for r in THRESHOLD_RULES}
             for k, (s, y) in enumerate(pooled):
-                rng = numpy_rng(args.seed, "threshold-study-draws", folder.name, size, k)
+                # network k of every row gets the same fitting draws
+                rng = numpy_rng(args.seed, "threshold-study-draws", size, k)
                 values = {r: [] for r in THRESHOLD_RULES}
                 for _ in range(args.draws):
                     fit = np.concatenate(
@@ -213,7 +224,67 @@ def main(argv: list[str] | None = None) -> int:
                     reference[(rule, size)] = float(np.mean(v))  # the first row: the all-data networks
                 ratio = f" | {np.mean(v) / reference[(rule, size)]:.3f}" if args.full else ""
                 print(f"  | {rule} | {size} | {np.mean(v):.3f} | {sd}{ratio} |")
+    if args.test_draw:
+        rule = str(ev.patient.get("threshold_rule", "empirical"))
+        print(
+            f"\nA run's patients drawn from the pool ({args.draws} draws): n fitting patients shared by "
+            f"every network (rule {rule}), {args.test_draw[0]} + {args.test_draw[1]} test patients from the "
+            "rest; per draw each set's mean test HM over the all-data networks'"
+        )
+        print("  | set | n | mean | 2.5 % | median | 97.5 % | draws below 0.9 |")
+        print("  |---|---|---|---|---|---|---|")
+        for size in args.sizes:
+            ratios = run_draws(rows, size, tuple(args.test_draw), args.draws, rule, args.seed)
+            for (title, *_), r in zip(rows[1:], ratios, strict=True):
+                q = np.percentile(r, [2.5, 50, 97.5])
+                print(
+                    f"  | {title.split(' (')[0]} | {size} | {r.mean():.3f} | {q[0]:.3f} | {q[1]:.3f} | "
+                    f"{q[2]:.3f} | {np.mean(r < 0.9):.0%} |"
+                )
     return 0
+
+
+def run_draws(
+    rows: list, size: int, test: tuple[int, int], draws: int, rule: str, seed: int
+) -> list[np.ndarray]:
+    """Per draw, a run's patients from the pool: ``size`` fitting patients (half per diagnosis) shared by
+    every network, then ``test`` = (gastritis, other) test patients from the rest. Returns, for each row
+    after the first (the all-data networks), the ratio of its mean test HM to the first row's per draw
+    (``[draws]``)."""
+    from gastrodistill.evaluation.patient import (
+        PatientScores,
+        fit_threshold,
+        harmonic_mean,
+        sensitivity_specificity,
+    )
+    from gastrodistill.utils.seeding import numpy_rng
+
+    y = rows[0][1][0][1]
+    rng = numpy_rng(seed, "threshold-study-run-draws", size, *test)
+    out = np.zeros((len(rows) - 1, draws))
+    for d in range(draws):
+        fit = np.concatenate(
+            [rng.choice(np.flatnonzero(y == c), size // 2, replace=False) for c in (True, False)]
+        )
+        rest = np.setdiff1d(np.arange(len(y)), fit)
+        tst = np.concatenate(
+            [
+                rng.choice(rest[y[rest] == c], n, replace=False)
+                for c, n in zip((True, False), test, strict=True)
+            ]
+        )
+        means = []
+        for _, pooled, _ in rows:
+            hms = []
+            for s, yy in pooled:
+                part = PatientScores(
+                    "val", fit.astype(str), s[fit], yy[fit].astype(np.int64), np.ones(len(fit))
+                )
+                t = fit_threshold(part, rule).value
+                hms.append(harmonic_mean(*sensitivity_specificity(yy[tst], s[tst] >= t)))
+            means.append(np.mean(hms))
+        out[:, d] = np.array(means[1:]) / means[0]
+    return list(out)
 
 
 if __name__ == "__main__":

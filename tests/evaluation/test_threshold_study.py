@@ -43,3 +43,37 @@ def test_a_pool_that_names_the_main_data_is_refused(capsys, tmp_path, monkeypatc
         _study().main([*argv, "--", "experiment=cpu"])
     assert info.value.code == 2
     assert "name the main data" in capsys.readouterr().err
+
+
+def _pool(n: int = 40, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 2 == 0
+    s = np.clip(np.where(y, 0.6, 0.3) + rng.normal(0, 0.15, n), 0, 1)
+    return s, y
+
+
+def test_a_run_draw_of_the_same_networks_gives_a_ratio_of_one() -> None:
+    import numpy as np
+
+    s, y = _pool()
+    rows = [("all", [(s, y)], {}), ("same", [(s.copy(), y)], {})]
+    (r,) = _study().run_draws(rows, 10, (5, 7), 50, "binormal", 0)
+    assert r.shape == (50,)
+    np.testing.assert_array_equal(r, 1.0)
+
+
+def test_rows_that_order_the_patients_alike_score_alike_by_the_empirical_rule() -> None:
+    """An affine map of the scores keeps their order and the midpoints the empirical rule places its
+    threshold at, so every test decision and every draw's ratio stay 1; squaring keeps the order but
+    not the midpoints, and some draws' ratios move: the rows' scores, not their names, reach the ratio."""
+    import numpy as np
+
+    s, y = _pool()
+    affine = [("all", [(s, y)], {}), ("affine", [(0.5 * s + 0.2, y)], {})]
+    (r,) = _study().run_draws(affine, 10, (5, 7), 50, "empirical", 0)
+    np.testing.assert_allclose(r, 1.0)
+    squared = [("all", [(s, y)], {}), ("squared", [(s**2, y)], {})]
+    (q,) = _study().run_draws(squared, 10, (5, 7), 50, "empirical", 0)
+    assert np.any(q != 1.0)
