@@ -125,14 +125,32 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not all(c.has_patients for c in splits.values()):
         ap.error("the data have no patients: there is no patient threshold to study")
+    # external pool: each network's threshold also fitted on the main data's validation patients, as the
+    # evaluation fits it, and applied to the whole pool
+    main_val = (
+        SplitCache(dm, "val", int(ev.max_in_memory_mb) * 2**20, int(ev.batch_size))
+        if args.pool == "external"
+        else None
+    )
+    eval_rule = str(ev.patient.get("threshold_rule", "empirical"))
+
+    def predict(net: torch.nn.Module, cache: SplitCache) -> np.ndarray:
+        """Patch decisions ``[N]`` as the evaluation makes them (its autocast and memory format)."""
+        autocast, channels_last = bool(ev.get("score_autocast")), bool(ev.get("score_channels_last"))
+        return predict_split([net.eval()], cache, autocast, channels_last)[0].argmax(-1)
 
     def hm(scores: np.ndarray, labels: np.ndarray, t: float) -> float:
         return harmonic_mean(*sensitivity_specificity(labels, scores >= t))
 
     def score_pool(net: torch.nn.Module, by_split: dict[str, list]) -> tuple[np.ndarray, np.ndarray]:
+        if main_val is not None:
+            pred = predict(net, main_val)
+            by_split.setdefault("main val", []).append(
+                patient_scores("val", pred, main_val.patient_ids, main_val.patient_labels, pos, irr)
+            )
         parts = []
         for name, cache in splits.items():
-            pred = predict_split([net.eval()], cache)[0].argmax(-1)
+            pred = predict(net, cache)
             parts.append(patient_scores(name, pred, cache.patient_ids, cache.patient_labels, pos, irr))
             by_split[name].append(parts[-1])
         return np.concatenate([p.scores for p in parts]), np.concatenate([p.labels for p in parts]).astype(
@@ -224,17 +242,32 @@ def main(argv: list[str] | None = None) -> int:
                     reference[(rule, size)] = float(np.mean(v))  # the first row: the all-data networks
                 ratio = f" | {np.mean(v) / reference[(rule, size)]:.3f}" if args.full else ""
                 print(f"  | {rule} | {size} | {np.mean(v):.3f} | {sd}{ratio} |")
+    if main_val is not None:
+        n_val = len(main_val.patient_labels)
+        print(
+            f"\nEach network's threshold fitted on the main data's {n_val} validation patients (rule "
+            f"{eval_rule}, as the evaluation fits it) and applied to the whole pool"
+        )
+        print("  | row | pool HM (mean over networks) | / all data |\n  |---|---|---|")
+        first = None
+        for title, pooled, by_split in rows:
+            hms = [
+                hm(s, y, fit_threshold(fit, eval_rule).value)
+                for (s, y), fit in zip(pooled, by_split["main val"], strict=True)
+            ]
+            first = first if first is not None else float(np.mean(hms))
+            ratio = f"{np.mean(hms) / first:.3f}" if args.full else ""
+            print(f"  | {title} | {np.mean(hms):.3f} | {ratio} |")
     if args.test_draw:
-        rule = str(ev.patient.get("threshold_rule", "empirical"))
         print(
             f"\nA run's patients drawn from the pool ({args.draws} draws): n fitting patients shared by "
-            f"every network (rule {rule}), {args.test_draw[0]} + {args.test_draw[1]} test patients from the "
-            "rest; per draw each set's mean test HM over the all-data networks'"
+            f"every network (rule {eval_rule}), {args.test_draw[0]} + {args.test_draw[1]} test patients from "
+            "the rest; per draw each set's mean test HM over the all-data networks'"
         )
         print("  | set | n | mean | 2.5 % | median | 97.5 % | draws below 0.9 |")
         print("  |---|---|---|---|---|---|---|")
         for size in args.sizes:
-            ratios = run_draws(rows, size, tuple(args.test_draw), args.draws, rule, args.seed)
+            ratios = run_draws(rows, size, tuple(args.test_draw), args.draws, eval_rule, args.seed)
             for (title, *_), r in zip(rows[1:], ratios, strict=True):
                 q = np.percentile(r, [2.5, 50, 97.5])
                 print(
