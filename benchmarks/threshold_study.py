@@ -24,6 +24,13 @@ main data's statistics. Only there can all-data networks be studied beside the s
 networks by the full-data recipe, ``eval.baselines.real``): on the main data their training patients are
 not held out. Build the pool first (``gastrodistill-generate`` and ``gastrodistill-patches`` with the
 same overrides). With ``--full``, the table also gives each set's held-out HM over the all-data networks'.
+With an external pool the script also fits each network's threshold on the main data's validation
+patients, as the evaluation does, and scores it on the whole pool: how far that one validation draw
+moves each row. ``--test-draw G O`` draws a whole run's patients from the pool instead, per draw n
+fitting patients shared by every network and G + O test patients from the rest (12 + 28 for the
+default synthetic test patients), and prints the spread of each set's test HM over the all-data
+networks' that one draw of that size gives. Patients are scored as the evaluation scores them
+(``eval.score_autocast``, ``eval.score_channels_last``).
 
     python benchmarks/threshold_study.py --set RUN/distill/soft --pool external \\
         --pool-overrides "synthetic.name=cpu_pool synthetic.seed=5" --full 2 --sizes 20 32 48 \\
