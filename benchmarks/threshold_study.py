@@ -132,6 +132,22 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not all(c.has_patients for c in splits.values()):
         ap.error("the data have no patients: there is no patient threshold to study")
+    # checked before any network is trained: the pool's patients per diagnosis
+    n_pos = sum(sum(c.patient_labels.values()) for c in splits.values())
+    n_neg = sum(len(c.patient_labels) for c in splits.values()) - n_pos
+    too_big = [n for n in args.sizes if n // 2 >= min(n_pos, n_neg)]
+    if too_big:
+        ap.error(
+            f"--sizes {too_big}: the pool has {n_pos} gastritis and {n_neg} other patients; half of a size "
+            "must leave at least one of each held out"
+        )
+    half = max(args.sizes) // 2
+    if args.test_draw and (half + args.test_draw[0] > n_pos or half + args.test_draw[1] > n_neg):
+        g, o = args.test_draw
+        ap.error(
+            f"--test-draw {g} {o} with --sizes up to {max(args.sizes)}: the pool has {n_pos} gastritis and "
+            f"{n_neg} other patients, fewer than {half + g} and {half + o}; lower them"
+        )
     # external pool: each network's threshold also fitted on the main data's validation patients, as the
     # evaluation fits it, and applied to the whole pool
     main_val = (
@@ -200,12 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     for title, pooled, by_split in rows:
         y0 = pooled[0][1]
         print(f"\n{title}, {len(y0)} {args.pool} patients")
-        too_big = [n for n in args.sizes if n // 2 >= min(int(y0.sum()), int((~y0).sum()))]
-        if too_big:
-            ap.error(
-                f"--sizes {too_big}: the pool has {int(y0.sum())} gastritis and {int((~y0).sum())} other "
-                "patients; half of a size must leave at least one of each held out"
-            )
         for name, scores in by_split.items():
             g = np.mean([s.scores[s.labels == 1].mean() for s in scores])
             n = np.mean([s.scores[s.labels == 0].mean() for s in scores])
@@ -284,6 +294,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def draw_run(
+    rng: np.random.Generator, y: np.ndarray, size: int, test: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """One run's patients from a pool with diagnoses ``y`` ``[P]`` (bool, gastritis): indices of ``size``
+    fitting patients (half per diagnosis) and of ``test`` = (gastritis, other) test patients among the
+    rest. Raises ValueError where the pool is too small."""
+    fit = np.concatenate(
+        [rng.choice(np.flatnonzero(y == c), size // 2, replace=False) for c in (True, False)]
+    )
+    rest = np.setdiff1d(np.arange(len(y)), fit)
+    tst = np.concatenate(
+        [rng.choice(rest[y[rest] == c], n, replace=False) for c, n in zip((True, False), test, strict=True)]
+    )
+    return fit, tst
+
+
 def run_draws(
     rows: list, size: int, test: tuple[int, int], draws: int, rule: str, seed: int
 ) -> list[np.ndarray]:
@@ -303,16 +329,7 @@ def run_draws(
     rng = numpy_rng(seed, "threshold-study-run-draws", size, *test)
     out = np.zeros((len(rows) - 1, draws))
     for d in range(draws):
-        fit = np.concatenate(
-            [rng.choice(np.flatnonzero(y == c), size // 2, replace=False) for c in (True, False)]
-        )
-        rest = np.setdiff1d(np.arange(len(y)), fit)
-        tst = np.concatenate(
-            [
-                rng.choice(rest[y[rest] == c], n, replace=False)
-                for c, n in zip((True, False), test, strict=True)
-            ]
-        )
+        fit, tst = draw_run(rng, y, size, test)
         means = []
         for _, pooled, _ in rows:
             hms = []

@@ -77,3 +77,20 @@ def test_rows_that_order_the_patients_alike_score_alike_by_the_empirical_rule() 
     squared = [("all", [(s, y)], {}), ("squared", [(s**2, y)], {})]
     (q,) = _study().run_draws(squared, 10, (5, 7), 50, "empirical", 0)
     assert np.any(q != 1.0)
+
+
+def test_a_run_draw_takes_disjoint_fitting_and_test_patients_of_each_diagnosis() -> None:
+    import numpy as np
+
+    y = np.arange(30) % 3 == 0  # 10 gastritis, 20 other
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        fit, tst = _study().draw_run(rng, y, 8, (5, 9))
+        assert len(set(fit)) == 8 and int(y[fit].sum()) == 4  # half per diagnosis
+        assert len(set(tst)) == 14 and int(y[tst].sum()) == 5
+        assert not set(fit) & set(tst)
+        seen.update(tst.tolist())
+    assert seen == set(range(30))  # every patient can be a test patient
+    with pytest.raises(ValueError):
+        _study().draw_run(rng, y, 8, (7, 9))  # 4 + 7 gastritis > 10
