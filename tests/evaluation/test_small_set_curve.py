@@ -3,24 +3,18 @@ patients, and its argument errors."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from _benchmarks import load_benchmark
 
-REPO = Path(__file__).resolve().parents[2]
 SMALL = ["data=digits", "model.depth=1", "model.width=8", "eval.standard.epochs=3", "eval.lr_grid=[0.03]"]
 
 
 def _curve():
-    path = REPO / "benchmarks" / "small_set_curve.py"
-    spec = importlib.util.spec_from_file_location("small_set_curve", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("small_set_curve")
 
 
 def test_renormalise_keeps_the_raw_pixels_per_channel() -> None:
