@@ -18,23 +18,27 @@ mean patient score per diagnosis of each split in the pool.
         --set outputs/cpu/runs/<run>/distill/hard --sizes 10 -- experiment=cpu
 
 ``--pool external`` draws from every split of *another* collection instead (``--pool-overrides``, e.g.
-``"synthetic.name=cpu_pool synthetic.seed=5"``: the same generator and settings, another seed, so no
-patient of it was read by the distillation or belongs to a run's test patients), normalised with the
-main data's statistics. Only there can all-data networks be studied beside the sets (``--full K``: K
-networks by the full-data recipe, ``eval.baselines.real``): on the main data their training patients are
-not held out. Build the pool first (``gastrodistill-generate`` and ``gastrodistill-patches`` with the
-same overrides). With ``--full``, the table also gives each set's held-out HM over the all-data networks'.
-With an external pool the script also fits each network's threshold on the main data's validation
-patients, as the evaluation does, and scores it on the whole pool: how far that one validation draw
-moves each row. ``--test-draw G O`` draws a whole run's patients from the pool instead, per draw n
-fitting patients shared by every network and G + O test patients from the rest (12 + 28 for the
-default synthetic test patients), and prints the spread of each set's test HM over the all-data
-networks' that one draw of that size gives. Patients are scored as the evaluation scores them
-(``eval.score_autocast``, ``eval.score_channels_last``).
+``"synthetic.name=cpu_pool synthetic.seed=5"`` and any patient counts: the same generator and settings,
+another seed, so no patient of it was read by the distillation or belongs to a run's test patients),
+normalised with the main data's statistics. Only there can all-data networks be studied beside the sets
+(``--full K``: K networks by the full-data recipe, ``eval.baselines.real``): on the main data their
+training patients are not held out. Build the pool first (``gastrodistill-generate`` and
+``gastrodistill-patches`` with the same overrides). With ``--full``, the table also gives each set's
+held-out HM over the all-data networks'. With an external pool the script also fits each network's
+threshold on the main data's validation patients, as the evaluation does, and scores it on the whole
+pool: how far that one validation draw moves each row. ``--test-draw G O`` draws a whole run's patients
+from the pool instead, per draw n fitting patients shared by every network and G + O test patients from
+the rest (12 + 28 for the default synthetic test patients), and prints the spread of each set's test HM
+over the all-data networks' that one draw of that size gives. Patients are scored as the evaluation
+scores them (``eval.score_autocast``, ``eval.score_channels_last``).
 
     python benchmarks/threshold_study.py --set RUN/distill/soft --pool external \\
-        --pool-overrides "synthetic.name=cpu_pool synthetic.seed=5" --full 2 --sizes 20 32 48 \\
-        -- experiment=cpu
+        --pool-overrides "synthetic.name=cpu_pool synthetic.seed=5 synthetic.train_gastritis=50 \\
+        synthetic.train_non_gastritis=50 synthetic.test_gastritis=30 synthetic.test_non_gastritis=30" \\
+        --full 2 --sizes 20 32 48 --test-draw 12 28 -- experiment=cpu
+
+The pool's collection and patch store must have been built with the same overrides (the script checks
+its seed and settings against ``synthetic_info.json``).
 
 One torch thread; about 40 s per set for 6 networks, a few minutes per all-data network.
 """
@@ -77,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if min(args.networks, args.draws) < 1 or min(args.sizes) < 4:
         ap.error("--networks and --draws must be >= 1, every --sizes >= 4")
+    if any(n % 2 for n in args.sizes):
+        ap.error(f"--sizes {args.sizes}: each size must be even (half of the fitting patients per diagnosis)")
     if (args.pool == "external") != bool(args.pool_overrides.split()):
         ap.error("--pool external and --pool-overrides go together")
     if args.test_draw and (not args.full or min(args.test_draw) < 1):
@@ -114,6 +120,13 @@ def main(argv: list[str] | None = None) -> int:
             pcfg = compose("config", overrides=["logger=none", *args.overrides, *args.pool_overrides.split()])
         if pcfg.data.root == cfg.data.root:
             ap.error(f"--pool-overrides name the main data ({cfg.data.root}); name another collection")
+        problem = pool_problem(pcfg)
+        if problem:
+            ap.error(
+                f"--pool-overrides: {problem}; build the pool first with the same overrides: "
+                f"gastrodistill-generate {' '.join(args.overrides)} {args.pool_overrides}, then "
+                f"gastrodistill-patches with the same"
+            )
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
@@ -124,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     pool_dm, pool_splits = dm, (("val",) if args.pool == "val" else ("train", "val"))
     if args.pool == "external":
         pool_dm = instantiate(pcfg.data)
-        pool_dm.setup()  # the pool's store must exist: it is never built here
+        pool_dm.setup()  # the pool's store exists (pool_problem): it is never built here
         pool_dm.mean, pool_dm.std = dm.mean, dm.std  # the networks' normalisation
         pool_splits = ("train", "val", "test")
     splits = {
@@ -142,11 +155,17 @@ def main(argv: list[str] | None = None) -> int:
             "must leave at least one of each held out"
         )
     half = max(args.sizes) // 2
-    if args.test_draw and (half + args.test_draw[0] > n_pos or half + args.test_draw[1] > n_neg):
-        g, o = args.test_draw
+    short = [
+        f"{have} {what} patients, fewer than {half} + {want}"
+        for what, have, want in zip(
+            ("gastritis", "other"), (n_pos, n_neg), args.test_draw or (), strict=False
+        )
+        if half + want > have
+    ]
+    if short:
         ap.error(
-            f"--test-draw {g} {o} with --sizes up to {max(args.sizes)}: the pool has {n_pos} gastritis and "
-            f"{n_neg} other patients, fewer than {half + g} and {half + o}; lower them"
+            f"--test-draw {args.test_draw[0]} {args.test_draw[1]} with --sizes up to {max(args.sizes)}: the "
+            f"pool has {' and '.join(short)}; lower them"
         )
     # external pool: each network's threshold also fitted on the main data's validation patients, as the
     # evaluation fits it, and applied to the whole pool
@@ -220,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
             g = np.mean([s.scores[s.labels == 1].mean() for s in scores])
             n = np.mean([s.scores[s.labels == 0].mean() for s in scores])
             print(f"  mean score of {name} patients: gastritis {g:.3f}, not {n:.3f}")
-        head = " / all data |\n  |---|---|---|---|---|" if args.full else " |\n  |---|---|---|---|"
+        head = " | / all data |\n  |---|---|---|---|---|" if args.full else " |\n  |---|---|---|---|"
         print(f"  | rule | n | held-out HM | threshold sd{head}")
         for size in args.sizes:
             held = {r: [] for r in (*THRESHOLD_RULES, "ceiling")}
@@ -292,6 +311,37 @@ def main(argv: list[str] | None = None) -> int:
                     f"{q[2]:.3f} | {np.mean(r < 0.9):.0%} |"
                 )
     return 0
+
+
+def pool_problem(pcfg) -> str | None:
+    """Why the external pool named by ``pcfg`` cannot be read as it is named, or None: its synthetic
+    collection missing or written with another seed or other settings (``synthetic_info.json``), or its
+    patch store not built."""
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from gastrodistill.data.errors import DataInputError
+    from gastrodistill.data.synthetic.config import SyntheticConfig
+    from gastrodistill.data.synthetic.writer import read_info
+
+    root = Path(pcfg.data.root)
+    info = read_info(root) if root.is_dir() else None
+    if info is None:
+        return f"no synthetic collection in {root}"
+    params = OmegaConf.to_container(pcfg.synthetic, resolve=True)
+    seed = params.pop("seed", 0)
+    for key in ("_target_", "_convert_", "root", "num_workers", "progress"):
+        params.pop(key, None)
+    if info.get("config_hash") != SyntheticConfig.from_params(**params).content_hash(seed):
+        return (
+            f"the collection in {root} was written with seed {info.get('seed')} or other settings than these"
+        )
+    dm = instantiate(pcfg.data)
+    try:
+        dm.setup()
+    except DataInputError:
+        return f"no up-to-date patch store of {root}"
+    return None
 
 
 def draw_run(

@@ -39,7 +39,7 @@ def run(cfg: DictConfig) -> Path:
     root = Path(hydra.utils.instantiate(cfg.synthetic))
     save_run_info(cfg.paths.output_dir, cfg, extra={"stage": "generate"})
     counts = summarise(root)
-    print(f"synthetic data set '{cfg.synthetic.name}' (seed {cfg.seed}) in {root}")
+    print(f"synthetic data set '{cfg.synthetic.name}' (seed {cfg.synthetic.seed}) in {root}")
     for split in ("train", "test"):
         parts = [
             f"{diag}: {counts[(split, diag, 'patients')]} patients / {counts[(split, diag, 'images')]} images"

@@ -20,6 +20,7 @@ def _study():
         (["--pool", "external"], "--pool external and --pool-overrides go together"),
         (["--pool-overrides", "synthetic.seed=5"], "--pool external and --pool-overrides go together"),
         (["--sizes", "2"], "every --sizes >= 4"),
+        (["--sizes", "7"], "each size must be even"),
     ],
 )
 def test_arguments_are_refused_with_what_to_do(capsys, tmp_path, argv, message) -> None:
