@@ -43,3 +43,11 @@ def test_cli_run_prints_counts_and_saves_run_info(compose_cfg, tiny_root, tmp_pa
     info = json.loads((tmp_path / "out" / "run_info.json").read_text())
     assert "versions" in info and "git_revision" in info
     assert (tmp_path / "out" / "config.yaml").read_text().count("name: tiny") >= 1
+
+
+def test_cli_run_prints_the_collections_own_seed(compose_cfg, tiny_root, capsys):
+    """``seed=2 synthetic.seed=11`` keeps the seed-11 collection: the summary names 11, not the run's 2."""
+    cfg = compose_cfg(["synthetic=tiny", "seed=2", "synthetic.seed=11", f"paths.data_root={tiny_root}"])
+    run(cfg)
+    out = capsys.readouterr().out
+    assert "synthetic data set 'tiny' (seed 11)" in out
