@@ -120,10 +120,11 @@ def main(argv: list[str] | None = None) -> int:
             pcfg = compose("config", overrides=["logger=none", *args.overrides, *args.pool_overrides.split()])
         if pcfg.data.root == cfg.data.root:
             ap.error(f"--pool-overrides name the main data ({cfg.data.root}); name another collection")
-        problem = pool_problem(pcfg)
-        if problem:
+        try:
+            pool_dm = open_pool(pcfg)
+        except ValueError as exc:
             ap.error(
-                f"--pool-overrides: {problem}; build the pool first with the same overrides: "
+                f"--pool-overrides: {exc}; build the pool first with the same overrides: "
                 f"gastrodistill-generate {' '.join(args.overrides)} {args.pool_overrides}, then "
                 f"gastrodistill-patches with the same"
             )
@@ -134,10 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     names = list(dm.class_names)
     pos = class_index(names, ev.patient.positive_class, "positive_class", required=True)
     irr = class_index(names, ev.patient.irrelevant_class, "irrelevant_class", required=False)
-    pool_dm, pool_splits = dm, (("val",) if args.pool == "val" else ("train", "val"))
-    if args.pool == "external":
-        pool_dm = instantiate(pcfg.data)
-        pool_dm.setup()  # the pool's store exists (pool_problem): it is never built here
+    pool_splits = ("val",) if args.pool == "val" else ("train", "val")
+    if args.pool != "external":
+        pool_dm = dm
+    else:
         pool_dm.mean, pool_dm.std = dm.mean, dm.std  # the networks' normalisation
         pool_splits = ("train", "val", "test")
     splits = {
@@ -313,35 +314,38 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def pool_problem(pcfg) -> str | None:
-    """Why the external pool named by ``pcfg`` cannot be read as it is named, or None: its synthetic
-    collection missing or written with another seed or other settings (``synthetic_info.json``), or its
-    patch store not built."""
+def open_pool(pcfg):
+    """The external pool's data module, set up from its existing patch store (never built here).
+
+    Raises ValueError saying why it cannot be read as ``pcfg`` names it: its synthetic collection missing,
+    incomplete or written with another seed or other settings (the generator's own check,
+    :func:`~gastrodistill.data.synthetic.writer.is_current`), or its patch store not built."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
     from gastrodistill.data.errors import DataInputError
     from gastrodistill.data.synthetic.config import SyntheticConfig
-    from gastrodistill.data.synthetic.writer import read_info
+    from gastrodistill.data.synthetic.writer import is_current, read_info
 
     root = Path(pcfg.data.root)
     info = read_info(root) if root.is_dir() else None
     if info is None:
-        return f"no synthetic collection in {root}"
+        raise ValueError(f"no synthetic collection in {root}")
     params = OmegaConf.to_container(pcfg.synthetic, resolve=True)
     seed = params.pop("seed", 0)
     for key in ("_target_", "_convert_", "root", "num_workers", "progress"):
         params.pop(key, None)
-    if info.get("config_hash") != SyntheticConfig.from_params(**params).content_hash(seed):
-        return (
-            f"the collection in {root} was written with seed {info.get('seed')} or other settings than these"
+    if not is_current(root, SyntheticConfig.from_params(**params).content_hash(seed)):
+        raise ValueError(
+            f"the collection in {root} was written with seed {info.get('seed')} or other settings than "
+            "these, or is incomplete"
         )
     dm = instantiate(pcfg.data)
     try:
         dm.setup()
     except DataInputError:
-        return f"no up-to-date patch store of {root}"
-    return None
+        raise ValueError(f"no up-to-date patch store of {root}") from None
+    return dm
 
 
 def draw_run(

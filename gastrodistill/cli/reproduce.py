@@ -39,6 +39,7 @@ from gastrodistill.utils.distributed import (
     world_size,
 )
 from gastrodistill.utils.run_info import save_run_info
+from gastrodistill.utils.values import is_count
 
 STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
 
@@ -297,7 +298,7 @@ class Pipeline:
 
         for key in ("num_threads", "parallel_modes"):
             value = self.rcfg.get(key)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            if value is not None and not is_count(value):
                 raise ReproduceConfigError(f"reproduce.{key} must be an integer >= 1 or null, got {value!r}")
         accelerator = str((self.cfg.get("trainer") or {}).get("accelerator", "auto"))
         if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():  # failed at the distillation

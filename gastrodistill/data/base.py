@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
 from gastrodistill.utils.seeding import torch_generator
+from gastrodistill.utils.values import is_count
 
 SPLITS = ("train", "val", "test")
 
@@ -62,7 +63,7 @@ class ImageDataModule(pl.LightningDataModule):
         for key, value, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1)) + (
             ("num_workers", num_workers, 0),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not is_count(value, low):
                 raise ValueError(f"data.{key} must be an integer >= {low}, got {value!r}")
         if storage_size is not None and int(storage_size) < 1:
             raise ValueError(f"data.storage_size={storage_size} must be a positive size or null")

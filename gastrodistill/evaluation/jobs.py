@@ -99,9 +99,7 @@ def _check_scoring(ev: DictConfig) -> None:
         )
     from gastrodistill.evaluation.run import ensemble_mode
 
-    ensemble_mode(
-        ev.get("ensemble", "auto"), "cpu"
-    )  # the stage's own reading: a word it does not know raises
+    ensemble_mode(ev.get("ensemble", "auto"), "cpu")  # the stage's own reading: an unknown word raises
     device = str(ev.get("device") or "auto")
     if device != "auto":
         import torch

@@ -226,8 +226,9 @@ def write_zip(folder: Path, target: Path) -> Path:
 
 
 # ---- reading --------------------------------------------------------------------------------------
-def _read_blobs(path: Path) -> dict[str, bytes]:
-    """The three files of an artifact folder or zip, read with bounded memory.
+def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
+    """The three files of an artifact folder or zip, read with bounded memory, none of them a pickle,
+    and the card parsed and checked once (:func:`_parse_card`).
 
     Refused before anything large is read: a symbolic link or a non-regular entry in a folder (it could
     point at any file of the receiving machine), duplicate zip members, a ``card.json`` over
@@ -237,7 +238,10 @@ def _read_blobs(path: Path) -> dict[str, bytes]:
     if not path.exists():
         raise ArtifactError(f"no artifact at {path}; pass the artifact folder or its .zip")
     if path.is_dir():
-        return _read_folder(path)
+        blobs = _read_folder(path)
+        for name, data in blobs.items():
+            _refuse_pickle_bytes(name, data)
+        return blobs, _parse_card(blobs[CARD_FILE])
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ArtifactError(
             f"{path.name} is a pickle-capable file; artifacts are safetensors + JSON only. "
@@ -254,6 +258,7 @@ def _read_blobs(path: Path) -> dict[str, bytes]:
             by_name = {i.filename: i for i in infos}
             _refuse_sizes({n: i.file_size for n, i in by_name.items()}, path.name)
             blobs = {CARD_FILE: zf.read(by_name[CARD_FILE])}
+            _refuse_pickle_bytes(CARD_FILE, blobs[CARD_FILE])
             card = _parse_card(blobs[CARD_FILE])
             for name in (TENSORS_FILE, GRID_FILE):
                 want = card["files"][name]["bytes"]  # its type checked with the card (_parse_card)
@@ -263,7 +268,8 @@ def _read_blobs(path: Path) -> dict[str, bytes]:
                         f"{want}: it was modified or truncated; download it again"
                     )
                 blobs[name] = zf.read(by_name[name])  # inflating past the declared size fails (zipfile)
-            return blobs
+                _refuse_pickle_bytes(name, blobs[name])
+            return blobs, card
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise ArtifactError(f"{path.name} is a damaged zip archive ({exc}); download it again") from exc
 
@@ -517,8 +523,6 @@ def _check_tensors(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor])
         or (tensors["targets"] < 0).any()
     ):
         raise ArtifactError("tensor 'targets' rows are not probability distributions")
-    if len(card["class_names"]) != k or len(card["normalization"]["mean"]) != info["image_shape"][0]:
-        raise ArtifactError("card: class_names / normalization do not match the tensor shapes")
 
 
 def load_artifact(path: str | os.PathLike):
@@ -528,10 +532,7 @@ def load_artifact(path: str | os.PathLike):
     schema version, an edited card, truncated or tampered files, tensors that disagree with the card.
     """
     path = Path(path)
-    blobs = _read_blobs(path)
-    for name, data in blobs.items():
-        _refuse_pickle_bytes(name, data)
-    card = _parse_card(blobs[CARD_FILE])
+    blobs, card = _read_blobs(path)
     _check_files(card, blobs)
     try:
         tensors = st_load(blobs[TENSORS_FILE])
