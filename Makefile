@@ -47,7 +47,7 @@ generate: setup ## Write the synthetic gastric data set (Hydra overrides: ARGS="
 patches: setup ## Build the patch store from DATA_ROOT (ARGS="data.root=...")
 	$(BIN)/gastrodistill-patches $(ARGS)
 
-reproduce: setup ## The whole study on the embedded synthetic data (15-18 min on 2 CPU cores)
+reproduce: setup ## The whole study on the embedded synthetic data (15-25 min on 2 CPU cores, by the day's machine)
 	$(BIN)/gastrodistill-reproduce experiment=cpu $(ARGS)
 
 reproduce-full: setup ## The paper's scale (GPU): experiment=full

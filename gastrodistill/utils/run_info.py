@@ -49,9 +49,49 @@ def package_versions() -> dict[str, str]:
     return out
 
 
+def installed_packages() -> dict[str, str]:
+    """Every distribution installed in this environment, ``{name: version}`` sorted by lower-case name
+    (what ``pip freeze`` lists). :func:`package_versions` names the stack; this is the whole environment, so
+    that a run whose digits differ from another's can be compared package by package (issue 9, twenty-first
+    round: the same commit gave another table on another day, with numpy, scipy and scikit-learn unpinned)."""
+    found: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:
+            found.setdefault(str(name), str(dist.version))
+    return dict(sorted(found.items(), key=lambda item: item[0].lower()))
+
+
+CPUINFO_FIELDS = ("model name", "cpu family", "model", "stepping", "cache size")
+
+
+def cpu_model(cpuinfo: str | None = None) -> dict[str, str]:
+    """The CPU's model as Linux reports it: ``model name``, ``cpu family``, ``model``, ``stepping`` and
+    ``cache size`` of the first processor in ``/proc/cpuinfo`` (or of ``cpuinfo``, that file's text). oneDNN
+    chooses its kernels and their blocking by CPU, so two hosts with the same instruction set can still sum
+    in another order. Elsewhere (no such file): ``{"processor": platform.processor()}``."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
+        except OSError:
+            return {"processor": platform.processor()}
+    out: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if out:
+                break  # the first processor's block has ended
+            continue
+        key, sep, value = line.partition(":")
+        key = key.strip()
+        if sep and key in CPUINFO_FIELDS and key not in out:
+            out[key] = value.strip()
+    return out or {"processor": platform.processor()}
+
+
 def compute_info() -> dict[str, Any]:
     """Where this process computes: torch's intra-op and inter-op thread counts now, ``OMP_NUM_THREADS``,
-    the CPU instruction set torch dispatches to (e.g. ``AVX512``), the machine, the number of CUDA devices,
+    the CPU instruction set torch dispatches to (e.g. ``AVX512``), the machine, the CPU model
+    (:func:`cpu_model`), the number of CUDA devices,
     and the name of the current one when this process has already started CUDA (asking for a name would
     otherwise start it: a context on GPU 0 for a CPU-only stage). The evaluation also records the thread
     count its networks train with (``training_threads``), which is not this process's when they train in
@@ -64,6 +104,7 @@ def compute_info() -> dict[str, Any]:
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "machine": platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cuda_device_count": torch.cuda.device_count(),
         "cuda_device": (
@@ -94,14 +135,15 @@ def git_revision(cwd: str | Path | None = None) -> str:
 def save_run_info(
     output_dir: str | Path, cfg: DictConfig | None = None, extra: dict[str, Any] | None = None
 ) -> Path:
-    """Write ``config.yaml`` (resolved) and ``run_info.json`` (package versions, git revision, compute:
-    :func:`compute_info`; ``extra`` keys are added at the top level)."""
+    """Write ``config.yaml`` (resolved) and ``run_info.json`` (the stack's versions, every installed
+    package, git revision, compute: :func:`compute_info`; ``extra`` keys are added at the top level)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg is not None:
         write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
     info = {
         "versions": package_versions(),
+        "packages": installed_packages(),
         "git_revision": git_revision(),
         "compute": compute_info(),
         **(extra or {}),
