@@ -51,14 +51,15 @@ def package_versions() -> dict[str, str]:
 
 def installed_packages() -> dict[str, str]:
     """Every distribution installed in this environment, ``{name: version}`` sorted by lower-case name
-    (what ``pip freeze`` lists). :func:`package_versions` names the stack; this is the whole environment, so
-    that a run whose digits differ from another's can be compared package by package (issue 9, twenty-first
-    round: the same commit gave another table on another day, with numpy, scipy and scikit-learn unpinned)."""
+    (``pip freeze`` lists the same, less pip and setuptools). :func:`package_versions` names the stack;
+    this is the whole environment, so that a run whose digits differ from another's can be compared package
+    by package (issue 9, twenty-first round: the same commit gave another table on another day, with numpy,
+    scipy and scikit-learn unpinned)."""
     found: dict[str, str] = {}
     for dist in metadata.distributions():
         name = dist.metadata["Name"]
         if name:
-            found.setdefault(str(name), str(dist.version))
+            found.setdefault(name, dist.version)
     return dict(sorted(found.items(), key=lambda item: item[0].lower()))
 
 
