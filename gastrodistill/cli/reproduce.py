@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -141,6 +142,13 @@ class Pipeline:
         one torch thread each) they finish in about the time of one. Each process receives the resolved
         config (no Hydra context is needed there), rebuilds the data module from the patch store the
         parent has already built, and saves its set; the parent then loads the sets from disk.
+
+        Texture matching with a teacher (``distill.texture_matching.features: teacher``): both modes match
+        under the same teacher (same seeds), so one worker trains it first and the modes load it (the same
+        network, at the same thread count) instead of each training its own. Beside it, when the run
+        evaluates, the other worker trains the evaluation's reference network (job ``full__real__same__0``,
+        :func:`~gastrodistill.evaluation.run.run_reference_job`), which the evaluation then skips: the
+        same records, about one full-data network's training less wall time.
         """
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -148,14 +156,38 @@ class Pipeline:
         from omegaconf import OmegaConf
 
         from gastrodistill.distillation.distilled_set import DistilledSet
+        from gastrodistill.distillation.run import TEACHER_FILE
 
         resolved = OmegaConf.to_container(self.cfg, resolve=True)
         threads = int(self.rcfg.get("num_threads") or torch.get_num_threads())
         print(f"--- distillation: {', '.join(modes)} labels in {workers} processes", flush=True)
-        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        (self.out / "distill").mkdir(parents=True, exist_ok=True)
+        share = _shared_teacher(self.cfg) and any(resume[m] is None for m in modes)
+        with (
+            tempfile.TemporaryDirectory(prefix=".teacher-", dir=self.out / "distill") as tmp,
+            ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool,
+        ):
+            teacher = Path(tmp) / TEACHER_FILE if share else None
+            if teacher is not None:
+                first = [pool.submit(_texture_teacher, resolved, str(teacher), threads)]
+                if "evaluate" in [str(s) for s in self.cfg.stages]:
+                    first.append(pool.submit(_reference_job, resolved, str(self.out / "eval"), threads))
+                print(
+                    "--- texture-matching teacher (once, for every mode)"
+                    + (" beside the evaluation's reference network" if len(first) > 1 else ""),
+                    flush=True,
+                )
+                for job in first:
+                    job.result()  # re-raises the child's error (its class and message) here
             jobs = {
                 mode: pool.submit(
-                    _distill_mode, resolved, str(self.out / "distill"), mode, resume[mode], threads
+                    _distill_mode,
+                    resolved,
+                    str(self.out / "distill"),
+                    mode,
+                    resume[mode],
+                    threads,
+                    str(teacher) if teacher is not None and resume[mode] is None else None,
                 )
                 for mode in modes
             }
@@ -430,16 +462,55 @@ def _one_device(cfg: DictConfig) -> bool:
 
 
 def _distill_mode(
-    resolved: dict[str, Any], output_dir: str, mode: str, resume: Path | None, threads: int
+    resolved: dict[str, Any],
+    output_dir: str,
+    mode: str,
+    resume: Path | None,
+    threads: int,
+    teacher_file: str | None = None,
 ) -> str:
-    """Child process of :meth:`Pipeline._distill_in_processes`: one label mode, saved under ``output_dir``."""
+    """Child process of :meth:`Pipeline._distill_in_processes`: one label mode, saved under ``output_dir``
+    (its texture-matching teacher loaded from ``teacher_file`` when given)."""
     from gastrodistill.distillation.run import run_distillation
 
     torch.set_num_threads(threads)
     cfg = OmegaConf.create(resolved)
     dm = hydra.utils.instantiate(cfg.data)
-    run_distillation(cfg, dm, output_dir, mode=mode, resume=resume)
+    run_distillation(cfg, dm, output_dir, mode=mode, resume=resume, teacher_file=teacher_file)
     return mode
+
+
+def _shared_teacher(cfg: DictConfig) -> bool:
+    """Whether the distillation trains a texture-matching teacher (matching on, ``features: teacher``)."""
+    from gastrodistill.distillation.texture_matching import check_texture_config
+
+    tmc = check_texture_config(cfg.distill.get("texture_matching"))
+    return bool(tmc["steps"]) and tmc["features"] == "teacher"
+
+
+def _texture_teacher(resolved: dict[str, Any], path: str, threads: int) -> str:
+    """Child process of :meth:`Pipeline._distill_in_processes`: the texture-matching teacher, to ``path``."""
+    from gastrodistill.distillation.run import network_factory, save_texture_teacher, train_texture_teacher
+
+    torch.set_num_threads(threads)
+    cfg = OmegaConf.create(resolved)
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup("fit")
+    save_texture_teacher(train_texture_teacher(cfg, dm, network_factory(cfg, dm)), path)
+    return path
+
+
+def _reference_job(resolved: dict[str, Any], output_dir: str, threads: int) -> bool:
+    """Child process of :meth:`Pipeline._distill_in_processes`: the evaluation's reference network, ahead."""
+    from gastrodistill.evaluation.run import run_reference_job
+
+    torch.set_num_threads(threads)
+    cfg = OmegaConf.create(resolved)
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()  # as Pipeline.datamodule() prepares it for the evaluation
+    return run_reference_job(cfg, dm, output_dir)
 
 
 def _augment_text(node: Any) -> str:

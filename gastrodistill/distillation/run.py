@@ -184,14 +184,74 @@ def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillM
     )
 
 
-def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule) -> list[float]:
+#: File name of a texture-matching teacher handed from one process to others (``reproduce`` trains it once
+#: for both label modes: :func:`train_texture_teacher`, :func:`save_texture_teacher`).
+TEACHER_FILE = "texture_teacher.safetensors"
+
+
+def train_texture_teacher(cfg: DictConfig, datamodule: Any, model_factory: Any) -> torch.nn.Module:
+    """The texture-matching teacher: a network of ``model_factory()`` initialised by ``distill.init`` from
+    ``(cfg.seed, 'texture-teacher')`` and trained on all training patches by ``eval.baselines.real`` (the
+    evaluation's full-data recipe, best validation epoch; the same seeds). Returned in eval mode, on the CPU.
+    Both label modes of one seed get the same teacher, so it can be trained once and loaded by
+    :func:`load_texture_teacher` (bit-for-bit the same network at the same torch thread count)."""
+    from gastrodistill.evaluation.full_data import train_full_data
+    from gastrodistill.evaluation.run import real_recipe
+
+    seed = int(cfg.seed)
+    net = model_factory()
+    initialize(net, str(cfg.distill.init), torch_generator(seed, "texture-teacher"))
+    net, _ = train_full_data(
+        net,
+        datamodule.dataset("train", augment=False),
+        datamodule.labels("train"),
+        datamodule.dataset("val", augment=False),
+        real_recipe(cfg.eval),
+        datamodule.num_classes,
+        (seed, "texture-teacher"),
+        progress=bool(check_texture_config(cfg.distill.get("texture_matching"))["progress"]),
+    )
+    return net.cpu().eval()
+
+
+def save_texture_teacher(net: torch.nn.Module, path: str | os.PathLike) -> Path:
+    """Write ``net``'s state dict to ``path`` (safetensors, written to a temporary name then renamed)."""
+    from safetensors.torch import save_file
+
+    from gastrodistill.utils.atomic import atomic_path
+
+    with atomic_path(path, suffix=".safetensors") as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
+    return Path(path)
+
+
+def load_texture_teacher(model_factory: Any, path: str | os.PathLike) -> torch.nn.Module:
+    """A teacher saved by :func:`save_texture_teacher`, in a fresh ``model_factory()`` network (eval mode).
+    Raises ``DistillConfigError`` naming the file when it does not fit that network."""
+    from safetensors.torch import load_file
+
+    net = model_factory()
+    try:
+        net.load_state_dict(load_file(str(path)))
+    except (RuntimeError, OSError) as exc:
+        raise DistillConfigError(
+            f"{path}: the texture-matching teacher does not fit the configured network ({exc}); delete the "
+            "file so that the teacher is trained again"
+        ) from exc
+    return net.eval()
+
+
+def run_texture_matching(
+    cfg: DictConfig, datamodule: Any, module: DistillModule, teacher_file: str | os.PathLike | None = None
+) -> list[float]:
     """``distill.texture_matching.steps`` steps of texture matching on ``module.distilled``
     (:mod:`.texture_matching`); returns the per-step losses (empty when off).
 
     Feature networks of the module's family: with ``features: teacher`` one network trained on all
-    training patches by ``eval.baselines.real`` (the evaluation's full-data recipe, best validation epoch;
-    seeds from ``cfg.seed``), with ``features: random`` ``random_networks`` fresh networks initialised by
-    ``distill.init`` from (seed, k). The class targets stream the training split once per network.
+    training patches (:func:`train_texture_teacher`), or loaded from ``teacher_file`` when given (saved by
+    :func:`save_texture_teacher` from the same config: ``reproduce`` trains it once for both label modes);
+    with ``features: random`` ``random_networks`` fresh networks initialised by ``distill.init`` from
+    (seed, k). The class targets stream the training split once per network.
     Raises ``DistillConfigError`` when a teacher would be trained in each of several processes (a torchrun
     or SLURM launch: use ``features: random`` there, or match in a single-process run).
     """
@@ -202,27 +262,16 @@ def run_texture_matching(cfg: DictConfig, datamodule: Any, module: DistillModule
     seed = int(cfg.seed)
     relu_modules(module.model_factory())  # a network without nn.ReLU is refused before the teacher trains
     if tmc["features"] == "teacher":
-        if world_size() > 1:
-            raise DistillConfigError(
-                "distill.texture_matching.features=teacher trains a teacher network, which a multi-process "
-                "launch would train once per process: set distill.texture_matching.features=random, or run "
-                "the distillation in one process"
-            )
-        from gastrodistill.evaluation.full_data import train_full_data
-        from gastrodistill.evaluation.run import real_recipe
-
-        net = module.model_factory()
-        initialize(net, str(cfg.distill.init), torch_generator(seed, "texture-teacher"))
-        net, _ = train_full_data(
-            net,
-            datamodule.dataset("train", augment=False),
-            datamodule.labels("train"),
-            datamodule.dataset("val", augment=False),
-            real_recipe(cfg.eval),
-            datamodule.num_classes,
-            (seed, "texture-teacher"),
-            progress=tmc["progress"],
-        )
+        if teacher_file is not None:
+            net = load_texture_teacher(module.model_factory, teacher_file)
+        else:
+            if world_size() > 1:
+                raise DistillConfigError(
+                    "distill.texture_matching.features=teacher trains a teacher network, which a "
+                    "multi-process launch would train once per process: set "
+                    "distill.texture_matching.features=random, or run the distillation in one process"
+                )
+            net = train_texture_teacher(cfg, datamodule, module.model_factory)
         nets = [net.to(device).eval()]
         teacher = nets[0]
     else:
@@ -305,6 +354,7 @@ def run_distillation(
     mode: str | None = None,
     callbacks: list[Callback] | None = None,
     resume: Path | None | bool = True,
+    teacher_file: str | os.PathLike | None = None,
 ) -> DistilledSet:
     """Distil ``datamodule`` with ``cfg.distill`` (mode overridable); save the set to ``output_dir/<mode>/``.
 
@@ -313,7 +363,8 @@ def run_distillation(
     ``grids/`` and Lightning checkpoints under ``checkpoints/`` (``distill.resume`` resumes from one).
     ``callbacks`` are extra Lightning callbacks (they must be picklable for ``ddp_spawn``).
     ``resume``: ``True`` resolves ``distill.resume`` here (:func:`resume_checkpoint`, an error when nothing
-    matches), a path resumes from it, ``None``/``False`` starts from step 0.
+    matches), a path resumes from it, ``None``/``False`` starts from step 0. ``teacher_file``: the
+    texture-matching teacher saved by :func:`save_texture_teacher` (None: trained here when needed).
 
     Under DDP launched by torchrun/SLURM (every process runs this), global rank 0 prepares the data
     (builds the patch store) while the others wait, then every rank distils; only rank 0 writes files.
@@ -330,7 +381,7 @@ def run_distillation(
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
     module = build_module(cfg, datamodule, distilled, out / "grids", networks)
     # A resumed run restores its (matched) images from the checkpoint.
-    texture_losses = run_texture_matching(cfg, datamodule, module) if ckpt_path is None else []
+    texture_losses = run_texture_matching(cfg, datamodule, module, teacher_file) if ckpt_path is None else []
     matching_losses = run_distribution_matching(cfg, datamodule, module) if ckpt_path is None else []
     loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode
     try:

@@ -691,6 +691,34 @@ def run_evaluation(
     return df
 
 
+def run_reference_job(cfg: DictConfig, datamodule, output_dir: str | Path) -> bool:
+    """Train and score the evaluation's reference network (job ``full__real__same__0``) ahead of the
+    evaluation, into ``output_dir`` (its record under ``records/`` and ``reference.safetensors``), with the
+    torch thread count the evaluation would train it with (:func:`training_threads`), so its record is the
+    one :func:`run_evaluation` would write; that stage then finds the job finished and skips it.
+
+    ``reproduce`` runs it beside the texture-matching teacher, on a core the distillation leaves idle. It
+    needs no distilled set: the distillation architecture is the configured model (what a set distilled
+    from ``cfg`` records). Returns False, doing nothing, when the job is not part of the evaluation
+    (no ``full`` baseline) or is already finished in ``output_dir``.
+    """
+    out = Path(output_dir)
+    job = Study.REFERENCE_JOB
+    if job not in build_jobs(cfg.eval, []) or job.key in report.finished_jobs(out):
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    _prepare(datamodule)
+    threads_before, threads = torch.get_num_threads(), training_threads(cfg)
+    torch.set_num_threads(threads)
+    try:
+        study = Study(cfg, datamodule, {}, out, progress=False)
+        study.write_progress = False  # the evaluation writes networks.csv when it merges every record
+        study.run_setting(job.setting, [job])
+    finally:
+        torch.set_num_threads(threads_before)
+    return True
+
+
 def train_full_network(
     cfg: DictConfig, datamodule, seed_parts: Sequence[Any], epochs: int | None = None
 ) -> tuple[nn.Module, dict[str, float]]:
