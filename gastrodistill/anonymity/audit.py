@@ -29,6 +29,7 @@ import json
 import math
 import tempfile
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ from gastrodistill.anonymity.membership import (
     attack_target,
     build_pool,
     summarise_targets,
-    train_shadows,
+    train_shadows_and,
 )
 from gastrodistill.anonymity.nearest import (
     InformativeSelection,
@@ -92,7 +93,16 @@ def train_reference_network(cfg: DictConfig, datamodule) -> tuple[nn.Module, dic
 def distilled_networks(
     cfg: DictConfig, datamodule, distilled, name: str, n: int, schedule: str
 ) -> list[nn.Module]:
-    """``n`` fresh networks trained on ``distilled`` by the evaluation's trainer (seeded per index).
+    """``n`` fresh networks trained on ``distilled`` by the evaluation's trainer (seeded per index):
+    :func:`distilled_network` for ``index`` 0 .. n - 1."""
+    return [distilled_network(cfg, datamodule, distilled, name, schedule, i) for i in range(n)]
+
+
+def distilled_network(
+    cfg: DictConfig, datamodule, distilled, name: str, schedule: str, index: int
+) -> nn.Module:
+    """Fresh network ``index`` trained on ``distilled`` by the evaluation's trainer, seeded by
+    ``(seed, 'audit', 'mia', name, schedule, index)``, in eval mode.
 
     The replay draws its batches through ``eval.replay_augment`` as the evaluation's replays do, so the
     attacked networks are trained as the reported ones are."""
@@ -101,17 +111,19 @@ def distilled_networks(
 
     spec = net_spec(cfg, "same", datamodule)
     standard = StandardSchedule(**OmegaConf.to_container(cfg.eval.standard, resolve=True))
-    return [
-        train_on_distilled(
-            distilled,
-            spec,
-            schedule,
-            torch_generator(int(cfg.seed), "audit", "mia", name, schedule, i),
-            standard,
-            cfg.eval.get("replay_augment"),
-        ).eval()
-        for i in range(n)
-    ]
+    return train_on_distilled(
+        distilled,
+        spec,
+        schedule,
+        torch_generator(int(cfg.seed), "audit", "mia", name, schedule, index),
+        standard,
+        cfg.eval.get("replay_augment"),
+    ).eval()
+
+
+def _seeded_fit(fit: RealFit, x: torch.Tensor, y: torch.Tensor, seed_parts: tuple) -> nn.Module:
+    """``fit(x, y, generator)`` with the generator of ``seed_parts`` made here (so a worker can run it)."""
+    return fit(x, y, torch_generator(*seed_parts))
 
 
 class RealFit:
@@ -377,12 +389,6 @@ def _membership(
         te_idx = informative_selection(cfg, dm, split="test").indices
     pool = build_pool(dm, int(mcfg.max_per_side), seed, tr_idx, te_idx)
     epochs = int(mcfg.get("shadow_epochs") or real_info.get("best_epoch") or cfg.eval.baselines.real.epochs)
-    shadows = train_shadows(
-        pool, RealFit(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1)
-    )
-    mia: dict[str, list[TargetAttack]] = {
-        "real": [attack_target(real_model, pool, shadows, pool.is_train, fprs=fprs, **null)]
-    }
 
     oc = mcfg.overfit_control
     train_patients = np.unique(pool.groups[pool.is_train])
@@ -403,13 +409,25 @@ def _membership(
         batch_size=oc.get("batch_size"),
     )
     sel = torch.as_tensor(member_idx)
-    overfit = fit(pool.x[sel], pool.y[sel], torch_generator(seed, "audit", "overfit-control"))
+    # The target networks train in the shadows' worker processes, after them (each by its own seeds).
+    n_nets, schedule = int(mcfg.n_networks), str(mcfg.schedule)
+    targets = [(name, i) for name in distilled_sets for i in range(n_nets)]
+    tasks = [
+        partial(distilled_network, cfg, dm, distilled_sets[name], name, schedule, i) for name, i in targets
+    ]
+    tasks.append(partial(_seeded_fit, fit, pool.x[sel], pool.y[sel], (seed, "audit", "overfit-control")))
+    shadows, trained = train_shadows_and(
+        pool, RealFit(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1), tasks
+    )
+    overfit, trained = trained[-1], trained[:-1]
+    mia: dict[str, list[TargetAttack]] = {
+        "real": [attack_target(real_model, pool, shadows, pool.is_train, fprs=fprs, **null)]
+    }
     mia["control_overfit"] = [
         attack_target(overfit, pool, shadows, members, keep=members | ~pool.is_train, fprs=fprs, **null)
     ]
-    for name, ds in distilled_sets.items():
-        nets = distilled_networks(cfg, dm, ds, name, int(mcfg.n_networks), str(mcfg.schedule))
-        mia[name] = [attack_target(net, pool, shadows, pool.is_train, fprs=fprs, **null) for net in nets]
+    for (name, _), net in zip(targets, trained, strict=True):
+        mia.setdefault(name, []).append(attack_target(net, pool, shadows, pool.is_train, fprs=fprs, **null))
     summary = {row: summarise_targets(runs) for row, runs in mia.items()}
     for row in summary:
         summary[row]["mia_n_networks"] = float(len(mia[row]))

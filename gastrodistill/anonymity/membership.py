@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -293,23 +294,46 @@ def train_shadows(
     picklable, e.g. :class:`gastrodistill.anonymity.audit.RealFit`; one torch thread each); each shadow
     keeps its own generator ``(seed, 'audit', 'shadow', k)``, so the scores equal a single process's.
     """
+    return train_shadows_and(pool, fit, n_shadows, seed, processes)[0]
+
+
+def train_shadows_and(
+    pool: AttackPool,
+    fit: Callable[[torch.Tensor, torch.Tensor, torch.Generator], nn.Module],
+    n_shadows: int,
+    seed: int,
+    processes: int = 1,
+    also: Sequence[Callable[[], Any]] = (),
+) -> tuple[ShadowScores, list[Any]]:
+    """:func:`train_shadows`, and the zero-argument tasks ``also`` (the audit's target networks, each
+    seeded by its own generator) run by the same worker processes after the shadows, so that neither
+    waits for the other; returns the shadows' scores and the tasks' results in order. With ``processes``
+    > 1 the tasks must be picklable (module-level functions under ``functools.partial``) and run with one
+    torch thread, as the shadows do; in one process they run here, after the shadows.
+    """
     inside = shadow_halves(pool.groups, n_shadows, seed)
     shared = (fit, pool.x, pool.y, seed)
-    if processes > 1 and n_shadows > 1:
+    sels = [np.flatnonzero(m) for m in inside]
+    if processes > 1 and n_shadows + len(also) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        workers = min(processes, n_shadows)
+        workers = min(processes, n_shadows + len(also))
         ctx = mp.get_context("spawn")  # the pool and `fit` reach each worker once, not once per shadow
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_start_shadow_worker, initargs=shared
         ) as ex:
-            scores = list(ex.map(_worker_shadow, [np.flatnonzero(m) for m in inside], range(n_shadows)))
+            shadow_jobs = [ex.submit(_worker_shadow, sel, k) for k, sel in enumerate(sels)]
+            other_jobs = [ex.submit(_worker_task, task) for task in also]
+            scores = [job.result() for job in shadow_jobs]
+            results = [job.result() for job in other_jobs]
     else:
-        scores = [_shadow_scores(*shared, np.flatnonzero(inside[k]), k) for k in range(n_shadows)]
-    return ShadowScores(
+        scores = [_shadow_scores(*shared, sel, k) for k, sel in enumerate(sels)]
+        results = [task() for task in also]
+    shadows = ShadowScores(
         loss=np.stack([s[0] for s in scores]), phi=np.stack([s[1] for s in scores]), inside=inside
     )
+    return shadows, results
 
 
 #: What a shadow worker keeps from :func:`_start_shadow_worker` (fit, pool images, labels, seed).
@@ -323,6 +347,10 @@ def _start_shadow_worker(fit, x: torch.Tensor, y: torch.Tensor, seed: int) -> No
 
 def _worker_shadow(sel: np.ndarray, k: int):
     return _shadow_scores(*_SHADOW_WORKER["shared"], sel, k)
+
+
+def _worker_task(task: Callable[[], Any]) -> Any:
+    return task()
 
 
 def _shadow_scores(fit, x: torch.Tensor, y: torch.Tensor, seed: int, sel: np.ndarray, k: int):

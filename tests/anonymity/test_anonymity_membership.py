@@ -188,6 +188,34 @@ def test_shadows_in_worker_processes_equal_one_process(dm, compose_cfg):
     assert not np.allclose(one.loss[0], one.loss[1])  # two different shadows
 
 
+def test_target_networks_train_beside_the_shadows_as_in_one_process(dm, compose_cfg):
+    """``train_shadows_and``: the audit's other networks (here two overfit-style fits, each by its own
+    seeds) train in the shadows' workers and come back in order with the weights one process gives; the
+    shadows' scores are those of ``train_shadows``."""
+    from functools import partial
+
+    from gastrodistill.anonymity.audit import RealFit, _seeded_fit
+    from gastrodistill.anonymity.membership import build_pool, train_shadows, train_shadows_and
+
+    cfg = compose_cfg(["model.width=8", "model.depth=2", "eval.baselines.real.batch_size=16"])
+    pool = build_pool(dm, max_per_side=40, seed=0)
+    fit = RealFit(cfg, dm, epochs=2)
+    tasks = [partial(_seeded_fit, fit, pool.x[:24], pool.y[:24], (0, "target", k)) for k in range(2)]
+    one, nets_one = train_shadows_and(pool, fit, 2, 0, 1, tasks)
+    two, nets_two = train_shadows_and(pool, fit, 2, 0, 2, tasks)
+    np.testing.assert_allclose(
+        two.loss, train_shadows(pool, fit, n_shadows=2, seed=0).loss, rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(one.loss, two.loss, rtol=1e-5, atol=1e-6)
+    assert len(nets_one) == len(nets_two) == 2
+    for a, b in zip(nets_one, nets_two, strict=True):
+        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert ka == kb
+            torch.testing.assert_close(vb, va, rtol=1e-5, atol=1e-6)
+    first, second = (torch.cat([p.flatten() for p in n.parameters()]) for n in nets_two)
+    assert not torch.allclose(first, second)  # each task its own seeds, in the order given
+
+
 def test_shadow_networks_train_in_the_recipes_precision(dm, compose_cfg, monkeypatch):
     """``RealFit`` trains in ``eval.baselines.real.precision``: bfloat16 logits under ``bf16-mixed`` (as
     the Lightning-trained network the shadows stand for), float32 under ``32-true``; float32 weights."""
