@@ -43,14 +43,16 @@ def needs_teacher(setting: Setting) -> bool:
 Task = tuple[Setting, tuple[Job, ...]]
 
 
-def tasks_of(jobs: Sequence[Job]) -> list[Task]:
+def tasks_of(jobs: Sequence[Job], split_replays: bool = False) -> list[Task]:
     """The pool's tasks, longest first: each full-data network alone (they share nothing), then each
     standard-schedule setting whole (its learning-rate selection is shared by its networks) on the
     distillation architecture, then on other architectures, then the replays; within a tier, more networks
-    first (longest-processing-time order)."""
+    first (longest-processing-time order). ``split_replays``: each replayed network is a task of its own
+    (where networks train one by one, not as an ensemble, a replay setting shares nothing between its
+    networks), so that the last tasks are short and the workers finish together."""
     tasks: list[Task] = []
     for setting, group in by_setting(jobs).items():
-        if setting[1] == REAL_SCHEDULE:
+        if setting[1] == REAL_SCHEDULE or (split_replays and setting[1] == "replay"):
             tasks += [(setting, (j,)) for j in group]
         else:
             tasks.append((setting, tuple(group)))
@@ -68,8 +70,8 @@ def tasks_of(jobs: Sequence[Job]) -> list[Task]:
     return sorted(tasks, key=rank)
 
 
-def plan(jobs: Sequence[Job], reference_done: bool) -> tuple[list[Task], bool]:
-    """The tasks in hand-out order and whether the teacher tasks may start at once.
+def plan(jobs: Sequence[Job], reference_done: bool, split_replays: bool = False) -> tuple[list[Task], bool]:
+    """The tasks in hand-out order (:func:`tasks_of`) and whether the teacher tasks may start at once.
 
     Teacher (``random_soft``) tasks wait for the task holding job ``full__real__same__0``; when no task
     holds it (finished earlier, or no full-data row) and its file is missing, a first task with no jobs
@@ -77,7 +79,7 @@ def plan(jobs: Sequence[Job], reference_done: bool) -> tuple[list[Task], bool]:
     """
     from gastrodistill.evaluation.run import Study
 
-    tasks = tasks_of(jobs)
+    tasks = tasks_of(jobs, split_replays)
     ready = reference_done or not any(needs_teacher(t[0]) for t in tasks)
     if not ready and not any(Study.REFERENCE_JOB in group for _, group in tasks):
         tasks.insert(0, (Study.REFERENCE_JOB.setting, ()))
@@ -122,10 +124,13 @@ def run_in_processes(
     re-raised here with its own class and message. ``datamodule`` and the sets are sent to the workers
     (pickled in memory, never written).
     """
-    from gastrodistill.evaluation.run import Study, training_threads
+    from gastrodistill.evaluation.networks import eval_device
+    from gastrodistill.evaluation.run import Study, ensemble_mode, training_threads
 
     reference = Study.REFERENCE_JOB
-    tasks, teacher_ready = plan(jobs, reference_done)
+    # replayed networks train one by one unless they train as an ensemble: then one task each
+    one_by_one = not ensemble_mode(cfg.eval.get("ensemble", "auto"), eval_device(cfg))
+    tasks, teacher_ready = plan(jobs, reference_done, split_replays=one_by_one)
     threads = training_threads(cfg, world_size=1)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     selected: dict[str, Any] = {}

@@ -623,6 +623,14 @@ def test_worker_tasks_are_longest_first_with_each_full_data_network_alone(compos
     ]
     assert tiers == sorted(tiers)
     assert [s for s, _ in tasks if needs_teacher(s)] == [("random_soft", "standard", "same")]
+    assert all(len(g) > 1 for s, g in tasks if s[1] == "replay")  # whole settings by default
+    split = tasks_of(jobs, split_replays=True)  # networks trained one by one: each replay its own task
+    assert sorted(j for _, group in split for j in group) == sorted(jobs)
+    replays = [g for s, g in split if s[1] == "replay"]
+    assert replays and all(len(g) == 1 for g in replays)
+    assert len(replays) == sum(1 for j in jobs if j.schedule == "replay")
+    assert [g for s, g in split if s[1] != "replay"] == [g for s, g in tasks if s[1] != "replay"]
+    assert [s[1] for s, _ in split][-len(replays) :] == ["replay"] * len(replays)  # still last
 
 
 def test_the_network_that_chose_the_learning_rate_is_network_0(compose_cfg, patient_dm):
