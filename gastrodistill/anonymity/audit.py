@@ -409,25 +409,40 @@ def _membership(
         batch_size=oc.get("batch_size"),
     )
     sel = torch.as_tensor(member_idx)
-    # The target networks train in the shadows' worker processes, after them (each by its own seeds).
+    # The target networks train and are scored in the shadows' worker processes, after them (each by its
+    # own seeds): the overfitted control, then each set's networks. The real-data network is scored here.
     n_nets, schedule = int(mcfg.n_networks), str(mcfg.schedule)
     targets = [(name, i) for name in distilled_sets for i in range(n_nets)]
-    tasks = [
-        partial(distilled_network, cfg, dm, distilled_sets[name], name, schedule, i) for name, i in targets
+    makers = [
+        partial(_seeded_fit, fit, pool.x[sel], pool.y[sel], (seed, "audit", "overfit-control")),
+        *(
+            partial(distilled_network, cfg, dm, distilled_sets[name], name, schedule, i)
+            for name, i in targets
+        ),
     ]
-    tasks.append(partial(_seeded_fit, fit, pool.x[sel], pool.y[sel], (seed, "audit", "overfit-control")))
-    shadows, trained = train_shadows_and(
-        pool, RealFit(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1), tasks
+    shadows, scored = train_shadows_and(
+        pool, RealFit(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1), makers
     )
-    overfit, trained = trained[-1], trained[:-1]
+    overfit_scores, set_scores = scored[0], scored[1:]
     mia: dict[str, list[TargetAttack]] = {
         "real": [attack_target(real_model, pool, shadows, pool.is_train, fprs=fprs, **null)]
     }
     mia["control_overfit"] = [
-        attack_target(overfit, pool, shadows, members, keep=members | ~pool.is_train, fprs=fprs, **null)
+        attack_target(
+            None,
+            pool,
+            shadows,
+            members,
+            keep=members | ~pool.is_train,
+            fprs=fprs,
+            example=overfit_scores,
+            **null,
+        )
     ]
-    for (name, _), net in zip(targets, trained, strict=True):
-        mia.setdefault(name, []).append(attack_target(net, pool, shadows, pool.is_train, fprs=fprs, **null))
+    for (name, _), example in zip(targets, set_scores, strict=True):
+        mia.setdefault(name, []).append(
+            attack_target(None, pool, shadows, pool.is_train, fprs=fprs, example=example, **null)
+        )
     summary = {row: summarise_targets(runs) for row, runs in mia.items()}
     for row in summary:
         summary[row]["mia_n_networks"] = float(len(mia[row]))

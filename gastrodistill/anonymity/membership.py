@@ -28,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -303,37 +302,39 @@ def train_shadows_and(
     n_shadows: int,
     seed: int,
     processes: int = 1,
-    also: Sequence[Callable[[], Any]] = (),
-) -> tuple[ShadowScores, list[Any]]:
-    """:func:`train_shadows`, and the zero-argument tasks ``also`` (the audit's target networks, each
-    seeded by its own generator) run by the same worker processes after the shadows, so that neither
-    waits for the other; returns the shadows' scores and the tasks' results in order. With ``processes``
-    > 1 the tasks must be picklable (module-level functions under ``functools.partial``) and run with one
-    torch thread, as the shadows do; in one process they run here, after the shadows.
+    targets: Sequence[Callable[[], nn.Module]] = (),
+) -> tuple[ShadowScores, list[tuple[np.ndarray, np.ndarray]]]:
+    """:func:`train_shadows`, and the target networks the zero-argument ``targets`` make (trained there,
+    each by its own seeds, or handed over), each scored on every pool example like the shadows
+    (:func:`example_scores`); the same worker processes take them after the shadows, so that neither
+    waits for the other. Returns the shadows' scores and each target's ``(loss, phi)`` ``[N]`` in order,
+    for :func:`attack_target`'s ``example``. With ``processes`` > 1 the makers must be picklable
+    (module-level functions under ``functools.partial``) and run with one torch thread, as the shadows
+    do; in one process they run here, after the shadows.
     """
     inside = shadow_halves(pool.groups, n_shadows, seed)
     shared = (fit, pool.x, pool.y, seed)
     sels = [np.flatnonzero(m) for m in inside]
-    if processes > 1 and n_shadows + len(also) > 1:
+    if processes > 1 and n_shadows + len(targets) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
-        workers = min(processes, n_shadows + len(also))
+        workers = min(processes, n_shadows + len(targets))
         ctx = mp.get_context("spawn")  # the pool and `fit` reach each worker once, not once per shadow
         with ProcessPoolExecutor(
             workers, mp_context=ctx, initializer=_start_shadow_worker, initargs=shared
         ) as ex:
             shadow_jobs = [ex.submit(_worker_shadow, sel, k) for k, sel in enumerate(sels)]
-            other_jobs = [ex.submit(_worker_task, task) for task in also]
+            target_jobs = [ex.submit(_worker_target, make) for make in targets]
             scores = [job.result() for job in shadow_jobs]
-            results = [job.result() for job in other_jobs]
+            target_scores = [job.result() for job in target_jobs]
     else:
         scores = [_shadow_scores(*shared, sel, k) for k, sel in enumerate(sels)]
-        results = [task() for task in also]
+        target_scores = [example_scores(make(), pool.x, pool.y) for make in targets]
     shadows = ShadowScores(
         loss=np.stack([s[0] for s in scores]), phi=np.stack([s[1] for s in scores]), inside=inside
     )
-    return shadows, results
+    return shadows, target_scores
 
 
 #: What a shadow worker keeps from :func:`_start_shadow_worker` (fit, pool images, labels, seed).
@@ -349,8 +350,9 @@ def _worker_shadow(sel: np.ndarray, k: int):
     return _shadow_scores(*_SHADOW_WORKER["shared"], sel, k)
 
 
-def _worker_task(task: Callable[[], Any]) -> Any:
-    return task()
+def _worker_target(make: Callable[[], nn.Module]) -> tuple[np.ndarray, np.ndarray]:
+    _, x, y, _ = _SHADOW_WORKER["shared"]
+    return example_scores(make(), x, y)
 
 
 def _shadow_scores(fit, x: torch.Tensor, y: torch.Tensor, seed: int, sel: np.ndarray, k: int):
@@ -519,7 +521,7 @@ class TargetAttack:
 
 
 def attack_target(
-    model: nn.Module,
+    model: nn.Module | None,
     pool: AttackPool,
     shadows: ShadowScores,
     is_member: np.ndarray,
@@ -527,12 +529,15 @@ def attack_target(
     fprs: Sequence[float] = DEFAULT_FPRS,
     n_permutations: int = 1000,
     seed: int = 0,
+    example: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> TargetAttack:
     """Attack ``model`` on the pool; ``is_member [N]`` is the truth, ``keep [N]`` the examples evaluated.
 
+    ``example``: the model's ``(loss, phi)`` on the pool when already computed (:func:`example_scores`,
+    e.g. by :func:`train_shadows_and`'s workers); ``model`` may then be None.
     Each patch-level attack also gets the std of its AUC under membership redrawn over the patients
     (``n_permutations`` draws from ``seed``; :func:`patient_permutation_aucs`; 0 draws: NaN)."""
-    loss, phi = example_scores(model, pool.x, pool.y)
+    loss, phi = example if example is not None else example_scores(model, pool.x, pool.y)
     scores = calibrated_scores(loss, phi, shadows)
     keep = np.ones(len(pool), dtype=bool) if keep is None else np.asarray(keep, dtype=bool)
     truth = np.asarray(is_member, dtype=bool)[keep]

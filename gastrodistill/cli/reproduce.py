@@ -148,7 +148,8 @@ class Pipeline:
         network, at the same thread count) instead of each training its own. Beside it, when the run
         evaluates, the other worker trains the evaluation's reference network (job ``full__real__same__0``,
         :func:`~gastrodistill.evaluation.run.run_reference_job`), which the evaluation then skips: the
-        same records, about one full-data network's training less wall time.
+        same records, about one full-data network's training less wall time. The first mode starts on the
+        teacher's worker as soon as the teacher is saved, the next on the first worker free.
         """
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -168,17 +169,18 @@ class Pipeline:
             ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool,
         ):
             teacher = Path(tmp) / TEACHER_FILE if share else None
+            reference = None
             if teacher is not None:
-                first = [pool.submit(_texture_teacher, resolved, str(teacher), threads)]
+                first = pool.submit(_texture_teacher, resolved, str(teacher), threads)
                 if "evaluate" in [str(s) for s in self.cfg.stages]:
-                    first.append(pool.submit(_reference_job, resolved, str(self.out / "eval"), threads))
+                    reference = pool.submit(_reference_job, resolved, str(self.out / "eval"), threads)
                 print(
                     "--- texture-matching teacher (once, for every mode)"
-                    + (" beside the evaluation's reference network" if len(first) > 1 else ""),
+                    + (" beside the evaluation's reference network" if reference is not None else ""),
                     flush=True,
                 )
-                for job in first:
-                    job.result()  # re-raises the child's error (its class and message) here
+                first.result()  # re-raises the child's error (its class and message) here
+            # the first mode takes the teacher's worker at once; the next, the first worker free
             jobs = {
                 mode: pool.submit(
                     _distill_mode,
@@ -191,7 +193,7 @@ class Pipeline:
                 )
                 for mode in modes
             }
-            for job in jobs.values():
+            for job in [*([reference] if reference is not None else []), *jobs.values()]:
                 job.result()  # re-raises the child's error (its class and message) here
         for mode in modes:
             self.sets[mode] = DistilledSet.load(self.out / "distill" / mode)

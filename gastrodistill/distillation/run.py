@@ -34,6 +34,7 @@ from gastrodistill.distillation.texture_matching import (
 from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.models.init import initialize
 from gastrodistill.models.preflight import check_model_config, shape_of
+from gastrodistill.models.weights import load_weights, save_weights
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import (
     is_global_zero,
@@ -215,24 +216,15 @@ def train_texture_teacher(cfg: DictConfig, datamodule: Any, model_factory: Any) 
 
 
 def save_texture_teacher(net: torch.nn.Module, path: str | os.PathLike) -> Path:
-    """Write ``net``'s state dict to ``path`` (safetensors, written to a temporary name then renamed)."""
-    from safetensors.torch import save_file
-
-    from gastrodistill.utils.atomic import atomic_path
-
-    with atomic_path(path, suffix=".safetensors") as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
-    return Path(path)
+    """Write the teacher's weights to ``path`` (:func:`gastrodistill.models.weights.save_weights`)."""
+    return save_weights(net, path)
 
 
 def load_texture_teacher(model_factory: Any, path: str | os.PathLike) -> torch.nn.Module:
     """A teacher saved by :func:`save_texture_teacher`, in a fresh ``model_factory()`` network (eval mode).
     Raises ``DistillConfigError`` naming the file when it does not fit that network."""
-    from safetensors.torch import load_file
-
-    net = model_factory()
     try:
-        net.load_state_dict(load_file(str(path)))
+        net = load_weights(model_factory(), path)
     except (RuntimeError, OSError) as exc:
         raise DistillConfigError(
             f"{path}: the texture-matching teacher does not fit the configured network ({exc}); delete the "

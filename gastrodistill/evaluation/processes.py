@@ -2,7 +2,8 @@
 
 On a CPU the networks of the evaluation are small and trained one after another, so one process with one
 torch thread leaves the other cores idle. Here each setting (method, schedule, architecture: its learning
-rate selection and all its networks) is one task of a ``spawn`` process pool; a worker builds its
+rate selection and all its networks) is one task of a ``spawn`` process pool (each full-data network, and
+where networks train one by one each replayed network, a task of its own); a worker builds its
 :class:`~gastrodistill.evaluation.run.Study` once (data module, cached splits) and runs the settings it is
 handed. A free worker gets the longest task that can start (each full-data network alone, then
 standard-schedule settings, then replays), so the workers finish together. The ``random_soft`` settings

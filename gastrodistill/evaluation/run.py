@@ -34,7 +34,6 @@ import pandas as pd
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
-from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -80,7 +79,8 @@ from gastrodistill.evaluation.results import (  # noqa: F401 - re-exported for c
 )
 from gastrodistill.evaluation.scoring import evaluate_network, score_networks, val_scores, val_selector  # noqa: F401
 from gastrodistill.evaluation.splits import Context, build_context  # noqa: F401
-from gastrodistill.utils.atomic import atomic_path, write_text_atomic
+from gastrodistill.models.weights import load_weights, save_weights
+from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import derive_seed, torch_generator
@@ -242,8 +242,7 @@ class Study:
         """Keep ``net`` as the reference network (and write it to ``REFERENCE_FILE`` in the output folder)."""
         self.reference_net = net
         if self.out is not None:
-            with atomic_path(self.out / self.REFERENCE_FILE, suffix=".safetensors") as tmp:
-                save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp))
+            save_weights(net, self.out / self.REFERENCE_FILE)
 
     def reference(self) -> nn.Module:
         """The reference network: job ``full__real__same__0``'s network, from memory, from
@@ -253,8 +252,7 @@ class Study:
             if path is not None and path.is_file():
                 spec = self.spec(SAME)
                 net = spec.build(self.gen("reference-load"))
-                net.load_state_dict(load_file(str(path), device=str(spec.device)))
-                self.reference_net = net
+                self.reference_net = load_weights(net, path, device=str(spec.device))
             else:
                 job = self.REFERENCE_JOB
                 net, _ = self.build(job)

@@ -189,31 +189,43 @@ def test_shadows_in_worker_processes_equal_one_process(dm, compose_cfg):
 
 
 def test_target_networks_train_beside_the_shadows_as_in_one_process(dm, compose_cfg):
-    """``train_shadows_and``: the audit's other networks (here two overfit-style fits, each by its own
-    seeds) train in the shadows' workers and come back in order with the weights one process gives; the
-    shadows' scores are those of ``train_shadows``."""
+    """``train_shadows_and``: the audit's target networks (here two overfit-style fits, each by its own
+    seeds) train and are scored in the shadows' workers; their ``(loss, phi)`` come back in order, equal to
+    one process's and to ``example_scores`` of the same network trained here; the shadows' scores are
+    those of ``train_shadows``; an attack given those scores equals the attack on the network itself."""
     from functools import partial
 
     from gastrodistill.anonymity.audit import RealFit, _seeded_fit
-    from gastrodistill.anonymity.membership import build_pool, train_shadows, train_shadows_and
+    from gastrodistill.anonymity.membership import (
+        attack_target,
+        build_pool,
+        example_scores,
+        train_shadows,
+        train_shadows_and,
+    )
 
     cfg = compose_cfg(["model.width=8", "model.depth=2", "eval.baselines.real.batch_size=16"])
     pool = build_pool(dm, max_per_side=40, seed=0)
     fit = RealFit(cfg, dm, epochs=2)
-    tasks = [partial(_seeded_fit, fit, pool.x[:24], pool.y[:24], (0, "target", k)) for k in range(2)]
-    one, nets_one = train_shadows_and(pool, fit, 2, 0, 1, tasks)
-    two, nets_two = train_shadows_and(pool, fit, 2, 0, 2, tasks)
-    np.testing.assert_allclose(
-        two.loss, train_shadows(pool, fit, n_shadows=2, seed=0).loss, rtol=1e-5, atol=1e-6
-    )
+    makers = [partial(_seeded_fit, fit, pool.x[:24], pool.y[:24], (0, "target", k)) for k in range(2)]
+    one, scores_one = train_shadows_and(pool, fit, 2, 0, 1, makers)
+    two, scores_two = train_shadows_and(pool, fit, 2, 0, 2, makers)
+    alone = train_shadows(pool, fit, n_shadows=2, seed=0)
+    np.testing.assert_allclose(two.loss, alone.loss, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(one.loss, two.loss, rtol=1e-5, atol=1e-6)
-    assert len(nets_one) == len(nets_two) == 2
-    for a, b in zip(nets_one, nets_two, strict=True):
-        for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
-            assert ka == kb
-            torch.testing.assert_close(vb, va, rtol=1e-5, atol=1e-6)
-    first, second = (torch.cat([p.flatten() for p in n.parameters()]) for n in nets_two)
-    assert not torch.allclose(first, second)  # each task its own seeds, in the order given
+    assert len(scores_one) == len(scores_two) == 2
+    for k, make in enumerate(makers):
+        here = example_scores(make(), pool.x, pool.y)
+        for got in (scores_one[k], scores_two[k]):
+            np.testing.assert_allclose(got[0], here[0], rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(got[1], here[1], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(scores_two[0][0], scores_two[1][0])  # each maker its own seeds, in order
+    net = makers[0]()
+    direct = attack_target(net, pool, one, pool.is_train, n_permutations=20, seed=0)
+    given = attack_target(None, pool, one, pool.is_train, n_permutations=20, seed=0, example=scores_one[0])
+    assert direct.patch.keys() == given.patch.keys()
+    for name in direct.patch:
+        assert direct.patch[name].auc == pytest.approx(given.patch[name].auc, abs=1e-9)
 
 
 def test_shadow_networks_train_in_the_recipes_precision(dm, compose_cfg, monkeypatch):

@@ -389,3 +389,25 @@ def test_a_network_without_relu_is_refused_before_the_teacher_trains(
     cfg = compose_cfg([*tiny_overrides, "model.act=tanh", "distill.texture_matching.steps=2"])
     with pytest.raises(ModelConfigError, match="model.act=relu"):
         run_distillation(cfg, tiny_dm, tmp_path / "a")
+
+
+def test_a_saved_teacher_that_does_not_fit_the_network_is_refused_naming_the_file(tmp_path):
+    from gastrodistill.distillation.run import load_texture_teacher, save_texture_teacher
+
+    torch.manual_seed(0)
+    saved = ConvNet(in_channels=1, num_classes=3, width=4, depth=2, image_size=16)
+    path = save_texture_teacher(saved, tmp_path / "teacher.safetensors")
+    same = load_texture_teacher(
+        lambda: ConvNet(in_channels=1, num_classes=3, width=4, depth=2, image_size=16), path
+    )
+    assert not same.training  # returned in eval mode, its weights the saved ones
+    for k, v in saved.state_dict().items():
+        assert torch.equal(same.state_dict()[k], v)
+
+    def wider() -> ConvNet:
+        return ConvNet(in_channels=1, num_classes=3, width=8, depth=2, image_size=16)
+
+    with pytest.raises(
+        DistillConfigError, match=r"teacher\.safetensors: the texture-matching teacher does not"
+    ):
+        load_texture_teacher(wider, path)
