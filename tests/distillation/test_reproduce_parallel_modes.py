@@ -7,24 +7,22 @@ import torch
 from gastrodistill.distillation.distilled_set import DistilledSet
 
 
+def _run_tiny(compose_cfg, out, workers: int, stages: str, extra: list[str] | None = None) -> None:
+    """``reproduce`` of the tiny experiment's ``stages`` into ``out`` with ``workers`` mode processes."""
+    from gastrodistill.cli.reproduce import run
+
+    overrides = ["experiment=tiny", f"stages={stages}", f"paths.output_dir={out}"]
+    run(compose_cfg([*overrides, f"+reproduce.parallel_modes={workers}", *(extra or [])]))
+
+
 def test_modes_in_two_processes_equal_one_process(compose_cfg, tmp_path):
     from gastrodistill.cli.reproduce import run
 
     run(compose_cfg(["experiment=tiny", "stages=[generate,patches]"]))
     outs = {}
     for workers in (1, 2):
-        out = tmp_path / f"workers{workers}"
-        run(
-            compose_cfg(
-                [
-                    "experiment=tiny",
-                    "stages=[distill]",
-                    f"paths.output_dir={out}",
-                    f"+reproduce.parallel_modes={workers}",
-                ]
-            )
-        )
-        outs[workers] = out
+        outs[workers] = tmp_path / f"workers{workers}"
+        _run_tiny(compose_cfg, outs[workers], workers, "[distill]")
     for mode in ("soft", "hard"):
         one = DistilledSet.load(outs[1] / "distill" / mode)
         two = DistilledSet.load(outs[2] / "distill" / mode)
@@ -60,19 +58,8 @@ def test_one_shared_teacher_and_the_reference_ahead_give_the_single_process_resu
     run(compose_cfg(["experiment=tiny", "stages=[generate,patches]"]))
     outs = {}
     for workers in (1, 2):
-        out = tmp_path / f"workers{workers}"
-        run(
-            compose_cfg(
-                [
-                    "experiment=tiny",
-                    "stages=[distill,evaluate]",
-                    f"paths.output_dir={out}",
-                    f"+reproduce.parallel_modes={workers}",
-                    *matching,
-                ]
-            )
-        )
-        outs[workers] = out
+        outs[workers] = tmp_path / f"workers{workers}"
+        _run_tiny(compose_cfg, outs[workers], workers, "[distill,evaluate]", matching)
         said = capsys.readouterr().out
         shared = "texture-matching teacher (once, for every mode) beside the evaluation's reference network"
         assert (shared in said) == (workers == 2)
