@@ -463,6 +463,19 @@ def _one_device(cfg: DictConfig) -> bool:
     return str(t.get("devices", 1)) == "1" and int(t.get("num_nodes", 1) or 1) == 1
 
 
+def _child(resolved: dict[str, Any], threads: int, prepare: str | None = None) -> tuple[DictConfig, Any]:
+    """In a child process of :meth:`Pipeline._distill_in_processes`: ``threads`` torch threads, the config
+    and its data module (``prepare_data()`` and ``setup(prepare)`` run when ``prepare`` is given; ``""``:
+    ``setup()`` for every stage)."""
+    torch.set_num_threads(threads)
+    cfg = OmegaConf.create(resolved)
+    dm = hydra.utils.instantiate(cfg.data)
+    if prepare is not None:
+        dm.prepare_data()
+        dm.setup(prepare or None)
+    return cfg, dm
+
+
 def _distill_mode(
     resolved: dict[str, Any],
     output_dir: str,
@@ -475,9 +488,7 @@ def _distill_mode(
     (its texture-matching teacher loaded from ``teacher_file`` when given)."""
     from gastrodistill.distillation.run import run_distillation
 
-    torch.set_num_threads(threads)
-    cfg = OmegaConf.create(resolved)
-    dm = hydra.utils.instantiate(cfg.data)
+    cfg, dm = _child(resolved, threads)  # run_distillation prepares the data itself
     run_distillation(cfg, dm, output_dir, mode=mode, resume=resume, teacher_file=teacher_file)
     return mode
 
@@ -492,14 +503,11 @@ def _shared_teacher(cfg: DictConfig) -> bool:
 
 def _texture_teacher(resolved: dict[str, Any], path: str, threads: int) -> str:
     """Child process of :meth:`Pipeline._distill_in_processes`: the texture-matching teacher, to ``path``."""
-    from gastrodistill.distillation.run import network_factory, save_texture_teacher, train_texture_teacher
+    from gastrodistill.distillation.run import network_factory, train_texture_teacher
+    from gastrodistill.models.weights import save_weights
 
-    torch.set_num_threads(threads)
-    cfg = OmegaConf.create(resolved)
-    dm = hydra.utils.instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup("fit")
-    save_texture_teacher(train_texture_teacher(cfg, dm, network_factory(cfg, dm)), path)
+    cfg, dm = _child(resolved, threads, prepare="fit")  # as run_distillation prepares it
+    save_weights(train_texture_teacher(cfg, dm, network_factory(cfg, dm)), path)
     return path
 
 
@@ -507,11 +515,7 @@ def _reference_job(resolved: dict[str, Any], output_dir: str, threads: int) -> b
     """Child process of :meth:`Pipeline._distill_in_processes`: the evaluation's reference network, ahead."""
     from gastrodistill.evaluation.run import run_reference_job
 
-    torch.set_num_threads(threads)
-    cfg = OmegaConf.create(resolved)
-    dm = hydra.utils.instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup()  # as Pipeline.datamodule() prepares it for the evaluation
+    cfg, dm = _child(resolved, threads, prepare="")  # as Pipeline.datamodule() prepares it
     return run_reference_job(cfg, dm, output_dir)
 
 

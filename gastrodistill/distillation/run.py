@@ -34,7 +34,7 @@ from gastrodistill.distillation.texture_matching import (
 from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.models.init import initialize
 from gastrodistill.models.preflight import check_model_config, shape_of
-from gastrodistill.models.weights import load_weights, save_weights
+from gastrodistill.models.weights import load_weights
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import (
     is_global_zero,
@@ -186,7 +186,7 @@ def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillM
 
 
 #: File name of a texture-matching teacher handed from one process to others (``reproduce`` trains it once
-#: for both label modes: :func:`train_texture_teacher`, :func:`save_texture_teacher`).
+#: for both label modes: :func:`train_texture_teacher`, saved by ``models.weights.save_weights``).
 TEACHER_FILE = "texture_teacher.safetensors"
 
 
@@ -215,14 +215,9 @@ def train_texture_teacher(cfg: DictConfig, datamodule: Any, model_factory: Any) 
     return net.cpu().eval()
 
 
-def save_texture_teacher(net: torch.nn.Module, path: str | os.PathLike) -> Path:
-    """Write the teacher's weights to ``path`` (:func:`gastrodistill.models.weights.save_weights`)."""
-    return save_weights(net, path)
-
-
 def load_texture_teacher(model_factory: Any, path: str | os.PathLike) -> torch.nn.Module:
-    """A teacher saved by :func:`save_texture_teacher`, in a fresh ``model_factory()`` network (eval mode).
-    Raises ``DistillConfigError`` naming the file when it does not fit that network."""
+    """A teacher saved by :func:`~gastrodistill.models.weights.save_weights`, in a fresh ``model_factory()``
+    network (eval mode). Raises ``DistillConfigError`` naming the file when it does not fit that network."""
     try:
         net = load_weights(model_factory(), path)
     except (RuntimeError, OSError) as exc:
@@ -241,9 +236,9 @@ def run_texture_matching(
 
     Feature networks of the module's family: with ``features: teacher`` one network trained on all
     training patches (:func:`train_texture_teacher`), or loaded from ``teacher_file`` when given (saved by
-    :func:`save_texture_teacher` from the same config: ``reproduce`` trains it once for both label modes);
-    with ``features: random`` ``random_networks`` fresh networks initialised by ``distill.init`` from
-    (seed, k). The class targets stream the training split once per network.
+    :func:`~gastrodistill.models.weights.save_weights` from the same config: ``reproduce`` trains it once
+    for both label modes); with ``features: random`` ``random_networks`` fresh networks initialised by
+    ``distill.init`` from (seed, k). The class targets stream the training split once per network.
     Raises ``DistillConfigError`` when a teacher would be trained in each of several processes (a torchrun
     or SLURM launch: use ``features: random`` there, or match in a single-process run).
     """
@@ -356,7 +351,8 @@ def run_distillation(
     ``callbacks`` are extra Lightning callbacks (they must be picklable for ``ddp_spawn``).
     ``resume``: ``True`` resolves ``distill.resume`` here (:func:`resume_checkpoint`, an error when nothing
     matches), a path resumes from it, ``None``/``False`` starts from step 0. ``teacher_file``: the
-    texture-matching teacher saved by :func:`save_texture_teacher` (None: trained here when needed).
+    texture-matching teacher saved by :func:`~gastrodistill.models.weights.save_weights` (None: trained
+    here when needed).
 
     Under DDP launched by torchrun/SLURM (every process runs this), global rank 0 prepares the data
     (builds the patch store) while the others wait, then every rank distils; only rank 0 writes files.

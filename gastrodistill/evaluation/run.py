@@ -25,7 +25,8 @@ import json
 import logging
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -517,6 +518,19 @@ def training_threads(cfg: DictConfig, world_size: int = 1) -> int:
     return torch.get_num_threads()
 
 
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Within the block torch uses ``threads`` intra-op threads; the previous count is restored after it."""
+    before = torch.get_num_threads()
+    if threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if threads != before:
+            torch.set_num_threads(before)
+
+
 def run_jobs(
     cfg: DictConfig,
     datamodule,
@@ -570,15 +584,9 @@ def run_jobs(
         study.timings += done["timings"]
         study.records = report.load_records(out, [j.key for j in todo])
         return study
-    threads_before, threads = torch.get_num_threads(), training_threads(cfg, world_size)
     # the workers' count also when the jobs left run here (a re-run with one job left): the same networks
-    if threads != threads_before:
-        torch.set_num_threads(threads)
-    try:
+    with torch_threads(training_threads(cfg, world_size)):
         study.run(todo)
-    finally:
-        if threads != threads_before:
-            torch.set_num_threads(threads_before)
     return study
 
 
@@ -706,14 +714,10 @@ def run_reference_job(cfg: DictConfig, datamodule, output_dir: str | Path) -> bo
         return False
     out.mkdir(parents=True, exist_ok=True)
     _prepare(datamodule)
-    threads_before, threads = torch.get_num_threads(), training_threads(cfg)
-    torch.set_num_threads(threads)
-    try:
+    with torch_threads(training_threads(cfg)):
         study = Study(cfg, datamodule, {}, out, progress=False)
         study.write_progress = False  # the evaluation writes networks.csv when it merges every record
         study.run_setting(job.setting, [job])
-    finally:
-        torch.set_num_threads(threads_before)
     return True
 
 

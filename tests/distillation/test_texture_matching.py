@@ -392,11 +392,12 @@ def test_a_network_without_relu_is_refused_before_the_teacher_trains(
 
 
 def test_a_saved_teacher_that_does_not_fit_the_network_is_refused_naming_the_file(tmp_path):
-    from gastrodistill.distillation.run import load_texture_teacher, save_texture_teacher
+    from gastrodistill.distillation.run import load_texture_teacher
+    from gastrodistill.models.weights import save_weights
 
     torch.manual_seed(0)
     saved = ConvNet(in_channels=1, num_classes=3, width=4, depth=2, image_size=16)
-    path = save_texture_teacher(saved, tmp_path / "teacher.safetensors")
+    path = save_weights(saved, tmp_path / "teacher.safetensors")
     same = load_texture_teacher(
         lambda: ConvNet(in_channels=1, num_classes=3, width=4, depth=2, image_size=16), path
     )
