@@ -18,6 +18,7 @@ artifact) and writes the run info and summary, while the other ranks end their p
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import tempfile
@@ -127,13 +128,40 @@ class Pipeline:
         if workers > 1 and world_size() == 1 and _one_device(self.cfg):
             self._distill_in_processes(modes, resume, workers)
             return
-        for mode in modes:
-            if is_global_zero():
-                print(f"--- distillation: {mode} labels")
-            self.sets[mode] = run_distillation(
-                self.cfg, dm, self.out / "distill", mode=mode, resume=resume[mode]
-            )
-            self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+        share = world_size() == 1 and sum(resume[m] is None for m in modes) > 1 and _shared_teacher(self.cfg)
+        with contextlib.ExitStack() as stack:
+            teacher = None
+            if share:  # both modes match under one teacher: trained once here, loaded by each mode
+                (self.out / "distill").mkdir(parents=True, exist_ok=True)
+                tmp = stack.enter_context(
+                    tempfile.TemporaryDirectory(prefix=".teacher-", dir=self.out / "distill")
+                )
+                teacher = self._train_teacher(dm, Path(tmp))
+            for mode in modes:
+                if is_global_zero():
+                    print(f"--- distillation: {mode} labels")
+                self.sets[mode] = run_distillation(
+                    self.cfg,
+                    dm,
+                    self.out / "distill",
+                    mode=mode,
+                    resume=resume[mode],
+                    teacher_file=teacher if resume[mode] is None else None,
+                )
+                self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+
+    def _train_teacher(self, dm: Any, folder: Path) -> Path:
+        """The texture-matching teacher of a one-process run (``reproduce.parallel_modes: 1``), trained once
+        for every label mode and saved under ``folder``: the network each mode would train for itself
+        (same seeds, same thread count), so the sets equal those of modes that train their own."""
+        from gastrodistill.distillation.run import TEACHER_FILE, network_factory, train_texture_teacher
+        from gastrodistill.models.weights import save_weights
+
+        print("--- texture-matching teacher (once, for every mode)", flush=True)
+        dm.setup("fit")  # as run_distillation prepares the data
+        return save_weights(
+            train_texture_teacher(self.cfg, dm, network_factory(self.cfg, dm)), folder / TEACHER_FILE
+        )
 
     def _distill_in_processes(self, modes: list[str], resume: dict[str, Path | None], workers: int) -> None:
         """One process per label mode (``reproduce.parallel_modes``), for one machine without DDP.

@@ -39,13 +39,16 @@ def test_one_shared_teacher_and_the_reference_ahead_give_the_single_process_resu
 ):
     """With texture matching under a teacher, two processes train the teacher once (the modes load it) and
     the evaluation's reference network beside it; the sets, every record and the reference weights equal
-    those of one process, where each mode trains its own teacher and the evaluation its own reference."""
+    those of one process, which trains the teacher once in the parent and the reference in the evaluation,
+    and a soft run that trains its own teacher gives the same set."""
     import json
 
     import numpy as np
+    from hydra.utils import instantiate
     from safetensors.torch import load_file
 
     from gastrodistill.cli.reproduce import run
+    from gastrodistill.distillation.run import run_distillation
     from gastrodistill.evaluation.report import load_record
 
     matching = [
@@ -61,8 +64,17 @@ def test_one_shared_teacher_and_the_reference_ahead_give_the_single_process_resu
         outs[workers] = tmp_path / f"workers{workers}"
         _run_tiny(compose_cfg, outs[workers], workers, "[distill,evaluate]", matching)
         said = capsys.readouterr().out
+        assert "texture-matching teacher (once, for every mode)" in said  # one process trains it once too
         shared = "texture-matching teacher (once, for every mode) beside the evaluation's reference network"
         assert (shared in said) == (workers == 2)
+    # independently: a soft run that trains its own teacher gives the sets the shared teacher gave
+    own = tmp_path / "own"
+    cfg = compose_cfg(["experiment=tiny", f"paths.output_dir={own}", *matching])
+    dm = instantiate(cfg.data)
+    own_soft = run_distillation(cfg, dm, own / "distill", mode="soft", resume=None)
+    for name in ("images", "label_logits", "raw_lrs"):
+        want = getattr(DistilledSet.load(outs[1] / "distill" / "soft"), name)
+        torch.testing.assert_close(getattr(own_soft, name), want, rtol=0, atol=0)
     for mode in ("soft", "hard"):
         one = DistilledSet.load(outs[1] / "distill" / mode)
         two = DistilledSet.load(outs[2] / "distill" / mode)
