@@ -119,7 +119,7 @@ class Pipeline:
                 print(summary_table(store.meta))
 
     def distill(self) -> None:
-        from gastrodistill.distillation.run import run_distillation
+        from gastrodistill.distillation.run import TEACHER_FILE, run_distillation
 
         dm = self.datamodule()
         resume = self.resume_checkpoints()
@@ -132,11 +132,10 @@ class Pipeline:
         with contextlib.ExitStack() as stack:
             teacher = None
             if share:  # both modes match under one teacher: trained once here, loaded by each mode
-                (self.out / "distill").mkdir(parents=True, exist_ok=True)
-                tmp = stack.enter_context(
-                    tempfile.TemporaryDirectory(prefix=".teacher-", dir=self.out / "distill")
-                )
-                teacher = self._train_teacher(dm, Path(tmp))
+                print("--- texture-matching teacher (once, for every mode)", flush=True)
+                dm.setup("fit")  # as run_distillation prepares the data
+                teacher = Path(stack.enter_context(self._teacher_folder())) / TEACHER_FILE
+                _save_teacher(self.cfg, dm, teacher)
             for mode in modes:
                 if is_global_zero():
                     print(f"--- distillation: {mode} labels")
@@ -150,18 +149,11 @@ class Pipeline:
                 )
                 self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
 
-    def _train_teacher(self, dm: Any, folder: Path) -> Path:
-        """The texture-matching teacher of a one-process run (``reproduce.parallel_modes: 1``), trained once
-        for every label mode and saved under ``folder``: the network each mode would train for itself
-        (same seeds, same thread count), so the sets equal those of modes that train their own."""
-        from gastrodistill.distillation.run import TEACHER_FILE, network_factory, train_texture_teacher
-        from gastrodistill.models.weights import save_weights
-
-        print("--- texture-matching teacher (once, for every mode)", flush=True)
-        dm.setup("fit")  # as run_distillation prepares the data
-        return save_weights(
-            train_texture_teacher(self.cfg, dm, network_factory(self.cfg, dm)), folder / TEACHER_FILE
-        )
+    def _teacher_folder(self) -> tempfile.TemporaryDirectory:
+        """A temporary ``distill/.teacher-*`` folder for the texture-matching teacher handed to the label
+        modes (removed when its context ends)."""
+        (self.out / "distill").mkdir(parents=True, exist_ok=True)
+        return tempfile.TemporaryDirectory(prefix=".teacher-", dir=self.out / "distill")
 
     def _distill_in_processes(self, modes: list[str], resume: dict[str, Path | None], workers: int) -> None:
         """One process per label mode (``reproduce.parallel_modes``), for one machine without DDP.
@@ -190,10 +182,9 @@ class Pipeline:
         resolved = OmegaConf.to_container(self.cfg, resolve=True)
         threads = int(self.rcfg.get("num_threads") or torch.get_num_threads())
         print(f"--- distillation: {', '.join(modes)} labels in {workers} processes", flush=True)
-        (self.out / "distill").mkdir(parents=True, exist_ok=True)
         share = _shared_teacher(self.cfg) and any(resume[m] is None for m in modes)
         with (
-            tempfile.TemporaryDirectory(prefix=".teacher-", dir=self.out / "distill") as tmp,
+            self._teacher_folder() as tmp,
             ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool,
         ):
             teacher = Path(tmp) / TEACHER_FILE if share else None
@@ -529,13 +520,19 @@ def _shared_teacher(cfg: DictConfig) -> bool:
     return bool(tmc["steps"]) and tmc["features"] == "teacher"
 
 
-def _texture_teacher(resolved: dict[str, Any], path: str, threads: int) -> str:
-    """Child process of :meth:`Pipeline._distill_in_processes`: the texture-matching teacher, to ``path``."""
+def _save_teacher(cfg: DictConfig, dm: Any, path: str | Path) -> None:
+    """The texture-matching teacher, trained once for every label mode and saved to ``path``: the network
+    each mode would train for itself (same seeds, same thread count), so the sets equal theirs."""
     from gastrodistill.distillation.run import network_factory, train_texture_teacher
     from gastrodistill.models.weights import save_weights
 
-    cfg, dm = _child(resolved, threads, prepare="fit")  # as run_distillation prepares it
     save_weights(train_texture_teacher(cfg, dm, network_factory(cfg, dm)), path)
+
+
+def _texture_teacher(resolved: dict[str, Any], path: str, threads: int) -> str:
+    """Child process of :meth:`Pipeline._distill_in_processes`: the texture-matching teacher, to ``path``."""
+    cfg, dm = _child(resolved, threads, prepare="fit")  # as run_distillation prepares it
+    _save_teacher(cfg, dm, path)
     return path
 
 
