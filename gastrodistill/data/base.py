@@ -16,6 +16,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
+from gastrodistill.data.errors import DataInputError
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import is_count
 
@@ -225,8 +226,21 @@ def class_name(value: object, where: str = "class_names") -> str:
 
 
 def class_name_list(values: Sequence[object], where: str = "class_names") -> list[str]:
-    """:func:`class_name` for each entry (names from array files, configs or callers)."""
-    return [class_name(v, where) for v in values]
+    """:func:`class_name` for each entry (names from array files, configs or callers).
+
+    Raises DataInputError (a ValueError) naming ``where`` when a name is empty or blank, or when two
+    entries give the same name: results, plots and the artifact's card name classes by these strings.
+    """
+    names = [class_name(v, where) for v in values]
+    blank = [i for i, n in enumerate(names) if not n.strip()]
+    if blank:
+        raise DataInputError(f"{where}: class names at positions {blank} are empty; give every class a name")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataInputError(
+            f"{where}: class names {repeated} are given more than once; each class needs its own name"
+        )
+    return names
 
 
 def to_unit(img: np.ndarray) -> np.ndarray:

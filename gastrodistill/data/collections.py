@@ -22,6 +22,8 @@ so no half-built state remains.
 from __future__ import annotations
 
 import io
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,6 +41,9 @@ Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
 #: Folder names accepted as the validation split in the ``train/ val/ test/`` layout.
 VAL_ALIASES = ("val", "valid", "validation")
 NPZ_KEYS = tuple(f"{split}_{kind}" for split in SPLITS for kind in ("images", "labels"))
+#: First bytes of a zip archive (an ``.npz``; the second is an empty archive) and of a lone ``.npy``.
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
+NPY_MAGIC = b"\x93NUMPY"
 
 
 class CollectionError(DataInputError):
@@ -47,14 +52,21 @@ class CollectionError(DataInputError):
 
 # ---- pixels ----------------------------------------------------------------------------------------
 def _image_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    """``data.image_size`` as ``(height, width)`` in px; None keeps the files' size.
+
+    Raises CollectionError for anything but a positive int or two positive ints (e.g. 0, -1, [64]).
+    """
     if image_size is None:
         return None
-    if isinstance(image_size, int):
-        return (image_size, image_size)
-    hw = tuple(int(v) for v in image_size)
+    values = [image_size, image_size] if isinstance(image_size, int) else image_size
+    try:
+        hw = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        hw = ()
     if len(hw) != 2 or min(hw) < 1:
         raise CollectionError(
-            f"image_size must be an int or [height, width] of positive ints, got {image_size!r}"
+            f"data.image_size must be a positive int (px) or [height, width] of positive ints, got "
+            f"{image_size!r}; or null to keep the files' size"
         )
     return hw  # type: ignore[return-value]
 
@@ -282,6 +294,11 @@ class FolderDataModule(TensorImageDataModule):
     def load_arrays(self) -> tuple[Arrays, list[str]]:
         layout = self._layout()
         class_names = list(self._class_dirs(next(iter(layout.values()))))
+        if len(class_names) < 2:
+            raise CollectionError(
+                f"the data root holds one class folder {class_names}; a classifier needs two or more "
+                "classes, so add a folder per class (or list two or more in data.classes)"
+            )
         images: list[np.ndarray] = []
         names: list[str] = []
         labels: list[int] = []
@@ -357,7 +374,7 @@ def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str) -> np.nda
     return Decoded(pixels, float(2**bits - 1), bits).to_container()
 
 
-def _npz_images(arr: np.ndarray, key: str) -> np.ndarray:
+def _npz_images(arr: np.ndarray, where: str) -> np.ndarray:
     """``[N,H,W]`` / ``[N,H,W,C]`` (or ``[N,C,H,W]``) -> ``[N, H, W, C]`` with C in {1, 3, 4}."""
     if arr.ndim == 3:
         return arr[..., None]
@@ -366,23 +383,43 @@ def _npz_images(arr: np.ndarray, key: str) -> np.ndarray:
     if arr.ndim == 4 and arr.shape[1] in (1, 3, 4):
         return arr.transpose(0, 2, 3, 1)
     raise CollectionError(
-        f"key {key!r}: images of shape {arr.shape}; expected [N, H, W] or [N, H, W, C] (C = 1 or 3)"
+        f"{where}: images of shape {arr.shape}; expected [N, H, W] or [N, H, W, C] (C = 1 or 3)"
     )
 
 
-def _npz_labels(arr: np.ndarray, key: str) -> np.ndarray:
+def _npz_labels(arr: np.ndarray, where: str) -> np.ndarray:
     if arr.ndim == 2 and arr.shape[1] == 1:
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise CollectionError(
-            f"key {key!r}: labels of shape {arr.shape}; expected [N] or [N, 1] (one class per image; "
+            f"{where}: labels of shape {arr.shape}; expected [N] or [N, 1] (one class per image; "
             "multi-label data are not supported)"
         )
     if arr.dtype.kind not in "iub":
-        raise CollectionError(f"key {key!r}: labels have dtype {arr.dtype}; store integer class indices")
+        raise CollectionError(f"{where}: labels have dtype {arr.dtype}; store integer class indices")
     if arr.size and arr.min() < 0:
-        raise CollectionError(f"key {key!r}: negative label {arr.min()}; labels must be class indices 0..K-1")
+        raise CollectionError(f"{where}: negative label {arr.min()}; labels must be class indices 0..K-1")
     return arr.astype(np.int64)
+
+
+def _npz_member(npz: np.lib.npyio.NpzFile, key: str, name: str) -> np.ndarray:
+    """One array of an open ``.npz`` (read with ``allow_pickle=False``); a damaged member names its key."""
+    try:
+        return npz[key]
+    except ValueError as exc:
+        if "allow_pickle" in str(exc):
+            raise CollectionError(
+                f"npz file {name!r}, key {key!r}: holds Python objects (pickle), which are "
+                "refused; store plain numeric arrays (and class_names as a string array)"
+            ) from exc
+        raise CollectionError(
+            f"npz file {name!r}, key {key!r}: damaged array ({exc}); re-save the file with numpy.savez"
+        ) from exc
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise CollectionError(
+            f"npz file {name!r}, key {key!r}: damaged array ({type(exc).__name__}: {exc}); copy the file "
+            "again or re-save it with numpy.savez"
+        ) from exc
 
 
 class NpzDataModule(TensorImageDataModule):
@@ -411,28 +448,33 @@ class NpzDataModule(TensorImageDataModule):
         name = self.path.name
         if not self.path.is_file():
             raise CollectionError(f"npz file {name!r} not found; set data.path to an existing .npz file")
+        data = self.path.read_bytes()
+        if data.startswith(NPY_MAGIC):
+            raise CollectionError(
+                f"npz file {name!r} is a single .npy array, not an .npz archive; save the splits as "
+                "numpy.savez(path, train_images=..., train_labels=..., val_images=..., ...)"
+            )
+        if not data.startswith(ZIP_MAGICS):
+            raise CollectionError(
+                f"npz file {name!r} is not an .npz archive (it does not start as a zip file does); "
+                "re-save it with numpy.savez"
+            )
         try:
-            data = self.path.read_bytes()
             with np.load(io.BytesIO(data), allow_pickle=False) as npz:
                 keys = list(npz.files)
                 missing = [k for k in NPZ_KEYS if k not in keys]
                 if missing:
                     raise CollectionError(f"npz file {name!r} lacks keys {missing} (has {sorted(keys)})")
-                out = {}
-                for k in [*NPZ_KEYS, *(["class_names"] if "class_names" in keys else [])]:
-                    try:
-                        out[k] = npz[k]
-                    except ValueError as exc:
-                        raise CollectionError(
-                            f"npz file {name!r}, key {k!r}: holds Python objects (pickle), which are "
-                            "refused; store plain numeric arrays (and class_names as a string array)"
-                        ) from exc
-                return out
+                return {
+                    k: _npz_member(npz, k, name)
+                    for k in [*NPZ_KEYS, *(["class_names"] if "class_names" in keys else [])]
+                }
         except CollectionError:
             raise
-        except (OSError, ValueError, EOFError) as exc:  # not a zip / not an npz
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:  # truncated, corrupt
             raise CollectionError(
-                f"npz file {name!r} cannot be read as .npz ({exc}); re-save it with numpy.savez"
+                f"npz file {name!r} is damaged ({type(exc).__name__}: {exc}); copy it again or re-save "
+                "it with numpy.savez"
             ) from exc
 
     def load_arrays(self) -> tuple[Arrays, list[str]]:
@@ -450,8 +492,8 @@ class NpzDataModule(TensorImageDataModule):
         labels: dict[str, np.ndarray] = {}
         for split in SPLITS:
             ik, lk = f"{split}_images", f"{split}_labels"
-            x = _npz_images(raw[ik], ik)
-            y = _npz_labels(raw[lk], lk)
+            x = _npz_images(raw[ik], f"npz file {name!r}, key {ik!r}")
+            y = _npz_labels(raw[lk], f"npz file {name!r}, key {lk!r}")
             if len(x) != len(y):
                 raise CollectionError(
                     f"npz file {name!r}: {ik!r} has {len(x)} images but {lk!r} has {len(y)} labels"
@@ -475,13 +517,24 @@ class NpzDataModule(TensorImageDataModule):
                     f"npz file {name!r}, key {lk!r}: label {labels[split].max()} out of range for "
                     f"{k} classes {names}; fix the labels or class_names"
                 )
-        counts = np.bincount(labels["train"], minlength=k)
-        if (counts == 0).any():
-            empty = [int(c) for c in np.flatnonzero(counts == 0)]
+        if k < 2:
             raise CollectionError(
-                f"npz file {name!r}, key 'train_labels': classes {empty} have no training images; "
-                "relabel to consecutive indices or drop those classes"
+                f"npz file {name!r}: the labels hold one class only ({names or [0]}); a classifier needs "
+                "two or more classes, so add the other class's images"
             )
+        for split, role in (("train", "training"), ("val", "validation"), ("test", "test")):
+            counts = np.bincount(labels[split], minlength=k)
+            if (counts == 0).any():
+                empty = [int(c) for c in np.flatnonzero(counts == 0)]
+                advice = (
+                    "relabel to consecutive indices or drop those classes"
+                    if split == "train"
+                    else "balanced accuracy, sensitivity and AUC need every class; move some images there"
+                )
+                raise CollectionError(
+                    f"npz file {name!r}, key '{split}_labels': classes {empty} have no {role} images; "
+                    + advice
+                )
         class_names = names or [str(i) for i in range(k)]
         # Harmonise all splits together so channels and depth agree (e.g. one float split).
         batches = [

@@ -195,3 +195,76 @@ def test_multilabel_and_float_labels(make_npz):
 def test_unsupported_pixel_type(make_npz):
     msg = _err(make_npz(val_images=np.zeros((15, 12, 12), np.int32)))
     assert "val_images" in msg and "int32" in msg
+
+
+def _truncated(path, keep: float):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def test_truncated_npz_names_the_file_and_says_it_is_damaged(make_npz):
+    msg = _err(_truncated(make_npz(name="cut.npz"), 0.5))  # the zip's directory at the end is gone
+    assert "cut.npz" in msg and "damaged" in msg and "numpy.savez" in msg
+
+
+def test_corrupt_member_names_the_file_and_the_key(make_npz):
+    path = make_npz(name="flip.npz")
+    data = bytearray(path.read_bytes())
+    with np.load(path) as npz:  # flip one pixel byte of train_images: the zip's CRC check fails on read
+        assert npz["train_images"].size > 0
+    start = bytes(data).index(b"train_images.npy") + len("train_images.npy") + 200
+    data[start] ^= 0xFF
+    path.write_bytes(bytes(data))
+    msg = _err(path)
+    assert "flip.npz" in msg and "'train_images'" in msg and "damaged" in msg
+
+
+def test_npy_and_text_files_are_refused_without_numpy_pickle_advice(tmp_path):
+    np.save(tmp_path / "one.npy", np.zeros((4, 8, 8), np.uint8))
+    msg = _err(tmp_path / "one.npy")
+    assert "one.npy" in msg and "single .npy array" in msg and "numpy.savez" in msg
+    (tmp_path / "notes.npz").write_text("train_images,train_labels\n1,2\n")
+    msg = _err(tmp_path / "notes.npz")
+    assert "notes.npz" in msg and "not an .npz archive" in msg and "allow_pickle" not in msg
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expect"),
+    [
+        ("test_labels", np.zeros(30, np.float32), "labels have dtype float32"),
+        ("test_labels", np.array([0, -1] * 15), "negative label -1"),
+        ("test_labels", np.zeros((30, 3), np.int64), "multi-label"),
+        ("val_images", np.zeros((15, 144), np.uint8), "images of shape (15, 144)"),
+    ],
+)
+def test_label_and_shape_errors_name_the_file_and_key(make_npz, key, value, expect):
+    msg = _err(make_npz(name="named.npz", **{key: value}))
+    assert f"npz file 'named.npz', key '{key}'" in msg and expect in msg
+
+
+def test_duplicate_or_empty_class_names_are_refused(make_npz):
+    msg = _err(make_npz(name="dup.npz", k=3, class_names=np.array(["a", "b", "a"])))
+    assert "dup.npz" in msg and "['a']" in msg and "more than once" in msg
+    msg = _err(make_npz(name="blank.npz", k=3, class_names=np.array(["a", " ", "c"])))
+    assert "blank.npz" in msg and "[1]" in msg and "empty" in msg
+    with pytest.raises(ValueError, match="more than once"):
+        NpzDataModule(path="unused.npz", class_names=["x", "x"])
+
+
+def test_one_class_is_refused_naming_the_file(make_npz):
+    msg = _err(make_npz(name="single.npz", k=1))
+    assert "single.npz" in msg and "one class" in msg
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_a_class_absent_from_val_or_test_is_refused(make_npz, split):
+    labels = np.array([0, 1] * 15) if split == "test" else np.array([0, 1] * 7 + [0])
+    msg = _err(make_npz(name="gap.npz", k=3, **{f"{split}_labels": labels}))
+    assert f"'{split}_labels'" in msg and "classes [2]" in msg and "gap.npz" in msg
+
+
+@pytest.mark.parametrize("size", [0, -3, [64], [32, 0], "big"])
+def test_image_size_that_is_not_positive_is_refused(size):
+    with pytest.raises(CollectionError, match="data.image_size must be a positive int"):
+        NpzDataModule(path="unused.npz", image_size=size)

@@ -106,6 +106,28 @@ def test_collection_data_errors_message_alone_no_output(tmp_path, monkeypatch, c
     assert_nothing_written(work)
 
 
+@pytest.mark.parametrize("kind", ["truncated", "npy", "image_size"])
+def test_damaged_npz_or_bad_size_message_alone_no_output(tmp_path, monkeypatch, capsys, kind):
+    work = tmp_path / "work"
+    path = tmp_path / ("data.npy" if kind == "npy" else "data.npz")
+    if kind == "npy":
+        np.save(path, np.zeros((4, 8, 8), np.uint8))
+    else:
+        labels = np.arange(12) % 2
+        arrays = {f"{s}_images": np.zeros((12, 8, 8), np.uint8) for s in ("train", "val", "test")}
+        np.savez(path, **arrays, **{f"{s}_labels": labels for s in ("train", "val", "test")})
+        if kind == "truncated":
+            path.write_bytes(path.read_bytes()[:-40])
+    argv = ["gastrodistill-distill", f"paths.root_dir={work}", "logger=csv", "data=npz", f"data.path={path}"]
+    if kind == "image_size":
+        argv.append("data.image_size=0")
+    code, text = run_main(distill.main, argv, monkeypatch, capsys)
+    expect = {"truncated": "is damaged", "npy": "single .npy", "image_size": "data.image_size must"}[kind]
+    assert code == 1 and "Traceback" not in text and expect in text
+    assert text.strip().splitlines()[-1].startswith("error:")
+    assert_nothing_written(work)
+
+
 @pytest.mark.slow
 def test_a_real_process_prints_one_line_and_exits_1(tmp_path):
     bad = tmp_path / "bad.npz"
