@@ -1,7 +1,8 @@
 """Experiment loggers built from ``conf/logger``: CSV always, W&B offline unless the user opts in.
 
 The W&B logger is created with code saving, git metadata and machine/host metadata switched off,
-so neither file paths nor host names reach a run; hyper-parameters go through ``public_config``.
+and the run record's host and user names left blank, so neither file paths nor host or user names
+reach a run; hyper-parameters go through ``public_config``.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ def private_wandb_logger(
         x_disable_machine_info=True,
         console="off",
         silent=True,
+        host="",  # W&B fills these with the machine's and the user's names otherwise
+        username="",
     )
     return WandbLogger(
         project=project,

@@ -1,0 +1,29 @@
+"""The W&B run file written by ``private_wandb_logger`` holds neither the host's nor the user's name."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+
+HOST = "hostmarker7f3a9c"
+USER = "usermarker5b1e"
+
+
+def test_offline_run_file_has_no_host_or_user_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    # W&B takes its defaults from these two calls; unique markers make a leak findable in the binary file
+    monkeypatch.setattr(socket, "gethostname", lambda: HOST)
+    monkeypatch.setattr(getpass, "getuser", lambda: USER)
+    from gastrodistill.utils.loggers import private_wandb_logger
+
+    logger = private_wandb_logger(save_dir=tmp_path / "logs", name="privacy")
+    logger.log_metrics({"loss": 1.0})
+    logger.experiment.finish()
+    run_files = list((tmp_path / "logs").rglob("*.wandb"))
+    assert len(run_files) == 1, run_files
+    for f in (tmp_path / "logs").rglob("*"):
+        if f.is_file():
+            data = f.read_bytes()
+            assert HOST.encode() not in data and USER.encode() not in data, f
