@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from gastrodistill.data.base import ImageDataModule
+from gastrodistill.data.readers import is_dicom
 
 #: DICOM value representations that carry free text, names, dates or identifiers.
 IDENTIFYING_VRS = {"PN", "LO", "SH", "DA", "DT", "TM", "UI", "AE", "LT", "ST", "UT", "AS"}
@@ -112,7 +113,8 @@ def private_strings(
 ) -> PrivateStrings:
     """Collect patient ids (data module, ``manifest.csv``), DICOM header values and paths of ``data_root``.
 
-    ``data_root`` is the source folder (its manifest's images, or every DICOM below it without one)
+    ``data_root`` is the source folder (its manifest's images, or every DICOM below it without one,
+    found as the readers find them: by name or by the ``DICM`` marker, so extension-less files count)
     or a single source file such as an ``.npz`` (its path and name).
     """
     out = PrivateStrings()
@@ -142,7 +144,7 @@ def private_strings(
                             files.append(root / rel)
         else:
             files = sorted(root.rglob("*"))
-        dicoms = [p for p in files if p.suffix.lower() in (".dcm", ".dicom") and p.is_file()]
+        dicoms = [p for p in files if p.is_file() and is_dicom(p)]  # named .dcm, or DICM at byte 128
         for p in dicoms[:max_dicom_files]:
             dicom_strings(p, out, min_length)
     return out.dedupe()

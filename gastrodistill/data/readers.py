@@ -114,6 +114,12 @@ def _fmt(path: Path) -> str:
     return "pillow"
 
 
+def is_dicom(path: str | Path) -> bool:
+    """Whether :func:`decode` reads ``path`` as DICOM: a ``.dcm``/``.dicom`` name, or ``DICM`` at byte 128
+    (DICOM files are often stored without an extension). Raises ImageReadError if it cannot be opened."""
+    return _fmt(Path(path)) == "dicom"
+
+
 # ---- orientation ---------------------------------------------------------------------------------
 def orient(arr: np.ndarray, orientation: int | None) -> np.ndarray:
     """Turn ``[H, W, ...]`` pixels upright for an EXIF/TIFF Orientation value (1-8; others: unchanged).

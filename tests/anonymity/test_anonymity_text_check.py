@@ -44,6 +44,18 @@ def test_private_strings_come_from_header_manifest_and_patients(tmp_path):
     assert strings.counts()["dicom"] >= 8 and strings.counts()["path"] >= 2
 
 
+def test_private_strings_read_dicom_files_without_an_extension(tmp_path):
+    """A folder of DICOM files named without ``.dcm`` (common from PACS exports): the readers decode them
+    by the ``DICM`` marker, so the audit must read their headers too."""
+    secrets = write_dicom_root(tmp_path / "src")
+    (tmp_path / "src" / "manifest.csv").unlink()  # no manifest: every file below the root is looked at
+    (tmp_path / "src" / IMAGE_NAME).rename(tmp_path / "src" / "images" / "IM0001")
+    (tmp_path / "src" / "images" / "notes.txt").write_text("not an image")
+    values = set(private_strings(None, tmp_path / "src").values)
+    for key in ("PatientName", "PatientID", "InstitutionName", "AccessionNumber"):
+        assert secrets[key] in values, key
+
+
 def test_published_artifact_holds_no_identifier_or_path(tmp_path, compose_cfg):
     secrets = write_dicom_root(tmp_path / "src")
     cfg = compose_cfg([f"paths.data_root={tmp_path / 'src'}", "model=lenet"])
