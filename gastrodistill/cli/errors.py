@@ -17,8 +17,8 @@ override to change.
 
 Whatever the error, any W&B run left open by the failed job is closed as failed (so the next job of
 a sweep starts its own run), and the job's output folder is removed when it holds nothing but
-bookkeeping (Hydra's ``.hydra/`` and job log, the run record ``config.yaml``/``run_info.json``), so a
-refused input leaves no output behind.
+bookkeeping (Hydra's ``.hydra/`` and job log, the run record ``config.yaml``/``run_info.json``, logger
+folders holding only hyper-parameters), so a refused input leaves no output behind.
 """
 
 from __future__ import annotations
@@ -219,16 +219,25 @@ def _job_name() -> str:
     return str(HydraConfig.get().job.name)
 
 
+def _only_hyperparameters(logs: Path) -> bool:
+    """Whether ``logs/`` holds nothing but the CSV logger's ``hparams.yaml`` files, which it writes when a
+    stage starts (a stage refused at its first step, e.g. a checkpoint that does not fit, leaves them)."""
+    return all(p.is_dir() or p.name == "hparams.yaml" for p in logs.rglob("*"))
+
+
 def remove_if_untouched(out: Path | None) -> bool:
     """Remove a job's output folder holding only bookkeeping: what Hydra wrote (``.hydra/``,
-    ``<job>.log``) and the run record of ``utils.run_info.save_run_info`` (``config.yaml``,
-    ``run_info.json``), i.e. a run that failed before producing anything."""
+    ``<job>.log``), the run record of ``utils.run_info.save_run_info`` (``config.yaml``,
+    ``run_info.json``) and logger folders holding only hyper-parameters (``logs/**/hparams.yaml``), i.e.
+    a run that failed before producing anything."""
     if out is None or not out.is_dir():
         return False
     try:
         hydra_only = {".hydra", f"{_job_name()}.log", "config.yaml", "run_info.json"}
     except Exception:  # noqa: BLE001
         return False
+    if (out / "logs").is_dir() and _only_hyperparameters(out / "logs"):
+        hydra_only.add("logs")
     if {p.name for p in out.iterdir()} <= hydra_only:
         shutil.rmtree(out, ignore_errors=True)
         parent = out.parent

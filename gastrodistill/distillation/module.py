@@ -355,6 +355,31 @@ class DistillModule(pl.LightningModule):
                 f"the checkpoint was written by a {saved!r}-label run; this is the {self.mode!r}-label run. "
                 f"Soft and hard runs never share a checkpoint: pass a checkpoint of the {self.mode} run"
             )
+        self._check_checkpoint_fits(checkpoint.get("state_dict") or {})
+
+    def _check_checkpoint_fits(self, saved: dict[str, Tensor]) -> None:
+        """Refuse (ResumeError) a checkpoint whose tensors are not this run's: another ipc, image size,
+        number of classes, inner-step count or model, e.g. one of another preset. Called before Lightning
+        loads the weights, whose own error would be a traceback of every mismatched tensor."""
+        from gastrodistill.distillation.resume import ResumeError
+
+        ours = self.state_dict()
+        problems = [
+            f"{k} is {list(saved[k].shape)} there but {list(v.shape)} here"
+            for k, v in ours.items()
+            if k in saved and hasattr(saved[k], "shape") and tuple(saved[k].shape) != tuple(v.shape)
+        ]
+        missing, unexpected = sorted(set(ours) - set(saved)), sorted(set(saved) - set(ours))
+        if missing:
+            problems.append(f"it lacks {missing[:3]}{' ...' if len(missing) > 3 else ''}")
+        if unexpected:
+            problems.append(f"it has {unexpected[:3]}{' ...' if len(unexpected) > 3 else ''}, unknown here")
+        if problems:
+            raise ResumeError(
+                "the checkpoint does not fit this run (" + "; ".join(problems[:4]) + "): it was written with "
+                "other settings (distill.ipc, distill.inner_steps, image size, classes or model). Resume "
+                "with the config that wrote it, or pass a checkpoint of this experiment"
+            )
 
     @torch.no_grad()
     def _clip_to_running_norm(self) -> None:

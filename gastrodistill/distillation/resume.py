@@ -91,8 +91,13 @@ def resolve_resume(
 def missing_message(
     spec: str, modes: list[str], output_dir: str | os.PathLike, resume_root: str | None
 ) -> str:
-    """The error text for a resume that found nothing (names the modes and the folders searched)."""
-    where = f"{output_dir}" + (f" and {resume_root}" if resume_root else "")
+    """The error text for a resume that found nothing (names the modes and the folders searched: the run
+    folder or checkpoint passed, or for ``last`` this run's folder and ``resume_root``)."""
+    if str(spec).strip() == "last":
+        where = f"{output_dir}" + (f" and {resume_root}" if resume_root else "")
+    else:
+        path = Path(str(spec).strip()).expanduser()
+        where = f"{path}" if path.is_dir() else f"the run folder of {path}"
     return (
         f"distill.resume={spec}: no checkpoint of the {' or '.join(modes)}-label run found under {where}. "
         f"Checkpoints are written every distill.ckpt_every outer steps to <run>/<mode>/checkpoints; pass an "

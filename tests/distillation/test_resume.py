@@ -62,6 +62,52 @@ def test_run_refuses_a_checkpoint_of_the_other_mode(compose_cfg, tiny_dm, tiny_o
         )
 
 
+def test_run_refuses_a_checkpoint_of_other_settings_and_names_the_folder_passed(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+):
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg([*common, "distill.ipc=1"]), tiny_dm, tmp_path / "a")
+    ckpt = tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ResumeError, match="does not fit this run") as info:
+        run_distillation(
+            compose_cfg([*common, "distill.ipc=2", f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "b"
+        )
+    assert "distilled.images" in str(info.value) and "distill.ipc" in str(info.value)
+    assert not (tmp_path / "b" / "soft" / "distilled.safetensors").exists()
+    # A run folder without a checkpoint of this mode: the message names that folder, not the new run's.
+    with pytest.raises(ResumeError) as info:
+        run_distillation(
+            compose_cfg([*common, "distill=hard", f"distill.resume={tmp_path / 'a'}"]),
+            tiny_dm,
+            tmp_path / "c",
+        )
+    assert f"found under {tmp_path / 'a'}." in str(info.value) and str(tmp_path / "c") not in str(info.value)
+
+
+def test_cli_refuses_a_checkpoint_of_other_settings_in_one_line_and_leaves_no_run_folder(
+    compose_cfg, tmp_path
+):
+    from hydra.utils import instantiate
+
+    common = [*TINY, "data=digits", "logger=csv", "distill.outer_steps=2", "distill.grid_every=0"]
+    cfg = compose_cfg([*common, "distill.ckpt_every=2"])
+    run_distillation(cfg, instantiate(cfg.data), tmp_path / "first")
+    ckpt = tmp_path / "first" / "soft" / "checkpoints" / "last.ckpt"
+    run_dir = tmp_path / "outputs" / "second"
+    proc = run_distill_cli(
+        tmp_path,
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={run_dir}",
+        *common,
+        "distill.ipc=2",  # the checkpoint holds 1 image per class
+        f"distill.resume={ckpt}",
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "size mismatch" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: the checkpoint does not fit this run")
+    assert not run_dir.exists()  # its logs/ held only the CSV logger's hparams.yaml
+
+
 def cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     return run_distill_cli(
         tmp_path,
