@@ -246,6 +246,7 @@ def train_from_artifact(
         rec = evaluate_network(SiteAdapter(net, dm.mean, dm.std, norm["mean"], norm["std"], size), ctx)
         records.append({k: float(v) for k, v in rec.items() if k in REPORTED})
     site = _stats(records)
+    site_size = [int(v) for v in dm.image_size]
     result = {
         "artifact": {
             "name": card.get("name"),
@@ -254,6 +255,10 @@ def train_from_artifact(
         },
         "schedule": schedule,
         "n_networks": n,
+        # the networks see the artifact's image size: site patches of another size are resized to it
+        # (bilinear, antialiased; SiteAdapter), which readers of the comparison should know
+        "site_image_size": site_size,
+        "artifact_image_size": [int(v) for v in size],
         "metrics": site,
         "networks": records,
         # the card's figures are those of the replay (reproduce: method_metrics(..., schedule="replay"))
@@ -269,6 +274,20 @@ def train_from_artifact(
     return result
 
 
+def _resize_note(result: Mapping[str, Any]) -> list[str]:
+    """A line saying the site's patches were resized to the artifact's size, when they were."""
+    site, art = result.get("site_image_size"), result.get("artifact_image_size")
+    if not site or not art or list(site) == list(art):
+        return []
+    return [
+        "",
+        f"Note: this site's patches are {site[0]}x{site[1]} px and the artifact's images "
+        f"{art[0]}x{art[1]} px; the patches were resized to the artifact's size (bilinear, antialiased) "
+        f"before testing. Store the site's patches at {art[0]} px (e.g. data.storage_size={art[0]}) to "
+        "test them as the card's were.",
+    ]
+
+
 def render(result: Mapping[str, Any]) -> str:
     lines = [
         f"# Trained from artifact {result['artifact']['name']!s}",
@@ -280,6 +299,7 @@ def render(result: Mapping[str, Any]) -> str:
             if result["schedule"] == PUBLISHED
             else f" The card publishes the `{PUBLISHED}` schedule's figures only: nothing to compare with."
         ),
+        *_resize_note(result),
         "",
         "| metric | this site | published | difference | within noise |",
         "|---|---|---|---|---|",

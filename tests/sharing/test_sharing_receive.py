@@ -58,6 +58,8 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
     assert (tmp_path / "site" / "run_info.json").is_file() and "| patch_accuracy |" in (
         tmp_path / "site" / "receive.md"
     ).read_text()
+    assert saved["site_image_size"] == saved["artifact_image_size"] == [16, 16]
+    assert "resized" not in (tmp_path / "site" / "receive.md").read_text()
 
     # The card publishes the replay's figures: the standard schedule is not compared with them (it was).
     std = train_from_artifact(f"{art}.zip", cfg, dm, tmp_path / "site_std", n_networks=1, schedule="standard")
@@ -65,6 +67,18 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
     assert (
         "publishes the `replay` schedule's figures only" in (tmp_path / "site_std" / "receive.md").read_text()
     )
+
+
+def test_site_patches_of_another_size_are_resized_and_the_report_says_so(
+    tmp_path, compose_cfg, soft_set, card_fields
+):
+    art = save_artifact(tmp_path / "soft", soft_set, card_fields, archive=True)
+    site = make_dm(seed=1, patients=(12, 4, 12), per_patient=6, size=24)  # 24 px patches, the artifact's 16
+    result = train_from_artifact(f"{art}.zip", compose_cfg(FAST), site, tmp_path / "site", n_networks=1)
+    assert result["site_image_size"] == [24, 24] and result["artifact_image_size"] == [16, 16]
+    text = (tmp_path / "site" / "receive.md").read_text()
+    assert "this site's patches are 24x24 px and the artifact's images 16x16 px" in text
+    assert "resized to the artifact's size" in text
 
 
 def test_site_with_other_classes_or_untrusted_architecture_is_refused(
