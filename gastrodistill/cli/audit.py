@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
+from gastrodistill.cli.override_keys import check_override_keys
 
 
 class AuditInputError(ValueError):
@@ -112,6 +113,7 @@ def run(cfg: DictConfig) -> dict:
     return results
 
 
+@check_override_keys(CONF_DIR)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import CommandError, friendly_errors
+from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.data.gastric import GastricPatchDataModule
 from gastrodistill.data.labelling import CLASS_NAMES
 from gastrodistill.data.patch_store import grey_level_report
@@ -65,6 +66,7 @@ def run(cfg: DictConfig) -> Path:
     return store.path
 
 
+@check_override_keys(CONF_DIR)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

@@ -11,8 +11,10 @@ from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
+from gastrodistill.cli.override_keys import check_override_keys
 
 
+@check_override_keys(CONF_DIR)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
+from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.utils.run_info import save_run_info
 
 
@@ -49,6 +50,7 @@ def run(cfg: DictConfig) -> Path:
     return root
 
 
+@check_override_keys(CONF_DIR)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

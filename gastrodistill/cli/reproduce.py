@@ -7,6 +7,8 @@
 Runs the stages of ``cfg.stages`` in order: ``generate`` (synthetic DATA_ROOT) → ``patches`` (patch
 store) → ``distill`` (one set per ``reproduce.distill_modes``, soft and hard) → ``evaluate`` (baselines
 and distilled sets: results table and plots) → ``audit`` (anonymity) → ``artifact`` (shareable sets).
+With data other than gastric patches (``data=folder|npz|digits``) ``generate`` and ``patches`` are
+skipped, with a note: they build gastric patches that such data never read.
 Outputs: ``<run>/distill/<mode>``, ``<run>/eval``, ``<run>/audit``, ``<run>/artifacts/<mode>``, and
 ``<run>/SUMMARY.md`` listing them with each stage's wall time.
 
@@ -33,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
+from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import (
     global_rank,
@@ -44,6 +47,9 @@ from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.values import is_count
 
 STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
+#: The stages that make and read gastric patches, and the data module they are for.
+GASTRIC_STAGES = ("generate", "patches")
+GASTRIC_DATA = "gastrodistill.data.gastric.GastricPatchDataModule"
 
 
 class ReproduceConfigError(ValueError):
@@ -341,7 +347,7 @@ class Pipeline:
             "artifact": (self.artifact, "gastrodistill.sharing.publish"),
         }
 
-    def check_reproduce_section(self) -> None:
+    def check_reproduce_section(self, stages: list[str]) -> None:
         """``reproduce.num_threads`` and ``parallel_modes``: integers >= 1 or null; ``distill_modes``: a
         list of label modes; ``trainer.accelerator``: no GPU asked of a machine without one; test patients
         of both diagnoses when the study generates its data and evaluates. Raises
@@ -358,7 +364,6 @@ class Pipeline:
             raise ReproduceConfigError(
                 f"trainer.accelerator={accelerator} but this machine has no CUDA device; use trainer=cpu"
             )
-        stages = [str(st) for st in self.cfg.stages]
         if "generate" in stages and "evaluate" in stages and "synthetic" in self.cfg:
             for key in ("test_gastritis", "test_non_gastritis"):  # the study exited 0 with blank HM and AUC
                 if self.cfg.synthetic.get(key) == 0:
@@ -372,7 +377,7 @@ class Pipeline:
                 "learning rates and patient threshold; use e.g. data.val_fraction=0.2"
             )
         data_target = str((self.cfg.get("data") or {}).get("_target_", ""))
-        if "evaluate" in stages and data_target == "gastrodistill.data.gastric.GastricPatchDataModule":
+        if "evaluate" in stages and data_target == GASTRIC_DATA:
             from gastrodistill.data.labelling import CLASS_NAMES  # the gastric classes are fixed
             from gastrodistill.evaluation.jobs import EvaluationConfigError
             from gastrodistill.evaluation.splits import class_index
@@ -391,6 +396,22 @@ class Pipeline:
                 f"reproduce.distill_modes = {names}; list label modes from {list(MODES)}, e.g. [soft, hard]"
             )
 
+    def drop_gastric_stages(self, stages: list[str]) -> list[str]:
+        """``stages`` without ``generate`` and ``patches`` when the data are not gastric patches: those two
+        write the synthetic gastric DATA_ROOT and its patch store, which a folder, ``.npz`` or the digits
+        never read (the default ``stages`` list them, so ``data=npz`` alone would generate unused data
+        and the summary would list it). A note says so."""
+        data_target = str((self.cfg.get("data") or {}).get("_target_", ""))
+        dropped = [s for s in stages if s in GASTRIC_STAGES]
+        if data_target == GASTRIC_DATA or not dropped:
+            return stages
+        kind = data_target.rsplit(".", 1)[-1] or "this data"
+        note = f"stages {dropped} skipped: they build gastric patches, which {kind} does not read"
+        if is_global_zero():
+            print(f"==> {note}", flush=True)
+        self.notes.append(note)
+        return [s for s in stages if s not in GASTRIC_STAGES]
+
     def run(self) -> dict[str, Path]:
         stages = [str(s) for s in self.cfg.stages]
         unknown = [s for s in stages if s not in STAGES]
@@ -401,7 +422,8 @@ class Pipeline:
         order = [STAGES.index(s) for s in stages]
         if order != sorted(order):
             raise ReproduceConfigError(f"stages {stages} are out of order; keep the order {list(STAGES)}")
-        self.check_reproduce_section()
+        stages = self.drop_gastric_stages(stages)
+        self.check_reproduce_section(stages)
         if "distill" in stages:  # every distill.* value, before generation and patches (first:
             # eval.standard.augment follows distill.dsa, whose own message names the key the user set)
             from gastrodistill.distillation.config_check import check_distill_config
@@ -678,6 +700,7 @@ def check_mode_override(overrides: Sequence[str], modes: list[str], mode: str) -
             )
 
 
+@check_override_keys(CONF_DIR)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

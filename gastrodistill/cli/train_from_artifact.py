@@ -73,9 +73,14 @@ def compose(overrides: list[str], output: str | None):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from gastrodistill.cli.override_keys import unknown_key_message
+
     if output is not None and Path(output).exists() and not Path(output).is_dir():
         raise CommandError(f"--output {output} is a file; give a folder (it is created if missing)")
     GlobalHydra.instance().clear()
+    unknown = unknown_key_message(list(overrides), CONF_DIR)  # a typo: named, with the nearest keys
+    if unknown is not None:
+        raise CommandError(unknown.removeprefix("error: "))
     try:
         with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
             cfg = hydra_compose(config_name="config", overrides=list(overrides))

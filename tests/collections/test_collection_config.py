@@ -44,3 +44,19 @@ def test_folder_with_albumentations_augment(compose_cfg, make_folder):
     flipped, _ = dm.dataset("train", augment=True)[0]
     assert not np.allclose(plain.numpy(), flipped.numpy())
     np.testing.assert_allclose(flipped.numpy(), plain.numpy()[:, :, ::-1], atol=1e-5)
+
+
+def test_reproduce_with_npz_skips_the_gastric_stages(compose_cfg, make_npz, tmp_path, capsys):
+    """The default ``stages`` begin with ``generate`` and ``patches``; with ``data=npz`` they are skipped
+    with a note (no synthetic gastric data written, none named in the summary)."""
+    from gastrodistill.cli.reproduce import Pipeline
+
+    path = make_npz(k=2)
+    cfg = compose_cfg(["data=npz", f"data.path={path}", "stages=[generate,patches]"])
+    paths = Pipeline(cfg).run()
+    assert "data" not in paths and "patch store" not in paths
+    assert not (tmp_path / "data").exists()  # paths.data_root, where generate writes
+    assert "stages ['generate', 'patches'] skipped" in capsys.readouterr().out
+    summary = (tmp_path / "out" / "SUMMARY.md").read_text()
+    assert "## Notes" in summary and "NpzDataModule does not read" in summary
+    assert "synthetic" not in summary.split("## Recipe")[1].split("## Outputs")[0]

@@ -232,7 +232,7 @@ def test_receive_refuses_a_network_count_below_one(capsys, argv, needle):
     ("overrides", "needle"),
     [
         (["experiment=tinyy"], "do not compose: In 'config': Could not find 'experiment/tinyy'"),
-        (["experiment=tiny", "eval.n_netwrks=2"], "do not compose: Could not override 'eval.n_netwrks'"),
+        (["experiment=tiny", "eval.n_netwrks=2"], "no key 'eval.n_netwrks'; did you mean eval.n_networks"),
     ],
 )
 def test_receive_reports_overrides_that_do_not_compose_without_a_traceback(
