@@ -30,7 +30,7 @@ def test_a_typo_names_the_key_and_the_nearest_existing_one(overrides, nearest):
     [
         ["distill.ipc=3", "data=npz", "data.path=x.npz", "seed=1"],  # every key exists
         ["+my.note=1", "++other=2", "~specialize"],  # additions and deletions are Hydra's business
-        ["hydra.run.dir=/x", "hydra.job.chdir=false"],
+        ["hydra.run.dir=/x", "hydra.job.chdir=false", "hydra/launcher=basic"],
         ["data=nonexistent", "distill.ipcc=3"],  # a bad group: Hydra's own message names it
         ["-m", "distill.ipc=1,2,3"],  # a sweep: the key is checked, the values are not
         ["distill.ipc=[unclosed"],  # unparsable: Hydra reports it

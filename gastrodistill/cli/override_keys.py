@@ -61,9 +61,11 @@ def unknown_key_message(overrides: list[str], conf_dir: str, config_name: str = 
     groups, values = [], []
     for text, o in zip(args, parsed, strict=True):
         key = o.key_or_group
-        if o.is_add() or o.is_force_add() or o.is_delete() or key.split(".")[0] == "hydra" or o.package:
+        hydra_own = key.split("/")[0].split(".")[0] == "hydra"  # hydra.run.dir, hydra/launcher=...
+        if o.is_add() or o.is_force_add() or o.is_delete() or hydra_own or o.package:
             continue
-        (groups if (Path(conf_dir) / key).is_dir() else values).append((text, key))
+        is_group = "/" in key or (Path(conf_dir) / key).is_dir()  # a/b=c always names a config group
+        (groups if is_group else values).append((text, key))
     if not values:
         return None
     was_initialized = GlobalHydra.instance().is_initialized()
