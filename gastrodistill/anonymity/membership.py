@@ -316,16 +316,17 @@ def train_shadows_and(
     shared = (fit, pool.x, pool.y, seed)
     sels = [np.flatnonzero(m) for m in inside]
     if processes > 1 and n_shadows + len(targets) > 1:
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed
+
+        from gastrodistill.utils.worker_pool import spawn_pool
 
         workers = min(processes, n_shadows + len(targets))
-        ctx = mp.get_context("spawn")  # the pool and `fit` reach each worker once, not once per shadow
-        with ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_start_shadow_worker, initargs=shared
-        ) as ex:
+        # the pool and `fit` reach each worker once, not once per shadow; an error stops every worker
+        with spawn_pool(workers, initializer=_start_shadow_worker, initargs=shared) as ex:
             shadow_jobs = [ex.submit(_worker_shadow, sel, k) for k, sel in enumerate(sels)]
             target_jobs = [ex.submit(_worker_target, make) for make in targets]
+            for job in as_completed(shadow_jobs + target_jobs):
+                job.result()  # the first worker's error, at once
             scores = [job.result() for job in shadow_jobs]
             target_scores = [job.result() for job in target_jobs]
     else:

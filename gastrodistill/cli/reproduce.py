@@ -45,6 +45,7 @@ from gastrodistill.utils.distributed import (
 )
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.values import is_count
+from gastrodistill.utils.worker_pool import spawn_pool
 
 STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
 #: The stages that make and read gastric patches, and the data module they are for.
@@ -177,8 +178,7 @@ class Pipeline:
         same records, about one full-data network's training less wall time. The first mode starts on the
         teacher's worker as soon as the teacher is saved, the next on the first worker free.
         """
-        import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import as_completed
 
         from omegaconf import OmegaConf
 
@@ -191,7 +191,7 @@ class Pipeline:
         share = _shared_teacher(self.cfg) and any(resume[m] is None for m in modes)
         with (
             self._teacher_folder() as tmp,
-            ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool,
+            spawn_pool(workers) as pool,  # a child's error stops the other worker and prints at once
         ):
             teacher = Path(tmp) / TEACHER_FILE if share else None
             reference = None
@@ -218,8 +218,8 @@ class Pipeline:
                 )
                 for mode in modes
             }
-            for job in [*([reference] if reference is not None else []), *jobs.values()]:
-                job.result()  # re-raises the child's error (its class and message) here
+            for job in as_completed([*([reference] if reference is not None else []), *jobs.values()]):
+                job.result()  # re-raises the first failing child's error (its class and message) here
         for mode in modes:
             self.sets[mode] = DistilledSet.load(self.out / "distill" / mode)
             self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode

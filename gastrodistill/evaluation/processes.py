@@ -18,9 +18,8 @@ the workers into the output folder as in a single-process run; the caller merges
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections.abc import Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from gastrodistill.evaluation.jobs import REAL_SCHEDULE, SAME, Job, by_setting
+from gastrodistill.utils.worker_pool import spawn_pool
 
 Setting = tuple[str, str, str]
 
@@ -138,10 +138,8 @@ def run_in_processes(
     timings: list[dict[str, Any]] = []
     desc = f"evaluation: fresh networks ({processes} processes)"
     bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
-    ctx = mp.get_context("spawn")
-    with ProcessPoolExecutor(
+    with spawn_pool(  # a worker's error stops the other workers and surfaces at once
         processes,
-        mp_context=ctx,
         initializer=_start_worker,
         initargs=(resolved, datamodule, dict(distilled_sets), str(output_dir), threads),
     ) as pool:
@@ -156,7 +154,7 @@ def run_in_processes(
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
                 _, group = running.pop(fut)
-                result = fut.result()  # a worker's error surfaces here (running tasks finish first)
+                result = fut.result()  # a worker's error surfaces here
                 selected.update(result["selected"])
                 timings += result["timings"]
                 bar.update(len(group))
