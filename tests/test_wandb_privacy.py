@@ -27,3 +27,33 @@ def test_offline_run_file_has_no_host_or_user_name(tmp_path, monkeypatch):
         if f.is_file():
             data = f.read_bytes()
             assert HOST.encode() not in data and USER.encode() not in data, f
+
+
+def test_logged_results_table_names_no_home_folder(tmp_path, monkeypatch):
+    """The results table reaches the run without the local staging path of a W&B Table's artifact
+    (``$HOME/.local/share/wandb/artifacts/staging/...``), which names the user; its values do reach it."""
+    import pandas as pd
+
+    home = tmp_path / f"home_{USER}"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("WANDB_DATA_DIR", raising=False)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    from gastrodistill.evaluation.results import log_results
+    from gastrodistill.utils.loggers import private_wandb_logger
+
+    logger = private_wandb_logger(save_dir=tmp_path / "logs", name="privacy-table")
+    df = pd.DataFrame(
+        {"method": ["soft"], "schedule": ["replay"], "architecture": ["convnet"], "patient_hm": [0.7453125]}
+    )
+    log_results([logger], df)
+    logger.experiment.finish()
+    run_dir = next((tmp_path / "logs").rglob("offline-run-*"))
+    for f in run_dir.rglob("*"):
+        if f.is_file() and f.parent.name != "logs":  # W&B's client debug logs are not part of the run
+            assert USER.encode() not in f.read_bytes(), f
+    (html,) = run_dir.rglob("media/html/results/table*.html")
+    assert "0.7453" in html.read_text() and "soft" in html.read_text()

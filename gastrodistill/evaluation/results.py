@@ -448,7 +448,12 @@ def numeric_columns(df: pd.DataFrame) -> list[str]:
 
 
 def log_results(loggers: Sequence[Logger], df: pd.DataFrame, prefix: str = "results") -> None:
-    """Each numeric cell as ``<prefix>/<method>/<schedule>/<arch>/<column>`` (step = row); a W&B table."""
+    """Each numeric cell as ``<prefix>/<method>/<schedule>/<arch>/<column>`` (step = row); for W&B also the
+    whole table as an HTML panel ``<prefix>/table``.
+
+    Not a ``wandb.Table``: W&B stores every Table as an artifact whose manifest records the file's local
+    staging path (``~/.local/share/wandb/artifacts/staging/...``), which names the user's home folder.
+    """
     cols = numeric_columns(df)
     for i, (_, r) in enumerate(df.iterrows()):
         metrics = {f"{prefix}/{row_id(r)}/{c}": float(r[c]) for c in cols if np.isfinite(float(r[c]))}
@@ -456,7 +461,10 @@ def log_results(loggers: Sequence[Logger], df: pd.DataFrame, prefix: str = "resu
             lg.log_metrics(metrics, step=i)
     for lg in loggers:
         if isinstance(lg, WandbLogger):
-            lg.log_table(key=f"{prefix}/table", dataframe=df.astype({c: "float64" for c in cols}))
+            import wandb
+
+            html = df.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")
+            lg.experiment.log({f"{prefix}/table": wandb.Html(html, inject=False)})
         lg.save()
 
 

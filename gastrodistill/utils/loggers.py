@@ -46,7 +46,7 @@ def private_wandb_logger(
         host="",  # W&B fills these with the machine's and the user's names otherwise
         username="",
     )
-    return WandbLogger(
+    logger = WandbLogger(
         project=project,
         group=group,
         name=name,
@@ -56,6 +56,10 @@ def private_wandb_logger(
         job_type=job_type,
         settings=settings,
     )
+    # Lightning passes `anonymous=None` to wandb.init, which W&B 0.31 answers with a deprecation warning on
+    # every run ("The anonymous setting has no effect"); the key is left out instead
+    getattr(logger, "_wandb_init", {}).pop("anonymous", None)
+    return logger
 
 
 def instantiate_loggers(logger_cfg: DictConfig | Mapping[str, Any] | None) -> list[Logger]:
