@@ -34,6 +34,11 @@ def test_a_typo_names_the_key_and_the_nearest_existing_one(overrides, nearest):
         ["data=nonexistent", "distill.ipcc=3"],  # a bad group: Hydra's own message names it
         ["-m", "distill.ipc=1,2,3"],  # a sweep: the key is checked, the values are not
         ["distill.ipc=[unclosed"],  # unparsable: Hydra reports it
+        ["--shell-completion", "install=bash"],  # completion's own arguments are no overrides
+        ["-sc", "query=bash"],  # what bash calls while completing
+        ["-m", "distill=soft_cpu,hard_cpu", "distill.ipc=1,2"],  # the key in every swept config
+        ["reproduce.distill_modes=[hard]", "reproduce.parallel_modes=2"],  # without a preset too
+        ["-m", "distill=glob(*)", "distill.ipc=1"],  # a sweep the check cannot expand: Hydra's turn
     ],
 )
 def test_valid_or_hydra_handled_overrides_pass(overrides):
@@ -53,3 +58,63 @@ def test_the_command_stops_before_hydra_and_writes_nothing(tmp_path, monkeypatch
         "+distill.outer_step=2)"
     )  # one line, and not Hydra's "To append to your config use +..." first
     assert_nothing_written(tmp_path)
+
+
+@pytest.fixture
+def user_config_dir(tmp_path):
+    """A folder of the user's own: a primary config built on the bundled one, and a data option."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "myrun.yaml").write_text("defaults:\n  - config\n  - _self_\nmy_note: hello\n")
+    (tmp_path / "data" / "mydata.yaml").write_text("defaults:\n  - npz\n  - _self_\nsite: north\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("form", ["short", "long"])
+def test_the_users_primary_config_and_config_folder_are_composed(user_config_dir, form):
+    d = str(user_config_dir)
+    flags = ["-cd", d, "-cn", "myrun"] if form == "short" else [f"--config-dir={d}", "--config-name=myrun"]
+    assert unknown_key_message([*flags, "my_note=bye", "distill.ipc=2"], CONF_DIR) is None
+    text = unknown_key_message([*flags, "my_notee=bye"], CONF_DIR)
+    assert text.startswith("error: my_notee=bye: the config has no key 'my_notee'; did you mean my_note?")
+    # an option of the user's group beside the bundled primary config
+    assert unknown_key_message(["-cd", d, "data=mydata", "data.site=south"], CONF_DIR) is None
+    assert "did you mean data.site" in unknown_key_message(
+        ["-cd", d, "data=mydata", "data.sitee=s"], CONF_DIR
+    )
+
+
+def test_a_sweep_over_group_options_is_checked_in_each_of_them():
+    text = unknown_key_message(["-m", "distill=soft_cpu,hard_cpu", "distill.ipcc=1"], CONF_DIR)
+    assert text.startswith(
+        "error: distill.ipcc=1: the config has no key 'distill.ipcc'; did you mean distill.ipc"
+    )
+    # a key that only one of the swept options has: named with the option that lacks it
+    text = unknown_key_message(["-m", "data=npz,digits", "data.path=x.npz"], CONF_DIR)
+    assert text.startswith("error: data.path=x.npz: the config with data=digits has no key 'data.path'")
+    assert "did you mean data.path" not in text  # the key itself is no suggestion
+
+
+def test_train_from_artifact_names_a_listing_it_can_run():
+    from gastrodistill.cli.errors import CommandError
+    from gastrodistill.cli.train_from_artifact import compose
+
+    with pytest.raises(CommandError) as caught:
+        compose(["distill.ipcc=3"], None)
+    text = str(caught.value)  # the command has no --cfg: it names the one that lists the same config
+    assert text.startswith("distill.ipcc=3: the config has no key 'distill.ipcc'")
+    assert "(`gastrodistill-distill --cfg job` lists every key of this config; " in text
+
+
+def test_shell_completion_installs_through_the_command(monkeypatch, capsys):
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gastrodistill.cli import distill
+
+    monkeypatch.setattr(sys, "argv", ["gastrodistill-distill", "--shell-completion", "install=bash"])
+    GlobalHydra.instance().clear()
+    distill.main()  # Hydra prints the completion script and returns
+    GlobalHydra.instance().clear()
+    out = capsys.readouterr().out
+    assert "hydra_bash_completion" in out and "complete " in out

@@ -7,12 +7,19 @@ above ``@hydra.main``) composes the config with the command line's group choices
 is not there, prints one line naming it and the closest existing keys (``difflib``), then exits with
 status 1 before Hydra starts. Overrides Hydra treats specially are left to Hydra: ``+key``/``++key``/
 ``~key``, ``hydra.*``, group choices, and anything the override parser or the composition refuses.
+
+Hydra's own flags are honoured: ``-cn``/``--config-name`` (your primary config) and ``-cd``/
+``--config-dir`` (your config folder, searched beside the bundled one) are composed as Hydra would; a
+sweep over group options (``-m distill=soft_cpu,hard_cpu``) is composed once per combination (up to
+:data:`MAX_SWEEP_COMBINATIONS`); the check stands aside for ``-sc``/``--shell-completion`` (its
+``install=bash`` is no override) and ``-cp``/``--config-path``.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
+import itertools
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,54 +49,122 @@ def _has_key(node: Any, key: str) -> bool:
     return True
 
 
-def unknown_key_message(overrides: list[str], conf_dir: str, config_name: str = "config") -> str | None:
+#: Flags after which the check stands aside: shell completion (``-sc install=bash``) and a replaced
+#: primary config path.
+STAND_ASIDE_FLAGS = ("-sc", "--shell-completion", "-cp", "--config-path")
+#: Hydra's flags that take a value (the next argument, or ``--flag=value``): never overrides themselves.
+VALUE_FLAGS = ("-cn", "--config-name", "-cd", "--config-dir", "-p", "--package", "--experimental-rerun")
+#: A sweep over group options is composed for at most this many combinations of them.
+MAX_SWEEP_COMBINATIONS = 16
+
+
+def split_command_line(argv: list[str]) -> tuple[list[str], dict[str, str]] | None:
+    """Hydra's command line as ``(overrides, flags)``: ``flags`` maps ``-cn``/``-cd`` and their long forms to
+    their values. None when the check should stand aside (:data:`STAND_ASIDE_FLAGS`)."""
+    overrides: list[str] = []
+    flags: dict[str, str] = {}
+    args = iter(argv)
+    for arg in args:
+        name, eq, value = arg.partition("=")
+        if name in STAND_ASIDE_FLAGS:
+            return None
+        if name in VALUE_FLAGS and arg.startswith("-"):
+            flags[name] = value if eq else next(args, "")
+        elif not arg.startswith("-") and eq:
+            overrides.append(arg)
+    return overrides, flags
+
+
+def unknown_key_message(
+    overrides: list[str],
+    conf_dir: str,
+    config_name: str = "config",
+    listing: str = "`--cfg job` lists every key",
+) -> str | None:
     """The error line for the first plain override whose key the composed config lacks, else None.
 
-    ``overrides``: command-line arguments (flags such as ``-m`` are ignored). Returns None whenever the
-    question cannot be answered here (unparsable overrides, a composition error): Hydra then reports.
+    ``overrides``: the command line's arguments (Hydra's flags are read as in :func:`split_command_line`);
+    ``listing``: how the command shows its keys, named in the message. Returns None whenever the question
+    cannot be answered here (unparsable overrides, a composition error, a flag the check stands aside
+    for): Hydra then reports.
     """
-    from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from omegaconf import OmegaConf
 
-    args = [a for a in overrides if "=" in a and not a.startswith("-")]
+    split = split_command_line(overrides)
+    if split is None:
+        return None
+    args, flags = split
+    config_name = flags.get("-cn") or flags.get("--config-name") or config_name
+    user_dir = flags.get("-cd") or flags.get("--config-dir")
+    user_dir = str(Path(user_dir).resolve()) if user_dir else None
     try:
         parsed = OverridesParser.create().parse_overrides(args)
     except Exception:  # noqa: BLE001 - Hydra's own message is the right one for a malformed override
         return None
-    groups, values = [], []
+    groups: list[list[str]] = []  # per group override, the texts of its choices (several for a sweep)
+    values = []
     for text, o in zip(args, parsed, strict=True):
         key = o.key_or_group
         hydra_own = key.split("/")[0].split(".")[0] == "hydra"  # hydra.run.dir, hydra/launcher=...
         if o.is_add() or o.is_force_add() or o.is_delete() or hydra_own or o.package:
             continue
-        is_group = "/" in key or (Path(conf_dir) / key).is_dir()  # a/b=c always names a config group
-        (groups if is_group else values).append((text, key))
+        dirs = [conf_dir, *([user_dir] if user_dir else [])]
+        if "/" in key or any((Path(d) / key).is_dir() for d in dirs):  # a/b=c always names a group
+            if not o.is_sweep_override():
+                groups.append([text])
+                continue
+            try:
+                groups.append([f"{key}={v}" for v in o.sweep_string_iterator()])
+            except Exception:  # noqa: BLE001 - glob() and other sweeps the check cannot expand
+                return None
+        else:
+            values.append((text, key))
     if not values:
         return None
-    was_initialized = GlobalHydra.instance().is_initialized()
-    if was_initialized:  # never disturb a Hydra that is already running (tests, notebooks)
+    if GlobalHydra.instance().is_initialized():  # never disturb a Hydra that is already running
         return None
+    combinations = list(itertools.islice(itertools.product(*groups), MAX_SWEEP_COMBINATIONS))
+    trees = []
+    for choice in combinations:
+        tree = _composed_tree(conf_dir, config_name, user_dir, list(choice))
+        if tree is None:
+            return None
+        trees.append(tree)
+    known = sorted({k for tree in trees for k in _dotted_keys(tree)})
+    for text, key in values:
+        lacking = [c for c, tree in zip(combinations, trees, strict=True) if not _has_key(tree, key)]
+        if not lacking:
+            continue
+        close = difflib.get_close_matches(key, [k for k in known if k != key], n=3, cutoff=0.75)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        where = f" with {' '.join(lacking[0])}" if len(lacking) < len(combinations) else ""
+        return (
+            f"error: {text}: the config{where} has no key {key!r}{hint} ({listing}; a key of your own is "
+            f"added with +{text})"
+        )
+    return None
+
+
+def _composed_tree(conf_dir: str, config_name: str, user_dir: str | None, choices: list[str]) -> Any:
+    """The config composed as Hydra would (``user_dir``: the ``-cd`` folder, primary when it holds
+    ``config_name``), as a plain container; None when it does not compose."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    primary, extra = conf_dir, user_dir
+    if user_dir and (Path(user_dir) / f"{config_name}.yaml").is_file():
+        primary, extra = user_dir, conf_dir
+    searchpath = [f"hydra.searchpath=[file://{extra}]"] if extra else []
     try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=[t for t, _ in groups])
-        tree = OmegaConf.to_container(cfg, resolve=False)
-    except Exception:  # noqa: BLE001 - a bad group choice: Hydra's message names it
+        with initialize_config_dir(config_dir=primary, version_base="1.3"):
+            cfg = compose(config_name=config_name, overrides=[*searchpath, *choices])
+        return OmegaConf.to_container(cfg, resolve=False)
+    except Exception:  # noqa: BLE001 - a bad group choice or config name: Hydra's message names it
         return None
     finally:
         GlobalHydra.instance().clear()
-    known = list(_dotted_keys(tree))
-    for text, key in values:
-        if _has_key(tree, key):
-            continue
-        close = difflib.get_close_matches(key, known, n=3, cutoff=0.75)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
-        return (
-            f"error: {text}: the config has no key {key!r}{hint} (`--cfg job` lists every key; a key of "
-            f"your own is added with +{text})"
-        )
-    return None
 
 
 def check_override_keys(conf_dir: str, config_name: str = "config") -> Callable:

@@ -78,7 +78,9 @@ def compose(overrides: list[str], output: str | None):
     if output is not None and Path(output).exists() and not Path(output).is_dir():
         raise CommandError(f"--output {output} is a file; give a folder (it is created if missing)")
     GlobalHydra.instance().clear()
-    unknown = unknown_key_message(list(overrides), CONF_DIR)  # a typo: named, with the nearest keys
+    unknown = unknown_key_message(  # a typo: named, with the nearest keys
+        list(overrides), CONF_DIR, listing="`gastrodistill-distill --cfg job` lists every key of this config"
+    )
     if unknown is not None:
         raise CommandError(unknown.removeprefix("error: "))
     try:
