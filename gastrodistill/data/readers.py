@@ -29,6 +29,7 @@ reach a patch store.
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from dataclasses import dataclass
@@ -462,6 +463,90 @@ def check_transfer_syntax(ds, where: str) -> None:
         )
 
 
+#: Compressed transfer syntaxes on which python-gdcm, pydicom's first decoder plugin here, can abort the
+#: whole process on a corrupt codestream instead of raising (a C++ exception escapes: "terminate called
+#: after throwing ...", exit status 134). Measured with python-gdcm 3.x on JPEG Baseline and on both JPEG
+#: 2000 syntaxes with 40 bytes inside the codestream flipped (``tests/data/test_dicom_syntaxes.py``); JPEG
+#: Extended shares the Baseline codec. For these the plugins that raise decode first, in this order.
+GDCM_MAY_ABORT = {
+    "1.2.840.10008.1.2.4.50": ("pillow",),  # JPEG Baseline (8-bit)
+    "1.2.840.10008.1.2.4.51": ("pylibjpeg", "pillow"),  # JPEG Extended
+    "1.2.840.10008.1.2.4.90": ("pylibjpeg", "pillow"),  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": ("pylibjpeg", "pillow"),  # JPEG 2000
+}
+#: Decodes one file with python-gdcm in a child process (argv: DICOM path, .npy output path).
+_GDCM_CHILD = (
+    "import sys, numpy, pydicom\n"
+    "from pydicom.pixels import pixel_array\n"
+    "ds = pydicom.dcmread(sys.argv[1], force=True)\n"
+    "numpy.save(sys.argv[2], pixel_array(ds, decoding_plugin='gdcm'), allow_pickle=False)\n"
+)
+
+
+def _dicom_pixels(ds, path: Path, where: str) -> np.ndarray:
+    """The stored pixel values of a DICOM (``ds.pixel_array``), decoded so that no decoder can abort the
+    process: for the syntaxes of :data:`GDCM_MAY_ABORT` the plugins that raise come first, and python-gdcm
+    (which reads some files they cannot) runs only after them, in a child process, where an abort is an
+    error naming the file. Raises :class:`ImageReadError` when no decoder reads the pixel data."""
+    # pydicom logs each failing plugin's traceback at ERROR; the error raised here names every reason
+    decoder_log = logging.getLogger("pydicom.pixels.decoders.base")
+    level = decoder_log.level
+    decoder_log.setLevel(logging.CRITICAL)
+    try:
+        return _decode_dicom_pixels(ds, path, where)
+    finally:
+        decoder_log.setLevel(level)
+
+
+def _decode_dicom_pixels(ds, path: Path, where: str) -> np.ndarray:
+    ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+    if ts not in GDCM_MAY_ABORT:
+        try:
+            return ds.pixel_array
+        except Exception as e:  # noqa: BLE001 - pydicom raises many types for broken pixel data
+            raise ImageReadError(
+                f"{where}: truncated or corrupt DICOM pixel data ({_why(e, path, where)}); re-export the file"
+            ) from e
+    from pydicom.pixels import get_decoder, pixel_array
+
+    available = get_decoder(ts).available_plugins
+    reasons = []
+    for plugin in (p for p in GDCM_MAY_ABORT[ts] if p in available):
+        try:
+            return pixel_array(ds, decoding_plugin=plugin)
+        except Exception as e:  # noqa: BLE001 - as above
+            reasons.append(_why(e, path, where).splitlines()[-1].strip())  # "<plugin>: <why>"
+    if "gdcm" in available:
+        pixels, reason = _gdcm_in_child(path)
+        if pixels is not None:
+            return pixels
+        reasons.append(f"gdcm: {reason}")
+    raise ImageReadError(
+        f"{where}: truncated or corrupt DICOM pixel data ({'; '.join(reasons) or 'no decoder installed'}); "
+        "re-export the file"
+    )
+
+
+def _gdcm_in_child(path: Path) -> tuple[np.ndarray | None, str]:
+    """Decode ``path`` with python-gdcm in a child Python; ``(pixels, "")``, or ``(None, why)`` when the
+    child fails or aborts."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="gastrodistill-gdcm-") as tmp:
+        out = Path(tmp) / "pixels.npy"
+        proc = subprocess.run(
+            [sys.executable, "-c", _GDCM_CHILD, str(path), str(out)], capture_output=True, text=True
+        )
+        if proc.returncode == 0 and out.is_file():
+            return np.load(out, allow_pickle=False), ""
+    if proc.returncode < 0 or proc.returncode == 134:  # a signal, or abort() of the C++ runtime
+        return None, "the decoder aborted"
+    last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1].strip()
+    return None, last.removeprefix("gdcm: ").replace(str(path), "<file>")
+
+
 def _has_module(name: str) -> bool:
     import importlib.util
 
@@ -572,12 +657,7 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
         raise ImageReadError(f"{where}: multi-frame DICOM; store one 2-D image per file")
     check_transfer_syntax(ds, where)
-    try:
-        raw = ds.pixel_array
-    except Exception as e:  # noqa: BLE001 - pydicom raises many types for broken pixel data
-        raise ImageReadError(
-            f"{where}: truncated or corrupt DICOM pixel data ({_why(e, path, where)}); re-export the file"
-        ) from e
+    raw = _dicom_pixels(ds, path, where)
     if raw.ndim != 2:
         raise ImageReadError(f"{where}: DICOM pixel array of shape {raw.shape} is not 2-D")
 

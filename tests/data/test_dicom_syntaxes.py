@@ -370,3 +370,70 @@ def test_monochrome1_and_presentation_lut_shape_invert_once(tmp_path):
     # the inversion is over the nominal range, not the image's own min..max
     dark = read_image(write_dicom(tmp_path / "dark.dcm", (raw // 4), PhotometricInterpretation="MONOCHROME1"))
     np.testing.assert_allclose(dark, 1.0 - (raw // 4) / 4095.0, atol=1e-6)
+
+
+# ---- a corrupt codestream: an error naming the file, never an abort of the process ---------------------
+def _corrupt_pair(tmp_path, kind: str) -> tuple[str, str]:
+    """(valid file, the same with 40 bytes of its codestream flipped) for ``kind`` 'j2k' or 'jpeg'."""
+    from pydicom.encaps import generate_frames
+
+    if kind == "j2k":
+        raw, bits = _image12(64, 48, seed=1), 12
+        ds = _dataset(raw)
+        ds.compress(uid.JPEG2000Lossless, raw)
+        frame, syntax = next(generate_frames(ds.PixelData, number_of_frames=1)), uid.JPEG2000Lossless
+    else:
+        raw, bits = (_image12(64, 48, seed=1) >> 4).astype(np.uint8), 8
+        buf = io.BytesIO()
+        Image.fromarray(raw).save(buf, format="JPEG", quality=90)
+        frame, syntax = buf.getvalue(), uid.JPEGBaseline8Bit
+    flipped = frame[:20] + bytes(b ^ 0x5A for b in frame[20:60]) + frame[60:]
+    good = _save(_encapsulated(raw, frame + b"\0" * (len(frame) % 2), syntax, bits), tmp_path / f"{kind}.dcm")
+    bad = _encapsulated(raw, flipped + b"\0" * (len(flipped) % 2), syntax, bits)
+    return good, _save(bad, tmp_path / f"{kind}_flipped.dcm")
+
+
+@pytest.mark.parametrize("kind", ["j2k", "jpeg"])
+def test_a_flipped_codestream_is_an_error_naming_the_file_not_an_abort(tmp_path, kind):
+    """python-gdcm aborts the process on these files (exit status 134, nothing named); the reader tries
+    the decoders that raise first and gdcm only in a child process."""
+    import subprocess
+    import sys
+
+    good, bad = _corrupt_pair(tmp_path, kind)
+    script = (
+        "import sys\n"
+        "from gastrodistill.data.errors import ImageReadError\n"
+        "from gastrodistill.data.readers import read_image\n"
+        "assert read_image(sys.argv[1]).shape == (64, 48)\n"
+        "try:\n"
+        "    read_image(sys.argv[2])\n"
+        "except ImageReadError as e:\n"
+        "    print(e)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script, good, bad], capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr[-2000:])
+    assert proc.stdout.startswith(f"{bad}: truncated or corrupt DICOM pixel data (")
+    assert "re-export the file" in proc.stdout
+
+
+def test_the_gdcm_fallback_decodes_in_a_child_process_exactly(tmp_path):
+    from pathlib import Path
+
+    from gastrodistill.data.readers import _gdcm_in_child
+
+    good, _ = _corrupt_pair(tmp_path, "j2k")
+    pixels, why = _gdcm_in_child(Path(good))
+    assert why == "" and np.array_equal(pixels, _image12(64, 48, seed=1))
+
+
+def test_failing_decoders_log_no_tracebacks(tmp_path, caplog):
+    """pydicom logs each failing plugin's traceback at ERROR; the reader's one error names the reasons."""
+    good, _ = _corrupt_pair(tmp_path, "j2k")
+    ds = pydicom.dcmread(good)
+    frame = ds.PixelData
+    ds.PixelData = frame[: len(frame) // 2 // 2 * 2]  # truncated codestream (gdcm raises on this one)
+    truncated = _save(ds, tmp_path / "truncated.dcm")
+    with caplog.at_level("DEBUG"), pytest.raises(ImageReadError, match="truncated or corrupt"):
+        read_image(truncated)
+    assert not [r for r in caplog.records if r.name.startswith("pydicom") and r.levelname == "ERROR"]
