@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
 from gastrodistill.data.errors import DataInputError
+from gastrodistill.data.sizes import pixel_size
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import is_count
 
@@ -66,9 +67,7 @@ class ImageDataModule(pl.LightningDataModule):
         ):
             if not is_count(value, low):
                 raise ValueError(f"data.{key} must be an integer >= {low}, got {value!r}")
-        if storage_size is not None and int(storage_size) < 1:
-            raise ValueError(f"data.storage_size={storage_size} must be a positive size or null")
-        self.storage_size = int(storage_size) if storage_size else None
+        self.storage_size = pixel_size(storage_size, "data.storage_size", null="keep the data's own size")
         self.progress = bool(progress)
         self.batch_size = batch_size
         self.eval_batch_size = eval_batch_size

@@ -33,6 +33,7 @@ import numpy as np
 from gastrodistill.data.base import SPLITS, TensorImageDataModule, class_name_list
 from gastrodistill.data.errors import DataInputError, ImageReadError
 from gastrodistill.data.readers import Decoded, apply_bit_depth, decode, transposed_hint
+from gastrodistill.data.sizes import check_fits_in_memory, image_size_hw
 from gastrodistill.utils.hashing import sha256_json
 from gastrodistill.utils.seeding import numpy_rng
 
@@ -51,24 +52,13 @@ class CollectionError(DataInputError):
 
 
 # ---- pixels ----------------------------------------------------------------------------------------
-def _image_size(image_size: int | Sequence[int] | None) -> tuple[int, int] | None:
-    """``data.image_size`` as ``(height, width)`` in px; None keeps the files' size.
-
-    Raises CollectionError for anything but a positive int or two positive ints (e.g. 0, -1, [64]).
-    """
-    if image_size is None:
-        return None
-    values = [image_size, image_size] if isinstance(image_size, int) else image_size
-    try:
-        hw = tuple(int(v) for v in values)
-    except (TypeError, ValueError):
-        hw = ()
-    if len(hw) != 2 or min(hw) < 1:
+def _refuse_empty_sides(hw: Sequence[int], shape: Sequence[int], where: str) -> None:
+    """Refuse images with a zero-sized side (``hw`` their height and width; ``shape`` as stored)."""
+    if 0 in tuple(hw):
         raise CollectionError(
-            f"data.image_size must be a positive int (px) or [height, width] of positive ints, got "
-            f"{image_size!r}; or null to keep the files' size"
+            f"{where}: images of shape {tuple(shape)} have a zero-sized side ({hw[0]}x{hw[1]} px); "
+            "every image needs at least one pixel of height and width, so fix or re-export them"
         )
-    return hw  # type: ignore[return-value]
 
 
 def _normalise_pixels(arr: np.ndarray, where: str) -> np.ndarray:
@@ -79,6 +69,7 @@ def _normalise_pixels(arr: np.ndarray, where: str) -> np.ndarray:
         raise CollectionError(
             f"{where}: unsupported image shape {arr.shape}; expected [H, W] or [H, W, 1|3|4]"
         )
+    _refuse_empty_sides(arr.shape[-3:-1], arr.shape, where)
     if arr.shape[-1] == 2:  # gray + alpha
         arr = arr[..., :1]
     elif arr.shape[-1] == 4:  # colour + alpha
@@ -154,17 +145,25 @@ def harmonise(
                     f"mixed image sizes: {names[0]!r} is {size[0]}x{size[1]} but {name!r} is "
                     f"{b.shape[1]}x{b.shape[2]}; {advice}"
                 )
-    out = np.empty((total, channels, *size), dtype=dtype)
-    start = 0
-    for b in batches:
-        if dtype == np.float32 and b.dtype != np.float32:
-            b = b.astype(np.float32) / (255.0 if b.dtype == np.uint8 else 65535.0)
-        elif dtype == np.uint16 and b.dtype == np.uint8:
-            b = b.astype(np.uint16) * 257
-        if b.shape[1:3] != tuple(size):
-            b = np.stack([_resize(im, size) for im in b])
-        out[start : start + len(b)] = b.transpose(0, 3, 1, 2)  # a single channel broadcasts to RGB
-        start += len(b)
+    if image_size is not None:
+        check_fits_in_memory(total, channels, tuple(size), "data.image_size", CollectionError)
+    try:
+        out = np.empty((total, channels, *size), dtype=dtype)
+        start = 0
+        for b in batches:
+            if dtype == np.float32 and b.dtype != np.float32:
+                b = b.astype(np.float32) / (255.0 if b.dtype == np.uint8 else 65535.0)
+            elif dtype == np.uint16 and b.dtype == np.uint8:
+                b = b.astype(np.uint16) * 257
+            if b.shape[1:3] != tuple(size):
+                b = np.stack([_resize(im, size) for im in b])
+            out[start : start + len(b)] = b.transpose(0, 3, 1, 2)  # a single channel broadcasts to RGB
+            start += len(b)
+    except MemoryError as exc:  # the estimate above passed, but memory ran out all the same
+        raise CollectionError(
+            f"data.image_size: {total} images of {channels} channel(s) at {size[0]}x{size[1]} px do not fit "
+            f"in memory ({exc}); set a smaller data.image_size, or use fewer images"
+        ) from exc
     return out
 
 
@@ -240,7 +239,7 @@ class FolderDataModule(TensorImageDataModule):
     def __init__(
         self,
         root: str,
-        image_size: int | Sequence[int] | None = None,
+        image_size: int | str | Sequence[int | str] | None = None,
         classes: Sequence[str] | None = None,
         val_fraction: float = 0.1,
         test_fraction: float = 0.2,
@@ -251,7 +250,7 @@ class FolderDataModule(TensorImageDataModule):
         super().__init__(source_id="folder", **kwargs)
         self.bit_depth = _bit_depth(bit_depth)
         self.root = Path(str(root)).expanduser()
-        self.resize_to = _image_size(image_size)
+        self.resize_to = image_size_hw(image_size, "data.image_size", CollectionError)
         self.classes = list(classes) if classes is not None else None
         self.val_fraction = _check_fraction("val_fraction", val_fraction)
         self.test_fraction = _check_fraction("test_fraction", test_fraction)
@@ -375,13 +374,20 @@ def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str) -> np.nda
 
 
 def _npz_images(arr: np.ndarray, where: str) -> np.ndarray:
-    """``[N,H,W]`` / ``[N,H,W,C]`` (or ``[N,C,H,W]``) -> ``[N, H, W, C]`` with C in {1, 3, 4}."""
+    """``[N,H,W]`` / ``[N,H,W,C]`` (or ``[N,C,H,W]``) -> ``[N, H, W, C]`` with C in {1, 3, 4}.
+
+    Raises CollectionError naming ``where`` for another shape or a zero-sized height or width.
+    """
+    out = None
     if arr.ndim == 3:
-        return arr[..., None]
-    if arr.ndim == 4 and arr.shape[3] in (1, 3, 4):
-        return arr
-    if arr.ndim == 4 and arr.shape[1] in (1, 3, 4):
-        return arr.transpose(0, 2, 3, 1)
+        out = arr[..., None]
+    elif arr.ndim == 4 and arr.shape[3] in (1, 3, 4):
+        out = arr
+    elif arr.ndim == 4 and arr.shape[1] in (1, 3, 4):
+        out = arr.transpose(0, 2, 3, 1)
+    if out is not None:
+        _refuse_empty_sides(out.shape[1:3], arr.shape, where)
+        return out
     raise CollectionError(
         f"{where}: images of shape {arr.shape}; expected [N, H, W] or [N, H, W, C] (C = 1 or 3)"
     )
@@ -434,7 +440,7 @@ class NpzDataModule(TensorImageDataModule):
         self,
         path: str,
         class_names: Sequence[str] | None = None,
-        image_size: int | Sequence[int] | None = None,
+        image_size: int | str | Sequence[int | str] | None = None,
         bit_depth: int | None = None,
         **kwargs,
     ) -> None:
@@ -442,10 +448,15 @@ class NpzDataModule(TensorImageDataModule):
         self.bit_depth = _bit_depth(bit_depth)
         self.path = Path(str(path)).expanduser()
         self.given_names = class_name_list(class_names) if class_names is not None else None
-        self.resize_to = _image_size(image_size)
+        self.resize_to = image_size_hw(image_size, "data.image_size", CollectionError)
 
     def _read(self) -> dict[str, np.ndarray]:
         name = self.path.name
+        if self.path.is_dir():
+            raise CollectionError(
+                f"npz file {name!r} (data.path) is a folder, not a file; set data.path to an .npz file, "
+                "or, for a folder of images in class folders, use data=folder data.root=<that folder>"
+            )
         if not self.path.is_file():
             raise CollectionError(f"npz file {name!r} not found; set data.path to an existing .npz file")
         data = self.path.read_bytes()

@@ -104,8 +104,8 @@ class GastricPatchDataModule(ImageDataModule):
         self.spec = StoreSpec(
             data_root=Path(root),
             store_root=Path(store_root),
-            geometry=Geometry(int(patch_size), int(overlap)),
-            storage_size=int(storage_size) if storage_size else None,
+            geometry=Geometry(patch_size, overlap),
+            storage_size=self.storage_size,
             mask_threshold=float(mask_threshold),
             test_fraction=float(test_fraction),
             val_fraction=float(val_fraction),

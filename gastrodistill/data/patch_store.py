@@ -42,6 +42,7 @@ from gastrodistill.data.labelling import (
 )
 from gastrodistill.data.manifest import Manifest, check_all, load_manifest, validate_files
 from gastrodistill.data.readers import read_image, read_mask
+from gastrodistill.data.sizes import pixel_size
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
 from gastrodistill.utils.atomic import atomic_dir, write_text_atomic
@@ -81,8 +82,8 @@ class StoreSpec:
             raise StoreError(
                 f"data.bit_depth={self.bit_depth} must be between 1 and 16, or null (the files' own)"
             )
-        if self.storage_size is not None and int(self.storage_size) < 1:
-            raise StoreError(f"data.storage_size={self.storage_size} must be a positive size or null")
+        size = pixel_size(self.storage_size, "data.storage_size", StoreError, null="keep data.patch_size")
+        object.__setattr__(self, "storage_size", size)  # a string of digits becomes its integer
         if not 0.0 <= float(self.mask_threshold) <= 1.0:
             raise StoreError(f"data.mask_threshold={self.mask_threshold} must be in [0, 1]")
         for key in ("test_fraction", "val_fraction"):

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gastrodistill.data.errors import GeometryError
+from gastrodistill.data.sizes import pixel_size
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,15 @@ class Geometry:
     overlap: int = 50
 
     def __post_init__(self) -> None:
-        if int(self.patch_size) < 1:
-            raise GeometryError(f"data.patch_size={self.patch_size} must be a positive number of pixels")
+        # a string of digits (e.g. from ${oc.env:...}) becomes its integer; true, "abc" or 1.5 are refused
+        object.__setattr__(
+            self, "patch_size", pixel_size(self.patch_size, "data.patch_size", GeometryError, example=299)
+        )
+        object.__setattr__(
+            self, "overlap", pixel_size(self.overlap, "data.overlap", GeometryError, low=0, example=50)
+        )
+        if self.patch_size is None or self.overlap is None:
+            raise GeometryError("data.patch_size and data.overlap must be numbers of pixels, not null")
         if not 0 <= int(self.overlap) < int(self.patch_size):
             raise GeometryError(
                 f"data.overlap={self.overlap} must be >= 0 and smaller than data.patch_size={self.patch_size}"

@@ -54,7 +54,14 @@ CARD_FILE = "card.json"
 GRID_FILE = "grid.png"
 ARTIFACT_FILES = (TENSORS_FILE, CARD_FILE, GRID_FILE)
 TENSOR_NAMES = ("images", "targets", "label_logits", "lrs", "raw_lrs")
-PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib", ".npy", ".npz")
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib")
+#: numpy array files: not pickles as the project reads them (``allow_pickle=False``), but not artifacts.
+NUMPY_SUFFIXES = (".npy", ".npz")
+#: What an artifact is, for the messages that refuse something else.
+ARTIFACT_IS = (
+    "an artifact is the folder, or its .zip, that the artifact stage writes (gastrodistill-reproduce "
+    "with stages=[...,artifact], into <output>/artifacts/<name>), holding only " + ", ".join(ARTIFACT_FILES)
+)
 #: Refuse archive members larger than this (guards against zip bombs).
 MAX_MEMBER_BYTES = 4 << 30  # all three files together
 MAX_CARD_BYTES = 16 << 20
@@ -242,6 +249,11 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
         for name, data in blobs.items():
             _refuse_pickle_bytes(name, data)
         return blobs, _parse_card(blobs[CARD_FILE])
+    if path.suffix.lower() in NUMPY_SUFFIXES:
+        raise ArtifactError(
+            f"{path.name} is a numpy array file, not an artifact; {ARTIFACT_IS}: pass that folder or .zip "
+            "(an .npz of images is data, read with data=npz data.path=...)"
+        )
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ArtifactError(
             f"{path.name} is a pickle-capable file; artifacts are safetensors + JSON only. "
@@ -310,6 +322,10 @@ def _refuse_names(names: list[str], where: str) -> None:
             raise ArtifactError(
                 f"{where} contains {n!r}, a pickle-capable file; artifacts are safetensors + JSON "
                 "only. Pickles can run code when loaded: refusing."
+            )
+        if n.lower().endswith(NUMPY_SUFFIXES):
+            raise ArtifactError(
+                f"{where} contains {n!r}, a numpy array file, so it is not an artifact; {ARTIFACT_IS}"
             )
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:  # zip readers differ on which copy they show: the card a person reads may not be the one loaded

@@ -231,3 +231,18 @@ def test_bad_fractions(make_folder):
         FolderDataModule(root=str(root), val_fraction=0.0)
     with pytest.raises(CollectionError, match="below 1"):
         FolderDataModule(root=str(root), val_fraction=0.5, test_fraction=0.5)
+
+
+def test_image_size_written_as_text_is_read_as_that_number(make_folder):
+    """``data.image_size="32"`` (quoted YAML) gave 3x2 images."""
+    dm = _setup(make_folder(n=5, size=12), image_size="32")
+    assert dm.image_size == (32, 32)
+    assert dm.load_split("train")[0].shape[1:] == (1, 32, 32)
+
+
+@pytest.mark.parametrize("size", [True, "32px", ["32", "wide"]])
+def test_image_size_boolean_or_other_text_is_refused(make_folder, size):
+    with pytest.raises(
+        CollectionError, match=r"^data\.image_size must be a positive int .* e\.g\. data\.image_size=64"
+    ):
+        FolderDataModule(root=str(make_folder(n=5)), image_size=size)

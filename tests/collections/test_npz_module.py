@@ -268,3 +268,94 @@ def test_a_class_absent_from_val_or_test_is_refused(make_npz, split):
 def test_image_size_that_is_not_positive_is_refused(size):
     with pytest.raises(CollectionError, match="data.image_size must be a positive int"):
         NpzDataModule(path="unused.npz", image_size=size)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [("16", (16, 16)), (" 16 ", (16, 16)), (["16", "12"], (16, 12)), (("9", 7), (9, 7)), (16.0, (16, 16))],
+)
+def test_image_size_written_as_text_is_read_as_that_number(make_npz, size, expected):
+    """``${oc.env:IMG}`` and quoted YAML give strings: "16" was read one character per side, as (1, 6)."""
+    dm = _setup(make_npz(size=12), image_size=size)
+    assert dm.image_size == expected
+    assert dm.load_split("val")[0].shape[2:] == expected
+
+
+@pytest.mark.parametrize(
+    ("size", "why"),
+    [
+        (True, "a boolean"),
+        (False, "a boolean"),
+        ([True, 8], "a boolean"),
+        ("16px", "not a whole number"),
+        ("1.5", "not a whole number"),
+        (["16", "big"], "not a whole number"),
+        (1.5, ""),
+    ],
+)
+def test_image_size_boolean_or_other_text_is_refused_naming_the_key(size, why):
+    """``data.image_size=true`` was silently 1 px; other text was read character by character."""
+    with pytest.raises(CollectionError) as info:
+        NpzDataModule(path="unused.npz", image_size=size)
+    msg = str(info.value)
+    assert msg.startswith("data.image_size must be a positive int") and "\n" not in msg
+    assert why in msg and "e.g. data.image_size=64" in msg
+
+
+def test_image_size_from_an_environment_interpolation(compose_cfg, make_npz, monkeypatch):
+    from hydra.utils import instantiate
+
+    monkeypatch.setenv("GD_TEST_IMG", "16")
+    path = make_npz(size=12)
+    cfg = compose_cfg(["data=npz", f"data.path={path}", "data.image_size=${oc.env:GD_TEST_IMG}"])
+    dm = instantiate(cfg.data)
+    dm.setup()
+    assert dm.image_size == (16, 16)
+
+
+@pytest.mark.parametrize("image_size", [None, 8])
+def test_images_with_a_zero_sized_side_are_refused_naming_file_and_key(make_npz, image_size):
+    """Without image_size this was 'image sizes differ between splits'; with it, a cv2 assertion."""
+    empty = np.zeros((30, 0, 8), np.uint8)
+    msg = _err(
+        make_npz(name="flat.npz", k=2, train_images=empty, train_labels=np.arange(30) % 2),
+        image_size=image_size,
+    )
+    assert "flat.npz" in msg and "'train_images'" in msg and "zero-sized side" in msg
+    assert "differ between splits" not in msg
+
+
+def test_a_folder_as_data_path_is_named_a_folder(tmp_path):
+    folder = tmp_path / "dcm"
+    folder.mkdir()
+    msg = _err(folder)
+    assert "'dcm'" in msg and "is a folder" in msg and "not found" not in msg
+    assert ".npz file" in msg and "data=folder" in msg
+
+
+def test_an_image_size_too_big_for_memory_is_refused_before_allocating(make_npz, monkeypatch):
+    """``data.image_size=100000`` was numpy's 'Unable to allocate 16.3 TiB' traceback."""
+    import gastrodistill.data.collections as collections
+    import gastrodistill.data.sizes as sizes
+
+    path = make_npz(size=12, counts=(60, 15, 30))
+    monkeypatch.setattr(sizes, "available_memory", lambda: 1 << 20)  # 1 MiB left
+    resized: list[int] = []
+    monkeypatch.setattr(collections, "_resize", lambda img, size: resized.append(1) or img)
+    msg = _err(path, image_size=64)  # 105 images x 64 x 64 x 4 bytes = 1.6 MiB
+    assert msg.startswith("data.image_size=64x64: 105 images of 1 channel(s)") and "1.6 MiB" in msg
+    assert "1.0 MiB available" in msg and "at most about 49 px per side fits" in msg
+    assert not resized  # refused before anything was resized
+    monkeypatch.undo()  # the machine's own memory: 64 px fits
+    assert _setup(path, image_size=64).image_size == (64, 64)
+
+
+def test_memory_running_out_while_resizing_is_a_data_error(make_npz, monkeypatch):
+    import gastrodistill.data.collections as collections
+
+    def out_of_memory(img, size):
+        raise MemoryError("Unable to allocate 16.3 TiB")
+
+    monkeypatch.setattr(collections, "_resize", out_of_memory)
+    msg = _err(make_npz(size=12), image_size=20)
+    assert msg.startswith("data.image_size:") and "do not fit in memory" in msg and "16.3 TiB" in msg

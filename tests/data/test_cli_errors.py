@@ -106,24 +106,40 @@ def test_collection_data_errors_message_alone_no_output(tmp_path, monkeypatch, c
     assert_nothing_written(work)
 
 
-@pytest.mark.parametrize("kind", ["truncated", "npy", "image_size"])
+NPZ_CASES = {  # kind: (extra override, what the one line says)
+    "truncated": ("", "is damaged"),
+    "npy": ("", "single .npy"),
+    "image_size": ("data.image_size=0", "data.image_size must"),
+    "image_size_true": ("data.image_size=true", "data.image_size must be a positive int"),
+    "image_size_text": ('data.image_size="16px"', "got '16px' (text that is not a whole number"),
+    "huge": ("data.image_size=100000", "data.image_size=100000x100000: 36 images of 1 channel(s)"),
+    "zero_side": ("data.image_size=8", "key 'train_images': images of shape (12, 0, 8) have a zero-sized"),
+    "folder": ("", "'data.npz' (data.path) is a folder, not a file"),
+}
+
+
+@pytest.mark.parametrize("kind", list(NPZ_CASES))
 def test_damaged_npz_or_bad_size_message_alone_no_output(tmp_path, monkeypatch, capsys, kind):
     work = tmp_path / "work"
     path = tmp_path / ("data.npy" if kind == "npy" else "data.npz")
     if kind == "npy":
         np.save(path, np.zeros((4, 8, 8), np.uint8))
+    elif kind == "folder":
+        path.mkdir()
     else:
         labels = np.arange(12) % 2
         arrays = {f"{s}_images": np.zeros((12, 8, 8), np.uint8) for s in ("train", "val", "test")}
+        if kind == "zero_side":
+            arrays["train_images"] = np.zeros((12, 0, 8), np.uint8)
         np.savez(path, **arrays, **{f"{s}_labels": labels for s in ("train", "val", "test")})
         if kind == "truncated":
             path.write_bytes(path.read_bytes()[:-40])
     argv = ["gastrodistill-distill", f"paths.root_dir={work}", "logger=csv", "data=npz", f"data.path={path}"]
-    if kind == "image_size":
-        argv.append("data.image_size=0")
+    override, expect = NPZ_CASES[kind]
+    if override:
+        argv.append(override)
     code, text = run_main(distill.main, argv, monkeypatch, capsys)
-    expect = {"truncated": "is damaged", "npy": "single .npy", "image_size": "data.image_size must"}[kind]
-    assert code == 1 and "Traceback" not in text and expect in text
+    assert code == 1 and "Traceback" not in text and expect in text, text
     assert text.strip().splitlines()[-1].startswith("error:")
     assert_nothing_written(work)
 
@@ -357,7 +373,8 @@ def test_a_seed_that_is_not_an_integer_is_refused_before_anything_runs(tmp_path,
 def test_a_value_a_constructor_cannot_take_names_the_override_and_leaves_nothing(
     data_root, tmp_path, monkeypatch, capsys
 ):
-    """`data.storage_size=abc` was Hydra's instantiation message, naming only `data`, and left .hydra/."""
+    """`data.mask_threshold=abc` was Hydra's instantiation message, naming only `data`, and left .hydra/.
+    (`data.storage_size=abc`, the first such case, is now refused by the data's own size check.)"""
     work = tmp_path / "work"
     argv = [
         "gastrodistill-patches",
@@ -365,14 +382,48 @@ def test_a_value_a_constructor_cannot_take_names_the_override_and_leaves_nothing
         f"paths.data_root={data_root}",
         "data.progress=false",
         "logger=csv",
-        "data.storage_size=abc",
+        "data.mask_threshold=abc",
     ]
     code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
     assert code == 1, text
     line = text.strip().splitlines()[-1]
     assert line.startswith("error: cannot build data (gastrodistill.data.gastric.GastricPatchDataModule): ")
-    assert line.endswith("change the override data.storage_size=abc"), line
+    assert line.endswith("change the override data.mask_threshold=abc"), line
     assert "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
+    assert_nothing_written(work)
+
+
+@pytest.mark.parametrize(
+    ("override", "expect"),
+    [
+        (
+            "data.storage_size=abc",
+            "error: data.storage_size must be a positive whole number of pixels, got 'abc'",
+        ),
+        (
+            "data.storage_size=true",
+            "error: data.storage_size must be a positive whole number of pixels, got True",
+        ),
+    ],
+)
+def test_a_bad_storage_size_is_one_line_naming_the_key(
+    data_root, tmp_path, monkeypatch, capsys, override, expect
+):
+    """`data.storage_size=true` was silently a 1 px store; `abc` is refused by the same size check."""
+    work = tmp_path / "work"
+    argv = [
+        "gastrodistill-patches",
+        f"paths.root_dir={work}",
+        f"paths.data_root={data_root}",
+        "data.progress=false",
+        "logger=csv",
+        override,
+    ]
+    code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
+    assert code == 1, text
+    line = text.strip().splitlines()[-1]
+    assert line.startswith(expect) and "e.g. data.storage_size=64" in line, line
+    assert "Traceback" not in text
     assert_nothing_written(work)
 
 

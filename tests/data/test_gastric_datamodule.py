@@ -186,3 +186,39 @@ def test_collections_report_the_bytes_of_their_files(tmp_path):
         dm = NpzDataModule(path=str(path))
         dm.setup()
         assert dm.bytes_per_pixel == n
+
+
+def test_size_keys_written_as_text_are_read_as_numbers(make_dm, monkeypatch):
+    """``${oc.env:...}`` and quoted YAML give strings; digits are the number they spell."""
+    monkeypatch.setenv("GD_TEST_STORAGE", "24")
+    dm = make_dm("data.storage_size=${oc.env:GD_TEST_STORAGE}", 'data.patch_size="40"', "data.overlap='10'")
+    assert dm.storage_size == 24 and dm.spec.storage_size == 24 and dm.image_size == (24, 24)
+    assert dm.spec.geometry.patch_size == 40 and dm.spec.geometry.overlap == 10
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "expect"),
+    [
+        (
+            "storage_size",
+            True,
+            "data.storage_size must be a positive whole number of pixels, got True (a boolean",
+        ),
+        (
+            "storage_size",
+            "abc",
+            "data.storage_size must be a positive whole number of pixels, got 'abc' (text",
+        ),
+        ("patch_size", True, "data.patch_size must be a positive whole number of pixels, got True"),
+        ("overlap", True, "data.overlap must be a whole number of pixels >= 0, got True"),
+        ("overlap", 1.5, "data.overlap must be a whole number of pixels >= 0, got 1.5"),
+    ],
+)
+def test_size_keys_refuse_booleans_text_and_fractions(data_root, tmp_path, key, value, expect):
+    """``true`` was silently 1 px (a 1 px store, or an overlap of 1); the line names the key instead."""
+    from gastrodistill.data.errors import DataInputError
+
+    kwargs = {"patch_size": 32, "overlap": 8, "storage_size": 16, key: value}
+    with pytest.raises(DataInputError) as info:
+        GastricPatchDataModule(data_root, tmp_path / "stores", progress=False, **kwargs)
+    assert str(info.value).startswith(expect) and f"e.g. data.{key}=" in str(info.value)

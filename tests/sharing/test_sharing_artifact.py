@@ -101,6 +101,29 @@ def test_pickles_are_refused(tmp_path, artifact):
         load_artifact(tmp_path / "model.pt")
 
 
+def test_a_numpy_file_is_refused_as_not_an_artifact_not_as_a_pickle(tmp_path, artifact):
+    """``--artifact digits.npz`` said "a pickle-capable file", though the project reads npz without pickle."""
+    import numpy as np
+
+    np.savez(tmp_path / "digits.npz", train_images=np.zeros((2, 8, 8), np.uint8))
+    np.save(tmp_path / "images.npy", np.zeros((2, 8, 8), np.uint8))
+    shutil.copy(tmp_path / "digits.npz", tmp_path / "digits.zip")  # an .npz is a zip of .npy files
+    inside = shutil.copytree(artifact, tmp_path / "with_npy")
+    (inside / "extra.npy").write_bytes((tmp_path / "images.npy").read_bytes())
+    for path, named in (
+        (tmp_path / "digits.npz", "digits.npz is a numpy array file, not an artifact"),
+        (tmp_path / "images.npy", "images.npy is a numpy array file, not an artifact"),
+        (tmp_path / "digits.zip", "digits.zip contains 'train_images.npy', a numpy array file"),
+        (inside, "with_npy contains 'extra.npy', a numpy array file"),
+    ):
+        with pytest.raises(ArtifactError) as info:
+            load_artifact(path)
+        msg = str(info.value)
+        assert msg.startswith(named) and "pickle" not in msg and "\n" not in msg, msg
+        assert "the folder, or its .zip, that the artifact stage writes" in msg
+        assert "distilled.safetensors, card.json, grid.png" in msg
+
+
 def test_truncated_files_are_refused(tmp_path, artifact):
     data = (artifact / "distilled.safetensors").read_bytes()
     (artifact / "distilled.safetensors").write_bytes(data[: len(data) // 2])

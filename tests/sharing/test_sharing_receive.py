@@ -280,7 +280,8 @@ def test_receive_names_a_value_the_data_module_cannot_take(tmp_path, capsys, art
 
     argv = ["--artifact", str(artifact_zip), "--output", str(tmp_path / "site"), f"paths.root_dir={tmp_path}"]
     with pytest.raises(SystemExit) as info:
-        main([*argv, "experiment=tiny", "data.storage_size=abc"])
+        # (data.storage_size=abc is now refused by the data's own size check, naming the key)
+        main([*argv, "experiment=tiny", "data.mask_threshold=abc"])
     err = capsys.readouterr().err
     assert info.value.code == 1 and "Traceback" not in err
     assert err.startswith("error: cannot build data") and "check the values under data" in err
@@ -308,3 +309,19 @@ def test_an_empty_validation_split_is_named(compose_cfg):
 
     with pytest.raises(EvaluationConfigError, match=r"the val split is empty; .*data.val_fraction > 0"):
         build_context(compose_cfg(FAST), make_dm(patients=(6, 0, 6), per_patient=3))
+
+
+def test_receive_refuses_an_npz_saying_what_an_artifact_is(tmp_path, capsys):
+    from gastrodistill.cli.train_from_artifact import main
+
+    work = tmp_path / "work"
+    np.savez(tmp_path / "digits.npz", train_images=np.zeros((2, 8, 8), np.uint8))
+    with pytest.raises(SystemExit) as info:
+        main(["--artifact", str(tmp_path / "digits.npz"), f"paths.root_dir={work}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(
+        "error: digits.npz is a numpy array file, not an artifact; an artifact is the folder"
+    )
+    assert "pickle" not in err
+    assert not work.exists()
