@@ -265,7 +265,9 @@ def _read_pillow(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.n
         if mode == "1" or mode == "LA":
             img = img.convert("L")
         elif mode in ("P", "PA"):
-            img = img.convert("L") if mask else img.convert("RGB")
+            # a palette of greys (GIFs and small PNGs of X-rays) is grayscale, not colour: read as RGB it
+            # would make a whole folder of grayscale images 3-channel
+            img = img.convert("L") if mask or _grey_palette(img) else img.convert("RGB")
         elif mode not in _PIL_GRAY_INT and mode not in ("F", "RGB"):
             img = img.convert("RGB")
         img.load()
@@ -283,6 +285,15 @@ def _read_pillow(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.n
             raise ImageReadError(f"{where}: 32-bit integer pixels outside 0..65535; {_FIX}")
         arr = arr.astype(np.uint16)
     return arr, orientation
+
+
+def _grey_palette(img) -> bool:
+    """Whether every palette entry a palette image (mode P or PA) uses is a grey (R = G = B)."""
+    palette = np.asarray(img.getpalette("RGB") or [], dtype=np.int64).reshape(-1, 3)
+    index = np.asarray(img)
+    used = np.unique(index[..., 0] if index.ndim == 3 else index)  # PA: index and alpha
+    rgb = palette[used[used < len(palette)]]
+    return bool(len(rgb)) and bool((rgb == rgb[:, :1]).all())
 
 
 def _probe_pillow(path: Path, where: str, mask: bool) -> tuple[int, int]:

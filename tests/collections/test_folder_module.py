@@ -83,6 +83,26 @@ def test_mixed_formats_depths_and_modes(tmp_path):
         assert sum(np.array_equal(a, img) for a in x_all) == name.count(".png") + name.count(".tif"), name
 
 
+def test_a_palette_of_greys_keeps_the_set_grayscale(tmp_path):
+    """A grey palette PNG or GIF is grayscale: one of them no longer makes the whole set RGB."""
+    rng = np.random.default_rng(5)
+    root = tmp_path / "xr"
+    for c in ("normal", "abnormal"):
+        (root / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / c / f"{i}.png")
+    g = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+    Image.fromarray(g).convert("P").save(root / "normal" / "palette.png")
+    Image.fromarray(g).quantize(16).save(root / "abnormal" / "quantised.gif")
+    dm = _setup(root)
+    assert dm.in_channels == 1
+    x_all = np.concatenate([dm._splits[s][0] for s in ("train", "val", "test")])
+    assert sum(np.array_equal(a[0], g) for a in x_all) == 1  # the palette PNG, exactly
+    colour = np.stack([g, g // 2, 255 - g], axis=-1)
+    Image.fromarray(colour).quantize(16).save(root / "normal" / "colour_palette.png")
+    assert _setup(root).in_channels == 3  # a palette of colours is still colour
+
+
 def test_sixteen_bit_grayscale_stays_one_channel_and_lossless(tmp_path):
     rng = np.random.default_rng(3)
     root = tmp_path / "xr"
