@@ -51,6 +51,25 @@ class CollectionError(DataInputError):
     """A labelled image collection that cannot be used as given (a ``ValueError``; says what to fix)."""
 
 
+def moved_working_dir_hint(path: Path, key: str) -> str:
+    """A hint for a relative ``path`` that is missing only because Hydra changed the working folder
+    (``hydra.job.chdir=true``): it exists relative to where the command started. Else ``""``."""
+    if path.is_absolute():
+        return ""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        started = Path(HydraConfig.get().runtime.cwd)
+    except Exception:  # noqa: BLE001 - not inside a Hydra run: nothing moved
+        return ""
+    if started.resolve() == Path.cwd().resolve() or not (started / path).exists():
+        return ""
+    return (
+        f" (with hydra.job.chdir=true a relative {key} is read from the run folder; it exists where the "
+        f"command started: give an absolute path, or {key}=${{hydra:runtime.cwd}}/{path.as_posix()})"
+    )
+
+
 # ---- pixels ----------------------------------------------------------------------------------------
 def _refuse_empty_sides(hw: Sequence[int], shape: Sequence[int], where: str) -> None:
     """Refuse images with a zero-sized side (``hw`` their height and width; ``shape`` as stored)."""
@@ -274,6 +293,7 @@ class FolderDataModule(TensorImageDataModule):
         if not self.root.is_dir():
             raise CollectionError(
                 "the data root (data.root) is not a directory; point it at the folder of class folders"
+                + moved_working_dir_hint(self.root, "data.root")
             )
         subdirs = {p.name for p in self.root.iterdir() if p.is_dir() and _visible(p)}
         split_names = {"train", "test", *VAL_ALIASES}
@@ -458,7 +478,10 @@ class NpzDataModule(TensorImageDataModule):
                 "or, for a folder of images in class folders, use data=folder data.root=<that folder>"
             )
         if not self.path.is_file():
-            raise CollectionError(f"npz file {name!r} not found; set data.path to an existing .npz file")
+            raise CollectionError(
+                f"npz file {name!r} not found; set data.path to an existing .npz file"
+                + moved_working_dir_hint(self.path, "data.path")
+            )
         data = self.path.read_bytes()
         if data.startswith(NPY_MAGIC):
             raise CollectionError(

@@ -144,6 +144,26 @@ def test_damaged_npz_or_bad_size_message_alone_no_output(tmp_path, monkeypatch, 
     assert_nothing_written(work)
 
 
+def test_a_relative_path_lost_to_hydra_job_chdir_says_so(tmp_path, monkeypatch, capsys):
+    """``hydra.job.chdir=true`` reads a relative data.path from the run folder: the error says that the
+    file exists where the command started, and how to name it."""
+    work = tmp_path / "w"
+    monkeypatch.chdir(tmp_path)
+    labels = np.arange(12) % 2
+    arrays = {f"{s}_images": np.zeros((12, 8, 8), np.uint8) for s in ("train", "val", "test")}
+    np.savez(tmp_path / "rel.npz", **arrays, **{f"{s}_labels": labels for s in ("train", "val", "test")})
+    argv = ["gastrodistill-distill", f"paths.root_dir={work}", "logger=csv", "data=npz", "data.path=rel.npz"]
+    code, text = run_main(distill.main, [*argv, "hydra.job.chdir=true"], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text, text
+    assert "npz file 'rel.npz' not found" in text and "with hydra.job.chdir=true" in text, text
+    assert "data.path=${hydra:runtime.cwd}/rel.npz" in text
+    assert_nothing_written(work)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rel.npz").unlink()  # missing everywhere: no hint
+    code, text = run_main(distill.main, [*argv, "hydra.job.chdir=true"], monkeypatch, capsys)
+    assert code == 1 and "not found" in text and "hydra.job.chdir" not in text, text
+
+
 @pytest.mark.slow
 def test_a_real_process_prints_one_line_and_exits_1(tmp_path):
     bad = tmp_path / "bad.npz"
