@@ -231,11 +231,22 @@ def _visible(path: Path) -> bool:
 
 
 def _class_files(class_dir: Path, root: Path) -> list[Path]:
-    files = [
+    """The visible files under ``class_dir``. Raises CollectionError for a class without files and for a
+    symbolic link whose target is missing (an image the collection names but cannot read; skipping it
+    would drop it silently)."""
+    visible = [
         p
         for p in sorted(class_dir.rglob("*"))
-        if p.is_file() and all(_visible(part) for part in [p, *p.relative_to(root).parents] if part.name)
+        if all(_visible(part) for part in [p, *p.relative_to(root).parents] if part.name)
     ]
+    broken = [p for p in visible if p.is_symlink() and not p.exists()]
+    if broken:
+        names = ", ".join(repr(p.relative_to(root).as_posix()) for p in broken[:3])
+        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        raise CollectionError(
+            f"{names}{more}: symbolic link(s) to a missing file; restore the target or remove the link"
+        )
+    files = [p for p in visible if p.is_file()]
     if not files:
         raise CollectionError(
             f"class folder {class_dir.relative_to(root).as_posix()!r} holds no images; "

@@ -103,6 +103,23 @@ def test_a_palette_of_greys_keeps_the_set_grayscale(tmp_path):
     assert _setup(root).in_channels == 3  # a palette of colours is still colour
 
 
+def test_a_link_to_a_missing_image_is_refused_by_name(tmp_path):
+    from gastrodistill.data.collections import CollectionError
+
+    rng = np.random.default_rng(6)
+    root = tmp_path / "xr"
+    for c in ("normal", "abnormal"):
+        (root / c).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / c / f"{i}.png")
+    (root / "normal" / "gone.png").symlink_to(tmp_path / "elsewhere" / "gone.png")
+    with pytest.raises(CollectionError, match=r"'normal/gone.png': symbolic link\(s\) to a missing file"):
+        _setup(root)
+    (root / "normal" / "gone.png").unlink()
+    (root / "normal" / "kept.png").symlink_to(root / "abnormal" / "0.png")  # a working link is an image
+    assert sum(len(_setup(root).labels(s)) for s in ("train", "val", "test")) == 9
+
+
 def test_sixteen_bit_grayscale_stays_one_channel_and_lossless(tmp_path):
     rng = np.random.default_rng(3)
     root = tmp_path / "xr"
