@@ -108,6 +108,7 @@ class DistillModule(pl.LightningModule):
         debug_record: bool = False,
         mode: str | None = None,
         batch_real_per_rank: bool = True,
+        run_settings: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         check_backend(backend, checkpoint)
@@ -160,6 +161,9 @@ class DistillModule(pl.LightningModule):
         self._batch_real = int(real_batches.batch_size)
         #: The label mode this module distils; stored in checkpoints so soft and hard never share one.
         self.mode = mode or distilled.mode
+        #: The settings that determine the run (``resume.run_settings``), recorded in checkpoints so that a
+        #: resume with other settings is refused (``resume.check_resume_checkpoint``); None: not recorded.
+        self.run_settings = run_settings
         #: What the last outer step did on this rank (seeds; with ``debug_record`` also the initial-weight
         #: fingerprints of its networks, which cost a device sync per network).
         self.last_step_record: dict[str, Any] = {}
@@ -343,6 +347,8 @@ class DistillModule(pl.LightningModule):
     # ---- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["gastrodistill"] = {"mode": self.mode}
+        if self.run_settings is not None:
+            checkpoint["gastrodistill"]["settings"] = self.run_settings
         checkpoint["grad_norm_ema"] = self.grad_norm_ema
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -353,13 +359,14 @@ class DistillModule(pl.LightningModule):
 
             raise ResumeError(
                 f"the checkpoint was written by a {saved!r}-label run; this is the {self.mode!r}-label run. "
-                f"Soft and hard runs never share a checkpoint: pass a checkpoint of the {self.mode} run"
+                f"Soft and hard runs never share a checkpoint: pass a checkpoint of the {self.mode} run, or "
+                f"set distill.mode={saved} to continue that run"
             )
         self._check_checkpoint_fits(checkpoint.get("state_dict") or {})
 
     def _check_checkpoint_fits(self, saved: dict[str, Tensor]) -> None:
         """Refuse (ResumeError) a checkpoint whose tensors are not this run's: another ipc, image size,
-        number of classes, inner-step count or model, e.g. one of another preset. Called before Lightning
+        number of classes or inner-step count, e.g. one of another preset or data set. Called before Lightning
         loads the weights, whose own error would be a traceback of every mismatched tensor."""
         from gastrodistill.distillation.resume import ResumeError
 
@@ -377,8 +384,9 @@ class DistillModule(pl.LightningModule):
         if problems:
             raise ResumeError(
                 "the checkpoint does not fit this run (" + "; ".join(problems[:4]) + "): it was written with "
-                "other settings (distill.ipc, distill.inner_steps, image size, classes or model). Resume "
-                "with the config that wrote it, or pass a checkpoint of this experiment"
+                "other settings (distill.ipc, distill.steps, distill.epochs) or other data (image size, "
+                "classes). Resume with the config and data that wrote it, or pass a checkpoint of this "
+                "experiment"
             )
 
     @torch.no_grad()

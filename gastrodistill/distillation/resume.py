@@ -8,12 +8,21 @@ timestamped folder, so ``last`` searches the earlier runs of the same experiment
 checkpoints of the same label mode and takes the newest. The checkpoint also records its mode and
 :class:`~gastrodistill.distillation.module.DistillModule` refuses one of the other mode, so soft and
 hard runs never share a checkpoint.
+
+Before any data is read, :func:`check_resume_checkpoint` opens the chosen file once (tensors and plain
+values only, never arbitrary pickled objects) and refuses a damaged or foreign file, a checkpoint of the
+other label mode, and one written with other settings that shape the run (:data:`RUN_KEYS`, ``seed`` and
+all of ``model``; recorded in the checkpoint by :func:`run_settings`).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import pickle
+import zipfile
 from pathlib import Path
+from typing import Any
 
 from gastrodistill.distillation.distilled_set import MODES
 
@@ -92,14 +101,227 @@ def missing_message(
     spec: str, modes: list[str], output_dir: str | os.PathLike, resume_root: str | None
 ) -> str:
     """The error text for a resume that found nothing (names the modes and the folders searched: the run
-    folder or checkpoint passed, or for ``last`` this run's folder and ``resume_root``)."""
+    folder or checkpoint passed, or for ``last`` this run's folder and ``resume_root``). A checkpoint file
+    of another label mode (in ``<run>/<other mode>/checkpoints/``) is named as such, with how to continue
+    that run instead."""
     if str(spec).strip() == "last":
         where = f"{output_dir}" + (f" and {resume_root}" if resume_root else "")
     else:
         path = Path(str(spec).strip()).expanduser()
         where = f"{path}" if path.is_dir() else f"the run folder of {path}"
+        other = path.parent.parent.name if path.is_file() and path.parent.name == CKPT_DIR else None
+        if other in MODES and other not in modes:
+            run_folder = path.parent.parent.parent
+            switch = f"distill.mode={other}" if len(modes) == 1 else f"reproduce.distill_modes=[{other}]"
+            label = " or ".join(modes)
+            return (
+                f"distill.resume={spec} is a checkpoint of the {other}-label run and this is the "
+                f"{label}-label run; its run folder {run_folder} holds no {label}-label checkpoint. Set "
+                f"{switch} to continue the {other}-label run, pass a checkpoint or run folder of a "
+                f"{label}-label run, or drop distill.resume to start the {label}-label run from step 0"
+            )
     return (
         f"distill.resume={spec}: no checkpoint of the {' or '.join(modes)}-label run found under {where}. "
         f"Checkpoints are written every distill.ckpt_every outer steps to <run>/<mode>/checkpoints; pass an "
         f"existing run folder or .ckpt file, or drop distill.resume to start from step 0"
     )
+
+
+#: ``distill.*`` settings that shape every outer step; with ``seed`` and all of ``model`` a resume must
+#: keep them (:func:`check_resume_checkpoint`). Every other key may change on resume: ``outer_steps``
+#: (extend a run), ``resume``/``resume_root``, the logging, picture and checkpoint frequencies, how the
+#: real batches travel (``real_data``, ``resident_max_bytes``, ``prefetch``), the memory knobs
+#: (``checkpoint``, ``outer_chunk``, ``channels_last``) and what only shaped the start, which the
+#: checkpoint holds (``image_init``, ``lr_init``, ``label_init_scale``, ``class_mean_noise_std``,
+#: ``distribution_matching``, ``texture_matching``). The label mode is recorded and checked on its own.
+RUN_KEYS = (
+    "ipc",
+    "steps",
+    "epochs",
+    "backend",
+    "temperature",
+    "init",
+    "known_init",
+    "inner_nets_per_step",
+    "inner_momentum",
+    "window",
+    "dsa",
+    "batch_real",
+    "batch_real_per_rank",
+    "optimizer",
+    "scheduler",
+    "lr_images",
+    "lr_labels",
+    "lr_lrs",
+    "grad_clip",
+    "grad_clip_ema",
+    "grad_clip_ema_decay",
+    "precision",
+)
+
+_UNSET = object()  # a key one side of a comparison does not have
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as plain Python (an OmegaConf node resolved to dicts and lists), as checkpoints store it."""
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    if isinstance(value, DictConfig | ListConfig):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+def run_settings(cfg: Any) -> dict[str, Any]:
+    """What of the root config ``cfg`` determines a distillation run from any outer step on: ``seed``,
+    ``model`` and the ``distill`` keys of :data:`RUN_KEYS`, as plain values (nested dicts), so that a
+    checkpoint can record them and a resume can be compared with them."""
+    seed = cfg.get("seed")
+    if isinstance(seed, str) and seed.strip().lstrip("+-").isdigit():
+        seed = int(seed)
+    d = cfg.get("distill") or {}
+    return {
+        "seed": seed,
+        "model": _plain(cfg.get("model")) or {},
+        "distill": {k: _plain(d.get(k)) for k in RUN_KEYS if k in d},
+    }
+
+
+def _show(value: Any) -> str:
+    if value is _UNSET:
+        return "unset"
+    if value is None or isinstance(value, bool | dict | list):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def _differences(key: str, saved: Any, ours: Any, out: list[str]) -> None:
+    if isinstance(saved, dict) and isinstance(ours, dict):
+        for k in sorted(set(saved) | set(ours), key=str):
+            _differences(f"{key}.{k}", saved.get(k, _UNSET), ours.get(k, _UNSET), out)
+    elif saved != ours:
+        out.append(f"{key} is {_show(saved)} there but {_show(ours)} here")
+
+
+def settings_differences(saved: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """``"<key> is <saved> there but <ours> here"`` for every setting of :func:`run_settings` that differs.
+
+    ``model`` is compared key by key (a key only one side has counts); ``seed`` and each ``distill`` key
+    only when both sides record it, so a checkpoint of an older version, which lacks a newer option, still
+    resumes.
+    """
+    out: list[str] = []
+    if "seed" in saved and "seed" in ours:
+        _differences("seed", saved["seed"], ours["seed"], out)
+    if isinstance(saved.get("model"), dict) and isinstance(ours.get("model"), dict):
+        _differences("model", saved["model"], ours["model"], out)
+    saved_d, ours_d = saved.get("distill") or {}, ours.get("distill") or {}
+    for k in RUN_KEYS:
+        if k in saved_d and k in ours_d:
+            _differences(f"distill.{k}", saved_d[k], ours_d[k], out)
+    return out
+
+
+def _unreadable_reason(path: Path, exc: BaseException) -> str:
+    """A short, plain reason why ``torch.load`` could not read ``path`` (its own text is cryptic)."""
+    if isinstance(exc, pickle.UnpicklingError):
+        return "it holds Python objects other than tensors and plain values, which are never unpickled"
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(4)
+    except OSError as err:
+        return f"it cannot be read: {err.strerror or err}"
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"PK") and not zipfile.is_zipfile(path):
+        return "it is cut short: an incomplete copy, or a write that was interrupted"
+    if not head.startswith(b"PK"):
+        return "it is not a PyTorch checkpoint file"
+    first = (str(exc).strip().splitlines() or [""])[0]
+    return f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
+
+
+def _content_problem(ckpt: Any) -> str | None:
+    """Why a loaded object is not a checkpoint :class:`DistillModule` can resume from, or None."""
+    if not isinstance(ckpt, dict):
+        return f"it holds a {type(ckpt).__name__}, not a Lightning checkpoint"
+    state = ckpt.get("state_dict")
+    if not isinstance(state, dict):
+        return "it has no state_dict: not a Lightning checkpoint"
+    if "distilled.images" not in state:
+        keys = [str(k) for k in list(state)[:3]]
+        return f"its state_dict has no distilled images, only {keys}{' ...' if len(state) > 3 else ''}"
+    if "optimizer_states" not in ckpt or "global_step" not in ckpt:
+        return "it has no optimizer state or step counter: a weights-only checkpoint"
+    return None
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint at ``path``, loaded on the CPU with tensors and plain values only.
+
+    Raises :class:`ResumeError` naming the file, with a short reason, when it cannot be read or is not a
+    checkpoint of a distillation run (a truncated copy, another program's file, a pickled object).
+    """
+    import torch
+
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - whatever the loader says, the file cannot be resumed from
+        problem: str | None = _unreadable_reason(path, exc)
+    else:
+        problem = _content_problem(ckpt)
+    if problem is not None:
+        raise ResumeError(
+            f"checkpoint {path} is damaged or is not a gastrodistill distillation checkpoint ({problem}); "
+            f"pass a checkpoint that a distillation run wrote (<run>/<mode>/checkpoints/*.ckpt) or its run "
+            f"folder, or drop distill.resume to start from step 0"
+        )
+    return ckpt
+
+
+def _saved_config_settings(path: Path) -> dict[str, Any] | None:
+    """For a checkpoint that does not record its settings (an older version's): those of the resolved
+    ``config.yaml`` that its run wrote beside ``checkpoints/`` when it finished, or None."""
+    if path.parent.name != CKPT_DIR:
+        return None
+    saved = path.parent.parent / "config.yaml"
+    if not saved.is_file():
+        return None
+    try:
+        from omegaconf import OmegaConf
+
+        return run_settings(OmegaConf.load(saved))
+    except Exception:  # noqa: BLE001 - a best-effort fallback: an unreadable record checks nothing
+        return None
+
+
+def check_resume_checkpoint(path: str | os.PathLike, mode: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Refuse, before any data is read, a checkpoint the ``mode`` run with ``settings`` (:func:`run_settings`
+    of this run's config) cannot resume from exactly; returns the loaded checkpoint.
+
+    Raises :class:`ResumeError` (one line naming the file and what to do) when it is damaged or foreign
+    (:func:`read_checkpoint`), of the other label mode, or written with other settings: each differing key
+    with both values. Its settings are those recorded in it, else its run's ``config.yaml`` (older
+    checkpoints); with neither only the tensor shapes are checked, when Lightning loads it.
+    """
+    path = Path(path)
+    ckpt = read_checkpoint(path)
+    record = ckpt.get("gastrodistill")
+    record = record if isinstance(record, dict) else {}
+    saved_mode = record.get("mode")
+    if saved_mode is not None and saved_mode != mode:
+        raise ResumeError(
+            f"checkpoint {path} was written by the {saved_mode}-label run and this is the {mode}-label run: "
+            f"soft and hard runs never share a checkpoint. Pass a checkpoint of the {mode}-label run, set "
+            f"distill.mode={saved_mode} to continue that run, or drop distill.resume to start from step 0"
+        )
+    saved = record.get("settings")
+    saved = saved if isinstance(saved, dict) else _saved_config_settings(path)
+    differences = settings_differences(saved, settings) if saved else []
+    if differences:
+        raise ResumeError(
+            f"checkpoint {path} was written with other settings than this run ({'; '.join(differences)}): a "
+            f"resume continues the same run exactly, so set them to the checkpoint's values (or drop those "
+            f"overrides), or drop distill.resume to start a new run from step 0"
+        )
+    return ckpt

@@ -22,7 +22,14 @@ from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.module import DistillModule
 from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
-from gastrodistill.distillation.resume import CKPT_FILENAME, ResumeError, missing_message, resolve_resume
+from gastrodistill.distillation.resume import (
+    CKPT_FILENAME,
+    ResumeError,
+    check_resume_checkpoint,
+    missing_message,
+    resolve_resume,
+    run_settings,
+)
 from gastrodistill.distillation.texture_matching import (
     check_texture_config,
     class_texture_targets,
@@ -139,6 +146,7 @@ def build_module(
         debug_record=bool(d.get("debug_record", False)),
         mode=distilled.mode,
         batch_real_per_rank=bool(d.get("batch_real_per_rank", True)),
+        run_settings=run_settings(cfg),
     )
 
 
@@ -319,9 +327,11 @@ class _BoundFactory:
 
 
 def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = True) -> Path | None:
-    """The checkpoint ``distill.resume`` names for the ``mode`` run (see :mod:`.resume`); prints it.
+    """The checkpoint ``distill.resume`` names for the ``mode`` run (see :mod:`.resume`), checked by
+    :func:`~.resume.check_resume_checkpoint` (nothing read but the file); prints it.
 
-    Raises :class:`ResumeError` when a resume was asked for, ``required`` is set and nothing matches.
+    Raises :class:`ResumeError` when a resume was asked for, ``required`` is set and nothing matches, and
+    when the checkpoint is damaged or foreign, of the other mode or written with other settings.
     """
     d = cfg.distill
     spec = d.get("resume")
@@ -329,6 +339,8 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     ckpt = resolve_resume(spec, mode, out, root)
     if ckpt is None and spec not in (None, "") and required:
         raise ResumeError(missing_message(str(spec), [mode], out, root))
+    if ckpt is not None:
+        check_resume_checkpoint(ckpt, mode, run_settings(cfg))
     if ckpt is not None and is_global_zero():
         print(f"resuming the {mode}-label distillation from checkpoint {ckpt}", flush=True)
     return ckpt
@@ -350,7 +362,8 @@ def run_distillation(
     ``grids/`` and Lightning checkpoints under ``checkpoints/`` (``distill.resume`` resumes from one).
     ``callbacks`` are extra Lightning callbacks (they must be picklable for ``ddp_spawn``).
     ``resume``: ``True`` resolves ``distill.resume`` here (:func:`resume_checkpoint`, an error when nothing
-    matches), a path resumes from it, ``None``/``False`` starts from step 0. ``teacher_file``: the
+    matches), a path resumes from it, ``None``/``False`` starts from step 0; either checkpoint is checked
+    before any data is read (:func:`~.resume.check_resume_checkpoint`). ``teacher_file``: the
     texture-matching teacher saved by :func:`~gastrodistill.models.weights.save_weights` (None: trained
     here when needed).
 
@@ -361,7 +374,12 @@ def run_distillation(
     mode = mode or d.mode
     check_distill_config(d, mode)  # before the data: a bad value is refused before the patch store is built
     out = Path(output_dir) / mode
-    ckpt_path = resume_checkpoint(cfg, mode, out) if resume is True else (resume or None)
+    if resume is True:  # checked there, before the data
+        ckpt_path = resume_checkpoint(cfg, mode, out)
+    else:
+        ckpt_path = resume or None
+        if ckpt_path is not None:  # before the data: a damaged, foreign or mismatched checkpoint is refused
+            check_resume_checkpoint(ckpt_path, mode, run_settings(cfg))
     prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
     networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused

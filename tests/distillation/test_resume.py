@@ -1,16 +1,20 @@
-"""``distill.resume``: checkpoint names without '=', ``last`` across run folders, mode separation, errors."""
+"""``distill.resume``: checkpoint names without '=', ``last`` across run folders, mode separation, errors
+(damaged or foreign files, other settings, the other label mode)."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import torch
-from _distill_helpers import TINY, run_distill_cli
+from _distill_helpers import TINY, make_tiny_splits, run_distill_cli
 
+from gastrodistill.data.base import TensorImageDataModule
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.resume import ResumeError, resolve_resume
 from gastrodistill.distillation.run import run_distillation
@@ -60,6 +64,16 @@ def test_run_refuses_a_checkpoint_of_the_other_mode(compose_cfg, tiny_dm, tiny_o
         run_distillation(
             compose_cfg([*common, "distill=hard", "distill.resume=last"]), tiny_dm, tmp_path / "a"
         )
+    # The soft run's own checkpoint file, passed to the hard run: named as the soft run's, with the way on.
+    with pytest.raises(ResumeError) as info:
+        run_distillation(
+            compose_cfg([*common, "distill=hard", f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "c"
+        )
+    text = str(info.value)
+    assert (
+        f"distill.resume={ckpt} is a checkpoint of the soft-label run and this is the hard-label run" in text
+    )
+    assert "distill.mode=soft" in text and "found under" not in text and "\n" not in text
 
 
 def test_run_refuses_a_checkpoint_of_other_settings_and_names_the_folder_passed(
@@ -68,11 +82,17 @@ def test_run_refuses_a_checkpoint_of_other_settings_and_names_the_folder_passed(
     common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
     run_distillation(compose_cfg([*common, "distill.ipc=1"]), tiny_dm, tmp_path / "a")
     ckpt = tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt"
-    with pytest.raises(ResumeError, match="does not fit this run") as info:
+    with pytest.raises(ResumeError, match="was written with other settings than this run") as info:
         run_distillation(
             compose_cfg([*common, "distill.ipc=2", f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "b"
         )
-    assert "distilled.images" in str(info.value) and "distill.ipc" in str(info.value)
+    assert "distill.ipc is 1 there but 2 here" in str(info.value)
+    assert not (tmp_path / "b" / "soft" / "distilled.safetensors").exists()
+    # Other data (8 px images instead of 6) with the same settings: the tensors do not fit.
+    wide = TensorImageDataModule(splits=make_tiny_splits(size=8), class_names=["a", "b", "c"])
+    with pytest.raises(ResumeError, match="does not fit this run") as info:
+        run_distillation(compose_cfg([*common, f"distill.resume={ckpt}"]), wide, tmp_path / "b")
+    assert "distilled.images" in str(info.value) and "distill.steps" in str(info.value)
     assert not (tmp_path / "b" / "soft" / "distilled.safetensors").exists()
     # A run folder without a checkpoint of this mode: the message names that folder, not the new run's.
     with pytest.raises(ResumeError) as info:
@@ -84,6 +104,130 @@ def test_run_refuses_a_checkpoint_of_other_settings_and_names_the_folder_passed(
     assert f"found under {tmp_path / 'a'}." in str(info.value) and str(tmp_path / "c") not in str(info.value)
 
 
+def without_settings(ckpt: Path, dest: Path) -> Path:
+    """A copy of ``ckpt`` at ``dest`` without the recorded run settings (as an older version wrote it)."""
+    data = torch.load(ckpt, map_location="cpu", weights_only=True)
+    del data["gastrodistill"]["settings"]
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(data, dest)
+    return dest
+
+
+class _Payload:
+    """Unpickling this runs code (touches a file): a resume must refuse it without unpickling it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def fake_checkpoints(folder: Path) -> dict[str, tuple[Path, str]]:
+    """Files a user might pass by mistake: ``{name: (file, expected reason)}``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lightning_like = {
+        "state_dict": {"distilled.images": torch.zeros(3, 1, 6, 6)},
+        "optimizer_states": [],
+        "global_step": 2,
+    }
+    whole = folder / "whole.ckpt"
+    torch.save(lightning_like, whole)
+    files = {
+        "truncated": (folder / "trunc.ckpt", "cut short"),
+        "text": (folder / "notes.ckpt", "not a PyTorch checkpoint file"),
+        "empty": (folder / "empty.ckpt", "the file is empty"),
+        "pickle": (folder / "pickle.ckpt", "never unpickled"),
+        "network": (folder / "net.ckpt", "no state_dict"),
+        "other module": (folder / "other.ckpt", "no distilled images"),
+        "weights only": (folder / "weights.ckpt", "weights-only"),
+    }
+    files["truncated"][0].write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    files["text"][0].write_text("epoch 3: loss 0.1\n")
+    files["empty"][0].write_bytes(b"")
+    torch.save({"state_dict": _Payload(folder / "PWNED")}, files["pickle"][0])
+    torch.save({"conv.weight": torch.zeros(2, 1, 3, 3)}, files["network"][0])
+    torch.save({**lightning_like, "state_dict": {"net.weight": torch.zeros(2)}}, files["other module"][0])
+    torch.save({"state_dict": lightning_like["state_dict"], "global_step": 2}, files["weights only"][0])
+    return files
+
+
+def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line_before_the_data(
+    compose_cfg, tiny_overrides, tmp_path
+):
+    for name, (path, reason) in fake_checkpoints(tmp_path / "fakes").items():
+        cfg = compose_cfg([*tiny_overrides, f"distill.resume={path}"])
+        with pytest.raises(ResumeError) as info:
+            run_distillation(cfg, None, tmp_path / name)  # no data module: refused before any data is read
+        text = str(info.value)
+        assert text.startswith(
+            f"checkpoint {path} is damaged or is not a gastrodistill distillation checkpoint ("
+        ), name
+        assert reason in text and "\n" not in text and "drop distill.resume" in text, (name, text)
+    assert not (tmp_path / "fakes" / "PWNED").exists()  # the pickled payload never ran
+
+
+def test_a_resume_with_other_settings_is_refused_naming_each_key_and_changeable_keys_resume(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+):
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
+    ckpt = tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt"
+    other = ["model.width=8", "distill.steps=3", "distill.scheduler.gamma=0.9", "seed=1"]
+    with pytest.raises(ResumeError) as info:
+        run_distillation(compose_cfg([*common, *other, f"distill.resume={ckpt}"]), None, tmp_path / "b")
+    text = str(info.value)
+    assert (
+        text.startswith(f"checkpoint {ckpt} was written with other settings than this run (")
+        and "\n" not in text
+    )
+    for said in (
+        "model.width is 4 there but 8 here",
+        "distill.steps is 2 there but 3 here",
+        "distill.scheduler.gamma is 0.5 there but 0.9 here",
+        "seed is 0 there but 1 here",
+    ):
+        assert said in text, text
+    # A checkpoint of an older version records no settings: its run's config.yaml beside it tells.
+    old = without_settings(ckpt, tmp_path / "old" / "soft" / "checkpoints" / "last.ckpt")
+    (old.parent.parent / "config.yaml").write_bytes((tmp_path / "a" / "soft" / "config.yaml").read_bytes())
+    with pytest.raises(ResumeError, match="model.width is 4 there but 8 here"):
+        run_distillation(
+            compose_cfg([*common, "model.width=8", f"distill.resume={old}"]), None, tmp_path / "c"
+        )
+    # What docs/distillation.md lists as changeable on resume: the run goes on (here to step 3).
+    changeable = [
+        "distill.outer_steps=3",
+        "distill.ckpt_every=0",
+        "distill.log_every=2",
+        "distill.check_every=3",
+        "distill.lr_init=0.5",
+        "distill.image_init=real",
+        "distill.real_data=items",
+        f"distill.resume_root={tmp_path / 'elsewhere'}",
+        "trainer.enable_progress_bar=false",
+    ]
+    run_distillation(compose_cfg([*common, *changeable, f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "d")
+    assert json.loads((tmp_path / "d" / "soft" / "summary.json").read_text())["outer_steps"] == 3
+
+
+def test_resume_messages_name_only_keys_that_exist(compose_cfg):
+    """Every ``distill.<key>`` / ``reproduce.<key>`` the resume errors name is a key of the config."""
+    import gastrodistill.distillation.module as module
+    import gastrodistill.distillation.resume as resume
+
+    cfg = compose_cfg(["experiment=tiny"])
+    named = set()
+    for source in (resume, module):
+        text = Path(source.__file__).read_text()
+        named |= set(re.findall(r"(?<![\w.])((?:distill|reproduce)\.[a-z_]+)", text))
+    missing = sorted(
+        key for key in named if cfg[key.split(".")[0]].get(key.split(".")[1], "<none>") == "<none>"
+    )
+    assert not missing, f"messages name keys that are not in conf/: {missing}"
+    assert {"distill.steps", "distill.mode", "reproduce.distill_modes"} <= named  # the scan finds them
+
+
 def test_cli_refuses_a_checkpoint_of_other_settings_in_one_line_and_leaves_no_run_folder(
     compose_cfg, tmp_path
 ):
@@ -92,7 +236,9 @@ def test_cli_refuses_a_checkpoint_of_other_settings_in_one_line_and_leaves_no_ru
     common = [*TINY, "data=digits", "logger=csv", "distill.outer_steps=2", "distill.grid_every=0"]
     cfg = compose_cfg([*common, "distill.ckpt_every=2"])
     run_distillation(cfg, instantiate(cfg.data), tmp_path / "first")
-    ckpt = tmp_path / "first" / "soft" / "checkpoints" / "last.ckpt"
+    # As an older version wrote it (no settings recorded, no config.yaml beside it): only the tensors tell,
+    # when Lightning loads it, after the loggers started.
+    ckpt = without_settings(tmp_path / "first" / "soft" / "checkpoints" / "last.ckpt", tmp_path / "old.ckpt")
     run_dir = tmp_path / "outputs" / "second"
     proc = run_distill_cli(
         tmp_path,
@@ -155,3 +301,22 @@ def test_cli_stop_and_resume_in_a_new_run_folder_is_exact(tmp_path):
     assert missing.returncode == 1, missing.stderr[-2000:]
     assert "no checkpoint of the hard-label run" in missing.stdout + missing.stderr
     assert not (runs / "fourth" / "hard" / "distilled.safetensors").exists()
+
+
+def test_cli_refuses_a_damaged_checkpoint_in_one_line_and_leaves_no_run_folder(tmp_path):
+    path, _ = fake_checkpoints(tmp_path / "fakes")["truncated"]
+    run_dir = tmp_path / "outputs" / "tiny" / "runs" / "damaged"
+    proc = run_distill_cli(
+        tmp_path,
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={run_dir}",
+        "experiment=tiny",
+        "data=digits",
+        f"distill.resume={path}",
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "Errno" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: checkpoint {path} is damaged or is not a gastrodistill distillation")
+    assert "cut short" in lines[-1] and "resuming" not in proc.stdout
+    assert not run_dir.exists() and not (tmp_path / "outputs").exists()  # nothing left behind
