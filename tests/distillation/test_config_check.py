@@ -134,7 +134,7 @@ def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
     [
         ("reproduce.num_threads=abc", "reproduce.num_threads must be an integer >= 1 or null, got 'abc'"),
         (
-            "+reproduce.parallel_modes=two",
+            "reproduce.parallel_modes=two",
             "reproduce.parallel_modes must be an integer >= 1 or null, got 'two'",
         ),
         ("reproduce.distill_modes=[sfot]", r"reproduce.distill_modes = \['sfot'\]; list label modes"),

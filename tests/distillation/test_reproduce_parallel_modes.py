@@ -12,7 +12,7 @@ def _run_tiny(compose_cfg, out, workers: int, stages: str, extra: list[str] | No
     from gastrodistill.cli.reproduce import run
 
     overrides = ["experiment=tiny", f"stages={stages}", f"paths.output_dir={out}"]
-    run(compose_cfg([*overrides, f"+reproduce.parallel_modes={workers}", *(extra or [])]))
+    run(compose_cfg([*overrides, f"reproduce.parallel_modes={workers}", *(extra or [])]))
 
 
 def test_modes_in_two_processes_equal_one_process(compose_cfg, tmp_path):
