@@ -240,6 +240,21 @@ def _unreadable_reason(path: Path, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
 
 
+def _crc_problem(path: Path) -> str | None:
+    """Why the checkpoint's zip members fail their CRC-32 check (bytes changed after it was written: a bad
+    copy or disk), or None; None too for a file that is no zip, which ``torch.load`` then judges."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return None
+    except Exception:  # noqa: BLE001 - zlib errors inside a member: damaged as well
+        return "its compressed data are damaged"
+    if bad is not None:
+        return f"member {bad!r} fails its CRC check: bytes changed after it was written (a bad copy or disk)"
+    return None
+
+
 def _content_problem(ckpt: Any) -> str | None:
     """Why a loaded object is not a checkpoint :class:`DistillModule` can resume from, or None."""
     if not isinstance(ckpt, dict):
@@ -264,12 +279,14 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     import torch
 
     path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - whatever the loader says, the file cannot be resumed from
-        problem: str | None = _unreadable_reason(path, exc)
-    else:
-        problem = _content_problem(ckpt)
+    problem: str | None = _crc_problem(path)  # torch.load does not check the zip's CRCs: flipped bytes load
+    if problem is None:
+        try:
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - whatever the loader says, the file cannot be resumed from
+            problem = _unreadable_reason(path, exc)
+        else:
+            problem = _content_problem(ckpt)
     if problem is not None:
         raise ResumeError(
             f"checkpoint {path} is damaged or is not a gastrodistill distillation checkpoint ({problem}); "

@@ -211,6 +211,38 @@ def test_a_resume_with_other_settings_is_refused_naming_each_key_and_changeable_
     assert json.loads((tmp_path / "d" / "soft" / "summary.json").read_text())["outer_steps"] == 3
 
 
+def test_a_checkpoint_with_flipped_bytes_is_refused_by_its_crc(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+):
+    """A bad copy that still loads (torch.load checks no CRC: the flipped pixels just read as other values)
+    would resume into a wrong distilled set; the zip's CRC-32 of each member catches it."""
+    import struct
+    import zipfile
+
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
+    ckpt = tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt"
+    with zipfile.ZipFile(ckpt) as archive:
+        tensors = [i for i in archive.infolist() if "/data/" in i.filename]  # tensor storages, not the pickle
+        member = max(tensors, key=lambda i: i.file_size)  # the largest: the images
+    data = bytearray(ckpt.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[member.header_offset + 26 : member.header_offset + 30])
+    start = member.header_offset + 30 + name_len + extra_len + member.file_size // 2
+    data[start : start + 8] = bytes(b ^ 0x5A for b in data[start : start + 8])
+    flipped = tmp_path / "flipped.ckpt"
+    flipped.write_bytes(bytes(data))
+    import torch
+
+    torch.load(flipped, map_location="cpu", weights_only=True)  # loads without complaint
+    with pytest.raises(ResumeError) as info:
+        run_distillation(compose_cfg([*common, f"distill.resume={flipped}"]), None, tmp_path / "b")
+    text = str(info.value)
+    assert text.startswith(
+        f"checkpoint {flipped} is damaged or is not a gastrodistill distillation checkpoint ("
+    )
+    assert f"member {member.filename!r} fails its CRC check" in text and "\n" not in text
+
+
 def test_resume_messages_name_only_keys_that_exist(compose_cfg):
     """Every ``distill.<key>`` / ``reproduce.<key>`` the resume errors name is a key of the config."""
     import gastrodistill.distillation.module as module
