@@ -230,6 +230,21 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
+def _refuse_broken_links(folder: Path, root: Path, entries: list[Path] | None = None) -> None:
+    """Raise CollectionError naming the visible symbolic links among ``entries`` (default: ``folder``'s
+    own) whose target is missing: a file or a class folder the collection names but cannot read, which
+    skipping would drop without a word (e.g. a folder linked to an unmounted drive)."""
+    entries = [p for p in folder.iterdir() if _visible(p)] if entries is None else entries
+    broken = [p for p in entries if p.is_symlink() and not p.exists()]
+    if broken:
+        names = ", ".join(repr(p.relative_to(root).as_posix()) for p in broken[:3])
+        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
+        raise CollectionError(
+            f"{names}{more}: symbolic link(s) to a missing file or folder; restore the target (is a drive "
+            "unmounted?) or remove the link"
+        )
+
+
 def _class_files(class_dir: Path, root: Path) -> list[Path]:
     """The visible files under ``class_dir``. Raises CollectionError for a class without files and for a
     symbolic link whose target is missing (an image the collection names but cannot read; skipping it
@@ -239,13 +254,7 @@ def _class_files(class_dir: Path, root: Path) -> list[Path]:
         for p in sorted(class_dir.rglob("*"))
         if all(_visible(part) for part in [p, *p.relative_to(root).parents] if part.name)
     ]
-    broken = [p for p in visible if p.is_symlink() and not p.exists()]
-    if broken:
-        names = ", ".join(repr(p.relative_to(root).as_posix()) for p in broken[:3])
-        more = f" and {len(broken) - 3} more" if len(broken) > 3 else ""
-        raise CollectionError(
-            f"{names}{more}: symbolic link(s) to a missing file; restore the target or remove the link"
-        )
+    _refuse_broken_links(class_dir, root, visible)
     files = [p for p in visible if p.is_file()]
     if not files:
         raise CollectionError(
@@ -289,6 +298,7 @@ class FolderDataModule(TensorImageDataModule):
         self.split_seed = int(split_seed)
 
     def _class_dirs(self, base: Path) -> dict[str, Path]:
+        _refuse_broken_links(base, self.root)
         found = {p.name: p for p in sorted(base.iterdir()) if p.is_dir() and _visible(p)}
         where = base.relative_to(self.root).as_posix() if base != self.root else "the data root"
         if self.classes is None:
@@ -306,6 +316,7 @@ class FolderDataModule(TensorImageDataModule):
                 "the data root (data.root) is not a directory; point it at the folder of class folders"
                 + moved_working_dir_hint(self.root, "data.root")
             )
+        _refuse_broken_links(self.root, self.root)  # a class or split folder on an unmounted drive
         subdirs = {p.name for p in self.root.iterdir() if p.is_dir() and _visible(p)}
         split_names = {"train", "test", *VAL_ALIASES}
         if not subdirs & split_names:

@@ -116,6 +116,10 @@ def test_a_link_to_a_missing_image_is_refused_by_name(tmp_path):
     with pytest.raises(CollectionError, match=r"'normal/gone.png': symbolic link\(s\) to a missing file"):
         _setup(root)
     (root / "normal" / "gone.png").unlink()
+    (root / "ghost").symlink_to(tmp_path / "unmounted" / "ghost")  # a whole class folder
+    with pytest.raises(CollectionError, match=r"'ghost': symbolic link\(s\) to a missing file or folder"):
+        _setup(root)
+    (root / "ghost").unlink()
     (root / "normal" / "kept.png").symlink_to(root / "abnormal" / "0.png")  # a working link is an image
     assert sum(len(_setup(root).labels(s)) for s in ("train", "val", "test")) == 9
 
