@@ -251,7 +251,7 @@ def _read_pillow(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.n
         orientation = _pil_orientation(img)
         mode = img.mode
         gray_ok = set(_PIL_GRAY_INT) | ({"1", "P", "LA"} if mask else {"1", "LA", "F"} if colour else set())
-        if not colour and mode not in gray_ok:
+        if not colour and mode not in gray_ok and not (mode == "P" and _grey_palette(img)):
             kind = "colour" if mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "P", "PA") else "unsupported"
             raise ImageReadError(
                 f"{where}: {kind} image (mode {mode}, {len(img.getbands())} channel(s)) is not 2-D grayscale "
@@ -296,11 +296,23 @@ def _grey_palette(img) -> bool:
     return bool(len(rgb)) and bool((rgb == rgb[:, :1]).all())
 
 
+def _grey_palette_file(path: Path, where: str) -> bool:
+    """:func:`_grey_palette` on a copy of its own (the probe's image must stay unread for ``verify``);
+    False when the pixels cannot be read, which the probe then reports."""
+    img = _pil_open(path, where)
+    try:
+        return _grey_palette(img)
+    except Exception:  # noqa: BLE001 - a broken file: the probe's verify() names it
+        return False
+    finally:
+        img.close()
+
+
 def _probe_pillow(path: Path, where: str, mask: bool) -> tuple[int, int]:
     img = _pil_open(path, where)
     try:
         allowed = set(_PIL_GRAY_INT) | ({"1", "P", "LA"} if mask else set())
-        if img.mode not in allowed:
+        if img.mode not in allowed and not (img.mode == "P" and _grey_palette_file(path, where)):
             kind = (
                 "colour" if img.mode in ("RGB", "RGBA", "CMYK", "YCbCr", "LA", "P", "PA") else "unsupported"
             )

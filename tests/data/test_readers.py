@@ -156,3 +156,19 @@ def test_masks_nonzero_is_stomach(tmp_path):
         out = read_mask(tmp_path / name)
         assert out.dtype == bool and out.sum() == 12 and out[2:5, 3:7].all()
     assert probe_image(tmp_path / "b.png", mask=True) == (10, 12)
+
+
+def test_a_grey_palette_png_reads_as_grayscale_and_a_colour_palette_is_refused(tmp_path):
+    """Gastric images must be grayscale: a palette image whose entries are all greys is (same values as its
+    'L' conversion); a palette of colours is still refused, at the probe as at the read."""
+    g = np.random.default_rng(7).integers(0, 256, (12, 10), dtype=np.uint8)
+    grey = tmp_path / "grey_palette.png"
+    Image.fromarray(g).convert("P").save(grey)
+    expected = np.asarray(Image.open(grey).convert("L"), dtype=np.float64) / 255.0
+    assert probe_image(grey) == (12, 10)
+    np.testing.assert_allclose(read_image(grey), expected, atol=1e-6)
+    colour = tmp_path / "colour_palette.png"
+    Image.fromarray(np.stack([g, g // 2, 255 - g], axis=-1)).quantize(16).save(colour)
+    for call in (probe_image, read_image):
+        with pytest.raises(ImageReadError, match="colour image \\(mode P"):
+            call(colour)
