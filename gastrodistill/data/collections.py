@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from gastrodistill.data.base import SPLITS, TensorImageDataModule, class_name_list
-from gastrodistill.data.errors import DataInputError, ImageReadError
+from gastrodistill.data.errors import DataInputError, ImageReadError, moved_working_dir_hint
 from gastrodistill.data.readers import Decoded, apply_bit_depth, decode, transposed_hint
 from gastrodistill.data.sizes import check_fits_in_memory, image_size_hw
 from gastrodistill.utils.hashing import sha256_json
@@ -49,25 +49,6 @@ NPY_MAGIC = b"\x93NUMPY"
 
 class CollectionError(DataInputError):
     """A labelled image collection that cannot be used as given (a ``ValueError``; says what to fix)."""
-
-
-def moved_working_dir_hint(path: Path, key: str) -> str:
-    """A hint for a relative ``path`` that is missing only because Hydra changed the working folder
-    (``hydra.job.chdir=true``): it exists relative to where the command started. Else ``""``."""
-    if path.is_absolute():
-        return ""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        started = Path(HydraConfig.get().runtime.cwd)
-    except Exception:  # noqa: BLE001 - not inside a Hydra run: nothing moved
-        return ""
-    if started.resolve() == Path.cwd().resolve() or not (started / path).exists():
-        return ""
-    return (
-        f" (with hydra.job.chdir=true a relative {key} is read from the run folder; it exists where the "
-        f"command started: give an absolute path, or {key}=${{hydra:runtime.cwd}}/{path.as_posix()})"
-    )
 
 
 # ---- pixels ----------------------------------------------------------------------------------------

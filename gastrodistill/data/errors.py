@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
 
 class DataInputError(ValueError):
@@ -35,3 +36,22 @@ class PatchLabelError(DataInputError):
 
 class StoreError(DataInputError):
     """A patch store that is missing or unreadable."""
+
+
+def moved_working_dir_hint(path: Path, key: str) -> str:
+    """A hint for a relative ``path`` that is missing only because Hydra changed the working folder
+    (``hydra.job.chdir=true``): it exists relative to where the command started. Else ``""``."""
+    if path.is_absolute():
+        return ""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        started = Path(HydraConfig.get().runtime.cwd)
+    except Exception:  # noqa: BLE001 - not inside a Hydra run: nothing moved
+        return ""
+    if started.resolve() == Path.cwd().resolve() or not (started / path).exists():
+        return ""
+    return (
+        f" (with hydra.job.chdir=true a relative {key} is read from the run folder; it exists where the "
+        f"command started: give an absolute path, or {key}=${{hydra:runtime.cwd}}/{path.as_posix()})"
+    )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from gastrodistill.data.errors import DataInputError, ManifestError
+from gastrodistill.data.errors import DataInputError, ManifestError, moved_working_dir_hint
 from gastrodistill.data.readers import probe_image, transposed_hint
 from gastrodistill.data.tiling import Geometry
 
@@ -120,7 +120,10 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
     """
     root = Path(root)
     if not root.is_dir():
-        raise ManifestError(f"DATA_ROOT {root} is not a folder; set data.root (or paths.data_root)")
+        raise ManifestError(
+            f"DATA_ROOT {root} is not a folder; set data.root (or paths.data_root)"
+            + moved_working_dir_hint(root, "data.root")
+        )
     path = root / MANIFEST_NAME
     if not path.is_file():
         raise ManifestError(

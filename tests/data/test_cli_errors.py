@@ -164,6 +164,19 @@ def test_a_relative_path_lost_to_hydra_job_chdir_says_so(tmp_path, monkeypatch, 
     assert code == 1 and "not found" in text and "hydra.job.chdir" not in text, text
 
 
+def test_a_relative_gastric_data_root_lost_to_hydra_job_chdir_says_so(
+    data_root, tmp_path, monkeypatch, capsys
+):
+    work = tmp_path / "w"
+    monkeypatch.chdir(data_root.parent)
+    argv = ["gastrodistill-patches", f"paths.root_dir={work}", "logger=csv", f"data.root={data_root.name}"]
+    code, text = run_main(build_patches.main, [*argv, "hydra.job.chdir=true"], monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text, text
+    assert f"DATA_ROOT {data_root.name} is not a folder" in text and "with hydra.job.chdir=true" in text, text
+    assert f"data.root=${{hydra:runtime.cwd}}/{data_root.name}" in text
+    assert_nothing_written(work)
+
+
 @pytest.mark.slow
 def test_a_real_process_prints_one_line_and_exits_1(tmp_path):
     bad = tmp_path / "bad.npz"
