@@ -230,13 +230,25 @@ class Pipeline:
         A mode without a checkpoint starts from step 0 (say, the hard run never started before the
         interruption); when a resume was asked for and no mode has one, :class:`ResumeError`.
         """
-        from gastrodistill.distillation.resume import ResumeError, missing_message
+        from gastrodistill.distillation.resume import OtherModeCheckpoint, ResumeError, missing_message
         from gastrodistill.distillation.run import resume_checkpoint
 
         spec = self.cfg.distill.get("resume")
-        found = {
-            m: resume_checkpoint(self.cfg, m, self.out / "distill" / m, required=False) for m in self.modes()
-        }
+        found: dict[str, Path | None] = {}
+        other: OtherModeCheckpoint | None = None
+        for m in self.modes():
+            try:
+                found[m] = resume_checkpoint(self.cfg, m, self.out / "distill" / m, required=False)
+            except (
+                OtherModeCheckpoint
+            ) as e:  # a lone checkpoint file of the other mode: this one starts afresh
+                found[m], other = None, e
+        if other is not None and not any(found.values()):
+            raise ResumeError(
+                f"checkpoint {other.path} was written by the {other.saved_mode}-label run and this study "
+                f"distils only {', '.join(self.modes())}: set 'reproduce.distill_modes=[{other.saved_mode}]' "
+                "to continue that run, or drop distill.resume to start from step 0"
+            )
         if spec not in (None, "") and not any(found.values()):
             raise ResumeError(
                 missing_message(

@@ -34,6 +34,15 @@ class ResumeError(RuntimeError):
     """A resume was asked for and nothing can be loaded; the message says where it looked and what to pass."""
 
 
+class OtherModeCheckpoint(ResumeError):
+    """The checkpoint ``path`` is the ``saved_mode`` run's, not the ``mode`` run's
+    (``gastrodistill-reproduce`` then starts this mode from step 0, as for a mode without a checkpoint)."""
+
+    def __init__(self, message: str, path: Path, saved_mode: str, mode: str) -> None:
+        super().__init__(message)
+        self.path, self.saved_mode, self.mode = path, saved_mode, mode
+
+
 def _checkpoints_of(folder: Path, mode: str) -> list[Path]:
     """Every ``*.ckpt`` under ``folder`` that sits in a ``<mode>/checkpoints/`` folder."""
     if not folder.is_dir():
@@ -327,10 +336,13 @@ def check_resume_checkpoint(path: str | os.PathLike, mode: str, settings: dict[s
     record = record if isinstance(record, dict) else {}
     saved_mode = record.get("mode")
     if saved_mode is not None and saved_mode != mode:
-        raise ResumeError(
+        raise OtherModeCheckpoint(
             f"checkpoint {path} was written by the {saved_mode}-label run and this is the {mode}-label run: "
             f"soft and hard runs never share a checkpoint. Pass a checkpoint of the {mode}-label run, set "
-            f"distill.mode={saved_mode} to continue that run, or drop distill.resume to start from step 0"
+            f"distill.mode={saved_mode} to continue that run, or drop distill.resume to start from step 0",
+            path,
+            saved_mode,
+            mode,
         )
     saved = record.get("settings")
     saved = saved if isinstance(saved, dict) else _saved_config_settings(path)

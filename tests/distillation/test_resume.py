@@ -76,6 +76,29 @@ def test_run_refuses_a_checkpoint_of_the_other_mode(compose_cfg, tiny_dm, tiny_o
     assert "distill.mode=soft" in text and "found under" not in text and "\n" not in text
 
 
+def test_reproduce_starts_the_other_mode_afresh_beside_a_lone_checkpoint_file(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+):
+    """A soft checkpoint copied out of its run folder, passed to reproduce: the soft run resumes from it and
+    the hard run starts from step 0 (docs/distillation.md); distilling hard alone names the way on."""
+    from gastrodistill.cli.reproduce import Pipeline
+
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
+    plain = tmp_path / "soft_copy.ckpt"
+    plain.write_bytes((tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt").read_bytes())
+    both = compose_cfg([*common, f"paths.root_dir={tmp_path}", f"distill.resume={plain}"])
+    assert Pipeline(both).resume_checkpoints() == {"soft": plain, "hard": None}
+    hard = compose_cfg(
+        [*common, f"paths.root_dir={tmp_path}", f"distill.resume={plain}", "reproduce.distill_modes=[hard]"]
+    )
+    with pytest.raises(ResumeError) as info:
+        Pipeline(hard).resume_checkpoints()
+    text = str(info.value)
+    assert "written by the soft-label run and this study distils only hard" in text
+    assert "'reproduce.distill_modes=[soft]'" in text and "distill.mode" not in text
+
+
 def test_run_refuses_a_checkpoint_of_other_settings_and_names_the_folder_passed(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path
 ):
