@@ -16,6 +16,7 @@ from gastrodistill.cli.override_keys import unknown_key_message
         (["distil.ipc=3"], "distill.ipc"),
         (["data=npz", "data.pth=x.npz"], "data.path"),  # data.path exists only with data=npz
         (["experiment=cpu", "eval.n_netwroks=2"], "eval.n_networks"),
+        (["reproduce.distil_modes=[soft]"], "reproduce.distill_modes?"),  # not its items (.0, .1)
     ],
 )
 def test_a_typo_names_the_key_and_the_nearest_existing_one(overrides, nearest):
@@ -118,3 +119,18 @@ def test_shell_completion_installs_through_the_command(monkeypatch, capsys):
     GlobalHydra.instance().clear()
     out = capsys.readouterr().out
     assert "hydra_bash_completion" in out and "complete " in out
+
+
+def test_a_config_dir_with_its_own_config_yaml_is_composed_as_hydra_does(tmp_path):
+    """Hydra searches the bundled folder first, so a ``-cd`` folder's own config.yaml is shadowed: its keys
+    are not there, and the bundled keys are."""
+    (tmp_path / "config.yaml").write_text("defaults:\n  - _self_\nseed: 5\nmy_key: 1\n")
+    d = str(tmp_path)
+    assert unknown_key_message(["-cd", d, "distill.ipc=2"], CONF_DIR) is None
+    assert unknown_key_message(["-cd", d, "my_key=2"], CONF_DIR).startswith(
+        "error: my_key=2: the config has no key 'my_key'"
+    )
+    # a primary config of the user's whose `- config` Hydra would take from the bundled folder: the check
+    # cannot compose that from the user's folder, and stands aside
+    (tmp_path / "myexp.yaml").write_text("defaults:\n  - config\n  - _self_\nmy_note: hello\n")
+    assert unknown_key_message(["-cd", d, "-cn", "myexp", "my_notee=1"], CONF_DIR) is None

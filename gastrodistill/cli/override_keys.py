@@ -124,6 +124,8 @@ def unknown_key_message(
         return None
     if GlobalHydra.instance().is_initialized():  # never disturb a Hydra that is already running
         return None
+    if user_dir and not (Path(conf_dir) / f"{config_name}.yaml").is_file() and _shadowed(user_dir, conf_dir):
+        return None  # composed from the user's folder first, its own config.yaml would wrongly win
     combinations = list(itertools.islice(itertools.product(*groups), MAX_SWEEP_COMBINATIONS))
     trees = []
     for choice in combinations:
@@ -136,7 +138,9 @@ def unknown_key_message(
         lacking = [c for c, tree in zip(combinations, trees, strict=True) if not _has_key(tree, key)]
         if not lacking:
             continue
-        close = difflib.get_close_matches(key, [k for k in known if k != key], n=3, cutoff=0.75)
+        # list items (`reproduce.distill_modes.0`) are no keys to suggest
+        names = [k for k in known if k != key and not k.rsplit(".", 1)[-1].isdigit()]
+        close = difflib.get_close_matches(key, names, n=3, cutoff=0.75)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         where = f" with {' '.join(lacking[0])}" if len(lacking) < len(combinations) else ""
         return (
@@ -146,6 +150,12 @@ def unknown_key_message(
     return None
 
 
+def _shadowed(user_dir: str, conf_dir: str) -> bool:
+    """Whether the ``-cd`` folder holds a top-level config that the bundled folder also has (Hydra finds
+    the bundled one first; a composition from the user's folder as primary would not)."""
+    return any((Path(conf_dir) / f.name).is_file() for f in Path(user_dir).glob("*.yaml"))
+
+
 def _composed_tree(conf_dir: str, config_name: str, user_dir: str | None, choices: list[str]) -> Any:
     """The config composed as Hydra would (``user_dir``: the ``-cd`` folder, primary when it holds
     ``config_name``), as a plain container; None when it does not compose."""
@@ -153,8 +163,10 @@ def _composed_tree(conf_dir: str, config_name: str, user_dir: str | None, choice
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
+    # Hydra searches the bundled folder before the -cd one: the primary config is the bundled one when it
+    # exists there (the user's file of that name is shadowed), else the user's
     primary, extra = conf_dir, user_dir
-    if user_dir and (Path(user_dir) / f"{config_name}.yaml").is_file():
+    if user_dir and not (Path(conf_dir) / f"{config_name}.yaml").is_file():
         primary, extra = user_dir, conf_dir
     searchpath = [f"hydra.searchpath=[file://{extra}]"] if extra else []
     try:

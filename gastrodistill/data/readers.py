@@ -538,16 +538,23 @@ def _decode_dicom_pixels(ds, path: Path, where: str) -> np.ndarray:
         try:
             return pixel_array(ds, decoding_plugin=plugin)
         except Exception as e:  # noqa: BLE001 - as above
-            reasons.append(_why(e, path, where).splitlines()[-1].strip())  # "<plugin>: <why>"
+            reasons.append(_plain_reason(_why(e, path, where).splitlines()[-1]))  # "<plugin>: <why>"
     if "gdcm" in available:
         pixels, reason = _gdcm_in_child(path)
         if pixels is not None:
             return pixels
-        reasons.append(f"gdcm: {reason}")
+        reasons.append(f"gdcm: {_plain_reason(reason)}")
     raise ImageReadError(
         f"{where}: truncated or corrupt DICOM pixel data ({'; '.join(reasons) or 'no decoder installed'}); "
         "re-export the file"
     )
+
+
+def _plain_reason(text: str) -> str:
+    """A decoder's error line without object addresses (``<_io.BytesIO object at 0x7f...>``)."""
+    import re
+
+    return re.sub(r"\s*<[^<>]* at 0x[0-9a-fA-F]+>", "", text).strip()
 
 
 def _gdcm_in_child(path: Path) -> tuple[np.ndarray | None, str]:
