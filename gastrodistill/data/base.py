@@ -308,6 +308,10 @@ class ArrayDataset(Dataset):
 class TensorImageDataModule(ImageDataModule):
     """In-memory splits (arrays ``[N, C, H, W]``); the base for ``.npz``/folder data and for tests."""
 
+    #: ``data.image_size`` as (height, width) px when the user set one (npz, folder): then the images keep
+    #: exactly that size and ``storage_size`` (a preset's cap on the longer side) is not applied after it.
+    resize_to: tuple[int, int] | None = None
+
     def __init__(
         self,
         splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
@@ -334,7 +338,8 @@ class TensorImageDataModule(ImageDataModule):
         self._splits, names = self.load_arrays()
         if names is not None:
             self._class_names = class_name_list(names)
-        self._splits = cap_size(self._splits, self.storage_size)
+        if self.resize_to is None:  # an explicit data.image_size is exact (docs/your_own_data.md)
+            self._splits = cap_size(self._splits, self.storage_size)
         self._configure()
 
     def _configure(self) -> None:

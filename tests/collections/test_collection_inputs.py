@@ -163,6 +163,15 @@ def test_storage_size_caps_the_longer_side_and_keeps_small_images(make_npz):
         np.testing.assert_array_equal(x_small[:, 0], z["train_images"])  # untouched: no upscaling
 
 
+def test_an_explicit_image_size_is_exact_under_a_preset_storage_size(make_npz):
+    """docs/your_own_data.md: data.image_size, applied first, still sets an exact size (a preset's
+    storage_size cap does not shrink it again)."""
+    path = str(make_npz(name="mid.npz", size=24))
+    assert _setup(NpzDataModule(path=path, image_size=20, storage_size=16)).image_size == (20, 20)
+    assert _setup(NpzDataModule(path=path, image_size=[16, 20], storage_size=16)).image_size == (16, 20)
+    assert _setup(NpzDataModule(path=path, storage_size=16)).image_size == (16, 16)  # no image_size: capped
+
+
 def test_storage_size_keeps_the_aspect_ratio(tmp_path):
     from gastrodistill.data.base import capped_size
 
