@@ -18,9 +18,34 @@ from gastrodistill.evaluation.fresh_training import NetSpec
 from gastrodistill.evaluation.jobs import SAME, EvaluationConfigError
 from gastrodistill.models.preflight import check_model_config, shape_of
 
+#: In an evaluation worker process only: model configs the parent composed (:func:`precompose_models`),
+#: set by :func:`use_precomposed_models`. A spawned worker has no Hydra of its own and would compose from
+#: the bundled config folder alone, missing a model of the user's ``-cd`` folder.
+_PRECOMPOSED: dict[str, DictConfig] = {}
+
+
+def precompose_models(archs: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Each named architecture's model config (``same`` excluded), composed here as plain resolved
+    containers, for worker processes (:func:`use_precomposed_models`). Raises
+    :class:`EvaluationConfigError` for a name the model group does not hold."""
+    return {
+        str(a): OmegaConf.to_container(_compose_model(str(a)), resolve=True)  # type: ignore[misc]
+        for a in archs
+        if str(a) != SAME
+    }
+
+
+def use_precomposed_models(configs: Mapping[str, Mapping[str, Any]]) -> None:
+    """In a worker process: answer :func:`architecture_config` for these names from ``configs``."""
+    _PRECOMPOSED.clear()
+    _PRECOMPOSED.update({name: OmegaConf.create(dict(conf)) for name, conf in configs.items()})
+
 
 def _compose_model(arch: str) -> DictConfig:
-    """The ``model`` node of the root config composed with ``model=<arch>`` (Hydra's config search path)."""
+    """The ``model`` node of the root config composed with ``model=<arch>`` (Hydra's config search path;
+    in a worker process, the parent's composition)."""
+    if arch in _PRECOMPOSED:
+        return _PRECOMPOSED[arch]
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.errors import HydraException

@@ -87,10 +87,19 @@ def plan(jobs: Sequence[Job], reference_done: bool, split_replays: bool = False)
     return tasks, ready
 
 
-def _start_worker(resolved: dict[str, Any], datamodule, sets: dict[str, Any], out: str, threads: int) -> None:
+def _start_worker(
+    resolved: dict[str, Any],
+    datamodule,
+    sets: dict[str, Any],
+    out: str,
+    threads: int,
+    models: dict[str, dict[str, Any]],
+) -> None:
+    from gastrodistill.evaluation.networks import use_precomposed_models
     from gastrodistill.evaluation.run import Study
 
     torch.set_num_threads(threads)
+    use_precomposed_models(models)  # the parent's compositions: its search path held the user's -cd folder
     cfg = OmegaConf.create(resolved)
     _WORKER["study"] = Study(cfg, datamodule, sets, out, progress=False)
     _WORKER["study"].write_progress = False  # the parent writes networks.csv
@@ -125,7 +134,7 @@ def run_in_processes(
     re-raised here with its own class and message. ``datamodule`` and the sets are sent to the workers
     (pickled in memory, never written).
     """
-    from gastrodistill.evaluation.networks import eval_device
+    from gastrodistill.evaluation.networks import eval_device, precompose_models
     from gastrodistill.evaluation.run import Study, ensemble_mode, training_threads
 
     reference = Study.REFERENCE_JOB
@@ -134,6 +143,7 @@ def run_in_processes(
     tasks, teacher_ready = plan(jobs, reference_done, split_replays=one_by_one)
     threads = training_threads(cfg, world_size=1)
     resolved = OmegaConf.to_container(cfg, resolve=True)
+    models = precompose_models(sorted({job.arch for job in jobs}))
     selected: dict[str, Any] = {}
     timings: list[dict[str, Any]] = []
     desc = f"evaluation: fresh networks ({processes} processes)"
@@ -141,7 +151,7 @@ def run_in_processes(
     with spawn_pool(  # a worker's error stops the other workers and surfaces at once
         processes,
         initializer=_start_worker,
-        initargs=(resolved, datamodule, dict(distilled_sets), str(output_dir), threads),
+        initargs=(resolved, datamodule, dict(distilled_sets), str(output_dir), threads, models),
     ) as pool:
         running: dict[Future, Task] = {}
         while tasks or running:

@@ -915,3 +915,38 @@ def test_a_misspelt_irrelevant_class_is_refused_and_an_absent_one_is_no_class():
     with pytest.raises(EvaluationConfigError, match="did you mean 'irrelevant'"):
         class_index(names, "irrelevent", "irrelevant_class", required=False)
     assert class_index(["normal", "pneumonia"], "irrelevant", "irrelevant_class", required=False) is None
+
+
+def test_worker_processes_train_a_model_of_the_users_own_config_folder(patient_dm, tmp_path):
+    """A model config outside the bundled folder (``-cd myconf``, here the whole primary folder) reaches
+    the spawned evaluation workers: the parent composes it, the workers, which have no Hydra, receive it."""
+    import shutil
+
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gastrodistill.cli import CONF_DIR
+
+    conf = tmp_path / "myconf"
+    shutil.copytree(CONF_DIR, conf)
+    (conf / "model" / "boom.yaml").write_text("defaults:\n  - lenet\n  - _self_\nact: tanh\n")
+    sets = {"soft": small_distilled(patient_dm)}
+    overrides = [
+        *SMALL,
+        f"paths.root_dir={tmp_path}",
+        f"paths.output_dir={tmp_path}/out",
+        "logger=csv",
+        "eval.architectures=[same,boom]",
+        "eval.schedules=[replay]",
+        "eval.baselines.methods=[random]",
+        "eval.processes=2",
+    ]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            cfg = compose(config_name="config", overrides=overrides)
+            df = run_evaluation(cfg, patient_dm, sets, tmp_path / "two", loggers=[])
+    finally:
+        GlobalHydra.instance().clear()
+    boom = df[df.architecture == "lenet"]  # rows are named by the network class (boom is a LeNet)
+    assert len(boom) == 1 and np.isfinite(boom["patch_accuracy_mean"].to_numpy(float)).all()
