@@ -124,12 +124,17 @@ def unknown_key_message(
         return None
     if GlobalHydra.instance().is_initialized():  # never disturb a Hydra that is already running
         return None
-    if user_dir and not (Path(conf_dir) / f"{config_name}.yaml").is_file() and _shadowed(user_dir, conf_dir):
-        return None  # composed from the user's folder first, its own config.yaml would wrongly win
+    # Hydra searches the bundled folder before the -cd one: the primary config is the bundled one when it
+    # exists there (the user's file of that name is shadowed), else the user's
+    primary, extra = conf_dir, user_dir
+    if user_dir and not (Path(conf_dir) / f"{config_name}.yaml").is_file():
+        if _shadowed(user_dir, conf_dir):
+            return None  # composed from the user's folder first, its own config.yaml would wrongly win
+        primary, extra = user_dir, conf_dir
     combinations = list(itertools.islice(itertools.product(*groups), MAX_SWEEP_COMBINATIONS))
     trees = []
     for choice in combinations:
-        tree = _composed_tree(conf_dir, config_name, user_dir, list(choice))
+        tree = _composed_tree(primary, config_name, extra, list(choice))
         if tree is None:
             return None
         trees.append(tree)
@@ -156,18 +161,13 @@ def _shadowed(user_dir: str, conf_dir: str) -> bool:
     return any((Path(conf_dir) / f.name).is_file() for f in Path(user_dir).glob("*.yaml"))
 
 
-def _composed_tree(conf_dir: str, config_name: str, user_dir: str | None, choices: list[str]) -> Any:
-    """The config composed as Hydra would (``user_dir``: the ``-cd`` folder, primary when it holds
-    ``config_name``), as a plain container; None when it does not compose."""
+def _composed_tree(primary: str, config_name: str, extra: str | None, choices: list[str]) -> Any:
+    """``config_name`` of the ``primary`` folder composed with ``choices``, ``extra`` (a folder) added to
+    the search path, as a plain container; None when it does not compose."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    # Hydra searches the bundled folder before the -cd one: the primary config is the bundled one when it
-    # exists there (the user's file of that name is shadowed), else the user's
-    primary, extra = conf_dir, user_dir
-    if user_dir and not (Path(conf_dir) / f"{config_name}.yaml").is_file():
-        primary, extra = user_dir, conf_dir
     searchpath = [f"hydra.searchpath=[file://{extra}]"] if extra else []
     try:
         with initialize_config_dir(config_dir=primary, version_base="1.3"):

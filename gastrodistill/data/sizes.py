@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gastrodistill.data.errors import DataInputError
+from gastrodistill.utils.values import human_bytes
 
 #: A size written as text (``${oc.env:IMG}``, a quoted YAML value): digits only, spaces around allowed.
 _DIGITS = re.compile(r"\s*\+?\d+\s*")
@@ -146,15 +147,6 @@ def available_memory() -> int | None:
     return have
 
 
-def human_bytes(n: float) -> str:
-    """``n`` bytes as text in binary units (``16.3 TiB``)."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} PiB"  # pragma: no cover - the loop returns
-
-
 def check_fits_in_memory(
     n_images: int,
     channels: int,
@@ -177,6 +169,6 @@ def check_fits_in_memory(
     advice = f"at most about {fits} px per side fits" if fits >= 1 else "even 1 px per side does not fit"
     raise error(
         f"{key}={size[0]}x{size[1]}: {n_images} images of {channels} channel(s) at that size need about "
-        f"{human_bytes(need)} of memory, more than the {human_bytes(have)} available; choose a smaller "
-        f"{key} ({advice}), or use fewer images"
+        f"{human_bytes(need, iec=True)} of memory, more than the {human_bytes(have, iec=True)} available; "
+        f"choose a smaller {key} ({advice}), or use fewer images"
     )

@@ -18,6 +18,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 
 from gastrodistill.evaluation.metrics import bootstrap_patient_ci
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
+from gastrodistill.utils.values import human_bytes
 
 KEY_COLUMNS = ("method", "schedule", "architecture")
 PATCH_METRICS = ("patch_accuracy", "patch_balanced_accuracy", "patch_macro_f1", "patch_auc")
@@ -176,14 +177,6 @@ def _ci(row: Mapping[str, Any], m: str) -> str:
     return "" if lo is None or not np.isfinite(lo) else f" [{lo:.3f}, {hi:.3f}]"
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if n < 1024 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TB"
-
-
 def has_patients(df: pd.DataFrame) -> bool:
     """Whether the table holds patient-level numbers (else its headline is image-level)."""
     return "patient_hm_mean" in df and bool(np.isfinite(df["patient_hm_mean"].astype(float)).any())
@@ -225,7 +218,7 @@ def to_markdown(
             str(r["architecture"]),
             str(int(r["n_networks"])),
             str(int(r["n_images"])),
-            _human_bytes(float(r["bytes"])),
+            human_bytes(float(r["bytes"])),
             _compression(float(r["compression"])),
         ]
         if patients:

@@ -15,3 +15,14 @@ def is_finite_number(value: Any) -> bool:
 def is_count(value: Any, low: int = 1) -> bool:
     """An ``int`` (not a bool, not an integral float) of at least ``low``."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
+def human_bytes(n: float, iec: bool = False) -> str:
+    """``n`` bytes as text in powers of 1024: ``480.9 KB`` (the results table's labels), or with
+    ``iec=True`` the IEC labels ``16.3 TiB`` (memory messages)."""
+    units = ("B", "KiB", "MiB", "GiB", "TiB") if iec else ("B", "KB", "MB", "GB", "TB")
+    for unit in units:
+        if n < 1024 or unit == units[-1]:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable: the last unit returns")  # pragma: no cover

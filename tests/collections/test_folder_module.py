@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -83,14 +85,19 @@ def test_mixed_formats_depths_and_modes(tmp_path):
         assert sum(np.array_equal(a, img) for a in x_all) == name.count(".png") + name.count(".tif"), name
 
 
-def test_a_palette_of_greys_keeps_the_set_grayscale(tmp_path):
-    """A grey palette PNG or GIF is grayscale: one of them no longer makes the whole set RGB."""
-    rng = np.random.default_rng(5)
-    root = tmp_path / "xr"
+def _grey_png_folder(root: Path, rng: np.random.Generator) -> Path:
+    """Two class folders (normal, abnormal) of four random 8x8 grayscale PNGs each; returns ``root``."""
     for c in ("normal", "abnormal"):
         (root / c).mkdir(parents=True)
         for i in range(4):
             Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def test_a_palette_of_greys_keeps_the_set_grayscale(tmp_path):
+    """A grey palette PNG or GIF is grayscale: one of them no longer makes the whole set RGB."""
+    rng = np.random.default_rng(5)
+    root = _grey_png_folder(tmp_path / "xr", rng)
     g = rng.integers(0, 256, (8, 8), dtype=np.uint8)
     Image.fromarray(g).convert("P").save(root / "normal" / "palette.png")
     Image.fromarray(g).quantize(16).save(root / "abnormal" / "quantised.gif")
@@ -107,11 +114,7 @@ def test_a_link_to_a_missing_image_is_refused_by_name(tmp_path):
     from gastrodistill.data.collections import CollectionError
 
     rng = np.random.default_rng(6)
-    root = tmp_path / "xr"
-    for c in ("normal", "abnormal"):
-        (root / c).mkdir(parents=True)
-        for i in range(4):
-            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / c / f"{i}.png")
+    root = _grey_png_folder(tmp_path / "xr", rng)
     (root / "normal" / "gone.png").symlink_to(tmp_path / "elsewhere" / "gone.png")
     with pytest.raises(CollectionError, match=r"'normal/gone.png': symbolic link\(s\) to a missing file"):
         _setup(root)

@@ -403,20 +403,25 @@ def test_a_seed_that_is_not_an_integer_is_refused_before_anything_runs(tmp_path,
     assert_nothing_written(work)
 
 
+def _patches_argv(work, data_root, override: str) -> list[str]:
+    """``gastrodistill-patches`` on ``data_root`` with outputs under ``work`` and one more override."""
+    return [
+        "gastrodistill-patches",
+        f"paths.root_dir={work}",
+        f"paths.data_root={data_root}",
+        "data.progress=false",
+        "logger=csv",
+        override,
+    ]
+
+
 def test_a_value_a_constructor_cannot_take_names_the_override_and_leaves_nothing(
     data_root, tmp_path, monkeypatch, capsys
 ):
     """`data.mask_threshold=abc` was Hydra's instantiation message, naming only `data`, and left .hydra/.
     (`data.storage_size=abc`, the first such case, is now refused by the data's own size check.)"""
     work = tmp_path / "work"
-    argv = [
-        "gastrodistill-patches",
-        f"paths.root_dir={work}",
-        f"paths.data_root={data_root}",
-        "data.progress=false",
-        "logger=csv",
-        "data.mask_threshold=abc",
-    ]
+    argv = _patches_argv(work, data_root, "data.mask_threshold=abc")
     code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
     assert code == 1, text
     line = text.strip().splitlines()[-1]
@@ -444,14 +449,7 @@ def test_a_bad_storage_size_is_one_line_naming_the_key(
 ):
     """`data.storage_size=true` was silently a 1 px store; `abc` is refused by the same size check."""
     work = tmp_path / "work"
-    argv = [
-        "gastrodistill-patches",
-        f"paths.root_dir={work}",
-        f"paths.data_root={data_root}",
-        "data.progress=false",
-        "logger=csv",
-        override,
-    ]
+    argv = _patches_argv(work, data_root, override)
     code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
     assert code == 1, text
     line = text.strip().splitlines()[-1]
