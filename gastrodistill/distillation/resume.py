@@ -321,14 +321,18 @@ def _saved_config_settings(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def check_resume_checkpoint(path: str | os.PathLike, mode: str, settings: dict[str, Any]) -> dict[str, Any]:
+def check_resume_checkpoint(
+    path: str | os.PathLike, mode: str, settings: dict[str, Any], outer_steps: int | None = None
+) -> dict[str, Any]:
     """Refuse, before any data is read, a checkpoint the ``mode`` run with ``settings`` (:func:`run_settings`
     of this run's config) cannot resume from exactly; returns the loaded checkpoint.
 
     Raises :class:`ResumeError` (one line naming the file and what to do) when it is damaged or foreign
-    (:func:`read_checkpoint`), of the other label mode, or written with other settings: each differing key
-    with both values. Its settings are those recorded in it, else its run's ``config.yaml`` (older
-    checkpoints); with neither only the tensor shapes are checked, when Lightning loads it.
+    (:func:`read_checkpoint`), of the other label mode, written with other settings (each differing key
+    with both values), or past ``outer_steps`` (this run's ``distill.outer_steps``; None: not checked): a
+    resume continues a run and cannot take it back to an earlier step. Its settings are those recorded in
+    it, else its run's ``config.yaml`` (older checkpoints); with neither only the tensor shapes are checked,
+    when Lightning loads it.
     """
     path = Path(path)
     ckpt = read_checkpoint(path)
@@ -353,4 +357,16 @@ def check_resume_checkpoint(path: str | os.PathLike, mode: str, settings: dict[s
             f"resume continues the same run exactly, so set them to the checkpoint's values (or drop those "
             f"overrides), or drop distill.resume to start a new run from step 0"
         )
+    step = checkpoint_step(ckpt)
+    if outer_steps is not None and step > int(outer_steps):
+        raise ResumeError(
+            f"checkpoint {path} is at outer step {step}, past distill.outer_steps={int(outer_steps)}: a "
+            f"resume continues a run and cannot take it back to an earlier step. Set "
+            f"distill.outer_steps={step} or more, or drop distill.resume to start a new run from step 0"
+        )
     return ckpt
+
+
+def checkpoint_step(ckpt: dict[str, Any]) -> int:
+    """The number of outer steps a loaded checkpoint (:func:`read_checkpoint`) has finished."""
+    return int(ckpt["global_step"])

@@ -26,6 +26,7 @@ from gastrodistill.distillation.resume import (
     CKPT_FILENAME,
     ResumeError,
     check_resume_checkpoint,
+    checkpoint_step,
     missing_message,
     resolve_resume,
     run_settings,
@@ -331,7 +332,8 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     :func:`~.resume.check_resume_checkpoint` (nothing read but the file); prints it.
 
     Raises :class:`ResumeError` when a resume was asked for, ``required`` is set and nothing matches, and
-    when the checkpoint is damaged or foreign, of the other mode or written with other settings.
+    when the checkpoint is damaged or foreign, of the other mode, written with other settings or past
+    ``distill.outer_steps``.
     """
     d = cfg.distill
     spec = d.get("resume")
@@ -340,9 +342,15 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     if ckpt is None and spec not in (None, "") and required:
         raise ResumeError(missing_message(str(spec), [mode], out, root))
     if ckpt is not None:
-        check_resume_checkpoint(ckpt, mode, run_settings(cfg))
-    if ckpt is not None and is_global_zero():
-        print(f"resuming the {mode}-label distillation from checkpoint {ckpt}", flush=True)
+        step = checkpoint_step(check_resume_checkpoint(ckpt, mode, run_settings(cfg), int(d.outer_steps)))
+        if is_global_zero():
+            print(f"resuming the {mode}-label distillation from checkpoint {ckpt}", flush=True)
+            if step == int(d.outer_steps):
+                print(
+                    f"  it is at outer step {step} = distill.outer_steps: no step is left to run, so the set "
+                    f"is written as the checkpoint holds it (raise distill.outer_steps to continue the run)",
+                    flush=True,
+                )
     return ckpt
 
 
@@ -379,7 +387,7 @@ def run_distillation(
     else:
         ckpt_path = resume or None
         if ckpt_path is not None:  # before the data: a damaged, foreign or mismatched checkpoint is refused
-            check_resume_checkpoint(ckpt_path, mode, run_settings(cfg))
+            check_resume_checkpoint(ckpt_path, mode, run_settings(cfg), int(d.outer_steps))
     prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
     networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused

@@ -234,6 +234,32 @@ def test_a_resume_with_other_settings_is_refused_naming_each_key_and_changeable_
     assert json.loads((tmp_path / "d" / "soft" / "summary.json").read_text())["outer_steps"] == 3
 
 
+def test_a_resume_past_outer_steps_is_refused_and_at_outer_steps_writes_the_checkpoints_set(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, capsys
+):
+    """A checkpoint at outer step 2 resumed with ``distill.outer_steps=1`` cannot be taken back a step:
+    refused in one line before the data (``None`` datamodule); with ``outer_steps=2`` nothing is left to run
+    and the set written is the checkpoint's, with a note that says so."""
+    common = [*tiny_overrides, "distill.ckpt_every=2", "distill.grid_every=0"]
+    first = run_distillation(compose_cfg([*common, "distill.outer_steps=2"]), tiny_dm, tmp_path / "a")
+    ckpt = tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt"
+    with pytest.raises(ResumeError) as info:
+        run_distillation(
+            compose_cfg([*common, "distill.outer_steps=1", f"distill.resume={ckpt}"]), None, tmp_path / "b"
+        )
+    text = str(info.value)
+    assert text.startswith(f"checkpoint {ckpt} is at outer step 2, past distill.outer_steps=1")
+    assert "\n" not in text
+    assert "distill.outer_steps=2 or more" in text and not (tmp_path / "b").exists()
+    capsys.readouterr()
+    again = run_distillation(
+        compose_cfg([*common, "distill.outer_steps=2", f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "c"
+    )
+    assert "it is at outer step 2 = distill.outer_steps: no step is left to run" in capsys.readouterr().out
+    assert torch.equal(again.images, first.images) and torch.equal(again.label_logits, first.label_logits)
+    assert json.loads((tmp_path / "c" / "soft" / "summary.json").read_text())["outer_steps"] == 2
+
+
 def test_a_checkpoint_with_flipped_bytes_is_refused_by_its_crc(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path
 ):
