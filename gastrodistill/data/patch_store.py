@@ -42,11 +42,12 @@ from gastrodistill.data.labelling import (
 )
 from gastrodistill.data.manifest import Manifest, check_all, load_manifest, validate_files
 from gastrodistill.data.readers import read_image, read_mask
-from gastrodistill.data.sizes import pixel_size
+from gastrodistill.data.sizes import available_memory, pixel_size
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
 from gastrodistill.utils.atomic import atomic_dir, write_text_atomic
 from gastrodistill.utils.hashing import sha256_file, sha256_json
+from gastrodistill.utils.values import human_bytes
 
 log = logging.getLogger(__name__)
 
@@ -318,6 +319,69 @@ def _to_patches(image: np.ndarray, positions: list[tuple[int, int]], size: int, 
     return out
 
 
+#: Pixels per :func:`np.bincount` call in :func:`_histogram` (its int64 copy: 128 MiB).
+_HIST_CHUNK = 1 << 24
+
+
+def _histogram(patches: np.ndarray) -> np.ndarray:
+    """The 256-bin int64 histogram of uint8 ``patches`` (any shape), in chunks: ``np.bincount`` copies its
+    input as int64, 8 bytes per pixel, which for one image's patches at a large storage size would not fit."""
+    flat = patches.reshape(-1)
+    hist = np.zeros(256, dtype=np.int64)
+    for start in range(0, flat.size, _HIST_CHUNK):
+        hist += np.bincount(flat[start : start + _HIST_CHUNK], minlength=256)
+    return hist
+
+
+def _existing_parent(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_store_room(
+    store_root: Path, n_patches: int, max_per_image: int, size: int, patch_size: int
+) -> None:
+    """Refuse, before anything is written, a store that the disk under ``store_root`` or the memory cannot
+    hold: ``n_patches x size x size`` bytes (uint8) on disk, and one image's ``max_per_image`` patches at
+    ``size`` px in memory (with :func:`~gastrodistill.data.sizes.available_memory`; not checked when the
+    system does not say). Raises :class:`StoreError` naming ``data.storage_size`` and what to do; a
+    ``size`` above ``patch_size`` is named as upsampling, which adds no detail."""
+    upsampled = (
+        f" (an upsampling of data.patch_size={patch_size} px by {size / patch_size:.3g}x, which adds no "
+        f"detail)"
+        if size > patch_size
+        else ""
+    )
+    advice = f"choose a smaller data.storage_size{upsampled}, or leave it unset to store at data.patch_size"
+    need_disk = int(n_patches) * size * size
+    folder = _existing_parent(Path(store_root))
+    free = shutil.disk_usage(folder).free
+    if need_disk > free:
+        raise StoreError(
+            f"data.storage_size={size}: {n_patches} patches of {size}x{size} px need "
+            f"{human_bytes(need_disk, iec=True)} of disk for the patch store, more than the "
+            f"{human_bytes(free, iec=True)} free under {folder}; {advice}"
+        )
+    need_memory = int(max_per_image) * size * size
+    have = available_memory()
+    if have is not None and need_memory > have:
+        raise StoreError(
+            f"data.storage_size={size}: the {max_per_image} patches of one image at {size}x{size} px need "
+            f"{human_bytes(need_memory, iec=True)} of memory while the store is built, more than the "
+            f"{human_bytes(have, iec=True)} available; {advice}"
+        )
+    if upsampled:
+        log.warning(
+            "data.storage_size=%d is above data.patch_size=%d: every patch is upsampled %.3gx, which adds no "
+            "detail, and the store takes %s",
+            size,
+            patch_size,
+            size / patch_size,
+            human_bytes(need_disk, iec=True),
+        )
+
+
 def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
     while len(data):
         n = os.pwrite(fd, data, offset)
@@ -356,11 +420,12 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
     records = sorted(
         manifest.records, key=lambda r: (SPLIT_ORDER.index(split_of[r.patient_id]), r.patient_id, r.line)
     )
-    store_root.mkdir(parents=True, exist_ok=True)  # only now: a refused input leaves nothing behind
-    _remove_stale_builds(store_root, target.name)
     counts_per_image = [geometry.count(*sizes[r.image]) for r in records]
     n_total = int(sum(counts_per_image))
     size, psize = spec.size, geometry.patch_size
+    check_store_room(store_root, n_total, max(counts_per_image, default=0), size, psize)
+    store_root.mkdir(parents=True, exist_ok=True)  # only now: a refused input leaves nothing behind
+    _remove_stale_builds(store_root, target.name)
 
     with atomic_dir(target) as tmp:
         (tmp / PID_FILE).write_text(str(os.getpid()))
@@ -398,7 +463,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
                 _pwrite_all(fp.fileno(), memoryview(patches).cast("B"), data_offset + next_id * size * size)
                 content.update(memoryview(patches).cast("B"))
                 label_hash.update(labels.astype(np.int8).tobytes() + split.encode())
-                hists[split] += np.bincount(patches.ravel(), minlength=256)
+                hists[split] += _histogram(patches)
                 for c, n in enumerate(np.bincount(labels, minlength=len(CLASS_NAMES))):
                     counts[split][c] += int(n)
                 if ranges[split][1] == 0:

@@ -216,6 +216,49 @@ def test_bad_store_settings_are_clear_errors(data_root, tmp_path):
         PatchStore(tmp_path / "empty")
 
 
+def test_histograms_in_chunks_equal_one_bincount_per_split(data_root, tmp_path, monkeypatch):
+    """The build counts pixels in chunks (np.bincount's int64 copy of one image's patches at a large
+    storage size would not fit); an odd chunk size that splits patches gives the whole-split counts."""
+    monkeypatch.setattr(ps, "_HIST_CHUNK", 997)
+    store = PatchStore(build_store(spec_for(data_root, tmp_path / "s"), progress=False))
+    for split in ("train", "val", "test"):
+        expected = np.bincount(np.asarray(store.patches[store.split_slice(split)]).ravel(), minlength=256)
+        assert store.meta["pixel_histograms"][split] == expected.tolist()
+
+
+def test_a_store_the_disk_or_memory_cannot_hold_is_refused_before_anything_is_written(
+    data_root, tmp_path, monkeypatch, caplog
+):
+    """256 patches stored at 64 px (upsampled 2x from 32 px) take 256 x 64 x 64 bytes = 1 MiB on disk and
+    one image's 16 patches 64 KiB in memory: one byte less of either is refused, naming data.storage_size
+    and the upsampling, with no store folder made; with room, the build goes on with a warning."""
+    import collections
+
+    need_disk, need_memory = 256 * 64 * 64, 16 * 64 * 64
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(ps.shutil, "disk_usage", lambda path: usage(10 * need_disk, 0, need_disk - 1))
+    stores = tmp_path / "stores"
+    with pytest.raises(StoreError) as info:
+        build_store(spec_for(data_root, stores, storage_size=64), progress=False)
+    text = str(info.value)
+    assert (
+        text.startswith("data.storage_size=64: 256 patches of 64x64 px need 1.0 MiB of disk")
+        and "\n" not in text
+    )
+    assert f"free under {tmp_path}" in text and "upsampling of data.patch_size=32 px by 2x" in text
+    assert not stores.exists()
+    monkeypatch.setattr(ps.shutil, "disk_usage", lambda path: usage(10 * need_disk, 0, need_disk))
+    monkeypatch.setattr(ps, "available_memory", lambda: need_memory - 1)
+    with pytest.raises(StoreError, match=r"the 16 patches of one image at 64x64 px need 64\.0 KiB of memory"):
+        build_store(spec_for(data_root, stores, storage_size=64), progress=False)
+    assert not stores.exists()
+    monkeypatch.setattr(ps, "available_memory", lambda: need_memory)
+    with caplog.at_level("WARNING", logger=ps.__name__):
+        path = build_store(spec_for(data_root, stores, storage_size=64), progress=False)
+    assert PatchStore(path).patches.shape == (256, 64, 64)
+    assert "every patch is upsampled 2x, which adds no detail, and the store takes 1.0 MiB" in caplog.text
+
+
 def test_a_pickled_store_reopens_its_patches_by_path_instead_of_copying_them(data_root, tmp_path):
     """Worker processes receive the data module pickled: the store travels without its pixels."""
     import pickle
