@@ -104,6 +104,14 @@ def test_train_from_artifact_names_a_listing_it_can_run():
     text = str(caught.value)  # the command has no --cfg: it names the one that lists the same config
     assert text.startswith("distill.ipcc=3: the config has no key 'distill.ipcc'")
     assert "(`gastrodistill-distill --cfg job` lists every key of this config; " in text
+    # with group choices, the listing command composes the same config: the choices go with it
+    with pytest.raises(CommandError) as caught:
+        compose(["data=npz", "experiment=tiny", "data.pathh=x.npz"], None)
+    text = str(caught.value)
+    assert text.startswith("data.pathh=x.npz: the config has no key 'data.pathh'; did you mean data.path?")
+    assert (
+        "(`gastrodistill-distill data=npz experiment=tiny --cfg job` lists every key of this config; " in text
+    )
 
 
 def test_shell_completion_installs_through_the_command(monkeypatch, capsys):

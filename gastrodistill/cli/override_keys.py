@@ -84,7 +84,9 @@ def unknown_key_message(
     """The error line for the first plain override whose key the composed config lacks, else None.
 
     ``overrides``: the command line's arguments (Hydra's flags are read as in :func:`split_command_line`);
-    ``listing``: how the command shows its keys, named in the message. Returns None whenever the question
+    ``listing``: how the command shows its keys, named in the message; ``{choices}`` in it becomes the
+    group choices of the config that lacks the key (``data=npz ``), for a command that lists another's
+    config. Returns None whenever the question
     cannot be answered here (unparsable overrides, a composition error, a flag the check stands aside
     for): Hydra then reports.
     """
@@ -148,8 +150,9 @@ def unknown_key_message(
         close = difflib.get_close_matches(key, names, n=3, cutoff=0.75)
         hint = f"; did you mean {' or '.join(close)}?" if close else ""
         where = f" with {' '.join(lacking[0])}" if len(lacking) < len(combinations) else ""
+        shown = listing.replace("{choices}", "".join(f"{c} " for c in lacking[0]))
         return (
-            f"error: {text}: the config{where} has no key {key!r}{hint} ({listing}; a key of your own is "
+            f"error: {text}: the config{where} has no key {key!r}{hint} ({shown}; a key of your own is "
             f"added with +{text})"
         )
     return None

@@ -79,7 +79,9 @@ def compose(overrides: list[str], output: str | None):
         raise CommandError(f"--output {output} is a file; give a folder (it is created if missing)")
     GlobalHydra.instance().clear()
     unknown = unknown_key_message(  # a typo: named, with the nearest keys
-        list(overrides), CONF_DIR, listing="`gastrodistill-distill --cfg job` lists every key of this config"
+        list(overrides),
+        CONF_DIR,
+        listing="`gastrodistill-distill {choices}--cfg job` lists every key of this config",
     )
     if unknown is not None:
         raise CommandError(unknown.removeprefix("error: "))
