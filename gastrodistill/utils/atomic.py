@@ -11,6 +11,15 @@ from pathlib import Path
 
 
 def _umask() -> int:
+    """The process's umask, read from ``/proc/self/status`` where the kernel gives it (setting it to 0
+    and back, the only other way, would let a file made by another thread meanwhile be world-writable)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -33,6 +42,9 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     _usual_mode(tmp_path, directory=False)
     try:
         yield tmp_path
+        # Again after the block: a writer may have replaced the file with one of its own making
+        # (safetensors' ``save_file`` writes a private temporary file and renames it onto ``tmp``).
+        _usual_mode(tmp_path, directory=False)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -48,6 +60,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     _usual_mode(tmp_path, directory=True)
     try:
         yield tmp_path
+        _usual_mode(tmp_path, directory=True)
         if target.exists():
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
