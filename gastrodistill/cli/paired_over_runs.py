@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gastrodistill.evaluation.over_runs import (
     RunsInputError,
+    check_one_kind,
     eval_folder,
     fingerprint,
     load_run,
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{d} holds the same records as {prints[fp]} (a copy of one run); each run counts once"
                 )
             prints[fp] = d
+        check_one_kind(runs, args.run_dir)
         names = {str(c.get("experiment_name")) for c in configs if c.get("experiment_name") is not None}
         if len(names) > 1:
             raise RunsInputError(

@@ -132,6 +132,36 @@ def fingerprint(run: RunRows) -> str:
     return h.hexdigest()
 
 
+def unit_kind(run: RunRows) -> str | None:
+    """What a run's statistics are computed on: ``"patient-level"`` (data with patients: patient HM and
+    AUC) or ``"image-level, K classes"`` (image accuracy and AUC, binary for K = 2, else macro
+    one-vs-rest); ``None`` for a run without rows. Runs of different kinds cannot be pooled."""
+    kinds = set()
+    for nets in run.values():
+        if "decisions" in nets[0]:
+            kinds.add("patient-level")
+        else:
+            kinds.add(f"image-level, {nets[0]['probs'].shape[-1]} classes")
+    return "; ".join(sorted(kinds)) or None
+
+
+def check_one_kind(runs: Sequence[RunRows], sources: Sequence[Path]) -> None:
+    """Raise :class:`RunsInputError` naming the run folders of each kind when the runs' statistics are of
+    different kinds (a run on patients beside one on images without patients, or runs with different
+    numbers of classes): their differences are not one quantity to pool."""
+    by_kind: dict[str, list[str]] = {}
+    for run, src in zip(runs, sources, strict=True):
+        kind = unit_kind(run)
+        if kind is not None:
+            by_kind.setdefault(kind, []).append(str(src))
+    if len(by_kind) > 1:
+        where = "; ".join(f"{kind} in {', '.join(srcs)}" for kind, srcs in by_kind.items())
+        raise RunsInputError(
+            f"the runs' metrics are of different kinds ({where}): pool runs of one kind of data "
+            "(all with patients, or all of images with the same classes)"
+        )
+
+
 def _test_split(config: Mapping[str, Any]) -> dict[str, Any] | None:
     """What fixes a run's test units: its ``data`` (less the run seed) and ``synthetic`` config."""
     if "data" not in config:

@@ -284,3 +284,57 @@ def test_cli_says_why_runs_are_drawn_apart_and_counts_runs_per_pair(tmp_path, ca
     assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in out
     soft_hard = next(line for line in out.splitlines() if "| hard/replay/convnet | patient_hm |" in line)
     assert "| – | 1 of 2 |" in soft_hard
+
+
+def write_image_run(folder, seed: int, cfg: dict, classes: int = 2) -> None:
+    """A run folder of data without patients (``data=folder`` / ``data=npz``): per-image records."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(12) % classes
+    for method, schedule in (("soft", "replay"), ("random", "standard")):
+        probs = rng.dirichlet(np.ones(classes), size=len(labels))
+        save_record(
+            folder / "eval",
+            {
+                "job": f"{method}__{schedule}__same__0",
+                "method": method,
+                "schedule": schedule,
+                "architecture": "convnet",
+                "network": 0,
+                "image_labels": labels,
+                "image_correct": probs.argmax(1) == labels,
+                "image_probs": probs,
+            },
+        )
+    (folder / "eval" / "config.yaml").write_text(yaml.safe_dump(cfg))
+
+
+def test_cli_refuses_runs_whose_metrics_are_of_different_kinds(tmp_path, capsys) -> None:
+    """A run on patients beside one on images (KeyError 'decisions' traceback before), or image runs with
+    different numbers of classes: one line naming the folders of each kind, exit 2, nothing printed."""
+    gastric, folder, three = tmp_path / "gastric", tmp_path / "folder", tmp_path / "three"
+    write_run(gastric, 0, config())
+    folder_cfg = {"data": {"_target_": "gastrodistill.data.collections.FolderDataModule", "root": "/a"}}
+    write_image_run(folder, 1, folder_cfg)
+    write_image_run(three, 2, folder_cfg, classes=3)
+    for second, kinds in (
+        (folder, f"patient-level in {gastric}; image-level, 2 classes in {folder}"),
+        (three, f"patient-level in {gastric}; image-level, 3 classes in {three}"),
+    ):
+        assert main(["--run-dir", str(gastric), "--run-dir", str(second), "--n-boot", "100"]) == 2
+        captured = capsys.readouterr()
+        assert captured.err == (
+            f"error: the runs' metrics are of different kinds ({kinds}): pool runs of one kind of data "
+            "(all with patients, or all of images with the same classes)\n"
+        )
+        assert captured.out == ""
+    assert main(["--run-dir", str(folder), "--run-dir", str(three), "--n-boot", "100"]) == 2
+    assert "image-level, 2 classes in" in capsys.readouterr().err
+    # images of the same classes from another data module or site: pooled, with the difference said
+    npz = tmp_path / "npz"
+    write_image_run(
+        npz, 3, {"data": {"_target_": "gastrodistill.data.collections.NpzDataModule", "path": "/b"}}
+    )
+    assert main(["--run-dir", str(folder), "--run-dir", str(npz), "--n-boot", "100"]) == 0
+    out = capsys.readouterr().out
+    assert "the runs differ in data._target_, data.path, data.root" in out
+    assert "| soft/replay/convnet | random/standard/convnet | image_accuracy |" in out
