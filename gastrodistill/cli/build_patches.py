@@ -19,6 +19,7 @@ from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.data.gastric import GastricPatchDataModule
 from gastrodistill.data.labelling import CLASS_NAMES
 from gastrodistill.data.patch_store import grey_level_report
+from gastrodistill.data.synthetic.generator import check_synthetic_collection
 from gastrodistill.utils.run_info import save_run_info
 
 
@@ -41,6 +42,7 @@ def summary_table(meta: dict) -> str:
 
 def run(cfg: DictConfig) -> Path:
     """Build the store of ``cfg.data``, record the run, print a summary; returns the store folder."""
+    check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     dm: GastricPatchDataModule = hydra.utils.instantiate(cfg.data)
     if not isinstance(dm, GastricPatchDataModule):
         raise CommandError(

@@ -12,6 +12,7 @@ from omegaconf import DictConfig
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.cli.override_keys import check_override_keys
+from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
 
 @check_override_keys(CONF_DIR)
@@ -20,6 +21,7 @@ from gastrodistill.cli.override_keys import check_override_keys
 def main(cfg: DictConfig) -> None:
     from gastrodistill.distillation.run import run_distillation
 
+    check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     datamodule = hydra.utils.instantiate(cfg.data)
     distilled = run_distillation(cfg, datamodule, cfg.paths.output_dir)
     print(

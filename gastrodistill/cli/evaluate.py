@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.cli.override_keys import check_override_keys
+from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
 
 def load_distilled(dirs) -> dict:
@@ -35,6 +36,7 @@ def run(cfg: DictConfig):
     from gastrodistill.evaluation.run import run_evaluation
 
     sets = load_distilled(cfg.eval.get("distilled_dirs"))
+    check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()

@@ -51,3 +51,40 @@ def test_cli_run_prints_the_collections_own_seed(compose_cfg, tiny_root, capsys)
     run(cfg)
     out = capsys.readouterr().out
     assert "synthetic data set 'tiny' (seed 11)" in out
+
+
+def test_stages_refuse_a_collection_of_another_seed_or_other_settings(compose_cfg, tiny_root):
+    """The stages read the collection on disk as it is: one of another seed (``seed`` moved and
+    ``synthetic.seed`` followed it) or other settings is refused before any data is read, so a run's saved
+    config never names data it did not read. Another data root is not checked."""
+    from gastrodistill.cli.build_patches import run as patches_run
+    from gastrodistill.cli.reproduce import Pipeline
+    from gastrodistill.data.synthetic.generator import SyntheticCollectionMismatch, check_synthetic_collection
+
+    def cfg(*more: str):
+        return compose_cfg(["experiment=tiny", f"paths.data_root={tiny_root}", *more])
+
+    check_synthetic_collection(cfg("seed=11"))  # the collection's own seed and settings
+    check_synthetic_collection(cfg("seed=2", "synthetic.seed=11"))  # other network seeds, the same data
+    check_synthetic_collection(cfg("seed=2", f"data.root={tiny_root.parent / 'elsewhere'}"))
+    with pytest.raises(SyntheticCollectionMismatch) as info:
+        check_synthetic_collection(cfg("seed=2"))
+    text = str(info.value)
+    assert text.startswith(
+        f"{tiny_root} holds the synthetic collection of synthetic.seed=11, but this run's "
+    )
+    assert "synthetic.seed is 2" in text and "add synthetic.seed=11" in text and "\n" not in text
+    with pytest.raises(SyntheticCollectionMismatch) as info:
+        check_synthetic_collection(cfg("seed=11", "synthetic.train_gastritis=5"))
+    assert (
+        "written with other settings than this run's (synthetic.train_gastritis is 2 there but 5 here)"
+        in str(info.value)
+    )
+    with pytest.raises(
+        SyntheticCollectionMismatch, match="synthetic.seed=11"
+    ):  # the patch stage, before a store
+        patches_run(cfg("seed=2"))
+    assert not (tiny_root.parent.parent / "stores").exists()
+    with pytest.raises(SyntheticCollectionMismatch, match="synthetic.seed=11"):  # reproduce without generate
+        Pipeline(cfg("seed=2")).check_reproduce_section(["patches", "distill"])
+    Pipeline(cfg("seed=2")).check_reproduce_section(["generate", "distill"])  # generate writes seed 2 first

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from gastrodistill.data.errors import DataInputError
 from gastrodistill.data.synthetic.acquisition import acquire, sample_exposure
 from gastrodistill.data.synthetic.anatomy import (
     background_attenuation,
@@ -41,8 +41,14 @@ from gastrodistill.data.synthetic.writer import (
     write_png16,
 )
 from gastrodistill.utils.seeding import numpy_rng
+from gastrodistill.utils.worker_pool import spawn_pool
 
 log = logging.getLogger(__name__)
+
+
+class SyntheticCollectionMismatch(DataInputError):
+    """The synthetic collection on disk is not the one this run's ``synthetic`` settings describe."""
+
 
 DIAGNOSES = ("gastritis", "non-gastritis")
 SPLITS = ("train", "test")
@@ -169,7 +175,8 @@ def generate_dataset(
         args = [(cfg, int(seed), p, k, str(tmp)) for p, k in jobs]
         bar = tqdm(total=len(args), desc=f"synthetic[{cfg.name}]", unit="img", disable=not progress)
         if num_workers > 1:
-            with ProcessPoolExecutor(max_workers=num_workers) as pool:
+            # spawned workers, terminated at once on an error or an interrupt (then staged_root removes all)
+            with spawn_pool(num_workers) as pool:
                 stats = []
                 for s in pool.map(_render_and_write, args):
                     stats.append(s)
@@ -219,3 +226,65 @@ def _info(
         "counts": counts,
         "mean_stomach_fraction": round(float(np.mean(fractions)), 4) if fractions else 0.0,
     }
+
+
+#: Keys of the ``synthetic`` config node that say where and how to write, not what is written.
+_WRITE_KEYS = ("_target_", "_convert_", "_recursive_", "_partial_", "root", "seed", "num_workers", "progress")
+
+
+def collection_mismatch(root: str | os.PathLike, seed: int, **params: Any) -> str | None:
+    """Why the synthetic collection in ``root`` is not the one ``seed`` and ``params`` (the fields of
+    :class:`SyntheticConfig`) would write, as one sentence naming what to do; None when it is, and when
+    ``root`` holds no collection of this generator (the user's own data, or nothing yet: the data stage
+    reports that)."""
+    root = Path(root)
+    old = read_info(root)
+    if old is None:
+        return None
+    cfg = SyntheticConfig.from_params(**params)
+    if old.get("config_hash") == cfg.content_hash(seed):
+        return None
+    old_seed = old.get("seed")
+    if isinstance(old_seed, int) and old.get("config_hash") == cfg.content_hash(old_seed):
+        return (
+            f"{root} holds the synthetic collection of synthetic.seed={old_seed}, but this run's "
+            f"synthetic.seed is {seed} (it follows seed unless set), so its config would not describe its "
+            f"data: add synthetic.seed={old_seed} to use that collection, or run gastrodistill-generate with "
+            f"synthetic.seed={seed} first (it replaces the collection)"
+        )
+    saved = old.get("config") if isinstance(old.get("config"), dict) else {}
+    ours = cfg.to_dict()
+    differ = [
+        f"synthetic.{k} is {saved.get(k, 'unset')} there but {ours.get(k, 'unset')} here"
+        for k in sorted(set(saved) | set(ours))
+        if saved.get(k) != ours.get(k)
+    ]
+    if old.get("generator_version") != GENERATOR_VERSION:
+        differ.append(f"generator version {old.get('generator_version')} there but {GENERATOR_VERSION} here")
+    if isinstance(old_seed, int) and old_seed != int(seed):
+        differ.append(f"synthetic.seed is {old_seed} there but {seed} here")
+    said = "; ".join(differ) if differ else "its settings differ"
+    return (
+        f"{root} holds a synthetic collection written with other settings than this run's ({said}): run "
+        f"gastrodistill-generate with this run's settings first (it replaces the collection), or set them "
+        f"to the collection's values"
+    )
+
+
+def check_synthetic_collection(cfg: Any) -> None:
+    """Refuse a run whose data are the synthetic collection of ``cfg.synthetic`` (``data.root`` is
+    ``synthetic.root``) when the collection on disk was written with another seed or other settings: the
+    run's saved config would name data it did not read (:func:`collection_mismatch`). Nothing is checked
+    for other data. Raises :class:`SyntheticCollectionMismatch`."""
+    syn, data = cfg.get("synthetic"), cfg.get("data")
+    if syn is None or data is None or data.get("root") is None or syn.get("root") is None:
+        return
+    if Path(str(data.root)).resolve() != Path(str(syn.root)).resolve():
+        return
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.to_container(syn, resolve=True)
+    params = {k: v for k, v in node.items() if k not in _WRITE_KEYS}
+    text = collection_mismatch(node["root"], int(node["seed"]), **params)
+    if text is not None:
+        raise SyntheticCollectionMismatch(text)
