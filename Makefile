@@ -44,7 +44,7 @@ format: setup ## Apply ruff fixes and formatting
 generate: setup ## Write the synthetic gastric data set (Hydra overrides: ARGS="synthetic=full")
 	$(BIN)/gastrodistill-generate $(ARGS)
 
-patches: setup ## Build the patch store from DATA_ROOT (ARGS="data.root=...")
+patches: setup ## Build the patch store of paths.data_root (ARGS="paths.data_root=/data/xrays")
 	$(BIN)/gastrodistill-patches $(ARGS)
 
 reproduce: setup ## The whole study on the embedded synthetic data (15-25 min on 2 CPU cores, by the day's machine)

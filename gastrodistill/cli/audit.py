@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.cli.override_keys import check_override_keys
+from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
 
 class AuditInputError(ValueError):
@@ -78,9 +79,12 @@ def check_recipes(cfg: DictConfig, sets: Mapping[str, Any]) -> None:
 
 def run(cfg: DictConfig) -> dict:
     from gastrodistill.anonymity.audit import run_audit
-    from gastrodistill.sharing.publish import publish_artifact
+    from gastrodistill.sharing.publish import check_experiment_name, publish_artifact
 
+    if cfg.audit.artifact.write:  # its name goes into every card: refused before the audit, not after
+        check_experiment_name(cfg)
     sets, artifacts = load_sets(cfg.audit.sets)
+    check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()

@@ -383,6 +383,14 @@ class Pipeline:
                         f"synthetic.{key}=0: the test split would hold no patient of that diagnosis, so the "
                         "patient HM and AUC could not be measured; use at least 1"
                     )
+        if "audit" in stages or "artifact" in stages:  # the name goes into the cards: refused now, not then
+            from gastrodistill.sharing.publish import check_experiment_name
+
+            check_experiment_name(self.cfg)
+        if "generate" not in stages and str((self.cfg.get("data") or {}).get("_target_", "")) == GASTRIC_DATA:
+            from gastrodistill.data.synthetic.generator import check_synthetic_collection
+
+            check_synthetic_collection(self.cfg)  # the stages read the collection on disk as it is
         if "evaluate" in stages and self.cfg.get("data", {}).get("val_fraction", None) == 0:
             raise ReproduceConfigError(  # it failed after the distillation, as an empty argmax
                 "data.val_fraction=0 leaves no validation patients, on which the evaluation chooses its "

@@ -63,6 +63,28 @@ def _numbers(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     return out
 
 
+def card_description(name: str, data_target: str, experiment_name: Any) -> str:
+    """The card's one-line ``description`` of the set ``name`` distilled from ``data_target`` data."""
+    return f"{name} distilled set of {data_target} ({experiment_name}), gastrodistill"
+
+
+def check_experiment_name(cfg: DictConfig) -> None:
+    """Refuse, before any stage runs, an ``experiment_name`` that no shared card may carry (a path, a file
+    name, a DICOM person name or UID: :func:`~gastrodistill.sharing.card.check_public`): it goes into every
+    artifact's description. Raises :class:`~gastrodistill.sharing.card.CardError` naming the key."""
+    from gastrodistill.sharing.card import CardError, check_public
+
+    name = cfg.get("experiment_name")
+    try:
+        check_public(card_description("soft", "data", name), "card.description")
+    except CardError as exc:
+        reason = str(exc).split(": the value ", 1)[-1].split(";", 1)[0]
+        raise CardError(
+            f"experiment_name={name!r} {reason}, and it goes into every shared artifact's card; choose a "
+            f"name without paths, file names or header fields (e.g. experiment_name=site_a)"
+        ) from None
+
+
 def card_fields_from_config(
     cfg: DictConfig,
     datamodule,
@@ -83,7 +105,7 @@ def card_fields_from_config(
     positive = cfg.get("eval", {}).get("patient", {}).get("positive_class") if "eval" in cfg else None
     fields: dict[str, Any] = {
         "name": str(name),
-        "description": f"{name} distilled set of {data_target} ({cfg.experiment_name}), gastrodistill",
+        "description": card_description(name, data_target, cfg.experiment_name),
         "dataset": data_target,
         "class_names": names,
         "mean": [float(v) for v in (getattr(distilled, "mean", None) or datamodule.mean)],

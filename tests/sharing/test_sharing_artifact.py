@@ -195,3 +195,31 @@ def test_the_shared_files_get_the_usual_permissions(tmp_path, soft_set, card_fie
         "distilled.safetensors": 0o644,
         "grid.png": 0o644,
     }
+
+
+def test_an_experiment_name_no_card_may_carry_is_refused_before_any_stage(compose_cfg, tmp_path):
+    """experiment_name goes into every card's description: a DICOM person name or a path is refused when
+    reproduce checks its config (it used to stop the study at the audit, after the distillation and the
+    evaluation) and by the audit command before it reads a set; a study without cards is not concerned."""
+    from gastrodistill.cli.audit import run as audit_run
+    from gastrodistill.cli.reproduce import Pipeline
+    from gastrodistill.sharing.card import CardError, check_public
+    from gastrodistill.sharing.publish import card_description, check_experiment_name
+
+    bad = compose_cfg(["experiment=tiny", "experiment_name='DOE^JOHN'"])
+    with pytest.raises(CardError) as info:
+        check_experiment_name(bad)
+    assert str(info.value).startswith("experiment_name='DOE^JOHN' looks like a DICOM person name")
+    with pytest.raises(CardError):  # the card's own check says the same of the description
+        check_public(card_description("soft", "GastricPatchDataModule", "DOE^JOHN"))
+    with pytest.raises(CardError, match=r"experiment_name='a/b' contains a path separator"):
+        check_experiment_name(compose_cfg(["experiment=tiny", "experiment_name=a/b"]))
+    check_experiment_name(compose_cfg(["experiment=tiny", "experiment_name=site_a"]))
+    with pytest.raises(CardError, match="DOE"):
+        Pipeline(bad).check_reproduce_section(["distill", "evaluate", "audit"])
+    Pipeline(bad).check_reproduce_section(["distill", "evaluate"])  # no card is written
+    missing = tmp_path / "no_such_set"  # the name is refused first: no set is read
+    with pytest.raises(CardError, match="DOE"):
+        audit_run(
+            compose_cfg(["experiment=tiny", "experiment_name='DOE^JOHN'", f"+audit.sets.soft={missing}"])
+        )
