@@ -241,3 +241,30 @@ def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
     data, _, distill, _ = recipe_lines(cfg, ["soft"])
     assert data == f"data: NpzDataModule; run seed {cfg.seed}"
     assert "the whole unroll differentiable" in distill and "augmentation (DSA) flip, rotate 10" in distill
+
+
+def test_two_commands_started_in_the_same_second_get_their_own_run_folders(tmp_path):
+    """Run folders are named to the microsecond: two runs of one experiment started together (a script's
+    ``&``) wrote into one folder named to the second, each overwriting the other's outputs unsaid."""
+    import re
+    import subprocess
+    import sys
+
+    script = (
+        "from hydra import compose, initialize_config_dir\n"
+        "from omegaconf import OmegaConf\n"
+        "from gastrodistill.cli import CONF_DIR\n"
+        "with initialize_config_dir(config_dir=CONF_DIR, version_base='1.3'):\n"
+        f"    cfg = compose('config', overrides=['paths.root_dir={tmp_path}'], return_hydra_config=True)\n"
+        "print(cfg.hydra.run.dir, cfg.hydra.sweep.dir)\n"
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    stamp = r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6}"
+    for run, sweep in outs:
+        assert re.fullmatch(rf"{re.escape(str(tmp_path))}/outputs/default/runs/{stamp}", run), run
+        assert re.fullmatch(rf"{re.escape(str(tmp_path))}/outputs/default/multiruns/{stamp}", sweep), sweep
+    assert outs[0][0] != outs[1][0] and outs[0][1] != outs[1][1]

@@ -346,8 +346,14 @@ def main(argv: list[str] | None = None) -> int:
                     args.root
                     / "outputs"
                     / str(recipe.get("experiment_name", recipe["name"]))
-                    / ("runs/check_" + datetime.now().strftime("%Y-%m-%d_%H-%M-%S"))
+                    / ("runs/check_" + datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f"))
                 ]
+                if run_dirs[0].is_dir() and any(run_dirs[0].iterdir()):
+                    raise RecipeError(
+                        f"--run writes a new run into {run_dirs[0]}, which already holds files (an earlier "
+                        f"run's would be overwritten): give a new or empty --run-dir, or drop --run to check "
+                        f"the run that is there"
+                    )
                 rerun(recipe, run_dirs[0])
             else:
                 run_dirs = args.run_dir or [latest_run(args.root, recipe)]

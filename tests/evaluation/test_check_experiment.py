@@ -115,6 +115,26 @@ def test_rerun_into_several_folders_is_refused(tmp_path, capsys):
     assert "give at most one --run-dir" in capsys.readouterr().err
 
 
+def test_rerun_into_a_folder_that_holds_a_run_is_refused(tmp_path, capsys, monkeypatch):
+    """--run into a finished run's folder overwrote its results unsaid; an empty folder is fine."""
+    import gastrodistill.cli.check_experiment as ce
+
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE)
+    done = tmp_path / "done"
+    (done / "eval").mkdir(parents=True)
+    (done / "eval" / "results.csv").write_text("kept\n")
+    reran: list = []
+    monkeypatch.setattr(ce, "rerun", lambda recipe, run_dir: reran.append(run_dir))
+    assert main([str(p), "--run", "--run-dir", str(done)]) == 2
+    err = capsys.readouterr().err
+    assert f"--run writes a new run into {done}, which already holds files" in err and "\n" not in err.strip()
+    assert not reran and (done / "eval" / "results.csv").read_text() == "kept\n"
+    (tmp_path / "empty").mkdir()
+    main([str(p), "--run", "--run-dir", str(tmp_path / "empty")])  # no results there: refused after the run
+    assert reran == [tmp_path / "empty"]
+
+
 def test_a_missing_number_says_what_was_not_found(tmp_path, capsys):
     p = tmp_path / "r.yaml"
     p.write_text(
