@@ -142,3 +142,26 @@ def test_a_config_dir_with_its_own_config_yaml_is_composed_as_hydra_does(tmp_pat
     # cannot compose that from the user's folder, and stands aside
     (tmp_path / "myexp.yaml").write_text("defaults:\n  - config\n  - _self_\nmy_note: hello\n")
     assert unknown_key_message(["-cd", d, "-cn", "myexp", "my_notee=1"], CONF_DIR) is None
+
+
+def test_two_run_modes_are_refused_in_one_line_before_hydra(monkeypatch, capsys):
+    """``-m ... --cfg job`` made Hydra raise a ValueError with a traceback; one line now, with the way on."""
+    import sys
+
+    from gastrodistill.cli import distill
+    from gastrodistill.cli.errors import EXIT_STATUS
+    from gastrodistill.cli.override_keys import mode_flags_message
+
+    assert mode_flags_message(["-m", "distill=soft,hard", "--cfg", "job"]).startswith(
+        "error: --multirun and --cfg cannot be combined"
+    )
+    assert "keep one of them" in mode_flags_message(["--info", "-r"])
+    assert mode_flags_message(["--cfg=job", "--multirun"]) is not None
+    for alone in (["--cfg", "job"], ["-m", "seed=0,1"], ["-cn", "-m"], ["-sc", "install=bash"], []):
+        assert mode_flags_message(alone) is None, alone
+    monkeypatch.setattr(sys, "argv", ["gastrodistill-distill", "-m", "distill=soft,hard", "--cfg", "job"])
+    with pytest.raises(SystemExit) as info:
+        distill.main()
+    assert info.value.code == EXIT_STATUS
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "drop --multirun and give that job's values with --cfg job" in err

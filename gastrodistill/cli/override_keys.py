@@ -182,13 +182,56 @@ def _composed_tree(primary: str, config_name: str, extra: str | None, choices: l
         GlobalHydra.instance().clear()
 
 
+#: Hydra's run modes, of which a command line may give one (Hydra raises a ValueError, a traceback, for two).
+MODE_FLAGS = {
+    "-r": "--run",
+    "--run": "--run",
+    "-m": "--multirun",
+    "--multirun": "--multirun",
+    "-c": "--cfg",
+    "--cfg": "--cfg",
+    "-i": "--info",
+    "--info": "--info",
+    "-sc": "--shell-completion",
+    "--shell-completion": "--shell-completion",
+}
+
+
+def mode_flags_message(argv: list[str]) -> str | None:
+    """The error line for a command line that gives two of Hydra's run modes (``-m ... --cfg job``), else
+    None. Flags are read by name (``--cfg=job`` too); values of :data:`VALUE_FLAGS` are skipped."""
+    modes: list[str] = []
+    args = iter(argv)
+    for arg in args:
+        name = arg.partition("=")[0]
+        if name in VALUE_FLAGS and "=" not in arg:
+            next(args, None)
+        elif name in MODE_FLAGS and MODE_FLAGS[name] not in modes:
+            modes.append(MODE_FLAGS[name])
+    if len(modes) < 2:
+        return None
+    advice = (
+        "to see one job's config, drop --multirun and give that job's values with --cfg job "
+        "(e.g. distill=hard --cfg job)"
+        if {"--multirun", "--cfg"} <= set(modes)
+        else "keep one of them"
+    )
+    return (
+        f"error: {' and '.join(modes)} cannot be combined: Hydra does one of --run, --multirun, --cfg, "
+        f"--info and --shell-completion at a time; {advice}"
+    )
+
+
 def check_override_keys(conf_dir: str, config_name: str = "config") -> Callable:
-    """Decorator for a ``@hydra.main`` function: refuse an override of an unknown key (module docstring)."""
+    """Decorator for a ``@hydra.main`` function: refuse two of Hydra's run modes at once
+    (:func:`mode_flags_message`) and an override of an unknown key (module docstring)."""
 
     def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(main)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            text = unknown_key_message(sys.argv[1:], conf_dir, config_name)
+            text = mode_flags_message(sys.argv[1:]) or unknown_key_message(
+                sys.argv[1:], conf_dir, config_name
+            )
             if text is not None:
                 print(text, file=sys.stderr)
                 raise SystemExit(EXIT_STATUS)
