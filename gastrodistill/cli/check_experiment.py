@@ -37,6 +37,8 @@ import pandas as pd
 import yaml
 from scipy.stats import t as t_dist
 
+from gastrodistill.cli.output_folder import output_folder_problem
+
 #: The columns that identify a row of a results table (``eval/results.csv``).
 RESULT_KEYS = ("method", "schedule")
 
@@ -354,6 +356,9 @@ def main(argv: list[str] | None = None) -> int:
                         f"run's would be overwritten): give a new or empty --run-dir, or drop --run to check "
                         f"the run that is there"
                     )
+                problem = output_folder_problem(run_dirs[0])
+                if problem is not None:  # before the re-run (its traceback, then ours, otherwise)
+                    raise RecipeError(f"--run-dir {run_dirs[0]} {problem}")
                 rerun(recipe, run_dirs[0])
             else:
                 run_dirs = args.run_dir or [latest_run(args.root, recipe)]

@@ -13,6 +13,9 @@ Hydra's own flags are honoured: ``-cn``/``--config-name`` (your primary config) 
 sweep over group options (``-m distill=soft_cpu,hard_cpu``) is composed once per combination (up to
 :data:`MAX_SWEEP_COMBINATIONS`); the check stands aside for ``-sc``/``--shell-completion`` (its
 ``install=bash`` is no override) and ``-cp``/``--config-path``.
+
+The same decorator refuses, in one line, an output folder given on the command line that cannot be
+written (``paths.output_dir=afile/sub``; :func:`gastrodistill.cli.output_folder.command_line_output_problem`).
 """
 
 from __future__ import annotations
@@ -229,8 +232,12 @@ def check_override_keys(conf_dir: str, config_name: str = "config") -> Callable:
     def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(main)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            text = mode_flags_message(sys.argv[1:]) or unknown_key_message(
-                sys.argv[1:], conf_dir, config_name
+            from gastrodistill.cli.output_folder import command_line_output_problem
+
+            text = (
+                mode_flags_message(sys.argv[1:])
+                or unknown_key_message(sys.argv[1:], conf_dir, config_name)
+                or command_line_output_problem(sys.argv[1:])  # before Hydra makes its run folder
             )
             if text is not None:
                 print(text, file=sys.stderr)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import CommandError, check_root_values, report_errors
+from gastrodistill.cli.output_folder import check_output_folder
 
 EPILOG = """examples:
   gastrodistill-train-from-artifact --artifact soft.zip -- data.root=/site/xrays data.storage_size=64
@@ -66,7 +67,8 @@ def parser() -> argparse.ArgumentParser:
 def compose(overrides: list[str], output: str | None):
     """The root config with ``overrides`` and ``paths.output_dir`` set to ``output`` (default
     ``outputs/<experiment>/receive``). Raises :class:`CommandError` for an override Hydra refuses (a
-    misspelt key or option, a bad value), with Hydra's message, and for an ``output`` that is a file."""
+    misspelt key or option, a bad value), with Hydra's message, and for an ``output`` that no folder can be
+    written at (a file, a path below a file, a folder the system refuses: ``check_output_folder``)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -75,8 +77,8 @@ def compose(overrides: list[str], output: str | None):
 
     from gastrodistill.cli.override_keys import unknown_key_message
 
-    if output is not None and Path(output).exists() and not Path(output).is_dir():
-        raise CommandError(f"--output {output} is a file; give a folder (it is created if missing)")
+    if output is not None:  # a file, a path below a file, a folder that cannot be made: before any work
+        check_output_folder(output, "--output")
     GlobalHydra.instance().clear()
     unknown = unknown_key_message(  # a typo: named, with the nearest keys
         list(overrides),
@@ -115,6 +117,8 @@ def run(argv: list[str] | None = None) -> dict:
     if artifact.is_dir() and (output.resolve() == artifact or artifact in output.resolve().parents):
         # the artifact holds its listed files only: a report written into it makes it unloadable
         raise CommandError(f"--output {output} is inside the artifact {args.artifact}; give another folder")
+    if args.output is None:  # the default, below paths.root_dir (GASTRODISTILL_ROOT)
+        check_output_folder(output, "the default output folder (no --output given)")
     dm = hydra.utils.instantiate(cfg.data)
     result = train_from_artifact(
         args.artifact, cfg, dm, output, n_networks=args.networks, schedule=args.schedule

@@ -1,0 +1,104 @@
+"""An output folder that cannot be written (a path below a file, one the system refuses) is refused in one
+line naming the option, before any work and leaving nothing behind (``cli.output_folder``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from gastrodistill.cli.output_folder import output_folder_problem
+
+UNCREATABLE = Path("/proc/gastrodistill-no-such-folder")  # /proc takes no new folders, even as root
+
+
+def test_the_problem_is_said_in_words_and_nothing_is_left(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("kept")
+    assert output_folder_problem(afile) == "is a file; give a folder (it is created if missing)"
+    for below in (afile / "sub", afile / "sub" / "deeper"):
+        assert output_folder_problem(below) == (
+            f"is inside {afile}, which is a file; give a folder you can write to (it is created if missing)"
+        )
+    if Path("/proc/self").is_dir():
+        assert output_folder_problem(UNCREATABLE / "x").startswith("cannot be created in /proc (")
+    assert output_folder_problem(tmp_path / "new" / "a" / "b") is None
+    assert output_folder_problem(tmp_path) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]  # the probe made and removed new/a/b
+    assert afile.read_text() == "kept"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_folder_without_write_permission_is_refused(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    try:
+        assert output_folder_problem(locked / "out").startswith(f"cannot be created in {locked} (")
+        assert output_folder_problem(locked).startswith("cannot be written (")
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.parametrize("where", ["below a file", "uncreatable"])
+def test_train_from_artifact_refuses_an_output_folder_it_cannot_write(tmp_path, capsys, where):
+    """``--output afile/sub`` was a NotADirectoryError traceback, ``--output /proc/x`` a FileNotFoundError."""
+    from gastrodistill.cli.train_from_artifact import main
+
+    if where == "uncreatable" and not Path("/proc/self").is_dir():
+        pytest.skip("no /proc")
+    (tmp_path / "afile").write_text("kept")
+    output = tmp_path / "afile" / "sub" if where == "below a file" else UNCREATABLE
+    with pytest.raises(SystemExit) as info:
+        main(["--artifact", str(tmp_path / "soft.zip"), "--output", str(output)])
+    err = capsys.readouterr().err
+    assert info.value.code == 1
+    assert err.startswith(f"error: --output {output} ") and err.count("\n") == 1, err
+    assert "give a folder you can write to" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
+def test_check_experiment_refuses_a_run_folder_it_cannot_write_before_the_run(tmp_path, capsys, monkeypatch):
+    import gastrodistill.cli.check_experiment as ce
+
+    p = tmp_path / "r.yaml"
+    p.write_text(
+        "name: t\noverrides: [experiment=cpu]\nresults: eval/results.csv\nexpect:\n"
+        "  - what: soft\n    value: {method: soft, schedule: replay}\n    range: [0.0, 1.0]\n"
+    )
+    (tmp_path / "afile").write_text("kept")
+    reran: list = []
+    monkeypatch.setattr(ce, "rerun", lambda recipe, run_dir: reran.append(run_dir))
+    assert ce.main([str(p), "--run", "--run-dir", str(tmp_path / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: --run-dir {tmp_path / 'afile' / 'sub'} is inside {tmp_path / 'afile'}, which is a file; "
+        "give a folder you can write to (it is created if missing)\n"
+    )
+    assert not reran
+
+
+@pytest.mark.parametrize("key", ["paths.output_dir", "hydra.run.dir", "hydra.sweep.dir"])
+def test_hydra_commands_refuse_an_output_folder_below_a_file_before_hydra(tmp_path, capsys, monkeypatch, key):
+    """``gastrodistill-distill paths.output_dir=afile/sub`` loaded the data, then a NotADirectoryError
+    traceback; ``hydra.run.dir=afile/sub`` was Hydra's own traceback."""
+    import sys
+
+    from gastrodistill.cli import CONF_DIR
+    from gastrodistill.cli.override_keys import check_override_keys
+
+    (tmp_path / "afile").write_text("kept")
+    ran: list = []
+    command = check_override_keys(CONF_DIR)(lambda: ran.append(1))
+    value = tmp_path / "afile" / "sub"
+    monkeypatch.setattr(sys, "argv", ["gastrodistill-distill", "experiment=tiny", f"{key}={value}"])
+    with pytest.raises(SystemExit) as info:
+        command()
+    assert info.value.code == 1 and not ran
+    assert capsys.readouterr().err == (
+        f"error: {key}={value}: {value} is inside {tmp_path / 'afile'}, which is a file; give a folder you "
+        "can write to (it is created if missing)\n"
+    )
+    monkeypatch.setattr(sys, "argv", ["gastrodistill-distill", f"{key}={tmp_path / 'new'}"])
+    command()
+    assert ran == [1] and not (tmp_path / "new").exists()
