@@ -316,6 +316,28 @@ def _refuse_sizes(sizes: Mapping[str, int], where: str) -> None:
         )
 
 
+#: Files a file manager leaves in folders and zips by itself (macOS Finder, Windows Explorer).
+_FILE_MANAGER_FILES = (".DS_Store", "Thumbs.db", "desktop.ini")
+
+
+def _unexpected_advice(names: list[str], unexpected: list[str]) -> str:
+    """What to do about ``unexpected`` entries: the usual two causes get their fix, else nothing."""
+    inner = {n.split("/", 1)[0] for n in names if "/" in n}
+    if len(inner) == 1 and sorted(
+        n.split("/", 1)[1] for n in names if "/" in n and not n.endswith("/")
+    ) == sorted(ARTIFACT_FILES):
+        folder = inner.pop()
+        files = " ".join(sorted(ARTIFACT_FILES))
+        return (
+            f": they sit in a folder {folder!r} inside the zip. Zip the three files without their folder "
+            f"(cd {folder} && zip ../{folder}.zip {files}), or unzip it and pass the folder"
+        )
+    junk = [n for n in unexpected if n.rsplit("/", 1)[-1] in _FILE_MANAGER_FILES or n.startswith("__MACOSX/")]
+    if junk and len(junk) == len(unexpected):
+        return f"; {junk} are written by the file manager (Finder, Explorer): delete them and pass it again"
+    return ""
+
+
 def _refuse_names(names: list[str], where: str) -> None:
     for n in names:
         if n.lower().endswith(PICKLE_SUFFIXES):
@@ -334,7 +356,7 @@ def _refuse_names(names: list[str], where: str) -> None:
     if unexpected:
         raise ArtifactError(
             f"{where} contains unexpected file(s) {unexpected}; an artifact holds exactly "
-            f"{list(ARTIFACT_FILES)}"
+            f"{list(ARTIFACT_FILES)}{_unexpected_advice(names, unexpected)}"
         )
     missing = sorted(set(ARTIFACT_FILES) - set(names))
     if missing:

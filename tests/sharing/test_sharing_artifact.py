@@ -174,6 +174,28 @@ def test_zip_members_with_paths_are_refused(tmp_path, artifact):
         load_artifact(tmp_path / "evil.zip")
 
 
+def test_the_usual_packing_mistakes_are_refused_with_their_fix(tmp_path, artifact):
+    """``zip -r soft.zip soft/`` puts the files in a folder inside the zip, and Finder leaves .DS_Store
+    in a folder: both are still refused (an artifact holds exactly three files), with what to do."""
+    with zipfile.ZipFile(tmp_path / "soft.zip", "w") as zf:
+        zf.writestr("soft/", "")
+        for name in ("card.json", "distilled.safetensors", "grid.png"):
+            zf.write(artifact / name, f"soft/{name}")
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(tmp_path / "soft.zip")
+    assert "they sit in a folder 'soft' inside the zip" in str(info.value)
+    assert "(cd soft && zip ../soft.zip card.json distilled.safetensors grid.png)" in str(info.value)
+    (artifact / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    with pytest.raises(ArtifactError, match=r"\['.DS_Store'\] are written by the file manager"):
+        load_artifact(artifact)
+    (artifact / "notes.txt").write_text("mine")  # not only the file manager's: no advice, as before
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(artifact)
+    assert "file manager" not in str(info.value) and "unexpected file(s) ['.DS_Store', 'notes.txt']" in str(
+        info.value
+    )
+
+
 def test_the_shared_files_get_the_usual_permissions(tmp_path, soft_set, card_fields):
     """Written through temporary files (mkstemp/mkdtemp: owner-only), the artifact folder, its zip and
     grid.png were 0700/0600 while card.json was 0644: the group a zip is meant for could not read it."""
