@@ -39,6 +39,7 @@ REPORTED = (
     "patch_accuracy",
     "patch_balanced_accuracy",
     "patch_macro_f1",
+    "patch_auc",  # the headline figure of data without patients (npz, folder): a site compares it too
     "patient_sensitivity",
     "patient_specificity",
     "patient_hm",

@@ -38,10 +38,14 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
         )
         direct.append(evaluate_network(net, ctx))
     published = {
-        f"{m}_mean": float(np.mean([r[m] for r in direct])) for m in ("patch_accuracy", "patient_hm")
+        f"{m}_mean": float(np.mean([r[m] for r in direct]))
+        for m in ("patch_accuracy", "patch_auc", "patient_hm")
     }
     published.update(
-        {f"{m}_std": float(np.std([r[m] for r in direct])) for m in ("patch_accuracy", "patient_hm")}
+        {
+            f"{m}_std": float(np.std([r[m] for r in direct]))
+            for m in ("patch_accuracy", "patch_auc", "patient_hm")
+        }
     )
     art = save_artifact(tmp_path / "soft", soft_set, {**card_fields, "evaluation": published}, archive=True)
 
@@ -50,7 +54,7 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
     for i, rec in enumerate(result["networks"]):
         for m in REPORTED:
             assert rec[m] == pytest.approx(float(direct[i][m]), abs=1e-12), (i, m)
-    for m in ("patch_accuracy", "patient_hm"):
+    for m in ("patch_accuracy", "patch_auc", "patient_hm"):  # AUC: the figure npz and folder data lead with
         assert result["published"][m]["difference"] == pytest.approx(0.0, abs=1e-12)
         assert result["published"][m]["within_noise"]
     saved = json.loads((tmp_path / "site" / "receive.json").read_text())
