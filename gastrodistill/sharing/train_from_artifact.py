@@ -78,16 +78,26 @@ class SiteAdapter(nn.Module):
 def check_site_data(card: Mapping[str, Any], datamodule) -> None:
     """The site's classes (names and order) and channels must be the artifact's."""
     names = list(card["class_names"])
-    if list(datamodule.class_names) != names:
+    site = list(datamodule.class_names)
+    if site != names:
+        # the same number of classes under other names: most often an npz without class_names, or a rename
+        rename = (
+            f"; if they are the same classes under other names, name them as the artifact does (npz data: "
+            f"data.class_names=[{','.join(names)}]; folder data: rename the class folders)"
+            if len(site) == len(names) and sorted(site) != sorted(names)
+            else ""
+        )
         raise ArtifactError(
-            f"the artifact's classes are {names} but the site's data has {list(datamodule.class_names)}; "
+            f"the artifact's classes are {names} but the site's data has {site}; "
             "a network trained from the artifact can only be tested on data with the same classes "
-            "in the same order"
+            f"in the same order{rename}"
         )
     channels = int(card["distilled"]["image_shape"][0])
     if int(datamodule.in_channels) != channels:
+        kind = "grayscale" if channels == 1 else f"{channels}-channel"
         raise ArtifactError(
-            f"the artifact's images have {channels} channel(s), the site's data {datamodule.in_channels}"
+            f"the artifact's images have {channels} channel(s), the site's data {datamodule.in_channels}: "
+            f"its networks take {kind} images, so convert the site's images to {kind} first"
         )
 
 

@@ -91,8 +91,20 @@ def test_site_with_other_classes_or_untrusted_architecture_is_refused(
     art = save_artifact(tmp_path / "soft", soft_set, card_fields)
     other = make_dm(patients=(4, 2, 4), per_patient=3)
     other._class_names = other.class_names = list(reversed(CLASSES))
-    with pytest.raises(ArtifactError, match="same classes in the same order"):
+    with pytest.raises(ArtifactError, match="same classes in the same order") as info:
         train_from_artifact(art, compose_cfg(FAST), other)
+    assert "other names" not in str(info.value)  # the same names in another order: no renaming advice
+    other._class_names = other.class_names = [str(i) for i in range(len(CLASSES))]  # an npz without names
+    with pytest.raises(ArtifactError) as info:
+        train_from_artifact(art, compose_cfg(FAST), other)
+    assert f"npz data: data.class_names=[{','.join(CLASSES)}]" in str(info.value)
+    wide = make_dm(patients=(4, 2, 4), per_patient=3)
+    wide.in_channels = 3
+    with pytest.raises(ArtifactError) as info:
+        train_from_artifact(art, compose_cfg(FAST), wide)
+    assert "its networks take grayscale images, so convert the site's images to grayscale first" in str(
+        info.value
+    )
     with pytest.raises(
         ArtifactError, match="architecture._target_ 'os.system' is not one of the project's networks"
     ):
