@@ -401,8 +401,9 @@ def test_sets_from_other_data_are_refused_naming_what_differs(
     with pytest.raises(DistilledSetMismatch, match="normalisation mean"):
         check_distilled_set("soft", bad, patient_dm)
     other = patient_dm_factory(size=16)
-    with pytest.raises(DistilledSetMismatch, match=r"image size: set \(12, 12\), data \(16, 16\)"):
+    with pytest.raises(DistilledSetMismatch, match=r"image size: set \(12, 12\), data \(16, 16\)") as info:
         check_distilled_set("soft", ds, other)
+    assert "to test it on another site's data, use gastrodistill-train-from-artifact" in str(info.value)
     renamed = copy.deepcopy(ds)
     renamed.class_names = ["a", "b", "c"]
     with pytest.raises(DistilledSetMismatch, match="class names"):
