@@ -118,9 +118,15 @@ def model_factory(card: Mapping[str, Any]):
     try:
         factory = check_model_config(OmegaConf.create(arch), shape, key="card architecture")
     except ModelConfigError as exc:
-        raise ArtifactError(
-            f"{exc} (a card from a newer gastrodistill? update it to train from this card)"
-        ) from None
+        # an argument this version does not know: a newer card; anything else: a card no site could use
+        newer = "unexpected keyword" in str(exc)
+        hint = (
+            "a card from a newer gastrodistill? update it to train from this card"
+            if newer
+            else "a malformed card, or a network larger than this machine can hold: ask the sending site "
+            "for the artifact again"
+        )
+        raise ArtifactError(f"{exc} ({hint})") from None
     return factory, str(arch.get("init", "xavier")), target
 
 

@@ -124,6 +124,16 @@ def test_a_card_argument_this_version_does_not_know_is_a_message(artifact):
         ArtifactError, match="card architecture cannot be built .*dropout.*newer gastrodistill"
     ):
         model_factory(card)
+    # a value no network takes is no newer card: the message says the card is malformed
+    _, card = load_artifact(
+        _resealed(
+            artifact,
+            lambda card: card["architecture"].pop("dropout") and card["architecture"].update(act="nope"),
+        )
+    )
+    with pytest.raises(ArtifactError) as info:
+        model_factory(card)
+    assert "a malformed card" in str(info.value) and "newer gastrodistill" not in str(info.value)
 
 
 def test_check_plain_and_check_received_node():
