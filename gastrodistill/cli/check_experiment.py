@@ -210,7 +210,20 @@ def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
             "(the jobs of a multirun, outputs/<experiment>/multiruns/<time>/<n>, are not searched: "
             "give each with --run-dir)"
         )
-    return max(finished, key=lambda d: (d / recipe["results"]).stat().st_mtime)
+    newest = max(finished, key=lambda d: (d / recipe["results"]).stat().st_mtime)
+    when = (newest / recipe["results"]).stat().st_mtime
+    later = sorted(
+        d
+        for d in (root / "outputs" / name / "multiruns").glob("*/*")
+        if (d / recipe["results"]).is_file() and (d / recipe["results"]).stat().st_mtime > when
+    )
+    if later:  # a sweep finished after the newest single run: say so rather than check the older run unsaid
+        print(
+            f"note: checking {newest}; {len(later)} multirun job(s) finished after it (e.g. {later[-1]}), "
+            "which are not searched: give each with --run-dir",
+            file=sys.stderr,
+        )
+    return newest
 
 
 def rerun(recipe: Mapping[str, Any], run_dir: Path) -> None:

@@ -257,3 +257,24 @@ def test_every_shipped_recipe_loads_and_its_overrides_compose(recipe, compose_cf
     loaded = load_recipe(recipe)
     cfg = compose_cfg(list(loaded["overrides"]))
     assert str(cfg.experiment_name) == str(loaded.get("experiment_name", cfg.experiment_name))
+
+
+def test_the_newest_single_run_is_checked_and_a_later_sweep_is_named(tmp_path, capsys):
+    """Without --run-dir the newest finished run under runs/ is checked; multirun jobs that finished after
+    it are not searched, and a note now says so instead of checking the older run unsaid."""
+    import os
+
+    from gastrodistill.cli.check_experiment import latest_run
+
+    recipe = {"name": "t", "results": "eval/results.csv", "overrides": []}
+    exp = tmp_path / "outputs" / "t"
+    for i, folder in enumerate((exp / "runs" / "old", exp / "runs" / "new", exp / "multiruns" / "s" / "0")):
+        (folder / "eval").mkdir(parents=True)
+        (folder / "eval" / "results.csv").write_text("x\n")
+        os.utime(folder / "eval" / "results.csv", (1000 + i, 1000 + i))
+    assert latest_run(tmp_path, recipe) == exp / "runs" / "new"
+    err = capsys.readouterr().err
+    assert f"note: checking {exp / 'runs' / 'new'}; 1 multirun job(s) finished after it" in err
+    assert str(exp / "multiruns" / "s" / "0") in err
+    os.utime(exp / "runs" / "new" / "eval" / "results.csv", (2000, 2000))  # the sweep is older: no note
+    assert latest_run(tmp_path, recipe) == exp / "runs" / "new" and capsys.readouterr().err == ""
