@@ -19,6 +19,13 @@ Whatever the error, any W&B run left open by the failed job is closed as failed 
 a sweep starts its own run), and the job's output folder is removed when it holds nothing but
 bookkeeping (Hydra's ``.hydra/`` and job log, the run record ``config.yaml``/``run_info.json``, logger
 folders holding only hyper-parameters), so a refused input leaves no output behind.
+
+Ctrl-C (SIGINT) and SIGTERM (``kill PID``, ``timeout``, a scheduler) stop a command the same way: the
+signal raises ``KeyboardInterrupt`` in the task (:func:`signals_as_interrupts`), so worker pools terminate
+and join their workers and staging folders are removed on the way out; then the job's output folder goes
+if it holds nothing else, W&B runs are closed as failed, and the command prints ``interrupted (Ctrl-C)``
+or ``interrupted (SIGTERM)`` alone and exits with status 128 + the signal's number (130, 143). A sweep
+stops at that job.
 """
 
 from __future__ import annotations
@@ -28,10 +35,14 @@ import logging
 import os
 import re
 import shutil
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.errors import CompactHydraException
 
@@ -228,8 +239,9 @@ def _only_hyperparameters(logs: Path) -> bool:
 def remove_if_untouched(out: Path | None) -> bool:
     """Remove a job's output folder holding only bookkeeping: what Hydra wrote (``.hydra/``,
     ``<job>.log``), the run record of ``utils.run_info.save_run_info`` (``config.yaml``,
-    ``run_info.json``) and logger folders holding only hyper-parameters (``logs/**/hparams.yaml``), i.e.
-    a run that failed before producing anything."""
+    ``run_info.json``), logger folders holding only hyper-parameters (``logs/**/hparams.yaml``) and
+    folders with no file (a stage's, made before it was stopped), i.e. a run that failed or was
+    interrupted before producing anything."""
     if out is None or not out.is_dir():
         return False
     try:
@@ -238,6 +250,7 @@ def remove_if_untouched(out: Path | None) -> bool:
         return False
     if (out / "logs").is_dir() and _only_hyperparameters(out / "logs"):
         hydra_only.add("logs")
+    hydra_only |= {p.name for p in out.iterdir() if p.is_dir() and not any(f.is_file() for f in p.rglob("*"))}
     if {p.name for p in out.iterdir()} <= hydra_only:
         shutil.rmtree(out, ignore_errors=True)
         parent = out.parent
@@ -261,6 +274,76 @@ def _multirun() -> bool:
         return False
 
 
+#: The signal stopping the command, recorded by :func:`signals_as_interrupts`' handler.
+_RECEIVED: list[int] = []
+
+
+def _raise_interrupt(signum: int, _frame: Any) -> None:
+    _RECEIVED.append(signum)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+@contextmanager
+def signals_as_interrupts() -> Iterator[None]:
+    """Within: SIGTERM, like Ctrl-C, raises ``KeyboardInterrupt`` in the main thread, so that what cleans
+    up after Ctrl-C runs for ``kill PID`` too (plain SIGTERM killed the process at once, leaving its worker
+    processes running). Handlers someone else installed are left alone; the previous ones come back after.
+    """
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    _RECEIVED.clear()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    for signum, handler in previous.items():
+        if handler in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(signum, _raise_interrupt)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+
+
+def interrupting_signal(exc: BaseException) -> int | None:
+    """The signal stopping the command when ``exc`` ends it: one received within
+    :func:`signals_as_interrupts`, whatever ``exc`` it became (Lightning's ``fit`` turns
+    ``KeyboardInterrupt`` into ``SystemExit(1)``), or SIGINT for a ``KeyboardInterrupt``; else ``None``."""
+    if _RECEIVED:
+        return _RECEIVED[0]
+    return int(signal.SIGINT) if isinstance(exc, KeyboardInterrupt) else None
+
+
+def stop_interrupted(signum: int) -> NoReturn:
+    """After a stage stopped by ``signum`` (its pools and staging folders already cleaned up on the way
+    out): stop child processes left running, remove the job's untouched output folder, close W&B runs,
+    one line, exit 128 + ``signum``."""
+    stop_children()
+    remove_if_untouched(_job_output_dir())
+    close_open_runs(failed=True)
+    close_progress_bars()
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    print(f"interrupted ({name})", file=sys.stderr)
+    raise SystemExit(128 + signum) from None
+
+
+def stop_children(grace_s: float = 5.0) -> None:
+    """Terminate this process's ``multiprocessing`` children still running (SIGTERM, then SIGKILL after
+    ``grace_s``): e.g. Lightning's ``ddp_spawn`` ranks, which a SIGTERM to this process alone does not reach
+    and for which the interpreter would wait at exit."""
+    import multiprocessing
+
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    deadline = time.monotonic() + grace_s
+    for child in children:
+        child.join(max(0.0, deadline - time.monotonic()))
+        if child.is_alive():
+            child.kill()
+            child.join(1.0)
+
+
 def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a Hydra task function (below ``@hydra.main``): see the module docstring."""
 
@@ -268,11 +351,17 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(cfg: Any) -> Any:
         failed = True
         try:
-            check_root_values(cfg)
-            result = task(cfg)
+            with signals_as_interrupts():
+                check_root_values(cfg)
+                result = task(cfg)
             failed = False
             return result
-        except Exception as exc:
+        except BaseException as exc:
+            signum = interrupting_signal(exc)
+            if signum is not None:
+                stop_interrupted(signum)
+            if not isinstance(exc, Exception):
+                raise
             found = project_error(exc)
             bad_value = instantiation_value_error(exc) if found is None else None
             if found is None and bad_value is None:
@@ -310,10 +399,16 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         failed = True
         try:
-            result = main(*args, **kwargs)
+            with signals_as_interrupts():
+                result = main(*args, **kwargs)
             failed = False
             return result
-        except Exception as exc:
+        except BaseException as exc:
+            signum = interrupting_signal(exc)
+            if signum is not None:
+                stop_interrupted(signum)
+            if not isinstance(exc, Exception):
+                raise
             found = project_error(exc)
             bad_value = instantiation_value_error(exc) if found is None else None
             if (found is None and bad_value is None) or os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -4,11 +4,25 @@
 the body raises: a worker's error re-raised by ``future.result()`` (or any error of the parent) reaches
 the user only after the other workers' tasks end, minutes later in ``gastrodistill-reproduce``. Here the
 workers are terminated first, so the error prints at once; tasks still queued are cancelled.
+
+Stopping: each worker ignores Ctrl-C from its start (SIGINT reaches the whole process group; the parent,
+whose ``KeyboardInterrupt`` ends the body, terminates the workers), exits on SIGTERM even where a library took
+over the signal inside a task (Lightning's ``Trainer.fit`` only takes note of it, which left a worker idle
+for good), and exits by itself within a second when its parent dies without stopping it (SIGKILL, a
+crash), so that no worker computes on as an orphan. The parent's side (SIGTERM handled as Ctrl-C) is
+:func:`gastrodistill.cli.errors.signals_as_interrupts`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
+import multiprocessing.context
+import multiprocessing.util
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -24,11 +38,15 @@ def spawn_pool(
     """A ``ProcessPoolExecutor`` of ``workers`` ``spawn`` processes (fresh interpreters: no forked torch
     threads), shut down normally when the body ends, its workers terminated when the body raises.
 
-    ``initializer(*initargs)`` runs once in each worker, as with ``ProcessPoolExecutor``. The body's
-    exception is re-raised unchanged; futures still running then fail with ``BrokenProcessPool``.
+    ``initializer(*initargs)`` runs once in each worker, as with ``ProcessPoolExecutor``, after the
+    worker's signal set-up (module docstring). The body's exception is re-raised unchanged; futures still
+    running then fail with ``BrokenProcessPool``.
     """
     pool = ProcessPoolExecutor(
-        workers, mp_context=mp.get_context("spawn"), initializer=initializer, initargs=initargs
+        workers,
+        mp_context=_SpawnContext(),
+        initializer=_start_worker,
+        initargs=(os.getpid(), initializer, initargs),
     )
     try:
         yield pool
@@ -48,3 +66,51 @@ def terminate_workers(pool: ProcessPoolExecutor) -> None:
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         if process.is_alive():
             process.terminate()
+
+
+class _WorkerProcess(mp.context.SpawnProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> Any:
+        # born with SIGINT blocked (the mask survives exec): a Ctrl-C while it imports is no traceback
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return mp.context.SpawnProcess._Popen(process_obj)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+class _SpawnContext(mp.context.SpawnContext):
+    Process = _WorkerProcess
+
+
+#: How often (seconds) a worker checks that its parent is still alive.
+PARENT_CHECK_S = 0.5
+
+
+def _start_worker(parent: int, initializer: Callable[..., Any] | None, initargs: tuple) -> None:
+    """A worker's set-up: Ctrl-C left to the parent, SIGTERM always ends it, it ends with its parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # ignored from now on, also in its children
+    signal.signal(signal.SIGTERM, _exit_on_signal)  # a library's own handler calls this one too
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="exit-with-parent", daemon=True).start()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _exit_on_signal(signum: int, _frame: Any) -> None:
+    """End the process by the signal itself (exit status -signum, as ``Process.terminate`` expects), once
+    multiprocessing's exit clean-up ran: a semaphore a task made (tqdm's lock) is released, not reported
+    as leaked by the resource tracker below the command's last line."""
+    signal.signal(signum, signal.SIG_IGN)  # meanwhile: the pool sends a broken pool's workers another
+    with contextlib.suppress(Exception):
+        mp.util._run_finalizers(0)  # what a process's normal exit runs first
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+def _exit_with_parent(parent: int) -> None:
+    # signals go to the main thread, whose handlers end the worker (not to this thread, asleep)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    while os.getppid() == parent:  # an orphan is adopted by init or a subreaper: another parent id
+        time.sleep(PARENT_CHECK_S)
+    os._exit(1)
