@@ -314,6 +314,14 @@ def interrupting_signal(exc: BaseException) -> int | None:
     return int(signal.SIGINT) if isinstance(exc, KeyboardInterrupt) else None
 
 
+def stop_if_interrupted(exc: BaseException) -> None:
+    """:func:`stop_interrupted` when a signal ends the command with ``exc`` (:func:`interrupting_signal`);
+    returns for any other exception."""
+    signum = interrupting_signal(exc)
+    if signum is not None:
+        stop_interrupted(signum)
+
+
 def stop_interrupted(signum: int) -> NoReturn:
     """After a stage stopped by ``signum`` (its pools and staging folders already cleaned up on the way
     out): stop child processes left running, remove the job's untouched output folder, close W&B runs,
@@ -357,9 +365,7 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
             failed = False
             return result
         except BaseException as exc:
-            signum = interrupting_signal(exc)
-            if signum is not None:
-                stop_interrupted(signum)
+            stop_if_interrupted(exc)
             if not isinstance(exc, Exception):
                 raise
             found = project_error(exc)
@@ -404,9 +410,7 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             failed = False
             return result
         except BaseException as exc:
-            signum = interrupting_signal(exc)
-            if signum is not None:
-                stop_interrupted(signum)
+            stop_if_interrupted(exc)
             if not isinstance(exc, Exception):
                 raise
             found = project_error(exc)
