@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from gastrodistill.cli.errors import CommandError
+from gastrodistill.utils.atomic import nearest_existing
 
 GIVE_FOLDER = "give a folder you can write to (it is created if missing)"
 
@@ -29,9 +30,7 @@ def output_folder_problem(path: str | os.PathLike) -> str | None:
     try:
         if path.exists() and not path.is_dir():
             return "is a file; give a folder (it is created if missing)"
-        existing = path
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
+        existing = nearest_existing(path)
         if existing.exists() and not existing.is_dir():
             return f"is inside {existing}, which is a file; {GIVE_FOLDER}"
         missing, folder = [], path

@@ -239,10 +239,8 @@ class Pipeline:
         for m in self.modes():
             try:
                 found[m] = resume_checkpoint(self.cfg, m, self.out / "distill" / m, required=False)
-            except (
-                OtherModeCheckpoint
-            ) as e:  # a lone checkpoint file of the other mode: this one starts afresh
-                found[m], other = None, e
+            except OtherModeCheckpoint as e:
+                found[m], other = None, e  # a lone checkpoint file of the other mode: this one starts afresh
         if other is not None and not any(found.values()):
             raise ResumeError(
                 f"checkpoint {other.path} was written by the {other.saved_mode}-label run and this study "

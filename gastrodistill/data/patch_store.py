@@ -45,7 +45,7 @@ from gastrodistill.data.readers import read_image, read_mask
 from gastrodistill.data.sizes import available_memory, pixel_size
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
-from gastrodistill.utils.atomic import atomic_dir, write_text_atomic
+from gastrodistill.utils.atomic import atomic_dir, nearest_existing, write_text_atomic
 from gastrodistill.utils.hashing import sha256_file, sha256_json
 from gastrodistill.utils.values import human_bytes
 
@@ -333,12 +333,6 @@ def _histogram(patches: np.ndarray) -> np.ndarray:
     return hist
 
 
-def _existing_parent(path: Path) -> Path:
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def check_store_room(
     store_root: Path, n_patches: int, max_per_image: int, size: int, patch_size: int
 ) -> None:
@@ -355,7 +349,7 @@ def check_store_room(
     )
     advice = f"choose a smaller data.storage_size{upsampled}, or leave it unset to store at data.patch_size"
     need_disk = int(n_patches) * size * size
-    folder = _existing_parent(Path(store_root))
+    folder = nearest_existing(store_root)
     free = shutil.disk_usage(folder).free
     if need_disk > free:
         raise StoreError(

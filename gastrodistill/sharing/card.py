@@ -105,7 +105,9 @@ class CardError(ValueError):
     """A card field that may not be shared or that is malformed; the message names the key and the fix."""
 
 
-def _string_problem(value: str) -> str | None:
+def string_problem(value: str) -> str | None:
+    """Why a card may not carry the string ``value`` (a path, a file name, a DICOM person name or UID), as
+    words after "the value", or None."""
     if "/" in value or "\\" in value:
         return "contains a path separator"
     if value.startswith("~") or _WINDOWS_DRIVE.match(value):
@@ -135,7 +137,7 @@ def check_public(node: Any, where: str = "card") -> None:
         for i, value in enumerate(node):
             check_public(value, f"{where}[{i}]")
     elif isinstance(node, str):
-        problem = _string_problem(node)
+        problem = string_problem(node)
         if problem:
             raise CardError(f"{where}: the value {problem}; cards may not carry paths or header fields")
     elif isinstance(node, float):

@@ -72,17 +72,15 @@ def check_experiment_name(cfg: DictConfig) -> None:
     """Refuse, before any stage runs, an ``experiment_name`` that no shared card may carry (a path, a file
     name, a DICOM person name or UID: :func:`~gastrodistill.sharing.card.check_public`): it goes into every
     artifact's description. Raises :class:`~gastrodistill.sharing.card.CardError` naming the key."""
-    from gastrodistill.sharing.card import CardError, check_public
+    from gastrodistill.sharing.card import CardError, string_problem
 
     name = cfg.get("experiment_name")
-    try:
-        check_public(card_description("soft", "data", name), "card.description")
-    except CardError as exc:
-        reason = str(exc).split(": the value ", 1)[-1].split(";", 1)[0]
+    reason = string_problem(card_description("soft", "data", name))
+    if reason is not None:
         raise CardError(
             f"experiment_name={name!r} {reason}, and it goes into every shared artifact's card; choose a "
             f"name without paths, file names or header fields (e.g. experiment_name=site_a)"
-        ) from None
+        )
 
 
 def card_fields_from_config(

@@ -10,6 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """``path`` itself when it exists, else its nearest existing parent (the folder a writer creating
+    ``path`` would start from; ``/`` at worst)."""
+    path = Path(path)
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def _umask() -> int:
     """The process's umask, read from ``/proc/self/status`` where the kernel gives it (setting it to 0
     and back, the only other way, would let a file made by another thread meanwhile be world-writable)."""

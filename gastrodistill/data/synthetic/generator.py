@@ -158,8 +158,8 @@ def generate_dataset(
         return root
     old = read_info(root)
     if old is not None:  # a collection of this generator, written with another seed or other settings
-        old_seed = old.get("seed")
-        same_settings = isinstance(old_seed, int) and old.get("config_hash") == cfg.content_hash(old_seed)
+        old_seed = _seed_if_same_settings(old, cfg)
+        same_settings = old_seed is not None
         keep = f"pass synthetic.seed={old_seed} (seed=N synthetic.seed={old_seed})" if same_settings else ""
         log.warning(
             "replacing the synthetic collection in %s (%s) by seed %s: sets distilled from it no longer "
@@ -204,6 +204,15 @@ def generate_dataset(
     return root
 
 
+def _seed_if_same_settings(info: dict[str, Any], cfg: SyntheticConfig) -> int | None:
+    """The seed of the collection that ``info`` (its ``synthetic_info.json``) describes when ``cfg``'s
+    settings with that seed wrote it, i.e. it differs from ``cfg``'s collection in the seed alone; else
+    None."""
+    seed = info.get("seed")
+    same = isinstance(seed, int) and info.get("config_hash") == cfg.content_hash(seed)
+    return seed if same else None
+
+
 def _info(
     cfg: SyntheticConfig,
     seed: int,
@@ -245,7 +254,7 @@ def collection_mismatch(root: str | os.PathLike, seed: int, **params: Any) -> st
     if old.get("config_hash") == cfg.content_hash(seed):
         return None
     old_seed = old.get("seed")
-    if isinstance(old_seed, int) and old.get("config_hash") == cfg.content_hash(old_seed):
+    if _seed_if_same_settings(old, cfg) is not None:
         return (
             f"{root} holds the synthetic collection of synthetic.seed={old_seed}, but this run's "
             f"synthetic.seed is {seed} (it follows seed unless set), so its config would not describe its "
