@@ -121,8 +121,9 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
     root = Path(root)
     if not root.is_dir():
         raise ManifestError(
-            f"DATA_ROOT {root} is not a folder; set data.root (or paths.data_root)"
-            + moved_working_dir_hint(root, "data.root")
+            f"DATA_ROOT {root} is not a folder; set data.root (or paths.data_root) to your data's folder, "
+            "or write the synthetic collection there first: gastrodistill-generate with this command's "
+            "experiment= and synthetic.* overrides" + moved_working_dir_hint(root, "data.root")
         )
     path = root / MANIFEST_NAME
     if not path.is_file():

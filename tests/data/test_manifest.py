@@ -85,8 +85,11 @@ def test_missing_columns_and_empty_manifest(tmp_path):
     (root / "manifest.csv").write_text("image,patient_id,diagnosis\n")
     with pytest.raises(ManifestError, match="no rows"):
         load_manifest(root)
-    with pytest.raises(ManifestError, match="is not a folder"):
+    with pytest.raises(ManifestError, match="is not a folder") as absent:
         load_manifest(tmp_path / "absent")
+    # both ways out: the user's own data, or the synthetic collection that nothing has written yet
+    said = str(absent.value)
+    assert "set data.root (or paths.data_root)" in said and "gastrodistill-generate" in said
     (root / "manifest.csv").unlink()
     with pytest.raises(ManifestError, match=r"manifest\.csv not found"):
         load_manifest(root)
