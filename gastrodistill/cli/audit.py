@@ -1,7 +1,7 @@
 """``gastrodistill-audit``: the anonymity audit of saved distilled sets, then their shareable artifacts.
 
-    gastrodistill-audit 'audit.sets={soft: RUN/distill/soft, hard: RUN/distill/hard}'
-    gastrodistill-audit audit.sets.soft=/path/to/artifact.zip audit.artifact.write=false
+    gastrodistill-audit experiment=cpu 'audit.sets={soft: RUN/distill/soft, hard: RUN/distill/hard}'
+    gastrodistill-audit experiment=cpu +audit.sets.soft=/path/to/artifact.zip audit.artifact.write=false
 
 Each entry of ``audit.sets`` is a folder written by ``DistilledSet.save`` or an artifact (folder or
 ``.zip`` with ``card.json``). Writes ``<output>/audit/audit.md`` (+ figures, JSON, per-image CSV) and,
