@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gastrodistill.utils.precision import register_resolver
+
 
 def _conf_dir() -> str:
     """The Hydra config tree: ``conf/`` of a source checkout, else the copy shipped in the package.
@@ -24,3 +26,6 @@ def _conf_dir() -> str:
 
 #: The Hydra config tree (absolute path, used as ``config_path`` of every command).
 CONF_DIR = _conf_dir()
+
+# the configs' own resolver (${if_cpu_bf16:A,B}); whoever composes the tree imports CONF_DIR from here
+register_resolver()

@@ -1,0 +1,76 @@
+"""The CPU preset's precision by machine (``${if_cpu_bf16:A,B}``): bfloat16 where the CPU computes it,
+float32 elsewhere, and the run's saved config holds the value chosen, not the interpolation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from gastrodistill.utils.precision import cpu_has_native_bfloat16
+
+#: The keys of conf/experiment/cpu.yaml chosen by the resolver, with their values without and with bfloat16.
+CHOSEN = {
+    ("eval", "standard", "precision"): ("32-true", "bf16-mixed"),
+    ("eval", "baselines", "real", "precision"): ("32-true", "bf16-mixed"),
+    ("eval", "score_autocast"): (False, True),
+}
+
+
+def _get(cfg, path):
+    for key in path:
+        cfg = cfg[key]
+    return cfg
+
+
+def _pretend(monkeypatch, avx512_bf16: bool, amx: bool) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+
+
+@pytest.mark.parametrize(("avx512_bf16", "amx"), [(False, False), (True, False), (False, True)])
+def test_the_cpu_preset_trains_and_scores_in_bfloat16_only_where_the_cpu_has_it(
+    compose_cfg, monkeypatch, avx512_bf16, amx
+) -> None:
+    _pretend(monkeypatch, avx512_bf16, amx)
+    native = avx512_bf16 or amx
+    cfg = compose_cfg(["experiment=cpu"])
+    for path, values in CHOSEN.items():
+        assert _get(cfg, path) == values[native], path
+    # the preset's other precisions do not move: the distillation stays float32 on every machine
+    assert cfg.distill.precision == "32-true"
+
+
+def test_a_value_given_on_the_command_line_wins_over_the_machine(compose_cfg, monkeypatch) -> None:
+    _pretend(monkeypatch, False, False)
+    cfg = compose_cfg(["experiment=cpu", "eval.standard.precision=bf16-mixed", "eval.score_autocast=true"])
+    assert cfg.eval.standard.precision == "bf16-mixed" and cfg.eval.score_autocast is True
+    assert cfg.eval.baselines.real.precision == "32-true"
+
+
+def test_the_saved_config_holds_the_value_chosen(compose_cfg, monkeypatch, tmp_path) -> None:
+    from gastrodistill.utils.run_info import save_run_info
+
+    for native in (False, True):
+        _pretend(monkeypatch, native, False)
+        out = tmp_path / f"run{int(native)}"
+        save_run_info(out, compose_cfg(["experiment=cpu"]))
+        text = (out / "config.yaml").read_text()
+        assert "if_cpu_bf16" not in text
+        saved = yaml.safe_load(text)
+        for path, values in CHOSEN.items():
+            assert _get(saved, path) == values[native], path
+
+
+def test_native_bfloat16_agrees_with_the_kernel_cpu_flags() -> None:
+    """Against an independent reading: the ``avx512_bf16`` / ``amx_tile`` flags of /proc/cpuinfo."""
+    info = Path("/proc/cpuinfo")
+    text = info.read_text() if info.is_file() else ""
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), None
+    )
+    if flags is None:
+        pytest.skip("no x86 CPU flags in /proc/cpuinfo on this machine")
+    assert cpu_has_native_bfloat16() == ("avx512_bf16" in flags or "amx_tile" in flags)
