@@ -22,6 +22,7 @@ import pytest
 pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="reads /proc (Linux)")
 
 SCRIPT = """
+import faulthandler
 import multiprocessing
 import os
 import signal
@@ -33,6 +34,7 @@ from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.utils.worker_pool import spawn_pool
 
 LOCKS = []
+faulthandler.register(signal.SIGUSR1, all_threads=True)  # the test asks for a hanging command's stacks
 
 
 def endless(pids_file):
@@ -127,6 +129,20 @@ def start_command(tmp_path: Path, **env_vars: str) -> tuple[subprocess.Popen, st
     return proc, marker, started()
 
 
+def ended(proc: subprocess.Popen) -> bool:
+    """Whether the command ends within ``GRACE_S``; if not, its threads' stacks are dumped to its stderr
+    (SIGUSR1, faulthandler), for the failure message."""
+    if wait_until(lambda: proc.poll() is not None, GRACE_S):
+        return True
+    os.kill(proc.pid, signal.SIGUSR1)
+    time.sleep(1.0)
+    return False
+
+
+def stderr_tail(tmp_path: Path) -> str:
+    return (tmp_path / "stderr.txt").read_text()[-4000:]
+
+
 def kill_leftovers(marker: str) -> None:
     for pid in marked(marker):
         os.kill(pid, signal.SIGKILL)
@@ -143,7 +159,7 @@ def test_a_stopped_command_stops_its_workers_and_says_so_in_one_line(tmp_path, s
     proc, marker, _ = start_command(tmp_path)
     try:
         (os.killpg if whole_group else os.kill)(proc.pid, signum)
-        assert wait_until(lambda: proc.poll() is not None, GRACE_S), "the command did not end"
+        assert ended(proc), "the command did not end; its stderr:\n" + stderr_tail(tmp_path)
         assert wait_until(lambda: not marked(marker), GRACE_S), "left running: " + str(marked(marker))
     finally:
         kill_leftovers(marker)
@@ -169,7 +185,7 @@ def test_a_stopped_command_stops_child_processes_a_library_started(tmp_path):
     proc, marker, _ = start_command(tmp_path, LIBRARY_CHILDREN="1")
     try:
         os.kill(proc.pid, signal.SIGTERM)
-        assert wait_until(lambda: proc.poll() is not None, GRACE_S), "the command did not end"
+        assert ended(proc), "the command did not end; its stderr:\n" + stderr_tail(tmp_path)
         assert wait_until(lambda: not marked(marker), GRACE_S), "left running: " + str(marked(marker))
     finally:
         kill_leftovers(marker)
