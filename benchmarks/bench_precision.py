@@ -1,7 +1,8 @@
 """float32 against bfloat16 autocast on this machine's CPU, for the CPU preset's network and batches.
 
 ``experiment=cpu`` trains its all-data and small-set networks and scores patients in bfloat16 autocast only
-where the CPU computes bfloat16 itself (``${if_cpu_bf16:...}``, ``gastrodistill/utils/precision.py``).
+where the device computes bfloat16 itself (``${if_native_bf16:...}``,
+``gastrodistill/utils/bf16_support.py``).
 This script measures why, side by side in one process: one Adam training step on a batch of 64 patches
 of 64 px (the all-data recipe's batch) and one scoring forward of 16 patches (``eval.batch_size``), each
 in float32 and under bfloat16 autocast, in the default and in the channels-last memory format, with
@@ -84,14 +85,14 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads < 1 or args.warmup < 0 or args.repeats < 1:
         p.error("--threads and --repeats must be >= 1, --warmup >= 0")
-    from gastrodistill.utils.precision import cpu_has_native_bfloat16, if_cpu_bf16
+    from gastrodistill.utils.bf16_support import cpu_has_native_bfloat16
 
     torch.set_num_threads(args.threads)
     native = cpu_has_native_bfloat16()
     print(
         f"CPU: {torch.backends.cpu.get_cpu_capability()}, native bfloat16: {native}; {args.threads} torch "
-        f"thread(s); the CPU preset here trains in {if_cpu_bf16('bf16-mixed', '32-true')} and scores "
-        f"{'in bfloat16' if if_cpu_bf16(True, False) else 'in float32'}",
+        f"thread(s); the CPU preset trains and scores here (eval.device=cpu) in "
+        f"{'bfloat16 autocast' if native else 'float32'}",
         flush=True,
     )
     rows = {mode: measure(mode, args.warmup, args.repeats) for mode in MODES}

@@ -1,5 +1,5 @@
-"""The CPU preset's precision by machine (``${if_cpu_bf16:A,B}``): bfloat16 where the CPU computes it,
-float32 elsewhere, and the run's saved config holds the value chosen, not the interpolation."""
+"""The CPU preset's precision by device (``${if_native_bf16:DEVICE,A,B}``): bfloat16 where the device computes
+it, float32 elsewhere, and the run's saved config holds the value chosen, not the interpolation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from gastrodistill.utils.precision import cpu_has_native_bfloat16
+from gastrodistill.utils.bf16_support import cpu_has_native_bfloat16, native_bfloat16
 
 #: The keys of conf/experiment/cpu.yaml chosen by the resolver, with their values without and with bfloat16.
 CHOSEN = {
@@ -25,9 +25,13 @@ def _get(cfg, path):
     return cfg
 
 
-def _pretend(monkeypatch, avx512_bf16: bool, amx: bool) -> None:
+def _pretend(monkeypatch, avx512_bf16: bool, amx: bool, cuda_bf16: bool | None = None) -> None:
+    """The CPU's probes say ``avx512_bf16`` / ``amx``; no CUDA device, or one that does (not) compute
+    bfloat16 when ``cuda_bf16`` is given."""
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda_bf16 is not None)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bool(cuda_bf16))
 
 
 @pytest.mark.parametrize(("avx512_bf16", "amx"), [(False, False), (True, False), (False, True)])
@@ -58,10 +62,39 @@ def test_the_saved_config_holds_the_value_chosen(compose_cfg, monkeypatch, tmp_p
         out = tmp_path / f"run{int(native)}"
         save_run_info(out, compose_cfg(["experiment=cpu"]))
         text = (out / "config.yaml").read_text()
-        assert "if_cpu_bf16" not in text
+        assert "if_native_bf16" not in text
         saved = yaml.safe_load(text)
         for path, values in CHOSEN.items():
             assert _get(saved, path) == values[native], path
+
+
+@pytest.mark.parametrize(("cpu_bf16", "cuda_bf16"), [(False, True), (True, False), (False, False)])
+def test_on_a_gpu_host_the_evaluation_device_decides(compose_cfg, monkeypatch, cpu_bf16, cuda_bf16) -> None:
+    """``eval.device: auto`` evaluates on CUDA where there is one: its bfloat16 support decides, not the
+    CPU's; ``eval.device=cpu`` on the same host goes by the CPU."""
+    _pretend(monkeypatch, cpu_bf16, False, cuda_bf16)
+    assert native_bfloat16("auto") is cuda_bf16 and native_bfloat16("cuda:0") is cuda_bf16
+    assert native_bfloat16("cpu") is cpu_bf16
+    for device, native in (("auto", cuda_bf16), ("cpu", cpu_bf16)):
+        cfg = compose_cfg(["experiment=cpu", f"eval.device={device}"])
+        for path, values in CHOSEN.items():
+            assert _get(cfg, path) == values[native], (device, path)
+
+
+def test_a_failing_probe_means_float32(monkeypatch) -> None:
+    def broken() -> bool:
+        raise RuntimeError("no cpuinfo on this platform")
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", broken)
+    assert cpu_has_native_bfloat16() is False
+
+
+def test_run_info_records_the_answer(tmp_path, monkeypatch) -> None:
+    from gastrodistill.utils.run_info import compute_info
+
+    for native in (False, True):
+        _pretend(monkeypatch, False, native)
+        assert compute_info()["native_bfloat16"] is native
 
 
 def test_native_bfloat16_agrees_with_the_kernel_cpu_flags() -> None:

@@ -123,7 +123,8 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
         raise ManifestError(
             f"DATA_ROOT {root} is not a folder; set data.root (or paths.data_root) to your data's folder, "
             "or write the synthetic collection there first: gastrodistill-generate with this command's "
-            "experiment= and synthetic.* overrides" + moved_working_dir_hint(root, "data.root")
+            "experiment=, synthetic.* and paths.data_root overrides (it writes to paths.data_root, not "
+            "data.root)" + moved_working_dir_hint(root, "data.root")
         )
     path = root / MANIFEST_NAME
     if not path.is_file():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gastrodistill.utils.precision import register_resolver
+from gastrodistill.utils.bf16_support import register_resolver
 
 
 def _conf_dir() -> str:
@@ -27,5 +27,5 @@ def _conf_dir() -> str:
 #: The Hydra config tree (absolute path, used as ``config_path`` of every command).
 CONF_DIR = _conf_dir()
 
-# the configs' own resolver (${if_cpu_bf16:A,B}); whoever composes the tree imports CONF_DIR from here
+# the configs' own resolver (${if_native_bf16:DEVICE,A,B}): whoever composes the tree imports CONF_DIR here
 register_resolver()

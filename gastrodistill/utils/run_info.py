@@ -91,7 +91,8 @@ def cpu_model(cpuinfo: str | None = None) -> dict[str, str]:
 
 def compute_info() -> dict[str, Any]:
     """Where this process computes: torch's intra-op and inter-op thread counts now, ``OMP_NUM_THREADS``,
-    the CPU instruction set torch dispatches to (e.g. ``AVX512``), the machine, the CPU model
+    the CPU instruction set torch dispatches to (e.g. ``AVX512``), whether the CPU computes bfloat16
+    natively (``native_bfloat16``: the CPU preset's precision choice), the machine, the CPU model
     (:func:`cpu_model`), the number of CUDA devices,
     and the name of the current one when this process has already started CUDA (asking for a name would
     otherwise start it: a context on GPU 0 for a CPU-only stage). The evaluation also records the thread
@@ -99,11 +100,14 @@ def compute_info() -> dict[str, Any]:
     worker processes."""
     import torch
 
+    from gastrodistill.utils.bf16_support import cpu_has_native_bfloat16
+
     return {
         "torch_num_threads": torch.get_num_threads(),
         "torch_num_interop_threads": torch.get_num_interop_threads(),
         "omp_num_threads_env": os.environ.get("OMP_NUM_THREADS"),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bfloat16": cpu_has_native_bfloat16(),
         "machine": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
