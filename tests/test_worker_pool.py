@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +47,26 @@ def test_without_an_error_every_task_runs_in_its_own_process_and_returns():
         pids = {pool.submit(os.getpid).result() for _ in range(4)}
     assert [f.result() for f in futures] == [k * k for k in range(6)]
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
+
+
+def _blocked_signals(native_id: int) -> set[int]:
+    """The signals thread ``native_id`` of this process blocks, read from ``/proc`` (its ``SigBlk`` mask)."""
+    status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    mask = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigBlk:")), 16)
+    return {n for n in range(1, 65) if mask >> (n - 1) & 1}
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_only_the_main_thread_takes_ctrl_c_and_sigterm():
+    """The pool's helper threads block SIGINT and SIGTERM, so the kernel delivers them to the main thread
+    (a helper thread that took one left the main thread waiting in ``result()``); the main thread's own
+    mask is as before."""
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    with spawn_pool(1) as pool:
+        assert pool.submit(os.getpid).result() != os.getpid()
+        helpers = [pool._executor_manager_thread, pool._call_queue._thread]  # the manager and the feeder
+        assert all(t is not None and t.is_alive() for t in helpers)
+        for thread in helpers:
+            assert {signal.SIGINT, signal.SIGTERM} <= _blocked_signals(thread.native_id), thread.name
+        assert signal.pthread_sigmask(signal.SIG_BLOCK, set()) == before
+        assert signal.SIGINT not in _blocked_signals(threading.get_native_id())

@@ -42,7 +42,7 @@ def spawn_pool(
     worker's signal set-up (module docstring). The body's exception is re-raised unchanged; futures still
     running then fail with ``BrokenProcessPool``.
     """
-    pool = ProcessPoolExecutor(
+    pool = _Executor(
         workers,
         mp_context=_SpawnContext(),
         initializer=_start_worker,
@@ -55,6 +55,21 @@ def spawn_pool(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Executor(ProcessPoolExecutor):
+    """A ``ProcessPoolExecutor`` whose helper threads (its manager, and the call queue's feeder that the
+    manager starts) block SIGINT and SIGTERM. The kernel hands a signal sent to the process to any thread
+    that does not block it; one taken by a helper thread sets Python's flag but leaves the main thread
+    asleep in ``future.result()`` for good (seen: a Ctrl-C to the process group that stopped nothing).
+    Blocked there, the signals reach the main thread and interrupt its wait."""
+
+    def _start_executor_manager_thread(self) -> None:  # Python 3.9+: called by submit(), main thread
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:  # a thread starts with its creator's mask; the main thread's own is restored below
+            super()._start_executor_manager_thread()  # type: ignore[misc]
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 def terminate_workers(pool: ProcessPoolExecutor) -> None:
