@@ -72,6 +72,14 @@ if __name__ == "__main__":
     main()
 """
 
+#: Starts the command with Ctrl-C at its default, as a terminal's foreground job has it: where the tests
+#: themselves run as a background job of a non-interactive shell (``pytest ... &``), SIGINT is ignored,
+#: every child inherits that across exec, and a command rightly leaves an ignored Ctrl-C ignored.
+FOREGROUND = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])"
+)
+
 #: Seconds the processes get to go once the command is stopped.
 GRACE_S = 10
 
@@ -112,7 +120,7 @@ def start_command(tmp_path: Path, **env_vars: str) -> tuple[subprocess.Popen, st
     with open(tmp_path / "stdout.txt", "w") as out, open(tmp_path / "stderr.txt", "w") as err:
         # files, not pipes: a worker left running would hold a pipe open
         proc = subprocess.Popen(
-            [sys.executable, str(script), f"hydra.run.dir={tmp_path / 'run'}"],
+            [sys.executable, "-c", FOREGROUND, str(script), f"hydra.run.dir={tmp_path / 'run'}"],
             env=env,
             stdout=out,
             stderr=err,

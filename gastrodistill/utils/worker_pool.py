@@ -60,9 +60,9 @@ def spawn_pool(
 class _Executor(ProcessPoolExecutor):
     """A ``ProcessPoolExecutor`` whose helper threads (its manager, and the call queue's feeder that the
     manager starts) block SIGINT and SIGTERM. The kernel hands a signal sent to the process to any thread
-    that does not block it; one taken by a helper thread sets Python's flag but leaves the main thread
-    asleep in ``future.result()`` for good (seen: a Ctrl-C to the process group that stopped nothing).
-    Blocked there, the signals reach the main thread and interrupt its wait."""
+    that does not block it; one taken by a helper thread sets Python's flag but need not wake the main
+    thread asleep in ``future.result()``. Blocked there, the signals go to the main thread and interrupt
+    its wait (a precaution: the hang it was written for turned out to be an inherited, ignored SIGINT)."""
 
     def _start_executor_manager_thread(self) -> None:  # Python 3.9+: called by submit(), main thread
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
