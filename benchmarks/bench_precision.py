@@ -3,12 +3,13 @@
 ``experiment=cpu`` trains its all-data and small-set networks and scores patients in bfloat16 autocast only
 where the device computes bfloat16 itself (``${if_native_bf16:...}``,
 ``gastrodistill/utils/bf16_support.py``).
-This script measures why, side by side in one process: one Adam training step on a batch of 64 patches
-of 64 px (the all-data recipe's batch) and one scoring forward of 16 patches (``eval.batch_size``), each
-in float32 and under bfloat16 autocast, in the default and in the channels-last memory format, with
-the ConvNet of ``conf/model/convnet_cpu.yaml`` (width 32, depth 3, max pooling, instance norm, pooled
-head). Prints the median time of each over ``--repeats`` timed calls after ``--warmup`` untimed ones,
-each mode's ratio to float32, the peak resident memory, and what the resolver chooses here::
+This script measures why, side by side in one process, with the preset's own network and batches (read
+from the composed ``experiment=cpu``: the ConvNet of ``conf/model/convnet_cpu.yaml``, patches of
+``data.storage_size`` = 64 px): one Adam training step on a batch of ``eval.baselines.real.batch_size`` = 64
+and one scoring forward of ``eval.batch_size`` = 16, each in float32 and under bfloat16 autocast
+(``utils.precision.precision_autocast``), in the default and in the channels-last memory format. Prints
+the median time of each over ``--repeats`` timed calls after ``--warmup`` untimed ones, each mode's ratio
+to float32, the peak resident memory, and what the resolver chooses here::
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_precision.py            # ~1 min on one thread
     .venv/bin/python benchmarks/bench_precision.py --threads 2 --repeats 20 --json precision.json
@@ -30,11 +31,21 @@ import torch.nn.functional as F
 MODES = ("float32", "bfloat16", "float32 channels-last", "bfloat16 channels-last")
 
 
-def _network() -> torch.nn.Module:
-    from gastrodistill.models import ConvNet
+def preset():
+    """The composed ``experiment=cpu`` config (its three-class gastric patches are single-channel)."""
+    from hydra import compose, initialize_config_dir
+
+    from gastrodistill.utils.config_tree import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(config_name="config", overrides=["experiment=cpu"])
+
+
+def _network(cfg) -> torch.nn.Module:
+    from hydra.utils import instantiate
 
     torch.manual_seed(0)
-    return ConvNet(1, 3, 64, width=32, depth=3, norm="instance", pool="max", head="avg")
+    return instantiate(cfg.model)(1, 3, int(cfg.data.storage_size))  # model configs are partial
 
 
 def _median_seconds(fn, warmup: int, repeats: int) -> float:
@@ -48,27 +59,35 @@ def _median_seconds(fn, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(mode: str, warmup: int, repeats: int) -> dict[str, float]:
-    """Median seconds of one training step (batch 64) and one scoring forward (batch 16) in ``mode``."""
-    net = _network()
-    bf16 = mode.startswith("bfloat16")
+def measure(cfg, mode: str, warmup: int, repeats: int) -> dict[str, float]:
+    """Median seconds of one training step (the all-data batch) and one scoring forward (the scoring
+    batch) in ``mode``."""
+    from gastrodistill.utils.precision import precision_autocast
+
+    net = _network(cfg)
+    precision = "bf16-mixed" if mode.startswith("bfloat16") else "32-true"
     fmt = torch.channels_last if mode.endswith("channels-last") else torch.contiguous_format
     net = net.to(memory_format=fmt)
+    size, batch, score_batch = (
+        int(cfg.data.storage_size),
+        int(cfg.eval.baselines.real.batch_size),
+        int(cfg.eval.batch_size),
+    )
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(64, 1, 64, 64, generator=g).contiguous(memory_format=fmt)
-    y = torch.randint(0, 3, (64,), generator=g)
+    x = torch.randn(batch, 1, size, size, generator=g).contiguous(memory_format=fmt)
+    y = torch.randint(0, 3, (batch,), generator=g)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
 
     def train_step() -> None:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with precision_autocast(precision, "cpu"):
             loss = F.cross_entropy(net(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
 
     def score() -> None:
-        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            net(x[:16])
+        with torch.no_grad(), precision_autocast(precision, "cpu"):
+            net(x[:score_batch])
 
     return {
         "train_step_s": _median_seconds(train_step, warmup, repeats),
@@ -95,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{'bfloat16 autocast' if native else 'float32'}",
         flush=True,
     )
-    rows = {mode: measure(mode, args.warmup, args.repeats) for mode in MODES}
+    cfg = preset()
+    rows = {mode: measure(cfg, mode, args.warmup, args.repeats) for mode in MODES}
     base = rows["float32"]
     print(f"{'mode':24s} {'train step (64)':>16s} {'x float32':>10s} {'score (16)':>11s} {'x float32':>10s}")
     for mode, r in rows.items():

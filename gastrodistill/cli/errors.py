@@ -250,8 +250,9 @@ def remove_if_untouched(out: Path | None) -> bool:
         return False
     if (out / "logs").is_dir() and _only_hyperparameters(out / "logs"):
         hydra_only.add("logs")
-    hydra_only |= {p.name for p in out.iterdir() if p.is_dir() and not any(f.is_file() for f in p.rglob("*"))}
-    if {p.name for p in out.iterdir()} <= hydra_only:
+    entries = list(out.iterdir())
+    hydra_only |= {p.name for p in entries if p.is_dir() and not any(f.is_file() for f in p.rglob("*"))}
+    if {p.name for p in entries} <= hydra_only:
         shutil.rmtree(out, ignore_errors=True)
         parent = out.parent
         for _ in range(3):  # runs/ <experiment>/ outputs/ of the default run-dir pattern, if now empty

@@ -65,11 +65,19 @@ class _Executor(ProcessPoolExecutor):
     its wait (a precaution: the hang it was written for turned out to be an inherited, ignored SIGINT)."""
 
     def _start_executor_manager_thread(self) -> None:  # Python 3.9+: called by submit(), main thread
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-        try:  # a thread starts with its creator's mask; the main thread's own is restored below
+        with signals_blocked(signal.SIGINT, signal.SIGTERM):  # a thread starts with its creator's mask
             super()._start_executor_manager_thread()  # type: ignore[misc]
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+@contextmanager
+def signals_blocked(*signums: int) -> Iterator[None]:
+    """Within: ``signums`` blocked in the calling thread (pending, not lost); its mask is restored after.
+    Threads and processes started within inherit the blocked mask (a process keeps it across exec)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, set(signums))
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def terminate_workers(pool: ProcessPoolExecutor) -> None:
@@ -87,11 +95,8 @@ class _WorkerProcess(mp.context.SpawnProcess):
     @staticmethod
     def _Popen(process_obj: Any) -> Any:
         # born with SIGINT blocked (the mask survives exec): a Ctrl-C while it imports is no traceback
-        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-        try:
+        with signals_blocked(signal.SIGINT):
             return mp.context.SpawnProcess._Popen(process_obj)
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 class _SpawnContext(mp.context.SpawnContext):
