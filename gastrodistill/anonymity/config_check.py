@@ -16,6 +16,7 @@ from gastrodistill.anonymity.membership import CALIBRATED_ATTACKS
 from gastrodistill.anonymity.nearest import SPACES
 from gastrodistill.anonymity.text_check import CORNERS
 from gastrodistill.evaluation.fresh_training import OPTIMIZERS
+from gastrodistill.utils.precision import lightning_precision
 from gastrodistill.utils.values import is_count, is_finite_number
 
 #: ``audit.membership.primary``: the strongest calibrated attack (``best``) or one attack by name.
@@ -197,3 +198,9 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     r = acfg.get("receive") or {}  # gastrodistill-train-from-artifact
     _integer(r, "receive.", "n_networks", 1)
     _choice(r, "receive.", "schedule", MIA_SCHEDULES)
+    precision = _get(r, "standard_precision")
+    if precision is not None:
+        try:
+            lightning_precision(precision, "audit.receive.standard_precision")
+        except ValueError as exc:
+            raise AuditConfigError(f"{exc}; or null for the card's") from None

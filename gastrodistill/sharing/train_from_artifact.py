@@ -186,10 +186,34 @@ def card_schedule(card: Mapping[str, Any]):
         raise ArtifactError(f"card training_recipe.standard: {exc}") from exc
 
 
+def received_schedule(card: Mapping[str, Any], precision: str | None = None):
+    """The card's standard-schedule recipe (:func:`card_schedule`), trained in ``precision`` when given.
+
+    ``precision`` is ``audit.receive.standard_precision``: ``None`` keeps the producing site's, any
+    other value (``32-true``, ``bf16-mixed``, or the short ``32`` / ``bf16``) replaces it. Precision is a
+    choice of hardware, not of recipe: the root config's default trains in float32 on a CPU without
+    bfloat16 units, where a card from a bfloat16 machine would make each step about 5x slower
+    (``benchmarks/bench_precision.py``). Raises ``ValueError`` naming the key for another value."""
+    from dataclasses import replace
+
+    from gastrodistill.utils.precision import lightning_precision
+
+    standard = card_schedule(card)
+    if precision is None:
+        return standard
+    return replace(standard, precision=lightning_precision(precision, "audit.receive.standard_precision"))
+
+
 def train_networks(
-    distilled, card: Mapping[str, Any], n_networks: int, schedule: str, seed: int
+    distilled,
+    card: Mapping[str, Any],
+    n_networks: int,
+    schedule: str,
+    seed: int,
+    standard_precision: str | None = None,
 ) -> list[nn.Module]:
-    """``n_networks`` fresh networks trained from the artifact with the evaluation's trainer."""
+    """``n_networks`` fresh networks trained from the artifact with the evaluation's trainer; the standard
+    schedule in ``standard_precision`` when given (:func:`received_schedule`), else the card's."""
     from gastrodistill.evaluation.fresh_training import NetSpec, train_on_distilled
 
     factory, init, target = model_factory(card)
@@ -202,7 +226,7 @@ def train_networks(
         init=init,
         name=target.rsplit(".", 1)[-1].lower(),
     )
-    standard, replay_augment = card_schedule(card), card_replay_augment(card)
+    standard, replay_augment = received_schedule(card, standard_precision), card_replay_augment(card)
     return [
         train_on_distilled(
             distilled, spec, schedule, torch_generator(seed, "receive", schedule, i), standard, replay_augment
@@ -254,7 +278,8 @@ def train_from_artifact(
     rcfg = cfg.audit.receive
     n = int(n_networks or rcfg.n_networks)
     schedule = str(schedule or rcfg.schedule)
-    nets = train_networks(distilled, card, n, schedule, int(cfg.seed))
+    precision = rcfg.get("standard_precision")
+    nets = train_networks(distilled, card, n, schedule, int(cfg.seed), precision)
     norm = card["normalization"]
     size = card["distilled"]["image_shape"][1:]
     ctx = build_context(cfg, dm)
@@ -271,6 +296,9 @@ def train_from_artifact(
             "card_sha256": card["card_sha256"],
         },
         "schedule": schedule,
+        # the standard schedule's precision here (the card's unless audit.receive.standard_precision);
+        # the replay trains in float32
+        "precision": received_schedule(card, precision).precision if schedule == "standard" else "32-true",
         "n_networks": n,
         # the networks see the artifact's image size: site patches of another size are resized to it
         # (bilinear, antialiased; SiteAdapter), which readers of the comparison should know
@@ -309,8 +337,9 @@ def render(result: Mapping[str, Any]) -> str:
     lines = [
         f"# Trained from artifact {result['artifact']['name']!s}",
         "",
-        f"{result['n_networks']} fresh networks, schedule `{result['schedule']}`, tested on this site's "
-        "test patches."
+        f"{result['n_networks']} fresh networks, schedule `{result['schedule']}`"
+        + (f" (precision `{result['precision']}`)" if result.get("precision") else "")
+        + ", tested on this site's test patches."
         + (
             ""
             if result["schedule"] == PUBLISHED

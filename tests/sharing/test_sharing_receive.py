@@ -272,6 +272,11 @@ def test_receive_reports_overrides_that_do_not_compose_without_a_traceback(
         # these were tracebacks
         (["audit.receive.schedule=replai"], "audit.receive.schedule = 'replai'; use one of replay, standard"),
         (["seed=abc"], "seed must be an integer, got 'abc'"),
+        (
+            ["audit.receive.standard_precision=fp8"],
+            "audit.receive.standard_precision must be one of ['32-true', 'bf16-mixed'] (or 32, bf16), got "
+            "'fp8'; or null for the card's",
+        ),
         # and this one failed only after the networks had trained
         (["eval.threshold_source=test"], "eval.threshold_source = 'test'; use one of"),
     ],
