@@ -70,6 +70,7 @@ from gastrodistill.evaluation.jobs import (
     shard,
 )
 from gastrodistill.evaluation.networks import architecture_config, check_distinct, net_spec
+from gastrodistill.evaluation.record_settings import check_record_settings, record_settings
 from gastrodistill.evaluation.results import (  # noqa: F401 - re-exported for callers of this module
     headline,
     log_results,
@@ -560,6 +561,8 @@ def run_jobs(
             "eval.distilled_dirs or list baselines, e.g. eval.baselines.methods=[full]"
         )
     study.check_jobs(every)  # all of them: finished records of a same-named network would share a row
+    # finished records made with other settings would share the table with new ones: refused, named
+    check_record_settings(out, record_settings(cfg, datamodule, distilled_sets), write=rank == 0)
     jobs = shard(every, rank, world_size)
     todo = pending(jobs, report.finished_jobs(out))
     stale = out / Study.REFERENCE_FILE
