@@ -353,6 +353,19 @@ def stop_children(grace_s: float = 5.0) -> None:
             child.join(1.0)
 
 
+def known_error_text(exc: BaseException) -> str | None:
+    """The ``error: ...`` line of a project error (:data:`PROJECT_ERRORS`, :func:`message`) or of a config
+    value a constructor refused (:func:`instantiation_message`); ``None`` for anything else, which the
+    commands re-raise with its traceback (a bug, a ``KeyboardInterrupt``, ``SystemExit``)."""
+    if not isinstance(exc, Exception):
+        return None
+    found = project_error(exc)
+    if found is not None:
+        return message(found)
+    bad_value = instantiation_value_error(exc)
+    return None if bad_value is None else instantiation_message(bad_value)
+
+
 def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a Hydra task function (below ``@hydra.main``): see the module docstring."""
 
@@ -367,16 +380,12 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
             return result
         except BaseException as exc:
             stop_if_interrupted(exc)
-            if not isinstance(exc, Exception):
-                raise
-            found = project_error(exc)
-            bad_value = instantiation_value_error(exc) if found is None else None
-            if found is None and bad_value is None:
+            text = known_error_text(exc)
+            if text is None:
                 raise
             remove_if_untouched(_job_output_dir())
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
-            text = message(found) if found is not None else instantiation_message(bad_value)
             if _multirun():  # the other jobs of the sweep still run; Hydra reports the failure at the end
                 log.error(text)
                 raise StageError(text) from None
@@ -412,14 +421,11 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             return result
         except BaseException as exc:
             stop_if_interrupted(exc)
-            if not isinstance(exc, Exception):
-                raise
-            found = project_error(exc)
-            bad_value = instantiation_value_error(exc) if found is None else None
-            if (found is None and bad_value is None) or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            text = known_error_text(exc)
+            if text is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             close_progress_bars()
-            print(message(found) if found is not None else instantiation_message(bad_value), file=sys.stderr)
+            print(text, file=sys.stderr)
             raise SystemExit(EXIT_STATUS) from None
         finally:
             close_open_runs(failed)
