@@ -21,7 +21,9 @@ EPILOG = """examples:
   gastrodistill-train-from-artifact --artifact artifacts/soft --networks 10 --schedule standard
 
 writes receive.json and receive.md (this site's metrics beside the card's published ones) into
---output, by default outputs/<experiment>/receive/<artifact name>; an earlier result there is replaced."""
+--output, by default outputs/<experiment>/receive/<artifact name>-<first 12 hex digits of the card's
+SHA-256>, so that two sites' artifacts of one name keep their own reports; receiving the same artifact
+again replaces its earlier report."""
 
 
 def positive_int(text: str) -> int:
@@ -56,7 +58,9 @@ def parser() -> argparse.ArgumentParser:
         "--schedule", choices=("replay", "standard"), default=None, help="default audit.receive.schedule"
     )
     p.add_argument(
-        "--output", default=None, help="output folder (default outputs/<experiment>/receive/<name>)"
+        "--output",
+        default=None,
+        help="output folder (default outputs/<experiment>/receive/<name>-<card hash>)",
     )
     p.add_argument(
         "overrides", nargs="*", help="Hydra overrides of the root config, e.g. data.root=/site/xrays"
@@ -97,6 +101,16 @@ def compose(overrides: list[str], output: str | None):
         raise CommandError(f"the overrides {list(overrides)} do not compose: {e}") from e
 
 
+def default_folder_name(artifact: str) -> str:
+    """``<artifact name>-<first 12 hex digits of card_sha256>``: the folder under ``receive/`` when no
+    ``--output`` is given. Two hospitals' artifacts are often both called ``soft``; by name alone the second
+    report replaced the first. Raises :class:`ArtifactError` for an artifact that does not load."""
+    from gastrodistill.sharing.artifact import load_artifact
+
+    _, card = load_artifact(artifact)
+    return f"{Path(artifact).name.removesuffix('.zip')}-{str(card['card_sha256'])[:12]}"
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``argv``, train and test; returns the result (``main`` is the console entry point)."""
     import hydra
@@ -112,7 +126,7 @@ def run(argv: list[str] | None = None) -> dict:
     validate(cfg.eval)
     output = Path(cfg.paths.output_dir)
     if args.output is None:
-        output = output / Path(args.artifact).name.removesuffix(".zip")
+        output = output / default_folder_name(args.artifact)
     artifact = Path(args.artifact).resolve()
     if artifact.is_dir() and (output.resolve() == artifact or artifact in output.resolve().parents):
         # the artifact holds its listed files only: a report written into it makes it unloadable

@@ -346,3 +346,35 @@ def test_receive_refuses_an_npz_saying_what_an_artifact_is(tmp_path, capsys):
     )
     assert "pickle" not in err
     assert not work.exists()
+
+
+def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_set, card_fields):
+    """Without --output the report went to receive/<artifact name>: a second hospital's `soft` replaced the
+    first's. The default folder now carries the card's hash; the same artifact again reuses its folder."""
+    from gastrodistill.cli.train_from_artifact import default_folder_name
+    from gastrodistill.cli.train_from_artifact import run as receive_main
+
+    src = make_dm(patients=(10, 3, 10), per_patient=5)
+    arrays = {
+        f"{s}_{k}": v
+        for s in ("train", "val", "test")
+        for k, v in zip(("images", "labels"), src._splits[s], strict=True)
+    }
+    np.savez(tmp_path / "patches.npz", class_names=np.array(CLASSES), **arrays)
+    first = save_artifact(tmp_path / "hospital_a" / "soft", soft_set, card_fields, archive=True)
+    with torch.no_grad():
+        soft_set.images.add_(0.01)
+    second = save_artifact(tmp_path / "hospital_b" / "soft", soft_set, card_fields, archive=True)
+    cards = [json.loads((a / "card.json").read_text())["card_sha256"] for a in (first, second)]
+    assert cards[0] != cards[1]
+    names = [default_folder_name(str(a.with_suffix(".zip"))) for a in (first, second)]
+    assert names == [f"soft-{c[:12]}" for c in cards]
+    assert default_folder_name(str(first)) == names[0]  # the folder and its zip: one artifact, one name
+
+    common = [*FAST, "data=npz", f"data.path={tmp_path / 'patches.npz'}", f"paths.root_dir={tmp_path}"]
+    for art in (first, second, first):
+        receive_main(["--artifact", str(art.with_suffix(".zip")), "--networks", "1", *common])
+    reports = sorted(tmp_path.glob("outputs/*/receive/*/receive.json"))
+    assert [p.parent.name for p in reports] == sorted(names)
+    for p in reports:
+        assert json.loads(p.read_text())["artifact"]["card_sha256"][:12] == p.parent.name.split("-")[-1]
