@@ -101,6 +101,21 @@ def check_site_data(card: Mapping[str, Any], datamodule) -> None:
         )
 
 
+def unknown_arguments(target: str, arch: Mapping[str, Any]) -> list[str]:
+    """The keys of a card's ``architecture`` node that the class ``target`` (one of the project's networks,
+    already allowed by :func:`check_card_code`) does not take, by its constructor's signature; none when
+    it takes ``**kwargs``. Keys starting with ``_`` are Hydra's."""
+    import inspect
+
+    from hydra.utils import get_class
+
+    params = inspect.signature(get_class(target)).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return []
+    names = {p.name for p in params}
+    return sorted(k for k in arch if not str(k).startswith("_") and k not in names)
+
+
 def model_factory(card: Mapping[str, Any]):
     """The network constructor named on the card, refusing anything outside ``gastrodistill.models``.
 
@@ -119,10 +134,11 @@ def model_factory(card: Mapping[str, Any]):
         factory = check_model_config(OmegaConf.create(arch), shape, key="card architecture")
     except ModelConfigError as exc:
         # an argument this version does not know: a newer card; anything else: a card no site could use
-        newer = "unexpected keyword" in str(exc)
+        unknown = unknown_arguments(target, arch)
         hint = (
-            "a card from a newer gastrodistill? update it to train from this card"
-            if newer
+            f"{', '.join(unknown)}: not an argument of this version's {target.rsplit('.', 1)[-1]}; a card "
+            "from a newer gastrodistill? update it to train from this card"
+            if unknown
             else "a malformed card, or a network larger than this machine can hold: ask the sending site "
             "for the artifact again"
         )
