@@ -117,7 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = preset()
     rows = {mode: measure(cfg, mode, args.warmup, args.repeats) for mode in MODES}
     base = rows["float32"]
-    print(f"{'mode':24s} {'train step (64)':>16s} {'x float32':>10s} {'score (16)':>11s} {'x float32':>10s}")
+    train_title = f"train step ({int(cfg.eval.baselines.real.batch_size)})"
+    score_title = f"score ({int(cfg.eval.batch_size)})"
+    print(f"{'mode':24s} {train_title:>16s} {'x float32':>10s} {score_title:>11s} {'x float32':>10s}")
     for mode, r in rows.items():
         print(
             f"{mode:24s} {r['train_step_s'] * 1e3:13.1f} ms {r['train_step_s'] / base['train_step_s']:9.2f}x "
