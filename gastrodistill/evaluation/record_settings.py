@@ -1,35 +1,41 @@
-"""What an evaluation folder's records were made with, so that a re-run there never mixes two settings.
+"""What each finished network of an evaluation folder was made with, so that a re-run never mixes settings.
 
 A re-run in the same folder skips every job whose record exists (:func:`report.finished_jobs`), which is
 how an interrupted evaluation resumes. Records made under other settings (another ``eval.standard`` or
 full-data recipe, another precision, which ``experiment=cpu`` chooses by the machine, another network
 config, seed, patch store or distilled set) would then sit in one table with the new ones, and nothing
-would say so. ``records/settings.json`` keeps the settings of the first run; a re-run whose settings differ
-stops before any network trains, naming the keys that differ and the two ways on.
+would say so. Beside each record, ``records/<job>.settings.json`` keeps what that network depends on
+(:meth:`RecordSettings.of_job`, written just before the record); a run whose settings differ from a
+finished network's stops before it trains or writes anything, naming the keys that differ and the two
+ways on. Records written before this file existed have none and are trusted, as before.
 
-Not compared: what only chooses which jobs exist (more networks, architectures, schedules or baselines add
-jobs beside the finished ones), what only shapes the table from the records (bootstrap, interval level),
-and how the work is executed (processes, batch and memory sizes, ensembles, memory format, progress bars,
-the devices of the full-data trainer). The file holds config values and content hashes: no path, no
-patient id (``eval.distilled_dirs`` is left out; the sets are named by their content).
+Not compared, because they do not change a finished network's record: what only chooses which jobs exist
+(more networks, architectures, schedules, baselines or distilled sets add jobs beside the finished ones),
+what only shapes the table from the records (bootstrap, interval level, bytes per pixel), and how the work
+is executed (processes, threads, batch and memory sizes, ensembles, memory format, progress bars, the
+full-data trainer's devices); these change results at most by float rounding. The files hold config
+values and content hashes: no path, no patient id (``eval.distilled_dirs`` is left out; the sets are
+named by their content).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from gastrodistill.evaluation.jobs import EvaluationConfigError
+from gastrodistill.evaluation.jobs import EvaluationConfigError, Job
 from gastrodistill.evaluation.report import RECORDS
 from gastrodistill.utils.atomic import write_text_atomic
+from gastrodistill.utils.precision import PRECISION_ALIASES
 
-#: The file, inside the folder of records (``records/``).
-SETTINGS_FILE = "settings.json"
+#: Suffix of the settings file beside a job's record (``records/<job key>.npz``).
+SETTINGS_SUFFIX = ".settings.json"
 
 #: ``eval`` keys (dotted, below ``eval``) that do not change a finished job's record.
 NOT_COMPARED = frozenset(
@@ -45,13 +51,16 @@ NOT_COMPARED = frozenset(
         "bootstrap",
         "ci_level",
         "max_ci_width",
-        # execution
+        "real_bytes_per_pixel",
+        # execution (float rounding at most)
         "progress",
         "processes",
+        "num_threads",
         "batch_size",
         "max_in_memory_mb",
         "max_device_mb",
         "ensemble",
+        "score_together",
         "score_channels_last",
         "baselines.real.accelerator",
         "baselines.real.devices",
@@ -60,6 +69,9 @@ NOT_COMPARED = frozenset(
         "distilled_dirs",
     }
 )
+
+#: Keys of a job's settings that name one distilled set or the subset size, not the whole study.
+SET_KEYS = ("distilled set ", "random subset per class")
 
 
 def _flat(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
@@ -71,76 +83,149 @@ def _flat(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _json(value: Any) -> Any:
+    """``value`` as the file gives it back (tuples become lists, and so on)."""
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
 def set_digest(distilled: Any) -> str:
-    """SHA-256 (hex) of a distilled set's tensors (its ``state_dict``: images, label logits, raw lrs),
-    in key order: two sets with the same digest train the same networks."""
+    """SHA-256 (hex) of a distilled set: its tensors (``state_dict``: images, label logits, raw lrs) in key
+    order and its metadata (temperature, inner momentum, recorded model, ...: what replaying it reads).
+    Two sets with the same digest train the same networks."""
     h = hashlib.sha256()
     for key, tensor in sorted(distilled.state_dict().items()):
         h.update(key.encode())
         h.update(str(tuple(tensor.shape)).encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps(distilled.metadata(), sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
-def record_settings(cfg: DictConfig, datamodule: Any, distilled_sets: Mapping[str, Any]) -> dict[str, Any]:
-    """The settings a finished job's record depends on, as flat dotted keys (JSON values):
-    ``eval.*`` but :data:`NOT_COMPARED`, ``model.*``, ``seed``, the patch store's ``source_hash`` and each
-    distilled set's :func:`set_digest`. Resolves interpolations (the ``${if_native_bf16:...}`` choices
-    of the CPU preset become the value this machine takes)."""
+def study_settings(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
+    """The settings every job's record depends on, as flat dotted keys (JSON values): ``eval.*`` but
+    :data:`NOT_COMPARED`, ``model.*``, ``seed`` and the patch store's ``source_hash``. Interpolations are
+    resolved (the CPU preset's ``${if_native_bf16:...}`` choices become this machine's values) and
+    precisions take Lightning's names (``32`` and ``32-true`` are one setting)."""
     ev = _flat(OmegaConf.to_container(cfg.eval, resolve=True), "", {})
     compared = {k: v for k, v in ev.items() if not any(k == n or k.startswith(f"{n}.") for n in NOT_COMPARED)}
     settings: dict[str, Any] = {f"eval.{k}": v for k, v in compared.items()}
     settings.update(_flat(OmegaConf.to_container(cfg.model, resolve=True), "model", {}))
+    for key, value in settings.items():
+        if key.rsplit(".", 1)[-1] == "precision":
+            settings[key] = PRECISION_ALIASES.get(str(value), value)
     settings["seed"] = cfg.get("seed")
     settings["data.source_hash"] = datamodule.source_hash()
-    for name in sorted(distilled_sets):
-        settings[f"distilled set {name}"] = set_digest(distilled_sets[name])
-    return json.loads(json.dumps(settings, sort_keys=True))  # the values as the file will give them back
+    return _json(settings)
 
 
-def _differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+class RecordSettings:
+    """The settings of a study's jobs (:func:`study_settings` plus what each job reads of the sets), their
+    files beside the records of ``out``, and the check of a folder's finished networks against them.
+
+    ``sets``: the study's distilled sets by name; ``subset_per_class``: a callable giving the random
+    subsets' size (raising when there is none), called only for the random baselines.
+
+    A set's own networks of the ``same`` architecture are built from the model config it recorded, which
+    its digest covers. The baselines' ``same`` networks follow the first set's recorded model, which is
+    ``model.*`` when the sets were distilled from this config (as in ``reproduce``, whose reference network
+    trains before any set exists); a baseline of sets distilled with another network than ``model.*`` is
+    compared on ``model.*`` only.
+    """
+
+    def __init__(self, study: Mapping[str, Any], sets: Mapping[str, Any], subset_per_class) -> None:
+        self.study = dict(study)
+        self.digests = {name: set_digest(ds) for name, ds in sets.items()}
+        self.subset_per_class = subset_per_class
+
+    def of_job(self, job: Job) -> dict[str, Any]:
+        """The settings of one job's record: the study's, the digest of the set it trains on, and the
+        random subsets' size for the random baselines."""
+        settings = dict(self.study)
+        if job.method in self.digests:
+            settings[f"distilled set {job.method}"] = self.digests[job.method]
+        if job.method in ("random", "random_soft"):
+            settings["random subset per class"] = int(self.subset_per_class())
+        return _json(settings)
+
+    def write(self, out: Path, job: Job) -> None:
+        """Write ``out/records/<job>.settings.json`` (atomically), before the job's record is written."""
+        path = settings_path(out, job.key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(self.of_job(job), indent=1, sort_keys=True))
+
+    def check(self, out: Path, finished: Iterable[str], jobs: Iterable[Job]) -> None:
+        """Compare every finished record's settings with these.
+
+        ``finished``: the keys of the folder's finished jobs; ``jobs``: this run's jobs. A finished job of
+        this run is compared in full; one this run does not list (its records still join networks.csv) on
+        the study's settings only. Records without a settings file (an older version) are trusted. Raises
+        :class:`EvaluationConfigError` naming up to 8 differences (and how many more), how many networks
+        they concern, and what to do; for a settings file that cannot be read, its path."""
+        by_key = {j.key: j for j in jobs}
+        lines: dict[str, None] = {}
+        concerned = 0
+        for key in sorted(finished):
+            path = settings_path(out, key)
+            if not path.is_file():
+                continue
+            before = _read(path)
+            if key in by_key:
+                now = self.of_job(by_key[key])
+            else:
+                now, before = self.study, {k: v for k, v in before.items() if not k.startswith(SET_KEYS)}
+            diff = differences(before, now)
+            concerned += bool(diff)
+            lines.update(dict.fromkeys(diff))
+        if not lines:
+            return
+        shown = list(lines)
+        text = "; ".join(shown[:8]) + (f"; and {len(shown) - 8} more" if len(shown) > 8 else "")
+        folder = Path(out) / RECORDS
+        raise EvaluationConfigError(
+            f"{concerned} finished network(s) in {folder} were trained with other settings ({text}). A "
+            "re-run there would put both in one table: give another output folder (paths.output_dir=...), "
+            f"or remove {folder} to train every network again with these settings"
+        )
+
+
+def settings_path(out: Path, key: str) -> Path:
+    return Path(out) / RECORDS / f"{key}{SETTINGS_SUFFIX}"
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        data = exc
+    if not isinstance(data, dict):
+        why = f"({data})" if isinstance(data, Exception) else "(not a JSON object)"
+        raise EvaluationConfigError(
+            f"{path} cannot be read {why}; it records what the finished network beside it was trained "
+            f"with: remove {path.parent} to train every network again"
+        )
+    return data
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return a == b
+
+
+def differences(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """One line per key whose value differs between two settings (a key missing on one side included);
+    a distilled set or the patch store is named with "new", "absent" or "other content"."""
     missing = object()
     lines = []
     for key in sorted(set(before) | set(now)):
         a, b = before.get(key, missing), now.get(key, missing)
-        if a == b:
+        if a is not missing and b is not missing and _same(a, b):
             continue
         if key.startswith("distilled set ") or key == "data.source_hash":
-            what = "absent" if a is missing else ("new" if b is missing else "other content")
+            what = "new" if a is missing else ("absent" if b is missing else "other content")
             lines.append(f"{key}: {what}")
         else:
             was = "unset" if a is missing else repr(a)
             is_ = "unset" if b is missing else repr(b)
             lines.append(f"{key} was {was}, now {is_}")
     return lines
-
-
-def check_record_settings(out: Path, settings: Mapping[str, Any], write: bool = True) -> None:
-    """Compare ``settings`` (:func:`record_settings`) with those of the records already in ``out/records``.
-
-    No file yet: ``write`` saves ``settings`` (atomically; rank 0 of a sharded run) and returns; a folder
-    with records from a version that kept no settings is trusted as before. Raises
-    :class:`EvaluationConfigError` naming up to 8 differing keys (and how many more), and what to do:
-    another output folder, or the records removed to train every network again."""
-    path = Path(out) / RECORDS / SETTINGS_FILE
-    if not path.is_file():
-        if write:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(path, json.dumps(dict(settings), indent=1, sort_keys=True))
-        return
-    try:
-        before = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise EvaluationConfigError(
-            f"{path} cannot be read ({exc}); it records what the finished networks in {path.parent} were "
-            f"trained with: remove {path.parent} to train every network again"
-        ) from None
-    diff = _differences(before, settings)
-    if not diff:
-        return
-    shown = "; ".join(diff[:8]) + (f"; and {len(diff) - 8} more" if len(diff) > 8 else "")
-    raise EvaluationConfigError(
-        f"the finished networks in {path.parent} were trained with other settings ({shown}). A re-run "
-        "there would put both in one table: give another output folder (paths.output_dir=...), or remove "
-        f"{path.parent} to train every network again with these settings"
-    )

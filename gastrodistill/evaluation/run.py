@@ -70,7 +70,7 @@ from gastrodistill.evaluation.jobs import (
     shard,
 )
 from gastrodistill.evaluation.networks import architecture_config, check_distinct, net_spec
-from gastrodistill.evaluation.record_settings import check_record_settings, record_settings
+from gastrodistill.evaluation.record_settings import RecordSettings, study_settings
 from gastrodistill.evaluation.results import (  # noqa: F401 - re-exported for callers of this module
     headline,
     log_results,
@@ -161,6 +161,7 @@ class Study:
         self.timings: list[dict[str, Any]] = []  # seconds per setting (training, scoring)
         self.write_progress = True  # rewrite networks.csv after every setting (single-process runs)
         self.diverged: weakref.WeakSet[nn.Module] = weakref.WeakSet()  # trained into a non-finite loss
+        self._record_settings: RecordSettings | None = None
 
     # -- networks ----------------------------------------------------------------------------------
     def owner(self, method: str) -> str | None:
@@ -176,6 +177,21 @@ class Study:
         if key not in self.specs:
             self.specs[key] = net_spec(self.cfg, arch, self.dm, recorded)
         return self.specs[key]
+
+    @property
+    def record_settings(self) -> RecordSettings:
+        """What each job's record depends on (:mod:`gastrodistill.evaluation.record_settings`)."""
+        if self._record_settings is None:
+            self._record_settings = RecordSettings(
+                study_settings(self.cfg, self.dm), self.sets, self.random_per_class
+            )
+        return self._record_settings
+
+    def check_finished(self, jobs: Sequence[Job]) -> None:
+        """Refuse, before anything trains or is written, an output folder whose finished networks were
+        trained with other settings than this study's (:meth:`RecordSettings.check`)."""
+        if self.out is not None:
+            self.record_settings.check(self.out, report.finished_jobs(self.out), jobs)
 
     @property
     def primary(self) -> str:
@@ -439,6 +455,7 @@ class Study:
                 full["diverged"] = True
             full.update(rec)
             if self.out is not None:
+                self.record_settings.write(self.out, job)  # first: a record never lacks its settings
                 report.save_record(self.out, full)
             out.append(full)
         self.records += out
@@ -561,8 +578,7 @@ def run_jobs(
             "eval.distilled_dirs or list baselines, e.g. eval.baselines.methods=[full]"
         )
     study.check_jobs(every)  # all of them: finished records of a same-named network would share a row
-    # finished records made with other settings would share the table with new ones: refused, named
-    check_record_settings(out, record_settings(cfg, datamodule, distilled_sets), write=rank == 0)
+    study.check_finished(every)  # finished networks trained with other settings would share the table
     jobs = shard(every, rank, world_size)
     todo = pending(jobs, report.finished_jobs(out))
     stale = out / Study.REFERENCE_FILE
@@ -676,10 +692,12 @@ def run_evaluation(
     _prepare(datamodule)
     check_distilled_sets(distilled_sets, datamodule)  # refuse before anything is written
     out.mkdir(parents=True, exist_ok=True)
+    study = Study(cfg, datamodule, distilled_sets, out, progress=bool(cfg.eval.get("progress", True)))
+    study.check_finished(build_jobs(cfg.eval, list(distilled_sets)))  # before the run record is rewritten
     if rank == 0:
         threads = training_threads(cfg, world_size)
         save_run_info(out, cfg, extra={"stage": "evaluate", "training_threads": threads})
-    study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size)
+    study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size, study)
     if barrier is not None:
         barrier()
     elif world_size > 1:
@@ -719,6 +737,7 @@ def run_reference_job(cfg: DictConfig, datamodule, output_dir: str | Path) -> bo
     _prepare(datamodule)
     with torch_threads(training_threads(cfg)):
         study = Study(cfg, datamodule, {}, out, progress=False)
+        study.check_finished([job])  # a folder of other settings: refused before the network trains
         study.write_progress = False  # the evaluation writes networks.csv when it merges every record
         study.run_setting(job.setting, [job])
     return True

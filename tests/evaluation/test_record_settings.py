@@ -1,21 +1,28 @@
-"""A re-run in an evaluation folder resumes only under the settings its finished records were made with.
+"""A re-run in an evaluation folder resumes only under the settings its finished networks were made with.
 
-Before ``records/settings.json``, a re-run with another recipe (or on a machine whose CPU preset chose
+Before ``records/<job>.settings.json``, a re-run with another recipe (or on a machine whose CPU preset chose
 another precision) skipped the finished jobs and put their records in one table with the new ones.
 """
 
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
 from _eval_sets import small_distilled
 
 from gastrodistill.evaluation import report
-from gastrodistill.evaluation.jobs import EvaluationConfigError
-from gastrodistill.evaluation.record_settings import SETTINGS_FILE, record_settings, set_digest
-from gastrodistill.evaluation.run import run_jobs
+from gastrodistill.evaluation.jobs import EvaluationConfigError, build_jobs
+from gastrodistill.evaluation.record_settings import (
+    SETTINGS_SUFFIX,
+    differences,
+    set_digest,
+    settings_path,
+    study_settings,
+)
+from gastrodistill.evaluation.run import Study, run_evaluation, run_jobs, run_reference_job
 
 BASE = [
     "model.width=8",
@@ -40,8 +47,9 @@ def finished(compose_cfg, patient_dm, tmp_path):
     return out, sets
 
 
-def _records(out):
-    return {p.name: p.stat().st_mtime_ns for p in (out / report.RECORDS).glob("*.npz")}
+def _files(out):
+    """Every file of the folder with its modification time: what a refused run must leave alone."""
+    return {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
 
 
 @pytest.mark.parametrize(
@@ -57,13 +65,25 @@ def test_a_rerun_with_other_settings_stops_before_training_and_names_the_key(
     compose_cfg, patient_dm, finished, override, needle
 ):
     out, sets = finished
-    before = _records(out)
+    before = _files(out)
     with pytest.raises(EvaluationConfigError) as info:
         run_jobs(compose_cfg([*BASE, override, "eval.n_networks=2"]), patient_dm, sets, out)
     message = str(info.value)
-    assert needle in message
+    assert needle in message and "2 finished network(s)" in message
     assert "paths.output_dir" in message and f"remove {out / report.RECORDS}" in message
-    assert _records(out) == before  # nothing trained, nothing rewritten
+    assert _files(out) == before  # nothing trained, nothing rewritten
+
+
+def test_a_refused_evaluation_leaves_the_folders_run_record_as_it_was(compose_cfg, patient_dm, tmp_path):
+    """run_evaluation used to rewrite config.yaml and run_info.json before the refusal: the folder's
+    record then named settings its networks were not trained with."""
+    sets = {"soft": small_distilled(patient_dm)}
+    out = tmp_path / "eval"
+    run_evaluation(compose_cfg(BASE), patient_dm, sets, out, loggers=[])
+    before = _files(out)
+    with pytest.raises(EvaluationConfigError, match="eval.standard.epochs was 2, now 3"):
+        run_evaluation(compose_cfg([*BASE, "eval.standard.epochs=3"]), patient_dm, sets, out, loggers=[])
+    assert _files(out) == before
 
 
 def test_another_distilled_set_under_the_same_name_is_named(compose_cfg, patient_dm, finished):
@@ -73,40 +93,108 @@ def test_another_distilled_set_under_the_same_name_is_named(compose_cfg, patient
         run_jobs(compose_cfg(BASE), patient_dm, other, out)
 
 
-def test_more_jobs_and_other_execution_settings_resume(compose_cfg, patient_dm, finished):
-    """More networks and another process count, bootstrap or batch size keep the finished records."""
+def test_more_jobs_another_set_and_other_execution_settings_resume(compose_cfg, patient_dm, finished):
+    """More networks, a second distilled set, and another thread count, bootstrap, batch size or pixel
+    depth keep the finished records (none is trained again) and add the new jobs."""
     out, sets = finished
-    before = _records(out)
-    more = [*BASE, "eval.n_networks=2", "eval.bootstrap=20", "eval.batch_size=64", "eval.processes=1"]
-    run_jobs(compose_cfg(more), patient_dm, sets, out)
-    after = _records(out)
-    assert {k: after[k] for k in before} == before  # the finished records were not trained again
-    assert len(after) == 2 * len(before)
+    before = {p.name: p.stat().st_mtime_ns for p in (out / report.RECORDS).glob("*.npz")}
+    more = [
+        *BASE,
+        "eval.n_networks=2",
+        "eval.num_threads=2",
+        "eval.bootstrap=20",
+        "eval.batch_size=64",
+        "eval.real_bytes_per_pixel=2",
+    ]
+    both = {**sets, "hard": small_distilled(patient_dm, "hard", 1)}
+    run_jobs(compose_cfg(more), patient_dm, both, out)
+    after = {p.name: p.stat().st_mtime_ns for p in (out / report.RECORDS).glob("*.npz")}
+    assert {k: after[k] for k in before} == before
+    assert set(after) - set(before) == {
+        "soft__standard__same__1.npz",
+        "hard__standard__same__0.npz",
+        "hard__standard__same__1.npz",
+        "mean__standard__same__1.npz",
+    }
+    for name in after:  # every record has its settings beside it
+        assert settings_path(out, name.removesuffix(".npz")).is_file()
 
 
-def test_a_folder_without_settings_is_trusted_and_then_guarded(compose_cfg, patient_dm, finished):
-    """Records of a version that kept no settings: resumed as before, and the settings written then."""
-    out, sets = finished
-    path = out / report.RECORDS / SETTINGS_FILE
-    path.unlink()
+def test_a_run_that_finished_no_network_does_not_block_its_own_fix(compose_cfg, patient_dm, tmp_path):
+    """The first run stops at its threshold (too few validation patients), finishing nothing; the run with
+    the fix its message asks for goes ahead."""
+    from gastrodistill.evaluation.patient import ThresholdRefused
+
+    sets = {"soft": small_distilled(patient_dm)}
+    out = tmp_path / "eval"
+    refuse = [k for k in BASE if "threshold_fallback" not in k] + ["eval.patient.threshold_fallback=refuse"]
+    with pytest.raises(ThresholdRefused):
+        run_jobs(compose_cfg(refuse), patient_dm, sets, out)
+    assert not report.finished_jobs(out)
     run_jobs(compose_cfg(BASE), patient_dm, sets, out)
-    assert json.loads(path.read_text()) == record_settings(compose_cfg(BASE), patient_dm, sets)
-    with pytest.raises(EvaluationConfigError, match="eval.standard.lr was 0.01, now 0.02"):
-        run_jobs(compose_cfg([*BASE, "eval.lr_grid=[0.02]", "eval.standard.lr=0.02"]), patient_dm, sets, out)
+    assert report.finished_jobs(out)
+
+
+def test_the_reference_network_trained_ahead_is_guarded_both_ways(compose_cfg, patient_dm, tmp_path):
+    """reproduce trains job full__real__same__0 before the evaluation: its record carries its settings, so a
+    run with another full-data recipe is refused, and a reference of other settings is not trained into a
+    folder whose networks were made otherwise."""
+    full = [*BASE, "eval.baselines.methods=[full]", "eval.baselines.real.epochs=1"]
+    out = tmp_path / "eval"
+    assert run_reference_job(compose_cfg(full), patient_dm, out)
+    other = [*full, "eval.baselines.real.epochs=2"]
+    with pytest.raises(EvaluationConfigError, match="eval.baselines.real.epochs was 1, now 2"):
+        run_jobs(compose_cfg(other), patient_dm, {}, out)
+    second = tmp_path / "eval2"
+    run_jobs(compose_cfg([*BASE, "eval.baselines.real.epochs=1"]), patient_dm, {}, second)
+    before = _files(second)
+    with pytest.raises(EvaluationConfigError, match="eval.baselines.real.epochs was 1, now 2"):
+        run_reference_job(compose_cfg(other), patient_dm, second)
+    assert _files(second) == before
+
+
+def test_records_of_an_older_version_are_trusted(compose_cfg, patient_dm, finished):
+    out, sets = finished
+    for path in (out / report.RECORDS).glob(f"*{SETTINGS_SUFFIX}"):
+        path.unlink()
+    run_jobs(compose_cfg([*BASE, "eval.standard.epochs=3", "eval.n_networks=2"]), patient_dm, sets, out)
+    # the new networks' settings are kept; the old ones stay without
+    assert settings_path(out, "soft__standard__same__1").is_file()
+    assert not settings_path(out, "soft__standard__same__0").is_file()
+
+
+@pytest.mark.parametrize("content", ["[]", "{not json", ""])
+def test_a_damaged_settings_file_is_named(compose_cfg, patient_dm, finished, content):
+    out, sets = finished
+    path = settings_path(out, "soft__standard__same__0")
+    path.write_text(content)
+    with pytest.raises(EvaluationConfigError, match=f"{path} cannot be read"):
+        run_jobs(compose_cfg(BASE), patient_dm, sets, out)
+
+
+def test_precision_aliases_and_nan_are_one_setting(compose_cfg, patient_dm):
+    a = study_settings(compose_cfg([*BASE, "eval.standard.precision=32"]), patient_dm)
+    b = study_settings(compose_cfg([*BASE, "eval.standard.precision=32-true"]), patient_dm)
+    assert a == b and a["eval.standard.precision"] == "32-true"
+    assert differences({"x": math.nan, "y": [1, 2]}, {"x": math.nan, "y": [1, 2]}) == []
+    assert differences({"x": 1}, {"x": 1, "distilled set hard": "ab"}) == ["distilled set hard: new"]
+    assert differences({"distilled set hard": "ab"}, {}) == ["distilled set hard: absent"]
+    assert differences({"x": 1}, {"x": 1.5}) == ["x was 1, now 1.5"]
 
 
 def test_the_settings_hold_no_path_and_the_cpu_presets_choice_resolved(compose_cfg, patient_dm, tmp_path):
     sets = {"soft": small_distilled(patient_dm)}
     cfg = compose_cfg([*BASE, f"eval.distilled_dirs={{soft: {tmp_path}/secret_site/soft}}"])
-    settings = record_settings(cfg, patient_dm, sets)
+    study = Study(cfg, patient_dm, sets, tmp_path / "eval", progress=False)
+    job = next(j for j in build_jobs(cfg.eval, list(sets)) if j.method == "soft")
+    settings = study.record_settings.of_job(job)
     text = json.dumps(settings)
-    assert str(tmp_path) not in text and "secret_site" not in text
+    assert str(tmp_path) not in text and "secret_site" not in text and "${" not in text
     assert settings["distilled set soft"] == set_digest(sets["soft"])
     assert settings["data.source_hash"] == patient_dm.source_hash()
-    assert "${" not in text
 
 
-def test_the_set_digest_follows_every_tensor(patient_dm):
+def test_the_set_digest_follows_every_tensor_and_the_metadata(patient_dm):
     ds = small_distilled(patient_dm)
     digest = set_digest(ds)
     assert set_digest(small_distilled(patient_dm)) == digest  # the same content, another object
@@ -115,3 +203,7 @@ def test_the_set_digest_follows_every_tensor(patient_dm):
         with torch.no_grad():
             getattr(changed, name).view(-1)[0] += 1e-3
         assert set_digest(changed) != digest, name
+    for attr, value in (("temperature", 2.0), ("inner_momentum", 0.5)):
+        changed = small_distilled(patient_dm)
+        setattr(changed, attr, value)
+        assert set_digest(changed) != digest, attr
