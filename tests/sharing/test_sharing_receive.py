@@ -124,18 +124,25 @@ def test_site_adapter_maps_site_normalisation_to_the_artifact():
     torch.testing.assert_close(seen[0], expected, atol=1e-4, rtol=1e-5)
 
 
-def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
-    """gastrodistill-audit on a saved set writes the report and the artifact; the site trains from the zip."""
-    from gastrodistill.cli.audit import run as audit_run
-    from gastrodistill.cli.train_from_artifact import run as receive_main
-
+def site_npz(path):
+    """A small site's patches written as an npz (train/val/test images and labels, class names) at
+    ``path``; returns the data module they come from."""
     src = make_dm(patients=(10, 3, 10), per_patient=5)
     arrays = {
         f"{s}_{k}": v
         for s in ("train", "val", "test")
         for k, v in zip(("images", "labels"), src._splits[s], strict=True)
     }
-    np.savez(tmp_path / "patches.npz", class_names=np.array(CLASSES), **arrays)
+    np.savez(path, class_names=np.array(CLASSES), **arrays)
+    return src
+
+
+def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
+    """gastrodistill-audit on a saved set writes the report and the artifact; the site trains from the zip."""
+    from gastrodistill.cli.audit import run as audit_run
+    from gastrodistill.cli.train_from_artifact import run as receive_main
+
+    src = site_npz(tmp_path / "patches.npz")
     # the set is declared distilled from this data (audit/publish refuse a set of other normalisation)
     soft_set.mean, soft_set.std = list(src.mean), list(src.std)
     soft_set.save(tmp_path / "distilled" / "soft")
@@ -354,13 +361,7 @@ def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_s
     from gastrodistill.cli.train_from_artifact import default_folder_name
     from gastrodistill.cli.train_from_artifact import run as receive_main
 
-    src = make_dm(patients=(10, 3, 10), per_patient=5)
-    arrays = {
-        f"{s}_{k}": v
-        for s in ("train", "val", "test")
-        for k, v in zip(("images", "labels"), src._splits[s], strict=True)
-    }
-    np.savez(tmp_path / "patches.npz", class_names=np.array(CLASSES), **arrays)
+    site_npz(tmp_path / "patches.npz")
     first = save_artifact(tmp_path / "hospital_a" / "soft", soft_set, card_fields, archive=True)
     with torch.no_grad():
         soft_set.images.add_(0.01)
