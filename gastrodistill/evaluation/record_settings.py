@@ -7,7 +7,9 @@ config, seed, patch store or distilled set) would then sit in one table with the
 would say so. Beside each record, ``records/<job>.settings.json`` keeps what that network depends on
 (:meth:`RecordSettings.of_job`, written just before the record); a run whose settings differ from a
 finished network's stops before it trains or writes anything, naming the keys that differ and the two
-ways on. Records written before this file existed have none and are trusted, as before.
+ways on. Records written before this file existed have none and are trusted, as before. The saved
+reference network (the ``random_soft`` teacher) keeps its settings the same way
+(``Study.REFERENCE_SETTINGS``) and is trained again when they differ or are missing.
 
 Not compared, because they do not change a finished network's record: what only chooses which jobs exist
 (more networks, architectures, schedules, baselines or distilled sets add jobs beside the finished ones),
@@ -54,6 +56,7 @@ NOT_COMPARED = frozenset(
         "real_bytes_per_pixel",
         # execution (float rounding at most)
         "progress",
+        "device",
         "processes",
         "num_threads",
         "batch_size",
@@ -71,7 +74,7 @@ NOT_COMPARED = frozenset(
 )
 
 #: Keys of a job's settings that name one distilled set or the subset size, not the whole study.
-SET_KEYS = ("distilled set ", "random subset per class")
+SET_KEYS = ("distilled set ", "random subset per class", "architecture ")
 
 
 def _flat(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +126,9 @@ class RecordSettings:
     files beside the records of ``out``, and the check of a folder's finished networks against them.
 
     ``sets``: the study's distilled sets by name; ``subset_per_class``: a callable giving the random
-    subsets' size (raising when there is none), called only for the random baselines.
+    subsets' size (raising when there is none), called only for the random baselines; ``architecture``: a
+    callable giving the resolved model config (a dict) of an architecture other than ``same`` (composed
+    from ``conf/model``, which a user may edit between runs).
 
     A set's own networks of the ``same`` architecture are built from the model config it recorded, which
     its digest covers. The baselines' ``same`` networks follow the first set's recorded model, which is
@@ -132,26 +137,42 @@ class RecordSettings:
     compared on ``model.*`` only.
     """
 
-    def __init__(self, study: Mapping[str, Any], sets: Mapping[str, Any], subset_per_class) -> None:
+    def __init__(
+        self, study: Mapping[str, Any], sets: Mapping[str, Any], subset_per_class, architecture
+    ) -> None:
         self.study = dict(study)
         self.digests = {name: set_digest(ds) for name, ds in sets.items()}
         self.subset_per_class = subset_per_class
+        self.architecture = architecture
 
     def of_job(self, job: Job) -> dict[str, Any]:
-        """The settings of one job's record: the study's, the digest of the set it trains on, and the
-        random subsets' size for the random baselines."""
+        """The settings of one job's record: the study's, the digest of the set it trains on, the random
+        subsets' size for the random baselines, and the model config of an architecture other than
+        ``same``."""
         settings = dict(self.study)
         if job.method in self.digests:
             settings[f"distilled set {job.method}"] = self.digests[job.method]
         if job.method in ("random", "random_soft"):
             settings["random subset per class"] = int(self.subset_per_class())
+        if job.arch != "same":
+            settings.update(_flat(self.architecture(job.arch), f"architecture {job.arch}", {}))
         return _json(settings)
 
     def write(self, out: Path, job: Job) -> None:
         """Write ``out/records/<job>.settings.json`` (atomically), before the job's record is written."""
-        path = settings_path(out, job.key)
+        self.write_file(settings_path(out, job.key), job)
+
+    def write_file(self, path: Path, job: Job) -> None:
+        """Write ``job``'s settings to ``path`` (atomically; e.g. beside the reference network's weights)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(path, json.dumps(self.of_job(job), indent=1, sort_keys=True))
+
+    def matches(self, path: Path, job: Job) -> bool:
+        """Whether ``path`` holds ``job``'s settings now (False when it is missing, unreadable or differs)."""
+        try:
+            return path.is_file() and not differences(_read(path), self.of_job(job))
+        except EvaluationConfigError:
+            return False
 
     def check(self, out: Path, finished: Iterable[str], jobs: Iterable[Job]) -> None:
         """Compare every finished record's settings with these.

@@ -183,7 +183,10 @@ class Study:
         """What each job's record depends on (:mod:`gastrodistill.evaluation.record_settings`)."""
         if self._record_settings is None:
             self._record_settings = RecordSettings(
-                study_settings(self.cfg, self.dm), self.sets, self.random_per_class
+                study_settings(self.cfg, self.dm),
+                self.sets,
+                self.random_per_class,
+                lambda arch: OmegaConf.to_container(architecture_config(self.cfg, arch), resolve=True),
             )
         return self._record_settings
 
@@ -254,20 +257,41 @@ class Study:
     #: The first full-data network of the distillation architecture (job ``full__real__same__0``), saved
     #: so that the audit, the ``random_soft`` teacher, other ranks, worker processes and re-runs reuse it.
     REFERENCE_FILE = "reference.safetensors"
+    #: What the saved reference network was trained with (the reference job's record settings).
+    REFERENCE_SETTINGS = "reference.settings.json"
     REFERENCE_JOB = Job("full", REAL_SCHEDULE, SAME, 0)
 
     def save_reference(self, net: nn.Module) -> None:
-        """Keep ``net`` as the reference network (and write it to ``REFERENCE_FILE`` in the output folder)."""
+        """Keep ``net`` as the reference network (and write it to ``REFERENCE_FILE`` in the output folder,
+        its settings to ``REFERENCE_SETTINGS`` first)."""
         self.reference_net = net
         if self.out is not None:
+            self.record_settings.write_file(self.out / self.REFERENCE_SETTINGS, self.REFERENCE_JOB)
             save_weights(net, self.out / self.REFERENCE_FILE)
+
+    def reference_is_current(self) -> bool:
+        """Whether the output folder holds a reference network trained with this study's settings (a file
+        without its settings, from an earlier version, is not current)."""
+        if self.out is None or not (self.out / self.REFERENCE_FILE).is_file():
+            return False
+        return self.record_settings.matches(self.out / self.REFERENCE_SETTINGS, self.REFERENCE_JOB)
+
+    def drop_stale_reference(self, retrain: bool) -> None:
+        """Remove the saved reference network when its job is to be trained again (``retrain``) or it was
+        trained with other settings: the ``random_soft`` teacher and the audit never get a network of
+        another recipe (a folder whose ``full`` job is not listed, or whose first run stopped early)."""
+        if self.out is None or not (self.out / self.REFERENCE_FILE).is_file():
+            return
+        if retrain or not self.reference_is_current():
+            (self.out / self.REFERENCE_FILE).unlink()
+            (self.out / self.REFERENCE_SETTINGS).unlink(missing_ok=True)
 
     def reference(self) -> nn.Module:
         """The reference network: job ``full__real__same__0``'s network, from memory, from
         ``REFERENCE_FILE``, or trained now by that job's seeds and recipe (the same weights the job gets)."""
         if self.reference_net is None:
             path = self.out / self.REFERENCE_FILE if self.out is not None else None
-            if path is not None and path.is_file():
+            if path is not None and self.reference_is_current():
                 spec = self.spec(SAME)
                 net = spec.build(self.gen("reference-load"))
                 self.reference_net = load_weights(net, path, device=str(spec.device))
@@ -581,9 +605,8 @@ def run_jobs(
     study.check_finished(every)  # finished networks trained with other settings would share the table
     jobs = shard(every, rank, world_size)
     todo = pending(jobs, report.finished_jobs(out))
-    stale = out / Study.REFERENCE_FILE
-    if Study.REFERENCE_JOB in todo and stale.is_file():
-        stale.unlink()  # its job is to be trained again: never hand out a teacher from another config
+    # its job is to be trained again, or it was trained with other settings: never hand out that teacher
+    study.drop_stale_reference(retrain=Study.REFERENCE_JOB in todo)
     processes = int(cfg.eval.get("processes") or 1)
     if processes > 1 and world_size == 1 and len(todo) > 1:
         from gastrodistill.evaluation.processes import run_in_processes

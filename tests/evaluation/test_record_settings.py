@@ -207,3 +207,47 @@ def test_the_set_digest_follows_every_tensor_and_the_metadata(patient_dm):
         changed = small_distilled(patient_dm)
         setattr(changed, attr, value)
         assert set_digest(changed) != digest, attr
+
+
+def test_a_saved_teacher_of_other_settings_is_trained_again(compose_cfg, patient_dm, tmp_path):
+    """The random_soft teacher is the saved reference network. A folder whose first run trained it and then
+    stopped (no record), or whose full job is not listed, handed that teacher to a run of another full-data
+    recipe; it is now trained again, and kept when the settings are the same."""
+    out = tmp_path / "eval"
+    out.mkdir()
+    soft_only = [*BASE, "eval.baselines.methods=[random_soft]", "eval.baselines.n_per_class=2"]
+    first = compose_cfg([*soft_only, "eval.baselines.real.epochs=1"])
+    Study(first, patient_dm, {}, out, progress=False).reference()  # trained and saved, no record
+    weights = out / Study.REFERENCE_FILE
+    saved = weights.read_bytes()
+    again = Study(first, patient_dm, {}, out, progress=False)
+    assert again.reference_is_current()
+    again.reference()
+    assert weights.read_bytes() == saved  # the same settings: loaded, not trained again
+
+    other = [*soft_only, "eval.baselines.real.epochs=1", "eval.baselines.real.lr=0.01"]
+    run_jobs(compose_cfg(other), patient_dm, {}, out)
+    assert weights.read_bytes() != saved  # trained again by the new recipe
+    kept = json.loads((out / Study.REFERENCE_SETTINGS).read_text())
+    assert kept["eval.baselines.real.lr"] == 0.01
+
+    (out / Study.REFERENCE_SETTINGS).unlink()  # a reference of an earlier version: not trusted as a teacher
+    assert not Study(compose_cfg(other), patient_dm, {}, out, progress=False).reference_is_current()
+
+
+def test_a_cross_architecture_networks_config_is_compared(tmp_path):
+    """Architectures other than `same` come from conf/model, which a user may edit between runs."""
+    from gastrodistill.evaluation.jobs import Job
+    from gastrodistill.evaluation.record_settings import RecordSettings
+
+    def settings(width):
+        return RecordSettings({"seed": 0}, {}, lambda: 2, lambda arch: {"_target_": "LeNet", "width": width})
+
+    job = Job("mean", "standard", "lenet", 0)
+    assert settings(8).of_job(job)["architecture lenet.width"] == 8
+    assert "architecture same.width" not in settings(8).of_job(Job("mean", "standard", "same", 0))
+    out = tmp_path / "eval"
+    settings(8).write(out, job)
+    settings(8).check(out, {job.key}, [job])
+    with pytest.raises(EvaluationConfigError, match="architecture lenet.width was 8, now 16"):
+        settings(16).check(out, {job.key}, [job])
