@@ -15,3 +15,10 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 __version__ = "0.1.0"
+
+# The configs' own resolver, ${if_native_bf16:DEVICE,A,B} (conf/experiment/cpu.yaml, audit.receive): any
+# code that imports gastrodistill can resolve a config, including one saved unresolved and loaded with
+# OmegaConf.load (e.g. by a rank of a distributed run), not only code that composes the config tree.
+from gastrodistill.utils.bf16_support import register_resolver as _register_resolver  # noqa: E402
+
+_register_resolver()

@@ -107,3 +107,25 @@ def test_native_bfloat16_agrees_with_the_kernel_cpu_flags() -> None:
     if flags is None:
         pytest.skip("no x86 CPU flags in /proc/cpuinfo on this machine")
     assert cpu_has_native_bfloat16() == ("avx512_bf16" in flags or "amx_tile" in flags)
+
+
+def test_a_config_saved_unresolved_resolves_wherever_gastrodistill_is_imported(compose_cfg, tmp_path) -> None:
+    """The root config holds the resolver (audit.receive.standard_precision). A rank of a distributed run
+    that loads the config saved unresolved failed in save_run_info: the resolver was registered only where
+    the config tree is composed. A fresh interpreter that imports gastrodistill alone now resolves it."""
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    OmegaConf.save(compose_cfg([]), tmp_path / "cfg.yaml", resolve=False)
+    code = (
+        "import sys, gastrodistill; from omegaconf import OmegaConf; "
+        "c = OmegaConf.load(sys.argv[1]); OmegaConf.to_yaml(c, resolve=True); "
+        "print(c.audit.receive.standard_precision)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "cfg.yaml")], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == ("None" if cpu_has_native_bfloat16() else "32-true")
