@@ -58,7 +58,8 @@ def if_native_bf16(device: Any, native: Any, otherwise: Any) -> Any:
 
 
 def register_resolver() -> None:
-    """Register ``${if_native_bf16:DEVICE,A,B}`` with OmegaConf (idempotent); done where the config tree
-    is defined (``gastrodistill.utils.config_tree``), so that whoever composes it can resolve it."""
+    """Register ``${if_native_bf16:DEVICE,A,B}`` with OmegaConf (idempotent); done once, when the
+    ``gastrodistill`` package is imported, so that any code of the project resolves a config holding it
+    (one it composes, or one saved unresolved and loaded with ``OmegaConf.load``)."""
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, if_native_bf16)

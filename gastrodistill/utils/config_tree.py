@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gastrodistill.utils.bf16_support import register_resolver
-
 
 def _conf_dir() -> str:
     """The Hydra config tree: ``conf/`` of a source checkout, else the copy shipped in the package.
@@ -26,6 +24,3 @@ def _conf_dir() -> str:
 
 #: The Hydra config tree (absolute path, used as ``config_path`` of every command).
 CONF_DIR = _conf_dir()
-
-# the configs' own resolver (${if_native_bf16:DEVICE,A,B}): whoever composes the tree imports CONF_DIR here
-register_resolver()
