@@ -31,9 +31,11 @@ def load_sets(sets: Any, key: str = "audit.sets") -> tuple[dict, dict]:
     """Name -> DistilledSet, plus name -> artifact path for the entries that are artifacts.
 
     ``sets`` is the mapping of the config key ``key`` (named in the messages). Raises
-    :class:`AuditInputError` when it is empty or not a mapping of names to paths, or names nothing.
+    :class:`AuditInputError` when it is empty or not a mapping of names to paths, or names nothing, and
+    ``EvaluationConfigError`` for a name that cannot name files (``evaluation.jobs.check_set_name``).
     """
     from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.jobs import check_set_name
     from gastrodistill.sharing.artifact import CARD_FILE, load_artifact
 
     example = f"'{key}={{soft: outputs/<exp>/runs/<run>/distill/soft}}'"
@@ -48,14 +50,15 @@ def load_sets(sets: Any, key: str = "audit.sets") -> tuple[dict, dict]:
         )
     loaded, artifacts = {}, {}
     for name, where in sets.items():
+        name = check_set_name(name, key)
         p = Path(str(where))
         if not p.exists():
             raise AuditInputError(f"{key}.{name}: nothing at {p}; give a DistilledSet folder or an artifact")
         if p.is_file() or (p / CARD_FILE).is_file():
-            loaded[str(name)], _ = load_artifact(p)
-            artifacts[str(name)] = p
+            loaded[name], _ = load_artifact(p)
+            artifacts[name] = p
         else:
-            loaded[str(name)] = DistilledSet.load(p)
+            loaded[name] = DistilledSet.load(p)
     return loaded, artifacts
 
 

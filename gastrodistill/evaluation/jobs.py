@@ -12,6 +12,7 @@ and skipped when the evaluation is run again in the same folder (:func:`pending`
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -54,6 +55,24 @@ class Job:
     def key(self) -> str:
         """A file-name-safe identifier, e.g. ``soft__replay__same__3``."""
         return f"{self.method}__{self.schedule}__{self.arch}__{self.index}"
+
+
+#: A distilled set's name: it names files and folders (``records/<job>.npz``, ``plots/distilled_<name>.png``,
+#: ``artifacts/<name>/``), so letters, digits, ``.``, ``_`` and ``-`` only, starting with a letter or digit.
+SET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def check_set_name(name: object, key: str) -> str:
+    """Return ``name`` as a string, or raise :class:`EvaluationConfigError` naming ``key`` (e.g.
+    ``eval.distilled_dirs``) when it is not a plain file name (:data:`SET_NAME`): a name such as ``../x``
+    or ``a/b`` would put the set's records, plots and artifact outside the run folder."""
+    text = str(name)
+    if not SET_NAME.fullmatch(text):
+        raise EvaluationConfigError(
+            f"{key}: the set name {text!r} cannot name files; use letters, digits, '.', '_' and '-' only, "
+            "starting with a letter or digit (e.g. soft, hard, soft_site2)"
+        )
+    return text
 
 
 def as_list(node) -> list:
@@ -186,7 +205,8 @@ def build_jobs(ev: DictConfig, set_names: Sequence[str]) -> list[Job]:
 
     Distilled sets: ``eval.architectures`` x ``eval.schedules`` x ``eval.n_networks``. Baselines:
     ``eval.baselines.methods`` x ``eval.baselines.architectures`` x ``eval.n_networks`` (the full-data
-    baseline ``eval.baselines.n_networks_full``). Raises :class:`EvaluationConfigError` on a bad entry.
+    baseline ``eval.baselines.n_networks_full``). Raises :class:`EvaluationConfigError` on a bad entry, a set
+    name that cannot name files (:func:`check_set_name`) or a set named like a baseline.
     """
     validate(ev)
     n = int(ev.n_networks)
@@ -195,6 +215,13 @@ def build_jobs(ev: DictConfig, set_names: Sequence[str]) -> list[Job]:
     n_full = n if ev.baselines.get("n_networks_full") is None else int(ev.baselines.n_networks_full)
     jobs: list[Job] = []
     for name in set_names:
+        check_set_name(name, "distilled set")
+        if name in BASELINES:
+            raise EvaluationConfigError(
+                f"a distilled set is named {name!r}, the name of a baseline ({', '.join(BASELINES)}): its "
+                "networks and the baseline's would share records and rows. Give the set another name "
+                f"(e.g. 'eval.distilled_dirs={{{name}_set: PATH}}')"
+            )
         for arch in archs:
             for schedule in as_list(ev.schedules):
                 jobs += [Job(name, schedule, arch, i) for i in range(n)]

@@ -75,3 +75,21 @@ def test_a_set_distilled_from_other_data_is_an_error_line(tmp_path, monkeypatch,
     last = text.strip().splitlines()[-1]
     assert last.startswith("error:") and "image size: set (12, 12), data (16, 16)" in last
     _nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("command", sorted(MAINS))
+@pytest.mark.parametrize("name", ["../escape", "a/b", "a b", ".hidden"])
+def test_a_set_name_that_cannot_name_files_is_refused_before_the_set_loads(
+    tmp_path, monkeypatch, capsys, command, name
+):
+    """Set names become file and folder names (records, plots, artifacts): ``../escape`` would write
+    beside the run folder. The set itself (12 px against 16 px data) would be refused for its size, so
+    the name's message shows that the name is checked first."""
+    DistilledSet(2, 1, 1, 1, (1, 12, 12), mean=[0.4], std=[0.2]).save(tmp_path / "set")
+    key = MAINS[command][1]
+    code, text = _run(command, f"{key}={{{name}: {tmp_path / 'set'}}}", tmp_path, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("error:") and f"{key}: the set name {name!r} cannot name files" in last
+    _nothing_left(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set", "small.npz", "work"]

@@ -19,7 +19,7 @@ from gastrodistill.evaluation.checks import DistilledSetMismatch, check_distille
 from gastrodistill.evaluation.ensemble import Ensemble, supports_ensemble, train_replays, train_small_sets
 from gastrodistill.evaluation.fresh_training import StandardSchedule, train_replay, train_small_set
 from gastrodistill.evaluation.full_data import RealRecipe, in_memory, train_full_data
-from gastrodistill.evaluation.jobs import build_jobs, shard
+from gastrodistill.evaluation.jobs import EvaluationConfigError, build_jobs, check_set_name, shard
 from gastrodistill.evaluation.run import Study, finalize, net_spec, run_evaluation, run_jobs
 from gastrodistill.evaluation.scoring import predict_split, score_networks
 from gastrodistill.evaluation.splits import build_context
@@ -127,8 +127,6 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         train_small_sets([spec.build(torch_generator(0))], [(x, y)], bf16, [torch_generator(0, "g")])
     with pytest.raises(ValueError, match="32-true"):
         StandardSchedule(precision="16-mixed")
-    from gastrodistill.evaluation.jobs import EvaluationConfigError
-
     with pytest.raises(
         EvaluationConfigError, match=r"eval.standard: eval.standard.precision must be one of .*'fp8'"
     ):
@@ -213,6 +211,27 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
     # the patient threshold's policy too (a typo in the rule stops the study before any network trains)
     with pytest.raises(EvaluationConfigError, match="eval.patient.threshold_rule = 'binormial'; use one of"):
         build_jobs(compose_cfg(SMALL + ["eval.patient.threshold_rule=binormial"]).eval, ["soft"])
+
+
+@pytest.mark.parametrize("name", ["random", "full", "mean", "random_soft"])
+def test_a_set_named_like_a_baseline_is_refused(compose_cfg, name):
+    """A set called ``random`` and the random-subset baseline would share the job
+    ``random__standard__same__0``: one network's record would stand for both rows."""
+    ev = compose_cfg(SMALL).eval
+    refusal = f"a distilled set is named '{name}', the name of a baseline"
+    with pytest.raises(EvaluationConfigError, match=refusal):
+        build_jobs(ev, ["soft", name])
+    keys = [j.key for j in build_jobs(ev, ["soft", f"{name}_set"])]
+    assert len(keys) == len(set(keys))
+
+
+def test_set_names_are_checked_as_file_names(compose_cfg):
+    ev = compose_cfg(SMALL).eval
+    for bad in ("../soft", "a/b", "", "-x", "a b"):
+        with pytest.raises(EvaluationConfigError, match="cannot name files"):
+            build_jobs(ev, [bad])
+    for good in ("soft", "hard", "soft_site2", "soft.v2", "s-1", "2026"):
+        assert check_set_name(good, "eval.distilled_dirs") == good
 
 
 @pytest.mark.parametrize("momentum", [0.0, 0.5])
