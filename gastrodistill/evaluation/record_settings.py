@@ -131,25 +131,34 @@ class RecordSettings:
     from ``conf/model``, which a user may edit between runs).
 
     A set's own networks of the ``same`` architecture are built from the model config it recorded, which
-    its digest covers. The baselines' ``same`` networks follow the first set's recorded model, which is
-    ``model.*`` when the sets were distilled from this config (as in ``reproduce``, whose reference network
-    trains before any set exists); a baseline of sets distilled with another network than ``model.*`` is
-    compared on ``model.*`` only.
+    its digest covers. The baselines' ``same`` networks follow the first set's recorded model:
+    ``baseline_model``, given when it differs from ``model.*`` (sets distilled with another network than
+    this config's), stands in for ``model.*`` in their settings; otherwise ``model.*`` is what they were
+    built from (as in ``reproduce``, whose reference network trains before any set exists).
     """
 
     def __init__(
-        self, study: Mapping[str, Any], sets: Mapping[str, Any], subset_per_class, architecture
+        self,
+        study: Mapping[str, Any],
+        sets: Mapping[str, Any],
+        subset_per_class,
+        architecture,
+        baseline_model: Mapping[str, Any] | None = None,
     ) -> None:
         self.study = dict(study)
         self.digests = {name: set_digest(ds) for name, ds in sets.items()}
         self.subset_per_class = subset_per_class
         self.architecture = architecture
+        self.baseline_model = dict(baseline_model) if baseline_model else None
 
     def of_job(self, job: Job) -> dict[str, Any]:
         """The settings of one job's record: the study's, the digest of the set it trains on, the random
         subsets' size for the random baselines, and the model config of an architecture other than
-        ``same``."""
+        ``same`` (for a baseline's ``same`` network, ``baseline_model`` in place of ``model.*``)."""
         settings = dict(self.study)
+        if job.arch == "same" and job.method not in self.digests and self.baseline_model:
+            settings = {k: v for k, v in settings.items() if not k.startswith("model.")}
+            settings.update(_flat(self.baseline_model, "model", {}))
         if job.method in self.digests:
             settings[f"distilled set {job.method}"] = self.digests[job.method]
         if job.method in ("random", "random_soft"):

@@ -18,6 +18,7 @@ import pandas as pd
 import torch
 
 from gastrodistill.evaluation import plots
+from gastrodistill.evaluation.jobs import EvaluationConfigError
 from gastrodistill.evaluation.metrics import mean_roc
 from gastrodistill.evaluation.results import row_id
 from gastrodistill.utils.atomic import atomic_path
@@ -65,7 +66,9 @@ def finished_jobs(out: Path) -> set[str]:
 
 
 def load_records(out: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
-    """The records of ``keys`` in that order; raises ``FileNotFoundError`` naming a missing job."""
+    """The records of ``keys`` in that order; raises ``FileNotFoundError`` naming a missing job and
+    :class:`~gastrodistill.evaluation.jobs.EvaluationConfigError` naming a record that cannot be read
+    (truncated, empty or not written by :func:`save_record`), with what to remove to train it again."""
     recs = []
     for k in keys:
         p = record_path(out, k)
@@ -73,7 +76,13 @@ def load_records(out: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
             raise FileNotFoundError(
                 f"{p}: job {k} has no record; run its rank again (or delete networks.csv)"
             )
-        recs.append(load_record(p))
+        try:
+            recs.append(load_record(p))
+        except Exception as exc:  # noqa: BLE001 - truncated zip, foreign npz, bad JSON: one message
+            raise EvaluationConfigError(
+                f"{p} cannot be read ({type(exc).__name__}: {exc}); it is the record of the finished network "
+                f"{k}. Remove it and run again: that network is trained again, the others are kept"
+            ) from None
     return recs
 
 

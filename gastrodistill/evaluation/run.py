@@ -84,6 +84,7 @@ from gastrodistill.evaluation.splits import Context, build_context  # noqa: F401
 from gastrodistill.models.weights import load_weights, save_weights
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
+from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import derive_seed, torch_generator
 
@@ -178,6 +179,13 @@ class Study:
             self.specs[key] = net_spec(self.cfg, arch, self.dm, recorded)
         return self.specs[key]
 
+    def baseline_model(self) -> dict[str, Any] | None:
+        """The model config the baselines' ``same`` networks are built from when it is not ``model.*``:
+        the first set's recorded model, where that set was distilled with another network; else None."""
+        first = next(iter(self.sets), None)
+        recorded = recorded_model(self.sets[first]) if first is not None else None
+        return recorded if recorded and recorded != public_config(self.cfg.model) else None
+
     @property
     def record_settings(self) -> RecordSettings:
         """What each job's record depends on (:mod:`gastrodistill.evaluation.record_settings`)."""
@@ -187,6 +195,7 @@ class Study:
                 self.sets,
                 self.random_per_class,
                 lambda arch: OmegaConf.to_container(architecture_config(self.cfg, arch), resolve=True),
+                self.baseline_model(),
             )
         return self._record_settings
 

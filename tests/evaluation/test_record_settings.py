@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 from _eval_sets import small_distilled
@@ -23,6 +24,7 @@ from gastrodistill.evaluation.record_settings import (
     study_settings,
 )
 from gastrodistill.evaluation.run import Study, run_evaluation, run_jobs, run_reference_job
+from gastrodistill.utils.privacy import public_config
 
 BASE = [
     "model.width=8",
@@ -251,3 +253,53 @@ def test_a_cross_architecture_networks_config_is_compared(tmp_path):
     settings(8).check(out, {job.key}, [job])
     with pytest.raises(EvaluationConfigError, match="architecture lenet.width was 8, now 16"):
         settings(16).check(out, {job.key}, [job])
+
+
+def test_baselines_are_compared_on_the_network_they_were_built_from(compose_cfg, patient_dm, tmp_path):
+    """The baselines' ``same`` networks follow the first set's recorded model. A folder whose baselines
+    were trained for a set distilled at width 8, run again with a set distilled at width 16 only, used to
+    keep those width-8 baselines beside the new set's networks: one table, two networks. A set distilled
+    from this config (its recorded model is ``model.*``) resumes over baselines trained before any set
+    existed, as reproduce's reference network is."""
+    cfg = compose_cfg(BASE)
+    soft = small_distilled(patient_dm)
+    soft.model_config = public_config(cfg.model)
+    wide = small_distilled(patient_dm, seed=1)
+    wide.model_config = {**public_config(cfg.model), "width": 16}
+    out = tmp_path / "eval"
+    run_jobs(cfg, patient_dm, {"soft": soft}, out)
+    before = _files(out)
+    with pytest.raises(EvaluationConfigError, match="model.width was 8, now 16") as info:
+        run_jobs(cfg, patient_dm, {"w16": wide}, out)
+    assert "1 finished network(s)" in str(info.value)  # the mean baseline; soft's own network is not compared
+    assert _files(out) == before
+
+    ahead = tmp_path / "ahead"
+    run_jobs(cfg, patient_dm, {}, ahead)  # the baseline alone, before any set
+    mean = {p.name: p.stat().st_mtime_ns for p in (ahead / report.RECORDS).glob("mean__*.npz")}
+    run_jobs(cfg, patient_dm, {"soft": soft}, ahead)
+    assert {p.name: p.stat().st_mtime_ns for p in (ahead / report.RECORDS).glob("mean__*.npz")} == mean
+    with pytest.raises(EvaluationConfigError, match="model.width was 8, now 16"):
+        run_jobs(cfg, patient_dm, {"w16": wide}, ahead)
+
+
+def test_a_damaged_record_is_named_and_its_removal_trains_that_network_again(
+    compose_cfg, patient_dm, tmp_path
+):
+    """A truncated ``records/<job>.npz`` used to end a re-run in a zipfile traceback."""
+    sets = {"soft": small_distilled(patient_dm)}
+    out = tmp_path / "eval"
+    run_evaluation(compose_cfg(BASE), patient_dm, sets, out, loggers=[])
+    path = report.record_path(out, "mean__standard__same__0")
+    good = report.load_record(path)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(EvaluationConfigError) as info:
+        run_evaluation(compose_cfg(BASE), patient_dm, sets, out, loggers=[])
+    assert f"{path} cannot be read" in str(info.value) and "Remove it and run again" in str(info.value)
+    path.unlink()
+    run_evaluation(compose_cfg(BASE), patient_dm, sets, out, loggers=[])
+    again = report.load_record(path)
+    assert again.keys() == good.keys()
+    for key, value in good.items():  # the same network again: seeded by its job
+        same = np.array_equal(again[key], value) if isinstance(value, np.ndarray) else again[key] == value
+        assert same, key
