@@ -10,6 +10,7 @@ Writes ``receive.json`` and ``receive.md`` (site metrics beside the card's publi
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 from gastrodistill.cli import CONF_DIR
@@ -101,6 +102,43 @@ def compose(overrides: list[str], output: str | None):
         raise CommandError(f"the overrides {list(overrides)} do not compose: {e}") from e
 
 
+def output_owner_problem(output: Path) -> str | None:
+    """Why a receive report may not be written to ``output`` (the words after the path), or None.
+
+    Refused: a folder that is or lies inside an artifact (one holding ``card.json``: the report's files
+    would make it unloadable), and a folder holding another command's run (Hydra's ``.hydra/``, or a
+    ``run_info.json`` of another stage), whose ``config.yaml`` and ``run_info.json`` the report would
+    replace. An earlier receive report's folder may be written again."""
+    from gastrodistill.sharing.artifact import CARD_FILE
+    from gastrodistill.sharing.train_from_artifact import RECEIVE_STAGE
+
+    resolved = output.resolve()
+    for folder in (resolved, *resolved.parents):
+        if (folder / CARD_FILE).is_file():
+            return (
+                f"is inside the artifact {folder} (it holds {CARD_FILE}); a report written there makes it "
+                "unloadable: give another folder"
+            )
+    if (output / ".hydra").is_dir():
+        return (
+            "holds another command's run (.hydra/), whose config.yaml the report would replace; "
+            "give a folder of its own"
+        )
+    info = output / "run_info.json"
+    if info.is_file():
+        try:
+            stage = json.loads(info.read_text()).get("stage")
+        except (OSError, ValueError, AttributeError):
+            stage = None
+        if stage != RECEIVE_STAGE:
+            run = f"an earlier {stage} run" if isinstance(stage, str) else "another run"
+            return (
+                f"holds the run record of {run} (run_info.json, config.yaml), which the report would "
+                "replace; give a folder of its own"
+            )
+    return None
+
+
 def default_folder_name(artifact: str) -> str:
     """``<artifact name>-<first 12 hex digits of card_sha256>``: the folder under ``receive/`` when no
     ``--output`` is given. Two hospitals' artifacts are often both called ``soft``; by name alone the second
@@ -108,7 +146,8 @@ def default_folder_name(artifact: str) -> str:
     from gastrodistill.sharing.artifact import load_artifact
 
     _, card = load_artifact(artifact)
-    return f"{Path(artifact).name.removesuffix('.zip')}-{str(card['card_sha256'])[:12]}"
+    name = Path(artifact).resolve().name.removesuffix(".zip")  # `--artifact .` names its folder
+    return f"{name}-{str(card['card_sha256'])[:12]}"
 
 
 def run(argv: list[str] | None = None) -> dict:
@@ -120,6 +159,11 @@ def run(argv: list[str] | None = None) -> dict:
     from gastrodistill.sharing.train_from_artifact import render, train_from_artifact
 
     args = parser().parse_args(argv)
+    if args.output is not None and not args.output.strip():
+        raise CommandError(
+            "--output is empty; give a folder of its own, or leave --output out for the default "
+            "outputs/<experiment>/receive/<name>-<card hash>"
+        )
     cfg = compose(args.overrides, args.output)
     check_root_values(cfg)  # seed, audit.receive.* and eval.* before any network trains
     check_audit_config(cfg.audit)
@@ -127,10 +171,9 @@ def run(argv: list[str] | None = None) -> dict:
     output = Path(cfg.paths.output_dir)
     if args.output is None:
         output = output / default_folder_name(args.artifact)
-    artifact = Path(args.artifact).resolve()
-    if artifact.is_dir() and (output.resolve() == artifact or artifact in output.resolve().parents):
-        # the artifact holds its listed files only: a report written into it makes it unloadable
-        raise CommandError(f"--output {output} is inside the artifact {args.artifact}; give another folder")
+    problem = output_owner_problem(output)
+    if problem is not None:
+        raise CommandError(f"--output {output} {problem}")
     if args.output is None:  # the default, below paths.root_dir (GASTRODISTILL_ROOT)
         check_output_folder(output, "the default output folder (no --output given)")
     dm = hydra.utils.instantiate(cfg.data)

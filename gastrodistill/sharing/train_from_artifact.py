@@ -33,6 +33,9 @@ from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
 from gastrodistill.utils.seeding import torch_generator
 
+#: The ``stage`` of a receive report's run record (``run_info.json``); ``--output`` refuses other stages.
+RECEIVE_STAGE = "train-from-artifact"
+
 #: The schedule whose figures a card publishes (``evaluation``): a site compares only like with like.
 PUBLISHED = "replay"
 REPORTED = (
@@ -327,9 +330,7 @@ def train_from_artifact(
     }
     if output_dir is not None:
         out = Path(output_dir)
-        save_run_info(
-            out, cfg, extra={"stage": "train-from-artifact", "artifact_card_sha256": card["card_sha256"]}
-        )
+        save_run_info(out, cfg, extra={"stage": RECEIVE_STAGE, "artifact_card_sha256": card["card_sha256"]})
         write_text_atomic(out / "receive.json", json.dumps(result, indent=2, sort_keys=True))
         write_text_atomic(out / "receive.md", render(result))
     return result

@@ -355,7 +355,7 @@ def test_receive_refuses_an_npz_saying_what_an_artifact_is(tmp_path, capsys):
     assert not work.exists()
 
 
-def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_set, card_fields):
+def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_set, card_fields, monkeypatch):
     """Without --output the report went to receive/<artifact name>: a second hospital's `soft` replaced the
     first's. The default folder now carries the card's hash; the same artifact again reuses its folder."""
     from gastrodistill.cli.train_from_artifact import default_folder_name
@@ -371,7 +371,10 @@ def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_s
     names = [default_folder_name(str(a.with_suffix(".zip"))) for a in (first, second)]
     assert names == [f"soft-{c[:12]}" for c in cards]
     assert default_folder_name(str(first)) == names[0]  # the folder and its zip: one artifact, one name
+    monkeypatch.chdir(first)
+    assert default_folder_name(".") == names[0]  # `--artifact .` in the folder: not "-<hash>"
 
+    monkeypatch.chdir(tmp_path)
     common = [*FAST, "data=npz", f"data.path={tmp_path / 'patches.npz'}", f"paths.root_dir={tmp_path}"]
     for art in (first, second, first):
         receive_main(["--artifact", str(art.with_suffix(".zip")), "--networks", "1", *common])
@@ -379,3 +382,56 @@ def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_s
     assert [p.parent.name for p in reports] == sorted(names)
     for p in reports:
         assert json.loads(p.read_text())["artifact"]["card_sha256"][:12] == p.parent.name.split("-")[-1]
+
+
+def _run_info(folder, stage):
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("kept: 1\n")
+    (folder / "run_info.json").write_text(json.dumps({"stage": stage}))
+    return folder
+
+
+@pytest.mark.parametrize("case", ["empty", "another artifact", "evaluate run", "hydra run", "unreadable"])
+def test_receive_refuses_an_output_it_would_damage(
+    tmp_path, artifact_zip, soft_set, card_fields, capsys, case
+):
+    """--output "" wrote the report into the current folder; --output at another artifact's folder made it
+    unloadable (only the received artifact was checked); --output at another command's run folder replaced
+    its config.yaml and run_info.json. Each is one line, exit 1, before anything is read or written."""
+    from gastrodistill.cli.train_from_artifact import main
+
+    work = tmp_path / "work"
+    work.mkdir()
+    if case == "empty":
+        output = ""
+    elif case == "another artifact":
+        output = str(save_artifact(tmp_path / "other" / "soft", soft_set, card_fields) / "report")
+    elif case == "evaluate run":
+        output = str(_run_info(tmp_path / "run" / "eval", "evaluate"))
+    elif case == "hydra run":
+        output = str(tmp_path / "run" / "eval")
+        (tmp_path / "run" / "eval" / ".hydra").mkdir(parents=True)
+    else:
+        output = str(_run_info(tmp_path / "run" / "eval", "evaluate"))
+        (tmp_path / "run" / "eval" / "run_info.json").write_text("{trunc")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    with pytest.raises(SystemExit) as info:
+        main(["--artifact", str(artifact_zip), "--output", output, f"paths.root_dir={work}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    expected = {
+        "empty": "--output is empty; give a folder of its own",
+        "another artifact": f"is inside the artifact {tmp_path / 'other' / 'soft'} (it holds card.json)",
+        "evaluate run": "holds the run record of an earlier evaluate run (run_info.json, config.yaml)",
+        "hydra run": "holds another command's run (.hydra/)",
+        "unreadable": "holds the run record of another run",
+    }[case]
+    assert expected in err
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+
+
+def test_an_earlier_receive_reports_folder_may_be_written_again(tmp_path):
+    from gastrodistill.cli.train_from_artifact import output_owner_problem
+
+    assert output_owner_problem(_run_info(tmp_path / "site", "train-from-artifact")) is None
+    assert output_owner_problem(tmp_path / "new") is None
