@@ -457,6 +457,7 @@ class Pipeline:
 
             check_audit_config(self.cfg.audit)
         self.check_networks(stages)
+        self.check_evaluation_resume(stages)
         threads = self.rcfg.get("num_threads")
         if threads:  # before the first run_info.json, whose compute block records the count
             torch.set_num_threads(int(threads))
@@ -491,6 +492,26 @@ class Pipeline:
         )
         self.write_summary()
         return self.paths
+
+    def check_evaluation_resume(self, stages: list[str]) -> None:
+        """A re-run of the evaluate stage on this folder's data and sets (no generate, patches or distill
+        stage before it) whose finished networks were trained with other settings is refused here, before
+        the run record (``config.yaml``, ``run_info.json``) is rewritten: the evaluation's own check
+        (``Study.check_finished``) came after it, so a refused run left the record naming settings that
+        none of the folder's networks had. Raises ``EvaluationConfigError`` naming the keys."""
+        from gastrodistill.evaluation import report
+
+        eval_dir = self.out / "eval"
+        if "evaluate" not in stages or {"generate", "patches", "distill"} & set(stages):
+            return
+        if not report.finished_jobs(eval_dir):
+            return
+        from gastrodistill.evaluation.jobs import build_jobs
+        from gastrodistill.evaluation.run import Study
+
+        sets = self.distilled_sets()
+        study = Study(self.cfg, self.datamodule(), sets, eval_dir, progress=False)
+        study.check_finished(build_jobs(self.cfg.eval, list(sets)))
 
     def write_summary(self) -> Path:
         lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]

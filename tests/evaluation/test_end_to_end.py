@@ -98,6 +98,24 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     assert pool_main(["--run-dir", str(out), "--run-dir", str(twin)]) == 2
     assert "holds the same records" in capsys.readouterr().err
 
+    # an evaluate-only re-run with another recipe is refused before the run's record is rewritten
+    from gastrodistill.cli.reproduce import run as reproduce
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    record = {f: (out / f).read_bytes() for f in ("config.yaml", "run_info.json", "SUMMARY.md")}
+    epochs = int(cfg.eval.standard.epochs)
+    other = compose_cfg(
+        [
+            "experiment=tiny",
+            "stages=[evaluate]",
+            f"eval.standard.epochs={epochs + 1}",
+            f"paths.output_dir={out}",
+        ]
+    )
+    with pytest.raises(EvaluationConfigError, match=f"eval.standard.epochs was {epochs}, now {epochs + 1}"):
+        reproduce(other)
+    assert {f: (out / f).read_bytes() for f in record} == record
+
 
 def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
     from gastrodistill.cli.reproduce import Pipeline, ReproduceConfigError
