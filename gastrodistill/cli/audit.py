@@ -51,6 +51,8 @@ def load_sets(sets: Any, key: str = "audit.sets") -> tuple[dict, dict]:
     loaded, artifacts = {}, {}
     for name, where in sets.items():
         name = check_set_name(name, key)
+        if where is None or not str(where).strip():
+            raise AuditInputError(f"{key}.{name} has no path; give a DistilledSet folder or an artifact")
         p = Path(str(where))
         if not p.exists():
             raise AuditInputError(f"{key}.{name}: nothing at {p}; give a DistilledSet folder or an artifact")

@@ -66,6 +66,12 @@ def check_set_name(name: object, key: str) -> str:
     """Return ``name`` as a string, or raise :class:`EvaluationConfigError` naming ``key`` (e.g.
     ``eval.distilled_dirs``) when it is not a plain file name (:data:`SET_NAME`): a name such as ``../x``
     or ``a/b`` would put the set's records, plots and artifact outside the run folder."""
+    if name is None or isinstance(name, bool):  # Hydra reads {true: PATH} as True, {null: PATH} as None
+        read_as = "null" if name is None else "a boolean"
+        raise EvaluationConfigError(
+            f"{key}: the set name {str(name).lower()} is read as {read_as}; "
+            "choose a name of letters and digits (e.g. soft, hard, soft_site2)"
+        )
     text = str(name)
     if not SET_NAME.fullmatch(text):
         raise EvaluationConfigError(

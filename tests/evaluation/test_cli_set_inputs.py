@@ -93,3 +93,25 @@ def test_a_set_name_that_cannot_name_files_is_refused_before_the_set_loads(
     assert last.startswith("error:") and f"{key}: the set name {name!r} cannot name files" in last
     _nothing_left(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set", "small.npz", "work"]
+
+
+@pytest.mark.parametrize("command", sorted(MAINS))
+@pytest.mark.parametrize(
+    ("option", "needle"),
+    [
+        ("{true: SET}", "the set name true is read as a boolean"),
+        ("{soft: null}", ".soft has no path"),
+        ("{soft: ''}", ".soft has no path"),
+    ],
+)
+def test_a_name_hydra_reads_as_a_boolean_and_a_missing_path_are_named(
+    tmp_path, monkeypatch, capsys, command, option, needle
+):
+    """``{true: PATH}`` was evaluated as a set called ``True``; ``{soft: null}`` said "nothing at None"."""
+    DistilledSet(2, 1, 1, 1, (1, 12, 12), mean=[0.4], std=[0.2]).save(tmp_path / "set")
+    key = MAINS[command][1]
+    value = option.replace("SET", str(tmp_path / "set"))
+    code, text = _run(command, f"{key}={value}", tmp_path, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text
+    assert needle in text.strip().splitlines()[-1]
+    _nothing_left(tmp_path)
