@@ -32,10 +32,10 @@ def load_sets(sets: Any, key: str = "audit.sets") -> tuple[dict, dict]:
 
     ``sets`` is the mapping of the config key ``key`` (named in the messages). Raises
     :class:`AuditInputError` when it is empty or not a mapping of names to paths, or names nothing, and
-    ``EvaluationConfigError`` for a name that cannot name files (``evaluation.jobs.check_set_name``).
+    ``EvaluationConfigError`` for names that cannot name files (``evaluation.jobs.check_set_names``).
     """
     from gastrodistill.distillation.distilled_set import DistilledSet
-    from gastrodistill.evaluation.jobs import check_set_name
+    from gastrodistill.evaluation.jobs import check_set_names
     from gastrodistill.sharing.artifact import CARD_FILE, load_artifact
 
     example = f"'{key}={{soft: outputs/<exp>/runs/<run>/distill/soft}}'"
@@ -49,8 +49,7 @@ def load_sets(sets: Any, key: str = "audit.sets") -> tuple[dict, dict]:
             f"{key} must map a name to each set's folder or artifact, e.g. {example}; got {sets!r}"
         )
     loaded, artifacts = {}, {}
-    for name, where in sets.items():
-        name = check_set_name(name, key)
+    for name, where in zip(check_set_names(sets.keys(), key), sets.values(), strict=True):
         if where is None or not str(where).strip():
             raise AuditInputError(f"{key}.{name} has no path; give a DistilledSet folder or an artifact")
         p = Path(str(where))

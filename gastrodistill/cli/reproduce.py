@@ -504,14 +504,11 @@ class Pipeline:
         eval_dir = self.out / "eval"
         if "evaluate" not in stages or {"generate", "patches", "distill"} & set(stages):
             return
-        if not report.finished_jobs(eval_dir):
+        if not is_global_zero() or not report.finished_jobs(eval_dir):  # rank 0 evaluates and writes
             return
-        from gastrodistill.evaluation.jobs import build_jobs
-        from gastrodistill.evaluation.run import Study
+        from gastrodistill.evaluation.run import check_finished_networks
 
-        sets = self.distilled_sets()
-        study = Study(self.cfg, self.datamodule(), sets, eval_dir, progress=False)
-        study.check_finished(build_jobs(self.cfg.eval, list(sets)))
+        check_finished_networks(self.cfg, self.datamodule(), self.distilled_sets(), eval_dir)
 
     def write_summary(self) -> Path:
         lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]

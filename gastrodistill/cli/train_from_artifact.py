@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from gastrodistill.cli import CONF_DIR
@@ -146,7 +147,8 @@ def default_folder_name(artifact: str) -> str:
     from gastrodistill.sharing.artifact import load_artifact
 
     _, card = load_artifact(artifact)
-    name = Path(artifact).resolve().name.removesuffix(".zip")  # `--artifact .` names its folder
+    # `--artifact .` or `..` names that folder; a symbolic link keeps its own name (abspath keeps links)
+    name = Path(os.path.abspath(artifact)).name.removesuffix(".zip")
     return f"{name}-{str(card['card_sha256'])[:12]}"
 
 

@@ -81,6 +81,23 @@ def check_set_name(name: object, key: str) -> str:
     return text
 
 
+def check_set_names(names: Iterable[object], key: str) -> list[str]:
+    """:func:`check_set_name` for each of ``names``, and no two that differ only in case (their records,
+    plots and artifacts would be one file on macOS and Windows file systems). Returns the names as
+    strings; raises :class:`EvaluationConfigError` naming ``key``."""
+    folded: dict[str, str] = {}
+    checked = []
+    for name in names:
+        text = check_set_name(name, key)
+        if folded.setdefault(text.lower(), text) != text:
+            raise EvaluationConfigError(
+                f"{key}: the set names {folded[text.lower()]!r} and {text!r} differ only in case; their "
+                "records, plots and artifacts would share files on a case-insensitive file system: rename one"
+            )
+        checked.append(text)
+    return checked
+
+
 def as_list(node) -> list:
     """A config entry that may be null, one string or a list, as a list."""
     if node is None:
@@ -220,9 +237,8 @@ def build_jobs(ev: DictConfig, set_names: Sequence[str]) -> list[Job]:
     base_archs = as_list(ev.baselines.architectures) or [SAME]
     n_full = n if ev.baselines.get("n_networks_full") is None else int(ev.baselines.n_networks_full)
     jobs: list[Job] = []
-    for name in set_names:
-        check_set_name(name, "distilled set")
-        if name in BASELINES:
+    for name in check_set_names(set_names, "distilled set"):
+        if name.lower() in BASELINES:
             raise EvaluationConfigError(
                 f"a distilled set is named {name!r}, the name of a baseline ({', '.join(BASELINES)}): its "
                 "networks and the baseline's would share records and rows. Give the set another name "

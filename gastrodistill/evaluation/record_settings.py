@@ -156,9 +156,8 @@ class RecordSettings:
         subsets' size for the random baselines, and the model config of an architecture other than
         ``same`` (for a baseline's ``same`` network, ``baseline_model`` in place of ``model.*``)."""
         settings = dict(self.study)
-        if job.arch == "same" and job.method not in self.digests and self.baseline_model:
-            settings = {k: v for k, v in settings.items() if not k.startswith("model.")}
-            settings.update(_flat(self.baseline_model, "model", {}))
+        if job.arch == "same" and job.method not in self.digests:
+            settings = self._baseline_network(settings)
         if job.method in self.digests:
             settings[f"distilled set {job.method}"] = self.digests[job.method]
         if job.method in ("random", "random_soft"):
@@ -166,6 +165,13 @@ class RecordSettings:
         if job.arch != "same":
             settings.update(_flat(self.architecture(job.arch), f"architecture {job.arch}", {}))
         return _json(settings)
+
+    def _baseline_network(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """``settings`` of a baseline's ``same`` network: ``baseline_model`` in place of ``model.*``."""
+        if not self.baseline_model:
+            return settings
+        settings = {k: v for k, v in settings.items() if not k.startswith("model.")}
+        return {**settings, **_flat(self.baseline_model, "model", {})}
 
     def write(self, out: Path, job: Job) -> None:
         """Write ``out/records/<job>.settings.json`` (atomically), before the job's record is written."""
@@ -188,7 +194,8 @@ class RecordSettings:
 
         ``finished``: the keys of the folder's finished jobs; ``jobs``: this run's jobs. A finished job of
         this run is compared in full; one this run does not list (its records still join networks.csv) on
-        the study's settings only. Records without a settings file (an older version) are trusted. Raises
+        the study's settings only (a baseline's ``same`` network on the model it was built from). Records
+        without a settings file (an older version) are trusted. Raises
         :class:`EvaluationConfigError` naming up to 8 differences (and how many more), how many networks
         they concern, and what to do; for a settings file that cannot be read, its path."""
         by_key = {j.key: j for j in jobs}
@@ -201,8 +208,10 @@ class RecordSettings:
             before = _read(path)
             if key in by_key:
                 now = self.of_job(by_key[key])
-            else:
-                now, before = self.study, {k: v for k, v in before.items() if not k.startswith(SET_KEYS)}
+            else:  # a baseline on `same`: neither a set's digest nor an architecture's config
+                baseline = not any(k.startswith(("distilled set ", "architecture ")) for k in before)
+                now = _json(self._baseline_network(dict(self.study))) if baseline else self.study
+                before = {k: v for k, v in before.items() if not k.startswith(SET_KEYS)}
             diff = differences(before, now)
             concerned += bool(diff)
             lines.update(dict.fromkeys(diff))

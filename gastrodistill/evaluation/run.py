@@ -130,6 +130,51 @@ def ensemble_mode(value: Any, device: torch.device) -> bool:
     raise EvaluationConfigError(f"eval.ensemble = {value!r}; use auto, true or false")
 
 
+def random_per_class(ev: DictConfig, sets: Mapping[str, Any], num_classes: int) -> int:
+    """Real images per class of the random-subset baselines: ``eval.baselines.n_per_class``, else the first
+    set's images / classes. Raises :class:`EvaluationConfigError` when there is neither."""
+    n = ev.baselines.get("n_per_class")
+    if n is not None:
+        return int(n)
+    if not sets:
+        raise EvaluationConfigError(
+            "eval.baselines.n_per_class is needed for the 'random' baselines without a distilled set: "
+            "set it (e.g. eval.baselines.n_per_class=10), give eval.distilled_dirs, or leave random "
+            "and random_soft out of eval.baselines.methods"
+        )
+    first = next(iter(sets.values()))
+    return max(1, int(first.images.shape[0]) // num_classes)
+
+
+def baseline_model(cfg: DictConfig, sets: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The model config the baselines' ``same`` networks are built from when it is not ``model.*``: the
+    first set's recorded model, where that set was distilled with another network; else None."""
+    first = next(iter(sets.values()), None)
+    recorded = recorded_model(first) if first is not None else None
+    return recorded if recorded and recorded != public_config(cfg.model) else None
+
+
+def study_record_settings(cfg: DictConfig, dm, sets: Mapping[str, Any]) -> RecordSettings:
+    """The settings of every job of a study of ``sets`` on ``dm`` (:class:`RecordSettings`); reads no
+    split into memory."""
+    return RecordSettings(
+        study_settings(cfg, dm),
+        sets,
+        lambda: random_per_class(cfg.eval, sets, dm.num_classes),
+        lambda arch: OmegaConf.to_container(architecture_config(cfg, arch), resolve=True),
+        baseline_model(cfg, sets),
+    )
+
+
+def check_finished_networks(cfg: DictConfig, dm, sets: Mapping[str, Any], out: str | Path) -> None:
+    """Refuse the evaluation folder ``out`` when its finished networks were trained with other settings than
+    this study's (:meth:`RecordSettings.check`), without building a :class:`Study` (no split is copied):
+    what ``reproduce`` checks before it rewrites a run folder's record. Raises
+    :class:`EvaluationConfigError` naming the keys."""
+    record_settings = study_record_settings(cfg, dm, sets)
+    record_settings.check(Path(out), report.finished_jobs(out), build_jobs(cfg.eval, list(sets)))
+
+
 class Study:
     """Trains and scores the jobs of one process; every network is seeded by its own job.
 
@@ -179,24 +224,11 @@ class Study:
             self.specs[key] = net_spec(self.cfg, arch, self.dm, recorded)
         return self.specs[key]
 
-    def baseline_model(self) -> dict[str, Any] | None:
-        """The model config the baselines' ``same`` networks are built from when it is not ``model.*``:
-        the first set's recorded model, where that set was distilled with another network; else None."""
-        first = next(iter(self.sets), None)
-        recorded = recorded_model(self.sets[first]) if first is not None else None
-        return recorded if recorded and recorded != public_config(self.cfg.model) else None
-
     @property
     def record_settings(self) -> RecordSettings:
         """What each job's record depends on (:mod:`gastrodistill.evaluation.record_settings`)."""
         if self._record_settings is None:
-            self._record_settings = RecordSettings(
-                study_settings(self.cfg, self.dm),
-                self.sets,
-                self.random_per_class,
-                lambda arch: OmegaConf.to_container(architecture_config(self.cfg, arch), resolve=True),
-                self.baseline_model(),
-            )
+            self._record_settings = study_record_settings(self.cfg, self.dm, self.sets)
         return self._record_settings
 
     def check_finished(self, jobs: Sequence[Job]) -> None:
@@ -251,17 +283,7 @@ class Study:
         return self._means
 
     def random_per_class(self) -> int:
-        n = self.ev.baselines.get("n_per_class")
-        if n is not None:
-            return int(n)
-        if not self.sets:
-            raise EvaluationConfigError(
-                "eval.baselines.n_per_class is needed for the 'random' baselines without a distilled set: "
-                "set it (e.g. eval.baselines.n_per_class=10), give eval.distilled_dirs, or leave random "
-                "and random_soft out of eval.baselines.methods"
-            )
-        first = next(iter(self.sets.values()))
-        return max(1, int(first.images.shape[0]) // self.dm.num_classes)
+        return random_per_class(self.ev, self.sets, self.dm.num_classes)
 
     #: The first full-data network of the distillation architecture (job ``full__real__same__0``), saved
     #: so that the audit, the ``random_soft`` teacher, other ranks, worker processes and re-runs reuse it.

@@ -225,6 +225,15 @@ def test_a_set_named_like_a_baseline_is_refused(compose_cfg, name):
     assert len(keys) == len(set(keys))
 
 
+def test_set_names_that_differ_only_in_case_are_refused(compose_cfg):
+    """`Soft` and `soft`, or `Random` and the random baseline, are one file on macOS and Windows."""
+    ev = compose_cfg(SMALL).eval
+    with pytest.raises(EvaluationConfigError, match="'soft' and 'Soft' differ only in case"):
+        build_jobs(ev, ["soft", "Soft"])
+    with pytest.raises(EvaluationConfigError, match="named 'Random', the name of a baseline"):
+        build_jobs(ev, ["Random"])
+
+
 def test_set_names_are_checked_as_file_names(compose_cfg):
     ev = compose_cfg(SMALL).eval
     for bad in ("../soft", "a/b", "", "-x", "a b"):

@@ -283,6 +283,24 @@ def test_baselines_are_compared_on_the_network_they_were_built_from(compose_cfg,
         run_jobs(cfg, patient_dm, {"w16": wide}, ahead)
 
 
+def test_fewer_jobs_resume_over_baselines_of_a_set_distilled_with_another_network(
+    compose_cfg, patient_dm, tmp_path
+):
+    """A baseline this run does not list is compared on the study's settings, with the model its ``same``
+    network was built from (the first set's, width 16 here): a re-run with fewer networks was refused with
+    "model.width was 16, now 8" although nothing had changed."""
+    cfg = compose_cfg(BASE)
+    wide = small_distilled(patient_dm)
+    wide.model_config = {**public_config(cfg.model), "width": 16}
+    out = tmp_path / "eval"
+    run_jobs(compose_cfg([*BASE, "eval.n_networks=2"]), patient_dm, {"w16": wide}, out)
+    before = _files(out)
+    run_jobs(cfg, patient_dm, {"w16": wide}, out)  # one network per setting: all finished, none listed twice
+    assert _files(out) == before
+    with pytest.raises(EvaluationConfigError, match="model.width was 16, now 8"):  # the baselines' network
+        run_jobs(cfg, patient_dm, {"w16": small_distilled(patient_dm)}, out)
+
+
 def test_a_damaged_record_is_named_and_its_removal_trains_that_network_again(
     compose_cfg, patient_dm, tmp_path
 ):

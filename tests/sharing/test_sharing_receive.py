@@ -373,6 +373,8 @@ def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_s
     assert default_folder_name(str(first)) == names[0]  # the folder and its zip: one artifact, one name
     monkeypatch.chdir(first)
     assert default_folder_name(".") == names[0]  # `--artifact .` in the folder: not "-<hash>"
+    (tmp_path / "latest").symlink_to(first)
+    assert default_folder_name(str(tmp_path / "latest")).startswith("latest-")  # a link keeps its name
 
     monkeypatch.chdir(tmp_path)
     common = [*FAST, "data=npz", f"data.path={tmp_path / 'patches.npz'}", f"paths.root_dir={tmp_path}"]
