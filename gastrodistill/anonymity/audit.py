@@ -64,6 +64,7 @@ from gastrodistill.anonymity.text_check import (
     text_region_similarity,
 )
 from gastrodistill.anonymity.verdict import anonymity_verdict
+from gastrodistill.evaluation.record_settings import set_digest
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.sharing.publish import card_fields_from_config
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
@@ -552,6 +553,7 @@ def _write_outputs(
     verdicts = {name: anonymity_verdict(results[name]) for name in distilled_sets}
     payload = {
         "results": results,
+        "set_sha256": {name: set_digest(ds) for name, ds in distilled_sets.items()},
         "verdicts": verdicts,
         "sample_sizes": {**informative.counts(), **nearest.sample_sizes()},
         "informative": informative.describe(),
@@ -569,6 +571,21 @@ def _write_outputs(
         render_report(cfg, nearest, text_report, results, leaks, strings, informative, verdicts),
     )
     return paths
+
+
+def saved_audit_results(path: str | Path, sets: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
+    """The results of the audit saved at ``path`` (``audit.json``) when it audited exactly ``sets`` (the
+    same names and, by ``set_sha256``, the same content), else None: an audit of other sets, one written
+    before the digests were recorded, or a file that cannot be read. ``reproduce 'stages=[evaluate]'``
+    joins it to the table it writes again, as the audit stage joined it first."""
+    try:
+        payload = json.loads(Path(path).read_text())
+        digests, results = payload["set_sha256"], payload["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(digests, dict) or digests != {n: set_digest(ds) for n, ds in sets.items()}:
+        return None
+    return results if isinstance(results, dict) else None
 
 
 def _fmt(v: float) -> str:

@@ -259,11 +259,20 @@ class Pipeline:
         return found
 
     def evaluate(self) -> None:
+        from gastrodistill.anonymity.audit import saved_audit_results
         from gastrodistill.evaluation.run import run_evaluation
 
         df = run_evaluation(
             self.cfg, self.datamodule(), self.distilled_sets(), self.out / "eval", state=self.state
         )
+        saved = self.out / "audit" / "audit.json"
+        audit = saved_audit_results(saved, self.distilled_sets()) if df is not None else None
+        if audit is not None:  # an earlier audit of these very sets: its numbers stay in the table
+            from gastrodistill.evaluation.results import attach_audit, write_results
+
+            df = attach_audit(df, audit)
+            write_results(df, self.out / "eval", title=f"Results: {self.cfg.experiment_name}")
+            self.paths["anonymity audit"] = saved.with_name("audit.md")
         self.state["results"] = df
         self.paths["results table"] = self.out / "eval" / "results.md"
         self.paths["results csv"] = self.out / "eval" / "results.csv"

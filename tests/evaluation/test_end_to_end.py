@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -115,6 +116,20 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     with pytest.raises(EvaluationConfigError, match=f"eval.standard.epochs was {epochs}, now {epochs + 1}"):
         reproduce(other)
     assert {f: (out / f).read_bytes() for f in record} == record
+
+    # an accepted evaluate-only re-run keeps the audit's numbers of these very sets in the table it rewrites
+    table = pd.read_csv(out / "eval" / "results.csv")
+    same = compose_cfg(["experiment=tiny", "stages=[evaluate]", f"paths.output_dir={out}"])
+    reproduce(same)
+    pd.testing.assert_frame_equal(pd.read_csv(out / "eval" / "results.csv"), table)
+    assert "Anonymity audit" in (out / "eval" / "results.md").read_text()
+    assert f"- anonymity audit: `{out / 'audit' / 'audit.md'}`" in (out / "SUMMARY.md").read_text()
+    # ... and not an audit of other sets
+    saved = json.loads((out / "audit" / "audit.json").read_text())
+    saved["set_sha256"]["soft"] = "0" * 64
+    (out / "audit" / "audit.json").write_text(json.dumps(saved))
+    reproduce(same)
+    assert not any(c.startswith("audit_") for c in pd.read_csv(out / "eval" / "results.csv").columns)
 
 
 def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
