@@ -73,15 +73,30 @@ def instantiate_loggers(logger_cfg: DictConfig | Mapping[str, Any] | None) -> li
     return loggers
 
 
+def free_csv_version(save_dir: str | Path, name: str | None, stage: str) -> str:
+    """The CSV logger's version folder for ``stage``: ``stage`` itself, or ``stage-2``, ``stage-3``, ... when
+    ``<save_dir>/<name>/<stage>`` already holds files. Lightning's ``CSVLogger`` deletes the
+    ``metrics.csv`` of a non-empty version folder it is given, so a stage run again in the same run folder
+    (a resumed distillation, an evaluate-only ``reproduce``) would lose the earlier attempt's log."""
+    root = Path(save_dir) / (name or "")
+    version, attempt = stage, 1
+    while (root / version).is_dir() and any((root / version).iterdir()):
+        attempt += 1
+        version = f"{stage}-{attempt}"
+    return version
+
+
 def stage_loggers(cfg: DictConfig, stage: str) -> list[Logger]:
-    """The configured loggers for one stage of a run: CSV in its own version folder, W&B as its own job."""
+    """The configured loggers for one stage of a run: CSV in its own version folder (a new one for each
+    attempt, :func:`free_csv_version`), W&B as its own job."""
     loggers: list[Logger] = []
     for key, conf in (cfg.get("logger") or {}).items():
         if not isinstance(conf, Mapping | DictConfig) or "_target_" not in conf:
             continue
         target = str(conf["_target_"])
         if target.endswith("CSVLogger"):
-            loggers.append(hydra.utils.instantiate(conf, version=stage))
+            version = free_csv_version(conf.get("save_dir") or ".", conf.get("name", "lightning_logs"), stage)
+            loggers.append(hydra.utils.instantiate(conf, version=version))
         elif "wandb" in target.lower():
             loggers.append(
                 hydra.utils.instantiate(conf, name=f"{cfg.experiment_name}-{stage}", job_type=stage)
