@@ -91,16 +91,35 @@ def _json(value: Any) -> Any:
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 
+#: Metadata computed from a hashed tensor, left out of :func:`set_digest`: ``lrs`` is ``softplus(raw_lrs)``,
+#: whose float32 values differ by 1-2 ulp between CPU instruction sets (AVX2 and AVX-512 give other
+#: digests for one set of 30 learning rates), so a run folder moved between hosts would not match.
+DERIVED_METADATA = ("lrs",)
+
+
 def set_digest(distilled: Any) -> str:
-    """SHA-256 (hex) of a distilled set: its tensors (``state_dict``: images, label logits, raw lrs) in key
-    order and its metadata (temperature, inner momentum, recorded model, ...: what replaying it reads).
-    Two sets with the same digest train the same networks."""
+    """SHA-256 (hex) of a distilled set's content, not of any file: its tensors (``state_dict``: images,
+    label logits, raw lrs) in key order and its metadata (temperature, inner momentum, recorded model, ...:
+    what replaying it reads) but :data:`DERIVED_METADATA`. The same on every machine for one set, whether
+    it is read from its folder, an artifact folder or a zip. Two sets with the same digest train the same
+    networks."""
+    meta = {k: v for k, v in distilled.metadata().items() if k not in DERIVED_METADATA}
+    return _content_digest(distilled, meta)
+
+
+def legacy_set_digest(distilled: Any) -> str:
+    """The digest settings files written before :data:`DERIVED_METADATA` was left out hold (the metadata
+    in full): it still matches a set on the machine that wrote the file, so such folders resume."""
+    return _content_digest(distilled, distilled.metadata())
+
+
+def _content_digest(distilled: Any, meta: Mapping[str, Any]) -> str:
     h = hashlib.sha256()
     for key, tensor in sorted(distilled.state_dict().items()):
         h.update(key.encode())
         h.update(str(tuple(tensor.shape)).encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    h.update(json.dumps(distilled.metadata(), sort_keys=True, default=str).encode())
+    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 
@@ -147,6 +166,7 @@ class RecordSettings:
     ) -> None:
         self.study = dict(study)
         self.digests = {name: set_digest(ds) for name, ds in sets.items()}
+        self.legacy_digests = {name: legacy_set_digest(ds) for name, ds in sets.items()}
         self.subset_per_class = subset_per_class
         self.architecture = architecture
         self.baseline_model = dict(baseline_model) if baseline_model else None
@@ -173,6 +193,15 @@ class RecordSettings:
         settings = {k: v for k, v in settings.items() if not k.startswith("model.")}
         return {**settings, **_flat(self.baseline_model, "model", {})}
 
+    def _current(self, before: dict[str, Any]) -> dict[str, Any]:
+        """``before`` (a settings file's content) with a set's :func:`legacy_set_digest` read as its
+        current :func:`set_digest`."""
+        out = dict(before)
+        for name, legacy in self.legacy_digests.items():
+            if out.get(f"distilled set {name}") == legacy:
+                out[f"distilled set {name}"] = self.digests[name]
+        return out
+
     def write(self, out: Path, job: Job) -> None:
         """Write ``out/records/<job>.settings.json`` (atomically), before the job's record is written."""
         self.write_file(settings_path(out, job.key), job)
@@ -185,7 +214,7 @@ class RecordSettings:
     def matches(self, path: Path, job: Job) -> bool:
         """Whether ``path`` holds ``job``'s settings now (False when it is missing, unreadable or differs)."""
         try:
-            return path.is_file() and not differences(_read(path), self.of_job(job))
+            return path.is_file() and not differences(self._current(_read(path)), self.of_job(job))
         except EvaluationConfigError:
             return False
 
@@ -205,7 +234,7 @@ class RecordSettings:
             path = settings_path(out, key)
             if not path.is_file():
                 continue
-            before = _read(path)
+            before = self._current(_read(path))
             if key in by_key:
                 now = self.of_job(by_key[key])
             else:  # a baseline on `same`: neither a set's digest nor an architecture's config

@@ -19,6 +19,7 @@ from gastrodistill.evaluation.jobs import EvaluationConfigError, build_jobs
 from gastrodistill.evaluation.record_settings import (
     SETTINGS_SUFFIX,
     differences,
+    legacy_set_digest,
     set_digest,
     settings_path,
     study_settings,
@@ -209,6 +210,36 @@ def test_the_set_digest_follows_every_tensor_and_the_metadata(patient_dm):
         changed = small_distilled(patient_dm)
         setattr(changed, attr, value)
         assert set_digest(changed) != digest, attr
+
+
+def test_the_set_digest_leaves_out_the_learning_rates_derived_from_raw_lrs(patient_dm):
+    """``lrs`` is softplus(raw_lrs), whose float32 values differ by an ulp between CPU instruction sets
+    (AVX2 and AVX-512 digests of one 30-step set differed): a set moved between machines must keep its
+    digest. ``raw_lrs`` itself is hashed (above)."""
+    ds = small_distilled(patient_dm)
+    digest, legacy = set_digest(ds), legacy_set_digest(ds)
+    exact = ds.lrs
+    ds.lrs = lambda: torch.nextafter(exact(), torch.tensor(math.inf))  # another CPU's softplus
+    assert set_digest(ds) == digest
+    assert legacy_set_digest(ds) != legacy  # the digest before this change held them
+
+
+def test_settings_files_holding_the_earlier_digest_still_resume(compose_cfg, patient_dm, finished):
+    """Folders written before the derived learning rates left the digest hold legacy_set_digest: on the
+    machine that wrote them it still matches, and another set's content is still refused."""
+    out, sets = finished
+    path = settings_path(out, "soft__standard__same__0")
+    settings = json.loads(path.read_text())
+    settings["distilled set soft"] = legacy_set_digest(sets["soft"])
+    path.write_text(json.dumps(settings))
+    before = _files(out)
+    run_jobs(compose_cfg(BASE), patient_dm, sets, out)  # resumes: nothing trained again
+    assert {p: t for p, t in _files(out).items() if p.suffix == ".npz"} == {
+        p: t for p, t in before.items() if p.suffix == ".npz"
+    }
+    other = {"soft": small_distilled(patient_dm, seed=1)}
+    with pytest.raises(EvaluationConfigError, match="distilled set soft: other content"):
+        run_jobs(compose_cfg(BASE), patient_dm, other, out)
 
 
 def test_a_saved_teacher_of_other_settings_is_trained_again(compose_cfg, patient_dm, tmp_path):
