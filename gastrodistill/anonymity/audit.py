@@ -64,7 +64,8 @@ from gastrodistill.anonymity.text_check import (
     text_region_similarity,
 )
 from gastrodistill.anonymity.verdict import anonymity_verdict
-from gastrodistill.evaluation.record_settings import set_digest
+from gastrodistill.evaluation.jobs import AUDIT_ROWS, check_set_names
+from gastrodistill.evaluation.record_settings import set_digest, state_digest
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.sharing.publish import card_fields_from_config
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
@@ -239,6 +240,7 @@ def run_audit(
     """
     if not distilled_sets:
         raise AuditConfigError("run_audit needs at least one distilled set (name -> DistilledSet)")
+    check_set_names(distilled_sets, "audited set")  # e.g. not one of the audit's own rows (AUDIT_ROWS)
     acfg = cfg.audit
     check_audit_config(acfg)  # every audit.* value, before any network trains
     out = Path(output_dir)
@@ -259,6 +261,7 @@ def run_audit(
         if real_model is None:
             real_model, real_info = train_reference_network(cfg, dm)
         real_model.eval()
+        identity = audit_identity(dm, distilled_sets, real_model)  # before the network is used
 
         # 1. nearest informative real patch, pixel and feature space, with the positive controls
         ncfg, ccfg = acfg.nearest, acfg.controls
@@ -341,13 +344,24 @@ def run_audit(
             r["controls_certified"] = certified
             r["mia_control_detected"] = float(detected)
             r.update({k: v for k, v in sizes.items()})
-        for row in ("real", *CONTROL_ROWS, "control_overfit"):
+        for row in AUDIT_ROWS:
             results[row]["controls_certified"] = certified
             results[row]["mia_control_detected"] = float(detected)
 
         # 5. files, figures, report, loggers
         paths = _write_outputs(
-            out, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
+            out,
+            cfg,
+            dm,
+            distilled_sets,
+            nearest,
+            text_report,
+            mia,
+            results,
+            leaks,
+            strings,
+            informative,
+            identity,
         )
         for i, (row, metrics) in enumerate(results.items()):
             finite = {f"audit/{row}/{k}": float(v) for k, v in metrics.items() if math.isfinite(float(v))}
@@ -537,7 +551,18 @@ def _roc_for_plot(mia: Mapping[str, list[TargetAttack]], attack: str):
 
 
 def _write_outputs(
-    out: Path, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
+    out: Path,
+    cfg,
+    dm,
+    distilled_sets,
+    nearest,
+    text_report,
+    mia,
+    results,
+    leaks,
+    strings,
+    informative,
+    identity,
 ) -> dict[str, Path]:
     primary = str(cfg.audit.membership.primary)
     paths = {
@@ -553,7 +578,7 @@ def _write_outputs(
     verdicts = {name: anonymity_verdict(results[name]) for name in distilled_sets}
     payload = {
         "results": results,
-        "set_sha256": {name: set_digest(ds) for name, ds in distilled_sets.items()},
+        **identity,
         "verdicts": verdicts,
         "sample_sizes": {**informative.counts(), **nearest.sample_sizes()},
         "informative": informative.describe(),
@@ -565,27 +590,43 @@ def _write_outputs(
             k: [{"file": x["file"], "kind": x["kind"].split(":")[0]} for x in v] for k, v in leaks.items()
         },
     }
+    report = render_report(cfg, nearest, text_report, results, leaks, strings, informative, verdicts)
     write_text_atomic(out / "audit.json", json.dumps(payload, indent=2, sort_keys=True))
-    write_text_atomic(
-        out / "audit.md",
-        render_report(cfg, nearest, text_report, results, leaks, strings, informative, verdicts),
-    )
+    write_text_atomic(out / "audit.md", report)  # rendered first: a failure leaves neither file new
     return paths
 
 
-def saved_audit_results(path: str | Path, sets: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
-    """The results of the audit saved at ``path`` (``audit.json``) when it audited exactly ``sets`` (the
-    same names and, by ``set_sha256``, the same content), else None: an audit of other sets, one written
-    before the digests were recorded, or a file that cannot be read. ``reproduce 'stages=[evaluate]'``
-    joins it to the table it writes again, as the audit stage joined it first."""
+def audit_identity(dm, distilled_sets: Mapping[str, Any], real_model: nn.Module | None) -> dict[str, Any]:
+    """What an audit's numbers are of, as ``audit.json`` records it: each set's content digest
+    (``set_sha256``, ``evaluation.record_settings.set_digest``), the patch store's content hash
+    (``data_source_hash``: the nearest-patch search and every membership pool) and the digest of the
+    real-data network's weights (``reference_sha256``: the ``real`` row, and the ``full`` rows of the
+    table it joins). Content hashes only: no path, no patient id."""
+    return {
+        "set_sha256": {name: set_digest(ds) for name, ds in distilled_sets.items()},
+        "data_source_hash": dm.source_hash(),
+        "reference_sha256": None if real_model is None else state_digest(real_model.state_dict()),
+    }
+
+
+def saved_audit_results(path: str | Path, identity: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
+    """The results of the audit saved at ``path`` (``audit.json``) when it is an audit of ``identity``
+    (:func:`audit_identity`: the same set names and contents, patch store and real-data network), else
+    None: an audit of other sets or data, of another reference network (retrained after its records were
+    removed), one written before these were recorded, or a file that cannot be read.
+    ``reproduce 'stages=[evaluate]'`` joins it to the table it writes again, as the audit stage joined it
+    first."""
     try:
         payload = json.loads(Path(path).read_text())
-        digests, results = payload["set_sha256"], payload["results"]
+        results = payload["results"]
+        saved = {key: payload[key] for key in identity}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(digests, dict) or digests != {n: set_digest(ds) for n, ds in sets.items()}:
+    if identity["reference_sha256"] is None or saved != dict(identity):
         return None
-    return results if isinstance(results, dict) else None
+    if not isinstance(results, dict) or not all(isinstance(r, dict) for r in results.values()):
+        return None
+    return results
 
 
 def _fmt(v: float) -> str:

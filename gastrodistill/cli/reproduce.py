@@ -259,20 +259,24 @@ class Pipeline:
         return found
 
     def evaluate(self) -> None:
-        from gastrodistill.anonymity.audit import saved_audit_results
+        from gastrodistill.anonymity.audit import audit_identity, saved_audit_results
         from gastrodistill.evaluation.run import run_evaluation
 
         df = run_evaluation(
             self.cfg, self.datamodule(), self.distilled_sets(), self.out / "eval", state=self.state
         )
         saved = self.out / "audit" / "audit.json"
-        audit = saved_audit_results(saved, self.distilled_sets()) if df is not None else None
-        if audit is not None:  # an earlier audit of these very sets: its numbers stay in the table
+        audit = None
+        if df is not None and saved.is_file() and saved.with_name("audit.md").is_file():
+            identity = audit_identity(self.datamodule(), self.distilled_sets(), self.state.get("real_model"))
+            audit = saved_audit_results(saved, identity)
+        if audit is not None:  # an earlier audit of these sets, data and network: its numbers stay
             from gastrodistill.evaluation.results import attach_audit, write_results
 
             df = attach_audit(df, audit)
             write_results(df, self.out / "eval", title=f"Results: {self.cfg.experiment_name}")
             self.paths["anonymity audit"] = saved.with_name("audit.md")
+            self.state["audit"] = audit  # an artifact stage after this one publishes its verdicts
         self.state["results"] = df
         self.paths["results table"] = self.out / "eval" / "results.md"
         self.paths["results csv"] = self.out / "eval" / "results.csv"

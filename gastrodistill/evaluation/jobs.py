@@ -28,6 +28,18 @@ SAME = "same"
 #: distilled size; ``mean`` the per-class mean images; ``random_soft`` a random real subset of the
 #: distilled size with soft labels from a teacher trained on all real data (the DD-Ranking control).
 BASELINES = ("full", "random", "mean", "random_soft")
+#: The anonymity audit's own rows (``anonymity.audit``; ``real`` joins the table as ``full``): a set of one
+#: of these names would replace them in ``audit.json`` and in the table.
+AUDIT_ROWS = ("real", "control_copy", "control_noisy", "control_overfit")
+#: Names Windows cannot give a file, whatever the extension.
+_DEVICE_NAMES = {
+    "con",
+    "prn",
+    "aux",
+    "nul",
+    *(f"com{i}" for i in range(1, 10)),
+    *(f"lpt{i}" for i in range(1, 10)),
+}
 SCHEDULES = ("replay", "standard")
 #: The schedule name of the full-data rows (trained by the Lightning recipe, not a small-set schedule).
 REAL_SCHEDULE = "real"
@@ -73,10 +85,22 @@ def check_set_name(name: object, key: str) -> str:
             "choose a name of letters and digits (e.g. soft, hard, soft_site2)"
         )
     text = str(name)
-    if not SET_NAME.fullmatch(text):
+    stem = text.split(".")[0].lower()
+    if not SET_NAME.fullmatch(text) or text.endswith(".") or stem in _DEVICE_NAMES:
         raise EvaluationConfigError(
             f"{key}: the set name {text!r} cannot name files; use letters, digits, '.', '_' and '-' only, "
-            "starting with a letter or digit (e.g. soft, hard, soft_site2)"
+            "starting with a letter or digit and not ending in '.', and not a Windows device name (con, "
+            "nul, ...) (e.g. soft, hard, soft_site2)"
+        )
+    if text.lower().endswith(".zip"):  # the artifact stage writes artifacts/<name>.zip beside each folder
+        raise EvaluationConfigError(
+            f"{key}: the set name {text!r} ends in .zip; the artifact of a set {text[:-4]!r} would be "
+            f"written at artifacts/{text}: drop the .zip from the name"
+        )
+    if text.lower() in AUDIT_ROWS:
+        raise EvaluationConfigError(
+            f"{key}: the set name {text!r} is the name of one of the anonymity audit's own rows "
+            f"({', '.join(AUDIT_ROWS)}), which it would replace; give the set another name (e.g. {text}_set)"
         )
     return text
 

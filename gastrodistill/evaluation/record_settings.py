@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from gastrodistill.evaluation.jobs import EvaluationConfigError, Job
@@ -114,12 +115,20 @@ def legacy_set_digest(distilled: Any) -> str:
 
 
 def _content_digest(distilled: Any, meta: Mapping[str, Any]) -> str:
+    return state_digest(distilled.state_dict(), meta)
+
+
+def state_digest(state: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
+    """SHA-256 (hex) of a ``state_dict`` (tensors by name, in key order: name, shape, dtype and values,
+    whatever the memory format or device) and of ``meta`` (JSON), e.g. a network's weights."""
     h = hashlib.sha256()
-    for key, tensor in sorted(distilled.state_dict().items()):
+    for key, tensor in sorted(state.items()):
         h.update(key.encode())
         h.update(str(tuple(tensor.shape)).encode())
-        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    h.update(json.dumps(meta, sort_keys=True, default=str).encode())
+        if str(tensor.dtype) != "torch.float32":  # float32 (a distilled set's tensors) as digests had it
+            h.update(str(tensor.dtype).encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps(meta or {}, sort_keys=True, default=str).encode())
     return h.hexdigest()
 
 

@@ -9,6 +9,8 @@ of a sharded run are merged by reading the folder.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,11 @@ def save_record(out: Path, rec: Mapping[str, Any]) -> Path:
     with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
         np.savez(f, **{_SCALARS: np.array(json.dumps(scalars, default=float))}, **arrays)
     return path
+
+
+#: What reading a damaged record raises (a truncated or foreign ``.npz``, bad JSON, a missing member);
+#: anything else (e.g. ``MemoryError``) is not the file's fault and is not reported as such.
+UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error)
 
 
 def load_record(path: Path) -> dict[str, Any]:
@@ -78,7 +85,7 @@ def load_records(out: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
             )
         try:
             recs.append(load_record(p))
-        except Exception as exc:  # noqa: BLE001 - truncated zip, foreign npz, bad JSON: one message
+        except UNREADABLE as exc:  # truncated zip, foreign npz, bad JSON: one message
             raise EvaluationConfigError(
                 f"{p} cannot be read ({type(exc).__name__}: {exc}); it is the record of the finished network "
                 f"{k}. Remove it and run again: that network is trained again, the others are kept"

@@ -10,6 +10,8 @@ import torch
 from _anon_data import PID_PREFIX, all_bytes, make_dm, noise_set
 
 from gastrodistill.anonymity.audit import AuditConfigError, run_audit
+from gastrodistill.evaluation.jobs import EvaluationConfigError
+from gastrodistill.evaluation.record_settings import set_digest
 
 #: A training patch of a relevant class (the audit searches informative patches only).
 COPIED = 41
@@ -80,7 +82,12 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
     assert "## Sample sizes" in report and f"excluded: {n_irr} by class" in report
     verdicts = json.loads((out / "audit.json").read_text())["verdicts"]
     assert verdicts["soft"].startswith("flagged") and not verdicts["hard"].startswith("flagged")
-    assert json.loads((out / "audit.json").read_text())["results"]["soft"]["ncc_nearest_max"] > 0.999
+    payload = json.loads((out / "audit.json").read_text())
+    assert payload["results"]["soft"]["ncc_nearest_max"] > 0.999
+    # what the numbers are of, by content: the sets, the patch store and the real-data network it trained
+    assert payload["set_sha256"] == {"soft": set_digest(soft), "hard": set_digest(hard)}
+    assert payload["data_source_hash"] == dm.source_hash()
+    assert int(payload["reference_sha256"], 16) >= 0 and len(payload["reference_sha256"]) == 64
     # Audit numbers reach the CSV logger ...
     metrics = list((tmp_path / "out" / "logs").rglob("metrics.csv"))
     assert metrics and "audit/soft/mia_loss_auc" in metrics[0].read_text()
@@ -91,6 +98,17 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
 def test_run_audit_needs_a_set(tmp_path, compose_cfg, dm):
     with pytest.raises(AuditConfigError, match="at least one distilled set"):
         run_audit(compose_cfg(FAST), dm, {}, tmp_path / "a")
+
+
+@pytest.mark.parametrize("name", ["real", "control_copy", "control_noisy", "control_overfit"])
+def test_a_set_named_like_one_of_the_audits_rows_is_refused_before_anything_is_written(
+    tmp_path, compose_cfg, dm, name
+):
+    """``{**queries, **controls}`` replaced a set named ``control_copy`` by the control's images, and a set
+    named ``real`` lost its nearest-patch numbers and ended in a KeyError after audit.json was written."""
+    with pytest.raises(EvaluationConfigError, match="the anonymity audit's own rows"):
+        run_audit(compose_cfg(FAST), dm, {name: noise_set(dm, steps=1, ipc=1, seed=1)}, tmp_path / "a")
+    assert not (tmp_path / "a").exists()
 
 
 def test_missed_controls_make_the_audit_say_it_cannot_certify(tmp_path, compose_cfg):

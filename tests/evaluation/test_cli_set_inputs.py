@@ -115,3 +115,31 @@ def test_a_name_hydra_reads_as_a_boolean_and_a_missing_path_are_named(
     assert code == 1 and "Traceback" not in text
     assert needle in text.strip().splitlines()[-1]
     _nothing_left(tmp_path)
+
+
+@pytest.mark.parametrize("command", sorted(MAINS))
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        ("soft.zip", "ends in .zip; the artifact of a set 'soft' would be written at artifacts/soft.zip"),
+        ("soft.", "cannot name files"),
+        ("nul", "cannot name files"),
+        ("COM1.v2", "cannot name files"),
+        ("real", "is the name of one of the anonymity audit's own rows"),
+        ("Control_Copy", "is the name of one of the anonymity audit's own rows"),
+    ],
+)
+def test_names_of_the_audits_rows_and_of_other_files_are_refused(
+    tmp_path, monkeypatch, capsys, command, name, needle
+):
+    """A set named ``control_copy`` was audited as the copy control (a noise set reported as 6 of 6
+    flagged) and ``real`` replaced the real network's row, then ended in a traceback; ``soft.zip`` made
+    ``artifacts/soft.zip`` the folder of one set and the archive of another; ``nul`` and a trailing dot
+    cannot name files on Windows."""
+    DistilledSet(2, 1, 1, 1, (1, 12, 12), mean=[0.4], std=[0.2]).save(tmp_path / "set")
+    key = MAINS[command][1]
+    code, text = _run(command, f"{key}={{{name}: {tmp_path / 'set'}}}", tmp_path, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text
+    last = text.strip().splitlines()[-1]
+    assert last.startswith("error:") and f"{key}: the set name {name!r}" in last and needle in last
+    _nothing_left(tmp_path)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gastrodistill.anonymity.verdict import NOT_AUDITED
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.check_experiment import main as check_main
 from gastrodistill.cli.paired_over_runs import main as pool_main
@@ -124,12 +125,28 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     pd.testing.assert_frame_equal(pd.read_csv(out / "eval" / "results.csv"), table)
     assert "Anonymity audit" in (out / "eval" / "results.md").read_text()
     assert f"- anonymity audit: `{out / 'audit' / 'audit.md'}`" in (out / "SUMMARY.md").read_text()
-    # ... and not an audit of other sets
-    saved = json.loads((out / "audit" / "audit.json").read_text())
-    saved["set_sha256"]["soft"] = "0" * 64
-    (out / "audit" / "audit.json").write_text(json.dumps(saved))
-    reproduce(same)
-    assert not any(c.startswith("audit_") for c in pd.read_csv(out / "eval" / "results.csv").columns)
+    # ... and an artifact stage after it publishes the audit's verdict, as the first run's did
+    card = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
+    reproduce(compose_cfg(["experiment=tiny", "stages=[evaluate,artifact]", f"paths.output_dir={out}"]))
+    again = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
+    assert again["anonymity_verdict"] == card["anonymity_verdict"] != NOT_AUDITED
+    assert again["anonymity"] == card["anonymity"]
+    # ... but not an audit of other sets, another patch store, or another real-data network (its `real` row
+    # would stand for the `full` rows of a retrained reference)
+    audit_json = out / "audit" / "audit.json"
+    original = audit_json.read_text()
+    saved = json.loads(original)
+    assert set(saved["set_sha256"]) == {"soft", "hard"} and len(saved["reference_sha256"]) == 64
+    for key, sub in (("set_sha256", "soft"), ("data_source_hash", None), ("reference_sha256", None)):
+        changed = json.loads(original)
+        if sub:
+            changed[key][sub] = "0" * 64
+        else:
+            changed[key] = "0" * 16
+        audit_json.write_text(json.dumps(changed))
+        reproduce(same)
+        columns = pd.read_csv(out / "eval" / "results.csv").columns
+        assert not any(c.startswith("audit_") for c in columns), key
 
 
 def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
