@@ -48,10 +48,11 @@ def test_second_attempt_gets_its_own_folder_and_the_first_log_stays(tmp_path):
     assert _losses(root / "evaluation-3") == [3.5]
 
 
-def test_an_empty_folder_is_used_and_other_stages_are_independent(tmp_path):
+def test_a_folder_without_metrics_is_used_and_other_stages_are_independent(tmp_path):
     (tmp_path / "csv" / "audit").mkdir(parents=True)
     (tmp_path / "csv" / "distill-soft").mkdir()
     (tmp_path / "csv" / "distill-soft" / "metrics.csv").write_text("loss,step\n1,0\n")
+    (tmp_path / "csv" / "audit" / "hparams.yaml").write_text("seed: 0\n")  # an attempt that logged nothing
     assert free_csv_version(tmp_path, "csv", "audit") == "audit"
     assert free_csv_version(tmp_path, "csv", "distill-soft") == "distill-soft-2"
     assert free_csv_version(tmp_path, "csv", "distill-hard") == "distill-hard"

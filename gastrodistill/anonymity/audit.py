@@ -591,8 +591,9 @@ def _write_outputs(
         },
     }
     report = render_report(cfg, nearest, text_report, results, leaks, strings, informative, verdicts)
+    write_text_atomic(out / "audit.md", report)
+    # last: a re-run joins audit.json (saved_audit_results), so it is new only when everything else is
     write_text_atomic(out / "audit.json", json.dumps(payload, indent=2, sort_keys=True))
-    write_text_atomic(out / "audit.md", report)  # rendered first: a failure leaves neither file new
     return paths
 
 
@@ -610,22 +611,29 @@ def audit_identity(dm, distilled_sets: Mapping[str, Any], real_model: nn.Module 
 
 
 def saved_audit_results(path: str | Path, identity: Mapping[str, Any]) -> dict[str, dict[str, float]] | None:
-    """The results of the audit saved at ``path`` (``audit.json``) when it is an audit of ``identity``
-    (:func:`audit_identity`: the same set names and contents, patch store and real-data network), else
-    None: an audit of other sets or data, of another reference network (retrained after its records were
-    removed), one written before these were recorded, or a file that cannot be read.
+    """The results of the audit saved at ``path`` (``audit.json``) when it audited the sets and patch store
+    of ``identity`` (:func:`audit_identity`: the same set names and contents, the same ``data_source_hash``),
+    else None: an audit of other sets or data, one written before these were recorded, or a file that
+    cannot be read. Its ``real`` row (the real-data network's, shown as the table's ``full`` rows) is kept
+    only when ``reference_sha256`` is this run's network too; without it the sets' rows still join (a run
+    whose evaluation keeps no reference network, or one retrained under other settings).
     ``reproduce 'stages=[evaluate]'`` joins it to the table it writes again, as the audit stage joined it
     first."""
     try:
         payload = json.loads(Path(path).read_text())
         results = payload["results"]
-        saved = {key: payload[key] for key in identity}
+        saved = {key: payload[key] for key in ("set_sha256", "data_source_hash", "reference_sha256")}
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if identity["reference_sha256"] is None or saved != dict(identity):
+    if (
+        saved["set_sha256"] != identity["set_sha256"]
+        or saved["data_source_hash"] != identity["data_source_hash"]
+    ):
         return None
     if not isinstance(results, dict) or not all(isinstance(r, dict) for r in results.values()):
         return None
+    if identity["reference_sha256"] is None or saved["reference_sha256"] != identity["reference_sha256"]:
+        results = {name: r for name, r in results.items() if name != "real"}
     return results
 
 

@@ -95,7 +95,7 @@ def check_set_name(name: object, key: str) -> str:
     if text.lower().endswith(".zip"):  # the artifact stage writes artifacts/<name>.zip beside each folder
         raise EvaluationConfigError(
             f"{key}: the set name {text!r} ends in .zip; the artifact of a set {text[:-4]!r} would be "
-            f"written at artifacts/{text}: drop the .zip from the name"
+            f"written at artifacts/{text[:-4]}.zip: drop the .zip from the name"
         )
     if text.lower() in AUDIT_ROWS:
         raise EvaluationConfigError(

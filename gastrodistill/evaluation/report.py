@@ -51,9 +51,16 @@ UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.
 
 
 def load_record(path: Path) -> dict[str, Any]:
-    """A record written by :func:`save_record` (``allow_pickle=False``)."""
-    with np.load(path, allow_pickle=False) as z:
-        rec: dict[str, Any] = json.loads(str(z[_SCALARS]))
+    """A record written by :func:`save_record` (``allow_pickle=False``). Raises one of :data:`UNREADABLE`
+    for a file that is not such a record (``ValueError`` for a lone ``.npy`` array or scalars that are not
+    a JSON object)."""
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("a single numpy array, not an .npz record")
+    with loaded as z:
+        rec = json.loads(str(z[_SCALARS]))
+        if not isinstance(rec, dict):
+            raise ValueError(f"its scalars are a JSON {type(rec).__name__}, not an object")
         for k in z.files:
             if k != _SCALARS:
                 rec[k] = z[k]

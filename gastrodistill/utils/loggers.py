@@ -75,12 +75,14 @@ def instantiate_loggers(logger_cfg: DictConfig | Mapping[str, Any] | None) -> li
 
 def free_csv_version(save_dir: str | Path, name: str | None, stage: str) -> str:
     """The CSV logger's version folder for ``stage``: ``stage`` itself, or ``stage-2``, ``stage-3``, ... when
-    ``<save_dir>/<name>/<stage>`` already holds files. Lightning's ``CSVLogger`` deletes the
-    ``metrics.csv`` of a non-empty version folder it is given, so a stage run again in the same run folder
-    (a resumed distillation, an evaluate-only ``reproduce``) would lose the earlier attempt's log."""
+    ``<save_dir>/<name>/<stage>`` already holds a ``metrics.csv``. Lightning's ``CSVLogger`` deletes the
+    ``metrics.csv`` of a version folder it is given, so a stage run again in the same run folder (a resumed
+    distillation, an evaluate-only ``reproduce``) would lose the earlier attempt's log; a folder with only
+    ``hparams.yaml`` (an attempt that logged nothing) is used again. Every rank computes this, and a later
+    rank may see rank 0's new folder and pick the next name: harmless, since only rank 0 writes CSV logs."""
     root = Path(save_dir) / (name or "")
     version, attempt = stage, 1
-    while (root / version).is_dir() and any((root / version).iterdir()):
+    while (root / version / "metrics.csv").is_file():
         attempt += 1
         version = f"{stage}-{attempt}"
     return version

@@ -352,3 +352,23 @@ def test_a_damaged_record_is_named_and_its_removal_trains_that_network_again(
     for key, value in good.items():  # the same network again: seeded by its job
         same = np.array_equal(again[key], value) if isinstance(value, np.ndarray) else again[key] == value
         assert same, key
+
+
+@pytest.mark.parametrize("kind", ["npy", "list", "number", "random"])
+def test_a_foreign_file_under_a_records_name_is_named(tmp_path, kind):
+    """A lone ``.npy`` array saved as ``<job>.npz`` or scalars that are not a JSON object raised a bare
+    TypeError (or loaded as the record ``5``) once only read errors were named."""
+    out = tmp_path / "eval"
+    path = report.record_path(out, "mean__standard__same__0")
+    path.parent.mkdir(parents=True)
+    if kind == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.arange(3))
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(300))
+    else:
+        scalars = json.dumps([1, 2] if kind == "list" else 5)
+        with open(path, "wb") as f:
+            np.savez(f, **{report._SCALARS: np.array(scalars)})
+    with pytest.raises(EvaluationConfigError, match="cannot be read .*Remove it and run again"):
+        report.load_records(out, ["mean__standard__same__0"])
