@@ -349,20 +349,11 @@ def run_audit(
             results[row]["mia_control_detected"] = float(detected)
 
         # 5. files, figures, report, loggers
-        paths = _write_outputs(
-            out,
-            cfg,
-            dm,
-            distilled_sets,
-            nearest,
-            text_report,
-            mia,
-            results,
-            leaks,
-            strings,
-            informative,
-            identity,
+        paths, payload = _write_outputs(
+            out, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
         )
+        # last: a re-run joins audit.json (saved_audit_results), so it is new only when everything else is
+        write_text_atomic(out / "audit.json", json.dumps({**payload, **identity}, indent=2, sort_keys=True))
         for i, (row, metrics) in enumerate(results.items()):
             finite = {f"audit/{row}/{k}": float(v) for k, v in metrics.items() if math.isfinite(float(v))}
             for lg in loggers:
@@ -551,19 +542,10 @@ def _roc_for_plot(mia: Mapping[str, list[TargetAttack]], attack: str):
 
 
 def _write_outputs(
-    out: Path,
-    cfg,
-    dm,
-    distilled_sets,
-    nearest,
-    text_report,
-    mia,
-    results,
-    leaks,
-    strings,
-    informative,
-    identity,
-) -> dict[str, Path]:
+    out: Path, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """The figures, ``audit_per_image.csv`` and ``audit.md``; returns their paths and the content of
+    ``audit.json``, which the caller writes last."""
     primary = str(cfg.audit.membership.primary)
     paths = {
         "similarity": figures.plot_similarity_histograms(nearest, out / "similarity_histograms.png"),
@@ -578,7 +560,6 @@ def _write_outputs(
     verdicts = {name: anonymity_verdict(results[name]) for name in distilled_sets}
     payload = {
         "results": results,
-        **identity,
         "verdicts": verdicts,
         "sample_sizes": {**informative.counts(), **nearest.sample_sizes()},
         "informative": informative.describe(),
@@ -592,9 +573,7 @@ def _write_outputs(
     }
     report = render_report(cfg, nearest, text_report, results, leaks, strings, informative, verdicts)
     write_text_atomic(out / "audit.md", report)
-    # last: a re-run joins audit.json (saved_audit_results), so it is new only when everything else is
-    write_text_atomic(out / "audit.json", json.dumps(payload, indent=2, sort_keys=True))
-    return paths
+    return paths, payload
 
 
 def audit_identity(dm, distilled_sets: Mapping[str, Any], real_model: nn.Module | None) -> dict[str, Any]:

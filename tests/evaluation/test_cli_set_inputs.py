@@ -78,19 +78,33 @@ def test_a_set_distilled_from_other_data_is_an_error_line(tmp_path, monkeypatch,
 
 
 @pytest.mark.parametrize("command", sorted(MAINS))
-@pytest.mark.parametrize("name", ["../escape", "a/b", "a b", ".hidden"])
+@pytest.mark.parametrize(
+    ("name", "needle"),
+    [
+        *(
+            (bad, "cannot name files")
+            for bad in ("../escape", "a/b", "a b", ".hidden", "soft.", "nul", "COM1.v2")
+        ),
+        ("soft.zip", "ends in .zip; the artifact of a set 'soft' would be written at artifacts/soft.zip"),
+        ("real", "is the name of one of the anonymity audit's own rows"),
+        ("Control_Copy", "is the name of one of the anonymity audit's own rows"),
+    ],
+)
 def test_a_set_name_that_cannot_name_files_is_refused_before_the_set_loads(
-    tmp_path, monkeypatch, capsys, command, name
+    tmp_path, monkeypatch, capsys, command, name, needle
 ):
     """Set names become file and folder names (records, plots, artifacts): ``../escape`` would write
-    beside the run folder. The set itself (12 px against 16 px data) would be refused for its size, so
-    the name's message shows that the name is checked first."""
+    beside the run folder; ``soft.zip`` made ``artifacts/soft.zip`` the folder of one set and the archive of
+    another; ``nul`` and a trailing dot cannot name files on Windows. A set named ``control_copy`` was
+    audited as the copy control (a noise set reported as 6 of 6 flagged), and ``real`` replaced the real
+    network's row, then ended in a traceback. The set itself (12 px against 16 px data) would be refused
+    for its size, so the name's message shows that the name is checked first."""
     DistilledSet(2, 1, 1, 1, (1, 12, 12), mean=[0.4], std=[0.2]).save(tmp_path / "set")
     key = MAINS[command][1]
     code, text = _run(command, f"{key}={{{name}: {tmp_path / 'set'}}}", tmp_path, monkeypatch, capsys)
     assert code == 1 and "Traceback" not in text
     last = text.strip().splitlines()[-1]
-    assert last.startswith("error:") and f"{key}: the set name {name!r} cannot name files" in last
+    assert last.startswith("error:") and f"{key}: the set name {name!r}" in last and needle in last
     _nothing_left(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set", "small.npz", "work"]
 
@@ -114,32 +128,4 @@ def test_a_name_hydra_reads_as_a_boolean_and_a_missing_path_are_named(
     code, text = _run(command, f"{key}={value}", tmp_path, monkeypatch, capsys)
     assert code == 1 and "Traceback" not in text
     assert needle in text.strip().splitlines()[-1]
-    _nothing_left(tmp_path)
-
-
-@pytest.mark.parametrize("command", sorted(MAINS))
-@pytest.mark.parametrize(
-    ("name", "needle"),
-    [
-        ("soft.zip", "ends in .zip; the artifact of a set 'soft' would be written at artifacts/soft.zip"),
-        ("soft.", "cannot name files"),
-        ("nul", "cannot name files"),
-        ("COM1.v2", "cannot name files"),
-        ("real", "is the name of one of the anonymity audit's own rows"),
-        ("Control_Copy", "is the name of one of the anonymity audit's own rows"),
-    ],
-)
-def test_names_of_the_audits_rows_and_of_other_files_are_refused(
-    tmp_path, monkeypatch, capsys, command, name, needle
-):
-    """A set named ``control_copy`` was audited as the copy control (a noise set reported as 6 of 6
-    flagged) and ``real`` replaced the real network's row, then ended in a traceback; ``soft.zip`` made
-    ``artifacts/soft.zip`` the folder of one set and the archive of another; ``nul`` and a trailing dot
-    cannot name files on Windows."""
-    DistilledSet(2, 1, 1, 1, (1, 12, 12), mean=[0.4], std=[0.2]).save(tmp_path / "set")
-    key = MAINS[command][1]
-    code, text = _run(command, f"{key}={{{name}: {tmp_path / 'set'}}}", tmp_path, monkeypatch, capsys)
-    assert code == 1 and "Traceback" not in text
-    last = text.strip().splitlines()[-1]
-    assert last.startswith("error:") and f"{key}: the set name {name!r}" in last and needle in last
     _nothing_left(tmp_path)
