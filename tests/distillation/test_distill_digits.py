@@ -1,11 +1,12 @@
 """Real-data sanity check (no download): scikit-learn's 1,797 handwritten 8x8 digits.
 
 Distilling ONE image per class with soft labels, learned learning rates and inner momentum must reach
-0.90 test accuracy (the issue's target; measured 0.919) on fresh randomly
-initialised networks (mean over seeded networks, replayed with ``inner_loop.replay``) and beat a random
-real subset of the same size (1 per class) by a wide margin (15 points) under the same evaluation. The
-random subset even gets a generous schedule (300 SGD steps, lr picked on the validation split). The
-distillation settings were chosen on the validation split only (docs/distillation.md).
+0.90 test accuracy (the issue's target; measured 0.912 at seed 0, 0.915 [0.908, 0.923] over seeds 0-4)
+on fresh randomly initialised networks (mean over seeded networks, replayed with ``inner_loop.replay``)
+and beat a random real subset of the same size (1 per class) by a wide margin (15 points) under the
+same evaluation. The random subset even gets a generous schedule (300 SGD steps, lr picked on the
+validation split). The distillation settings were chosen on the validation split only
+(docs/distillation.md).
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
             "distill.label_init_scale=3.0",
             "distill.lr_images=0.2",
             "distill.lr_labels=0.03",
-            "distill.lr_lrs=0.03",
+            "distill.lr_lrs=0.01",
             "distill.batch_real=512",
             "distill.grad_clip_ema=2.0",
             "distill.outer_steps=1200",
@@ -91,7 +92,7 @@ def test_one_soft_image_per_class_beats_a_random_real_subset(compose_cfg, tmp_pa
         f"[{min(distilled_acc):.3f}..{max(distilled_acc):.3f}] vs random real subset {r_mean:.3f} "
         f"[{min(random_acc):.3f}..{max(random_acc):.3f}]; distillation {seconds:.0f} s"
     )
-    # The issue's target (0.90); measured 0.919 with these settings, chosen on the validation split
-    # (docs/distillation.md, "The digits sanity check").
+    # The issue's target (0.90); measured 0.912 at seed 0 and 0.911-0.925 at seeds 1-4 with these settings,
+    # chosen on the validation split over three seeds (docs/distillation.md, "Sanity check on real data").
     assert d_mean >= 0.90
     assert d_mean >= r_mean + 0.15
