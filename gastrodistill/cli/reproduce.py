@@ -284,10 +284,14 @@ class Pipeline:
 
     def audit(self) -> None:
         from gastrodistill.anonymity.audit import run_audit
+        from gastrodistill.evaluation.run import saved_reference
 
         sets = self._need_sets("audit")
+        real_model = self.state.get("real_model")
+        if real_model is None:  # an audit without the evaluate stage: the evaluation's network when current
+            real_model = saved_reference(self.cfg, self.datamodule(), sets, self.out / "eval")
         self.state["audit"] = run_audit(
-            self.cfg, self.datamodule(), sets, self.out / "audit", real_model=self.state.get("real_model")
+            self.cfg, self.datamodule(), sets, self.out / "audit", real_model=real_model
         )
         self.paths["anonymity audit"] = self.out / "audit" / "audit.md"
         if self.state.get("results") is not None:  # the audit's numbers join the results table

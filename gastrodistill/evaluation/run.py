@@ -797,6 +797,21 @@ def run_reference_job(cfg: DictConfig, datamodule, output_dir: str | Path) -> bo
     return True
 
 
+def saved_reference(
+    cfg: DictConfig, datamodule, distilled_sets: Mapping[str, Any], output_dir: str | Path
+) -> nn.Module | None:
+    """The reference network an earlier evaluation saved in ``output_dir`` (``Study.REFERENCE_FILE``) when
+    it was trained with this config's settings for ``distilled_sets`` (``Study.reference_is_current``),
+    else None (no file, or another recipe). ``reproduce 'stages=[audit]'`` attacks it, as a whole run's
+    audit attacks the evaluation's network, instead of training another one."""
+    out = Path(output_dir)
+    if not (out / Study.REFERENCE_FILE).is_file():
+        return None
+    _prepare(datamodule)
+    study = Study(cfg, datamodule, distilled_sets, out, progress=False)
+    return study.reference() if study.reference_is_current() else None
+
+
 def train_full_network(
     cfg: DictConfig, datamodule, seed_parts: Sequence[Any], epochs: int | None = None
 ) -> tuple[nn.Module, dict[str, float]]:

@@ -131,9 +131,16 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     again = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
     assert again["anonymity_verdict"] == card["anonymity_verdict"] != NOT_AUDITED
     assert again["anonymity"] == card["anonymity"]
+    # an audit-only re-run attacks the evaluation's saved network, as the whole run's audit did: the same
+    # numbers (before, it trained a network of its own)
+    audit_json = out / "audit" / "audit.json"
+    first = json.loads(audit_json.read_text())
+    reproduce(compose_cfg(["experiment=tiny", "stages=[audit]", f"paths.output_dir={out}"]))
+    again = json.loads(audit_json.read_text())
+    assert again["reference_sha256"] == first["reference_sha256"]
+    assert json.dumps(again["results"], sort_keys=True) == json.dumps(first["results"], sort_keys=True)
     # ... but not an audit of other sets or another patch store; and the audit's `real` row stands for the
     # `full` rows only when the real-data network is the one it attacked (a retrained reference is another)
-    audit_json = out / "audit" / "audit.json"
     original = audit_json.read_text()
     saved = json.loads(original)
     assert set(saved["set_sha256"]) == {"soft", "hard"} and len(saved["reference_sha256"]) == 64
