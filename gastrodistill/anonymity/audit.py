@@ -601,7 +601,7 @@ def saved_audit_results(path: str | Path, identity: Mapping[str, Any]) -> dict[s
     try:
         payload = json.loads(Path(path).read_text())
         results = payload["results"]
-        saved = {key: payload[key] for key in ("set_sha256", "data_source_hash", "reference_sha256")}
+        saved = {key: payload[key] for key in identity}
     except (OSError, ValueError, KeyError, TypeError):
         return None
     if (

@@ -29,7 +29,7 @@ import numpy as np
 import yaml
 
 from gastrodistill.evaluation.metrics import statistic_rows, stratified_resamples
-from gastrodistill.evaluation.report import RECORDS, load_record
+from gastrodistill.evaluation.report import RECORDS, UNREADABLE, load_record
 from gastrodistill.evaluation.results import (
     BASELINE_METHODS,
     KEY_COLUMNS,
@@ -97,7 +97,7 @@ def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
         try:
             rec = load_record(p)
             key = tuple(str(rec[k]) for k in KEY_COLUMNS)
-        except Exception:  # noqa: BLE001 - empty, truncated, foreign or pickled files: one message
+        except UNREADABLE:  # empty, truncated, foreign or pickled files: one message
             raise RunsInputError(
                 f"{p}: not a readable evaluation record (an .npz the evaluate stage writes); delete it and "
                 "re-run the evaluate stage, which re-scores the missing job"

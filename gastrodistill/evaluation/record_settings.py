@@ -105,17 +105,13 @@ def set_digest(distilled: Any) -> str:
     it is read from its folder, an artifact folder or a zip. Two sets with the same digest train the same
     networks."""
     meta = {k: v for k, v in distilled.metadata().items() if k not in DERIVED_METADATA}
-    return _content_digest(distilled, meta)
+    return state_digest(distilled.state_dict(), meta)
 
 
 def legacy_set_digest(distilled: Any) -> str:
     """The digest settings files written before :data:`DERIVED_METADATA` was left out hold (the metadata
     in full): it still matches a set on the machine that wrote the file, so such folders resume."""
-    return _content_digest(distilled, distilled.metadata())
-
-
-def _content_digest(distilled: Any, meta: Mapping[str, Any]) -> str:
-    return state_digest(distilled.state_dict(), meta)
+    return state_digest(distilled.state_dict(), distilled.metadata())
 
 
 def state_digest(state: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
