@@ -109,6 +109,7 @@ class DistillModule(pl.LightningModule):
         mode: str | None = None,
         batch_real_per_rank: bool = True,
         run_settings: dict[str, Any] | None = None,
+        data_source_hash: str | None = None,
     ) -> None:
         super().__init__()
         check_backend(backend, checkpoint)
@@ -164,6 +165,9 @@ class DistillModule(pl.LightningModule):
         #: The settings that determine the run (``resume.run_settings``), recorded in checkpoints so that a
         #: resume with other settings is refused (``resume.check_resume_checkpoint``); None: not recorded.
         self.run_settings = run_settings
+        #: The distilled data's ``source_hash`` (the data module's), recorded in checkpoints so that a
+        #: resume on another collection is refused (``resume.check_resume_data``); None: not recorded.
+        self.data_source_hash = data_source_hash
         #: What the last outer step did on this rank (seeds; with ``debug_record`` also the initial-weight
         #: fingerprints of its networks, which cost a device sync per network).
         self.last_step_record: dict[str, Any] = {}
@@ -349,6 +353,8 @@ class DistillModule(pl.LightningModule):
         checkpoint["gastrodistill"] = {"mode": self.mode}
         if self.run_settings is not None:
             checkpoint["gastrodistill"]["settings"] = self.run_settings
+        if self.data_source_hash is not None:
+            checkpoint["gastrodistill"]["data_source_hash"] = self.data_source_hash
         checkpoint["grad_norm_ema"] = self.grad_norm_ema
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:

@@ -12,7 +12,9 @@ hard runs never share a checkpoint.
 Before any data is read, :func:`check_resume_checkpoint` opens the chosen file once (tensors and plain
 values only, never arbitrary pickled objects) and refuses a damaged or foreign file, a checkpoint of the
 other label mode, and one written with other settings that shape the run (:data:`RUN_KEYS`, ``seed`` and
-all of ``model``; recorded in the checkpoint by :func:`run_settings`).
+all of ``model``; recorded in the checkpoint by :func:`run_settings`). Once the data is read,
+:func:`check_resume_data` refuses a checkpoint distilled from another collection (the data module's
+``source_hash``, recorded beside the settings).
 """
 
 from __future__ import annotations
@@ -365,6 +367,35 @@ def check_resume_checkpoint(
             f"distill.outer_steps={step} or more, or drop distill.resume to start a new run from step 0"
         )
     return ckpt
+
+
+def check_resume_data(path: str | os.PathLike, source_hash: str, spec: Any = None) -> None:
+    """Refuse to resume from the checkpoint at ``path`` when its run distilled other data than this run's
+    (``source_hash``: the data module's :meth:`source_hash`, which a checkpoint records beside its settings
+    as ``data_source_hash``). Called once the data is read, before any outer step: a set continued on
+    another collection would mix two collections' patients, and an audit against either would check the
+    wrong one. A checkpoint of an older version records no hash and is not checked. ``spec``: the
+    ``distill.resume`` value, named in the message (``last`` searches every earlier run of the experiment,
+    whatever its data).
+
+    Raises :class:`ResumeError` (one line: the file, both hashes' first 12 hex digits and what to do)."""
+    path = Path(path)
+    record = read_checkpoint(path).get("gastrodistill")
+    saved = record.get("data_source_hash") if isinstance(record, dict) else None
+    if saved is None or str(saved) == str(source_hash):
+        return
+    hint = (
+        " (distill.resume=last takes the newest checkpoint of this label mode under the experiment's "
+        "outputs, whatever data it was distilled from: pass the run folder to continue instead)"
+        if str(spec).strip() == "last"
+        else ""
+    )
+    raise ResumeError(
+        f"checkpoint {path} was distilled from other data than this run reads (data source hash "
+        f"{str(saved)[:12]}... there, {str(source_hash)[:12]}... here){hint}: a resume continues the same "
+        f"run on the same collection. Point the data settings at the collection that run used (its "
+        f"config.yaml beside checkpoints/ names them), or drop distill.resume to start from step 0"
+    )
 
 
 def checkpoint_step(ckpt: dict[str, Any]) -> int:

@@ -26,6 +26,7 @@ from gastrodistill.distillation.resume import (
     CKPT_FILENAME,
     ResumeError,
     check_resume_checkpoint,
+    check_resume_data,
     checkpoint_step,
     missing_message,
     resolve_resume,
@@ -148,6 +149,7 @@ def build_module(
         mode=distilled.mode,
         batch_real_per_rank=bool(d.get("batch_real_per_rank", True)),
         run_settings=run_settings(cfg),
+        data_source_hash=datamodule.source_hash(),
     )
 
 
@@ -390,6 +392,8 @@ def run_distillation(
             check_resume_checkpoint(ckpt_path, mode, run_settings(cfg), int(d.outer_steps))
     prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
+    if ckpt_path is not None:  # the data is read now: a checkpoint of another collection is refused
+        check_resume_data(ckpt_path, datamodule.source_hash(), d.get("resume"))
     networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation

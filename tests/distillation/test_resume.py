@@ -111,10 +111,18 @@ def test_run_refuses_a_checkpoint_of_other_settings_and_names_the_folder_passed(
         )
     assert "distill.ipc is 1 there but 2 here" in str(info.value)
     assert not (tmp_path / "b" / "soft" / "distilled.safetensors").exists()
-    # Other data (8 px images instead of 6) with the same settings: the tensors do not fit.
+    # Other data (8 px images instead of 6) with the same settings: refused as other data, and for a
+    # checkpoint that does not record its data (an older version's) because the tensors do not fit.
     wide = TensorImageDataModule(splits=make_tiny_splits(size=8), class_names=["a", "b", "c"])
-    with pytest.raises(ResumeError, match="does not fit this run") as info:
+    with pytest.raises(ResumeError, match="was distilled from other data than this run reads"):
         run_distillation(compose_cfg([*common, f"distill.resume={ckpt}"]), wide, tmp_path / "b")
+    data = torch.load(ckpt, map_location="cpu", weights_only=True)
+    del data["gastrodistill"]["data_source_hash"]
+    old = tmp_path / "old" / "soft" / "checkpoints" / "last.ckpt"
+    old.parent.mkdir(parents=True)
+    torch.save(data, old)
+    with pytest.raises(ResumeError, match="does not fit this run") as info:
+        run_distillation(compose_cfg([*common, f"distill.resume={old}"]), wide, tmp_path / "b")
     assert "distilled.images" in str(info.value) and "distill.steps" in str(info.value)
     assert not (tmp_path / "b" / "soft" / "distilled.safetensors").exists()
     # A run folder without a checkpoint of this mode: the message names that folder, not the new run's.
@@ -401,3 +409,29 @@ def test_cli_refuses_a_damaged_checkpoint_in_one_line_and_leaves_no_run_folder(t
     assert lines[-1].startswith(f"error: checkpoint {path} is damaged or is not a gastrodistill distillation")
     assert "cut short" in lines[-1] and "resuming" not in proc.stdout
     assert not run_dir.exists() and not (tmp_path / "outputs").exists()  # nothing left behind
+
+
+def test_a_resume_on_other_data_is_refused_once_the_data_is_read(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+):
+    """The checkpoint records the data's ``source_hash``: a run that reads another collection (the same
+    shapes and classes, so nothing else would notice) is refused before any outer step, also through
+    ``last``; the same data resumes."""
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
+    ckpt = tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt"
+    recorded = torch.load(ckpt, map_location="cpu", weights_only=True)["gastrodistill"]["data_source_hash"]
+    assert recorded == tiny_dm.source_hash()
+    other = TensorImageDataModule(splits=make_tiny_splits(seed=5), class_names=["a", "b", "c"])
+    assert other.source_hash() != tiny_dm.source_hash()
+    resumed = [*common, "distill.outer_steps=3"]
+    with pytest.raises(ResumeError) as info:
+        run_distillation(compose_cfg([*resumed, f"distill.resume={ckpt}"]), other, tmp_path / "b")
+    text = str(info.value)
+    assert text.startswith(f"checkpoint {ckpt} was distilled from other data than this run reads (")
+    assert f"{recorded[:12]}... there, {other.source_hash()[:12]}... here" in text and "\n" not in text
+    assert not (tmp_path / "b" / "soft" / "distilled.json").exists()
+    with pytest.raises(ResumeError, match="distill.resume=last takes the newest checkpoint"):
+        run_distillation(compose_cfg([*resumed, "distill.resume=last"]), other, tmp_path / "a")
+    run_distillation(compose_cfg([*resumed, f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "c")
+    assert json.loads((tmp_path / "c" / "soft" / "summary.json").read_text())["outer_steps"] == 3
