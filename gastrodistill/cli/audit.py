@@ -83,7 +83,7 @@ def check_recipes(cfg: DictConfig, sets: Mapping[str, Any]) -> None:
 
 def run(cfg: DictConfig) -> dict:
     from gastrodistill.anonymity.audit import run_audit
-    from gastrodistill.sharing.publish import check_experiment_name, publish_artifact
+    from gastrodistill.sharing.publish import check_experiment_name, publish_artifact, set_recipe
 
     if cfg.audit.artifact.write:  # its name goes into every card: refused before the audit, not after
         check_experiment_name(cfg)
@@ -101,7 +101,11 @@ def run(cfg: DictConfig) -> dict:
     results = run_audit(cfg, dm, sets, out / "audit", artifacts=artifacts)
     if cfg.audit.artifact.write:
         for name, ds in sets.items():
-            path = publish_artifact(cfg, dm, name, ds, out / "artifacts" / name, anonymity=results[name])
+            folder = Path(str(cfg.audit.sets[name]))  # a set folder records its recipe; an artifact none
+            recipe = set_recipe(folder) if name not in artifacts else None
+            path = publish_artifact(
+                cfg, dm, name, ds, out / "artifacts" / name, anonymity=results[name], recipe=recipe
+            )
             print(f"artifact {name}: {path}")
     for row, metrics in results.items():
         keys = (

@@ -304,7 +304,7 @@ class Pipeline:
 
     def artifact(self) -> None:
         from gastrodistill.evaluation.results import chosen_standard_lr, method_metrics
-        from gastrodistill.sharing.publish import publish_artifact
+        from gastrodistill.sharing.publish import publish_artifact, set_recipe
 
         for name, ds in self._need_sets("artifact").items():
             evaluation = method_metrics(self.state.get("results"), name)
@@ -319,6 +319,7 @@ class Pipeline:
                 evaluation=evaluation,
                 anonymity=anonymity,
                 standard_lr=lr,
+                recipe=set_recipe(self.out / "distill" / name),  # the settings this set was made with
             )
             self.paths[f"artifact ({name})"] = Path(path)
 
@@ -475,6 +476,11 @@ class Pipeline:
             check_audit_config(self.cfg.audit)
         self.check_networks(stages)
         self.check_evaluation_resume(stages)
+        if "distill" in stages and self.cfg.distill.get("resume") in (None, ""):
+            from gastrodistill.distillation.run import check_no_finished_set
+
+            for mode in self.modes():  # before the run record is rewritten and any data is generated
+                check_no_finished_set(self.out / "distill" / mode, mode)
         threads = self.rcfg.get("num_threads")
         if threads:  # before the first run_info.json, whose compute block records the count
             torch.set_num_threads(int(threads))
@@ -527,7 +533,24 @@ class Pipeline:
 
         check_finished_networks(self.cfg, self.datamodule(), self.distilled_sets(), eval_dir)
 
+    def stale_stages(self) -> list[str]:
+        """The later stages to run again when this run's distill stage replaced the sets (a resume in an
+        existing run folder) that the folder's ``eval/``, ``audit/`` or ``artifacts/`` describe and this
+        run did not redo them; empty otherwise."""
+        later = [s for s in ("evaluate", "audit", "artifact") if s not in self.timings]
+        made = [self.out / "eval" / "results.md", self.out / "audit", self.out / "artifacts"]
+        return later if "distill" in self.timings and later and any(p.exists() for p in made) else []
+
     def write_summary(self) -> Path:
+        md = self.out / "eval" / "results.md"
+        later = self.stale_stages()
+        stale = bool(later)
+        if stale:  # a resumed distillation replaced the sets that the folder's later outputs describe
+            self.notes.append(
+                "this run's distill stage replaced the distilled sets; what eval/, audit/ and artifacts/ in "
+                f"this folder hold describes the earlier sets: run 'stages=[{','.join(later)}]' here "
+                "(hydra.run.dir=...) to bring them up to date"
+            )
         lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]
         lines += ["| stage | wall time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in self.timings.items()]
@@ -542,8 +565,7 @@ class Pipeline:
                 "",
             ]
             lines += [f"- {t}" for t in target_lines(self.state["results"])]
-        md = self.out / "eval" / "results.md"
-        if md.is_file():
+        if md.is_file() and not stale:
             lines += ["", md.read_text()]
         path = write_text_atomic(self.out / "SUMMARY.md", "\n".join(lines) + "\n")
         write_text_atomic(self.out / "timings.json", json.dumps(self.timings, indent=2))
@@ -706,8 +728,10 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         print(f"rank {global_rank()}: done (evaluation, audit and outputs are global rank 0's)")
         return paths
     results = pipe.out / "eval" / "results.md"
-    if results.is_file():
+    if results.is_file() and not pipe.stale_stages():  # not a table of the sets this run replaced
         print(results.read_text())
+    for note in pipe.notes:
+        print(f"note: {note}")
     if pipe.state.get("results") is not None:
         print("\n".join(target_lines(pipe.state["results"])))
     print(f"whole study: {pipe.timings['total']:.0f} s")

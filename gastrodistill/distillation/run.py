@@ -356,6 +356,23 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     return ckpt
 
 
+def check_no_finished_set(folder: str | os.PathLike, mode: str) -> None:
+    """Refuse to distil the ``mode`` set afresh into ``folder`` (``<run>/<mode>`` or
+    ``<run>/distill/<mode>``) when it already holds a finished set (``distilled.json``): it would be replaced
+    without a word, while the evaluation, audit and artifacts beside it still describe the old one. A
+    resume continues that set on purpose and is not refused.
+
+    Raises :class:`DistillConfigError` naming the folder and the three ways on."""
+    folder = Path(folder)
+    if (folder / "distilled.json").is_file():
+        raise DistillConfigError(
+            f"{folder} already holds a finished {mode}-label set (distilled.json): distilling afresh would "
+            f"replace it, and what was evaluated, audited or published from it. Start a new run folder (drop "
+            f"hydra.run.dir), continue that set with distill.resume={folder.parent} and a higher "
+            f"distill.outer_steps, or leave distill out of the stages"
+        )
+
+
 def run_distillation(
     cfg: DictConfig,
     datamodule: Any,
@@ -390,6 +407,8 @@ def run_distillation(
         ckpt_path = resume or None
         if ckpt_path is not None:  # before the data: a damaged, foreign or mismatched checkpoint is refused
             check_resume_checkpoint(ckpt_path, mode, run_settings(cfg), int(d.outer_steps))
+    if ckpt_path is None:  # a finished set is never replaced by a fresh run (every rank: none waits)
+        check_no_finished_set(out, mode)
     prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
     if ckpt_path is not None:  # the data is read now: a checkpoint of another collection is refused

@@ -54,6 +54,28 @@ def recipe_mismatch(cfg: DictConfig, distilled) -> dict[str, tuple[Any, Any]]:
     return out
 
 
+def set_recipe(folder: str | os.PathLike) -> dict[str, Any] | None:
+    """The recipe a distilled set in ``folder`` was made with: ``{"distill": ..., "seed": ...}`` from the
+    resolved ``config.yaml`` its distillation wrote beside it (``utils.run_info.save_run_info``), path-free
+    (:func:`~gastrodistill.utils.privacy.public_config`); None when there is none or it cannot be read
+    (a set copied without it, an artifact), and the card then falls back to the current config."""
+    from omegaconf import OmegaConf
+
+    path = Path(folder) / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        saved = OmegaConf.load(path)
+    except Exception:  # noqa: BLE001 - an unreadable record: the current config describes the set
+        return None
+    if not isinstance(saved, DictConfig) or "distill" not in saved or "seed" not in saved:
+        return None
+    try:
+        return {"distill": public_config(saved.distill), "seed": int(saved.seed)}
+    except (TypeError, ValueError):
+        return None
+
+
 def _numbers(metrics: Mapping[str, Any] | None) -> dict[str, float]:
     """Only finite scalar metrics go on a card (no arrays, no per-patient values)."""
     out: dict[str, float] = {}
@@ -91,13 +113,17 @@ def card_fields_from_config(
     anonymity: Mapping[str, Any] | None = None,
     distilled=None,
     standard_lr: float | None = None,
+    recipe: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Card fields of one distilled set: classes, normalisation, architecture, recipe (path-free), metrics.
 
     With ``distilled``, the card describes the set: its recorded normalisation and architecture (the
-    current config's model only for a set that records none). ``standard_lr``: the standard-schedule
-    learning rate the evaluation chose for this set on validation patients; it replaces ``eval.standard.lr``
-    in the card's recipe, so a receiving site trains with the rate behind the card's numbers."""
+    current config's model only for a set that records none) and its label mode (``distill.mode`` of the
+    recipe; one config distils both modes). ``recipe``: the distillation settings and seed the set was
+    made with (:func:`set_recipe`); without it the card's ``training_recipe.distill`` and ``seed`` come
+    from ``cfg``. ``standard_lr``: the standard-schedule learning rate the evaluation chose for this set on
+    validation patients; it replaces ``eval.standard.lr`` in the card's recipe, so a receiving site trains
+    with the rate behind the card's numbers."""
     data_target = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
     names = list(datamodule.class_names)
     positive = cfg.get("eval", {}).get("patient", {}).get("positive_class") if "eval" in cfg else None
@@ -110,15 +136,21 @@ def card_fields_from_config(
         "std": [float(v) for v in (getattr(distilled, "std", None) or datamodule.std)],
         "architecture": getattr(distilled, "model_config", None) or public_config(cfg.model),
         "training_recipe": {
-            "distill": public_config(cfg.distill) if "distill" in cfg else {},
+            "distill": dict(recipe["distill"])
+            if recipe
+            else public_config(cfg.distill)
+            if "distill" in cfg
+            else {},
             "replay": _replay_text(cfg, distilled),
             "standard": public_config(cfg.eval.standard) if "eval" in cfg and "standard" in cfg.eval else {},
             # the replay's augmentation (eval.replay_augment; null: the exact replay of the unroll)
             "replay_augment": _replay_augment(cfg),
-            "seed": int(cfg.seed),
+            "seed": int(recipe["seed"]) if recipe else int(cfg.seed),
         },
         "source_hash": datamodule.source_hash(),
     }
+    if distilled is not None and fields["training_recipe"]["distill"]:
+        fields["training_recipe"]["distill"]["mode"] = str(distilled.mode)
     if standard_lr is not None and fields["training_recipe"]["standard"]:
         fields["training_recipe"]["standard"]["lr"] = float(standard_lr)
         fields["training_recipe"]["standard_lr_source"] = "chosen on validation patients from eval.lr_grid"
@@ -143,10 +175,11 @@ def publish_artifact(
     anonymity: Mapping[str, Any] | None = None,
     archive: bool | None = None,
     standard_lr: float | None = None,
+    recipe: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the shareable artifact of ``distilled``; aborts if an id, header value or path would leak.
-    ``standard_lr``: the evaluation's chosen standard-schedule lr for the set (see
-    :func:`card_fields_from_config`)."""
+    ``standard_lr``: the evaluation's chosen standard-schedule lr for the set; ``recipe``: the settings it
+    was distilled with (:func:`set_recipe`; see :func:`card_fields_from_config` for both)."""
     acfg = cfg.audit.artifact
     strings = private_strings(
         datamodule,
@@ -158,7 +191,14 @@ def publish_artifact(
 
     check_distilled_set(name, distilled, datamodule)
     fields = card_fields_from_config(
-        cfg, datamodule, name, evaluation, anonymity, distilled=distilled, standard_lr=standard_lr
+        cfg,
+        datamodule,
+        name,
+        evaluation,
+        anonymity,
+        distilled=distilled,
+        standard_lr=standard_lr,
+        recipe=recipe,
     )
     return save_artifact(
         out_dir,

@@ -201,3 +201,45 @@ def test_reproduce_refuses_a_bad_matching_value_before_generating_anything(compo
         pipe.run()
     assert not pipe.out.exists()
     assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))
+
+
+def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, capsys):
+    """A fresh distillation into a run folder that holds finished sets is refused before anything is
+    rewritten; a resume continues them, and the summary then leaves out the table of the sets it replaced
+    and says which stages to run again. Each artifact's card gives the recipe of its own set: its label
+    mode (one config distils both) and the settings it was distilled with, not the current command's."""
+    from gastrodistill.cli.reproduce import run as reproduce
+    from gastrodistill.distillation.errors import DistillConfigError
+
+    base = ["experiment=tiny", "distill.ckpt_every=3", "stages=[generate,patches,distill,evaluate,artifact]"]
+    cfg = compose_cfg(base)
+    reproduce(cfg)
+    out = Path(cfg.paths.output_dir)
+    cards = {m: json.loads((out / "artifacts" / m / "card.json").read_text()) for m in ("soft", "hard")}
+    assert {m: c["training_recipe"]["distill"]["mode"] for m, c in cards.items()} == {
+        "soft": "soft",
+        "hard": "hard",
+    }
+    assert cards["soft"]["training_recipe"]["distill"]["outer_steps"] == 3
+    capsys.readouterr()
+
+    again = ["experiment=tiny", "stages=[distill]", f"paths.output_dir={out}"]
+    files = ("config.yaml", "run_info.json", "SUMMARY.md", "distill/soft/distilled.safetensors")
+    before = {f: (out / f).read_bytes() for f in files}
+    with pytest.raises(DistillConfigError, match="already holds a finished soft-label set") as info:
+        reproduce(compose_cfg([*again, "distill.outer_steps=4"]))
+    assert f"distill.resume={out / 'distill'}" in str(info.value) and "\n" not in str(info.value)
+    assert {f: (out / f).read_bytes() for f in files} == before
+
+    reproduce(compose_cfg([*again, "distill.outer_steps=4", f"distill.resume={out / 'distill'}"]))
+    assert (out / "distill" / "soft" / "distilled.safetensors").read_bytes() != before[files[-1]]
+    summary = (out / "SUMMARY.md").read_text()
+    printed = capsys.readouterr().out
+    for text in (summary, printed):
+        assert "run 'stages=[evaluate,audit,artifact]' here" in text
+        assert "| soft |" not in text  # the earlier sets' table is not shown as this run's
+    # the artifact stage alone, with the command's default of 3 outer steps: the card says the set's 4
+    reproduce(compose_cfg(["experiment=tiny", "stages=[artifact]", f"paths.output_dir={out}"]))
+    card = json.loads((out / "artifacts" / "hard" / "card.json").read_text())
+    assert card["training_recipe"]["distill"]["outer_steps"] == 4
+    assert card["training_recipe"]["distill"]["mode"] == "hard"
