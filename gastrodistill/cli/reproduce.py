@@ -31,7 +31,7 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
@@ -51,6 +51,10 @@ STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
 #: The stages that make and read gastric patches, and the data module they are for.
 GASTRIC_STAGES = ("generate", "patches")
 GASTRIC_DATA = "gastrodistill.data.gastric.GastricPatchDataModule"
+
+
+#: The stages that log the run (Lightning's CSV and W&B loggers under ``experiment_name``) or write cards.
+LOGGING_STAGES = ("distill", "evaluate", "audit", "artifact")
 
 
 class ReproduceConfigError(ValueError):
@@ -449,6 +453,9 @@ class Pipeline:
         return [s for s in stages if s not in GASTRIC_STAGES]
 
     def run(self) -> dict[str, Path]:
+        if isinstance(self.cfg.stages, str):  # stages=distill (no brackets): one stage, not its letters
+            with open_dict(self.cfg):
+                self.cfg.stages = [self.cfg.stages]
         stages = [str(s) for s in self.cfg.stages]
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
@@ -475,6 +482,7 @@ class Pipeline:
 
             check_audit_config(self.cfg.audit)
         self.check_networks(stages)
+        self.check_sets_present(stages)
         self.check_evaluation_resume(stages)
         if "distill" in stages and self.cfg.distill.get("resume") in (None, ""):
             from gastrodistill.distillation.run import check_no_finished_set
@@ -490,6 +498,7 @@ class Pipeline:
             save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
         fns = self.stage_fns()
         start = time.time()
+        name_checked = False
         for i, stage in enumerate(stages, 1):
             fn, module = fns[stage]
             if not _has(module):
@@ -502,6 +511,11 @@ class Pipeline:
                     f"==> [{i}/{len(stages)}] {stage}: runs on global rank 0 (this is rank {global_rank()})"
                 )
                 continue
+            if stage in LOGGING_STAGES and not name_checked:  # the data can be read: before the first log
+                from gastrodistill.sharing.publish import check_experiment_name_in_data
+
+                check_experiment_name_in_data(self.cfg, self.datamodule())
+                name_checked = True
             print(f"==> [{i}/{len(stages)}] {stage} (elapsed {time.time() - start:.0f} s)", flush=True)
             t0 = time.time()
             fn()
@@ -515,6 +529,30 @@ class Pipeline:
         )
         self.write_summary()
         return self.paths
+
+    def check_sets_present(self, stages: list[str]) -> None:
+        """Stages that read distilled sets, run without the distill stage in a folder that holds none (a
+        new run folder: ``hydra.run.dir`` not given), are refused here, before the run record is written,
+        so the empty folder is removed: the evaluation alone needs ``eval.baselines.n_per_class`` then
+        (baselines only), the audit and the artifact stage always need sets. Raises
+        :class:`ReproduceConfigError` saying which folder to run in."""
+        needing = [s for s in ("evaluate", "audit", "artifact") if s in stages]
+        if "distill" in stages or not needing or self.distilled_sets():
+            return
+        baselines = (self.cfg.get("eval") or {}).get("baselines") or {}
+        if needing == ["evaluate"] and baselines.get("n_per_class") is not None:
+            return  # the baselines alone, as the evaluation's own message offers
+        raise ReproduceConfigError(
+            f"stage {needing[0]!r} needs distilled sets, and this run folder ({self.out}) holds none "
+            f"(distill/<mode>/distilled.json): run it in the folder of a run that distilled them "
+            f"(hydra.run.dir=outputs/{self.cfg.experiment_name}/runs/<time>), or put 'distill' before it in "
+            f"`stages`"
+            + (
+                "; to evaluate the baselines alone, set eval.baselines.n_per_class=N"
+                if needing == ["evaluate"]
+                else ""
+            )
+        )
 
     def check_evaluation_resume(self, stages: list[str]) -> None:
         """A re-run of the evaluate stage on this folder's data and sets (no generate, patches or distill

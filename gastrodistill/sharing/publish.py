@@ -105,6 +105,33 @@ def check_experiment_name(cfg: DictConfig) -> None:
         )
 
 
+def check_experiment_name_in_data(cfg: DictConfig, datamodule) -> None:
+    """Refuse an ``experiment_name`` that holds a private string of ``datamodule``'s data (a patient id, a
+    DICOM header value, a source path: :func:`~gastrodistill.anonymity.text_check.private_strings`, found
+    as the artifact check finds them). It names the run folder, the loggers' runs and every artifact's
+    card, so ``gastrodistill-reproduce`` calls this once the data can be read and before the first stage
+    that logs; :func:`check_experiment_name` catches what needs no data. Raises
+    :class:`~gastrodistill.sharing.card.CardError` naming the key and the kind of string, never the string."""
+    from gastrodistill.sharing.card import CardError, find_strings
+
+    name = str(cfg.get("experiment_name"))
+    text = cfg.audit.text if "audit" in cfg and "text" in cfg.audit else {}
+    strings = private_strings(
+        datamodule,
+        data_root(cfg),
+        min_length=int(text.get("min_length", 4)),
+        max_dicom_files=text.get("max_dicom_files"),
+    )
+    hits = find_strings({"experiment_name": name.encode("utf-8")}, strings.values)
+    if hits:
+        kinds = sorted({strings.kinds[i].split(":")[0] for _, i in hits})
+        raise CardError(
+            f"experiment_name holds a private string of the data ({', '.join(kinds)}), and it names the run "
+            f"folder, the logged runs and every shared artifact's card; choose a name that holds no patient "
+            f"id, header value or path (e.g. experiment_name=site_a) and remove the run folder it made"
+        )
+
+
 def card_fields_from_config(
     cfg: DictConfig,
     datamodule,

@@ -170,6 +170,17 @@ def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
         Pipeline(compose_cfg(["experiment=tiny", "stages=[train]"])).run()
     with pytest.raises(ReproduceConfigError, match="needs distilled sets"):
         Pipeline(compose_cfg(["experiment=tiny", "stages=[audit]"])).run()
+    # the evaluation alone in a new folder: refused before the run record is written (before, the
+    # evaluation's n_per_class message came after eval/config.yaml), with the ways on
+    pipe = Pipeline(compose_cfg(["experiment=tiny", "stages=[evaluate]"]))
+    with pytest.raises(ReproduceConfigError, match=r"this run folder \(.*\) holds none") as info:
+        pipe.run()
+    assert "hydra.run.dir=outputs/tiny/runs/<time>" in str(info.value)
+    assert "eval.baselines.n_per_class=N" in str(info.value)
+    assert not (pipe.out / "run_info.json").exists() and not (pipe.out / "eval").exists()
+    # one stage without brackets is that stage, not its letters
+    with pytest.raises(ReproduceConfigError, match="stage 'audit' needs distilled sets"):
+        Pipeline(compose_cfg(["experiment=tiny", "stages=audit"])).run()
     # a bad eval value stops the study before the distillation (not after minutes of it); the
     # distillation's own output folder is never written
     from gastrodistill.evaluation.jobs import EvaluationConfigError
@@ -243,3 +254,26 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     card = json.loads((out / "artifacts" / "hard" / "card.json").read_text())
     assert card["training_recipe"]["distill"]["outer_steps"] == 4
     assert card["training_recipe"]["distill"]["mode"] == "hard"
+
+
+def test_an_experiment_name_holding_a_patient_id_is_refused_before_any_stage_logs(compose_cfg):
+    """experiment_name names the run folder, the loggers' runs and every card: once the data can be read,
+    a name holding one of its patient ids stops the study before the distillation logs anything (before,
+    only the artifact stage refused it, after every other stage had logged it)."""
+    from gastrodistill.cli.reproduce import Pipeline
+    from gastrodistill.sharing.card import CardError
+
+    cfg = compose_cfg(["experiment=tiny", "stages=[generate,patches]"])
+    Pipeline(cfg).run()
+    pid = str(pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv").patient_id.iloc[0])
+    pipe = Pipeline(
+        compose_cfg(["experiment=tiny", f"experiment_name=site_{pid}", "stages=[patches,distill]"])
+    )
+    with pytest.raises(CardError) as info:
+        pipe.run()
+    text = str(info.value)
+    assert (
+        text.startswith("experiment_name holds a private string of the data (patient_id)") and pid not in text
+    )
+    assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()
+    Pipeline(compose_cfg(["experiment=tiny", "experiment_name=site_a", "stages=[patches]"])).run()
