@@ -495,6 +495,12 @@ class Pipeline:
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)
+            kept = keep_earlier_record(self.out)
+            if kept is not None:
+                self.notes.append(
+                    f"this folder's earlier run record ({', '.join(RUN_RECORD)}) is kept in "
+                    f"{kept.relative_to(self.out)}/"
+                )
             save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
         fns = self.stage_fns()
         start = time.time()
@@ -609,6 +615,33 @@ class Pipeline:
         write_text_atomic(self.out / "timings.json", json.dumps(self.timings, indent=2))
         self.paths["summary"] = path
         return path
+
+
+#: The files of a run folder's record that a later run in the same folder rewrites.
+RUN_RECORD = ("config.yaml", "run_info.json", "timings.json", "SUMMARY.md")
+
+
+def keep_earlier_record(out: Path) -> Path | None:
+    """Before a run in an existing run folder ``out`` (``hydra.run.dir``: say, one stage again) rewrites its
+    record, copy the earlier record's files (:data:`RUN_RECORD`) to ``out/history/<n>/`` (n = 1, 2, ...), so
+    the command that made the folder's outputs stays on record. Returns that folder, or None when ``out``
+    holds no earlier record. (Hydra's ``.hydra/`` is rewritten before any of our code runs.)"""
+    import shutil
+
+    present = [f for f in RUN_RECORD if (out / f).is_file()]
+    if "run_info.json" not in present:
+        return None
+    n = 1
+    while (out / "history" / str(n)).exists():
+        n += 1
+    dest = out / "history" / str(n)
+    tmp = out / "history" / f".{n}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for f in present:
+        shutil.copy2(out / f, tmp / f)
+    tmp.rename(dest)  # whole or not at all
+    return dest
 
 
 def _one_device(cfg: DictConfig) -> bool:

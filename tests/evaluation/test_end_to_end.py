@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from gastrodistill.anonymity.verdict import NOT_AUDITED
 from gastrodistill.cli import CONF_DIR
@@ -249,6 +250,12 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     for text in (summary, printed):
         assert "run 'stages=[evaluate,audit,artifact]' here" in text
         assert "| soft |" not in text  # the earlier sets' table is not shown as this run's
+    # each run in the folder kept the record of the one before: the first run's command is on record
+    first = yaml.safe_load((out / "history" / "1" / "config.yaml").read_text())
+    assert first["stages"] == ["generate", "patches", "distill", "evaluate", "artifact"]
+    assert first["distill"]["outer_steps"] == 3 and (out / "history" / "1" / "SUMMARY.md").is_file()
+    assert yaml.safe_load((out / "config.yaml").read_text())["distill"]["outer_steps"] == 4
+    assert "earlier run record" in summary and "history/1/" in summary
     # the artifact stage alone, with the command's default of 3 outer steps: the card says the set's 4
     reproduce(compose_cfg(["experiment=tiny", "stages=[artifact]", f"paths.output_dir={out}"]))
     card = json.loads((out / "artifacts" / "hard" / "card.json").read_text())
