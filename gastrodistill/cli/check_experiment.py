@@ -189,11 +189,38 @@ def evaluate_runs(recipe: Mapping[str, Any], tables: list[pd.DataFrame]) -> list
     ]
 
 
+def _other_groups(run_dir: Path, recipe: Mapping[str, Any]) -> list[str]:
+    """The config-group choices (``data=npz``, ``model=lenet``: an override whose key names a folder of
+    ``conf/``) in a run's Hydra overrides that the recipe's overrides do not make."""
+    from gastrodistill.cli import CONF_DIR
+
+    ov = run_dir / ".hydra" / "overrides.yaml"
+    try:
+        made = [str(o) for o in (yaml.safe_load(ov.read_text()) or [])] if ov.is_file() else []
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return []
+    wanted = {str(o) for o in recipe.get("overrides") or []}
+    return [
+        o
+        for o in made
+        if "=" in o and o not in wanted and (Path(CONF_DIR) / o.split("=", 1)[0].lstrip("+~")).is_dir()
+    ]
+
+
 def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
     """The newest finished run of the recipe: under ``outputs/<experiment_name>/runs``, else any run
     folder whose Hydra overrides include all of the recipe's overrides."""
     name = str(recipe.get("experiment_name", recipe["name"]))
     finished = [d for d in (root / "outputs" / name / "runs").glob("*") if (d / recipe["results"]).is_file()]
+    other = [d for d in finished if _other_groups(d, recipe)]
+    if other:  # e.g. an npz run of experiment=cpu: same folder, another study
+        finished = [d for d in finished if d not in other]
+        print(
+            f"note: {len(other)} run(s) under {root / 'outputs' / name / 'runs'} chose config groups the "
+            f"recipe does not ({', '.join(_other_groups(other[-1], recipe))} in {other[-1].name}) and are "
+            "not of this recipe; not checked",
+            file=sys.stderr,
+        )
     if not finished:
         wanted = {str(o) for o in recipe["overrides"]}
         for d in (root / "outputs").glob("*/runs/*"):

@@ -24,6 +24,7 @@ from gastrodistill.evaluation.over_runs import (
     fingerprint,
     load_run,
     pool_runs,
+    recipe_differences,
     render,
     shares_test_units,
     split_differences,
@@ -58,6 +59,12 @@ def main(argv: list[str] | None = None) -> int:
         help="draw the test units separately for every run even when the runs share them "
         "(by default shared units are drawn once per resample)",
     )
+    ap.add_argument(
+        "--allow-recipe-differences",
+        action="store_true",
+        help="pool runs whose model, distill or eval settings differ (by default refused: a seed sweep "
+        "differs in none of them; the host's precision and the number of processes do not count)",
+    )
     ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args(argv)
     try:
@@ -77,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
             seen[key] = d
         loaded = [load_run(d) for d in args.run_dir]
         runs, configs = [r for r, _ in loaded], [c for _, c in loaded]
+        recipes = recipe_differences(configs)
+        if recipes and not args.allow_recipe_differences:
+            shown = ", ".join(recipes[:6]) + (f" and {len(recipes) - 6} more" if len(recipes) > 6 else "")
+            raise RunsInputError(
+                f"the runs were made with different recipes ({shown}); pool the runs of one recipe (a seed "
+                "sweep), or pass --allow-recipe-differences to pool them anyway"
+            )
         prints: dict[str, Path] = {}
         for d, run in zip(args.run_dir, runs, strict=True):
             fp = fingerprint(run)

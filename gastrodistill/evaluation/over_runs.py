@@ -195,6 +195,70 @@ def split_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     return out
 
 
+#: Keys of a run's ``distill`` and ``eval`` sections that do not change its recipe: how it was resumed,
+#: logged, checkpointed, spread over processes or threads, and the precision each host chooses for itself
+#: (``${if_native_bf16:...}``), so runs of one recipe from two hosts pool.
+NOT_RECIPE = {
+    "distill": (
+        "resume",
+        "resume_root",
+        "ckpt_every",
+        "grid_every",
+        "log_every",
+        "check_every",
+        "progress",
+        "real_data",
+        "resident_max_bytes",
+        "prefetch",
+        "checkpoint",
+        "outer_chunk",
+        "channels_last",
+    ),
+    "eval": (
+        "processes",
+        "num_threads",
+        "batch_size",
+        "device",
+        "progress",
+        "score_channels_last",
+        "score_autocast",
+        "distilled_dirs",
+    ),
+}
+
+
+def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys of ``model``, ``distill`` and ``eval`` (less :data:`NOT_RECIPE` and each schedule's
+    ``precision``) whose values differ between the runs' saved configs: runs of a seed sweep differ in
+    none. Runs without a saved config are not compared."""
+
+    def flat(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                flat(v, f"{prefix}.{k}", out)
+        else:
+            out[prefix] = node
+        return out
+
+    views = []
+    for c in configs:
+        if not c:
+            continue
+        view: dict[str, Any] = {}
+        for section in ("model", "distill", "eval"):
+            node = {
+                k: v for k, v in dict(c.get(section) or {}).items() if k not in NOT_RECIPE.get(section, ())
+            }
+            flat(node, section, view)
+        views.append({k: v for k, v in view.items() if not k.endswith(".precision")})
+    out: list[str] = []
+    for other in views[1:]:
+        out += [
+            k for k in sorted(set(views[0]) | set(other)) if views[0].get(k) != other.get(k) and k not in out
+        ]
+    return out
+
+
 def shares_test_units(runs: Sequence[RunRows], configs: Sequence[Mapping[str, Any]]) -> bool:
     """Whether all runs score the same test units: equal test labels in every row and the same data config.
 

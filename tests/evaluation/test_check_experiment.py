@@ -278,3 +278,27 @@ def test_the_newest_single_run_is_checked_and_a_later_sweep_is_named(tmp_path, c
     assert str(exp / "multiruns" / "s" / "0") in err
     os.utime(exp / "runs" / "new" / "eval" / "results.csv", (2000, 2000))  # the sweep is older: no note
     assert latest_run(tmp_path, recipe) == exp / "runs" / "new" and capsys.readouterr().err == ""
+
+
+def test_the_newest_run_of_another_config_group_is_not_taken_for_the_recipe(tmp_path, capsys):
+    """An npz run of ``experiment=cpu`` writes to the same outputs/cpu/runs as the gastric study: without
+    --run-dir the newest run whose Hydra overrides choose a config group the recipe does not choose
+    (``data=npz``) is skipped with a note; a value override (``seed=1``) or the recipe's own group is not."""
+    import os
+
+    from gastrodistill.cli.check_experiment import latest_run
+
+    recipe = {"name": "cpu", "results": "eval/results.csv", "overrides": ["experiment=cpu"]}
+    runs = tmp_path / "outputs" / "cpu" / "runs"
+    made = {"gastric": ["experiment=cpu", "seed=1"], "npz": ["experiment=cpu", "data=npz", "data.path=d.npz"]}
+    for i, (name, overrides) in enumerate(made.items()):
+        (runs / name / "eval").mkdir(parents=True)
+        (runs / name / ".hydra").mkdir()
+        (runs / name / ".hydra" / "overrides.yaml").write_text("\n".join(f"- {o}" for o in overrides) + "\n")
+        (runs / name / "eval" / "results.csv").write_text("x\n")
+        os.utime(runs / name / "eval" / "results.csv", (1000 + i, 1000 + i))
+    assert latest_run(tmp_path, recipe) == runs / "gastric"
+    err = capsys.readouterr().err
+    assert "note: 1 run(s) under" in err and "(data=npz in npz)" in err
+    npz_recipe = {**recipe, "overrides": ["experiment=cpu", "data=npz"]}
+    assert latest_run(tmp_path, npz_recipe) == runs / "npz"

@@ -95,6 +95,20 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
         if d.row == ("soft", "replay", "convnet") and d.partner[0] == "random" and d.kind == "patient_hm"
     )
     assert soft_random.per_run == pytest.approx([soft.vs_random_patient_hm_diff] * 2)
+    # ... refuses a run of another recipe (before: pooled without a word), unless told to pool it anyway
+    other_recipe = tmp_path / "other_recipe"
+    shutil.copytree(out / "eval", other_recipe / "eval")
+    config = yaml.safe_load((other_recipe / "eval" / "config.yaml").read_text())
+    config["distill"]["outer_steps"] += 1
+    config["eval"]["processes"] = 7  # how a run was spread over processes is no recipe
+    (other_recipe / "eval" / "config.yaml").write_text(yaml.safe_dump(config))
+    assert pool_main(["--run-dir", str(out), "--run-dir", str(other_recipe)]) == 2
+    err = capsys.readouterr().err
+    assert "the runs were made with different recipes (distill.outer_steps);" in err
+    assert (
+        pool_main(["--run-dir", str(out), "--run-dir", str(other_recipe), "--allow-recipe-differences"]) == 2
+    )
+    assert "holds the same records" in capsys.readouterr().err  # past the recipe check: a copy of one run
     # ... and the command refuses a copy of the run as a second run
     twin = tmp_path / "twin"
     shutil.copytree(out / "eval", twin / "eval")
