@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from _cli_runner import assert_nothing_written, run_main
 
@@ -165,3 +167,23 @@ def test_two_run_modes_are_refused_in_one_line_before_hydra(monkeypatch, capsys)
     assert info.value.code == EXIT_STATUS
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "drop --multirun and give that job's values with --cfg job" in err
+
+
+def test_a_typo_of_a_group_name_suggests_the_group_and_its_options():
+    """``experimnt=cpu`` used to suggest only ``experiment_name`` (following it would run the default
+    preset under another name); the group and its options from conf/experiment come first now."""
+    options = sorted(p.stem for p in (Path(CONF_DIR) / "experiment").glob("*.yaml"))
+    text = unknown_key_message(["experimnt=cpu"], CONF_DIR)
+    assert f"did you mean experiment=<{'|'.join(options)}> or experiment_name?" in text
+
+
+def test_an_unquoted_value_with_accents_gets_the_quoting_that_works():
+    """Hydra's grammar reads only ASCII unquoted: ``paths.data_root=/data/Hôpital`` gave its lexer's
+    exception; the message now gives the override as it parses, and that override composes."""
+    text = unknown_key_message(["seed=1", "paths.data_root=/data/Hôpital"], CONF_DIR)
+    assert text == (
+        "error: paths.data_root=/data/Hôpital: Hydra reads a value with characters outside ASCII only in "
+        "quotes; write it as 'paths.data_root=\"/data/Hôpital\"' (the outer quotes for the shell)"
+    )
+    assert unknown_key_message(['paths.data_root="/data/Hôpital"'], CONF_DIR) is None
+    assert unknown_key_message(["seed=a(b"], CONF_DIR) is None  # other malformed overrides: Hydra's message

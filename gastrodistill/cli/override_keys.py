@@ -103,10 +103,11 @@ def unknown_key_message(
     config_name = flags.get("-cn") or flags.get("--config-name") or config_name
     user_dir = flags.get("-cd") or flags.get("--config-dir")
     user_dir = str(Path(user_dir).resolve()) if user_dir else None
+    parser = OverridesParser.create()
     try:
-        parsed = OverridesParser.create().parse_overrides(args)
-    except Exception:  # noqa: BLE001 - Hydra's own message is the right one for a malformed override
-        return None
+        parsed = parser.parse_overrides(args)
+    except Exception:  # noqa: BLE001 - Hydra's own message is the right one for a malformed override ...
+        return unquoted_text_message(args, parser)  # ... but for a value with accents, which it cannot read
     groups: list[list[str]] = []  # per group override, the texts of its choices (several for a sweep)
     values = []
     for text, o in zip(args, parsed, strict=True):
@@ -150,14 +151,45 @@ def unknown_key_message(
             continue
         # list items (`reproduce.distill_modes.0`) are no keys to suggest
         names = [k for k in known if k != key and not k.rsplit(".", 1)[-1].isdigit()]
-        close = difflib.get_close_matches(key, names, n=3, cutoff=0.75)
-        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        group_names = config_groups([primary, *([extra] if extra else [])])
+        close = difflib.get_close_matches(key, names + sorted(group_names), n=3, cutoff=0.75)
+        shown_close = [f"{c}=<{'|'.join(group_names[c])}>" if c in group_names else c for c in close]
+        hint = f"; did you mean {' or '.join(shown_close)}?" if close else ""
         where = f" with {' '.join(lacking[0])}" if len(lacking) < len(combinations) else ""
         shown = listing.replace("{choices}", "".join(f"{c} " for c in lacking[0]))
         return (
             f"error: {text}: the config{where} has no key {key!r}{hint} ({shown}; a key of your own is "
             f"added with +{text})"
         )
+    return None
+
+
+def config_groups(dirs: list[str]) -> dict[str, list[str]]:
+    """The top-level config groups of the config folders ``dirs`` (``experiment``, ``data``, ...) and
+    their options (file stems), for a typo of a group's name (``experimnt=cpu``)."""
+    out: dict[str, set[str]] = {}
+    for d in dirs:
+        for group in Path(d).iterdir() if Path(d).is_dir() else ():
+            if group.is_dir() and not group.name.startswith(("_", ".")) and group.name != "hydra":
+                out.setdefault(group.name, set()).update(p.stem for p in group.glob("*.yaml"))
+    return {g: sorted(opts) for g, opts in out.items() if opts}
+
+
+def unquoted_text_message(args: list[str], parser: Any) -> str | None:
+    """The error line for the first override Hydra cannot parse because its value holds characters
+    outside ASCII (an accented folder name: Hydra's grammar reads only ASCII unquoted), with the quoting
+    that works; None for any other malformed override (Hydra's own message then)."""
+    for text in args:
+        try:
+            parser.parse_overrides([text])
+        except Exception:  # noqa: BLE001 - this is the one Hydra cannot read
+            key, sep, value = text.partition("=")
+            if sep and not value.isascii() and not value.startswith(("'", '"')):
+                return (
+                    f"error: {text}: Hydra reads a value with characters outside ASCII only in quotes; "
+                    f"write it as '{key}=\"{value}\"' (the outer quotes for the shell)"
+                )
+            return None
     return None
 
 
