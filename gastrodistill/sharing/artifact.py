@@ -543,14 +543,24 @@ def _check_tensors(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor])
         raise ArtifactError(f"card: n_images {n} != steps x classes x ipc")
     for name, tensor in tensors.items():
         spec = card["tensors"].get(name, {})
-        if list(tensor.shape) != expected[name] or list(tensor.shape) != spec.get("shape"):
+        if list(tensor.shape) != spec.get("shape"):
             raise ArtifactError(
-                f"tensor {name!r} has shape {list(tensor.shape)}; the card says {spec.get('shape')} "
-                f"(expected {expected[name]})"
+                f"tensor {name!r} has shape {list(tensor.shape)}; the card's tensors list says "
+                f"{spec.get('shape')}: the tensors or the card were altered"
             )
-        if str(tensor.dtype).removeprefix("torch.") != spec.get("dtype") or tensor.dtype != torch.float32:
+        if list(tensor.shape) != expected[name]:
             raise ArtifactError(
-                f"tensor {name!r} has dtype {tensor.dtype}; the card says {spec.get('dtype')}"
+                f"tensor {name!r} has shape {list(tensor.shape)}, but the card's distilled section "
+                f"(n_images, num_classes, image_shape, steps x epochs) implies {expected[name]}: the card "
+                "contradicts itself"
+            )
+        dtype = str(tensor.dtype).removeprefix("torch.")
+        if dtype != spec.get("dtype"):
+            raise ArtifactError(f"tensor {name!r} has dtype {dtype}; the card says {spec.get('dtype')}")
+        if tensor.dtype != torch.float32:
+            raise ArtifactError(
+                f"tensor {name!r} has dtype {dtype}; artifacts hold float32 tensors only (a distilled set "
+                "saves them so): this file was not written by gastrodistill"
             )
         if not torch.isfinite(tensor).all():
             raise ArtifactError(f"tensor {name!r} has non-finite values")

@@ -116,3 +116,58 @@ def test_a_resealed_card_with_a_malformed_field_is_a_message(artifact, edit, fie
     _reseal(artifact, edit)
     with pytest.raises(ArtifactError, match=field):
         load_artifact(artifact)
+
+
+def _retensor(folder: Path, edit_tensors, edit_card) -> None:
+    """Rewrite the artifact's tensors with ``edit_tensors`` and its card with ``edit_card``, with the file
+    digests and sizes the card lists recomputed and the card resealed: a consistent forgery."""
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    tensors = edit_tensors(load_file(str(folder / "distilled.safetensors")))
+    save_file(tensors, str(folder / "distilled.safetensors"))
+    data = (folder / "distilled.safetensors").read_bytes()
+
+    def edit(card):
+        card["files"]["distilled.safetensors"] = {
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "bytes": len(data),
+        }
+        edit_card(card, tensors)
+
+    _reseal(folder, edit)
+
+
+def test_a_tensor_message_names_what_disagrees_with_what(artifact):
+    """A float16 artifact whose card says float16, and a card whose epochs contradict its tensors: the
+    messages used to read "dtype torch.float16; the card says float16" and "shape [2]; the card says [2]
+    (expected [...])", each refuting itself."""
+
+    import torch
+
+    pristine = {p.name: p.read_bytes() for p in artifact.iterdir() if p.is_file()}
+
+    def half(tensors):
+        return {k: v.to(torch.float16) for k, v in tensors.items()}
+
+    def card_half(card, tensors):
+        for name in tensors:
+            card["tensors"][name]["dtype"] = "float16"
+
+    _retensor(artifact, half, card_half)
+    with pytest.raises(ArtifactError, match="has dtype float16; artifacts hold float32 tensors only"):
+        load_artifact(artifact)
+    for name, data in pristine.items():
+        (artifact / name).write_bytes(data)
+    load_artifact(artifact)  # the pristine artifact loads
+
+    def more_epochs(card):
+        card["distilled"]["epochs"] = card["distilled"]["epochs"] * 1000
+
+    _reseal(artifact, more_epochs)
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(artifact)
+    text = str(info.value)
+    assert "but the card's distilled section" in text and "the card contradicts itself" in text
+    assert "the card says" not in text
