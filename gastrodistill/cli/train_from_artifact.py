@@ -103,17 +103,31 @@ def compose(overrides: list[str], output: str | None):
         raise CommandError(f"the overrides {list(overrides)} do not compose: {e}") from e
 
 
-def output_owner_problem(output: Path) -> str | None:
+def output_owner_problem(output: Path, data: str | None = None) -> str | None:
     """Why a receive report may not be written to ``output`` (the words after the path), or None.
 
     Refused: a folder that is or lies inside an artifact (one holding ``card.json``: the report's files
-    would make it unloadable), and a folder holding another command's run (Hydra's ``.hydra/``, or a
+    would make it unloadable), the site's data folder or a folder inside it (``data``: the config's
+    ``data.root`` or ``data.path``, :func:`~gastrodistill.anonymity.text_check.data_root`; for a data file,
+    the folder that holds it), and a folder holding another command's run (Hydra's ``.hydra/``, or a
     ``run_info.json`` of another stage), whose ``config.yaml`` and ``run_info.json`` the report would
     replace. An earlier receive report's folder may be written again."""
     from gastrodistill.sharing.artifact import CARD_FILE
     from gastrodistill.sharing.train_from_artifact import RECEIVE_STAGE
 
     resolved = output.resolve()
+    if data:
+        source = Path(data).expanduser().resolve()
+        if source.is_file():
+            inside = resolved == source.parent
+        else:
+            inside = resolved == source or source in resolved.parents
+        if inside:
+            return (
+                f"is {'in ' if resolved != source and not source.is_file() else ''}the site's data folder "
+                f"({source if not source.is_file() else source.parent}); a receive report never writes "
+                "beside the data: give a folder of its own"
+            )
     for folder in (resolved, *resolved.parents):
         if (folder / CARD_FILE).is_file():
             return (
@@ -173,7 +187,9 @@ def run(argv: list[str] | None = None) -> dict:
     output = Path(cfg.paths.output_dir)
     if args.output is None:
         output = output / default_folder_name(args.artifact)
-    problem = output_owner_problem(output)
+    from gastrodistill.anonymity.text_check import data_root
+
+    problem = output_owner_problem(output, data_root(cfg))
     if problem is not None:
         raise CommandError(f"--output {output} {problem}")
     if args.output is None:  # the default, below paths.root_dir (GASTRODISTILL_ROOT)

@@ -437,3 +437,27 @@ def test_an_earlier_receive_reports_folder_may_be_written_again(tmp_path):
 
     assert output_owner_problem(_run_info(tmp_path / "site", "train-from-artifact")) is None
     assert output_owner_problem(tmp_path / "new") is None
+
+
+def test_a_receive_report_never_writes_into_the_sites_data_folder(tmp_path):
+    """A newcomer's --output at the site's data folder added config.yaml and run_info.json beside the
+    data (and replaced the receive.md an earlier receive left there): the data folder, a folder inside it,
+    and for a data file (an npz) the folder holding it are refused; a folder beside them is not."""
+    from gastrodistill.cli.train_from_artifact import output_owner_problem
+
+    data = tmp_path / "site data"
+    (data / "images").mkdir(parents=True)
+    npz = tmp_path / "npz" / "site.npz"
+    npz.parent.mkdir()
+    npz.write_bytes(b"x")
+    for output, source in (
+        (data, data),
+        (data / "images", data),
+        (data / "new" / "report", data),
+        (npz.parent, npz),
+    ):
+        problem = output_owner_problem(output, str(source))
+        assert problem is not None and "a receive report never writes beside the data" in problem, output
+    assert output_owner_problem(tmp_path / "reports", str(data)) is None
+    assert output_owner_problem(npz.parent / "sub", str(npz)) is None
+    assert output_owner_problem(data, None) is None  # no data configured: nothing to compare
