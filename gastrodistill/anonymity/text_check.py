@@ -15,7 +15,6 @@ and the file, never the value (nor a hash of it).
 
 from __future__ import annotations
 
-import csv
 import os
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from gastrodistill.data.base import ImageDataModule
+from gastrodistill.data.manifest import MANIFEST_NAME, parse_manifest
 from gastrodistill.data.readers import is_dicom
 
 #: DICOM value representations that carry free text, names, dates or identifiers.
@@ -115,7 +115,9 @@ def private_strings(
 
     ``data_root`` is the source folder (its manifest's images, or every DICOM below it without one,
     found as the readers find them: by name or by the ``DICM`` marker, so extension-less files count)
-    or a single source file such as an ``.npz`` (its path and name).
+    or a single source file such as an ``.npz`` (its path and name). The manifest is read by
+    :func:`~gastrodistill.data.manifest.parse_manifest`, the data stage's parser, so the audit sees the
+    rows and columns the data stage sees; a manifest it cannot use raises its ``ManifestError``.
     """
     out = PrivateStrings()
     if datamodule is not None:
@@ -130,18 +132,17 @@ def private_strings(
     elif data_root is not None and Path(data_root).is_dir():
         root = Path(data_root)
         out.add(str(root.resolve()), "path", min_length)
-        manifest = root / "manifest.csv"
         files: list[Path] = []
-        if manifest.is_file():
-            with open(manifest, newline="") as f:
-                for row in csv.DictReader(f):
-                    out.add(row.get("patient_id", ""), "patient_id", min_length)
-                    for col in ("image", "mask"):
-                        rel = (row.get(col) or "").strip()
-                        if rel:
-                            out.add(rel, "path", min_length)
-                            out.add(Path(rel).name, "path", min_length)
-                            files.append(root / rel)
+        if (root / MANIFEST_NAME).is_file():
+            # The data stage's own parser (BOM, spaces after commas, encoding): the same rows and columns.
+            manifest, _ = parse_manifest(root)
+            for r in manifest.records:
+                out.add(r.patient_id, "patient_id", min_length)
+                for rel in (r.image, r.mask):
+                    if rel:
+                        out.add(rel, "path", min_length)
+                        out.add(Path(rel).name, "path", min_length)
+                        files.append(root / rel)
         else:
             files = sorted(root.rglob("*"))
         dicoms = [p for p in files if p.is_file() and is_dicom(p)]  # named .dcm, or DICM at byte 128

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from gastrodistill.data.errors import PatchLabelError
-from gastrodistill.data.manifest import PATCH_LABELS_NAME, Manifest, raise_if
+from gastrodistill.data.manifest import PATCH_LABELS_NAME, Manifest, raise_if, read_csv_text
 from gastrodistill.data.tiling import Geometry
 
 CLASS_NAMES = ["irrelevant", "non-gastritis", "gastritis"]
@@ -62,7 +62,7 @@ def load_patch_labels(manifest: Manifest) -> ManualLabels:
     known = {image_key(r.image) for r in manifest.records}
     out: ManualLabels = {}
     problems: list[str] = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with read_csv_text(path, PatchLabelError) as f:
         reader = csv.DictReader(f, skipinitialspace=True)
         columns = [c.strip() for c in (reader.fieldnames or [])]
         need = ["image", "row", "col", "label"]

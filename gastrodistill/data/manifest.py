@@ -1,7 +1,8 @@
 """Load and validate ``DATA_ROOT/manifest.csv`` before any long work starts.
 
 Every problem is collected (not just the first) and reported in one :class:`ManifestError` with the
-manifest line it comes from and what to fix: missing or escaping paths, unknown diagnoses or
+manifest line it comes from and what to fix (a file that is not UTF-8 text is refused first, by
+:func:`read_csv_text`, naming the line): missing or escaping paths, unknown diagnoses or
 splits, a patient with two diagnoses or in two splits, then, in :func:`validate_files`, unreadable
 or truncated files, images that are not 2-D grayscale, images smaller than a patch and masks of
 another size.
@@ -9,7 +10,9 @@ another size.
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +72,49 @@ class Manifest:
     def manifest_splits(self) -> dict[str, str] | None:
         """Patient id -> ``train``/``test`` from the manifest; ``None`` when it has no split column."""
         return {r.patient_id: r.split for r in self.records} if self.has_split else None  # type: ignore[misc]
+
+
+#: Byte-order marks of encodings a spreadsheet may save a CSV in other than UTF-8 (UTF-32 LE first: its
+#: mark begins with UTF-16 LE's).
+_OTHER_BOMS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+)
+_SAVE_AS_UTF8 = (
+    "save it as UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; LibreOffice: character set 'Unicode (UTF-8)')"
+)
+
+
+def read_csv_text(path: Path, error: type[DataInputError] = ManifestError) -> io.StringIO:
+    """The text of the CSV file ``path`` decoded as UTF-8 (a leading BOM dropped), for :mod:`csv`.
+
+    Raises:
+        DataInputError: ``error``, naming the file (and the line) and to save it as UTF-8, for a file
+            saved as UTF-16 or UTF-32, a byte that is not UTF-8 (e.g. Windows-1252 or Latin-1 text) or a
+            NUL byte (no value may hold one; UTF-16 without a byte-order mark has one in every character).
+    """
+    data = path.read_bytes()
+    for bom, name in _OTHER_BOMS:
+        if data.startswith(bom):
+            raise error(f"{path} is saved as {name}; {_SAVE_AS_UTF8}")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise error(
+            f"{path} line {line}: byte 0x{data[e.start]:02x} is not UTF-8 (the file is in another encoding, "
+            f"e.g. Windows-1252 or Latin-1); {_SAVE_AS_UTF8}"
+        ) from None
+    nul = text.find("\x00")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise error(
+            f"{path} line {line}: holds a NUL byte, which no value may contain (a file saved as UTF-16 has "
+            f"one in every character); if so, {_SAVE_AS_UTF8}, else remove the byte"
+        )
+    return io.StringIO(text, newline="")
 
 
 def raise_if(problems: list[str], header: str, error: type[DataInputError] = ManifestError) -> None:
@@ -134,7 +180,7 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
         )
     problems: list[str] = []
     records: list[ImageRecord] = []
-    with open(path, newline="", encoding="utf-8-sig") as f:
+    with read_csv_text(path) as f:
         reader = csv.DictReader(f, skipinitialspace=True)
         columns = [c.strip() for c in (reader.fieldnames or [])]
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]

@@ -13,6 +13,9 @@ the geometry, the storage size, the labelling threshold and the split parameters
 The build streams image by image (patch count from the image sizes first, file preallocated, filled
 with positioned writes, so neither the array nor the page cache is charged to the process), runs in
 a hidden temporary folder renamed into place at the end, and is skipped when the key is unchanged.
+Before anything is written it refuses the same image content in two splits or under two patients
+(:func:`check_duplicate_images`, from the source hashes) and a train or test split with no patch of
+some class (:func:`check_classes`, from labels computed from the masks first).
 """
 
 from __future__ import annotations
@@ -35,12 +38,21 @@ import gastrodistill
 from gastrodistill.data.errors import ManifestError, StoreError
 from gastrodistill.data.labelling import (
     CLASS_NAMES,
+    IRRELEVANT,
     check_coverage,
     image_key,
     label_image,
     load_patch_labels,
 )
-from gastrodistill.data.manifest import Manifest, check_all, load_manifest, validate_files
+from gastrodistill.data.manifest import (
+    MANIFEST_NAME,
+    PATCH_LABELS_NAME,
+    Manifest,
+    check_all,
+    load_manifest,
+    raise_if,
+    validate_files,
+)
 from gastrodistill.data.readers import read_image, read_mask
 from gastrodistill.data.sizes import available_memory, pixel_size
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
@@ -125,23 +137,42 @@ class _HashCache:
             write_text_atomic(self.path, json.dumps(self.data))
 
 
-def source_hashes(
+def image_digests(
     manifest: Manifest, store_root: Path, progress: bool = False, save: bool = True
+) -> list[tuple[str, str | None]]:
+    """sha256 of each manifest row's image and mask (``None``: no mask), in row order, through the hash
+    cache under ``store_root`` (``save``: as in :func:`source_hashes`)."""
+    cache = _HashCache(Path(store_root) / HASH_CACHE_FILE)
+    _PENDING_CACHES[Path(store_root)] = cache
+    digests = [
+        (cache.sha(manifest.path(r.image)), cache.sha(manifest.path(r.mask)) if r.mask else None)
+        for r in tqdm(manifest.records, desc="hashing sources", unit="img", disable=not progress, leave=False)
+    ]
+    if save and Path(store_root).is_dir():
+        cache.save()
+    return digests
+
+
+def source_hashes(
+    manifest: Manifest,
+    store_root: Path,
+    progress: bool = False,
+    save: bool = True,
+    digests: list[tuple[str, str | None]] | None = None,
 ) -> dict[str, str | None]:
     """Content hashes of manifest.csv, the images, the masks and patch_labels.csv (no paths inside).
 
     ``save=False`` leaves the hash cache unwritten (a build saves it once its inputs proved usable, so
-    a failed check leaves nothing behind); :func:`save_hash_cache` writes it later.
+    a failed check leaves nothing behind); :func:`save_hash_cache` writes it later. ``digests``: the
+    rows' :func:`image_digests`, when the caller has them already.
     """
-    cache = _HashCache(Path(store_root) / HASH_CACHE_FILE)
-    _PENDING_CACHES[Path(store_root)] = cache
+    if digests is None:
+        digests = image_digests(manifest, store_root, progress, save)
     images, masks = [], []
-    for r in tqdm(manifest.records, desc="hashing sources", unit="img", disable=not progress, leave=False):
-        images.append([image_key(r.image), cache.sha(manifest.path(r.image))])
-        if r.mask:
-            masks.append([image_key(r.image), cache.sha(manifest.path(r.mask))])
-    if save and Path(store_root).is_dir():
-        cache.save()
+    for r, (image_sha, mask_sha) in zip(manifest.records, digests, strict=True):
+        images.append([image_key(r.image), image_sha])
+        if mask_sha is not None:
+            masks.append([image_key(r.image), mask_sha])
     labels = manifest.patch_labels_path
     return {
         "manifest": sha256_file(manifest.manifest_path),
@@ -149,6 +180,43 @@ def source_hashes(
         "masks": sha256_json(sorted(masks)),
         "patch_labels": sha256_file(labels) if labels else None,
     }
+
+
+def check_duplicate_images(
+    manifest: Manifest, digests: list[tuple[str, str | None]], split_of: dict[str, str]
+) -> None:
+    """Refuse the same image content (same sha256: a copied file, a link) listed in two splits, or twice
+    in one split under two patients; warn when one patient lists it twice. ``digests``: the rows'
+    :func:`image_digests`; ``split_of``: :func:`patient_splits`.
+
+    Raises:
+        ManifestError: naming the rows of every duplicated image and their splits and patients.
+    """
+    by_digest: dict[str, list] = {}
+    for r, (image_sha, _) in zip(manifest.records, digests, strict=True):
+        by_digest.setdefault(image_sha, []).append(r)
+    problems: list[str] = []
+    for rows in by_digest.values():
+        if len(rows) < 2:
+            continue
+        splits = sorted({split_of[r.patient_id] for r in rows}, key=SPLIT_ORDER.index)
+        listed = ", ".join(
+            f"line {r.line} {r.image!r} ({split_of[r.patient_id]}, patient {r.patient_id!r})" for r in rows
+        )
+        what = f"{MANIFEST_NAME} {listed}: the same image content"
+        if len(splits) > 1:
+            problems.append(
+                f"{what} is in splits {splits}, so a model would be evaluated on images it was trained "
+                "on; keep one of these rows (or replace the wrong file)"
+            )
+        elif len({r.patient_id for r in rows}) > 1:
+            problems.append(
+                f"{what} is listed under two patients; an image belongs to one patient: keep one of these "
+                "rows (or replace the wrong file)"
+            )
+        else:
+            log.warning("%s is listed twice for one patient; it counts twice (keep one of these rows)", what)
+    raise_if(problems, f"{manifest.manifest_path}: some images are duplicates")
 
 
 _PENDING_CACHES: dict[Path, _HashCache] = {}
@@ -382,23 +450,9 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
         data, offset = data[n:], offset + n
 
 
-def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> Path:
-    """Build the store for ``spec`` (or reuse the complete one with the same key); returns its folder."""
-    store_root = Path(spec.store_root)
-    manifest = check_all(spec.data_root, spec.geometry, progress)  # row and file problems, one report
-    sources = source_hashes(manifest, store_root, progress, save=False)
-    key = store_key(spec, manifest, sources)
-    target = store_dir(spec, key)
-    if not force and is_complete(target, key):
-        save_hash_cache(store_root)
-        log.info("patch store up to date: %s", target)
-        return target
-    t0 = time.perf_counter()
-
-    geometry = spec.geometry
-    sizes = validate_files(manifest, geometry, progress)
-    manual = load_patch_labels(manifest)
-    check_coverage(manifest, sizes, geometry, manual)
+def patient_splits(spec: StoreSpec, manifest: Manifest) -> dict[str, str]:
+    """Patient id -> ``train``/``val``/``test`` (:func:`~gastrodistill.data.splits.assign_splits` with the
+    spec's fractions and seed). Raises :class:`ManifestError` when no patient lands in train or test."""
     split_of = assign_splits(
         manifest.patients(),
         manifest.manifest_splits(),
@@ -411,6 +465,91 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
             raise ManifestError(
                 f"{manifest.manifest_path}: no patient in split {s!r}; add patients or change the split"
             )
+    return split_of
+
+
+#: Splits that need a patch of every class: training learns each class; the test metrics (balanced
+#: accuracy, sensitivity, AUC) need each. Validation is carved from few training patients, so it only warns.
+CLASS_COMPLETE_SPLITS = ("train", "test")
+
+
+def check_classes(counts: dict[str, list[int]], manifest: Manifest, split_of: dict[str, str]) -> None:
+    """Refuse a train or test split with no patch of some class (``counts``: split -> patches per class of
+    :data:`CLASS_NAMES`), naming the split, the class and what to fix; warn for such a validation split.
+
+    A diagnosis class is empty when no patient of the split has that diagnosis (the manifest's diagnosis
+    or split column) or when their masks put every patch outside the stomach; ``irrelevant`` is empty when
+    the masks cover every patch.
+
+    Raises:
+        ManifestError: listing every empty (split, class) of :data:`CLASS_COMPLETE_SPLITS`.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    labels_file = f" or {PATCH_LABELS_NAME}" if manifest.patch_labels_path else ""
+    for split in SPLIT_ORDER:
+        per_class = counts.get(split, [])
+        if not sum(per_class):
+            continue  # an empty split (e.g. data.val_fraction=0) is the evaluation's to refuse
+        diagnoses = {r.diagnosis for r in manifest.records if split_of.get(r.patient_id) == split}
+        for c, name in enumerate(CLASS_NAMES):
+            if c < len(per_class) and per_class[c] > 0:
+                continue
+            if c == IRRELEVANT:
+                fix = (
+                    "every patch lies inside the stomach masks; check the masks (nonzero = stomach, so a "
+                    f"mask that is nonzero everywhere covers the whole image){labels_file}"
+                )
+            elif name not in diagnoses and split == "val":
+                fix = (
+                    f"no val patient has diagnosis {name!r} (validation takes data.val_fraction of the "
+                    "training patients of each diagnosis, none of a diagnosis with fewer than two); add "
+                    f"{name} training patients"
+                )
+            elif name not in diagnoses:
+                fix = (
+                    f"no {split} patient has diagnosis {name!r}; check the manifest's diagnosis column "
+                    f"(and its split column), or add {name} patients to {split}"
+                )
+            else:
+                fix = (
+                    f"the masks of the {split} patients with diagnosis {name!r} put every patch outside "
+                    f"the stomach; check those masks (an all-zero mask marks every patch irrelevant)"
+                    f"{labels_file} or lower data.mask_threshold"
+                )
+            line = f"split {split!r} has no patch of class {name!r}: {fix}"
+            if split in CLASS_COMPLETE_SPLITS:
+                problems.append(line)
+            else:
+                warnings.append(f"{line} (the {split} split's metrics leave that class out)")
+    raise_if(problems, f"{manifest.manifest_path}: every class needs training and test patches")
+    for w in warnings:
+        log.warning("%s", w)
+
+
+def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> Path:
+    """Build the store for ``spec`` (or reuse the complete one with the same key); returns its folder."""
+    store_root = Path(spec.store_root)
+    manifest = check_all(spec.data_root, spec.geometry, progress)  # row and file problems, one report
+    digests = image_digests(manifest, store_root, progress, save=False)
+    split_of = patient_splits(spec, manifest)
+    check_duplicate_images(manifest, digests, split_of)
+    sources = source_hashes(manifest, store_root, digests=digests)
+    key = store_key(spec, manifest, sources)
+    target = store_dir(spec, key)
+    if not force and is_complete(target, key):
+        meta = _read_meta(target) or {}
+        stored = {s: [int(n) for n in c.values()] for s, c in meta.get("counts", {}).items()}
+        check_classes(stored, manifest, split_of)  # a store built before this check
+        save_hash_cache(store_root)
+        log.info("patch store up to date: %s", target)
+        return target
+    t0 = time.perf_counter()
+
+    geometry = spec.geometry
+    sizes = validate_files(manifest, geometry, progress)
+    manual = load_patch_labels(manifest)
+    check_coverage(manifest, sizes, geometry, manual)
     records = sorted(
         manifest.records, key=lambda r: (SPLIT_ORDER.index(split_of[r.patient_id]), r.patient_id, r.line)
     )
@@ -418,6 +557,23 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
     n_total = int(sum(counts_per_image))
     size, psize = spec.size, geometry.patch_size
     check_store_room(store_root, n_total, max(counts_per_image, default=0), size, psize)
+    labels_of: list[np.ndarray] = []  # from the masks alone: a class without patches is refused up front
+    counts = {s: [0] * len(CLASS_NAMES) for s in SPLIT_ORDER}
+    for r in tqdm(records, desc="labelling patches", unit="img", disable=not progress, leave=False):
+        mask = read_mask(manifest.path(r.mask)) if r.mask else None
+        labels = label_image(
+            geometry.grid(*sizes[r.image]),
+            psize,
+            r.diagnosis,
+            spec.mask_threshold,
+            mask,
+            manual.get(image_key(r.image)),
+        )
+        del mask
+        labels_of.append(labels.astype(np.int8))
+        for c, n in enumerate(np.bincount(labels, minlength=len(CLASS_NAMES))):
+            counts[split_of[r.patient_id]][c] += int(n)
+    check_classes(counts, manifest, split_of)
     store_root.mkdir(parents=True, exist_ok=True)  # only now: a refused input leaves nothing behind
     _remove_stale_builds(store_root, target.name)
 
@@ -431,7 +587,6 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
 
         content = hashlib.sha256(json.dumps({"geometry": geometry.as_dict(), "size": size}).encode())
         label_hash = hashlib.sha256()
-        counts = {s: [0] * len(CLASS_NAMES) for s in SPLIT_ORDER}
         hists = {s: np.zeros(256, dtype=np.int64) for s in SPLIT_ORDER}
         ranges = {s: [0, 0] for s in SPLIT_ORDER}
         patients = {s: set() for s in SPLIT_ORDER}
@@ -440,7 +595,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         with open(tmp / PATCHES_FILE, "r+b") as fp, open(tmp / INDEX_FILE, "w", newline="") as fi:
             writer = csv.writer(fi)
             writer.writerow(INDEX_COLUMNS)
-            for r in records:
+            for r, labels in zip(records, labels_of, strict=True):
                 split = split_of[r.patient_id]
                 image = read_image(manifest.path(r.image), bit_depth=spec.bit_depth)
                 if image.shape != sizes[r.image]:
@@ -448,18 +603,13 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
                         f"{r.where}: the file changed while the store was being built; run again"
                     )
                 positions = geometry.grid(*image.shape)
-                mask = read_mask(manifest.path(r.mask)) if r.mask else None
-                labels = label_image(
-                    positions, psize, r.diagnosis, spec.mask_threshold, mask, manual.get(image_key(r.image))
-                )
+                labels = labels.astype(np.int64)
                 patches = _to_patches(image, positions, psize, size)
-                del image, mask
+                del image
                 _pwrite_all(fp.fileno(), memoryview(patches).cast("B"), data_offset + next_id * size * size)
                 content.update(memoryview(patches).cast("B"))
                 label_hash.update(labels.astype(np.int8).tobytes() + split.encode())
                 hists[split] += _histogram(patches)
-                for c, n in enumerate(np.bincount(labels, minlength=len(CLASS_NAMES))):
-                    counts[split][c] += int(n)
                 if ranges[split][1] == 0:
                     ranges[split][0] = next_id
                 for (row, col), lab in zip(positions, labels, strict=True):

@@ -633,6 +633,45 @@ def _voi_lut_view(ds):
     return view
 
 
+def _check_display_values(ds, where: str) -> None:
+    """Refuse a rescale or window value that would blank the image: NaN or infinite, a zero
+    ``RescaleSlope`` (every value becomes the intercept) or a ``WindowWidth`` below 1 (PS3.3 C.11.2.1.2)."""
+    from pydicom.multival import MultiValue
+
+    uses_window = not (ds.get("VOILUTSequence") and "LUTData" in ds.VOILUTSequence[0])
+    fields: tuple[str, ...] = () if ds.get("ModalityLUTSequence") else ("RescaleSlope", "RescaleIntercept")
+    if uses_window and ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
+        fields += ("WindowCenter", "WindowWidth")
+    for keyword in fields:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            continue
+        first = value[0] if isinstance(value, MultiValue | list | tuple) else value  # window index 0
+        try:
+            number = float(first)
+        except (TypeError, ValueError):
+            raise ImageReadError(
+                f"{where}: DICOM {keyword} {first!r} is not a number; re-export the file"
+            ) from None
+        if not np.isfinite(number):
+            raise ImageReadError(
+                f"{where}: DICOM {keyword} is {number}, which blanks the image; re-export the file with a "
+                f"finite {keyword}" + (" (or without it)" if keyword.startswith("Window") else "")
+            )
+        if keyword == "RescaleSlope" and number == 0:
+            raise ImageReadError(
+                f"{where}: DICOM RescaleSlope is 0, which turns every pixel into the intercept; re-export "
+                "the file with its real slope (1 when the stored values need no rescaling)"
+            )
+        exact = str(ds.get("VOILUTFunction", "")).upper() == "LINEAR_EXACT"  # may be narrower than 1
+        if keyword == "WindowWidth" and (number <= 0 if exact else number < 1):
+            raise ImageReadError(
+                f"{where}: DICOM WindowWidth is {number:g}; a window must be "
+                f"{'wider than 0' if exact else 'at least 1 wide'}: re-export the file with its real window, "
+                "or without WindowCenter/WindowWidth to show the full range"
+            )
+
+
 def _display_pipeline(ds, raw: np.ndarray) -> np.ndarray:
     """Stored values -> [0, 1] display values with pydicom's modality, VOI and presentation steps."""
     from pydicom.pixels.processing import apply_modality_lut, apply_presentation_lut, apply_voi, apply_voi_lut
@@ -697,6 +736,7 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
         limit = ds.get("PixelPaddingRangeLimit")
         lo, hi = (pad, pad) if limit is None else (min(pad, limit), max(pad, limit))
         padding = (raw >= lo) & (raw <= hi)
+    _check_display_values(ds, where)
     try:
         out = _display_pipeline(ds, raw)
     except (AttributeError, ValueError, TypeError, IndexError, KeyError, NotImplementedError) as e:
@@ -704,8 +744,34 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
             f"{where}: DICOM display attributes (rescale, LUTs, window) cannot be applied "
             f"({_why(e, path, where)}); re-export the file"
         ) from e
+    _refuse_constant(raw[~padding], out[~padding], ds, where)
     out[padding] = 0.0
     return out.astype(np.float32)
+
+
+def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds, where: str) -> None:
+    """Refuse a DICOM whose (non-padding) pixels all show the same value: it holds nothing to learn, and
+    when its stored values vary, its display settings (almost always the window) blank it."""
+    if out.size and out.min() < out.max():
+        return
+    if not raw.size:
+        raise ImageReadError(f"{where}: every pixel is PixelPaddingValue; remove the file from the data")
+    if raw.min() == raw.max():
+        raise ImageReadError(
+            f"{where}: every stored pixel value is {raw.flat[0]}, a blank image with nothing to learn; "
+            "remove it from the data or re-export it"
+        )
+    applied = [
+        f"{k} {ds.get(k)}"
+        for k in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth")
+        if ds.get(k) is not None
+    ] + [k for k in ("ModalityLUTSequence", "VOILUTSequence") if ds.get(k)]
+    raise ImageReadError(
+        f"{where}: the DICOM display settings ({', '.join(applied) or 'none'}) turn stored values "
+        f"{raw.min()}..{raw.max()} into one grey level ({float(out.flat[0]):.3g}), a blank image; check the "
+        "window (WindowCenter/WindowWidth must cover the data's values) and re-export the file, or remove "
+        "the window to use the full range"
+    )
 
 
 # ---- public API ----------------------------------------------------------------------------------

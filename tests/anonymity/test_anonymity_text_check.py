@@ -44,6 +44,24 @@ def test_private_strings_come_from_header_manifest_and_patients(tmp_path):
     assert strings.counts()["dicom"] >= 8 and strings.counts()["path"] >= 2
 
 
+def test_private_strings_read_the_manifest_as_the_data_stage_does(tmp_path):
+    """Excel's "CSV UTF-8" starts the manifest with a BOM, and hand-written headers often have a space
+    after each comma: the audit must still see the image and mask columns (and so read the DICOM header
+    and the file names), exactly as the data stage does."""
+    secrets = write_dicom_root(tmp_path / "src")
+    mask = "masks/Zyxwvut_Qwerty_mask0042.png"
+    row = f"{IMAGE_NAME},{secrets['PatientID']},gastritis,{mask}\n"
+    manifest = tmp_path / "src" / "manifest.csv"
+    manifest.write_text("image,patient_id,diagnosis,mask\n" + row, encoding="utf-8")
+    plain = private_strings(None, tmp_path / "src")
+    assert secrets["PatientName"] in plain.values and mask in plain.values  # the reference is complete
+    for header in ("image,patient_id,diagnosis,mask\n", "image, patient_id, diagnosis, mask\n"):
+        manifest.write_text(header + row, encoding="utf-8-sig")  # with a BOM
+        strings = private_strings(None, tmp_path / "src")
+        assert sorted(strings.values) == sorted(plain.values), header
+        assert strings.counts() == plain.counts(), header
+
+
 def test_private_strings_read_dicom_files_without_an_extension(tmp_path):
     """A folder of DICOM files named without ``.dcm`` (common from PACS exports): the readers decode them
     by the ``DICM`` marker, so the audit must read their headers too."""

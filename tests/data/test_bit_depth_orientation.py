@@ -81,14 +81,21 @@ def _gastric_root(tmp_path, name, writer):
     root = tmp_path / name
     rows = []
     for i, (pid, diag, split) in enumerate(
-        [("A", "gastritis", "train"), ("B", "non-gastritis", "train"), ("C", "gastritis", "test")]
+        [
+            ("A", "gastritis", "train"),
+            ("B", "non-gastritis", "train"),
+            ("C", "gastritis", "test"),
+            ("D", "non-gastritis", "test"),
+        ]
     ):
         img = root / "images" / f"{pid}.png"
         img.parent.mkdir(parents=True, exist_ok=True)
         writer(img, _values_600_3600(48, 48, seed=i))
         mask = root / "masks" / f"{pid}.png"
         mask.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.full((48, 48), 255, np.uint8)).save(mask)
+        stomach = np.zeros((48, 48), np.uint8)
+        stomach[:24] = 255  # the top row of patches is stomach, the bottom row irrelevant: every class
+        Image.fromarray(stomach).save(mask)
         rows.append(
             {
                 "image": f"images/{pid}.png",

@@ -64,6 +64,37 @@ def test_gastric_data_errors_message_alone_no_output(data_root, tmp_path, monkey
     assert_nothing_written(tmp_path / "work")
 
 
+@pytest.mark.parametrize(
+    ("damage", "expect"),
+    [
+        (lambda b: b.replace(b"A1,", b"M\xfcller,"), "manifest.csv line 2: byte 0xfc is not UTF-8"),
+        (lambda b: b.decode().encode("utf-16"), "manifest.csv is saved as UTF-16"),
+        (lambda b: b.replace(b"images/A2_0.png", b"images/A2\x00_0.png"), "manifest.csv line 4: holds a NUL"),
+    ],
+    ids=["cp1252", "utf-16", "nul-in-path"],
+)
+def test_a_manifest_that_is_not_utf8_text_is_one_line_no_traceback(
+    data_root, tmp_path, monkeypatch, capsys, damage, expect
+):
+    """A cp1252 byte, a UTF-16 export or a NUL byte in an image path raised UnicodeDecodeError or
+    "ValueError: embedded null byte" with a traceback; now: the file, the line and what to do."""
+    manifest = data_root / "manifest.csv"
+    manifest.write_bytes(damage(manifest.read_bytes()))
+    argv = [
+        "gastrodistill-patches",
+        f"paths.root_dir={tmp_path / 'work'}",
+        f"paths.data_root={data_root}",
+        "data.patch_size=32",
+        "data.overlap=8",
+        "data.progress=false",
+        "logger=csv",
+    ]
+    code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text
+    assert text.strip().startswith(f"error: {data_root}") and expect in text and "save it as UTF-8" in text
+    assert_nothing_written(tmp_path / "work")
+
+
 def test_full_error_still_shows_the_exception(data_root, tmp_path, monkeypatch):
     _break_gastric(data_root)
     monkeypatch.setenv("HYDRA_FULL_ERROR", "1")

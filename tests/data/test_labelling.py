@@ -102,3 +102,14 @@ def test_off_grid_labels_and_images_without_any_label_are_errors(data_root):
     full = "".join(f"images/A1_0.png,{r},{c},1\n" for r, c in tile_positions(100, 90, 32, 8))
     m = _with_labels(data_root, "image,row,col,label\n" + full)
     check_coverage(m, sizes, GEOM, load_patch_labels(m))
+
+
+def test_patch_labels_not_in_utf8_are_refused_naming_the_file_and_line(data_root):
+    (data_root / "patch_labels.csv").write_bytes(
+        "image,row,col,label\nimages/A1_0.png,0,0,2\nimages/A1_0.png,24,0,irr\u00e9levant\n".encode("latin-1")
+    )
+    with pytest.raises(PatchLabelError) as info:
+        load_patch_labels(load_manifest(data_root))
+    msg = str(info.value)
+    assert msg.startswith(f"{data_root / 'patch_labels.csv'} line 3: byte 0xe9 is not UTF-8")
+    assert "save it as UTF-8" in msg

@@ -127,3 +127,37 @@ def test_split_column_needs_both_splits(make_root):
     root = make_root(patients={"A": ("gastritis", "train"), "B": ("non-gastritis", "train")})
     with pytest.raises(ManifestError, match="no image has split 'test'"):
         load_manifest(root)
+
+
+def _manifest_bytes(root) -> bytes:
+    return (root / "manifest.csv").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("encode", "expect"),
+    [
+        # Windows-1252 / Latin-1: patient B1 (lines 8, 9) renamed with an umlaut, the byte 0xfc
+        (lambda t: t.replace("B1,", "M\u00fcller,").encode("cp1252"), "line 8: byte 0xfc is not UTF-8"),
+        (lambda t: t.encode("utf-16"), "is saved as UTF-16"),  # with a byte-order mark
+        (lambda t: t.encode("utf-32"), "is saved as UTF-32"),
+        (lambda t: t.encode("utf-16-le"), "line 1: holds a NUL byte"),  # without one: NUL in every character
+    ],
+    ids=["cp1252", "utf-16", "utf-32", "utf-16-no-bom"],
+)
+def test_a_manifest_not_in_utf8_is_refused_naming_the_file_and_what_to_do(data_root, encode, expect):
+    text = _manifest_bytes(data_root).decode("utf-8")
+    (data_root / "manifest.csv").write_bytes(encode(text))
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    msg = str(info.value)
+    assert msg.startswith(str(data_root / "manifest.csv")) and expect in msg, msg
+    assert "save it as UTF-8" in msg
+
+
+def test_a_nul_byte_in_an_image_path_is_refused_naming_the_line(data_root):
+    lines = _manifest_bytes(data_root).split(b"\n")
+    lines[3] = lines[3].replace(b"images/A2_0.png", b"images/A2\x00_0.png")  # line 4
+    (data_root / "manifest.csv").write_bytes(b"\n".join(lines))
+    with pytest.raises(ManifestError, match=r"manifest\.csv line 4: holds a NUL byte") as info:
+        load_manifest(data_root)
+    assert "remove the byte" in str(info.value)

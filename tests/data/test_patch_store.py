@@ -14,7 +14,7 @@ import pytest
 from gastric_testdata import make_data, stomach_mask, write_dicom, write_png
 
 import gastrodistill.data.patch_store as ps
-from gastrodistill.data.errors import StoreError
+from gastrodistill.data.errors import ManifestError, StoreError
 from gastrodistill.data.patch_store import PatchStore, StoreSpec, build_store, find_store, hist_stats
 from gastrodistill.data.readers import read_image, read_mask
 from gastrodistill.data.tiling import Geometry, tile_positions
@@ -270,3 +270,111 @@ def test_a_pickled_store_reopens_its_patches_by_path_instead_of_copying_them(dat
     assert isinstance(again.patches, np.memmap)
     np.testing.assert_array_equal(np.asarray(again.patches), np.asarray(store.patches))
     assert again.content_hash == store.content_hash
+
+
+def _empty_class_message(root, stores) -> str:
+    with pytest.raises(ManifestError) as info:
+        build_store(spec_for(root, stores), progress=False)
+    assert not stores.exists()  # refused before the store folder is made
+    return str(info.value)
+
+
+def test_a_train_split_without_a_diagnosis_is_refused_naming_split_class_and_column(tmp_path):
+    """Every training patient non-gastritis: a store (and a distilled set) with a class that has no
+    training patch would be built silently; it is refused, naming the split, the class and the column."""
+    patients = {f"N{i}": ("non-gastritis", "train") for i in range(4)} | {
+        "C1": ("gastritis", "test"),
+        "D1": ("non-gastritis", "test"),
+    }
+    root = make_data(tmp_path / "d", patients=patients, images_per_patient=1)
+    text = _empty_class_message(root, tmp_path / "stores")
+    assert "split 'train' has no patch of class 'gastritis'" in text
+    assert "no train patient has diagnosis 'gastritis'" in text and "diagnosis column" in text
+    assert "split 'test'" not in text and str(root / "manifest.csv") in text
+
+
+def test_all_zero_masks_are_refused_naming_the_masks(tmp_path):
+    """Masks that are zero everywhere mark every patch irrelevant: no diagnosis class has a patch."""
+    root = make_data(tmp_path / "d", images_per_patient=1)
+    for mask in (root / "masks").glob("*.png"):
+        write_png(mask, np.zeros((100, 90), np.uint8))
+    text = _empty_class_message(root, tmp_path / "stores")
+    for split in ("train", "test"):
+        for name in ("non-gastritis", "gastritis"):
+            assert f"split {split!r} has no patch of class {name!r}" in text
+    assert "check those masks (an all-zero mask marks every patch irrelevant)" in text
+    assert "class 'irrelevant'" not in text
+
+
+def test_masks_covering_every_patch_leave_no_irrelevant_class_and_are_refused(tmp_path):
+    root = make_data(tmp_path / "d", images_per_patient=1)
+    for mask in (root / "masks").glob("*.png"):
+        write_png(mask, np.full((100, 90), 255, np.uint8))
+    text = _empty_class_message(root, tmp_path / "stores")
+    assert "split 'train' has no patch of class 'irrelevant'" in text and "check the masks" in text
+
+
+def test_a_validation_split_without_a_class_only_warns(tmp_path, caplog):
+    """Validation is carved from few training patients: one without a diagnosis is built, with a warning."""
+    patients = {
+        "A1": ("gastritis", "train"),
+        "A2": ("gastritis", "train"),
+        "B1": ("non-gastritis", "train"),
+        "C1": ("gastritis", "test"),
+        "D1": ("non-gastritis", "test"),
+    }
+    root = make_data(tmp_path / "d", patients=patients, images_per_patient=1)
+    with caplog.at_level("WARNING", logger=ps.__name__):
+        store = PatchStore(build_store(spec_for(root, tmp_path / "s", val_fraction=0.5), progress=False))
+    assert store.meta["counts"]["val"]["non-gastritis"] == 0 and store.meta["counts"]["val"]["gastritis"] > 0
+    assert "split 'val' has no patch of class 'non-gastritis'" in caplog.text
+
+
+def test_a_store_with_an_empty_class_built_earlier_is_not_reused(tmp_path, monkeypatch):
+    patients = {f"N{i}": ("non-gastritis", "train") for i in range(2)} | {
+        "C1": ("gastritis", "test"),
+        "D1": ("non-gastritis", "test"),
+    }
+    root = make_data(tmp_path / "d", patients=patients, images_per_patient=1)
+    with monkeypatch.context() as m:  # as a version without the check built it
+        m.setattr(ps, "check_classes", lambda *a: None)
+        build_store(spec_for(root, tmp_path / "s"), progress=False)
+    with pytest.raises(ManifestError, match="split 'train' has no patch of class 'gastritis'"):
+        build_store(spec_for(root, tmp_path / "s"), progress=False)
+
+
+@pytest.mark.parametrize("how", ["copy", "symlink"])
+def test_the_same_image_in_train_and_test_is_refused_naming_both_rows(tmp_path, how):
+    """A test patient's image that is a copy of (or a link to) a training image: different paths and
+    patients, so the manifest's path check passes; the content hashes give it away."""
+    root = make_data(tmp_path / "d", images_per_patient=1)
+    copy = root / "images" / "C1_0.png"  # test patient C1 (line 8); A1's image is line 2
+    copy.unlink()
+    if how == "copy":
+        copy.write_bytes((root / "images" / "A1_0.png").read_bytes())
+    else:
+        copy.symlink_to(root / "images" / "A1_0.png")
+    stores = tmp_path / "stores"
+    with pytest.raises(ManifestError) as info:
+        build_store(spec_for(root, stores), progress=False)
+    text = str(info.value)
+    assert "line 2 'images/A1_0.png' (train, patient 'A1')" in text
+    assert "line 8 'images/C1_0.png' (test, patient 'C1')" in text
+    assert "is in splits ['train', 'test']" in text and "keep one of these rows" in text
+    assert not stores.exists()
+
+
+def test_the_same_image_under_two_patients_of_one_split_is_refused(tmp_path):
+    root = make_data(tmp_path / "d", images_per_patient=1)
+    (root / "images" / "B1_0.png").write_bytes((root / "images" / "A1_0.png").read_bytes())  # both train
+    with pytest.raises(ManifestError, match=r"is listed under two patients") as info:
+        build_store(spec_for(root, tmp_path / "stores", val_fraction=0.0), progress=False)
+    assert "line 2 'images/A1_0.png'" in str(info.value) and "line 5 'images/B1_0.png'" in str(info.value)
+
+
+def test_the_same_image_twice_for_one_patient_only_warns(tmp_path, caplog):
+    root = make_data(tmp_path / "d")
+    (root / "images" / "A1_1.png").write_bytes((root / "images" / "A1_0.png").read_bytes())
+    with caplog.at_level("WARNING", logger=ps.__name__):
+        build_store(spec_for(root, tmp_path / "stores"), progress=False)
+    assert "line 2 'images/A1_0.png'" in caplog.text and "is listed twice for one patient" in caplog.text

@@ -172,3 +172,66 @@ def test_a_grey_palette_png_reads_as_grayscale_and_a_colour_palette_is_refused(t
     for call in (probe_image, read_image):
         with pytest.raises(ImageReadError, match="colour image \\(mode P"):
             call(colour)
+
+
+@pytest.mark.filterwarnings("ignore:Invalid value for VR DS")  # pydicom's, for writing NaN and inf
+@pytest.mark.parametrize(
+    ("fields", "expect"),
+    [
+        ({"RescaleSlope": "0", "RescaleIntercept": "0"}, "DICOM RescaleSlope is 0"),
+        ({"RescaleSlope": "NaN", "RescaleIntercept": "0"}, "DICOM RescaleSlope is nan"),
+        ({"RescaleSlope": "1", "RescaleIntercept": "inf"}, "DICOM RescaleIntercept is inf"),
+        ({"WindowCenter": "NaN", "WindowWidth": "400"}, "DICOM WindowCenter is nan"),
+        ({"WindowCenter": "2000", "WindowWidth": "0"}, "DICOM WindowWidth is 0; a window must be at least 1"),
+    ],
+    ids=["slope-0", "slope-nan", "intercept-inf", "centre-nan", "width-0"],
+)
+def test_dicom_display_values_that_blank_the_image_are_refused_naming_file_and_field(
+    tmp_path, raw12, fields, expect
+):
+    """These gave an all-0.0 image silently (a zero or NaN slope: ``hi > lo`` fails, zeros_like)."""
+    path = write_dicom(tmp_path / "blank.dcm", raw12, **fields)
+    for read in (read_image, probe_image):
+        with pytest.raises(ImageReadError) as info:
+            read(path)
+        assert str(info.value).startswith(f"{path}: {expect}") and "re-export" in str(info.value)
+
+
+def test_a_window_that_turns_every_pixel_white_is_refused_naming_file_and_window(tmp_path, raw12):
+    """WindowCenter 100, WindowWidth 50 on values 0..4095: every pixel above the window, all 1.0."""
+    raw = np.clip(raw12, 200, 4095)
+    path = write_dicom(tmp_path / "white.dcm", raw, WindowCenter="100", WindowWidth="50")
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: the DICOM display settings (WindowCenter 100, WindowWidth 50)")
+    assert (
+        f"stored values {raw.min()}..{raw.max()} into one grey level (1)" in msg and "check the window" in msg
+    )
+
+
+def test_a_dicom_with_one_stored_value_is_refused_as_blank(tmp_path):
+    path = write_dicom(tmp_path / "flat.dcm", np.full((40, 30), 1234, np.uint16))
+    with pytest.raises(ImageReadError, match=r"every stored pixel value is 1234, a blank image"):
+        read_image(path)
+
+
+def test_a_blank_dicom_in_the_manifest_is_reported_with_its_row(data_root, tmp_path):
+    from gastric_testdata import image_pixels
+
+    from gastrodistill.data.errors import ManifestError
+    from gastrodistill.data.manifest import load_manifest, validate_files
+    from gastrodistill.data.tiling import Geometry
+
+    write_dicom(
+        data_root / "images" / "A2_1.dcm",
+        image_pixels(100, 90, 5) // 16,
+        RescaleSlope="0",
+        RescaleIntercept="0",
+    )
+    text = (data_root / "manifest.csv").read_text().replace("images/A2_1.png", "images/A2_1.dcm")
+    (data_root / "manifest.csv").write_text(text)
+    with pytest.raises(
+        ManifestError, match=r"manifest\.csv line 5 \(image 'images/A2_1\.dcm'\): .*RescaleSlope is 0"
+    ):
+        validate_files(load_manifest(data_root), Geometry(32, 8), progress=False)
