@@ -113,8 +113,9 @@ def private_strings(
 ) -> PrivateStrings:
     """Collect patient ids (data module, ``manifest.csv``), DICOM header values and paths of ``data_root``.
 
-    ``data_root`` is the source folder (its manifest's images, or every DICOM below it without one,
-    found as the readers find them: by name or by the ``DICM`` marker, so extension-less files count)
+    ``data_root`` is the source folder (its manifest's images, or without one every file's name and path
+    below it; the DICOMs among them found as the readers find them: by name or by the ``DICM`` marker,
+    so extension-less files count)
     or a single source file such as an ``.npz`` (its path and name). The manifest is read by
     :func:`~gastrodistill.data.manifest.parse_manifest`, the data stage's parser, so the audit sees the
     rows and columns the data stage sees; a manifest it cannot use raises its ``ManifestError``.
@@ -143,8 +144,12 @@ def private_strings(
                         out.add(rel, "path", min_length)
                         out.add(Path(rel).name, "path", min_length)
                         files.append(root / rel)
-        else:
+        else:  # a folder collection: its file names (which may name patients) and paths, as for a manifest
             files = sorted(root.rglob("*"))
+            for p in files:
+                if p.is_file():
+                    out.add(p.relative_to(root).as_posix(), "path", min_length)
+                    out.add(p.name, "path", min_length)
         dicoms = [p for p in files if p.is_file() and is_dicom(p)]  # named .dcm, or DICM at byte 128
         for p in dicoms[:max_dicom_files]:
             dicom_strings(p, out, min_length)

@@ -193,3 +193,17 @@ def test_text_corner_copy_is_flagged_and_noise_is_not():
         summary["text_text_median"] > summary["text_ordinary_p99"]
     )  # other patients' text corners look alike
     assert summary["text_frac_above_ordinary_p99"] == pytest.approx(0.25)
+
+
+def test_private_strings_of_a_folder_collection_hold_its_file_names(tmp_path):
+    """Without a manifest (``data=folder``: class folders of images) only the root path and DICOM headers
+    were collected, so an artifact holding a file name such as a patient's was not caught; each file's
+    name and path below the root now are, and the class folders' own names (which cards carry) are not."""
+    root = tmp_path / "site"
+    (root / "pneumonia").mkdir(parents=True)
+    (root / "normal").mkdir()
+    (root / "pneumonia" / "DOE_JANE_0042.png").write_bytes(b"x")
+    (root / "normal" / "SMITH_JOHN_0007.png").write_bytes(b"x")
+    values = set(private_strings(None, root).values)
+    assert {"DOE_JANE_0042.png", "pneumonia/DOE_JANE_0042.png", "SMITH_JOHN_0007.png"} <= values
+    assert "normal/SMITH_JOHN_0007.png" in values and not {"pneumonia", "normal"} & values
