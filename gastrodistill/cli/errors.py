@@ -371,6 +371,9 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(task)
     def wrapper(cfg: Any) -> Any:
+        from gastrodistill.utils.progress import quiet_progress_when_redirected
+
+        quiet_progress_when_redirected()  # before any bar: a log file gets a redraw every few seconds
         failed = True
         try:
             with signals_as_interrupts():
@@ -413,6 +416,9 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from gastrodistill.utils.progress import quiet_progress_when_redirected
+
+        quiet_progress_when_redirected()
         failed = True
         try:
             with signals_as_interrupts():

@@ -12,7 +12,7 @@ from typing import Any
 import hydra
 import torch
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import Callback, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
 from torch.utils.data import DataLoader
 
 from gastrodistill.distillation.config_check import IMAGE_INITS, check_distill_config
@@ -53,6 +53,7 @@ from gastrodistill.utils.distributed import (
 )
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.privacy import public_config
+from gastrodistill.utils.progress import lightning_progress_bar
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import torch_generator
 
@@ -424,6 +425,13 @@ def run_distillation(
     try:
         log_public_hyperparams(loggers, cfg)
         callbacks = list(callbacks or [])
+        bar = (
+            lightning_progress_bar(int(d.outer_steps))
+            if cfg.trainer.get("enable_progress_bar", True)
+            else None
+        )
+        if bar is not None and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(bar)  # a log file gets a few redraws, not one per outer step
         if d.ckpt_every:
             callbacks.append(
                 ModelCheckpoint(

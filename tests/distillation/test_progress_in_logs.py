@@ -1,0 +1,45 @@
+"""Progress bars written to a log file: a few redraws, not one per step (a newcomer's npz run left log lines
+of megabytes). Under pytest standard output and error are not terminals, as in a log file."""
+
+from __future__ import annotations
+
+from gastrodistill.distillation.run import run_distillation
+from gastrodistill.utils.progress import (
+    LOG_INTERVAL_S,
+    LOG_UPDATES,
+    quiet_progress_when_redirected,
+    redirected,
+)
+
+
+def test_our_tqdm_bars_in_worker_processes_redraw_every_few_seconds_and_a_users_value_wins(monkeypatch):
+    """tqdm reads ``TQDM_MININTERVAL`` when it is imported: the stages' worker processes (spawned, so they
+    import it afresh: the label modes' distillations, the evaluation's and the audit's workers) inherit it."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from _progress_child import bar_interval
+
+    assert redirected()
+    ctx = mp.get_context("spawn")
+    monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
+    quiet_progress_when_redirected()
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        assert pool.submit(bar_interval).result() == LOG_INTERVAL_S
+    monkeypatch.setenv("TQDM_MININTERVAL", "0.5")
+    quiet_progress_when_redirected()
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        assert pool.submit(bar_interval).result() == 0.5
+
+
+def test_the_distillations_lightning_bar_redraws_about_log_updates_times(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, capsys
+):
+    steps = 4 * LOG_UPDATES
+    cfg = compose_cfg([*tiny_overrides, f"distill.outer_steps={steps}", "trainer.enable_progress_bar=true"])
+    capsys.readouterr()
+    run_distillation(cfg, tiny_dm, tmp_path)
+    out = capsys.readouterr().out
+    redraws = out.count("\r")
+    # Lightning redraws twice per update (the count, then the metrics); before, every outer step: >= 320
+    assert 0 < redraws <= 2 * LOG_UPDATES + 10, redraws
