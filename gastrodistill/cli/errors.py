@@ -241,7 +241,10 @@ def remove_if_untouched(out: Path | None) -> bool:
     ``<job>.log``), the run record of ``utils.run_info.save_run_info`` (``config.yaml``,
     ``run_info.json``), logger folders holding only hyper-parameters (``logs/**/hparams.yaml``) and
     folders with no file (a stage's, made before it was stopped), i.e. a run that failed or was
-    interrupted before producing anything."""
+    interrupted before producing anything. A folder that existed before the command (``hydra.run.dir``)
+    is kept, with what the command added of that bookkeeping removed and ``.hydra/`` put back when the
+    command wrote no run record of its own (:func:`~gastrodistill.cli.run_folder.restore_if_refused`).
+    Returns True when the folder was removed."""
     if out is None or not out.is_dir():
         return False
     try:
@@ -252,6 +255,10 @@ def remove_if_untouched(out: Path | None) -> bool:
         hydra_only.add("logs")
     entries = list(out.iterdir())
     hydra_only |= {p.name for p in entries if p.is_dir() and not any(f.is_file() for f in p.rglob("*"))}
+    from gastrodistill.cli.run_folder import restore_if_refused
+
+    if restore_if_refused(out, hydra_only - {"config.yaml", "run_info.json"}):
+        return False  # the folder was there before the command (hydra.run.dir): kept, as it was
     if {p.name for p in entries} <= hydra_only:
         shutil.rmtree(out, ignore_errors=True)
         parent = out.parent

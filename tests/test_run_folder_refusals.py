@@ -1,0 +1,68 @@
+"""A command refused in a run folder that existed before it (``hydra.run.dir``) leaves the folder as it was.
+
+Hydra writes ``.hydra/`` and starts its job log before any of our code runs. A breaker found that a refused
+command in a folder of their own left ``.hydra/`` and the log there, and removed an empty folder they had
+made; a refused re-run in an earlier run's folder rewrote its ``.hydra/`` with the refused command's
+overrides (left open since the twelfth session)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from _cli_runner import run_main
+
+from gastrodistill.cli.reproduce import main
+
+REFUSED = ["gastrodistill-reproduce", "experiment=tiny", "stages=[audit]", "logger=csv"]  # no sets there
+
+
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None for p in folder.rglob("*")}
+
+
+def _refuse(folder: Path, tmp_path: Path, monkeypatch, capsys) -> str:
+    code, text = run_main(
+        main, [*REFUSED, f"paths.root_dir={tmp_path}", f"hydra.run.dir={folder}"], monkeypatch, capsys
+    )
+    assert code == 1 and "needs distilled sets" in text and "Traceback" not in text
+    return text
+
+
+def test_an_empty_folder_of_the_users_stays_and_stays_empty(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    _refuse(folder, tmp_path, monkeypatch, capsys)
+    assert folder.is_dir() and _tree(folder) == {}
+
+
+def test_a_folder_with_the_users_files_keeps_them_and_gets_nothing(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "mine"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "sub" / "a.csv").write_text("1,2\n")
+    before = _tree(folder)
+    _refuse(folder, tmp_path, monkeypatch, capsys)
+    assert _tree(folder) == before
+
+
+def test_an_earlier_runs_hydra_record_is_put_back(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "run"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("- experiment=tiny\n- seed=3\n")
+    (folder / ".hydra" / "config.yaml").write_text("seed: 3\n")
+    (folder / "config.yaml").write_text("seed: 3\n")
+    (folder / "run_info.json").write_text("{}")
+    (folder / "reproduce.log").write_text("the earlier run's log\n")
+    before = _tree(folder)
+    _refuse(folder, tmp_path, monkeypatch, capsys)
+    after = _tree(folder)
+    assert {k: v for k, v in after.items() if k != "reproduce.log"} == {
+        k: v for k, v in before.items() if k != "reproduce.log"
+    }
+    assert after["reproduce.log"].startswith(before["reproduce.log"])  # Hydra's log appends: kept
+
+
+def test_a_new_folder_of_a_refused_command_is_still_removed(tmp_path, monkeypatch, capsys):
+    folder = tmp_path / "outputs" / "new"
+    _refuse(folder, tmp_path, monkeypatch, capsys)
+    assert not folder.exists()
