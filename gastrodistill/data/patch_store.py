@@ -111,7 +111,12 @@ class StoreSpec:
 
 # ---- hashing of the sources ----------------------------------------------------------------------
 class _HashCache:
-    """sha256 of files keyed by (path, size, mtime): unchanged files are not re-read on every run."""
+    """sha256 of files keyed by (path, size, mtime, ctime): unchanged files are not re-read on every run.
+
+    The change time (``st_ctime_ns``) is in the key because ``cp -p``, ``rsync -t`` or ``os.utime`` put an
+    old modification time back on new content: a breaker's image inverted in place with its size and
+    mtime kept was taken for the old one and the stale store reused. The system sets the change time on
+    every write and no tool can set it back; a file that was only touched (chmod) is re-read once."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -125,10 +130,16 @@ class _HashCache:
         st = file.stat()
         key = str(file.resolve())
         hit = self.data.get(key)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
+        if (
+            hit
+            and len(hit) == 4
+            and hit[0] == st.st_size
+            and hit[1] == st.st_mtime_ns
+            and hit[3] == st.st_ctime_ns
+        ):
             return hit[2]
         digest = sha256_file(file)
-        self.data[key] = [st.st_size, st.st_mtime_ns, digest]
+        self.data[key] = [st.st_size, st.st_mtime_ns, digest, st.st_ctime_ns]
         self.changed = True
         return digest
 

@@ -378,3 +378,21 @@ def test_the_same_image_twice_for_one_patient_only_warns(tmp_path, caplog):
     with caplog.at_level("WARNING", logger=ps.__name__):
         build_store(spec_for(root, tmp_path / "stores"), progress=False)
     assert "line 2 'images/A1_0.png'" in caplog.text and "is listed twice for one patient" in caplog.text
+
+
+def test_new_content_with_the_old_size_and_mtime_is_not_taken_for_the_old(data_root, tmp_path):
+    """``cp -p`` or ``rsync -t`` put an old modification time on new content: a breaker inverted an image
+    in place, kept its size and set its mtime back, and the stale store was reused ("patch store up to
+    date"); the hash cache now keys on the change time too, which no tool sets back."""
+    import os
+
+    spec = spec_for(data_root, tmp_path / "s")
+    first = build_store(spec, progress=False)
+    img = data_root / "images" / "B2_1.png"
+    st = img.stat()
+    data = bytearray(img.read_bytes())
+    data[-20] ^= 0xFF  # a byte inside the last chunk's data: the size stays, the content (CRC aside) not
+    img.write_bytes(bytes(data))
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert img.stat().st_size == st.st_size and img.stat().st_mtime_ns == st.st_mtime_ns
+    assert find_store(spec) != first
