@@ -14,6 +14,12 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
+# A log file gets a progress redraw every few seconds, not ten a second (tqdm reads its defaults when it is
+# imported, so before torch and Lightning import it: gastrodistill/utils/progress.py).
+from gastrodistill.utils.progress import quiet_progress_when_redirected as _quiet_progress  # noqa: E402
+
+_quiet_progress()
+
 __version__ = "0.1.0"
 
 # The configs' own resolver, ${if_native_bf16:DEVICE,A,B} (conf/experiment/cpu.yaml, audit.receive): any

@@ -66,3 +66,44 @@ def test_a_new_folder_of_a_refused_command_is_still_removed(tmp_path, monkeypatc
     folder = tmp_path / "outputs" / "new"
     _refuse(folder, tmp_path, monkeypatch, capsys)
     assert not folder.exists()
+
+
+def test_a_command_that_produced_something_keeps_its_log_and_record(tmp_path):
+    """A long run stopped or failing midway in an existing folder (``mkdir -p $RUN`` for a scheduler's
+    log) keeps its job log, ``.hydra/`` and outputs: only a command that produced nothing is undone (a
+    reviewer found the first version deleting the log and ``.hydra/`` of such a run)."""
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    snapshot(folder)
+    (folder / ".hydra").mkdir()
+    (folder / ".hydra" / "overrides.yaml").write_text("- distill.outer_steps=3000\n")
+    (folder / "distill.log").write_text("hours of work\n")
+    (folder / "soft" / "checkpoints").mkdir(parents=True)
+    (folder / "soft" / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    before = _tree(folder)
+    assert restore_if_refused(folder, {"distill.log"}) is True
+    assert _tree(folder) == before
+
+
+def test_a_refusal_after_the_run_record_puts_the_record_back_and_drops_its_history_copy(tmp_path):
+    """The experiment-name and resume-data checks run after a command wrote its run record (and
+    ``reproduce`` copied the earlier one to ``history/<n>``): with nothing else produced, the earlier
+    record comes back and the copy goes; a ``..`` in the folder's path names the same folder."""
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    folder = tmp_path / "run"
+    (folder / "eval").mkdir(parents=True)
+    (folder / "eval" / "results.csv").write_text("a,b\n")
+    (folder / "config.yaml").write_text("seed: 0\n")
+    (folder / "run_info.json").write_text('{"stage": "reproduce"}')
+    before = _tree(folder)
+    snapshot(tmp_path / "x" / ".." / "run")
+    (folder / "history" / "1").mkdir(parents=True)
+    (folder / "history" / "1" / "config.yaml").write_text("seed: 0\n")
+    (folder / "config.yaml").write_text("experiment_name: site_P123\n")
+    (folder / "run_info.json").write_text('{"stage": "reproduce", "new": 1}')
+    (folder / "reproduce.log").write_text("refused\n")
+    assert restore_if_refused(folder, {"reproduce.log"}) is True
+    assert _tree(folder) == before

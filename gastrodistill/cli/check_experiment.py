@@ -189,11 +189,23 @@ def evaluate_runs(recipe: Mapping[str, Any], tables: list[pd.DataFrame]) -> list
     ]
 
 
-def _other_groups(run_dir: Path, recipe: Mapping[str, Any]) -> list[str]:
-    """The config-group choices (``data=npz``, ``model=lenet``: an override whose key names a folder of
-    ``conf/``) in a run's Hydra overrides that the recipe's overrides do not make."""
-    from gastrodistill.cli import CONF_DIR
+#: Config groups whose choice makes another study (other data, network or recipe); a run that chooses one
+#: of them where the recipe does not is not of the recipe. ``trainer=``, ``logger=`` and the like are not.
+STUDY_GROUPS = (
+    "data",
+    "model",
+    "synthetic",
+    "distill",
+    "eval",
+    "experiment",
+    "specialize",
+    "specialize_model",
+)
 
+
+def _other_groups(run_dir: Path, recipe: Mapping[str, Any]) -> list[str]:
+    """The choices of :data:`STUDY_GROUPS` (``data=npz``, ``model=lenet``) in a run's Hydra overrides that
+    the recipe's overrides do not make."""
     ov = run_dir / ".hydra" / "overrides.yaml"
     try:
         made = [str(o) for o in (yaml.safe_load(ov.read_text()) or [])] if ov.is_file() else []
@@ -201,9 +213,7 @@ def _other_groups(run_dir: Path, recipe: Mapping[str, Any]) -> list[str]:
         return []
     wanted = {str(o) for o in recipe.get("overrides") or []}
     return [
-        o
-        for o in made
-        if "=" in o and o not in wanted and (Path(CONF_DIR) / o.split("=", 1)[0].lstrip("+~")).is_dir()
+        o for o in made if "=" in o and o not in wanted and o.split("=", 1)[0].lstrip("+~") in STUDY_GROUPS
     ]
 
 
@@ -229,6 +239,7 @@ def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
                 (d / recipe["results"]).is_file()
                 and ov.is_file()
                 and wanted <= {str(o) for o in (yaml.safe_load(ov.read_text()) or [])}
+                and not _other_groups(d, recipe)
             ):
                 finished.append(d)
     if not finished:

@@ -242,22 +242,22 @@ def remove_if_untouched(out: Path | None) -> bool:
     ``run_info.json``), logger folders holding only hyper-parameters (``logs/**/hparams.yaml``) and
     folders with no file (a stage's, made before it was stopped), i.e. a run that failed or was
     interrupted before producing anything. A folder that existed before the command (``hydra.run.dir``)
-    is kept, with what the command added of that bookkeeping removed and ``.hydra/`` put back when the
-    command wrote no run record of its own (:func:`~gastrodistill.cli.run_folder.restore_if_refused`).
+    is kept, with what the command added of that bookkeeping removed and ``.hydra/`` and the run record
+    put back when the command produced nothing (:func:`~gastrodistill.cli.run_folder.restore_if_refused`).
     Returns True when the folder was removed."""
     if out is None or not out.is_dir():
         return False
     try:
-        hydra_only = {".hydra", f"{_job_name()}.log", "config.yaml", "run_info.json"}
+        hydra_only = {".hydra", f"{_job_name()}.log", "config.yaml", "run_info.json"}  # RECORD_FILES
     except Exception:  # noqa: BLE001
         return False
     if (out / "logs").is_dir() and _only_hyperparameters(out / "logs"):
         hydra_only.add("logs")
     entries = list(out.iterdir())
     hydra_only |= {p.name for p in entries if p.is_dir() and not any(f.is_file() for f in p.rglob("*"))}
-    from gastrodistill.cli.run_folder import restore_if_refused
+    from gastrodistill.cli.run_folder import RECORD_FILES, restore_if_refused
 
-    if restore_if_refused(out, hydra_only - {"config.yaml", "run_info.json"}):
+    if restore_if_refused(out, hydra_only - set(RECORD_FILES) - {".hydra"}):
         return False  # the folder was there before the command (hydra.run.dir): kept, as it was
     if {p.name for p in entries} <= hydra_only:
         shutil.rmtree(out, ignore_errors=True)
@@ -378,9 +378,6 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(task)
     def wrapper(cfg: Any) -> Any:
-        from gastrodistill.utils.progress import quiet_progress_when_redirected
-
-        quiet_progress_when_redirected()  # before any bar: a log file gets a redraw every few seconds
         failed = True
         try:
             with signals_as_interrupts():
@@ -423,9 +420,6 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from gastrodistill.utils.progress import quiet_progress_when_redirected
-
-        quiet_progress_when_redirected()
         failed = True
         try:
             with signals_as_interrupts():

@@ -36,6 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.cli.override_keys import check_override_keys
+from gastrodistill.cli.run_folder import RECORD_FILES
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import (
     global_rank,
@@ -130,11 +131,29 @@ class Pipeline:
                 print(summary_table(store.meta))
 
     def distill(self) -> None:
+        from gastrodistill.distillation.distilled_set import DistilledSet
         from gastrodistill.distillation.run import TEACHER_FILE, run_distillation
 
         dm = self.datamodule()
         resume = self.resume_checkpoints()
         modes = self.modes()
+        if self.cfg.distill.get("resume") not in (None, ""):  # a finished set without a checkpoint stays
+            kept = [
+                m
+                for m in modes
+                if resume[m] is None and (self.out / "distill" / m / "distilled.json").is_file()
+            ]
+            for m in kept:
+                note = (
+                    f"distill: the {m}-label set in this folder is finished and distill.resume names no "
+                    f"checkpoint of it; it is kept as it is, not distilled again"
+                )
+                print(note, flush=True)
+                self.notes.append(note)
+                self.sets[m] = DistilledSet.load(self.out / "distill" / m)
+            modes = [m for m in modes if m not in kept]
+            if not modes:
+                return
         workers = min(int(self.rcfg.get("parallel_modes") or 1), len(modes))
         if workers > 1 and world_size() == 1 and _one_device(self.cfg):
             self._distill_in_processes(modes, resume, workers)
@@ -546,8 +565,9 @@ class Pipeline:
         if "distill" in stages or not needing or self.distilled_sets():
             return
         baselines = (self.cfg.get("eval") or {}).get("baselines") or {}
-        if needing == ["evaluate"] and baselines.get("n_per_class") is not None:
-            return  # the baselines alone, as the evaluation's own message offers
+        random_ones = {"random", "random_soft"} & {str(m) for m in baselines.get("methods") or []}
+        if needing == ["evaluate"] and (baselines.get("n_per_class") is not None or not random_ones):
+            return  # the baselines alone: random subsets need their size, the others nothing
         raise ReproduceConfigError(
             f"stage {needing[0]!r} needs distilled sets, and this run folder ({self.out}) holds none "
             f"(distill/<mode>/distilled.json): run it in the folder of a run that distilled them "
@@ -579,21 +599,33 @@ class Pipeline:
 
     def stale_stages(self) -> list[str]:
         """The later stages to run again when this run's distill stage replaced the sets (a resume in an
-        existing run folder) that the folder's ``eval/``, ``audit/`` or ``artifacts/`` describe and this
-        run did not redo them; empty otherwise."""
-        later = [s for s in ("evaluate", "audit", "artifact") if s not in self.timings]
-        made = [self.out / "eval" / "results.md", self.out / "audit", self.out / "artifacts"]
-        return later if "distill" in self.timings and later and any(p.exists() for p in made) else []
+        existing run folder) and this run did not redo them while the folder holds their outputs
+        (``eval/results.md``, ``audit/``, ``artifacts/``); empty otherwise."""
+        if "distill" not in self.timings:
+            return []
+        made = {
+            "evaluate": self.out / "eval" / "results.md",
+            "audit": self.out / "audit",
+            "artifact": self.out / "artifacts",
+        }
+        return [s for s, p in made.items() if s not in self.timings and p.exists()]
 
     def write_summary(self) -> Path:
         md = self.out / "eval" / "results.md"
         later = self.stale_stages()
-        stale = bool(later)
-        if stale:  # a resumed distillation replaced the sets that the folder's later outputs describe
+        stale = "evaluate" in later  # eval/results.md describes the sets this run replaced
+        if later:  # a resumed distillation replaced the sets that the folder's later outputs describe
+            folders = {"evaluate": "eval/", "audit": "audit/", "artifact": "artifacts/"}
+            shown = " and ".join(folders[s] for s in later)
             self.notes.append(
-                "this run's distill stage replaced the distilled sets; what eval/, audit/ and artifacts/ in "
-                f"this folder hold describes the earlier sets: run 'stages=[{','.join(later)}]' here "
-                "(hydra.run.dir=...) to bring them up to date"
+                f"this run's distill stage replaced the distilled sets, and {shown} in this folder describe "
+                f"the earlier sets: run 'stages=[{','.join(later)}]' here (hydra.run.dir=...) to bring them "
+                "up to date"
+                + (
+                    " (remove eval/records first: its networks were trained on the earlier sets)"
+                    if stale
+                    else ""
+                )
             )
         lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]
         lines += ["| stage | wall time (s) |", "|---|---|"]
@@ -618,7 +650,7 @@ class Pipeline:
 
 
 #: The files of a run folder's record that a later run in the same folder rewrites.
-RUN_RECORD = ("config.yaml", "run_info.json", "timings.json", "SUMMARY.md")
+RUN_RECORD = (*RECORD_FILES, "timings.json", "SUMMARY.md")
 
 
 def keep_earlier_record(out: Path) -> Path | None:
@@ -799,7 +831,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         print(f"rank {global_rank()}: done (evaluation, audit and outputs are global rank 0's)")
         return paths
     results = pipe.out / "eval" / "results.md"
-    if results.is_file() and not pipe.stale_stages():  # not a table of the sets this run replaced
+    if results.is_file() and "evaluate" not in pipe.stale_stages():  # not a table of replaced sets
         print(results.read_text())
     for note in pipe.notes:
         print(f"note: {note}")

@@ -1,19 +1,24 @@
 """What a run folder held before Hydra wrote into it, so that a refused command leaves it as it was.
 
 Hydra makes the job's output folder and writes ``.hydra/`` (and starts its job log) before any of our
-code runs. For a new, timestamped folder that is harmless: ``errors.remove_if_untouched`` removes a folder
+code runs, and a command writes its run record (``config.yaml``, ``run_info.json``) once its first checks
+pass. For a new, timestamped folder that is harmless: ``errors.remove_if_untouched`` removes a folder
 holding only that bookkeeping. A folder that already existed (``hydra.run.dir`` given: an earlier run's
 folder, a folder the user made) was removed when it had been empty, and otherwise kept with ``.hydra/``
-rewritten to the refused command's config and overrides and a job log added.
+and the run record rewritten to the refused command's and a job log added.
 
 :class:`RunFolderSnapshot`, a Hydra callback (``hydra.callbacks`` in ``conf/hydra/default.yaml``), records
-in ``on_run_start``, before the folder is made, whether it exists, its entries and the bytes of its
-``.hydra/`` files and run record (:func:`snapshot`); :func:`restore_if_refused` puts back that state after
-a failure that did not rewrite the run record. Single runs only: a sweep's job folders are new ones.
+in ``on_run_start``, before the folder is made, whether it exists, every file below it with its size and
+modification time, and the bytes of its ``.hydra/`` files and run record (:func:`snapshot`).
+:func:`restore_if_refused` puts that state back after a failure only when the command produced nothing
+(no file outside the bookkeeping was added or changed): a long run stopped or failing midway keeps its
+log, its ``.hydra/`` and its checkpoints. Single runs on global rank 0 only: a sweep's job folders are new
+ones, and the other ranks of a distributed run share rank 0's folder.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,21 +30,29 @@ from hydra.experimental.callback import Callback
 RECORD_FILES = ("config.yaml", "run_info.json")
 #: The folder of Hydra's own record of a job (``hydra.output_subdir``).
 HYDRA_DIR = ".hydra"
+#: Where ``gastrodistill-reproduce`` keeps a folder's earlier run records (``reproduce.keep_earlier_record``).
+HISTORY_DIR = "history"
 
 
 @dataclass(frozen=True)
 class FolderState:
-    """A run folder as it was before the command: whether it existed, its entries' names, the bytes of
-    each file in ``.hydra/`` and of the run record (None: absent)."""
+    """A run folder as it was before the command: whether it existed, its top-level entries, every file
+    below it but ``.hydra/`` as (size, mtime_ns) by relative path, and the bytes of each ``.hydra/`` file
+    and of the run record (None: absent)."""
 
     existed: bool
     names: frozenset[str] = frozenset()
+    files: dict[str, tuple[int, int]] = field(default_factory=dict)
     hydra_files: dict[str, bytes] = field(default_factory=dict)
     record: dict[str, bytes | None] = field(default_factory=dict)
 
 
-#: Folder (absolute) -> its state before this process's command; one entry per run of a command.
-_BEFORE: dict[Path, FolderState] = {}
+#: Folder (``os.path.abspath``, as Hydra makes it) -> its state before this process's command.
+_BEFORE: dict[str, FolderState] = {}
+
+
+def _key(folder: str | Path) -> str:
+    return os.path.abspath(str(folder))
 
 
 def _read(path: Path) -> bytes | None:
@@ -49,65 +62,114 @@ def _read(path: Path) -> bytes | None:
         return None
 
 
+def _files(folder: Path, skip: set[str]) -> dict[str, tuple[int, int]]:
+    """Every file below ``folder`` (not following links) but those under the top-level entries ``skip``."""
+    out: dict[str, tuple[int, int]] = {}
+    for root, dirs, names in os.walk(folder):
+        rel_root = Path(root).relative_to(folder)
+        if rel_root == Path("."):
+            dirs[:] = [d for d in dirs if d not in skip]
+            names = [n for n in names if n not in skip]
+        for name in names:
+            try:
+                st = (Path(root) / name).lstat()
+            except OSError:
+                continue
+            out[(rel_root / name).as_posix()] = (st.st_size, st.st_mtime_ns)
+    return out
+
+
 def snapshot(folder: str | Path) -> FolderState:
     """Record ``folder``'s state (:class:`FolderState`) for :func:`restore_if_refused`; returns it."""
-    folder = Path(folder).absolute()
-    if not folder.is_dir():
+    path = Path(_key(folder))
+    if not path.is_dir():
         state = FolderState(existed=False)
     else:
-        hydra = folder / HYDRA_DIR
-        files = {p.name: _read(p) for p in hydra.iterdir() if p.is_file()} if hydra.is_dir() else {}
+        hydra = path / HYDRA_DIR
+        found = {p.name: _read(p) for p in hydra.iterdir() if p.is_file()} if hydra.is_dir() else {}
         state = FolderState(
             existed=True,
-            names=frozenset(p.name for p in folder.iterdir()),
-            hydra_files={k: v for k, v in files.items() if v is not None},
-            record={name: _read(folder / name) for name in RECORD_FILES},
+            names=frozenset(p.name for p in path.iterdir()),
+            files=_files(path, {HYDRA_DIR}),
+            hydra_files={k: v for k, v in found.items() if v is not None},
+            record={name: _read(path / name) for name in RECORD_FILES},
         )
-    _BEFORE[folder] = state
+    _BEFORE[_key(folder)] = state
     return state
 
 
 def state_before(folder: str | Path) -> FolderState | None:
     """The state :func:`snapshot` recorded for ``folder``, or None."""
-    return _BEFORE.get(Path(folder).absolute())
+    return _BEFORE.get(_key(folder))
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def restore_if_refused(folder: Path, bookkeeping: set[str]) -> bool:
-    """After a failed command in a folder that existed before it: when the run record is as it was (the
-    command was refused before it wrote its own), remove what the command added among ``bookkeeping``
-    (entry names: ``.hydra``, the job log, ...) and put ``.hydra/`` back as it was. Returns True when
-    ``folder`` existed before (whatever was restored), False when it is new or unknown (the caller then
-    decides, as for any new folder)."""
+    """After a failed command in a folder that existed before it: when the command produced nothing (every
+    file below the folder but ``bookkeeping``, ``.hydra/``, the run record and new ``history/`` entries is
+    as it was), remove what it added among ``bookkeeping`` (top-level names: the job log, ...), and put
+    ``.hydra/`` and the run record back as they were. Returns True when ``folder`` existed before (restored
+    or, when the command produced something, kept as it is), False when it is new or unknown (the caller
+    then treats it as any new folder). A file system error leaves the rest as it is and returns True."""
     state = state_before(folder)
     if state is None or not state.existed:
         return False
-    if any(_read(folder / name) != before for name, before in state.record.items()):
-        return True  # the command wrote its run record: its .hydra/ belongs with it
-    for entry in list(folder.iterdir()) if folder.is_dir() else []:
-        if entry.name in bookkeeping and entry.name not in state.names:
-            if entry.is_dir():
-                shutil.rmtree(entry, ignore_errors=True)
+    try:
+        skip = {HYDRA_DIR, *RECORD_FILES, *bookkeeping}
+        now = _files(folder, skip)
+        before = {k: v for k, v in state.files.items() if k.split("/", 1)[0] not in skip}
+        added_history = {k for k in now if k.startswith(f"{HISTORY_DIR}/") and k not in before}
+        if {k: v for k, v in now.items() if k not in added_history} != before:
+            return True  # the command produced something: its log and record belong with it
+        for entry in folder.iterdir():
+            if entry.name in bookkeeping and entry.name not in state.names:
+                _remove(entry)
+        history = folder / HISTORY_DIR
+        if history.is_dir():
+            for entry in history.iterdir():
+                if any(k.startswith(f"{HISTORY_DIR}/{entry.name}/") for k in added_history):
+                    _remove(entry)
+            if HISTORY_DIR not in state.names and not any(history.iterdir()):
+                history.rmdir()
+        for name, data in state.record.items():
+            if data is None:
+                (folder / name).unlink(missing_ok=True)
             else:
-                entry.unlink(missing_ok=True)
-    hydra = folder / HYDRA_DIR
-    if state.hydra_files and hydra.is_dir():
-        for p in hydra.iterdir():
-            if p.is_file() and p.name not in state.hydra_files:
-                p.unlink(missing_ok=True)
-        for name, data in state.hydra_files.items():
-            (hydra / name).write_bytes(data)
+                (folder / name).write_bytes(data)
+        hydra = folder / HYDRA_DIR
+        if HYDRA_DIR not in state.names:
+            _remove(hydra)
+        elif hydra.is_dir():
+            for p in hydra.iterdir():
+                if p.is_file() and p.name not in state.hydra_files:
+                    p.unlink(missing_ok=True)
+            for name, data in state.hydra_files.items():
+                (hydra / name).write_bytes(data)
+    except OSError:
+        pass  # never hide the command's own error behind a cleanup's
     return True
 
 
 class RunFolderSnapshot(Callback):
-    """Hydra callback: :func:`snapshot` of ``hydra.run.dir`` before a single run makes it."""
+    """Hydra callback: :func:`snapshot` of ``hydra.run.dir`` before a single run makes it (global rank 0
+    only: under torchrun or SLURM every rank starts the command on the same folder)."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         from omegaconf import OmegaConf
 
+        from gastrodistill.utils.distributed import global_rank
+
+        if global_rank() != 0:
+            return
         try:
             folder = OmegaConf.select(config, "hydra.run.dir")
         except Exception:  # noqa: BLE001 - a folder that cannot be resolved is Hydra's to report
             return
         if folder:
-            snapshot(Path(str(folder)))
+            snapshot(str(folder))

@@ -227,10 +227,15 @@ NOT_RECIPE = {
 }
 
 
+#: Keys at any depth that do not change a recipe: progress bars (``texture_matching.progress`` follows
+#: ``trainer.enable_progress_bar``) and the precision each host chooses.
+NOT_RECIPE_LEAVES = ("progress", "precision")
+
+
 def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The keys of ``model``, ``distill`` and ``eval`` (less :data:`NOT_RECIPE` and each schedule's
-    ``precision``) whose values differ between the runs' saved configs: runs of a seed sweep differ in
-    none. Runs without a saved config are not compared."""
+    """The keys of ``model``, ``distill`` and ``eval`` (less :data:`NOT_RECIPE` and, at any depth,
+    :data:`NOT_RECIPE_LEAVES`) whose values differ between the runs' saved configs: runs of a seed sweep
+    differ in none. Runs without a saved config are not compared."""
 
     def flat(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
         if isinstance(node, Mapping):
@@ -250,7 +255,7 @@ def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
                 k: v for k, v in dict(c.get(section) or {}).items() if k not in NOT_RECIPE.get(section, ())
             }
             flat(node, section, view)
-        views.append({k: v for k, v in view.items() if not k.endswith(".precision")})
+        views.append({k: v for k, v in view.items() if k.rsplit(".", 1)[-1] not in NOT_RECIPE_LEAVES})
     out: list[str] = []
     for other in views[1:]:
         out += [

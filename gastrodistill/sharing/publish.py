@@ -128,7 +128,8 @@ def check_experiment_name_in_data(cfg: DictConfig, datamodule) -> None:
         raise CardError(
             f"experiment_name holds a private string of the data ({', '.join(kinds)}), and it names the run "
             f"folder, the logged runs and every shared artifact's card; choose a name that holds no patient "
-            f"id, header value or path (e.g. experiment_name=site_a) and remove the run folder it made"
+            f"id, header value or path (e.g. experiment_name=site_a); a run folder this command made is "
+            f"removed"
         )
 
 

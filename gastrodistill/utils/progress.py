@@ -4,9 +4,10 @@ On a terminal tqdm redraws a bar in place; written to a file (``make reproduce >
 log) every redraw is kept, joined by carriage returns, and the two label modes' processes interleave them:
 a newcomer's npz run of 1,200 outer steps left log lines of megabytes. When standard output or standard
 error is not a terminal, :func:`quiet_progress_when_redirected` makes tqdm's bars (ours, through tqdm's
-``TQDM_MININTERVAL`` environment default, which worker processes inherit) redraw at most every
-:data:`LOG_INTERVAL_S` seconds, and :func:`lightning_progress_bar` gives Lightning's bar a refresh rate of
-about :data:`LOG_UPDATES` updates per run (Lightning redraws on its own schedule, not tqdm's).
+``TQDM_MININTERVAL`` environment default, which tqdm reads when it is imported: ``gastrodistill/__init__``
+calls it before torch or Lightning import tqdm, and spawned worker processes inherit it) redraw at most
+every :data:`LOG_INTERVAL_S` seconds, and :func:`lightning_progress_bar` gives Lightning's bar a refresh
+rate of about :data:`LOG_UPDATES` updates per run (Lightning redraws on its own schedule, not tqdm's).
 """
 
 from __future__ import annotations

@@ -43,3 +43,19 @@ def test_the_distillations_lightning_bar_redraws_about_log_updates_times(
     redraws = out.count("\r")
     # Lightning redraws twice per update (the count, then the metrics); before, every outer step: >= 320
     assert 0 < redraws <= 2 * LOG_UPDATES + 10, redraws
+
+
+def test_a_commands_own_process_quietens_its_bars_when_its_output_is_a_file(tmp_path):
+    """A command imports gastrodistill before torch and Lightning import tqdm, so its own bars (hashing
+    sources, labelling patches, an in-process evaluation) redraw every few seconds in a log too."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import gastrodistill, io, tqdm; print(tqdm.tqdm(total=1, file=io.StringIO()).mininterval)"
+    env = {k: v for k, v in os.environ.items() if k != "TQDM_MININTERVAL"}
+    with open(tmp_path / "log.txt", "w") as log:
+        subprocess.run(
+            [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env=env, check=True
+        )
+    assert float((tmp_path / "log.txt").read_text().split()[-1]) == LOG_INTERVAL_S

@@ -302,3 +302,14 @@ def test_the_newest_run_of_another_config_group_is_not_taken_for_the_recipe(tmp_
     assert "note: 1 run(s) under" in err and "(data=npz in npz)" in err
     npz_recipe = {**recipe, "overrides": ["experiment=cpu", "data=npz"]}
     assert latest_run(tmp_path, npz_recipe) == runs / "npz"
+    # a trainer or logger choice is no other study; with only other studies, none is checked (a reviewer
+    # found the fallback search taking the skipped npz run back)
+    (runs / "gastric" / ".hydra" / "overrides.yaml").write_text(
+        "- experiment=cpu\n- trainer=ddp\n- logger=wandb\n"
+    )
+    assert latest_run(tmp_path, recipe) == runs / "gastric"
+    import shutil
+
+    shutil.rmtree(runs / "gastric")
+    with pytest.raises(RecipeError, match="no finished run"):
+        latest_run(tmp_path, recipe)

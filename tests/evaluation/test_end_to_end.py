@@ -193,6 +193,10 @@ def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
     assert "hydra.run.dir=outputs/tiny/runs/<time>" in str(info.value)
     assert "eval.baselines.n_per_class=N" in str(info.value)
     assert not (pipe.out / "run_info.json").exists() and not (pipe.out / "eval").exists()
+    # baselines that need no random subset size run without sets, as before
+    Pipeline(
+        compose_cfg(["experiment=tiny", "stages=[evaluate]", "eval.baselines.methods=[mean]"])
+    ).check_sets_present(["evaluate"])
     # one stage without brackets is that stage, not its letters
     with pytest.raises(ReproduceConfigError, match="stage 'audit' needs distilled sets"):
         Pipeline(compose_cfg(["experiment=tiny", "stages=audit"])).run()
@@ -262,7 +266,7 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     summary = (out / "SUMMARY.md").read_text()
     printed = capsys.readouterr().out
     for text in (summary, printed):
-        assert "run 'stages=[evaluate,audit,artifact]' here" in text
+        assert "run 'stages=[evaluate,artifact]' here" in text  # the outputs the folder holds (no audit/)
         assert "| soft |" not in text  # the earlier sets' table is not shown as this run's
     # each run in the folder kept the record of the one before: the first run's command is on record
     first = yaml.safe_load((out / "history" / "1" / "config.yaml").read_text())
@@ -275,6 +279,37 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     card = json.loads((out / "artifacts" / "hard" / "card.json").read_text())
     assert card["training_recipe"]["distill"]["outer_steps"] == 4
     assert card["training_recipe"]["distill"]["mode"] == "hard"
+    capsys.readouterr()
+    # a resume that evaluates again (the earlier sets' networks removed, as the note says) shows its own
+    # new table; only the artifacts are named as stale
+    import shutil as _shutil
+
+    assert "remove eval/records first" in summary
+    _shutil.rmtree(out / "eval" / "records")
+    resume = f"distill.resume={out / 'distill'}"
+    reproduce(
+        compose_cfg(
+            [
+                *again[:1],
+                "stages=[distill,evaluate]",
+                f"paths.output_dir={out}",
+                resume,
+                "distill.outer_steps=5",
+            ]
+        )
+    )
+    printed = capsys.readouterr().out
+    assert "| soft |" in printed and "run 'stages=[artifact]' here" in printed and "eval/ and" not in printed
+    # soft finished and its checkpoints gone, hard to be continued from its own checkpoint file: the soft
+    # set is kept with a note (before, refused as a fresh distillation into a finished set)
+    _shutil.rmtree(out / "distill" / "soft" / "checkpoints")
+    soft_before = (out / "distill" / "soft" / "distilled.safetensors").read_bytes()
+    hard_ckpt = out / "distill" / "hard" / "checkpoints" / "last.ckpt"
+    reproduce(compose_cfg([*again, f"distill.resume={hard_ckpt}", "distill.outer_steps=6"]))
+    printed = capsys.readouterr().out
+    assert "the soft-label set in this folder is finished and distill.resume names no checkpoint" in printed
+    assert (out / "distill" / "soft" / "distilled.safetensors").read_bytes() == soft_before
+    assert json.loads((out / "distill" / "hard" / "summary.json").read_text())["outer_steps"] == 6
 
 
 def test_an_experiment_name_holding_a_patient_id_is_refused_before_any_stage_logs(compose_cfg):

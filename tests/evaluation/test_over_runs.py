@@ -338,3 +338,27 @@ def test_cli_refuses_runs_whose_metrics_are_of_different_kinds(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "the runs differ in data._target_, data.path, data.root" in out
     assert "| soft/replay/convnet | random/standard/convnet | image_accuracy |" in out
+
+
+def test_recipe_differences_name_recipe_keys_only():
+    """Seed sweeps and runs of one recipe from two hosts differ in no recipe key: the host's precision, the
+    process count and progress bars at any depth (``texture_matching.progress`` follows the trainer's
+    progress bar) do not count; a distillation or evaluation setting does, by its full key."""
+    from gastrodistill.evaluation.over_runs import recipe_differences
+
+    base = {
+        "seed": 0,
+        "model": {"width": 32},
+        "distill": {"outer_steps": 25, "texture_matching": {"steps": 400, "progress": True}},
+        "eval": {"processes": 2, "standard": {"epochs": 150, "precision": "bf16-mixed"}},
+    }
+    host = {
+        **base,
+        "seed": 1,
+        "distill": {"outer_steps": 25, "texture_matching": {"steps": 400, "progress": False}},
+        "eval": {"processes": 1, "standard": {"epochs": 150, "precision": "32-true"}},
+    }
+    assert recipe_differences([base, host]) == []
+    other = {**base, "distill": {"outer_steps": 30, "texture_matching": {"steps": 200, "progress": True}}}
+    assert recipe_differences([base, other]) == ["distill.outer_steps", "distill.texture_matching.steps"]
+    assert recipe_differences([base, {}]) == []  # a run without a saved config is not compared
