@@ -48,15 +48,7 @@ def test_manifest_reports_row_and_file_problems_in_one_pass(data_root):
 
 def test_gastric_data_errors_message_alone_no_output(data_root, tmp_path, monkeypatch, capsys):
     _break_gastric(data_root)
-    argv = [
-        "gastrodistill-patches",
-        f"paths.root_dir={tmp_path / 'work'}",
-        f"paths.data_root={data_root}",
-        "data.patch_size=32",
-        "data.overlap=8",
-        "data.progress=false",
-        "logger=csv",
-    ]
+    argv = _patches_argv(tmp_path / "work", data_root, "data.patch_size=32", "data.overlap=8")
     code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
     assert code == 1
     assert text.strip().startswith("error:") and "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
@@ -80,15 +72,7 @@ def test_a_manifest_that_is_not_utf8_text_is_one_line_no_traceback(
     "ValueError: embedded null byte" with a traceback; now: the file, the line and what to do."""
     manifest = data_root / "manifest.csv"
     manifest.write_bytes(damage(manifest.read_bytes()))
-    argv = [
-        "gastrodistill-patches",
-        f"paths.root_dir={tmp_path / 'work'}",
-        f"paths.data_root={data_root}",
-        "data.patch_size=32",
-        "data.overlap=8",
-        "data.progress=false",
-        "logger=csv",
-    ]
+    argv = _patches_argv(tmp_path / "work", data_root, "data.patch_size=32", "data.overlap=8")
     code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
     assert code == 1 and "Traceback" not in text
     assert text.strip().startswith(f"error: {data_root}") and expect in text and "save it as UTF-8" in text
@@ -434,15 +418,15 @@ def test_a_seed_that_is_not_an_integer_is_refused_before_anything_runs(tmp_path,
     assert_nothing_written(work)
 
 
-def _patches_argv(work, data_root, override: str) -> list[str]:
-    """``gastrodistill-patches`` on ``data_root`` with outputs under ``work`` and one more override."""
+def _patches_argv(work, data_root, *overrides: str) -> list[str]:
+    """``gastrodistill-patches`` on ``data_root`` with outputs under ``work`` and more ``overrides``."""
     return [
         "gastrodistill-patches",
         f"paths.root_dir={work}",
         f"paths.data_root={data_root}",
         "data.progress=false",
         "logger=csv",
-        override,
+        *overrides,
     ]
 
 
