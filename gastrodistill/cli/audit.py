@@ -83,7 +83,12 @@ def check_recipes(cfg: DictConfig, sets: Mapping[str, Any]) -> None:
 
 def run(cfg: DictConfig) -> dict:
     from gastrodistill.anonymity.audit import run_audit
-    from gastrodistill.sharing.publish import check_experiment_name, publish_artifact, set_recipe
+    from gastrodistill.sharing.publish import (
+        check_experiment_name,
+        check_experiment_name_in_data,
+        publish_artifact,
+        set_recipe,
+    )
 
     if cfg.audit.artifact.write:  # its name goes into every card: refused before the audit, not after
         check_experiment_name(cfg)
@@ -92,6 +97,7 @@ def run(cfg: DictConfig) -> dict:
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
+    check_experiment_name_in_data(cfg, dm)  # it names the logged runs and the cards: before the audit
     from gastrodistill.evaluation.checks import check_distilled_sets
 
     check_distilled_sets(sets, dm)

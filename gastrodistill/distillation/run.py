@@ -414,6 +414,9 @@ def run_distillation(
     datamodule.setup("fit")
     if ckpt_path is not None:  # the data is read now: a checkpoint of another collection is refused
         check_resume_data(ckpt_path, datamodule.source_hash(), d.get("resume"))
+    from gastrodistill.sharing.publish import check_experiment_name_in_data
+
+    check_experiment_name_in_data(cfg, datamodule)  # before the loggers name their runs after it
     networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation

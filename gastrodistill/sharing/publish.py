@@ -109,8 +109,9 @@ def check_experiment_name_in_data(cfg: DictConfig, datamodule) -> None:
     """Refuse an ``experiment_name`` that holds a private string of ``datamodule``'s data (a patient id, a
     DICOM header value, a source path: :func:`~gastrodistill.anonymity.text_check.private_strings`, found
     as the artifact check finds them). It names the run folder, the loggers' runs and every artifact's
-    card, so ``gastrodistill-reproduce`` calls this once the data can be read and before the first stage
-    that logs; :func:`check_experiment_name` catches what needs no data. Raises
+    card, so every command that logs calls this once the data can be read and before its loggers start
+    (``gastrodistill-reproduce`` before its first such stage, ``run_distillation``, ``gastrodistill-evaluate``
+    and ``gastrodistill-audit``); :func:`check_experiment_name` catches what needs no data. Raises
     :class:`~gastrodistill.sharing.card.CardError` naming the key and the kind of string, never the string."""
     from gastrodistill.sharing.card import CardError, find_strings
 

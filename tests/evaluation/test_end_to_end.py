@@ -333,3 +333,36 @@ def test_an_experiment_name_holding_a_patient_id_is_refused_before_any_stage_log
     )
     assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()
     Pipeline(compose_cfg(["experiment=tiny", "experiment_name=site_a", "stages=[patches]"])).run()
+    # the standalone distillation refuses it too, before its loggers start (and before any outer step)
+    import hydra
+
+    from gastrodistill.distillation.run import run_distillation
+
+    named = compose_cfg(["experiment=tiny", f"experiment_name=site_{pid}"])
+    with pytest.raises(CardError, match=r"experiment_name holds a private string of the data \(patient_id\)"):
+        run_distillation(named, hydra.utils.instantiate(named.data), Path(named.paths.output_dir) / "alone")
+    assert not (Path(named.paths.output_dir) / "alone").exists() and not (pipe.out / "logs").exists()
+
+
+def test_the_evaluate_and_audit_commands_refuse_a_patient_id_as_experiment_name(
+    compose_cfg, tmp_path, monkeypatch, capsys
+):
+    from _cli_runner import run_main
+
+    from gastrodistill.cli import audit, evaluate
+    from gastrodistill.cli.reproduce import Pipeline
+
+    cfg = compose_cfg(["experiment=tiny", "stages=[generate,patches,distill]"])
+    Pipeline(cfg).run()
+    soft = Path(cfg.paths.output_dir) / "distill" / "soft"
+    pid = str(pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv").patient_id.iloc[0])
+    common = ["experiment=tiny", f"paths.root_dir={tmp_path}", "logger=csv", f"experiment_name=site_{pid}"]
+    for main, extra in (
+        (evaluate.main, f"eval.distilled_dirs={{soft: {soft}}}"),
+        (audit.main, f"audit.sets={{soft: {soft}}}"),
+    ):
+        argv = ["cmd", *common, extra, f"hydra.run.dir={tmp_path / 'run'}"]
+        code, text = run_main(main, argv, monkeypatch, capsys)
+        assert code == 1 and "Traceback" not in text, text
+        assert "experiment_name holds a private string of the data (patient_id)" in text, text
+        assert pid not in text and not (tmp_path / "run").exists()
