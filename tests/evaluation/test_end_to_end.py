@@ -354,6 +354,7 @@ def test_the_evaluate_and_audit_commands_refuse_a_patient_id_as_experiment_name(
 
     cfg = compose_cfg(["experiment=tiny", "stages=[generate,patches,distill]"])
     Pipeline(cfg).run()
+    capsys.readouterr()  # the set-up's output (and any earlier test's stale log handlers' complaints)
     soft = Path(cfg.paths.output_dir) / "distill" / "soft"
     pid = str(pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv").patient_id.iloc[0])
     common = ["experiment=tiny", f"paths.root_dir={tmp_path}", "logger=csv", f"experiment_name=site_{pid}"]
