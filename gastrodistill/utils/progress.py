@@ -23,7 +23,10 @@ LOG_UPDATES = 40
 
 
 def redirected() -> bool:
-    """True when standard output or standard error is not a terminal (a file, a pipe)."""
+    """True when standard output or standard error is not a terminal (a file, a pipe), outside a Jupyter or
+    IPython session (whose output streams are no terminals either, but show a bar in place)."""
+    if "ipykernel" in sys.modules or "IPython" in sys.modules:
+        return False
     return not all(getattr(stream, "isatty", lambda: False)() for stream in (sys.stdout, sys.stderr))
 
 

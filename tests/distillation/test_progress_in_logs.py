@@ -59,3 +59,14 @@ def test_a_commands_own_process_quietens_its_bars_when_its_output_is_a_file(tmp_
             [sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT, env=env, check=True
         )
     assert float((tmp_path / "log.txt").read_text().split()[-1]) == LOG_INTERVAL_S
+
+
+def test_a_notebook_keeps_tqdms_own_redraw_rate(monkeypatch):
+    """Jupyter's output streams are no terminals, but a notebook shows a bar in place: importing
+    gastrodistill there must not slow its bars to one redraw every 10 s."""
+    import sys
+    import types
+
+    assert redirected()
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert not redirected()
