@@ -203,17 +203,25 @@ STUDY_GROUPS = (
 )
 
 
-def _other_groups(run_dir: Path, recipe: Mapping[str, Any]) -> list[str]:
-    """The choices of :data:`STUDY_GROUPS` (``data=npz``, ``model=lenet``) in a run's Hydra overrides that
-    the recipe's overrides do not make."""
+def _overrides(run_dir: Path) -> list[str] | None:
+    """A run's Hydra overrides (``.hydra/overrides.yaml``); None without the file, [] when unreadable."""
     ov = run_dir / ".hydra" / "overrides.yaml"
+    if not ov.is_file():
+        return None
     try:
-        made = [str(o) for o in (yaml.safe_load(ov.read_text()) or [])] if ov.is_file() else []
+        return [str(o) for o in (yaml.safe_load(ov.read_text()) or [])]
     except (yaml.YAMLError, UnicodeDecodeError):
         return []
+
+
+def _other_groups(made: list[str] | None, recipe: Mapping[str, Any]) -> list[str]:
+    """The choices of :data:`STUDY_GROUPS` (``data=npz``, ``model=lenet``) among a run's Hydra overrides
+    ``made`` (:func:`_overrides`) that the recipe's overrides do not make."""
     wanted = {str(o) for o in recipe.get("overrides") or []}
     return [
-        o for o in made if "=" in o and o not in wanted and o.split("=", 1)[0].lstrip("+~") in STUDY_GROUPS
+        o
+        for o in made or []
+        if "=" in o and o not in wanted and o.split("=", 1)[0].lstrip("+~") in STUDY_GROUPS
     ]
 
 
@@ -222,24 +230,25 @@ def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
     folder whose Hydra overrides include all of the recipe's overrides."""
     name = str(recipe.get("experiment_name", recipe["name"]))
     finished = [d for d in (root / "outputs" / name / "runs").glob("*") if (d / recipe["results"]).is_file()]
-    other = [d for d in finished if _other_groups(d, recipe)]
+    other = {d: groups for d in finished if (groups := _other_groups(_overrides(d), recipe))}
     if other:  # e.g. an npz run of experiment=cpu: same folder, another study
         finished = [d for d in finished if d not in other]
+        last = list(other)[-1]
         print(
             f"note: {len(other)} run(s) under {root / 'outputs' / name / 'runs'} chose config groups the "
-            f"recipe does not ({', '.join(_other_groups(other[-1], recipe))} in {other[-1].name}) and are "
-            "not of this recipe; not checked",
+            f"recipe does not ({', '.join(other[last])} in {last.name}) and are not of this recipe; not "
+            "checked",
             file=sys.stderr,
         )
     if not finished:
         wanted = {str(o) for o in recipe["overrides"]}
         for d in (root / "outputs").glob("*/runs/*"):
-            ov = d / ".hydra" / "overrides.yaml"
+            made = _overrides(d)
             if (
                 (d / recipe["results"]).is_file()
-                and ov.is_file()
-                and wanted <= {str(o) for o in (yaml.safe_load(ov.read_text()) or [])}
-                and not _other_groups(d, recipe)
+                and made is not None
+                and wanted <= set(made)
+                and not _other_groups(made, recipe)
             ):
                 finished.append(d)
     if not finished:

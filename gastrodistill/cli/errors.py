@@ -247,17 +247,17 @@ def remove_if_untouched(out: Path | None) -> bool:
     Returns True when the folder was removed."""
     if out is None or not out.is_dir():
         return False
+    from gastrodistill.cli.run_folder import HYDRA_DIR, RECORD_FILES, restore_if_refused
+
     try:
-        hydra_only = {".hydra", f"{_job_name()}.log", "config.yaml", "run_info.json"}  # RECORD_FILES
+        hydra_only = {HYDRA_DIR, f"{_job_name()}.log", *RECORD_FILES}
     except Exception:  # noqa: BLE001
         return False
     if (out / "logs").is_dir() and _only_hyperparameters(out / "logs"):
         hydra_only.add("logs")
     entries = list(out.iterdir())
     hydra_only |= {p.name for p in entries if p.is_dir() and not any(f.is_file() for f in p.rglob("*"))}
-    from gastrodistill.cli.run_folder import RECORD_FILES, restore_if_refused
-
-    if restore_if_refused(out, hydra_only - set(RECORD_FILES) - {".hydra"}):
+    if restore_if_refused(out, hydra_only - {HYDRA_DIR, *RECORD_FILES}):
         return False  # the folder was there before the command (hydra.run.dir): kept, as it was
     if {p.name for p in entries} <= hydra_only:
         shutil.rmtree(out, ignore_errors=True)

@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.cli.override_keys import check_override_keys
-from gastrodistill.cli.run_folder import RECORD_FILES
+from gastrodistill.cli.run_folder import HISTORY_DIR, RECORD_FILES
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import (
     global_rank,
@@ -103,11 +103,11 @@ class Pipeline:
     def distilled_sets(self) -> dict[str, Any]:
         """The sets of this run, or those saved in ``<run>/distill`` by an earlier run of the stage."""
         if not self.sets:
-            from gastrodistill.distillation.distilled_set import DistilledSet
+            from gastrodistill.distillation.distilled_set import META_FILE, DistilledSet
 
             for mode in self.modes():
                 d = self.out / "distill" / mode
-                if (d / "distilled.json").is_file():
+                if (d / META_FILE).is_file():
                     self.sets[mode] = DistilledSet.load(d)
         return self.sets
 
@@ -131,7 +131,7 @@ class Pipeline:
                 print(summary_table(store.meta))
 
     def distill(self) -> None:
-        from gastrodistill.distillation.distilled_set import DistilledSet
+        from gastrodistill.distillation.distilled_set import META_FILE, DistilledSet
         from gastrodistill.distillation.run import TEACHER_FILE, run_distillation
 
         dm = self.datamodule()
@@ -139,9 +139,7 @@ class Pipeline:
         modes = self.modes()
         if self.cfg.distill.get("resume") not in (None, ""):  # a finished set without a checkpoint stays
             kept = [
-                m
-                for m in modes
-                if resume[m] is None and (self.out / "distill" / m / "distilled.json").is_file()
+                m for m in modes if resume[m] is None and (self.out / "distill" / m / META_FILE).is_file()
             ]
             for m in kept:
                 note = (
@@ -664,10 +662,10 @@ def keep_earlier_record(out: Path) -> Path | None:
     if "run_info.json" not in present:
         return None
     n = 1
-    while (out / "history" / str(n)).exists():
+    while (out / HISTORY_DIR / str(n)).exists():
         n += 1
-    dest = out / "history" / str(n)
-    tmp = out / "history" / f".{n}.tmp"
+    dest = out / HISTORY_DIR / str(n)
+    tmp = out / HISTORY_DIR / f".{n}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for f in present:

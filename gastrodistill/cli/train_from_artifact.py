@@ -118,15 +118,12 @@ def output_owner_problem(output: Path, data: str | None = None) -> str | None:
     resolved = output.resolve()
     if data:
         source = Path(data).expanduser().resolve()
-        if source.is_file():
-            inside = resolved == source.parent
-        else:
-            inside = resolved == source or source in resolved.parents
-        if inside:
+        folder = source.parent if source.is_file() else source  # a data file: the folder holding it
+        within = folder in resolved.parents and folder == source
+        if resolved == folder or within:
             return (
-                f"is {'in ' if resolved != source and not source.is_file() else ''}the site's data folder "
-                f"({source if not source.is_file() else source.parent}); a receive report never writes "
-                "beside the data: give a folder of its own"
+                f"is {'in ' if within else ''}the site's data folder ({folder}); a receive report never "
+                "writes beside the data: give a folder of its own"
             )
     for folder in (resolved, *resolved.parents):
         if (folder / CARD_FILE).is_file():

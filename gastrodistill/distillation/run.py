@@ -16,7 +16,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
 from torch.utils.data import DataLoader
 
 from gastrodistill.distillation.config_check import IMAGE_INITS, check_distill_config
-from gastrodistill.distillation.distilled_set import MODES, DistilledSet
+from gastrodistill.distillation.distilled_set import META_FILE, MODES, DistilledSet
 from gastrodistill.distillation.distribution_matching import check_matching_config, match_distributions
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.module import DistillModule
@@ -112,9 +112,11 @@ def build_module(
     distilled: DistilledSet,
     grid_dir: Path | None,
     networks: _BoundFactory | None = None,
+    data_source_hash: str | None = None,
 ) -> DistillModule:
     """The LightningModule for ``cfg.distill`` with the network family of ``cfg.model`` (``networks``: its
-    :func:`network_factory` when the caller has checked it already)."""
+    :func:`network_factory` when the caller has checked it already; ``data_source_hash``: the data
+    module's ``source_hash()`` when the caller has it, which for npz data hashes every pixel)."""
     d = cfg.distill
     augment = hydra.utils.instantiate(d.dsa) if d.get("dsa") else None
     bound = networks or network_factory(cfg, datamodule)
@@ -150,7 +152,7 @@ def build_module(
         mode=distilled.mode,
         batch_real_per_rank=bool(d.get("batch_real_per_rank", True)),
         run_settings=run_settings(cfg),
-        data_source_hash=datamodule.source_hash(),
+        data_source_hash=data_source_hash or datamodule.source_hash(),
     )
 
 
@@ -359,15 +361,15 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
 
 def check_no_finished_set(folder: str | os.PathLike, mode: str) -> None:
     """Refuse to distil the ``mode`` set afresh into ``folder`` (``<run>/<mode>`` or
-    ``<run>/distill/<mode>``) when it already holds a finished set (``distilled.json``): it would be replaced
+    ``<run>/distill/<mode>``) when it already holds a finished set (:data:`META_FILE`): it would be replaced
     without a word, while the evaluation, audit and artifacts beside it still describe the old one. A
     resume continues that set on purpose and is not refused.
 
     Raises :class:`DistillConfigError` naming the folder and the three ways on."""
     folder = Path(folder)
-    if (folder / "distilled.json").is_file():
+    if (folder / META_FILE).is_file():
         raise DistillConfigError(
-            f"{folder} already holds a finished {mode}-label set (distilled.json): distilling afresh would "
+            f"{folder} already holds a finished {mode}-label set ({META_FILE}): distilling afresh would "
             f"replace it, and what was evaluated, audited or published from it. Start a new run folder (drop "
             f"hydra.run.dir), continue that set with distill.resume={folder.parent} and a higher "
             f"distill.outer_steps, or leave distill out of the stages"
@@ -412,15 +414,16 @@ def run_distillation(
         check_no_finished_set(out, mode)
     prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
+    data_hash = datamodule.source_hash()  # recorded in checkpoints; computed once (npz: every pixel)
     if ckpt_path is not None:  # the data is read now: a checkpoint of another collection is refused
-        check_resume_data(ckpt_path, datamodule.source_hash(), d.get("resume"))
+        check_resume_data(ckpt_path, data_hash, d.get("resume"))
     from gastrodistill.sharing.publish import check_experiment_name_in_data
 
     check_experiment_name_in_data(cfg, datamodule)  # before the loggers name their runs after it
     networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
-    module = build_module(cfg, datamodule, distilled, out / "grids", networks)
+    module = build_module(cfg, datamodule, distilled, out / "grids", networks, data_hash)
     # A resumed run restores its (matched) images from the checkpoint.
     texture_losses = run_texture_matching(cfg, datamodule, module, teacher_file) if ckpt_path is None else []
     matching_losses = run_distribution_matching(cfg, datamodule, module) if ckpt_path is None else []

@@ -29,6 +29,7 @@ import numpy as np
 import yaml
 
 from gastrodistill.evaluation.metrics import statistic_rows, stratified_resamples
+from gastrodistill.evaluation.record_settings import flat_settings
 from gastrodistill.evaluation.report import RECORDS, UNREADABLE, load_record
 from gastrodistill.evaluation.results import (
     BASELINE_METHODS,
@@ -196,8 +197,9 @@ def split_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 #: Keys of a run's ``distill`` and ``eval`` sections that do not change its recipe: how it was resumed,
-#: logged, checkpointed, spread over processes or threads, and the precision each host chooses for itself
-#: (``${if_native_bf16:...}``), so runs of one recipe from two hosts pool.
+#: logged, checkpointed, spread over processes or threads (progress bars and the precision each host
+#: chooses for itself, ``${if_native_bf16:...}``, at any depth: :data:`NOT_RECIPE_LEAVES`), so runs of
+#: one recipe from two hosts pool.
 NOT_RECIPE = {
     "distill": (
         "resume",
@@ -206,7 +208,6 @@ NOT_RECIPE = {
         "grid_every",
         "log_every",
         "check_every",
-        "progress",
         "real_data",
         "resident_max_bytes",
         "prefetch",
@@ -219,7 +220,6 @@ NOT_RECIPE = {
         "num_threads",
         "batch_size",
         "device",
-        "progress",
         "score_channels_last",
         "score_autocast",
         "distilled_dirs",
@@ -237,14 +237,6 @@ def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
     :data:`NOT_RECIPE_LEAVES`) whose values differ between the runs' saved configs: runs of a seed sweep
     differ in none. Runs without a saved config are not compared."""
 
-    def flat(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
-        if isinstance(node, Mapping):
-            for k, v in node.items():
-                flat(v, f"{prefix}.{k}", out)
-        else:
-            out[prefix] = node
-        return out
-
     views = []
     for c in configs:
         if not c:
@@ -254,7 +246,7 @@ def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
             node = {
                 k: v for k, v in dict(c.get(section) or {}).items() if k not in NOT_RECIPE.get(section, ())
             }
-            flat(node, section, view)
+            flat_settings(node, section, view)
         views.append({k: v for k, v in view.items() if k.rsplit(".", 1)[-1] not in NOT_RECIPE_LEAVES})
     out: list[str] = []
     for other in views[1:]:

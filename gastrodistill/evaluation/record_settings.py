@@ -78,10 +78,12 @@ NOT_COMPARED = frozenset(
 SET_KEYS = ("distilled set ", "random subset per class", "architecture ")
 
 
-def _flat(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+def flat_settings(node: Any, prefix: str, out: dict[str, Any]) -> dict[str, Any]:
+    """``node``'s leaves into ``out`` by dotted key under ``prefix`` (mappings in key order; an empty one
+    is a leaf); returns ``out``."""
     if isinstance(node, Mapping) and node:
         for key in sorted(node):
-            _flat(node[key], f"{prefix}.{key}" if prefix else str(key), out)
+            flat_settings(node[key], f"{prefix}.{key}" if prefix else str(key), out)
     else:
         out[prefix] = node
     return out
@@ -133,10 +135,10 @@ def study_settings(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
     :data:`NOT_COMPARED`, ``model.*``, ``seed`` and the patch store's ``source_hash``. Interpolations are
     resolved (the CPU preset's ``${if_native_bf16:...}`` choices become this machine's values) and
     precisions take Lightning's names (``32`` and ``32-true`` are one setting)."""
-    ev = _flat(OmegaConf.to_container(cfg.eval, resolve=True), "", {})
+    ev = flat_settings(OmegaConf.to_container(cfg.eval, resolve=True), "", {})
     compared = {k: v for k, v in ev.items() if not any(k == n or k.startswith(f"{n}.") for n in NOT_COMPARED)}
     settings: dict[str, Any] = {f"eval.{k}": v for k, v in compared.items()}
-    settings.update(_flat(OmegaConf.to_container(cfg.model, resolve=True), "model", {}))
+    settings.update(flat_settings(OmegaConf.to_container(cfg.model, resolve=True), "model", {}))
     for key, value in settings.items():
         if key.rsplit(".", 1)[-1] == "precision":
             settings[key] = PRECISION_ALIASES.get(str(value), value)
@@ -188,7 +190,7 @@ class RecordSettings:
         if job.method in ("random", "random_soft"):
             settings["random subset per class"] = int(self.subset_per_class())
         if job.arch != "same":
-            settings.update(_flat(self.architecture(job.arch), f"architecture {job.arch}", {}))
+            settings.update(flat_settings(self.architecture(job.arch), f"architecture {job.arch}", {}))
         return _json(settings)
 
     def _baseline_network(self, settings: dict[str, Any]) -> dict[str, Any]:
@@ -196,7 +198,7 @@ class RecordSettings:
         if not self.baseline_model:
             return settings
         settings = {k: v for k, v in settings.items() if not k.startswith("model.")}
-        return {**settings, **_flat(self.baseline_model, "model", {})}
+        return {**settings, **flat_settings(self.baseline_model, "model", {})}
 
     def _current(self, before: dict[str, Any]) -> dict[str, Any]:
         """``before`` (a settings file's content) with a set's :func:`legacy_set_digest` read as its

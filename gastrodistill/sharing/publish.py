@@ -156,6 +156,10 @@ def card_fields_from_config(
     data_target = str(cfg.data.get("_target_", "data")).rsplit(".", 1)[-1]
     names = list(datamodule.class_names)
     positive = cfg.get("eval", {}).get("patient", {}).get("positive_class") if "eval" in cfg else None
+    if recipe:
+        distill_recipe = dict(recipe["distill"])
+    else:
+        distill_recipe = public_config(cfg.distill) if "distill" in cfg else {}
     fields: dict[str, Any] = {
         "name": str(name),
         "description": card_description(name, data_target, cfg.experiment_name),
@@ -165,11 +169,7 @@ def card_fields_from_config(
         "std": [float(v) for v in (getattr(distilled, "std", None) or datamodule.std)],
         "architecture": getattr(distilled, "model_config", None) or public_config(cfg.model),
         "training_recipe": {
-            "distill": dict(recipe["distill"])
-            if recipe
-            else public_config(cfg.distill)
-            if "distill" in cfg
-            else {},
+            "distill": distill_recipe,
             "replay": _replay_text(cfg, distilled),
             "standard": public_config(cfg.eval.standard) if "eval" in cfg and "standard" in cfg.eval else {},
             # the replay's augmentation (eval.replay_augment; null: the exact replay of the unroll)
