@@ -436,6 +436,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"warning: {d} is a run of experiment {got!r}; this recipe's ranges are for {want!r}",
                         file=sys.stderr,
                     )
+                groups = _other_groups(_overrides(d), recipe)
+                if groups:  # e.g. data=npz under experiment=cpu: the recipe's ranges are of another study
+                    print(
+                        f"warning: {d} chose config groups the recipe does not ({', '.join(groups)}); this "
+                        f"recipe's ranges are for its own overrides ({' '.join(map(str, recipe['overrides']))})",
+                        file=sys.stderr,
+                    )
             sources = [d / recipe["results"] for d in run_dirs]
         seen: dict[Path, Path] = {}
         for source in sources:

@@ -246,6 +246,16 @@ def test_a_run_of_another_experiment_is_checked_with_a_warning(tmp_path, capsys)
     (run / "config.yaml").write_text("experiment_name: cpu\n")
     main([str(p), "--run-dir", str(run)])
     assert "warning" not in capsys.readouterr().err
+    # a run of the same experiment name that chose another data group (an npz run of experiment=cpu) is
+    # named too, with the groups it chose (a newcomer's npz run was checked against the gastric ranges unsaid)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text("- experiment=cpu\n- data=npz\n- data.path=d.npz\n")
+    main([str(p), "--run-dir", str(run)])
+    err = capsys.readouterr().err
+    assert f"warning: {run} chose config groups the recipe does not (data=npz)" in err
+    (run / ".hydra" / "overrides.yaml").write_text("- experiment=cpu\n- seed=3\n")
+    main([str(p), "--run-dir", str(run)])
+    assert "warning" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
