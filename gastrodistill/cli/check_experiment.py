@@ -440,7 +440,8 @@ def main(argv: list[str] | None = None) -> int:
                 if groups:  # e.g. data=npz under experiment=cpu: the recipe's ranges are of another study
                     print(
                         f"warning: {d} chose config groups the recipe does not ({', '.join(groups)}); this "
-                        f"recipe's ranges are for its own overrides ({' '.join(map(str, recipe['overrides']))})",
+                        "recipe's ranges are for its own overrides "
+                        f"({' '.join(map(str, recipe['overrides']))})",
                         file=sys.stderr,
                     )
             sources = [d / recipe["results"] for d in run_dirs]
