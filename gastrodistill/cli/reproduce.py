@@ -280,17 +280,13 @@ class Pipeline:
         return found
 
     def evaluate(self) -> None:
-        from gastrodistill.anonymity.audit import audit_identity, saved_audit_results
         from gastrodistill.evaluation.run import run_evaluation
 
         df = run_evaluation(
             self.cfg, self.datamodule(), self.distilled_sets(), self.out / "eval", state=self.state
         )
         saved = self.out / "audit" / "audit.json"
-        audit = None
-        if df is not None and saved.is_file() and saved.with_name("audit.md").is_file():
-            identity = audit_identity(self.datamodule(), self.distilled_sets(), self.state.get("real_model"))
-            audit = saved_audit_results(saved, identity)
+        audit = None if df is None else self.saved_audit(self.distilled_sets(), self.state.get("real_model"))
         if audit is not None:  # an earlier audit of these sets, data and network: its numbers stay
             from gastrodistill.evaluation.results import attach_audit, write_results
 
@@ -315,6 +311,8 @@ class Pipeline:
             self.cfg, self.datamodule(), sets, self.out / "audit", real_model=real_model
         )
         self.paths["anonymity audit"] = self.out / "audit" / "audit.md"
+        if self.state.get("results") is None:  # an audit alone: the folder's evaluation of these very sets
+            self.state["results"] = self.saved_results(sets)
         if self.state.get("results") is not None:  # the audit's numbers join the results table
             from gastrodistill.evaluation.results import attach_audit, write_results
 
@@ -327,7 +325,28 @@ class Pipeline:
         from gastrodistill.evaluation.results import chosen_standard_lr, method_metrics
         from gastrodistill.sharing.publish import publish_artifact, set_recipe
 
-        for name, ds in self._need_sets("artifact").items():
+        sets = self._need_sets("artifact")
+        if self.state.get("results") is None:  # no evaluate stage in this run: the folder's, when current
+            self.state["results"] = self.saved_results(sets)
+        if self.state.get("audit") is None:  # no audit stage in this run: the folder's, when of these sets
+            self.state["audit"] = self.saved_audit(sets, self.state.get("real_model"))
+        missing = [
+            f"{what} ({folder}; run 'stages=[{stage},artifact]' here to add it)"
+            for what, folder, stage, key in (
+                ("evaluation numbers", "eval/results.csv", "evaluate", "results"),
+                ("anonymity verdict", "audit/audit.json", "audit", "audit"),
+            )
+            if self.state.get(key) is None
+        ]
+        if missing:
+            note = (
+                "artifact: this folder holds no current "
+                + " and no current ".join(missing)
+                + " of these sets, so the cards publish none"
+            )
+            print(note, flush=True)
+            self.notes.append(note)
+        for name, ds in sets.items():
             evaluation = method_metrics(self.state.get("results"), name)
             lr = chosen_standard_lr(self.state.get("results"), self.out / "eval", name)
             anonymity = (self.state.get("audit") or {}).get(name)
@@ -343,6 +362,33 @@ class Pipeline:
                 recipe=set_recipe(self.out / "distill" / name),  # the settings this set was made with
             )
             self.paths[f"artifact ({name})"] = Path(path)
+
+    def saved_results(self, sets: dict[str, Any]):
+        """``eval/results.csv`` of an earlier evaluation in this folder when it is of these sets, data and
+        recipe (:func:`~gastrodistill.evaluation.run.current_results`), with the numbers of a saved audit of
+        them (:meth:`saved_audit`) joined; else None."""
+        from gastrodistill.evaluation.run import current_results
+
+        df = current_results(self.cfg, self.datamodule(), sets, self.out / "eval")
+        if df is None:
+            return None
+        audit = self.saved_audit(sets, self.state.get("real_model"))
+        if audit is None:  # numbers of an audit that is no longer this folder's do not stay
+            return df.drop(columns=[c for c in df.columns if c.startswith("audit_")])
+        from gastrodistill.evaluation.results import attach_audit
+
+        return attach_audit(df, audit)
+
+    def saved_audit(self, sets: dict[str, Any], real_model: Any) -> dict[str, Any] | None:
+        """The results of ``audit/audit.json`` when it audited these sets on this patch store
+        (:func:`~gastrodistill.anonymity.audit.saved_audit_results`; its ``real`` row only when
+        ``real_model`` is the network it attacked), else None."""
+        from gastrodistill.anonymity.audit import audit_identity, saved_audit_results
+
+        saved = self.out / "audit" / "audit.json"
+        if not (saved.is_file() and saved.with_name("audit.md").is_file()):
+            return None
+        return saved_audit_results(saved, audit_identity(self.datamodule(), sets, real_model))
 
     def _need_sets(self, stage: str) -> dict[str, Any]:
         sets = self.distilled_sets()

@@ -175,6 +175,38 @@ def check_finished_networks(cfg: DictConfig, dm, sets: Mapping[str, Any], out: s
     record_settings.check(Path(out), report.finished_jobs(out), build_jobs(cfg.eval, list(sets)))
 
 
+def current_results(
+    cfg: DictConfig, datamodule, distilled_sets: Mapping[str, Any], output_dir: str | Path
+) -> pd.DataFrame | None:
+    """The table (``results.csv``) an earlier evaluation wrote in ``output_dir`` when it is this study's: every
+    job of ``cfg.eval`` for ``distilled_sets`` (:func:`build_jobs`) has a finished record whose settings are
+    this config's for these sets (:meth:`RecordSettings.matches`: the same set contents, patch store and
+    recipe), and the table was written after the newest of those records; else None (no table, a job
+    missing or trained with other settings, a record written after the table, a table that cannot be read).
+
+    ``reproduce 'stages=[audit]'`` joins the audit's numbers to it and ``'stages=[artifact]'`` publishes its
+    numbers on the cards, as a whole run does. Reads no split."""
+    from gastrodistill.evaluation.record_settings import settings_path
+
+    out = Path(output_dir)
+    table = out / "results.csv"
+    if not table.is_file():
+        return None
+    jobs = build_jobs(cfg.eval, list(distilled_sets))
+    finished = report.finished_jobs(out)
+    if not jobs or any(j.key not in finished for j in jobs):
+        return None
+    settings = study_record_settings(cfg, datamodule, distilled_sets)
+    if not all(settings.matches(settings_path(out, j.key), j) for j in jobs):
+        return None
+    if table.stat().st_mtime_ns < max(report.record_path(out, j.key).stat().st_mtime_ns for j in jobs):
+        return None
+    try:
+        return pd.read_csv(table)
+    except (OSError, ValueError):
+        return None
+
+
 class Study:
     """Trains and scores the jobs of one process; every network is seeded by its own job.
 

@@ -146,11 +146,39 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     again = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
     assert again["anonymity_verdict"] == card["anonymity_verdict"] != NOT_AUDITED
     assert again["anonymity"] == card["anonymity"]
+    # an artifact stage alone publishes the folder's evaluation and audit of these sets too (before: its cards
+    # said "not audited" and carried no numbers, though eval/ and audit/ held them)
+    reproduce(compose_cfg(["experiment=tiny", "stages=[artifact]", f"paths.output_dir={out}"]))
+    alone = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
+    assert alone["anonymity_verdict"] == card["anonymity_verdict"] and alone["anonymity"] == card["anonymity"]
+    assert card["evaluation"] and alone["evaluation"] == pytest.approx(
+        card["evaluation"], rel=1e-9
+    )  # csv: 10 digits
+    assert "holds no current" not in capsys.readouterr().out
+    # ... but not an evaluation that is no longer current (a record written after the table), which it names
+    import os
+
+    record = next((out / "eval" / "records").glob("soft__*.npz"))
+    later = (out / "eval" / "results.csv").stat().st_mtime_ns + 10**9
+    os.utime(record, ns=(later, later))
+    reproduce(compose_cfg(["experiment=tiny", "stages=[artifact]", f"paths.output_dir={out}"]))
+    stale = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
+    assert stale["anonymity_verdict"] == card["anonymity_verdict"] and "evaluation" not in stale
+    assert "no current evaluation numbers (eval/results.csv; run 'stages=[evaluate,artifact]'" in (
+        capsys.readouterr().out
+    )
+    reproduce(compose_cfg(["experiment=tiny", "stages=[evaluate,artifact]", f"paths.output_dir={out}"]))
+    # an audit alone joins its numbers to the folder's table of these sets (before: results.csv kept none)
+    pd.read_csv(out / "eval" / "results.csv").filter(regex="^(?!audit_)").to_csv(
+        out / "eval" / "results.csv", index=False, float_format="%.10g"
+    )
     # an audit-only re-run attacks the evaluation's saved network, as the whole run's audit did: the same
     # numbers (before, it trained a network of its own)
     audit_json = out / "audit" / "audit.json"
     first = json.loads(audit_json.read_text())
     reproduce(compose_cfg(["experiment=tiny", "stages=[audit]", f"paths.output_dir={out}"]))
+    joined = pd.read_csv(out / "eval" / "results.csv")
+    pd.testing.assert_frame_equal(joined, table)
     again = json.loads(audit_json.read_text())
     assert again["reference_sha256"] == first["reference_sha256"]
     assert json.dumps(again["results"], sort_keys=True) == json.dumps(first["results"], sort_keys=True)
