@@ -178,11 +178,12 @@ def check_finished_networks(cfg: DictConfig, dm, sets: Mapping[str, Any], out: s
 def current_results(
     cfg: DictConfig, datamodule, distilled_sets: Mapping[str, Any], output_dir: str | Path
 ) -> pd.DataFrame | None:
-    """The table (``results.csv``) an earlier evaluation wrote in ``output_dir`` when it is this study's: every
-    job of ``cfg.eval`` for ``distilled_sets`` (:func:`build_jobs`) has a finished record whose settings are
-    this config's for these sets (:meth:`RecordSettings.matches`: the same set contents, patch store and
-    recipe), and the table was written after the newest of those records; else None (no table, a job
-    missing or trained with other settings, a record written after the table, a table that cannot be read).
+    """The table (``results.csv``) an earlier evaluation wrote in ``output_dir`` when it is this study's:
+    every job of ``cfg.eval`` for ``distilled_sets`` (:func:`build_jobs`) has a finished record whose
+    settings are this config's for these sets (:meth:`RecordSettings.matches`: the same set contents, patch
+    store and recipe), and the table was written after the newest of those records; else None (no table, a
+    job missing or trained with other settings, a record written after the table, a table that cannot be
+    read).
 
     ``reproduce 'stages=[audit]'`` joins the audit's numbers to it and ``'stages=[artifact]'`` publishes its
     numbers on the cards, as a whole run does. Reads no split."""
