@@ -91,6 +91,8 @@ class Pipeline:
         self.paths: dict[str, Path] = {}
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
+        self.replaced: list[str] = []  # label modes whose finished set this run's distill stage changed
+        self.history: Path | None = None  # history/<n>/: the folder's earlier run record, when kept
 
     # ---- shared pieces ---------------------------------------------------------------------------
     def datamodule(self):
@@ -131,6 +133,67 @@ class Pipeline:
                 print(summary_table(store.meta))
 
     def distill(self) -> None:
+        """Distil each label mode's set (or continue it: ``distill.resume``). A resumed set that comes out
+        changed has its evaluation networks retired (:meth:`retire_records`) and the folder's later
+        outputs named as stale (:meth:`stale_stages`); one whose checkpoint had no step left is unchanged
+        and nothing is retired."""
+        from gastrodistill.evaluation.record_settings import set_digest
+
+        before = self.finished_set_digests()
+        self._distill()
+        self.replaced = [m for m, d in before.items() if m in self.sets and set_digest(self.sets[m]) != d]
+        if self.replaced and is_global_zero():
+            self.retire_records(self.replaced)
+
+    def finished_set_digests(self) -> dict[str, str | None]:
+        """Per label mode, the content digest (``set_digest``) of the finished set ``distill/<mode>`` holds,
+        None for one that cannot be read (it is replaced whatever it holds); modes without a set are left
+        out."""
+        from gastrodistill.distillation.distilled_set import META_FILE, DistilledSet
+        from gastrodistill.evaluation.record_settings import set_digest
+
+        digests: dict[str, str | None] = {}
+        for mode in self.modes():
+            folder = self.out / "distill" / mode
+            if (folder / META_FILE).is_file():
+                try:
+                    digests[mode] = set_digest(DistilledSet.load(folder))
+                except Exception:  # noqa: BLE001 - a damaged earlier set is replaced, whatever the cause
+                    digests[mode] = None
+        return digests
+
+    def retire_records(self, modes: list[str]) -> None:
+        """Move the evaluation's finished networks of the sets of ``modes`` (``eval/records/<mode>__*``,
+        records and settings) to ``history/<n>/eval/records/``: they were trained on the sets this run's
+        distill stage replaced, so a later evaluation here trains them again on the new ones instead of
+        refusing the folder (before, a resume with ``stages=[distill,evaluate]`` distilled, then was
+        refused). The baselines' networks do not depend on the sets and stay."""
+        import os
+
+        from gastrodistill.evaluation.record_settings import SETTINGS_SUFFIX
+        from gastrodistill.evaluation.report import RECORDS
+
+        def method(name: str) -> str:
+            return name.removesuffix(SETTINGS_SUFFIX).removesuffix(".npz").rsplit("__", 3)[0]
+
+        records = self.out / "eval" / RECORDS
+        stale = sorted(p for p in records.glob("*") if p.is_file() and method(p.name) in modes)
+        if not stale:
+            return
+        if self.history is None:
+            self.history = next_history_folder(self.out)
+        dest = self.history / "eval" / RECORDS
+        dest.mkdir(parents=True, exist_ok=True)
+        for p in stale:
+            os.replace(p, dest / p.name)
+        note = (
+            f"distill: the {' and '.join(modes)} set(s) changed, so the evaluation's networks trained on the "
+            f"earlier ones ({len(stale)} files of eval/records/) are moved to {dest.relative_to(self.out)}/"
+        )
+        print(note, flush=True)
+        self.notes.append(note)
+
+    def _distill(self) -> None:
         from gastrodistill.distillation.distilled_set import META_FILE, DistilledSet
         from gastrodistill.distillation.run import TEACHER_FILE, run_distillation
 
@@ -558,7 +621,7 @@ class Pipeline:
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)
-            kept = keep_earlier_record(self.out)
+            kept = self.history = keep_earlier_record(self.out)
             if kept is not None:
                 self.notes.append(
                     f"this folder's earlier run record ({', '.join(RUN_RECORD)}) is kept in "
@@ -644,8 +707,9 @@ class Pipeline:
     def stale_stages(self) -> list[str]:
         """The later stages to run again when this run's distill stage replaced the sets (a resume in an
         existing run folder) and this run did not redo them while the folder holds their outputs
-        (``eval/results.md``, ``audit/``, ``artifacts/``); empty otherwise."""
-        if "distill" not in self.timings:
+        (``eval/results.md``, ``audit/``, ``artifacts/``); empty otherwise (also when a resume had no step
+        left: the sets are unchanged)."""
+        if not self.replaced:
             return []
         made = {
             "evaluate": self.out / "eval" / "results.md",
@@ -665,11 +729,6 @@ class Pipeline:
                 f"this run's distill stage replaced the distilled sets, and {shown} in this folder describe "
                 f"the earlier sets: run 'stages=[{','.join(later)}]' here (hydra.run.dir=...) to bring them "
                 "up to date"
-                + (
-                    " (remove eval/records first: its networks were trained on the earlier sets)"
-                    if stale
-                    else ""
-                )
             )
         lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]
         lines += ["| stage | wall time (s) |", "|---|---|"]
@@ -707,16 +766,24 @@ def keep_earlier_record(out: Path) -> Path | None:
     present = [f for f in RUN_RECORD if (out / f).is_file()]
     if "run_info.json" not in present:
         return None
-    n = 1
-    while (out / HISTORY_DIR / str(n)).exists():
-        n += 1
-    dest = out / HISTORY_DIR / str(n)
-    tmp = out / HISTORY_DIR / f".{n}.tmp"
+    dest = next_history_folder(out, create=False)
+    tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for f in present:
         shutil.copy2(out / f, tmp / f)
     tmp.rename(dest)  # whole or not at all
+    return dest
+
+
+def next_history_folder(out: Path, create: bool = True) -> Path:
+    """``out/history/<n>`` for the first n = 1, 2, ... not taken (made when ``create``)."""
+    n = 1
+    while (out / HISTORY_DIR / str(n)).exists():
+        n += 1
+    dest = out / HISTORY_DIR / str(n)
+    if create:
+        dest.mkdir(parents=True)
     return dest
 
 

@@ -302,18 +302,23 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     assert first["distill"]["outer_steps"] == 3 and (out / "history" / "1" / "SUMMARY.md").is_file()
     assert yaml.safe_load((out / "config.yaml").read_text())["distill"]["outer_steps"] == 4
     assert "earlier run record" in summary and "history/1/" in summary
+    # the evaluation's networks of the replaced sets went to the history with the record of the run that
+    # trained them; the baselines' networks, which do not depend on the sets, stay
+    retired = out / "history" / "1" / "eval" / "records"
+    assert "files of eval/records/) are moved to history/1/eval/records/" in summary
+    assert {p.name.split("__")[0] for p in retired.glob("*.npz")} == {"soft", "hard"}
+    kept = {p.name.split("__")[0] for p in (out / "eval" / "records").glob("*.npz")}
+    assert kept and not kept & {"soft", "hard"}
     # the artifact stage alone, with the command's default of 3 outer steps: the card says the set's 4
     reproduce(compose_cfg(["experiment=tiny", "stages=[artifact]", f"paths.output_dir={out}"]))
     card = json.loads((out / "artifacts" / "hard" / "card.json").read_text())
     assert card["training_recipe"]["distill"]["outer_steps"] == 4
     assert card["training_recipe"]["distill"]["mode"] == "hard"
     capsys.readouterr()
-    # a resume that evaluates again (the earlier sets' networks removed, as the note says) shows its own
-    # new table; only the artifacts are named as stale
+    # a resume that evaluates again shows its own new table, without removing anything first (before, its
+    # evaluation refused the earlier sets' networks after the distillation); only the artifacts are stale
     import shutil as _shutil
 
-    assert "remove eval/records first" in summary
-    _shutil.rmtree(out / "eval" / "records")
     resume = f"distill.resume={out / 'distill'}"
     reproduce(
         compose_cfg(
@@ -328,6 +333,16 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     )
     printed = capsys.readouterr().out
     assert "| soft |" in printed and "run 'stages=[artifact]' here" in printed and "eval/ and" not in printed
+    # a resume that leaves the sets as they were (the same steps again from the step-3 checkpoint, seeded
+    # alike; or no step left) retires nothing and names nothing as stale (before: "replaced", always)
+    records = sorted(p.name for p in (out / "eval" / "records").iterdir())
+    reproduce(compose_cfg([*again, resume, "distill.outer_steps=5"]))
+    printed = capsys.readouterr().out
+    assert "resuming the soft-label distillation" in printed and "replaced the distilled sets" not in printed
+    assert (
+        "are moved to" not in printed
+        and sorted(p.name for p in (out / "eval" / "records").iterdir()) == records
+    )
     # soft finished and its checkpoints gone, hard to be continued from its own checkpoint file: the soft
     # set is kept with a note (before, refused as a fresh distillation into a finished set)
     _shutil.rmtree(out / "distill" / "soft" / "checkpoints")
