@@ -614,7 +614,7 @@ class Pipeline:
             from gastrodistill.distillation.run import check_no_finished_set
 
             for mode in self.modes():  # before the run record is rewritten and any data is generated
-                check_no_finished_set(self.out / "distill" / mode, mode)
+                check_no_finished_set(self.out / "distill" / mode, mode, in_stages=True)
         threads = self.rcfg.get("num_threads")
         if threads:  # before the first run_info.json, whose compute block records the count
             torch.set_num_threads(int(threads))

@@ -359,21 +359,32 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     return ckpt
 
 
-def check_no_finished_set(folder: str | os.PathLike, mode: str) -> None:
+def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool = False) -> None:
     """Refuse to distil the ``mode`` set afresh into ``folder`` (``<run>/<mode>`` or
     ``<run>/distill/<mode>``) when it already holds a finished set (:data:`META_FILE`): it would be replaced
     without a word, while the evaluation, audit and artifacts beside it still describe the old one. A
     resume continues that set on purpose and is not refused.
 
-    Raises :class:`DistillConfigError` naming the folder and the three ways on."""
+    Raises :class:`DistillConfigError` naming the folder and the ways on: a new run folder; a resume, only
+    when ``folder`` keeps a checkpoint of the set (none with ``distill.ckpt_every=0``); and, for
+    ``gastrodistill-reproduce`` (``in_stages``), leaving distill out of the stages."""
+    from gastrodistill.distillation.resume import CKPT_DIR
+
     folder = Path(folder)
-    if (folder / META_FILE).is_file():
-        raise DistillConfigError(
-            f"{folder} already holds a finished {mode}-label set ({META_FILE}): distilling afresh would "
-            f"replace it, and what was evaluated, audited or published from it. Start a new run folder (drop "
-            f"hydra.run.dir), continue that set with distill.resume={folder.parent} and a higher "
-            f"distill.outer_steps, or leave distill out of the stages"
-        )
+    if not (folder / META_FILE).is_file():
+        return
+    ways = ["Start a new run folder (drop hydra.run.dir)"]
+    kept = any((folder / CKPT_DIR).glob("*.ckpt"))
+    if kept:
+        ways.append(f"continue that set with distill.resume={folder.parent} and a higher distill.outer_steps")
+    if in_stages:
+        ways.append("leave distill out of the stages to evaluate, audit or publish it as it is")
+    raise DistillConfigError(
+        f"{folder} already holds a finished {mode}-label set ({META_FILE}): distilling afresh would "
+        f"replace it, and what was evaluated, audited or published from it. "
+        + (", ".join(ways[:-1]) + ", or " + ways[-1] if len(ways) > 1 else ways[0])
+        + ("" if kept else f" (no checkpoint of it is in {folder / CKPT_DIR}: it cannot be continued)")
+    )
 
 
 def run_distillation(

@@ -435,3 +435,30 @@ def test_a_resume_on_other_data_is_refused_once_the_data_is_read(
         run_distillation(compose_cfg([*resumed, "distill.resume=last"]), other, tmp_path / "a")
     run_distillation(compose_cfg([*resumed, f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "c")
     assert json.loads((tmp_path / "c" / "soft" / "summary.json").read_text())["outer_steps"] == 3
+
+
+def test_a_finished_set_names_only_the_ways_on_that_exist(tmp_path):
+    """The refusal of a fresh distillation into a folder holding a finished set offers a resume only when a
+    checkpoint of the set was kept (distill.ckpt_every=0 keeps none: the resume it offered was refused in
+    turn), and 'leave distill out of the stages' only to gastrodistill-reproduce, which has stages (the
+    standalone gastrodistill-distill has none)."""
+    from gastrodistill.distillation.distilled_set import META_FILE
+    from gastrodistill.distillation.errors import DistillConfigError
+    from gastrodistill.distillation.run import check_no_finished_set
+
+    folder = tmp_path / "run" / "soft"
+    check_no_finished_set(folder, "soft")  # no set: nothing to refuse
+    folder.mkdir(parents=True)
+    (folder / META_FILE).write_text("{}")
+    with pytest.raises(DistillConfigError) as info:
+        check_no_finished_set(folder, "soft")
+    text = str(info.value)
+    assert "Start a new run folder (drop hydra.run.dir) (no checkpoint of it is in" in text
+    assert "distill.resume" not in text and "stages" not in text
+    (folder / "checkpoints").mkdir()
+    (folder / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    with pytest.raises(DistillConfigError) as info:
+        check_no_finished_set(folder, "soft", in_stages=True)
+    text = str(info.value)
+    assert f", continue that set with distill.resume={folder.parent} and a higher" in text
+    assert text.endswith(", or leave distill out of the stages to evaluate, audit or publish it as it is")
