@@ -290,3 +290,15 @@ def test_image_size_boolean_or_other_text_is_refused(make_folder, size):
         CollectionError, match=r"^data\.image_size must be a positive int .* e\.g\. data\.image_size=64"
     ):
         FolderDataModule(root=str(make_folder(n=5)), image_size=size)
+
+
+def test_the_source_hash_covers_the_split(make_folder):
+    """A resume and a saved evaluation are matched to their data by ``source_hash``: for a folder
+    collection it must change with the validation patients carved out of the training images
+    (``data.val_fraction``, ``data.split_seed``), not only with the pixels (a fourteenth-session note
+    suspected it did not), and stay for the same settings."""
+    root = make_folder(n=20)
+    base = _setup(root, val_fraction=0.2).source_hash()
+    assert _setup(root, val_fraction=0.2).source_hash() == base
+    assert _setup(root, val_fraction=0.3).source_hash() != base
+    assert _setup(root, val_fraction=0.2, split_seed=1).source_hash() != base
