@@ -76,6 +76,23 @@ def test_patient_with_two_diagnoses_and_duplicate_image(data_root):
     assert "image 'images/A2_0.png' listed more than once" in msg and "[4, 18]" in msg
 
 
+def test_patient_ids_that_differ_only_in_case_are_refused(data_root):
+    """'A1' and 'a1' were two patients, so a seeded split by patient could put one patient's images in train
+    and test (a breaker's finding, left open in the fourteenth session). Refused naming every line."""
+    rows = rows_of(data_root)
+    assert rows[0]["patient_id"] == rows[1]["patient_id"] == "A1"
+    rows[1]["patient_id"] = "a1"
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    msg = str(info.value)
+    assert "lines [2, 3]: patient ids 'A1', 'a1' differ only in letter case; give one patient one id" in msg
+    assert len(info.value.problems) == 1
+    rows[1]["patient_id"] = "A1"
+    write_manifest(data_root, rows)
+    assert len(load_manifest(data_root).patients()) == len({r["patient_id"] for r in rows})
+
+
 def test_missing_columns_and_empty_manifest(tmp_path):
     root = tmp_path / "d"
     root.mkdir()
