@@ -67,6 +67,40 @@ class StepTimer(pl.Callback):
         self.batch = pl_module.real_batches.batch_size
 
 
+class StepProfiler(pl.Callback):
+    """``torch.profiler`` over outer steps ``[start, start + n)`` (CPU and, on a GPU, CUDA activity); the
+    operator table, sorted by self device time (self CPU time without a GPU), is written to ``path``."""
+
+    def __init__(self, start: int, n: int, path: Path, cuda: bool) -> None:
+        self.start, self.n, self.path, self.cuda = start, n, path, cuda
+        self.prof: torch.profiler.profile | None = None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.start and self.prof is None:
+            activities = [torch.profiler.ProfilerActivity.CPU]
+            if self.cuda:
+                activities.append(torch.profiler.ProfilerActivity.CUDA)
+            self.prof = torch.profiler.profile(activities=activities)
+            self.prof.__enter__()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self.prof is not None and trainer.global_step >= self.start + self.n:
+            self._write(trainer.global_step - self.start)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        if self.prof is not None:  # the run ended first (a dry run's few steps)
+            self._write(trainer.global_step - self.start)
+
+    def _write(self, steps: int) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.prof.__exit__(None, None, None)
+        key = "self_cuda_time_total" if self.cuda else "self_cpu_time_total"
+        table = self.prof.key_averages().table(sort_by=key, row_limit=30)
+        self.path.write_text(f"{steps} outer steps from step {self.start}, sorted by {key}\n{table}\n")
+        self.prof = None
+
+
 def synthetic_datamodule(size: int, n_train: int, seed: int = 0):
     from gastrodistill.data.base import TensorImageDataModule
 
@@ -93,6 +127,21 @@ def main() -> None:
     )
     ap.add_argument("--size", type=int, help="patch size (default 299; 32 with --dry-run)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        help="profile this many outer steps after the warm-up (torch.profiler); the operator table goes "
+        "beside --json as <name>.profile.txt",
+    )
+    ap.add_argument(
+        "--cudnn-benchmark", action="store_true", help="torch.backends.cudnn.benchmark = True (A/B knob)"
+    )
+    ap.add_argument(
+        "--matmul-precision",
+        choices=["highest", "high", "medium"],
+        help="torch.set_float32_matmul_precision (A/B knob; float32 matmuls on TF32 tensor cores for high)",
+    )
     ap.add_argument("overrides", nargs="*", help="extra Hydra overrides")
     args = ap.parse_intermixed_args()
 
@@ -124,10 +173,17 @@ def main() -> None:
     dm = synthetic_datamodule(size, n_train)
     timer = StepTimer()
     cuda = torch.cuda.is_available() and not args.dry_run
+    if args.cudnn_benchmark:
+        torch.backends.cudnn.benchmark = True
+    if args.matmul_precision:
+        torch.set_float32_matmul_precision(args.matmul_precision)
+    callbacks: list[pl.Callback] = [timer]
+    if args.profile > 0 and args.json is not None and is_global_zero():
+        callbacks.append(StepProfiler(warmup, args.profile, args.json.with_suffix(".profile.txt"), cuda))
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
-    run_distillation(cfg, dm, Path(tmp) / "out", callbacks=[timer], resume=None)
+    run_distillation(cfg, dm, Path(tmp) / "out", callbacks=callbacks, resume=None)
     wall = time.time() - t0
     times, waits = timer.times[warmup:] or timer.times, timer.waits[warmup:] or timer.waits
     result = {
@@ -139,6 +195,8 @@ def main() -> None:
         "T": int(cfg.distill.steps * cfg.distill.epochs),
         "outer_chunk": cfg.distill.get("outer_chunk"),
         "precision": str(cfg.distill.precision),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
         "steps": len(timer.times),
         "s_per_step": statistics.median(times),
         "cpu_s_per_step_this_rank": statistics.median(timer.cpu[warmup:] or timer.cpu),

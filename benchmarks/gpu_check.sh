@@ -2,6 +2,8 @@
 # The GPU check of issue 10 (<= 8 minutes on one H100/H200-class GPU):
 #   1. a few hundred outer steps of the full preset (299 px, real batch 1024, T = 30) on full-size
 #      synthetic patches: seconds per outer step, peak GPU memory, data-wait share (benchmarks/gpu_check.py);
+#   1b. 40 steps of the same with cuDNN autotuning and TF32 float32 matmuls, 5 of them profiled (operator
+#      table in one_gpu_tuned.profile.txt): the H200 of 2026-12-04 ran 1.67 s per step, 14x the projection;
 #   2. a 2-rank NCCL DDP run of the same (50 steps, global batch split) when 2 GPUs are visible;
 #   3. the tests marked `gpu`.
 # Usage:  benchmarks/gpu_check.sh [--dry-run] [OUT_DIR]
@@ -22,6 +24,10 @@ if [[ -z "$DRY" && "$NGPU" -lt 1 ]]; then
 fi
 echo "== 1/3 full preset, one device ($([[ -n $DRY ]] && echo dry run || echo "$NGPU GPU(s) visible"))"
 timeout 330 "$PY" benchmarks/gpu_check.py $DRY --steps "${STEPS:-300}" --json "$OUT/one_gpu.json"
+
+echo "== 1b/3 the same with cuDNN autotuning and TF32 matmuls, $([[ -n $DRY ]] && echo 6 || echo 40) steps, 5 profiled"
+timeout 200 "$PY" benchmarks/gpu_check.py $DRY --steps 40 --cudnn-benchmark --matmul-precision high \
+  --profile 5 --json "$OUT/one_gpu_tuned.json"
 
 if [[ -n "$DRY" || "$NGPU" -ge 2 ]]; then
   echo "== 2/3 two ranks (DDP, global real batch split across ranks)"
