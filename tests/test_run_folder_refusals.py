@@ -59,7 +59,26 @@ def test_an_earlier_runs_hydra_record_is_put_back(tmp_path, monkeypatch, capsys)
     assert {k: v for k, v in after.items() if k != "reproduce.log"} == {
         k: v for k, v in before.items() if k != "reproduce.log"
     }
-    assert after["reproduce.log"].startswith(before["reproduce.log"])  # Hydra's log appends: kept
+    assert after["reproduce.log"] == before["reproduce.log"]
+
+
+def test_lines_a_refused_command_appended_to_an_earlier_job_log_are_cut(tmp_path):
+    """A command refused after it logged (an INFO line of the data stage, say) left that line in the earlier
+    run's job log (a newcomer trial); the log is cut back to its earlier length and modification time."""
+    import os
+
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    log = folder / "reproduce.log"
+    log.write_text("the earlier run's log\n")
+    os.utime(log, ns=(10**18, 10**18))
+    snapshot(folder)
+    with open(log, "a") as f:
+        f.write("[INFO] the refused command's line\n")
+    assert restore_if_refused(folder, {"reproduce.log"})
+    assert log.read_text() == "the earlier run's log\n" and log.stat().st_mtime_ns == 10**18
 
 
 def test_a_new_folder_of_a_refused_command_is_still_removed(tmp_path, monkeypatch, capsys):

@@ -113,8 +113,9 @@ def _remove(path: Path) -> None:
 def restore_if_refused(folder: Path, bookkeeping: set[str]) -> bool:
     """After a failed command in a folder that existed before it: when the command produced nothing (every
     file below the folder but ``bookkeeping``, ``.hydra/``, the run record and new ``history/`` entries is
-    as it was), remove what it added among ``bookkeeping`` (top-level names: the job log, ...), and put
-    ``.hydra/`` and the run record back as they were. Returns True when ``folder`` existed before (restored
+    as it was), remove what it added among ``bookkeeping`` (top-level names: the job log, ...), cut the lines
+    it appended to an earlier job log of the folder, and put ``.hydra/`` and the run record back as they
+    were. Returns True when ``folder`` existed before (restored
     or, when the command produced something, kept as it is), False when it is new or unknown (the caller
     then treats it as any new folder). A file system error leaves the rest as it is and returns True."""
     state = state_before(folder)
@@ -130,6 +131,11 @@ def restore_if_refused(folder: Path, bookkeeping: set[str]) -> bool:
         for entry in folder.iterdir():
             if entry.name in bookkeeping and entry.name not in state.names:
                 _remove(entry)
+            elif entry.name in bookkeeping and entry.name in state.files and entry.is_file():
+                size, mtime = state.files[entry.name]  # an earlier run's job log: the lines added go
+                if entry.stat().st_size > size:
+                    os.truncate(entry, size)
+                    os.utime(entry, ns=(mtime, mtime))
         history = folder / HISTORY_DIR
         if history.is_dir():
             for entry in history.iterdir():

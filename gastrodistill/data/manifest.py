@@ -259,9 +259,10 @@ def _consistency_problems(records: list[ImageRecord], has_split: bool) -> list[s
         if len(spellings) > 1:  # most likely one patient: the split by patient would part their images
             lines = sorted(r.line for pid in spellings for r in by_patient[pid])
             problems.append(
-                f"{MANIFEST_NAME} lines {lines}: patient ids {', '.join(map(repr, spellings))} differ only in "
-                "letter case; give one patient one id (the split is by patient id, so one patient's images "
-                "could land in both train and test), or ids that differ otherwise for different patients"
+                f"{MANIFEST_NAME} lines {lines}: patient ids {', '.join(map(repr, spellings))} differ only "
+                "in letter case; give one patient one id (the split is by patient id, so one patient's "
+                "images could land in both train and test), or ids that differ otherwise for different "
+                "patients"
             )
     if has_split and not problems:
         present = {r.split for r in records}
