@@ -119,7 +119,47 @@ def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
         ) from None
     if not isinstance(config, dict):
         raise RunsInputError(f"{cfg_path} is not a config mapping; restore the file the evaluate stage wrote")
-    return run, config
+    methods = {key[0] for key in rows}
+    return run, with_set_recipes(config, eval_dir, methods)
+
+
+def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) -> dict[str, Any]:
+    """``config`` (an evaluation's ``config.yaml``) with its ``distill`` section replaced by the one the run's
+    distilled sets were made with, when ``eval_dir`` is a run folder's ``eval/`` and the folder holds the
+    sets' own ``distill/<set>/config.yaml`` for the evaluated ``methods``; else ``config`` as it is.
+
+    An evaluation records its command's ``distill`` settings. After a resume that extended the sets
+    (``distill.resume``, a higher ``distill.outer_steps``), an evaluation run without repeating that value
+    named the command's default, and :func:`recipe_differences` then pooled a 6-step run with 3-step ones
+    (a newcomer trial). The sets' sections (less ``mode``, the command's kept) are one section when they
+    agree, else one per set (which differs from any single-recipe run, so pooling is refused unless
+    allowed). Raises
+    :class:`RunsInputError` naming a set's ``config.yaml`` that is not YAML."""
+    distill_dir = eval_dir.parent / "distill"
+    if eval_dir.name != "eval" or not distill_dir.is_dir():
+        return config
+    sections: dict[str, Any] = {}
+    for name in sorted(methods):
+        path = distill_dir / name / "config.yaml"
+        if not path.is_file():
+            continue
+        try:
+            saved = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError):
+            raise RunsInputError(
+                f"{path} is not valid YAML; restore the file the distill stage wrote beside the set"
+            ) from None
+        if isinstance(saved, dict) and isinstance(saved.get("distill"), dict):
+            sections[name] = {k: v for k, v in saved["distill"].items() if k != "mode"}
+    if not sections:
+        return config
+    first = next(iter(sections.values()))
+    if not all(section == first for section in sections.values()):
+        return {**config, "distill": sections}
+    own = config.get("distill")
+    if isinstance(own, dict) and "mode" in own:  # the command's mode key stays: the same shape as elsewhere
+        first = {**first, "mode": own["mode"]}
+    return {**config, "distill": first}
 
 
 def fingerprint(run: RunRows) -> str:

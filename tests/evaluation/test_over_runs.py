@@ -362,3 +362,34 @@ def test_recipe_differences_name_recipe_keys_only():
     other = {**base, "distill": {"outer_steps": 30, "texture_matching": {"steps": 200, "progress": True}}}
     assert recipe_differences([base, other]) == ["distill.outer_steps", "distill.texture_matching.steps"]
     assert recipe_differences([base, {}]) == []  # a run without a saved config is not compared
+
+
+def test_a_runs_recipe_is_its_sets_own_after_a_resume(tmp_path, capsys) -> None:
+    """A resume extended run A's sets to 6 outer steps and its evaluation was run again without repeating
+    that value, so eval/config.yaml names the command's 3: the recipe check now reads the sets' own
+    distill/<set>/config.yaml and refuses to pool A with a 3-step run B (a newcomer pooled them)."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    three = {**config(run_seed=0), "distill": {"outer_steps": 3, "mode": "soft"}}
+    write_run(a, 0, three)
+    write_run(b, 1, {**three, "data": config(run_seed=1)["data"]})
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
+    capsys.readouterr()
+    for mode in ("soft", "hard"):
+        (a / "distill" / mode).mkdir(parents=True)
+        (a / "distill" / mode / "config.yaml").write_text(
+            yaml.safe_dump({"distill": {"outer_steps": 6, "mode": mode}, "seed": 0})
+        )
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
+    assert "different recipes (distill.outer_steps)" in capsys.readouterr().err
+    # the sets of one recipe with B's: pooled (their own mode keys do not count)
+    for mode in ("soft", "hard"):
+        (a / "distill" / mode / "config.yaml").write_text(
+            yaml.safe_dump({"distill": {"outer_steps": 3, "mode": mode}, "seed": 0})
+        )
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
+    # sets of two recipes in one run: differs from any one-recipe run
+    (a / "distill" / "hard" / "config.yaml").write_text(
+        yaml.safe_dump({"distill": {"outer_steps": 5, "mode": "hard"}, "seed": 0})
+    )
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
+    assert "distill.hard.outer_steps" in capsys.readouterr().err
