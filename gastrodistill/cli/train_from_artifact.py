@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import CommandError, check_root_values, report_errors
@@ -25,7 +26,8 @@ EPILOG = """examples:
 writes receive.json and receive.md (this site's metrics beside the card's published ones) into
 --output, by default outputs/<experiment>/receive/<artifact name>-<first 12 hex digits of the card's
 SHA-256>, so that two sites' artifacts of one name keep their own reports; receiving the same artifact
-again replaces its earlier report."""
+again on the same data replaces its earlier report, and on other data (another data.* setting) writes
+beside it, to <name>-<hash>-2, -3, ..."""
 
 
 def positive_int(text: str) -> int:
@@ -163,6 +165,27 @@ def default_folder_name(artifact: str) -> str:
     return f"{name}-{str(card['card_sha256'])[:12]}"
 
 
+def default_folder(base: Path, artifact: str, data: Any) -> Path:
+    """The default report folder of ``artifact`` under ``base`` (``outputs/<experiment>/receive``):
+    :func:`default_folder_name`, or ``<that>-2``, ``-3``, ... when that folder holds a report on other data
+    than ``data`` (the resolved ``data`` config): receiving one artifact on two sites' data kept only the
+    second report (found by a breaker). The same data again replaces its own report. A report whose
+    ``config.yaml`` cannot be read counts as other data (kept)."""
+    import yaml
+
+    name = default_folder_name(artifact)
+    folder, n = base / name, 2
+    while (folder / "config.yaml").is_file():
+        try:
+            saved = yaml.safe_load((folder / "config.yaml").read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            saved = None
+        if isinstance(saved, dict) and saved.get("data") == data:
+            break
+        folder, n = base / f"{name}-{n}", n + 1
+    return folder
+
+
 def run(argv: list[str] | None = None) -> dict:
     """Parse ``argv``, train and test; returns the result (``main`` is the console entry point)."""
     import hydra
@@ -183,7 +206,9 @@ def run(argv: list[str] | None = None) -> dict:
     validate(cfg.eval)
     output = Path(cfg.paths.output_dir)
     if args.output is None:
-        output = output / default_folder_name(args.artifact)
+        from omegaconf import OmegaConf
+
+        output = default_folder(output, args.artifact, OmegaConf.to_container(cfg.data, resolve=True))
     from gastrodistill.anonymity.text_check import data_root
 
     problem = output_owner_problem(output, data_root(cfg))

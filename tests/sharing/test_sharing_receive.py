@@ -384,6 +384,19 @@ def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_s
     assert [p.parent.name for p in reports] == sorted(names)
     for p in reports:
         assert json.loads(p.read_text())["artifact"]["card_sha256"][:12] == p.parent.name.split("-")[-1]
+    # one artifact received on a second site's data writes beside the first report (before: replaced it)
+    import shutil
+
+    shutil.copy(tmp_path / "patches.npz", tmp_path / "other_site.npz")
+    first_report = next(p.parent / "receive.md" for p in reports if p.parent.name == names[0])
+    kept = first_report.read_bytes()
+    other = [*FAST, "data=npz", f"data.path={tmp_path / 'other_site.npz'}", f"paths.root_dir={tmp_path}"]
+    receive_main(["--artifact", str(first.with_suffix(".zip")), "--networks", "1", *other])
+    folders = sorted(p.parent.name for p in tmp_path.glob("outputs/*/receive/*/receive.json"))
+    assert folders == sorted([*names, f"{names[0]}-2"])
+    assert first_report.read_bytes() == kept
+    receive_main(["--artifact", str(first.with_suffix(".zip")), "--networks", "1", *other])  # same data again
+    assert len(list(tmp_path.glob("outputs/*/receive/*/receive.json"))) == 3
 
 
 def _run_info(folder, stage):
