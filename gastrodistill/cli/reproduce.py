@@ -91,7 +91,6 @@ class Pipeline:
         self.paths: dict[str, Path] = {}
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
-        self.replaced: list[str] = []  # label modes whose finished set this run's distill stage changed
         self.history: Path | None = None  # history/<n>/: the folder's earlier run record, when kept
 
     # ---- shared pieces ---------------------------------------------------------------------------
@@ -133,17 +132,13 @@ class Pipeline:
                 print(summary_table(store.meta))
 
     def distill(self) -> None:
-        """Distil each label mode's set (or continue it: ``distill.resume``). A resumed set that comes out
-        changed has its evaluation networks retired (:meth:`retire_records`) and the folder's later
-        outputs named as stale (:meth:`stale_stages`); one whose checkpoint had no step left is unchanged
-        and nothing is retired."""
-        from gastrodistill.evaluation.record_settings import set_digest
-
+        """Distil each label mode's set (or continue it: ``distill.resume``), then retire the evaluation's
+        networks that were trained on an earlier version of a set (:meth:`retire_records`); the folder's
+        later outputs that do not describe the sets are named in the summary (:meth:`stale_stages`)."""
         before = self.finished_set_digests()
         self._distill()
-        self.replaced = [m for m, d in before.items() if m in self.sets and set_digest(self.sets[m]) != d]
-        if self.replaced and is_global_zero():
-            self.retire_records(self.replaced)
+        if is_global_zero():
+            self.retire_records(before)
 
     def finished_set_digests(self) -> dict[str, str | None]:
         """Per label mode, the content digest (``set_digest``) of the finished set ``distill/<mode>`` holds,
@@ -162,33 +157,57 @@ class Pipeline:
                     digests[mode] = None
         return digests
 
-    def retire_records(self, modes: list[str]) -> None:
-        """Move the evaluation's finished networks of the sets of ``modes`` (``eval/records/<mode>__*``,
-        records and settings) to ``history/<n>/eval/records/``: they were trained on the sets this run's
-        distill stage replaced, so a later evaluation here trains them again on the new ones instead of
-        refusing the folder (before, a resume with ``stages=[distill,evaluate]`` distilled, then was
-        refused). The baselines' networks do not depend on the sets and stay."""
+    def retire_records(self, before: dict[str, str | None]) -> None:
+        """Move the evaluation's finished networks that were trained on another version of one of this
+        run's sets (records and settings files of ``eval/records/``) to ``history/<n>/eval/records/``, so a
+        later evaluation here trains them again on the current sets instead of refusing the folder
+        (before, a resume with ``stages=[distill,evaluate]`` distilled, then was refused).
+
+        A record's settings file names the digest of the set it trained on (``distilled set <mode>``);
+        that is compared with the set now in ``distill/<mode>``, whatever command changed it (a resume
+        interrupted after one mode included). A record of an older version, without a settings file, is
+        retired when its set changed in this stage (``before``: the digests at its start). The baselines'
+        networks do not depend on the sets and stay."""
         import os
 
-        from gastrodistill.evaluation.record_settings import SETTINGS_SUFFIX
+        from gastrodistill.evaluation.record_settings import SETTINGS_SUFFIX, legacy_set_digest, set_digest
         from gastrodistill.evaluation.report import RECORDS
 
-        def method(name: str) -> str:
-            return name.removesuffix(SETTINGS_SUFFIX).removesuffix(".npz").rsplit("__", 3)[0]
-
+        current = {m: {set_digest(ds), legacy_set_digest(ds)} for m, ds in self.sets.items()}
+        changed = {m for m, d in before.items() if m in current and d not in current[m]}
         records = self.out / "eval" / RECORDS
-        stale = sorted(p for p in records.glob("*") if p.is_file() and method(p.name) in modes)
+        stale: dict[str, str] = {}  # job key -> its set
+        for rec in sorted(records.glob("*.npz")):
+            key = rec.name.removesuffix(".npz")
+            mode = key.split("__", 1)[0]  # the label modes hold no "__"
+            settings = records / f"{key}{SETTINGS_SUFFIX}"
+            if not settings.is_file():
+                if mode in changed:
+                    stale[key] = mode
+                continue
+            try:
+                saved = json.loads(settings.read_text())
+            except (OSError, ValueError):
+                continue  # the evaluation names an unreadable settings file itself
+            if not isinstance(saved, dict):
+                continue
+            for m, digests in current.items():
+                if f"distilled set {m}" in saved and saved[f"distilled set {m}"] not in digests:
+                    stale[key] = m
         if not stale:
             return
         if self.history is None:
             self.history = next_history_folder(self.out)
         dest = self.history / "eval" / RECORDS
         dest.mkdir(parents=True, exist_ok=True)
-        for p in stale:
-            os.replace(p, dest / p.name)
+        for key in stale:
+            for name in (f"{key}.npz", f"{key}{SETTINGS_SUFFIX}"):
+                if (records / name).is_file():
+                    os.replace(records / name, dest / name)
+        modes = sorted(set(stale.values()))
         note = (
-            f"distill: the {' and '.join(modes)} set(s) changed, so the evaluation's networks trained on the "
-            f"earlier ones ({len(stale)} files of eval/records/) are moved to {dest.relative_to(self.out)}/"
+            f"distill: {len(stale)} network(s) of eval/records/ were trained on an earlier version of the "
+            f"{' and '.join(modes)} set(s); they are moved to {dest.relative_to(self.out)}/"
         )
         print(note, flush=True)
         self.notes.append(note)
@@ -705,18 +724,45 @@ class Pipeline:
         check_finished_networks(self.cfg, self.datamodule(), self.distilled_sets(), eval_dir)
 
     def stale_stages(self) -> list[str]:
-        """The later stages to run again when this run's distill stage replaced the sets (a resume in an
-        existing run folder) and this run did not redo them while the folder holds their outputs
-        (``eval/results.md``, ``audit/``, ``artifacts/``); empty otherwise (also when a resume had no step
-        left: the sets are unchanged)."""
-        if not self.replaced:
+        """The later stages to run again after this run's distill stage (a resume in an existing run folder):
+        those this run did not redo whose outputs in the folder do not describe the current sets
+        (``eval/results.md`` without a current evaluation of them, :meth:`saved_results`; ``audit/``
+        without an audit of them, :meth:`saved_audit`; an ``artifacts/<set>`` of other content). Decided
+        from the outputs, not from this command alone: a second resume with no step left still names the
+        outputs the first one made stale. Empty without a distill stage."""
+        if "distill" not in self.timings:
             return []
+        sets = self.distilled_sets()
+        later = []
         made = {
-            "evaluate": self.out / "eval" / "results.md",
-            "audit": self.out / "audit",
-            "artifact": self.out / "artifacts",
+            "evaluate": (self.out / "eval" / "results.md").is_file(),
+            "audit": (self.out / "audit").exists(),
+            "artifact": (self.out / "artifacts").exists(),
         }
-        return [s for s, p in made.items() if s not in self.timings and p.exists()]
+        current = {
+            "evaluate": lambda: self.saved_results(sets) is not None,
+            "audit": lambda: self.saved_audit(sets, None) is not None,
+            "artifact": lambda: not any(self.artifact_is_stale(n, ds) for n, ds in sets.items()),
+        }
+        for stage, there in made.items():
+            if there and stage not in self.timings and not current[stage]():
+                later.append(stage)
+        return later
+
+    def artifact_is_stale(self, name: str, distilled: Any) -> bool:
+        """Whether ``artifacts/<name>`` exists and holds another set than ``distilled`` (or is unreadable)."""
+        from gastrodistill.evaluation.record_settings import set_digest
+
+        folder = self.out / "artifacts" / name
+        if not folder.is_dir():
+            return False
+        from gastrodistill.sharing.artifact import load_artifact
+
+        try:
+            published, _ = load_artifact(folder)
+        except Exception:  # noqa: BLE001 - an artifact that cannot be read is published again
+            return True
+        return set_digest(published) != set_digest(distilled)
 
     def write_summary(self) -> Path:
         md = self.out / "eval" / "results.md"
@@ -726,8 +772,8 @@ class Pipeline:
             folders = {"evaluate": "eval/", "audit": "audit/", "artifact": "artifacts/"}
             shown = " and ".join(folders[s] for s in later)
             self.notes.append(
-                f"this run's distill stage replaced the distilled sets, and {shown} in this folder describe "
-                f"the earlier sets: run 'stages=[{','.join(later)}]' here (hydra.run.dir=...) to bring them "
+                f"{shown} in this folder do not describe the distilled sets as they are now (a resume "
+                f"changed them): run 'stages=[{','.join(later)}]' here (hydra.run.dir=...) to bring them "
                 "up to date"
             )
         lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]

@@ -305,10 +305,17 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     # the evaluation's networks of the replaced sets went to the history with the record of the run that
     # trained them; the baselines' networks, which do not depend on the sets, stay
     retired = out / "history" / "1" / "eval" / "records"
-    assert "files of eval/records/) are moved to history/1/eval/records/" in summary
+    assert "earlier version of the hard and soft set(s); they are moved to history/1/eval/records/" in summary
     assert {p.name.split("__")[0] for p in retired.glob("*.npz")} == {"soft", "hard"}
     kept = {p.name.split("__")[0] for p in (out / "eval" / "records").glob("*.npz")}
     assert kept and not kept & {"soft", "hard"}
+    # the same resume again (a scheduler's retry: the same steps from the step-3 checkpoint, the same sets)
+    # still names the outputs the first one made stale (before the review: nothing, and the 3-step table
+    # was embedded as current), and retires nothing more
+    reproduce(compose_cfg([*again, "distill.outer_steps=4", f"distill.resume={out / 'distill'}"]))
+    summary = (out / "SUMMARY.md").read_text()
+    assert "run 'stages=[evaluate,artifact]' here" in summary and "| soft |" not in summary
+    assert "are moved to" not in summary
     # the artifact stage alone, with the command's default of 3 outer steps: the card says the set's 4
     reproduce(compose_cfg(["experiment=tiny", "stages=[artifact]", f"paths.output_dir={out}"]))
     card = json.loads((out / "artifacts" / "hard" / "card.json").read_text())
@@ -334,15 +341,30 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     printed = capsys.readouterr().out
     assert "| soft |" in printed and "run 'stages=[artifact]' here" in printed and "eval/ and" not in printed
     # a resume that leaves the sets as they were (the same steps again from the step-3 checkpoint, seeded
-    # alike; or no step left) retires nothing and names nothing as stale (before: "replaced", always)
+    # alike; or no step left) retires nothing, and names as stale only what is: the artifacts of 4 steps
     records = sorted(p.name for p in (out / "eval" / "records").iterdir())
     reproduce(compose_cfg([*again, resume, "distill.outer_steps=5"]))
     printed = capsys.readouterr().out
-    assert "resuming the soft-label distillation" in printed and "replaced the distilled sets" not in printed
+    assert "resuming the soft-label distillation" in printed and "run 'stages=[artifact]' here" in printed
+    assert "eval/ and" not in printed and "| soft |" in printed
     assert (
         "are moved to" not in printed
         and sorted(p.name for p in (out / "eval" / "records").iterdir()) == records
     )
+    # a network trained on an earlier version of a set that this command did not change (a resume
+    # interrupted after the soft mode, continued later) is retired too: its settings name the earlier set
+    folder = out / "eval" / "records"
+    key = next(p.name.removesuffix(".npz") for p in folder.glob("soft__*.npz"))
+    earlier = key.rsplit("__", 1)[0] + "__99"
+    _shutil.copy(folder / f"{key}.npz", folder / f"{earlier}.npz")
+    settings = json.loads((folder / f"{key}.settings.json").read_text())
+    settings["distilled set soft"] = "0" * 64
+    (folder / f"{earlier}.settings.json").write_text(json.dumps(settings))
+    reproduce(compose_cfg([*again, resume, "distill.outer_steps=5"]))
+    assert "1 network(s) of eval/records/ were trained on an earlier version of the soft set(s)" in (
+        capsys.readouterr().out
+    )
+    assert sorted(p.name for p in folder.iterdir()) == records
     # soft finished and its checkpoints gone, hard to be continued from its own checkpoint file: the soft
     # set is kept with a note (before, refused as a fresh distillation into a finished set)
     _shutil.rmtree(out / "distill" / "soft" / "checkpoints")
