@@ -133,7 +133,8 @@ def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) 
     named the command's default, and :func:`recipe_differences` then pooled a 6-step run with 3-step ones
     (a newcomer trial). The sets' sections (less ``mode``, the command's kept) are one section when they
     agree, else one per set (which differs from any single-recipe run, so pooling is refused unless
-    allowed). Raises
+    allowed). A set's section is used only when its records were trained on that very set
+    (:func:`records_of_set`), and the keys that are no recipe (:data:`NOT_RECIPE`) are left out. Raises
     :class:`RunsInputError` naming a set's ``config.yaml`` that is not YAML."""
     distill_dir = eval_dir.parent / "distill"
     if eval_dir.name != "eval" or not distill_dir.is_dir():
@@ -141,7 +142,7 @@ def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) 
     sections: dict[str, Any] = {}
     for name in sorted(methods):
         path = distill_dir / name / "config.yaml"
-        if not path.is_file():
+        if not path.is_file() or not records_of_set(eval_dir, distill_dir / name, name):
             continue
         try:
             saved = yaml.safe_load(path.read_text())
@@ -150,7 +151,8 @@ def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) 
                 f"{path} is not valid YAML; restore the file the distill stage wrote beside the set"
             ) from None
         if isinstance(saved, dict) and isinstance(saved.get("distill"), dict):
-            sections[name] = {k: v for k, v in saved["distill"].items() if k != "mode"}
+            skip = {"mode", *NOT_RECIPE["distill"], *NOT_RECIPE_LEAVES}  # as recipe_differences skips them
+            sections[name] = {k: v for k, v in saved["distill"].items() if k not in skip}
     if not sections:
         return config
     first = next(iter(sections.values()))
@@ -270,6 +272,32 @@ NOT_RECIPE = {
 #: Keys at any depth that do not change a recipe: progress bars (``texture_matching.progress`` follows
 #: ``trainer.enable_progress_bar``) and the precision each host chooses.
 NOT_RECIPE_LEAVES = ("progress", "precision")
+
+
+def records_of_set(eval_dir: Path, set_dir: Path, name: str) -> bool:
+    """Whether every record of set ``name`` in ``eval_dir/records`` was trained on the set now in ``set_dir``:
+    their settings files name its digest (``distilled set <name>``). False without settings files (an older
+    version), for a set that cannot be read, or when any record names another digest (networks of an
+    earlier version of the set, kept from before a resume)."""
+    from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.record_settings import SETTINGS_SUFFIX, legacy_set_digest, set_digest
+
+    seen = []
+    for path in (eval_dir / RECORDS).glob(f"{name}__*{SETTINGS_SUFFIX}"):
+        try:
+            saved = yaml.safe_load(path.read_text())  # JSON is YAML
+        except (OSError, yaml.YAMLError, UnicodeDecodeError):
+            return False
+        if not isinstance(saved, dict) or f"distilled set {name}" not in saved:
+            return False
+        seen.append(saved[f"distilled set {name}"])
+    if not seen:
+        return False
+    try:
+        ds = DistilledSet.load(set_dir)
+    except Exception:  # noqa: BLE001 - a set that cannot be read does not speak for the records
+        return False
+    return set(seen) <= {set_digest(ds), legacy_set_digest(ds)}
 
 
 def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from sklearn.metrics import roc_auc_score
 
@@ -364,32 +365,56 @@ def test_recipe_differences_name_recipe_keys_only():
     assert recipe_differences([base, {}]) == []  # a run without a saved config is not compared
 
 
+def _sets_of_run(run, outer_steps: dict[str, int], trained_on: dict[str, str] | None = None) -> dict:
+    """Give run folder ``run`` real sets in distill/<mode> (config.yaml with ``outer_steps``) and settings
+    files beside its records naming the digest each record was trained on (the set's own by default)."""
+    import json
+
+    from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.record_settings import set_digest
+
+    digests = {}
+    for i, (mode, steps) in enumerate(outer_steps.items()):
+        ds = DistilledSet(num_classes=3, ipc=1, steps=1, epochs=1, image_shape=(1, 4, 4), lr_init=0.02)
+        with torch.no_grad():
+            ds.images.add_(i)
+        ds.save(run / "distill" / mode)
+        (run / "distill" / mode / "config.yaml").write_text(
+            yaml.safe_dump({"distill": {"outer_steps": steps, "mode": mode, "resume": f"r{i}"}, "seed": 0})
+        )
+        digests[mode] = set_digest(ds)
+    for rec in (run / "eval" / "records").glob("*.npz"):
+        mode = rec.name.split("__")[0]
+        if mode in digests:
+            value = (trained_on or {}).get(mode, digests[mode])
+            rec.with_name(rec.name.replace(".npz", ".settings.json")).write_text(
+                json.dumps({f"distilled set {mode}": value})
+            )
+    return digests
+
+
 def test_a_runs_recipe_is_its_sets_own_after_a_resume(tmp_path, capsys) -> None:
     """A resume extended run A's sets to 6 outer steps and its evaluation was run again without repeating
-    that value, so eval/config.yaml names the command's 3: the recipe check now reads the sets' own
-    distill/<set>/config.yaml and refuses to pool A with a 3-step run B (a newcomer pooled them)."""
+    that value, so eval/config.yaml names the command's 3: the recipe check reads the sets' own
+    distill/<set>/config.yaml, when the records were trained on those very sets, and refuses to pool A
+    with a 3-step run B (a newcomer pooled them)."""
     a, b = tmp_path / "a", tmp_path / "b"
     three = {**config(run_seed=0), "distill": {"outer_steps": 3, "mode": "soft"}}
     write_run(a, 0, three)
     write_run(b, 1, {**three, "data": config(run_seed=1)["data"]})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
     capsys.readouterr()
-    for mode in ("soft", "hard"):
-        (a / "distill" / mode).mkdir(parents=True)
-        (a / "distill" / mode / "config.yaml").write_text(
-            yaml.safe_dump({"distill": {"outer_steps": 6, "mode": mode}, "seed": 0})
-        )
+    _sets_of_run(a, {"soft": 6, "hard": 6})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
     assert "different recipes (distill.outer_steps)" in capsys.readouterr().err
-    # the sets of one recipe with B's: pooled (their own mode keys do not count)
-    for mode in ("soft", "hard"):
-        (a / "distill" / mode / "config.yaml").write_text(
-            yaml.safe_dump({"distill": {"outer_steps": 3, "mode": mode}, "seed": 0})
-        )
+    # networks of an earlier version of the sets (kept from before the resume): the sets do not speak
+    # for them, and the evaluation's own config stands
+    _sets_of_run(a, {"soft": 6, "hard": 6}, trained_on={"soft": "0" * 64, "hard": "1" * 64})
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
+    # the sets of B's recipe: pooled (their own mode and resume keys do not count, as a reviewer found)
+    _sets_of_run(a, {"soft": 3, "hard": 3})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
     # sets of two recipes in one run: differs from any one-recipe run
-    (a / "distill" / "hard" / "config.yaml").write_text(
-        yaml.safe_dump({"distill": {"outer_steps": 5, "mode": "hard"}, "seed": 0})
-    )
+    _sets_of_run(a, {"soft": 3, "hard": 5})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
     assert "distill.hard.outer_steps" in capsys.readouterr().err
