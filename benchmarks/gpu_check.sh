@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The GPU check of issue 10 (<= 8 minutes on one H100/H200-class GPU):
-#   1. a few hundred outer steps of the full preset (299 px, real batch 1024, T = 30) on full-size
+# The GPU check of issue 10 (about 7 minutes on one H200 with the default STEPS=150; step timeouts 330 +
+# 200 + 150 + 150 s):
+#   1. STEPS (150) outer steps of the full preset (299 px, real batch 1024, T = 30) on full-size
 #      synthetic patches: seconds per outer step, peak GPU memory, data-wait share (benchmarks/gpu_check.py);
 #   1b. 40 steps of the same with cuDNN autotuning and TF32 float32 matmuls, 5 of them profiled (operator
 #      table in one_gpu_tuned.profile.txt): the H200 of 2026-12-04 ran 1.67 s per step, 14x the projection;
@@ -23,7 +24,7 @@ if [[ -z "$DRY" && "$NGPU" -lt 1 ]]; then
   echo "no GPU visible: run with --dry-run on a CPU" >&2; exit 2
 fi
 echo "== 1/3 full preset, one device ($([[ -n $DRY ]] && echo dry run || echo "$NGPU GPU(s) visible"))"
-timeout 330 "$PY" benchmarks/gpu_check.py $DRY --steps "${STEPS:-300}" --json "$OUT/one_gpu.json"
+timeout 330 "$PY" benchmarks/gpu_check.py $DRY --steps "${STEPS:-150}" --json "$OUT/one_gpu.json"
 
 echo "== 1b/3 the same with cuDNN autotuning and TF32 matmuls, $([[ -n $DRY ]] && echo 6 || echo 40) steps, 5 profiled"
 timeout 200 "$PY" benchmarks/gpu_check.py $DRY --steps 40 --cudnn-benchmark --matmul-precision high \

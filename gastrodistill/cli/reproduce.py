@@ -370,10 +370,10 @@ class Pipeline:
         saved = self.out / "audit" / "audit.json"
         audit = None if df is None else self.saved_audit(self.distilled_sets(), self.state.get("real_model"))
         if audit is not None:  # an earlier audit of these sets, data and network: its numbers stay
-            from gastrodistill.evaluation.results import attach_audit, write_results
+            from gastrodistill.evaluation.results import attach_audit
 
             df = attach_audit(df, audit)
-            write_results(df, self.out / "eval", title=f"Results: {self.cfg.experiment_name}")
+            self.write_results(df)
             self.paths["anonymity audit"] = saved.with_name("audit.md")
             self.state["audit"] = audit  # an artifact stage after this one publishes its verdicts
         self.state["results"] = df
@@ -395,13 +395,26 @@ class Pipeline:
         self.paths["anonymity audit"] = self.out / "audit" / "audit.md"
         if self.state.get("results") is None:  # an audit alone: the folder's evaluation of these very sets
             self.state["results"] = self.saved_results(sets)
+            if self.state["results"] is None and (self.out / "eval" / "results.csv").is_file():
+                note = (
+                    "audit: eval/results.csv is not a current evaluation of these sets, so the audit's "
+                    "numbers are not joined to it; run 'stages=[evaluate]' here to evaluate them (the audit "
+                    "is kept)"
+                )
+                print(note, flush=True)
+                self.notes.append(note)
         if self.state.get("results") is not None:  # the audit's numbers join the results table
-            from gastrodistill.evaluation.results import attach_audit, write_results
+            from gastrodistill.evaluation.results import attach_audit
 
             self.state["results"] = attach_audit(self.state["results"], self.state["audit"])
-            write_results(
-                self.state["results"], self.out / "eval", title=f"Results: {self.cfg.experiment_name}"
-            )
+            self.write_results(self.state["results"])
+
+    def write_results(self, df: Any) -> None:
+        """``eval/results.{csv,md}`` of ``df``, as the evaluation writes them (its ``eval.max_ci_width``)."""
+        from gastrodistill.evaluation.results import write_results
+
+        title = f"Results: {self.cfg.experiment_name}"
+        write_results(df, self.out / "eval", title=title, max_ci_width=self.cfg.eval.get("max_ci_width"))
 
     def artifact(self) -> None:
         from gastrodistill.evaluation.results import chosen_standard_lr, method_metrics

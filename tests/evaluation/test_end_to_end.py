@@ -167,6 +167,9 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     assert "no current evaluation numbers (eval/results.csv; run 'stages=[evaluate,artifact]'" in (
         capsys.readouterr().out
     )
+    # ... and an audit alone says that it cannot join such a table (before the review: nothing)
+    reproduce(compose_cfg(["experiment=tiny", "stages=[audit]", f"paths.output_dir={out}"]))
+    assert "audit: eval/results.csv is not a current evaluation of these sets" in capsys.readouterr().out
     reproduce(compose_cfg(["experiment=tiny", "stages=[evaluate,artifact]", f"paths.output_dir={out}"]))
     # an audit alone joins its numbers to the folder's table of these sets (before: results.csv kept none)
     pd.read_csv(out / "eval" / "results.csv").filter(regex="^(?!audit_)").to_csv(
