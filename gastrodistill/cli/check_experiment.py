@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import io
 import math
 import os
@@ -214,9 +215,18 @@ def _overrides(run_dir: Path) -> list[str] | None:
         return []
 
 
-def _other_groups(made: list[str] | None, recipe: Mapping[str, Any]) -> list[str]:
-    """The choices of :data:`STUDY_GROUPS` (``data=npz``, ``model=lenet``) among a run's Hydra overrides
-    ``made`` (:func:`_overrides`) that the recipe's overrides do not make."""
+def _other_groups(
+    made: list[str] | None, recipe: Mapping[str, Any], run_dir: Path | None = None
+) -> list[str]:
+    """The choices of :data:`STUDY_GROUPS` (``data=npz``, ``model=lenet``) of a run that the recipe does not
+    make. With ``run_dir``'s ``.hydra/hydra.yaml``, the run's resolved group choices are compared with the
+    recipe's (:func:`_recipe_choices`), so a run that spelled out its preset's own groups
+    (``experiment=cpu model=convnet_cpu``) is of the recipe; otherwise, the run's Hydra overrides ``made``
+    (:func:`_overrides`) that are not among the recipe's overrides."""
+    ran = _run_choices(run_dir) if run_dir is not None else None
+    wanted_choices = _recipe_choices(tuple(str(o) for o in recipe.get("overrides") or []))
+    if ran is not None and wanted_choices is not None:
+        return [f"{g}={ran.get(g)}" for g in STUDY_GROUPS if g in ran and ran.get(g) != wanted_choices.get(g)]
     wanted = {str(o) for o in recipe.get("overrides") or []}
     return [
         o
@@ -225,12 +235,39 @@ def _other_groups(made: list[str] | None, recipe: Mapping[str, Any]) -> list[str
     ]
 
 
+def _run_choices(run_dir: Path) -> dict[str, Any] | None:
+    """A run's config group choices (``hydra.runtime.choices`` of ``.hydra/hydra.yaml``), or None."""
+    try:
+        saved = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+        choices = saved["hydra"]["runtime"]["choices"]
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError):
+        return None
+    return dict(choices) if isinstance(choices, dict) else None
+
+
+@functools.lru_cache(maxsize=8)
+def _recipe_choices(overrides: tuple[str, ...]) -> dict[str, Any] | None:
+    """The config group choices the recipe's ``overrides`` make (composed once), or None when they do not
+    compose (then the override strings are compared)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from gastrodistill.cli import CONF_DIR
+
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(config_name="config", overrides=list(overrides), return_hydra_config=True)
+        return OmegaConf.to_container(cfg.hydra.runtime.choices)
+    except Exception:  # noqa: BLE001 - a recipe that does not compose: fall back to the override strings
+        return None
+
+
 def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
     """The newest finished run of the recipe: under ``outputs/<experiment_name>/runs``, else any run
     folder whose Hydra overrides include all of the recipe's overrides."""
     name = str(recipe.get("experiment_name", recipe["name"]))
     finished = [d for d in (root / "outputs" / name / "runs").glob("*") if (d / recipe["results"]).is_file()]
-    other = {d: groups for d in finished if (groups := _other_groups(_overrides(d), recipe))}
+    other = {d: groups for d in finished if (groups := _other_groups(_overrides(d), recipe, d))}
     if other:  # e.g. an npz run of experiment=cpu: same folder, another study
         finished = [d for d in finished if d not in other]
         last = list(other)[-1]
@@ -248,7 +285,7 @@ def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
                 (d / recipe["results"]).is_file()
                 and made is not None
                 and wanted <= set(made)
-                and not _other_groups(made, recipe)
+                and not _other_groups(made, recipe, d)
             ):
                 finished.append(d)
     if not finished:
@@ -436,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"warning: {d} is a run of experiment {got!r}; this recipe's ranges are for {want!r}",
                         file=sys.stderr,
                     )
-                groups = _other_groups(_overrides(d), recipe)
+                groups = _other_groups(_overrides(d), recipe, d)
                 if groups:  # e.g. data=npz under experiment=cpu: the recipe's ranges are of another study
                     print(
                         f"warning: {d} chose config groups the recipe does not ({', '.join(groups)}); this "

@@ -323,3 +323,29 @@ def test_the_newest_run_of_another_config_group_is_not_taken_for_the_recipe(tmp_
     shutil.rmtree(runs / "gastric")
     with pytest.raises(RecipeError, match="no finished run"):
         latest_run(tmp_path, recipe)
+
+
+def test_a_run_that_spelled_out_its_presets_groups_is_of_the_recipe(tmp_path, capsys):
+    """A run made with ``experiment=cpu model=convnet_cpu distill=soft_cpu`` (the preset's own choices,
+    spelled out) is the recipe's study: its Hydra record's resolved choices are compared with the recipe's,
+    not its override strings (a reviewer found it warned); ``data=npz`` still differs."""
+    import yaml as _yaml
+
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE.replace("name: t\n", "name: t\nexperiment_name: cpu\n"))
+    run = tmp_path / "run0"
+    (run / "eval").mkdir(parents=True)
+    TABLE.to_csv(run / "eval" / "results.csv", index=False)
+    (run / "config.yaml").write_text("experiment_name: cpu\n")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text(
+        "- experiment=cpu\n- model=convnet_cpu\n- distill=soft_cpu\n"
+    )
+    choices = {"experiment": "cpu", "model": "convnet_cpu", "distill": "soft_cpu", "data": "gastric"}
+    (run / ".hydra" / "hydra.yaml").write_text(_yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    main([str(p), "--run-dir", str(run)])
+    assert "warning" not in capsys.readouterr().err
+    choices["data"] = "npz"
+    (run / ".hydra" / "hydra.yaml").write_text(_yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    main([str(p), "--run-dir", str(run)])
+    assert "chose config groups the recipe does not (data=npz)" in capsys.readouterr().err
