@@ -230,15 +230,21 @@ def test_unusable_run_inputs_are_refused_with_the_file_named(tmp_path, capsys):
     assert main([str(p), "--results", str(blank_end)]) != 2, capsys.readouterr().err
 
 
-def test_a_run_of_another_experiment_is_checked_with_a_warning(tmp_path, capsys):
-    """A tiny run checked against the cpu recipe still prints its checks, but says the ranges are not its
-    experiment's (the run's config.yaml records experiment_name)."""
+def _cpu_recipe_and_run(tmp_path, config_text: str):
+    """The cpu recipe (experiment_name cpu) and a finished run folder whose config.yaml is ``config_text``."""
     p = tmp_path / "r.yaml"
     p.write_text(RECIPE.replace("name: t\n", "name: t\nexperiment_name: cpu\n"))
     run = tmp_path / "run0"
     (run / "eval").mkdir(parents=True)
     TABLE.to_csv(run / "eval" / "results.csv", index=False)
-    (run / "config.yaml").write_text("experiment_name: tiny\nseed: 0\n")
+    (run / "config.yaml").write_text(config_text)
+    return p, run
+
+
+def test_a_run_of_another_experiment_is_checked_with_a_warning(tmp_path, capsys):
+    """A tiny run checked against the cpu recipe still prints its checks, but says the ranges are not its
+    experiment's (the run's config.yaml records experiment_name)."""
+    p, run = _cpu_recipe_and_run(tmp_path, "experiment_name: tiny\nseed: 0\n")
     assert main([str(p), "--run-dir", str(run)]) == 1
     out = capsys.readouterr()
     assert f"warning: {run} is a run of experiment 'tiny'; this recipe's ranges are for 'cpu'" in out.err
@@ -331,12 +337,7 @@ def test_a_run_that_spelled_out_its_presets_groups_is_of_the_recipe(tmp_path, ca
     not its override strings (a reviewer found it warned); ``data=npz`` still differs."""
     import yaml as _yaml
 
-    p = tmp_path / "r.yaml"
-    p.write_text(RECIPE.replace("name: t\n", "name: t\nexperiment_name: cpu\n"))
-    run = tmp_path / "run0"
-    (run / "eval").mkdir(parents=True)
-    TABLE.to_csv(run / "eval" / "results.csv", index=False)
-    (run / "config.yaml").write_text("experiment_name: cpu\n")
+    p, run = _cpu_recipe_and_run(tmp_path, "experiment_name: cpu\n")
     (run / ".hydra").mkdir()
     (run / ".hydra" / "overrides.yaml").write_text(
         "- experiment=cpu\n- model=convnet_cpu\n- distill=soft_cpu\n"
