@@ -724,17 +724,28 @@ class Pipeline:
         stage before it) whose finished networks were trained with other settings is refused here, before
         the run record (``config.yaml``, ``run_info.json``) is rewritten: the evaluation's own check
         (``Study.check_finished``) came after it, so a refused run left the record naming settings that
-        none of the folder's networks had. Raises ``EvaluationConfigError`` naming the keys."""
+        none of the folder's networks had. Raises ``EvaluationConfigError`` naming the keys.
+
+        A resume that evaluates (``stages=[distill,evaluate]``, ``distill.resume``) checks the baselines'
+        networks the same way before distilling: the resume changes the sets (and retires their networks),
+        not the baselines, which were refused only after the distillation."""
         from gastrodistill.evaluation import report
 
         eval_dir = self.out / "eval"
-        if "evaluate" not in stages or {"generate", "patches", "distill"} & set(stages):
+        if "evaluate" not in stages or {"generate", "patches"} & set(stages):
             return
+        resuming = "distill" in stages
+        if resuming and self.cfg.distill.get("resume") in (None, ""):
+            return  # a fresh distillation into a folder with sets is refused on its own
         if not is_global_zero() or not report.finished_jobs(eval_dir):  # rank 0 evaluates and writes
+            return
+        sets = self.distilled_sets()
+        if resuming and not sets:
             return
         from gastrodistill.evaluation.run import check_finished_networks
 
-        check_finished_networks(self.cfg, self.datamodule(), self.distilled_sets(), eval_dir)
+        skip = self.modes() if resuming else ()
+        check_finished_networks(self.cfg, self.datamodule(), sets, eval_dir, skip_methods=skip)
 
     def stale_stages(self) -> list[str]:
         """The later stages to run again after this run's distill stage (a resume in an existing run folder):

@@ -166,13 +166,19 @@ def study_record_settings(cfg: DictConfig, dm, sets: Mapping[str, Any]) -> Recor
     )
 
 
-def check_finished_networks(cfg: DictConfig, dm, sets: Mapping[str, Any], out: str | Path) -> None:
+def check_finished_networks(
+    cfg: DictConfig, dm, sets: Mapping[str, Any], out: str | Path, skip_methods: Sequence[str] = ()
+) -> None:
     """Refuse the evaluation folder ``out`` when its finished networks were trained with other settings than
     this study's (:meth:`RecordSettings.check`), without building a :class:`Study` (no split is copied):
-    what ``reproduce`` checks before it rewrites a run folder's record. Raises
+    what ``reproduce`` checks before it rewrites a run folder's record. ``skip_methods``: sets whose
+    networks are not checked (a resume is about to change them, and retires their networks). Raises
     :class:`EvaluationConfigError` naming the keys."""
     record_settings = study_record_settings(cfg, dm, sets)
-    record_settings.check(Path(out), report.finished_jobs(out), build_jobs(cfg.eval, list(sets)))
+    skip = tuple(f"{m}__" for m in skip_methods)
+    finished = {k for k in report.finished_jobs(out) if not (skip and k.startswith(skip))}
+    jobs = [j for j in build_jobs(cfg.eval, list(sets)) if j.method not in skip_methods]
+    record_settings.check(Path(out), finished, jobs)
 
 
 def current_results(

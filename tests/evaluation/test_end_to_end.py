@@ -330,6 +330,28 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     import shutil as _shutil
 
     resume = f"distill.resume={out / 'distill'}"
+    # ... but with another evaluation recipe, which the baselines' networks were not trained with, it is
+    # refused before distilling (before the review: after the whole distillation)
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    soft_file = out / "distill" / "soft" / "distilled.safetensors"
+    soft_bytes = soft_file.read_bytes()
+    epochs = int(cfg.eval.standard.epochs)
+    with pytest.raises(EvaluationConfigError, match=f"eval.standard.epochs was {epochs}, now {epochs + 1}"):
+        reproduce(
+            compose_cfg(
+                [
+                    *again[:1],
+                    "stages=[distill,evaluate]",
+                    f"paths.output_dir={out}",
+                    resume,
+                    "distill.outer_steps=5",
+                    f"eval.standard.epochs={epochs + 1}",
+                ]
+            )
+        )
+    assert soft_file.read_bytes() == soft_bytes
+    capsys.readouterr()
     reproduce(
         compose_cfg(
             [
