@@ -170,29 +170,23 @@ class Pipeline:
         networks do not depend on the sets and stay."""
         import os
 
-        from gastrodistill.evaluation.record_settings import SETTINGS_SUFFIX, legacy_set_digest, set_digest
-        from gastrodistill.evaluation.report import RECORDS
+        from gastrodistill.evaluation.record_settings import SETTINGS_SUFFIX, set_digests, trained_on
+        from gastrodistill.evaluation.report import RECORDS, finished_jobs
 
-        current = {m: {set_digest(ds), legacy_set_digest(ds)} for m, ds in self.sets.items()}
+        current = {m: set_digests(ds) for m, ds in self.sets.items()}
         changed = {m for m, d in before.items() if m in current and d not in current[m]}
-        records = self.out / "eval" / RECORDS
+        eval_dir = self.out / "eval"
+        records = eval_dir / RECORDS
         stale: dict[str, str] = {}  # job key -> its set
-        for rec in sorted(records.glob("*.npz")):
-            key = rec.name.removesuffix(".npz")
+        for key in sorted(finished_jobs(eval_dir)):
             mode = key.split("__", 1)[0]  # the label modes hold no "__"
-            settings = records / f"{key}{SETTINGS_SUFFIX}"
-            if not settings.is_file():
+            if not (records / f"{key}{SETTINGS_SUFFIX}").is_file():
                 if mode in changed:
                     stale[key] = mode
                 continue
-            try:
-                saved = json.loads(settings.read_text())
-            except (OSError, ValueError):
-                continue  # the evaluation names an unreadable settings file itself
-            if not isinstance(saved, dict):
-                continue
             for m, digests in current.items():
-                if f"distilled set {m}" in saved and saved[f"distilled set {m}"] not in digests:
+                digest = trained_on(eval_dir, key, m)
+                if digest is not None and digest not in digests:
                     stale[key] = m
         if not stale:
             return
@@ -394,7 +388,7 @@ class Pipeline:
         )
         self.paths["anonymity audit"] = self.out / "audit" / "audit.md"
         if self.state.get("results") is None:  # an audit alone: the folder's evaluation of these very sets
-            self.state["results"] = self.saved_results(sets)
+            self.state["results"] = self.saved_results(sets, self.state["audit"])
             if self.state["results"] is None and (self.out / "eval" / "results.csv").is_file():
                 note = (
                     "audit: eval/results.csv is not a current evaluation of these sets, so the audit's "
@@ -421,10 +415,10 @@ class Pipeline:
         from gastrodistill.sharing.publish import publish_artifact, set_recipe
 
         sets = self._need_sets("artifact")
-        if self.state.get("results") is None:  # no evaluate stage in this run: the folder's, when current
-            self.state["results"] = self.saved_results(sets)
         if self.state.get("audit") is None:  # no audit stage in this run: the folder's, when of these sets
             self.state["audit"] = self.saved_audit(sets, self.state.get("real_model"))
+        if self.state.get("results") is None:  # no evaluate stage in this run: the folder's, when current
+            self.state["results"] = self.saved_results(sets, self.state["audit"])
         missing = [
             f"{what} ({folder}; run 'stages=[{stage},artifact]' here to add it)"
             for what, folder, stage, key in (
@@ -458,16 +452,15 @@ class Pipeline:
             )
             self.paths[f"artifact ({name})"] = Path(path)
 
-    def saved_results(self, sets: dict[str, Any]):
+    def saved_results(self, sets: dict[str, Any], audit: dict[str, Any] | None):
         """``eval/results.csv`` of an earlier evaluation in this folder when it is of these sets, data and
-        recipe (:func:`~gastrodistill.evaluation.run.current_results`), with the numbers of a saved audit of
-        them (:meth:`saved_audit`) joined; else None."""
+        recipe (:func:`~gastrodistill.evaluation.run.current_results`), with ``audit``'s numbers joined
+        (those of the audit of these sets, or None: the table's audit columns are dropped); else None."""
         from gastrodistill.evaluation.run import current_results
 
         df = current_results(self.cfg, self.datamodule(), sets, self.out / "eval")
         if df is None:
             return None
-        audit = self.saved_audit(sets, self.state.get("real_model"))
         if audit is None:  # numbers of an audit that is no longer this folder's do not stay
             return df.drop(columns=[c for c in df.columns if c.startswith("audit_")])
         from gastrodistill.evaluation.results import attach_audit
@@ -750,37 +743,40 @@ class Pipeline:
     def stale_stages(self) -> list[str]:
         """The later stages to run again after this run's distill stage (a resume in an existing run folder):
         those this run did not redo whose outputs in the folder do not describe the current sets
-        (``eval/results.md`` without a current evaluation of them, :meth:`saved_results`; ``audit/``
-        without an audit of them, :meth:`saved_audit`; an ``artifacts/<set>`` of other content). Decided
+        (``eval/results.md`` without a current evaluation of them; ``audit/``
+        without an audit of them; an ``artifacts/<set>`` of other content: :meth:`describes`). Decided
         from the outputs, not from this command alone: a second resume with no step left still names the
         outputs the first one made stale. Empty without a distill stage."""
         if "distill" not in self.timings:
             return []
         sets = self.distilled_sets()
-        later = []
-        made = {
-            "evaluate": (self.out / "eval" / "results.md").is_file(),
-            "audit": (self.out / "audit").exists(),
-            "artifact": (self.out / "artifacts").exists(),
-        }
-        current = {
-            "evaluate": lambda: self.saved_results(sets) is not None,
-            "audit": lambda: self.saved_audit(sets, None) is not None,
-            "artifact": lambda: not any(self.artifact_is_stale(n, ds) for n, ds in sets.items()),
-        }
-        for stage, there in made.items():
-            if there and stage not in self.timings and not current[stage]():
-                later.append(stage)
-        return later
+        outputs = {"evaluate": "eval/results.md", "audit": "audit", "artifact": "artifacts"}
+        return [
+            stage
+            for stage, path in outputs.items()
+            if stage not in self.timings and (self.out / path).exists() and not self.describes(stage, sets)
+        ]
+
+    def describes(self, stage: str, sets: dict[str, Any]) -> bool:
+        """Whether the folder's output of ``stage`` (evaluate, audit or artifact) is of ``sets`` as they are:
+        a current evaluation (``current_results``), an audit of them (:meth:`saved_audit`), artifacts of
+        the same content (:meth:`artifact_is_stale`)."""
+        from gastrodistill.evaluation.run import current_results
+
+        if stage == "evaluate":
+            return current_results(self.cfg, self.datamodule(), sets, self.out / "eval") is not None
+        if stage == "audit":
+            return self.saved_audit(sets, None) is not None
+        return not any(self.artifact_is_stale(name, ds) for name, ds in sets.items())
 
     def artifact_is_stale(self, name: str, distilled: Any) -> bool:
         """Whether ``artifacts/<name>`` exists and holds another set than ``distilled`` (or is unreadable)."""
         from gastrodistill.evaluation.record_settings import set_digest
+        from gastrodistill.sharing.artifact import load_artifact
 
         folder = self.out / "artifacts" / name
         if not folder.is_dir():
             return False
-        from gastrodistill.sharing.artifact import load_artifact
 
         try:
             published, _ = load_artifact(folder)

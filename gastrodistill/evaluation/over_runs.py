@@ -280,24 +280,18 @@ def records_of_set(eval_dir: Path, set_dir: Path, name: str) -> bool:
     version), for a set that cannot be read, or when any record names another digest (networks of an
     earlier version of the set, kept from before a resume)."""
     from gastrodistill.distillation.distilled_set import DistilledSet
-    from gastrodistill.evaluation.record_settings import SETTINGS_SUFFIX, legacy_set_digest, set_digest
+    from gastrodistill.evaluation.record_settings import set_digests, trained_on
+    from gastrodistill.evaluation.report import finished_jobs
 
-    seen = []
-    for path in (eval_dir / RECORDS).glob(f"{name}__*{SETTINGS_SUFFIX}"):
-        try:
-            saved = yaml.safe_load(path.read_text())  # JSON is YAML
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            return False
-        if not isinstance(saved, dict) or f"distilled set {name}" not in saved:
-            return False
-        seen.append(saved[f"distilled set {name}"])
-    if not seen:
+    keys = [k for k in finished_jobs(eval_dir) if k.startswith(f"{name}__")]
+    seen = [trained_on(eval_dir, k, name) for k in keys]
+    if not seen or None in seen:
         return False
     try:
         ds = DistilledSet.load(set_dir)
     except Exception:  # noqa: BLE001 - a set that cannot be read does not speak for the records
         return False
-    return set(seen) <= {set_digest(ds), legacy_set_digest(ds)}
+    return set(seen) <= set_digests(ds)
 
 
 def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:

@@ -116,6 +116,26 @@ def legacy_set_digest(distilled: Any) -> str:
     return state_digest(distilled.state_dict(), distilled.metadata())
 
 
+def set_digests(distilled: Any) -> set[str]:
+    """Every digest a settings file may name for ``distilled``: :func:`set_digest` and
+    :func:`legacy_set_digest`."""
+    return {set_digest(distilled), legacy_set_digest(distilled)}
+
+
+def trained_on(out: Path, key: str, name: str) -> str | None:
+    """The digest of set ``name`` that job ``key``'s settings file in ``out/records`` names (the set its
+    network was trained on); None without a settings file (an older version), with one that cannot be read
+    (the evaluation names it itself), or one that names no such set (another set's job, a baseline)."""
+    path = settings_path(out, key)
+    if not path.is_file():
+        return None
+    try:
+        value = _read(path).get(f"distilled set {name}")
+    except EvaluationConfigError:
+        return None
+    return None if value is None else str(value)
+
+
 def state_digest(state: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:
     """SHA-256 (hex) of a ``state_dict`` (tensors by name, in key order: name, shape, dtype and values,
     whatever the memory format or device) and of ``meta`` (JSON), e.g. a network's weights."""

@@ -337,32 +337,18 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     soft_file = out / "distill" / "soft" / "distilled.safetensors"
     soft_bytes = soft_file.read_bytes()
     epochs = int(cfg.eval.standard.epochs)
+    resume_and_evaluate = [
+        *again[:1],
+        "stages=[distill,evaluate]",
+        f"paths.output_dir={out}",
+        resume,
+        "distill.outer_steps=5",
+    ]
     with pytest.raises(EvaluationConfigError, match=f"eval.standard.epochs was {epochs}, now {epochs + 1}"):
-        reproduce(
-            compose_cfg(
-                [
-                    *again[:1],
-                    "stages=[distill,evaluate]",
-                    f"paths.output_dir={out}",
-                    resume,
-                    "distill.outer_steps=5",
-                    f"eval.standard.epochs={epochs + 1}",
-                ]
-            )
-        )
+        reproduce(compose_cfg([*resume_and_evaluate, f"eval.standard.epochs={epochs + 1}"]))
     assert soft_file.read_bytes() == soft_bytes
     capsys.readouterr()
-    reproduce(
-        compose_cfg(
-            [
-                *again[:1],
-                "stages=[distill,evaluate]",
-                f"paths.output_dir={out}",
-                resume,
-                "distill.outer_steps=5",
-            ]
-        )
-    )
+    reproduce(compose_cfg(resume_and_evaluate))
     printed = capsys.readouterr().out
     assert "| soft |" in printed and "run 'stages=[artifact]' here" in printed and "eval/ and" not in printed
     # a resume that leaves the sets as they were (the same steps again from the step-3 checkpoint, seeded
