@@ -353,6 +353,7 @@ class TensorImageDataModule(ImageDataModule):
         self.in_channels = int(x.shape[1])
         self.image_size = (int(x.shape[2]), int(x.shape[3]))
         self.mean, self.std = channel_stats(x)
+        self._pixel_hash: str | None = None  # source_hash()'s memo, of these very arrays
         self._configured = True
 
     def labels(self, split: str) -> np.ndarray:
@@ -373,11 +374,20 @@ class TensorImageDataModule(ImageDataModule):
         return ArrayDataset(x, self.labels(split), self.mean, self.std, self.augment if augment else None)
 
     def source_hash(self) -> str:
-        import hashlib
+        """SHA-256 of the source id and every split's pixels and labels (64 hex characters).
 
-        h = hashlib.sha256(self._source_id.encode())
-        for split in SPLITS:
-            x, y = self._splits[split]
-            h.update(np.ascontiguousarray(x).tobytes())
-            h.update(np.ascontiguousarray(y).tobytes())
-        return h.hexdigest()
+        Hashing reads every pixel (about 1 s per GB), so the digest is kept once computed: one
+        command asks for it several times (checkpoints, evaluation records, the audit's identity,
+        the card). The memo belongs to the arrays of the last :meth:`setup`; arrays are not
+        changed in place after it (no stage does).
+        """
+        if getattr(self, "_pixel_hash", None) is None:
+            import hashlib
+
+            h = hashlib.sha256(self._source_id.encode())
+            for split in SPLITS:
+                x, y = self._splits[split]
+                h.update(np.ascontiguousarray(x).tobytes())
+                h.update(np.ascontiguousarray(y).tobytes())
+            self._pixel_hash = h.hexdigest()
+        return self._pixel_hash

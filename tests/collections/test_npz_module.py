@@ -75,6 +75,33 @@ def test_class_names_argument_wins_and_hash_is_content_based(make_npz, tmp_path)
     assert str(tmp_path) not in dm_a.source_hash()
 
 
+def test_pixel_hash_is_computed_once_and_equals_an_independent_digest(make_npz, monkeypatch):
+    import hashlib
+
+    from gastrodistill.utils.hashing import sha256_json
+
+    dm = _setup(make_npz(k=2))
+    calls = []
+    real_sha256 = hashlib.sha256
+
+    def counting_sha256(*args):
+        calls.append(args)
+        return real_sha256(*args)
+
+    monkeypatch.setattr(hashlib, "sha256", counting_sha256)
+    first = dm.source_hash()
+    assert len(calls) == 2  # the pixels, then the json of their digest and the class names
+    assert dm.source_hash() == first
+    assert len(calls) == 3  # only the json again: the pixels are not read a second time
+
+    h = real_sha256(b"npz")
+    for split in ("train", "val", "test"):
+        x, y = dm._splits[split]
+        h.update(np.ascontiguousarray(x).tobytes())
+        h.update(np.ascontiguousarray(y).tobytes())
+    assert first == sha256_json({"pixels": h.hexdigest(), "classes": dm.class_names})
+
+
 def test_mixed_depths_become_float_in_unit_range(make_npz):
     rng = np.random.default_rng(2)
     tr = rng.integers(0, 256, (6, 4, 4), dtype=np.uint8)
