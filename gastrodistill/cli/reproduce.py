@@ -672,6 +672,10 @@ class Pipeline:
                 from gastrodistill.sharing.publish import check_experiment_name_in_data
 
                 check_experiment_name_in_data(self.cfg, self.datamodule())
+                if "evaluate" in stages:  # empty splits, a positive class of other data: not after distilling
+                    from gastrodistill.evaluation.splits import check_evaluation_data
+
+                    check_evaluation_data(self.cfg, self.datamodule())
                 name_checked = True
             print(f"==> [{i}/{len(stages)}] {stage} (elapsed {time.time() - start:.0f} s)", flush=True)
             t0 = time.time()

@@ -160,11 +160,21 @@ def class_index(names: list[str], wanted: str | None, key: str, required: bool) 
     return None
 
 
-def build_context(cfg: DictConfig, dm) -> Context:
-    """Cache the test, validation and fitting splits and resolve the patient classes.
+def check_evaluation_data(cfg: DictConfig, dm) -> tuple[int | None, int | None]:
+    """Refuse data the evaluation cannot score, from labels and patient ids alone (no pixel is read).
 
-    Raises :class:`EvaluationConfigError` for ``eval.threshold_source`` outside ``train``/``val`` and for
-    a ``positive_class`` (or a set ``irrelevant_class``) that is not a class of data that have patients.
+    ``gastrodistill-reproduce`` calls it once the data can be read, before the distillation, so a
+    wrong ``eval.*`` value for the data stops the study then and not an hour later; :func:`build_context`
+    calls it again.
+
+    Returns:
+        ``(positive_class, irrelevant_class)``: class indices of ``dm.class_names``, ``None`` when not
+        set (or, for the positive class, when the data have no patients).
+
+    Raises:
+        EvaluationConfigError: ``eval.threshold_source`` outside ``train``/``val``; an empty validation
+            or test split; a ``positive_class`` (or a set ``irrelevant_class``) that is not a class of
+            data that have patients.
     """
     ev = cfg.eval
     source = str(ev.threshold_source)
@@ -172,8 +182,32 @@ def build_context(cfg: DictConfig, dm) -> Context:
         raise EvaluationConfigError(
             f"eval.threshold_source = {source!r}; use one of {FIT_SPLITS} (never 'test')"
         )
+    for split in ("val", "test"):
+        if len(dm.labels(split)) == 0:  # e.g. data.val_fraction=0: it failed as "argmax of an empty sequence"
+            raise EvaluationConfigError(
+                f"the {split} split is empty; the evaluation chooses learning rates and the patient "
+                "threshold on validation patients and tests on test patients (set data.val_fraction > 0, "
+                "e.g. 0.2, or give the data more patients)"
+            )
+    names = list(dm.class_names)
+    has_patients = all(
+        dm.patient_ids(s) is not None and dm.patient_labels(s) is not None for s in (source, "test")
+    )
+    pos = class_index(names, ev.patient.positive_class, "positive_class", required=has_patients)
+    irr = class_index(names, ev.patient.irrelevant_class, "irrelevant_class", required=False)
+    return pos, irr
+
+
+def build_context(cfg: DictConfig, dm) -> Context:
+    """Cache the test, validation and fitting splits and resolve the patient classes.
+
+    Raises :class:`EvaluationConfigError` as :func:`check_evaluation_data` does.
+    """
+    pos, irr = check_evaluation_data(cfg, dm)
     from gastrodistill.evaluation.networks import eval_device
 
+    ev = cfg.eval
+    source = str(ev.threshold_source)
     dev = eval_device(cfg)
     max_bytes = int(ev.max_in_memory_mb) * 2**20
     dev_mb = ev.get("max_device_mb")
@@ -182,17 +216,6 @@ def build_context(cfg: DictConfig, dm) -> Context:
     val = SplitCache(dm, "val", max_bytes, bs, dev, dev_bytes)
     fit = val if source == "val" else SplitCache(dm, "train", max_bytes, bs, dev, dev_bytes)
     test = SplitCache(dm, "test", max_bytes, bs, dev, dev_bytes)
-    for split, cache in (("val", val), ("test", test)):
-        if len(cache) == 0:  # e.g. data.val_fraction=0: it failed as "argmax of an empty sequence"
-            raise EvaluationConfigError(
-                f"the {split} split is empty; the evaluation chooses learning rates and the patient "
-                "threshold on validation patients and tests on test patients (set data.val_fraction > 0, "
-                "e.g. 0.2)"
-            )
-    names = list(dm.class_names)
-    has_patients = fit.has_patients and test.has_patients
-    pos = class_index(names, ev.patient.positive_class, "positive_class", required=has_patients)
-    irr = class_index(names, ev.patient.irrelevant_class, "irrelevant_class", required=False)
     policy = threshold_policy(ev.patient, int(cfg.seed))
     other = ("train" if source == "val" else "val") if policy.fallback == "cv" else None
     return Context(cfg, dm, fit, val, test, pos, irr, policy, other)

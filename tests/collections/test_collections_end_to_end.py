@@ -134,3 +134,17 @@ def test_npz_anonymity_audit_without_patients(compose_cfg, make_npz, tmp_path):
     for key in ("ncc_nearest_max", "ncc_ref_p95", "mia_loss_auc"):
         assert np.isfinite(soft[key]), key
     assert 0.0 <= soft["mia_loss_auc"] <= 1.0
+
+
+def test_reproduce_refuses_a_misspelt_positive_class_before_distilling(compose_cfg, make_npz):
+    """The class names of npz data come from the file, so the config check before the run cannot know
+    them; once the data are read, a near-miss positive class stops the study before any outer step."""
+    from gastrodistill.cli.reproduce import Pipeline
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    path = make_npz(k=2, size=12, counts=(40, 12, 20), class_names=np.array(["normal", "tumour"]))
+    overrides = ["data=npz", f"data.path={path}", *SMALL, "stages=[distill,evaluate]"]
+    pipe = Pipeline(compose_cfg([*overrides, "eval.patient.positive_class=tumor"]))
+    with pytest.raises(EvaluationConfigError, match="positive_class = 'tumor' .* did you mean 'tumour'"):
+        pipe.run()
+    assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()

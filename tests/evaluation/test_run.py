@@ -128,6 +128,29 @@ def test_bad_eval_config_is_a_clear_error(compose_cfg, patient_dm):
         study.run()
 
 
+def test_data_the_evaluation_cannot_score_is_refused_from_labels_alone(compose_cfg, patient_dm_factory):
+    """check_evaluation_data (which reproduce runs before distilling) reads labels and patient ids, not
+    pixels: an empty validation or test split and a misspelt positive class are refused by it."""
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+    from gastrodistill.evaluation.splits import check_evaluation_data
+
+    def no_pixels(*args, **kwargs):
+        raise AssertionError("pixels read")
+
+    cfg = compose_cfg(SMALL)
+    for patients, split in (((12, 0, 16), "val"), ((12, 8, 0), "test")):
+        dm = patient_dm_factory(patients=patients)
+        dm.dataset = dm.load_split = no_pixels
+        with pytest.raises(EvaluationConfigError, match=f"the {split} split is empty"):
+            check_evaluation_data(cfg, dm)
+    dm = patient_dm_factory()
+    dm.dataset = dm.load_split = no_pixels
+    names = dm.class_names
+    assert check_evaluation_data(cfg, dm) == (names.index("gastritis"), names.index("irrelevant"))
+    with pytest.raises(EvaluationConfigError, match="'gastritiss' is not a class of the data"):
+        check_evaluation_data(compose_cfg(SMALL + ["eval.patient.positive_class=gastritiss"]), dm)
+
+
 def test_fresh_networks_learn_from_the_distilled_set(compose_cfg, patient_dm):
     """Replay of real-init images beats chance; differently seeded networks differ."""
     cfg = compose_cfg(SMALL)
