@@ -554,6 +554,9 @@ class Pipeline:
                         f"synthetic.{key}=0: the test split would hold no patient of that diagnosis, so the "
                         "patient HM and AUC could not be measured; use at least 1"
                     )
+        data_target = str((self.cfg.get("data") or {}).get("_target_", ""))
+        if "generate" in stages and "patches" in stages and data_target == GASTRIC_DATA:
+            self.check_patch_fits((self.cfg.get("synthetic") or {}).get("image_size"))
         if "audit" in stages or "artifact" in stages:  # the name goes into the cards: refused now, not then
             from gastrodistill.sharing.publish import check_experiment_name
 
@@ -567,7 +570,6 @@ class Pipeline:
                 "data.val_fraction=0 leaves no validation patients, on which the evaluation chooses its "
                 "learning rates and patient threshold; use e.g. data.val_fraction=0.2"
             )
-        data_target = str((self.cfg.get("data") or {}).get("_target_", ""))
         if "evaluate" in stages and data_target == GASTRIC_DATA:
             from gastrodistill.data.labelling import CLASS_NAMES  # the gastric classes are fixed
             from gastrodistill.evaluation.jobs import EvaluationConfigError
@@ -585,6 +587,24 @@ class Pipeline:
         if not names or bad:
             raise ReproduceConfigError(
                 f"reproduce.distill_modes = {names}; list label modes from {list(MODES)}, e.g. [soft, hard]"
+            )
+
+    def check_patch_fits(self, image_size: object) -> None:
+        """Refuse patch geometry that no generated image can hold, before anything is generated (the
+        patches stage refused it image by image, after the collection had been written).
+
+        Raises:
+            GeometryError: ``data.patch_size`` or ``data.overlap`` not a valid geometry.
+            ReproduceConfigError: ``synthetic.image_size`` (px) below ``data.patch_size`` (px).
+        """
+        from gastrodistill.data.tiling import Geometry
+
+        geometry = Geometry(self.cfg.data.get("patch_size"), self.cfg.data.get("overlap"))
+        if isinstance(image_size, int) and image_size < geometry.patch_size:
+            raise ReproduceConfigError(
+                f"synthetic.image_size={image_size} px is smaller than data.patch_size={geometry.patch_size} "
+                f"px, so no patch fits an image; use synthetic.image_size >= {geometry.patch_size} or a "
+                "smaller data.patch_size"
             )
 
     def drop_gastric_stages(self, stages: list[str]) -> list[str]:

@@ -264,6 +264,28 @@ def test_reproduce_refuses_a_bad_matching_value_before_generating_anything(compo
     assert not any(tmp_path.rglob("*.png")) and not any(tmp_path.rglob("*.npy"))
 
 
+def test_reproduce_refuses_an_image_smaller_than_a_patch_before_generating(compose_cfg, tmp_path):
+    """synthetic.image_size below data.patch_size (and a bad overlap) stop the study before the collection
+    is written; the patches stage had refused every image after generating them all."""
+    from gastrodistill.cli.reproduce import Pipeline, ReproduceConfigError
+    from gastrodistill.data.errors import GeometryError
+
+    for overrides, error, message in (
+        (["synthetic.image_size=200"], ReproduceConfigError, r"synthetic.image_size=200 px is smaller than "),
+        (
+            ["data.overlap=299"],
+            GeometryError,
+            r"data.overlap=299 must be >= 0 and smaller than data.patch_size",
+        ),
+    ):
+        pipe = Pipeline(compose_cfg(["experiment=tiny", f"paths.root_dir={tmp_path}", *overrides]))
+        with pytest.raises(error, match=message):
+            pipe.run()
+        assert not pipe.out.exists() and not any(tmp_path.rglob("*.png"))
+    fits = compose_cfg(["experiment=tiny", "synthetic.image_size=299", "stages=[generate]"])
+    Pipeline(fits).check_patch_fits(299)  # an image of exactly one patch is tiled
+
+
 def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, capsys):
     """A fresh distillation into a run folder that holds finished sets is refused before anything is
     rewritten; a resume continues them, and the summary then leaves out the table of the sets it replaced
