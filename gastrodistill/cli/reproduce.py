@@ -824,7 +824,8 @@ class Pipeline:
         lines += ["| stage | wall time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in self.timings.items()]
         lines += ["", "## Recipe", ""] + [f"- {line}" for line in recipe_lines(self.cfg, self.modes())]
-        lines += ["", "## Outputs", ""] + [f"- {k}: `{v}`" for k, v in self.paths.items()]
+        lines += ["", "## Outputs (paths in this run folder relative to it)", ""]
+        lines += [f"- {k}: `{self.shown_path(v)}`" for k, v in self.paths.items()]
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         if self.state.get("results") is not None:
@@ -840,6 +841,15 @@ class Pipeline:
         write_text_atomic(self.out / "timings.json", json.dumps(self.timings, indent=2))
         self.paths["summary"] = path
         return path
+
+    def shown_path(self, path: Path) -> str:
+        """``path`` as ``SUMMARY.md`` gives it: relative to the run folder when inside it (so a moved or
+        copied folder's summary stays true), else as the config gave it (data, patch store)."""
+        path = Path(path)
+        try:
+            return path.resolve().relative_to(self.out.resolve()).as_posix()
+        except ValueError:
+            return str(path)
 
 
 #: The files of a run folder's record that a later run in the same folder rewrites.

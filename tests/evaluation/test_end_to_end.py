@@ -63,6 +63,9 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     assert "## Targets (distillation architecture, replay schedule" in summary
     n = cfg.eval.n_networks
     assert f"- evaluation: {n} fresh network{'' if n == 1 else 's'} per row" in summary
+    # outputs inside the run folder relative to it (true of a moved copy); the data as the config gave it
+    assert "- distilled set (soft): `distill/soft`" in summary and str(out) not in summary
+    assert f"- data: `{cfg.paths.data_root}`" in summary
 
     # no patient identifier in anything the run wrote (text files), nor in the artifacts' bytes
     manifest = pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv")
@@ -139,7 +142,7 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     reproduce(same)
     pd.testing.assert_frame_equal(pd.read_csv(out / "eval" / "results.csv"), table)
     assert "Anonymity audit" in (out / "eval" / "results.md").read_text()
-    assert f"- anonymity audit: `{out / 'audit' / 'audit.md'}`" in (out / "SUMMARY.md").read_text()
+    assert "- anonymity audit: `audit/audit.md`" in (out / "SUMMARY.md").read_text()
     # ... and an artifact stage after it publishes the audit's verdict, as the first run's did
     card = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
     reproduce(compose_cfg(["experiment=tiny", "stages=[evaluate,artifact]", f"paths.output_dir={out}"]))
