@@ -85,7 +85,7 @@ def run(cfg: DictConfig) -> dict:
     from gastrodistill.anonymity.audit import run_audit
     from gastrodistill.sharing.publish import (
         check_experiment_name,
-        check_experiment_name_in_data,
+        check_logged_names_in_data,
         publish_artifact,
         set_recipe,
     )
@@ -97,7 +97,7 @@ def run(cfg: DictConfig) -> dict:
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
-    check_experiment_name_in_data(cfg, dm)  # it names the logged runs and the cards: before the audit
+    check_logged_names_in_data(cfg, dm)  # it names the logged runs and the cards: before the audit
     from gastrodistill.evaluation.checks import check_distilled_sets
 
     check_distilled_sets(sets, dm)

@@ -40,9 +40,9 @@ def run(cfg: DictConfig):
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
-    from gastrodistill.sharing.publish import check_experiment_name_in_data
+    from gastrodistill.sharing.publish import check_logged_names_in_data
 
-    check_experiment_name_in_data(cfg, dm)  # before the loggers name their runs after it
+    check_logged_names_in_data(cfg, dm)  # before the loggers name their runs after it
     out = Path(cfg.paths.output_dir)
     df = run_evaluation(cfg, dm, sets, out)
     print((out / "results.md").read_text())

@@ -689,9 +689,9 @@ class Pipeline:
                 )
                 continue
             if stage in LOGGING_STAGES and not name_checked:  # the data can be read: before the first log
-                from gastrodistill.sharing.publish import check_experiment_name_in_data
+                from gastrodistill.sharing.publish import check_logged_names_in_data
 
-                check_experiment_name_in_data(self.cfg, self.datamodule())
+                check_logged_names_in_data(self.cfg, self.datamodule())
                 if "evaluate" in stages:  # empty splits, a positive class of other data: not after distilling
                     from gastrodistill.evaluation.splits import check_evaluation_data
 

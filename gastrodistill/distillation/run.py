@@ -428,9 +428,9 @@ def run_distillation(
     data_hash = datamodule.source_hash()  # recorded in checkpoints; computed once (npz: every pixel)
     if ckpt_path is not None:  # the data is read now: a checkpoint of another collection is refused
         check_resume_data(ckpt_path, data_hash, d.get("resume"))
-    from gastrodistill.sharing.publish import check_experiment_name_in_data
+    from gastrodistill.sharing.publish import check_logged_names_in_data
 
-    check_experiment_name_in_data(cfg, datamodule)  # before the loggers name their runs after it
+    check_logged_names_in_data(cfg, datamodule)  # before the loggers name their runs after it
     networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation

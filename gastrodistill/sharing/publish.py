@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, ListConfig
 
 from gastrodistill.anonymity.text_check import data_root, private_strings
 from gastrodistill.anonymity.verdict import NOT_AUDITED, anonymity_verdict
@@ -105,17 +105,57 @@ def check_experiment_name(cfg: DictConfig) -> None:
         )
 
 
-def check_experiment_name_in_data(cfg: DictConfig, datamodule) -> None:
-    """Refuse an ``experiment_name`` that holds a private string of ``datamodule``'s data (a patient id, a
-    DICOM header value, a source path: :func:`~gastrodistill.anonymity.text_check.private_strings`, found
-    as the artifact check finds them). It names the run folder, the loggers' runs and every artifact's
-    card, so every command that logs calls this once the data can be read and before its loggers start
-    (``gastrodistill-reproduce`` before its first such stage, ``run_distillation``, ``gastrodistill-evaluate``
-    and ``gastrodistill-audit``); :func:`check_experiment_name` catches what needs no data. Raises
-    :class:`~gastrodistill.sharing.card.CardError` naming the key and the kind of string, never the string."""
-    from gastrodistill.sharing.card import CardError, find_strings
+#: The text fields of a W&B logger's config (``logger.<name>.*``) that name its run on the W&B server.
+WANDB_NAME_KEYS = ("project", "group", "name", "job_type", "tags")
+#: W&B refuses longer tags (its own error is a traceback that prints the tag).
+WANDB_TAG_MAX = 64
 
-    name = str(cfg.get("experiment_name"))
+
+def logged_names(cfg: DictConfig) -> dict[str, str]:
+    """Every user-chosen string that names a logged run, key -> value: ``experiment_name`` and, for each
+    W&B logger under ``logger``, its :data:`WANDB_NAME_KEYS` (each tag as ``logger.wandb.tags[i]``)."""
+    names = {"experiment_name": str(cfg.get("experiment_name"))}
+    for logger, conf in (cfg.get("logger") or {}).items():
+        if not isinstance(conf, DictConfig) or "wandb" not in str(conf.get("_target_", "")).lower():
+            continue
+        for key in WANDB_NAME_KEYS:
+            value = conf.get(key)
+            if value is None:
+                continue
+            values = list(value) if isinstance(value, ListConfig) else [value]
+            for i, item in enumerate(values):
+                names[f"logger.{logger}.{key}" + (f"[{i}]" if key == "tags" else "")] = str(item)
+    return names
+
+
+def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
+    """Refuse an ``experiment_name`` or a W&B run's project, group, name, job type or tag
+    (:func:`logged_names`) that holds a private string of ``datamodule``'s data (a patient id, a DICOM
+    header value, a source path: :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the
+    artifact check finds them), and a W&B value that is itself a path, file name or header field
+    (:func:`~gastrodistill.sharing.card.string_problem`) or a tag W&B would refuse. ``experiment_name``
+    names the run folder, the loggers' runs and every artifact's card, and the W&B values name the run on
+    the W&B server, so every command that logs calls this once the data can be read and before its loggers
+    start (``gastrodistill-reproduce`` before its first such stage, ``run_distillation``,
+    ``gastrodistill-evaluate`` and ``gastrodistill-audit``); :func:`check_experiment_name` catches what
+    needs no data. Raises :class:`~gastrodistill.sharing.card.CardError` naming the key and the kind of
+    string, never the string."""
+    from gastrodistill.sharing.card import CardError, find_strings, string_problem
+
+    names = logged_names(cfg)
+    for key, value in names.items():
+        if key == "experiment_name":
+            continue  # check_experiment_name's, with the card's wording
+        reason = string_problem(value)
+        if reason is not None:
+            raise CardError(
+                f"{key}: the value {reason}, and it names the logged W&B run; choose one without paths, "
+                "file names or header fields"
+            )
+        if ".tags[" in key and len(value) > WANDB_TAG_MAX:
+            raise CardError(
+                f"{key} is {len(value)} characters long; W&B takes tags of at most {WANDB_TAG_MAX}"
+            )
     text = cfg.audit.text if "audit" in cfg and "text" in cfg.audit else {}
     strings = private_strings(
         datamodule,
@@ -123,15 +163,22 @@ def check_experiment_name_in_data(cfg: DictConfig, datamodule) -> None:
         min_length=int(text.get("min_length", 4)),
         max_dicom_files=text.get("max_dicom_files"),
     )
-    hits = find_strings({"experiment_name": name.encode("utf-8")}, strings.values)
-    if hits:
-        kinds = sorted({strings.kinds[i].split(":")[0] for _, i in hits})
+    hits = find_strings({key: value.encode("utf-8") for key, value in names.items()}, strings.values)
+    if not hits:
+        return
+    key = hits[0][0]  # names keep their order: experiment_name first
+    kinds = ", ".join(sorted({strings.kinds[i].split(":")[0] for k, i in hits if k == key}))
+    if key == "experiment_name":
         raise CardError(
-            f"experiment_name holds a private string of the data ({', '.join(kinds)}), and it names the run "
+            f"experiment_name holds a private string of the data ({kinds}), and it names the run "
             f"folder, the logged runs and every shared artifact's card; choose a name that holds no patient "
             f"id, header value or path (e.g. experiment_name=site_a); a run folder this command made is "
             f"removed"
         )
+    raise CardError(
+        f"{key} holds a private string of the data ({kinds}), and it names the logged W&B run; choose a "
+        "value that holds no patient id, header value or path"
+    )
 
 
 def card_fields_from_config(

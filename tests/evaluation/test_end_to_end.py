@@ -445,6 +445,38 @@ def test_an_experiment_name_holding_a_patient_id_is_refused_before_any_stage_log
     assert not (Path(named.paths.output_dir) / "alone").exists() and not (pipe.out / "logs").exists()
 
 
+def test_a_wandb_project_or_tag_holding_a_patient_id_or_a_path_is_refused_before_any_stage_logs(compose_cfg):
+    """The W&B run's project, group, name and tags name it on the W&B server like experiment_name does: a
+    patient id or a path there stops the study before any logger starts (they reached the W&B run)."""
+    from gastrodistill.cli.reproduce import Pipeline
+    from gastrodistill.sharing.card import CardError
+    from gastrodistill.sharing.publish import check_logged_names_in_data
+
+    cfg = compose_cfg(["experiment=tiny", "stages=[generate,patches]"])
+    Pipeline(cfg).run()
+    pid = str(pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv").patient_id.iloc[0])
+    wandb = ["experiment=tiny", "logger=default", "stages=[patches,distill]"]
+    for override, message in (
+        (
+            f"logger.wandb.tags=[ok,site_{pid}]",
+            "logger.wandb.tags[1] holds a private string of the data (patient_id)",
+        ),
+        (
+            f"logger.wandb.project=proj_{pid}",
+            "logger.wandb.project holds a private string of the data (patient_id)",
+        ),
+        ("logger.wandb.project=/home/jane/x", "logger.wandb.project: the value contains a path separator"),
+        (f"logger.wandb.tags=[{'t' * 65}]", "logger.wandb.tags[0] is 65 characters long"),
+    ):
+        pipe = Pipeline(compose_cfg([*wandb, override]))
+        with pytest.raises(CardError) as info:
+            pipe.run()
+        assert str(info.value).startswith(message) and pid not in str(info.value), (override, info.value)
+        assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()
+    fine = compose_cfg([*wandb, "logger.wandb.tags=[site_a,lr-0.01]", "logger.wandb.project=study"])
+    check_logged_names_in_data(fine, Pipeline(fine).datamodule())  # ordinary names pass
+
+
 def test_the_evaluate_and_audit_commands_refuse_a_patient_id_as_experiment_name(
     compose_cfg, tmp_path, monkeypatch, capsys
 ):
