@@ -74,14 +74,20 @@ def resolve_resume(
     mode: str,
     output_dir: str | os.PathLike,
     resume_root: str | os.PathLike | None = None,
+    settings: dict[str, Any] | None = None,
+    outer_steps: int | None = None,
 ) -> Path | None:
     """The checkpoint to resume the ``mode`` run from, or None when ``spec`` is empty or nothing matches.
 
-    ``spec``: ``None``/``""`` (no resume), ``"last"`` (newest ``mode`` checkpoint under
-    ``output_dir`` and ``resume_root``), a run folder (newest ``mode`` checkpoint under it) or a ``.ckpt``
-    file (used as it is when it is of this mode, or when its folder does not tell; a checkpoint in
-    ``<run>/<other mode>/checkpoints/`` stands for its run folder, searched for a ``mode`` checkpoint).
-    Raises :class:`ResumeError` when ``spec`` is a path that does not exist or ``mode`` is unknown.
+    ``spec``: ``None``/``""`` (no resume), ``"last"`` (the newest ``mode`` checkpoint under
+    ``output_dir``; when it holds none, the newest under ``resume_root`` that this run can continue:
+    written with ``settings`` (:func:`run_settings` of this run; ``None``: any) at an outer step at most
+    ``outer_steps``, so that the jobs of a sweep, each resumed with ``last``, take their own runs'
+    checkpoints and not the newest of another job), a run folder (newest ``mode`` checkpoint under it) or
+    a ``.ckpt`` file (used as it is when it is of this mode, or when its folder does not tell; a
+    checkpoint in ``<run>/<other mode>/checkpoints/`` stands for its run folder, searched for a ``mode``
+    checkpoint). Raises :class:`ResumeError` when ``spec`` is a path that does not exist or ``mode`` is
+    unknown.
     """
     if spec is None or str(spec).strip() in ("", "null", "None"):
         return None
@@ -89,10 +95,13 @@ def resolve_resume(
         raise ResumeError(f"unknown distillation mode {mode!r}; expected one of {MODES}")
     text = str(spec).strip()
     if text == "last":
-        found = _checkpoints_of(Path(output_dir), mode)
-        if resume_root is not None:
-            found += _checkpoints_of(Path(resume_root), mode)
-        return newest(sorted(set(found)))
+        own = _checkpoints_of(Path(output_dir), mode)
+        if own:
+            return newest(own)
+        found = _checkpoints_of(Path(resume_root), mode) if resume_root is not None else []
+        if settings is not None:
+            found = [p for p in found if _continues(p, settings, outer_steps)]
+        return newest(found)
     path = Path(text).expanduser()
     if path.is_dir():
         return newest(_checkpoints_of(path, mode))
@@ -108,6 +117,25 @@ def resolve_resume(
     )
 
 
+def _continues(path: Path, settings: dict[str, Any], outer_steps: int | None) -> bool:
+    """Whether the run with ``settings`` could continue the checkpoint at ``path``: it reads as a
+    checkpoint, records the same settings (or records none) and is at most at ``outer_steps``. Only the
+    record and step counter are read (the tensors are memory-mapped, not loaded)."""
+    import torch
+
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        record = ckpt.get("gastrodistill") if isinstance(ckpt, dict) else None
+        saved = record.get("settings") if isinstance(record, dict) else None
+        saved = saved if isinstance(saved, dict) else _saved_config_settings(path)
+        step = checkpoint_step(ckpt)
+    except Exception:  # noqa: BLE001 - another run's unreadable file is not this run's to resume
+        return False
+    if saved and settings_differences(saved, settings):
+        return False
+    return outer_steps is None or step <= int(outer_steps)
+
+
 def missing_message(
     spec: str, modes: list[str], output_dir: str | os.PathLike, resume_root: str | None
 ) -> str:
@@ -117,6 +145,13 @@ def missing_message(
     that run instead."""
     if str(spec).strip() == "last":
         where = f"{output_dir}" + (f" and {resume_root}" if resume_root else "")
+        skipped = sum(len(_checkpoints_of(Path(resume_root), m)) for m in modes) if resume_root else 0
+        if skipped:
+            where += (
+                f" that this run can continue ({skipped} there were written with other settings (seed, "
+                "model, distill.*) or are past distill.outer_steps, say by another job of a sweep; pass a "
+                "run folder to resume it and be told what differs)"
+            )
     else:
         path = Path(str(spec).strip()).expanduser()
         where = f"{path}" if path.is_dir() else f"the run folder of {path}"

@@ -343,7 +343,7 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     d = cfg.distill
     spec = d.get("resume")
     root = d.get("resume_root")
-    ckpt = resolve_resume(spec, mode, out, root)
+    ckpt = resolve_resume(spec, mode, out, root, run_settings(cfg), int(d.outer_steps))
     if ckpt is None and spec not in (None, "") and required:
         raise ResumeError(missing_message(str(spec), [mode], out, root))
     if ckpt is not None:

@@ -49,6 +49,41 @@ def test_resolve_last_run_folder_and_files(tmp_path):
         resolve_resume(str(tmp_path / "nope.ckpt"), "soft", current, root)
 
 
+def test_last_takes_this_folders_checkpoint_else_one_this_run_can_continue(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+):
+    """The jobs of an interrupted seed (or outer-steps) sweep, resumed with ``last`` in new folders, each
+    take their own run's checkpoint: not the newest of the experiment, which another job wrote (both jobs
+    were refused, each told to take the other's seed)."""
+    from gastrodistill.distillation.resume import missing_message, run_settings
+
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    root = tmp_path / "outputs"
+    seed0, seed1 = compose_cfg([*common, "seed=0"]), compose_cfg([*common, "seed=1"])
+    run_distillation(seed0, tiny_dm, root / "sweep" / "0")
+    time.sleep(0.05)
+    run_distillation(seed1, tiny_dm, root / "sweep" / "1")  # the newer checkpoint
+    own0 = root / "sweep" / "0" / "soft" / "checkpoints" / "last.ckpt"
+    own1 = root / "sweep" / "1" / "soft" / "checkpoints" / "last.ckpt"
+    new_job = tmp_path / "new" / "soft"
+    assert resolve_resume("last", "soft", new_job, root, run_settings(seed0), 2) == own0
+    assert resolve_resume("last", "soft", new_job, root, run_settings(seed1), 2) == own1
+    assert resolve_resume("last", "soft", new_job, root, run_settings(seed0), 1) is None  # past 1 step
+    assert resolve_resume("last", "soft", new_job, root) == own1  # no settings: the newest, as before
+    # a run folder's own checkpoint comes first (and a resume with other settings there is refused by it)
+    assert resolve_resume("last", "soft", root / "sweep" / "0" / "soft", root, run_settings(seed1), 2) == own0
+    text = missing_message("last", ["soft"], new_job, str(root))
+    assert "(4 there were written with other settings (seed, model, distill.*)" in text  # 2 files a run
+    # and the whole command: job 0 of a new sweep continues job 0's checkpoint
+    again = run_distillation(
+        compose_cfg([*common, "seed=0", "distill.resume=last", f"distill.resume_root={root}"]),
+        tiny_dm,
+        tmp_path / "new",
+    )
+    first = DistilledSet.load(root / "sweep" / "0" / "soft")
+    assert torch.equal(again.images, first.images)
+
+
 def test_run_refuses_a_checkpoint_of_the_other_mode(compose_cfg, tiny_dm, tiny_overrides, tmp_path):
     common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
     run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
