@@ -245,7 +245,6 @@ def run_audit(
     check_audit_config(acfg)  # every audit.* value, before any network trains
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_run_info(out, cfg, extra={"stage": "audit"})
     dm = datamodule
     if not hasattr(dm, "num_classes") or not hasattr(dm, "mean"):
         dm.prepare_data()
@@ -354,6 +353,9 @@ def run_audit(
         )
         # last: a re-run joins audit.json (saved_audit_results), so it is new only when everything else is
         write_text_atomic(out / "audit.json", json.dumps({**payload, **identity}, indent=2, sort_keys=True))
+        # the stage's record describes the audit.json beside it: written with it, so a re-run stopped midway
+        # leaves the earlier audit's record (and nothing else) as it was
+        save_run_info(out, cfg, extra={"stage": "audit"})
         for i, (row, metrics) in enumerate(results.items()):
             finite = {f"audit/{row}/{k}": float(v) for k, v in metrics.items() if math.isfinite(float(v))}
             for lg in loggers:

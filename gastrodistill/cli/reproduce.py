@@ -673,6 +673,22 @@ class Pipeline:
                     f"{kept.relative_to(self.out)}/"
                 )
             save_run_info(self.out, self.cfg, extra={"stage": "reproduce", "stages": stages})
+        try:
+            self.run_stages(stages)
+        except BaseException:
+            if zero and self.history is not None and not any(s in self.timings for s in stages):
+                put_back_record(self.out, self.history)  # stopped or failed before any stage finished
+            raise
+        if not is_global_zero():  # rank 0 writes the run info and the summary
+            return self.paths
+        save_run_info(
+            self.out, self.cfg, extra={"stage": "reproduce", "stages": stages, "timings": self.timings}
+        )
+        self.write_summary()
+        return self.paths
+
+    def run_stages(self, stages: list[str]) -> None:
+        """Run ``stages`` in order (each on the ranks it runs on), filling :attr:`timings` (seconds)."""
         fns = self.stage_fns()
         start = time.time()
         name_checked = False
@@ -703,13 +719,6 @@ class Pipeline:
             self.timings[stage] = time.time() - t0
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
         self.timings["total"] = time.time() - start
-        if not is_global_zero():  # rank 0 writes the run info and the summary
-            return self.paths
-        save_run_info(
-            self.out, self.cfg, extra={"stage": "reproduce", "stages": stages, "timings": self.timings}
-        )
-        self.write_summary()
-        return self.paths
 
     def check_sets_present(self, stages: list[str]) -> None:
         """Stages that read distilled sets, run without the distill stage in a folder that holds none (a
@@ -874,6 +883,26 @@ def keep_earlier_record(out: Path) -> Path | None:
         shutil.copy2(out / f, tmp / f)
     tmp.rename(dest)  # whole or not at all
     return dest
+
+
+def put_back_record(out: Path, kept: Path) -> None:
+    """Undo :func:`keep_earlier_record` for a command stopped or failed before any of its stages finished:
+    the earlier record's files in ``kept`` (``history/<n>``) go back to ``out``, so the run record keeps
+    describing the outputs beside it (a re-run stopped midway had left its own settings there, beside the
+    earlier command's table and audit), and ``kept`` is removed when it holds nothing else (evaluation
+    records that a resume retired there stay)."""
+    import shutil
+
+    for name in RUN_RECORD:
+        if (kept / name).is_file():
+            tmp = out / f".{name}.tmp"
+            shutil.copy2(kept / name, tmp)
+            tmp.replace(out / name)
+    if all(p.name in RUN_RECORD for p in kept.iterdir()):
+        shutil.rmtree(kept, ignore_errors=True)
+        history = kept.parent
+        if not any(history.iterdir()):
+            history.rmdir()
 
 
 def next_history_folder(out: Path, create: bool = True) -> Path:

@@ -787,9 +787,6 @@ def run_evaluation(
     out.mkdir(parents=True, exist_ok=True)
     study = Study(cfg, datamodule, distilled_sets, out, progress=bool(cfg.eval.get("progress", True)))
     study.check_finished(build_jobs(cfg.eval, list(distilled_sets)))  # before the run record is rewritten
-    if rank == 0:
-        threads = training_threads(cfg, world_size)
-        save_run_info(out, cfg, extra={"stage": "evaluate", "training_threads": threads})
     study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size, study)
     if barrier is not None:
         barrier()
@@ -805,6 +802,10 @@ def run_evaluation(
     try:
         log_public_hyperparams(loggers, cfg)
         df = finalize(cfg, datamodule, distilled_sets, out, loggers, study)
+        # the stage's record describes the results table beside it: written with it, so a re-run stopped
+        # midway leaves the earlier table's record (each finished network keeps its own settings file)
+        threads = training_threads(cfg, world_size)
+        save_run_info(out, cfg, extra={"stage": "evaluate", "training_threads": threads})
     finally:
         if own_loggers:  # closed also when the stage fails
             finish_loggers(loggers)

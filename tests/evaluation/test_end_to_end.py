@@ -500,3 +500,29 @@ def test_the_evaluate_and_audit_commands_refuse_a_patient_id_as_experiment_name(
         assert code == 1 and "Traceback" not in text, text
         assert "experiment_name holds a private string of the data (patient_id)" in text, text
         assert pid not in text and not (tmp_path / "run").exists()
+
+
+def test_a_re_run_stopped_before_its_stages_finish_leaves_the_folders_record_as_it_was(
+    compose_cfg, monkeypatch
+):
+    """An audit re-run with other settings, stopped (Ctrl-C) in the audit stage, had left its own settings
+    in config.yaml, run_info.json and audit/config.yaml beside the earlier audit.json, table and summary.
+    The stage's record is now written with its outputs, and reproduce puts its earlier record back."""
+    import gastrodistill.anonymity.audit as audit_module
+    from gastrodistill.cli.reproduce import Pipeline
+
+    cfg = compose_cfg(["experiment=tiny"])
+    Pipeline(cfg).run()
+    out = Path(cfg.paths.output_dir)
+    files = ("config.yaml", "run_info.json", "SUMMARY.md", "audit/config.yaml", "audit/run_info.json")
+    before = {f: (out / f).read_bytes() for f in files}
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(audit_module, "informative_selection", stop)
+    again = compose_cfg(["experiment=tiny", "stages=[audit,artifact]", "audit.membership.shadows=6"])
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(again).run()
+    assert {f: (out / f).read_bytes() for f in files} == before
+    assert not (out / "history").exists()  # the copy of the earlier record went back, not beside it
