@@ -57,9 +57,11 @@ from gastrodistill.anonymity.nearest import (
     select_informative,
 )
 from gastrodistill.anonymity.text_check import (
+    TextRegionReport,
     data_root,
     private_strings,
     scan_for_strings,
+    text_corners,
     text_patch_mask,
     text_region_similarity,
 )
@@ -295,7 +297,8 @@ def run_audit(
 
         # 2. the burned-in text corner
         tcfg = acfg.text
-        mask = text_patch_mask(dm, str(tcfg.corner), list(tcfg.box)) if tcfg.region_check else None
+        corners = text_corners(tcfg.corner)
+        mask = text_patch_mask(dm, corners, list(tcfg.box)) if tcfg.region_check else None
         text_report = None
         if mask is not None and mask.any() and (~mask).any():
             text_report = text_region_similarity(
@@ -632,6 +635,36 @@ def _best_name(r: Mapping[str, float], key: str, primary: str) -> str:
     return f" ({BEST_OF[int(r[f'{key}_best_attack_index'])]})"
 
 
+def _text_region_lines(
+    tcfg: DictConfig, text_report: TextRegionReport | None, results: dict, names: list[str]
+) -> list[str]:
+    """audit.md's text-region paragraph and table (``tcfg``: ``audit.text``), naming each corner searched."""
+    corners = ", ".join(text_corners(tcfg.corner))
+    lines: list[str] = []
+    if text_report is None:
+        lines.append(
+            "Text-corner check: not run (audit.text.region_check is false, the data module exposes no "
+            f"patch positions, or the configured text corners, {corners}, overlap none or all of the "
+            "training patches)."
+        )
+    else:
+        lines += [
+            f"Text corners searched: {corners} (box {list(tcfg.box)} of the image at each): "
+            f"{text_report.n_text_patches} training patches overlap them. Each distilled image's highest "
+            "NCC with them, against ordinary real patches (p99) and text patches of other patients (median):",
+            "",
+            "| set | max | ordinary p99 | text-vs-text median | > ordinary p99 |",
+            "|---|---|---|---|---|",
+        ]
+        for name in names:
+            r = results[name]
+            lines.append(
+                f"| {name} | {_fmt(r['text_nearest_max'])} | {_fmt(r['text_ordinary_p99'])} | "
+                f"{_fmt(r['text_text_median'])} | {r['text_frac_above_ordinary_p99']:.0%} |"
+            )
+    return lines
+
+
 def render_report(
     cfg, nearest: NearestReport, text_report, results, leaks, strings, informative, verdicts
 ) -> str:
@@ -766,25 +799,6 @@ def render_report(
             f"- {name}: {'no private string found' if n == 0 else f'**{n} LEAK(S)** (see audit.json)'}"
         )
     lines.append("")
-    if text_report is None:
-        lines.append(
-            "Text-corner check: not run (the data module exposes no patch positions, or no patch "
-            "overlaps the configured text corner)."
-        )
-    else:
-        lines += [
-            f"Text corner ({acfg.text.corner}, box {list(acfg.text.box)} of the image): "
-            f"{text_report.n_text_patches} training patches overlap it. Each distilled image's highest NCC "
-            "with them, against ordinary real patches (p99) and text patches of other patients (median):",
-            "",
-            "| set | max | ordinary p99 | text-vs-text median | > ordinary p99 |",
-            "|---|---|---|---|---|",
-        ]
-        for name in names:
-            r = results[name]
-            lines.append(
-                f"| {name} | {_fmt(r['text_nearest_max'])} | {_fmt(r['text_ordinary_p99'])} | "
-                f"{_fmt(r['text_text_median'])} | {r['text_frac_above_ordinary_p99']:.0%} |"
-            )
+    lines += _text_region_lines(acfg.text, text_report, results, names)
     lines += ["", "Per-image numbers: `audit_per_image.csv`; all numbers: `audit.json`.", ""]
     return "\n".join(lines)

@@ -14,7 +14,7 @@ from typing import Any
 
 from gastrodistill.anonymity.membership import CALIBRATED_ATTACKS
 from gastrodistill.anonymity.nearest import SPACES
-from gastrodistill.anonymity.text_check import CORNERS
+from gastrodistill.anonymity.text_check import TextCheckError, text_corners
 from gastrodistill.evaluation.fresh_training import OPTIMIZERS
 from gastrodistill.utils.precision import lightning_precision
 from gastrodistill.utils.values import is_count, is_finite_number
@@ -169,7 +169,8 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     """Refuse a bad value in the ``audit`` section before any network trains.
 
     Checks counts (integers in range), fractions and rates, switches (true/false), and names
-    (``nearest.flag_spaces``, ``membership.schedule``, ``membership.primary``, ``text.corner``).
+    (``nearest.flag_spaces``, ``membership.schedule``, ``membership.primary``, ``text.corner``: one
+    corner or a non-empty list of corners).
     Keys a config does not set are left to the code's defaults. Raises :class:`AuditConfigError`
     naming the key and what to write instead.
     """
@@ -184,7 +185,11 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     _membership(acfg.get("membership") or {})
     t = acfg.get("text") or {}
     _flag(t, "text.", "region_check")
-    _choice(t, "text.", "corner", CORNERS)
+    if "corner" in t:  # one corner name or a non-empty list of them (the generator stamps in two)
+        try:
+            text_corners(t.get("corner"))
+        except TextCheckError as exc:
+            raise AuditConfigError(str(exc)) from None
     box = t.get("box")
     if box is not None:
         values = list(box) if not isinstance(box, str | int | float) else [box]

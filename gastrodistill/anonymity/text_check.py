@@ -4,10 +4,10 @@ Two checks. (1) Bytes: every string that identifies a patient at the source (pat
 header values such as names, birth dates, accession numbers, institution, UIDs, and the images' file
 names and paths) is searched, case-insensitively in UTF-8 and UTF-16, in every byte of the artifact
 (zip members decompressed). (2) Pixels: patient text stamped into a corner of the X-ray must not be
-reproduced. Training patches that overlap the text corner are located from the patch store's grid
-positions, and each distilled image's similarity to them is compared with how similar ordinary real
-patches (of other patients) are to them; a distilled image above that reference's 99th percentile
-would be drawing text.
+reproduced. Training patches that overlap the text corners (``audit.text.corner``: one corner or a
+list, as modalities differ in where they stamp) are located from the patch store's grid positions, and
+each distilled image's similarity to them is compared with how similar ordinary real patches (of other
+patients) are to them; a distilled image above that reference's 99th percentile would be drawing text.
 
 The strings themselves never leave this module's callers' memory: reports name the kind of string
 and the file, never the value (nor a hash of it).
@@ -187,38 +187,71 @@ def scan_for_strings(paths: Iterable[str | os.PathLike], strings: PrivateStrings
 
 
 # ---- the burned-in text region -----------------------------------------------------------------
+def text_corners(corner: object) -> tuple[str, ...]:
+    """``audit.text.corner`` as a tuple of corner names, each once, in the order given.
+
+    ``corner`` is one name of :data:`CORNERS` or a non-empty list (any non-string sequence, such as an
+    OmegaConf ``ListConfig``) of them. Raises :class:`TextCheckError`, one line naming the key, the value
+    and the allowed names, for anything else: an empty list, an unknown name, a number, a mapping, null.
+    """
+    allowed = f"use one of {', '.join(CORNERS)}, or a list of them such as [top-left, bottom-left]"
+    if isinstance(corner, str):
+        names = [corner]
+    elif isinstance(corner, Sequence) and not isinstance(corner, bytes):
+        names = list(corner)
+        if not names:
+            raise TextCheckError(f"audit.text.corner = []; name at least one corner: {allowed}")
+    else:
+        raise TextCheckError(f"audit.text.corner = {corner!r}; {allowed}")
+    unknown = [c for c in names if not isinstance(c, str) or c not in CORNERS]
+    if isinstance(corner, str) and unknown:
+        raise TextCheckError(f"audit.text.corner = {corner!r}; {allowed}")
+    if unknown:
+        raise TextCheckError(f"audit.text.corner = {names!r}; {unknown[0]!r} is not a corner, {allowed}")
+    return tuple(dict.fromkeys(names))
+
+
 def patches_in_corner(
     rows: np.ndarray,
     cols: np.ndarray,
     patch_size: int,
     image_h: np.ndarray,
     image_w: np.ndarray,
-    corner: str,
+    corner: str | Sequence[str],
     box: Sequence[float],
 ) -> np.ndarray:
-    """Which patches (top-left ``rows``/``cols`` in source pixels) overlap the text box of their image.
+    """Which patches (top-left ``rows``/``cols`` in source pixels) overlap a text box of their image.
 
-    ``box`` is the text block's (height, width) as fractions of the image side, anchored at ``corner``.
+    ``rows``, ``cols``, ``image_h`` and ``image_w`` are per patch, shape ``(n,)``, in source pixels;
+    ``patch_size`` is the patch side in source pixels. ``box`` is the text block's (height, width) as
+    fractions of the image side, anchored at each corner of ``corner`` (one name of :data:`CORNERS` or
+    a list of them). Returns a boolean array of shape ``(n,)``: the union over the corners. Raises
+    :class:`TextCheckError` for a bad corner (see :func:`text_corners`) or a box outside (0, 1].
     """
-    if corner not in CORNERS:
-        raise TextCheckError(f"audit.text.corner must be one of {CORNERS}, got {corner!r}")
+    corners = text_corners(corner)
     bh, bw = float(box[0]), float(box[1])
     if not (0 < bh <= 1 and 0 < bw <= 1):
         raise TextCheckError(f"audit.text.box must be two fractions in (0, 1], got {list(box)}")
     rows, cols = np.asarray(rows, dtype=np.float64), np.asarray(cols, dtype=np.float64)
     h, w = np.asarray(image_h, dtype=np.float64), np.asarray(image_w, dtype=np.float64)
-    y0, y1 = (np.zeros_like(h), bh * h) if corner.startswith("top") else ((1 - bh) * h, h)
-    x0, x1 = (np.zeros_like(w), bw * w) if corner.endswith("left") else ((1 - bw) * w, w)
-    return (rows < y1) & (rows + patch_size > y0) & (cols < x1) & (cols + patch_size > x0)
+    inside = np.zeros(np.broadcast(rows, cols, h, w).shape, dtype=bool)
+    for c in corners:
+        y0, y1 = (np.zeros_like(h), bh * h) if c.startswith("top") else ((1 - bh) * h, h)
+        x0, x1 = (np.zeros_like(w), bw * w) if c.endswith("left") else ((1 - bw) * w, w)
+        inside |= (rows < y1) & (rows + patch_size > y0) & (cols < x1) & (cols + patch_size > x0)
+    return inside
 
 
 def text_patch_mask(
-    datamodule: ImageDataModule, corner: str, box: Sequence[float], split: str = "train"
+    datamodule: ImageDataModule, corner: str | Sequence[str], box: Sequence[float], split: str = "train"
 ) -> np.ndarray | None:
-    """Per-sample "overlaps the burned-in text corner" of a patch-store data module (``None``: no positions).
+    """Per-sample "overlaps a burned-in text corner" of a patch-store data module (``None``: no positions).
 
-    A data module may provide ``text_patch_mask(split)`` itself; the gastric one is read from its
-    store index (row, col per patch) and the source images' sizes (read from their headers only).
+    ``corner`` is one corner name or a list of them (the mask is the union, as in
+    :func:`patches_in_corner`); the result has one boolean per sample of ``split``, in its order.
+    A data module may provide ``text_patch_mask(split)`` itself (then ``corner`` and ``box`` are not
+    used); the gastric one is read from its store index (row, col per patch) and the source images'
+    sizes (read from their headers only). Raises :class:`TextCheckError` for a bad corner or box.
     """
     own = getattr(datamodule, "text_patch_mask", None)
     if callable(own):

@@ -80,6 +80,8 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
     assert "| soft | 6 | pixel NCC |" in report and "## Membership inference" in report and "17%" in report
     assert "- **soft**: flagged: 1 of 6 distilled images" in report
     assert "## Sample sizes" in report and f"excluded: {n_irr} by class" in report
+    # no patch positions here: the text check did not run, and the report says which corners it would search
+    assert "the configured text corners, top-left, bottom-left, overlap none or all" in report
     verdicts = json.loads((out / "audit.json").read_text())["verdicts"]
     assert verdicts["soft"].startswith("flagged") and not verdicts["hard"].startswith("flagged")
     payload = json.loads((out / "audit.json").read_text())
@@ -93,6 +95,36 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
     assert metrics and "audit/soft/mia_loss_auc" in metrics[0].read_text()
     # ... and no patient id reaches any file the run wrote (report, JSON, CSV, logs, config).
     assert PID_PREFIX.lower().encode() not in all_bytes(tmp_path / "out").lower()
+
+
+def test_the_report_names_every_text_corner_searched(compose_cfg):
+    """audit.md names each corner of ``audit.text.corner`` (a list, or one name) that was searched."""
+    from gastrodistill.anonymity.audit import _text_region_lines
+    from gastrodistill.anonymity.text_check import TextRegionReport
+
+    rng = np.random.default_rng(0)
+    report = TextRegionReport(
+        sets={"soft": rng.uniform(0, 0.5, 6)},
+        ordinary=rng.uniform(0, 0.6, 50),
+        text=rng.uniform(0.7, 1, 20),
+        n_text_patches=37,
+    )
+    results = {"soft": report.summary("soft")}
+    for override, named in (
+        ([], "top-left, bottom-left"),
+        (["audit.text.corner=bottom-right"], "bottom-right"),
+        (["audit.text.corner=[top-right,bottom-left]"], "top-right, bottom-left"),
+    ):
+        tcfg = compose_cfg(override).audit.text
+        lines = _text_region_lines(tcfg, report, results, ["soft"])
+        assert lines[0].startswith(
+            f"Text corners searched: {named} (box [0.12, 0.6] of the image at each): 37 "
+        ), lines[0]
+        assert lines[-1].startswith("| soft |")
+        assert (
+            f"configured text corners, {named}, overlap"
+            in _text_region_lines(tcfg, None, results, ["soft"])[0]
+        )
 
 
 def test_run_audit_needs_a_set(tmp_path, compose_cfg, dm):

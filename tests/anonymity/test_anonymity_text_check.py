@@ -153,6 +153,87 @@ def test_patches_in_corner_geometry():
         patches_in_corner(rows, cols, 299, h, w, "middle", (0.1, 0.3))
 
 
+def test_a_list_of_corners_gives_the_union_of_their_boxes():
+    """Two corners: exactly the patches overlapping either box, worked out here from the box arithmetic
+    (and equal to the union of the two single-corner masks)."""
+    rng = np.random.default_rng(3)
+    n, patch, (bh, bw) = 400, 64, (0.12, 0.6)
+    h, w = rng.integers(300, 1300, n), rng.integers(300, 1300, n)
+    rows, cols = rng.integers(0, h - patch + 1), rng.integers(0, w - patch + 1)
+    bottom, top, right = rows + patch > (1 - bh) * h, rows < bh * h, cols < bw * w
+    expected = (top | bottom) & right  # both corners are on the left: x in [0, bw * w)
+    assert (top & right).any() and (bottom & right).any() and not expected.all()  # a real union
+    union = patches_in_corner(rows, cols, patch, h, w, ["top-left", "bottom-left"], (bh, bw))
+    np.testing.assert_array_equal(union, expected)
+    singles = [patches_in_corner(rows, cols, patch, h, w, c, (bh, bw)) for c in ("top-left", "bottom-left")]
+    np.testing.assert_array_equal(union, singles[0] | singles[1])
+    assert union.sum() > max(s.sum() for s in singles)
+    # a one-name list is that corner alone
+    one = patches_in_corner(rows, cols, patch, h, w, ["top-left"], (bh, bw))
+    np.testing.assert_array_equal(one, singles[0])
+
+
+#: A tiny synthetic collection: 600 px images (the text fills the default box's height there); at seed 5
+#: three training patients' institutions stamp bottom-left (_CORNER_BY_INSTITUTION), the others top-left.
+_SYNTHETIC = dict(
+    train_gastritis=2,
+    train_non_gastritis=2,
+    test_gastritis=1,
+    test_non_gastritis=1,
+    images_per_patient=1,
+    image_size=600,
+)
+
+
+def test_default_corners_cover_text_the_generator_stamps_bottom_left(tmp_path, compose_cfg):
+    """The default ``audit.text.corner`` must cover every corner the synthetic generator stamps text in:
+    with the old default (top-left only) a bottom-left text patch was never searched. Every split's mask
+    is checked (the audit searches the training split; which split a patient lands in is the splitter's)."""
+    from hydra.utils import instantiate
+
+    from gastrodistill.data.synthetic.config import SyntheticConfig
+    from gastrodistill.data.synthetic.generator import (
+        generate_dataset,
+        plan_patients,
+        relative_paths,
+        render_image,
+    )
+
+    seed, patch, size = 5, 120, _SYNTHETIC["image_size"]
+    root = generate_dataset(tmp_path / "synthetic", seed=seed, progress=False, **_SYNTHETIC)
+    cfg = compose_cfg(
+        [
+            f"paths.data_root={root}",
+            f"data.patch_size={patch}",
+            "data.overlap=0",
+            "data.storage_size=16",
+            "data.progress=false",
+        ]
+    )
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    synth = SyntheticConfig.from_params(**_SYNTHETIC)
+    text_boxes = {  # image -> (y0, x0, y1, x1) of its text, as the generator drew it
+        relative_paths(p, 0, "png")[0]: render_image(synth, seed, p, 0).text_box
+        for p in plan_patients(synth, seed)
+    }
+    bottom_text: set[str] = set()  # splits with a bottom-left text patch
+    for split in ("train", "val", "test"):
+        mask = text_patch_mask(dm, cfg.audit.text.corner, list(cfg.audit.text.box), split=split)
+        index = dm.store.split_index(split)
+        assert mask is not None and mask.shape == (len(index),)
+        rows, cols = index["row"].to_numpy(), index["col"].to_numpy()
+        for image, (y0, x0, y1, x1) in text_boxes.items():
+            on_text = (index["image"] == image).to_numpy() & (rows < y1) & (rows + patch > y0)
+            on_text &= (cols < x1) & (cols + patch > x0)
+            assert on_text.any() == (image in set(index["image"]))
+            assert mask[on_text].all(), (split, image, (y0, x0, y1, x1))
+            if on_text.any() and y0 >= size // 2:
+                bottom_text.add(split)
+    assert "train" in bottom_text  # the split the audit searches holds text in the bottom-left corner
+
+
 def _text_patch(p: int, size: int) -> np.ndarray:
     """The top-left corner of an X-ray with this patient's burned-in text, downsampled like a patch store."""
     from gastrodistill.data.synthetic.burn_in import burn_in_text

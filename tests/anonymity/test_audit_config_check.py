@@ -56,6 +56,15 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
         ("audit.membership.overfit_control.optimizer=rmsprop", "overfit_control.optimizer = 'rmsprop'"),
         ("audit.text.region_check=1", "audit.text.region_check must be true or false, got 1"),
         ("audit.text.corner=top", "audit.text.corner = 'top'; use one of top-left"),
+        ("audit.text.corner=[]", r"audit.text.corner = \[\]; name at least one corner: use one of top-left"),
+        (
+            "audit.text.corner=[top-left,middle]",
+            r"audit.text.corner = \['top-left', 'middle'\]; 'middle' is not a corner, use one of top-left, "
+            r"top-right, bottom-left, bottom-right, or a list of them",
+        ),
+        ("audit.text.corner=3", "audit.text.corner = 3; use one of top-left, top-right"),
+        ("audit.text.corner=null", "audit.text.corner = None; use one of top-left"),
+        ("audit.text.corner=[top-left,1]", r"audit.text.corner = \['top-left', 1\]; 1 is not a corner"),
         ("audit.text.box=[0.1]", r"audit.text.box must be two fractions in \(0, 1\]"),
         ("audit.text.box=[0.1,2]", r"audit.text.box must be two fractions in \(0, 1\]"),
         ("audit.text.min_length=0", "audit.text.min_length must be an integer >= 1"),
@@ -74,6 +83,8 @@ def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -
         ["audit.membership.null_permutations=0", "audit.membership.schedule=standard", "audit.real_epochs=3"],
         ["audit.membership.overfit_control.optimizer=sgd", "audit.membership.overfit_control.lr=0.01"],
         ["audit.text.corner=bottom-right", "audit.text.box=[1,1]", "audit.controls.required_noisy=0"],
+        ["audit.text.corner=[top-right]", "audit.text.box=[0.5,0.5]"],
+        ["audit.text.corner=[top-left,bottom-left,bottom-right,top-right]"],
         ["audit.controls.noise_std=2.0", "audit.nearest.informative.min_texture=null"],
     ],
 )
@@ -93,3 +104,23 @@ def test_feature_flags_need_the_feature_space(compose_cfg) -> None:
 def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, override) -> None:
     error = reproduce_refusal(compose_cfg(["experiment=tiny", override]), tmp_path)
     assert any(isinstance(e, AuditConfigError) for e in (error, error.__cause__)), error
+
+
+def test_text_corner_refusals_are_one_line_naming_key_value_and_corners(compose_cfg) -> None:
+    """An empty list, an unknown name in a list and a non-string: each refused in one line that names
+    ``audit.text.corner``, the value given and every allowed corner (the CLI prints it, no traceback)."""
+    for override, value in (
+        ("audit.text.corner=[]", "[]"),
+        ("audit.text.corner=[top-left,middle]", "['top-left', 'middle']"),
+        ("audit.text.corner=42", "42"),
+    ):
+        with pytest.raises(AuditConfigError) as info:
+            check_audit_config(compose_cfg(["experiment=tiny", override]).audit)
+        text = str(info.value)
+        assert isinstance(info.value, ValueError) and "\n" not in text, override
+        assert text.startswith(f"audit.text.corner = {value};"), text
+        assert all(c in text for c in ("top-left", "top-right", "bottom-left", "bottom-right")), text
+    # the shipped default lists both corners the synthetic generator stamps in, and passes
+    cfg = compose_cfg([])
+    assert list(cfg.audit.text.corner) == ["top-left", "bottom-left"]
+    check_audit_config(cfg.audit)
