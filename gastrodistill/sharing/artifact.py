@@ -65,6 +65,19 @@ ARTIFACT_IS = (
 #: Refuse archive members larger than this (guards against zip bombs).
 MAX_MEMBER_BYTES = 4 << 30  # all three files together
 MAX_CARD_BYTES = 16 << 20
+#: The smallest ``normalization.std`` a received card may give: a tenth of the floor the data modules put
+#: under a channel's std (1e-6 of the [0, 1] pixel range: ``data.base.channel_stats``,
+#: ``data.patch_store.hist_stats``), so every card the project writes passes even after float32 rounding,
+#: and far above float32's smallest normal (~1.2e-38): a site divides by it in float32 (``SiteAdapter``),
+#: where ``1e-300`` is 0 and ``x / std`` infinite.
+MIN_CARD_STD = 1e-7
+#: How far outside the [0, 1] pixel range a received image may lie once the card's normalisation is undone
+#: (``x * std + mean``), in pixel ranges on either side. Distilled images are optimised freely and leave
+#: the range a little (the sets written so far stay within about 0.3 of it); a hundred ranges is far beyond
+#: that and still refuses images no distillation writes (values x1e30 made the replay's loss NaN).
+IMAGE_RANGE_MARGIN = 100.0
+#: The largest float32: a card value beyond it is infinite once a site computes with it.
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 #: Only the project's own networks are built from a received card (a ``_target_`` is code to run): the
 #: exact class names, never a prefix (Hydra follows a dotted name through attributes, so
 #: ``gastrodistill.models.init.torch.hub.load`` starts like a model and is not one) ...
@@ -450,8 +463,22 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
             or not all(is_finite_number(v) for v in values)
         ):
             raise bad(f"normalization.{key}", f"a list of {shape[0]} numbers (one per channel)")
+        for i, v in enumerate(values):
+            if abs(v) > _FLOAT32_MAX:
+                raise bad(
+                    f"normalization.{key}[{i}]", f"a number float32 can hold, |value| <= 3.4e38 (got {v!r})"
+                )
     if not all(v > 0 for v in norm["std"]):
         raise bad("normalization.std", "positive (a site divides by it)")
+    for i, v in enumerate(norm["std"]):
+        if v < MIN_CARD_STD:
+            raise bad(
+                f"normalization.std[{i}]",
+                f"at least {MIN_CARD_STD:g} of the [0, 1] pixel range (got {v!r}; the data modules never "
+                "write a std below 1e-6, and a site divides by it in float32, where a smaller one makes "
+                "every network's input infinite)",
+            )
+    check_card_evaluation(card)
     for key in ("files", "tensors"):
         if not isinstance(card.get(key), Mapping):
             raise bad(key, "a mapping")
@@ -463,6 +490,29 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
             and is_count(entry.get("bytes"), 0)
         ):
             raise bad(f"files.{name}", "a mapping with a sha256 string and a bytes count")
+
+
+def check_card_evaluation(card: Mapping[str, Any]) -> None:
+    """Refuse a card whose published figures (``evaluation``) are not a mapping of finite numbers.
+
+    A receiving site compares its means with them (``train_from_artifact.compare_published``): a resealed
+    ``"abc"`` ended there in a ``ValueError`` traceback after every network had trained, and a ``NaN``
+    (which Python's JSON reader accepts) in a comparison reading "+nan". The project writes only finite
+    numbers there (``publish._numbers``). Raises :class:`ArtifactError` naming the key."""
+    evaluation = card.get("evaluation")
+    if evaluation is None:
+        return
+    if not isinstance(evaluation, Mapping):
+        raise ArtifactError(
+            f"{CARD_FILE} field evaluation must be a mapping of metric names to numbers (got "
+            f"{type(evaluation).__name__}); the card is malformed"
+        )
+    for key, value in evaluation.items():
+        if not is_finite_number(value):
+            raise ArtifactError(
+                f"{CARD_FILE} field evaluation.{key} must be a finite number (got {value!r}); the card "
+                "is malformed"
+            )
 
 
 def allowed_model_targets() -> tuple[str, ...]:
@@ -564,6 +614,7 @@ def _check_tensors(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor])
             )
         if not torch.isfinite(tensor).all():
             raise ArtifactError(f"tensor {name!r} has non-finite values")
+    _check_image_range(card, tensors["images"])
     if not torch.allclose(F.softplus(tensors["raw_lrs"]), tensors["lrs"], rtol=1e-5, atol=1e-7):
         raise ArtifactError("tensor 'lrs' disagrees with softplus(raw_lrs): the tensors were altered")
     if (
@@ -571,6 +622,23 @@ def _check_tensors(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor])
         or (tensors["targets"] < 0).any()
     ):
         raise ArtifactError("tensor 'targets' rows are not probability distributions")
+
+
+def _check_image_range(card: Mapping[str, Any], images: torch.Tensor) -> None:
+    """Refuse images beyond what the card's normalisation can give, with :data:`IMAGE_RANGE_MARGIN`.
+
+    The card says ``x_normalised = (x_unit - mean) / std`` with ``x_unit`` in [0, 1]; undone per channel
+    (``x * std + mean``, in float64), a received image must lie in ``[-margin, 1 + margin]``."""
+    norm = card["normalization"]
+    view = lambda v: torch.tensor(v, dtype=torch.float64).view(1, -1, 1, 1)  # noqa: E731
+    unit = images.double() * view(norm["std"]) + view(norm["mean"])
+    low, high = float(unit.min()), float(unit.max())
+    if low < -IMAGE_RANGE_MARGIN or high > 1 + IMAGE_RANGE_MARGIN:
+        raise ArtifactError(
+            f"tensor 'images' spans [{low:.3g}, {high:.3g}] in pixel units (x * std + mean with the card's "
+            f"normalization), beyond [0, 1] by more than {IMAGE_RANGE_MARGIN:g} pixel ranges, which no "
+            "distilled set comes near: the images or the card's normalization were altered"
+        )
 
 
 def load_artifact(path: str | os.PathLike):

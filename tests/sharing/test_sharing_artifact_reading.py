@@ -12,21 +12,15 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from _resealing import reseal, retensor
 
 import gastrodistill.sharing.artifact as artifact_mod
 from gastrodistill.sharing.artifact import ArtifactError, load_artifact, save_artifact
-from gastrodistill.sharing.card import seal
 
 
 @pytest.fixture
 def artifact(tmp_path, soft_set, card_fields) -> Path:
     return save_artifact(tmp_path / "art", soft_set, card_fields, archive=True)
-
-
-def _reseal(folder: Path, edit) -> None:
-    card = json.loads((folder / "card.json").read_text())
-    edit(card)
-    (folder / "card.json").write_text(json.dumps(seal({k: v for k, v in card.items() if k != "card_sha256"})))
 
 
 def _zip(path: Path, members: list[tuple[str, bytes]]) -> Path:
@@ -109,34 +103,36 @@ def test_a_card_that_json_cannot_hold_is_a_message(artifact):
         (lambda c: c["normalization"].pop("mean"), "normalization.mean must be a list of 1 numbers"),
         (lambda c: c.update(normalization=None), "normalization must be a mapping"),
         (lambda c: c["normalization"].update(std=[0.0]), "normalization.std must be positive"),
+        # positive, but 0.0 in float32: a site's adapter divided by zero and every network's logits were NaN
+        (
+            lambda c: c["normalization"].update(std=[1e-300]),
+            r"normalization.std\[0\] must be at least 1e-07 of the \[0, 1\] pixel range \(got 1e-300",
+        ),
+        (
+            lambda c: c["normalization"].update(std=[1e300]),
+            r"normalization.std\[0\] must be a number float32 can hold",
+        ),
+        (
+            lambda c: c["normalization"].update(mean=[-1e39]),
+            r"normalization.mean\[0\] must be a number float32 can hold",
+        ),
+        # published figures a site compares with: "abc" was a ValueError traceback after training
+        (
+            lambda c: c["evaluation"].update(patch_accuracy_mean="abc"),
+            r"evaluation.patch_accuracy_mean must be a finite number \(got 'abc'\)",
+        ),
+        (
+            lambda c: c["evaluation"].update(patch_accuracy_std=float("nan")),
+            r"evaluation.patch_accuracy_std must be a finite number \(got nan\)",
+        ),
+        (lambda c: c.update(evaluation=[0.5]), "evaluation must be a mapping of metric names to numbers"),
         (lambda c: c.update(class_names=3), "class_names must be a list of 3 strings"),
     ],
 )
 def test_a_resealed_card_with_a_malformed_field_is_a_message(artifact, edit, field):
-    _reseal(artifact, edit)
+    reseal(artifact, edit)
     with pytest.raises(ArtifactError, match=field):
         load_artifact(artifact)
-
-
-def _retensor(folder: Path, edit_tensors, edit_card) -> None:
-    """Rewrite the artifact's tensors with ``edit_tensors`` and its card with ``edit_card``, with the file
-    digests and sizes the card lists recomputed and the card resealed: a consistent forgery."""
-    import hashlib
-
-    from safetensors.torch import load_file, save_file
-
-    tensors = edit_tensors(load_file(str(folder / "distilled.safetensors")))
-    save_file(tensors, str(folder / "distilled.safetensors"))
-    data = (folder / "distilled.safetensors").read_bytes()
-
-    def edit(card):
-        card["files"]["distilled.safetensors"] = {
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "bytes": len(data),
-        }
-        edit_card(card, tensors)
-
-    _reseal(folder, edit)
 
 
 def test_a_tensor_message_names_what_disagrees_with_what(artifact):
@@ -155,7 +151,7 @@ def test_a_tensor_message_names_what_disagrees_with_what(artifact):
         for name in tensors:
             card["tensors"][name]["dtype"] = "float16"
 
-    _retensor(artifact, half, card_half)
+    retensor(artifact, half, card_half)
     with pytest.raises(ArtifactError, match="has dtype float16; artifacts hold float32 tensors only"):
         load_artifact(artifact)
     for name, data in pristine.items():
@@ -165,9 +161,44 @@ def test_a_tensor_message_names_what_disagrees_with_what(artifact):
     def more_epochs(card):
         card["distilled"]["epochs"] = card["distilled"]["epochs"] * 1000
 
-    _reseal(artifact, more_epochs)
+    reseal(artifact, more_epochs)
     with pytest.raises(ArtifactError) as info:
         load_artifact(artifact)
     text = str(info.value)
     assert "but the card's distilled section" in text and "the card contradicts itself" in text
     assert "the card says" not in text
+
+
+def test_images_beyond_what_the_cards_normalisation_can_give_are_refused(artifact):
+    """Images x1e30 (finite) loaded and ended in a ``FloatingPointError`` traceback at the replay's first
+    step. A received image must lie within IMAGE_RANGE_MARGIN pixel ranges of [0, 1] once the card's
+    normalisation is undone; distilled images leaving the range by a few ranges still load."""
+    import torch
+
+    pristine = (artifact / "distilled.safetensors").read_bytes(), (artifact / "card.json").read_bytes()
+    card = json.loads(pristine[1])
+    (mean,), (std,) = card["normalization"]["mean"], card["normalization"]["std"]
+
+    def to_unit_span(low, high):  # images spanning [low, high] in pixel units (x * std + mean)
+        def edit(tensors):
+            x = tensors["images"]
+            x = (x - x.min()) / (x.max() - x.min()) * (high - low) + low
+            return {**tensors, "images": ((x - mean) / std).contiguous()}
+
+        return edit
+
+    retensor(artifact, to_unit_span(-20.0, 21.0))  # twenty ranges out: far, but within the margin
+    distilled, _ = load_artifact(artifact)
+    assert float(distilled.images.detach().min() * std + mean) == pytest.approx(-20.0, rel=1e-4)
+    for name, data in zip(("distilled.safetensors", "card.json"), pristine, strict=True):
+        (artifact / name).write_bytes(data)
+    retensor(artifact, lambda t: {**t, "images": t["images"] * torch.tensor(1e30)})
+    with pytest.raises(
+        ArtifactError, match=r"tensor 'images' spans \[.*e\+29.*beyond \[0, 1\] by more than 100"
+    ):
+        load_artifact(artifact)
+    for name, data in zip(("distilled.safetensors", "card.json"), pristine, strict=True):
+        (artifact / name).write_bytes(data)
+    retensor(artifact, to_unit_span(0.0, 102.0))  # just past the margin
+    with pytest.raises(ArtifactError, match="beyond"):
+        load_artifact(artifact)
