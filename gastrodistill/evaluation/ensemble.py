@@ -19,7 +19,7 @@ without a batching rule) :func:`supports_ensemble` says no and the caller falls 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -32,6 +32,7 @@ from gastrodistill.evaluation.fresh_training import (
     StandardSchedule,
     augment_small,
     augmenter,
+    learned_nothing,
     make_optimizer,
     replay_momentum,
     replay_seed_parts,
@@ -228,4 +229,26 @@ def check_finite(nets: Sequence[nn.Module]) -> None:
                 raise FloatingPointError(f"network {i}: weight {name} is not finite")
 
 
-__all__ = ["Ensemble", "check_finite", "supports_ensemble", "train_replays", "train_small_sets"]
+def train_or_learned_nothing(
+    train: Callable[[nn.Module], nn.Module], net: nn.Module
+) -> tuple[nn.Module, str | None]:
+    """``(train(net), None)``, or, when its training loss turns non-finite or its weights end non-finite
+    after a last finite loss (``FloatingPointError``, :func:`check_finite`), ``(net, why)`` with ``net``
+    made a network that learned nothing (:func:`learned_nothing`: uniform predictions). The one way a
+    diverged network is scored: by the evaluate stage and by a receiving site."""
+    try:
+        trained = train(net)
+        check_finite([trained])  # the last step's update can overflow after a finite loss
+        return trained, None
+    except FloatingPointError as exc:
+        return learned_nothing(net), str(exc)
+
+
+__all__ = [
+    "Ensemble",
+    "check_finite",
+    "supports_ensemble",
+    "train_or_learned_nothing",
+    "train_replays",
+    "train_small_sets",
+]

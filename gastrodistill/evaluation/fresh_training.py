@@ -312,9 +312,23 @@ def train_on_distilled(
 ) -> nn.Module:
     """A fresh network trained on ``distilled`` with the ``replay`` (augmented by ``replay_augment`` when
     given) or ``standard`` schedule."""
+    return train_built_on_distilled(
+        spec.build(generator), distilled, schedule, generator, standard, replay_augment
+    )
+
+
+def train_built_on_distilled(
+    net: nn.Module,
+    distilled,
+    schedule: str,
+    generator: torch.Generator,
+    standard: StandardSchedule | None = None,
+    replay_augment: Mapping[str, Any] | None = None,
+) -> nn.Module:
+    """:func:`train_on_distilled` of a network already built from ``generator`` (in place): a caller that
+    keeps the network when its training diverges (``ensemble.train_or_learned_nothing``) builds it first."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule {schedule!r} unknown; use one of {SCHEDULES}")
-    net = spec.build(generator)
     if schedule == "replay":
         return train_replay(net, distilled, replay_augment, generator)
     x, y = distilled_tensors(distilled)

@@ -44,6 +44,7 @@ from gastrodistill.evaluation.ensemble import (
     Ensemble,
     check_finite,
     supports_ensemble,
+    train_or_learned_nothing,
     train_replays,
     train_small_sets,
     trains_as_ensemble,
@@ -51,7 +52,6 @@ from gastrodistill.evaluation.ensemble import (
 from gastrodistill.evaluation.fresh_training import (
     NetSpec,
     distilled_tensors,
-    learned_nothing,
     standard_schedule,
     train_replay,
     train_small_set,
@@ -427,14 +427,11 @@ class Study:
         after a last finite loss, does not end the study: it is kept as a network that learned nothing
         (``fresh_training.learned_nothing``: uniform predictions, chance-level metrics), recorded with
         ``diverged: true``, counted under the results table and named in a warning."""
-        try:
-            trained = train(net)
-            check_finite([trained])  # the last step's update can overflow after a finite loss
-            return trained
-        except FloatingPointError as exc:
-            log.warning("%s diverged (%s); scored as a network that learned nothing", what, exc)
-            self.diverged.add(learned_nothing(net))
-            return net
+        trained, why = train_or_learned_nothing(train, net)
+        if why is not None:
+            log.warning("%s diverged (%s); scored as a network that learned nothing", what, why)
+            self.diverged.add(trained)
+        return trained
 
     def train_full(self, net: nn.Module, seed_parts: Sequence[Any]) -> tuple[nn.Module, dict[str, float]]:
         """One full-data network by the Lightning recipe (in memory or streamed, the same batches)."""

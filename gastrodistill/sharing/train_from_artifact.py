@@ -230,10 +230,15 @@ def train_networks(
     schedule: str,
     seed: int,
     standard_precision: str | None = None,
-) -> list[nn.Module]:
+) -> list[tuple[nn.Module, str | None]]:
     """``n_networks`` fresh networks trained from the artifact with the evaluation's trainer; the standard
-    schedule in ``standard_precision`` when given (:func:`received_schedule`), else the card's."""
-    from gastrodistill.evaluation.fresh_training import NetSpec, train_on_distilled
+    schedule in ``standard_precision`` when given (:func:`received_schedule`), else the card's.
+
+    Each comes with None, or why it diverged (a non-finite training loss or weights): then it is a
+    network that learned nothing, as the evaluate stage scores one (``ensemble.train_or_learned_nothing``).
+    """
+    from gastrodistill.evaluation.ensemble import train_or_learned_nothing
+    from gastrodistill.evaluation.fresh_training import NetSpec, train_built_on_distilled
 
     factory, init, target = model_factory(card)
     c, h, w = (int(v) for v in card["distilled"]["image_shape"])
@@ -246,12 +251,14 @@ def train_networks(
         name=target.rsplit(".", 1)[-1].lower(),
     )
     standard, replay_augment = received_schedule(card, standard_precision), card_replay_augment(card)
-    return [
-        train_on_distilled(
-            distilled, spec, schedule, torch_generator(seed, "receive", schedule, i), standard, replay_augment
+    out = []
+    for i in range(n_networks):
+        generator = torch_generator(seed, "receive", schedule, i)
+        train = lambda net, g=generator: train_built_on_distilled(  # noqa: E731
+            net, distilled, schedule, g, standard, replay_augment
         )
-        for i in range(n_networks)
-    ]
+        out.append(train_or_learned_nothing(train, spec.build(generator)))
+    return out
 
 
 def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
@@ -276,6 +283,15 @@ def compare_published(site: Mapping[str, float], published: Mapping[str, Any]) -
     return out
 
 
+def outputs_finite(model: nn.Module, ctx) -> bool:
+    """Whether ``model``'s class probabilities on every test patch of ``ctx`` are finite. Weights can stay
+    finite while the outputs overflow (learning rates of 1e6 leave weights of 1e11: NaN logits), and
+    NaN probabilities would be scored as if the network predicted the first class everywhere."""
+    from gastrodistill.evaluation.scoring import predict_split, scoring_options
+
+    return bool(np.isfinite(predict_split([model], ctx.test, **scoring_options(ctx))).all())
+
+
 def train_from_artifact(
     artifact: str | os.PathLike,
     cfg: DictConfig,
@@ -285,6 +301,7 @@ def train_from_artifact(
     schedule: str | None = None,
 ) -> dict[str, Any]:
     """Load, train ``n_networks`` fresh networks, test on the site's data; returns metrics and comparison."""
+    from gastrodistill.evaluation.fresh_training import learned_nothing
     from gastrodistill.evaluation.scoring import evaluate_network
     from gastrodistill.evaluation.splits import build_context
 
@@ -298,14 +315,27 @@ def train_from_artifact(
     n = int(n_networks or rcfg.n_networks)
     schedule = str(schedule or rcfg.schedule)
     precision = rcfg.get("standard_precision")
-    nets = train_networks(distilled, card, n, schedule, int(cfg.seed), precision)
+    trained = train_networks(distilled, card, n, schedule, int(cfg.seed), precision)
     norm = card["normalization"]
     size = card["distilled"]["image_shape"][1:]
     ctx = build_context(cfg, dm)
-    records = []
-    for net in nets:
-        rec = evaluate_network(SiteAdapter(net, dm.mean, dm.std, norm["mean"], norm["std"], size), ctx)
-        records.append({k: float(v) for k, v in rec.items() if k in REPORTED})
+    records, diverged = [], []
+    for net, why in trained:
+        model = SiteAdapter(net, dm.mean, dm.std, norm["mean"], norm["std"], size)
+        if why is None and not outputs_finite(model, ctx):
+            why = "its outputs on this site's test patches are not finite"
+            learned_nothing(net)
+        rec = {k: float(v) for k, v in evaluate_network(model, ctx).items() if k in REPORTED}
+        if why is not None:
+            rec["diverged"] = True
+            diverged.append(why)
+        records.append(rec)
+    if len(diverged) == n:
+        raise ArtifactError(
+            f"all {n} networks trained from the artifact {Path(artifact).name} diverged (network 0: "
+            f"{diverged[0]}): its images or learning rates cannot train the card's network, so there is "
+            "nothing to compare with its published figures; ask the sending site for the artifact again"
+        )
     site = _stats(records)
     site_size = [int(v) for v in dm.image_size]
     result = {
@@ -319,6 +349,9 @@ def train_from_artifact(
         # the replay trains in float32
         "precision": received_schedule(card, precision).precision if schedule == "standard" else "32-true",
         "n_networks": n,
+        # networks whose training loss, weights or test outputs were not finite, scored as networks that
+        # learned nothing (uniform predictions) and kept in the means, as the evaluate stage scores them
+        "n_diverged": len(diverged),
         # the networks see the artifact's image size: site patches of another size are resized to it
         # (bilinear, antialiased; SiteAdapter), which readers of the comparison should know
         "site_image_size": site_size,
@@ -350,6 +383,21 @@ def _resize_note(result: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _diverged_note(result: Mapping[str, Any]) -> list[str]:
+    """A line naming how many networks diverged, when any did."""
+    k = int(result.get("n_diverged", 0))
+    if not k:
+        return []
+    which = ", ".join(str(i) for i, r in enumerate(result.get("networks", [])) if r.get("diverged"))
+    return [
+        "",
+        f"**Diverged: {k} of {result['n_networks']} networks** (number {which}: training loss, weights "
+        "or test outputs not finite). They are scored as networks that learned nothing (uniform "
+        "predictions) and kept in the means, as the evaluate stage scores them: the means below are "
+        "pulled towards chance.",
+    ]
+
+
 def render(result: Mapping[str, Any]) -> str:
     lines = [
         f"# Trained from artifact {result['artifact']['name']!s}",
@@ -363,6 +411,7 @@ def render(result: Mapping[str, Any]) -> str:
             else f" The card publishes the `{PUBLISHED}` schedule's figures only: nothing to compare with."
         ),
         *_resize_note(result),
+        *_diverged_note(result),
         "",
         "| metric | this site | published | difference | within noise |",
         "|---|---|---|---|---|",

@@ -58,7 +58,10 @@ def test_networks_train_in_the_precision_given(tmp_path, soft_set, card_fields):
     (distilled, bf16_card), (_, fp32_card) = card("bf16-mixed"), card("32-true")
 
     def weights(card, precision):
-        (net,) = train_networks(distilled, card, 1, "standard", seed=5, standard_precision=precision)
+        ((net, diverged),) = train_networks(
+            distilled, card, 1, "standard", seed=5, standard_precision=precision
+        )
+        assert diverged is None
         return torch.cat([p.detach().flatten() for p in net.parameters()])
 
     overridden, fp32, bf16 = weights(bf16_card, "32-true"), weights(fp32_card, None), weights(bf16_card, None)

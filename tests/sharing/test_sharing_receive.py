@@ -474,3 +474,64 @@ def test_a_receive_report_never_writes_into_the_sites_data_folder(tmp_path):
     assert output_owner_problem(tmp_path / "reports", str(data)) is None
     assert output_owner_problem(npz.parent / "sub", str(npz)) is None
     assert output_owner_problem(data, None) is None  # no data configured: nothing to compare
+
+
+def test_networks_whose_learning_rates_make_their_outputs_nan_are_refused_not_reported(
+    tmp_path, compose_cfg, dm, soft_set, card_fields
+):
+    """Learning rates of 1e6 (a resealed forgery) trained "finitely" into weights of ~1e11 whose test
+    logits were NaN; receive.md showed them as ordinary figures (accuracy = the first class's share,
+    sensitivity 1, specificity 0) and the command exited 0. Every network diverged: an ArtifactError (the
+    command's one-line error), and no report."""
+    from _resealing import retensor
+
+    art = save_artifact(tmp_path / "soft", soft_set, card_fields)
+
+    def huge_lrs(tensors):
+        raw = torch.full_like(tensors["raw_lrs"], 1e6)
+        return {**tensors, "raw_lrs": raw, "lrs": torch.nn.functional.softplus(raw)}
+
+    retensor(art, huge_lrs)
+    with pytest.raises(
+        ArtifactError, match=r"all 2 networks trained from the artifact soft diverged"
+    ) as info:
+        train_from_artifact(art, compose_cfg(FAST), dm, tmp_path / "site")
+    assert "test patches are not finite" in str(info.value) and "\n" not in str(info.value)
+    assert not (tmp_path / "site").exists()
+
+
+@pytest.mark.parametrize("how", ["loss", "outputs"])
+def test_a_diverged_network_is_flagged_and_scored_as_the_evaluate_stage_scores_it(
+    tmp_path, compose_cfg, dm, soft_set, card_fields, monkeypatch, how
+):
+    """One of two networks diverges, by a non-finite training loss or by finite weights whose test outputs
+    are not finite: it is marked diverged in receive.json, named in receive.md, and scored as a network
+    that learned nothing (uniform predictions: patch AUC 0.5), as the evaluate stage scores one."""
+    import gastrodistill.evaluation.fresh_training as fresh
+
+    real = fresh.train_replay
+    calls = []
+
+    def second_diverges(net, *args, **kwargs):
+        calls.append(1)
+        net = real(net, *args, **kwargs)
+        if len(calls) == 2:
+            if how == "loss":
+                raise FloatingPointError("replay step 0: loss is nan; the distilled set is unusable")
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.mul_(1e30)  # finite weights, overflowing outputs
+        return net
+
+    monkeypatch.setattr(fresh, "train_replay", second_diverges)
+    art = save_artifact(tmp_path / "soft", soft_set, card_fields)
+    result = train_from_artifact(art, compose_cfg(FAST), dm, tmp_path / "site")
+    first, second = result["networks"]
+    assert result["n_diverged"] == 1 and second["diverged"] is True and "diverged" not in first
+    assert second["patch_auc"] == 0.5 and np.isfinite(list(first.values())).all()
+    assert result["metrics"]["patch_auc_mean"] == pytest.approx((first["patch_auc"] + 0.5) / 2)
+    text = (tmp_path / "site" / "receive.md").read_text()
+    assert (
+        "**Diverged: 1 of 2 networks** (number 1: training loss, weights or test outputs not finite)" in text
+    )
+    assert json.loads((tmp_path / "site" / "receive.json").read_text())["n_diverged"] == 1
