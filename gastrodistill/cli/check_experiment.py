@@ -15,7 +15,12 @@ Several runs of one recipe (``--run-dir`` or ``--results`` repeated: e.g. a seed
 are checked together: each number is shown per run, with its mean over the runs and a 95 % Student-t
 interval over them, and the mean is what must fall in the range. The results tables' own intervals are
 bootstraps over test patients for one run; they leave out the variation between seeds (the distillation,
-the random subsets, the networks' inits), which the interval over runs holds.
+the random subsets, the networks' inits), which the interval over runs holds. As ``paired_over_runs``
+refuses them (with its functions, ``gastrodistill.evaluation.over_runs``), several runs of different
+recipes (a ``data``, ``synthetic``, ``model``, ``distill`` or ``eval`` key that differs, not the seeds nor
+where the data are; ``--allow-recipe-differences`` checks them anyway) and a copy of one run (the same
+records) are refused, and so is a run whose records are newer than its table (an evaluation run again and
+stopped part way), naming the command that finishes it.
 """
 
 from __future__ import annotations
@@ -408,6 +413,47 @@ def run_experiment_name(run_dir: Path) -> str | None:
     return None if name is None else str(name)
 
 
+def check_runs(
+    folders: list[Path], sources: list[Path], tables: list[pd.DataFrame], allow_recipe_differences: bool
+) -> None:
+    """Refuse what ``paired_over_runs`` refuses, with its functions (``gastrodistill.evaluation.over_runs``):
+    a folder whose evaluation holds records but did not finish (records written after the table:
+    :func:`~gastrodistill.evaluation.over_runs.check_finished`), and, for several runs, runs made with
+    different recipes (:func:`~gastrodistill.evaluation.over_runs.check_one_recipe`, unless
+    ``allow_recipe_differences``) or two folders holding the same records (a copy of one run, which would
+    count twice and shrink the interval over runs to nothing:
+    :func:`~gastrodistill.evaluation.over_runs.check_no_copies`). ``folders[i]`` holds the table
+    ``tables[i]`` read from ``sources[i]``: a run folder, or the folder of a table given by ``--results``.
+    A table without records beside it is compared by the ``config.yaml`` beside it alone (when there is
+    one). Raises :class:`RecipeError`."""
+    from gastrodistill.evaluation.over_runs import (
+        RECORDS,
+        RunsInputError,
+        check_no_copies,
+        check_one_recipe,
+        load_run,
+        run_config,
+    )
+
+    try:
+        runs, with_records, configs = [], [], []
+        for folder, source, df in zip(folders, sources, tables, strict=True):
+            eval_dir = source.parent
+            if any((eval_dir / RECORDS).glob("*.npz")):
+                run, config = load_run(folder)  # refuses an unfinished evaluation
+                runs.append(run)
+                with_records.append(folder)
+            else:
+                config = run_config(eval_dir, set(df["method"].astype(str)))
+            configs.append(config)
+        if len(folders) > 1:
+            if not allow_recipe_differences:
+                check_one_recipe(configs, "check")
+            check_no_copies(runs, with_records)
+    except RunsInputError as e:
+        raise RecipeError(str(e)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", help="experiments/<name>.yaml")
@@ -423,6 +469,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--run", action="store_true", help="re-run the recipe first (into --run-dir if given)")
     ap.add_argument(
+        "--allow-recipe-differences",
+        action="store_true",
+        help="check several runs whose data, synthetic, model, distill or eval settings differ (by default "
+        "refused, as paired_over_runs refuses them: a seed sweep differs in none)",
+    )
+    ap.add_argument(
         "--root",
         type=Path,
         default=Path(os.environ.get("GASTRODISTILL_ROOT", ".")),
@@ -435,6 +487,7 @@ def main(argv: list[str] | None = None) -> int:
             raise RecipeError("--results reads tables directly: use it or --run-dir / --run, not both")
         if args.results:
             sources = list(args.results)
+            folders = [src.parent for src in sources]
         else:
             if args.run:
                 from datetime import datetime
@@ -482,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
                         file=sys.stderr,
                     )
             sources = [d / recipe["results"] for d in run_dirs]
+            folders = list(run_dirs)
         seen: dict[Path, Path] = {}
         for source in sources:
             if not source.is_file():
@@ -493,6 +547,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             seen[key] = source
         tables = [read_results(src) for src in sources]
+        check_runs(folders, sources, tables, args.allow_recipe_differences)
         if len(sources) == 1:
             checks = evaluate(recipe, tables[0])
             print(render(recipe, checks, sources[0]))

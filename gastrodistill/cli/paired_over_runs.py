@@ -8,7 +8,18 @@ distilled row and each partner of its results table (random subset, random image
 hard labels), the paired difference of patient HM and AUC (image accuracy and AUC for data without
 patients) in each run and pooled over the runs, with a two-level bootstrap interval that resamples the
 runs as well as the test units (``gastrodistill.evaluation.over_runs``). One run's own table leaves the
-seed's variation out of its intervals; this view keeps it in. Exit status 0, or 2 for unusable input.
+seed's variation out of its intervals; this view keeps it in.
+
+Pooled: finished runs of one recipe, e.g. a seed sweep (``seed=0,1,2``, with or without
+``synthetic.seed=0``: runs of other patients are drawn apart). Refused, naming the folder or the keys: a
+run whose evaluation did not finish (no ``eval/results.csv``, or records written after it: an evaluate
+stage stopped part way; the message gives the ``'stages=[evaluate]' hydra.run.dir=<run>`` command that
+finishes it), the same run twice or copied, runs of different experiments or kinds of data, and runs of
+different recipes: any ``data``, ``synthetic``, ``model``, ``distill`` or ``eval`` key that differs (e.g.
+``data.storage_size``, ``data.patch_size``, ``synthetic.image_size``), but not the seeds (``seed``,
+``data.split_seed``, ``synthetic.seed``), where the data are, how a run was resumed, logged or spread
+over processes, nor the precision each host chooses (``--allow-recipe-differences`` pools them anyway).
+Exit status 0, or 2 for unusable input.
 """
 
 from __future__ import annotations
@@ -19,12 +30,12 @@ from pathlib import Path
 
 from gastrodistill.evaluation.over_runs import (
     RunsInputError,
+    check_no_copies,
     check_one_kind,
+    check_one_recipe,
     eval_folder,
-    fingerprint,
     load_run,
     pool_runs,
-    recipe_differences,
     render,
     shares_test_units,
     split_differences,
@@ -62,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--allow-recipe-differences",
         action="store_true",
-        help="pool runs whose model, distill or eval settings differ (by default refused: a seed sweep "
-        "differs in none of them; the host's precision and the number of processes do not count)",
+        help="pool runs whose data, synthetic, model, distill or eval settings differ (by default refused: "
+        "a seed sweep differs in none of them; the seeds, the data's location, the host's precision and "
+        "the number of processes do not count)",
     )
     ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     args = ap.parse_args(argv)
@@ -84,22 +96,10 @@ def main(argv: list[str] | None = None) -> int:
             seen[key] = d
         loaded = [load_run(d) for d in args.run_dir]
         runs, configs = [r for r, _ in loaded], [c for _, c in loaded]
-        recipes = recipe_differences(configs)
-        if recipes and not args.allow_recipe_differences:
-            shown = ", ".join(recipes[:6]) + (f" and {len(recipes) - 6} more" if len(recipes) > 6 else "")
-            raise RunsInputError(
-                f"the runs were made with different recipes ({shown}); pool the runs of one recipe (a seed "
-                "sweep), or pass --allow-recipe-differences to pool them anyway"
-            )
-        prints: dict[str, Path] = {}
-        for d, run in zip(args.run_dir, runs, strict=True):
-            fp = fingerprint(run)
-            if fp in prints:
-                raise RunsInputError(
-                    f"{d} holds the same records as {prints[fp]} (a copy of one run); each run counts once"
-                )
-            prints[fp] = d
-        check_one_kind(runs, args.run_dir)
+        check_one_kind(runs, args.run_dir)  # before the recipes: other data differ in data keys too
+        if not args.allow_recipe_differences:
+            check_one_recipe(configs, "pool")
+        check_no_copies(runs, args.run_dir)
         names = {str(c.get("experiment_name")) for c in configs if c.get("experiment_name") is not None}
         if len(names) > 1:
             raise RunsInputError(

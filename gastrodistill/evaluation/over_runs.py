@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +31,7 @@ import yaml
 
 from gastrodistill.evaluation.metrics import statistic_rows, stratified_resamples
 from gastrodistill.evaluation.record_settings import flat_settings
-from gastrodistill.evaluation.report import RECORDS, UNREADABLE, load_record
+from gastrodistill.evaluation.report import RECORDS, UNREADABLE, load_record, unfinished_evaluation
 from gastrodistill.evaluation.results import (
     BASELINE_METHODS,
     KEY_COLUMNS,
@@ -79,12 +80,49 @@ def eval_folder(run_dir: Path) -> Path:
     return run_dir / "eval" if (run_dir / "eval" / RECORDS).is_dir() else run_dir
 
 
+def finish_command(eval_dir: Path) -> str:
+    """The command that finishes the evaluation in ``eval_dir``: ``gastrodistill-reproduce`` with the run's
+    own overrides (``.hydra/overrides.yaml``; ``<its overrides>`` without the file), ``'stages=[evaluate]'``
+    and ``hydra.run.dir=<run folder>`` for a run folder's ``eval/``, else ``gastrodistill-evaluate`` with
+    ``hydra.run.dir=<eval_dir>`` (an evaluation's own output folder). A re-run resumes: it trains only
+    the jobs without a record, then writes the table."""
+    eval_dir = Path(eval_dir)
+    in_run = eval_dir.name == "eval"
+    folder = eval_dir.parent if in_run else eval_dir
+    try:
+        saved = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+        overrides = [
+            shlex.quote(str(o))
+            for o in saved
+            if not str(o).lstrip("+~").startswith(("stages=", "hydra.run.dir="))
+        ]
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, TypeError):
+        overrides = ["<its overrides>"]
+    stages = ["'stages=[evaluate]'"] if in_run else []
+    tool = "gastrodistill-reproduce" if in_run else "gastrodistill-evaluate"
+    return " ".join([tool, *overrides, *stages, shlex.quote(f"hydra.run.dir={folder}")])
+
+
+def check_finished(run_dir: Path) -> None:
+    """Raise :class:`RunsInputError` naming ``run_dir`` and the command that finishes it when its
+    evaluation is not finished (:func:`~gastrodistill.evaluation.report.unfinished_evaluation`: no
+    ``results.csv``, or records written after it): an evaluate stage stopped part way (Ctrl-C, a killed
+    job) left the records of some networks only, which would be pooled as a run."""
+    eval_dir = eval_folder(run_dir)
+    why = unfinished_evaluation(eval_dir)
+    if why is not None:
+        raise RunsInputError(
+            f"{run_dir}: its evaluation did not finish ({why} in {eval_dir}: an evaluate stage stopped part "
+            f"way); finish it with {finish_command(eval_dir)}, or leave the folder out"
+        )
+
+
 def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
     """The per-network test arrays of one run, grouped by results row, and its ``eval/config.yaml``.
 
     ``run_dir`` is a run folder (holding ``eval/records``) or an evaluation output folder (holding
-    ``records``). Raises :class:`RunsInputError` naming the folder or file when it has no records, a
-    record cannot be read, or its config is not YAML.
+    ``records``). Raises :class:`RunsInputError` naming the folder or file when it has no records, its
+    evaluation did not finish (:func:`check_finished`), a record cannot be read, or its config is not YAML.
     """
     eval_dir = eval_folder(run_dir)
     paths = sorted((eval_dir / RECORDS).glob("*.npz"))
@@ -104,13 +142,21 @@ def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
                 "re-run the evaluate stage, which re-scores the missing job"
             ) from None
         rows.setdefault(key, []).append(rec)
+    check_finished(run_dir)  # after the records: a damaged one is named with what to do about it
     run: RunRows = {}
     for key, recs in rows.items():
         recs.sort(key=lambda r: int(r.get("network", 0)))
         nets = [_arrays(r) for r in recs]
         if bootstrap_kinds(nets):
             run[key] = nets  # type: ignore[assignment]
-    cfg_path = eval_dir / "config.yaml"
+    return run, run_config(eval_dir, {key[0] for key in rows})
+
+
+def run_config(eval_dir: Path, methods: set[str]) -> dict[str, Any]:
+    """An evaluation's ``config.yaml`` in ``eval_dir`` (``{}`` without the file), its ``distill`` section
+    the sets' own (:func:`with_set_recipes`) for the evaluated ``methods``: what :func:`recipe_differences`
+    compares. Raises :class:`RunsInputError` naming a file that is not YAML or not a mapping."""
+    cfg_path = Path(eval_dir) / "config.yaml"
     try:
         config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
     except (yaml.YAMLError, UnicodeDecodeError):
@@ -119,8 +165,7 @@ def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
         ) from None
     if not isinstance(config, dict):
         raise RunsInputError(f"{cfg_path} is not a config mapping; restore the file the evaluate stage wrote")
-    methods = {key[0] for key in rows}
-    return run, with_set_recipes(config, eval_dir, methods)
+    return with_set_recipes(config, Path(eval_dir), methods)
 
 
 def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) -> dict[str, Any]:
@@ -173,6 +218,20 @@ def fingerprint(run: RunRows) -> str:
                 h.update(f"{key}/{name}".encode())
                 h.update(np.ascontiguousarray(nets[name]).tobytes())
     return h.hexdigest()
+
+
+def check_no_copies(runs: Sequence[RunRows], sources: Sequence[Path]) -> None:
+    """Raise :class:`RunsInputError` naming both folders when two runs hold the same records
+    (:func:`fingerprint`): one run copied (``cp -a``) would count twice, and the spread between runs
+    would shrink to nothing."""
+    prints: dict[str, Path] = {}
+    for src, run in zip(sources, runs, strict=True):
+        fp = fingerprint(run)
+        if fp in prints:
+            raise RunsInputError(
+                f"{src} holds the same records as {prints[fp]} (a copy of one run); each run counts once"
+            )
+        prints[fp] = src
 
 
 def unit_kind(run: RunRows) -> str | None:
@@ -241,8 +300,26 @@ def split_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
 #: Keys of a run's ``distill`` and ``eval`` sections that do not change its recipe: how it was resumed,
 #: logged, checkpointed, spread over processes or threads (progress bars and the precision each host
 #: chooses for itself, ``${if_native_bf16:...}``, at any depth: :data:`NOT_RECIPE_LEAVES`), so runs of
-#: one recipe from two hosts pool.
+#: one recipe from two hosts pool. Of ``data`` and ``synthetic``: the seeds (``seed``, ``${seed}``, and
+#: ``split_seed``; ``synthetic.seed`` too: a seed sweep without ``synthetic.seed=0`` draws other patients
+#: by design, and the pooled interval then draws each run's units apart, naming the key), where the data
+#: are and which module reads them (``root``, ``path``, ``store_root``, ``_target_``, the preset's
+#: ``name``: the same images from another folder or format), and how they are read (workers, the scoring
+#: batch). Every other data key changes what the networks see (``storage_size``, ``patch_size``,
+#: ``overlap``, ``mask_threshold``, ``image_size``, the split fractions, the augmentation, the synthetic
+#: collection's size and look) and counts.
 NOT_RECIPE = {
+    "data": (
+        "_target_",
+        "root",
+        "path",
+        "store_root",
+        "seed",
+        "split_seed",
+        "num_workers",
+        "eval_batch_size",
+    ),
+    "synthetic": ("_target_", "_convert_", "name", "root", "seed", "num_workers"),
     "distill": (
         "resume",
         "resume_root",
@@ -294,21 +371,27 @@ def records_of_set(eval_dir: Path, set_dir: Path, name: str) -> bool:
     return set(seen) <= set_digests(ds)
 
 
+#: The config sections :func:`recipe_differences` compares.
+RECIPE_SECTIONS = ("data", "synthetic", "model", "distill", "eval")
+
+
 def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The keys of ``model``, ``distill`` and ``eval`` (less :data:`NOT_RECIPE` and, at any depth,
-    :data:`NOT_RECIPE_LEAVES`) whose values differ between the runs' saved configs: runs of a seed sweep
-    differ in none. Runs without a saved config are not compared."""
+    """The keys of ``data``, ``synthetic``, ``model``, ``distill`` and ``eval`` (less :data:`NOT_RECIPE`
+    and, at any depth, :data:`NOT_RECIPE_LEAVES`) whose values differ between the runs' saved configs:
+    runs of a seed sweep differ in none (their seeds and the data's location are no recipe keys). Runs
+    without a saved config are not compared."""
 
     views = []
     for c in configs:
         if not c:
             continue
         view: dict[str, Any] = {}
-        for section in ("model", "distill", "eval"):
+        for section in RECIPE_SECTIONS:
             node = {
                 k: v for k, v in dict(c.get(section) or {}).items() if k not in NOT_RECIPE.get(section, ())
             }
-            flat_settings(node, section, view)
+            if node:  # a section of no recipe keys (folder data: root and module only) is no leaf of its own
+                flat_settings(node, section, view)
         views.append({k: v for k, v in view.items() if k.rsplit(".", 1)[-1] not in NOT_RECIPE_LEAVES})
     out: list[str] = []
     for other in views[1:]:
@@ -316,6 +399,19 @@ def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
             k for k in sorted(set(views[0]) | set(other)) if views[0].get(k) != other.get(k) and k not in out
         ]
     return out
+
+
+def check_one_recipe(configs: Sequence[Mapping[str, Any]], verb: str = "pool") -> None:
+    """Raise :class:`RunsInputError` naming the keys (:func:`recipe_differences`, the first six) when the
+    runs were made with different recipes; ``verb`` says what the tool does with the runs (``pool``,
+    ``check``), and the message names ``--allow-recipe-differences``, which both tools take."""
+    recipes = recipe_differences(configs)
+    if recipes:
+        shown = ", ".join(recipes[:6]) + (f" and {len(recipes) - 6} more" if len(recipes) > 6 else "")
+        raise RunsInputError(
+            f"the runs were made with different recipes ({shown}); {verb} the runs of one recipe (a seed "
+            f"sweep), or pass --allow-recipe-differences to {verb} them anyway"
+        )
 
 
 def shares_test_units(runs: Sequence[RunRows], configs: Sequence[Mapping[str, Any]]) -> bool:

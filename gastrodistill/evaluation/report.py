@@ -79,6 +79,33 @@ def finished_jobs(out: Path) -> set[str]:
     return {p.name.removesuffix(".npz") for p in folder.glob("*.npz")}
 
 
+#: The evaluation's table, which :func:`~gastrodistill.evaluation.run.finalize` writes once every job has
+#: its record.
+RESULTS_CSV = "results.csv"
+
+
+def unfinished_evaluation(out: Path, keys: Iterable[str] | None = None) -> str | None:
+    """Why the evaluation in ``out`` is not finished, or None when it is: its table (``results.csv``) exists
+    and was written after the newest record of ``keys`` (default: every record in ``records/``). The table
+    is written once every job has its record, so a folder without it, or with records newer than it (an
+    evaluation stopped part way after an earlier one wrote the table), holds the records of an unfinished
+    evaluation. :func:`~gastrodistill.evaluation.run.current_results` asks this (besides the jobs and their
+    settings, which need the config); the tools that pool run folders (``paired_over_runs``,
+    ``check_experiment``) ask it alone. A folder copied without its files' times (``scp -r`` without ``-p``)
+    may read as unfinished: ``stages=[evaluate]`` there trains nothing and writes the table again."""
+    out = Path(out)
+    table = out / RESULTS_CSV
+    if not table.is_file():
+        return f"no {RESULTS_CSV}"
+    paths = [record_path(out, k) for k in keys] if keys is not None else sorted((out / RECORDS).glob("*.npz"))
+    times = [(p.stat().st_mtime_ns, p) for p in paths if p.is_file()]
+    if times:
+        newest, path = max(times)
+        if table.stat().st_mtime_ns < newest:
+            return f"{RESULTS_CSV} is older than {RECORDS}/{path.name}"
+    return None
+
+
 def load_records(out: Path, keys: Iterable[str]) -> list[dict[str, Any]]:
     """The records of ``keys`` in that order; raises ``FileNotFoundError`` naming a missing job and
     :class:`~gastrodistill.evaluation.jobs.EvaluationConfigError` naming a record that cannot be read

@@ -196,17 +196,17 @@ def current_results(
     from gastrodistill.evaluation.record_settings import settings_path
 
     out = Path(output_dir)
-    table = out / "results.csv"
+    table = out / report.RESULTS_CSV
     if not table.is_file():
         return None
     jobs = build_jobs(cfg.eval, list(distilled_sets))
     finished = report.finished_jobs(out)
     if not jobs or any(j.key not in finished for j in jobs):
         return None
+    if report.unfinished_evaluation(out, [j.key for j in jobs]) is not None:  # a record after the table
+        return None
     settings = study_record_settings(cfg, datamodule, distilled_sets)
     if not all(settings.matches(settings_path(out, j.key), j) for j in jobs):
-        return None
-    if table.stat().st_mtime_ns < max(report.record_path(out, j.key).stat().st_mtime_ns for j in jobs):
         return None
     try:
         return pd.read_csv(table)

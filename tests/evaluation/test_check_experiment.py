@@ -350,3 +350,73 @@ def test_a_run_that_spelled_out_its_presets_groups_is_of_the_recipe(tmp_path, ca
     (run / ".hydra" / "hydra.yaml").write_text(_yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
     main([str(p), "--run-dir", str(run)])
     assert "chose config groups the recipe does not (data=npz)" in capsys.readouterr().err
+
+
+def _two_runs(tmp_path, second: dict | None = None):
+    """The recipe and two finished run folders (records, eval/config.yaml, results table) of seeds 0 and 1
+    (``second``: run 1's config instead)."""
+    from _run_folders import config, write_run
+
+    tmp_path.mkdir(exist_ok=True)
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE)
+    a, b = tmp_path / "job0", tmp_path / "job1"
+    write_run(a, 0, {**config(), "distill": {"lr_images": 0.01}})
+    write_run(b, 1, second or {**config(run_seed=1), "distill": {"lr_images": 0.01}})
+    return p, a, b
+
+
+def test_runs_of_different_recipes_are_refused(tmp_path, capsys):
+    """job0 and job1 of a sweep over distill.lr_images=0.01,0.02 were checked as two runs of one recipe
+    ("all means over 2 runs inside their ranges"); now refused as paired_over_runs refuses them (its
+    recipe_differences), unless --allow-recipe-differences. The runs of a seed sweep are checked."""
+    from _run_folders import config
+
+    p, a, b = _two_runs(tmp_path)
+    assert main([str(p), "--run-dir", str(a), "--run-dir", str(b)]) == 1  # a seed sweep: checked
+    assert "(means over 2 runs)" in capsys.readouterr().out
+    p, a, b = _two_runs(tmp_path / "sweep", {**config(run_seed=1), "distill": {"lr_images": 0.02}})
+    assert main([str(p), "--run-dir", str(a), "--run-dir", str(b)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err == (
+        "error: the runs were made with different recipes (distill.lr_images); check the runs of one recipe "
+        "(a seed sweep), or pass --allow-recipe-differences to check them anyway\n"
+    )
+    results = [str(d / "eval" / "results.csv") for d in (a, b)]
+    assert main([str(p), "--results", results[0], "--results", results[1]]) == 2  # the tables alone too
+    assert "different recipes (distill.lr_images)" in capsys.readouterr().err
+    assert main([str(p), "--run-dir", str(a), "--run-dir", str(b), "--allow-recipe-differences"]) == 1
+    assert "(means over 2 runs)" in capsys.readouterr().out
+
+
+def test_a_copy_of_one_run_is_refused(tmp_path, capsys):
+    """A ``cp -a`` copy of a run folder counted as a second run (a zero-width interval over runs); now
+    refused with paired_over_runs' own check (the same records)."""
+    import shutil
+
+    p, a, _ = _two_runs(tmp_path)
+    copy = tmp_path / "copy"
+    shutil.copytree(a, copy)
+    assert main([str(p), "--run-dir", str(a), "--run-dir", str(copy)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        f"error: {copy} holds the same records as {a} (a copy of one run); each run counts once\n"
+    )
+
+
+def test_a_table_older_than_its_records_is_refused(tmp_path, capsys):
+    """A finished run evaluated again with more networks and stopped part way keeps its old table beside
+    newer records: refused, as paired_over_runs refuses it, naming the command that finishes it."""
+    import os
+
+    p, a, b = _two_runs(tmp_path)
+    record = next((b / "eval" / "records").glob("*.npz"))
+    later = (b / "eval" / "results.csv").stat().st_mtime_ns + 10**9
+    os.utime(record, ns=(later, later))
+    for args in (["--run-dir", str(a), "--run-dir", str(b)], ["--run-dir", str(b)]):
+        assert main([str(p), *args]) == 2
+        err = capsys.readouterr().err
+        assert f"error: {b}: its evaluation did not finish (results.csv is older than records/" in err
+        assert f"'stages=[evaluate]' hydra.run.dir={b}, or leave the folder out" in err

@@ -6,20 +6,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from _run_folders import LABELS, config, finish, net, write_image_run, write_run
 from sklearn.metrics import roc_auc_score
 
 from gastrodistill.cli.paired_over_runs import main
 from gastrodistill.evaluation.metrics import paired_bootstrap
 from gastrodistill.evaluation.over_runs import pool_runs, pooled_difference, shares_test_units
-from gastrodistill.evaluation.report import save_record
-
-LABELS = np.array([1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0])
-
-
-def net(rng: np.random.Generator, labels: np.ndarray = LABELS, skill: float = 0.0) -> dict[str, np.ndarray]:
-    """One network's per-patient arrays: scores that lean towards the label by ``skill``."""
-    scores = rng.random(len(labels)) + skill * labels
-    return {"labels": labels, "decisions": scores > 0.5 + skill / 2, "scores": scores}
 
 
 def hm(n: dict[str, np.ndarray], idx: np.ndarray) -> float:
@@ -118,14 +110,6 @@ def test_shared_draws_need_the_same_labels() -> None:
         pooled_difference("patient_hm", pairs, rng, n_boot=10, shared=True)
 
 
-def config(split_seed: int = 0, run_seed: int = 0) -> dict:
-    return {
-        "paths": {"data_root": "./data/synthetic/cpu"},
-        "synthetic": {"seed": 0},
-        "data": {"split_seed": split_seed, "seed": run_seed, "test_fraction": 0.3},
-    }
-
-
 def test_shares_test_units_needs_labels_and_data_config() -> None:
     rng = np.random.default_rng(0)
     run = {("soft", "replay", "convnet"): [net(rng)]}
@@ -168,34 +152,6 @@ def test_pool_runs_pairs_rows_as_the_results_table() -> None:
     # each difference has its own stream: without the hard row, soft - random keeps its interval
     fewer = pool_runs([{k: v for k, v in r.items() if k[0] != "hard"} for r in runs], 0, n_boot=20)
     assert (fewer[0].low, fewer[0].high) == (diffs[0].low, diffs[0].high)
-
-
-def write_run(folder, seed: int, cfg: dict) -> None:
-    """A run folder as the evaluate stage leaves it: eval/records/*.npz and eval/config.yaml."""
-    rng = np.random.default_rng(seed)
-    out = folder / "eval"
-    for method, schedule, skill in (
-        ("soft", "replay", 0.4),
-        ("hard", "replay", 0.2),
-        ("random", "standard", 0.0),
-    ):
-        for i in range(2):
-            n = net(rng, skill=skill)
-            save_record(
-                out,
-                {
-                    "job": f"{method}__{schedule}__same__{i}",
-                    "method": method,
-                    "schedule": schedule,
-                    "architecture": "convnet",
-                    "network": i,
-                    "patient_hm": 0.5,
-                    "test_labels": n["labels"],
-                    "test_decisions": n["decisions"],
-                    "test_scores": n["scores"],
-                },
-            )
-    (out / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 
 def test_cli_prints_and_writes_the_pooled_table(tmp_path, capsys) -> None:
@@ -285,28 +241,6 @@ def test_cli_says_why_runs_are_drawn_apart_and_counts_runs_per_pair(tmp_path, ca
     assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in out
     soft_hard = next(line for line in out.splitlines() if "| hard/replay/convnet | patient_hm |" in line)
     assert "| – | 1 of 2 |" in soft_hard
-
-
-def write_image_run(folder, seed: int, cfg: dict, classes: int = 2) -> None:
-    """A run folder of data without patients (``data=folder`` / ``data=npz``): per-image records."""
-    rng = np.random.default_rng(seed)
-    labels = np.arange(12) % classes
-    for method, schedule in (("soft", "replay"), ("random", "standard")):
-        probs = rng.dirichlet(np.ones(classes), size=len(labels))
-        save_record(
-            folder / "eval",
-            {
-                "job": f"{method}__{schedule}__same__0",
-                "method": method,
-                "schedule": schedule,
-                "architecture": "convnet",
-                "network": 0,
-                "image_labels": labels,
-                "image_correct": probs.argmax(1) == labels,
-                "image_probs": probs,
-            },
-        )
-    (folder / "eval" / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 
 def test_cli_refuses_runs_whose_metrics_are_of_different_kinds(tmp_path, capsys) -> None:
@@ -418,3 +352,98 @@ def test_a_runs_recipe_is_its_sets_own_after_a_resume(tmp_path, capsys) -> None:
     _sets_of_run(a, {"soft": 3, "hard": 5})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
     assert "distill.hard.outer_steps" in capsys.readouterr().err
+
+
+def test_cli_refuses_a_run_whose_evaluation_did_not_finish(tmp_path, capsys) -> None:
+    """Two runs stopped by Ctrl-C in their evaluate stage (some networks' records, no eval/results.csv) were
+    pooled with exit 0 and a table; now the first is named with the command that finishes it (its own
+    overrides, 'stages=[evaluate]', its folder). Records written after the table (an evaluation run again
+    with more networks, stopped part way) are refused the same way; its eval/ folder is named as given."""
+    import os
+
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
+    write_run(a, 0, config())
+    write_run(b, 1, config(run_seed=1))
+    (a / "eval" / "results.csv").unlink()
+    (b / "eval" / "results.csv").unlink()
+    (a / ".hydra").mkdir()
+    (a / ".hydra" / "overrides.yaml").write_text(
+        yaml.safe_dump(["experiment=tiny", "eval.n_networks=4", "stages=[distill,evaluate]"])
+    )
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert captured.err == (
+        f"error: {a}: its evaluation did not finish (no results.csv in {a / 'eval'}: an evaluate stage "
+        "stopped part way); finish it with gastrodistill-reproduce experiment=tiny eval.n_networks=4 "
+        f"'stages=[evaluate]' hydra.run.dir={a}, or leave the folder out\n"
+    )
+    for run in (a, b):
+        finish(run)
+    record = b / "eval" / "records" / "soft__replay__same__1.npz"
+    later = (b / "eval" / "results.csv").stat().st_mtime_ns + 10**9
+    os.utime(record, ns=(later, later))
+    assert main(["--run-dir", str(a), "--run-dir", str(b / "eval"), "--n-boot", "100"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {b / 'eval'}: its evaluation did not finish (results.csv is older than " in err
+    assert f"records/soft__replay__same__1.npz in {b / 'eval'}" in err
+    assert f"gastrodistill-reproduce <its overrides> 'stages=[evaluate]' hydra.run.dir={b}," in err
+    os.utime(finish(b), ns=(later, later))  # the table written again after that record: pooled
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
+
+
+@pytest.mark.parametrize(
+    "key, value, named",
+    [
+        ("storage_size", 24, "data.storage_size"),
+        ("patch_size", 199, "data.patch_size"),
+        ("overlap", 20, "data.overlap"),
+        ("mask_threshold", 0.7, "data.mask_threshold"),
+        ("synthetic.image_size", 800, "synthetic.image_size"),
+    ],
+)
+def test_cli_refuses_runs_whose_data_settings_differ(tmp_path, capsys, key, value, named) -> None:
+    """A sweep over data.storage_size=16,24 was pooled with a note only: the data settings that change what
+    the networks see are recipe keys; the seeds, the split seed and the data's location are not."""
+    gastric = {"patch_size": 299, "overlap": 50, "storage_size": 16, "mask_threshold": 0.5}
+    base = config()
+    base["data"] |= {**gastric, "root": "./data/synthetic/cpu"}
+    base["synthetic"] |= {"image_size": 600, "name": "tiny", "num_workers": 1}
+    other = yaml.safe_load(yaml.safe_dump(base))
+    section, leaf = key.split(".") if "." in key else ("data", key)
+    other[section][leaf] = value
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_run(a, 0, base)
+    write_run(b, 1, other)
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"error: the runs were made with different recipes ({named}); pool the runs" in captured.err
+    assert (
+        main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100", "--allow-recipe-differences"]) == 0
+    )
+    assert f"drawn per run (the runs differ in {named})" in capsys.readouterr().out
+
+
+def test_seeds_and_the_datas_location_are_no_recipe_keys() -> None:
+    """A seed sweep (seed=0,1: data.seed and synthetic.seed follow ${seed}), another split seed, and the same
+    data from another folder, module or worker count pool; a data or synthetic setting does not."""
+    from gastrodistill.evaluation.over_runs import recipe_differences
+
+    base = {
+        "seed": 0,
+        "paths": {"data_root": "./data/synthetic/tiny"},
+        "data": {"_target_": "a.Gastric", "root": "./a", "store_root": "./s", "seed": 0, "split_seed": 0}
+        | {"storage_size": 16, "num_workers": 0, "eval_batch_size": 256, "progress": True},
+        "synthetic": {"seed": 0, "name": "tiny", "root": "./a", "num_workers": 1, "image_size": 600},
+    }
+    moved = {
+        "seed": 1,
+        "paths": {"data_root": "/elsewhere"},
+        "data": {"_target_": "a.Npz", "path": "/b.npz", "store_root": "/t", "seed": 1, "split_seed": 3}
+        | {"storage_size": 16, "num_workers": 4, "eval_batch_size": 64, "progress": False},
+        "synthetic": {"seed": 1, "name": "copy", "root": "/elsewhere", "num_workers": 8, "image_size": 600},
+    }
+    assert recipe_differences([base, moved]) == []
+    bigger = {**base, "data": {**base["data"], "storage_size": 24, "augment": {"p": 0.5}}}
+    assert recipe_differences([base, bigger]) == ["data.augment.p", "data.storage_size"]
