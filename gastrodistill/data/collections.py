@@ -32,6 +32,7 @@ import numpy as np
 
 from gastrodistill.data.base import SPLITS, TensorImageDataModule, class_name_list
 from gastrodistill.data.errors import DataInputError, ImageReadError, moved_working_dir_hint
+from gastrodistill.data.manifest import MANIFEST_NAME
 from gastrodistill.data.readers import Decoded, apply_bit_depth, decode, transposed_hint
 from gastrodistill.data.sizes import check_fits_in_memory, image_size_hw
 from gastrodistill.utils.hashing import sha256_json
@@ -253,7 +254,8 @@ class FolderDataModule(TensorImageDataModule):
     seed so the test set stays fixed across runs) makes ``val`` and ``test``; with ``train/`` and
     ``test/`` but no ``val/`` (``valid/``, ``validation/``), ``val`` is carved from ``train``.
     Hidden files and folders (names starting with ``.``) and files directly in ``root`` are ignored;
-    any other file that is not a readable image is an error.
+    any other file that is not a readable image is an error, and a ``manifest.csv`` in ``root`` (a
+    gastric collection, which ``data=gastric`` reads) is refused.
     """
 
     def __init__(
@@ -298,6 +300,12 @@ class FolderDataModule(TensorImageDataModule):
                 + moved_working_dir_hint(self.root, "data.root")
             )
         _refuse_broken_links(self.root, self.root)  # a class or split folder on an unmounted drive
+        if (self.root / MANIFEST_NAME).is_file():  # its images/ and masks/ were read as two classes
+            raise CollectionError(
+                f"the data root holds {MANIFEST_NAME}: a collection of whole X-rays with patients and "
+                "stomach masks (docs/data.md), which data=gastric reads (data=gastric data.root=...); "
+                "data=folder reads one sub-folder of images per class"
+            )
         subdirs = {p.name for p in self.root.iterdir() if p.is_dir() and _visible(p)}
         split_names = {"train", "test", *VAL_ALIASES}
         if not subdirs & split_names:

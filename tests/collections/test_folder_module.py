@@ -190,6 +190,17 @@ def test_empty_class(make_folder):
     assert "'unknown'" in msg and "no images" in msg
 
 
+def test_a_gastric_collection_is_refused_with_the_data_module_that_reads_it(make_folder):
+    """A manifest.csv collection (images/<patient>/, masks/<patient>/) read as class folders trained
+    "images against masks" without a word; other files directly in the root are still ignored."""
+    root = make_folder(n=4)
+    (root / "README.txt").write_text("two classes\n")
+    assert _setup(root).num_classes == 2
+    (root / "manifest.csv").write_text("patient_id,image,mask,diagnosis\n")
+    msg = _err(root)
+    assert "the data root holds manifest.csv" in msg and "data=gastric" in msg
+
+
 def test_non_image_file(make_folder):
     root = make_folder(n=4)
     (root / "benign" / "notes.csv").write_text("a,b\n1,2\n")
