@@ -37,7 +37,8 @@ def anonymity_verdict(metrics: Mapping[str, Any]) -> str:
     Order of precedence: leaks and flagged images (``flagged``), then controls that were not flagged
     or a membership attack without power (``not certified``), then ``pass``. Keys read:
     ``artifact_leaks``, ``frac_flagged``, ``n_images``, ``membership_flagged``,
-    ``controls_certified``, ``mia_control_detected``.
+    ``controls_certified``, ``mia_control_detected``, ``mia_flag_bar`` (the AUC the membership attack
+    must reach to flag; at 1 or above the attack cannot flag, so it certifies nothing).
     """
     leaks = _get(metrics, "artifact_leaks")
     if math.isfinite(leaks) and leaks > 0:
@@ -62,6 +63,12 @@ def anonymity_verdict(metrics: Mapping[str, Any]) -> str:
         )
     if _get(metrics, "mia_control_detected") != 1.0:
         reasons.append("its membership attack did not detect a network overfitted on real patches")
+    bar = _get(metrics, "mia_flag_bar")
+    if math.isfinite(bar) and bar >= 1.0:  # chance alone reaches what no AUC can pass: too few patients
+        reasons.append(
+            f"its membership attack could not have flagged this set (its flag, AUC >= {bar:.3f} for chance "
+            "on so few patients, is above the largest possible AUC of 1)"
+        )
     if reasons:
         return f"{NOT_CERTIFIED}: the audit cannot certify anonymity on these data, because " + " and ".join(
             reasons
