@@ -41,7 +41,8 @@ Main options:
   data.patch_size=299 data.overlap=50   patch geometry in source pixels
   data.storage_size=64|null             stored patch side (null: keep patch_size, the paper's scale)
   data.bit_depth=12|null                bit depth of integer images (null: the files' own)
-  data.test_fraction / data.val_fraction / data.split_seed   patient splits (no split column)
+  data.test_fraction / data.split_seed   test patients when manifest.csv has no split column
+  data.val_fraction                     share of the training patients kept for validation (always)
 
 Example:
   gastrodistill-patches paths.data_root=/data/xrays data.storage_size=null data.bit_depth=12""",
