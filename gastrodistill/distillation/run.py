@@ -359,6 +359,27 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     return ckpt
 
 
+def print_kept_checkpoint(out: Path, mode: str) -> None:
+    """After a stopped ``mode`` run in ``out`` (``<run>/<mode>`` or ``<run>/distill/<mode>``): say on stderr
+    which checkpoint of it is kept and how to continue it, or that none is (``distill.ckpt_every``)."""
+    import sys
+
+    from gastrodistill.distillation.resume import CKPT_DIR, newest
+
+    ckpt = newest(sorted((out / CKPT_DIR).glob("*.ckpt")))
+    if ckpt is None:
+        text = (
+            f"the {mode}-label run kept no checkpoint (written every distill.ckpt_every outer steps): it "
+            "starts again from step 0"
+        )
+    else:
+        text = (
+            f"the {mode}-label run's checkpoint {ckpt} is kept: continue it with the same command and "
+            f"distill.resume={out.parent.parent if out.parent.name == 'distill' else out.parent}"
+        )
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
 def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool = False) -> None:
     """Refuse to distil the ``mode`` set afresh into ``folder`` (``<run>/<mode>`` or
     ``<run>/distill/<mode>``) when it already holds a finished set (:data:`META_FILE`): it would be replaced
@@ -475,11 +496,16 @@ def run_distillation(
         with warnings.catch_warnings():
             # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
             warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
-            trainer.fit(
-                module,
-                train_dataloaders=OuterSteps(d.outer_steps),
-                ckpt_path=str(ckpt_path) if ckpt_path else None,
-            )
+            try:
+                trainer.fit(
+                    module,
+                    train_dataloaders=OuterSteps(d.outer_steps),
+                    ckpt_path=str(ckpt_path) if ckpt_path else None,
+                )
+            except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM (Lightning may turn it into an exit)
+                if trainer.is_global_zero:
+                    print_kept_checkpoint(out, mode)
+                raise
         distilled = module.distilled.cpu().float()
         if trainer.is_global_zero:
             distilled.save(out)

@@ -84,6 +84,38 @@ def test_last_takes_this_folders_checkpoint_else_one_this_run_can_continue(
     assert torch.equal(again.images, first.images)
 
 
+def test_a_stopped_run_says_which_checkpoint_is_kept_and_how_to_continue(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C in the distillation printed only "interrupted (Ctrl-C)": it now names the checkpoint kept
+    (or that none is) and the resume that continues it."""
+    import pytorch_lightning as pl
+
+    out = tmp_path / "run" / "distill"
+
+    def stop_after_a_checkpoint(self, *args, **kwargs):
+        (out / "soft" / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (out / "soft" / "checkpoints" / "step000004.ckpt").write_bytes(b"x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pl.Trainer, "fit", stop_after_a_checkpoint)
+    cfg = compose_cfg([*tiny_overrides, "distill.ckpt_every=2", "distill.grid_every=0"])
+    with pytest.raises(KeyboardInterrupt):
+        run_distillation(cfg, tiny_dm, out)
+    err = capsys.readouterr().err
+    kept = out / "soft" / "checkpoints" / "step000004.ckpt"
+    assert f"the soft-label run's checkpoint {kept} is kept" in err
+    assert f"distill.resume={tmp_path / 'run'}" in err
+
+    def stop(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pl.Trainer, "fit", stop)
+    with pytest.raises(KeyboardInterrupt):
+        run_distillation(cfg, tiny_dm, tmp_path / "other")
+    assert "the soft-label run kept no checkpoint" in capsys.readouterr().err
+
+
 def test_run_refuses_a_checkpoint_of_the_other_mode(compose_cfg, tiny_dm, tiny_overrides, tmp_path):
     common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
     run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
