@@ -80,14 +80,14 @@ def resolve_resume(
     """The checkpoint to resume the ``mode`` run from, or None when ``spec`` is empty or nothing matches.
 
     ``spec``: ``None``/``""`` (no resume), ``"last"`` (the newest ``mode`` checkpoint under
-    ``output_dir``; when it holds none, the newest under ``resume_root`` that this run can continue:
-    written with ``settings`` (:func:`run_settings` of this run; ``None``: any) at an outer step at most
-    ``outer_steps``, so that the jobs of a sweep, each resumed with ``last``, take their own runs'
-    checkpoints and not the newest of another job), a run folder (newest ``mode`` checkpoint under it) or
-    a ``.ckpt`` file (used as it is when it is of this mode, or when its folder does not tell; a
-    checkpoint in ``<run>/<other mode>/checkpoints/`` stands for its run folder, searched for a ``mode``
-    checkpoint). Raises :class:`ResumeError` when ``spec`` is a path that does not exist or ``mode`` is
-    unknown.
+    ``output_dir``; when it holds none, the furthest (then newest) under ``resume_root`` that this run
+    can continue: written with ``settings`` (:func:`run_settings` of this run, its start keys included;
+    ``None``: the newest of any) at an outer step at most ``outer_steps``, so that the jobs of a sweep,
+    each resumed with ``last``, take their own runs' checkpoints and not the newest of another job), a
+    run folder (newest ``mode`` checkpoint under it) or a ``.ckpt`` file (used as it is when it is of
+    this mode, or when its folder does not tell; a checkpoint in ``<run>/<other mode>/checkpoints/``
+    stands for its run folder, searched for a ``mode`` checkpoint). Raises :class:`ResumeError` when
+    ``spec`` is a path that does not exist or ``mode`` is unknown.
     """
     if spec is None or str(spec).strip() in ("", "null", "None"):
         return None
@@ -99,9 +99,14 @@ def resolve_resume(
         if own:
             return newest(own)
         found = _checkpoints_of(Path(resume_root), mode) if resume_root is not None else []
-        if settings is not None:
-            found = [p for p in found if _continues(p, settings, outer_steps)]
-        return newest(found)
+        if settings is None:
+            return newest(found)
+        steps = {p: _continued_step(p, settings, outer_steps) for p in found}
+        matching = [p for p, step in steps.items() if step is not None]
+        # the furthest run of these settings (not a sibling's earlier step), then the newest
+        return max(
+            matching, key=lambda p: (steps[p], p.stat().st_mtime_ns, p.name == "last.ckpt"), default=None
+        )
     path = Path(text).expanduser()
     if path.is_dir():
         return newest(_checkpoints_of(path, mode))
@@ -117,10 +122,11 @@ def resolve_resume(
     )
 
 
-def _continues(path: Path, settings: dict[str, Any], outer_steps: int | None) -> bool:
-    """Whether the run with ``settings`` could continue the checkpoint at ``path``: it reads as a
-    checkpoint, records the same settings (or records none) and is at most at ``outer_steps``. Only the
-    record and step counter are read (the tensors are memory-mapped, not loaded)."""
+def _continued_step(path: Path, settings: dict[str, Any], outer_steps: int | None) -> int | None:
+    """The outer step of the checkpoint at ``path`` when the run with ``settings`` (:func:`run_settings`)
+    could continue it, else None: it reads as a checkpoint, records the same settings, start included (or
+    records none: an older version's), and is at most at ``outer_steps``. Only the record and step counter
+    are read (the tensors are memory-mapped, not loaded)."""
     import torch
 
     try:
@@ -130,10 +136,13 @@ def _continues(path: Path, settings: dict[str, Any], outer_steps: int | None) ->
         saved = saved if isinstance(saved, dict) else _saved_config_settings(path)
         step = checkpoint_step(ckpt)
     except Exception:  # noqa: BLE001 - another run's unreadable file is not this run's to resume
-        return False
+        return None
     if saved and settings_differences(saved, settings):
-        return False
-    return outer_steps is None or step <= int(outer_steps)
+        return None
+    start: list[str] = []
+    if isinstance((saved or {}).get("start"), dict) and isinstance(settings.get("start"), dict):
+        _differences("distill", saved["start"], settings["start"], start)
+    return step if not start and (outer_steps is None or step <= int(outer_steps)) else None
 
 
 def missing_message(
@@ -149,8 +158,8 @@ def missing_message(
         if skipped:
             where += (
                 f" that this run can continue ({skipped} there were written with other settings (seed, "
-                "model, distill.*) or are past distill.outer_steps, say by another job of a sweep; pass a "
-                "run folder to resume it and be told what differs)"
+                "model, distill.*), are past distill.outer_steps or cannot be read, say by another job of a "
+                "sweep; pass a run folder to resume it and be told what differs)"
             )
     else:
         path = Path(str(spec).strip()).expanduser()
@@ -205,6 +214,18 @@ RUN_KEYS = (
     "precision",
 )
 
+#: ``distill.*`` settings that only shape a run's start (the checkpoint holds their result): a resume may
+#: change them, but ``resume=last`` continues a checkpoint of another run only when they match (jobs of a
+#: sweep over them differ in nothing else). Recorded as ``run_settings(cfg)["start"]``.
+START_KEYS = (
+    "image_init",
+    "lr_init",
+    "label_init_scale",
+    "class_mean_noise_std",
+    "distribution_matching",
+    "texture_matching",
+)
+
 _UNSET = object()  # a key one side of a comparison does not have
 
 
@@ -220,7 +241,9 @@ def _plain(value: Any) -> Any:
 def run_settings(cfg: Any) -> dict[str, Any]:
     """What of the root config ``cfg`` determines a distillation run from any outer step on: ``seed``,
     ``model`` and the ``distill`` keys of :data:`RUN_KEYS`, as plain values (nested dicts), so that a
-    checkpoint can record them and a resume can be compared with them."""
+    checkpoint can record them and a resume can be compared with them; and, under ``start``, the
+    :data:`START_KEYS`, which a resume may change (:func:`settings_differences` leaves them out) but which
+    ``resume=last`` matches when it takes another run's checkpoint."""
     seed = cfg.get("seed")
     if isinstance(seed, str) and seed.strip().lstrip("+-").isdigit():
         seed = int(seed)
@@ -229,7 +252,15 @@ def run_settings(cfg: Any) -> dict[str, Any]:
         "seed": seed,
         "model": _plain(cfg.get("model")) or {},
         "distill": {k: _plain(d.get(k)) for k in RUN_KEYS if k in d},
+        "start": {k: _without_progress(_plain(d.get(k))) for k in START_KEYS if k in d},
     }
+
+
+def _without_progress(value: Any) -> Any:
+    """``value`` without its ``progress`` keys (how a stage shows itself, not what it computes)."""
+    if isinstance(value, dict):
+        return {k: _without_progress(v) for k, v in value.items() if k != "progress"}
+    return value
 
 
 def _show(value: Any) -> str:

@@ -70,6 +70,9 @@ def test_last_takes_this_folders_checkpoint_else_one_this_run_can_continue(
     assert resolve_resume("last", "soft", new_job, root, run_settings(seed1), 2) == own1
     assert resolve_resume("last", "soft", new_job, root, run_settings(seed0), 1) is None  # past 1 step
     assert resolve_resume("last", "soft", new_job, root) == own1  # no settings: the newest, as before
+    # a sweep over what only shapes the start (a resume may change it): still the job's own checkpoint
+    real0 = compose_cfg([*common, "seed=0", "distill.image_init=real"])
+    assert resolve_resume("last", "soft", new_job, root, run_settings(real0), 2) is None
     # a run folder's own checkpoint comes first (and a resume with other settings there is refused by it)
     assert resolve_resume("last", "soft", root / "sweep" / "0" / "soft", root, run_settings(seed1), 2) == own0
     text = missing_message("last", ["soft"], new_job, str(root))
