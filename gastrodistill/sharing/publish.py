@@ -105,8 +105,9 @@ def check_experiment_name(cfg: DictConfig) -> None:
         )
 
 
-#: The text fields of a W&B logger's config (``logger.<name>.*``) that name its run on the W&B server.
-WANDB_NAME_KEYS = ("project", "group", "name", "job_type", "tags")
+#: The text fields of a W&B logger's config (``logger.<name>.*``) that name its run on the W&B server
+#: (``name`` and ``job_type`` are set by ``utils.loggers.stage_loggers`` from experiment_name and the stage).
+WANDB_NAME_KEYS = ("project", "group", "tags")
 #: W&B refuses longer tags (its own error is a traceback that prints the tag).
 WANDB_TAG_MAX = 64
 
@@ -129,23 +130,25 @@ def logged_names(cfg: DictConfig) -> dict[str, str]:
 
 
 def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
-    """Refuse an ``experiment_name`` or a W&B run's project, group, name, job type or tag
-    (:func:`logged_names`) that holds a private string of ``datamodule``'s data (a patient id, a DICOM
-    header value, a source path: :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the
-    artifact check finds them), and a W&B value that is itself a path, file name or header field
-    (:func:`~gastrodistill.sharing.card.string_problem`) or a tag W&B would refuse. ``experiment_name``
-    names the run folder, the loggers' runs and every artifact's card, and the W&B values name the run on
-    the W&B server, so every command that logs calls this once the data can be read and before its loggers
-    start (``gastrodistill-reproduce`` before its first such stage, ``run_distillation``,
-    ``gastrodistill-evaluate`` and ``gastrodistill-audit``); :func:`check_experiment_name` catches what
-    needs no data. Raises :class:`~gastrodistill.sharing.card.CardError` naming the key and the kind of
-    string, never the string."""
+    """Refuse an ``experiment_name`` or a W&B run's project, group or tag (:func:`logged_names`) that
+    holds a private string of ``datamodule``'s data (a patient id, a DICOM header value, a source path:
+    :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the artifact check finds them),
+    or that is itself a path, file name or header field
+    (:func:`~gastrodistill.sharing.card.string_problem`; for ``experiment_name``
+    :func:`check_experiment_name`), and a tag W&B would refuse. ``experiment_name`` names the run folder,
+    the loggers' runs and every artifact's card, and the W&B values name the run on the W&B server, so
+    every command that logs calls this once the data can be read and before its loggers start
+    (``gastrodistill-reproduce`` before its first such stage, ``run_distillation``,
+    ``gastrodistill-evaluate`` and ``gastrodistill-audit``). Raises
+    :class:`~gastrodistill.sharing.card.CardError` naming the key and the kind of string, never the
+    string."""
     from gastrodistill.sharing.card import CardError, find_strings, string_problem
 
+    check_experiment_name(cfg)  # a path or header field in it: refused with the card's wording
     names = logged_names(cfg)
     for key, value in names.items():
-        if key == "experiment_name":
-            continue  # check_experiment_name's, with the card's wording
+        if key == "experiment_name" or value == names["experiment_name"]:
+            continue  # checked above (the W&B group is experiment_name by default)
         reason = string_problem(value)
         if reason is not None:
             raise CardError(

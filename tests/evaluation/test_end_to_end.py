@@ -467,6 +467,8 @@ def test_a_wandb_project_or_tag_holding_a_patient_id_or_a_path_is_refused_before
         ),
         ("logger.wandb.project=/home/jane/x", "logger.wandb.project: the value contains a path separator"),
         (f"logger.wandb.tags=[{'t' * 65}]", "logger.wandb.tags[0] is 65 characters long"),
+        # the W&B group is experiment_name by default: named as experiment_name, in distill-only runs too
+        ("experiment_name=ablation/lr", "experiment_name='ablation/lr' contains a path separator"),
     ):
         pipe = Pipeline(compose_cfg([*wandb, override]))
         with pytest.raises(CardError) as info:
