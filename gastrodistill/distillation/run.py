@@ -359,15 +359,21 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     return ckpt
 
 
-def print_kept_checkpoint(out: Path, mode: str) -> None:
+def print_kept_checkpoint(out: Path, mode: str, resumed_from: Path | None = None) -> None:
     """After a stopped ``mode`` run in ``out`` (``<run>/<mode>`` or ``<run>/distill/<mode>``): say on stderr
-    which checkpoint of it is kept and how to continue it, or that none is (``distill.ckpt_every``)."""
+    which checkpoint of it is kept and how to continue it: its newest in ``out``, else the one it resumed
+    from (``resumed_from``, still there), else that none is (``distill.ckpt_every``)."""
     import sys
 
     from gastrodistill.distillation.resume import CKPT_DIR, newest
 
     ckpt = newest(sorted((out / CKPT_DIR).glob("*.ckpt")))
-    if ckpt is None:
+    if ckpt is None and resumed_from is not None:
+        text = (
+            f"the {mode}-label run wrote no checkpoint of its own before it stopped; the checkpoint it "
+            f"resumed from, {resumed_from}, is still there: the same command continues from it again"
+        )
+    elif ckpt is None:
         text = (
             f"the {mode}-label run kept no checkpoint (written every distill.ckpt_every outer steps): it "
             "starts again from step 0"
@@ -504,7 +510,7 @@ def run_distillation(
                 )
             except (KeyboardInterrupt, SystemExit):  # Ctrl-C or SIGTERM (Lightning may turn it into an exit)
                 if trainer.is_global_zero:
-                    print_kept_checkpoint(out, mode)
+                    print_kept_checkpoint(out, mode, ckpt_path)
                 raise
         distilled = module.distilled.cpu().float()
         if trainer.is_global_zero:

@@ -117,6 +117,11 @@ def test_a_stopped_run_says_which_checkpoint_is_kept_and_how_to_continue(
     with pytest.raises(KeyboardInterrupt):
         run_distillation(cfg, tiny_dm, tmp_path / "other")
     assert "the soft-label run kept no checkpoint" in capsys.readouterr().err
+    # a resumed run stopped before its own first checkpoint: the one it resumed from still continues it
+    from gastrodistill.distillation.run import print_kept_checkpoint
+
+    print_kept_checkpoint(tmp_path / "other" / "soft", "soft", kept)
+    assert f"the checkpoint it resumed from, {kept}, is still there" in capsys.readouterr().err
 
 
 def test_run_refuses_a_checkpoint_of_the_other_mode(compose_cfg, tiny_dm, tiny_overrides, tmp_path):
