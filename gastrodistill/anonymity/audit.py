@@ -340,7 +340,6 @@ def run_audit(
             null_sd = max(independent_sd, patient_sd) if math.isfinite(patient_sd) else independent_sd
             r["mia_auc_null_sd_patches"] = independent_sd
             r["mia_auc_null_sd"] = null_sd
-            r["mia_flag_bar"] = max(float(acfg.membership.flag_auc), 0.5 + 3 * null_sd)  # >= 1: no power
             r["membership_flagged"] = float(
                 auc >= float(acfg.membership.flag_auc) and auc - 0.5 > 3 * null_sd
             )

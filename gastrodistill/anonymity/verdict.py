@@ -37,8 +37,9 @@ def anonymity_verdict(metrics: Mapping[str, Any]) -> str:
     Order of precedence: leaks and flagged images (``flagged``), then controls that were not flagged
     or a membership attack without power (``not certified``), then ``pass``. Keys read:
     ``artifact_leaks``, ``frac_flagged``, ``n_images``, ``membership_flagged``,
-    ``controls_certified``, ``mia_control_detected``, ``mia_flag_bar`` (the AUC the membership attack
-    must reach to flag; at 1 or above the attack cannot flag, so it certifies nothing).
+    ``controls_certified``, ``mia_control_detected``, ``mia_auc_null_sd`` (the attack flags an AUC above
+    0.5 + 3 such sd only: at 1 or above it cannot flag, so it certifies nothing; audits of any version
+    record it).
     """
     leaks = _get(metrics, "artifact_leaks")
     if math.isfinite(leaks) and leaks > 0:
@@ -63,11 +64,11 @@ def anonymity_verdict(metrics: Mapping[str, Any]) -> str:
         )
     if _get(metrics, "mia_control_detected") != 1.0:
         reasons.append("its membership attack did not detect a network overfitted on real patches")
-    bar = _get(metrics, "mia_flag_bar")
-    if math.isfinite(bar) and bar >= 1.0:  # chance alone reaches what no AUC can pass: too few patients
+    chance = 0.5 + 3 * _get(metrics, "mia_auc_null_sd")  # the flag's chance term (audit.py)
+    if math.isfinite(chance) and chance >= 1.0:  # no AUC can pass it: too few patients
         reasons.append(
-            f"its membership attack could not have flagged this set (its flag, AUC >= {bar:.3f} for chance "
-            "on so few patients, is above the largest possible AUC of 1)"
+            f"its membership attack could not have flagged this set (chance on so few patients sets its "
+            f"flag at AUC >= {chance:.3f}, above the largest possible AUC of 1)"
         )
     if reasons:
         return f"{NOT_CERTIFIED}: the audit cannot certify anonymity on these data, because " + " and ".join(

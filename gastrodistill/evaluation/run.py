@@ -783,7 +783,7 @@ def run_evaluation(
     check_distilled_sets(distilled_sets, datamodule)  # refuse before anything is written
     out.mkdir(parents=True, exist_ok=True)
     study = Study(cfg, datamodule, distilled_sets, out, progress=bool(cfg.eval.get("progress", True)))
-    study.check_finished(build_jobs(cfg.eval, list(distilled_sets)))  # before the run record is rewritten
+    study.check_finished(build_jobs(cfg.eval, list(distilled_sets)))  # before any network trains
     study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size, study)
     if barrier is not None:
         barrier()

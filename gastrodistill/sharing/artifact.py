@@ -452,7 +452,7 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
         or len(names) != info["num_classes"]
     ):
         raise bad("class_names", f"a list of {info['num_classes']} strings")
-    if len({n.strip().lower() for n in names}) != len(names) or not all(n.strip() for n in names):
+    if len(set(names)) != len(names) or not all(n.strip() for n in names):  # as data.base.class_name_list
         raise bad("class_names", "distinct, non-empty names (a site's classes are matched to them by name)")
     if card.get("positive_class") is not None and card["positive_class"] not in names:
         raise bad("positive_class", f"one of class_names {names} or null")

@@ -129,7 +129,7 @@ def test_a_card_that_json_cannot_hold_is_a_message(artifact):
         (lambda c: c.update(class_names=3), "class_names must be a list of 3 strings"),
         # a site's classes are matched by name: repeated names made the match ambiguous without a word
         (
-            lambda c: c.update(class_names=[c["class_names"][0].upper(), *c["class_names"][:2]]),
+            lambda c: c.update(class_names=[c["class_names"][0], *c["class_names"][:2]]),
             "class_names must be distinct, non-empty names",
         ),
         (lambda c: c.update(positive_class="tumour"), r"positive_class must be one of class_names \["),

@@ -31,8 +31,8 @@ CLEAN = {
         ({"artifact_leaks": 2.0}, "flagged", "2 private string(s)"),
         ({"membership_flagged": 1.0}, "flagged", "membership attack separates"),
         # too few patients: chance alone needs an AUC above 1 to flag, so the attack certifies nothing
-        ({"mia_flag_bar": 1.047}, "not certified", "its flag, AUC >= 1.047 for chance"),
-        ({"mia_flag_bar": 0.6}, "pass", "positive controls were flagged"),
+        ({"mia_auc_null_sd": 0.1825}, "not certified", "sets its flag at AUC >= 1.047"),
+        ({"mia_auc_null_sd": 0.033}, "pass", "positive controls were flagged"),
     ],
 )
 def test_verdicts(change, code, words):
