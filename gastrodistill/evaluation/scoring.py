@@ -148,24 +148,35 @@ def score_networks(models: Ensemble | Sequence[nn.Module], ctx: Context) -> list
     """Records of E networks (an :class:`Ensemble` or a list): one pass over test, val and fit splits."""
     opts = scoring_options(ctx)
     test = predict_split(models, ctx.test, **opts)
+    # Weights can stay finite while the outputs overflow (a steep learned schedule: NaN logits). Such a
+    # network is scored as one whose training diverged (fresh_training.learned_nothing: uniform
+    # probabilities, class 0 predicted), with diverged: true, as at a receiving site.
+    overflowed = ~np.isfinite(test).all(axis=(1, 2))
+    test[overflowed] = 1.0 / test.shape[-1]
     val = predict_split(models, ctx.val, **opts).argmax(-1)
+    val[overflowed] = 0
     fit = None
     if ctx.patients and ctx.fit is not ctx.val:
         fit = predict_split(models, ctx.fit, **opts).argmax(-1)
+        fit[overflowed] = 0
     other: list[np.ndarray] = []
 
     def other_pred(i: int) -> Callable[[], np.ndarray]:
         def get() -> np.ndarray:  # the other fitting split, predicted once for all networks when needed
             if not other:
                 other.append(predict_split(models, ctx.other_split(), **opts).argmax(-1))
+                other[0][overflowed] = 0
             return other[0][i]
 
         return get
 
-    return [
+    records = [
         record_from_probs(ctx, test[i], val[i], None if fit is None else fit[i], other_pred(i))
         for i in range(len(test))
     ]
+    for i in np.flatnonzero(overflowed):
+        records[i]["diverged"] = True
+    return records
 
 
 def evaluate_network(net: nn.Module, ctx: Context) -> dict[str, Any]:

@@ -283,15 +283,6 @@ def compare_published(site: Mapping[str, float], published: Mapping[str, Any]) -
     return out
 
 
-def outputs_finite(model: nn.Module, ctx) -> bool:
-    """Whether ``model``'s class probabilities on every test patch of ``ctx`` are finite. Weights can stay
-    finite while the outputs overflow (learning rates of 1e6 leave weights of 1e11: NaN logits), and
-    NaN probabilities would be scored as if the network predicted the first class everywhere."""
-    from gastrodistill.evaluation.scoring import predict_split, scoring_options
-
-    return bool(np.isfinite(predict_split([model], ctx.test, **scoring_options(ctx))).all())
-
-
 def train_from_artifact(
     artifact: str | os.PathLike,
     cfg: DictConfig,
@@ -301,7 +292,6 @@ def train_from_artifact(
     schedule: str | None = None,
 ) -> dict[str, Any]:
     """Load, train ``n_networks`` fresh networks, test on the site's data; returns metrics and comparison."""
-    from gastrodistill.evaluation.fresh_training import learned_nothing
     from gastrodistill.evaluation.scoring import evaluate_network
     from gastrodistill.evaluation.splits import build_context
 
@@ -322,10 +312,10 @@ def train_from_artifact(
     records, diverged = [], []
     for net, why in trained:
         model = SiteAdapter(net, dm.mean, dm.std, norm["mean"], norm["std"], size)
-        if why is None and not outputs_finite(model, ctx):
+        scored = evaluate_network(model, ctx)  # outputs that overflow: scored as learned nothing, diverged
+        if why is None and scored.get("diverged"):
             why = "its outputs on this site's test patches are not finite"
-            learned_nothing(net)
-        rec = {k: float(v) for k, v in evaluate_network(model, ctx).items() if k in REPORTED}
+        rec = {k: float(v) for k, v in scored.items() if k in REPORTED}
         if why is not None:
             rec["diverged"] = True
             diverged.append(why)

@@ -151,6 +151,38 @@ def test_data_the_evaluation_cannot_score_is_refused_from_labels_alone(compose_c
         check_evaluation_data(compose_cfg(SMALL + ["eval.patient.positive_class=gastritiss"]), dm)
 
 
+def test_a_network_whose_outputs_overflow_is_scored_as_one_that_learned_nothing(compose_cfg, patient_dm):
+    """Finite weights, non-finite logits (a steep learned schedule): the evaluate stage had scored the NaN
+    probabilities as they came; now such a network's record is that of a network that learned nothing
+    (uniform probabilities), marked diverged, as a receiving site scores it."""
+    import copy
+
+    from gastrodistill.evaluation.fresh_training import learned_nothing
+    from gastrodistill.evaluation.scoring import score_networks
+
+    cfg = compose_cfg(SMALL)
+    ds = small_distilled(patient_dm)
+    ctx = build_context(cfg, patient_dm)
+    net = train_replay(net_spec(cfg, "same", patient_dm).build(torch_generator(0)), ds)
+    overflowing = copy.deepcopy(net)
+    with torch.no_grad():
+        last = [m for m in overflowing.modules() if isinstance(m, torch.nn.Linear)][-1]
+        last.weight.fill_(3e38)  # finite weights; every logit +inf, so softmax NaN
+    assert all(torch.isfinite(p).all() for p in overflowing.parameters())
+    good, bad = score_networks([net, overflowing], ctx)
+    nothing = evaluate_network(learned_nothing(copy.deepcopy(net)), ctx)
+    assert bad.pop("diverged") is True and "diverged" not in good and "diverged" not in nothing
+    assert bad.keys() == nothing.keys()
+    for key, value in nothing.items():
+        if isinstance(value, np.ndarray):
+            np.testing.assert_array_equal(bad[key], value, err_msg=key)
+        elif isinstance(value, float) and np.isnan(value):
+            assert np.isnan(bad[key]), key
+        else:
+            assert bad[key] == value, key
+    assert np.isfinite(good["patch_accuracy"])
+
+
 def test_fresh_networks_learn_from_the_distilled_set(compose_cfg, patient_dm):
     """Replay of real-init images beats chance; differently seeded networks differ."""
     cfg = compose_cfg(SMALL)
