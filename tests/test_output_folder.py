@@ -29,6 +29,39 @@ def test_the_problem_is_said_in_words_and_nothing_is_left(tmp_path):
     assert afile.read_text() == "kept"
 
 
+def test_another_rank_checking_the_same_folder_at_once_is_no_problem(tmp_path, monkeypatch):
+    """Two torchrun ranks check hydra.run.dir together: one created the folder between the other's look
+    and its mkdir ("cannot be created ... (File exists)" failed a two-rank run), or removed the folder it
+    had made for its check while the other probed it. Both are no problem of the folder."""
+    import tempfile
+
+    target = tmp_path / "run"
+    real_mkdir = Path.mkdir
+
+    def other_rank_first(self, *args, **kwargs):
+        if self == target:
+            os.mkdir(self)  # the other rank's mkdir, just before this one's
+            raise FileExistsError(17, "File exists", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", other_rank_first)
+    assert output_folder_problem(target) is None
+    assert target.is_dir()  # the other rank's folder: not this check's to remove
+    monkeypatch.setattr(Path, "mkdir", real_mkdir)
+
+    real_mkstemp, calls = tempfile.mkstemp, []
+
+    def removed_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # the other rank removed the folder it had made for its own check
+            raise FileNotFoundError(2, "No such file or directory")
+        return real_mkstemp(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", removed_once)
+    assert output_folder_problem(tmp_path / "other" / "run") is None and len(calls) == 2
+    assert not (tmp_path / "other").exists()  # what this check made, it removed
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
 def test_a_folder_without_write_permission_is_refused(tmp_path):
     locked = tmp_path / "locked"

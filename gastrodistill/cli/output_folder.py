@@ -37,12 +37,25 @@ def output_folder_problem(path: str | os.PathLike) -> str | None:
         while folder != existing:
             missing.append(folder)
             folder = folder.parent
-        for folder in reversed(missing):
-            folder.mkdir()
-            created.append(folder)
-        fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
-        os.close(fd)
-        os.unlink(probe)
+        # The ranks of one distributed command check the same folder at once: one may create a folder
+        # another is about to create (FileExistsError) or remove the one it made for its own check while
+        # another probes it (FileNotFoundError). Neither is a problem of the folder: try again.
+        for attempt in range(1, 6):
+            try:
+                for folder in reversed(missing):
+                    try:
+                        folder.mkdir()
+                        created.append(folder)
+                    except FileExistsError:
+                        if not folder.is_dir():
+                            raise
+                fd, probe = tempfile.mkstemp(prefix=".write-check.", dir=path)
+                os.close(fd)
+                os.unlink(probe)
+                break
+            except FileNotFoundError:
+                if attempt == 5 or not existing.is_dir():
+                    raise
     except OSError as e:
         what = f"cannot be created in {existing}" if not created and existing != path else "cannot be written"
         return f"{what} ({e.strerror or e}); {GIVE_FOLDER}"
