@@ -92,6 +92,7 @@ class Pipeline:
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
         self.history: Path | None = None  # history/<n>/: the folder's earlier run record, when kept
+        self.stale: list[str] = []  # stale_stages() as write_summary found them (rank 0)
 
     # ---- shared pieces ---------------------------------------------------------------------------
     def datamodule(self):
@@ -184,9 +185,9 @@ class Pipeline:
                 if mode in changed:
                     stale[key] = mode
                 continue
+            on = trained_on(eval_dir, key)  # the settings file, read once for every set
             for m, digests in current.items():
-                digest = trained_on(eval_dir, key, m)
-                if digest is not None and digest not in digests:
+                if m in on and on[m] not in digests:
                     stale[key] = m
         if not stale:
             return
@@ -819,7 +820,7 @@ class Pipeline:
 
     def write_summary(self) -> Path:
         md = self.out / "eval" / "results.md"
-        later = self.stale_stages()
+        later = self.stale = self.stale_stages()  # read once: each asks current_results or the audit
         stale = "evaluate" in later  # eval/results.md describes the sets this run replaced
         if later:  # a resumed distillation replaced the sets that the folder's later outputs describe
             folders = {"evaluate": "eval/", "audit": "audit/", "artifact": "artifacts/"}
@@ -1071,7 +1072,7 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         print(f"rank {global_rank()}: done (evaluation, audit and outputs are global rank 0's)")
         return paths
     results = pipe.out / "eval" / "results.md"
-    if results.is_file() and "evaluate" not in pipe.stale_stages():  # not a table of replaced sets
+    if results.is_file() and "evaluate" not in pipe.stale:  # not a table of replaced sets
         print(results.read_text())
     for note in pipe.notes:
         print(f"note: {note}")

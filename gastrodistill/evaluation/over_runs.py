@@ -361,7 +361,7 @@ def records_of_set(eval_dir: Path, set_dir: Path, name: str) -> bool:
     from gastrodistill.evaluation.report import finished_jobs
 
     keys = [k for k in finished_jobs(eval_dir) if k.startswith(f"{name}__")]
-    seen = [trained_on(eval_dir, k, name) for k in keys]
+    seen = [trained_on(eval_dir, k).get(name) for k in keys]
     if not seen or None in seen:
         return False
     try:

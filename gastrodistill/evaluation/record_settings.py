@@ -122,18 +122,22 @@ def set_digests(distilled: Any) -> set[str]:
     return {set_digest(distilled), legacy_set_digest(distilled)}
 
 
-def trained_on(out: Path, key: str, name: str) -> str | None:
-    """The digest of set ``name`` that job ``key``'s settings file in ``out/records`` names (the set its
-    network was trained on); None without a settings file (an older version), with one that cannot be read
-    (the evaluation names it itself), or one that names no such set (another set's job, a baseline)."""
+def trained_on(out: Path, key: str) -> dict[str, str]:
+    """Set name -> the digest of that set that job ``key``'s settings file in ``out/records`` names (the
+    sets its network was trained on: its ``distilled set <name>`` entries), read once; empty without a
+    settings file (an older version), with one that cannot be read (the evaluation names it itself), or
+    for a job that trained on no set (a baseline)."""
     path = settings_path(out, key)
     if not path.is_file():
-        return None
+        return {}
     try:
-        value = _read(path).get(f"distilled set {name}")
+        saved = _read(path)
     except EvaluationConfigError:
-        return None
-    return None if value is None else str(value)
+        return {}
+    prefix = "distilled set "
+    return {
+        k.removeprefix(prefix): str(v) for k, v in saved.items() if k.startswith(prefix) and v is not None
+    }
 
 
 def state_digest(state: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> str:

@@ -418,6 +418,11 @@ def _parse_card(data: bytes) -> dict[str, Any]:
     return card
 
 
+def _malformed(field: str, what: str) -> ArtifactError:
+    """The error for a card field of the wrong type or range: ``card.json field <field> must be <what>``."""
+    return ArtifactError(f"{CARD_FILE} field {field} must be {what}; the card is malformed")
+
+
 def check_card_structure(card: Mapping[str, Any]) -> None:
     """Refuse a card whose fields have the wrong type or range before anything reads them.
 
@@ -425,40 +430,39 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
     ``TypeError`` or ``AttributeError`` traceback, a count silently truncated (``steps: 2.7``), or a site
     adapter dividing by zero. Raises :class:`ArtifactError` naming the field."""
 
-    def bad(field: str, what: str) -> ArtifactError:
-        return ArtifactError(f"{CARD_FILE} field {field} must be {what}; the card is malformed")
-
     info = card.get("distilled")
     if not isinstance(info, Mapping):
-        raise bad("distilled", "a mapping")
+        raise _malformed("distilled", "a mapping")
     for key in ("num_classes", "ipc", "steps", "epochs", "n_images"):
         if not is_count(info.get(key)):
-            raise bad(f"distilled.{key}", f"an integer >= 1 (got {info.get(key)!r})")
+            raise _malformed(f"distilled.{key}", f"an integer >= 1 (got {info.get(key)!r})")
     shape = info.get("image_shape")
     if not isinstance(shape, list) or len(shape) != 3 or not all(is_count(v) for v in shape):
-        raise bad("distilled.image_shape", f"three integers >= 1 [C, H, W] (got {shape!r})")
+        raise _malformed("distilled.image_shape", f"three integers >= 1 [C, H, W] (got {shape!r})")
     if not isinstance(info.get("mode"), str):
-        raise bad("distilled.mode", "a string")
+        raise _malformed("distilled.mode", "a string")
     if not (is_finite_number(info.get("temperature")) and info["temperature"] > 0):
-        raise bad("distilled.temperature", "a number > 0")
+        raise _malformed("distilled.temperature", "a number > 0")
     if "inner_momentum" in info and not (
         is_finite_number(info["inner_momentum"]) and 0 <= info["inner_momentum"] < 1
     ):
-        raise bad("distilled.inner_momentum", "a number in [0, 1)")
+        raise _malformed("distilled.inner_momentum", "a number in [0, 1)")
     names = card.get("class_names")
     if (
         not isinstance(names, list)
         or not all(isinstance(n, str) for n in names)
         or len(names) != info["num_classes"]
     ):
-        raise bad("class_names", f"a list of {info['num_classes']} strings")
+        raise _malformed("class_names", f"a list of {info['num_classes']} strings")
     if len(set(names)) != len(names) or not all(n.strip() for n in names):  # as data.base.class_name_list
-        raise bad("class_names", "distinct, non-empty names (a site's classes are matched to them by name)")
+        raise _malformed(
+            "class_names", "distinct, non-empty names (a site's classes are matched to them by name)"
+        )
     if card.get("positive_class") is not None and card["positive_class"] not in names:
-        raise bad("positive_class", f"one of class_names {names} or null")
+        raise _malformed("positive_class", f"one of class_names {names} or null")
     norm = card.get("normalization")
     if not isinstance(norm, Mapping):
-        raise bad("normalization", "a mapping with mean and std")
+        raise _malformed("normalization", "a mapping with mean and std")
     for key in ("mean", "std"):
         values = norm.get(key)
         if (
@@ -466,17 +470,17 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
             or len(values) != shape[0]
             or not all(is_finite_number(v) for v in values)
         ):
-            raise bad(f"normalization.{key}", f"a list of {shape[0]} numbers (one per channel)")
+            raise _malformed(f"normalization.{key}", f"a list of {shape[0]} numbers (one per channel)")
         for i, v in enumerate(values):
             if abs(v) > _FLOAT32_MAX:
-                raise bad(
+                raise _malformed(
                     f"normalization.{key}[{i}]", f"a number float32 can hold, |value| <= 3.4e38 (got {v!r})"
                 )
     if not all(v > 0 for v in norm["std"]):
-        raise bad("normalization.std", "positive (a site divides by it)")
+        raise _malformed("normalization.std", "positive (a site divides by it)")
     for i, v in enumerate(norm["std"]):
         if v < MIN_CARD_STD:
-            raise bad(
+            raise _malformed(
                 f"normalization.std[{i}]",
                 f"at least {MIN_CARD_STD:g} of the [0, 1] pixel range (got {v!r}; the data modules never "
                 "write a std below 1e-6, and a site divides by it in float32, where a smaller one makes "
@@ -485,7 +489,7 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
     check_card_evaluation(card)
     for key in ("files", "tensors"):
         if not isinstance(card.get(key), Mapping):
-            raise bad(key, "a mapping")
+            raise _malformed(key, "a mapping")
     for name in (TENSORS_FILE, GRID_FILE):
         entry = card["files"].get(name)
         if not (
@@ -493,7 +497,7 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
             and isinstance(entry.get("sha256"), str)
             and is_count(entry.get("bytes"), 0)
         ):
-            raise bad(f"files.{name}", "a mapping with a sha256 string and a bytes count")
+            raise _malformed(f"files.{name}", "a mapping with a sha256 string and a bytes count")
 
 
 def check_card_evaluation(card: Mapping[str, Any]) -> None:
@@ -507,16 +511,12 @@ def check_card_evaluation(card: Mapping[str, Any]) -> None:
     if evaluation is None:
         return
     if not isinstance(evaluation, Mapping):
-        raise ArtifactError(
-            f"{CARD_FILE} field evaluation must be a mapping of metric names to numbers (got "
-            f"{type(evaluation).__name__}); the card is malformed"
+        raise _malformed(
+            "evaluation", f"a mapping of metric names to numbers (got {type(evaluation).__name__})"
         )
     for key, value in evaluation.items():
         if not is_finite_number(value):
-            raise ArtifactError(
-                f"{CARD_FILE} field evaluation.{key} must be a finite number (got {value!r}); the card "
-                "is malformed"
-            )
+            raise _malformed(f"evaluation.{key}", f"a finite number (got {value!r})")
 
 
 def allowed_model_targets() -> tuple[str, ...]:
