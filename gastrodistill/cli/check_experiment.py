@@ -19,8 +19,8 @@ the random subsets, the networks' inits), which the interval over runs holds. As
 refuses them (with its functions, ``gastrodistill.evaluation.over_runs``), several runs of different
 recipes (a ``data``, ``synthetic``, ``model``, ``distill`` or ``eval`` key that differs, not the seeds nor
 where the data are; ``--allow-recipe-differences`` checks them anyway) and a copy of one run (the same
-records) are refused, and so is a run whose records are newer than its table (an evaluation run again and
-stopped part way), naming the command that finishes it.
+records) are refused, and so is a run whose records are not the ones its table was computed from (an
+evaluation run again and stopped part way), naming the command that finishes it.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ seed's variation out of its intervals; this view keeps it in.
 
 Pooled: finished runs of one recipe, e.g. a seed sweep (``seed=0,1,2``, with or without
 ``synthetic.seed=0``: runs of other patients are drawn apart). Refused, naming the folder or the keys: a
-run whose evaluation did not finish (no ``eval/results.csv``, or records written after it: an evaluate
-stage stopped part way; the message gives the ``'stages=[evaluate]' hydra.run.dir=<run>`` command that
-finishes it), the same run twice or copied, runs of different experiments or kinds of data, and runs of
+run whose evaluation did not finish (no ``eval/results.csv``, or records it was not computed from: an
+evaluate stage stopped part way; the message gives the ``'stages=[evaluate]' hydra.run.dir=<run>`` command
+that finishes it), the same run twice or copied, runs of different experiments or kinds of data, and runs of
 different recipes: any ``data``, ``synthetic``, ``model``, ``distill`` or ``eval`` key that differs (e.g.
 ``data.storage_size``, ``data.patch_size``, ``synthetic.image_size``), but not the seeds (``seed``,
 ``data.split_seed``, ``synthetic.seed``), where the data are, how a run was resumed, logged or spread

@@ -106,8 +106,8 @@ def finish_command(eval_dir: Path) -> str:
 def check_finished(run_dir: Path) -> None:
     """Raise :class:`RunsInputError` naming ``run_dir`` and the command that finishes it when its
     evaluation is not finished (:func:`~gastrodistill.evaluation.report.unfinished_evaluation`: no
-    ``results.csv``, or records written after it): an evaluate stage stopped part way (Ctrl-C, a killed
-    job) left the records of some networks only, which would be pooled as a run."""
+    ``results.csv``, or records it was not computed from): an evaluate stage stopped part way (Ctrl-C, a
+    killed job) left the records of some networks only, which would be pooled as a run."""
     eval_dir = eval_folder(run_dir)
     why = unfinished_evaluation(eval_dir)
     if why is not None:

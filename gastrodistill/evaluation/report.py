@@ -23,7 +23,8 @@ from gastrodistill.evaluation import plots
 from gastrodistill.evaluation.jobs import EvaluationConfigError
 from gastrodistill.evaluation.metrics import mean_roc
 from gastrodistill.evaluation.results import row_id
-from gastrodistill.utils.atomic import atomic_path
+from gastrodistill.utils.atomic import atomic_path, write_text_atomic
+from gastrodistill.utils.hashing import sha256_file
 
 RECORDS = "records"
 NETWORKS_CSV = "networks.csv"
@@ -82,23 +83,71 @@ def finished_jobs(out: Path) -> set[str]:
 #: The evaluation's table, which :func:`~gastrodistill.evaluation.run.finalize` writes once every job has
 #: its record.
 RESULTS_CSV = "results.csv"
+#: What the table was computed from: ``{"records": {<record file name>: <sha256>}}``, written by
+#: :func:`write_results_sources` just after the table (a folder copied without its files' times keeps it).
+RESULTS_SOURCES = "results.sources.json"
+
+
+def record_digests(out: Path, keys: Iterable[str]) -> dict[str, str]:
+    """``{<key>.npz: sha256 of its bytes}`` for the records of ``keys`` in ``out`` (each must exist)."""
+    return {record_path(out, k).name: sha256_file(record_path(out, k)) for k in keys}
+
+
+def write_results_sources(out: Path, digests: Mapping[str, str]) -> Path:
+    """Write :data:`RESULTS_SOURCES` (atomically) after ``results.csv``: the records the table summarises,
+    by content, so :func:`unfinished_evaluation` does not depend on file times. Written after the table,
+    so a run stopped between the two leaves an older list, which reads as unfinished (safe: re-running
+    ``stages=[evaluate]`` trains nothing and writes both again)."""
+    path = Path(out) / RESULTS_SOURCES
+    write_text_atomic(path, json.dumps({"records": dict(sorted(digests.items()))}, indent=1) + "\n")
+    return path
+
+
+def _results_sources(out: Path) -> dict[str, str] | None:
+    """The digests of :data:`RESULTS_SOURCES`, or None when the folder has none (written before the list
+    existed) or it cannot be read (then the table is judged by file times, as before)."""
+    try:
+        sources = json.loads((Path(out) / RESULTS_SOURCES).read_text())["records"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
+        return None
+    return sources
 
 
 def unfinished_evaluation(out: Path, keys: Iterable[str] | None = None) -> str | None:
     """Why the evaluation in ``out`` is not finished, or None when it is: its table (``results.csv``) exists
-    and was written after the newest record of ``keys`` (default: every record in ``records/``). The table
-    is written once every job has its record, so a folder without it, or with records newer than it (an
-    evaluation stopped part way after an earlier one wrote the table), holds the records of an unfinished
-    evaluation. :func:`~gastrodistill.evaluation.run.current_results` asks this (besides the jobs and their
-    settings, which need the config); the tools that pool run folders (``paired_over_runs``,
-    ``check_experiment``) ask it alone. A folder copied without its files' times (``scp -r`` without ``-p``)
-    may read as unfinished: ``stages=[evaluate]`` there trains nothing and writes the table again."""
+    and was computed from the records of ``keys`` (default: every record in ``records/``) as they are. The
+    table is written once every job has its record, so a folder without it, or with records the table was
+    not computed from (an evaluation stopped part way after an earlier one wrote the table), holds the
+    records of an unfinished evaluation. :func:`~gastrodistill.evaluation.run.current_results` asks this
+    (besides the jobs and their settings, which need the config); the tools that pool run folders
+    (``paired_over_runs``, ``check_experiment``) ask it alone. Without ``keys``, a record the table was
+    computed from that is no longer there (moved to ``history/`` by a resume, or removed to be trained
+    again) also makes it unfinished: the table still holds that network's rows.
+
+    The records are compared by content with the list written beside the table
+    (:data:`RESULTS_SOURCES`), so a folder copied without its files' times (``cp -r``, ``scp -r`` without
+    ``-p``) still reads as finished. A folder written before that list existed is judged by file times: the
+    table must be newer than the newest record."""
     out = Path(out)
     table = out / RESULTS_CSV
     if not table.is_file():
         return f"no {RESULTS_CSV}"
     paths = [record_path(out, k) for k in keys] if keys is not None else sorted((out / RECORDS).glob("*.npz"))
-    times = [(p.stat().st_mtime_ns, p) for p in paths if p.is_file()]
+    paths = [p for p in paths if p.is_file()]
+    sources = _results_sources(out)
+    if sources is not None:
+        for p in paths:
+            if sources.get(p.name) != sha256_file(p):
+                if p.name not in sources:
+                    return f"{RECORDS}/{p.name} is not among the records {RESULTS_CSV} was computed from"
+                return f"{RECORDS}/{p.name} changed after {RESULTS_CSV} was computed from it"
+        gone = sorted(set(sources) - {p.name for p in paths}) if keys is None else []
+        if gone:  # retired by a resume, or removed to be trained again: the table still holds its rows
+            return f"{RECORDS}/{gone[0]} is gone, and {RESULTS_CSV} was computed from it"
+        return None
+    times = [(p.stat().st_mtime_ns, p) for p in paths]
     if times:
         newest, path = max(times)
         if table.stat().st_mtime_ns < newest:

@@ -714,6 +714,7 @@ def finalize(
     study = study or Study(cfg, datamodule, distilled_sets, out, progress=False)
     jobs = build_jobs(cfg.eval, list(distilled_sets))
     records = report.load_records(out, [j.key for j in jobs])
+    sources = report.record_digests(out, [j.key for j in jobs])  # the records as this table reads them
     report.write_network_records(records, out / report.NETWORKS_CSV)
     sizes = study.sizes()
     df = summarise(
@@ -726,6 +727,7 @@ def finalize(
     )
     df.insert(3, "cross_architecture", df["architecture"] != study.primary)
     write_results(df, out, title=f"Results: {cfg.experiment_name}", max_ci_width=cfg.eval.get("max_ci_width"))
+    report.write_results_sources(out, sources)  # after the table: a stop between them reads as unfinished
     write_text_atomic(
         out / "selection.json",
         json.dumps(

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from gastrodistill.evaluation.report import load_record, save_record
+from gastrodistill.evaluation.report import load_record, record_digests, save_record, write_results_sources
 
 LABELS = np.array([1, 0, 0, 1, 0, 1, 0, 0, 1, 0, 0, 1, 0, 0])
 
@@ -29,9 +29,10 @@ def config(split_seed: int = 0, run_seed: int = 0) -> dict:
 
 
 def finish(folder: Path) -> Path:
-    """Write ``eval/results.csv`` of run ``folder`` (or of an evaluation folder) after its records, as the
-    evaluate stage does once every job has its record: one row per results row, with its networks'
-    count and mean patient HM (the columns ``check_experiment`` reads). Returns the table's path."""
+    """Write ``eval/results.csv`` of run ``folder`` (or of an evaluation folder) after its records, and the
+    list of records it was computed from (``results.sources.json``), as the evaluate stage does once every
+    job has its record: one row per results row, with its networks' count and mean patient HM (the
+    columns ``check_experiment`` reads). Returns the table's path."""
     out = folder / "eval" if (folder / "eval" / "records").is_dir() else folder
     rows: dict[tuple[str, str, str], list[float]] = {}
     for path in sorted((out / "records").glob("*.npz")):
@@ -52,6 +53,7 @@ def finish(folder: Path) -> Path:
         ]
     )
     table.to_csv(out / "results.csv", index=False)
+    write_results_sources(out, record_digests(out, [p.stem for p in (out / "records").glob("*.npz")]))
     return out / "results.csv"
 
 

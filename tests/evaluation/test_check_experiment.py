@@ -6,6 +6,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -407,16 +408,55 @@ def test_a_copy_of_one_run_is_refused(tmp_path, capsys):
 
 
 def test_a_table_older_than_its_records_is_refused(tmp_path, capsys):
-    """A finished run evaluated again with more networks and stopped part way keeps its old table beside
-    newer records: refused, as paired_over_runs refuses it, naming the command that finishes it."""
+    """A finished run evaluated again with more networks and stopped part way keeps its old table beside a
+    record it was not computed from: refused, as paired_over_runs refuses it, naming the command that
+    finishes it. A folder written before the table listed its records is judged by file times."""
     import os
 
+    from _run_folders import net
+
+    from gastrodistill.evaluation.report import RESULTS_SOURCES, load_record, save_record
+
     p, a, b = _two_runs(tmp_path)
-    record = next((b / "eval" / "records").glob("*.npz"))
-    later = (b / "eval" / "results.csv").stat().st_mtime_ns + 10**9
-    os.utime(record, ns=(later, later))
+    first = load_record(b / "eval" / "records" / "soft__replay__same__0.npz")
+    extra = {**first, "job": "soft__replay__same__2", "network": 2}
+    n = net(np.random.default_rng(5), skill=0.4)
+    extra.update(test_decisions=n["decisions"], test_scores=n["scores"])
+    save_record(b / "eval", extra)
     for args in (["--run-dir", str(a), "--run-dir", str(b)], ["--run-dir", str(b)]):
         assert main([str(p), *args]) == 2
         err = capsys.readouterr().err
-        assert f"error: {b}: its evaluation did not finish (results.csv is older than records/" in err
+        assert (
+            f"error: {b}: its evaluation did not finish (records/soft__replay__same__2.npz is not among the "
+            "records results.csv was computed from" in err
+        )
         assert f"'stages=[evaluate]' hydra.run.dir={b}, or leave the folder out" in err
+    (b / "eval" / "records" / "soft__replay__same__2.npz").unlink()
+    (b / "eval" / RESULTS_SOURCES).unlink()  # an older version's folder: its file times decide
+    record = next((b / "eval" / "records").glob("*.npz"))
+    later = (b / "eval" / "results.csv").stat().st_mtime_ns + 10**9
+    os.utime(record, ns=(later, later))
+    assert main([str(p), "--run-dir", str(b)]) == 2
+    assert f"error: {b}: its evaluation did not finish (results.csv is older than records/" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_run_copied_without_its_file_times_is_checked(tmp_path, capsys):
+    """A run folder copied without its files' times (``cp -r``: every record newer than the table) read as
+    an unfinished evaluation and was refused; the records are now compared by content with the list the
+    table was computed from."""
+    import os
+    import shutil
+
+    p, a, b = _two_runs(tmp_path)
+    copy = tmp_path / "copied"
+    shutil.copytree(b, copy, copy_function=shutil.copyfile)  # contents only, as cp -r
+    table = copy / "eval" / "results.csv"
+    later = table.stat().st_mtime_ns + 10**9
+    for record in (copy / "eval" / "records").glob("*.npz"):
+        os.utime(record, ns=(later, later))
+    assert main([str(p), "--run-dir", str(a), "--run-dir", str(copy)]) == 1  # checked, as the original
+    assert "(means over 2 runs)" in capsys.readouterr().out
+    assert main([str(p), "--run-dir", str(a), "--run-dir", str(b)]) == 1
+    assert "(means over 2 runs)" in capsys.readouterr().out

@@ -158,12 +158,20 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
         card["evaluation"], rel=1e-9
     )  # csv: 10 digits
     assert "holds no current" not in capsys.readouterr().out
-    # ... but not an evaluation that is no longer current (a record written after the table), which it names
-    import os
+    # the table lists the records it was computed from, by content (so a copy without file times is current)
+    import hashlib
 
-    record = next((out / "eval" / "records").glob("soft__*.npz"))
-    later = (out / "eval" / "results.csv").stat().st_mtime_ns + 10**9
-    os.utime(record, ns=(later, later))
+    listed = json.loads((out / "eval" / "results.sources.json").read_text())["records"]
+    assert listed == {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (out / "eval" / "records").glob("*.npz")
+    }
+    # ... but not an evaluation that is no longer current (a record the table was not computed from: a
+    # network trained again after the table), which it names
+    from gastrodistill.evaluation.report import load_record, save_record
+
+    record = load_record(next((out / "eval" / "records").glob("soft__*.npz")))
+    record["test_scores"] = record["test_scores"] * 0.5  # the same ranking, other bytes
+    save_record(out / "eval", record)
     reproduce(compose_cfg(["experiment=tiny", "stages=[artifact]", f"paths.output_dir={out}"]))
     stale = json.loads((out / "artifacts" / "soft" / "card.json").read_text())
     assert stale["anonymity_verdict"] == card["anonymity_verdict"] and "evaluation" not in stale

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from gastrodistill.cli.paired_over_runs import main
 from gastrodistill.evaluation.metrics import paired_bootstrap
 from gastrodistill.evaluation.over_runs import pool_runs, pooled_difference, shares_test_units
+from gastrodistill.evaluation.report import load_record, save_record
 
 
 def hm(n: dict[str, np.ndarray], idx: np.ndarray) -> float:
@@ -235,6 +236,7 @@ def test_cli_says_why_runs_are_drawn_apart_and_counts_runs_per_pair(tmp_path, ca
     write_run(b, 1, other)
     for rec in (b / "eval" / "records").glob("hard__*"):
         rec.unlink()  # run 2 has no hard row: soft - hard pools one run
+    finish(b)  # its table, of the rows it has
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
     out = capsys.readouterr().out
     assert "drawn per run (the runs differ in synthetic.seed)" in out
@@ -357,10 +359,9 @@ def test_a_runs_recipe_is_its_sets_own_after_a_resume(tmp_path, capsys) -> None:
 def test_cli_refuses_a_run_whose_evaluation_did_not_finish(tmp_path, capsys) -> None:
     """Two runs stopped by Ctrl-C in their evaluate stage (some networks' records, no eval/results.csv) were
     pooled with exit 0 and a table; now the first is named with the command that finishes it (its own
-    overrides, 'stages=[evaluate]', its folder). Records written after the table (an evaluation run again
-    with more networks, stopped part way) are refused the same way; its eval/ folder is named as given."""
-    import os
-
+    overrides, 'stages=[evaluate]', its folder). A record the table was not computed from (a network trained
+    again, the evaluation stopped before its table) or one it was computed from that is gone is refused the
+    same way; its eval/ folder is named as given."""
     a, b = tmp_path / "seed0", tmp_path / "seed1"
     write_run(a, 0, config())
     write_run(b, 1, config(run_seed=1))
@@ -381,14 +382,23 @@ def test_cli_refuses_a_run_whose_evaluation_did_not_finish(tmp_path, capsys) -> 
     for run in (a, b):
         finish(run)
     record = b / "eval" / "records" / "soft__replay__same__1.npz"
-    later = (b / "eval" / "results.csv").stat().st_mtime_ns + 10**9
-    os.utime(record, ns=(later, later))
+    retrained = load_record(record)  # that network trained again, the table not yet written again
+    retrained["test_scores"] = 1.0 - retrained["test_scores"]
+    save_record(b / "eval", retrained)
     assert main(["--run-dir", str(a), "--run-dir", str(b / "eval"), "--n-boot", "100"]) == 2
     err = capsys.readouterr().err
-    assert f"error: {b / 'eval'}: its evaluation did not finish (results.csv is older than " in err
-    assert f"records/soft__replay__same__1.npz in {b / 'eval'}" in err
+    assert (
+        f"error: {b / 'eval'}: its evaluation did not finish (records/soft__replay__same__1.npz changed "
+        f"after results.csv was computed from it in {b / 'eval'}" in err
+    )
     assert f"gastrodistill-reproduce <its overrides> 'stages=[evaluate]' hydra.run.dir={b}," in err
-    os.utime(finish(b), ns=(later, later))  # the table written again after that record: pooled
+    record.unlink()  # removed to be trained again (or retired by a resume): the table still counts it
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
+    assert "(records/soft__replay__same__1.npz is gone, and results.csv was computed from it in " in (
+        capsys.readouterr().err
+    )
+    save_record(b / "eval", retrained)
+    finish(b)  # the table written again from the records as they are: pooled
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
 
 
