@@ -203,6 +203,8 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     r = acfg.get("receive") or {}  # gastrodistill-train-from-artifact
     _integer(r, "receive.", "n_networks", 1)
     _choice(r, "receive.", "schedule", MIA_SCHEDULES)
+    for key in ("max_network_parameters", "max_training_steps"):  # what a received card may ask
+        _integer(r, "receive.", key, 1, null_ok=True)
     precision = _get(r, "standard_precision")
     if precision is not None:
         try:

@@ -26,12 +26,15 @@ def initialize(model: nn.Module, scheme: str, generator: torch.Generator) -> nn.
 
     Modules are visited in registration order, so the result depends only on the generator's state.
     A weight on another device than ``generator`` (a CUDA network, a CPU generator) is drawn on the
-    generator's device and copied, so a network gets the same weights on every device.
+    generator's device and copied, so a network gets the same weights on every device. A network built on
+    the ``meta`` device (shapes only, to count parameters without allocating them) is left as it is.
     """
     check_scheme(scheme)
     for m in model.modules():
         if isinstance(m, nn.Conv2d | nn.Linear):
             w = m.weight
+            if w.is_meta:  # no values to draw; drawing them on the generator's device would allocate them
+                continue
             if w.device != generator.device:
                 w = torch.empty(w.shape, dtype=w.dtype, device=generator.device)
             if scheme == "xavier":

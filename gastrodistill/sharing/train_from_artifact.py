@@ -223,6 +223,69 @@ def received_schedule(card: Mapping[str, Any], precision: str | None = None):
     return replace(standard, precision=lightning_precision(precision, "audit.receive.standard_precision"))
 
 
+def card_network_parameters(card: Mapping[str, Any]) -> int | None:
+    """The number of parameters of the card's network for its image shape, counted on the ``meta`` device
+    (no memory is allocated, so a resealed card naming an enormous ``width`` is measured, not built), or
+    None when the constructor refuses the card's values there (:func:`model_factory` then reports them)."""
+    import hydra
+
+    check_card_code(card)
+    arch = {**dict(card["architecture"]), "_partial_": True}
+    c, h, w = (int(v) for v in card["distilled"]["image_shape"])
+    try:
+        factory = hydra.utils.instantiate(OmegaConf.create(arch))
+        with torch.device("meta"), torch.random.fork_rng(devices=[]):
+            net = factory(in_channels=c, num_classes=int(card["distilled"]["num_classes"]), image_size=(h, w))
+    except Exception:  # noqa: BLE001 - a value the constructor refuses: model_factory names it
+        return None
+    return sum(p.numel() for p in net.parameters())
+
+
+def card_training_steps(card: Mapping[str, Any], schedule: str) -> tuple[int, str]:
+    """Optimiser steps per network that ``schedule`` trains from the card, and how they are counted:
+    replay, ``distilled.steps x distilled.epochs`` (the learned schedule's T); standard, ``epochs x
+    batches per epoch`` of ``training_recipe.standard`` over the ``distilled.n_images`` images
+    (:func:`~gastrodistill.evaluation.fresh_training.small_set_steps`)."""
+    from gastrodistill.evaluation.fresh_training import small_set_steps
+
+    info = card["distilled"]
+    if schedule == "standard":
+        recipe = card_schedule(card)
+        batch, total = small_set_steps(int(info["n_images"]), recipe)
+        return total, f"{recipe.epochs:,} epochs of {math.ceil(int(info['n_images']) / batch):,} batches"
+    return int(info["steps"]) * int(info["epochs"]), f"{info['steps']} steps x {info['epochs']} epochs"
+
+
+def check_card_workload(
+    card: Mapping[str, Any], schedule: str, max_parameters: int | None, max_steps: int | None
+) -> None:
+    """Refuse a card that asks this site for more than it allows before any network is built: a network
+    of more than ``max_parameters`` parameters (``audit.receive.max_network_parameters``; counted without
+    allocating, :func:`card_network_parameters`) or more than ``max_steps`` optimiser steps per network
+    (``audit.receive.max_training_steps``; :func:`card_training_steps`). The seal is a checksum, not a
+    signature: a resealed card with ``width: 100000`` or ``epochs: 1e12`` made a site run out of memory or
+    train for ever. None: no limit. Raises :class:`ArtifactError` naming the card field and the override."""
+    ask = "ask the sending site about it, or raise the limit if you expect such a recipe"
+    if max_parameters is not None:
+        n = card_network_parameters(card)
+        if n is not None and n > int(max_parameters):
+            raise ArtifactError(
+                f"the card's architecture ({card['architecture'].get('_target_')}) has {n:,} parameters "
+                f"({n * 4 / 2**30:.1f} GiB in float32) for its {card['distilled']['image_shape']} images, "
+                f"more than this site allows (audit.receive.max_network_parameters={int(max_parameters):,}): "
+                f"{ask} (audit.receive.max_network_parameters=N, or null)"
+            )
+    if max_steps is not None:
+        steps, how = card_training_steps(card, schedule)
+        if steps > int(max_steps):
+            field = "training_recipe.standard" if schedule == "standard" else "distilled.steps and .epochs"
+            raise ArtifactError(
+                f"the card's {schedule} schedule trains each network for {steps:,} optimiser steps ({how}; "
+                f"card {field}), more than this site allows (audit.receive.max_training_steps="
+                f"{int(max_steps):,}): {ask} (audit.receive.max_training_steps=N, or null)"
+            )
+
+
 def train_networks(
     distilled,
     card: Mapping[str, Any],
@@ -305,6 +368,7 @@ def train_from_artifact(
     n = int(n_networks or rcfg.n_networks)
     schedule = str(schedule or rcfg.schedule)
     precision = rcfg.get("standard_precision")
+    check_card_workload(card, schedule, rcfg.get("max_network_parameters"), rcfg.get("max_training_steps"))
     trained = train_networks(distilled, card, n, schedule, int(cfg.seed), precision)
     norm = card["normalization"]
     size = card["distilled"]["image_shape"][1:]

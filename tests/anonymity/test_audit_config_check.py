@@ -22,6 +22,14 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
     "override, message",
     [
         ("audit.closest_pairs=-1", "audit.closest_pairs must be an integer >= 0, got -1"),
+        (
+            "audit.receive.max_training_steps=0",
+            "audit.receive.max_training_steps must be an integer >= 1 or null, got 0",
+        ),
+        (
+            "audit.receive.max_network_parameters=1e9",
+            "audit.receive.max_network_parameters must be an integer >= 1 or null, got 1000000000.0",
+        ),
         ("audit.real_epochs=0", "audit.real_epochs must be an integer >= 1 or null, got 0"),
         ("audit.nearest.reference_size=abc", "audit.nearest.reference_size must be an integer >= 1"),
         ("audit.nearest.top_k=2.5", "audit.nearest.top_k must be an integer >= 1, got 2.5"),
@@ -86,6 +94,7 @@ def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -
         ["audit.text.corner=[top-right]", "audit.text.box=[0.5,0.5]"],
         ["audit.text.corner=[top-left,bottom-left,bottom-right,top-right]"],
         ["audit.controls.noise_std=2.0", "audit.nearest.informative.min_texture=null"],
+        ["audit.receive.max_network_parameters=null", "audit.receive.max_training_steps=5"],
     ],
 )
 def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:

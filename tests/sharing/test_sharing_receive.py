@@ -535,3 +535,55 @@ def test_a_diverged_network_is_flagged_and_scored_as_the_evaluate_stage_scores_i
         "**Diverged: 1 of 2 networks** (number 1: training loss, weights or test outputs not finite)" in text
     )
     assert json.loads((tmp_path / "site" / "receive.json").read_text())["n_diverged"] == 1
+
+
+def test_a_card_asking_for_an_enormous_network_or_endless_training_is_refused_before_building(
+    tmp_path, compose_cfg, dm, soft_set, card_fields, monkeypatch
+):
+    """A resealed card with a ConvNet ``width`` of 10^6 (about 10^13 parameters) or a standard recipe of
+    10^12 epochs made a site run out of memory or train for ever; now the command refuses it before any
+    network is built, naming the count, the card field and the override; a limit of null lifts it."""
+    import math
+
+    from _resealing import reseal
+
+    import gastrodistill.sharing.train_from_artifact as receive
+    from gastrodistill.sharing.artifact import load_artifact
+
+    def refuse_to_build(*args, **kwargs):
+        raise AssertionError("a network was built for a card that should have been refused")
+
+    art = save_artifact(tmp_path / "soft", soft_set, card_fields)
+    _, card = load_artifact(art)
+    # the count on the meta device is the built network's (an independent count on the CPU)
+    factory, _, _ = receive.model_factory(card)
+    c, h, w = card["distilled"]["image_shape"]
+    built = factory(in_channels=c, num_classes=card["distilled"]["num_classes"], image_size=(h, w))
+    assert receive.card_network_parameters(card) == sum(p.numel() for p in built.parameters())
+    info = card["distilled"]
+    assert receive.card_training_steps(card, "replay")[0] == info["steps"] * info["epochs"]
+    standard = {**card, "training_recipe": {"standard": {"epochs": 7, "batch_size": 4}}}
+    assert receive.card_training_steps(standard, "standard")[0] == 7 * math.ceil(info["n_images"] / 4)
+
+    reseal(
+        art, lambda card: card["architecture"].update(_target_="gastrodistill.models.ConvNet", width=10**6)
+    )
+    monkeypatch.setattr(receive, "train_networks", refuse_to_build)
+    with pytest.raises(ArtifactError) as info_big:
+        train_from_artifact(art, compose_cfg(FAST), dm, tmp_path / "site")
+    message = str(info_big.value)
+    assert "parameters" in message and "audit.receive.max_network_parameters=1,000,000,000" in message
+    assert "\n" not in message and not (tmp_path / "site").exists()
+
+    art2 = save_artifact(tmp_path / "soft2", soft_set, card_fields)
+    reseal(art2, lambda card: card["training_recipe"].update(standard={"epochs": 10**12}))
+    with pytest.raises(ArtifactError) as info_long:
+        train_from_artifact(art2, compose_cfg(FAST), dm, tmp_path / "site", schedule="standard")
+    message = str(info_long.value)
+    steps = 10**12 * 1  # full batch: one step per epoch
+    assert f"{steps:,} optimiser steps" in message and "card training_recipe.standard" in message
+    assert "audit.receive.max_training_steps=1,000,000" in message and not (tmp_path / "site").exists()
+    # the replay of that card asks for its learned schedule only, and null lifts a limit
+    receive.check_card_workload(load_artifact(art2)[1], "replay", 10**9, 10**6)
+    receive.check_card_workload(load_artifact(art2)[1], "standard", 10**9, None)
+    receive.check_card_workload(load_artifact(art)[1], "replay", None, 10**6)
