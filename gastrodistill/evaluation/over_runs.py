@@ -31,7 +31,13 @@ import yaml
 
 from gastrodistill.evaluation.metrics import statistic_rows, stratified_resamples
 from gastrodistill.evaluation.record_settings import flat_settings
-from gastrodistill.evaluation.report import RECORDS, UNREADABLE, load_record, unfinished_evaluation
+from gastrodistill.evaluation.report import (
+    RECORDS,
+    UNREADABLE,
+    load_record,
+    table_records,
+    unfinished_evaluation,
+)
 from gastrodistill.evaluation.results import (
     BASELINE_METHODS,
     KEY_COLUMNS,
@@ -121,11 +127,13 @@ def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
     """The per-network test arrays of one run, grouped by results row, and its ``eval/config.yaml``.
 
     ``run_dir`` is a run folder (holding ``eval/records``) or an evaluation output folder (holding
-    ``records``). Raises :class:`RunsInputError` naming the folder or file when it has no records, its
-    evaluation did not finish (:func:`check_finished`), a record cannot be read, or its config is not YAML.
+    ``records``); its records are those its ``results.csv`` was computed from
+    (:func:`~gastrodistill.evaluation.report.table_records`). Raises :class:`RunsInputError` naming the
+    folder or file when it has no records, its evaluation did not finish (:func:`check_finished`), a record
+    cannot be read, or its config is not YAML.
     """
     eval_dir = eval_folder(run_dir)
-    paths = sorted((eval_dir / RECORDS).glob("*.npz"))
+    paths = table_records(eval_dir)  # the records its results.csv was computed from
     if not paths:
         raise RunsInputError(
             f"{run_dir} holds no evaluation records (eval/records/*.npz); give a run whose evaluate "

@@ -103,51 +103,83 @@ def write_results_sources(out: Path, digests: Mapping[str, str]) -> Path:
     return path
 
 
+class UnreadableSources(ValueError):
+    """:data:`RESULTS_SOURCES` exists but is not the list :func:`write_results_sources` writes."""
+
+
 def _results_sources(out: Path) -> dict[str, str] | None:
     """The digests of :data:`RESULTS_SOURCES`, or None when the folder has none (written before the list
-    existed) or it cannot be read (then the table is judged by file times, as before)."""
+    existed: the table is then judged by file times). Raises :class:`UnreadableSources` saying why for a
+    list that exists and cannot be read (truncated, edited, a folder): never a silent fallback."""
+    path = Path(out) / RESULTS_SOURCES
+    if not path.exists() and not path.is_symlink():
+        return None
     try:
-        sources = json.loads((Path(out) / RESULTS_SOURCES).read_text())["records"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    if not isinstance(sources, dict) or not all(isinstance(v, str) for v in sources.values()):
-        return None
+        sources = json.loads(path.read_text())["records"]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UnreadableSources(f"{RESULTS_SOURCES} cannot be read ({type(exc).__name__})") from None
+    except (ValueError, KeyError, TypeError):
+        raise UnreadableSources(
+            f"{RESULTS_SOURCES} is not the list of records the table was computed from"
+        ) from None
+    if not isinstance(sources, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in sources.items()
+    ):
+        raise UnreadableSources(f"{RESULTS_SOURCES} is not the list of records the table was computed from")
     return sources
+
+
+def table_records(out: Path) -> list[Path]:
+    """The records in ``out`` that its table (``results.csv``) was computed from, as the tools that pool
+    runs read them: those :data:`RESULTS_SOURCES` lists that are still there, or every record of a folder
+    without the list (or with one that cannot be read: :func:`unfinished_evaluation` refuses it). Records
+    the list does not name (an earlier evaluation's networks beyond the current ``eval.n_networks``, or
+    the first networks of a larger evaluation stopped part way) are not the table's and are left out."""
+    out = Path(out)
+    every = sorted((out / RECORDS).glob("*.npz"))
+    try:
+        sources = _results_sources(out)
+    except UnreadableSources:
+        return every
+    return every if sources is None else [p for p in every if p.name in sources]
 
 
 def unfinished_evaluation(out: Path, keys: Iterable[str] | None = None) -> str | None:
     """Why the evaluation in ``out`` is not finished, or None when it is: its table (``results.csv``) exists
-    and was computed from the records of ``keys`` (default: every record in ``records/``) as they are. The
-    table is written once every job has its record, so a folder without it, or with records the table was
-    not computed from (an evaluation stopped part way after an earlier one wrote the table), holds the
-    records of an unfinished evaluation. :func:`~gastrodistill.evaluation.run.current_results` asks this
-    (besides the jobs and their settings, which need the config); the tools that pool run folders
-    (``paired_over_runs``, ``check_experiment``) ask it alone. Without ``keys``, a record the table was
-    computed from that is no longer there (moved to ``history/`` by a resume, or removed to be trained
-    again) also makes it unfinished: the table still holds that network's rows.
+    and was computed from the records of ``keys`` as they are (default: the records the table lists). The
+    table is written once every job has its record, so a folder without it, or whose records changed or
+    went after the table was computed from them (a network trained again, networks moved to ``history/``
+    by a resume), holds an unfinished evaluation. :func:`~gastrodistill.evaluation.run.current_results`
+    asks this for its jobs (besides their settings, which need the config); the tools that pool run
+    folders (``paired_over_runs``, ``check_experiment``) ask it alone and pool :func:`table_records`.
 
-    The records are compared by content with the list written beside the table
-    (:data:`RESULTS_SOURCES`), so a folder copied without its files' times (``cp -r``, ``scp -r`` without
-    ``-p``) still reads as finished. A folder written before that list existed is judged by file times: the
-    table must be newer than the newest record."""
+    The records are compared by content with the list written beside the table (:data:`RESULTS_SOURCES`),
+    so a folder copied without its files' times (``cp -r``, ``scp -r`` without ``-p``) still reads as
+    finished, and records the list does not name are not the table's (an evaluation with fewer networks
+    than an earlier one leaves the earlier one's extra records). A list that cannot be read makes the
+    evaluation unfinished (evaluating again writes it). A folder written before the list existed is
+    judged by file times: the table must be newer than the newest record."""
     out = Path(out)
     table = out / RESULTS_CSV
     if not table.is_file():
         return f"no {RESULTS_CSV}"
-    paths = [record_path(out, k) for k in keys] if keys is not None else sorted((out / RECORDS).glob("*.npz"))
-    paths = [p for p in paths if p.is_file()]
-    sources = _results_sources(out)
+    try:
+        sources = _results_sources(out)
+    except UnreadableSources as exc:
+        return str(exc)
     if sources is not None:
-        for p in paths:
-            if sources.get(p.name) != sha256_file(p):
-                if p.name not in sources:
-                    return f"{RECORDS}/{p.name} is not among the records {RESULTS_CSV} was computed from"
-                return f"{RECORDS}/{p.name} changed after {RESULTS_CSV} was computed from it"
-        gone = sorted(set(sources) - {p.name for p in paths}) if keys is None else []
-        if gone:  # retired by a resume, or removed to be trained again: the table still holds its rows
-            return f"{RECORDS}/{gone[0]} is gone, and {RESULTS_CSV} was computed from it"
+        names = [record_path(out, k).name for k in keys] if keys is not None else sorted(sources)
+        for name in names:
+            path = out / RECORDS / name
+            if name not in sources:
+                return f"{RECORDS}/{name} is not among the records {RESULTS_CSV} was computed from"
+            if not path.is_file():
+                return f"{RECORDS}/{name} is gone, and {RESULTS_CSV} was computed from it"
+            if sha256_file(path) != sources[name]:
+                return f"{RECORDS}/{name} changed after {RESULTS_CSV} was computed from it"
         return None
-    times = [(p.stat().st_mtime_ns, p) for p in paths]
+    paths = [record_path(out, k) for k in keys] if keys is not None else sorted((out / RECORDS).glob("*.npz"))
+    times = [(p.stat().st_mtime_ns, p) for p in paths if p.is_file()]
     if times:
         newest, path = max(times)
         if table.stat().st_mtime_ns < newest:

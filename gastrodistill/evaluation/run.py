@@ -710,6 +710,12 @@ def finalize(
     """Merge the records of every job (all ranks), write ``networks.csv``, ``results.{csv,md}``,
     ``selection.json`` and the plots, and log the table. Raises ``FileNotFoundError`` for a missing job."""
     out = Path(output_dir)
+    listed = out / report.RESULTS_SOURCES
+    if (listed.exists() or listed.is_symlink()) and not (listed.is_file() and not listed.is_symlink()):
+        raise EvaluationConfigError(  # refused before the table is written: the two stay one pair
+            f"{listed} is not a file (the list of records results.csv is computed from, which this stage "
+            "writes): remove it and run the evaluate stage again; no network is trained again"
+        )
     _prepare(datamodule)
     study = study or Study(cfg, datamodule, distilled_sets, out, progress=False)
     jobs = build_jobs(cfg.eval, list(distilled_sets))

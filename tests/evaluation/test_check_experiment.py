@@ -408,31 +408,49 @@ def test_a_copy_of_one_run_is_refused(tmp_path, capsys):
 
 
 def test_a_table_older_than_its_records_is_refused(tmp_path, capsys):
-    """A finished run evaluated again with more networks and stopped part way keeps its old table beside a
-    record it was not computed from: refused, as paired_over_runs refuses it, naming the command that
-    finishes it. A folder written before the table listed its records is judged by file times."""
+    """A record that changed after the table was computed from it (a network trained again, the evaluation
+    stopped before its table) is refused, as paired_over_runs refuses it, naming the command that
+    finishes it; so is a list of records that cannot be read. A record the table does not list (an earlier,
+    larger evaluation's network) is not the table's: left out, the run checked as before. A folder written
+    before the table listed its records is judged by file times."""
     import os
+    import shutil
 
     from _run_folders import net
 
     from gastrodistill.evaluation.report import RESULTS_SOURCES, load_record, save_record
 
     p, a, b = _two_runs(tmp_path)
+    assert main([str(p), "--run-dir", str(a), "--run-dir", str(b)]) == 1
+    checked = capsys.readouterr().out
     first = load_record(b / "eval" / "records" / "soft__replay__same__0.npz")
-    extra = {**first, "job": "soft__replay__same__2", "network": 2}
+    stray = {**first, "job": "soft__replay__same__2", "network": 2, "patient_hm": 0.0}
+    save_record(b / "eval", stray)  # a third network of an earlier evaluation with eval.n_networks=3
+    assert main([str(p), "--run-dir", str(a), "--run-dir", str(b)]) == 1
+    assert capsys.readouterr().out == checked  # the same check: the stray network is not pooled
     n = net(np.random.default_rng(5), skill=0.4)
-    extra.update(test_decisions=n["decisions"], test_scores=n["scores"])
-    save_record(b / "eval", extra)
+    save_record(b / "eval", {**first, "test_decisions": n["decisions"], "test_scores": n["scores"]})
     for args in (["--run-dir", str(a), "--run-dir", str(b)], ["--run-dir", str(b)]):
         assert main([str(p), *args]) == 2
         err = capsys.readouterr().err
         assert (
-            f"error: {b}: its evaluation did not finish (records/soft__replay__same__2.npz is not among the "
-            "records results.csv was computed from" in err
+            f"error: {b}: its evaluation did not finish (records/soft__replay__same__0.npz changed after "
+            "results.csv was computed from it" in err
         )
         assert f"'stages=[evaluate]' hydra.run.dir={b}, or leave the folder out" in err
-    (b / "eval" / "records" / "soft__replay__same__2.npz").unlink()
-    (b / "eval" / RESULTS_SOURCES).unlink()  # an older version's folder: its file times decide
+    sources = b / "eval" / RESULTS_SOURCES
+    listed = sources.read_text()
+    for damage, why in (
+        (lambda: sources.write_text(listed[:100]), "results.sources.json is not the list of records"),
+        (
+            lambda: (sources.unlink(), sources.mkdir()),
+            "results.sources.json cannot be read (IsADirectoryError)",
+        ),
+    ):
+        damage()
+        assert main([str(p), "--run-dir", str(b)]) == 2
+        assert f"error: {b}: its evaluation did not finish ({why}" in capsys.readouterr().err
+    shutil.rmtree(sources)  # an older version's folder, without the list: its file times decide
     record = next((b / "eval" / "records").glob("*.npz"))
     later = (b / "eval" / "results.csv").stat().st_mtime_ns + 10**9
     os.utime(record, ns=(later, later))

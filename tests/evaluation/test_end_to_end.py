@@ -216,6 +216,17 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
             assert table[table.method == "full"].audit_mia_loss_auc.notna().all()
         else:
             assert not any(c.startswith("audit_") for c in rewritten.columns), key
+    # a list of records that is not a file is refused before the table is rewritten (it was a traceback
+    # after results.csv had been written again), naming what to remove
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    listed = out / "eval" / "results.sources.json"
+    listed.unlink()
+    listed.mkdir()
+    before = (out / "eval" / "results.csv").read_bytes()
+    with pytest.raises(EvaluationConfigError, match=r"results.sources.json is not a file .*: remove it"):
+        reproduce(compose_cfg(["experiment=tiny", "stages=[evaluate]", f"paths.output_dir={out}"]))
+    assert (out / "eval" / "results.csv").read_bytes() == before and listed.is_dir()
 
 
 def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):

@@ -400,6 +400,23 @@ def test_cli_refuses_a_run_whose_evaluation_did_not_finish(tmp_path, capsys) -> 
     save_record(b / "eval", retrained)
     finish(b)  # the table written again from the records as they are: pooled
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
+    pooled = capsys.readouterr().out
+    # a record the table was not computed from (a network of an earlier, larger evaluation) is not pooled
+    save_record(
+        b / "eval",
+        {
+            **retrained,
+            "job": "soft__replay__same__7",
+            "network": 7,
+            "test_scores": 1 - retrained["test_scores"],
+        },
+    )
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
+    assert capsys.readouterr().out == pooled
+    # without the list (a folder of an older version) that record, newer than the table, was refused
+    (b / "eval" / "results.sources.json").unlink()
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
+    assert "(results.csv is older than records/soft__replay__same__7.npz" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
