@@ -216,6 +216,9 @@ def run(argv: list[str] | None = None) -> dict:
         raise CommandError(f"--output {output} {problem}")
     if args.output is None:  # the default, below paths.root_dir (GASTRODISTILL_ROOT)
         check_output_folder(output, "the default output folder (no --output given)")
+    from gastrodistill.data.synthetic.generator import check_synthetic_collection
+
+    check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     dm = hydra.utils.instantiate(cfg.data)
     result = train_from_artifact(
         args.artifact, cfg, dm, output, n_networks=args.networks, schedule=args.schedule

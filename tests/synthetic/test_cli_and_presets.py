@@ -88,3 +88,12 @@ def test_stages_refuse_a_collection_of_another_seed_or_other_settings(compose_cf
     with pytest.raises(SyntheticCollectionMismatch, match="synthetic.seed=11"):  # reproduce without generate
         Pipeline(cfg("seed=2")).check_reproduce_section(["patches", "distill"])
     Pipeline(cfg("seed=2")).check_reproduce_section(["generate", "distill"])  # generate writes seed 2 first
+    # a receiving site's command too (it trained on the seed-11 collection and recorded seed 2), before the
+    # artifact is read or anything is written
+    from gastrodistill.cli.train_from_artifact import run as receive_run
+
+    out = tiny_root.parent / "receive_report"
+    with pytest.raises(SyntheticCollectionMismatch, match="synthetic.seed=11"):
+        receive_run(["--artifact", str(out / "none.zip"), "--output", str(out), "experiment=tiny",
+                     f"paths.data_root={tiny_root}", "seed=2"])  # fmt: skip
+    assert not out.exists()
