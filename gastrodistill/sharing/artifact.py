@@ -31,6 +31,8 @@ from safetensors.torch import save as st_save
 
 import gastrodistill
 from gastrodistill.sharing.card import (
+    CALLER_FIELDS,
+    COMPUTED_FIELDS,
     FORMAT,
     REQUIRED_FIELDS,
     SCHEMA_VERSION,
@@ -414,7 +416,8 @@ def _parse_card(data: bytes) -> dict[str, Any]:
             f"{CARD_FILE} was edited after it was written (card_sha256 does not match its content)"
         )
     check_card_structure(card)
-    check_card_code(card)
+    check_card_code(card)  # first: it names a received `_target_` as code, not as a path-like string
+    check_card_fields(card)
     return card
 
 
@@ -500,13 +503,38 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
             raise _malformed(f"files.{name}", "a mapping with a sha256 string and a bytes count")
 
 
+def check_card_fields(card: Mapping[str, Any]) -> None:
+    """Refuse a received card that the writer would not have written: a top-level field outside its
+    allow-list (:data:`~gastrodistill.sharing.card.CALLER_FIELDS` and the fields it computes), or a path,
+    file name or header field in what the writer checks (:func:`~gastrodistill.sharing.card.check_public`
+    on the caller's fields and the ``distilled``, ``package`` and ``tensors`` records). A resealed card
+    with ``hospital: /data/secret/x.dcm`` or a patient's name in ``description`` loaded, and the name was
+    echoed into the site's report. Raises :class:`ArtifactError` naming the field, never the value."""
+    unknown = sorted(set(card) - set(CALLER_FIELDS) - set(COMPUTED_FIELDS))
+    if unknown:
+        raise ArtifactError(
+            f"{CARD_FILE} has field(s) {unknown} that gastrodistill never writes on a card; the card was "
+            "edited after it was written: ask the sending site for the artifact again"
+        )
+    checked = {k: card[k] for k in (*CALLER_FIELDS, "distilled", "package", "tensors") if k in card}
+    try:
+        check_public(checked, "card")
+    except CardError as exc:
+        raise ArtifactError(
+            f"{CARD_FILE}: {exc} (the writer refuses such values: the card was edited after it was written)"
+        ) from None
+
+
 def check_card_evaluation(card: Mapping[str, Any]) -> None:
     """Refuse a card whose published figures (``evaluation``) are not a mapping of finite numbers.
 
     A receiving site compares its means with them (``train_from_artifact.compare_published``): a resealed
     ``"abc"`` ended there in a ``ValueError`` traceback after every network had trained, and a ``NaN``
     (which Python's JSON reader accepts) in a comparison reading "+nan". The project writes only finite
-    numbers there (``publish._numbers``). Raises :class:`ArtifactError` naming the key."""
+    numbers there (``publish._numbers``). The means and stds of the figures a site compares
+    (``train_from_artifact.REPORTED``: fractions) must lie in [0, 1] and [0, 0.5]: a resealed
+    ``patient_hm_std: 1e6`` made every site's comparison read "within noise". Raises :class:`ArtifactError`
+    naming the key."""
     evaluation = card.get("evaluation")
     if evaluation is None:
         return
@@ -514,9 +542,22 @@ def check_card_evaluation(card: Mapping[str, Any]) -> None:
         raise _malformed(
             "evaluation", f"a mapping of metric names to numbers (got {type(evaluation).__name__})"
         )
+    from gastrodistill.sharing.train_from_artifact import REPORTED  # the figures a site compares
+
     for key, value in evaluation.items():
         if not is_finite_number(value):
             raise _malformed(f"evaluation.{key}", f"a finite number (got {value!r})")
+        metric, _, stat = str(key).rpartition("_")
+        if metric in REPORTED and stat == "mean" and not -1e-9 <= value <= 1 + 1e-9:
+            raise _malformed(
+                f"evaluation.{key}", f"a fraction in [0, 1], as every {metric} is (got {value!r})"
+            )
+        if metric in REPORTED and stat == "std" and not 0 <= value <= 0.5 + 1e-9:
+            raise _malformed(
+                f"evaluation.{key}",
+                f"in [0, 0.5], the range of a population std of fractions (got {value!r}; a site's 'within "
+                "noise' verdict widens with it)",
+            )
 
 
 def allowed_model_targets() -> tuple[str, ...]:

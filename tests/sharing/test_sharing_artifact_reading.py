@@ -126,6 +126,26 @@ def test_a_card_that_json_cannot_hold_is_a_message(artifact):
             r"evaluation.patch_accuracy_std must be a finite number \(got nan\)",
         ),
         (lambda c: c.update(evaluation=[0.5]), "evaluation must be a mapping of metric names to numbers"),
+        # figures a site compares are fractions: -3 was printed as published, a std of 1e6 made every
+        # comparison "within noise" (a breaker's finding)
+        (
+            lambda c: c["evaluation"].update(patch_accuracy_mean=-3),
+            r"evaluation.patch_accuracy_mean must be a fraction in \[0, 1\]",
+        ),
+        (
+            lambda c: c["evaluation"].update(patient_hm_std=1e6),
+            r"evaluation.patient_hm_std must be in \[0, 0.5\], the range of a population std",
+        ),
+        # what the writer never writes: a field outside its allow-list, a patient's name, a path
+        (
+            lambda c: c.update(hospital="x"),
+            r"card.json has field\(s\) \['hospital'\] that gastrodistill never writes",
+        ),
+        (
+            lambda c: c.update(description="patient Tanaka^Taro"),
+            r"card.json: card.description: the value .*the writer refuses such values",
+        ),
+        (lambda c: c.update(name="../../evil"), r"card.json: card.name: the value .*path"),
         (lambda c: c.update(class_names=3), "class_names must be a list of 3 strings"),
         # a site's classes are matched by name: repeated names made the match ambiguous without a word
         (
