@@ -368,12 +368,15 @@ def _refuse_names(names: list[str], where: str) -> None:
     if twice:  # zip readers differ on which copy they show: the card a person reads may not be the one loaded
         raise ArtifactError(f"{where} holds {twice} more than once; an artifact holds each file once")
     unexpected = sorted(set(names) - set(ARTIFACT_FILES))
+    missing = sorted(set(ARTIFACT_FILES) - set(names))
     if unexpected:
+        advice = _unexpected_advice(names, unexpected)
+        if not advice and missing and all("/" not in n for n in unexpected):  # a file renamed, most likely
+            advice = f"; it lacks {missing} (a renamed file? give it its name back)"
         raise ArtifactError(
             f"{where} contains unexpected file(s) {unexpected}; an artifact holds exactly "
-            f"{list(ARTIFACT_FILES)}{_unexpected_advice(names, unexpected)}"
+            f"{list(ARTIFACT_FILES)}{advice}"
         )
-    missing = sorted(set(ARTIFACT_FILES) - set(names))
     if missing:
         raise ArtifactError(f"{where} lacks {missing}; an artifact holds exactly {list(ARTIFACT_FILES)}")
 

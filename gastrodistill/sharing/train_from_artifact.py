@@ -428,13 +428,28 @@ def _resize_note(result: Mapping[str, Any]) -> list[str]:
     site, art = result.get("site_image_size"), result.get("artifact_image_size")
     if not site or not art or list(site) == list(art):
         return []
-    return [
-        "",
+    note = (
         f"Note: this site's patches are {site[0]}x{site[1]} px and the artifact's images "
         f"{art[0]}x{art[1]} px; the patches were resized to the artifact's size (bilinear, antialiased) "
-        f"before testing. Store the site's patches at {art[0]} px (e.g. data.storage_size={art[0]}) to "
-        "test them as the card's were.",
-    ]
+        "before testing"
+    )
+    if site[0] * art[1] != site[1] * art[0]:  # another aspect ratio: stretched, not only scaled
+        advice = (
+            ", which changed their aspect ratio (a network trained on the card's images never saw them "
+            f"stretched). Crop or pad the site's images to the artifact's {art[0]}:{art[1]} shape first to "
+            "test them as the card's were."
+        )
+    elif site[0] < art[0]:
+        advice = (
+            f", enlarging them {art[0] / site[0]:.3g}x: they hold less detail than the card's images, so "
+            "the comparison with its figures is not like for like."
+        )
+    else:
+        advice = (
+            f". Store the site's patches at {art[0]} px (e.g. data.storage_size={art[0]}) to test them as "
+            "the card's were."
+        )
+    return ["", note + advice]
 
 
 def _diverged_note(result: Mapping[str, Any]) -> list[str]:

@@ -159,8 +159,16 @@ def test_card_problems_are_refused(artifact):
         load_artifact(artifact)
     (artifact / "card.json").write_text(good)
     (artifact / "notes.txt").write_text("hello")
-    with pytest.raises(ArtifactError, match="unexpected file"):
+    with pytest.raises(ArtifactError, match="unexpected file") as info:
         load_artifact(artifact)
+    assert "lacks" not in str(info.value)  # nothing is missing: no renamed file to suggest
+    (artifact / "notes.txt").unlink()
+    (artifact / "distilled.safetensors").rename(artifact / "soft.safetensors")
+    with pytest.raises(ArtifactError) as info:  # a renamed file: the message says what is missing
+        load_artifact(artifact)
+    assert "unexpected file(s) ['soft.safetensors']" in str(info.value)
+    assert "it lacks ['distilled.safetensors'] (a renamed file? give it its name back)" in str(info.value)
+    (artifact / "soft.safetensors").rename(artifact / "distilled.safetensors")
     with pytest.raises(ArtifactError, match="no artifact at"):
         load_artifact(artifact / "missing")
 

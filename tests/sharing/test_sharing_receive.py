@@ -82,7 +82,25 @@ def test_site_patches_of_another_size_are_resized_and_the_report_says_so(
     assert result["site_image_size"] == [24, 24] and result["artifact_image_size"] == [16, 16]
     text = (tmp_path / "site" / "receive.md").read_text()
     assert "this site's patches are 24x24 px and the artifact's images 16x16 px" in text
-    assert "resized to the artifact's size" in text
+    assert "resized to the artifact's size" in text and "data.storage_size=16" in text
+
+
+@pytest.mark.parametrize(
+    ("site", "says", "not_said"),
+    [
+        ([24, 24], ". Store the site's patches at 16 px (e.g. data.storage_size=16)", "aspect"),
+        ([16, 24], "which changed their aspect ratio", "storage_size"),  # stretched, not only scaled
+        ([4, 4], "enlarging them 4x: they hold less detail", "storage_size"),  # can't be stored larger
+    ],
+)
+def test_the_resize_note_gives_advice_that_fits_the_sizes(site, says, not_said):
+    """The note advised data.storage_size=16 for 16x24 px and 4x4 px site images too, where it cannot
+    help (a breaker's finding): a stretch and an enlargement are now named as such."""
+    from gastrodistill.sharing.train_from_artifact import _resize_note
+
+    note = "".join(_resize_note({"site_image_size": site, "artifact_image_size": [16, 16]}))
+    assert says in note and not_said not in note
+    assert _resize_note({"site_image_size": [16, 16], "artifact_image_size": [16, 16]}) == []
 
 
 def test_site_with_other_classes_or_untrusted_architecture_is_refused(
