@@ -299,9 +299,9 @@ def settings_differences(saved: dict[str, Any], ours: dict[str, Any]) -> list[st
 
 
 def _unreadable_reason(path: Path, exc: BaseException) -> str:
-    """A short, plain reason why ``torch.load`` could not read ``path`` (its own text is cryptic)."""
-    if isinstance(exc, pickle.UnpicklingError):
-        return "it holds Python objects other than tensors and plain values, which are never unpickled"
+    """A short, plain reason why ``torch.load`` could not read ``path`` (its own text is cryptic). The file's
+    first bytes are read first: a JSON file (an artifact's ``card.json``) also raises an unpickling error,
+    which is not about Python objects."""
     try:
         with path.open("rb") as fh:
             head = fh.read(4)
@@ -312,7 +312,11 @@ def _unreadable_reason(path: Path, exc: BaseException) -> str:
     if head.startswith(b"PK") and not zipfile.is_zipfile(path):
         return "it is cut short: an incomplete copy, or a write that was interrupted"
     if not head.startswith(b"PK"):
+        if head.lstrip()[:1] in (b"{", b"["):
+            return "it is a JSON file (an artifact's card.json or a config?), not a PyTorch checkpoint file"
         return "it is not a PyTorch checkpoint file"
+    if isinstance(exc, pickle.UnpicklingError):
+        return "it holds Python objects other than tensors and plain values, which are never unpickled"
     first = (str(exc).strip().splitlines() or [""])[0]
     return f"{type(exc).__name__}: {first[:120]}" if first else type(exc).__name__
 

@@ -242,6 +242,8 @@ def fake_checkpoints(folder: Path) -> dict[str, tuple[Path, str]]:
     files = {
         "truncated": (folder / "trunc.ckpt", "cut short"),
         "text": (folder / "notes.ckpt", "not a PyTorch checkpoint file"),
+        # an artifact's card passed by mistake: it was said to hold "Python objects other than tensors"
+        "json": (folder / "card.json", "it is a JSON file (an artifact's card.json or a config?)"),
         "empty": (folder / "empty.ckpt", "the file is empty"),
         "pickle": (folder / "pickle.ckpt", "never unpickled"),
         "network": (folder / "net.ckpt", "no state_dict"),
@@ -250,6 +252,7 @@ def fake_checkpoints(folder: Path) -> dict[str, tuple[Path, str]]:
     }
     files["truncated"][0].write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
     files["text"][0].write_text("epoch 3: loss 0.1\n")
+    files["json"][0].write_text('{"schema_version": 1, "name": "soft"}\n')
     files["empty"][0].write_bytes(b"")
     torch.save({"state_dict": _Payload(folder / "PWNED")}, files["pickle"][0])
     torch.save({"conv.weight": torch.zeros(2, 1, 3, 3)}, files["network"][0])
