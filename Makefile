@@ -48,10 +48,10 @@ patches: setup ## Build the patch store of paths.data_root (ARGS="paths.data_roo
 	$(BIN)/gastrodistill-patches $(ARGS)
 
 reproduce: setup ## The whole study on the embedded synthetic data (15-25 min on 2 CPU cores with bfloat16 units, ~31 min on an AVX2-only CPU)
-	$(BIN)/gastrodistill-reproduce experiment=cpu $(ARGS)
+	$(BIN)/gastrodistill-reproduce $(if $(findstring experiment=,$(ARGS)),,experiment=cpu) $(ARGS)
 
 reproduce-full: setup ## The paper's scale (GPU): experiment=full
-	$(BIN)/gastrodistill-reproduce experiment=full $(ARGS)
+	$(BIN)/gastrodistill-reproduce $(if $(findstring experiment=,$(ARGS)),,experiment=full) $(ARGS)
 
 bench: setup ## Run the benchmarks in benchmarks/
 	$(BIN)/python benchmarks/bench_patch_store.py

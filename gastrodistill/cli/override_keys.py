@@ -257,9 +257,33 @@ def mode_flags_message(argv: list[str]) -> str | None:
     )
 
 
+def repeated_key_message(argv: list[str]) -> str | None:
+    """The error line for a command line that gives one key twice (``experiment=tiny experiment=cpu``,
+    ``seed=1 seed=2``; ``+key`` and ``++key`` count as ``key``), else None. Hydra keeps the last value
+    without a word, so ``experiment=tiny ... experiment=cpu`` started the 17-minute preset (a breaker's
+    finding). Flags and their values (:func:`split_command_line`) are not overrides."""
+    split = split_command_line(argv)
+    if split is None:
+        return None
+    seen: dict[str, str] = {}
+    for text in split[0]:
+        key, sep, _ = text.partition("=")
+        if not sep or key.startswith("~"):
+            continue
+        bare = key.lstrip("+")
+        if bare in seen:
+            return (
+                f"error: {bare} is given twice ({seen[bare]}, then {text}); Hydra would keep the last "
+                "without a word: give it once"
+            )
+        seen[bare] = text
+    return None
+
+
 def check_override_keys(conf_dir: str, config_name: str = "config") -> Callable:
     """Decorator for a ``@hydra.main`` function: refuse two of Hydra's run modes at once
-    (:func:`mode_flags_message`) and an override of an unknown key (module docstring)."""
+    (:func:`mode_flags_message`), a key given twice (:func:`repeated_key_message`) and an override of an
+    unknown key (module docstring)."""
 
     def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(main)
@@ -268,6 +292,7 @@ def check_override_keys(conf_dir: str, config_name: str = "config") -> Callable:
 
             text = (
                 mode_flags_message(sys.argv[1:])
+                or repeated_key_message(sys.argv[1:])
                 or unknown_key_message(sys.argv[1:], conf_dir, config_name)
                 or command_line_output_problem(sys.argv[1:])  # before Hydra makes its run folder
             )

@@ -83,13 +83,13 @@ def compose(overrides: list[str], output: str | None):
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from gastrodistill.cli.override_keys import unknown_key_message
+    from gastrodistill.cli.override_keys import repeated_key_message, unknown_key_message
 
     if output is not None:  # a file, a path below a file, a folder that cannot be made: before any work
         check_output_folder(output, "--output")
     GlobalHydra.instance().clear()
-    unknown = unknown_key_message(  # a typo: named, with the nearest keys
-        list(overrides),
+    unknown = repeated_key_message(list(overrides)) or unknown_key_message(  # a typo: named, with the
+        list(overrides),  # nearest keys
         CONF_DIR,
         listing="`gastrodistill-distill {choices}--cfg job` lists every key of this config",
     )
