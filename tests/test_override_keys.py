@@ -189,25 +189,33 @@ def test_an_unquoted_value_with_accents_gets_the_quoting_that_works():
     assert unknown_key_message(["seed=a(b"], CONF_DIR) is None  # other malformed overrides: Hydra's message
 
 
-def test_a_key_given_twice_is_refused_in_one_line_before_hydra(tmp_path, monkeypatch, capsys):
+def test_a_group_chosen_twice_is_refused_in_one_line_before_hydra(tmp_path, monkeypatch, capsys):
     """``experiment=tiny ... experiment=cpu`` ran the 17-minute cpu preset without a word (Hydra keeps the
-    last value; a breaker's finding); so did ``seed=1 seed=2``. Refused before Hydra starts, in every
-    command with the decorator and in train-from-artifact; a sweep over one key and flags are not repeats."""
+    last choice; a breaker's finding). Refused before Hydra starts, in every command with the decorator
+    and in train-from-artifact. A plain value given twice stays Hydra's (the last wins: scripts append
+    to a base list), and so do a sweep, the same choice twice and flags."""
     from gastrodistill.cli import distill
     from gastrodistill.cli.errors import CommandError
     from gastrodistill.cli.override_keys import repeated_key_message
     from gastrodistill.cli.train_from_artifact import run as receive_run
 
     assert repeated_key_message(["experiment=tiny", "seed=1", "experiment=cpu"]) == (
-        "error: experiment is given twice (experiment=tiny, then experiment=cpu); Hydra would keep the "
+        "error: experiment is chosen twice (experiment=tiny, then experiment=cpu); Hydra would keep the "
         "last without a word: give it once"
     )
-    assert "seed is given twice (seed=1, then +seed=2)" in repeated_key_message(["seed=1", "+seed=2"])
-    for fine in (["-m", "seed=0,1", "distill=soft,hard"], ["-cn", "a", "-cd", "b", "seed=1"], ["~x", "x=1"]):
+    assert "data is chosen twice (data=npz, then +data=folder)" in repeated_key_message(
+        ["data=npz", "+data=folder"]
+    )
+    for fine in (
+        ["-m", "seed=0,1", "distill=soft,hard"],
+        ["-cn", "a", "-cd", "b", "seed=1"],
+        ["seed=1", "seed=2", "distill.outer_steps=3", "distill.outer_steps=4"],
+        ["experiment=tiny", "experiment=tiny"],
+    ):
         assert repeated_key_message(fine) is None, fine
     argv = ["gastrodistill-distill", f"paths.root_dir={tmp_path}", "experiment=tiny", "experiment=cpu"]
     code, text = run_main(distill.main, argv, monkeypatch, capsys)
-    assert code == 1 and text.strip().startswith("error: experiment is given twice")
+    assert code == 1 and text.strip().startswith("error: experiment is chosen twice")
     assert_nothing_written(tmp_path)
-    with pytest.raises(CommandError, match="experiment is given twice"):
+    with pytest.raises(CommandError, match="experiment is chosen twice"):
         receive_run(["--artifact", "a.zip", "experiment=tiny", "experiment=cpu"])

@@ -257,23 +257,28 @@ def mode_flags_message(argv: list[str]) -> str | None:
     )
 
 
-def repeated_key_message(argv: list[str]) -> str | None:
-    """The error line for a command line that gives one key twice (``experiment=tiny experiment=cpu``,
-    ``seed=1 seed=2``; ``+key`` and ``++key`` count as ``key``), else None. Hydra keeps the last value
-    without a word, so ``experiment=tiny ... experiment=cpu`` started the 17-minute preset (a breaker's
-    finding). Flags and their values (:func:`split_command_line`) are not overrides."""
+def repeated_key_message(argv: list[str], conf_dir: str | None = None) -> str | None:
+    """The error line for a command line that chooses one config group twice with different options
+    (``experiment=tiny ... experiment=cpu``; ``+group`` counts as ``group``), else None. Hydra keeps the
+    last choice without a word, so that line started the 17-minute cpu preset (a breaker's finding). The
+    groups are the folders of ``conf_dir`` (default: the bundled config). A plain value given twice
+    (``seed=1 seed=2``) is left to Hydra, whose last value wins: scripts append their own overrides to a
+    base list that way. Flags and their values (:func:`split_command_line`) are not overrides."""
+    from gastrodistill.cli import CONF_DIR
+
     split = split_command_line(argv)
     if split is None:
         return None
+    groups = {p.name for p in Path(conf_dir or CONF_DIR).iterdir() if p.is_dir()}
     seen: dict[str, str] = {}
     for text in split[0]:
-        key, sep, _ = text.partition("=")
-        if not sep or key.startswith("~"):
-            continue
+        key, sep, value = text.partition("=")
         bare = key.lstrip("+")
-        if bare in seen:
+        if not sep or bare not in groups:
+            continue
+        if bare in seen and seen[bare].partition("=")[2] != value:
             return (
-                f"error: {bare} is given twice ({seen[bare]}, then {text}); Hydra would keep the last "
+                f"error: {bare} is chosen twice ({seen[bare]}, then {text}); Hydra would keep the last "
                 "without a word: give it once"
             )
         seen[bare] = text
@@ -282,8 +287,8 @@ def repeated_key_message(argv: list[str]) -> str | None:
 
 def check_override_keys(conf_dir: str, config_name: str = "config") -> Callable:
     """Decorator for a ``@hydra.main`` function: refuse two of Hydra's run modes at once
-    (:func:`mode_flags_message`), a key given twice (:func:`repeated_key_message`) and an override of an
-    unknown key (module docstring)."""
+    (:func:`mode_flags_message`), a config group chosen twice (:func:`repeated_key_message`) and an
+    override of an unknown key (module docstring)."""
 
     def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(main)
@@ -292,7 +297,7 @@ def check_override_keys(conf_dir: str, config_name: str = "config") -> Callable:
 
             text = (
                 mode_flags_message(sys.argv[1:])
-                or repeated_key_message(sys.argv[1:])
+                or repeated_key_message(sys.argv[1:], conf_dir)
                 or unknown_key_message(sys.argv[1:], conf_dir, config_name)
                 or command_line_output_problem(sys.argv[1:])  # before Hydra makes its run folder
             )
