@@ -711,7 +711,7 @@ def finalize(
     ``selection.json`` and the plots, and log the table. Raises ``FileNotFoundError`` for a missing job."""
     out = Path(output_dir)
     listed = out / report.RESULTS_SOURCES
-    if (listed.exists() or listed.is_symlink()) and not (listed.is_file() and not listed.is_symlink()):
+    if listed.exists() and not listed.is_file():  # a folder there would stop the write after the table
         raise EvaluationConfigError(  # refused before the table is written: the two stay one pair
             f"{listed} is not a file (the list of records results.csv is computed from, which this stage "
             "writes): remove it and run the evaluate stage again; no network is trained again"
