@@ -114,18 +114,17 @@ def _results_sources(out: Path) -> dict[str, str] | None:
     path = Path(out) / RESULTS_SOURCES
     if not path.exists() and not path.is_symlink():
         return None
+    malformed = UnreadableSources(f"{RESULTS_SOURCES} is not the list of records the table was computed from")
     try:
         sources = json.loads(path.read_text())["records"]
     except (OSError, UnicodeDecodeError) as exc:
         raise UnreadableSources(f"{RESULTS_SOURCES} cannot be read ({type(exc).__name__})") from None
     except (ValueError, KeyError, TypeError):
-        raise UnreadableSources(
-            f"{RESULTS_SOURCES} is not the list of records the table was computed from"
-        ) from None
+        raise malformed from None
     if not isinstance(sources, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in sources.items()
     ):
-        raise UnreadableSources(f"{RESULTS_SOURCES} is not the list of records the table was computed from")
+        raise malformed
     return sources
 
 
@@ -168,9 +167,13 @@ def unfinished_evaluation(out: Path, keys: Iterable[str] | None = None) -> str |
     except UnreadableSources as exc:
         return str(exc)
     if sources is not None:
-        names = [record_path(out, k).name for k in keys] if keys is not None else sorted(sources)
-        for name in names:
-            path = out / RECORDS / name
+        paths = (
+            [record_path(out, k) for k in keys]
+            if keys is not None
+            else [out / RECORDS / n for n in sorted(sources)]
+        )
+        for path in paths:
+            name = path.name
             if name not in sources:
                 return f"{RECORDS}/{name} is not among the records {RESULTS_CSV} was computed from"
             if not path.is_file():

@@ -34,6 +34,7 @@ from gastrodistill.sharing.card import (
     CALLER_FIELDS,
     COMPUTED_FIELDS,
     FORMAT,
+    PUBLIC_RECORDS,
     REQUIRED_FIELDS,
     SCHEMA_VERSION,
     SUPPORTED_SCHEMA_VERSIONS,
@@ -80,6 +81,18 @@ MIN_CARD_STD = 1e-7
 IMAGE_RANGE_MARGIN = 100.0
 #: The largest float32: a card value beyond it is infinite once a site computes with it.
 _FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+#: The figures a receiving site compares with a card's published ones (``evaluation.<figure>_mean`` and
+#: ``_std``): all fractions in [0, 1], which :func:`check_card_evaluation` holds a received card to.
+REPORTED = (
+    "patch_accuracy",
+    "patch_balanced_accuracy",
+    "patch_macro_f1",
+    "patch_auc",  # the headline figure of data without patients (npz, folder): a site compares it too
+    "patient_sensitivity",
+    "patient_specificity",
+    "patient_hm",
+    "patient_auc",
+)
 #: Only the project's own networks are built from a received card (a ``_target_`` is code to run): the
 #: exact class names, never a prefix (Hydra follows a dotted name through attributes, so
 #: ``gastrodistill.models.init.torch.hub.load`` starts like a model and is not one) ...
@@ -177,7 +190,7 @@ def build_card(
         },
         "files": {name: {"sha256": sha256_bytes(data), "bytes": len(data)} for name, data in files.items()},
     }
-    check_public({k: card[k] for k in ("distilled", "package", "tensors")})
+    check_public({k: card[k] for k in PUBLIC_RECORDS})
     return seal(card)
 
 
@@ -519,7 +532,7 @@ def check_card_fields(card: Mapping[str, Any]) -> None:
             f"{CARD_FILE} has field(s) {unknown} that gastrodistill never writes on a card; the card was "
             "edited after it was written: ask the sending site for the artifact again"
         )
-    checked = {k: card[k] for k in (*CALLER_FIELDS, "distilled", "package", "tensors") if k in card}
+    checked = {k: card[k] for k in (*CALLER_FIELDS, *PUBLIC_RECORDS) if k in card}  # as build_card checks
     try:
         check_public(checked, "card")
     except CardError as exc:
@@ -535,7 +548,7 @@ def check_card_evaluation(card: Mapping[str, Any]) -> None:
     ``"abc"`` ended there in a ``ValueError`` traceback after every network had trained, and a ``NaN``
     (which Python's JSON reader accepts) in a comparison reading "+nan". The project writes only finite
     numbers there (``publish._numbers``). The means and stds of the figures a site compares
-    (``train_from_artifact.REPORTED``: fractions) must lie in [0, 1] and [0, 0.5]: a resealed
+    (:data:`REPORTED`: fractions) must lie in [0, 1] and [0, 0.5]: a resealed
     ``patient_hm_std: 1e6`` made every site's comparison read "within noise". Raises :class:`ArtifactError`
     naming the key."""
     evaluation = card.get("evaluation")
@@ -545,8 +558,6 @@ def check_card_evaluation(card: Mapping[str, Any]) -> None:
         raise _malformed(
             "evaluation", f"a mapping of metric names to numbers (got {type(evaluation).__name__})"
         )
-    from gastrodistill.sharing.train_from_artifact import REPORTED  # the figures a site compares
-
     for key, value in evaluation.items():
         if not is_finite_number(value):
             raise _malformed(f"evaluation.{key}", f"a finite number (got {value!r})")

@@ -37,6 +37,9 @@ CALLER_FIELDS = (
     "source_hash",
     "license",
 )
+#: The records the writer computes that are checked for public values (:func:`check_public`) like the
+#: caller's fields: by the writer before it seals a card and by the reader of a received one.
+PUBLIC_RECORDS = ("distilled", "package", "tensors")
 #: Keys the artifact writer fills in itself.
 COMPUTED_FIELDS = (
     "schema_version",

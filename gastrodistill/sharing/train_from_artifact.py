@@ -24,6 +24,7 @@ from torch import nn
 
 from gastrodistill.sharing.artifact import (
     ALLOWED_AUGMENT_TARGET,
+    REPORTED,
     ArtifactError,
     check_card_code,
     load_artifact,
@@ -38,16 +39,6 @@ RECEIVE_STAGE = "train-from-artifact"
 
 #: The schedule whose figures a card publishes (``evaluation``): a site compares only like with like.
 PUBLISHED = "replay"
-REPORTED = (
-    "patch_accuracy",
-    "patch_balanced_accuracy",
-    "patch_macro_f1",
-    "patch_auc",  # the headline figure of data without patients (npz, folder): a site compares it too
-    "patient_sensitivity",
-    "patient_specificity",
-    "patient_hm",
-    "patient_auc",
-)
 
 
 class SiteAdapter(nn.Module):
@@ -119,6 +110,19 @@ def unknown_arguments(target: str, arch: Mapping[str, Any]) -> list[str]:
     return sorted(k for k in arch if not str(k).startswith("_") and k not in names)
 
 
+def card_network(card: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, int, tuple[int, int]]]:
+    """The card's ``architecture`` node as a Hydra partial, and the shape its networks are built for:
+    ``(in_channels, num_classes, (H, W))`` (``models.preflight.Shape``) from the card's ``distilled``
+    record. Refuses any node outside ``gastrodistill.models`` first (:func:`check_card_code`)."""
+    check_card_code(card)
+    c, h, w = (int(v) for v in card["distilled"]["image_shape"])
+    return {**dict(card["architecture"]), "_partial_": True}, (
+        c,
+        int(card["distilled"]["num_classes"]),
+        (h, w),
+    )
+
+
 def model_factory(card: Mapping[str, Any]):
     """The network constructor named on the card, refusing anything outside ``gastrodistill.models``.
 
@@ -127,12 +131,8 @@ def model_factory(card: Mapping[str, Any]):
     from gastrodistill.models.layers import ModelConfigError
     from gastrodistill.models.preflight import check_model_config
 
-    check_card_code(card)
-    arch = dict(card["architecture"])
+    arch, shape = card_network(card)
     target = str(arch.get("_target_", ""))
-    arch["_partial_"] = True
-    c, h, w = (int(v) for v in card["distilled"]["image_shape"])
-    shape = (c, int(card["distilled"]["num_classes"]), (h, w))
     try:
         factory = check_model_config(OmegaConf.create(arch), shape, key="card architecture")
     except ModelConfigError as exc:
@@ -229,13 +229,11 @@ def card_network_parameters(card: Mapping[str, Any]) -> int | None:
     None when the constructor refuses the card's values there (:func:`model_factory` then reports them)."""
     import hydra
 
-    check_card_code(card)
-    arch = {**dict(card["architecture"]), "_partial_": True}
-    c, h, w = (int(v) for v in card["distilled"]["image_shape"])
+    arch, (c, k, size) = card_network(card)
     try:
         factory = hydra.utils.instantiate(OmegaConf.create(arch))
         with torch.device("meta"), torch.random.fork_rng(devices=[]):
-            net = factory(in_channels=c, num_classes=int(card["distilled"]["num_classes"]), image_size=(h, w))
+            net = factory(in_channels=c, num_classes=k, image_size=size)
     except Exception:  # noqa: BLE001 - a value the constructor refuses: model_factory names it
         return None
     return sum(p.numel() for p in net.parameters())
@@ -304,12 +302,12 @@ def train_networks(
     from gastrodistill.evaluation.fresh_training import NetSpec, train_built_on_distilled
 
     factory, init, target = model_factory(card)
-    c, h, w = (int(v) for v in card["distilled"]["image_shape"])
+    _, (c, k, size) = card_network(card)
     spec = NetSpec(
         factory=factory,
         in_channels=c,
-        num_classes=int(card["distilled"]["num_classes"]),
-        image_size=(h, w),
+        num_classes=k,
+        image_size=size,
         init=init,
         name=target.rsplit(".", 1)[-1].lower(),
     )
