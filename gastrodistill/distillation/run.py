@@ -6,6 +6,8 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -332,6 +334,24 @@ class _BoundFactory:
         return self.factory(**self.shape)
 
 
+@contextmanager
+def fresh_start_advice(out: Path) -> Iterator[None]:
+    """Complete the advice of a :class:`ResumeError` raised inside the block when ``out`` (the ``mode``
+    run's folder) already holds a finished set: "drop distill.resume to start from step 0" alone would be
+    refused next by :func:`check_no_finished_set`, so the message adds that a fresh start needs a new run
+    folder. The error keeps its type (``gastrodistill-reproduce`` tells :class:`OtherModeCheckpoint`
+    apart)."""
+    try:
+        yield
+    except ResumeError as e:
+        if (Path(out) / META_FILE).is_file() and "drop distill.resume" in str(e):
+            e.args = (
+                f"{e} in a new run folder (drop hydra.run.dir too: {out} already holds a finished set, "
+                f"which a run from step 0 does not replace)",
+            )
+        raise
+
+
 def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = True) -> Path | None:
     """The checkpoint ``distill.resume`` names for the ``mode`` run (see :mod:`.resume`), checked by
     :func:`~.resume.check_resume_checkpoint` (nothing read but the file); prints it.
@@ -343,19 +363,21 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     d = cfg.distill
     spec = d.get("resume")
     root = d.get("resume_root")
-    ckpt = resolve_resume(spec, mode, out, root, run_settings(cfg), int(d.outer_steps))
-    if ckpt is None and spec not in (None, "") and required:
-        raise ResumeError(missing_message(str(spec), [mode], out, root))
-    if ckpt is not None:
+    with fresh_start_advice(out):
+        ckpt = resolve_resume(spec, mode, out, root, run_settings(cfg), int(d.outer_steps))
+        if ckpt is None and spec not in (None, "") and required:
+            raise ResumeError(missing_message(str(spec), [mode], out, root))
+        if ckpt is None:
+            return None
         step = checkpoint_step(check_resume_checkpoint(ckpt, mode, run_settings(cfg), int(d.outer_steps)))
-        if is_global_zero():
-            print(f"resuming the {mode}-label distillation from checkpoint {ckpt}", flush=True)
-            if step == int(d.outer_steps):
-                print(
-                    f"  it is at outer step {step} = distill.outer_steps: no step is left to run, so the set "
-                    f"is written as the checkpoint holds it (raise distill.outer_steps to continue the run)",
-                    flush=True,
-                )
+    if is_global_zero():
+        print(f"resuming the {mode}-label distillation from checkpoint {ckpt}", flush=True)
+        if step == int(d.outer_steps):
+            print(
+                f"  it is at outer step {step} = distill.outer_steps: no step is left to run, so the set "
+                f"is written as the checkpoint holds it (raise distill.outer_steps to continue the run)",
+                flush=True,
+            )
     return ckpt
 
 
@@ -447,14 +469,16 @@ def run_distillation(
     else:
         ckpt_path = resume or None
         if ckpt_path is not None:  # before the data: a damaged, foreign or mismatched checkpoint is refused
-            check_resume_checkpoint(ckpt_path, mode, run_settings(cfg), int(d.outer_steps))
+            with fresh_start_advice(out):
+                check_resume_checkpoint(ckpt_path, mode, run_settings(cfg), int(d.outer_steps))
     if ckpt_path is None:  # a finished set is never replaced by a fresh run (every rank: none waits)
         check_no_finished_set(out, mode)
     prepare_data_rank_zero_first(datamodule)
     datamodule.setup("fit")
     data_hash = datamodule.source_hash()  # recorded in checkpoints; computed once (npz: every pixel)
     if ckpt_path is not None:  # the data is read now: a checkpoint of another collection is refused
-        check_resume_data(ckpt_path, data_hash, d.get("resume"))
+        with fresh_start_advice(out):
+            check_resume_data(ckpt_path, data_hash, d.get("resume"))
     from gastrodistill.sharing.publish import check_logged_names_in_data
 
     check_logged_names_in_data(cfg, datamodule)  # before the loggers name their runs after it

@@ -16,6 +16,7 @@ from _distill_helpers import TINY, make_tiny_splits, run_distill_cli
 
 from gastrodistill.data.base import TensorImageDataModule
 from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.resume import ResumeError, resolve_resume
 from gastrodistill.distillation.run import run_distillation
 
@@ -337,6 +338,21 @@ def test_a_resume_past_outer_steps_is_refused_and_at_outer_steps_writes_the_chec
     assert text.startswith(f"checkpoint {ckpt} is at outer step 2, past distill.outer_steps=1")
     assert "\n" not in text
     assert "distill.outer_steps=2 or more" in text and not (tmp_path / "b").exists()
+    assert text.endswith("drop distill.resume to start a new run from step 0")  # "b" holds no set
+    # Into the folder of the finished set ("a", say a pinned hydra.run.dir), dropping distill.resume
+    # alone would be refused next (check_no_finished_set): the advice says a new run folder is needed too.
+    with pytest.raises(ResumeError) as info:
+        run_distillation(
+            compose_cfg([*common, "distill.outer_steps=1", "distill.resume=last"]), None, tmp_path / "a"
+        )
+    text = str(info.value)
+    assert text.startswith(f"checkpoint {ckpt} is at outer step 2, past distill.outer_steps=1")
+    assert text.endswith(
+        f"drop distill.resume to start a new run from step 0 in a new run folder (drop hydra.run.dir too: "
+        f"{tmp_path / 'a' / 'soft'} already holds a finished set, which a run from step 0 does not replace)"
+    )
+    with pytest.raises(DistillConfigError, match="already holds a finished soft-label set"):  # what it avoids
+        run_distillation(compose_cfg([*common, "distill.outer_steps=1"]), None, tmp_path / "a")
     capsys.readouterr()
     again = run_distillation(
         compose_cfg([*common, "distill.outer_steps=2", f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "c"
@@ -521,7 +537,6 @@ def test_a_finished_set_names_only_the_ways_on_that_exist(tmp_path):
     turn), and 'leave distill out of the stages' only to gastrodistill-reproduce, which has stages (the
     standalone gastrodistill-distill has none)."""
     from gastrodistill.distillation.distilled_set import META_FILE
-    from gastrodistill.distillation.errors import DistillConfigError
     from gastrodistill.distillation.run import check_no_finished_set
 
     folder = tmp_path / "run" / "soft"
