@@ -90,6 +90,7 @@ def run(cfg: DictConfig) -> dict:
         set_recipe,
     )
 
+    check_values(cfg)
     if cfg.audit.artifact.write:  # its name goes into every card: refused before the audit, not after
         check_experiment_name(cfg)
     sets, artifacts = load_sets(cfg.audit.sets)
@@ -131,7 +132,17 @@ def run(cfg: DictConfig) -> dict:
     return results
 
 
-@check_override_keys(CONF_DIR)
+def check_values(cfg: DictConfig) -> None:
+    """The values an audit reads, checked before any data: ``audit.*``
+    (:func:`~gastrodistill.anonymity.config_check.check_audit_config`). Run first by the job, and for each
+    job of a sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
+    ``AuditConfigError`` naming the key."""
+    from gastrodistill.anonymity.config_check import check_audit_config
+
+    check_audit_config(cfg.audit)
+
+
+@check_override_keys(CONF_DIR, check_values=check_values)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

@@ -15,12 +15,26 @@ from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
 
-@check_override_keys(CONF_DIR)
+def check_values(cfg: DictConfig) -> None:
+    """The values a distillation reads, checked before any data: ``distill.*`` for ``distill.mode``
+    (:func:`~gastrodistill.distillation.config_check.check_distill_config`) and the network ``model``
+    builds for the shape ``data`` fixes (:mod:`gastrodistill.models.preflight`). Run first by the job, and
+    for each job of a sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
+    ``DistillConfigError`` or ``ModelConfigError`` naming the key."""
+    from gastrodistill.distillation.config_check import check_distill_config
+    from gastrodistill.models.preflight import check_model_config, data_shape
+
+    check_distill_config(cfg.distill, cfg.distill.get("mode"))
+    check_model_config(cfg.model, data_shape(cfg.data))
+
+
+@check_override_keys(CONF_DIR, check_values=check_values)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
     from gastrodistill.distillation.run import run_distillation
 
+    check_values(cfg)
     check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     datamodule = hydra.utils.instantiate(cfg.data)
     distilled = run_distillation(cfg, datamodule, cfg.paths.output_dir)

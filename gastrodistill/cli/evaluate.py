@@ -35,6 +35,7 @@ def load_distilled(dirs) -> dict:
 def run(cfg: DictConfig):
     from gastrodistill.evaluation.run import run_evaluation
 
+    check_values(cfg)
     sets = load_distilled(cfg.eval.get("distilled_dirs"))
     check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     dm = hydra.utils.instantiate(cfg.data)
@@ -50,7 +51,20 @@ def run(cfg: DictConfig):
     return df
 
 
-@check_override_keys(CONF_DIR)
+def check_values(cfg: DictConfig) -> None:
+    """The values an evaluation reads, checked before any data: ``eval.*``
+    (:func:`~gastrodistill.evaluation.jobs.validate`) and the network ``model`` builds for the shape
+    ``data`` fixes (:mod:`gastrodistill.models.preflight`). Run first by the job, and for each job of a
+    sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
+    ``EvaluationConfigError`` or ``ModelConfigError`` naming the key."""
+    from gastrodistill.evaluation.jobs import validate
+    from gastrodistill.models.preflight import check_model_config, data_shape
+
+    validate(cfg.eval)
+    check_model_config(cfg.model, data_shape(cfg.data))
+
+
+@check_override_keys(CONF_DIR, check_values=check_values)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

@@ -202,19 +202,12 @@ def _shadowed(user_dir: str, conf_dir: str) -> bool:
 def _composed_tree(primary: str, config_name: str, extra: str | None, choices: list[str]) -> Any:
     """``config_name`` of the ``primary`` folder composed with ``choices``, ``extra`` (a folder) added to
     the search path, as a plain container; None when it does not compose."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
     from omegaconf import OmegaConf
 
-    searchpath = [f"hydra.searchpath=[file://{extra}]"] if extra else []
-    try:
-        with initialize_config_dir(config_dir=primary, version_base="1.3"):
-            cfg = compose(config_name=config_name, overrides=[*searchpath, *choices])
-        return OmegaConf.to_container(cfg, resolve=False)
-    except Exception:  # noqa: BLE001 - a bad group choice or config name: Hydra's message names it
-        return None
-    finally:
-        GlobalHydra.instance().clear()
+    from gastrodistill.cli.sweep_check import composed_config
+
+    cfg = composed_config(primary, config_name, extra, choices)
+    return None if cfg is None else OmegaConf.to_container(cfg, resolve=False)
 
 
 #: Hydra's run modes, of which a command line may give one (Hydra raises a ValueError, a traceback, for two).
@@ -285,21 +278,29 @@ def repeated_key_message(argv: list[str], conf_dir: str | None = None) -> str | 
     return None
 
 
-def check_override_keys(conf_dir: str, config_name: str = "config") -> Callable:
+def check_override_keys(
+    conf_dir: str, config_name: str = "config", check_values: Callable[[Any], None] | None = None
+) -> Callable:
     """Decorator for a ``@hydra.main`` function: refuse two of Hydra's run modes at once
     (:func:`mode_flags_message`), a config group chosen twice (:func:`repeated_key_message`) and an
-    override of an unknown key (module docstring)."""
+    override of an unknown key (module docstring); with ``check_values`` (the command's value checks on a
+    composed config), a sweep (``-m``) whose job would refuse a value, before its first job starts
+    (:func:`gastrodistill.cli.sweep_check.sweep_problem`)."""
 
     def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(main)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             from gastrodistill.cli.output_folder import command_line_output_problem
+            from gastrodistill.cli.sweep_check import sweep_problem
 
             text = (
                 mode_flags_message(sys.argv[1:])
                 or repeated_key_message(sys.argv[1:], conf_dir)
                 or unknown_key_message(sys.argv[1:], conf_dir, config_name)
                 or command_line_output_problem(sys.argv[1:])  # before Hydra makes its run folder
+                or (
+                    sweep_problem(sys.argv[1:], conf_dir, config_name, check_values) if check_values else None
+                )
             )
             if text is not None:
                 print(text, file=sys.stderr)

@@ -21,6 +21,7 @@ artifact) and writes the run info and summary, while the other ranks end their p
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import tempfile
@@ -83,7 +84,6 @@ class Pipeline:
 
     def __init__(self, cfg: DictConfig) -> None:
         self.cfg = cfg
-        self.out = Path(cfg.paths.output_dir)
         self.rcfg = cfg.get("reproduce") or {}
         self.dm: Any = None
         self.sets: dict[str, Any] = {}
@@ -93,6 +93,12 @@ class Pipeline:
         self.notes: list[str] = []
         self.history: Path | None = None  # history/<n>/: the folder's earlier run record, when kept
         self.stale: list[str] = []  # stale_stages() as write_summary found them (rank 0)
+
+    @functools.cached_property
+    def out(self) -> Path:
+        """The run folder (``paths.output_dir``), read when first needed: :meth:`check_values` needs none,
+        and a sweep's check composes its jobs' configs without Hydra's runtime, which names it."""
+        return Path(self.cfg.paths.output_dir)
 
     # ---- shared pieces ---------------------------------------------------------------------------
     def datamodule(self):
@@ -624,7 +630,12 @@ class Pipeline:
         self.notes.append(note)
         return [s for s in stages if s not in GASTRIC_STAGES]
 
-    def run(self) -> dict[str, Path]:
+    def check_values(self) -> list[str]:
+        """The stages to run, after every check of them and of the values they will read that needs no data
+        and no run folder (``stages`` themselves, ``reproduce.*``, ``distill.*``, ``eval.*``, ``audit.*``
+        and the networks): what :func:`run` checks first, and what a sweep checks for each of its jobs
+        before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises the project's config errors
+        (``ReproduceConfigError``, ``DistillConfigError``, ``EvaluationConfigError``, ...)."""
         if isinstance(self.cfg.stages, str):  # stages=distill (no brackets): one stage, not its letters
             with open_dict(self.cfg):
                 self.cfg.stages = [self.cfg.stages]
@@ -654,6 +665,10 @@ class Pipeline:
 
             check_audit_config(self.cfg.audit)
         self.check_networks(stages)
+        return stages
+
+    def run(self) -> dict[str, Path]:
+        stages = self.check_values()
         self.check_sets_present(stages)
         self.check_evaluation_resume(stages)
         if "distill" in stages and self.cfg.distill.get("resume") in (None, ""):
@@ -1121,7 +1136,12 @@ def check_mode_override(overrides: Sequence[str], modes: list[str], mode: str) -
             )
 
 
-@check_override_keys(CONF_DIR)
+def check_values(cfg: DictConfig) -> None:
+    """A sweep job's values, checked before the sweep's first job starts (:meth:`Pipeline.check_values`)."""
+    Pipeline(cfg).check_values()
+
+
+@check_override_keys(CONF_DIR, check_values=check_values)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

@@ -1,0 +1,123 @@
+"""A sweep's jobs checked before the first one starts.
+
+Hydra's basic sweeper runs a multirun's jobs one after another, and each job checks its values only when
+it starts: ``-m distill.ipc=1,10,1O`` distilled two sets (hours at the paper's scale) before the third job
+refused ``1O``. :func:`sweep_problem` expands the command line's sweep as Hydra does
+(``BasicSweeper.split_arguments``), composes each job's config and runs the command's own value checks on
+it (the ones its job runs first, before reading data: ``check_values`` in :mod:`.distill`,
+:mod:`.evaluate`, :mod:`.audit` and :mod:`.reproduce`); the first refusal is printed with the job's
+overrides and no job starts. At most :data:`MAX_CHECKED_JOBS` jobs are composed (about 0.2 s each): a
+larger sweep is checked on jobs that together hold every swept value once (its values, not every
+combination of them, are checked).
+
+The check stands aside (the jobs then check themselves, as before) wherever it cannot answer as the job
+would: a sweep Hydra's basic sweeper does not expand here (``glob(...)``, interval sweeps), flags the
+override check stands aside for, a config that does not compose, and any error of a check that is not one
+of the project's own (say, a value that needs Hydra's runtime, such as the job's output folder).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+#: The largest number of a sweep's jobs composed and checked one by one (above: one job per swept value).
+MAX_CHECKED_JOBS = 32
+
+
+def sweep_jobs(args: list[str]) -> list[list[str]] | None:
+    """The override lists of the jobs Hydra's basic sweeper would run for the overrides ``args`` (in its
+    order), or None when they cannot be known here (an override Hydra cannot parse, a sweep it does not
+    expand). Raises nothing."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+        if not any(o.is_sweep_override() for o in parsed):
+            return None
+        (jobs,) = BasicSweeper.split_arguments(parsed, None)
+    except Exception:  # noqa: BLE001 - Hydra reports these itself when the multirun starts
+        return None
+    return [list(job) for job in jobs]
+
+
+def jobs_to_check(jobs: list[list[str]], limit: int = MAX_CHECKED_JOBS) -> list[int]:
+    """Indices (into ``jobs``, the full product of a sweep) of the jobs to compose: all of them up to
+    ``limit``; else, for ``k`` up to the longest swept list, the job taking each override's ``k``-th value
+    (cycling through shorter lists), so every swept value is checked in one job at least."""
+    if len(jobs) <= limit:
+        return list(range(len(jobs)))
+    columns = [list(dict.fromkeys(job[i] for job in jobs)) for i in range(len(jobs[0]))]
+    index = {tuple(job): n for n, job in enumerate(jobs)}
+    longest = max(len(c) for c in columns)
+    return [index[tuple(c[k % len(c)] for c in columns)] for k in range(longest)]
+
+
+def sweep_problem(
+    argv: list[str], conf_dir: str, config_name: str, check_values: Callable[[Any], None] | None
+) -> str | None:
+    """For a multirun command line ``argv`` (``-m``/``--multirun``), the error line of the first job whose
+    composed config ``check_values`` refuses, naming the job (its number and swept overrides), else None.
+
+    ``check_values(cfg)``: the command's value checks on a composed config (no Hydra runtime: its
+    ``${hydra:...}`` values do not resolve); a refusal is one of the project's errors
+    (:func:`gastrodistill.cli.errors.project_error`), any other exception means "cannot tell here" and
+    that job is left to check itself; None when ``check_values`` is None (a command without value checks).
+    Raises nothing."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gastrodistill.cli.errors import message, project_error
+    from gastrodistill.cli.override_keys import split_command_line
+
+    if check_values is None or not any(a in ("-m", "--multirun") for a in argv):
+        return None
+    if GlobalHydra.instance().is_initialized():  # never disturb a Hydra that is already running
+        return None
+    split = split_command_line(argv)
+    if split is None:
+        return None
+    args, flags = split
+    config_name = flags.get("-cn") or flags.get("--config-name") or config_name
+    user_dir = flags.get("-cd") or flags.get("--config-dir")
+    user_dir = str(Path(user_dir).resolve()) if user_dir else None
+    if user_dir and not (Path(conf_dir) / f"{config_name}.yaml").is_file():
+        return None  # the user's own primary config: composed as Hydra would by the job itself
+    jobs = sweep_jobs(args)
+    if jobs is None:
+        return None
+    swept = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]
+    for n in jobs_to_check(jobs):
+        cfg = composed_config(conf_dir, config_name, user_dir, jobs[n])
+        if cfg is None:
+            return None
+        try:
+            check_values(cfg)
+        except Exception as exc:  # noqa: BLE001 - only the project's own refusals count (docstring)
+            refusal = project_error(exc)
+            if refusal is None:
+                continue
+            shown = " ".join(jobs[n][i] for i in swept)
+            return (
+                f"{message(refusal)} [sweep job #{n} of {len(jobs)}: {shown}; no job was started: fix that "
+                f"value, or leave it out of the sweep]"
+            )
+    return None
+
+
+def composed_config(conf_dir: str, config_name: str, user_dir: str | None, overrides: list[str]) -> Any:
+    """``config_name`` of ``conf_dir`` composed with ``overrides`` (``user_dir``, a ``-cd`` folder, added to
+    the search path), as Hydra composes a job's config before its runtime is set; None when it does not
+    compose (the job's own error then tells)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    searchpath = [f"hydra.searchpath=[file://{user_dir}]"] if user_dir else []
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            return compose(config_name=config_name, overrides=[*searchpath, *overrides])
+    except Exception:  # noqa: BLE001 - Hydra's own message, when the job composes it, names the problem
+        return None
+    finally:
+        GlobalHydra.instance().clear()

@@ -1,0 +1,134 @@
+"""A sweep's bad value is refused before its first job starts, naming the job (cli.sweep_check)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from _cli_runner import assert_nothing_written, run_main
+from hydra.core.global_hydra import GlobalHydra
+
+from gastrodistill.cli import CONF_DIR
+from gastrodistill.cli.sweep_check import MAX_CHECKED_JOBS, jobs_to_check, sweep_jobs, sweep_problem
+
+
+def test_the_jobs_are_hydras_product_in_its_order():
+    """Computed here independently: the product of the swept lists, the last override varying fastest,
+    a plain override in every job, a repeated key taking its last value (as Hydra's sweeper does)."""
+    jobs = sweep_jobs(["distill.ipc=1,2", "seed=0", "model.width=8,16,32", "seed=5"])
+    assert jobs == [
+        ["distill.ipc=1", "seed=5", "model.width=8"],
+        ["distill.ipc=1", "seed=5", "model.width=16"],
+        ["distill.ipc=1", "seed=5", "model.width=32"],
+        ["distill.ipc=2", "seed=5", "model.width=8"],
+        ["distill.ipc=2", "seed=5", "model.width=16"],
+        ["distill.ipc=2", "seed=5", "model.width=32"],
+    ]
+    assert sweep_jobs(["distill.ipc=range(1,4)"]) == [[f"distill.ipc={i}"] for i in (1, 2, 3)]
+    assert sweep_jobs(["distill.ipc=3"]) is None  # nothing swept
+    assert sweep_jobs(["distill=glob(*)"]) is None  # needs the config's options: not expanded here
+    assert sweep_jobs(["distill.ipc=[unclosed"]) is None  # Hydra's own parse error, later
+
+
+def test_a_large_sweep_is_checked_on_jobs_that_hold_every_value():
+    lists = [[f"a={i}" for i in range(9)], ["b=x", "b=y"], [f"c={i}" for i in range(4)], ["d=1"]]
+    jobs = [list(j) for j in itertools.product(*lists)]
+    assert len(jobs) == 72 > MAX_CHECKED_JOBS
+    chosen = jobs_to_check(jobs)
+    assert len(chosen) == 9 == len(set(chosen))  # one per value of the longest list
+    for column in lists:  # each value of each override is in a checked job
+        assert {text for n in chosen for text in jobs[n]} >= set(column)
+    small = jobs[:MAX_CHECKED_JOBS]
+    assert jobs_to_check(small) == list(range(MAX_CHECKED_JOBS))
+
+
+@pytest.fixture
+def no_hydra():
+    GlobalHydra.instance().clear()
+    yield
+    GlobalHydra.instance().clear()
+
+
+def test_the_first_refused_job_is_named_with_its_swept_values(no_hydra):
+    from gastrodistill.cli.distill import check_values
+
+    argv = ["-m", "experiment=tiny", "distill.outer_steps=2", "distill.ipc=1,2", "model.width=8,abc"]
+    text = sweep_problem(argv, CONF_DIR, "config", check_values)
+    assert text == (
+        "error: model.width = 'abc' must be an int (got str) [sweep job #1 of 4: distill.ipc=1 "
+        "model.width=abc; no job was started: fix that value, or leave it out of the sweep]"
+    )
+    # A value that only jobs past the product's first 32 hold (the first override varies slowest) is found
+    # in the job of the covering set that holds it: #64 = ipc's 9th value, outer_steps' 1st, seed's 1st.
+    many = [
+        "-m",
+        "experiment=tiny",
+        "distill.ipc=1,2,3,4,5,6,7,8,0",
+        "distill.outer_steps=1,2,3,4",
+        "seed=0,1",
+    ]
+    text = sweep_problem(many, CONF_DIR, "config", check_values)
+    assert text.startswith(
+        "error: distill.ipc must be an integer >= 1, got 0 [sweep job #64 of 72: distill.ipc=0 "
+        "distill.outer_steps=1 seed=0; no job was started"
+    )
+    assert (
+        sweep_problem(
+            [*many[:2], "distill.ipc=1,2,3,4,5,6,7,8,9", *many[3:]], CONF_DIR, "config", check_values
+        )
+        is None
+    )
+    assert sweep_problem(argv[1:], CONF_DIR, "config", check_values) is None  # no -m: one job, its own check
+    assert sweep_problem(argv, CONF_DIR, "config", None) is None  # a command without value checks
+
+
+def test_an_error_that_is_not_a_refusal_leaves_the_job_to_check_itself(no_hydra):
+    """Only the project's own errors refuse a sweep; anything else (here a KeyError, as from a value that
+    needs Hydra's runtime) means the check cannot tell, and the jobs run as before."""
+    seen = []
+
+    def check_values(cfg):
+        seen.append(int(cfg.distill.ipc))
+        raise KeyError("hydra runtime")
+
+    assert (
+        sweep_problem(["-m", "experiment=tiny", "distill.ipc=1,2"], CONF_DIR, "config", check_values) is None
+    )
+    assert seen == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("command", "sweep", "refusal"),
+    [
+        ("distill", "distill.ipc=1,0", "error: distill.ipc must be an integer >= 1, got 0"),
+        ("evaluate", "eval.n_networks=1,0", "error: eval.n_networks must be an integer >= 1, got 0"),
+        ("audit", "audit.nearest.top_k=2,0", "error: audit.nearest.top_k must be an integer >= 1, got 0"),
+        (
+            "reproduce",
+            "stages=[distill],[audit,distill]",
+            "error: stages ['audit', 'distill'] are out of order",
+        ),
+    ],
+)
+def test_each_command_refuses_the_sweep_before_any_job_and_writes_nothing(
+    command, sweep, refusal, tmp_path, monkeypatch, capsys
+):
+    import importlib
+
+    main = importlib.import_module(f"gastrodistill.cli.{command}").main
+    argv = [
+        f"gastrodistill-{command}",
+        "-m",
+        "experiment=tiny",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        sweep,
+    ]
+    code, text = run_main(main, argv, monkeypatch, capsys)
+    assert code == 1
+    assert (
+        text.strip().startswith(refusal)
+        and f" [sweep job #1 of 2: {sweep.split(',')[0].split('=')[0]}=" in text
+    )
+    assert text.count("\n") == 1  # one line, no traceback
+    assert_nothing_written(tmp_path)
