@@ -146,8 +146,10 @@ def harmonise(
                     f"mixed image sizes: {names[0]!r} is {size[0]}x{size[1]} but {name!r} is "
                     f"{b.shape[1]}x{b.shape[2]}; {advice}"
                 )
-    if image_size is not None:
-        check_fits_in_memory(total, channels, tuple(size), "data.image_size", CollectionError)
+    # before the [N, C, H, W] array and its float32 tensors: at the images' own size too (2048 px X-rays)
+    check_fits_in_memory(
+        total, channels, tuple(size), "data.image_size", CollectionError, image_size is not None
+    )
     try:
         out = np.empty((total, channels, *size), dtype=dtype)
         start = 0

@@ -153,13 +153,15 @@ def check_fits_in_memory(
     size: tuple[int, int],
     key: str = "data.image_size",
     error: type[DataInputError] = DataInputError,
+    key_set: bool = True,
 ) -> None:
     """Refuse, before anything is allocated, images that would not fit in memory at ``size``.
 
     The estimate is ``n_images x channels x height x width x 4`` bytes (the float32 tensors made of
     them), compared with :func:`available_memory`; nothing is refused when the system does not say
     how much memory is left. Raises ``error`` naming ``key``, the memory needed and the largest square
-    side that would fit.
+    side that would fit. ``key_set=False``: ``size`` is the images' own (``key`` left unset), and the
+    message says so.
     """
     need = int(n_images) * int(channels) * int(size[0]) * int(size[1]) * FLOAT_BYTES
     have = available_memory()
@@ -167,8 +169,13 @@ def check_fits_in_memory(
         return
     fits = int((have / max(1, int(n_images) * int(channels) * FLOAT_BYTES)) ** 0.5)
     advice = f"at most about {fits} px per side fits" if fits >= 1 else "even 1 px per side does not fit"
+    what = (
+        f"{key}={size[0]}x{size[1]}"
+        if key_set
+        else f"{size[0]}x{size[1]} px (the images' own size; {key} unset)"
+    )
     raise error(
-        f"{key}={size[0]}x{size[1]}: {n_images} images of {channels} channel(s) at that size need about "
+        f"{what}: {n_images} images of {channels} channel(s) at that size need about "
         f"{human_bytes(need, iec=True)} of memory, more than the {human_bytes(have, iec=True)} available; "
         f"choose a smaller {key} ({advice}), or use fewer images"
     )

@@ -377,6 +377,22 @@ def test_an_image_size_too_big_for_memory_is_refused_before_allocating(make_npz,
     assert _setup(path, image_size=64).image_size == (64, 64)
 
 
+def test_images_too_big_for_memory_at_their_own_size_are_refused_naming_image_size(make_npz, monkeypatch):
+    """Without data.image_size the images' own size was not checked: 2048 px X-rays ran out of memory."""
+    import gastrodistill.data.sizes as sizes
+
+    path = make_npz(size=12, counts=(60, 15, 30))
+    monkeypatch.setattr(sizes, "available_memory", lambda: 1 << 14)  # 16 KiB left
+    msg = _err(path)  # 105 images x 12 x 12 x 4 bytes = 59.1 KiB
+    assert msg.startswith(
+        "12x12 px (the images' own size; data.image_size unset): 105 images of 1 channel(s)"
+    )
+    assert "59.1 KiB" in msg and "16.0 KiB available" in msg
+    assert "choose a smaller data.image_size (at most about 6 px per side fits)" in msg  # (16384/420) ** 0.5
+    monkeypatch.setattr(sizes, "available_memory", lambda: 105 * 144 * 4)  # exactly enough
+    assert _setup(path).image_size == (12, 12)
+
+
 def test_memory_running_out_while_resizing_is_a_data_error(make_npz, monkeypatch):
     import gastrodistill.data.collections as collections
 
