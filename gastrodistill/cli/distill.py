@@ -18,14 +18,17 @@ from gastrodistill.data.synthetic.generator import check_synthetic_collection
 def check_values(cfg: DictConfig) -> None:
     """The values a distillation reads, checked before any data: ``distill.*`` for ``distill.mode``
     (:func:`~gastrodistill.distillation.config_check.check_distill_config`) and the network ``model``
-    builds for the shape ``data`` fixes (:mod:`gastrodistill.models.preflight`). Run first by the job, and
-    for each job of a sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
-    ``DistillConfigError`` or ``ModelConfigError`` naming the key."""
+    builds for the shape ``data`` fixes, when it fixes one (:mod:`gastrodistill.models.preflight`). Run
+    first by the job, and for each job of a sweep before the first starts
+    (:mod:`gastrodistill.cli.sweep_check`). Raises ``DistillConfigError`` or ``ModelConfigError`` naming
+    the key."""
     from gastrodistill.distillation.config_check import check_distill_config
     from gastrodistill.models.preflight import check_model_config, data_shape
 
     check_distill_config(cfg.distill, cfg.distill.get("mode"))
-    check_model_config(cfg.model, data_shape(cfg.data))
+    shape = data_shape(cfg.data)
+    if shape is not None:  # else read from the data's files: checked on them, where the message names it
+        check_model_config(cfg.model, shape)
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)

@@ -54,14 +54,16 @@ def run(cfg: DictConfig):
 def check_values(cfg: DictConfig) -> None:
     """The values an evaluation reads, checked before any data: ``eval.*``
     (:func:`~gastrodistill.evaluation.jobs.validate`) and the network ``model`` builds for the shape
-    ``data`` fixes (:mod:`gastrodistill.models.preflight`). Run first by the job, and for each job of a
-    sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
+    ``data`` fixes, when it fixes one (:mod:`gastrodistill.models.preflight`). Run first by the job, and
+    for each job of a sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
     ``EvaluationConfigError`` or ``ModelConfigError`` naming the key."""
     from gastrodistill.evaluation.jobs import validate
     from gastrodistill.models.preflight import check_model_config, data_shape
 
     validate(cfg.eval)
-    check_model_config(cfg.model, data_shape(cfg.data))
+    shape = data_shape(cfg.data)
+    if shape is not None:  # else read from the data's files: checked on them, where the message names it
+        check_model_config(cfg.model, shape)
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)
