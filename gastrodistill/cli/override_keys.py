@@ -78,6 +78,21 @@ def split_command_line(argv: list[str]) -> tuple[list[str], dict[str, str]] | No
     return overrides, flags
 
 
+def command_line_config(
+    argv: list[str], config_name: str = "config"
+) -> tuple[list[str], str, str | None] | None:
+    """Hydra's command line ``argv`` as ``(overrides, primary config name, config folder)``: the name is
+    ``-cn``/``--config-name`` or ``config_name``, the folder ``-cd``/``--config-dir`` resolved to an absolute
+    path, or None when not given. None when the check should stand aside (:func:`split_command_line`)."""
+    split = split_command_line(argv)
+    if split is None:
+        return None
+    args, flags = split
+    user_dir = flags.get("-cd") or flags.get("--config-dir")
+    name = flags.get("-cn") or flags.get("--config-name") or config_name
+    return args, name, str(Path(user_dir).resolve()) if user_dir else None
+
+
 def unknown_key_message(
     overrides: list[str],
     conf_dir: str,
@@ -96,13 +111,10 @@ def unknown_key_message(
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    split = split_command_line(overrides)
-    if split is None:
+    command = command_line_config(overrides, config_name)
+    if command is None:
         return None
-    args, flags = split
-    config_name = flags.get("-cn") or flags.get("--config-name") or config_name
-    user_dir = flags.get("-cd") or flags.get("--config-dir")
-    user_dir = str(Path(user_dir).resolve()) if user_dir else None
+    args, config_name, user_dir = command
     parser = OverridesParser.create()
     try:
         parsed = parser.parse_overrides(args)

@@ -69,19 +69,16 @@ def sweep_problem(
     from hydra.core.global_hydra import GlobalHydra
 
     from gastrodistill.cli.errors import message, project_error
-    from gastrodistill.cli.override_keys import split_command_line
+    from gastrodistill.cli.override_keys import command_line_config
 
     if check_values is None or not any(a in ("-m", "--multirun") for a in argv):
         return None
     if GlobalHydra.instance().is_initialized():  # never disturb a Hydra that is already running
         return None
-    split = split_command_line(argv)
-    if split is None:
+    command = command_line_config(argv, config_name)
+    if command is None:
         return None
-    args, flags = split
-    config_name = flags.get("-cn") or flags.get("--config-name") or config_name
-    user_dir = flags.get("-cd") or flags.get("--config-dir")
-    user_dir = str(Path(user_dir).resolve()) if user_dir else None
+    args, config_name, user_dir = command
     if user_dir and not (Path(conf_dir) / f"{config_name}.yaml").is_file():
         return None  # the user's own primary config: composed as Hydra would by the job itself
     jobs = sweep_jobs(args)
