@@ -58,8 +58,8 @@ from gastrodistill.anonymity.nearest import (
 )
 from gastrodistill.anonymity.text_check import (
     TextRegionReport,
+    config_private_strings,
     data_root,
-    private_strings,
     scan_for_strings,
     text_corners,
     text_patch_mask,
@@ -68,7 +68,7 @@ from gastrodistill.anonymity.text_check import (
 from gastrodistill.anonymity.verdict import anonymity_verdict
 from gastrodistill.evaluation.jobs import AUDIT_ROWS, check_set_names
 from gastrodistill.evaluation.record_settings import set_digest, state_digest
-from gastrodistill.sharing.artifact import save_artifact
+from gastrodistill.sharing.artifact import leak_advice, save_artifact
 from gastrodistill.sharing.publish import card_fields_from_config
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 from gastrodistill.utils.images import denormalise
@@ -308,9 +308,7 @@ def run_audit(
                 results[name].update(text_report.summary(name))
 
         # 3. artifact bytes: no patient id, header value or path
-        strings = private_strings(
-            dm, data_root(cfg), min_length=int(tcfg.min_length), max_dicom_files=tcfg.get("max_dicom_files")
-        )
+        strings = config_private_strings(cfg, dm)
         leaks = _scan_artifacts(cfg, dm, distilled_sets, artifacts, strings)
         for name in distilled_sets:
             results[name]["artifact_leaks"] = float(len(leaks[name]))
@@ -795,9 +793,10 @@ def render_report(
     )
     for name in names:
         n = len(leaks[name])
-        lines.append(
-            f"- {name}: {'no private string found' if n == 0 else f'**{n} LEAK(S)** (see audit.json)'}"
-        )
+        kinds = ", ".join(sorted({f"{row['kind']} in {row['file']}" for row in leaks[name]}))
+        lines.append(f"- {name}: {'no private string found' if n == 0 else f'**{n} LEAK(S)**: {kinds}'}")
+    if any(leaks[name] for name in names):
+        lines += ["", leak_advice(row["kind"] for name in names for row in leaks[name])]
     lines.append("")
     lines += _text_region_lines(acfg.text, text_report, results, names)
     lines += ["", "Per-image numbers: `audit_per_image.csv`; all numbers: `audit.json`.", ""]

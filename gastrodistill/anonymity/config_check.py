@@ -9,12 +9,12 @@ to cost those minutes, and some values (an unknown ``membership.primary``) faile
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gastrodistill.anonymity.membership import CALIBRATED_ATTACKS
 from gastrodistill.anonymity.nearest import SPACES
-from gastrodistill.anonymity.text_check import TextCheckError, text_corners
+from gastrodistill.anonymity.text_check import TextCheckError, check_ignored_attributes, text_corners
 from gastrodistill.evaluation.fresh_training import OPTIMIZERS
 from gastrodistill.utils.precision import lightning_precision
 from gastrodistill.utils.values import is_count, is_finite_number
@@ -188,6 +188,17 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     if "corner" in t:  # one corner name or a non-empty list of them (the generator stamps in two)
         try:
             text_corners(t.get("corner"))
+        except TextCheckError as exc:
+            raise AuditConfigError(str(exc)) from None
+    ignored = t.get("ignore_attributes")
+    if ignored is not None:
+        if isinstance(ignored, str) or not isinstance(ignored, Sequence):
+            raise AuditConfigError(
+                f"audit.text.ignore_attributes must be a list of DICOM keywords, got {ignored!r}; e.g. "
+                "audit.text.ignore_attributes=[ConvolutionKernel]"
+            )
+        try:
+            check_ignored_attributes(ignored)
         except TextCheckError as exc:
             raise AuditConfigError(str(exc)) from None
     box = t.get("box")

@@ -83,15 +83,66 @@ class PrivateStrings:
         return out
 
 
-def dicom_strings(path: str | os.PathLike, out: PrivateStrings, min_length: int = 4) -> None:
-    """Every identifying header value of one DICOM file (PN split into its name components too)."""
+#: Attributes whose values are searched whatever ``audit.text.ignore_attributes`` says: they name the
+#: patient or the site (DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile), besides
+#: every person name (VR PN) and UID (VR UI).
+NEVER_IGNORED = frozenset(
+    {
+        "PatientID",
+        "OtherPatientIDs",
+        "IssuerOfPatientID",
+        "PatientBirthDate",
+        "PatientAddress",
+        "AccessionNumber",
+        "InstitutionName",
+        "InstitutionAddress",
+        "InstitutionalDepartmentName",
+        "StationName",
+        "DeviceSerialNumber",
+        "StudyID",
+    }
+)
+
+
+def check_ignored_attributes(keywords: Iterable[object]) -> tuple[str, ...]:
+    """``audit.text.ignore_attributes`` as a tuple of DICOM keywords whose header values are not searched
+    (a convolution kernel or protocol name that is also a common word, say ``STANDARD``, matched the
+    card's own ``"standard"``). Raises :class:`TextCheckError` naming the entry for anything that is not a
+    DICOM keyword, or names an attribute that identifies the patient or the site (a person name, a UID,
+    :data:`NEVER_IGNORED`)."""
+    from pydicom.datadict import dictionary_VR, tag_for_keyword
+
+    out = []
+    for keyword in keywords:
+        tag = tag_for_keyword(str(keyword)) if isinstance(keyword, str) else None
+        if tag is None:
+            raise TextCheckError(
+                f"audit.text.ignore_attributes entry {keyword!r} is no DICOM keyword; use the keywords the "
+                "audit's leak kinds name (dicom:<Keyword>), e.g. "
+                "audit.text.ignore_attributes=[ConvolutionKernel]"
+            )
+        if keyword in NEVER_IGNORED or dictionary_VR(tag) in ("PN", "UI"):
+            raise TextCheckError(
+                f"audit.text.ignore_attributes entry {keyword!r} names the patient or the site (DICOM "
+                "PS3.15 Annex E): its values are always searched, and a leak of one is real"
+            )
+        out.append(str(keyword))
+    return tuple(dict.fromkeys(out))
+
+
+def dicom_strings(
+    path: str | os.PathLike, out: PrivateStrings, min_length: int = 4, ignore: Iterable[str] = ()
+) -> None:
+    """Every identifying header value of one DICOM file (PN split into its name components too), but for
+    the attributes whose keywords ``ignore`` lists (:func:`check_ignored_attributes`)."""
     import pydicom
 
+    ignored = set(ignore)
     ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     # The file meta group (0002) names the writing software and transfer syntax, not the patient; its
     # instance UID repeats the dataset's SOP Instance UID, which is collected below.
     for elem in ds.iterall():
-        if elem.VR not in IDENTIFYING_VRS or elem.value in (None, ""):
+        if elem.VR not in IDENTIFYING_VRS or elem.value in (None, "") or elem.keyword in ignored:
             continue
         values = elem.value if isinstance(elem.value, list | pydicom.multival.MultiValue) else [elem.value]
         for v in values:
@@ -110,6 +161,7 @@ def private_strings(
     data_root: str | os.PathLike | None = None,
     min_length: int = 4,
     max_dicom_files: int | None = None,
+    ignore_attributes: Iterable[str] = (),
 ) -> PrivateStrings:
     """Collect patient ids (data module, ``manifest.csv``), DICOM header values and paths of ``data_root``.
 
@@ -119,6 +171,7 @@ def private_strings(
     or a single source file such as an ``.npz`` (its path and name). The manifest is read by
     :func:`~gastrodistill.data.manifest.parse_manifest`, the data stage's parser, so the audit sees the
     rows and columns the data stage sees; a manifest it cannot use raises its ``ManifestError``.
+    ``ignore_attributes``: DICOM keywords whose values are not collected (:func:`check_ignored_attributes`).
     """
     out = PrivateStrings()
     if datamodule is not None:
@@ -152,8 +205,48 @@ def private_strings(
                     out.add(p.name, "path", min_length)
         dicoms = [p for p in files if p.is_file() and is_dicom(p)]  # named .dcm, or DICM at byte 128
         for p in dicoms[:max_dicom_files]:
-            dicom_strings(p, out, min_length)
+            dicom_strings(p, out, min_length, ignore_attributes)
     return out.dedupe()
+
+
+def source_name(root: str | os.PathLike | None) -> str | None:
+    """The own name of a run's data (:func:`data_root`): its folder's name, or its file's name without the
+    suffix (``StMaryHospital_gastric``, ``pneumo_GUYSHOSPITAL`` of ``pneumo_GUYSHOSPITAL.npz``), which often
+    names the site. None without data, and for a collection written by ``gastrodistill-generate`` (its
+    ``synthetic_info.json``: the folder is named after the preset). Not searched in artifacts (a folder
+    called ``data`` or ``images`` would match the card's own words), only in the names a run is logged and
+    shared under (:func:`gastrodistill.sharing.publish.check_logged_names_in_data`)."""
+    from gastrodistill.data.synthetic.writer import INFO_FILE
+
+    if root is None:
+        return None
+    path = Path(root)
+    if path.is_dir() and (path / INFO_FILE).is_file():
+        return None
+    name = path.stem if path.is_file() else path.resolve().name
+    return name or None
+
+
+def config_private_strings(
+    cfg, datamodule: ImageDataModule | None, with_source_name: bool = False
+) -> PrivateStrings:
+    """:func:`private_strings` of a run config: its data (:func:`data_root`) and ``audit.text``'s
+    ``min_length``, ``max_dicom_files`` and ``ignore_attributes`` (defaults 4, all, none); with
+    ``with_source_name``, the data's own name too (:func:`source_name`, kind ``data folder name``). The one
+    reading of those settings for the audit, the artifact writer and the check of logged names. Raises
+    :class:`TextCheckError` for a bad ``ignore_attributes`` entry."""
+    text = cfg.audit.text if "audit" in cfg and "text" in cfg.audit else {}
+    min_length = int(text.get("min_length", 4))
+    strings = private_strings(
+        datamodule,
+        data_root(cfg),
+        min_length=min_length,
+        max_dicom_files=text.get("max_dicom_files"),
+        ignore_attributes=check_ignored_attributes(text.get("ignore_attributes") or ()),
+    )
+    if with_source_name:
+        strings.add(source_name(data_root(cfg)) or "", "data folder name", min_length)
+    return strings
 
 
 def artifact_blobs(path: str | os.PathLike) -> dict[str, bytes]:

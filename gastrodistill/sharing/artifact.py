@@ -19,7 +19,7 @@ import json
 import os
 import stat
 import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -200,13 +200,16 @@ def save_artifact(
     card_fields: Mapping[str, Any],
     forbidden_strings: Iterable[str] = (),
     archive: bool = False,
+    forbidden_kinds: Sequence[str] | None = None,
     grid_max: int = 120,
 ) -> Path:
     """Write the artifact folder atomically (and ``<out_dir>.zip`` when ``archive``); returns the folder.
 
     ``card_fields`` holds the allow-listed card keys (see :data:`gastrodistill.sharing.card.CALLER_FIELDS`).
     ``forbidden_strings`` (patient ids, header values, paths of the source data) are searched in every
-    byte written; finding one aborts the write with nothing left behind.
+    byte written (:func:`~gastrodistill.sharing.card.find_strings`); finding one aborts the write with
+    nothing left behind, naming the file and, with ``forbidden_kinds`` (one per string: ``patient_id``,
+    ``path``, ``dicom:<Keyword>``), what each string is, never its value.
     """
     out_dir = Path(out_dir)
     card_fields = {**_defaults(distilled), **dict(card_fields)}
@@ -237,16 +240,56 @@ def save_artifact(
         card_bytes = (json.dumps(card, indent=2, sort_keys=True) + "\n").encode()
         (tmp / TENSORS_FILE).write_bytes(blob)
         (tmp / CARD_FILE).write_bytes(card_bytes)
-        hits = find_strings({**files, CARD_FILE: card_bytes}, list(forbidden_strings))
+        forbidden = list(forbidden_strings)
+        hits = find_strings({**files, CARD_FILE: card_bytes}, forbidden)
         if hits:
-            where = sorted({name for name, _ in hits})
-            raise ArtifactError(
-                f"{len(hits)} private string(s) (patient ids / header values / paths) found in "
-                f"{where}; nothing was written. Remove them from card_fields."
-            )
+            raise ArtifactError(leak_message(hits, forbidden_kinds))
     if archive:
         write_zip(out_dir, Path(f"{out_dir}.zip"))
     return out_dir
+
+
+def leak_message(hits: Sequence[tuple[str, int]], kinds: Sequence[str] | None = None) -> str:
+    """The refusal of an artifact in which :func:`~gastrodistill.sharing.card.find_strings` found private
+    strings (``hits``: file, index into the strings): the files, each string's kind when ``kinds`` names
+    them (never the value), and what to do (:func:`leak_advice`)."""
+    where = sorted({name for name, _ in hits})
+    found = sorted({kinds[i] for _, i in hits}) if kinds is not None else []
+    what = ", ".join(found) if found else "patient ids / header values / paths"
+    return (
+        f"{len(hits)} private string(s) ({what}) found in {where}; nothing was written. {leak_advice(found)}"
+    )
+
+
+def leak_advice(kinds: Iterable[str]) -> str:
+    """What to do about private strings of these ``kinds`` found in an artifact (``patient_id``, ``path``,
+    ``dicom:<Keyword>``; none known: all three): a header value of an attribute that names neither the
+    patient nor the site (:func:`~gastrodistill.anonymity.text_check.check_ignored_attributes`) may be left
+    out of the search; anything else is a leak to remove."""
+    from gastrodistill.anonymity.text_check import TextCheckError, check_ignored_attributes
+
+    kinds = sorted(set(kinds))
+    headers, leaks = [], [k for k in kinds if not k.startswith("dicom:")]
+    for kind in kinds:
+        if kind.startswith("dicom:"):
+            try:  # an attribute that names the patient or the site may not be left out of the search
+                headers += check_ignored_attributes([kind.split(":", 1)[1]])
+            except TextCheckError:
+                leaks.append(kind)
+    advice = []
+    if headers:
+        advice.append(
+            "A header value that identifies no one and is also a word of the card (a kernel called "
+            "STANDARD, say) is left out of the search with "
+            f"audit.text.ignore_attributes=[{','.join(headers)}]"
+        )
+    if leaks or not kinds:
+        advice.append(
+            "A patient id, path or identifying header value of the data found as a token of its own is a "
+            "leak: check experiment_name and the other values the card repeats (a numeric id may also equal "
+            "one of the card's counts by chance; then raise audit.text.min_length above its length)"
+        )
+    return "; ".join(advice) + "."
 
 
 def write_zip(folder: Path, target: Path) -> Path:

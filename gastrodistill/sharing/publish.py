@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig
 
-from gastrodistill.anonymity.text_check import data_root, private_strings
+from gastrodistill.anonymity.text_check import config_private_strings
 from gastrodistill.anonymity.verdict import NOT_AUDITED, anonymity_verdict
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.utils.privacy import public_config
@@ -132,7 +132,8 @@ def logged_names(cfg: DictConfig) -> dict[str, str]:
 def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
     """Refuse an ``experiment_name`` or a W&B run's project, group or tag (:func:`logged_names`) that
     holds a private string of ``datamodule``'s data (a patient id, a DICOM header value, a source path:
-    :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the artifact check finds them),
+    :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the artifact check finds them;
+    or the data folder's own name, which often names the site: ``source_name``),
     or that is itself a path, file name or header field
     (:func:`~gastrodistill.sharing.card.string_problem`; for ``experiment_name``
     :func:`check_experiment_name`), and a tag W&B would refuse. ``experiment_name`` names the run folder,
@@ -159,13 +160,7 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
             raise CardError(
                 f"{key} is {len(value)} characters long; W&B takes tags of at most {WANDB_TAG_MAX}"
             )
-    text = cfg.audit.text if "audit" in cfg and "text" in cfg.audit else {}
-    strings = private_strings(
-        datamodule,
-        data_root(cfg),
-        min_length=int(text.get("min_length", 4)),
-        max_dicom_files=text.get("max_dicom_files"),
-    )
+    strings = config_private_strings(cfg, datamodule, with_source_name=True)  # the folder: often the site's
     hits = find_strings({key: value.encode("utf-8") for key, value in names.items()}, strings.values)
     if not hits:
         return
@@ -260,12 +255,7 @@ def publish_artifact(
     ``standard_lr``: the evaluation's chosen standard-schedule lr for the set; ``recipe``: the settings it
     was distilled with (:func:`set_recipe`; see :func:`card_fields_from_config` for both)."""
     acfg = cfg.audit.artifact
-    strings = private_strings(
-        datamodule,
-        data_root(cfg),
-        min_length=int(cfg.audit.text.min_length),
-        max_dicom_files=cfg.audit.text.get("max_dicom_files"),
-    )
+    strings = config_private_strings(cfg, datamodule)
     from gastrodistill.evaluation.checks import check_distilled_set
 
     check_distilled_set(name, distilled, datamodule)
@@ -284,6 +274,7 @@ def publish_artifact(
         distilled,
         fields,
         forbidden_strings=strings.values,
+        forbidden_kinds=strings.kinds,
         archive=bool(acfg.archive) if archive is None else archive,
         grid_max=int(acfg.grid_max),
     )

@@ -1,0 +1,168 @@
+"""Private strings are found as tokens of their own, not inside numbers, hashes or longer words; a header
+attribute that names no one may be left out of the search; the data folder's name is kept out of the names
+a run is shared under."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pydicom
+import pytest
+from _anon_data import IMAGE_NAME, make_dm, noise_set, write_dicom_root
+
+from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config
+from gastrodistill.anonymity.text_check import (
+    TextCheckError,
+    check_ignored_attributes,
+    private_strings,
+    source_name,
+)
+from gastrodistill.sharing.artifact import ArtifactError, save_artifact
+from gastrodistill.sharing.card import CardError, find_strings
+from gastrodistill.sharing.publish import check_logged_names_in_data, publish_artifact
+
+TEXT = (
+    '{"mean": [0.3252944580610022], "hash": "ae9770b1", "standard": {"lr": 0.1}, "x": 3.120000, '
+    '"who": "patient1002", "file": "kowalski_01.png", "site": "site-4455", "n": 2200, "price": 1003.5}'
+)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16-le", "utf-16-be"])
+def test_a_string_is_found_only_as_a_token_of_its_own(encoding):
+    blob = {"card.json": TEXT.encode(encoding)}
+    expected = {  # by reading TEXT: found where no letter, digit or decimal point runs on from its ends
+        "2944": False,  # inside a float's digits
+        "0610022": False,  # a float's last digits: preceded by a digit
+        "9770": False,  # between a hash's letters
+        "1003": False,  # a float's integer part
+        "120000": False,  # the fraction of 3.120000
+        "atient": False,  # inside a word
+        "STANDARD": True,  # the card's own key, any case: a whole token
+        "1002": False,  # patient1002: the letters run on into the digits
+        "patient1002": True,
+        "Kowalski": True,  # before '_'
+        "4455": True,  # after '-'
+        "2200": True,  # a count of the card equal to a numeric id: a whole token (the message says so)
+        "0.3252944580610022": True,
+    }
+    hits = {s for _, i in find_strings(blob, list(expected)) for s in [list(expected)[i]]}
+    assert hits == {s for s, found in expected.items() if found}
+
+
+def test_the_search_agrees_with_a_plain_token_reading_of_json():
+    """An independent reading of every 4-digit run of TEXT, by a regex over the decoded text (not the bytes):
+    a run is a token when no letter or digit touches it and no decimal point and digit either."""
+    runs = {TEXT[i : i + 4] for i in range(len(TEXT) - 3) if TEXT[i : i + 4].isdigit()}
+    found = {list(runs)[i] for _, i in find_strings({"c": TEXT.encode()}, list(runs))}
+    token = {
+        r for r in runs if re.search(rf"(?<![0-9A-Za-z])(?<![0-9]\.){r}(?![0-9A-Za-z])(?!\.[0-9])", TEXT)
+    }
+    assert found == token == {"2200", "4455"}
+
+
+def _with_kernel(root, kernel="STANDARD"):
+    secrets = write_dicom_root(root)
+    path = root / IMAGE_NAME
+    ds = pydicom.dcmread(path)
+    ds.ConvolutionKernel = kernel
+    ds.save_as(path, enforce_file_format=True)
+    return secrets
+
+
+def test_ignore_attributes_leaves_out_a_technical_header_value_and_nothing_else(tmp_path):
+    secrets = _with_kernel(tmp_path / "src")
+    full = private_strings(None, tmp_path / "src")
+    assert (
+        "STANDARD" in full.values and full.kinds[full.values.index("STANDARD")] == "dicom:ConvolutionKernel"
+    )
+    less = private_strings(
+        None, tmp_path / "src", ignore_attributes=check_ignored_attributes(["ConvolutionKernel"])
+    )
+    assert set(full.values) - set(less.values) == {"STANDARD"}
+    assert secrets["PatientName"] in less.values
+    for keyword, why in [
+        ("PatientName", "names the patient or the site"),  # VR PN
+        ("StudyInstanceUID", "names the patient or the site"),  # VR UI
+        ("InstitutionName", "names the patient or the site"),  # PS3.15 Annex E
+        ("ConvKernel", "is no DICOM keyword"),
+    ]:
+        with pytest.raises(TextCheckError, match=why):
+            check_ignored_attributes([keyword])
+    with pytest.raises(AuditConfigError, match="must be a list of DICOM keywords"):
+        check_audit_config({"text": {"ignore_attributes": "ConvolutionKernel"}})
+    with pytest.raises(AuditConfigError, match="'ConvKernel' is no DICOM keyword"):
+        check_audit_config({"text": {"ignore_attributes": ["ConvKernel"]}})
+
+
+def test_a_kernel_named_like_a_card_word_is_named_with_the_way_out(tmp_path, compose_cfg):
+    """A GE kernel ``STANDARD`` matched the card's ``"standard"`` and refused every artifact; the refusal now
+    names the attribute and the setting, and with it the artifact is written, holding no other string."""
+    _with_kernel(tmp_path / "src")
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    cfg = compose_cfg([f"paths.data_root={tmp_path / 'src'}", "model=lenet"])
+    with pytest.raises(ArtifactError) as info:
+        publish_artifact(cfg, dm, "soft", noise_set(dm), tmp_path / "a", archive=False)
+    text = str(info.value)
+    assert text.startswith(
+        "1 private string(s) (dicom:ConvolutionKernel) found in ['card.json']; nothing was"
+    )
+    assert "audit.text.ignore_attributes=[ConvolutionKernel]" in text and "STANDARD" in text  # the example
+    assert not (tmp_path / "a").exists()
+    cfg = compose_cfg(
+        [
+            f"paths.data_root={tmp_path / 'src'}",
+            "model=lenet",
+            "audit.text.ignore_attributes=[ConvolutionKernel]",
+        ]
+    )
+    out = publish_artifact(cfg, dm, "soft", noise_set(dm), tmp_path / "a", archive=False)
+    assert '"standard"' in (out / "card.json").read_text().lower()
+
+
+def test_a_numeric_patient_id_inside_the_cards_numbers_is_no_leak(tmp_path):
+    """Numeric ids (1000-1007 at a site) matched the digits of the card's floats: every 4-digit run inside
+    the card's numbers and hashes is now passed as a private string, and the artifact is still written."""
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    fields = {
+        "architecture": {"_target_": "gastrodistill.models.LeNet"},
+        "training_recipe": {},
+        "source_hash": dm.source_hash(),
+    }
+    first = save_artifact(tmp_path / "a", noise_set(dm), fields)
+    card = (first / "card.json").read_text()
+    inside = sorted({m.group(1) for m in re.finditer(r"(?=[0-9a-f.](\d{4})[0-9a-f.])", card)})
+    assert len(inside) > 50  # the card's floats and hashes hold many
+    save_artifact(tmp_path / "b", noise_set(dm), fields, forbidden_strings=inside)
+    assert json.loads((tmp_path / "b" / "card.json").read_text()) == json.loads(card)
+    with pytest.raises(
+        ArtifactError, match=r"\(patient_id\).*a numeric id may also equal one of the card's counts"
+    ):
+        save_artifact(
+            tmp_path / "c",
+            noise_set(dm),
+            {**fields, "description": "site 1002"},
+            forbidden_strings=["1002"],
+            forbidden_kinds=["patient_id"],
+        )
+
+
+def test_the_data_folders_own_name_is_refused_as_experiment_name(tmp_path, compose_cfg):
+    root = tmp_path / "StMaryHospital_gastric"
+    write_dicom_root(root)
+    assert source_name(root) == "StMaryHospital_gastric"
+    (tmp_path / "pneumo_GUYS.npz").write_bytes(b"x")
+    assert source_name(tmp_path / "pneumo_GUYS.npz") == "pneumo_GUYS"
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    for name in ("StMaryHospital_gastric", "stmaryhospital_gastric_v2"):
+        cfg = compose_cfg([f"paths.data_root={root}", f"experiment_name={name}"])
+        with pytest.raises(
+            CardError, match=r"experiment_name holds a private string of the data \(data folder name\)"
+        ):
+            check_logged_names_in_data(cfg, dm)
+    check_logged_names_in_data(compose_cfg([f"paths.data_root={root}", "experiment_name=site_a"]), dm)
+    (root / "synthetic_info.json").write_text("{}")  # a generated collection is named after its preset
+    assert source_name(root) is None
+    check_logged_names_in_data(
+        compose_cfg([f"paths.data_root={root}", "experiment_name=StMaryHospital_gastric"]), dm
+    )
