@@ -105,6 +105,10 @@ def compose(overrides: list[str], output: str | None):
         raise CommandError(f"the overrides {list(overrides)} do not compose: {e}") from e
 
 
+#: The files a receive report writes into its folder (``sharing.train_from_artifact.receive``).
+REPORT_FILES = ("config.yaml", "run_info.json", "receive.json", "receive.md")
+
+
 def output_owner_problem(output: Path, data: str | None = None) -> str | None:
     """Why a receive report may not be written to ``output`` (the words after the path), or None.
 
@@ -113,7 +117,9 @@ def output_owner_problem(output: Path, data: str | None = None) -> str | None:
     ``data.root`` or ``data.path``, :func:`~gastrodistill.anonymity.text_check.data_root`; for a data file,
     the folder that holds it), and a folder holding another command's run (Hydra's ``.hydra/``, or a
     ``run_info.json`` of another stage), whose ``config.yaml`` and ``run_info.json`` the report would
-    replace. An earlier receive report's folder may be written again."""
+    replace, and a folder holding any of :data:`REPORT_FILES` without a receive report's ``run_info.json``
+    (a project's own ``config.yaml``, replaced without a word before). An earlier receive report's folder
+    may be written again."""
     from gastrodistill.sharing.artifact import CARD_FILE
     from gastrodistill.sharing.train_from_artifact import RECEIVE_STAGE
 
@@ -150,6 +156,13 @@ def output_owner_problem(output: Path, data: str | None = None) -> str | None:
                 f"holds the run record of {run} (run_info.json, config.yaml), which the report would "
                 "replace; give a folder of its own"
             )
+        return None
+    own = [name for name in REPORT_FILES if (output / name).exists()]
+    if own:  # no receive report's run record: these are someone's own files (a project's config.yaml)
+        return (
+            f"holds {', '.join(own)} that no receive report wrote (no run_info.json of one beside it), "
+            "which the report would replace; give a folder of its own"
+        )
     return None
 
 

@@ -424,13 +424,16 @@ def _run_info(folder, stage):
     return folder
 
 
-@pytest.mark.parametrize("case", ["empty", "another artifact", "evaluate run", "hydra run", "unreadable"])
+@pytest.mark.parametrize(
+    "case", ["empty", "another artifact", "evaluate run", "hydra run", "unreadable", "own config"]
+)
 def test_receive_refuses_an_output_it_would_damage(
     tmp_path, artifact_zip, soft_set, card_fields, capsys, case
 ):
     """--output "" wrote the report into the current folder; --output at another artifact's folder made it
     unloadable (only the received artifact was checked); --output at another command's run folder replaced
-    its config.yaml and run_info.json. Each is one line, exit 1, before anything is read or written."""
+    its config.yaml and run_info.json, and at a project's own folder its config.yaml. Each is one line,
+    exit 1, before anything is read or written."""
     from gastrodistill.cli.train_from_artifact import main
 
     work = tmp_path / "work"
@@ -441,6 +444,10 @@ def test_receive_refuses_an_output_it_would_damage(
         output = str(save_artifact(tmp_path / "other" / "soft", soft_set, card_fields) / "report")
     elif case == "evaluate run":
         output = str(_run_info(tmp_path / "run" / "eval", "evaluate"))
+    elif case == "own config":
+        output = str(tmp_path / "myproject")
+        (tmp_path / "myproject").mkdir()
+        (tmp_path / "myproject" / "config.yaml").write_text("notes: my own experiment settings\n")
     elif case == "hydra run":
         output = str(tmp_path / "run" / "eval")
         (tmp_path / "run" / "eval" / ".hydra").mkdir(parents=True)
@@ -458,6 +465,7 @@ def test_receive_refuses_an_output_it_would_damage(
         "evaluate run": "holds the run record of an earlier evaluate run (run_info.json, config.yaml)",
         "hydra run": "holds another command's run (.hydra/)",
         "unreadable": "holds the run record of another run",
+        "own config": "holds config.yaml that no receive report wrote (no run_info.json of one beside it)",
     }[case]
     assert expected in err
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
