@@ -124,9 +124,21 @@ class Pipeline:
 
     # ---- stages ----------------------------------------------------------------------------------
     def generate(self) -> None:
+        from gastrodistill.cli.errors import project_error
         from gastrodistill.cli.generate import run as generate_run
+        from gastrodistill.data.synthetic.writer import SyntheticOutputError
 
-        self.paths["data"] = Path(str(generate_run(self.cfg) or self.cfg.paths.data_root))
+        try:
+            self.paths["data"] = Path(str(generate_run(self.cfg) or self.cfg.paths.data_root))
+        except Exception as error:  # noqa: BLE001 - Hydra's instantiate wraps the writer's refusal
+            exc = project_error(error)
+            if not isinstance(exc, SyntheticOutputError) or "refusing to overwrite" not in str(exc):
+                raise
+            rest = [str(s) for s in self.cfg.stages if str(s) != "generate"]  # a list since check_values
+            raise SyntheticOutputError(  # the other way on, for a study of one's own data there
+                f"{exc} To distil your own data in that folder instead, leave generate out of the stages: "
+                f"'stages=[{','.join(rest)}]'"
+            ) from None
 
     def patches(self) -> None:
         from gastrodistill.cli.build_patches import summary_table
@@ -564,6 +576,16 @@ class Pipeline:
         data_target = str((self.cfg.get("data") or {}).get("_target_", ""))
         if "generate" in stages and "patches" in stages and data_target == GASTRIC_DATA:
             self.check_patch_fits((self.cfg.get("synthetic") or {}).get("image_size"))
+        if "generate" in stages and len(stages) > 1 and data_target == GASTRIC_DATA:
+            from gastrodistill.anonymity.text_check import data_root
+
+            written, read = (self.cfg.get("synthetic") or {}).get("root"), data_root(self.cfg)
+            if written and read and Path(str(written)).resolve() != Path(read).resolve():
+                raise ReproduceConfigError(  # the study generated one collection and distilled another
+                    f"synthetic.root={written} is where generate writes, but the later stages read "
+                    f"data.root={read}; set paths.data_root alone (both follow it), or leave generate out "
+                    f"of the stages to study the data already in {read}"
+                )
         if "audit" in stages or "artifact" in stages:  # the name goes into the cards: refused now, not then
             from gastrodistill.sharing.publish import check_experiment_name
 

@@ -142,6 +142,11 @@ def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
         # the study ran to the end and exited 0 with blank patient HM and AUC cells
         ("synthetic.test_gastritis=0", "synthetic.test_gastritis=0: the test split would hold no patient"),
         ("data.val_fraction=0", "data.val_fraction=0 leaves no validation patients"),
+        # generate wrote one folder and the patches were cut from another (a newcomer's own data)
+        (
+            "synthetic.root=/nowhere/syn",
+            "synthetic.root=/nowhere/syn is where generate writes, but the later",
+        ),
         # the gastric classes are known before any data: these failed at the evaluation, after distilling
         ("eval.patient.positive_class=Gastritis", "eval.patient.positive_class = 'Gastritis' is not a class"),
         ("eval.patient.irrelevant_class=irrelevent", "did you mean 'irrelevant'"),
@@ -161,3 +166,24 @@ def test_the_reproduce_section_is_checked_before_anything_runs(compose_cfg, tmp_
     with pytest.raises(ReproduceConfigError, match=message):
         pipe.run()
     assert not pipe.out.exists()
+
+
+def test_generating_over_ones_own_data_names_the_stages_that_study_it(compose_cfg, tmp_path):
+    """A newcomer's own data folder as paths.data_root with the default stages: the generator's refusal to
+    overwrite it said only 'set paths.data_root to another folder', which generated a collection nobody
+    wanted; it now names the stages without generate, which study the data in that folder."""
+    from gastrodistill.cli.reproduce import Pipeline
+    from gastrodistill.data.synthetic.writer import SyntheticOutputError
+
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "manifest.csv").write_text("image,patient_id,diagnosis\n")
+    pipe = Pipeline(compose_cfg(["experiment=tiny", f"paths.data_root={own}", f"paths.root_dir={tmp_path}"]))
+    with pytest.raises(SyntheticOutputError) as info:
+        pipe.run()
+    text = str(info.value)
+    assert text.startswith(f"refusing to overwrite {own}: it is not empty and has no synthetic_info.json")
+    assert text.endswith(
+        "leave generate out of the stages: 'stages=[patches,distill,evaluate,audit,artifact]'"
+    )
+    assert [p.name for p in own.iterdir()] == ["manifest.csv"]
