@@ -49,8 +49,10 @@ def check_distilled_set(name: str, ds, dm, rtol: float = 1e-4, atol: float = 1e-
         raise DistilledSetMismatch(
             f"distilled set {name!r} does not match the data module: "
             + "; ".join(problems)
-            + ". Evaluate or audit it with the data it was distilled from (data, data.storage_size and "
-            "synthetic.seed as in the config.yaml of its run); to test it on another site's data, use "
+            + ". Evaluate or audit it with the data it was distilled from: paths.data_root (or data.root / "
+            "data.path), data, data.storage_size and synthetic.seed as in the config.yaml of its run (a "
+            "command without paths.data_root reads the default collection); to test it on another site's "
+            "data, use "
             "gastrodistill-train-from-artifact, which maps that data to the set's normalisation and size."
         )
 

@@ -435,8 +435,9 @@ def test_sets_from_other_data_are_refused_naming_what_differs(
     check_distilled_set("soft", ds, patient_dm)
     bad = copy.deepcopy(ds)
     bad.mean = [v + 0.1 for v in ds.mean]
-    with pytest.raises(DistilledSetMismatch, match="normalisation mean"):
+    with pytest.raises(DistilledSetMismatch, match="normalisation mean") as info:
         check_distilled_set("soft", bad, patient_dm)
+    assert "the data it was distilled from: paths.data_root (or data.root / data.path)" in str(info.value)
     other = patient_dm_factory(size=16)
     with pytest.raises(DistilledSetMismatch, match=r"image size: set \(12, 12\), data \(16, 16\)") as info:
         check_distilled_set("soft", ds, other)
