@@ -126,3 +126,33 @@ def test_a_refusal_after_the_run_record_puts_the_record_back_and_drops_its_histo
     (folder / "reproduce.log").write_text("refused\n")
     assert restore_if_refused(folder, {"reproduce.log"}) is True
     assert _tree(folder) == before
+
+
+def test_a_logger_folder_holding_only_hyperparameters_is_undone_with_the_rest(tmp_path):
+    """An audit stopped by Ctrl-C in an earlier run's folder (hydra.run.dir) as its logger started left
+    ``logs/csv/audit-3/hparams.yaml`` and, because of it, ``.hydra/`` describing the stopped command beside
+    the earlier run's config.yaml (a breaker's finding); such a folder counts as bookkeeping now. An
+    earlier run's logger folders, and a new one holding metrics, are kept."""
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    folder = tmp_path / "run"
+    (folder / "logs" / "csv" / "audit-2").mkdir(parents=True)
+    (folder / "logs" / "csv" / "audit-2" / "hparams.yaml").write_text("n_networks: 1\n")
+    (folder / "logs" / "csv" / "audit-2" / "metrics.csv").write_text("step,auc\n0,0.5\n")
+    (folder / ".hydra").mkdir()
+    (folder / ".hydra" / "overrides.yaml").write_text("- audit.membership.n_networks=1\n")
+    (folder / "config.yaml").write_text("n_networks: 1\n")
+    before = _tree(folder)
+    snapshot(folder)
+    (folder / ".hydra" / "overrides.yaml").write_text("- audit.membership.n_networks=60\n")
+    (folder / "logs" / "csv" / "audit-3").mkdir()
+    (folder / "logs" / "csv" / "audit-3" / "hparams.yaml").write_text("n_networks: 60\n")
+    (folder / "audit.log").write_text("interrupted\n")
+    assert restore_if_refused(folder, {"audit.log"}) is True
+    assert _tree(folder) == before
+    snapshot(folder)
+    (folder / "logs" / "csv" / "audit-3").mkdir()
+    (folder / "logs" / "csv" / "audit-3" / "hparams.yaml").write_text("n_networks: 60\n")
+    (folder / "logs" / "csv" / "audit-3" / "metrics.csv").write_text("step,auc\n0,0.6\n")
+    assert restore_if_refused(folder, {"audit.log"}) is True
+    assert (folder / "logs" / "csv" / "audit-3" / "hparams.yaml").is_file()  # it produced metrics: kept

@@ -247,14 +247,14 @@ def remove_if_untouched(out: Path | None) -> bool:
     Returns True when the folder was removed."""
     if out is None or not out.is_dir():
         return False
-    from gastrodistill.cli.run_folder import HYDRA_DIR, RECORD_FILES, restore_if_refused
+    from gastrodistill.cli.run_folder import HYDRA_DIR, LOGS_DIR, RECORD_FILES, restore_if_refused
 
     try:
         hydra_only = {HYDRA_DIR, f"{_job_name()}.log", *RECORD_FILES}
     except Exception:  # noqa: BLE001
         return False
-    if (out / "logs").is_dir() and _only_hyperparameters(out / "logs"):
-        hydra_only.add("logs")
+    if (out / LOGS_DIR).is_dir() and _only_hyperparameters(out / LOGS_DIR):
+        hydra_only.add(LOGS_DIR)
     entries = list(out.iterdir())
     hydra_only |= {p.name for p in entries if p.is_dir() and not any(f.is_file() for f in p.rglob("*"))}
     if restore_if_refused(out, hydra_only - {HYDRA_DIR, *RECORD_FILES}):

@@ -28,6 +28,8 @@ from hydra.experimental.callback import Callback
 
 #: The run record that ``utils.run_info.save_run_info`` writes once a command has passed its checks.
 RECORD_FILES = ("config.yaml", "run_info.json")
+#: The loggers' folder of a run (``utils.loggers.stage_loggers``: ``logs/csv/<stage>-<n>/``, ...).
+LOGS_DIR = "logs"
 #: The folder of Hydra's own record of a job (``hydra.output_subdir``).
 HYDRA_DIR = ".hydra"
 #: Where ``gastrodistill-reproduce`` keeps a folder's earlier run records (``reproduce.keep_earlier_record``).
@@ -112,12 +114,13 @@ def _remove(path: Path) -> None:
 
 def restore_if_refused(folder: Path, bookkeeping: set[str]) -> bool:
     """After a failed command in a folder that existed before it: when the command produced nothing (every
-    file below the folder but ``bookkeeping``, ``.hydra/``, the run record and new ``history/`` entries is
-    as it was), remove what it added among ``bookkeeping`` (top-level names: the job log, ...), cut the lines
-    it appended to an earlier job log of the folder, and put ``.hydra/`` and the run record back as they
-    were. Returns True when ``folder`` existed before (restored
-    or, when the command produced something, kept as it is), False when it is new or unknown (the caller
-    then treats it as any new folder). A file system error leaves the rest as it is and returns True."""
+    file below the folder but ``bookkeeping``, ``.hydra/``, the run record, new ``history/`` entries and new
+    loggers' ``logs/**/hparams.yaml`` is as it was), remove what it added among ``bookkeeping`` (top-level
+    names: the job log, ...) and those ``hparams.yaml`` with their emptied folders, cut the lines it
+    appended to an earlier job log of the folder, and put ``.hydra/`` and the run record back as they
+    were. Returns True when ``folder`` existed before (restored or, when the command produced something,
+    kept as it is), False when it is new or unknown (the caller then treats it as any new folder). A file
+    system error leaves the rest as it is and returns True."""
     state = state_before(folder)
     if state is None or not state.existed:
         return False
@@ -126,8 +129,18 @@ def restore_if_refused(folder: Path, bookkeeping: set[str]) -> bool:
         now = _files(folder, skip)
         before = {k: v for k, v in state.files.items() if k.split("/", 1)[0] not in skip}
         added_history = {k for k in now if k.startswith(f"{HISTORY_DIR}/") and k not in before}
-        if {k: v for k, v in now.items() if k not in added_history} != before:
+        # a stage's logger writes hparams.yaml into a new version folder as it starts (logs/csv/audit-3/)
+        added_hparams = {
+            k for k in now if k.startswith(f"{LOGS_DIR}/") and k.endswith("/hparams.yaml")
+        } - set(before)
+        if {k: v for k, v in now.items() if k not in added_history | added_hparams} != before:
             return True  # the command produced something: its log and record belong with it
+        for k in added_hparams:
+            (folder / k).unlink(missing_ok=True)
+            parent = (folder / k).parent
+            while parent != folder / LOGS_DIR and not any(parent.iterdir()):
+                parent.rmdir()  # the version folder, made by the command, holds nothing now
+                parent = parent.parent
         for entry in folder.iterdir():
             if entry.name in bookkeeping and entry.name not in state.names:
                 _remove(entry)
