@@ -792,7 +792,12 @@ def run_evaluation(
     out.mkdir(parents=True, exist_ok=True)
     study = Study(cfg, datamodule, distilled_sets, out, progress=bool(cfg.eval.get("progress", True)))
     study.check_finished(build_jobs(cfg.eval, list(distilled_sets)))  # before any network trains
-    study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size, study)
+    try:
+        study = run_jobs(cfg, datamodule, distilled_sets, out, rank, world_size, study)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (cli.errors): say what is kept and how to go on
+        if rank == 0:
+            print_kept_networks(out)
+        raise
     if barrier is not None:
         barrier()
     elif world_size > 1:
@@ -815,6 +820,24 @@ def run_evaluation(
         if own_loggers:  # closed also when the stage fails
             finish_loggers(loggers)
     return df
+
+
+def print_kept_networks(out: Path) -> None:
+    """After a stopped evaluation in ``out`` (a run folder, or ``<run>/eval`` of ``gastrodistill-reproduce``):
+    say on stderr how many of its networks finished (their records, :func:`report.finished_jobs`) and how
+    to go on: the same evaluation in that run folder trains only the others."""
+    import sys
+
+    n = len(report.finished_jobs(out))
+    run = out.parent if out.name == "eval" else out
+    text = (
+        f"{n} network(s) of this evaluation finished and are kept in {out / report.RECORDS}: run it again in "
+        f"that folder (hydra.run.dir={run}; gastrodistill-reproduce: with the stages from evaluate on) and "
+        "only the others train"
+        if n
+        else "no network of this evaluation finished: it starts again"
+    )
+    print(f"note: {text}", file=sys.stderr, flush=True)
 
 
 def run_reference_job(cfg: DictConfig, datamodule, output_dir: str | Path) -> bool:

@@ -984,3 +984,29 @@ def test_worker_processes_train_a_model_of_the_users_own_config_folder(patient_d
         GlobalHydra.instance().clear()
     boom = df[df.architecture == "lenet"]  # rows are named by the network class (boom is a LeNet)
     assert len(boom) == 1 and np.isfinite(boom["patch_accuracy_mean"].to_numpy(float)).all()
+
+
+def test_a_stopped_evaluation_says_what_is_kept_and_how_to_go_on(
+    patient_dm, compose_cfg, tmp_path, monkeypatch, capsys
+):
+    """Ctrl-C in a standalone evaluation left records and a partial networks.csv without a word on how to
+    finish it; the note counts the finished networks (their records) and names the folder to run in."""
+    import gastrodistill.evaluation.run as run_module
+
+    def stopped_after_two(cfg, dm, sets, out, rank, world_size, study):
+        (out / "records").mkdir()
+        for key in ("full__real__same__0", "full__real__same__1"):
+            (out / "records" / f"{key}.npz").write_bytes(b"x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "run_jobs", stopped_after_two)
+    ds = small_distilled(patient_dm)
+    for out in (tmp_path / "standalone", tmp_path / "study" / "eval"):
+        with pytest.raises(KeyboardInterrupt):
+            run_evaluation(compose_cfg(SMALL), patient_dm, {"soft": ds}, out, loggers=[])
+        run = out.parent if out.name == "eval" else out
+        assert capsys.readouterr().err == (
+            f"note: 2 network(s) of this evaluation finished and are kept in {out / 'records'}: run it "
+            f"again in that folder (hydra.run.dir={run}; gastrodistill-reproduce: with the stages from "
+            "evaluate on) and only the others train\n"
+        )
