@@ -231,13 +231,32 @@ def _other_groups(
     ran = _run_choices(run_dir) if run_dir is not None else None
     wanted_choices = _recipe_choices(tuple(str(o) for o in recipe.get("overrides") or []))
     if ran is not None and wanted_choices is not None:
-        return [f"{g}={ran.get(g)}" for g in STUDY_GROUPS if g in ran and ran.get(g) != wanted_choices.get(g)]
+        return [
+            f"{g}={ran.get(g)}"
+            for g in STUDY_GROUPS
+            if g in ran and _loaded(g, ran.get(g)) != _loaded(g, wanted_choices.get(g))
+        ]
     wanted = {str(o) for o in recipe.get("overrides") or []}
     return [
         o
         for o in made or []
         if "=" in o and o not in wanted and o.split("=", 1)[0].lstrip("+~") in STUDY_GROUPS
     ]
+
+
+#: Groups the root config loads as ``optional``: a choice without its file (``specialize=tiny_folder``) loaded
+#: nothing, so it is no choice the run made.
+OPTIONAL_GROUPS = ("specialize", "specialize_model")
+
+
+def _loaded(group: str, option: Any) -> Any:
+    """``option`` of ``group``, or None for an optional group's option that has no file in the bundled
+    config (nothing was loaded)."""
+    from gastrodistill.cli import CONF_DIR
+
+    if group in OPTIONAL_GROUPS and not (Path(CONF_DIR) / group / f"{option}.yaml").is_file():
+        return None
+    return option
 
 
 def _run_choices(run_dir: Path) -> dict[str, Any] | None:

@@ -140,7 +140,7 @@ def harmonise(
         for b, name in zip(batches, names, strict=True):
             if b.shape[1:3] != size:
                 advice = transposed_hint(tuple(size), tuple(b.shape[1:3])) or (
-                    "set image_size (e.g. data.image_size=64) to resize them"
+                    "set data.image_size (e.g. data.image_size=64) to resize them"
                 )
                 raise CollectionError(
                     f"mixed image sizes: {names[0]!r} is {size[0]}x{size[1]} but {name!r} is "
@@ -554,7 +554,7 @@ class NpzDataModule(TensorImageDataModule):
             hints = {transposed_hint(first, o) for o in others if o != first} - {""}
             raise CollectionError(
                 f"npz file {name!r}: image sizes differ between splits {shapes}; "
-                + (hints.pop() if hints else "set image_size")
+                + (hints.pop() if hints else "set data.image_size (e.g. data.image_size=64) to resize them")
             )
         k = len(names) if names is not None else int(max(labels[s].max() for s in SPLITS)) + 1
         for split in SPLITS:

@@ -80,7 +80,7 @@ def test_folder_transposed_sizes_say_so_instead_of_resize(tmp_path):
         _setup(FolderDataModule(root=str(root), val_fraction=0.2, test_fraction=0.2))
     msg = str(info.value)
     assert "differ only by a transpose" in msg and "sideways" in msg
-    assert "set image_size" not in msg
+    assert "set data.image_size" not in msg
 
 
 def test_npz_transposed_splits_say_so(make_npz):

@@ -180,7 +180,11 @@ def test_mixed_sizes_without_resize(make_folder):
     root = make_folder(n=4)
     Image.fromarray(np.zeros((30, 20), np.uint8)).save(root / "malignant" / "big.png")
     msg = _err(root)
-    assert "malignant/big.png" in msg and "30x20" in msg and "image_size" in msg
+    assert (
+        "malignant/big.png" in msg
+        and "30x20" in msg
+        and "set data.image_size (e.g. data.image_size=64)" in msg
+    )
 
 
 def test_empty_class(make_folder):

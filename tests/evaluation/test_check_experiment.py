@@ -351,6 +351,18 @@ def test_a_run_that_spelled_out_its_presets_groups_is_of_the_recipe(tmp_path, ca
     (run / ".hydra" / "hydra.yaml").write_text(_yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
     main([str(p), "--run-dir", str(run)])
     assert "chose config groups the recipe does not (data=npz)" in capsys.readouterr().err
+    # optional groups whose option has no file loaded nothing: not listed as choices (a newcomer's finding)
+    choices.update(data="folder", specialize="cpu_folder", specialize_model="cpu_folder_convnet_cpu")
+    (run / ".hydra" / "hydra.yaml").write_text(_yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    main([str(p), "--run-dir", str(run)])
+    assert "chose config groups the recipe does not (data=folder); this" in capsys.readouterr().err
+    choices.update(data="npz", specialize="cpu_npz")  # one that exists, and was loaded, is listed
+    (run / ".hydra" / "hydra.yaml").write_text(_yaml.safe_dump({"hydra": {"runtime": {"choices": choices}}}))
+    main([str(p), "--run-dir", str(run)])
+    assert (
+        "chose config groups the recipe does not (data=npz, specialize=cpu_npz); this"
+        in capsys.readouterr().err
+    )
 
 
 def _two_runs(tmp_path, second: dict | None = None):
