@@ -212,17 +212,18 @@ def private_strings(
 def source_name(root: str | os.PathLike | None) -> str | None:
     """The own name of a run's data (:func:`data_root`): its folder's name, or its file's name without the
     suffix (``StMaryHospital_gastric``, ``pneumo_GUYSHOSPITAL`` of ``pneumo_GUYSHOSPITAL.npz``), which often
-    names the site. None without data, and for a collection written by ``gastrodistill-generate`` (its
-    ``synthetic_info.json``: the folder is named after the preset). Not searched in artifacts (a folder
-    called ``data`` or ``images`` would match the card's own words), only in the names a run is logged and
-    shared under (:func:`gastrodistill.sharing.publish.check_logged_names_in_data`)."""
+    names the site. None without data (none set, or nothing at that path), and for a collection written by
+    ``gastrodistill-generate`` (its ``synthetic_info.json``: the folder is named after the preset). Not
+    searched in artifacts (a folder called ``data`` or ``images`` would match the card's own words), only
+    in the names a run is logged and shared under
+    (:func:`gastrodistill.sharing.publish.check_logged_names_in_data`)."""
     from gastrodistill.data.synthetic.writer import INFO_FILE
 
     if root is None:
         return None
     path = Path(root)
-    if path.is_dir() and (path / INFO_FILE).is_file():
-        return None
+    if not path.exists() or (path.is_dir() and (path / INFO_FILE).is_file()):
+        return None  # no data there (an in-memory data module's config), or a generated collection
     name = path.stem if path.is_file() else path.resolve().name
     return name or None
 

@@ -153,6 +153,7 @@ def test_the_data_folders_own_name_is_refused_as_experiment_name(tmp_path, compo
     assert source_name(root) == "StMaryHospital_gastric"
     (tmp_path / "pneumo_GUYS.npz").write_bytes(b"x")
     assert source_name(tmp_path / "pneumo_GUYS.npz") == "pneumo_GUYS"
+    assert source_name(tmp_path / "nothing_here") is None  # a config's default root, data held in memory
     dm = make_dm(patients=(2, 1, 1), per_patient=2)
     for name in ("StMaryHospital_gastric", "stmaryhospital_gastric_v2"):
         cfg = compose_cfg([f"paths.data_root={root}", f"experiment_name={name}"])
