@@ -87,8 +87,9 @@ def test_an_error_that_is_not_a_refusal_leaves_the_job_to_check_itself(no_hydra)
     needs Hydra's runtime) means the check cannot tell, and the jobs run as before."""
     seen = []
 
-    def check_values(cfg):
+    def check_values(cfg, here):
         seen.append(int(cfg.distill.ipc))
+        assert here and "hydra" not in cfg  # the basic launcher; the job's own config
         raise KeyError("hydra runtime")
 
     assert (
@@ -132,3 +133,18 @@ def test_each_command_refuses_the_sweep_before_any_job_and_writes_nothing(
     )
     assert text.count("\n") == 1  # one line, no traceback
     assert_nothing_written(tmp_path)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without a GPU")
+def test_a_sweep_launched_onto_other_machines_is_not_refused_for_this_ones_devices(no_hydra):
+    """A SLURM sweep of GPU jobs is launched from a login node without a GPU: the device check, which holds
+    for jobs Hydra's basic launcher runs here, must not refuse it (its other value checks still run)."""
+    from gastrodistill.cli.reproduce import check_values
+
+    argv = ["-m", "experiment=tiny", "trainer.accelerator=gpu", "seed=0,1"]
+    text = sweep_problem(argv, CONF_DIR, "config", check_values)
+    assert text.startswith("error: trainer.accelerator=gpu but this machine has no CUDA device")
+    remote = [*argv, "hydra.launcher._target_=my_cluster.SlurmLauncher"]  # as a launcher plugin sets it
+    assert sweep_problem(remote, CONF_DIR, "config", check_values) is None
+    text = sweep_problem([*remote, "eval.n_networks=1,0"], CONF_DIR, "config", check_values)
+    assert text.startswith("error: eval.n_networks must be an integer >= 1, got 0")

@@ -15,7 +15,7 @@ from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
 
-def check_values(cfg: DictConfig) -> None:
+def check_values(cfg: DictConfig, here: bool = True) -> None:
     """The values a distillation reads, checked before any data: ``distill.*`` for ``distill.mode``
     (:func:`~gastrodistill.distillation.config_check.check_distill_config`) and the network ``model``
     builds for the shape ``data`` fixes, when it fixes one (:mod:`gastrodistill.models.preflight`). Run

@@ -51,7 +51,7 @@ def run(cfg: DictConfig):
     return df
 
 
-def check_values(cfg: DictConfig) -> None:
+def check_values(cfg: DictConfig, here: bool = True) -> None:
     """The values an evaluation reads, checked before any data: ``eval.*``
     (:func:`~gastrodistill.evaluation.jobs.validate`) and the network ``model`` builds for the shape
     ``data`` fixes, when it fixes one (:mod:`gastrodistill.models.preflight`). Run first by the job, and

@@ -291,7 +291,7 @@ def repeated_key_message(argv: list[str], conf_dir: str | None = None) -> str | 
 
 
 def check_override_keys(
-    conf_dir: str, config_name: str = "config", check_values: Callable[[Any], None] | None = None
+    conf_dir: str, config_name: str = "config", check_values: Callable[[Any, bool], None] | None = None
 ) -> Callable:
     """Decorator for a ``@hydra.main`` function: refuse two of Hydra's run modes at once
     (:func:`mode_flags_message`), a config group chosen twice (:func:`repeated_key_message`) and an
@@ -310,9 +310,7 @@ def check_override_keys(
                 or repeated_key_message(sys.argv[1:], conf_dir)
                 or unknown_key_message(sys.argv[1:], conf_dir, config_name)
                 or command_line_output_problem(sys.argv[1:])  # before Hydra makes its run folder
-                or (
-                    sweep_problem(sys.argv[1:], conf_dir, config_name, check_values) if check_values else None
-                )
+                or sweep_problem(sys.argv[1:], conf_dir, config_name, check_values)
             )
             if text is not None:
                 print(text, file=sys.stderr)

@@ -549,12 +549,13 @@ class Pipeline:
             "artifact": (self.artifact, "gastrodistill.sharing.publish"),
         }
 
-    def check_reproduce_section(self, stages: list[str]) -> None:
+    def check_reproduce_section(self, stages: list[str], here: bool = True) -> None:
         """``reproduce.num_threads`` and ``parallel_modes``: integers >= 1 or null; ``distill_modes``: a
         list of label modes; ``trainer.accelerator``: no GPU asked of a machine without one; test patients
         of both diagnoses when the study generates its data and evaluates. Raises
         :class:`ReproduceConfigError` naming the key (a word used to be a traceback, before any stage or
-        at the distillation)."""
+        at the distillation). ``here`` False (a sweep's jobs launched onto other machines): the device
+        asked for is not checked against this one."""
         from gastrodistill.distillation.distilled_set import MODES
 
         for key in ("num_threads", "parallel_modes"):
@@ -562,7 +563,8 @@ class Pipeline:
             if value is not None and not is_count(value):
                 raise ReproduceConfigError(f"reproduce.{key} must be an integer >= 1 or null, got {value!r}")
         accelerator = str((self.cfg.get("trainer") or {}).get("accelerator", "auto"))
-        if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():  # failed at the distillation
+        no_gpu_here = here and not torch.cuda.is_available()
+        if accelerator in ("gpu", "cuda") and no_gpu_here:  # it failed at the distillation
             raise ReproduceConfigError(
                 f"trainer.accelerator={accelerator} but this machine has no CUDA device; use trainer=cpu"
             )
@@ -652,11 +654,12 @@ class Pipeline:
         self.notes.append(note)
         return [s for s in stages if s not in GASTRIC_STAGES]
 
-    def check_values(self) -> list[str]:
+    def check_values(self, here: bool = True) -> list[str]:
         """The stages to run, after every check of them and of the values they will read that needs no data
         and no run folder (``stages`` themselves, ``reproduce.*``, ``distill.*``, ``eval.*``, ``audit.*``
         and the networks): what :func:`run` checks first, and what a sweep checks for each of its jobs
-        before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises the project's config errors
+        before the first starts (:mod:`gastrodistill.cli.sweep_check`; ``here`` False: its jobs run on
+        other machines, whose devices are not checked). Raises the project's config errors
         (``ReproduceConfigError``, ``DistillConfigError``, ``EvaluationConfigError``, ...)."""
         if isinstance(self.cfg.stages, str):  # stages=distill (no brackets): one stage, not its letters
             with open_dict(self.cfg):
@@ -671,7 +674,7 @@ class Pipeline:
         if order != sorted(order):
             raise ReproduceConfigError(f"stages {stages} are out of order; keep the order {list(STAGES)}")
         stages = self.drop_gastric_stages(stages)
-        self.check_reproduce_section(stages)
+        self.check_reproduce_section(stages, here)
         if "distill" in stages:  # every distill.* value, before generation and patches (first:
             # eval.standard.augment follows distill.dsa, whose own message names the key the user set)
             from gastrodistill.distillation.config_check import check_distill_config
@@ -1158,9 +1161,10 @@ def check_mode_override(overrides: Sequence[str], modes: list[str], mode: str) -
             )
 
 
-def check_values(cfg: DictConfig) -> None:
-    """A sweep job's values, checked before the sweep's first job starts (:meth:`Pipeline.check_values`)."""
-    Pipeline(cfg).check_values()
+def check_values(cfg: DictConfig, here: bool = True) -> None:
+    """A sweep job's values, checked before the sweep's first job starts (:meth:`Pipeline.check_values`;
+    ``here``: the job runs on this machine)."""
+    Pipeline(cfg).check_values(here)
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)

@@ -24,6 +24,9 @@ from typing import Any
 
 #: The largest number of a sweep's jobs composed and checked one by one (above: one job per swept value).
 MAX_CHECKED_JOBS = 32
+#: Hydra's launcher that runs a sweep's jobs in this process, one after another; with any other (a SLURM
+#: launcher plugin, say) the jobs run elsewhere and this machine's devices say nothing of theirs.
+LOCAL_LAUNCHER = "hydra._internal.core_plugins.basic_launcher.BasicLauncher"
 
 
 def sweep_jobs(args: list[str]) -> list[list[str]] | None:
@@ -56,17 +59,19 @@ def jobs_to_check(jobs: list[list[str]], limit: int = MAX_CHECKED_JOBS) -> list[
 
 
 def sweep_problem(
-    argv: list[str], conf_dir: str, config_name: str, check_values: Callable[[Any], None] | None
+    argv: list[str], conf_dir: str, config_name: str, check_values: Callable[[Any, bool], None] | None
 ) -> str | None:
     """For a multirun command line ``argv`` (``-m``/``--multirun``), the error line of the first job whose
     composed config ``check_values`` refuses, naming the job (its number and swept overrides), else None.
 
-    ``check_values(cfg)``: the command's value checks on a composed config (no Hydra runtime: its
-    ``${hydra:...}`` values do not resolve); a refusal is one of the project's errors
+    ``check_values(cfg, here)``: the command's value checks on a composed config (no Hydra runtime: its
+    ``${hydra:...}`` values do not resolve; ``here``: the job runs on this machine, Hydra's basic launcher,
+    so a check of its devices holds); a refusal is one of the project's errors
     (:func:`gastrodistill.cli.errors.project_error`), any other exception means "cannot tell here" and
     that job is left to check itself; None when ``check_values`` is None (a command without value checks).
     Raises nothing."""
     from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf, open_dict
 
     from gastrodistill.cli.errors import message, project_error
     from gastrodistill.cli.override_keys import command_line_config
@@ -86,11 +91,14 @@ def sweep_problem(
         return None
     swept = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]
     for n in jobs_to_check(jobs):
-        cfg = composed_config(conf_dir, config_name, user_dir, jobs[n])
+        cfg = composed_config(conf_dir, config_name, user_dir, jobs[n], with_hydra=True)
         if cfg is None:
             return None
+        here = OmegaConf.select(cfg, "hydra.launcher._target_") == LOCAL_LAUNCHER
+        with open_dict(cfg):
+            cfg.pop("hydra")  # the job's own config, as its task function gets it
         try:
-            check_values(cfg)
+            check_values(cfg, here)
         except Exception as exc:  # noqa: BLE001 - only the project's own refusals count (docstring)
             refusal = project_error(exc)
             if refusal is None:
@@ -103,17 +111,22 @@ def sweep_problem(
     return None
 
 
-def composed_config(conf_dir: str, config_name: str, user_dir: str | None, overrides: list[str]) -> Any:
+def composed_config(
+    conf_dir: str, config_name: str, user_dir: str | None, overrides: list[str], with_hydra: bool = False
+) -> Any:
     """``config_name`` of ``conf_dir`` composed with ``overrides`` (``user_dir``, a ``-cd`` folder, added to
-    the search path), as Hydra composes a job's config before its runtime is set; None when it does not
-    compose (the job's own error then tells)."""
+    the search path), as Hydra composes a job's config before its runtime is set (``with_hydra``: with
+    Hydra's own node, ``hydra.launcher`` and the rest); None when it does not compose (the job's own error
+    then tells)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
     searchpath = [f"hydra.searchpath=[file://{user_dir}]"] if user_dir else []
     try:
         with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            return compose(config_name=config_name, overrides=[*searchpath, *overrides])
+            return compose(
+                config_name=config_name, overrides=[*searchpath, *overrides], return_hydra_config=with_hydra
+            )
     except Exception:  # noqa: BLE001 - Hydra's own message, when the job composes it, names the problem
         return None
     finally:
