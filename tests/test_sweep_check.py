@@ -56,7 +56,7 @@ def test_the_first_refused_job_is_named_with_its_swept_values(no_hydra):
     text = sweep_problem(argv, CONF_DIR, "config", check_values)
     assert text == (
         "error: model.width = 'abc' must be an int (got str) [sweep job #1 of 4: distill.ipc=1 "
-        "model.width=abc; no job was started: fix that value, or leave it out of the sweep]"
+        "model.width=abc; no job was started]"
     )
     # A value that only jobs past the product's first 32 hold (the first override varies slowest) is found
     # in the job of the covering set that holds it: #64 = ipc's 9th value, outer_steps' 1st, seed's 1st.
@@ -87,8 +87,9 @@ def test_an_error_that_is_not_a_refusal_leaves_the_job_to_check_itself(no_hydra)
     needs Hydra's runtime) means the check cannot tell, and the jobs run as before."""
     seen = []
 
-    def check_values(cfg, here):
+    def check_values(cfg, overrides, here):
         seen.append(int(cfg.distill.ipc))
+        assert overrides == ["experiment=tiny", f"distill.ipc={cfg.distill.ipc}"]
         assert here and "hydra" not in cfg  # the basic launcher; the job's own config
         raise KeyError("hydra runtime")
 
@@ -148,3 +149,34 @@ def test_a_sweep_launched_onto_other_machines_is_not_refused_for_this_ones_devic
     assert sweep_problem(remote, CONF_DIR, "config", check_values) is None
     text = sweep_problem([*remote, "eval.n_networks=1,0"], CONF_DIR, "config", check_values)
     assert text.startswith("error: eval.n_networks must be an integer >= 1, got 0")
+
+
+def test_valid_sweeps_the_jobs_accept_are_not_refused(no_hydra, capsys):
+    """A breaker's false refusals: a ``~key`` deletion was dropped from the composed job (the cpu preset's
+    npz specialisation then set distill.steps=10 and refused window=20, which the job accepts), and a
+    ``${hydra:job.num}`` value, which resolves only in the job, counted as a refusal."""
+    from gastrodistill.cli.distill import check_values
+
+    deleted = ["-m", "experiment=cpu", "data=npz", "data.path=x.npz", "~specialize", "~specialize_model"]
+    assert sweep_problem([*deleted, "distill.window=20,30"], CONF_DIR, "config", check_values) is None
+    text = sweep_problem([*deleted[:-2], "distill.window=20,30"], CONF_DIR, "config", check_values)
+    assert text.startswith("error: distill.window must be an integer in [1, T=10]")  # with the specialisation
+    runtime = ["-m", "experiment=tiny", "distill.ckpt_every=${hydra:job.num}", "distill.outer_steps=1,2"]
+    assert sweep_problem(runtime, CONF_DIR, "config", check_values) is None
+    assert capsys.readouterr() == ("", "")  # the checks' own prints are the jobs' to show
+
+
+def test_hydra_mode_multirun_and_the_reproduce_mode_choice_are_checked(no_hydra):
+    from gastrodistill.cli.reproduce import check_values
+
+    argv = ["experiment=tiny", "hydra.mode=MULTIRUN", "distill.ipc=1,0"]  # a multirun without -m
+    assert sweep_problem(argv, CONF_DIR, "config", check_values).startswith(
+        "error: distill.ipc must be an integer >= 1, got 0 [sweep job #1 of 2"
+    )
+    modes = ["-m", "experiment=tiny", "distill=soft_cpu,hard_cpu", "stages=[distill]"]
+    text = sweep_problem(modes, CONF_DIR, "config", check_values)
+    assert text.startswith("error: distill=hard_cpu sets distill.mode=hard") and "[sweep job #1 of 2" in text
+    shuffled = ["-m", "experiment=tiny", "distill.ipc=shuffle(1,0)"]
+    assert "[sweep job of 2 (shuffled): distill.ipc=0; no job was started]" in sweep_problem(
+        shuffled, CONF_DIR, "config", check_values
+    )

@@ -10,7 +10,7 @@ unless ``audit.artifact.write=false``, ``<output>/artifacts/<set>`` (+ ``.zip``)
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +132,7 @@ def run(cfg: DictConfig) -> dict:
     return results
 
 
-def check_values(cfg: DictConfig, here: bool = True) -> None:
+def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = True) -> None:
     """The values an audit reads, checked before any data: ``audit.*``
     (:func:`~gastrodistill.anonymity.config_check.check_audit_config`). Run first by the job, and for each
     job of a sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises

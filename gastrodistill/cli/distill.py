@@ -6,6 +6,8 @@ gastrodistill-distill -m distill=soft,hard distill.ipc=1,10 trainer=ddp_sim
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import hydra
 from omegaconf import DictConfig
 
@@ -15,7 +17,7 @@ from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
 
-def check_values(cfg: DictConfig, here: bool = True) -> None:
+def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = True) -> None:
     """The values a distillation reads, checked before any data: ``distill.*`` for ``distill.mode``
     (:func:`~gastrodistill.distillation.config_check.check_distill_config`) and the network ``model``
     builds for the shape ``data`` fixes, when it fixes one (:mod:`gastrodistill.models.preflight`). Run

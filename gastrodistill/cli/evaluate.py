@@ -11,6 +11,7 @@ Each entry of ``eval.distilled_dirs`` is a folder written by ``DistilledSet.save
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import hydra
@@ -51,7 +52,7 @@ def run(cfg: DictConfig):
     return df
 
 
-def check_values(cfg: DictConfig, here: bool = True) -> None:
+def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = True) -> None:
     """The values an evaluation reads, checked before any data: ``eval.*``
     (:func:`~gastrodistill.evaluation.jobs.validate`) and the network ``model`` builds for the shape
     ``data`` fixes, when it fixes one (:mod:`gastrodistill.models.preflight`). Run first by the job, and

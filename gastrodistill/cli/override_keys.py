@@ -24,7 +24,7 @@ import difflib
 import functools
 import itertools
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +73,7 @@ def split_command_line(argv: list[str]) -> tuple[list[str], dict[str, str]] | No
             return None
         if name in VALUE_FLAGS and arg.startswith("-"):
             flags[name] = value if eq else next(args, "")
-        elif not arg.startswith("-") and eq:
+        elif not arg.startswith("-") and (eq or arg.startswith("~")):  # ~key deletes without a value
             overrides.append(arg)
     return overrides, flags
 
@@ -291,7 +291,9 @@ def repeated_key_message(argv: list[str], conf_dir: str | None = None) -> str | 
 
 
 def check_override_keys(
-    conf_dir: str, config_name: str = "config", check_values: Callable[[Any, bool], None] | None = None
+    conf_dir: str,
+    config_name: str = "config",
+    check_values: Callable[[Any, Sequence[str], bool], None] | None = None,
 ) -> Callable:
     """Decorator for a ``@hydra.main`` function: refuse two of Hydra's run modes at once
     (:func:`mode_flags_message`), a config group chosen twice (:func:`repeated_key_message`) and an

@@ -1161,10 +1161,12 @@ def check_mode_override(overrides: Sequence[str], modes: list[str], mode: str) -
             )
 
 
-def check_values(cfg: DictConfig, here: bool = True) -> None:
-    """A sweep job's values, checked before the sweep's first job starts (:meth:`Pipeline.check_values`;
-    ``here``: the job runs on this machine)."""
-    Pipeline(cfg).check_values(here)
+def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = True) -> None:
+    """A sweep job's values, checked before the sweep's first job starts: :meth:`Pipeline.check_values`
+    (``here``: the job runs on this machine) and :func:`check_mode_override` of the job's ``overrides``."""
+    pipe = Pipeline(cfg)
+    pipe.check_values(here)
+    check_mode_override(overrides, pipe.modes(), str(cfg.distill.get("mode")))
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)

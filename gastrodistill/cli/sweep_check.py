@@ -18,7 +18,10 @@ of the project's own (say, a value that needs Hydra's runtime, such as the job's
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,25 +61,38 @@ def jobs_to_check(jobs: list[list[str]], limit: int = MAX_CHECKED_JOBS) -> list[
     return [index[tuple(c[k % len(c)] for c in columns)] for k in range(longest)]
 
 
+def is_multirun(argv: list[str]) -> bool:
+    """Whether the command line starts a multirun: ``-m``/``--multirun``, or ``hydra.mode=MULTIRUN``."""
+    return any(a in ("-m", "--multirun") or a.replace(" ", "").lower() == "hydra.mode=multirun" for a in argv)
+
+
+def _not_a_refusal(exc: BaseException) -> bool:
+    """An error of OmegaConf or Hydra (an interpolation such as ``${hydra:job.num}``, which needs the job's
+    runtime): the check cannot tell, the job will."""
+    return type(exc).__module__.split(".")[0] in ("omegaconf", "hydra")
+
+
 def sweep_problem(
-    argv: list[str], conf_dir: str, config_name: str, check_values: Callable[[Any, bool], None] | None
+    argv: list[str],
+    conf_dir: str,
+    config_name: str,
+    check_values: Callable[[Any, Sequence[str], bool], None] | None,
 ) -> str | None:
-    """For a multirun command line ``argv`` (``-m``/``--multirun``), the error line of the first job whose
-    composed config ``check_values`` refuses, naming the job (its number and swept overrides), else None.
+    """For a multirun command line ``argv`` (:func:`is_multirun`), the error line of the first job whose
+    composed config ``check_values`` refuses, naming the job (its number, as Hydra numbers its jobs and
+    their folders, and its swept overrides), else None.
 
-    ``check_values(cfg, here)``: the command's value checks on a composed config (no Hydra runtime: its
-    ``${hydra:...}`` values do not resolve; ``here``: the job runs on this machine, Hydra's basic launcher,
-    so a check of its devices holds); a refusal is one of the project's errors
-    (:func:`gastrodistill.cli.errors.project_error`), any other exception means "cannot tell here" and
-    that job is left to check itself; None when ``check_values`` is None (a command without value checks).
-    Raises nothing."""
+    ``check_values(cfg, overrides, here)``: the command's value checks on a job's composed config (no Hydra
+    runtime: its ``${hydra:...}`` values do not resolve), with the job's override strings and whether it
+    runs on this machine (Hydra's basic launcher: a check of this machine's devices holds). A refusal is
+    one of the project's errors (:func:`gastrodistill.cli.errors.project_error`); anything else, OmegaConf's
+    and Hydra's errors included, means "cannot tell here" and the job checks itself. What the checks print
+    is not shown (the job prints it again). None when ``check_values`` is None. Raises nothing."""
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf, open_dict
 
-    from gastrodistill.cli.errors import message, project_error
     from gastrodistill.cli.override_keys import command_line_config
 
-    if check_values is None or not any(a in ("-m", "--multirun") for a in argv):
+    if check_values is None or not is_multirun(argv):
         return None
     if GlobalHydra.instance().is_initialized():  # never disturb a Hydra that is already running
         return None
@@ -89,26 +105,60 @@ def sweep_problem(
     jobs = sweep_jobs(args)
     if jobs is None:
         return None
-    swept = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]
     for n in jobs_to_check(jobs):
-        cfg = composed_config(conf_dir, config_name, user_dir, jobs[n], with_hydra=True)
-        if cfg is None:
-            return None
-        here = OmegaConf.select(cfg, "hydra.launcher._target_") == LOCAL_LAUNCHER
-        with open_dict(cfg):
-            cfg.pop("hydra")  # the job's own config, as its task function gets it
-        try:
-            check_values(cfg, here)
-        except Exception as exc:  # noqa: BLE001 - only the project's own refusals count (docstring)
-            refusal = project_error(exc)
-            if refusal is None:
-                continue
+        text = _job_problem(conf_dir, config_name, user_dir, jobs[n], check_values)
+        if text is not None:
+            swept = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]
             shown = " ".join(jobs[n][i] for i in swept)
-            return (
-                f"{message(refusal)} [sweep job #{n} of {len(jobs)}: {shown}; no job was started: fix that "
-                f"value, or leave it out of the sweep]"
-            )
+            which = f"#{n} of {len(jobs)}" if not shuffled(args) else f"of {len(jobs)} (shuffled)"
+            return f"{text} [sweep job {which}: {shown}; no job was started]"
     return None
+
+
+def _job_problem(
+    conf_dir: str,
+    config_name: str,
+    user_dir: str | None,
+    overrides: list[str],
+    check_values: Callable[[Any, Sequence[str], bool], None],
+) -> str | None:
+    """The error line ``check_values`` gives one job (:func:`sweep_problem`), or None."""
+    from omegaconf import OmegaConf, open_dict
+
+    from gastrodistill.cli.errors import message, project_error
+
+    cfg = composed_config(conf_dir, config_name, user_dir, overrides, with_hydra=True)
+    if cfg is None:
+        return None
+    here = OmegaConf.select(cfg, "hydra.launcher._target_") == LOCAL_LAUNCHER
+    with open_dict(cfg):
+        cfg.pop("hydra")  # the job's own config, as its task function gets it
+    quiet = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    try:
+        with (
+            quiet,
+            contextlib.redirect_stdout(quiet),
+            contextlib.redirect_stderr(quiet),
+            warnings.catch_warnings(),
+        ):
+            warnings.simplefilter("ignore")
+            check_values(cfg, list(overrides), here)
+    except Exception as exc:  # noqa: BLE001 - only the project's own refusals count (docstring)
+        refusal = project_error(exc)
+        if refusal is not None and not _not_a_refusal(refusal):
+            return message(refusal)
+    return None
+
+
+def shuffled(args: list[str]) -> bool:
+    """Whether a sweep of ``args`` is shuffled (``shuffle(...)``): its job numbers differ from run to run."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(args)
+    except Exception:  # noqa: BLE001 - not reached: sweep_jobs parsed them
+        return False
+    return any(getattr(o.value(), "shuffle", False) for o in parsed if o.is_sweep_override())
 
 
 def composed_config(
