@@ -83,50 +83,46 @@ class PrivateStrings:
         return out
 
 
-#: Attributes whose values are searched whatever ``audit.text.ignore_attributes`` says: they name the
-#: patient or the site (DICOM PS3.15 Annex E, Basic Application Level Confidentiality Profile), besides
-#: every person name (VR PN) and UID (VR UI).
-NEVER_IGNORED = frozenset(
-    {
-        "PatientID",
-        "OtherPatientIDs",
-        "IssuerOfPatientID",
-        "PatientBirthDate",
-        "PatientAddress",
-        "AccessionNumber",
-        "InstitutionName",
-        "InstitutionAddress",
-        "InstitutionalDepartmentName",
-        "StationName",
-        "DeviceSerialNumber",
-        "StudyID",
-    }
+#: The header attributes ``audit.text.ignore_attributes`` may leave out of the search: technical settings
+#: of the acquisition and display that name neither the patient nor the site and are often common words
+#: (a GE convolution kernel ``STANDARD`` matched the card's own ``"standard"``). Anything else (a person
+#: name, a UID, a date, an id, an address, a description a person typed) is always searched.
+IGNORABLE_ATTRIBUTES = (
+    "AcquisitionDeviceProcessingDescription",
+    "CollimatorGridName",
+    "ContrastBolusAgent",
+    "ConvolutionKernel",
+    "ExposureControlModeDescription",
+    "FilterType",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "RescaleType",
+    "SoftwareVersions",
+    "WindowCenterWidthExplanation",
 )
 
 
 def check_ignored_attributes(keywords: Iterable[object]) -> tuple[str, ...]:
-    """``audit.text.ignore_attributes`` as a tuple of DICOM keywords whose header values are not searched
-    (a convolution kernel or protocol name that is also a common word, say ``STANDARD``, matched the
-    card's own ``"standard"``). Raises :class:`TextCheckError` naming the entry for anything that is not a
-    DICOM keyword, or names an attribute that identifies the patient or the site (a person name, a UID,
-    :data:`NEVER_IGNORED`)."""
-    from pydicom.datadict import dictionary_VR, tag_for_keyword
+    """``audit.text.ignore_attributes`` as a tuple of DICOM keywords whose header values are not searched.
+    Raises :class:`TextCheckError` naming the entry for anything that is not a DICOM keyword or not one of
+    :data:`IGNORABLE_ATTRIBUTES`."""
+    from pydicom.datadict import tag_for_keyword
 
     out = []
     for keyword in keywords:
-        tag = tag_for_keyword(str(keyword)) if isinstance(keyword, str) else None
-        if tag is None:
+        if not isinstance(keyword, str) or tag_for_keyword(keyword) is None:
             raise TextCheckError(
                 f"audit.text.ignore_attributes entry {keyword!r} is no DICOM keyword; use the keywords the "
                 "audit's leak kinds name (dicom:<Keyword>), e.g. "
                 "audit.text.ignore_attributes=[ConvolutionKernel]"
             )
-        if keyword in NEVER_IGNORED or dictionary_VR(tag) in ("PN", "UI"):
+        if keyword not in IGNORABLE_ATTRIBUTES:
             raise TextCheckError(
-                f"audit.text.ignore_attributes entry {keyword!r} names the patient or the site (DICOM "
-                "PS3.15 Annex E): its values are always searched, and a leak of one is real"
+                f"audit.text.ignore_attributes entry {keyword!r} may not be left out of the search: only "
+                f"technical attributes that name neither the patient nor the site may "
+                f"({', '.join(IGNORABLE_ATTRIBUTES)}); a {keyword} value found in an artifact is a leak"
             )
-        out.append(str(keyword))
+        out.append(keyword)
     return tuple(dict.fromkeys(out))
 
 
@@ -210,22 +206,19 @@ def private_strings(
 
 
 def source_name(root: str | os.PathLike | None) -> str | None:
-    """The own name of a run's data (:func:`data_root`): its folder's name, or its file's name without the
-    suffix (``StMaryHospital_gastric``, ``pneumo_GUYSHOSPITAL`` of ``pneumo_GUYSHOSPITAL.npz``), which often
-    names the site. None without data (none set, or nothing at that path), and for a collection written by
-    ``gastrodistill-generate`` (its ``synthetic_info.json``: the folder is named after the preset). Not
-    searched in artifacts (a folder called ``data`` or ``images`` would match the card's own words), only
-    in the names a run is logged and shared under
-    (:func:`gastrodistill.sharing.publish.check_logged_names_in_data`)."""
+    """The own name of a run's data folder (:func:`data_root`), which often names the site
+    (``StMaryHospital_gastric``). None when the data is not a folder (nothing there, or a data file: public
+    data sets come as files, ``pneumoniamnist.npz``, and their names are no site's), and for a collection
+    written by ``gastrodistill-generate`` (its ``synthetic_info.json``: the folder is named after the
+    preset). Not searched in artifacts (a folder called ``data`` or ``images`` would match the card's own
+    words), only in the names a run is logged and shared under
+    (:func:`gastrodistill.sharing.publish.check_logged_names_in_data`). A part of it (``stmary``) is not
+    found."""
     from gastrodistill.data.synthetic.writer import INFO_FILE
 
-    if root is None:
+    if root is None or not Path(root).is_dir() or (Path(root) / INFO_FILE).is_file():
         return None
-    path = Path(root)
-    if not path.exists() or (path.is_dir() and (path / INFO_FILE).is_file()):
-        return None  # no data there (an in-memory data module's config), or a generated collection
-    name = path.stem if path.is_file() else path.resolve().name
-    return name or None
+    return Path(root).resolve().name or None
 
 
 def config_private_strings(

@@ -135,6 +135,7 @@ class Pipeline:
             if not isinstance(exc, SyntheticOutputError) or "refusing to overwrite" not in str(exc):
                 raise
             rest = [str(s) for s in self.cfg.stages if str(s) != "generate"]  # a list since check_values
+            rest = rest or [s for s in STAGES if s != "generate"]  # stages=[generate] alone: the study
             raise SyntheticOutputError(  # the other way on, for a study of one's own data there
                 f"{exc} To distil your own data in that folder instead, leave generate out of the stages: "
                 f"'stages=[{','.join(rest)}]'"

@@ -346,8 +346,8 @@ def fresh_start_advice(out: Path) -> Iterator[None]:
     except ResumeError as e:
         if (Path(out) / META_FILE).is_file() and "drop distill.resume" in str(e):
             e.args = (
-                f"{e} in a new run folder (drop hydra.run.dir too: {out} already holds a finished set, "
-                f"which a run from step 0 does not replace)",
+                f"{e} in a new run folder (drop hydra.run.dir or paths.output_dir too: {out} already holds a "
+                "finished set, which a run from step 0 does not replace)",
             )
         raise
 
@@ -422,7 +422,7 @@ def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool 
     folder = Path(folder)
     if not (folder / META_FILE).is_file():
         return
-    ways = ["Start a new run folder (drop hydra.run.dir)"]
+    ways = ["Start a new run folder (drop hydra.run.dir or paths.output_dir)"]
     kept = any((folder / CKPT_DIR).glob("*.ckpt"))
     if kept:
         ways.append(f"continue that set with distill.resume={folder.parent} and a higher distill.outer_steps")

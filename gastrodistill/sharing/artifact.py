@@ -272,7 +272,7 @@ def leak_advice(kinds: Iterable[str]) -> str:
     headers, leaks = [], [k for k in kinds if not k.startswith("dicom:")]
     for kind in kinds:
         if kind.startswith("dicom:"):
-            try:  # an attribute that names the patient or the site may not be left out of the search
+            try:  # only a technical attribute may be left out of the search (IGNORABLE_ATTRIBUTES)
                 headers += check_ignored_attributes([kind.split(":", 1)[1]])
             except TextCheckError:
                 leaks.append(kind)
@@ -285,9 +285,10 @@ def leak_advice(kinds: Iterable[str]) -> str:
         )
     if leaks or not kinds:
         advice.append(
-            "A patient id, path or identifying header value of the data found as a token of its own is a "
-            "leak: check experiment_name and the other values the card repeats (a numeric id may also equal "
-            "one of the card's counts by chance; then raise audit.text.min_length above its length)"
+            "A patient id, path or identifying header value of the data found in these files is a leak: "
+            "check experiment_name and the other values the card repeats. A numeric id can also equal one "
+            "of the card's counts by chance: replace the manifest's patient ids with pseudonyms of 8 or "
+            "more characters (the data stage only groups by them)"
         )
     return "; ".join(advice) + "."
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -190,46 +191,93 @@ def seal_ok(card: Mapping[str, Any]) -> bool:
 
 
 #: Text encodings a private string is searched in (any case): the artifact's JSON and PNG text are UTF-8,
-#: and a tool may write UTF-16 (either byte order).
+#: and a tool may write UTF-16 (either byte order); a value outside ASCII also in Latin-1.
 SEARCH_ENCODINGS = ("utf-8", "utf-16-le", "utf-16-be")
 
 
-def _char_class(kind: str, encoding: str) -> bytes:
-    """A bytes-regex fragment matching one ASCII digit (``kind="digit"``) or one ASCII digit or lower-case
-    letter (``"alnum"``) in ``encoding`` (the searched bytes are lower-cased first)."""
-    one = b"[0-9]" if kind == "digit" else b"[0-9a-z]"
-    return {"utf-8": one, "utf-16-le": one + b"\\x00", "utf-16-be": b"\\x00" + one}[encoding]
+def needs_token(value: str) -> bool:
+    """Whether ``value`` is found only as a token of its own (:func:`_guarded`): all digits (a patient
+    number or a date, which floats, counts and hashes hold by chance), all letters and shorter than 12 (a
+    name part: ``chan`` in ``channels``), or shorter than 6 characters. Longer mixed strings (``P6934814``,
+    paths, UIDs) are found anywhere: a chance match is negligible, and ``caseP6934814`` is a leak."""
+    v = value.strip()
+    return v.isdigit() or (v.isalpha() and len(v) < 12) or len(v) < 6
 
 
-def string_pattern(value: str, encoding: str) -> re.Pattern[bytes]:
-    """The search pattern of one private string ``value`` in ``encoding``, lower-cased: found only as a
-    token of its own. An end of ``value`` that is an ASCII letter or digit may not touch another letter or
-    digit (``1002`` is not in the hash ``…e1002a…``, ``anna`` not in ``joanna``, ``STANDARD`` is in
-    ``"standard"``), and a digit end may not touch a decimal point and a digit either (``1002`` is not in
-    the float ``0.1002``, nor in ``1002.5``). Punctuation is a boundary: ``kowalski`` is found in
-    ``kowalski_01.png`` and ``1002`` in ``site-1002``. Without this, a 4-digit patient id matched about one
-    card in twenty by chance (a card's floats and hashes hold hundreds of distinct 4-digit runs)."""
-    needle = re.escape(value.lower().encode(encoding))
-    dot = re.escape(".".encode(encoding))
+def spellings(value: str) -> list[str]:
+    """The forms of ``value`` searched for: as given, lower, upper and title case, each composed (NFC) and
+    decomposed (NFD); for a value outside ASCII also each as JSON escapes it (``M\\u00fcller``: the card is
+    written by ``json.dumps``). The bytes searched are lower-cased by ``bytes.lower``, which knows ASCII
+    only, so ``MÜLLER`` and ``müller`` are different bytes: each case is searched."""
+    forms = {value, value.lower(), value.upper(), value.title()}
+    forms |= {unicodedata.normalize(f, v) for v in list(forms) for f in ("NFC", "NFD")}
+    if not value.isascii():
+        forms |= {json.dumps(v)[1:-1] for v in list(forms)}
+    return sorted(forms)
+
+
+def _chars(units: list[str], encoding: str, side: str) -> bytes:
+    """A bytes-regex fragment for a run of characters in ``encoding``: each unit a literal character or an
+    ASCII class in brackets (``"[0-9]"``). ``side`` is where the run lies from a match: in UTF-16 the byte
+    next to the match (``before``: big-endian's low byte of the character before; ``after``:
+    little-endian's low byte of the character after) is the only one looked at for the nearest unit, so a
+    match one byte off (the text in the other byte order) is judged by the character it touches."""
+    out = []
+    for unit in units:
+        one = unit.encode() if unit.startswith("[") else re.escape(unit.encode())
+        out.append({"utf-16-le": [one, b"\\x00"], "utf-16-be": [b"\\x00", one]}.get(encoding, [one]))
+    if encoding == "utf-16-be" and side == "before":
+        out[0] = out[0][1:]
+    if encoding == "utf-16-le" and side == "after":
+        out[-1] = out[-1][:1]
+    return b"".join(b"".join(u) for u in out)
+
+
+def _guarded(needle: bytes, form: str, encoding: str) -> re.Pattern[bytes]:
+    """``needle`` (``form`` in ``encoding``, lower-cased) as a token of its own: an end that is an ASCII
+    letter or digit may not touch another letter or digit (``1002`` is not in the hash ``e1002a``, ``anna``
+    not in ``joanna``; ``STANDARD`` is in ``"standard"``); a digit end may not touch a decimal point and a
+    digit either (``1002`` is not in ``0.1002`` or ``1002.5``), but for ``.0`` alone (an id a table read as
+    a float: ``1002.0``). Punctuation is a boundary: ``kowalski_01.png``, ``site-1002``. Without this a
+    4-digit id matched about one card in twenty by chance (a card's floats and hashes hold hundreds of
+    distinct 4-digit runs)."""
+    alnum = "[0-9a-z]"
     before = after = b""
-    alnum, digit = _char_class("alnum", encoding), _char_class("digit", encoding)
-    first, last = value[0], value[-1]
+    first, last = form[0], form[-1]
     if first.isascii() and first.isalnum():
-        before = b"(?<!" + alnum + b")" + (b"(?<!" + digit + dot + b")" if first.isdigit() else b"")
+        before = b"(?<!" + _chars([alnum], encoding, "before") + b")"
+        if first.isdigit():
+            before += b"(?<!" + _chars(["[0-9]", "."], encoding, "before") + b")"
     if last.isascii() and last.isalnum():
-        after = b"(?!" + alnum + b")" + (b"(?!" + dot + digit + b")" if last.isdigit() else b"")
-    return re.compile(before + needle + after)
+        after = b"(?!" + _chars([alnum], encoding, "after") + b")"
+        if last.isdigit():
+            after += b"(?!" + _chars([".", "[1-9]"], encoding, "after") + b")"
+            after += b"(?!" + _chars([".", "0", "[0-9]"], encoding, "after") + b")"
+    return re.compile(before + re.escape(needle) + after)
+
+
+def _needles(value: str) -> list[tuple[bytes, re.Pattern[bytes] | None]]:
+    """The byte strings searched for ``value`` (:func:`spellings` in each encoding, lower-cased as the data
+    is) and, where :func:`needs_token`, the pattern a candidate must match there."""
+    out: dict[bytes, re.Pattern[bytes] | None] = {}
+    encodings = SEARCH_ENCODINGS if value.isascii() else (*SEARCH_ENCODINGS, "latin-1")
+    for form in spellings(value):
+        for encoding in encodings:
+            try:
+                needle = form.encode(encoding).lower()
+            except UnicodeEncodeError:
+                continue
+            if needle not in out:
+                out[needle] = _guarded(needle, form, encoding) if needs_token(value) else None
+    return list(out.items())
 
 
 def find_strings(blobs: Mapping[str, bytes], forbidden: Iterable[str]) -> list[tuple[str, int]]:
-    """(blob name, index into ``forbidden``) per forbidden string found in a blob: any case, in each of
-    :data:`SEARCH_ENCODINGS`, as a token of its own (:func:`string_pattern`)."""
+    """(blob name, index into ``forbidden``) per forbidden string found in a blob: in any of its
+    :func:`spellings`, in each of :data:`SEARCH_ENCODINGS`, as a token of its own where
+    :func:`needs_token` (:func:`_guarded`)."""
     hits: list[tuple[str, int]] = []
-    variants = [
-        (i, [(s.lower().encode(e), string_pattern(s, e)) for e in SEARCH_ENCODINGS])
-        for i, s in enumerate(forbidden)
-        if s.strip()
-    ]
+    variants = [(i, _needles(s)) for i, s in enumerate(forbidden) if s.strip()]
     for name, data in blobs.items():
         low = data.lower()
         for i, searches in variants:
@@ -238,13 +286,15 @@ def find_strings(blobs: Mapping[str, bytes], forbidden: Iterable[str]) -> list[t
     return hits
 
 
-def _token_at(data: bytes, needle: bytes, pattern: re.Pattern[bytes]) -> bool:
-    """Whether ``needle`` occurs in ``data`` where ``pattern`` (:func:`string_pattern`: the needle and its
-    guards, which look at most two characters around it) matches. Candidates come from ``bytes.find``: a
-    regex search over a whole safetensors blob was about 50 times slower."""
+def _token_at(data: bytes, needle: bytes, pattern: re.Pattern[bytes] | None) -> bool:
+    """Whether ``needle`` occurs in ``data``, where ``pattern`` (:func:`_guarded`, looking at most three
+    characters around it) matches when one is given. Candidates come from ``bytes.find``: a regex search
+    over a whole safetensors blob was about 50 times slower."""
     start = data.find(needle)
+    if pattern is None or start == -1:
+        return start != -1
     while start != -1:
-        if pattern.match(data, start, start + len(needle) + 8):
+        if pattern.match(data, start, start + len(needle) + 16):
             return True
         start = data.find(needle, start + 1)
     return False

@@ -82,9 +82,12 @@ def test_ignore_attributes_leaves_out_a_technical_header_value_and_nothing_else(
     assert set(full.values) - set(less.values) == {"STANDARD"}
     assert secrets["PatientName"] in less.values
     for keyword, why in [
-        ("PatientName", "names the patient or the site"),  # VR PN
-        ("StudyInstanceUID", "names the patient or the site"),  # VR UI
-        ("InstitutionName", "names the patient or the site"),  # PS3.15 Annex E
+        ("PatientName", "may not be left out of the search"),  # a person name
+        ("StudyInstanceUID", "may not be left out of the search"),  # a UID
+        ("InstitutionName", "may not be left out of the search"),  # the site
+        ("PatientTelephoneNumbers", "may not be left out of the search"),  # a breaker's list
+        ("StudyDate", "may not be left out of the search"),
+        ("PatientComments", "may not be left out of the search"),
         ("ConvKernel", "is no DICOM keyword"),
     ]:
         with pytest.raises(TextCheckError, match=why):
@@ -136,7 +139,7 @@ def test_a_numeric_patient_id_inside_the_cards_numbers_is_no_leak(tmp_path):
     save_artifact(tmp_path / "b", noise_set(dm), fields, forbidden_strings=inside)
     assert json.loads((tmp_path / "b" / "card.json").read_text()) == json.loads(card)
     with pytest.raises(
-        ArtifactError, match=r"\(patient_id\).*a numeric id may also equal one of the card's counts"
+        ArtifactError, match=r"\(patient_id\).*replace the manifest's patient ids with pseudonyms"
     ):
         save_artifact(
             tmp_path / "c",
@@ -151,8 +154,8 @@ def test_the_data_folders_own_name_is_refused_as_experiment_name(tmp_path, compo
     root = tmp_path / "StMaryHospital_gastric"
     write_dicom_root(root)
     assert source_name(root) == "StMaryHospital_gastric"
-    (tmp_path / "pneumo_GUYS.npz").write_bytes(b"x")
-    assert source_name(tmp_path / "pneumo_GUYS.npz") == "pneumo_GUYS"
+    (tmp_path / "pneumoniamnist.npz").write_bytes(b"x")
+    assert source_name(tmp_path / "pneumoniamnist.npz") is None  # a file: public data sets come as files
     assert source_name(tmp_path / "nothing_here") is None  # a config's default root, data held in memory
     dm = make_dm(patients=(2, 1, 1), per_patient=2)
     for name in ("StMaryHospital_gastric", "stmaryhospital_gastric_v2"):
@@ -167,3 +170,28 @@ def test_the_data_folders_own_name_is_refused_as_experiment_name(tmp_path, compo
     check_logged_names_in_data(
         compose_cfg([f"paths.data_root={root}", "experiment_name=StMaryHospital_gastric"]), dm
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "found"),
+    [
+        ("caseP6934814", "P6934814", True),  # a long mixed id glued to letters is no chance match
+        ("P6934814b", "P6934814", True),
+        ("name MÜLLER", "MÜLLER", True),  # bytes.lower() leaves non-ASCII capitals as they are
+        ("name müller", "MÜLLER", True),
+        ('{"who": "M\\u00fcller"}', "Müller", True),  # as json.dumps writes the card
+        ("zürich_klinik_v1", "ZÜRICH_Klinik", True),
+        ('{"patient": 1002.0}', "1002", True),  # an id a table read as a float
+        ("1002.05", "1002", False),
+        ("ae1002b", "1002", False),  # digits of a hash
+        ("channels", "Chan", False),  # a short name part inside a word
+    ],
+)
+def test_spellings_and_glued_ids(text, value, found):
+    import unicodedata
+
+    for encoding in ("utf-8", "utf-16-le", "utf-16-be"):
+        assert bool(find_strings({"f": text.encode(encoding)}, [value])) is found, encoding
+    if not value.isascii():  # decomposed accents and Latin-1 bytes too
+        assert find_strings({"f": unicodedata.normalize("NFD", text).encode()}, [value])
+        assert find_strings({"f": text.encode("latin-1", "ignore")}, [value]) or "\\u" in text

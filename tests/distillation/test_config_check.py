@@ -187,3 +187,11 @@ def test_generating_over_ones_own_data_names_the_stages_that_study_it(compose_cf
         "leave generate out of the stages: 'stages=[patches,distill,evaluate,audit,artifact]'"
     )
     assert [p.name for p in own.iterdir()] == ["manifest.csv"]
+    alone = Pipeline(
+        compose_cfg(
+            ["experiment=tiny", f"paths.data_root={own}", f"paths.root_dir={tmp_path}", "stages=[generate]"]
+        )
+    )
+    with pytest.raises(SyntheticOutputError) as info:  # 'stages=[]' would run nothing: the study's stages
+        alone.run()
+    assert str(info.value).endswith("'stages=[patches,distill,evaluate,audit,artifact]'")

@@ -348,7 +348,8 @@ def test_a_resume_past_outer_steps_is_refused_and_at_outer_steps_writes_the_chec
     text = str(info.value)
     assert text.startswith(f"checkpoint {ckpt} is at outer step 2, past distill.outer_steps=1")
     assert text.endswith(
-        f"drop distill.resume to start a new run from step 0 in a new run folder (drop hydra.run.dir too: "
+        f"drop distill.resume to start a new run from step 0 in a new run folder (drop hydra.run.dir or "
+        f"paths.output_dir too: "
         f"{tmp_path / 'a' / 'soft'} already holds a finished set, which a run from step 0 does not replace)"
     )
     with pytest.raises(DistillConfigError, match="already holds a finished soft-label set"):  # what it avoids
@@ -546,7 +547,9 @@ def test_a_finished_set_names_only_the_ways_on_that_exist(tmp_path):
     with pytest.raises(DistillConfigError) as info:
         check_no_finished_set(folder, "soft")
     text = str(info.value)
-    assert "Start a new run folder (drop hydra.run.dir) (no checkpoint of it is in" in text
+    assert (
+        "Start a new run folder (drop hydra.run.dir or paths.output_dir) (no checkpoint of it is in" in text
+    )
     assert "distill.resume" not in text and "stages" not in text
     (folder / "checkpoints").mkdir()
     (folder / "checkpoints" / "last.ckpt").write_bytes(b"x")
