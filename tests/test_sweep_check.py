@@ -163,6 +163,16 @@ def test_valid_sweeps_the_jobs_accept_are_not_refused(no_hydra, capsys):
     assert text.startswith("error: distill.window must be an integer in [1, T=10]")  # with the specialisation
     runtime = ["-m", "experiment=tiny", "distill.ckpt_every=${hydra:job.num}", "distill.outer_steps=1,2"]
     assert sweep_problem(runtime, CONF_DIR, "config", check_values) is None
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    left = OmegaConf.create({"hydra": {"job": {"num": None}}})  # an earlier in-process run's, left set
+    HydraConfig.instance().cfg = left
+    try:  # it is not the job's: ${hydra:job.num} gave None there and the value was refused (CI order)
+        assert sweep_problem(runtime, CONF_DIR, "config", check_values) is None
+        assert HydraConfig.instance().cfg is left
+    finally:
+        HydraConfig.instance().cfg = None
     assert capsys.readouterr() == ("", "")  # the checks' own prints are the jobs' to show
 
 

@@ -123,6 +123,7 @@ def _job_problem(
     check_values: Callable[[Any, Sequence[str], bool], None],
 ) -> str | None:
     """The error line ``check_values`` gives one job (:func:`sweep_problem`), or None."""
+    from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict
 
     from gastrodistill.cli.errors import message, project_error
@@ -133,6 +134,7 @@ def _job_problem(
     here = OmegaConf.select(cfg, "hydra.launcher._target_") == LOCAL_LAUNCHER
     with open_dict(cfg):
         cfg.pop("hydra")  # the job's own config, as its task function gets it
+    hydra_config, HydraConfig.instance().cfg = HydraConfig.instance().cfg, None  # ${hydra:...}: the job's
     quiet = open(os.devnull, "w")  # noqa: SIM115 - closed below
     try:
         with (
@@ -147,6 +149,8 @@ def _job_problem(
         refusal = project_error(exc)
         if refusal is not None and not _not_a_refusal(refusal):
             return message(refusal)
+    finally:
+        HydraConfig.instance().cfg = hydra_config
     return None
 
 
