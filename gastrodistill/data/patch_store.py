@@ -665,7 +665,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
     save_hash_cache(store_root)
     log.info("patch store built: %s (%d patches)", target, n_total)
     line, few = grey_level_report(meta)
-    log.info(line)
+    log.debug(line)  # gastrodistill-patches and reproduce print it in their table: once is enough
     for w in few:
         log.warning(w)
     return target

@@ -127,7 +127,7 @@ def test_store_grey_levels_reported_and_warned(tmp_path, caplog, how):
         progress=False,
         bit_depth=12 if how == "bit_depth" else None,
     )
-    with caplog.at_level(logging.INFO, logger="gastrodistill.data.patch_store"):
+    with caplog.at_level(logging.DEBUG, logger="gastrodistill.data.patch_store"):
         dm.prepare_data()
     dm.setup()
     levels = _levels(dm)

@@ -39,6 +39,7 @@ def test_cli_builds_store_and_prints_counts(tmp_path, data_root, monkeypatch, ca
         assert numbers == [store.meta["n_patients"][split], *counts.values(), sum(counts.values())]
     assert "256 patches of 32 px (overlap 8) stored at 16 px" in text
     assert "images/" not in text  # no image path printed
+    assert text.count("grey levels used") == 1  # the table's line, not the builder's log line too
     levels = re.search(r"grey levels used \(of 256\): train (\d+)", text)
     assert levels and int(levels.group(1)) == int(np.count_nonzero(store.meta["pixel_histograms"]["train"]))
     info = json.loads((out / "run_info.json").read_text())
