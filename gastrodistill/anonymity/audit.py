@@ -676,7 +676,14 @@ def render_report(
     )
     certified = results["real"]["controls_certified"] == 1.0
     detected = results["real"]["mia_control_detected"] == 1.0
-    lines = [f"# Anonymity audit: {cfg.experiment_name}", "", "## Verdict", ""]
+    lines = [f"# Anonymity audit: {cfg.experiment_name}", ""]
+    if not nearest.by_patient:  # class folders, an npz: the report's patients and patches are its images
+        lines += [
+            "These data have no patient ids: below, each image counts as its own patient, and its training "
+            "images are the \"training patches\".",
+            "",
+        ]
+    lines += ["## Verdict", ""]
     lines += [f"- **{name}**: {verdicts[name]}" for name in names]
     if not (certified and detected):
         lines += [

@@ -78,6 +78,7 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
         assert (out / name).is_file(), name
     report = (out / "audit.md").read_text()
     assert "| soft | 6 | pixel NCC |" in report and "## Membership inference" in report and "17%" in report
+    assert "have no patient ids" not in report
     assert "- **soft**: flagged: 1 of 6 distilled images" in report
     assert "## Sample sizes" in report and f"excluded: {n_irr} by class" in report
     # no patch positions here: the text check did not run, and the report says which corners it would search
@@ -191,3 +192,15 @@ def test_the_attacked_networks_replay_as_the_evaluation_does(compose_cfg):
     with torch.no_grad():
         assert torch.equal(net(x), augmented.eval()(x))
         assert not torch.allclose(net(x), exact.eval()(x))
+
+
+def test_a_report_on_data_without_patients_says_what_its_patients_are(tmp_path, compose_cfg):
+    """Class-folder or npz data have no patient ids; the report spoke of patients and training patches
+    all the same (a newcomer found it confusing), so it says first that each image is its own patient."""
+    dm = make_dm(patients=(16, 4, 16), per_patient=2)
+    dm.patient_ids = lambda split: None  # as the collections' data modules answer
+    out = tmp_path / "audit"
+    run_audit(compose_cfg(FAST), dm, {"soft": noise_set(dm, steps=1, ipc=1, seed=1)}, out)
+    report = (out / "audit.md").read_text()
+    assert report.splitlines()[2].startswith("These data have no patient ids: below, each image counts as")
+    assert "a different sample (the data have no patients)" in report
