@@ -680,7 +680,7 @@ def render_report(
     if not nearest.by_patient:  # class folders, an npz: the report's patients and patches are its images
         lines += [
             "These data have no patient ids: below, each image counts as its own patient, and its training "
-            "images are the \"training patches\".",
+            'images are the "training patches".',
             "",
         ]
     lines += ["## Verdict", ""]

@@ -230,16 +230,16 @@ def config_private_strings(
     reading of those settings for the audit, the artifact writer and the check of logged names. Raises
     :class:`TextCheckError` for a bad ``ignore_attributes`` entry."""
     text = cfg.audit.text if "audit" in cfg and "text" in cfg.audit else {}
-    min_length = int(text.get("min_length", 4))
+    min_length, root = int(text.get("min_length", 4)), data_root(cfg)
     strings = private_strings(
         datamodule,
-        data_root(cfg),
+        root,
         min_length=min_length,
         max_dicom_files=text.get("max_dicom_files"),
         ignore_attributes=check_ignored_attributes(text.get("ignore_attributes") or ()),
     )
     if with_source_name:
-        strings.add(source_name(data_root(cfg)) or "", "data folder name", min_length)
+        strings.add(source_name(root) or "", "data folder name", min_length)
     return strings
 
 

@@ -25,12 +25,10 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     (:mod:`gastrodistill.cli.sweep_check`). Raises ``DistillConfigError`` or ``ModelConfigError`` naming
     the key."""
     from gastrodistill.distillation.config_check import check_distill_config
-    from gastrodistill.models.preflight import check_model_config, data_shape
+    from gastrodistill.models.preflight import check_configured_model
 
     check_distill_config(cfg.distill, cfg.distill.get("mode"))
-    shape = data_shape(cfg.data)
-    if shape is not None:  # else read from the data's files: checked on them, where the message names it
-        check_model_config(cfg.model, shape)
+    check_configured_model(cfg)
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)

@@ -59,12 +59,10 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     for each job of a sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
     ``EvaluationConfigError`` or ``ModelConfigError`` naming the key."""
     from gastrodistill.evaluation.jobs import validate
-    from gastrodistill.models.preflight import check_model_config, data_shape
+    from gastrodistill.models.preflight import check_configured_model
 
     validate(cfg.eval)
-    shape = data_shape(cfg.data)
-    if shape is not None:  # else read from the data's files: checked on them, where the message names it
-        check_model_config(cfg.model, shape)
+    check_configured_model(cfg)
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)

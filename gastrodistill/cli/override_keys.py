@@ -211,12 +211,32 @@ def _shadowed(user_dir: str, conf_dir: str) -> bool:
     return any((Path(conf_dir) / f.name).is_file() for f in Path(user_dir).glob("*.yaml"))
 
 
+def composed_config(
+    conf_dir: str, config_name: str, user_dir: str | None, overrides: list[str], with_hydra: bool = False
+) -> Any:
+    """``config_name`` of ``conf_dir`` composed with ``overrides`` (``user_dir``, a ``-cd`` folder, added to
+    the search path), as Hydra composes a job's config before its runtime is set (``with_hydra``: with
+    Hydra's own node, ``hydra.launcher`` and the rest); None when it does not compose (the job's own error
+    then tells)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    searchpath = [f"hydra.searchpath=[file://{user_dir}]"] if user_dir else []
+    try:
+        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
+            return compose(
+                config_name=config_name, overrides=[*searchpath, *overrides], return_hydra_config=with_hydra
+            )
+    except Exception:  # noqa: BLE001 - Hydra's own message, when the job composes it, names the problem
+        return None
+    finally:
+        GlobalHydra.instance().clear()
+
+
 def _composed_tree(primary: str, config_name: str, extra: str | None, choices: list[str]) -> Any:
     """``config_name`` of the ``primary`` folder composed with ``choices``, ``extra`` (a folder) added to
     the search path, as a plain container; None when it does not compose."""
     from omegaconf import OmegaConf
-
-    from gastrodistill.cli.sweep_check import composed_config
 
     cfg = composed_config(primary, config_name, extra, choices)
     return None if cfg is None else OmegaConf.to_container(cfg, resolve=False)

@@ -126,13 +126,13 @@ class Pipeline:
     def generate(self) -> None:
         from gastrodistill.cli.errors import project_error
         from gastrodistill.cli.generate import run as generate_run
-        from gastrodistill.data.synthetic.writer import SyntheticOutputError
+        from gastrodistill.data.synthetic.writer import NotSyntheticRootError, SyntheticOutputError
 
         try:
             self.paths["data"] = Path(str(generate_run(self.cfg) or self.cfg.paths.data_root))
         except Exception as error:  # noqa: BLE001 - Hydra's instantiate wraps the writer's refusal
             exc = project_error(error)
-            if not isinstance(exc, SyntheticOutputError) or "refusing to overwrite" not in str(exc):
+            if not isinstance(exc, NotSyntheticRootError):
                 raise
             rest = [str(s) for s in self.cfg.stages if str(s) != "generate"]  # a list since check_values
             rest = rest or [s for s in STAGES if s != "generate"]  # stages=[generate] alone: the study

@@ -26,8 +26,8 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 
-#: The run record that ``utils.run_info.save_run_info`` writes once a command has passed its checks.
-RECORD_FILES = ("config.yaml", "run_info.json")
+from gastrodistill.utils.run_info import RECORD_FILES  # written once a command has passed its checks
+
 #: The loggers' folder of a run (``utils.loggers.stage_loggers``: ``logs/csv/<stage>-<n>/``, ...).
 LOGS_DIR = "logs"
 #: The folder of Hydra's own record of a job (``hydra.output_subdir``).

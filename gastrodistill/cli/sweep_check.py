@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gastrodistill.cli.override_keys import command_line_config, composed_config
+
 #: The largest number of a sweep's jobs composed and checked one by one (above: one job per swept value).
 MAX_CHECKED_JOBS = 32
 #: Hydra's launcher that runs a sweep's jobs in this process, one after another; with any other (a SLURM
@@ -89,8 +91,6 @@ def sweep_problem(
     and Hydra's errors included, means "cannot tell here" and the job checks itself. What the checks print
     is not shown (the job prints it again). None when ``check_values`` is None. Raises nothing."""
     from hydra.core.global_hydra import GlobalHydra
-
-    from gastrodistill.cli.override_keys import command_line_config
 
     if check_values is None or not is_multirun(argv):
         return None
@@ -163,25 +163,3 @@ def shuffled(args: list[str]) -> bool:
     except Exception:  # noqa: BLE001 - not reached: sweep_jobs parsed them
         return False
     return any(getattr(o.value(), "shuffle", False) for o in parsed if o.is_sweep_override())
-
-
-def composed_config(
-    conf_dir: str, config_name: str, user_dir: str | None, overrides: list[str], with_hydra: bool = False
-) -> Any:
-    """``config_name`` of ``conf_dir`` composed with ``overrides`` (``user_dir``, a ``-cd`` folder, added to
-    the search path), as Hydra composes a job's config before its runtime is set (``with_hydra``: with
-    Hydra's own node, ``hydra.launcher`` and the rest); None when it does not compose (the job's own error
-    then tells)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    searchpath = [f"hydra.searchpath=[file://{user_dir}]"] if user_dir else []
-    try:
-        with initialize_config_dir(config_dir=conf_dir, version_base="1.3"):
-            return compose(
-                config_name=config_name, overrides=[*searchpath, *overrides], return_hydra_config=with_hydra
-            )
-    except Exception:  # noqa: BLE001 - Hydra's own message, when the job composes it, names the problem
-        return None
-    finally:
-        GlobalHydra.instance().clear()

@@ -105,10 +105,6 @@ def compose(overrides: list[str], output: str | None):
         raise CommandError(f"the overrides {list(overrides)} do not compose: {e}") from e
 
 
-#: The files a receive report writes into its folder (``sharing.train_from_artifact.receive``).
-REPORT_FILES = ("config.yaml", "run_info.json", "receive.json", "receive.md")
-
-
 def output_owner_problem(output: Path, data: str | None = None) -> str | None:
     """Why a receive report may not be written to ``output`` (the words after the path), or None.
 
@@ -117,11 +113,12 @@ def output_owner_problem(output: Path, data: str | None = None) -> str | None:
     ``data.root`` or ``data.path``, :func:`~gastrodistill.anonymity.text_check.data_root`; for a data file,
     the folder that holds it), and a folder holding another command's run (Hydra's ``.hydra/``, or a
     ``run_info.json`` of another stage), whose ``config.yaml`` and ``run_info.json`` the report would
-    replace, and a folder holding any of :data:`REPORT_FILES` without a receive report's ``run_info.json``
+    replace, and a folder holding any of the report's files (``sharing.train_from_artifact.REPORT_FILES``)
+    without a receive report's ``run_info.json``
     (a project's own ``config.yaml``, replaced without a word before). An earlier receive report's folder
     may be written again."""
     from gastrodistill.sharing.artifact import CARD_FILE
-    from gastrodistill.sharing.train_from_artifact import RECEIVE_STAGE
+    from gastrodistill.sharing.train_from_artifact import RECEIVE_STAGE, REPORT_FILES
 
     resolved = output.resolve()
     if data:

@@ -131,3 +131,12 @@ def _out_of_memory(exc: BaseException) -> bool:
         return True
     text = str(exc)
     return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
+
+
+def check_configured_model(cfg: DictConfig) -> None:
+    """:func:`check_model_config` of ``cfg.model`` for the shape ``cfg.data`` fixes (:func:`data_shape`),
+    when it fixes one; data whose shape is in its files (digits, class folders) is checked on them, where
+    the message names the size. What ``gastrodistill-distill`` and ``-evaluate`` check before any data."""
+    shape = data_shape(cfg.data)
+    if shape is not None:
+        check_model_config(cfg.model, shape)

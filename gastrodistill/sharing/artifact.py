@@ -264,18 +264,13 @@ def leak_message(hits: Sequence[tuple[str, int]], kinds: Sequence[str] | None = 
 def leak_advice(kinds: Iterable[str]) -> str:
     """What to do about private strings of these ``kinds`` found in an artifact (``patient_id``, ``path``,
     ``dicom:<Keyword>``; none known: all three): a header value of an attribute that names neither the
-    patient nor the site (:func:`~gastrodistill.anonymity.text_check.check_ignored_attributes`) may be left
+    patient nor the site (:data:`~gastrodistill.anonymity.text_check.IGNORABLE_ATTRIBUTES`) may be left
     out of the search; anything else is a leak to remove."""
-    from gastrodistill.anonymity.text_check import TextCheckError, check_ignored_attributes
+    from gastrodistill.anonymity.text_check import IGNORABLE_ATTRIBUTES
 
     kinds = sorted(set(kinds))
-    headers, leaks = [], [k for k in kinds if not k.startswith("dicom:")]
-    for kind in kinds:
-        if kind.startswith("dicom:"):
-            try:  # only a technical attribute may be left out of the search (IGNORABLE_ATTRIBUTES)
-                headers += check_ignored_attributes([kind.split(":", 1)[1]])
-            except TextCheckError:
-                leaks.append(kind)
+    headers = [k.removeprefix("dicom:") for k in kinds if k.removeprefix("dicom:") in IGNORABLE_ATTRIBUTES]
+    leaks = [k for k in kinds if k.removeprefix("dicom:") not in headers]
     advice = []
     if headers:
         advice.append(

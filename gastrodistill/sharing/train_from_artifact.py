@@ -30,12 +30,15 @@ from gastrodistill.sharing.artifact import (
     load_artifact,
 )
 from gastrodistill.utils.atomic import write_text_atomic
-from gastrodistill.utils.run_info import save_run_info
+from gastrodistill.utils.run_info import RECORD_FILES, save_run_info
 from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
 from gastrodistill.utils.seeding import torch_generator
 
 #: The ``stage`` of a receive report's run record (``run_info.json``); ``--output`` refuses other stages.
 RECEIVE_STAGE = "train-from-artifact"
+#: The report's own files; with the run record (``utils.run_info.RECORD_FILES``), all it writes.
+RECEIVE_JSON, RECEIVE_MD = "receive.json", "receive.md"
+REPORT_FILES = (*RECORD_FILES, RECEIVE_JSON, RECEIVE_MD)
 
 #: The schedule whose figures a card publishes (``evaluation``): a site compares only like with like.
 PUBLISHED = "replay"
@@ -416,8 +419,8 @@ def train_from_artifact(
     if output_dir is not None:
         out = Path(output_dir)
         save_run_info(out, cfg, extra={"stage": RECEIVE_STAGE, "artifact_card_sha256": card["card_sha256"]})
-        write_text_atomic(out / "receive.json", json.dumps(result, indent=2, sort_keys=True))
-        write_text_atomic(out / "receive.md", render(result))
+        write_text_atomic(out / RECEIVE_JSON, json.dumps(result, indent=2, sort_keys=True))
+        write_text_atomic(out / RECEIVE_MD, render(result))
     return result
 
 

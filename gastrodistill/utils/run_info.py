@@ -137,6 +137,11 @@ def git_revision(cwd: str | Path | None = None) -> str:
         return "unknown"
 
 
+#: What :func:`save_run_info` writes into a folder: the resolved config and the run's record.
+CONFIG_FILE, INFO_FILE = "config.yaml", "run_info.json"
+RECORD_FILES = (CONFIG_FILE, INFO_FILE)
+
+
 def save_run_info(
     output_dir: str | Path, cfg: DictConfig | None = None, extra: dict[str, Any] | None = None
 ) -> Path:
@@ -145,7 +150,7 @@ def save_run_info(
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg is not None:
-        write_text_atomic(out / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+        write_text_atomic(out / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
     info = {
         "versions": package_versions(),
         "packages": installed_packages(),
@@ -153,5 +158,5 @@ def save_run_info(
         "compute": compute_info(),
         **(extra or {}),
     }
-    write_text_atomic(out / "run_info.json", json.dumps(info, indent=2, sort_keys=True))
+    write_text_atomic(out / INFO_FILE, json.dumps(info, indent=2, sort_keys=True))
     return out

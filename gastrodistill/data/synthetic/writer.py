@@ -35,6 +35,10 @@ class SyntheticOutputError(ValueError):
     """The target folder cannot be (re)written: it holds something that is not a synthetic data set."""
 
 
+class NotSyntheticRootError(SyntheticOutputError):
+    """The generator's root is a non-empty folder it did not write (the user's own data, say): refused."""
+
+
 def write_png16(path: Path, image: np.ndarray) -> None:
     """A 16-bit grayscale PNG (Pillow ``I;16``), deterministic bytes for equal pixels."""
     if image.dtype != np.uint16 or image.ndim != 2:
@@ -144,7 +148,7 @@ def staged_root(root: Path) -> Iterator[Path]:
                 f"synthetic data root {root} exists and is not a folder; choose another"
             )
         if any(root.iterdir()) and read_info(root) is None:
-            raise SyntheticOutputError(
+            raise NotSyntheticRootError(
                 f"refusing to overwrite {root}: it is not empty and has no {INFO_FILE}, so it is not "
                 "a synthetic data set written by gastrodistill. Set paths.data_root (or synthetic.root) "
                 "to another folder."
