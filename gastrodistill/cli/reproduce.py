@@ -875,8 +875,8 @@ class Pipeline:
         lines += ["| stage | wall time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in self.timings.items()]
         lines += ["", "## Recipe", ""] + [f"- {line}" for line in recipe_lines(self.cfg, self.modes())]
-        lines += ["", "## Outputs (paths in this run folder relative to it)", ""]
-        lines += [f"- {k}: `{self.shown_path(v)}`" for k, v in self.paths.items()]
+        lines += ["", "## Outputs (paths in this run folder relative to it; no folder outside it named)", ""]
+        lines += [f"- {k}: {self.shown_path(k, v)}" for k, v in self.paths.items()]
         if self.notes:
             lines += ["", "## Notes", ""] + [f"- {n}" for n in self.notes]
         if self.state.get("results") is not None:
@@ -893,14 +893,22 @@ class Pipeline:
         self.paths["summary"] = path
         return path
 
-    def shown_path(self, path: Path) -> str:
+    def shown_path(self, what: str, path: Path) -> str:
         """``path`` as ``SUMMARY.md`` gives it: relative to the run folder when inside it (so a moved or
-        copied folder's summary stays true), else as the config gave it (data, patch store)."""
+        copied folder's summary stays true); else by the config key that holds it (:data:`OUTSIDE_KEYS`:
+        the data's folder often names the site, and a summary is read by others), never as a local path."""
         path = Path(path)
         try:
-            return path.resolve().relative_to(self.out.resolve()).as_posix()
+            return f"`{path.resolve().relative_to(self.out.resolve()).as_posix()}`"
         except ValueError:
-            return str(path)
+            key = OUTSIDE_KEYS.get(what)
+            if key == "data.store_root":  # one folder per store under it: its name tells them apart
+                return f"`{path.name}` under `{key}` (config.yaml)"
+            return f"`{key}` (config.yaml)" if key else "outside the run folder (config.yaml)"
+
+
+#: Outputs outside the run folder, named in ``SUMMARY.md`` by the config key that holds them.
+OUTSIDE_KEYS = {"data": "paths.data_root", "patch store": "data.store_root"}
 
 
 #: The files of a run folder's record that a later run in the same folder rewrites.

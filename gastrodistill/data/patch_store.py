@@ -553,7 +553,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         stored = {s: [int(n) for n in c.values()] for s, c in meta.get("counts", {}).items()}
         check_classes(stored, manifest, split_of)  # a store built before this check
         save_hash_cache(store_root)
-        log.info("patch store up to date: %s", target)
+        log.info("patch store up to date: %s under data.store_root", target.name)  # no local path in a log
         return target
     t0 = time.perf_counter()
 
@@ -663,7 +663,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         (tmp / PID_FILE).unlink()
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
     save_hash_cache(store_root)
-    log.info("patch store built: %s (%d patches)", target, n_total)
+    log.info("patch store built: %s under data.store_root (%d patches)", target.name, n_total)
     line, few = grey_level_report(meta)
     log.debug(line)  # gastrodistill-patches and reproduce print it in their table: once is enough
     for w in few:

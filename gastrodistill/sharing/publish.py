@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gastrodistill.anonymity.text_check import config_private_strings
 from gastrodistill.anonymity.verdict import NOT_AUDITED, anonymity_verdict
@@ -112,10 +112,22 @@ WANDB_NAME_KEYS = ("project", "group", "tags")
 WANDB_TAG_MAX = 64
 
 
+#: The config keys that map a user-chosen set name to a folder: the name goes into every logged metric's
+#: name (``audit/<name>/...``), the results table and the set's artifact card.
+SET_NAME_KEYS = ("eval.distilled_dirs", "audit.sets")
+
+
 def logged_names(cfg: DictConfig) -> dict[str, str]:
-    """Every user-chosen string that names a logged run, key -> value: ``experiment_name`` and, for each
-    W&B logger under ``logger``, its :data:`WANDB_NAME_KEYS` (each tag as ``logger.wandb.tags[i]``)."""
+    """Every user-chosen string that names a logged run or what it logs, key -> value: ``experiment_name``;
+    for each W&B logger under ``logger``, its :data:`WANDB_NAME_KEYS` (each tag as
+    ``logger.wandb.tags[i]``); and the set names of :data:`SET_NAME_KEYS` (as ``audit.sets: set name 1``:
+    a key never spells the name, which may be what is refused)."""
     names = {"experiment_name": str(cfg.get("experiment_name"))}
+    for key in SET_NAME_KEYS:
+        sets = OmegaConf.select(cfg, key, default=None)
+        if isinstance(sets, DictConfig):
+            for i, name in enumerate(sets.keys(), start=1):
+                names[f"{key}: set name {i}"] = str(name)
     for logger, conf in (cfg.get("logger") or {}).items():
         if not isinstance(conf, DictConfig) or "wandb" not in str(conf.get("_target_", "")).lower():
             continue
@@ -130,14 +142,16 @@ def logged_names(cfg: DictConfig) -> dict[str, str]:
 
 
 def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
-    """Refuse an ``experiment_name`` or a W&B run's project, group or tag (:func:`logged_names`) that
-    holds a private string of ``datamodule``'s data (a patient id, a DICOM header value, a source path:
+    """Refuse an ``experiment_name``, a W&B run's project, group or tag, or a set's name
+    (:func:`logged_names`) that holds a private string of ``datamodule``'s data (a patient id, a DICOM
+    header value, a source path:
     :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the artifact check finds them;
     or the data folder's own name, which often names the site: ``source_name``),
     or that is itself a path, file name or header field
     (:func:`~gastrodistill.sharing.card.string_problem`; for ``experiment_name``
     :func:`check_experiment_name`), and a tag W&B would refuse. ``experiment_name`` names the run folder,
-    the loggers' runs and every artifact's card, and the W&B values name the run on the W&B server, so
+    the loggers' runs and every artifact's card, the W&B values name the run on the W&B server, and a
+    set's name (``eval.distilled_dirs``, ``audit.sets``) every metric logged of it and its card, so
     every command that logs calls this once the data can be read and before its loggers start
     (``gastrodistill-reproduce`` before its first such stage, ``run_distillation``,
     ``gastrodistill-evaluate`` and ``gastrodistill-audit``). Raises
@@ -153,8 +167,8 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
         reason = string_problem(value)
         if reason is not None:
             raise CardError(
-                f"{key}: the value {reason}, and it names the logged W&B run; choose one without paths, "
-                "file names or header fields"
+                f"{key}: the value {reason}, and {_what_it_names(key)}; choose one without paths, file "
+                "names or header fields"
             )
         if ".tags[" in key and len(value) > WANDB_TAG_MAX:
             raise CardError(
@@ -174,9 +188,19 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
             f"removed"
         )
     raise CardError(
-        f"{key} holds a private string of the data ({kinds}), and it names the logged W&B run; choose a "
+        f"{key} holds a private string of the data ({kinds}), and {_what_it_names(key)}; choose a "
         "value that holds no patient id, header value or path"
     )
+
+
+def _what_it_names(key: str) -> str:
+    """What a :func:`logged_names` key names, for the refusal's message."""
+    if ": set name " in key:
+        return (
+            "a set's name goes into every logged metric's name, the results table and the set's artifact "
+            f"card (e.g. {key.split(':')[0]}={{soft: ...}})"
+        )
+    return "it names the logged W&B run"
 
 
 def card_fields_from_config(

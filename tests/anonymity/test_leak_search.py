@@ -195,3 +195,33 @@ def test_spellings_and_glued_ids(text, value, found):
     if not value.isascii():  # decomposed accents and Latin-1 bytes too
         assert find_strings({"f": unicodedata.normalize("NFD", text).encode()}, [value])
         assert find_strings({"f": text.encode("latin-1", "ignore")}, [value]) or "\\u" in text
+
+
+@pytest.mark.parametrize("key", ["audit.sets", "eval.distilled_dirs"])
+def test_a_set_name_holding_a_private_string_is_refused_without_spelling_it(tmp_path, compose_cfg, key):
+    """A set's name goes into every logged metric (``audit/<name>/...``), the results table and its card: a
+    patient id or the data folder's name as a set name reached the W&B run, and the artifact's own check
+    exempts the folder's name. The refusal names the key and the kind, never the string."""
+    from omegaconf import open_dict
+
+    root = tmp_path / "StMaryHospital_gastric"
+    secrets = write_dicom_root(root)
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    for name, kind in [
+        (secrets["PatientID"], "patient_id"),
+        ("StMaryHospital_gastric", "data folder name"),
+        ("stmaryhospital_gastric_2", "data folder name"),
+    ]:
+        cfg = compose_cfg([f"paths.data_root={root}", "experiment_name=site_a"])
+        with open_dict(cfg):
+            cfg[key.split(".")[0]][key.split(".")[1]] = {"soft": "a", name: "b"}
+        with pytest.raises(CardError) as info:
+            check_logged_names_in_data(cfg, dm)
+        text = str(info.value)
+        assert text.startswith(f"{key}: set name 2 holds a private string of the data ({kind})"), text
+        assert name.lower() not in text.lower()
+        assert f"{key}={{soft: ...}}" in text
+    cfg = compose_cfg([f"paths.data_root={root}", "experiment_name=site_a"])
+    with open_dict(cfg):
+        cfg[key.split(".")[0]][key.split(".")[1]] = {"soft": "a", "hard_v2": "b"}
+    check_logged_names_in_data(cfg, dm)  # ordinary set names pass

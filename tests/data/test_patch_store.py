@@ -80,11 +80,17 @@ def test_storage_size_uses_area_resampling(data_root, tmp_path):
     assert np.abs(store.patches[37].astype(int) - np.rint(block_mean * 255)).max() <= 1
 
 
-def test_meta_holds_no_path_or_patient_id(data_root, tmp_path):
-    path = build_store(spec_for(data_root, tmp_path / "s"), progress=False)
+def test_meta_and_log_hold_no_path_or_patient_id(data_root, tmp_path, caplog):
+    with caplog.at_level("DEBUG", logger=ps.__name__):
+        path = build_store(spec_for(data_root, tmp_path / "s"), progress=False)
+        assert build_store(spec_for(data_root, tmp_path / "s"), progress=False) == path  # up to date
     text = (path / "meta.json").read_text()
     for secret in ("images/", "masks/", str(data_root), '"A1"', '"C1"', "A1_0"):
         assert secret not in text
+    # the job log names the store by its folder under data.store_root, never by a local path
+    assert f"patch store built: {path.name} under data.store_root" in caplog.text
+    assert f"patch store up to date: {path.name} under data.store_root" in caplog.text
+    assert str(tmp_path) not in caplog.text and "A1_0" not in caplog.text
 
 
 def test_rebuild_skipped_when_unchanged_and_done_when_inputs_change(data_root, tmp_path, monkeypatch):

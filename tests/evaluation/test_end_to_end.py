@@ -63,9 +63,13 @@ def test_reproduce_tiny_end_to_end(compose_cfg, tmp_path, capsys):
     assert "## Targets (distillation architecture, replay schedule" in summary
     n = cfg.eval.n_networks
     assert f"- evaluation: {n} fresh network{'' if n == 1 else 's'} per row" in summary
-    # outputs inside the run folder relative to it (true of a moved copy); the data as the config gave it
+    # outputs inside the run folder relative to it (true of a moved copy); the data and the patch store by
+    # their config keys: no local folder (the data's often names the site) in a summary read by others
     assert "- distilled set (soft): `distill/soft`" in summary and str(out) not in summary
-    assert f"- data: `{cfg.paths.data_root}`" in summary
+    assert "- data: `paths.data_root` (config.yaml)" in summary and str(cfg.paths.data_root) not in summary
+    store = Path(paths["patch store"])
+    assert f"- patch store: `{store.name}` under `data.store_root` (config.yaml)" in summary
+    assert str(cfg.paths.store_root) not in summary
 
     # no patient identifier in anything the run wrote (text files), nor in the artifacts' bytes
     manifest = pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv")
