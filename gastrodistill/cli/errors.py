@@ -66,6 +66,7 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.cli.audit.AuditInputError",
         "gastrodistill.cli.reproduce.ReproduceConfigError",
         "gastrodistill.cli.check_experiment.RecipeError",
+        "gastrodistill.utils.distributed.LaunchError",
         "gastrodistill.data.synthetic.config.SyntheticConfigError",
         "gastrodistill.data.synthetic.writer.SyntheticOutputError",
         "gastrodistill.sharing.artifact.ArtifactError",

@@ -569,6 +569,10 @@ class Pipeline:
             raise ReproduceConfigError(
                 f"trainer.accelerator={accelerator} but this machine has no CUDA device; use trainer=cpu"
             )
+        if here:  # every stage of a rank > 0 is skipped or waits: its processes must match the trainer
+            from gastrodistill.utils.distributed import check_launch
+
+            check_launch(self.cfg.trainer)
         if "generate" in stages and "evaluate" in stages and "synthetic" in self.cfg:
             for key in ("test_gastritis", "test_non_gastritis"):  # the study exited 0 with blank HM and AUC
                 if self.cfg.synthetic.get(key) == 0:

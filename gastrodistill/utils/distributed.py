@@ -19,9 +19,10 @@ from __future__ import annotations
 import atexit
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import torch
 import torch.distributed as dist
 
 #: Seconds a non-zero rank waits for rank 0 to prepare the data (a full-size store takes a while).
@@ -153,3 +154,86 @@ def prepare_data_rank_zero_first(datamodule: Any, timeout_s: float = PREPARE_TIM
             return True
 
     wait_until(Ready(), "prepare the data (patch store)", timeout_s)
+
+
+class LaunchError(RuntimeError):
+    """The processes this command runs in do not match the trainer: the message says what to change."""
+
+
+#: Start methods by which Lightning's strategy starts the ranks itself (``trainer=ddp_sim``: spawn).
+SPAWNING_START_METHODS = ("spawn", "fork", "forkserver")
+
+
+def _launcher() -> str | None:
+    """The external launcher that started this process with its siblings: ``torchrun`` (its
+    ``TORCHELASTIC_RUN_ID``), ``srun`` (a SLURM batch step with several tasks), else None (one command,
+    or a child that Lightning's own launcher started)."""
+    if "TORCHELASTIC_RUN_ID" in os.environ:
+        return "torchrun"
+    if _slurm_batch() and int(os.environ.get("SLURM_NTASKS", 1)) > 1:
+        return "srun"
+    return None
+
+
+def _trainer_processes(trainer: Any) -> int | None:
+    """The processes ``trainer`` (a ``conf/trainer`` mapping) runs on: ``devices`` x ``num_nodes``, a list
+    of GPU indices counted; None when ``devices`` does not say (``auto``, ``-1`` without CUDA)."""
+    devices, nodes = trainer.get("devices", "auto"), trainer.get("num_nodes", 1)
+    if isinstance(devices, str):
+        devices = int(devices) if devices.strip().lstrip("-").isdigit() else None
+    elif isinstance(devices, Sequence):
+        devices = len(devices)
+    if devices == -1:
+        devices = torch.cuda.device_count()
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1 or not isinstance(nodes, int):
+        return None
+    return devices * nodes
+
+
+def check_launch(trainer: Any) -> None:
+    """Refuse, before any data is prepared, a set of processes that does not match ``trainer`` (the
+    ``trainer`` config group): a leftover ``RANK`` without ``WORLD_SIZE`` (a single run took itself for
+    rank 1, skipped every rank-0 stage and exited 0); torchrun or srun starting ``WORLD_SIZE`` processes
+    for a trainer of another ``devices`` x ``num_nodes`` (with one device each process ran a whole study
+    of its own in the shared run folder; with a count that does not add up Lightning's traceback came
+    after the data was prepared); and a strategy that starts its own ranks (``trainer=ddp_sim``: spawn)
+    under such a launcher, which doubled the processes. Raises :class:`LaunchError` saying what to set
+    (docs/distillation.md, "Multi-GPU and multi-node")."""
+    rank, size = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
+    if rank is not None and rank.strip() not in ("", "0") and size is None:
+        raise LaunchError(
+            f"RANK={rank} is set in this shell but WORLD_SIZE is not, so this command would run as rank "
+            f"{rank} of a job that does not exist (no evaluation, no summary); unset RANK (a leftover of "
+            "another job), or start the ranks with torchrun"
+        )
+    if rank and size and rank.strip().isdigit() and size.strip().isdigit() and int(rank) >= int(size):
+        raise LaunchError(f"RANK={rank} is not below WORLD_SIZE={size}; unset both, or use torchrun")
+    launcher = _launcher()
+    if launcher is None:
+        return
+    processes = world_size()
+    strategy = trainer.get("strategy")
+    start = strategy.get("start_method") if hasattr(strategy, "get") else None
+    if processes > 1 and start in SPAWNING_START_METHODS:
+        raise LaunchError(
+            f"{launcher} started {processes} processes and trainer.strategy.start_method={start} would start "
+            f"{trainer.get('devices')} more from each; add trainer.strategy.start_method=popen (each process "
+            f"then joins as the rank {launcher} gave it)"
+        )
+    wanted = _trainer_processes(trainer)
+    if wanted is not None and wanted != processes:
+        accelerator = str(trainer.get("accelerator", "auto"))
+        if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+            fix = (
+                f"trainer=ddp trainer.devices=<processes per node> trainer.num_nodes=<nodes> "
+                f"({processes} in all)"
+            )
+        else:
+            fix = f"trainer=ddp_sim trainer.strategy.start_method=popen trainer.devices={processes}"
+        raise LaunchError(
+            f"{launcher} started {processes} process(es) (WORLD_SIZE) but the trainer runs on "
+            f"trainer.devices={trainer.get('devices')} x trainer.num_nodes={trainer.get('num_nodes', 1)} = "
+            f"{wanted}"
+            + (", so each process would run a whole study of its own" if wanted == 1 else "")
+            + f"; pass {fix}"
+        )

@@ -1,0 +1,86 @@
+"""Processes that do not match the trainer are refused before any data is prepared (``check_launch``):
+found by a newcomer running ``torchrun`` and a shell with a leftover ``RANK``."""
+
+from __future__ import annotations
+
+import pytest
+from _cli_runner import assert_nothing_written, run_main
+
+from gastrodistill.utils.distributed import LaunchError, check_launch
+
+LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_PROCID")
+
+
+@pytest.fixture
+def env(monkeypatch):
+    """A clean launch environment; returns a setter for torchrun's variables of one rank."""
+    for name in LAUNCH_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+    def torchrun(rank: int, size: int) -> None:
+        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
+        monkeypatch.setenv("RANK", str(rank))
+        monkeypatch.setenv("LOCAL_RANK", str(rank))
+        monkeypatch.setenv("WORLD_SIZE", str(size))
+
+    return torchrun
+
+
+def test_a_leftover_rank_is_refused(env, monkeypatch, compose_cfg):
+    trainer = compose_cfg([]).trainer
+    check_launch(trainer)  # one command, no launcher
+    monkeypatch.setenv("RANK", "0")
+    check_launch(trainer)  # rank 0 of nothing runs every stage: harmless
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(LaunchError, match=r"^RANK=1 is set in this shell but WORLD_SIZE is not.*unset RANK"):
+        check_launch(trainer)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(LaunchError, match=r"^RANK=1 is not below WORLD_SIZE=1"):
+        check_launch(trainer)
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_torchrun_processes_must_match_the_trainer(env, compose_cfg, rank):
+    env(rank, 2)
+    with pytest.raises(LaunchError) as info:  # trainer=cpu: one device, so two whole studies
+        check_launch(compose_cfg([]).trainer)
+    assert str(info.value) == (
+        "torchrun started 2 process(es) (WORLD_SIZE) but the trainer runs on trainer.devices=1 x "
+        "trainer.num_nodes=1 = 1, so each process would run a whole study of its own; pass trainer=ddp_sim "
+        "trainer.strategy.start_method=popen trainer.devices=2"
+    )
+    with pytest.raises(LaunchError, match=r"start_method=spawn would start 2 more from each; add trainer\."):
+        check_launch(compose_cfg(["trainer=ddp_sim"]).trainer)  # 4 processes, two of them spawned
+    check_launch(compose_cfg(["trainer=ddp_sim", "trainer.strategy.start_method=popen"]).trainer)  # the doc's
+    with pytest.raises(
+        LaunchError, match=r"trainer.devices=3 x trainer.num_nodes=1 = 3; pass trainer=ddp_sim"
+    ):
+        check_launch(
+            compose_cfg(
+                ["trainer=ddp_sim", "trainer.strategy.start_method=popen", "trainer.devices=3"]
+            ).trainer
+        )
+    gpu = compose_cfg(["trainer=ddp", "trainer.devices=1", "trainer.num_nodes=1"]).trainer
+    with pytest.raises(LaunchError, match=r"pass trainer=ddp trainer.devices=<processes per node> trainer"):
+        check_launch(gpu)
+    check_launch(compose_cfg(["trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2"]).trainer)
+    check_launch(compose_cfg(["trainer=ddp", "trainer.devices=[0,1]"]).trainer)  # GPU indices counted
+
+
+def test_a_leftover_rank_stops_the_command_before_anything_is_written(env, monkeypatch, capsys, tmp_path):
+    """``RANK=1 gastrodistill-reproduce`` skipped every rank-0 stage and exited 0 with no table."""
+    from gastrodistill.cli.reproduce import main
+
+    monkeypatch.setenv("RANK", "1")
+    argv = [
+        "gastrodistill-reproduce",
+        "experiment=tiny",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    code, text = run_main(main, argv, monkeypatch, capsys)
+    assert code == 1
+    assert (
+        text.startswith("error: RANK=1 is set in this shell but WORLD_SIZE is not") and text.count("\n") == 1
+    )
+    assert_nothing_written(tmp_path)
