@@ -88,8 +88,9 @@ def eval_folder(run_dir: Path) -> Path:
 
 def finish_command(eval_dir: Path) -> str:
     """The command that finishes the evaluation in ``eval_dir``: ``gastrodistill-reproduce`` with the run's
-    own overrides (``.hydra/overrides.yaml``; ``<its overrides>`` without the file), ``'stages=[evaluate]'``
-    and ``hydra.run.dir=<run folder>`` for a run folder's ``eval/``, else ``gastrodistill-evaluate`` with
+    own overrides (``.hydra/overrides.yaml``; ``<its overrides>`` without the file), the stages it was asked
+    for from ``evaluate`` on (``'stages=[evaluate,audit,artifact]'``) and ``hydra.run.dir=<run folder>`` for
+    a run folder's ``eval/``, else ``gastrodistill-evaluate`` with
     ``hydra.run.dir=<eval_dir>`` (an evaluation's own output folder). A re-run resumes: it trains only
     the jobs without a record, then writes the table."""
     eval_dir = Path(eval_dir)
@@ -104,9 +105,19 @@ def finish_command(eval_dir: Path) -> str:
         ]
     except (OSError, yaml.YAMLError, UnicodeDecodeError, TypeError):
         overrides = ["<its overrides>"]
-    stages = ["'stages=[evaluate]'"] if in_run else []
+    stages = [shlex.quote(f"stages=[{','.join(_stages_from_evaluate_on(folder))}]")] if in_run else []
     tool = "gastrodistill-reproduce" if in_run else "gastrodistill-evaluate"
     return " ".join([tool, *overrides, *stages, shlex.quote(f"hydra.run.dir={folder}")])
+
+
+def _stages_from_evaluate_on(run_folder: Path) -> list[str]:
+    """The stages the run in ``run_folder`` was asked for from ``evaluate`` on (its run record
+    ``config.yaml``: audit and artifact after an evaluation stopped part way), else ``[evaluate]``."""
+    try:
+        stages = [str(s) for s in (yaml.safe_load((run_folder / "config.yaml").read_text()) or {})["stages"]]
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
+        return ["evaluate"]
+    return stages[stages.index("evaluate") :] if "evaluate" in stages else ["evaluate"]
 
 
 def check_finished(run_dir: Path) -> None:

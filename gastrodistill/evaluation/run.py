@@ -828,12 +828,12 @@ def print_kept_networks(out: Path) -> None:
     to go on: the same evaluation in that run folder trains only the others."""
     import sys
 
+    from gastrodistill.evaluation.over_runs import finish_command
+
     n = len(report.finished_jobs(out))
-    run = out.parent if out.name == "eval" else out
     text = (
-        f"{n} network(s) of this evaluation finished and are kept in {out / report.RECORDS}: run it again in "
-        f"that folder (hydra.run.dir={run}; gastrodistill-reproduce: with the stages from evaluate on) and "
-        "only the others train"
+        f"{n} network(s) of this evaluation finished and are kept in {out / report.RECORDS}: "
+        f"{finish_command(out)} trains only the others"
         if n
         else "no network of this evaluation finished: it starts again"
     )

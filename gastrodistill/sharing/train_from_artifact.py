@@ -335,15 +335,21 @@ def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
     return out
 
 
-def compare_published(site: Mapping[str, float], published: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Site mean vs card mean per metric; "within noise" = difference <= 2 x the larger std (+0.01)."""
+def compare_published(
+    site: Mapping[str, float], published: Mapping[str, Any], site_networks: int
+) -> dict[str, dict[str, Any]]:
+    """Site mean vs card mean per metric; "within noise" = difference <= 2 x the larger std (+0.01), or
+    None (cannot tell) when either side's mean rests on one network (``site_networks``, the card's
+    ``n_networks`` when it gives one): its std of 0 says nothing about the noise."""
     out: dict[str, dict[str, Any]] = {}
+    one = site_networks < 2 or float(published.get("n_networks", 2)) < 2
     for m in REPORTED:
         if f"{m}_mean" not in site or f"{m}_mean" not in published:
             continue
         a, b = site[f"{m}_mean"], float(published[f"{m}_mean"])
         noise = 2 * max(site.get(f"{m}_std", 0.0), float(published.get(f"{m}_std", 0.0))) + 0.01
-        out[m] = {"site": a, "published": b, "difference": a - b, "within_noise": bool(abs(a - b) <= noise)}
+        within = None if one else bool(abs(a - b) <= noise)
+        out[m] = {"site": a, "published": b, "difference": a - b, "within_noise": within}
     return out
 
 
@@ -414,7 +420,9 @@ def train_from_artifact(
         "metrics": site,
         "networks": records,
         # the card's figures are those of the replay (reproduce: method_metrics(..., schedule="replay"))
-        "published": compare_published(site, card.get("evaluation") or {}) if schedule == PUBLISHED else {},
+        "published": compare_published(site, card.get("evaluation") or {}, n)
+        if schedule == PUBLISHED
+        else {},
     }
     if output_dir is not None:
         out = Path(output_dir)
@@ -468,6 +476,10 @@ def _diverged_note(result: Mapping[str, Any]) -> list[str]:
     ]
 
 
+#: The "within noise" column: a mean of one network has no spread to compare a difference with.
+NOISE_WORDS = {True: "yes", False: "NO", None: "cannot tell (one network)"}
+
+
 def render(result: Mapping[str, Any]) -> str:
     lines = [
         f"# Trained from artifact {result['artifact']['name']!s}",
@@ -492,7 +504,7 @@ def render(result: Mapping[str, Any]) -> str:
         site = f"{result['metrics'][f'{m}_mean']:.3f} ± {result['metrics'][f'{m}_std']:.3f}"
         pub = result["published"].get(m)
         tail = (
-            f"{pub['published']:.3f} | {pub['difference']:+.3f} | {'yes' if pub['within_noise'] else 'NO'}"
+            f"{pub['published']:.3f} | {pub['difference']:+.3f} | {NOISE_WORDS[pub['within_noise']]}"
             if pub
             else "n/a | | "
         )

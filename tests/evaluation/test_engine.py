@@ -1005,8 +1005,12 @@ def test_a_stopped_evaluation_says_what_is_kept_and_how_to_go_on(
         with pytest.raises(KeyboardInterrupt):
             run_evaluation(compose_cfg(SMALL), patient_dm, {"soft": ds}, out, loggers=[])
         run = out.parent if out.name == "eval" else out
+        command = (  # the run record of a reproduce run names its stages: those from evaluate on
+            f"gastrodistill-reproduce <its overrides> 'stages=[evaluate]' hydra.run.dir={run}"
+            if out.name == "eval"
+            else f"gastrodistill-evaluate <its overrides> hydra.run.dir={run}"
+        )
         assert capsys.readouterr().err == (
-            f"note: 2 network(s) of this evaluation finished and are kept in {out / 'records'}: run it "
-            f"again in that folder (hydra.run.dir={run}; gastrodistill-reproduce: with the stages from "
-            "evaluate on) and only the others train\n"
+            f"note: 2 network(s) of this evaluation finished and are kept in {out / 'records'}: {command} "
+            "trains only the others\n"
         )

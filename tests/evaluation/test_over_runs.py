@@ -371,6 +371,12 @@ def test_cli_refuses_a_run_whose_evaluation_did_not_finish(tmp_path, capsys) -> 
     (a / ".hydra" / "overrides.yaml").write_text(
         yaml.safe_dump(["experiment=tiny", "eval.n_networks=4", "stages=[distill,evaluate]"])
     )
+    (a / "config.yaml").write_text(yaml.safe_dump({"stages": ["distill", "evaluate"]}))  # its run record
+    # the default stages: the audit and artifact follow (a newcomer's re-run with stages=[evaluate] left
+    # the table without the audit's columns and wrote no artifact)
+    (b / "config.yaml").write_text(
+        yaml.safe_dump({"stages": ["generate", "patches", "distill", "evaluate", "audit", "artifact"]})
+    )
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and "Traceback" not in captured.err
@@ -391,7 +397,10 @@ def test_cli_refuses_a_run_whose_evaluation_did_not_finish(tmp_path, capsys) -> 
         f"error: {b / 'eval'}: its evaluation did not finish (records/soft__replay__same__1.npz changed "
         f"after results.csv was computed from it in {b / 'eval'}" in err
     )
-    assert f"gastrodistill-reproduce <its overrides> 'stages=[evaluate]' hydra.run.dir={b}," in err
+    assert (
+        f"gastrodistill-reproduce <its overrides> 'stages=[evaluate,audit,artifact]' hydra.run.dir={b},"
+        in err
+    )
     record.unlink()  # removed to be trained again (or retired by a resume): the table still counts it
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
     assert "(records/soft__replay__same__1.npz is gone, and results.csv was computed from it in " in (

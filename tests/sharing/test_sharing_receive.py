@@ -613,3 +613,25 @@ def test_a_card_asking_for_an_enormous_network_or_endless_training_is_refused_be
     receive.check_card_workload(load_artifact(art2)[1], "replay", 10**9, 10**6)
     receive.check_card_workload(load_artifact(art2)[1], "standard", 10**9, None)
     receive.check_card_workload(load_artifact(art)[1], "replay", None, 10**6)
+
+
+def test_a_mean_of_one_network_cannot_be_judged_within_noise():
+    """With one network on either side both stds are 0 and the tolerance shrank to 0.01: every metric read
+    "NO" on the site's own data. Such a comparison now says it cannot tell."""
+    from gastrodistill.sharing.train_from_artifact import compare_published
+
+    site = {"patient_hm_mean": 0.70, "patient_hm_std": 0.0}
+    card = {"patient_hm_mean": 0.75, "patient_hm_std": 0.04, "n_networks": 6.0}
+    assert compare_published(site, card, site_networks=1)["patient_hm"]["within_noise"] is None
+    assert (
+        compare_published(site, {**card, "n_networks": 1.0}, site_networks=4)["patient_hm"]["within_noise"]
+        is None
+    )
+    # two or more on both sides: 0.05 <= 2 x 0.04 + 0.01 (yes), 0.10 > 0.09 (NO); a card without a count
+    assert compare_published(site, card, site_networks=2)["patient_hm"]["within_noise"] is True
+    far = {**card, "patient_hm_mean": 0.80}
+    assert compare_published(site, far, site_networks=2)["patient_hm"]["within_noise"] is False
+    assert (
+        compare_published(site, {"patient_hm_mean": 0.70}, site_networks=3)["patient_hm"]["within_noise"]
+        is True
+    )
