@@ -52,9 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--background", type=float, default=0.7, help="share of background patches per patient")
     p.add_argument("--patients", type=int, nargs=3, default=(24, 8, 24), help="train, val, test patients")
-    p.add_argument("--per-patient", type=int, default=40)
-    p.add_argument("--size", type=int, default=32)
-    p.add_argument("--out", default="outputs/audit_controls")
+    p.add_argument("--per-patient", type=int, default=40, help="patches per patient")
+    p.add_argument("--size", type=int, default=32, help="patch side, px")
+    p.add_argument("--out", default="outputs/audit_controls", help="folder of the audit's outputs")
     args = p.parse_args(argv)
 
     import torch

@@ -150,10 +150,12 @@ def texture_step(size: int, repeats: int, features: str) -> tuple[float, float]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--rows", nargs="*", default=None, help="substrings of the row names to run")
-    ap.add_argument("--json", default=None)
+    ap.add_argument("--size", type=int, default=32, help="image side of the distilled and real batches, px")
+    ap.add_argument("--repeats", type=int, default=5, help="outer steps timed per row (after one warm-up)")
+    ap.add_argument(
+        "--rows", nargs="*", default=None, help=f"substrings of the row names to run, of: {', '.join(ROWS)}"
+    )
+    ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = []

@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nets", type=int, default=4, help="fresh networks per setting (CPU preset: 4)")
     ap.add_argument("--epochs", type=int, default=150, help="standard-schedule epochs (CPU preset: 150)")
     ap.add_argument("--patches", type=int, default=40, help="patches per patient")
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     ap.add_argument(
         "--modes", nargs="+", default=["loop", "ensemble", "processes"], help="loop first, then the others"
     )

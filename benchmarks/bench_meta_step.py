@@ -162,12 +162,12 @@ def check_agreement(T: int, width: int, size: int, batch: int, ipc: int) -> floa
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--T", type=int, nargs="+", default=[10, 30, 100])
-    ap.add_argument("--width", type=int, default=16)
-    ap.add_argument("--size", type=int, default=16)
+    ap.add_argument("--T", type=int, nargs="+", default=[10, 30, 100], help="unroll lengths (inner steps)")
+    ap.add_argument("--width", type=int, default=16, help="ConvNet width")
+    ap.add_argument("--size", type=int, default=16, help="image side, px")
     ap.add_argument("--batch", type=int, default=256, help="real images in the outer loss")
     ap.add_argument("--ipc", type=int, default=5, help="distilled images per class per step")
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=3, help="timed meta-steps per row")
     ap.add_argument("--json", default=None, help="also write the rows to this JSON file")
     ap.add_argument("--_worker", nargs=2, metavar=("METHOD", "T"), help=argparse.SUPPRESS)
     args = ap.parse_args()

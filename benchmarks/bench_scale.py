@@ -384,9 +384,11 @@ def _row_text(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--json", type=Path, help="write the results here")
-    ap.add_argument("--grid", choices=("quick", "none"), default="quick")
+    ap.add_argument(
+        "--grid", choices=("quick", "none"), default="quick", help="measured grid (none: projection only)"
+    )
     ap.add_argument("--steps", type=int, default=2, help="timed outer steps per grid row (after 1 warm-up)")
-    ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
+    ap.add_argument("--device", default="cuda" if _cuda() else "cpu", help="torch device of the grid rows")
     ap.add_argument("--precision", choices=("32", "bf16"), default="32", help="precision of the grid rows")
     ap.add_argument("--chunk", type=int, default=256, help="outer chunk of the projected full preset")
     ap.add_argument("--data-n", type=int, default=1536, help="patches in the synthetic 299 px memmap")

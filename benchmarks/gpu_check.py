@@ -119,14 +119,14 @@ def synthetic_datamodule(size: int, n_train: int, seed: int = 0):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--warmup", type=int, default=10)
+    ap.add_argument("--steps", type=int, default=300, help="timed outer steps")
+    ap.add_argument("--warmup", type=int, default=10, help="untimed outer steps first")
     ap.add_argument("--n-train", type=int, help="synthetic training patches (8192; at least the real batch)")
     ap.add_argument(
         "--dry-run", action="store_true", help="tiny sizes on a CPU: checks the script end to end"
     )
     ap.add_argument("--size", type=int, help="patch size (default 299; 32 with --dry-run)")
-    ap.add_argument("--json", type=Path)
+    ap.add_argument("--json", type=Path, help="write the figures to this JSON file")
     ap.add_argument(
         "--profile",
         type=int,

@@ -9,13 +9,18 @@
 #   3. the tests marked `gpu`.
 # Usage:  benchmarks/gpu_check.sh [--dry-run] [OUT_DIR]
 #   --dry-run: tiny sizes on the CPU (no GPU needed): checks that every part runs end to end.
+#   Environment: PYTHON (default .venv/bin/python when there, else python), STEPS (150), OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DRY=""
-if [[ "${1:-}" == "--dry-run" ]]; then DRY="--dry-run"; shift; fi
+case "${1:-}" in
+  -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+  --dry-run) DRY="--dry-run"; shift ;;
+  -*) echo "gpu_check.sh: unknown option $1 (--help lists them)" >&2; exit 2 ;;
+esac
 OUT="${1:-${OUT:-gpu_check_out}}"
 mkdir -p "$OUT"
-PY="${PYTHON:-python}"
+if [[ -x .venv/bin/python ]]; then PY="${PYTHON:-.venv/bin/python}"; else PY="${PYTHON:-python}"; fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" NO_ALBUMENTATIONS_UPDATE=1 WANDB_MODE=disabled
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 NGPU=0

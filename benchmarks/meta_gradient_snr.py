@@ -44,9 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", type=Path, default=None, help="a saved DistilledSet folder (default: its init)")
     ap.add_argument("--pool", type=int, nargs="+", default=[1, 4, 16, 0], help="pool sizes in px; 0 = image")
     ap.add_argument("--warm-steps", type=int, default=0, help="SGD steps before the unroll (a pool's state)")
-    ap.add_argument("--warm-on", choices=["distilled", "real"], default="distilled")
-    ap.add_argument("--warm-lr", type=float, default=0.02)
-    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument(
+        "--warm-on", choices=["distilled", "real"], default="distilled", help="what the warm steps train on"
+    )
+    ap.add_argument("--warm-lr", type=float, default=0.02, help="learning rate of the warm steps")
+    ap.add_argument("--json", type=Path, default=None, help="also write the results to this JSON file")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. experiment=cpu")
     args = ap.parse_args(argv)
     if args.samples < 2:

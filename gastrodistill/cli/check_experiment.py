@@ -141,6 +141,9 @@ def evaluate(recipe: Mapping[str, Any], df: pd.DataFrame) -> list[Check]:
         if "relative_to" in e:
             d, note = lookup(df, e["relative_to"])
             v = v / d if d else math.nan
+            if d == 0:  # a table whose reference row learned nothing (a tiny run): say why there is no ratio
+                ref = ", ".join(f"{k}={e['relative_to'][k]}" for k in REFERENCE_KEYS if k in e["relative_to"])
+                note = f"{ref}: {e['relative_to'].get('column', 'patient_hm_mean')} is 0, so no ratio"
             notes.append(note)
         elif "minus" in e:
             d, note = lookup(df, e["minus"])

@@ -58,6 +58,10 @@ def test_checks_hand_computed(tmp_path):
     assert checks[0].value == pytest.approx(0.80 / 0.85) and checks[0].ok  # 0.941, primary architecture
     assert checks[1].value == pytest.approx(0.10) and checks[1].ok
     assert checks[2].value == pytest.approx(0.50) and not checks[2].ok
+    learned_nothing = TABLE.assign(patient_hm_mean=[0.80, 0.50, 0.70, 0.0, 0.60])  # a tiny run's all-data row
+    zero = evaluate(load_recipe(p), learned_nothing)[0]
+    assert math.isnan(zero.value) and not zero.ok
+    assert zero.note == "method=full, schedule=real: patient_hm_mean is 0, so no ratio"
     assert math.isnan(checks[3].value) and not checks[3].ok
     csv = tmp_path / "results.csv"
     TABLE.to_csv(csv, index=False)
