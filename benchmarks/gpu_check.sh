@@ -7,18 +7,23 @@
 #      table in one_gpu_tuned.profile.txt): the H200 of 2026-12-04 ran 1.67 s per step, 14x the projection;
 #   2. a 2-rank NCCL DDP run of the same (50 steps, global batch split) when 2 GPUs are visible;
 #   3. the tests marked `gpu`.
-# Usage:  benchmarks/gpu_check.sh [--dry-run] [OUT_DIR]
+# Usage:  benchmarks/gpu_check.sh [--dry-run] [OUT_DIR]   (in any order)
 #   --dry-run: tiny sizes on the CPU (no GPU needed): checks that every part runs end to end.
 #   Environment: PYTHON (default .venv/bin/python when there, else python), STEPS (150), OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DRY=""
-case "${1:-}" in
-  -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
-  --dry-run) DRY="--dry-run"; shift ;;
-  -*) echo "gpu_check.sh: unknown option $1 (--help lists them)" >&2; exit 2 ;;
-esac
-OUT="${1:-${OUT:-gpu_check_out}}"
+FOLDER=""
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --dry-run) DRY="--dry-run" ;;
+    -*) echo "gpu_check.sh: unknown option $arg (--help lists them; STEPS=N sets the steps)" >&2; exit 2 ;;
+    *) if [[ -n "$FOLDER" ]]; then echo "gpu_check.sh: one output folder, got $FOLDER and $arg" >&2; exit 2; fi
+       FOLDER="$arg" ;;
+  esac
+done
+OUT="${FOLDER:-${OUT:-gpu_check_out}}"
 mkdir -p "$OUT"
 if [[ -x .venv/bin/python ]]; then PY="${PYTHON:-.venv/bin/python}"; else PY="${PYTHON:-python}"; fi
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" NO_ALBUMENTATIONS_UPDATE=1 WANDB_MODE=disabled

@@ -8,7 +8,17 @@ from _cli_runner import assert_nothing_written, run_main
 
 from gastrodistill.utils.distributed import LaunchError, check_launch
 
-LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "TORCHELASTIC_RUN_ID", "SLURM_NTASKS", "SLURM_PROCID")
+LAUNCH_VARS = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "MASTER_ADDR",
+    "TORCHELASTIC_RUN_ID",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURM_JOB_NAME",
+)
 
 
 @pytest.fixture
@@ -22,6 +32,7 @@ def env(monkeypatch):
         monkeypatch.setenv("RANK", str(rank))
         monkeypatch.setenv("LOCAL_RANK", str(rank))
         monkeypatch.setenv("WORLD_SIZE", str(size))
+        monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
 
     return torchrun
 
@@ -34,8 +45,14 @@ def test_a_leftover_rank_is_refused(env, monkeypatch, compose_cfg):
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(LaunchError, match=r"^RANK=1 is set in this shell but WORLD_SIZE is not.*unset RANK"):
         check_launch(trainer)
+    monkeypatch.setenv("WORLD_SIZE", "")  # empty is unset
+    with pytest.raises(LaunchError, match=r"^RANK=1 is set in this shell but WORLD_SIZE is not"):
+        check_launch(trainer)
     monkeypatch.setenv("WORLD_SIZE", "1")
     with pytest.raises(LaunchError, match=r"^RANK=1 is not below WORLD_SIZE=1"):
+        check_launch(trainer)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # both left in the shell: no launcher set MASTER_ADDR (a breaker's)
+    with pytest.raises(LaunchError, match=r"^WORLD_SIZE=2 and RANK=1 are set in this shell but MASTER_ADDR"):
         check_launch(trainer)
 
 
@@ -45,7 +62,7 @@ def test_torchrun_processes_must_match_the_trainer(env, compose_cfg, rank):
     with pytest.raises(LaunchError) as info:  # trainer=cpu: one device, so two whole studies
         check_launch(compose_cfg([]).trainer)
     assert str(info.value) == (
-        "torchrun started 2 process(es) (WORLD_SIZE) but the trainer runs on trainer.devices=1 x "
+        "torchrun started 2 process(es) but the trainer runs on trainer.devices=1 x "
         "trainer.num_nodes=1 = 1, so each process would run a whole study of its own; pass trainer=ddp_sim "
         "trainer.strategy.start_method=popen trainer.devices=2"
     )
@@ -84,3 +101,27 @@ def test_a_leftover_rank_stops_the_command_before_anything_is_written(env, monke
         text.startswith("error: RANK=1 is set in this shell but WORLD_SIZE is not") and text.count("\n") == 1
     )
     assert_nothing_written(tmp_path)
+
+
+def test_slurm_a_batch_script_is_one_process_and_an_srun_step_is_counted(env, monkeypatch, compose_cfg):
+    """``sbatch --ntasks-per-node=4`` (cores for one process) was taken for srun by a first version."""
+    for name, value in {"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_JOB_NAME": "myjob"}.items():
+        monkeypatch.setenv(name, value)
+    check_launch(compose_cfg([]).trainer)  # the batch script itself
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")  # inside `srun` with 4 tasks
+    with pytest.raises(LaunchError, match=r"^srun started 4 process\(es\) but the trainer runs on"):
+        check_launch(compose_cfg([]).trainer)
+    check_launch(
+        compose_cfg(["trainer=ddp_sim", "trainer.strategy.start_method=popen", "trainer.devices=4"]).trainer
+    )
+
+
+def test_other_spellings_of_a_spawning_strategy_and_of_counts(env, monkeypatch, compose_cfg):
+    env(0, 4)
+    with pytest.raises(LaunchError, match=r"and trainer.strategy=ddp_spawn would start"):
+        check_launch(compose_cfg(["trainer=ddp_sim", "trainer.strategy=ddp_spawn"]).trainer)
+    # a node count from oc.env is text: still counted (2 x 2 = 4 match; 2 x 1 would not)
+    check_launch(compose_cfg(["trainer=ddp", "trainer.devices=2", "trainer.num_nodes='2'"]).trainer)
+    monkeypatch.delenv("TORCHELASTIC_RUN_ID")  # Kubeflow's PyTorchJob: RANK, WORLD_SIZE, MASTER_ADDR only
+    with pytest.raises(LaunchError, match=r"^the launcher that set RANK and WORLD_SIZE started 4 process"):
+        check_launch(compose_cfg(["trainer=ddp", "trainer.devices=2", "trainer.num_nodes=1"]).trainer)

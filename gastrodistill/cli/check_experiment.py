@@ -68,6 +68,8 @@ class Check:
 
 #: The keys that pick one number of the results table (a row, then a column).
 REFERENCE_KEYS = ("method", "schedule", "architecture", "column")
+#: Those that pick the row.
+RESULT_ROW_KEYS = REFERENCE_KEYS[:-1]
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
@@ -116,7 +118,7 @@ def lookup(df: pd.DataFrame, ref: Mapping[str, Any]) -> tuple[float, str]:
     """One number of the results table and, when it is missing, why: ``(NaN, "no row method=... ")`` or
     ``(NaN, "no column ...")``; ``(value, "")`` otherwise."""
     sel = df
-    for key in ("method", "schedule", "architecture"):
+    for key in RESULT_ROW_KEYS:
         if key in ref:
             if key not in sel:
                 return math.nan, f"no column {key!r}"
@@ -125,7 +127,7 @@ def lookup(df: pd.DataFrame, ref: Mapping[str, Any]) -> tuple[float, str]:
         sel = sel[~sel["cross_architecture"].astype(bool)]
     column = ref.get("column", "patient_hm_mean")
     if not len(sel):
-        where = ", ".join(f"{k}={ref[k]}" for k in ("method", "schedule", "architecture") if k in ref)
+        where = ", ".join(f"{k}={ref[k]}" for k in RESULT_ROW_KEYS if k in ref)
         return math.nan, f"no row {where}"
     if column not in sel:
         return math.nan, f"no column {column!r}"
@@ -142,7 +144,9 @@ def evaluate(recipe: Mapping[str, Any], df: pd.DataFrame) -> list[Check]:
             d, note = lookup(df, e["relative_to"])
             v = v / d if d else math.nan
             if d == 0:  # a table whose reference row learned nothing (a tiny run): say why there is no ratio
-                ref = ", ".join(f"{k}={e['relative_to'][k]}" for k in REFERENCE_KEYS if k in e["relative_to"])
+                ref = ", ".join(
+                    f"{k}={e['relative_to'][k]}" for k in RESULT_ROW_KEYS if k in e["relative_to"]
+                )
                 note = f"{ref}: {e['relative_to'].get('column', 'patient_hm_mean')} is 0, so no ratio"
             notes.append(note)
         elif "minus" in e:

@@ -179,7 +179,7 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
     if not hits:
         return
     key = hits[0][0]  # names keep their order: experiment_name first
-    kinds = ", ".join(sorted({strings.kinds[i].split(":")[0] for k, i in hits if k == key}))
+    kinds = ", ".join(sorted({strings.kinds[i] for k, i in hits if k == key}))  # dicom:<keyword>: no value
     if key == "experiment_name":
         raise CardError(
             f"experiment_name holds a private string of the data ({kinds}), and it names the run "

@@ -338,17 +338,21 @@ def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
 def compare_published(
     site: Mapping[str, float], published: Mapping[str, Any], site_networks: int
 ) -> dict[str, dict[str, Any]]:
-    """Site mean vs card mean per metric; "within noise" = difference <= 2 x the larger std (+0.01), or
-    None (cannot tell) when either side's mean rests on one network (``site_networks``, the card's
-    ``n_networks`` when it gives one): its std of 0 says nothing about the noise."""
+    """Site mean vs card mean per metric; "within noise" = difference <= 2 x the larger std (+0.01).
+
+    A std is taken only from a side whose mean rests on two networks or more (``site_networks``; the card's
+    ``n_networks``, when it gives one): both sides train networks from the same artifact with the same
+    recipe, so one side's spread stands for both. With one network on each side there is no spread to
+    compare with: ``within_noise`` is None (cannot tell)."""
+    card_networks = float(published.get("n_networks", 2))
     out: dict[str, dict[str, Any]] = {}
-    one = site_networks < 2 or float(published.get("n_networks", 2)) < 2
     for m in REPORTED:
         if f"{m}_mean" not in site or f"{m}_mean" not in published:
             continue
         a, b = site[f"{m}_mean"], float(published[f"{m}_mean"])
-        noise = 2 * max(site.get(f"{m}_std", 0.0), float(published.get(f"{m}_std", 0.0))) + 0.01
-        within = None if one else bool(abs(a - b) <= noise)
+        stds = [site.get(f"{m}_std", 0.0)] if site_networks >= 2 else []
+        stds += [float(published.get(f"{m}_std", 0.0))] if card_networks >= 2 else []
+        within = bool(abs(a - b) <= 2 * max(stds) + 0.01) if stds else None
         out[m] = {"site": a, "published": b, "difference": a - b, "within_noise": within}
     return out
 
@@ -477,7 +481,7 @@ def _diverged_note(result: Mapping[str, Any]) -> list[str]:
 
 
 #: The "within noise" column: a mean of one network has no spread to compare a difference with.
-NOISE_WORDS = {True: "yes", False: "NO", None: "cannot tell (one network)"}
+NOISE_WORDS = {True: "yes", False: "NO", None: "cannot tell (one network on each side)"}
 
 
 def render(result: Mapping[str, Any]) -> str:

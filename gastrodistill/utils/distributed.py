@@ -166,59 +166,89 @@ SPAWNING_START_METHODS = ("spawn", "fork", "forkserver")
 
 def _launcher() -> str | None:
     """The external launcher that started this process with its siblings: ``torchrun`` (its
-    ``TORCHELASTIC_RUN_ID``), ``srun`` (a SLURM batch step with several tasks), else None (one command,
-    or a child that Lightning's own launcher started)."""
+    ``TORCHELASTIC_RUN_ID``), ``srun`` (a job step of several tasks: ``SLURM_STEP_NUM_TASKS``; a batch
+    script of an allocation with several tasks is one process), another launcher that sets ``RANK``,
+    ``WORLD_SIZE`` and ``MASTER_ADDR`` (Kubeflow's PyTorchJob, ``torch.distributed.launch``), else None
+    (one command, or a child that Lightning's own launcher started: it sets no ``RANK``)."""
     if "TORCHELASTIC_RUN_ID" in os.environ:
         return "torchrun"
-    if _slurm_batch() and int(os.environ.get("SLURM_NTASKS", 1)) > 1:
+    if _count(os.environ.get("SLURM_STEP_NUM_TASKS")) > 1 and "SLURM_PROCID" in os.environ:
         return "srun"
+    if os.environ.get("RANK") and os.environ.get("MASTER_ADDR") and _count(os.environ.get("WORLD_SIZE")) > 1:
+        return "the launcher that set RANK and WORLD_SIZE"
     return None
+
+
+def _count(text: Any) -> int:
+    """A count given as text (an environment variable, a config value from ``oc.env``); 0 when it is none."""
+    text = str(text).strip() if text is not None else ""
+    return int(text) if text.isdigit() else 0
 
 
 def _trainer_processes(trainer: Any) -> int | None:
     """The processes ``trainer`` (a ``conf/trainer`` mapping) runs on: ``devices`` x ``num_nodes``, a list
     of GPU indices counted; None when ``devices`` does not say (``auto``, ``-1`` without CUDA)."""
-    devices, nodes = trainer.get("devices", "auto"), trainer.get("num_nodes", 1)
+    devices, nodes = trainer.get("devices", "auto"), _count(trainer.get("num_nodes", 1))
     if isinstance(devices, str):
         devices = int(devices) if devices.strip().lstrip("-").isdigit() else None
     elif isinstance(devices, Sequence):
         devices = len(devices)
     if devices == -1:
         devices = torch.cuda.device_count()
-    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1 or not isinstance(nodes, int):
+    if isinstance(devices, bool) or not isinstance(devices, int) or devices < 1 or nodes < 1:
         return None
     return devices * nodes
 
 
+def _spawning(strategy: Any) -> str | None:
+    """How ``strategy`` (``trainer.strategy``: a config node or Lightning's name) starts ranks of its own,
+    as the message names it, or None: a ``start_method`` of :data:`SPAWNING_START_METHODS`, or a name
+    such as ``ddp_spawn``, ``ddp_fork`` or ``ddp_notebook``."""
+    if isinstance(strategy, str):
+        name = strategy.lower()
+        return (
+            f"trainer.strategy={strategy}" if any(w in name for w in ("spawn", "fork", "notebook")) else None
+        )
+    start = strategy.get("start_method") if hasattr(strategy, "get") else None
+    return f"trainer.strategy.start_method={start}" if start in SPAWNING_START_METHODS else None
+
+
 def check_launch(trainer: Any) -> None:
     """Refuse, before any data is prepared, a set of processes that does not match ``trainer`` (the
-    ``trainer`` config group): a leftover ``RANK`` without ``WORLD_SIZE`` (a single run took itself for
-    rank 1, skipped every rank-0 stage and exited 0); torchrun or srun starting ``WORLD_SIZE`` processes
+    ``trainer`` config group): a leftover ``RANK`` without ``WORLD_SIZE``, or a ``WORLD_SIZE`` above 1
+    without ``MASTER_ADDR`` (a single run took itself for rank 1, skipped every rank-0 stage and exited
+    0); torchrun, srun or another launcher (:func:`_launcher`) starting a number of processes
     for a trainer of another ``devices`` x ``num_nodes`` (with one device each process ran a whole study
     of its own in the shared run folder; with a count that does not add up Lightning's traceback came
     after the data was prepared); and a strategy that starts its own ranks (``trainer=ddp_sim``: spawn)
     under such a launcher, which doubled the processes. Raises :class:`LaunchError` saying what to set
     (docs/distillation.md, "Multi-GPU and multi-node")."""
-    rank, size = os.environ.get("RANK"), os.environ.get("WORLD_SIZE")
-    if rank is not None and rank.strip() not in ("", "0") and size is None:
+    rank, size = (os.environ.get(k, "").strip() for k in ("RANK", "WORLD_SIZE"))
+    if rank not in ("", "0") and not size:
         raise LaunchError(
             f"RANK={rank} is set in this shell but WORLD_SIZE is not, so this command would run as rank "
             f"{rank} of a job that does not exist (no evaluation, no summary); unset RANK (a leftover of "
             "another job), or start the ranks with torchrun"
         )
-    if rank and size and rank.strip().isdigit() and size.strip().isdigit() and int(rank) >= int(size):
+    if rank.isdigit() and size.isdigit() and int(rank) >= int(size):
         raise LaunchError(f"RANK={rank} is not below WORLD_SIZE={size}; unset both, or use torchrun")
+    if _count(size) > 1 and not os.environ.get("MASTER_ADDR"):
+        raise LaunchError(
+            f"WORLD_SIZE={size}{f' and RANK={rank} are' if rank else ' is'} set in this shell but "
+            "MASTER_ADDR is not, so no process group can form and this command would run as one rank of a "
+            "job that does not exist; unset WORLD_SIZE and RANK (leftovers of another job), or start the "
+            "ranks with torchrun"
+        )
     launcher = _launcher()
     if launcher is None:
         return
-    processes = world_size()
-    strategy = trainer.get("strategy")
-    start = strategy.get("start_method") if hasattr(strategy, "get") else None
-    if processes > 1 and start in SPAWNING_START_METHODS:
+    processes = _count(os.environ.get("SLURM_STEP_NUM_TASKS")) if launcher == "srun" else world_size()
+    spawns = _spawning(trainer.get("strategy"))
+    if processes > 1 and spawns is not None:
         raise LaunchError(
-            f"{launcher} started {processes} processes and trainer.strategy.start_method={start} would start "
-            f"{trainer.get('devices')} more from each; add trainer.strategy.start_method=popen (each process "
-            f"then joins as the rank {launcher} gave it)"
+            f"{launcher} started {processes} processes and {spawns} would start {trainer.get('devices')} "
+            f"more from each; add trainer.strategy.start_method=popen (each process then joins as the rank "
+            f"{launcher} gave it)"
         )
     wanted = _trainer_processes(trainer)
     if wanted is not None and wanted != processes:
@@ -231,7 +261,7 @@ def check_launch(trainer: Any) -> None:
         else:
             fix = f"trainer=ddp_sim trainer.strategy.start_method=popen trainer.devices={processes}"
         raise LaunchError(
-            f"{launcher} started {processes} process(es) (WORLD_SIZE) but the trainer runs on "
+            f"{launcher} started {processes} process(es) but the trainer runs on "
             f"trainer.devices={trainer.get('devices')} x trainer.num_nodes={trainer.get('num_nodes', 1)} = "
             f"{wanted}"
             + (", so each process would run a whole study of its own" if wanted == 1 else "")

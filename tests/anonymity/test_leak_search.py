@@ -209,6 +209,7 @@ def test_a_set_name_holding_a_private_string_is_refused_without_spelling_it(tmp_
     dm = make_dm(patients=(2, 1, 1), per_patient=2)
     for name, kind in [
         (secrets["PatientID"], "patient_id"),
+        (secrets["AccessionNumber"], "dicom:AccessionNumber"),  # the attribute is named: no value
         ("StMaryHospital_gastric", "data folder name"),
         ("stmaryhospital_gastric_2", "data folder name"),
     ]:

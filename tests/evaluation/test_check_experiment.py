@@ -62,6 +62,9 @@ def test_checks_hand_computed(tmp_path):
     zero = evaluate(load_recipe(p), learned_nothing)[0]
     assert math.isnan(zero.value) and not zero.ok
     assert zero.note == "method=full, schedule=real: patient_hm_mean is 0, so no ratio"
+    named = {**load_recipe(p), "expect": [{**load_recipe(p)["expect"][0]}]}
+    named["expect"][0]["relative_to"] = {"method": "full", "schedule": "real", "column": "patient_hm_mean"}
+    assert evaluate(named, learned_nothing)[0].note == zero.note  # the column given: said once
     assert math.isnan(checks[3].value) and not checks[3].ok
     csv = tmp_path / "results.csv"
     TABLE.to_csv(csv, index=False)
