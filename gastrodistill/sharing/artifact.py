@@ -206,8 +206,9 @@ def save_artifact(
     """Write the artifact folder atomically (and ``<out_dir>.zip`` when ``archive``); returns the folder.
 
     ``card_fields`` holds the allow-listed card keys (see :data:`gastrodistill.sharing.card.CALLER_FIELDS`).
-    ``forbidden_strings`` (patient ids, header values, paths of the source data) are searched in every
-    byte written (:func:`~gastrodistill.sharing.card.find_strings`); finding one aborts the write with
+    ``forbidden_strings`` (patient ids, header values, paths of the source data) are searched in all the
+    text written: the card, the safetensors header, the PNG's chunks but its compressed pixels
+    (:func:`~gastrodistill.sharing.card.find_strings`); finding one aborts the write with
     nothing left behind, naming the file and, with ``forbidden_kinds`` (one per string: ``patient_id``,
     ``path``, ``dicom:<Keyword>``), what each string is, never its value.
     """

@@ -1,0 +1,103 @@
+"""The parts of an artifact's files that hold text, for the private-string search.
+
+An artifact's PNG and safetensors files are mostly payload: deflate-compressed pixels (``IDAT``) and raw
+tensor bytes. Those bytes are not text, and over megabytes of them a short id turns up by chance: a
+27 MB PNG of noisy pixels held 6 of 2,000 four-digit ids as bytes with no letter or digit beside them,
+which refused the artifact though no id was in it. Text reaches these files only through their
+structure: a PNG's other chunks (``tEXt``, ``zTXt``, ``iTXt``, ...), the safetensors JSON header and its
+``__metadata__``, a zip's member names and comments. :func:`text_parts` keeps those; any other file is
+searched whole. (Text drawn into the pixels is the audit's burned-in-text check's, not a byte search's.)
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import zipfile
+import zlib
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG chunks whose data is compressed text after a keyword (PNG 1.2, sections 4.2.3.2 and 4.2.3.3).
+COMPRESSED_TEXT_CHUNKS = (b"zTXt", b"iTXt")
+#: Largest safetensors header read as one (the format's own limit is 100 MB).
+MAX_HEADER_BYTES = 100_000_000
+
+
+def text_parts(data: bytes) -> bytes:
+    """The bytes of ``data`` that can hold text: for a PNG every chunk but ``IDAT`` (type and data), with
+    the decompressed text of ``zTXt``/``iTXt`` chunks added; for a safetensors file its length prefix and
+    JSON header; for a zip archive its member names and comments (its members are searched on their
+    own); else ``data`` itself. A file that does not parse as what its first bytes say is returned whole.
+    """
+    if data.startswith(PNG_SIGNATURE):
+        parts = _png_text(data)
+    elif data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+        parts = _zip_text(data)
+    else:
+        parts = _safetensors_header(data)
+    return data if parts is None else parts
+
+
+def _png_text(data: bytes) -> bytes | None:
+    out, pos = [data[: len(PNG_SIGNATURE)]], len(PNG_SIGNATURE)
+    while pos < len(data):
+        if pos + 8 > len(data):
+            return None
+        length, kind = struct.unpack(">I4s", data[pos : pos + 8])
+        end = pos + 12 + length
+        if end > len(data):
+            return None
+        if kind != b"IDAT":
+            body = data[pos + 8 : pos + 8 + length]
+            out.append(data[pos:end])
+            if kind in COMPRESSED_TEXT_CHUNKS:
+                out.append(_inflated_text(kind, body))
+        pos = end
+    return b"\n".join(out)
+
+
+def _inflated_text(kind: bytes, body: bytes) -> bytes:
+    """The text of a ``zTXt`` (keyword, 0, method, deflate) or compressed ``iTXt`` chunk (keyword, 0,
+    flag, method, language, 0, translated keyword, 0, text); the chunk as it is when it does not inflate."""
+    try:
+        keyword_end = body.index(b"\0")
+        if kind == b"zTXt":
+            return zlib.decompress(body[keyword_end + 2 :])
+        flag = body[keyword_end + 1]
+        rest = body[keyword_end + 3 :]
+        language_end = rest.index(b"\0")
+        translated_end = rest.index(b"\0", language_end + 1)
+        text = rest[translated_end + 1 :]
+        return zlib.decompress(text) if flag else text
+    except (ValueError, IndexError, zlib.error):
+        return body
+
+
+def _zip_text(data: bytes) -> bytes | None:
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            parts = [zf.comment]
+            for info in zf.infolist():
+                parts += [info.filename.encode("utf-8"), info.comment, info.extra]
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return None
+    return b"\n".join(parts)
+
+
+def _safetensors_header(data: bytes) -> bytes | None:
+    """The 8-byte length and JSON header of a safetensors file, when ``data`` is one (the header parses as
+    a JSON object and its tensors' offsets end where the file ends); else None."""
+    if len(data) < 10:
+        return None
+    (n,) = struct.unpack("<Q", data[:8])
+    if n > MAX_HEADER_BYTES or 8 + n > len(data) or data[8:9] != b"{":
+        return None
+    try:
+        header = json.loads(data[8 : 8 + n])
+        ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return None
+    if max(ends, default=0) != len(data) - 8 - n:
+        return None
+    return data[: 8 + n]
