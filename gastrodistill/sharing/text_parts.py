@@ -22,6 +22,9 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMPRESSED_TEXT_CHUNKS = (b"zTXt", b"iTXt")
 #: Largest safetensors header read as one (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100_000_000
+#: Most bytes one compressed text chunk is inflated to: a received file's chunk could inflate to
+#: gigabytes (a decompression bomb); text beyond this is not read.
+MAX_INFLATED_BYTES = 16_000_000
 
 
 def text_parts(data: bytes) -> bytes:
@@ -63,15 +66,20 @@ def _inflated_text(kind: bytes, body: bytes) -> bytes:
     try:
         keyword_end = body.index(b"\0")
         if kind == b"zTXt":
-            return zlib.decompress(body[keyword_end + 2 :])
+            return _inflate(body[keyword_end + 2 :])
         flag = body[keyword_end + 1]
         rest = body[keyword_end + 3 :]
         language_end = rest.index(b"\0")
         translated_end = rest.index(b"\0", language_end + 1)
         text = rest[translated_end + 1 :]
-        return zlib.decompress(text) if flag else text
+        return _inflate(text) if flag else text
     except (ValueError, IndexError, zlib.error):
         return body
+
+
+def _inflate(data: bytes) -> bytes:
+    """``data`` inflated (zlib), at most :data:`MAX_INFLATED_BYTES` of it."""
+    return zlib.decompressobj().decompress(data, MAX_INFLATED_BYTES)
 
 
 def _zip_text(data: bytes) -> bytes | None:

@@ -76,3 +76,14 @@ def test_a_zip_is_read_for_its_names_and_comments():
 @pytest.mark.parametrize("data", [b"", b"{}", b'{"a": 1}' * 3, b"\x89PNG\r\n\x1a\n\x00\x00"])
 def test_anything_else_is_searched_whole(data):
     assert text_parts(data) == data
+
+
+def test_a_compressed_text_chunk_is_inflated_up_to_a_limit(monkeypatch):
+    """A received file's zTXt chunk could inflate to gigabytes; text past the limit is not read."""
+    from gastrodistill.sharing import text_parts as tp
+
+    monkeypatch.setattr(tp, "MAX_INFLATED_BYTES", 1000)
+    png = _noisy_png(ztxt={"Comment": "a" * 5000 + " QX-778899"})
+    parts = text_parts(png)
+    assert b"a" * 1000 in parts and b"a" * 1001 not in parts
+    assert find_strings({"g.png": png}, ["QX-778899"]) == []
