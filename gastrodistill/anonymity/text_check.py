@@ -15,6 +15,7 @@ and the file, never the value (nor a hash of it).
 
 from __future__ import annotations
 
+import io
 import os
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -243,21 +244,32 @@ def config_private_strings(
     return strings
 
 
+#: Zips inside zips opened by :func:`artifact_blobs` (an archive of archives), at most this deep.
+MAX_ZIP_DEPTH = 3
+
+
 def artifact_blobs(path: str | os.PathLike) -> dict[str, bytes]:
-    """Every file of an artifact folder or archive (zip members decompressed) as bytes."""
+    """Every file of an artifact folder or archive as bytes, zip members decompressed (a zip inside a zip
+    too, :data:`MAX_ZIP_DEPTH` deep), each member's stored name as a blob of its own."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
     blobs: dict[str, bytes] = {}
     for f in files:
         name = f.relative_to(path).as_posix() if path.is_dir() else f.name
-        data = f.read_bytes()
-        blobs[name] = data
-        if zipfile.is_zipfile(f):
-            with zipfile.ZipFile(f) as zf:
-                for info in zf.infolist():
-                    blobs[f"{name}!{info.filename}"] = zf.read(info)
-                    blobs[f"{name}!{info.filename}:name"] = info.filename.encode()
+        _add_blob(blobs, name, f.read_bytes(), MAX_ZIP_DEPTH)
     return blobs
+
+
+def _add_blob(blobs: dict[str, bytes], name: str, data: bytes, depth: int) -> None:
+    from gastrodistill.sharing.text_parts import stored_name
+
+    blobs[name] = data
+    if depth <= 0 or not zipfile.is_zipfile(io.BytesIO(data)):
+        return
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        for info in zf.infolist():
+            blobs[f"{name}!{info.filename}:name"] = stored_name(info)
+            _add_blob(blobs, f"{name}!{info.filename}", zf.read(info), depth - 1)
 
 
 def scan_for_strings(paths: Iterable[str | os.PathLike], strings: PrivateStrings) -> list[dict[str, str]]:

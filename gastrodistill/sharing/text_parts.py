@@ -5,7 +5,7 @@ tensor bytes. Those bytes are not text, and over megabytes of them a short id tu
 27 MB PNG of noisy pixels held 6 of 2,000 four-digit ids as bytes with no letter or digit beside them,
 which refused the artifact though no id was in it. Text reaches these files only through their
 structure: a PNG's other chunks (``tEXt``, ``zTXt``, ``iTXt``, ...), the safetensors JSON header and its
-``__metadata__``, a zip's member names and comments. :func:`text_parts` keeps those; any other file is
+``__metadata__``, a zip's headers, names and comments. :func:`text_parts` keeps those; any other file is
 searched whole. (Text drawn into the pixels is the audit's burned-in-text check's, not a byte search's.)
 """
 
@@ -22,17 +22,17 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COMPRESSED_TEXT_CHUNKS = (b"zTXt", b"iTXt")
 #: Largest safetensors header read as one (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100_000_000
-#: Most bytes one compressed text chunk is inflated to: a received file's chunk could inflate to
-#: gigabytes (a decompression bomb); text beyond this is not read.
+#: Most bytes the compressed text chunks of one PNG are inflated to, together: a received file's chunks
+#: could inflate to gigabytes (a decompression bomb); text beyond this is not read.
 MAX_INFLATED_BYTES = 16_000_000
 
 
 def text_parts(data: bytes) -> bytes:
     """The bytes of ``data`` that can hold text: for a PNG every chunk but ``IDAT`` (type and data), with
     the decompressed text of ``zTXt``/``iTXt`` chunks added; for a safetensors file its length prefix and
-    JSON header; for a zip archive its member names and comments (its members are searched on their
-    own); else ``data`` itself. A file that does not parse as what its first bytes say is returned whole.
-    """
+    JSON header; for a zip archive every byte but its members' data (names, comments, anything appended;
+    the members are searched on their own, decompressed); else ``data`` itself. A file that does not
+    parse as what its first bytes say is returned whole."""
     if data.startswith(PNG_SIGNATURE):
         parts = _png_text(data)
     elif data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
@@ -44,6 +44,7 @@ def text_parts(data: bytes) -> bytes:
 
 def _png_text(data: bytes) -> bytes | None:
     out, pos = [data[: len(PNG_SIGNATURE)]], len(PNG_SIGNATURE)
+    budget = [MAX_INFLATED_BYTES]  # left to inflate, shared by the file's chunks
     while pos < len(data):
         if pos + 8 > len(data):
             return None
@@ -55,42 +56,69 @@ def _png_text(data: bytes) -> bytes | None:
             body = data[pos + 8 : pos + 8 + length]
             out.append(data[pos:end])
             if kind in COMPRESSED_TEXT_CHUNKS:
-                out.append(_inflated_text(kind, body))
+                out.append(_inflated_text(kind, body, budget))
         pos = end
     return b"\n".join(out)
 
 
-def _inflated_text(kind: bytes, body: bytes) -> bytes:
+def _inflated_text(kind: bytes, body: bytes, budget: list[int]) -> bytes:
     """The text of a ``zTXt`` (keyword, 0, method, deflate) or compressed ``iTXt`` chunk (keyword, 0,
     flag, method, language, 0, translated keyword, 0, text); the chunk as it is when it does not inflate."""
     try:
         keyword_end = body.index(b"\0")
         if kind == b"zTXt":
-            return _inflate(body[keyword_end + 2 :])
+            return _inflate(body[keyword_end + 2 :], budget)
         flag = body[keyword_end + 1]
         rest = body[keyword_end + 3 :]
         language_end = rest.index(b"\0")
         translated_end = rest.index(b"\0", language_end + 1)
         text = rest[translated_end + 1 :]
-        return _inflate(text) if flag else text
+        return _inflate(text, budget) if flag else text
     except (ValueError, IndexError, zlib.error):
         return body
 
 
-def _inflate(data: bytes) -> bytes:
-    """``data`` inflated (zlib), at most :data:`MAX_INFLATED_BYTES` of it."""
-    return zlib.decompressobj().decompress(data, MAX_INFLATED_BYTES)
+def _inflate(data: bytes, budget: list[int]) -> bytes:
+    """``data`` inflated (zlib), at most ``budget[0]`` bytes of it; the budget is reduced by what it took."""
+    if budget[0] <= 0:
+        return b""
+    text = zlib.decompressobj().decompress(data, budget[0])
+    budget[0] -= len(text)
+    return text
 
 
 def _zip_text(data: bytes) -> bytes | None:
+    """Every byte of a zip archive but its members' (compressed) data: local headers and the central
+    directory with each name's stored bytes, extra fields and comments, and anything before, between or
+    after the members (text appended to an archive, a first archive of two joined). None (search it
+    whole) when it does not parse or its members overlap."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            parts = [zf.comment]
-            for info in zf.infolist():
-                parts += [info.filename.encode("utf-8"), info.comment, info.extra]
-    except (zipfile.BadZipFile, OSError, ValueError):
+            infos = zf.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
         return None
-    return b"\n".join(parts)
+    payloads = []
+    for info in infos:
+        head = info.header_offset
+        if data[head : head + 4] != b"PK\x03\x04" or head + 30 > len(data):
+            return None
+        name_len, extra_len = struct.unpack("<HH", data[head + 26 : head + 30])
+        start = head + 30 + name_len + extra_len
+        payloads.append((start, start + info.compress_size))
+    kept, pos = [], 0
+    for start, end in sorted(payloads):
+        if start < pos or end > len(data):
+            return None
+        kept.append(data[pos:start])
+        pos = end
+    kept.append(data[pos:])
+    return b"".join(kept)
+
+
+def stored_name(info: zipfile.ZipInfo) -> bytes:
+    """A zip member's name as the archive stores it: UTF-8 when the entry says so (flag bit 11), else the
+    bytes ``zipfile`` decoded as cp437 (macOS and older tools store UTF-8 or Latin-1 names unflagged)."""
+    return info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", errors="replace")
 
 
 def _safetensors_header(data: bytes) -> bytes | None:
@@ -104,7 +132,7 @@ def _safetensors_header(data: bytes) -> bytes | None:
     try:
         header = json.loads(data[8 : 8 + n])
         ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, OverflowError, RecursionError):
         return None
     if max(ends, default=0) != len(data) - 8 - n:
         return None

@@ -87,3 +87,56 @@ def test_a_compressed_text_chunk_is_inflated_up_to_a_limit(monkeypatch):
     parts = text_parts(png)
     assert b"a" * 1000 in parts and b"a" * 1001 not in parts
     assert find_strings({"g.png": png}, ["QX-778899"]) == []
+
+
+def _zip(members: dict[str, bytes], stored: bool = False) -> bytes:
+    buf = io.BytesIO()
+    method = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+    with zipfile.ZipFile(buf, "w", compression=method) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_a_zip_is_searched_but_its_members_data(tmp_path):
+    """A breaker's cases: a name stored as UTF-8 without the UTF-8 flag (macOS), text appended after the
+    archive, a zip inside the zip. All were found by the whole-file search, and are found again."""
+    from gastrodistill.anonymity.text_check import PrivateStrings, scan_for_strings
+
+    unflagged = _zip({"grid.png": b"x"}).replace(b"grid.png", "Mülr.pn".encode())  # same length, no flag
+    assert find_strings({"a.zip": unflagged}, ["Mülr"]) == [("a.zip", 0)]
+    appended = _zip({"a.txt": b"hello"}) + b"\nsource: /data/StMary/Kowalski_1002\n"
+    assert find_strings({"a.zip": appended}, ["Kowalski_1002"]) == [("a.zip", 0)]
+    inner = _zip({"note.txt": b"patient Kowalski\n"})
+    (tmp_path / "outer.zip").write_bytes(_zip({"inner.zip": inner}, stored=False))
+    (tmp_path / "flag.zip").write_bytes(unflagged)
+    strings = PrivateStrings()
+    strings.add("Kowalski", "patient_name", 1)
+    strings.add("Mülr", "path", 1)
+    found = {
+        (r["file"], r["kind"])
+        for r in scan_for_strings([tmp_path / "outer.zip", tmp_path / "flag.zip"], strings)
+    }
+    assert ("outer.zip!inner.zip!note.txt", "patient_name") in found
+    assert {f for f, k in found if k == "path"} == {
+        "flag.zip",
+        f"flag.zip!{'Mülr.pn'.encode().decode('cp437')}:name",
+    }
+
+
+def test_compressed_text_chunks_share_one_inflate_budget(monkeypatch):
+    """Many zTXt chunks each under the limit inflated to 545 MB from a 249 KB file; the limit is per file."""
+    from gastrodistill.sharing import text_parts as tp
+
+    monkeypatch.setattr(tp, "MAX_INFLATED_BYTES", 3000)
+    png = _noisy_png(ztxt={f"k{i}": "b" * 2000 for i in range(8)})
+    assert text_parts(png).count(b"b" * 100) <= 3000 // 100
+
+
+@pytest.mark.parametrize(
+    "header",
+    [b'{"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, Infinity]}}', b'{"a": ' + b"[" * 100_000],
+)
+def test_a_crafted_safetensors_header_is_searched_whole(header):
+    data = len(header).to_bytes(8, "little") + header + b"1234"
+    assert text_parts(data) == data
