@@ -45,9 +45,13 @@ def test_a_leftover_rank_is_refused(env, monkeypatch, compose_cfg):
     monkeypatch.setenv("RANK", "1")
     with pytest.raises(LaunchError, match=r"^RANK=1 is set in this shell but WORLD_SIZE is not.*unset RANK"):
         check_launch(trainer)
-    monkeypatch.setenv("WORLD_SIZE", "")  # empty is unset
-    with pytest.raises(LaunchError, match=r"^RANK=1 is set in this shell but WORLD_SIZE is not"):
+    monkeypatch.setenv("WORLD_SIZE", "")  # empty: world_size() could not read it
+    with pytest.raises(LaunchError, match=r"^WORLD_SIZE='' is not a count; unset it"):
         check_launch(trainer)
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(LaunchError, match=r"^WORLD_SIZE='' is not a count"):
+        check_launch(trainer)  # RANK=0 too (a reviewer's case: world_size() raised ValueError later)
+    monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "1")
     with pytest.raises(LaunchError, match=r"^RANK=1 is not below WORLD_SIZE=1"):
         check_launch(trainer)
@@ -125,3 +129,22 @@ def test_other_spellings_of_a_spawning_strategy_and_of_counts(env, monkeypatch, 
     monkeypatch.delenv("TORCHELASTIC_RUN_ID")  # Kubeflow's PyTorchJob: RANK, WORLD_SIZE, MASTER_ADDR only
     with pytest.raises(LaunchError, match=r"^the launcher that set RANK and WORLD_SIZE started 4 process"):
         check_launch(compose_cfg(["trainer=ddp", "trainer.devices=2", "trainer.num_nodes=1"]).trainer)
+
+
+def test_srun_in_an_interactive_allocation_is_refused(env, monkeypatch, compose_cfg):
+    """Neither Lightning nor global_rank() reads SLURM's rank when the job is `bash` (salloc): every task
+    would take itself for rank 0."""
+    for name, value in {"SLURM_NTASKS": "2", "SLURM_PROCID": "1", "SLURM_JOB_NAME": "bash"}.items():
+        monkeypatch.setenv(name, value)
+    check_launch(compose_cfg([]).trainer)  # the interactive shell itself
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    with pytest.raises(LaunchError, match=r"^srun started 2 tasks in an interactive allocation"):
+        check_launch(compose_cfg(["trainer=ddp_sim", "trainer.strategy.start_method=popen"]).trainer)
+
+
+def test_one_process_is_told_to_use_one_device(env, compose_cfg):
+    env(0, 1)
+    with pytest.raises(
+        LaunchError, match=r"= 2; pass trainer=cpu \(or trainer=gpu\): one process, one device$"
+    ):
+        check_launch(compose_cfg(["trainer=ddp_sim", "trainer.strategy.start_method=popen"]).trainer)

@@ -30,3 +30,10 @@ def test_folders_are_redacted_with_or_without_a_slash():
         "distill": {"resume": "last"},
         "note": "<redacted>",
     }
+    # only those keys: a W&B logger's `resume: allow` is a setting (a reviewer's case); a part of the config
+    # names where it sits
+    assert public_config({"logger": {"wandb": {"resume": "allow"}}}) == {
+        "logger": {"wandb": {"resume": "allow"}}
+    }
+    assert public_config(cfg.distill, at="distill")["resume"] == "<redacted>"
+    assert public_config(cfg.distill)["resume"] == "run_2026_stmary"  # without `at`, a top-level `resume`

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import zipfile
+import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -244,45 +245,70 @@ def config_private_strings(
     return strings
 
 
-#: Zips inside zips opened by :func:`artifact_blobs` (an archive of archives), at most this deep.
+#: Zips inside zips opened by :func:`artifact_texts` (an archive of archives), at most this deep; a zip
+#: deeper than that is searched whole.
 MAX_ZIP_DEPTH = 3
+#: The kind of a :func:`scan_for_strings` row for a file the search could not read in full.
+UNSEARCHABLE = "unsearchable"
 
 
-def artifact_blobs(path: str | os.PathLike) -> dict[str, bytes]:
-    """Every file of an artifact folder or archive as bytes, zip members decompressed (a zip inside a zip
-    too, :data:`MAX_ZIP_DEPTH` deep), each member's stored name as a blob of its own."""
+def artifact_texts(path: str | os.PathLike) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The text of every file of an artifact folder or archive, for the private-string search: each file's
+    :func:`~gastrodistill.sharing.text_parts.text_parts`, zip members decompressed and read the same way,
+    :data:`MAX_ZIP_DEPTH` zips deep. A zip deeper than that, or one with a member that cannot be read
+    (a damaged entry, more than ``sharing.artifact.MAX_MEMBER_BYTES`` declared in all), is searched whole,
+    so no byte goes unsearched. Returns (name -> text, name -> why a file could not be searched)."""
     path = Path(path)
     files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    blobs: dict[str, bytes] = {}
+    texts: dict[str, bytes] = {}
+    unsearchable: dict[str, str] = {}
     for f in files:
         name = f.relative_to(path).as_posix() if path.is_dir() else f.name
-        _add_blob(blobs, name, f.read_bytes(), MAX_ZIP_DEPTH)
-    return blobs
+        _add_text(texts, unsearchable, name, f.read_bytes(), MAX_ZIP_DEPTH)
+    return texts, unsearchable
 
 
-def _add_blob(blobs: dict[str, bytes], name: str, data: bytes, depth: int) -> None:
-    from gastrodistill.sharing.text_parts import stored_name
+def _add_text(
+    texts: dict[str, bytes], unsearchable: dict[str, str], name: str, data: bytes, depth: int
+) -> None:
+    from gastrodistill.sharing.artifact import MAX_MEMBER_BYTES
+    from gastrodistill.sharing.text_parts import UnsearchableError, text_parts
 
-    blobs[name] = data
-    if depth <= 0 or not zipfile.is_zipfile(io.BytesIO(data)):
-        return
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
-        for info in zf.infolist():
-            blobs[f"{name}!{info.filename}:name"] = stored_name(info)
-            _add_blob(blobs, f"{name}!{info.filename}", zf.read(info), depth - 1)
+    members: dict[str, bytes] = {}
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as zf:
+                if depth <= 0 or sum(i.file_size for i in zf.infolist()) > MAX_MEMBER_BYTES:
+                    raise zipfile.BadZipFile("searched whole")
+                members = {info.filename: zf.read(info) for info in zf.infolist()}
+        except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError, EOFError, zlib.error):
+            texts[name] = data  # its members cannot be read one by one: every byte is searched
+            return
+    try:
+        texts[name] = text_parts(data)
+    except UnsearchableError as e:
+        unsearchable[name] = str(e)
+        texts[name] = data
+    for member, content in members.items():
+        _add_text(texts, unsearchable, f"{name}!{member}", content, depth - 1)
 
 
 def scan_for_strings(paths: Iterable[str | os.PathLike], strings: PrivateStrings) -> list[dict[str, str]]:
-    """Leaks: one row per (file, private string) found, naming its kind, never the value."""
+    """Leaks: one row per (file, private string) found in the files' text (:func:`artifact_texts`),
+    naming its kind, never the value; and one row of kind :data:`UNSEARCHABLE` per file whose text could
+    not be read in full (what was not read is not declared clean)."""
     from gastrodistill.sharing.card import find_strings
 
-    blobs: dict[str, bytes] = {}
+    texts: dict[str, bytes] = {}
+    unsearchable: dict[str, str] = {}
     for p in paths:
-        blobs.update(
-            {f"{Path(p).name}/{k}" if Path(p).is_dir() else k: v for k, v in artifact_blobs(p).items()}
-        )
+        prefix = f"{Path(p).name}/" if Path(p).is_dir() else ""
+        found, bad = artifact_texts(p)
+        texts.update({prefix + k: v for k, v in found.items()})
+        unsearchable.update({prefix + k: v for k, v in bad.items()})
     # No hash of the value either: patient ids have so little entropy that a hash gives them away.
-    return [{"file": name, "kind": strings.kinds[i]} for name, i in find_strings(blobs, strings.values)]
+    rows = [{"file": name, "kind": strings.kinds[i]} for name, i in find_strings(texts, strings.values)]
+    return rows + [{"file": name, "kind": f"{UNSEARCHABLE}: {why}"} for name, why in unsearchable.items()]
 
 
 # ---- the burned-in text region -----------------------------------------------------------------

@@ -114,6 +114,11 @@ def load_recipe(path: str | Path) -> dict[str, Any]:
     return recipe
 
 
+def _row_text(ref: Mapping[str, Any]) -> str:
+    """The row a reference picks, as messages give it: ``method=full, schedule=real``."""
+    return ", ".join(f"{k}={ref[k]}" for k in RESULT_ROW_KEYS if k in ref)
+
+
 def lookup(df: pd.DataFrame, ref: Mapping[str, Any]) -> tuple[float, str]:
     """One number of the results table and, when it is missing, why: ``(NaN, "no row method=... ")`` or
     ``(NaN, "no column ...")``; ``(value, "")`` otherwise."""
@@ -127,8 +132,7 @@ def lookup(df: pd.DataFrame, ref: Mapping[str, Any]) -> tuple[float, str]:
         sel = sel[~sel["cross_architecture"].astype(bool)]
     column = ref.get("column", "patient_hm_mean")
     if not len(sel):
-        where = ", ".join(f"{k}={ref[k]}" for k in RESULT_ROW_KEYS if k in ref)
-        return math.nan, f"no row {where}"
+        return math.nan, f"no row {_row_text(ref)}"
     if column not in sel:
         return math.nan, f"no column {column!r}"
     return float(sel[column].iloc[0]), ""
@@ -144,10 +148,8 @@ def evaluate(recipe: Mapping[str, Any], df: pd.DataFrame) -> list[Check]:
             d, note = lookup(df, e["relative_to"])
             v = v / d if d else math.nan
             if d == 0:  # a table whose reference row learned nothing (a tiny run): say why there is no ratio
-                ref = ", ".join(
-                    f"{k}={e['relative_to'][k]}" for k in RESULT_ROW_KEYS if k in e["relative_to"]
-                )
-                note = f"{ref}: {e['relative_to'].get('column', 'patient_hm_mean')} is 0, so no ratio"
+                ref = e["relative_to"]
+                note = f"{_row_text(ref)}: {ref.get('column', 'patient_hm_mean')} is 0, so no ratio"
             notes.append(note)
         elif "minus" in e:
             d, note = lookup(df, e["minus"])

@@ -46,6 +46,7 @@ from gastrodistill.sharing.card import (
     seal_ok,
 )
 from gastrodistill.sharing.grid import save_grid
+from gastrodistill.sharing.text_parts import text_parts
 from gastrodistill.utils.atomic import atomic_dir, atomic_path
 from gastrodistill.utils.hashing import sha256_bytes
 from gastrodistill.utils.run_info import package_versions
@@ -242,7 +243,8 @@ def save_artifact(
         (tmp / TENSORS_FILE).write_bytes(blob)
         (tmp / CARD_FILE).write_bytes(card_bytes)
         forbidden = list(forbidden_strings)
-        hits = find_strings({**files, CARD_FILE: card_bytes}, forbidden)
+        texts = {name: text_parts(data) for name, data in {**files, CARD_FILE: card_bytes}.items()}
+        hits = find_strings(texts, forbidden)
         if hits:
             raise ArtifactError(leak_message(hits, forbidden_kinds))
     if archive:
@@ -264,22 +266,31 @@ def leak_message(hits: Sequence[tuple[str, int]], kinds: Sequence[str] | None = 
 
 def leak_advice(kinds: Iterable[str]) -> str:
     """What to do about private strings of these ``kinds`` found in an artifact (``patient_id``, ``path``,
-    ``dicom:<Keyword>``; none known: all three): a header value of an attribute that names neither the
-    patient nor the site (:data:`~gastrodistill.anonymity.text_check.IGNORABLE_ATTRIBUTES`) may be left
-    out of the search; anything else is a leak to remove."""
-    from gastrodistill.anonymity.text_check import IGNORABLE_ATTRIBUTES
+    ``dicom:<Keyword>``, ``unsearchable: ...``; none known: all three): a header value of an attribute that
+    names neither the patient nor the site (:data:`~gastrodistill.anonymity.text_check.IGNORABLE_ATTRIBUTES`)
+    may be left out of the search; a file the search could not read in full cannot be declared clean;
+    anything else is a leak to remove."""
+    from gastrodistill.anonymity.text_check import IGNORABLE_ATTRIBUTES, UNSEARCHABLE
 
     kinds = sorted(set(kinds))
+    unread = [k for k in kinds if k.startswith(UNSEARCHABLE)]
+    kinds = [k for k in kinds if k not in unread]
     headers = [k.removeprefix("dicom:") for k in kinds if k.removeprefix("dicom:") in IGNORABLE_ATTRIBUTES]
     leaks = [k for k in kinds if k.removeprefix("dicom:") not in headers]
     advice = []
+    if unread:
+        advice.append(
+            "A file holds more text than the search reads (compressed PNG text chunks over 16 MB), so it "
+            "cannot be declared free of private strings: remove that text (a received artifact: ask its "
+            "sender for one without it)"
+        )
     if headers:
         advice.append(
             "A header value that identifies no one and is also a word of the card (a kernel called "
             "STANDARD, say) is left out of the search with "
             f"audit.text.ignore_attributes=[{','.join(headers)}]"
         )
-    if leaks or not kinds:
+    if leaks or not (kinds or unread):
         advice.append(
             "A patient id, path or identifying header value of the data found in these files is a leak: "
             "check experiment_name and the other values the card repeats. A numeric id can also equal one "

@@ -273,17 +273,14 @@ def _needles(value: str) -> list[tuple[bytes, re.Pattern[bytes] | None]]:
 
 
 def find_strings(blobs: Mapping[str, bytes], forbidden: Iterable[str]) -> list[tuple[str, int]]:
-    """(blob name, index into ``forbidden``) per forbidden string found in a blob's text
-    (:func:`~gastrodistill.sharing.text_parts.text_parts`: a PNG's or safetensors file's structure, not
-    its pixel or tensor payload, where a short id turns up by chance): in any of its :func:`spellings`,
-    in each of :data:`SEARCH_ENCODINGS`, as a token of its own where :func:`needs_token`
-    (:func:`_guarded`)."""
-    from gastrodistill.sharing.text_parts import text_parts
-
+    """(blob name, index into ``forbidden``) per forbidden string found in a blob: in any of its
+    :func:`spellings`, in each of :data:`SEARCH_ENCODINGS`, as a token of its own where
+    :func:`needs_token` (:func:`_guarded`). The blobs are searched as given: a file's text, not its pixel
+    or tensor payload, is what callers pass (:func:`~gastrodistill.sharing.text_parts.text_parts`)."""
     hits: list[tuple[str, int]] = []
     variants = [(i, _needles(s)) for i, s in enumerate(forbidden) if s.strip()]
     for name, data in blobs.items():
-        low = text_parts(data).lower()
+        low = data.lower()
         for i, searches in variants:
             if any(_token_at(low, needle, pattern) for needle, pattern in searches):
                 hits.append((name, i))

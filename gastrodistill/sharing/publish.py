@@ -71,7 +71,7 @@ def set_recipe(folder: str | os.PathLike) -> dict[str, Any] | None:
     if not isinstance(saved, DictConfig) or "distill" not in saved or "seed" not in saved:
         return None
     try:
-        return {"distill": public_config(saved.distill), "seed": int(saved.seed)}
+        return {"distill": public_config(saved.distill, at="distill"), "seed": int(saved.seed)}
     except (TypeError, ValueError):
         return None
 
@@ -228,7 +228,7 @@ def card_fields_from_config(
     if recipe:
         distill_recipe = dict(recipe["distill"])
     else:
-        distill_recipe = public_config(cfg.distill) if "distill" in cfg else {}
+        distill_recipe = public_config(cfg.distill, at="distill") if "distill" in cfg else {}
     fields: dict[str, Any] = {
         "name": str(name),
         "description": card_description(name, data_target, cfg.experiment_name),

@@ -18,12 +18,19 @@ import zipfile
 import zlib
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+class UnsearchableError(ValueError):
+    """A file holds more text than the search reads (compressed text chunks past
+    :data:`MAX_INFLATED_BYTES`): what was not read cannot be declared free of private strings."""
+
+
 #: PNG chunks whose data is compressed text after a keyword (PNG 1.2, sections 4.2.3.2 and 4.2.3.3).
 COMPRESSED_TEXT_CHUNKS = (b"zTXt", b"iTXt")
 #: Largest safetensors header read as one (the format's own limit is 100 MB).
 MAX_HEADER_BYTES = 100_000_000
 #: Most bytes the compressed text chunks of one PNG are inflated to, together: a received file's chunks
-#: could inflate to gigabytes (a decompression bomb); text beyond this is not read.
+#: could inflate to gigabytes (a decompression bomb); a file holding more is :class:`UnsearchableError`.
 MAX_INFLATED_BYTES = 16_000_000
 
 
@@ -32,7 +39,8 @@ def text_parts(data: bytes) -> bytes:
     the decompressed text of ``zTXt``/``iTXt`` chunks added; for a safetensors file its length prefix and
     JSON header; for a zip archive every byte but its members' data (names, comments, anything appended;
     the members are searched on their own, decompressed); else ``data`` itself. A file that does not
-    parse as what its first bytes say is returned whole."""
+    parse as what its first bytes say is returned whole. Raises :class:`UnsearchableError` for a PNG whose
+    compressed text chunks inflate past :data:`MAX_INFLATED_BYTES` together."""
     if data.startswith(PNG_SIGNATURE):
         parts = _png_text(data)
     elif data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
@@ -74,16 +82,23 @@ def _inflated_text(kind: bytes, body: bytes, budget: list[int]) -> bytes:
         translated_end = rest.index(b"\0", language_end + 1)
         text = rest[translated_end + 1 :]
         return _inflate(text, budget) if flag else text
+    except UnsearchableError:
+        raise
     except (ValueError, IndexError, zlib.error):
         return body
 
 
 def _inflate(data: bytes, budget: list[int]) -> bytes:
-    """``data`` inflated (zlib), at most ``budget[0]`` bytes of it; the budget is reduced by what it took."""
-    if budget[0] <= 0:
-        return b""
-    text = zlib.decompressobj().decompress(data, budget[0])
+    """``data`` inflated (zlib); the budget ``budget[0]`` is reduced by its size. Raises
+    :class:`UnsearchableError` when it inflates to more than the budget left."""
+    inflater = zlib.decompressobj()
+    text = inflater.decompress(data, budget[0] + 1)
     budget[0] -= len(text)
+    if budget[0] < 0:
+        raise UnsearchableError(
+            f"its compressed text chunks inflate to more than {MAX_INFLATED_BYTES} bytes, which are not "
+            "searched"
+        )
     return text
 
 

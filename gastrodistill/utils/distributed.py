@@ -173,6 +173,12 @@ def _launcher() -> str | None:
     if "TORCHELASTIC_RUN_ID" in os.environ:
         return "torchrun"
     if _count(os.environ.get("SLURM_STEP_NUM_TASKS")) > 1 and "SLURM_PROCID" in os.environ:
+        if not _slurm_batch():  # Lightning too reads no SLURM rank in an interactive allocation
+            raise LaunchError(
+                f"srun started {os.environ['SLURM_STEP_NUM_TASKS']} tasks in an interactive allocation "
+                f"(SLURM_JOB_NAME={os.environ.get('SLURM_JOB_NAME')}), where every task takes itself for "
+                "rank 0; run srun from a batch script (sbatch), or one task with trainer=ddp"
+            )
         return "srun"
     if os.environ.get("RANK") and os.environ.get("MASTER_ADDR") and _count(os.environ.get("WORLD_SIZE")) > 1:
         return "the launcher that set RANK and WORLD_SIZE"
@@ -224,6 +230,11 @@ def check_launch(trainer: Any) -> None:
     under such a launcher, which doubled the processes. Raises :class:`LaunchError` saying what to set
     (docs/distillation.md, "Multi-GPU and multi-node")."""
     rank, size = (os.environ.get(k, "").strip() for k in ("RANK", "WORLD_SIZE"))
+    for key, value in (("RANK", rank), ("WORLD_SIZE", size)):
+        if key in os.environ and not value.isdigit():
+            raise LaunchError(
+                f"{key}={os.environ[key]!r} is not a count; unset it, or start the ranks with torchrun"
+            )
     if rank not in ("", "0") and not size:
         raise LaunchError(
             f"RANK={rank} is set in this shell but WORLD_SIZE is not, so this command would run as rank "
@@ -253,7 +264,9 @@ def check_launch(trainer: Any) -> None:
     wanted = _trainer_processes(trainer)
     if wanted is not None and wanted != processes:
         accelerator = str(trainer.get("accelerator", "auto"))
-        if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if processes == 1:
+            fix = "trainer=cpu (or trainer=gpu): one process, one device"
+        elif accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
             fix = (
                 f"trainer=ddp trainer.devices=<processes per node> trainer.num_nodes=<nodes> "
                 f"({processes} in all)"
