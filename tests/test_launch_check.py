@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from _cli_runner import assert_nothing_written, run_main
 
-from gastrodistill.utils.distributed import LaunchError, check_launch
+from gastrodistill.utils.distributed import LaunchError, check_launch, global_rank, world_size
 
 LAUNCH_VARS = (
     "RANK",
@@ -112,6 +112,7 @@ def test_slurm_a_batch_script_is_one_process_and_an_srun_step_is_counted(env, mo
     for name, value in {"SLURM_NTASKS": "4", "SLURM_PROCID": "0", "SLURM_JOB_NAME": "myjob"}.items():
         monkeypatch.setenv(name, value)
     check_launch(compose_cfg([]).trainer)  # the batch script itself
+    assert world_size() == 1 and global_rank() == 0  # one process: the cpu preset's teacher is not refused
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")  # inside `srun` with 4 tasks
     with pytest.raises(LaunchError, match=r"^srun started 4 process\(es\) but the trainer runs on"):
         check_launch(compose_cfg([]).trainer)

@@ -5,9 +5,10 @@ Three ways to start several processes (docs/distillation.md, "Multi-GPU and mult
 * Lightning's own launcher (``trainer=ddp`` from one command): the command runs once, and Lightning
   re-runs it for ranks 1.. only when ``Trainer.fit`` starts (children carry ``LOCAL_RANK``/``NODE_RANK``).
   By then rank 0 has prepared the data; the children find it ready.
-* ``torchrun`` (``RANK``, ``WORLD_SIZE``) and SLURM ``srun`` (``SLURM_PROCID``, ``SLURM_NTASKS``): every
-  process runs the whole command from the start, before any process group exists. Rank 0 prepares the
-  data (builds the patch store); the others poll until the data module sets up (the store is written
+* ``torchrun`` (``RANK``, ``WORLD_SIZE``) and SLURM ``srun`` (``SLURM_PROCID``,
+  ``SLURM_STEP_NUM_TASKS``; a batch script that calls no srun is one process): every process runs the
+  whole command from the start, before any process group exists. Rank 0 prepares the data (builds the
+  patch store); the others poll until the data module sets up (the store is written
   under a temporary name and renamed when complete, so a half-built store is never seen).
 
 After the process group exists (during and after ``Trainer.fit``), :func:`global_rank` asks
@@ -30,8 +31,13 @@ PREPARE_TIMEOUT_S = float(os.environ.get("GASTRODISTILL_PREPARE_TIMEOUT_S", 6 * 
 
 
 def _slurm_batch() -> bool:
-    """Inside ``srun`` with several tasks (not an interactive ``salloc`` shell, as Lightning decides)."""
-    return "SLURM_NTASKS" in os.environ and os.environ.get("SLURM_JOB_NAME") not in ("bash", "interactive")
+    """Inside a job step that ``srun`` started (``SLURM_STEP_NUM_TASKS``: a batch script itself, one process
+    however many tasks its allocation has, is not one) and not in an interactive ``salloc`` shell, as
+    Lightning decides."""
+    return "SLURM_STEP_NUM_TASKS" in os.environ and os.environ.get("SLURM_JOB_NAME") not in (
+        "bash",
+        "interactive",
+    )
 
 
 def global_rank() -> int:
@@ -61,13 +67,14 @@ def local_rank() -> int:
 
 
 def world_size() -> int:
-    """Number of processes of this job (process group, ``WORLD_SIZE``, ``SLURM_NTASKS``), else 1."""
+    """Number of processes of this job (process group, ``WORLD_SIZE``, the srun step's
+    ``SLURM_STEP_NUM_TASKS``), else 1."""
     if dist.is_available() and dist.is_initialized():
         return dist.get_world_size()
     if "WORLD_SIZE" in os.environ:
         return int(os.environ["WORLD_SIZE"])
     if _slurm_batch():
-        return int(os.environ.get("SLURM_NTASKS", 1))
+        return _count(os.environ["SLURM_STEP_NUM_TASKS"]) or 1
     return 1
 
 
@@ -253,7 +260,7 @@ def check_launch(trainer: Any) -> None:
     launcher = _launcher()
     if launcher is None:
         return
-    processes = _count(os.environ.get("SLURM_STEP_NUM_TASKS")) if launcher == "srun" else world_size()
+    processes = world_size()
     spawns = _spawning(trainer.get("strategy"))
     if processes > 1 and spawns is not None:
         raise LaunchError(

@@ -34,7 +34,15 @@ class SlowStore(pl.LightningDataModule):
 
 def test_only_global_rank_zero_prepares_the_others_wait(monkeypatch):
     monkeypatch.setattr(distributed.time, "sleep", lambda s: None)
-    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "NODE_RANK", "SLURM_NTASKS", "SLURM_PROCID"):
+    for var in (
+        "RANK",
+        "WORLD_SIZE",
+        "LOCAL_RANK",
+        "NODE_RANK",
+        "SLURM_NTASKS",
+        "SLURM_PROCID",
+        "SLURM_STEP_NUM_TASKS",
+    ):
         monkeypatch.delenv(var, raising=False)
     dm = SlowStore(ready_after=3)
     distributed.prepare_data_rank_zero_first(dm)  # one process: prepares
@@ -47,7 +55,10 @@ def test_only_global_rank_zero_prepares_the_others_wait(monkeypatch):
     assert not dm.prepared and dm.calls == 3  # waited for the store, never built it
     monkeypatch.delenv("RANK")
     monkeypatch.delenv("WORLD_SIZE")
-    monkeypatch.setenv("SLURM_NTASKS", "4")  # srun task 2 of 4
+    monkeypatch.setenv("SLURM_NTASKS", "4")  # a batch script of 4 tasks: one process until it calls srun
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    assert distributed.global_rank() == 0 and distributed.world_size() == 1
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "4")  # srun task 2 of 4
     monkeypatch.setenv("SLURM_PROCID", "2")
     assert distributed.global_rank() == 2 and distributed.world_size() == 4
     dm = SlowStore(ready_after=10**9)
@@ -129,12 +140,14 @@ def test_torchrun_two_ranks_evaluate_once_and_match_a_single_process(compose_cfg
 
 def test_local_rank_reads_torchrun_then_srun(monkeypatch):
     """The GPU index of this process (distribution matching runs there): torchrun's LOCAL_RANK first, then
-    srun's SLURM_LOCALID (a batch step with several tasks), else 0."""
-    for var in ("LOCAL_RANK", "SLURM_LOCALID", "SLURM_NTASKS", "SLURM_JOB_NAME"):
+    srun's SLURM_LOCALID (a job step srun started with several tasks), else 0."""
+    for var in ("LOCAL_RANK", "SLURM_LOCALID", "SLURM_NTASKS", "SLURM_STEP_NUM_TASKS", "SLURM_JOB_NAME"):
         monkeypatch.delenv(var, raising=False)
     assert distributed.local_rank() == 0
     monkeypatch.setenv("SLURM_NTASKS", "8")
     monkeypatch.setenv("SLURM_LOCALID", "3")
+    assert distributed.local_rank() == 0  # the batch script itself: no srun step
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "8")
     assert distributed.local_rank() == 3
     monkeypatch.setenv("SLURM_JOB_NAME", "interactive")  # salloc shell: not a task of a batch step
     assert distributed.local_rank() == 0
