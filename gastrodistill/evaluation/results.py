@@ -588,7 +588,16 @@ def target_lines(df: pd.DataFrame) -> list[str]:
             else:
                 lines.append(f"{label}: not measured (no {method} {schedule} row)")
     if ok(soft, hard):
-        lines.append(f"soft {name} - hard {name} = {soft - hard:+.3f} (target > 0: {verdict(soft > hard)})")
+        text = f"soft {name} - hard {name} = {soft - hard:+.3f}"
+        lo, hi = (
+            cell("soft", "replay", "vs_hard_patient_hm_ci_low"),
+            cell("soft", "replay", "vs_hard_patient_hm_ci_high"),
+        )
+        shown = ""
+        if patients and ok(lo, hi):  # the paired interval says whether the difference is shown
+            text += f" [{lo:+.3f}, {hi:+.3f}], paired over test units"
+            shown = "; shown: the interval is above 0" if lo > 0 else "; not shown: the interval reaches 0"
+        lines.append(f"{text} (target > 0: {verdict(soft > hard)}{shown})")
     else:
         lines.append(f"soft {name} - hard {name}: not measured (no soft or hard replay row)")
     kind = "patient_hm" if patients else "image_auc"

@@ -482,6 +482,13 @@ def _diverged_note(result: Mapping[str, Any]) -> list[str]:
 
 #: The "within noise" column: a mean of one network has no spread to compare a difference with.
 NOISE_WORDS = {True: "yes", False: "NO", None: "cannot tell (one network on each side)"}
+#: How receive.md explains that column (:func:`compare_published`).
+NOISE_RULE = (
+    "Within noise: |difference| <= 2 x the larger std + 0.01, a std counting from a side of two networks or "
+    "more (both sides train from the same artifact with the same recipe, so one side's spread stands for "
+    "both). The card's numbers are of the sender's test patients: a NO on other patients, or on a preset as "
+    "small as experiment=tiny, can be a difference of data rather than of the set."
+)
 
 
 def render(result: Mapping[str, Any]) -> str:
@@ -513,4 +520,6 @@ def render(result: Mapping[str, Any]) -> str:
             else "n/a | | "
         )
         lines.append(f"| {m} | {site} | {tail} |")
+    if result["published"]:
+        lines += ["", NOISE_RULE]
     return "\n".join(lines) + "\n"

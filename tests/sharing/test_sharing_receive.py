@@ -13,6 +13,7 @@ from gastrodistill.evaluation.fresh_training import train_on_distilled
 from gastrodistill.evaluation.run import build_context, evaluate_network, net_spec
 from gastrodistill.sharing.artifact import ArtifactError, save_artifact
 from gastrodistill.sharing.train_from_artifact import (
+    NOISE_RULE,
     REPORTED,
     SiteAdapter,
     model_factory,
@@ -62,6 +63,7 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
     assert (tmp_path / "site" / "run_info.json").is_file() and "| patch_accuracy |" in (
         tmp_path / "site" / "receive.md"
     ).read_text()
+    assert NOISE_RULE in (tmp_path / "site" / "receive.md").read_text()  # the column's rule, said
     assert saved["site_image_size"] == saved["artifact_image_size"] == [16, 16]
     assert "resized" not in (tmp_path / "site" / "receive.md").read_text()
 
