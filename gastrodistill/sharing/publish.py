@@ -195,7 +195,7 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
 
 def _what_it_names(key: str) -> str:
     """What a :func:`logged_names` key names, for the refusal's message."""
-    if ": set name " in key:
+    if key.split(":")[0] in SET_NAME_KEYS:  # logged_names' "audit.sets: set name 1"
         return (
             "a set's name goes into every logged metric's name, the results table and the set's artifact "
             f"card (e.g. {key.split(':')[0]}={{soft: ...}})"

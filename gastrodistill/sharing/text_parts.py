@@ -130,12 +130,6 @@ def _zip_text(data: bytes) -> bytes | None:
     return b"".join(kept)
 
 
-def stored_name(info: zipfile.ZipInfo) -> bytes:
-    """A zip member's name as the archive stores it: UTF-8 when the entry says so (flag bit 11), else the
-    bytes ``zipfile`` decoded as cp437 (macOS and older tools store UTF-8 or Latin-1 names unflagged)."""
-    return info.filename.encode("utf-8" if info.flag_bits & 0x800 else "cp437", errors="replace")
-
-
 def _safetensors_header(data: bytes) -> bytes | None:
     """The 8-byte length and JSON header of a safetensors file, when ``data`` is one (the header parses as
     a JSON object and its tensors' offsets end where the file ends); else None."""

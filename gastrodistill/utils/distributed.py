@@ -30,7 +30,7 @@ import torch.distributed as dist
 PREPARE_TIMEOUT_S = float(os.environ.get("GASTRODISTILL_PREPARE_TIMEOUT_S", 6 * 3600))
 
 
-def _slurm_batch() -> bool:
+def _in_srun_step() -> bool:
     """Inside a job step that ``srun`` started (``SLURM_STEP_NUM_TASKS``: a batch script itself, one process
     however many tasks its allocation has, is not one) and not in an interactive ``salloc`` shell, as
     Lightning decides."""
@@ -50,7 +50,7 @@ def global_rank() -> int:
         return dist.get_rank()
     if "RANK" in os.environ:
         return int(os.environ["RANK"])
-    if _slurm_batch() and "SLURM_PROCID" in os.environ:
+    if _in_srun_step() and "SLURM_PROCID" in os.environ:
         return int(os.environ["SLURM_PROCID"])
     local, node = int(os.environ.get("LOCAL_RANK", 0)), int(os.environ.get("NODE_RANK", 0))
     return 0 if local == 0 and node == 0 else max(local, 1)
@@ -61,7 +61,7 @@ def local_rank() -> int:
     inside ``srun`` with several tasks, else 0."""
     if "LOCAL_RANK" in os.environ:
         return int(os.environ["LOCAL_RANK"])
-    if _slurm_batch() and "SLURM_LOCALID" in os.environ:
+    if _in_srun_step() and "SLURM_LOCALID" in os.environ:
         return int(os.environ["SLURM_LOCALID"])
     return 0
 
@@ -73,7 +73,7 @@ def world_size() -> int:
         return dist.get_world_size()
     if "WORLD_SIZE" in os.environ:
         return int(os.environ["WORLD_SIZE"])
-    if _slurm_batch():
+    if _in_srun_step():
         return _count(os.environ["SLURM_STEP_NUM_TASKS"]) or 1
     return 1
 
@@ -179,13 +179,7 @@ def _launcher() -> str | None:
     (one command, or a child that Lightning's own launcher started: it sets no ``RANK``)."""
     if "TORCHELASTIC_RUN_ID" in os.environ:
         return "torchrun"
-    if _count(os.environ.get("SLURM_STEP_NUM_TASKS")) > 1 and "SLURM_PROCID" in os.environ:
-        if not _slurm_batch():  # Lightning too reads no SLURM rank in an interactive allocation
-            raise LaunchError(
-                f"srun started {os.environ['SLURM_STEP_NUM_TASKS']} tasks in an interactive allocation "
-                f"(SLURM_JOB_NAME={os.environ.get('SLURM_JOB_NAME')}), where every task takes itself for "
-                "rank 0; run srun from a batch script (sbatch), or one task with trainer=ddp"
-            )
+    if _in_srun_step() and world_size() > 1 and "SLURM_PROCID" in os.environ:
         return "srun"
     if os.environ.get("RANK") and os.environ.get("MASTER_ADDR") and _count(os.environ.get("WORLD_SIZE")) > 1:
         return "the launcher that set RANK and WORLD_SIZE"
@@ -256,6 +250,13 @@ def check_launch(trainer: Any) -> None:
             "MASTER_ADDR is not, so no process group can form and this command would run as one rank of a "
             "job that does not exist; unset WORLD_SIZE and RANK (leftovers of another job), or start the "
             "ranks with torchrun"
+        )
+    tasks = _count(os.environ.get("SLURM_STEP_NUM_TASKS"))
+    if tasks > 1 and "SLURM_PROCID" in os.environ and not _in_srun_step():
+        raise LaunchError(  # Lightning too reads no SLURM rank in an interactive allocation
+            f"srun started {tasks} tasks in an interactive allocation "
+            f"(SLURM_JOB_NAME={os.environ.get('SLURM_JOB_NAME')}), where every task takes itself for "
+            "rank 0; run srun from a batch script (sbatch), or one task with trainer=ddp"
         )
     launcher = _launcher()
     if launcher is None:
