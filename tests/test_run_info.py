@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 from importlib import metadata
 
-from gastrodistill.utils.run_info import cpu_model, installed_packages, save_run_info
+import pytest
+from omegaconf import OmegaConf
+
+from gastrodistill.utils.run_info import cpu_model, installed_packages, read_run_config, save_run_info
 
 TWO_PROCESSORS = """processor\t: 0
 vendor_id\t: AuthenticAMD
@@ -53,3 +56,25 @@ def test_save_run_info_writes_the_packages_and_the_cpu_model(tmp_path):
     assert info["packages"] == installed_packages()
     assert info["compute"]["cpu_model"] == cpu_model()
     assert info["versions"]["torch"] == info["packages"]["torch"]
+
+
+def test_read_run_config_gives_back_what_save_run_info_wrote(tmp_path):
+    cfg = OmegaConf.create({"seed": 3, "stages": ["distill", "evaluate"], "lr": "${x}", "x": 1.0e-8})
+    save_run_info(tmp_path, cfg)
+    assert read_run_config(tmp_path) == {
+        "seed": 3,
+        "stages": ["distill", "evaluate"],
+        "lr": 1.0e-8,
+        "x": 1.0e-8,
+    }
+
+
+@pytest.mark.parametrize(
+    "content",
+    [None, b"stages: [evaluate\n", b"- a list\n- not a mapping\n", b"seed: \xff\xfe\n", b""],
+    ids=["missing", "not-yaml", "not-a-mapping", "not-utf8", "empty"],
+)
+def test_read_run_config_takes_a_damaged_record_for_none(tmp_path, content):
+    if content is not None:
+        (tmp_path / "config.yaml").write_bytes(content)
+    assert read_run_config(tmp_path) is None

@@ -44,6 +44,7 @@ import yaml
 from scipy.stats import t as t_dist
 
 from gastrodistill.cli.output_folder import output_folder_problem
+from gastrodistill.utils.run_info import read_run_config
 
 #: The columns that identify a row of a results table (``eval/results.csv``).
 RESULT_KEYS = ("method", "schedule")
@@ -433,11 +434,8 @@ def read_results(source: Path) -> pd.DataFrame:
 
 def run_experiment_name(run_dir: Path) -> str | None:
     """The ``experiment_name`` recorded in a run folder's ``config.yaml`` (None when it is not there)."""
-    try:
-        cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    except (OSError, yaml.YAMLError):
-        return None
-    name = cfg.get("experiment_name") if isinstance(cfg, dict) else None
+    cfg = read_run_config(run_dir)
+    name = cfg.get("experiment_name") if cfg is not None else None
     return None if name is None else str(name)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import CommandError, check_root_values, report_errors
 from gastrodistill.cli.output_folder import check_output_folder
+from gastrodistill.utils.run_info import CONFIG_FILE, read_run_config
 
 EPILOG = """examples:
   gastrodistill-train-from-artifact --artifact soft.zip -- data.root=/site/xrays data.storage_size=64
@@ -181,16 +182,11 @@ def default_folder(base: Path, artifact: str, data: Any) -> Path:
     than ``data`` (the resolved ``data`` config): receiving one artifact on two sites' data kept only the
     second report (found by a breaker). The same data again replaces its own report. A report whose
     ``config.yaml`` cannot be read counts as other data (kept)."""
-    import yaml
-
     name = default_folder_name(artifact)
     folder, n = base / name, 2
-    while (folder / "config.yaml").is_file():
-        try:
-            saved = yaml.safe_load((folder / "config.yaml").read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            saved = None
-        if isinstance(saved, dict) and saved.get("data") == data:
+    while (folder / CONFIG_FILE).is_file():
+        saved = read_run_config(folder)
+        if saved is not None and saved.get("data") == data:
             break
         folder, n = base / f"{name}-{n}", n + 1
     return folder

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from gastrodistill.distillation.distilled_set import MODES
+from gastrodistill.utils.run_info import CONFIG_FILE
 
 CKPT_DIR = "checkpoints"
 CKPT_FILENAME = "step{step:06d}"  # ModelCheckpoint template (auto_insert_metric_name=False)
@@ -382,7 +383,7 @@ def _saved_config_settings(path: Path) -> dict[str, Any] | None:
     ``config.yaml`` that its run wrote beside ``checkpoints/`` when it finished, or None."""
     if path.parent.name != CKPT_DIR:
         return None
-    saved = path.parent.parent / "config.yaml"
+    saved = path.parent.parent / CONFIG_FILE
     if not saved.is_file():
         return None
     try:

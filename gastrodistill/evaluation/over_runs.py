@@ -46,6 +46,7 @@ from gastrodistill.evaluation.results import (
     bootstrap_kinds,
     partner_key,
 )
+from gastrodistill.utils.run_info import CONFIG_FILE, read_run_config
 from gastrodistill.utils.seeding import numpy_rng
 
 Key = tuple[str, str, str]
@@ -114,8 +115,8 @@ def _stages_from_evaluate_on(run_folder: Path) -> list[str]:
     """The stages the run in ``run_folder`` was asked for from ``evaluate`` on (its run record
     ``config.yaml``: audit and artifact after an evaluation stopped part way), else ``[evaluate]``."""
     try:
-        stages = [str(s) for s in (yaml.safe_load((run_folder / "config.yaml").read_text()) or {})["stages"]]
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, TypeError, KeyError):
+        stages = [str(s) for s in (read_run_config(run_folder) or {})["stages"]]
+    except (TypeError, KeyError):
         return ["evaluate"]
     return stages[stages.index("evaluate") :] if "evaluate" in stages else ["evaluate"]
 
@@ -175,7 +176,7 @@ def run_config(eval_dir: Path, methods: set[str]) -> dict[str, Any]:
     """An evaluation's ``config.yaml`` in ``eval_dir`` (``{}`` without the file), its ``distill`` section
     the sets' own (:func:`with_set_recipes`) for the evaluated ``methods``: what :func:`recipe_differences`
     compares. Raises :class:`RunsInputError` naming a file that is not YAML or not a mapping."""
-    cfg_path = Path(eval_dir) / "config.yaml"
+    cfg_path = Path(eval_dir) / CONFIG_FILE
     try:
         config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
     except (yaml.YAMLError, UnicodeDecodeError):
@@ -205,7 +206,7 @@ def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) 
         return config
     sections: dict[str, Any] = {}
     for name in sorted(methods):
-        path = distill_dir / name / "config.yaml"
+        path = distill_dir / name / CONFIG_FILE
         if not path.is_file() or not records_of_set(eval_dir, distill_dir / name, name):
             continue
         try:

@@ -14,6 +14,7 @@ from gastrodistill.anonymity.text_check import config_private_strings
 from gastrodistill.anonymity.verdict import NOT_AUDITED, anonymity_verdict
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.utils.privacy import public_config
+from gastrodistill.utils.run_info import CONFIG_FILE
 
 
 def _replay_augment(cfg: DictConfig) -> dict[str, Any] | None:
@@ -61,7 +62,7 @@ def set_recipe(folder: str | os.PathLike) -> dict[str, Any] | None:
     (a set copied without it, an artifact), and the card then falls back to the current config."""
     from omegaconf import OmegaConf
 
-    path = Path(folder) / "config.yaml"
+    path = Path(folder) / CONFIG_FILE
     if not path.is_file():
         return None
     try:

@@ -16,6 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from gastrodistill.utils.atomic import write_text_atomic
@@ -140,6 +141,18 @@ def git_revision(cwd: str | Path | None = None) -> str:
 #: What :func:`save_run_info` writes into a folder: the resolved config and the run's record.
 CONFIG_FILE, INFO_FILE = "config.yaml", "run_info.json"
 RECORD_FILES = (CONFIG_FILE, INFO_FILE)
+
+
+def read_run_config(folder: str | Path) -> dict[str, Any] | None:
+    """The resolved config that :func:`save_run_info` wrote into ``folder`` (``config.yaml``), as a plain
+    mapping, or None when the file is missing, unreadable, not YAML or not a mapping: for readers to
+    which a damaged record means no record (each says what it falls back to). A reader that must tell
+    the user which file to restore reads ``folder / CONFIG_FILE`` itself."""
+    try:
+        config = yaml.safe_load((Path(folder) / CONFIG_FILE).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return config if isinstance(config, dict) else None
 
 
 def save_run_info(
