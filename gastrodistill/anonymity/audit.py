@@ -31,7 +31,7 @@ import tempfile
 from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,7 @@ from gastrodistill.anonymity.nearest import (
     select_informative,
 )
 from gastrodistill.anonymity.text_check import (
+    PrivateStrings,
     TextRegionReport,
     config_private_strings,
     data_root,
@@ -76,6 +77,10 @@ from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, 
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import numpy_rng, torch_generator
 
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
+    from gastrodistill.distillation.distilled_set import DistilledSet
+
 __all__ = ["AuditConfigError", "data_root", "run_audit", "train_reference_network"]
 
 #: Rows of the positive controls in the audit's results.
@@ -83,7 +88,9 @@ CONTROL_ROWS = ("control_copy", "control_noisy")
 
 
 # ---- networks -------------------------------------------------------------------------------------
-def train_reference_network(cfg: DictConfig, datamodule) -> tuple[nn.Module, dict[str, float]]:
+def train_reference_network(
+    cfg: DictConfig, datamodule: ImageDataModule
+) -> tuple[nn.Module, dict[str, float]]:
     """A network trained on every real training patch with the evaluation's ``baselines.real`` recipe.
 
     It is the membership attack's reference and defines the audit's feature space.
@@ -95,7 +102,12 @@ def train_reference_network(cfg: DictConfig, datamodule) -> tuple[nn.Module, dic
 
 
 def distilled_networks(
-    cfg: DictConfig, datamodule, distilled, name: str, n: int, schedule: str
+    cfg: DictConfig,
+    datamodule: ImageDataModule,
+    distilled: DistilledSet,
+    name: str,
+    n: int,
+    schedule: str,
 ) -> list[nn.Module]:
     """``n`` fresh networks trained on ``distilled`` by the evaluation's trainer (seeded per index):
     :func:`distilled_network` for ``index`` 0 .. n - 1."""
@@ -103,7 +115,12 @@ def distilled_networks(
 
 
 def distilled_network(
-    cfg: DictConfig, datamodule, distilled, name: str, schedule: str, index: int
+    cfg: DictConfig,
+    datamodule: ImageDataModule,
+    distilled: DistilledSet,
+    name: str,
+    schedule: str,
+    index: int,
 ) -> nn.Module:
     """Fresh network ``index`` trained on ``distilled`` by the evaluation's trainer, seeded by
     ``(seed, 'audit', 'mia', name, schedule, index)``, in eval mode.
@@ -141,7 +158,7 @@ class RealFit:
     def __init__(
         self,
         cfg: DictConfig,
-        datamodule,
+        datamodule: ImageDataModule,
         epochs: int,
         lr: float | None = None,
         optimizer: str | None = None,
@@ -182,7 +199,7 @@ class RealFit:
 
 # ---- positive controls ----------------------------------------------------------------------------
 def control_images(
-    datamodule, searched: np.ndarray, size: int, noise_std: float, seed: int
+    datamodule: ImageDataModule, searched: np.ndarray, size: int, noise_std: float, seed: int
 ) -> tuple[dict[str, torch.Tensor], np.ndarray]:
     """Real training patches (``size`` of the searched ones) and the same plus Gaussian noise.
 
@@ -198,7 +215,7 @@ def control_images(
     return {"control_copy": x, "control_noisy": x + noise}, idx
 
 
-def informative_selection(cfg: DictConfig, dm, split: str = "train") -> InformativeSelection:
+def informative_selection(cfg: DictConfig, dm: ImageDataModule, split: str = "train") -> InformativeSelection:
     """The informative patches of ``split`` under ``audit.nearest.informative`` (classes, min texture)."""
     icfg = cfg.audit.nearest.get("informative") or {}
     exclude = [str(c) for c in (icfg.get("exclude_classes") or []) if c is not None]
@@ -227,7 +244,7 @@ def flagged_any(nearest: NearestReport, name: str, spaces: list[str]) -> np.ndar
 # ---- the stage ------------------------------------------------------------------------------------
 def run_audit(
     cfg: DictConfig,
-    datamodule,
+    datamodule: ImageDataModule,
     distilled_sets: Mapping[str, Any],
     output_dir: str | Path,
     real_model: nn.Module | None = None,
@@ -374,10 +391,10 @@ def run_audit(
 
 def _membership(
     cfg: DictConfig,
-    dm,
+    dm: ImageDataModule,
     distilled_sets: Mapping[str, Any],
     real_model: nn.Module,
-    real_info,
+    real_info: dict[str, float],
     seed: int,
     informative: InformativeSelection | None = None,
 ) -> tuple[dict[str, list[TargetAttack]], dict[str, dict[str, float]]]:
@@ -465,7 +482,11 @@ def _membership(
 
 
 def _scan_artifacts(
-    cfg: DictConfig, dm, distilled_sets: Mapping[str, Any], artifacts, strings
+    cfg: DictConfig,
+    dm: ImageDataModule,
+    distilled_sets: Mapping[str, Any],
+    artifacts: Mapping[str, str | Path] | None,
+    strings: PrivateStrings,
 ) -> dict[str, list[dict[str, str]]]:
     leaks: dict[str, list[dict[str, str]]] = {}
     for name, ds in distilled_sets.items():
@@ -478,7 +499,12 @@ def _scan_artifacts(
     return leaks
 
 
-def _per_image_table(dm, distilled_sets, nearest: NearestReport, text_report) -> pd.DataFrame:
+def _per_image_table(
+    dm: ImageDataModule,
+    distilled_sets: Mapping[str, DistilledSet],
+    nearest: NearestReport,
+    text_report: TextRegionReport | None,
+) -> pd.DataFrame:
     rows = []
     for name, ds in distilled_sets.items():
         targets = ds.soft_targets().detach().cpu()
@@ -502,7 +528,9 @@ def _per_image_table(dm, distilled_sets, nearest: NearestReport, text_report) ->
     return pd.DataFrame(rows)
 
 
-def _closest_pairs(out: Path, dm, distilled_sets, nearest: NearestReport, n: int) -> Path:
+def _closest_pairs(
+    out: Path, dm: ImageDataModule, distilled_sets: Mapping[str, DistilledSet], nearest: NearestReport, n: int
+) -> Path:
     cands = [
         (float(nearest.sets[name]["ncc"][i]), name, i)
         for name in distilled_sets
@@ -545,7 +573,17 @@ def _roc_for_plot(mia: Mapping[str, list[TargetAttack]], attack: str):
 
 
 def _write_outputs(
-    out: Path, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
+    out: Path,
+    cfg: DictConfig,
+    dm: ImageDataModule,
+    distilled_sets: Mapping[str, DistilledSet],
+    nearest: NearestReport,
+    text_report: TextRegionReport | None,
+    mia: dict[str, list[TargetAttack]],
+    results: dict[str, dict[str, float]],
+    leaks: dict[str, list[dict[str, str]]],
+    strings: PrivateStrings,
+    informative: InformativeSelection,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """The figures, ``audit_per_image.csv`` and ``audit.md``; returns their paths and the content of
     ``audit.json``, which the caller writes last."""
@@ -579,7 +617,9 @@ def _write_outputs(
     return paths, payload
 
 
-def audit_identity(dm, distilled_sets: Mapping[str, Any], real_model: nn.Module | None) -> dict[str, Any]:
+def audit_identity(
+    dm: ImageDataModule, distilled_sets: Mapping[str, Any], real_model: nn.Module | None
+) -> dict[str, Any]:
     """What an audit's numbers are of, as ``audit.json`` records it: each set's content digest
     (``set_sha256``, ``evaluation.record_settings.set_digest``), the patch store's content hash
     (``data_source_hash``: the nearest-patch search and every membership pool) and the digest of the
@@ -664,7 +704,14 @@ def _text_region_lines(
 
 
 def render_report(
-    cfg, nearest: NearestReport, text_report, results, leaks, strings, informative, verdicts
+    cfg: DictConfig,
+    nearest: NearestReport,
+    text_report: TextRegionReport | None,
+    results: dict[str, dict[str, float]],
+    leaks: dict[str, list[dict[str, str]]],
+    strings: PrivateStrings,
+    informative: InformativeSelection,
+    verdicts: dict[str, str],
 ) -> str:
     """The Markdown report: verdicts, sample sizes, the controls, the numbers, and the pictures."""
     names = list(verdicts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -20,6 +21,9 @@ import torch  # noqa: E402
 from gastrodistill.anonymity.nearest import NearestReport  # noqa: E402
 from gastrodistill.utils.atomic import atomic_path  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 SPACE_TITLES = {
     "ncc": "pixel NCC",
     "ssim": "pixel SSIM",
@@ -28,7 +32,7 @@ SPACE_TITLES = {
 }
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
+def _save(fig: Figure, path: str | os.PathLike) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)

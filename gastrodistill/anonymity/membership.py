@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from gastrodistill.utils.seeding import numpy_rng, torch_generator
+
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
 
 #: Attack scores (higher = "member"): negative true-label loss; label-free maximum softmax probability.
 ATTACKS = ("loss", "confidence")
@@ -151,6 +155,7 @@ class AttackPool:
 
     @property
     def n_patients(self) -> int:
+        """Distinct patient codes in the pool (members and non-members together)."""
         return len(np.unique(self.groups))
 
 
@@ -162,7 +167,7 @@ def _codes(pids: np.ndarray | None, n: int, offset: int) -> np.ndarray:
 
 
 def build_pool(
-    datamodule,
+    datamodule: ImageDataModule,
     max_per_side: int,
     seed: int,
     train_indices: np.ndarray | None = None,
@@ -218,7 +223,9 @@ def build_pool(
 
 
 @torch.no_grad()
-def example_scores(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512):
+def example_scores(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 512
+) -> tuple[np.ndarray, np.ndarray]:
     """Per-example ``(loss, phi)`` of ``model``: cross-entropy and logit-scaled true-class confidence.
 
     Both are arrays ``[N]`` for images ``x [N, C, H, W]`` and labels ``y [N]``.
@@ -255,6 +262,7 @@ class ShadowScores:
 
     @property
     def n_shadows(self) -> int:
+        """Number of shadow networks (rows of the ``[n_shadows, N]`` arrays)."""
         return self.loss.shape[0]
 
 
@@ -342,7 +350,12 @@ def train_shadows_and(
 _SHADOW_WORKER: dict[str, tuple] = {}
 
 
-def _start_shadow_worker(fit, x: torch.Tensor, y: torch.Tensor, seed: int) -> None:
+def _start_shadow_worker(
+    fit: Callable[[torch.Tensor, torch.Tensor, torch.Generator], nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int,
+) -> None:
     torch.set_num_threads(1)  # one torch thread per worker: the workers share the cores
     _SHADOW_WORKER["shared"] = (fit, x, y, seed)
 
@@ -356,7 +369,14 @@ def _worker_target(make: Callable[[], nn.Module]) -> tuple[np.ndarray, np.ndarra
     return example_scores(make(), x, y)
 
 
-def _shadow_scores(fit, x: torch.Tensor, y: torch.Tensor, seed: int, sel: np.ndarray, k: int):
+def _shadow_scores(
+    fit: Callable[[torch.Tensor, torch.Tensor, torch.Generator], nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int,
+    sel: np.ndarray,
+    k: int,
+):
     """Shadow ``k``: trained by ``fit`` on ``x[sel]``, its (loss, phi) on every example of the pool."""
     idx = torch.as_tensor(sel)
     net = fit(x[idx], y[idx], torch_generator(seed, "audit", "shadow", k))
@@ -504,7 +524,9 @@ def patient_null_labellings(
     return permuted_patient_labels(member_of, n_permutations, seed)
 
 
-def patient_level(scores: np.ndarray, groups: np.ndarray, is_member: np.ndarray):
+def patient_level(
+    scores: np.ndarray, groups: np.ndarray, is_member: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean score per patient ``[P]`` and whether the patient is a member ``[P]`` (codes sorted)."""
     uniq, inv = np.unique(groups, return_inverse=True)
     sums = np.bincount(inv, weights=np.nan_to_num(scores, nan=0.0, neginf=-1e6), minlength=len(uniq))

@@ -76,6 +76,7 @@ def ncc_vectors(x_unit: torch.Tensor) -> torch.Tensor:
 
 
 def cosine_vectors(f: torch.Tensor) -> torch.Tensor:
+    """Rows of ``f`` ``[N, ...]`` flattened to float ``[N, D]`` and scaled to unit L2 norm."""
     return F.normalize(f.flatten(1).float(), dim=1)
 
 
@@ -163,6 +164,7 @@ class NearestReport:
 
     @property
     def n_duplicates(self) -> int:
+        """Reference patches whose nearest other-patient patch is a near-duplicate (:attr:`duplicates`)."""
         return int(self.duplicates.sum())
 
     @property
@@ -256,6 +258,7 @@ class InformativeSelection:
     texture_median_excluded: float
 
     def counts(self) -> dict[str, float]:
+        """Sizes and settings for the report: patches kept, left out per reason, the min texture."""
         return {
             "n_train_patches": float(self.n_total),
             "n_informative": float(len(self.indices)),

@@ -22,12 +22,16 @@ import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gastrodistill.data.base import ImageDataModule
 from gastrodistill.data.manifest import MANIFEST_NAME, parse_manifest
 from gastrodistill.data.readers import is_dicom
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 #: DICOM value representations that carry free text, names, dates or identifiers.
 IDENTIFYING_VRS = {"PN", "LO", "SH", "DA", "DT", "TM", "UI", "AE", "LT", "ST", "UT", "AS"}
@@ -36,7 +40,7 @@ _STANDARD_UID_ROOT = "1.2.840.10008."
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
 
-def data_root(cfg) -> str | None:
+def data_root(cfg: DictConfig) -> str | None:
     """The source data of a run config (a folder with header strings and file names, or one file), if set.
 
     Lives here, not in the audit, so that ``sharing.publish`` and ``anonymity.audit`` both import it
@@ -63,6 +67,8 @@ class PrivateStrings:
     too_short: int = 0
 
     def add(self, value: object, kind: str, min_length: int) -> None:
+        """Record ``str(value)`` (stripped) as a string of ``kind``; blanks are skipped, shorter than
+        ``min_length`` characters only counted in ``too_short``."""
         s = str(value).strip()
         if not s:
             return
@@ -73,12 +79,14 @@ class PrivateStrings:
         self.kinds.append(kind)
 
     def dedupe(self) -> PrivateStrings:
+        """A copy with each value once, under the kind it was first recorded with."""
         seen: dict[str, str] = {}
         for v, k in zip(self.values, self.kinds, strict=True):
             seen.setdefault(v, k)
         return PrivateStrings(list(seen), list(seen.values()), self.too_short)
 
     def counts(self) -> dict[str, int]:
+        """Number of strings per kind, ``dicom:...`` kinds counted together under ``dicom``."""
         out: dict[str, int] = {}
         for k in self.kinds:
             out[k.split(":")[0]] = out.get(k.split(":")[0], 0) + 1
@@ -224,7 +232,7 @@ def source_name(root: str | os.PathLike | None) -> str | None:
 
 
 def config_private_strings(
-    cfg, datamodule: ImageDataModule | None, with_source_name: bool = False
+    cfg: DictConfig, datamodule: ImageDataModule | None, with_source_name: bool = False
 ) -> PrivateStrings:
     """:func:`private_strings` of a run config: its data (:func:`data_root`) and ``audit.text``'s
     ``min_length``, ``max_dicom_files`` and ``ignore_attributes`` (defaults 4, all, none); with
@@ -417,6 +425,8 @@ class TextRegionReport:
     n_text_patches: int
 
     def summary(self, name: str) -> dict[str, float]:
+        """Set ``name``'s text-corner similarity: mean, max and how it compares with the ordinary and
+        text references (99th percentile, median)."""
         sims = self.sets[name]
         p99 = float(np.percentile(self.ordinary, 99))
         text_median = float(np.median(self.text)) if len(self.text) else float("nan")

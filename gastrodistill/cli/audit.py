@@ -82,6 +82,9 @@ def check_recipes(cfg: DictConfig, sets: Mapping[str, Any]) -> None:
 
 
 def run(cfg: DictConfig) -> dict:
+    """Audit the sets of ``audit.sets`` and, with ``audit.artifact.write``, publish their artifacts.
+
+    Returns the audit's ``{row name: {metric: value}}``; raises :class:`AuditInputError` for bad sets."""
     from gastrodistill.anonymity.audit import run_audit
     from gastrodistill.sharing.publish import (
         check_experiment_name,
@@ -146,6 +149,7 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``gastrodistill-audit``: :func:`run` on the composed config."""
     run(cfg)
 
 

@@ -56,6 +56,8 @@ class RecipeError(ValueError):
 
 @dataclass
 class Check:
+    """One expectation of a recipe on one results table: the value found and its allowed range."""
+
     what: str
     value: float
     low: float
@@ -64,6 +66,7 @@ class Check:
 
     @property
     def ok(self) -> bool:
+        """The value is finite and within ``[low, high]``."""
         return math.isfinite(self.value) and self.low <= self.value <= self.high
 
 
@@ -74,6 +77,9 @@ RESULT_ROW_KEYS = REFERENCE_KEYS[:-1]
 
 
 def load_recipe(path: str | Path) -> dict[str, Any]:
+    """The recipe (``experiments/<name>.yaml``) at ``path``, its keys and expectations checked.
+
+    Raises :class:`RecipeError` naming the file and key when it is missing or malformed."""
     p = Path(path)
     if not p.is_file():
         raise RecipeError(f"recipe {p} not found; recipes live in experiments/*.yaml")
@@ -187,6 +193,7 @@ class CheckOverRuns:
 
     @property
     def ok(self) -> bool:
+        """The mean over the runs is finite and within ``[low, high]``."""
         return math.isfinite(self.mean) and self.low <= self.mean <= self.high
 
 
@@ -345,6 +352,9 @@ def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
 
 
 def rerun(recipe: Mapping[str, Any], run_dir: Path) -> None:
+    """Run ``gastrodistill-reproduce`` with the recipe's overrides into ``run_dir``.
+
+    Raises ``subprocess.CalledProcessError`` when the run fails."""
     cmd = ["gastrodistill-reproduce", *map(str, recipe["overrides"]), f"hydra.run.dir={run_dir}"]
     exe = Path(sys.executable).with_name("gastrodistill-reproduce")
     if exe.exists():
@@ -354,6 +364,7 @@ def rerun(recipe: Mapping[str, Any], run_dir: Path) -> None:
 
 
 def render(recipe: Mapping[str, Any], checks: list[Check], source: Path) -> str:
+    """The text report of ``checks`` on the table at ``source``: one line per check, value, range, status."""
     lines = [f"{recipe['name']}: {recipe.get('table', '')}", f"results: {source}", ""]
     width = max(len(c.what) for c in checks) if checks else 10
     for c in checks:
@@ -481,6 +492,8 @@ def check_runs(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: check a recipe's expectations on one or more runs; exit status 0 (all within
+    range), 1 (some outside) or 2 (a :class:`RecipeError`, printed)."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("recipe", help="experiments/<name>.yaml")
     ap.add_argument(

@@ -39,6 +39,7 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``gastrodistill-distill``: distil ``cfg.data`` into ``<output>/<mode>``."""
     from gastrodistill.distillation.run import run_distillation
 
     check_values(cfg)

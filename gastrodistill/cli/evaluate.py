@@ -11,8 +11,9 @@ Each entry of ``eval.distilled_dirs`` is a folder written by ``DistilledSet.save
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
 from omegaconf import DictConfig
@@ -22,8 +23,11 @@ from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def load_distilled(dirs) -> dict:
+
+def load_distilled(dirs: Mapping[str, str | Path] | None) -> dict:
     """Name -> DistilledSet from ``DistilledSet.save`` folders or shareable artifacts."""
     if not dirs:
         return {}
@@ -33,7 +37,10 @@ def load_distilled(dirs) -> dict:
     return sets
 
 
-def run(cfg: DictConfig):
+def run(cfg: DictConfig) -> pd.DataFrame:
+    """Evaluate the sets of ``eval.distilled_dirs`` and the baselines on ``cfg.data``; print the table.
+
+    Returns the results table (one row per method and schedule), also written as ``results.{csv,md}``."""
     from gastrodistill.evaluation.run import run_evaluation
 
     check_values(cfg)
@@ -69,6 +76,7 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``gastrodistill-evaluate``: :func:`run` on the composed config."""
     run(cfg)
 
 

@@ -54,6 +54,7 @@ def run(cfg: DictConfig) -> Path:
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``gastrodistill-generate``: :func:`run` on the composed config."""
     run(cfg)
 
 

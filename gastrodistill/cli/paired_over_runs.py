@@ -47,6 +47,8 @@ MIN_BOOT = 100
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: pool the paired differences of several runs and print (or write) the table; exit
+    status 0, or 2 after printing a :class:`RunsInputError`."""
     ap = argparse.ArgumentParser(
         prog="python -m gastrodistill.cli.paired_over_runs",
         description=__doc__,

@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import torch
@@ -48,6 +48,11 @@ from gastrodistill.utils.distributed import (
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.values import is_count
 from gastrodistill.utils.worker_pool import spawn_pool
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from gastrodistill.data.base import ImageDataModule
 
 STAGES = ("generate", "patches", "distill", "evaluate", "audit", "artifact")
 #: The stages that make and read gastric patches, and the data module they are for.
@@ -101,7 +106,8 @@ class Pipeline:
         return Path(self.cfg.paths.output_dir)
 
     # ---- shared pieces ---------------------------------------------------------------------------
-    def datamodule(self):
+    def datamodule(self) -> ImageDataModule:
+        """The data module of ``cfg.data``, built, prepared (rank 0 first) and set up on first use."""
         if self.dm is None:
             self.dm = hydra.utils.instantiate(self.cfg.data)
             prepare_data_rank_zero_first(self.dm)  # rank 0 builds the store; the others wait for it
@@ -120,10 +126,12 @@ class Pipeline:
         return self.sets
 
     def modes(self) -> list[str]:
+        """The label modes to distil (``reproduce.distill_modes``; default soft and hard)."""
         return [str(m) for m in self.rcfg.get("distill_modes", ["soft", "hard"])]
 
     # ---- stages ----------------------------------------------------------------------------------
     def generate(self) -> None:
+        """Stage ``generate``: write (or confirm) the synthetic data set; its folder goes into the summary."""
         from gastrodistill.cli.errors import project_error
         from gastrodistill.cli.generate import run as generate_run
         from gastrodistill.data.synthetic.writer import NotSyntheticRootError, SyntheticOutputError
@@ -142,6 +150,7 @@ class Pipeline:
             ) from None
 
     def patches(self) -> None:
+        """Stage ``patches``: build the data module's patch store (if it has one) and print its summary."""
         from gastrodistill.cli.build_patches import summary_table
 
         dm = self.datamodule()
@@ -376,6 +385,7 @@ class Pipeline:
         return found
 
     def evaluate(self) -> None:
+        """Stage ``evaluate``: fresh networks on the distilled sets and the baselines, into ``eval/``."""
         from gastrodistill.evaluation.run import run_evaluation
 
         df = run_evaluation(
@@ -396,6 +406,7 @@ class Pipeline:
         self.paths["plots"] = self.out / "eval" / "plots"
 
     def audit(self) -> None:
+        """Stage ``audit``: the anonymity audit of the distilled sets, into ``audit/``."""
         from gastrodistill.anonymity.audit import run_audit
         from gastrodistill.evaluation.run import saved_reference
 
@@ -431,6 +442,7 @@ class Pipeline:
         write_results(df, self.out / "eval", title=title, max_ci_width=self.cfg.eval.get("max_ci_width"))
 
     def artifact(self) -> None:
+        """Stage ``artifact``: each set's shareable artifact (with its audit verdict), into ``artifacts/``."""
         from gastrodistill.evaluation.results import chosen_standard_lr, method_metrics
         from gastrodistill.sharing.publish import publish_artifact, set_recipe
 
@@ -472,7 +484,7 @@ class Pipeline:
             )
             self.paths[f"artifact ({name})"] = Path(path)
 
-    def saved_results(self, sets: dict[str, Any], audit: dict[str, Any] | None):
+    def saved_results(self, sets: dict[str, Any], audit: dict[str, Any] | None) -> pd.DataFrame | None:
         """``eval/results.csv`` of an earlier evaluation in this folder when it is of these sets, data and
         recipe (:func:`~gastrodistill.evaluation.run.current_results`), with ``audit``'s numbers joined
         (those of the audit of these sets, or None: the table's audit columns are dropped); else None."""
@@ -541,6 +553,7 @@ class Pipeline:
                 check_distinct(archs, lambda arch: architecture_name(configs[arch]), method)
 
     def stage_fns(self) -> dict[str, tuple[Callable[[], None], str]]:
+        """Per stage name, the method that runs it and the module whose code it runs."""
         return {
             "generate": (self.generate, "gastrodistill.cli.generate"),
             "patches": (self.patches, "gastrodistill.data.gastric"),
@@ -698,6 +711,8 @@ class Pipeline:
         return stages
 
     def run(self) -> dict[str, Path]:
+        """Check the values, then run ``cfg.stages`` with the run record kept and written; returns what
+        went where (label -> path); rank 0 also writes ``SUMMARY.md``."""
         stages = self.check_values()
         self.check_sets_present(stages)
         self.check_evaluation_resume(stages)
@@ -864,6 +879,7 @@ class Pipeline:
         return set_digest(published) != set_digest(distilled)
 
     def write_summary(self) -> Path:
+        """Write ``SUMMARY.md`` (timings, notes, results, outputs) and ``timings.json``; returns the first."""
         md = self.out / "eval" / "results.md"
         later = self.stale = self.stale_stages()  # read once: each asks current_results or the audit
         stale = "evaluate" in later  # eval/results.md describes the sets this run replaced
@@ -1110,7 +1126,7 @@ def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
     return lines
 
 
-def target_lines(df) -> list[str]:
+def target_lines(df: pd.DataFrame) -> list[str]:
     """The study's targets as measured (``evaluation.results.target_lines``: no "nan ... NOT met" lines)."""
     from gastrodistill.evaluation.results import target_lines as lines
 
@@ -1186,6 +1202,7 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:
+    """Hydra entry point of ``gastrodistill-reproduce``: the mode override checked, then :func:`run`."""
     from hydra.core.hydra_config import HydraConfig
 
     # the override strings as typed: reading them from the ListConfig would resolve ${...} in their values

@@ -180,6 +180,7 @@ class RunFolderSnapshot(Callback):
     only: under torchrun or SLURM every rank starts the command on the same folder)."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
+        """Hydra hook: on global rank 0, :func:`snapshot` of the run folder (``hydra.run.dir``) first."""
         from omegaconf import OmegaConf
 
         from gastrodistill.utils.distributed import global_rank

@@ -13,12 +13,15 @@ import argparse
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import CommandError, check_root_values, report_errors
 from gastrodistill.cli.output_folder import check_output_folder
 from gastrodistill.utils.run_info import CONFIG_FILE, read_run_config
+
+if TYPE_CHECKING:
+    from omegaconf import DictConfig
 
 EPILOG = """examples:
   gastrodistill-train-from-artifact --artifact soft.zip -- data.root=/site/xrays data.storage_size=64
@@ -43,6 +46,7 @@ def positive_int(text: str) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line of ``gastrodistill-train-from-artifact``: artifact, networks, schedule, output."""
     p = argparse.ArgumentParser(
         prog="gastrodistill-train-from-artifact",
         description="Train fresh networks from a shared distilled-set artifact (folder or .zip) and test "
@@ -73,7 +77,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def compose(overrides: list[str], output: str | None):
+def compose(overrides: list[str], output: str | None) -> DictConfig:
     """The root config with ``overrides`` and ``paths.output_dir`` set to ``output`` (default
     ``outputs/<experiment>/receive``). Raises :class:`CommandError` for an override Hydra refuses (a
     misspelt key or option, a bad value), with Hydra's message, and for an ``output`` that no folder can be
@@ -236,6 +240,7 @@ def run(argv: list[str] | None = None) -> dict:
 
 @report_errors
 def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``gastrodistill-train-from-artifact``: :func:`run`, errors reported as messages."""
     run(argv)
 
 

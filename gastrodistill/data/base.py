@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
@@ -105,6 +106,7 @@ class ImageDataModule(pl.LightningDataModule):
     # ---- shared behaviour --------------------------------------------------------------------
     @property
     def image_shape(self) -> tuple[int, int, int]:
+        """``(C, H, W)`` of one image (channels, then height and width in px)."""
         return (self.in_channels, *self.image_size)
 
     def _sampler(self, split: str, epoch_seed: int = 0) -> WeightedRandomSampler | None:
@@ -135,12 +137,15 @@ class ImageDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
+        """Shuffled (or class-balanced, ``balanced_sampler``) batches of ``train``, augmented."""
         return self._loader("train", train=True)
 
     def val_dataloader(self) -> DataLoader:
+        """Batches of ``val`` in order (``eval_batch_size``), without augmentation."""
         return self._loader("val", train=False)
 
     def test_dataloader(self) -> DataLoader:
+        """Batches of ``test`` in order (``eval_batch_size``), without augmentation."""
         return self._loader("test", train=False)
 
     def load_split(
@@ -317,7 +322,7 @@ class TensorImageDataModule(ImageDataModule):
         splits: dict[str, tuple[np.ndarray, np.ndarray]] | None = None,
         class_names: Sequence[str] | None = None,
         source_id: str = "in-memory",
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._splits = splits
@@ -333,6 +338,7 @@ class TensorImageDataModule(ImageDataModule):
         return self._splits, self._class_names
 
     def setup(self, stage: str | None = None) -> None:
+        """Load the arrays (:meth:`load_arrays`), cap their size, set classes, shape and stats; once."""
         if getattr(self, "_configured", False):
             return
         self._splits, names = self.load_arrays()
@@ -357,6 +363,7 @@ class TensorImageDataModule(ImageDataModule):
         self._configured = True
 
     def labels(self, split: str) -> np.ndarray:
+        """Integer labels ``[N]`` of ``split``, in dataset order."""
         return np.asarray(self._splits[split][1], dtype=np.int64).reshape(-1)
 
     def array_bytes_per_pixel(self) -> int | None:
@@ -370,6 +377,7 @@ class TensorImageDataModule(ImageDataModule):
         return int(np.dtype(self._splits["train"][0].dtype).itemsize)
 
     def dataset(self, split: str, augment: bool = False) -> Dataset:
+        """``split``'s arrays as an :class:`ArrayDataset` (normalised; augmented with ``augment``)."""
         x, _ = self._splits[split]
         return ArrayDataset(x, self.labels(split), self.mean, self.std, self.augment if augment else None)
 

@@ -26,6 +26,7 @@ import zipfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -269,7 +270,7 @@ class FolderDataModule(TensorImageDataModule):
         test_fraction: float = 0.2,
         split_seed: int = 0,
         bit_depth: int | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(source_id="folder", **kwargs)
         self.bit_depth = _bit_depth(bit_depth)
@@ -324,6 +325,9 @@ class FolderDataModule(TensorImageDataModule):
         return layout
 
     def load_arrays(self) -> tuple[Arrays, list[str]]:
+        """Decode the class folders into ``{split: (images [N, C, H, W], labels [N])}`` and the class names.
+
+        Raises :class:`CollectionError` for fewer than two classes or an unusable layout or file."""
         layout = self._layout()
         class_names = list(self._class_dirs(next(iter(layout.values()))))
         if len(class_names) < 2:
@@ -386,6 +390,7 @@ class FolderDataModule(TensorImageDataModule):
         return {s: (x[idx[s]], y[idx[s]]) for s in SPLITS}, class_names
 
     def source_hash(self) -> str:
+        """SHA-256 of the arrays' hash and the class names (64 hex characters; no path)."""
         return sha256_json({"pixels": super().source_hash(), "classes": self.class_names})
 
     @property
@@ -475,7 +480,7 @@ class NpzDataModule(TensorImageDataModule):
         class_names: Sequence[str] | None = None,
         image_size: int | str | Sequence[int | str] | None = None,
         bit_depth: int | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         super().__init__(source_id="npz", **kwargs)
         self.bit_depth = _bit_depth(bit_depth)
@@ -525,6 +530,9 @@ class NpzDataModule(TensorImageDataModule):
             ) from exc
 
     def load_arrays(self) -> tuple[Arrays, list[str]]:
+        """Read the file into ``{split: (images [N, C, H, W], labels [N])}`` and the class names.
+
+        Raises :class:`CollectionError` naming the file and key for a missing or malformed array."""
         raw = self._read()
         name = self.path.name
         names = self.given_names
@@ -602,6 +610,7 @@ class NpzDataModule(TensorImageDataModule):
         return out, class_names
 
     def source_hash(self) -> str:
+        """SHA-256 of the arrays' hash and the class names (64 hex characters; no path)."""
         return sha256_json({"pixels": super().source_hash(), "classes": self.class_names})
 
     @property

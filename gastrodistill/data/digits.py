@@ -7,6 +7,7 @@ Real data with no download and no patients: the quickest sanity check that disti
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +24,7 @@ class DigitsDataModule(TensorImageDataModule):
         n_test: int = 500,
         classes: Sequence[int] | None = None,
         split_seed: int = 0,
-        **kwargs,
+        **kwargs: Any,
     ) -> None:
         self.n_val, self.n_test, self.split_seed = n_val, n_test, split_seed
         self.keep = list(classes) if classes is not None else list(range(10))
@@ -32,6 +33,7 @@ class DigitsDataModule(TensorImageDataModule):
         )
 
     def load_arrays(self) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+        """sklearn's 8x8 digits (kept classes, in [0, 1]) split by ``split_seed``: ``[N, 1, 8, 8]`` images."""
         from sklearn.datasets import load_digits
 
         d = load_digits()

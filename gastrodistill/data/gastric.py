@@ -9,7 +9,7 @@ histogram recorded at build time (exact, no pass over the patches).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +45,8 @@ class StoreArrayDataset(ReopensMemmap, ArrayDataset):
         start: int,
         stop: int,
         labels: np.ndarray,
-        mean,
-        std,
+        mean: Sequence[float],
+        std: Sequence[float],
         augment: object | None = None,
     ) -> None:
         self._file = Path(store_path) / PATCHES_FILE
@@ -128,6 +128,9 @@ class GastricPatchDataModule(ImageDataModule):
         self._store_path = build_store(self.spec, progress=self.progress)
 
     def setup(self, stage: str | None = None) -> None:
+        """Open the up-to-date patch store and take the train split's mean and std from its histograms.
+
+        Raises :class:`StoreError` when no store matches (``prepare_data`` not run)."""
         if self.store is not None:
             return
         path = self._store_path or find_store(self.spec)
@@ -153,12 +156,15 @@ class GastricPatchDataModule(ImageDataModule):
 
     @property
     def store_path(self) -> Path:
+        """The folder of the opened patch store; raises :class:`StoreError` before :meth:`setup`."""
         return self._store().path
 
     def labels(self, split: str) -> np.ndarray:
+        """Integer labels ``[N]`` of ``split`` from the store's index (no pixels read)."""
         return self._store().split_index(split)["label"].to_numpy(dtype=np.int64)
 
     def dataset(self, split: str, augment: bool = False) -> Dataset:
+        """``split``'s patches read from the store's memmap (normalised; augmented with ``augment``)."""
         sl = self._store().split_slice(split)
         return StoreArrayDataset(
             self.store_path,
@@ -171,9 +177,11 @@ class GastricPatchDataModule(ImageDataModule):
         )
 
     def patient_ids(self, split: str) -> np.ndarray:
+        """Patient id ``[N]`` (str) of each patch of ``split``, in dataset order."""
         return self._store().split_index(split)["patient"].to_numpy(dtype=str)
 
     def patient_labels(self, split: str) -> dict[str, int]:
+        """Patient id -> 1 (gastritis) / 0 for the patients of ``split``."""
         idx = self._store().split_index(split)
         pairs = idx[["patient", "diagnosis"]].drop_duplicates()
         return {

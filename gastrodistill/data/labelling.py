@@ -30,6 +30,7 @@ def image_key(rel: str) -> str:
 
 
 def diagnosis_label(diagnosis: str) -> int:
+    """Label of a relevant patch of an image with ``diagnosis``: gastritis 2, anything else 1."""
     return GASTRITIS if diagnosis == "gastritis" else NON_GASTRITIS
 
 
@@ -41,6 +42,8 @@ def mask_fractions(mask: np.ndarray, positions: list[tuple[int, int]], size: int
 def labels_from_mask(
     mask: np.ndarray, positions: list[tuple[int, int]], size: int, threshold: float, diagnosis: str
 ) -> np.ndarray:
+    """Label ``[P]`` (int64) per patch at ``positions`` (``size`` px): the diagnosis label when at least
+    ``threshold`` of its pixels are stomach in ``mask``, else irrelevant (0)."""
     frac = mask_fractions(mask, positions, size)
     return np.where(frac >= threshold, diagnosis_label(diagnosis), IRRELEVANT).astype(np.int64)
 

@@ -44,25 +44,31 @@ class ImageRecord:
 
     @property
     def where(self) -> str:
+        """Where the row is, for messages: ``manifest.csv line N (image '...')``."""
         return f"{MANIFEST_NAME} line {self.line} (image {self.image!r})"
 
 
 @dataclass
 class Manifest:
+    """A parsed ``manifest.csv``: the data root, one record per image, and whether it gives the splits."""
+
     root: Path
     records: list[ImageRecord]
     has_split: bool
 
     @property
     def manifest_path(self) -> Path:
+        """``<root>/manifest.csv``."""
         return self.root / MANIFEST_NAME
 
     @property
     def patch_labels_path(self) -> Path | None:
+        """``<root>/patch_labels.csv`` (manual patch labels) when it exists, else ``None``."""
         p = self.root / PATCH_LABELS_NAME
         return p if p.is_file() else None
 
     def path(self, rel: str) -> Path:
+        """The file at ``rel``, a path relative to the data root as the manifest gives it."""
         return self.root / rel
 
     def patients(self) -> dict[str, str]:

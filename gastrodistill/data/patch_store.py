@@ -241,6 +241,8 @@ def save_hash_cache(store_root: Path) -> None:
 
 
 def store_key(spec: StoreSpec, manifest: Manifest, sources: dict) -> str:
+    """SHA-256 (64 hex characters) of everything a store's content depends on: schema, source hashes,
+    geometry, storage size, mask threshold, split settings, bit depth and reader version."""
     split = {"val_fraction": float(spec.val_fraction), "seed": int(spec.split_seed)}
     if not manifest.has_split:
         split["test_fraction"] = float(spec.test_fraction)
@@ -259,6 +261,7 @@ def store_key(spec: StoreSpec, manifest: Manifest, sources: dict) -> str:
 
 
 def store_dir(spec: StoreSpec, key: str) -> Path:
+    """The store folder under ``store_root``: ``p<patch px>-o<overlap px>-s<size px>-<key[:16]>``."""
     g = spec.geometry
     return Path(spec.store_root) / f"p{g.patch_size}-o{g.overlap}-s{spec.size}-{key[:16]}"
 
@@ -343,16 +346,19 @@ class PatchStore(ReopensMemmap):
         return np.load(self.path / PATCHES_FILE, mmap_mode="r")
 
     def split_slice(self, split: str) -> slice:
+        """The rows of ``split`` in the store (contiguous); raises ``ValueError`` for an unknown split."""
         if split not in SPLIT_ORDER:
             raise ValueError(f"unknown split {split!r}; use one of {SPLIT_ORDER}")
         start, stop = self.meta["split_ranges"][split]
         return slice(int(start), int(stop))
 
     def split_index(self, split: str) -> pd.DataFrame:
+        """The index rows (patient, label, position, ...) of ``split``'s patches, in store order."""
         return self.index.iloc[self.split_slice(split)]
 
     @property
     def content_hash(self) -> str:
+        """SHA-256 of the store's content, as recorded in its metadata (64 hex characters)."""
         return str(self.meta["content_hash"])
 
 

@@ -34,10 +34,18 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from gastrodistill.data.errors import ImageReadError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import tifffile
+    from PIL import Image
+    from pydicom.dataset import Dataset
 
 PNG_SUFFIXES = (".png",)
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -230,7 +238,7 @@ def _pil_open(path: Path, where: str):
         ) from e
 
 
-def _pil_orientation(img) -> int | None:
+def _pil_orientation(img: Image.Image) -> int | None:
     try:
         value = img.getexif().get(_EXIF_ORIENTATION)
     except Exception:  # noqa: BLE001 - a broken EXIF block must not stop the read
@@ -287,7 +295,7 @@ def _read_pillow(path: Path, where: str, colour: bool, mask: bool) -> tuple[np.n
     return arr, orientation
 
 
-def _grey_palette(img) -> bool:
+def _grey_palette(img: Image.Image) -> bool:
     """Whether every palette entry a palette image (mode P or PA) uses is a grey (R = G = B)."""
     palette = np.asarray(img.getpalette("RGB") or [], dtype=np.int64).reshape(-1, 3)
     index = np.asarray(img)
@@ -340,13 +348,13 @@ def _probe_pillow(path: Path, where: str, mask: bool) -> tuple[int, int]:
 
 
 # ---- TIFF ----------------------------------------------------------------------------------------
-def _tiff_page(tif, where: str):
+def _tiff_page(tif: tifffile.TiffFile, where: str):
     if len(tif.pages) != 1:
         raise ImageReadError(f"{where}: TIFF with {len(tif.pages)} pages; store one 2-D image per file")
     return tif.pages[0]
 
 
-def _tag(page, name: str) -> int | None:
+def _tag(page: tifffile.TiffPage, name: str) -> int | None:
     tag = page.tags.get(name)
     if tag is None:
         return None
@@ -359,7 +367,7 @@ def _tag(page, name: str) -> int | None:
         return None
 
 
-def _check_gray_tiff(page, where: str, mask: bool) -> None:
+def _check_gray_tiff(page: tifffile.TiffPage, where: str, mask: bool) -> None:
     if page.samplesperpixel != 1 or len(page.shape) != 2:
         raise ImageReadError(f"{where}: TIFF of shape {page.shape} is not 2-D grayscale; {_FIX}")
     ok = (np.uint8, np.uint16) + ((np.bool_,) if mask else ())
@@ -452,7 +460,7 @@ def _dcmread(path: Path, where: str):
     return ds
 
 
-def check_transfer_syntax(ds, where: str) -> None:
+def check_transfer_syntax(ds: Dataset, where: str) -> None:
     """Refuse, before decoding, a transfer syntax that pydicom cannot decode here; name what to install."""
     from pydicom.pixels import get_decoder
 
@@ -506,7 +514,7 @@ _GDCM_CHILD = (
 )
 
 
-def _dicom_pixels(ds, path: Path, where: str) -> np.ndarray:
+def _dicom_pixels(ds: Dataset, path: Path, where: str) -> np.ndarray:
     """The stored pixel values of a DICOM (``ds.pixel_array``), decoded so that no decoder can abort the
     process: for the syntaxes of :data:`GDCM_MAY_ABORT` the plugins that raise come first, and python-gdcm
     (which reads some files they cannot) runs only after them, in a child process, where an abort is an
@@ -521,7 +529,7 @@ def _dicom_pixels(ds, path: Path, where: str) -> np.ndarray:
         decoder_log.setLevel(level)
 
 
-def _decode_dicom_pixels(ds, path: Path, where: str) -> np.ndarray:
+def _decode_dicom_pixels(ds: Dataset, path: Path, where: str) -> np.ndarray:
     ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
     if ts not in GDCM_MAY_ABORT:
         try:
@@ -586,7 +594,7 @@ def _has_module(name: str) -> bool:
         return False
 
 
-def _with_range(fn, arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
+def _with_range(fn: Callable[[np.ndarray], np.ndarray], arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
     """Apply an array-scaling pydicom step whose output depends on ``arr``'s min/max to the full range.
 
     ``apply_presentation_lut`` maps ``arr.min()..arr.max()`` (INVERSE: ``arr.max() - arr``); appending
@@ -597,19 +605,19 @@ def _with_range(fn, arr: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return out[:-2].reshape(arr.shape)
 
 
-def _stored_range(ds) -> tuple[float, float]:
+def _stored_range(ds: Dataset) -> tuple[float, float]:
     bits = int(ds.get("BitsStored") or ds.BitsAllocated)
     if int(ds.get("PixelRepresentation", 0) or 0) == 1:
         return -(2.0 ** (bits - 1)), 2.0 ** (bits - 1) - 1
     return 0.0, 2.0**bits - 1
 
 
-def _lut_bits(item) -> int:
+def _lut_bits(item: Dataset) -> int:
     descriptor = item.LUTDescriptor
     return int(descriptor[2])
 
 
-def _voi_lut_view(ds):
+def _voi_lut_view(ds: Dataset):
     """A dataset holding only the first VOI LUT (and the encoding) for ``apply_voi``.
 
     pydicom 3.0.2 indexes an 8-bit VOI LUT with an array of the LUT's own dtype (uint8), so a LUT with
@@ -633,7 +641,7 @@ def _voi_lut_view(ds):
     return view
 
 
-def _check_display_values(ds, where: str) -> None:
+def _check_display_values(ds: Dataset, where: str) -> None:
     """Refuse a rescale or window value that would blank the image: NaN or infinite, a zero
     ``RescaleSlope`` (every value becomes the intercept) or a ``WindowWidth`` below 1 (PS3.3 C.11.2.1.2)."""
     from pydicom.multival import MultiValue
@@ -672,7 +680,7 @@ def _check_display_values(ds, where: str) -> None:
             )
 
 
-def _display_pipeline(ds, raw: np.ndarray) -> np.ndarray:
+def _display_pipeline(ds: Dataset, raw: np.ndarray) -> np.ndarray:
     """Stored values -> [0, 1] display values with pydicom's modality, VOI and presentation steps."""
     from pydicom.pixels.processing import apply_modality_lut, apply_presentation_lut, apply_voi, apply_voi_lut
 
@@ -749,7 +757,7 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
     return out.astype(np.float32)
 
 
-def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds, where: str) -> None:
+def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds: Dataset, where: str) -> None:
     """Refuse a DICOM whose (non-padding) pixels all show the same value: it holds nothing to learn, and
     when its stored values vary, its display settings (almost always the window) blank it."""
     if out.size and out.min() < out.max():

@@ -38,18 +38,23 @@ class Geometry:
 
     @property
     def stride(self) -> int:
+        """Step between neighbouring patches in px: ``patch_size - overlap``."""
         return int(self.patch_size) - int(self.overlap)
 
     def positions(self, length: int, what: str = "image") -> list[int]:
+        """Top-left offsets (px) along a side of ``length`` px (:func:`grid_positions`)."""
         return grid_positions(length, self.patch_size, self.overlap, what)
 
     def grid(self, height: int, width: int, what: str = "image") -> list[tuple[int, int]]:
+        """All ``(row, col)`` top-left corners (px) in a ``height`` x ``width`` image, row-major."""
         return tile_positions(height, width, self.patch_size, self.overlap, what)
 
     def count(self, height: int, width: int, what: str = "image") -> int:
+        """Number of patches in a ``height`` x ``width`` px image."""
         return len(self.positions(height, what)) * len(self.positions(width, what))
 
     def as_dict(self) -> dict[str, int]:
+        """``patch_size``, ``overlap`` and ``stride`` in px, for hashes and records."""
         return {"patch_size": int(self.patch_size), "overlap": int(self.overlap), "stride": self.stride}
 
 

@@ -101,6 +101,7 @@ class DSA:
 
     @property
     def geometric(self) -> bool:
+        """Whether any geometric transform (rotation, scaling, translation) is switched on."""
         return bool(self.rotate or self.scale or self.translate)
 
     def sample(self, n: int, generator: torch.Generator) -> DSAParams:

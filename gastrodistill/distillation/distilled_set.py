@@ -137,6 +137,7 @@ class DistilledSet(nn.Module):
 
     @property
     def per_step(self) -> int:
+        """Images per inner step: ``num_classes * ipc``."""
         return self.num_classes * self.ipc
 
     def hard_labels(self) -> Tensor:
@@ -208,6 +209,7 @@ class DistilledSet(nn.Module):
 
     # ---- persistence -----------------------------------------------------------------------------
     def metadata(self) -> dict[str, Any]:
+        """The set's format and settings (classes, ipc, steps, epochs, ...) as saved beside its tensors."""
         return {
             "format": FORMAT,
             "num_classes": self.num_classes,

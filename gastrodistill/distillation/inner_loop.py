@@ -504,7 +504,7 @@ def outer_loss(
     y_real: Tensor,
     backend: str = "func",
     checkpoint: bool = False,
-    **options,
+    **options: Any,
 ) -> tuple[Tensor, Tensor]:
     """(CE on the real batch with its graph, the final network's logits ``[N, K]``): the unchunked objective.
 

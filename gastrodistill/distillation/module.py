@@ -75,6 +75,9 @@ def check_precision(precision: str | int) -> str:
 
 
 class DistillModule(pl.LightningModule):
+    """Learns a :class:`DistilledSet` by the bi-level optimisation of this module's docstring (manual
+    optimisation: inner unrolls on fresh networks, outer Adam step on the distilled tensors)."""
+
     def __init__(
         self,
         distilled: DistilledSet,
@@ -176,6 +179,8 @@ class DistillModule(pl.LightningModule):
 
     # ---- inner networks ---------------------------------------------------------------------------
     def inner_seed(self, step: int, rank: int, index: int) -> int:
+        """Seed of inner network ``index`` of ``(step, rank)``: ``derive_seed(seed, "inner", ...)``, or
+        one fixed seed with ``known_init``."""
         if self.known_init:
             return derive_seed(self.seed, "inner-fixed")
         return derive_seed(self.seed, "inner", step, rank, index)
@@ -245,6 +250,7 @@ class DistillModule(pl.LightningModule):
 
     # ---- optimisation -------------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
+        """Lightning hook: one parameter group per distilled tensor (own lr), and the per-step scheduler."""
         groups = [
             {"params": [p], "lr": self.group_lrs[name], "name": name}
             for name, p in self.distilled.named_parameters()
@@ -298,6 +304,7 @@ class DistillModule(pl.LightningModule):
         self._fail(int(first[j]), f"the meta-gradient of {names[j - 1]!r} is not finite")
 
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        """Lightning hook: one outer step (inner unrolls, backward, clip, Adam step); returns mean loss."""
         step, rank = int(self.global_step), int(self.global_rank)
         x, y = self.real_batch(step, rank)
         opt = self.optimizers()
@@ -340,16 +347,19 @@ class DistillModule(pl.LightningModule):
         return mean_loss
 
     def on_fit_start(self) -> None:
+        """Lightning hook: split the global real batch over the ranks (unless ``batch_real_per_rank``)."""
         if not self.batch_real_per_rank:  # each rank's share of the global real batch
             world = max(int(self.trainer.world_size), 1)
             self.real_batches.batch_size = -(-self._batch_real // world)
 
     def on_fit_end(self) -> None:
+        """Lightning hook: tear the process group down at exit, after a successful fit only."""
         # After a successful fit only (a failed rank could wait on a collective in flight when it exits).
         destroy_process_group_at_exit()
 
     # ---- checkpoints --------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Lightning hook: record the label mode, run settings, data hash and gradient-norm average."""
         checkpoint["gastrodistill"] = {"mode": self.mode}
         if self.run_settings is not None:
             checkpoint["gastrodistill"]["settings"] = self.run_settings
@@ -358,6 +368,7 @@ class DistillModule(pl.LightningModule):
         checkpoint["grad_norm_ema"] = self.grad_norm_ema
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Lightning hook: restore the gradient-norm average; ``ResumeError`` for another label mode."""
         self.grad_norm_ema = checkpoint.get("grad_norm_ema")
         saved = (checkpoint.get("gastrodistill") or {}).get("mode")
         if saved is not None and saved != self.mode:

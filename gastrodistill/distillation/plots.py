@@ -5,12 +5,17 @@ Drawn with matplotlib's object API on an Agg canvas (no pyplot global state, no 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from gastrodistill.utils.images import render_grid, save_png  # noqa: F401 - save_png re-exported
+
+if TYPE_CHECKING:
+    from gastrodistill.distillation.distilled_set import DistilledSet
 
 
 def _figure_to_array(fig: Figure) -> np.ndarray:
@@ -19,7 +24,7 @@ def _figure_to_array(fig: Figure) -> np.ndarray:
     return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
-def grid_image(distilled, max_per_class: int = 10, title: str | None = None) -> np.ndarray:
+def grid_image(distilled: DistilledSet, max_per_class: int = 10, title: str | None = None) -> np.ndarray:
     """Up to ``max_per_class`` images of every class, each captioned with its top soft labels.
 
     Classes are rows (or columns, when there are more classes than images shown per class). Returns an
@@ -58,7 +63,7 @@ def grid_image(distilled, max_per_class: int = 10, title: str | None = None) -> 
     )
 
 
-def lr_schedule_image(distilled) -> np.ndarray:
+def lr_schedule_image(distilled: DistilledSet) -> np.ndarray:
     """The learned learning rate of each of the T inner steps (epoch boundaries marked)."""
     lrs = distilled.lrs().detach().cpu().numpy()
     fig = Figure(figsize=(5, 3), dpi=100)

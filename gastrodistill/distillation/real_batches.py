@@ -59,6 +59,7 @@ class ResidentImages:
 
     @property
     def nbytes(self) -> int:
+        """Device memory held by the images, in bytes."""
         return self.images.numel() * self.images.element_size()
 
     def gather(self, idx: Tensor) -> Tensor:
@@ -285,7 +286,9 @@ class OuterSteps:
         return (torch.tensor(i) for i in itertools.islice(itertools.count(), self.total))
 
     def state_dict(self) -> dict[str, int]:
+        """Lightning's loader state: only the step count (nothing to restore)."""
         return {"total": self.total}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
+        """Lightning's loader restore: nothing to do (the steps carry no state)."""
         return None

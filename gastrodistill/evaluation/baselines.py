@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
+    from gastrodistill.distillation.distilled_set import DistilledSet
+
 
 def random_subset(
-    datamodule, n_per_class: int, generator: torch.Generator
+    datamodule: ImageDataModule, n_per_class: int, generator: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``n_per_class`` random real training patches of each class (a fresh draw per generator)."""
     return datamodule.sample_per_class(n_per_class, generator, split="train")
@@ -49,7 +54,7 @@ def tensor_bytes(*tensors: torch.Tensor) -> int:
     return int(sum(t.numel() * t.element_size() for t in tensors))
 
 
-def distilled_bytes(distilled) -> int:
+def distilled_bytes(distilled: DistilledSet) -> int:
     """Bytes of a distilled set as shared: images, label logits and per-step learning rates (float32)."""
     return tensor_bytes(
         distilled.images.detach(), distilled.label_logits.detach(), distilled.raw_lrs.detach()

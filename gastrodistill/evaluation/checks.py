@@ -9,16 +9,22 @@ it with a message that names what differs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
+    from gastrodistill.distillation.distilled_set import DistilledSet
 
 
 class DistilledSetMismatch(ValueError):
     """A distilled set does not match the data module (shape, channels, classes or normalisation)."""
 
 
-def check_distilled_set(name: str, ds, dm, rtol: float = 1e-4, atol: float = 1e-6) -> None:
+def check_distilled_set(
+    name: str, ds: DistilledSet, dm: ImageDataModule, rtol: float = 1e-4, atol: float = 1e-6
+) -> None:
     """Raise :class:`DistilledSetMismatch` naming every field where ``ds`` differs from ``dm``.
 
     Compared: channels and image size (``ds.image_shape`` against ``dm.image_shape``), number and names
@@ -57,7 +63,7 @@ def check_distilled_set(name: str, ds, dm, rtol: float = 1e-4, atol: float = 1e-
         )
 
 
-def check_distilled_sets(sets: Mapping[str, Any], dm) -> None:
+def check_distilled_sets(sets: Mapping[str, Any], dm: ImageDataModule) -> None:
     """:func:`check_distilled_set` for every named set."""
     for name, ds in sets.items():
         check_distilled_set(name, ds, dm)

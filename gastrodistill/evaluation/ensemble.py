@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,9 @@ from gastrodistill.evaluation.fresh_training import (
     replay_seed_parts,
     small_set_steps,
 )
+
+if TYPE_CHECKING:
+    from gastrodistill.distillation.distilled_set import DistilledSet
 
 
 class Ensemble:
@@ -171,7 +174,7 @@ def train_small_sets(
 
 def train_replays(
     nets: Sequence[nn.Module],
-    distilled,
+    distilled: DistilledSet,
     augment: Mapping[str, Any] | None = None,
     generators: Sequence[torch.Generator] | None = None,
 ) -> list[nn.Module]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from torch import nn
 
 from gastrodistill.utils.precision import lightning_precision, precision_autocast
 from gastrodistill.utils.values import is_count, is_finite_number
+
+if TYPE_CHECKING:
+    from gastrodistill.distillation.distilled_set import DistilledSet
 
 SCHEDULES = ("replay", "standard")
 
@@ -50,6 +53,7 @@ class NetSpec:
 
 
 def device_of(net: nn.Module) -> torch.device:
+    """The device of ``net``'s first parameter (where its inputs must go)."""
     return next(net.parameters()).device
 
 
@@ -103,6 +107,7 @@ class StandardSchedule:
 
     @property
     def augments(self) -> bool:
+        """Whether the schedule augments its training batches (``augment`` is set)."""
         return self.augment is not None
 
     def autocast(self, device: torch.device) -> torch.autocast:
@@ -201,7 +206,7 @@ def augment_small(x: torch.Tensor, schedule: StandardSchedule, generator: torch.
         return aug(x, generator)
 
 
-def replay_momentum(distilled) -> float:
+def replay_momentum(distilled: DistilledSet) -> float:
     """The inner SGD momentum stored with a distilled set (0 for sets distilled with plain SGD)."""
     for name in ("inner_momentum", "momentum"):
         v = getattr(distilled, name, None)
@@ -219,7 +224,7 @@ def replay_seed_parts(generator: torch.Generator) -> tuple[int | str, ...]:
 
 def train_replay(
     net: nn.Module,
-    distilled,
+    distilled: DistilledSet,
     augment: Mapping[str, Any] | None = None,
     generator: torch.Generator | None = None,
 ) -> nn.Module:
@@ -296,14 +301,14 @@ def train_small_set(
     return net
 
 
-def distilled_tensors(distilled) -> tuple[torch.Tensor, torch.Tensor]:
+def distilled_tensors(distilled: DistilledSet) -> tuple[torch.Tensor, torch.Tensor]:
     """All distilled images and their targets (soft probabilities, or one-hot in hard mode), detached."""
     with torch.no_grad():
         return distilled.images.detach().clone(), distilled.soft_targets().detach().clone()
 
 
 def train_on_distilled(
-    distilled,
+    distilled: DistilledSet,
     spec: NetSpec,
     schedule: str,
     generator: torch.Generator,
@@ -319,7 +324,7 @@ def train_on_distilled(
 
 def train_built_on_distilled(
     net: nn.Module,
-    distilled,
+    distilled: DistilledSet,
     schedule: str,
     generator: torch.Generator,
     standard: StandardSchedule | None = None,

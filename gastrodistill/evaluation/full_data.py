@@ -73,6 +73,7 @@ class RealRecipe:
 
     @property
     def augmentation(self) -> StandardSchedule:
+        """The recipe's ``augment`` as a :class:`StandardSchedule` (what :func:`augment_small` reads)."""
         return StandardSchedule(epochs=1, lr=1.0, augment=self.augment)
 
     def autocast(self, device: torch.device) -> torch.autocast:
@@ -93,9 +94,11 @@ class EpochSampler(Sampler[int]):
         self.rank, self.world, self.epoch = rank, world, 0
 
     def set_epoch(self, epoch: int) -> None:
+        """Make the next iteration draw epoch ``epoch``'s indices (Lightning calls it each epoch)."""
         self.epoch = int(epoch)
 
     def indices(self) -> torch.Tensor:
+        """This rank's indices ``[ceil((N - rank) / world)]`` of the current epoch (int64)."""
         g = torch_generator(*self.seed_parts, "epoch", self.epoch)
         n = len(self.labels)
         if self.balanced:
@@ -117,6 +120,7 @@ class EpochBatchSampler(BatchSampler):
     """Batches of an :class:`EpochSampler`; forwards ``set_epoch`` (Lightning calls it on the sampler)."""
 
     def set_epoch(self, epoch: int) -> None:
+        """Forward ``epoch`` to the :class:`EpochSampler`."""
         self.sampler.set_epoch(epoch)
 
 
@@ -134,12 +138,16 @@ class FullDataNet(pl.LightningModule):
         self._val: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``[N, K]`` of ``net`` for images ``x`` ``[N, C, H, W]``."""
         return self.net(x)
 
     def on_train_epoch_start(self) -> None:
+        """Lightning hook: seed this epoch's augmentation draws by ``(*seed_parts, "augment", epoch)``."""
         self._aug_gen = torch_generator(*self.seed_parts, "augment", self.current_epoch)
 
-    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Lightning hook: cross-entropy of the augmented batch; raises :class:`RealTrainingDivergedError`
+        on a non-finite loss."""
         x, y = batch
         x = augment_small(x, self.recipe.augmentation, self._aug_gen)
         loss = F.cross_entropy(self.net(x), y.long())
@@ -149,18 +157,21 @@ class FullDataNet(pl.LightningModule):
             )
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Lightning hook: keep the batch's predictions and labels for the epoch's balanced accuracy."""
         x, y = batch
         self._val.append((self.net(x).argmax(1).cpu(), y.long().cpu()))
 
     def on_validation_epoch_end(self) -> None:
+        """Lightning hook: log ``val_balanced_accuracy`` (mean recall over the classes present)."""
         pred = torch.cat([p for p, _ in self._val])
         y = torch.cat([t for _, t in self._val])
         self._val.clear()
         recalls = [(pred[y == c] == c).float().mean() for c in range(self.num_classes) if (y == c).any()]
         self.log("val_balanced_accuracy", torch.stack(recalls).mean(), prog_bar=False, sync_dist=True)
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> torch.optim.Optimizer | dict[str, Any]:
+        """Lightning hook: the recipe's optimiser, with a per-step cosine schedule when it asks for one."""
         r = self.recipe
         opt = make_optimizer(self.net.parameters(), r.optimizer, r.lr, r.momentum, r.weight_decay)
         if r.scheduler == "cosine":
@@ -170,6 +181,7 @@ class FullDataNet(pl.LightningModule):
         return opt
 
     def on_fit_end(self) -> None:
+        """Lightning hook: tear the process group down at exit, after a successful fit only."""
         # As the distillation's ranks do: a gloo group is destroyed at exit (after a successful fit only).
         destroy_process_group_at_exit()
 
@@ -181,6 +193,7 @@ class BestOnValidation(pl.Callback):
         self.best_score, self.best_epoch, self.best_state = -math.inf, 0, None
 
     def on_validation_end(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
+        """Lightning hook: copy the weights when this epoch's ``val_balanced_accuracy`` is the best so far."""
         if trainer.sanity_checking:
             return
         score = float(trainer.callback_metrics["val_balanced_accuracy"])

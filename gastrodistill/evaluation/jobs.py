@@ -15,6 +15,7 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -122,7 +123,7 @@ def check_set_names(names: Iterable[object], key: str) -> list[str]:
     return checked
 
 
-def as_list(node) -> list:
+def as_list(node: str | Iterable[Any] | None) -> list:
     """A config entry that may be null, one string or a list, as a list."""
     if node is None:
         return []

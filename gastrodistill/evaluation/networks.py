@@ -9,7 +9,7 @@ sees the same search path, defaults and overrides as a ``model=<name>`` on the c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -17,6 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 from gastrodistill.evaluation.fresh_training import NetSpec
 from gastrodistill.evaluation.jobs import SAME, EvaluationConfigError
 from gastrodistill.models.preflight import check_model_config, shape_of
+
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
 
 #: In an evaluation worker process only: model configs the parent composed (:func:`precompose_models`),
 #: set by :func:`use_precomposed_models`. A spawned worker has no Hydra of its own and would compose from
@@ -111,7 +114,9 @@ def eval_device(cfg: DictConfig) -> str:
     return dev
 
 
-def net_spec(cfg: DictConfig, arch: str, dm, recorded: Mapping[str, Any] | None = None) -> NetSpec:
+def net_spec(
+    cfg: DictConfig, arch: str, dm: ImageDataModule, recorded: Mapping[str, Any] | None = None
+) -> NetSpec:
     """How to build fresh networks of ``arch`` for the data's shape (see :func:`architecture_config`)."""
     mcfg = architecture_config(cfg, arch, recorded)
     key = "model" if arch == SAME else f"eval architecture {arch!r}"

@@ -145,6 +145,7 @@ class FittedThreshold:
     fold_values: tuple[float, ...] = ()
 
     def decide(self, scores: np.ndarray) -> np.ndarray:
+        """Gastritis decisions (bool, same shape as ``scores``): ``score >= value``."""
         return np.asarray(scores) >= self.value
 
     def apply(self, scores: PatientScores) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -20,8 +21,11 @@ import torch  # noqa: E402
 from gastrodistill.utils.atomic import atomic_path  # noqa: E402
 from gastrodistill.utils.images import render_grid, save_png  # noqa: E402
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _save(fig, path: str | Path) -> Path:
+
+def _save(fig: Figure, path: str | Path) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)

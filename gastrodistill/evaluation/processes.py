@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -29,6 +29,9 @@ from tqdm.auto import tqdm
 
 from gastrodistill.evaluation.jobs import REAL_SCHEDULE, SAME, Job, by_setting
 from gastrodistill.utils.worker_pool import spawn_pool
+
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
 
 Setting = tuple[str, str, str]
 
@@ -89,7 +92,7 @@ def plan(jobs: Sequence[Job], reference_done: bool, split_replays: bool = False)
 
 def _start_worker(
     resolved: dict[str, Any],
-    datamodule,
+    datamodule: ImageDataModule,
     sets: dict[str, Any],
     out: str,
     threads: int,
@@ -116,7 +119,7 @@ def _run_setting(setting: Setting, jobs: list[Job]) -> dict[str, Any]:
 
 def run_in_processes(
     cfg: DictConfig,
-    datamodule,
+    datamodule: ImageDataModule,
     distilled_sets: Mapping[str, Any],
     output_dir: str | Path,
     jobs: Sequence[Job],

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -191,8 +191,8 @@ class RecordSettings:
         self,
         study: Mapping[str, Any],
         sets: Mapping[str, Any],
-        subset_per_class,
-        architecture,
+        subset_per_class: Callable[[], int],
+        architecture: Callable[[str], dict[str, Any]],
         baseline_model: Mapping[str, Any] | None = None,
     ) -> None:
         self.study = dict(study)
@@ -288,6 +288,7 @@ class RecordSettings:
 
 
 def settings_path(out: Path, key: str) -> Path:
+    """The settings file of job ``key`` beside its record: ``<out>/records/<key>.settings.json``."""
     return Path(out) / RECORDS / f"{key}{SETTINGS_SUFFIX}"
 
 

@@ -13,7 +13,7 @@ import zipfile
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,12 +26,16 @@ from gastrodistill.evaluation.results import row_id
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
 from gastrodistill.utils.hashing import sha256_file
 
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
+
 RECORDS = "records"
 NETWORKS_CSV = "networks.csv"
 _SCALARS = "__scalars__"
 
 
 def record_path(out: Path, key: str) -> Path:
+    """The record file of job ``key``: ``<out>/records/<key>.npz``."""
     return Path(out) / RECORDS / f"{key}.npz"
 
 
@@ -222,7 +226,7 @@ def write_network_records(records: Sequence[Mapping[str, Any]], path: Path) -> P
 def make_plots(
     records: Sequence[Mapping[str, Any]],
     sets: Mapping[str, Any],
-    dm,
+    dm: ImageDataModule,
     primary: str,
     patients: bool,
     out: Path,

@@ -32,6 +32,7 @@ PATIENT_METRICS = (
 
 
 def row_id(row: Mapping[str, Any]) -> str:
+    """The row's key columns joined by ``/`` (e.g. ``soft/replay/same``): its name in messages and logs."""
     return "/".join(str(row[k]) for k in KEY_COLUMNS)
 
 
@@ -431,6 +432,7 @@ def write_results(
 
 
 def numeric_columns(df: pd.DataFrame) -> list[str]:
+    """The metric columns of ``df``: numeric, not boolean and not a key column."""
     return [
         c
         for c in df.columns

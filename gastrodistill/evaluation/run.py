@@ -28,7 +28,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -88,6 +88,10 @@ from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import derive_seed, torch_generator
 
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
+    from gastrodistill.distillation.distilled_set import DistilledSet
+
 log = logging.getLogger(__name__)
 
 __all__ = [
@@ -112,7 +116,7 @@ def real_recipe(ev: DictConfig) -> RealRecipe:
     return RealRecipe(**OmegaConf.to_container(ev.baselines.real, resolve=True))
 
 
-def recorded_model(ds) -> dict[str, Any] | None:
+def recorded_model(ds: DistilledSet) -> dict[str, Any] | None:
     """The model config a distilled set records (``_target_`` and kwargs), if any."""
     m = getattr(ds, "model_config", None)
     return dict(m) if m else None
@@ -154,7 +158,7 @@ def baseline_model(cfg: DictConfig, sets: Mapping[str, Any]) -> dict[str, Any] |
     return recorded if recorded and recorded != public_config(cfg.model) else None
 
 
-def study_record_settings(cfg: DictConfig, dm, sets: Mapping[str, Any]) -> RecordSettings:
+def study_record_settings(cfg: DictConfig, dm: ImageDataModule, sets: Mapping[str, Any]) -> RecordSettings:
     """The settings of every job of a study of ``sets`` on ``dm`` (:class:`RecordSettings`); reads no
     split into memory."""
     return RecordSettings(
@@ -167,7 +171,11 @@ def study_record_settings(cfg: DictConfig, dm, sets: Mapping[str, Any]) -> Recor
 
 
 def check_finished_networks(
-    cfg: DictConfig, dm, sets: Mapping[str, Any], out: str | Path, skip_methods: Sequence[str] = ()
+    cfg: DictConfig,
+    dm: ImageDataModule,
+    sets: Mapping[str, Any],
+    out: str | Path,
+    skip_methods: Sequence[str] = (),
 ) -> None:
     """Refuse the evaluation folder ``out`` when its finished networks were trained with other settings than
     this study's (:meth:`RecordSettings.check`), without building a :class:`Study` (no split is copied):
@@ -182,7 +190,7 @@ def check_finished_networks(
 
 
 def current_results(
-    cfg: DictConfig, datamodule, distilled_sets: Mapping[str, Any], output_dir: str | Path
+    cfg: DictConfig, datamodule: ImageDataModule, distilled_sets: Mapping[str, Any], output_dir: str | Path
 ) -> pd.DataFrame | None:
     """The table (``results.csv``) an earlier evaluation wrote in ``output_dir`` when it is this study's:
     every job of ``cfg.eval`` for ``distilled_sets`` (:func:`build_jobs`) has a finished record whose
@@ -224,7 +232,7 @@ class Study:
     def __init__(
         self,
         cfg: DictConfig,
-        dm,
+        dm: ImageDataModule,
         distilled_sets: Mapping[str, Any],
         out: str | Path | None = None,
         progress: bool = True,
@@ -256,6 +264,7 @@ class Study:
         return next(iter(self.sets), None)
 
     def spec(self, arch: str, method: str | None = None) -> NetSpec:
+        """How to build networks of ``arch`` for ``method`` (``same``: its owner set's recorded model)."""
         owner = self.owner(method) if method is not None else next(iter(self.sets), None)
         recorded = recorded_model(self.sets[owner]) if (arch == SAME and owner is not None) else None
         key = (arch, json.dumps(recorded, sort_keys=True, default=str))
@@ -281,10 +290,12 @@ class Study:
         """The distillation architecture's name (rows on other architectures are cross-architecture)."""
         return self.spec(SAME).name
 
-    def gen(self, *parts) -> torch.Generator:
+    def gen(self, *parts: int | str) -> torch.Generator:
+        """A CPU generator seeded by ``(seed, "eval", *parts)``."""
         return torch_generator(int(self.cfg.seed), "eval", *parts)
 
     def build(self, job: Job) -> tuple[nn.Module, torch.Generator]:
+        """A fresh network for ``job`` and the generator it was built from (seeded by the job's identity)."""
         g = self.gen(job.method, job.schedule, job.arch, job.index)
         return self.spec(job.arch, job.method).build(g), g
 
@@ -308,6 +319,7 @@ class Study:
         return self._train
 
     def mean_images(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The class-mean baseline: one mean training image per class ``[K, C, H, W]`` and its labels."""
         if self._means is None:
             cached = self.train_tensors()
             if cached is not None:
@@ -322,6 +334,7 @@ class Study:
         return self._means
 
     def random_per_class(self) -> int:
+        """Real images per class of the random-subset baselines (module-level :func:`random_per_class`)."""
         return random_per_class(self.ev, self.sets, self.dm.num_classes)
 
     #: The first full-data network of the distillation architecture (job ``full__real__same__0``), saved
@@ -589,6 +602,7 @@ class Study:
             self.random_per_class()
 
     def sizes(self) -> dict[str, dict[str, int]]:
+        """Per method, the training set's size: number of images and bytes as stored or shared."""
         shape = tuple(self.dm.image_shape)
         bpp = int(getattr(self.dm, "bytes_per_pixel", None) or self.ev.get("real_bytes_per_pixel", 1))
         n_train = len(self.dm.labels("train"))
@@ -610,7 +624,7 @@ class Study:
 
 
 # ---- the stage ------------------------------------------------------------------------------------
-def _prepare(dm) -> None:
+def _prepare(dm: ImageDataModule) -> None:
     if not hasattr(dm, "num_classes"):
         dm.prepare_data()
         dm.setup()
@@ -642,7 +656,7 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 def run_jobs(
     cfg: DictConfig,
-    datamodule,
+    datamodule: ImageDataModule,
     distilled_sets: Mapping[str, Any],
     output_dir: str | Path,
     rank: int = 0,
@@ -701,7 +715,7 @@ def run_jobs(
 
 def finalize(
     cfg: DictConfig,
-    datamodule,
+    datamodule: ImageDataModule,
     distilled_sets: Mapping[str, Any],
     output_dir: str | Path,
     loggers: list[Logger] | None = None,
@@ -767,7 +781,7 @@ def finalize(
 
 def run_evaluation(
     cfg: DictConfig,
-    datamodule,
+    datamodule: ImageDataModule,
     distilled_sets: Mapping[str, Any],
     output_dir: str | Path,
     loggers: list[Logger] | None = None,
@@ -840,7 +854,7 @@ def print_kept_networks(out: Path) -> None:
     print(f"note: {text}", file=sys.stderr, flush=True)
 
 
-def run_reference_job(cfg: DictConfig, datamodule, output_dir: str | Path) -> bool:
+def run_reference_job(cfg: DictConfig, datamodule: ImageDataModule, output_dir: str | Path) -> bool:
     """Train and score the evaluation's reference network (job ``full__real__same__0``) ahead of the
     evaluation, into ``output_dir`` (its record under ``records/`` and ``reference.safetensors``), with the
     torch thread count the evaluation would train it with (:func:`training_threads`), so its record is the
@@ -866,7 +880,7 @@ def run_reference_job(cfg: DictConfig, datamodule, output_dir: str | Path) -> bo
 
 
 def saved_reference(
-    cfg: DictConfig, datamodule, distilled_sets: Mapping[str, Any], output_dir: str | Path
+    cfg: DictConfig, datamodule: ImageDataModule, distilled_sets: Mapping[str, Any], output_dir: str | Path
 ) -> nn.Module | None:
     """The reference network an earlier evaluation saved in ``output_dir`` (``Study.REFERENCE_FILE``) when
     it was trained with this config's settings for ``distilled_sets`` (``Study.reference_is_current``),
@@ -881,7 +895,7 @@ def saved_reference(
 
 
 def train_full_network(
-    cfg: DictConfig, datamodule, seed_parts: Sequence[Any], epochs: int | None = None
+    cfg: DictConfig, datamodule: ImageDataModule, seed_parts: Sequence[Any], epochs: int | None = None
 ) -> tuple[nn.Module, dict[str, float]]:
     """One network of the distillation architecture trained by the full-data recipe (``eval.baselines.real``,
     ``epochs`` overridden when given), seeded by ``(seed, *seed_parts)``: the audit's reference network."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +21,9 @@ from torch.utils.data import DataLoader
 from gastrodistill.data.base import ArrayDataset
 from gastrodistill.evaluation.jobs import EvaluationConfigError
 from gastrodistill.evaluation.patient import FIT_SPLITS, threshold_policy
+
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
 
 
 class SplitCache:
@@ -34,7 +37,7 @@ class SplitCache:
 
     def __init__(
         self,
-        dm,
+        dm: ImageDataModule,
         split: str,
         max_bytes: int,
         batch_size: int,
@@ -71,6 +74,7 @@ class SplitCache:
 
     @property
     def cached(self) -> bool:
+        """Whether the split's images are held in memory (else they are read batch by batch)."""
         return self.raw is not None
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
@@ -100,6 +104,7 @@ class SplitCache:
 
     @property
     def has_patients(self) -> bool:
+        """Whether the split has patient ids and patient labels (patient-level metrics possible)."""
         return self.patient_ids is not None and self.patient_labels is not None
 
 
@@ -160,7 +165,7 @@ def class_index(names: list[str], wanted: str | None, key: str, required: bool) 
     return None
 
 
-def check_evaluation_data(cfg: DictConfig, dm) -> tuple[int | None, int | None]:
+def check_evaluation_data(cfg: DictConfig, dm: ImageDataModule) -> tuple[int | None, int | None]:
     """Refuse data the evaluation cannot score, from labels and patient ids alone (no pixel is read).
 
     ``gastrodistill-reproduce`` calls it once the data can be read, before the distillation, so a
@@ -198,7 +203,7 @@ def check_evaluation_data(cfg: DictConfig, dm) -> tuple[int | None, int | None]:
     return pos, irr
 
 
-def build_context(cfg: DictConfig, dm) -> Context:
+def build_context(cfg: DictConfig, dm: ImageDataModule) -> Context:
     """Cache the test, validation and fitting splits and resolve the patient classes.
 
     Raises :class:`EvaluationConfigError` as :func:`check_evaluation_data` does.

@@ -20,6 +20,8 @@ from gastrodistill.utils.seeding import torch_generator
 
 
 class AlexNet(nn.Module):
+    """The AlexNet-style classifier of this module's docstring for ``in_channels`` x ``image_size`` input."""
+
     def __init__(
         self,
         in_channels: int,
@@ -73,4 +75,5 @@ class AlexNet(nn.Module):
         initialize(self, init, torch_generator(init_seed, "model-init"))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[N, num_classes]`` for images ``x`` ``[N, in_channels, H, W]``."""
         return self.classifier(self.pool(self.features(x)).flatten(1))

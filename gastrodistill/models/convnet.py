@@ -30,6 +30,8 @@ HEADS = ("flatten", "avg")
 
 
 class ConvNet(nn.Module):
+    """The ``depth``-block ConvNet of this module's docstring, with a ``flatten`` or ``avg`` head."""
+
     def __init__(
         self,
         in_channels: int,
@@ -70,5 +72,6 @@ class ConvNet(nn.Module):
         initialize(self, init, torch_generator(init_seed, "model-init"))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[N, num_classes]`` for images ``x`` ``[N, in_channels, H, W]``."""
         f = self.features(x)
         return self.classifier(f.flatten(1) if self.head == "flatten" else f.mean((2, 3)))

@@ -15,6 +15,7 @@ _NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d, nn.LayerNorm)
 
 
 def check_scheme(scheme: str) -> str:
+    """``scheme`` when it is one of :data:`SCHEMES`; raises ``ValueError`` naming them otherwise."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}: use one of {', '.join(SCHEMES)}")
     return scheme

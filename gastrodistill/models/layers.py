@@ -85,6 +85,7 @@ def norm2d(kind: str, channels: int, groups: int = 8) -> nn.Module:
 
 
 def activation(kind: str) -> nn.Module:
+    """A new activation layer of ``kind`` (relu, leaky_relu, tanh, elu); raises ``ValueError`` otherwise."""
     acts = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "elu": nn.ELU}
     if kind not in acts:
         raise ValueError(f"unknown activation {kind!r}: use one of {', '.join(acts)}")

@@ -13,6 +13,8 @@ from gastrodistill.utils.seeding import torch_generator
 
 
 class LeNet(nn.Module):
+    """The LeNet-5-style classifier of this module's docstring (two 5x5 convolutions, three linear layers)."""
+
     def __init__(
         self,
         in_channels: int,
@@ -46,4 +48,5 @@ class LeNet(nn.Module):
         initialize(self, init, torch_generator(init_seed, "model-init"))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[N, num_classes]`` for images ``x`` ``[N, in_channels, H, W]``."""
         return self.classifier(self.features(x).flatten(1))

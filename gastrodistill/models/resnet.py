@@ -15,6 +15,8 @@ from gastrodistill.utils.seeding import torch_generator
 
 
 class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with a residual connection (a 1x1 convolution when stride or width change)."""
+
     def __init__(self, cin: int, cout: int, stride: int, norm: str, act: str) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)
@@ -29,6 +31,7 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
+        """Features ``[N, cout, H / stride, W / stride]`` (rounded up) of ``x`` ``[N, cin, H, W]``."""
         out = self.act(self.norm1(self.conv1(x)))
         out = self.norm2(self.conv2(out))
         return self.act(out + self.shortcut(x))
@@ -63,6 +66,8 @@ def check_map_sizes(
 
 
 class ResNet18(nn.Module):
+    """The ResNet-18-style classifier of this module's docstring (four stages of two basic blocks)."""
+
     def __init__(
         self,
         in_channels: int,
@@ -108,4 +113,5 @@ class ResNet18(nn.Module):
         initialize(self, init, torch_generator(init_seed, "model-init"))
 
     def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[N, num_classes]`` for images ``x`` ``[N, in_channels, H, W]``."""
         return self.classifier(self.pool(self.layers(self.stem(x))).flatten(1))

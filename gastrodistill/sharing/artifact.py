@@ -21,7 +21,7 @@ import stat
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +52,9 @@ from gastrodistill.utils.hashing import sha256_bytes
 from gastrodistill.utils.run_info import package_versions
 from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
 from gastrodistill.utils.values import is_count, is_finite_number
+
+if TYPE_CHECKING:
+    from gastrodistill.distillation.distilled_set import DistilledSet
 
 TENSORS_FILE = "distilled.safetensors"
 CARD_FILE = "card.json"
@@ -108,7 +111,7 @@ class ArtifactError(ValueError):
 
 
 # ---- writing --------------------------------------------------------------------------------------
-def _tensors(distilled) -> dict[str, torch.Tensor]:
+def _tensors(distilled: DistilledSet) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         out = {
             "images": distilled.images,
@@ -120,7 +123,7 @@ def _tensors(distilled) -> dict[str, torch.Tensor]:
         return {k: v.detach().float().cpu().contiguous() for k, v in out.items()}
 
 
-def _distilled_info(distilled) -> dict[str, Any]:
+def _distilled_info(distilled: DistilledSet) -> dict[str, Any]:
     c, h, w = distilled.images.shape[1:]
     return {
         "mode": str(distilled.mode),
@@ -136,7 +139,7 @@ def _distilled_info(distilled) -> dict[str, Any]:
     }
 
 
-def _defaults(distilled) -> dict[str, Any]:
+def _defaults(distilled: DistilledSet) -> dict[str, Any]:
     """Class names and normalisation the set carries itself (the caller's card_fields win)."""
     out: dict[str, Any] = {}
     for key in ("class_names", "mean", "std"):
@@ -147,7 +150,10 @@ def _defaults(distilled) -> dict[str, Any]:
 
 
 def build_card(
-    distilled, card_fields: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], files: Mapping[str, bytes]
+    distilled: DistilledSet,
+    card_fields: Mapping[str, Any],
+    tensors: Mapping[str, torch.Tensor],
+    files: Mapping[str, bytes],
 ) -> dict[str, Any]:
     """The full card: the caller's allow-listed fields plus shapes, versions and file hashes; sealed."""
     fields = check_caller_fields(card_fields)
@@ -197,7 +203,7 @@ def build_card(
 
 def save_artifact(
     out_dir: str | os.PathLike,
-    distilled,
+    distilled: DistilledSet,
     card_fields: Mapping[str, Any],
     forbidden_strings: Iterable[str] = (),
     archive: bool = False,
@@ -751,7 +757,7 @@ def _check_image_range(card: Mapping[str, Any], images: torch.Tensor) -> None:
         )
 
 
-def load_artifact(path: str | os.PathLike):
+def load_artifact(path: str | os.PathLike) -> tuple[DistilledSet, dict[str, Any]]:
     """Validate and load an artifact folder or ``.zip``; returns ``(DistilledSet, card)``.
 
     Raises :class:`ArtifactError` naming the problem: pickles, unexpected or missing files, an unknown
@@ -774,7 +780,7 @@ def load_artifact(path: str | os.PathLike):
     return distilled, card
 
 
-def build_distilled(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]):
+def build_distilled(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> DistilledSet:
     """A :class:`DistilledSet` holding the artifact's tensors (trainers take it as is)."""
     from gastrodistill.distillation.distilled_set import DistilledSet
 

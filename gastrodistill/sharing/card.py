@@ -186,6 +186,7 @@ def seal(card: dict[str, Any]) -> dict[str, Any]:
 
 
 def seal_ok(card: Mapping[str, Any]) -> bool:
+    """Whether ``card_sha256`` is the SHA-256 of the rest of the card (the card was not edited)."""
     body = {k: v for k, v in card.items() if k != "card_sha256"}
     return card.get("card_sha256") == sha256_json(body)
 

@@ -6,7 +6,7 @@ import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -16,13 +16,17 @@ from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.run_info import CONFIG_FILE
 
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
+    from gastrodistill.distillation.distilled_set import DistilledSet
+
 
 def _replay_augment(cfg: DictConfig) -> dict[str, Any] | None:
     node = cfg.eval.get("replay_augment") if "eval" in cfg else None
     return public_config(node) if node is not None else None
 
 
-def _replay_text(cfg: DictConfig, distilled) -> str:
+def _replay_text(cfg: DictConfig, distilled: DistilledSet | None) -> str:
     """How a receiving site replays the set: the inner SGD's momentum is the set's own (its
     ``inner_momentum``), or ``distill.inner_momentum`` for a card written from the config alone."""
     default = cfg.distill.get("inner_momentum", 0.0) if "distill" in cfg else 0.0
@@ -35,7 +39,7 @@ def _replay_text(cfg: DictConfig, distilled) -> str:
 RECORDED_RECIPE = ("ipc", "steps", "epochs", "inner_momentum")
 
 
-def recipe_mismatch(cfg: DictConfig, distilled) -> dict[str, tuple[Any, Any]]:
+def recipe_mismatch(cfg: DictConfig, distilled: DistilledSet) -> dict[str, tuple[Any, Any]]:
     """``{key: (the set's value, this config's value)}`` for the recipe fields where a distilled set and
     ``cfg.distill`` disagree (empty when they agree, or when ``cfg`` has no ``distill`` section).
 
@@ -142,7 +146,7 @@ def logged_names(cfg: DictConfig) -> dict[str, str]:
     return names
 
 
-def check_logged_names_in_data(cfg: DictConfig, datamodule) -> None:
+def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> None:
     """Refuse an ``experiment_name``, a W&B run's project, group or tag, or a set's name
     (:func:`logged_names`) that holds a private string of ``datamodule``'s data (a patient id, a DICOM
     header value, a source path:
@@ -206,11 +210,11 @@ def _what_it_names(key: str) -> str:
 
 def card_fields_from_config(
     cfg: DictConfig,
-    datamodule,
+    datamodule: ImageDataModule,
     name: str,
     evaluation: Mapping[str, Any] | None = None,
     anonymity: Mapping[str, Any] | None = None,
-    distilled=None,
+    distilled: DistilledSet | None = None,
     standard_lr: float | None = None,
     recipe: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -266,9 +270,9 @@ def card_fields_from_config(
 
 def publish_artifact(
     cfg: DictConfig,
-    datamodule,
+    datamodule: ImageDataModule,
     name: str,
-    distilled,
+    distilled: DistilledSet,
     out_dir: str | os.PathLike,
     evaluation: Mapping[str, Any] | None = None,
     anonymity: Mapping[str, Any] | None = None,

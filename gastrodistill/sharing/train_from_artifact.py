@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,11 @@ from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.run_info import RECORD_FILES, save_run_info
 from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
 from gastrodistill.utils.seeding import torch_generator
+
+if TYPE_CHECKING:
+    from gastrodistill.data.base import ImageDataModule
+    from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.fresh_training import StandardSchedule
 
 #: The ``stage`` of a receive report's run record (``run_info.json``); ``--output`` refuses other stages.
 RECEIVE_STAGE = "train-from-artifact"
@@ -66,13 +71,15 @@ class SiteAdapter(nn.Module):
         self.size = tuple(int(s) for s in size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The network's logits ``[N, K]`` for site-normalised patches ``x`` ``[N, C, H, W]``, renormalised
+        to the card's mean and std and resized (bilinear, antialiased) to the card's image size."""
         x = ((x * self.site_std + self.site_mean) - self.card_mean) / self.card_std
         if tuple(x.shape[-2:]) != self.size:
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=True)
         return self.net(x)
 
 
-def check_site_data(card: Mapping[str, Any], datamodule) -> None:
+def check_site_data(card: Mapping[str, Any], datamodule: ImageDataModule) -> None:
     """The site's classes (names and order) and channels must be the artifact's."""
     names = list(card["class_names"])
     site = list(datamodule.class_names)
@@ -126,8 +133,9 @@ def card_network(card: Mapping[str, Any]) -> tuple[dict[str, Any], tuple[int, in
     )
 
 
-def model_factory(card: Mapping[str, Any]):
-    """The network constructor named on the card, refusing anything outside ``gastrodistill.models``.
+def model_factory(card: Mapping[str, Any]) -> tuple[Callable[..., nn.Module], str, str]:
+    """The network constructor named on the card, refusing anything outside ``gastrodistill.models``;
+    returns ``(factory, init scheme, _target_)``.
 
     The network is built once for the card's image shape first, so an argument this version's class does
     not take (a card from a newer gastrodistill) is an :class:`ArtifactError`, not a ``TypeError``."""
@@ -178,7 +186,7 @@ def card_replay_augment(card: Mapping[str, Any]) -> dict[str, Any] | None:
     )
 
 
-def card_schedule(card: Mapping[str, Any]):
+def card_schedule(card: Mapping[str, Any]) -> StandardSchedule:
     """The card's standard-schedule recipe as a ``StandardSchedule`` (defaults for a card without one).
 
     Raises :class:`ArtifactError` naming the keys this version does not know (a card from a newer
@@ -208,7 +216,7 @@ def card_schedule(card: Mapping[str, Any]):
         raise ArtifactError(f"card training_recipe.standard: {exc}") from exc
 
 
-def received_schedule(card: Mapping[str, Any], precision: str | None = None):
+def received_schedule(card: Mapping[str, Any], precision: str | None = None) -> StandardSchedule:
     """The card's standard-schedule recipe (:func:`card_schedule`), trained in ``precision`` when given.
 
     ``precision`` is ``audit.receive.standard_precision``: ``None`` keeps the producing site's, any
@@ -288,7 +296,7 @@ def check_card_workload(
 
 
 def train_networks(
-    distilled,
+    distilled: DistilledSet,
     card: Mapping[str, Any],
     n_networks: int,
     schedule: str,
@@ -360,7 +368,7 @@ def compare_published(
 def train_from_artifact(
     artifact: str | os.PathLike,
     cfg: DictConfig,
-    datamodule,
+    datamodule: ImageDataModule,
     output_dir: str | os.PathLike | None = None,
     n_networks: int | None = None,
     schedule: str | None = None,
@@ -492,6 +500,7 @@ NOISE_RULE = (
 
 
 def render(result: Mapping[str, Any]) -> str:
+    """``receive.md``: the Markdown report of :func:`train_from_artifact`'s ``result``."""
     lines = [
         f"# Trained from artifact {result['artifact']['name']!s}",
         "",

@@ -84,6 +84,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``target`` via a temporary file and a rename (:func:`atomic_path`); returns it."""
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)

@@ -79,6 +79,7 @@ def world_size() -> int:
 
 
 def is_global_zero() -> bool:
+    """Whether this process is global rank 0 (:func:`global_rank`)."""
     return global_rank() == 0
 
 

@@ -116,6 +116,7 @@ def log_public_hyperparams(loggers: list[Logger], cfg: DictConfig) -> None:
 
 
 def finish_loggers(loggers: list[Logger]) -> None:
+    """Finalise every logger (status ``success``) and end the W&B run a W&B logger started."""
     for lg in loggers:
         lg.finalize("success")
         if isinstance(lg, WandbLogger):

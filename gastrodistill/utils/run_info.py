@@ -41,6 +41,7 @@ TRACKED_PACKAGES = (
 
 
 def package_versions() -> dict[str, str]:
+    """Python's version and each tracked package's (``not installed`` when absent), for the run record."""
     out: dict[str, str] = {"python": platform.python_version()}
     for name in TRACKED_PACKAGES:
         try:

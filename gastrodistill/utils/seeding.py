@@ -19,6 +19,7 @@ def derive_seed(*parts: int | str) -> int:
 
 
 def torch_generator(*parts: int | str, device: str | torch.device = "cpu") -> torch.Generator:
+    """A torch generator on ``device`` seeded by :func:`derive_seed` of ``parts``."""
     import torch
 
     gen = torch.Generator(device=device)
@@ -27,6 +28,7 @@ def torch_generator(*parts: int | str, device: str | torch.device = "cpu") -> to
 
 
 def numpy_rng(*parts: int | str) -> np.random.Generator:
+    """A numpy generator seeded by :func:`derive_seed` of ``parts``."""
     return np.random.default_rng(derive_seed(*parts))
 
 

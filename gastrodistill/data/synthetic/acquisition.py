@@ -32,6 +32,8 @@ class Exposure:
 def sample_exposure(
     rng: np.random.Generator, dose: tuple[float, float], blur_px: tuple[float, float]
 ) -> Exposure:
+    """One image's random exposure: dose log-uniform in ``dose``, focal blur uniform in ``blur_px`` (px),
+    heel effect, detector blur, gain and offset uniform in fixed ranges."""
     lo, hi = dose
     return Exposure(
         dose=float(np.exp(rng.uniform(np.log(lo), np.log(hi)))),

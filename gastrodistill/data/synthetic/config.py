@@ -132,6 +132,7 @@ class SyntheticConfig:
         }
 
     def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-ready dict (tuples as lists)."""
         d = dataclasses.asdict(self)
         return {k: (list(v) if isinstance(v, tuple) else v) for k, v in d.items()}
 

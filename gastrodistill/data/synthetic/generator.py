@@ -68,6 +68,8 @@ class PatientPlan:
 
 @dataclass(frozen=True)
 class RenderedImage:
+    """One rendered radiograph: 16-bit pixels ``[H, W]``, its 0/1 stomach mask, text box and severity."""
+
     image: np.ndarray  # uint16
     mask: np.ndarray  # uint8, 0/1
     text_box: tuple[int, int, int, int] | None  # (y0, x0, y1, x1) of the burned-in text

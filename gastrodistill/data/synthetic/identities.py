@@ -72,6 +72,7 @@ class Identity:
 
     @property
     def dicom_name(self) -> str:
+        """The name in DICOM PN form: ``Family^Given``."""
         return f"{self.family_name}^{self.given_name}"
 
     def burn_in_lines(self) -> list[str]:

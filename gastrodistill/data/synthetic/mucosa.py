@@ -32,6 +32,7 @@ def sample_mucosa(
     fine_cell_px: tuple[float, float],
     coarse_cell_px: tuple[float, float],
 ) -> MucosaParams:
+    """One patient's random mucosa: severity and fine and coarse cell sizes (px), uniform in the ranges."""
     severity = rng.uniform(*severity_range)
     return MucosaParams(
         severity=float(severity),

@@ -110,6 +110,7 @@ def write_dicom(path: Path, image: np.ndarray, identity: Identity, image_number:
 
 
 def write_manifest(path: Path, rows: Sequence[dict[str, str]]) -> None:
+    """Write ``rows`` as ``manifest.csv`` at ``path`` (the manifest's columns, ``\\n`` line ends)."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(MANIFEST_COLUMNS), lineterminator="\n")
     writer.writeheader()
@@ -118,6 +119,7 @@ def write_manifest(path: Path, rows: Sequence[dict[str, str]]) -> None:
 
 
 def read_info(root: Path) -> dict[str, Any] | None:
+    """The generator's record ``synthetic_info.json`` in ``root``; ``None`` when missing or unreadable."""
     try:
         return json.loads((root / INFO_FILE).read_text())
     except (OSError, ValueError):
@@ -160,4 +162,5 @@ def staged_root(root: Path) -> Iterator[Path]:
 
 
 def write_info(path: Path, info: dict[str, Any]) -> None:
+    """Write ``info`` to ``path`` as indented JSON with sorted keys."""
     path.write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
