@@ -395,7 +395,9 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             if _multirun():  # the other jobs of the sweep still run; Hydra reports the failure at the end
-                log.error(text)
+                # on the console, not through logging: the job's log file is kept, and a data error
+                # names the file or patient to fix (no such name in a log)
+                print(text, file=sys.stderr)
                 raise StageError(text) from None
             close_open_runs(failed=True)
             close_progress_bars()

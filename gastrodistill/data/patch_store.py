@@ -225,8 +225,14 @@ def check_duplicate_images(
                 f"{what} is listed under two patients; an image belongs to one patient: keep one of these "
                 "rows (or replace the wrong file)"
             )
-        else:
-            log.warning("%s is listed twice for one patient; it counts twice (keep one of these rows)", what)
+        else:  # a warning goes into the job's log: rows by line number, no path or patient id
+            lines = " and ".join(str(r.line) for r in rows)
+            log.warning(
+                "%s lines %s: the same image content is listed twice for one patient; it counts twice (keep "
+                "one of these rows)",
+                MANIFEST_NAME,
+                lines,
+            )
     raise_if(problems, f"{manifest.manifest_path}: some images are duplicates")
 
 

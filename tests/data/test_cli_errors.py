@@ -535,3 +535,35 @@ def test_loader_settings_are_refused_when_the_data_module_is_built(compose_cfg, 
     with pytest.raises(InstantiationException) as info:
         hydra.utils.instantiate(cfg.data)
     assert needle in str(info.value.__cause__ or info.value)
+
+
+def test_a_sweep_jobs_error_goes_to_the_console_not_into_its_log(tmp_path, monkeypatch, capsys):
+    """In a sweep a failed job's folder may stay (it had written something) with its log file; the error
+    names the file or patient to fix, so it is printed, never logged (the privacy rule: no path or patient
+    id in a log). Hydra still gets the failure (``StageError``) to report at the end of the sweep."""
+    import logging
+
+    from gastrodistill.cli import errors
+    from gastrodistill.data.errors import ManifestError
+
+    job = tmp_path / "job"
+    (job / "eval").mkdir(parents=True)
+    (job / "eval" / "results.csv").write_text("kept\n")  # the job wrote something: its folder stays
+    monkeypatch.setattr(errors, "_multirun", lambda: True)
+    monkeypatch.setattr(errors, "_job_output_dir", lambda: job)
+    handler = logging.FileHandler(job / "job.log")
+    logging.getLogger().addHandler(handler)
+
+    @errors.friendly_errors
+    def task(cfg):
+        raise ManifestError("manifest.csv line 7 'images/PATIENT_X.dcm': not found; fix the path")
+
+    try:
+        with pytest.raises(errors.StageError, match="PATIENT_X"):
+            task({"seed": 0})
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()
+    assert "PATIENT_X" in capsys.readouterr().err
+    assert (job / "eval" / "results.csv").is_file()
+    assert "PATIENT_X" not in (job / "job.log").read_text()
