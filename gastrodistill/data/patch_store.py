@@ -64,8 +64,9 @@ from gastrodistill.utils.values import human_bytes
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-#: Bumped when reading the same files gives other pixels (2: orientation, sBIT/TIFF bit depths, DICOM LUTs).
-READER_VERSION = 2
+#: Bumped when reading the same files gives other pixels (2: orientation, sBIT/TIFF bit depths, DICOM LUTs;
+#: 3: enhanced images' functional groups, a window with a negative rescale slope).
+READER_VERSION = 3
 #: Fewer distinct uint8 levels than this in a split's patches earns a warning at build time.
 FEW_GREY_LEVELS = 64
 PATCHES_FILE = "patches.npy"

@@ -423,6 +423,14 @@ def _probe_tiff(path: Path, where: str, mask: bool) -> tuple[int, int]:
 
 # ---- DICOM ---------------------------------------------------------------------------------------
 _DICOM_IMAGE_ATTRIBUTES = ("Rows", "Columns", "BitsAllocated", "PhotometricInterpretation", "PixelData")
+#: Media Storage Directory Storage (PS3.4 Annex B.5): a DICOMDIR, the index of a file-set.
+_DICOMDIR_CLASS = "1.2.840.10008.1.3.10"
+#: Functional groups of an enhanced image whose attributes the display pipeline reads at the top level
+#: (PS3.3 C.7.6.16.2.9 Pixel Value Transformation, C.7.6.16.2.10 Frame VOI LUT).
+_FRAME_GROUP_ATTRIBUTES = {
+    "PixelValueTransformationSequence": ("RescaleSlope", "RescaleIntercept"),
+    "FrameVOILUTSequence": ("WindowCenter", "WindowWidth", "VOILUTFunction", "VOILUTSequence"),
+}
 
 
 def _dcmread(path: Path, where: str):
@@ -432,8 +440,16 @@ def _dcmread(path: Path, where: str):
     from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
     try:
+        empty = path.stat().st_size == 0
+    except OSError:
+        empty = False  # dcmread names the problem below
+    if empty:
+        raise ImageReadError(f"{where}: empty file (0 bytes); put the image there or remove its row")
+    forced = False
+    try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError:
+        forced = True
         try:
             ds = pydicom.dcmread(path, force=True)
         except Exception as e:  # noqa: BLE001 - anything pydicom raises on a non-DICOM file
@@ -444,11 +460,21 @@ def _dcmread(path: Path, where: str):
         raise ImageReadError(
             f"{where}: not a readable DICOM file ({_why(e, path, where)}); re-export the file"
         ) from e
-    missing = [a for a in _DICOM_IMAGE_ATTRIBUTES if a not in ds]
-    if missing:
+    if "DirectoryRecordSequence" in ds or ds.file_meta.get("MediaStorageSOPClassUID") == _DICOMDIR_CLASS:
         raise ImageReadError(
-            f"{where}: not a DICOM image (no {', '.join(missing)}; a file without the 'DICM' header is read "
-            "as raw DICOM data elements); re-export it as a DICOM image"
+            f"{where}: a DICOMDIR (the index of a DICOM disc or folder), not an image; list the image files "
+            "it refers to instead"
+        )
+    missing = [a for a in _DICOM_IMAGE_ATTRIBUTES if a not in ds]
+    if missing == ["PixelData"] and ("FloatPixelData" in ds or "DoubleFloatPixelData" in ds):
+        raise ImageReadError(
+            f"{where}: float pixel data (FloatPixelData / DoubleFloatPixelData) is not supported; re-export "
+            "the image with integer pixels"
+        )
+    if missing:
+        hint = "; a file without the 'DICM' header is read as raw DICOM data elements" if forced else ""
+        raise ImageReadError(
+            f"{where}: not a DICOM image (no {', '.join(missing)}{hint}); re-export it as a DICOM image"
         )
     meta = ds.file_meta
     if "TransferSyntaxUID" not in meta:
@@ -708,7 +734,9 @@ def _display_pipeline(ds: Dataset, raw: np.ndarray) -> np.ndarray:
     elif has_window:
         values = apply_voi_lut(values, ds, index=0, prefer_lut=True)
     values = np.asarray(values, dtype=np.float64)
-    out = (values - lo) / (hi - lo) if hi > lo else np.zeros_like(values)
+    # with a negative RescaleSlope pydicom's window output runs from lo (the larger) down to hi: the same
+    # (values - lo) / (hi - lo) undoes it, and values below the window stay dark (PS3.3 C.11.2.1.2)
+    out = (values - lo) / (hi - lo) if hi != lo else np.zeros_like(values)
     out = np.clip(out, 0.0, 1.0)
 
     photometric = str(ds.PhotometricInterpretation).upper()
@@ -716,7 +744,7 @@ def _display_pipeline(ds: Dataset, raw: np.ndarray) -> np.ndarray:
         if "PresentationLUTSequence" in ds:
             bits = _lut_bits(ds.PresentationLUTSequence[0])
             out = _with_range(lambda a: apply_presentation_lut(a, ds), out, 0.0, 1.0) / (2.0**bits - 1)
-        else:  # IDENTITY or INVERSE; for MONOCHROME1 the standard pairs it with INVERSE (PS3.3 C.8.11.6.1.2)
+        else:  # IDENTITY or INVERSE; MONOCHROME1 pairs with INVERSE (PS3.3 C.7.6.1; _check_polarity)
             out = _with_range(lambda a: apply_presentation_lut(a, ds), out, 0.0, 1.0)
     elif photometric == "MONOCHROME1":
         out = 1.0 - out
@@ -734,6 +762,8 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
     if int(ds.get("NumberOfFrames", 1) or 1) != 1:
         raise ImageReadError(f"{where}: multi-frame DICOM; store one 2-D image per file")
     check_transfer_syntax(ds, where)
+    _adopt_frame_groups(ds)
+    _check_polarity(ds, where)
     raw = _dicom_pixels(ds, path, where)
     if raw.ndim != 2:
         raise ImageReadError(f"{where}: DICOM pixel array of shape {raw.shape} is not 2-D")
@@ -757,10 +787,47 @@ def _read_dicom(path: Path, where: str) -> np.ndarray:
     return out.astype(np.float32)
 
 
+def _adopt_frame_groups(ds: Dataset) -> None:
+    """Give a single-frame enhanced image (Enhanced XA/XRF, ...) its rescale and window at the top level,
+    where the display pipeline (and pydicom's LUT functions) read them: from the first frame's
+    per-frame functional group, else the shared one (PS3.3 C.7.6.16). Attributes already at the top
+    level are kept. ``ds`` is changed in place (a dataset just read for this image)."""
+    groups = [
+        seq[0]
+        for seq in (ds.get("PerFrameFunctionalGroupsSequence"), ds.get("SharedFunctionalGroupsSequence"))
+        if seq
+    ]
+    for name, keywords in _FRAME_GROUP_ATTRIBUTES.items():
+        if any(k in ds for k in keywords):
+            continue
+        item = next((g[name][0] for g in groups if g.get(name)), None)
+        for keyword in keywords if item is not None else ():
+            if keyword in item:
+                setattr(ds, keyword, item[keyword].value)
+
+
+def _check_polarity(ds: Dataset, where: str) -> None:
+    """Refuse MONOCHROME1 paired with Presentation LUT Shape IDENTITY: the first says the smallest value
+    is white, the second (which the General Image module pairs with MONOCHROME2, PS3.3 C.7.6.1) that it is
+    black; viewers disagree on which wins, so the image's polarity (which a classifier would learn) is
+    unknown. Raises :class:`ImageReadError` naming the file."""
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    shape = str(ds.get("PresentationLUTShape", "")).upper()
+    if photometric == "MONOCHROME1" and shape == "IDENTITY":
+        raise ImageReadError(
+            f"{where}: DICOM PhotometricInterpretation MONOCHROME1 (smallest value white) with "
+            "PresentationLUTShape IDENTITY (smallest value black) contradict each other, so the image's "
+            "polarity is unknown; re-export it with PresentationLUTShape INVERSE (or without it) if its "
+            "smallest values show white, or as MONOCHROME2 if they show black"
+        )
+
+
 def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds: Dataset, where: str) -> None:
-    """Refuse a DICOM whose (non-padding) pixels all show the same value: it holds nothing to learn, and
-    when its stored values vary, its display settings (almost always the window) blank it."""
-    if out.size and out.min() < out.max():
+    """Refuse a DICOM whose (non-padding) pixels all show one grey level of the patch store's 256: it holds
+    nothing to learn, and when its stored values vary, its display settings (the window) or a
+    ``BitsStored`` far above the data's own bit depth blank it."""
+    levels = np.rint(np.clip(out, 0.0, 1.0) * 255.0)  # as the store quantises (patch_store._to_patches)
+    if levels.size and levels.min() < levels.max():
         return
     if not raw.size:
         raise ImageReadError(f"{where}: every pixel is PixelPaddingValue; remove the file from the data")
@@ -774,9 +841,18 @@ def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds: Dataset, where: str) 
         for k in ("RescaleSlope", "RescaleIntercept", "WindowCenter", "WindowWidth")
         if ds.get(k) is not None
     ] + [k for k in ("ModalityLUTSequence", "VOILUTSequence") if ds.get(k)]
+    level = int(levels.flat[0])
+    if not applied:
+        bits = int(ds.get("BitsStored") or ds.BitsAllocated)
+        raise ImageReadError(
+            f"{where}: stored values {raw.min()}..{raw.max()} fill so little of the {bits}-bit range "
+            f"(BitsStored {bits}) that they all show as one grey level ({level} of 255), a blank image; "
+            "re-export the file with the data's real BitsStored (e.g. 12), or with a window "
+            "(WindowCenter/WindowWidth) that covers the values"
+        )
     raise ImageReadError(
-        f"{where}: the DICOM display settings ({', '.join(applied) or 'none'}) turn stored values "
-        f"{raw.min()}..{raw.max()} into one grey level ({float(out.flat[0]):.3g}), a blank image; check the "
+        f"{where}: the DICOM display settings ({', '.join(applied)}) turn stored values "
+        f"{raw.min()}..{raw.max()} into one grey level ({level} of 255), a blank image; check the "
         "window (WindowCenter/WindowWidth must cover the data's values) and re-export the file, or remove "
         "the window to use the full range"
     )

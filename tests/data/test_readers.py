@@ -206,7 +206,8 @@ def test_a_window_that_turns_every_pixel_white_is_refused_naming_file_and_window
     msg = str(info.value)
     assert msg.startswith(f"{path}: the DICOM display settings (WindowCenter 100, WindowWidth 50)")
     assert (
-        f"stored values {raw.min()}..{raw.max()} into one grey level (1)" in msg and "check the window" in msg
+        f"stored values {raw.min()}..{raw.max()} into one grey level (255 of 255)" in msg
+        and "check the window" in msg
     )
 
 
@@ -235,3 +236,152 @@ def test_a_blank_dicom_in_the_manifest_is_reported_with_its_row(data_root, tmp_p
         ManifestError, match=r"manifest\.csv line 5 \(image 'images/A2_1\.dcm'\): .*RescaleSlope is 0"
     ):
         validate_files(load_manifest(data_root), Geometry(32, 8), progress=False)
+
+
+# ---- a DICOM breaker's findings (twentieth session) --------------------------------------------------
+def _linear_window(values: np.ndarray, center: float, width: float) -> np.ndarray:
+    """PS3.3 C.11.2.1.2.1 LINEAR, to [0, 1]: what a viewer shows, written out independently of pydicom."""
+    return np.clip((values - (center - 0.5)) / (width - 1) + 0.5, 0.0, 1.0)
+
+
+def test_a_negative_rescale_slope_with_a_window_is_windowed_not_refused(tmp_path, raw12):
+    """Slope -1, intercept 4095 and a window inside the rescaled values: refused as "one grey level" before
+    (the window's output range ran downwards and was taken for an empty one)."""
+    path = write_dicom(
+        tmp_path / "neg.dcm",
+        raw12,
+        RescaleSlope=-1,
+        RescaleIntercept=4095,
+        WindowCenter=2048,
+        WindowWidth=1000,
+    )
+    expected = _linear_window(4095.0 - raw12, 2048, 1000)  # below the window dark, above it bright
+    np.testing.assert_allclose(read_image(path), expected, atol=1e-5)
+
+
+def _write_32bit(path, raw: np.ndarray):
+    import pydicom
+
+    write_dicom(path, np.zeros_like(raw))
+    ds = pydicom.dcmread(path)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+    ds.PixelData = raw.astype("<u4").tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+@pytest.mark.parametrize("how", ["32-bit", "narrow-16-bit"])
+def test_stored_values_that_show_as_one_store_grey_level_are_refused(tmp_path, raw12, how):
+    """12-bit values in a 32-bit BitsStored, or values 30000..30102 in 16 bits, vary but all become one of
+    the patch store's 256 levels (0 and 117): stored as flat patches before, with no warning."""
+    if how == "32-bit":
+        raw, path = raw12, _write_32bit(tmp_path / "b32.dcm", raw12)
+    else:
+        raw = 30000 + raw12 // 40
+        path = write_dicom(tmp_path / "b16.dcm", raw, BitsStored=16, HighBit=15)
+    assert np.ptp(raw) > 0  # the stored values vary
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: stored values {raw.min()}..{raw.max()} fill so little of the")
+    assert "one grey level" in msg and "BitsStored" in msg and "WindowCenter/WindowWidth" in msg
+
+
+def test_a_window_that_spreads_narrow_values_keeps_them(tmp_path, raw12):
+    """The same narrow 16-bit values with a window over them are a good image."""
+    raw = 30000 + raw12 // 40
+    path = write_dicom(
+        tmp_path / "w16.dcm", raw, BitsStored=16, HighBit=15, WindowCenter=30051, WindowWidth=103
+    )
+    np.testing.assert_allclose(read_image(path), _linear_window(raw.astype(float), 30051, 103), atol=1e-5)
+
+
+def test_monochrome1_with_presentation_lut_shape_identity_is_refused(tmp_path, raw12):
+    path = write_dicom(
+        tmp_path / "m1id.dcm", raw12, PhotometricInterpretation="MONOCHROME1", PresentationLUTShape="IDENTITY"
+    )
+    with pytest.raises(ImageReadError) as info:
+        read_image(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: DICOM PhotometricInterpretation MONOCHROME1")
+    assert "PresentationLUTShape IDENTITY" in msg and "re-export" in msg
+
+
+def _functional_group(**fields) -> object:
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    group = Dataset()
+    voi = {k: v for k, v in fields.items() if k.startswith("Window")}
+    rescale = {k: v for k, v in fields.items() if k.startswith("Rescale")}
+    if voi:
+        item = Dataset()
+        for k, v in voi.items():
+            setattr(item, k, v)
+        group.FrameVOILUTSequence = Sequence([item])
+    if rescale:
+        item = Dataset()
+        for k, v in rescale.items():
+            setattr(item, k, v)
+        group.PixelValueTransformationSequence = Sequence([item])
+    return group
+
+
+@pytest.mark.parametrize("where", ["shared", "per-frame", "both", "top-level"])
+def test_an_enhanced_images_window_and_rescale_in_functional_groups_are_applied(tmp_path, raw12, where):
+    """Enhanced XA/XRF images keep rescale and window in functional groups, where the top-level reader
+    never looked: the full 12-bit range was shown instead of the window. The first frame's group wins
+    over the shared one; top-level attributes are kept."""
+    from pydicom.sequence import Sequence
+
+    shared = _functional_group(WindowCenter=1000, WindowWidth=600, RescaleSlope=2, RescaleIntercept=-100)
+    frame = _functional_group(WindowCenter=1500, WindowWidth=800)
+    fields: dict = {"NumberOfFrames": 1}
+    if where in ("shared", "both", "top-level"):
+        fields["SharedFunctionalGroupsSequence"] = Sequence([shared])
+    if where in ("per-frame", "both"):
+        fields["PerFrameFunctionalGroupsSequence"] = Sequence([frame])
+    if where == "top-level":
+        fields.update(WindowCenter=2000, WindowWidth=3000)
+    path = write_dicom(tmp_path / f"{where}.dcm", raw12, **fields)
+    values = raw12 * 2.0 - 100.0 if where != "per-frame" else raw12.astype(float)
+    center, width = {"shared": (1000, 600), "per-frame": (1500, 800), "both": (1500, 800)}.get(
+        where, (2000, 3000)
+    )
+    np.testing.assert_allclose(read_image(path), _linear_window(values, center, width), atol=1e-5)
+
+
+def test_an_empty_file_a_dicomdir_and_float_pixels_say_what_they_are(tmp_path, raw12):
+    import pydicom
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    empty = tmp_path / "empty.dcm"
+    empty.write_bytes(b"")
+    with pytest.raises(ImageReadError, match=r"empty\.dcm: empty file \(0 bytes\)"):
+        read_image(empty)
+
+    dicomdir = write_dicom(tmp_path / "DICOMDIR", raw12)
+    ds = pydicom.dcmread(dicomdir)
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+    ds.DirectoryRecordSequence = Sequence([Dataset()])
+    ds.save_as(dicomdir, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"a DICOMDIR .*list the image files it refers to"):
+        read_image(dicomdir)
+
+    floats = write_dicom(tmp_path / "float.dcm", raw12)
+    ds = pydicom.dcmread(floats)
+    del ds.PixelData
+    ds.BitsAllocated = 32
+    ds.FloatPixelData = raw12.astype("<f4").tobytes()
+    ds.save_as(floats, enforce_file_format=True)
+    with pytest.raises(ImageReadError, match=r"float pixel data .* is not supported"):
+        read_image(floats)
+
+    headed = write_dicom(tmp_path / "nophoto.dcm", raw12)
+    ds = pydicom.dcmread(headed)
+    del ds.PhotometricInterpretation
+    ds.save_as(headed, enforce_file_format=True)
+    with pytest.raises(ImageReadError) as info:
+        read_image(headed)
+    assert "no PhotometricInterpretation" in str(info.value) and "'DICM' header" not in str(info.value)
