@@ -197,11 +197,13 @@ class NearestReport:
         """Per space: mean/max nearest similarity, reference quantiles and the shares at or above them.
 
         ``<space>_frac_flagged`` uses ``flag_quantile`` (``<space>_ref_q``); ``_frac_above_p95`` and
-        ``_frac_above_p99`` are the shares at or above the fixed 95th/99th percentiles.
+        ``_frac_above_p99`` are the shares at or above the fixed 95th/99th percentiles. Raises
+        :class:`NearestInputError` when a space's reference is empty (:meth:`threshold`).
         """
         out: dict[str, float] = {}
         for space in self.spaces:
             sims = self.sets[name][space]
+            flag_at = self.threshold(space)  # first: it names an empty reference (NearestInputError)
             ref = self.ref(space)
             p95, p99 = (float(np.percentile(ref, q)) for q in (95, 99))
             out.update(
@@ -211,10 +213,10 @@ class NearestReport:
                     f"{space}_ref_median": float(np.median(ref)),
                     f"{space}_ref_p95": p95,
                     f"{space}_ref_p99": p99,
-                    f"{space}_ref_q": self.threshold(space),
+                    f"{space}_ref_q": flag_at,
                     f"{space}_frac_above_p95": float(np.mean(sims >= p95)),
                     f"{space}_frac_above_p99": float(np.mean(sims >= p99)),
-                    f"{space}_frac_flagged": float(np.mean(self.flagged(name, space))),
+                    f"{space}_frac_flagged": float(np.mean(np.asarray(sims) >= flag_at)),
                 }
             )
         out["n_images"] = float(len(self.sets[name][self.spaces[0]]))

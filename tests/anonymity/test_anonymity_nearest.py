@@ -46,6 +46,9 @@ def test_own_patient_is_excluded_from_the_reference():
     assert rep.n_exact_duplicates == 40 and len(rep.ref("ncc")) == 0  # all duplicates: no quantile left
     with pytest.raises(NearestInputError, match="every reference patch has a near-duplicate"):
         rep.threshold("ncc")
+    # the audit's summary reached np.percentile of the empty reference first (an IndexError traceback)
+    with pytest.raises(NearestInputError, match="every reference patch has a near-duplicate"):
+        rep.summary("s")
 
 
 def test_streaming_in_small_chunks_gives_the_same_answer(dm, noise):
