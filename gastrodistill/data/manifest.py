@@ -14,6 +14,7 @@ import codecs
 import csv
 import io
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -151,7 +152,23 @@ def _check_file(root: Path, rel: str, kind: str, where: str, fix: str, problems:
     if err:
         problems.append(f"{where}: {err}")
     elif not path.is_file():
-        problems.append(f"{where}: {kind} file {rel!r} not found under DATA_ROOT; {fix}")
+        problems.append(
+            f"{where}: {kind} file {rel!r} not found under DATA_ROOT; {_unicode_hint(root, rel) or fix}"
+        )
+
+
+def _unicode_hint(root: Path, rel: str) -> str | None:
+    """When ``rel`` names no file but its other Unicode normalisation form does (a manifest written on
+    macOS spells ``ü`` as ``u`` + a combining diaeresis, NFD, where the files are NFC, or the reverse):
+    the advice to write the manifest in that form, else None. The two spellings print alike."""
+    for form in ("NFC", "NFD"):
+        other = unicodedata.normalize(form, rel)
+        if other != rel and (root / other).is_file():
+            return (
+                f"a file of that name exists with its accented letters in Unicode {form} form, which prints "
+                f"alike; save the manifest with {form} text (e.g. python: unicodedata.normalize({form!r}, s))"
+            )
+    return None
 
 
 def load_manifest(root: str | os.PathLike) -> Manifest:

@@ -178,3 +178,23 @@ def test_a_nul_byte_in_an_image_path_is_refused_naming_the_line(data_root):
     with pytest.raises(ManifestError, match=r"manifest\.csv line 4: holds a NUL byte") as info:
         load_manifest(data_root)
     assert "remove the byte" in str(info.value)
+
+
+@pytest.mark.parametrize("disk,manifest", [("NFC", "NFD"), ("NFD", "NFC")])
+def test_a_path_in_the_other_unicode_form_is_named_as_such(data_root, disk, manifest):
+    """A manifest written on macOS (NFD) for files named in NFC: "not found" quoting a path that prints
+    exactly like the real one; the message now says which form the file's name has."""
+    import unicodedata
+
+    name = "images/Müller_0.png"
+    (data_root / unicodedata.normalize(disk, name)).write_bytes(
+        (data_root / "images" / "A1_0.png").read_bytes()
+    )
+    rows = rows_of(data_root)
+    rows[0]["image"] = unicodedata.normalize(manifest, name)
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    msg = str(info.value)
+    assert "line 2: image file" in msg and "not found" in msg
+    assert f"exists with its accented letters in Unicode {disk} form" in msg and f"with {disk} text" in msg
