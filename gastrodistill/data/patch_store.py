@@ -53,7 +53,7 @@ from gastrodistill.data.manifest import (
     raise_if,
     validate_files,
 )
-from gastrodistill.data.readers import read_image, read_mask
+from gastrodistill.data.readers import read_image, read_mask, to_uint8
 from gastrodistill.data.sizes import available_memory, pixel_size
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
@@ -397,7 +397,7 @@ def _to_patches(image: np.ndarray, positions: list[tuple[int, int]], size: int, 
     """uint8 ``[k, out_size, out_size]``; area resampling (cv2.INTER_AREA) from float when resizing."""
     out = np.empty((len(positions), out_size, out_size), dtype=np.uint8)
     if out_size == size:
-        q = np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
+        q = to_uint8(image)
         for i, (r, c) in enumerate(positions):
             out[i] = q[r : r + size, c : c + size]
         return out
@@ -407,7 +407,7 @@ def _to_patches(image: np.ndarray, positions: list[tuple[int, int]], size: int, 
         small = cv2.resize(
             image[r : r + size, c : c + size], (out_size, out_size), interpolation=cv2.INTER_AREA
         )
-        out[i] = np.rint(np.clip(small, 0.0, 1.0) * 255.0).astype(np.uint8)
+        out[i] = to_uint8(small)
     return out
 
 
@@ -615,6 +615,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         ranges = {s: [0, 0] for s in SPLIT_ORDER}
         patients = {s: set() for s in SPLIT_ORDER}
         next_id = 0
+        few_level_lines: list[int] = []  # manifest lines of images whose patches use few grey levels
         bar = tqdm(total=n_total, desc="building patch store", unit="patch", disable=not progress)
         with open(tmp / PATCHES_FILE, "r+b") as fp, open(tmp / INDEX_FILE, "w", newline="") as fi:
             writer = csv.writer(fi)
@@ -628,6 +629,8 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
                     )
                 positions = geometry.grid(*image.shape)
                 labels = labels.astype(np.int64)
+                if grey_levels_of(image) < FEW_GREY_LEVELS:
+                    few_level_lines.append(r.line)
                 patches = _to_patches(image, positions, psize, size)
                 del image
                 _pwrite_all(fp.fileno(), memoryview(patches).cast("B"), data_offset + next_id * size * size)
@@ -681,7 +684,29 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
     log.debug(line)  # gastrodistill-patches and reproduce print it in their table: once is enough
     for w in few:
         log.warning(w)
+    if few_level_lines:
+        log.warning("%s", few_levels_warning(few_level_lines))
     return target
+
+
+def grey_levels_of(image: np.ndarray) -> int:
+    """Distinct uint8 levels of a float ``[H, W]`` image in [0, 1], quantised as the store does."""
+    return int(np.count_nonzero(_histogram(to_uint8(image))))
+
+
+def few_levels_warning(lines: list[int], listed: int = 10) -> str:
+    """The warning for images that use fewer than :data:`FEW_GREY_LEVELS` uint8 levels each, by
+    their manifest ``lines`` (at most ``listed`` shown; no path: it goes into the job's log). A split's
+    count (:func:`grey_level_report`) misses such images when others of the split fill the range."""
+    shown = ", ".join(str(n) for n in lines[:listed]) + (
+        f", ... ({len(lines)} images)" if len(lines) > listed else ""
+    )
+    return (
+        f"{MANIFEST_NAME} line(s) {shown}: each image uses fewer than {FEW_GREY_LEVELS} of 256 grey levels, "
+        "kept so in its patches for good: their values fill a small part of the range they were scaled by (a "
+        "PNG/TIFF's bit depth: set data.bit_depth; a DICOM's BitsStored above the data's own, or a window "
+        "far wider than the values: re-export). Check those images, unless they really have so few levels"
+    )
 
 
 def grey_level_report(meta: dict) -> tuple[str, list[str]]:

@@ -826,7 +826,7 @@ def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds: Dataset, where: str) 
     """Refuse a DICOM whose (non-padding) pixels all show one grey level of the patch store's 256: it holds
     nothing to learn, and when its stored values vary, its display settings (the window) or a
     ``BitsStored`` far above the data's own bit depth blank it."""
-    levels = np.rint(np.clip(out, 0.0, 1.0) * 255.0)  # as the store quantises (patch_store._to_patches)
+    levels = to_uint8(out)  # as the patch store keeps them
     if levels.size and levels.min() < levels.max():
         return
     if not raw.size:
@@ -960,19 +960,20 @@ def probe_image(path: str | os.PathLike, mask: bool = False) -> tuple[int, int]:
     return _probe_pillow(path, where, mask)
 
 
-def grey_levels(hist: np.ndarray | list[int]) -> int:
-    """Number of distinct uint8 levels used, from a 256-bin histogram."""
-    return int(np.count_nonzero(np.asarray(hist)))
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Display values in [0, 1] (float, any shape) as the patch store keeps them: ``rint(x * 255)``, uint8
+    of the same shape (values outside [0, 1] clipped)."""
+    return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 __all__ = [
     "Decoded",
     "check_transfer_syntax",
     "decode",
-    "grey_levels",
     "orient",
     "probe_image",
     "read_image",
     "read_mask",
+    "to_uint8",
     "transposed_hint",
 ]

@@ -141,6 +141,31 @@ def test_store_grey_levels_reported_and_warned(tmp_path, caplog, how):
         assert "uses only" not in text
 
 
+def test_an_image_with_few_grey_levels_is_named_by_its_line_when_its_split_fills_the_range(tmp_path, caplog):
+    """Patient A's 12-bit values in a 16-bit PNG without sBIT (about 12 levels) beside B's values that fill
+    the range: the split's count is high, so only a count per image names A (a DICOM breaker's finding)."""
+
+    def writer(path, arr):
+        return _png16(path, arr if path.name == "A.png" else (arr * 16).astype(np.uint16))
+
+    root = _gastric_root(tmp_path, "mixed", writer)
+    dm = GastricPatchDataModule(
+        root,
+        tmp_path / "stores",
+        patch_size=PATCH,
+        overlap=OVERLAP,
+        storage_size=None,
+        val_fraction=0.0,
+        progress=False,
+    )
+    with caplog.at_level(logging.WARNING, logger="gastrodistill.data.patch_store"):
+        dm.prepare_data()
+    dm.setup()
+    assert _levels(dm)["train"] >= 180 and "uses only" not in caplog.text  # the split's warning is silent
+    assert "manifest.csv line(s) 2: each image uses fewer than 64 of 256 grey levels" in caplog.text
+    assert "data.bit_depth" in caplog.text and "A.png" not in caplog.text
+
+
 def test_bit_depth_is_part_of_the_store_key(tmp_path):
     root = _gastric_root(tmp_path, "k", _png16)
     a = GastricPatchDataModule(root, tmp_path / "s", patch_size=PATCH, overlap=OVERLAP, progress=False)
