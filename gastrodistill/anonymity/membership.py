@@ -527,12 +527,20 @@ def patient_null_labellings(
 def patient_level(
     scores: np.ndarray, groups: np.ndarray, is_member: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Mean score per patient ``[P]`` and whether the patient is a member ``[P]`` (codes sorted)."""
+    """Mean score per patient ``[P]`` and whether the patient is a member ``[P]`` (codes sorted).
+
+    A NaN score (a calibrated attack on an example that no shadow left out, or none took in) is not
+    measured and left out of its patient's mean; a patient without any measured score gets ``-inf``, the
+    least member-like, as a NaN is at the patch level (:func:`attack_metrics`). Infinite scores count as
+    ``±1e6``. Before, a NaN counted as 0.0, the highest possible ``lira_offline`` score (a log-CDF)."""
     uniq, inv = np.unique(groups, return_inverse=True)
-    sums = np.bincount(inv, weights=np.nan_to_num(scores, nan=0.0, neginf=-1e6), minlength=len(uniq))
-    counts = np.bincount(inv, minlength=len(uniq))
+    scores = np.asarray(scores, dtype=np.float64)
+    measured = ~np.isnan(scores)
+    values = np.nan_to_num(np.where(measured, scores, 0.0), posinf=1e6, neginf=-1e6)
+    sums = np.bincount(inv, weights=values, minlength=len(uniq))
+    counts = np.bincount(inv, weights=measured.astype(np.float64), minlength=len(uniq))
     member = np.bincount(inv, weights=is_member.astype(float), minlength=len(uniq)) > 0
-    return sums / counts, member
+    return np.divide(sums, counts, out=np.full(len(uniq), -np.inf), where=counts > 0), member
 
 
 @dataclass

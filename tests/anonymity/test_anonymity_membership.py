@@ -291,3 +291,17 @@ def test_patient_permutation_null_is_wider_when_scores_cluster_by_patient():
     assert abs(one.std() - sd1) < 0.15 * sd1
     with pytest.raises(MembershipInputError, match="disagree on membership"):
         patient_permutation_aucs(scores, groups, np.arange(patients * per) % 2 == 0)
+
+
+def test_patient_level_leaves_unmeasured_scores_out_of_the_mean():
+    """A NaN score (no shadow left the example out) counted as 0.0 in its patient's mean: above every
+    log-CDF score of ``lira_offline``, so a patient with one unmeasured patch looked the most member-like."""
+    from gastrodistill.anonymity.membership import patient_level
+
+    scores = np.array([-3.0, np.nan, -1.0, -2.0, np.nan, np.nan, -np.inf, -5.0])
+    groups = np.array(["b", "b", "a", "a", "c", "c", "d", "d"])
+    is_member = np.array([1, 1, 0, 0, 1, 1, 0, 0], dtype=bool)
+    means, member = patient_level(scores, groups, is_member)
+    # patients in sorted order a, b, c, d; written out by hand
+    np.testing.assert_array_equal(means, [-1.5, -3.0, -np.inf, (-1e6 - 5.0) / 2])
+    np.testing.assert_array_equal(member, [False, True, True, False])
