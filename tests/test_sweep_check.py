@@ -190,3 +190,32 @@ def test_hydra_mode_multirun_and_the_reproduce_mode_choice_are_checked(no_hydra)
     assert "[sweep job of 2 (shuffled): distill.ipc=0; no job was started]" in sweep_problem(
         shuffled, CONF_DIR, "config", check_values
     )
+
+
+def test_a_log_handler_made_during_the_check_is_undone(no_hydra, caplog, capsys):
+    """Lightning, imported first inside the check, made its StreamHandler on the redirected (then closed)
+    stderr and stopped propagating: every sweep printed "--- Logging error --- ... I/O operation on closed
+    file" and its job logs lost Lightning's lines. Such a handler is removed after the check and its logger
+    propagates to the job's handlers again."""
+    import logging
+
+    made = logging.getLogger("gastrodistill.tests.made_during_check")
+
+    def check_values(cfg, overrides, here):
+        if not made.handlers:  # what a library does at import when the root logger has no handler
+            made.addHandler(logging.StreamHandler())
+            made.propagate = False
+
+    try:
+        assert (
+            sweep_problem(["-m", "experiment=tiny", "distill.ipc=1,2"], CONF_DIR, "config", check_values)
+            is None
+        )
+        assert made.handlers == [] and made.propagate
+        with caplog.at_level(logging.INFO):
+            made.warning("a line after the check")
+        assert "a line after the check" in caplog.text and "Logging error" not in capsys.readouterr().err
+    finally:
+        for h in list(made.handlers):
+            made.removeHandler(h)
+        made.propagate = True

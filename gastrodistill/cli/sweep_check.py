@@ -151,7 +151,30 @@ def _job_problem(
             return message(refusal)
     finally:
         HydraConfig.instance().cfg = hydra_config
+        _restore_log_streams(quiet)
     return None
+
+
+def _restore_log_streams(quiet: Any) -> None:
+    """Undo what a library imported first during the check (Lightning, by ``check_values``) did to logging
+    on the redirected stderr ``quiet``: with no root handler yet (Hydra configures logging per job,
+    later), it added its own ``StreamHandler()`` on ``quiet`` and stopped propagating. Every sweep then
+    printed "--- Logging error --- ... I/O operation on closed file" and its job logs lost Lightning's
+    lines (a breaker's finding). Such a handler is removed and its logger propagates again, as when the
+    library is first imported inside a job, after Hydra's logging is set up."""
+    import logging
+
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    for logger in loggers:
+        made = [
+            h
+            for h in getattr(logger, "handlers", ())
+            if isinstance(h, logging.StreamHandler) and h.stream is quiet
+        ]
+        for handler in made:
+            logger.removeHandler(handler)
+        if made and not logger.handlers:
+            logger.propagate = True
 
 
 def shuffled(args: list[str]) -> bool:
