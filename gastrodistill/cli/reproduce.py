@@ -637,6 +637,12 @@ class Pipeline:
             raise ReproduceConfigError(
                 f"reproduce.distill_modes = {names}; list label modes from {list(MODES)}, e.g. [soft, hard]"
             )
+        twice = sorted({m for m in names if names.count(m) > 1})
+        if twice:  # the second distillation of a mode was refused, after data, patches and the first set
+            raise ReproduceConfigError(
+                f"reproduce.distill_modes = {names} lists {', '.join(twice)} twice; a run folder holds one "
+                f"set per label mode: list each once, e.g. [{', '.join(dict.fromkeys(names))}]"
+            )
 
     def check_patch_fits(self, image_size: object) -> None:
         """Refuse patch geometry that no generated image can hold, before anything is generated (the

@@ -139,6 +139,8 @@ def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
         ),
         ("reproduce.distill_modes=[sfot]", r"reproduce.distill_modes = \['sfot'\]; list label modes"),
         ("reproduce.distill_modes=[]", r"reproduce.distill_modes = \[\]; list label modes"),
+        # it generated, built the patches and distilled soft, then refused the second soft set
+        ("reproduce.distill_modes=[soft,soft]", r"lists soft twice; .* list each once, e.g. \[soft\]"),
         # the study ran to the end and exited 0 with blank patient HM and AUC cells
         ("synthetic.test_gastritis=0", "synthetic.test_gastritis=0: the test split would hold no patient"),
         ("data.val_fraction=0", "data.val_fraction=0 leaves no validation patients"),
