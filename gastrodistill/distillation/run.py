@@ -538,7 +538,6 @@ def run_distillation(
                 raise
         distilled = module.distilled.cpu().float()
         if trainer.is_global_zero:
-            distilled.save(out)
             save_png(
                 out / "grid.png", grid_image(distilled, title=f"{mode} labels, {d.outer_steps} outer steps")
             )
@@ -567,6 +566,9 @@ def run_distillation(
                 summary.update(texture_matching_steps=0)
             write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
             save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
+            # last: its META_FILE marks the set finished (a stop before it leaves a set to resume, not a
+            # "finished" one without its run record, which a breaker's Ctrl-C left)
+            distilled.save(out)
     finally:
         finish_loggers(loggers)  # also when the run fails (a sweep's next job gets its own run)
     return distilled

@@ -61,6 +61,23 @@ def test_run_writes_the_set_pictures_logs_and_run_info(compose_cfg, tiny_dm, tin
             assert str(tmp_path) not in f.read_text(errors="ignore"), f
 
 
+def test_the_set_is_written_last_so_a_stop_leaves_no_finished_set_without_its_record(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch
+):
+    """distilled.json marks a set finished; a Ctrl-C after it and before run_info.json left a "finished"
+    set that a new run refused and that could not be resumed (a breaker's finding)."""
+    present = {}
+    save = DistilledSet.save
+
+    def recording_save(self, directory):
+        present.update({n: (directory / n).is_file() for n in ("grid.png", "summary.json", "run_info.json")})
+        return save(self, directory)
+
+    monkeypatch.setattr(DistilledSet, "save", recording_save)
+    run_distillation(compose_cfg(tiny_overrides), tiny_dm, tmp_path / "out")
+    assert present == {"grid.png": True, "summary.json": True, "run_info.json": True}
+
+
 def test_hard_mode_keeps_labels_fixed(compose_cfg, tiny_dm, tiny_overrides, tmp_path):
     cfg = compose_cfg(
         [*tiny_overrides, "distill=hard", "distill.label_init_scale=2.0", "distill.grad_clip=0.5"]
