@@ -30,6 +30,7 @@ stops at that job.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -371,7 +372,43 @@ def known_error_text(exc: BaseException) -> str | None:
     if found is not None:
         return message(found)
     bad_value = instantiation_value_error(exc)
-    return None if bad_value is None else instantiation_message(bad_value)
+    if bad_value is not None:
+        return instantiation_message(bad_value)
+    return storage_error_text(exc)
+
+
+#: ``errno`` values of a full or quota-bound disk, and of a file or folder that may not be written.
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def storage_error_text(exc: BaseException) -> str | None:
+    """The ``error: ...`` line of a full disk or a file/folder that may not be written, found in ``exc``'s
+    chain (an ``OSError`` by its ``errno``, or safetensors' ``SafetensorError`` by the operating system's
+    text it carries), naming the file when the error does; None otherwise. They came out as tracebacks
+    from Lightning's loggers, safetensors, the patch store or Hydra's instantiation (a breaker's finding:
+    a tmpfs of 800 kB, a folder made immutable)."""
+
+    def storage(e: BaseException) -> bool:
+        if isinstance(e, OSError):
+            return e.errno in _FULL_ERRNOS | _DENIED_ERRNOS
+        return "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
+
+    found = _first_in_chain(exc, storage)
+    if found is None:
+        return None
+    name = getattr(found, "filename", None)
+    where = f" ({name})" if name else ""
+    if isinstance(found, OSError) and found.errno in _DENIED_ERRNOS:
+        return (
+            f"error: {found.strerror or 'permission denied'}{where}: make it readable and writable for you, "
+            "or choose another output folder (hydra.run.dir=... or paths.root_dir=...)"
+        )
+    return (
+        f"error: no space left on the device{where}: free space there, or choose an output folder "
+        "(hydra.run.dir=... or paths.root_dir=...) or a patch store folder (data.store_root=...) on a disk "
+        "with room; what this run wrote before stopping is incomplete"
+    )
 
 
 def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:

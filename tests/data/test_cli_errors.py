@@ -567,3 +567,47 @@ def test_a_sweep_jobs_error_goes_to_the_console_not_into_its_log(tmp_path, monke
     assert "PATIENT_X" in capsys.readouterr().err
     assert (job / "eval" / "results.csv").is_file()
     assert "PATIENT_X" not in (job / "job.log").read_text()
+
+
+def test_a_full_disk_or_a_folder_that_may_not_be_written_is_a_message_not_a_traceback(capsys):
+    """A tmpfs of 800 kB and an immutable stage folder gave tracebacks from Lightning's CSV logger,
+    safetensors and the atomic writer (a breaker's finding); a missing file is still a bug's traceback."""
+    import errno
+
+    from hydra.errors import InstantiationException
+    from safetensors import SafetensorError
+
+    from gastrodistill.cli import errors
+
+    full = OSError(errno.ENOSPC, "No space left on device")
+    try:  # as Hydra's instantiate wraps what a logger's constructor raised
+        try:
+            raise full
+        except OSError as exc:
+            raise InstantiationException("Error in call to target 'CSVLogger'") from exc
+    except InstantiationException as wrapped:
+        text = errors.known_error_text(wrapped)
+    assert text.startswith("error: no space left on the device: free space there") and "hydra.run.dir" in text
+
+    rust = SafetensorError(
+        "Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+        'message: "No space left on device" })'
+    )
+    assert errors.known_error_text(rust).startswith("error: no space left on the device")
+
+    denied = PermissionError(errno.EACCES, "Permission denied", "/runs/r1/eval/tmpab12.csv")
+    assert errors.known_error_text(denied) == (
+        "error: Permission denied (/runs/r1/eval/tmpab12.csv): make it readable and writable for you, or "
+        "choose another output folder (hydra.run.dir=... or paths.root_dir=...)"
+    )
+    assert errors.known_error_text(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
+
+    @errors.friendly_errors
+    def task(cfg):
+        raise full
+
+    with pytest.raises(SystemExit) as info:
+        task({"seed": 0})
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no space left on the device") and "Traceback" not in err
