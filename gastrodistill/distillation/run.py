@@ -21,6 +21,7 @@ from gastrodistill.distillation.config_check import IMAGE_INITS, check_distill_c
 from gastrodistill.distillation.distilled_set import META_FILE, MODES, DistilledSet
 from gastrodistill.distillation.distribution_matching import check_matching_config, match_distributions
 from gastrodistill.distillation.errors import DistillConfigError
+from gastrodistill.distillation.memory import check_distill_memory
 from gastrodistill.distillation.module import DistillModule
 from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
@@ -483,6 +484,8 @@ def run_distillation(
 
     check_logged_names_in_data(cfg, datamodule)  # before the loggers name their runs after it
     networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused
+    channels, classes, size = shape_of(datamodule)
+    check_distill_memory(d, networks, classes, (channels, *size), cfg.trainer)  # before the set is allocated
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
     module = build_module(cfg, datamodule, distilled, out / "grids", networks, data_hash)

@@ -1,0 +1,124 @@
+"""A lower bound of the memory a distillation needs, checked before anything is allocated.
+
+A huge ``distill.ipc`` (100,000 on the tiny preset) grew to 24 GB and was killed by the kernel's
+out-of-memory killer without a word, on a shared host possibly taking other processes with it (a
+breaker's finding). Two terms bound the need from below, whatever the backend:
+
+- the distilled tensors with their gradient and Adam's two moments: ``4 x steps x K x ipc x C x H x W x
+  4`` bytes;
+- the unroll's saved activations: each differentiable inner step (``distill.window``, else T = ``steps x
+  epochs``) keeps, for its ``K x ipc`` images, what autograd saves in the network's forward pass and in
+  the backward pass the meta-gradient differentiates again, measured per image on a real network
+  (``torch.autograd.graph.saved_tensors_hooks``), halved for bfloat16; with ``distill.checkpoint`` only
+  the step's inputs are kept, plus one step's activations.
+
+Weight copies, the real batch and the optimiser's temporaries are left out, so the bound never refuses a
+run that fits; a run refused by it would not have fitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from omegaconf import DictConfig
+
+from gastrodistill.data.sizes import FLOAT_BYTES, available_memory
+from gastrodistill.distillation.errors import DistillConfigError
+from gastrodistill.distillation.module import check_precision
+from gastrodistill.utils.values import human_bytes
+
+
+def saved_bytes_per_image(network: torch.nn.Module, image_shape: tuple[int, int, int]) -> int:
+    """Bytes one inner step keeps for the meta-gradient per image ``[C, H, W]``: what autograd saves in a
+    forward pass of ``network`` and in the backward pass that the unroll differentiates again
+    (``create_graph=True``, as every differentiable inner step), float32. Measured as the difference
+    between 2 and 1 random images, so what does not grow with the batch (weights, their gradients) drops
+    out; each saved storage counts once (a view saved by the next layer shares it), the input not at all
+    (the distilled images are counted apart). Runs on the CPU."""
+    params = [p for p in network.parameters() if p.requires_grad]
+    gen = torch.Generator().manual_seed(0)
+
+    def saved(n: int) -> int:
+        x = torch.randn(n, *image_shape, generator=gen).requires_grad_()
+        seen, total = {x.untyped_storage().data_ptr()}, 0
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            storage = t.untyped_storage()
+            if storage.data_ptr() not in seen:
+                seen.add(storage.data_ptr())
+                total += storage.nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = network(x).logsumexp(dim=1).sum()
+            torch.autograd.grad(loss, params, create_graph=True)
+        return total
+
+    network = network.train()
+    return max(0, saved(2) - saved(1))
+
+
+def distill_memory_lower_bound(
+    d: DictConfig, num_classes: int, image_shape: tuple[int, int, int], per_image: int
+) -> tuple[int, int, int]:
+    """``(total, set, unroll)`` bytes: a lower bound of what distilling with ``d`` (``cfg.distill``) needs
+    for ``num_classes`` classes of images ``[C, H, W]`` whose forward pass saves ``per_image`` bytes each
+    (:func:`saved_bytes_per_image`); see the module docstring for the two terms."""
+    per_step = num_classes * int(d.ipc)
+    image_bytes = FLOAT_BYTES * int(torch.Size(image_shape).numel())
+    set_bytes = 4 * int(d.steps) * per_step * image_bytes
+    kept = int(d.get("window") or int(d.steps) * int(d.epochs))
+    bf16 = check_precision(d.get("precision", "32-true")) == "bf16-mixed"
+    activations = per_image // 2 if bf16 else per_image
+    if d.get("checkpoint"):
+        unroll = kept * per_step * image_bytes + per_step * activations
+    else:
+        unroll = kept * per_step * activations
+    return set_bytes + unroll, set_bytes, unroll
+
+
+def device_memory(trainer_cfg: DictConfig) -> tuple[int | None, str]:
+    """Free bytes of the device the trainer will use and its name: a CUDA device's free memory when the
+    trainer asks for one (``accelerator`` gpu/cuda, or auto with CUDA present), else the process's
+    available CPU memory (:func:`~gastrodistill.data.sizes.available_memory`); None when unknown."""
+    accelerator = str(trainer_cfg.get("accelerator", "cpu")).lower()
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            return None, "GPU memory"
+        return int(torch.cuda.mem_get_info()[0]), "free GPU memory"
+    return available_memory(), "available CPU memory"
+
+
+def check_distill_memory(
+    d: DictConfig,
+    network: Callable[[], torch.nn.Module],
+    num_classes: int,
+    image_shape: tuple[int, int, int],
+    trainer_cfg: DictConfig,
+) -> None:
+    """Refuse, before the distilled set is allocated, a distillation whose lower bound
+    (:func:`distill_memory_lower_bound`) exceeds the device's free memory (:func:`device_memory`);
+    nothing is refused when the system does not say. ``network`` builds one network of the run.
+
+    Raises:
+        DistillConfigError: naming the settings, both terms, the memory available and what to lower.
+    """
+    have, where = device_memory(trainer_cfg)
+    if have is None:
+        return
+    need, set_bytes, unroll = distill_memory_lower_bound(
+        d, num_classes, image_shape, saved_bytes_per_image(network(), image_shape)
+    )
+    if need <= have:
+        return
+    c, h, w = image_shape
+    raise DistillConfigError(
+        f"distill.ipc={int(d.ipc)}, distill.steps={int(d.steps)}, distill.epochs={int(d.epochs)} on "
+        f"{num_classes} classes of {c}x{h}x{w} images need at least {human_bytes(need, iec=True)} (the "
+        f"distilled set with its gradient and Adam state {human_bytes(set_bytes, iec=True)}, the unroll's "
+        f"saved activations {human_bytes(unroll, iec=True)}), more than the {human_bytes(have, iec=True)} of "
+        f"{where}; lower distill.ipc or distill.steps, or keep fewer inner steps differentiable "
+        "(distill.window=N, or distill.checkpoint=true)"
+    )
