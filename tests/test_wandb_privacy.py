@@ -57,3 +57,39 @@ def test_logged_results_table_names_no_home_folder(tmp_path, monkeypatch):
             assert USER.encode() not in f.read_bytes(), f
     (html,) = run_dir.rglob("media/html/results/table*.html")
     assert "0.7453" in html.read_text() and "soft" in html.read_text()
+
+
+def test_wandb_mode_disabled_writes_nothing(tmp_path, monkeypatch):
+    """W&B's own switch WANDB_MODE=disabled was read as offline: a full offline run was written anyway."""
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    from gastrodistill.utils.loggers import private_wandb_logger
+
+    logger = private_wandb_logger(save_dir=tmp_path / "logs", name="off")
+    logger.log_metrics({"loss": 1.0})
+    logger.experiment.finish()
+    assert [p for p in (tmp_path / "logs").rglob("*") if p.is_file()] == []
+
+
+def test_an_online_run_without_an_api_key_is_an_error_line(tmp_path, monkeypatch):
+    """WANDB_MODE=online with logger.wandb.offline=false and no key ended in W&B's UsageError traceback; the
+    commands now print one line with the ways on, offline included."""
+    import pytest
+
+    from gastrodistill.cli.errors import known_error_text
+    from gastrodistill.utils.loggers import private_wandb_logger
+
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    import wandb
+
+    wandb.teardown()  # W&B's process-wide state keeps an earlier test's settings; a command starts afresh
+    logger = private_wandb_logger(save_dir=tmp_path / "logs", name="online", offline=False)
+    with pytest.raises(Exception) as info:
+        logger.experiment  # noqa: B018 - starts the run
+    text = known_error_text(info.value)
+    assert text.startswith("error: W&B could not start an online run (No API key configured")
+    assert "wandb login" in text and "wandb sync" in text

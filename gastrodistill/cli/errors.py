@@ -374,7 +374,22 @@ def known_error_text(exc: BaseException) -> str | None:
     bad_value = instantiation_value_error(exc)
     if bad_value is not None:
         return instantiation_message(bad_value)
-    return storage_error_text(exc)
+    return storage_error_text(exc) or wandb_error_text(exc)
+
+
+def wandb_error_text(exc: BaseException) -> str | None:
+    """The ``error: ...`` line of W&B's own errors (``wandb.errors``: no API key, no network after its
+    retries) found in ``exc``'s chain: its first line and the ways on, offline included; None otherwise.
+    An online run without a key or a network ended in W&B's traceback (a breaker's finding)."""
+    found = _first_in_chain(exc, lambda e: type(e).__module__.startswith("wandb.errors"))
+    if found is None:
+        return None
+    first = (str(found).strip().splitlines() or [type(found).__name__])[0]
+    return (
+        f"error: W&B could not start an online run ({first}); check the network and the API key (wandb "
+        "login, or WANDB_API_KEY), or log offline (drop WANDB_MODE=online or logger.wandb.offline=false) and "
+        "upload later with 'wandb sync <run folder>/logs/wandb/offline-run-*'"
+    )
 
 
 #: ``errno`` values of a full or quota-bound disk, and of a file or folder that may not be written.

@@ -28,11 +28,14 @@ def private_wandb_logger(
     tags: list[str] | None = None,
     job_type: str | None = None,
 ) -> WandbLogger:
-    """A ``WandbLogger`` that records no code, git, host or program path; offline unless WANDB_MODE=online."""
+    """A ``WandbLogger`` that records no code, git, host or program path; offline unless WANDB_MODE=online
+    and ``offline`` is false; with WANDB_MODE=disabled (W&B's own switch) it writes nothing at all."""
     import wandb
 
     Path(save_dir).mkdir(parents=True, exist_ok=True)
-    online = os.environ.get("WANDB_MODE", "offline") == "online" and not offline
+    mode = os.environ.get("WANDB_MODE", "offline")
+    online = mode == "online" and not offline
+    disabled = {"mode": "disabled"} if mode == "disabled" else {}
     settings = wandb.Settings(
         disable_code=True,
         disable_git=True,
@@ -51,10 +54,11 @@ def private_wandb_logger(
         group=group,
         name=name,
         save_dir=str(save_dir),
-        offline=not online,
+        offline=not (online or disabled),  # offline=True makes Lightning set WANDB_MODE=dryrun
         tags=list(tags or []),
         job_type=job_type,
         settings=settings,
+        **disabled,
     )
     # Lightning passes `anonymous=None` to wandb.init, which W&B 0.31 answers with a deprecation warning on
     # every run ("The anonymous setting has no effect"); the key is left out instead
