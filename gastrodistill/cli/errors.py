@@ -305,7 +305,7 @@ def signals_as_interrupts() -> Iterator[None]:
     _RECEIVED.clear()
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for signum, handler in previous.items():
-        if handler in (signal.SIG_DFL, signal.default_int_handler):
+        if handler in (signal.SIG_DFL, signal.default_int_handler, _late_signal):
             signal.signal(signum, _raise_interrupt)
     try:
         yield
@@ -313,6 +313,39 @@ def signals_as_interrupts() -> Iterator[None]:
         for signum, handler in previous.items():
             if handler is not None:
                 signal.signal(signum, handler)
+
+
+_LATE: list[int] = []
+
+
+def _late_signal(signum: int, _frame: Any) -> None:
+    """After the work finished: the first signal says so and lets the closing up (W&B, Hydra, the
+    interpreter) end with status 0; a second one stops it at once by the signal's default action."""
+    if _LATE:  # as without these handlers: the signal's default action (killed by it)
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
+    _LATE.append(signum)
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    print(
+        f"{name} after the work finished: every output is written; closing up (send it again to stop at "
+        "once)",
+        file=sys.stderr,
+    )
+
+
+def finish_through_late_signals() -> None:
+    """Once a command's work is done and written: a Ctrl-C or SIGTERM in the second or so of closing up
+    (W&B's finish, Hydra's and the interpreter's teardown) no longer ends it with 130/143 and no word, which
+    a scheduler took for a failed job (a breaker's finding); see :func:`_late_signal`. Main thread only;
+    handlers someone else installed are left alone, and :func:`signals_as_interrupts` replaces these for
+    the next command run in the same process."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    _LATE.clear()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+            signal.signal(signum, _late_signal)
 
 
 def interrupting_signal(exc: BaseException) -> int | None:
@@ -437,6 +470,8 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
                 check_root_values(cfg)
                 result = task(cfg)
             failed = False
+            if not _multirun():  # a sweep's next job must still stop at Ctrl-C
+                finish_through_late_signals()
             return result
         except BaseException as exc:
             stop_if_interrupted(exc)
@@ -480,6 +515,7 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             with signals_as_interrupts():
                 result = main(*args, **kwargs)
             failed = False
+            finish_through_late_signals()
             return result
         except BaseException as exc:
             stop_if_interrupted(exc)

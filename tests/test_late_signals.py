@@ -1,0 +1,74 @@
+"""A Ctrl-C or SIGTERM that arrives after a command's work is written, while it closes up (W&B's finish,
+Hydra's and the interpreter's teardown), ended it with 130/143 and no word: a scheduler took the finished
+job for a failed one (a breaker's finding). Now the first such signal is reported and the command ends
+with 0; a second one stops it at once."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+SCRIPT = """
+import atexit
+import sys
+import time
+
+import hydra
+
+from gastrodistill.cli.errors import friendly_errors
+
+
+def closing_up():  # stands in for W&B's finish and the teardown after the last output
+    print("closing", flush=True)
+    time.sleep(3)
+    print("closed", flush=True)
+
+
+@hydra.main(version_base=None, config_path=None)
+@friendly_errors
+def main(cfg):
+    atexit.register(closing_up)
+    print("done", flush=True)
+
+
+main()
+"""
+
+
+def _run_and_signal(tmp_path, signals: int, signum: int) -> tuple[int, str, str]:
+    script = tmp_path / "cmd.py"
+    script.write_text(SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), f"hydra.run.dir={tmp_path / 'run'}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    lines = []
+    while "closing" not in lines:
+        line = proc.stdout.readline()
+        assert line, "the command ended before closing up"
+        lines.append(line.strip())
+    for _ in range(signals):
+        proc.send_signal(signum)
+        time.sleep(0.5)
+    out, err = proc.communicate(timeout=60)
+    return proc.returncode, "\n".join(lines) + out, err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_one_signal_after_the_work_ends_the_command_with_0(tmp_path, signum):
+    code, out, err = _run_and_signal(tmp_path, 1, signum)
+    assert code == 0, err
+    assert "closed" in out and "after the work finished: every output is written" in err
+    assert "Traceback" not in err
+
+
+def test_a_second_signal_stops_it_at_once(tmp_path):
+    code, out, err = _run_and_signal(tmp_path, 2, signal.SIGINT)
+    assert code == -signal.SIGINT and "closed" not in out  # killed by it, as without the handler
