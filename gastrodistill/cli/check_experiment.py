@@ -494,7 +494,11 @@ def check_runs(
 def main(argv: list[str] | None = None) -> int:
     """Command line: check a recipe's expectations on one or more runs; exit status 0 (all within
     range), 1 (some outside) or 2 (a :class:`RecipeError`, printed)."""
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m gastrodistill.cli.check_experiment",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("recipe", help="experiments/<name>.yaml")
     ap.add_argument(
         "--run-dir",

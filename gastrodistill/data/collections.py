@@ -497,7 +497,7 @@ class NpzDataModule(TensorImageDataModule):
             )
         if not self.path.is_file():
             raise CollectionError(
-                f"npz file {name!r} not found; set data.path to an existing .npz file"
+                f"npz file {str(self.path)!r} (data.path) not found; set data.path to an existing .npz file"
                 + moved_working_dir_hint(self.path, "data.path")
             )
         data = self.path.read_bytes()

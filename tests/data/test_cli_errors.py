@@ -170,7 +170,7 @@ def test_a_relative_path_lost_to_hydra_job_chdir_says_so(tmp_path, monkeypatch, 
     argv = ["gastrodistill-distill", f"paths.root_dir={work}", "logger=csv", "data=npz", "data.path=rel.npz"]
     code, text = run_main(distill.main, [*argv, "hydra.job.chdir=true"], monkeypatch, capsys)
     assert code == 1 and "Traceback" not in text, text
-    assert "npz file 'rel.npz' not found" in text and "with hydra.job.chdir=true" in text, text
+    assert "npz file 'rel.npz' (data.path) not found" in text and "with hydra.job.chdir=true" in text, text
     assert "data.path=${hydra:runtime.cwd}/rel.npz" in text
     assert_nothing_written(work)
     monkeypatch.chdir(tmp_path)
@@ -611,3 +611,13 @@ def test_a_full_disk_or_a_folder_that_may_not_be_written_is_a_message_not_a_trac
     assert info.value.code == 1
     err = capsys.readouterr().err
     assert err.startswith("error: no space left on the device") and "Traceback" not in err
+
+
+def test_an_absolute_npz_path_that_is_missing_is_named_whole(tmp_path):
+    """data.path=/data/pneumoniamnist.npz said "npz file 'pneumoniamnist.npz' not found", dropping the
+    folder it looked in (a breaker's finding)."""
+    from gastrodistill.data.collections import CollectionError, NpzDataModule
+
+    missing = tmp_path / "data" / "pneumoniamnist.npz"
+    with pytest.raises(CollectionError, match=rf"npz file '{missing}' \(data.path\) not found"):
+        NpzDataModule(missing).setup("fit")
