@@ -135,3 +135,22 @@ def test_hydra_commands_refuse_an_output_folder_below_a_file_before_hydra(tmp_pa
     monkeypatch.setattr(sys, "argv", ["gastrodistill-distill", f"{key}={tmp_path / 'new'}"])
     command()
     assert ran == [1] and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("value", ["", "''"])
+@pytest.mark.parametrize("key", ["paths.output_dir", "hydra.run.dir"])
+def test_an_empty_output_folder_is_refused_before_hydra(capsys, monkeypatch, key, value):
+    """``hydra.run.dir=`` (an unset shell variable) made Hydra write the run into the current folder: a
+    breaker's run left soft/, logs/ and .hydra/ in the repository."""
+    import sys
+
+    from gastrodistill.cli import CONF_DIR
+    from gastrodistill.cli.override_keys import check_override_keys
+
+    ran: list = []
+    command = check_override_keys(CONF_DIR)(lambda: ran.append(1))
+    monkeypatch.setattr(sys, "argv", ["gastrodistill-distill", "experiment=tiny", f"{key}={value}"])
+    with pytest.raises(SystemExit) as info:
+        command()
+    assert info.value.code == 1 and not ran
+    assert capsys.readouterr().err.startswith(f"error: {key}= is empty (an unset shell variable?)")

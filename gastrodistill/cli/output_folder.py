@@ -81,9 +81,17 @@ OUTPUT_KEYS = ("paths.output_dir", "hydra.run.dir", "hydra.sweep.dir")
 def command_line_output_problem(argv: list[str]) -> str | None:
     """The error line for an output folder given on a Hydra command line (``paths.output_dir=...``,
     ``hydra.run.dir=...``, ``hydra.sweep.dir=...``) that cannot be written, else ``None``; checked before
-    Hydra makes its run folder. Values with an interpolation (``${...}``) or a sweep are left to the run."""
+    Hydra makes its run folder; an empty value is refused (Hydra would write into the current folder). Values
+    with an interpolation (``${...}``) or a sweep are left to the run."""
     for arg in argv:
         key, eq, value = arg.partition("=")
+        if eq and key in OUTPUT_KEYS and not value.strip("'\" "):
+            # Hydra takes an empty folder for the current one: a run's files land beside the command
+            # (a breaker's `hydra.run.dir=` wrote soft/, logs/ and .hydra/ into the repository)
+            return (
+                f"error: {key}= is empty (an unset shell variable?); give a folder, e.g. {key}=runs/first, "
+                f"or {key}=. to write into the current folder on purpose"
+            )
         if eq and key in OUTPUT_KEYS and value and "${" not in value and "," not in value:
             problem = output_folder_problem(value.strip("'\""))
             if problem is not None:
