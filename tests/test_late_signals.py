@@ -40,7 +40,7 @@ main()
 
 
 def _run_and_signal(tmp_path, signals: int, signum: int) -> tuple[int, str, str]:
-    script = tmp_path / "cmd.py"
+    script = tmp_path / "gastrodistill-late.py"  # started as a command (errors._is_top_level_command)
     script.write_text(SCRIPT)
     proc = subprocess.Popen(
         [sys.executable, str(script), f"hydra.run.dir={tmp_path / 'run'}"],
@@ -65,10 +65,26 @@ def _run_and_signal(tmp_path, signals: int, signum: int) -> tuple[int, str, str]
 def test_one_signal_after_the_work_ends_the_command_with_0(tmp_path, signum):
     code, out, err = _run_and_signal(tmp_path, 1, signum)
     assert code == 0, err
-    assert "closed" in out and "after the work finished: every output is written" in err
+    assert "closed" in out and "after the work finished: every output of the run is written" in err
     assert "Traceback" not in err
 
 
 def test_a_second_signal_stops_it_at_once(tmp_path):
     code, out, err = _run_and_signal(tmp_path, 2, signal.SIGINT)
     assert code == -signal.SIGINT and "closed" not in out  # killed by it, as without the handler
+
+
+def test_a_command_called_inside_another_program_leaves_its_ctrl_c_alone():
+    """A script, notebook or test that calls a command's main goes on afterwards: its first Ctrl-C was
+    swallowed by the handlers (a reviewer's finding). They are installed only in a process started as the
+    command."""
+    from gastrodistill.cli import errors
+
+    before = signal.getsignal(signal.SIGINT)
+
+    @errors.friendly_errors
+    def task(cfg):
+        return 1
+
+    assert task({"seed": 0}) == 1
+    assert signal.getsignal(signal.SIGINT) is before

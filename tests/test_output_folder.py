@@ -138,7 +138,7 @@ def test_hydra_commands_refuse_an_output_folder_below_a_file_before_hydra(tmp_pa
 
 
 @pytest.mark.parametrize("value", ["", "''"])
-@pytest.mark.parametrize("key", ["paths.output_dir", "hydra.run.dir"])
+@pytest.mark.parametrize("key", ["paths.output_dir", "hydra.run.dir", "++hydra.run.dir"])
 def test_an_empty_output_folder_is_refused_before_hydra(capsys, monkeypatch, key, value):
     """``hydra.run.dir=`` (an unset shell variable) made Hydra write the run into the current folder: a
     breaker's run left soft/, logs/ and .hydra/ in the repository."""
@@ -153,4 +153,6 @@ def test_an_empty_output_folder_is_refused_before_hydra(capsys, monkeypatch, key
     with pytest.raises(SystemExit) as info:
         command()
     assert info.value.code == 1 and not ran
-    assert capsys.readouterr().err.startswith(f"error: {key}= is empty (an unset shell variable?)")
+    assert capsys.readouterr().err.startswith(
+        f"error: {key.lstrip('+')}= is empty (an unset shell variable?)"
+    )

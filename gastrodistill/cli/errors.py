@@ -328,19 +328,33 @@ def _late_signal(signum: int, _frame: Any) -> None:
     _LATE.append(signum)
     name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
     print(
-        f"{name} after the work finished: every output is written; closing up (send it again to stop at "
-        "once)",
+        f"{name} after the work finished: every output of the run is written; closing up (send it again "
+        "to stop at once)",
         file=sys.stderr,
     )
+
+
+def _is_top_level_command() -> bool:
+    """Whether this process was started as one of the commands (a ``gastrodistill-*`` console script, or
+    ``python -m gastrodistill.cli.<name>``), so nothing runs after it but its closing up; a script, a
+    notebook or a test calling a command's ``main`` goes on afterwards and keeps its own Ctrl-C."""
+    main_file = Path(getattr(sys.modules.get("__main__"), "__file__", None) or "")
+    in_cli = main_file.parent.name == "cli" and main_file.parent.parent.name == "gastrodistill"
+    return main_file.name.startswith("gastrodistill-") or in_cli
 
 
 def finish_through_late_signals() -> None:
     """Once a command's work is done and written: a Ctrl-C or SIGTERM in the second or so of closing up
     (W&B's finish, Hydra's and the interpreter's teardown) no longer ends it with 130/143 and no word, which
-    a scheduler took for a failed job (a breaker's finding); see :func:`_late_signal`. Main thread only;
-    handlers someone else installed are left alone, and :func:`signals_as_interrupts` replaces these for
-    the next command run in the same process."""
-    if threading.current_thread() is not threading.main_thread():
+    a scheduler took for a failed job (a breaker's finding); see :func:`_late_signal`. Only in a process
+    started as the command (:func:`_is_top_level_command`), on its main thread and global rank 0; handlers
+    someone else installed are left alone, and :func:`signals_as_interrupts` replaces these for a next
+    command in the same process."""
+    from gastrodistill.utils.distributed import is_global_zero
+
+    if threading.current_thread() is not threading.main_thread() or not _is_top_level_command():
+        return
+    if not is_global_zero():  # another rank's outputs are rank 0's to write
         return
     _LATE.clear()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -431,9 +445,11 @@ _DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
 def storage_error_text(exc: BaseException) -> str | None:
-    """The ``error: ...`` line of a full disk or a file/folder that may not be written, found in ``exc``'s
-    chain (an ``OSError`` by its ``errno``, or safetensors' ``SafetensorError`` by the operating system's
-    text it carries), naming the file when the error does; None otherwise. They came out as tracebacks
+    """The ``error: ...`` line of a full disk or a file/folder that may not be read or written: ``exc`` or
+    one of its explicit causes (``raise ... from``; not an error an ``except`` block was handling when a
+    bug raised another) is an ``OSError`` of such an ``errno``, or carries the operating system's text
+    (safetensors' ``SafetensorError``, torch's full shared memory), naming the file when the error does;
+    None otherwise. They came out as tracebacks
     from Lightning's loggers, safetensors, the patch store or Hydra's instantiation (a breaker's finding:
     a tmpfs of 800 kB, a folder made immutable)."""
 
@@ -442,15 +458,23 @@ def storage_error_text(exc: BaseException) -> str | None:
             return e.errno in _FULL_ERRNOS | _DENIED_ERRNOS
         return "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
 
-    found = _first_in_chain(exc, storage)
-    if found is None:
+    found, seen = exc, set()  # the raised error and its explicit causes (raise ... from), not what an
+    while found is not None and not storage(found) and id(found) not in seen:  # except block was handling
+        seen.add(id(found))
+        found = found.__cause__
+    if found is None or not storage(found):
         return None
     name = getattr(found, "filename", None)
     where = f" ({name})" if name else ""
     if isinstance(found, OSError) and found.errno in _DENIED_ERRNOS:
         return (
-            f"error: {found.strerror or 'permission denied'}{where}: make it readable and writable for you, "
-            "or choose another output folder (hydra.run.dir=... or paths.root_dir=...)"
+            f"error: {found.strerror or 'permission denied'}{where}: make it readable (an input) or writable "
+            "(an output) for you, or choose another output folder (hydra.run.dir=... or paths.root_dir=...)"
+        )
+    if "/torch_" in str(found):  # torch's shared memory for DataLoader workers (/dev/shm, 64 MB in Docker)
+        return (
+            "error: the shared memory (/dev/shm) is full: the data loader's workers pass batches through it; "
+            "set data.num_workers=0, or give the machine or container more (docker run --shm-size=8g)"
         )
     return (
         f"error: no space left on the device{where}: free space there, or choose an output folder "

@@ -842,7 +842,8 @@ def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds: Dataset, where: str) 
         if ds.get(k) is not None
     ] + [k for k in ("ModalityLUTSequence", "VOILUTSequence") if ds.get(k)]
     level = int(levels.flat[0])
-    if not applied:
+    if ds.get("WindowCenter") is None and not ds.get("ModalityLUTSequence") and not ds.get("VOILUTSequence"):
+        # no window or LUT: the stored range itself (an identity or other rescale keeps it one level)
         bits = int(ds.get("BitsStored") or ds.BitsAllocated)
         raise ImageReadError(
             f"{where}: stored values {raw.min()}..{raw.max()} fill so little of the {bits}-bit range "

@@ -18,7 +18,7 @@ run that fits; a run refused by it would not have fitted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from omegaconf import DictConfig
@@ -87,8 +87,23 @@ def device_memory(trainer_cfg: DictConfig) -> tuple[int | None, str]:
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             return None, "GPU memory"
-        return int(torch.cuda.mem_get_info()[0]), "free GPU memory"
+        index = _cuda_index(trainer_cfg.get("devices"))
+        return int(torch.cuda.mem_get_info(index)[0]), f"free memory of GPU {index}"
     return available_memory(), "available CPU memory"
+
+
+def _cuda_index(devices: object) -> int:
+    """The CUDA device this process will use: its local rank's entry of ``trainer.devices`` when that is a
+    list (``[1]``: GPU 1), else its local rank (Lightning gives rank k device k), before Lightning selects
+    it (the default device is GPU 0 for every rank until then)."""
+    from gastrodistill.utils.distributed import local_rank
+
+    rank = local_rank()
+    if isinstance(devices, str) and "," in devices:
+        devices = [d for d in devices.split(",") if d.strip()]
+    if isinstance(devices, Sequence) and not isinstance(devices, str) and len(devices) > rank:
+        return int(devices[rank])
+    return rank
 
 
 def check_distill_memory(
@@ -108,17 +123,19 @@ def check_distill_memory(
     have, where = device_memory(trainer_cfg)
     if have is None:
         return
-    need, set_bytes, unroll = distill_memory_lower_bound(
-        d, num_classes, image_shape, saved_bytes_per_image(network(), image_shape)
-    )
+    with torch.random.fork_rng(devices=[]):  # the probe network's init leaves the run's random streams alone
+        per_image = saved_bytes_per_image(network(), image_shape)
+    need, set_bytes, unroll = distill_memory_lower_bound(d, num_classes, image_shape, per_image)
     if need <= have:
         return
     c, h, w = image_shape
+    kept = [] if d.get("window") else ["distill.window=N"]
+    kept += [] if d.get("checkpoint") else ["distill.checkpoint=true"]
+    fewer = f", or keep fewer inner steps differentiable ({' or '.join(kept)})" if kept and unroll > 0 else ""
     raise DistillConfigError(
         f"distill.ipc={int(d.ipc)}, distill.steps={int(d.steps)}, distill.epochs={int(d.epochs)} on "
         f"{num_classes} classes of {c}x{h}x{w} images need at least {human_bytes(need, iec=True)} (the "
         f"distilled set with its gradient and Adam state {human_bytes(set_bytes, iec=True)}, the unroll's "
         f"saved activations {human_bytes(unroll, iec=True)}), more than the {human_bytes(have, iec=True)} of "
-        f"{where}; lower distill.ipc or distill.steps, or keep fewer inner steps differentiable "
-        "(distill.window=N, or distill.checkpoint=true)"
+        f"{where}; lower distill.ipc or distill.steps{fewer}"
     )

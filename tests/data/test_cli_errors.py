@@ -597,10 +597,20 @@ def test_a_full_disk_or_a_folder_that_may_not_be_written_is_a_message_not_a_trac
 
     denied = PermissionError(errno.EACCES, "Permission denied", "/runs/r1/eval/tmpab12.csv")
     assert errors.known_error_text(denied) == (
-        "error: Permission denied (/runs/r1/eval/tmpab12.csv): make it readable and writable for you, or "
-        "choose another output folder (hydra.run.dir=... or paths.root_dir=...)"
+        "error: Permission denied (/runs/r1/eval/tmpab12.csv): make it readable (an input) or writable (an "
+        "output) for you, or choose another output folder (hydra.run.dir=... or paths.root_dir=...)"
     )
     assert errors.known_error_text(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
+    try:  # a bug's error raised while a permission error was being handled stays a traceback
+        try:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        except PermissionError:
+            raise KeyError("a bug")  # noqa: B904 - a bug inside the except block
+    except KeyError as bug:
+        assert bug.__context__ is not None and errors.known_error_text(bug) is None
+    shm = RuntimeError("unable to write to file </torch_4242_1234_0>: No space left on device (28)")
+    assert errors.known_error_text(shm).startswith("error: the shared memory (/dev/shm) is full")
+    assert "data.num_workers=0" in errors.known_error_text(shm)
 
     @errors.friendly_errors
     def task(cfg):

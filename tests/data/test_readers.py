@@ -270,7 +270,7 @@ def _write_32bit(path, raw: np.ndarray):
     return path
 
 
-@pytest.mark.parametrize("how", ["32-bit", "narrow-16-bit"])
+@pytest.mark.parametrize("how", ["32-bit", "narrow-16-bit", "narrow-16-bit-identity-rescale"])
 def test_stored_values_that_show_as_one_store_grey_level_are_refused(tmp_path, raw12, how):
     """12-bit values in a 32-bit BitsStored, or values 30000..30102 in 16 bits, vary but all become one of
     the patch store's 256 levels (0 and 117): stored as flat patches before, with no warning."""
@@ -278,7 +278,8 @@ def test_stored_values_that_show_as_one_store_grey_level_are_refused(tmp_path, r
         raw, path = raw12, _write_32bit(tmp_path / "b32.dcm", raw12)
     else:
         raw = 30000 + raw12 // 40
-        path = write_dicom(tmp_path / "b16.dcm", raw, BitsStored=16, HighBit=15)
+        rescale = {"RescaleSlope": 1, "RescaleIntercept": 0} if how.endswith("rescale") else {}
+        path = write_dicom(tmp_path / "b16.dcm", raw, BitsStored=16, HighBit=15, **rescale)
     assert np.ptp(raw) > 0  # the stored values vary
     with pytest.raises(ImageReadError) as info:
         read_image(path)

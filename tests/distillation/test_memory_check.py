@@ -63,34 +63,63 @@ def test_a_run_over_the_memory_left_is_refused_naming_what_to_lower(monkeypatch)
     memory.check_distill_memory(d, _net, 3, (1, 8, 8), trainer)  # exactly enough: not refused
     monkeypatch.setattr(memory, "available_memory", lambda: None)
     memory.check_distill_memory(d, _net, 3, (1, 8, 8), trainer)  # the system does not say: not refused
+    both = _distill(ipc=100000, window=1, checkpoint=True)  # nothing left to keep off the graph
+    monkeypatch.setattr(memory, "available_memory", lambda: 1)
+    with pytest.raises(DistillConfigError) as info:
+        memory.check_distill_memory(both, _net, 3, (1, 8, 8), trainer)
+    assert str(info.value).endswith("lower distill.ipc or distill.steps")
 
 
-def test_the_bound_is_below_what_a_real_unroll_saves(compose_cfg, tiny_dm, tiny_overrides):
-    """The bound's unroll term against every storage autograd saves in one outer step's unroll of the tiny
-    preset (counted independently, inputs and weights included): a lower bound, so never above it."""
+def test_the_probe_leaves_the_global_random_streams_alone(monkeypatch):
+    monkeypatch.setattr(memory, "available_memory", lambda: 1 << 50)
+    torch.manual_seed(3)
+    expected = torch.rand(4)
+    torch.manual_seed(3)
+    memory.check_distill_memory(_distill(), _net, 3, (1, 8, 8), OmegaConf.create({"accelerator": "cpu"}))
+    assert torch.equal(torch.rand(4), expected)
+
+
+@pytest.mark.parametrize(("devices", "rank", "index"), [(1, 0, 0), ([1], 0, 1), ("2,3", 1, 3), (2, 1, 1)])
+def test_the_gpu_checked_is_the_one_this_rank_will_use(monkeypatch, devices, rank, index):
+    """mem_get_info() without a device read GPU 0 on every rank, before Lightning picks the rank's GPU."""
+    monkeypatch.setenv("LOCAL_RANK", str(rank))
+    assert memory._cuda_index(devices) == index
+
+
+def test_the_bound_is_below_what_a_real_unroll_saves_per_image(compose_cfg, tiny_dm, tiny_overrides):
+    """The bound's unroll term per image against what one outer step's unroll of the tiny preset really
+    saves per image: every storage autograd saves (counted independently), at ipc 2 minus ipc 1, so the
+    real batch and the weights drop out. A lower bound: never above it, and not far below (half of it)."""
     from gastrodistill.distillation.run import build_distilled_set, build_module, network_factory
     from gastrodistill.models.preflight import shape_of
 
-    cfg = compose_cfg(tiny_overrides)
     tiny_dm.setup("fit")
-    networks = network_factory(cfg, tiny_dm)
-    module = build_module(
-        cfg, tiny_dm, build_distilled_set(cfg.distill, tiny_dm, "soft", cfg.seed), None, networks
-    )
     channels, classes, size = shape_of(tiny_dm)
-    per_image = memory.saved_bytes_per_image(networks(), (channels, *size))
-    _, _, unroll = memory.distill_memory_lower_bound(cfg.distill, classes, (channels, *size), per_image)
-    seen, saved = set(), 0
 
-    def pack(t):
-        nonlocal saved
-        s = t.untyped_storage()
-        if s.data_ptr() not in seen:
-            seen.add(s.data_ptr())
-            saved += s.nbytes()
-        return t
+    def unroll_saved(ipc: int) -> int:
+        cfg = compose_cfg([*tiny_overrides, f"distill.ipc={ipc}"])
+        networks = network_factory(cfg, tiny_dm)
+        distilled = build_distilled_set(cfg.distill, tiny_dm, "soft", cfg.seed)
+        module = build_module(cfg, tiny_dm, distilled, None, networks)
+        seen, saved = set(), 0
 
-    x, y = module.real_batch(0, 0)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        module.inner_net_objective(x, y, 0, 0, 0)
-    assert 0 < unroll <= saved
+        def pack(t):
+            nonlocal saved
+            s = t.untyped_storage()
+            if s.data_ptr() not in seen:
+                seen.add(s.data_ptr())
+                saved += s.nbytes()
+            return t
+
+        x, y = module.real_batch(0, 0)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            module.inner_net_objective(x, y, 0, 0, 0)
+        return saved
+
+    cfg = compose_cfg(tiny_overrides)
+    per_image = memory.saved_bytes_per_image(network_factory(cfg, tiny_dm)(), (channels, *size))
+    _, _, one = memory.distill_memory_lower_bound(
+        OmegaConf.merge(cfg.distill, {"ipc": 1}), classes, (channels, *size), per_image
+    )
+    real = unroll_saved(2) - unroll_saved(1)  # one more image per class in every unrolled step
+    assert 0.5 * real <= one <= real
