@@ -1014,3 +1014,34 @@ def test_a_stopped_evaluation_says_what_is_kept_and_how_to_go_on(
             f"note: 2 network(s) of this evaluation finished and are kept in {out / 'records'}: {command} "
             "trains only the others\n"
         )
+
+
+def test_image_level_records_keep_the_probabilities_the_point_auc_uses(compose_cfg):
+    """Records of data without patients stored float16 probabilities: a confident network's scores rounded
+    to exactly 1 and tied, so the bootstrap intervals and paired differences (computed from the records)
+    disagreed with the point AUC (from full precision): "AUC 0.750 [0.500, 0.500]" (a breaker's finding)."""
+    from gastrodistill.data.base import TensorImageDataModule
+    from gastrodistill.evaluation.metrics import statistic_rows
+    from gastrodistill.evaluation.results import _arrays
+    from gastrodistill.evaluation.scoring import record_from_probs
+
+    rng = np.random.default_rng(0)
+    splits = {
+        s: (rng.random((n, 1, 8, 8), dtype=np.float32), np.arange(n) % 3)
+        for s, n in (("train", 30), ("val", 12), ("test", 30))
+    }
+    dm = TensorImageDataModule(splits=splits, class_names=["a", "b", "c"])
+    dm.setup("fit")
+    cfg = compose_cfg(["experiment=tiny"])
+    ctx = build_context(cfg, dm)
+    labels = ctx.test.labels
+    n = len(labels)
+    # confident and right in rank: the true class scores 1 - 1e-5 * rank, distinct in float32 only
+    margin = 1e-5 * (1 + np.arange(n, dtype=np.float32))
+    probs = np.full((n, 3), 0.0, dtype=np.float32)
+    probs[np.arange(n), labels] = 1.0 - margin
+    probs[np.arange(n), (labels + 1) % 3] = margin
+    rec = record_from_probs(ctx, probs, np.zeros(len(ctx.val.labels), dtype=np.int64), None)
+    np.testing.assert_array_equal(np.asarray(rec["image_probs"]), probs)
+    whole = statistic_rows("image_auc", _arrays(rec), np.arange(n)[None])
+    assert whole[0] == pytest.approx(rec["patch_auc"], abs=1e-9)
