@@ -412,16 +412,23 @@ def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str) -> np.nda
 
 
 def _npz_images(arr: np.ndarray, where: str) -> np.ndarray:
-    """``[N,H,W]`` / ``[N,H,W,C]`` (or ``[N,C,H,W]``) -> ``[N, H, W, C]`` with C in {1, 3, 4}.
+    """``[N,H,W]`` / ``[N,H,W,C]`` (or ``[N,C,H,W]``) -> ``[N, H, W, C]`` with C in {1, 3}.
 
-    Raises CollectionError naming ``where`` for another shape or a zero-sized height or width.
+    Raises CollectionError naming ``where`` for another shape, 4 channels (an array has no alpha: they
+    would be data, e.g. four MRI sequences, which the image reader's RGBA rule cut to 3 without a word)
+    or a zero-sized height or width.
     """
     out = None
+    if arr.ndim == 4 and 4 in (arr.shape[1], arr.shape[3]) and not {arr.shape[1], arr.shape[3]} & {1, 3}:
+        raise CollectionError(
+            f"{where}: images of shape {arr.shape} have 4 channels; the networks read 1 (grey) or 3 (colour) "
+            "channels and an array has no alpha to drop: save the channels to use (e.g. images[..., :3])"
+        )
     if arr.ndim == 3:
         out = arr[..., None]
-    elif arr.ndim == 4 and arr.shape[3] in (1, 3, 4):
+    elif arr.ndim == 4 and arr.shape[3] in (1, 3):
         out = arr
-    elif arr.ndim == 4 and arr.shape[1] in (1, 3, 4):
+    elif arr.ndim == 4 and arr.shape[1] in (1, 3):
         out = arr.transpose(0, 2, 3, 1)
     if out is not None:
         _refuse_empty_sides(out.shape[1:3], arr.shape, where)

@@ -178,3 +178,18 @@ def test_storage_size_keeps_the_aspect_ratio(tmp_path):
     assert capped_size((300, 200), 64) == (64, 43)
     assert capped_size((20, 30), 64) == (20, 30)
     assert capped_size((1000, 1), 64) == (64, 1)
+
+
+@pytest.mark.parametrize("channels_first", [False, True])
+def test_npz_with_four_channels_is_refused_not_cut_to_three(make_npz, channels_first):
+    """Four channels in an array are data (four MRI sequences), not colour + alpha: the 4th was dropped
+    without a word and the set distilled from the first three (a breaker's finding)."""
+    path = make_npz(k=2, channels=4)
+    if channels_first:
+        with np.load(path) as f:
+            arrays = {k: f[k] for k in f.files}
+        for split in ("train", "val", "test"):
+            arrays[f"{split}_images"] = arrays[f"{split}_images"].transpose(0, 3, 1, 2)
+        np.savez(path, **arrays)
+    with pytest.raises(CollectionError, match=r"have 4 channels; the networks read 1 \(grey\) or 3"):
+        _setup(NpzDataModule(path=str(path)))
