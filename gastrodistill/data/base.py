@@ -8,6 +8,7 @@ live in the same normalised space, so the mean and std travel with them in the a
 
 from __future__ import annotations
 
+import logging
 from abc import abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -21,6 +22,8 @@ from gastrodistill.data.errors import DataInputError
 from gastrodistill.data.sizes import pixel_size
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import is_count
+
+log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 
@@ -345,7 +348,25 @@ class TensorImageDataModule(ImageDataModule):
         if names is not None:
             self._class_names = class_name_list(names)
         if self.resize_to is None:  # an explicit data.image_size is exact (docs/your_own_data.md)
+            before = (
+                tuple(int(s) for s in self._splits["train"][0].shape[2:4])
+                if "train" in self._splits
+                else None
+            )
             self._splits = cap_size(self._splits, self.storage_size)
+            after = (
+                tuple(int(s) for s in self._splits["train"][0].shape[2:4])
+                if "train" in self._splits
+                else None
+            )
+            if before != after:  # a 128 px collection was distilled and shipped at 64 px without a word
+                log.warning(
+                    "images of %dx%d px are shrunk to %dx%d px (data.storage_size=%s caps the longer side; "
+                    "data.image_size=HxW or data.storage_size=null keeps another size)",
+                    *before,
+                    *after,
+                    self.storage_size,
+                )
         self._configure()
 
     def _configure(self) -> None:

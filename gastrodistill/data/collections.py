@@ -22,6 +22,7 @@ so no half-built state remains.
 from __future__ import annotations
 
 import io
+import logging
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -38,6 +39,8 @@ from gastrodistill.data.readers import Decoded, apply_bit_depth, decode, transpo
 from gastrodistill.data.sizes import check_fits_in_memory, image_size_hw
 from gastrodistill.utils.hashing import sha256_json
 from gastrodistill.utils.seeding import numpy_rng
+
+log = logging.getLogger(__name__)
 
 Arrays = dict[str, tuple[np.ndarray, np.ndarray]]
 
@@ -129,6 +132,14 @@ def harmonise(
     if total == 0:
         raise CollectionError("no images found")
     channels = 3 if any(b.shape[-1] == 3 for b in batches) else 1
+    grey = sum(len(b) for b in batches if b.shape[-1] == 1)
+    if channels == 3 and grey:  # counts only: file names stay out of the job's log
+        log.warning(
+            "%d of %d images are grayscale and the others colour: the grayscale ones are repeated to 3 "
+            "channels (RGB); convert the collection to one kind to choose",
+            grey,
+            total,
+        )
     if any(b.dtype == np.float32 for b in batches):
         dtype = np.float32
     elif any(b.dtype == np.uint16 for b in batches):
@@ -470,6 +481,11 @@ def _npz_member(npz: np.lib.npyio.NpzFile, key: str, name: str) -> np.ndarray:
         raise CollectionError(
             f"npz file {name!r}, key {key!r}: damaged array ({type(exc).__name__}: {exc}); copy the file "
             "again or re-save it with numpy.savez"
+        ) from exc
+    except MemoryError as exc:  # numpy allocates the array its header declares (a traceback before)
+        raise CollectionError(
+            f"npz file {name!r}, key {key!r}: the array does not fit in memory ({exc}); use a machine with "
+            "more memory, or save a smaller collection (fewer or smaller images)"
         ) from exc
 
 

@@ -193,3 +193,43 @@ def test_npz_with_four_channels_is_refused_not_cut_to_three(make_npz, channels_f
         np.savez(path, **arrays)
     with pytest.raises(CollectionError, match=r"have 4 channels; the networks read 1 \(grey\) or 3"):
         _setup(NpzDataModule(path=str(path)))
+
+
+def test_an_npz_array_too_large_for_memory_is_named(make_npz, monkeypatch):
+    """A member whose header declares (2,000,000, 1024, 1024) uint8 ended in numpy's _ArrayMemoryError
+    traceback ("Unable to allocate 1.91 TiB"); it is an error naming the file and key now. (numpy's
+    allocation failure is stood in for: whether the system refuses 1.9 TiB depends on its overcommit.)"""
+    path = make_npz(k=2)
+    read = np.lib.npyio.NpzFile.__getitem__
+
+    def getitem(self, key):
+        if key == "train_images":
+            raise MemoryError("Unable to allocate 1.91 TiB for an array with shape (2000000, 1024, 1024)")
+        return read(self, key)
+
+    monkeypatch.setattr(np.lib.npyio.NpzFile, "__getitem__", getitem)
+    with pytest.raises(CollectionError, match=r"key 'train_images': the array does not fit in memory"):
+        _setup(NpzDataModule(path=str(path)))
+
+
+def test_shrinking_and_grey_to_colour_are_said(make_npz, tmp_path, caplog):
+    """A 128 px collection was distilled and shipped at the preset's 64 px, and grayscale images beside
+    colour ones became RGB, without a word (a breaker's finding)."""
+    import logging
+
+    path = make_npz(k=2, size=32)
+    with caplog.at_level(logging.WARNING):
+        _setup(NpzDataModule(path=str(path), storage_size=16))
+    assert "images of 32x32 px are shrunk to 16x16 px (data.storage_size=16" in caplog.text
+    root = tmp_path / "mixed"
+    for c, mode in (("a", "L"), ("b", "RGB")):
+        (root / c).mkdir(parents=True)
+        for i in range(6):
+            Image.new(mode, (8, 8), color=(i * 20) if mode == "L" else (i * 20, 0, 0)).save(
+                root / c / f"{i}.png"
+            )
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        dm = _setup(FolderDataModule(root=str(root), val_fraction=0.2, test_fraction=0.2))
+    assert dm.in_channels == 3
+    assert "6 of 12 images are grayscale and the others colour" in caplog.text
