@@ -189,6 +189,18 @@ def test_an_unquoted_value_with_accents_gets_the_quoting_that_works():
     assert unknown_key_message(["seed=a(b"], CONF_DIR) is None  # other malformed overrides: Hydra's message
 
 
+def test_an_unquoted_path_with_spaces_and_parentheses_gets_the_quoting_that_works():
+    """``data.path=/data/my data,v2 (1).npz`` gave Hydra's "mismatched input '.' expecting <EOF>" without
+    naming the key (a breaker's finding); the quoted override parses and composes."""
+    text = unknown_key_message(["data=npz", "data.path=/data/my data,v2 (1).npz"], CONF_DIR)
+    assert text == (
+        "error: data.path=/data/my data,v2 (1).npz: Hydra's override grammar cannot read this value unquoted "
+        "(spaces, parentheses, commas and the like); write it as 'data.path=\"/data/my data,v2 (1).npz\"' "
+        "(the outer quotes for the shell)"
+    )
+    assert unknown_key_message(["data=npz", 'data.path="/data/my data,v2 (1).npz"'], CONF_DIR) is None
+
+
 def test_a_group_chosen_twice_is_refused_in_one_line_before_hydra(tmp_path, monkeypatch, capsys):
     """``experiment=tiny ... experiment=cpu`` ran the 17-minute cpu preset without a word (Hydra keeps the
     last choice; a breaker's finding). Refused before Hydra starts, in every command with the decorator

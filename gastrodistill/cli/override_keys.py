@@ -188,20 +188,34 @@ def config_groups(dirs: list[str]) -> dict[str, list[str]]:
 
 
 def unquoted_text_message(args: list[str], parser: Any) -> str | None:
-    """The error line for the first override Hydra cannot parse because its value holds characters
-    outside ASCII (an accented folder name: Hydra's grammar reads only ASCII unquoted), with the quoting
-    that works; None for any other malformed override (Hydra's own message then)."""
+    """The error line for the first override Hydra cannot parse because its value needs quotes: characters
+    outside ASCII (an accented folder name: Hydra's grammar reads only ASCII unquoted), or, in a path,
+    spaces, parentheses and commas that quoting makes readable; with the quoting that works. None for any
+    other malformed override (Hydra's own message then)."""
     for text in args:
         try:
             parser.parse_overrides([text])
         except Exception:  # noqa: BLE001 - this is the one Hydra cannot read
             key, sep, value = text.partition("=")
-            if sep and not value.isascii() and not value.startswith(("'", '"')):
+            if not sep or value.startswith(("'", '"')) or '"' in value:
+                return None
+            if not value.isascii():
                 return (
                     f"error: {text}: Hydra reads a value with characters outside ASCII only in quotes; "
                     f"write it as '{key}=\"{value}\"' (the outer quotes for the shell)"
                 )
-            return None
+            leaf = key.lstrip("+~").rsplit(".", 1)[-1]
+            if not (key.lstrip("+~").startswith("paths.") or leaf in ("path", "root", "dir", "store_root")):
+                return None  # only a path: "seed=a(b" is a typo, not a value to quote
+            try:  # spaces, parentheses, a comma beside them (a file name such as "my data,v2 (1).npz")
+                parser.parse_overrides([f'{key}="{value}"'])
+            except Exception:  # noqa: BLE001 - quoting does not help: Hydra's own message
+                return None
+            return (
+                f"error: {text}: Hydra's override grammar cannot read this value unquoted (spaces, "
+                f"parentheses, commas and the like); write it as '{key}=\"{value}\"' (the outer quotes "
+                "for the shell)"
+            )
     return None
 
 
