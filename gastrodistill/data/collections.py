@@ -604,13 +604,24 @@ class NpzDataModule(TensorImageDataModule):
             counts = np.bincount(labels[split], minlength=k)
             if (counts == 0).any():
                 empty = [int(c) for c in np.flatnonzero(counts == 0)]
+                used = sorted({int(v) for s in SPLITS for v in np.unique(labels[s])})
                 advice = (
                     "relabel to consecutive indices or drop those classes"
                     if split == "train"
                     else "balanced accuracy, sensitivity and AUC need every class; move some images there"
                 )
+                if names is not None and len(used) < k:  # the names, not the labels, set k
+                    advice = (
+                        f"class_names gives {k} names but the labels use {len(used)} classes {used}; "
+                        + advice
+                    )
+                elif used and used[0] == 1 and used == list(range(1, k)):
+                    advice = f"the labels run 1..{k - 1}: count from 0 (labels - 1)"
+                elif len(used) == 2 and used[0] == 0:
+                    advice = f"the labels take the two values {used}: write them as 0 and 1"
+                shown = empty if len(empty) <= 8 else [*empty[:4], "...", *empty[-2:]]
                 raise CollectionError(
-                    f"npz file {name!r}, key '{split}_labels': classes {empty} have no {role} images; "
+                    f"npz file {name!r}, key '{split}_labels': classes {shown} have no {role} images; "
                     + advice
                 )
         class_names = names or [str(i) for i in range(k)]
