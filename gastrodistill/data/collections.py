@@ -411,8 +411,23 @@ class FolderDataModule(TensorImageDataModule):
 
 
 # ---- npz -------------------------------------------------------------------------------------------
-def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str) -> np.ndarray:
-    """Integer images of ``bit_depth`` significant bits rescaled to their container (see readers.Decoded)."""
+def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str, key: str = "") -> np.ndarray:
+    """Integer images of ``bit_depth`` significant bits rescaled to their container (see readers.Decoded).
+    Without ``bit_depth``, 16-bit images whose values stay within 12 bits are warned about: they fill a
+    sixteenth of the range they are divided by (a breaker's 12-bit collection loaded that dark silently);
+    the warning names the npz ``key`` only (it goes into the job's log: no file name)."""
+    if bit_depth is None and arr.dtype == np.uint16 and arr.size and int(arr.max()) <= 4095:
+        top = int(arr.max())
+        log.warning(
+            "data.path, key %r: 16-bit values reach at most %d, within %d bits: divided by 65535 they fill "
+            "1/%d of the grey range; set data.bit_depth=%d if the data are %d-bit",
+            key,
+            top,
+            max(1, top.bit_length()),
+            2 ** (16 - max(1, top.bit_length())),
+            max(8, top.bit_length()),
+            max(8, top.bit_length()),
+        )
     if bit_depth is None or arr.dtype.kind != "u":
         return arr
     try:
@@ -631,6 +646,7 @@ class NpzDataModule(TensorImageDataModule):
                 _normalise_pixels(images[s], f"npz file {name!r}, key '{s}_images'"),
                 self.bit_depth,
                 f"npz file {name!r}, key '{s}_images'",
+                f"{s}_images",
             )
             for s in SPLITS
         ]

@@ -261,3 +261,23 @@ def test_labels_that_do_not_count_from_zero_say_how(make_npz, change, advice):
     with pytest.raises(CollectionError) as info:
         _setup(NpzDataModule(path=str(path)))
     assert advice in str(info.value) and len(str(info.value)) < 400
+
+
+def test_twelve_bit_values_in_sixteen_bit_arrays_get_a_hint(make_npz, caplog):
+    """12-bit data stored as uint16 loaded at a sixteenth of the grey range without a word."""
+    import logging
+
+    path = make_npz(k=2)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    for split in ("train", "val", "test"):
+        arrays[f"{split}_images"] = arrays[f"{split}_images"].astype(np.uint16) * 16  # at most 4080
+    np.savez(path, **arrays)
+    with caplog.at_level(logging.WARNING):
+        _setup(NpzDataModule(path=str(path)))
+    assert "data.path, key 'train_images': 16-bit values reach at most" in caplog.text
+    assert "set data.bit_depth=12" in caplog.text and "data.npz" not in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _setup(NpzDataModule(path=str(path), bit_depth=12))
+    assert "16-bit values" not in caplog.text
