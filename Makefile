@@ -47,7 +47,7 @@ generate: setup ## Write the synthetic gastric data set (Hydra overrides: ARGS="
 patches: setup ## Build the patch store of paths.data_root (ARGS="paths.data_root=/data/xrays")
 	$(BIN)/gastrodistill-patches $(ARGS)
 
-reproduce: setup ## The whole study on the embedded synthetic data (14-25 min on 2 CPU cores with bfloat16 units, 28-33 min on an AVX2-only CPU)
+reproduce: setup ## The whole study on the embedded synthetic data (12-25 min on 2 CPU cores with bfloat16 units, 28-33 min on an AVX2-only CPU)
 	$(BIN)/gastrodistill-reproduce $(if $(findstring experiment=,$(ARGS)),,experiment=cpu) $(ARGS)
 
 reproduce-full: setup ## The paper's scale (GPU): experiment=full

@@ -93,7 +93,7 @@ gastrodistill-reproduce: the whole study in one run folder: generate -> patches 
 hard) -> evaluate -> audit -> artifact, with SUMMARY.md listing outputs and wall times.
 
 Main options:
-  experiment=cpu|tiny|full        preset (cpu: 14-25 min on 2 cores, 28-33 AVX2-only; full: paper scale, GPU)
+  experiment=cpu|tiny|full        preset (cpu: 12-25 min on 2 cores, 28-33 AVX2-only; full: paper scale, GPU)
   'stages=[distill,evaluate]'     run some stages only (in this order)
   'reproduce.distill_modes=[hard]' the label modes to distil (default soft and hard; distill.mode is
                                   refused here: it belongs to gastrodistill-distill)
