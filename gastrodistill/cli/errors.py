@@ -107,15 +107,19 @@ def _is_project_error(exc: BaseException) -> bool:
     )
 
 
-def _first_in_chain(exc: BaseException, wanted: Callable[[BaseException], bool]) -> BaseException | None:
-    """The first exception of ``exc``'s cause/context chain (``exc`` included) for which ``wanted`` holds."""
+def _first_in_chain(
+    exc: BaseException, wanted: Callable[[BaseException], bool], causes_only: bool = False
+) -> BaseException | None:
+    """The first exception of ``exc``'s cause/context chain (``exc`` included) for which ``wanted`` holds.
+    With ``causes_only`` the chain follows explicit causes (``raise ... from``) only, not the error an
+    ``except`` block was handling when another was raised."""
     seen: set[int] = set()
     cur: BaseException | None = exc
     while cur is not None and id(cur) not in seen:
         if wanted(cur):
             return cur
         seen.add(id(cur))
-        cur = cur.__cause__ or cur.__context__
+        cur = cur.__cause__ if causes_only else cur.__cause__ or cur.__context__
     return None
 
 
@@ -458,11 +462,8 @@ def storage_error_text(exc: BaseException) -> str | None:
             return e.errno in _FULL_ERRNOS | _DENIED_ERRNOS
         return "No space left on device" in str(e) or "Disk quota exceeded" in str(e)
 
-    found, seen = exc, set()  # the raised error and its explicit causes (raise ... from), not what an
-    while found is not None and not storage(found) and id(found) not in seen:  # except block was handling
-        seen.add(id(found))
-        found = found.__cause__
-    if found is None or not storage(found):
+    found = _first_in_chain(exc, storage, causes_only=True)
+    if found is None:
         return None
     name = getattr(found, "filename", None)
     where = f" ({name})" if name else ""

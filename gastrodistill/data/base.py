@@ -313,6 +313,11 @@ class ArrayDataset(Dataset):
         return torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32)), int(self.labels[i])
 
 
+def _train_size(splits: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[int, ...] | None:
+    """``(H, W)`` in px of the ``train`` images ``[N, C, H, W]`` (``None`` without a train split)."""
+    return tuple(int(s) for s in splits["train"][0].shape[2:4]) if "train" in splits else None
+
+
 class TensorImageDataModule(ImageDataModule):
     """In-memory splits (arrays ``[N, C, H, W]``); the base for ``.npz``/folder data and for tests."""
 
@@ -348,17 +353,9 @@ class TensorImageDataModule(ImageDataModule):
         if names is not None:
             self._class_names = class_name_list(names)
         if self.resize_to is None:  # an explicit data.image_size is exact (docs/your_own_data.md)
-            before = (
-                tuple(int(s) for s in self._splits["train"][0].shape[2:4])
-                if "train" in self._splits
-                else None
-            )
+            before = _train_size(self._splits)
             self._splits = cap_size(self._splits, self.storage_size)
-            after = (
-                tuple(int(s) for s in self._splits["train"][0].shape[2:4])
-                if "train" in self._splits
-                else None
-            )
+            after = _train_size(self._splits)
             if before != after:  # a 128 px collection was distilled and shipped at 64 px without a word
                 log.warning(
                     "images of %dx%d px are shrunk to %dx%d px (data.storage_size=%s caps the longer side; "

@@ -411,23 +411,31 @@ class FolderDataModule(TensorImageDataModule):
 
 
 # ---- npz -------------------------------------------------------------------------------------------
+def _warn_within_12_bits(arr: np.ndarray, key: str) -> None:
+    """Warn when 16-bit images ``[N, H, W(, C)]`` hold values within 12 bits: divided by 65535 they fill a
+    sixteenth of the grey range or less (a breaker's 12-bit collection loaded that dark silently). The
+    warning names the npz ``key`` only (it goes into the job's log: no file name)."""
+    if arr.dtype != np.uint16 or not arr.size or int(arr.max()) > 4095:
+        return
+    top = int(arr.max())
+    bits = max(1, top.bit_length())
+    log.warning(
+        "data.path, key %r: 16-bit values reach at most %d, within %d bits: divided by 65535 they fill "
+        "1/%d of the grey range; set data.bit_depth=%d if the data are %d-bit",
+        key,
+        top,
+        bits,
+        2 ** (16 - bits),
+        max(8, bits),
+        max(8, bits),
+    )
+
+
 def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str, key: str = "") -> np.ndarray:
     """Integer images of ``bit_depth`` significant bits rescaled to their container (see readers.Decoded).
-    Without ``bit_depth``, 16-bit images whose values stay within 12 bits are warned about: they fill a
-    sixteenth of the range they are divided by (a breaker's 12-bit collection loaded that dark silently);
-    the warning names the npz ``key`` only (it goes into the job's log: no file name)."""
-    if bit_depth is None and arr.dtype == np.uint16 and arr.size and int(arr.max()) <= 4095:
-        top = int(arr.max())
-        log.warning(
-            "data.path, key %r: 16-bit values reach at most %d, within %d bits: divided by 65535 they fill "
-            "1/%d of the grey range; set data.bit_depth=%d if the data are %d-bit",
-            key,
-            top,
-            max(1, top.bit_length()),
-            2 ** (16 - max(1, top.bit_length())),
-            max(8, top.bit_length()),
-            max(8, top.bit_length()),
-        )
+    Without ``bit_depth``, 16-bit images within 12 bits are warned about (:func:`_warn_within_12_bits`)."""
+    if bit_depth is None:
+        _warn_within_12_bits(arr, key)
     if bit_depth is None or arr.dtype.kind != "u":
         return arr
     try:

@@ -109,6 +109,20 @@ def _gastric_root(tmp_path, name, writer):
     return root
 
 
+def _unresized_module(root, stores, bit_depth=None) -> GastricPatchDataModule:
+    """The gastric data module at the patches' own size (no storage resize), all patients in train."""
+    return GastricPatchDataModule(
+        root,
+        stores,
+        patch_size=PATCH,
+        overlap=OVERLAP,
+        storage_size=None,
+        val_fraction=0.0,
+        progress=False,
+        bit_depth=bit_depth,
+    )
+
+
 def _levels(dm) -> dict[str, int]:
     return {s: int(np.count_nonzero(h)) for s, h in dm.store.meta["pixel_histograms"].items() if sum(h)}
 
@@ -117,16 +131,7 @@ def _levels(dm) -> dict[str, int]:
 def test_store_grey_levels_reported_and_warned(tmp_path, caplog, how):
     writer = (lambda p, a: _png16(p, a, sbit=12)) if how == "sbit" else _png16
     root = _gastric_root(tmp_path, how, writer)
-    dm = GastricPatchDataModule(
-        root,
-        tmp_path / "stores",
-        patch_size=PATCH,
-        overlap=OVERLAP,
-        storage_size=None,
-        val_fraction=0.0,
-        progress=False,
-        bit_depth=12 if how == "bit_depth" else None,
-    )
+    dm = _unresized_module(root, tmp_path / "stores", bit_depth=12 if how == "bit_depth" else None)
     with caplog.at_level(logging.DEBUG, logger="gastrodistill.data.patch_store"):
         dm.prepare_data()
     dm.setup()
@@ -149,15 +154,7 @@ def test_an_image_with_few_grey_levels_is_named_by_its_line_when_its_split_fills
         return _png16(path, arr if path.name == "A.png" else (arr * 16).astype(np.uint16))
 
     root = _gastric_root(tmp_path, "mixed", writer)
-    dm = GastricPatchDataModule(
-        root,
-        tmp_path / "stores",
-        patch_size=PATCH,
-        overlap=OVERLAP,
-        storage_size=None,
-        val_fraction=0.0,
-        progress=False,
-    )
+    dm = _unresized_module(root, tmp_path / "stores")
     with caplog.at_level(logging.WARNING, logger="gastrodistill.data.patch_store"):
         dm.prepare_data()
     dm.setup()

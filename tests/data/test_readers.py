@@ -313,18 +313,14 @@ def _functional_group(**fields) -> object:
     from pydicom.sequence import Sequence
 
     group = Dataset()
-    voi = {k: v for k, v in fields.items() if k.startswith("Window")}
-    rescale = {k: v for k, v in fields.items() if k.startswith("Rescale")}
-    if voi:
-        item = Dataset()
-        for k, v in voi.items():
-            setattr(item, k, v)
-        group.FrameVOILUTSequence = Sequence([item])
-    if rescale:
-        item = Dataset()
-        for k, v in rescale.items():
-            setattr(item, k, v)
-        group.PixelValueTransformationSequence = Sequence([item])
+    sequences = {"Window": "FrameVOILUTSequence", "Rescale": "PixelValueTransformationSequence"}
+    for prefix, sequence in sequences.items():
+        values = {k: v for k, v in fields.items() if k.startswith(prefix)}
+        if values:
+            item = Dataset()
+            for k, v in values.items():
+                setattr(item, k, v)
+            setattr(group, sequence, Sequence([item]))
     return group
 
 
