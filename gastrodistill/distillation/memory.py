@@ -9,8 +9,10 @@ breaker's finding). Two terms bound the need from below, whatever the backend:
 - the unroll's saved activations: each differentiable inner step (``distill.window``, else T = ``steps x
   epochs``) keeps, for its ``K x ipc`` images, what autograd saves in the network's forward pass and in
   the backward pass the meta-gradient differentiates again, measured per image on a real network
-  (``torch.autograd.graph.saved_tensors_hooks``), halved for bfloat16; with ``distill.checkpoint`` only
-  the step's inputs are kept, plus one step's activations.
+  (``torch.autograd.graph.saved_tensors_hooks``), halved for bfloat16; with ``distill.checkpoint`` a step
+  keeps its inputs only (the weights, left out, and its distilled batch: a slice of the set, counted above,
+  unless ``distill.dsa`` augments it into a new tensor per step), plus one step's activations, recomputed
+  in the backward pass.
 
 Weight copies, the real batch and the optimiser's temporaries are left out, so the bound never refuses a
 run that fits; a run refused by it would not have fitted.
@@ -53,7 +55,7 @@ def saved_bytes_per_image(network: torch.nn.Module, image_shape: tuple[int, int,
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
             loss = network(x).logsumexp(dim=1).sum()
-            torch.autograd.grad(loss, params, create_graph=True)
+            torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)  # as the inner step
         return total
 
     network = network.train()
@@ -72,8 +74,9 @@ def distill_memory_lower_bound(
     kept = int(d.get("window") or int(d.steps) * int(d.epochs))
     bf16 = check_precision(d.get("precision", "32-true")) == "bf16-mixed"
     activations = per_image // 2 if bf16 else per_image
-    if d.get("checkpoint"):
-        unroll = kept * per_step * image_bytes + per_step * activations
+    if d.get("checkpoint"):  # an augmented batch is a new tensor each step; a plain one a slice of the set
+        augmented = kept * per_step * image_bytes if d.get("dsa") is not None else 0
+        unroll = augmented + per_step * activations
     else:
         unroll = kept * per_step * activations
     return set_bytes + unroll, set_bytes, unroll

@@ -36,7 +36,9 @@ def _distill(**over):
         ({}, 10 * 3 * 10 * 1000),  # T = 10 steps of 3 x 10 images, 1000 bytes saved each
         ({"window": 4}, 4 * 3 * 10 * 1000),
         ({"precision": "bf16"}, 10 * 3 * 10 * 500),
-        ({"checkpoint": True}, 10 * 3 * 10 * (4 * 1 * 8 * 8) + 3 * 10 * 1000),  # step inputs + one step
+        ({"checkpoint": True}, 3 * 10 * 1000),  # one step recomputed; its batch is a slice of the set
+        ({"checkpoint": True, "dsa": {"flip": True}}, 10 * 3 * 10 * (4 * 1 * 8 * 8) + 3 * 10 * 1000),  # + T
+        # augmented batches of 3 x 10 float32 images, new tensors kept as the steps' inputs
     ],
 )
 def test_the_lower_bound_adds_the_set_with_adam_state_and_the_kept_activations(over, unroll):
@@ -86,37 +88,60 @@ def test_the_gpu_checked_is_the_one_this_rank_will_use(monkeypatch, devices, ran
     assert memory._cuda_index(devices) == index
 
 
-def test_the_bound_is_below_what_a_real_unroll_saves_per_image(compose_cfg, tiny_dm, tiny_overrides):
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_the_bound_is_below_what_a_real_unroll_saves_per_image(
+    compose_cfg, tiny_dm, tiny_overrides, checkpoint
+):
     """The bound's unroll term per image against what one outer step's unroll of the tiny preset really
-    saves per image: every storage autograd saves (counted independently), at ipc 2 minus ipc 1, so the
-    real batch and the weights drop out. A lower bound: never above it, and not far below (half of it)."""
+    keeps per image: the storages autograd saves (counted independently, the distilled set's own storage
+    apart: the bound's other term) that are still held when the forward pass ends, at ipc 2 minus ipc 1, so
+    the real batch and the weights drop out. A checkpointed unroll holds little then and recomputes each
+    step in the backward pass: it holds at least that and one step's recompute (the average of the T
+    recomputes, each saved tensor kept alive while counting so that no freed address is reused and
+    missed). A lower bound: never above it, and not far below (half of it). A first bound counted a
+    checkpointed step's distilled batch again for every step and refused runs that fit."""
+    import weakref
+
     from gastrodistill.distillation.run import build_distilled_set, build_module, network_factory
     from gastrodistill.models.preflight import shape_of
 
     tiny_dm.setup("fit")
     channels, classes, size = shape_of(tiny_dm)
+    overrides = [*tiny_overrides, f"distill.checkpoint={checkpoint}"]
 
     def unroll_saved(ipc: int) -> int:
-        cfg = compose_cfg([*tiny_overrides, f"distill.ipc={ipc}"])
+        cfg = compose_cfg([*overrides, f"distill.ipc={ipc}"])
         networks = network_factory(cfg, tiny_dm)
         distilled = build_distilled_set(cfg.distill, tiny_dm, "soft", cfg.seed)
         module = build_module(cfg, tiny_dm, distilled, None, networks)
-        seen, saved = set(), 0
+        the_set = distilled.images.untyped_storage().data_ptr()
+        records = []  # (a saved tensor, weakly; its storage's address and bytes)
 
         def pack(t):
-            nonlocal saved
-            s = t.untyped_storage()
-            if s.data_ptr() not in seen:
-                seen.add(s.data_ptr())
-                saved += s.nbytes()
+            records.append((weakref.ref(t), t.untyped_storage().data_ptr(), t.untyped_storage().nbytes()))
             return t
 
         x, y = module.real_batch(0, 0)
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            module.inner_net_objective(x, y, 0, 0, 0)
-        return saved
+            result, _ = module.inner_net_objective(x, y, 0, 0, 0)
+        held = {ptr: n for ref, ptr, n in records if ref() is not None and ptr != the_set}
+        if not checkpoint:
+            return sum(held.values())
+        recomputed, seen = [], set(held) | {the_set}
 
-    cfg = compose_cfg(tiny_overrides)
+        def keep(t):
+            if t.untyped_storage().data_ptr() not in seen:
+                seen.add(t.untyped_storage().data_ptr())
+                recomputed.append(t)
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(keep, lambda t: t):
+            result.surrogate.backward()
+        assert recomputed  # the steps were recomputed
+        one_step = sum(t.untyped_storage().nbytes() for t in recomputed) // distilled.num_inner_steps
+        return sum(held.values()) + one_step
+
+    cfg = compose_cfg(overrides)
     per_image = memory.saved_bytes_per_image(network_factory(cfg, tiny_dm)(), (channels, *size))
     _, _, one = memory.distill_memory_lower_bound(
         OmegaConf.merge(cfg.distill, {"ipc": 1}), classes, (channels, *size), per_image
