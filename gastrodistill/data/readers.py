@@ -706,32 +706,40 @@ def _check_display_values(ds: Dataset, where: str) -> None:
             )
 
 
+def _voi_step(ds: Dataset) -> str | None:
+    """The VOI step pydicom applies to ``ds``: ``"lut"`` (a VOI LUT with data, first), ``"window"``
+    (WindowCenter and WindowWidth both set) or None (PS3.3 C.11.2)."""
+    if ds.get("VOILUTSequence") and "LUTData" in ds.VOILUTSequence[0]:
+        return "lut"
+    if ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None:
+        return "window"
+    return None
+
+
+def _modality_range(ds: Dataset) -> tuple[float, float]:
+    """Where the modality step maps the lowest and the highest stored value: a modality LUT's output range,
+    else the rescaled stored range (descending for a negative RescaleSlope), else the stored range."""
+    lo, hi = _stored_range(ds)
+    if ds.get("ModalityLUTSequence"):
+        return 0.0, 2.0 ** _lut_bits(ds.ModalityLUTSequence[0]) - 1
+    if "RescaleSlope" in ds and "RescaleIntercept" in ds:
+        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+        return lo * slope + intercept, hi * slope + intercept
+    return lo, hi
+
+
 def _display_pipeline(ds: Dataset, raw: np.ndarray) -> np.ndarray:
     """Stored values -> [0, 1] display values with pydicom's modality, VOI and presentation steps."""
     from pydicom.pixels.processing import apply_modality_lut, apply_presentation_lut, apply_voi, apply_voi_lut
 
-    lo, hi = _stored_range(ds)
-    if ds.get("ModalityLUTSequence"):
-        lo, hi = 0.0, 2.0 ** _lut_bits(ds.ModalityLUTSequence[0]) - 1
-    elif "RescaleSlope" in ds and "RescaleIntercept" in ds:
-        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
-        lo, hi = sorted((lo * slope + intercept, hi * slope + intercept))
+    lo, hi = sorted(_modality_range(ds))
     values = apply_modality_lut(raw, ds)
-
-    has_voi_lut = bool(ds.get("VOILUTSequence")) and "LUTData" in ds.VOILUTSequence[0]
-    has_window = ds.get("WindowCenter") is not None and ds.get("WindowWidth") is not None
-    if has_voi_lut:
+    voi = _voi_step(ds)
+    if voi == "lut":
         lo, hi = 0.0, 2.0 ** _lut_bits(ds.VOILUTSequence[0]) - 1
-    elif has_window:  # apply_windowing maps to the stored range, rescaled (PS3.3 C.11.2.1.2)
-        lo, hi = _stored_range(ds)
-        if ds.get("ModalityLUTSequence"):
-            lo, hi = 0.0, 2.0 ** _lut_bits(ds.ModalityLUTSequence[0]) - 1
-        elif "RescaleSlope" in ds and "RescaleIntercept" in ds:
-            slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
-            lo, hi = lo * slope + intercept, hi * slope + intercept
-    if has_voi_lut:
         values = apply_voi(values, _voi_lut_view(ds), index=0)
-    elif has_window:
+    elif voi == "window":  # apply_windowing maps to the stored range, rescaled (PS3.3 C.11.2.1.2)
+        lo, hi = _modality_range(ds)
         values = apply_voi_lut(values, ds, index=0, prefer_lut=True)
     values = np.asarray(values, dtype=np.float64)
     # with a negative RescaleSlope pydicom's window output runs from lo (the larger) down to hi: the same
@@ -842,14 +850,14 @@ def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds: Dataset, where: str) 
         if ds.get(k) is not None
     ] + [k for k in ("ModalityLUTSequence", "VOILUTSequence") if ds.get(k)]
     level = int(levels.flat[0])
-    if ds.get("WindowCenter") is None and not ds.get("ModalityLUTSequence") and not ds.get("VOILUTSequence"):
-        # no window or LUT: the stored range itself (an identity or other rescale keeps it one level)
+    if _voi_step(ds) is None and not ds.get("ModalityLUTSequence"):
+        # no window or LUT applied: the stored range itself (an identity or other rescale keeps it one level)
         bits = int(ds.get("BitsStored") or ds.BitsAllocated)
+        real_bits = "the data's real BitsStored (e.g. 12), or with " if bits > 12 else ""
         raise ImageReadError(
             f"{where}: stored values {raw.min()}..{raw.max()} fill so little of the {bits}-bit range "
             f"(BitsStored {bits}) that they all show as one grey level ({level} of 255), a blank image; "
-            "re-export the file with the data's real BitsStored (e.g. 12), or with a window "
-            "(WindowCenter/WindowWidth) that covers the values"
+            f"re-export the file with {real_bits}a window (WindowCenter/WindowWidth) that covers the values"
         )
     raise ImageReadError(
         f"{where}: the DICOM display settings ({', '.join(applied)}) turn stored values "

@@ -270,22 +270,41 @@ def _write_32bit(path, raw: np.ndarray):
     return path
 
 
-@pytest.mark.parametrize("how", ["32-bit", "narrow-16-bit", "narrow-16-bit-identity-rescale"])
+@pytest.mark.parametrize(
+    "how",
+    [
+        "32-bit",
+        "narrow-16-bit",
+        "narrow-16-bit-identity-rescale",
+        "narrow-16-bit-center-only",
+        "narrow-12-bit",
+    ],
+)
 def test_stored_values_that_show_as_one_store_grey_level_are_refused(tmp_path, raw12, how):
     """12-bit values in a 32-bit BitsStored, or values 30000..30102 in 16 bits, vary but all become one of
-    the patch store's 256 levels (0 and 117): stored as flat patches before, with no warning."""
+    the patch store's 256 levels (0 and 117): stored as flat patches before, with no warning. A
+    WindowCenter without a WindowWidth is no window (pydicom applies none): the stored range is the cause,
+    not a window (it was blamed). Values 2000..2007 in 12 bits: re-exporting with a smaller BitsStored
+    is no advice there (it was given)."""
+    fields: dict = {"BitsStored": 16, "HighBit": 15}
     if how == "32-bit":
         raw, path = raw12, _write_32bit(tmp_path / "b32.dcm", raw12)
     else:
         raw = 30000 + raw12 // 40
-        rescale = {"RescaleSlope": 1, "RescaleIntercept": 0} if how.endswith("rescale") else {}
-        path = write_dicom(tmp_path / "b16.dcm", raw, BitsStored=16, HighBit=15, **rescale)
+        if how.endswith("rescale"):
+            fields.update(RescaleSlope=1, RescaleIntercept=0)
+        if how.endswith("center-only"):
+            fields.update(WindowCenter=30051)
+        if how == "narrow-12-bit":
+            raw, fields = 2000 + raw12 // 600, {}
+        path = write_dicom(tmp_path / "b16.dcm", raw, **fields)
     assert np.ptp(raw) > 0  # the stored values vary
     with pytest.raises(ImageReadError) as info:
         read_image(path)
     msg = str(info.value)
     assert msg.startswith(f"{path}: stored values {raw.min()}..{raw.max()} fill so little of the")
-    assert "one grey level" in msg and "BitsStored" in msg and "WindowCenter/WindowWidth" in msg
+    assert "one grey level" in msg and "WindowCenter/WindowWidth" in msg
+    assert ("real BitsStored" in msg) == (how != "narrow-12-bit")
 
 
 def test_a_window_that_spreads_narrow_values_keeps_them(tmp_path, raw12):
