@@ -156,3 +156,15 @@ def test_an_empty_output_folder_is_refused_before_hydra(capsys, monkeypatch, key
     assert capsys.readouterr().err.startswith(
         f"error: {key.lstrip('+')}= is empty (an unset shell variable?)"
     )
+
+
+def test_a_deletion_of_an_output_key_is_not_checked_as_a_folder(tmp_path):
+    """``~key=value`` deletes the key when it holds ``value`` (Hydra's grammar): it writes no folder, so
+    neither an empty value nor a folder that cannot be written is refused for it (both were)."""
+    from gastrodistill.cli.output_folder import command_line_output_problem
+
+    blocked = tmp_path / "a file"
+    blocked.write_text("")
+    assert command_line_output_problem(["~hydra.run.dir="]) is None
+    assert command_line_output_problem([f"~paths.output_dir={blocked}"]) is None
+    assert command_line_output_problem([f"paths.output_dir={blocked}"]) is not None

@@ -201,6 +201,25 @@ def test_an_unquoted_path_with_spaces_and_parentheses_gets_the_quoting_that_work
     assert unknown_key_message(["data=npz", 'data.path="/data/my data,v2 (1).npz"'], CONF_DIR) is None
 
 
+def test_a_swept_path_is_quoted_value_by_value_and_every_path_key_is_known():
+    """In a sweep a comma separates values: quoting the whole of ``data.path=/a (1).npz,/b (2).npz`` made
+    one path of two (a reviewer's finding); each value is quoted apart, and that sweep parses as two
+    values. ``distill.resume`` takes a folder too, and got Hydra's message before."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    text = unknown_key_message(["-m", "data=npz", "data.path=/a (1).npz,/b (2).npz"], CONF_DIR)
+    assert text == (
+        "error: data.path=/a (1).npz,/b (2).npz: Hydra's override grammar cannot read this value unquoted "
+        '(spaces, parentheses, commas and the like); write it as \'data.path="/a (1).npz","/b (2).npz"\' '
+        "(a sweep over 2 values; 'data.path=\"/a (1).npz,/b (2).npz\"' for one file whose name holds commas) "
+        "(the outer quotes for the shell)"
+    )
+    (swept,) = OverridesParser.create().parse_overrides(['data.path="/a (1).npz","/b (2).npz"'])
+    assert [q.text for q in swept.value().list] == ["/a (1).npz", "/b (2).npz"]
+    resume = unknown_key_message(["distill.resume=/runs/run (2)"], CONF_DIR)
+    assert resume is not None and "'distill.resume=\"/runs/run (2)\"'" in resume
+
+
 def test_a_group_chosen_twice_is_refused_in_one_line_before_hydra(tmp_path, monkeypatch, capsys):
     """``experiment=tiny ... experiment=cpu`` ran the 17-minute cpu preset without a word (Hydra keeps the
     last choice; a breaker's finding). Refused before Hydra starts, in every command with the decorator

@@ -85,7 +85,9 @@ def command_line_output_problem(argv: list[str]) -> str | None:
     with an interpolation (``${...}``) or a sweep are left to the run."""
     for arg in argv:
         key, eq, value = arg.partition("=")
-        key = key.lstrip("+~")  # +key=, ++key=: the same folder
+        if key.startswith("~"):  # ~key=value deletes the key (when it holds value): no folder is written
+            continue
+        key = key.lstrip("+")  # +key=, ++key=: the same folder
         if eq and key in OUTPUT_KEYS and not value.strip("'\" "):
             # Hydra takes an empty folder for the current one: a run's files land beside the command
             # (a breaker's `hydra.run.dir=` wrote soft/, logs/ and .hydra/ into the repository)

@@ -119,7 +119,8 @@ def unknown_key_message(
     try:
         parsed = parser.parse_overrides(args)
     except Exception:  # noqa: BLE001 - Hydra's own message is the right one for a malformed override ...
-        return unquoted_text_message(args, parser)  # ... but for a value with accents, which it cannot read
+        multirun = any(a in ("-m", "--multirun") for a in overrides)
+        return unquoted_text_message(args, parser, multirun)  # ... but for a value it reads only quoted
     groups: list[list[str]] = []  # per group override, the texts of its choices (several for a sweep)
     values = []
     for text, o in zip(args, parsed, strict=True):
@@ -187,11 +188,19 @@ def config_groups(dirs: list[str]) -> dict[str, list[str]]:
     return {g: sorted(opts) for g, opts in out.items() if opts}
 
 
-def unquoted_text_message(args: list[str], parser: Any) -> str | None:
+#: Leaf names of the keys that take a file or folder (besides every ``paths.*`` key).
+PATH_LEAVES = frozenset(
+    {"path", "root", "dir", "store_root", "resume", "resume_root", "save_dir", "default_root_dir", "log_dir"}
+)
+
+
+def unquoted_text_message(args: list[str], parser: Any, multirun: bool = False) -> str | None:
     """The error line for the first override Hydra cannot parse because its value needs quotes: characters
-    outside ASCII (an accented folder name: Hydra's grammar reads only ASCII unquoted), or, in a path,
-    spaces, parentheses and commas that quoting makes readable; with the quoting that works. None for any
-    other malformed override (Hydra's own message then)."""
+    outside ASCII (an accented folder name: Hydra's grammar reads only ASCII unquoted), or, in a path
+    (``paths.*`` and the keys of :data:`PATH_LEAVES`), spaces, parentheses and commas that quoting makes
+    readable; with the quoting that works. In a sweep (``multirun``) a comma separates values, so each one
+    is quoted apart (quoting the whole made one path of them). None for any other malformed override
+    (Hydra's own message then)."""
     for text in args:
         try:
             parser.parse_overrides([text])
@@ -205,15 +214,23 @@ def unquoted_text_message(args: list[str], parser: Any) -> str | None:
                     f"write it as '{key}=\"{value}\"' (the outer quotes for the shell)"
                 )
             leaf = key.lstrip("+~").rsplit(".", 1)[-1]
-            if not (key.lstrip("+~").startswith("paths.") or leaf in ("path", "root", "dir", "store_root")):
+            if not (key.lstrip("+~").startswith("paths.") or leaf in PATH_LEAVES):
                 return None  # only a path: "seed=a(b" is a typo, not a value to quote
+            swept = multirun and "," in value
+            quoted = ",".join(f'"{v}"' for v in value.split(",")) if swept else f'"{value}"'
             try:  # spaces, parentheses, a comma beside them (a file name such as "my data,v2 (1).npz")
-                parser.parse_overrides([f'{key}="{value}"'])
+                parser.parse_overrides([f"{key}={quoted}"])
             except Exception:  # noqa: BLE001 - quoting does not help: Hydra's own message
                 return None
+            sweep = (
+                f" (a sweep over {value.count(',') + 1} values; '{key}=\"{value}\"' for one file whose name "
+                "holds commas)"
+                if swept
+                else ""
+            )
             return (
                 f"error: {text}: Hydra's override grammar cannot read this value unquoted (spaces, "
-                f"parentheses, commas and the like); write it as '{key}=\"{value}\"' (the outer quotes "
+                f"parentheses, commas and the like); write it as '{key}={quoted}'{sweep} (the outer quotes "
                 "for the shell)"
             )
     return None
