@@ -93,3 +93,16 @@ def test_an_online_run_without_an_api_key_is_an_error_line(tmp_path, monkeypatch
     text = known_error_text(info.value)
     assert text.startswith("error: W&B could not start an online run (No API key configured")
     assert "wandb login" in text and "wandb sync" in text
+
+
+def test_a_wandb_error_outside_the_start_of_a_run_keeps_its_traceback():
+    """Only W&B's errors while ``wandb.init`` starts a run get the online-run line: a misuse elsewhere
+    (a reviewer's example: logging after the run finished) was told to check the network and the key."""
+    import wandb
+
+    from gastrodistill.cli.errors import known_error_text
+
+    try:
+        raise wandb.errors.UsageError("You must call wandb.init() before wandb.log()")
+    except wandb.errors.UsageError as exc:
+        assert known_error_text(exc) is None

@@ -178,8 +178,8 @@ class NearestReport:
         values = self.reference[space]
         return values[np.isfinite(values) & ~self.duplicates]
 
-    def threshold(self, space: str) -> float:
-        """The flagging threshold of ``space``: the reference's ``flag_quantile`` (linear interpolation)."""
+    def _nonempty_ref(self, space: str) -> np.ndarray:
+        """:meth:`ref`, or :class:`NearestInputError` naming the cause when it is empty."""
         ref = self.ref(space)
         if len(ref) == 0:
             raise NearestInputError(
@@ -187,7 +187,11 @@ class NearestReport:
                 f"patient (NCC >= {self.duplicate_ncc}); deduplicate the data or raise "
                 "audit.nearest.duplicate_ncc"
             )
-        return float(np.quantile(ref, self.flag_quantile))
+        return ref
+
+    def threshold(self, space: str) -> float:
+        """The flagging threshold of ``space``: the reference's ``flag_quantile`` (linear interpolation)."""
+        return float(np.quantile(self._nonempty_ref(space), self.flag_quantile))
 
     def flagged(self, name: str, space: str) -> np.ndarray:
         """Bool per image of set ``name``: at or above the reference quantile of ``space``."""
@@ -203,8 +207,7 @@ class NearestReport:
         out: dict[str, float] = {}
         for space in self.spaces:
             sims = self.sets[name][space]
-            flag_at = self.threshold(space)  # first: it names an empty reference (NearestInputError)
-            ref = self.ref(space)
+            ref = self._nonempty_ref(space)  # first: it names an empty reference (NearestInputError)
             p95, p99 = (float(np.percentile(ref, q)) for q in (95, 99))
             out.update(
                 {
@@ -213,10 +216,10 @@ class NearestReport:
                     f"{space}_ref_median": float(np.median(ref)),
                     f"{space}_ref_p95": p95,
                     f"{space}_ref_p99": p99,
-                    f"{space}_ref_q": flag_at,
+                    f"{space}_ref_q": self.threshold(space),
                     f"{space}_frac_above_p95": float(np.mean(sims >= p95)),
                     f"{space}_frac_above_p99": float(np.mean(sims >= p99)),
-                    f"{space}_frac_flagged": float(np.mean(np.asarray(sims) >= flag_at)),
+                    f"{space}_frac_flagged": float(np.mean(self.flagged(name, space))),
                 }
             )
         out["n_images"] = float(len(self.sets[name][self.spaces[0]]))

@@ -428,11 +428,26 @@ def known_error_text(exc: BaseException) -> str | None:
     return storage_error_text(exc) or wandb_error_text(exc)
 
 
+def _raised_in_wandb_init(exc: BaseException) -> bool:
+    """Whether ``exc`` is one of W&B's own errors (``wandb.errors``) raised while ``wandb.init`` started a
+    run (a frame of ``wandb_init.py``'s ``init`` on its traceback)."""
+    if not type(exc).__module__.startswith("wandb.errors"):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_name == "init" and Path(code.co_filename).name == "wandb_init.py":
+            return True
+        tb = tb.tb_next
+    return False
+
+
 def wandb_error_text(exc: BaseException) -> str | None:
-    """The ``error: ...`` line of W&B's own errors (``wandb.errors``: no API key, no network after its
-    retries) found in ``exc``'s chain: its first line and the ways on, offline included; None otherwise.
-    An online run without a key or a network ended in W&B's traceback (a breaker's finding)."""
-    found = _first_in_chain(exc, lambda e: type(e).__module__.startswith("wandb.errors"))
+    """The ``error: ...`` line of W&B's own errors raised while starting a run (no API key, no network
+    after its retries) found in ``exc``'s chain: its first line and the ways on, offline included; None
+    otherwise (W&B's errors elsewhere, such as a misuse after the run finished, keep their traceback). An
+    online run without a key or a network ended in W&B's traceback (a breaker's finding)."""
+    found = _first_in_chain(exc, _raised_in_wandb_init)
     if found is None:
         return None
     first = (str(found).strip().splitlines() or [type(found).__name__])[0]
@@ -470,7 +485,8 @@ def storage_error_text(exc: BaseException) -> str | None:
     if isinstance(found, OSError) and found.errno in _DENIED_ERRNOS:
         return (
             f"error: {found.strerror or 'permission denied'}{where}: make it readable (an input) or writable "
-            "(an output) for you, or choose another output folder (hydra.run.dir=... or paths.root_dir=...)"
+            "(an output) for you, or choose another output folder (hydra.run.dir=... or paths.root_dir=...) "
+            "or patch store folder (data.store_root=...)"
         )
     if "/torch_" in str(found):  # torch's shared memory for DataLoader workers (/dev/shm, 64 MB in Docker)
         return (

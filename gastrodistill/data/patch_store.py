@@ -227,12 +227,16 @@ def check_duplicate_images(
                 "rows (or replace the wrong file)"
             )
         else:  # a warning goes into the job's log: rows by line number, no path or patient id
-            lines = " and ".join(str(r.line) for r in rows)
+            numbers = [str(r.line) for r in rows]
+            times = "twice" if len(rows) == 2 else f"{len(rows)} times"
             log.warning(
-                "%s lines %s: the same image content is listed twice for one patient; it counts twice (keep "
+                "%s lines %s and %s: the same image content is listed %s for one patient; it counts %s (keep "
                 "one of these rows)",
                 MANIFEST_NAME,
-                lines,
+                ", ".join(numbers[:-1]),
+                numbers[-1],
+                times,
+                times,
             )
     raise_if(problems, f"{manifest.manifest_path}: some images are duplicates")
 

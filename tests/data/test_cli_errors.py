@@ -598,7 +598,8 @@ def test_a_full_disk_or_a_folder_that_may_not_be_written_is_a_message_not_a_trac
     denied = PermissionError(errno.EACCES, "Permission denied", "/runs/r1/eval/tmpab12.csv")
     assert errors.known_error_text(denied) == (
         "error: Permission denied (/runs/r1/eval/tmpab12.csv): make it readable (an input) or writable (an "
-        "output) for you, or choose another output folder (hydra.run.dir=... or paths.root_dir=...)"
+        "output) for you, or choose another output folder (hydra.run.dir=... or paths.root_dir=...) or patch "
+        "store folder (data.store_root=...)"
     )
     assert errors.known_error_text(FileNotFoundError(errno.ENOENT, "No such file", "/x")) is None
     try:  # a bug's error raised while a permission error was being handled stays a traceback

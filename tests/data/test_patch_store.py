@@ -378,14 +378,23 @@ def test_the_same_image_under_two_patients_of_one_split_is_refused(tmp_path):
     assert "line 2 'images/A1_0.png'" in str(info.value) and "line 5 'images/B1_0.png'" in str(info.value)
 
 
-def test_the_same_image_twice_for_one_patient_only_warns_by_line_numbers(tmp_path, caplog):
+@pytest.mark.parametrize(
+    ("copies", "said"),
+    [
+        (1, "lines 2 and 3: the same image content is listed twice for one patient; it counts twice"),
+        (2, "lines 2, 3 and 4: the same image content is listed 3 times for one patient; it counts 3 times"),
+    ],
+)
+def test_the_same_image_twice_for_one_patient_only_warns_by_line_numbers(tmp_path, caplog, copies, said):
     """The warning reaches the job's log file, so it names the manifest's lines, not the image's path or the
-    patient's id (a helper found both in ``build_patches.log`` and ``reproduce.log``)."""
-    root = make_data(tmp_path / "d")
-    (root / "images" / "A1_1.png").write_bytes((root / "images" / "A1_0.png").read_bytes())
+    patient's id (a helper found both in ``build_patches.log`` and ``reproduce.log``). Three rows said
+    "lines 2 and 3 and 4 ... listed twice"."""
+    root = make_data(tmp_path / "d", images_per_patient=3)
+    for k in range(1, copies + 1):
+        (root / "images" / f"A1_{k}.png").write_bytes((root / "images" / "A1_0.png").read_bytes())
     with caplog.at_level("WARNING", logger=ps.__name__):
         build_store(spec_for(root, tmp_path / "stores"), progress=False)
-    assert "manifest.csv lines 2 and 3: the same image content is listed twice for one patient" in caplog.text
+    assert f"manifest.csv {said}" in caplog.text
     assert "A1" not in caplog.text and "images/" not in caplog.text
 
 

@@ -377,13 +377,17 @@ def test_an_empty_file_a_dicomdir_and_float_pixels_say_what_they_are(tmp_path, r
     with pytest.raises(ImageReadError, match=r"empty\.dcm: empty file \(0 bytes\)"):
         read_image(empty)
 
-    dicomdir = write_dicom(tmp_path / "DICOMDIR", raw12)
-    ds = pydicom.dcmread(dicomdir)
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
-    ds.DirectoryRecordSequence = Sequence([Dataset()])
-    ds.save_as(dicomdir, enforce_file_format=True)
-    with pytest.raises(ImageReadError, match=r"a DICOMDIR .*list the image files it refers to"):
-        read_image(dicomdir)
+    for told_by in ("class", "records"):  # either says it: the SOP class, or the directory records alone
+        (tmp_path / told_by).mkdir()
+        dicomdir = write_dicom(tmp_path / told_by / "DICOMDIR", raw12)
+        ds = pydicom.dcmread(dicomdir)
+        if told_by == "class":
+            ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+        else:
+            ds.DirectoryRecordSequence = Sequence([Dataset()])
+        ds.save_as(dicomdir, enforce_file_format=True)
+        with pytest.raises(ImageReadError, match=r"a DICOMDIR .*list the image files it refers to"):
+            read_image(dicomdir)
 
     floats = write_dicom(tmp_path / "float.dcm", raw12)
     ds = pydicom.dcmread(floats)
