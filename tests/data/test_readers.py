@@ -381,8 +381,8 @@ def test_an_empty_file_a_dicomdir_and_float_pixels_say_what_they_are(tmp_path, r
         (tmp_path / told_by).mkdir()
         dicomdir = write_dicom(tmp_path / told_by / "DICOMDIR", raw12)
         ds = pydicom.dcmread(dicomdir)
-        if told_by == "class":
-            ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
+        if told_by == "class":  # save_as(enforce_file_format) writes the file meta's class from SOPClassUID
+            ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.1.3.10"
         else:
             ds.DirectoryRecordSequence = Sequence([Dataset()])
         ds.save_as(dicomdir, enforce_file_format=True)
