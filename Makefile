@@ -58,7 +58,7 @@ bench: setup ## Run the benchmarks in benchmarks/
 	$(BIN)/python benchmarks/bench_meta_step.py
 
 clean: ## Remove outputs and caches (keeps .venv)
-	rm -rf outputs multirun .pytest_cache .ruff_cache wandb
+	rm -rf outputs multirun gpu_check_out .pytest_cache .ruff_cache wandb
 	find . -name __pycache__ -type d -prune -not -path './.venv/*' -exec rm -rf {} +
 
 distclean: clean ## Also remove .venv

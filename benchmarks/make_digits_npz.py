@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         for k, v in parts.items()
         for kind in ("images", "labels")
     }
+    args.out.parent.mkdir(parents=True, exist_ok=True)  # a new folder, as for the project's run folders
     tmp = args.out.with_name(args.out.name + ".tmp.npz")
     np.savez(tmp, **arrays, class_names=np.array([str(c) for c in range(10)]))
     tmp.replace(args.out)

@@ -250,3 +250,18 @@ def test_a_group_chosen_twice_is_refused_in_one_line_before_hydra(tmp_path, monk
     assert_nothing_written(tmp_path)
     with pytest.raises(CommandError, match="experiment is chosen twice"):
         receive_run(["--artifact", "a.zip", "experiment=tiny", "experiment=cpu"])
+
+
+def test_a_path_with_an_unquoted_comma_outside_a_sweep_says_how_to_quote_it():
+    """``data.root=/data/a,b`` without ``-m`` ended in Hydra's multi-line "Ambiguous value" message (a
+    newcomer's finding; docs/data.md promised a sweep); the one-line error gives the quoting, which
+    composes. With ``-m`` (or ``hydra.mode=MULTIRUN``) it is a sweep, and other keys keep Hydra's message."""
+    text = unknown_key_message(["experiment=tiny", "data.root=/data/a,b"], CONF_DIR)
+    assert text == (
+        "error: data.root=/data/a,b: an unquoted comma separates a sweep's values, which needs -m; write a "
+        "path holding a comma as 'data.root=\"/data/a,b\"' (the outer quotes for the shell)"
+    )
+    assert unknown_key_message(["experiment=tiny", 'data.root="/data/a,b"'], CONF_DIR) is None
+    assert unknown_key_message(["-m", "experiment=tiny", "data.root=/data/a,/data/b"], CONF_DIR) is None
+    assert unknown_key_message(["hydra.mode=MULTIRUN", "data.root=/data/a,/data/b"], CONF_DIR) is None
+    assert unknown_key_message(["experiment=tiny", "seed=1,2"], CONF_DIR) is None

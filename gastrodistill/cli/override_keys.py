@@ -116,11 +116,26 @@ def unknown_key_message(
         return None
     args, config_name, user_dir = command
     parser = OverridesParser.create()
+    multirun = is_multirun(overrides)
     try:
         parsed = parser.parse_overrides(args)
     except Exception:  # noqa: BLE001 - Hydra's own message is the right one for a malformed override ...
-        multirun = any(a in ("-m", "--multirun") for a in overrides)
         return unquoted_text_message(args, parser, multirun)  # ... but for a value it reads only quoted
+    if not multirun:
+        swept_path = next(
+            (
+                t
+                for t, o in zip(args, parsed, strict=True)
+                if o.is_sweep_override() and _is_path_key(o.key_or_group)
+            ),
+            None,
+        )
+        if swept_path is not None:
+            key, _, value = swept_path.partition("=")
+            return (
+                f"error: {swept_path}: an unquoted comma separates a sweep's values, which needs -m; write a "
+                f"path holding a comma as '{key}=\"{value}\"' (the outer quotes for the shell)"
+            )
     groups: list[list[str]] = []  # per group override, the texts of its choices (several for a sweep)
     values = []
     for text, o in zip(args, parsed, strict=True):
@@ -194,6 +209,18 @@ PATH_LEAVES = frozenset(
 )
 
 
+def is_multirun(argv: list[str]) -> bool:
+    """Whether the command line starts a multirun: ``-m``/``--multirun``, or ``hydra.mode=MULTIRUN``."""
+    return any(a in ("-m", "--multirun") or a.replace(" ", "").lower() == "hydra.mode=multirun" for a in argv)
+
+
+def _is_path_key(key: str) -> bool:
+    """Whether the override key ``key`` (``+``/``~`` prefixes allowed) takes a file or folder: ``paths.*``
+    or a leaf of :data:`PATH_LEAVES`."""
+    bare = key.lstrip("+~")
+    return bare.startswith("paths.") or bare.rsplit(".", 1)[-1] in PATH_LEAVES
+
+
 def unquoted_text_message(args: list[str], parser: Any, multirun: bool = False) -> str | None:
     """The error line for the first override Hydra cannot parse because its value needs quotes: characters
     outside ASCII (an accented folder name: Hydra's grammar reads only ASCII unquoted), or, in a path
@@ -213,8 +240,7 @@ def unquoted_text_message(args: list[str], parser: Any, multirun: bool = False) 
                     f"error: {text}: Hydra reads a value with characters outside ASCII only in quotes; "
                     f"write it as '{key}=\"{value}\"' (the outer quotes for the shell)"
                 )
-            leaf = key.lstrip("+~").rsplit(".", 1)[-1]
-            if not (key.lstrip("+~").startswith("paths.") or leaf in PATH_LEAVES):
+            if not _is_path_key(key):
                 return None  # only a path: "seed=a(b" is a typo, not a value to quote
             swept = multirun and "," in value
             quoted = ",".join(f'"{v}"' for v in value.split(",")) if swept else f'"{value}"'

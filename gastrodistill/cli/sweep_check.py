@@ -25,7 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gastrodistill.cli.override_keys import command_line_config, composed_config
+from gastrodistill.cli.override_keys import command_line_config, composed_config, is_multirun
 
 #: The largest number of a sweep's jobs composed and checked one by one (above: one job per swept value).
 MAX_CHECKED_JOBS = 32
@@ -61,11 +61,6 @@ def jobs_to_check(jobs: list[list[str]], limit: int = MAX_CHECKED_JOBS) -> list[
     index = {tuple(job): n for n, job in enumerate(jobs)}
     longest = max(len(c) for c in columns)
     return [index[tuple(c[k % len(c)] for c in columns)] for k in range(longest)]
-
-
-def is_multirun(argv: list[str]) -> bool:
-    """Whether the command line starts a multirun: ``-m``/``--multirun``, or ``hydra.mode=MULTIRUN``."""
-    return any(a in ("-m", "--multirun") or a.replace(" ", "").lower() == "hydra.mode=multirun" for a in argv)
 
 
 def _not_a_refusal(exc: BaseException) -> bool:

@@ -445,6 +445,11 @@ def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str, key: str 
     return Decoded(pixels, float(2**bits - 1), bits).to_container()
 
 
+def _used_labels(labels: dict[str, np.ndarray]) -> list[int]:
+    """The label values used in any split (``{split: labels [N]}``), sorted."""
+    return sorted({int(v) for split_labels in labels.values() for v in np.unique(split_labels)})
+
+
 def _npz_images(arr: np.ndarray, where: str) -> np.ndarray:
     """``[N,H,W]`` / ``[N,H,W,C]`` (or ``[N,C,H,W]``) -> ``[N, H, W, C]`` with C in {1, 3}.
 
@@ -614,9 +619,15 @@ class NpzDataModule(TensorImageDataModule):
         for split in SPLITS:
             lk = f"{split}_labels"
             if labels[split].max() >= k:
+                from_one = _used_labels(labels) == list(range(1, k + 1))  # with as many class_names
                 raise CollectionError(
                     f"npz file {name!r}, key {lk!r}: label {labels[split].max()} out of range for "
-                    f"{k} classes {names}; fix the labels or class_names"
+                    f"{k} classes {names}; "
+                    + (
+                        f"the labels run 1..{k}: count from 0 (labels - 1)"
+                        if from_one
+                        else "fix the labels or class_names"
+                    )
                 )
         if k < 2:
             raise CollectionError(
@@ -627,7 +638,7 @@ class NpzDataModule(TensorImageDataModule):
             counts = np.bincount(labels[split], minlength=k)
             if (counts == 0).any():
                 empty = [int(c) for c in np.flatnonzero(counts == 0)]
-                used = sorted({int(v) for s in SPLITS for v in np.unique(labels[s])})
+                used = _used_labels(labels)
                 advice = (
                     "relabel to consecutive indices or drop those classes"
                     if split == "train"

@@ -239,24 +239,31 @@ def test_shrinking_and_grey_to_colour_are_said(make_npz, tmp_path, caplog):
     ("change", "advice"),
     [
         ("one-based", "the labels run 1..2: count from 0 (labels - 1)"),
+        (
+            "one-based-named",
+            "label 2 out of range for 2 classes ['a', 'b']; the labels run 1..2: count from 0",
+        ),
         ("0-255", "the labels take the two values [0, 255]: write them as 0 and 1"),
         ("three-names", "class_names gives 3 names but the labels use 2 classes [0, 1]"),
     ],
 )
 def test_labels_that_do_not_count_from_zero_say_how(make_npz, change, advice):
     """Labels 1..K, labels 0/255 and a class_names longer than the classes were all answered "classes
-    [...] have no training images; relabel to consecutive indices" (for 0/255 a list of 254 classes)."""
+    [...] have no training images; relabel to consecutive indices" (for 0/255 a list of 254 classes);
+    labels 1..K with K class_names got "out of range ... fix the labels or class_names"."""
     path = make_npz(k=2)
     with np.load(path) as f:
         arrays = {k: f[k] for k in f.files}
     for split in ("train", "val", "test"):
         lab = arrays[f"{split}_labels"].astype(np.int64)
-        if change == "one-based":
+        if change.startswith("one-based"):
             arrays[f"{split}_labels"] = lab + 1
         elif change == "0-255":
             arrays[f"{split}_labels"] = (lab * 255).astype(np.uint8)
     if change == "three-names":
         arrays["class_names"] = np.array(["a", "b", "c"])
+    if change == "one-based-named":  # with class_names the labels' range is checked first (no hint there)
+        arrays["class_names"] = np.array(["a", "b"])
     np.savez(path, **arrays)
     with pytest.raises(CollectionError) as info:
         _setup(NpzDataModule(path=str(path)))
