@@ -9,10 +9,11 @@ breaker's finding). Two terms bound the need from below, whatever the backend:
 - the unroll's saved activations: each differentiable inner step (``distill.window``, else T = ``steps x
   epochs``) keeps, for its ``K x ipc`` images, what autograd saves in the network's forward pass and in
   the backward pass the meta-gradient differentiates again, measured per image on a real network
-  (``torch.autograd.graph.saved_tensors_hooks``), halved for bfloat16; with ``distill.checkpoint`` a step
-  keeps its inputs only (the weights, left out, and its distilled batch: a slice of the set, counted above,
-  unless ``distill.dsa`` augments it into a new tensor per step), plus one step's activations, recomputed
-  in the backward pass.
+  (``torch.autograd.graph.saved_tensors_hooks``), and what ``distill.dsa`` saves and makes (its output, a
+  new tensor unless it changes nothing), measured the same way; halved for bfloat16. With
+  ``distill.checkpoint`` a step keeps its inputs only (the weights, left out, and its distilled batch: a
+  slice of the set, counted above, or the augmentation's tensors), plus one step's activations,
+  recomputed in the backward pass.
 
 Weight copies, the real batch and the optimiser's temporaries are left out, so the bound never refuses a
 run that fits; a run refused by it would not have fitted.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import hydra
 import torch
 from omegaconf import DictConfig
 
@@ -62,23 +64,54 @@ def saved_bytes_per_image(network: torch.nn.Module, image_shape: tuple[int, int,
     return max(0, saved(2) - saved(1))
 
 
+def augment_bytes_per_image(augment: Callable[..., torch.Tensor], image_shape: tuple[int, int, int]) -> int:
+    """Bytes an inner step keeps per image ``[C, H, W]`` for ``augment`` (``distill.dsa``): what autograd
+    saves in it and its output when that is a new tensor (0 for an augmentation that changes nothing and
+    returns its input), float32; measured as :func:`saved_bytes_per_image` is. Runs on the CPU."""
+    gen = torch.Generator().manual_seed(0)
+
+    def kept(n: int) -> int:
+        x = torch.randn(n, *image_shape, generator=gen).requires_grad_()
+        seen, total = {x.untyped_storage().data_ptr()}, 0
+
+        def pack(t: torch.Tensor) -> torch.Tensor:
+            nonlocal total
+            if t.untyped_storage().data_ptr() not in seen:
+                seen.add(t.untyped_storage().data_ptr())
+                total += t.untyped_storage().nbytes()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            y = augment(x, torch.Generator().manual_seed(n))
+        pack(y)  # the step's input: saved by the network's first layer, or kept by the checkpoint
+        return total
+
+    return max(0, kept(2) - kept(1))
+
+
 def distill_memory_lower_bound(
-    d: DictConfig, num_classes: int, image_shape: tuple[int, int, int], per_image: int
+    d: DictConfig,
+    num_classes: int,
+    image_shape: tuple[int, int, int],
+    per_image: int,
+    augment_per_image: int = 0,
 ) -> tuple[int, int, int]:
     """``(total, set, unroll)`` bytes: a lower bound of what distilling with ``d`` (``cfg.distill``) needs
     for ``num_classes`` classes of images ``[C, H, W]`` whose forward pass saves ``per_image`` bytes each
-    (:func:`saved_bytes_per_image`); see the module docstring for the two terms."""
+    (:func:`saved_bytes_per_image`) and whose augmentation keeps ``augment_per_image``
+    (:func:`augment_bytes_per_image`; 0 without ``distill.dsa``); see the module docstring for the terms."""
     per_step = num_classes * int(d.ipc)
     image_bytes = FLOAT_BYTES * int(torch.Size(image_shape).numel())
     set_bytes = 4 * int(d.steps) * per_step * image_bytes
     kept = int(d.get("window") or int(d.steps) * int(d.epochs))
     bf16 = check_precision(d.get("precision", "32-true")) == "bf16-mixed"
-    activations = per_image // 2 if bf16 else per_image
-    if d.get("checkpoint"):  # an augmented batch is a new tensor each step; a plain one a slice of the set
-        augmented = kept * per_step * image_bytes if d.get("dsa") is not None else 0
-        unroll = augmented + per_step * activations
+    activations, augmented = (
+        (per_image // 2, augment_per_image // 2) if bf16 else (per_image, augment_per_image)
+    )
+    if d.get("checkpoint"):  # each step keeps its augmented batch; the activations of one step at a time
+        unroll = kept * per_step * augmented + per_step * activations
     else:
-        unroll = kept * per_step * activations
+        unroll = kept * per_step * (activations + augmented)
     return set_bytes + unroll, set_bytes, unroll
 
 
@@ -128,7 +161,11 @@ def check_distill_memory(
         return
     with torch.random.fork_rng(devices=[]):  # the probe network's init leaves the run's random streams alone
         per_image = saved_bytes_per_image(network(), image_shape)
-    need, set_bytes, unroll = distill_memory_lower_bound(d, num_classes, image_shape, per_image)
+    augment = hydra.utils.instantiate(d.dsa) if d.get("dsa") else None  # as the distillation builds it
+    augment_per_image = augment_bytes_per_image(augment, image_shape) if augment is not None else 0
+    need, set_bytes, unroll = distill_memory_lower_bound(
+        d, num_classes, image_shape, per_image, augment_per_image
+    )
     if need <= have:
         return
     c, h, w = image_shape

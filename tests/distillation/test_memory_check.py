@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -31,20 +32,39 @@ def _distill(**over):
 
 
 @pytest.mark.parametrize(
-    ("over", "unroll"),
+    ("over", "aug", "unroll"),
     [
-        ({}, 10 * 3 * 10 * 1000),  # T = 10 steps of 3 x 10 images, 1000 bytes saved each
-        ({"window": 4}, 4 * 3 * 10 * 1000),
-        ({"precision": "bf16"}, 10 * 3 * 10 * 500),
-        ({"checkpoint": True}, 3 * 10 * 1000),  # one step recomputed; its batch is a slice of the set
-        ({"checkpoint": True, "dsa": {"flip": True}}, 10 * 3 * 10 * (4 * 1 * 8 * 8) + 3 * 10 * 1000),  # + T
-        # augmented batches of 3 x 10 float32 images, new tensors kept as the steps' inputs
+        ({}, 0, 10 * 3 * 10 * 1000),  # T = 10 steps of 3 x 10 images, 1000 bytes saved each
+        ({"window": 4}, 0, 4 * 3 * 10 * 1000),
+        ({"precision": "bf16"}, 0, 10 * 3 * 10 * 500),
+        ({}, 300, 10 * 3 * 10 * 1300),  # each step also keeps 300 bytes of its augmentation per image
+        ({"checkpoint": True}, 0, 3 * 10 * 1000),  # one step recomputed; its batch is a slice of the set
+        ({"checkpoint": True}, 300, 10 * 3 * 10 * 300 + 3 * 10 * 1000),  # + T steps' augmentation kept
+        ({"checkpoint": True, "precision": "bf16"}, 300, 10 * 3 * 10 * 150 + 3 * 10 * 500),
     ],
 )
-def test_the_lower_bound_adds_the_set_with_adam_state_and_the_kept_activations(over, unroll):
-    total, set_bytes, got_unroll = memory.distill_memory_lower_bound(_distill(**over), 3, (1, 8, 8), 1000)
+def test_the_lower_bound_adds_the_set_with_adam_state_and_the_kept_activations(over, aug, unroll):
+    total, set_bytes, got_unroll = memory.distill_memory_lower_bound(
+        _distill(**over), 3, (1, 8, 8), 1000, aug
+    )
     assert set_bytes == 4 * 5 * 3 * 10 * (1 * 8 * 8 * 4)  # param, grad, Adam m and v of 150 images
     assert got_unroll == unroll and total == set_bytes + unroll
+
+
+@pytest.mark.parametrize(
+    ("dsa", "kept"),
+    [
+        ({}, 0),  # changes nothing: returns its input, saves nothing
+        ({"flip": True}, 1 * 8 * 8 * 4 + 1),  # a new output tensor, and torch.where's mask: one bool an image
+        ({"brightness": 0.1}, 1 * 8 * 8 * 4),  # an addition saves nothing; the output is new
+    ],
+)
+def test_the_augmentation_term_counts_what_dsa_keeps_per_image(dsa, kept):
+    """A DSA that changes nothing (every strength 0) was counted as a new batch per step and made the bound
+    refuse runs that fit (a breaker's finding: 1.8 x the real need); what it keeps is measured now."""
+    from gastrodistill.distillation.augment import DSA
+
+    assert memory.augment_bytes_per_image(DSA(**{"flip": False, **dsa}), (1, 8, 8)) == kept
 
 
 def test_a_run_over_the_memory_left_is_refused_naming_what_to_lower(monkeypatch):
@@ -88,9 +108,12 @@ def test_the_gpu_checked_is_the_one_this_rank_will_use(monkeypatch, devices, ran
     assert memory._cuda_index(devices) == index
 
 
-@pytest.mark.parametrize("checkpoint", [False, True])
+@pytest.mark.parametrize(
+    ("checkpoint", "dsa"),
+    [(False, None), (True, None), (False, "rotate: 10"), (True, "rotate: 10, flip: true")],
+)
 def test_the_bound_is_below_what_a_real_unroll_saves_per_image(
-    compose_cfg, tiny_dm, tiny_overrides, checkpoint
+    compose_cfg, tiny_dm, tiny_overrides, checkpoint, dsa
 ):
     """The bound's unroll term per image against what one outer step's unroll of the tiny preset really
     keeps per image: the storages autograd saves (counted independently, the distilled set's own storage
@@ -108,6 +131,8 @@ def test_the_bound_is_below_what_a_real_unroll_saves_per_image(
     tiny_dm.setup("fit")
     channels, classes, size = shape_of(tiny_dm)
     overrides = [*tiny_overrides, f"distill.checkpoint={checkpoint}"]
+    if dsa is not None:  # a rotation's grid_sample saves its input and grid in every step (a breaker: 0.38 x)
+        overrides.append(f"distill.dsa={{_target_: gastrodistill.distillation.augment.DSA, {dsa}}}")
     if checkpoint:  # T = 20 steps: the first bound's T batches of the set outweigh one step's recompute
         overrides.append("distill.epochs=10")
 
@@ -145,8 +170,11 @@ def test_the_bound_is_below_what_a_real_unroll_saves_per_image(
 
     cfg = compose_cfg(overrides)
     per_image = memory.saved_bytes_per_image(network_factory(cfg, tiny_dm)(), (channels, *size))
+    augment = (
+        0 if dsa is None else memory.augment_bytes_per_image(instantiate(cfg.distill.dsa), (channels, *size))
+    )
     _, _, one = memory.distill_memory_lower_bound(
-        OmegaConf.merge(cfg.distill, {"ipc": 1}), classes, (channels, *size), per_image
+        OmegaConf.merge(cfg.distill, {"ipc": 1}), classes, (channels, *size), per_image, augment
     )
     real = unroll_saved(2) - unroll_saved(1)  # one more image per class in every unrolled step
     assert 0.5 * real <= one <= real
