@@ -204,20 +204,26 @@ def test_an_unquoted_path_with_spaces_and_parentheses_gets_the_quoting_that_work
 def test_a_swept_path_is_quoted_value_by_value_and_every_path_key_is_known():
     """In a sweep a comma separates values: quoting the whole of ``data.path=/a (1).npz,/b (2).npz`` made
     one path of two (a reviewer's finding); each value is quoted apart, and that sweep parses as two
-    values. ``distill.resume`` takes a folder too, and got Hydra's message before."""
+    values; so for values outside ASCII (a breaker's finding). ``distill.resume`` takes a folder too, and
+    got Hydra's message before. An apostrophe in the value is quoted for the shell (the advice could not
+    be pasted)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     text = unknown_key_message(["-m", "data=npz", "data.path=/a (1).npz,/b (2).npz"], CONF_DIR)
     assert text == (
         "error: data.path=/a (1).npz,/b (2).npz: Hydra's override grammar cannot read this value unquoted "
         '(spaces, parentheses, commas and the like); write it as \'data.path="/a (1).npz","/b (2).npz"\' '
-        "(a sweep over 2 values; 'data.path=\"/a (1).npz,/b (2).npz\"' for one file whose name holds commas) "
-        "(the outer quotes for the shell)"
+        "(a sweep over 2 values; 'data.path=\"/a (1).npz,/b (2).npz\"' for one value holding commas) (the "
+        "outer quotes for the shell)"
     )
     (swept,) = OverridesParser.create().parse_overrides(['data.path="/a (1).npz","/b (2).npz"'])
     assert [q.text for q in swept.value().list] == ["/a (1).npz", "/b (2).npz"]
+    accents = unknown_key_message(["-m", "data=npz", "data.path=/tmp/ä.npz,/tmp/ö.npz"], CONF_DIR)
+    assert 'write it as \'data.path="/tmp/ä.npz","/tmp/ö.npz"\' (a sweep over 2 values' in accents
     resume = unknown_key_message(["distill.resume=/runs/run (2)"], CONF_DIR)
     assert resume is not None and "'distill.resume=\"/runs/run (2)\"'" in resume
+    apostrophe = unknown_key_message(["data=npz", "data.path=/d/it's (1).npz"], CONF_DIR)
+    assert "write it as 'data.path=\"/d/it'\"'\"'s (1).npz\"' (the outer" in apostrophe
 
 
 def test_a_group_chosen_twice_is_refused_in_one_line_before_hydra(tmp_path, monkeypatch, capsys):
@@ -252,16 +258,31 @@ def test_a_group_chosen_twice_is_refused_in_one_line_before_hydra(tmp_path, monk
         receive_run(["--artifact", "a.zip", "experiment=tiny", "experiment=cpu"])
 
 
-def test_a_path_with_an_unquoted_comma_outside_a_sweep_says_how_to_quote_it():
+def test_a_path_with_an_unquoted_comma_outside_a_sweep_says_how_to_quote_it(tmp_path):
     """``data.root=/data/a,b`` without ``-m`` ended in Hydra's multi-line "Ambiguous value" message (a
     newcomer's finding; docs/data.md promised a sweep); the one-line error gives the quoting, which
-    composes. With ``-m`` (or ``hydra.mode=MULTIRUN``) it is a sweep, and other keys keep Hydra's message."""
+    composes, and ``-m``. A sweep that Hydra runs is not refused: ``-m``, ``hydra.mode=MULTIRUN`` in any
+    spelling, or a user's config that sets it (a breaker found the last three refused); other keys keep
+    Hydra's message; ``choice(...)`` is told to add -m only (quoting it made a file name)."""
     text = unknown_key_message(["experiment=tiny", "data.root=/data/a,b"], CONF_DIR)
     assert text == (
-        "error: data.root=/data/a,b: an unquoted comma separates a sweep's values, which needs -m; write a "
-        "path holding a comma as 'data.root=\"/data/a,b\"' (the outer quotes for the shell)"
+        "error: data.root=/data/a,b: an unquoted comma separates a sweep's values, which runs with -m only; "
+        "add -m to sweep over them, or write a path holding a comma as 'data.root=\"/data/a,b\"' (the outer "
+        "quotes for the shell)"
     )
     assert unknown_key_message(["experiment=tiny", 'data.root="/data/a,b"'], CONF_DIR) is None
-    assert unknown_key_message(["-m", "experiment=tiny", "data.root=/data/a,/data/b"], CONF_DIR) is None
-    assert unknown_key_message(["hydra.mode=MULTIRUN", "data.root=/data/a,/data/b"], CONF_DIR) is None
+    for mode in ("-m", "hydra.mode=MULTIRUN", "++hydra.mode=MULTIRUN", 'hydra.mode="MULTIRUN"'):
+        assert unknown_key_message([mode, "experiment=tiny", "data.root=/data/a,/data/b"], CONF_DIR) is None
+    user = tmp_path / "conf" / "experiment"
+    user.mkdir(parents=True)
+    (user / "mysweep.yaml").write_text("# @package _global_\ndefaults:\n  - tiny\nhydra:\n  mode: MULTIRUN\n")
+    with_config = ["-cd", str(tmp_path / "conf"), "experiment=mysweep", "data.root=/data/a,/data/b"]
+    assert unknown_key_message(with_config, CONF_DIR) is None
+    (user / "plain.yaml").write_text("# @package _global_\ndefaults:\n  - tiny\n")  # the same, no multirun
+    refused = unknown_key_message([*with_config[:2], "experiment=plain", with_config[3]], CONF_DIR)
+    assert refused is not None and refused.startswith("error: data.root=/data/a,/data/b: an unquoted comma")
     assert unknown_key_message(["experiment=tiny", "seed=1,2"], CONF_DIR) is None
+    choice = unknown_key_message(["experiment=tiny", "data.root=choice(/data/a,/data/b)"], CONF_DIR)
+    assert (
+        choice == "error: data.root=choice(/data/a,/data/b): a sweep runs with -m (--multirun) only; add -m"
+    )

@@ -23,6 +23,7 @@ from __future__ import annotations
 import difflib
 import functools
 import itertools
+import shlex
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -122,20 +123,9 @@ def unknown_key_message(
     except Exception:  # noqa: BLE001 - Hydra's own message is the right one for a malformed override ...
         return unquoted_text_message(args, parser, multirun)  # ... but for a value it reads only quoted
     if not multirun:
-        swept_path = next(
-            (
-                t
-                for t, o in zip(args, parsed, strict=True)
-                if o.is_sweep_override() and _is_path_key(o.key_or_group)
-            ),
-            None,
-        )
-        if swept_path is not None:
-            key, _, value = swept_path.partition("=")
-            return (
-                f"error: {swept_path}: an unquoted comma separates a sweep's values, which needs -m; write a "
-                f"path holding a comma as '{key}=\"{value}\"' (the outer quotes for the shell)"
-            )
+        text = sweep_without_multirun_message(args, parsed, conf_dir, config_name, user_dir)
+        if text is not None:
+            return text
     groups: list[list[str]] = []  # per group override, the texts of its choices (several for a sweep)
     values = []
     for text, o in zip(args, parsed, strict=True):
@@ -210,8 +200,13 @@ PATH_LEAVES = frozenset(
 
 
 def is_multirun(argv: list[str]) -> bool:
-    """Whether the command line starts a multirun: ``-m``/``--multirun``, or ``hydra.mode=MULTIRUN``."""
-    return any(a in ("-m", "--multirun") or a.replace(" ", "").lower() == "hydra.mode=multirun" for a in argv)
+    """Whether the command line starts a multirun: ``-m``/``--multirun``, or ``hydra.mode=MULTIRUN`` (also
+    with ``+``/``++`` and quotes). A multirun set in a config file is not seen here."""
+
+    def mode(arg: str) -> str:
+        return arg.lstrip("+").replace(" ", "").replace('"', "").replace("'", "").lower()
+
+    return any(a in ("-m", "--multirun") or mode(a) == "hydra.mode=multirun" for a in argv)
 
 
 def _is_path_key(key: str) -> bool:
@@ -225,9 +220,10 @@ def unquoted_text_message(args: list[str], parser: Any, multirun: bool = False) 
     """The error line for the first override Hydra cannot parse because its value needs quotes: characters
     outside ASCII (an accented folder name: Hydra's grammar reads only ASCII unquoted), or, in a path
     (``paths.*`` and the keys of :data:`PATH_LEAVES`), spaces, parentheses and commas that quoting makes
-    readable; with the quoting that works. In a sweep (``multirun``) a comma separates values, so each one
-    is quoted apart (quoting the whole made one path of them). None for any other malformed override
-    (Hydra's own message then)."""
+    readable; with the quoting that works, quoted again for the shell (``shlex.quote``: an apostrophe in
+    the value too). In a sweep (``multirun``) a comma separates values, so each one is quoted apart
+    (quoting the whole made one path of them). None for any other malformed override (Hydra's own message
+    then)."""
     for text in args:
         try:
             parser.parse_overrides([text])
@@ -235,31 +231,67 @@ def unquoted_text_message(args: list[str], parser: Any, multirun: bool = False) 
             key, sep, value = text.partition("=")
             if not sep or value.startswith(("'", '"')) or '"' in value:
                 return None
+            swept = multirun and "," in value
+            quoted = ",".join(f'"{v}"' for v in value.split(",")) if swept else f'"{value}"'
+            written, whole = shlex.quote(f"{key}={quoted}"), shlex.quote(f'{key}="{value}"')
+            sweep = (
+                f" (a sweep over {value.count(',') + 1} values; {whole} for one value holding commas)"
+                if swept
+                else ""
+            )
             if not value.isascii():
                 return (
                     f"error: {text}: Hydra reads a value with characters outside ASCII only in quotes; "
-                    f"write it as '{key}=\"{value}\"' (the outer quotes for the shell)"
+                    f"write it as {written}{sweep} (the outer quotes for the shell)"
                 )
             if not _is_path_key(key):
                 return None  # only a path: "seed=a(b" is a typo, not a value to quote
-            swept = multirun and "," in value
-            quoted = ",".join(f'"{v}"' for v in value.split(",")) if swept else f'"{value}"'
             try:  # spaces, parentheses, a comma beside them (a file name such as "my data,v2 (1).npz")
                 parser.parse_overrides([f"{key}={quoted}"])
             except Exception:  # noqa: BLE001 - quoting does not help: Hydra's own message
                 return None
-            sweep = (
-                f" (a sweep over {value.count(',') + 1} values; '{key}=\"{value}\"' for one file whose name "
-                "holds commas)"
-                if swept
-                else ""
-            )
             return (
                 f"error: {text}: Hydra's override grammar cannot read this value unquoted (spaces, "
-                f"parentheses, commas and the like); write it as '{key}={quoted}'{sweep} (the outer quotes "
-                "for the shell)"
+                f"parentheses, commas and the like); write it as {written}{sweep} (the outer quotes for the "
+                "shell)"
             )
     return None
+
+
+def sweep_without_multirun_message(
+    args: list[str], parsed: list[Any], conf_dir: str, config_name: str, user_dir: str | None
+) -> str | None:
+    """The error line for a path override that Hydra parses as a sweep (an unquoted comma, or ``choice``,
+    ``range``, ``glob``) in a run that is no multirun, else None: Hydra's own answer is a multi-line
+    "Ambiguous value" message. Whether the run is a multirun is asked of the composed config
+    (``hydra.mode``: set by ``-m`` callers, an override or the user's own config), so a sweep that Hydra
+    runs is never refused; None when it does not compose (Hydra's own message then)."""
+    from hydra.core.override_parser.types import ValueType
+    from omegaconf import OmegaConf
+
+    found = next(
+        (
+            (t, o)
+            for t, o in zip(args, parsed, strict=True)
+            if o.is_sweep_override() and _is_path_key(o.key_or_group)
+        ),
+        None,
+    )
+    if found is None:
+        return None
+    plain = [t for t, o in zip(args, parsed, strict=True) if not o.is_sweep_override()]
+    cfg = composed_config(conf_dir, config_name, user_dir, plain, with_hydra=True)
+    if cfg is None or "MULTIRUN" in str(OmegaConf.select(cfg, "hydra.mode")).upper():
+        return None
+    text, o = found
+    if o.value_type != ValueType.SIMPLE_CHOICE_SWEEP:  # choice(...), range(...), glob(...)
+        return f"error: {text}: a sweep runs with -m (--multirun) only; add -m"
+    key, _, value = text.partition("=")
+    whole = shlex.quote(f'{key}="{value}"')
+    return (
+        f"error: {text}: an unquoted comma separates a sweep's values, which runs with -m only; add -m to "
+        f"sweep over them, or write a path holding a comma as {whole} (the outer quotes for the shell)"
+    )
 
 
 def _shadowed(user_dir: str, conf_dir: str) -> bool:
