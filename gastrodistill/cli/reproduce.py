@@ -779,6 +779,7 @@ class Pipeline:
                     from gastrodistill.evaluation.splits import check_evaluation_data
 
                     check_evaluation_data(self.cfg, self.datamodule())
+                    self.check_random_subsets(stages)
                 name_checked = True
             print(f"==> [{i}/{len(stages)}] {stage} (elapsed {time.time() - start:.0f} s)", flush=True)
             t0 = time.time()
@@ -786,6 +787,22 @@ class Pipeline:
             self.timings[stage] = time.time() - t0
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
         self.timings["total"] = time.time() - start
+
+    def check_random_subsets(self, stages: list[str]) -> None:
+        """Before the distillation, refuse random-subset baselines that would draw more training images of
+        a class than it has (:func:`~gastrodistill.evaluation.splits.check_random_subset_size`), the size
+        being ``eval.baselines.n_per_class`` or, for sets distilled in this run, ``distill.ipc x
+        distill.steps``; sets read from the folder are checked by the evaluation itself."""
+        baselines = self.cfg.eval.baselines
+        if not {"random", "random_soft"} & {str(m) for m in baselines.get("methods") or []}:
+            return
+        n = baselines.get("n_per_class")
+        if n is None and "distill" in stages:
+            n = int(self.cfg.distill.ipc) * int(self.cfg.distill.steps)
+        if n is not None:
+            from gastrodistill.evaluation.splits import check_random_subset_size
+
+            check_random_subset_size(self.datamodule(), int(n))
 
     def check_sets_present(self, stages: list[str]) -> None:
         """Stages that read distilled sets, run without the distill stage in a folder that holds none (a

@@ -167,10 +167,17 @@ class ImageDataModule(pl.LightningDataModule):
             return torch.empty(0, *self.image_shape), torch.empty(0, dtype=torch.long)
         return torch.cat(xs), torch.cat(ys).long()
 
+    def classes_short_of(self, n_per_class: int, split: str = "train") -> list[str]:
+        """``"'name' (count)"`` for each class with fewer than ``n_per_class`` images in ``split``, in class
+        order (empty when every class has enough): what :meth:`sample_per_class` would refuse."""
+        counts = np.bincount(np.asarray(self.labels(split), dtype=np.int64), minlength=self.num_classes)
+        return [f"{self.class_names[c]!r} ({int(n)})" for c, n in enumerate(counts) if n < n_per_class]
+
     def sample_per_class(
         self, n_per_class: int, generator: torch.Generator, split: str = "train"
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n_per_class`` random samples of each class (real-image init, the random-subset baseline)."""
+        """``n_per_class`` random samples of each class (real-image init, the random-subset baseline);
+        ``ValueError`` when a class has fewer (the stages check :meth:`classes_short_of` before)."""
         y = torch.from_numpy(np.array(self.labels(split), dtype=np.int64))  # copy: may be read-only
         picks: list[int] = []
         for c in range(self.num_classes):

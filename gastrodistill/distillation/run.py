@@ -92,6 +92,13 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
     if dcfg.image_init == "noise":
         return ds.init_noise(gen)
     if dcfg.image_init == "real":
+        short = datamodule.classes_short_of(ds.steps * ds.ipc, "train")
+        if short:  # a traceback from the draw before
+            raise DistillConfigError(
+                f"distill.image_init=real takes distill.ipc x distill.steps = {ds.steps * ds.ipc} training "
+                f"images of each class, more than these classes have: {', '.join(short)}; lower distill.ipc "
+                "or distill.steps, or start from distill.image_init=class_mean or noise"
+            )
         return ds.init_real(datamodule, gen)
     if dcfg.image_init == "class_mean":
         batches = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)

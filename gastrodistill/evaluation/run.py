@@ -80,7 +80,7 @@ from gastrodistill.evaluation.results import (  # noqa: F401 - re-exported for c
     write_results,
 )
 from gastrodistill.evaluation.scoring import evaluate_network, score_networks, val_scores, val_selector  # noqa: F401
-from gastrodistill.evaluation.splits import Context, build_context  # noqa: F401
+from gastrodistill.evaluation.splits import Context, build_context, check_random_subset_size  # noqa: F401
 from gastrodistill.models.weights import load_weights, save_weights
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
@@ -599,7 +599,7 @@ class Study:
         for (method, _), names in archs.items():
             check_distinct(names, lambda arch, m=method: self.spec(arch, m).name, repr(method))
         if methods & {"random", "random_soft"}:
-            self.random_per_class()
+            check_random_subset_size(self.dm, self.random_per_class())
 
     def sizes(self) -> dict[str, dict[str, int]]:
         """Per method, the training set's size: number of images and bytes as stored or shared."""

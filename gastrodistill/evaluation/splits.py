@@ -203,6 +203,24 @@ def check_evaluation_data(cfg: DictConfig, dm: ImageDataModule) -> tuple[int | N
     return pos, irr
 
 
+def check_random_subset_size(dm: ImageDataModule, n_per_class: int) -> None:
+    """Refuse random-subset baselines (``random``, ``random_soft``) that draw more training images of a
+    class than it has: the draw failed with a traceback after the distillation and the full-data network
+    (a newcomer's 5-image class at the cpu preset's 10 images per class).
+
+    Raises:
+        EvaluationConfigError: naming every class short of ``n_per_class``, with their counts, and the keys.
+    """
+    short = dm.classes_short_of(n_per_class, "train")
+    if short:
+        raise EvaluationConfigError(
+            f"the random-subset baselines draw {n_per_class} training images of each class (the distilled "
+            f"set's images per class, or eval.baselines.n_per_class), more than these classes have: "
+            f"{', '.join(short)}; set eval.baselines.n_per_class to at most the smallest count, or leave "
+            "random and random_soft out of eval.baselines.methods"
+        )
+
+
 def build_context(cfg: DictConfig, dm: ImageDataModule) -> Context:
     """Cache the test, validation and fitting splits and resolve the patient classes.
 

@@ -7,6 +7,7 @@ number of classes, any channel count and data without patients, not how good the
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -148,3 +149,68 @@ def test_reproduce_refuses_a_misspelt_positive_class_before_distilling(compose_c
     with pytest.raises(EvaluationConfigError, match="positive_class = 'tumor' .* did you mean 'tumour'"):
         pipe.run()
     assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()
+
+
+def _rare_class_npz(make_npz) -> Path:
+    """Two classes, the second with 3 training images (40 in all)."""
+    train = np.array([0] * 37 + [1] * 3, dtype=np.uint8).reshape(-1, 1)
+    return make_npz(k=2, size=12, counts=(40, 12, 20), train_labels=train)
+
+
+def test_reproduce_refuses_a_random_subset_larger_than_a_class_before_distilling(compose_cfg, make_npz):
+    """A class with fewer training images than the random-subset baseline draws (the distilled set's
+    ipc x steps) failed with the draw's traceback after the distillation and the full-data network (a
+    newcomer's 5-image class at the cpu preset); it is refused before the first outer step, naming the
+    class, its count and the keys. Within the counts the same run is not refused."""
+    from gastrodistill.cli.reproduce import Pipeline
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    overrides = ["data=npz", f"data.path={_rare_class_npz(make_npz)}", *SMALL, "stages=[distill,evaluate]"]
+    pipe = Pipeline(compose_cfg([*overrides, "distill.ipc=2"]))  # 2 x 2 steps = 4 > 3
+    with pytest.raises(EvaluationConfigError) as info:
+        pipe.run()
+    assert str(info.value).startswith(
+        "the random-subset baselines draw 4 training images of each class (the distilled set's images per "
+        "class, or eval.baselines.n_per_class), more than these classes have: '1' (3); set "
+        "eval.baselines.n_per_class to at most the smallest count"
+    )
+    assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()
+    ok = Pipeline(compose_cfg([*overrides, "distill.ipc=2", "eval.baselines.n_per_class=3"]))
+    ok.check_random_subsets(["distill", "evaluate"])  # the keys the message names: not refused
+
+
+def test_the_evaluation_refuses_a_random_subset_larger_than_a_class_before_training(
+    compose_cfg, make_npz, tmp_path
+):
+    """``gastrodistill-evaluate eval.baselines.n_per_class=10`` on such data trained the full-data network
+    first, then failed with a traceback naming the first short class only."""
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    path = _rare_class_npz(make_npz)
+    cfg = compose_cfg(["data=npz", f"data.path={path}", *SMALL, "eval.baselines.n_per_class=10"])
+    dm = instantiate(cfg.data)
+    dm.setup()
+    with pytest.raises(EvaluationConfigError, match=r"draw 10 training images .* have: '1' \(3\); set"):
+        run_evaluation(cfg, dm, {}, tmp_path / "eval")
+    assert not (tmp_path / "eval" / "records").exists()  # no network trained
+
+
+def test_a_real_image_start_larger_than_a_class_is_refused_naming_it(compose_cfg, make_npz, tmp_path):
+    """``distill.image_init=real`` with ipc x steps above a class's training images ended in the draw's
+    ValueError traceback."""
+    from gastrodistill.data.collections import NpzDataModule
+    from gastrodistill.distillation.errors import DistillConfigError
+    from gastrodistill.distillation.run import build_distilled_set
+
+    dm = NpzDataModule(_rare_class_npz(make_npz), storage_size=None)
+    dm.setup()
+    assert dm.classes_short_of(4) == ["'1' (3)"] and dm.classes_short_of(3) == []
+    cfg = compose_cfg(
+        ["data=npz", "data.path=unused.npz", *SMALL, "distill.ipc=2", "distill.image_init=real"]
+    )
+    with pytest.raises(
+        DistillConfigError, match=r"takes distill.ipc x distill.steps = 4 .* '1' \(3\); lower"
+    ):
+        build_distilled_set(cfg.distill, dm, "soft", 0)
+    cfg = compose_cfg(["data=npz", "data.path=unused.npz", *SMALL, "distill.image_init=real"])  # 1 x 2 = 2
+    assert build_distilled_set(cfg.distill, dm, "soft", 0).images.shape[0] == 2 * 2
