@@ -21,6 +21,7 @@ so no half-built state remains.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import zipfile
@@ -580,6 +581,16 @@ class NpzDataModule(TensorImageDataModule):
                 "it with numpy.savez"
             ) from exc
 
+    @staticmethod
+    def _stored_class_names(arr: np.ndarray, name: str) -> list[str]:
+        """The file's ``class_names`` as a list; :class:`CollectionError` naming the key if malformed."""
+        if arr.dtype.kind not in "US" or arr.ndim != 1:
+            raise CollectionError(f"npz file {name!r}, key 'class_names': expected a 1-D string array")
+        try:
+            return class_name_list(arr.tolist(), f"npz file {name!r}, key 'class_names'")
+        except ValueError as exc:
+            raise CollectionError(str(exc)) from exc
+
     def load_arrays(self) -> tuple[Arrays, list[str]]:
         """Read the file into ``{split: (images [N, C, H, W], labels [N])}`` and the class names.
 
@@ -588,12 +599,18 @@ class NpzDataModule(TensorImageDataModule):
         name = self.path.name
         names = self.given_names
         if names is None and "class_names" in raw:
-            if raw["class_names"].dtype.kind not in "US" or raw["class_names"].ndim != 1:
-                raise CollectionError(f"npz file {name!r}, key 'class_names': expected a 1-D string array")
-            try:
-                names = class_name_list(raw["class_names"].tolist(), f"npz file {name!r}, key 'class_names'")
-            except ValueError as exc:
-                raise CollectionError(str(exc)) from exc
+            names = self._stored_class_names(raw["class_names"], name)
+        elif "class_names" in raw:
+            stored = None
+            with contextlib.suppress(CollectionError):  # given names replace a malformed stored list
+                stored = self._stored_class_names(raw["class_names"], name)
+            if stored is not None and names != stored and sorted(names) == sorted(stored):
+                raise CollectionError(  # a newcomer's reorder (to match an artifact) swapped classes silently
+                    f"data.class_names {names} are the file's own class_names {stored} in another order; "
+                    "data.class_names names the stored labels 0..K-1 and does not reorder them, so this "
+                    "would swap the classes: drop data.class_names, or relabel the arrays in the order you "
+                    "need"
+                )
         images: dict[str, np.ndarray] = {}
         labels: dict[str, np.ndarray] = {}
         for split in SPLITS:

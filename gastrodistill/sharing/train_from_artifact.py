@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -85,12 +86,21 @@ def check_site_data(card: Mapping[str, Any], datamodule: ImageDataModule) -> Non
     site = list(datamodule.class_names)
     if site != names:
         # the same number of classes under other names: most often an npz without class_names, or a rename
+        listed = shlex.quote(
+            "data.class_names=[" + ",".join(json.dumps(n, ensure_ascii=False) for n in names) + "]"
+        )
         rename = (
             f"; if they are the same classes under other names, name them as the artifact does (npz data: "
-            f"data.class_names=[{','.join(names)}]; folder data: rename the class folders)"
+            f"{listed}; folder data: rename the class folders)"
             if len(site) == len(names) and sorted(site) != sorted(names)
             else ""
         )
+        if sorted(site) == sorted(names):  # data.class_names would only rename the stored labels
+            rename = (
+                "; the same classes in another order: write the site's labels in the artifact's order (label "
+                "i is the artifact's class i; npz data: relabel the arrays, since data.class_names names the "
+                "stored labels and does not reorder them; folder data are read in sorted folder order)"
+            )
         raise ArtifactError(
             f"the artifact's classes are {names} but the site's data has {site}; "
             "a network trained from the artifact can only be tested on data with the same classes "

@@ -288,3 +288,20 @@ def test_twelve_bit_values_in_sixteen_bit_arrays_get_a_hint(make_npz, caplog):
     with caplog.at_level(logging.WARNING):
         _setup(NpzDataModule(path=str(path), bit_depth=12))
     assert "16-bit values" not in caplog.text
+
+
+def test_class_names_that_reorder_the_files_own_are_refused(make_npz):
+    """A receiving site reordered ``data.class_names`` to match an artifact's order: it only renamed the
+    stored labels, and the report was computed on swapped classes without a word (a newcomer's finding).
+    A rename to other names, and the file's own order, are kept."""
+    path = make_npz(k=2, class_names=np.array(["normal", "tumour"]))
+    with pytest.raises(CollectionError, match=r"\['tumour', 'normal'\] are the file's own class_names"):
+        _setup(NpzDataModule(path=str(path), class_names=["tumour", "normal"]))
+    assert _setup(NpzDataModule(path=str(path), class_names=["normal", "tumour"])).class_names == [
+        "normal",
+        "tumour",
+    ]
+    assert _setup(NpzDataModule(path=str(path), class_names=["healthy", "cancer"])).class_names == [
+        "healthy",
+        "cancer",
+    ]

@@ -114,10 +114,14 @@ def test_site_with_other_classes_or_untrusted_architecture_is_refused(
     with pytest.raises(ArtifactError, match="same classes in the same order") as info:
         train_from_artifact(art, compose_cfg(FAST), other)
     assert "other names" not in str(info.value)  # the same names in another order: no renaming advice
+    assert "write the site's labels in the artifact's order" in str(
+        info.value
+    )  # data.class_names only renames
     other._class_names = other.class_names = [str(i) for i in range(len(CLASSES))]  # an npz without names
     with pytest.raises(ArtifactError) as info:
         train_from_artifact(art, compose_cfg(FAST), other)
-    assert f"npz data: data.class_names=[{','.join(CLASSES)}]" in str(info.value)
+    listed = ",".join(f'"{c}"' for c in CLASSES)
+    assert f"npz data: 'data.class_names=[{listed}]'" in str(info.value)  # quoted: names with spaces parse
     wide = make_dm(patients=(4, 2, 4), per_patient=3)
     wide.in_channels = 3
     with pytest.raises(ArtifactError) as info:
