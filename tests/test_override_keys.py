@@ -286,3 +286,19 @@ def test_a_path_with_an_unquoted_comma_outside_a_sweep_says_how_to_quote_it(tmp_
     assert (
         choice == "error: data.root=choice(/data/a,/data/b): a sweep runs with -m (--multirun) only; add -m"
     )
+
+
+def test_a_list_with_accents_is_quoted_item_by_item():
+    """``data.class_names=[Cancer früh,Normal]`` was told to quote the whole list, which made it one
+    string (a newcomer's finding: then "class names at positions [...] are empty"); each item is quoted,
+    and the advice parses as a list of the two names."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    text = unknown_key_message(
+        ["data=npz", "data.path=x.npz", "data.class_names=[Cancer früh,Normal]"], CONF_DIR
+    )
+    assert text.endswith(
+        'write it as \'data.class_names=["Cancer früh","Normal"]\' (the outer quotes for the shell)'
+    )
+    (parsed,) = OverridesParser.create().parse_overrides(['data.class_names=["Cancer früh","Normal"]'])
+    assert parsed.value() == ["Cancer früh", "Normal"]

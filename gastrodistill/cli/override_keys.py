@@ -222,7 +222,8 @@ def unquoted_text_message(args: list[str], parser: Any, multirun: bool = False) 
     (``paths.*`` and the keys of :data:`PATH_LEAVES`), spaces, parentheses and commas that quoting makes
     readable; with the quoting that works, quoted again for the shell (``shlex.quote``: an apostrophe in
     the value too). In a sweep (``multirun``) a comma separates values, so each one is quoted apart
-    (quoting the whole made one path of them). None for any other malformed override (Hydra's own message
+    (quoting the whole made one path of them); so are a list's items (``[a b,c]``: quoted whole it became
+    one string). None for any other malformed override (Hydra's own message
     then)."""
     for text in args:
         try:
@@ -231,8 +232,12 @@ def unquoted_text_message(args: list[str], parser: Any, multirun: bool = False) 
             key, sep, value = text.partition("=")
             if not sep or value.startswith(("'", '"')) or '"' in value:
                 return None
-            swept = multirun and "," in value
-            quoted = ",".join(f'"{v}"' for v in value.split(",")) if swept else f'"{value}"'
+            listed = value.startswith("[") and value.endswith("]")  # a list: its items are quoted
+            swept = multirun and "," in value and not listed
+            if listed:
+                quoted = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]"
+            else:
+                quoted = ",".join(f'"{v}"' for v in value.split(",")) if swept else f'"{value}"'
             written, whole = shlex.quote(f"{key}={quoted}"), shlex.quote(f'{key}="{value}"')
             sweep = (
                 f" (a sweep over {value.count(',') + 1} values; {whole} for one value holding commas)"
