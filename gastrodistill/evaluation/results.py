@@ -251,7 +251,9 @@ def to_markdown(
             if patients
             else ""
         )
-        + f"intervals: bootstrap over {unit} of the mean over networks.",
+        + f"intervals: bootstrap over {unit} of the mean over networks. "
+        + f"{'Image' if not patients else 'Patch'} AUC: binary for two classes, else the mean of the "
+        "one-vs-rest AUCs of the classes (macro); recall per class in the table below.",
         "",
         *patient_notes(df, max_ci_width),
         *diverged_notes(df),
@@ -326,11 +328,43 @@ def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
         + _binormal_note(float(shares.max()), float(shares.min()), cv > 0)
         + ".",
     ]
+    if min(pos, n - pos) < FEW_TEST_PATIENTS:  # one positive gave AUC 1.000 [1.000, 1.000] unflagged
+        lines.append(
+            f"⚠ few: only {min(pos, n - pos)} test patient(s) "
+            f"{'with' if pos < n - pos else 'without'} gastritis (fewer than {FEW_TEST_PATIENTS}): patient "
+            "sensitivity, specificity and AUC can take few values, and their intervals (even of zero width) "
+            "say little."
+        )
     if max_ci_width is not None:
         lines.append(
             f"{WIDE.strip()}: the interval is wider than {max_ci_width:g}; the data cannot carry that number."
         )
     return [*lines, ""]
+
+
+#: Fewer test patients than this on either side of the diagnosis get a line under the table.
+FEW_TEST_PATIENTS = 5
+
+
+def per_class_markdown(df: pd.DataFrame) -> str:
+    """The per-class recall (sensitivity) table of every row, mean ± std over networks, when the table
+    has ``recall_<class>_mean`` columns: with imbalanced classes the rare class's recall is the number to
+    look at, and it stood in ``results.csv`` only (a newcomer's finding)."""
+    names = [
+        c[len("recall_") : -len("_mean")]
+        for c in df.columns
+        if c.startswith("recall_") and c.endswith("_mean")
+    ]
+    if not names:
+        return ""
+    unit = "patches" if has_patients(df) else "images"
+    head = ["Method", "Schedule", "Arch", *names]
+    lines = [f"### Recall (sensitivity) per class, test {unit}", "", "| " + " | ".join(head) + " |"]
+    lines.append("|" + "---|" * len(head))
+    for _, r in df.iterrows():
+        cells = [str(r["method"]), str(r["schedule"]), str(r["architecture"])]
+        lines.append("| " + " | ".join(cells + [_pm(r, f"recall_{n}") for n in names]) + " |")
+    return "\n".join([*lines, ""]) + "\n"
 
 
 def _binormal_note(most: float, least: float, cross_validated: bool) -> str:
@@ -427,7 +461,8 @@ def write_results(
     csv_path, md_path = out / "results.csv", out / "results.md"
     with atomic_path(csv_path) as tmp:
         df.to_csv(tmp, index=False, float_format="%.10g")
-    write_text_atomic(md_path, to_markdown(df, title, max_ci_width=max_ci_width) + audit_markdown(df))
+    md = to_markdown(df, title, max_ci_width=max_ci_width) + per_class_markdown(df) + audit_markdown(df)
+    write_text_atomic(md_path, md)
     return csv_path, md_path
 
 
