@@ -605,9 +605,9 @@ def check_card_evaluation(card: Mapping[str, Any]) -> None:
     ``"abc"`` ended there in a ``ValueError`` traceback after every network had trained, and a ``NaN``
     (which Python's JSON reader accepts) in a comparison reading "+nan". The project writes only finite
     numbers there (``publish._numbers``). The means and stds of the figures a site compares
-    (:data:`REPORTED`: fractions) must lie in [0, 1] and [0, 0.5]: a resealed
-    ``patient_hm_std: 1e6`` made every site's comparison read "within noise". Raises :class:`ArtifactError`
-    naming the key."""
+    (:data:`REPORTED` and the per-class ``recall_<class>``: fractions) must lie in [0, 1] and [0, 0.5]: a
+    resealed ``patient_hm_std: 1e6`` made every site's comparison read "within noise". Raises
+    :class:`ArtifactError` naming the key."""
     evaluation = card.get("evaluation")
     if evaluation is None:
         return
@@ -619,11 +619,12 @@ def check_card_evaluation(card: Mapping[str, Any]) -> None:
         if not is_finite_number(value):
             raise _malformed(f"evaluation.{key}", f"a finite number (got {value!r})")
         metric, _, stat = str(key).rpartition("_")
-        if metric in REPORTED and stat == "mean" and not -1e-9 <= value <= 1 + 1e-9:
+        compared = metric in REPORTED or metric.startswith("recall_")  # per-class recall: compared too
+        if compared and stat == "mean" and not -1e-9 <= value <= 1 + 1e-9:
             raise _malformed(
                 f"evaluation.{key}", f"a fraction in [0, 1], as every {metric} is (got {value!r})"
             )
-        if metric in REPORTED and stat == "std" and not 0 <= value <= 0.5 + 1e-9:
+        if compared and stat == "std" and not 0 <= value <= 0.5 + 1e-9:
             raise _malformed(
                 f"evaluation.{key}",
                 f"in [0, 0.5], the range of a population std of fractions (got {value!r}; a site's 'within "

@@ -343,9 +343,17 @@ def train_networks(
     return out
 
 
-def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
+def reported_metrics(class_names: Sequence[str]) -> tuple[str, ...]:
+    """The figures a receiving site computes and compares: :data:`REPORTED`, then the recall
+    (sensitivity) of each class, ``recall_<name>`` in class order (the rare class's number, with
+    imbalanced classes; the receive report had no per-class figure, a newcomer's finding)."""
+    return (*REPORTED, *(f"recall_{name}" for name in class_names))
+
+
+def _stats(records: list[dict[str, Any]], metrics: Sequence[str] = REPORTED) -> dict[str, float]:
+    """Mean and population std over networks of each of ``metrics`` (``<m>_mean``, ``<m>_std``)."""
     out: dict[str, float] = {}
-    for m in REPORTED:
+    for m in metrics:
         vals = np.array([float(r.get(m, math.nan)) for r in records])
         vals = vals[np.isfinite(vals)]
         if len(vals):
@@ -354,7 +362,10 @@ def _stats(records: list[dict[str, Any]]) -> dict[str, float]:
 
 
 def compare_published(
-    site: Mapping[str, float], published: Mapping[str, Any], site_networks: int
+    site: Mapping[str, float],
+    published: Mapping[str, Any],
+    site_networks: int,
+    metrics: Sequence[str] = REPORTED,
 ) -> dict[str, dict[str, Any]]:
     """Site mean vs card mean per metric; "within noise" = difference <= 2 x the larger std (+0.01).
 
@@ -364,7 +375,7 @@ def compare_published(
     compare with: ``within_noise`` is None (cannot tell)."""
     card_networks = float(published.get("n_networks", 2))
     out: dict[str, dict[str, Any]] = {}
-    for m in REPORTED:
+    for m in metrics:
         if f"{m}_mean" not in site or f"{m}_mean" not in published:
             continue
         a, b = site[f"{m}_mean"], float(published[f"{m}_mean"])
@@ -402,13 +413,14 @@ def train_from_artifact(
     norm = card["normalization"]
     size = card["distilled"]["image_shape"][1:]
     ctx = build_context(cfg, dm)
+    metrics = reported_metrics(list(card["class_names"]))  # the site's classes are the card's (checked)
     records, diverged = [], []
     for net, why in trained:
         model = SiteAdapter(net, dm.mean, dm.std, norm["mean"], norm["std"], size)
         scored = evaluate_network(model, ctx)  # outputs that overflow: scored as learned nothing, diverged
         if why is None and scored.get("diverged"):
             why = "its outputs on this site's test patches are not finite"
-        rec = {k: float(v) for k, v in scored.items() if k in REPORTED}
+        rec = {k: float(v) for k, v in scored.items() if k in metrics}
         if why is not None:
             rec["diverged"] = True
             diverged.append(why)
@@ -419,7 +431,7 @@ def train_from_artifact(
             f"{diverged[0]}): its images or learning rates cannot train the card's network, so there is "
             "nothing to compare with its published figures; ask the sending site for the artifact again"
         )
-    site = _stats(records)
+    site = _stats(records, metrics)
     site_size = [int(v) for v in dm.image_size]
     result = {
         "artifact": {
@@ -442,7 +454,7 @@ def train_from_artifact(
         "metrics": site,
         "networks": records,
         # the card's figures are those of the replay (reproduce: method_metrics(..., schedule="replay"))
-        "published": compare_published(site, card.get("evaluation") or {}, n)
+        "published": compare_published(site, card.get("evaluation") or {}, n, metrics)
         if schedule == PUBLISHED
         else {},
     }
@@ -528,9 +540,8 @@ def render(result: Mapping[str, Any]) -> str:
         "| metric | this site | published | difference | within noise |",
         "|---|---|---|---|---|",
     ]
-    for m in REPORTED:
-        if f"{m}_mean" not in result["metrics"]:
-            continue
+    shown = [k[: -len("_mean")] for k in result["metrics"] if k.endswith("_mean")]  # REPORTED, then recalls
+    for m in shown:
         site = f"{result['metrics'][f'{m}_mean']:.3f} ± {result['metrics'][f'{m}_std']:.3f}"
         pub = result["published"].get(m)
         tail = (
@@ -538,7 +549,8 @@ def render(result: Mapping[str, Any]) -> str:
             if pub
             else "n/a | | "
         )
-        lines.append(f"| {m} | {site} | {tail} |")
+        name = f"recall of {m[len('recall_') :]}" if m.startswith("recall_") else m
+        lines.append(f"| {name} | {site} | {tail} |")
     if result["published"]:
         lines += ["", NOISE_RULE]
     return "\n".join(lines) + "\n"

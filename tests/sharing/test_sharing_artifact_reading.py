@@ -136,6 +136,10 @@ def test_a_card_that_json_cannot_hold_is_a_message(artifact):
             lambda c: c["evaluation"].update(patient_hm_std=1e6),
             r"evaluation.patient_hm_std must be in \[0, 0.5\], the range of a population std",
         ),
+        (  # a class's recall is compared too (receive.md's per-class rows)
+            lambda c: c["evaluation"].update(recall_gastritis_std=3.0),
+            r"evaluation.recall_gastritis_std must be in \[0, 0.5\], the range of a population std",
+        ),
         # what the writer never writes: a field outside its allow-list, a patient's name, a path
         (
             lambda c: c.update(hospital="x"),

@@ -38,16 +38,9 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
             soft_set, spec, "replay", torch_generator(int(cfg.seed), "receive", "replay", i)
         )
         direct.append(evaluate_network(net, ctx))
-    published = {
-        f"{m}_mean": float(np.mean([r[m] for r in direct]))
-        for m in ("patch_accuracy", "patch_auc", "patient_hm")
-    }
-    published.update(
-        {
-            f"{m}_std": float(np.std([r[m] for r in direct]))
-            for m in ("patch_accuracy", "patch_auc", "patient_hm")
-        }
-    )
+    compared = ("patch_accuracy", "patch_auc", "patient_hm", *(f"recall_{c}" for c in soft_set.class_names))
+    published = {f"{m}_mean": float(np.mean([r[m] for r in direct])) for m in compared}
+    published.update({f"{m}_std": float(np.std([r[m] for r in direct])) for m in compared})
     art = save_artifact(tmp_path / "soft", soft_set, {**card_fields, "evaluation": published}, archive=True)
 
     # The receiving site: only the archive.
@@ -55,9 +48,13 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
     for i, rec in enumerate(result["networks"]):
         for m in REPORTED:
             assert rec[m] == pytest.approx(float(direct[i][m]), abs=1e-12), (i, m)
-    for m in ("patch_accuracy", "patch_auc", "patient_hm"):  # AUC: the figure npz and folder data lead with
+    for m in compared:  # AUC: the figure npz and folder data lead with; per-class recall (imbalanced data)
         assert result["published"][m]["difference"] == pytest.approx(0.0, abs=1e-12)
         assert result["published"][m]["within_noise"]
+    for c in soft_set.class_names:  # each class's recall, with the card's, in receive.md
+        site = result["metrics"][f"recall_{c}_mean"]
+        assert site == pytest.approx(np.mean([r[f"recall_{c}"] for r in direct]), abs=1e-12)
+        assert f"| recall of {c} | {site:.3f} ± " in (tmp_path / "site" / "receive.md").read_text()
     saved = json.loads((tmp_path / "site" / "receive.json").read_text())
     assert saved["metrics"]["patch_accuracy_mean"] == pytest.approx(published["patch_accuracy_mean"])
     assert (tmp_path / "site" / "run_info.json").is_file() and "| patch_accuracy |" in (
