@@ -670,9 +670,10 @@ class NpzDataModule(TensorImageDataModule):
                     advice = f"the labels run 1..{k - 1}: count from 0 (labels - 1)"
                 elif len(used) == 2 and used[0] == 0:
                     advice = f"the labels take the two values {used}: write them as 0 and 1"
-                shown = empty if len(empty) <= 8 else [*empty[:4], "...", *empty[-2:]]
+                named = [f"{c} ({names[c]!r})" if names is not None else str(c) for c in empty]  # name too
+                shown = ", ".join(named if len(named) <= 8 else [*named[:4], "...", *named[-2:]])
                 raise CollectionError(
-                    f"npz file {name!r}, key '{split}_labels': classes {shown} have no {role} images; "
+                    f"npz file {name!r}, key '{split}_labels': classes [{shown}] have no {role} images; "
                     + advice
                 )
         class_names = names or [str(i) for i in range(k)]

@@ -402,3 +402,13 @@ def test_memory_running_out_while_resizing_is_a_data_error(make_npz, monkeypatch
     monkeypatch.setattr(collections, "_resize", out_of_memory)
     msg = _err(make_npz(size=12), image_size=20)
     assert msg.startswith("data.image_size:") and "do not fit in memory" in msg and "16.3 TiB" in msg
+
+
+def test_a_class_absent_from_val_is_named_when_the_file_names_it(make_npz):
+    """The refusal named the class by its index only ("classes [4]"), not by the name the user gave it (a
+    newcomer's 5-class study)."""
+    labels = np.array([0, 1] * 7 + [0])
+    msg = _err(
+        make_npz(name="gap.npz", k=3, val_labels=labels, class_names=np.array(["a", "b", "Cancer früh"]))
+    )
+    assert "classes [2 ('Cancer früh')] have no validation images" in msg
