@@ -7,6 +7,7 @@ appear on any of them.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -90,14 +91,24 @@ def plot_roc_curves(
     return _save(fig, path)
 
 
+def tick_label(name: str, width: int = 12) -> str:
+    """A class name as an axis label: wrapped onto lines of at most ``width`` characters, never cut (names
+    cut to 9 characters, "Cancer fr" and "Ulcer (be", could not be told apart)."""
+    return "\n".join(textwrap.wrap(str(name), width, break_long_words=True)) or str(name)
+
+
 def plot_confusion_matrices(
-    matrices: Mapping[str, np.ndarray], class_names: Sequence[str], path: str | Path
+    matrices: Mapping[str, np.ndarray], class_names: Sequence[str], path: str | Path, unit: str = "patches"
 ) -> Path:
-    """Row-normalised patch confusion matrices (summed over fresh networks), one panel per method."""
+    """Row-normalised confusion matrices of the test ``unit`` (patches, or images of data without
+    patients), summed over fresh networks, one panel per method; panels grow with the number of classes."""
     n = len(matrices)
     cols = min(n, 4)
     rows = math.ceil(n / cols) if n else 1
-    fig, axes = plt.subplots(rows, cols, figsize=(3.3 * cols, 3.1 * rows), squeeze=False)
+    side = max(3.3, 0.55 * len(class_names) + 1.6)  # room for K cells and the wrapped names
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(side * cols, (side - 0.2) * rows), squeeze=False, layout="constrained"
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, (label, cm) in zip(axes.flat, matrices.items(), strict=False):
@@ -117,10 +128,10 @@ def plot_confusion_matrices(
                     color="white" if norm[i, j] > 0.6 else "black",
                 )
         ticks = range(len(class_names))
-        ax.set_xticks(ticks, [c[:9] for c in class_names], fontsize=6, rotation=30)
-        ax.set_yticks(ticks, [c[:9] for c in class_names], fontsize=6)
+        ax.set_xticks(ticks, [tick_label(c) for c in class_names], fontsize=6, rotation=30)
+        ax.set_yticks(ticks, [tick_label(c) for c in class_names], fontsize=6)
         ax.set_xlabel("predicted", fontsize=7)
         ax.set_ylabel("true", fontsize=7)
         ax.set_title(label, fontsize=7)
-    fig.suptitle("Test patches, row-normalised", fontsize=9)
+    fig.suptitle(f"Test {unit}, row-normalised", fontsize=9)
     return _save(fig, path)

@@ -266,6 +266,6 @@ def make_plots(
             paths["roc_all"] = plots.plot_roc_curves(curves_all, out / "roc_curves_all_architectures.png")
     mats = {label: np.sum([r["confusion_matrix"] for r in recs], axis=0) for label, recs in groups.items()}
     paths["confusion"] = plots.plot_confusion_matrices(
-        mats, list(dm.class_names), out / "confusion_matrices.png"
+        mats, list(dm.class_names), out / "confusion_matrices.png", "patches" if patients else "images"
     )
     return paths

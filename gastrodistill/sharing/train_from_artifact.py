@@ -419,7 +419,7 @@ def train_from_artifact(
         model = SiteAdapter(net, dm.mean, dm.std, norm["mean"], norm["std"], size)
         scored = evaluate_network(model, ctx)  # outputs that overflow: scored as learned nothing, diverged
         if why is None and scored.get("diverged"):
-            why = "its outputs on this site's test patches are not finite"
+            why = "its outputs on this site's test split are not finite"
         rec = {k: float(v) for k, v in scored.items() if k in metrics}
         if why is not None:
             rec["diverged"] = True
@@ -528,7 +528,7 @@ def render(result: Mapping[str, Any]) -> str:
         "",
         f"{result['n_networks']} fresh networks, schedule `{result['schedule']}`"
         + (f" (precision `{result['precision']}`)" if result.get("precision") else "")
-        + ", tested on this site's test patches."
+        + ", tested on this site's test split (patches, or images of data without patients)."
         + (
             ""
             if result["schedule"] == PUBLISHED
