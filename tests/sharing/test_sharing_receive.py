@@ -525,7 +525,7 @@ def test_networks_whose_learning_rates_make_their_outputs_nan_are_refused_not_re
         ArtifactError, match=r"all 2 networks trained from the artifact soft diverged"
     ) as info:
         train_from_artifact(art, compose_cfg(FAST), dm, tmp_path / "site")
-    assert "test patches are not finite" in str(info.value) and "\n" not in str(info.value)
+    assert "test split are not finite" in str(info.value) and "\n" not in str(info.value)
     assert not (tmp_path / "site").exists()
 
 
