@@ -63,6 +63,10 @@ from gastrodistill.utils.seeding import torch_generator
 log = logging.getLogger(__name__)
 
 
+#: A class with fewer training images than this gets a warning at a class-mean start (close to a copy).
+FEW_FOR_A_MEAN = 5
+
+
 def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int) -> DistilledSet:
     """A freshly initialised set shaped for ``datamodule``; ``distill.image_init`` picks the images.
 
@@ -101,6 +105,18 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
             )
         return ds.init_real(datamodule, gen)
     if dcfg.image_init == "class_mean":
+        few = datamodule.classes_short_of(FEW_FOR_A_MEAN, "train")
+        if few:  # a newcomer's 1-image class: its "mean" was that patient's image, flagged by the audit only
+            log.warning(
+                "class-mean start: %s ha%s fewer than %d training images, so %s mean is close to a copy of "
+                "real images (the anonymity audit will flag it); more images of %s, or "
+                "distill.image_init=noise, keeps the start anonymous",
+                ", ".join(few),
+                "s" if len(few) == 1 else "ve",
+                FEW_FOR_A_MEAN,
+                "its" if len(few) == 1 else "their",
+                "it" if len(few) == 1 else "them",
+            )
         batches = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)
         means, _ = class_means(batches, datamodule.num_classes, list(datamodule.class_names))
         return ds.init_class_mean(means, gen, float(dcfg.get("class_mean_noise_std", 0.2)))
