@@ -446,6 +446,18 @@ def _npz_bit_depth(arr: np.ndarray, bit_depth: int | None, where: str, key: str 
     return Decoded(pixels, float(2**bits - 1), bits).to_container()
 
 
+def same_class_name(a: str, b: str) -> bool:
+    """Whether two class names name one class: equal but for case and runs of white space."""
+    return " ".join(str(a).split()).casefold() == " ".join(str(b).split()).casefold()
+
+
+def moves_a_class(given: Sequence[str], stored: Sequence[str]) -> bool:
+    """Whether ``given`` class names put one of ``stored``'s names (:func:`same_class_name`) at another
+    label index: a reorder, which only renames the stored labels (``[Cancer, Normal]`` for a file's
+    ``[normal, cancer]``, or ``[cancer, ulcer]``, moves cancer from label 1 to 0; a breaker's finding)."""
+    return any(same_class_name(g, t) and i != j for i, g in enumerate(given) for j, t in enumerate(stored))
+
+
 def _used_labels(labels: dict[str, np.ndarray]) -> list[int]:
     """The label values used in any split (``{split: labels [N]}``), sorted."""
     return sorted({int(v) for split_labels in labels.values() for v in np.unique(split_labels)})
@@ -604,7 +616,7 @@ class NpzDataModule(TensorImageDataModule):
             stored = None
             with contextlib.suppress(CollectionError):  # given names replace a malformed stored list
                 stored = self._stored_class_names(raw["class_names"], name)
-            if stored is not None and names != stored and sorted(names) == sorted(stored):
+            if stored is not None and moves_a_class(names, stored):
                 raise CollectionError(  # a newcomer's reorder (to match an artifact) swapped classes silently
                     f"data.class_names {names} are the file's own class_names {stored} in another order; "
                     "data.class_names names the stored labels 0..K-1 and does not reorder them, so this "

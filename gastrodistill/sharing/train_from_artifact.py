@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from gastrodistill.data.collections import moves_a_class
 from gastrodistill.sharing.artifact import (
     ALLOWED_AUGMENT_TARGET,
     REPORTED,
@@ -86,20 +87,19 @@ def check_site_data(card: Mapping[str, Any], datamodule: ImageDataModule) -> Non
     site = list(datamodule.class_names)
     if site != names:
         # the same number of classes under other names: most often an npz without class_names, or a rename
-        listed = shlex.quote(
-            "data.class_names=[" + ",".join(json.dumps(n, ensure_ascii=False) for n in names) + "]"
-        )
+        listed = ",".join('"' + n.replace('"', '\\"') + '"' for n in names)  # Hydra's quoted strings
         rename = (
             f"; if they are the same classes under other names, name them as the artifact does (npz data: "
-            f"{listed}; folder data: rename the class folders)"
-            if len(site) == len(names) and sorted(site) != sorted(names)
+            f"{shlex.quote(f'data.class_names=[{listed}]')}; folder data: rename the class folders)"
+            if len(site) == len(names)
             else ""
         )
-        if sorted(site) == sorted(names):  # data.class_names would only rename the stored labels
+        if moves_a_class(site, names):  # data.class_names would only rename the stored labels
             rename = (
-                "; the same classes in another order: write the site's labels in the artifact's order (label "
-                "i is the artifact's class i; npz data: relabel the arrays, since data.class_names names the "
-                "stored labels and does not reorder them; folder data are read in sorted folder order)"
+                "; the same classes in another order: npz data: write the labels in the artifact's order "
+                "(label i is the artifact's class i; data.class_names names the stored labels and does not "
+                f"reorder them); folder data: {shlex.quote(f'data.classes=[{listed}]')} reads the class "
+                "folders in that order"
             )
         raise ArtifactError(
             f"the artifact's classes are {names} but the site's data has {site}; "

@@ -305,3 +305,13 @@ def test_class_names_that_reorder_the_files_own_are_refused(make_npz):
         "healthy",
         "cancer",
     ]
+
+
+def test_class_names_that_move_a_class_a_case_or_a_space_apart_are_refused(make_npz):
+    """A breaker's: a reorder a case or a space apart, or one name moved among new ones, was accepted (the
+    check compared the sorted lists exactly); a change of case at the same label is a rename, and kept."""
+    path = make_npz(k=2, class_names=np.array(["normal", "tumour"]))
+    assert _setup(NpzDataModule(path=str(path), class_names=["Normal", "Tumour"])).class_names[0] == "Normal"
+    for given in (["Tumour", "Normal"], ["tumour ", "normal"], ["tumour", "ulcer"]):
+        with pytest.raises(CollectionError, match="in another order"):
+            _setup(NpzDataModule(path=str(path), class_names=given))

@@ -111,9 +111,12 @@ def test_site_with_other_classes_or_untrusted_architecture_is_refused(
     with pytest.raises(ArtifactError, match="same classes in the same order") as info:
         train_from_artifact(art, compose_cfg(FAST), other)
     assert "other names" not in str(info.value)  # the same names in another order: no renaming advice
-    assert "write the site's labels in the artifact's order" in str(
-        info.value
-    )  # data.class_names only renames
+    assert "npz data: write the labels in the artifact's order" in str(info.value)  # class_names only renames
+    listed = ",".join(f'"{c}"' for c in CLASSES)  # folder data: data.classes orders the folders (a breaker)
+    assert f"folder data: 'data.classes=[{listed}]' reads the class folders in that order" in str(info.value)
+    other._class_names = other.class_names = [c.upper() for c in reversed(CLASSES)]  # a case apart: a reorder
+    with pytest.raises(ArtifactError, match="the same classes in another order"):
+        train_from_artifact(art, compose_cfg(FAST), other)
     other._class_names = other.class_names = [str(i) for i in range(len(CLASSES))]  # an npz without names
     with pytest.raises(ArtifactError) as info:
         train_from_artifact(art, compose_cfg(FAST), other)
