@@ -328,12 +328,14 @@ def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
         + _binormal_note(float(shares.max()), float(shares.min()), cv > 0)
         + ".",
     ]
-    if min(pos, n - pos) < FEW_TEST_PATIENTS:  # one positive gave AUC 1.000 [1.000, 1.000] unflagged
+    few = [
+        f"{k} {side} gastritis" for k, side in ((pos, "with"), (n - pos, "without")) if k < FEW_TEST_PATIENTS
+    ]
+    if few:  # one positive gave AUC 1.000 [1.000, 1.000] unflagged
         lines.append(
-            f"⚠ few: only {min(pos, n - pos)} test patient(s) "
-            f"{'with' if pos < n - pos else 'without'} gastritis (fewer than {FEW_TEST_PATIENTS}): patient "
-            "sensitivity, specificity and AUC can take few values, and their intervals (even of zero width) "
-            "say little."
+            f"⚠ few: only {' and '.join(few)} among the test patients (fewer than {FEW_TEST_PATIENTS}): "
+            "patient sensitivity, specificity and AUC can take few values, and their intervals (even of zero "
+            "width) say little."
         )
     if max_ci_width is not None:
         lines.append(
@@ -344,6 +346,12 @@ def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
 
 #: Fewer test patients than this on either side of the diagnosis get a line under the table.
 FEW_TEST_PATIENTS = 5
+
+
+def md_cell(text: object) -> str:
+    """``text`` as one Markdown table cell: ``|`` escaped and line breaks made spaces (a class named
+    ``a|b`` split the per-class table's header into one column too many; a breaker's finding)."""
+    return " ".join(str(text).split("\n")).replace("|", "\\|")
 
 
 def per_class_markdown(df: pd.DataFrame) -> str:
@@ -358,7 +366,7 @@ def per_class_markdown(df: pd.DataFrame) -> str:
     if not names:
         return ""
     unit = "patches" if has_patients(df) else "images"
-    head = ["Method", "Schedule", "Arch", *names]
+    head = ["Method", "Schedule", "Arch", *(md_cell(n) for n in names)]
     lines = [f"### Recall (sensitivity) per class, test {unit}", "", "| " + " | ".join(head) + " |"]
     lines.append("|" + "---|" * len(head))
     for _, r in df.iterrows():

@@ -216,8 +216,9 @@ def check_random_subset_size(dm: ImageDataModule, n_per_class: int) -> None:
         raise EvaluationConfigError(
             f"the random-subset baselines draw {n_per_class} training images of each class (the distilled "
             f"set's images per class, or eval.baselines.n_per_class), more than these classes have: "
-            f"{', '.join(short)}; set eval.baselines.n_per_class to at most the smallest count, or leave "
-            "random and random_soft out of eval.baselines.methods"
+            f"{', '.join(short)}; set eval.baselines.n_per_class to at most the smallest count, lower "
+            "distill.ipc or distill.steps (the set's size), or leave random and random_soft out of "
+            "eval.baselines.methods"
         )
 
 

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from gastrodistill.data.collections import moves_a_class
+from gastrodistill.evaluation.results import md_cell
 from gastrodistill.sharing.artifact import (
     ALLOWED_AUGMENT_TARGET,
     REPORTED,
@@ -549,7 +550,7 @@ def render(result: Mapping[str, Any]) -> str:
             if pub
             else "n/a | | "
         )
-        name = f"recall of {m[len('recall_') :]}" if m.startswith("recall_") else m
+        name = f"recall of {md_cell(m[len('recall_') :])}" if m.startswith("recall_") else m
         lines.append(f"| {name} | {site} | {tail} |")
     if result["published"]:
         lines += ["", NOISE_RULE]

@@ -172,7 +172,7 @@ def test_reproduce_refuses_a_random_subset_larger_than_a_class_before_distilling
     assert str(info.value).startswith(
         "the random-subset baselines draw 4 training images of each class (the distilled set's images per "
         "class, or eval.baselines.n_per_class), more than these classes have: '1' (3); set "
-        "eval.baselines.n_per_class to at most the smallest count"
+        "eval.baselines.n_per_class to at most the smallest count, lower distill.ipc or distill.steps"
     )
     assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()
     ok = Pipeline(compose_cfg([*overrides, "distill.ipc=2", "eval.baselines.n_per_class=3"]))

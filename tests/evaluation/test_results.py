@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gastrodistill.evaluation.results import attach_audit, log_results, summarise, to_markdown, write_results
+from gastrodistill.evaluation.results import (
+    attach_audit,
+    log_results,
+    per_class_markdown,
+    summarise,
+    to_markdown,
+    write_results,
+)
 
 
 def _rec(method, hm, acc, labels, dec, scores):
@@ -125,7 +132,7 @@ def test_wide_intervals_are_flagged_and_patient_counts_printed():
     md = to_markdown(df, "T", max_ci_width=0.3)
     assert md.count("⚠ wide") == 3  # HM and AUC cells, and the legend line
     assert "rest on 8 test patients (4 gastritis, 4 not); thresholds on 6 patients (cross-validated" in md
-    assert "⚠ few: only 4 test patient(s) without gastritis (fewer than 5)" in md  # a 1.000 [1.000, 1.000]
+    assert "⚠ few: only 4 with gastritis and 4 without gastritis among the test patients (fewer than 5)" in md
     assert "binormal" not in md
     for r in noisy:
         r.update(threshold_cv=0.0, threshold_binormal=1.0)
@@ -154,6 +161,8 @@ def test_per_class_recall_has_its_own_table_and_the_auc_is_defined(tmp_path):
     md = md_path.read_text()
     assert "### Recall (sensitivity) per class, test images" in md
     assert "| Method | Schedule | Arch | common | rare one |" in md
+    renamed = df.rename(columns=lambda c: c.replace("rare one", "a|b\nc"))  # a breaker's class names
+    assert "| Method | Schedule | Arch | common | a\\|b c |" in per_class_markdown(renamed)
     assert "| soft | replay | convnet | 0.900 ± 0.000 | 0.300 ± 0.050 |" in md
     assert "| full | replay | convnet | 0.900 ± 0.000 | 0.800 ± 0.050 |" in md
     assert "Image AUC: binary for two classes, else the mean of the one-vs-rest AUCs of the classes" in md

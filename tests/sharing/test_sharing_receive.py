@@ -640,3 +640,25 @@ def test_a_mean_of_one_network_cannot_be_judged_within_noise():
     assert within(site, card, 2) is True  # the larger of the two
     assert within(site, {**card, "patient_hm_mean": 0.80}, 2) is False  # 0.10 > 0.09
     assert within({"patient_hm_mean": 0.70}, {"patient_hm_mean": 0.70}, 3) is True  # a card without a count
+
+
+def test_receive_md_escapes_a_class_name_that_holds_a_table_bar():
+    """A class named ``a|b`` gave its recall row one cell too many in receive.md (a breaker's finding)."""
+    from gastrodistill.sharing.train_from_artifact import render
+
+    result = {
+        "artifact": {"name": "soft"},
+        "schedule": "replay",
+        "precision": "32-true",
+        "n_networks": 2,
+        "metrics": {
+            "patch_accuracy_mean": 0.5,
+            "patch_accuracy_std": 0.1,
+            "recall_a|b_mean": 0.25,
+            "recall_a|b_std": 0.05,
+        },
+        "published": {},
+    }
+    row = next(line for line in render(result).splitlines() if line.startswith("| recall of"))
+    assert row == "| recall of a\\|b | 0.250 ± 0.050 | n/a | |  |"
+    assert len(row.replace("\\|", "").split("|")) == 7  # five cells between six bars, as the header
