@@ -48,6 +48,9 @@ def _run_and_signal(tmp_path, signals: int, signum: int) -> tuple[int, str, str]
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        # as from a terminal: a shell without job control starts background jobs with SIGINT ignored, and a
+        # test suite run so (`./.ci/run &`) passed that on, so the signal never reached the command
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     while "closing" not in lines:
