@@ -33,41 +33,13 @@ from gastrodistill.distillation.module import check_precision
 from gastrodistill.utils.values import human_bytes
 
 
-def saved_bytes_per_image(network: torch.nn.Module, image_shape: tuple[int, int, int]) -> int:
-    """Bytes one inner step keeps for the meta-gradient per image ``[C, H, W]``: what autograd saves in a
-    forward pass of ``network`` and in the backward pass that the unroll differentiates again
-    (``create_graph=True``, as every differentiable inner step), float32. Measured as the difference
-    between 2 and 1 random images, so what does not grow with the batch (weights, their gradients) drops
-    out; each saved storage counts once (a view saved by the next layer shares it), the input not at all
-    (the distilled images are counted apart). Runs on the CPU."""
-    params = [p for p in network.parameters() if p.requires_grad]
-    gen = torch.Generator().manual_seed(0)
-
-    def saved(n: int) -> int:
-        x = torch.randn(n, *image_shape, generator=gen).requires_grad_()
-        seen, total = {x.untyped_storage().data_ptr()}, 0
-
-        def pack(t: torch.Tensor) -> torch.Tensor:
-            nonlocal total
-            storage = t.untyped_storage()
-            if storage.data_ptr() not in seen:
-                seen.add(storage.data_ptr())
-                total += storage.nbytes()
-            return t
-
-        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            loss = network(x).logsumexp(dim=1).sum()
-            torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)  # as the inner step
-        return total
-
-    network = network.train()
-    return max(0, saved(2) - saved(1))
-
-
-def augment_bytes_per_image(augment: Callable[..., torch.Tensor], image_shape: tuple[int, int, int]) -> int:
-    """Bytes an inner step keeps per image ``[C, H, W]`` for ``augment`` (``distill.dsa``): what autograd
-    saves in it and its output when that is a new tensor (0 for an augmentation that changes nothing and
-    returns its input), float32; measured as :func:`saved_bytes_per_image` is. Runs on the CPU."""
+def _growth_per_image(
+    step: Callable[[torch.Tensor, int], torch.Tensor | None], image_shape: tuple[int, int, int]
+) -> int:
+    """Bytes that ``step(x, n)`` keeps per image of a random float32 batch ``x`` ``[n, C, H, W]``: the
+    storages autograd saves while it runs, and its output when it returns a new tensor, each storage
+    counted once (a view saved by the next layer shares it) and ``x``'s not at all; the difference between
+    2 and 1 images, so what does not grow with the batch (weights, their gradients) drops out. On the CPU."""
     gen = torch.Generator().manual_seed(0)
 
     def kept(n: int) -> int:
@@ -82,11 +54,35 @@ def augment_bytes_per_image(augment: Callable[..., torch.Tensor], image_shape: t
             return t
 
         with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-            y = augment(x, torch.Generator().manual_seed(n))
-        pack(y)  # the step's input: saved by the network's first layer, or kept by the checkpoint
+            out = step(x, n)
+        if out is not None:
+            pack(out)
         return total
 
     return max(0, kept(2) - kept(1))
+
+
+def saved_bytes_per_image(network: torch.nn.Module, image_shape: tuple[int, int, int]) -> int:
+    """Bytes one inner step keeps for the meta-gradient per image ``[C, H, W]``: what autograd saves in a
+    forward pass of ``network`` and in the backward pass that the unroll differentiates again
+    (``create_graph=True``, as every differentiable inner step), float32 (:func:`_growth_per_image`); the
+    input not at all (the distilled images are counted apart)."""
+    params = [p for p in network.parameters() if p.requires_grad]
+    network = network.train()
+
+    def step(x: torch.Tensor, _n: int) -> None:
+        loss = network(x).logsumexp(dim=1).sum()
+        torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)  # as the inner step
+
+    return _growth_per_image(step, image_shape)
+
+
+def augment_bytes_per_image(augment: Callable[..., torch.Tensor], image_shape: tuple[int, int, int]) -> int:
+    """Bytes an inner step keeps per image ``[C, H, W]`` for ``augment`` (``distill.dsa``): what autograd
+    saves in it and its output when that is a new tensor (the step's input: saved by the network's first
+    layer, or kept by the checkpoint; 0 for an augmentation that changes nothing and returns its input),
+    float32 (:func:`_growth_per_image`)."""
+    return _growth_per_image(lambda x, n: augment(x, torch.Generator().manual_seed(n)), image_shape)
 
 
 def distill_memory_lower_bound(
