@@ -297,6 +297,10 @@ def _raise_interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
+#: Handlers no one else installed: the commands replace only these.
+_DEFAULT_HANDLERS = (signal.SIG_DFL, signal.default_int_handler)
+
+
 @contextmanager
 def signals_as_interrupts() -> Iterator[None]:
     """Within: SIGTERM, like Ctrl-C, raises ``KeyboardInterrupt`` in the main thread, so that what cleans
@@ -309,7 +313,7 @@ def signals_as_interrupts() -> Iterator[None]:
     _RECEIVED.clear()
     previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     for signum, handler in previous.items():
-        if handler in (signal.SIG_DFL, signal.default_int_handler, _late_signal):
+        if handler in (*_DEFAULT_HANDLERS, _late_signal):
             signal.signal(signum, _raise_interrupt)
     try:
         yield
@@ -362,7 +366,7 @@ def finish_through_late_signals() -> None:
         return
     _LATE.clear()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        if signal.getsignal(signum) in (signal.SIG_DFL, signal.default_int_handler):
+        if signal.getsignal(signum) in _DEFAULT_HANDLERS:
             signal.signal(signum, _late_signal)
 
 

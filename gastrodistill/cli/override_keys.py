@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from gastrodistill.cli.errors import EXIT_STATUS
+from gastrodistill.utils.values import hydra_quoted
 
 
 def _dotted_keys(node: Any, prefix: str = "") -> Iterator[str]:
@@ -235,10 +236,10 @@ def unquoted_text_message(args: list[str], parser: Any, multirun: bool = False) 
             listed = value.startswith("[") and value.endswith("]")  # a list: its items are quoted
             swept = multirun and "," in value and not listed
             if listed:
-                quoted = "[" + ",".join(f'"{v.strip()}"' for v in value[1:-1].split(",")) + "]"
+                quoted = "[" + ",".join(hydra_quoted(v.strip()) for v in value[1:-1].split(",")) + "]"
             else:
-                quoted = ",".join(f'"{v}"' for v in value.split(",")) if swept else f'"{value}"'
-            written, whole = shlex.quote(f"{key}={quoted}"), shlex.quote(f'{key}="{value}"')
+                quoted = ",".join(map(hydra_quoted, value.split(","))) if swept else hydra_quoted(value)
+            written, whole = shlex.quote(f"{key}={quoted}"), shlex.quote(f"{key}={hydra_quoted(value)}")
             sweep = (
                 f" (a sweep over {value.count(',') + 1} values; {whole} for one value holding commas)"
                 if swept
@@ -292,7 +293,7 @@ def sweep_without_multirun_message(
     if o.value_type != ValueType.SIMPLE_CHOICE_SWEEP:  # choice(...), range(...), glob(...)
         return f"error: {text}: a sweep runs with -m (--multirun) only; add -m"
     key, _, value = text.partition("=")
-    whole = shlex.quote(f'{key}="{value}"')
+    whole = shlex.quote(f"{key}={hydra_quoted(value)}")
     return (
         f"error: {text}: an unquoted comma separates a sweep's values, which runs with -m only; add -m to "
         f"sweep over them, or write a path holding a comma as {whole} (the outer quotes for the shell)"

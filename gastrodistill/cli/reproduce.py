@@ -788,13 +788,20 @@ class Pipeline:
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
         self.timings["total"] = time.time() - start
 
+    @staticmethod
+    def _draws_random_subsets(baselines: Any) -> bool:
+        """Whether ``eval.baselines.methods`` lists a random-subset baseline (``random``, ``random_soft``)."""
+        from gastrodistill.evaluation.jobs import RANDOM_SUBSET_BASELINES
+
+        return bool(RANDOM_SUBSET_BASELINES & {str(m) for m in baselines.get("methods") or []})
+
     def check_random_subsets(self, stages: list[str]) -> None:
         """Before the distillation, refuse random-subset baselines that would draw more training images of
         a class than it has (:func:`~gastrodistill.evaluation.splits.check_random_subset_size`), the size
         being ``eval.baselines.n_per_class`` or, for sets distilled in this run, ``distill.ipc x
         distill.steps``; sets read from the folder are checked by the evaluation itself."""
         baselines = self.cfg.eval.baselines
-        if not {"random", "random_soft"} & {str(m) for m in baselines.get("methods") or []}:
+        if not self._draws_random_subsets(baselines):
             return
         n = baselines.get("n_per_class")
         if n is None and "distill" in stages:
@@ -814,8 +821,9 @@ class Pipeline:
         if "distill" in stages or not needing or self.distilled_sets():
             return
         baselines = (self.cfg.get("eval") or {}).get("baselines") or {}
-        random_ones = {"random", "random_soft"} & {str(m) for m in baselines.get("methods") or []}
-        if needing == ["evaluate"] and (baselines.get("n_per_class") is not None or not random_ones):
+        if needing == ["evaluate"] and (
+            baselines.get("n_per_class") is not None or not self._draws_random_subsets(baselines)
+        ):
             return  # the baselines alone: random subsets need their size, the others nothing
         raise ReproduceConfigError(
             f"stage {needing[0]!r} needs distilled sets, and this run folder ({self.out}) holds none "

@@ -458,6 +458,11 @@ def moves_a_class(given: Sequence[str], stored: Sequence[str]) -> bool:
     return any(same_class_name(g, t) and i != j for i, g in enumerate(given) for j, t in enumerate(stored))
 
 
+def _one_based_advice(used: list[int], top: int) -> str | None:
+    """The advice for labels ``used`` that run 1..``top`` (counted from 1), else None."""
+    return f"the labels run 1..{top}: count from 0 (labels - 1)" if used == list(range(1, top + 1)) else None
+
+
 def _used_labels(labels: dict[str, np.ndarray]) -> list[int]:
     """The label values used in any split (``{split: labels [N]}``), sorted."""
     return sorted({int(v) for split_labels in labels.values() for v in np.unique(split_labels)})
@@ -648,15 +653,10 @@ class NpzDataModule(TensorImageDataModule):
         for split in SPLITS:
             lk = f"{split}_labels"
             if labels[split].max() >= k:
-                from_one = _used_labels(labels) == list(range(1, k + 1))  # with as many class_names
+                from_one = _one_based_advice(_used_labels(labels), k)  # with as many class_names
                 raise CollectionError(
                     f"npz file {name!r}, key {lk!r}: label {labels[split].max()} out of range for "
-                    f"{k} classes {names}; "
-                    + (
-                        f"the labels run 1..{k}: count from 0 (labels - 1)"
-                        if from_one
-                        else "fix the labels or class_names"
-                    )
+                    f"{k} classes {names}; " + (from_one or "fix the labels or class_names")
                 )
         if k < 2:
             raise CollectionError(
@@ -678,8 +678,8 @@ class NpzDataModule(TensorImageDataModule):
                         f"class_names gives {k} names but the labels use {len(used)} classes {used}; "
                         + advice
                     )
-                elif used and used[0] == 1 and used == list(range(1, k)):
-                    advice = f"the labels run 1..{k - 1}: count from 0 (labels - 1)"
+                elif one_based := _one_based_advice(used, k - 1):
+                    advice = one_based
                 elif len(used) == 2 and used[0] == 0:
                     advice = f"the labels take the two values {used}: write them as 0 and 1"
                 named = [f"{c} ({names[c]!r})" if names is not None else str(c) for c in empty]  # name too

@@ -29,6 +29,8 @@ SAME = "same"
 #: distilled size; ``mean`` the per-class mean images; ``random_soft`` a random real subset of the
 #: distilled size with soft labels from a teacher trained on all real data (the DD-Ranking control).
 BASELINES = ("full", "random", "mean", "random_soft")
+#: The baselines that draw a random real subset of each class (their size: ``random_per_class``).
+RANDOM_SUBSET_BASELINES = frozenset({"random", "random_soft"})
 #: The anonymity audit's own rows (``anonymity.audit``; ``real`` joins the table as ``full``): a set of one
 #: of these names would replace them in ``audit.json`` and in the table.
 AUDIT_ROWS = ("real", "control_copy", "control_noisy", "control_overfit")

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gastrodistill.evaluation.jobs import EvaluationConfigError, Job
+from gastrodistill.evaluation.jobs import RANDOM_SUBSET_BASELINES, EvaluationConfigError, Job
 from gastrodistill.evaluation.report import RECORDS
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.precision import PRECISION_ALIASES
@@ -211,7 +211,7 @@ class RecordSettings:
             settings = self._baseline_network(settings)
         if job.method in self.digests:
             settings[f"distilled set {job.method}"] = self.digests[job.method]
-        if job.method in ("random", "random_soft"):
+        if job.method in RANDOM_SUBSET_BASELINES:
             settings["random subset per class"] = int(self.subset_per_class())
         if job.arch != "same":
             settings.update(flat_settings(self.architecture(job.arch), f"architecture {job.arch}", {}))

@@ -348,6 +348,15 @@ def patient_notes(df: pd.DataFrame, max_ci_width: float | None) -> list[str]:
 FEW_TEST_PATIENTS = 5
 
 
+def md_table(head: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """The lines of a Markdown table: the header ``head``, its rule and one line per row of cells."""
+    return [
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+        *("| " + " | ".join(r) + " |" for r in rows),
+    ]
+
+
 def md_cell(text: object) -> str:
     """``text`` as one Markdown table cell: ``|`` escaped and line breaks made spaces (a class named
     ``a|b`` split the per-class table's header into one column too many; a breaker's finding)."""
@@ -367,12 +376,18 @@ def per_class_markdown(df: pd.DataFrame) -> str:
         return ""
     unit = "patches" if has_patients(df) else "images"
     head = ["Method", "Schedule", "Arch", *(md_cell(n) for n in names)]
-    lines = [f"### Recall (sensitivity) per class, test {unit}", "", "| " + " | ".join(head) + " |"]
-    lines.append("|" + "---|" * len(head))
-    for _, r in df.iterrows():
-        cells = [str(r["method"]), str(r["schedule"]), str(r["architecture"])]
-        lines.append("| " + " | ".join(cells + [_pm(r, f"recall_{n}") for n in names]) + " |")
-    return "\n".join([*lines, ""]) + "\n"
+    cells = [
+        [
+            str(r["method"]),
+            str(r["schedule"]),
+            str(r["architecture"]),
+            *(_pm(r, f"recall_{n}") for n in names),
+        ]
+        for _, r in df.iterrows()
+    ]
+    return (
+        "\n".join([f"### Recall (sensitivity) per class, test {unit}", "", *md_table(head, cells), ""]) + "\n"
+    )
 
 
 def _binormal_note(most: float, least: float, cross_validated: bool) -> str:
@@ -448,16 +463,17 @@ def audit_markdown(df: pd.DataFrame) -> str:
         "Membership AUC (best calibrated, patches)",
         "Artifact leaks",
     ]
-    lines = ["### Anonymity audit", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for _, r in rows.iterrows():
-        cells = [str(r["method"])] + [
+    cells = [
+        [str(r["method"])]
+        + [
             "–"
             if not np.isfinite(r[f"audit_{c}"])
             else (f"{r[f'audit_{c}']:.0f}" if c == "artifact_leaks" else f"{r[f'audit_{c}']:.3f}")
             for c in AUDIT_COLUMNS
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join([*lines, ""])
+        for _, r in rows.iterrows()
+    ]
+    return "\n".join(["### Anonymity audit", "", *md_table(head, cells), ""])
 
 
 def write_results(

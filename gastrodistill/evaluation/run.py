@@ -59,6 +59,7 @@ from gastrodistill.evaluation.fresh_training import (
 from gastrodistill.evaluation.full_data import RealRecipe, in_memory, train_full_data
 from gastrodistill.evaluation.jobs import (
     BASELINES,
+    RANDOM_SUBSET_BASELINES,
     REAL_SCHEDULE,
     SAME,
     EvaluationConfigError,
@@ -598,7 +599,7 @@ class Study:
             archs.setdefault((method, schedule), []).append(arch)
         for (method, _), names in archs.items():
             check_distinct(names, lambda arch, m=method: self.spec(arch, m).name, repr(method))
-        if methods & {"random", "random_soft"}:
+        if methods & RANDOM_SUBSET_BASELINES:
             check_random_subset_size(self.dm, self.random_per_class())
 
     def sizes(self) -> dict[str, dict[str, int]]:
@@ -610,7 +611,7 @@ class Study:
         for name, ds in self.sets.items():
             out[name] = {"n_images": int(ds.images.shape[0]), "bytes": baselines.distilled_bytes(ds)}
         methods = as_list(self.ev.baselines.methods)
-        if "random" in methods or "random_soft" in methods:
+        if RANDOM_SUBSET_BASELINES & set(methods):
             n = self.random_per_class() * self.dm.num_classes
             out["random"] = {"n_images": n, "bytes": baselines.real_set_bytes(n, shape, bpp)}
             # pixels at the store's depth plus K float32 soft labels per image

@@ -36,6 +36,7 @@ from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.run_info import RECORD_FILES, save_run_info
 from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
 from gastrodistill.utils.seeding import torch_generator
+from gastrodistill.utils.values import hydra_quoted
 
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule
@@ -88,7 +89,7 @@ def check_site_data(card: Mapping[str, Any], datamodule: ImageDataModule) -> Non
     site = list(datamodule.class_names)
     if site != names:
         # the same number of classes under other names: most often an npz without class_names, or a rename
-        listed = ",".join('"' + n.replace('"', '\\"') + '"' for n in names)  # Hydra's quoted strings
+        listed = ",".join(map(hydra_quoted, names))
         rename = (
             f"; if they are the same classes under other names, name them as the artifact does (npz data: "
             f"{shlex.quote(f'data.class_names=[{listed}]')}; folder data: rename the class folders)"

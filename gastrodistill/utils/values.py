@@ -17,6 +17,12 @@ def is_count(value: Any, low: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
+def hydra_quoted(text: str) -> str:
+    """``text`` as a double-quoted string of Hydra's override grammar (its ``"`` escaped), which reads
+    spaces, commas, brackets and characters outside ASCII that the unquoted grammar does not."""
+    return '"' + str(text).replace('"', '\\"') + '"'
+
+
 def human_bytes(n: float, iec: bool = False) -> str:
     """``n`` bytes as text in powers of 1024: ``480.9 KB`` (the results table's labels), or with
     ``iec=True`` the IEC labels ``16.3 TiB`` (memory messages)."""
