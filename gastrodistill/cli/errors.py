@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 PROJECT_ERRORS = frozenset(
     {
         "gastrodistill.data.errors.DataInputError",
+        "gastrodistill.data.zca.ZCAError",
         "gastrodistill.distillation.distilled_set.DistilledSetError",
         "gastrodistill.distillation.module.NonFiniteError",
         "gastrodistill.distillation.errors.DistillConfigError",

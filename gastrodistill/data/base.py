@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
 from gastrodistill.data.errors import DataInputError
 from gastrodistill.data.sizes import pixel_size
+from gastrodistill.data.zca import LocalZCA
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import is_count
 
@@ -49,6 +50,7 @@ class ImageDataModule(pl.LightningDataModule):
         storage_size: int | None = None,
         progress: bool = True,
         val_fraction: float | None = None,
+        zca: LocalZCA | None = None,
     ) -> None:
         """Loader settings shared by every data set.
 
@@ -61,6 +63,9 @@ class ImageDataModule(pl.LightningDataModule):
         is the stored patch side; for any other collection it caps the longer image side (larger
         images are shrunk with area resampling, keeping their aspect ratio; smaller ones are kept),
         so a CPU preset keeps its compute budget on any data. ``progress`` shows progress bars.
+
+        ``zca`` (``data.zca``: ``null`` or a :class:`~gastrodistill.data.zca.LocalZCA`) whitens every
+        network of a study with a local ZCA filter of the training split (:meth:`zca_kernel`).
         """
         super().__init__()
         for key, value in (("balanced_sampler", balanced_sampler), ("progress", progress)):
@@ -79,6 +84,12 @@ class ImageDataModule(pl.LightningDataModule):
         self.balanced_sampler = balanced_sampler
         self.augment = augment
         self.seed = seed
+        if zca is not None and not isinstance(zca, LocalZCA):
+            raise ValueError(
+                f"data.zca must be null or a node with _target_: {LocalZCA.__module__}.LocalZCA, got {zca!r}"
+            )
+        self.zca = zca
+        self._zca_kernel: torch.Tensor | None = None
 
     # ---- what subclasses provide -------------------------------------------------------------
     @abstractmethod
@@ -172,6 +183,19 @@ class ImageDataModule(pl.LightningDataModule):
         order (empty when every class has enough): what :meth:`sample_per_class` would refuse."""
         counts = np.bincount(np.asarray(self.labels(split), dtype=np.int64), minlength=self.num_classes)
         return [f"{self.class_names[c]!r} ({int(n)})" for c, n in enumerate(counts) if n < n_per_class]
+
+    def zca_kernel(self) -> torch.Tensor | None:
+        """The local ZCA filter ``[C, k, k]`` of the training split (``data.zca``; ``None`` when it is off),
+        from a draw of its images seeded by ``(data.seed, 'zca')``: the same filter in every process of a
+        study. Computed once per data module. Raises :class:`~gastrodistill.data.zca.ZCAError`."""
+        if self.zca is None:
+            return None
+        if self._zca_kernel is None:
+            count = len(self.labels("train"))
+            self._zca_kernel = self.zca.kernel(
+                count, lambda picks: self.load_split("train", picks)[0], torch_generator(self.seed, "zca")
+            )
+        return self._zca_kernel
 
     def sample_per_class(
         self, n_per_class: int, generator: torch.Generator, split: str = "train"

@@ -29,6 +29,7 @@ from gastrodistill.data.patch_store import (
     hist_stats,
 )
 from gastrodistill.data.tiling import Geometry
+from gastrodistill.data.zca import LocalZCA
 from gastrodistill.utils.seeding import derive_seed
 
 
@@ -90,6 +91,7 @@ class GastricPatchDataModule(ImageDataModule):
         seed: int = 0,
         progress: bool = True,
         bit_depth: int | None = None,
+        zca: LocalZCA | None = None,
     ) -> None:
         super().__init__(
             batch_size=batch_size,
@@ -100,6 +102,7 @@ class GastricPatchDataModule(ImageDataModule):
             seed=seed,
             storage_size=storage_size,
             progress=progress,
+            zca=zca,
         )
         self.spec = StoreSpec(
             data_root=Path(root),
@@ -117,6 +120,8 @@ class GastricPatchDataModule(ImageDataModule):
         self.num_classes = len(CLASS_NAMES)
         self.in_channels = 1
         self.image_size = (self.spec.size, self.spec.size)
+        if zca is not None:  # the stored side is known now: a filter larger than a patch stops the study here
+            zca.check_fits(self.image_size, "data.storage_size")
         if augment is not None and hasattr(augment, "set_random_seed"):
             augment.set_random_seed(derive_seed(seed, "augment") % 2**32)
         self._store_path: Path | None = None

@@ -47,6 +47,7 @@ from gastrodistill.evaluation.baselines import class_means
 from gastrodistill.models.init import initialize
 from gastrodistill.models.preflight import check_model_config, shape_of
 from gastrodistill.models.weights import load_weights
+from gastrodistill.models.zca import with_zca_kernel
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import (
     is_global_zero,
@@ -126,9 +127,10 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
 def network_factory(cfg: DictConfig, datamodule: Any) -> _BoundFactory:
     """``cfg.model`` bound to the data's shape, after one network was built by
     :func:`~gastrodistill.models.preflight.check_model_config` (global RNG untouched): a model that cannot
-    run on these images raises ``ModelConfigError`` naming ``model`` before any work."""
+    run on these images raises ``ModelConfigError`` naming ``model`` before any work. With ``data.zca`` the
+    networks start with the data's local ZCA filter (:func:`~gastrodistill.models.zca.with_zca_kernel`)."""
     shape = shape_of(datamodule)
-    factory = check_model_config(cfg.model, shape)
+    factory = check_model_config(with_zca_kernel(cfg.model, datamodule.zca_kernel()), shape)
     return _BoundFactory(factory, {"in_channels": shape[0], "num_classes": shape[1], "image_size": shape[2]})
 
 
@@ -510,7 +512,8 @@ def run_distillation(
     channels, classes, size = shape_of(datamodule)
     check_distill_memory(d, networks, classes, (channels, *size), cfg.trainer)  # before the set is allocated
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
-    distilled.model_config = public_config(cfg.model)  # "same" architecture at evaluation
+    # the "same" architecture at evaluation, with the ZCA filter the images were distilled behind (data.zca)
+    distilled.model_config = public_config(with_zca_kernel(cfg.model, datamodule.zca_kernel()))
     module = build_module(cfg, datamodule, distilled, out / "grids", networks, data_hash)
     # A resumed run restores its (matched) images from the checkpoint.
     texture_losses = run_texture_matching(cfg, datamodule, module, teacher_file) if ckpt_path is None else []

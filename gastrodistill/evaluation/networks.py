@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from gastrodistill.evaluation.fresh_training import NetSpec
 from gastrodistill.evaluation.jobs import SAME, EvaluationConfigError
 from gastrodistill.models.preflight import check_model_config, shape_of
+from gastrodistill.models.zca import ZCA_KEY, with_zca_kernel
 
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule
@@ -115,10 +116,22 @@ def eval_device(cfg: DictConfig) -> str:
 
 
 def net_spec(
-    cfg: DictConfig, arch: str, dm: ImageDataModule, recorded: Mapping[str, Any] | None = None
+    cfg: DictConfig,
+    arch: str,
+    dm: ImageDataModule,
+    recorded: Mapping[str, Any] | None = None,
+    zca_of: Mapping[str, Any] | None = None,
 ) -> NetSpec:
-    """How to build fresh networks of ``arch`` for the data's shape (see :func:`architecture_config`)."""
+    """How to build fresh networks of ``arch`` for the data's shape (see :func:`architecture_config`).
+
+    Whitening (``model.zca_kernel``): a set's recorded model holds its own filter or none; every other
+    network gets the filter of ``zca_of`` (the model a distilled set recorded: its networks of any
+    architecture see their inputs as the set was distilled behind) when given, else the data's
+    (``data.zca``, :meth:`~gastrodistill.data.base.ImageDataModule.zca_kernel`)."""
     mcfg = architecture_config(cfg, arch, recorded)
+    if not (arch == SAME and recorded):
+        kernel = zca_of.get(ZCA_KEY) if zca_of is not None else dm.zca_kernel()
+        mcfg = with_zca_kernel(mcfg, kernel)
     key = "model" if arch == SAME else f"eval architecture {arch!r}"
     factory = check_model_config(mcfg, shape_of(dm), key)
     init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))

@@ -16,6 +16,7 @@ from gastrodistill.models.layers import (
     norm2d,
     pool2d,
 )
+from gastrodistill.models.zca import zca_layer
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -33,9 +34,11 @@ class AlexNet(nn.Module):
         act: str = "relu",
         init: str = "xavier",
         init_seed: int = 0,
+        zca_kernel: list | None = None,
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
+        self.zca = zca_layer(zca_kernel, in_channels)  # fixed local-ZCA filter, or identity
         self.init_scheme = check_scheme(init)
         c1, c2, c3 = width, 2 * width, 3 * width
 
@@ -76,4 +79,4 @@ class AlexNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[N, num_classes]`` for images ``x`` ``[N, in_channels, H, W]``."""
-        return self.classifier(self.pool(self.features(x)).flatten(1))
+        return self.classifier(self.pool(self.features(self.zca(x))).flatten(1))

@@ -23,6 +23,7 @@ from gastrodistill.models.layers import (
     norm2d,
     pool2d,
 )
+from gastrodistill.models.zca import zca_layer
 from gastrodistill.utils.seeding import torch_generator
 
 #: Classifier heads: the flattened feature map, or its global average over space.
@@ -45,9 +46,11 @@ class ConvNet(nn.Module):
         init: str = "xavier",
         init_seed: int = 0,
         head: str = "flatten",
+        zca_kernel: list | None = None,
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
+        self.zca = zca_layer(zca_kernel, in_channels)  # fixed local-ZCA filter, or identity
         if depth < 1 or width < 1:
             raise ModelConfigError(
                 f"ConvNet needs depth >= 1 and width >= 1, got depth={depth}, width={width}"
@@ -73,5 +76,5 @@ class ConvNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[N, num_classes]`` for images ``x`` ``[N, in_channels, H, W]``."""
-        f = self.features(x)
+        f = self.features(self.zca(x))
         return self.classifier(f.flatten(1) if self.head == "flatten" else f.mean((2, 3)))

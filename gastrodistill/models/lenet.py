@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
 from gastrodistill.models.layers import activation, check_shape, pool2d
+from gastrodistill.models.zca import zca_layer
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -23,9 +24,11 @@ class LeNet(nn.Module):
         act: str = "relu",
         init: str = "xavier",
         init_seed: int = 0,
+        zca_kernel: list | None = None,
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
+        self.zca = zca_layer(zca_kernel, in_channels)  # fixed local-ZCA filter, or identity
         self.init_scheme = check_scheme(init)
         h, w = math.ceil(math.ceil(h / 2) / 2), math.ceil(math.ceil(w / 2) / 2)
         out = (min(5, h), min(5, w))
@@ -49,4 +52,4 @@ class LeNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[N, num_classes]`` for images ``x`` ``[N, in_channels, H, W]``."""
-        return self.classifier(self.features(x).flatten(1))
+        return self.classifier(self.features(self.zca(x)).flatten(1))

@@ -11,6 +11,7 @@ from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
 from gastrodistill.models.layers import NORM_SIZE_FIX, activation, check_norm_size, check_shape, norm2d
+from gastrodistill.models.zca import zca_layer
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -80,9 +81,11 @@ class ResNet18(nn.Module):
         stem: str = "auto",
         init: str = "xavier",
         init_seed: int = 0,
+        zca_kernel: list | None = None,
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
+        self.zca = zca_layer(zca_kernel, in_channels)  # fixed local-ZCA filter, or identity
         self.init_scheme = check_scheme(init)
         if stem == "auto":
             stem = "imagenet" if min(h, w) >= 128 else "cifar"
@@ -114,4 +117,4 @@ class ResNet18(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[N, num_classes]`` for images ``x`` ``[N, in_channels, H, W]``."""
-        return self.classifier(self.pool(self.layers(self.stem(x))).flatten(1))
+        return self.classifier(self.pool(self.layers(self.stem(self.zca(x)))).flatten(1))

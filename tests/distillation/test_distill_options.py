@@ -21,6 +21,7 @@ from gastrodistill.distillation.inner_loop import (
     sgd_step,
     unroll_func,
 )
+from gastrodistill.models import ConvNet
 from gastrodistill.utils.seeding import torch_generator
 
 NAMES = ("images", "label_logits", "raw_lrs")
@@ -247,3 +248,31 @@ def test_backends_agree_with_augmentation_and_every_option():
     assert_same(g_func, g_again, rtol=0, atol=0)
     other = dict(opts, seed_parts=(0, "dsa", 4, 0, 0))
     assert grads_of(ds, net, x, y, "func", **other)[0].item() != loss_f.item()
+
+
+# ---- a network behind a local ZCA filter (data.zca) ------------------------------------------------------
+def test_backends_agree_behind_a_zca_filter_and_match_finite_differences():
+    ds, plain, x, y = tiny_problem(13, momentum=0.5)
+    kernel = torch.randn(1, 3, 3, generator=torch_generator(13, "zca"))
+    net = ConvNet(1, 3, (4, 4), width=3, depth=1, act="tanh", zca_kernel=kernel.tolist()).double()
+    net.load_state_dict({**plain.state_dict(), "zca.kernel": net.zca.kernel})  # the same weights
+    _, _, g_func = grads_of(ds, net, x, y, "func")
+    _, _, g_higher = grads_of(ds, net, x, y, "higher")
+    _, _, g_ckpt = grads_of(ds, net, x, y, "func", True)
+    assert_same(g_func, g_higher)
+    assert_same(g_func, g_ckpt)
+    _, _, g_plain = grads_of(ds, plain, x, y, "func")  # the filter changes what the images are asked for
+    assert not torch.allclose(g_func["images"], g_plain["images"], rtol=1e-3)
+    eps = 1e-6
+    flat = ds.images.data.view(-1)
+    for i in torch.randperm(flat.numel(), generator=torch_generator(13, "fd"))[:4].tolist():
+        old = flat[i].item()
+        flat[i] = old + eps
+        plus = meta_objective(net, ds, x, y).loss.item()
+        flat[i] = old - eps
+        minus = meta_objective(net, ds, x, y).loss.item()
+        flat[i] = old
+        assert g_func["images"].view(-1)[i].item() == pytest.approx(
+            (plus - minus) / (2 * eps), rel=1e-5, abs=1e-9
+        )
+    assert torch.equal(net.zca.kernel[:, 0], kernel.double())  # the unroll never changes the filter

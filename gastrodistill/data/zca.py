@@ -1,0 +1,130 @@
+"""Local ZCA whitening: a k x k filter per channel, estimated from the training split's images.
+
+ZCA whitening (Bell & Sejnowski, Vision Research 1997; Krizhevsky, 2009, appendix) maps images through
+``C^-1/2``, the inverse square root of their pixel covariance ``C``; for textures its rows are local,
+centre-surround filters that remove the correlation between neighbouring pixels and keep the fine grain.
+Dataset distillation has used it since KIP (Nguyen, Chen & Lee, ICLR 2021), whose regularisation this
+follows: ``eps`` times the mean eigenvalue is added before the inverse square root. Here the covariance
+is that of k x k windows (of stationary images, the same statistics a full-image ZCA sees near each
+pixel) and the filter is the row of ``C^-1/2`` at the window's centre. It costs O(k^4) memory, whatever the
+image size, where a full-image ZCA of a 299 px patch would need a matrix of 89,401^2 entries.
+
+The filter is a fixed first layer of every network of a study (:class:`gastrodistill.models.zca.ZCAWhitening`,
+``model.zca_kernel``), so the distilled images stay in the data's normalised pixel space: their pictures,
+the anonymity audit and the artifact need nothing undone. Each channel gets its own filter (no
+cross-channel terms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+
+class ZCAError(ValueError):
+    """A ``data.zca`` setting that cannot give a whitening filter (the message names the key)."""
+
+
+class LocalZCA:
+    """``data.zca``: how the local ZCA filter is estimated (``conf/data/*.yaml``; ``null`` = no whitening).
+
+    ``kernel_size`` (px, odd) is the filter's side; ``eps`` the regularisation (times the mean
+    eigenvalue, KIP's ``zca_reg``); ``max_images`` training images (a seeded draw) and ``max_windows``
+    windows of them (at random positions) estimate the covariance. Raises :class:`ZCAError` naming the key
+    for a value out of range.
+    """
+
+    def __init__(
+        self, kernel_size: int = 9, eps: float = 0.1, max_images: int = 2000, max_windows: int = 200_000
+    ) -> None:
+        if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1:
+            raise ZCAError(f"data.zca.kernel_size must be an odd integer >= 1 (px), got {kernel_size!r}")
+        if kernel_size % 2 == 0:
+            raise ZCAError(
+                f"data.zca.kernel_size must be odd, so that the filter has a centre pixel, got {kernel_size} "
+                f"(use {kernel_size + 1})"
+            )
+        if isinstance(eps, bool) or not isinstance(eps, int | float) or not eps > 0:
+            raise ZCAError(f"data.zca.eps must be a number > 0, got {eps!r}")
+        for key, value in (("max_images", max_images), ("max_windows", max_windows)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise ZCAError(f"data.zca.{key} must be an integer >= 2, got {value!r}")
+        self.kernel_size = kernel_size
+        self.eps = float(eps)
+        self.max_images = max_images
+        self.max_windows = max_windows
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalZCA(kernel_size={self.kernel_size}, eps={self.eps}, max_images={self.max_images}, "
+            f"max_windows={self.max_windows})"
+        )
+
+    def check_fits(self, size: tuple[int, int], size_key: str) -> None:
+        """Refuse a filter larger than ``(H, W)`` px images (``size_key``: the setting that fixes their
+        size). Raises :class:`ZCAError`."""
+        if self.kernel_size > min(size):
+            raise ZCAError(
+                f"data.zca.kernel_size = {self.kernel_size} px is larger than the {size[0]}x{size[1]} px "
+                f"images ({size_key}): use at most {largest_odd(min(size))}"
+            )
+
+    def kernel(
+        self,
+        count: int,
+        load: Callable[[list[int]], Tensor],
+        generator: torch.Generator,
+    ) -> Tensor:
+        """The filter ``[C, k, k]`` (float32) of ``count`` training images, of which ``load(indices)`` gives
+        ``[n, C, H, W]`` normalised images; at most ``max_images`` of them, drawn with ``generator``.
+        Raises :class:`ZCAError` when the images are smaller than the filter."""
+        picks = torch.randperm(count, generator=generator)[: self.max_images].sort().values.tolist()
+        images = load(picks)
+        return zca_kernel(images, self.kernel_size, self.eps, generator, self.max_windows)
+
+
+def largest_odd(side: int) -> int:
+    """The largest odd filter size (px) that fits ``side`` px."""
+    return side if side % 2 else side - 1
+
+
+def zca_kernel(
+    images: Tensor,
+    kernel_size: int,
+    eps: float,
+    generator: torch.Generator,
+    max_windows: int = 200_000,
+) -> Tensor:
+    """The local ZCA filter ``[C, k, k]`` (float32) of ``images`` ``[N, C, H, W]``: per channel, the centre
+    row of ``(C_w + eps * mean(eig C_w) I)^-1/2``, where ``C_w`` is the covariance of ``max_windows``
+    k x k windows at positions drawn with ``generator`` (float64 throughout). Convolving an image with it
+    (:class:`gastrodistill.models.zca.ZCAWhitening`) makes neighbouring pixels nearly uncorrelated.
+    Raises :class:`ZCAError` when an image side is smaller than ``kernel_size`` or there are no images."""
+    if images.ndim != 4 or len(images) == 0:
+        raise ZCAError(f"data.zca needs training images [N, C, H, W], got shape {tuple(images.shape)}")
+    n, channels, h, w = images.shape
+    k = int(kernel_size)
+    if k > min(h, w):
+        raise ZCAError(
+            f"data.zca.kernel_size = {k} px is larger than the {h}x{w} px images: use at most "
+            f"{largest_odd(min(h, w))}"
+        )
+    windows = int(max_windows)
+    which = torch.randint(0, n, (windows,), generator=generator)
+    top = torch.randint(0, h - k + 1, (windows,), generator=generator)
+    left = torch.randint(0, w - k + 1, (windows,), generator=generator)
+    offsets = torch.arange(k)
+    rows = (top[:, None] + offsets)[:, :, None]  # [n_w, k, 1]
+    cols = (left[:, None] + offsets)[:, None, :]  # [n_w, 1, k]
+    filters = []
+    for c in range(channels):
+        patch = images[which[:, None, None], c, rows, cols].reshape(windows, k * k).double()
+        patch = patch - patch.mean(0)
+        cov = patch.T @ patch / max(windows - 1, 1)
+        eigvals, eigvecs = torch.linalg.eigh(cov)
+        eigvals = eigvals.clamp_min(0)
+        inv_sqrt = eigvecs @ torch.diag((eigvals + eps * eigvals.mean()).rsqrt()) @ eigvecs.T
+        filters.append(inv_sqrt[(k * k) // 2].reshape(k, k))
+    return torch.stack(filters).float()

@@ -1,0 +1,173 @@
+"""Local ZCA whitening: the filter against an independent matrix square root, the layer against scipy's
+correlation with a mirrored border, and every network family behind it (``data.zca``,
+``model.zca_kernel``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.signal
+import torch
+from omegaconf import OmegaConf
+
+from gastrodistill.data.zca import LocalZCA, ZCAError, zca_kernel
+from gastrodistill.models import AlexNet, ConvNet, LeNet, ResNet18, initialize
+from gastrodistill.models.layers import ModelConfigError
+from gastrodistill.models.zca import ZCA_KEY, ZCAWhitening, with_zca_kernel, zca_layer
+from gastrodistill.utils.seeding import torch_generator
+
+FAMILIES = {
+    "convnet": lambda **kw: ConvNet(2, 3, (12, 12), width=4, depth=2, **kw),
+    "lenet": lambda **kw: LeNet(2, 3, (12, 12), **kw),
+    "alexnet": lambda **kw: AlexNet(2, 3, (12, 12), width=4, hidden=8, **kw),
+    "resnet18": lambda **kw: ResNet18(2, 3, (12, 12), width=4, **kw),
+}
+
+
+def correlated_images(n: int = 64, size: int = 24, seed: int = 0) -> torch.Tensor:
+    """``[n, 1, size, size]`` stationary images: white noise smoothed by a 5 x 5 box (neighbours correlate
+    at about 0.8)."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(n, 1, size + 4, size + 4, generator=g, dtype=torch.float64)
+    return torch.nn.functional.avg_pool2d(noise, 5, stride=1)
+
+
+def lag_correlation(x: torch.Tensor, lag: int) -> float:
+    """Correlation of horizontally neighbouring pixels ``lag`` px apart, over all images."""
+    a, b = x[..., :, :-lag].flatten(), x[..., :, lag:].flatten()
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+def test_the_filter_is_the_centre_row_of_an_independent_inverse_square_root():
+    images = correlated_images()
+    k, eps = 5, 0.05
+    kernel = zca_kernel(images, k, eps, torch_generator(0, "zca-test"), max_windows=4000)
+    # the same windows, redrawn with the same generator, through numpy and scipy's matrix square root
+    g = torch_generator(0, "zca-test")
+    which = torch.randint(0, len(images), (4000,), generator=g).numpy()
+    top = torch.randint(0, 24 - k + 1, (4000,), generator=g).numpy()
+    left = torch.randint(0, 24 - k + 1, (4000,), generator=g).numpy()
+    arr = images.numpy()
+    windows = np.stack(
+        [arr[i, 0, t : t + k, s : s + k].ravel() for i, t, s in zip(which, top, left, strict=True)]
+    )
+    cov = np.cov(windows, rowvar=False)
+    reg = eps * np.trace(cov) / cov.shape[0]
+    inv_sqrt = np.linalg.inv(scipy.linalg.sqrtm(cov + reg * np.eye(k * k)).real)
+    expected = inv_sqrt[(k * k) // 2].reshape(k, k)
+    assert kernel.shape == (1, k, k) and kernel.dtype == torch.float32
+    np.testing.assert_allclose(kernel[0].numpy(), expected, rtol=1e-4, atol=1e-5)
+
+
+def test_whitening_removes_the_correlation_of_neighbouring_pixels():
+    images = correlated_images(seed=1)
+    kernel = zca_kernel(images, 9, 1e-3, torch_generator(1, "zca"), max_windows=20000)
+    white = ZCAWhitening(kernel).double()(images)
+    for lag in (1, 2, 3):
+        assert lag_correlation(images, lag) > 0.3
+        assert abs(lag_correlation(white[..., 4:-4, 4:-4], lag)) < 0.08, lag
+    fresh = correlated_images(seed=2)  # the filter generalises to images it was not estimated on
+    assert abs(lag_correlation(ZCAWhitening(kernel).double()(fresh)[..., 4:-4, 4:-4], 1)) < 0.08
+
+
+def test_the_layer_is_scipys_correlation_with_a_mirrored_border_per_channel():
+    g = torch.Generator().manual_seed(3)
+    kernel = torch.randn(2, 3, 3, generator=g)
+    x = torch.randn(2, 2, 7, 9, generator=g, dtype=torch.float64)
+    out = ZCAWhitening(kernel).double()(x)
+    assert out.shape == x.shape
+    for n in range(2):
+        for c in range(2):
+            padded = np.pad(x[n, c].numpy(), 1, mode="reflect")
+            want = scipy.signal.correlate2d(padded, kernel[c].double().numpy(), mode="valid")
+            np.testing.assert_allclose(out[n, c].detach().numpy(), want, rtol=1e-12, atol=1e-12)
+
+
+def test_the_layer_is_differentiable_and_its_filter_a_buffer():
+    g = torch.Generator().manual_seed(4)
+    layer = ZCAWhitening(torch.randn(1, 3, 3, generator=g)).double()
+    x = torch.randn(2, 1, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(layer, (x,))
+    assert list(layer.parameters()) == [] and [n for n, _ in layer.named_buffers()] == ["kernel"]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_whitens_its_input_and_keeps_the_filter_through_init(family):
+    g = torch.Generator().manual_seed(5)
+    kernel = torch.randn(2, 3, 3, generator=g)
+    plain = FAMILIES[family]()
+    white = FAMILIES[family](zca_kernel=kernel.tolist())
+    assert "zca.kernel" not in plain.state_dict() and "zca.kernel" in white.state_dict()
+    # the filter adds no parameter: the same weights from the same seed, and initialize leaves it alone
+    initialize(plain, "xavier", torch_generator(0, "init"))
+    initialize(white, "xavier", torch_generator(0, "init"))
+    assert torch.equal(white.zca.kernel[:, 0], kernel)
+    assert [n for n, _ in plain.named_parameters()] == [n for n, _ in white.named_parameters()]
+    plain.eval()
+    white.eval()
+    x = torch.randn(4, 2, 12, 12, generator=g)
+    with torch.no_grad():
+        assert torch.allclose(white(x), plain(ZCAWhitening(kernel)(x)), atol=1e-5)
+        assert not torch.allclose(white(x), plain(x), atol=1e-3)
+
+
+def test_a_wrong_filter_is_refused_naming_the_key():
+    with pytest.raises(ModelConfigError, match=r"model.zca_kernel must be \[1\]\[k\]\[k\]"):
+        zca_layer([[1.0, 2.0], [3.0, 4.0]], 1)  # two dimensions
+    with pytest.raises(ModelConfigError, match="k odd"):
+        zca_layer(torch.ones(1, 2, 2).tolist(), 1)
+    with pytest.raises(ModelConfigError, match=r"\[3\]\[k\]\[k\]"):
+        zca_layer(torch.ones(1, 3, 3).tolist(), 3)  # one filter for three channels
+    with pytest.raises(ModelConfigError, match="non-finite"):
+        zca_layer([[[float("nan")]]], 1)
+    with pytest.raises(ModelConfigError, match="lower data.zca.kernel_size"):
+        ZCAWhitening(torch.ones(1, 9, 9))(torch.ones(1, 1, 4, 4))
+    assert isinstance(zca_layer(None, 3), torch.nn.Identity)
+    assert isinstance(zca_layer(OmegaConf.create([[[1.0]]]), 1), ZCAWhitening)  # a node from a config
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"kernel_size": 4}, "must be odd.*use 5"),
+        ({"kernel_size": 0}, "kernel_size must be an odd integer"),
+        ({"kernel_size": True}, "kernel_size must be an odd integer"),
+        ({"eps": 0}, r"data.zca.eps must be a number > 0"),
+        ({"max_images": 1}, r"data.zca.max_images must be an integer >= 2"),
+        ({"max_windows": 2.5}, r"data.zca.max_windows"),
+    ],
+)
+def test_settings_out_of_range_are_refused(kwargs, match):
+    with pytest.raises(ZCAError, match=match):
+        LocalZCA(**kwargs)
+
+
+def test_a_filter_larger_than_the_images_is_refused_with_the_largest_that_fits():
+    fits = r"kernel_size = 9 px is larger than the 6x8 px images: use at most 5"
+    with pytest.raises(ZCAError, match=fits):
+        zca_kernel(torch.zeros(2, 1, 6, 8), 9, 0.1, torch.Generator())
+
+
+def test_local_zca_draws_its_images_with_the_generator():
+    images = correlated_images(n=10)
+    asked: list[list[int]] = []
+
+    def load(picks: list[int]) -> torch.Tensor:
+        asked.append(picks)
+        return images[picks].float()
+
+    zca = LocalZCA(kernel_size=3, max_images=4, max_windows=500)
+    a = zca.kernel(10, load, torch_generator(0, "zca"))
+    b = zca.kernel(10, load, torch_generator(0, "zca"))
+    assert torch.equal(a, b) and asked[0] == asked[1] and len(asked[0]) == 4 and asked[0] == sorted(asked[0])
+    assert not torch.equal(a, zca.kernel(10, load, torch_generator(1, "zca")))
+
+
+def test_with_zca_kernel_copies_the_config_and_leaves_it_alone_without_a_filter():
+    cfg = OmegaConf.create({"_target_": "gastrodistill.models.ConvNet", "_partial_": True, "width": 4})
+    OmegaConf.set_struct(cfg, True)  # as Hydra composes it
+    assert with_zca_kernel(cfg, None) is cfg
+    out = with_zca_kernel(cfg, torch.ones(1, 3, 3))
+    assert out[ZCA_KEY] == [[[1.0] * 3] * 3] and ZCA_KEY not in cfg
+    assert with_zca_kernel({"width": 4}, [[[2.0]]]) == {"width": 4, ZCA_KEY: [[[2.0]]]}
