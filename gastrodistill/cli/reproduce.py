@@ -1103,7 +1103,7 @@ def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
     """What a reader comparing runs needs besides the table (from the resolved config; no paths): the data
     (the synthetic generator's name and seed when the run generated it, the patch and storage size), the
     network, the distiller (images, unroll, start, outer loop, augmentation, backend and precision) and the
-    evaluation (networks per row, schedules, architectures)."""
+    evaluation (networks per row, schedules, architectures), and the networks' whitening (``data.zca``)."""
     d, ev = cfg.distill, cfg.get("eval") or {}
     model = {
         k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if not k.startswith("_")
@@ -1124,9 +1124,16 @@ def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
     dsa = d.get("dsa")
     augment = "none" if not dsa else _augment_text(dsa)
     clip = d.get("grad_clip_ema")
+    zca = cfg.data.get("zca")
+    whitening = (
+        f", behind a {zca.get('kernel_size', 9)} px local ZCA filter of the training split (eps "
+        f"{zca.get('eps', 0.1)})"
+        if zca
+        else ""
+    )
     lines = [
         f"data: {data}; run seed {cfg.seed}",
-        f"network: {name} ({', '.join(f'{k} {v}' for k, v in model.items())})",
+        f"network: {name} ({', '.join(f'{k} {v}' for k, v in model.items())}){whitening}",
         f"distillation ({', '.join(modes)}): {int(d.ipc) * int(d.steps)} images per class "
         f"(ipc {d.ipc} x {d.steps} steps); T = {t} inner steps ({d.steps} x {d.epochs} epochs), "
         f"momentum {d.get('inner_momentum', 0.0) or 0.0}, lr_init {d.lr_init}, "

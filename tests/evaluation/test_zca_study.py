@@ -42,6 +42,9 @@ def test_the_tiny_study_whitens_every_network_with_the_training_splits_filter(co
     assert kernel is not None and kernel.shape == (1, 3, 3)
     assert not torch.allclose(kernel, torch.zeros_like(kernel))
 
+    summary = (out / "SUMMARY.md").read_text()
+    assert "), behind a 3 px local ZCA filter of the training split (eps 0.1)" in summary
+
     for mode in ("soft", "hard"):
         recorded = json.loads((out / "distill" / mode / "distilled.json").read_text())["model"]
         assert torch.equal(torch.tensor(recorded[ZCA_KEY]), kernel), mode
