@@ -38,6 +38,7 @@ from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.cli.run_folder import HISTORY_DIR, RECORD_FILES
+from gastrodistill.data.zca import zca_settings
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.distributed import (
     global_rank,
@@ -1124,10 +1125,10 @@ def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
     dsa = d.get("dsa")
     augment = "none" if not dsa else _augment_text(dsa)
     clip = d.get("grad_clip_ema")
-    zca = cfg.data.get("zca")
+    zca = zca_settings(cfg.data.get("zca"))
     whitening = (
-        f", behind a {zca.get('kernel_size', 9)} px local ZCA filter of the training split (eps "
-        f"{zca.get('eps', 0.1)})"
+        f", behind a {zca['kernel_size']} px local ZCA filter of the training split (eps {zca['eps']}, "
+        f"{zca['max_windows']} windows of at most {zca['max_images']} images)"
         if zca
         else ""
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -230,6 +231,11 @@ def run(argv: list[str] | None = None) -> dict:
 
     check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     dm = hydra.utils.instantiate(cfg.data)
+    if getattr(dm, "zca", None) is not None:
+        logging.getLogger(__name__).warning(
+            "data.zca is not used here: the received networks start with the ZCA filter the card carries "
+            "(architecture.zca_kernel), or none, as the sending site distilled the set"
+        )
     result = train_from_artifact(
         args.artifact, cfg, dm, output, n_networks=args.networks, schedule=args.schedule
     )

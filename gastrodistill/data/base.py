@@ -191,6 +191,9 @@ class ImageDataModule(pl.LightningDataModule):
         if self.zca is None:
             return None
         if self._zca_kernel is None:
+            self.zca.check_fits(
+                tuple(self.image_size), "the data's image size: data.image_size or data.storage_size"
+            )
             count = len(self.labels("train"))
             self._zca_kernel = self.zca.kernel(
                 count, lambda picks: self.load_split("train", picks)[0], torch_generator(self.seed, "zca")

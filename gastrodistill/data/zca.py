@@ -18,6 +18,7 @@ cross-channel terms).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -55,6 +56,15 @@ class LocalZCA:
         self.eps = float(eps)
         self.max_images = max_images
         self.max_windows = max_windows
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting, defaults written out (what records and checkpoints compare)."""
+        return {
+            "kernel_size": self.kernel_size,
+            "eps": self.eps,
+            "max_images": self.max_images,
+            "max_windows": self.max_windows,
+        }
 
     def __repr__(self) -> str:
         return (
@@ -101,7 +111,9 @@ def zca_kernel(
     row of ``(C_w + eps * mean(eig C_w) I)^-1/2``, where ``C_w`` is the covariance of ``max_windows``
     k x k windows at positions drawn with ``generator`` (float64 throughout). Convolving an image with it
     (:class:`gastrodistill.models.zca.ZCAWhitening`) makes neighbouring pixels nearly uncorrelated.
-    Raises :class:`ZCAError` when an image side is smaller than ``kernel_size`` or there are no images."""
+    A constant channel (all its window variance 0) gets the identity filter (a 1 at the centre): there is
+    nothing to whiten and an inverse square root of 0 would be infinite. Raises :class:`ZCAError` when an
+    image side is smaller than ``kernel_size`` or there are no images."""
     if images.ndim != 4 or len(images) == 0:
         raise ZCAError(f"data.zca needs training images [N, C, H, W], got shape {tuple(images.shape)}")
     n, channels, h, w = images.shape
@@ -125,6 +137,27 @@ def zca_kernel(
         cov = patch.T @ patch / max(windows - 1, 1)
         eigvals, eigvecs = torch.linalg.eigh(cov)
         eigvals = eigvals.clamp_min(0)
+        if not eigvals.mean() > 0:  # a constant channel carries nothing to whiten: pass it through
+            identity = torch.zeros(k, k, dtype=torch.float64)
+            identity[k // 2, k // 2] = 1.0
+            filters.append(identity)
+            continue
         inv_sqrt = eigvecs @ torch.diag((eigvals + eps * eigvals.mean()).rsqrt()) @ eigvecs.T
         filters.append(inv_sqrt[(k * k) // 2].reshape(k, k))
     return torch.stack(filters).float()
+
+
+def zca_settings(node: Any) -> dict[str, Any] | None:
+    """``data.zca`` (``None``, a config node or a :class:`LocalZCA`) as every setting with the defaults
+    written out (:meth:`LocalZCA.settings`), or ``None`` when off: ``kernel_size: 9`` and ``kernel_size: 9,
+    eps: 0.1`` are one setting. Raises :class:`ZCAError` for a value out of range."""
+    if node is None:
+        return None
+    if isinstance(node, LocalZCA):
+        return node.settings()
+    from hydra.utils import instantiate
+
+    zca = instantiate(node)
+    if not isinstance(zca, LocalZCA):
+        raise ZCAError(f"data.zca must be null or a node with _target_: {__name__}.LocalZCA, got {node!r}")
+    return zca.settings()

@@ -26,6 +26,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from gastrodistill.data.zca import zca_settings
 from gastrodistill.distillation.distilled_set import MODES
 from gastrodistill.utils.run_info import CONFIG_FILE
 
@@ -241,7 +242,8 @@ def _plain(value: Any) -> Any:
 
 def run_settings(cfg: Any) -> dict[str, Any]:
     """What of the root config ``cfg`` determines a distillation run from any outer step on: ``seed``,
-    ``model`` and the ``distill`` keys of :data:`RUN_KEYS`, as plain values (nested dicts), so that a
+    ``model``, the networks' whitening (``data.zca``, every setting written out) and the ``distill`` keys
+    of :data:`RUN_KEYS`, as plain values (nested dicts), so that a
     checkpoint can record them and a resume can be compared with them; and, under ``start``, the
     :data:`START_KEYS`, which a resume may change (:func:`settings_differences` leaves them out) but which
     ``resume=last`` matches when it takes another run's checkpoint."""
@@ -249,9 +251,11 @@ def run_settings(cfg: Any) -> dict[str, Any]:
     if isinstance(seed, str) and seed.strip().lstrip("+-").isdigit():
         seed = int(seed)
     d = cfg.get("distill") or {}
+    data = cfg.get("data") or {}
     return {
         "seed": seed,
         "model": _plain(cfg.get("model")) or {},
+        "zca": zca_settings(data.get("zca")),  # the networks' whitening (None: off, as before the option)
         "distill": {k: _plain(d.get(k)) for k in RUN_KEYS if k in d},
         "start": {k: _without_progress(_plain(d.get(k))) for k in START_KEYS if k in d},
     }
@@ -283,7 +287,8 @@ def _differences(key: str, saved: Any, ours: Any, out: list[str]) -> None:
 def settings_differences(saved: dict[str, Any], ours: dict[str, Any]) -> list[str]:
     """``"<key> is <saved> there but <ours> here"`` for every setting of :func:`run_settings` that differs.
 
-    ``model`` is compared key by key (a key only one side has counts); ``seed`` and each ``distill`` key
+    ``model`` is compared key by key (a key only one side has counts), ``data.zca`` always (a checkpoint
+    without it was written without whitening); ``seed`` and each ``distill`` key
     only when both sides record it, so a checkpoint of an older version, which lacks a newer option, still
     resumes.
     """
@@ -292,6 +297,7 @@ def settings_differences(saved: dict[str, Any], ours: dict[str, Any]) -> list[st
         _differences("seed", saved["seed"], ours["seed"], out)
     if isinstance(saved.get("model"), dict) and isinstance(ours.get("model"), dict):
         _differences("model", saved["model"], ours["model"], out)
+    _differences("data.zca", saved.get("zca"), ours.get("zca"), out)  # absent (older checkpoints): off
     saved_d, ours_d = saved.get("distill") or {}, ours.get("distill") or {}
     for k in RUN_KEYS:
         if k in saved_d and k in ours_d:

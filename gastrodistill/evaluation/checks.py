@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from gastrodistill.models.zca import ZCA_KEY
+
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule
     from gastrodistill.distillation.distilled_set import DistilledSet
@@ -28,8 +30,9 @@ def check_distilled_set(
     """Raise :class:`DistilledSetMismatch` naming every field where ``ds`` differs from ``dm``.
 
     Compared: channels and image size (``ds.image_shape`` against ``dm.image_shape``), number and names
-    of the classes, and the per-channel mean and std (``np.allclose`` with ``rtol``/``atol``). A set
-    without recorded mean and std is refused too: its space is unknown.
+    of the classes, the per-channel mean and std (``np.allclose`` with ``rtol``/``atol``), and whether
+    both whiten (a ZCA filter recorded with the set, ``data.zca`` set). A set without recorded mean and
+    std is refused too: its space is unknown.
     """
     problems: list[str] = []
     shape = tuple(int(v) for v in ds.image_shape)
@@ -51,14 +54,23 @@ def check_distilled_set(
                 f"normalisation {key}: set {[round(float(v), 6) for v in mine]}, "
                 f"data {[round(float(v), 6) for v in theirs]}"
             )
+    recorded = getattr(ds, "model_config", None) or {}
+    if (ZCA_KEY in recorded) != (getattr(dm, "zca", None) is not None):
+        problems.append(
+            "ZCA whitening: the set was distilled behind a filter (model.zca_kernel in its distilled.json) "
+            "and data.zca is null"
+            if ZCA_KEY in recorded
+            else "ZCA whitening: the set was distilled without a filter and data.zca is set (its baselines "
+            "would see other inputs than its networks)"
+        )
     if problems:
         raise DistilledSetMismatch(
             f"distilled set {name!r} does not match the data module: "
             + "; ".join(problems)
             + ". Evaluate or audit it with the data it was distilled from: paths.data_root (or data.root / "
-            "data.path), data, data.storage_size and synthetic.seed as in the config.yaml of its run (a "
-            "command without paths.data_root reads the default collection); to test it on another site's "
-            "data, use "
+            "data.path), data, data.storage_size, data.zca and synthetic.seed as in the config.yaml of its "
+            "run (a command without paths.data_root reads the default collection); to test it on another "
+            "site's data, use "
             "gastrodistill-train-from-artifact, which maps that data to the set's normalisation and size."
         )
 

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from gastrodistill.evaluation.fresh_training import NetSpec
 from gastrodistill.evaluation.jobs import SAME, EvaluationConfigError
 from gastrodistill.models.preflight import check_model_config, shape_of
-from gastrodistill.models.zca import ZCA_KEY, with_zca_kernel
+from gastrodistill.models.zca import ZCA_KEY, with_zca_kernel, without_zca_kernel
 
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule
@@ -124,14 +124,14 @@ def net_spec(
 ) -> NetSpec:
     """How to build fresh networks of ``arch`` for the data's shape (see :func:`architecture_config`).
 
-    Whitening (``model.zca_kernel``): a set's recorded model holds its own filter or none; every other
-    network gets the filter of ``zca_of`` (the model a distilled set recorded: its networks of any
-    architecture see their inputs as the set was distilled behind) when given, else the data's
-    (``data.zca``, :meth:`~gastrodistill.data.base.ImageDataModule.zca_kernel`)."""
-    mcfg = architecture_config(cfg, arch, recorded)
-    if not (arch == SAME and recorded):
-        kernel = zca_of.get(ZCA_KEY) if zca_of is not None else dm.zca_kernel()
-        mcfg = with_zca_kernel(mcfg, kernel)
+    Whitening (``model.zca_kernel``): with ``zca_of`` (the model config a distilled set recorded) the
+    networks, of any architecture, start with that set's filter, or none when it has none: a set is
+    trained as it was distilled. Without it (the baselines, the audit's real-data networks) they start
+    with the data's filter (``data.zca``, :meth:`~gastrodistill.data.base.ImageDataModule.zca_kernel`),
+    whatever filter ``recorded`` holds: it gives the architecture only."""
+    mcfg = without_zca_kernel(architecture_config(cfg, arch, recorded))
+    kernel = zca_of.get(ZCA_KEY) if zca_of is not None else dm.zca_kernel()
+    mcfg = with_zca_kernel(mcfg, kernel)
     key = "model" if arch == SAME else f"eval architecture {arch!r}"
     factory = check_model_config(mcfg, shape_of(dm), key)
     init = str(cfg.eval.get("init") or mcfg.get("init", "xavier"))

@@ -159,14 +159,15 @@ def study_settings(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
     :data:`NOT_COMPARED`, ``model.*``, ``seed`` and the patch store's ``source_hash``. Interpolations are
     resolved (the CPU preset's ``${if_native_bf16:...}`` choices become this machine's values) and
     precisions take Lightning's names (``32`` and ``32-true`` are one setting). ``data.zca.*`` joins them
-    when it is set."""
+    when it is set (every setting, defaults written out, and ``data.zca.seed``, the data module's seed)."""
     ev = flat_settings(OmegaConf.to_container(cfg.eval, resolve=True), "", {})
     compared = {k: v for k, v in ev.items() if not any(k == n or k.startswith(f"{n}.") for n in NOT_COMPARED)}
     settings: dict[str, Any] = {f"eval.{k}": v for k, v in compared.items()}
     settings.update(flat_settings(OmegaConf.to_container(cfg.model, resolve=True), "model", {}))
-    zca = cfg.get("data", {}).get("zca")
-    if zca:  # the networks' ZCA filter (absent when off, so that earlier records still match)
-        settings.update(flat_settings(OmegaConf.to_container(zca, resolve=True), "data.zca", {}))
+    zca = getattr(datamodule, "zca", None)
+    if zca is not None:  # the networks' ZCA filter (absent when off, so that earlier records still match):
+        # every setting written out, and the seed of its draw of training images
+        settings.update(flat_settings({**zca.settings(), "seed": datamodule.seed}, "data.zca", {}))
     for key, value in settings.items():
         if key.rsplit(".", 1)[-1] == "precision":
             settings[key] = PRECISION_ALIASES.get(str(value), value)

@@ -83,7 +83,7 @@ from gastrodistill.evaluation.results import (  # noqa: F401 - re-exported for c
 from gastrodistill.evaluation.scoring import evaluate_network, score_networks, val_scores, val_selector  # noqa: F401
 from gastrodistill.evaluation.splits import Context, build_context, check_random_subset_size  # noqa: F401
 from gastrodistill.models.weights import load_weights, save_weights
-from gastrodistill.models.zca import with_zca_kernel
+from gastrodistill.models.zca import without_zca_kernel
 from gastrodistill.utils.atomic import write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.privacy import public_config
@@ -152,14 +152,14 @@ def random_per_class(ev: DictConfig, sets: Mapping[str, Any], num_classes: int) 
     return max(1, int(first.images.shape[0]) // num_classes)
 
 
-def baseline_model(cfg: DictConfig, sets: Mapping[str, Any], dm: ImageDataModule) -> dict[str, Any] | None:
-    """The model config the baselines' ``same`` networks are built from when it is not ``model.*`` (with
-    the data's ZCA filter under ``data.zca``): the first set's recorded model, where that set was
-    distilled with another network; else None."""
+def baseline_model(cfg: DictConfig, sets: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The architecture the baselines' ``same`` networks are built from when it is not ``model.*``: the
+    first set's recorded model without its ZCA filter (the baselines take the data's, ``data.zca``),
+    where that set was distilled with another network; else None."""
     first = next(iter(sets.values()), None)
     recorded = recorded_model(first) if first is not None else None
-    current = public_config(with_zca_kernel(cfg.model, dm.zca_kernel())) if recorded else None
-    return recorded if recorded and recorded != current else None
+    architecture = dict(without_zca_kernel(recorded)) if recorded else None
+    return architecture if architecture and architecture != public_config(cfg.model) else None
 
 
 def study_record_settings(cfg: DictConfig, dm: ImageDataModule, sets: Mapping[str, Any]) -> RecordSettings:
@@ -170,7 +170,7 @@ def study_record_settings(cfg: DictConfig, dm: ImageDataModule, sets: Mapping[st
         sets,
         lambda: random_per_class(cfg.eval, sets, dm.num_classes),
         lambda arch: OmegaConf.to_container(architecture_config(cfg, arch), resolve=True),
-        baseline_model(cfg, sets, dm),
+        baseline_model(cfg, sets),
     )
 
 
@@ -272,9 +272,11 @@ class Study:
         owner = self.owner(method) if method is not None else next(iter(self.sets), None)
         owner_model = recorded_model(self.sets[owner]) if owner is not None else None
         recorded = owner_model if arch == SAME else None
-        key = (arch, json.dumps(owner_model, sort_keys=True, default=str))
-        if key not in self.specs:  # every architecture of a set's networks sees its ZCA filter (or none)
-            self.specs[key] = net_spec(self.cfg, arch, self.dm, recorded, zca_of=owner_model)
+        # a set's networks of every architecture see its own ZCA filter (or none); the baselines the data's
+        zca_of = (owner_model or {}) if method in self.sets else None
+        key = (arch, json.dumps([recorded, zca_of], sort_keys=True, default=str))
+        if key not in self.specs:
+            self.specs[key] = net_spec(self.cfg, arch, self.dm, recorded, zca_of=zca_of)
         return self.specs[key]
 
     @property

@@ -55,8 +55,11 @@ def zca_layer(kernel: Sequence[Any] | Tensor | None, in_channels: int) -> nn.Mod
     try:
         t = torch.as_tensor(OmegaConf.to_container(kernel) if OmegaConf.is_config(kernel) else kernel)
         t = t.float()
-    except (TypeError, ValueError) as exc:
-        raise ModelConfigError(f"model.zca_kernel must be numbers [C][k][k]: {exc}") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # torch: "Could not infer dtype of dict", ...
+        raise ModelConfigError(
+            f"model.zca_kernel must be numbers [C][k][k] (one filter per image channel), got "
+            f"{type(kernel).__name__} that torch cannot read as such ({exc})"
+        ) from None
     if t.ndim != 3 or t.shape[0] != in_channels or t.shape[1] != t.shape[2] or t.shape[1] % 2 == 0:
         raise ModelConfigError(
             f"model.zca_kernel must be [{in_channels}][k][k] numbers with k odd (one filter per image "
@@ -64,6 +67,8 @@ def zca_layer(kernel: Sequence[Any] | Tensor | None, in_channels: int) -> nn.Mod
         )
     if not torch.isfinite(t).all():
         raise ModelConfigError("model.zca_kernel holds a non-finite value")
+    if not t.flatten(1).abs().amax(1).gt(0).all():
+        raise ModelConfigError("model.zca_kernel has a filter of zeros: its channel would reach no network")
     return ZCAWhitening(t)
 
 
@@ -80,3 +85,15 @@ def with_zca_kernel(
         out[ZCA_KEY] = numbers
         return out
     return {**dict(model_cfg), ZCA_KEY: numbers}
+
+
+def without_zca_kernel(model_cfg: DictConfig | Mapping[str, Any]) -> DictConfig | Mapping[str, Any]:
+    """``model_cfg`` without ``zca_kernel`` (a copy; the config itself when it has none): the architecture
+    alone, for a comparison of networks or a filter of another source."""
+    if ZCA_KEY not in model_cfg:
+        return model_cfg
+    if isinstance(model_cfg, DictConfig):
+        out = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=False))
+        del out[ZCA_KEY]
+        return out
+    return {k: v for k, v in model_cfg.items() if k != ZCA_KEY}

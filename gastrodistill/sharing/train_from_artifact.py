@@ -25,6 +25,7 @@ from torch import nn
 
 from gastrodistill.data.collections import moves_a_class
 from gastrodistill.evaluation.results import md_cell
+from gastrodistill.models.zca import ZCA_KEY
 from gastrodistill.sharing.artifact import (
     ALLOWED_AUGMENT_TARGET,
     REPORTED,
@@ -453,6 +454,8 @@ def train_from_artifact(
         # (bilinear, antialiased; SiteAdapter), which readers of the comparison should know
         "site_image_size": site_size,
         "artifact_image_size": [int(v) for v in size],
+        # the side (px) of the ZCA filter the card's networks start with (data.zca of the sending site)
+        "zca_filter_px": _zca_side(card),
         "metrics": site,
         "networks": records,
         # the card's figures are those of the replay (reproduce: method_metrics(..., schedule="replay"))
@@ -523,6 +526,12 @@ NOISE_RULE = (
 )
 
 
+def _zca_side(card: Mapping[str, Any]) -> int | None:
+    """The side (px) of the ZCA filter on the card's architecture (``zca_kernel``), or ``None``."""
+    kernel = (card.get("architecture") or {}).get(ZCA_KEY)
+    return len(kernel[0]) if kernel else None
+
+
 def render(result: Mapping[str, Any]) -> str:
     """``receive.md``: the Markdown report of :func:`train_from_artifact`'s ``result``."""
     lines = [
@@ -537,6 +546,11 @@ def render(result: Mapping[str, Any]) -> str:
             else f" The card publishes the `{PUBLISHED}` schedule's figures only: nothing to compare with."
         ),
         *_resize_note(result),
+        *(
+            [f"The networks start with the card's {result['zca_filter_px']} px ZCA whitening filter."]
+            if result.get("zca_filter_px")
+            else []
+        ),
         *_diverged_note(result),
         "",
         "| metric | this site | published | difference | within noise |",

@@ -20,7 +20,7 @@ ZCA = "data.zca={_target_: gastrodistill.data.zca.LocalZCA, kernel_size: 3, eps:
 def test_the_tiny_study_whitens_every_network_with_the_training_splits_filter(compose_cfg, monkeypatch):
     from gastrodistill.cli.reproduce import run
     from gastrodistill.sharing.artifact import load_artifact
-    from gastrodistill.sharing.train_from_artifact import model_factory
+    from gastrodistill.sharing.train_from_artifact import model_factory, render, train_from_artifact
 
     built: list[torch.nn.Module] = []
     build = NetSpec.build
@@ -43,7 +43,8 @@ def test_the_tiny_study_whitens_every_network_with_the_training_splits_filter(co
     assert not torch.allclose(kernel, torch.zeros_like(kernel))
 
     summary = (out / "SUMMARY.md").read_text()
-    assert "), behind a 3 px local ZCA filter of the training split (eps 0.1)" in summary
+    filter_line = "), behind a 3 px local ZCA filter of the training split (eps 0.1, 2000 windows of at most"
+    assert f"{filter_line} 2000 images)" in summary
 
     for mode in ("soft", "hard"):
         recorded = json.loads((out / "distill" / mode / "distilled.json").read_text())["model"]
@@ -61,6 +62,10 @@ def test_the_tiny_study_whitens_every_network_with_the_training_splits_filter(co
     factory, _, _ = model_factory(card)
     received = factory(in_channels=1, num_classes=3, image_size=(16, 16))
     assert torch.equal(received.zca.kernel[:, 0], kernel)
+    built.clear()
+    result = train_from_artifact(paths["artifact (soft)"], cfg, dm, out / "receive", n_networks=1)
+    assert result["zca_filter_px"] == 3
+    assert "The networks start with the card's 3 px ZCA whitening filter." in render(result)
 
 
 def test_a_filter_larger_than_the_patches_stops_reproduce_before_any_data(tmp_path, monkeypatch, capsys):
