@@ -130,7 +130,8 @@ def distilled_network(
     from gastrodistill.evaluation.fresh_training import StandardSchedule, train_on_distilled
     from gastrodistill.evaluation.networks import net_spec
 
-    spec = net_spec(cfg, "same", datamodule)
+    # behind the set's own ZCA filter, or none, as the evaluation and a receiving site train its networks
+    spec = net_spec(cfg, "same", datamodule, zca_of=getattr(distilled, "model_config", None) or {})
     standard = StandardSchedule(**OmegaConf.to_container(cfg.eval.standard, resolve=True))
     return train_on_distilled(
         distilled,

@@ -512,12 +512,17 @@ class Pipeline:
         return saved_audit_results(saved, audit_identity(self.datamodule(), sets, real_model))
 
     def _need_sets(self, stage: str) -> dict[str, Any]:
+        """This run's sets, checked against the data (shape, classes, normalisation, whitening) before the
+        stage does anything. Raises ``ReproduceConfigError`` without sets, ``DistilledSetMismatch``."""
+        from gastrodistill.evaluation.checks import check_distilled_sets
+
         sets = self.distilled_sets()
         if not sets:
             raise ReproduceConfigError(
                 f"stage {stage!r} needs distilled sets: put 'distill' before it in `stages`, or run it in a "
                 f"run folder that already holds distill/<mode> (hydra.run.dir=...)"
             )
+        check_distilled_sets(sets, self.datamodule())
         return sets
 
     # ---- driver ----------------------------------------------------------------------------------
@@ -861,8 +866,11 @@ class Pipeline:
         sets = self.distilled_sets()
         if resuming and not sets:
             return
+        from gastrodistill.evaluation.checks import check_distilled_sets
         from gastrodistill.evaluation.run import check_finished_networks
 
+        if not resuming:  # a set that does not fit the data is the first thing to say (not stale records)
+            check_distilled_sets(sets, self.datamodule())
         skip = self.modes() if resuming else ()
         check_finished_networks(self.cfg, self.datamodule(), sets, eval_dir, skip_methods=skip)
 

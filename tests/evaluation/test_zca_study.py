@@ -7,10 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from hydra.utils import instantiate
 from safetensors.torch import load_file
 
+from gastrodistill.evaluation.checks import DistilledSetMismatch
 from gastrodistill.evaluation.fresh_training import NetSpec
 from gastrodistill.models.zca import ZCA_KEY
 
@@ -62,6 +64,14 @@ def test_the_tiny_study_whitens_every_network_with_the_training_splits_filter(co
     factory, _, _ = model_factory(card)
     received = factory(in_channels=1, num_classes=3, image_size=(16, 16))
     assert torch.equal(received.zca.kernel[:, 0], kernel)
+    # the same run folder's sets audited, evaluated or published without data.zca: refused before any work
+    audit_before = (out / "audit" / "audit.json").read_bytes()
+    for stage in ("audit", "evaluate", "artifact"):
+        plain = compose_cfg(["experiment=tiny", f"stages=[{stage}]"])  # the same paths.output_dir
+        with pytest.raises(DistilledSetMismatch, match="distilled behind a filter .* and data.zca is null"):
+            run(plain)
+    assert (out / "audit" / "audit.json").read_bytes() == audit_before
+
     built.clear()
     result = train_from_artifact(paths["artifact (soft)"], cfg, dm, out / "receive", n_networks=1)
     assert result["zca_filter_px"] == 3
