@@ -37,6 +37,20 @@ def grads_of(ds, net, x, y, backend="func", checkpoint=False, **options):
     return res.loss, res.acc, {n: getattr(ds, n).grad.clone() for n in NAMES}
 
 
+def assert_finite_differences(ds, net, x, y, name, grad, n, generator, eps=1e-6):
+    """``grad`` (the meta-gradient of ``ds.<name>``) against central float64 finite differences of the
+    meta-objective's loss at ``n`` entries drawn with ``generator``."""
+    flat = getattr(ds, name).data.view(-1)
+    for i in torch.randperm(flat.numel(), generator=generator)[:n].tolist():
+        old = flat[i].item()
+        flat[i] = old + eps
+        plus = meta_objective(net, ds, x, y).loss.item()
+        flat[i] = old - eps
+        minus = meta_objective(net, ds, x, y).loss.item()
+        flat[i] = old
+        assert grad.view(-1)[i].item() == pytest.approx((plus - minus) / (2 * eps), rel=1e-5, abs=1e-9)
+
+
 def assert_same(a, b, rtol=1e-9, atol=1e-13):
     for n in NAMES:
         assert torch.allclose(a[n], b[n], rtol=rtol, atol=atol), (n, (a[n] - b[n]).abs().max())
@@ -120,19 +134,8 @@ def test_momentum_meta_gradient_matches_finite_differences_and_backends_agree():
     _, _, g_ckpt = grads_of(ds, net, x, y, "func", True)
     assert_same(g_func, g_higher)
     assert_same(g_func, g_ckpt)
-    eps = 1e-6
     for name in NAMES:
-        flat = getattr(ds, name).data.view(-1)
-        for i in torch.randperm(flat.numel(), generator=torch_generator(0, "fd", name))[:3].tolist():
-            old = flat[i].item()
-            flat[i] = old + eps
-            plus = meta_objective(net, ds, x, y).loss.item()
-            flat[i] = old - eps
-            minus = meta_objective(net, ds, x, y).loss.item()
-            flat[i] = old
-            assert g_func[name].view(-1)[i].item() == pytest.approx(
-                (plus - minus) / (2 * eps), rel=1e-5, abs=1e-9
-            )
+        assert_finite_differences(ds, net, x, y, name, g_func[name], 3, torch_generator(0, "fd", name))
 
 
 def test_momentum_is_saved_with_the_set(tmp_path):
@@ -263,16 +266,5 @@ def test_backends_agree_behind_a_zca_filter_and_match_finite_differences():
     assert_same(g_func, g_ckpt)
     _, _, g_plain = grads_of(ds, plain, x, y, "func")  # the filter changes what the images are asked for
     assert not torch.allclose(g_func["images"], g_plain["images"], rtol=1e-3)
-    eps = 1e-6
-    flat = ds.images.data.view(-1)
-    for i in torch.randperm(flat.numel(), generator=torch_generator(13, "fd"))[:4].tolist():
-        old = flat[i].item()
-        flat[i] = old + eps
-        plus = meta_objective(net, ds, x, y).loss.item()
-        flat[i] = old - eps
-        minus = meta_objective(net, ds, x, y).loss.item()
-        flat[i] = old
-        assert g_func["images"].view(-1)[i].item() == pytest.approx(
-            (plus - minus) / (2 * eps), rel=1e-5, abs=1e-9
-        )
+    assert_finite_differences(ds, net, x, y, "images", g_func["images"], 4, torch_generator(13, "fd"))
     assert torch.equal(net.zca.kernel[:, 0], kernel.double())  # the unroll never changes the filter
