@@ -181,17 +181,23 @@ def default_folder_name(artifact: str) -> str:
     return f"{name}-{str(card['card_sha256'])[:12]}"
 
 
+def _received_data(data: Any) -> Any:
+    """The part of a resolved ``data`` config that a received artifact's networks see: all of it but
+    ``zca`` (they start with the card's filter, whatever ``data.zca`` says)."""
+    return {k: v for k, v in data.items() if k != "zca"} if isinstance(data, dict) else data
+
+
 def default_folder(base: Path, artifact: str, data: Any) -> Path:
     """The default report folder of ``artifact`` under ``base`` (``outputs/<experiment>/receive``):
     :func:`default_folder_name`, or ``<that>-2``, ``-3``, ... when that folder holds a report on other data
     than ``data`` (the resolved ``data`` config): receiving one artifact on two sites' data kept only the
-    second report (found by a breaker). The same data again replaces its own report. A report whose
-    ``config.yaml`` cannot be read counts as other data (kept)."""
+    second report (found by a breaker). The same data again replaces its own report, whatever its unused
+    ``data.zca``. A report whose ``config.yaml`` cannot be read counts as other data (kept)."""
     name = default_folder_name(artifact)
     folder, n = base / name, 2
     while (folder / CONFIG_FILE).is_file():
         saved = read_run_config(folder)
-        if saved is not None and saved.get("data") == data:
+        if saved is not None and _received_data(saved.get("data")) == _received_data(data):
             break
         folder, n = base / f"{name}-{n}", n + 1
     return folder

@@ -421,6 +421,9 @@ def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_s
     assert first_report.read_bytes() == kept
     receive_main(["--artifact", str(first.with_suffix(".zip")), "--networks", "1", *other])  # same data again
     assert len(list(tmp_path.glob("outputs/*/receive/*/receive.json"))) == 3
+    zca = "data.zca={_target_: gastrodistill.data.zca.LocalZCA, kernel_size: 3}"  # not used on receiving
+    receive_main(["--artifact", str(first.with_suffix(".zip")), "--networks", "1", *other, zca])
+    assert len(list(tmp_path.glob("outputs/*/receive/*/receive.json"))) == 3
 
 
 def _run_info(folder, stage):
