@@ -131,6 +131,7 @@ def distilled_network(
     from gastrodistill.evaluation.networks import net_spec
 
     # behind the set's own ZCA filter, or none, as the evaluation and a receiving site train its networks
+    # (the architecture is model.*, as before the filter existed)
     spec = net_spec(cfg, "same", datamodule, zca_of=getattr(distilled, "model_config", None) or {})
     standard = StandardSchedule(**OmegaConf.to_container(cfg.eval.standard, resolve=True))
     return train_on_distilled(

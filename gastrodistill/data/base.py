@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
 from gastrodistill.data.errors import DataInputError
 from gastrodistill.data.sizes import pixel_size
-from gastrodistill.data.zca import LocalZCA
+from gastrodistill.data.zca import LocalZCA, checked_zca
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import is_count
 
@@ -84,11 +84,7 @@ class ImageDataModule(pl.LightningDataModule):
         self.balanced_sampler = balanced_sampler
         self.augment = augment
         self.seed = seed
-        if zca is not None and not isinstance(zca, LocalZCA):
-            raise ValueError(
-                f"data.zca must be null or a node with _target_: {LocalZCA.__module__}.LocalZCA, got {zca!r}"
-            )
-        self.zca = zca
+        self.zca = checked_zca(zca)
         self._zca_kernel: torch.Tensor | None = None
 
     # ---- what subclasses provide -------------------------------------------------------------

@@ -6,8 +6,10 @@ centre-surround filters that remove the correlation between neighbouring pixels 
 Dataset distillation has used it since KIP (Nguyen, Chen & Lee, ICLR 2021), whose regularisation this
 follows: ``eps`` times the mean eigenvalue is added before the inverse square root. Here the covariance
 is that of k x k windows (of stationary images, the same statistics a full-image ZCA sees near each
-pixel) and the filter is the row of ``C^-1/2`` at the window's centre. It costs O(k^4) memory, whatever the
-image size, where a full-image ZCA of a 299 px patch would need a matrix of 89,401^2 entries.
+pixel) and the filter is the row of ``C^-1/2`` at the window's centre: a k^2 x k^2 matrix, whatever the
+image size, where a full-image ZCA of a 299 px patch would need one of 89,401^2 entries. The images it is
+estimated from are loaded at once (``max_images`` x C x H x W float32: 2,000 grey 64 px images are 33 MB,
+2,000 grey 299 px ones 0.7 GB; lower ``data.zca.max_images`` at that size), once per process.
 
 The filter is a fixed first layer of every network of a study (:class:`gastrodistill.models.zca.ZCAWhitening`,
 ``model.zca_kernel``), so the distilled images stay in the data's normalised pixel space: their pictures,
@@ -75,11 +77,7 @@ class LocalZCA:
     def check_fits(self, size: tuple[int, int], size_key: str) -> None:
         """Refuse a filter larger than ``(H, W)`` px images (``size_key``: the setting that fixes their
         size). Raises :class:`ZCAError`."""
-        if self.kernel_size > min(size):
-            raise ZCAError(
-                f"data.zca.kernel_size = {self.kernel_size} px is larger than the {size[0]}x{size[1]} px "
-                f"images ({size_key}): use at most {largest_odd(min(size))}"
-            )
+        check_filter_fits(self.kernel_size, size, size_key)
 
     def kernel(
         self,
@@ -93,6 +91,25 @@ class LocalZCA:
         picks = torch.randperm(count, generator=generator)[: self.max_images].sort().values.tolist()
         images = load(picks)
         return zca_kernel(images, self.kernel_size, self.eps, generator, self.max_windows)
+
+
+def check_filter_fits(kernel_size: int, size: tuple[int, int], size_key: str | None = None) -> None:
+    """Refuse a ``kernel_size`` px filter for ``(H, W)`` px images it does not fit (``size_key``: the setting
+    that fixes their size, named in the message). Raises :class:`ZCAError`."""
+    if kernel_size > min(size):
+        where = f" ({size_key})" if size_key else ""
+        raise ZCAError(
+            f"data.zca.kernel_size = {kernel_size} px is larger than the {size[0]}x{size[1]} px "
+            f"images{where}: use at most {largest_odd(min(size))}"
+        )
+
+
+def checked_zca(value: Any) -> LocalZCA | None:
+    """``data.zca`` as the data modules take it: ``None`` or a :class:`LocalZCA` (instantiated by Hydra).
+    Raises :class:`ZCAError` for anything else."""
+    if value is not None and not isinstance(value, LocalZCA):
+        raise ZCAError(f"data.zca must be null or a node with _target_: {__name__}.LocalZCA, got {value!r}")
+    return value
 
 
 def largest_odd(side: int) -> int:
@@ -118,11 +135,7 @@ def zca_kernel(
         raise ZCAError(f"data.zca needs training images [N, C, H, W], got shape {tuple(images.shape)}")
     n, channels, h, w = images.shape
     k = int(kernel_size)
-    if k > min(h, w):
-        raise ZCAError(
-            f"data.zca.kernel_size = {k} px is larger than the {h}x{w} px images: use at most "
-            f"{largest_odd(min(h, w))}"
-        )
+    check_filter_fits(k, (h, w))
     windows = int(max_windows)
     which = torch.randint(0, n, (windows,), generator=generator)
     top = torch.randint(0, h - k + 1, (windows,), generator=generator)
@@ -157,7 +170,5 @@ def zca_settings(node: Any) -> dict[str, Any] | None:
         return node.settings()
     from hydra.utils import instantiate
 
-    zca = instantiate(node)
-    if not isinstance(zca, LocalZCA):
-        raise ZCAError(f"data.zca must be null or a node with _target_: {__name__}.LocalZCA, got {node!r}")
-    return zca.settings()
+    zca = checked_zca(instantiate(node))
+    return zca.settings() if zca is not None else None

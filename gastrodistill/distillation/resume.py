@@ -255,10 +255,17 @@ def run_settings(cfg: Any) -> dict[str, Any]:
     return {
         "seed": seed,
         "model": _plain(cfg.get("model")) or {},
-        "zca": zca_settings(data.get("zca")),  # the networks' whitening (None: off, as before the option)
+        "zca": _zca_run_settings(data),  # the networks' whitening (None: off, as before the option)
         "distill": {k: _plain(d.get(k)) for k in RUN_KEYS if k in d},
         "start": {k: _without_progress(_plain(d.get(k))) for k in START_KEYS if k in d},
     }
+
+
+def _zca_run_settings(data: Any) -> dict[str, Any] | None:
+    """``data.zca``'s settings with its defaults written out and the seed of its draw of training images
+    (``data.seed``), or ``None`` when off (as in the evaluation's records)."""
+    zca = zca_settings(data.get("zca"))
+    return {**zca, "seed": data.get("seed")} if zca is not None else None
 
 
 def _without_progress(value: Any) -> Any:

@@ -31,8 +31,8 @@ def check_distilled_set(
 
     Compared: channels and image size (``ds.image_shape`` against ``dm.image_shape``), number and names
     of the classes, the per-channel mean and std (``np.allclose`` with ``rtol``/``atol``), and whether
-    both whiten (a ZCA filter recorded with the set, ``data.zca`` set). A set without recorded mean and
-    std is refused too: its space is unknown.
+    both whiten (a ZCA filter recorded with the set, ``data.zca`` set) by one filter (the same tolerance).
+    A set without recorded mean and std is refused too: its space is unknown.
     """
     problems: list[str] = []
     shape = tuple(int(v) for v in ds.image_shape)
@@ -63,6 +63,14 @@ def check_distilled_set(
             else "ZCA whitening: the set was distilled without a filter and data.zca is set (its baselines "
             "would see other inputs than its networks)"
         )
+    elif ZCA_KEY in recorded:  # both whiten: by one filter, or the baselines would see other inputs
+        theirs = dm.zca_kernel()
+        mine = np.asarray(recorded[ZCA_KEY], dtype=np.float64)
+        if mine.shape != tuple(theirs.shape) or not np.allclose(mine, theirs.double().numpy(), rtol, atol):
+            problems.append(
+                f"ZCA whitening: the set's filter ({mine.shape[-1]} px) is not the one data.zca gives "
+                f"({theirs.shape[-1]} px, from {dm.zca!r} and data.seed {dm.seed})"
+            )
     if problems:
         raise DistilledSetMismatch(
             f"distilled set {name!r} does not match the data module: "

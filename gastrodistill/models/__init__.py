@@ -1,7 +1,9 @@
 """The networks trained in the inner loop of distillation and by the evaluation.
 
-Every model takes ``(in_channels, num_classes, image_size)`` plus its own options and an
-``init: xavier|kaiming`` scheme; ``conf/model/*.yaml`` are Hydra partials over these constructors.
+Every model takes ``(in_channels, num_classes, image_size)`` plus its own options, an
+``init: xavier|kaiming`` scheme and ``zca_kernel`` (``None``, or a fixed local-ZCA filter ``[C][k][k]`` as
+its first layer: ``models/zca.py``, filled in from ``data.zca``); ``conf/model/*.yaml`` are Hydra partials
+over these constructors.
 None holds running statistics, so all of them unroll functionally (see ``layers.py``).
 """
 

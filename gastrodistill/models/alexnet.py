@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -34,7 +36,7 @@ class AlexNet(nn.Module):
         act: str = "relu",
         init: str = "xavier",
         init_seed: int = 0,
-        zca_kernel: list | None = None,
+        zca_kernel: Sequence[Any] | Tensor | None = None,
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)

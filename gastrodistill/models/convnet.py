@@ -11,6 +11,8 @@ twelfth round (docs/distillation.md, "Sixth round", "Eleventh round" and "Twelft
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 from torch import Tensor, nn
 
@@ -46,7 +48,7 @@ class ConvNet(nn.Module):
         init: str = "xavier",
         init_seed: int = 0,
         head: str = "flatten",
-        zca_kernel: list | None = None,
+        zca_kernel: Sequence[Any] | Tensor | None = None,
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)

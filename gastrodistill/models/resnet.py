@@ -7,6 +7,9 @@ Small inputs (< 128 px) get a CIFAR-style 3x3 stem, larger ones the ImageNet 7x7
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
@@ -81,7 +84,7 @@ class ResNet18(nn.Module):
         stem: str = "auto",
         init: str = "xavier",
         init_seed: int = 0,
-        zca_kernel: list | None = None,
+        zca_kernel: Sequence[Any] | Tensor | None = None,
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)

@@ -81,7 +81,7 @@ def with_zca_kernel(
         return model_cfg
     numbers = kernel.tolist() if isinstance(kernel, Tensor) else kernel
     if isinstance(model_cfg, DictConfig):
-        out = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=False))  # a copy, not struct
+        out = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))  # a resolved copy, not struct
         out[ZCA_KEY] = numbers
         return out
     return {**dict(model_cfg), ZCA_KEY: numbers}
@@ -93,7 +93,7 @@ def without_zca_kernel(model_cfg: DictConfig | Mapping[str, Any]) -> DictConfig 
     if ZCA_KEY not in model_cfg:
         return model_cfg
     if isinstance(model_cfg, DictConfig):
-        out = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=False))
+        out = OmegaConf.create(OmegaConf.to_container(model_cfg, resolve=True))
         del out[ZCA_KEY]
         return out
     return {k: v for k, v in model_cfg.items() if k != ZCA_KEY}

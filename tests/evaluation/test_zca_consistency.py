@@ -75,6 +75,10 @@ def test_a_set_and_data_that_disagree_on_whitening_are_refused(compose_cfg, pati
         check_distilled_set("soft", ds, dm)
     agreeing = with_zca(patient_dm_factory()) if set_whitened else patient_dm_factory()
     agreeing.setup()
+    if set_whitened:  # whitened on both sides, but by another filter than the data's: refused too
+        with pytest.raises(DistilledSetMismatch, match=r"the set's filter \(3 px\) is not the one data.zca"):
+            check_distilled_set("soft", ds, agreeing)
+        ds.model_config[ZCA_KEY] = agreeing.zca_kernel().tolist()
     check_distilled_set("soft", ds, agreeing)
 
 
