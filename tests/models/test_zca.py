@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from gastrodistill.data.zca import LocalZCA, ZCAError, zca_kernel
 from gastrodistill.models import AlexNet, ConvNet, LeNet, ResNet18, initialize
 from gastrodistill.models.layers import ModelConfigError
-from gastrodistill.models.zca import ZCA_KEY, ZCAWhitening, with_zca_kernel, zca_layer
+from gastrodistill.models.zca import ZCA_KEY, ZCAWhitening, with_zca_kernel, without_zca_kernel, zca_layer
 from gastrodistill.utils.seeding import torch_generator
 
 FAMILIES = {
@@ -171,3 +171,10 @@ def test_with_zca_kernel_copies_the_config_and_leaves_it_alone_without_a_filter(
     out = with_zca_kernel(cfg, torch.ones(1, 3, 3))
     assert out[ZCA_KEY] == [[[1.0] * 3] * 3] and ZCA_KEY not in cfg
     assert with_zca_kernel({"width": 4}, [[[2.0]]]) == {"width": 4, ZCA_KEY: [[[2.0]]]}
+
+
+def test_the_config_copies_resolve_interpolations_of_the_root_config():
+    root = OmegaConf.create({"w": 4, "model": {"_target_": "gastrodistill.models.ConvNet", "width": "${w}"}})
+    whitened = with_zca_kernel(root.model, torch.ones(1, 3, 3))
+    assert whitened["width"] == 4  # a copy detached from the root: ${w} must be resolved before
+    assert without_zca_kernel(whitened)["width"] == 4 and ZCA_KEY not in without_zca_kernel(whitened)
