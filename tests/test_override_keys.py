@@ -28,6 +28,18 @@ def test_a_typo_names_the_key_and_the_nearest_existing_one(overrides, nearest):
     assert f"did you mean {nearest}" in text and f"+{bad}" in text
 
 
+def test_a_key_of_an_option_that_is_off_says_how_to_set_the_option():
+    text = unknown_key_message(["data.zca.kernel_size=9"], CONF_DIR)  # data.zca is null by default
+    assert text == (
+        "error: data.zca.kernel_size=9: data.zca is null (off) in this config, so it has no key "
+        "'data.zca.kernel_size': set it as a whole node, e.g. "
+        "'data.zca={_target_: gastrodistill.data.zca.LocalZCA, kernel_size: 9}' "
+        "(the outer quotes for the shell)"
+    )
+    assert "'distill.dsa={_target_:" in unknown_key_message(["distill.dsa.shift_px=4"], CONF_DIR)
+    assert unknown_key_message(["experiment=cpu", "distill.dsa.shift_px=4"], CONF_DIR) is None  # on there
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

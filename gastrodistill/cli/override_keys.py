@@ -43,6 +43,30 @@ def _dotted_keys(node: Any, prefix: str = "") -> Iterator[str]:
         yield from _dotted_keys(v, f"{key}.")
 
 
+#: Nodes that are null (off) by default and are set as a whole, with an example of setting one.
+NULL_NODE_EXAMPLES = {
+    "data.zca": "'data.zca={_target_: gastrodistill.data.zca.LocalZCA, kernel_size: 9}'",
+    "distill.dsa": "'distill.dsa={_target_: gastrodistill.distillation.augment.DSA, shift_px: 8}'",
+}
+
+
+def _null_parent(node: Any, key: str) -> str | None:
+    """The longest proper prefix of the dotted ``key`` whose value in ``node`` is null (an option that is
+    off, set as a whole node), or ``None``."""
+    parts = key.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        prefix = ".".join(parts[:end])
+        if _has_key(node, prefix) and _value(node, prefix) is None:
+            return prefix
+    return None
+
+
+def _value(node: Any, key: str) -> Any:
+    for part in key.split("."):
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    return node
+
+
 def _has_key(node: Any, key: str) -> bool:
     for part in key.split("."):
         if isinstance(node, dict) and part in node:
@@ -168,6 +192,13 @@ def unknown_key_message(
         lacking = [c for c, tree in zip(combinations, trees, strict=True) if not _has_key(tree, key)]
         if not lacking:
             continue
+        off = _null_parent(trees[combinations.index(lacking[0])], key)
+        if off is not None:  # a key of an option that is off: it is set as a whole node, not key by key
+            example = NULL_NODE_EXAMPLES.get(off, f"'{off}={{_target_: ..., ...}}'")
+            return (
+                f"error: {text}: {off} is null (off) in this config, so it has no key {key!r}: set it as a "
+                f"whole node, e.g. {example} (the outer quotes for the shell)"
+            )
         # list items (`reproduce.distill_modes.0`) are no keys to suggest
         names = [k for k in known if k != key and not k.rsplit(".", 1)[-1].isdigit()]
         group_names = config_groups([primary, *([extra] if extra else [])])
