@@ -56,26 +56,29 @@ def _null_parent(node: Any, key: str) -> str | None:
     parts = key.split(".")
     for end in range(len(parts) - 1, 0, -1):
         prefix = ".".join(parts[:end])
-        if _has_key(node, prefix) and _value(node, prefix) is None:
+        if _value(node, prefix) is None:
             return prefix
     return None
 
 
+#: What :func:`_value` gives for a key the tree does not hold.
+_ABSENT = object()
+
+
 def _value(node: Any, key: str) -> Any:
-    for part in key.split("."):
-        node = node[int(part)] if isinstance(node, list) else node[part]
-    return node
-
-
-def _has_key(node: Any, key: str) -> bool:
+    """The value of the dotted ``key`` (list items by index) in the plain tree ``node``, else ``_ABSENT``."""
     for part in key.split("."):
         if isinstance(node, dict) and part in node:
             node = node[part]
         elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
             node = node[int(part)]
         else:
-            return False
-    return True
+            return _ABSENT
+    return node
+
+
+def _has_key(node: Any, key: str) -> bool:
+    return _value(node, key) is not _ABSENT
 
 
 #: Flags after which the check stands aside: shell completion (``-sc install=bash``) and a replaced

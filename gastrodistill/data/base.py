@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Subset, WeightedRandomSampler
 
 from gastrodistill.data.errors import DataInputError
 from gastrodistill.data.sizes import pixel_size
-from gastrodistill.data.zca import LocalZCA, checked_zca
+from gastrodistill.data.zca import LocalZCA, check_filter_fits, checked_zca
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import is_count
 
@@ -187,8 +187,10 @@ class ImageDataModule(pl.LightningDataModule):
         if self.zca is None:
             return None
         if self._zca_kernel is None:
-            self.zca.check_fits(
-                tuple(self.image_size), "the data's image size: data.image_size or data.storage_size"
+            check_filter_fits(
+                self.zca.kernel_size,
+                tuple(self.image_size),
+                "the data's image size: data.image_size or data.storage_size",
             )
             count = len(self.labels("train"))
             self._zca_kernel = self.zca.kernel(

@@ -29,7 +29,7 @@ from gastrodistill.data.patch_store import (
     hist_stats,
 )
 from gastrodistill.data.tiling import Geometry
-from gastrodistill.data.zca import LocalZCA
+from gastrodistill.data.zca import LocalZCA, check_filter_fits
 from gastrodistill.utils.seeding import derive_seed
 
 
@@ -121,7 +121,7 @@ class GastricPatchDataModule(ImageDataModule):
         self.in_channels = 1
         self.image_size = (self.spec.size, self.spec.size)
         if zca is not None:  # the stored side is known now: a filter larger than a patch stops the study here
-            zca.check_fits(self.image_size, "data.storage_size")
+            check_filter_fits(zca.kernel_size, self.image_size, "data.storage_size")
         if augment is not None and hasattr(augment, "set_random_seed"):
             augment.set_random_seed(derive_seed(seed, "augment") % 2**32)
         self._store_path: Path | None = None

@@ -74,11 +74,6 @@ class LocalZCA:
             f"max_windows={self.max_windows})"
         )
 
-    def check_fits(self, size: tuple[int, int], size_key: str) -> None:
-        """Refuse a filter larger than ``(H, W)`` px images (``size_key``: the setting that fixes their
-        size). Raises :class:`ZCAError`."""
-        check_filter_fits(self.kernel_size, size, size_key)
-
     def kernel(
         self,
         count: int,
@@ -161,13 +156,11 @@ def zca_kernel(
 
 
 def zca_settings(node: Any) -> dict[str, Any] | None:
-    """``data.zca`` (``None``, a config node or a :class:`LocalZCA`) as every setting with the defaults
-    written out (:meth:`LocalZCA.settings`), or ``None`` when off: ``kernel_size: 9`` and ``kernel_size: 9,
-    eps: 0.1`` are one setting. Raises :class:`ZCAError` for a value out of range."""
+    """``data.zca`` (``None`` or its config node) as every setting with the defaults written out
+    (:meth:`LocalZCA.settings`), or ``None`` when off: ``kernel_size: 9`` and ``kernel_size: 9, eps: 0.1``
+    are one setting. Raises :class:`ZCAError` for a value out of range."""
     if node is None:
         return None
-    if isinstance(node, LocalZCA):
-        return node.settings()
     from hydra.utils import instantiate
 
     zca = checked_zca(instantiate(node))

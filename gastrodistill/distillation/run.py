@@ -124,13 +124,19 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
     raise DistillConfigError(f"distill.image_init must be one of {IMAGE_INITS}, got {dcfg.image_init!r}")
 
 
+def whitened_model(cfg: DictConfig, datamodule: Any) -> DictConfig:
+    """``cfg.model`` behind the data's local ZCA filter (``data.zca``; ``cfg.model`` itself when off): the
+    network the distillation trains and its set records."""
+    return with_zca_kernel(cfg.model, datamodule.zca_kernel())  # type: ignore[return-value]
+
+
 def network_factory(cfg: DictConfig, datamodule: Any) -> _BoundFactory:
     """``cfg.model`` bound to the data's shape, after one network was built by
     :func:`~gastrodistill.models.preflight.check_model_config` (global RNG untouched): a model that cannot
     run on these images raises ``ModelConfigError`` naming ``model`` before any work. With ``data.zca`` the
     networks start with the data's local ZCA filter (:func:`~gastrodistill.models.zca.with_zca_kernel`)."""
     shape = shape_of(datamodule)
-    factory = check_model_config(with_zca_kernel(cfg.model, datamodule.zca_kernel()), shape)
+    factory = check_model_config(whitened_model(cfg, datamodule), shape)
     return _BoundFactory(factory, {"in_channels": shape[0], "num_classes": shape[1], "image_size": shape[2]})
 
 
@@ -513,7 +519,7 @@ def run_distillation(
     check_distill_memory(d, networks, classes, (channels, *size), cfg.trainer)  # before the set is allocated
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
     # the "same" architecture at evaluation, with the ZCA filter the images were distilled behind (data.zca)
-    distilled.model_config = public_config(with_zca_kernel(cfg.model, datamodule.zca_kernel()))
+    distilled.model_config = public_config(whitened_model(cfg, datamodule))
     module = build_module(cfg, datamodule, distilled, out / "grids", networks, data_hash)
     # A resumed run restores its (matched) images from the checkpoint.
     texture_losses = run_texture_matching(cfg, datamodule, module, teacher_file) if ckpt_path is None else []
