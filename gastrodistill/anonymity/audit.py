@@ -123,16 +123,19 @@ def distilled_network(
     index: int,
 ) -> nn.Module:
     """Fresh network ``index`` trained on ``distilled`` by the evaluation's trainer, seeded by
-    ``(seed, 'audit', 'mia', name, schedule, index)``, in eval mode.
+    ``(seed, 'audit', 'mia', name, schedule, index)``, in eval mode: the architecture the set records
+    (``model.*`` when it records none), as the evaluation's ``same`` row trains it.
 
     The replay draws its batches through ``eval.replay_augment`` as the evaluation's replays do, so the
     attacked networks are trained as the reported ones are."""
     from gastrodistill.evaluation.fresh_training import StandardSchedule, train_on_distilled
     from gastrodistill.evaluation.networks import net_spec
+    from gastrodistill.evaluation.run import recorded_model
 
-    # behind the set's own ZCA filter, or none, as the evaluation and a receiving site train its networks
-    # (the architecture is model.*, as before the filter existed)
-    spec = net_spec(cfg, "same", datamodule, zca_of=getattr(distilled, "model_config", None) or {})
+    # the set's own architecture behind its own ZCA filter (or none), as the evaluation's ``same`` networks
+    # and a receiving site's are built; model.* for a set that records no model
+    recorded = recorded_model(distilled)
+    spec = net_spec(cfg, "same", datamodule, recorded, zca_of=recorded or {})
     standard = StandardSchedule(**OmegaConf.to_container(cfg.eval.standard, resolve=True))
     return train_on_distilled(
         distilled,

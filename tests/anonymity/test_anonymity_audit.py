@@ -204,3 +204,20 @@ def test_a_report_on_data_without_patients_says_what_its_patients_are(tmp_path, 
     report = (out / "audit.md").read_text()
     assert report.splitlines()[2].startswith("These data have no patient ids: below, each image counts as")
     assert "a different sample (the data have no patients)" in report
+
+
+def test_the_attacked_networks_have_the_architecture_the_set_records(compose_cfg):
+    """A set distilled on another network than ``model.*`` is attacked on its own architecture, as the
+    evaluation's ``same`` row trains it; a set that records none falls back to ``model.*``."""
+    from gastrodistill.anonymity.audit import distilled_networks
+    from gastrodistill.models import ConvNet, LeNet
+
+    cfg = compose_cfg(FAST)  # model=lenet
+    dm = make_dm(patients=(6, 2, 2), per_patient=4)
+    ds = noise_set(dm, steps=2, ipc=1, seed=4)
+    (plain,) = distilled_networks(cfg, dm, ds, "soft", 1, "replay")
+    assert isinstance(plain, LeNet)
+    ds.model_config = {"_target_": "gastrodistill.models.ConvNet", "width": 6, "depth": 1, "norm": "none"}
+    (net,) = distilled_networks(cfg, dm, ds, "soft", 1, "replay")
+    assert isinstance(net, ConvNet)
+    assert next(net.parameters()).shape[0] == 6
