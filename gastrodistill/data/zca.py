@@ -8,8 +8,8 @@ follows: ``eps`` times the mean eigenvalue is added before the inverse square ro
 is that of k x k windows (of stationary images, the same statistics a full-image ZCA sees near each
 pixel) and the filter is the row of ``C^-1/2`` at the window's centre: a k^2 x k^2 matrix, whatever the
 image size, where a full-image ZCA of a 299 px patch would need one of 89,401^2 entries. The images it is
-estimated from are loaded at once (``max_images`` x C x H x W float32: 2,000 grey 64 px images are 33 MB,
-2,000 grey 299 px ones 0.7 GB; lower ``data.zca.max_images`` at that size), once per process.
+estimated from are read in chunks of at most :data:`CHUNK_BYTES` (only their windows are kept: ``max_windows``
+x C x k^2 float32, 65 MB for the default 200,000 grey 9 px windows), once per process.
 
 The filter is a fixed first layer of every network of a study (:class:`gastrodistill.models.zca.ZCAWhitening`,
 ``model.zca_kernel``), so the distilled images stay in the data's normalised pixel space: their pictures,
@@ -24,6 +24,9 @@ from typing import Any
 
 import torch
 from torch import Tensor
+
+#: Bytes of images (float32) read at once while the windows are gathered (:meth:`LocalZCA.kernel`).
+CHUNK_BYTES = 64 * 2**20
 
 
 class ZCAError(ValueError):
@@ -81,11 +84,25 @@ class LocalZCA:
         generator: torch.Generator,
     ) -> Tensor:
         """The filter ``[C, k, k]`` (float32) of ``count`` training images, of which ``load(indices)`` gives
-        ``[n, C, H, W]`` normalised images; at most ``max_images`` of them, drawn with ``generator``.
-        Raises :class:`ZCAError` when the images are smaller than the filter."""
+        ``[n, C, H, W]`` normalised images; at most ``max_images`` of them, drawn with ``generator``, read
+        in chunks of at most :data:`CHUNK_BYTES` (the filter is the one :func:`zca_kernel` gives for all of
+        them at once). Raises :class:`ZCAError` when the images are smaller than the filter."""
         picks = torch.randperm(count, generator=generator)[: self.max_images].sort().values.tolist()
-        images = load(picks)
-        return zca_kernel(images, self.kernel_size, self.eps, generator, self.max_windows)
+        first = load(picks[:1])
+        if first.ndim != 4 or len(first) == 0:
+            raise ZCAError(f"data.zca needs training images [N, C, H, W], got shape {tuple(first.shape)}")
+        per_image = max(1, first[0].numel() * 4)
+        chunk = max(1, CHUNK_BYTES // per_image)
+        windows = gather_windows(
+            len(picks),
+            tuple(first.shape[1:]),
+            lambda start, stop: load(picks[start:stop]),
+            self.kernel_size,
+            generator,
+            self.max_windows,
+            chunk,
+        )
+        return filter_from_windows(windows, self.kernel_size, self.eps)
 
 
 def check_filter_fits(kernel_size: int, size: tuple[int, int], size_key: str | None = None) -> None:
@@ -128,21 +145,69 @@ def zca_kernel(
     image side is smaller than ``kernel_size`` or there are no images."""
     if images.ndim != 4 or len(images) == 0:
         raise ZCAError(f"data.zca needs training images [N, C, H, W], got shape {tuple(images.shape)}")
-    n, channels, h, w = images.shape
+    windows = gather_windows(
+        len(images),
+        tuple(images.shape[1:]),
+        lambda start, stop: images[start:stop],
+        kernel_size,
+        generator,
+        max_windows,
+        len(images),
+    )
+    return filter_from_windows(windows, kernel_size, eps)
+
+
+def gather_windows(
+    count: int,
+    shape: tuple[int, int, int],
+    read: Callable[[int, int], Tensor],
+    kernel_size: int,
+    generator: torch.Generator,
+    max_windows: int,
+    chunk: int,
+) -> Tensor:
+    """``max_windows`` k x k windows ``[max_windows, C, k * k]`` (the images' dtype) of ``count`` images of
+    shape ``shape`` = ``(C, H, W)``: window i is cut from image ``which[i]`` at ``(top[i], left[i])``, all
+    three drawn with ``generator`` (in that order) before any image is read; ``read(start, stop)`` gives
+    images ``start .. stop - 1`` ``[stop - start, C, H, W]``, asked for ``chunk`` images at a time, so memory
+    holds one chunk and the windows. Raises :class:`ZCAError` when an image side is smaller than
+    ``kernel_size``."""
+    channels, h, w = (int(v) for v in shape)
     k = int(kernel_size)
     check_filter_fits(k, (h, w))
-    windows = int(max_windows)
-    which = torch.randint(0, n, (windows,), generator=generator)
-    top = torch.randint(0, h - k + 1, (windows,), generator=generator)
-    left = torch.randint(0, w - k + 1, (windows,), generator=generator)
+    n_windows = int(max_windows)
+    which = torch.randint(0, count, (n_windows,), generator=generator)
+    top = torch.randint(0, h - k + 1, (n_windows,), generator=generator)
+    left = torch.randint(0, w - k + 1, (n_windows,), generator=generator)
     offsets = torch.arange(k)
-    rows = (top[:, None] + offsets)[:, :, None]  # [n_w, k, 1]
-    cols = (left[:, None] + offsets)[:, None, :]  # [n_w, 1, k]
+    out: Tensor | None = None  # in the images' dtype, known at the first read
+    for start in range(0, count, chunk):
+        stop = min(start + chunk, count)
+        here = torch.nonzero((which >= start) & (which < stop)).flatten()
+        if len(here) == 0:
+            continue
+        images = read(start, stop)
+        if out is None:
+            out = torch.empty(n_windows, channels, k * k, dtype=images.dtype)
+        rows = (top[here, None] + offsets)[:, :, None]  # [n, k, 1]
+        cols = (left[here, None] + offsets)[:, None, :]  # [n, 1, k]
+        for c in range(channels):
+            cut = images[(which[here] - start)[:, None, None], c, rows, cols]
+            out[here, c] = cut.reshape(len(here), k * k)
+    assert out is not None  # every window lies in some chunk
+    return out
+
+
+def filter_from_windows(windows: Tensor, kernel_size: int, eps: float) -> Tensor:
+    """The filter ``[C, k, k]`` (float32) of windows ``[N, C, k * k]`` (:func:`gather_windows`): per channel
+    the centre row of the regularised inverse square root of their covariance (:func:`zca_kernel`)."""
+    n_windows, channels, _ = windows.shape
+    k = int(kernel_size)
     filters = []
     for c in range(channels):
-        patch = images[which[:, None, None], c, rows, cols].reshape(windows, k * k).double()
+        patch = windows[:, c].double()
         patch = patch - patch.mean(0)
-        cov = patch.T @ patch / max(windows - 1, 1)
+        cov = patch.T @ patch / max(n_windows - 1, 1)
         eigvals, eigvecs = torch.linalg.eigh(cov)
         eigvals = eigvals.clamp_min(0)
         if not eigvals.mean() > 0:  # a constant channel carries nothing to whiten: pass it through

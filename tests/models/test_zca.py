@@ -154,14 +154,18 @@ def test_local_zca_draws_its_images_with_the_generator():
     asked: list[list[int]] = []
 
     def load(picks: list[int]) -> torch.Tensor:
-        asked.append(picks)
+        asked[-1].extend(picks)
         return images[picks].float()
 
+    def kernel(seed: int) -> torch.Tensor:
+        asked.append([])
+        return zca.kernel(10, load, torch_generator(seed, "zca"))
+
     zca = LocalZCA(kernel_size=3, max_images=4, max_windows=500)
-    a = zca.kernel(10, load, torch_generator(0, "zca"))
-    b = zca.kernel(10, load, torch_generator(0, "zca"))
-    assert torch.equal(a, b) and asked[0] == asked[1] and len(asked[0]) == 4 and asked[0] == sorted(asked[0])
-    assert not torch.equal(a, zca.kernel(10, load, torch_generator(1, "zca")))
+    a, b = kernel(0), kernel(0)
+    drawn = sorted(set(asked[0]))
+    assert torch.equal(a, b) and asked[0] == asked[1] and len(drawn) == 4
+    assert not torch.equal(a, kernel(1)) and sorted(set(asked[2])) != drawn
 
 
 def test_with_zca_kernel_copies_the_config_and_leaves_it_alone_without_a_filter():
@@ -178,3 +182,28 @@ def test_the_config_copies_resolve_interpolations_of_the_root_config():
     whitened = with_zca_kernel(root.model, torch.ones(1, 3, 3))
     assert whitened["width"] == 4  # a copy detached from the root: ${w} must be resolved before
     assert without_zca_kernel(whitened)["width"] == 4 and ZCA_KEY not in without_zca_kernel(whitened)
+
+
+def test_the_filter_is_read_in_chunks_and_equals_the_one_of_all_images_at_once(monkeypatch):
+    """``LocalZCA.kernel`` asks ``load`` for at most ``CHUNK_BYTES`` of images at a time (memory holds one
+    chunk and the windows, not every image) and gives the filter of :func:`zca_kernel` on all of them, to
+    the bit, whatever the chunk."""
+    import gastrodistill.data.zca as zca_module
+
+    images = correlated_images(n=40)
+    zca = LocalZCA(kernel_size=3, max_images=30, max_windows=3000)
+    picks = torch.randperm(40, generator=torch_generator(0, "zca"))[:30].sort().values.tolist()
+    g = torch_generator(0, "zca")
+    torch.randperm(40, generator=g)  # the draw of the images comes first
+    whole = zca_kernel(images[picks].float(), 3, zca.eps, g, 3000)
+    per_image = images[0].numel() * 4
+    for n_per_chunk in (1, 7, 30):
+        asked: list[int] = []
+
+        def load(which: list[int], asked: list[int] = asked) -> torch.Tensor:
+            asked.append(len(which))
+            return images[which].float()
+
+        monkeypatch.setattr(zca_module, "CHUNK_BYTES", n_per_chunk * per_image)
+        assert torch.equal(zca.kernel(40, load, torch_generator(0, "zca")), whole)
+        assert max(asked) <= n_per_chunk and len(asked) > 30 // n_per_chunk
