@@ -71,6 +71,11 @@ class LocalZCA:
             "max_windows": self.max_windows,
         }
 
+    def record(self, seed: Any) -> dict[str, Any]:
+        """:meth:`settings` and ``seed``, the seed of the draw of training images (``data.seed``): what the
+        evaluation's records and a distillation's resume compare (``data.zca.*``)."""
+        return {**self.settings(), "seed": seed}
+
     def __repr__(self) -> str:
         return (
             f"LocalZCA(kernel_size={self.kernel_size}, eps={self.eps}, max_images={self.max_images}, "
@@ -220,13 +225,19 @@ def filter_from_windows(windows: Tensor, kernel_size: int, eps: float) -> Tensor
     return torch.stack(filters).float()
 
 
-def zca_settings(node: Any) -> dict[str, Any] | None:
-    """``data.zca`` (``None`` or its config node) as every setting with the defaults written out
-    (:meth:`LocalZCA.settings`), or ``None`` when off: ``kernel_size: 9`` and ``kernel_size: 9, eps: 0.1``
-    are one setting. Raises :class:`ZCAError` for a value out of range."""
+def zca_of_node(node: Any) -> LocalZCA | None:
+    """``data.zca`` (``None`` or its config node) instantiated: ``None`` when off. Raises :class:`ZCAError`
+    for a value out of range."""
     if node is None:
         return None
     from hydra.utils import instantiate
 
-    zca = checked_zca(instantiate(node))
+    return checked_zca(instantiate(node))
+
+
+def zca_settings(node: Any) -> dict[str, Any] | None:
+    """``data.zca`` (``None`` or its config node) as every setting with the defaults written out
+    (:meth:`LocalZCA.settings`), or ``None`` when off: ``kernel_size: 9`` and ``kernel_size: 9, eps: 0.1``
+    are one setting. Raises :class:`ZCAError` for a value out of range."""
+    zca = zca_of_node(node)
     return zca.settings() if zca is not None else None

@@ -26,7 +26,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from gastrodistill.data.zca import zca_settings
+from gastrodistill.data.zca import zca_of_node
 from gastrodistill.distillation.distilled_set import MODES
 from gastrodistill.utils.run_info import CONFIG_FILE
 
@@ -264,8 +264,8 @@ def run_settings(cfg: Any) -> dict[str, Any]:
 def _zca_run_settings(data: Any) -> dict[str, Any] | None:
     """``data.zca``'s settings with its defaults written out and the seed of its draw of training images
     (``data.seed``), or ``None`` when off (as in the evaluation's records)."""
-    zca = zca_settings(data.get("zca"))
-    return {**zca, "seed": data.get("seed")} if zca is not None else None
+    zca = zca_of_node(data.get("zca"))
+    return zca.record(data.get("seed")) if zca is not None else None
 
 
 def _without_progress(value: Any) -> Any:

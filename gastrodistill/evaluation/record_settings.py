@@ -167,7 +167,7 @@ def study_settings(cfg: DictConfig, datamodule: Any) -> dict[str, Any]:
     zca = getattr(datamodule, "zca", None)
     if zca is not None:  # the networks' ZCA filter (absent when off, so that earlier records still match):
         # every setting written out, and the seed of its draw of training images
-        settings.update(flat_settings({**zca.settings(), "seed": datamodule.seed}, "data.zca", {}))
+        settings.update(flat_settings(zca.record(datamodule.seed), "data.zca", {}))
     for key, value in settings.items():
         if key.rsplit(".", 1)[-1] == "precision":
             settings[key] = PRECISION_ALIASES.get(str(value), value)
