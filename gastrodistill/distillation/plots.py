@@ -1,4 +1,5 @@
-"""Pictures people look at: the distilled images with their soft labels, and the learned lr schedule.
+"""Pictures people look at: the distilled images with their soft labels, the learned lr schedule, and
+(with ``data.zca``) the whitening filter with images before and after it.
 
 Drawn with matplotlib's object API on an Agg canvas (no pyplot global state, no display needed).
 """
@@ -74,5 +75,75 @@ def lr_schedule_image(distilled: DistilledSet) -> np.ndarray:
     ax.set_xlabel("inner step t")
     ax.set_ylabel("learning rate")
     ax.set_title(f"learned lr schedule ({distilled.steps} steps x {distilled.epochs} epochs)", fontsize=9)
+    fig.tight_layout()
+    return _figure_to_array(fig)
+
+
+def zca_filter(distilled: DistilledSet) -> torch.Tensor | None:
+    """The local ZCA filter ``[C, k, k]`` the set was distilled behind (``model.zca_kernel`` of its
+    recorded model config, ``data.zca``), or ``None`` when it has none."""
+    from gastrodistill.models.zca import ZCA_KEY
+
+    kernel = (distilled.model_config or {}).get(ZCA_KEY)
+    return None if kernel is None else torch.as_tensor(kernel, dtype=torch.float32)
+
+
+def whitened_examples(distilled: DistilledSet) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The first image of every class ``[K, C, H, W]`` (normalised pixels) and the same images as the
+    networks see them, through the set's ZCA filter (:class:`~gastrodistill.models.zca.ZCAWhitening`);
+    ``None`` when the set has no filter."""
+    from gastrodistill.models.zca import ZCAWhitening
+
+    kernel = zca_filter(distilled)
+    if kernel is None:
+        return None
+    labels = distilled.hard_labels()
+    first = [int(torch.nonzero(labels == c)[0]) for c in range(distilled.num_classes)]
+    with torch.no_grad():
+        images = distilled.images.detach().float().cpu()[first]
+        return images, ZCAWhitening(kernel)(images)
+
+
+def zca_image(distilled: DistilledSet) -> np.ndarray | None:
+    """The set's ZCA filter (one panel per channel, a diverging scale centred on 0) beside the first image
+    of each class before and after whitening (after: each image on its own symmetric scale, 0 at mid-grey,
+    since whitened pixels have no intensity to show). RGB ``uint8`` ``[H, W, 3]``; ``None`` when the set
+    has no filter."""
+    from gastrodistill.utils.images import denormalise
+
+    kernel, examples = zca_filter(distilled), whitened_examples(distilled)
+    if kernel is None or examples is None:
+        return None
+    images, white = examples
+    channels, k = kernel.shape[0], distilled.num_classes
+    cols = max(channels, k)
+    fig = Figure(figsize=(1.7 * cols + 0.6, 5.4), dpi=90)
+    for c in range(channels):
+        ax = fig.add_subplot(3, cols, c + 1)
+        bound = float(kernel[c].abs().max())
+        shown = ax.imshow(kernel[c].numpy(), cmap="RdBu_r", vmin=-bound, vmax=bound)
+        fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
+        ax.set_title(f"filter, channel {c} ({kernel.shape[-1]} px)", fontsize=7)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    plain = denormalise(images, distilled.mean, distilled.std, clamp=True)
+    for i in range(k):
+        for row, pic in ((1, plain[i]), (2, white[i])):
+            if pic.shape[0] not in (1, 3):  # neither grey nor RGB: the channels' mean
+                pic = pic.mean(0, keepdim=True)
+            ax = fig.add_subplot(3, cols, row * cols + i + 1)
+            if row == 1:
+                ax.imshow(pic.permute(1, 2, 0).numpy().squeeze(), cmap="gray", vmin=0, vmax=1)
+                ax.set_title(f"{distilled.class_names[i]}", fontsize=7)
+            else:  # one symmetric scale over the image's channels, 0 at mid-grey
+                bound = float(pic.abs().max()) or 1.0
+                centred = ((pic / bound + 1) / 2).permute(1, 2, 0).numpy().squeeze()
+                ax.imshow(centred, cmap="gray", vmin=0, vmax=1)
+                ax.set_title("as the networks see it", fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(
+        "local ZCA whitening (data.zca): the filter, and one image per class before / after", fontsize=8
+    )
     fig.tight_layout()
     return _figure_to_array(fig)

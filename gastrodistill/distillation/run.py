@@ -23,7 +23,7 @@ from gastrodistill.distillation.distribution_matching import check_matching_conf
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.memory import check_distill_memory
 from gastrodistill.distillation.module import DistillModule
-from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png
+from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png, zca_image
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import (
     CKPT_FILENAME,
@@ -479,7 +479,8 @@ def run_distillation(
 ) -> DistilledSet:
     """Distil ``datamodule`` with ``cfg.distill`` (mode overridable); save the set to ``output_dir/<mode>/``.
 
-    Writes ``distilled.safetensors`` + ``distilled.json``, ``grid.png``, ``lrs.png``, ``summary.json``,
+    Writes ``distilled.safetensors`` + ``distilled.json``, ``grid.png``, ``lrs.png``, ``zca.png`` (with
+    ``data.zca``: the filter and one image per class before and after it), ``summary.json``,
     the run info (config, versions, git revision), grids every ``distill.grid_every`` steps under
     ``grids/`` and Lightning checkpoints under ``checkpoints/`` (``distill.resume`` resumes from one).
     ``callbacks`` are extra Lightning callbacks (they must be picklable for ``ddp_spawn``).
@@ -577,6 +578,8 @@ def run_distillation(
                 out / "grid.png", grid_image(distilled, title=f"{mode} labels, {d.outer_steps} outer steps")
             )
             save_png(out / "lrs.png", lr_schedule_image(distilled))
+            if (whitening := zca_image(distilled)) is not None:  # data.zca: the filter, images before / after
+                save_png(out / "zca.png", whitening)
             summary = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("outer/")}
             summary.update(
                 mode=mode,

@@ -42,6 +42,7 @@ def test_run_writes_the_set_pictures_logs_and_run_info(compose_cfg, tiny_dm, tin
         "grids/step_000002.png",
     ):
         assert (d / name).is_file(), name
+    assert not (d / "zca.png").exists()  # no data.zca, no whitening picture
     back = DistilledSet.load(d)
     assert torch.equal(back.images, ds.images) and torch.equal(back.raw_lrs, ds.raw_lrs)
     # All three groups moved away from their initial values.

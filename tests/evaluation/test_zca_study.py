@@ -51,6 +51,9 @@ def test_the_tiny_study_whitens_every_network_with_the_training_splits_filter(co
     for mode in ("soft", "hard"):
         recorded = json.loads((out / "distill" / mode / "distilled.json").read_text())["model"]
         assert torch.equal(torch.tensor(recorded[ZCA_KEY]), kernel), mode
+        assert (out / "distill" / mode / "zca.png").stat().st_size > 0, (
+            mode
+        )  # the filter, images before/after
     # every network the evaluation and the audit built (the set's ConvNets, the LeNet of the cross-
     # architecture rows, the baselines) starts with this filter
     assert {type(n).__name__ for n in built} >= {"ConvNet", "LeNet"}
