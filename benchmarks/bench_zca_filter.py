@@ -1,5 +1,6 @@
 """Peak memory and seconds of the ZCA filter estimate (``data.zca``): all images at once against the
-chunked read of :meth:`gastrodistill.data.zca.LocalZCA.kernel`, side by side, each in its own process.
+batch-by-batch read of :meth:`gastrodistill.data.zca.LocalZCA.kernel` (batches of ``data.eval_batch_size``,
+512 by default), side by side, each in its own process.
 
 The images are made on demand by a seeded loader (smoothed noise, one per index), so the loader itself
 holds nothing: what each way keeps is what the peak shows. Example (the full preset's size)::
@@ -35,7 +36,7 @@ def make_images(picks: list[int], size: int) -> torch.Tensor:
     return out
 
 
-def one_way(way: str, images: int, size: int, kernel_size: int) -> dict:
+def one_way(way: str, images: int, size: int, kernel_size: int, batch: int) -> dict:
     """Run one way in this process: peak RSS above the start (MiB), seconds, the filter (as a list)."""
     from gastrodistill.data.zca import LocalZCA, zca_kernel
     from gastrodistill.utils.seeding import torch_generator
@@ -50,7 +51,8 @@ def one_way(way: str, images: int, size: int, kernel_size: int) -> dict:
         picks = torch.randperm(images, generator=g)[:images].sort().values.tolist()
         kernel = zca_kernel(make_images(picks, size), kernel_size, zca.eps, g, zca.max_windows)
     else:
-        kernel = zca.kernel(images, lambda picks: make_images(picks, size), g)
+        read = lambda picks: (make_images(picks[i : i + batch], size) for i in range(0, len(picks), batch))  # noqa: E731
+        kernel = zca.kernel(images, read, g, (1, size, size))
     seconds = time.perf_counter() - t0
     peak = (status_kib("VmHWM") - start_kib) / 1024
     return {
@@ -67,13 +69,14 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2000, help="training images the filter reads (max_images)")
     ap.add_argument("--size", type=int, default=299, help="image side, px")
     ap.add_argument("--kernel-size", type=int, default=9, help="filter side, px (odd)")
-    ap.add_argument("--way", choices=["at-once", "chunked"], help=argparse.SUPPRESS)  # the child's job
+    ap.add_argument("--batch", type=int, default=512, help="images per batch read (data.eval_batch_size)")
+    ap.add_argument("--way", choices=["at-once", "batches"], help=argparse.SUPPRESS)  # the child's job
     args = ap.parse_args()
     if args.way:
-        print(json.dumps(one_way(args.way, args.images, args.size, args.kernel_size)))
+        print(json.dumps(one_way(args.way, args.images, args.size, args.kernel_size, args.batch)))
         return
     rows = []
-    for way in ("at-once", "chunked"):
+    for way in ("at-once", "batches"):
         cmd = [
             sys.executable,
             __file__,
@@ -85,9 +88,14 @@ def main() -> None:
             str(args.size),
             "--kernel-size",
             str(args.kernel_size),
+            "--batch",
+            str(args.batch),
         ]
         rows.append(json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout))
-    print(f"{args.images} grey {args.size} px images, {args.kernel_size} px filter, one torch thread")
+    print(
+        f"{args.images} grey {args.size} px images, {args.kernel_size} px filter, batches of {args.batch}, "
+        "one torch thread"
+    )
     print("| way | peak RSS above start (MiB) | seconds |")
     print("|---|---|---|")
     for r in rows:

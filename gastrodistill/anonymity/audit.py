@@ -80,6 +80,7 @@ from gastrodistill.utils.seeding import numpy_rng, torch_generator
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule
     from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.fresh_training import NetSpec
 
 __all__ = ["AuditConfigError", "data_root", "run_audit", "train_reference_network"]
 
@@ -129,22 +130,39 @@ def distilled_network(
     The replay draws its batches through ``eval.replay_augment`` as the evaluation's replays do, so the
     attacked networks are trained as the reported ones are."""
     from gastrodistill.evaluation.fresh_training import StandardSchedule, train_on_distilled
-    from gastrodistill.evaluation.networks import net_spec
-    from gastrodistill.evaluation.run import recorded_model
 
-    # the set's own architecture behind its own ZCA filter (or none), as the evaluation's ``same`` networks
-    # and a receiving site's are built; model.* for a set that records no model
-    recorded = recorded_model(distilled)
-    spec = net_spec(cfg, "same", datamodule, recorded, zca_of=recorded or {})
     standard = StandardSchedule(**OmegaConf.to_container(cfg.eval.standard, resolve=True))
     return train_on_distilled(
         distilled,
-        spec,
+        set_network_spec(cfg, datamodule, distilled),
         schedule,
         torch_generator(int(cfg.seed), "audit", "mia", name, schedule, index),
         standard,
         cfg.eval.get("replay_augment"),
     ).eval()
+
+
+def set_network_spec(
+    cfg: DictConfig, datamodule: ImageDataModule, distilled: DistilledSet, name: str | None = None
+) -> NetSpec:
+    """How the audit builds networks trained on ``distilled``: the architecture the set records behind its
+    own ZCA filter (or none), as the evaluation's ``same`` networks and a receiving site's are built;
+    ``model.*`` for a set that records no model. With ``name``, a recorded model that cannot be built for
+    these data raises :class:`AuditConfigError` naming the set (else ``ModelConfigError``)."""
+    from gastrodistill.evaluation.networks import net_spec
+    from gastrodistill.evaluation.run import recorded_model
+    from gastrodistill.models.layers import ModelConfigError
+
+    recorded = recorded_model(distilled)
+    try:
+        return net_spec(cfg, "same", datamodule, recorded, zca_of=recorded or {})
+    except ModelConfigError as exc:
+        if name is None or not recorded:
+            raise
+        raise AuditConfigError(
+            f"audited set {name!r}: the model it records (its distilled.json or artifact card) cannot be "
+            f"built for these data: {exc}"
+        ) from None
 
 
 def _seeded_fit(fit: RealFit, x: torch.Tensor, y: torch.Tensor, seed_parts: tuple) -> nn.Module:
@@ -273,6 +291,8 @@ def run_audit(
     if not hasattr(dm, "num_classes") or not hasattr(dm, "mean"):
         dm.prepare_data()
         dm.setup()
+    for name, ds in distilled_sets.items():  # each set's networks can be built, before any network trains
+        set_network_spec(cfg, dm, ds, name)
     seed = int(cfg.seed)
     own_loggers = loggers is None
     loggers = stage_loggers(cfg, "audit") if own_loggers else loggers

@@ -162,17 +162,21 @@ class ImageDataModule(pl.LightningDataModule):
         self, split: str, indices: Sequence[int] | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A split (or some of its samples) as two in-memory tensors, without augmentation."""
-        ds = self.dataset(split, augment=False)
-        if indices is not None:
-            ds = Subset(ds, list(indices))
-        loader = DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
         xs, ys = [], []
-        for x, y in loader:
+        for x, y in self.split_batches(split, indices):
             xs.append(x)
             ys.append(torch.as_tensor(y))
         if not xs:
             return torch.empty(0, *self.image_shape), torch.empty(0, dtype=torch.long)
         return torch.cat(xs), torch.cat(ys).long()
+
+    def split_batches(self, split: str, indices: Sequence[int] | None = None) -> DataLoader:
+        """A split (or the samples ``indices``, in that order) in batches of ``data.eval_batch_size`` images
+        ``[n, C, H, W]`` with their labels, without augmentation, read by ``data.num_workers`` workers."""
+        ds = self.dataset(split, augment=False)
+        if indices is not None:
+            ds = Subset(ds, list(indices))
+        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
 
     def classes_short_of(self, n_per_class: int, split: str = "train") -> list[str]:
         """``"'name' (count)"`` for each class with fewer than ``n_per_class`` images in ``split``, in class
@@ -194,7 +198,12 @@ class ImageDataModule(pl.LightningDataModule):
             )
             count = len(self.labels("train"))
             self._zca_kernel = self.zca.kernel(
-                count, lambda picks: self.load_split("train", picks)[0], torch_generator(self.seed, "zca")
+                count,
+                lambda picks: (
+                    x for x, _ in self.split_batches("train", picks)
+                ),  # one batch in memory at a time
+                torch_generator(self.seed, "zca"),
+                tuple(self.image_shape),
             )
         return self._zca_kernel
 

@@ -8,8 +8,8 @@ follows: ``eps`` times the mean eigenvalue is added before the inverse square ro
 is that of k x k windows (of stationary images, the same statistics a full-image ZCA sees near each
 pixel) and the filter is the row of ``C^-1/2`` at the window's centre: a k^2 x k^2 matrix, whatever the
 image size, where a full-image ZCA of a 299 px patch would need one of 89,401^2 entries. The images it is
-estimated from are read in chunks of at most :data:`CHUNK_BYTES` (only their windows are kept: ``max_windows``
-x C x k^2 float32, 65 MB for the default 200,000 grey 9 px windows), once per process.
+estimated from are read batch by batch and only their windows are kept (``max_windows`` x C x k^2 numbers,
+65 MB of float32 for the default 200,000 grey 9 px windows), once per process.
 
 The filter is a fixed first layer of every network of a study (:class:`gastrodistill.models.zca.ZCAWhitening`,
 ``model.zca_kernel``), so the distilled images stay in the data's normalised pixel space: their pictures,
@@ -19,14 +19,11 @@ cross-channel terms).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import Tensor
-
-#: Bytes of images (float32) read at once while the windows are gathered (:meth:`LocalZCA.kernel`).
-CHUNK_BYTES = 64 * 2**20
 
 
 class ZCAError(ValueError):
@@ -85,27 +82,18 @@ class LocalZCA:
     def kernel(
         self,
         count: int,
-        load: Callable[[list[int]], Tensor],
+        read: Callable[[list[int]], Iterable[Tensor]],
         generator: torch.Generator,
+        shape: tuple[int, int, int],
     ) -> Tensor:
-        """The filter ``[C, k, k]`` (float32) of ``count`` training images, of which ``load(indices)`` gives
-        ``[n, C, H, W]`` normalised images; at most ``max_images`` of them, drawn with ``generator``, read
-        in chunks of at most :data:`CHUNK_BYTES` (the filter is the one :func:`zca_kernel` gives for all of
-        them at once). Raises :class:`ZCAError` when the images are smaller than the filter."""
+        """The filter ``[C, k, k]`` (float32) of ``count`` training images of shape ``shape`` = ``(C, H, W)``
+        px; at most ``max_images`` of them, drawn with ``generator``. ``read(indices)`` gives those images,
+        normalised, as consecutive batches ``[n_i, C, H, W]`` in the order asked (a data loader), so memory
+        holds one batch and the windows; the filter is the one :func:`zca_kernel` gives for all of them at
+        once. Raises :class:`ZCAError` when the images are smaller than the filter or fewer than asked."""
         picks = torch.randperm(count, generator=generator)[: self.max_images].sort().values.tolist()
-        first = load(picks[:1])
-        if first.ndim != 4 or len(first) == 0:
-            raise ZCAError(f"data.zca needs training images [N, C, H, W], got shape {tuple(first.shape)}")
-        per_image = max(1, first[0].numel() * 4)
-        chunk = max(1, CHUNK_BYTES // per_image)
         windows = gather_windows(
-            len(picks),
-            tuple(first.shape[1:]),
-            lambda start, stop: load(picks[start:stop]),
-            self.kernel_size,
-            generator,
-            self.max_windows,
-            chunk,
+            len(picks), shape, read(picks), self.kernel_size, generator, self.max_windows
         )
         return filter_from_windows(windows, self.kernel_size, self.eps)
 
@@ -151,13 +139,7 @@ def zca_kernel(
     if images.ndim != 4 or len(images) == 0:
         raise ZCAError(f"data.zca needs training images [N, C, H, W], got shape {tuple(images.shape)}")
     windows = gather_windows(
-        len(images),
-        tuple(images.shape[1:]),
-        lambda start, stop: images[start:stop],
-        kernel_size,
-        generator,
-        max_windows,
-        len(images),
+        len(images), tuple(images.shape[1:]), [images], kernel_size, generator, max_windows
     )
     return filter_from_windows(windows, kernel_size, eps)
 
@@ -165,18 +147,17 @@ def zca_kernel(
 def gather_windows(
     count: int,
     shape: tuple[int, int, int],
-    read: Callable[[int, int], Tensor],
+    batches: Iterable[Tensor],
     kernel_size: int,
     generator: torch.Generator,
     max_windows: int,
-    chunk: int,
 ) -> Tensor:
     """``max_windows`` k x k windows ``[max_windows, C, k * k]`` (the images' dtype) of ``count`` images of
     shape ``shape`` = ``(C, H, W)``: window i is cut from image ``which[i]`` at ``(top[i], left[i])``, all
-    three drawn with ``generator`` (in that order) before any image is read; ``read(start, stop)`` gives
-    images ``start .. stop - 1`` ``[stop - start, C, H, W]``, asked for ``chunk`` images at a time, so memory
-    holds one chunk and the windows. Raises :class:`ZCAError` when an image side is smaller than
-    ``kernel_size``."""
+    three drawn with ``generator`` (in that order) before any image is read. ``batches`` gives the images
+    as consecutive batches ``[n_i, C, H, W]`` (image 0 first); only one batch is held at a time. Raises
+    :class:`ZCAError` when an image side is smaller than ``kernel_size``, or when the batches hold another
+    shape or another number of images than ``count``."""
     channels, h, w = (int(v) for v in shape)
     k = int(kernel_size)
     check_filter_fits(k, (h, w))
@@ -185,13 +166,16 @@ def gather_windows(
     top = torch.randint(0, h - k + 1, (n_windows,), generator=generator)
     left = torch.randint(0, w - k + 1, (n_windows,), generator=generator)
     offsets = torch.arange(k)
-    out: Tensor | None = None  # in the images' dtype, known at the first read
-    for start in range(0, count, chunk):
-        stop = min(start + chunk, count)
+    out: Tensor | None = None  # in the images' dtype, known at the first batch
+    start = 0
+    for images in batches:
+        if images.ndim != 4 or tuple(images.shape[1:]) != (channels, h, w):
+            raise ZCAError(
+                f"data.zca needs training images [N, {channels}, {h}, {w}], got a batch of shape "
+                f"{tuple(images.shape)}"
+            )
+        stop = start + len(images)
         here = torch.nonzero((which >= start) & (which < stop)).flatten()
-        if len(here) == 0:
-            continue
-        images = read(start, stop)
         if out is None:
             out = torch.empty(n_windows, channels, k * k, dtype=images.dtype)
         rows = (top[here, None] + offsets)[:, :, None]  # [n, k, 1]
@@ -199,7 +183,10 @@ def gather_windows(
         for c in range(channels):
             cut = images[(which[here] - start)[:, None, None], c, rows, cols]
             out[here, c] = cut.reshape(len(here), k * k)
-    assert out is not None  # every window lies in some chunk
+        start = stop
+        del images  # let the batch go before the next one is read
+    if out is None or start != count:
+        raise ZCAError(f"data.zca asked for {count} training images and was given {start}")
     return out
 
 

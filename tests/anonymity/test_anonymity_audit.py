@@ -221,3 +221,24 @@ def test_the_attacked_networks_have_the_architecture_the_set_records(compose_cfg
     (net,) = distilled_networks(cfg, dm, ds, "soft", 1, "replay")
     assert isinstance(net, ConvNet)
     assert next(net.parameters()).shape[0] == 6
+
+
+def test_a_set_whose_recorded_model_cannot_be_built_is_refused_before_any_network_trains(
+    tmp_path, compose_cfg, monkeypatch
+):
+    """The audit builds each set's own architecture; one its data cannot build (a keyword this version's
+    network does not take) is refused by name before the reference network or anything else trains."""
+    import gastrodistill.anonymity.audit as audit
+
+    cfg = compose_cfg(FAST)
+    dm = make_dm(patients=(6, 2, 2), per_patient=4)
+    ds = noise_set(dm, steps=2, ipc=1, seed=4)
+    ds.model_config = {"_target_": "gastrodistill.models.ConvNet", "width": 6, "old_kwarg": 1}
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a network trained before the set was checked")
+
+    monkeypatch.setattr(audit, "train_reference_network", no_training)
+    with pytest.raises(AuditConfigError, match="audited set 'soft': the model it records .*old_kwarg"):
+        run_audit(cfg, dm, {"soft": ds}, tmp_path / "audit")
+    assert not (tmp_path / "audit" / "audit.json").exists()

@@ -4,6 +4,8 @@ correlation with a mirrored border, and every network family behind it (``data.z
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -153,13 +155,13 @@ def test_local_zca_draws_its_images_with_the_generator():
     images = correlated_images(n=10)
     asked: list[list[int]] = []
 
-    def load(picks: list[int]) -> torch.Tensor:
+    def read(picks: list[int]) -> list[torch.Tensor]:
         asked[-1].extend(picks)
-        return images[picks].float()
+        return [images[picks].float()]
 
     def kernel(seed: int) -> torch.Tensor:
         asked.append([])
-        return zca.kernel(10, load, torch_generator(seed, "zca"))
+        return zca.kernel(10, read, torch_generator(seed, "zca"), (1, 24, 24))
 
     zca = LocalZCA(kernel_size=3, max_images=4, max_windows=500)
     a, b = kernel(0), kernel(0)
@@ -184,26 +186,34 @@ def test_the_config_copies_resolve_interpolations_of_the_root_config():
     assert without_zca_kernel(whitened)["width"] == 4 and ZCA_KEY not in without_zca_kernel(whitened)
 
 
-def test_the_filter_is_read_in_chunks_and_equals_the_one_of_all_images_at_once(monkeypatch):
-    """``LocalZCA.kernel`` asks ``load`` for at most ``CHUNK_BYTES`` of images at a time (memory holds one
-    chunk and the windows, not every image) and gives the filter of :func:`zca_kernel` on all of them, to
-    the bit, whatever the chunk."""
-    import gastrodistill.data.zca as zca_module
-
+def test_the_filter_is_read_batch_by_batch_and_equals_the_one_of_all_images_at_once():
+    """``LocalZCA.kernel`` takes its images batch by batch, each batch used and let go before the next is
+    read (memory holds one batch and the windows, not every image), and gives the filter of
+    :func:`zca_kernel` on all of them, to the bit, whatever the batch size; batches that hold fewer
+    images than asked, or another shape, are refused."""
     images = correlated_images(n=40)
     zca = LocalZCA(kernel_size=3, max_images=30, max_windows=3000)
     picks = torch.randperm(40, generator=torch_generator(0, "zca"))[:30].sort().values.tolist()
     g = torch_generator(0, "zca")
     torch.randperm(40, generator=g)  # the draw of the images comes first
     whole = zca_kernel(images[picks].float(), 3, zca.eps, g, 3000)
-    per_image = images[0].numel() * 4
-    for n_per_chunk in (1, 7, 30):
-        asked: list[int] = []
+    for size in (1, 7, 30):
+        held: list[int] = []  # batches alive when the next one is read
 
-        def load(which: list[int], asked: list[int] = asked) -> torch.Tensor:
-            asked.append(len(which))
-            return images[which].float()
+        def read(which: list[int], size: int = size, held: list[int] = held):
+            alive: list[weakref.ref] = []
+            for start in range(0, len(which), size):
+                held.append(sum(r() is not None for r in alive))
+                batch = images[which[start : start + size]].float()
+                alive.append(weakref.ref(batch))
+                yield batch
+                del batch  # this reader's own reference
 
-        monkeypatch.setattr(zca_module, "CHUNK_BYTES", n_per_chunk * per_image)
-        assert torch.equal(zca.kernel(40, load, torch_generator(0, "zca")), whole)
-        assert max(asked) <= n_per_chunk and len(asked) > 30 // n_per_chunk
+        assert torch.equal(zca.kernel(40, read, torch_generator(0, "zca"), (1, 24, 24)), whole)
+        assert len(held) == -(-30 // size) and max(held) == 0
+    with pytest.raises(ZCAError, match="asked for 30 training images and was given 29"):
+        zca.kernel(40, lambda which: [images[which[1:]].float()], torch_generator(0, "zca"), (1, 24, 24))
+    with pytest.raises(
+        ZCAError, match=r"needs training images \[N, 1, 24, 25\], got a batch of shape \(30, 1, 24, 24\)"
+    ):
+        zca.kernel(40, lambda which: [images[which].float()], torch_generator(0, "zca"), (1, 24, 25))
