@@ -12,7 +12,7 @@ from omegaconf import OmegaConf
 _COMMON = """\
 Options are Hydra overrides (key=value, group=option). Quote for the shell and, for a value holding
 '=', ',' or brackets, for Hydra too (docs/data.md, "Paths on the command line"):
-  'paths.data_root=/data/my xrays'   'distill.resume="/runs/ckpt/step=2.ckpt"'   'data.root="/d/a,b"'
+  'paths.data_root=/data/my xrays'   'distill.resume="/runs/lr=0.1/last.ckpt"'   'data.root="/d/a,b"'
 Common: experiment=cpu|tiny|full  data=gastric|folder|npz|digits  paths.data_root=DIR  seed=N
         logger=default|csv|wandb|none  -m (sweep over comma-separated values)
 Show the composed config without running: add --cfg job. Data layouts: docs/data.md."""
