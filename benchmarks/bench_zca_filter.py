@@ -1,6 +1,6 @@
 """Peak memory and seconds of the ZCA filter estimate (``data.zca``): all images at once against the
-batch-by-batch read of :meth:`gastrodistill.data.zca.LocalZCA.kernel` (batches of ``data.eval_batch_size``,
-512 by default), side by side, each in its own process.
+batch-by-batch read of :meth:`gastrodistill.data.zca.LocalZCA.kernel` (by default in the data module's
+batches: at most 512 images and ``ZCA_READ_BYTES``), side by side, each in its own process.
 
 The images are made on demand by a seeded loader (smoothed noise, one per index), so the loader itself
 holds nothing: what each way keeps is what the peak shows. Example (the full preset's size)::
@@ -69,9 +69,15 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=2000, help="training images the filter reads (max_images)")
     ap.add_argument("--size", type=int, default=299, help="image side, px")
     ap.add_argument("--kernel-size", type=int, default=9, help="filter side, px (odd)")
-    ap.add_argument("--batch", type=int, default=512, help="images per batch read (data.eval_batch_size)")
+    ap.add_argument(
+        "--batch", type=int, help="images per batch read (default: the data module's, at most ZCA_READ_BYTES)"
+    )
     ap.add_argument("--way", choices=["at-once", "batches"], help=argparse.SUPPRESS)  # the child's job
     args = ap.parse_args()
+    if args.batch is None:
+        from gastrodistill.data.base import ZCA_READ_BYTES
+
+        args.batch = max(1, min(512, ZCA_READ_BYTES // (4 * args.size * args.size)))
     if args.way:
         print(json.dumps(one_way(args.way, args.images, args.size, args.kernel_size, args.batch)))
         return

@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
+#: Bytes of float32 images per batch the ZCA filter's images are read in (:meth:`ImageDataModule.zca_kernel`).
+ZCA_READ_BYTES = 64 * 2**20
+#: Most workers reading the ZCA filter's images (each holds one batch ahead).
+ZCA_READ_WORKERS = 2
+
+
 class ImageDataModule(pl.LightningDataModule):
     """Common base; subclasses implement :meth:`dataset` and :meth:`labels` and set the attributes."""
 
@@ -170,13 +176,26 @@ class ImageDataModule(pl.LightningDataModule):
             return torch.empty(0, *self.image_shape), torch.empty(0, dtype=torch.long)
         return torch.cat(xs), torch.cat(ys).long()
 
-    def split_batches(self, split: str, indices: Sequence[int] | None = None) -> DataLoader:
-        """A split (or the samples ``indices``, in that order) in batches of ``data.eval_batch_size`` images
-        ``[n, C, H, W]`` with their labels, without augmentation, read by ``data.num_workers`` workers."""
+    def split_batches(
+        self,
+        split: str,
+        indices: Sequence[int] | None = None,
+        batch_size: int | None = None,
+        num_workers: int | None = None,
+        prefetch_factor: int | None = None,
+    ) -> DataLoader:
+        """A split (or the samples ``indices``, in that order) in batches of ``batch_size`` images
+        ``[n, C, H, W]`` (default ``data.eval_batch_size``) with their labels, without augmentation, read by
+        ``num_workers`` workers (default ``data.num_workers``), each ``prefetch_factor`` batches ahead
+        (default PyTorch's 2)."""
         ds = self.dataset(split, augment=False)
         if indices is not None:
             ds = Subset(ds, list(indices))
-        return DataLoader(ds, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
+        workers = self.num_workers if num_workers is None else num_workers
+        ahead = {"prefetch_factor": prefetch_factor} if prefetch_factor and workers else {}
+        return DataLoader(
+            ds, batch_size=batch_size or self.eval_batch_size, shuffle=False, num_workers=workers, **ahead
+        )
 
     def classes_short_of(self, n_per_class: int, split: str = "train") -> list[str]:
         """``"'name' (count)"`` for each class with fewer than ``n_per_class`` images in ``split``, in class
@@ -197,11 +216,14 @@ class ImageDataModule(pl.LightningDataModule):
                 "the data's image size: data.image_size or data.storage_size",
             )
             count = len(self.labels("train"))
+            # batches of at most ZCA_READ_BYTES (float32), at most ZCA_READ_WORKERS workers reading one batch
+            # ahead each: memory holds (workers + 1) such batches, not the images
+            per_image = 4 * int(np.prod(self.image_shape))
+            batch = max(1, min(int(self.eval_batch_size), ZCA_READ_BYTES // per_image))
+            workers = min(int(self.num_workers or 0), ZCA_READ_WORKERS)
             self._zca_kernel = self.zca.kernel(
                 count,
-                lambda picks: (
-                    x for x, _ in self.split_batches("train", picks)
-                ),  # one batch in memory at a time
+                lambda picks: (x for x, _ in self.split_batches("train", picks, batch, workers, 1)),
                 torch_generator(self.seed, "zca"),
                 tuple(self.image_shape),
             )

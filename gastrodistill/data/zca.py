@@ -88,9 +88,10 @@ class LocalZCA:
     ) -> Tensor:
         """The filter ``[C, k, k]`` (float32) of ``count`` training images of shape ``shape`` = ``(C, H, W)``
         px; at most ``max_images`` of them, drawn with ``generator``. ``read(indices)`` gives those images,
-        normalised, as consecutive batches ``[n_i, C, H, W]`` in the order asked (a data loader), so memory
-        holds one batch and the windows; the filter is the one :func:`zca_kernel` gives for all of them at
-        once. Raises :class:`ZCAError` when the images are smaller than the filter or fewer than asked."""
+        normalised, as consecutive batches ``[n_i, C, H, W]`` in the order asked (a data loader: memory
+        holds the batches it reads ahead, the one in use and the windows); the filter is the one
+        :func:`zca_kernel` gives for all of them at once. Raises :class:`ZCAError` when the images are
+        smaller than the filter, none, or fewer than asked."""
         picks = torch.randperm(count, generator=generator)[: self.max_images].sort().values.tolist()
         windows = gather_windows(
             len(picks), shape, read(picks), self.kernel_size, generator, self.max_windows
@@ -155,12 +156,16 @@ def gather_windows(
     """``max_windows`` k x k windows ``[max_windows, C, k * k]`` (the images' dtype) of ``count`` images of
     shape ``shape`` = ``(C, H, W)``: window i is cut from image ``which[i]`` at ``(top[i], left[i])``, all
     three drawn with ``generator`` (in that order) before any image is read. ``batches`` gives the images
-    as consecutive batches ``[n_i, C, H, W]`` (image 0 first); only one batch is held at a time. Raises
-    :class:`ZCAError` when an image side is smaller than ``kernel_size``, or when the batches hold another
-    shape or another number of images than ``count``."""
+    as consecutive batches ``[n_i, C, H, W]`` (image 0 first); this function holds one batch at a time. Raises
+    :class:`ZCAError` when an image side is smaller than ``kernel_size``, when ``count`` is 0, or when the
+    batches hold another shape or another number of images than ``count``."""
     channels, h, w = (int(v) for v in shape)
     k = int(kernel_size)
     check_filter_fits(k, (h, w))
+    if count < 1:
+        raise ZCAError(
+            "data.zca needs training images to estimate its filter from; the training split has none"
+        )
     n_windows = int(max_windows)
     which = torch.randint(0, count, (n_windows,), generator=generator)
     top = torch.randint(0, h - k + 1, (n_windows,), generator=generator)
