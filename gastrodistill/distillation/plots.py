@@ -89,9 +89,10 @@ def zca_filter(distilled: DistilledSet) -> torch.Tensor | None:
 
 
 def whitened_examples(distilled: DistilledSet) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """The first image of every class ``[K, C, H, W]`` (normalised pixels) and the same images as the
-    networks see them, through the set's ZCA filter (:class:`~gastrodistill.models.zca.ZCAWhitening`);
-    ``None`` when the set has no filter."""
+    """The first image distilled for each class (its class by ``hard_labels``; a soft image's learned
+    label may differ) ``[K, C, H, W]`` (normalised pixels) and the same images as the networks see them,
+    through the set's ZCA filter (:class:`~gastrodistill.models.zca.ZCAWhitening`); ``None`` when the set
+    has no filter."""
     from gastrodistill.models.zca import ZCAWhitening
 
     kernel = zca_filter(distilled)
@@ -106,9 +107,9 @@ def whitened_examples(distilled: DistilledSet) -> tuple[torch.Tensor, torch.Tens
 
 def zca_image(distilled: DistilledSet) -> np.ndarray | None:
     """The set's ZCA filter (one panel per channel, a diverging scale centred on 0) beside the first image
-    of each class before and after whitening (after: each image on its own symmetric scale, 0 at mid-grey,
-    since whitened pixels have no intensity to show). RGB ``uint8`` ``[H, W, 3]``; ``None`` when the set
-    has no filter."""
+    distilled for each class before and after whitening (after: each image on its own symmetric scale, 0
+    at mid-grey, since whitened pixels have no intensity to show). RGB ``uint8`` ``[H, W, 3]``; ``None``
+    when the set has no filter."""
     from gastrodistill.utils.images import denormalise
 
     kernel, examples = zca_filter(distilled), whitened_examples(distilled)
