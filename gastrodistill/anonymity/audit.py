@@ -26,6 +26,7 @@ It writes ``audit.md`` (with figures), ``audit.json``, ``audit_per_image.csv`` a
 from __future__ import annotations
 
 import json
+import logging
 import math
 import tempfile
 from collections.abc import Mapping
@@ -83,6 +84,8 @@ if TYPE_CHECKING:
     from gastrodistill.evaluation.fresh_training import NetSpec
 
 __all__ = ["AuditConfigError", "data_root", "run_audit", "train_reference_network"]
+
+log = logging.getLogger(__name__)
 
 #: Rows of the positive controls in the audit's results.
 CONTROL_ROWS = ("control_copy", "control_noisy")
@@ -163,6 +166,32 @@ def set_network_spec(
             f"audited set {name!r}: the model it records (its distilled.json or artifact card) cannot be "
             f"built for these data: {exc}"
         ) from None
+
+
+def architecture_notes(cfg: DictConfig, distilled_sets: Mapping[str, DistilledSet]) -> list[str]:
+    """One line per set whose recorded model (its ZCA filter aside) is not ``model.*``: its attacked networks
+    are of its own architecture, while the shadows that calibrate the attacks and the overfitted control
+    are ``model.*`` networks, so its membership numbers rest on another architecture's calibration."""
+    from gastrodistill.evaluation.networks import architecture_name
+    from gastrodistill.evaluation.run import recorded_model
+    from gastrodistill.models.zca import without_zca_kernel
+
+    def plain(model: Mapping[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in dict(without_zca_kernel(model)).items() if k != "_partial_"}
+
+    own = plain(OmegaConf.to_container(cfg.model, resolve=True))
+    notes = []
+    for name, ds in distilled_sets.items():
+        recorded = recorded_model(ds)
+        if recorded and plain(recorded) != own:
+            notes.append(
+                f"set {name!r} was distilled on {architecture_name(recorded)} "
+                f"({', '.join(f'{k} {v}' for k, v in plain(recorded).items() if k != '_target_')}), not on "
+                f"model.* ({architecture_name(own)}): its attacked networks are of its own architecture, the "
+                "shadows that calibrate the attacks and the overfitted control are model.* networks; give "
+                "model.* its architecture for a calibration of its own"
+            )
+    return notes
 
 
 def _seeded_fit(fit: RealFit, x: torch.Tensor, y: torch.Tensor, seed_parts: tuple) -> nn.Module:
@@ -293,6 +322,9 @@ def run_audit(
         dm.setup()
     for name, ds in distilled_sets.items():  # each set's networks can be built, before any network trains
         set_network_spec(cfg, dm, ds, name)
+    notes = architecture_notes(cfg, distilled_sets)
+    for note in notes:
+        log.warning("audit: %s", note)
     seed = int(cfg.seed)
     own_loggers = loggers is None
     loggers = stage_loggers(cfg, "audit") if own_loggers else loggers
@@ -392,7 +424,18 @@ def run_audit(
 
         # 5. files, figures, report, loggers
         paths, payload = _write_outputs(
-            out, cfg, dm, distilled_sets, nearest, text_report, mia, results, leaks, strings, informative
+            out,
+            cfg,
+            dm,
+            distilled_sets,
+            nearest,
+            text_report,
+            mia,
+            results,
+            leaks,
+            strings,
+            informative,
+            notes,
         )
         # last: a re-run joins audit.json (saved_audit_results), so it is new only when everything else is
         write_text_atomic(out / "audit.json", json.dumps({**payload, **identity}, indent=2, sort_keys=True))
@@ -609,9 +652,10 @@ def _write_outputs(
     leaks: dict[str, list[dict[str, str]]],
     strings: PrivateStrings,
     informative: InformativeSelection,
+    notes: list[str] | None = None,
 ) -> tuple[dict[str, Path], dict[str, Any]]:
-    """The figures, ``audit_per_image.csv`` and ``audit.md``; returns their paths and the content of
-    ``audit.json``, which the caller writes last."""
+    """The figures, ``audit_per_image.csv`` and ``audit.md`` (``notes``: :func:`architecture_notes`, in the
+    report only); returns their paths and the content of ``audit.json``, which the caller writes last."""
     primary = str(cfg.audit.membership.primary)
     paths = {
         "similarity": figures.plot_similarity_histograms(nearest, out / "similarity_histograms.png"),
@@ -637,7 +681,7 @@ def _write_outputs(
             k: [{"file": x["file"], "kind": x["kind"].split(":")[0]} for x in v] for k, v in leaks.items()
         },
     }
-    report = render_report(cfg, nearest, text_report, results, leaks, strings, informative, verdicts)
+    report = render_report(cfg, nearest, text_report, results, leaks, strings, informative, verdicts, notes)
     write_text_atomic(out / "audit.md", report)
     return paths, payload
 
@@ -737,8 +781,10 @@ def render_report(
     strings: PrivateStrings,
     informative: InformativeSelection,
     verdicts: dict[str, str],
+    notes: list[str] | None = None,
 ) -> str:
-    """The Markdown report: verdicts, sample sizes, the controls, the numbers, and the pictures."""
+    """The Markdown report: verdicts, sample sizes (with ``notes``, :func:`architecture_notes`), the
+    controls, the numbers, and the pictures."""
     names = list(verdicts)
     acfg = cfg.audit
     primary = str(acfg.membership.primary)
@@ -788,6 +834,7 @@ def render_report(
         f"{int(results['real']['mia_patient_n_nonmembers'])} test patients); "
         f"{int(results['real']['mia_n_shadows'])} shadow networks on complementary random halves of the "
         "patients.",
+        *(f"- Architecture: {note}." for note in notes or []),
         "",
         "## Nearest real patch",
         "",

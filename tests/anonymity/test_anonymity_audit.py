@@ -242,3 +242,28 @@ def test_a_set_whose_recorded_model_cannot_be_built_is_refused_before_any_networ
     with pytest.raises(AuditConfigError, match="audited set 'soft': the model it records .*old_kwarg"):
         run_audit(cfg, dm, {"soft": ds}, tmp_path / "audit")
     assert not (tmp_path / "audit" / "audit.json").exists()
+
+
+def test_a_set_of_another_architecture_than_model_is_named_in_the_report(tmp_path, compose_cfg, caplog):
+    """The shadows and the overfitted control are ``model.*`` networks: a set distilled on another
+    architecture is attacked on its own, and the report says that its calibration is another
+    architecture's (a set of ``model.*``'s own, filter aside, gets no such line; audit.json is unchanged)."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.anonymity.audit import architecture_notes
+
+    cfg = compose_cfg(FAST)  # model=lenet
+    dm = make_dm(patients=(6, 2, 2), per_patient=4)
+    same = noise_set(dm, steps=2, ipc=1, seed=4)
+    same.model_config = {**OmegaConf.to_container(cfg.model), "zca_kernel": [[[1.0]]]}
+    other = noise_set(dm, steps=2, ipc=1, seed=5)
+    other.model_config = {"_target_": "gastrodistill.models.ConvNet", "width": 6, "depth": 1}
+    assert architecture_notes(cfg, {"soft": same}) == []
+    (note,) = architecture_notes(cfg, {"soft": same, "hard": other})
+    assert note.startswith("set 'hard' was distilled on convnet (width 6, depth 1), not on model.* (lenet)")
+    out = tmp_path / "audit"
+    with caplog.at_level("WARNING", logger="gastrodistill.anonymity.audit"):
+        run_audit(cfg, dm, {"hard": other}, out)
+    assert f"- Architecture: {note}." in (out / "audit.md").read_text()
+    assert "distilled on convnet" in caplog.text
+    assert "distilled on" not in (out / "audit.json").read_text()
