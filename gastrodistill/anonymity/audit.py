@@ -173,23 +173,21 @@ def architecture_notes(cfg: DictConfig, distilled_sets: Mapping[str, DistilledSe
     are of its own architecture, while the shadows that calibrate the attacks and the overfitted control
     are ``model.*`` networks, so its membership numbers rest on another architecture's calibration."""
     from gastrodistill.evaluation.networks import architecture_name
-    from gastrodistill.evaluation.run import recorded_model
-    from gastrodistill.models.zca import without_zca_kernel
+    from gastrodistill.evaluation.run import other_architecture
 
-    def plain(model: Mapping[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in dict(without_zca_kernel(model)).items() if k != "_partial_"}
-
-    own = plain(OmegaConf.to_container(cfg.model, resolve=True))
     notes = []
     for name, ds in distilled_sets.items():
-        recorded = recorded_model(ds)
-        if recorded and plain(recorded) != own:
+        architecture = other_architecture(cfg, ds)
+        if architecture:
+            options = ", ".join(
+                f"{k} {v}" for k, v in architecture.items() if k not in ("_target_", "_partial_")
+            )
+            own = architecture_name(cfg.model)
             notes.append(
-                f"set {name!r} was distilled on {architecture_name(recorded)} "
-                f"({', '.join(f'{k} {v}' for k, v in plain(recorded).items() if k != '_target_')}), not on "
-                f"model.* ({architecture_name(own)}): its attacked networks are of its own architecture, the "
-                "shadows that calibrate the attacks and the overfitted control are model.* networks; give "
-                "model.* its architecture for a calibration of its own"
+                f"set {name!r} was distilled on {architecture_name(architecture)} ({options}), not on "
+                f"model.* ({own}): its attacked networks are of its own architecture, the "
+                "shadows that calibrate the attacks and the overfitted control are model.* networks; "
+                "give model.* its architecture for a calibration of its own"
             )
     return notes
 

@@ -152,14 +152,20 @@ def random_per_class(ev: DictConfig, sets: Mapping[str, Any], num_classes: int) 
     return max(1, int(first.images.shape[0]) // num_classes)
 
 
-def baseline_model(cfg: DictConfig, sets: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The architecture the baselines' ``same`` networks are built from when it is not ``model.*``: the
-    first set's recorded model without its ZCA filter (the baselines take the data's, ``data.zca``),
-    where that set was distilled with another network; else None."""
-    first = next(iter(sets.values()), None)
-    recorded = recorded_model(first) if first is not None else None
+def other_architecture(cfg: DictConfig, ds: DistilledSet) -> dict[str, Any] | None:
+    """The model config ``ds`` records without its ZCA filter (its architecture) when it is not ``model.*``,
+    else None (also for a set that records no model)."""
+    recorded = recorded_model(ds)
     architecture = dict(without_zca_kernel(recorded)) if recorded else None
     return architecture if architecture and architecture != public_config(cfg.model) else None
+
+
+def baseline_model(cfg: DictConfig, sets: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The architecture the baselines' ``same`` networks are built from when it is not ``model.*``: the
+    first set's :func:`other_architecture` (the baselines take the data's ZCA filter, ``data.zca``); else
+    None."""
+    first = next(iter(sets.values()), None)
+    return other_architecture(cfg, first) if first is not None else None
 
 
 def study_record_settings(cfg: DictConfig, dm: ImageDataModule, sets: Mapping[str, Any]) -> RecordSettings:
