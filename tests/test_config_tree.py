@@ -200,7 +200,7 @@ def test_a_preset_with_another_model_gets_that_model_as_configured(compose_cfg, 
 
 def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
     """SUMMARY.md's recipe lines read the resolved config: T = steps x epochs, the window, the matching."""
-    from gastrodistill.cli.reproduce import recipe_lines
+    from gastrodistill.pipeline.summary import recipe_lines
 
     cfg = compose_cfg(["experiment=cpu"])
     d = cfg.distill

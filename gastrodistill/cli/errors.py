@@ -66,7 +66,7 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.anonymity.nearest.NearestInputError",
         "gastrodistill.anonymity.text_check.TextCheckError",
         "gastrodistill.cli.audit.AuditInputError",
-        "gastrodistill.cli.reproduce.ReproduceConfigError",
+        "gastrodistill.pipeline.stages.ReproduceConfigError",
         "gastrodistill.cli.check_experiment.RecipeError",
         "gastrodistill.utils.distributed.LaunchError",
         "gastrodistill.data.synthetic.config.SyntheticConfigError",
@@ -94,8 +94,8 @@ class StageError(CompactHydraException):
 
 
 def _module_name(module: str) -> str:
-    """``module``, or for ``__main__`` the name it was run by (``python -m gastrodistill.cli.reproduce``
-    defines ``__main__.ReproduceConfigError``, which is the project's ``ReproduceConfigError``)."""
+    """``module``, or for ``__main__`` the name it was run by (``python -m gastrodistill.cli.audit``
+    defines ``__main__.AuditInputError``, which is the project's ``AuditInputError``)."""
     if module == "__main__":
         spec = getattr(sys.modules.get("__main__"), "__spec__", None)
         return str(getattr(spec, "name", None) or module)

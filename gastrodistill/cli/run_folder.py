@@ -32,7 +32,8 @@ from gastrodistill.utils.run_info import RECORD_FILES  # written once a command 
 LOGS_DIR = "logs"
 #: The folder of Hydra's own record of a job (``hydra.output_subdir``).
 HYDRA_DIR = ".hydra"
-#: Where ``gastrodistill-reproduce`` keeps a folder's earlier run records (``reproduce.keep_earlier_record``).
+#: Where ``gastrodistill-reproduce`` keeps a folder's earlier run records
+#: (``pipeline.run_record.keep_earlier_record``).
 HISTORY_DIR = "history"
 
 
