@@ -149,7 +149,40 @@ def test_calibration_removes_difficulty_that_fools_the_plain_loss_attack():
     outsider = fit(xo, yo, torch.Generator().manual_seed(7))  # trained on a third sample of both kinds
     res = attack_target(outsider, pool, shadows, is_member)
     assert abs(res.patch["loss"].auc - 0.5) > 0.3
-    assert abs(res.patch["calibrated_loss"].auc - 0.5) < abs(res.patch["loss"].auc - 0.5)
+    for attack in ("calibrated_loss", "lira", "lira_offline"):
+        assert abs(res.patch[attack].auc - 0.5) < abs(res.patch["loss"].auc - 0.5), attack
+
+
+def test_calibrated_scores_are_carlini_and_watson_computed_example_by_example():
+    """LiRA online (one pooled variance) and offline (Carlini et al. 2022) and the calibrated loss (Watson
+    et al. 2022) of a hand-made shadow table, against scipy's normal computed one example at a time."""
+    from scipy.stats import norm
+
+    from gastrodistill.anonymity.membership import ShadowScores, calibrated_scores
+
+    rng = np.random.default_rng(11)
+    n_shadows, n = 6, 7
+    inside = np.zeros((n_shadows, n), dtype=bool)
+    for j in range(n):
+        inside[rng.permutation(n_shadows)[: n_shadows // 2], j] = True
+    shadow_loss = rng.gamma(2.0, 0.5, (n_shadows, n))
+    shadow_phi = rng.normal(0.0, 2.0, (n_shadows, n)) + 1.5 * inside
+    loss, phi = rng.gamma(2.0, 0.5, n), rng.normal(0.5, 2.0, n)
+    got = calibrated_scores(loss, phi, ShadowScores(loss=shadow_loss, phi=shadow_phi, inside=inside))
+
+    mu_in = [shadow_phi[inside[:, j], j].mean() for j in range(n)]
+    mu_out = [shadow_phi[~inside[:, j], j].mean() for j in range(n)]
+    cells = [(i, j) for i in range(n_shadows) for j in range(n)]
+    s_in = np.sqrt(np.mean([(shadow_phi[i, j] - mu_in[j]) ** 2 for i, j in cells if inside[i, j]]))
+    s_out = np.sqrt(np.mean([(shadow_phi[i, j] - mu_out[j]) ** 2 for i, j in cells if not inside[i, j]]))
+    s = np.sqrt((s_in**2 + s_out**2) / 2)
+    lira = [norm.logpdf(phi[j], mu_in[j], s) - norm.logpdf(phi[j], mu_out[j], s) for j in range(n)]
+    offline = [norm.logcdf((phi[j] - mu_out[j]) / s_out) for j in range(n)]
+    calibrated = [shadow_loss[~inside[:, j], j].mean() - loss[j] for j in range(n)]
+    np.testing.assert_allclose(got["lira"], lira, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got["lira_offline"], offline, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got["calibrated_loss"], calibrated, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(got["loss"], -loss)
 
 
 def test_tpr_at_fpr_needs_enough_nonmembers():

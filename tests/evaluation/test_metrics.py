@@ -78,6 +78,30 @@ def test_bootstrap_ci_is_seeded_contains_estimate_and_is_degenerate_for_a_perfec
     assert perfect["patient_auc_ci_low"] == 1.0
 
 
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_bootstrap_ci_is_the_percentile_interval_of_stratified_resamples(level):
+    """The interval's ends are the (1 - level) / 2 and (1 + level) / 2 quantiles of HM and AUC over the same
+    stratified resamples (positives first, then negatives), each computed here with scikit-learn."""
+    rng = np.random.default_rng(8)
+    y = np.arange(40) % 3 == 0
+    s = np.clip(0.3 * y + rng.normal(0.4, 0.2, 40), 0, 1)
+    d = s >= 0.5
+    got = bootstrap_patient_ci(y, d, s, np.random.default_rng(3), n_boot=300, level=level)
+    draw = np.random.default_rng(3)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    idx = np.concatenate([draw.choice(pos, (300, len(pos))), draw.choice(neg, (300, len(neg)))], 1)
+    hm, auc = [], []
+    for i in idx:
+        sens, spec = skm.recall_score(y[i], d[i]), skm.recall_score(~y[i], ~d[i])
+        hm.append(0.0 if sens + spec == 0 else 2 * sens * spec / (sens + spec))
+        auc.append(skm.roc_auc_score(y[i], s[i]))
+    a = (1 - level) / 2
+    assert got["patient_hm_ci_low"] == pytest.approx(np.quantile(hm, a), abs=1e-12)
+    assert got["patient_hm_ci_high"] == pytest.approx(np.quantile(hm, 1 - a), abs=1e-12)
+    assert got["patient_auc_ci_low"] == pytest.approx(np.quantile(auc, a), abs=1e-12)
+    assert got["patient_auc_ci_high"] == pytest.approx(np.quantile(auc, 1 - a), abs=1e-12)
+
+
 def test_bootstrap_of_several_networks_is_the_mean_over_networks():
     rng = np.random.default_rng(5)
     y = np.array([0, 1] * 20)
@@ -101,6 +125,18 @@ def test_mean_roc_of_identical_curves_is_that_curve():
     np.testing.assert_allclose(x, [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(m, [0.5, 0.75, 1, 1, 1])
     np.testing.assert_allclose(sd, 0)
+
+
+def test_mean_roc_is_the_pointwise_mean_and_sd_of_two_different_curves():
+    """By hand on the grid 0, 0.25, ..., 1: curve 1 (the top of its jump at FPR 0) is 0.5, 0.75, 1, 1, 1;
+    curve 2 (the diagonal) 0, 0.25, 0.5, 0.75, 1; the sd of two values is half their distance."""
+    x, m, sd = mean_roc(
+        [np.array([0.0, 0.0, 0.5, 1.0]), np.array([0.0, 0.25, 1.0])],
+        [np.array([0.0, 0.5, 1.0, 1.0]), np.array([0.0, 0.25, 1.0])],
+        grid=5,
+    )
+    np.testing.assert_allclose(m, [0.25, 0.5, 0.75, 0.875, 1.0])
+    np.testing.assert_allclose(sd, [0.25, 0.25, 0.25, 0.125, 0.0])
 
 
 def test_image_level_auc_matches_scikit_learn_one_vs_rest():
