@@ -48,11 +48,14 @@ TINY = [
 ]
 
 
-def tiny_problem(seed: int = 0, steps: int = 2, epochs: int = 2, n_real: int = 8, momentum: float = 0.0):
-    """A float64 distilled set (3 classes, 4x4), a tanh ConvNet and a real batch, all seeded."""
+def tiny_problem(
+    seed: int = 0, steps: int = 2, epochs: int = 2, n_real: int = 8, momentum: float = 0.0, mode: str = "soft"
+):
+    """A float64 distilled set (3 classes, 4x4; ``mode`` soft or hard), a tanh ConvNet and a real batch,
+    all seeded."""
     torch.manual_seed(seed)
     ds = DistilledSet(
-        3, 1, steps, epochs, (1, 4, 4), lr_init=0.3, label_init_scale=1.5, inner_momentum=momentum
+        3, 1, steps, epochs, (1, 4, 4), mode=mode, lr_init=0.3, label_init_scale=1.5, inner_momentum=momentum
     )
     ds = ds.double()
     ds.init_noise(torch_generator(seed, "images"))

@@ -78,17 +78,52 @@ def test_geometry_rotation_and_shift_act_as_stated():
     assert torch.allclose(out[..., -1], torch.zeros_like(out[..., -1]))
 
 
-def test_intensity_jitter_keeps_structure_and_labels_are_never_touched():
+def test_intensity_jitter_is_an_affine_map_of_each_image():
     dsa = DSA(flip=False, brightness=0.3, contrast=0.3)
     x = images(6)
-    y = torch.arange(6)
     out = dsa(x, torch_generator(1))
     for xi, oi in zip(x, out, strict=True):  # an affine map of the intensities per image
         a = torch.stack([xi.flatten(), torch.ones(xi.numel(), dtype=xi.dtype)], 1)
         coef = torch.linalg.lstsq(a, oi.flatten()).solution
         assert torch.allclose(a @ coef, oi.flatten(), atol=1e-10)
         assert 0.7 - 1e-9 <= coef[0] <= 1.3 + 1e-9
-    assert torch.equal(y, torch.arange(6))  # DSA has no label argument: the caller's labels stay as they were
+
+
+def test_contrast_then_brightness_are_the_stated_maps_drawn_uniformly():
+    """Each image's deviation from its own mean scaled by c, then b added; c uniform on [1 - 0.2, 1 + 0.2]
+    and b on [-0.3, 0.3] (both ranges spanned, half the draws within half the width)."""
+    dsa = DSA(flip=False, brightness=0.3, contrast=0.2)
+    x = images(3, c=2)
+    p = dsa.sample(3, torch_generator(0))
+    p.brightness = torch.tensor([0.3, -0.1, 0.0], dtype=torch.float64)
+    p.contrast = torch.tensor([1.2, 0.8, 1.0], dtype=torch.float64)
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    expect = (x - mean) * p.contrast.view(-1, 1, 1, 1) + mean + p.brightness.view(-1, 1, 1, 1)
+    torch.testing.assert_close(dsa.apply(x, p), expect, rtol=0, atol=1e-12)
+    q = dsa.sample(4000, torch_generator(1))
+    for values, half_width in ((q.brightness, 0.3), (q.contrast - 1, 0.2)):
+        assert half_width * 0.99 < values.abs().max() <= half_width
+        assert abs(float((values.abs() < half_width / 2).double().mean()) - 0.5) < 0.04  # 5 binomial sds
+
+
+def test_zoom_magnifies_about_the_centre_as_bilinear_sampling_does():
+    """A zoom by 1.25 (``scale`` drawn 1.25): output pixel j, at u = (2j + 1) / W - 1 in ``affine_grid``'s
+    units, samples the input at u / 1.25, i.e. at pixel ((u / 1.25 + 1) W - 1) / 2: scipy's bilinear
+    ``map_coordinates`` there (inside the image, so no padding is involved). Draws span [0.5, 1.5]."""
+    import numpy as np
+    from scipy.ndimage import map_coordinates
+
+    x = images(1, h=8, w=8, seed=4)
+    dsa = DSA(flip=False, scale=0.5)
+    p = dsa.sample(1, torch_generator(0))
+    p.scale[:] = 1.25
+    u = (2 * np.arange(8) + 1) / 8 - 1
+    src = ((u / 1.25 + 1) * 8 - 1) / 2
+    rows, cols = np.meshgrid(src, src, indexing="ij")
+    expect = map_coordinates(x[0, 0].numpy(), [rows, cols], order=1)
+    np.testing.assert_allclose(dsa.apply(x, p)[0, 0].numpy(), expect, rtol=0, atol=1e-12)
+    q = dsa.sample(4000, torch_generator(1)).scale
+    assert 0.5 <= q.min() < 0.505 and 1.495 < q.max() <= 1.5
 
 
 def test_bad_settings_are_named():

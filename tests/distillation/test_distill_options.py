@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -221,8 +222,12 @@ def test_window_meta_gradient_is_the_truncated_gradient():
 
 
 def test_window_end_is_uniform_on_w_to_t_and_seeded():
+    from scipy.stats import chisquare
+
     draws = [sample_window_end(10, 4, torch_generator(0, "w", i)) for i in range(400)]
     assert set(draws) == set(range(4, 11))
+    many = [sample_window_end(10, 4, torch_generator(1, "w", i)) for i in range(3500)]
+    assert chisquare(np.bincount(many, minlength=11)[4:]).pvalue > 1e-4  # 7 equally likely ends
     assert draws == [sample_window_end(10, 4, torch_generator(0, "w", i)) for i in range(400)]
     assert sample_window_end(10, None, torch_generator(0)) == 10
     assert sample_window_end(10, 10, torch_generator(0)) == 10

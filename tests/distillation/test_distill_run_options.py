@@ -9,8 +9,10 @@ import torch
 
 from gastrodistill.distillation.augment import DSA
 from gastrodistill.distillation.distilled_set import DistilledSet
+from gastrodistill.distillation.inner_loop import sample_window_end
 from gastrodistill.distillation.run import build_distilled_set, build_module, run_distillation
 from gastrodistill.evaluation.baselines import class_means
+from gastrodistill.utils.seeding import torch_generator
 
 DSA_OVERRIDE = (
     "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, rotate: 10, scale: 0.1, "
@@ -43,7 +45,14 @@ def test_options_reach_the_module_and_the_set(compose_cfg, tiny_dm, tiny_overrid
     assert isinstance(module.augment, DSA) and module.augment.rotate == 10.0 and module.augment_real
     ends = {module.window_end(s, 0, 0) for s in range(40)}
     assert ends == {2, 3, 4}
-    assert module.window_end(7, 0, 1) == module.window_end(7, 0, 1)
+    # each (rank, inner network) draws its own ends, from the generator named by both
+    steps = range(40)
+    draws = {ri: [module.window_end(s, *ri) for s in steps] for ri in ((0, 0), (1, 0), (0, 1))}
+    t = module.distilled.num_inner_steps
+    for (rank, index), ends in draws.items():
+        gens = [torch_generator(module.seed, "window", s, rank, index) for s in steps]
+        assert ends == [sample_window_end(t, 2, g) for g in gens]
+    assert draws[(0, 0)] != draws[(1, 0)] and draws[(0, 0)] != draws[(0, 1)]
 
 
 @pytest.mark.parametrize("backend", ["func", "higher"])

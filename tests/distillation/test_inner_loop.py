@@ -56,14 +56,19 @@ def test_backends_and_checkpointing_give_the_same_meta_gradients():
         assert torch.allclose(g_func[n], g_ckpt[n], rtol=1e-9, atol=1e-13), n
 
 
-def test_unroll_matches_explicit_sgd_and_hard_targets():
-    """The unrolled weights are T explicit SGD steps: compare the outer loss with a hand-run replay."""
-    ds, net, x, y = tiny_problem(5)
+@pytest.mark.parametrize("mode", ["soft", "hard"])
+def test_unroll_matches_explicit_sgd_on_soft_and_hard_targets(mode):
+    """The unrolled weights are T explicit SGD steps: compare the outer loss with a hand-run replay. A hard
+    set's targets are exact one-hot vectors of its images' classes."""
+    ds, net, x, y = tiny_problem(5, mode=mode)
     loss, _ = outer_loss(net, ds, x, y, "func")
     replay = ConvNet(1, 3, (4, 4), width=3, depth=1, act="tanh").double()
     replay.load_state_dict(net.state_dict())
     for t in range(ds.num_inner_steps):
         xb, pb = ds.batch(t)
+        if mode == "hard":
+            assert torch.equal(pb, torch.eye(3, dtype=pb.dtype)[pb.argmax(1)])
+            assert sorted(pb.argmax(1).tolist()) == [0, 1, 2]  # ipc 1: one image of each class per step
         sgd_step(replay, xb.detach(), pb.detach(), float(ds.lrs()[t].detach()))
     with torch.no_grad():
         expected = F.cross_entropy(replay(x), y)

@@ -48,8 +48,13 @@ def test_share_of_gastritis_among_relevant_patches_over_all_images():
 
 
 def test_all_irrelevant_patient_scores_zero_and_is_negative_at_any_positive_threshold():
+    import dataclasses
+
     ps = patient_scores("test", np.array([IRR, IRR, IRR]), np.array(["Z"] * 3), {"Z": 1}, GAS, IRR)
     assert ps.scores.tolist() == [0.0] and ps.n_relevant.tolist() == [0]
+    th = fit_threshold(_scores("val", ["a", "b"], [0.2, 0.8], [0, 1]))
+    for value in (th.value, 1e-12):  # a fitted threshold and the smallest positive one
+        assert dataclasses.replace(th, value=value).apply(ps).tolist() == [False]
 
 
 def test_without_irrelevant_class_every_patch_counts():
@@ -133,6 +138,30 @@ def test_a_two_patient_threshold_is_refused_with_counts_and_the_fix():
     assert (th.n_positive, th.n_negative) == (5, 5)
 
 
+def _out_of_fold_hm(parts, folds, seed, fold_values, rule="empirical"):
+    """The HM of out-of-fold decisions, recomputed: the stratified folds drawn as documented (seeded with
+    ``[seed, 0x7C5]``), each fold decided by ``fit_threshold`` on the other folds' patients (which must
+    equal that fold's recorded threshold), sensitivity and specificity counted here."""
+    scores = np.concatenate([p.scores for p in parts])
+    labels = np.concatenate([p.labels for p in parts]).astype(bool)
+    k = min(folds, int(labels.sum()), int((~labels).sum()))
+    draw = np.random.default_rng([seed, 0x7C5])
+    fold = np.empty(len(labels), dtype=np.int64)
+    for cls in (True, False):
+        idx = draw.permutation(np.flatnonzero(labels == cls))
+        fold[idx] = np.arange(len(idx)) % k
+    decisions = np.zeros(len(labels), dtype=bool)
+    for f in range(k):
+        held = fold == f
+        ids = [f"p{i}" for i in np.flatnonzero(~held)]
+        value = fit_threshold(_scores("train", ids, scores[~held], labels[~held]), rule).value
+        assert value == pytest.approx(fold_values[f], abs=1e-12)
+        decisions[held] = scores[held] >= value
+    sens = (decisions & labels).sum() / labels.sum()
+    spec = (~decisions & ~labels).sum() / (~labels).sum()
+    return 0.0 if sens + spec == 0 else 2 * sens * spec / (sens + spec)
+
+
 def test_cross_validated_threshold_pools_train_and_val_and_is_honest():
     from gastrodistill.evaluation.patient import (
         ThresholdPolicy,
@@ -151,12 +180,20 @@ def test_cross_validated_threshold_pools_train_and_val_and_is_honest():
     assert calls == [1] and th.method == "cv" and th.fit_split == "val+train"
     assert (th.n_positive, th.n_negative) == (10, 10) and len(th.fold_values) == 5
     assert th.value == pytest.approx(np.median(th.fold_values))
-    assert 0.0 <= th.cv_hm <= 1.0
+    assert th.cv_hm == pytest.approx(_out_of_fold_hm([val, train], 5, 1, th.fold_values), abs=1e-12)
     # On scores that carry no information the in-sample optimum is flattering, the out-of-fold HM is not.
     noise = rng.random(20)
     half = [_scores("train", [f"n{i}" for i in range(10)], noise[:10], labels[:10])]
     half.append(_scores("val", [f"m{i}" for i in range(10)], noise[10:], labels[10:]))
     cv = fit_threshold_cv(half, folds=5, seed=0)
+    assert cv.cv_hm == pytest.approx(_out_of_fold_hm(half, 5, 0, cv.fold_values), abs=1e-12)
+    # Scores far below 0.5, with the binormal rule and 4 folds: each fold's own threshold decides it.
+    low_labels, low = _overlapping(rng, 24, gap=0.2, base=0.05, sd=0.08)
+    parts = [_scores("val", [f"w{i}" for i in range(24)], low, low_labels)]
+    low_cv = fit_threshold_cv(parts, folds=4, seed=3, rule="binormal")
+    assert low_cv.cv_hm > 0.5 and max(low_cv.fold_values) < 0.5
+    expect = _out_of_fold_hm(parts, 4, 3, low_cv.fold_values, "binormal")
+    assert low_cv.cv_hm == pytest.approx(expect, abs=1e-12)
     assert (
         cv.cv_hm < cv.fit_hm
         or cv.cv_hm < fit_threshold(_scores("train", list("abcdefghijklmnopqrst"), noise, labels)).fit_hm
