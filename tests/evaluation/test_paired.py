@@ -112,6 +112,34 @@ def test_image_level_paired_accuracy_equals_a_loop():
     assert est == pytest.approx(np.mean([r["correct"].mean() for r in a]) - b[0]["correct"].mean())
 
 
+def test_image_level_paired_auc_of_three_classes_is_scikit_learns_macro_one_vs_rest():
+    """Each resample (classes drawn 2, 1, 0 in turn) scored by scikit-learn's macro one-vs-rest AUC."""
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 3, 45)
+
+    def mk(sharp):
+        logits = rng.normal(size=(45, 3))
+        logits[np.arange(45), y] += sharp
+        p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+        return {"labels": y, "correct": (p.argmax(1) == y).astype(np.uint8), "probs": p}
+
+    def auc(r, i):
+        return roc_auc_score(y[i], r["probs"][i], multi_class="ovr", average="macro")
+
+    a, b = [mk(1.5), mk(1.0)], [mk(0.3)]
+    est, lo, hi = paired_bootstrap("image_auc", a, b, numpy_rng(5), 150, 0.9)
+    draw = numpy_rng(5)
+    idx = np.concatenate(
+        [draw.choice(np.flatnonzero(y == c), size=(150, (y == c).sum())) for c in (2, 1, 0)], 1
+    )
+    diffs = [np.mean([auc(r, i) for r in a]) - auc(b[0], i) for i in idx]
+    assert (lo, hi) == pytest.approx((np.quantile(diffs, 0.05), np.quantile(diffs, 0.95)))
+    every = np.arange(45)
+    assert est == pytest.approx(np.mean([auc(r, every) for r in a]) - auc(b[0], every))
+
+
 def test_adding_a_method_leaves_other_rows_intervals_unchanged():
     rng = np.random.default_rng(5)
     labels = (np.arange(24) % 2).astype(np.int64)
