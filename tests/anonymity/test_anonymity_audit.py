@@ -100,7 +100,7 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
 
 def test_the_report_names_every_text_corner_searched(compose_cfg):
     """audit.md names each corner of ``audit.text.corner`` (a list, or one name) that was searched."""
-    from gastrodistill.anonymity.audit import _text_region_lines
+    from gastrodistill.anonymity.report import text_region_lines
     from gastrodistill.anonymity.text_check import TextRegionReport
 
     rng = np.random.default_rng(0)
@@ -117,14 +117,14 @@ def test_the_report_names_every_text_corner_searched(compose_cfg):
         (["audit.text.corner=[top-right,bottom-left]"], "top-right, bottom-left"),
     ):
         tcfg = compose_cfg(override).audit.text
-        lines = _text_region_lines(tcfg, report, results, ["soft"])
+        lines = text_region_lines(tcfg, report, results, ["soft"])
         assert lines[0].startswith(
             f"Text corners searched: {named} (box [0.12, 0.6] of the image at each): 37 "
         ), lines[0]
         assert lines[-1].startswith("| soft |")
         assert (
             f"configured text corners, {named}, overlap"
-            in _text_region_lines(tcfg, None, results, ["soft"])[0]
+            in text_region_lines(tcfg, None, results, ["soft"])[0]
         )
 
 
