@@ -5,6 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
+#: What to do with an image that is not one 2-D grayscale image (every reader's advice).
+GRAYSCALE_FIX = "save it as a single-channel 8- or 16-bit grayscale PNG/TIFF or a MONOCHROME DICOM"
+
+
+def error_text(exc: BaseException, path: Path, where: str) -> str:
+    """An exception's text with the file's full path replaced by ``where`` (messages name files as given)."""
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text.replace(str(path), where).replace(str(path.resolve()), where)
+
 
 class DataInputError(ValueError):
     """Bad input data. ``problems`` holds one line per problem (file/row/key + what to fix)."""

@@ -53,12 +53,13 @@ from gastrodistill.data.manifest import (
     raise_if,
     validate_files,
 )
-from gastrodistill.data.readers import read_image, read_mask, to_uint8
+from gastrodistill.data.readers import read_image, read_mask
 from gastrodistill.data.sizes import available_memory, pixel_size
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
 from gastrodistill.utils.atomic import atomic_dir, nearest_existing, write_text_atomic
 from gastrodistill.utils.hashing import sha256_file, sha256_json
+from gastrodistill.utils.images import to_uint8
 from gastrodistill.utils.values import human_bytes
 
 log = logging.getLogger(__name__)

@@ -93,3 +93,9 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
     return Path(path)
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Display values in [0, 1] (float, any shape) as the patch store keeps them: ``rint(x * 255)``, uint8
+    of the same shape (values outside [0, 1] clipped)."""
+    return np.rint(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)

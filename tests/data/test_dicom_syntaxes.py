@@ -420,7 +420,7 @@ def test_a_flipped_codestream_is_an_error_naming_the_file_not_an_abort(tmp_path,
 def test_the_gdcm_fallback_decodes_in_a_child_process_exactly(tmp_path):
     from pathlib import Path
 
-    from gastrodistill.data.readers import _gdcm_in_child
+    from gastrodistill.data.dicom import _gdcm_in_child
 
     good, _ = _corrupt_pair(tmp_path, "j2k")
     pixels, why = _gdcm_in_child(Path(good))
