@@ -274,6 +274,10 @@ def test_text_corner_copy_is_flagged_and_noise_is_not():
         summary["text_text_median"] > summary["text_ordinary_p99"]
     )  # other patients' text corners look alike
     assert summary["text_frac_above_ordinary_p99"] == pytest.approx(0.25)
+    # only the planted copy lies above the other patients' text corners: one query of four
+    assert summary["text_frac_above_text_median"] == pytest.approx(0.25)
+    assert summary["text_nearest_max"] == pytest.approx(rep.sets["s"][0])
+    assert summary["text_nearest_mean"] == pytest.approx(sum(rep.sets["s"]) / 4)
 
 
 def test_private_strings_of_a_folder_collection_hold_its_file_names(tmp_path):

@@ -25,6 +25,7 @@ def test_batches_are_seeded_by_step_and_rank_and_match_the_dataset():
     assert torch.equal(a, b)
     assert not torch.equal(src.indices(5, 0), src.indices(5, 1))
     assert not torch.equal(src.indices(5, 0), src.indices(6, 0))
+    assert not torch.equal(a, RealBatchSource.from_datamodule(dm, 16, seed=4).indices(5, 0))
     assert len(set(a.tolist())) == 16  # without replacement
     x, y = src.get(5, 0)
     ds = dm.dataset("train")

@@ -66,9 +66,19 @@ def test_checks_hand_computed(tmp_path):
     named["expect"][0]["relative_to"] = {"method": "full", "schedule": "real", "column": "patient_hm_mean"}
     assert evaluate(named, learned_nothing)[0].note == zero.note  # the column given: said once
     assert math.isnan(checks[3].value) and not checks[3].ok
+    # the primary architecture's row is chosen whatever the row order (the cross-architecture one first)
+    flipped = TABLE.iloc[[1, 0, 2, 3, 4]].reset_index(drop=True)
+    assert evaluate(load_recipe(p), flipped)[0].value == pytest.approx(0.80 / 0.85)
     csv = tmp_path / "results.csv"
     TABLE.to_csv(csv, index=False)
     assert main([str(p), "--results", str(csv)]) == 1
+
+
+def test_a_check_holds_at_both_ends_of_its_range():
+    from gastrodistill.cli.check_experiment import Check
+
+    assert Check("x", 0.5, 0.5, 1.0).ok and Check("x", 1.0, 0.5, 1.0).ok
+    assert not Check("x", 0.4999, 0.5, 1.0).ok and not Check("x", float("nan"), 0.0, 1.0).ok
 
 
 def test_malformed_recipe_is_named(tmp_path):

@@ -119,6 +119,20 @@ def test_shares_test_units_needs_labels_and_data_config() -> None:
     assert not shares_test_units([run, run], [config(), {}])
     moved = {("soft", "replay", "convnet"): [net(rng, LABELS[::-1].copy())]}
     assert not shares_test_units([run, moved], [config(), config()])
+    assert not shares_test_units([run, run], [{}, {}])  # no config at all: cannot tell, so not shared
+    elsewhere = {**config(), "paths": {"data_root": "/other/site"}}
+    assert not shares_test_units([run, run], [config(), elsewhere])
+
+
+def test_split_differences_name_every_key_that_fixes_the_test_units() -> None:
+    from gastrodistill.evaluation.over_runs import split_differences
+
+    assert split_differences([config(), config(run_seed=5)]) == []  # the run seed draws no patients
+    assert split_differences([config(), config(split_seed=1)]) == ["data.split_seed"]
+    elsewhere = {**config(), "paths": {"data_root": "/other/site"}}
+    assert split_differences([config(), elsewhere]) == ["paths.data_root"]
+    redrawn = {**config(), "synthetic": {"seed": 3}}
+    assert split_differences([config(), redrawn, {}]) == ["run 3 has no eval/config.yaml", "synthetic.seed"]
 
 
 def test_pool_runs_pairs_rows_as_the_results_table() -> None:

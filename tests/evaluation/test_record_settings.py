@@ -77,6 +77,22 @@ def test_a_rerun_with_other_settings_stops_before_training_and_names_the_key(
     assert _files(out) == before  # nothing trained, nothing rewritten
 
 
+def test_another_random_subset_size_or_patch_store_stops_a_rerun(
+    compose_cfg, patient_dm, patient_dm_factory, tmp_path
+):
+    """The random baseline's subset size and the data's content are settings of every finished network."""
+    sets = {"soft": small_distilled(patient_dm)}
+    out = tmp_path / "eval"
+    random = [*BASE, "eval.baselines.methods=[random]", "eval.baselines.n_per_class=2"]
+    run_jobs(compose_cfg(random), patient_dm, sets, out)
+    before = _files(out)
+    with pytest.raises(EvaluationConfigError, match="random subset per class was 2, now 3"):
+        run_jobs(compose_cfg([*random, "eval.baselines.n_per_class=3"]), patient_dm, sets, out)
+    with pytest.raises(EvaluationConfigError, match="data.source_hash: other content"):
+        run_jobs(compose_cfg(random), patient_dm_factory(seed=1), {}, out)  # the baselines alone
+    assert _files(out) == before
+
+
 def test_a_refused_evaluation_leaves_the_folders_run_record_as_it_was(compose_cfg, patient_dm, tmp_path):
     """run_evaluation used to rewrite config.yaml and run_info.json before the refusal: the folder's
     record then named settings its networks were not trained with."""
@@ -195,6 +211,18 @@ def test_the_settings_hold_no_path_and_the_cpu_presets_choice_resolved(compose_c
     assert str(tmp_path) not in text and "secret_site" not in text and "${" not in text
     assert settings["distilled set soft"] == set_digest(sets["soft"])
     assert settings["data.source_hash"] == patient_dm.source_hash()
+
+
+def test_the_state_digest_follows_shapes_dtypes_and_names():
+    from gastrodistill.evaluation.record_settings import state_digest
+
+    w = torch.arange(12, dtype=torch.float32)
+    base = state_digest({"w": w.reshape(3, 4)})
+    assert base == state_digest({"w": w.reshape(3, 4).clone()})
+    assert base != state_digest({"w": w.reshape(4, 3)})  # the same bytes, another shape
+    assert base != state_digest({"v": w.reshape(3, 4)})
+    assert base != state_digest({"w": w.reshape(3, 4).double()})
+    assert base != state_digest({"w": w.reshape(3, 4)}, meta={"k": 1})
 
 
 def test_the_set_digest_follows_every_tensor_and_the_metadata(patient_dm):

@@ -57,6 +57,19 @@ def test_results_table_equals_logged_numbers_and_outputs_exist(compose_cfg, pati
     # paired differences: soft minus random / random_soft / hard, each with an interval
     for col in ("vs_random_patient_hm", "vs_random_soft_patient_auc", "vs_hard_patient_hm"):
         assert np.isfinite(soft[f"{col}_diff"]) and soft[f"{col}_ci_low"] <= soft[f"{col}_ci_high"]
+
+    def row(method, schedule):
+        pick = (table.method == method) & (table.schedule == schedule) & (table.architecture == "convnet")
+        return table[pick].iloc[0]
+
+    # on the same test patients the paired estimate is the difference of the rows' means
+    replayed = row("soft", "replay")
+    for col, other, metric in (
+        ("vs_random_patient_hm", row("random", "standard"), "patient_hm_mean"),
+        ("vs_random_soft_patient_auc", row("random_soft", "standard"), "patient_auc_mean"),
+        ("vs_hard_patient_hm", row("hard", "replay"), "patient_hm_mean"),
+    ):
+        assert replayed[f"{col}_diff"] == pytest.approx(replayed[metric] - other[metric], abs=1e-9), col
     # every number logged through the CSV logger equals the table's
     logged = pd.read_csv(out.parent / "out" / "logs" / "csv" / "evaluation" / "metrics.csv")
     checked = 0
