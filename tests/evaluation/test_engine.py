@@ -56,6 +56,41 @@ def _weights(nets) -> list[torch.Tensor]:
     return [torch.cat([p.detach().flatten() for p in n.parameters()]) for n in nets]
 
 
+def test_standard_schedule_is_sgd_with_momentum_decay_and_cosine_written_out():
+    """``train_small_set`` against the recipe written by hand in float64: per epoch one permutation of the
+    5 images from the generator, batches of 2 (3 per epoch, the last of 1), SGD with momentum 0.9 and
+    weight decay 0.01 (PyTorch's: v = 0.9 v + g + wd w, w -= lr_t v), and the cosine rate
+    lr_t = lr (1 + cos(pi t / T)) / 2 over T = 3 epochs x 3 batches = 9 steps, t = 0, ..., 8."""
+    import math
+
+    from gastrodistill.evaluation.fresh_training import small_set_steps
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 3, generator=gen, dtype=torch.float64)
+    y = torch.tensor([0, 1, 1, 0, 1])
+    net = torch.nn.Linear(3, 2).double()
+    w0, b0 = net.weight.detach().clone(), net.bias.detach().clone()
+    schedule = StandardSchedule(epochs=3, lr=0.1, momentum=0.9, weight_decay=0.01, batch_size=2, cosine=True)
+    assert small_set_steps(5, schedule) == (2, 9)
+    train_small_set(net, x, y, schedule, torch.Generator().manual_seed(7))
+
+    draws = torch.Generator().manual_seed(7)
+    w, b = w0.clone(), b0.clone()
+    vw, vb, t = torch.zeros_like(w), torch.zeros_like(b), 0
+    for _ in range(3):
+        order = torch.randperm(5, generator=draws)
+        for start in range(0, 5, 2):
+            idx = order[start : start + 2]
+            p = torch.softmax(x[idx] @ w.T + b, 1)
+            err = (p - torch.nn.functional.one_hot(y[idx], 2).double()) / len(idx)
+            gw, gb = err.T @ x[idx] + 0.01 * w, err.sum(0) + 0.01 * b
+            vw, vb = (gw, gb) if t == 0 else (0.9 * vw + gw, 0.9 * vb + gb)
+            lr = 0.1 * (1 + math.cos(math.pi * t / 9)) / 2
+            w, b, t = w - lr * vw, b - lr * vb, t + 1
+    torch.testing.assert_close(net.weight.detach(), w, rtol=0, atol=1e-12)
+    torch.testing.assert_close(net.bias.detach(), b, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("arch", ["same", "lenet"])
 def test_ensemble_equals_loop_for_the_same_seeds(compose_cfg, patient_dm, arch):
     """Standard schedule (mini-batches, DSA flips/rotations/shifts, SGD with momentum and weight decay)
