@@ -254,7 +254,13 @@ def remove_if_untouched(out: Path | None) -> bool:
     Returns True when the folder was removed."""
     if out is None or not out.is_dir():
         return False
-    from gastrodistill.cli.run_folder import HYDRA_DIR, LOGS_DIR, RECORD_FILES, restore_if_refused
+    from gastrodistill.cli.run_folder import (
+        HYDRA_DIR,
+        LOGS_DIR,
+        RECORD_FILES,
+        restore_if_refused,
+        state_before,
+    )
 
     try:
         hydra_only = {HYDRA_DIR, f"{_job_name()}.log", *RECORD_FILES}
@@ -268,13 +274,12 @@ def remove_if_untouched(out: Path | None) -> bool:
         return False  # the folder was there before the command (hydra.run.dir): kept, as it was
     if {p.name for p in entries} <= hydra_only:
         shutil.rmtree(out, ignore_errors=True)
-        parent = out.parent
-        for _ in range(3):  # runs/ <experiment>/ outputs/ of the default run-dir pattern, if now empty
+        before = state_before(out)  # only the folders made for this run: an empty folder of the user's stays
+        for parent in before.made_parents if before is not None else ():
             try:
-                parent.rmdir()  # only removes an empty folder
+                Path(parent).rmdir()  # only removes an empty folder
             except OSError:
                 break
-            parent = parent.parent
         return True
     return False
 
@@ -430,7 +435,52 @@ def known_error_text(exc: BaseException) -> str | None:
     bad_value = instantiation_value_error(exc)
     if bad_value is not None:
         return instantiation_message(bad_value)
-    return storage_error_text(exc) or wandb_error_text(exc)
+    return (
+        target_error_text(exc) or storage_error_text(exc) or folder_error_text(exc) or wandb_error_text(exc)
+    )
+
+
+def target_error_text(exc: BaseException) -> str | None:
+    """The ``error: ...`` line of a ``_target_`` that cannot be imported (Hydra's "Error locating target"
+    in ``exc``'s chain: a misspelt class or function), naming the config key and the target; None
+    otherwise. It came out as Hydra's five-line message, with the run folder left (a fuzzer's finding)."""
+    found = _first_in_chain(
+        exc, lambda e: _is_a(e, "InstantiationException") and "Error locating target" in str(e)
+    )
+    if found is None:
+        return None
+    text = str(found)
+    target = re.search(r"Error locating target '([^']+)'", text)
+    key = re.search(r"full_key: (\S+)", text)
+    where = f"{key.group(1)}._target_" if key else "a _target_"
+    name = target.group(1) if target else "?"
+    return (
+        f"error: {where} = {name!r} cannot be imported (no such module, class or function): check its "
+        "spelling, or that the package that defines it is installed"
+    )
+
+
+def folder_error_text(exc: BaseException) -> str | None:
+    """The ``error: ...`` line of a file standing where the run needs a folder (``NotADirectoryError``, or
+    ``FileExistsError`` on a path that is a file: ``data.store_root``, ``paths.log_dir``, a logger's
+    ``save_dir`` or ``paths.data_root`` set to a file), naming the path; None otherwise. They came out as
+    tracebacks (a fuzzer's finding)."""
+
+    def file_in_the_way(e: BaseException) -> bool:
+        if isinstance(e, NotADirectoryError):
+            return True
+        return isinstance(e, FileExistsError) and bool(e.filename) and not Path(e.filename).is_dir()
+
+    found = _first_in_chain(exc, file_in_the_way)
+    if found is None:
+        return None
+    name = getattr(found, "filename", None)
+    where = f" ({name})" if name else ""
+    return (
+        f"error: a file is in the way of a folder this run needs{where}: point the key that names it "
+        "(data.store_root, paths.data_root, paths.log_dir, paths.output_dir, a logger's save_dir) at a "
+        "folder, or move the file"
+    )
 
 
 def _raised_in_wandb_init(exc: BaseException) -> bool:
@@ -522,7 +572,8 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
         except BaseException as exc:
             stop_if_interrupted(exc)
             text = known_error_text(exc)
-            if text is None:
+            if text is None:  # a bug: its traceback, and the folder as for any refusal when nothing was made
+                remove_if_untouched(_job_output_dir())
                 raise
             remove_if_untouched(_job_output_dir())
             if os.environ.get("HYDRA_FULL_ERROR") == "1":

@@ -41,15 +41,20 @@ HISTORY_DIR = "history"
 class FolderState:
     """A run folder as it was before the command: whether it existed, its top-level entries, every file
     below it but ``.hydra/`` as (size, mtime_ns) by relative path, and the bytes of each ``.hydra/`` file
-    and of the run record (None: absent)."""
+    and of the run record (None: absent); for a new folder, the missing folders above it that making it
+    creates (``made_parents``, nearest first, at most :data:`MADE_PARENTS`)."""
 
     existed: bool
+    made_parents: tuple[str, ...] = ()
     names: frozenset[str] = frozenset()
     files: dict[str, tuple[int, int]] = field(default_factory=dict)
     hydra_files: dict[str, bytes] = field(default_factory=dict)
     record: dict[str, bytes | None] = field(default_factory=dict)
 
 
+#: How many missing folders above a new run folder are recorded (``runs/``, ``<experiment>/`` and ``outputs/``
+#: of the default ``outputs/<experiment>/runs/<time>``): those a refused command removes again when empty.
+MADE_PARENTS = 3
 #: Folder (``os.path.abspath``, as Hydra makes it) -> its state before this process's command.
 _BEFORE: dict[str, FolderState] = {}
 
@@ -86,7 +91,11 @@ def snapshot(folder: str | Path) -> FolderState:
     """Record ``folder``'s state (:class:`FolderState`) for :func:`restore_if_refused`; returns it."""
     path = Path(_key(folder))
     if not path.is_dir():
-        state = FolderState(existed=False)
+        made, parent = [], path.parent
+        while len(made) < MADE_PARENTS and not parent.exists():
+            made.append(str(parent))
+            parent = parent.parent
+        state = FolderState(existed=False, made_parents=tuple(made))
     else:
         hydra = path / HYDRA_DIR
         found = {p.name: _read(p) for p in hydra.iterdir() if p.is_file()} if hydra.is_dir() else {}

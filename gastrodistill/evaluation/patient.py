@@ -344,7 +344,8 @@ def fit_threshold_cv(
             f"{'+'.join(p.split for p in parts)} patients have {n_pos} gastritis and {n_neg} not"
         )
     k = min(int(folds), n_pos, n_neg)
-    rng = np.random.default_rng([int(seed), 0x7C5])
+    # numpy takes no negative entropy: a negative run seed (valid everywhere else) wraps to 64 bits
+    rng = np.random.default_rng([int(seed) % 2**64, 0x7C5])
     fold = np.empty(len(labels), dtype=np.int64)
     for cls in (True, False):
         idx = rng.permutation(np.flatnonzero(labels == cls))

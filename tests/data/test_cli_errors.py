@@ -632,3 +632,71 @@ def test_an_absolute_npz_path_that_is_missing_is_named_whole(tmp_path):
     missing = tmp_path / "data" / "pneumoniamnist.npz"
     with pytest.raises(CollectionError, match=rf"npz file '{missing}' \(data.path\) not found"):
         NpzDataModule(missing).setup("fit")
+
+
+def test_a_misspelt_target_is_one_line_naming_the_key_and_leaves_nothing(tmp_path, monkeypatch, capsys):
+    """`data._target_=...Modulee` was Hydra's five-line "Error locating target" message, with the run folder
+    left; the folder it was asked to run in (hydra.run.dir) is removed, the user's folder above it stays."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    wrong = "gastrodistill.data.gastric.GastricPatchDataModulee"
+    argv = [
+        "gastrodistill-distill",
+        "experiment=tiny",
+        f"paths.root_dir={tmp_path / 'work'}",
+        f"hydra.run.dir={mine / 'r1'}",
+        "logger=csv",
+        f"data._target_={wrong}",
+    ]
+    code, text = run_main(distill.main, argv, monkeypatch, capsys)
+    assert code == 1, text
+    assert text.strip().splitlines()[-1] == (
+        f"error: data._target_ = {wrong!r} cannot be imported (no such module, class or function): check its "
+        "spelling, or that the package that defines it is installed"
+    )
+    assert "Traceback" not in text and "HYDRA_FULL_ERROR" not in text
+    assert mine.is_dir()  # an empty folder of the user's above the run folder is not removed with it
+    assert_nothing_written(mine)
+    assert_nothing_written(tmp_path / "work")
+
+
+def test_a_file_where_a_folder_is_needed_is_one_line_naming_it(tmp_path, monkeypatch, capsys):
+    """`paths.data_root=<a file>/x` was a traceback (FileExistsError), and the run folder stayed."""
+    from gastrodistill.cli import generate
+
+    in_the_way = tmp_path / "afile"
+    in_the_way.write_text("not a folder")
+    work = tmp_path / "work"
+    argv = [
+        "gastrodistill-generate",
+        "experiment=tiny",
+        f"paths.root_dir={work}",
+        f"paths.data_root={in_the_way}/x",
+    ]
+    code, text = run_main(generate.main, argv, monkeypatch, capsys)
+    assert code == 1, text
+    line = text.strip().splitlines()[-1]
+    assert line.startswith(f"error: a file is in the way of a folder this run needs ({in_the_way})"), line
+    assert "Traceback" not in text
+    assert_nothing_written(work)
+
+
+def test_a_bug_in_an_existing_run_folder_keeps_its_record(tmp_path, monkeypatch, capsys):
+    """An error that is not the project's (a bug: its traceback stays) left the refused command's `.hydra/`
+    in place of the finished run's; the folder is now put back as for any refusal that made nothing."""
+    from gastrodistill.cli import generate
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text("- the finished run's\n")
+    (run / "results.csv").write_text("a,b\n1,2\n")
+
+    def bug(cfg):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(generate, "run", bug)
+    argv = ["gastrodistill-generate", "experiment=tiny", f"paths.root_dir={tmp_path}", f"hydra.run.dir={run}"]
+    code, text = run_main(generate.main, argv, monkeypatch, capsys)
+    assert code == 1 and "RuntimeError: a bug" in text
+    assert (run / ".hydra" / "overrides.yaml").read_text() == "- the finished run's\n"
+    assert sorted(p.name for p in run.iterdir()) == [".hydra", "results.csv"]

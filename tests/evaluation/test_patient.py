@@ -206,6 +206,9 @@ def test_cross_validated_threshold_pools_train_and_val_and_is_honest():
     tiny = _scores("train", ["q", "r"], [0.1, 0.9], [0, 1])
     with pytest.raises(ThresholdRefused, match="together have only"):
         choose_threshold(policy, val, tiny)
+    # a negative run seed (seed=-1 is valid for every stage) folds as its 64-bit wrap, not a numpy error
+    negative = fit_threshold_cv([val, train], folds=5, seed=-1)
+    assert negative.fold_values == fit_threshold_cv([val, train], folds=5, seed=2**64 - 1).fold_values
     enough = _scores("val", [f"e{i}" for i in range(10)], np.linspace(0, 1, 10), [0, 1] * 5)
     assert choose_threshold(policy, enough, lambda: pytest.fail("not needed")).method == "fit"
 
