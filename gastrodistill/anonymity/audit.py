@@ -26,6 +26,7 @@ It writes ``audit.md`` (with figures), ``audit.json``, ``audit_per_image.csv``
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -43,6 +44,7 @@ from torch import nn
 
 from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config, null_permutations
 from gastrodistill.anonymity.membership import (
+    DEFAULT_FPRS,
     TargetAttack,
     attack_target,
     build_pool,
@@ -258,10 +260,30 @@ def control_images(
     return {"control_copy": x, "control_noisy": x + noise}, idx
 
 
+def excluded_classes(cfg: DictConfig, dm: ImageDataModule) -> list[str]:
+    """The classes of ``dm`` that ``audit.nearest.informative.exclude_classes`` leaves out of the nearest
+    search. A name that is not a class of the data but close to one (a misspelling, which would silently
+    keep that class in the search) raises :class:`AuditConfigError` with the name meant; another absent
+    name excludes nothing (the default names the evaluation's irrelevant class, which other data may lack)."""
+    icfg = cfg.audit.nearest.get("informative") or {}
+    names, classes = (
+        [str(c) for c in (icfg.get("exclude_classes") or []) if c is not None],
+        list(dm.class_names),
+    )
+    for name in names:
+        close = difflib.get_close_matches(name, classes, n=1, cutoff=0.8) if name not in classes else []
+        if close:
+            raise AuditConfigError(
+                f"audit.nearest.informative.exclude_classes names {name!r}, not a class of the data "
+                f"{classes}; did you mean {close[0]!r}?"
+            )
+    return [name for name in names if name in classes]
+
+
 def informative_selection(cfg: DictConfig, dm: ImageDataModule, split: str = "train") -> InformativeSelection:
     """The informative patches of ``split`` under ``audit.nearest.informative`` (classes, min texture)."""
     icfg = cfg.audit.nearest.get("informative") or {}
-    exclude = [str(c) for c in (icfg.get("exclude_classes") or []) if c is not None]
+    exclude = excluded_classes(cfg, dm)
     classes = [c for c in dm.class_names if c not in exclude] if exclude else None
     if classes is not None and len(classes) == len(dm.class_names):
         classes = None
@@ -313,6 +335,7 @@ def run_audit(
         dm.setup()
     for name, ds in distilled_sets.items():  # each set's networks can be built, before any network trains
         set_network_spec(cfg, dm, ds, name)
+    excluded_classes(cfg, dm)  # a misspelt class, before any network trains
     notes = architecture_notes(cfg, distilled_sets)
     for note in notes:
         log.warning("audit: %s", note)
@@ -467,7 +490,8 @@ def _membership(
     informative patches only (the nearest search's selection, and the same rule on test patches).
     """
     mcfg = cfg.audit.membership
-    fprs = [float(f) for f in mcfg.fprs]
+    # the report's columns and the overfitted control's detection read the TPR at 0.1 % and 1 % FPR
+    fprs = sorted({*DEFAULT_FPRS, *(float(f) for f in (mcfg.get("fprs") or []))})
     null = {"n_permutations": null_permutations(mcfg), "seed": seed}
     tr_idx = te_idx = None
     if mcfg.get("informative_only", True) and informative is not None:

@@ -168,7 +168,8 @@ def _membership(m: Mapping[str, Any]) -> None:
 def check_audit_config(acfg: Mapping[str, Any]) -> None:
     """Refuse a bad value in the ``audit`` section before any network trains.
 
-    Checks counts (integers in range), fractions and rates, switches (true/false), and names
+    Checks counts (integers in range), fractions and rates, switches (true/false, ``artifact.write`` and
+    ``artifact.archive`` included), and names
     (``nearest.flag_spaces``, ``membership.schedule``, ``membership.primary``, ``text.corner``: one
     corner or a non-empty list of corners).
     Keys a config does not set are left to the code's defaults. Raises :class:`AuditConfigError`
@@ -183,6 +184,10 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     for key in ("required_copy", "required_noisy"):
         _fraction(c, "controls.", key, 0.0, 1.0)
     _membership(acfg.get("membership") or {})
+    a = acfg.get("artifact") or {}  # gastrodistill-audit's shareable artifacts: 'no' was read as true
+    _flag(a, "artifact.", "write")
+    _flag(a, "artifact.", "archive")
+    _integer(a, "artifact.", "grid_max", 1)
     t = acfg.get("text") or {}
     _flag(t, "text.", "region_check")
     if "corner" in t:  # one corner name or a non-empty list of them (the generator stamps in two)

@@ -161,6 +161,42 @@ def test_missed_controls_make_the_audit_say_it_cannot_certify(tmp_path, compose_
     assert ctl["mia_patient_n_members"] == 3 and ctl["mia_patch_n_members"] <= 128
 
 
+def test_a_misspelt_excluded_class_is_refused_before_any_network_trains(
+    tmp_path, compose_cfg, dm, monkeypatch
+):
+    """`exclude_classes=[irrelevent]` silently kept the irrelevant class in the nearest search; a name far
+    from every class (the default's `irrelevant` on data without it) still excludes nothing."""
+    from gastrodistill.anonymity import audit
+    from gastrodistill.anonymity.audit import AuditConfigError, excluded_classes
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a network trained before the refusal")
+
+    monkeypatch.setattr(audit, "train_reference_network", no_training)
+    cfg = compose_cfg([*FAST, "audit.nearest.informative.exclude_classes=[irrelevent]"])
+    with pytest.raises(
+        AuditConfigError, match="names 'irrelevent', not a class of the data .*did you mean 'irrelevant'"
+    ):
+        run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, tmp_path / "a")
+    assert not (tmp_path / "a" / "audit.json").exists()
+    far = compose_cfg([*FAST, "audit.nearest.informative.exclude_classes=[nosuchclass,irrelevant]"])
+    assert excluded_classes(far, dm) == ["irrelevant"]
+
+
+def test_other_false_positive_rates_add_columns_beside_the_reports_own(tmp_path, compose_cfg):
+    """`audit.membership.fprs=[]` (or rates without 0.1 % and 1 %) ended in a KeyError in the report after
+    the whole audit; the rates the report and the overfitted control read are always measured."""
+    dm = make_dm(patients=(16, 4, 16), per_patient=8)
+    for fprs, extra in (("[]", None), ("[0.05]", "tpr_at_5pct")):
+        cfg = compose_cfg([*FAST, f"audit.membership.fprs={fprs}", "audit.artifact.write=false"])
+        out = tmp_path / f"audit{len(fprs)}"
+        results = run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, out)
+        keys = set(results["hard"])
+        assert {"mia_patch_loss_tpr_at_0p1pct", "mia_patch_loss_tpr_at_1pct"} <= keys
+        assert extra is None or f"mia_patch_loss_{extra}" in keys
+        assert (out / "audit.md").is_file() and (out / "audit.json").is_file()
+
+
 def test_null_permutations_is_checked_before_any_network_trains(tmp_path, compose_cfg, dm):
     from gastrodistill.anonymity.audit import AuditConfigError
 

@@ -22,6 +22,10 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
     "override, message",
     [
         ("audit.closest_pairs=-1", "audit.closest_pairs must be an integer >= 0, got -1"),
+        # Hydra keeps 'no' a string, which was true: the shareable artifacts were written anyway
+        ("audit.artifact.write=no", "audit.artifact.write must be true or false, got 'no'"),
+        ("audit.artifact.archive=maybe", "audit.artifact.archive must be true or false, got 'maybe'"),
+        ("audit.artifact.grid_max=0", "audit.artifact.grid_max must be an integer >= 1, got 0"),
         (
             "audit.receive.max_training_steps=0",
             "audit.receive.max_training_steps must be an integer >= 1 or null, got 0",
