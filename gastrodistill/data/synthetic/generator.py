@@ -163,10 +163,9 @@ def generate_dataset(
         old_seed = _seed_if_same_settings(old, cfg)
         same_settings = old_seed is not None
         keep = f"pass synthetic.seed={old_seed} (seed=N synthetic.seed={old_seed})" if same_settings else ""
-        log.warning(
-            "replacing the synthetic collection in %s (%s) by seed %s: sets distilled from it no longer "
-            "match the new data. To keep it, %sgive the new collection another synthetic.root.",
-            root,
+        log.warning(  # by its key: a job log names no local folder (a folder's name may name the site)
+            "replacing the synthetic collection in synthetic.root (%s) by seed %s: sets distilled from it no "
+            "longer match the new data. To keep it, %sgive the new collection another synthetic.root.",
             f"seed {old_seed}" if same_settings else "written with other settings",
             seed,
             f"{keep}, or " if keep else "",
