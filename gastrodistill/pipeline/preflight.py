@@ -30,6 +30,10 @@ class PreflightChecks(StudyContext):
             with open_dict(self.cfg):
                 self.cfg.stages = [self.cfg.stages]
         stages = [str(s) for s in self.cfg.stages]
+        if not stages:  # a run record and a summary of a study that did nothing
+            raise ReproduceConfigError(
+                f"stages is empty; list some of {list(STAGES)} in that order, e.g. 'stages=[evaluate]'"
+            )
         unknown = [s for s in stages if s not in STAGES]
         if unknown:
             raise ReproduceConfigError(

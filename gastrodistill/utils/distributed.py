@@ -221,6 +221,36 @@ def _spawning(strategy: Any) -> str | None:
     return f"trainer.strategy.start_method={start}" if start in SPAWNING_START_METHODS else None
 
 
+def check_trainer_devices(trainer: Any) -> None:
+    """Refuse a ``trainer.devices`` or ``trainer.num_nodes`` that Lightning's ``Trainer`` would refuse only
+    when it is built (``devices=0`` failed after the data and the patch store were made): ``devices`` is
+    ``auto``, an integer >= 1, -1 (every device), a non-empty list of device indices or such a string
+    (``"0,1"``); ``num_nodes`` an integer >= 1 (digits from ``${oc.env:...}`` too). Raises
+    :class:`LaunchError` naming the key."""
+    devices = trainer.get("devices", "auto")
+    ok = devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool) and devices >= -1)
+    ok = ok and devices != 0
+    if isinstance(devices, str) and devices != "auto":
+        ids = [part.strip() for part in devices.split(",") if part.strip()]
+        ok = bool(ids) and all(part.isdigit() or part == "-1" for part in ids)
+    elif not isinstance(devices, str | int) and devices is not None:
+        try:
+            ids = list(devices)
+        except TypeError:
+            ids = []
+        ok = bool(ids) and all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in ids)
+    if not ok:
+        raise LaunchError(
+            f"trainer.devices={devices!r} is not a device count; use an integer >= 1, -1 (every device), "
+            "auto, or a list of device indices such as [0,1]"
+        )
+    nodes = trainer.get("num_nodes", 1)
+    if isinstance(nodes, str) and nodes.strip().isdigit():  # a count from ${oc.env:...} is text
+        nodes = int(nodes)
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise LaunchError(f"trainer.num_nodes={nodes!r} must be an integer >= 1")
+
+
 def check_launch(trainer: Any) -> None:
     """Refuse, before any data is prepared, a set of processes that does not match ``trainer`` (the
     ``trainer`` config group): a leftover ``RANK`` without ``WORLD_SIZE``, or a ``WORLD_SIZE`` above 1
@@ -231,6 +261,7 @@ def check_launch(trainer: Any) -> None:
     after the data was prepared); and a strategy that starts its own ranks (``trainer=ddp_sim``: spawn)
     under such a launcher, which doubled the processes. Raises :class:`LaunchError` saying what to set
     (docs/distillation.md, "Multi-GPU and multi-node")."""
+    check_trainer_devices(trainer)
     rank, size = (os.environ.get(k, "").strip() for k in ("RANK", "WORLD_SIZE"))
     for key, value in (("RANK", rank), ("WORLD_SIZE", size)):
         if key in os.environ and not value.isdigit():

@@ -240,6 +240,8 @@ def test_reproduce_refuses_unknown_or_misordered_stages(compose_cfg):
 
     with pytest.raises(ReproduceConfigError, match=r"stages \['evaluate', 'distill'\] are out of order"):
         Pipeline(compose_cfg(["experiment=tiny", "stages=[evaluate,distill]"])).run()
+    with pytest.raises(ReproduceConfigError, match=r"stages is empty; list some of"):
+        Pipeline(compose_cfg(["experiment=tiny", "stages=[]"])).check_values()
     with pytest.raises(ReproduceConfigError, match=r"stages \['train'\] unknown"):
         Pipeline(compose_cfg(["experiment=tiny", "stages=[train]"])).run()
     with pytest.raises(ReproduceConfigError, match="needs distilled sets"):
