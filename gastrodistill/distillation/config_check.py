@@ -202,6 +202,10 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
         raise DistillConfigError(
             f"distill.grad_clip_ema_decay must be in [0, 1), got {d['grad_clip_ema_decay']!r}"
         )
+    if d.get("resident_max_bytes") is not None:  # -1 meant "never resident" silently, as 0 does
+        _number(d, "resident_max_bytes", zero_ok=True)
+    if d.get("prefetch") is not None:  # -1 was silently 1
+        _integer(d, "prefetch", 1)
     check_precision(d.get("precision", "32-true"))
     if d.get("real_data", "items") not in REAL_DATA_MODES:
         raise DistillConfigError(

@@ -63,9 +63,12 @@ def check_matching_config(section: Any) -> dict[str, Any]:
         "lr": number("lr", MATCHING_DEFAULTS["lr"], float),
         "momentum": number("momentum", MATCHING_DEFAULTS["momentum"], float),
         "batch_per_class": number("batch_per_class", MATCHING_DEFAULTS["batch_per_class"], int),
-        "augment": bool(section.get("augment", True)),
-        "progress": bool(section.get("progress", True)),
+        "augment": section.get("augment", True),
+        "progress": section.get("progress", True),
     }
+    for name in ("augment", "progress"):  # Hydra keeps 'maybe' or 'no' a string, which bool() made true
+        if not isinstance(values[name], bool):
+            raise DistillConfigError(f"{key}.{name} must be true or false, got {values[name]!r}")
     if values["steps"] < 0:
         raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
     if not values["lr"] > 0:

@@ -97,8 +97,10 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         "teacher_labels": (
             None if section.get("teacher_labels") is None else number("teacher_labels", float)
         ),
-        "progress": bool(section.get("progress", True)),
+        "progress": section.get("progress", True),
     }
+    if not isinstance(values["progress"], bool):  # 'no' is a string to Hydra, which bool() made true
+        raise DistillConfigError(f"{key}.progress must be true or false, got {values['progress']!r}")
     if values["steps"] < 0:
         raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
     for name in ("lr", "exaggeration", "exaggeration_spread", "teacher_ce"):

@@ -34,6 +34,17 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
     "override, message",
     [
         ("distill.mode=soft_labels", "distill.mode must be one of"),
+        # values that were silently clamped or read as true (a fuzzer's findings)
+        ("distill.resident_max_bytes=-1", "distill.resident_max_bytes must be a finite number >= 0, got -1"),
+        ("distill.prefetch=-1", "distill.prefetch must be an integer >= 1, got -1"),
+        (
+            "distill.distribution_matching.augment=maybe",
+            "distill.distribution_matching.augment must be true or false, got 'maybe'",
+        ),
+        (
+            "distill.texture_matching.progress=no",
+            "distill.texture_matching.progress must be true or false, got 'no'",
+        ),
         ("distill.image_init=zeros", "distill.image_init must be one of"),
         ("distill.ipc=0", "distill.ipc must be an integer >= 1, got 0"),
         ("distill.steps=2.5", "distill.steps must be an integer >= 1, got 2.5"),
