@@ -346,7 +346,8 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
         )
     if not zipfile.is_zipfile(path):
         raise ArtifactError(
-            f"{path.name} is neither an artifact folder nor a zip archive (truncated download?)"
+            f"{path} is neither an artifact folder nor a zip archive (a truncated download?); {ARTIFACT_IS}: "
+            "pass that folder or .zip"
         )
     try:
         with zipfile.ZipFile(path) as zf:
