@@ -68,7 +68,7 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     from gastrodistill.evaluation.jobs import validate
     from gastrodistill.models.preflight import check_configured_model
 
-    validate(cfg.eval)
+    validate(cfg.eval, here)
     check_configured_model(cfg)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from gastrodistill.utils.values import is_finite_number
 
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule
@@ -61,6 +63,17 @@ def distilled_bytes(distilled: DistilledSet) -> int:
     )
 
 
+def check_temperature(temperature: Any) -> float:
+    """``eval.baselines.teacher_temperature`` as a float; raises ``ValueError`` naming the key unless it is a
+    finite number > 0 (the validation of :func:`~gastrodistill.evaluation.jobs.validate` calls it too)."""
+    if not (is_finite_number(temperature) and temperature > 0):
+        raise ValueError(
+            f"eval.baselines.teacher_temperature must be a finite number > 0, got {temperature!r}; "
+            "use e.g. 1.0 (the teacher's own probabilities)"
+        )
+    return float(temperature)
+
+
 @torch.no_grad()
 def teacher_labels(teacher: torch.nn.Module, images: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """Soft labels ``[N, K]`` of ``images`` ``[N, C, H, W]``: ``softmax(teacher(x) / temperature)``.
@@ -68,8 +81,7 @@ def teacher_labels(teacher: torch.nn.Module, images: torch.Tensor, temperature: 
     The "random real images with learned soft labels" control (DD-Ranking, Li et al. 2025): a random
     real subset of the distilled set's size, labelled by a network trained on all real training data.
     """
-    if not temperature > 0:
-        raise ValueError(f"eval.baselines.teacher_temperature must be > 0, got {temperature}")
+    temperature = check_temperature(temperature)
     teacher.eval()
     dev = next(teacher.parameters()).device
     return torch.softmax(teacher(images.to(dev)).float() / temperature, dim=1).cpu()

@@ -38,6 +38,7 @@ from gastrodistill.evaluation.fresh_training import (
 from gastrodistill.utils.distributed import destroy_process_group_at_exit
 from gastrodistill.utils.precision import precision_autocast
 from gastrodistill.utils.seeding import torch_generator
+from gastrodistill.utils.values import is_count, is_finite_number
 
 
 class RealTrainingDivergedError(FloatingPointError):
@@ -63,11 +64,13 @@ class RealRecipe:
     strategy: str = "auto"
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.lr <= 0 or self.batch_size < 1:
-            raise ValueError(
-                f"eval.baselines.real needs epochs >= 1, lr > 0 and batch_size >= 1 "
-                f"(got {self.epochs}, {self.lr}, {self.batch_size})"
-            )
+        for key, value, ok, wanted in (
+            ("epochs", self.epochs, is_count(self.epochs), "an integer >= 1"),
+            ("lr", self.lr, is_finite_number(self.lr) and self.lr > 0, "a finite number > 0"),
+            ("batch_size", self.batch_size, is_count(self.batch_size), "an integer >= 1"),
+        ):
+            if not ok:
+                raise ValueError(f"eval.baselines.real.{key} must be {wanted}, got {value!r}")
         if self.scheduler not in ("none", "cosine"):
             raise ValueError(f"eval.baselines.real.scheduler {self.scheduler!r} unknown; use none or cosine")
 
@@ -222,6 +225,27 @@ def _quiet(enabled: bool) -> Iterator[None]:
             lg.setLevel(lv)
 
 
+def real_trainer(recipe: RealRecipe, progress: bool = False, callbacks: Sequence[Any] = ()) -> pl.Trainer:
+    """The Lightning Trainer of the recipe (``accelerator``, ``devices``, ``strategy``, ``precision``);
+    building it trains nothing, so :func:`~gastrodistill.evaluation.jobs.validate` builds one to check
+    those keys. Raises Lightning's errors (``MisconfigurationException``, ``ValueError``, ``TypeError``,
+    ``ImportError``) for a value it refuses or a device this machine lacks."""
+    return pl.Trainer(
+        max_epochs=recipe.epochs,
+        accelerator=recipe.accelerator,
+        devices=recipe.devices,
+        strategy=recipe.strategy,
+        precision=recipe.precision,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        callbacks=list(callbacks),
+        use_distributed_sampler=False,
+    )
+
+
 def train_full_data(
     net: nn.Module,
     train_data: Dataset,
@@ -245,20 +269,7 @@ def train_full_data(
     val = DataLoader(val_data, batch_size=1024, shuffle=False, num_workers=num_workers)
     best = BestOnValidation()
     with _quiet(not progress):
-        trainer = pl.Trainer(
-            max_epochs=recipe.epochs,
-            accelerator=recipe.accelerator,
-            devices=recipe.devices,
-            strategy=recipe.strategy,
-            precision=recipe.precision,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=progress,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            callbacks=[best],
-            use_distributed_sampler=False,
-        )
+        trainer = real_trainer(recipe, progress, [best])
     sampler.rank, sampler.world = trainer.global_rank, trainer.world_size  # DDP: each rank its share
     module = FullDataNet(net, recipe, num_classes, seed_parts)
     with _quiet(not progress):

@@ -185,11 +185,15 @@ def _check_scoring(ev: DictConfig) -> None:
             )
 
 
-def validate(ev: DictConfig) -> None:
+def validate(ev: DictConfig, here: bool = True) -> None:
     """Refuse unknown schedules, baselines and standard-schedule precisions, an architecture listed twice,
     and a count (networks, random-subset size, bootstrap resamples, batch size, memory, processes,
     threads) that is not an integer in range, naming the
-    key (before any network is trained)."""
+    key (before any network is trained); and every value read only when a network is built or trained
+    (:func:`gastrodistill.evaluation.config_check.check_training_values`: empty schedules or architectures,
+    the init scheme, ``eval.lr_grid``, the augmentation nodes, the teacher temperature and
+    ``eval.baselines.real``, its Lightning Trainer included). ``here`` False: the study runs on another
+    machine (a sweep's launcher), whose devices are not checked against this one."""
     for s in as_list(ev.schedules):
         if s not in SCHEDULES:
             raise EvaluationConfigError(f"eval.schedules entry {s!r} unknown; use 'replay' and/or 'standard'")
@@ -240,6 +244,10 @@ def validate(ev: DictConfig) -> None:
             standard_schedule(ev)
         except (TypeError, ValueError) as exc:
             raise EvaluationConfigError(f"eval.standard: {exc}") from None
+    from gastrodistill.evaluation.config_check import check_training_values
+
+    check_training_values(ev, here)
+    if "standard" in ev:
         grid = [float(v) for v in as_list(ev.get("lr_grid"))]
         if grid and float(ev.standard.lr) not in grid:  # Study.choose_lr takes the rate from the grid
             log.warning(

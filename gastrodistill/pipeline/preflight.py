@@ -53,7 +53,7 @@ class PreflightChecks(StudyContext):
         if "evaluate" in stages:  # a bad eval.* value stops the study before the distillation, not after
             from gastrodistill.evaluation.jobs import validate
 
-            validate(self.cfg.eval)
+            validate(self.cfg.eval, here)
         if "audit" in stages:  # and every audit.* value, so a typo there does not wait for the audit
             from gastrodistill.anonymity.config_check import check_audit_config
 
