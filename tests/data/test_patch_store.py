@@ -117,9 +117,54 @@ def test_rebuild_skipped_when_unchanged_and_done_when_inputs_change(data_root, t
     second = build_store(spec, progress=False)
     assert second != first
     assert PatchStore(second).content_hash != PatchStore(first).content_hash
-    # a changed mask changes labels -> another store
+    # a changed mask changes labels -> another store, with another content hash
     write_png(data_root / "masks" / "B2_1.png", stomach_mask(100, 90, 999))
-    assert build_store(spec, progress=False) not in (first, second)
+    third = build_store(spec, progress=False)
+    assert third not in (first, second)
+    assert PatchStore(third).content_hash != PatchStore(second).content_hash
+    # other fractions -> other splits -> another store (the manifest has a split column: test_fraction
+    # is not read, and changes nothing)
+    other_val = build_store(spec_for(data_root, tmp_path / "s", val_fraction=0.5), progress=False)
+    assert other_val != third and PatchStore(other_val).content_hash != PatchStore(third).content_hash
+    assert build_store(spec_for(data_root, tmp_path / "s", test_fraction=0.5), progress=False) == third
+
+
+def test_another_test_fraction_without_a_split_column_is_another_store(tmp_path):
+    patients = {f"G{i}": ("gastritis", None) for i in range(5)} | {
+        f"N{i}": ("non-gastritis", None) for i in range(5)
+    }
+    root = make_data(tmp_path / "d", patients=patients, images_per_patient=1, with_split=False)
+    a = build_store(spec_for(root, tmp_path / "s", test_fraction=0.2, split_seed=7), progress=False)
+    b = build_store(spec_for(root, tmp_path / "s", test_fraction=0.4, split_seed=7), progress=False)
+    tests = [PatchStore(p).split_index("test")["patient"].nunique() for p in (a, b)]
+    assert a != b and tests == [2, 4]  # round(0.2 x 5) and round(0.4 x 5) patients of each diagnosis
+    assert PatchStore(a).content_hash != PatchStore(b).content_hash
+
+
+def test_patch_labels_csv_reaches_the_store_and_its_counts(data_root, tmp_path):
+    """Labels by hand win over the mask rule in the built store: one stomach patch made irrelevant, one
+    background patch given the diagnosis; every other patch keeps the mask's label."""
+    auto = PatchStore(build_store(spec_for(data_root, tmp_path / "a"), progress=False)).index
+    a1 = auto[auto.image == "images/A1_0.png"]
+    inside = a1[a1.label != 0].iloc[0]
+    outside = a1[a1.label == 0].iloc[0]
+    diagnosis_label = 2 if inside.diagnosis == "gastritis" else 1
+    (data_root / "patch_labels.csv").write_text(
+        "image,row,col,label\n"
+        f"images/A1_0.png,{inside.row},{inside.col},irrelevant\n"
+        f"images/A1_0.png,{outside.row},{outside.col},{diagnosis_label}\n"
+    )
+    path = build_store(spec_for(data_root, tmp_path / "m"), progress=False)
+    store = PatchStore(path)
+    manual = store.index
+    assert manual.drop(columns="label").equals(auto.drop(columns="label"))
+    changed = manual.label != auto.label
+    assert sorted(manual.patch_id[changed]) == sorted([inside.patch_id, outside.patch_id])
+    assert manual.label[inside.patch_id] == 0 and manual.label[outside.patch_id] == diagnosis_label
+    meta = json.loads((path / "meta.json").read_text())
+    for split in ("train", "val", "test"):
+        counts = np.bincount(manual[manual.split == split].label, minlength=3).tolist()
+        assert list(meta["counts"][split].values()) == counts, split  # by class, in class order
 
 
 def test_interrupted_build_leaves_no_store_that_looks_complete(data_root, tmp_path, monkeypatch):
