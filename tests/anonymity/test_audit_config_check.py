@@ -22,6 +22,14 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
     "override, message",
     [
         ("audit.closest_pairs=-1", "audit.closest_pairs must be an integer >= 0, got -1"),
+        (
+            "audit.membership.fprs=[0.0]",
+            r"audit.membership.fprs entries must be false-positive rates in \(0, 1\)",
+        ),
+        (
+            "audit.membership.fprs=[1.0]",
+            r"audit.membership.fprs entries must be false-positive rates in \(0, 1\)",
+        ),
         # Hydra keeps 'no' a string, which was true: the shareable artifacts were written anyway
         ("audit.artifact.write=no", "audit.artifact.write must be true or false, got 'no'"),
         ("audit.artifact.archive=maybe", "audit.artifact.archive must be true or false, got 'maybe'"),

@@ -43,3 +43,8 @@ def test_small_groups_still_get_every_split():
     assert Counter(tiny[p] for p in picked) == {"gastritis": 1, "non-gastritis": 1}
     assert stratified_pick({"a": "gastritis"}, 0.5, 0, "x") == set()  # never empties a diagnosis
     assert stratified_pick(tiny, 0.0, 0, "x") == set()
+    # round(0.9 x 2) = 2 would take every patient of a diagnosis: one is always left for the other split
+    assert Counter(tiny[p] for p in stratified_pick(tiny, 0.9, 0, "x")) == {
+        "gastritis": 1,
+        "non-gastritis": 1,
+    }

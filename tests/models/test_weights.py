@@ -33,3 +33,15 @@ def test_weights_of_another_shape_are_refused(tmp_path):
     wider = ConvNet(in_channels=1, num_classes=3, width=8, depth=2, image_size=16)
     with pytest.raises(RuntimeError, match="size mismatch"):
         load_weights(wider, path)
+
+
+def test_weights_with_missing_or_extra_tensors_are_refused(tmp_path):
+    """Names must fit exactly (``strict``): a deeper network has tensors the file lacks, a shallower one
+    lacks tensors the file holds."""
+    path = save_weights(_net(0), tmp_path / "net.safetensors")
+    deeper = ConvNet(in_channels=1, num_classes=3, width=4, depth=3, image_size=16)
+    with pytest.raises(RuntimeError, match="Missing key"):
+        load_weights(deeper, path)
+    shallower = ConvNet(in_channels=1, num_classes=3, width=4, depth=1, image_size=16)
+    with pytest.raises(RuntimeError, match="Unexpected key"):
+        load_weights(shallower, path)

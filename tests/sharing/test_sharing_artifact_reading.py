@@ -199,6 +199,61 @@ def test_a_tensor_message_names_what_disagrees_with_what(artifact):
     assert "the card says" not in text
 
 
+def test_a_card_whose_counts_do_not_multiply_out_is_refused(artifact):
+    reseal(artifact, lambda card: card["distilled"].update(ipc=card["distilled"]["ipc"] + 1))
+    with pytest.raises(ArtifactError, match=r"n_images \d+ != steps x classes x ipc"):
+        load_artifact(artifact)
+
+
+def test_altered_rates_or_targets_are_refused(artifact):
+    """Tensors rewritten consistently with the card (digests resealed): the rates must be softplus of their
+    raw values, each target row a probability distribution (a row summing to 1 with a negative entry)."""
+    import torch.nn.functional as F
+
+    pristine = {p.name: p.read_bytes() for p in artifact.iterdir() if p.is_file()}
+    retensor(artifact, lambda t: {**t, "lrs": (F.softplus(t["raw_lrs"]) + 0.01).contiguous()})
+    with pytest.raises(ArtifactError, match=r"'lrs' disagrees with softplus\(raw_lrs\)"):
+        load_artifact(artifact)
+    for name, data in pristine.items():
+        (artifact / name).write_bytes(data)
+
+    def negative_entry(t):
+        targets = t["targets"].clone()
+        targets[0] = 0.0
+        targets[0, 0], targets[0, 1] = 1.5, -0.5
+        return {**t, "targets": targets}
+
+    retensor(artifact, negative_entry)
+    with pytest.raises(ArtifactError, match="'targets' rows are not probability distributions"):
+        load_artifact(artifact)
+
+
+def test_the_image_range_is_taken_after_the_cards_mean_is_added_back(artifact):
+    """Pixel units are x * std + mean: with a card mean of 0.5, images reaching 101 - 0.25 load and 101 + 0.25
+    are refused (the margin is 100 pixel ranges beyond [0, 1])."""
+    pristine = {p.name: p.read_bytes() for p in artifact.iterdir() if p.is_file()}
+    (std,) = json.loads(pristine["card.json"])["normalization"]["std"]
+
+    def up_to(high):
+        def edit(tensors):
+            x = tensors["images"]
+            x = (x - x.min()) / (x.max() - x.min()) * high
+            return {**tensors, "images": ((x - 0.5) / std).contiguous()}
+
+        return edit
+
+    def mean_half(card, tensors):
+        card["normalization"]["mean"] = [0.5]
+
+    retensor(artifact, up_to(101 - 0.25), mean_half)
+    load_artifact(artifact)
+    for name, data in pristine.items():
+        (artifact / name).write_bytes(data)
+    retensor(artifact, up_to(101 + 0.25), mean_half)
+    with pytest.raises(ArtifactError, match="beyond"):
+        load_artifact(artifact)
+
+
 def test_images_beyond_what_the_cards_normalisation_can_give_are_refused(artifact):
     """Images x1e30 (finite) loaded and ended in a ``FloatingPointError`` traceback at the replay's first
     step. A received image must lie within IMAGE_RANGE_MARGIN pixel ranges of [0, 1] once the card's

@@ -214,6 +214,7 @@ def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
     accuracies = [r["patch_accuracy"] for r in site["networks"]]
     assert site["n_networks"] == len(accuracies) == 2
     assert site["metrics"]["patch_accuracy_mean"] == pytest.approx(np.mean(accuracies))
+    assert site["metrics"]["patch_accuracy_std"] == pytest.approx(np.std(accuracies))  # population sd
     assert (tmp_path / "site" / "receive.json").is_file()
 
     # A report written into the artifact folder would make it unloadable: refused, the artifact intact.
