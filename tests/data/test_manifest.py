@@ -54,6 +54,34 @@ def test_all_row_problems_are_listed_together(data_root, tmp_path):
     assert len(info.value.problems) == 7
 
 
+def test_an_empty_patient_id_and_one_image_under_two_spellings_are_refused(data_root):
+    """An empty patient_id made one patient "" of every such image; ``./images/x.png`` and ``images/x.png``
+    are one file listed twice."""
+    rows = rows_of(data_root)
+    rows[0]["patient_id"] = ""  # line 2
+    rows.append({**rows[2], "image": "./" + rows[2]["image"]})  # the last line repeats line 4's image
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    msg = str(info.value)
+    assert "line 2: empty patient_id; every image needs its patient's id" in msg
+    assert f"lines [4, {len(rows) + 1}]: image {rows[2]['image']!r} listed more than once" in msg
+
+
+def test_diagnoses_in_any_case_and_spaces_after_commas_are_read(data_root):
+    rows = rows_of(data_root)
+    columns = list(rows[0])
+    text = (
+        ", ".join(columns)
+        + "\n"
+        + "".join(", ".join(r[c].title() if c == "diagnosis" else r[c] for c in columns) + "\n" for r in rows)
+    )
+    (data_root / "manifest.csv").write_text(text)
+    m = load_manifest(data_root)
+    assert [r.diagnosis for r in m.records] == [r["diagnosis"] for r in rows]  # Gastritis -> gastritis
+    assert [r.image for r in m.records] == [r["image"] for r in rows]
+
+
 def test_symlink_escaping_root_is_rejected(data_root, tmp_path):
     outside = write_png(tmp_path / "elsewhere" / "x.png", image_pixels(100, 90, 5))
     (data_root / "images" / "link.png").symlink_to(outside)
