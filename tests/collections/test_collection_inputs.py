@@ -315,3 +315,20 @@ def test_class_names_that_move_a_class_a_case_or_a_space_apart_are_refused(make_
     for given in (["Tumour", "Normal"], ["tumour ", "normal"], ["tumour", "ulcer"]):
         with pytest.raises(CollectionError, match="in another order"):
             _setup(NpzDataModule(path=str(path), class_names=given))
+
+
+def test_shrinking_averages_pixel_areas_and_enlarging_is_bilinear():
+    """A random 21 x 21 image shrunk to 7 x 7 gives its 3 x 3 block means (area interpolation, within
+    rounding; bilinear would take each block's centre pixel alone), and an enlargement is OpenCV's bilinear
+    resize: no texture is aliased on the way down."""
+    import cv2
+
+    from gastrodistill.data.collections import harmonise
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (21, 21), dtype=np.uint8)
+    small = harmonise([image[None, :, :, None]], ["a.png"], (7, 7))[0, 0]
+    blocks = image.reshape(7, 3, 7, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(small.astype(np.float64) - blocks).max() <= 1.0
+    large = harmonise([image[None, :, :, None]], ["a.png"], (30, 30))[0, 0]
+    np.testing.assert_array_equal(large, cv2.resize(image, (30, 30), interpolation=cv2.INTER_LINEAR))
