@@ -150,8 +150,18 @@ def _check_count(ev: DictConfig, key: str, minimum: int, null: str | None) -> No
 
 def _check_scoring(ev: DictConfig) -> None:
     """The values the evaluation reads only when it scores or summarises (after training), checked first:
-    ``threshold_source``, ``ci_level``, ``max_ci_width``, ``ensemble`` and ``device``."""
+    ``threshold_source``, ``ci_level``, ``max_ci_width``, ``ensemble`` and ``device``; and the switches
+    ``score_autocast``, ``progress`` and ``baselines.real.balanced`` (Hydra keeps ``maybe`` a string, which
+    was read as true)."""
     from gastrodistill.evaluation.patient import FIT_SPLITS
+
+    for key, value in (
+        ("score_autocast", ev.get("score_autocast", False)),
+        ("progress", ev.get("progress", True)),
+        ("baselines.real.balanced", ((ev.get("baselines") or {}).get("real") or {}).get("balanced", False)),
+    ):
+        if not isinstance(value, bool):
+            raise EvaluationConfigError(f"eval.{key} must be true or false, got {value!r}")
 
     source = ev.get("threshold_source", "val")
     if source not in FIT_SPLITS:

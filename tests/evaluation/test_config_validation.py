@@ -128,3 +128,17 @@ def test_the_evaluate_command_refuses_with_one_line_and_leaves_nothing(
     lines = [line for line in text.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith(f"error: {key}"), text
     assert_nothing_written(tmp_path / "work")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.score_autocast=maybe", "eval.score_autocast must be true or false, got 'maybe'"),
+        ("eval.progress=no", "eval.progress must be true or false, got 'no'"),
+        ("eval.baselines.real.balanced=2", "eval.baselines.real.balanced must be true or false, got 2"),
+    ],
+)
+def test_switches_that_were_read_as_true_are_refused(compose_cfg, override, message):
+    """Hydra keeps `maybe` and `no` as strings, and `2` as a number: each was true to `bool()`."""
+    with pytest.raises(EvaluationConfigError, match=message):
+        validate(compose_cfg([override]).eval)
