@@ -151,7 +151,7 @@ def test_one_process_is_told_to_use_one_device(env, compose_cfg):
         check_launch(compose_cfg(["trainer=ddp_sim", "trainer.strategy.start_method=popen"]).trainer)
 
 
-@pytest.mark.parametrize("devices", ["0", "-2", "abc", "[]", "1.5", "null"])
+@pytest.mark.parametrize("devices", ["0", "'0'", "-2", "abc", "[]", "1.5", "null"])
 def test_a_device_count_lightning_would_refuse_is_refused_before_any_data(env, compose_cfg, devices):
     """`trainer.devices=0` failed when the Trainer was built, after generate and patches had run."""
     with pytest.raises(LaunchError, match=r"^trainer.devices=.* is not a device count; use an integer >= 1"):

@@ -275,7 +275,8 @@ def excluded_classes(cfg: DictConfig, dm: ImageDataModule) -> list[str]:
         if close:
             raise AuditConfigError(
                 f"audit.nearest.informative.exclude_classes names {name!r}, not a class of the data "
-                f"{classes}; did you mean {close[0]!r}?"
+                f"{classes}; did you mean {close[0]!r}? (or "
+                "'audit.nearest.informative.exclude_classes=[]' to exclude none)"
             )
     return [name for name in names if name in classes]
 

@@ -284,6 +284,18 @@ def remove_if_untouched(out: Path | None) -> bool:
     return False
 
 
+def restore_if_existed(out: Path | None) -> None:
+    """After a bug (an error that is not the project's, printed with its traceback): a run folder that
+    existed before the command (``hydra.run.dir``) is put back as after a refusal when the command produced
+    nothing (:func:`remove_if_untouched`); a new folder is kept whole, its job log and config being the bug
+    report's evidence."""
+    from gastrodistill.cli.run_folder import state_before
+
+    before = state_before(out) if out is not None else None
+    if before is not None and before.existed:
+        remove_if_untouched(out)
+
+
 def _multirun() -> bool:
     try:
         from hydra.core.hydra_config import HydraConfig
@@ -471,7 +483,7 @@ def folder_error_text(exc: BaseException) -> str | None:
             return True
         return isinstance(e, FileExistsError) and bool(e.filename) and not Path(e.filename).is_dir()
 
-    found = _first_in_chain(exc, file_in_the_way)
+    found = _first_in_chain(exc, file_in_the_way, causes_only=True)  # not a bug raised while handling one
     if found is None:
         return None
     name = getattr(found, "filename", None)
@@ -572,8 +584,8 @@ def friendly_errors(task: Callable[..., Any]) -> Callable[..., Any]:
         except BaseException as exc:
             stop_if_interrupted(exc)
             text = known_error_text(exc)
-            if text is None:  # a bug: its traceback, and the folder as for any refusal when nothing was made
-                remove_if_untouched(_job_output_dir())
+            if text is None:  # a bug: its traceback; an existing folder put back when nothing was made
+                restore_if_existed(_job_output_dir())
                 raise
             remove_if_untouched(_job_output_dir())
             if os.environ.get("HYDRA_FULL_ERROR") == "1":

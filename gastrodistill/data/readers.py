@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gastrodistill.data.dicom import read_dicom
+from gastrodistill.data.dicom import check_transfer_syntax, read_dicom
 from gastrodistill.data.errors import GRAYSCALE_FIX, ImageReadError, error_text
+from gastrodistill.utils.images import to_uint8  # public here as before (the patch store's rounding)
 
 if TYPE_CHECKING:
     import tifffile
@@ -512,10 +513,12 @@ def probe_image(path: str | os.PathLike, mask: bool = False) -> tuple[int, int]:
 
 __all__ = [
     "Decoded",
+    "check_transfer_syntax",
     "decode",
     "orient",
     "probe_image",
     "read_image",
     "read_mask",
+    "to_uint8",
     "transposed_hint",
 ]

@@ -34,8 +34,9 @@ class StudyContext:
 
     @functools.cached_property
     def out(self) -> Path:
-        """The run folder (``paths.output_dir``), read when first needed: :meth:`check_values` needs none,
-        and a sweep's check composes its jobs' configs without Hydra's runtime, which names it."""
+        """The run folder (``paths.output_dir``), read when first needed: the checks
+        (:meth:`~gastrodistill.pipeline.preflight.PreflightChecks.check_values`) need none, and a sweep's
+        check composes its jobs' configs without Hydra's runtime, which names it."""
         return Path(self.cfg.paths.output_dir)
 
     def datamodule(self) -> ImageDataModule:

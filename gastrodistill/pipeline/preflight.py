@@ -22,10 +22,11 @@ class PreflightChecks(StudyContext):
     def check_values(self, here: bool = True) -> list[str]:
         """The stages to run, after every check of them and of the values they will read that needs no data
         and no run folder (``stages`` themselves, ``reproduce.*``, ``distill.*``, ``eval.*``, ``audit.*``
-        and the networks): what :meth:`Pipeline.run` checks first, and what a sweep checks for each of its
-        jobs before the first starts (:mod:`gastrodistill.cli.sweep_check`; ``here`` False: its jobs run
-        on other machines, whose devices are not checked). Raises the project's config errors
-        (``ReproduceConfigError``, ``DistillConfigError``, ``EvaluationConfigError``, ...)."""
+        and the networks): what :meth:`~gastrodistill.pipeline.pipeline.Pipeline.run` checks first, and
+        what a sweep checks for each of its jobs before the first starts
+        (:mod:`gastrodistill.cli.sweep_check`; ``here`` False: its jobs run on other machines, whose
+        devices are not checked). Raises the project's config errors (``ReproduceConfigError``,
+        ``DistillConfigError``, ``EvaluationConfigError``, ...)."""
         if isinstance(self.cfg.stages, str):  # stages=distill (no brackets): one stage, not its letters
             with open_dict(self.cfg):
                 self.cfg.stages = [self.cfg.stages]

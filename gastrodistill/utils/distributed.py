@@ -233,6 +233,7 @@ def check_trainer_devices(trainer: Any) -> None:
     if isinstance(devices, str) and devices != "auto":
         ids = [part.strip() for part in devices.split(",") if part.strip()]
         ok = bool(ids) and all(part.isdigit() or part == "-1" for part in ids)
+        ok = ok and not ("," not in devices and ids == ["0"])  # "0": the count 0 to Lightning ("0,": GPU 0)
     elif not isinstance(devices, str | int) and devices is not None:
         try:
             ids = list(devices)

@@ -700,3 +700,39 @@ def test_a_bug_in_an_existing_run_folder_keeps_its_record(tmp_path, monkeypatch,
     assert code == 1 and "RuntimeError: a bug" in text
     assert (run / ".hydra" / "overrides.yaml").read_text() == "- the finished run's\n"
     assert sorted(p.name for p in run.iterdir()) == [".hydra", "results.csv"]
+
+
+def test_a_bug_in_a_new_run_folder_keeps_the_folder_for_the_bug_report(tmp_path, monkeypatch, capsys):
+    """A bug (not the project's error: its traceback) in a new run folder keeps the folder, with its job
+    log and run record: the evidence of the report; only a folder that existed is put back."""
+    import logging
+
+    from gastrodistill.cli import generate
+
+    def bug(cfg):
+        logging.getLogger("gastrodistill.test").warning("before the bug")
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(generate, "run", bug)
+    run = tmp_path / "new" / "run"
+    argv = ["gastrodistill-generate", "experiment=tiny", f"paths.root_dir={tmp_path}", f"hydra.run.dir={run}"]
+    code, text = run_main(generate.main, argv, monkeypatch, capsys)
+    assert code == 1 and "RuntimeError: a bug" in text
+    assert (run / ".hydra" / "config.yaml").is_file()
+    assert "before the bug" in (run / "generate.log").read_text()
+
+
+def test_a_bug_raised_while_a_file_was_in_the_way_keeps_its_traceback():
+    """Only an explicit cause counts: a KeyError raised while handling a NotADirectoryError is a bug."""
+    from gastrodistill.cli.errors import known_error_text
+
+    try:
+        try:
+            raise NotADirectoryError(20, "Not a directory", "/etc/hostname")
+        except NotADirectoryError:
+            {}["missing"]
+    except KeyError as bug:
+        assert known_error_text(bug) is None
+    caused = RuntimeError("wrapped")
+    caused.__cause__ = NotADirectoryError(20, "Not a directory", "/etc/hostname")
+    assert known_error_text(caused).startswith("error: a file is in the way of a folder this run needs")
