@@ -8,6 +8,7 @@ range (``std: [0]``: a site divided by zero; ``steps: 2.7``: silently 2)."""
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -287,3 +288,42 @@ def test_images_beyond_what_the_cards_normalisation_can_give_are_refused(artifac
     retensor(artifact, to_unit_span(0.0, 102.0))  # just past the margin
     with pytest.raises(ArtifactError, match="beyond"):
         load_artifact(artifact)
+
+
+@pytest.mark.parametrize("where", ["grid.png", "distilled.safetensors"])
+def test_a_private_string_in_the_grids_text_or_the_tensors_header_stops_the_write(
+    tmp_path, soft_set, card_fields, monkeypatch, where
+):
+    """The leak search at save time reads every file's text, not the card's alone: a PNG text chunk and the
+    safetensors header metadata each carrying an id stop the write, naming that file, with nothing left."""
+    from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
+
+    secret = "QX-778899"
+    if where == "grid.png":
+        real_save_grid = artifact_mod.save_grid
+
+        def grid_with_a_comment(path, *args, **kwargs):
+            out = real_save_grid(path, *args, **kwargs)
+            info = PngInfo()
+            info.add_text("Comment", f"site {secret}")
+            with Image.open(path) as img:
+                img.load()
+                img.save(path, pnginfo=info)
+            return out
+
+        monkeypatch.setattr(artifact_mod, "save_grid", grid_with_a_comment)
+    else:
+        real_st_save = artifact_mod.st_save
+        monkeypatch.setattr(
+            artifact_mod,
+            "st_save",
+            lambda tensors, metadata=None: real_st_save(
+                tensors, metadata={**(metadata or {}), "site": secret}
+            ),
+        )
+    out = tmp_path / "art"
+    with pytest.raises(ArtifactError, match=rf"found in \['{re.escape(where)}'\]; nothing was written"):
+        save_artifact(out, soft_set, card_fields, forbidden_strings=[secret], archive=True)
+    assert not out.exists() and not (tmp_path / "art.zip").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
