@@ -332,3 +332,19 @@ def test_shrinking_averages_pixel_areas_and_enlarging_is_bilinear():
     assert np.abs(small.astype(np.float64) - blocks).max() <= 1.0
     large = harmonise([image[None, :, :, None]], ["a.png"], (30, 30))[0, 0]
     np.testing.assert_array_equal(large, cv2.resize(image, (30, 30), interpolation=cv2.INTER_LINEAR))
+
+
+def test_boolean_images_become_black_and_white_and_alpha_is_dropped():
+    """A boolean mask-like image is 0 / 255 (not 0 / 1, nearly black); grey + alpha keeps the grey,
+    RGBA the colour."""
+    from gastrodistill.data.collections import _normalise_pixels
+
+    mask = np.array([[True, False], [False, True]])
+    out = _normalise_pixels(mask, "m.npz")
+    assert out.dtype == np.uint8 and out[..., 0].tolist() == [[255, 0], [0, 255]]
+    grey_alpha = np.stack([np.full((2, 2), 7, np.uint8), np.full((2, 2), 200, np.uint8)], -1)
+    assert _normalise_pixels(grey_alpha, "g.png")[..., 0].tolist() == [[7, 7], [7, 7]]
+    rgba = np.concatenate(
+        [np.arange(12, dtype=np.uint8).reshape(2, 2, 3), np.full((2, 2, 1), 99, np.uint8)], -1
+    )
+    np.testing.assert_array_equal(_normalise_pixels(rgba, "c.png"), rgba[..., :3])
