@@ -17,7 +17,7 @@ from gastrodistill.anonymity.nearest import SPACES
 from gastrodistill.anonymity.text_check import TextCheckError, check_ignored_attributes, text_corners
 from gastrodistill.evaluation.fresh_training import OPTIMIZERS
 from gastrodistill.utils.precision import lightning_precision
-from gastrodistill.utils.values import is_count, is_finite_number
+from gastrodistill.utils.values import check_switch, is_count, is_finite_number
 
 #: ``audit.membership.primary``: the strongest calibrated attack (``best``) or one attack by name.
 PRIMARY_ATTACKS = ("best", "loss", *CALIBRATED_ATTACKS)
@@ -77,8 +77,8 @@ def _positive(section: Mapping[str, Any], path: str, key: str, null_ok: bool = F
 
 def _flag(section: Mapping[str, Any], path: str, key: str) -> None:
     raw = _get(section, key)
-    if key in (section or {}) and not isinstance(raw, bool):
-        raise AuditConfigError(f"audit.{path}{key} must be true or false, got {raw!r}")
+    if key in (section or {}):
+        check_switch(raw, f"audit.{path}{key}", AuditConfigError)
 
 
 def _choice(

@@ -22,7 +22,7 @@ from gastrodistill.data.errors import DataInputError
 from gastrodistill.data.sizes import pixel_size
 from gastrodistill.data.zca import LocalZCA, check_filter_fits, checked_zca
 from gastrodistill.utils.seeding import torch_generator
-from gastrodistill.utils.values import is_count
+from gastrodistill.utils.values import check_switch, is_count
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,7 @@ class ImageDataModule(pl.LightningDataModule):
         """
         super().__init__()
         for key, value in (("balanced_sampler", balanced_sampler), ("progress", progress)):
-            if not isinstance(value, bool):  # 'no' and 'off' stay strings in Hydra, and a string is true
-                raise ValueError(f"data.{key} must be true or false, got {value!r}")
+            check_switch(value, f"data.{key}")
         for key, value, low in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1)) + (
             ("num_workers", num_workers, 0),
         ):

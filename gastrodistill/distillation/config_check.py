@@ -29,6 +29,7 @@ from gastrodistill.distillation.module import check_precision
 from gastrodistill.distillation.real_batches import REAL_DATA_MODES
 from gastrodistill.distillation.texture_matching import check_texture_config
 from gastrodistill.models.init import check_scheme
+from gastrodistill.utils.values import check_switch
 
 #: How the images start (``distill.image_init``); ``run.build_distilled_set`` implements them.
 IMAGE_INITS = ("noise", "real", "class_mean")
@@ -52,8 +53,7 @@ def _number(d: Mapping[str, Any], key: str, default: float | None = None, zero_o
 
 def _flag(d: Mapping[str, Any], key: str, default: bool = False) -> bool:
     raw = d.get(key, default)
-    if not isinstance(raw, bool):
-        raise DistillConfigError(f"distill.{key} must be true or false, got {raw!r}")
+    check_switch(raw, f"distill.{key}", DistillConfigError)
     return raw
 
 

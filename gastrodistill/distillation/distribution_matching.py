@@ -33,6 +33,7 @@ from gastrodistill.distillation.real_batches import RealBatchSource
 from gastrodistill.models.features import penultimate_features
 from gastrodistill.models.init import initialize
 from gastrodistill.utils.seeding import torch_generator
+from gastrodistill.utils.values import check_switch
 
 #: The matching's defaults when a key is absent (Zhao & Bilen 2023: SGD at lr 1 with momentum 0.5); the one
 #: place they are written in code (conf/distill/soft.yaml spells them out for readers of the config).
@@ -66,9 +67,8 @@ def check_matching_config(section: Any) -> dict[str, Any]:
         "augment": section.get("augment", True),
         "progress": section.get("progress", True),
     }
-    for name in ("augment", "progress"):  # Hydra keeps 'maybe' or 'no' a string, which bool() made true
-        if not isinstance(values[name], bool):
-            raise DistillConfigError(f"{key}.{name} must be true or false, got {values[name]!r}")
+    for name in ("augment", "progress"):
+        check_switch(values[name], f"{key}.{name}", DistillConfigError)
     if values["steps"] < 0:
         raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
     if not values["lr"] > 0:

@@ -48,6 +48,7 @@ from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.image_start import optimise_pixels, section_number
 from gastrodistill.models.layers import ModelConfigError
+from gastrodistill.utils.values import check_switch
 
 #: The matching's defaults when a key is absent (chosen on validation patients: docs/distillation.md,
 #: "Twelfth round"); conf/distill/soft.yaml spells them out for readers of the config.
@@ -99,8 +100,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         ),
         "progress": section.get("progress", True),
     }
-    if not isinstance(values["progress"], bool):  # 'no' is a string to Hydra, which bool() made true
-        raise DistillConfigError(f"{key}.progress must be true or false, got {values['progress']!r}")
+    check_switch(values["progress"], f"{key}.progress", DistillConfigError)
     if values["steps"] < 0:
         raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
     for name in ("lr", "exaggeration", "exaggeration_spread", "teacher_ce"):

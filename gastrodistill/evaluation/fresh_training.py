@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gastrodistill.utils.precision import lightning_precision, precision_autocast
-from gastrodistill.utils.values import is_count, is_finite_number
+from gastrodistill.utils.values import check_switch, is_count, is_finite_number
 
 if TYPE_CHECKING:
     from gastrodistill.distillation.distilled_set import DistilledSet
@@ -98,8 +98,7 @@ class StandardSchedule:
             raise ValueError(f"eval standard momentum must be a number in [0, 1), got {self.momentum!r}")
         if not (is_finite_number(self.weight_decay) and self.weight_decay >= 0):
             raise ValueError(f"eval standard weight_decay must be a number >= 0, got {self.weight_decay!r}")
-        if not isinstance(self.cosine, bool):
-            raise ValueError(f"eval standard cosine must be true or false, got {self.cosine!r}")
+        check_switch(self.cosine, "eval standard cosine")
         if self.augment is not None and (
             not isinstance(self.augment, Mapping) or "_target_" not in self.augment
         ):

@@ -19,7 +19,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from gastrodistill.utils.values import is_count, is_finite_number
+from gastrodistill.utils.values import check_switch, is_count, is_finite_number
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,7 @@ def _check_scoring(ev: DictConfig) -> None:
         ("progress", ev.get("progress", True)),
         ("baselines.real.balanced", ((ev.get("baselines") or {}).get("real") or {}).get("balanced", False)),
     ):
-        if not isinstance(value, bool):
-            raise EvaluationConfigError(f"eval.{key} must be true or false, got {value!r}")
+        check_switch(value, f"eval.{key}", EvaluationConfigError)
 
     source = ev.get("threshold_source", "val")
     if source not in FIT_SPLITS:

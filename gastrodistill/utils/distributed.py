@@ -246,9 +246,7 @@ def check_trainer_devices(trainer: Any) -> None:
             "auto, or a list of device indices such as [0,1]"
         )
     nodes = trainer.get("num_nodes", 1)
-    if isinstance(nodes, str) and nodes.strip().isdigit():  # a count from ${oc.env:...} is text
-        nodes = int(nodes)
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+    if _count(nodes) < 1:  # digits from ${oc.env:...} count too; True, 1.5 or -1 do not
         raise LaunchError(f"trainer.num_nodes={nodes!r} must be an integer >= 1")
 
 

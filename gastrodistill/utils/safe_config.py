@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gastrodistill.utils.values import check_switch
+
 #: Keys that make Hydra act on a node (build it, bind it, pass positional arguments, convert it).
 HYDRA_KEYS = frozenset({"_target_", "_partial_", "_args_", "_recursive_", "_convert_"})
 
@@ -62,7 +64,7 @@ def check_received_node(
         raise UnsafeNodeError(
             f"{where}._target_ {target!r} is not {allowed_text or 'allowed'}; refusing to build it"
         )
-    if partial is not None and not isinstance(partial, bool):
-        raise UnsafeNodeError(f"{where}._partial_ must be true or false, got {partial!r}")
+    if partial is not None:
+        check_switch(partial, f"{where}._partial_", UnsafeNodeError)
     check_plain(out, where)
     return dict(node)

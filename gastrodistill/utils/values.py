@@ -17,6 +17,14 @@ def is_count(value: Any, low: int = 1) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= low
 
 
+def check_switch(value: Any, key: str, error: type[Exception] = ValueError) -> bool:
+    """``value`` when it is a bool; else raise ``error("<key> must be true or false, got <value>")``. Hydra
+    keeps ``no``, ``off`` or ``maybe`` as strings, which ``bool()`` reads as true."""
+    if not isinstance(value, bool):
+        raise error(f"{key} must be true or false, got {value!r}")
+    return value
+
+
 def hydra_quoted(text: str) -> str:
     """``text`` as a double-quoted string of Hydra's override grammar (its ``"`` escaped), which reads
     spaces, commas, brackets and characters outside ASCII that the unquoted grammar does not."""

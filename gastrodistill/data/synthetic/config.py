@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gastrodistill.utils.hashing import sha256_json
+from gastrodistill.utils.values import check_switch
 
 #: Bumped whenever the rendering changes, so that cached folders from older code are regenerated.
 GENERATOR_VERSION = "4"
@@ -85,10 +86,7 @@ class SyntheticConfig:
             raise SyntheticConfigError(
                 f"synthetic.image_size must be an integer in [128, 8192] pixels, got {self.image_size!r}"
             )
-        if not isinstance(self.burn_in_text, bool):  # 'no' stays a string in Hydra, and a string is true
-            raise SyntheticConfigError(
-                f"synthetic.burn_in_text must be true or false, got {self.burn_in_text!r}"
-            )
+        check_switch(self.burn_in_text, "synthetic.burn_in_text", SyntheticConfigError)
         if self.format not in FORMATS:
             raise SyntheticConfigError(f"synthetic.format must be one of {FORMATS}, got {self.format!r}")
         if not self.name or "/" in self.name or "\\" in self.name:
