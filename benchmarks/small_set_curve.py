@@ -113,9 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     from gastrodistill.evaluation.metrics import patch_metrics, patient_metrics
     from gastrodistill.evaluation.networks import net_spec
     from gastrodistill.evaluation.patient import patient_scores
-    from gastrodistill.evaluation.run import recorded_model
     from gastrodistill.evaluation.scoring import predict_split
     from gastrodistill.evaluation.splits import SplitCache, class_index
+    from gastrodistill.evaluation.study import recorded_model
     from gastrodistill.utils.seeding import torch_generator
 
     def load(overrides: list[str]):

@@ -108,9 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         patient_scores,
         sensitivity_specificity,
     )
-    from gastrodistill.evaluation.run import real_recipe, recorded_model
     from gastrodistill.evaluation.scoring import predict_split
     from gastrodistill.evaluation.splits import SplitCache, class_index
+    from gastrodistill.evaluation.study import real_recipe, recorded_model
     from gastrodistill.utils.seeding import numpy_rng, torch_generator
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):

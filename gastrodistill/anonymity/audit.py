@@ -148,7 +148,7 @@ def set_network_spec(
     ``model.*`` for a set that records no model. With ``name``, a recorded model that cannot be built for
     these data raises :class:`AuditConfigError` naming the set (else ``ModelConfigError``)."""
     from gastrodistill.evaluation.networks import net_spec
-    from gastrodistill.evaluation.run import recorded_model
+    from gastrodistill.evaluation.study import recorded_model
     from gastrodistill.models.layers import ModelConfigError
 
     recorded = recorded_model(distilled)
@@ -168,7 +168,7 @@ def architecture_notes(cfg: DictConfig, distilled_sets: Mapping[str, DistilledSe
     are of its own architecture, while the shadows that calibrate the attacks and the overfitted control
     are ``model.*`` networks, so its membership numbers rest on another architecture's calibration."""
     from gastrodistill.evaluation.networks import architecture_name
-    from gastrodistill.evaluation.run import other_architecture
+    from gastrodistill.evaluation.study import other_architecture
 
     notes = []
     for name, ds in distilled_sets.items():

@@ -245,7 +245,7 @@ def train_texture_teacher(cfg: DictConfig, datamodule: Any, model_factory: Any) 
     Both label modes of one seed get the same teacher, so it can be trained once and loaded by
     :func:`load_texture_teacher` (bit-for-bit the same network at the same torch thread count)."""
     from gastrodistill.evaluation.full_data import train_full_data
-    from gastrodistill.evaluation.run import real_recipe
+    from gastrodistill.evaluation.study import real_recipe
 
     seed = int(cfg.seed)
     net = model_factory()

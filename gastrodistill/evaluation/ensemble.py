@@ -118,7 +118,7 @@ def train_small_sets(
     ``[train_small_set(n, x, y, schedule, g) for ...]`` up to float rounding. Every set has the same N.
     Raises ``FloatingPointError`` naming the network whose loss is not finite, and ``ValueError`` for a
     ``bf16-mixed`` schedule: autocast does not reach inside ``vmap`` (torch 2.13), so such a schedule
-    trains in the loop (:meth:`gastrodistill.evaluation.run.Study.train_setting` chooses it).
+    trains in the loop (:meth:`gastrodistill.evaluation.study.Study.train_setting` chooses it).
     """
     if not trains_as_ensemble(schedule):
         raise ValueError(

@@ -175,7 +175,7 @@ def _check_scoring(ev: DictConfig) -> None:
         raise EvaluationConfigError(
             f"eval.max_ci_width must be a number > 0 or null (no flag), got {width!r}"
         )
-    from gastrodistill.evaluation.run import ensemble_mode
+    from gastrodistill.evaluation.study import ensemble_mode
 
     ensemble_mode(ev.get("ensemble", "auto"), "cpu")  # the stage's own reading: an unknown word raises
     device = str(ev.get("device") or "auto")

@@ -4,7 +4,7 @@ On a CPU the networks of the evaluation are small and trained one after another,
 torch thread leaves the other cores idle. Here each setting (method, schedule, architecture: its learning
 rate selection and all its networks) is one task of a ``spawn`` process pool (each full-data network, and
 where networks train one by one each replayed network, a task of its own); a worker builds its
-:class:`~gastrodistill.evaluation.run.Study` once (data module, cached splits) and runs the settings it is
+:class:`~gastrodistill.evaluation.study.Study` once (data module, cached splits) and runs the settings it is
 handed. A free worker gets the longest task that can start (each full-data network alone, then
 standard-schedule settings, then replays), so the workers finish together. The ``random_soft`` settings
 need the teacher, the reference network of job ``full__real__same__0``: they can start once that job is
@@ -81,7 +81,7 @@ def plan(jobs: Sequence[Job], reference_done: bool, split_replays: bool = False)
     holds it (finished earlier, or no full-data row) and its file is missing, a first task with no jobs
     trains the reference network alone, so that no two workers train it.
     """
-    from gastrodistill.evaluation.run import Study
+    from gastrodistill.evaluation.study import Study
 
     tasks = tasks_of(jobs, split_replays)
     ready = reference_done or not any(needs_teacher(t[0]) for t in tasks)
@@ -99,7 +99,7 @@ def _start_worker(
     models: dict[str, dict[str, Any]],
 ) -> None:
     from gastrodistill.evaluation.networks import use_precomposed_models
-    from gastrodistill.evaluation.run import Study
+    from gastrodistill.evaluation.study import Study
 
     torch.set_num_threads(threads)
     use_precomposed_models(models)  # the parent's compositions: its search path held the user's -cd folder
@@ -138,7 +138,8 @@ def run_in_processes(
     (pickled in memory, never written).
     """
     from gastrodistill.evaluation.networks import eval_device, precompose_models
-    from gastrodistill.evaluation.run import Study, ensemble_mode, training_threads
+    from gastrodistill.evaluation.run import training_threads
+    from gastrodistill.evaluation.study import Study, ensemble_mode
 
     reference = Study.REFERENCE_JOB
     # replayed networks train one by one unless they train as an ensemble: then one task each

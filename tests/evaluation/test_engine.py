@@ -20,9 +20,10 @@ from gastrodistill.evaluation.ensemble import Ensemble, supports_ensemble, train
 from gastrodistill.evaluation.fresh_training import StandardSchedule, train_replay, train_small_set
 from gastrodistill.evaluation.full_data import RealRecipe, in_memory, train_full_data
 from gastrodistill.evaluation.jobs import EvaluationConfigError, build_jobs, check_set_name, shard
-from gastrodistill.evaluation.run import Study, finalize, net_spec, run_evaluation, run_jobs
+from gastrodistill.evaluation.run import finalize, net_spec, run_evaluation, run_jobs
 from gastrodistill.evaluation.scoring import predict_split, score_networks
 from gastrodistill.evaluation.splits import build_context
+from gastrodistill.evaluation.study import Study
 from gastrodistill.models import ConvNet
 from gastrodistill.utils.seeding import torch_generator
 
@@ -710,8 +711,8 @@ def test_worker_tasks_are_longest_first_with_each_full_data_network_alone(compos
 def test_the_network_that_chose_the_learning_rate_is_network_0(compose_cfg, patient_dm):
     """The lr grid is tried on job 0's own seeds and set; the winner is kept as job 0's network, equal to
     a network trained from scratch at that lr, and networks 1.. train at the chosen lr."""
+    from gastrodistill.evaluation.fresh_training import standard_schedule
     from gastrodistill.evaluation.jobs import Job
-    from gastrodistill.evaluation.run import standard_schedule
 
     cfg = compose_cfg(
         SMALL + ["eval.lr_grid=[0.01,0.05]", "eval.ensemble=false", "+eval.baselines.n_per_class=3"]
@@ -732,8 +733,8 @@ def test_the_network_that_chose_the_learning_rate_is_network_0(compose_cfg, pati
 def test_a_bf16_setting_with_ensembles_on_trains_in_the_loop(compose_cfg, patient_dm):
     """``eval.ensemble=true`` with ``eval.standard.precision=bf16-mixed``: the setting trains network by
     network (the ensemble cannot autocast), each network equal to the loop's at that precision."""
+    from gastrodistill.evaluation.fresh_training import standard_schedule
     from gastrodistill.evaluation.jobs import Job
-    from gastrodistill.evaluation.run import standard_schedule
 
     cfg = compose_cfg(SMALL + ["eval.standard.precision=bf16-mixed", "+eval.baselines.n_per_class=3"])
     study = Study(cfg, patient_dm, {}, None, progress=False)

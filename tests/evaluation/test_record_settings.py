@@ -24,7 +24,8 @@ from gastrodistill.evaluation.record_settings import (
     settings_path,
     study_settings,
 )
-from gastrodistill.evaluation.run import Study, run_evaluation, run_jobs, run_reference_job
+from gastrodistill.evaluation.run import run_evaluation, run_jobs, run_reference_job
+from gastrodistill.evaluation.study import Study
 from gastrodistill.utils.privacy import public_config
 
 BASE = [

@@ -9,7 +9,8 @@ import torch
 from _eval_sets import small_distilled
 
 from gastrodistill.evaluation.fresh_training import train_replay
-from gastrodistill.evaluation.run import Study, build_context, evaluate_network, net_spec, run_evaluation
+from gastrodistill.evaluation.run import build_context, evaluate_network, net_spec, run_evaluation
+from gastrodistill.evaluation.study import Study
 from gastrodistill.utils.seeding import torch_generator
 
 SMALL = [

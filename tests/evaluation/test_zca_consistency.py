@@ -13,7 +13,7 @@ from gastrodistill.data.zca import LocalZCA, zca_kernel, zca_settings
 from gastrodistill.distillation.resume import run_settings, settings_differences
 from gastrodistill.evaluation.checks import DistilledSetMismatch, check_distilled_set
 from gastrodistill.evaluation.record_settings import study_settings
-from gastrodistill.evaluation.run import Study, baseline_model
+from gastrodistill.evaluation.study import Study, baseline_model
 from gastrodistill.models.layers import ModelConfigError
 from gastrodistill.models.zca import ZCA_KEY, zca_layer
 from gastrodistill.utils.privacy import public_config
