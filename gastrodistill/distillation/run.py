@@ -55,6 +55,7 @@ from gastrodistill.utils.distributed import (
     prepare_data_rank_zero_first,
     world_size,
 )
+from gastrodistill.utils.lightning_output import lightning_output
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.privacy import public_config
 from gastrodistill.utils.progress import lightning_progress_bar
@@ -547,19 +548,20 @@ def run_distillation(
                     save_last=True,
                 )
             )
-        trainer = hydra.utils.instantiate(
-            cfg.trainer,
-            max_steps=d.outer_steps,
-            # Lightning converts logged tensors to numbers (a device sync) whenever it logs:
-            # only every log_every.
-            log_every_n_steps=int(d.get("log_every", 1)),
-            max_epochs=-1,
-            logger=loggers or False,
-            callbacks=callbacks,
-            enable_checkpointing=bool(d.ckpt_every),
-            use_distributed_sampler=False,
-        )
-        with warnings.catch_warnings():
+        with lightning_output():  # the device summary stays; Lightning's advertisement does not
+            trainer = hydra.utils.instantiate(
+                cfg.trainer,
+                max_steps=d.outer_steps,
+                # Lightning converts logged tensors to numbers (a device sync) whenever it logs:
+                # only every log_every.
+                log_every_n_steps=int(d.get("log_every", 1)),
+                max_epochs=-1,
+                logger=loggers or False,
+                callbacks=callbacks,
+                enable_checkpointing=bool(d.ckpt_every),
+                use_distributed_sampler=False,
+            )
+        with lightning_output(), warnings.catch_warnings():
             # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
             warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
             try:

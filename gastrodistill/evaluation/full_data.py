@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import logging
 import math
 import warnings
 from collections.abc import Iterator, Sequence
@@ -36,6 +35,7 @@ from gastrodistill.evaluation.fresh_training import (
     make_optimizer,
 )
 from gastrodistill.utils.distributed import destroy_process_group_at_exit
+from gastrodistill.utils.lightning_output import lightning_output
 from gastrodistill.utils.precision import precision_autocast
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import is_count, is_finite_number
@@ -207,22 +207,12 @@ class BestOnValidation(pl.Callback):
 
 @contextlib.contextmanager
 def _quiet(enabled: bool) -> Iterator[None]:
-    """Silence Lightning's per-fit info lines (device summary, tips) while ``enabled``."""
-    if not enabled:
-        yield
-        return
-    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.WARNING)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*treespec.*")
+    """Lightning's output without its noise (:func:`~gastrodistill.utils.lightning_output.lightning_output`);
+    while ``enabled`` also without its per-fit info lines (device summary) and the few-workers warning."""
+    with lightning_output(quiet=enabled), warnings.catch_warnings():
+        if enabled:
             warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            yield
-    finally:
-        for lg, lv in zip(loggers, levels, strict=True):
-            lg.setLevel(lv)
+        yield
 
 
 def real_trainer(recipe: RealRecipe, progress: bool = False, callbacks: Sequence[Any] = ()) -> pl.Trainer:

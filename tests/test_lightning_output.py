@@ -1,0 +1,95 @@
+"""Lightning's output around the project's Trainers: its advertisement and the torch-version pytree warning
+dropped, the device summary kept (quiet: dropped too), everything restored after the block."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import pytest
+import pytorch_lightning as pl
+
+from gastrodistill.utils.lightning_output import (
+    LIGHTNING_LOGGERS,
+    RANK_ZERO_LOGGERS,
+    lightning_output,
+)
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def rank_zero_lines():
+    """Every line Lightning's rank-zero loggers pass on at their own level (Lightning sets its packages'
+    loggers to INFO), whatever the root logger's configuration."""
+    handler = _Lines()
+    loggers = [logging.getLogger(n) for n in RANK_ZERO_LOGGERS]
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        yield handler.lines
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
+
+
+def _trainer() -> pl.Trainer:
+    return pl.Trainer(accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False)
+
+
+def test_a_real_trainer_keeps_its_device_summary_and_loses_its_tip_only_inside_the_block(rank_zero_lines):
+    _trainer()
+    outside = list(rank_zero_lines)
+    assert any(line.startswith("GPU available") for line in outside)
+    assert any(line.startswith("💡 Tip") for line in outside)  # what the block exists to drop
+
+    rank_zero_lines.clear()
+    with lightning_output():
+        _trainer()
+    assert any(line.startswith("GPU available") for line in rank_zero_lines)
+    assert not any("Tip" in line for line in rank_zero_lines)
+
+    rank_zero_lines.clear()
+    _trainer()  # the filter is gone after the block
+    assert any(line.startswith("💡 Tip") for line in rank_zero_lines)
+
+
+def test_quiet_drops_the_device_summary_and_restores_the_levels_also_when_the_block_raises(rank_zero_lines):
+    before = [logging.getLogger(n).level for n in LIGHTNING_LOGGERS]
+    with lightning_output(quiet=True):
+        _trainer()
+    assert rank_zero_lines == []
+    with pytest.raises(RuntimeError), lightning_output(quiet=True):
+        raise RuntimeError("stop")
+    assert [logging.getLogger(n).level for n in LIGHTNING_LOGGERS] == before
+    for name in RANK_ZERO_LOGGERS:
+        assert logging.getLogger(name).filters == []
+
+
+def test_only_the_pytree_deprecation_lightning_triggers_is_silenced():
+    from pytorch_lightning.utilities._pytree import _tree_flatten
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        _tree_flatten(1)  # Lightning's own helper, as every fit calls it
+        (real,) = seen
+        assert real.category is FutureWarning and "LeafSpec" in str(real.message)
+        seen.clear()
+        with lightning_output():
+            _tree_flatten(1)
+            warnings.warn("another deprecation", FutureWarning, stacklevel=1)
+            warnings.warn(str(real.message), UserWarning, stacklevel=1)  # the same words, another category
+        _tree_flatten(1)  # outside the block it is shown again
+    shown = [(str(w.message), w.category) for w in seen]
+    assert shown == [
+        ("another deprecation", FutureWarning),
+        (str(real.message), UserWarning),
+        (str(real.message), FutureWarning),
+    ]
