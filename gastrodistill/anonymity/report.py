@@ -16,7 +16,12 @@ from omegaconf import DictConfig
 from gastrodistill.anonymity import figures
 from gastrodistill.anonymity.membership import BEST_OF, TargetAttack
 from gastrodistill.anonymity.nearest import InformativeSelection, NearestReport
-from gastrodistill.anonymity.text_check import PrivateStrings, TextRegionReport, text_corners
+from gastrodistill.anonymity.text_check import (
+    MIN_NAME_ID_LENGTH,
+    PrivateStrings,
+    TextRegionReport,
+    text_corners,
+)
 from gastrodistill.anonymity.verdict import anonymity_verdict
 from gastrodistill.sharing.artifact import leak_advice
 from gastrodistill.utils.atomic import atomic_path, write_text_atomic
@@ -197,6 +202,34 @@ def text_region_lines(
     return lines
 
 
+def private_string_lines(
+    strings: PrivateStrings, min_length: int, leaks: Mapping[str, list[dict[str, str]]], names: list[str]
+) -> list[str]:
+    """The report's lines on the private-string search: what was searched (counts per kind, never a value),
+    the patient ids too short to search, and per set its leaks (kind and file) with what to do."""
+    lines: list[str] = []
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(strings.counts().items())) or "none found"
+    lines.append(
+        f"Private strings searched in every artifact byte (UTF-8/UTF-16, any case, zip members "
+        f"decompressed): {counts}; {strings.too_short} shorter than {min_length} characters "
+        "were not searched."
+    )
+    if short_ids := strings.short_patient_ids():
+        lines.append(
+            f"**{len(short_ids)} patient id(s) shorter than {min_length} characters were not searched** "
+            "(ids this short match the numbers every card holds); the names a run is shared under are "
+            f"checked for ids of {MIN_NAME_ID_LENGTH} characters or more. Give patients longer pseudonyms "
+            "(e.g. P0001) in the manifest for this search to cover them."
+        )
+    for name in names:
+        n = len(leaks[name])
+        kinds = ", ".join(sorted({f"{row['kind']} in {row['file']}" for row in leaks[name]}))
+        lines.append(f"- {name}: {'no private string found' if n == 0 else f'**{n} LEAK(S)**: {kinds}'}")
+    if any(leaks[name] for name in names):
+        lines += ["", leak_advice(row["kind"] for name in names for row in leaks[name])]
+    return lines
+
+
 def render_report(
     cfg: DictConfig,
     nearest: NearestReport,
@@ -338,18 +371,7 @@ def render_report(
         for name in names
     ]
     lines += ["", "![membership ROC](membership_roc.png)", "", "## Burned-in text and header data", ""]
-    counts = ", ".join(f"{v} {k}" for k, v in sorted(strings.counts().items())) or "none found"
-    lines.append(
-        f"Private strings searched in every artifact byte (UTF-8/UTF-16, any case, zip members "
-        f"decompressed): {counts}; {strings.too_short} shorter than {acfg.text.min_length} characters "
-        "were not searched."
-    )
-    for name in names:
-        n = len(leaks[name])
-        kinds = ", ".join(sorted({f"{row['kind']} in {row['file']}" for row in leaks[name]}))
-        lines.append(f"- {name}: {'no private string found' if n == 0 else f'**{n} LEAK(S)**: {kinds}'}")
-    if any(leaks[name] for name in names):
-        lines += ["", leak_advice(row["kind"] for name in names for row in leaks[name])]
+    lines += private_string_lines(strings, int(acfg.text.min_length), leaks, names)
     lines.append("")
     lines += text_region_lines(acfg.text, text_report, results, names)
     lines += ["", "Per-image numbers: `audit_per_image.csv`; all numbers: `audit.json`.", ""]

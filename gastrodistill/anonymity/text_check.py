@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterable, Sequence
@@ -65,15 +66,20 @@ class PrivateStrings:
     values: list[str] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
     too_short: int = 0
+    #: The values shorter than ``min_length`` (value -> kind): not searched in artifacts, where 1 to 3
+    #: characters match the numbers every card holds, but kept for the names a run is shared under
+    #: (:func:`name_strings`) and counted in the audit's report.
+    short: dict[str, str] = field(default_factory=dict)
 
     def add(self, value: object, kind: str, min_length: int) -> None:
         """Record ``str(value)`` (stripped) as a string of ``kind``; blanks are skipped, shorter than
-        ``min_length`` characters only counted in ``too_short``."""
+        ``min_length`` characters counted in ``too_short`` and kept in ``short`` only."""
         s = str(value).strip()
         if not s:
             return
         if len(s) < min_length:
             self.too_short += 1
+            self.short.setdefault(s, kind)
             return
         self.values.append(s)
         self.kinds.append(kind)
@@ -83,7 +89,11 @@ class PrivateStrings:
         seen: dict[str, str] = {}
         for v, k in zip(self.values, self.kinds, strict=True):
             seen.setdefault(v, k)
-        return PrivateStrings(list(seen), list(seen.values()), self.too_short)
+        return PrivateStrings(list(seen), list(seen.values()), self.too_short, dict(self.short))
+
+    def short_patient_ids(self) -> list[str]:
+        """The patient ids shorter than ``min_length``, which the artifact search cannot look for."""
+        return sorted(v for v, k in self.short.items() if k == "patient_id")
 
     def counts(self) -> dict[str, int]:
         """Number of strings per kind, ``dicom:...`` kinds counted together under ``dicom``."""
@@ -251,6 +261,56 @@ def config_private_strings(
     if with_source_name:
         strings.add(source_name(root) or "", "data folder name", min_length)
     return strings
+
+
+#: Header attributes that name the site rather than the patient: besides each whole value, each of their
+#: distinctive words (:func:`site_words`) is kept out of the names a run is shared under, where
+#: ``experiment_name=kitamachi`` names the Kitamachi General Hospital as well as its full name would.
+SITE_ATTRIBUTES = (
+    "InstitutionName",
+    "InstitutionAddress",
+    "InstitutionalDepartmentName",
+    "IssuerOfPatientID",
+)
+#: Words of site names that name no site (English, and the romanised Japanese of the paper's hospitals).
+GENERIC_SITE_WORDS = frozenset(
+    """hospital hospitals general medical medicine center centre centers university clinic clinics clinical
+    institute department dept radiology radiological imaging national regional municipal memorial health
+    healthcare care saint city county community children childrens women womens district royal college
+    school foundation trust group unit infirmary street road avenue building floor north south east west
+    central upper lower main gastroenterology gastrointestinal endoscopy internal surgery cancer research
+    diagnostic diagnostics services service japan byoin iryo daigaku shiritsu kenritsu kokuritsu sogo
+    gakuen""".split()  # noqa: SIM905 - a word list reads better as text
+)
+#: Patient ids this long or longer, though shorter than ``audit.text.min_length``, are kept out of the names
+#: a run is shared under as tokens of their own (``patient_012``); one or two characters name no one there.
+MIN_NAME_ID_LENGTH = 3
+
+
+def site_words(value: str) -> list[str]:
+    """The distinctive words of a site's header value: runs of letters of at least 4, lower-cased, that are
+    not in :data:`GENERIC_SITE_WORDS` (``Kitamachi General Hospital`` -> ``["kitamachi"]``)."""
+    words = (w.lower() for w in re.findall(r"[^\W\d_]+", value))
+    return list(dict.fromkeys(w for w in words if len(w) >= 4 and w not in GENERIC_SITE_WORDS))
+
+
+def name_strings(strings: PrivateStrings) -> PrivateStrings:
+    """What the names a run is shared under (``experiment_name``, set names, W&B project, group and tags)
+    must not hold: ``strings``, plus each :func:`site_words` word of a :data:`SITE_ATTRIBUTES` value (kind
+    ``word of dicom:<Keyword>``) and each patient id of :data:`MIN_NAME_ID_LENGTH` characters or more
+    that was too short for the artifact search (kind ``patient_id``). A name is a few words a person
+    chose, so a short id or a site's word in it is no chance match, as it would be in a card's numbers."""
+    out = PrivateStrings(list(strings.values), list(strings.kinds), strings.too_short, dict(strings.short))
+    for value, kind in zip(strings.values, strings.kinds, strict=True):
+        if kind.removeprefix("dicom:") in SITE_ATTRIBUTES:
+            for word in site_words(value):
+                out.values.append(word)
+                out.kinds.append(f"word of {kind}")
+    for pid in strings.short_patient_ids():
+        if len(pid) >= MIN_NAME_ID_LENGTH:
+            out.values.append(pid)
+            out.kinds.append("patient_id")
+    return out.dedupe()
 
 
 #: Zips inside zips opened by :func:`artifact_texts` (an archive of archives), at most this deep; a zip

@@ -205,12 +205,27 @@ def needs_token(value: str) -> bool:
     return v.isdigit() or (v.isalpha() and len(v) < 12) or len(v) < 6
 
 
+#: How the words of a multi-word value may be joined where people type names: ``Kitamachi General Hospital``
+#: is also searched as ``kitamachi_general_hospital``, ``-``, ``.`` and ``kitamachigeneralhospital``.
+WORD_JOINS = (" ", "_", "-", ".", "")
+
+
+def word_joins(value: str) -> set[str]:
+    """``value`` and, when it holds two or more words separated by spaces, ``_`` or ``-`` (and a letter),
+    those words joined by each of :data:`WORD_JOINS`. A UID or a date (digits and dots) has one form."""
+    words = [w for w in re.split(r"[\s_\-]+", value.strip()) if w]
+    if len(words) < 2 or not any(c.isalpha() for c in value):
+        return {value}
+    return {value} | {join.join(words) for join in WORD_JOINS}
+
+
 def spellings(value: str) -> list[str]:
-    """The forms of ``value`` searched for: as given, lower, upper and title case, each composed (NFC) and
-    decomposed (NFD); for a value outside ASCII also each as JSON escapes it (``M\\u00fcller``: the card is
-    written by ``json.dumps``). The bytes searched are lower-cased by ``bytes.lower``, which knows ASCII
-    only, so ``MÜLLER`` and ``müller`` are different bytes: each case is searched."""
-    forms = {value, value.lower(), value.upper(), value.title()}
+    """The forms of ``value`` searched for: each of :func:`word_joins` as given, lower, upper and title case,
+    each composed (NFC) and decomposed (NFD); for a value outside ASCII also each as JSON escapes it
+    (``M\\u00fcller``: the card is written by ``json.dumps``). The bytes searched are lower-cased by
+    ``bytes.lower``, which knows ASCII only, so ``MÜLLER`` and ``müller`` are different bytes: each case is
+    searched."""
+    forms = {f(v) for v in word_joins(value) for f in (str, str.lower, str.upper, str.title)}
     forms |= {unicodedata.normalize(f, v) for v in list(forms) for f in ("NFC", "NFD")}
     if not value.isascii():
         forms |= {json.dumps(v)[1:-1] for v in list(forms)}

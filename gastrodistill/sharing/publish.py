@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gastrodistill.anonymity.text_check import config_private_strings
+from gastrodistill.anonymity.text_check import config_private_strings, name_strings
 from gastrodistill.anonymity.verdict import NOT_AUDITED, anonymity_verdict
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.utils.privacy import public_config
@@ -150,8 +150,10 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
     """Refuse an ``experiment_name``, a W&B run's project, group or tag, or a set's name
     (:func:`logged_names`) that holds a private string of ``datamodule``'s data (a patient id, a DICOM
     header value, a source path:
-    :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the artifact check finds them;
-    or the data folder's own name, which often names the site: ``source_name``),
+    :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the artifact check finds them,
+    its words joined by ``_``, ``-``, ``.`` or nothing too; the data folder's own name, which often names
+    the site: ``source_name``; a site's distinctive word and a patient id too short for the artifact
+    search: :func:`~gastrodistill.anonymity.text_check.name_strings`),
     or that is itself a path, file name or header field
     (:func:`~gastrodistill.sharing.card.string_problem`; for ``experiment_name``
     :func:`check_experiment_name`), and a tag W&B would refuse. ``experiment_name`` names the run folder,
@@ -179,7 +181,8 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
             raise CardError(
                 f"{key} is {len(value)} characters long; W&B takes tags of at most {WANDB_TAG_MAX}"
             )
-    strings = config_private_strings(cfg, datamodule, with_source_name=True)  # the folder: often the site's
+    # the folder's name (often the site's), a site's words and ids too short for the artifact search
+    strings = name_strings(config_private_strings(cfg, datamodule, with_source_name=True))
     hits = find_strings({key: value.encode("utf-8") for key, value in names.items()}, strings.values)
     if not hits:
         return

@@ -226,3 +226,89 @@ def test_a_set_name_holding_a_private_string_is_refused_without_spelling_it(tmp_
     with open_dict(cfg):
         cfg[key.split(".")[0]][key.split(".")[1]] = {"soft": "a", "hard_v2": "b"}
     check_logged_names_in_data(cfg, dm)  # ordinary set names pass
+
+
+def test_a_multi_word_value_is_found_with_its_words_joined_as_names_join_them():
+    """``Kitamachi General Hospital`` in a header reached a card as ``KITAMACHI_GENERAL_HOSPITAL`` (an
+    experiment name) unseen: its words are searched joined by a space, ``_``, ``-``, ``.`` or nothing."""
+    from gastrodistill.sharing.card import word_joins
+
+    value = "Kitamachi General Hospital"
+    for text in (
+        "soft set (KITAMACHI_GENERAL_HOSPITAL)",
+        "kitamachi-general-hospital_v2",
+        "KitamachiGeneralHospital",
+        "kitamachi.general.hospital",
+        "kitamachi general hospital",
+    ):
+        assert find_strings({"c": text.encode()}, [value]) == [("c", 0)], text
+    assert not find_strings({"c": b"general_hospital kitamachi"}, [value])  # the words, not the name
+    assert word_joins("1.2.840.10008.99") == {"1.2.840.10008.99"}  # a UID: one form
+    assert word_joins("19420817") == {"19420817"}
+    assert word_joins("Zyxwvut Qwerty-Lee") == {
+        "Zyxwvut Qwerty-Lee",
+        "Zyxwvut Qwerty Lee",
+        "Zyxwvut_Qwerty_Lee",
+        "Zyxwvut-Qwerty-Lee",
+        "Zyxwvut.Qwerty.Lee",
+        "ZyxwvutQwertyLee",
+    }
+
+
+def test_a_sites_distinctive_word_is_refused_in_names_but_not_its_generic_words(tmp_path, compose_cfg):
+    """``experiment_name=kitamachi`` names the Kitamachi General Hospital: a name holding a distinctive word
+    of the InstitutionName (``Hospital Wqxzvb`` here) is refused, naming the attribute, never the word; its
+    generic words (``hospital``) are not, nor a word of another attribute (a person's name is searched
+    whole and by its name parts, as before)."""
+    from gastrodistill.anonymity.text_check import site_words
+
+    assert site_words("Kitamachi General Hospital") == ["kitamachi"]
+    assert site_words("St. Mary's Hospital, Dept. of Radiology 2") == ["mary"]
+    root = tmp_path / "export_2024"
+    write_dicom_root(root)
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    for name, kind in [
+        ("wqxzvb", "word of dicom:InstitutionName"),
+        ("WQXZVB_gastric_2024", "word of dicom:InstitutionName"),
+        # the whole value, its words joined (and the word in it)
+        ("HOSPITAL_WQXZVB", "dicom:InstitutionName, word of dicom:InstitutionName"),
+    ]:
+        cfg = compose_cfg([f"paths.data_root={root}", f"experiment_name={name}"])
+        with pytest.raises(CardError) as info:
+            check_logged_names_in_data(cfg, dm)
+        assert f"experiment_name holds a private string of the data ({kind})" in str(info.value)
+        assert "wqxzvb" not in str(info.value).lower()
+    for name in ("hospital_study", "site_a", "wqxzvbz"):  # a generic word; another word containing it
+        check_logged_names_in_data(compose_cfg([f"paths.data_root={root}", f"experiment_name={name}"]), dm)
+
+
+def test_short_patient_ids_are_kept_out_of_names_and_named_in_the_report(tmp_path, compose_cfg):
+    """Ids ``001``..: too short for the artifact search (``min_length`` 4), they were dropped silently, and
+    ``experiment_name=patient_012`` reached the card. Names are checked for ids of 3 characters or more as
+    tokens of their own; the report counts the ids it could not search and says what to do."""
+    from gastrodistill.anonymity.report import private_string_lines
+    from gastrodistill.anonymity.text_check import config_private_strings
+
+    root = tmp_path / "export_2024"
+    write_dicom_root(root)
+    import shutil
+
+    shutil.copy(root / IMAGE_NAME, root / "images" / "second.dcm")
+    rows = [f"{IMAGE_NAME},012,gastritis", "images/second.dcm,07,gastritis"]
+    (root / "manifest.csv").write_text("image,patient_id,diagnosis\n" + "\n".join(rows) + "\n")
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    cfg = compose_cfg([f"paths.data_root={root}", "experiment_name=patient_012"])
+    with pytest.raises(CardError, match=r"experiment_name holds a private string of the data \(patient_id\)"):
+        check_logged_names_in_data(cfg, dm)
+    for name in ("run_12", "v0120", "site_a", "run_07"):  # not the id as a token; a 2-character id
+        check_logged_names_in_data(compose_cfg([f"paths.data_root={root}", f"experiment_name={name}"]), dm)
+
+    strings = config_private_strings(cfg, dm)
+    assert "012" not in strings.values and strings.short_patient_ids() == ["012", "07"]
+    lines = private_string_lines(strings, 4, {"soft": []}, ["soft"])
+    assert lines[1].startswith("**2 patient id(s) shorter than 4 characters were not searched**")
+    assert "012" not in "\n".join(lines) and "07" not in "\n".join(lines)
+    assert lines[2] == "- soft: no private string found"
+    long_ids = config_private_strings(compose_cfg([f"paths.data_root={tmp_path / 'other'}"]), dm)
+    assert long_ids.short_patient_ids() == []
+    assert len(private_string_lines(long_ids, 4, {"soft": []}, ["soft"])) == 2  # no such line
