@@ -478,3 +478,22 @@ def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds: Dataset, where: str) 
         "window (WindowCenter/WindowWidth must cover the data's values) and re-export the file, or remove "
         "the window to use the full range"
     )
+
+
+def dicom_patient(path: Path) -> tuple[str, str] | None:
+    """The patient a DICOM file's header names, ``(IssuerOfPatientID, PatientID)`` stripped (issuer ``""``
+    when absent), for the check that one person is not listed under two manifest ids in two splits
+    (:func:`~gastrodistill.data.patch_store.check_dicom_patients`). None when the header names no patient
+    (no or a blank PatientID) or cannot be read (the file checks report such a file). Reads the header
+    only."""
+    import pydicom
+    from pydicom.errors import InvalidDicomError
+
+    try:
+        ds = pydicom.dcmread(
+            path, stop_before_pixels=True, force=True, specific_tags=["PatientID", "IssuerOfPatientID"]
+        )
+    except (OSError, ValueError, EOFError, InvalidDicomError):
+        return None
+    pid = str(ds.get("PatientID", "") or "").strip()
+    return (str(ds.get("IssuerOfPatientID", "") or "").strip(), pid) if pid else None

@@ -47,13 +47,14 @@ from gastrodistill.data.labelling import (
 from gastrodistill.data.manifest import (
     MANIFEST_NAME,
     PATCH_LABELS_NAME,
+    ImageRecord,
     Manifest,
     check_all,
     load_manifest,
     raise_if,
     validate_files,
 )
-from gastrodistill.data.readers import read_image, read_mask
+from gastrodistill.data.readers import is_dicom, read_image, read_mask
 from gastrodistill.data.sizes import available_memory, pixel_size
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
@@ -240,6 +241,45 @@ def check_duplicate_images(
                 times,
             )
     raise_if(problems, f"{manifest.manifest_path}: some images are duplicates")
+
+
+#: A DICOM PatientID that more manifest patients than this share is taken for a de-identification tool's
+#: placeholder (``ANONYMOUS``, ``0000``), not for one person, by :func:`check_dicom_patients`.
+MAX_MANIFEST_PATIENTS_PER_PERSON = 5
+
+
+def check_dicom_patients(manifest: Manifest, split_of: dict[str, str]) -> None:
+    """Refuse one person listed under two or more manifest patient ids in different splits: DICOM images
+    whose headers name the same patient (:func:`~gastrodistill.data.dicom.dicom_patient`: PatientID with
+    its issuer) under manifest ids of two splits, so a model would be evaluated on a patient it was
+    trained on (a patient registered again, or given one pseudonym per exam). A PatientID shared by more
+    than :data:`MAX_MANIFEST_PATIENTS_PER_PERSON` manifest patients is taken for a placeholder and not
+    compared; non-DICOM images name no patient. ``split_of``: :func:`patient_splits`.
+
+    Raises:
+        ManifestError: naming, per person, one row of each manifest patient with its split (never the
+        header's value).
+    """
+    from gastrodistill.data.dicom import dicom_patient
+
+    people: dict[tuple[str, str], dict[str, ImageRecord]] = {}
+    for r in manifest.records:
+        path = manifest.path(r.image)
+        person = dicom_patient(path) if is_dicom(path) else None
+        if person is not None:
+            people.setdefault(person, {}).setdefault(r.patient_id, r)
+    problems = []
+    for rows in people.values():
+        splits = sorted({split_of[pid] for pid in rows}, key=SPLIT_ORDER.index)
+        if len(splits) < 2 or len(rows) > MAX_MANIFEST_PATIENTS_PER_PERSON:
+            continue
+        listed = ", ".join(f"line {r.line} (patient {pid!r}, {split_of[pid]})" for pid, r in rows.items())
+        problems.append(
+            f"{MANIFEST_NAME} {listed}: these images' DICOM headers name one patient (the same PatientID), "
+            f"listed under {len(rows)} patient ids in splits {splits}, so a model would be evaluated on a "
+            "patient it was trained on; give all of that patient's rows one patient_id"
+        )
+    raise_if(problems, f"{manifest.manifest_path}: one patient is listed under several patient ids")
 
 
 _PENDING_CACHES: dict[Path, _HashCache] = {}
@@ -563,6 +603,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
     digests = image_digests(manifest, store_root, progress, save=False)
     split_of = patient_splits(spec, manifest)
     check_duplicate_images(manifest, digests, split_of)
+    check_dicom_patients(manifest, split_of)
     sources = source_hashes(manifest, store_root, digests=digests)
     key = store_key(spec, manifest, sources)
     target = store_dir(spec, key)

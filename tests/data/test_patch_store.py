@@ -459,3 +459,47 @@ def test_new_content_with_the_old_size_and_mtime_is_not_taken_for_the_old(data_r
     os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert img.stat().st_size == st.st_size and img.stat().st_mtime_ns == st.st_mtime_ns
     assert find_store(spec) != first
+
+
+def _dicom_data(root, header_ids: dict[str, dict[str, str]]):
+    """make_data's eight patients (one image each: A1-A3, B1-B3 train; C1, D1 test) as DICOM files whose
+    headers carry ``header_ids[patient]`` (PatientID, IssuerOfPatientID)."""
+    from gastric_testdata import HEIGHT, WIDTH, image_pixels, write_manifest
+
+    make_data(root, images_per_patient=1)
+    rows = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False).to_dict("records")
+    for i, row in enumerate(rows):
+        (root / row["image"]).unlink()
+        row["image"] = row["image"].replace(".png", ".dcm")
+        raw = image_pixels(HEIGHT, WIDTH, i) >> 4  # 12 bits stored
+        write_dicom(root / row["image"], raw, **header_ids[row["patient_id"]])
+    write_manifest(root, rows, list(rows[0]))
+    return root
+
+
+def test_one_person_under_two_patient_ids_in_train_and_test_is_refused(tmp_path):
+    """A patient registered again (or given one pseudonym per exam) under another manifest id in the test
+    split: every file check passes (different files, different ids), but the DICOM headers name one person.
+    Refused naming one row of each id and its split, never the header's value; within one split, with
+    another issuer, or for a placeholder most patients share, it builds."""
+    ids = {
+        p: {"PatientID": f"MRN-{k:05d}"}
+        for k, p in enumerate(["A1", "A2", "A3", "B1", "B2", "B3", "C1", "D1"])
+    }
+    root = _dicom_data(tmp_path / "d", {**ids, "C1": ids["A1"]})
+    stores = tmp_path / "stores"
+    with pytest.raises(ManifestError) as info:
+        build_store(spec_for(root, stores, val_fraction=0.0), progress=False)
+    text = str(info.value)
+    assert "line 2 (patient 'A1', train), line 8 (patient 'C1', test)" in text
+    assert "listed under 2 patient ids in splits ['train', 'test']" in text
+    assert "give all of that patient's rows one patient_id" in text and "MRN-00000" not in text
+    assert not stores.exists()
+
+    for name, header_ids in [
+        ("one split", {**ids, "B1": ids["A1"]}),  # A1 and B1: both train
+        ("another issuer", {**ids, "C1": {**ids["A1"], "IssuerOfPatientID": "OTHER"}}),
+        ("placeholder", {p: {"PatientID": "ANONYMOUS"} for p in ids}),  # 8 patients: > 5, not a person
+    ]:
+        root = _dicom_data(tmp_path / name, header_ids)
+        build_store(spec_for(root, tmp_path / f"stores-{name}", val_fraction=0.0), progress=False)
