@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,10 @@ class DistilledSet(nn.Module):
         # The architecture the set was distilled with (``_target_`` and kwargs, path-free); evaluation's
         # "same" architecture is this one.
         self.model_config = dict(model_config) if model_config else None
+        #: The ``source_hash()`` of the data module the set was distilled from (recorded by the distillation;
+        #: None for a set made otherwise or saved before it was recorded): evaluation and audit refuse a set
+        #: of other data (:func:`~gastrodistill.evaluation.checks.check_distilled_set`).
+        self.data_source_hash: str | None = None
         n = self.steps * self.num_classes * self.ipc
         self.images = nn.Parameter(torch.zeros(n, *self.image_shape))
         self.label_logits = nn.Parameter(
@@ -225,7 +230,7 @@ class DistilledSet(nn.Module):
             "model": self.model_config,
             "lrs": [float(v) for v in self.lrs().detach().cpu()],
             "inner_momentum": self.inner_momentum,
-        }
+        } | ({"data_source_hash": self.data_source_hash} if self.data_source_hash is not None else {})
 
     def save(self, directory: str | os.PathLike) -> Path:
         """Write ``distilled.safetensors`` and ``distilled.json`` into ``directory`` (each atomically)."""
@@ -283,6 +288,13 @@ class DistilledSet(nn.Module):
             )
         except (TypeError, DistilledSetError) as e:
             raise DistilledSetError(f"{mfile}: invalid metadata: {e}") from e
+        source = meta.get("data_source_hash")
+        if source is not None and not (isinstance(source, str) and re.fullmatch(r"[0-9a-f]{8,64}", source)):
+            raise DistilledSetError(
+                f"{mfile}: 'data_source_hash' must be the hex digest of the data the set was distilled from, "
+                f"got {source!r}; remove the key if the set's data is unknown"
+            )
+        ds.data_source_hash = source
         if set(tensors) != set(TENSOR_NAMES):
             raise DistilledSetError(
                 f"{tfile} must hold exactly {list(TENSOR_NAMES)}, found {sorted(tensors)}"

@@ -608,6 +608,7 @@ def run_distillation(
             save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
             # last: its META_FILE marks the set finished (a stop before it leaves a set to resume, not a
             # "finished" one without its run record, which a breaker's Ctrl-C left)
+            distilled.data_source_hash = data_hash  # evaluation and audit refuse it on other data
             distilled.save(out)
     finally:
         finish_loggers(loggers)  # also when the run fails (a sweep's next job gets its own run)

@@ -30,9 +30,11 @@ def check_distilled_set(
     """Raise :class:`DistilledSetMismatch` naming every field where ``ds`` differs from ``dm``.
 
     Compared: channels and image size (``ds.image_shape`` against ``dm.image_shape``), number and names
-    of the classes, the per-channel mean and std (``np.allclose`` with ``rtol``/``atol``), and whether
-    both whiten (a ZCA filter recorded with the set, ``data.zca`` set) by one filter (the same tolerance).
-    A set without recorded mean and std is refused too: its space is unknown.
+    of the classes, the per-channel mean and std (``np.allclose`` with ``rtol``/``atol``), the data's
+    ``source_hash()`` when the set records the one it was distilled from (``data_source_hash``: other
+    images, labels or splits would audit it against data it never saw, and may test it on patients it was
+    distilled from), and whether both whiten (a ZCA filter recorded with the set, ``data.zca`` set) by one
+    filter (the same tolerance). A set without recorded mean and std is refused too: its space is unknown.
     """
     problems: list[str] = []
     shape = tuple(int(v) for v in ds.image_shape)
@@ -54,6 +56,13 @@ def check_distilled_set(
                 f"normalisation {key}: set {[round(float(v), 6) for v in mine]}, "
                 f"data {[round(float(v), 6) for v in theirs]}"
             )
+    source = getattr(ds, "data_source_hash", None)
+    if source is not None and source != dm.source_hash():
+        problems.append(
+            f"data: the set was distilled from other data (data source hash {source[:12]}... in its "
+            f"distilled.json, {dm.source_hash()[:12]}... here: other images, labels, masks, splits or patch "
+            "settings such as data.mask_threshold)"
+        )
     recorded = getattr(ds, "model_config", None) or {}
     if (ZCA_KEY in recorded) != (getattr(dm, "zca", None) is not None):
         problems.append(

@@ -45,6 +45,12 @@ def test_run_writes_the_set_pictures_logs_and_run_info(compose_cfg, tiny_dm, tin
     assert not (d / "zca.png").exists()  # no data.zca, no whitening picture
     back = DistilledSet.load(d)
     assert torch.equal(back.images, ds.images) and torch.equal(back.raw_lrs, ds.raw_lrs)
+    # the data it was distilled from, which evaluation and audit compare with theirs
+    assert (
+        back.data_source_hash
+        == tiny_dm.source_hash()
+        == json.loads((d / "distilled.json").read_text())["data_source_hash"]
+    )
     # All three groups moved away from their initial values.
     for name in ("images", "label_logits", "raw_lrs"):
         assert not torch.equal(getattr(ds, name), getattr(initial, name)), name

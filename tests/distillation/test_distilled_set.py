@@ -94,6 +94,22 @@ def test_save_load_round_trip(tmp_path):
     assert (back.mode, back.temperature, back.class_names, back.mean) == ("soft", 0.7, ["a", "b", "c"], [0.5])
     meta = json.loads((tmp_path / "set" / "distilled.json").read_text())
     assert meta["lrs"] == pytest.approx(ds.lrs().tolist())
+    assert "data_source_hash" not in meta and back.data_source_hash is None  # a set of unknown data
+
+
+def test_the_data_a_set_was_distilled_from_round_trips_and_a_malformed_one_is_refused(tmp_path):
+    ds = make(mean=[0.5], std=[0.2])
+    ds.data_source_hash = "ab" * 32
+    ds.save(tmp_path / "set")
+    meta = json.loads((tmp_path / "set" / "distilled.json").read_text())
+    assert meta["data_source_hash"] == "ab" * 32
+    assert DistilledSet.load(tmp_path / "set").data_source_hash == "ab" * 32
+    for bad in ("/data/StMary", 12, "ABCDEF0123"):
+        meta["data_source_hash"] = bad
+        (tmp_path / "set" / "distilled.json").write_text(json.dumps(meta))
+        with pytest.raises(DistilledSetError, match=r"'data_source_hash' must be the hex digest") as info:
+            DistilledSet.load(tmp_path / "set")
+        assert "distilled.json" in str(info.value)
 
 
 def test_load_refuses_pickles_and_malformed_files(tmp_path):

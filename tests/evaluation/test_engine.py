@@ -485,6 +485,20 @@ def test_sets_from_other_data_are_refused_naming_what_differs(
     with pytest.raises(DistilledSetMismatch, match="normalisation mean"):
         run_evaluation(compose_cfg(SMALL), patient_dm, {"soft": bad}, tmp_path / "refused", loggers=[])
     assert not (tmp_path / "refused").exists()  # nothing written for a refused set
+    # a set that records its data: refused on other data of the same shape, classes and normalisation
+    # (a newcomer's set distilled at data.mask_threshold 0.5 was evaluated and audited at 0.3 unsaid)
+    mine = copy.deepcopy(ds)
+    mine.data_source_hash = patient_dm.source_hash()
+    check_distilled_set("soft", mine, patient_dm)
+    mine.data_source_hash = "0123456789ab" + patient_dm.source_hash()[12:]
+    with pytest.raises(DistilledSetMismatch) as info:
+        check_distilled_set("soft", mine, patient_dm)
+    text = str(info.value)
+    assert text.startswith("distilled set 'soft' does not match the data module: data: the set was distilled")
+    assert (
+        f"(data source hash 0123456789ab... in its distilled.json, {patient_dm.source_hash()[:12]}... here"
+        in text
+    )
 
 
 def test_unknown_positive_class_is_an_error_with_patients(compose_cfg, patient_dm):
