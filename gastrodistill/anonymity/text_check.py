@@ -213,6 +213,8 @@ def private_strings(
                         out.add(rel, "path", min_length)
                         out.add(Path(rel).name, "path", min_length)
                         files.append(root / rel)
+                for written in r.written:  # the manifest's own spelling too (a \ for each /)
+                    out.add(written, "path", min_length)
         else:  # a folder collection: its file names (which may name patients) and paths, as for a manifest
             files = sorted(root.rglob("*"))
             for p in files:

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from gastrodistill.data.errors import PatchLabelError
-from gastrodistill.data.manifest import PATCH_LABELS_NAME, Manifest, raise_if, read_csv_text
+from gastrodistill.data.manifest import PATCH_LABELS_NAME, Manifest, manifest_path, raise_if, read_csv_text
 from gastrodistill.data.tiling import Geometry
 
 CLASS_NAMES = ["irrelevant", "non-gastritis", "gastritis"]
@@ -25,8 +25,9 @@ ManualLabels = dict[str, dict[tuple[int, int], int]]
 
 
 def image_key(rel: str) -> str:
-    """The form under which an image path is compared (manifest vs patch_labels.csv)."""
-    return os.path.normpath(rel.strip()).replace(os.sep, "/")
+    """The form under which an image path is compared (manifest vs patch_labels.csv; ``\\`` read as ``/``
+    in both, :func:`~gastrodistill.data.manifest.manifest_path`)."""
+    return os.path.normpath(manifest_path(rel.strip())).replace(os.sep, "/")
 
 
 def diagnosis_label(diagnosis: str) -> int:

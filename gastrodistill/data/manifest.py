@@ -16,7 +16,7 @@ import io
 import os
 import unicodedata
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 from tqdm.auto import tqdm
 
@@ -42,6 +42,9 @@ class ImageRecord:
     diagnosis: str
     split: str | None
     mask: str | None
+    #: The row's image and mask paths as manifest.csv spells them where that differs from ``image`` and
+    #: ``mask`` (a ``\`` as the separator, :func:`manifest_path`): the audit searches both spellings.
+    written: tuple[str, ...] = ()
 
     @property
     def where(self) -> str:
@@ -124,6 +127,13 @@ def read_csv_text(path: Path, error: type[DataInputError] = ManifestError) -> io
     return io.StringIO(text, newline="")
 
 
+def manifest_path(value: str) -> str:
+    """A path of a manifest column with ``\\`` read as a separator, like ``/`` (``dicom\\x.dcm`` ->
+    ``dicom/x.dcm``): a manifest written on Windows (an Excel export) separates folders so. Every reader of
+    manifest paths reads them through this; a file whose own name holds a ``\\`` cannot be listed."""
+    return value.replace("\\", "/")
+
+
 def raise_if(problems: list[str], header: str, error: type[DataInputError] = ManifestError) -> None:
     """Raise ``error`` listing (at most 50 of) ``problems`` when there are any."""
     if not problems:
@@ -138,7 +148,7 @@ def resolve_inside(root: Path, rel: str, what: str) -> tuple[Path | None, str | 
     """``root / rel`` if it stays inside ``root`` (symlinks resolved), else an explanation."""
     if not rel:
         return None, f"empty {what!r} value; give a path relative to DATA_ROOT"
-    if os.path.isabs(rel) or Path(rel).is_absolute():
+    if os.path.isabs(rel) or Path(rel).is_absolute() or PureWindowsPath(rel).drive:  # C:/x, C:x as well
         return None, f"{what} {rel!r} is an absolute path; write it relative to DATA_ROOT"
     full = (root / rel).resolve()
     if not full.is_relative_to(root.resolve()):
@@ -214,11 +224,12 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
             )
         reader.fieldnames = columns
         has_split = "split" in columns
-        has_mask = "mask" in columns
         for row in reader:
             line = reader.line_num
             get = {k: (v or "").strip() for k, v in row.items() if k is not None}
-            image, pid = get.get("image", ""), get.get("patient_id", "")
+            pid, paths = get.get("patient_id", ""), (get.get("image", ""), get.get("mask", ""))
+            image, mask = (manifest_path(p) for p in paths)
+            written = tuple(p for p in paths if p != manifest_path(p))
             where = f"{MANIFEST_NAME} line {line}"
             _check_file(root, image, "image", where, "fix the path or add the file", problems)
             if not pid:
@@ -235,10 +246,9 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
                     f"{where}: split {get.get('split', '')!r} must be 'train' or 'test' "
                     f"(or drop the split column for a seeded split by patient)"
                 )
-            mask = get.get("mask", "") if has_mask else ""
             if mask:
                 _check_file(root, mask, "mask", where, "fix the path or leave it empty", problems)
-            records.append(ImageRecord(line, image, pid, diagnosis, split, mask or None))
+            records.append(ImageRecord(line, image, pid, diagnosis, split, mask or None, written))
     if not records:
         raise ManifestError(f"{path} has a header but no rows; add one row per image")
 

@@ -62,6 +62,21 @@ def test_private_strings_read_the_manifest_as_the_data_stage_does(tmp_path):
         assert strings.counts() == plain.counts(), header
 
 
+def test_private_strings_read_a_manifest_with_backslashes_as_the_data_stage_does(tmp_path):
+    """A manifest exported on Windows (``images\\x.dcm``): the data stage reads ``\\`` as ``/``, so the
+    audit must too, or it reads no DICOM header of the images it lists (it looked for a file named
+    ``images\\x.dcm``); the path as the manifest writes it is searched for as well."""
+    secrets = write_dicom_root(tmp_path / "src")
+    written = IMAGE_NAME.replace("/", "\\")
+    (tmp_path / "src" / "manifest.csv").write_text(
+        f"image,patient_id,diagnosis\n{written},{secrets['PatientID']},gastritis\n"
+    )
+    values = set(private_strings(None, tmp_path / "src").values)
+    for key in ("PatientName", "PatientID", "InstitutionName", "AccessionNumber"):
+        assert secrets[key] in values, key
+    assert {IMAGE_NAME, written, IMAGE_NAME.rsplit("/", 1)[1]} <= values
+
+
 def test_private_strings_read_dicom_files_without_an_extension(tmp_path):
     """A folder of DICOM files named without ``.dcm`` (common from PACS exports): the readers decode them
     by the ``DICM`` marker, so the audit must read their headers too."""

@@ -59,6 +59,13 @@ def test_patch_labels_file_parsed_by_number_or_name(data_root):
     assert labels == {"images/A1_0.png": {(0, 0): 2, (24, 0): 0}}
 
 
+def test_patch_labels_with_backslashes_name_the_manifests_images(data_root):
+    """patch_labels.csv exported on Windows (``images\\A1_0.png``) matches the manifest's images, as a
+    manifest with backslashes does (``manifest.manifest_path``): it was "not in manifest.csv"."""
+    m = _with_labels(data_root, "image,row,col,label\nimages\\A1_0.png,0,0,2\n")
+    assert load_patch_labels(m) == {"images/A1_0.png": {(0, 0): 2}}
+
+
 def test_bad_patch_label_rows_are_listed(data_root):
     m = _with_labels(
         data_root,

@@ -226,3 +226,41 @@ def test_a_path_in_the_other_unicode_form_is_named_as_such(data_root, disk, mani
     msg = str(info.value)
     assert "line 2: image file" in msg and "not found" in msg
     assert f"exists with its accented letters in Unicode {disk} form" in msg and f"with {disk} text" in msg
+
+
+def _backslashed(rows: list[dict]) -> list[dict]:
+    """The rows as a manifest exported on Windows writes them: ``images\\A1_0.png``."""
+    return [{**r, "image": r["image"].replace("/", "\\"), "mask": r["mask"].replace("/", "\\")} for r in rows]
+
+
+def test_backslashes_in_manifest_paths_are_read_as_slashes(data_root):
+    """A manifest exported on Windows (``dicom\\x.dcm``) gave one "not found" per path, quoting doubled
+    backslashes; a ``\\`` now separates folders as ``/`` does, for images and masks."""
+    slashed = load_manifest(data_root)
+    write_manifest(data_root, _backslashed(rows_of(data_root)))
+    m = load_manifest(data_root)
+    assert [(r.image, r.mask) for r in m.records] == [(r.image, r.mask) for r in slashed.records]
+    assert m.records[0].image == "images/A1_0.png"
+    assert m.records[0].written == ("images\\A1_0.png", "masks\\A1_0.png")  # for the audit's search
+    assert slashed.records[0].written == ()
+    assert validate_files(m, GEOM, progress=False) == validate_files(slashed, GEOM, progress=False)
+
+
+def test_backslash_paths_are_refused_when_absolute_leaving_the_root_or_listed_twice(data_root, tmp_path):
+    rows = rows_of(data_root)
+    (tmp_path / "outside.png").write_bytes(b"x")
+    rows[0]["image"] = "C:\\data\\x.dcm"  # line 2: a Windows absolute path
+    rows[1]["image"] = "..\\outside.png"  # line 3: leaves DATA_ROOT
+    rows[2]["image"] = "\\\\server\\share\\x.dcm"  # line 4: a network (UNC) path
+    rows[3]["mask"] = "C:masks\\A2_1.png"  # line 5: a path on drive C: (relative to its current folder)
+    rows.append({**rows[4], "image": rows[4]["image"].replace("/", "\\")})  # repeats line 6's image
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    msg = str(info.value)
+    assert "line 2: image 'C:/data/x.dcm' is an absolute path; write it relative to DATA_ROOT" in msg
+    assert "line 3: image '../outside.png' leaves DATA_ROOT" in msg
+    assert "line 4: image '//server/share/x.dcm' is an absolute path" in msg
+    assert "line 5: mask 'C:masks/A2_1.png' is an absolute path" in msg
+    assert "lines [6, 18]: image 'images/A3_0.png' listed more than once; keep one row" in msg
+    assert len(info.value.problems) == 5

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from gastric_testdata import make_data, stomach_mask, write_dicom, write_png
+from gastric_testdata import make_data, stomach_mask, write_dicom, write_manifest, write_png
 
 import gastrodistill.data.patch_store as ps
 from gastrodistill.data.errors import ManifestError, StoreError
@@ -503,3 +503,27 @@ def test_one_person_under_two_patient_ids_in_train_and_test_is_refused(tmp_path)
     ]:
         root = _dicom_data(tmp_path / name, header_ids)
         build_store(spec_for(root, tmp_path / f"stores-{name}", val_fraction=0.0), progress=False)
+
+
+def test_a_manifest_with_backslashes_builds_the_store_of_its_slashed_twin(data_root, tmp_path):
+    """A manifest exported on Windows (``images\\A1_0.png``) was refused file by file ("not found"); it now
+    builds the same store as with ``/``: the same index (paths written with ``/``) and content. Only the
+    manifest file's own hash, and so the store's key, differ."""
+    import csv
+
+    slashed = PatchStore(build_store(spec_for(data_root, tmp_path / "a"), progress=False))
+    with open(data_root / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        r["image"], r["mask"] = r["image"].replace("/", "\\"), r["mask"].replace("/", "\\")
+    write_manifest(data_root, rows)
+    assert "images\\A1_0.png" in (data_root / "manifest.csv").read_text()
+    backslashed = PatchStore(build_store(spec_for(data_root, tmp_path / "b"), progress=False))
+    pd.testing.assert_frame_equal(backslashed.index, slashed.index)
+    assert backslashed.index["image"].iloc[0] == "images/A1_0.png"
+    assert backslashed.content_hash == slashed.content_hash
+    np.testing.assert_array_equal(np.asarray(backslashed.patches), np.asarray(slashed.patches))
+    mine, theirs = backslashed.meta["sources"], slashed.meta["sources"]
+    assert {k: v for k, v in mine.items() if k != "manifest"} == {
+        k: v for k, v in theirs.items() if k != "manifest"
+    }
