@@ -15,7 +15,14 @@ from collections.abc import Mapping
 import numpy as np
 
 from gastrodistill.data.errors import PatchLabelError
-from gastrodistill.data.manifest import PATCH_LABELS_NAME, Manifest, manifest_path, raise_if, read_csv_text
+from gastrodistill.data.manifest import (
+    PATCH_LABELS_NAME,
+    Manifest,
+    manifest_path,
+    raise_if,
+    read_csv_text,
+    separator_problem,
+)
 from gastrodistill.data.tiling import Geometry
 
 CLASS_NAMES = ["irrelevant", "non-gastritis", "gastritis"]
@@ -71,7 +78,10 @@ def load_patch_labels(manifest: Manifest) -> ManualLabels:
         columns = [c.strip() for c in (reader.fieldnames or [])]
         need = ["image", "row", "col", "label"]
         if any(c not in columns for c in need):
-            raise PatchLabelError(f"{path}: header must be image,row,col,label; found {columns}")
+            raise PatchLabelError(
+                separator_problem(path, columns)
+                or f"{path}: header must be image,row,col,label; found {columns}"
+            )
         reader.fieldnames = columns
         for row in reader:
             where = f"{PATCH_LABELS_NAME} line {reader.line_num}"

@@ -97,6 +97,23 @@ _SAVE_AS_UTF8 = (
 )
 
 
+#: How to save a spreadsheet as the comma-separated UTF-8 CSV the project reads.
+_SAVE_AS_CSV = (
+    "save it as comma-separated CSV UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; LibreOffice: field "
+    "delimiter ',' and character set 'Unicode (UTF-8)')"
+)
+
+
+def separator_problem(path: Path, columns: list[str]) -> str | None:
+    """Why a CSV's header lacks its columns when it is separated by semicolons (Excel's "CSV" where the
+    decimal mark is a comma) or tabs (a tab-separated export), naming ``path`` and how to save it; else
+    None. ``columns``: the header as read with commas (one column holding them all)."""
+    for sep, name in ((";", "semicolons (';')"), ("\t", "tabs")):
+        if any(sep in c for c in columns):
+            return f"{path}: the header is separated by {name}, not commas; {_SAVE_AS_CSV}"
+    return None
+
+
 def read_csv_text(path: Path, error: type[DataInputError] = ManifestError) -> io.StringIO:
     """The text of the CSV file ``path`` decoded as UTF-8 (a leading BOM dropped), for :mod:`csv`.
 
@@ -219,7 +236,8 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise ManifestError(
-                f"{path}: missing column(s) {missing}; the header must contain image,patient_id,diagnosis "
+                separator_problem(path, columns)
+                or f"{path}: missing column(s) {missing}; the header must contain image,patient_id,diagnosis "
                 f"(optional: split, mask); found {columns}"
             )
         reader.fieldnames = columns

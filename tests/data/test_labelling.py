@@ -66,6 +66,15 @@ def test_patch_labels_with_backslashes_name_the_manifests_images(data_root):
     assert load_patch_labels(m) == {"images/A1_0.png": {(0, 0): 2}}
 
 
+def test_patch_labels_separated_by_semicolons_are_named_as_such(data_root):
+    (data_root / "patch_labels.csv").write_text("image;row;col;label\nimages/A1_0.png;0;0;2\n")
+    with pytest.raises(PatchLabelError) as info:
+        load_patch_labels(load_manifest(data_root))
+    msg = str(info.value)
+    assert msg.startswith(f"{data_root / 'patch_labels.csv'}: the header is separated by semicolons (';'), ")
+    assert "save it as comma-separated CSV UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'" in msg
+
+
 def test_bad_patch_label_rows_are_listed(data_root):
     m = _with_labels(
         data_root,

@@ -264,3 +264,18 @@ def test_backslash_paths_are_refused_when_absolute_leaving_the_root_or_listed_tw
     assert "line 5: mask 'C:masks/A2_1.png' is an absolute path" in msg
     assert "lines [6, 18]: image 'images/A3_0.png' listed more than once; keep one row" in msg
     assert len(info.value.problems) == 5
+
+
+@pytest.mark.parametrize(("sep", "name"), [(";", "semicolons (';')"), ("\t", "tabs")])
+def test_a_manifest_separated_by_semicolons_or_tabs_is_named_as_such(data_root, sep, name):
+    """European Excel saves "CSV" with semicolons, and some exports are tab-separated: the error was
+    ``missing column(s) ['image', 'patient_id', 'diagnosis'] ... found ['image;patient_id;...']``."""
+    text = _manifest_bytes(data_root).decode("utf-8").replace(",", sep)
+    (data_root / "manifest.csv").write_text(text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    assert str(info.value) == (
+        f"{data_root / 'manifest.csv'}: the header is separated by {name}, not commas; save it as "
+        "comma-separated CSV UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; LibreOffice: field delimiter ',' "
+        "and character set 'Unicode (UTF-8)')"
+    )
