@@ -30,6 +30,12 @@ DIAGNOSES = ("non-gastritis", "gastritis")
 MANIFEST_SPLITS = ("train", "test")
 REQUIRED_COLUMNS = ("image", "patient_id", "diagnosis")
 _MAX_LISTED = 50
+#: ``split`` values that mean the validation split, which the manifest does not give (``data/splits.py``).
+_VALIDATION_NAMES = ("val", "valid", "validation")
+_VALIDATION_SPLIT = (
+    "; the validation patients are drawn from the 'train' patients (data.val_fraction of each diagnosis, "
+    "seeded by data.split_seed): mark them 'train'"
+)
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,7 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
                 problems.append(
                     f"{where}: split {get.get('split', '')!r} must be 'train' or 'test' "
                     f"(or drop the split column for a seeded split by patient)"
+                    + (_VALIDATION_SPLIT if split in _VALIDATION_NAMES else "")
                 )
             if mask:
                 _check_file(root, mask, "mask", where, "fix the path or leave it empty", problems)

@@ -279,3 +279,35 @@ def test_a_manifest_separated_by_semicolons_or_tabs_is_named_as_such(data_root, 
         "comma-separated CSV UTF-8 (Excel: 'CSV UTF-8 (Comma delimited)'; LibreOffice: field delimiter ',' "
         "and character set 'Unicode (UTF-8)')"
     )
+
+
+def test_a_val_split_in_the_manifest_says_where_validation_patients_come_from(data_root):
+    """``val`` is refused, as before, and the message now says how the validation split is made."""
+    rows = rows_of(data_root)
+    rows[0]["split"] = rows[1]["split"] = "val"  # patient A1, lines 2 and 3
+    rows[2]["split"] = "holdout"  # line 4: no advice about validation
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    problems = info.value.problems
+    assert problems[0] == (
+        "manifest.csv line 2: split 'val' must be 'train' or 'test' (or drop the split column for a seeded "
+        "split by patient); the validation patients are drawn from the 'train' patients (data.val_fraction "
+        "of each diagnosis, seeded by data.split_seed): mark them 'train'"
+    )
+    assert problems[2].startswith("manifest.csv line 4: split 'holdout' must be")
+    assert "val_fraction" not in problems[2]
+    # what the message says is how the split is made: data.val_fraction of the train patients become val
+    from omegaconf import OmegaConf
+
+    from gastrodistill.cli import CONF_DIR
+    from gastrodistill.data.splits import assign_splits
+
+    conf = OmegaConf.load(f"{CONF_DIR}/data/gastric.yaml")
+    assert {"val_fraction", "split_seed"} <= set(conf)
+    split = assign_splits(
+        {"A": "gastritis", "B": "gastritis", "C": "gastritis"},
+        {"A": "train", "B": "train", "C": "test"},
+        val_fraction=0.5,
+    )
+    assert sorted(split.values()) == ["test", "train", "val"]
