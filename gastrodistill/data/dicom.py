@@ -42,6 +42,39 @@ _FRAME_GROUP_ATTRIBUTES = {
 }
 
 
+#: First bytes of the image formats a file named ``.dcm`` holds instead, most often (an export or a
+#: conversion that kept the name): the format's name and its own extension.
+_OTHER_FORMATS = (
+    (b"\x89PNG\r\n\x1a\n", "PNG", ".png"),
+    (b"\xff\xd8\xff", "JPEG", ".jpg"),
+    (b"II*\x00", "TIFF", ".tif"),
+    (b"MM\x00*", "TIFF", ".tif"),
+    (b"II+\x00", "BigTIFF", ".tif"),
+    (b"MM\x00+", "BigTIFF", ".tif"),
+    (b"\x00\x00\x00\x0cjP  \r\n\x87\n", "JPEG 2000", ".jp2"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000 codestream", ".j2k"),
+    (b"GIF87a", "GIF", ".gif"),
+    (b"GIF89a", "GIF", ".gif"),
+)
+
+
+def _other_format(path: Path, where: str) -> str | None:
+    """When the file at ``path``, read as DICOM, is another image format by its first bytes (a PNG named
+    ``.dcm``): the message saying so, to give it its own extension; else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None  # dcmread names the problem
+    for magic, name, suffix in _OTHER_FORMATS:
+        if head.startswith(magic):
+            return (
+                f"{where}: this file is a {name} image named {path.suffix}, not a DICOM file; give it its "
+                f"own extension ({suffix})"
+            )
+    return None
+
+
 def _dcmread(path: Path, where: str):
     """Read a DICOM file; without preamble/``DICM`` or file meta, read it with ``force=True``."""
     import pydicom
@@ -58,6 +91,9 @@ def _dcmread(path: Path, where: str):
     try:
         ds = pydicom.dcmread(path)
     except InvalidDicomError:
+        other = _other_format(path, where)  # no DICM marker: a PNG named .dcm says so by its first bytes
+        if other is not None:
+            raise ImageReadError(other) from None
         forced = True
         try:
             ds = pydicom.dcmread(path, force=True)

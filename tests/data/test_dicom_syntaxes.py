@@ -301,6 +301,27 @@ def test_forced_read_without_image_attributes_says_what_is_missing(tmp_path):
     assert "Doe" not in msg
 
 
+@pytest.mark.parametrize(
+    ("fmt", "name", "suffix"),
+    [("PNG", "PNG", ".png"), ("JPEG", "JPEG", ".jpg"), ("TIFF", "TIFF", ".tif"), ("GIF", "GIF", ".gif")],
+)
+def test_another_image_format_named_dcm_is_named_by_its_first_bytes(tmp_path, fmt, name, suffix):
+    """A PNG saved with a .dcm name was "not a DICOM image (no Rows, Columns, ...)": read as raw DICOM
+    elements, it has none. Its magic number says what it is, and the message says so."""
+    from gastrodistill.data.readers import probe_image
+
+    path = tmp_path / "STM-0001_exam1.dcm"
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(path, format=fmt)
+    expected = (
+        f"{path}: this file is a {name} image named .dcm, not a DICOM file; give it its own extension "
+        f"({suffix})"
+    )
+    for read in (read_image, probe_image):
+        with pytest.raises(ImageReadError) as info:
+            read(path)
+        assert str(info.value) == expected
+
+
 def test_garbage_named_dcm_is_not_a_dicom(tmp_path):
     path = tmp_path / "junk.dcm"
     path.write_bytes(b"\x00\x01 definitely not dicom" * 3)
