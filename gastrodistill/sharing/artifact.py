@@ -66,8 +66,9 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin", ".joblib")
 NUMPY_SUFFIXES = (".npy", ".npz")
 #: What an artifact is, for the messages that refuse something else.
 ARTIFACT_IS = (
-    "an artifact is the folder, or its .zip, that the artifact stage writes (gastrodistill-reproduce "
-    "with stages=[...,artifact], into <output>/artifacts/<name>), holding only " + ", ".join(ARTIFACT_FILES)
+    "an artifact is the folder, or its .zip, that gastrodistill-audit writes for each set it audits, or the "
+    "artifact stage of gastrodistill-reproduce (stages=[...,artifact]), into <output>/artifacts/<name>, "
+    "holding only " + ", ".join(ARTIFACT_FILES)
 )
 #: Refuse archive members larger than this (guards against zip bombs).
 MAX_MEMBER_BYTES = 4 << 30  # all three files together
@@ -352,6 +353,8 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
     try:
         with zipfile.ZipFile(path) as zf:
             infos = zf.infolist()
+            if _is_distilled_set(i.filename for i in infos):  # a distilled set's folder, zipped
+                raise ArtifactError(_distilled_set_message(path.name, "<its folder, unzipped>", path.stem))
             _refuse_names([i.filename for i in infos], path.name)
             by_name = {i.filename: i for i in infos}
             _refuse_sizes({n: i.file_size for n, i in by_name.items()}, path.name)
@@ -372,8 +375,31 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
         raise ArtifactError(f"{path.name} is a damaged zip archive ({exc}); download it again") from exc
 
 
+def _distilled_set_message(where: str, folder: str, name: str) -> str:
+    """What to do with a distilled set (``DistilledSet.save``'s folder: the distill stage's output) given as
+    an artifact: which commands write its artifact. ``folder``: the set's folder as the command line names
+    it; ``name``: the set's name."""
+    from gastrodistill.distillation.distilled_set import META_FILE
+
+    return (
+        f"{where} is a distilled set (the distill stage's output, with {META_FILE}), not an artifact; write "
+        f"its artifact with gastrodistill-audit experiment=<its experiment> +audit.sets.{name}={folder} "
+        f"(into <output>/artifacts/{name}, and its .zip), or with 'stages=[...,artifact]' in the "
+        "gastrodistill-reproduce run that distilled it, and pass that artifact"
+    )
+
+
+def _is_distilled_set(names: Iterable[str]) -> bool:
+    """Whether ``names`` (a folder's entries, a zip's members) hold a saved DistilledSet's metadata file."""
+    from gastrodistill.distillation.distilled_set import META_FILE
+
+    return any(n.rsplit("/", 1)[-1] == META_FILE for n in names)
+
+
 def _read_folder(path: Path) -> dict[str, bytes]:
     names = sorted(p.name for p in path.iterdir())
+    if _is_distilled_set(names):
+        raise ArtifactError(_distilled_set_message(str(path), str(path), path.name))
     _refuse_names(names, path.name)
     sizes = {}
     for name in names:

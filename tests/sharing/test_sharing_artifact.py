@@ -120,8 +120,57 @@ def test_a_numpy_file_is_refused_as_not_an_artifact_not_as_a_pickle(tmp_path, ar
             load_artifact(path)
         msg = str(info.value)
         assert msg.startswith(named) and "pickle" not in msg and "\n" not in msg, msg
-        assert "the folder, or its .zip, that the artifact stage writes" in msg
+        assert (
+            "the folder, or its .zip, that gastrodistill-audit writes for each set it audits, or the " in msg
+        )
+        assert (
+            "artifact stage of gastrodistill-reproduce (stages=[...,artifact]), into <output>/artifacts/"
+            in msg
+        )
         assert "distilled.safetensors, card.json, grid.png" in msg
+
+
+def test_a_truncated_zip_names_both_commands_that_write_artifacts(tmp_path, artifact):
+    """The message named only gastrodistill-reproduce's artifact stage; gastrodistill-audit writes them too
+    (``audit.artifact.write``, on by default)."""
+    data = artifact.with_suffix(".zip").read_bytes()
+    (tmp_path / "cut.zip").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(tmp_path / "cut.zip")
+    assert str(info.value) == (
+        f"{tmp_path / 'cut.zip'} is neither an artifact folder nor a zip archive (a truncated download?); an "
+        "artifact is the folder, or its .zip, that gastrodistill-audit writes for each set it audits, or the "
+        "artifact stage of gastrodistill-reproduce (stages=[...,artifact]), into <output>/artifacts/<name>, "
+        "holding only distilled.safetensors, card.json, grid.png: pass that folder or .zip"
+    )
+
+
+def test_a_distilled_set_folder_is_named_as_such_with_the_commands_that_write_its_artifact(
+    tmp_path, soft_set
+):
+    """``--artifact run/distill/soft`` (the distill stage's output) said "contains unexpected file(s) [...];
+    ... lacks ['card.json'] (a renamed file? ...)". It is a distilled set: the message says so and how its
+    artifact is written; the same for that folder zipped."""
+    folder = soft_set.save(tmp_path / "run" / "distill" / "soft")
+    for name in ("config.yaml", "run_info.json", "summary.json"):  # what the distill stage writes beside it
+        (folder / name).write_text("{}")
+    advice = (
+        "is a distilled set (the distill stage's output, with distilled.json), not an artifact; write its "
+        "artifact with gastrodistill-audit experiment=<its experiment> +audit.sets.soft="
+    )
+    tail = (
+        " (into <output>/artifacts/soft, and its .zip), or with 'stages=[...,artifact]' in the "
+        "gastrodistill-reproduce run that distilled it, and pass that artifact"
+    )
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(folder)
+    assert str(info.value) == f"{folder} {advice}{folder}{tail}"
+    with zipfile.ZipFile(tmp_path / "soft.zip", "w") as zf:  # zip -r soft.zip soft/
+        for p in sorted(folder.iterdir()):
+            zf.write(p, f"soft/{p.name}")
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(tmp_path / "soft.zip")
+    assert str(info.value) == f"soft.zip {advice}<its folder, unzipped>{tail}"
 
 
 def test_truncated_files_are_refused(tmp_path, artifact):

@@ -382,6 +382,23 @@ def test_receive_refuses_an_npz_saying_what_an_artifact_is(tmp_path, capsys):
     assert not work.exists()
 
 
+def test_receive_refuses_a_distilled_set_saying_which_command_writes_its_artifact(tmp_path, capsys, soft_set):
+    from gastrodistill.cli.train_from_artifact import main
+
+    work, folder = tmp_path / "work", soft_set.save(tmp_path / "run" / "distill" / "soft")
+    (folder / "config.yaml").write_text("seed: 0\n")
+    with pytest.raises(SystemExit) as info:
+        main(["--artifact", str(folder), f"paths.root_dir={work}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert err.startswith(
+        f"error: {folder} is a distilled set (the distill stage's output, with distilled.json)"
+    )
+    assert f"gastrodistill-audit experiment=<its experiment> +audit.sets.soft={folder} " in err
+    assert "'stages=[...,artifact]' in the gastrodistill-reproduce run that distilled it" in err
+    assert "unexpected file" not in err and not work.exists()
+
+
 def test_two_sites_artifacts_of_one_name_keep_their_own_reports(tmp_path, soft_set, card_fields, monkeypatch):
     """Without --output the report went to receive/<artifact name>: a second hospital's `soft` replaced the
     first's. The default folder now carries the card's hash; the same artifact again reuses its folder."""
