@@ -169,6 +169,22 @@ def output_owner_problem(output: Path, data: str | None = None) -> str | None:
     return None
 
 
+def check_site_data_root(cfg: DictConfig) -> None:
+    """Refuse a ``data.root`` that is not a folder with the advice that fits a receiving site: to point it
+    at the site's own data. The data stage's own message for it also offers to write the synthetic
+    collection there (``gastrodistill-generate``), the pipeline's commands' way to data, not a receiver's.
+    Raises :class:`CommandError`."""
+    data = cfg.get("data")
+    root = data.get("root") if data is not None else None
+    if root is None or Path(str(root)).expanduser().is_dir():
+        return
+    raise CommandError(
+        f"data.root {root} is not a folder; point data.root at this site's own data folder, the data the "
+        "artifact's networks are tested on (gastrodistill-train-from-artifact --artifact soft.zip -- "
+        "data.root=/site/xrays)"
+    )
+
+
 def default_folder_name(artifact: str) -> str:
     """``<artifact name>-<first 12 hex digits of card_sha256>``: the folder under ``receive/`` when no
     ``--output`` is given. Two hospitals' artifacts are often both called ``soft``; by name alone the second
@@ -236,6 +252,7 @@ def run(argv: list[str] | None = None) -> dict:
     from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
     check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
+    check_site_data_root(cfg)
     dm = hydra.utils.instantiate(cfg.data)
     if getattr(dm, "zca", None) is not None:
         logging.getLogger(__name__).warning(

@@ -347,6 +347,25 @@ def artifact_zip(tmp_path, soft_set, card_fields):
     return save_artifact(tmp_path / "art" / "soft", soft_set, card_fields, archive=True).with_suffix(".zip")
 
 
+def test_receive_advises_a_wrong_data_root_as_a_receiving_site(tmp_path, capsys, artifact_zip):
+    """A wrong data.root was answered with the data stage's advice, which offers gastrodistill-generate (the
+    synthetic collection: the pipeline's own commands' data); a receiving site tests on its own data."""
+    from gastrodistill.cli.train_from_artifact import main
+
+    site, missing = tmp_path / "site", tmp_path / "xrays_typo"
+    argv = ["--artifact", str(artifact_zip), "--output", str(site), f"paths.root_dir={tmp_path}"]
+    with pytest.raises(SystemExit) as info:
+        main([*argv, f"data.root={missing}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    assert err.strip() == (
+        f"error: data.root {missing} is not a folder; point data.root at this site's own data folder, the "
+        "data the artifact's networks are tested on (gastrodistill-train-from-artifact --artifact soft.zip "
+        "-- data.root=/site/xrays)"
+    )
+    assert "gastrodistill-generate" not in err and not site.exists()
+
+
 def test_receive_refuses_an_output_that_is_a_file(tmp_path, capsys):
     from gastrodistill.cli.train_from_artifact import main
 
