@@ -458,6 +458,9 @@ def train_from_artifact(
         "zca_filter_px": _zca_side(card),
         "metrics": site,
         "networks": records,
+        # whether the card publishes figures at all: not when the set was published without its evaluation
+        # (gastrodistill-audit, or a reproduce run without the evaluate stage)
+        "card_publishes_evaluation": bool(card.get("evaluation")),
         # the card's figures are those of the replay (reproduce: method_metrics(..., schedule="replay"))
         "published": compare_published(site, card.get("evaluation") or {}, n, metrics)
         if schedule == PUBLISHED
@@ -515,6 +518,14 @@ def _diverged_note(result: Mapping[str, Any]) -> list[str]:
     ]
 
 
+#: What receive.md says when the card publishes no figures (no ``evaluation``), once.
+NO_EVALUATION_NOTE = (
+    "The card publishes no evaluation: the set was published without its evaluation (an artifact written by "
+    "gastrodistill-audit, or by a gastrodistill-reproduce run without the evaluate stage), so there is "
+    "nothing to compare this site's figures with (the published column reads n/a)."
+)
+
+
 #: The "within noise" column: a mean of one network has no spread to compare a difference with.
 NOISE_WORDS = {True: "yes", False: "NO", None: "cannot tell (one network on each side)"}
 #: How receive.md explains that column (:func:`compare_published`).
@@ -534,6 +545,7 @@ def _zca_side(card: Mapping[str, Any]) -> int | None:
 
 def render(result: Mapping[str, Any]) -> str:
     """``receive.md``: the Markdown report of :func:`train_from_artifact`'s ``result``."""
+    published = result.get("card_publishes_evaluation", True)  # a result without the key: no note
     lines = [
         f"# Trained from artifact {result['artifact']['name']!s}",
         "",
@@ -542,9 +554,10 @@ def render(result: Mapping[str, Any]) -> str:
         + ", tested on this site's test split (patches, or images of data without patients)."
         + (
             ""
-            if result["schedule"] == PUBLISHED
+            if result["schedule"] == PUBLISHED or not published
             else f" The card publishes the `{PUBLISHED}` schedule's figures only: nothing to compare with."
         ),
+        *([] if published else ["", NO_EVALUATION_NOTE]),
         *_resize_note(result),
         *(
             [f"The networks start with the card's {result['zca_filter_px']} px ZCA whitening filter."]

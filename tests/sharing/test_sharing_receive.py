@@ -28,6 +28,14 @@ FAST = [
 ]  # 2 + 2 val patients
 
 
+#: receive.md's note on a card without ``evaluation``.
+NO_EVALUATION = (
+    "The card publishes no evaluation: the set was published without its evaluation (an artifact written by "
+    "gastrodistill-audit, or by a gastrodistill-reproduce run without the evaluate stage), so there is "
+    "nothing to compare this site's figures with (the published column reads n/a)."
+)
+
+
 def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, card_fields):
     cfg = compose_cfg(FAST)
     # The source site: fresh networks trained directly on the in-memory distilled set.
@@ -61,6 +69,8 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
         tmp_path / "site" / "receive.md"
     ).read_text()
     assert NOISE_RULE in (tmp_path / "site" / "receive.md").read_text()  # the column's rule, said
+    assert NO_EVALUATION not in (tmp_path / "site" / "receive.md").read_text()
+    assert saved["card_publishes_evaluation"] is True
     assert saved["site_image_size"] == saved["artifact_image_size"] == [16, 16]
     assert "resized" not in (tmp_path / "site" / "receive.md").read_text()
 
@@ -70,6 +80,28 @@ def test_round_trip_gives_the_same_metrics(tmp_path, compose_cfg, dm, soft_set, 
     assert (
         "publishes the `replay` schedule's figures only" in (tmp_path / "site_std" / "receive.md").read_text()
     )
+
+
+def test_a_card_without_evaluation_says_once_that_there_is_nothing_to_compare(
+    tmp_path, compose_cfg, dm, soft_set, card_fields
+):
+    """An artifact written by a stand-alone gastrodistill-audit has no ``evaluation``: every row read
+    ``| patch_accuracy | 0.267 ± 0.069 | n/a | |  |`` with no word why. The report (printed and
+    receive.md) now says once that the card publishes none, and why."""
+    from gastrodistill.sharing.train_from_artifact import render
+
+    fields = {k: v for k, v in card_fields.items() if k != "evaluation"}
+    art = save_artifact(tmp_path / "soft", soft_set, fields)
+    result = train_from_artifact(art, compose_cfg(FAST), dm, tmp_path / "site", n_networks=1)
+    text = (tmp_path / "site" / "receive.md").read_text()
+    assert text == render(result)  # what the command prints
+    assert text.count(NO_EVALUATION) == 1
+    assert "| patch_accuracy | " in text and "| n/a | |  |" in text
+    saved = json.loads((tmp_path / "site" / "receive.json").read_text())
+    assert saved["card_publishes_evaluation"] is False and saved["published"] == {}
+    standard = render({**result, "schedule": "standard"})  # said for either schedule, in place of the
+    assert standard.count(NO_EVALUATION) == 1  # note that the card publishes the replay's only
+    assert "schedule's figures only" not in standard
 
 
 def test_site_patches_of_another_size_are_resized_and_the_report_says_so(
