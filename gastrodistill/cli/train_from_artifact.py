@@ -252,8 +252,8 @@ def run(argv: list[str] | None = None) -> dict:
     from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
     check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
-    check_site_data_root(cfg)
     dm = hydra.utils.instantiate(cfg.data)
+    check_site_data_root(cfg)  # after the data's own values are checked, before its files are read
     if getattr(dm, "zca", None) is not None:
         logging.getLogger(__name__).warning(
             "data.zca is not used here: the received networks start with the ZCA filter the card carries "
