@@ -657,7 +657,10 @@ def target_lines(df: pd.DataFrame) -> list[str]:
         shown = ""
         if patients and ok(lo, hi):  # the paired interval says whether the difference is shown
             text += f" [{lo:+.3f}, {hi:+.3f}], paired over test units"
-            shown = "; shown: the interval is above 0" if lo > 0 else "; not shown: the interval reaches 0"
+            if lo > 0:
+                shown = "; shown: the interval is above 0"
+            elif soft > hard:  # the mean is above 0, which the paired interval does not show
+                shown = " by the mean only; the interval reaches 0, so the difference is not shown"
         lines.append(f"{text} (target > 0: {verdict(soft > hard)}{shown})")
     else:
         lines.append(f"soft {name} - hard {name}: not measured (no soft or hard replay row)")

@@ -254,14 +254,19 @@ def test_every_target_has_a_line_when_the_soft_rows_are_missing():
 
 def test_the_soft_above_hard_line_says_whether_its_interval_shows_it():
     """A tiny run printed "soft HM - hard HM = +0.500 (target > 0: met)" beside an interval of
-    [+0.000, +0.842]; the line now gives the interval and says whether it shows the difference."""
+    [+0.000, +0.842]; the line now gives the interval and says whether it shows the difference ("met; not
+    shown" read as two verdicts to a newcomer: now "met by the mean only; ... not shown")."""
     df = _patient_table(0.9, 0.95, 0.2, 0.1)
     soft = df.method == "soft"
     df.loc[soft, "vs_hard_patient_hm_ci_low"], df.loc[soft, "vs_hard_patient_hm_ci_high"] = -0.02, 0.12
     line = target_lines(df)[3]
     assert line == (
-        "soft HM - hard HM = +0.050 [-0.020, +0.120], paired over test units (target > 0: met; not shown: "
-        "the interval reaches 0)"
+        "soft HM - hard HM = +0.050 [-0.020, +0.120], paired over test units (target > 0: met by the mean "
+        "only; the interval reaches 0, so the difference is not shown)"
     )
     df.loc[soft, "vs_hard_patient_hm_ci_low"] = 0.01
     assert target_lines(df)[3].endswith("(target > 0: met; shown: the interval is above 0)")
+    # the mean below 0: NOT met says it all, with no word on the interval
+    df.loc[df.method == "hard", "patient_hm_mean"] = 0.95
+    df.loc[soft, "vs_hard_patient_hm_ci_low"] = -0.2
+    assert target_lines(df)[3].endswith("paired over test units (target > 0: NOT met)")
