@@ -564,6 +564,8 @@ def run_distillation(
         with lightning_output(), warnings.catch_warnings():
             # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
             warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+            if ckpt_path:  # a resume writes on into the folder of the checkpoints it continues
+                warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
             try:
                 trainer.fit(
                     module,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -114,10 +115,15 @@ def test_exact_resume_from_a_checkpoint(compose_cfg, tiny_dm, tiny_overrides, tm
     ckpt = tmp_path / "part" / "soft" / "checkpoints" / "last.ckpt"
     assert ckpt.exists()
     two_steps = DistilledSet.load(tmp_path / "part" / "soft")
-    # Continue in the same output folder, as a user would after an interruption.
-    resumed = run_distillation(
-        compose_cfg([*common, "distill.resume=last", "distill.ckpt_every=2"]), tiny_dm, tmp_path / "part"
-    )
+    # Continue in the same output folder, as a user would after an interruption: without Lightning's
+    # warning that the checkpoints' folder is not empty (it holds the checkpoint continued; it named the
+    # folder's path in the job's log)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        resumed = run_distillation(
+            compose_cfg([*common, "distill.resume=last", "distill.ckpt_every=2"]), tiny_dm, tmp_path / "part"
+        )
+    assert not [w for w in seen if "exists and is not empty" in str(w.message)]
     for name in ("images", "label_logits", "raw_lrs"):
         assert torch.equal(getattr(full, name), getattr(resumed, name)), name
     assert not torch.equal(two_steps.images, full.images)  # the resumed run really took two more steps
