@@ -53,7 +53,8 @@ def run(cfg: DictConfig) -> dict[str, Path]:
         print(f"note: {note}")
     if pipe.state.get("results") is not None:
         print("\n".join(target_lines(pipe.state["results"])))
-    print(f"whole study: {pipe.timings['total']:.0f} s")
+    # from the first stage's start: the commands' start-up and the checks before it are not counted
+    print(f"stages: {pipe.timings['total']:.0f} s in all (start-up and the checks before them not counted)")
     width = max((len(k) for k in paths), default=0)
     for k, v in paths.items():
         print(f"  {k:<{width}}  {v}")
