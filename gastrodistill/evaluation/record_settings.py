@@ -97,7 +97,10 @@ def _json(value: Any) -> Any:
 #: Metadata computed from a hashed tensor, left out of :func:`set_digest`: ``lrs`` is ``softplus(raw_lrs)``,
 #: whose float32 values differ by 1-2 ulp between CPU instruction sets (AVX2 and AVX-512 give other
 #: digests for one set of 30 learning rates), so a run folder moved between hosts would not match.
-DERIVED_METADATA = ("lrs",)
+#: Metadata a set's digest leaves out: ``lrs`` (softplus of ``raw_lrs``, which is hashed) and
+#: ``data_source_hash`` (where it was distilled from, which its artifact does not carry: a set read from
+#: its folder and from its artifact train the same networks and keep one digest).
+DERIVED_METADATA = ("lrs", "data_source_hash")
 
 
 def set_digest(distilled: Any) -> str:

@@ -302,3 +302,19 @@ def test_an_experiment_name_no_card_may_carry_is_refused_before_any_stage(compos
         audit_run(
             compose_cfg(["experiment=tiny", "experiment_name='DOE^JOHN'", f"+audit.sets.soft={missing}"])
         )
+
+
+def test_a_set_keeps_its_digest_without_the_data_it_records_it_was_distilled_from(
+    soft_set, card_fields, dm, tmp_path
+):
+    """``data_source_hash`` in ``distilled.json`` is provenance, not what a replay reads, and the set's
+    artifact does not carry it: the set read from its folder and from its artifact keeps one digest (the
+    evaluation's records and the audit's identity compare digests)."""
+    from gastrodistill.evaluation.record_settings import set_digest
+
+    soft_set.model_config = dict(card_fields["architecture"])  # as a distilled set records it
+    digest = set_digest(soft_set)
+    soft_set.data_source_hash = dm.source_hash()
+    assert set_digest(soft_set) == digest
+    received, _ = load_artifact(save_artifact(tmp_path / "a", soft_set, card_fields))
+    assert received.data_source_hash is None and set_digest(received) == digest
