@@ -72,3 +72,28 @@ def test_reading_the_umask_never_clears_it_for_other_threads(monkeypatch):
         real(old)
     if os.path.exists("/proc/self/status"):
         assert calls == []
+
+
+def test_a_folder_swap_stopped_between_its_renames_puts_the_earlier_folder_back(tmp_path, monkeypatch):
+    """``atomic_dir`` replaces an existing folder in two renames (it aside, the new one in); Ctrl-C between
+    them left no folder at all, the earlier one hidden in ``.<name>.old`` (an audit re-run stopped there lost
+    the earlier finished audit). The earlier folder now goes back, as it was."""
+    target = tmp_path / "audit"
+    target.mkdir()
+    (target / "audit.json").write_text("earlier")
+    real, calls = os.replace, []
+
+    def stopped_after_the_first(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the new folder's rename: Ctrl-C arrives just before it
+            raise KeyboardInterrupt
+        real(src, dst)
+
+    with pytest.raises(KeyboardInterrupt), atomic_dir(target) as tmp:
+        (tmp / "audit.json").write_text("new")
+        monkeypatch.setattr(os, "replace", stopped_after_the_first)
+    monkeypatch.undo()
+    assert len(calls) == 3  # aside, (stopped), back
+    assert [p.name for p in tmp_path.iterdir()] == ["audit"]
+    assert [p.name for p in target.iterdir()] == ["audit.json"]
+    assert (target / "audit.json").read_text() == "earlier"

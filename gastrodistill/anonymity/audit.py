@@ -19,7 +19,8 @@ the same with small noise (they must be flagged), and a network overfitted on a 
 every set says so (:mod:`gastrodistill.anonymity.verdict`).
 
 It writes ``audit.md`` (with figures), ``audit.json``, ``audit_per_image.csv``
-(:mod:`gastrodistill.anonymity.report`) and returns
+(:mod:`gastrodistill.anonymity.report`), all together (a staging folder renamed onto the output folder
+once complete: a stopped audit leaves none, or the earlier finished one as it was) and returns
 ``{row name: {metric: float}}`` (rows: each set, ``real``, ``control_copy``, ``control_noisy`` and
 ``control_overfit``) for the results table and W&B.
 """
@@ -71,7 +72,7 @@ from gastrodistill.evaluation.jobs import AUDIT_ROWS, check_set_names
 from gastrodistill.evaluation.record_settings import set_digest, state_digest
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.sharing.publish import card_fields_from_config
-from gastrodistill.utils.atomic import write_text_atomic
+from gastrodistill.utils.atomic import atomic_dir, write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import numpy_rng, torch_generator
@@ -329,7 +330,9 @@ def run_audit(
     acfg = cfg.audit
     check_audit_config(acfg)  # every audit.* value, before any network trains
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    # The folder itself appears only when the audit is complete (``atomic_dir`` below): a stopped audit leaves
+    # none, or an earlier finished one as it was.
+    out.parent.mkdir(parents=True, exist_ok=True)
     dm = datamodule
     if not hasattr(dm, "num_classes") or not hasattr(dm, "mean"):
         dm.prepare_data()
@@ -437,27 +440,30 @@ def run_audit(
             results[row]["controls_certified"] = certified
             results[row]["mia_control_detected"] = float(detected)
 
-        # 5. files, figures, report, loggers
-        paths, payload = write_outputs(
-            out,
-            cfg,
-            dm,
-            distilled_sets,
-            nearest,
-            text_report,
-            mia,
-            results,
-            leaks,
-            strings,
-            informative,
-            spaces,
-            notes,
-        )
-        # last: a re-run joins audit.json (saved_audit_results), so it is new only when everything else is
-        write_text_atomic(out / "audit.json", json.dumps({**payload, **identity}, indent=2, sort_keys=True))
-        # the stage's record describes the audit.json beside it: written with it, so a re-run stopped midway
-        # leaves the earlier audit's record (and nothing else) as it was
-        save_run_info(out, cfg, extra={"stage": "audit"})
+        # 5. files, figures, report, loggers. Every file goes into a staging folder beside ``out`` that
+        # replaces it once complete: a stopped audit leaves no partial folder, and a re-run stopped midway
+        # leaves the earlier audit (its audit.json, which later stages join, and its record) as it was.
+        with atomic_dir(out) as staging:
+            paths, payload = write_outputs(
+                staging,
+                cfg,
+                dm,
+                distilled_sets,
+                nearest,
+                text_report,
+                mia,
+                results,
+                leaks,
+                strings,
+                informative,
+                spaces,
+                notes,
+            )
+            write_text_atomic(
+                staging / "audit.json", json.dumps({**payload, **identity}, indent=2, sort_keys=True)
+            )
+            save_run_info(staging, cfg, extra={"stage": "audit"})  # the record of the audit.json beside it
+        paths = {key: out / Path(path).relative_to(staging) for key, path in paths.items()}
         for i, (row, metrics) in enumerate(results.items()):
             finite = {f"audit/{row}/{k}": float(v) for k, v in metrics.items() if math.isfinite(float(v))}
             for lg in loggers:

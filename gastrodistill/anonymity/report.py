@@ -1,5 +1,6 @@
 """What the anonymity audit writes: ``audit.md`` (:func:`render_report`), ``audit_per_image.csv``, the
-figures, and the content of ``audit.json`` (:func:`write_outputs`; the audit writes that file last)."""
+figures, and the content of ``audit.json`` (:func:`write_outputs`; the audit writes that file last, into the
+staging folder that becomes ``audit/`` once complete)."""
 
 from __future__ import annotations
 

@@ -62,7 +62,10 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds."""
+    """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds.
+
+    An earlier ``target`` stays as it was until then; should the swap itself be stopped (Ctrl-C between its
+    two renames), the earlier folder is put back."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
@@ -74,7 +77,12 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
             old = target.with_name(f".{target.name}.old")
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
-            os.replace(tmp_path, target)
+            try:
+                os.replace(tmp_path, target)
+            except BaseException:
+                if not target.exists():
+                    os.replace(old, target)
+                raise
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp_path, target)

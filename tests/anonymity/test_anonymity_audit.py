@@ -303,3 +303,67 @@ def test_a_set_of_another_architecture_than_model_is_named_in_the_report(tmp_pat
     assert f"- Architecture: {note}." in (out / "audit.md").read_text()
     assert "distilled on convnet" in caplog.text
     assert "distilled on" not in (out / "audit.json").read_text()
+
+
+def _stop_at_closest_pairs(monkeypatch):
+    """Ctrl-C in the audit's third figure, after the similarity histograms and the ROC figure are written."""
+    from gastrodistill.anonymity import figures
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "plot_closest_pairs", stop)
+
+
+def _tree(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_an_audit_stopped_after_writing_some_files_leaves_no_audit_folder(tmp_path, compose_cfg, monkeypatch):
+    """Ctrl-C (or SIGTERM, which the commands turn into it) as the audit wrote its figures left
+    ``audit/similarity_histograms.png`` and ``membership_roc.png`` without ``audit.md`` or ``audit.json`` (a
+    newcomer's finding): the audit's files now appear together, in a staging folder renamed into place."""
+    dm = make_dm(patients=(16, 4, 16), per_patient=2)
+    out = tmp_path / "out" / "audit"
+    _stop_at_closest_pairs(monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        run_audit(compose_cfg(FAST), dm, {"soft": noise_set(dm, steps=1, ipc=1, seed=1)}, out)
+    assert not out.exists()
+    assert [p.name for p in out.parent.iterdir() if p.name != "logs"] == []  # no staging folder either
+
+
+def test_an_audit_stopped_midway_leaves_the_earlier_finished_audit_as_it_was(
+    tmp_path, compose_cfg, monkeypatch
+):
+    """A re-run of the audit into a folder holding a finished audit, stopped as it wrote its figures, had
+    replaced two of the earlier audit's figures beside its report and audit.json (which later stages join):
+    the earlier audit now stays byte for byte, and a finished re-run replaces it with its own files only."""
+    import json
+
+    cfg = compose_cfg(FAST)
+    dm = make_dm(patients=(16, 4, 16), per_patient=2)
+    out = tmp_path / "out" / "audit"
+    run_audit(cfg, dm, {"soft": noise_set(dm, steps=1, ipc=1, seed=1)}, out)
+    before, beside = _tree(out), sorted(p.name for p in out.parent.iterdir())
+    assert set(before) == {
+        "audit.md",
+        "audit.json",
+        "audit_per_image.csv",
+        "closest_pairs.png",
+        "similarity_histograms.png",
+        "membership_roc.png",
+        "config.yaml",
+        "run_info.json",
+    }
+    hard = noise_set(dm, steps=1, ipc=2, seed=2)
+    with monkeypatch.context() as m:
+        _stop_at_closest_pairs(m)
+        with pytest.raises(KeyboardInterrupt):
+            run_audit(cfg, dm, {"hard": hard}, out)
+    assert _tree(out) == before
+    assert sorted(p.name for p in out.parent.iterdir()) == beside
+    run_audit(cfg, dm, {"hard": hard}, out)
+    after = _tree(out)
+    assert set(after) == set(before) and after["audit.json"] != before["audit.json"]
+    assert json.loads(after["audit.json"])["set_sha256"] == {"hard": set_digest(hard)}
+    assert sorted(p.name for p in out.parent.iterdir()) == beside

@@ -557,3 +557,73 @@ def test_a_re_run_stopped_before_its_stages_finish_leaves_the_folders_record_as_
         Pipeline(again).run()
     assert {f: (out / f).read_bytes() for f in files} == before
     assert not (out / "history").exists()  # the copy of the earlier record went back, not beside it
+
+
+def test_an_audit_re_run_stopped_as_it_writes_its_files_leaves_the_earlier_audit_as_it_was(
+    compose_cfg, monkeypatch
+):
+    """``reproduce 'stages=[audit]'`` with other settings, stopped as the audit wrote its figures, had
+    replaced the earlier audit's ROC figure beside that audit's report and audit.json (which the evaluate
+    and artifact stages join). The earlier ``audit/`` now stays whole, byte for byte, as does the run's
+    record."""
+    from gastrodistill.anonymity import figures
+    from gastrodistill.cli.reproduce import Pipeline
+
+    soft_only = ["experiment=tiny", "reproduce.distill_modes=[soft]"]
+    Pipeline(compose_cfg([*soft_only, "stages=[generate,patches,distill,audit]"])).run()
+    out = Path(compose_cfg(soft_only).paths.output_dir)
+    record = ("config.yaml", "run_info.json", "SUMMARY.md", "timings.json")
+    before, audit_before = {f: (out / f).read_bytes() for f in record}, _files_below(out / "audit")
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "plot_closest_pairs", stop)  # after the first two figures are written
+    again = compose_cfg([*soft_only, "stages=[audit]", "audit.membership.shadows=6"])
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(again).run()
+    assert _files_below(out / "audit") == audit_before
+    assert {f: (out / f).read_bytes() for f in record} == before
+    assert not (out / "history").exists() and not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def _files_below(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_the_audit_command_stopped_as_it_writes_its_files_leaves_no_run_folder(
+    compose_cfg, tmp_path, monkeypatch, capsys
+):
+    """``gastrodistill-audit`` stopped (Ctrl-C, or SIGTERM: ``timeout``) as it wrote its figures exited 130
+    with ``interrupted (Ctrl-C)`` but left ``audit/similarity_histograms.png`` (at another moment also
+    ``membership_roc.png``) and no ``audit.md`` in its new run folder (a newcomer's finding); the audit's
+    files appear together now, so the folder holds nothing of it and goes, as after any early stop."""
+    from _cli_runner import run_main
+
+    from gastrodistill.anonymity import figures
+    from gastrodistill.cli import audit
+    from gastrodistill.cli.reproduce import Pipeline
+
+    cfg = compose_cfg(
+        ["experiment=tiny", "stages=[generate,patches,distill]", "reproduce.distill_modes=[soft]"]
+    )
+    Pipeline(cfg).run()
+    capsys.readouterr()
+    soft = Path(cfg.paths.output_dir) / "distill" / "soft"
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "plot_closest_pairs", stop)  # after the first two figures are written
+    run = tmp_path / "run"
+    argv = [
+        "gastrodistill-audit",
+        "experiment=tiny",
+        f"paths.root_dir={tmp_path}",
+        "logger=csv",
+        f"audit.sets={{soft: {soft}}}",
+        f"hydra.run.dir={run}",
+    ]
+    code, text = run_main(audit.main, argv, monkeypatch, capsys)
+    assert code == 130 and text.strip().splitlines()[-1] == "interrupted (Ctrl-C)", text
+    assert not run.exists()
