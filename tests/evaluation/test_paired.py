@@ -270,3 +270,83 @@ def test_the_soft_above_hard_line_says_whether_its_interval_shows_it():
     df.loc[df.method == "hard", "patient_hm_mean"] = 0.95
     df.loc[soft, "vs_hard_patient_hm_ci_low"] = -0.2
     assert target_lines(df)[3].endswith("paired over test units (target > 0: NOT met)")
+
+
+def test_the_tables_paired_columns_are_the_documented_stream_and_a_plain_estimate():
+    """Each paired difference draws from derive_seed(seed, 'bootstrap', row, 'minus', partner), not from
+    the row's own stream; its estimate is the plain mean-over-networks difference on every test patient."""
+    rng = np.random.default_rng(11)
+    labels = (np.arange(20) % 2).astype(np.int64)
+    soft = _patient_records("soft", "replay", 2, labels, 0.4, rng)
+    rand = _patient_records("random", "standard", 3, labels, 0.1, rng)
+    full = _patient_records("full", "real", 1, labels, 0.6, rng)
+    df = summarise(soft + rand + full, SIZES, 10_000, seed=4, n_boot=150, level=0.9)
+    row = df[df.method == "soft"].iloc[0]
+    arr = lambda r: {"labels": r["test_labels"], "decisions": r["test_decisions"], "scores": r["test_scores"]}  # noqa: E731
+    stream = numpy_rng(4, "bootstrap", "soft/replay/convnet", "minus", "random/standard/convnet")
+    for kind in ("patient_hm", "patient_auc"):
+        want = paired_bootstrap(kind, [arr(r) for r in soft], [arr(r) for r in rand], stream, 150, 0.9)
+        got = tuple(row[f"vs_random_{kind}_{end}"] for end in ("diff", "ci_low", "ci_high"))
+        assert got == pytest.approx(want, abs=1e-12), kind
+    lab = labels.astype(bool)
+    plain = np.mean([_hm(r["test_decisions"], lab) for r in soft]) - np.mean(
+        [_hm(r["test_decisions"], lab) for r in rand]
+    )
+    assert row["vs_random_patient_hm_diff"] == pytest.approx(plain, abs=1e-12)
+    # baselines are never paired as the first row: the full-data row carries no difference columns
+    full_row = df[df.method == "full"].iloc[0]
+    assert all(not np.isfinite(v) for c, v in full_row.items() if str(c).startswith("vs_"))
+    assert "| full − " not in to_markdown(df)
+
+
+def test_a_partner_without_the_same_arrays_is_not_paired():
+    """A random-subset row scored on images (no per-patient arrays) beside a soft row on patients: the two
+    statistics differ, so no soft − random difference is taken (and nothing fails)."""
+    rng = np.random.default_rng(12)
+    labels = (np.arange(12) % 2).astype(np.int64)
+    soft = _patient_records("soft", "replay", 2, labels, 0.4, rng)
+    rand = _patient_records("random", "standard", 2, labels, 0.1, rng)
+    for r in rand:
+        del r["test_labels"], r["test_decisions"], r["test_scores"]
+        r.update(image_labels=labels, image_correct=np.ones(12, np.uint8), image_probs=np.eye(2)[labels])
+    df = summarise(soft + rand, SIZES, 10_000, seed=0, n_boot=20)
+    assert not any(c.startswith("vs_random_") for c in df.columns)
+    assert np.isfinite(df[df.method == "soft"].iloc[0].patient_hm_ci_low)
+
+
+@pytest.mark.parametrize(
+    "soft, full, verdict",
+    [(0.9, 1.0, "met"), (0.8999, 1.0, "NOT met")],
+)
+def test_the_soft_over_full_target_is_met_at_exactly_nine_tenths(soft, full, verdict):
+    df = _patient_table(0.9, 0.95, 0.2, 0.1)
+    df.loc[df.method == "soft", "patient_hm_mean"] = soft
+    df.loc[df.method == "full", "patient_hm_mean"] = full
+    assert target_lines(df)[0].endswith(f"(target >= 0.9: {verdict})")
+
+
+def test_an_interval_that_touches_zero_shows_nothing():
+    """'above 0' is strict: a paired interval whose low end is exactly 0 does not show a difference."""
+    df = _patient_table(0.9, 0.95, 0.2, 0.0)
+    soft = df.method == "soft"
+    df.loc[soft, "vs_hard_patient_hm_ci_low"], df.loc[soft, "vs_hard_patient_hm_ci_high"] = 0.0, 0.12
+    lines = target_lines(df)
+    assert lines[3].endswith(
+        "(target > 0: met by the mean only; the interval reaches 0, so the difference is not shown)"
+    )
+    assert lines[4].endswith("target >= 0.10 with the interval above 0: NOT met")
+
+
+def test_image_level_soft_minus_random_must_be_above_zero():
+    """Without patients the soft − random target is an image-AUC difference strictly above 0."""
+    rows = [
+        {"method": "soft", "schedule": "replay", "patch_balanced_accuracy_mean": 0.8},
+        {"method": "random", "schedule": "standard", "patch_balanced_accuracy_mean": 0.7},
+    ]
+    df = pd.DataFrame([{**r, "architecture": "convnet"} for r in rows])
+    soft = df.method == "soft"
+    df.loc[soft, "vs_random_image_auc_ci_low"], df.loc[soft, "vs_random_image_auc_ci_high"] = 0.01, 0.2
+    df.loc[soft, "vs_random_image_auc_diff"] = 0.0
+    assert target_lines(df)[-1].endswith("target > 0 with the interval above 0: NOT met")
+    df.loc[soft, "vs_random_image_auc_diff"] = 0.05
+    assert target_lines(df)[-1].endswith("target > 0 with the interval above 0: met")

@@ -10,7 +10,9 @@ import pytest
 
 from gastrodistill.evaluation.results import (
     attach_audit,
+    audit_markdown,
     log_results,
+    method_metrics,
     per_class_markdown,
     summarise,
     to_markdown,
@@ -166,3 +168,125 @@ def test_per_class_recall_has_its_own_table_and_the_auc_is_defined(tmp_path):
     assert "| soft | replay | convnet | 0.900 ± 0.000 | 0.300 ± 0.050 |" in md
     assert "| full | replay | convnet | 0.900 ± 0.000 | 0.800 ± 0.050 |" in md
     assert "Image AUC: binary for two classes, else the mean of the one-vs-rest AUCs of the classes" in md
+
+
+def test_a_networks_missing_or_non_finite_metric_is_left_out_of_its_mean_and_std():
+    """A network without a patient AUC (NaN) or without a metric at all does not turn the row into NaN:
+    the mean and the population std are over the networks that have a finite value."""
+    y = np.array([0, 1, 0, 1])
+    recs = [_rec("soft", h, 0.5, y, y.astype(bool), y * 1.0) for h in (0.6, 0.7, 0.9)]
+    recs[1]["patient_auc"] = float("nan")
+    del recs[2]["recall_a"]
+    df = summarise(recs, {"soft": {"n_images": 3, "bytes": 30}}, 300, 0, n_boot=10)
+    row = df.iloc[0]
+    assert row.patient_auc_mean == pytest.approx(np.mean([0.6, 0.9]))
+    assert row.patient_auc_std == pytest.approx(np.std([0.6, 0.9]))
+    assert row.recall_a_mean == pytest.approx(0.5) and row.recall_a_std == 0.0
+    assert row.patient_hm_mean == pytest.approx(np.mean([0.6, 0.7, 0.9]))
+
+
+def test_patient_counts_name_the_gastritis_side_and_average_the_threshold_patients():
+    """3 of 8 test patients with gastritis (label 1); networks whose thresholds rest on 6 and 9 patients
+    (one unknown): the note gives 3 with, 5 without, and the mean 7.5."""
+    y = np.array([1, 0, 0, 1, 0, 0, 1, 0])
+    recs = [_rec("soft", 0.5, 0.5, y, y.astype(bool), y * 1.0) for _ in range(3)]
+    for r, fit in zip(recs, (6.0, 9.0, float("nan")), strict=True):
+        r["threshold_fit_count"] = fit
+    df = summarise(recs, {"soft": {"n_images": 3, "bytes": 30}}, 300, 0, n_boot=10)
+    row = df.iloc[0]
+    assert (row.n_test_patients, row.n_test_gastritis, row.n_threshold_patients) == (8, 3, 7.5)
+    md = to_markdown(df, "T")
+    assert "rest on 8 test patients (3 gastritis, 5 not); thresholds on 8 patients." in md  # 7.5 -> 8
+    assert "only 3 with gastritis among the test patients (fewer than 5)" in md
+
+
+def test_five_test_patients_on_a_side_are_not_few():
+    y = np.array([1] * 5 + [0] * 4)
+    recs = [_rec("soft", 0.5, 0.5, y, y.astype(bool), y * 1.0)]
+    md = to_markdown(summarise(recs, {"soft": {"n_images": 3, "bytes": 30}}, 300, 0, n_boot=10), "T")
+    assert "⚠ few: only 4 without gastritis among the test patients" in md
+    assert "5 with gastritis" not in md
+
+
+def _row_with_interval(low: float, high: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "method": "soft",
+                "schedule": "replay",
+                "architecture": "convnet",
+                "n_networks": 2,
+                "n_images": 3,
+                "bytes": 30,
+                "compression": 10.0,
+                "patient_hm_mean": 0.5,
+                "patient_hm_std": 0.0,
+                "patient_hm_ci_low": low,
+                "patient_hm_ci_high": high,
+                "patient_sensitivity_mean": 0.25,
+                "patient_sensitivity_std": 0.0,
+                "patient_specificity_mean": 0.75,
+                "patient_specificity_std": 0.0,
+            }
+        ]
+    )
+
+
+def test_an_interval_exactly_as_wide_as_the_limit_is_not_flagged():
+    """'wider than max_ci_width': a width equal to it carries no flag, one a little wider does."""
+    row = lambda md: md.split("| soft")[1].split("\n")[0]  # noqa: E731
+    assert "⚠ wide" not in row(to_markdown(_row_with_interval(0.25, 0.75), "T", max_ci_width=0.5))
+    assert "⚠ wide" in row(to_markdown(_row_with_interval(0.25, 0.7501), "T", max_ci_width=0.5))
+
+
+def test_sensitivity_and_specificity_stand_under_their_own_headers():
+    md = to_markdown(_row_with_interval(0.25, 0.75), "T")
+    lines = md.splitlines()
+    head = [c.strip() for c in next(x for x in lines if x.startswith("| Method")).split("|")[1:-1]]
+    cells = [c.strip() for c in next(x for x in lines if x.startswith("| soft")).split("|")[1:-1]]
+    table = dict(zip(head, cells, strict=True))
+    assert table["Sensitivity"] == "0.250 ± 0.000" and table["Specificity"] == "0.750 ± 0.000"
+
+
+def test_results_csv_keeps_every_number_to_ten_figures(tmp_path):
+    y = np.array([0, 1, 0, 1])
+    recs = [_rec("soft", h, a, y, y.astype(bool), y * 1.0) for h, a in ((0.6123456789, 0.7), (0.7, 0.81234))]
+    df = summarise(recs, {"soft": {"n_images": 3, "bytes": 7}}, 1000, 0, n_boot=10)
+    csv, _ = write_results(df, tmp_path)
+    back = pd.read_csv(csv)
+    assert list(back.columns) == list(df.columns)
+    for col in ("patient_hm_mean", "patient_hm_std", "patch_accuracy_std", "compression"):
+        assert back[col].iloc[0] == pytest.approx(df[col].iloc[0], rel=1e-9), col
+    assert back.compression.iloc[0] == pytest.approx(1000 / 7, rel=1e-9)
+
+
+def test_the_audit_table_has_one_line_per_method():
+    """A method evaluated on two schedules has two result rows but one audit: it is listed once."""
+    df = pd.DataFrame(
+        {
+            "method": ["soft", "soft", "full"],
+            "schedule": ["replay", "standard", "real"],
+            "architecture": ["convnet"] * 3,
+        }
+    )
+    md = audit_markdown(attach_audit(df, {"soft": {"mia_loss_auc": 0.52}, "real": {"mia_loss_auc": 0.6}}))
+    rows = [line for line in md.splitlines() if line.startswith("| soft") or line.startswith("| full")]
+    assert rows == [
+        "| soft | – | – | – | – | 0.520 | – | – |",
+        "| full | – | – | – | – | 0.600 | – | – |",
+    ]
+
+
+def test_the_artifact_cards_numbers_are_the_replay_row_on_the_distilling_architecture():
+    df = pd.DataFrame(
+        {
+            "method": ["soft", "soft", "soft"],
+            "schedule": ["standard", "replay", "replay"],
+            "architecture": ["convnet", "resnet", "convnet"],
+            "cross_architecture": [False, True, False],
+            "patient_hm_mean": [0.5, 0.6, 0.7],
+        }
+    )
+    assert method_metrics(df, "soft") == {"patient_hm_mean": 0.7}
+    assert method_metrics(df, "soft", "standard") == {"patient_hm_mean": 0.5}
+    assert method_metrics(df, "hard") == {} and method_metrics(None, "soft") == {}
