@@ -497,3 +497,95 @@ def test_seeds_and_the_datas_location_are_no_recipe_keys() -> None:
     assert recipe_differences([base, moved]) == []
     bigger = {**base, "data": {**base["data"], "storage_size": 24, "augment": {"p": 0.5}}}
     assert recipe_differences([base, bigger]) == ["data.augment.p", "data.storage_size"]
+
+
+def test_each_pooled_difference_draws_from_its_own_documented_stream_and_is_printed_with_its_interval():
+    """derive_seed(seed, 'paired-over-runs', row, 'minus', partner, statistic): HM and AUC of one pair draw
+    apart; the rendered line carries each run's difference, the runs counted and the pooled interval."""
+    from gastrodistill.evaluation.over_runs import render
+    from gastrodistill.utils.seeding import numpy_rng
+
+    rng = np.random.default_rng(8)
+    soft, rand = ("soft", "replay", "convnet"), ("random", "standard", "convnet")
+    runs = [{soft: [net(rng, skill=0.3), net(rng, skill=0.4)], rand: [net(rng)]} for _ in range(2)]
+    diffs = pool_runs(runs, 3, n_boot=60, level=0.9)
+    assert [d.kind for d in diffs] == ["patient_hm", "patient_auc"]
+    for d in diffs:
+        stream = numpy_rng(
+            3, "paired-over-runs", "soft/replay/convnet", "minus", "random/standard/convnet", d.kind
+        )
+        want = pooled_difference(d.kind, [(r[soft], r[rand]) for r in runs], stream, 60, 0.9)
+        assert (d.estimate, d.low, d.high) == pytest.approx(want, abs=1e-12)
+    text = render(diffs, ["/a", "/b"], True, 0.9, 60)
+    auc = diffs[1]
+    line = next(x for x in text.splitlines() if "| patient_auc |" in x)
+    assert line == (
+        f"| soft/replay/convnet | random/standard/convnet | patient_auc | {auc.per_run[0]:+.3f} | "
+        f"{auc.per_run[1]:+.3f} | 2 of 2 | {auc.estimate:+.3f} [{auc.low:+.3f}, {auc.high:+.3f}] |"
+    )
+    assert "| run 1 | run 2 | runs | pooled [90 %] |" in text
+
+
+def test_pooled_rows_list_the_distilling_architecture_first():
+    """Soft rows on the architecture the baselines train (convnet) come before a cross-architecture soft
+    row (alexnet), whatever the names' order."""
+    rng = np.random.default_rng(9)
+    rows = [
+        ("soft", "replay", "alexnet"),
+        ("hard", "replay", "alexnet"),
+        ("soft", "replay", "convnet"),
+        ("random", "standard", "convnet"),
+    ]
+    runs = [{k: [net(rng)] for k in rows} for _ in range(2)]
+    got = [(d.row, d.partner) for d in pool_runs(runs, 0, n_boot=10) if d.kind == "patient_hm"]
+    assert got == [
+        (("soft", "replay", "convnet"), ("random", "standard", "convnet")),
+        (("soft", "replay", "alexnet"), ("hard", "replay", "alexnet")),
+    ]
+
+
+def test_a_long_list_of_recipe_differences_says_how_many_more():
+    from gastrodistill.evaluation.over_runs import RunsInputError, check_one_recipe
+
+    base = {"eval": {f"k{i}": 0 for i in range(8)}}
+    other = {"eval": {f"k{i}": 1 for i in range(8)}}
+    with pytest.raises(RunsInputError) as err:
+        check_one_recipe([base, other], verb="check")
+    assert str(err.value).startswith(
+        "the runs were made with different recipes (eval.k0, eval.k1, eval.k2, eval.k3, eval.k4, eval.k5 "
+        "and 2 more); check the runs of one recipe"
+    )
+
+
+def test_the_finish_command_drops_an_added_stages_override(tmp_path):
+    """A run started with '+stages=[...]': that override is dropped, as 'stages=' is (the command sets the
+    stages itself)."""
+    from gastrodistill.evaluation.over_runs import finish_command
+
+    run = tmp_path / "run"
+    (run / "eval").mkdir(parents=True)
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "overrides.yaml").write_text(
+        yaml.safe_dump(["experiment=cpu", "+stages=[distill,evaluate]", "seed=2"])
+    )
+    assert finish_command(run / "eval") == (
+        f"gastrodistill-reproduce experiment=cpu seed=2 'stages=[evaluate]' hydra.run.dir={run}"
+    )
+
+
+def test_a_set_speaks_for_the_recipe_only_when_every_record_was_trained_on_it(tmp_path, capsys) -> None:
+    """Run A's sets were extended to 6 outer steps, but one network of each was trained on the earlier
+    version (another digest): the sets do not speak for all the records, and the evaluation's own
+    3-step config stands, so A pools with a 3-step run B."""
+    import json
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    three = {**config(run_seed=0), "distill": {"outer_steps": 3, "mode": "soft"}}
+    write_run(a, 0, three)
+    write_run(b, 1, {**three, "data": config(run_seed=1)["data"]})
+    _sets_of_run(a, {"soft": 6, "hard": 6})
+    for mode, digest in (("soft", "0" * 64), ("hard", "1" * 64)):
+        older = a / "eval" / "records" / f"{mode}__replay__same__1.settings.json"
+        older.write_text(json.dumps({f"distilled set {mode}": digest}))
+    assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
+    assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in capsys.readouterr().out
