@@ -318,3 +318,51 @@ def test_a_set_keeps_its_digest_without_the_data_it_records_it_was_distilled_fro
     assert set_digest(soft_set) == digest
     received, _ = load_artifact(save_artifact(tmp_path / "a", soft_set, card_fields))
     assert received.data_source_hash is None and set_digest(received) == digest
+
+
+def test_a_set_distilled_at_another_temperature_loads_with_its_own_soft_labels(
+    tmp_path, soft_set, card_fields
+):
+    """The soft labels are softmax(label_logits / temperature): a set of temperature 2 comes back at 2, its
+    targets those it was saved with (at the default 1 they are other labels, and the load refuses them)."""
+    soft_set.temperature = 2.0
+    loaded, card = load_artifact(save_artifact(tmp_path / "t2", soft_set, card_fields))
+    assert card["distilled"]["temperature"] == 2.0
+    _same(soft_set, loaded)
+    want = torch.softmax(soft_set.label_logits.detach().double() / 2.0, dim=1)
+    torch.testing.assert_close(loaded.soft_targets().detach().double(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_normalisation_of_another_channel_count_is_refused_before_writing(tmp_path, soft_set, card_fields):
+    """card_fields with three std values for a one-channel set: refused, nothing written."""
+    from gastrodistill.sharing.card import CardError
+
+    with pytest.raises(CardError, match=r"card.std has 3 values for 1 channels"):
+        save_artifact(tmp_path / "bad", soft_set, {**card_fields, "std": [0.2, 0.2, 0.2]})
+    assert not (tmp_path / "bad").exists()
+
+
+def test_pickle_protocol_five_is_refused_too(tmp_path, artifact):
+    bad = shutil.copytree(artifact, tmp_path / "p5")
+    (bad / "distilled.safetensors").write_bytes(pickle.dumps({"a": 1}, protocol=5))
+    with pytest.raises(ArtifactError, match=r"holds pickle data \(magic bytes 0x80 0x05\)"):
+        load_artifact(bad)
+
+
+def test_a_file_one_byte_short_is_called_truncated(artifact):
+    data = (artifact / "distilled.safetensors").read_bytes()
+    (artifact / "distilled.safetensors").write_bytes(data[:-1])
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(artifact)
+    assert str(info.value) == (
+        f"distilled.safetensors is truncated: {len(data) - 1} bytes, the card says {len(data)}; "
+        "download it again"
+    )
+
+
+def test_the_zips_members_are_readable_by_everyone(tmp_path, soft_set, card_fields):
+    """The zip's members carry mode 0644 (not group- or world-writable) whatever the umask."""
+    save_artifact(tmp_path / "art", soft_set, card_fields, archive=True)
+    with zipfile.ZipFile(tmp_path / "art.zip") as zf:
+        modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
+    assert modes == {"distilled.safetensors": 0o644, "card.json": 0o644, "grid.png": 0o644}

@@ -327,3 +327,47 @@ def test_a_private_string_in_the_grids_text_or_the_tensors_header_stops_the_writ
         save_artifact(out, soft_set, card_fields, forbidden_strings=[secret], archive=True)
     assert not out.exists() and not (tmp_path / "art.zip").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (
+            lambda c: c["evaluation"].update(patient_hm_std=0.6),  # just past the largest std of fractions
+            r"evaluation.patient_hm_std must be in \[0, 0.5\]",
+        ),
+        (
+            lambda c: c["distilled"].update(inner_momentum=1.0),  # momentum 1 never decays
+            r"distilled.inner_momentum must be a number in \[0, 1\)",
+        ),
+        (lambda c: c.update(format="other-format"), r"card.json format is 'other-format', expected"),
+    ],
+)
+def test_a_resealed_card_just_past_a_bound_is_a_message(artifact, edit, field):
+    reseal(artifact, edit)
+    with pytest.raises(ArtifactError, match=field):
+        load_artifact(artifact)
+
+
+def test_the_size_cap_counts_all_files_together(tmp_path, artifact, monkeypatch):
+    """Each file under the cap, their sum over it: refused, in a folder and in a zip."""
+    sizes = {p.name: p.stat().st_size for p in artifact.iterdir()}
+    monkeypatch.setattr(artifact_mod, "MAX_MEMBER_BYTES", sum(sizes.values()) - 1)
+    assert max(sizes.values()) < sum(sizes.values()) - 1
+    for path in (artifact, artifact.with_suffix(".zip")):
+        with pytest.raises(ArtifactError, match=rf"its files claim {sum(sizes.values())} bytes in all"):
+            load_artifact(path)
+    monkeypatch.setattr(artifact_mod, "MAX_MEMBER_BYTES", sum(sizes.values()))
+    load_artifact(artifact)
+
+
+def test_targets_that_are_not_the_soft_labels_of_the_logits_are_refused(artifact):
+    """Targets rewritten as other probability distributions (rows swapped), digests resealed: they disagree
+    with softmax(label_logits / temperature), which is what a site trains from."""
+
+    def swapped(t):
+        return {**t, "targets": t["targets"].flip(0).contiguous()}
+
+    retensor(artifact, swapped)
+    with pytest.raises(ArtifactError, match="'targets' disagrees with the soft labels of label_logits"):
+        load_artifact(artifact)
