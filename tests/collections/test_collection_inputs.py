@@ -348,3 +348,39 @@ def test_boolean_images_become_black_and_white_and_alpha_is_dropped():
         [np.arange(12, dtype=np.uint8).reshape(2, 2, 3), np.full((2, 2, 1), 99, np.uint8)], -1
     )
     np.testing.assert_array_equal(_normalise_pixels(rgba, "c.png"), rgba[..., :3])
+
+
+def test_sixteen_bit_data_may_say_so_and_13_bit_values_get_no_hint(make_npz, caplog):
+    """data.bit_depth=16 (the container's own) is accepted and changes nothing; values reaching 4096 need
+    13 bits, so the 12-bit hint stays silent there (4095 gets it)."""
+    import logging
+
+    path = make_npz(k=2)
+    with np.load(path) as f:
+        arrays = {k: f[k] for k in f.files}
+    for split in ("train", "val", "test"):
+        arrays[f"{split}_images"] = arrays[f"{split}_images"].astype(np.uint16) * 16  # at most 4080
+    arrays["train_images"][0, 0, 0] = 4096
+    np.savez(path, **arrays)
+    with caplog.at_level(logging.WARNING):
+        dm = _setup(NpzDataModule(path=str(path), bit_depth=16))
+    np.testing.assert_array_equal(dm._splits["train"][0][:, 0], arrays["train_images"])
+    with caplog.at_level(logging.WARNING):
+        _setup(NpzDataModule(path=str(path)))
+    assert "key 'train_images'" not in caplog.text and "key 'val_images': 16-bit values" in caplog.text
+    arrays["train_images"][0, 0, 0] = 4095
+    np.savez(path, **arrays)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        _setup(NpzDataModule(path=str(path)))
+    assert "key 'train_images': 16-bit values reach at most 4095, within 12 bits" in caplog.text
+
+
+def test_float_images_just_above_one_are_refused(make_npz):
+    """1.0005 is outside [0, 1] too (the message prints it to 4 figures, as "1")."""
+    x = np.full((4, 12, 12), 0.5, np.float32)
+    x[1, 2, 3] = 1.0005
+    with pytest.raises(
+        CollectionError, match=r"key 'test_images': float image values lie in .*outside \[0, 1\]"
+    ):
+        _setup(NpzDataModule(path=str(make_npz(test_images=x, test_labels=np.array([0, 1, 2, 0])))))

@@ -317,3 +317,41 @@ def test_the_source_hash_covers_the_split(make_folder):
     assert _setup(root, val_fraction=0.2).source_hash() == base
     assert _setup(root, val_fraction=0.3).source_hash() != base
     assert _setup(root, val_fraction=0.2, split_seed=1).source_hash() != base
+
+
+def test_split_counts_are_each_fraction_of_a_class_rounded_to_the_nearest_image():
+    """Per class: max(1, round(n x fraction)) for val, then test, the rest train. 10 images at 0.15 / 0.25
+    give 2 / 2 / 6 (1.5 and 2.5 round to 2); 7 images give 1 / 2 / 4 (1.05 and 1.75)."""
+    from gastrodistill.data.collections import stratified_split
+
+    labels = np.array([0] * 10 + [1] * 7)
+    parts = stratified_split(labels, {"val": 0.15, "test": 0.25}, 0, ["a", "b"])
+    counts = {s: np.bincount(labels[idx], minlength=2).tolist() for s, idx in parts.items()}
+    assert counts == {"train": [6, 4], "val": [2, 1], "test": [2, 2]}
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(17))  # a partition
+
+
+def test_the_source_hash_covers_the_class_names(make_folder):
+    """The same pixels under other class names are another collection (an artifact's source_hash)."""
+    a = _setup(make_folder("a", classes=("benign", "malignant"), n=5))
+    b = _setup(make_folder("b", classes=("cyst", "tumour"), n=5))
+    np.testing.assert_array_equal(a._splits["train"][0], b._splits["train"][0])
+    assert a.source_hash() != b.source_hash()
+    assert _setup(make_folder("c", classes=("benign", "malignant"), n=5)).source_hash() == a.source_hash()
+
+
+def test_two_validation_folders_are_refused(make_folder):
+    root = make_folder(classes=("x", "y"), n=3, splits=("train", "val", "test"))
+    (root / "val").rename(root / "valid")
+    make_folder(str(root.relative_to(root.parent)), classes=("x", "y"), n=3, splits=("val",))
+    assert sorted(p.name for p in root.iterdir()) == ["test", "train", "val", "valid"]
+    assert "either one folder per class, or train/ and test/ (and optionally val/)" in _err(root)
+
+
+def test_a_hidden_folder_inside_a_class_folder_is_ignored(make_folder):
+    """A tool's cache folder (``benign/.thumbs/``) holds no images of the class: its files are not read."""
+    root = make_folder(classes=("benign", "malignant"), n=5)
+    (root / "benign" / ".thumbs").mkdir()
+    (root / "benign" / ".thumbs" / "index.db").write_bytes(b"not an image")
+    dm = _setup(root)
+    assert sum(len(dm.labels(s)) for s in ("train", "val", "test")) == 10
