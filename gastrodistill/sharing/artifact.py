@@ -254,6 +254,9 @@ def save_artifact(
         hits = find_strings(texts, forbidden)
         if hits:
             raise ArtifactError(leak_message(hits, forbidden_kinds))
+        # an earlier set's zip never stands beside this folder: a stop before the new zip is written leaves
+        # the folder without one (written again by a re-run), not with the other set's
+        Path(f"{out_dir}.zip").unlink(missing_ok=True)
     if archive:
         write_zip(out_dir, Path(f"{out_dir}.zip"))
     return out_dir

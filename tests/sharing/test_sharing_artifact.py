@@ -366,3 +366,34 @@ def test_the_zips_members_are_readable_by_everyone(tmp_path, soft_set, card_fiel
     with zipfile.ZipFile(tmp_path / "art.zip") as zf:
         modes = {i.filename: (i.external_attr >> 16) & 0o777 for i in zf.infolist()}
     assert modes == {"distilled.safetensors": 0o644, "card.json": 0o644, "grid.png": 0o644}
+
+
+def test_a_stop_before_the_zip_leaves_no_earlier_sets_zip_beside_the_new_folder(
+    soft_set, card_fields, tmp_path, monkeypatch
+):
+    """The folder and ``<folder>.zip`` are each written whole, one after the other: a stop between the two
+    left a new folder beside the zip of the set written there before, which a site would then share. The
+    earlier zip is now removed with the folder's swap; a re-run writes the new one."""
+    import torch
+
+    import gastrodistill.sharing.artifact as artifact
+
+    out = tmp_path / "soft"
+    save_artifact(out, soft_set, card_fields, archive=True)
+    earlier = (tmp_path / "soft.zip").read_bytes()
+    with torch.no_grad():
+        soft_set.images.add_(0.01)  # another set under the same name
+
+    def stopped(folder, target):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(artifact, "write_zip", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        save_artifact(out, soft_set, card_fields, archive=True)
+    assert not (tmp_path / "soft.zip").exists()  # not the earlier set's zip
+    folder_set, _ = load_artifact(out)
+    assert torch.equal(folder_set.images, soft_set.images.detach().float())
+    monkeypatch.undo()
+    save_artifact(out, soft_set, card_fields, archive=True)
+    zipped, _ = load_artifact(tmp_path / "soft.zip")
+    assert torch.equal(zipped.images, folder_set.images) and (tmp_path / "soft.zip").read_bytes() != earlier
