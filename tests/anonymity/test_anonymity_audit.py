@@ -29,6 +29,19 @@ FAST = [
 ]
 
 
+#: What a finished audit writes into its folder, and nothing else.
+AUDIT_FILES = (
+    "audit.md",
+    "audit.json",
+    "audit_per_image.csv",
+    "closest_pairs.png",
+    "similarity_histograms.png",
+    "membership_roc.png",
+    "config.yaml",
+    "run_info.json",
+)
+
+
 def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg):
     cfg = compose_cfg(FAST)
     dm = make_dm(patients=(16, 4, 16), per_patient=8)
@@ -65,16 +78,7 @@ def test_run_audit_writes_report_and_flags_a_planted_copy(tmp_path, compose_cfg)
         flagged = r["mia_patch_best_auc"] >= 0.6 and r["mia_patch_best_auc"] - 0.5 > 3 * r["mia_auc_null_sd"]
         assert r["membership_flagged"] == float(flagged)
 
-    for name in (
-        "audit.md",
-        "audit.json",
-        "audit_per_image.csv",
-        "closest_pairs.png",
-        "similarity_histograms.png",
-        "membership_roc.png",
-        "config.yaml",
-        "run_info.json",
-    ):
+    for name in AUDIT_FILES:
         assert (out / name).is_file(), name
     report = (out / "audit.md").read_text()
     assert "| soft | 6 | pixel NCC |" in report and "## Membership inference" in report and "17%" in report
@@ -345,16 +349,7 @@ def test_an_audit_stopped_midway_leaves_the_earlier_finished_audit_as_it_was(
     out = tmp_path / "out" / "audit"
     run_audit(cfg, dm, {"soft": noise_set(dm, steps=1, ipc=1, seed=1)}, out)
     before, beside = _tree(out), sorted(p.name for p in out.parent.iterdir())
-    assert set(before) == {
-        "audit.md",
-        "audit.json",
-        "audit_per_image.csv",
-        "closest_pairs.png",
-        "similarity_histograms.png",
-        "membership_roc.png",
-        "config.yaml",
-        "run_info.json",
-    }
+    assert set(before) == set(AUDIT_FILES)
     hard = noise_set(dm, steps=1, ipc=2, seed=2)
     with monkeypatch.context() as m:
         _stop_at_closest_pairs(m)
