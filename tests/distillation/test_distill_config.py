@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import numpy as np
 import pytest
 import torch
 from hydra.utils import instantiate
@@ -59,3 +60,18 @@ def test_bad_distill_settings_are_named(compose_cfg, tiny_dm, tiny_overrides):
         build_module(cfg, tiny_dm, build_distilled_set(cfg.distill, tiny_dm, "soft", 0), None)
     with pytest.raises(ValueError, match="distill.mode"):
         build_distilled_set(cfg.distill, tiny_dm, "medium", 0)
+
+
+def test_a_real_start_needs_steps_times_ipc_images_of_every_class(compose_cfg, tiny_dm, tiny_overrides):
+    """distill.image_init=real draws ipc images per class for each of the steps: 3 x 5 = 15 per class from
+    a training split of 14, 13 and 13 is refused naming the product and the classes, though 5 alone fit."""
+    tiny_dm.setup()
+    counts = np.bincount(tiny_dm.labels("train"), minlength=3).tolist()
+    assert counts == [14, 13, 13]
+    cfg = compose_cfg([*tiny_overrides, "distill.image_init=real", "distill.steps=3", "distill.ipc=5"])
+    with pytest.raises(ValueError) as info:
+        build_distilled_set(cfg.distill, tiny_dm, "soft", 0)
+    assert "distill.ipc x distill.steps = 15 training images of each class" in str(info.value)
+    assert "'a' (14), 'b' (13), 'c' (13)" in str(info.value)
+    cfg = compose_cfg([*tiny_overrides, "distill.image_init=real", "distill.steps=2", "distill.ipc=6"])
+    assert build_distilled_set(cfg.distill, tiny_dm, "soft", 0).images.shape[0] == 2 * 3 * 6  # 12 fit

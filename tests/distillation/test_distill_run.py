@@ -63,6 +63,10 @@ def test_run_writes_the_set_pictures_logs_and_run_info(compose_cfg, tiny_dm, tin
     assert float(lr_rows[-1]["lr/001"]) == pytest.approx(float(ds.lrs()[1].detach()), rel=1e-5)
     summary = json.loads((d / "summary.json").read_text())
     assert summary["outer_steps"] == 3 and summary["mode"] == "soft"
+    # a fresh run says the matching stages were off (a resumed run's images came from its first run's)
+    assert summary["distribution_matching_steps"] == 0 and summary["texture_matching_steps"] == 0
+    p = torch.softmax(back.label_logits.detach().double() / back.temperature, dim=1)
+    assert summary["label_entropy"] == pytest.approx(float(-(p * p.log()).sum(1).mean()), rel=1e-5)
     # Nothing logged (hyper-parameters included) carries a local path.
     for f in (out / "logs").rglob("*"):
         if f.is_file():
@@ -186,3 +190,18 @@ def test_distillation_refuses_a_network_that_cannot_run_before_training(compose_
     torch.manual_seed(7)
     build_module(ok, tiny_dm, ds, None)
     torch.testing.assert_close(torch.rand(3), expected, rtol=0, atol=0)
+
+
+def test_a_set_distilled_behind_a_zca_filter_records_that_filter(compose_cfg, tiny_overrides, tmp_path):
+    """With data.zca the set's model_config (the "same" network at evaluation, the artifact's architecture)
+    carries the data's own filter, and zca.png is drawn."""
+    from gastrodistill.data.zca import LocalZCA
+    from gastrodistill.models.zca import ZCA_KEY
+
+    dm = TensorImageDataModule(splits=make_tiny_splits(), class_names=["a", "b", "c"], zca=LocalZCA(3))
+    run_distillation(compose_cfg(tiny_overrides), dm, tmp_path / "out")
+    back = DistilledSet.load(tmp_path / "out" / "soft")
+    kernel = dm.zca_kernel()
+    assert kernel is not None and tuple(kernel.shape) == (1, 3, 3)
+    assert torch.equal(torch.tensor(back.model_config[ZCA_KEY]), kernel)
+    assert (tmp_path / "out" / "soft" / "zca.png").is_file()

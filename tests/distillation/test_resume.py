@@ -109,7 +109,7 @@ def test_a_stopped_run_says_which_checkpoint_is_kept_and_how_to_continue(
     err = capsys.readouterr().err
     kept = out / "soft" / "checkpoints" / "step000004.ckpt"
     assert f"the soft-label run's checkpoint {kept} is kept" in err
-    assert f"distill.resume={tmp_path / 'run'}" in err
+    assert f"distill.resume={tmp_path / 'run'}\n" in err  # the run folder, not its distill/ folder
 
     def stop(self, *args, **kwargs):
         raise KeyboardInterrupt
@@ -123,6 +123,11 @@ def test_a_stopped_run_says_which_checkpoint_is_kept_and_how_to_continue(
 
     print_kept_checkpoint(tmp_path / "other" / "soft", "soft", kept)
     assert f"the checkpoint it resumed from, {kept}, is still there" in capsys.readouterr().err
+    # a gastrodistill-distill run folder holds <run>/<mode> (no distill/): the resume names <run>
+    (tmp_path / "plain" / "soft" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "plain" / "soft" / "checkpoints" / "step000002.ckpt").write_bytes(b"x")
+    print_kept_checkpoint(tmp_path / "plain" / "soft", "soft")
+    assert capsys.readouterr().err.endswith(f"distill.resume={tmp_path / 'plain'}\n")
 
 
 def test_run_refuses_a_checkpoint_of_the_other_mode(compose_cfg, tiny_dm, tiny_overrides, tmp_path):
