@@ -67,6 +67,12 @@ def _refuse_empty_sides(hw: Sequence[int], shape: Sequence[int], where: str) -> 
         )
 
 
+def _shortest(value: np.floating) -> str:
+    """``value`` in the fewest digits that read back as it (1.0005 of a float32 image, not the "1" of four
+    figures, which hid why a maximum just above 1 was refused)."""
+    return np.format_float_positional(value, trim="-")
+
+
 def _normalise_pixels(arr: np.ndarray, where: str) -> np.ndarray:
     """``[..., H, W]`` or ``[..., H, W, 1-4]`` -> ``[..., H, W, 1|3]`` uint8, uint16 or float32 in [0, 1]."""
     if arr.ndim == 2:
@@ -90,8 +96,8 @@ def _normalise_pixels(arr: np.ndarray, where: str) -> np.ndarray:
             raise CollectionError(f"{where}: float image contains NaN or infinite values; fix or drop it")
         if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
             raise CollectionError(
-                f"{where}: float image values lie in [{arr.min():.4g}, {arr.max():.4g}], outside [0, 1]; "
-                "scale them to [0, 1] or store uint8/uint16"
+                f"{where}: float image values lie in [{_shortest(arr.min())}, {_shortest(arr.max())}], "
+                "outside [0, 1]; scale them to [0, 1] or store uint8/uint16"
             )
         return arr
     raise CollectionError(

@@ -377,10 +377,11 @@ def test_sixteen_bit_data_may_say_so_and_13_bit_values_get_no_hint(make_npz, cap
 
 
 def test_float_images_just_above_one_are_refused(make_npz):
-    """1.0005 is outside [0, 1] too (the message prints it to 4 figures, as "1")."""
+    """1.0005 is outside [0, 1] too, and the message says so (it printed the maximum to 4 figures, "1")."""
     x = np.full((4, 12, 12), 0.5, np.float32)
     x[1, 2, 3] = 1.0005
     with pytest.raises(
-        CollectionError, match=r"key 'test_images': float image values lie in .*outside \[0, 1\]"
+        CollectionError,
+        match=r"key 'test_images': float image values lie in \[0\.5, 1\.0005\], outside \[0, 1\]",
     ):
         _setup(NpzDataModule(path=str(make_npz(test_images=x, test_labels=np.array([0, 1, 2, 0])))))
