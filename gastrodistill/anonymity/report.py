@@ -217,9 +217,9 @@ def private_string_lines(
     )
     if short_ids := strings.short_patient_ids():
         lines.append(
-            f"**{len(short_ids)} patient id(s) shorter than {min_length} characters were not searched** "
-            "(ids this short match the numbers every card holds); the names a run is shared under are "
-            f"checked for ids of {MIN_NAME_ID_LENGTH} characters or more. Give patients longer pseudonyms "
+            f"**Among them, {len(short_ids)} distinct patient id(s) were not searched** (ids this short "
+            "match the numbers every card holds); a name a run is shared under that holds one of "
+            f"{MIN_NAME_ID_LENGTH} characters or more is warned about. Give patients longer pseudonyms "
             "(e.g. P0001) in the manifest for this search to cover them."
         )
     for name in names:

@@ -68,7 +68,7 @@ class PrivateStrings:
     too_short: int = 0
     #: The values shorter than ``min_length`` (value -> kind): not searched in artifacts, where 1 to 3
     #: characters match the numbers every card holds, but kept for the names a run is shared under
-    #: (:func:`name_strings`) and counted in the audit's report.
+    #: (:func:`name_warning_strings`) and counted in the audit's report.
     short: dict[str, str] = field(default_factory=dict)
 
     def add(self, value: object, kind: str, min_length: int) -> None:
@@ -265,9 +265,10 @@ def config_private_strings(
     return strings
 
 
-#: Header attributes that name the site rather than the patient: besides each whole value, each of their
-#: distinctive words (:func:`site_words`) is kept out of the names a run is shared under, where
-#: ``experiment_name=kitamachi`` names the Kitamachi General Hospital as well as its full name would.
+#: Header attributes that name the site rather than the patient: besides each whole value (refused), each
+#: of their distinctive words (:func:`site_words`) in a name a run is shared under is warned about, where
+#: ``experiment_name=kitamachi`` names the Kitamachi General Hospital as well as its full name would (a
+#: warning, not a refusal: such words are often ordinary ones, ``cross`` of a Red Cross hospital).
 SITE_ATTRIBUTES = (
     "InstitutionName",
     "InstitutionAddress",
@@ -284,8 +285,9 @@ GENERIC_SITE_WORDS = frozenset(
     diagnostic diagnostics services service japan byoin iryo daigaku shiritsu kenritsu kokuritsu sogo
     gakuen""".split()  # noqa: SIM905 - a word list reads better as text
 )
-#: Patient ids this long or longer, though shorter than ``audit.text.min_length``, are kept out of the names
-#: a run is shared under as tokens of their own (``patient_012``); one or two characters name no one there.
+#: Patient ids this long or longer, though shorter than ``audit.text.min_length``, are warned about as tokens
+#: of their own in the names a run is shared under (``patient_012``; a warning: ``steps_100`` holds one
+#: too); one or two characters name no one there.
 MIN_NAME_ID_LENGTH = 3
 
 
@@ -296,13 +298,14 @@ def site_words(value: str) -> list[str]:
     return list(dict.fromkeys(w for w in words if len(w) >= 4 and w not in GENERIC_SITE_WORDS))
 
 
-def name_strings(strings: PrivateStrings) -> PrivateStrings:
+def name_warning_strings(strings: PrivateStrings) -> PrivateStrings:
     """What the names a run is shared under (``experiment_name``, set names, W&B project, group and tags)
-    must not hold: ``strings``, plus each :func:`site_words` word of a :data:`SITE_ATTRIBUTES` value (kind
-    ``word of dicom:<Keyword>``) and each patient id of :data:`MIN_NAME_ID_LENGTH` characters or more
-    that was too short for the artifact search (kind ``patient_id``). A name is a few words a person
-    chose, so a short id or a site's word in it is no chance match, as it would be in a card's numbers."""
-    out = PrivateStrings(list(strings.values), list(strings.kinds), strings.too_short, dict(strings.short))
+    are warned about holding, beside the refusals of ``strings`` themselves: each :func:`site_words` word
+    of a :data:`SITE_ATTRIBUTES` value (kind ``word of dicom:<Keyword>``) and each patient id of
+    :data:`MIN_NAME_ID_LENGTH` characters or more that was too short for the artifact search (kind
+    ``short patient_id``). Both match ordinary names too (``cross_arch``, ``steps_100``), so they are said,
+    not refused (:func:`~gastrodistill.sharing.publish.check_logged_names_in_data`)."""
+    out = PrivateStrings()
     for value, kind in zip(strings.values, strings.kinds, strict=True):
         if kind.removeprefix("dicom:") in SITE_ATTRIBUTES:
             for word in site_words(value):
@@ -311,7 +314,7 @@ def name_strings(strings: PrivateStrings) -> PrivateStrings:
     for pid in strings.short_patient_ids():
         if len(pid) >= MIN_NAME_ID_LENGTH:
             out.values.append(pid)
-            out.kinds.append("patient_id")
+            out.kinds.append("short patient_id")
     return out.dedupe()
 
 

@@ -516,20 +516,19 @@ def _refuse_constant(raw: np.ndarray, out: np.ndarray, ds: Dataset, where: str) 
     )
 
 
-def dicom_patient(path: Path) -> tuple[str, str] | None:
-    """The patient a DICOM file's header names, ``(IssuerOfPatientID, PatientID)`` stripped (issuer ``""``
-    when absent), for the check that one person is not listed under two manifest ids in two splits
-    (:func:`~gastrodistill.data.patch_store.check_dicom_patients`). None when the header names no patient
-    (no or a blank PatientID) or cannot be read (the file checks report such a file). Reads the header
-    only."""
+def dicom_patient(path: Path) -> tuple[str, ...] | None:
+    """The patient a DICOM file's header names, ``(IssuerOfPatientID, PatientID, PatientName,
+    PatientBirthDate)`` stripped (``""`` where absent), for the check that one person is not listed under
+    two manifest ids in two splits (:func:`~gastrodistill.data.patch_store.check_dicom_patients`). None
+    when the header names no patient (no or a blank PatientID) or cannot be read (the file checks report
+    such a file). Reads the header only."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(
-            path, stop_before_pixels=True, force=True, specific_tags=["PatientID", "IssuerOfPatientID"]
-        )
+        keys = ["IssuerOfPatientID", "PatientID", "PatientName", "PatientBirthDate"]
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True, specific_tags=keys)
     except (OSError, ValueError, EOFError, InvalidDicomError):
         return None
-    pid = str(ds.get("PatientID", "") or "").strip()
-    return (str(ds.get("IssuerOfPatientID", "") or "").strip(), pid) if pid else None
+    values = tuple(str(ds.get(k, "") or "").strip() for k in keys)
+    return values if values[1] else None

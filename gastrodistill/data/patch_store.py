@@ -243,43 +243,42 @@ def check_duplicate_images(
     raise_if(problems, f"{manifest.manifest_path}: some images are duplicates")
 
 
-#: A DICOM PatientID that more manifest patients than this share is taken for a de-identification tool's
+#: A DICOM patient that more manifest patients than this share is taken for a de-identification tool's
 #: placeholder (``ANONYMOUS``, ``0000``), not for one person, by :func:`check_dicom_patients`.
 MAX_MANIFEST_PATIENTS_PER_PERSON = 5
 
 
 def check_dicom_patients(manifest: Manifest, split_of: dict[str, str]) -> None:
-    """Refuse one person listed under two or more manifest patient ids in different splits: DICOM images
-    whose headers name the same patient (:func:`~gastrodistill.data.dicom.dicom_patient`: PatientID with
-    its issuer) under manifest ids of two splits, so a model would be evaluated on a patient it was
-    trained on (a patient registered again, or given one pseudonym per exam). A PatientID shared by more
-    than :data:`MAX_MANIFEST_PATIENTS_PER_PERSON` manifest patients is taken for a placeholder and not
-    compared; non-DICOM images name no patient. ``split_of``: :func:`patient_splits`.
-
-    Raises:
-        ManifestError: naming, per person, one row of each manifest patient with its split (never the
-        header's value).
-    """
+    """Warn of one person who may be listed under two or more manifest patient ids in different splits:
+    DICOM images whose headers name the same patient (:func:`~gastrodistill.data.dicom.dicom_patient`:
+    PatientID with its issuer, name and birth date) under manifest ids of two splits, so a model could be
+    evaluated on a patient it was trained on (a patient registered again, or given one pseudonym per
+    exam). A warning, not a refusal: an id shared by different people (``UNKNOWN`` of unidentified
+    patients, site-local numbers of merged collections without an issuer) looks the same. A PatientID more
+    than :data:`MAX_MANIFEST_PATIENTS_PER_PERSON` manifest patients share is taken for a placeholder and
+    not reported; non-DICOM images name no patient. ``split_of``: :func:`patient_splits`. The warning goes
+    into the job's log, so it names manifest lines only, never a patient id or a header value."""
     from gastrodistill.data.dicom import dicom_patient
 
-    people: dict[tuple[str, str], dict[str, ImageRecord]] = {}
+    people: dict[tuple[str, ...], dict[str, ImageRecord]] = {}
     for r in manifest.records:
         path = manifest.path(r.image)
         person = dicom_patient(path) if is_dicom(path) else None
         if person is not None:
             people.setdefault(person, {}).setdefault(r.patient_id, r)
-    problems = []
     for rows in people.values():
         splits = sorted({split_of[pid] for pid in rows}, key=SPLIT_ORDER.index)
         if len(splits) < 2 or len(rows) > MAX_MANIFEST_PATIENTS_PER_PERSON:
             continue
-        listed = ", ".join(f"line {r.line} (patient {pid!r}, {split_of[pid]})" for pid, r in rows.items())
-        problems.append(
-            f"{MANIFEST_NAME} {listed}: these images' DICOM headers name one patient (the same PatientID), "
-            f"listed under {len(rows)} patient ids in splits {splits}, so a model would be evaluated on a "
-            "patient it was trained on; give all of that patient's rows one patient_id"
+        log.warning(
+            "%s lines %s: these images' DICOM headers name one patient (the same PatientID, issuer, name "
+            "and birth date) listed under %d patient ids in splits %s; if they are one person, give all of "
+            "that person's rows one patient_id, or a model is evaluated on a patient it was trained on",
+            MANIFEST_NAME,
+            ", ".join(str(r.line) for r in rows.values()),
+            len(rows),
+            splits,
         )
-    raise_if(problems, f"{manifest.manifest_path}: one patient is listed under several patient ids")
 
 
 _PENDING_CACHES: dict[Path, _HashCache] = {}

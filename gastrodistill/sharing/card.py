@@ -211,10 +211,11 @@ WORD_JOINS = (" ", "_", "-", ".", "")
 
 
 def word_joins(value: str) -> set[str]:
-    """``value`` and, when it holds two or more words separated by spaces, ``_`` or ``-`` (and a letter),
-    those words joined by each of :data:`WORD_JOINS`. A UID or a date (digits and dots) has one form."""
+    """``value`` and, when it holds a space between two or more words (and a letter), those words (split at
+    spaces, ``_`` and ``-``) joined by each of :data:`WORD_JOINS`. A value without a space has one form: a
+    path (``images/P1_01.png``, searched anywhere already), a UID, a date, an id."""
     words = [w for w in re.split(r"[\s_\-]+", value.strip()) if w]
-    if len(words) < 2 or not any(c.isalpha() for c in value):
+    if len(words) < 2 or not re.search(r"\S\s+\S", value) or not any(c.isalpha() for c in value):
         return {value}
     return {value} | {join.join(words) for join in WORD_JOINS}
 
@@ -222,12 +223,13 @@ def word_joins(value: str) -> set[str]:
 def spellings(value: str) -> list[str]:
     """The forms of ``value`` searched for: each of :func:`word_joins` as given, lower, upper and title case,
     each composed (NFC) and decomposed (NFD); for a value outside ASCII also each as JSON escapes it
-    (``M\\u00fcller``: the card is written by ``json.dumps``). The bytes searched are lower-cased by
+    (``M\\u00fcller``: the card is written by ``json.dumps``), and so for a value holding a backslash (a
+    manifest path written on Windows). The bytes searched are lower-cased by
     ``bytes.lower``, which knows ASCII only, so ``MÜLLER`` and ``müller`` are different bytes: each case is
     searched."""
     forms = {f(v) for v in word_joins(value) for f in (str, str.lower, str.upper, str.title)}
     forms |= {unicodedata.normalize(f, v) for v in list(forms) for f in ("NFC", "NFD")}
-    if not value.isascii():
+    if not value.isascii() or "\\" in value:  # json.dumps escapes both: M\u00fcller, images\\a.png
         forms |= {json.dumps(v)[1:-1] for v in list(forms)}
     return sorted(forms)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Mapping
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gastrodistill.anonymity.text_check import config_private_strings, name_strings
+from gastrodistill.anonymity.text_check import PrivateStrings, config_private_strings, name_warning_strings
 from gastrodistill.anonymity.verdict import NOT_AUDITED, anonymity_verdict
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.utils.privacy import public_config
@@ -19,6 +20,8 @@ from gastrodistill.utils.run_info import CONFIG_FILE
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule
     from gastrodistill.distillation.distilled_set import DistilledSet
+
+log = logging.getLogger(__name__)
 
 
 def _replay_augment(cfg: DictConfig) -> dict[str, Any] | None:
@@ -151,9 +154,9 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
     (:func:`logged_names`) that holds a private string of ``datamodule``'s data (a patient id, a DICOM
     header value, a source path:
     :func:`~gastrodistill.anonymity.text_check.private_strings`, found as the artifact check finds them,
-    its words joined by ``_``, ``-``, ``.`` or nothing too; the data folder's own name, which often names
-    the site: ``source_name``; a site's distinctive word and a patient id too short for the artifact
-    search: :func:`~gastrodistill.anonymity.text_check.name_strings`),
+    its words joined by ``_``, ``-``, ``.`` or nothing too; or the data folder's own name, which often names
+    the site: ``source_name``; a site's distinctive word or a patient id too short for the artifact search
+    is warned about, not refused: :func:`_warn_of_site_words_and_short_ids`),
     or that is itself a path, file name or header field
     (:func:`~gastrodistill.sharing.card.string_problem`; for ``experiment_name``
     :func:`check_experiment_name`), and a tag W&B would refuse. ``experiment_name`` names the run folder,
@@ -181,10 +184,11 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
             raise CardError(
                 f"{key} is {len(value)} characters long; W&B takes tags of at most {WANDB_TAG_MAX}"
             )
-    # the folder's name (often the site's), a site's words and ids too short for the artifact search
-    strings = name_strings(config_private_strings(cfg, datamodule, with_source_name=True))
-    hits = find_strings({key: value.encode("utf-8") for key, value in names.items()}, strings.values)
+    strings = config_private_strings(cfg, datamodule, with_source_name=True)  # the folder: often the site's
+    encoded = {key: value.encode("utf-8") for key, value in names.items()}
+    hits = find_strings(encoded, strings.values)
     if not hits:
+        _warn_of_site_words_and_short_ids(encoded, strings)
         return
     key = hits[0][0]  # names keep their order: experiment_name first
     kinds = ", ".join(sorted({strings.kinds[i] for k, i in hits if k == key}))  # dicom:<keyword>: no value
@@ -199,6 +203,26 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
         f"{key} holds a private string of the data ({kinds}), and {_what_it_names(key)}; choose a "
         "value that holds no patient id, header value or path"
     )
+
+
+def _warn_of_site_words_and_short_ids(encoded: Mapping[str, bytes], strings: PrivateStrings) -> None:
+    """Warn (the job's log and the console: the key and the kind, never the string) of a name holding a
+    distinctive word of the site's header values or a patient id too short for the artifact search
+    (:func:`~gastrodistill.anonymity.text_check.name_warning_strings`): such a name may name the site or
+    a patient in every shared card, but ordinary names hold such words and numbers too."""
+    from gastrodistill.sharing.card import find_strings
+
+    suspects = name_warning_strings(strings)
+    found: dict[str, set[str]] = {}
+    for key, i in find_strings(encoded, suspects.values):
+        found.setdefault(key, set()).add(suspects.kinds[i])
+    for key, kinds in found.items():
+        log.warning(
+            "%s holds %s of the data; it goes into what this run logs and shares (for experiment_name and "
+            "set names, every artifact's card): if it names the site or a patient, choose another",
+            key,
+            ", ".join(sorted(kinds)),
+        )
 
 
 def _what_it_names(key: str) -> str:
