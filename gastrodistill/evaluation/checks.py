@@ -61,7 +61,8 @@ def check_distilled_set(
         problems.append(
             f"data: the set was distilled from other data (data source hash {source[:12]}... in its "
             f"distilled.json, {dm.source_hash()[:12]}... here: other images, labels, masks, splits or patch "
-            "settings such as data.mask_threshold)"
+            "settings such as data.mask_threshold; for the same files on another machine, other versions of "
+            "the image readers: compare the packages in the two runs' run_info.json)"
         )
     recorded = getattr(ds, "model_config", None) or {}
     if (ZCA_KEY in recorded) != (getattr(dm, "zca", None) is not None):

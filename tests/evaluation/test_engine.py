@@ -499,6 +499,7 @@ def test_sets_from_other_data_are_refused_naming_what_differs(
         f"(data source hash 0123456789ab... in its distilled.json, {patient_dm.source_hash()[:12]}... here"
         in text
     )
+    assert "compare the packages in the two runs' run_info.json)" in text  # the same files elsewhere
 
 
 def test_unknown_positive_class_is_an_error_with_patients(compose_cfg, patient_dm):
