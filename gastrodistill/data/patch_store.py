@@ -602,7 +602,6 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
     digests = image_digests(manifest, store_root, progress, save=False)
     split_of = patient_splits(spec, manifest)
     check_duplicate_images(manifest, digests, split_of)
-    check_dicom_patients(manifest, split_of)
     sources = source_hashes(manifest, store_root, digests=digests)
     key = store_key(spec, manifest, sources)
     target = store_dir(spec, key)
@@ -614,6 +613,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         log.info("patch store up to date: %s under data.store_root", target.name)  # no local path in a log
         return target
     t0 = time.perf_counter()
+    check_dicom_patients(manifest, split_of)  # a warning: said when the store is built, not at every reuse
 
     geometry = spec.geometry
     sizes = validate_files(manifest, geometry, progress)

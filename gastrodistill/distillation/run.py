@@ -548,7 +548,7 @@ def run_distillation(
                     save_last=True,
                 )
             )
-        with lightning_output():  # the device summary stays; Lightning's advertisement does not
+        with lightning_output(), warnings.catch_warnings():  # the device summary stays, Lightning's noise not
             trainer = hydra.utils.instantiate(
                 cfg.trainer,
                 max_steps=d.outer_steps,
@@ -561,7 +561,6 @@ def run_distillation(
                 enable_checkpointing=bool(d.ckpt_every),
                 use_distributed_sampler=False,
             )
-        with lightning_output(), warnings.catch_warnings():
             # We checkpoint after the optimizer step on purpose (global_step counts finished steps).
             warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
             if ckpt_path:  # a resume writes on into the folder of the checkpoints it continues

@@ -57,10 +57,11 @@ def check_distilled_set(
                 f"data {[round(float(v), 6) for v in theirs]}"
             )
     source = getattr(ds, "data_source_hash", None)
-    if source is not None and source != dm.source_hash():
+    here = dm.source_hash() if source is not None else None
+    if source is not None and source != here:
         problems.append(
             f"data: the set was distilled from other data (data source hash {source[:12]}... in its "
-            f"distilled.json, {dm.source_hash()[:12]}... here: other images, labels, masks, splits or patch "
+            f"distilled.json, {here[:12]}... here: other images, labels, masks, splits or patch "
             "settings such as data.mask_threshold; for the same files on another machine, other versions of "
             "the image readers: compare the packages in the two runs' run_info.json)"
         )

@@ -13,6 +13,14 @@ from gastrodistill.data.tiling import Geometry
 GEOM = Geometry(32, 8)
 
 
+def refusal(data_root, rows: list[dict]) -> ManifestError:
+    """The ManifestError of DATA_ROOT with ``rows`` written as its manifest (it must be refused)."""
+    write_manifest(data_root, rows)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(data_root)
+    return info.value
+
+
 def rows_of(root):
     import csv
 
@@ -40,10 +48,8 @@ def test_all_row_problems_are_listed_together(data_root, tmp_path):
     rows[5]["image"] = str(data_root / "images" / "B1_0.png")  # line 7: absolute path
     rows[6]["mask"] = "masks/missing.png"  # line 8: missing mask
     rows[7]["split"] = "validation"  # line 9: bad split value
-    write_manifest(data_root, rows)
-    with pytest.raises(ManifestError) as info:
-        load_manifest(data_root)
-    msg = str(info.value)
+    error = refusal(data_root, rows)
+    msg = str(error)
     assert "line 2: image file 'images/nope.png' not found" in msg
     assert "line 3: unknown diagnosis 'ulcer'; use one of non-gastritis, gastritis" in msg
     assert "patient 'A2' is in splits ['test', 'train']" in msg and "[4, 5]" in msg
@@ -51,7 +57,7 @@ def test_all_row_problems_are_listed_together(data_root, tmp_path):
     assert "line 7: image" in msg and "absolute path" in msg
     assert "line 8: mask file 'masks/missing.png' not found" in msg
     assert "line 9: split 'validation' must be 'train' or 'test'" in msg
-    assert len(info.value.problems) == 7
+    assert len(error.problems) == 7
 
 
 def test_an_empty_patient_id_and_one_image_under_two_spellings_are_refused(data_root):
@@ -60,10 +66,8 @@ def test_an_empty_patient_id_and_one_image_under_two_spellings_are_refused(data_
     rows = rows_of(data_root)
     rows[0]["patient_id"] = ""  # line 2
     rows.append({**rows[2], "image": "./" + rows[2]["image"]})  # the last line repeats line 4's image
-    write_manifest(data_root, rows)
-    with pytest.raises(ManifestError) as info:
-        load_manifest(data_root)
-    msg = str(info.value)
+    error = refusal(data_root, rows)
+    msg = str(error)
     assert "line 2: empty patient_id; every image needs its patient's id" in msg
     assert f"lines [4, {len(rows) + 1}]: image {rows[2]['image']!r} listed more than once" in msg
 
@@ -96,10 +100,8 @@ def test_patient_with_two_diagnoses_and_duplicate_image(data_root):
     rows = rows_of(data_root)
     rows[1]["diagnosis"] = "non-gastritis"  # A1's second image
     rows.append(dict(rows[2]))
-    write_manifest(data_root, rows)
-    with pytest.raises(ManifestError) as info:
-        load_manifest(data_root)
-    msg = str(info.value)
+    error = refusal(data_root, rows)
+    msg = str(error)
     assert "patient 'A1' has diagnoses ['gastritis', 'non-gastritis']" in msg
     assert "image 'images/A2_0.png' listed more than once" in msg and "[4, 18]" in msg
 
@@ -110,12 +112,10 @@ def test_patient_ids_that_differ_only_in_case_are_refused(data_root):
     rows = rows_of(data_root)
     assert rows[0]["patient_id"] == rows[1]["patient_id"] == "A1"
     rows[1]["patient_id"] = "a1"
-    write_manifest(data_root, rows)
-    with pytest.raises(ManifestError) as info:
-        load_manifest(data_root)
-    msg = str(info.value)
+    error = refusal(data_root, rows)
+    msg = str(error)
     assert "lines [2, 3]: patient ids 'A1', 'a1' differ only in letter case; give one patient one id" in msg
-    assert len(info.value.problems) == 1
+    assert len(error.problems) == 1
     rows[1]["patient_id"] = "A1"
     write_manifest(data_root, rows)
     assert len(load_manifest(data_root).patients()) == len({r["patient_id"] for r in rows})
@@ -220,10 +220,8 @@ def test_a_path_in_the_other_unicode_form_is_named_as_such(data_root, disk, mani
     )
     rows = rows_of(data_root)
     rows[0]["image"] = unicodedata.normalize(manifest, name)
-    write_manifest(data_root, rows)
-    with pytest.raises(ManifestError) as info:
-        load_manifest(data_root)
-    msg = str(info.value)
+    error = refusal(data_root, rows)
+    msg = str(error)
     assert "line 2: image file" in msg and "not found" in msg
     assert f"exists with its accented letters in Unicode {disk} form" in msg and f"with {disk} text" in msg
 
@@ -254,16 +252,14 @@ def test_backslash_paths_are_refused_when_absolute_leaving_the_root_or_listed_tw
     rows[2]["image"] = "\\\\server\\share\\x.dcm"  # line 4: a network (UNC) path
     rows[3]["mask"] = "C:masks\\A2_1.png"  # line 5: a path on drive C: (relative to its current folder)
     rows.append({**rows[4], "image": rows[4]["image"].replace("/", "\\")})  # repeats line 6's image
-    write_manifest(data_root, rows)
-    with pytest.raises(ManifestError) as info:
-        load_manifest(data_root)
-    msg = str(info.value)
+    error = refusal(data_root, rows)
+    msg = str(error)
     assert "line 2: image 'C:/data/x.dcm' is an absolute path; write it relative to DATA_ROOT" in msg
     assert "line 3: image '../outside.png' leaves DATA_ROOT" in msg
     assert "line 4: image '//server/share/x.dcm' is an absolute path" in msg
     assert "line 5: mask 'C:masks/A2_1.png' is an absolute path" in msg
     assert "lines [6, 18]: image 'images/A3_0.png' listed more than once; keep one row" in msg
-    assert len(info.value.problems) == 5
+    assert len(error.problems) == 5
 
 
 @pytest.mark.parametrize(("sep", "name"), [(";", "semicolons (';')"), ("\t", "tabs")])
