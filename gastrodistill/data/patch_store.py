@@ -74,7 +74,6 @@ FEW_GREY_LEVELS = 64
 PATCHES_FILE = "patches.npy"
 INDEX_FILE = "index.csv"
 META_FILE = "meta.json"
-PID_FILE = ".builder.pid"
 HASH_CACHE_FILE = ".source_hash_cache.json"
 INDEX_COLUMNS = ["patch_id", "patient", "image", "row", "col", "label", "split", "diagnosis"]
 
@@ -422,21 +421,6 @@ def find_store(spec: StoreSpec, progress: bool = False) -> Path | None:
 
 
 # ---- building ----------------------------------------------------------------------------------------
-def _remove_stale_builds(store_root: Path, name: str) -> None:
-    """Delete hidden temporary folders left by killed builds of this store (not those still running)."""
-    for tmp in store_root.glob(f".{name}.*.tmp"):
-        try:
-            pid = int((tmp / PID_FILE).read_text())
-            os.kill(pid, 0)
-            if pid != os.getpid():
-                continue  # a live build in another process
-        except (OSError, ValueError):
-            if not (tmp / PID_FILE).exists() and time.time() - tmp.stat().st_mtime < 60:
-                continue  # just created by another process, pid not written yet
-        log.info("removing leftover of an interrupted build: %s", tmp.name)
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def _to_patches(image: np.ndarray, positions: list[tuple[int, int]], size: int, out_size: int) -> np.ndarray:
     """uint8 ``[k, out_size, out_size]``; area resampling (cv2.INTER_AREA) from float when resizing."""
     out = np.empty((len(positions), out_size, out_size), dtype=np.uint8)
@@ -644,10 +628,9 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
             counts[split_of[r.patient_id]][c] += int(n)
     check_classes(counts, manifest, split_of)
     store_root.mkdir(parents=True, exist_ok=True)  # only now: a refused input leaves nothing behind
-    _remove_stale_builds(store_root, target.name)
 
+    # atomic_dir first removes what killed builds of this store left (utils.atomic.remove_leftovers)
     with atomic_dir(target) as tmp:
-        (tmp / PID_FILE).write_text(str(os.getpid()))
         mm = np.lib.format.open_memmap(
             tmp / PATCHES_FILE, mode="w+", dtype=np.uint8, shape=(n_total, size, size)
         )
@@ -721,7 +704,6 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
             "content_hash": content.hexdigest(),
             "build_seconds": round(time.perf_counter() - t0, 3),
         }
-        (tmp / PID_FILE).unlink()
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
     save_hash_cache(store_root)
     log.info("patch store built: %s under data.store_root (%d patches)", target.name, n_total)

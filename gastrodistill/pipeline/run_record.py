@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gastrodistill.cli.run_folder import HISTORY_DIR, RECORD_FILES
+from gastrodistill.utils.atomic import atomic_dir, atomic_path
 
 #: The files of a run folder's record that a later run in the same folder rewrites.
 RUN_RECORD = (*RECORD_FILES, "timings.json", "SUMMARY.md")
@@ -22,12 +23,9 @@ def keep_earlier_record(out: Path) -> Path | None:
     if "run_info.json" not in present:
         return None
     dest = next_history_folder(out, create=False)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for f in present:
-        shutil.copy2(out / f, tmp / f)
-    tmp.rename(dest)  # whole or not at all
+    with atomic_dir(dest) as tmp:  # whole or not at all
+        for f in present:
+            shutil.copy2(out / f, tmp / f)
     return dest
 
 
@@ -41,9 +39,8 @@ def put_back_record(out: Path, kept: Path) -> None:
 
     for name in RUN_RECORD:
         if (kept / name).is_file():
-            tmp = out / f".{name}.tmp"
-            shutil.copy2(kept / name, tmp)
-            tmp.replace(out / name)
+            with atomic_path(out / name) as tmp:
+                shutil.copy2(kept / name, tmp)
     if all(p.name in RUN_RECORD for p in kept.iterdir()):
         shutil.rmtree(kept, ignore_errors=True)
         history = kept.parent

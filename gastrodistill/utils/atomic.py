@@ -1,13 +1,77 @@
-"""Write-then-rename helpers so that an interrupted run never leaves a file or folder that looks complete."""
+"""Write-then-rename helpers so that an interrupted run never leaves a file or folder that looks complete.
+
+A temporary file or folder is named ``.<target>.<host>-<pid>.<random>[suffix].tmp``, beside its target. A
+process killed outright (SIGKILL, the out-of-memory killer, a node lost) cannot remove its own; the next
+writer of the same target on the same host removes those whose process no longer runs
+(:func:`remove_leftovers`): an audit's half-written folder holds pictures of real patches.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _host() -> str:
+    """This machine's name as it stands in temporary names (characters other than letters, digits, ``_``
+    and ``-`` replaced by ``_``)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def _temporary_prefix(target: Path) -> str:
+    """``.<target>.<host>-<pid>.``: the start of this process's temporary names for ``target``."""
+    return f".{target.name}.{_host()}-{os.getpid()}."
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (of any user)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
+def remove_leftovers(target: str | os.PathLike) -> list[str]:
+    """Delete the temporary files and folders that writers of ``target`` (:func:`atomic_path`,
+    :func:`atomic_dir`) on this host left when they were killed: those whose process no longer runs.
+    Those of running processes, of this one and of other hosts (a shared file system) are kept, and so
+    are temporary names of another form. Returns the names removed (never paths)."""
+    target = Path(target)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.([A-Za-z0-9_-]+)-(\d+)\..*\.tmp")
+    removed = []
+    try:
+        siblings = list(target.parent.iterdir())
+    except OSError:
+        return removed
+    host = _host()
+    for path in siblings:
+        match = pattern.fullmatch(path.name)
+        if match is None or match.group(1) != host:
+            continue
+        pid = int(match.group(2))
+        if pid == os.getpid() or _running(pid):
+            continue
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        removed.append(path.name)
+    if removed:
+        log.info("removed %d leftover(s) of an interrupted write of %s", len(removed), target.name)
+    return removed
 
 
 def nearest_existing(path: str | os.PathLike) -> Path:
@@ -42,10 +106,12 @@ def _usual_mode(path: Path, directory: bool) -> None:
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds."""
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only if the block succeeds.
+    Leftovers of killed writers of ``target`` are removed first (:func:`remove_leftovers`)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    remove_leftovers(target)
+    fd, tmp = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     _usual_mode(tmp_path, directory=False)
@@ -65,10 +131,12 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds.
 
     An earlier ``target`` stays as it was until then; should the swap itself be stopped (Ctrl-C between its
-    two renames), the earlier folder is put back."""
+    two renames), the earlier folder is put back. Leftovers of killed writers of ``target`` are removed
+    first (:func:`remove_leftovers`)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_path = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    remove_leftovers(target)
+    tmp_path = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent))
     _usual_mode(tmp_path, directory=True)
     try:
         yield tmp_path

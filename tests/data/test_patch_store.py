@@ -18,6 +18,7 @@ from gastrodistill.data.errors import ManifestError, StoreError
 from gastrodistill.data.patch_store import PatchStore, StoreSpec, build_store, find_store, hist_stats
 from gastrodistill.data.readers import read_image, read_mask
 from gastrodistill.data.tiling import Geometry, tile_positions
+from gastrodistill.utils import atomic
 
 
 def spec_for(root, store_root, **kw) -> StoreSpec:
@@ -197,9 +198,9 @@ def test_leftover_of_a_killed_build_is_removed_and_never_opened(data_root, tmp_p
     shutil.rmtree(tmp_path / "s" / name)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    stale = tmp_path / "s" / f".{name}.abc123.tmp"
+    # atomic_dir's temporary name: .<target>.<host>-<pid>.<random>.tmp (utils.atomic)
+    stale = tmp_path / "s" / f".{name}.{atomic._host()}-{dead.pid}.abc123.tmp"
     stale.mkdir()
-    (stale / ps.PID_FILE).write_text(str(dead.pid))
     np.lib.format.open_memmap(stale / ps.PATCHES_FILE, mode="w+", dtype=np.uint8, shape=(256, 32, 32))
     with pytest.raises(StoreError, match="not a complete patch store"):
         PatchStore(stale)
