@@ -93,3 +93,29 @@ def test_only_the_pytree_deprecation_lightning_triggers_is_silenced():
         (str(real.message), UserWarning),
         (str(real.message), FutureWarning),
     ]
+
+
+def test_paths_in_lightnings_lines_are_shown_in_the_run_folder_or_by_their_last_parts(
+    rank_zero_lines, tmp_path
+):
+    """Lightning names a resumed checkpoint by its absolute path, which reached ``distill.log`` (its folders
+    may name a site or a person); within the block it is relative to the run folder, or, outside it, only
+    its last three parts. Fractions, URLs and relative paths stay as they are; after the block, nothing is
+    rewritten."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    run = tmp_path / "St_Mary_runs" / "run1"
+    inside = run / "soft" / "checkpoints" / "last.ckpt"
+    outside = tmp_path / "St_Mary_runs" / "run0" / "soft" / "checkpoints" / "step000002.ckpt"
+    with lightning_output(run_dir=run):
+        rank_zero_info("Restoring states from the checkpoint path at %s", inside)
+        rank_zero_info(f"Restored all states from the checkpoint at {outside}")
+        rank_zero_info("epoch 1/2 of https://lightning.ai/docs, logs in logs/csv")
+    assert rank_zero_lines == [
+        "Restoring states from the checkpoint path at soft/checkpoints/last.ckpt",
+        "Restored all states from the checkpoint at …/soft/checkpoints/step000002.ckpt",
+        "epoch 1/2 of https://lightning.ai/docs, logs in logs/csv",
+    ]
+    rank_zero_lines.clear()
+    rank_zero_info(f"at {outside}")
+    assert rank_zero_lines == [f"at {outside}"]

@@ -13,7 +13,7 @@ from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
 from torch.utils.data import DataLoader
 
@@ -548,7 +548,9 @@ def run_distillation(
                     save_last=True,
                 )
             )
-        with lightning_output(), warnings.catch_warnings():  # the device summary stays, Lightning's noise not
+        # the device summary stays, Lightning's noise not; a resumed checkpoint's path shown in the run folder
+        run_dir = OmegaConf.select(cfg, "paths.output_dir", default=None)
+        with lightning_output(run_dir=run_dir), warnings.catch_warnings():
             trainer = hydra.utils.instantiate(
                 cfg.trainer,
                 max_steps=d.outer_steps,

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -563,3 +564,30 @@ def test_a_finished_set_names_only_the_ways_on_that_exist(tmp_path):
     text = str(info.value)
     assert f", continue that set with distill.resume={folder.parent} and a higher" in text
     assert text.endswith(", or leave distill out of the stages to evaluate, audit or publish it as it is")
+
+
+def test_the_log_of_a_resumed_run_names_the_checkpoint_without_its_folders(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, caplog
+):
+    """Lightning logs the checkpoint a run resumes from by its absolute path, which reached the run's
+    ``distill.log`` (folders above a run may name a site or a person): it is now shown by its last parts
+    when outside the run folder, relative to the run folder when inside it."""
+    common = [*tiny_overrides, "distill.ckpt_every=2", "distill.grid_every=0"]
+    first = tmp_path / "St_Mary_runs" / "a"
+    run_distillation(
+        compose_cfg([*common, "distill.outer_steps=2", f"paths.output_dir={first}"]), tiny_dm, first
+    )
+    second = tmp_path / "St_Mary_runs" / "b"
+    caplog.set_level(logging.INFO)
+    cfg = compose_cfg(
+        [*common, "distill.outer_steps=4", f"paths.output_dir={second}", f"distill.resume={first}"]
+    )
+    run_distillation(cfg, tiny_dm, second)
+    restored = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
+    assert restored and all("…/soft/checkpoints/last.ckpt" in m for m in restored)
+    cfg = compose_cfg([*common, "distill.outer_steps=6", f"paths.output_dir={second}", "distill.resume=last"])
+    caplog.clear()
+    run_distillation(cfg, tiny_dm, second)
+    restored = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
+    assert restored and all(m.endswith(" soft/checkpoints/last.ckpt") for m in restored)
+    assert not any("St_Mary" in r.getMessage() for r in caplog.records)
