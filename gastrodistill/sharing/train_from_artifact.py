@@ -526,6 +526,13 @@ NO_EVALUATION_NOTE = (
 )
 
 
+#: What receive.md says under its table when the card's evaluation has some of the rows' figures, not all.
+PARTLY_PUBLISHED_NOTE = (
+    "n/a: the card's evaluation holds no figure for these rows (a class the sender's data lack, or a metric "
+    "its evaluation did not report), so they are not compared"
+)
+
+
 #: The "within noise" column: a mean of one network has no spread to compare a difference with.
 NOISE_WORDS = {True: "yes", False: "NO", None: "cannot tell (one network on each side)"}
 #: How receive.md explains that column (:func:`compare_published`).
@@ -580,6 +587,10 @@ def render(result: Mapping[str, Any]) -> str:
         )
         name = f"recall of {md_cell(m[len('recall_') :])}" if m.startswith("recall_") else m
         lines.append(f"| {name} | {site} | {tail} |")
+    missing = [m for m in shown if m not in result["published"]]
+    if result["published"] and missing:  # some figures compared, these not: say why they read n/a
+        names = ", ".join(f"`{md_cell(m)}`" for m in missing)
+        lines += ["", f"{PARTLY_PUBLISHED_NOTE} ({names})."]
     if result["published"]:
         lines += ["", NOISE_RULE]
     return "\n".join(lines) + "\n"

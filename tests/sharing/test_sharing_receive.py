@@ -736,3 +736,34 @@ def test_receive_md_escapes_a_class_name_that_holds_a_table_bar():
     row = next(line for line in render(result).splitlines() if line.startswith("| recall of"))
     assert row == "| recall of a\\|b | 0.250 ± 0.050 | n/a | |  |"
     assert len(row.replace("\\|", "").split("|")) == 7  # five cells between six bars, as the header
+
+
+def test_rows_the_card_has_no_figure_for_are_named_under_the_table():
+    """A card whose evaluation holds some of the rows' figures (a site class the sender's data lack, or a
+    metric its evaluation did not report) showed n/a in those rows with no word why; the rows are now named
+    in one note under the table, and a card with every figure gets no such note."""
+    from gastrodistill.sharing.train_from_artifact import PARTLY_PUBLISHED_NOTE, render
+
+    def result(published):
+        return {
+            "artifact": {"name": "soft"},
+            "schedule": "replay",
+            "n_networks": 2,
+            "metrics": {
+                "patch_accuracy_mean": 0.5,
+                "patch_accuracy_std": 0.1,
+                "recall_polyp_mean": 0.25,
+                "recall_polyp_std": 0.05,
+            },
+            "published": published,
+        }
+
+    accuracy = {"site": 0.5, "published": 0.45, "difference": 0.05, "within_noise": True}
+    text = render(result({"patch_accuracy": accuracy}))
+    assert f"{PARTLY_PUBLISHED_NOTE} (`recall_polyp`)." in text.splitlines()
+    assert "| recall of polyp | 0.250 ± 0.050 | n/a | |  |" in text
+    both = render(result({"patch_accuracy": accuracy, "recall_polyp": accuracy}))
+    assert PARTLY_PUBLISHED_NOTE not in both and "n/a" not in both
+    assert PARTLY_PUBLISHED_NOTE not in render(
+        result({})
+    )  # nothing compared: the notes above the table say why
