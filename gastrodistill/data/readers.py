@@ -40,7 +40,6 @@ import numpy as np
 
 from gastrodistill.data.dicom import check_transfer_syntax, read_dicom
 from gastrodistill.data.errors import GRAYSCALE_FIX, ImageReadError, error_text
-from gastrodistill.utils.images import to_uint8  # public here as before (the patch store's rounding)
 
 if TYPE_CHECKING:
     import tifffile
@@ -519,6 +518,5 @@ __all__ = [
     "probe_image",
     "read_image",
     "read_mask",
-    "to_uint8",
     "transposed_hint",
 ]

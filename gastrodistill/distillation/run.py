@@ -405,6 +405,14 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
         step = checkpoint_step(check_resume_checkpoint(ckpt, mode, run_settings(cfg), int(d.outer_steps)))
     if is_global_zero():
         print(f"resuming the {mode}-label distillation from checkpoint {ckpt}", flush=True)
+        earlier = checkpoint_run_folder(ckpt, mode)
+        if earlier is not None and earlier.resolve() != run_folder_of(out).resolve():
+            print(
+                f"  it continues in this run folder, {run_folder_of(out)}; the first part's logs and "
+                f"checkpoints stay in {earlier} (to continue in that folder instead, pass "
+                f"hydra.run.dir={earlier})",
+                flush=True,
+            )
         if step == int(d.outer_steps):
             print(
                 f"  it is at outer step {step} = distill.outer_steps: no step is left to run, so the set "
@@ -412,6 +420,20 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
                 flush=True,
             )
     return ckpt
+
+
+def run_folder_of(out: Path) -> Path:
+    """The run folder of a mode's output folder ``out`` (``<run>/<mode>`` or ``<run>/distill/<mode>``)."""
+    return out.parent.parent if out.parent.name == "distill" else out.parent
+
+
+def checkpoint_run_folder(ckpt: Path, mode: str) -> Path | None:
+    """The run folder a ``mode`` checkpoint was written in (``<run>[/distill]/<mode>/checkpoints/x.ckpt``),
+    or None for a checkpoint kept elsewhere (a copied file)."""
+    folder = ckpt.parent
+    if folder.name != "checkpoints" or folder.parent.name != mode:
+        return None
+    return run_folder_of(folder.parent)
 
 
 def print_kept_checkpoint(out: Path, mode: str, resumed_from: Path | None = None) -> None:
@@ -436,7 +458,7 @@ def print_kept_checkpoint(out: Path, mode: str, resumed_from: Path | None = None
     else:
         text = (
             f"the {mode}-label run's checkpoint {ckpt} is kept: continue it with the same command and "
-            f"distill.resume={out.parent.parent if out.parent.name == 'distill' else out.parent}"
+            f"distill.resume={run_folder_of(out)}"
         )
     print(f"note: {text}", file=sys.stderr, flush=True)
 

@@ -472,6 +472,11 @@ def test_cli_stop_and_resume_in_a_new_run_folder_is_exact(tmp_path):
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming the soft-label distillation from checkpoint" in resumed.stdout
     assert str(runs / "first" / "soft" / "checkpoints") in resumed.stdout
+    # the first part's logs and checkpoints stay behind: said, with the way to continue in that folder
+    assert (
+        f"it continues in this run folder, {runs / 'second'}; the first part's logs and checkpoints stay in "
+        f"{runs / 'first'} (to continue in that folder instead, pass hydra.run.dir={runs / 'first'})"
+    ) in " ".join(resumed.stdout.split())
     a = DistilledSet.load(tmp_path / "uninterrupted" / "soft")
     b = DistilledSet.load(runs / "second" / "soft")
     two = DistilledSet.load(runs / "first" / "soft")
@@ -567,7 +572,7 @@ def test_a_finished_set_names_only_the_ways_on_that_exist(tmp_path):
 
 
 def test_the_log_of_a_resumed_run_names_the_checkpoint_without_its_folders(
-    compose_cfg, tiny_dm, tiny_overrides, tmp_path, caplog
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, caplog, capsys
 ):
     """Lightning logs the checkpoint a run resumes from by its absolute path, which reached the run's
     ``distill.log`` (folders above a run may name a site or a person): it is now shown by its last parts
@@ -582,12 +587,15 @@ def test_the_log_of_a_resumed_run_names_the_checkpoint_without_its_folders(
     cfg = compose_cfg(
         [*common, "distill.outer_steps=4", f"paths.output_dir={second}", f"distill.resume={first}"]
     )
+    capsys.readouterr()
     run_distillation(cfg, tiny_dm, second)
     restored = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
     assert restored and all("…/soft/checkpoints/last.ckpt" in m for m in restored)
+    assert f"the first part's logs and checkpoints stay in {first}" in capsys.readouterr().out
     cfg = compose_cfg([*common, "distill.outer_steps=6", f"paths.output_dir={second}", "distill.resume=last"])
     caplog.clear()
     run_distillation(cfg, tiny_dm, second)
+    assert "first part's logs" not in capsys.readouterr().out  # continued in its own run folder
     restored = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
     assert restored and all(m.endswith(" soft/checkpoints/last.ckpt") for m in restored)
     assert not any("St_Mary" in r.getMessage() for r in caplog.records)
