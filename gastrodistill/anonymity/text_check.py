@@ -243,6 +243,10 @@ def source_name(root: str | os.PathLike | None) -> str | None:
     return Path(root).resolve().name or None
 
 
+#: The kind of :func:`source_name` among a run's private strings.
+SOURCE_NAME_KIND = "data folder name"
+
+
 def config_private_strings(
     cfg: DictConfig, datamodule: ImageDataModule | None, with_source_name: bool = False
 ) -> PrivateStrings:
@@ -261,7 +265,7 @@ def config_private_strings(
         ignore_attributes=check_ignored_attributes(text.get("ignore_attributes") or ()),
     )
     if with_source_name:
-        strings.add(source_name(root) or "", "data folder name", min_length)
+        strings.add(source_name(root) or "", SOURCE_NAME_KIND, min_length)
     return strings
 
 
@@ -289,6 +293,24 @@ GENERIC_SITE_WORDS = frozenset(
 #: of their own in the names a run is shared under (``patient_012``; a warning: ``steps_100`` holds one
 #: too); one or two characters name no one there.
 MIN_NAME_ID_LENGTH = 3
+
+
+#: Patient ids this long or longer that hold a digit are also warned about inside a longer word of a name a
+#: run is shared under (``pt4471902`` holds the id ``4471902``), where the search for private strings, which
+#: finds them only as tokens of their own, passes them; shorter ones sit inside ordinary numbers.
+MIN_EMBEDDED_ID_LENGTH = 6
+
+
+def embedded_patient_ids(strings: PrivateStrings) -> list[str]:
+    """The patient ids of ``strings`` that :data:`MIN_EMBEDDED_ID_LENGTH` makes worth a warning when found
+    inside a word of a name (:func:`~gastrodistill.sharing.publish.check_logged_names_in_data`)."""
+    return sorted(
+        {
+            v
+            for v, k in zip(strings.values, strings.kinds, strict=True)
+            if k == "patient_id" and len(v) >= MIN_EMBEDDED_ID_LENGTH and any(c.isdigit() for c in v)
+        }
+    )
 
 
 def site_words(value: str) -> list[str]:

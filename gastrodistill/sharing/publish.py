@@ -11,10 +11,16 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from gastrodistill.anonymity.text_check import PrivateStrings, config_private_strings, name_warning_strings
+from gastrodistill.anonymity.text_check import (
+    SOURCE_NAME_KIND,
+    PrivateStrings,
+    config_private_strings,
+    embedded_patient_ids,
+    name_warning_strings,
+)
 from gastrodistill.anonymity.verdict import NOT_AUDITED, anonymity_verdict
 from gastrodistill.sharing.artifact import save_artifact
-from gastrodistill.utils.privacy import public_config
+from gastrodistill.utils.privacy import REDACTED, public_config
 from gastrodistill.utils.run_info import CONFIG_FILE
 
 if TYPE_CHECKING:
@@ -188,6 +194,7 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
     encoded = {key: value.encode("utf-8") for key, value in names.items()}
     hits = find_strings(encoded, strings.values)
     if not hits:
+        _refuse_private_config_values(cfg, strings)
         _warn_of_site_words_and_short_ids(encoded, strings)
         return
     key = hits[0][0]  # names keep their order: experiment_name first
@@ -205,17 +212,65 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
     )
 
 
+def logged_config_values(cfg: DictConfig) -> dict[str, str]:
+    """Every text value of the config the loggers are given
+    (:func:`~gastrodistill.utils.privacy.public_config`: W&B's run config, ``logs/csv/*/hparams.yaml``),
+    dotted key (``eval.comment``, ``logger.wandb.notes``, ``x.tags[0]``) -> value; the values it redacts
+    are left out."""
+    values: dict[str, str] = {}
+
+    def walk(node: Any, key: str) -> None:
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, f"{key}[{i}]")
+        elif isinstance(node, str) and node != REDACTED:
+            values[key] = node
+
+    walk(public_config(cfg), "")
+    return values
+
+
+def _refuse_private_config_values(cfg: DictConfig, strings: PrivateStrings) -> None:
+    """Refuse a config value the loggers would be given (:func:`logged_config_values`: a key added on the
+    command line, ``+eval.comment=...``, W&B's ``notes``) that holds a private string of the data
+    (``strings`` but the data folder's own name, which an ordinary value such as a data set's name may
+    equal). Raises :class:`~gastrodistill.sharing.card.CardError` naming the key and the kind, never the
+    string."""
+    from gastrodistill.sharing.card import CardError, find_strings
+
+    searched = [i for i, kind in enumerate(strings.kinds) if kind != SOURCE_NAME_KIND]
+    values = {key: value.encode("utf-8") for key, value in logged_config_values(cfg).items()}
+    hits = find_strings(values, [strings.values[i] for i in searched])
+    if not hits:
+        return
+    key = hits[0][0]
+    kinds = ", ".join(sorted({strings.kinds[searched[i]] for k, i in hits if k == key}))
+    raise CardError(
+        f"{key} holds a private string of the data ({kinds}), and the run's config goes to every logger "
+        "it starts (the W&B run's config, logs/csv/*/hparams.yaml); choose a value that holds no patient "
+        "id, header value or path"
+    )
+
+
 def _warn_of_site_words_and_short_ids(encoded: Mapping[str, bytes], strings: PrivateStrings) -> None:
     """Warn (the job's log and the console: the key and the kind, never the string) of a name holding a
     distinctive word of the site's header values or a patient id too short for the artifact search
-    (:func:`~gastrodistill.anonymity.text_check.name_warning_strings`): such a name may name the site or
-    a patient in every shared card, but ordinary names hold such words and numbers too."""
+    (:func:`~gastrodistill.anonymity.text_check.name_warning_strings`), or a long patient id inside a word
+    (:func:`~gastrodistill.anonymity.text_check.embedded_patient_ids`: ``pt4471902``): such a name may
+    name the site or a patient in every shared card, but ordinary names hold such words and numbers too."""
     from gastrodistill.sharing.card import find_strings
 
     suspects = name_warning_strings(strings)
     found: dict[str, set[str]] = {}
     for key, i in find_strings(encoded, suspects.values):
         found.setdefault(key, set()).add(suspects.kinds[i])
+    ids = [pid.lower() for pid in embedded_patient_ids(strings)]
+    for key, blob in encoded.items():  # an id as a token of its own was refused before: here, inside a word
+        if any(pid in blob.decode("utf-8").lower() for pid in ids):
+            found.setdefault(key, set()).add("a patient_id inside a word")
     for key, kinds in found.items():
         log.warning(
             "%s holds %s of the data; it goes into what this run logs and shares (for experiment_name and "

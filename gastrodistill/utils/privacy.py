@@ -15,6 +15,8 @@ PRIVATE_GROUPS = ("paths", "hydra")
 #: below them but a keyword of :data:`PATH_KEYWORDS` is redacted, with or without a slash (a folder
 #: relative to the working directory). A ``resume`` elsewhere (a W&B logger's ``resume: allow``) is kept.
 PATH_VALUED_KEYS = ("audit.sets", "distill.resume")
+#: What :func:`public_config` puts in place of a path.
+REDACTED = "<redacted>"
 #: Values of :data:`PATH_VALUED_KEYS` that are not paths (``distill.resume=last``).
 PATH_KEYWORDS = ("last",)
 
@@ -45,13 +47,13 @@ def public_config(cfg: DictConfig | Mapping[str, Any], at: str = "") -> dict[str
         if isinstance(node, list):
             return [clean(v, where, path_valued) for v in node]
         if isinstance(node, str) and path_valued and node.strip() not in PATH_KEYWORDS:
-            return "<redacted>"
+            return REDACTED
         if (
             isinstance(node, str)
             and ("/" in node or "\\" in node)
             and not node.startswith(("gastrodistill.", "torch.", "pytorch_lightning.", "albumentations."))
         ):
-            return "<redacted>"
+            return REDACTED
         return node
 
     return clean(container, at)

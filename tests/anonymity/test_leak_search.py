@@ -10,6 +10,7 @@ import re
 import pydicom
 import pytest
 from _anon_data import IMAGE_NAME, make_dm, noise_set, write_dicom_root
+from omegaconf import OmegaConf
 
 from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config
 from gastrodistill.anonymity.text_check import (
@@ -325,3 +326,61 @@ def test_short_patient_ids_in_names_are_warned_about_and_counted_in_the_report(t
     long_ids = config_private_strings(compose_cfg([f"paths.data_root={tmp_path / 'other'}"]), dm)
     assert long_ids.short_patient_ids() == []
     assert len(private_string_lines(long_ids, 4, {"soft": []}, ["soft"])) == 2  # no such line
+
+
+def test_a_config_value_the_loggers_get_is_searched_for_the_datas_private_strings(tmp_path, compose_cfg):
+    """Every text value of the config goes to the loggers (W&B's run config, ``hparams.yaml``): a patient id
+    in a key of the user's (``+eval.comment=...``) or a DICOM person name in W&B's ``notes`` reached the W&B
+    run unchecked, while the same id in ``experiment_name`` was refused (a breaker's finding). Such a value
+    is refused naming the key and the kind, never the string. The data folder's own name is not searched
+    there (an ordinary value, such as a data set's name, may equal it), and ordinary values pass."""
+    from omegaconf import open_dict
+
+    from gastrodistill.sharing.publish import logged_config_values
+
+    root = tmp_path / "gastric"
+    secrets = write_dicom_root(root)
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    for key, value, kind in [
+        ("eval.comment", f"pilot run for {secrets['PatientID']}", "patient_id"),
+        ("logger.wandb.notes", secrets["PatientName"].replace("^", " "), "dicom:PatientName"),
+        ("distill.note", secrets["AccessionNumber"], "dicom:AccessionNumber"),
+    ]:
+        cfg = compose_cfg([f"paths.data_root={root}", "experiment_name=site_a", "logger=wandb"])
+        with open_dict(cfg):
+            OmegaConf.update(cfg, key, value, force_add=True)
+        assert logged_config_values(cfg)[key] == value  # what the loggers would be given
+        with pytest.raises(CardError) as info:
+            check_logged_names_in_data(cfg, dm)
+        text = str(info.value)
+        assert text.startswith(f"{key} holds a private string of the data ({kind})"), text
+        assert value.lower() not in text.lower()
+    cfg = compose_cfg([f"paths.data_root={root}", "experiment_name=site_a", "logger=wandb"])
+    with open_dict(cfg):
+        cfg.eval.comment = "gastric"  # the data folder's name, as a data set's name would be
+        cfg.logger.wandb.notes = "lr sweep, second try"
+    check_logged_names_in_data(cfg, dm)
+
+
+def test_a_long_patient_id_inside_a_word_of_a_name_is_warned_about(tmp_path, compose_cfg, caplog):
+    """The search finds an id only as a token of its own (``1002`` is no match in ``ae1002b``), so
+    ``experiment_name=pt4471902`` reached the cards unsaid with the id ``4471902`` (a breaker's finding).
+    An id of 6 characters or more holding a digit is now warned about inside a word of a name (key and
+    kind, never the id); shorter ids, which sit inside ordinary numbers, are not; as a token of its own
+    the id is refused, as before."""
+    import shutil
+
+    root = tmp_path / "export_2024"
+    write_dicom_root(root)
+    shutil.copy(root / IMAGE_NAME, root / "images" / "second.dcm")
+    rows = [f"{IMAGE_NAME},4471902,gastritis", "images/second.dcm,12345,gastritis"]
+    (root / "manifest.csv").write_text("image,patient_id,diagnosis\n" + "\n".join(rows) + "\n")
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    for name in ("pt4471902", "ward4471902b_v2", "PT4471902"):
+        (said,) = _name_warnings(compose_cfg, root, dm, name, caplog)
+        assert said.startswith("experiment_name holds a patient_id inside a word of the data;"), said
+        assert "4471902" not in said
+    for name in ("pt12345", "run_447190", "site_a"):  # a 5-character id; a part of the long one
+        assert _name_warnings(compose_cfg, root, dm, name, caplog) == [], name
+    with pytest.raises(CardError, match=r"experiment_name holds a private string of the data \(patient_id\)"):
+        check_logged_names_in_data(compose_cfg([f"paths.data_root={root}", "experiment_name=pt_4471902"]), dm)
