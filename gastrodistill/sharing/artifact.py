@@ -18,6 +18,7 @@ import io
 import json
 import os
 import stat
+import struct
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -724,6 +725,26 @@ def _check_files(card: Mapping[str, Any], blobs: Mapping[str, bytes]) -> None:
             )
 
 
+def _check_tensors_metadata(blob: bytes, card: Mapping[str, Any]) -> None:
+    """Refuse a safetensors header whose ``__metadata__`` is not the one :func:`save_artifact` writes,
+    ``{"format": "<FORMAT>/<schema_version>"}``: nothing reads it, so anything else there (text of any
+    kind, a pickle's bytes as hex) came from another writer or an edit. ``blob`` has been read by
+    safetensors already (its header is valid JSON)."""
+    (n,) = struct.unpack("<Q", blob[:8])
+    metadata = json.loads(blob[8 : 8 + n]).get("__metadata__")
+    expected = {"format": f"{FORMAT}/{card.get('schema_version')}"}
+    if metadata == expected:
+        return
+    if isinstance(metadata, dict) and set(metadata) == {"format"}:
+        what = f"the format {str(metadata['format'])[:80]!r}, not {expected['format']!r}"
+    else:
+        keys = sorted(metadata)[:10] if isinstance(metadata, dict) else "none"
+        what = f"metadata keys {keys}, where gastrodistill writes one, 'format'"
+    raise ArtifactError(
+        f"{TENSORS_FILE}'s header holds {what}: the file was written by another program or edited"
+    )
+
+
 def _check_tensors(card: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> None:
     if set(tensors) != set(TENSOR_NAMES):
         raise ArtifactError(f"{TENSORS_FILE} holds {sorted(tensors)}, expected {sorted(TENSOR_NAMES)}")
@@ -801,6 +822,7 @@ def load_artifact(path: str | os.PathLike) -> tuple[DistilledSet, dict[str, Any]
         tensors = st_load(blobs[TENSORS_FILE])
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise ArtifactError(f"{TENSORS_FILE} is not a readable safetensors file ({exc})") from exc
+    _check_tensors_metadata(blobs[TENSORS_FILE], card)
     _check_tensors(card, tensors)
     distilled = build_distilled(card, tensors)
     if not torch.allclose(distilled.soft_targets().detach(), tensors["targets"], atol=1e-5):

@@ -7,7 +7,10 @@ import hashlib
 import json
 from pathlib import Path
 
-from gastrodistill.sharing.card import seal
+from gastrodistill.sharing.card import FORMAT, seal
+
+#: ``retensor``'s default: the tensors file's metadata as the artifact writer puts it.
+WRITERS = object()
 
 
 def reseal(folder: Path, edit) -> None:
@@ -17,13 +20,17 @@ def reseal(folder: Path, edit) -> None:
     (folder / "card.json").write_text(json.dumps(seal({k: v for k, v in card.items() if k != "card_sha256"})))
 
 
-def retensor(folder: Path, edit_tensors, edit_card=lambda card, tensors: None) -> None:
+def retensor(folder: Path, edit_tensors, edit_card=lambda card, tensors: None, metadata=WRITERS) -> None:
     """Rewrite the artifact's tensors with ``edit_tensors`` and its card with ``edit_card``, with the file
-    digests and sizes the card lists recomputed and the card resealed: a consistent forgery."""
+    digests and sizes the card lists recomputed and the card resealed: a consistent forgery. The tensors
+    file's header carries ``metadata``: by default the one the writer puts there (:data:`WRITERS`)."""
     from safetensors.torch import load_file, save_file
 
+    if metadata is WRITERS:
+        schema = json.loads((folder / "card.json").read_text())["schema_version"]
+        metadata = {"format": f"{FORMAT}/{schema}"}
     tensors = edit_tensors(load_file(str(folder / "distilled.safetensors")))
-    save_file(tensors, str(folder / "distilled.safetensors"))
+    save_file(tensors, str(folder / "distilled.safetensors"), metadata=metadata)
     data = (folder / "distilled.safetensors").read_bytes()
 
     def edit(card):

@@ -397,3 +397,45 @@ def test_a_stop_before_the_zip_leaves_no_earlier_sets_zip_beside_the_new_folder(
     save_artifact(out, soft_set, card_fields, archive=True)
     zipped, _ = load_artifact(tmp_path / "soft.zip")
     assert torch.equal(zipped.images, folder_set.images) and (tmp_path / "soft.zip").read_bytes() != earlier
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_older_pickle_protocols_are_refused_by_their_magic_bytes(tmp_path, artifact, protocol):
+    """Protocols 4 and 5 were tested; 2 and 3 (what older code writes) start with 0x80 0x02 / 0x80 0x03."""
+    bad = shutil.copytree(artifact, tmp_path / f"p{protocol}")
+    (bad / "distilled.safetensors").write_bytes(pickle.dumps({"a": 1}, protocol=protocol))
+    with pytest.raises(ArtifactError, match=rf"holds pickle data \(magic bytes 0x80 0x0{protocol}\)"):
+        load_artifact(bad)
+
+
+def _with_metadata(artifact, folder, metadata):
+    """A copy of ``artifact`` whose tensors file carries ``metadata``, its card resealed (a consistent
+    forgery, as a sender with another writer would make it)."""
+    from _resealing import retensor
+
+    out = shutil.copytree(artifact, folder)
+    retensor(out, lambda tensors: tensors, metadata=metadata)
+    return out
+
+
+def test_tensors_metadata_other_than_the_writers_format_is_refused(tmp_path, artifact):
+    """Nothing reads a safetensors file's ``__metadata__``, so a breaker's code string and a pickle's bytes
+    as hex there loaded unsaid; the header must hold the one key the writer puts there."""
+    card = json.loads((artifact / "card.json").read_text())
+    fmt = f"gastrodistill-distilled-set/{card['schema_version']}"
+    load_artifact(_with_metadata(artifact, tmp_path / "same", {"format": fmt}))  # resealed as written: loads
+    for i, (metadata, said) in enumerate(
+        [
+            ({"format": fmt, "payload": pickle.dumps(1).hex()}, "metadata keys ['format', 'payload']"),
+            ({"format": "pt"}, f"the format 'pt', not '{fmt}'"),
+            (None, "metadata keys none"),
+        ]
+    ):
+        bad = _with_metadata(artifact, tmp_path / f"bad{i}", metadata)
+        with pytest.raises(ArtifactError) as info:
+            load_artifact(bad)
+        assert str(info.value) == (
+            f"distilled.safetensors's header holds {said}"
+            + (", where gastrodistill writes one, 'format'" if "keys" in said else "")
+            + ": the file was written by another program or edited"
+        )
