@@ -295,6 +295,18 @@ def test_a_sites_distinctive_word_in_a_name_is_warned_about_and_its_whole_name_r
         assert _name_warnings(compose_cfg, root, dm, name, caplog) == [], name
 
 
+def _two_patients(root, first: str, second: str):
+    """DATA_ROOT of :func:`write_dicom_root` with its DICOM copied, the two images of patients ``first`` and
+    ``second`` in the manifest."""
+    import shutil
+
+    write_dicom_root(root)
+    shutil.copy(root / IMAGE_NAME, root / "images" / "second.dcm")
+    rows = [f"{IMAGE_NAME},{first},gastritis", f"images/second.dcm,{second},gastritis"]
+    (root / "manifest.csv").write_text("image,patient_id,diagnosis\n" + "\n".join(rows) + "\n")
+    return root
+
+
 def test_short_patient_ids_in_names_are_warned_about_and_counted_in_the_report(tmp_path, compose_cfg, caplog):
     """Ids ``001``..: too short for the artifact search (``min_length`` 4), they were dropped silently, and
     ``experiment_name=patient_012`` reached the card unsaid. A name holding such an id of 3 characters or
@@ -303,13 +315,7 @@ def test_short_patient_ids_in_names_are_warned_about_and_counted_in_the_report(t
     from gastrodistill.anonymity.report import private_string_lines
     from gastrodistill.anonymity.text_check import config_private_strings
 
-    root = tmp_path / "export_2024"
-    write_dicom_root(root)
-    import shutil
-
-    shutil.copy(root / IMAGE_NAME, root / "images" / "second.dcm")
-    rows = [f"{IMAGE_NAME},012,gastritis", "images/second.dcm,07,gastritis"]
-    (root / "manifest.csv").write_text("image,patient_id,diagnosis\n" + "\n".join(rows) + "\n")
+    root = _two_patients(tmp_path / "export_2024", "012", "07")
     dm = make_dm(patients=(2, 1, 1), per_patient=2)
     (said,) = _name_warnings(compose_cfg, root, dm, "patient_012", caplog)
     cfg = compose_cfg([f"paths.data_root={root}"])
@@ -368,13 +374,7 @@ def test_a_long_patient_id_inside_a_word_of_a_name_is_warned_about(tmp_path, com
     An id of 6 characters or more holding a digit is now warned about inside a word of a name (key and
     kind, never the id); shorter ids, which sit inside ordinary numbers, are not; as a token of its own
     the id is refused, as before."""
-    import shutil
-
-    root = tmp_path / "export_2024"
-    write_dicom_root(root)
-    shutil.copy(root / IMAGE_NAME, root / "images" / "second.dcm")
-    rows = [f"{IMAGE_NAME},4471902,gastritis", "images/second.dcm,12345,gastritis"]
-    (root / "manifest.csv").write_text("image,patient_id,diagnosis\n" + "\n".join(rows) + "\n")
+    root = _two_patients(tmp_path / "export_2024", "4471902", "12345")
     dm = make_dm(patients=(2, 1, 1), per_patient=2)
     for name in ("pt4471902", "ward4471902b_v2", "PT4471902"):
         (said,) = _name_warnings(compose_cfg, root, dm, name, caplog)
