@@ -5,6 +5,7 @@ able to read the distilled set and the reference network as they read every othe
 from __future__ import annotations
 
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -182,3 +183,115 @@ def test_a_host_name_with_dots_and_dashes_is_read_back(monkeypatch, tmp_path):
         assert tmp.name.startswith(f".set.zip.gpu-node-3_cluster_local-{os.getpid()}.")
         tmp.write_text("whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set.zip"]
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    return dead.pid
+
+
+def test_a_failed_block_leaves_the_earlier_target_and_no_temporary(tmp_path):
+    """An exception inside ``atomic_path``/``atomic_dir`` leaves the earlier file or folder as it was (or
+    none) and removes the temporary one: a half-written file never lies beside the finished ones."""
+    done = write_text_atomic(tmp_path / "a.json", "earlier")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "x.txt").write_text("earlier")
+    for target in (done, tmp_path / "new.json"):
+        with pytest.raises(RuntimeError, match="stopped"), atomic_path(target, suffix=".json") as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("stopped")
+    with pytest.raises(RuntimeError, match="stopped"), atomic_dir(tmp_path / "folder") as tmp:
+        (tmp / "x.txt").write_text("half")
+        raise RuntimeError("stopped")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "folder"]
+    assert done.read_text() == "earlier" and (tmp_path / "folder" / "x.txt").read_text() == "earlier"
+
+
+def test_a_replaced_folder_leaves_no_hidden_copy_and_missing_parents_are_made(tmp_path):
+    """Replacing a folder keeps no ``.<name>.old`` copy of the earlier one (an earlier audit's pictures of
+    real patches), and a folder whose parents do not exist yet is written like any other."""
+    target = tmp_path / "runs" / "r1" / "audit"
+    for text in ("earlier", "new"):
+        with atomic_dir(target) as tmp:
+            (tmp / "audit.md").write_text(text)
+    assert [p.name for p in target.parent.iterdir()] == ["audit"]
+    assert (target / "audit.md").read_text() == "new"
+
+
+def test_temporary_names_have_the_documented_form(tmp_path):
+    """``.<target>.<host>-<pid>.<random>[suffix].tmp``, beside the target: what the cleanup reads back."""
+    host, pid = atomic._host(), os.getpid()
+    with atomic_path(tmp_path / "set.zip", suffix=".zip") as tmp:
+        assert tmp.parent == tmp_path
+        assert re.fullmatch(rf"\.set\.zip\.{host}-{pid}\.[^/]+\.zip\.tmp", tmp.name), tmp.name
+        tmp.write_text("x")
+    with atomic_dir(tmp_path / "audit") as tmp:
+        assert re.fullmatch(rf"\.audit\.{host}-{pid}\.[^/]+\.tmp", tmp.name), tmp.name
+
+
+def test_target_names_with_regex_characters_and_look_alike_names(tmp_path):
+    """A target's name is matched literally (``+``, ``[1]`` and ``.`` are no patterns), and only whole names
+    of the temporary form count: a leftover of the target ``x.audit``, a name with more after ``.tmp`` and
+    one without a pid are kept when ``audit`` is written, and none of them stops the cleanup."""
+    host, dead = atomic._host(), _dead_pid()
+    ours = [f".a+b[1].zip.{host}-{dead}.r1.zip.tmp", f".audit.{host}-{dead}.r2.tmp"]
+    kept = [
+        f".aab1.zip.{host}-{dead}.r3.zip.tmp",  # what "a+b[1].zip" would match as a pattern
+        f".x.audit.{host}-{dead}.r4.tmp",  # another target's leftover
+        f".audit.{host}-{dead}.r5.tmp.keep",
+        f".audit.{host}-.r6.tmp",
+    ]
+    for name in ours + kept:
+        (tmp_path / name).write_text("half")
+    assert atomic.remove_leftovers(tmp_path / "a+b[1].zip") == [ours[0]]
+    assert atomic.remove_leftovers(tmp_path / "audit") == [ours[1]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(kept)
+
+
+def test_a_leftover_of_another_users_running_process_is_kept(tmp_path, monkeypatch):
+    """``kill(pid, 0)`` answering EPERM means the process runs (another user's): its file is not removed."""
+    host, dead = atomic._host(), _dead_pid()
+    leftover = tmp_path / f".audit.{host}-{dead}.r.tmp"
+    leftover.write_text("writing")
+
+    def eperm(pid, sig):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(atomic.os, "kill", eperm)
+    assert atomic.remove_leftovers(tmp_path / "audit") == []
+    assert leftover.read_text() == "writing"
+
+
+def test_a_leftover_symlink_is_removed_without_following_it(tmp_path):
+    """A leftover that is a link to a folder goes; the folder it points to and its files stay."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("keep")
+    link = tmp_path / f".audit.{atomic._host()}-{_dead_pid()}.r.tmp"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    assert atomic.remove_leftovers(tmp_path / "audit") == [link.name]
+    assert not os.path.lexists(link) and (elsewhere / "keep.txt").read_text() == "keep"
+
+
+def test_no_leftovers_in_a_folder_that_does_not_exist(tmp_path):
+    assert atomic.remove_leftovers(tmp_path / "missing" / "audit") == []
+
+
+def test_an_empty_host_name_still_names_and_cleans_leftovers(tmp_path, monkeypatch):
+    """A machine without a host name still gets a non-empty host part, so its leftovers are found again."""
+    monkeypatch.setattr(atomic.socket, "gethostname", lambda: "")
+    host = atomic._host()
+    assert host
+    leftover = tmp_path / f".t.json.{host}-{_dead_pid()}.r.tmp"
+    leftover.write_text("half")
+    write_text_atomic(tmp_path / "t.json", "{}")
+    assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
+
+
+def test_nearest_existing_is_the_path_or_its_closest_existing_parent(tmp_path):
+    (tmp_path / "f.txt").write_text("x")
+    assert atomic.nearest_existing(tmp_path / "f.txt") == tmp_path / "f.txt"
+    assert atomic.nearest_existing(tmp_path) == tmp_path
+    assert atomic.nearest_existing(tmp_path / "a" / "b" / "c.txt") == tmp_path

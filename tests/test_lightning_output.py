@@ -119,3 +119,84 @@ def test_paths_in_lightnings_lines_are_shown_in_the_run_folder_or_by_their_last_
     rank_zero_lines.clear()
     rank_zero_info(f"at {outside}")
     assert rank_zero_lines == [f"at {outside}"]
+
+
+@pytest.fixture
+def every_lightning_logger():
+    """Lines reaching a handler on each of Lightning's package loggers (both package names and Fabric's),
+    named here rather than taken from the module, with those loggers at INFO as Lightning sets its own."""
+    names = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric")
+    handler = _Lines()
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.addHandler(handler)
+        lg.setLevel(logging.INFO)
+    try:
+        yield names, handler.lines
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.removeHandler(handler)
+            lg.setLevel(level)
+
+
+def test_every_lightning_package_logger_is_filtered_and_quieted(every_lightning_logger, tmp_path):
+    """``lightning.pytorch`` (the unified package) and ``lightning_fabric`` (``Seed set to ...``) get the same
+    treatment as ``pytorch_lightning``: tips dropped, paths shortened, info lines dropped when ``quiet`` while
+    warnings stay (WARNING, not a higher level)."""
+    names, lines = every_lightning_logger
+    where = tmp_path / "site" / "person" / "run" / "last.ckpt"
+    with lightning_output():
+        for name in names:
+            rank_zero = logging.getLogger(f"{name}.utilities.rank_zero")
+            rank_zero.info("💡 Tip: an advertisement")
+            rank_zero.info("resumed from %s", where)
+    assert lines == ["resumed from …/person/run/last.ckpt"] * len(names)
+    lines.clear()
+    with lightning_output(quiet=True):
+        pl.seed_everything(0)  # Fabric's own info line
+        for name in names:
+            rank_zero = logging.getLogger(f"{name}.utilities.rank_zero")
+            rank_zero.info("an info line")
+            rank_zero.warning("a warning of %s", name)
+    assert lines == [f"a warning of {name}" for name in names]
+    pl.seed_everything(0)
+    assert lines[-1] == "Seed set to 0"  # what quiet dropped
+
+
+def test_run_folder_given_relative_or_through_a_link_still_shortens_its_paths(
+    rank_zero_lines, tmp_path, monkeypatch
+):
+    """Lightning names the checkpoint by its absolute, resolved path while the run folder may be given
+    relative to the working folder or through a symbolic link: both are resolved before comparing."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    run = tmp_path / "runs" / "run1"
+    (run / "soft").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "runs", target_is_directory=True)
+    monkeypatch.chdir(tmp_path)
+    ckpt = (run / "soft" / "last.ckpt").resolve()
+    for run_dir in ("runs/run1", tmp_path / "link" / "run1"):
+        with lightning_output(run_dir=run_dir):
+            rank_zero_info(f"Restoring states from the checkpoint path at {ckpt}")
+    assert rank_zero_lines == ["Restoring states from the checkpoint path at soft/last.ckpt"] * 2
+
+
+def test_without_a_run_folder_paths_keep_their_last_parts_and_relative_ones_stay(rank_zero_lines, tmp_path):
+    """No ``run_dir`` (the default): an absolute path keeps its last three parts. Paths that start with
+    ``./``, ``../`` or ``~/`` are not absolute and stay as they are, and two absolute paths joined by a comma
+    are two paths (neither leaks the folders above the run)."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    deep = tmp_path / "site" / "person" / "soft" / "checkpoints" / "last.ckpt"
+    with lightning_output():
+        rank_zero_info(f"at {deep}")
+        rank_zero_info("logs in ./logs/csv, ../runs/r1/x and ~/runs/r2/y")
+    run = tmp_path / "site" / "person"
+    with lightning_output(run_dir=run):
+        rank_zero_info(f"kept {run / 'a' / 'first.ckpt'},{run / 'b' / 'second.ckpt'}")
+    assert rank_zero_lines == [
+        "at …/soft/checkpoints/last.ckpt",
+        "logs in ./logs/csv, ../runs/r1/x and ~/runs/r2/y",
+        "kept a/first.ckpt,b/second.ckpt",
+    ]

@@ -56,3 +56,46 @@ def test_extract_patches_copies_the_right_pixels():
     assert patches.shape == (16, 32, 32)
     for p, (r, c) in zip(patches, pos, strict=True):
         assert p[0, 0] == img[r, c] and p[-1, -1] == img[r + 31, c + 31]
+
+
+def _offsets(length, size, overlap):
+    """Offsets along a side by a plain loop: step by the stride while a patch fits, then one on the border."""
+    out, p = [], 0
+    while p + size <= length:
+        out.append(p)
+        p += size - overlap
+    if out[-1] + size < length:
+        out.append(length - size)
+    return out
+
+
+def test_geometry_methods_use_its_own_size_overlap_and_both_sides():
+    """``Geometry`` passes its patch size and overlap (not the defaults) to the grid, the height to the rows
+    and the width to the columns, in row-major order; ``count`` multiplies the rows of one side by the
+    columns of the other, and ``as_dict`` records the three numbers a store's hash depends on."""
+    g = Geometry(patch_size=64, overlap=16)
+    height, width = 150, 400
+    rows, cols = _offsets(height, 64, 16), _offsets(width, 64, 16)
+    assert len(rows) != len(cols)
+    assert g.positions(width) == cols and g.positions(height) == rows
+    assert g.grid(height, width) == [(r, c) for r in rows for c in cols]
+    assert tile_positions(height, width, 64, 16) == [(r, c) for r in rows for c in cols]
+    assert g.count(height, width) == len(rows) * len(cols) == len(g.grid(height, width))
+    assert g.as_dict() == {"patch_size": 64, "overlap": 16, "stride": 48}
+    assert Geometry().as_dict() == {"patch_size": 299, "overlap": 50, "stride": 249}
+
+
+def test_zero_overlap_is_allowed_and_patches_abut():
+    g = Geometry(patch_size=32, overlap=0)
+    assert g.stride == 32 and g.positions(100) == _offsets(100, 32, 0) == [0, 32, 64, 68]
+
+
+def test_null_size_and_overlap_equal_to_the_patch_are_geometry_errors():
+    """Null sizes and a zero stride are refused with a GeometryError naming the key, never a TypeError from
+    comparing None or a ValueError from ``range`` with step 0 (``grid_positions`` called directly)."""
+    with pytest.raises(GeometryError, match="not null"):
+        Geometry(patch_size=None)
+    with pytest.raises(GeometryError, match="not null"):
+        Geometry(overlap=None)
+    with pytest.raises(GeometryError, match=r"data.overlap=64 must be smaller than data.patch_size=64"):
+        grid_positions(400, 64, 64)

@@ -327,3 +327,146 @@ def test_binormal_falls_back_to_the_empirical_rule_where_its_model_is_degenerate
     monkeypatch.setattr(patient, "_binormal_degenerate", lambda s, y: next(folds))
     mixed = fit_threshold_cv([_scores("val", [f"v{i}" for i in range(18)], scores, labels)], 3, 0, "binormal")
     assert mixed.rule == "empirical" and len(mixed.fold_values) == 3
+
+
+# ---- mutation review: behaviour the tests above left open ----------------------------------------------
+def test_sensitivity_and_specificity_are_sklearn_recalls_of_each_diagnosis():
+    """Sensitivity is the recall of gastritis, specificity that of non-gastritis (not swapped: the HM is
+    symmetric and would not notice); a diagnosis absent from the labels gives NaN, not 0."""
+    from sklearn.metrics import recall_score
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 40)
+    decisions = np.where(rng.random(40) < 0.8, labels, 1 - labels) & (rng.random(40) < 0.7)
+    sens, spec = sensitivity_specificity(labels, decisions)
+    assert sens != pytest.approx(spec)  # the draw tells the two apart
+    assert sens == pytest.approx(recall_score(labels, decisions, pos_label=1))
+    assert spec == pytest.approx(recall_score(labels, decisions, pos_label=0))
+    no_pos = sensitivity_specificity(np.zeros(3, int), np.array([1, 0, 0]))
+    assert np.isnan(no_pos[0]) and no_pos[1] == pytest.approx(2 / 3)
+    no_neg = sensitivity_specificity(np.ones(4, int), np.array([1, 0, 0, 0]))
+    assert no_neg[0] == pytest.approx(1 / 4) and np.isnan(no_neg[1])
+
+
+def test_equal_hm_at_two_separate_thresholds_goes_to_the_lower_one():
+    """Ties in HM between distinct candidate thresholds go to the lowest (the most sensitive rule), checked
+    against a plain loop over the candidates; the chosen rule is placed midway to the next lower score."""
+    scores = np.array([0.1, 0.3, 0.5, 0.7])
+    labels = np.array([0, 1, 0, 1])
+    hms = []
+    for t in sorted(set(scores.tolist())):
+        tp = sum(1 for s, y in zip(scores, labels, strict=True) if s >= t and y == 1)
+        tn = sum(1 for s, y in zip(scores, labels, strict=True) if s < t and y == 0)
+        se, sp = tp / 2, tn / 2
+        hms.append((0.0 if se + sp == 0 else 2 * se * sp / (se + sp), t))
+    best = max(h for h, _ in hms)
+    ties = [t for h, t in hms if h == pytest.approx(best)]
+    assert len(ties) == 2  # the example has a real tie: ">= 0.3" and ">= 0.7"
+    th = fit_threshold(_scores("val", list("abcd"), scores, labels))
+    below = max(s for s in scores if s < min(ties))
+    assert th.value == pytest.approx((min(ties) + below) / 2) and th.fit_hm == pytest.approx(best)
+
+
+def test_fit_records_each_diagnosis_count_and_refuses_a_split_without_gastritis():
+    """``n_positive``/``n_negative`` are the split's own counts (unequal here), and a split of
+    non-gastritis patients only is refused like one of gastritis patients only."""
+    labels = np.array([1, 0, 0, 1, 0, 0, 0])
+    th = fit_threshold(_scores("val", list("abcdefg"), np.linspace(0, 1, 7), labels))
+    assert (th.n_positive, th.n_negative) == (int((labels == 1).sum()), int((labels == 0).sum()))
+    with pytest.raises(PatientEvaluationError, match="one diagnosis"):
+        fit_threshold(_scores("train", list("abc"), [0.1, 0.5, 0.9], [0, 0, 0]))
+
+
+def test_binormal_model_needs_two_patients_per_diagnosis_spread_by_the_sample_sd():
+    """Two patients of a diagnosis suffice for the binormal model when their sample standard deviation
+    (``ddof=1``, as :func:`binormal_threshold` uses) reaches BINORMAL_MIN_SD: scores 0 and 0.03 have
+    0.0212 (0.015 with ``ddof=0``); 0 and 0.02 (0.0141) fall back to the empirical rule."""
+    from gastrodistill.evaluation.patient import BINORMAL_MIN_SD, binormal_threshold
+
+    pos = [0.4, 0.55, 0.7, 0.85]
+    for neg, rule in (([0.0, 0.03], "binormal"), ([0.0, 0.02], "empirical")):
+        assert (np.std(neg, ddof=1) >= BINORMAL_MIN_SD) == (rule == "binormal")
+        scores, labels = np.array(neg + pos), np.array([0] * len(neg) + [1] * len(pos))
+        th = fit_threshold(_scores("val", list("abcdef"), scores, labels), "binormal")
+        assert th.rule == rule
+        if rule == "binormal":
+            assert th.value == pytest.approx(binormal_threshold(scores, labels.astype(bool)))
+        else:
+            assert th.value == fit_threshold(_scores("val", list("abcdef"), scores, labels)).value
+
+
+def test_binormal_threshold_floors_a_tight_diagnosis_standard_deviation():
+    """A diagnosis whose scores are all equal (sd 0) is modelled with sd BINORMAL_MIN_SD, not 0 (a
+    degenerate normal): the threshold is the brute-force maximum of that floored model's HM."""
+    from scipy.stats import norm
+
+    from gastrodistill.evaluation.patient import BINORMAL_MIN_SD, binormal_threshold
+
+    def brute(scores, labels):
+        sds = [max(scores[y].std(ddof=1), BINORMAL_MIN_SD) for y in (labels, ~labels)]
+        grid = np.linspace(scores.min(), scores.max(), 2_000_001)
+        sens = norm.sf(grid, scores[labels].mean(), sds[0])
+        spec = norm.cdf(grid, scores[~labels].mean(), sds[1])
+        hm = np.divide(2 * sens * spec, sens + spec, out=np.zeros_like(sens), where=(sens + spec) > 0)
+        return grid[np.argmax(hm)]
+
+    tight_negatives = np.array([0.1, 0.1, 0.1, 0.3, 0.45, 0.6, 0.8])
+    tight_positives = np.array([0.1, 0.2, 0.35, 0.5, 0.7, 0.7, 0.7])
+    for scores, labels in (
+        (tight_negatives, [0, 0, 0, 1, 1, 1, 1]),
+        (tight_positives, [0, 0, 0, 0, 1, 1, 1]),
+    ):
+        labels = np.array(labels, bool)
+        assert min(scores[labels].std(), scores[~labels].std()) < 1e-12  # one diagnosis does not spread
+        assert binormal_threshold(scores, labels) == pytest.approx(brute(scores, labels), abs=2e-6)
+
+
+def test_a_held_out_patient_scoring_exactly_its_fold_threshold_is_decided_gastritis():
+    """Patient scores are shares of few patches, so a held-out score can equal a fold's threshold (a
+    midpoint of two other shares): it is decided ``score >= threshold``, as everywhere else."""
+    from gastrodistill.evaluation.patient import fit_threshold_cv
+
+    quarters = [0.25, 0.75, 0.25, 0.25, 0.5, 0.75, 0.25, 0.75, 0.25, 0.75, 0.25, 0.75]
+    part = _scores("val", [f"p{i}" for i in range(12)], quarters, [0, 1] * 6)
+    cv = fit_threshold_cv([part], folds=3, seed=0)
+    assert 0.5 in cv.fold_values  # the share 0.5 is held out in a fold whose threshold is 0.5
+    assert cv.cv_hm == pytest.approx(_out_of_fold_hm([part], 3, 0, cv.fold_values), abs=1e-12)
+
+
+def test_cross_validation_refuses_test_patients_shared_patients_and_too_few_folds():
+    """What the fallback refuses with a clear error, never a numpy error or a silent fit: a ``test`` split,
+    a patient in both pooled splits, a diagnosis with one patient, fewer than 2 folds, and ``cv`` with no
+    other fitting split to pool."""
+    from gastrodistill.evaluation.patient import (
+        ThresholdPolicy,
+        ThresholdRefused,
+        choose_threshold,
+        fit_threshold_cv,
+    )
+
+    train = _scores("train", [f"t{i}" for i in range(8)], np.linspace(0, 1, 8), [0, 1] * 4)
+    val = _scores("val", ["v0", "v1", "v2", "v3"], [0.2, 0.4, 0.6, 0.8], [0, 1, 0, 1])
+    with pytest.raises(PatientEvaluationError, match="not 'test'"):
+        fit_threshold_cv([train, _scores("test", ["x0", "x1"], [0.1, 0.9], [0, 1])])
+    with pytest.raises(PatientEvaluationError, match="share patients"):
+        fit_threshold_cv([train, _scores("val", ["t0", "v1"], [0.1, 0.9], [0, 1])])
+    with pytest.raises(ThresholdRefused, match="at least 2 patients of each diagnosis"):
+        fit_threshold_cv([_scores("val", list("abcd"), [0.1, 0.2, 0.3, 0.9], [0, 0, 0, 1])])
+    with pytest.raises(PatientEvaluationError, match="cv_folds >= 2"):
+        ThresholdPolicy(fallback="cv", cv_folds=1)
+    with pytest.raises(ThresholdRefused, match="no other fitting split"):
+        choose_threshold(ThresholdPolicy(min_patients_per_class=5, fallback="cv"), val, None)
+
+
+def test_threshold_policy_defaults_are_the_config_defaults():
+    """A missing key of ``eval.patient`` means what conf/eval/default.yaml says, not another number."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    from gastrodistill.evaluation.patient import threshold_policy
+
+    node = OmegaConf.load(Path(__file__).parents[2] / "conf" / "eval" / "default.yaml").patient
+    p = threshold_policy({})
+    assert p.min_patients_per_class == node.min_patients_per_class
+    assert (p.fallback, p.cv_folds, p.rule) == (node.threshold_fallback, node.cv_folds, node.threshold_rule)
