@@ -200,3 +200,30 @@ def test_without_a_run_folder_paths_keep_their_last_parts_and_relative_ones_stay
         "logs in ./logs/csv, ../runs/r1/x and ~/runs/r2/y",
         "kept a/first.ckpt,b/second.ckpt",
     ]
+
+
+def test_paths_with_spaces_and_quotes_are_shown_whole(rank_zero_lines, tmp_path):
+    """The path pattern stopped at a space or a quote: ``/home/Jane Doe/runs/...`` was shown as
+    ``…/home/Jane`` followed by `` Doe/runs/...`` (a person's name in the log), and a run folder under such
+    a path was never shown relative (a mutation review's finding). A path runs to the furthest place where
+    a file exists, or at least through the run folder; a short path has no ``…///`` of the root."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    run = tmp_path / "Jane Doe" / "runs" / "r1"
+    other = tmp_path / "o'brien (site x)" / "runs" / "r0" / "soft" / "checkpoints" / "last.ckpt"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"")
+    with lightning_output(run_dir=run):
+        rank_zero_info(
+            f"Restoring states from the checkpoint path at {run / 'soft' / 'checkpoints' / 'last.ckpt'}"
+        )
+        rank_zero_info(f"Restored all states from the checkpoint at {other}")
+        rank_zero_info(f"two: {other}, {other}.")
+        rank_zero_info("at /a/b")
+    assert rank_zero_lines == [
+        "Restoring states from the checkpoint path at soft/checkpoints/last.ckpt",
+        "Restored all states from the checkpoint at …/soft/checkpoints/last.ckpt",
+        "two: …/soft/checkpoints/last.ckpt, …/soft/checkpoints/last.ckpt.",
+        "at …/a/b",
+    ]
+    assert not any("Jane" in line or "brien" in line for line in rank_zero_lines)

@@ -30,10 +30,35 @@ TIP_PREFIX = "💡 Tip:"
 TREESPEC_WARNING = r".*isinstance\(treespec, LeafSpec\).*"
 
 
-#: An absolute POSIX path in a line of text (not the ``/`` of ``1/2``, a URL or a relative path).
-ABSOLUTE_PATH = re.compile(r"(?<![\w.~/:-])/[^\s'\"`,;()]+")
+#: Where an absolute POSIX path starts in a line of text (not the ``/`` of ``1/2``, a URL or a relative path).
+PATH_START = re.compile(r"(?<![\w.~/:-])/")
+#: Characters that may end a path in a line of text (a path may hold them too: see :func:`path_end`).
+PATH_BREAKS = frozenset(" \t\n'\"`,;()")
+#: A path's text up to the first of :data:`PATH_BREAKS`.
+UNBROKEN = re.compile(r"[^\s'\"`,;()]*")
 #: How many trailing parts of a path outside the run folder a line keeps.
 SHOWN_PARTS = 3
+
+
+def path_end(text: str, start: int, run_dir: str | os.PathLike | None = None) -> int:
+    """Where the absolute path starting at ``text[start]`` ends. Folder names may hold spaces and quotes
+    (``/home/Jane Doe/...``, ``/data/o'brien/...``), so the end is the furthest of the places a path may
+    end (:data:`PATH_BREAKS`, the end of the line, before a closing ``.`` or ``:``) at which a file or folder
+    exists (Lightning names
+    checkpoints that exist); a path beginning with the run folder (as given, or resolved) runs at least
+    through it; otherwise, the first break ends it (a path that does not exist and holds a space is cut
+    there: its first part is shown, the rest stays as text)."""
+    floor = start + 1
+    if run_dir is not None:
+        for folder in {str(Path(run_dir).absolute()), str(Path(run_dir).resolve())}:
+            if text.startswith(folder.rstrip("/") + "/", start):
+                floor = max(floor, start + len(folder.rstrip("/")) + 1)
+    ends = {i for i in range(floor, len(text)) if text[i] in PATH_BREAKS} | {len(text)}
+    ends |= {e - 1 for e in ends if e - 1 > floor and text[e - 1] in ".:"}  # a sentence's end after it
+    for end in sorted(ends, reverse=True):
+        if os.path.lexists(text[start:end]):
+            return end
+    return UNBROKEN.match(text, floor).end()
 
 
 def shown_in_log(path: str, run_dir: str | os.PathLike | None) -> str:
@@ -44,11 +69,25 @@ def shown_in_log(path: str, run_dir: str | os.PathLike | None) -> str:
     if run_dir is not None:
         with contextlib.suppress(ValueError, OSError):
             return p.resolve().relative_to(Path(run_dir).resolve()).as_posix()
-    return "…/" + "/".join(p.parts[-SHOWN_PARTS:])
+    parts = p.parts[1:] if p.is_absolute() else p.parts  # not the root's "/"
+    return "…/" + "/".join(parts[-SHOWN_PARTS:])
+
+
+def shown_paths(text: str, run_dir: str | os.PathLike | None) -> str:
+    """``text`` with each absolute path (:data:`PATH_START` to :func:`path_end`) shown by
+    :func:`shown_in_log`."""
+    out, pos = [], 0
+    for match in PATH_START.finditer(text):
+        if match.start() < pos:
+            continue  # inside a path already shown
+        end = path_end(text, match.start(), run_dir)
+        out += [text[pos : match.start()], shown_in_log(text[match.start() : end], run_dir)]
+        pos = end
+    return "".join([*out, text[pos:]])
 
 
 class _LightningLines(logging.Filter):
-    """Drops Lightning's tips; shows the absolute paths in its other lines by :func:`shown_in_log`."""
+    """Drops Lightning's tips; shows the absolute paths in its other lines by :func:`shown_paths`."""
 
     def __init__(self, run_dir: str | os.PathLike | None) -> None:
         super().__init__()
@@ -58,7 +97,7 @@ class _LightningLines(logging.Filter):
         if str(record.msg).startswith(TIP_PREFIX):
             return False
         text = record.getMessage()
-        shown = ABSOLUTE_PATH.sub(lambda m: shown_in_log(m.group(0), self.run_dir), text)
+        shown = shown_paths(text, self.run_dir)
         if shown != text:
             record.msg, record.args = shown, None
         return True
