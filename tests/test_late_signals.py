@@ -91,3 +91,55 @@ def test_a_command_called_inside_another_program_leaves_its_ctrl_c_alone():
 
     assert task({"seed": 0}) == 1
     assert signal.getsignal(signal.SIGINT) is before
+
+
+TEARDOWN_SCRIPT = """
+import os
+import time
+
+import hydra
+
+from gastrodistill.cli.errors import friendly_errors
+
+
+class Teardown:  # freed with __main__'s names, in the interpreter's teardown: after every exit function
+    def __del__(self):
+        os.write(1, b"tearing down\\n")
+        time.sleep(3)
+        os.write(1, b"torn down\\n")
+
+
+keep = Teardown()
+
+
+@hydra.main(version_base=None, config_path=None)
+@friendly_errors
+def main(cfg):
+    print("done", flush=True)
+
+
+main()
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_in_the_interpreters_teardown_leaves_the_finished_command_its_0(tmp_path, signum):
+    """Python's own handlers are gone in the teardown after the exit functions (modules freed: about a
+    second with torch), so a SIGTERM there killed a finished command with 143 and no word (a breaker's
+    finding, with a signal 0-0.8 s after the last line). The signals are ignored there now."""
+    script = tmp_path / "gastrodistill-teardown.py"  # started as a command (errors._is_top_level_command)
+    script.write_text(TEARDOWN_SCRIPT)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), f"hydra.run.dir={tmp_path / 'run'}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    while (line := proc.stdout.readline().strip()) != "tearing down":
+        assert line, "the command ended before its teardown"
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "torn down" in out and "Traceback" not in err

@@ -30,6 +30,7 @@ stops at that job.
 
 from __future__ import annotations
 
+import atexit
 import errno
 import functools
 import logging
@@ -358,6 +359,23 @@ def _late_signal(signum: int, _frame: Any) -> None:
         "to stop at once)",
         file=sys.stderr,
     )
+
+
+def _ignore_signals_in_teardown() -> None:
+    """The last second or so of a finished command, the interpreter's teardown (modules freed after every
+    exit function), runs with Python's handlers gone: a SIGTERM there still killed the finished command
+    (143, no word; a breaker's finding). Registered with ``atexit`` when this module is imported, so it
+    runs after the command's own exit functions (W&B's finish; those run last-in, first-out), this sets
+    SIGINT and SIGTERM to be ignored where :func:`finish_through_late_signals` holds them: the operating
+    system ignores them through the teardown, which ends with the command's status."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is _late_signal:
+            signal.signal(signum, signal.SIG_IGN)
+
+
+atexit.register(_ignore_signals_in_teardown)
 
 
 def _is_top_level_command() -> bool:
