@@ -295,3 +295,71 @@ def test_nearest_existing_is_the_path_or_its_closest_existing_parent(tmp_path):
     assert atomic.nearest_existing(tmp_path / "f.txt") == tmp_path / "f.txt"
     assert atomic.nearest_existing(tmp_path) == tmp_path
     assert atomic.nearest_existing(tmp_path / "a" / "b" / "c.txt") == tmp_path
+
+
+_SWAP_KILLED = """
+import os, signal, sys
+from pathlib import Path
+from gastrodistill.utils import atomic
+target = Path(sys.argv[1])
+real, calls = os.replace, []
+
+def killed_after_the_first(src, dst):
+    real(src, dst)
+    calls.append(dst)
+    if len(calls) == 1:  # the earlier folder set aside; killed before the new one is renamed in
+        os.kill(os.getpid(), signal.SIGKILL)
+
+atomic.os.replace = killed_after_the_first
+with atomic.atomic_dir(target) as tmp:
+    (tmp / "audit.md").write_text("new")
+"""
+
+
+def test_a_swap_killed_between_its_renames_gets_the_earlier_folder_back_at_the_next_write(tmp_path):
+    """SIGKILL between the swap's two renames left no ``audit/`` at all, the earlier audit (pictures of
+    real patches) in a hidden ``.audit.old`` that nothing removed or put back (a breaker's finding). The
+    next write of the folder puts it back first, so that a failure of that write too leaves it as it was."""
+    target = tmp_path / "audit"
+    target.mkdir()
+    (target / "audit.md").write_text("earlier")
+    proc = subprocess.Popen([sys.executable, "-c", _SWAP_KILLED, str(target)], stderr=subprocess.PIPE)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == -9, err
+    prefix = f".audit.{atomic._host()}-{proc.pid}."
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert not target.exists() and len(left) == 2 and f"{prefix}old" in left  # and the new folder's .tmp
+    assert (tmp_path / f"{prefix}old" / "audit.md").read_text() == "earlier"
+    with pytest.raises(RuntimeError), atomic_dir(target):
+        raise RuntimeError("this write fails too")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit"]
+    assert (target / "audit.md").read_text() == "earlier"
+
+
+def test_only_dead_writers_set_aside_folders_are_put_back_or_removed(tmp_path):
+    """A folder set aside by a running swap (another process, this one) or on another host is left alone;
+    with the target present, a dead writer's is removed (its swap was killed after the second rename); an
+    earlier version's ``.<name>.old`` is treated as a dead writer's."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = atomic._host()
+    target = tmp_path / "audit"
+    names = {
+        "dead": f".audit.{host}-{dead.pid}.old",
+        "earlier version": ".audit.old",
+        "running": f".audit.{host}-{os.getppid()}.old",
+        "other host": f".audit.{host}x-{dead.pid}.old",
+    }
+    for i, name in enumerate(names.values()):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "audit.md").write_text(str(i))
+        os.utime(tmp_path / name, (1000 + i, 1000 + i))
+    # target missing: the newest dead one goes back (the earlier version's, newer here), the other dead goes
+    assert atomic.recover_interrupted_swap(target) == "audit"
+    assert (target / "audit.md").read_text() == "1"
+    kept = {names["running"], names["other host"]}
+    assert {p.name for p in tmp_path.iterdir()} == {"audit"} | kept
+    (tmp_path / names["dead"]).mkdir()
+    assert atomic.recover_interrupted_swap(target) is None  # target present: removed, nothing put back
+    assert {p.name for p in tmp_path.iterdir()} == {"audit"} | kept
+    assert (target / "audit.md").read_text() == "1"

@@ -3,7 +3,9 @@
 A temporary file or folder is named ``.<target>.<host>-<pid>.<random>[suffix].tmp``, beside its target. A
 process killed outright (SIGKILL, the out-of-memory killer, a node lost) cannot remove its own; the next
 writer of the same target on the same host removes those whose process no longer runs
-(:func:`remove_leftovers`): an audit's half-written folder holds pictures of real patches.
+(:func:`remove_leftovers`): an audit's half-written folder holds pictures of real patches. A folder that
+:func:`atomic_dir` had set aside to swap in its new version (``.<target>.<host>-<pid>.old``) is put back
+when the swap was killed between its two renames (:func:`recover_interrupted_swap`).
 """
 
 from __future__ import annotations
@@ -126,23 +128,59 @@ def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def recover_interrupted_swap(target: str | os.PathLike) -> str | None:
+    """After :func:`atomic_dir`'s swap was killed outright between its two renames (SIGKILL, the
+    out-of-memory killer), ``target`` is missing and its earlier, complete version sits in
+    ``.<target>.<host>-<pid>.old`` (``.<target>.old`` from earlier versions): when ``target`` is missing,
+    the newest such folder of a process that no longer runs on this host is put back as ``target``; the
+    others, and all of them when ``target`` exists (the swap was killed after its second rename), are
+    removed. Those of running processes and other hosts are kept. Returns the name put back, or None."""
+    target = Path(target)
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:([A-Za-z0-9_-]+)-(\d+)\.)?old")
+    try:
+        siblings = list(target.parent.iterdir())
+    except OSError:
+        return None
+    host, dead = _host(), []
+    for path in siblings:
+        match = pattern.fullmatch(path.name)
+        if match is None or not path.is_dir() or path.is_symlink():
+            continue
+        if match.group(1) is not None:
+            pid = int(match.group(2))
+            if match.group(1) != host or pid == os.getpid() or _running(pid):
+                continue
+        dead.append(path)
+    dead.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    restored = None
+    if dead and not target.exists():
+        os.replace(dead.pop(0), target)
+        restored = target.name
+        log.info("put back the earlier %s that an interrupted replacement had set aside", target.name)
+    for path in dead:
+        shutil.rmtree(path, ignore_errors=True)
+    return restored
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``target``; it replaces ``target`` only if the block succeeds.
 
     An earlier ``target`` stays as it was until then; should the swap itself be stopped (Ctrl-C between its
     two renames), the earlier folder is put back. Leftovers of killed writers of ``target`` are removed
-    first (:func:`remove_leftovers`)."""
+    first (:func:`remove_leftovers`), and an earlier folder that a killed swap had set aside is put back
+    (:func:`recover_interrupted_swap`)."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(target)
+    recover_interrupted_swap(target)
     tmp_path = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent))
     _usual_mode(tmp_path, directory=True)
     try:
         yield tmp_path
         _usual_mode(tmp_path, directory=True)
         if target.exists():
-            old = target.with_name(f".{target.name}.old")
+            old = target.with_name(f"{_temporary_prefix(target)}old")  # .<target>.<host>-<pid>.old
             shutil.rmtree(old, ignore_errors=True)
             os.replace(target, old)
             try:
