@@ -466,16 +466,25 @@ def print_kept_checkpoint(out: Path, mode: str, resumed_from: Path | None = None
 def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool = False) -> None:
     """Refuse to distil the ``mode`` set afresh into ``folder`` (``<run>/<mode>`` or
     ``<run>/distill/<mode>``) when it already holds a finished set (:data:`META_FILE`): it would be replaced
-    without a word, while the evaluation, audit and artifacts beside it still describe the old one. A
-    resume continues that set on purpose and is not refused.
+    without a word, while the evaluation, audit and artifacts beside it still describe the old one; or the
+    checkpoints of a stopped run (a plain re-run of a killed command started from step 0 beside them, and
+    Lightning named its own ``last-v1.ckpt``). A resume continues either on purpose and is not refused.
 
     Raises :class:`DistillConfigError` naming the folder and the ways on: a new run folder; a resume, only
     when ``folder`` keeps a checkpoint of the set (none with ``distill.ckpt_every=0``); and, for
     ``gastrodistill-reproduce`` (``in_stages``), leaving distill out of the stages."""
-    from gastrodistill.distillation.resume import CKPT_DIR
+    from gastrodistill.distillation.resume import CKPT_DIR, newest
 
     folder = Path(folder)
     if not (folder / META_FILE).is_file():
+        stopped = newest(sorted((folder / CKPT_DIR).glob("*.ckpt")))
+        if stopped is not None:
+            raise DistillConfigError(
+                f"{folder} holds the checkpoints of a stopped {mode}-label run (newest: {stopped.name}): "
+                "distilling afresh would start from step 0 beside them (and its own last.ckpt would be "
+                f"another file). Continue that run with distill.resume=last in this run folder, or start a "
+                f"new run folder (drop hydra.run.dir or paths.output_dir)"
+            )
         return
     ways = ["Start a new run folder (drop hydra.run.dir or paths.output_dir)"]
     kept = any((folder / CKPT_DIR).glob("*.ckpt"))

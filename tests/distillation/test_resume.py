@@ -599,3 +599,29 @@ def test_the_log_of_a_resumed_run_names_the_checkpoint_without_its_folders(
     restored = [r.getMessage() for r in caplog.records if "checkpoint" in r.getMessage()]
     assert restored and all(m.endswith(" soft/checkpoints/last.ckpt") for m in restored)
     assert not any("St_Mary" in r.getMessage() for r in caplog.records)
+
+
+def test_a_plain_rerun_beside_a_stopped_runs_checkpoints_is_refused_and_a_resume_continues(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+):
+    """A command killed during its distillation and run again as it was (same ``hydra.run.dir``) started
+    from step 0 beside the stopped run's checkpoints: Lightning wrote ``last-v1.ckpt``, ``last.ckpt`` stayed
+    the stopped step, and a resume named by that file took the stale one (a breaker's finding). A fresh
+    run there is refused, naming the way on; ``distill.resume=last`` continues the stopped run."""
+    from gastrodistill.distillation.distilled_set import META_FILE
+
+    common = [*tiny_overrides, "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg([*common, "distill.outer_steps=2"]), tiny_dm, tmp_path)
+    (tmp_path / "soft" / META_FILE).unlink()  # stopped after its checkpoint, before the set was written
+    with pytest.raises(DistillConfigError) as info:
+        run_distillation(compose_cfg([*common, "distill.outer_steps=4"]), tiny_dm, tmp_path)
+    assert str(info.value) == (
+        f"{tmp_path / 'soft'} holds the checkpoints of a stopped soft-label run (newest: last.ckpt): "
+        "distilling afresh would start from step 0 beside them (and its own last.ckpt would be another "
+        "file). Continue that run with distill.resume=last in this run folder, or start a new run folder "
+        "(drop hydra.run.dir or paths.output_dir)"
+    )
+    resumed = compose_cfg([*common, "distill.outer_steps=4", "distill.resume=last"])
+    run_distillation(resumed, tiny_dm, tmp_path)
+    names = sorted(p.name for p in (tmp_path / "soft" / "checkpoints").iterdir())
+    assert names == ["last.ckpt", "step000004.ckpt"] and (tmp_path / "soft" / META_FILE).is_file()
