@@ -476,15 +476,21 @@ def audit_markdown(df: pd.DataFrame) -> str:
     return "\n".join(["### Anonymity audit", "", *md_table(head, cells), ""])
 
 
+#: Significant digits of the numbers in ``results.csv``; the artifact cards take a table's numbers so
+#: rounded (:func:`method_metrics`), whether the table is in memory or read back from the file.
+CSV_DIGITS = 10
+
+
 def write_results(
     df: pd.DataFrame, output_dir: str | Path, title: str = "Results", max_ci_width: float | None = 0.3
 ) -> tuple[Path, Path]:
-    """``results.csv`` (every column, full precision) and ``results.md`` in ``output_dir``, atomically."""
+    """``results.csv`` (every column, numbers to :data:`CSV_DIGITS` significant digits) and ``results.md`` in
+    ``output_dir``, atomically."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out / "results.csv", out / "results.md"
     with atomic_path(csv_path) as tmp:
-        df.to_csv(tmp, index=False, float_format="%.10g")
+        df.to_csv(tmp, index=False, float_format=f"%.{CSV_DIGITS}g")
     md = to_markdown(df, title, max_ci_width=max_ci_width) + per_class_markdown(df) + audit_markdown(df)
     write_text_atomic(md_path, md)
     return csv_path, md_path
@@ -529,7 +535,10 @@ def primary_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def method_metrics(df: pd.DataFrame | None, method: str, schedule: str = "replay") -> dict[str, float]:
-    """A method's numbers on the distillation architecture (for the artifact card): means, stds and CIs."""
+    """A method's numbers on the distillation architecture (for the artifact card): means, stds and CIs, to
+    :data:`CSV_DIGITS` significant digits as ``results.csv`` holds them, so that a card written in the run
+    that evaluated and one written later from the file (``stages=[artifact]``) are the same bytes (they
+    differed in the last digits: a breaker's finding)."""
     if df is None or not len(df):
         return {}
     sel = primary_rows(df)
@@ -538,7 +547,7 @@ def method_metrics(df: pd.DataFrame | None, method: str, schedule: str = "replay
         return {}
     row = sel.iloc[0]
     return {
-        k: float(row[k])
+        k: float(f"{float(row[k]):.{CSV_DIGITS}g}")
         for k in df.columns
         if k not in ("method", "schedule", "architecture", "cross_architecture")
         and pd.api.types.is_number(row[k])

@@ -290,3 +290,21 @@ def test_the_artifact_cards_numbers_are_the_replay_row_on_the_distilling_archite
     assert method_metrics(df, "soft") == {"patient_hm_mean": 0.7}
     assert method_metrics(df, "soft", "standard") == {"patient_hm_mean": 0.5}
     assert method_metrics(df, "hard") == {} and method_metrics(None, "soft") == {}
+
+
+def test_the_cards_numbers_are_the_same_from_the_table_in_memory_and_from_results_csv(tmp_path):
+    """A card written in the run that evaluated took the table's full-precision numbers, one written later
+    by ``stages=[artifact]`` those of ``results.csv`` (10 significant digits): the zips differed (a breaker's
+    finding). Both now take the numbers as the file holds them."""
+    rng = np.random.default_rng(0)
+    values = [*rng.random(50), 0.7432519280205655, 1 / 3, 12.0, 123456.789012345678, 1e-7 / 3]
+    y = np.array([0, 1, 0, 1])
+    recs = [_rec("soft", h, a, y, y.astype(bool), y * 1.0) for h, a in ((0.6123456789, 0.7), (0.7, 0.81234))]
+    df = summarise(recs, {"soft": {"n_images": 3, "bytes": 7}}, 1000, 0, n_boot=10)
+    df = df.assign(**{f"m{i}": v for i, v in enumerate(values)})  # awkward numbers beside the real ones
+    csv, _ = write_results(df, tmp_path)
+    from_file = method_metrics(pd.read_csv(csv), "soft")
+    in_memory = method_metrics(df, "soft")
+    np.testing.assert_equal(from_file, in_memory)  # exactly, NaN (no figure) as NaN
+    assert len(in_memory) > len(values)
+    assert in_memory["m50"] == 0.743251928 and in_memory["m52"] == 12.0
