@@ -482,8 +482,8 @@ def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool 
             raise DistillConfigError(
                 f"{folder} holds the checkpoints of a stopped {mode}-label run (newest: {stopped.name}): "
                 "distilling afresh would start from step 0 beside them (and its own last.ckpt would be "
-                f"another file). Continue that run with distill.resume=last in this run folder, or start a "
-                f"new run folder (drop hydra.run.dir or paths.output_dir)"
+                "another file). Continue that run with distill.resume=last in this run folder, or start a "
+                "new run folder (drop hydra.run.dir or paths.output_dir)"
             )
         return
     ways = ["Start a new run folder (drop hydra.run.dir or paths.output_dir)"]

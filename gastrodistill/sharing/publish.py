@@ -165,7 +165,9 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
     is warned about, not refused: :func:`_warn_of_site_words_and_short_ids`),
     or that is itself a path, file name or header field
     (:func:`~gastrodistill.sharing.card.string_problem`; for ``experiment_name``
-    :func:`check_experiment_name`), and a tag W&B would refuse. ``experiment_name`` names the run folder,
+    :func:`check_experiment_name`), and a tag W&B would refuse; then every other text value the loggers get
+    (:func:`logged_config_values`) that holds such a string (:func:`_refuse_private_config_values`).
+    ``experiment_name`` names the run folder,
     the loggers' runs and every artifact's card, the W&B values name the run on the W&B server, and a
     set's name (``eval.distilled_dirs``, ``audit.sets``) every metric logged of it and its card, so
     every command that logs calls this once the data can be read and before its loggers start
@@ -243,8 +245,14 @@ def _refuse_private_config_values(cfg: DictConfig, strings: PrivateStrings) -> N
 
     searched = [i for i, kind in enumerate(strings.kinds) if kind != SOURCE_NAME_KIND]
     values = {key: value.encode("utf-8") for key, value in logged_config_values(cfg).items()}
+    # One search of all the values at once (a collection has thousands of private strings, a config
+    # hundreds of values), then the values of the strings found, one by one.
+    found = find_strings({"config": b"\n".join(values.values())}, [strings.values[i] for i in searched])
+    if not found:
+        return
+    searched = [searched[i] for _, i in found]
     hits = find_strings(values, [strings.values[i] for i in searched])
-    if not hits:
+    if not hits:  # (a string found only across two values: none can be, they are joined by a line break)
         return
     key = hits[0][0]
     kinds = ", ".join(sorted({strings.kinds[searched[i]] for k, i in hits if k == key}))
