@@ -39,10 +39,12 @@ main()
 """
 
 
-def _run_and_signal(tmp_path, signals: int, signum: int) -> tuple[int, str, str]:
-    script = tmp_path / "gastrodistill-late.py"  # started as a command (errors._is_top_level_command)
-    script.write_text(SCRIPT)
-    proc = subprocess.Popen(
+def _start(tmp_path, name: str, text: str) -> subprocess.Popen:
+    """``text`` as the script ``gastrodistill-<name>.py``, started as a command would be
+    (``errors._is_top_level_command``), its output piped."""
+    script = tmp_path / f"gastrodistill-{name}.py"
+    script.write_text(text)
+    return subprocess.Popen(
         [sys.executable, str(script), f"hydra.run.dir={tmp_path / 'run'}"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -52,6 +54,10 @@ def _run_and_signal(tmp_path, signals: int, signum: int) -> tuple[int, str, str]
         # test suite run so (`./.ci/run &`) passed that on, so the signal never reached the command
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
+
+
+def _run_and_signal(tmp_path, signals: int, signum: int) -> tuple[int, str, str]:
+    proc = _start(tmp_path, "late", SCRIPT)
     lines = []
     while "closing" not in lines:
         line = proc.stdout.readline()
@@ -127,16 +133,7 @@ def test_a_signal_in_the_interpreters_teardown_leaves_the_finished_command_its_0
     """Python's own handlers are gone in the teardown after the exit functions (modules freed: about a
     second with torch), so a SIGTERM there killed a finished command with 143 and no word (a breaker's
     finding, with a signal 0-0.8 s after the last line). The signals are ignored there now."""
-    script = tmp_path / "gastrodistill-teardown.py"  # started as a command (errors._is_top_level_command)
-    script.write_text(TEARDOWN_SCRIPT)
-    proc = subprocess.Popen(
-        [sys.executable, str(script), f"hydra.run.dir={tmp_path / 'run'}"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=tmp_path,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )
+    proc = _start(tmp_path, "teardown", TEARDOWN_SCRIPT)
     while (line := proc.stdout.readline().strip()) != "tearing down":
         assert line, "the command ended before its teardown"
     proc.send_signal(signum)

@@ -64,6 +64,20 @@ def _step_of(path: Path) -> int:
     return int(digits) if digits.isdigit() else -1
 
 
+def run_folder_of(out: Path) -> Path:
+    """The run folder of a mode's output folder ``out`` (``<run>/<mode>`` or ``<run>/distill/<mode>``)."""
+    return out.parent.parent if out.parent.name == "distill" else out.parent
+
+
+def checkpoint_run_folder(ckpt: Path, mode: str) -> Path | None:
+    """The run folder a ``mode`` checkpoint was written in (``<run>[/distill]/<mode>/checkpoints/x.ckpt``),
+    or None for a checkpoint kept elsewhere (a copied file)."""
+    folder = ckpt.parent
+    if folder.name != CKPT_DIR or folder.parent.name != mode:
+        return None
+    return run_folder_of(folder.parent)
+
+
 def newest(paths: list[Path]) -> Path | None:
     """The most recently written checkpoint (ties: the higher step, then ``last.ckpt``)."""
     if not paths:

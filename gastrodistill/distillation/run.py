@@ -30,9 +30,11 @@ from gastrodistill.distillation.resume import (
     ResumeError,
     check_resume_checkpoint,
     check_resume_data,
+    checkpoint_run_folder,
     checkpoint_step,
     missing_message,
     resolve_resume,
+    run_folder_of,
     run_settings,
 )
 from gastrodistill.distillation.texture_matching import (
@@ -422,20 +424,6 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     return ckpt
 
 
-def run_folder_of(out: Path) -> Path:
-    """The run folder of a mode's output folder ``out`` (``<run>/<mode>`` or ``<run>/distill/<mode>``)."""
-    return out.parent.parent if out.parent.name == "distill" else out.parent
-
-
-def checkpoint_run_folder(ckpt: Path, mode: str) -> Path | None:
-    """The run folder a ``mode`` checkpoint was written in (``<run>[/distill]/<mode>/checkpoints/x.ckpt``),
-    or None for a checkpoint kept elsewhere (a copied file)."""
-    folder = ckpt.parent
-    if folder.name != "checkpoints" or folder.parent.name != mode:
-        return None
-    return run_folder_of(folder.parent)
-
-
 def print_kept_checkpoint(out: Path, mode: str, resumed_from: Path | None = None) -> None:
     """After a stopped ``mode`` run in ``out`` (``<run>/<mode>`` or ``<run>/distill/<mode>``): say on stderr
     which checkpoint of it is kept and how to continue it: its newest in ``out``, else the one it resumed
@@ -476,8 +464,9 @@ def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool 
     from gastrodistill.distillation.resume import CKPT_DIR, newest
 
     folder = Path(folder)
+    checkpoints = sorted((folder / CKPT_DIR).glob("*.ckpt"))
     if not (folder / META_FILE).is_file():
-        stopped = newest(sorted((folder / CKPT_DIR).glob("*.ckpt")))
+        stopped = newest(checkpoints)
         if stopped is not None:
             raise DistillConfigError(
                 f"{folder} holds the checkpoints of a stopped {mode}-label run (newest: {stopped.name}): "
@@ -487,7 +476,7 @@ def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool 
             )
         return
     ways = ["Start a new run folder (drop hydra.run.dir or paths.output_dir)"]
-    kept = any((folder / CKPT_DIR).glob("*.ckpt"))
+    kept = bool(checkpoints)
     if kept:
         ways.append(f"continue that set with distill.resume={folder.parent} and a higher distill.outer_steps")
     if in_stages:

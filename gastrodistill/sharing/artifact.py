@@ -18,7 +18,6 @@ import io
 import json
 import os
 import stat
-import struct
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -47,7 +46,7 @@ from gastrodistill.sharing.card import (
     seal_ok,
 )
 from gastrodistill.sharing.grid import save_grid
-from gastrodistill.sharing.text_parts import text_parts
+from gastrodistill.sharing.text_parts import safetensors_header, text_parts
 from gastrodistill.utils.atomic import atomic_dir, atomic_path
 from gastrodistill.utils.hashing import sha256_bytes
 from gastrodistill.utils.run_info import package_versions
@@ -230,7 +229,7 @@ def save_artifact(
                 f"distilled tensor {name!r} has non-finite values; refusing to share a broken set"
             )
     # One metadata key only: safetensors writes its metadata map in random order.
-    blob = st_save(tensors, metadata={"format": f"{FORMAT}/{SCHEMA_VERSION}"})
+    blob = st_save(tensors, metadata=tensors_metadata(SCHEMA_VERSION))
     fields = check_caller_fields(card_fields)
     info = _distilled_info(distilled)
     with atomic_dir(out_dir) as tmp:
@@ -725,14 +724,18 @@ def _check_files(card: Mapping[str, Any], blobs: Mapping[str, bytes]) -> None:
             )
 
 
+def tensors_metadata(schema_version: object) -> dict[str, str]:
+    """The safetensors ``__metadata__`` an artifact of ``schema_version`` carries: its format, alone."""
+    return {"format": f"{FORMAT}/{schema_version}"}
+
+
 def _check_tensors_metadata(blob: bytes, card: Mapping[str, Any]) -> None:
-    """Refuse a safetensors header whose ``__metadata__`` is not the one :func:`save_artifact` writes,
-    ``{"format": "<FORMAT>/<schema_version>"}``: nothing reads it, so anything else there (text of any
-    kind, a pickle's bytes as hex) came from another writer or an edit. ``blob`` has been read by
-    safetensors already (its header is valid JSON)."""
-    (n,) = struct.unpack("<Q", blob[:8])
-    metadata = json.loads(blob[8 : 8 + n]).get("__metadata__")
-    expected = {"format": f"{FORMAT}/{card.get('schema_version')}"}
+    """Refuse a safetensors header whose ``__metadata__`` is not :func:`tensors_metadata` of the card's
+    schema version: nothing reads it, so anything else there (text of any kind, a pickle's bytes as hex)
+    came from another writer or an edit. ``blob`` has been read by safetensors already."""
+    header = safetensors_header(blob)
+    metadata = json.loads(header[8:]).get("__metadata__") if header is not None else None
+    expected = tensors_metadata(card.get("schema_version"))
     if metadata == expected:
         return
     if isinstance(metadata, dict) and set(metadata) == {"format"}:

@@ -277,7 +277,8 @@ def _warn_of_site_words_and_short_ids(encoded: Mapping[str, bytes], strings: Pri
         found.setdefault(key, set()).add(suspects.kinds[i])
     ids = [pid.lower() for pid in embedded_patient_ids(strings)]
     for key, blob in encoded.items():  # an id as a token of its own was refused before: here, inside a word
-        if any(pid in blob.decode("utf-8").lower() for pid in ids):
+        text = blob.decode("utf-8").lower()
+        if any(pid in text for pid in ids):
             found.setdefault(key, set()).add("a patient_id inside a word")
     for key, kinds in found.items():
         log.warning(

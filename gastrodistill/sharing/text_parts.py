@@ -46,7 +46,7 @@ def text_parts(data: bytes) -> bytes:
     elif data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
         parts = _zip_text(data)
     else:
-        parts = _safetensors_header(data)
+        parts = safetensors_header(data)
     return data if parts is None else parts
 
 
@@ -130,7 +130,7 @@ def _zip_text(data: bytes) -> bytes | None:
     return b"".join(kept)
 
 
-def _safetensors_header(data: bytes) -> bytes | None:
+def safetensors_header(data: bytes) -> bytes | None:
     """The 8-byte length and JSON header of a safetensors file, when ``data`` is one (the header parses as
     a JSON object and its tensors' offsets end where the file ends); else None."""
     if len(data) < 10:

@@ -45,26 +45,38 @@ def _running(pid: int) -> bool:
     return True
 
 
+def _dead_writers_entries(target: Path, tail: str, legacy: str | None = None) -> list[Path]:
+    """The entries beside ``target`` named ``.<target>.<host>-<pid>.<tail>`` (``tail`` a regex) whose
+    writer ran on this host and no longer runs (not this process, not a running one, not another host's on
+    a shared file system), plus an entry named ``.<target>.<legacy>`` (an earlier version's name, without
+    its writer) when ``legacy`` is given."""
+    name = re.escape(target.name)
+    pattern = re.compile(rf"\.{name}\.(?:([A-Za-z0-9_-]+)-(\d+)\.{tail}" + (f"|{legacy})" if legacy else ")"))
+    try:
+        siblings = list(target.parent.iterdir())
+    except OSError:
+        return []
+    host, dead = _host(), []
+    for path in siblings:
+        match = pattern.fullmatch(path.name)
+        if match is None:
+            continue
+        if match.group(1) is not None:
+            pid = int(match.group(2))
+            if match.group(1) != host or pid == os.getpid() or _running(pid):
+                continue
+        dead.append(path)
+    return dead
+
+
 def remove_leftovers(target: str | os.PathLike) -> list[str]:
     """Delete the temporary files and folders that writers of ``target`` (:func:`atomic_path`,
     :func:`atomic_dir`) on this host left when they were killed: those whose process no longer runs.
     Those of running processes, of this one and of other hosts (a shared file system) are kept, and so
     are temporary names of another form. Returns the names removed (never paths)."""
     target = Path(target)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.([A-Za-z0-9_-]+)-(\d+)\..*\.tmp")
     removed = []
-    try:
-        siblings = list(target.parent.iterdir())
-    except OSError:
-        return removed
-    host = _host()
-    for path in siblings:
-        match = pattern.fullmatch(path.name)
-        if match is None or match.group(1) != host:
-            continue
-        pid = int(match.group(2))
-        if pid == os.getpid() or _running(pid):
-            continue
+    for path in _dead_writers_entries(target, r".*\.tmp"):
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
         else:
@@ -136,21 +148,9 @@ def recover_interrupted_swap(target: str | os.PathLike) -> str | None:
     others, and all of them when ``target`` exists (the swap was killed after its second rename), are
     removed. Those of running processes and other hosts are kept. Returns the name put back, or None."""
     target = Path(target)
-    pattern = re.compile(rf"\.{re.escape(target.name)}\.(?:([A-Za-z0-9_-]+)-(\d+)\.)?old")
-    try:
-        siblings = list(target.parent.iterdir())
-    except OSError:
-        return None
-    host, dead = _host(), []
-    for path in siblings:
-        match = pattern.fullmatch(path.name)
-        if match is None or not path.is_dir() or path.is_symlink():
-            continue
-        if match.group(1) is not None:
-            pid = int(match.group(2))
-            if match.group(1) != host or pid == os.getpid() or _running(pid):
-                continue
-        dead.append(path)
+    dead = [
+        p for p in _dead_writers_entries(target, "old", legacy="old") if p.is_dir() and not p.is_symlink()
+    ]
     dead.sort(key=lambda p: p.stat().st_mtime, reverse=True)
     restored = None
     if dead and not target.exists():

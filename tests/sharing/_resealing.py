@@ -7,7 +7,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from gastrodistill.sharing.card import FORMAT, seal
+from gastrodistill.sharing.artifact import tensors_metadata
+from gastrodistill.sharing.card import seal
 
 #: ``retensor``'s default: the tensors file's metadata as the artifact writer puts it.
 WRITERS = object()
@@ -27,8 +28,7 @@ def retensor(folder: Path, edit_tensors, edit_card=lambda card, tensors: None, m
     from safetensors.torch import load_file, save_file
 
     if metadata is WRITERS:
-        schema = json.loads((folder / "card.json").read_text())["schema_version"]
-        metadata = {"format": f"{FORMAT}/{schema}"}
+        metadata = tensors_metadata(json.loads((folder / "card.json").read_text())["schema_version"])
     tensors = edit_tensors(load_file(str(folder / "distilled.safetensors")))
     save_file(tensors, str(folder / "distilled.safetensors"), metadata=metadata)
     data = (folder / "distilled.safetensors").read_bytes()
