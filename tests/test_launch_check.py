@@ -86,6 +86,11 @@ def test_torchrun_processes_must_match_the_trainer(env, compose_cfg, rank):
         check_launch(gpu)
     check_launch(compose_cfg(["trainer=ddp", "trainer.devices=1", "trainer.num_nodes=2"]).trainer)
     check_launch(compose_cfg(["trainer=ddp", "trainer.devices=[0,1]"]).trainer)  # GPU indices counted
+    check_launch(compose_cfg(["trainer=ddp", "trainer.devices='0,1'"]).trainer)  # Lightning's string form too
+    with pytest.raises(LaunchError, match=r"devices=0,2,3 x trainer.num_nodes=1 = 3; pass trainer=ddp"):
+        check_launch(compose_cfg(["trainer=ddp", "trainer.devices='0,2,3'"]).trainer)
+    with pytest.raises(LaunchError, match=r"trainer.devices=1, x trainer.num_nodes=1 = 1, so each process"):
+        check_launch(compose_cfg(["trainer=ddp", "trainer.devices='1,'"]).trainer)  # one GPU: index 1
 
 
 def test_a_leftover_rank_stops_the_command_before_anything_is_written(env, monkeypatch, capsys, tmp_path):
@@ -151,13 +156,13 @@ def test_one_process_is_told_to_use_one_device(env, compose_cfg):
         check_launch(compose_cfg(["trainer=ddp_sim", "trainer.strategy.start_method=popen"]).trainer)
 
 
-@pytest.mark.parametrize("devices", ["0", "'0'", "-2", "abc", "[]", "1.5", "null"])
+@pytest.mark.parametrize("devices", ["0", "'0'", "'00'", "-2", "'-1,'", "','", "abc", "[]", "1.5", "null"])
 def test_a_device_count_lightning_would_refuse_is_refused_before_any_data(env, compose_cfg, devices):
     """`trainer.devices=0` failed when the Trainer was built, after generate and patches had run."""
     with pytest.raises(LaunchError, match=r"^trainer.devices=.* is not a device count; use an integer >= 1"):
         check_launch(compose_cfg([f"trainer.devices={devices}"]).trainer)
 
 
-@pytest.mark.parametrize("devices", ["1", "-1", "auto", "[0]", "'0,1'"])
+@pytest.mark.parametrize("devices", ["1", "'2'", "-1", "'-1'", "auto", "[0]", "'0,1'", "'0,'"])
 def test_device_counts_lightning_takes_pass(env, compose_cfg, devices):
     check_launch(compose_cfg(["trainer=gpu", f"trainer.devices={devices}"]).trainer)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -193,12 +194,22 @@ def _count(text: Any) -> int:
     return int(text) if text.isdigit() else 0
 
 
+def _device_string_ids(devices: str) -> list[str] | None:
+    """The device indices of a ``trainer.devices`` string with a comma (``"0,1"``, ``"0,"``: Lightning reads
+    it as a list of GPU indices, its ``_normalize_parse_gpu_string_input``), stripped and non-empty; None
+    for a string without a comma (a count such as ``"2"`` or ``"-1"``, or ``auto``)."""
+    if "," not in devices:
+        return None
+    return [part.strip() for part in devices.split(",") if part.strip()]
+
+
 def _trainer_processes(trainer: Any) -> int | None:
     """The processes ``trainer`` (a ``conf/trainer`` mapping) runs on: ``devices`` x ``num_nodes``, a list
     of GPU indices counted; None when ``devices`` does not say (``auto``, ``-1`` without CUDA)."""
     devices, nodes = trainer.get("devices", "auto"), _count(trainer.get("num_nodes", 1))
     if isinstance(devices, str):
-        devices = int(devices) if devices.strip().lstrip("-").isdigit() else None
+        ids, count = _device_string_ids(devices), devices.strip()
+        devices = len(ids) if ids is not None else int(count) if re.fullmatch(r"-?[0-9]+", count) else None
     elif isinstance(devices, Sequence):
         devices = len(devices)
     if devices == -1:
@@ -231,9 +242,11 @@ def check_trainer_devices(trainer: Any) -> None:
     ok = devices == "auto" or (isinstance(devices, int) and not isinstance(devices, bool) and devices >= -1)
     ok = ok and devices != 0
     if isinstance(devices, str) and devices != "auto":
-        ids = [part.strip() for part in devices.split(",") if part.strip()]
-        ok = bool(ids) and all(part.isdigit() or part == "-1" for part in ids)
-        ok = ok and not ("," not in devices and ids == ["0"])  # "0": the count 0 to Lightning ("0,": GPU 0)
+        ids = _device_string_ids(devices)
+        if ids is None:  # no comma: a count ("2", "-1"); "0" is the count 0 to Lightning ("0,": GPU 0)
+            ok = bool(re.fullmatch(r"-1|[0-9]+", devices.strip())) and int(devices) != 0
+        else:
+            ok = bool(ids) and all(re.fullmatch(r"[0-9]+", part) for part in ids)
     elif not isinstance(devices, str | int) and devices is not None:
         try:
             ids = list(devices)
