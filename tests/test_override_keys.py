@@ -314,3 +314,63 @@ def test_a_list_with_accents_is_quoted_item_by_item():
     )
     (parsed,) = OverridesParser.create().parse_overrides(['data.class_names=["Cancer früh","Normal"]'])
     assert parsed.value() == ["Cancer früh", "Normal"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["data.batch_size=64", "distill.ipc=2"], [("data.batch_size", "data.batch_size")]),
+        (
+            ["-m", "data.batch_size=64,128", "+data.augment.p=1"],
+            [("data.batch_size", "data.batch_size"), ("+data.augment.p", "data.augment")],
+        ),
+        (
+            ["data=npz", "data.path=x.npz", "data.augment={_target_: albumentations.Compose}"],
+            [("data.augment", "data.augment")],
+        ),
+        (["~data.augment"], [("~data.augment", "data.augment")]),
+        (["data.batch_sizes=3", "data.eval_batch_size=8", "distill.batch_real=64", "data=npz"], []),
+        (["-cn", "data.batch_size=1"], []),  # the value of -cn, not an override
+    ],
+)
+def test_overrides_no_stage_reads_are_named(argv, named):
+    """``data.batch_size`` and ``data.augment`` serve only the datamodule's ``train_dataloader()``: a run
+    (or every job of a sweep) with them equals the one without, so the command says so."""
+    from gastrodistill.cli.override_keys import READ_BY_NO_STAGE, unread_override_warnings
+
+    lines = unread_override_warnings(argv)
+    assert len(lines) == len(named)
+    for line, (shown, key) in zip(lines, named, strict=True):
+        assert line.startswith(f"warning: {shown}: {key} is read only by the datamodule's train_dataloader()")
+        assert line.endswith(f"the stages read {READ_BY_NO_STAGE[key]}")
+
+
+def test_the_warning_goes_to_stderr_and_the_command_runs(monkeypatch, capsys):
+    import sys
+
+    from gastrodistill.cli.override_keys import check_override_keys
+
+    ran = []
+    command = check_override_keys(CONF_DIR)(lambda: ran.append(True))
+    monkeypatch.setattr(sys, "argv", ["gastrodistill-distill", "distill.ipc=2", "data.batch_size=64"])
+    command()
+    out = capsys.readouterr()
+    assert ran == [True] and out.out == ""
+    assert out.err.startswith("warning: data.batch_size: data.batch_size is read only by the datamodule's ")
+    assert out.err.count("\n") == 1
+
+
+def test_the_keys_named_instead_exist(compose_cfg):
+    import re
+
+    from omegaconf import OmegaConf
+
+    from gastrodistill.cli.override_keys import READ_BY_NO_STAGE
+
+    cfg = compose_cfg([])
+    for unread, instead in READ_BY_NO_STAGE.items():
+        assert OmegaConf.select(cfg, unread, default="absent") != "absent"
+        named = re.findall(r"\b(?:distill|eval)\.[a-z_.]+[a-z]", instead)
+        assert len(named) >= 2
+        for key in named:
+            assert OmegaConf.select(cfg, key, default="absent") != "absent", key

@@ -14,6 +14,10 @@ sweep over group options (``-m distill=soft_cpu,hard_cpu``) is composed once per
 :data:`MAX_SWEEP_COMBINATIONS`); the check stands aside for ``-sc``/``--shell-completion`` (its
 ``install=bash`` is no override) and ``-cp``/``--config-path``.
 
+An override of a key that every data group has for the datamodule's own ``train_dataloader()`` but no
+stage reads (``data.batch_size``, ``data.augment``: :data:`READ_BY_NO_STAGE`) is warned of, naming the keys
+the stages read instead, and the command runs.
+
 The same decorator refuses, in one line, an output folder given on the command line that cannot be
 written (``paths.output_dir=afile/sub``; :func:`gastrodistill.cli.output_folder.command_line_output_problem`).
 """
@@ -439,6 +443,41 @@ def repeated_key_message(argv: list[str], conf_dir: str | None = None) -> str | 
     return None
 
 
+#: Keys every data group has for the datamodule's own ``train_dataloader()`` (a Lightning script of the
+#: user's), which no stage of the pipeline reads, with the keys the stages read instead.
+READ_BY_NO_STAGE = {
+    "data.batch_size": (
+        "distill.batch_real (real images per outer step), eval.baselines.real.batch_size (the all-data "
+        "network and the audit's shadows) or eval.standard.batch_size (the standard schedule)"
+    ),
+    "data.augment": (
+        "distill.dsa (the distillation), eval.baselines.real.augment (the all-data network), "
+        "eval.standard.augment or eval.replay_augment (the distilled sets' networks)"
+    ),
+}
+
+
+def unread_override_warnings(argv: list[str]) -> list[str]:
+    """A warning line for each command-line override (plain, ``+``/``++``, or a sweep) of a key of
+    :data:`READ_BY_NO_STAGE` or below it (``data.augment.p=1``): the pipeline's commands read neither, so
+    such a run (or every job of such a sweep) equals the one without it. Hydra's flags are read as in
+    :func:`split_command_line`; an empty list when the check stands aside."""
+    split = split_command_line(argv)
+    if split is None:
+        return []
+    lines = []
+    for arg in split[0]:
+        key = arg.partition("=")[0].lstrip("+~")
+        for unread, instead in READ_BY_NO_STAGE.items():
+            if key == unread or key.startswith(f"{unread}."):
+                lines.append(
+                    f"warning: {arg.partition('=')[0]}: {unread} is read only by the datamodule's "
+                    f"train_dataloader() (your own Lightning scripts), by no stage of this command; the "
+                    f"stages read {instead}"
+                )
+    return lines
+
+
 def check_override_keys(
     conf_dir: str,
     config_name: str = "config",
@@ -466,6 +505,8 @@ def check_override_keys(
             if text is not None:
                 print(text, file=sys.stderr)
                 raise SystemExit(EXIT_STATUS)
+            for line in unread_override_warnings(sys.argv[1:]):
+                print(line, file=sys.stderr)
             return main(*args, **kwargs)
 
         return wrapper
