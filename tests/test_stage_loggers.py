@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 from omegaconf import OmegaConf
 
 from gastrodistill.utils.loggers import finish_loggers, free_csv_version, stage_loggers
@@ -57,3 +58,20 @@ def test_a_folder_without_metrics_is_used_and_other_stages_are_independent(tmp_p
     assert free_csv_version(tmp_path, "csv", "distill-soft") == "distill-soft-2"
     assert free_csv_version(tmp_path, "csv", "distill-hard") == "distill-hard"
     assert free_csv_version(tmp_path, None, "audit") == "audit"  # CSVLogger(name=None): no name folder
+
+
+@pytest.mark.parametrize("failed", [False, True])
+def test_a_failed_stage_ends_its_wandb_run_with_exit_code_1(tmp_path, monkeypatch, failed):
+    """A sweep's broken or interrupted jobs were recorded in W&B as finished (exit code 0)."""
+    from _wandb_run_file import exit_codes, run_names
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    from gastrodistill.utils.loggers import private_wandb_logger
+
+    logger = private_wandb_logger(save_dir=tmp_path / "logs", name="exit-code")
+    logger.log_metrics({"loss": 1.0})
+    finish_loggers([logger], failed=failed)
+    (run_file,) = (tmp_path / "logs").rglob("*.wandb")
+    assert exit_codes(run_file) == [1 if failed else 0]
+    assert run_names(run_file) == ["exit-code"]

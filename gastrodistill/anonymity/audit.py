@@ -346,6 +346,7 @@ def run_audit(
     seed = int(cfg.seed)
     own_loggers = loggers is None
     loggers = stage_loggers(cfg, "audit") if own_loggers else loggers
+    failed = True
     try:
         log_public_hyperparams(loggers, cfg)
 
@@ -473,9 +474,10 @@ def run_audit(
                 for key in ("similarity", "membership_roc"):
                     lg.log_image(key=f"audit/{key}", images=[str(paths[key])])
             lg.save()
+        failed = False
     finally:
-        if own_loggers:  # closed also when the stage fails
-            finish_loggers(loggers)
+        if own_loggers:  # closed also when the stage fails (marked failed then)
+            finish_loggers(loggers, failed)
     return results
 
 

@@ -547,6 +547,7 @@ def run_distillation(
     texture_losses = run_texture_matching(cfg, datamodule, module, teacher_file) if ckpt_path is None else []
     matching_losses = run_distribution_matching(cfg, datamodule, module) if ckpt_path is None else []
     loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode
+    failed = True
     try:
         log_public_hyperparams(loggers, cfg)
         callbacks = list(callbacks or [])
@@ -633,6 +634,7 @@ def run_distillation(
             # "finished" one without its run record, which a breaker's Ctrl-C left)
             distilled.data_source_hash = data_hash  # evaluation and audit refuse it on other data
             distilled.save(out)
+        failed = False
     finally:
-        finish_loggers(loggers)  # also when the run fails (a sweep's next job gets its own run)
+        finish_loggers(loggers, failed)  # also when the run fails (a sweep's next job gets its own run)
     return distilled

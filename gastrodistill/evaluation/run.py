@@ -343,6 +343,7 @@ def run_evaluation(
         return None
     own_loggers = loggers is None
     loggers = stage_loggers(cfg, "evaluation") if own_loggers else loggers
+    failed = True
     try:
         log_public_hyperparams(loggers, cfg)
         df = finalize(cfg, datamodule, distilled_sets, out, loggers, study)
@@ -350,9 +351,10 @@ def run_evaluation(
         # midway leaves the earlier table's record (each finished network keeps its own settings file)
         threads = training_threads(cfg, world_size)
         save_run_info(out, cfg, extra={"stage": "evaluate", "training_threads": threads})
+        failed = False
     finally:
-        if own_loggers:  # closed also when the stage fails
-            finish_loggers(loggers)
+        if own_loggers:  # closed also when the stage fails (marked failed then)
+            finish_loggers(loggers, failed)
     return df
 
 

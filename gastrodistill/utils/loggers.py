@@ -119,12 +119,14 @@ def log_public_hyperparams(loggers: list[Logger], cfg: DictConfig) -> None:
         lg.log_hyperparams(params)
 
 
-def finish_loggers(loggers: list[Logger]) -> None:
-    """Finalise every logger (status ``success``) and end the W&B run a W&B logger started."""
+def finish_loggers(loggers: list[Logger], failed: bool = False) -> None:
+    """Finalise every logger (status ``success``, or ``failed``) and end the W&B run a W&B logger started,
+    with exit code 0, or 1 when the stage ``failed`` (an error, Ctrl-C, SIGTERM), so that W&B marks such a
+    run failed instead of finished (a sweep's broken jobs looked successful)."""
     for lg in loggers:
-        lg.finalize("success")
+        lg.finalize("failed" if failed else "success")
         if isinstance(lg, WandbLogger):
             import wandb
 
             if wandb.run is not None:
-                wandb.finish()
+                wandb.finish(exit_code=1 if failed else 0)

@@ -138,9 +138,16 @@ def first_step_drawing(source: RealBatchSource, index: int, start: int = 1) -> i
     return next(s for s in range(start, 100) if index in source.indices(s, 0).tolist())
 
 
-def test_nan_in_a_real_batch_stops_the_run_naming_the_step(compose_cfg, tiny_overrides, tmp_path):
+def test_nan_in_a_real_batch_stops_the_run_naming_the_step(
+    compose_cfg, tiny_overrides, tmp_path, monkeypatch
+):
+    """... and its W&B run is recorded as failed (exit code 1), not finished (a sweep's broken jobs were)."""
+    from _wandb_run_file import exit_codes
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
     splits = make_tiny_splits()
-    cfg = compose_cfg([*tiny_overrides, "distill.outer_steps=20"])
+    cfg = compose_cfg([*tiny_overrides, "distill.outer_steps=20", "logger=default"])
     probe = RealBatchSource(None, splits["train"][1], cfg.distill.batch_real, cfg.seed, 3)
     victim = next(i for i in range(40) if i not in probe.indices(0, 0).tolist())
     step = first_step_drawing(probe, victim)
@@ -151,15 +158,21 @@ def test_nan_in_a_real_batch_stops_the_run_naming_the_step(compose_cfg, tiny_ove
     with pytest.raises(NonFiniteError, match=rf"outer step {step}: the outer loss is not finite"):
         run_distillation(cfg, dm, tmp_path / "out")
     assert not (tmp_path / "out" / "soft" / "distilled.safetensors").exists()
+    (run_file,) = (tmp_path / "out" / "logs").rglob("*.wandb")
+    assert exit_codes(run_file) == [1]
 
 
 def test_wandb_offline_gets_uint8_grids_and_no_paths(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch
 ):
+    from _wandb_run_file import exit_codes
+
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
     monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
     cfg = compose_cfg([*tiny_overrides, "logger=default"])
     run_distillation(cfg, tiny_dm, tmp_path / "out")
+    (run_file,) = (tmp_path / "out" / "logs").rglob("*.wandb")
+    assert exit_codes(run_file) == [0]  # finished
     pngs = list((tmp_path / "out" / "logs").rglob("media/images/distilled/grid_*.png"))
     assert len(pngs) == 1, pngs
     from PIL import Image
