@@ -157,7 +157,15 @@ def _membership(m: Mapping[str, Any]) -> None:
     _fraction(m, p, "flag_auc", 0.5, 1.0, open_low=True)
     null_permutations(m)
     o, po = m.get("overfit_control") or {}, "membership.overfit_control."
-    for key in ("patients", "max_patches", "epochs", "batch_size"):
+    patients = o.get("patients", 1)  # a config without the key: the code's default
+    fraction = isinstance(patients, float) and is_finite_number(patients) and 0.0 < patients < 1.0
+    if not (is_count(patients, 1) or fraction):
+        raise AuditConfigError(
+            f"audit.{po}patients must be an integer >= 1 (patients) or a fraction in (0, 1) of the pool's "
+            f"training patients, got {patients!r}"
+        )
+    _integer(o, po, "max_patches", 1, null_ok=True)
+    for key in ("epochs", "batch_size"):
         _integer(o, po, key, 1)
     _positive(o, po, "lr", null_ok=True)
     _choice(o, po, "optimizer", tuple(sorted(OPTIMIZERS)), null_ok=True)

@@ -336,7 +336,9 @@ def render_report(
         "Patient level: a patient's score is the mean of its patches'. "
         "TPR at an FPR needs at least 1/FPR non-members, else n/a. The overfitted control is a network "
         f"trained for {acfg.membership.overfit_control.epochs} epochs on the pool patches of "
-        f"{acfg.membership.overfit_control.patients} training patients; the attack has power when it "
+        f"{int(results['control_overfit']['mia_patient_n_members'])} of its "
+        f"{int(results['real']['mia_patient_n_members'])} training patients "
+        f"({int(results['control_overfit']['mia_patch_n_members'])} patches); the attack has power when it "
         f"detects it (patch {primary} AUC >= {acfg.membership.overfit_control.detect_auc} or TPR >= "
         f"{float(acfg.membership.overfit_control.detect_tpr_at_1pct):.0%} at 1 % FPR).",
         "",
@@ -349,7 +351,7 @@ def render_report(
         n = int(r["mia_n_networks"])
         label = {
             "real": "trained on all real patches",
-            "control_overfit": "positive control: overfitted on a few patients",
+            "control_overfit": "positive control: overfitted on some training patients",
         }.get(row, f"{row}: {n} fresh networks ({acfg.membership.schedule})")
         for level in ("patch", "patient"):
             k = f"mia_{level}"

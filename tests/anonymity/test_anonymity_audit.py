@@ -160,9 +160,17 @@ def test_missed_controls_make_the_audit_say_it_cannot_certify(tmp_path, compose_
     report = (out / "audit.md").read_text()
     assert "**This audit cannot certify anonymity on these data**" in report
     assert "- **hard**: not certified: the audit cannot certify anonymity" in report
-    # The overfitted control is reported with its counts at both levels.
-    ctl = results["control_overfit"]
-    assert ctl["mia_patient_n_members"] == 3 and ctl["mia_patch_n_members"] <= 128
+    # The overfitted control (by default on half the pool's training patients, all their pool patches) is
+    # reported with its counts at both levels.
+    ctl, pool = results["control_overfit"], results["real"]
+    half = round(pool["mia_patient_n_members"] / 2)
+    assert half >= 2 and ctl["mia_patient_n_members"] == half
+    assert 0 < ctl["mia_patch_n_members"] < pool["mia_patch_n_members"]
+    assert ctl["mia_patch_n_nonmembers"] == pool["mia_patch_n_nonmembers"]
+    assert (
+        f"on the pool patches of {half} of its {int(pool['mia_patient_n_members'])} training patients "
+        f"({int(ctl['mia_patch_n_members'])} patches)" in report
+    )
 
 
 def test_a_misspelt_excluded_class_is_refused_before_any_network_trains(

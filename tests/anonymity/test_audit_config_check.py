@@ -69,6 +69,24 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
         ("audit.membership.flag_auc=0.4", r"audit.membership.flag_auc must be a number in \(0.5, 1\]"),
         ("audit.membership.null_permutations=1", "audit.membership.null_permutations must be 0"),
         ("audit.membership.overfit_control.epochs=0", "audit.membership.overfit_control.epochs must be"),
+        *(
+            (
+                f"audit.membership.overfit_control.patients={bad}",
+                r"audit.membership.overfit_control.patients must be an integer >= 1 \(patients\) or a "
+                rf"fraction in \(0, 1\) of the pool's training patients, got {shown}",
+            )
+            for bad, shown in (
+                ("0", "0"),
+                ("1.0", "1.0"),
+                ("1.5", "1.5"),
+                ("-0.5", "-0.5"),
+                ("half", "'half'"),
+            )
+        ),
+        (
+            "audit.membership.overfit_control.max_patches=0",
+            "overfit_control.max_patches must be an integer >= 1",
+        ),
         (
             "audit.membership.overfit_control.lr=-1",
             "audit.membership.overfit_control.lr must be a finite number > 0 or null",
@@ -102,6 +120,11 @@ def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -
         ["audit.nearest.flag_spaces=[ncc,ssim,feature]", "audit.membership.primary=lira_offline"],
         ["audit.membership.null_permutations=0", "audit.membership.schedule=standard", "audit.real_epochs=3"],
         ["audit.membership.overfit_control.optimizer=sgd", "audit.membership.overfit_control.lr=0.01"],
+        ["audit.membership.overfit_control.patients=3", "audit.membership.overfit_control.max_patches=128"],
+        [
+            "audit.membership.overfit_control.patients=0.25",
+            "audit.membership.overfit_control.max_patches=null",
+        ],
         ["audit.text.corner=bottom-right", "audit.text.box=[1,1]", "audit.controls.required_noisy=0"],
         ["audit.text.corner=[top-right]", "audit.text.box=[0.5,0.5]"],
         ["audit.text.corner=[top-left,bottom-left,bottom-right,top-right]"],
@@ -145,3 +168,24 @@ def test_text_corner_refusals_are_one_line_naming_key_value_and_corners(compose_
     cfg = compose_cfg([])
     assert list(cfg.audit.text.corner) == ["top-left", "bottom-left"]
     check_audit_config(cfg.audit)
+
+
+@pytest.mark.parametrize(
+    ("patients", "available", "expected"),
+    [
+        (0.5, 44, 22),
+        (0.5, 45, 22),
+        (0.5, 47, 24),
+        (0.25, 10, 2),
+        (0.01, 10, 1),
+        (3, 44, 3),
+        (3, 2, 2),
+        (44, 44, 44),
+    ],
+)
+def test_the_overfitted_controls_patients(patients, available, expected) -> None:
+    """A fraction of the pool's training patients, rounded half to even and at least one, or a count
+    capped at what the pool holds."""
+    from gastrodistill.anonymity.audit import control_patients
+
+    assert control_patients(patients, available) == expected
