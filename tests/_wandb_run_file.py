@@ -27,6 +27,8 @@ def run_records(path: str | Path) -> Iterator[object]:
             pos += BLOCK - pos % BLOCK
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + HEADER])
+        if pos + HEADER + length > len(data):  # a chunk still being written
+            return
         chunk = data[pos + HEADER : pos + HEADER + length]
         pos += HEADER + length
         if kind in (1, 4):
@@ -38,18 +40,23 @@ def run_records(path: str | Path) -> Iterator[object]:
             pending += chunk
 
 
-def exit_codes(path: str | Path, wait_s: float = 20.0) -> list[int]:
-    """The exit codes the run file records (one for a run that was finished), waiting up to ``wait_s``
-    seconds for the first: W&B's service process may write the file's last records after ``wandb.finish``
-    returns (seen on a loaded machine)."""
+def finished_records(path: str | Path, wait_s: float = 20.0) -> list:
+    """The run file's records once it holds its exit record, waiting up to ``wait_s`` seconds for it: W&B's
+    service process may write the file's records after ``wandb.finish`` returns (seen on a loaded machine);
+    after the wait, whatever it holds."""
     deadline = time.monotonic() + wait_s
     while True:
-        codes = [r.exit.exit_code for r in run_records(path) if r.WhichOneof("record_type") == "exit"]
-        if codes or time.monotonic() > deadline:
-            return codes
+        records = list(run_records(path))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
         time.sleep(0.2)
+
+
+def exit_codes(path: str | Path) -> list[int]:
+    """The exit codes the run file records (one for a run that was finished)."""
+    return [r.exit.exit_code for r in finished_records(path) if r.WhichOneof("record_type") == "exit"]
 
 
 def run_names(path: str | Path) -> list[str]:
     """The display names the run file records."""
-    return [r.run.display_name for r in run_records(path) if r.WhichOneof("record_type") == "run"]
+    return [r.run.display_name for r in finished_records(path) if r.WhichOneof("record_type") == "run"]

@@ -75,3 +75,60 @@ def test_a_failed_stage_ends_its_wandb_run_with_exit_code_1(tmp_path, monkeypatc
     (run_file,) = (tmp_path / "logs").rglob("*.wandb")
     assert exit_codes(run_file) == [1 if failed else 0]
     assert run_names(run_file) == ["exit-code"]
+
+
+@pytest.fixture
+def multirun_job(tmp_path):
+    """Hydra's runtime config of job 3 of a multirun (``-m``), as a sweep's job process has it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from gastrodistill.cli import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", [f"paths.root_dir={tmp_path}"], return_hydra_config=True)
+    cfg.hydra.mode, cfg.hydra.job.num = RunMode.MULTIRUN, 3
+    HydraConfig.instance().set_config(cfg)
+    yield
+    HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()
+
+
+def test_wandb_runs_of_a_sweep_are_named_by_job_and_carry_the_git_revision(
+    tmp_path, monkeypatch, multirun_job
+):
+    """Every job of a sweep had one W&B name (`tiny-distill-soft`), and `logger.wandb.name` was dropped."""
+    import subprocess
+
+    import yaml
+    from _wandb_run_file import run_names
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    from gastrodistill.utils.loggers import log_public_hyperparams, sweep_job_suffix
+
+    assert sweep_job_suffix() == "-job3"
+    for name, expected in ((None, "t-distill-soft-job3"), ("lr_0.03", "lr_0.03-distill-soft-job3")):
+        cfg = _cfg(tmp_path / str(name))
+        cfg.logger.wandb = {
+            "_target_": "gastrodistill.utils.loggers.private_wandb_logger",
+            "save_dir": str(tmp_path / str(name)),
+            "name": name,
+        }
+        loggers = stage_loggers(cfg, "distill-soft")
+        log_public_hyperparams(loggers, cfg)
+        finish_loggers(loggers)
+        (run_file,) = (tmp_path / str(name)).rglob("*.wandb")
+        assert run_names(run_file) == [expected]
+        (hparams,) = (tmp_path / str(name)).rglob("hparams.yaml")
+        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
+        assert yaml.safe_load(hparams.read_text())["git_revision"].split("-")[0] == head.stdout.strip()
+
+
+def test_outside_a_sweep_the_run_name_has_no_job_number():
+    from gastrodistill.utils.loggers import sweep_job_suffix
+
+    assert sweep_job_suffix() == ""

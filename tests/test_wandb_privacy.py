@@ -88,8 +88,11 @@ def test_an_online_run_without_an_api_key_is_an_error_line(tmp_path, monkeypatch
 
     wandb.teardown()  # W&B's process-wide state keeps an earlier test's settings; a command starts afresh
     logger = private_wandb_logger(save_dir=tmp_path / "logs", name="online", offline=False)
-    with pytest.raises(Exception) as info:
-        logger.experiment  # noqa: B018 - starts the run
+    try:
+        with pytest.raises(Exception) as info:
+            logger.experiment  # noqa: B018 - starts the run
+    finally:
+        wandb.teardown()  # and after: the online settings would stay for the later tests' offline runs
     text = known_error_text(info.value)
     assert text.startswith("error: W&B could not start an online run (No API key configured")
     assert "wandb login" in text and "wandb sync" in text

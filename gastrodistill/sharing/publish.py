@@ -121,7 +121,7 @@ def check_experiment_name(cfg: DictConfig) -> None:
 
 #: The text fields of a W&B logger's config (``logger.<name>.*``) that name its run on the W&B server
 #: (``name`` and ``job_type`` are set by ``utils.loggers.stage_loggers`` from experiment_name and the stage).
-WANDB_NAME_KEYS = ("project", "group", "tags")
+WANDB_NAME_KEYS = ("project", "group", "name", "tags")
 #: W&B refuses longer tags (its own error is a traceback that prints the tag).
 WANDB_TAG_MAX = 64
 

@@ -92,9 +92,21 @@ def free_csv_version(save_dir: str | Path, name: str | None, stage: str) -> str:
     return version
 
 
+def sweep_job_suffix() -> str:
+    """``-job<N>`` in job N of a Hydra multirun (``-m``; its folder ``multiruns/<time>/<N>``), else empty."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return ""
+    return f"-job{HydraConfig.get().job.num}"
+
+
 def stage_loggers(cfg: DictConfig, stage: str) -> list[Logger]:
     """The configured loggers for one stage of a run: CSV in its own version folder (a new one for each
-    attempt, :func:`free_csv_version`), W&B as its own job."""
+    attempt, :func:`free_csv_version`), W&B as its own job, named ``<name>-<stage>`` (``name``:
+    ``logger.wandb.name``, else ``experiment_name``), with ``-job<N>`` in a sweep's job N
+    (:func:`sweep_job_suffix`), so the runs of a sweep can be told apart."""
     loggers: list[Logger] = []
     for key, conf in (cfg.get("logger") or {}).items():
         if not isinstance(conf, Mapping | DictConfig) or "_target_" not in conf:
@@ -104,17 +116,20 @@ def stage_loggers(cfg: DictConfig, stage: str) -> list[Logger]:
             version = free_csv_version(conf.get("save_dir") or ".", conf.get("name", "lightning_logs"), stage)
             loggers.append(hydra.utils.instantiate(conf, version=version))
         elif "wandb" in target.lower():
-            loggers.append(
-                hydra.utils.instantiate(conf, name=f"{cfg.experiment_name}-{stage}", job_type=stage)
-            )
+            name = f"{conf.get('name') or cfg.experiment_name}-{stage}{sweep_job_suffix()}"
+            loggers.append(hydra.utils.instantiate(conf, name=name, job_type=stage))
         else:
             loggers.extend(instantiate_loggers({key: conf}))
     return loggers
 
 
 def log_public_hyperparams(loggers: list[Logger], cfg: DictConfig) -> None:
-    """Log the config without paths or identifiers."""
-    params = public_config(cfg)
+    """Log the config without paths or identifiers, and the code's git revision (``git_revision``,
+    :func:`gastrodistill.utils.run_info.git_revision`: a commit hash, ``-dirty`` with uncommitted changes),
+    which W&B's own git record (switched off: it holds the remote's URL) would have given."""
+    from gastrodistill.utils.run_info import git_revision
+
+    params = {**public_config(cfg), "git_revision": git_revision()}
     for lg in loggers:
         lg.log_hyperparams(params)
 

@@ -495,6 +495,7 @@ def test_a_wandb_project_or_tag_holding_a_patient_id_or_a_path_is_refused_before
             "logger.wandb.project holds a private string of the data (patient_id)",
         ),
         ("logger.wandb.project=/home/jane/x", "logger.wandb.project: the value contains a path separator"),
+        (f"logger.wandb.name=lr_{pid}", "logger.wandb.name holds a private string of the data (patient_id)"),
         (f"logger.wandb.tags=[{'t' * 65}]", "logger.wandb.tags[0] is 65 characters long"),
         # the W&B group is experiment_name by default: named as experiment_name, in distill-only runs too
         ("experiment_name=ablation/lr", "experiment_name='ablation/lr' contains a path separator"),
@@ -504,7 +505,14 @@ def test_a_wandb_project_or_tag_holding_a_patient_id_or_a_path_is_refused_before
             pipe.run()
         assert str(info.value).startswith(message) and pid not in str(info.value), (override, info.value)
         assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()
-    fine = compose_cfg([*wandb, "logger.wandb.tags=[site_a,lr-0.01]", "logger.wandb.project=study"])
+    fine = compose_cfg(
+        [
+            *wandb,
+            "logger.wandb.tags=[site_a,lr-0.01]",
+            "logger.wandb.project=study",
+            "logger.wandb.name=lr_0.03",
+        ]
+    )
     check_logged_names_in_data(fine, Pipeline(fine).datamodule())  # ordinary names pass
 
 
