@@ -23,15 +23,17 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     builds for the shape ``data`` fixes, when it fixes one (:mod:`gastrodistill.models.preflight`). Run
     first by the job, and for each job of a sweep before the first starts
     (:mod:`gastrodistill.cli.sweep_check`). Raises ``DistillConfigError`` or ``ModelConfigError`` naming
-    the key; ``LaunchError`` when ``here`` and the processes this command runs in do not match the trainer
-    (:func:`~gastrodistill.utils.distributed.check_launch`)."""
+    the key; ``LaunchError`` when ``here`` and this machine lacks the GPU the trainer asks for or the
+    processes this command runs in do not match the trainer
+    (:func:`~gastrodistill.utils.distributed.check_accelerator_here`, ``check_launch``)."""
     from gastrodistill.distillation.config_check import check_distill_config
     from gastrodistill.models.preflight import check_configured_model
-    from gastrodistill.utils.distributed import check_launch
+    from gastrodistill.utils.distributed import check_accelerator_here, check_launch
 
     check_distill_config(cfg.distill, cfg.distill.get("mode"))
     check_configured_model(cfg)
     if here:
+        check_accelerator_here(cfg.trainer)
         check_launch(cfg.trainer)
 
 

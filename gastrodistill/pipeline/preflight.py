@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from omegaconf import open_dict
 
 from gastrodistill.pipeline.context import StudyContext
@@ -64,7 +63,9 @@ class PreflightChecks(StudyContext):
 
     def check_reproduce_section(self, stages: list[str], here: bool = True) -> None:
         """``reproduce.num_threads`` and ``parallel_modes``: integers >= 1 or null; ``distill_modes``: a
-        list of label modes; ``trainer.accelerator``: no GPU asked of a machine without one; test patients
+        list of label modes; ``trainer``: :func:`~gastrodistill.utils.distributed.check_accelerator_here`
+        and ``check_launch`` (no GPU asked of a machine without one, processes that match the trainer:
+        ``LaunchError``); test patients
         of both diagnoses when the study generates its data and evaluates. Raises
         :class:`ReproduceConfigError` naming the key (a word used to be a traceback, before any stage or
         at the distillation). ``here`` False (a sweep's jobs launched onto other machines): the device
@@ -75,15 +76,11 @@ class PreflightChecks(StudyContext):
             value = self.rcfg.get(key)
             if value is not None and not is_count(value):
                 raise ReproduceConfigError(f"reproduce.{key} must be an integer >= 1 or null, got {value!r}")
-        accelerator = str((self.cfg.get("trainer") or {}).get("accelerator", "auto"))
-        no_gpu_here = here and not torch.cuda.is_available()
-        if accelerator in ("gpu", "cuda") and no_gpu_here:  # it failed at the distillation
-            raise ReproduceConfigError(
-                f"trainer.accelerator={accelerator} but this machine has no CUDA device; use trainer=cpu"
-            )
-        if here:  # every stage of a rank > 0 is skipped or waits: its processes must match the trainer
-            from gastrodistill.utils.distributed import check_launch
+        if here:  # a GPU this machine lacks; every stage of a rank > 0 is skipped or waits: its processes
+            # must match the trainer
+            from gastrodistill.utils.distributed import check_accelerator_here, check_launch
 
+            check_accelerator_here(self.cfg.trainer)
             check_launch(self.cfg.trainer)
         if "generate" in stages and "evaluate" in stages and "synthetic" in self.cfg:
             for key in ("test_gastritis", "test_non_gastritis"):  # the study exited 0 with blank HM and AUC

@@ -263,6 +263,17 @@ def check_trainer_devices(trainer: Any) -> None:
         raise LaunchError(f"trainer.num_nodes={nodes!r} must be an integer >= 1")
 
 
+def check_accelerator_here(trainer: Any) -> None:
+    """Refuse a ``trainer.accelerator`` of gpu or cuda on this machine when it has no CUDA device
+    (Lightning's ``MisconfigurationException`` came after the data was prepared, or from
+    ``gastrodistill-distill`` as an instantiation error naming ``trainer``). Raises :class:`LaunchError`."""
+    accelerator = str(trainer.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise LaunchError(
+            f"trainer.accelerator={accelerator} but this machine has no CUDA device; use trainer=cpu"
+        )
+
+
 def check_launch(trainer: Any) -> None:
     """Refuse, before any data is prepared, a set of processes that does not match ``trainer`` (the
     ``trainer`` config group): a leftover ``RANK`` without ``WORLD_SIZE``, or a ``WORLD_SIZE`` above 1

@@ -163,11 +163,6 @@ def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
         # the gastric classes are known before any data: these failed at the evaluation, after distilling
         ("eval.patient.positive_class=Gastritis", "eval.patient.positive_class = 'Gastritis' is not a class"),
         ("eval.patient.irrelevant_class=irrelevent", "did you mean 'irrelevant'"),
-        pytest.param(
-            "trainer.accelerator=gpu",
-            "trainer.accelerator=gpu but this machine has no CUDA device",
-            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine may ask for its GPU"),
-        ),
     ],
 )
 def test_the_reproduce_section_is_checked_before_anything_runs(compose_cfg, tmp_path, override, message):
@@ -208,3 +203,24 @@ def test_generating_over_ones_own_data_names_the_stages_that_study_it(compose_cf
     with pytest.raises(SyntheticOutputError) as info:  # 'stages=[]' would run nothing: the study's stages
         alone.run()
     assert str(info.value).endswith("'stages=[patches,distill,evaluate,audit,artifact]'")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA machine may ask for its GPU")
+@pytest.mark.parametrize("command", ["reproduce", "distill"])
+def test_a_gpu_asked_of_a_machine_without_one_is_one_line_before_anything_runs(
+    tmp_path, monkeypatch, capsys, command
+):
+    """``gastrodistill-distill trainer=gpu`` ended in Lightning's instantiation error naming ``trainer``
+    (``reproduce`` said it in one line): both now refuse it in one line before any data."""
+    import importlib
+
+    from _cli_runner import assert_nothing_written, run_main
+
+    main = importlib.import_module(f"gastrodistill.cli.{command}").main
+    argv = [f"gastrodistill-{command}", "experiment=tiny", "trainer=gpu", f"paths.root_dir={tmp_path}"]
+    code, text = run_main(main, [*argv, f"hydra.run.dir={tmp_path / 'run'}"], monkeypatch, capsys)
+    assert code == 1
+    assert (
+        text.strip() == "error: trainer.accelerator=gpu but this machine has no CUDA device; use trainer=cpu"
+    )
+    assert_nothing_written(tmp_path)
