@@ -34,7 +34,7 @@ import cv2
 import numpy as np
 
 from gastrodistill.data.base import SPLITS, TensorImageDataModule, class_name_list
-from gastrodistill.data.errors import DataInputError, ImageReadError, moved_working_dir_hint
+from gastrodistill.data.errors import DataInputError, ImageReadError, relative_path_hint
 from gastrodistill.data.manifest import MANIFEST_NAME
 from gastrodistill.data.readers import Decoded, apply_bit_depth, decode, transposed_hint
 from gastrodistill.data.sizes import check_fits_in_memory, image_size_hw
@@ -318,7 +318,7 @@ class FolderDataModule(TensorImageDataModule):
         if not self.root.is_dir():
             raise CollectionError(
                 "the data root (data.root) is not a directory; point it at the folder of class folders"
-                + moved_working_dir_hint(self.root, "data.root")
+                + relative_path_hint(self.root, "data.root")
             )
         _refuse_broken_links(self.root, self.root)  # a class or split folder on an unmounted drive
         if (self.root / MANIFEST_NAME).is_file():  # its images/ and masks/ were read as two classes
@@ -573,7 +573,7 @@ class NpzDataModule(TensorImageDataModule):
         if not self.path.is_file():
             raise CollectionError(
                 f"npz file {str(self.path)!r} (data.path) not found; set data.path to an existing .npz file"
-                + moved_working_dir_hint(self.path, "data.path")
+                + relative_path_hint(self.path, "data.path")
             )
         data = self.path.read_bytes()
         if data.startswith(NPY_MAGIC):

@@ -47,19 +47,31 @@ class StoreError(DataInputError):
     """A patch store that is missing or unreadable."""
 
 
-def moved_working_dir_hint(path: Path, key: str) -> str:
-    """A hint for a relative ``path`` that is missing only because Hydra changed the working folder
-    (``hydra.job.chdir=true``): it exists relative to where the command started. Else ``""``."""
+#: Said of a missing relative path that Hydra's working folder does not explain.
+RELATIVE_PATH_NOTE = (
+    " ({path} is relative, so it is read from the folder the command runs in, {cwd}: run the command from "
+    "your project's folder, or set GASTRODISTILL_ROOT=<project folder> (paths.root_dir), where every "
+    "default data and output path starts, or give an absolute path)"
+)
+
+
+def relative_path_hint(path: Path, key: str) -> str:
+    """A hint for a missing relative ``path`` (``key`` names it): when Hydra changed the working folder
+    (``hydra.job.chdir=true``) and it exists where the command started, how to name it from there; else
+    that a relative path is read from the folder the command runs in (:data:`RELATIVE_PATH_NOTE`: a
+    command started from ``docs/`` or a SLURM job from ``$HOME`` missed ``data/synthetic/...``).
+    ``""`` for an absolute path."""
     if path.is_absolute():
         return ""
+    note = RELATIVE_PATH_NOTE.format(path=path.as_posix(), cwd=Path.cwd())
     try:
         from hydra.core.hydra_config import HydraConfig
 
         started = Path(HydraConfig.get().runtime.cwd)
     except Exception:  # noqa: BLE001 - not inside a Hydra run: nothing moved
-        return ""
+        return note
     if started.resolve() == Path.cwd().resolve() or not (started / path).exists():
-        return ""
+        return note
     return (
         f" (with hydra.job.chdir=true a relative {key} is read from the run folder; it exists where the "
         f"command started: give an absolute path, or {key}=${{hydra:runtime.cwd}}/{path.as_posix()})"

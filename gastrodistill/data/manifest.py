@@ -20,7 +20,7 @@ from pathlib import Path, PureWindowsPath
 
 from tqdm.auto import tqdm
 
-from gastrodistill.data.errors import DataInputError, ManifestError, moved_working_dir_hint
+from gastrodistill.data.errors import DataInputError, ManifestError, relative_path_hint
 from gastrodistill.data.readers import probe_image, transposed_hint
 from gastrodistill.data.tiling import Geometry
 
@@ -226,7 +226,7 @@ def parse_manifest(root: str | os.PathLike) -> tuple[Manifest, list[str]]:
             f"DATA_ROOT {root} is not a folder; set data.root (or paths.data_root) to your data's folder, "
             "or write the synthetic collection there first: gastrodistill-generate with this command's "
             "experiment=, synthetic.* and paths.data_root overrides (it writes to paths.data_root, not "
-            "data.root)" + moved_working_dir_hint(root, "data.root")
+            "data.root)" + relative_path_hint(root, "data.root")
         )
     path = root / MANIFEST_NAME
     if not path.is_file():

@@ -177,6 +177,27 @@ def test_a_relative_path_lost_to_hydra_job_chdir_says_so(tmp_path, monkeypatch, 
     (tmp_path / "rel.npz").unlink()  # missing everywhere: no hint
     code, text = run_main(distill.main, [*argv, "hydra.job.chdir=true"], monkeypatch, capsys)
     assert code == 1 and "not found" in text and "hydra.job.chdir" not in text, text
+    assert "(rel.npz is relative, so it is read from the folder the command runs in, " in text, text
+
+
+def test_the_default_data_root_from_another_folder_says_it_is_relative(tmp_path, monkeypatch, capsys):
+    """A newcomer ran a command from ``docs/`` (a SLURM job starts in ``$HOME``): the default data root
+    ``data/synthetic/tiny`` was "not a folder", without a word that it is read from the current folder."""
+    from gastrodistill.cli import distill
+
+    monkeypatch.delenv("GASTRODISTILL_ROOT", raising=False)
+    (tmp_path / "docs").mkdir()
+    monkeypatch.chdir(tmp_path / "docs")
+    argv = ["gastrodistill-distill", "experiment=tiny", f"hydra.run.dir={tmp_path / 'run'}"]
+    code, text = run_main(distill.main, argv, monkeypatch, capsys)
+    assert code == 1 and "Traceback" not in text, text
+    assert text.strip().startswith("error: DATA_ROOT data/synthetic/tiny is not a folder;"), text
+    assert (
+        f"(data/synthetic/tiny is relative, so it is read from the folder the command runs in, "
+        f"{tmp_path / 'docs'}: run the command from your project's folder, or set "
+        "GASTRODISTILL_ROOT=<project folder> (paths.root_dir)"
+    ) in text, text
+    assert_nothing_written(tmp_path / "docs")
 
 
 def test_a_relative_gastric_data_root_lost_to_hydra_job_chdir_says_so(
