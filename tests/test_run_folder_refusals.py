@@ -156,3 +156,28 @@ def test_a_logger_folder_holding_only_hyperparameters_is_undone_with_the_rest(tm
     (folder / "logs" / "csv" / "audit-3" / "metrics.csv").write_text("step,auc\n0,0.6\n")
     assert restore_if_refused(folder, {"audit.log"}) is True
     assert (folder / "logs" / "csv" / "audit-3" / "hparams.yaml").is_file()  # it produced metrics: kept
+
+
+def test_a_sweep_refused_in_an_earlier_sweeps_folder_puts_its_job_records_back(tmp_path, monkeypatch, capsys):
+    """A second sweep into the same ``hydra.sweep.dir``, refused job by job, rewrote each job folder's
+    ``.hydra/`` with its own overrides (a newcomer's ``lr_init: 0.05`` beside the set's 0.01)."""
+    sweep = tmp_path / "mysweep"
+    for job in ("0", "1"):
+        (sweep / job / ".hydra").mkdir(parents=True)
+        (sweep / job / ".hydra" / "overrides.yaml").write_text(f"- seed={job}\n")
+        (sweep / job / ".hydra" / "config.yaml").write_text(f"seed: {job}\n")
+        (sweep / job / "config.yaml").write_text(f"seed: {job}\n")
+        (sweep / job / "reproduce.log").write_text("the earlier job's log\n")
+    before = _tree(sweep)
+    argv = [
+        "gastrodistill-reproduce",
+        "-m",
+        *REFUSED[1:],
+        f"paths.root_dir={tmp_path}",
+        f"hydra.sweep.dir={sweep}",
+        "seed=5,6",
+    ]
+    code, text = run_main(main, argv, monkeypatch, capsys)
+    assert code == 1 and "needs distilled sets" in text, text
+    after = _tree(sweep)
+    assert {k: v for k, v in after.items() if k != "multirun.yaml"} == before  # multirun.yaml: Hydra's own

@@ -12,8 +12,10 @@ in ``on_run_start``, before the folder is made, whether it exists, every file be
 modification time, and the bytes of its ``.hydra/`` files and run record (:func:`snapshot`).
 :func:`restore_if_refused` puts that state back after a failure only when the command produced nothing
 (no file outside the bookkeeping was added or changed): a long run stopped or failing midway keeps its
-log, its ``.hydra/`` and its checkpoints. Single runs on global rank 0 only: a sweep's job folders are new
-ones, and the other ranks of a distributed run share rank 0's folder.
+log, its ``.hydra/`` and its checkpoints. Single runs on global rank 0 only (the other ranks of a
+distributed run share rank 0's folder); for a sweep, the job folders already in its sweep folder when it
+starts (``hydra.sweep.dir`` given again: its jobs reuse them); the sweep's own ``multirun.yaml`` is
+Hydra's, rewritten by every sweep.
 """
 
 from __future__ import annotations
@@ -187,7 +189,8 @@ def restore_if_refused(folder: Path, bookkeeping: set[str]) -> bool:
 
 class RunFolderSnapshot(Callback):
     """Hydra callback: :func:`snapshot` of ``hydra.run.dir`` before a single run makes it (global rank 0
-    only: under torchrun or SLURM every rank starts the command on the same folder)."""
+    only: under torchrun or SLURM every rank starts the command on the same folder), and of the job
+    folders a sweep finds in its sweep folder."""
 
     def on_run_start(self, config: Any, **kwargs: Any) -> None:
         """Hydra hook: on global rank 0, :func:`snapshot` of the run folder (``hydra.run.dir``) first."""
@@ -203,3 +206,18 @@ class RunFolderSnapshot(Callback):
             return
         if folder:
             snapshot(str(folder))
+
+    def on_multirun_start(self, config: Any, **kwargs: Any) -> None:
+        """Hydra hook: :func:`snapshot` of every folder already in the sweep folder (``hydra.sweep.dir``
+        given again: its jobs reuse the job folders ``<N>`` of the earlier sweep, whose ``.hydra/`` a
+        refused job rewrote)."""
+        from omegaconf import OmegaConf
+
+        try:
+            folder = OmegaConf.select(config, "hydra.sweep.dir")
+        except Exception:  # noqa: BLE001 - a folder that cannot be resolved is Hydra's to report
+            return
+        if folder and Path(folder).is_dir():
+            for child in Path(folder).iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    snapshot(str(child))
