@@ -32,3 +32,23 @@ def compose_cfg(tmp_path) -> Callable:
 
     yield _compose
     GlobalHydra.instance().clear()
+
+
+@pytest.fixture
+def multirun_job(tmp_path):
+    """Hydra's runtime config of job 3 of a multirun (``-m``), as a sweep's job process has it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from gastrodistill.cli import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", [f"paths.root_dir={tmp_path}"], return_hydra_config=True)
+    cfg.hydra.mode, cfg.hydra.job.num = RunMode.MULTIRUN, 3
+    HydraConfig.instance().set_config(cfg)
+    yield
+    HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()

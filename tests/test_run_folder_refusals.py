@@ -181,3 +181,29 @@ def test_a_sweep_refused_in_an_earlier_sweeps_folder_puts_its_job_records_back(t
     assert code == 1 and "needs distilled sets" in text, text
     after = _tree(sweep)
     assert {k: v for k, v in after.items() if k != "multirun.yaml"} == before  # multirun.yaml: Hydra's own
+
+
+def test_a_sweeps_job_is_told_to_drop_the_sweep_folder_it_was_given(tmp_path, multirun_job):
+    """A second sweep into the same ``hydra.sweep.dir`` was told to "drop hydra.run.dir", which it had not
+    set (its job folders are ``<hydra.sweep.dir>/<N>``)."""
+    import pytest
+
+    from gastrodistill.distillation.distilled_set import META_FILE
+    from gastrodistill.distillation.run import check_no_finished_set
+
+    (tmp_path / "soft").mkdir()
+    (tmp_path / "soft" / META_FILE).write_text("{}")
+    with pytest.raises(Exception, match=r"Start a new run folder \(drop hydra.sweep.dir, or give another\)"):
+        check_no_finished_set(tmp_path / "soft", "soft")
+
+
+def test_a_single_run_is_told_to_drop_its_run_folder(tmp_path):
+    import pytest
+
+    from gastrodistill.distillation.distilled_set import META_FILE
+    from gastrodistill.distillation.run import check_no_finished_set
+
+    (tmp_path / "soft").mkdir()
+    (tmp_path / "soft" / META_FILE).write_text("{}")
+    with pytest.raises(Exception, match=r"Start a new run folder \(drop hydra.run.dir or paths.output_dir\)"):
+        check_no_finished_set(tmp_path / "soft", "soft")

@@ -298,13 +298,9 @@ def restore_if_existed(out: Path | None) -> None:
 
 
 def _multirun() -> bool:
-    try:
-        from hydra.core.hydra_config import HydraConfig
-        from hydra.types import RunMode
+    from gastrodistill.utils.hydra_job import sweep_job_number
 
-        return HydraConfig.get().mode == RunMode.MULTIRUN
-    except Exception:  # noqa: BLE001
-        return False
+    return sweep_job_number() is not None
 
 
 #: The signal stopping the command, recorded by :func:`signals_as_interrupts`' handler.

@@ -57,6 +57,7 @@ from gastrodistill.utils.distributed import (
     prepare_data_rank_zero_first,
     world_size,
 )
+from gastrodistill.utils.hydra_job import new_run_folder_advice
 from gastrodistill.utils.lightning_output import lightning_output
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.privacy import public_config
@@ -381,7 +382,7 @@ def fresh_start_advice(out: Path) -> Iterator[None]:
     except ResumeError as e:
         if (Path(out) / META_FILE).is_file() and "drop distill.resume" in str(e):
             e.args = (
-                f"{e} in a new run folder (drop hydra.run.dir or paths.output_dir too: {out} already holds a "
+                f"{e} in a new run folder ({new_run_folder_advice()} too: {out} already holds a "
                 "finished set, which a run from step 0 does not replace)",
             )
         raise
@@ -472,10 +473,10 @@ def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool 
                 f"{folder} holds the checkpoints of a stopped {mode}-label run (newest: {stopped.name}): "
                 "distilling afresh would start from step 0 beside them (and its own last.ckpt would be "
                 "another file). Continue that run with distill.resume=last in this run folder, or start a "
-                "new run folder (drop hydra.run.dir or paths.output_dir)"
+                f"new run folder ({new_run_folder_advice()})"
             )
         return
-    ways = ["Start a new run folder (drop hydra.run.dir or paths.output_dir)"]
+    ways = [f"Start a new run folder ({new_run_folder_advice()})"]
     kept = bool(checkpoints)
     if kept:
         ways.append(f"continue that set with distill.resume={folder.parent} and a higher distill.outer_steps")

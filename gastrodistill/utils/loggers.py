@@ -94,12 +94,10 @@ def free_csv_version(save_dir: str | Path, name: str | None, stage: str) -> str:
 
 def sweep_job_suffix() -> str:
     """``-job<N>`` in job N of a Hydra multirun (``-m``; its folder ``multiruns/<time>/<N>``), else empty."""
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
+    from gastrodistill.utils.hydra_job import sweep_job_number
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return ""
-    return f"-job{HydraConfig.get().job.num}"
+    job = sweep_job_number()
+    return "" if job is None else f"-job{job}"
 
 
 def stage_loggers(cfg: DictConfig, stage: str) -> list[Logger]:
