@@ -49,7 +49,7 @@ def no_hydra():
     GlobalHydra.instance().clear()
 
 
-def test_the_first_refused_job_is_named_with_its_swept_values(no_hydra):
+def test_the_first_refused_job_is_named_with_its_swept_values(no_hydra, tmp_path):
     from gastrodistill.cli.distill import check_values
 
     argv = ["-m", "experiment=tiny", "distill.outer_steps=2", "distill.ipc=1,2", "model.width=8,abc"]
@@ -63,6 +63,7 @@ def test_the_first_refused_job_is_named_with_its_swept_values(no_hydra):
     many = [
         "-m",
         "experiment=tiny",
+        f"paths.root_dir={tmp_path}",  # no synthetic collection there: its seed is not checked
         "distill.ipc=1,2,3,4,5,6,7,8,0",
         "distill.outer_steps=1,2,3,4",
         "seed=0,1",
@@ -219,3 +220,18 @@ def test_a_log_handler_made_during_the_check_is_undone(no_hydra, caplog):
         for h in list(made.handlers):
             made.removeHandler(h)
         made.propagate = True
+
+
+def test_a_seed_sweep_over_one_synthetic_collection_is_refused_before_its_first_job(compose_cfg, tmp_path):
+    """``gastrodistill-distill -m seed=0,1`` without ``synthetic.seed``: job #1 was refused after job #0
+    had distilled (``synthetic.seed`` follows ``seed``, and the collection on disk has seed 0's)."""
+    from gastrodistill.cli.distill import check_values
+    from gastrodistill.cli.reproduce import Pipeline
+
+    Pipeline(compose_cfg(["experiment=tiny", "stages=[generate]", "synthetic.seed=0"])).run()
+    GlobalHydra.instance().clear()
+    base = ["-m", "experiment=tiny", f"paths.root_dir={tmp_path}"]
+    text = sweep_problem([*base, "seed=0,1"], CONF_DIR, "config", check_values)
+    assert text is not None and text.startswith("error: ") and "synthetic.seed=0" in text, text
+    assert text.endswith("[sweep job #1 of 2: seed=1; no job was started]"), text
+    assert sweep_problem([*base, "seed=0,1", "synthetic.seed=0"], CONF_DIR, "config", check_values) is None

@@ -25,7 +25,10 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     (:mod:`gastrodistill.cli.sweep_check`). Raises ``DistillConfigError`` or ``ModelConfigError`` naming
     the key; ``LaunchError`` when ``here`` and this machine lacks the GPU the trainer asks for or the
     processes this command runs in do not match the trainer
-    (:func:`~gastrodistill.utils.distributed.check_accelerator_here`, ``check_launch``)."""
+    (:func:`~gastrodistill.utils.distributed.check_accelerator_here`, ``check_launch``);
+    ``SyntheticCollectionMismatch`` when ``here`` and the synthetic collection on disk is not the one the
+    config describes (a sweep over ``seed`` without ``synthetic.seed``: every job but the first was
+    refused after the earlier ones had run)."""
     from gastrodistill.distillation.config_check import check_distill_config
     from gastrodistill.models.preflight import check_configured_model
     from gastrodistill.utils.distributed import check_accelerator_here, check_launch
@@ -35,6 +38,7 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     if here:
         check_accelerator_here(cfg.trainer)
         check_launch(cfg.trainer)
+        check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)
@@ -45,7 +49,6 @@ def main(cfg: DictConfig) -> None:
     from gastrodistill.distillation.run import run_distillation
 
     check_values(cfg)
-    check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     datamodule = hydra.utils.instantiate(cfg.data)
     distilled = run_distillation(cfg, datamodule, cfg.paths.output_dir)
     print(
