@@ -75,7 +75,7 @@ def test_the_first_refused_job_is_named_with_its_swept_values(no_hydra, tmp_path
     )
     assert (
         sweep_problem(
-            [*many[:2], "distill.ipc=1,2,3,4,5,6,7,8,9", *many[3:]], CONF_DIR, "config", check_values
+            [*many[:3], "distill.ipc=1,2,3,4,5,6,7,8,9", *many[4:]], CONF_DIR, "config", check_values
         )
         is None
     )
