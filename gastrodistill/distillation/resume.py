@@ -85,6 +85,15 @@ def newest(paths: list[Path]) -> Path | None:
     return max(paths, key=lambda p: (p.stat().st_mtime_ns, _step_of(p), p.name == "last.ckpt"))
 
 
+#: ``distill.resume`` values that search for the checkpoint (:func:`resolve_resume`): ``last`` stops with
+#: :class:`ResumeError` when none is found; ``auto`` then starts from step 0 (:data:`START_WHEN_NONE`), so
+#: that one command serves the first start and every later one (a sweep run again after a stop, whose jobs
+#: had not all started; a SLURM job requeued before or after its first checkpoint).
+SEARCHED_SPECS = ("last", "auto")
+#: The ``distill.resume`` value that starts from step 0 when nothing is found to continue.
+START_WHEN_NONE = "auto"
+
+
 def resolve_resume(
     spec: str | os.PathLike | None,
     mode: str,
@@ -95,7 +104,8 @@ def resolve_resume(
 ) -> Path | None:
     """The checkpoint to resume the ``mode`` run from, or None when ``spec`` is empty or nothing matches.
 
-    ``spec``: ``None``/``""`` (no resume), ``"last"`` (the newest ``mode`` checkpoint under
+    ``spec``: ``None``/``""`` (no resume), ``"last"`` or ``"auto"`` (:data:`SEARCHED_SPECS`: the newest
+    ``mode`` checkpoint under
     ``output_dir``; when it holds none, the furthest (then newest) under ``resume_root`` that this run
     can continue: written with ``settings`` (:func:`run_settings` of this run, its start keys included;
     ``None``: the newest of any) at an outer step at most ``outer_steps``, so that the jobs of a sweep,
@@ -110,7 +120,7 @@ def resolve_resume(
     if mode not in MODES:
         raise ResumeError(f"unknown distillation mode {mode!r}; expected one of {MODES}")
     text = str(spec).strip()
-    if text == "last":
+    if text in SEARCHED_SPECS:
         own = _checkpoints_of(Path(output_dir), mode)
         if own:
             return newest(own)
@@ -133,7 +143,7 @@ def resolve_resume(
             return newest(_checkpoints_of(run_folder, mode))
         return path
     raise ResumeError(
-        f"distill.resume={text}: no such checkpoint file or run folder; pass 'last', a run folder "
+        f"distill.resume={text}: no such checkpoint file or run folder; pass 'last', 'auto', a run folder "
         f"(outputs/<experiment>/runs/<time>) or a .ckpt file"
     )
 
@@ -168,7 +178,7 @@ def missing_message(
     folder or checkpoint passed, or for ``last`` this run's folder and ``resume_root``). A checkpoint file
     of another label mode (in ``<run>/<other mode>/checkpoints/``) is named as such, with how to continue
     that run instead."""
-    if str(spec).strip() == "last":
+    if str(spec).strip() in SEARCHED_SPECS:
         where = f"{output_dir}" + (f" and {resume_root}" if resume_root else "")
         skipped = sum(len(_checkpoints_of(Path(resume_root), m)) for m in modes) if resume_root else 0
         if skipped:
@@ -485,7 +495,7 @@ def check_resume_data(path: str | os.PathLike, source_hash: str, spec: Any = Non
     hint = (
         " (distill.resume=last takes the newest checkpoint of this label mode under the experiment's "
         "outputs, whatever data it was distilled from: pass the run folder to continue instead)"
-        if str(spec).strip() == "last"
+        if str(spec).strip() in SEARCHED_SPECS
         else ""
     )
     raise ResumeError(

@@ -27,6 +27,7 @@ from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import (
     CKPT_FILENAME,
+    START_WHEN_NONE,
     ResumeError,
     check_resume_checkpoint,
     check_resume_data,
@@ -392,7 +393,8 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     """The checkpoint ``distill.resume`` names for the ``mode`` run (see :mod:`.resume`), checked by
     :func:`~.resume.check_resume_checkpoint` (nothing read but the file); prints it.
 
-    Raises :class:`ResumeError` when a resume was asked for, ``required`` is set and nothing matches, and
+    Raises :class:`ResumeError` when a resume was asked for, ``required`` is set and nothing matches
+    (``distill.resume=auto`` then starts from step 0, saying so), and
     when the checkpoint is damaged or foreign, of the other mode, written with other settings or past
     ``distill.outer_steps``.
     """
@@ -401,9 +403,16 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     root = d.get("resume_root")
     with fresh_start_advice(out):
         ckpt = resolve_resume(spec, mode, out, root, run_settings(cfg), int(d.outer_steps))
-        if ckpt is None and spec not in (None, "") and required:
+        auto = str(spec).strip() == START_WHEN_NONE
+        if ckpt is None and spec not in (None, "") and required and not auto:
             raise ResumeError(missing_message(str(spec), [mode], out, root))
         if ckpt is None:
+            if auto and required and is_global_zero():
+                print(
+                    f"distill.resume=auto: no checkpoint of the {mode}-label run to continue: it starts "
+                    "from step 0",
+                    flush=True,
+                )
             return None
         step = checkpoint_step(check_resume_checkpoint(ckpt, mode, run_settings(cfg), int(d.outer_steps)))
     if is_global_zero():

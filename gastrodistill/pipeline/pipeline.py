@@ -216,9 +216,15 @@ class Pipeline(PreflightChecks):
         """Per mode, the checkpoint ``distill.resume`` names (each mode its own, never a shared one).
 
         A mode without a checkpoint starts from step 0 (say, the hard run never started before the
-        interruption); when a resume was asked for and no mode has one, :class:`ResumeError`.
+        interruption); when a resume was asked for and no mode has one, :class:`ResumeError`, except with
+        ``distill.resume=auto``: every mode then starts from step 0.
         """
-        from gastrodistill.distillation.resume import OtherModeCheckpoint, ResumeError, missing_message
+        from gastrodistill.distillation.resume import (
+            START_WHEN_NONE,
+            OtherModeCheckpoint,
+            ResumeError,
+            missing_message,
+        )
         from gastrodistill.distillation.run import resume_checkpoint
 
         spec = self.cfg.distill.get("resume")
@@ -235,7 +241,7 @@ class Pipeline(PreflightChecks):
                 f"distils only {', '.join(self.modes())}: set 'reproduce.distill_modes=[{other.saved_mode}]' "
                 "to continue that run, or drop distill.resume to start from step 0"
             )
-        if spec not in (None, "") and not any(found.values()):
+        if spec not in (None, "", START_WHEN_NONE) and not any(found.values()):
             raise ResumeError(
                 missing_message(
                     str(spec), self.modes(), self.out / "distill", self.cfg.distill.get("resume_root")

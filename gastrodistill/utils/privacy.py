@@ -18,7 +18,7 @@ PATH_VALUED_KEYS = ("audit.sets", "distill.resume")
 #: What :func:`public_config` puts in place of a path.
 REDACTED = "<redacted>"
 #: Values of :data:`PATH_VALUED_KEYS` that are not paths (``distill.resume=last``).
-PATH_KEYWORDS = ("last",)
+PATH_KEYWORDS = ("last", "auto")
 
 
 def _is_private_key(key: str) -> bool:

@@ -625,3 +625,39 @@ def test_a_plain_rerun_beside_a_stopped_runs_checkpoints_is_refused_and_a_resume
     run_distillation(resumed, tiny_dm, tmp_path)
     names = sorted(p.name for p in (tmp_path / "soft" / "checkpoints").iterdir())
     assert names == ["last.ckpt", "step000004.ckpt"] and (tmp_path / "soft" / META_FILE).is_file()
+
+
+def test_resume_auto_continues_what_last_would_and_otherwise_starts_from_step_0(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, capsys
+):
+    """One command for the first start and every later one (a sweep run again after a stop whose later
+    jobs had not started; a SLURM job requeued before its first checkpoint): ``last`` refuses when nothing
+    can be continued, ``auto`` starts from step 0 then, saying so."""
+    common = [*tiny_overrides, "distill.outer_steps=4", "distill.grid_every=0", "distill.ckpt_every=2"]
+    full = run_distillation(compose_cfg(common), tiny_dm, tmp_path / "full")
+    capsys.readouterr()
+    with pytest.raises(ResumeError, match="no checkpoint of the soft-label run found"):
+        run_distillation(compose_cfg([*common, "distill.resume=last"]), tiny_dm, tmp_path / "fresh")
+    fresh = run_distillation(compose_cfg([*common, "distill.resume=auto"]), tiny_dm, tmp_path / "fresh")
+    said = capsys.readouterr().out
+    assert (
+        "distill.resume=auto: no checkpoint of the soft-label run to continue: it starts from step 0" in said
+    )
+    run_distillation(compose_cfg([*common, "distill.outer_steps=2"]), tiny_dm, tmp_path / "part")
+    resumed = run_distillation(compose_cfg([*common, "distill.resume=auto"]), tiny_dm, tmp_path / "part")
+    assert "resuming the soft-label distillation from checkpoint" in capsys.readouterr().out
+    for name in ("images", "label_logits", "raw_lrs"):
+        assert torch.equal(getattr(full, name), getattr(fresh, name)), name
+        assert torch.equal(getattr(full, name), getattr(resumed, name)), name
+
+
+def test_reproduce_with_resume_auto_and_no_checkpoint_starts_every_mode_from_step_0(compose_cfg, capsys):
+    from gastrodistill.cli.reproduce import Pipeline
+
+    with pytest.raises(ResumeError, match="no checkpoint of the soft or hard-label run found"):
+        Pipeline(compose_cfg(["experiment=tiny", "distill.resume=last"])).resume_checkpoints()
+    found = Pipeline(compose_cfg(["experiment=tiny", "distill.resume=auto"])).resume_checkpoints()
+    assert found == {"soft": None, "hard": None}
+    said = capsys.readouterr().out
+    for mode in ("soft", "hard"):
+        assert f"no checkpoint of the {mode}-label run to resume: it starts from step 0" in said
