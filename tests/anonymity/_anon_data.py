@@ -153,6 +153,31 @@ def write_dicom_root(root) -> dict[str, str]:
     return {**SECRETS, "sop_uid": str(ds.SOPInstanceUID), "study_uid": str(ds.StudyInstanceUID)}
 
 
+def rewrite_header(root, **fields) -> None:
+    """Set header attributes (keyword=value) of :func:`write_dicom_root`'s DICOM in ``root``, in place."""
+    from pathlib import Path
+
+    import pydicom
+
+    path = Path(root) / IMAGE_NAME
+    ds = pydicom.dcmread(path)
+    for key, value in fields.items():
+        setattr(ds, key, value)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def ncc_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Normalised cross-correlation of every image of ``a`` with every image of ``b`` (numpy, for
+    reference): flattened, zero-mean, unit-norm, dot products, shape ``(len(a), len(b))``."""
+
+    def unit(x: np.ndarray) -> np.ndarray:
+        v = x.reshape(len(x), -1).astype(np.float64)
+        v = v - v.mean(axis=1, keepdims=True)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+    return unit(a) @ unit(b).T
+
+
 def all_bytes(path) -> bytes:
     """Every byte of a folder or file, zip members decompressed (independent of the code under test)."""
     import zipfile

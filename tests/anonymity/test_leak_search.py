@@ -7,9 +7,8 @@ from __future__ import annotations
 import json
 import re
 
-import pydicom
 import pytest
-from _anon_data import IMAGE_NAME, make_dm, noise_set, write_dicom_root
+from _anon_data import IMAGE_NAME, make_dm, noise_set, rewrite_header, write_dicom_root
 from omegaconf import OmegaConf
 
 from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config
@@ -64,10 +63,7 @@ def test_the_search_agrees_with_a_plain_token_reading_of_json():
 
 def _with_kernel(root, kernel="STANDARD"):
     secrets = write_dicom_root(root)
-    path = root / IMAGE_NAME
-    ds = pydicom.dcmread(path)
-    ds.ConvolutionKernel = kernel
-    ds.save_as(path, enforce_file_format=True)
+    rewrite_header(root, ConvolutionKernel=kernel)
     return secrets
 
 
@@ -368,6 +364,31 @@ def test_a_config_value_the_loggers_get_is_searched_for_the_datas_private_string
     check_logged_names_in_data(cfg, dm)
 
 
+def test_a_private_config_value_right_after_another_value_is_found_and_lists_are_searched(
+    tmp_path, compose_cfg
+):
+    """The config's values are searched together first: a name part (found only as a word of its own)
+    that follows a value ending in a letter is still a word (the values are not glued together), and a
+    value inside a list (``+eval.notes=[...]``) is searched too."""
+    from omegaconf import open_dict
+
+    root = tmp_path / "gastric"
+    secrets = write_dicom_root(root)
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    family = secrets["PatientName"].split("^")[0]  # letters only: a word of its own, never inside one
+    for values, key, kind in (
+        ({"note_a": "abc", "note_b": family}, "eval.note_b", "dicom:PatientName"),
+        ({"notes": ["fine", f"for {secrets['PatientID']}"]}, "eval.notes[1]", "patient_id"),
+    ):
+        cfg = compose_cfg([f"paths.data_root={root}", "experiment_name=site_a"])
+        with open_dict(cfg):
+            for k, v in values.items():
+                cfg.eval[k] = v
+        with pytest.raises(CardError, match=rf"^{re.escape(key)} holds a private string of the data") as info:
+            check_logged_names_in_data(cfg, dm)
+        assert kind in str(info.value).split("(")[1], str(info.value)
+
+
 def test_a_long_patient_id_inside_a_word_of_a_name_is_warned_about(tmp_path, compose_cfg, caplog):
     """The search finds an id only as a token of its own (``1002`` is no match in ``ae1002b``), so
     ``experiment_name=pt4471902`` reached the cards unsaid with the id ``4471902`` (a breaker's finding).
@@ -384,3 +405,67 @@ def test_a_long_patient_id_inside_a_word_of_a_name_is_warned_about(tmp_path, com
         assert _name_warnings(compose_cfg, root, dm, name, caplog) == [], name
     with pytest.raises(CardError, match=r"experiment_name holds a private string of the data \(patient_id\)"):
         check_logged_names_in_data(compose_cfg([f"paths.data_root={root}", "experiment_name=pt_4471902"]), dm)
+
+
+def test_logged_names_are_every_name_a_run_is_logged_and_shared_under(compose_cfg):
+    """experiment_name, each set name of both set keys, and the project, group and each tag of every W&B
+    logger (whatever its class is spelt like); the CSV logger names nothing on a server."""
+    from omegaconf import open_dict
+
+    from gastrodistill.sharing.publish import logged_names
+
+    cfg = compose_cfg(
+        [
+            "logger=default",
+            "experiment_name=site_a",
+            "logger.wandb._target_=pytorch_lightning.loggers.WandbLogger",
+            "logger.wandb.project=proj",
+            "logger.wandb.group=grp",
+            "logger.wandb.tags=[t1,t2]",
+        ]
+    )
+    with open_dict(cfg):
+        cfg.audit.sets = {"soft": "a", "hard": "b"}
+        cfg.eval.distilled_dirs = {"mean": "c"}
+    assert logged_names(cfg) == {
+        "experiment_name": "site_a",
+        "eval.distilled_dirs: set name 1": "mean",
+        "audit.sets: set name 1": "soft",
+        "audit.sets: set name 2": "hard",
+        "logger.wandb.project": "proj",
+        "logger.wandb.group": "grp",
+        "logger.wandb.tags[0]": "t1",
+        "logger.wandb.tags[1]": "t2",
+    }
+
+
+def test_a_wandb_tag_of_64_characters_is_taken_and_a_longer_tag_or_a_path_as_project_refused(compose_cfg):
+    """W&B takes tags of at most 64 characters; a W&B project is checked like experiment_name (a path is
+    refused) though neither holds a private string."""
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    base = ["logger=default", "experiment_name=site_a"]
+    check_logged_names_in_data(compose_cfg([*base, f"logger.wandb.tags=[{'t' * 64}]"]), dm)
+    for override, message in (
+        (f"logger.wandb.tags=[{'t' * 65}]", r"logger.wandb.tags\[0\] is 65 characters long; W&B takes tags"),
+        ("logger.wandb.project=/home/jane/x", "logger.wandb.project: the value contains a path separator"),
+    ):
+        with pytest.raises(CardError, match=message):
+            check_logged_names_in_data(compose_cfg([*base, override]), dm)
+
+
+def test_the_data_modules_own_patient_ids_are_refused_in_names_and_redacted_values_are_not_searched(
+    compose_cfg,
+):
+    """Patient ids the data module holds (an ``.npz`` has no manifest to read them from) are private
+    strings of the names check too; the config values the loggers get leave out what they redact."""
+    from gastrodistill.sharing.publish import logged_config_values
+    from gastrodistill.utils.privacy import REDACTED
+
+    dm = make_dm(patients=(2, 1, 1), per_patient=2)
+    pid = str(dm.patient_ids("test")[0])
+    with pytest.raises(CardError, match=r"experiment_name holds a private string of the data \(patient_id\)"):
+        check_logged_names_in_data(compose_cfg([f"experiment_name={pid}"]), dm)
+    cfg = compose_cfg(["+eval.comment=/data/StMary/notes", "+eval.label=pilot"])
+    values = logged_config_values(cfg)
+    assert values["eval.label"] == "pilot" and "eval.comment" not in values
+    assert REDACTED not in values.values()

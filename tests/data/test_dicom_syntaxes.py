@@ -162,13 +162,16 @@ def test_jpeg_ls_near_lossless_stays_within_its_error_bound(tmp_path):
     assert np.abs(got - raw).max() <= 3 + 1e-3
 
 
-def test_jpeg_baseline_8bit_matches_pillow(tmp_path):
+@pytest.mark.parametrize("syntax", [uid.JPEGBaseline8Bit, uid.JPEGExtended12Bit])
+def test_jpeg_baseline_8bit_matches_pillow(tmp_path, syntax):
+    """8-bit baseline JPEG, under its own syntax or JPEG Extended's (whose 8-bit samples any JPEG decoder
+    reads: only its 12-bit ones need pylibjpeg-libjpeg)."""
     rng = np.random.default_rng(4)
     yy, xx = np.mgrid[:32, :40]
     raw = ((yy * 5 + xx * 3) % 256 + rng.integers(0, 8, (32, 40))).clip(0, 255).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(raw).save(buf, format="JPEG", quality=90)
-    ds = _encapsulated(raw, buf.getvalue(), uid.JPEGBaseline8Bit, 8)
+    ds = _encapsulated(raw, buf.getvalue(), syntax, 8)
     path = _save(ds, tmp_path / "baseline.dcm")
     reference = np.asarray(Image.open(io.BytesIO(buf.getvalue())), dtype=np.float64)
     got = read_image(path) * 255.0
@@ -391,6 +394,134 @@ def test_monochrome1_and_presentation_lut_shape_invert_once(tmp_path):
     # the inversion is over the nominal range, not the image's own min..max
     dark = read_image(write_dicom(tmp_path / "dark.dcm", (raw // 4), PhotometricInterpretation="MONOCHROME1"))
     np.testing.assert_allclose(dark, 1.0 - (raw // 4) / 4095.0, atol=1e-6)
+
+
+def _window(values: np.ndarray, center: float, width: float, exact: bool = False) -> np.ndarray:
+    """PS3.3 C.11.2.1.2.1 LINEAR (or C.11.2.1.3.2 LINEAR_EXACT) to [0, 1], written out from the standard."""
+    if exact:
+        return np.clip((values - center) / width + 0.5, 0.0, 1.0)
+    lower, upper = center - 0.5 - (width - 1) / 2, center - 0.5 + (width - 1) / 2
+    if width == 1:
+        return (values > lower).astype(np.float64)
+    return np.where(values <= lower, 0.0, np.where(values > upper, 1.0, (values - lower) / (upper - lower)))
+
+
+def test_monochrome1_is_inverted_after_the_window_not_before(tmp_path):
+    """The VOI window selects values of the modality output; MONOCHROME1 (or INVERSE) only says the
+    window's low end shows white (PS3.3 C.7.6.3.1.2, C.11): inverting first would window other values."""
+    raw = _image12(seed=12)
+    center, width = 1200, 700  # off the middle of the 12-bit range: inverting first changes the result
+    expected = 1.0 - _window(raw.astype(np.float64), center, width)
+    for fields in ({}, {"PresentationLUTShape": "INVERSE"}):
+        path = write_dicom(
+            tmp_path / "m1w.dcm",
+            raw,
+            PhotometricInterpretation="MONOCHROME1",
+            WindowCenter=center,
+            WindowWidth=width,
+            **fields,
+        )
+        np.testing.assert_allclose(read_image(path), expected, atol=1e-6, err_msg=str(fields))
+
+
+def test_presentation_lut_shape_inverse_inverts_over_the_nominal_range(tmp_path):
+    """INVERSE on an image that fills a quarter of its 12-bit range: dark stays bright-on-the-other-side
+    over the whole range (1 - v / 4095), not stretched to the image's own min..max."""
+    dark = _image12(seed=13) // 4
+    path = write_dicom(
+        tmp_path / "dark.dcm", dark, PhotometricInterpretation="MONOCHROME1", PresentationLUTShape="INVERSE"
+    )
+    np.testing.assert_allclose(read_image(path), 1.0 - dark / 4095.0, atol=1e-6)
+
+
+def test_a_presentation_lut_sequence_is_applied_as_pydicom_applies_it(tmp_path):
+    """A Presentation LUT (P-values of 8 bits) maps the window's output; its output range (0..255) is
+    scaled to [0, 1]."""
+    from pydicom.pixels.processing import apply_presentation_lut
+
+    raw = _image12(seed=11)  # holds 0 and 4095: its display values before the LUT span [0, 1]
+    ds = _dataset(raw)
+    lut = np.round(255 * np.sqrt(np.linspace(0, 1, 256))).astype(np.int64)
+    ds.PresentationLUTSequence = Sequence([_lut_item([256, 0, 8], lut)])
+    path = _save(ds, tmp_path / "plut.dcm")
+    expected = apply_presentation_lut(raw / 4095.0, ds) / 255.0
+    np.testing.assert_allclose(read_image(path), expected, atol=1e-6)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: pydicom 3.0.2's apply_presentation_lut, which _display_pipeline calls, scales the input "
+    "to the LUT's entries in float32 and truncates: the top of the range (1.0 * 255 = 254.99998) maps to "
+    "entry 254 of 0..255, so white reads 254/255 (PS3.3 C.11.6: the last entry maps the maximum)",
+)
+def test_an_identity_presentation_lut_keeps_white_white(tmp_path):
+    raw = _image12(seed=20)  # holds 0 and 4095
+    ds = _dataset(raw)
+    ds.PresentationLUTSequence = Sequence([_lut_item([256, 0, 8], np.arange(256))])
+    out = read_image(_save(ds, tmp_path / "identity_plut.dcm"))
+    assert out[raw == 0].max() == 0.0 and out[raw == 4095].min() == 1.0
+
+
+def test_a_negative_rescale_slope_without_a_window_keeps_the_rescaled_values_order(tmp_path):
+    """Slope -1, intercept 4095, no window: the modality values 4095 - raw over their own range [0, 4095]
+    (a high stored value shows dark), not the stored values."""
+    raw = _image12(seed=14)
+    path = write_dicom(tmp_path / "neg.dcm", raw, RescaleSlope=-1, RescaleIntercept=4095)
+    np.testing.assert_allclose(read_image(path), (4095.0 - raw) / 4095.0, atol=1e-6)
+
+
+def test_signed_stored_values_fill_their_signed_range(tmp_path):
+    """PixelRepresentation 1: 12-bit values -2048..2047, shown over that range (-2048 black, 2047 white)."""
+    raw = _image12(seed=15).astype(np.int16) - 2048
+    path = write_dicom(tmp_path / "signed.dcm", raw, PixelRepresentation=1)
+    np.testing.assert_allclose(read_image(path), (raw + 2048.0) / 4095.0, atol=1e-6)
+
+
+def test_the_narrowest_windows_the_standard_allows_are_applied(tmp_path):
+    """WindowWidth 1 is a LINEAR window (a threshold at center - 0.5); LINEAR_EXACT may be narrower than 1
+    (PS3.3 C.11.2.1.2, C.11.2.1.3.2). Neither is refused."""
+    raw = _image12(seed=16)
+    one = write_dicom(tmp_path / "w1.dcm", raw, WindowCenter=2000, WindowWidth=1)
+    np.testing.assert_allclose(read_image(one), _window(raw.astype(np.float64), 2000, 1), atol=1e-6)
+    exact = write_dicom(
+        tmp_path / "exact.dcm", raw, WindowCenter=2000, WindowWidth=0.5, VOILUTFunction="LINEAR_EXACT"
+    )
+    np.testing.assert_allclose(
+        read_image(exact), _window(raw.astype(np.float64), 2000, 0.5, exact=True), atol=1e-6
+    )
+
+
+def test_a_modality_lut_without_a_voi_step_is_scaled_by_its_output_range(tmp_path):
+    """A Modality LUT of 16-bit output and no window: its values over 0..65535 (PS3.3 C.11.1)."""
+    raw = _image12(seed=19)
+    modality = np.round(65535 * np.sqrt(np.arange(4096) / 4095.0)).astype(np.int64)
+    ds = _dataset(raw)
+    ds.ModalityLUTSequence = Sequence([_lut_item([4096, 0, 16], modality)])
+    ds.ModalityLUTSequence[0].ModalityLUTType = "US"
+    path = _save(ds, tmp_path / "modality.dcm")
+    np.testing.assert_allclose(read_image(path), modality[raw] / 65535.0, atol=1e-7)
+
+
+def test_a_voi_lut_is_applied_rather_than_a_window_beside_it(tmp_path):
+    """A file with both a VOI LUT and WindowCenter/WindowWidth: the LUT is the VOI step (as pydicom's
+    ``apply_voi_lut(prefer_lut=True)`` and the module's docstring say); the window is not applied."""
+    raw = _image12(seed=18)
+    first, n_entries = 500, 3001  # a 16-bit VOI LUT over stored values 500..3500
+    voi = np.round(np.linspace(0, 65535, n_entries) ** 2 / 65535).astype(np.int64)  # a curve, not a window
+    ds = _dataset(raw)
+    ds.VOILUTSequence = Sequence([_lut_item([n_entries, first, 16], voi)])
+    ds.WindowCenter, ds.WindowWidth = 2000, 400
+    path = _save(ds, tmp_path / "lut_and_window.dcm")
+    expected = voi[np.clip(raw.astype(np.int64) - first, 0, n_entries - 1)] / 65535.0
+    np.testing.assert_allclose(read_image(path), expected, atol=1e-6)
+
+
+def test_only_the_window_applied_the_first_is_checked(tmp_path):
+    """A file with two windows (a viewer's presets) shows the first; a second the reader does not apply
+    may be one no viewer could use, and is no reason to refuse the image."""
+    raw = _image12(seed=17)
+    path = write_dicom(tmp_path / "two.dcm", raw, WindowCenter=[2000, 1000], WindowWidth=[3000, 0])
+    np.testing.assert_allclose(read_image(path), _window(raw.astype(np.float64), 2000, 3000), atol=1e-6)
 
 
 # ---- a corrupt codestream: an error naming the file, never an abort of the process ---------------------

@@ -316,9 +316,11 @@ def test_a_window_that_spreads_narrow_values_keeps_them(tmp_path, raw12):
     np.testing.assert_allclose(read_image(path), _linear_window(raw.astype(float), 30051, 103), atol=1e-5)
 
 
-def test_monochrome1_with_presentation_lut_shape_identity_is_refused(tmp_path, raw12):
+@pytest.mark.filterwarnings("ignore:Invalid value for VR CS")  # the lower-case shape: written as found
+@pytest.mark.parametrize("shape", ["IDENTITY", "identity"])  # pydicom applies a lower-case shape too
+def test_monochrome1_with_presentation_lut_shape_identity_is_refused(tmp_path, raw12, shape):
     path = write_dicom(
-        tmp_path / "m1id.dcm", raw12, PhotometricInterpretation="MONOCHROME1", PresentationLUTShape="IDENTITY"
+        tmp_path / "m1id.dcm", raw12, PhotometricInterpretation="MONOCHROME1", PresentationLUTShape=shape
     )
     with pytest.raises(ImageReadError) as info:
         read_image(path)
@@ -405,3 +407,68 @@ def test_an_empty_file_a_dicomdir_and_float_pixels_say_what_they_are(tmp_path, r
     with pytest.raises(ImageReadError) as info:
         read_image(headed)
     assert "no PhotometricInterpretation" in str(info.value) and "'DICM' header" not in str(info.value)
+
+
+# ---- gaps a mutation review found: each test fails on one plausible slip in data/dicom.py -------------
+def test_a_pixel_padding_range_is_padding_whichever_end_is_given_first(tmp_path, raw12):
+    """PixelPaddingValue with PixelPaddingRangeLimit pads every stored value between the two (PS3.3
+    C.7.5.1.1.2), in either order; the other pixels keep their display values (12-bit range, no window)."""
+    raw = np.clip(raw12, 300, 4095)
+    raw[:4], raw[4:8] = 0, 150  # a padding border of two values
+    pad = raw <= 200
+    for value, limit in ((0, 200), (200, 0)):
+        path = write_dicom(tmp_path / "pad.dcm", raw, PixelPaddingValue=value, PixelPaddingRangeLimit=limit)
+        out = read_image(path)
+        assert (out[pad] == 0).all(), (value, limit)
+        np.testing.assert_allclose(out[~pad], raw[~pad] / 4095.0, atol=1e-6)
+
+
+def test_a_dicom_whose_pixels_outside_the_padding_are_one_value_is_refused_as_blank(tmp_path):
+    """Padding varies from the image (0 around 1234): the image itself is still one grey value."""
+    raw = np.full((40, 30), 1234, np.uint16)
+    raw[:5] = 0
+    path = write_dicom(tmp_path / "flat.dcm", raw, PixelPaddingValue=0)
+    with pytest.raises(ImageReadError, match=r"every stored pixel value is 1234, a blank image"):
+        read_image(path)
+
+
+def test_dicom_patient_names_the_patient_by_id_issuer_name_and_birth_date(tmp_path, raw12):
+    """``dicom_patient``: the four header values, stripped, in that order; None without a PatientID (a
+    name alone identifies no one reliably)."""
+    from gastrodistill.data.dicom import dicom_patient
+
+    path = write_dicom(
+        tmp_path / "p.dcm",
+        raw12,
+        IssuerOfPatientID="HOSP-A",
+        PatientID=" MRN-00042 ",
+        PatientName="Doe^Jane ",
+        PatientBirthDate="19600101",
+    )
+    assert dicom_patient(path) == ("HOSP-A", "MRN-00042", "Doe^Jane", "19600101")
+    assert dicom_patient(write_dicom(tmp_path / "noname.dcm", raw12, PatientName="")) == (
+        "",
+        "PID-0042",
+        "",
+        "",
+    )
+    assert dicom_patient(write_dicom(tmp_path / "noid.dcm", raw12, PatientID="")) is None
+
+
+def test_a_multi_frame_or_multi_sample_dicom_is_refused_naming_why(tmp_path, raw12):
+    """Two frames, or three samples per pixel under a MONOCHROME2 label: each refused for what it is
+    (not as a pixel array of the wrong shape)."""
+    frames = write_dicom(tmp_path / "two.dcm", np.concatenate([raw12, raw12]), Rows=40, NumberOfFrames=2)
+    with pytest.raises(ImageReadError, match=r"two\.dcm: multi-frame DICOM; store one 2-D image per file"):
+        read_image(frames)
+    samples = write_dicom(
+        tmp_path / "rgb.dcm",
+        np.repeat(raw12, 3, axis=1),
+        Columns=30,
+        SamplesPerPixel=3,
+        PlanarConfiguration=0,
+    )
+    with pytest.raises(
+        ImageReadError, match=r"rgb\.dcm: DICOM with PhotometricInterpretation MONOCHROME2 is"
+    ):
+        read_image(samples)

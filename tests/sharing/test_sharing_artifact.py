@@ -16,6 +16,7 @@ from PIL import Image
 
 from gastrodistill.sharing.artifact import ArtifactError, load_artifact, save_artifact
 from gastrodistill.sharing.card import CALLER_FIELDS, COMPUTED_FIELDS
+from gastrodistill.sharing.publish import publish_artifact
 from gastrodistill.utils.hashing import sha256_file
 
 
@@ -439,3 +440,148 @@ def test_tensors_metadata_other_than_the_writers_format_is_refused(tmp_path, art
             + (", where gastrodistill writes one, 'format'" if "keys" in said else "")
             + ": the file was written by another program or edited"
         )
+
+
+# ---- gaps a mutation review found: each test fails on one plausible slip in sharing/publish.py --------
+def test_the_card_carries_the_replay_augmentation_of_the_config(compose_cfg, dm):
+    """A receiving site replays with the card's augmentation (``eval.replay_augment``): it is on the card
+    as configured (path-free), and null when the replay is the exact unroll."""
+    from gastrodistill.sharing.publish import card_fields_from_config
+
+    dsa = "{_target_: gastrodistill.distillation.augment.DSA, flip: true, shift_px: 8}"
+    cfg = compose_cfg(["model=lenet", f"eval.replay_augment={dsa}"])
+    recipe = card_fields_from_config(cfg, dm, "soft")["training_recipe"]
+    assert recipe["replay_augment"] == {
+        "_target_": "gastrodistill.distillation.augment.DSA",
+        "flip": True,
+        "shift_px": 8,
+    }
+    plain = card_fields_from_config(compose_cfg(["model=lenet"]), dm, "soft")["training_recipe"]
+    assert plain["replay_augment"] is None
+
+
+def test_recipe_mismatch_names_each_recorded_setting_that_differs(compose_cfg, soft_set):
+    """A set audited under another config: each of ipc, steps, epochs and inner momentum that differs is
+    named with (the set's, the config's) value; a config that sets no inner momentum distils with 0."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.sharing.publish import recipe_mismatch
+
+    same = [
+        f"distill.ipc={soft_set.ipc}",
+        f"distill.steps={soft_set.steps}",
+        f"distill.epochs={soft_set.epochs}",
+    ]
+    cfg = compose_cfg([*same, "distill.inner_momentum=0.0"])
+    assert float(soft_set.inner_momentum or 0.0) == 0.0 and recipe_mismatch(cfg, soft_set) == {}
+    other = compose_cfg(
+        [*same[:1], f"distill.steps={soft_set.steps + 1}", same[2], "distill.inner_momentum=0.5"]
+    )
+    assert recipe_mismatch(other, soft_set) == {
+        "steps": (soft_set.steps, soft_set.steps + 1),
+        "inner_momentum": (soft_set.inner_momentum, 0.5),
+    }
+    soft_set.inner_momentum = 0.9
+    OmegaConf.set_struct(cfg, False)
+    del cfg.distill["inner_momentum"]
+    assert recipe_mismatch(cfg, soft_set) == {"inner_momentum": (0.9, 0.0)}
+    del cfg["distill"]
+    assert recipe_mismatch(cfg, soft_set) == {}
+
+
+def test_set_recipe_reads_the_saved_distillation_settings_and_seed_without_paths(tmp_path):
+    """The recipe a card gives is the one in the set's own ``config.yaml``, with paths redacted; a record
+    without a seed (or none at all) gives None, and the card falls back to the current config."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.sharing.publish import set_recipe
+    from gastrodistill.utils.privacy import REDACTED
+    from gastrodistill.utils.run_info import CONFIG_FILE
+
+    folder = tmp_path / "soft"
+    folder.mkdir()
+    assert set_recipe(folder) is None
+    distill = {"ipc": 2, "steps": 4, "init": "/data/StMary/init_patches"}
+    OmegaConf.save(OmegaConf.create({"distill": distill, "seed": 7}), folder / CONFIG_FILE)
+    assert set_recipe(folder) == {"distill": {"ipc": 2, "steps": 4, "init": REDACTED}, "seed": 7}
+    OmegaConf.save(OmegaConf.create({"distill": distill}), folder / CONFIG_FILE)
+    assert set_recipe(folder) is None
+
+
+def test_only_finite_scalar_metrics_go_on_the_card(compose_cfg, dm):
+    """Evaluation and anonymity numbers: finite scalars only (no NaN of a metric that could not be
+    computed, no per-patient arrays), as floats."""
+    import numpy as np
+
+    from gastrodistill.sharing.publish import card_fields_from_config
+
+    metrics = {
+        "acc": 0.5,
+        "auc": float("nan"),
+        "gap": float("inf"),
+        "n": 3,
+        "per_patient": [0.1],
+        "x": np.ones(2),
+    }
+    fields = card_fields_from_config(compose_cfg(["model=lenet"]), dm, "soft", evaluation=metrics)
+    assert fields["evaluation"] == {"acc": 0.5, "n": 3.0}
+    assert "anonymity" not in fields
+
+
+def test_the_card_gives_the_sets_own_recipe_mode_and_seed_and_names_only_a_real_positive_class(
+    compose_cfg, dm, soft_set
+):
+    """The card describes the set: its normalisation and architecture, with its recorded recipe the
+    settings and seed it was made with (not the config's) and its label mode; an unaudited set says so;
+    ``eval.patient.positive_class`` goes on the card only when it is one of the data's classes."""
+    from gastrodistill.anonymity.verdict import NOT_AUDITED
+    from gastrodistill.sharing.publish import card_fields_from_config
+
+    cfg = compose_cfg(["model=lenet", "seed=3"])
+    recipe = {"distill": {"ipc": 2, "steps": 2, "epochs": 1}, "seed": 11}
+    soft_set.mean, soft_set.std = [dm.mean[0] + 0.1], [dm.std[0] * 2]  # the set's own normalisation
+    soft_set.model_config = {"_target_": "gastrodistill.models.ConvNet", "_partial_": True, "width": 8}
+    fields = card_fields_from_config(cfg, dm, "soft", distilled=soft_set, recipe=recipe)
+    assert fields["mean"] == soft_set.mean and fields["std"] == soft_set.std
+    assert fields["architecture"] == soft_set.model_config  # not the config's LeNet
+    assert fields["training_recipe"]["distill"] == {**recipe["distill"], "mode": str(soft_set.mode)}
+    assert fields["training_recipe"]["seed"] == 11 and "mode" not in recipe["distill"]  # not changed
+    assert fields["anonymity_verdict"] == NOT_AUDITED
+    assert fields["positive_class"] == cfg.eval.patient.positive_class == "gastritis"
+    other = compose_cfg(["model=lenet", "eval.patient.positive_class=pneumonia"])
+    assert "positive_class" not in card_fields_from_config(other, dm, "soft")
+
+
+def test_publish_refuses_a_card_holding_any_patient_id_of_the_data_and_archives_as_asked(
+    compose_cfg, dm, tmp_path
+):
+    """``publish_artifact`` searches the card for every patient id of every split (here in its
+    description, through experiment_name): refused, nothing written. ``archive`` overrides
+    ``audit.artifact.archive``."""
+    pids = [str(dm.patient_ids(split)[0]) for split in ("train", "val", "test")]
+    for pid in pids:
+        cfg = compose_cfg(["model=lenet", f"experiment_name={pid}"])
+        with pytest.raises(ArtifactError, match=r"private string\(s\) \(patient_id\)"):
+            publish_artifact(cfg, dm, "soft", noise_set(dm), tmp_path / "a", archive=False)
+        assert not (tmp_path / "a").exists()
+    cfg = compose_cfg(["model=lenet", "audit.artifact.archive=true"])
+    out = publish_artifact(cfg, dm, "soft", noise_set(dm), tmp_path / "plain", archive=False)
+    assert (out / "card.json").is_file() and not (tmp_path / "plain.zip").exists()
+
+
+def test_publish_checks_the_set_against_the_data_and_draws_at_most_grid_max_images(compose_cfg, dm, tmp_path):
+    """A set of another normalisation than the data's is refused before anything is written; the grid
+    shows at most ``audit.artifact.grid_max`` images (fewer rows than all six here)."""
+    from gastrodistill.evaluation.checks import DistilledSetMismatch
+
+    other = noise_set(dm)
+    other.mean = [dm.mean[0] + 0.2]
+    with pytest.raises(DistilledSetMismatch):
+        publish_artifact(compose_cfg(["model=lenet"]), dm, "soft", other, tmp_path / "x", archive=False)
+    assert not (tmp_path / "x").exists()
+    heights = {}
+    for grid_max in (2, 120):
+        cfg = compose_cfg(["model=lenet", f"audit.artifact.grid_max={grid_max}"])
+        out = publish_artifact(cfg, dm, "soft", noise_set(dm), tmp_path / f"g{grid_max}", archive=False)
+        heights[grid_max] = Image.open(out / "grid.png").size[1]
+    assert len(noise_set(dm).images) == 6 and heights[2] < heights[120]

@@ -154,3 +154,17 @@ def test_text_past_the_inflate_limit_is_not_declared_clean(monkeypatch, tmp_path
         (tmp_path / "grid.png").write_bytes(over)
         rows = scan_for_strings([tmp_path / "grid.png"], _private(patient_id="QX-778899"))
         assert [r["file"] for r in rows] == ["grid.png"] and rows[0]["kind"].startswith("unsearchable: ")
+
+
+def test_a_zip_whose_members_add_up_to_the_limit_exactly_is_read_member_by_member(monkeypatch, tmp_path):
+    """``MAX_MEMBER_BYTES`` is the most a zip's members may declare and still be read one by one: at the
+    limit a deflated member's id is found in its decompressed text (the zip's own bytes do not hold it)."""
+    from gastrodistill.sharing import artifact
+
+    note = b"patient Kowalski_1002\n" * 40
+    data = _zip({"note.txt": note})
+    assert b"Kowalski_1002" not in data  # deflated: only the member's own text holds the id
+    monkeypatch.setattr(artifact, "MAX_MEMBER_BYTES", len(note))
+    (tmp_path / "a.zip").write_bytes(data)
+    rows = scan_for_strings([tmp_path / "a.zip"], _private(patient_id="Kowalski_1002"))
+    assert rows == [{"file": "a.zip!note.txt", "kind": "patient_id"}]
