@@ -396,8 +396,15 @@ def _display_pipeline(ds: Dataset, raw: np.ndarray) -> np.ndarray:
     photometric = str(ds.PhotometricInterpretation).upper()
     if "PresentationLUTSequence" in ds or "PresentationLUTShape" in ds:
         if "PresentationLUTSequence" in ds:
-            bits = _lut_bits(ds.PresentationLUTSequence[0])
-            out = _with_range(lambda a: apply_presentation_lut(a, ds), out, 0.0, 1.0) / (2.0**bits - 1)
+            item = ds.PresentationLUTSequence[0]
+            bits, entries = _lut_bits(item), int(item.LUTDescriptor[0]) or 2**16
+            # [0, 1] maps linearly onto the LUT's entries, its maximum onto the last (PS3.3 C.11.6).
+            # pydicom scales to the entries in float32 and truncates (1.0 * 255 = 254.99998: white read
+            # 254/255), so the entry of each pixel is found here in float64, to the nearest, and pydicom
+            # only looks it up (its scaling of 0..entries-1 onto itself is exact)
+            index = np.rint(out * (entries - 1))
+            lookup = _with_range(lambda a: apply_presentation_lut(a, ds), index, 0.0, entries - 1.0)
+            out = lookup / (2.0**bits - 1)
         else:  # IDENTITY or INVERSE; MONOCHROME1 pairs with INVERSE (PS3.3 C.7.6.1; _check_polarity)
             out = _with_range(lambda a: apply_presentation_lut(a, ds), out, 0.0, 1.0)
     elif photometric == "MONOCHROME1":

@@ -434,32 +434,29 @@ def test_presentation_lut_shape_inverse_inverts_over_the_nominal_range(tmp_path)
     np.testing.assert_allclose(read_image(path), 1.0 - dark / 4095.0, atol=1e-6)
 
 
-def test_a_presentation_lut_sequence_is_applied_as_pydicom_applies_it(tmp_path):
-    """A Presentation LUT (P-values of 8 bits) maps the window's output; its output range (0..255) is
-    scaled to [0, 1]."""
-    from pydicom.pixels.processing import apply_presentation_lut
-
+def test_a_presentation_lut_sequence_maps_each_value_through_its_nearest_entry(tmp_path):
+    """A Presentation LUT (P-values of 8 bits) maps the window's output, [0, 1] spread over its 256 entries
+    (the maximum onto the last, PS3.3 C.11.6), each value to its nearest entry; its output range (0..255)
+    is scaled to [0, 1]."""
     raw = _image12(seed=11)  # holds 0 and 4095: its display values before the LUT span [0, 1]
     ds = _dataset(raw)
     lut = np.round(255 * np.sqrt(np.linspace(0, 1, 256))).astype(np.int64)
     ds.PresentationLUTSequence = Sequence([_lut_item([256, 0, 8], lut)])
     path = _save(ds, tmp_path / "plut.dcm")
-    expected = apply_presentation_lut(raw / 4095.0, ds) / 255.0
+    expected = lut[np.rint(raw / 4095.0 * 255).astype(int)] / 255.0
     np.testing.assert_allclose(read_image(path), expected, atol=1e-6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: pydicom 3.0.2's apply_presentation_lut, which _display_pipeline calls, scales the input "
-    "to the LUT's entries in float32 and truncates: the top of the range (1.0 * 255 = 254.99998) maps to "
-    "entry 254 of 0..255, so white reads 254/255 (PS3.3 C.11.6: the last entry maps the maximum)",
-)
 def test_an_identity_presentation_lut_keeps_white_white(tmp_path):
+    """pydicom 3.0.2's ``apply_presentation_lut`` scales to the LUT's entries in float32 and truncates: 1.0
+    * 255 = 254.99998 went to entry 254 of 0..255, so white read 254/255 (a mutation review's finding;
+    PS3.3 C.11.6: the maximum maps to the last entry). Each stored value goes to its nearest entry."""
     raw = _image12(seed=20)  # holds 0 and 4095
     ds = _dataset(raw)
     ds.PresentationLUTSequence = Sequence([_lut_item([256, 0, 8], np.arange(256))])
     out = read_image(_save(ds, tmp_path / "identity_plut.dcm"))
     assert out[raw == 0].max() == 0.0 and out[raw == 4095].min() == 1.0
+    np.testing.assert_allclose(out, np.rint(raw / 4095.0 * 255) / 255, atol=1e-6)  # every stored value
 
 
 def test_a_negative_rescale_slope_without_a_window_keeps_the_rescaled_values_order(tmp_path):
