@@ -60,11 +60,16 @@ Main options:
       statistics before the loop: Gram matrices of a teacher's or random networks' maps, Gatys et al. 2015)
   distill.texture_matching.teacher_labels=TAU|null  (soft labels start at the teacher's prediction; with
       the matching off set it to null: experiment=cpu uses 1.0)
-  model=convnet|lenet|alexnet|resnet18  model.head=flatten|avg  trainer=cpu|gpu|ddp
+  model=convnet|lenet|alexnet|resnet18  model.head=flatten|avg  trainer=cpu|gpu|ddp|ddp_sim
   data=gastric|folder|npz|digits
+  distill.resume=last|auto|RUN|FILE.ckpt   continue a stopped run (auto: else start from step 0);
+      checkpoints every distill.ckpt_every outer steps
+  seed=N synthetic.seed=N   seed alone also reseeds the synthetic data: sweep seeds with synthetic.seed set
+  logger=default logger.wandb.name=NAME   W&B (offline) beside CSV; experiment=tiny logs CSV only
 
 Examples:
   gastrodistill-distill experiment=cpu
+  gastrodistill-distill -m experiment=tiny logger=default seed=0,1 synthetic.seed=0 distill.resume=auto
   gastrodistill-distill data=npz data.path=pneumoniamnist.npz model=lenet distill=soft_cpu""",
     "evaluate": """\
 gastrodistill-evaluate: train fresh networks on saved distilled sets and on the real-data baselines
@@ -98,6 +103,9 @@ Main options:
   'reproduce.distill_modes=[hard]' the label modes to distil (default soft and hard; distill.mode is
                                   refused here: it belongs to gastrodistill-distill)
   data=npz data.path=FILE         the same study on your own collection (skip generate/patches)
+  distill.resume=last|auto        continue a stopped study (auto: else start from step 0); a study
+                                  stopped after its distillation: the same command, hydra.run.dir=RUN,
+                                  and the stages left ('stages=[evaluate,audit,artifact]')
 
 Every distill.* value and every network (model.*, eval.architectures) is checked before any data is
 generated; a bad one stops the study at once with the key named.
