@@ -222,12 +222,17 @@ def test_a_log_handler_made_during_the_check_is_undone(no_hydra, caplog):
         made.propagate = True
 
 
-def test_a_seed_sweep_over_one_synthetic_collection_is_refused_before_its_first_job(compose_cfg, tmp_path):
+@pytest.mark.parametrize("command", ["distill", "evaluate", "audit"])
+def test_a_seed_sweep_over_one_synthetic_collection_is_refused_before_its_first_job(
+    compose_cfg, tmp_path, command
+):
     """``gastrodistill-distill -m seed=0,1`` without ``synthetic.seed``: job #1 was refused after job #0
     had distilled (``synthetic.seed`` follows ``seed``, and the collection on disk has seed 0's)."""
-    from gastrodistill.cli.distill import check_values
+    import importlib
+
     from gastrodistill.cli.reproduce import Pipeline
 
+    check_values = importlib.import_module(f"gastrodistill.cli.{command}").check_values
     Pipeline(compose_cfg(["experiment=tiny", "stages=[generate]", "synthetic.seed=0"])).run()
     GlobalHydra.instance().clear()
     base = ["-m", "experiment=tiny", f"paths.root_dir={tmp_path}"]

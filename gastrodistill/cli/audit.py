@@ -97,7 +97,6 @@ def run(cfg: DictConfig) -> dict:
     if cfg.audit.artifact.write:  # its name goes into every card: refused before the audit, not after
         check_experiment_name(cfg)
     sets, artifacts = load_sets(cfg.audit.sets)
-    check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
@@ -139,10 +138,13 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     """The values an audit reads, checked before any data: ``audit.*``
     (:func:`~gastrodistill.anonymity.config_check.check_audit_config`). Run first by the job, and for each
     job of a sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
-    ``AuditConfigError`` naming the key."""
+    ``AuditConfigError`` naming the key; ``SyntheticCollectionMismatch`` when ``here`` and the synthetic
+    collection on disk is not the one the config describes."""
     from gastrodistill.anonymity.config_check import check_audit_config
 
     check_audit_config(cfg.audit)
+    if here:  # the collection on disk is the one this config describes (a seed sweep: before its first job)
+        check_synthetic_collection(cfg)
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)

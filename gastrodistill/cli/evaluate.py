@@ -45,7 +45,6 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
     check_values(cfg)
     sets = load_distilled(cfg.eval.get("distilled_dirs"))
-    check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
@@ -64,12 +63,15 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     (:func:`~gastrodistill.evaluation.jobs.validate`) and the network ``model`` builds for the shape
     ``data`` fixes, when it fixes one (:mod:`gastrodistill.models.preflight`). Run first by the job, and
     for each job of a sweep before the first starts (:mod:`gastrodistill.cli.sweep_check`). Raises
-    ``EvaluationConfigError`` or ``ModelConfigError`` naming the key."""
+    ``EvaluationConfigError`` or ``ModelConfigError`` naming the key; ``SyntheticCollectionMismatch`` when
+    ``here`` and the synthetic collection on disk is not the one the config describes."""
     from gastrodistill.evaluation.jobs import validate
     from gastrodistill.models.preflight import check_configured_model
 
     validate(cfg.eval, here)
     check_configured_model(cfg)
+    if here:  # the collection on disk is the one this config describes (a seed sweep: before its first job)
+        check_synthetic_collection(cfg)
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)
