@@ -370,3 +370,23 @@ def test_an_audit_stopped_midway_leaves_the_earlier_finished_audit_as_it_was(
     assert set(after) == set(before) and after["audit.json"] != before["audit.json"]
     assert json.loads(after["audit.json"])["set_sha256"] == {"hard": set_digest(hard)}
     assert sorted(p.name for p in out.parent.iterdir()) == beside
+
+
+def test_a_failing_audit_ends_its_wandb_run_with_exit_code_1(tmp_path, compose_cfg, dm, monkeypatch):
+    """A sweep's broken audit was recorded in W&B as finished (exit code 0)."""
+    from _wandb_run_file import exit_codes
+
+    from gastrodistill.anonymity import audit
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the membership attack broke")
+
+    monkeypatch.setattr(audit, "_membership", broken)
+    cfg = compose_cfg([*FAST, "logger=default"])
+    with pytest.raises(RuntimeError, match="the membership attack broke"):
+        run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, tmp_path / "out" / "audit")
+    (run_file,) = (tmp_path / "out" / "logs").rglob("*.wandb")
+    assert exit_codes(run_file) == [1]

@@ -1096,3 +1096,27 @@ def test_image_level_records_keep_the_probabilities_the_point_auc_uses(compose_c
     np.testing.assert_array_equal(np.asarray(rec["image_probs"]), probs)
     whole = statistic_rows("image_auc", _arrays(rec), np.arange(n)[None])
     assert whole[0] == pytest.approx(rec["patch_auc"], abs=1e-9)
+
+
+def test_a_failing_evaluation_ends_its_wandb_run_with_exit_code_1(
+    compose_cfg, patient_dm, tmp_path, monkeypatch
+):
+    """A sweep's broken evaluation was recorded in W&B as finished (exit code 0)."""
+    from _wandb_run_file import exit_codes
+
+    from gastrodistill.evaluation import run as evaluation_run
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the results table broke")
+
+    monkeypatch.setattr(evaluation_run, "finalize", broken)
+    cfg = compose_cfg(
+        [*SMALL, "eval.architectures=[same]", "eval.baselines.methods=[random]", "logger=default"]
+    )
+    with pytest.raises(RuntimeError, match="the results table broke"):
+        run_evaluation(cfg, patient_dm, {"soft": small_distilled(patient_dm)}, tmp_path / "eval")
+    (run_file,) = (tmp_path / "out" / "logs").rglob("*.wandb")
+    assert exit_codes(run_file) == [1]
