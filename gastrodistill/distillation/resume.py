@@ -86,12 +86,16 @@ def newest(paths: list[Path]) -> Path | None:
 
 
 #: ``distill.resume`` values that search for the checkpoint (:func:`resolve_resume`): ``last`` stops with
-#: :class:`ResumeError` when none is found; ``auto`` then starts from step 0 (:data:`START_WHEN_NONE`), so
+#: :class:`ResumeError` when none is found; ``auto`` then starts from step 0 (:func:`starts_when_none`), so
 #: that one command serves the first start and every later one (a sweep run again after a stop, whose jobs
 #: had not all started; a SLURM job requeued before or after its first checkpoint).
 SEARCHED_SPECS = ("last", "auto")
-#: The ``distill.resume`` value that starts from step 0 when nothing is found to continue.
-START_WHEN_NONE = "auto"
+
+
+def starts_when_none(spec: Any) -> bool:
+    """Whether the ``distill.resume`` value ``spec`` starts from step 0 when nothing is found to continue
+    (``auto``), instead of stopping with :class:`ResumeError` (``last``, a folder, a file)."""
+    return str(spec).strip() == "auto"
 
 
 def resolve_resume(

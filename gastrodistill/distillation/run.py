@@ -27,7 +27,6 @@ from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import (
     CKPT_FILENAME,
-    START_WHEN_NONE,
     ResumeError,
     check_resume_checkpoint,
     check_resume_data,
@@ -37,6 +36,7 @@ from gastrodistill.distillation.resume import (
     resolve_resume,
     run_folder_of,
     run_settings,
+    starts_when_none,
 )
 from gastrodistill.distillation.texture_matching import (
     check_texture_config,
@@ -403,7 +403,7 @@ def resume_checkpoint(cfg: DictConfig, mode: str, out: Path, required: bool = Tr
     root = d.get("resume_root")
     with fresh_start_advice(out):
         ckpt = resolve_resume(spec, mode, out, root, run_settings(cfg), int(d.outer_steps))
-        auto = str(spec).strip() == START_WHEN_NONE
+        auto = starts_when_none(spec)
         if ckpt is None and spec not in (None, "") and required and not auto:
             raise ResumeError(missing_message(str(spec), [mode], out, root))
         if ckpt is None:

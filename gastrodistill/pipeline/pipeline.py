@@ -220,10 +220,10 @@ class Pipeline(PreflightChecks):
         ``distill.resume=auto``: every mode then starts from step 0.
         """
         from gastrodistill.distillation.resume import (
-            START_WHEN_NONE,
             OtherModeCheckpoint,
             ResumeError,
             missing_message,
+            starts_when_none,
         )
         from gastrodistill.distillation.run import resume_checkpoint
 
@@ -241,7 +241,7 @@ class Pipeline(PreflightChecks):
                 f"distils only {', '.join(self.modes())}: set 'reproduce.distill_modes=[{other.saved_mode}]' "
                 "to continue that run, or drop distill.resume to start from step 0"
             )
-        if spec not in (None, "", START_WHEN_NONE) and not any(found.values()):
+        if spec not in (None, "") and not starts_when_none(spec) and not any(found.values()):
             raise ResumeError(
                 missing_message(
                     str(spec), self.modes(), self.out / "distill", self.cfg.distill.get("resume_root")
