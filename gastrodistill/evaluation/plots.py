@@ -25,6 +25,8 @@ from gastrodistill.utils.images import render_grid, save_png  # noqa: E402
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from gastrodistill.cli.compare_runs import Comparison
+
 
 def _save(fig: Figure, path: str | Path) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
@@ -139,4 +141,33 @@ def plot_confusion_matrices(
         ax.set_ylabel("true", fontsize=7)
         ax.set_title(label, fontsize=7)
     fig.suptitle(f"Test {unit}, row-normalised", fontsize=9)
+    return _save(fig, path)
+
+
+def plot_runs_compared(comparison: Comparison, path: str | Path) -> Path:
+    """Runs side by side (``gastrodistill.cli.compare_runs``): one line per run, labelled by its differing
+    settings, with each results row's mean and its bootstrap interval as a point and a bar."""
+    c = comparison
+    labels = [
+        ", ".join([cells[0], *(f"{k}={v}" for k, v in zip(c.keys, cells[1:], strict=False))])
+        for cells in c.lines
+    ]
+    n, k = len(labels), max(len(c.rows), 1)
+    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.32 * n * k))
+    step = 0.7 / k
+    for j, row in enumerate(c.rows):
+        name = f"{row[0]} {row[1]}" + (f" ({row[2]})" if len(row) == 3 else "")
+        y = np.arange(n) + (j - (k - 1) / 2) * step
+        mean = np.array([v.get(f"{name} mean", np.nan) for v in c.values], dtype=float)
+        low = np.array([v.get(f"{name} low", np.nan) for v in c.values], dtype=float)
+        high = np.array([v.get(f"{name} high", np.nan) for v in c.values], dtype=float)
+        err = np.vstack([mean - low, high - mean])
+        err = np.where(np.isfinite(err), err, 0.0)
+        ax.errorbar(mean, y, xerr=err, fmt="o", ms=4, capsize=2, lw=1, label=name)
+    ax.set_yticks(np.arange(n), [textwrap.shorten(t, 70) for t in labels], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{c.metric} (test; mean over networks, bootstrap interval)")
+    ax.set_title("Runs compared", fontsize=9)
+    ax.grid(axis="x", lw=0.4, alpha=0.5)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / (n * k)), ncol=min(k, 4))
     return _save(fig, path)

@@ -1,0 +1,264 @@
+"""``python -m gastrodistill.cli.compare_runs``: runs and sweeps side by side, their numbers read from each
+run's results table, the settings that differ found in their configs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from _run_folders import config, write_image_run, write_run
+
+from gastrodistill.cli.compare_runs import main
+
+ROWS = (
+    ("soft", "replay", "convnet", False),
+    ("soft", "replay", "lenet", True),
+    ("hard", "replay", "convnet", False),
+    ("full", "real", "convnet", False),
+    ("random", "standard", "convnet", False),
+)
+
+
+def rich_table(rng: np.random.Generator, patients: bool = True) -> pd.DataFrame:
+    """A results table with random numbers in every column the comparison reads (means, intervals,
+    paired differences), as the evaluate stage names them."""
+    stems = ("patient_hm", "patient_auc") if patients else ("image_accuracy", "image_auc")
+    means = ("patient_hm", "patient_auc") if patients else ("patch_accuracy", "patch_auc")
+    rows = []
+    for method, schedule, arch, cross in ROWS:
+        row = {"method": method, "schedule": schedule, "architecture": arch, "cross_architecture": cross}
+        for mean, stem in zip(means, stems, strict=True):
+            m = rng.uniform(0.3, 0.9)
+            row |= {f"{mean}_mean": m, f"{stem}_ci_low": m - rng.uniform(0.05, 0.2)}
+            row |= {f"{stem}_ci_high": m + rng.uniform(0.05, 0.2)}
+            for partner in ("random", "hard"):
+                d = rng.uniform(-0.2, 0.3)
+                row |= {f"vs_{partner}_{stem}_diff": d, f"vs_{partner}_{stem}_ci_low": d - 0.1}
+                row |= {f"vs_{partner}_{stem}_ci_high": d + 0.1}
+        if not patients:
+            row["patient_hm_mean"] = np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def make_run(folder: Path, seed: int, cfg: dict, patients: bool = True) -> pd.DataFrame:
+    """A finished run folder (records, config, sources list) whose ``results.csv`` is :func:`rich_table`;
+    returns the table as written."""
+    (write_run if patients else write_image_run)(folder, seed, cfg)
+    table = rich_table(np.random.default_rng(100 + seed), patients)
+    table.to_csv(folder / "eval" / "results.csv", index=False)
+    return pd.read_csv(folder / "eval" / "results.csv")
+
+
+def recipe(ipc: int, seed: int = 0, synthetic_seed: int = 0) -> dict:
+    cfg = config(run_seed=seed)
+    cfg["synthetic"]["seed"] = synthetic_seed
+    return {**cfg, "seed": seed, "experiment_name": "cpu", "distill": {"ipc": ipc, "lr_images": 0.05}}
+
+
+def cell(table: pd.DataFrame, method: str, schedule: str, stem: str, mean: str | None = None) -> str:
+    r = table[(table.method == method) & (table.schedule == schedule) & ~table.cross_architecture].iloc[0]
+    m = r[f"{mean or stem}_mean"]
+    return f"{m:.3f} [{r[f'{stem}_ci_low']:.3f}, {r[f'{stem}_ci_high']:.3f}]"
+
+
+def table_lines(text: str) -> list[list[str]]:
+    """The Markdown table's rows (header first) as lists of cells."""
+    rows = [line for line in text.splitlines() if line.startswith("| ")]
+    return [[c.strip() for c in line.strip("|").split("|")] for line in rows]
+
+
+def test_a_sweeps_jobs_in_job_order_with_their_differing_settings_and_numbers(tmp_path, capsys) -> None:
+    sweep = tmp_path / "multiruns" / "t"
+    tables = {
+        job: make_run(sweep / str(job), job, recipe(ipc=ipc, seed=seed))
+        for job, ipc, seed in ((10, 10, 1), (2, 1, 0), (0, 5, 0))
+    }
+    (sweep / "multirun.yaml").write_text("hydra: {}\n")  # Hydra's own file beside the jobs: not a run
+    out, csv_path, plot = tmp_path / "c.md", tmp_path / "c.csv", tmp_path / "c.png"
+    assert main([str(sweep), "--out", str(out), "--csv", str(csv_path), "--plot", str(plot)]) == 0
+    text = capsys.readouterr().out
+    head, *lines = table_lines(text)
+    assert head[:3] == ["run", "distill.ipc", "seed"]  # lr_images and the data's seed are the same
+    assert [line[0] for line in lines] == ["job 0", "job 2", "job 10"]  # numbers' order, not text's
+    assert [line[1:3] for line in lines] == [["5", "0"], ["1", "0"], ["10", "1"]]
+    assert head[3:7] == [
+        f"{r} [95% CI]" for r in ("soft replay", "hard replay", "full real", "random standard")
+    ]
+    assert head[7:] == ["soft / full", "soft − random [95% CI]", "soft − hard [95% CI]"]
+    for line, job in zip(lines, (0, 2, 10), strict=True):
+        t = tables[job]
+        want = [cell(t, m, s, "patient_hm") for m, s in (("soft", "replay"), ("hard", "replay"))]
+        want += [cell(t, m, s, "patient_hm") for m, s in (("full", "real"), ("random", "standard"))]
+        assert line[3:7] == want
+        soft = t[(t.method == "soft") & ~t.cross_architecture].iloc[0]
+        full = t[t.method == "full"].iloc[0]
+        assert line[7] == f"{soft.patient_hm_mean / full.patient_hm_mean:.3f}"
+        for partner, got in zip(("random", "hard"), line[8:], strict=True):
+            d, lo, hi = (soft[f"vs_{partner}_patient_hm_{s}"] for s in ("diff", "ci_low", "ci_high"))
+            assert got == f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    assert out.read_text() == text
+    frame = pd.read_csv(csv_path)
+    assert list(frame.run) == ["job 0", "job 2", "job 10"] and list(frame["distill.ipc"]) == [5, 1, 10]
+    for (_, row), job in zip(frame.iterrows(), (0, 2, 10), strict=True):
+        soft = tables[job][(tables[job].method == "soft") & ~tables[job].cross_architecture].iloc[0]
+        assert row["soft replay mean"] == pytest.approx(soft.patient_hm_mean)
+        assert row["soft replay low"] == pytest.approx(soft.patient_hm_ci_low)
+    assert frame["soft - hard high"].tolist() == pytest.approx(
+        [tables[j].vs_hard_patient_hm_ci_high[0] for j in (0, 2, 10)]
+    )
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_auc_rows_of_other_architectures_and_image_level_data(tmp_path, capsys) -> None:
+    a = make_run(tmp_path / "a", 0, recipe(ipc=1))
+    make_run(tmp_path / "b", 1, recipe(ipc=2))
+    assert (
+        main([str(tmp_path / "a"), str(tmp_path / "b"), "--metric", "auc", "--row", "soft/replay/lenet"]) == 0
+    )
+    head, first, _ = table_lines(capsys.readouterr().out)
+    assert head == [
+        "run",
+        "distill.ipc",
+        "soft replay (lenet) [95% CI]",
+        "soft − random [95% CI]",
+        "soft − hard [95% CI]",
+    ]  # no full row asked: no ratio
+    lenet = a[a.architecture == "lenet"].iloc[0]
+    assert first[:3] == [
+        "a",
+        "1",
+        f"{lenet.patient_auc_mean:.3f} [{lenet.patient_auc_ci_low:.3f}, {lenet.patient_auc_ci_high:.3f}]",
+    ]
+    assert first[3] == (
+        f"{lenet.vs_random_patient_auc_diff:+.3f} [{lenet.vs_random_patient_auc_ci_low:+.3f}, "
+        f"{lenet.vs_random_patient_auc_ci_high:+.3f}]"
+    )
+
+    images = [make_run(tmp_path / f"i{k}", k, recipe(ipc=k + 1), patients=False) for k in (0, 1)]
+    assert main([str(tmp_path / "i0"), str(tmp_path / "i1")]) == 0
+    text = capsys.readouterr().out
+    assert "runs compared: image accuracy" in text
+    assert table_lines(text)[1][2] == cell(images[0], "soft", "replay", "image_accuracy", "patch_accuracy")
+
+
+def test_a_note_when_the_runs_score_other_test_patients_or_share_every_setting(tmp_path, capsys) -> None:
+    make_run(tmp_path / "a", 0, recipe(ipc=1, synthetic_seed=0))
+    make_run(tmp_path / "b", 1, recipe(ipc=1, synthetic_seed=3))
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert table_lines(text)[0][1] == "synthetic.seed"
+    assert "The runs score different test patients (synthetic.seed differ)" in text
+
+    make_run(tmp_path / "c", 2, recipe(ipc=1))
+    make_run(tmp_path / "d", 3, recipe(ipc=1))
+    assert main([str(tmp_path / "c"), str(tmp_path / "d")]) == 0
+    text = capsys.readouterr().out
+    assert table_lines(text)[0][:2] == ["run", "soft replay [95% CI]"]
+    assert "The runs share every setting compared" in text
+
+
+def test_a_sweeps_unfinished_jobs_are_left_out_with_what_to_do(tmp_path, capsys) -> None:
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "0", 0, recipe(ipc=1))
+    make_run(sweep / "1", 1, recipe(ipc=2))
+    (sweep / "1" / "eval" / "results.csv").unlink()  # an evaluate stage stopped before its table
+    (sweep / "1" / ".hydra").mkdir()
+    (sweep / "1" / ".hydra" / "overrides.yaml").write_text(
+        yaml.safe_dump(["experiment=cpu", "distill.ipc=2"])
+    )
+    (sweep / "2" / ".hydra").mkdir(parents=True)  # a job that failed in its distillation
+    assert main([str(sweep)]) == 0
+    text = capsys.readouterr().out
+    assert [line[0] for line in table_lines(text)[1:]] == ["job 0"]
+    assert (
+        "job 1 left out (no results.csv); finish it with gastrodistill-reproduce experiment=cpu "
+        f"distill.ipc=2 'stages=[evaluate]' hydra.run.dir={sweep / '1'}" in text
+    )
+    assert f"job 2 left out: it has no evaluation (its log in {sweep / '2'} says why)" in text
+
+    assert main([str(sweep / "1")]) == 2  # named on the command line: refused, not left out
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {sweep / '1'}: its evaluation did not finish (no results.csv); finish it")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("missing", "does not exist; give a run folder or a sweep folder"),
+        ("file", "is not a folder; give a run folder"),
+        ("empty", "holds no run: neither eval/results.csv nor job folders"),
+        ("row", "--row 'soft': give method/schedule or method/schedule/architecture"),
+        ("absent row", "no run holds the rows mean/real; the runs hold full/real, hard/replay"),
+        ("kinds", "some runs hold patient-level numbers (a) and others image-level ones"),
+        ("twice", "is given twice (as a); each run counts once"),
+        ("out", "--plot"),
+        ("table", "has no column schedule, architecture; it is not a results table"),
+    ],
+)
+def test_unusable_input_is_refused_in_one_line(tmp_path, capsys, case: str, message: str) -> None:
+    make_run(tmp_path / "a", 0, recipe(ipc=1))
+    other = tmp_path / "b"
+    args = [str(tmp_path / "a"), str(other)]
+    if case == "missing":
+        args = [str(tmp_path / "nowhere")]
+    elif case == "file":
+        (tmp_path / "f.txt").write_text("x")
+        args = [str(tmp_path / "f.txt")]
+    elif case == "empty":
+        (tmp_path / "empty" / "notes").mkdir(parents=True)
+        args = [str(tmp_path / "empty")]
+    elif case == "row":
+        make_run(other, 1, recipe(ipc=2))
+        args += ["--row", "soft"]
+    elif case == "absent row":
+        make_run(other, 1, recipe(ipc=2))
+        args += ["--row", "mean/real"]
+    elif case == "kinds":
+        write_image_run(other, 1, recipe(ipc=2))
+    elif case == "twice":
+        args = [str(tmp_path / "a"), str(tmp_path / "a" / ".." / "a")]
+    elif case == "out":
+        make_run(other, 1, recipe(ipc=2))
+        args += ["--plot", str(tmp_path / "no" / "such" / "c.png")]
+    elif case == "table":
+        make_run(other, 1, recipe(ipc=2))
+        pd.DataFrame({"method": ["soft"]}).to_csv(other / "eval" / "results.csv", index=False)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1
+    assert message in captured.err, captured.err
+    assert not (tmp_path / "no").exists()
+
+
+def test_a_real_sweep_of_the_pipeline_compared_from_its_folder(tmp_path) -> None:
+    """Hydra's own multirun of ``gastrodistill-reproduce`` (the tiny preset, two outer-step counts): the
+    command finds both jobs, names the swept key and prints each job's own results table's numbers."""
+    sweep = tmp_path / "sweep"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        sys.executable, "-m", "gastrodistill.cli.reproduce", "-m", "experiment=tiny",
+        "distill.outer_steps=1,2", "stages=[generate,patches,distill,evaluate]",
+        f"paths.root_dir={tmp_path}", f"hydra.sweep.dir={sweep}",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = subprocess.run(
+        [sys.executable, "-m", "gastrodistill.cli.compare_runs", str(sweep), "--row", "soft/replay"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    head, *lines = table_lines(shown.stdout)
+    assert head[:3] == ["run", "distill.outer_steps", "soft replay [95% CI]"]
+    for line, (job, steps) in zip(lines, ((0, "1"), (1, "2")), strict=True):
+        table = pd.read_csv(sweep / str(job) / "eval" / "results.csv")
+        assert line[:2] == [f"job {job}", steps]
+        assert line[2] == cell(table, "soft", "replay", "patient_hm")
+    assert len(lines) == 2
