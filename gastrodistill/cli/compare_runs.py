@@ -7,12 +7,15 @@
 Each argument is a run folder (``gastrodistill-reproduce``'s ``outputs/<experiment>/runs/<time>``, or an
 evaluation's own output folder) or a sweep folder (``outputs/<experiment>/multiruns/<time>``, whose job
 folders ``0``, ``1``, ... are run folders). For every run with a finished evaluation (``eval/results.csv``)
-it prints one line: the config keys whose values differ between the runs (recipe keys as
-``paired_over_runs`` names them, and the seeds ``seed``, ``synthetic.seed``, ``data.split_seed``), then,
+it prints one line: the config-group choices and config keys whose values differ between the runs (the
+groups of ``.hydra/hydra.yaml``, such as ``distill=soft_cpu``; the recipe keys ``paired_over_runs``
+compares, with the distilled sets' own ``distill`` settings; the seeds ``seed``, ``synthetic.seed``,
+``data.split_seed``), then,
 per results row (default: soft and hard by replay, all real patches, the random subset; ``--row`` chooses),
 the patient HM or AUC with the run's own bootstrap interval over its test patients (image accuracy or AUC
 for data without patients), the first distilled row's ratio to all real patches, and its paired
-differences to the random subset and to the hard set, as the run's ``results.csv`` holds them.
+differences to the random subset and to the hard set, as the run's ``results.csv`` holds them. Runs are
+labelled ``job <n>`` within one sweep, else by the shortest end of their paths that tells them apart.
 
 The intervals are each run's own: they leave out the variation between seeds, which on the CPU study is
 as large as the differences between settings. Pool the runs of one setting, a seed sweep, with
@@ -20,35 +23,44 @@ as large as the differences between settings. Pool the runs of one setting, a se
 choose settings on validation patients (``benchmarks/small_set_curve.py``), then compare on test.
 
 A sweep's job that did not finish its evaluation (failed, stopped, still running) is left out with a note:
-the command that finishes its evaluation, or, for a job that stopped before it, where its log is. A run
-folder given by name whose evaluation did not finish is refused (exit 2),
-as are folders without runs, runs of data with and without patients together, and ``--row`` values that
-are not ``method/schedule[/architecture]``. Exit status 0, or 2 for unusable input.
+the command that finishes its evaluation, or, for a job that stopped before it, where its log is; jobs the
+sweep planned (its ``multirun.yaml``) that never started are named too, as is a ``--row`` no run holds.
+Refused (exit 2, one line, nothing written): a run folder given by name whose evaluation did not finish,
+folders without runs, one run given twice (also as its ``eval/`` folder), runs of data with and without
+patients together, ``--row`` values that are not ``method/schedule[/architecture]``, and an ``--out``,
+``--csv`` or ``--plot`` path inside a compared folder, in a folder that does not exist, or (``--plot``)
+not ending in ``.png``. The files are written together, each whole, before the table is printed.
+Exit status 0, or 2 for unusable input.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
+from gastrodistill.cli.sweep_check import sweep_jobs
 from gastrodistill.evaluation.over_runs import (
     RunsInputError,
     finish_command,
     recipe_differences,
     run_config,
+    set_recipes,
     split_differences,
 )
 from gastrodistill.evaluation.record_settings import flat_settings
 from gastrodistill.evaluation.report import RESULTS_CSV, unfinished_evaluation
 from gastrodistill.evaluation.results import BASELINE_METHODS, has_patients
-from gastrodistill.utils.atomic import write_text_atomic
+from gastrodistill.utils.atomic import atomic_path
 
 #: Rows shown when ``--row`` is not given, those a run's table holds (method, schedule), at the
 #: distillation's own architecture.
@@ -56,6 +68,10 @@ DEFAULT_ROWS = (("soft", "replay"), ("hard", "replay"), ("full", "real"), ("rand
 
 #: Seeds that tell runs apart though :func:`recipe_differences` leaves them out (a seed sweep).
 SEED_KEYS = ("seed", "synthetic.seed", "data.split_seed")
+
+#: Config groups whose choice is no setting of its own: Hydra's, and the specialisations that follow
+#: the experiment, data and model choices (``conf/specialize``).
+NOT_SHOWN_GROUPS = ("hydra", "specialize", "specialize_model")
 
 #: The statistic per ``--metric`` and kind of data: the results table's column stem of the mean, and the
 #: stem of its interval and paired-difference columns (``<stem>_ci_low``, ``vs_<partner>_<stem>_diff``).
@@ -71,18 +87,31 @@ SHOWN_PARTNERS = ("random", "hard")
 
 
 class CompareInputError(RunsInputError):
-    """Input that cannot be compared (no runs, a run given by name that did not finish, a bad ``--row``);
-    the message names the folder or value and what to do."""
+    """Input that cannot be compared (no runs, a run given by name that did not finish, a bad ``--row``,
+    an output path among the inputs); the message names the folder or value and what to do."""
+
+
+@dataclass
+class Found:
+    """A run folder with a finished evaluation: the folder, its evaluation folder and, for a sweep's job,
+    the sweep folder."""
+
+    folder: Path
+    eval_dir: Path
+    sweep: Path | None = None
 
 
 @dataclass
 class Run:
-    """One run with a finished evaluation: where it is, its label, its results table and its config."""
+    """One run to compare: its label, results table, config, config-group choices, and the distilled
+    sets whose own recipe could not be read (its ``distill`` keys are then the evaluation command's)."""
 
-    folder: Path
+    found: Found
     label: str
     table: pd.DataFrame
     config: dict[str, Any] = field(default_factory=dict)
+    choices: dict[str, str] = field(default_factory=dict)
+    unread_sets: list[str] = field(default_factory=list)
 
 
 def _eval_dir_of(folder: Path) -> Path:
@@ -90,10 +119,14 @@ def _eval_dir_of(folder: Path) -> Path:
     return folder / "eval" if (folder / "eval").is_dir() or not (folder / RESULTS_CSV).is_file() else folder
 
 
+#: What a run folder holds, finished or not: an evaluation's folder, table or records, a run record or
+#: Hydra's ``.hydra/`` of a job.
+RUN_MARKERS = ("eval", RESULTS_CSV, "records", "config.yaml", ".hydra")
+
+
 def _looks_like_run(folder: Path) -> bool:
-    """Whether ``folder`` is a run folder, finished or not: an evaluation's table or records, a run record
-    (``config.yaml``) or Hydra's ``.hydra/`` of a job."""
-    return any((folder / name).exists() for name in ("eval", RESULTS_CSV, "records", "config.yaml", ".hydra"))
+    """Whether ``folder`` is a run folder, finished or not (it holds one of :data:`RUN_MARKERS`)."""
+    return any((folder / name).exists() for name in RUN_MARKERS)
 
 
 def _job_order(folder: Path) -> tuple[int, int | str]:
@@ -101,21 +134,55 @@ def _job_order(folder: Path) -> tuple[int, int | str]:
     return (0, int(folder.name)) if folder.name.isdigit() else (1, folder.name)
 
 
-def find_runs(paths: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[str]]:
-    """The run folders to compare, each with its label, and a note per sweep job left out.
+def planned_jobs(sweep: Path) -> list[list[str]] | None:
+    """The override lists of the jobs the sweep in ``sweep`` planned: its ``multirun.yaml``'s task
+    overrides expanded as Hydra's basic sweeper does (:func:`~gastrodistill.cli.sweep_check.sweep_jobs`);
+    None without a readable file or a sweep expanded here."""
+    try:
+        saved = yaml.safe_load((sweep / "multirun.yaml").read_text())
+        task = saved["hydra"]["overrides"]["task"]
+    except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+        return None
+    return sweep_jobs([str(t) for t in task]) if isinstance(task, list) else None
 
-    A path that is a run folder counts as itself (labelled by its folder name); any other folder is read
-    as a sweep folder and its job folders (those that look like runs, :func:`_looks_like_run`) count, in
-    job order, labelled ``<sweep name>/<job>`` when several sweeps are given, else ``job <n>``. A sweep job
-    whose evaluation did not finish is left out with a note naming why and the command that finishes it.
+
+def _swept(jobs: Sequence[Sequence[str]]) -> list[int]:
+    """The positions of the overrides whose values differ between the jobs."""
+    return [i for i in range(len(jobs[0])) if len({job[i] for job in jobs if i < len(job)}) > 1]
+
+
+def _never_started(sweep: Path, jobs: Sequence[Sequence[str]]) -> str | None:
+    """A note naming the jobs the sweep planned that have no folder (never started), or None."""
+    missing = [i for i in range(len(jobs)) if not (sweep / str(i)).is_dir()]
+    if not missing:
+        return None
+    swept = _swept(jobs) if len(jobs) > 1 else []
+    named = [
+        f"{i} ({' '.join(jobs[i][k] for k in swept if k < len(jobs[i]))})" if swept else str(i)
+        for i in missing
+    ]
+    return (
+        f"{sweep}: the sweep planned {len(jobs)} jobs (multirun.yaml); job{'s' if len(missing) > 1 else ''} "
+        f"{', '.join(named)} never started"
+    )
+
+
+def find_runs(paths: Sequence[Path]) -> tuple[list[Found], list[str], list[str]]:
+    """The runs to compare, the notes on sweep jobs left out, and the swept keys in the sweeps' order.
+
+    A path that is a run folder (or an evaluation folder) counts as itself; any other folder is read as a
+    sweep folder and its job folders (those that look like runs, :func:`_looks_like_run`) count, in job
+    order. A sweep job whose evaluation did not finish is left out with a note naming why and the command
+    that finishes it (or where its log is, for a job without an evaluation); jobs the sweep's
+    ``multirun.yaml`` planned that never started are named.
 
     Raises :class:`CompareInputError` naming the path: one that does not exist or is not a folder, a
-    folder with neither a run nor job folders, a run given by name whose evaluation did not finish, and
-    no run left to compare.
+    folder with neither a run nor job folders, a run given by name whose evaluation did not finish, one run
+    given twice (as its folder and its ``eval/`` folder too), and no run left to compare.
     """
-    sweeps = [p for p in paths if Path(p).is_dir() and not _looks_like_run(Path(p))]
-    found: list[tuple[Path, str]] = []
-    left_out: list[str] = []
+    found: list[Found] = []
+    notes: list[str] = []
+    swept_keys: list[str] = []
     for p in map(Path, paths):
         if not p.exists():
             raise CompareInputError(f"{p} does not exist; give a run folder or a sweep folder")
@@ -131,9 +198,10 @@ def find_runs(paths: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[str]]
                     f"{p}: its evaluation did not finish ({why}); finish it with "
                     f"{finish_command(_eval_dir_of(p))}, or leave the folder out"
                 )
-            found.append((p, p.name))
+            found.append(Found(p, _eval_dir_of(p)))
             continue
         jobs = sorted((c for c in p.iterdir() if c.is_dir() and _looks_like_run(c)), key=_job_order)
+        planned = planned_jobs(p)
         if not jobs:
             raise CompareInputError(
                 f"{p} holds no run: neither eval/{RESULTS_CSV} nor job folders (0, 1, ...) of a sweep; give "
@@ -141,38 +209,76 @@ def find_runs(paths: Sequence[Path]) -> tuple[list[tuple[Path, str]], list[str]]
                 "(outputs/<experiment>/multiruns/<time>)"
             )
         for job in jobs:
-            label = f"{p.name}/{job.name}" if len(sweeps) > 1 else f"job {job.name}"
             eval_dir = _eval_dir_of(job)
             if not eval_dir.is_dir():  # failed or stopped before its evaluation: its own log says why
-                left_out.append(f"{label} left out: it has no evaluation (its log in {job} says why)")
+                notes.append(f"{job} left out: it has no evaluation (its log there says why)")
                 continue
             why = unfinished_evaluation(eval_dir)
             if why is None:
-                found.append((job, label))
+                found.append(Found(job, eval_dir, p))
             else:
-                left_out.append(f"{label} left out ({why}); finish it with {finish_command(eval_dir)}")
+                notes.append(f"{job} left out ({why}); finish it with {finish_command(eval_dir)}")
+        if planned:
+            note = _never_started(p, planned)
+            notes += [note] if note else []
+            for i in _swept(planned) if len(planned) > 1 else []:
+                key = planned[0][i].split("=", 1)[0].lstrip("+~")
+                swept_keys += [key] if key not in swept_keys else []
     if not found:
         raise CompareInputError(
             "no run with a finished evaluation to compare"
-            + (f" ({len(left_out)} left out: {left_out[0]})" if left_out else "")
+            + (f"; {notes[0]}" + (f" (and {len(notes) - 1} more)" if len(notes) > 1 else "") if notes else "")
         )
-    seen: dict[Path, str] = {}
-    for folder, label in found:
-        key = folder.resolve()
+    seen: dict[Path, Path] = {}
+    for f in found:
+        key = f.eval_dir.resolve()  # a run folder and its eval/ folder are one run
         if key in seen:
-            raise CompareInputError(f"{folder} is given twice (as {seen[key]}); each run counts once")
-        seen[key] = label
-    return found, left_out
+            raise CompareInputError(f"{f.folder} is given twice (as {seen[key]}); each run counts once")
+        seen[key] = f.folder
+    return found, notes, swept_keys
 
 
-def load_runs(found: Sequence[tuple[Path, str]]) -> list[Run]:
-    """Each found run's results table and config (its ``eval/config.yaml`` with the sets' own ``distill``
-    section, :func:`~gastrodistill.evaluation.over_runs.run_config`). Raises :class:`CompareInputError`
-    naming a table that cannot be read, and when some runs hold patient numbers and others do not."""
+def run_labels(found: Sequence[Found]) -> list[str]:
+    """A unique label per run: ``job <n>`` when all are jobs of one sweep, else the shortest end of their
+    resolved paths (``0``, ``sw1/0``, ``0/eval``) that tells every run apart."""
+    sweeps = {f.sweep for f in found}
+    if len(sweeps) == 1 and None not in sweeps:
+        return [f"job {f.folder.name}" for f in found]
+    parts = [f.folder.resolve().parts for f in found]
+    for k in range(1, max(map(len, parts)) + 1):
+        labels = ["/".join(p[-k:]) for p in parts]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [str(f.folder.resolve()) for f in found]
+
+
+def hydra_choices(f: Found) -> dict[str, str]:
+    """The config-group choices of the run's command (``.hydra/hydra.yaml``'s ``hydra.runtime.choices``,
+    less :data:`NOT_SHOWN_GROUPS`), ``{}`` without the file."""
+    for folder in (f.folder, f.folder.parent if f.folder.name == "eval" else None):
+        path = folder / ".hydra" / "hydra.yaml" if folder is not None else None
+        if path is None or not path.is_file():
+            continue
+        try:
+            choices = yaml.safe_load(path.read_text())["hydra"]["runtime"]["choices"]
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
+            return {}
+        return {
+            str(g): str(c)
+            for g, c in (choices or {}).items()
+            if str(g).split("/", 1)[0] not in NOT_SHOWN_GROUPS
+        }
+    return {}
+
+
+def load_runs(found: Sequence[Found]) -> list[Run]:
+    """Each run's results table, config (its evaluation's ``config.yaml`` with the sets' own ``distill``
+    section, :func:`~gastrodistill.evaluation.over_runs.run_config`) and config-group choices, labelled by
+    :func:`run_labels`. Raises :class:`CompareInputError` naming a table that cannot be read, and when some
+    runs hold patient numbers and others do not."""
     runs = []
-    for folder, label in found:
-        eval_dir = _eval_dir_of(folder)
-        path = eval_dir / RESULTS_CSV
+    for f, label in zip(found, run_labels(found), strict=True):
+        path = f.eval_dir / RESULTS_CSV
         try:
             table = pd.read_csv(path)
         except (OSError, ValueError, UnicodeDecodeError) as e:
@@ -185,7 +291,10 @@ def load_runs(found: Sequence[tuple[Path, str]]) -> list[Run]:
                 f"{path} has no column {', '.join(missing)}; it is not a results table the evaluate stage "
                 "wrote (evaluate the run again to rewrite it)"
             )
-        runs.append(Run(folder, label, table, run_config(eval_dir, set(table["method"].astype(str)))))
+        methods = set(table["method"].astype(str))
+        config = run_config(f.eval_dir, methods)
+        _, unread = set_recipes(config, f.eval_dir, methods)
+        runs.append(Run(f, label, table, config, hydra_choices(f), unread))
     kinds = {has_patients(r.table) for r in runs}
     if len(kinds) > 1:
         with_patients = [r.label for r in runs if has_patients(r.table)]
@@ -209,30 +318,47 @@ def parse_rows(values: Sequence[str] | None) -> list[tuple[str, ...]]:
                 f"--row {v!r}: give method/schedule or method/schedule/architecture, e.g. soft/replay or "
                 "soft/standard/lenet (the first columns of eval/results.csv)"
             )
-        rows.append(parts)
+        rows += [parts] if parts not in rows else []
     return rows
 
 
-def differing_settings(configs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The config keys whose values differ between the runs: the recipe keys
-    (:func:`~gastrodistill.evaluation.over_runs.recipe_differences`), then the seeds (:data:`SEED_KEYS`) and
-    ``experiment_name``; runs without a saved config are not compared."""
-    keys = recipe_differences(configs)
+def differing_settings(runs: Sequence[Run], order: Sequence[str] = ()) -> list[str]:
+    """The config-group choices (:func:`hydra_choices`) and config keys whose values differ between the
+    runs: the recipe keys (:func:`~gastrodistill.evaluation.over_runs.recipe_differences`), the seeds
+    (:data:`SEED_KEYS`) and ``experiment_name``; runs without a saved config are not compared. Keys in
+    ``order`` (a sweep's swept keys) come first, in that order."""
+    groups = sorted({g for r in runs for g in r.choices})
+    keys = [g for g in groups if len({r.choices.get(g) for r in runs if r.choices}) > 1]
+    configs = [r.config for r in runs]
+    keys += recipe_differences(configs)
     flat = [flat_settings(dict(c), "", {}) for c in configs if c]
     for key in (*SEED_KEYS, "experiment_name"):
         if len({repr(f.get(key)) for f in flat}) > 1:
             keys.append(key)
-    return keys
+    rank = {k: i for i, k in enumerate(order)}
+    return sorted(keys, key=lambda k: rank.get(k, len(rank)))
 
 
-def setting(config: Mapping[str, Any], key: str) -> str:
-    """The value of dotted ``key`` in ``config`` as text (``–`` where the run has no such key)."""
-    node: Any = config
+def _text(value: Any) -> str:
+    """A config value as a Hydra override writes it: lists ``[a, b]``, mappings ``{k: v}``."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_text(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k}: {_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+def setting(run: Run, key: str) -> str:
+    """The value of ``key`` in ``run``: a config-group choice, else the dotted key of its config (``–``
+    where the run has neither)."""
+    if key in run.choices:
+        return run.choices[key]
+    node: Any = run.config
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
             return "–"
         node = node[part]
-    return str(node)
+    return _text(node)
 
 
 def row_of(table: pd.DataFrame, key: tuple[str, ...]) -> Mapping[str, Any] | None:
@@ -251,15 +377,25 @@ def _number(row: Mapping[str, Any] | None, column: str) -> float:
     if row is None:
         return math.nan
     try:
-        value = float(row.get(column, math.nan))
+        return float(row.get(column, math.nan))
     except (TypeError, ValueError):
         return math.nan
-    return value
 
 
 def row_name(key: tuple[str, ...]) -> str:
-    """``method schedule`` (with ``/architecture`` when given), as the table's header names a row."""
+    """``method schedule`` (with `` (architecture)`` when given), as the table's header names a row."""
     return f"{key[0]} {key[1]}" + (f" ({key[2]})" if len(key) == 3 else "")
+
+
+def _held(runs: Sequence[Run]) -> list[str]:
+    """Every row the runs' tables hold, as ``method/schedule/architecture``."""
+    return sorted(
+        {
+            f"{m}/{s}/{a}"
+            for r in runs
+            for m, s, a in zip(r.table["method"], r.table["schedule"], r.table["architecture"], strict=True)
+        }
+    )
 
 
 @dataclass
@@ -284,64 +420,86 @@ def _cell(mean: float, low: float, high: float, signed: bool = False) -> str:
 
 
 def compare(
-    runs: Sequence[Run], rows: Sequence[tuple[str, ...]], metric: str, level: float = 0.95
+    runs: Sequence[Run],
+    rows: Sequence[tuple[str, ...]],
+    metric: str,
+    level: float = 0.95,
+    order: Sequence[str] = (),
+    asked: bool = False,
 ) -> Comparison:
-    """One line per run: its differing settings (:func:`differing_settings`), each row's ``metric`` (``hm``:
-    patient HM, or image accuracy without patients; ``auc``) with the run's interval, and for the first
-    distilled row (not a baseline, :data:`~gastrodistill.evaluation.results.BASELINE_METHODS`) its ratio to
-    all real patches (``full``) and its paired differences to :data:`SHOWN_PARTNERS`, all read from each
-    run's ``results.csv``. Raises :class:`CompareInputError` when no run holds any of ``rows``."""
+    """One line per run: its differing settings (:func:`differing_settings`, ``order`` first), each row's
+    ``metric`` (``hm``: patient HM, or image accuracy without patients; ``auc``) with the run's interval,
+    and for the first distilled row (not a baseline,
+    :data:`~gastrodistill.evaluation.results.BASELINE_METHODS`) its ratio to all real patches (``full``)
+    and its paired differences to :data:`SHOWN_PARTNERS`, all read from each run's ``results.csv``;
+    a derived column no run has a number for is left out. ``asked``: the rows were given (``--row``), so
+    one no run holds gets a note. Raises :class:`CompareInputError` when no run holds any of ``rows``."""
     patients = has_patients(runs[0].table)
     mean_stem, ci_stem, name = METRICS[(metric, patients)]
-    keys = differing_settings([r.config for r in runs])
+    keys = differing_settings(runs, order)
     present = [k for k in rows if any(row_of(r.table, k) is not None for r in runs)]
     if not present:
-        held = sorted(
-            {f"{m}/{s}" for r in runs for m, s in zip(r.table["method"], r.table["schedule"], strict=True)}
-        )
         raise CompareInputError(
-            f"no run holds the rows {', '.join('/'.join(k) for k in rows)}; the runs hold {', '.join(held)} "
-            "(give them with --row)"
+            f"no run holds the rows {', '.join('/'.join(k) for k in rows)}; the runs hold "
+            f"{', '.join(_held(runs))} (give them with --row; method/schedule alone means the distillation's "
+            "own architecture)"
         )
     first = next((k for k in present if k[0] not in BASELINE_METHODS), None)
-    full = ("full", "real") if first is not None and ("full", "real") in present else None
+    derived: list[tuple[str, Callable[[Run], tuple[float, float, float]], bool]] = []
+    if first is not None:
+        full = ("full", "real")
+
+        def ratio(run: Run) -> tuple[float, float, float]:
+            top = _number(row_of(run.table, first), f"{mean_stem}_mean")
+            base = _number(row_of(run.table, full), f"{mean_stem}_mean")
+            value = top / base if math.isfinite(top) and math.isfinite(base) and base > 0 else math.nan
+            return value, math.nan, math.nan
+
+        derived.append((f"{row_name(first)} / {row_name(full)}", ratio, False))
+        for p in (p for p in SHOWN_PARTNERS if p != first[0]):
+
+            def paired(run: Run, p: str = p) -> tuple[float, float, float]:
+                r = row_of(run.table, first)
+                return tuple(_number(r, f"vs_{p}_{ci_stem}_{s}") for s in ("diff", "ci_low", "ci_high"))  # type: ignore[return-value]
+
+            derived.append((f"{row_name(first)} − {p}", paired, True))
+    found_derived = [(n, fn(r)) for n, fn, _ in derived for r in runs]
+    shown = [d for d in derived if any(math.isfinite(v[0]) for n, v in found_derived if n == d[0])]
     header = ["run", *keys, *(f"{row_name(k)} [{level:.0%} CI]" for k in present)]
-    if full is not None:
-        header.append(f"{first[0]} / full")
-    partners = [p for p in SHOWN_PARTNERS if first is not None and p != first[0]]
-    header += [f"{first[0]} − {p} [{level:.0%} CI]" for p in partners]
+    header += [n + (f" [{level:.0%} CI]" if signed else "") for n, _, signed in shown]
     lines, values = [], []
     for run in runs:
-        cells, numbers = [run.label, *(setting(run.config, k) for k in keys)], {}
+        cells, numbers = [run.label, *(setting(run, k) for k in keys)], {}
         for k in present:
             r = row_of(run.table, k)
             m, lo, hi = (
-                _number(r, f"{mean_stem}_mean"),
-                _number(r, f"{ci_stem}_ci_low"),
-                _number(r, f"{ci_stem}_ci_high"),
+                _number(r, f"{mean_stem}_{s}") if s == "mean" else _number(r, f"{ci_stem}_{s}")
+                for s in ("mean", "ci_low", "ci_high")
             )
             numbers.update({f"{row_name(k)} mean": m, f"{row_name(k)} low": lo, f"{row_name(k)} high": hi})
             cells.append(_cell(m, lo, hi))
-        if full is not None:
-            top = _number(row_of(run.table, first), f"{mean_stem}_mean")
-            base = _number(row_of(run.table, full), f"{mean_stem}_mean")
-            ratio = top / base if math.isfinite(top) and math.isfinite(base) and base > 0 else math.nan
-            numbers[f"{first[0]} / full"] = ratio
-            cells.append("–" if not math.isfinite(ratio) else f"{ratio:.3f}")
-        r = row_of(run.table, first) if first is not None else None
-        for p in partners:
-            d, lo, hi = (_number(r, f"vs_{p}_{ci_stem}_{s}") for s in ("diff", "ci_low", "ci_high"))
-            numbers.update(
-                {f"{first[0]} - {p}": d, f"{first[0]} - {p} low": lo, f"{first[0]} - {p} high": hi}
-            )
-            cells.append(_cell(d, lo, hi, signed=True))
+        for n, fn, signed in shown:
+            v, lo, hi = fn(run)
+            plain = n.replace("−", "-")
+            numbers[plain] = v
+            if signed:
+                numbers.update({f"{plain} low": lo, f"{plain} high": hi})
+                cells.append(_cell(v, lo, hi, signed=True))
+            else:
+                cells.append("–" if not math.isfinite(v) else f"{v:.3f}")
         lines.append(cells)
         values.append(numbers)
     notes = []
-    if not keys:
+    if asked:
+        notes += [
+            f"No run holds the row {'/'.join(k)} (the runs hold {', '.join(_held(runs))})."
+            for k in rows
+            if k not in present
+        ]
+    if len(runs) > 1 and not keys:
         notes.append(
-            "The runs share every setting compared (the same recipe and seeds): their differences are "
-            "the host's, or none."
+            "The runs share every setting compared (the same config choices, recipe and seeds): their "
+            "differences are the host's, or none."
         )
     apart = split_differences([r.config for r in runs if r.config])
     if apart:
@@ -350,14 +508,22 @@ def compare(
             f"({', '.join(apart[:4])} differ): a difference between them mixes the setting with the "
             "draw of test units."
         )
+    for run in runs:
+        if run.unread_sets:
+            notes.append(
+                f"{run.label}: the recipe of set {', '.join(run.unread_sets)} could not be read (its folder "
+                "is gone, holds another set, or has no config.yaml); its distill settings are the evaluation "
+                "command's."
+            )
     return Comparison(keys, present, name, header, lines, values, notes)
 
 
 def render(comparison: Comparison, left_out: Sequence[str], level: float = 0.95) -> str:
     """The comparison as a Markdown table with its notes (what the intervals are, runs left out)."""
     c = comparison
+    n = len(c.lines)
     lines = [
-        f"## {len(c.lines)} runs compared: {c.metric}"
+        f"## {n} run{'s' if n > 1 else ''} compared: {c.metric}"
         + (f" (settings that differ: {', '.join(c.keys)})" if c.keys else ""),
         "",
         "| " + " | ".join(c.header) + " |",
@@ -383,14 +549,68 @@ def to_frame(comparison: Comparison) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def _writable(path: Path | None, flag: str) -> None:
-    if path is not None and (path.is_dir() or not path.resolve().parent.is_dir()):
-        raise CompareInputError(f"{flag} {path}: give a file path in an existing folder")
+def check_outputs(
+    outputs: Sequence[tuple[str, Path | None]], runs: Sequence[Path], sweeps: Sequence[Path]
+) -> None:
+    """Refuse an output path (``--out``, ``--csv``, ``--plot``) that is a folder, lies in a folder that does
+    not exist, lies inside a compared run folder (its own ``results.csv`` would be overwritten), would make
+    a sweep folder look like a run (``results.csv``, ``config.yaml``, ... directly in it), is given to two
+    options, or (``--plot``) does not end in ``.png``. Raises :class:`CompareInputError` naming it."""
+    seen: dict[Path, str] = {}
+    for flag, path in outputs:
+        if path is None:
+            continue
+        if path.is_dir() or not path.resolve().parent.is_dir():
+            raise CompareInputError(f"{flag} {path}: give a file path in an existing folder")
+        if flag == "--plot" and path.suffix.lower() != ".png":
+            raise CompareInputError(f"{flag} {path}: the figure is a PNG; give a path ending in .png")
+        target = path.resolve()
+        inside = [f for f in runs if target.is_relative_to(f.resolve())]
+        inside += [f for f in sweeps if target.parent == f.resolve() and target.name in RUN_MARKERS]
+        if inside:
+            raise CompareInputError(
+                f"{flag} {path} lies inside {inside[0]}, which is compared; write the comparison elsewhere "
+                "(a run's own files are not overwritten)"
+            )
+        if target in seen:
+            raise CompareInputError(f"{flag} {path} is also given to {seen[target]}; give each its own file")
+        seen[target] = flag
+
+
+def write_outputs(
+    comparison: Comparison, text: str, out: Path | None, csv: Path | None, plot: Path | None
+) -> None:
+    """Write the table (``out``), the numbers (``csv``) and the figure (``plot``) together: each to a
+    temporary file beside it, renamed only when all are written. Raises :class:`CompareInputError` naming
+    the path that cannot be written."""
+    from gastrodistill.evaluation.plots import plot_runs_compared
+
+    writers: list[tuple[str, Path | None, Callable[[Path], Any]]] = [
+        ("--out", out, lambda tmp: tmp.write_text(text + "\n")),
+        ("--csv", csv, lambda tmp: tmp.write_text(to_frame(comparison).to_csv(index=False))),
+        ("--plot", plot, lambda tmp: plot_runs_compared(comparison, tmp)),
+    ]
+    with contextlib.ExitStack() as stack:
+        for flag, path, write in writers:
+            if path is None:
+                continue
+            try:
+                write(stack.enter_context(atomic_path(path, suffix=path.suffix)))
+            except OSError as e:
+                raise CompareInputError(f"{flag} {path}: cannot write ({e.strerror or e})") from None
+
+
+def _print(text: str) -> None:
+    """Print ``text``; a reader that closed the pipe (``| head``) ends the printing without a traceback."""
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: find the runs, compare them, print the table (and write ``--out``, ``--csv``,
-    ``--plot``); exit status 0, or 2 after printing a :class:`CompareInputError`."""
+    """Command line: find the runs, compare them, write ``--out``, ``--csv`` and ``--plot``, then print the
+    table; exit status 0, or 2 after printing a :class:`CompareInputError`."""
     ap = argparse.ArgumentParser(
         prog="python -m gastrodistill.cli.compare_runs",
         description=__doc__,
@@ -411,31 +631,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--out", type=Path, help="also write the table to this Markdown file")
     ap.add_argument("--csv", type=Path, help="also write every number to this CSV file, one line per run")
-    ap.add_argument("--plot", type=Path, help="also draw the rows' values and intervals per run to this PNG")
+    ap.add_argument("--plot", type=Path, help="also draw each row's value and interval per run (a .png)")
     args = ap.parse_args(argv)
     try:
-        for path, flag in ((args.out, "--out"), (args.csv, "--csv"), (args.plot, "--plot")):
-            _writable(path, flag)
         rows = parse_rows(args.row)
-        found, left_out = find_runs(args.folders)
-        runs = load_runs(found)
-        comparison = compare(runs, rows, args.metric)
+        found, left_out, order = find_runs(args.folders)
+        check_outputs(
+            (("--out", args.out), ("--csv", args.csv), ("--plot", args.plot)),
+            [f.folder for f in found],
+            [f.sweep for f in found if f.sweep is not None],
+        )
+        comparison = compare(load_runs(found), rows, args.metric, order=order, asked=bool(args.row))
         text = render(comparison, left_out)
-        print(text)
-        try:
-            if args.out:
-                write_text_atomic(args.out, text + "\n")
-            if args.csv:
-                write_text_atomic(args.csv, to_frame(comparison).to_csv(index=False))
-            if args.plot:
-                from gastrodistill.evaluation.plots import plot_runs_compared
-
-                plot_runs_compared(comparison, args.plot)
-        except OSError as e:
-            raise CompareInputError(f"{e.filename}: cannot write ({e.strerror})") from None
+        write_outputs(comparison, text, args.out, args.csv, args.plot)
     except RunsInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    _print(text)
     return 0
 
 

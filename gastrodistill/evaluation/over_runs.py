@@ -188,26 +188,45 @@ def run_config(eval_dir: Path, methods: set[str]) -> dict[str, Any]:
     return with_set_recipes(config, Path(eval_dir), methods)
 
 
-def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) -> dict[str, Any]:
-    """``config`` (an evaluation's ``config.yaml``) with its ``distill`` section replaced by the one the run's
-    distilled sets were made with, when ``eval_dir`` is a run folder's ``eval/`` and the folder holds the
-    sets' own ``distill/<set>/config.yaml`` for the evaluated ``methods``; else ``config`` as it is.
+def set_folders(config: Mapping[str, Any], eval_dir: Path, methods: set[str]) -> dict[str, Path]:
+    """Where each evaluated set among ``methods`` lies: ``<run>/distill/<name>`` for a run folder's
+    ``eval/`` (when the folder holds ``distill/``), else the evaluation's own ``eval.distilled_dirs`` (an
+    evaluation's output folder, ``gastrodistill-evaluate``; a relative path is read from the current
+    folder, then from ``paths.root_dir``). Names without a folder (the baselines) are left out."""
+    eval_dir = Path(eval_dir)
+    if eval_dir.name == "eval" and (eval_dir.parent / "distill").is_dir():
+        return {n: eval_dir.parent / "distill" / n for n in sorted(methods)}
+    dirs = (
+        (config.get("eval") or {}).get("distilled_dirs") if isinstance(config.get("eval"), Mapping) else None
+    )
+    root = (config.get("paths") or {}).get("root_dir") if isinstance(config.get("paths"), Mapping) else None
+    out: dict[str, Path] = {}
+    for name, where in (dirs or {}).items() if isinstance(dirs, Mapping) else ():
+        if str(name) not in methods or not where:
+            continue
+        path = Path(str(where))
+        if not path.is_absolute() and not path.is_dir() and root:
+            path = Path(str(root)) / path
+        out[str(name)] = path
+    return out
 
-    An evaluation records its command's ``distill`` settings. After a resume that extended the sets
-    (``distill.resume``, a higher ``distill.outer_steps``), an evaluation run without repeating that value
-    named the command's default, and :func:`recipe_differences` then pooled a 6-step run with 3-step ones
-    (a newcomer trial). The sets' sections (less ``mode``, the command's kept) are one section when they
-    agree, else one per set (which differs from any single-recipe run, so pooling is refused unless
-    allowed). A set's section is used only when its records were trained on that very set
-    (:func:`records_of_set`), and the keys that are no recipe (:data:`NOT_RECIPE`) are left out. Raises
-    :class:`RunsInputError` naming a set's ``config.yaml`` that is not YAML."""
-    distill_dir = eval_dir.parent / "distill"
-    if eval_dir.name != "eval" or not distill_dir.is_dir():
-        return config
-    sections: dict[str, Any] = {}
-    for name in sorted(methods):
-        path = distill_dir / name / CONFIG_FILE
-        if not path.is_file() or not records_of_set(eval_dir, distill_dir / name, name):
+
+def set_recipes(
+    config: Mapping[str, Any], eval_dir: Path, methods: set[str]
+) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """The ``distill`` section each evaluated set was made with (its ``<set>/config.yaml``, less ``mode``
+    and the keys that are no recipe), for the sets :func:`set_folders` finds whose records were trained on
+    that very set (:func:`records_of_set`), and the names of the evaluated sets whose section could not
+    be read so (folder gone, another set there now, no ``config.yaml``). Raises :class:`RunsInputError`
+    naming a set's ``config.yaml`` that is not YAML."""
+    sections: dict[str, dict[str, Any]] = {}
+    unread: list[str] = []
+    folders = set_folders(config, Path(eval_dir), methods)
+    for name in sorted(set(methods) - set(BASELINE_METHODS)):
+        folder = folders.get(name)
+        path = folder / CONFIG_FILE if folder is not None else None
+        if path is None or not path.is_file() or not records_of_set(Path(eval_dir), folder, name):
+            unread.append(name)
             continue
         try:
             saved = yaml.safe_load(path.read_text())
@@ -218,6 +237,25 @@ def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) 
         if isinstance(saved, dict) and isinstance(saved.get("distill"), dict):
             skip = {"mode", *NOT_RECIPE["distill"], *NOT_RECIPE_LEAVES}  # as recipe_differences skips them
             sections[name] = {k: v for k, v in saved["distill"].items() if k not in skip}
+        else:
+            unread.append(name)
+    return sections, unread
+
+
+def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) -> dict[str, Any]:
+    """``config`` (an evaluation's ``config.yaml``) with its ``distill`` section replaced by the one the
+    evaluated sets were made with (:func:`set_recipes`: a run folder's ``distill/<set>/config.yaml``, or
+    for an evaluation's own output folder the sets named by its ``eval.distilled_dirs``), when any is
+    found; else ``config`` as it is.
+
+    An evaluation records its command's ``distill`` settings. After a resume that extended the sets
+    (``distill.resume``, a higher ``distill.outer_steps``), an evaluation run without repeating that value
+    named the command's default, and :func:`recipe_differences` then pooled a 6-step run with 3-step ones
+    (a newcomer trial); an evaluation of sets distilled elsewhere (``gastrodistill-evaluate``) named its
+    command's default too (another). The sets' sections are one section when they agree, else one per set
+    (which differs from any single-recipe run, so pooling is refused unless allowed). Raises
+    :class:`RunsInputError` naming a set's ``config.yaml`` that is not YAML."""
+    sections, _ = set_recipes(config, Path(eval_dir), methods)
     if not sections:
         return config
     first = next(iter(sections.values()))

@@ -146,14 +146,20 @@ def plot_confusion_matrices(
 
 def plot_runs_compared(comparison: Comparison, path: str | Path) -> Path:
     """Runs side by side (``gastrodistill.cli.compare_runs``): one line per run, labelled by its differing
-    settings, with each results row's mean and its bootstrap interval as a point and a bar."""
+    settings (wrapped, never cut), with each results row's mean and its bootstrap interval as a point and a
+    bar; the legend under the axis."""
     c = comparison
     labels = [
-        ", ".join([cells[0], *(f"{k}={v}" for k, v in zip(c.keys, cells[1:], strict=False))])
+        "\n".join(
+            textwrap.wrap(
+                ", ".join([cells[0], *(f"{k}={v}" for k, v in zip(c.keys, cells[1:], strict=False))]), 48
+            )
+        )
         for cells in c.lines
     ]
     n, k = len(labels), max(len(c.rows), 1)
-    fig, ax = plt.subplots(figsize=(7.5, 1.0 + 0.32 * n * k))
+    height = 1.6 + sum(max(0.3 * k, 0.22 * (t.count("\n") + 1)) for t in labels)
+    fig, ax = plt.subplots(figsize=(8, height), layout="constrained")
     step = 0.7 / k
     for j, row in enumerate(c.rows):
         name = f"{row[0]} {row[1]}" + (f" ({row[2]})" if len(row) == 3 else "")
@@ -164,10 +170,10 @@ def plot_runs_compared(comparison: Comparison, path: str | Path) -> Path:
         err = np.vstack([mean - low, high - mean])
         err = np.where(np.isfinite(err), err, 0.0)
         ax.errorbar(mean, y, xerr=err, fmt="o", ms=4, capsize=2, lw=1, label=name)
-    ax.set_yticks(np.arange(n), [textwrap.shorten(t, 70) for t in labels], fontsize=7)
-    ax.invert_yaxis()
+    ax.set_yticks(np.arange(n), labels, fontsize=7)
+    ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlabel(f"{c.metric} (test; mean over networks, bootstrap interval)")
     ax.set_title("Runs compared", fontsize=9)
     ax.grid(axis="x", lw=0.4, alpha=0.5)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / (n * k)), ncol=min(k, 4))
+    fig.legend(fontsize=7, loc="outside lower center", ncol=min(k, 4))
     return _save(fig, path)

@@ -91,7 +91,11 @@ def test_a_sweeps_jobs_in_job_order_with_their_differing_settings_and_numbers(tm
     assert head[3:7] == [
         f"{r} [95% CI]" for r in ("soft replay", "hard replay", "full real", "random standard")
     ]
-    assert head[7:] == ["soft / full", "soft − random [95% CI]", "soft − hard [95% CI]"]
+    assert head[7:] == [
+        "soft replay / full real",
+        "soft replay − random [95% CI]",
+        "soft replay − hard [95% CI]",
+    ]
     for line, job in zip(lines, (0, 2, 10), strict=True):
         t = tables[job]
         want = [cell(t, m, s, "patient_hm") for m, s in (("soft", "replay"), ("hard", "replay"))]
@@ -110,7 +114,7 @@ def test_a_sweeps_jobs_in_job_order_with_their_differing_settings_and_numbers(tm
         soft = tables[job][(tables[job].method == "soft") & ~tables[job].cross_architecture].iloc[0]
         assert row["soft replay mean"] == pytest.approx(soft.patient_hm_mean)
         assert row["soft replay low"] == pytest.approx(soft.patient_hm_ci_low)
-    assert frame["soft - hard high"].tolist() == pytest.approx(
+    assert frame["soft replay - hard high"].tolist() == pytest.approx(
         [tables[j].vs_hard_patient_hm_ci_high[0] for j in (0, 2, 10)]
     )
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -127,16 +131,19 @@ def test_auc_rows_of_other_architectures_and_image_level_data(tmp_path, capsys) 
         "run",
         "distill.ipc",
         "soft replay (lenet) [95% CI]",
-        "soft − random [95% CI]",
-        "soft − hard [95% CI]",
-    ]  # no full row asked: no ratio
+        "soft replay (lenet) / full real",  # the derived columns name the row they belong to
+        "soft replay (lenet) − random [95% CI]",
+        "soft replay (lenet) − hard [95% CI]",
+    ]
     lenet = a[a.architecture == "lenet"].iloc[0]
-    assert first[:3] == [
+    full = a[a.method == "full"].iloc[0]
+    assert first[:4] == [
         "a",
         "1",
         f"{lenet.patient_auc_mean:.3f} [{lenet.patient_auc_ci_low:.3f}, {lenet.patient_auc_ci_high:.3f}]",
+        f"{lenet.patient_auc_mean / full.patient_auc_mean:.3f}",
     ]
-    assert first[3] == (
+    assert first[4] == (
         f"{lenet.vs_random_patient_auc_diff:+.3f} [{lenet.vs_random_patient_auc_ci_low:+.3f}, "
         f"{lenet.vs_random_patient_auc_ci_high:+.3f}]"
     )
@@ -178,15 +185,148 @@ def test_a_sweeps_unfinished_jobs_are_left_out_with_what_to_do(tmp_path, capsys)
     text = capsys.readouterr().out
     assert [line[0] for line in table_lines(text)[1:]] == ["job 0"]
     assert (
-        "job 1 left out (no results.csv); finish it with gastrodistill-reproduce experiment=cpu "
+        f"{sweep / '1'} left out (no results.csv); finish it with gastrodistill-reproduce experiment=cpu "
         f"distill.ipc=2 'stages=[evaluate]' hydra.run.dir={sweep / '1'}" in text
     )
-    assert f"job 2 left out: it has no evaluation (its log in {sweep / '2'} says why)" in text
+    assert f"{sweep / '2'} left out: it has no evaluation (its log there says why)" in text
 
     assert main([str(sweep / "1")]) == 2  # named on the command line: refused, not left out
     err = capsys.readouterr().err
     assert err.startswith(f"error: {sweep / '1'}: its evaluation did not finish (no results.csv); finish it")
     assert err.count("\n") == 1
+
+
+def hydra_record(folder: Path, choices: dict[str, str], overrides: list[str] | None = None) -> None:
+    """The ``.hydra/`` files a Hydra job writes that the comparison reads: its config-group choices and
+    its overrides."""
+    (folder / ".hydra").mkdir(parents=True, exist_ok=True)
+    full = {"hydra": "default", "specialize": "cpu_gastric", "experiment": "cpu", **choices}
+    (folder / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"runtime": {"choices": full}}}))
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides or ["experiment=cpu"]))
+
+
+def test_config_group_choices_lists_and_the_sweeps_own_key_order(tmp_path, capsys) -> None:
+    sweep = tmp_path / "sweep"
+    task = ["experiment=cpu", "distill=soft_cpu,soft", "eval.architectures=[same],[same,lenet]"]
+    (sweep).mkdir()
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    for job, (group, archs) in enumerate(
+        (
+            ("soft_cpu", ["same"]),
+            ("soft_cpu", ["same", "lenet"]),
+            ("soft", ["same"]),
+            ("soft", ["same", "lenet"]),
+        )
+    ):
+        cfg = recipe(ipc=1)
+        cfg["eval"] = {"architectures": archs}
+        make_run(sweep / str(job), job, cfg)
+        hydra_record(sweep / str(job), {"distill": group})
+    assert main([str(sweep)]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    # the group's choice is a column of its own; the swept keys in the sweep's order, not alphabetical
+    assert head[:3] == ["run", "distill", "eval.architectures"]
+    assert [line[1:3] for line in lines] == [
+        ["soft_cpu", "[same]"],
+        ["soft_cpu", "[same, lenet]"],
+        ["soft", "[same]"],
+        ["soft", "[same, lenet]"],
+    ]
+
+
+def test_labels_tell_runs_apart_and_jobs_that_never_started_are_named(tmp_path, capsys) -> None:
+    for sweep in ("sw1", "sw2"):
+        for job in (0, 1):
+            make_run(tmp_path / sweep / str(job), job, recipe(ipc=job + 1))
+    assert main([str(tmp_path / "sw1"), str(tmp_path / "sw2")]) == 0
+    assert [line[0] for line in table_lines(capsys.readouterr().out)[1:]] == [
+        "sw1/0",
+        "sw1/1",
+        "sw2/0",
+        "sw2/1",
+    ]
+    assert main([str(tmp_path / "sw1" / "0" / "eval"), str(tmp_path / "sw2" / "0" / "eval")]) == 0
+    assert [line[0] for line in table_lines(capsys.readouterr().out)[1:]] == ["sw1/0/eval", "sw2/0/eval"]
+    assert main([str(tmp_path / "sw1"), str(tmp_path / "sw2" / "1")]) == 0
+    assert [line[0] for line in table_lines(capsys.readouterr().out)[1:]] == ["sw1/0", "sw1/1", "sw2/1"]
+
+    task = ["experiment=cpu", "distill.ipc=1,2,3", "paths.root_dir=/x"]
+    (tmp_path / "sw1" / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    assert main([str(tmp_path / "sw1")]) == 0
+    text = capsys.readouterr().out
+    assert (
+        f"{tmp_path / 'sw1'}: the sweep planned 3 jobs (multirun.yaml); job 2 (distill.ipc=3) never started"
+        in text
+    )
+
+
+def test_a_row_no_run_holds_is_named_and_empty_derived_columns_are_left_out(tmp_path, capsys) -> None:
+    a = make_run(tmp_path / "a", 0, recipe(ipc=1))
+    b = make_run(tmp_path / "b", 1, recipe(ipc=2))
+    for folder, table in ((tmp_path / "a", a), (tmp_path / "b", b)):
+        table[table.method != "hard"].drop(columns=[c for c in table if c.startswith("vs_hard")]).to_csv(
+            folder / "eval" / "results.csv", index=False
+        )
+    assert (
+        main([str(tmp_path / "a"), str(tmp_path / "b"), "--row", "soft/replay", "--row", "sfot/replay"]) == 0
+    )
+    text = capsys.readouterr().out
+    head = table_lines(text)[0]
+    assert head == ["run", "distill.ipc", "soft replay [95% CI]", "soft replay / full real",
+                    "soft replay − random [95% CI]"]  # fmt: skip
+    assert (
+        "No run holds the row sfot/replay (the runs hold full/real/convnet, random/standard/convnet, " in text
+    )
+    assert "## 2 runs compared" in text
+    assert main([str(tmp_path / "a")]) == 0
+    text = capsys.readouterr().out
+    assert "## 1 run compared" in text and "share every setting" not in text
+
+
+def test_outputs_are_written_together_or_not_at_all_and_never_into_a_run(
+    tmp_path, capsys, monkeypatch
+) -> None:
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "0", 0, recipe(ipc=1))
+    make_run(sweep / "1", 1, recipe(ipc=2))
+    before = (sweep / "0" / "eval" / "results.csv").read_bytes()
+    for flag, path, said in (
+        ("--csv", sweep / "0" / "eval" / "results.csv", "lies inside"),
+        ("--out", sweep / "results.csv", "lies inside"),  # the sweep would look like a run
+        ("--plot", tmp_path / "c.jpg", "the figure is a PNG; give a path ending in .png"),
+    ):
+        assert main([str(sweep), flag, str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {flag} {path}") and said in err and err.count("\n") == 1
+    assert main([str(sweep), "--out", str(tmp_path / "c.md"), "--csv", str(tmp_path / "c.md")]) == 2
+    assert "is also given to --out" in capsys.readouterr().err
+    assert (sweep / "0" / "eval" / "results.csv").read_bytes() == before and not (tmp_path / "c.jpg").exists()
+
+    import gastrodistill.evaluation.plots as plots
+
+    def full_disk(comparison, path):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(plots, "plot_runs_compared", full_disk)
+    out, csv_path, plot = tmp_path / "c.md", tmp_path / "c.csv", tmp_path / "c.png"
+    assert main([str(sweep), "--out", str(out), "--csv", str(csv_path), "--plot", str(plot)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"error: --plot {plot}: cannot write (No space left on device)\n"
+    assert captured.out == ""  # nothing printed, and neither file written nor a temporary file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
+    assert main([str(sweep), "--out", str(sweep / "c.md")]) == 0  # beside the jobs: allowed
+    assert (sweep / "c.md").read_text() == capsys.readouterr().out
+
+
+def test_a_closed_pipe_ends_the_printing_without_a_traceback() -> None:
+    """``compare_runs ... | head``: the reader leaves after its lines; 400 kB of table fill the pipe, so the
+    writer meets the closed pipe (a traceback and exit status 1 before)."""
+    script = "from gastrodistill.cli.compare_runs import _print; _print('| job | 0.5 |\\n' * 30000)"
+    done = subprocess.run(
+        f"{sys.executable} -c \"{script}\" | head -2; exit ${{PIPESTATUS[0]}}",
+        shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr, done.stdout) == (0, "", "| job | 0.5 |\n| job | 0.5 |\n")
 
 
 @pytest.mark.parametrize(
@@ -196,9 +336,12 @@ def test_a_sweeps_unfinished_jobs_are_left_out_with_what_to_do(tmp_path, capsys)
         ("file", "is not a folder; give a run folder"),
         ("empty", "holds no run: neither eval/results.csv nor job folders"),
         ("row", "--row 'soft': give method/schedule or method/schedule/architecture"),
-        ("absent row", "no run holds the rows mean/real; the runs hold full/real, hard/replay"),
+        (
+            "absent row",
+            "no run holds the rows mean/real; the runs hold full/real/convnet, hard/replay/convnet",
+        ),
         ("kinds", "some runs hold patient-level numbers (a) and others image-level ones"),
-        ("twice", "is given twice (as a); each run counts once"),
+        ("twice", "/a/../a is given twice (as "),
         ("out", "--plot"),
         ("table", "has no column schedule, architecture; it is not a results table"),
     ],
@@ -262,3 +405,25 @@ def test_a_real_sweep_of_the_pipeline_compared_from_its_folder(tmp_path) -> None
         assert line[:2] == [f"job {job}", steps]
         assert line[2] == cell(table, "soft", "replay", "patient_hm")
     assert len(lines) == 2
+
+    # an evaluation of job 1's set on its own (gastrodistill-evaluate): its recipe is the set's own
+    # (outer_steps 2), not the evaluate command's default (1)
+    alone = tmp_path / "alone"
+    command = [
+        sys.executable, "-m", "gastrodistill.cli.evaluate", "experiment=tiny",
+        f"eval.distilled_dirs={{soft: {sweep / '1' / 'distill' / 'soft'}}}", f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={alone}",
+    ]  # fmt: skip
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    shown = subprocess.run(
+        [sys.executable, "-m", "gastrodistill.cli.compare_runs", str(alone), str(sweep / "0"), "--row",
+         "soft/replay"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    head, *lines = table_lines(shown.stdout)
+    assert head[:2] == ["run", "distill.outer_steps"] and [line[:2] for line in lines] == [
+        ["alone", "2"],
+        ["0", "1"],
+    ]
