@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -368,6 +370,48 @@ def test_a_runs_recipe_is_its_sets_own_after_a_resume(tmp_path, capsys) -> None:
     _sets_of_run(a, {"soft": 3, "hard": 5})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
     assert "distill.hard.outer_steps" in capsys.readouterr().err
+
+
+def test_an_evaluation_folders_recipe_is_its_sets_own_through_distilled_dirs(tmp_path, capsys) -> None:
+    """``gastrodistill-evaluate`` folders of sets distilled elsewhere: their eval/config.yaml names the
+    command's default (3 outer steps), so a 6-step set's evaluation was pooled with a 3-step run. The sets
+    named by ``eval.distilled_dirs`` (absolute, or relative to ``paths.root_dir``) speak for the recipe."""
+    _sets_of_run(tmp_path / "six_a", {"soft": 6})  # writes six_a/distill/soft
+    _sets_of_run(tmp_path / "six_b", {"soft": 6})
+    folders = []
+    for name, where, seed in (
+        ("a", str(tmp_path / "six_a" / "distill" / "soft"), 0),
+        ("b", "six_b/distill/soft", 1),  # relative to paths.root_dir
+        ("c", None, 2),  # a 3-step run of the usual kind, no set folder named
+    ):
+        cfg = {**config(run_seed=seed), "distill": {"outer_steps": 3, "mode": "soft"}}
+        cfg["paths"]["root_dir"] = str(tmp_path)
+        if where is not None:
+            cfg["eval"] = {"distilled_dirs": {"soft": where}}
+        write_run(tmp_path / name, seed, cfg)
+        evaluation = tmp_path / name / "eval"  # an evaluation's own output folder: records/, results.csv
+        if where is not None:
+            _sets_of_run_digests(evaluation, tmp_path / f"six_{name}" / "distill" / "soft")
+        folders.append(str(evaluation))
+    assert main(["--run-dir", folders[0], "--run-dir", folders[1], "--n-boot", "100"]) == 0
+    capsys.readouterr()
+    assert main(["--run-dir", folders[0], "--run-dir", folders[2], "--n-boot", "100"]) == 2
+    assert "different recipes (distill.outer_steps)" in capsys.readouterr().err
+
+
+def _sets_of_run_digests(evaluation: Path, set_dir: Path) -> None:
+    """Settings files beside the soft records of ``evaluation`` naming the digest of the set in
+    ``set_dir``."""
+    import json
+
+    from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.record_settings import set_digest
+
+    digest = set_digest(DistilledSet.load(set_dir))
+    for rec in (evaluation / "records").glob("soft__*.npz"):
+        rec.with_name(rec.name.replace(".npz", ".settings.json")).write_text(
+            json.dumps({"distilled set soft": digest})
+        )
 
 
 def test_cli_refuses_a_run_whose_evaluation_did_not_finish(tmp_path, capsys) -> None:
