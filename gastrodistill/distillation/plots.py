@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from gastrodistill.utils.images import render_grid, save_png  # noqa: F401 - save_png re-exported
 
@@ -146,5 +147,33 @@ def zca_image(distilled: DistilledSet) -> np.ndarray | None:
     fig.suptitle(
         "local ZCA whitening (data.zca): the filter, and one image per class before / after", fontsize=8
     )
+    fig.tight_layout()
+    return _figure_to_array(fig)
+
+
+def curves_image(
+    outer: dict[str, list[float]], start: list[float] | None = None, start_name: str = "image start"
+) -> np.ndarray:
+    """The distillation's curves: the image start's loss per step (``start``: the texture or distribution
+    matching before the outer loop, when it ran here), and each outer step's loss and accuracy on its real
+    batch (``outer``, :meth:`~gastrodistill.distillation.curves.OuterCurves.curves`). Returns an RGB
+    ``uint8`` array ``[H, W, 3]``."""
+    panels = [p for p in ("start", "loss", "accuracy") if p != "start" or start]
+    fig = Figure(figsize=(3.4 * len(panels), 2.9), dpi=100)
+    for i, panel in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        if panel == "start":
+            ax.plot(np.arange(1, len(start or []) + 1), start, lw=1)
+            ax.set_xlabel(f"{start_name} step")
+            ax.set_ylabel("loss")
+            ax.set_title(start_name, fontsize=9)
+            continue
+        ax.plot(outer["step"], outer[panel], marker="o", ms=2, lw=1)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("outer step")
+        ax.set_ylabel(panel)
+        ax.set_title(f"outer {panel} on the real batch", fontsize=9)
+        if not outer["step"]:
+            ax.text(0.5, 0.5, "no outer step ran here", ha="center", va="center", transform=ax.transAxes)
     fig.tight_layout()
     return _figure_to_array(fig)

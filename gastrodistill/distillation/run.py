@@ -18,12 +18,13 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint, ProgressBar
 from torch.utils.data import DataLoader
 
 from gastrodistill.distillation.config_check import IMAGE_INITS, check_distill_config
+from gastrodistill.distillation.curves import OuterCurves
 from gastrodistill.distillation.distilled_set import META_FILE, MODES, DistilledSet
 from gastrodistill.distillation.distribution_matching import check_matching_config, match_distributions
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.memory import check_distill_memory
 from gastrodistill.distillation.module import DistillModule
-from gastrodistill.distillation.plots import grid_image, lr_schedule_image, save_png, zca_image
+from gastrodistill.distillation.plots import curves_image, grid_image, lr_schedule_image, save_png, zca_image
 from gastrodistill.distillation.real_batches import OuterSteps, RealBatchSource
 from gastrodistill.distillation.resume import (
     CKPT_FILENAME,
@@ -510,7 +511,8 @@ def run_distillation(
 ) -> DistilledSet:
     """Distil ``datamodule`` with ``cfg.distill`` (mode overridable); save the set to ``output_dir/<mode>/``.
 
-    Writes ``distilled.safetensors`` + ``distilled.json``, ``grid.png``, ``lrs.png``, ``zca.png`` (with
+    Writes ``distilled.safetensors`` + ``distilled.json``, ``grid.png``, ``lrs.png``, ``curves.png`` (the
+    image start's and the outer loop's losses, :class:`~.curves.OuterCurves`), ``zca.png`` (with
     ``data.zca``: the filter and one image per class before and after it), ``summary.json``,
     the run info (config, versions, git revision), grids every ``distill.grid_every`` steps under
     ``grids/`` and Lightning checkpoints under ``checkpoints/`` (``distill.resume`` resumes from one).
@@ -568,6 +570,8 @@ def run_distillation(
         )
         if bar is not None and not any(isinstance(c, ProgressBar) for c in callbacks):
             callbacks.append(bar)  # a log file gets a few redraws, not one per outer step
+        curves = OuterCurves()  # before the checkpoint callback: each checkpoint holds the curve so far
+        callbacks.append(curves)
         if d.ckpt_every:
             callbacks.append(
                 ModelCheckpoint(
@@ -614,6 +618,12 @@ def run_distillation(
                 out / "grid.png", grid_image(distilled, title=f"{mode} labels, {d.outer_steps} outer steps")
             )
             save_png(out / "lrs.png", lr_schedule_image(distilled))
+            start = (
+                ("texture matching", texture_losses)
+                if texture_losses
+                else ("distribution matching", matching_losses)
+            )
+            save_png(out / "curves.png", curves_image(curves.curves(), start[1] or None, start[0]))
             if (whitening := zca_image(distilled)) is not None:  # data.zca: the filter, images before / after
                 save_png(out / "zca.png", whitening)
             summary = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("outer/")}

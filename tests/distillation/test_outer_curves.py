@@ -1,0 +1,55 @@
+"""``curves.png`` beside a distilled set: the outer loop's loss and accuracy per outer step, the same
+numbers the CSV logger writes, carried through a checkpoint so a resumed run draws its whole curve."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from gastrodistill.distillation.curves import OuterCurves
+from gastrodistill.distillation.run import run_distillation
+
+
+def checkpoint_curves(folder) -> dict[str, list[float]]:
+    """The curve a run's ``last.ckpt`` holds (the callback's state, saved by Lightning)."""
+    ckpt = torch.load(folder / "soft" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    return ckpt["callbacks"][OuterCurves().state_key]
+
+
+def test_the_curves_are_the_logged_numbers_and_a_resume_continues_them(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+) -> None:
+    common = [*tiny_overrides, "distill.ckpt_every=1", "distill.grid_every=0", "logger=csv"]
+    whole = tmp_path / "whole"
+    run_distillation(
+        compose_cfg([*common, "distill.outer_steps=4", f"paths.output_dir={whole}"]), tiny_dm, whole
+    )
+    curves = checkpoint_curves(whole)
+    assert curves["step"] == [1.0, 2.0, 3.0, 4.0]
+    logged = pd.read_csv(whole / "logs" / "csv" / "distill-soft" / "metrics.csv")
+    logged = logged.dropna(subset=["outer/loss"]).sort_values("step")
+    assert curves["loss"] == pytest.approx(logged["outer/loss"].tolist(), rel=1e-6)
+    assert curves["accuracy"] == pytest.approx(logged["outer/acc"].tolist(), rel=1e-6)
+    image = Image.open(whole / "soft" / "curves.png")
+    assert image.format == "PNG" and image.width > 2 * image.height  # two panels side by side
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    run_distillation(
+        compose_cfg([*common, "distill.outer_steps=2", f"paths.output_dir={first}"]), tiny_dm, first
+    )
+    assert checkpoint_curves(first)["step"] == [1.0, 2.0]
+    resume = f"distill.resume={first / 'soft' / 'checkpoints' / 'last.ckpt'}"
+    run_distillation(
+        compose_cfg([*common, "distill.outer_steps=4", resume, f"paths.output_dir={second}"]), tiny_dm, second
+    )
+    assert checkpoint_curves(second) == curves  # steps 1-2 from the checkpoint, 3-4 run here: the whole curve
+
+
+def test_a_checkpoint_from_before_the_curves_starts_an_empty_curve() -> None:
+    cb = OuterCurves()
+    cb.load_state_dict({})
+    assert cb.curves() == {"step": [], "loss": [], "accuracy": []}
+    cb.load_state_dict({"step": [1, 2], "loss": [0.5, 0.25], "accuracy": [0.1, 0.2]})
+    assert cb.state_dict() == {"step": [1.0, 2.0], "loss": [0.5, 0.25], "accuracy": [0.1, 0.2]}
