@@ -577,7 +577,14 @@ def main(argv: list[str] | None = None) -> int:
                         f"({' '.join(map(str, recipe['overrides']))})",
                         file=sys.stderr,
                     )
-            sources = [d / recipe["results"] for d in run_dirs]
+            # an evaluation's own folder (gastrodistill-evaluate) holds its results.csv itself
+            name = Path(str(recipe["results"])).name
+            sources = [
+                d / name
+                if not (d / recipe["results"]).is_file() and (d / name).is_file()
+                else d / recipe["results"]
+                for d in run_dirs
+            ]
             folders = list(run_dirs)
         seen: dict[Path, Path] = {}
         for source in sources:

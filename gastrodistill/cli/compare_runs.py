@@ -10,7 +10,8 @@ folders ``0``, ``1``, ... are run folders). For every run with a finished evalua
 it prints one line: the config-group choices and config keys whose values differ between the runs (the
 groups of ``.hydra/hydra.yaml``, such as ``distill=soft_cpu``; the recipe keys ``paired_over_runs``
 compares, with the distilled sets' own ``distill`` settings; the seeds ``seed``, ``synthetic.seed``,
-``data.split_seed``), then,
+``data.split_seed``; other command-line overrides that differ, such as ``+tag=x``, less those naming
+places, :data:`LOCATION_KEYS`), then,
 per results row (default: soft and hard by replay, all real patches, the random subset; ``--row`` chooses),
 the patient HM or AUC with the run's own bootstrap interval over its test patients (image accuracy or AUC
 for data without patients), the first distilled row's ratio to all real patches, and its paired
@@ -27,10 +28,11 @@ the command that finishes its evaluation, or, for a job that stopped before it, 
 sweep planned (its ``multirun.yaml``) that never started are named too, as is a ``--row`` no run holds.
 Refused (exit 2, one line, nothing written): a run folder given by name whose evaluation did not finish,
 folders without runs, one run given twice (also as its ``eval/`` folder), runs of data with and without
-patients together, ``--row`` values that are not ``method/schedule[/architecture]``, and an ``--out``,
-``--csv`` or ``--plot`` path inside a compared folder, in a folder that does not exist, or (``--plot``)
-not ending in ``.png``. The files are written together, each whole, before the table is printed.
-Exit status 0, or 2 for unusable input.
+patients together, a results table cut short, with a row without method or given twice or text in a
+number column, ``--row`` values that are not ``method/schedule[/architecture]``, and an ``--out``,
+``--csv`` or ``--plot`` path inside any run folder, named like a run's or a sweep's file, in a folder that
+does not exist, or (``--plot``) not ending in ``.png``. The files are written together, each whole,
+before the table is printed. Exit status 0, or 2 for unusable input.
 """
 
 from __future__ import annotations
@@ -48,14 +50,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from gastrodistill.cli.check_experiment import RecipeError, read_results
 from gastrodistill.cli.sweep_check import sweep_jobs
 from gastrodistill.evaluation.over_runs import (
     RunsInputError,
     finish_command,
     recipe_differences,
     run_config,
-    set_recipes,
     split_differences,
+    unread_named_sets,
 )
 from gastrodistill.evaluation.record_settings import flat_settings
 from gastrodistill.evaluation.report import RESULTS_CSV, unfinished_evaluation
@@ -112,6 +115,8 @@ class Run:
     config: dict[str, Any] = field(default_factory=dict)
     choices: dict[str, str] = field(default_factory=dict)
     unread_sets: list[str] = field(default_factory=list)
+    overrides: dict[str, str] = field(default_factory=dict)
+    config_read: bool = True  # whether its evaluation's config.yaml was there
 
 
 def _eval_dir_of(folder: Path) -> Path:
@@ -271,6 +276,57 @@ def hydra_choices(f: Found) -> dict[str, str]:
     return {}
 
 
+#: Override keys never shown as settings: where things are (folders, files) and Hydra's own.
+LOCATION_KEYS = ("hydra", "paths", "data.root", "data.path", "data.store_root", "distill.resume",
+                 "distill.resume_root", "eval.distilled_dirs", "audit.sets")  # fmt: skip
+
+
+def hydra_overrides(f: Found) -> dict[str, str]:
+    """The command-line overrides of the run's command (``.hydra/overrides.yaml``) as key -> value (a
+    removed key, ``~key``, as ``(removed)``), less :data:`LOCATION_KEYS`; ``{}`` without the file."""
+    for folder in (f.folder, f.folder.parent if f.folder.name == "eval" else None):
+        path = folder / ".hydra" / "overrides.yaml" if folder is not None else None
+        if path is None or not path.is_file():
+            continue
+        try:
+            saved = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return {}
+        out = {}
+        for item in saved if isinstance(saved, list) else []:
+            text = str(item)
+            key, _, value = text.partition("=")
+            name = key.lstrip("+~")
+            if name and not any(name == k or name.startswith(k + ".") for k in LOCATION_KEYS):
+                out[name] = "(removed)" if key.startswith("~") else value
+        return out
+    return {}
+
+
+def _numeric_problem(table: pd.DataFrame) -> str | None:
+    """What is wrong with a results table's rows for the comparison: a row without a method, schedule or
+    architecture, a row given twice, or a cell of a number column (means, interval ends, differences) that
+    is no number; the line named as a text editor counts (the header is line 1). None when nothing is."""
+    keys = ["method", "schedule", "architecture"]
+    blank = table[keys].isna().any(axis=1)
+    if blank.any():
+        return f"line {int(blank.to_numpy().argmax()) + 2} has no method, schedule or architecture"
+    twice = table.duplicated(subset=keys)
+    if twice.any():
+        i = int(twice.to_numpy().argmax())
+        return f"line {i + 2} repeats the row {'/'.join(map(str, table.loc[table.index[i], keys]))}"
+    for column in table.columns:
+        if not str(column).endswith(("_mean", "_std", "_ci_low", "_ci_high", "_diff")):
+            continue
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = numbers.isna() & table[column].notna()
+        if bad.any():
+            i = int(bad.to_numpy().argmax())
+            return f"line {i + 2}, column {column}: {table[column].iloc[i]!r} is not a number"
+        table[column] = numbers
+    return None
+
+
 def load_runs(found: Sequence[Found]) -> list[Run]:
     """Each run's results table, config (its evaluation's ``config.yaml`` with the sets' own ``distill``
     section, :func:`~gastrodistill.evaluation.over_runs.run_config`) and config-group choices, labelled by
@@ -280,27 +336,29 @@ def load_runs(found: Sequence[Found]) -> list[Run]:
     for f, label in zip(found, run_labels(found), strict=True):
         path = f.eval_dir / RESULTS_CSV
         try:
-            table = pd.read_csv(path)
-        except (OSError, ValueError, UnicodeDecodeError) as e:
-            raise CompareInputError(
-                f"{path}: not a readable results table ({e}); evaluate the run again to rewrite it"
-            ) from None
-        missing = [c for c in ("method", "schedule", "architecture") if c not in table]
-        if missing:
-            raise CompareInputError(
-                f"{path} has no column {', '.join(missing)}; it is not a results table the evaluate stage "
-                "wrote (evaluate the run again to rewrite it)"
-            )
+            table = read_results(path)  # the check_experiment reader: cut, malformed or foreign tables
+        except (RecipeError, OSError) as e:
+            raise CompareInputError(" ".join(str(e).split())) from None
+        missing = [c for c in ("architecture",) if c not in table]
+        problem = (
+            f"it has no column {missing[0]}; it is not a results table the evaluate stage wrote"
+            if missing
+            else _numeric_problem(table)
+        )
+        if problem:
+            raise CompareInputError(f"{path}: {problem}; evaluate the run again to rewrite it")
         methods = set(table["method"].astype(str))
         config = run_config(f.eval_dir, methods)
-        _, unread = set_recipes(config, f.eval_dir, methods)
-        runs.append(Run(f, label, table, config, hydra_choices(f), unread))
+        unread = unread_named_sets(config, f.eval_dir, methods)
+        run = Run(f, label, table, config, hydra_choices(f), unread, hydra_overrides(f))
+        run.config_read = (f.eval_dir / "config.yaml").is_file()
+        runs.append(run)
     kinds = {has_patients(r.table) for r in runs}
     if len(kinds) > 1:
-        with_patients = [r.label for r in runs if has_patients(r.table)]
+        image = [str(r.found.eval_dir / RESULTS_CSV) for r in runs if not has_patients(r.table)]
         raise CompareInputError(
-            f"some runs hold patient-level numbers ({', '.join(with_patients)}) and others image-level ones "
-            "(data without patients); compare runs of one kind of data"
+            f"some runs hold patient-level numbers and others image-level ones only (no patient_hm_mean "
+            f"numbers in {', '.join(image[:3])}: data without patients); compare runs of one kind of data"
         )
     return runs
 
@@ -335,8 +393,17 @@ def differing_settings(runs: Sequence[Run], order: Sequence[str] = ()) -> list[s
     for key in (*SEED_KEYS, "experiment_name"):
         if len({repr(f.get(key)) for f in flat}) > 1:
             keys.append(key)
+    with_overrides = [r.overrides for r in runs if r.overrides]
+    for key in sorted({k for o in with_overrides for k in o}):  # e.g. +tag=x,y: no recipe key, but swept
+        if key not in keys and len({o.get(key) for o in with_overrides}) > 1 and not _covered(key, keys):
+            keys.append(key)
     rank = {k: i for i, k in enumerate(order)}
     return sorted(keys, key=lambda k: rank.get(k, len(rank)))
+
+
+def _covered(key: str, keys: Sequence[str]) -> bool:
+    """Whether ``key`` (an override) is shown already: as itself, a key below it, or a group's choice."""
+    return any(k == key or k.startswith(key + ".") for k in keys)
 
 
 def _text(value: Any) -> str:
@@ -348,11 +415,14 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def setting(run: Run, key: str) -> str:
-    """The value of ``key`` in ``run``: a config-group choice, else the dotted key of its config (``–``
-    where the run has neither)."""
-    if key in run.choices:
-        return run.choices[key]
+def setting(run: Run, key: str, groups: Sequence[str] = ()) -> str:
+    """The value of ``key`` in ``run``: a config-group choice (``–`` where the run's command chose none,
+    e.g. removed it with ``~group``), else the dotted key of its config, else its command's override
+    (``–`` where the run has neither)."""
+    if key in run.choices or key in groups:
+        return run.choices.get(key, "–")
+    if key in run.overrides and not any(k in run.config for k in (key.split(".")[0],)):
+        return run.overrides[key]
     node: Any = run.config
     for part in key.split("."):
         if not isinstance(node, Mapping) or part not in node:
@@ -437,6 +507,7 @@ def compare(
     patients = has_patients(runs[0].table)
     mean_stem, ci_stem, name = METRICS[(metric, patients)]
     keys = differing_settings(runs, order)
+    groups = sorted({g for r in runs for g in r.choices})
     present = [k for k in rows if any(row_of(r.table, k) is not None for r in runs)]
     if not present:
         raise CompareInputError(
@@ -469,7 +540,7 @@ def compare(
     header += [n + (f" [{level:.0%} CI]" if signed else "") for n, _, signed in shown]
     lines, values = [], []
     for run in runs:
-        cells, numbers = [run.label, *(setting(run, k) for k in keys)], {}
+        cells, numbers = [run.label, *(setting(run, k, groups) for k in keys)], {}
         for k in present:
             r = row_of(run.table, k)
             m, lo, hi = (
@@ -496,7 +567,8 @@ def compare(
             for k in rows
             if k not in present
         ]
-    if len(runs) > 1 and not keys:
+    unknown = [r for r in runs if r.unread_sets or not r.config_read]
+    if len(runs) > 1 and not keys and not unknown:
         notes.append(
             "The runs share every setting compared (the same config choices, recipe and seeds): their "
             "differences are the host's, or none."
@@ -509,7 +581,11 @@ def compare(
             "draw of test units."
         )
     for run in runs:
-        if run.unread_sets:
+        if not run.config_read:
+            notes.append(
+                f"{run.label}: its evaluation folder has no readable config.yaml; its settings are unknown."
+            )
+        elif run.unread_sets:
             notes.append(
                 f"{run.label}: the recipe of set {', '.join(run.unread_sets)} could not be read (its folder "
                 "is gone, holds another set, or has no config.yaml); its distill settings are the evaluation "
@@ -533,7 +609,7 @@ def render(comparison: Comparison, left_out: Sequence[str], level: float = 0.95)
         f"Each run's own numbers (eval/{RESULTS_CSV}): the mean over its fresh networks, its {level:.0%} "
         "bootstrap interval over its test units and its paired differences. They leave out the variation "
         "between seeds; pool the runs of one setting (a seed sweep) with python -m "
-        "gastrodistill.cli.paired_over_runs. These are test numbers: choose settings on validation patients.",
+        "gastrodistill.cli.paired_over_runs. These are test numbers: choose settings on validation data.",
         *c.notes,
         *left_out,
     ]
@@ -549,13 +625,11 @@ def to_frame(comparison: Comparison) -> pd.DataFrame:
     return pd.DataFrame(records)
 
 
-def check_outputs(
-    outputs: Sequence[tuple[str, Path | None]], runs: Sequence[Path], sweeps: Sequence[Path]
-) -> None:
+def check_outputs(outputs: Sequence[tuple[str, Path | None]]) -> None:
     """Refuse an output path (``--out``, ``--csv``, ``--plot``) that is a folder, lies in a folder that does
-    not exist, lies inside a compared run folder (its own ``results.csv`` would be overwritten), would make
-    a sweep folder look like a run (``results.csv``, ``config.yaml``, ... directly in it), is given to two
-    options, or (``--plot``) does not end in ``.png``. Raises :class:`CompareInputError` naming it."""
+    not exist, lies inside a run folder (one that holds any of :data:`RUN_MARKERS`: its own files would be
+    overwritten), is named like a run's or a sweep's file (:data:`RUN_MARKERS`, ``multirun.yaml``), is
+    given to two options, or (``--plot``) does not end in ``.png``. Raises :class:`CompareInputError`."""
     seen: dict[Path, str] = {}
     for flag, path in outputs:
         if path is None:
@@ -565,12 +639,16 @@ def check_outputs(
         if flag == "--plot" and path.suffix.lower() != ".png":
             raise CompareInputError(f"{flag} {path}: the figure is a PNG; give a path ending in .png")
         target = path.resolve()
-        inside = [f for f in runs if target.is_relative_to(f.resolve())]
-        inside += [f for f in sweeps if target.parent == f.resolve() and target.name in RUN_MARKERS]
-        if inside:
+        runs = [p for p in target.parents if _looks_like_run(p)]
+        if runs or target.name in (*RUN_MARKERS, "multirun.yaml"):
+            where = (
+                f"lies inside the run folder {runs[0]}"
+                if runs
+                else f"is named like a run's file ({target.name})"
+            )
             raise CompareInputError(
-                f"{flag} {path} lies inside {inside[0]}, which is compared; write the comparison elsewhere "
-                "(a run's own files are not overwritten)"
+                f"{flag} {path} {where}; write the comparison elsewhere, under a name of its own (a run's "
+                "and a sweep's own files are not overwritten)"
             )
         if target in seen:
             raise CompareInputError(f"{flag} {path} is also given to {seen[target]}; give each its own file")
@@ -634,20 +712,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plot", type=Path, help="also draw each row's value and interval per run (a .png)")
     args = ap.parse_args(argv)
     try:
+        check_outputs((("--out", args.out), ("--csv", args.csv), ("--plot", args.plot)))
         rows = parse_rows(args.row)
         found, left_out, order = find_runs(args.folders)
-        check_outputs(
-            (("--out", args.out), ("--csv", args.csv), ("--plot", args.plot)),
-            [f.folder for f in found],
-            [f.sweep for f in found if f.sweep is not None],
-        )
         comparison = compare(load_runs(found), rows, args.metric, order=order, asked=bool(args.row))
         text = render(comparison, left_out)
         write_outputs(comparison, text, args.out, args.csv, args.plot)
     except RunsInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    _print(text)
+    try:
+        _print(text)
+    except OSError as e:  # > /dev/full, a full disk
+        print(f"error: cannot write the table to standard output ({e.strerror or e})", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 import shlex
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from gastrodistill.evaluation.results import (
 )
 from gastrodistill.utils.run_info import CONFIG_FILE, read_run_config
 from gastrodistill.utils.seeding import numpy_rng
+from gastrodistill.utils.values import hydra_quoted
 
 Key = tuple[str, str, str]
 #: One run: its networks' test arrays per results row (method, schedule, architecture).
@@ -108,7 +110,10 @@ def finish_command(eval_dir: Path) -> str:
         overrides = ["<its overrides>"]
     stages = [shlex.quote(f"stages=[{','.join(_stages_from_evaluate_on(folder))}]")] if in_run else []
     tool = "gastrodistill-reproduce" if in_run else "gastrodistill-evaluate"
-    return " ".join([tool, *overrides, *stages, shlex.quote(f"hydra.run.dir={folder}")])
+    where = str(folder.absolute())  # the command works from any folder
+    if re.search(r"[^A-Za-z0-9_./:@+-]", where):  # spaces, commas, '=', characters outside ASCII
+        where = hydra_quoted(where)
+    return " ".join([tool, *overrides, *stages, shlex.quote(f"hydra.run.dir={where}")])
 
 
 def _stages_from_evaluate_on(run_folder: Path) -> list[str]:
@@ -185,7 +190,20 @@ def run_config(eval_dir: Path, methods: set[str]) -> dict[str, Any]:
         ) from None
     if not isinstance(config, dict):
         raise RunsInputError(f"{cfg_path} is not a config mapping; restore the file the evaluate stage wrote")
-    return with_set_recipes(config, Path(eval_dir), methods)
+    eval_dir = Path(eval_dir)
+    config = with_set_recipes(config, eval_dir, methods)
+    in_run = eval_dir.name == "eval" and (eval_dir.parent / "distill").is_dir()
+    if not in_run:  # an evaluation's own folder: its distill section is the evaluate command's default
+        unread = unread_named_sets(config, eval_dir, methods)
+        if unread:
+            config = {**config, UNREAD_SETS: {"folder": str(eval_dir), "sets": unread}}
+    return config
+
+
+#: The key :func:`run_config` adds to an evaluation folder's config when the recipe of some of its sets
+#: could not be read (their folders gone, another set there, no ``config.yaml``): its ``distill`` section
+#: is then the evaluate command's default, which :func:`check_one_recipe` does not take for the recipe.
+UNREAD_SETS = "_unread_sets"
 
 
 def set_folders(config: Mapping[str, Any], eval_dir: Path, methods: set[str]) -> dict[str, Path]:
@@ -240,6 +258,14 @@ def set_recipes(
         else:
             unread.append(name)
     return sections, unread
+
+
+def unread_named_sets(config: Mapping[str, Any], eval_dir: Path, methods: set[str]) -> list[str]:
+    """The evaluated sets whose folder is known (:func:`set_folders`: ``distill/<set>`` of a run folder, or
+    named by ``eval.distilled_dirs``) but whose recipe cannot be read there (:func:`set_recipes`): the
+    folder gone, another set in it, no ``config.yaml``."""
+    folders = set_folders(config, Path(eval_dir), methods)
+    return [n for n in set_recipes(config, Path(eval_dir), methods)[1] if n in folders]
 
 
 def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) -> dict[str, Any]:
@@ -461,8 +487,18 @@ def recipe_differences(configs: Sequence[Mapping[str, Any]]) -> list[str]:
 
 def check_one_recipe(configs: Sequence[Mapping[str, Any]], verb: str = "pool") -> None:
     """Raise :class:`RunsInputError` naming the keys (:func:`recipe_differences`, the first six) when the
-    runs were made with different recipes; ``verb`` says what the tool does with the runs (``pool``,
-    ``check``), and the message names ``--allow-recipe-differences``, which both tools take."""
+    runs were made with different recipes, or naming the folder when an evaluation folder's recipe is not
+    known (:data:`UNREAD_SETS`); ``verb`` says what the tool does with the runs (``pool``, ``check``), and
+    the message names ``--allow-recipe-differences``, which both tools take."""
+    unread = [c[UNREAD_SETS] for c in configs if c and UNREAD_SETS in c]
+    if unread:
+        folder, sets = unread[0]["folder"], ", ".join(unread[0]["sets"])
+        raise RunsInputError(
+            f"{folder}: the recipe of its set {sets} cannot be read (the folder its eval.distilled_dirs "
+            "names is gone, holds another set or has no config.yaml), so its distill settings are the "
+            f"evaluate command's defaults; put the set back, or pass --allow-recipe-differences to {verb} it "
+            "anyway"
+        )
     recipes = recipe_differences(configs)
     if recipes:
         shown = ", ".join(recipes[:6]) + (f" and {len(recipes) - 6} more" if len(recipes) > 6 else "")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 import yaml
 
 from gastrodistill.evaluation.report import load_record, record_digests, save_record, write_results_sources
@@ -108,3 +109,31 @@ def write_image_run(folder: Path, seed: int, cfg: dict, classes: int = 2) -> Non
         )
     (folder / "eval" / "config.yaml").write_text(yaml.safe_dump(cfg))
     finish(folder)
+
+
+def give_sets(run, outer_steps: dict[str, int], trained_on: dict[str, str] | None = None) -> dict:
+    """Give run folder ``run`` real sets in distill/<mode> (config.yaml with ``outer_steps``) and settings
+    files beside its records naming the digest each record was trained on (the set's own by default)."""
+    import json
+
+    from gastrodistill.distillation.distilled_set import DistilledSet
+    from gastrodistill.evaluation.record_settings import set_digest
+
+    digests = {}
+    for i, (mode, steps) in enumerate(outer_steps.items()):
+        ds = DistilledSet(num_classes=3, ipc=1, steps=1, epochs=1, image_shape=(1, 4, 4), lr_init=0.02)
+        with torch.no_grad():
+            ds.images.add_(i)
+        ds.save(run / "distill" / mode)
+        (run / "distill" / mode / "config.yaml").write_text(
+            yaml.safe_dump({"distill": {"outer_steps": steps, "mode": mode, "resume": f"r{i}"}, "seed": 0})
+        )
+        digests[mode] = set_digest(ds)
+    for rec in (run / "eval" / "records").glob("*.npz"):
+        mode = rec.name.split("__")[0]
+        if mode in digests:
+            value = (trained_on or {}).get(mode, digests[mode])
+            rec.with_name(rec.name.replace(".npz", ".settings.json")).write_text(
+                json.dumps({f"distilled set {mode}": value})
+            )
+    return digests

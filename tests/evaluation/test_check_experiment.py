@@ -420,6 +420,14 @@ def test_runs_of_different_recipes_are_refused(tmp_path, capsys):
     assert "(means over 2 runs)" in capsys.readouterr().out
 
 
+def test_an_evaluation_folder_is_taken_as_a_run_dir(tmp_path, capsys):
+    """``gastrodistill-evaluate``'s own folder holds results.csv itself, not eval/results.csv: it was
+    refused with "no results at <folder>/eval/results.csv", though the table was there (a tester)."""
+    p, a, b = _two_runs(tmp_path)
+    assert main([str(p), "--run-dir", str(a / "eval"), "--run-dir", str(b / "eval")]) == 1
+    assert "(means over 2 runs)" in capsys.readouterr().out
+
+
 def test_a_copy_of_one_run_is_refused(tmp_path, capsys):
     """A ``cp -a`` copy of a run folder counted as a second run (a zero-width interval over runs); now
     refused with paired_over_runs' own check (the same records)."""

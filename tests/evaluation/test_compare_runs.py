@@ -4,6 +4,7 @@ run's results table, the settings that differ found in their configs."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from _run_folders import config, write_image_run, write_run
+from _run_folders import config, give_sets, write_image_run, write_run
 
 from gastrodistill.cli.compare_runs import main
 
@@ -165,10 +166,25 @@ def test_a_note_when_the_runs_score_other_test_patients_or_share_every_setting(t
 
     make_run(tmp_path / "c", 2, recipe(ipc=1))
     make_run(tmp_path / "d", 3, recipe(ipc=1))
+    for run in ("c", "d"):
+        give_sets(tmp_path / run, {"soft": 3, "hard": 3})
     assert main([str(tmp_path / "c"), str(tmp_path / "d")]) == 0
     text = capsys.readouterr().out
     assert table_lines(text)[0][:2] == ["run", "soft replay [95% CI]"]
-    assert "The runs share every setting compared" in text
+    assert "The runs share every setting compared" in text and "could not be read" not in text
+    shutil.move(tmp_path / "c" / "distill" / "soft", tmp_path / "soft_elsewhere")  # its recipe is unknown now
+    assert main([str(tmp_path / "c"), str(tmp_path / "d")]) == 0
+    text = capsys.readouterr().out
+    assert "c: the recipe of set soft could not be read" in text and "share every setting" not in text
+    shutil.move(tmp_path / "soft_elsewhere", tmp_path / "c" / "distill" / "soft")
+    give_sets(tmp_path / "d", {"soft": 6, "hard": 6})  # the sets speak for the recipe, not eval/config.yaml
+    assert main([str(tmp_path / "c"), str(tmp_path / "d")]) == 0
+    assert table_lines(capsys.readouterr().out)[0][:2] == ["run", "distill.outer_steps"]
+    (tmp_path / "d" / "eval" / "config.yaml").unlink()
+    assert main([str(tmp_path / "c"), str(tmp_path / "d")]) == 0
+    text = capsys.readouterr().out
+    assert "d: its evaluation folder has no readable config.yaml; its settings are unknown." in text
+    assert "share every setting" not in text
 
 
 def test_a_sweeps_unfinished_jobs_are_left_out_with_what_to_do(tmp_path, capsys) -> None:
@@ -234,6 +250,39 @@ def test_config_group_choices_lists_and_the_sweeps_own_key_order(tmp_path, capsy
     ]
 
 
+def test_a_swept_key_outside_the_recipe_and_a_removed_group_are_shown(tmp_path, capsys) -> None:
+    """``-m +tag=x,y '~audit'``: the tag is no recipe key but the only thing the jobs differ in (it was
+    left out, and the runs said to share every setting); a group removed by ``~audit`` showed the whole
+    audit config as its choice."""
+    for job, tag in enumerate(("x", "y")):
+        folder = tmp_path / "sweep" / str(job)
+        make_run(folder, job, {**recipe(ipc=1), "tag": tag})
+        give_sets(folder, {"soft": 3, "hard": 3})
+        hydra_record(folder, {}, ["experiment=cpu", f"+tag={tag}", "~audit", f"paths.root_dir={tmp_path}"])
+    other = tmp_path / "other"
+    make_run(other, 5, {**recipe(ipc=1), "audit": {"seed": 0, "sets": None}})
+    give_sets(other, {"soft": 3, "hard": 3})
+    hydra_record(other, {"audit": "default"})
+    assert main([str(tmp_path / "sweep")]) == 0
+    text = capsys.readouterr().out
+    head, *lines = table_lines(text)
+    assert head[:2] == ["run", "tag"] and [line[1] for line in lines] == ["x", "y"]
+    assert "share every setting" not in text and "root_dir" not in text  # locations are no setting
+    assert main([str(tmp_path / "sweep" / "0"), str(other)]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[1] == "audit" and [line[1] for line in lines] == ["–", "default"]
+
+
+def test_a_full_standard_output_is_one_line_of_error(tmp_path) -> None:
+    make_run(tmp_path / "sweep" / "0", 0, recipe(ipc=1))
+    done = subprocess.run(
+        f"{sys.executable} -m gastrodistill.cli.compare_runs {tmp_path / 'sweep'} > /dev/full",
+        shell=True, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stderr == "error: cannot write the table to standard output (No space left on device)\n"
+
+
 def test_labels_tell_runs_apart_and_jobs_that_never_started_are_named(tmp_path, capsys) -> None:
     for sweep in ("sw1", "sw2"):
         for job in (0, 1):
@@ -289,10 +338,13 @@ def test_outputs_are_written_together_or_not_at_all_and_never_into_a_run(
     sweep = tmp_path / "sweep"
     make_run(sweep / "0", 0, recipe(ipc=1))
     make_run(sweep / "1", 1, recipe(ipc=2))
+    make_run(tmp_path / "other" / "0", 2, recipe(ipc=3))  # a run not compared is no place either
     before = (sweep / "0" / "eval" / "results.csv").read_bytes()
     for flag, path, said in (
         ("--csv", sweep / "0" / "eval" / "results.csv", "lies inside"),
-        ("--out", sweep / "results.csv", "lies inside"),  # the sweep would look like a run
+        ("--out", sweep / "results.csv", "is named like a run's file (results.csv)"),  # would look like a run
+        ("--out", sweep / "multirun.yaml", "is named like a run's file (multirun.yaml)"),
+        ("--csv", tmp_path / "other" / "0" / "eval" / "c.csv", "lies inside the run folder"),  # not compared
         ("--plot", tmp_path / "c.jpg", "the figure is a PNG; give a path ending in .png"),
     ):
         assert main([str(sweep), flag, str(path)]) == 2
@@ -313,7 +365,7 @@ def test_outputs_are_written_together_or_not_at_all_and_never_into_a_run(
     captured = capsys.readouterr()
     assert captured.err == f"error: --plot {plot}: cannot write (No space left on device)\n"
     assert captured.out == ""  # nothing printed, and neither file written nor a temporary file left
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other", "sweep"]
     assert main([str(sweep), "--out", str(sweep / "c.md")]) == 0  # beside the jobs: allowed
     assert (sweep / "c.md").read_text() == capsys.readouterr().out
 
@@ -340,10 +392,16 @@ def test_a_closed_pipe_ends_the_printing_without_a_traceback() -> None:
             "absent row",
             "no run holds the rows mean/real; the runs hold full/real/convnet, hard/replay/convnet",
         ),
-        ("kinds", "some runs hold patient-level numbers (a) and others image-level ones"),
+        (
+            "kinds",
+            "some runs hold patient-level numbers and others image-level ones only (no patient_hm_mean",
+        ),
         ("twice", "/a/../a is given twice (as "),
         ("out", "--plot"),
-        ("table", "has no column schedule, architecture; it is not a results table"),
+        ("table", "is not a results table of the evaluate stage: it lacks the columns ['schedule']"),
+        ("blank row", "results.csv: line 7 has no method, schedule or architecture; evaluate the run again"),
+        ("repeated row", "results.csv: line 7 repeats the row soft/replay/convnet; evaluate the run again"),
+        ("text", "results.csv: line 2, column patient_hm_mean: 'abc' is not a number; evaluate the run"),
     ],
 )
 def test_unusable_input_is_refused_in_one_line(tmp_path, capsys, case: str, message: str) -> None:
@@ -374,6 +432,19 @@ def test_unusable_input_is_refused_in_one_line(tmp_path, capsys, case: str, mess
     elif case == "table":
         make_run(other, 1, recipe(ipc=2))
         pd.DataFrame({"method": ["soft"]}).to_csv(other / "eval" / "results.csv", index=False)
+    elif case in ("blank row", "repeated row", "text"):
+        table = make_run(other, 1, recipe(ipc=2))
+        if case == "text":
+            table["patient_hm_mean"] = table["patient_hm_mean"].astype(object)
+            table.loc[0, "patient_hm_mean"] = "abc"
+        else:
+            extra = (
+                {"method": "soft", "schedule": "replay", "architecture": "convnet"}
+                if case != "blank row"
+                else {}
+            )
+            table = pd.concat([table, pd.DataFrame([extra])], ignore_index=True)
+        table.to_csv(other / "eval" / "results.csv", index=False)
     assert main(args) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1

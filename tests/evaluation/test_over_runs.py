@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
-from _run_folders import LABELS, config, finish, net, write_image_run, write_run
+from _run_folders import LABELS, config, finish, give_sets, net, write_image_run, write_run
 from sklearn.metrics import roc_auc_score
 
 from gastrodistill.cli.paired_over_runs import main
@@ -317,34 +316,6 @@ def test_recipe_differences_name_recipe_keys_only():
     assert recipe_differences([base, {}]) == []  # a run without a saved config is not compared
 
 
-def _sets_of_run(run, outer_steps: dict[str, int], trained_on: dict[str, str] | None = None) -> dict:
-    """Give run folder ``run`` real sets in distill/<mode> (config.yaml with ``outer_steps``) and settings
-    files beside its records naming the digest each record was trained on (the set's own by default)."""
-    import json
-
-    from gastrodistill.distillation.distilled_set import DistilledSet
-    from gastrodistill.evaluation.record_settings import set_digest
-
-    digests = {}
-    for i, (mode, steps) in enumerate(outer_steps.items()):
-        ds = DistilledSet(num_classes=3, ipc=1, steps=1, epochs=1, image_shape=(1, 4, 4), lr_init=0.02)
-        with torch.no_grad():
-            ds.images.add_(i)
-        ds.save(run / "distill" / mode)
-        (run / "distill" / mode / "config.yaml").write_text(
-            yaml.safe_dump({"distill": {"outer_steps": steps, "mode": mode, "resume": f"r{i}"}, "seed": 0})
-        )
-        digests[mode] = set_digest(ds)
-    for rec in (run / "eval" / "records").glob("*.npz"):
-        mode = rec.name.split("__")[0]
-        if mode in digests:
-            value = (trained_on or {}).get(mode, digests[mode])
-            rec.with_name(rec.name.replace(".npz", ".settings.json")).write_text(
-                json.dumps({f"distilled set {mode}": value})
-            )
-    return digests
-
-
 def test_a_runs_recipe_is_its_sets_own_after_a_resume(tmp_path, capsys) -> None:
     """A resume extended run A's sets to 6 outer steps and its evaluation was run again without repeating
     that value, so eval/config.yaml names the command's 3: the recipe check reads the sets' own
@@ -356,18 +327,18 @@ def test_a_runs_recipe_is_its_sets_own_after_a_resume(tmp_path, capsys) -> None:
     write_run(b, 1, {**three, "data": config(run_seed=1)["data"]})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
     capsys.readouterr()
-    _sets_of_run(a, {"soft": 6, "hard": 6})
+    give_sets(a, {"soft": 6, "hard": 6})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
     assert "different recipes (distill.outer_steps)" in capsys.readouterr().err
     # networks of an earlier version of the sets (kept from before the resume): the sets do not speak
     # for them, and the evaluation's own config stands
-    _sets_of_run(a, {"soft": 6, "hard": 6}, trained_on={"soft": "0" * 64, "hard": "1" * 64})
+    give_sets(a, {"soft": 6, "hard": 6}, trained_on={"soft": "0" * 64, "hard": "1" * 64})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
     # the sets of B's recipe: pooled (their own mode and resume keys do not count, as a reviewer found)
-    _sets_of_run(a, {"soft": 3, "hard": 3})
+    give_sets(a, {"soft": 3, "hard": 3})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
     # sets of two recipes in one run: differs from any one-recipe run
-    _sets_of_run(a, {"soft": 3, "hard": 5})
+    give_sets(a, {"soft": 3, "hard": 5})
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 2
     assert "distill.hard.outer_steps" in capsys.readouterr().err
 
@@ -376,8 +347,8 @@ def test_an_evaluation_folders_recipe_is_its_sets_own_through_distilled_dirs(tmp
     """``gastrodistill-evaluate`` folders of sets distilled elsewhere: their eval/config.yaml names the
     command's default (3 outer steps), so a 6-step set's evaluation was pooled with a 3-step run. The sets
     named by ``eval.distilled_dirs`` (absolute, or relative to ``paths.root_dir``) speak for the recipe."""
-    _sets_of_run(tmp_path / "six_a", {"soft": 6})  # writes six_a/distill/soft
-    _sets_of_run(tmp_path / "six_b", {"soft": 6})
+    give_sets(tmp_path / "six_a", {"soft": 6})  # writes six_a/distill/soft
+    give_sets(tmp_path / "six_b", {"soft": 6})
     folders = []
     for name, where, seed in (
         ("a", str(tmp_path / "six_a" / "distill" / "soft"), 0),
@@ -397,6 +368,35 @@ def test_an_evaluation_folders_recipe_is_its_sets_own_through_distilled_dirs(tmp
     capsys.readouterr()
     assert main(["--run-dir", folders[0], "--run-dir", folders[2], "--n-boot", "100"]) == 2
     assert "different recipes (distill.outer_steps)" in capsys.readouterr().err
+    # b's set moved away after its evaluation: its recipe is unknown, not the evaluate command's default
+    (tmp_path / "six_b" / "distill" / "soft").rename(tmp_path / "moved")
+    assert main(["--run-dir", folders[1], "--run-dir", folders[2], "--n-boot", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"error: {folders[1]}: the recipe of its set soft cannot be read (the folder its eval.distilled_dirs "
+        "names is gone, holds another set or has no config.yaml), so its distill settings are the evaluate "
+        "command's defaults; put the set back, or pass --allow-recipe-differences to pool it anyway\n"
+    )
+    args = ["--run-dir", folders[1], "--run-dir", folders[2], "--n-boot", "100", "--allow-recipe-differences"]
+    assert main(args) == 0
+
+
+def test_the_finish_command_quotes_a_folder_hydra_would_misread(tmp_path) -> None:
+    """A folder with a space, a comma, '=' or characters outside ASCII: the printed command failed
+    (Hydra splits at the comma, refuses 'ü' unquoted); now absolute and in Hydra's quotes."""
+    import shlex
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from gastrodistill.evaluation.over_runs import finish_command
+
+    folder = tmp_path / "sp ü" / "sw,c=1" / "1"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(["experiment=tiny"]))
+    words = shlex.split(finish_command(folder / "eval"))
+    assert words[:3] == ["gastrodistill-reproduce", "experiment=tiny", "stages=[evaluate]"]
+    (override,) = OverridesParser.create().parse_overrides([words[3]])
+    assert override.key_or_group == "hydra.run.dir" and override.value() == str(folder)
 
 
 def _sets_of_run_digests(evaluation: Path, set_dir: Path) -> None:
@@ -627,7 +627,7 @@ def test_a_set_speaks_for_the_recipe_only_when_every_record_was_trained_on_it(tm
     three = {**config(run_seed=0), "distill": {"outer_steps": 3, "mode": "soft"}}
     write_run(a, 0, three)
     write_run(b, 1, {**three, "data": config(run_seed=1)["data"]})
-    _sets_of_run(a, {"soft": 6, "hard": 6})
+    give_sets(a, {"soft": 6, "hard": 6})
     for mode, digest in (("soft", "0" * 64), ("hard", "1" * 64)):
         older = a / "eval" / "records" / f"{mode}__replay__same__1.settings.json"
         older.write_text(json.dumps({f"distilled set {mode}": digest}))
