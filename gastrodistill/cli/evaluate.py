@@ -45,6 +45,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
     check_values(cfg)
     sets = load_distilled(cfg.eval.get("distilled_dirs"))
+    record_absolute_set_folders(cfg)
     dm = hydra.utils.instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
@@ -56,6 +57,22 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     print((out / "results.md").read_text())
     print(f"results: {out / 'results.csv'}\nplots:   {out / 'plots'}")
     return df
+
+
+def record_absolute_set_folders(cfg: DictConfig) -> None:
+    """Write each relative entry of ``eval.distilled_dirs`` as the absolute path it was read from (the
+    current folder), so the evaluation's ``config.yaml`` names its sets wherever it is read from later
+    (``paired_over_runs``, ``check_experiment`` and ``compare_runs`` read each set's recipe there). The
+    key is private: W&B and cards never see it (:func:`~gastrodistill.utils.privacy.public_config`)."""
+    from omegaconf import open_dict
+
+    dirs = cfg.eval.get("distilled_dirs")
+    if not dirs:
+        return
+    with open_dict(cfg):
+        for name, where in dirs.items():
+            if where is not None and str(where).strip() and not Path(str(where)).is_absolute():
+                cfg.eval.distilled_dirs[name] = str(Path(str(where)).absolute())
 
 
 def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = True) -> None:

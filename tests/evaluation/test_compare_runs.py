@@ -481,12 +481,18 @@ def test_a_real_sweep_of_the_pipeline_compared_from_its_folder(tmp_path) -> None
     # (outer_steps 2), not the evaluate command's default (1)
     alone = tmp_path / "alone"
     command = [
-        sys.executable, "-m", "gastrodistill.cli.evaluate", "experiment=tiny",
-        f"eval.distilled_dirs={{soft: {sweep / '1' / 'distill' / 'soft'}}}", f"paths.root_dir={tmp_path}",
+        sys.executable,
+        "-m",
+        "gastrodistill.cli.evaluate",
+        "experiment=tiny",
+        "eval.distilled_dirs={soft: sweep/1/distill/soft}",
+        f"paths.root_dir={tmp_path}",
         f"hydra.run.dir={alone}",
-    ]  # fmt: skip
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    ]  # fmt: skip  (the set's folder relative to where the evaluation runs, read from elsewhere below)
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
+    saved = yaml.safe_load((alone / "config.yaml").read_text())["eval"]["distilled_dirs"]
+    assert saved == {"soft": str(sweep / "1" / "distill" / "soft")}  # recorded as the folder it read
     shown = subprocess.run(
         [sys.executable, "-m", "gastrodistill.cli.compare_runs", str(alone), str(sweep / "0"), "--row",
          "soft/replay"],
