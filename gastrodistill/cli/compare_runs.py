@@ -257,23 +257,29 @@ def run_labels(found: Sequence[Found]) -> list[str]:
     return [str(f.folder.resolve()) for f in found]
 
 
+def _hydra_record(f: Found, name: str) -> Any:
+    """The YAML of Hydra's record ``.hydra/<name>`` of the run's command (in the run folder, or above a
+    run folder's ``eval/`` given by name); None without a readable file."""
+    for folder in (f.folder, f.folder.parent if f.folder.name == "eval" else None):
+        path = folder / ".hydra" / name if folder is not None else None
+        if path is not None and path.is_file():
+            try:
+                return yaml.safe_load(path.read_text())
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                return None
+    return None
+
+
 def hydra_choices(f: Found) -> dict[str, str]:
     """The config-group choices of the run's command (``.hydra/hydra.yaml``'s ``hydra.runtime.choices``,
     less :data:`NOT_SHOWN_GROUPS`), ``{}`` without the file."""
-    for folder in (f.folder, f.folder.parent if f.folder.name == "eval" else None):
-        path = folder / ".hydra" / "hydra.yaml" if folder is not None else None
-        if path is None or not path.is_file():
-            continue
-        try:
-            choices = yaml.safe_load(path.read_text())["hydra"]["runtime"]["choices"]
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, KeyError, TypeError):
-            return {}
-        return {
-            str(g): str(c)
-            for g, c in (choices or {}).items()
-            if str(g).split("/", 1)[0] not in NOT_SHOWN_GROUPS
-        }
-    return {}
+    try:
+        choices = _hydra_record(f, "hydra.yaml")["hydra"]["runtime"]["choices"]
+    except (KeyError, TypeError):
+        return {}
+    return {
+        str(g): str(c) for g, c in (choices or {}).items() if str(g).split("/", 1)[0] not in NOT_SHOWN_GROUPS
+    }
 
 
 #: Override keys never shown as settings: where things are (folders, files) and Hydra's own.
@@ -284,23 +290,14 @@ LOCATION_KEYS = ("hydra", "paths", "data.root", "data.path", "data.store_root", 
 def hydra_overrides(f: Found) -> dict[str, str]:
     """The command-line overrides of the run's command (``.hydra/overrides.yaml``) as key -> value (a
     removed key, ``~key``, as ``(removed)``), less :data:`LOCATION_KEYS`; ``{}`` without the file."""
-    for folder in (f.folder, f.folder.parent if f.folder.name == "eval" else None):
-        path = folder / ".hydra" / "overrides.yaml" if folder is not None else None
-        if path is None or not path.is_file():
-            continue
-        try:
-            saved = yaml.safe_load(path.read_text())
-        except (OSError, UnicodeDecodeError, yaml.YAMLError):
-            return {}
-        out = {}
-        for item in saved if isinstance(saved, list) else []:
-            text = str(item)
-            key, _, value = text.partition("=")
-            name = key.lstrip("+~")
-            if name and not any(name == k or name.startswith(k + ".") for k in LOCATION_KEYS):
-                out[name] = "(removed)" if key.startswith("~") else value
-        return out
-    return {}
+    saved = _hydra_record(f, "overrides.yaml")
+    out = {}
+    for item in saved if isinstance(saved, list) else []:
+        key, _, value = str(item).partition("=")
+        name = key.lstrip("+~")
+        if name and not any(name == k or name.startswith(k + ".") for k in LOCATION_KEYS):
+            out[name] = "(removed)" if key.startswith("~") else value
+    return out
 
 
 def _numeric_problem(table: pd.DataFrame) -> str | None:
@@ -350,9 +347,8 @@ def load_runs(found: Sequence[Found]) -> list[Run]:
         methods = set(table["method"].astype(str))
         config = run_config(f.eval_dir, methods)
         unread = unread_named_sets(config, f.eval_dir, methods)
-        run = Run(f, label, table, config, hydra_choices(f), unread, hydra_overrides(f))
-        run.config_read = (f.eval_dir / "config.yaml").is_file()
-        runs.append(run)
+        config_read = (f.eval_dir / "config.yaml").is_file()
+        runs.append(Run(f, label, table, config, hydra_choices(f), unread, hydra_overrides(f), config_read))
     kinds = {has_patients(r.table) for r in runs}
     if len(kinds) > 1:
         image = [str(r.found.eval_dir / RESULTS_CSV) for r in runs if not has_patients(r.table)]
@@ -383,7 +379,8 @@ def parse_rows(values: Sequence[str] | None) -> list[tuple[str, ...]]:
 def differing_settings(runs: Sequence[Run], order: Sequence[str] = ()) -> list[str]:
     """The config-group choices (:func:`hydra_choices`) and config keys whose values differ between the
     runs: the recipe keys (:func:`~gastrodistill.evaluation.over_runs.recipe_differences`), the seeds
-    (:data:`SEED_KEYS`) and ``experiment_name``; runs without a saved config are not compared. Keys in
+    (:data:`SEED_KEYS`) and ``experiment_name``, then the commands' other overrides
+    (:func:`hydra_overrides`) not shown by those; runs without a saved config are not compared. Keys in
     ``order`` (a sweep's swept keys) come first, in that order."""
     groups = sorted({g for r in runs for g in r.choices})
     keys = [g for g in groups if len({r.choices.get(g) for r in runs if r.choices}) > 1]
@@ -402,7 +399,7 @@ def differing_settings(runs: Sequence[Run], order: Sequence[str] = ()) -> list[s
 
 
 def _covered(key: str, keys: Sequence[str]) -> bool:
-    """Whether ``key`` (an override) is shown already: as itself, a key below it, or a group's choice."""
+    """Whether ``key`` (an override) is shown already: as itself or by a key below it."""
     return any(k == key or k.startswith(key + ".") for k in keys)
 
 
@@ -421,7 +418,7 @@ def setting(run: Run, key: str, groups: Sequence[str] = ()) -> str:
     (``–`` where the run has neither)."""
     if key in run.choices or key in groups:
         return run.choices.get(key, "–")
-    if key in run.overrides and not any(k in run.config for k in (key.split(".")[0],)):
+    if key in run.overrides and key.split(".")[0] not in run.config:  # +tag=x of a config without it
         return run.overrides[key]
     node: Any = run.config
     for part in key.split("."):
@@ -475,6 +472,7 @@ class Comparison:
     keys: list[str]
     rows: list[tuple[str, ...]]
     metric: str  # the statistic's name, e.g. "patient HM"
+    names: list[str]  # each row's name (:func:`row_name`), the stem of its numbers in ``values``
     header: list[str]
     lines: list[list[str]]
     values: list[dict[str, float]]  # per run: "<row> mean/low/high" and the derived numbers, for CSV and plot
@@ -591,7 +589,7 @@ def compare(
                 "is gone, holds another set, or has no config.yaml); its distill settings are the evaluation "
                 "command's."
             )
-    return Comparison(keys, present, name, header, lines, values, notes)
+    return Comparison(keys, present, name, [row_name(k) for k in present], header, lines, values, notes)
 
 
 def render(comparison: Comparison, left_out: Sequence[str], level: float = 0.95) -> str:

@@ -161,8 +161,7 @@ def plot_runs_compared(comparison: Comparison, path: str | Path) -> Path:
     height = 1.6 + sum(max(0.3 * k, 0.22 * (t.count("\n") + 1)) for t in labels)
     fig, ax = plt.subplots(figsize=(8, height), layout="constrained")
     step = 0.7 / k
-    for j, row in enumerate(c.rows):
-        name = f"{row[0]} {row[1]}" + (f" ({row[2]})" if len(row) == 3 else "")
+    for j, name in enumerate(c.names):
         y = np.arange(n) + (j - (k - 1) / 2) * step
         mean = np.array([v.get(f"{name} mean", np.nan) for v in c.values], dtype=float)
         low = np.array([v.get(f"{name} low", np.nan) for v in c.values], dtype=float)
