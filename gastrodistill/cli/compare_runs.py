@@ -206,6 +206,10 @@ def find_runs(paths: Sequence[Path]) -> tuple[list[Found], list[str], list[str]]
             found.append(Found(p, _eval_dir_of(p)))
             continue
         jobs = sorted((c for c in p.iterdir() if c.is_dir() and _looks_like_run(c)), key=_job_order)
+        empty = sorted(
+            (c for c in p.iterdir() if c.is_dir() and c.name.isdigit() and c not in jobs), key=_job_order
+        )
+        notes += [f"{job} left out: it holds no run files (the job wrote nothing)" for job in empty]
         planned = planned_jobs(p)
         if not jobs:
             raise CompareInputError(

@@ -197,8 +197,10 @@ def test_a_sweeps_unfinished_jobs_are_left_out_with_what_to_do(tmp_path, capsys)
         yaml.safe_dump(["experiment=cpu", "distill.ipc=2"])
     )
     (sweep / "2" / ".hydra").mkdir(parents=True)  # a job that failed in its distillation
+    (sweep / "3").mkdir()  # a job folder with nothing in it (skipped without a word before)
     assert main([str(sweep)]) == 0
     text = capsys.readouterr().out
+    assert f"{sweep / '3'} left out: it holds no run files (the job wrote nothing)" in text
     assert [line[0] for line in table_lines(text)[1:]] == ["job 0"]
     assert (
         f"{sweep / '1'} left out (no results.csv); finish it with gastrodistill-reproduce experiment=cpu "
