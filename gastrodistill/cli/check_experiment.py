@@ -44,7 +44,7 @@ import yaml
 from scipy.stats import t as t_dist
 
 from gastrodistill.cli.output_folder import output_folder_problem
-from gastrodistill.utils.run_info import read_run_config
+from gastrodistill.utils.run_info import read_hydra_choices, read_hydra_overrides, read_run_config
 
 #: The columns that identify a row of a results table (``eval/results.csv``).
 RESULT_KEYS = ("method", "schedule")
@@ -226,17 +226,6 @@ STUDY_GROUPS = (
 )
 
 
-def _overrides(run_dir: Path) -> list[str] | None:
-    """A run's Hydra overrides (``.hydra/overrides.yaml``); None without the file, [] when unreadable."""
-    ov = run_dir / ".hydra" / "overrides.yaml"
-    if not ov.is_file():
-        return None
-    try:
-        return [str(o) for o in (yaml.safe_load(ov.read_text()) or [])]
-    except (yaml.YAMLError, UnicodeDecodeError):
-        return []
-
-
 def _other_groups(
     made: list[str] | None, recipe: Mapping[str, Any], run_dir: Path | None = None
 ) -> list[str]:
@@ -244,8 +233,8 @@ def _other_groups(
     make. With ``run_dir``'s ``.hydra/hydra.yaml``, the run's resolved group choices are compared with the
     recipe's (:func:`_recipe_choices`), so a run that spelled out its preset's own groups
     (``experiment=cpu model=convnet_cpu``) is of the recipe; otherwise, the run's Hydra overrides ``made``
-    (:func:`_overrides`) that are not among the recipe's overrides."""
-    ran = _run_choices(run_dir) if run_dir is not None else None
+    (:func:`~gastrodistill.utils.run_info.read_hydra_overrides`) that are not among the recipe's overrides."""
+    ran = read_hydra_choices(run_dir) if run_dir is not None else None
     wanted_choices = _recipe_choices(tuple(str(o) for o in recipe.get("overrides") or []))
     if ran is not None and wanted_choices is not None:
         return [
@@ -276,16 +265,6 @@ def _loaded(group: str, option: Any) -> Any:
     return option
 
 
-def _run_choices(run_dir: Path) -> dict[str, Any] | None:
-    """A run's config group choices (``hydra.runtime.choices`` of ``.hydra/hydra.yaml``), or None."""
-    try:
-        saved = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
-        choices = saved["hydra"]["runtime"]["choices"]
-    except (OSError, yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError):
-        return None
-    return dict(choices) if isinstance(choices, dict) else None
-
-
 @functools.lru_cache(maxsize=8)
 def _recipe_choices(overrides: tuple[str, ...]) -> dict[str, Any] | None:
     """The config group choices the recipe's ``overrides`` make (composed once), or None when they do not
@@ -308,7 +287,7 @@ def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
     folder whose Hydra overrides include all of the recipe's overrides."""
     name = str(recipe.get("experiment_name", recipe["name"]))
     finished = [d for d in (root / "outputs" / name / "runs").glob("*") if (d / recipe["results"]).is_file()]
-    other = {d: groups for d in finished if (groups := _other_groups(_overrides(d), recipe, d))}
+    other = {d: groups for d in finished if (groups := _other_groups(read_hydra_overrides(d), recipe, d))}
     if other:  # e.g. an npz run of experiment=cpu: same folder, another study
         finished = [d for d in finished if d not in other]
         last = list(other)[-1]
@@ -321,7 +300,7 @@ def latest_run(root: Path, recipe: Mapping[str, Any]) -> Path:
     if not finished:
         wanted = {str(o) for o in recipe["overrides"]}
         for d in (root / "outputs").glob("*/runs/*"):
-            made = _overrides(d)
+            made = read_hydra_overrides(d)
             if (
                 (d / recipe["results"]).is_file()
                 and made is not None
@@ -569,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
                         f"warning: {d} is a run of experiment {got!r}; this recipe's ranges are for {want!r}",
                         file=sys.stderr,
                     )
-                groups = _other_groups(_overrides(d), recipe, d)
+                groups = _other_groups(read_hydra_overrides(d), recipe, d)
                 if groups:  # e.g. data=npz under experiment=cpu: the recipe's ranges are of another study
                     print(
                         f"warning: {d} chose config groups the recipe does not ({', '.join(groups)}); this "

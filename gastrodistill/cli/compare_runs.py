@@ -55,15 +55,15 @@ from gastrodistill.cli.sweep_check import sweep_jobs
 from gastrodistill.evaluation.over_runs import (
     RunsInputError,
     finish_command,
+    read_recipe,
     recipe_differences,
-    run_config,
     split_differences,
-    unread_named_sets,
 )
 from gastrodistill.evaluation.record_settings import flat_settings
 from gastrodistill.evaluation.report import RESULTS_CSV, unfinished_evaluation
 from gastrodistill.evaluation.results import BASELINE_METHODS, has_patients
 from gastrodistill.utils.atomic import atomic_path
+from gastrodistill.utils.run_info import read_hydra_choices, read_hydra_overrides
 
 #: Rows shown when ``--row`` is not given, those a run's table holds (method, schedule), at the
 #: distillation's own architecture.
@@ -120,7 +120,9 @@ class Run:
 
 
 def _eval_dir_of(folder: Path) -> Path:
-    """The folder that holds (or would hold) the evaluation of the run in ``folder``."""
+    """The folder that holds (or would hold) the evaluation of the run in ``folder``: its ``eval/`` also
+    before any record is written there, where ``over_runs.eval_folder`` (which needs records) would take
+    the run folder itself for an evaluation folder."""
     return folder / "eval" if (folder / "eval").is_dir() or not (folder / RESULTS_CSV).is_file() else folder
 
 
@@ -261,29 +263,17 @@ def run_labels(found: Sequence[Found]) -> list[str]:
     return [str(f.folder.resolve()) for f in found]
 
 
-def _hydra_record(f: Found, name: str) -> Any:
-    """The YAML of Hydra's record ``.hydra/<name>`` of the run's command (in the run folder, or above a
-    run folder's ``eval/`` given by name); None without a readable file."""
-    for folder in (f.folder, f.folder.parent if f.folder.name == "eval" else None):
-        path = folder / ".hydra" / name if folder is not None else None
-        if path is not None and path.is_file():
-            try:
-                return yaml.safe_load(path.read_text())
-            except (OSError, UnicodeDecodeError, yaml.YAMLError):
-                return None
-    return None
+def _run_root(f: Found) -> Path:
+    """The folder of the run's Hydra record (``.hydra/``): the run folder, also for its ``eval/`` given
+    by name."""
+    return f.folder.parent if f.folder.name == "eval" and not (f.folder / ".hydra").is_dir() else f.folder
 
 
 def hydra_choices(f: Found) -> dict[str, str]:
     """The config-group choices of the run's command (``.hydra/hydra.yaml``'s ``hydra.runtime.choices``,
     less :data:`NOT_SHOWN_GROUPS`), ``{}`` without the file."""
-    try:
-        choices = _hydra_record(f, "hydra.yaml")["hydra"]["runtime"]["choices"]
-    except (KeyError, TypeError):
-        return {}
-    return {
-        str(g): str(c) for g, c in (choices or {}).items() if str(g).split("/", 1)[0] not in NOT_SHOWN_GROUPS
-    }
+    choices = read_hydra_choices(_run_root(f)) or {}
+    return {str(g): str(c) for g, c in choices.items() if str(g).split("/", 1)[0] not in NOT_SHOWN_GROUPS}
 
 
 #: Override keys never shown as settings: where things are (folders, files) and Hydra's own.
@@ -294,10 +284,9 @@ LOCATION_KEYS = ("hydra", "paths", "data.root", "data.path", "data.store_root", 
 def hydra_overrides(f: Found) -> dict[str, str]:
     """The command-line overrides of the run's command (``.hydra/overrides.yaml``) as key -> value (a
     removed key, ``~key``, as ``(removed)``), less :data:`LOCATION_KEYS`; ``{}`` without the file."""
-    saved = _hydra_record(f, "overrides.yaml")
     out = {}
-    for item in saved if isinstance(saved, list) else []:
-        key, _, value = str(item).partition("=")
+    for item in read_hydra_overrides(_run_root(f)) or []:
+        key, _, value = item.partition("=")
         name = key.lstrip("+~")
         if name and not any(name == k or name.startswith(k + ".") for k in LOCATION_KEYS):
             out[name] = "(removed)" if key.startswith("~") else value
@@ -307,7 +296,8 @@ def hydra_overrides(f: Found) -> dict[str, str]:
 def _numeric_problem(table: pd.DataFrame) -> str | None:
     """What is wrong with a results table's rows for the comparison: a row without a method, schedule or
     architecture, a row given twice, or a cell of a number column (means, interval ends, differences) that
-    is no number; the line named as a text editor counts (the header is line 1). None when nothing is."""
+    is no number; the line named as a text editor counts (the header is line 1). None when nothing is, the
+    number columns then converted to numbers in ``table``."""
     keys = ["method", "schedule", "architecture"]
     blank = table[keys].isna().any(axis=1)
     if blank.any():
@@ -348,9 +338,7 @@ def load_runs(found: Sequence[Found]) -> list[Run]:
         )
         if problem:
             raise CompareInputError(f"{path}: {problem}; evaluate the run again to rewrite it")
-        methods = set(table["method"].astype(str))
-        config = run_config(f.eval_dir, methods)
-        unread = unread_named_sets(config, f.eval_dir, methods)
+        config, unread = read_recipe(f.eval_dir, set(table["method"].astype(str)))
         config_read = (f.eval_dir / "config.yaml").is_file()
         runs.append(Run(f, label, table, config, hydra_choices(f), unread, hydra_overrides(f), config_read))
     kinds = {has_patients(r.table) for r in runs}

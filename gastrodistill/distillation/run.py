@@ -618,12 +618,12 @@ def run_distillation(
                 out / "grid.png", grid_image(distilled, title=f"{mode} labels, {d.outer_steps} outer steps")
             )
             save_png(out / "lrs.png", lr_schedule_image(distilled))
-            start = (
+            name, start = (
                 ("texture matching", texture_losses)
                 if texture_losses
                 else ("distribution matching", matching_losses)
             )
-            save_png(out / "curves.png", curves_image(curves.curves(), start[1] or None, start[0]))
+            save_png(out / "curves.png", curves_image(curves.curves(), start, name))
             if (whitening := zca_image(distilled)) is not None:  # data.zca: the filter, images before / after
                 save_png(out / "zca.png", whitening)
             summary = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("outer/")}

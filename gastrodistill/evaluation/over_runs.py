@@ -180,7 +180,14 @@ def load_run(run_dir: Path) -> tuple[RunRows, dict[str, Any]]:
 def run_config(eval_dir: Path, methods: set[str]) -> dict[str, Any]:
     """An evaluation's ``config.yaml`` in ``eval_dir`` (``{}`` without the file), its ``distill`` section
     the sets' own (:func:`with_set_recipes`) for the evaluated ``methods``: what :func:`recipe_differences`
-    compares. Raises :class:`RunsInputError` naming a file that is not YAML or not a mapping."""
+    compares (:func:`read_recipe`, without the list of sets it could not read)."""
+    return read_recipe(eval_dir, methods)[0]
+
+
+def read_recipe(eval_dir: Path, methods: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """:func:`run_config`, and the evaluated sets whose folder is known but whose recipe cannot be read
+    there (:func:`set_recipes`; each set is read once). An evaluation's own folder with such sets carries
+    :data:`UNREAD_SETS`. Raises :class:`RunsInputError` naming a file that is not YAML or not a mapping."""
     cfg_path = Path(eval_dir) / CONFIG_FILE
     try:
         config = (yaml.safe_load(cfg_path.read_text()) or {}) if cfg_path.is_file() else {}
@@ -191,13 +198,16 @@ def run_config(eval_dir: Path, methods: set[str]) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise RunsInputError(f"{cfg_path} is not a config mapping; restore the file the evaluate stage wrote")
     eval_dir = Path(eval_dir)
-    config = with_set_recipes(config, eval_dir, methods)
-    in_run = eval_dir.name == "eval" and (eval_dir.parent / "distill").is_dir()
-    if not in_run:  # an evaluation's own folder: its distill section is the evaluate command's default
-        unread = unread_named_sets(config, eval_dir, methods)
-        if unread:
-            config = {**config, UNREAD_SETS: {"folder": str(eval_dir), "sets": unread}}
-    return config
+    sections, unread = set_recipes(config, eval_dir, methods)
+    config = with_set_recipes(config, sections)
+    if unread and not _in_run_folder(eval_dir):  # its distill section is the evaluate command's default
+        config = {**config, UNREAD_SETS: {"folder": str(eval_dir), "sets": unread}}
+    return config, unread
+
+
+def _in_run_folder(eval_dir: Path) -> bool:
+    """Whether ``eval_dir`` is a run folder's ``eval/``, its sets in ``<run>/distill/<set>``."""
+    return eval_dir.name == "eval" and (eval_dir.parent / "distill").is_dir()
 
 
 #: The key :func:`run_config` adds to an evaluation folder's config when the recipe of some of its sets
@@ -212,21 +222,21 @@ def set_folders(config: Mapping[str, Any], eval_dir: Path, methods: set[str]) ->
     evaluation's output folder, ``gastrodistill-evaluate``; a relative path is read from the current
     folder, then from ``paths.root_dir``). Names without a folder (the baselines) are left out."""
     eval_dir = Path(eval_dir)
-    if eval_dir.name == "eval" and (eval_dir.parent / "distill").is_dir():
-        return {n: eval_dir.parent / "distill" / n for n in sorted(methods)}
+    if _in_run_folder(eval_dir):
+        return {n: eval_dir.parent / "distill" / n for n in sorted(set(methods) - set(BASELINE_METHODS))}
     dirs = (
         (config.get("eval") or {}).get("distilled_dirs") if isinstance(config.get("eval"), Mapping) else None
     )
     root = (config.get("paths") or {}).get("root_dir") if isinstance(config.get("paths"), Mapping) else None
     out: dict[str, Path] = {}
     for name, where in (dirs or {}).items() if isinstance(dirs, Mapping) else ():
-        if str(name) not in methods or not where:
+        if str(name) not in methods or str(name) in BASELINE_METHODS or not where:
             continue
         path = Path(str(where))
         if not path.is_absolute() and not path.is_dir() and root:
             path = Path(str(root)) / path
         out[str(name)] = path
-    return out
+    return dict(sorted(out.items()))
 
 
 def set_recipes(
@@ -234,16 +244,14 @@ def set_recipes(
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
     """The ``distill`` section each evaluated set was made with (its ``<set>/config.yaml``, less ``mode``
     and the keys that are no recipe), for the sets :func:`set_folders` finds whose records were trained on
-    that very set (:func:`records_of_set`), and the names of the evaluated sets whose section could not
-    be read so (folder gone, another set there now, no ``config.yaml``). Raises :class:`RunsInputError`
-    naming a set's ``config.yaml`` that is not YAML."""
+    that very set (:func:`records_of_set`), and the names of the sets :func:`set_folders` finds whose
+    section cannot be read so (folder gone, another set there now, no ``config.yaml``). Raises
+    :class:`RunsInputError` naming a set's ``config.yaml`` that is not YAML."""
     sections: dict[str, dict[str, Any]] = {}
     unread: list[str] = []
-    folders = set_folders(config, Path(eval_dir), methods)
-    for name in sorted(set(methods) - set(BASELINE_METHODS)):
-        folder = folders.get(name)
-        path = folder / CONFIG_FILE if folder is not None else None
-        if path is None or not path.is_file() or not records_of_set(Path(eval_dir), folder, name):
+    for name, folder in set_folders(config, Path(eval_dir), methods).items():
+        path = folder / CONFIG_FILE
+        if not path.is_file() or not records_of_set(Path(eval_dir), folder, name):
             unread.append(name)
             continue
         try:
@@ -260,28 +268,18 @@ def set_recipes(
     return sections, unread
 
 
-def unread_named_sets(config: Mapping[str, Any], eval_dir: Path, methods: set[str]) -> list[str]:
-    """The evaluated sets whose folder is known (:func:`set_folders`: ``distill/<set>`` of a run folder, or
-    named by ``eval.distilled_dirs``) but whose recipe cannot be read there (:func:`set_recipes`): the
-    folder gone, another set in it, no ``config.yaml``."""
-    folders = set_folders(config, Path(eval_dir), methods)
-    return [n for n in set_recipes(config, Path(eval_dir), methods)[1] if n in folders]
-
-
-def with_set_recipes(config: dict[str, Any], eval_dir: Path, methods: set[str]) -> dict[str, Any]:
+def with_set_recipes(config: dict[str, Any], sections: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
     """``config`` (an evaluation's ``config.yaml``) with its ``distill`` section replaced by the one the
-    evaluated sets were made with (:func:`set_recipes`: a run folder's ``distill/<set>/config.yaml``, or
-    for an evaluation's own output folder the sets named by its ``eval.distilled_dirs``), when any is
-    found; else ``config`` as it is.
+    evaluated sets were made with (``sections``, :func:`set_recipes`: a run folder's
+    ``distill/<set>/config.yaml``, or for an evaluation's own output folder the sets named by its
+    ``eval.distilled_dirs``), when any is found; else ``config`` as it is.
 
     An evaluation records its command's ``distill`` settings. After a resume that extended the sets
     (``distill.resume``, a higher ``distill.outer_steps``), an evaluation run without repeating that value
     named the command's default, and :func:`recipe_differences` then pooled a 6-step run with 3-step ones
     (a newcomer trial); an evaluation of sets distilled elsewhere (``gastrodistill-evaluate``) named its
     command's default too (another). The sets' sections are one section when they agree, else one per set
-    (which differs from any single-recipe run, so pooling is refused unless allowed). Raises
-    :class:`RunsInputError` naming a set's ``config.yaml`` that is not YAML."""
-    sections, _ = set_recipes(config, Path(eval_dir), methods)
+    (which differs from any single-recipe run, so pooling is refused unless allowed)."""
     if not sections:
         return config
     first = next(iter(sections.values()))

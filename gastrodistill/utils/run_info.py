@@ -156,6 +156,29 @@ def read_run_config(folder: str | Path) -> dict[str, Any] | None:
     return config if isinstance(config, dict) else None
 
 
+def read_hydra_overrides(folder: str | Path) -> list[str] | None:
+    """The command-line overrides Hydra recorded for the run in ``folder`` (``.hydra/overrides.yaml``);
+    None without the file, [] when it cannot be read."""
+    path = Path(folder) / ".hydra" / "overrides.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return [str(o) for o in (yaml.safe_load(path.read_text()) or [])]
+    except (yaml.YAMLError, UnicodeDecodeError):
+        return []
+
+
+def read_hydra_choices(folder: str | Path) -> dict[str, Any] | None:
+    """The config-group choices Hydra recorded for the run in ``folder`` (``hydra.runtime.choices`` of
+    ``.hydra/hydra.yaml``), or None without a readable file."""
+    try:
+        saved = yaml.safe_load((Path(folder) / ".hydra" / "hydra.yaml").read_text())
+        choices = saved["hydra"]["runtime"]["choices"]
+    except (OSError, yaml.YAMLError, UnicodeDecodeError, KeyError, TypeError):
+        return None
+    return dict(choices) if isinstance(choices, dict) else None
+
+
 def save_run_info(
     output_dir: str | Path, cfg: DictConfig | None = None, extra: dict[str, Any] | None = None
 ) -> Path:
