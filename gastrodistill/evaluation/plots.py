@@ -147,7 +147,7 @@ def plot_confusion_matrices(
 def plot_runs_compared(comparison: Comparison, path: str | Path) -> Path:
     """Runs side by side (``gastrodistill.cli.compare_runs``): one line per run, labelled by its differing
     settings (wrapped, never cut), with each results row's mean and its bootstrap interval as a point and a
-    bar; the legend under the axis."""
+    bar (a run without that row: "no <row> row" at the axis' left edge); the legend under the axis."""
     c = comparison
     labels = [
         "\n".join(
@@ -168,7 +168,12 @@ def plot_runs_compared(comparison: Comparison, path: str | Path) -> Path:
         high = np.array([v.get(f"{name} high", np.nan) for v in c.values], dtype=float)
         err = np.vstack([mean - low, high - mean])
         err = np.where(np.isfinite(err), err, 0.0)
-        ax.errorbar(mean, y, xerr=err, fmt="o", ms=4, capsize=2, lw=1, label=name)
+        drawn = ax.errorbar(mean, y, xerr=err, fmt="o", ms=4, capsize=2, lw=1, label=name)
+        for row_y in y[~np.isfinite(mean)]:  # a run without this row: said at the axis' left edge
+            ax.annotate(
+                f"no {name} row", (0.005, row_y), xycoords=("axes fraction", "data"), va="center",
+                fontsize=6, color=drawn.lines[0].get_color(), fontstyle="italic",
+            )  # fmt: skip
     ax.set_yticks(np.arange(n), labels, fontsize=7)
     ax.set_ylim(n - 0.5, -0.5)
     ax.set_xlabel(f"{c.metric} (test; mean over networks, bootstrap interval)")

@@ -334,6 +334,30 @@ def test_a_row_no_run_holds_is_named_and_empty_derived_columns_are_left_out(tmp_
     assert "## 1 run compared" in text and "share every setting" not in text
 
 
+def test_the_plot_says_which_run_lacks_a_row(tmp_path, monkeypatch) -> None:
+    """A run without one of the compared rows: its place in the plot says so (it was left empty)."""
+    import gastrodistill.evaluation.plots as plots
+
+    make_run(tmp_path / "a", 0, recipe(ipc=1))
+    b = make_run(tmp_path / "b", 1, recipe(ipc=2))
+    b[b.method != "hard"].to_csv(tmp_path / "b" / "eval" / "results.csv", index=False)
+    drawn, save = {}, plots._save
+
+    def keep_texts(fig, path):
+        ax = fig.axes[0]
+        drawn["notes"] = [(t.get_text(), t.xy[1]) for t in ax.texts]
+        drawn["rows"] = [t.get_text().split(",")[0] for t in ax.get_yticklabels()]
+        return save(fig, path)
+
+    monkeypatch.setattr(plots, "_save", keep_texts)
+    plot = tmp_path / "c.png"
+    args = [str(tmp_path / "a"), str(tmp_path / "b"), "--row", "soft/replay", "--row", "hard/replay"]
+    assert main([*args, "--plot", str(plot)]) == 0
+    assert drawn["rows"] == ["a", "b"] and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # hard is the second of two rows: drawn 0.35 / 2 below its run's line (b: line 1)
+    assert drawn["notes"] == [("no hard replay row", pytest.approx(1 + 0.35 / 2))]
+
+
 def test_outputs_are_written_together_or_not_at_all_and_never_into_a_run(
     tmp_path, capsys, monkeypatch
 ) -> None:
