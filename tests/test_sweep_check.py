@@ -10,6 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.sweep_check import MAX_CHECKED_JOBS, jobs_to_check, sweep_jobs, sweep_problem
+from gastrodistill.pipeline.stages import ReproduceConfigError
 
 
 def test_the_jobs_are_hydras_product_in_its_order():
@@ -240,3 +241,50 @@ def test_a_seed_sweep_over_one_synthetic_collection_is_refused_before_its_first_
     assert text is not None and text.startswith("error: ") and "synthetic.seed=0" in text, text
     assert text.endswith("[sweep job #1 of 2: seed=1; no job was started]"), text
     assert sweep_problem([*base, "seed=0,1", "synthetic.seed=0"], CONF_DIR, "config", check_values) is None
+
+
+def test_a_reproduce_seed_sweep_that_would_generate_over_its_own_collection_is_refused(compose_cfg, tmp_path):
+    """``gastrodistill-reproduce -m seed=0,1`` (a docs tester's finding): each job generated its collection
+    into one folder, replacing the one before, so job #0's sets no longer matched the data on disk (no
+    per-job check can see it: each job's own collection is fine). Refused before any job; one collection
+    (``synthetic.seed``) or one folder per job pass; jobs that generate nothing are left to their own
+    check."""
+    from gastrodistill.cli.reproduce import check_values
+    from gastrodistill.pipeline.preflight import check_sweep_collections
+
+    argv = ["-m", "experiment=tiny", f"paths.root_dir={tmp_path}", "seed=0,1"]
+    text = sweep_problem(argv, CONF_DIR, "config", check_values, check_sweep_collections)
+    assert text is not None and text.startswith("error: sweep jobs #0 (seed=0) and #1 (seed=1) generate "), (
+        text
+    )
+    assert "add synthetic.seed=N" in text and text.endswith("[sweep of 2 jobs; no job was started]"), text
+    assert (
+        sweep_problem([*argv, "synthetic.seed=0"], CONF_DIR, "config", check_values, check_sweep_collections)
+        is None
+    )
+    assert not any(tmp_path.iterdir())  # nothing generated or written by the check
+
+    def refusal(*jobs: list[str]) -> str | None:
+        configs = []
+        for n, overrides in enumerate(jobs):
+            configs.append(
+                (f"#{n}", compose_cfg(["experiment=tiny", f"paths.root_dir={tmp_path}", *overrides]))
+            )
+            GlobalHydra.instance().clear()
+        try:
+            check_sweep_collections(configs)
+        except ReproduceConfigError as exc:
+            return str(exc)
+        return None
+
+    text = refusal(["synthetic.burn_in_text=true"], ["synthetic.burn_in_text=false"])  # settings, one seed
+    assert text is not None and text.startswith(
+        "sweep jobs #0 and #1 generate different synthetic collections"
+    )
+    assert "paths.data_root" in text and "synthetic.seed=N" not in text  # one seed already
+    assert (
+        refusal(["seed=0", "paths.data_root=a"], ["seed=1", "paths.data_root=b"]) is None
+    )  # one folder each
+    assert refusal(["seed=0", "stages=[distill]"], ["seed=1", "stages=[distill]"]) is None  # no generate
+    assert refusal(["seed=0", "data=digits"], ["seed=1", "data=digits"]) is None  # no synthetic data at all
+    assert refusal(["seed=0"], ["seed=0"], ["seed=2"]) is not None  # any two jobs, not only neighbours

@@ -32,6 +32,7 @@ from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import friendly_errors
 from gastrodistill.cli.override_keys import check_override_keys
 from gastrodistill.pipeline.pipeline import Pipeline
+from gastrodistill.pipeline.preflight import check_sweep_collections
 from gastrodistill.pipeline.stages import STAGES, ReproduceConfigError
 from gastrodistill.pipeline.summary import target_lines
 from gastrodistill.utils.distributed import global_rank, is_global_zero
@@ -105,7 +106,7 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     check_mode_override(overrides, pipe.modes(), str(cfg.distill.get("mode")))
 
 
-@check_override_keys(CONF_DIR, check_values=check_values)
+@check_override_keys(CONF_DIR, check_values=check_values, check_together=check_sweep_collections)
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 @friendly_errors
 def main(cfg: DictConfig) -> None:

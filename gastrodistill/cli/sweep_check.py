@@ -74,10 +74,14 @@ def sweep_problem(
     conf_dir: str,
     config_name: str,
     check_values: Callable[[Any, Sequence[str], bool], None] | None,
+    check_together: Callable[[list[tuple[str, Any]]], None] | None = None,
 ) -> str | None:
     """For a multirun command line ``argv`` (:func:`is_multirun`), the error line of the first job whose
     composed config ``check_values`` refuses, naming the job (its number, as Hydra numbers its jobs and
-    their folders, and its swept overrides), else None.
+    their folders, and its swept overrides), else None. Then, when every job passed, ``check_together``
+    (if given) on the checked jobs side by side, as ``("#<n> (<swept overrides>)", config)`` pairs in job
+    order: a refusal of jobs that are fine alone but not in one sweep (say, each writing another synthetic
+    collection into one folder) is its error line.
 
     ``check_values(cfg, overrides, here)``: the command's value checks on a job's composed config (no Hydra
     runtime: its ``${hydra:...}`` values do not resolve), with the job's override strings and whether it
@@ -100,13 +104,33 @@ def sweep_problem(
     jobs = sweep_jobs(args)
     if jobs is None:
         return None
+    swept = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]
+    checked = []
     for n in jobs_to_check(jobs):
-        text = _job_problem(conf_dir, config_name, user_dir, jobs[n], check_values)
+        text, cfg = _job_problem(conf_dir, config_name, user_dir, jobs[n], check_values)
+        shown = " ".join(jobs[n][i] for i in swept)
         if text is not None:
-            swept = [i for i in range(len(jobs[0])) if len({job[i] for job in jobs}) > 1]
-            shown = " ".join(jobs[n][i] for i in swept)
             which = f"#{n} of {len(jobs)}" if not shuffled(args) else f"of {len(jobs)} (shuffled)"
             return f"{text} [sweep job {which}: {shown}; no job was started]"
+        if cfg is not None:
+            checked.append((f"#{n} ({shown})" if not shuffled(args) else f"({shown})", cfg))
+    if check_together is not None and len(checked) > 1:
+        text = _refusal_of(check_together, checked)
+        if text is not None:
+            return f"{text} [sweep of {len(jobs)} jobs; no job was started]"
+    return None
+
+
+def _refusal_of(check: Callable[..., None], *args: Any) -> str | None:
+    """The project's error line ``check(*args)`` raises, else None (any other error: the jobs tell)."""
+    from gastrodistill.cli.errors import message, project_error
+
+    try:
+        check(*args)
+    except Exception as exc:  # noqa: BLE001 - only the project's own refusals count (sweep_problem)
+        refusal = project_error(exc)
+        if refusal is not None and not _not_a_refusal(refusal):
+            return message(refusal)
     return None
 
 
@@ -116,16 +140,15 @@ def _job_problem(
     user_dir: str | None,
     overrides: list[str],
     check_values: Callable[[Any, Sequence[str], bool], None],
-) -> str | None:
-    """The error line ``check_values`` gives one job (:func:`sweep_problem`), or None."""
+) -> tuple[str | None, Any]:
+    """The error line ``check_values`` gives one job (:func:`sweep_problem`), or None, and the job's composed
+    config without its ``hydra`` node (None when it does not compose)."""
     from hydra.core.hydra_config import HydraConfig
     from omegaconf import OmegaConf, open_dict
 
-    from gastrodistill.cli.errors import message, project_error
-
     cfg = composed_config(conf_dir, config_name, user_dir, overrides, with_hydra=True)
     if cfg is None:
-        return None
+        return None, None
     here = OmegaConf.select(cfg, "hydra.launcher._target_") == LOCAL_LAUNCHER
     with open_dict(cfg):
         cfg.pop("hydra")  # the job's own config, as its task function gets it
@@ -139,15 +162,10 @@ def _job_problem(
             warnings.catch_warnings(),
         ):
             warnings.simplefilter("ignore")
-            check_values(cfg, list(overrides), here)
-    except Exception as exc:  # noqa: BLE001 - only the project's own refusals count (docstring)
-        refusal = project_error(exc)
-        if refusal is not None and not _not_a_refusal(refusal):
-            return message(refusal)
+            return _refusal_of(check_values, cfg, list(overrides), here), cfg
     finally:
         HydraConfig.instance().cfg = hydra_config
         _restore_log_streams(quiet)
-    return None
 
 
 def _restore_log_streams(quiet: Any) -> None:

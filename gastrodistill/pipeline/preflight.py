@@ -14,6 +14,34 @@ from gastrodistill.utils.distributed import is_global_zero
 from gastrodistill.utils.values import is_count
 
 
+def check_sweep_collections(jobs: list[tuple[str, Any]]) -> None:
+    """A sweep's jobs side by side (``(label, composed config)`` pairs,
+    :func:`gastrodistill.cli.sweep_check.sweep_problem`): refuse jobs that generate different synthetic
+    collections into one ``synthetic.root`` (``-m seed=0,1`` without ``synthetic.seed``), where each
+    job's collection replaces the one before and an earlier job's run folder keeps sets whose data are
+    gone (a later evaluation of it is refused). Jobs that generate nothing, or other data, are not
+    compared. Raises :class:`ReproduceConfigError` naming the first two such jobs."""
+    from gastrodistill.data.synthetic.generator import planned_collection
+
+    first: dict[Path, tuple[str, int, str]] = {}
+    for label, cfg in jobs:
+        stages = cfg.get("stages")
+        stages = [stages] if isinstance(stages, str) else [str(s) for s in stages or []]
+        data_target = str((cfg.get("data") or {}).get("_target_", ""))
+        if "generate" not in stages or data_target != GASTRIC_DATA or cfg.get("synthetic") is None:
+            continue
+        root, seed, content = planned_collection(cfg.synthetic)
+        earlier, earlier_seed, earlier_content = first.setdefault(root, (label, seed, content))
+        if earlier_content != content:
+            one = " (seeds differ), or add synthetic.seed=N to sweep the network seeds on one collection"
+            raise ReproduceConfigError(
+                f"sweep jobs {earlier} and {label} generate different synthetic collections into one "
+                "synthetic.root, each replacing the one before, so the earlier jobs' sets would no longer "
+                "match their data: give each job its own folder through paths.data_root, e.g. "
+                f"'paths.data_root=data/synthetic/seed_${{seed}}'{one if seed != earlier_seed else ''}"
+            )
+
+
 class PreflightChecks(StudyContext):
     """The study's checks of its stages, values, networks and run folder (each raises the project's
     config error naming the key or folder to change)."""

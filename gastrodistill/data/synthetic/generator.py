@@ -291,10 +291,25 @@ def check_synthetic_collection(cfg: Any) -> None:
         return
     if Path(str(data.root)).resolve() != Path(str(syn.root)).resolve():
         return
+    root, seed, params = _planned(syn)
+    text = collection_mismatch(root, seed, **params)
+    if text is not None:
+        raise SyntheticCollectionMismatch(text)
+
+
+def _planned(syn: Any) -> tuple[str, int, dict[str, Any]]:
+    """The root, seed and :class:`SyntheticConfig` fields of the config node ``syn`` (``cfg.synthetic``),
+    resolved."""
     from omegaconf import OmegaConf
 
     node = OmegaConf.to_container(syn, resolve=True)
-    params = {k: v for k, v in node.items() if k not in _WRITE_KEYS}
-    text = collection_mismatch(node["root"], int(node["seed"]), **params)
-    if text is not None:
-        raise SyntheticCollectionMismatch(text)
+    return str(node["root"]), int(node["seed"]), {k: v for k, v in node.items() if k not in _WRITE_KEYS}
+
+
+def planned_collection(syn: Any) -> tuple[Path, int, str]:
+    """Where the config node ``syn`` (``cfg.synthetic``) writes its collection (the absolute folder), its
+    seed, and the content hash of what it writes (seed and settings; :meth:`SyntheticConfig.content_hash`):
+    two configs with one folder and two hashes write collections that replace each other. Raises
+    OmegaConf's errors for a value that does not resolve, and ``ValueError`` for an unusable setting."""
+    root, seed, params = _planned(syn)
+    return Path(root).resolve(), seed, SyntheticConfig.from_params(**params).content_hash(seed)
