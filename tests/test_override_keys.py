@@ -40,6 +40,22 @@ def test_a_key_of_an_option_that_is_off_says_how_to_set_the_option():
     assert unknown_key_message(["experiment=cpu", "distill.dsa.shift_px=4"], CONF_DIR) is None  # on there
 
 
+def test_a_node_given_whole_over_one_of_other_keys_says_how_to_replace_it():
+    """``distill.dsa={..., rotate: 10}`` over the CPU preset's node (flip, shift_px): Hydra merges a node
+    into the one there, refused ``rotate`` in a multi-line message and suggested ``+distill.dsa={...}``,
+    which keeps the preset's keys (a docs tester's finding). Clearing it first replaces it."""
+    node = "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, rotate: 10}"
+    assert unknown_key_message(["experiment=cpu", node], CONF_DIR) == (
+        f"error: {node}: the config's distill.dsa has no key 'rotate', and a node given whole is merged into "
+        f"the one there, not put in its place: to replace it, clear it first: distill.dsa=null '{node}' (the "
+        "outer quotes for the shell); to add one key: +distill.dsa.rotate=..."
+    )
+    assert unknown_key_message(["experiment=cpu", "distill.dsa=null", node], CONF_DIR) is None  # the advice
+    assert unknown_key_message([node], CONF_DIR) is None  # null there (the default): set as a whole
+    same_keys = "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, shift_px: 4}"
+    assert unknown_key_message(["experiment=cpu", same_keys], CONF_DIR) is None  # keys it has: Hydra merges
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

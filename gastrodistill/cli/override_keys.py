@@ -175,7 +175,7 @@ def unknown_key_message(
             except Exception:  # noqa: BLE001 - glob() and other sweeps the check cannot expand
                 return None
         else:
-            values.append((text, key))
+            values.append((text, key, o))
     if not values:
         return None
     if GlobalHydra.instance().is_initialized():  # never disturb a Hydra that is already running
@@ -195,9 +195,15 @@ def unknown_key_message(
             return None
         trees.append(tree)
     known = sorted({k for tree in trees for k in _dotted_keys(tree)})
-    for text, key in values:
+    cleared: set[str] = set()  # keys an earlier override set to null: a node given after that replaces it
+    for text, key, o in values:
         lacking = [c for c, tree in zip(combinations, trees, strict=True) if not _has_key(tree, key)]
         if not lacking:
+            merged = None if key in cleared else _merged_node_message(text, key, o, trees)
+            if merged is not None:
+                return merged
+            if not o.is_sweep_override() and o.value() is None:
+                cleared.add(key)
             continue
         off = _null_parent(trees[combinations.index(lacking[0])], key)
         if off is not None:  # a key of an option that is off: it is set as a whole node, not key by key
@@ -218,6 +224,28 @@ def unknown_key_message(
             f"error: {text}: the config{where} has no key {key!r}{hint} ({shown}; a key of your own is "
             f"added with +{text})"
         )
+    return None
+
+
+def _merged_node_message(text: str, key: str, override: Any, trees: list[Any]) -> str | None:
+    """The error line for ``key={...}`` over a node of the config that lacks one of the given keys, else
+    None: Hydra merges a node given whole into the one there (it does not put it in its place), refuses
+    the keys that node lacks in a multi-line message, and suggests ``+key={...}``, which merges too (a
+    docs tester kept the preset's ``distill.dsa`` keys that way). Clearing the node first replaces it."""
+    if override.is_sweep_override():
+        return None
+    value = override.value()
+    if not isinstance(value, dict):
+        return None
+    for tree in trees:
+        there = _value(tree, key)
+        new = sorted(set(value) - set(there)) if isinstance(there, dict) else []
+        if new:
+            return (
+                f"error: {text}: the config's {key} has no key {new[0]!r}, and a node given whole is merged "
+                f"into the one there, not put in its place: to replace it, clear it first: {key}=null "
+                f"'{text}' (the outer quotes for the shell); to add one key: +{key}.{new[0]}=..."
+            )
     return None
 
 
@@ -482,12 +510,14 @@ def check_override_keys(
     conf_dir: str,
     config_name: str = "config",
     check_values: Callable[[Any, Sequence[str], bool], None] | None = None,
+    check_together: Callable[[list[tuple[str, Any]]], None] | None = None,
 ) -> Callable:
     """Decorator for a ``@hydra.main`` function: refuse two of Hydra's run modes at once
     (:func:`mode_flags_message`), a config group chosen twice (:func:`repeated_key_message`) and an
     override of an unknown key (module docstring); with ``check_values`` (the command's value checks on a
     composed config), a sweep (``-m``) whose job would refuse a value, before its first job starts
-    (:func:`gastrodistill.cli.sweep_check.sweep_problem`)."""
+    (:func:`gastrodistill.cli.sweep_check.sweep_problem`, which also runs ``check_together`` on the jobs
+    side by side)."""
 
     def decorate(main: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(main)
@@ -500,7 +530,7 @@ def check_override_keys(
                 or repeated_key_message(sys.argv[1:], conf_dir)
                 or unknown_key_message(sys.argv[1:], conf_dir, config_name)
                 or command_line_output_problem(sys.argv[1:])  # before Hydra makes its run folder
-                or sweep_problem(sys.argv[1:], conf_dir, config_name, check_values)
+                or sweep_problem(sys.argv[1:], conf_dir, config_name, check_values, check_together)
             )
             if text is not None:
                 print(text, file=sys.stderr)
