@@ -15,6 +15,7 @@ from gastrodistill.models.layers import (
     activation,
     check_norm_size,
     check_shape,
+    check_sizes,
     norm2d,
     pool2d,
 )
@@ -40,6 +41,7 @@ class AlexNet(nn.Module):
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
+        check_sizes("AlexNet", width=width, hidden=hidden)
         self.zca = zca_layer(zca_kernel, in_channels)  # fixed local-ZCA filter, or identity
         self.init_scheme = check_scheme(init)
         c1, c2, c3 = width, 2 * width, 3 * width

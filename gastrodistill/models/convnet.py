@@ -22,6 +22,7 @@ from gastrodistill.models.layers import (
     activation,
     check_norm_size,
     check_shape,
+    check_sizes,
     norm2d,
     pool2d,
 )
@@ -53,10 +54,7 @@ class ConvNet(nn.Module):
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
         self.zca = zca_layer(zca_kernel, in_channels)  # fixed local-ZCA filter, or identity
-        if depth < 1 or width < 1:
-            raise ModelConfigError(
-                f"ConvNet needs depth >= 1 and width >= 1, got depth={depth}, width={width}"
-            )
+        check_sizes("ConvNet", depth=depth, width=width)
         self.init_scheme = check_scheme(init)
         if head not in HEADS:
             raise ModelConfigError(

@@ -103,6 +103,15 @@ def pool2d(kind: str) -> nn.Module:
     raise ValueError(f"unknown pooling {kind!r}: use max, avg or none")
 
 
+def check_sizes(network: str, **sizes: int) -> None:
+    """Refuse a layer size below 1 (``width=0`` made a ZeroDivisionError or "negative dimension" deep in
+    torch). Raises :class:`ModelConfigError` naming the config keys, e.g. ``model.width``."""
+    bad = {k: v for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        got = ", ".join(f"model.{k}={v!r}" for k, v in bad.items())
+        raise ModelConfigError(f"{network} needs {' and '.join(f'{k} >= 1' for k in bad)}, got {got}")
+
+
 def check_shape(
     in_channels: int, num_classes: int, image_size: tuple[int, int] | list[int] | int
 ) -> tuple[int, int]:

@@ -13,7 +13,15 @@ from typing import Any
 from torch import Tensor, nn
 
 from gastrodistill.models.init import check_scheme, initialize
-from gastrodistill.models.layers import NORM_SIZE_FIX, activation, check_norm_size, check_shape, norm2d
+from gastrodistill.models.layers import (
+    NORM_SIZE_FIX,
+    ModelConfigError,
+    activation,
+    check_norm_size,
+    check_shape,
+    check_sizes,
+    norm2d,
+)
 from gastrodistill.models.zca import zca_layer
 from gastrodistill.utils.seeding import torch_generator
 
@@ -88,6 +96,9 @@ class ResNet18(nn.Module):
     ) -> None:
         super().__init__()
         h, w = check_shape(in_channels, num_classes, image_size)
+        check_sizes("ResNet18", width=width)
+        if any(isinstance(n, bool) or not isinstance(n, int) or n < 0 for n in blocks):
+            raise ModelConfigError(f"ResNet18 needs model.blocks as counts >= 0, got {list(blocks)!r}")
         self.zca = zca_layer(zca_kernel, in_channels)  # fixed local-ZCA filter, or identity
         self.init_scheme = check_scheme(init)
         if stem == "auto":

@@ -31,12 +31,18 @@ def test_collections_have_no_shape_before_setup(compose_cfg) -> None:
         ("model.act=gelu", "unknown activation 'gelu'"),
         ("model.pool=mean", "unknown pooling 'mean'"),
         ("model.depth=9", "layer 7 would normalise a 1x1 feature map"),  # 64 px: 64 / 2**6 = 1
-        ("model.width=0", "width >= 1"),
+        ("model.width=0", "ConvNet needs width >= 1, got model.width=0"),
+        ("model.depth=0", "ConvNet needs depth >= 1, got model.depth=0"),
+        # a docs tester's finding: these were a ZeroDivisionError and a "negative dimension" of torch
+        ("model=resnet18 model.width=0", "ResNet18 needs width >= 1, got model.width=0"),
+        ("model=resnet18 model.blocks=[2,-1]", "ResNet18 needs model.blocks as counts >= 0, got [2, -1]"),
+        ("model=alexnet model.width=0", "AlexNet needs width >= 1, got model.width=0"),
+        ("model=alexnet model.hidden=-1", "AlexNet needs hidden >= 1, got model.hidden=-1"),
         ("+model.dropout=0.5", "unexpected keyword argument 'dropout'"),
     ],
 )
 def test_refused_values_name_the_key_and_size(compose_cfg, override, expect) -> None:
-    cfg = compose_cfg(["experiment=cpu", override])
+    cfg = compose_cfg(["experiment=cpu", *override.split()])
     with pytest.raises(ModelConfigError, match="model cannot be built for 64x64 px images") as info:
         check_model_config(cfg.model, data_shape(cfg.data))
     assert expect in str(info.value)
