@@ -44,6 +44,7 @@ import yaml
 from scipy.stats import t as t_dist
 
 from gastrodistill.cli.output_folder import output_folder_problem
+from gastrodistill.cli.printing import print_to_reader
 from gastrodistill.utils.run_info import read_hydra_choices, read_hydra_overrides, read_run_config
 
 #: The columns that identify a row of a results table (``eval/results.csv``).
@@ -579,10 +580,10 @@ def main(argv: list[str] | None = None) -> int:
         check_runs(folders, sources, tables, args.allow_recipe_differences)
         if len(sources) == 1:
             checks = evaluate(recipe, tables[0])
-            print(render(recipe, checks, sources[0]))
+            print_to_reader(render(recipe, checks, sources[0]))
         else:
             checks = evaluate_runs(recipe, tables)
-            print(render_runs(recipe, checks, sources))
+            print_to_reader(render_runs(recipe, checks, sources))
     except RecipeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

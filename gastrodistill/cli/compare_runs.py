@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ import pandas as pd
 import yaml
 
 from gastrodistill.cli.check_experiment import RecipeError, read_results
+from gastrodistill.cli.printing import print_to_reader
 from gastrodistill.cli.sweep_check import sweep_jobs
 from gastrodistill.evaluation.over_runs import (
     RunsInputError,
@@ -668,14 +668,6 @@ def write_outputs(
                 raise CompareInputError(f"{flag} {path}: cannot write ({e.strerror or e})") from None
 
 
-def _print(text: str) -> None:
-    """Print ``text``; a reader that closed the pipe (``| head``) ends the printing without a traceback."""
-    try:
-        print(text, flush=True)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: find the runs, compare them, write ``--out``, ``--csv`` and ``--plot``, then print the
     table; exit status 0, or 2 after printing a :class:`CompareInputError`."""
@@ -712,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     try:
-        _print(text)
+        print_to_reader(text)
     except OSError as e:  # > /dev/full, a full disk
         print(f"error: cannot write the table to standard output ({e.strerror or e})", file=sys.stderr)
         return 2

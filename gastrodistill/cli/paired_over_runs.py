@@ -28,6 +28,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from gastrodistill.cli.printing import print_to_reader
 from gastrodistill.evaluation.over_runs import (
     RunsInputError,
     check_no_copies,
@@ -117,12 +118,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         why = [] if shared or args.independent else split_differences(configs)
         text = render(diffs, args.run_dir, shared, args.level, args.n_boot, why)
-        print(text)
-        if args.out:
+        if args.out:  # first: a reader that leaves early (| head) must not cost the file
             try:
                 write_text_atomic(args.out, text + "\n")
             except OSError as e:
                 raise RunsInputError(f"--out {args.out}: cannot write ({e.strerror})") from None
+        print_to_reader(text)
     except RunsInputError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

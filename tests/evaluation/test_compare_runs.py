@@ -399,7 +399,9 @@ def test_outputs_are_written_together_or_not_at_all_and_never_into_a_run(
 def test_a_closed_pipe_ends_the_printing_without_a_traceback() -> None:
     """``compare_runs ... | head``: the reader leaves after its lines; 400 kB of table fill the pipe, so the
     writer meets the closed pipe (a traceback and exit status 1 before)."""
-    script = "from gastrodistill.cli.compare_runs import _print; _print('| job | 0.5 |\\n' * 30000)"
+    script = (
+        "from gastrodistill.cli.printing import print_to_reader; print_to_reader('| job | 0.5 |\\n' * 30000)"
+    )
     done = subprocess.run(
         f"{sys.executable} -c \"{script}\" | head -2; exit ${{PIPESTATUS[0]}}",
         shell=True, executable="/bin/bash", capture_output=True, text=True, timeout=120,

@@ -186,6 +186,26 @@ def test_cli_prints_and_writes_the_pooled_table(tmp_path, capsys) -> None:
     assert "drawn per run" in capsys.readouterr().out
 
 
+def test_a_reader_that_leaves_early_costs_neither_the_file_nor_the_exit_status(tmp_path) -> None:
+    """``paired_over_runs ... --out pooled.md | head`` (a docs tester's finding): the table was printed
+    before ``--out`` was written, so a closed pipe ended the command with a traceback, exit status 1 and no
+    file. ``| true`` leaves before the command prints anything."""
+    import subprocess
+    import sys
+
+    a, b, out = tmp_path / "seed0", tmp_path / "seed1", tmp_path / "pooled.md"
+    write_run(a, 0, config(run_seed=0))
+    write_run(b, 1, config(run_seed=1))
+    args = ["-m", "gastrodistill.cli.paired_over_runs", "--run-dir", str(a), "--run-dir", str(b)]
+    command = " ".join([sys.executable, *args, "--n-boot", "100", "--out", str(out)])
+    done = subprocess.run(
+        f"{command} | true; exit ${{PIPESTATUS[0]}}", shell=True, executable="/bin/bash",
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in out.read_text()
+
+
 @pytest.mark.parametrize(
     "case, message",
     [
