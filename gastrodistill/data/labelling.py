@@ -27,8 +27,15 @@ from gastrodistill.data.tiling import Geometry
 
 CLASS_NAMES = ["irrelevant", "non-gastritis", "gastritis"]
 IRRELEVANT, NON_GASTRITIS, GASTRITIS = 0, 1, 2
-#: Manual labels: image key -> {(row, col): label}
-ManualLabels = dict[str, dict[tuple[int, int], int]]
+
+
+class ManualLabels(dict[str, dict[tuple[int, int], int]]):
+    """Manual labels: image key -> {(row, col) px: label}; ``lines[(key, (row, col))]`` is the
+    ``patch_labels.csv`` line each came from (the header is line 1), for the errors found later."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.lines: dict[tuple[str, tuple[int, int]], int] = {}
 
 
 def image_key(rel: str) -> str:
@@ -71,7 +78,7 @@ def load_patch_labels(manifest: Manifest) -> ManualLabels:
     if path is None:
         return {}
     known = {image_key(r.image) for r in manifest.records}
-    out: ManualLabels = {}
+    out = ManualLabels()
     problems: list[str] = []
     with read_csv_text(path, PatchLabelError) as f:
         reader = csv.DictReader(f, skipinitialspace=True)
@@ -107,6 +114,7 @@ def load_patch_labels(manifest: Manifest) -> ManualLabels:
                 )
                 continue
             out[key][rc] = label
+            out.lines[key, rc] = reader.line_num
     raise_if(problems, f"{path} is invalid", PatchLabelError)
     return out
 
@@ -114,17 +122,24 @@ def load_patch_labels(manifest: Manifest) -> ManualLabels:
 def check_coverage(
     manifest: Manifest, sizes: Mapping[str, tuple[int, int]], geometry: Geometry, manual: ManualLabels
 ) -> None:
-    """Manual labels must sit on the patch grid; images without a mask need them for every patch."""
+    """Manual labels must sit on the patch grid (the error names the ``patch_labels.csv`` lines of those that
+    do not, when ``manual`` is :func:`load_patch_labels`' answer); images without a mask need them for every
+    patch. Raises :class:`PatchLabelError` listing every problem."""
     problems: list[str] = []
+    lines = getattr(manual, "lines", {})
     for r in manifest.records:
         h, w = sizes[r.image]
         grid = set(geometry.grid(h, w))
-        labels = manual.get(image_key(r.image), {})
+        key = image_key(r.image)
+        labels = manual.get(key, {})
         off = sorted(set(labels) - grid)
         if off:
+            at = sorted(lines[key, rc] for rc in off if (key, rc) in lines)
+            shown = ", ".join(map(str, at[:5])) + (" ..." if len(at) > 5 else "")
+            where = f" line{'s' if len(at) > 1 else ''} {shown}" if at else ""
             problems.append(
-                f"{PATCH_LABELS_NAME}: image {r.image!r}: {len(off)} row/col pair(s) such as {off[0]} "
-                f"are not patch corners (rows {geometry.positions(h)}, cols {geometry.positions(w)})"
+                f"{PATCH_LABELS_NAME}{where}: image {r.image!r}: {len(off)} row/col pair(s) such as "
+                f"{off[0]} are not patch corners (rows {geometry.positions(h)}, cols {geometry.positions(w)})"
             )
         if r.mask is None:
             missing = sorted(grid - set(labels))

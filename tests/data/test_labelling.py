@@ -113,7 +113,15 @@ def test_off_grid_labels_and_images_without_any_label_are_errors(data_root):
         "manifest.csv line 2 (image 'images/A1_0.png'): no mask and no manual label for 15 of its 16 patches"
         in msg
     )
-    assert "image 'images/A1_1.png': 1 row/col pair(s) such as (5, 5) are not patch corners" in msg
+    # with its line (a docs tester's finding: the other patch_labels.csv errors named theirs)
+    assert "patch_labels.csv line 3: image 'images/A1_1.png': 1 row/col pair(s) such as (5, 5) are not" in msg
+    m = _with_labels(
+        data_root, "image,row,col,label\n" + "".join(f"images/A1_1.png,{i},1,1\n" for i in range(7))
+    )
+    with pytest.raises(
+        PatchLabelError, match=r"csv lines 2, 3, 4, 5, 6 \.\.\.: image 'images/A1_1.png': 7 row"
+    ):
+        check_coverage(m, sizes, GEOM, load_patch_labels(m))
     # ... and labelling all 16 of its patches by hand makes it valid
     full = "".join(f"images/A1_0.png,{r},{c},1\n" for r, c in tile_positions(100, 90, 32, 8))
     m = _with_labels(data_root, "image,row,col,label\n" + full)
