@@ -27,11 +27,16 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## Create .venv: torch first ($(TORCH)), then the package with its dev extra
 
-test: setup ## Run the fast test suite (CI)
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# make test runs the tests in TEST_WORKERS processes (pytest-xdist; a file's tests stay in one process),
+# one torch thread each; TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
+PYTEST := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
+
+test: setup ## Run the fast test suite (CI), in TEST_WORKERS=2 processes
+	$(PYTEST)
 
 test-full: setup ## Run all tests, slow ones included
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m ''
+	$(PYTEST) -m ''
 
 lint: setup ## ruff check + format check
 	$(BIN)/ruff check .
