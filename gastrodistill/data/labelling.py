@@ -76,7 +76,7 @@ def load_patch_labels(manifest: Manifest) -> ManualLabels:
     """Read ``patch_labels.csv`` if present; every bad row is reported with its line."""
     path = manifest.patch_labels_path
     if path is None:
-        return {}
+        return ManualLabels()
     known = {image_key(r.image) for r in manifest.records}
     out = ManualLabels()
     problems: list[str] = []
