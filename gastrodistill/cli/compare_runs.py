@@ -570,6 +570,13 @@ def compare(
             f"({', '.join(apart[:4])} differ): a difference between them mixes the setting with the "
             "draw of test units."
         )
+    for i, run in enumerate(runs):  # paired_over_runs refuses such a pair (it would pool one run twice)
+        twin = next((r for r in runs[:i] if r.table.equals(run.table)), None)
+        if twin is not None:
+            notes.append(
+                f"{run.label}: its results table equals {twin.label}'s to the last digit (a copy of one run, "
+                "cp -a?): not a second measurement."
+            )
     for run in runs:
         if not run.config_read:
             notes.append(

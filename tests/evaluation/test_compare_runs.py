@@ -334,6 +334,18 @@ def test_a_row_no_run_holds_is_named_and_empty_derived_columns_are_left_out(tmp_
     assert "## 1 run compared" in text and "share every setting" not in text
 
 
+def test_a_copied_run_is_named_as_one(tmp_path, capsys) -> None:
+    """``cp -a run copy``: the copy's table equals the run's, so it is named as no second measurement (a
+    tester's finding of the last session: it compared as a run of its own)."""
+    make_run(tmp_path / "a", 0, recipe(ipc=1))
+    make_run(tmp_path / "b", 1, recipe(ipc=2))
+    shutil.copytree(tmp_path / "a", tmp_path / "c")
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c")]) == 0
+    text = capsys.readouterr().out
+    assert "c: its results table equals a's to the last digit (a copy of one run, cp -a?)" in text
+    assert text.count("to the last digit") == 1  # a and b differ
+
+
 def test_the_plot_says_which_run_lacks_a_row(tmp_path, monkeypatch) -> None:
     """A run without one of the compared rows: its place in the plot says so (it was left empty)."""
     import gastrodistill.evaluation.plots as plots
