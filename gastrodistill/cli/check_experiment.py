@@ -387,6 +387,9 @@ def render_runs(recipe: Mapping[str, Any], checks: list[CheckOverRuns], sources:
 def read_results(source: Path) -> pd.DataFrame:
     """A results table (``eval/results.csv``).
 
+    ``df.attrs["lines"]``: each row's line in the file (the header is line 1; blank lines are counted
+    there and skipped here).
+
     Raises:
         RecipeError: naming the file when it is empty, not CSV, lacks the key columns, has a row with
             another number of fields than its header (blank lines are skipped, as pandas does), or lacks
@@ -420,6 +423,9 @@ def read_results(source: Path) -> pd.DataFrame:
             f"{source} is not a results table of the evaluate stage: it lacks the columns {missing}; "
             "give the run's eval/results.csv"
         )
+    lines = [i for i, row in enumerate(rows[1:], start=2) if row]  # blank lines skipped, as pandas does
+    if len(lines) == len(df):
+        df.attrs["lines"] = lines  # each row's line in the file, for the errors found later
     return df
 
 

@@ -296,16 +296,18 @@ def hydra_overrides(f: Found) -> dict[str, str]:
 def _numeric_problem(table: pd.DataFrame) -> str | None:
     """What is wrong with a results table's rows for the comparison: a row without a method, schedule or
     architecture, a row given twice, or a cell of a number column (means, interval ends, differences) that
-    is no number; the line named as a text editor counts (the header is line 1). None when nothing is, the
-    number columns then converted to numbers in ``table``."""
+    is no number; the line named as a text editor counts (the header is line 1; ``table.attrs["lines"]``
+    of :func:`~gastrodistill.cli.check_experiment.read_results` where a blank line shifts the rows). None
+    when nothing is, the number columns then converted to numbers in ``table``."""
+    line = table.attrs.get("lines") or range(2, len(table) + 2)
     keys = ["method", "schedule", "architecture"]
     blank = table[keys].isna().any(axis=1)
     if blank.any():
-        return f"line {int(blank.to_numpy().argmax()) + 2} has no method, schedule or architecture"
+        return f"line {line[int(blank.to_numpy().argmax())]} has no method, schedule or architecture"
     twice = table.duplicated(subset=keys)
     if twice.any():
         i = int(twice.to_numpy().argmax())
-        return f"line {i + 2} repeats the row {'/'.join(map(str, table.loc[table.index[i], keys]))}"
+        return f"line {line[i]} repeats the row {'/'.join(map(str, table.loc[table.index[i], keys]))}"
     for column in table.columns:
         if not str(column).endswith(("_mean", "_std", "_ci_low", "_ci_high", "_diff")):
             continue
@@ -313,7 +315,7 @@ def _numeric_problem(table: pd.DataFrame) -> str | None:
         bad = numbers.isna() & table[column].notna()
         if bad.any():
             i = int(bad.to_numpy().argmax())
-            return f"line {i + 2}, column {column}: {table[column].iloc[i]!r} is not a number"
+            return f"line {line[i]}, column {column}: {table[column].iloc[i]!r} is not a number"
         table[column] = numbers
     return None
 

@@ -442,6 +442,8 @@ def test_a_closed_pipe_ends_the_printing_without_a_traceback() -> None:
         ("blank row", "results.csv: line 7 has no method, schedule or architecture; evaluate the run again"),
         ("repeated row", "results.csv: line 7 repeats the row soft/replay/convnet; evaluate the run again"),
         ("text", "results.csv: line 2, column patient_hm_mean: 'abc' is not a number; evaluate the run"),
+        # a blank line above (skipped by pandas) counts as a text editor counts it (a tester: it shifted)
+        ("text below a blank line", "results.csv: line 5, column patient_hm_mean: 'abc' is not a number"),
     ],
 )
 def test_unusable_input_is_refused_in_one_line(tmp_path, capsys, case: str, message: str) -> None:
@@ -472,11 +474,11 @@ def test_unusable_input_is_refused_in_one_line(tmp_path, capsys, case: str, mess
     elif case == "table":
         make_run(other, 1, recipe(ipc=2))
         pd.DataFrame({"method": ["soft"]}).to_csv(other / "eval" / "results.csv", index=False)
-    elif case in ("blank row", "repeated row", "text"):
+    elif case in ("blank row", "repeated row", "text", "text below a blank line"):
         table = make_run(other, 1, recipe(ipc=2))
-        if case == "text":
+        if case.startswith("text"):
             table["patient_hm_mean"] = table["patient_hm_mean"].astype(object)
-            table.loc[0, "patient_hm_mean"] = "abc"
+            table.loc[0 if case == "text" else 2, "patient_hm_mean"] = "abc"
         else:
             extra = (
                 {"method": "soft", "schedule": "replay", "architecture": "convnet"}
@@ -485,6 +487,9 @@ def test_unusable_input_is_refused_in_one_line(tmp_path, capsys, case: str, mess
             )
             table = pd.concat([table, pd.DataFrame([extra])], ignore_index=True)
         table.to_csv(other / "eval" / "results.csv", index=False)
+        if case == "text below a blank line":
+            lines = (other / "eval" / "results.csv").read_text().splitlines(keepends=True)
+            (other / "eval" / "results.csv").write_text("".join([*lines[:2], "\n", *lines[2:]]))
     assert main(args) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith("error: ") and captured.err.count("\n") == 1
