@@ -243,6 +243,34 @@ def test_summary_recipe_states_the_cpu_presets_unroll(compose_cfg):
     assert "the whole unroll differentiable" in distill and "augmentation (DSA) flip, rotate 10" in distill
 
 
+def test_the_summary_recipe_is_the_sets_own(compose_cfg, tmp_path):
+    """``SUMMARY.md`` describes the sets in the run folder (each ``distill/<mode>/config.yaml``), not the
+    command that wrote it last (a resume with more outer steps, then ``stages=[evaluate]``: the summary gave
+    the command's 3 outer steps for 7-step sets); sets of other settings from each other are noted."""
+    import yaml
+
+    from gastrodistill.pipeline.summary import recipe_lines, sets_distill
+
+    cfg = compose_cfg(["experiment=tiny"])
+    assert sets_distill(tmp_path, ["soft", "hard"]) == (None, None)  # no sets: the command's recipe
+    for mode, steps, every in (("soft", 7, 1), ("hard", 7, 5)):
+        saved = OmegaConf.to_container(cfg, resolve=True)
+        saved["distill"] |= {"mode": mode, "outer_steps": steps, "ckpt_every": every}
+        (tmp_path / "distill" / mode).mkdir(parents=True)
+        (tmp_path / "distill" / mode / "config.yaml").write_text(yaml.safe_dump(saved))
+    made, note = sets_distill(tmp_path, ["soft", "hard"])
+    assert made["outer_steps"] == 7 and made["mode"] == "soft" and note is None  # ckpt_every: no recipe
+    assert "; 7 outer steps," in recipe_lines(cfg, ["soft", "hard"], made)[2]
+    assert f"; {cfg.distill.outer_steps} outer steps," in recipe_lines(cfg, ["soft", "hard"])[2]
+    hard = yaml.safe_load((tmp_path / "distill" / "hard" / "config.yaml").read_text())
+    hard["distill"]["lr_images"] = 0.5
+    (tmp_path / "distill" / "hard" / "config.yaml").write_text(yaml.safe_dump(hard))
+    assert sets_distill(tmp_path, ["soft", "hard"])[1] == (
+        "the hard set was distilled with other settings than the soft set, whose settings the recipe gives "
+        "(each set's distill/<mode>/config.yaml)"
+    )
+
+
 def test_two_commands_started_in_the_same_second_get_their_own_run_folders(tmp_path):
     """Run folders are named to the microsecond: two runs of one experiment started together (a script's
     ``&``) wrote into one folder named to the second, each overwriting the other's outputs unsaid."""

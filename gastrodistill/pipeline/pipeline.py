@@ -20,7 +20,7 @@ from gastrodistill.pipeline.run_record import (
     put_back_record,
 )
 from gastrodistill.pipeline.stages import LOGGING_STAGES, STAGES, ReproduceConfigError
-from gastrodistill.pipeline.summary import recipe_lines, shown_path, target_lines
+from gastrodistill.pipeline.summary import recipe_lines, sets_distill, shown_path, target_lines
 from gastrodistill.pipeline.workers import (
     distill_in_processes,
     one_device,
@@ -533,10 +533,13 @@ class Pipeline(PreflightChecks):
                 f"changed them): run 'stages=[{','.join(later)}]' here (hydra.run.dir=...) to bring them "
                 "up to date"
             )
+        made, differ = sets_distill(self.out, self.modes())  # the sets' own recipe, not this command's
+        if differ is not None:
+            self.notes.append(differ)
         lines = [f"# {self.cfg.experiment_name}: reproduction summary", ""]
         lines += ["| stage | wall time (s) |", "|---|---|"]
         lines += [f"| {k} | {v:.0f} |" for k, v in self.timings.items()]
-        lines += ["", "## Recipe", ""] + [f"- {line}" for line in recipe_lines(self.cfg, self.modes())]
+        lines += ["", "## Recipe", ""] + [f"- {line}" for line in recipe_lines(self.cfg, self.modes(), made)]
         lines += ["", "## Outputs (paths in this run folder relative to it; no folder outside it named)", ""]
         lines += [f"- {k}: {shown_path(self.out, k, v)}" for k, v in self.paths.items()]
         if self.notes:

@@ -31,12 +31,45 @@ def _augment_text(node: Any) -> str:
     )
 
 
-def recipe_lines(cfg: DictConfig, modes: list[str]) -> list[str]:
+def sets_distill(out: Path, modes: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """The ``distill`` section the run folder ``out``'s distilled sets were made with (each set's
+    ``distill/<mode>/config.yaml``), and a note naming the sets whose section differs from the first's
+    (beyond ``mode`` and the keys that are no recipe, ``over_runs.NOT_RECIPE``); ``(None, None)`` when no
+    set records one. A command that resumed a set with more outer steps, or ran later stages with other
+    values, is not the recipe of the sets in the folder (a tester's finding: ``SUMMARY.md`` gave 3 outer
+    steps for 7-step sets)."""
+    from gastrodistill.evaluation.over_runs import NOT_RECIPE, NOT_RECIPE_LEAVES
+    from gastrodistill.utils.run_info import read_run_config
+
+    skip = {"mode", *NOT_RECIPE["distill"], *NOT_RECIPE_LEAVES}
+    sections = {}
+    for mode in modes:
+        saved = read_run_config(Path(out) / "distill" / mode)
+        if saved is not None and isinstance(saved.get("distill"), dict):
+            sections[mode] = saved["distill"]
+    if not sections:
+        return None, None
+    (first, section), *rest = sections.items()
+    recipe = {k: v for k, v in section.items() if k not in skip}
+    other = [m for m, s in rest if {k: v for k, v in s.items() if k not in skip} != recipe]
+    note = (
+        f"the {' and '.join(other)} set{'s were' if len(other) > 1 else ' was'} distilled with other "
+        f"settings than the {first} set, whose settings the recipe gives (each set's "
+        "distill/<mode>/config.yaml)"
+        if other
+        else None
+    )
+    return section, note
+
+
+def recipe_lines(cfg: DictConfig, modes: list[str], distill: dict[str, Any] | None = None) -> list[str]:
     """What a reader comparing runs needs besides the table (from the resolved config; no paths): the data
     (the synthetic generator's name and seed when the run generated it, the patch and storage size), the
     network, the distiller (images, unroll, start, outer loop, augmentation, backend and precision) and the
-    evaluation (networks per row, schedules, architectures), and the networks' whitening (``data.zca``)."""
-    d, ev = cfg.distill, cfg.get("eval") or {}
+    evaluation (networks per row, schedules, architectures), and the networks' whitening (``data.zca``).
+    ``distill``: the distiller's settings as the sets recorded them (:func:`sets_distill`), in place of
+    ``cfg.distill``."""
+    d, ev = (cfg.distill if distill is None else OmegaConf.create(distill)), cfg.get("eval") or {}
     model = {
         k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if not k.startswith("_")
     }

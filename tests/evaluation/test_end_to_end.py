@@ -378,6 +378,9 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     card = json.loads((out / "artifacts" / "hard" / "card.json").read_text())
     assert card["training_recipe"]["distill"]["outer_steps"] == 4
     assert card["training_recipe"]["distill"]["mode"] == "hard"
+    # and so does SUMMARY.md's recipe (a tester's finding: it gave the command's 3 for the sets' 4)
+    recipe = (out / "SUMMARY.md").read_text().split("## Recipe")[1].split("## Outputs")[0]
+    assert "; 4 outer steps, real batch" in recipe and "other settings than" not in recipe
     capsys.readouterr()
     # a resume that evaluates again shows its own new table, without removing anything first (before, its
     # evaluation refused the earlier sets' networks after the distillation); only the artifacts are stale
