@@ -477,15 +477,15 @@ class Pipeline(PreflightChecks):
         self.timings["total"] = time.time() - start
 
     def stale_stages(self) -> list[str]:
-        """The later stages to run again after this run's distill stage (a resume in an existing run folder):
-        those this run did not redo whose outputs in the folder do not describe the current sets
-        (``eval/results.md`` without a current evaluation of them; ``audit/``
-        without an audit of them; an ``artifacts/<set>`` of other content: :meth:`describes`). Decided
-        from the outputs, not from this command alone: a second resume with no step left still names the
-        outputs the first one made stale. Empty without a distill stage."""
-        if "distill" not in self.timings:
-            return []
+        """The later stages to run again since a resume changed the folder's sets: those this run did not
+        redo whose outputs in the folder do not describe the current sets (``eval/results.md`` without a
+        current evaluation of them; ``audit/`` without an audit of them; an ``artifacts/<set>`` of other
+        content: :meth:`describes`). Decided from the outputs, not from this command alone: a second
+        resume with no step left, or a later command of other stages (``stages=[artifact]`` after a
+        distill-only resume), still names the outputs the first one made stale. Empty without sets."""
         sets = self.distilled_sets()
+        if not sets:
+            return []
         outputs = {"evaluate": "eval/results.md", "audit": "audit", "artifact": "artifacts"}
         return [
             stage

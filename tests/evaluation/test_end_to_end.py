@@ -379,8 +379,13 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     assert card["training_recipe"]["distill"]["outer_steps"] == 4
     assert card["training_recipe"]["distill"]["mode"] == "hard"
     # and so does SUMMARY.md's recipe (a tester's finding: it gave the command's 3 for the sets' 4)
-    recipe = (out / "SUMMARY.md").read_text().split("## Recipe")[1].split("## Outputs")[0]
+    summary = (out / "SUMMARY.md").read_text()
+    recipe = summary.split("## Recipe")[1].split("## Outputs")[0]
     assert "; 4 outer steps, real batch" in recipe and "other settings than" not in recipe
+    # the evaluation is still the 3-step sets': named as stale, its table not shown as this folder's (a
+    # tester: a run of later stages alone embedded it, after a note that the cards publish no numbers)
+    assert "eval/ in this folder do not describe the distilled sets" in summary and "| soft |" not in summary
+    assert "run 'stages=[evaluate]' here" in summary
     capsys.readouterr()
     # a resume that evaluates again shows its own new table, without removing anything first (before, its
     # evaluation refused the earlier sets' networks after the distillation); only the artifacts are stale
