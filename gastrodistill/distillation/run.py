@@ -581,6 +581,9 @@ def run_distillation(
                     every_n_train_steps=d.ckpt_every,
                     save_top_k=1,
                     save_last=True,
+                    # a resume in a copied or moved run folder writes last.ckpt again, not last-v1.ckpt
+                    # beside the copy's older one (which "checkpoints/last.ckpt" would then continue)
+                    enable_version_counter=False,
                 )
             )
         # the device summary stays, Lightning's noise not; a resumed checkpoint's path shown in the run folder

@@ -3,10 +3,12 @@
 Every ``Trainer`` of pytorch-lightning 2.6 logs an advertisement ("💡 Tip: ... litlogger ...") and, under
 torch 2.13, every ``fit`` warns that Lightning's own pytree helper builds a deprecated ``LeafSpec``
 (``FutureWarning`` from ``pytorch_lightning/utilities/_pytree.py``). Neither says anything about the run,
-so :func:`lightning_output` drops both; the device summary ("GPU available: ...") and Lightning's other
-lines and warnings stay unless ``quiet``. Lightning's lines name the checkpoint a run resumes from by its
-absolute path ("Restoring states from the checkpoint path at /home/…"), which would reach the run's log
-(``distill.log``): within the block such a path is shown relative to the run folder, or by its last parts.
+so :func:`lightning_output` drops both, and the warning that a checkpoint resumes in another folder than
+it was written in (a copied run folder; the warning names the old folder's absolute path); the device
+summary ("GPU available: ...") and Lightning's other lines and warnings stay unless ``quiet``. Lightning's
+lines name the checkpoint a run resumes from by its absolute path ("Restoring states from the checkpoint
+path at /home/…"), which would reach the run's log (``distill.log``): within the block such a path is
+shown relative to the run folder, or by its last parts.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ RANK_ZERO_LOGGERS = tuple(f"{n}.utilities.rank_zero" for n in LIGHTNING_LOGGERS)
 TIP_PREFIX = "💡 Tip:"
 #: The message of the pytree deprecation Lightning's own code triggers under torch 2.13.
 TREESPEC_WARNING = r".*isinstance\(treespec, LeafSpec\).*"
+#: Lightning's warning when a checkpoint is resumed in another folder than it was written in (a copied or
+#: moved run folder, which the project supports): it names the old folder by its absolute path.
+DIRPATH_WARNING = r"The dirpath has changed from .*"
 
 
 #: Where an absolute POSIX path starts in a line of text (not the ``/`` of ``1/2``, a URL or a relative path).
@@ -121,6 +126,7 @@ def lightning_output(quiet: bool = False, run_dir: str | os.PathLike | None = No
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=TREESPEC_WARNING, category=FutureWarning)
+            warnings.filterwarnings("ignore", message=DIRPATH_WARNING)
             yield
     finally:
         for name in RANK_ZERO_LOGGERS:

@@ -89,6 +89,27 @@ def test_last_takes_this_folders_checkpoint_else_one_this_run_can_continue(
     assert torch.equal(again.images, first.images)
 
 
+def test_a_resume_in_a_copied_run_folder_writes_its_last_checkpoint_again(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, recwarn
+):
+    """``cp -a run copy`` then ``distill.resume=last`` in the copy (a tester's finding): Lightning kept the
+    copy's ``last.ckpt`` of the earlier step and wrote ``last-v1.ckpt`` beside it, so the documented
+    ``checkpoints/last.ckpt`` continued from the older step, with a warning naming the first folder's
+    absolute path. ``last.ckpt`` is now the newest, and that warning is not shown."""
+    import shutil
+
+    common = [*tiny_overrides, "distill.ckpt_every=1", "distill.grid_every=0"]
+    run_distillation(compose_cfg([*common, "distill.outer_steps=2"]), tiny_dm, tmp_path / "first")
+    shutil.copytree(tmp_path / "first", tmp_path / "copy")
+    cfg = compose_cfg([*common, "distill.outer_steps=3", "distill.resume=last"])
+    run_distillation(cfg, tiny_dm, tmp_path / "copy")
+    files = sorted(p.name for p in (tmp_path / "copy" / "soft" / "checkpoints").iterdir())
+    assert "last-v1.ckpt" not in files and "step000003.ckpt" in files, files
+    saved = torch.load(tmp_path / "copy" / "soft" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert saved["global_step"] == 3
+    assert not [w for w in recwarn if "dirpath has changed" in str(w.message)]
+
+
 def test_a_stopped_run_says_which_checkpoint_is_kept_and_how_to_continue(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, capsys
 ):
