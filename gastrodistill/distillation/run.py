@@ -489,7 +489,15 @@ def check_no_finished_set(folder: str | os.PathLike, mode: str, in_stages: bool 
     ways = [f"Start a new run folder ({new_run_folder_advice()})"]
     kept = bool(checkpoints)
     if kept:
-        ways.append(f"continue that set with distill.resume={folder.parent} and a higher distill.outer_steps")
+        ways.append(
+            f"continue that set with distill.resume={folder.parent} and a higher distill.outer_steps"
+            + (  # a study stopped between its label modes: the finished one is kept, the other continued
+                " (with the same distill.outer_steps, distill.resume=last keeps it as it is and continues "
+                "a set of the other label mode that stopped)"
+                if in_stages
+                else ""
+            )
+        )
     if in_stages:
         ways.append("leave distill out of the stages to evaluate, audit or publish it as it is")
     raise DistillConfigError(

@@ -589,6 +589,8 @@ def test_a_finished_set_names_only_the_ways_on_that_exist(tmp_path):
         check_no_finished_set(folder, "soft", in_stages=True)
     text = str(info.value)
     assert f", continue that set with distill.resume={folder.parent} and a higher" in text
+    # a study killed between its label modes (a tester: "a higher outer_steps" would change the finished set)
+    assert "(with the same distill.outer_steps, distill.resume=last keeps it as it is and continues" in text
     assert text.endswith(", or leave distill out of the stages to evaluate, audit or publish it as it is")
 
 
