@@ -11,11 +11,13 @@ checkpointing), ``higher`` (innerloop_ctx), beside
     (the cost floor).
 
 Each configuration runs in a fresh subprocess (one torch thread) so that its peak memory can be read from
-``resource.getrusage(RUSAGE_SELF).ru_maxrss``: the reported figure is the rise of the peak resident set
-during the meta-steps above the resident set after a warm-up (imports, network, data, one plain
-forward/backward). CPU torch has no allocator statistics, and tracemalloc does not see torch's memory.
+the kernel: the reported figure is the rise of the peak resident set during the meta-steps above the
+resident set after a warm-up (imports, network, data, one plain forward/backward), read as ``VmHWM`` of
+``/proc/self/status`` after resetting it (``/proc/self/clear_refs``; ``peak_source: "VmHWM after reset"``
+in the JSON), or, where that reset is refused, as the rise of ``ru_maxrss`` (a lower bound). CPU torch has
+no allocator statistics, and tracemalloc does not see torch's memory.
 
-    .venv/bin/python benchmarks/bench_meta_step.py            # T = 10, 30, 100, ~3-4 min on 2 cores
+    .venv/bin/python benchmarks/bench_meta_step.py            # T = 10, 30, 100, about 1 min on 2 cores
     .venv/bin/python benchmarks/bench_meta_step.py --T 10 30 --repeats 2 --json out.json
 """
 
