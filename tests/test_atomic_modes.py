@@ -363,3 +363,21 @@ def test_only_dead_writers_set_aside_folders_are_put_back_or_removed(tmp_path):
     assert atomic.recover_interrupted_swap(target) is None  # target present: removed, nothing put back
     assert {p.name for p in tmp_path.iterdir()} == {"audit"} | kept
     assert (target / "audit.md").read_text() == "1"
+
+
+def test_a_study_puts_back_an_audit_and_an_artifact_whose_swap_was_killed(compose_cfg, tmp_path):
+    """A swap of ``audit/`` or ``artifacts/<set>`` killed between its two renames leaves the earlier folder
+    set aside; a later command of other stages (``stages=[artifact]``) read the run folder without it and
+    published "not audited" cards (a tester). Any study command now puts both back first."""
+    from gastrodistill.pipeline.pipeline import Pipeline
+
+    run, host, dead = tmp_path / "run", atomic._host(), _dead_pid()
+    for folder, name in ((run, "audit"), (run / "artifacts", "soft")):
+        aside = folder / f".{name}.{host}-{dead}.old"
+        aside.mkdir(parents=True)
+        (aside / "kept.txt").write_text(name)
+    cfg = ["experiment=tiny", "stages=[generate]", f"paths.output_dir={run}", f"paths.root_dir={tmp_path}"]
+    Pipeline(compose_cfg(cfg)).run()
+    assert (run / "audit" / "kept.txt").read_text() == "audit"
+    assert (run / "artifacts" / "soft" / "kept.txt").read_text() == "soft"
+    assert not [p for p in (*run.iterdir(), *(run / "artifacts").iterdir()) if p.name.endswith(".old")]

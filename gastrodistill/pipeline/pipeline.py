@@ -421,6 +421,13 @@ class Pipeline(PreflightChecks):
         zero = is_global_zero()
         if zero:
             self.out.mkdir(parents=True, exist_ok=True)
+            from gastrodistill.utils.atomic import recover_interrupted_swap
+
+            # a swap of audit/ or an artifact killed between its renames (SIGKILL): the earlier folder goes
+            # back before any stage reads it (stages=[artifact] published "not audited" cards beside it)
+            for folder in [self.out / "audit", *(self.out / "artifacts" / m for m in self.modes())]:
+                if folder.parent.is_dir():
+                    recover_interrupted_swap(folder)
             kept = self.history = keep_earlier_record(self.out)
             if kept is not None:
                 self.notes.append(
