@@ -411,10 +411,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         else:
             problem = _content_problem(ckpt)
     if problem is not None:
+        others = (
+            sorted(p for p in path.parent.glob("*.ckpt") if p != path) if path.parent.name == CKPT_DIR else []
+        )
         raise ResumeError(
             f"checkpoint {path} is damaged or is not a gastrodistill distillation checkpoint ({problem}); "
-            f"pass a checkpoint that a distillation run wrote (<run>/<mode>/checkpoints/*.ckpt) or its run "
-            f"folder, or drop distill.resume to start from step 0"
+            + (  # "drop distill.resume" would be refused beside the stopped run's other checkpoints
+                f"resume from another checkpoint of that run, distill.resume={newest(others)} (remove the "
+                "damaged file, or it stays the newest), or start from step 0 in a new run folder"
+                if others
+                else "pass a checkpoint that a distillation run wrote (<run>/<mode>/checkpoints/*.ckpt) or "
+                "its run folder, or drop distill.resume to start from step 0"
+            )
         )
     return ckpt
 

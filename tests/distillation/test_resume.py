@@ -304,6 +304,26 @@ def test_a_damaged_or_foreign_checkpoint_is_refused_in_one_line_before_the_data(
     assert not (tmp_path / "fakes" / "PWNED").exists()  # the pickled payload never ran
 
 
+def test_a_damaged_last_checkpoint_beside_an_intact_one_names_the_intact_one(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path
+):
+    """A damaged ``last.ckpt`` beside the run's intact step checkpoint (a tester, by hand): the advice was
+    "drop distill.resume", which the stopped run's checkpoints then refused; it now names the intact one."""
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
+    checkpoints = tmp_path / "a" / "soft" / "checkpoints"
+    last = checkpoints / "last.ckpt"
+    last.write_bytes(last.read_bytes()[:1000])
+    with pytest.raises(ResumeError) as info:
+        run_distillation(compose_cfg([*common, f"distill.resume={last}"]), None, tmp_path / "b")
+    text = str(info.value)
+    assert (
+        f"resume from another checkpoint of that run, distill.resume={checkpoints / 'step000002.ckpt'} "
+        in text
+    )
+    assert "drop distill.resume" not in text and "\n" not in text
+
+
 def test_a_resume_with_other_settings_is_refused_naming_each_key_and_changeable_keys_resume(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path
 ):
