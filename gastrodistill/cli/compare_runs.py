@@ -388,8 +388,23 @@ def differing_settings(runs: Sequence[Run], order: Sequence[str] = ()) -> list[s
     for key in sorted({k for o in with_overrides for k in o}):  # e.g. +tag=x,y: no recipe key, but swept
         if key not in keys and len({o.get(key) for o in with_overrides}) > 1 and not _covered(key, keys):
             keys.append(key)
+    keys = [k for k in keys if k in order or not _set_by_group(runs, k, keys, groups)]
     rank = {k: i for i, k in enumerate(order)}
     return sorted(keys, key=lambda k: rank.get(k, len(rank)))
+
+
+def _set_by_group(runs: Sequence[Run], key: str, keys: Sequence[str], groups: Sequence[str]) -> bool:
+    """Whether ``key`` (``model.depth``) lies in the node of a config group shown among ``keys``
+    (``model``) and takes one value among the runs of each of its choices: the choice sets it, so it is no
+    column of its own (a ``model=convnet,resnet18`` sweep showed every key the two networks' files set)."""
+    group = key.split(".")[0]
+    if group == key or group not in groups or group not in keys:
+        return False
+    values: dict[str, set[str]] = {}
+    for run in runs:
+        if run.config and run.choices:
+            values.setdefault(str(run.choices.get(group)), set()).add(setting(run, key, groups))
+    return bool(values) and all(len(v) == 1 for v in values.values())
 
 
 def _covered(key: str, keys: Sequence[str]) -> bool:

@@ -252,6 +252,23 @@ def test_config_group_choices_lists_and_the_sweeps_own_key_order(tmp_path, capsy
     ]
 
 
+def test_keys_a_group_choice_sets_are_no_columns_of_their_own(tmp_path, capsys) -> None:
+    """``-m model=convnet,resnet18`` showed the group and every key its two files set (``model.depth``,
+    ``model.width``, ...) as columns (a tester): keys one choice fixes are left out; a key that differs
+    within one choice (``model.width=8,16`` swept too) stays."""
+    for job, (group, depth, width) in enumerate(
+        (("convnet", 3, 8), ("resnet18", 18, 8), ("resnet18", 18, 16))
+    ):
+        cfg = recipe(ipc=1)
+        cfg["model"] = {"_target_": f"gastrodistill.models.{group}", "depth": depth, "width": width}
+        make_run(tmp_path / "sweep" / str(job), job, cfg)
+        hydra_record(tmp_path / "sweep" / str(job), {"model": group})
+    assert main([str(tmp_path / "sweep")]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:3] == ["run", "model", "model.width"] and "model.depth" not in head
+    assert [line[1:3] for line in lines] == [["convnet", "8"], ["resnet18", "8"], ["resnet18", "16"]]
+
+
 def test_a_swept_key_outside_the_recipe_and_a_removed_group_are_shown(tmp_path, capsys) -> None:
     """``-m +tag=x,y '~audit'``: the tag is no recipe key but the only thing the jobs differ in (it was
     left out, and the runs said to share every setting); a group removed by ``~audit`` showed the whole
