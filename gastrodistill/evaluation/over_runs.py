@@ -261,11 +261,17 @@ def set_recipes(
                 f"{path} is not valid YAML; restore the file the distill stage wrote beside the set"
             ) from None
         if isinstance(saved, dict) and isinstance(saved.get("distill"), dict):
-            skip = {"mode", *NOT_RECIPE["distill"], *NOT_RECIPE_LEAVES}  # as recipe_differences skips them
-            sections[name] = {k: v for k, v in saved["distill"].items() if k not in skip}
+            sections[name] = distill_recipe(saved["distill"])
         else:
             unread.append(name)
     return sections, unread
+
+
+def distill_recipe(section: Mapping[str, Any]) -> dict[str, Any]:
+    """A set's ``distill`` section less ``mode`` and the keys that are no recipe (:data:`NOT_RECIPE`,
+    :data:`NOT_RECIPE_LEAVES`), as :func:`recipe_differences` skips them."""
+    skip = {"mode", *NOT_RECIPE["distill"], *NOT_RECIPE_LEAVES}
+    return {k: v for k, v in section.items() if k not in skip}
 
 
 def with_set_recipes(config: dict[str, Any], sections: Mapping[str, dict[str, Any]]) -> dict[str, Any]:

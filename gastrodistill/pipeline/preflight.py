@@ -14,6 +14,17 @@ from gastrodistill.utils.distributed import is_global_zero
 from gastrodistill.utils.values import is_count
 
 
+def stage_list(cfg: Any) -> list[str]:
+    """``cfg.stages`` as a list of names (``stages=distill`` without brackets: one stage, not its letters)."""
+    stages = cfg.get("stages")
+    return [str(stages)] if isinstance(stages, str) else [str(s) for s in stages or []]
+
+
+def data_module_target(cfg: Any) -> str:
+    """The ``_target_`` of ``cfg.data`` (the data module's class path), or ``""``."""
+    return str((cfg.get("data") or {}).get("_target_", ""))
+
+
 def check_sweep_collections(jobs: list[tuple[str, Any]]) -> None:
     """A sweep's jobs side by side (``(label, composed config)`` pairs,
     :func:`gastrodistill.cli.sweep_check.sweep_problem`): refuse jobs that generate different synthetic
@@ -25,10 +36,11 @@ def check_sweep_collections(jobs: list[tuple[str, Any]]) -> None:
 
     first: dict[Path, tuple[str, int, str]] = {}
     for label, cfg in jobs:
-        stages = cfg.get("stages")
-        stages = [stages] if isinstance(stages, str) else [str(s) for s in stages or []]
-        data_target = str((cfg.get("data") or {}).get("_target_", ""))
-        if "generate" not in stages or data_target != GASTRIC_DATA or cfg.get("synthetic") is None:
+        if (
+            "generate" not in stage_list(cfg)
+            or data_module_target(cfg) != GASTRIC_DATA
+            or cfg.get("synthetic") is None
+        ):
             continue
         root, seed, content = planned_collection(cfg.synthetic)
         earlier, earlier_seed, earlier_content = first.setdefault(root, (label, seed, content))
@@ -57,7 +69,7 @@ class PreflightChecks(StudyContext):
         if isinstance(self.cfg.stages, str):  # stages=distill (no brackets): one stage, not its letters
             with open_dict(self.cfg):
                 self.cfg.stages = [self.cfg.stages]
-        stages = [str(s) for s in self.cfg.stages]
+        stages = stage_list(self.cfg)
         if not stages:  # a run record and a summary of a study that did nothing
             raise ReproduceConfigError(
                 f"stages is empty; list some of {list(STAGES)} in that order, e.g. 'stages=[evaluate]'"
@@ -117,7 +129,7 @@ class PreflightChecks(StudyContext):
                         f"synthetic.{key}=0: the test split would hold no patient of that diagnosis, so the "
                         "patient HM and AUC could not be measured; use at least 1"
                     )
-        data_target = str((self.cfg.get("data") or {}).get("_target_", ""))
+        data_target = data_module_target(self.cfg)
         if "generate" in stages and "patches" in stages and data_target == GASTRIC_DATA:
             self.check_patch_fits((self.cfg.get("synthetic") or {}).get("image_size"))
         if "generate" in stages and len(stages) > 1 and data_target == GASTRIC_DATA:
@@ -134,7 +146,7 @@ class PreflightChecks(StudyContext):
             from gastrodistill.sharing.publish import check_experiment_name
 
             check_experiment_name(self.cfg)
-        if "generate" not in stages and str((self.cfg.get("data") or {}).get("_target_", "")) == GASTRIC_DATA:
+        if "generate" not in stages and data_module_target(self.cfg) == GASTRIC_DATA:
             from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
             check_synthetic_collection(self.cfg)  # the stages read the collection on disk as it is
@@ -191,7 +203,7 @@ class PreflightChecks(StudyContext):
         write the synthetic gastric DATA_ROOT and its patch store, which a folder, ``.npz`` or the digits
         never read (the default ``stages`` list them, so ``data=npz`` alone would generate unused data
         and the summary would list it). A note says so."""
-        data_target = str((self.cfg.get("data") or {}).get("_target_", ""))
+        data_target = data_module_target(self.cfg)
         dropped = [s for s in stages if s in GASTRIC_STAGES]
         if data_target == GASTRIC_DATA or not dropped:
             return stages

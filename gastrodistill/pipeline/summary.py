@@ -34,14 +34,13 @@ def _augment_text(node: Any) -> str:
 def sets_distill(out: Path, modes: list[str]) -> tuple[dict[str, Any] | None, str | None]:
     """The ``distill`` section the run folder ``out``'s distilled sets were made with (each set's
     ``distill/<mode>/config.yaml``), and a note naming the sets whose section differs from the first's
-    (beyond ``mode`` and the keys that are no recipe, ``over_runs.NOT_RECIPE``); ``(None, None)`` when no
+    (beyond ``mode`` and the keys that are no recipe, ``over_runs.distill_recipe``); ``(None, None)`` when no
     set records one. A command that resumed a set with more outer steps, or ran later stages with other
     values, is not the recipe of the sets in the folder (a tester's finding: ``SUMMARY.md`` gave 3 outer
     steps for 7-step sets)."""
-    from gastrodistill.evaluation.over_runs import NOT_RECIPE, NOT_RECIPE_LEAVES
+    from gastrodistill.evaluation.over_runs import distill_recipe
     from gastrodistill.utils.run_info import read_run_config
 
-    skip = {"mode", *NOT_RECIPE["distill"], *NOT_RECIPE_LEAVES}
     sections = {}
     for mode in modes:
         saved = read_run_config(Path(out) / "distill" / mode)
@@ -50,8 +49,7 @@ def sets_distill(out: Path, modes: list[str]) -> tuple[dict[str, Any] | None, st
     if not sections:
         return None, None
     (first, section), *rest = sections.items()
-    recipe = {k: v for k, v in section.items() if k not in skip}
-    other = [m for m, s in rest if {k: v for k, v in s.items() if k not in skip} != recipe]
+    other = [m for m, s in rest if distill_recipe(s) != distill_recipe(section)]
     note = (
         f"the {' and '.join(other)} set{'s were' if len(other) > 1 else ' was'} distilled with other "
         f"settings than the {first} set, whose settings the recipe gives (each set's "
