@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gastrodistill.cli.output_folder import output_folder_problem
+from gastrodistill.cli.output_folder import GIVE_FOLDER, output_folder_problem
 
 UNCREATABLE = Path("/proc/gastrodistill-no-such-folder")  # /proc takes no new folders, even as root
 
@@ -62,7 +62,38 @@ def test_another_rank_checking_the_same_folder_at_once_is_no_problem(tmp_path, m
     assert not (tmp_path / "other").exists()  # what this check made, it removed
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder")
+def test_a_folder_the_kernel_refuses_to_write_is_refused_with_its_reason(tmp_path, monkeypatch):
+    """EACCES on creating a folder in ``locked`` and on a file in it, raised where the kernel would (CI runs
+    as root, whom file modes do not stop: the test below skips there)."""
+    import tempfile
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_mkdir, real_mkstemp = Path.mkdir, tempfile.mkstemp
+
+    def mkdir(self, *args, **kwargs):
+        if self.parent == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == locked:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", mkdir)
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    assert (
+        output_folder_problem(locked / "out")
+        == f"cannot be created in {locked} (Permission denied); {GIVE_FOLDER}"
+    )
+    assert output_folder_problem(locked) == f"cannot be written (Permission denied); {GIVE_FOLDER}"
+    # elsewhere the same patched calls succeed, and the folders the check made are removed again
+    assert output_folder_problem(tmp_path / "new" / "locked") is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["locked"] and not any(locked.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only folder (simulated above)")
 def test_a_folder_without_write_permission_is_refused(tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o555)

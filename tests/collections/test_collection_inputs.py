@@ -143,13 +143,27 @@ def test_folder_of_dicom_files(tmp_path):
 
     root = tmp_path / "dcm"
     rng = np.random.default_rng(3)
-    for c in ("a", "b"):
+    raws: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+    for c in raws:
         (root / c).mkdir(parents=True)
         for i in range(5):
-            write_dicom(root / c / f"{i}.dcm", rng.integers(0, 4096, (8, 8)).astype(np.uint16))
+            raws[c].append(rng.integers(0, 4096, (8, 8)).astype(np.uint16))
+            write_dicom(root / c / f"{i}.dcm", raws[c][-1])  # BitsStored 12, no window
     dm = _setup(FolderDataModule(root=str(root), val_fraction=0.2, test_fraction=0.2))
     x, _ = dm._splits["train"]
-    assert x.dtype == np.float32 and x.shape[1:] == (1, 8, 8) and x.min() >= 0.0 and x.max() <= 1.0
+    assert x.dtype == np.float32 and x.shape[1:] == (1, 8, 8)
+    # every image of each class, whichever split it fell in: its stored values over the 12-bit range
+    for k, c in enumerate(dm.class_names):
+        got = [
+            img.astype(np.float64)
+            for s in ("train", "val", "test")
+            for img, y in zip(*dm._splits[s], strict=True)
+            if y == k
+        ]
+        assert len(got) == len(raws[c])
+        np.testing.assert_allclose(
+            sorted(g.sum() for g in got), sorted((r / 4095.0).sum() for r in raws[c]), atol=1e-4, err_msg=c
+        )
 
 
 # ---- storage_size from an experiment preset ---------------------------------------------------------------

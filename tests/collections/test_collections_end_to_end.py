@@ -41,10 +41,28 @@ SMALL = [
 ]
 
 
-def _image_level_checks(df: pd.DataFrame, out) -> None:
-    """Balanced accuracy beside accuracy; the patient-level part skipped, not failed."""
-    for col in ("patch_accuracy_mean", "patch_balanced_accuracy_mean", "patch_macro_f1_mean"):
-        assert np.isfinite(df[col]).all() and df[col].between(0, 1).all(), col
+def _image_level_checks(df: pd.DataFrame, out, test_labels: np.ndarray) -> None:
+    """Accuracy, balanced accuracy and macro F1 of every row equal scikit-learn's on each of its networks'
+    recorded test predictions, averaged; the patient-level part skipped, not failed."""
+    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+
+    from gastrodistill.evaluation.report import load_record, record_path
+
+    nets = pd.read_csv(out / "networks.csv")
+    for row in df.itertuples():
+        jobs = nets.job[nets.job.str.startswith(f"{row.method}__{row.schedule}__same__")]
+        assert len(jobs) == row.n_networks > 0, (row.method, row.schedule)
+        preds = [load_record(record_path(out, j))["image_probs"].argmax(1) for j in jobs]
+        assert all(len(p) == len(test_labels) for p in preds)
+        expected = {
+            "patch_accuracy_mean": np.mean([accuracy_score(test_labels, p) for p in preds]),
+            "patch_balanced_accuracy_mean": np.mean([balanced_accuracy_score(test_labels, p) for p in preds]),
+            "patch_macro_f1_mean": np.mean(
+                [f1_score(test_labels, p, average="macro", labels=np.unique(test_labels)) for p in preds]
+            ),
+        }
+        for col, value in expected.items():
+            assert getattr(row, col) == pytest.approx(value, abs=1e-6), (row.method, row.schedule, col)
     patient_cols = [c for c in df.columns if c.startswith("patient_") or c.startswith("threshold")]
     assert all(df[c].isna().all() for c in patient_cols)  # no patient ids -> no patient numbers
     assert not (out / "plots" / "roc_curves.png").exists()
@@ -53,7 +71,7 @@ def _image_level_checks(df: pd.DataFrame, out) -> None:
 
 
 def test_npz_rgb_two_classes_distil_and_evaluate(compose_cfg, make_npz, tmp_path):
-    path = make_npz(k=2, channels=3, size=12, counts=(40, 12, 20), class_names=np.array(["normal", "tumour"]))
+    path = make_npz(k=2, channels=3, size=12, counts=(40, 12, 23), class_names=np.array(["normal", "tumour"]))
     cfg = compose_cfg(["data=npz", f"data.path={path}", "data.batch_size=16", *SMALL])
     dm = instantiate(cfg.data)
     ds = run_distillation(cfg, dm, tmp_path / "distill")
@@ -71,7 +89,7 @@ def test_npz_rgb_two_classes_distil_and_evaluate(compose_cfg, make_npz, tmp_path
         ("random", "standard"),
     }
     assert {"recall_normal_mean", "recall_tumour_mean"} <= set(df.columns)
-    _image_level_checks(df, out)
+    _image_level_checks(df, out, np.load(path)["test_labels"])
 
 
 def test_results_report_image_level_auc(compose_cfg, make_npz, tmp_path):
@@ -106,7 +124,7 @@ def test_folder_grayscale_three_classes_hard_labels_and_artifact(compose_cfg, ma
     out = tmp_path / "eval"
     df = run_evaluation(cfg, dm, {"hard": ds}, out)
     assert {"recall_cyst_mean", "recall_normal_mean", "recall_stone_mean"} <= set(df.columns)
-    _image_level_checks(df, out)
+    _image_level_checks(df, out, dm.labels("test"))
 
     art = publish_artifact(cfg, dm, "hard", ds, tmp_path / "artifact", archive=False)
     loaded, card = load_artifact(art)

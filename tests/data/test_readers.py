@@ -79,12 +79,22 @@ def test_dicom_without_window_matches_png_of_same_values(tmp_path):
     np.testing.assert_allclose(read_image(dcm), read_image(tmp_path / "a.png"), atol=1e-6)
 
 
-def test_pydicom_sample_file_reads_as_unit_range():
+def test_pydicom_sample_ct_reads_through_its_rescale_over_the_signed_stored_range():
+    """pydicom's own CT sample (signed 16-bit, Rescale Intercept -1024, no window): the stored range
+    [-32768, 32767] after the modality transform maps onto [0, 1] (the module's rule without a VOI step),
+    computed here by hand from the file's fields."""
+    from pydicom import dcmread
     from pydicom.data import get_testdata_file
 
-    out = read_image(get_testdata_file("CT_small.dcm"))
+    path = get_testdata_file("CT_small.dcm")
+    ds = dcmread(path)
+    assert ds.PixelRepresentation == 1 and ds.BitsStored == 16 and "WindowCenter" not in ds
+    slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
+    value = ds.pixel_array.astype(np.float64) * slope + intercept
+    lower, upper = -(2.0**15) * slope + intercept, (2.0**15 - 1) * slope + intercept
+    out = read_image(path)
     assert out.shape == (128, 128) and out.dtype == np.float32
-    assert 0.0 <= out.min() < out.max() <= 1.0
+    np.testing.assert_allclose(out, (value - lower) / (upper - lower), atol=1e-6)
 
 
 def test_truncated_dicom_is_reported(tmp_path, raw12):

@@ -8,7 +8,7 @@ import torch
 
 from gastrodistill.data.base import TensorImageDataModule
 from gastrodistill.distillation.real_batches import RealBatchSource
-from gastrodistill.distillation.run import run_distillation
+from gastrodistill.distillation.run import build_distilled_set, run_distillation
 
 pytestmark = [
     pytest.mark.gpu,
@@ -57,10 +57,15 @@ def test_distillation_on_the_gpu_with_bf16_and_channels_last(
             "distill.outer_steps=4",
         ]
     )
+    dm = uint8_dm(size=16)
+    initial = build_distilled_set(cfg.distill, dm, "soft", cfg.seed)
     torch.cuda.reset_peak_memory_stats()
-    ds = run_distillation(cfg, uint8_dm(size=16), tmp_path / "out")
+    ds = run_distillation(cfg, dm, tmp_path / "out")
     assert torch.isfinite(ds.images).all() and torch.isfinite(ds.lrs()).all()
-    assert torch.cuda.max_memory_allocated() > 0
+    # the outer steps moved the images and the learning rates (the meta-gradient reached them on the GPU)
+    assert not torch.equal(ds.images.detach().cpu(), initial.images.detach())
+    assert not torch.equal(ds.lrs().detach().cpu(), initial.lrs().detach())
+    assert torch.cuda.max_memory_allocated() > 0  # the run used the GPU
 
 
 def test_a_cuda_network_initialised_from_a_cpu_generator_gets_the_cpu_weights():

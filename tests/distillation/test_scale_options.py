@@ -36,11 +36,22 @@ def test_bf16_channels_last_chunked_checkpointed_run(compose_cfg, tiny_dm, tiny_
     # The bf16 outer loss is the float32 one within bfloat16 rounding.
     fp32 = build_module(compose_cfg(common), tiny_dm, initial, None)
     bf16 = build_module(cfg, tiny_dm, build_distilled_set(cfg.distill, tiny_dm, "soft", cfg.seed), None)
+    seen: dict[str, tuple[bool, torch.dtype]] = {}
+    for name, module in (("fp32", fp32), ("bf16", bf16)):  # the autocast state the objective runs under
+        objective = module._meta_objective
+
+        def spy(*args, _objective=objective, _name=name, **kwargs):
+            seen[_name] = (torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))
+            return _objective(*args, **kwargs)
+
+        module._meta_objective = spy
     x, y = fp32.real_batch(0, 0)
     a = fp32.inner_net_objective(x, y, 0, 0, 0)[0].loss
     b = bf16.inner_net_objective(*bf16.real_batch(0, 0), 0, 0, 0)[0].loss
-    assert b.dtype == torch.float32 or b.float().dtype == torch.float32
-    assert float(b) == pytest.approx(float(a), rel=0.05)
+    assert seen["bf16"] == (True, torch.bfloat16) and seen["fp32"][0] is False
+    assert a.dtype == b.dtype == torch.float32  # the outer loss itself is float32 under autocast too
+    assert float(b) != float(a)  # bfloat16 rounding shows ...
+    assert float(b) == pytest.approx(float(a), rel=0.03)  # ... and stays within its size
 
 
 def test_metrics_every_n_steps(compose_cfg, tiny_dm, tiny_overrides, tmp_path):

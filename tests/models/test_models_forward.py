@@ -36,6 +36,16 @@ def test_forward_shapes_and_gradients(name, channels, classes, size):
     out.sum().backward()
     grads = [p.grad for p in net.parameters()]
     assert all(g is not None for g in grads)
+    assert grads[0].abs().sum() > 0  # the first layer's weights: the backward pass reaches the input end
+
+
+@pytest.mark.parametrize("name", sorted(SMALL))
+def test_input_gradients_match_float64_finite_differences(name):
+    """The whole network's backward pass (convolutions, norms, pooling, residual paths) against central
+    differences in float64 (``torch.autograd.gradcheck``), on inputs drawn away from ReLU kinks by chance."""
+    net = SMALL[name](2, 3, (9, 11)).double()
+    x = torch.randn(2, 2, 9, 11, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert torch.autograd.gradcheck(net, (x.requires_grad_(),), eps=1e-6, atol=1e-5)
 
 
 def test_no_running_statistics_anywhere():
@@ -174,7 +184,7 @@ def test_convnet_average_head_is_the_linear_layer_on_the_spatial_mean_of_the_fea
     the classifier has one input per channel whatever the image size, and the flatten head is unchanged."""
     net = ConvNet(1, 3, (12, 10), width=5, depth=2, head="avg").double()
     x = torch.randn(4, 1, 12, 10, dtype=torch.float64)
-    fmap = net.features(x)  # [4, 5, 3, 3]
+    fmap = net.features(x).detach()  # [4, 5, 3, 3]
     pooled = torch.stack(
         [
             torch.tensor([float(fmap[i, c].sum()) / (fmap.shape[2] * fmap.shape[3]) for c in range(5)])

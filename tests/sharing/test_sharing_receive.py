@@ -270,7 +270,12 @@ def test_card_recipe_from_a_newer_version_or_with_a_bad_value_is_an_artifact_err
     card = {"training_recipe": {"standard": {"epochs": 7, "lr": 0.05, "precision": "bf16-mixed"}}}
     sched = card_schedule(card)
     assert (sched.epochs, sched.lr, sched.precision) == (7, 0.05, "bf16-mixed")
-    assert card_schedule({}).epochs > 0  # a card without a recipe: the defaults
+    from dataclasses import replace
+
+    from gastrodistill.evaluation.fresh_training import StandardSchedule
+
+    assert sched == replace(StandardSchedule(), epochs=7, lr=0.05, precision="bf16-mixed")  # the rest default
+    assert card_schedule({}) == StandardSchedule()  # a card without a recipe: the defaults
     with pytest.raises(ArtifactError, match=r"\['warmup'\].*update gastrodistill"):
         card_schedule({"training_recipe": {"standard": {"lr": 0.05, "warmup": 3}}})
     with pytest.raises(ArtifactError, match="precision"):
