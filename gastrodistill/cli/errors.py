@@ -449,10 +449,15 @@ def stop_children(grace_s: float = 5.0) -> None:
             child.join(1.0)
 
 
-def known_error_text(exc: BaseException) -> str | None:
+#: How a Hydra command's output folder is chosen, as the storage errors' advice names it.
+HYDRA_OUTPUTS = "hydra.run.dir=... or paths.root_dir=..."
+
+
+def known_error_text(exc: BaseException, outputs: str = HYDRA_OUTPUTS) -> str | None:
     """The ``error: ...`` line of a project error (:data:`PROJECT_ERRORS`, :func:`message`) or of a config
     value a constructor refused (:func:`instantiation_message`); ``None`` for anything else, which the
-    commands re-raise with its traceback (a bug, a ``KeyboardInterrupt``, ``SystemExit``)."""
+    commands re-raise with its traceback (a bug, a ``KeyboardInterrupt``, ``SystemExit``). ``outputs``: how
+    the command's output folder is chosen, for the advice of a full disk or a folder it may not write."""
     if not isinstance(exc, Exception):
         return None
     found = project_error(exc)
@@ -462,7 +467,10 @@ def known_error_text(exc: BaseException) -> str | None:
     if bad_value is not None:
         return instantiation_message(bad_value)
     return (
-        target_error_text(exc) or storage_error_text(exc) or folder_error_text(exc) or wandb_error_text(exc)
+        target_error_text(exc)
+        or storage_error_text(exc, outputs)
+        or folder_error_text(exc)
+        or wandb_error_text(exc)
     )
 
 
@@ -544,7 +552,7 @@ _FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 _DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
 
-def storage_error_text(exc: BaseException) -> str | None:
+def storage_error_text(exc: BaseException, outputs: str = HYDRA_OUTPUTS) -> str | None:
     """The ``error: ...`` line of a full disk or a file/folder that may not be read or written: ``exc`` or
     one of its explicit causes (``raise ... from``; not an error an ``except`` block was handling when a
     bug raised another) is an ``OSError`` of such an ``errno``, or carries the operating system's text
@@ -566,8 +574,8 @@ def storage_error_text(exc: BaseException) -> str | None:
     if isinstance(found, OSError) and found.errno in _DENIED_ERRNOS:
         return (
             f"error: {found.strerror or 'permission denied'}{where}: make it readable (an input) or writable "
-            "(an output) for you, or choose another output folder (hydra.run.dir=... or paths.root_dir=...) "
-            "or patch store folder (data.store_root=...)"
+            f"(an output) for you, or choose another output folder ({outputs}) or patch store folder "
+            "(data.store_root=...)"
         )
     if "/torch_" in str(found):  # torch's shared memory for DataLoader workers (/dev/shm, 64 MB in Docker)
         return (
@@ -576,8 +584,8 @@ def storage_error_text(exc: BaseException) -> str | None:
         )
     return (
         f"error: no space left on the device{where}: free space there, or choose an output folder "
-        "(hydra.run.dir=... or paths.root_dir=...) or a patch store folder (data.store_root=...) on a disk "
-        "with room; what this run wrote before stopping is incomplete"
+        f"({outputs}) or a patch store folder (data.store_root=...) on a disk with room; what this run "
+        "wrote before stopping is incomplete"
     )
 
 
@@ -628,8 +636,14 @@ def close_progress_bars() -> None:
         bar.close()
 
 
-def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
-    """The same for a command that is not a Hydra main (argparse): message alone, exit status 1."""
+def report_errors(
+    main: Callable[..., Any] | None = None, *, outputs: str = HYDRA_OUTPUTS
+) -> Callable[..., Any]:
+    """The same for a command that is not a Hydra main (argparse): message alone, exit status 1.
+    ``@report_errors(outputs="--output ...")``: how that command's output folder is chosen, for the
+    advice of a storage error (:func:`known_error_text`)."""
+    if main is None:
+        return functools.partial(report_errors, outputs=outputs)
 
     @functools.wraps(main)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -642,7 +656,7 @@ def report_errors(main: Callable[..., Any]) -> Callable[..., Any]:
             return result
         except BaseException as exc:
             stop_if_interrupted(exc)
-            text = known_error_text(exc)
+            text = known_error_text(exc, outputs)
             if text is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
                 raise
             close_progress_bars()

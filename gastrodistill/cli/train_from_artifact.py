@@ -20,6 +20,7 @@ from gastrodistill.cli import CONF_DIR
 from gastrodistill.cli.errors import CommandError, check_root_values, report_errors
 from gastrodistill.cli.output_folder import check_output_folder
 from gastrodistill.utils.run_info import CONFIG_FILE, read_run_config
+from gastrodistill.utils.values import omegaconf_literal
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -31,8 +32,8 @@ EPILOG = """examples:
 writes receive.json and receive.md (this site's metrics beside the card's published ones) into
 --output, by default outputs/<experiment>/receive/<artifact name>-<first 12 hex digits of the card's
 SHA-256>, so that two sites' artifacts of one name keep their own reports; receiving the same artifact
-again on the same data replaces its earlier report, and on other data (another data.* setting) writes
-beside it, to <name>-<hash>-2, -3, ..."""
+again on the same data replaces its earlier report, and on other data (another data.* setting, data.seed
+included: it follows seed and draws the site's test split) writes beside it, to <name>-<hash>-2, -3, ..."""
 
 
 def positive_int(text: str) -> int:
@@ -80,9 +81,8 @@ def parser() -> argparse.ArgumentParser:
 
 def compose(overrides: list[str], output: str | None) -> DictConfig:
     """The root config with ``overrides`` and ``paths.output_dir`` set to ``output`` (default
-    ``outputs/<experiment>/receive``). Raises :class:`CommandError` for an override Hydra refuses (a
-    misspelt key or option, a bad value), with Hydra's message, and for an ``output`` that no folder can be
-    written at (a file, a path below a file, a folder the system refuses: ``check_output_folder``)."""
+    ``outputs/<experiment>/receive``), taken as it is (not Hydra text). Raises :class:`CommandError` for an
+    override Hydra refuses (a misspelt key or option, a bad value), with Hydra's message."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -91,8 +91,6 @@ def compose(overrides: list[str], output: str | None) -> DictConfig:
 
     from gastrodistill.cli.override_keys import repeated_key_message, unknown_key_message
 
-    if output is not None:  # a file, a path below a file, a folder that cannot be made: before any work
-        check_output_folder(output, "--output")
     GlobalHydra.instance().clear()
     unknown = repeated_key_message(list(overrides)) or unknown_key_message(  # a typo: named, with the
         list(overrides),  # nearest keys
@@ -106,9 +104,12 @@ def compose(overrides: list[str], output: str | None) -> DictConfig:
             cfg = hydra_compose(config_name="config", overrides=list(overrides))
             if output is None:
                 output = str(Path(cfg.paths.root_dir) / "outputs" / str(cfg.experiment_name) / "receive")
-            return hydra_compose(config_name="config", overrides=[*overrides, f"paths.output_dir={output}"])
     except (HydraException, OmegaConfBaseException) as e:
         raise CommandError(f"the overrides {list(overrides)} do not compose: {e}") from e
+    # set on the composed config, not as an override: the path is no Hydra text (spaces, brackets, commas,
+    # quotes, letters outside ASCII, ${...} stay as they are)
+    cfg.paths.output_dir = omegaconf_literal(output)
+    return cfg
 
 
 def output_owner_problem(output: Path, data: str | None = None) -> str | None:
@@ -199,8 +200,15 @@ def default_folder_name(artifact: str) -> str:
 
 def _received_data(data: Any) -> Any:
     """The part of a resolved ``data`` config that a received artifact's networks see: all of it but
-    ``zca`` (they start with the card's filter, whatever ``data.zca`` says)."""
-    return {k: v for k, v in data.items() if k != "zca"} if isinstance(data, dict) else data
+    ``zca`` (they start with the card's filter, whatever ``data.zca`` says), its ``root`` and ``path``
+    written alike (``/site/xrays/`` and ``/site/xrays`` are one folder)."""
+    if not isinstance(data, dict):
+        return data
+    same = {k: v for k, v in data.items() if k != "zca"}
+    for key in ("root", "path"):
+        if isinstance(same.get(key), str) and same[key]:
+            same[key] = os.path.normpath(same[key])
+    return same
 
 
 def default_folder(base: Path, artifact: str, data: Any) -> Path:
@@ -244,11 +252,12 @@ def run(argv: list[str] | None = None) -> dict:
         output = default_folder(output, args.artifact, OmegaConf.to_container(cfg.data, resolve=True))
     from gastrodistill.anonymity.text_check import data_root
 
-    problem = output_owner_problem(output, data_root(cfg))
+    given = "--output" if args.output is not None else "the default output folder (no --output given)"
+    problem = output_owner_problem(output, data_root(cfg))  # first: the write check makes folders there
     if problem is not None:
-        raise CommandError(f"--output {output} {problem}")
-    if args.output is None:  # the default, below paths.root_dir (GASTRODISTILL_ROOT)
-        check_output_folder(output, "the default output folder (no --output given)")
+        raise CommandError(f"{given} {output} {problem}")
+    # a file, a path below a file, a folder that cannot be made: before any work
+    check_output_folder(output, given)
     from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
     check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
@@ -267,7 +276,7 @@ def run(argv: list[str] | None = None) -> dict:
     return result
 
 
-@report_errors
+@report_errors(outputs="--output ..., or paths.root_dir=... for the default one")
 def main(argv: list[str] | None = None) -> None:
     """Entry point of ``gastrodistill-train-from-artifact``: :func:`run`, errors reported as messages."""
     run(argv)

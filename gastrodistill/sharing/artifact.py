@@ -19,6 +19,7 @@ import json
 import os
 import stat
 import zipfile
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +74,15 @@ ARTIFACT_IS = (
 #: Refuse archive members larger than this (guards against zip bombs).
 MAX_MEMBER_BYTES = 4 << 30  # all three files together
 MAX_CARD_BYTES = 16 << 20
+#: More entries than this in a zip or folder are refused at once, unnamed but for a few (an artifact holds
+#: three; a zip of 30,000 empty members took seconds to check and gave a 289 KB message).
+MAX_ENTRIES = 64
+#: The zip compression methods Python's ``zipfile`` reads (stored, deflate, bzip2, lzma); 7-Zip's and
+#: WinZip's AES encryption (method 99) and others it cannot.
+_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2"}
+_ZIP_METHODS[zipfile.ZIP_LZMA] = "lzma"
+#: The longest set name a received card may carry in ``name`` (a set's name is a folder name: 255 bytes).
+MAX_NAME_CHARS = 255
 #: The smallest ``normalization.std`` a received card may give: a tenth of the floor the data modules put
 #: under a channel's std (1e-6 of the [0, 1] pixel range: ``data.base.channel_stats``,
 #: ``data.patch_store.hist_stats``), so every card the project writes passes even after float32 rounding,
@@ -333,6 +343,11 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
     before it is inflated (a small zip can otherwise inflate to gigabytes)."""
     if not path.exists():
         raise ArtifactError(f"no artifact at {path}; pass the artifact folder or its .zip")
+    if not path.is_dir() and not path.is_file():  # /dev/zero, a pipe: zipfile would read it without end
+        raise ArtifactError(
+            f"{path} is neither a folder nor a regular file (a device, pipe or socket); pass the artifact "
+            "folder or its .zip"
+        )
     if path.is_dir():
         blobs = _read_folder(path)
         for name, data in blobs.items():
@@ -346,7 +361,7 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise ArtifactError(
             f"{path.name} is a pickle-capable file; artifacts are safetensors + JSON only. "
-            "Pickles can run code when loaded: refusing."
+            f"Pickles can run code when loaded: refusing{_renamed_zip_advice(path)}."
         )
     if not zipfile.is_zipfile(path):
         raise ArtifactError(
@@ -359,6 +374,7 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
             if _is_distilled_set(i.filename for i in infos):  # a distilled set's folder, zipped
                 raise ArtifactError(_distilled_set_message(path.name, "<its folder, unzipped>", path.stem))
             _refuse_names([i.filename for i in infos], path.name)
+            _refuse_unreadable_members(infos, path.name)
             by_name = {i.filename: i for i in infos}
             _refuse_sizes({n: i.file_size for n, i in by_name.items()}, path.name)
             blobs = {CARD_FILE: zf.read(by_name[CARD_FILE])}
@@ -376,6 +392,43 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
             return blobs, card
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
         raise ArtifactError(f"{path.name} is a damaged zip archive ({exc}); download it again") from exc
+
+
+def _renamed_zip_advice(path: Path) -> str:
+    """For a file refused by its suffix (``soft.bin``): when it is a zip of an artifact's three files (a
+    mail gateway renames attachments), the advice to give it its ``.zip`` name back; else nothing. Reads
+    the zip's list of members only, none of them."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = zf.namelist() if len(zf.infolist()) <= MAX_ENTRIES else []
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError):
+        return ""
+    if sorted(names) != sorted(ARTIFACT_FILES):
+        return ""
+    return (
+        f" It is a zip of an artifact's three files: if it is an artifact's .zip renamed on its way (a mail "
+        f"gateway), name it {path.stem}.zip and pass it again"
+    )
+
+
+def _refuse_unreadable_members(infos: Sequence[zipfile.ZipInfo], where: str) -> None:
+    """Refuse members that Python's ``zipfile`` cannot inflate: encrypted ones (a password-protected zip,
+    often made for sending by e-mail) and compression methods other than :data:`_ZIP_METHODS` (it raised
+    ``RuntimeError`` or ``NotImplementedError`` from deep inside, shown as a traceback)."""
+    for info in infos:
+        if info.flag_bits & 0x1:
+            raise ArtifactError(
+                f"{where}: member {info.filename!r} is encrypted (a password-protected zip); unzip it with "
+                "its password and pass the folder, or ask the sending site for the zip without a password "
+                "(the artifact holds no patient data to protect)"
+            )
+        if info.compress_type not in _ZIP_METHODS:
+            raise ArtifactError(
+                f"{where}: member {info.filename!r} uses zip compression method {info.compress_type}, which "
+                f"this reader cannot inflate (it reads {', '.join(_ZIP_METHODS.values())}; 99 is 7-Zip's or "
+                "WinZip's AES encryption); unzip it with that tool and pass the folder, or zip the three "
+                "files again with plain zip"
+            )
 
 
 def _distilled_set_message(where: str, folder: str, name: str) -> str:
@@ -403,6 +456,12 @@ def _read_folder(path: Path) -> dict[str, bytes]:
     names = sorted(p.name for p in path.iterdir())
     if _is_distilled_set(names):
         raise ArtifactError(_distilled_set_message(str(path), str(path), path.name))
+    held = [n for n in names if n.lower().endswith(".zip") or (path / n / CARD_FILE).is_file()]
+    if held and CARD_FILE not in names and len(names) <= MAX_ENTRIES:  # <run>/artifacts, the folder above
+        raise ArtifactError(
+            f"{path} holds artifacts ({', '.join(held[:6])}), not the files of one; pass one of them "
+            f"({path / held[0]})"
+        )
     _refuse_names(names, path.name)
     sizes = {}
     for name in names:
@@ -454,6 +513,11 @@ def _unexpected_advice(names: list[str], unexpected: list[str]) -> str:
 
 
 def _refuse_names(names: list[str], where: str) -> None:
+    if len(names) > MAX_ENTRIES:
+        raise ArtifactError(
+            f"{where} holds {len(names)} entries (the first: {sorted(names)[:5]}); an artifact holds exactly "
+            f"{list(ARTIFACT_FILES)}"
+        )
     for n in names:
         if n.lower().endswith(PICKLE_SUFFIXES):
             raise ArtifactError(
@@ -464,7 +528,7 @@ def _refuse_names(names: list[str], where: str) -> None:
             raise ArtifactError(
                 f"{where} contains {n!r}, a numpy array file, so it is not an artifact; {ARTIFACT_IS}"
             )
-    twice = sorted({n for n in names if names.count(n) > 1})
+    twice = sorted(n for n, count in Counter(names).items() if count > 1)
     if twice:  # zip readers differ on which copy they show: the card a person reads may not be the one loaded
         raise ArtifactError(f"{where} holds {twice} more than once; an artifact holds each file once")
     unexpected = sorted(set(names) - set(ARTIFACT_FILES))
@@ -503,7 +567,7 @@ def _parse_card(data: bytes) -> dict[str, Any]:
     if not isinstance(card, dict):
         raise ArtifactError(f"{CARD_FILE} must hold a JSON object")
     version = card.get("schema_version")
-    if version not in SUPPORTED_SCHEMA_VERSIONS:
+    if type(version) is not int or version not in SUPPORTED_SCHEMA_VERSIONS:  # true == 1.0 == 1 in Python
         raise ArtifactError(
             f"{CARD_FILE} has schema_version {version!r}, which this gastrodistill "
             f"({gastrodistill.__version__}) does not know (supported: {list(SUPPORTED_SCHEMA_VERSIONS)}); "
@@ -596,6 +660,22 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
     for key in ("files", "tensors"):
         if not isinstance(card.get(key), Mapping):
             raise _malformed(key, "a mapping")
+    for name in TENSOR_NAMES:
+        entry = card["tensors"].get(name)
+        if not (
+            isinstance(entry, Mapping)
+            and isinstance(entry.get("dtype"), str)
+            and isinstance(entry.get("shape"), list)
+            and all(is_count(v, 0) for v in entry["shape"])
+        ):
+            raise _malformed(
+                f"tensors.{name}", "a mapping with a shape (a list of integers) and a dtype string"
+            )
+    recipe = card.get("training_recipe", {})
+    if not isinstance(recipe, Mapping):
+        raise _malformed("training_recipe", f"a mapping (got {type(recipe).__name__})")
+    if recipe.get("standard") is not None and not isinstance(recipe["standard"], Mapping):
+        raise _malformed("training_recipe.standard", f"a mapping (got {type(recipe['standard']).__name__})")
     for name in (TENSORS_FILE, GRID_FILE):
         entry = card["files"].get(name)
         if not (
@@ -604,6 +684,24 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
             and is_count(entry.get("bytes"), 0)
         ):
             raise _malformed(f"files.{name}", "a mapping with a sha256 string and a bytes count")
+
+
+def _check_card_name(name: object) -> None:
+    """Refuse a card ``name`` the writer would not write: it writes a set's name (``check_set_name``:
+    letters, digits, '.', '_' and '-'), and a site prints it at the top of its report. A resealed name with
+    line breaks put a forged "verified" line and table row above the real table, and terminal escapes
+    reached the screen."""
+    from gastrodistill.evaluation.jobs import SET_NAME
+
+    if name is None:
+        return
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or not SET_NAME.fullmatch(name):
+        shown = repr(name)[:40] if isinstance(name, str) else type(name).__name__
+        raise _malformed(
+            "name",
+            f"a set name of letters, digits, '.', '_' and '-' (at most {MAX_NAME_CHARS} characters), as the "
+            f"writer gives it (got {shown})",
+        )
 
 
 def check_card_fields(card: Mapping[str, Any]) -> None:
@@ -626,6 +724,7 @@ def check_card_fields(card: Mapping[str, Any]) -> None:
         raise ArtifactError(
             f"{CARD_FILE}: {exc} (the writer refuses such values: the card was edited after it was written)"
         ) from None
+    _check_card_name(card.get("name"))
 
 
 def check_card_evaluation(card: Mapping[str, Any]) -> None:

@@ -110,8 +110,10 @@ class CardError(ValueError):
 
 
 def string_problem(value: str) -> str | None:
-    """Why a card may not carry the string ``value`` (a path, a file name, a DICOM person name or UID), as
-    words after "the value", or None."""
+    """Why a card may not carry the string ``value`` (a control character, a path, a file name, a DICOM
+    person name or UID), as words after "the value", or None."""
+    if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        return "contains a control character (a line break, tab or terminal escape)"
     if "/" in value or "\\" in value:
         return "contains a path separator"
     if value.startswith("~") or _WINDOWS_DRIVE.match(value):

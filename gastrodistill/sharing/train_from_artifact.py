@@ -33,8 +33,8 @@ from gastrodistill.sharing.artifact import (
     check_card_code,
     load_artifact,
 )
-from gastrodistill.utils.atomic import write_text_atomic
-from gastrodistill.utils.run_info import RECORD_FILES, save_run_info
+from gastrodistill.utils.atomic import write_texts_atomic
+from gastrodistill.utils.run_info import RECORD_FILES, run_record_texts
 from gastrodistill.utils.safe_config import UnsafeNodeError, check_received_node
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import hydra_quoted
@@ -466,11 +466,13 @@ def train_from_artifact(
         if schedule == PUBLISHED
         else {},
     }
-    if output_dir is not None:
-        out = Path(output_dir)
-        save_run_info(out, cfg, extra={"stage": RECEIVE_STAGE, "artifact_card_sha256": card["card_sha256"]})
-        write_text_atomic(out / RECEIVE_JSON, json.dumps(result, indent=2, sort_keys=True))
-        write_text_atomic(out / RECEIVE_MD, render(result))
+    if output_dir is not None:  # the run record and the report replace an earlier report's together
+        record = run_record_texts(
+            cfg, extra={"stage": RECEIVE_STAGE, "artifact_card_sha256": card["card_sha256"]}
+        )
+        report = {RECEIVE_JSON: json.dumps(result, indent=2, sort_keys=True), RECEIVE_MD: render(result)}
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
+        write_texts_atomic(output_dir, {**record, **report})
     return result
 
 

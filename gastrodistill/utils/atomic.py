@@ -17,7 +17,7 @@ import re
 import shutil
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -202,3 +202,16 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text)
     return Path(target)
+
+
+def write_texts_atomic(folder: str | os.PathLike, texts: Mapping[str, str]) -> Path:
+    """Write each ``texts[name]`` to ``folder/name`` so that they replace their earlier versions together:
+    every file is written to a temporary path first and renamed only when all are written, so a full disk
+    or an error while writing leaves the earlier files as they were (a receive report whose new
+    ``config.yaml`` stood beside the earlier run's ``receive.json`` read as one report). A kill between the
+    renames can still mix them. Returns ``folder``."""
+    folder = Path(folder)
+    with contextlib.ExitStack() as stack:
+        for name, text in texts.items():  # atomic_path renames as the stack closes, after every write
+            stack.enter_context(atomic_path(folder / name)).write_text(text)
+    return folder

@@ -186,8 +186,15 @@ def save_run_info(
     package, git revision, compute: :func:`compute_info`; ``extra`` keys are added at the top level)."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg is not None:
-        write_text_atomic(out / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+    for name, text in run_record_texts(cfg, extra).items():
+        write_text_atomic(out / name, text)
+    return out
+
+
+def run_record_texts(cfg: DictConfig | None = None, extra: dict[str, Any] | None = None) -> dict[str, str]:
+    """What :func:`save_run_info` writes, by file name: ``config.yaml`` (when ``cfg`` is given) and
+    ``run_info.json``, for a writer that puts them beside files of its own at once."""
+    texts = {CONFIG_FILE: OmegaConf.to_yaml(cfg, resolve=True)} if cfg is not None else {}
     info = {
         "versions": package_versions(),
         "packages": installed_packages(),
@@ -195,5 +202,5 @@ def save_run_info(
         "compute": compute_info(),
         **(extra or {}),
     }
-    write_text_atomic(out / INFO_FILE, json.dumps(info, indent=2, sort_keys=True))
-    return out
+    texts[INFO_FILE] = json.dumps(info, indent=2, sort_keys=True)
+    return texts

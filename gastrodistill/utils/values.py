@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from typing import Any
 
 
@@ -29,6 +30,13 @@ def hydra_quoted(text: str) -> str:
     """``text`` as a double-quoted string of Hydra's override grammar (its ``"`` escaped), which reads
     spaces, commas, brackets and characters outside ASCII that the unquoted grammar does not."""
     return '"' + str(text).replace('"', '\\"') + '"'
+
+
+def omegaconf_literal(text: str) -> str:
+    """``text`` as an OmegaConf string value that reads back as ``text`` itself: each ``${`` escaped, with
+    the backslashes before it doubled (OmegaConf reads ``\\${`` as an escaped backslash and then an
+    interpolation), so that a path such as ``/tmp/x${oc.env:HOME}`` is not resolved."""
+    return re.sub(r"(\\*)\$\{", lambda m: m.group(1) * 2 + "\\${", str(text))
 
 
 def human_bytes(n: float, iec: bool = False) -> str:

@@ -151,6 +151,28 @@ def test_a_card_that_json_cannot_hold_is_a_message(artifact):
             r"card.json: card.description: the value .*the writer refuses such values",
         ),
         (lambda c: c.update(name="../../evil"), r"card.json: card.name: the value .*path"),
+        # a site prints the name atop its report: line breaks forged a "verified" line and a table row there,
+        # escapes reached the terminal (a receiving site's breaker)
+        (
+            lambda c: c.update(name="soft\n\n**Verified by site A**\n| patient_hm | 0.990 |"),
+            r"card.json: card.name: the value contains a control character",
+        ),
+        (lambda c: c.update(name="soft\x1b[2J"), r"card.name: the value contains a control character"),
+        (lambda c: c.update(name="soft **certified**"), r"name must be a set name of letters, digits"),
+        (lambda c: c.update(name="s" * 256), r"name must be a set name .*at most 255 characters"),
+        (lambda c: c.update(name=7), r"name must be a set name .*\(got int\)"),
+        # structure a site reads with .get(): AttributeError tracebacks before
+        (lambda c: c.update(training_recipe=None), r"training_recipe must be a mapping \(got NoneType\)"),
+        (lambda c: c.update(training_recipe=[]), r"training_recipe must be a mapping \(got list\)"),
+        (
+            lambda c: c["training_recipe"].update(standard="fast"),
+            r"training_recipe.standard must be a mapping \(got str\)",
+        ),
+        (lambda c: c["tensors"].update(images=[]), "tensors.images must be a mapping with a shape"),
+        (lambda c: c["tensors"]["lrs"].update(shape="4"), "tensors.lrs must be a mapping with a shape"),
+        # True == 1 == 1.0 in Python: these passed the version check and a later message blamed the tensors
+        (lambda c: c.update(schema_version=True), r"card.json has schema_version True, which this"),
+        (lambda c: c.update(schema_version=1.0), r"card.json has schema_version 1.0, which this"),
         (lambda c: c.update(class_names=3), "class_names must be a list of 3 strings"),
         # a site's classes are matched by name: repeated names made the match ambiguous without a word
         (
@@ -371,3 +393,71 @@ def test_targets_that_are_not_the_soft_labels_of_the_logits_are_refused(artifact
     retensor(artifact, swapped)
     with pytest.raises(ArtifactError, match="'targets' disagrees with the soft labels of label_logits"):
         load_artifact(artifact)
+
+
+def _zip_with_method(path: Path, artifact: Path, method: int, flag_bits: int = 0) -> Path:
+    """The artifact's three files zipped, each member's header then saying compression ``method`` and
+    general-purpose flags ``flag_bits`` (bit 0: encrypted), as another zip tool writes them."""
+    _zip(path, list(_members(artifact).items()))
+    data = bytearray(path.read_bytes())
+    for signature, flags_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        start = 0
+        while (at := data.find(signature, start)) >= 0:
+            data[at + flags_at : at + flags_at + 2] = (
+                int.from_bytes(data[at + flags_at : at + flags_at + 2], "little") | flag_bits
+            ).to_bytes(2, "little")
+            data[at + method_at : at + method_at + 2] = method.to_bytes(2, "little")
+            start = at + 4
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_an_encrypted_zip_or_an_unknown_compression_is_a_message(tmp_path, artifact):
+    """A password-protected zip (often made to send by e-mail) ended in zipfile's RuntimeError traceback,
+    7-Zip's AES (method 99) in a NotImplementedError one."""
+    encrypted = _zip_with_method(tmp_path / "enc.zip", artifact, zipfile.ZIP_DEFLATED, flag_bits=0x1)
+    with pytest.raises(RuntimeError, match="encrypted"), zipfile.ZipFile(encrypted) as zf:
+        zf.read("card.json")  # what the loader met before
+    with pytest.raises(
+        ArtifactError, match=r"enc.zip: member '.*' is encrypted \(a password-protected zip\); unzip"
+    ):
+        load_artifact(encrypted)
+    aes = _zip_with_method(tmp_path / "aes.zip", artifact, 99)
+    with pytest.raises(ArtifactError, match=r"aes.zip: member '.*' uses zip compression method 99, which"):
+        load_artifact(aes)
+
+
+def test_a_zip_of_many_members_is_refused_at_once_with_a_short_message(tmp_path, artifact):
+    """30,000 members took seconds to check (a count per name) and the message listed every one."""
+    path = _zip(tmp_path / "many.zip", [(f"m{i:05d}", b"") for i in range(5000)])
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(path)
+    assert str(info.value).startswith("many.zip holds 5000 entries (the first: ['m00000', 'm00001'")
+    assert len(str(info.value)) < 300
+
+
+def test_a_device_or_pipe_is_refused_before_anything_reads_it(tmp_path):
+    """/dev/zero was read without end (killed for memory)."""
+    import os
+
+    fifo = tmp_path / "soft.zip"
+    os.mkfifo(fifo)
+    for path in (Path("/dev/zero"), fifo):
+        with pytest.raises(ArtifactError, match=r"is neither a folder nor a regular file \(a device, pipe"):
+            load_artifact(path)
+
+
+def test_a_renamed_zip_and_the_folder_above_the_artifacts_get_their_advice(tmp_path, artifact):
+    renamed = tmp_path / "soft.bin"
+    renamed.write_bytes((tmp_path / "art.zip").read_bytes())  # a mail gateway's renaming
+    with pytest.raises(ArtifactError, match=r"Pickles can run code.* name it soft.zip and pass it again"):
+        load_artifact(renamed)
+    other = tmp_path / "model.bin"
+    other.write_bytes(b"\x80\x04")
+    with pytest.raises(ArtifactError, match=r"model.bin is a pickle-capable file.*refusing\.$"):
+        load_artifact(other)
+    # <run>/artifacts, the folder above the artifacts: "a renamed file?" before
+    with pytest.raises(
+        ArtifactError, match=rf"{tmp_path} holds artifacts \(art, art.zip\), not the files of one"
+    ):
+        load_artifact(tmp_path)

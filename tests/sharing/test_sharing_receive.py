@@ -540,6 +540,7 @@ def test_receive_refuses_an_output_it_would_damage(
         output = str(_run_info(tmp_path / "run" / "eval", "evaluate"))
         (tmp_path / "run" / "eval" / "run_info.json").write_text("{trunc")
     before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    folders = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*") if p.is_dir()}
     with pytest.raises(SystemExit) as info:
         main(["--artifact", str(artifact_zip), "--output", output, f"paths.root_dir={work}"])
     err = capsys.readouterr().err
@@ -554,6 +555,8 @@ def test_receive_refuses_an_output_it_would_damage(
     }[case]
     assert expected in err
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    # nothing made and removed there either (the write check ran first and touched the artifact's folder)
+    assert {p: p.stat().st_mtime_ns for p in folders} == folders
 
 
 def test_an_earlier_receive_reports_folder_may_be_written_again(tmp_path):
@@ -772,3 +775,101 @@ def test_rows_the_card_has_no_figure_for_are_named_under_the_table():
     assert PARTLY_PUBLISHED_NOTE not in render(
         result({})
     )  # nothing compared: the notes above the table say why
+
+
+def test_an_output_path_is_taken_as_it_is_not_as_hydra_text(tmp_path, artifact_zip, monkeypatch):
+    """--output was pasted into a Hydra override: '/tmp/site B (2)' and non-ASCII paths were refused as
+    overrides that "do not compose", a comma asked for --multirun, and ${oc.env:HOME} was resolved. So was a
+    GASTRODISTILL_ROOT holding such characters, without --output (a receiving site's breaker)."""
+    import yaml
+
+    from gastrodistill.cli.train_from_artifact import run as receive_main
+
+    site_npz(tmp_path / "patches.npz")
+    data = [*FAST, "data=npz", f"data.path={tmp_path / 'patches.npz'}", "audit.receive.n_networks=1"]
+    for name in ("site B (2), it's résumé", "x${oc.env:HOME}"):
+        output = tmp_path / name
+        receive_main(
+            ["--artifact", str(artifact_zip), "--output", str(output), f"paths.root_dir={tmp_path}", *data]
+        )
+        assert sorted(p.name for p in output.iterdir()) == sorted(
+            ["config.yaml", "run_info.json", "receive.json", "receive.md"]
+        ), name
+        config = yaml.safe_load((output / "config.yaml").read_text())
+        assert config["paths"]["output_dir"] == str(output), name  # no ${...} resolved either
+    root = tmp_path / "root (1) é"
+    monkeypatch.setenv("GASTRODISTILL_ROOT", str(root))
+    receive_main(["--artifact", str(artifact_zip), *data])
+    assert len(list(root.glob("outputs/*/receive/soft-*/receive.json"))) == 1
+
+
+def test_a_report_that_cannot_be_written_whole_leaves_the_earlier_one_whole(
+    tmp_path, artifact_zip, capsys, monkeypatch
+):
+    """A full disk while writing receive.md left the new config.yaml and run_info.json beside the earlier
+    run's receive.json and receive.md: one folder, two runs' files. The advice named hydra.run.dir, which
+    this command does not take."""
+    import errno
+    from pathlib import Path
+
+    from gastrodistill.cli.train_from_artifact import main
+
+    site_npz(tmp_path / "patches.npz")
+    output = tmp_path / "site"
+    argv = ["--artifact", str(artifact_zip), "--output", str(output), f"paths.root_dir={tmp_path}"]
+    data = [*FAST, "data=npz", f"data.path={tmp_path / 'patches.npz'}", "audit.receive.n_networks=1"]
+    main([*argv, *data])
+    before = {p.name: p.read_bytes() for p in output.iterdir()}
+    capsys.readouterr()
+    real_write_text = Path.write_text
+
+    def full_disk(self, *args, **kwargs):
+        if self.name.startswith(".receive.md."):  # the report's last file, after the others are written
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(SystemExit) as info:
+        main([*argv, *data, "seed=5"])  # another config.yaml
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    assert err.startswith(
+        "error: no space left on the device: free space there, or choose an output folder "
+        "(--output ..., or paths.root_dir=... for the default one)"
+    )
+    assert {p.name: p.read_bytes() for p in output.iterdir()} == before  # no temporary file left either
+
+
+def test_the_default_folder_inside_the_artifact_is_named_as_the_default_and_nothing_is_made_there(
+    tmp_path, artifact_zip, capsys
+):
+    """`cd artifact && gastrodistill-train-from-artifact --artifact .` blamed an --output never given, and
+    the write check had made and removed folders inside the artifact before the refusal."""
+    from gastrodistill.cli.train_from_artifact import main
+
+    folder = artifact_zip.with_suffix("")
+    before = {p.name: p.stat().st_mtime_ns for p in [folder, *folder.iterdir()]}
+    with pytest.raises(SystemExit) as info:
+        main(["--artifact", str(folder), f"paths.root_dir={folder}"])
+    err = capsys.readouterr().err
+    assert info.value.code == 1
+    assert err.startswith(f"error: the default output folder (no --output given) {folder / 'outputs'}")
+    assert f"is inside the artifact {folder} (it holds card.json)" in err
+    assert {p.name: p.stat().st_mtime_ns for p in [folder, *folder.iterdir()]} == before
+
+
+def test_one_data_folder_written_with_or_without_its_last_slash_is_the_same_data(tmp_path, artifact_zip):
+    from gastrodistill.cli.train_from_artifact import default_folder, default_folder_name
+
+    base = tmp_path / "receive"
+    first = base / default_folder_name(str(artifact_zip))
+    first.mkdir(parents=True)
+    (first / "config.yaml").write_text("data:\n  root: /site/xrays\n  seed: 0\n")
+    assert default_folder(base, str(artifact_zip), {"root": "/site/xrays/", "seed": 0}) == first
+    assert default_folder(base, str(artifact_zip), {"root": "/site/xrays//", "seed": 0}) == first
+    assert (
+        default_folder(base, str(artifact_zip), {"root": "/site/other", "seed": 0}).name == f"{first.name}-2"
+    )
+    assert (
+        default_folder(base, str(artifact_zip), {"root": "/site/xrays", "seed": 3}).name == f"{first.name}-2"
+    )
