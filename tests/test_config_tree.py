@@ -265,10 +265,17 @@ def test_the_summary_recipe_is_the_sets_own(compose_cfg, tmp_path):
     hard = yaml.safe_load((tmp_path / "distill" / "hard" / "config.yaml").read_text())
     hard["distill"]["lr_images"] = 0.5
     (tmp_path / "distill" / "hard" / "config.yaml").write_text(yaml.safe_dump(hard))
-    assert sets_distill(tmp_path, ["soft", "hard"])[1] == (
+    note = (
         "the hard set was distilled with other settings than the soft set, whose settings the recipe gives "
         "(each set's distill/<mode>/config.yaml)"
     )
+    assert sets_distill(tmp_path, ["soft", "hard"])[1] == note
+    # ... and SUMMARY.md says so under its notes, with the soft set's 7 steps in its recipe
+    from gastrodistill.pipeline.pipeline import Pipeline
+
+    pipe = Pipeline(compose_cfg(["experiment=tiny", f"paths.output_dir={tmp_path}"]))
+    summary = pipe.write_summary().read_text()
+    assert f"## Notes\n\n- {note}" in summary and "; 7 outer steps," in summary
 
 
 def test_two_commands_started_in_the_same_second_get_their_own_run_folders(tmp_path):

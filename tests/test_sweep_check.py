@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import sys
 
 import pytest
 from _cli_runner import assert_nothing_written, run_main
@@ -288,3 +289,23 @@ def test_a_reproduce_seed_sweep_that_would_generate_over_its_own_collection_is_r
     assert refusal(["seed=0", "stages=[distill]"], ["seed=1", "stages=[distill]"]) is None  # no generate
     assert refusal(["seed=0", "data=digits"], ["seed=1", "data=digits"]) is None  # no synthetic data at all
     assert refusal(["seed=0"], ["seed=0"], ["seed=2"]) is not None  # any two jobs, not only neighbours
+    assert refusal(["seed=0", "stages=generate"], ["seed=1", "stages=generate"]) is not None  # a stage alone
+    same = [f"paths.data_root={tmp_path}/d", f"paths.data_root={tmp_path}/e/../d"]  # one folder, 2 names
+    assert refusal(["seed=0", same[0]], ["seed=1", same[1]]) is not None
+
+
+def test_gastrodistill_reproduce_refuses_such_a_sweep_before_any_job(tmp_path, capsys, monkeypatch):
+    """The command itself, not only the check: its decorator passes the check of the jobs side by side."""
+    from gastrodistill.cli.reproduce import main
+
+    argv = ["gastrodistill-reproduce", "-m", "experiment=tiny", f"paths.root_dir={tmp_path}", "seed=0,1"]
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as info:
+        main()
+    err = capsys.readouterr().err
+    assert info.value.code == 1 and "Traceback" not in err
+    assert err.startswith(
+        "error: sweep jobs #0 (seed=0) and #1 (seed=1) generate different synthetic collections"
+    )
+    assert err.rstrip().endswith("[sweep of 2 jobs; no job was started]")
+    assert not any(tmp_path.iterdir())

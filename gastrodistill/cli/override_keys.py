@@ -232,10 +232,8 @@ def _merged_node_message(text: str, key: str, override: Any, trees: list[Any]) -
     None: Hydra merges a node given whole into the one there (it does not put it in its place), refuses
     the keys that node lacks in a multi-line message, and suggests ``+key={...}``, which merges too (a
     docs tester kept the preset's ``distill.dsa`` keys that way). Clearing the node first replaces it."""
-    if override.is_sweep_override():
-        return None
     value = override.value()
-    if not isinstance(value, dict):
+    if not isinstance(value, dict):  # a sweep's value is a ChoiceSweep, RangeSweep or Glob: not one
         return None
     for tree in trees:
         there = _value(tree, key)

@@ -122,6 +122,11 @@ def test_off_grid_labels_and_images_without_any_label_are_errors(data_root):
         PatchLabelError, match=r"csv lines 2, 3, 4, 5, 6 \.\.\.: image 'images/A1_1.png': 7 row"
     ):
         check_coverage(m, sizes, GEOM, load_patch_labels(m))
+    # rows in another order than the grid's: still the file's first lines, in their order
+    backwards = "".join(f"images/A1_1.png,{i},1,1\n" for i in range(6, -1, -1))
+    m = _with_labels(data_root, "image,row,col,label\n" + backwards)
+    with pytest.raises(PatchLabelError, match=r"csv lines 2, 3, 4, 5, 6 \.\.\.: image 'images/A1_1.png'"):
+        check_coverage(m, sizes, GEOM, load_patch_labels(m))
     # ... and labelling all 16 of its patches by hand makes it valid
     full = "".join(f"images/A1_0.png,{r},{c},1\n" for r, c in tile_positions(100, 90, 32, 8))
     m = _with_labels(data_root, "image,row,col,label\n" + full)

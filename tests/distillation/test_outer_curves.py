@@ -53,3 +53,41 @@ def test_a_checkpoint_from_before_the_curves_starts_an_empty_curve() -> None:
     assert cb.curves() == {"step": [], "loss": [], "accuracy": []}
     cb.load_state_dict({"step": [1, 2], "loss": [0.5, 0.25], "accuracy": [0.1, 0.2]})
     assert cb.state_dict() == {"step": [1.0, 2.0], "loss": [0.5, 0.25], "accuracy": [0.1, 0.2]}
+
+
+def test_a_texture_matching_start_gets_its_own_panel_of_its_losses(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch
+) -> None:
+    """The start before the outer loop (texture matching here) is drawn as a third panel, named and with
+    its own losses (not the distribution matching's)."""
+    import json
+
+    import gastrodistill.distillation.run as run_module
+
+    drawn, real = [], run_module.curves_image
+    monkeypatch.setattr(
+        run_module,
+        "curves_image",
+        lambda outer, start=None, name="image start": (
+            drawn.append((list(start or []), name)) or real(outer, start, name)
+        ),
+    )
+    cfg = compose_cfg(
+        [
+            *tiny_overrides,
+            "distill.outer_steps=1",
+            "distill.grid_every=0",
+            "distill.texture_matching.steps=3",
+            "distill.texture_matching.features=random",
+            "distill.texture_matching.progress=false",
+        ]
+    )
+    run_distillation(cfg, tiny_dm, tmp_path / "out")
+    summary = json.loads((tmp_path / "out" / "soft" / "summary.json").read_text())
+    ((start, name),) = drawn
+    assert name == "texture matching" and len(start) == summary["texture_matching_steps"] == 3
+    assert (start[0], start[-1]) == pytest.approx(
+        (summary["texture_matching_loss_first"], summary["texture_matching_loss_last"])
+    )
+    image = Image.open(tmp_path / "out" / "soft" / "curves.png")
+    assert image.width > 3 * image.height  # three panels: the start, the outer loss, the outer accuracy

@@ -308,17 +308,24 @@ def test_a_damaged_last_checkpoint_beside_an_intact_one_names_the_intact_one(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path
 ):
     """A damaged ``last.ckpt`` beside the run's intact step checkpoint (a tester, by hand): the advice was
-    "drop distill.resume", which the stopped run's checkpoints then refused; it now names the intact one."""
-    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    "drop distill.resume", which the stopped run's checkpoints then refused; it now names the intact one,
+    the newest of them."""
+    import os
+    import shutil
+
+    common = [*tiny_overrides, "distill.outer_steps=3", "distill.ckpt_every=3", "distill.grid_every=0"]
     run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
     checkpoints = tmp_path / "a" / "soft" / "checkpoints"
+    older = checkpoints / "step000001.ckpt"  # an earlier one kept beside it (a copy by hand, a backup)
+    shutil.copy(checkpoints / "step000003.ckpt", older)
+    os.utime(older, (1e9, 1e9))
     last = checkpoints / "last.ckpt"
     last.write_bytes(last.read_bytes()[:1000])
     with pytest.raises(ResumeError) as info:
         run_distillation(compose_cfg([*common, f"distill.resume={last}"]), None, tmp_path / "b")
     text = str(info.value)
     assert (
-        f"resume from another checkpoint of that run, distill.resume={checkpoints / 'step000002.ckpt'} "
+        f"resume from another checkpoint of that run, distill.resume={checkpoints / 'step000003.ckpt'} "
         in text
     )
     assert "drop distill.resume" not in text and "\n" not in text
@@ -704,3 +711,12 @@ def test_reproduce_with_resume_auto_and_no_checkpoint_starts_every_mode_from_ste
     said = capsys.readouterr().out
     for mode in ("soft", "hard"):
         assert f"no checkpoint of the {mode}-label run to resume: it starts from step 0" in said
+
+
+def test_auto_starts_from_step_0_whatever_spaces_surround_it_and_nothing_else_does():
+    """``distill.resume=' auto'`` (a quoted value, a YAML line) is ``auto``; ``last``, a path or ``autox``
+    stop with a ResumeError instead when nothing is found."""
+    from gastrodistill.distillation.resume import starts_when_none
+
+    assert starts_when_none("auto") and starts_when_none(" auto") and starts_when_none("auto\n")
+    assert not any(starts_when_none(v) for v in ("last", "autox", "runs/auto", None, ""))

@@ -239,3 +239,18 @@ def test_evaluation_architecture_type_refusals_name_the_architecture(compose_cfg
     bad.act = 2
     with pytest.raises(ModelConfigError, match=r"^eval architecture 'lenet': act = 2 must be a str"):
         check_value_types(bad, "eval architecture 'lenet'")
+
+
+@pytest.mark.parametrize("network", ["ConvNet", "AlexNet", "ResNet18"])
+def test_a_size_of_the_wrong_type_is_refused_from_python_too(network):
+    """The command line's type check does not guard the Python API: ``width=True`` (an int to Python) and
+    ``width=2.5`` are refused by the constructor itself, naming the key."""
+    import torch
+
+    import gastrodistill.models as models
+
+    build = getattr(models, network)
+    for value in (True, 2.5):
+        with pytest.raises(ModelConfigError, match=rf"{network} needs width >= 1, got model.width={value!r}"):
+            build(1, 3, (16, 16), width=value)
+    assert isinstance(build(1, 3, (16, 16), width=4), torch.nn.Module)
