@@ -32,8 +32,8 @@ EPILOG = """examples:
 writes receive.json and receive.md (this site's metrics beside the card's published ones) into
 --output, by default outputs/<experiment>/receive/<artifact name>-<first 12 hex digits of the card's
 SHA-256>, so that two sites' artifacts of one name keep their own reports; receiving the same artifact
-again on the same data replaces its earlier report, and on other data (another data.* setting, data.seed
-included: it follows seed and draws the site's test split) writes beside it, to <name>-<hash>-2, -3, ..."""
+again on the same data replaces its earlier report, and on other data (another data.* setting; data.seed
+follows seed, so another seed, whose networks differ, counts too) writes beside it, to <name>-<hash>-2, ..."""
 
 
 def positive_int(text: str) -> int:
