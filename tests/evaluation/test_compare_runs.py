@@ -566,3 +566,135 @@ def test_a_real_sweep_of_the_pipeline_compared_from_its_folder(tmp_path) -> None
         ["alone", "2"],
         ["0", "1"],
     ]
+
+
+def test_the_choices_of_runs_given_by_their_eval_folders_are_read_from_the_run_folder(
+    tmp_path, capsys
+) -> None:
+    """``compare_runs runA/eval runB/eval``: the config-group choices are in ``runA/.hydra``, above the
+    folder given, and still tell the runs apart."""
+    for name, group in (("a", "soft_cpu"), ("b", "soft")):
+        make_run(tmp_path / name, ord(name), recipe(ipc=1))
+        hydra_record(tmp_path / name, {"distill": group})
+    assert main([str(tmp_path / "a" / "eval"), str(tmp_path / "b" / "eval")]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:2] == ["run", "distill"]
+    assert [line[:2] for line in lines] == [["a/eval", "soft_cpu"], ["b/eval", "soft"]]
+
+
+def test_overrides_naming_places_hydras_own_and_hidden_groups_are_no_settings(tmp_path, capsys) -> None:
+    """Two runs of one recipe from other folders (``paths.root_dir=/x`` and ``/y``, their own
+    ``hydra.run.dir``), launchers and specialisations: none of it is a setting, so the runs share every
+    setting compared."""
+    for name, root, launcher, special in (("a", "/x", "basic", "cpu_gastric"), ("b", "/y", "joblib", "gpu")):
+        make_run(tmp_path / name, ord(name), recipe(ipc=1))
+        hydra_record(
+            tmp_path / name,
+            {"hydra/launcher": launcher, "specialize": special, "specialize_model": special},
+            ["experiment=cpu", f"paths.root_dir={root}", f"hydra.run.dir={root}/run", f"+data.root={root}/d"],
+        )
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert table_lines(text)[0][:2] == ["run", "soft replay [95% CI]"]
+    assert "The runs share every setting compared" in text
+
+
+def test_a_key_one_job_removes_and_a_tag_outside_the_config_are_shown_as_the_command_gave_them(
+    tmp_path, capsys
+) -> None:
+    """``+tag=x`` beside ``~tag``: the removed key reads ``(removed)``; a tag the command added that the
+    saved config lacks reads the override's value (it read ``–``)."""
+    for job, (saved, override) in enumerate(((True, "+tag=x"), (False, "~tag"))):
+        folder = tmp_path / "sweep" / str(job)
+        make_run(folder, job, {**recipe(ipc=1), **({"tag": "x"} if saved else {})})
+        hydra_record(folder, {}, ["experiment=cpu", override])
+    assert main([str(tmp_path / "sweep")]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:2] == ["run", "tag"] and [line[1] for line in lines] == ["x", "(removed)"]
+
+    for job, tag in enumerate(("x", "y")):
+        folder = tmp_path / "tags" / str(job)
+        make_run(folder, job, recipe(ipc=1))  # no tag in the config
+        hydra_record(folder, {}, ["experiment=cpu", f"+tag={tag}"])
+    assert main([str(tmp_path / "tags")]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:2] == ["run", "tag"] and [line[1] for line in lines] == ["x", "y"]
+
+
+def test_a_run_without_recorded_choices_differs_in_none(tmp_path, capsys) -> None:
+    """Run A's Hydra record names ``distill=soft``; run B (an evaluation without ``.hydra/``) records no
+    choice: that is no difference."""
+    make_run(tmp_path / "a", 0, recipe(ipc=1))
+    hydra_record(tmp_path / "a", {"distill": "soft"})
+    make_run(tmp_path / "b", 1, recipe(ipc=1))
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    head = table_lines(capsys.readouterr().out)[0]
+    assert head[:2] == ["run", "soft replay [95% CI]"] and "distill" not in head
+
+
+def test_a_row_given_twice_is_shown_once(tmp_path, capsys) -> None:
+    make_run(tmp_path / "a", 0, recipe(ipc=1))
+    make_run(tmp_path / "b", 1, recipe(ipc=2))
+    args = [str(tmp_path / "a"), str(tmp_path / "b"), "--row", "soft/replay", "--row", " soft / replay"]
+    assert main(args) == 0
+    head = table_lines(capsys.readouterr().out)[0]
+    assert head[:3] == ["run", "distill.ipc", "soft replay [95% CI]"]
+    assert sum(c.startswith("soft replay [") for c in head) == 1
+
+
+def test_the_distillations_own_row_is_read_whatever_the_tables_order(tmp_path, capsys) -> None:
+    """A table whose cross-architecture soft replay row (lenet) comes before the convnet one: without an
+    architecture, the row shown and divided is the distillation's own."""
+    for name, seed in (("a", 0), ("b", 1)):
+        table = make_run(tmp_path / name, seed, recipe(ipc=seed + 1))
+        table.sort_values("cross_architecture", ascending=False, kind="stable").to_csv(
+            tmp_path / name / "eval" / "results.csv", index=False
+        )
+    a = pd.read_csv(tmp_path / "a" / "eval" / "results.csv")
+    assert a.architecture[0] == "lenet"  # the cross-architecture row first
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--row", "soft/replay", "--row", "full/real"]) == 0
+    head, first, _ = table_lines(capsys.readouterr().out)
+    soft, full = (
+        a[(a.method == "soft") & (a.architecture == "convnet")].iloc[0],
+        a[a.method == "full"].iloc[0],
+    )
+    assert head[2:4] == ["soft replay [95% CI]", "full real [95% CI]"]
+    assert first[2] == cell(a, "soft", "replay", "patient_hm")
+    assert first[4] == f"{soft.patient_hm_mean / full.patient_hm_mean:.3f}"
+
+
+def test_swept_keys_come_in_the_sweeps_order_not_the_alphabets(tmp_path, capsys) -> None:
+    """``-m eval.architectures=... distill=...``: the columns follow the command's order, though the group
+    (``distill``) would come first and sorts first."""
+    sweep = tmp_path / "sweep"
+    task = ["experiment=cpu", "eval.architectures=[same],[same,lenet]", "distill=soft_cpu,soft"]
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    jobs = (("soft_cpu", ["same"]), ("soft", ["same"]), ("soft_cpu", ["same", "lenet"]))
+    for job, (group, archs) in enumerate(jobs):
+        cfg = recipe(ipc=1)
+        cfg["eval"] = {"architectures": archs}
+        make_run(sweep / str(job), job, cfg)
+        hydra_record(sweep / str(job), {"distill": group})
+    assert main([str(sweep)]) == 0
+    text = capsys.readouterr().out
+    head, *lines = table_lines(text)
+    assert head[:3] == ["run", "eval.architectures", "distill"]
+    assert [line[1:3] for line in lines] == [
+        ["[same]", "soft_cpu"],
+        ["[same]", "soft"],
+        ["[same, lenet]", "soft_cpu"],
+    ]
+    assert "job 3 (eval.architectures=[same,lenet] distill=soft) never started" in text
+
+
+def test_the_first_planned_job_is_named_when_it_never_started(tmp_path, capsys) -> None:
+    sweep = tmp_path / "sweep"
+    for job in (1, 2):
+        make_run(sweep / str(job), job, recipe(ipc=job + 1))
+    task = ["experiment=cpu", "distill.ipc=1,2,3"]
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    assert main([str(sweep)]) == 0
+    text = capsys.readouterr().out
+    assert [line[0] for line in table_lines(text)[1:]] == ["job 1", "job 2"]
+    assert f"{sweep}: the sweep planned 3 jobs (multirun.yaml); job 0 (distill.ipc=1) never started" in text

@@ -653,3 +653,37 @@ def test_a_set_speaks_for_the_recipe_only_when_every_record_was_trained_on_it(tm
         older.write_text(json.dumps({f"distilled set {mode}": digest}))
     assert main(["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]) == 0
     assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in capsys.readouterr().out
+
+
+def test_the_finish_command_names_a_relative_folder_absolutely(tmp_path, monkeypatch) -> None:
+    """A run given as ``run/eval`` from its parent folder: the command names the run folder from the root,
+    so it works from any folder."""
+    from gastrodistill.evaluation.over_runs import finish_command
+
+    (tmp_path / "run" / "eval").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    assert finish_command(Path("run/eval")) == (
+        f"gastrodistill-reproduce <its overrides> 'stages=[evaluate]' hydra.run.dir={Path.cwd() / 'run'}"
+    )
+
+
+def test_a_set_whose_config_has_no_distill_section_leaves_the_recipe_unknown(tmp_path, capsys) -> None:
+    """An evaluation's set (``eval.distilled_dirs``) whose ``config.yaml`` holds no ``distill`` mapping does
+    not speak for the recipe: the evaluation's own section is the command's default, so pooling is
+    refused as for a set that is gone."""
+    give_sets(tmp_path / "elsewhere", {"soft": 6})
+    set_dir = tmp_path / "elsewhere" / "distill" / "soft"
+    folders = []
+    for name, seed in (("a", 0), ("b", 1)):
+        cfg = {**config(run_seed=seed), "distill": {"outer_steps": 3, "mode": "soft"}}
+        if name == "a":
+            cfg["eval"] = {"distilled_dirs": {"soft": str(set_dir)}}
+        write_run(tmp_path / name, seed, cfg)
+        folders.append(str(tmp_path / name / "eval"))
+    _sets_of_run_digests(tmp_path / "a" / "eval", set_dir)
+    for saved in ("{}\n", "distill: 6\nseed: 0\n"):
+        (set_dir / "config.yaml").write_text(saved)
+        assert main(["--run-dir", folders[0], "--run-dir", folders[1], "--n-boot", "100"]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert captured.err.startswith(f"error: {folders[0]}: the recipe of its set soft cannot be read ")

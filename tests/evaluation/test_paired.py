@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
+from _run_folders import config, write_run
 
+from gastrodistill.cli import paired_over_runs
 from gastrodistill.evaluation.metrics import paired_bootstrap
 from gastrodistill.evaluation.results import summarise, target_lines, to_markdown
 from gastrodistill.utils.seeding import numpy_rng
@@ -350,3 +356,50 @@ def test_image_level_soft_minus_random_must_be_above_zero():
     assert target_lines(df)[-1].endswith("target > 0 with the interval above 0: NOT met")
     df.loc[soft, "vs_random_image_auc_diff"] = 0.05
     assert target_lines(df)[-1].endswith("target > 0 with the interval above 0: met")
+
+
+def _two_runs(tmp_path) -> list[str]:
+    """Two finished runs of one recipe (seeds 0 and 1), as ``paired_over_runs`` arguments."""
+    args = []
+    for seed in (0, 1):
+        write_run(tmp_path / f"seed{seed}", seed, config(run_seed=seed))
+        args += ["--run-dir", str(tmp_path / f"seed{seed}")]
+    return [*args, "--n-boot", "100"]
+
+
+def test_paired_over_runs_writes_its_file_whole_for_a_reader_that_has_left(tmp_path, capsys) -> None:
+    """``paired_over_runs ... --out pooled.md | head``, the reader gone before the table is printed (its end
+    of the pipe closed before the command starts): ``--out`` holds the whole table, the exit status is 0
+    and nothing is said (the table printed first ended the command with a traceback and no file)."""
+    args = _two_runs(tmp_path)
+    assert paired_over_runs.main([*args, "--out", str(tmp_path / "here.md")]) == 0
+    table = capsys.readouterr().out
+    assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in table
+    out = tmp_path / "pooled.md"
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "gastrodistill.cli.paired_over_runs", *args, "--out", str(out)],
+            stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, ""), done.stderr
+    assert out.read_text() == table
+
+
+def test_paired_over_runs_prints_nothing_when_its_file_cannot_be_written(tmp_path, capsys, monkeypatch):
+    """A full disk behind ``--out``: one line of error and no table, as for any refused input (the table
+    was printed before the file was tried)."""
+    args = _two_runs(tmp_path)
+
+    def full_disk(path, text):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(paired_over_runs, "write_text_atomic", full_disk)
+    out = tmp_path / "pooled.md"
+    assert paired_over_runs.main([*args, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and not out.exists()
+    assert captured.err == f"error: --out {out}: cannot write (No space left on device)\n"
