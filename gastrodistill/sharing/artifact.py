@@ -456,8 +456,12 @@ def _read_folder(path: Path) -> dict[str, bytes]:
     names = sorted(p.name for p in path.iterdir())
     if _is_distilled_set(names):
         raise ArtifactError(_distilled_set_message(str(path), str(path), path.name))
-    held = [n for n in names if n.lower().endswith(".zip") or (path / n / CARD_FILE).is_file()]
-    if held and CARD_FILE not in names and len(names) <= MAX_ENTRIES:  # <run>/artifacts, the folder above
+    held = (  # <run>/artifacts, the folder above the artifacts (no stat of every entry of a large folder)
+        [n for n in names if n.lower().endswith(".zip") or (path / n / CARD_FILE).is_file()]
+        if CARD_FILE not in names and len(names) <= MAX_ENTRIES
+        else []
+    )
+    if held:
         raise ArtifactError(
             f"{path} holds artifacts ({', '.join(held[:6])}), not the files of one; pass one of them "
             f"({path / held[0]})"
@@ -696,11 +700,11 @@ def _check_card_name(name: object) -> None:
     if name is None:
         return
     if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or not SET_NAME.fullmatch(name):
-        shown = repr(name)[:40] if isinstance(name, str) else type(name).__name__
+        got = f"{len(name)} characters" if isinstance(name, str) else type(name).__name__  # never the value
         raise _malformed(
             "name",
             f"a set name of letters, digits, '.', '_' and '-' (at most {MAX_NAME_CHARS} characters), as the "
-            f"writer gives it (got {shown})",
+            f"writer gives it (got {got})",
         )
 
 
