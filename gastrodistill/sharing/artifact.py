@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import io
 import json
+import lzma
 import os
 import stat
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -390,7 +392,8 @@ def _read_blobs(path: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
                 blobs[name] = zf.read(by_name[name])  # inflating past the declared size fails (zipfile)
                 _refuse_pickle_bytes(name, blobs[name])
             return blobs, card
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
+    # a damaged compressed stream: zlib's and lzma's own errors (deflate, lzma), OSError (bzip2), EOFError
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, zlib.error, lzma.LZMAError) as exc:
         raise ArtifactError(f"{path.name} is a damaged zip archive ({exc}); download it again") from exc
 
 
@@ -613,8 +616,8 @@ def check_card_structure(card: Mapping[str, Any]) -> None:
     shape = info.get("image_shape")
     if not isinstance(shape, list) or len(shape) != 3 or not all(is_count(v) for v in shape):
         raise _malformed("distilled.image_shape", f"three integers >= 1 [C, H, W] (got {shape!r})")
-    if not isinstance(info.get("mode"), str):
-        raise _malformed("distilled.mode", "a string")
+    if info.get("mode") not in ("soft", "hard"):  # else DistilledSet's own error, not the loader's
+        raise _malformed("distilled.mode", f"'soft' or 'hard' (got {type(info.get('mode')).__name__})")
     if not (is_finite_number(info.get("temperature")) and info["temperature"] > 0):
         raise _malformed("distilled.temperature", "a number > 0")
     if "inner_momentum" in info and not (

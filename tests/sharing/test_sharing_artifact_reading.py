@@ -461,3 +461,96 @@ def test_a_renamed_zip_and_the_folder_above_the_artifacts_get_their_advice(tmp_p
         ArtifactError, match=rf"{tmp_path} holds artifacts \(art, art.zip\), not the files of one"
     ):
         load_artifact(tmp_path)
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_a_damaged_compressed_member_is_a_damaged_zip(tmp_path, artifact, method):
+    """Bytes flipped inside card.json's compressed stream (a damaged download): deflate's zlib.error and
+    lzma's LZMAError came out as tracebacks (bzip2's OSError was caught)."""
+    path = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(path, "w", method) as zf:
+        for name, data in _members(artifact).items():
+            zf.writestr(name, data)
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo("card.json")
+    data = bytearray(path.read_bytes())
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)  # the member's data
+    for i in range(start + 4, start + 20):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(
+        ArtifactError, match=r"damaged.zip is a damaged zip archive \(.*\); download it again"
+    ):
+        load_artifact(path)
+
+
+def test_images_that_are_not_finite_or_far_below_the_range_are_refused(artifact):
+    """NaN passed the range check (every comparison with NaN is false), so the finiteness check is what
+    stops it; images reaching -1e30 on the low side alone are refused by the range's lower end."""
+    import torch
+
+    pristine = {p.name: p.read_bytes() for p in artifact.iterdir()}
+
+    def nan_pixel(tensors):
+        images = tensors["images"].clone()
+        images[0, 0, 0, 0] = float("nan")
+        return {**tensors, "images": images}
+
+    retensor(artifact, nan_pixel)
+    with pytest.raises(ArtifactError, match="tensor 'images' has non-finite values"):
+        load_artifact(artifact)
+    for name, data in pristine.items():
+        (artifact / name).write_bytes(data)
+    retensor(artifact, lambda t: {**t, "images": t["images"] - t["images"].abs().max() * torch.tensor(1e30)})
+    with pytest.raises(ArtifactError, match=r"tensor 'images' spans \[-.*e\+\d+, .*\] in pixel units"):
+        load_artifact(artifact)
+
+
+def test_a_grid_that_is_not_the_one_the_card_lists_is_refused(artifact):
+    """People open grid.png in an image viewer: a swapped or edited one is refused like the tensors."""
+    grid = bytearray((artifact / "grid.png").read_bytes())
+    grid[-20] ^= 0xFF  # same size, other bytes
+    (artifact / "grid.png").write_bytes(bytes(grid))
+    with pytest.raises(ArtifactError, match="grid.png was modified: its sha256 does not match the card"):
+        load_artifact(artifact)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda c: c.update(description="C:\\data\\x"), r"card.description: the value contains a path sep"),
+        (lambda c: c.update(description="~smith/x"), "card.description: the value"),
+        (lambda c: c.update(description="~x"), "card.description: the value looks like a file path"),
+        (
+            lambda c: c.update(description="1.2.840.113619.2.55.3"),
+            "card.description: the value looks like a DICOM UID",
+        ),
+        (
+            lambda c: c.update(description="x\x9b2J"),
+            "card.description: the value contains a control character",
+        ),
+        (lambda c: c.update(description="x\x7f"), "card.description: the value contains a control character"),
+        (lambda c: c.update(anonymity={"patient_id": 1}), r"card.anonymity.patient_id: keys naming paths"),
+        (
+            lambda c: c["distilled"].update(mode="evil"),
+            r"distilled.mode must be 'soft' or 'hard' \(got str\)",
+        ),
+    ],
+)
+def test_what_the_writer_refuses_is_refused_on_a_resealed_card(artifact, edit, field):
+    """Each kind of string and key the writer keeps off a card (paths in Windows and home form, DICOM UIDs,
+    8-bit and DEL control characters, private keys in a record), and a label mode DistilledSet would refuse
+    with its own error type."""
+    reseal(artifact, edit)
+    with pytest.raises(ArtifactError, match=field):
+        load_artifact(artifact)
+
+
+def test_a_renamed_torch_archive_gets_no_rename_advice(tmp_path):
+    import torch
+
+    path = tmp_path / "model.bin"
+    torch.save({"w": torch.zeros(2)}, path)  # a zip holding data.pkl
+    with pytest.raises(ArtifactError) as info:
+        load_artifact(path)
+    assert "pickle-capable" in str(info.value) and "name it" not in str(info.value)

@@ -156,3 +156,23 @@ def test_check_plain_and_check_received_node():
         check_received_node({"_target_": "pkg.A", "epochs": 3}, "n", None)
     with pytest.raises(UnsafeNodeError, match="must be a mapping"):
         check_received_node(["x"], "n", None)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        # no path in it for the writer's checks to catch: the code check alone refuses it
+        (
+            lambda c: c["training_recipe"]["standard"].update(optimizer={"_target_": "builtins.print"}),
+            r"training_recipe.standard.optimizer._target_",
+        ),
+        (
+            lambda c: c["training_recipe"]["replay_augment"].update(_partial_="no"),
+            r"training_recipe.replay_augment._partial_ must be true or false",
+        ),
+    ],
+)
+def test_code_or_a_hydra_switch_without_a_path_in_it_is_refused(artifact, edit, field):
+    _resealed(artifact, edit)
+    with pytest.raises(ArtifactError, match=field):
+        load_artifact(artifact)
