@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -183,8 +184,11 @@ def main() -> None:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     t0 = time.time()
-    run_distillation(cfg, dm, Path(tmp) / "out", callbacks=callbacks, resume=None)
-    wall = time.time() - t0
+    try:
+        run_distillation(cfg, dm, Path(tmp) / "out", callbacks=callbacks, resume=None)
+        wall = time.time() - t0
+    finally:  # the run's set, checkpoints and logs: scratch of this measurement (one folder per rank)
+        shutil.rmtree(tmp, ignore_errors=True)
     times, waits = timer.times[warmup:] or timer.times, timer.waits[warmup:] or timer.waits
     result = {
         "device": torch.cuda.get_device_name(0) if cuda else "cpu",

@@ -15,7 +15,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_gpu_check_dry_run(tmp_path):
-    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "STEPS": "6"}
+    scratch = tmp_path / "scratch"  # the runs' temporary folders: removed by the benchmark itself
+    scratch.mkdir()
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "OMP_NUM_THREADS": "1",
+        "STEPS": "6",
+        "TMPDIR": str(scratch),
+    }
     proc = subprocess.run(
         [str(REPO / "benchmarks" / "gpu_check.sh"), "--dry-run", str(tmp_path)],
         env=env,
@@ -30,3 +38,4 @@ def test_gpu_check_dry_run(tmp_path):
     assert one["steps"] == 6 and one["s_per_step"] > 0 and 0 <= one["data_wait_fraction"] < 1
     assert one["real_data_mode"] == "resident"
     assert two["world_size"] == 2 and two["steps"] == 6
+    assert not [p.name for p in scratch.iterdir() if p.name.startswith("gpu_check_")]  # none left behind
