@@ -122,3 +122,14 @@ def test_the_report_names_the_zca_filters_side_and_lists_class_recalls_in_class_
         "published": {},
     }
     assert "The networks start with the card's 5 px ZCA whitening filter." in render(result)
+
+
+def test_the_noise_rule_holds_at_its_edge_and_its_slack_is_one_hundredth():
+    """|difference| <= 2 x the larger std + 0.01: a difference of exactly 2 x 0.125 + 0.01 is within noise,
+    and with no spread on either side 0.015 is not (a slack of 0.02 would read it as noise)."""
+    site = {"patient_hm_mean": 0.5, "patient_hm_std": 0.125}
+    card = {"patient_hm_mean": 0.24, "patient_hm_std": 0.0, "n_networks": 2}
+    assert 0.5 - 0.24 == 2 * 0.125 + 0.01  # exact in binary
+    assert compare_published(site, card, site_networks=2)["patient_hm"]["within_noise"] is True
+    site, card = {"patient_hm_mean": 0.5, "patient_hm_std": 0.0}, {**card, "patient_hm_mean": 0.485}
+    assert compare_published(site, card, site_networks=2)["patient_hm"]["within_noise"] is False

@@ -554,3 +554,28 @@ def test_a_renamed_torch_archive_gets_no_rename_advice(tmp_path):
     with pytest.raises(ArtifactError) as info:
         load_artifact(path)
     assert "pickle-capable" in str(info.value) and "name it" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [  # just past each bound of the published figures a site compares with
+        (lambda e: e.update(patch_accuracy_mean=1.005), r"evaluation.patch_accuracy_mean must be a fraction"),
+        (
+            lambda e: e.update(patch_accuracy_mean=-0.005),
+            r"evaluation.patch_accuracy_mean must be a fraction",
+        ),
+        (lambda e: e.update(patient_hm_std=0.505), r"evaluation.patient_hm_std must be in \[0, 0.5\]"),
+        (lambda e: e.update(patient_hm_std=-0.005), r"evaluation.patient_hm_std must be in \[0, 0.5\]"),
+    ],
+)
+def test_published_figures_just_past_their_bounds_are_refused(artifact, edit, field):
+    reseal(artifact, lambda c: edit(c["evaluation"]))
+    with pytest.raises(ArtifactError, match=field):
+        load_artifact(artifact)
+
+
+def test_a_path_in_the_package_record_is_refused(artifact):
+    """The writer checks its own records (distilled, package, tensors) as it checks the caller's fields."""
+    reseal(artifact, lambda c: c["package"].update(torch="/home/alice/patient_1234.dcm"))
+    with pytest.raises(ArtifactError, match=r"card.package.torch: the value"):
+        load_artifact(artifact)

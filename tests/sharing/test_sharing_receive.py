@@ -873,3 +873,14 @@ def test_one_data_folder_written_with_or_without_its_last_slash_is_the_same_data
     assert (
         default_folder(base, str(artifact_zip), {"root": "/site/xrays", "seed": 3}).name == f"{first.name}-2"
     )
+
+
+def test_a_report_folder_whose_config_cannot_be_read_is_kept(tmp_path, monkeypatch):
+    """default_folder counts an unreadable config.yaml as other data: that report is kept, the new one
+    goes beside it."""
+    import gastrodistill.cli.train_from_artifact as cli
+
+    monkeypatch.setattr(cli, "default_folder_name", lambda artifact: "soft-abc")
+    (tmp_path / "soft-abc").mkdir()
+    (tmp_path / "soft-abc" / "config.yaml").write_text("data: [unclosed\n")
+    assert cli.default_folder(tmp_path, "soft", {"root": "/x"}) == tmp_path / "soft-abc-2"
