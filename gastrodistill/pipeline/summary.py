@@ -49,7 +49,8 @@ def sets_distill(out: Path, modes: list[str]) -> tuple[dict[str, Any] | None, st
     if not sections:
         return None, None
     (first, section), *rest = sections.items()
-    other = [m for m, s in rest if distill_recipe(s) != distill_recipe(section)]
+    recipe = distill_recipe(section)
+    other = [m for m, s in rest if distill_recipe(s) != recipe]
     note = (
         f"the {' and '.join(other)} set{'s were' if len(other) > 1 else ' was'} distilled with other "
         f"settings than the {first} set, whose settings the recipe gives (each set's "

@@ -81,8 +81,12 @@ MAX_CARD_BYTES = 16 << 20
 MAX_ENTRIES = 64
 #: The zip compression methods Python's ``zipfile`` reads (stored, deflate, bzip2, lzma); 7-Zip's and
 #: WinZip's AES encryption (method 99) and others it cannot.
-_ZIP_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate", zipfile.ZIP_BZIP2: "bzip2"}
-_ZIP_METHODS[zipfile.ZIP_LZMA] = "lzma"
+_ZIP_METHODS = {
+    zipfile.ZIP_STORED: "stored",
+    zipfile.ZIP_DEFLATED: "deflate",
+    zipfile.ZIP_BZIP2: "bzip2",
+    zipfile.ZIP_LZMA: "lzma",
+}
 #: The longest set name a received card may carry in ``name`` (a set's name is a folder name: 255 bytes).
 MAX_NAME_CHARS = 255
 #: The smallest ``normalization.std`` a received card may give: a tenth of the floor the data modules put

@@ -471,8 +471,7 @@ def train_from_artifact(
             cfg, extra={"stage": RECEIVE_STAGE, "artifact_card_sha256": card["card_sha256"]}
         )
         report = {RECEIVE_JSON: json.dumps(result, indent=2, sort_keys=True), RECEIVE_MD: render(result)}
-        Path(output_dir).mkdir(parents=True, exist_ok=True)
-        write_texts_atomic(output_dir, {**record, **report})
+        write_texts_atomic(output_dir, {**record, **report})  # makes the folder (atomic_path)
     return result
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from gastrodistill.utils.atomic import write_text_atomic
+from gastrodistill.utils.atomic import write_texts_atomic
 
 TRACKED_PACKAGES = (
     "gastrodistill",
@@ -184,11 +184,7 @@ def save_run_info(
 ) -> Path:
     """Write ``config.yaml`` (resolved) and ``run_info.json`` (the stack's versions, every installed
     package, git revision, compute: :func:`compute_info`; ``extra`` keys are added at the top level)."""
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, text in run_record_texts(cfg, extra).items():
-        write_text_atomic(out / name, text)
-    return out
+    return write_texts_atomic(output_dir, run_record_texts(cfg, extra))
 
 
 def run_record_texts(cfg: DictConfig | None = None, extra: dict[str, Any] | None = None) -> dict[str, str]:
