@@ -33,6 +33,11 @@ REFUSED = [
     ("eval.schedules=[]", r"eval\.schedules = \[\] lists no schedule, .*=\[replay,standard\]'"),
     ("eval.architectures=[]", r"eval\.architectures = \[\] lists no architecture; .*\[same\]"),
     ("eval.baselines.architectures=[]", r"eval\.baselines\.architectures = \[\] lists no architecture"),
+    (
+        "eval.standard.momentum=1",
+        r"eval\.standard: eval standard momentum must be a number in \[0, 1\), got 1",
+    ),
+    ("eval.standard.batch_size=-1", r"eval\.standard: eval standard batch_size must be an integer >= 0"),
 ]
 
 

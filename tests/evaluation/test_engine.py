@@ -1120,3 +1120,231 @@ def test_a_failing_evaluation_ends_its_wandb_run_with_exit_code_1(
         run_evaluation(cfg, patient_dm, {"soft": small_distilled(patient_dm)}, tmp_path / "eval")
     (run_file,) = (tmp_path / "out" / "logs").rglob("*.wandb")
     assert exit_codes(run_file) == [1]
+
+
+def test_an_sgd_node_keeps_its_own_momentum_and_a_short_name_gets_the_recipes():
+    """``make_optimizer``: SGD gets the recipe's momentum *unless the node sets it*; lr and weight decay
+    always come from the recipe, and the node's other kwargs pass through."""
+    from gastrodistill.evaluation.fresh_training import make_optimizer
+
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    node = {"_target_": "torch.optim.SGD", "momentum": 0.5, "nesterov": True}
+    group = make_optimizer(params, node, 0.1, momentum=0.9, weight_decay=0.01).param_groups[0]
+    assert (group["momentum"], group["nesterov"], group["lr"], group["weight_decay"]) == (
+        0.5,
+        True,
+        0.1,
+        0.01,
+    )
+    group = make_optimizer(params, "sgd", 0.2, momentum=0.9, weight_decay=0.0).param_groups[0]
+    assert (group["momentum"], group["lr"]) == (0.9, 0.2)
+
+
+@pytest.mark.parametrize("batch_size", [0, 2])
+def test_the_standard_schedule_augments_every_batch_with_the_networks_own_draws(batch_size):
+    """``augment``: every batch goes through the DSA node with the network's generator, after the epoch's
+    permutation (drawn only when batches are smaller than the set: a full batch is the set in order).
+    Against plain SGD written out over ``DSA(...)(x[idx], generator)``; an unaugmented run lands elsewhere."""
+    from gastrodistill.distillation.augment import DSA
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 1, 6, 6, generator=gen)
+    y = torch.tensor([0, 1, 1, 0, 1])
+    net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+    ref, plain = copy.deepcopy(net), copy.deepcopy(net)
+    kw = dict(epochs=2, lr=0.1, momentum=0.0, batch_size=batch_size, cosine=False)
+    train_small_set(net, x, y, StandardSchedule(**kw, augment=SHIFT), torch.Generator().manual_seed(7))
+    train_small_set(plain, x, y, StandardSchedule(**kw), torch.Generator().manual_seed(7))
+
+    dsa = DSA(flip=True, shift_px=2)
+    draws = torch.Generator().manual_seed(7)
+    bs = batch_size or 5
+    for _ in range(2):
+        order = torch.randperm(5, generator=draws) if bs < 5 else torch.arange(5)
+        for start in range(0, 5, bs):
+            idx = order[start : start + bs]
+            loss = torch.nn.functional.cross_entropy(ref(dsa(x[idx], draws)), y[idx])
+            grads = torch.autograd.grad(loss, list(ref.parameters()))
+            with torch.no_grad():
+                for p, g in zip(ref.parameters(), grads, strict=True):
+                    p -= 0.1 * g
+    for a, b in zip(_weights([net]), _weights([ref]), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    assert not torch.allclose(_weights([net])[0], _weights([plain])[0])
+
+
+def test_a_non_finite_loss_stops_the_standard_schedule_before_its_step():
+    """A NaN image makes the first loss NaN: ``train_small_set`` raises ``FloatingPointError`` naming the
+    epoch (so the study scores the network as one that learned nothing) and takes no step."""
+    x = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    x[0, 0] = float("nan")
+    net = torch.nn.Linear(3, 2)
+    before = _weights([net])[0].clone()
+    with pytest.raises(FloatingPointError, match="epoch 0: loss is nan"):
+        train_small_set(
+            net, x, torch.tensor([0, 1, 0, 1]), StandardSchedule(epochs=3), torch.Generator().manual_seed(0)
+        )
+    torch.testing.assert_close(_weights([net])[0], before, rtol=0, atol=0)
+
+
+def test_a_distilled_set_trained_with_the_standard_schedule_uses_the_schedule_it_is_given(patient_dm):
+    """``train_built_on_distilled(..., 'standard', g, schedule)`` is ``train_small_set`` on the set's images
+    and soft targets with *that* schedule (not the default recipe), and ``replay`` with a DSA node is the
+    augmented replay of the network's generator (not the plain replay)."""
+    from gastrodistill.evaluation.fresh_training import train_built_on_distilled
+
+    ds = small_distilled(patient_dm)
+    net = ConvNet(1, 3, (12, 12), width=4, depth=2, init_seed=3)
+    sched = StandardSchedule(epochs=3, lr=0.05, momentum=0.5, batch_size=4, cosine=False)
+    got = train_built_on_distilled(copy.deepcopy(net), ds, "standard", torch_generator(1, "g"), sched)
+    want = train_small_set(
+        copy.deepcopy(net), ds.images.detach(), ds.soft_targets().detach(), sched, torch_generator(1, "g")
+    )
+    torch.testing.assert_close(_weights([got])[0], _weights([want])[0], rtol=0, atol=0)
+    got = train_built_on_distilled(copy.deepcopy(net), ds, "replay", torch_generator(2, "g"), None, SHIFT)
+    want = train_replay(copy.deepcopy(net), ds, SHIFT, torch_generator(2, "g"))
+    plain = train_replay(copy.deepcopy(net), ds)
+    torch.testing.assert_close(_weights([got])[0], _weights([want])[0], rtol=0, atol=0)
+    assert not torch.allclose(_weights([got])[0], _weights([plain])[0])
+
+
+def test_ensembles_refuse_running_statistics_and_dropout_and_accept_them_switched_off():
+    """``supports_ensemble``: batch norm with running statistics or a dropout p > 0 cannot train under
+    vmap as in the loop (the caller then trains network by network); without them it can."""
+    from torch import nn
+
+    def net(*layers: nn.Module) -> nn.Module:
+        return nn.Sequential(nn.Conv2d(1, 2, 3), *layers, nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+
+    shape = (1, 6, 6)
+    assert supports_ensemble(net(), shape)
+    assert not supports_ensemble(net(nn.BatchNorm2d(2)), shape)
+    assert supports_ensemble(net(nn.BatchNorm2d(2, track_running_stats=False)), shape)
+    assert not supports_ensemble(net(nn.Dropout(0.5)), shape)
+    assert supports_ensemble(net(nn.Dropout(0.0)), shape)
+
+
+@pytest.mark.parametrize(("batch_size", "augment"), [(0, SHIFT), (2, None), (0, None)])
+def test_an_ensemble_on_one_shared_set_equals_the_loop(batch_size, augment):
+    """Every network on the *same* tensors (a distilled set's standard schedule): full batch with DSA
+    (each network its own draws), mini-batches (each network its own permutation) and full batch without
+    augmentation (one shared batch): the loop's weights, and the networks come back in eval mode."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(5, 1, 6, 6, generator=gen)
+    y = torch.softmax(torch.randn(5, 2, generator=gen), 1)
+    nets = []
+    for _ in range(3):
+        n = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(36, 2))
+        with torch.no_grad():
+            for p in n.parameters():
+                p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+        nets.append(n)
+    sched = StandardSchedule(epochs=3, lr=0.1, momentum=0.9, batch_size=batch_size, augment=augment)
+    loop = [
+        train_small_set(copy.deepcopy(n), x, y, sched, torch.Generator().manual_seed(10 + i))
+        for i, n in enumerate(nets)
+    ]
+    together = train_small_sets(
+        [copy.deepcopy(n) for n in nets],
+        [(x, y)] * 3,
+        sched,
+        [torch.Generator().manual_seed(10 + i) for i in range(3)],
+    )
+    for a, b in zip(_weights(loop), _weights(together), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert not any(n.training for n in together)
+
+
+def test_a_replay_that_overflows_midway_raises_and_such_a_network_learned_nothing(patient_dm):
+    """An infinite rate at step 1 of T = 4 leaves non-finite weights: the ensemble replay checks the loss of
+    its last step (not only of its first) and raises; ``train_or_learned_nothing`` turns a network whose
+    weights end non-finite (however its training ended) into one with every parameter 0."""
+    from gastrodistill.evaluation.ensemble import train_or_learned_nothing
+
+    ds = small_distilled(patient_dm)
+    with torch.no_grad():
+        ds.raw_lrs[1] = float("inf")
+    net = ConvNet(1, 3, (12, 12), width=4, depth=2, init_seed=3)
+    with pytest.raises(FloatingPointError, match="replay step 3"):
+        train_replays([copy.deepcopy(net)], ds)
+
+    def poison(n: torch.nn.Module) -> torch.nn.Module:
+        with torch.no_grad():
+            next(n.parameters()).fill_(float("inf"))
+        return n
+
+    got, why = train_or_learned_nothing(poison, copy.deepcopy(net))
+    assert why is not None and "not finite" in why
+    assert all(bool((p == 0).all()) for p in got.parameters())
+    kept, none = train_or_learned_nothing(lambda n: n, copy.deepcopy(net))
+    assert none is None and torch.equal(_weights([kept])[0], _weights([net])[0])
+
+
+def test_the_ensemble_replay_follows_each_steps_own_learned_rate(patient_dm):
+    """Rates that differ step by step (a learned schedule): the ensemble replay lands where the unroll
+    lands (float64), so step t uses ``lrs()[t]``, not another step's."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        ds = small_distilled(patient_dm).double()
+        with torch.no_grad():
+            ds.raw_lrs.copy_(torch.tensor([-6.0, -1.0, -4.0, 0.5]))  # softplus: 0.0025, 0.31, 0.018, 0.97
+        net = ConvNet(1, 3, (12, 12), width=4, depth=2, init_seed=3).double()
+        unrolled = unroll_func(net, ds, momentum=0.0)
+        ens = train_replays([copy.deepcopy(net)], ds)[0]
+        for name, p in ens.named_parameters():
+            torch.testing.assert_close(p.detach(), unrolled[name].detach(), rtol=1e-10, atol=1e-12)
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def test_an_ensemble_refuses_sets_of_other_sizes_and_names_the_network_whose_loss_is_not_finite():
+    gen = torch.Generator().manual_seed(0)
+    nets = [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 2)) for _ in range(2)]
+    good = (torch.randn(3, 1, 2, 2, generator=gen), torch.tensor([0, 1, 0]))
+    bad = (good[0].clone(), good[1])
+    bad[0][1, 0, 0, 0] = float("nan")
+    gens = [torch.Generator().manual_seed(i) for i in range(2)]
+    sched = StandardSchedule(epochs=2, lr=0.1)
+    with pytest.raises(ValueError, match="equal sizes"):
+        train_small_sets(nets, [good, (good[0][:2], good[1][:2])], sched, gens)
+    with pytest.raises(FloatingPointError, match=r"network\(s\) \[1\] not finite"):
+        train_small_sets(nets, [good, bad], sched, gens)
+
+
+def test_the_learning_rate_and_the_validation_scores_come_from_the_validation_split_never_test(
+    compose_cfg, patient_dm
+):
+    """``eval.lr_grid`` is decided on validation patches: each rate's score is scikit-learn's balanced
+    accuracy on the *validation* split of job 0's network trained at that rate (computed here by a forward
+    pass of its own), the chosen rate is the best of them, and the record's ``val_balanced_accuracy`` and
+    ``val_selector`` give the same validation number. The test split scores differently, so a selection
+    that read it would be seen."""
+    from sklearn.metrics import balanced_accuracy_score
+
+    from gastrodistill.evaluation.fresh_training import standard_schedule
+    from gastrodistill.evaluation.jobs import Job
+    from gastrodistill.evaluation.scoring import val_selector
+
+    grid = [0.001, 0.05]
+    cfg = compose_cfg(SMALL + [f"eval.lr_grid=[{grid[0]},{grid[1]}]", "+eval.baselines.n_per_class=3"])
+    study = Study(cfg, patient_dm, {}, None, progress=False)
+    lr, chosen_net = study.choose_lr("random", "same")
+    scores = study.selected["random/same/standard_lr"]["val_balanced_accuracy"]
+    (xv, yv), (xt, yt) = patient_dm.load_split("val"), patient_dm.load_split("test")
+    on_val, on_test = {}, {}
+    for rate in grid:
+        net, g = study.build(Job("random", "standard", "same", 0))
+        x, y = study.small_set("random", 0)
+        net = train_small_set(net, x, y, standard_schedule(cfg.eval, rate), g).eval()
+        with torch.no_grad():
+            on_val[rate] = balanced_accuracy_score(yv.numpy(), net(xv).argmax(1).numpy())
+            on_test[rate] = balanced_accuracy_score(yt.numpy(), net(xt).argmax(1).numpy())
+    assert any(abs(on_val[r] - on_test[r]) > 1e-6 for r in grid)  # the two splits can be told apart
+    assert scores == pytest.approx(on_val, abs=1e-6)
+    assert lr == max(grid, key=lambda r: on_val[r])
+    record = score_networks([chosen_net], study.ctx)[0]
+    assert record["val_balanced_accuracy"] == pytest.approx(on_val[lr], abs=1e-6)
+    assert val_selector(study.ctx)(chosen_net) == pytest.approx(on_val[lr], abs=1e-6)
