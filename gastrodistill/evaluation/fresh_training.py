@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -337,31 +336,6 @@ def train_built_on_distilled(
         return train_replay(net, distilled, replay_augment, generator)
     x, y = distilled_tensors(distilled)
     return train_small_set(net, x, y, standard or StandardSchedule(), generator)
-
-
-@torch.no_grad()
-def predict_proba(
-    net: nn.Module, batches: Iterable[torch.Tensor | tuple] | torch.Tensor, batch_size: int = 512
-) -> np.ndarray:
-    """Class probabilities ``[N, K]`` of every image (a tensor ``[N,C,H,W]`` or batches / (x, y) pairs)."""
-    net.eval()
-    dev = device_of(net)
-    out: list[torch.Tensor] = []
-    if isinstance(batches, torch.Tensor):
-        batches = batches.split(batch_size)
-    for b in batches:
-        x = b[0] if isinstance(b, list | tuple) else b
-        out.append(torch.softmax(net(x.to(dev)).float(), dim=1).cpu())
-    net.train()
-    return torch.cat(out).numpy() if out else np.empty((0, 0), dtype=np.float32)
-
-
-def predict(
-    net: nn.Module, batches: Iterable[torch.Tensor | tuple] | torch.Tensor, batch_size: int = 512
-) -> np.ndarray:
-    """Predicted classes of every image."""
-    probs = predict_proba(net, batches, batch_size)
-    return probs.argmax(1) if probs.size else np.empty(0, dtype=np.int64)
 
 
 def in_memory_batches(

@@ -17,7 +17,12 @@ from gastrodistill.distillation.inner_loop import unroll_func
 from gastrodistill.evaluation import report
 from gastrodistill.evaluation.checks import DistilledSetMismatch, check_distilled_set
 from gastrodistill.evaluation.ensemble import Ensemble, supports_ensemble, train_replays, train_small_sets
-from gastrodistill.evaluation.fresh_training import StandardSchedule, train_replay, train_small_set
+from gastrodistill.evaluation.fresh_training import (
+    StandardSchedule,
+    in_memory_batches,
+    train_replay,
+    train_small_set,
+)
 from gastrodistill.evaluation.full_data import RealRecipe, in_memory, train_full_data
 from gastrodistill.evaluation.jobs import EvaluationConfigError, build_jobs, check_set_name, shard
 from gastrodistill.evaluation.run import finalize, net_spec, run_evaluation, run_jobs
@@ -1348,3 +1353,18 @@ def test_the_learning_rate_and_the_validation_scores_come_from_the_validation_sp
     record = score_networks([chosen_net], study.ctx)[0]
     assert record["val_balanced_accuracy"] == pytest.approx(on_val[lr], abs=1e-6)
     assert val_selector(study.ctx)(chosen_net) == pytest.approx(on_val[lr], abs=1e-6)
+
+
+def test_in_memory_batches_is_one_pass_in_the_generators_random_order():
+    """The audit's shadow networks see each training patch once per epoch, in the order of
+    ``torch.randperm`` under the shadow's own generator (not in storage order), in batches of
+    ``batch_size`` with a shorter last one."""
+    x = torch.arange(23, dtype=torch.float32).view(23, 1, 1, 1).expand(23, 1, 2, 2).clone()
+    y = torch.arange(23) % 3
+    batches = list(in_memory_batches(x, y, 5, torch_generator(7)))
+    assert [len(b[0]) for b in batches] == [5, 5, 5, 5, 3]
+    seen = torch.cat([b[0][:, 0, 0, 0] for b in batches]).long()
+    expected = torch.randperm(23, generator=torch_generator(7))
+    assert torch.equal(seen, expected)
+    assert not torch.equal(seen, torch.arange(23))  # shuffled, not storage order
+    assert torch.equal(torch.cat([b[1] for b in batches]), y[expected])  # labels travel with their images
