@@ -16,6 +16,7 @@ from gastrodistill.distillation.augment import DSA
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.inner_loop import (
     meta_objective,
+    outer_loss,
     release_template,
     replay,
     sample_window_end,
@@ -219,6 +220,59 @@ def test_window_meta_gradient_is_the_truncated_gradient():
     outer.backward()
     for n in NAMES:
         assert torch.allclose(getattr(ds, n).grad, g_win[n], rtol=1e-9, atol=1e-13), n
+
+
+@pytest.mark.parametrize("backend", ["func", "higher"])
+def test_every_window_end_takes_the_loss_after_that_many_replayed_steps(backend):
+    """For each end in [W, T] (a graph-free prefix of 0, 1, 2 and 3 steps): the loss is that of the network
+    after ``end`` hand-run heavy-ball steps on the stored schedule, and only the window's rates get a
+    gradient."""
+    ds, net, x, y = tiny_problem(15, steps=2, epochs=2, momentum=0.5)  # T = 4
+    for end in range(1, 5):
+        loss, _, g = grads_of(ds, net, x, y, backend, window=1, window_end=end)
+        hand = copy.deepcopy(net)
+        vel = {n: torch.zeros_like(p) for n, p in hand.named_parameters()}
+        for t, lr in enumerate(ds.lrs().detach().tolist()[:end]):
+            xb, pb = ds.batch(t)
+            hand.zero_grad()
+            F.cross_entropy(hand(xb.detach()), pb.detach()).backward()
+            with torch.no_grad():
+                for n, p in hand.named_parameters():
+                    vel[n] = 0.5 * vel[n] + p.grad
+                    p -= lr * vel[n]
+        with torch.no_grad():
+            assert loss.item() == pytest.approx(F.cross_entropy(hand(x), y).item(), rel=1e-10), end
+        assert torch.nonzero(g["raw_lrs"]).flatten().tolist() == [end - 1], end
+
+
+@pytest.mark.parametrize("augment_real", [True, False])
+def test_an_augmented_window_is_the_hand_run_augmented_schedule(augment_real):
+    """With DSA and a window that starts after two graph-free steps: every inner step t (prefix and window)
+    draws its batch with the generator of ``(*seed_parts, "inner", t)``, and the real batch is drawn with
+    that of ``(*seed_parts, "real")`` only when ``augment_real``; a hand-run replay of those draws."""
+    ds, net, x, y = tiny_problem(16, steps=2, epochs=2, momentum=0.5)  # T = 4
+    dsa = DSA(flip=True, shift_px=1, brightness=0.3)
+    parts = (5, "dsa", 2, 0, 1)
+    res = meta_objective(
+        net, ds, x, y, window=1, window_end=3, augment=dsa, augment_real=augment_real, seed_parts=parts
+    )
+    hand, vel = copy.deepcopy(net), {}
+    for t in range(3):
+        xb, pb = ds.batch(t)
+        xb = dsa(xb.detach(), torch_generator(*parts, "inner", t))
+        sgd_step(hand, xb, pb.detach(), float(ds.lrs()[t].detach()), 0.5, vel)
+    x_seen = dsa(x, torch_generator(*parts, "real")) if augment_real else x
+    with torch.no_grad():
+        assert res.loss.item() == pytest.approx(F.cross_entropy(hand(x_seen), y).item(), rel=1e-10)
+        other = dsa(x, torch_generator(*parts, "real")) if not augment_real else x
+        assert res.loss.item() != pytest.approx(F.cross_entropy(hand(other), y).item(), rel=1e-6)
+
+
+def test_outer_loss_refuses_a_chunked_loss():
+    """``outer_loss`` returns full logits, which a chunked loss does not keep: it names meta_objective."""
+    ds, net, x, y = tiny_problem()
+    with pytest.raises(ValueError, match="use meta_objective for a chunked outer loss"):
+        outer_loss(net, ds, x, y, outer_chunk=4)
 
 
 def test_window_end_is_uniform_on_w_to_t_and_seeded():
