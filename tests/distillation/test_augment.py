@@ -179,3 +179,54 @@ def test_bad_shift_settings_are_named():
             DSA(shift_px=bad)
     with pytest.raises(ValueError, match="shift_px=4 needs images larger than 4 px"):
         DSA(shift_px=4)(torch.zeros(2, 1, 4, 8), torch_generator(0))
+
+
+def test_rotation_and_translation_are_drawn_over_their_stated_ranges():
+    """``rotate`` in degrees: angles (radians) uniform on [-15°, 15°]; ``translate`` a fraction of the image
+    size on each axis: shifts uniform on [-0.1, 0.1] of it, i.e. [-0.2, 0.2] in ``affine_grid``'s units
+    (the image spans 2 of them; a one-pixel shift of a 6-wide image is 2/6, as tested above)."""
+    q = DSA(flip=False, rotate=15.0, translate=0.1).sample(4000, torch_generator(2))
+    for values, bound in ((q.angle, math.radians(15.0)), (q.shift_x / 2, 0.1), (q.shift_y / 2, 0.1)):
+        assert values.abs().max() <= bound and values.abs().max() > 0.99 * bound
+        assert values.min() < -0.99 * bound
+        assert abs(float((values.abs() < bound / 2).double().mean()) - 0.5) < 0.04  # 5 binomial sds
+    assert not torch.equal(q.shift_x, q.shift_y)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "border", "reflection"])
+def test_padding_mode_fills_what_a_shift_uncovers(mode):
+    """A shift by two pixels to the left: the two uncovered columns are zeros, the edge column repeated,
+    or the image mirrored about its edge (columns W-1 then W-2), as ``padding_mode`` says."""
+    x = images(2, h=6, w=6, seed=5)
+    dsa = DSA(flip=False, translate=0.5, padding_mode=mode)
+    p = dsa.sample(2, torch_generator(0))
+    p.shift_x[:], p.shift_y[:] = 4 / 6, 0.0
+    out = dsa.apply(x, p)
+    torch.testing.assert_close(out[..., :4], x[..., 2:], rtol=0, atol=1e-12)
+    expect = {
+        "zeros": torch.zeros_like(x[..., :2]),
+        "border": x[..., [5, 5]],
+        "reflection": x[..., [5, 4]],
+    }[mode]
+    torch.testing.assert_close(out[..., 4:], expect, rtol=0, atol=1e-12)
+
+
+def test_a_drawn_flip_mirrors_that_image_and_no_flip_draws_none():
+    dsa = DSA(flip=True)
+    x = images(3)
+    p = dsa.sample(3, torch_generator(0))
+    p.flip = torch.tensor([True, False, True])
+    out = dsa.apply(x, p)
+    assert (
+        torch.equal(out[0], x[0].flip(-1))
+        and torch.equal(out[1], x[1])
+        and torch.equal(out[2], x[2].flip(-1))
+    )
+    assert not DSA(flip=False).sample(500, torch_generator(0)).flip.any()
+
+
+def test_contrast_of_one_and_parameters_without_shifts_are_refused():
+    with pytest.raises(ValueError, match="contrast must be < 1"):
+        DSA(contrast=1.0)
+    with pytest.raises(ValueError, match="drawn without shift_px"):
+        DSA(flip=False, shift_px=1).apply(images(2), DSA(flip=False).sample(2, torch_generator(0)))
