@@ -113,3 +113,65 @@ def test_the_resident_copy_keeps_the_stored_dtype():
     src = RealBatchSource.from_datamodule(dm, 8, 0, mode="resident")
     src.get(0, 0, device="cpu")
     assert src._resident.images.dtype == torch.uint8 and src._resident.nbytes == 60 * 2 * 5 * 4
+
+
+def test_unbalanced_draws_are_without_replacement_and_a_batch_of_all_is_a_permutation():
+    dm = skewed_dm(False)
+    for size, expect in ((16, 16), (100, 100), (150, 100)):
+        src = RealBatchSource.from_datamodule(dm, size, seed=1)
+        for step in range(5):
+            idx = src.indices(step, 0).tolist()
+            assert len(idx) == expect and len(set(idx)) == expect, (size, step)
+    assert sorted(RealBatchSource.from_datamodule(dm, 100, seed=1).indices(0, 0).tolist()) == list(range(100))
+
+
+def test_a_class_of_one_sample_is_drawn_as_often_as_the_others_when_balanced():
+    """Balanced draws give every class 1/K of the batch, whatever its size and wherever its samples sit
+    (here class 0 is the first sample alone)."""
+    y = np.array([0] + [1] * 30 + [2] * 69)
+    x = np.zeros((100, 1, 2, 2), np.float32)
+    dm = TensorImageDataModule(splits={s: (x, y) for s in ("train", "val", "test")}, balanced_sampler=True)
+    src = RealBatchSource.from_datamodule(dm, 64, seed=2)
+    counts = sum(np.bincount(y[src.indices(step, 0).numpy()], minlength=3) for step in range(30))
+    assert np.all(np.abs(counts / counts.sum() - 1 / 3) < 0.05), counts
+
+
+def test_the_loader_follows_a_change_of_rank_at_the_next_step_and_keeps_running_in_order():
+    dm = uint8_dm(False)
+    dm.setup()
+    ref = RealBatchSource.from_datamodule(dm, 8, seed=6, mode="items")
+    fast = RealBatchSource.from_datamodule(dm, 8, seed=6, mode="loader", num_workers=0)
+    fast.get(0, 0, device="cpu")
+    running = fast._iter
+    fast.get(1, 0, device="cpu")
+    assert fast._iter is running  # the next step in order: the same loader, no restart
+    for step, rank in [(2, 1), (3, 0)]:  # the next step, on another rank: that rank's batch
+        xf, yf = fast.get(step, rank, device="cpu")
+        xr, yr = ref.get(step, rank)
+        assert torch.equal(yf, yr), (step, rank)
+        torch.testing.assert_close(xf, xr, rtol=0, atol=1e-6)
+
+
+def test_uint16_images_are_scaled_by_65535_on_every_path():
+    """16-bit pixels: the resident and loader paths give the per-item path's batches (pixel / 65535, then
+    the split's normalisation), and a full-scale pixel is 1 before normalisation."""
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 65536, size=(30, 1, 3, 3), dtype=np.uint16)
+    x[:, 0, 0, 0] = 65535
+    y = np.arange(30) % 3
+    dm = TensorImageDataModule(splits={s: (x, y) for s in ("train", "val", "test")})
+    dm.setup()
+    ds = dm.dataset("train", augment=False)
+    ref = RealBatchSource.from_datamodule(dm, 8, seed=0, mode="items")
+    for mode in ("resident", "loader"):
+        src = RealBatchSource.from_datamodule(dm, 8, seed=0, mode=mode)
+        for step in range(3):
+            xf, yf = src.get(step, 0, device="cpu")
+            xr, yr = ref.get(step, 0)
+            assert torch.equal(yf, yr)
+            torch.testing.assert_close(xf, xr, rtol=0, atol=1e-6)
+            idx = src.indices(step, 0).numpy()
+            expect = (x[idx].astype(np.float64) / 65535 - ds.mean.reshape(1, -1, 1, 1)) / ds.std.reshape(
+                1, -1, 1, 1
+            )
+            np.testing.assert_allclose(xf.numpy(), expect, rtol=0, atol=1e-5)
