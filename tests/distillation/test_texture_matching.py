@@ -191,6 +191,33 @@ def test_one_step_is_adams_first_step_and_matching_lowers_the_loss(tiny_dm):
     assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])
 
 
+def test_matching_leaves_the_feature_networks_and_the_teacher_untouched(tiny_dm):
+    """The networks are frozen and in eval mode: with batch norm, matching a set (from training mode)
+    changes neither their weights nor their running statistics, and leaves no gradient on them; each
+    step's loss is the one of eval-mode networks."""
+    tiny_dm.setup()
+    torch.manual_seed(4)
+    net = ConvNet(1, 3, 6, width=4, depth=1, head="avg", norm="batch")
+    teacher = ConvNet(1, 3, 6, width=4, depth=1, head="avg", norm="batch")
+    targets = class_texture_targets([net.eval()], DataLoader(tiny_dm.dataset("train"), batch_size=64), 3, 1.0)
+    net.train(), teacher.train()
+    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in (net, teacher)]
+    ds = _tiny_set()
+    x = ds.images.detach().clone()
+    losses = match_textures(
+        ds, [net], targets, steps=2, lr=0.1, teacher=teacher, teacher_ce=0.3, progress=False
+    )
+    for m, saved in zip((net, teacher), before, strict=True):
+        assert not m.training
+        assert all(torch.equal(v, saved[k]) for k, v in m.state_dict().items())
+        assert all(p.grad is None for p in m.parameters())
+    with torch.no_grad():
+        labels = ds.hard_labels()
+        first = texture_loss(texture_statistics(net, x), targets[0], labels)
+        first = first + 0.3 * nn.functional.cross_entropy(teacher(x), labels)
+    assert losses[0] == pytest.approx(float(first), rel=1e-6)
+
+
 def test_the_section_is_checked_even_when_off():
     assert check_texture_config(None)["steps"] == 0
     ok = check_texture_config({"steps": 3, "features": "random", "exaggeration": 0, "random_networks": 2})
