@@ -152,3 +152,81 @@ def test_image_level_auc_matches_scikit_learn_one_vs_rest():
         got = patch_metrics(probs.argmax(1), t, k, probs=probs)["patch_auc"]
         want = roc_auc_score(t, probs[:, 1]) if k == 2 else roc_auc_score(t, probs, multi_class="ovr")
         assert got == pytest.approx(want, abs=1e-6)
+
+
+def test_bootstrap_ci_of_two_networks_is_the_percentile_interval_of_their_mean():
+    """Each resample (positives first, then negatives) scores both networks on the same patients; the
+    statistic is the mean of the two networks' HM and AUC, each computed here with scikit-learn."""
+    rng = np.random.default_rng(11)
+    y = np.arange(36) % 3 == 0
+    s = np.clip(np.stack([0.3 * y, 0.05 * y]) + rng.normal(0.4, 0.2, (2, 36)), 0, 1)
+    d = s >= 0.5
+    got = bootstrap_patient_ci(y, d, s, np.random.default_rng(2), n_boot=200, level=0.9)
+    draw = np.random.default_rng(2)
+    pos, neg = np.flatnonzero(y), np.flatnonzero(~y)
+    idx = np.concatenate([draw.choice(pos, (200, len(pos))), draw.choice(neg, (200, len(neg)))], 1)
+    hm, auc = [], []
+    for i in idx:
+        hms = []
+        for n in range(2):
+            sens, spec = skm.recall_score(y[i], d[n, i]), skm.recall_score(~y[i], ~d[n, i])
+            hms.append(0.0 if sens + spec == 0 else 2 * sens * spec / (sens + spec))
+        hm.append(np.mean(hms))
+        auc.append(np.mean([skm.roc_auc_score(y[i], s[n, i]) for n in range(2)]))
+    assert got["patient_hm_ci_low"] == pytest.approx(np.quantile(hm, 0.05), abs=1e-12)
+    assert got["patient_hm_ci_high"] == pytest.approx(np.quantile(hm, 0.95), abs=1e-12)
+    assert got["patient_auc_ci_low"] == pytest.approx(np.quantile(auc, 0.05), abs=1e-12)
+    assert got["patient_auc_ci_high"] == pytest.approx(np.quantile(auc, 0.95), abs=1e-12)
+
+
+def test_bootstrap_ci_is_nan_without_resamples_or_with_one_diagnosis():
+    y = np.array([0, 1] * 10)
+    s = np.linspace(0, 1, 20)
+    none = bootstrap_patient_ci(y, s >= 0.5, s, np.random.default_rng(0), n_boot=0)
+    negatives = bootstrap_patient_ci(np.zeros(20), s >= 0.5, s, np.random.default_rng(0), n_boot=50)
+    positives = bootstrap_patient_ci(np.ones(20), s >= 0.5, s, np.random.default_rng(0), n_boot=50)
+    for got in (none, negatives, positives):
+        assert len(got) == 4 and all(np.isnan(v) for v in got.values())
+
+
+def test_patient_metrics_of_one_diagnosis_have_no_auc_and_the_diagonal_roc():
+    """Negatives only: sensitivity (so HM) and the AUC are undefined; the ROC is the chance diagonal."""
+    s = np.array([0.1, 0.6, 0.3, 0.8])
+    m = patient_metrics(np.zeros(4), s >= 0.5, s)
+    assert m["patient_specificity"] == pytest.approx(0.5)
+    assert m["patient_accuracy"] == pytest.approx(0.5)
+    assert np.isnan(m["patient_auc"])
+    np.testing.assert_array_equal(m["roc_fpr"], [0.0, 1.0])
+    np.testing.assert_array_equal(m["roc_tpr"], [0.0, 1.0])
+
+
+def test_image_level_auc_is_nan_when_a_class_is_missing_from_the_targets():
+    rng = np.random.default_rng(4)
+    t = np.array([0, 2] * 10)  # class 1 never occurs
+    probs = rng.dirichlet([1, 1, 1], len(t))
+    assert np.isnan(patch_metrics(probs.argmax(1), t, 3, probs=probs)["patch_auc"])
+
+
+def test_hm_rows_is_nan_for_a_row_with_one_diagnosis():
+    labels = np.array([[True, False, True, False], [False, False, False, False]])
+    dec = np.array([[True, False, False, False], [True, False, False, False]])
+    hm = _hm_rows(dec, labels)
+    assert hm[0] == pytest.approx(2 * 0.5 * 1.0 / 1.5)  # sensitivity 1/2, specificity 2/2
+    assert np.isnan(hm[1])
+
+
+def test_paired_bootstrap_has_no_interval_with_one_class_and_refuses_different_test_units():
+    from gastrodistill.evaluation.metrics import paired_bootstrap
+
+    rng = np.random.default_rng(5)
+    y = np.ones(30, dtype=np.int64)
+    one = {"labels": y, "correct": (rng.random(30) < 0.7).astype(np.uint8)}
+    est, lo, hi = paired_bootstrap("image_accuracy", [one], None, np.random.default_rng(1), 100)
+    assert est == pytest.approx(one["correct"].mean())
+    assert np.isnan(lo) and np.isnan(hi)
+    # the HM of patients of one diagnosis is undefined, not 0
+    pat = {"labels": y, "decisions": rng.random(30) < 0.5, "scores": rng.random(30)}
+    assert np.isnan(paired_bootstrap("patient_hm", [pat], None, np.random.default_rng(1), 0)[0])
+    other = {**one, "labels": np.r_[y[:-1], 0]}
+    with pytest.raises(ValueError, match="share their test units"):
+        paired_bootstrap("image_accuracy", [one], [other], np.random.default_rng(1), 100)
