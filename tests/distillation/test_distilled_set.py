@@ -170,3 +170,26 @@ def test_load_names_the_field_of_a_wrongly_typed_metadata_value(tmp_path, field,
     with pytest.raises(DistilledSetError, match=message) as info:
         DistilledSet.load(tmp_path / "set")
     assert str(meta_file) in str(info.value)
+
+
+def test_a_set_needs_at_least_two_classes():
+    with pytest.raises(DistilledSetError, match="num_classes must be an integer >= 2, got 1"):
+        make(num_classes=1, class_names=["only"])
+    assert make(num_classes=2).label_logits.shape == (16, 2)
+
+
+def test_load_refuses_extra_tensors_and_integer_tensors(tmp_path):
+    """The tensor file must hold exactly the three learned tensors, as floating-point values: an extra
+    tensor (another tool's file) or integer pixels of the right shape are refused, not cast or ignored."""
+    ds = make()
+    ds.save(tmp_path / "set")
+    tfile = tmp_path / "set" / "distilled.safetensors"
+    tensors = {n: getattr(ds, n).detach().clone() for n in ("images", "label_logits", "raw_lrs")}
+    save_file({**tensors, "teacher_weights": torch.zeros(3)}, str(tfile))
+    with pytest.raises(DistilledSetError, match=r"must hold exactly \['images', 'label_logits', 'raw_lrs'\]"):
+        DistilledSet.load(tmp_path / "set")
+    save_file({**tensors, "images": torch.zeros(ds.images.shape, dtype=torch.int64)}, str(tfile))
+    with pytest.raises(DistilledSetError, match="'images' must be finite floating-point values"):
+        DistilledSet.load(tmp_path / "set")
+    save_file(tensors, str(tfile))  # the same file with float tensors loads
+    assert torch.equal(DistilledSet.load(tmp_path / "set").images, ds.images)
