@@ -80,7 +80,10 @@ def test_a_run_over_the_memory_left_is_refused_naming_what_to_lower(monkeypatch)
     assert msg.startswith(
         "distill.ipc=100000, distill.steps=5, distill.epochs=2 on 3 classes of 1x8x8 images"
     )
-    assert "lower distill.ipc or distill.steps" in msg and "distill.window=N" in msg
+    assert msg.endswith(
+        "lower distill.ipc or distill.steps, or keep fewer inner steps differentiable "
+        "(distill.window=N or distill.checkpoint=true)"
+    )
     monkeypatch.setattr(memory, "available_memory", lambda: need)
     memory.check_distill_memory(d, _net, 3, (1, 8, 8), trainer)  # exactly enough: not refused
     monkeypatch.setattr(memory, "available_memory", lambda: None)
@@ -101,9 +104,12 @@ def test_the_probe_leaves_the_global_random_streams_alone(monkeypatch):
     assert torch.equal(torch.rand(4), expected)
 
 
-@pytest.mark.parametrize(("devices", "rank", "index"), [(1, 0, 0), ([1], 0, 1), ("2,3", 1, 3), (2, 1, 1)])
+@pytest.mark.parametrize(
+    ("devices", "rank", "index"), [(1, 0, 0), ([1], 0, 1), ("2,3", 1, 3), (2, 1, 1), ([3], 1, 1)]
+)
 def test_the_gpu_checked_is_the_one_this_rank_will_use(monkeypatch, devices, rank, index):
-    """mem_get_info() without a device read GPU 0 on every rank, before Lightning picks the rank's GPU."""
+    """mem_get_info() without a device read GPU 0 on every rank, before Lightning picks the rank's GPU; a
+    rank past the end of a ``devices`` list falls back to its own index instead of failing."""
     monkeypatch.setenv("LOCAL_RANK", str(rank))
     assert memory._cuda_index(devices) == index
 
@@ -178,3 +184,60 @@ def test_the_bound_is_below_what_a_real_unroll_saves_per_image(
     )
     real = unroll_saved(2) - unroll_saved(1)  # one more image per class in every unrolled step
     assert 0.5 * real <= one <= real
+
+
+def test_the_probe_runs_the_network_in_training_mode():
+    """The inner loop trains its networks; the probe measures a network in train mode (dropout's masks,
+    batch statistics), even one handed over in eval mode."""
+    modes = []
+
+    class Record(nn.Module):
+        def forward(self, x):
+            modes.append(self.training)
+            return x
+
+    net = nn.Sequential(Record(), nn.Flatten(), nn.Linear(64, 2)).eval()
+    memory.saved_bytes_per_image(net, (1, 8, 8))
+    assert modes and all(modes)
+
+
+def test_the_augmentation_is_counted_in_the_check(monkeypatch):
+    """With distill.dsa, the memory left must also hold what the augmentation keeps: a flip keeps its
+    [1, 8, 8] float32 output and one bool mask an image (measured by hand above: 257 bytes)."""
+    trainer = OmegaConf.create({"accelerator": "cpu"})
+    dsa = {"_target_": "gastrodistill.distillation.augment.DSA", "flip": True}
+    d = _distill(ipc=1000, dsa=dsa)
+    per_image = memory.saved_bytes_per_image(_net(), (1, 8, 8))
+    without, _, _ = memory.distill_memory_lower_bound(d, 3, (1, 8, 8), per_image, 0)
+    with_dsa = without + 10 * 3 * 1000 * 257  # T = 10 steps of 3 x 1000 images
+    monkeypatch.setattr(memory, "available_memory", lambda: with_dsa - 1)
+    with pytest.raises(DistillConfigError, match="distill.ipc=1000"):
+        memory.check_distill_memory(d, _net, 3, (1, 8, 8), trainer)
+    monkeypatch.setattr(memory, "available_memory", lambda: with_dsa)
+    memory.check_distill_memory(d, _net, 3, (1, 8, 8), trainer)  # exactly enough
+
+
+def test_the_memory_checked_is_the_gpus_when_the_trainer_uses_one(monkeypatch):
+    """accelerator gpu/cuda, or auto with CUDA present: the free memory of the rank's GPU (mem_get_info);
+    gpu asked for without CUDA: unknown (None), not the CPU's memory; cpu, or auto without CUDA: the CPU's."""
+    asked = []
+
+    def mem_get_info(index):
+        asked.append(index)
+        return 12345, 1 << 40
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 777)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    gpu = OmegaConf.create({"accelerator": "gpu", "devices": 1})
+    assert memory.device_memory(gpu) == (None, "GPU memory")
+    assert memory.device_memory(OmegaConf.create({"accelerator": "auto"})) == (777, "available CPU memory")
+    assert memory.device_memory(OmegaConf.create({"accelerator": "cpu"})) == (777, "available CPU memory")
+    assert asked == []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    for accelerator in ("auto", "gpu", "cuda"):
+        cfg = OmegaConf.create({"accelerator": accelerator, "devices": [1]})
+        assert memory.device_memory(cfg) == (12345, "free memory of GPU 1")
+    assert asked == [1, 1, 1]
+    assert memory.device_memory(OmegaConf.create({"accelerator": "cpu"})) == (777, "available CPU memory")
