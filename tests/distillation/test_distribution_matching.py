@@ -37,6 +37,11 @@ def test_mean_embedding_loss_against_a_numpy_loop():
     # A class absent from the real batch contributes nothing (4 classes, class 3 on neither side).
     got4 = mean_embedding_loss(*(torch.as_tensor(a) for a in (fr, yr, fs, ys)), num_classes=4)
     assert float(got4) == pytest.approx(want, rel=1e-12)
+    # A class on one side only contributes nothing either (class 3: 2 synthetic rows; class 4: 2 real rows).
+    fr5, yr5 = np.concatenate([fr, rng.normal(size=(2, 5))]), np.concatenate([yr, [4, 4]])
+    fs5, ys5 = np.concatenate([fs, rng.normal(size=(2, 5))]), np.concatenate([ys, [3, 3]])
+    got5 = mean_embedding_loss(*(torch.as_tensor(a) for a in (fr5, yr5, fs5, ys5)), num_classes=5)
+    assert float(got5) == pytest.approx(want, rel=1e-12)
 
 
 def test_penultimate_features_are_the_last_linear_input():
@@ -101,6 +106,57 @@ def test_one_step_is_minus_lr_times_the_gradient_of_that_steps_network(tiny_dm):
     assert not torch.equal(ds.images.detach(), before)
 
 
+def test_two_steps_use_each_steps_network_and_real_batch_and_sgd_momentum(tiny_dm):
+    """Recompute two steps independently: step t's loss uses the network of (seed, t) and the real batch of
+    step t; SGD with momentum m moves x1 = x0 - lr g0, x2 = x1 - lr (m g0 + g1)."""
+    source, ds, before, factory = _tiny_matching(tiny_dm, per_class=4, width=4)
+    lr, m = 0.5, 0.5
+    losses = match_distributions(ds, factory, source, steps=2, lr=lr, momentum=m, seed=7, progress=False)
+
+    def loss_and_grad(step, x):
+        net = factory()
+        initialize(net, "xavier", torch_generator(7, "distribution-matching", step))
+        xr, yr = source.get(step, 0)
+        x = x.clone().requires_grad_(True)
+        with torch.no_grad():
+            fr = penultimate_features(net, xr)
+        loss = mean_embedding_loss(fr, yr, penultimate_features(net, x), ds.hard_labels(), 3)
+        return float(loss), torch.autograd.grad(loss, x)[0]
+
+    l0, g0 = loss_and_grad(0, before)
+    x1 = before - lr * g0
+    l1, g1 = loss_and_grad(1, x1)
+    assert losses == [pytest.approx(l0, rel=1e-6), pytest.approx(l1, rel=1e-6)]
+    assert torch.allclose(ds.images.detach(), x1 - lr * (m * g0 + g1), atol=1e-6)
+    with pytest.raises(DistillConfigError, match=r"momentum must be in \[0, 1\)"):
+        match_distributions(ds, factory, source, steps=1, lr=1.0, momentum=1.0)
+
+
+def test_the_augmentation_applies_to_both_sides(tiny_dm):
+    """A deterministic augmentation (a horizontal flip): the real and the distilled images are both
+    flipped before the network; the step is minus lr times the gradient of that loss."""
+    source, ds, before, factory = _tiny_matching(tiny_dm, per_class=4, width=4)
+    calls = []
+
+    def flip(x, generator):
+        calls.append(len(x))
+        return x.flip(-1)
+
+    match_distributions(
+        ds, factory, source, steps=1, lr=0.5, momentum=0.0, seed=7, augment=flip, progress=False
+    )
+    assert sorted(calls) == [6, 12]  # the 6 distilled images and the 3 x 4 real ones
+    net = factory()
+    initialize(net, "xavier", torch_generator(7, "distribution-matching", 0))
+    xr, yr = source.get(0, 0)
+    x = before.clone().requires_grad_(True)
+    with torch.no_grad():
+        fr = penultimate_features(net, xr.flip(-1))
+    loss = mean_embedding_loss(fr, yr, penultimate_features(net, x.flip(-1)), ds.hard_labels(), 3)
+    (g,) = torch.autograd.grad(loss, x)
+    assert torch.allclose(ds.images.detach(), before - 0.5 * g, atol=1e-6)
+
+
 def test_matching_lowers_the_loss_and_steps_zero_is_a_no_op(tiny_dm):
     source, ds, before, factory = _tiny_matching(tiny_dm, per_class=8, width=8)
     assert match_distributions(ds, factory, source, steps=0, lr=1.0) == []
@@ -149,7 +205,8 @@ def test_the_matching_section_is_checked_even_when_off():
     or not steps > 0 (a bad value must not lie unnoticed until someone turns the matching on)."""
     from gastrodistill.distillation.distribution_matching import check_matching_config
 
-    assert check_matching_config(None)["steps"] == 0
+    off = check_matching_config(None)
+    assert (off["steps"], off["augment"], off["progress"]) == (0, True, True)  # as conf/distill/soft.yaml
     ok = check_matching_config({"steps": 3, "lr": 0.5, "momentum": 0.0, "batch_per_class": 2})
     assert (ok["steps"], ok["lr"], ok["momentum"], ok["batch_per_class"]) == (3, 0.5, 0.0, 2)
     for bad, message in [
@@ -161,6 +218,9 @@ def test_the_matching_section_is_checked_even_when_off():
         ({"steps": 1.5}, r"distill.distribution_matching.steps must be an integer, got 1.5"),
         ({"batch_per_class": True}, r"distill.distribution_matching.batch_per_class must be an integer"),
         ({"lr": "fast"}, r"distill.distribution_matching.lr must be a number, got 'fast'"),
+        ({"momentum": -0.1}, r"distill.distribution_matching.momentum must be in \[0, 1\), got -0.1"),
+        ({"augment": "no"}, r"distill.distribution_matching.augment must be true or false, got 'no'"),
+        ({"progress": 1}, r"distill.distribution_matching.progress must be true or false, got 1"),
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_matching_config(bad)
