@@ -720,3 +720,80 @@ def test_auto_starts_from_step_0_whatever_spaces_surround_it_and_nothing_else_do
 
     assert starts_when_none("auto") and starts_when_none(" auto") and starts_when_none("auto\n")
     assert not any(starts_when_none(v) for v in ("last", "autox", "runs/auto", None, ""))
+
+
+def test_newest_breaks_an_mtime_tie_by_the_higher_step_then_last(tmp_path):
+    """Checkpoints written within one timestamp (a coarse file system): the higher step number wins, a
+    six-digit one included (step100000 > step099999), and a step file over last.ckpt (no step number)."""
+    from gastrodistill.distillation.resume import newest
+
+    folder = tmp_path / "soft" / "checkpoints"
+    paths = [touch(folder / f"{name}.ckpt") for name in ("step000010", "step100000", "step099999", "last")]
+    for p in paths:
+        os.utime(p, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    assert newest(paths) == folder / "step100000.ckpt"
+    assert newest([paths[0], paths[3]]) == folder / "step000010.ckpt"
+    assert newest([paths[3]]) == folder / "last.ckpt" and newest([]) is None
+
+
+def test_last_under_resume_root_takes_the_furthest_step_of_these_settings_not_the_newest(tmp_path):
+    """Two earlier runs of the same settings: resume=last continues the one furthest on (step 5, written
+    first) rather than the newest file (step 3); one past outer_steps or of another seed is skipped."""
+    settings = {"seed": 0, "model": {}, "zca": None, "distill": {"ipc": 2}, "start": {}}
+
+    def write(run: str, step: int, age_s: float, **other) -> Path:
+        path = tmp_path / "root" / run / "soft" / "checkpoints" / f"step{step:06d}.ckpt"
+        path.parent.mkdir(parents=True)
+        record = {"mode": "soft", "settings": {**settings, **other}}
+        torch.save({"gastrodistill": record, "global_step": step}, path)
+        os.utime(path, (time.time() - age_s, time.time() - age_s))
+        return path
+
+    furthest = write("a", 5, age_s=100)
+    write("b", 3, age_s=50)
+    write("c", 9, age_s=10)  # past outer_steps=8
+    write("d", 7, age_s=5, seed=1)  # another seed
+    got = resolve_resume(
+        "last", "soft", tmp_path / "now" / "soft", tmp_path / "root", settings, outer_steps=8
+    )
+    assert got == furthest
+
+
+def test_settings_compare_the_whitening_and_read_a_seed_given_as_text():
+    """data.zca is compared even when one side lacks it (an older checkpoint: no whitening); a seed given
+    as the text "3" (a Hydra override) is the integer 3; a stage's progress bar is not a start setting."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.distillation.resume import run_settings, settings_differences
+
+    zca = {"eps": 0.1}
+    assert settings_differences({"zca": zca}, {"zca": None}) == [
+        'data.zca is {"eps":0.1} there but null here'
+    ]
+    assert settings_differences({}, {"zca": zca}) == ['data.zca is null there but {"eps":0.1} here']
+    cfg = OmegaConf.create(
+        {"seed": "3", "distill": {"ipc": 2, "distribution_matching": {"steps": 4, "progress": False}}}
+    )
+    got = run_settings(cfg)
+    assert got["seed"] == 3 and got["distill"] == {"ipc": 2}
+    assert got["start"] == {"distribution_matching": {"steps": 4}}
+    assert settings_differences(got, {"seed": 3}) == []
+
+
+def test_every_distill_key_is_a_run_key_a_start_key_or_one_a_resume_may_change(compose_cfg):
+    """The keys a resume may change are those the RUN_KEYS comment names (frequencies, where the real
+    batches live, memory knobs, the resume itself, the mode, checked on its own); every other key of
+    distill must be compared (RUN_KEYS) or matched by resume=last (START_KEYS), so a key left out of both
+    (a new option, or one dropped by mistake) fails here."""
+    from gastrodistill.distillation.resume import RUN_KEYS, START_KEYS
+
+    changeable = {
+        "outer_steps", "resume", "resume_root", "mode", "log_every", "grid_every", "ckpt_every",
+        "check_every", "debug_record", "real_data", "resident_max_bytes", "prefetch", "checkpoint",
+        "outer_chunk", "channels_last",
+    }  # fmt: skip
+    for preset in ("soft", "hard", "soft_cpu", "hard_cpu"):
+        keys = set(compose_cfg([f"distill={preset}"]).distill)
+        assert keys - changeable - set(START_KEYS) <= set(RUN_KEYS), preset
+        assert keys - changeable - set(RUN_KEYS) <= set(START_KEYS), preset
+        assert not (set(RUN_KEYS) | set(START_KEYS)) & changeable
