@@ -214,11 +214,12 @@ def missing_message(
 
 #: ``distill.*`` settings that shape every outer step; with ``seed`` and all of ``model`` a resume must
 #: keep them (:func:`check_resume_checkpoint`). Every other key may change on resume: ``outer_steps``
-#: (extend a run), ``resume``/``resume_root``, the logging, picture and checkpoint frequencies, how the
-#: real batches travel (``real_data``, ``resident_max_bytes``, ``prefetch``), the memory knobs
-#: (``checkpoint``, ``outer_chunk``, ``channels_last``) and what only shaped the start, which the
-#: checkpoint holds (``image_init``, ``lr_init``, ``label_init_scale``, ``class_mean_noise_std``,
-#: ``distribution_matching``, ``texture_matching``). The label mode is recorded and checked on its own.
+#: (extend a run), ``resume``/``resume_root``, the logging, picture, finiteness-check (``check_every``)
+#: and checkpoint frequencies, ``debug_record``, how the real batches travel (``real_data``,
+#: ``resident_max_bytes``, ``prefetch``), the memory knobs (``checkpoint``, ``outer_chunk``,
+#: ``channels_last``) and what only shaped the start, which the checkpoint holds (``image_init``,
+#: ``lr_init``, ``label_init_scale``, ``class_mean_noise_std``, ``distribution_matching``,
+#: ``texture_matching``). The label mode is recorded and checked on its own.
 RUN_KEYS = (
     "ipc",
     "steps",
