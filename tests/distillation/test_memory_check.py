@@ -203,7 +203,7 @@ def test_the_probe_runs_the_network_in_training_mode():
 
 def test_the_augmentation_is_counted_in_the_check(monkeypatch):
     """With distill.dsa, the memory left must also hold what the augmentation keeps: a flip keeps its
-    [1, 8, 8] float32 output and one bool mask an image (measured by hand above: 257 bytes)."""
+    [1, 8, 8] float32 output (256 bytes) and a one-byte bool mask per image: 257 bytes."""
     trainer = OmegaConf.create({"accelerator": "cpu"})
     dsa = {"_target_": "gastrodistill.distillation.augment.DSA", "flip": True}
     d = _distill(ipc=1000, dsa=dsa)
