@@ -192,6 +192,13 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         build_jobs(compose_cfg(SMALL + ["eval.standard.batch_size=-3"]).eval, ["soft"])
     with pytest.raises(EvaluationConfigError, match="eval.standard: .*unexpected keyword argument 'epoch'"):
         build_jobs(compose_cfg(SMALL + ["+eval.standard.epoch=3"]).eval, ["soft"])
+
+
+def test_the_job_list_refuses_out_of_range_eval_values_before_any_network_trains(compose_cfg):
+    """Each value an evaluation reads, whether to train (the standard recipe, network counts) or only
+    when scoring and summarising after every network trained (interval level and width, the threshold's
+    split and rule, the device), is refused by ``build_jobs`` naming its key; values just inside the
+    bounds pass."""
     # out-of-range values that trained anyway (a received card's recipe goes through the same class)
     for override, message in (
         ("eval.standard.momentum=50", r"momentum must be a number in \[0, 1\), got 50"),
@@ -230,12 +237,20 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
     ):
         with pytest.raises(EvaluationConfigError, match=f"eval.{key} must be an integer >= "):
             build_jobs(compose_cfg(SMALL + [f"eval.{key}={bad}"]).eval, ["soft"])
-    for ok in ("eval.bootstrap=0", "eval.processes=null", "eval.num_threads=null", "eval.max_in_memory_mb=0"):
+    for ok in (
+        "eval.bootstrap=0",
+        "eval.processes=null",
+        "eval.num_threads=null",
+        "eval.max_in_memory_mb=0",
+    ):
         build_jobs(compose_cfg(SMALL + [ok]).eval, ["soft"])  # no intervals, one process, streamed splits
     # values read only when scoring or summarising (after every network trained) are checked first too
     for override, message in (
         ("eval.ci_level=95", r"eval.ci_level must be a number in \(0, 1\)"),
+        ("eval.ci_level=1", r"eval.ci_level must be a number in \(0, 1\)"),
+        ("eval.ci_level=0", r"eval.ci_level must be a number in \(0, 1\)"),
         ("eval.max_ci_width=abc", "eval.max_ci_width must be a number > 0 or null"),
+        ("eval.max_ci_width=0", "eval.max_ci_width must be a number > 0 or null"),
         ("eval.threshold_source=test", "eval.threshold_source = 'test'; use one of"),
         ("eval.ensemble=maybe", "eval.ensemble = 'maybe'; use auto, true or false"),
         ("eval.device=gpu", "eval.device = 'gpu'; use auto, cpu or cuda"),
@@ -251,7 +266,9 @@ def test_bf16_mixed_standard_schedule_runs_the_forward_in_bfloat16_and_keeps_flo
         with pytest.raises(EvaluationConfigError, match="no CUDA device; use eval.device=auto or cpu"):
             build_jobs(compose_cfg(SMALL + ["eval.device=cuda:0"]).eval, ["soft"])
     for ok in (
+        "eval.ci_level=0.999",
         "eval.max_ci_width=null",
+        "eval.max_ci_width=0.001",
         "eval.ensemble=false",
         "eval.device=cpu",
         "eval.threshold_source=train",
