@@ -109,22 +109,28 @@ def test_momentum_unroll_equals_its_replay(momentum, backend, checkpoint):
             assert torch.allclose(weights[name].detach(), p, rtol=1e-10, atol=1e-12), name
 
 
+def hand_heavy_ball(net, ds, momentum, steps=None):
+    """A copy of ``net`` after the first ``steps`` (all by default) inner steps of heavy-ball SGD
+    (v <- m v + g, w <- w - lr v) on ``ds``'s stored schedule, written out by hand (not ``sgd_step``)."""
+    hand = copy.deepcopy(net)
+    vel = {n: torch.zeros_like(p) for n, p in hand.named_parameters()}
+    for t, lr in enumerate(ds.lrs().detach().tolist()[:steps]):
+        xb, pb = ds.batch(t)
+        hand.zero_grad()
+        F.cross_entropy(hand(xb.detach()), pb.detach()).backward()
+        with torch.no_grad():
+            for n, p in hand.named_parameters():
+                vel[n] = momentum * vel[n] + p.grad
+                p -= lr * vel[n]
+    return hand
+
+
 def test_momentum_changes_the_trajectory_and_replay_uses_the_stored_value():
     ds0, net, x, _ = tiny_problem(4, steps=3, epochs=2, momentum=0.0)
     ds9, *_ = tiny_problem(4, steps=3, epochs=2, momentum=0.9)
     with torch.no_grad():
         assert not torch.allclose(replayed_net(net, ds0)(x), replayed_net(net, ds9)(x))
-    # Hand-written heavy-ball SGD (v <- m v + g, w <- w - lr v) on the stored schedule.
-    hand = copy.deepcopy(net)
-    vel = {n: torch.zeros_like(p) for n, p in hand.named_parameters()}
-    for t, lr in enumerate(ds9.lrs().detach().tolist()):
-        xb, pb = ds9.batch(t)
-        hand.zero_grad()
-        F.cross_entropy(hand(xb.detach()), pb.detach()).backward()
-        with torch.no_grad():
-            for n, p in hand.named_parameters():
-                vel[n] = 0.9 * vel[n] + p.grad
-                p -= lr * vel[n]
+    hand = hand_heavy_ball(net, ds9, 0.9)
     with torch.no_grad():
         assert torch.allclose(replayed_net(net, ds9)(x), hand(x), rtol=1e-10)
 
@@ -230,16 +236,7 @@ def test_every_window_end_takes_the_loss_after_that_many_replayed_steps(backend)
     ds, net, x, y = tiny_problem(15, steps=2, epochs=2, momentum=0.5)  # T = 4
     for end in range(1, 5):
         loss, _, g = grads_of(ds, net, x, y, backend, window=1, window_end=end)
-        hand = copy.deepcopy(net)
-        vel = {n: torch.zeros_like(p) for n, p in hand.named_parameters()}
-        for t, lr in enumerate(ds.lrs().detach().tolist()[:end]):
-            xb, pb = ds.batch(t)
-            hand.zero_grad()
-            F.cross_entropy(hand(xb.detach()), pb.detach()).backward()
-            with torch.no_grad():
-                for n, p in hand.named_parameters():
-                    vel[n] = 0.5 * vel[n] + p.grad
-                    p -= lr * vel[n]
+        hand = hand_heavy_ball(net, ds, 0.5, steps=end)
         with torch.no_grad():
             assert loss.item() == pytest.approx(F.cross_entropy(hand(x), y).item(), rel=1e-10), end
         assert torch.nonzero(g["raw_lrs"]).flatten().tolist() == [end - 1], end

@@ -78,29 +78,33 @@ def test_exact_resume_with_every_option(compose_cfg, tiny_dm, tiny_overrides, tm
     assert DistilledSet.load(tmp_path / "full" / "soft").inner_momentum == 0.5
 
 
+def set_grad_norm(params: list[torch.Tensor], value: float, where: int) -> None:
+    """Zero every gradient but one entry (the first or last of ``params[where]``): the norm is ``value``."""
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    params[where].grad.view(-1)[where] = value
+
+
+def grad_norm(params: list[torch.Tensor]) -> float:
+    """The global L2 norm of ``params``' gradients."""
+    return float(torch.sqrt(sum((p.grad**2).sum() for p in params)))
+
+
 def test_ema_clipping_bounds_the_norm_against_its_running_average(compose_cfg, tiny_dm, tiny_overrides):
     tiny_dm.setup()
     cfg = compose_cfg([*tiny_overrides, "distill.grad_clip_ema=2.0", "distill.grad_clip_ema_decay=0.5"])
     module = build_module(cfg, tiny_dm, build_distilled_set(cfg.distill, tiny_dm, "soft", 0), None)
     params = list(module.distilled.parameters())
 
-    def set_norm(value: float) -> None:
-        for p in params:
-            p.grad = torch.zeros_like(p)
-        params[0].grad.view(-1)[0] = value
-
-    def norm() -> float:
-        return float(torch.sqrt(sum((p.grad**2).sum() for p in params)))
-
-    set_norm(1.0)
+    set_grad_norm(params, 1.0, 0)
     module._clip_to_running_norm()  # first step: the EMA starts at the norm, nothing clipped
-    assert module.grad_norm_ema == 1.0 and norm() == 1.0
-    set_norm(10.0)
+    assert module.grad_norm_ema == 1.0 and grad_norm(params) == 1.0
+    set_grad_norm(params, 10.0, 0)
     module._clip_to_running_norm()  # limit 2 x 1.0
-    assert norm() == pytest.approx(2.0) and module.grad_norm_ema == pytest.approx(1.5)
-    set_norm(1.0)
+    assert grad_norm(params) == pytest.approx(2.0) and module.grad_norm_ema == pytest.approx(1.5)
+    set_grad_norm(params, 1.0, 0)
     module._clip_to_running_norm()  # under the limit 3.0: untouched
-    assert norm() == pytest.approx(1.0) and module.grad_norm_ema == pytest.approx(1.25)
+    assert grad_norm(params) == pytest.approx(1.0) and module.grad_norm_ema == pytest.approx(1.25)
 
 
 def test_ema_clipping_with_a_limit_below_one_and_an_uneven_decay(compose_cfg, tiny_dm, tiny_overrides):
@@ -112,11 +116,9 @@ def test_ema_clipping_with_a_limit_below_one_and_an_uneven_decay(compose_cfg, ti
     params = list(module.distilled.parameters())
 
     def clip(value: float) -> float:
-        for p in params:
-            p.grad = torch.zeros_like(p)
-        params[-1].grad.view(-1)[-1] = value
+        set_grad_norm(params, value, -1)
         module._clip_to_running_norm()
-        return float(torch.sqrt(sum((p.grad**2).sum() for p in params)))
+        return grad_norm(params)
 
     assert clip(4.0) == 4.0 and module.grad_norm_ema == 4.0
     assert clip(10.0) == pytest.approx(2.0)  # limit 0.5 x 4
