@@ -89,6 +89,9 @@ def test_bad_arguments_name_the_problem():
         ConvNet(1, 3, 8, norm="layer")
     with pytest.raises(ValueError, match="image_size"):
         AlexNet(1, 3, (0, 8))
+    for build in SMALL.values():  # a layer of no input channels used to build (torch allows it)
+        with pytest.raises(ValueError, match="in_channels must be >= 1, got 0"):
+            build(0, 3, 8)
 
 
 def test_a_convnet_too_deep_for_its_images_is_refused_before_it_runs():
@@ -201,3 +204,67 @@ def test_convnet_average_head_is_the_linear_layer_on_the_spatial_mean_of_the_fea
         ValueError, match=r"unknown ConvNet head 'gap' \(model.head\): use one of flatten, avg"
     ):
         ConvNet(1, 3, 8, head="gap")
+
+
+def test_a_network_is_its_seeds_draws_in_module_order_at_the_schemes_scale():
+    """Weight i is the i-th draw of ``torch_generator(init_seed, "model-init")`` over ``modules()`` in order,
+    times Xavier's std sqrt(2 / (fan_in + fan_out)) or Kaiming's (ReLU) sqrt(2 / fan_in); biases 0.
+    Kills: another gain or fan, a uniform draw, another order, init_seed ignored."""
+    for scheme in ("xavier", "kaiming"):
+        net = ConvNet(2, 3, (8, 8), width=4, depth=2, init=scheme, init_seed=7)
+        g = torch_generator(7, "model-init")
+        layers = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+        assert len(layers) == 3
+        for m in layers:
+            fan_in = m.weight[0].numel()  # input channels x kernel pixels
+            fan_out = m.weight.shape[0] * m.weight[0, 0].numel()  # output channels x kernel pixels
+            std = (2 / (fan_in + fan_out)) ** 0.5 if scheme == "xavier" else (2 / fan_in) ** 0.5
+            torch.testing.assert_close(m.weight, torch.randn(m.weight.shape, generator=g) * std)
+            assert torch.count_nonzero(m.bias) == 0
+
+
+def test_initialize_resets_every_norm_to_scale_one_and_shift_zero():
+    """A re-initialised (trained) network starts over in its norms too: group, instance and batch norm."""
+    nets = [ConvNet(1, 3, 8, width=16, depth=2, norm=norm) for norm in ("instance", "group", "batch")]
+    nets.append(ResNet18(1, 3, 8, width=4, blocks=(1, 1)))
+    for net in nets:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.normal_()
+        initialize(net, "kaiming", torch_generator(0))
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.GroupNorm | torch.nn.BatchNorm2d)]
+        assert norms
+        for m in norms:
+            assert torch.equal(m.weight, torch.ones_like(m.weight))
+            assert torch.equal(m.bias, torch.zeros_like(m.bias))
+
+
+def test_initialize_refuses_an_unknown_scheme_and_draws_nothing_for_a_meta_network():
+    """A network on the meta device (shapes only) stays there: the generator is not drawn from."""
+    with pytest.raises(ValueError, match="unknown init scheme 'orthogonal': use one of xavier, kaiming"):
+        initialize(ConvNet(1, 3, 8, width=4, depth=1), "orthogonal", torch_generator(0))
+    with torch.device("meta"):
+        net = ConvNet(1, 3, 8, width=4, depth=2)
+    g = torch_generator(0)
+    state = g.get_state()
+    initialize(net, "xavier", g)
+    assert torch.equal(g.get_state(), state)
+    assert all(p.is_meta for p in net.parameters())
+
+
+def test_penultimate_features_leave_no_hook_behind_and_pass_gradients_to_the_images():
+    """The hook that reads the last linear layer's input is removed; the features are differentiable in
+    ``x`` like the same layers applied by hand (LeNet: the classifier without its last linear layer)."""
+    from gastrodistill.models.features import last_linear, penultimate_features
+
+    net = LeNet(1, 3, 16).double()
+    x = torch.randn(2, 1, 16, 16, dtype=torch.float64, requires_grad=True)
+    f = penultimate_features(net, x)
+    assert not last_linear(net)._forward_pre_hooks
+    want = net.classifier[:-1](net.features(x).flatten(1))
+    torch.testing.assert_close(f, want)
+    weights = torch.arange(f.shape[1], dtype=torch.float64)
+    (grad,) = torch.autograd.grad((f * weights).sum(), x)
+    (want_grad,) = torch.autograd.grad((want * weights).sum(), x)
+    assert grad.abs().sum() > 0
+    torch.testing.assert_close(grad, want_grad)

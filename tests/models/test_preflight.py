@@ -177,6 +177,7 @@ def test_a_size_refusal_of_an_evaluation_architecture_says_model_settings_do_not
     [
         MemoryError(),
         RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory"),
+        RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
     ],
 )
 def test_a_size_free_probe_out_of_memory_is_not_a_refusal(compose_cfg, monkeypatch, error) -> None:
@@ -186,16 +187,16 @@ def test_a_size_free_probe_out_of_memory_is_not_a_refusal(compose_cfg, monkeypat
 
     from gastrodistill.models import preflight
 
-    sizes: list[tuple[int, int]] = []
+    sizes: list[tuple[int, int, tuple[int, int]]] = []
 
     def factory(in_channels: int, num_classes: int, image_size: tuple[int, int]):
-        sizes.append(image_size)
+        sizes.append((in_channels, num_classes, image_size))
         raise error
 
     monkeypatch.setattr(hydra.utils, "instantiate", lambda cfg: factory)
     cfg = compose_cfg([])
     assert check_model_config(cfg.model, None) is factory
-    assert sizes == [preflight.PROBE_SIZE]
+    assert sizes == [(1, 2, preflight.PROBE_SIZE)]  # the probe: 1 channel, 2 classes
     with pytest.raises(ModelConfigError, match="model cannot be built for 64x64 px images"):
         check_model_config(cfg.model, (1, 3, (64, 64)))
     monkeypatch.setattr(hydra.utils, "instantiate", lambda cfg: _raises(ValueError("unknown norm 'foo'")))
@@ -254,3 +255,31 @@ def test_a_size_of_the_wrong_type_is_refused_from_python_too(network):
         with pytest.raises(ModelConfigError, match=rf"{network} needs width >= 1, got model.width={value!r}"):
             build(1, 3, (16, 16), width=value)
     assert isinstance(build(1, 3, (16, 16), width=4), torch.nn.Module)
+
+
+def test_the_check_leaves_the_global_random_stream_as_it_was(compose_cfg) -> None:
+    """torch's layers draw their default weights from the global stream before ``initialize`` replaces
+    them: building the network directly moves it, the check (under ``fork_rng``) does not."""
+    import torch
+
+    cfg = compose_cfg(["experiment=tiny"])
+    shape = data_shape(cfg.data)
+    state = torch.random.get_rng_state()
+    factory = check_model_config(cfg.model, shape)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    factory(in_channels=shape[0], num_classes=shape[1], image_size=shape[2])
+    assert not torch.equal(torch.random.get_rng_state(), state)
+
+
+@pytest.mark.parametrize(
+    ("error", "prefix"), [(RuntimeError("boom"), "RuntimeError: "), (TypeError("boom"), "")]
+)
+def test_a_constructor_error_other_than_a_value_or_type_error_is_named(
+    compose_cfg, monkeypatch, error, prefix
+):
+    import hydra
+
+    monkeypatch.setattr(hydra.utils, "instantiate", lambda cfg: _raises(error))
+    with pytest.raises(ModelConfigError) as info:
+        check_model_config(compose_cfg([]).model, (1, 3, (64, 64)))
+    assert str(info.value) == f"model cannot be built for 64x64 px images: {prefix}boom"

@@ -45,3 +45,17 @@ def test_weights_with_missing_or_extra_tensors_are_refused(tmp_path):
     shallower = ConvNet(in_channels=1, num_classes=3, width=4, depth=1, image_size=16)
     with pytest.raises(RuntimeError, match="Unexpected key"):
         load_weights(shallower, path)
+
+
+def test_the_file_holds_the_buffers_too_so_a_whitening_filter_comes_back(tmp_path):
+    """The state dict, not only the parameters: a network's ZCA filter (a buffer) is in the file and
+    replaces the receiving network's; a str path gives the Path back."""
+    from safetensors.torch import load_file
+
+    kernel = torch.arange(9.0).reshape(1, 3, 3) + 1
+    a = ConvNet(1, 3, 16, width=4, depth=2, zca_kernel=kernel)
+    path = save_weights(a, str(tmp_path / "net.safetensors"))
+    assert path == tmp_path / "net.safetensors"
+    assert set(load_file(path)) == set(a.state_dict()) and "zca.kernel" in load_file(path)
+    b = load_weights(ConvNet(1, 3, 16, width=4, depth=2, zca_kernel=-kernel), path)
+    assert torch.equal(b.zca.kernel, a.zca.kernel)

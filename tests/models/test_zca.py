@@ -136,6 +136,7 @@ def test_a_wrong_filter_is_refused_naming_the_key():
         ({"kernel_size": 0}, "kernel_size must be an odd integer"),
         ({"kernel_size": True}, "kernel_size must be an odd integer"),
         ({"eps": 0}, r"data.zca.eps must be a number > 0"),
+        ({"eps": True}, r"data.zca.eps must be a number > 0"),
         ({"max_images": 1}, r"data.zca.max_images must be an integer >= 2"),
         ({"max_windows": 2.5}, r"data.zca.max_windows"),
     ],
@@ -217,3 +218,88 @@ def test_the_filter_is_read_batch_by_batch_and_equals_the_one_of_all_images_at_o
         ZCAError, match=r"needs training images \[N, 1, 24, 25\], got a batch of shape \(30, 1, 24, 24\)"
     ):
         zca.kernel(40, lambda which: [images[which].float()], torch_generator(0, "zca"), (1, 24, 25))
+
+
+def test_a_filter_with_zeros_or_negative_numbers_is_a_filter_but_not_one_of_another_shape():
+    """Only an all-zero filter is refused: the identity (zeros around a 1) and an all-negative filter
+    pass; a non-square filter and a single non-finite number among finite ones are refused."""
+    identity = [[[0.0, 0, 0], [0, 1, 0], [0, 0, 0]]]
+    x = torch.randn(2, 1, 5, 5)
+    torch.testing.assert_close(zca_layer(identity, 1)(x), x)
+    negative = [[[-0.5, -1.0, -0.5], [-1.0, -2.0, -1.0], [-0.5, -1.0, -0.5]]]
+    assert torch.equal(zca_layer(negative, 1).kernel[0, 0], torch.tensor(negative[0]))
+    with pytest.raises(ModelConfigError, match=r"\[1\]\[k\]\[k\] .* got shape \[1, 3, 5\]"):
+        zca_layer(torch.ones(1, 3, 5).tolist(), 1)
+    with pytest.raises(ModelConfigError, match="non-finite"):
+        zca_layer([[[1.0, float("inf"), 1.0], [1.0] * 3, [1.0] * 3]], 1)
+
+
+def test_the_layer_keeps_its_own_copy_of_the_filter():
+    kernel = torch.ones(1, 3, 3)
+    layer = ZCAWhitening(kernel)
+    kernel.zero_()  # the caller's tensor changes afterwards
+    assert torch.equal(layer.kernel, torch.ones(1, 1, 3, 3))
+
+
+def test_without_zca_kernel_returns_a_copy_and_leaves_the_config_alone():
+    cfg = OmegaConf.create({"_target_": "gastrodistill.models.ConvNet", "width": 4, ZCA_KEY: [[[1.0]]]})
+    OmegaConf.set_struct(cfg, True)  # as Hydra composes it
+    out = without_zca_kernel(cfg)
+    assert ZCA_KEY not in out and out["width"] == 4 and cfg[ZCA_KEY] == [[[1.0]]]
+    plain = OmegaConf.create({"width": 4})
+    assert without_zca_kernel(plain) is plain
+    mapping = {"width": 4, ZCA_KEY: [[[1.0]]]}
+    assert without_zca_kernel(mapping) == {"width": 4} and ZCA_KEY in mapping
+
+
+def test_the_filter_of_float32_images_is_computed_in_float64():
+    """The covariance and its inverse square root in float64 (in float32 the filter is off by ~1e-6 of its
+    largest tap with this small ``eps``): against numpy on the same windows, to float32 rounding."""
+    images = correlated_images().float()
+    k, eps = 5, 1e-3
+    kernel = zca_kernel(images, k, eps, torch_generator(0, "zca-test"), max_windows=4000)
+    g = torch_generator(0, "zca-test")
+    which, top, left = (
+        torch.randint(0, hi, (4000,), generator=g).numpy() for hi in (64, 24 - k + 1, 24 - k + 1)
+    )
+    arr = images.double().numpy()
+    windows = np.stack(
+        [arr[i, 0, t : t + k, s : s + k].ravel() for i, t, s in zip(which, top, left, strict=True)]
+    )
+    cov = np.cov(windows, rowvar=False)
+    inv_sqrt = np.linalg.inv(scipy.linalg.sqrtm(cov + eps * np.trace(cov) / k**2 * np.eye(k * k)).real)
+    expected = inv_sqrt[(k * k) // 2].reshape(k, k)
+    np.testing.assert_allclose(kernel[0].numpy(), expected, rtol=0, atol=3e-7 * np.abs(expected).max())
+
+
+def test_a_filter_as_large_as_the_images_fits_and_the_advice_keeps_an_odd_side():
+    """k = the image side: every window is a whole image (one position), so the filter is the centre row
+    of the images' own whitening matrix; one px more is refused, naming the largest odd size that fits."""
+    images = correlated_images(n=200, size=5, seed=3)
+    kernel = zca_kernel(images, 5, 0.1, torch_generator(0, "zca"), max_windows=3000)
+    which = torch.randint(0, 200, (3000,), generator=torch_generator(0, "zca")).numpy()
+    cov = np.cov(images.numpy().reshape(200, 25)[which], rowvar=False)
+    inv_sqrt = np.linalg.inv(scipy.linalg.sqrtm(cov + 0.1 * np.trace(cov) / 25 * np.eye(25)).real)
+    np.testing.assert_allclose(kernel[0].numpy(), inv_sqrt[12].reshape(5, 5), rtol=1e-4, atol=1e-5)
+    with pytest.raises(
+        ZCAError, match=r"kernel_size = 9 px is larger than the 7x8 px images: use at most 7$"
+    ):
+        zca_kernel(torch.zeros(2, 1, 7, 8), 9, 0.1, torch.Generator())
+
+
+def test_the_defaults_are_the_documented_ones_and_data_zca_is_null_or_a_local_zca():
+    """9 px and eps 0.1 (conf/data/*.yaml's example), 2,000 images and 200,000 windows (this module's
+    docstring); ``data.zca`` as anything but null or a LocalZCA is refused naming the target, and null
+    has no settings; no images at all are refused naming the shape expected."""
+    from gastrodistill.data.zca import checked_zca, zca_settings
+
+    assert LocalZCA().settings() == {"kernel_size": 9, "eps": 0.1, "max_images": 2000, "max_windows": 200_000}
+    assert checked_zca(None) is None and zca_settings(None) is None
+    zca = LocalZCA()
+    assert checked_zca(zca) is zca
+    with pytest.raises(
+        ZCAError, match=r"data.zca must be null or a node with _target_: gastrodistill.data.zca"
+    ):
+        checked_zca({"kernel_size": 9})
+    with pytest.raises(ZCAError, match=r"needs training images \[N, C, H, W\], got shape \(0, 1, 8, 8\)"):
+        zca_kernel(torch.zeros(0, 1, 8, 8), 3, 0.1, torch.Generator())
