@@ -142,3 +142,86 @@ def test_patch_labels_not_in_utf8_are_refused_naming_the_file_and_line(data_root
     msg = str(info.value)
     assert msg.startswith(f"{data_root / 'patch_labels.csv'} line 3: byte 0xe9 is not UTF-8")
     assert "save it as UTF-8" in msg
+
+
+def test_label_names_are_read_in_any_case_and_each_name_gives_its_own_class(data_root):
+    """The names of CLASS_NAMES, in any case and with spaces, are their classes 0/1/2 (the mutants: no
+    ``.lower()``, and the names of classes 1 and 2 read as other classes)."""
+    m = _with_labels(
+        data_root,
+        "image,row,col,label\n"
+        "images/A1_0.png,0,0,Gastritis\n"
+        "images/A1_0.png,0,24,NON-GASTRITIS\n"
+        "images/A1_0.png,24,0, Irrelevant \n",
+    )
+    assert load_patch_labels(m) == {
+        "images/A1_0.png": {(0, 0): GASTRITIS, (0, 24): NON_GASTRITIS, (24, 0): IRRELEVANT}
+    }
+
+
+def test_a_patch_labels_file_without_a_label_column_is_refused_naming_its_header(data_root):
+    """A header without ``label`` is refused by name (the mutant that did not require it ended in a
+    KeyError on the first row)."""
+    m = _with_labels(data_root, "image,row,col\nimages/A1_0.png,0,0\n")
+    with pytest.raises(PatchLabelError) as info:
+        load_patch_labels(m)
+    path = data_root / "patch_labels.csv"
+    assert str(info.value) == f"{path}: header must be image,row,col,label; found ['image', 'row', 'col']"
+
+
+def _without_mask(data_root, image="images/A1_0.png"):
+    """The manifest of ``data_root`` with ``image``'s mask entry emptied."""
+    import csv
+
+    from gastric_testdata import write_manifest
+
+    with open(data_root / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        if row["image"] == image:
+            row["mask"] = ""
+    write_manifest(data_root, rows)
+
+
+def test_an_image_without_mask_or_manual_label_is_named_with_its_first_patch(data_root):
+    """No patch_labels.csv at all: the unmasked image is still refused (a mutant checked only images with
+    some manual labels), naming the first of its grid's patches (another named the last)."""
+    _without_mask(data_root)
+    m = load_manifest(data_root)
+    sizes = validate_files(m, GEOM, progress=False)
+    with pytest.raises(PatchLabelError) as info:
+        check_coverage(m, sizes, GEOM, load_patch_labels(m))
+    assert info.value.problems == [
+        "manifest.csv line 2 (image 'images/A1_0.png'): no mask and no manual label for 16 of its 16 patches "
+        "(first: row/col (0, 0)); add a mask column entry or rows to patch_labels.csv"
+    ]
+
+
+def test_off_grid_labels_name_the_rows_and_cols_of_the_grid_and_five_lines_without_an_ellipsis(data_root):
+    """The images are 100 px high and 90 px wide; 32 px patches overlapping by 8 start every 24 px and
+    the last is flush with the edge: rows 0, 24, 48, 68 (100 - 32), cols 0, 24, 48, 58 (90 - 32). Five
+    off-grid lines are all named, with no '...' (mutants: rows and cols swapped; '...' from five on)."""
+    rows = "".join(f"images/A1_1.png,{i},1,1\n" for i in range(5))
+    m = _with_labels(data_root, "image,row,col,label\n" + rows)
+    sizes = validate_files(m, GEOM, progress=False)
+    with pytest.raises(PatchLabelError) as info:
+        check_coverage(m, sizes, GEOM, load_patch_labels(m))
+    assert info.value.problems == [
+        "patch_labels.csv lines 2, 3, 4, 5, 6: image 'images/A1_1.png': 5 row/col pair(s) such as (0, 1) are "
+        "not patch corners (rows [0, 24, 48, 68], cols [0, 24, 48, 58])"
+    ]
+
+
+def test_patches_with_neither_mask_nor_manual_label_are_refused_and_counted():
+    """Without a mask, every patch needs a manual label: two left out are refused and counted (mutants:
+    unlabelled patches filled with 0, the check or its count changed); all labelled, the labels are the
+    manual ones in the grid's order, int64 as documented, and so are the mask's."""
+    pos = tile_positions(100, 90, 32, 8)
+    manual = {rc: (i % 3) for i, rc in enumerate(pos)}
+    partial = {rc: lab for rc, lab in manual.items() if rc not in (pos[0], pos[5])}
+    with pytest.raises(PatchLabelError, match=r"^2 patch\(es\) have neither a mask nor a manual label$"):
+        label_image(pos, 32, "gastritis", 0.5, None, partial)
+    labels = label_image(pos, 32, "gastritis", 0.5, None, manual)
+    assert labels.dtype == np.int64 and labels.tolist() == [i % 3 for i in range(len(pos))]
+    masked = label_image(pos, 32, "gastritis", 0.5, np.ones((100, 90), dtype=bool))
+    assert masked.dtype == np.int64 and masked.tolist() == [GASTRITIS] * len(pos)
