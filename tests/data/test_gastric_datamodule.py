@@ -222,3 +222,124 @@ def test_size_keys_refuse_booleans_text_and_fractions(data_root, tmp_path, key, 
     with pytest.raises(DataInputError) as info:
         GastricPatchDataModule(data_root, tmp_path / "stores", progress=False, **kwargs)
     assert str(info.value).startswith(expect) and f"e.g. data.{key}=" in str(info.value)
+
+
+def test_the_split_follows_test_fraction_val_fraction_and_split_seed_not_seed(make_root, tmp_path):
+    """Without a manifest split column, the patients are split by data.test_fraction, data.val_fraction
+    and data.split_seed (mutants: the two fractions swapped; the split seeded by data.seed)."""
+    from gastrodistill.data.manifest import load_manifest
+    from gastrodistill.data.splits import assign_splits
+
+    root = make_root("nosplit", with_split=False)
+    patients = load_manifest(root).patients()  # 4 gastritis, 4 non-gastritis patients
+
+    def split_of(**kwargs):
+        dm = GastricPatchDataModule(
+            root, tmp_path / "stores", patch_size=32, overlap=8, storage_size=16, progress=False, **kwargs
+        )
+        dm.prepare_data()
+        dm.setup()
+        return {p: s for s in ("train", "val", "test") for p in dm.patient_labels(s)}
+
+    got = split_of(test_fraction=0.5, val_fraction=0.2, split_seed=3, seed=0)
+    # by hand: half of each diagnosis's 4 patients in test, then one of its 2 others (at least one) in val
+    assert Counter(got.values()) == {"test": 4, "val": 2, "train": 2}
+    assert got == assign_splits(patients, None, test_fraction=0.5, val_fraction=0.2, seed=3)
+    assert got != assign_splits(patients, None, test_fraction=0.5, val_fraction=0.2, seed=0)  # seeds differ
+    assert split_of(test_fraction=0.5, val_fraction=0.2, split_seed=3, seed=5) == got
+
+
+def test_the_mask_threshold_decides_which_patches_are_irrelevant(make_dm, data_root):
+    """data.mask_threshold reaches the labelling (a mutant kept 0.5): the irrelevant patches of every split
+    are those whose mask holds less than 0.9 stomach, counted here from the mask files."""
+    import csv
+
+    from PIL import Image
+
+    from gastrodistill.data.tiling import tile_positions
+
+    with open(data_root / "manifest.csv") as f:
+        masks = [np.asarray(Image.open(data_root / row["mask"])) != 0 for row in csv.DictReader(f)]
+    fractions = np.array(
+        [[m[r : r + 32, c : c + 32].mean() for r, c in tile_positions(100, 90, 32, 8)] for m in masks]
+    )
+    assert (fractions < 0.9).sum() != (fractions < 0.5).sum()  # the threshold matters on these masks
+    dm = make_dm("data.mask_threshold=0.9")
+    dm.prepare_data()
+    dm.setup()
+    assert sum(int((dm.labels(s) == 0).sum()) for s in ("train", "val", "test")) == (fractions < 0.9).sum()
+
+
+def test_a_whitening_filter_larger_than_the_stored_patches_is_refused_when_the_module_is_built(
+    data_root, tmp_path
+):
+    """data.zca.kernel_size above data.storage_size stops the study when the data module is built, before
+    any store is (a mutant dropped the check)."""
+    from gastrodistill.data.zca import LocalZCA, ZCAError
+
+    with pytest.raises(ZCAError) as info:
+        GastricPatchDataModule(
+            data_root,
+            tmp_path / "s",
+            patch_size=32,
+            overlap=8,
+            storage_size=16,
+            zca=LocalZCA(17),
+            progress=False,
+        )
+    assert str(info.value) == (
+        "data.zca.kernel_size = 17 px is larger than the 16x16 px images (data.storage_size): use at most 15"
+    )
+    assert not (tmp_path / "s").exists()
+
+
+def test_evaluation_batches_labels_and_the_patients_a_plain_call_walks(dm, monkeypatch):
+    """The validation and test loaders take data.eval_batch_size (64) patches a batch, training
+    data.batch_size (16); labels are int64; iter_patients() walks the test patients (mutants: the batch
+    size, the dtype, the default split); patches of one patient in two runs are refused."""
+    assert len(next(iter(dm.train_dataloader()))[1]) == 16
+    assert len(next(iter(dm.val_dataloader()))[1]) == 64 == len(next(iter(dm.test_dataloader()))[1])
+    assert all(dm.labels(s).dtype == np.int64 for s in ("train", "val", "test"))
+    assert [pid for pid, _ in dm.iter_patients()] == ["C1", "D1"]
+    monkeypatch.setattr(dm, "patient_ids", lambda split: np.array(["a", "a", "b", "a"]))
+    with pytest.raises(StoreError, match="a patient's patches are not contiguous; rebuild the store"):
+        dm.patient_slices("test")
+
+
+def test_a_split_without_patients_has_no_patient_slices(make_dm):
+    """data.val_fraction=0 leaves the validation split empty: no patient, no slice (a mutant indexed the
+    first patient id of the empty split)."""
+    d = make_dm("data.val_fraction=0")
+    d.prepare_data()
+    d.setup()
+    assert len(d.labels("val")) == 0
+    assert d.patient_slices("val") == {} and list(d.iter_patients("val")) == []
+
+
+class _SeedEcho:
+    """An augmentation that fills the image with the next draw of its seeded generator."""
+
+    def __init__(self):
+        self.rng = np.random.default_rng(0)
+
+    def set_random_seed(self, seed):
+        self.rng = np.random.default_rng(seed)
+
+    def __call__(self, image):
+        return {"image": np.full_like(image, self.rng.random())}
+
+
+def test_each_dataloader_worker_reseeds_the_augmentation_from_its_own_seed(dm):
+    """Two workers draw different augmentations (mutants: no reseeding in a worker, or one seed for every
+    worker, gave both the same draws)."""
+    from gastrodistill.data.gastric import StoreArrayDataset
+
+    sl = dm.store.split_slice("train")
+    ds = StoreArrayDataset(dm.store_path, sl.start, sl.stop, dm.labels("train"), [0.0], [1.0], _SeedEcho())
+    loader = torch.utils.data.DataLoader(ds, batch_size=1, num_workers=2)
+    draws = []
+    for x, _ in loader:  # batch 0 from worker 0, batch 1 from worker 1
+        draws.append(x.flatten().unique().tolist())
+        if len(draws) == 2:
+            break
+    assert all(len(d) == 1 for d in draws) and draws[0] != draws[1]
