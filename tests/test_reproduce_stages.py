@@ -374,3 +374,13 @@ def test_an_evaluation_re_run_checks_the_folders_finished_networks_unless_earlie
     resume = compose_cfg(["experiment=tiny", "distill.resume=last"])
     Pipeline(resume).check_evaluation_resume(["distill", "evaluate"])
     assert seen == [("networks", ["soft", "hard"])]
+
+
+def test_a_folder_without_an_earlier_run_info_has_no_record_to_keep(tmp_path):
+    """config.yaml and SUMMARY.md without run_info.json are no run record: nothing is copied to history/
+    (a mutant kept any of the record's files)."""
+    from gastrodistill.pipeline.run_record import keep_earlier_record
+
+    (tmp_path / "config.yaml").write_text("seed: 3\n")
+    (tmp_path / "SUMMARY.md").write_text("# mine\n")
+    assert keep_earlier_record(tmp_path) is None and not (tmp_path / "history").exists()
