@@ -166,3 +166,149 @@ def test_a_device_count_lightning_would_refuse_is_refused_before_any_data(env, c
 @pytest.mark.parametrize("devices", ["1", "'2'", "-1", "'-1'", "auto", "[0]", "'0,1'", "'0,'"])
 def test_device_counts_lightning_takes_pass(env, compose_cfg, devices):
     check_launch(compose_cfg(["trainer=gpu", f"trainer.devices={devices}"]).trainer)
+
+
+def test_a_launcher_is_one_that_started_siblings(env, monkeypatch):
+    """One srun task, or WORLD_SIZE=1 from another launcher, is one command (Lightning may still start its
+    ranks); torchrun is named whatever its size (mutants: ``world_size() >= 1`` and ``WORLD_SIZE >= 1``)."""
+    from gastrodistill.utils.distributed import _launcher
+
+    for name, value in {"SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0", "SLURM_JOB_NAME": "job"}.items():
+        monkeypatch.setenv(name, value)
+    assert _launcher() is None
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    assert _launcher() == "srun"
+    monkeypatch.delenv("SLURM_STEP_NUM_TASKS")
+    for name, value in {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "10.0.0.1"}.items():
+        monkeypatch.setenv(name, value)
+    assert _launcher() is None
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert _launcher() == "the launcher that set RANK and WORLD_SIZE"
+    env(0, 1)
+    assert _launcher() == "torchrun"
+
+
+@pytest.mark.parametrize(
+    ("text", "count"),
+    [(" 3 ", 3), ("3\n", 3), (4, 4), ("0", 0), ("", 0), (None, 0), ("-1", 0), ("1.5", 0), (True, 0)],
+)
+def test_a_count_given_as_text_is_its_digits_or_zero(text, count):
+    """Mutants: no strip (a value with a newline from a file read as 0), 1 instead of 0 for no count."""
+    from gastrodistill.utils.distributed import _count
+
+    assert _count(text) == count
+
+
+@pytest.mark.parametrize("gpus", [0, 2, 4])
+def test_devices_minus_one_counts_the_visible_gpus(env, compose_cfg, monkeypatch, gpus):
+    """trainer=ddp (devices=-1) under torchrun of 4 processes on one node: 4 GPUs match, 2 do not, and
+    without a GPU the count says nothing (mutants: -1 not counted; a count of 0 taken for a count)."""
+    from gastrodistill.utils import distributed
+
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: gpus)
+    env(0, 4)
+    trainer = compose_cfg(["trainer=ddp"]).trainer
+    if gpus == 2:
+        with pytest.raises(
+            LaunchError, match=r"^torchrun started 4 process\(es\) but .*devices=-1 x .* = 2;"
+        ):
+            check_launch(trainer)
+    else:
+        check_launch(trainer)
+
+
+def test_a_list_of_gpu_indices_is_counted(env, compose_cfg):
+    """Three indices for two processes (mutant: a list not counted, so never compared)."""
+    env(0, 2)
+    with pytest.raises(LaunchError, match=r"trainer.devices=\[0, 1, 2\] x trainer.num_nodes=1 = 3; pass"):
+        check_launch(compose_cfg(["trainer=ddp", "trainer.devices=[0,1,2]"]).trainer)
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ("trainer.strategy=ddp_notebook", "trainer.strategy=ddp_notebook"),
+        ("trainer.strategy.start_method=fork", "trainer.strategy.start_method=fork"),
+        ("trainer.strategy.start_method=forkserver", "trainer.strategy.start_method=forkserver"),
+    ],
+)
+def test_every_strategy_that_starts_its_own_ranks_is_refused_under_a_launcher(
+    env, compose_cfg, override, named
+):
+    """Mutants: ``notebook`` or ``fork`` not taken for a strategy that starts its ranks."""
+    env(0, 2)
+    with pytest.raises(LaunchError, match=rf"^torchrun started 2 processes and {named} would start 2 more"):
+        check_launch(compose_cfg(["trainer=ddp_sim", override]).trainer)
+
+
+def test_one_process_with_a_spawning_strategy_is_told_to_use_one_device(env, compose_cfg):
+    """One torchrun process is no duplication: the advice is one device (mutant: the spawn refusal for
+    a single process too)."""
+    env(0, 1)
+    with pytest.raises(
+        LaunchError, match=r"= 2; pass trainer=cpu \(or trainer=gpu\): one process, one device$"
+    ):
+        check_launch(compose_cfg(["trainer=ddp_sim"]).trainer)
+
+
+@pytest.mark.parametrize("cuda", [True, False])
+def test_the_advice_for_accelerator_auto_follows_the_machine(env, compose_cfg, monkeypatch, cuda):
+    """``accelerator: auto`` trains on GPUs where there are some: the advice is trainer=ddp there and
+    trainer=ddp_sim elsewhere (mutant: auto always advised ddp_sim)."""
+    from gastrodistill.utils import distributed
+
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: cuda)
+    env(0, 2)
+    trainer = compose_cfg(["trainer=ddp_sim", "trainer.strategy.start_method=popen", "trainer.devices=3"])
+    trainer.trainer.accelerator = "auto"
+    fix = "trainer=ddp trainer.devices=<processes per node>" if cuda else "trainer=ddp_sim trainer.strategy"
+    with pytest.raises(LaunchError, match=rf"= 3; pass {fix}"):
+        check_launch(trainer.trainer)
+
+
+@pytest.mark.parametrize("nodes", ["0", "-1", "1.5", "abc", "true"])
+def test_a_node_count_lightning_would_refuse_is_refused(env, compose_cfg, nodes):
+    """Mutants: ``_count(nodes) < 0`` (0 nodes passed), text that is no count taken for 1."""
+    with pytest.raises(LaunchError, match=r"^trainer.num_nodes=.* must be an integer >= 1$"):
+        check_launch(compose_cfg(["trainer=ddp", f"trainer.num_nodes={nodes}"]).trainer)
+
+
+@pytest.mark.parametrize("devices", ["[-1]", "[0,-1]", "[true]"])
+def test_a_list_of_devices_with_a_negative_or_boolean_index_is_refused(env, compose_cfg, devices):
+    """Mutant: ``i >= -1`` for the indices of a list."""
+    with pytest.raises(LaunchError, match=r"^trainer.devices=.* is not a device count"):
+        check_launch(compose_cfg([f"trainer.devices={devices}"]).trainer)
+
+
+def test_a_leftover_world_size_of_one_is_harmless(env, monkeypatch, compose_cfg):
+    """WORLD_SIZE=1 (RANK=0) without MASTER_ADDR is one process: no group to form (mutant: ``>= 1``)."""
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    monkeypatch.setenv("RANK", "0")
+    check_launch(compose_cfg([]).trainer)
+
+
+def test_one_srun_task_in_an_interactive_allocation_passes(env, monkeypatch, compose_cfg):
+    """One task cannot take itself for rank 0 wrongly (mutant: ``tasks >= 1``)."""
+    for name, value in {"SLURM_STEP_NUM_TASKS": "1", "SLURM_PROCID": "0", "SLURM_JOB_NAME": "bash"}.items():
+        monkeypatch.setenv(name, value)
+    check_launch(compose_cfg([]).trainer)
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "refused"), [("gpu", True), ("cuda", True), ("cpu", False), ("auto", False)]
+)
+def test_a_gpu_accelerator_is_refused_only_on_a_machine_without_cuda(monkeypatch, accelerator, refused):
+    """Mutant: ``cuda`` not taken for a GPU accelerator."""
+    from gastrodistill.utils import distributed
+
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: False)
+    trainer = {"accelerator": accelerator}
+    if refused:
+        with pytest.raises(
+            LaunchError, match=rf"^trainer.accelerator={accelerator} but this machine has no CUDA device"
+        ):
+            distributed.check_accelerator_here(trainer)
+    else:
+        distributed.check_accelerator_here(trainer)
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    distributed.check_accelerator_here(trainer)
