@@ -52,3 +52,33 @@ def multirun_job(tmp_path):
     yield
     HydraConfig.instance().cfg = None
     GlobalHydra.instance().clear()
+
+
+# The variables a launcher (torchrun, Lightning's own launcher, SLURM) leaves for each rank.
+LAUNCHER_VARS = (
+    "RANK",
+    "WORLD_SIZE",
+    "LOCAL_RANK",
+    "NODE_RANK",
+    "MASTER_ADDR",
+    "TORCHELASTIC_RUN_ID",
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+    "SLURM_STEP_NUM_TASKS",
+    "SLURM_JOB_NAME",
+)
+
+
+@pytest.fixture
+def launcher_env(monkeypatch) -> Callable:
+    """No launcher's variables in the environment; returns a setter of several at once
+    (``launcher_env(RANK=1, WORLD_SIZE=2)``), undone after the test."""
+    for name in LAUNCHER_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+    def set_vars(**values) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, str(value))
+
+    return set_vars

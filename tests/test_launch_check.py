@@ -8,31 +8,15 @@ from _cli_runner import assert_nothing_written, run_main
 
 from gastrodistill.utils.distributed import LaunchError, check_launch, global_rank, world_size
 
-LAUNCH_VARS = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "MASTER_ADDR",
-    "TORCHELASTIC_RUN_ID",
-    "SLURM_NTASKS",
-    "SLURM_PROCID",
-    "SLURM_STEP_NUM_TASKS",
-    "SLURM_JOB_NAME",
-)
-
 
 @pytest.fixture
-def env(monkeypatch):
-    """A clean launch environment; returns a setter for torchrun's variables of one rank."""
-    for name in LAUNCH_VARS:
-        monkeypatch.delenv(name, raising=False)
+def env(launcher_env):
+    """A clean launch environment (tests/conftest.py); returns a setter of one torchrun rank's variables."""
 
     def torchrun(rank: int, size: int) -> None:
-        monkeypatch.setenv("TORCHELASTIC_RUN_ID", "none")
-        monkeypatch.setenv("RANK", str(rank))
-        monkeypatch.setenv("LOCAL_RANK", str(rank))
-        monkeypatch.setenv("WORLD_SIZE", str(size))
-        monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+        launcher_env(
+            TORCHELASTIC_RUN_ID="none", RANK=rank, LOCAL_RANK=rank, WORLD_SIZE=size, MASTER_ADDR="127.0.0.1"
+        )
 
     return torchrun
 

@@ -12,32 +12,11 @@ import pytorch_lightning as pl
 
 from gastrodistill.utils import distributed
 
-RANK_VARS = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "NODE_RANK",
-    "MASTER_ADDR",
-    "TORCHELASTIC_RUN_ID",
-    "SLURM_NTASKS",
-    "SLURM_PROCID",
-    "SLURM_LOCALID",
-    "SLURM_STEP_NUM_TASKS",
-    "SLURM_JOB_NAME",
-)
-
 
 @pytest.fixture
-def env(monkeypatch):
-    """No launcher's variables; returns a setter of several at once."""
-    for name in RANK_VARS:
-        monkeypatch.delenv(name, raising=False)
-
-    def set_vars(**values) -> None:
-        for name, value in values.items():
-            monkeypatch.setenv(name, str(value))
-
-    return set_vars
+def env(launcher_env):
+    """No launcher's variables; returns a setter of several at once (tests/conftest.py)."""
+    return launcher_env
 
 
 @pytest.fixture
