@@ -14,12 +14,6 @@ from gastrodistill.utils import distributed
 
 
 @pytest.fixture
-def env(launcher_env):
-    """No launcher's variables; returns a setter of several at once (tests/conftest.py)."""
-    return launcher_env
-
-
-@pytest.fixture
 def group(monkeypatch):
     """``group(rank, size)`` makes ``torch.distributed`` report a process group of ``size`` ranks with this
     process as ``rank``; returns the list the events are recorded in (``"barrier"`` for each barrier)."""
@@ -65,53 +59,53 @@ class InMemory(pl.LightningDataModule):
         self.events.append("setup")
 
 
-def test_the_process_group_decides_over_the_launchers_variables(env, group):
+def test_the_process_group_decides_over_the_launchers_variables(launcher_env, group):
     """Mutants: the process-group branch of global_rank or of world_size dropped."""
-    env(RANK=1, WORLD_SIZE=2, SLURM_PROCID=1, SLURM_STEP_NUM_TASKS=2)
+    launcher_env(RANK=1, WORLD_SIZE=2, SLURM_PROCID=1, SLURM_STEP_NUM_TASKS=2)
     assert (distributed.global_rank(), distributed.world_size()) == (1, 2)
     group(3, 4)
     assert (distributed.global_rank(), distributed.world_size()) == (3, 4)
     assert not distributed.is_global_zero()
 
 
-def test_a_child_of_lightnings_launcher_is_not_rank_zero(env):
+def test_a_child_of_lightnings_launcher_is_not_rank_zero(launcher_env):
     """Lightning's launcher gives its children LOCAL_RANK / NODE_RANK only: the first process of node 1 has
     LOCAL_RANK=0 but is not global rank 0 (mutants: ``max(local, 1)`` -> ``local``; NODE_RANK ignored)."""
     assert distributed.global_rank() == 0
-    env(LOCAL_RANK=0, NODE_RANK=0)
+    launcher_env(LOCAL_RANK=0, NODE_RANK=0)
     assert distributed.is_global_zero()
-    env(NODE_RANK=1)
+    launcher_env(NODE_RANK=1)
     assert distributed.global_rank() != 0 and not distributed.is_global_zero()
-    env(LOCAL_RANK=2, NODE_RANK=0)
+    launcher_env(LOCAL_RANK=2, NODE_RANK=0)
     assert distributed.global_rank() == 2
 
 
-def test_slurms_rank_counts_only_inside_an_srun_step_of_a_batch_job(env):
+def test_slurms_rank_counts_only_inside_an_srun_step_of_a_batch_job(launcher_env):
     """The batch script (no step) and an interactive salloc shell are rank 0 whatever SLURM_PROCID says
     (mutant: SLURM_PROCID read without the srun-step check); torchrun's RANK comes first."""
-    env(SLURM_NTASKS=4, SLURM_PROCID=3)
+    launcher_env(SLURM_NTASKS=4, SLURM_PROCID=3)
     assert distributed.global_rank() == 0
-    env(SLURM_STEP_NUM_TASKS=4, SLURM_JOB_NAME="bash")
+    launcher_env(SLURM_STEP_NUM_TASKS=4, SLURM_JOB_NAME="bash")
     assert distributed.global_rank() == 0
-    env(SLURM_JOB_NAME="interactive")
+    launcher_env(SLURM_JOB_NAME="interactive")
     assert distributed.global_rank() == 0
-    env(SLURM_JOB_NAME="train")
+    launcher_env(SLURM_JOB_NAME="train")
     assert distributed.global_rank() == 3
-    env(RANK=1)
+    launcher_env(RANK=1)
     assert distributed.global_rank() == 1
 
 
-def test_an_srun_steps_size_is_its_own_task_count_not_the_allocations(env):
+def test_an_srun_steps_size_is_its_own_task_count_not_the_allocations(launcher_env):
     """``srun -n 2`` inside an allocation of 8 tasks runs 2 processes (mutant: SLURM_NTASKS read)."""
-    env(SLURM_NTASKS=8, SLURM_STEP_NUM_TASKS=2, SLURM_PROCID=1, SLURM_JOB_NAME="train")
+    launcher_env(SLURM_NTASKS=8, SLURM_STEP_NUM_TASKS=2, SLURM_PROCID=1, SLURM_JOB_NAME="train")
     assert distributed.world_size() == 2
-    env(SLURM_STEP_NUM_TASKS="")  # unreadable: one process
+    launcher_env(SLURM_STEP_NUM_TASKS="")  # unreadable: one process
     assert distributed.world_size() == 1
-    env(WORLD_SIZE=3)
+    launcher_env(WORLD_SIZE=3)
     assert distributed.world_size() == 3
 
 
-def test_the_barrier_waits_only_in_a_group_of_several_ranks(env, group):
+def test_the_barrier_waits_only_in_a_group_of_several_ranks(launcher_env, group):
     """Mutants: the barrier skipped for 2 ranks (``> 2``), or never entered."""
     distributed.barrier()  # no group: nothing to call
     events = group(0, 1)
@@ -160,7 +154,7 @@ def clock(monkeypatch):
     return sleeps
 
 
-def test_wait_until_polls_every_poll_s_and_gives_up_only_after_the_timeout(env, clock, capsys):
+def test_wait_until_polls_every_poll_s_and_gives_up_only_after_the_timeout(launcher_env, clock, capsys):
     """After 4 s of a 4 s timeout it still waits; after 6 s it stops (mutants: ``>=`` for ``>``, a sleep
     of another length, the announcement printed at every poll)."""
     answers = iter([False, False, False, True])
@@ -177,19 +171,19 @@ def test_wait_until_polls_every_poll_s_and_gives_up_only_after_the_timeout(env, 
     )
 
 
-def test_a_waiting_rank_tries_the_store_every_2_s(env, clock, capsys):
+def test_a_waiting_rank_tries_the_store_every_2_s(launcher_env, clock, capsys):
     """docs: ranks > 0 poll ``setup()`` every 2 s (mutants: another default poll)."""
-    env(RANK=1, WORLD_SIZE=2)
+    launcher_env(RANK=1, WORLD_SIZE=2)
     events: list[str] = []
     distributed.prepare_data_rank_zero_first(Recording(events, ready_after=3))
     assert events == ["setup"] * 3 and clock == [2.0, 2.0]
     assert capsys.readouterr().out == "rank 1: waiting for global rank 0 to prepare the data (patch store)\n"
 
 
-def test_a_single_process_prepares_its_data_whatever_rank_variable_is_left(env):
+def test_a_single_process_prepares_its_data_whatever_rank_variable_is_left(launcher_env):
     """One process (world size 1) with a leftover LOCAL_RANK=1 has no rank 0 to wait for: it prepares
     (mutant: ``world_size() < 1``, which made it wait for a store nobody builds)."""
-    env(LOCAL_RANK=1)
+    launcher_env(LOCAL_RANK=1)
     assert distributed.world_size() == 1 and distributed.global_rank() == 1
     events: list[str] = []
     distributed.prepare_data_rank_zero_first(Recording(events, ready_after=10**9), timeout_s=-1)
@@ -198,7 +192,7 @@ def test_a_single_process_prepares_its_data_whatever_rank_variable_is_left(env):
 
 @pytest.mark.parametrize(("rank", "expected"), [(0, ["prepare", "barrier"]), (1, ["barrier"])])
 def test_in_a_process_group_rank_zero_prepares_and_every_rank_meets_at_the_barrier(
-    env, group, rank, expected
+    launcher_env, group, rank, expected
 ):
     """Rank 0 prepares before the barrier; the others only wait at it (mutants: a barrier dropped on
     either side, which leaves the other ranks waiting for ever)."""
@@ -207,9 +201,9 @@ def test_in_a_process_group_rank_zero_prepares_and_every_rank_meets_at_the_barri
     assert events == expected
 
 
-def test_a_data_module_that_prepares_nothing_is_left_alone_on_other_ranks(env):
+def test_a_data_module_that_prepares_nothing_is_left_alone_on_other_ranks(launcher_env):
     """Mutant: the in-memory check dropped, so a rank > 0 called ``setup`` itself."""
-    env(RANK=1, WORLD_SIZE=2)
+    launcher_env(RANK=1, WORLD_SIZE=2)
     events: list[str] = []
     distributed.prepare_data_rank_zero_first(InMemory(events))
     assert events == []

@@ -51,6 +51,28 @@ def _with_labels(root, text):
     return load_manifest(root)
 
 
+def _without_mask(data_root, image="images/A1_0.png"):
+    """The manifest of ``data_root`` with ``image``'s mask entry emptied."""
+    import csv
+
+    from gastric_testdata import write_manifest
+
+    with open(data_root / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        if row["image"] == image:
+            row["mask"] = ""
+    write_manifest(data_root, rows)
+
+
+def _coverage_problems(m) -> list[str]:
+    """The problems ``check_coverage`` refuses manifest ``m`` (with its patch labels) for."""
+    sizes = validate_files(m, GEOM, progress=False)
+    with pytest.raises(PatchLabelError) as info:
+        check_coverage(m, sizes, GEOM, load_patch_labels(m))
+    return info.value.problems
+
+
 def test_patch_labels_file_parsed_by_number_or_name(data_root):
     m = _with_labels(
         data_root, "image,row,col,label\nimages/A1_0.png,0,0,2\n./images/A1_0.png,24,0,irrelevant\n"
@@ -96,14 +118,7 @@ def test_bad_patch_label_rows_are_listed(data_root):
 
 
 def test_off_grid_labels_and_images_without_any_label_are_errors(data_root):
-    import csv
-
-    with open(data_root / "manifest.csv") as f:
-        rows = list(csv.DictReader(f))
-    rows[0]["mask"] = ""  # images/A1_0.png now has no mask ...
-    from gastric_testdata import write_manifest
-
-    write_manifest(data_root, rows)
+    _without_mask(data_root)  # images/A1_0.png now has no mask ...
     m = _with_labels(data_root, "image,row,col,label\nimages/A1_0.png,0,0,1\nimages/A1_1.png,5,5,1\n")
     sizes = validate_files(m, GEOM, progress=False)
     with pytest.raises(PatchLabelError) as info:
@@ -169,29 +184,11 @@ def test_a_patch_labels_file_without_a_label_column_is_refused_naming_its_header
     assert str(info.value) == f"{path}: header must be image,row,col,label; found ['image', 'row', 'col']"
 
 
-def _without_mask(data_root, image="images/A1_0.png"):
-    """The manifest of ``data_root`` with ``image``'s mask entry emptied."""
-    import csv
-
-    from gastric_testdata import write_manifest
-
-    with open(data_root / "manifest.csv") as f:
-        rows = list(csv.DictReader(f))
-    for row in rows:
-        if row["image"] == image:
-            row["mask"] = ""
-    write_manifest(data_root, rows)
-
-
 def test_an_image_without_mask_or_manual_label_is_named_with_its_first_patch(data_root):
     """No patch_labels.csv at all: the unmasked image is still refused (a mutant checked only images with
     some manual labels), naming the first of its grid's patches (another named the last)."""
     _without_mask(data_root)
-    m = load_manifest(data_root)
-    sizes = validate_files(m, GEOM, progress=False)
-    with pytest.raises(PatchLabelError) as info:
-        check_coverage(m, sizes, GEOM, load_patch_labels(m))
-    assert info.value.problems == [
+    assert _coverage_problems(load_manifest(data_root)) == [
         "manifest.csv line 2 (image 'images/A1_0.png'): no mask and no manual label for 16 of its 16 patches "
         "(first: row/col (0, 0)); add a mask column entry or rows to patch_labels.csv"
     ]
@@ -203,10 +200,7 @@ def test_off_grid_labels_name_the_rows_and_cols_of_the_grid_and_five_lines_witho
     off-grid lines are all named, with no '...' (mutants: rows and cols swapped; '...' from five on)."""
     rows = "".join(f"images/A1_1.png,{i},1,1\n" for i in range(5))
     m = _with_labels(data_root, "image,row,col,label\n" + rows)
-    sizes = validate_files(m, GEOM, progress=False)
-    with pytest.raises(PatchLabelError) as info:
-        check_coverage(m, sizes, GEOM, load_patch_labels(m))
-    assert info.value.problems == [
+    assert _coverage_problems(m) == [
         "patch_labels.csv lines 2, 3, 4, 5, 6: image 'images/A1_1.png': 5 row/col pair(s) such as (0, 1) are "
         "not patch corners (rows [0, 24, 48, 68], cols [0, 24, 48, 58])"
     ]

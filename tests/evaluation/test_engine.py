@@ -24,15 +24,7 @@ from gastrodistill.evaluation.fresh_training import (
     train_small_set,
 )
 from gastrodistill.evaluation.full_data import RealRecipe, in_memory, train_full_data
-from gastrodistill.evaluation.jobs import (
-    EvaluationConfigError,
-    Job,
-    build_jobs,
-    by_setting,
-    check_set_name,
-    pending,
-    shard,
-)
+from gastrodistill.evaluation.jobs import EvaluationConfigError, build_jobs, check_set_name, shard
 from gastrodistill.evaluation.run import finalize, net_spec, run_evaluation, run_jobs
 from gastrodistill.evaluation.scoring import predict_split, score_networks
 from gastrodistill.evaluation.splits import build_context
@@ -1393,35 +1385,3 @@ def test_in_memory_batches_is_one_pass_in_the_generators_random_order():
     assert torch.equal(seen, expected)
     assert not torch.equal(seen, torch.arange(23))  # shuffled, not storage order
     assert torch.equal(torch.cat([b[1] for b in batches]), y[expected])  # labels travel with their images
-
-
-def test_shards_are_round_robin_and_only_ranks_of_the_world_get_one():
-    """Rank r of w takes jobs r, r + w, r + 2w, ...; every job lands on exactly one rank; a rank outside
-    [0, w) or a world of no process is refused (it would train nothing, or duplicate another's jobs)."""
-    jobs = [Job("soft", "replay", "same", i) for i in range(7)]
-    for world in (1, 2, 3, 7, 9):
-        shards = [shard(jobs, r, world) for r in range(world)]
-        for r, part in enumerate(shards):
-            assert [j.index for j in part] == [i for i in range(7) if i % world == r]
-        assert sorted(j.index for part in shards for j in part) == list(range(7))
-    for rank, world in ((2, 2), (-1, 2), (0, 0)):
-        with pytest.raises(EvaluationConfigError, match=f"rank {rank} of world size {world}"):
-            shard(jobs, rank, world)
-
-
-def test_pending_jobs_and_settings_keep_the_jobs_order():
-    jobs = [
-        Job("soft", "replay", "same", 0),
-        Job("random", "standard", "same", 0),
-        Job("soft", "replay", "same", 1),
-        Job("soft", "replay", "lenet", 0),
-    ]
-    assert pending(jobs, {"soft__replay__same__0", "other__x__y__0"}) == jobs[1:]
-    assert pending(jobs, set()) == jobs
-    groups = by_setting(jobs)
-    assert list(groups) == [
-        ("soft", "replay", "same"),
-        ("random", "standard", "same"),
-        ("soft", "replay", "lenet"),
-    ]
-    assert groups[("soft", "replay", "same")] == [jobs[0], jobs[2]]

@@ -1,11 +1,12 @@
-"""evaluation/jobs.py's build_jobs: which jobs a config lists and in what order (every rank builds the same
-list and takes jobs[r::w]), written out by hand (gaps a mutation review found)."""
+"""evaluation/jobs.py: which jobs a config lists and in what order (every rank builds the same list and
+takes jobs[r::w]), written out by hand; each rank's shard, the jobs still pending and the jobs by setting
+(gaps mutation reviews found)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gastrodistill.evaluation.jobs import EvaluationConfigError, build_jobs
+from gastrodistill.evaluation.jobs import EvaluationConfigError, Job, build_jobs, by_setting, pending, shard
 
 SMALL = ["model.width=8", "model.depth=2", "eval.progress=false"]
 
@@ -95,3 +96,35 @@ def test_splits_may_be_kept_off_the_device_with_max_device_mb_0(compose_cfg):
         build_jobs(compose_cfg([*SMALL, f"eval.max_device_mb={ok}"]).eval, ["soft"])
     with pytest.raises(EvaluationConfigError, match=r"eval.max_device_mb must be an integer >= 0 or null"):
         build_jobs(compose_cfg([*SMALL, "eval.max_device_mb=-1"]).eval, ["soft"])
+
+
+def test_shards_are_round_robin_and_only_ranks_of_the_world_get_one():
+    """Rank r of w takes jobs r, r + w, r + 2w, ...; every job lands on exactly one rank; a rank outside
+    [0, w) or a world of no process is refused (it would train nothing, or duplicate another's jobs)."""
+    jobs = [Job("soft", "replay", "same", i) for i in range(7)]
+    for world in (1, 2, 3, 7, 9):
+        shards = [shard(jobs, r, world) for r in range(world)]
+        for r, part in enumerate(shards):
+            assert [j.index for j in part] == [i for i in range(7) if i % world == r]
+        assert sorted(j.index for part in shards for j in part) == list(range(7))
+    for rank, world in ((2, 2), (-1, 2), (0, 0)):
+        with pytest.raises(EvaluationConfigError, match=f"rank {rank} of world size {world}"):
+            shard(jobs, rank, world)
+
+
+def test_pending_jobs_and_settings_keep_the_jobs_order():
+    jobs = [
+        Job("soft", "replay", "same", 0),
+        Job("random", "standard", "same", 0),
+        Job("soft", "replay", "same", 1),
+        Job("soft", "replay", "lenet", 0),
+    ]
+    assert pending(jobs, {"soft__replay__same__0", "other__x__y__0"}) == jobs[1:]
+    assert pending(jobs, set()) == jobs
+    groups = by_setting(jobs)
+    assert list(groups) == [
+        ("soft", "replay", "same"),
+        ("random", "standard", "same"),
+        ("soft", "replay", "lenet"),
+    ]
+    assert groups[("soft", "replay", "same")] == [jobs[0], jobs[2]]

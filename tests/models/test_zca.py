@@ -35,6 +35,30 @@ def correlated_images(n: int = 64, size: int = 24, seed: int = 0) -> torch.Tenso
     return torch.nn.functional.avg_pool2d(noise, 5, stride=1)
 
 
+def redrawn_windows(images: torch.Tensor, k: int, n: int, generator: torch.Generator) -> np.ndarray:
+    """``[n, k * k]`` float64 windows of ``images`` at the image and corner draws ``zca_kernel`` makes with
+    ``generator`` (image index, then top, then left)."""
+    size = images.shape[-1]
+    which, top, left = (
+        torch.randint(0, hi, (n,), generator=generator).numpy()
+        for hi in (len(images), size - k + 1, size - k + 1)
+    )
+    arr = images.double().numpy()
+    return np.stack(
+        [arr[i, 0, t : t + k, s : s + k].ravel() for i, t, s in zip(which, top, left, strict=True)]
+    )
+
+
+def numpy_filter(windows: np.ndarray, eps: float) -> np.ndarray:
+    """The centre row of (C + eps tr(C) / d I)^(-1/2) of the windows' covariance C (d = k * k), as a k x k
+    filter: numpy and scipy's matrix square root, independent of the package."""
+    cov = np.cov(windows, rowvar=False)
+    d = cov.shape[0]
+    inv_sqrt = np.linalg.inv(scipy.linalg.sqrtm(cov + eps * np.trace(cov) / d * np.eye(d)).real)
+    k = int(round(d**0.5))
+    return inv_sqrt[d // 2].reshape(k, k)
+
+
 def lag_correlation(x: torch.Tensor, lag: int) -> float:
     """Correlation of horizontally neighbouring pixels ``lag`` px apart, over all images."""
     a, b = x[..., :, :-lag].flatten(), x[..., :, lag:].flatten()
@@ -46,18 +70,7 @@ def test_the_filter_is_the_centre_row_of_an_independent_inverse_square_root():
     k, eps = 5, 0.05
     kernel = zca_kernel(images, k, eps, torch_generator(0, "zca-test"), max_windows=4000)
     # the same windows, redrawn with the same generator, through numpy and scipy's matrix square root
-    g = torch_generator(0, "zca-test")
-    which = torch.randint(0, len(images), (4000,), generator=g).numpy()
-    top = torch.randint(0, 24 - k + 1, (4000,), generator=g).numpy()
-    left = torch.randint(0, 24 - k + 1, (4000,), generator=g).numpy()
-    arr = images.numpy()
-    windows = np.stack(
-        [arr[i, 0, t : t + k, s : s + k].ravel() for i, t, s in zip(which, top, left, strict=True)]
-    )
-    cov = np.cov(windows, rowvar=False)
-    reg = eps * np.trace(cov) / cov.shape[0]
-    inv_sqrt = np.linalg.inv(scipy.linalg.sqrtm(cov + reg * np.eye(k * k)).real)
-    expected = inv_sqrt[(k * k) // 2].reshape(k, k)
+    expected = numpy_filter(redrawn_windows(images, k, 4000, torch_generator(0, "zca-test")), eps)
     assert kernel.shape == (1, k, k) and kernel.dtype == torch.float32
     np.testing.assert_allclose(kernel[0].numpy(), expected, rtol=1e-4, atol=1e-5)
 
@@ -258,17 +271,7 @@ def test_the_filter_of_float32_images_is_computed_in_float64():
     images = correlated_images().float()
     k, eps = 5, 1e-3
     kernel = zca_kernel(images, k, eps, torch_generator(0, "zca-test"), max_windows=4000)
-    g = torch_generator(0, "zca-test")
-    which, top, left = (
-        torch.randint(0, hi, (4000,), generator=g).numpy() for hi in (64, 24 - k + 1, 24 - k + 1)
-    )
-    arr = images.double().numpy()
-    windows = np.stack(
-        [arr[i, 0, t : t + k, s : s + k].ravel() for i, t, s in zip(which, top, left, strict=True)]
-    )
-    cov = np.cov(windows, rowvar=False)
-    inv_sqrt = np.linalg.inv(scipy.linalg.sqrtm(cov + eps * np.trace(cov) / k**2 * np.eye(k * k)).real)
-    expected = inv_sqrt[(k * k) // 2].reshape(k, k)
+    expected = numpy_filter(redrawn_windows(images, k, 4000, torch_generator(0, "zca-test")), eps)
     np.testing.assert_allclose(kernel[0].numpy(), expected, rtol=0, atol=3e-7 * np.abs(expected).max())
 
 
@@ -278,9 +281,8 @@ def test_a_filter_as_large_as_the_images_fits_and_the_advice_keeps_an_odd_side()
     images = correlated_images(n=200, size=5, seed=3)
     kernel = zca_kernel(images, 5, 0.1, torch_generator(0, "zca"), max_windows=3000)
     which = torch.randint(0, 200, (3000,), generator=torch_generator(0, "zca")).numpy()
-    cov = np.cov(images.numpy().reshape(200, 25)[which], rowvar=False)
-    inv_sqrt = np.linalg.inv(scipy.linalg.sqrtm(cov + 0.1 * np.trace(cov) / 25 * np.eye(25)).real)
-    np.testing.assert_allclose(kernel[0].numpy(), inv_sqrt[12].reshape(5, 5), rtol=1e-4, atol=1e-5)
+    expected = numpy_filter(images.numpy().reshape(200, 25)[which], 0.1)  # whole images as the windows
+    np.testing.assert_allclose(kernel[0].numpy(), expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(
         ZCAError, match=r"kernel_size = 9 px is larger than the 7x8 px images: use at most 7$"
     ):
