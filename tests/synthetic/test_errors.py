@@ -42,6 +42,10 @@ from gastrodistill.data.synthetic import generator as gen_mod
         ({"name": "a/b"}, "synthetic.name must be a plain non-empty name, got 'a/b'"),
         ({"name": ""}, "synthetic.name must be a plain non-empty name, got ''"),
         ({"patchiness": 1.5}, "synthetic.patchiness must lie in [0, 1], got 1.5"),
+        # bool is an int in Python: True was read as 1 and gave a collection of another content hash
+        ({"images_per_patient": True}, "synthetic.images_per_patient must be an integer >= 1, got True"),
+        ({"image_size": True}, "synthetic.image_size must be an integer in [128, 8192] pixels, got True"),
+        ({"patchiness": True}, "synthetic.patchiness must lie in [0, 1], got True"),
     ],
 )
 def test_bad_settings_name_the_key(tmp_path, override, needle):
@@ -126,8 +130,10 @@ def test_mismatch_names_each_setting_the_seed_and_the_generator_version_that_dif
     assert gen_mod.collection_mismatch(tmp_path / "elsewhere", 1, **settings) is None  # nothing there
 
 
-def test_an_incomplete_collection_is_rewritten(tmp_path):
-    """A collection missing an image, or a manifest row, is not current: the next request writes it anew."""
+def test_an_incomplete_collection_is_rewritten(tmp_path, caplog):
+    """A collection missing an image, or a manifest row, is not current: the next request writes it anew,
+    and says so without the warning that the sets distilled from it no longer match (the same settings and
+    seed write the same bytes)."""
     from gastrodistill.data.synthetic.writer import is_current
 
     root = generate_dataset(tmp_path / "d", seed=0, **ONE)
@@ -137,7 +143,11 @@ def test_an_incomplete_collection_is_rewritten(tmp_path):
     first_image = manifest.splitlines()[1].split(",")[0]
     (root / first_image).unlink()
     assert not is_current(root, digest)
-    generate_dataset(root, seed=0, **ONE)
+    with caplog.at_level("WARNING", logger=gen_mod.__name__):
+        generate_dataset(root, seed=0, **ONE)
+    (record,) = caplog.records
+    assert "synthetic collection in synthetic.root (seed 0) is incomplete" in record.getMessage()
+    assert "no longer match" not in record.getMessage()
     assert (root / first_image).is_file() and is_current(root, digest)
     (root / "manifest.csv").write_text("".join(manifest.splitlines(keepends=True)[:-1]))  # a row short
     assert not is_current(root, digest)

@@ -78,11 +78,19 @@ class SyntheticConfig:
                 raise SyntheticConfigError(f"synthetic.{key} must be a non-negative integer, got {n!r}")
         if counts["train_gastritis"] + counts["train_non_gastritis"] == 0:
             raise SyntheticConfigError("synthetic: the training split needs at least one patient")
-        if not isinstance(self.images_per_patient, int) or self.images_per_patient < 1:
+        if (
+            not isinstance(self.images_per_patient, int)
+            or isinstance(self.images_per_patient, bool)
+            or self.images_per_patient < 1
+        ):
             raise SyntheticConfigError(
                 f"synthetic.images_per_patient must be an integer >= 1, got {self.images_per_patient!r}"
             )
-        if not isinstance(self.image_size, int) or not 128 <= self.image_size <= 8192:
+        if (
+            not isinstance(self.image_size, int)
+            or isinstance(self.image_size, bool)
+            or not 128 <= self.image_size <= 8192
+        ):
             raise SyntheticConfigError(
                 f"synthetic.image_size must be an integer in [128, 8192] pixels, got {self.image_size!r}"
             )
@@ -91,7 +99,7 @@ class SyntheticConfig:
             raise SyntheticConfigError(f"synthetic.format must be one of {FORMATS}, got {self.format!r}")
         if not self.name or "/" in self.name or "\\" in self.name:
             raise SyntheticConfigError(f"synthetic.name must be a plain non-empty name, got {self.name!r}")
-        if not 0.0 <= float(self.patchiness) <= 1.0:
+        if isinstance(self.patchiness, bool) or not 0.0 <= float(self.patchiness) <= 1.0:
             raise SyntheticConfigError(f"synthetic.patchiness must lie in [0, 1], got {self.patchiness!r}")
         ranges = {
             "gastritis_severity": (0.0, 1.0),

@@ -159,7 +159,15 @@ def generate_dataset(
     if is_current(root, config_hash):
         return root
     old = read_info(root)
-    if old is not None:  # a collection of this generator, written with another seed or other settings
+    if old is not None and old.get("config_hash") == config_hash:
+        # the same settings and seed with an image, a mask or a manifest row missing: written again, the
+        # same bytes, so the sets distilled from it still match
+        log.warning(
+            "the synthetic collection in synthetic.root (seed %s) is incomplete (an image, a mask or a "
+            "manifest row is missing): writing it again with the same settings and seed",
+            seed,
+        )
+    elif old is not None:  # a collection of this generator, written with another seed or other settings
         old_seed = _seed_if_same_settings(old, cfg)
         same_settings = old_seed is not None
         keep = f"pass synthetic.seed={old_seed} (seed=N synthetic.seed={old_seed})" if same_settings else ""
