@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,13 @@ def _run_setting(setting: Setting, jobs: list[Job]) -> dict[str, Any]:
     return {"selected": dict(study.selected), "timings": study.timings[-1:]}
 
 
+def _named(group: Sequence[Job]) -> str:
+    """A task's jobs for an error note: their keys, or the reference network trained alone."""
+    if not group:
+        return "the reference network alone"
+    return "jobs " + ", ".join(j.key for j in group)
+
+
 def run_in_processes(
     cfg: DictConfig,
     datamodule: ImageDataModule,
@@ -134,7 +142,8 @@ def run_in_processes(
     settings start at once); otherwise teacher settings wait for that job, or, when it is not among
     ``jobs``, for a first task that trains the reference alone.
     Returns ``{"selected": learning-rate selections, "timings": seconds per setting}``. A worker's error is
-    re-raised here with its own class and message. ``datamodule`` and the sets are sent to the workers
+    re-raised here with its own class and message, and a note naming its task's setting and jobs (the
+    worker's traceback names neither). ``datamodule`` and the sets are sent to the workers
     (pickled in memory, never written).
     """
     from gastrodistill.evaluation.networks import eval_device, precompose_models
@@ -167,8 +176,14 @@ def run_in_processes(
                 running[pool.submit(_run_setting, task[0], list(task[1]))] = task
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in done:
-                _, group = running.pop(fut)
-                result = fut.result()  # a worker's error surfaces here
+                setting, group = running.pop(fut)
+                try:
+                    result = fut.result()  # a worker's error surfaces here
+                except BrokenProcessPool:  # a worker died: every running task fails, not only its own
+                    raise
+                except Exception as exc:
+                    exc.add_note(f"in the evaluation worker's task {'/'.join(setting)} ({_named(group)})")
+                    raise
                 selected.update(result["selected"])
                 timings += result["timings"]
                 bar.update(len(group))
