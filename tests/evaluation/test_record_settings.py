@@ -401,3 +401,180 @@ def test_a_foreign_file_under_a_records_name_is_named(tmp_path, kind):
             np.savez(f, **{report._SCALARS: np.array(scalars)})
     with pytest.raises(EvaluationConfigError, match="cannot be read .*Remove it and run again"):
         report.load_records(out, ["mean__standard__same__0"])
+
+
+class _Set:
+    """A distilled set as the digests read it: its tensors and its metadata (``lrs`` derived)."""
+
+    def __init__(self, value: float = 1.0) -> None:
+        self.value = value
+
+    def state_dict(self):
+        return {"images": torch.full((2, 3), self.value)}
+
+    def metadata(self):
+        return {"temperature": 1.0, "lrs": [0.1, 0.2]}
+
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        "eval.processes=3",
+        "eval.num_threads=3",
+        "eval.device=cpu",
+        "eval.ensemble=false",
+        "+eval.score_together=false",
+        "eval.score_channels_last=true",
+        "eval.max_device_mb=100",
+        "eval.max_in_memory_mb=1",
+        "eval.baselines.real.accelerator=cpu",
+        "eval.baselines.real.devices=2",
+        "eval.baselines.real.strategy=ddp",
+        "eval.baselines.n_networks_full=7",
+        "eval.baselines.architectures=[same,lenet]",
+        "eval.ci_level=0.9",
+        "eval.max_ci_width=0.5",
+    ],
+)
+def test_how_the_work_runs_and_which_jobs_exist_are_no_setting_of_a_record(compose_cfg, patient_dm, override):
+    """Execution, job-list and table keys change no finished network's record: a re-run with them resumes
+    (mutants: each key dropped from NOT_COMPARED)."""
+    assert study_settings(compose_cfg([*BASE, override]), patient_dm) == study_settings(
+        compose_cfg(BASE), patient_dm
+    )
+
+
+def test_the_full_data_precision_aliases_are_one_setting_too(compose_cfg, patient_dm):
+    """Every ``precision`` key takes Lightning's name, not only eval.standard's (mutant: that one alone)."""
+    a = study_settings(compose_cfg([*BASE, "eval.baselines.real.precision=32"]), patient_dm)
+    assert a == study_settings(compose_cfg(BASE), patient_dm)
+    assert a["eval.baselines.real.precision"] == "32-true"
+
+
+def test_an_empty_mapping_is_a_setting_of_its_own():
+    """``{}`` is a leaf, not nothing (mutant: an empty node left out, so ``{}`` and an absent key agree)."""
+    from gastrodistill.evaluation.record_settings import flat_settings
+
+    assert flat_settings({"b": {"c": 1, "d": [2]}, "a": {}}, "eval", {}) == {
+        "eval.a": {},
+        "eval.b.c": 1,
+        "eval.b.d": [2],
+    }
+
+
+def test_the_state_digest_of_float32_tensors_is_sha256_of_names_shapes_and_bytes_in_name_order():
+    """Written out with hashlib: per tensor by name its name, shape and bytes (float32 without its dtype, as
+    digests had it: mutant, dtype always hashed), then the metadata as sorted JSON; insertion order of the
+    tensors and of the metadata's keys does not matter (mutants: unsorted)."""
+    import hashlib
+
+    from gastrodistill.evaluation.record_settings import state_digest
+
+    a, b = torch.arange(6, dtype=torch.float32).reshape(2, 3), torch.ones(2, dtype=torch.float32)
+    h = hashlib.sha256()
+    for name, t in (("a", a), ("b", b)):
+        h.update(name.encode() + str(tuple(t.shape)).encode() + t.numpy().tobytes())
+    h.update(b'{"k": 1, "z": [2]}')
+    assert state_digest({"b": b, "a": a}, {"z": [2], "k": 1}) == h.hexdigest()
+    assert state_digest({"a": a, "b": b}, {"k": 1, "z": [2]}) == h.hexdigest()
+
+
+def test_the_set_digest_leaves_out_where_the_set_was_distilled_from(patient_dm):
+    """``data_source_hash`` is not in a set's artifact: read from its folder or its artifact, one set keeps
+    one digest (mutant: it is hashed); the legacy digest, of the whole metadata, held it."""
+    ds = small_distilled(patient_dm)
+    digest, legacy = set_digest(ds), legacy_set_digest(ds)
+    ds.data_source_hash = "ab" * 32
+    assert set_digest(ds) == digest and legacy_set_digest(ds) != legacy
+
+
+def test_a_job_reads_its_subset_size_and_the_baselines_their_own_network():
+    """Both random baselines record the subset size (mutant: random alone); a baseline's ``same`` network
+    records ``baseline_model`` in place of every ``model.*`` key (mutant: model keys kept beside it), a
+    set's own network keeps ``model.*`` (mutant: the baselines' model for it too)."""
+    from gastrodistill.evaluation.jobs import Job
+    from gastrodistill.evaluation.record_settings import RecordSettings
+
+    study = {"seed": 0, "model.width": 8, "model.act": "relu"}
+    rs = RecordSettings(study, {"soft": _Set()}, lambda: 3, lambda arch: {}, baseline_model={"width": 16})
+    assert rs.of_job(Job("random_soft", "standard", "same", 0)) == {
+        "seed": 0,
+        "model.width": 16,
+        "random subset per class": 3,
+    }
+    assert rs.of_job(Job("random", "standard", "same", 0))["random subset per class"] == 3
+    assert "random subset per class" not in rs.of_job(Job("mean", "standard", "same", 0))
+    assert rs.of_job(Job("soft", "replay", "same", 0)) == {**study, "distilled set soft": set_digest(_Set())}
+
+
+def test_the_refusal_counts_networks_lists_each_difference_once_and_at_most_eight(tmp_path):
+    """Two finished networks with the same ten differing keys: "2 finished network(s)" (mutant: keys
+    counted), each difference once (mutant: per network), the first eight in key order and "and 2 more"."""
+    from gastrodistill.evaluation.jobs import Job
+    from gastrodistill.evaluation.record_settings import RecordSettings
+
+    def settings(value):
+        return RecordSettings({f"k{i}": value for i in range(10)}, {}, lambda: 1, lambda arch: {})
+
+    jobs = [Job("mean", "standard", "same", i) for i in range(2)]
+    for job in jobs:
+        settings(1).write(tmp_path, job)
+    with pytest.raises(EvaluationConfigError) as info:
+        settings(2).check(tmp_path, {j.key for j in jobs}, jobs)
+    shown = "; ".join(f"k{i} was 1, now 2" for i in range(8))
+    folder = tmp_path / report.RECORDS
+    assert str(info.value).startswith(
+        f"2 finished network(s) in {folder} were trained with other settings ({shown}; and 2 more). A re-run"
+    )
+
+
+def test_a_reference_settings_file_matches_under_the_earlier_digest_and_not_when_damaged(tmp_path):
+    """``matches`` (the saved teacher's check) reads a set's legacy digest as its current one (mutant: not),
+    and a damaged file is no match, not an error (mutant: the error raised)."""
+    from gastrodistill.evaluation.jobs import Job
+    from gastrodistill.evaluation.record_settings import RecordSettings
+
+    rs = RecordSettings({"seed": 0}, {"soft": _Set()}, lambda: 1, lambda arch: {})
+    job, path = Job("soft", "replay", "same", 0), tmp_path / "reference.settings.json"
+    rs.write_file(path, job)
+    assert rs.matches(path, job)
+    assert legacy_set_digest(_Set()) != set_digest(_Set())
+    path.write_text(json.dumps({"seed": 0, "distilled set soft": legacy_set_digest(_Set())}))
+    assert rs.matches(path, job)
+    path.write_text(json.dumps({"seed": 0, "distilled set soft": set_digest(_Set(2.0))}))
+    assert not rs.matches(path, job)
+    path.write_text("{not json")
+    assert not rs.matches(path, job)
+    assert not rs.matches(tmp_path / "missing.json", job)
+
+
+def test_the_sets_a_record_was_trained_on_are_read_from_its_settings_file(tmp_path):
+    """trained_on: each ``distilled set`` entry with a digest (mutant: a null one kept), nothing for a
+    missing or damaged file (mutant: the error raised); set_digests holds the current and the legacy digest
+    (mutant: the current alone)."""
+    from gastrodistill.evaluation.record_settings import set_digests, trained_on
+
+    path = settings_path(tmp_path, "soft__replay__same__0")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"seed": 0, "distilled set soft": "ab", "distilled set hard": None}))
+    assert trained_on(tmp_path, "soft__replay__same__0") == {"soft": "ab"}
+    assert trained_on(tmp_path, "mean__standard__same__0") == {}
+    path.write_text("[]")
+    assert trained_on(tmp_path, "soft__replay__same__0") == {}
+    assert set_digests(_Set()) == {set_digest(_Set()), legacy_set_digest(_Set())}
+
+
+def test_a_finished_random_baseline_this_run_does_not_list_resumes(tmp_path):
+    """A run with fewer networks compares a finished random baseline it does not list on the study's
+    settings, without its subset size (mutant: the size kept, "random subset per class was 2, now unset")."""
+    from gastrodistill.evaluation.jobs import Job
+    from gastrodistill.evaluation.record_settings import RecordSettings
+
+    def make(value):
+        return RecordSettings({"seed": value}, {}, lambda: 2, lambda arch: {})
+
+    job = Job("random", "standard", "same", 1)
+    make(0).write(tmp_path, job)
+    make(0).check(tmp_path, {job.key}, [])
+    with pytest.raises(EvaluationConfigError, match=r"\(seed was 0, now 1\)"):
+        make(1).check(tmp_path, {job.key}, [])
