@@ -390,3 +390,338 @@ def test_a_failing_audit_ends_its_wandb_run_with_exit_code_1(tmp_path, compose_c
         run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, tmp_path / "out" / "audit")
     (run_file,) = (tmp_path / "out" / "logs").rglob("*.wandb")
     assert exit_codes(run_file) == [1]
+
+
+# ---- mutation review: the audit's own rules and plumbing, each against what its docs say --------------
+def test_realfit_is_the_recipes_loop_with_its_overrides_written_out(compose_cfg):
+    """``RealFit(epochs, lr, optimizer, batch_size)``: SGD with the recipe's momentum, the given lr and batch
+    size, ``epochs`` shuffled passes by the generator, gradients cleared each step, the network returned in
+    eval mode. Kills: an override ignored, one epoch short, no ``zero_grad``, a network left in train mode."""
+    import torch.nn.functional as F
+
+    from gastrodistill.anonymity.audit import RealFit
+    from gastrodistill.evaluation.networks import net_spec
+
+    cfg = compose_cfg(["model=lenet", "eval.baselines.real.precision=32-true"])  # recipe: adam, lr 1e-3, 128
+    dm = make_dm(patients=(4, 1, 1), per_patient=6)
+    x, y = dm.load_split("train")
+    net = RealFit(cfg, dm, epochs=2, lr=0.05, optimizer="sgd", batch_size=8)(
+        x, y, torch.Generator().manual_seed(0)
+    )
+    assert not net.training
+
+    g = torch.Generator().manual_seed(0)
+    ref = net_spec(cfg, "same", dm).build(g)
+    opt = torch.optim.SGD(ref.parameters(), lr=0.05, momentum=float(cfg.eval.baselines.real.momentum))
+    for _ in range(2):
+        order = torch.randperm(len(x), generator=g)
+        for start in range(0, len(x), 8):
+            idx = order[start : start + 8]
+            opt.zero_grad()
+            F.cross_entropy(ref(x[idx]), y[idx]).backward()
+            opt.step()
+    for (name, got), want in zip(net.state_dict().items(), ref.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_the_reference_network_trains_for_audit_real_epochs(compose_cfg, monkeypatch):
+    """``audit.real_epochs`` overrides the recipe's epochs; null keeps them. Kills: the override dropped."""
+    import gastrodistill.evaluation.run as run
+    from gastrodistill.anonymity.audit import train_reference_network
+
+    seen = []
+    monkeypatch.setattr(
+        run, "train_full_network", lambda cfg, dm, parts, epochs=None: seen.append((parts, epochs))
+    )
+    train_reference_network(compose_cfg(["audit.real_epochs=3"]), None)
+    train_reference_network(compose_cfg([]), None)
+    assert seen == [(("audit", "real-network"), 3), (("audit", "real-network"), None)]
+
+
+def test_a_sets_attacked_networks_are_seeded_by_their_index_and_in_eval_mode(compose_cfg):
+    """Network i of ``distilled_networks`` is the replay with the generator ``(seed, 'audit', 'mia', name,
+    schedule, i)``, in eval mode. Kills: every network seeded as network 0, one network only, train mode."""
+    from gastrodistill.anonymity.audit import distilled_networks
+    from gastrodistill.evaluation.fresh_training import train_on_distilled
+    from gastrodistill.evaluation.networks import net_spec
+    from gastrodistill.utils.seeding import torch_generator
+
+    cfg = compose_cfg(FAST)
+    dm = make_dm(patients=(6, 2, 2), per_patient=4)
+    ds = noise_set(dm, steps=2, ipc=1, seed=4)
+    nets = distilled_networks(cfg, dm, ds, "soft", 2, "replay")
+    assert len(nets) == 2 and not any(n.training for n in nets)
+    x = torch.as_tensor(dm.load_split("test", list(range(4)))[0])
+    spec = net_spec(cfg, "same", dm)
+    with torch.no_grad():
+        for i, net in enumerate(nets):
+            gen = torch_generator(int(cfg.seed), "audit", "mia", "soft", "replay", i)
+            assert torch.equal(net(x), train_on_distilled(ds, spec, "replay", gen).eval()(x))
+        assert not torch.equal(nets[0](x), nets[1](x))
+
+
+def test_control_images_are_distinct_patches_and_noise_of_the_given_intensity_std():
+    """``noise_std`` is in [0, 1] intensity units: the noisy copy minus the copy, times the data's std,
+    has that standard deviation; the copies are distinct searched patches, at most as many as searched.
+    Kills: noise in normalised units, patches drawn with replacement."""
+    from gastrodistill.anonymity.audit import control_images
+
+    dm = make_dm(patients=(6, 2, 2), per_patient=4)
+    searched = np.arange(3, 23)
+    images, idx = control_images(dm, searched, size=20, noise_std=0.05, seed=0)
+    np.testing.assert_array_equal(idx, searched)  # all 20 of them, each once
+    assert torch.equal(images["control_copy"], dm.load_split("train", idx.tolist())[0])
+    intensity = (images["control_noisy"] - images["control_copy"]) * float(np.asarray(dm.std).ravel()[0])
+    assert float(intensity.std()) == pytest.approx(0.05, rel=0.05)  # 5120 pixels: relative SE 1 %
+    _, fewer = control_images(dm, searched[:5], size=20, noise_std=0.05, seed=0)
+    np.testing.assert_array_equal(fewer, searched[:5])
+
+
+def test_the_informative_test_patches_follow_the_same_rule_as_the_training_ones(compose_cfg):
+    """``informative_selection(split='test')`` selects among the test patches. Kills: the split ignored."""
+    from gastrodistill.anonymity.audit import informative_selection
+    from gastrodistill.anonymity.nearest import select_informative
+
+    cfg = compose_cfg(FAST)
+    dm = make_dm(patients=(6, 2, 5), per_patient=4)
+    got = informative_selection(cfg, dm, split="test")
+    want = select_informative(
+        dm, ["non-gastritis", "gastritis"], float(cfg.audit.nearest.informative.min_texture), split="test"
+    )
+    np.testing.assert_array_equal(got.indices, want.indices)
+    assert set(dm.labels("test")[got.indices]) == {1, 2}
+
+
+def _identity_file(tmp_path, **changes):
+    from gastrodistill.anonymity.audit import audit_identity  # noqa: F401 (the keys written below)
+
+    payload = {
+        "results": {"soft": {"mia_loss_auc": 0.5}, "real": {"mia_loss_auc": 0.6}},
+        "set_sha256": {"soft": "a" * 64},
+        "data_source_hash": "d" * 16,
+        "reference_sha256": "r" * 64,
+        **changes,
+    }
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_saved_audit_results_join_only_an_audit_of_these_sets_and_data(tmp_path, dm):
+    """``saved_audit_results``: every row for the same sets, patch store and network; no ``real`` row for
+    another network or none; None for other data, a damaged file, rows that are not mappings. Kills: the
+    data hash not compared, the real row kept without a network, the row check or ValueError dropped."""
+    from gastrodistill.anonymity.audit import audit_identity, saved_audit_results
+
+    identity = {"set_sha256": {"soft": "a" * 64}, "data_source_hash": "d" * 16, "reference_sha256": "r" * 64}
+    assert set(saved_audit_results(_identity_file(tmp_path), identity)) == {"soft", "real"}
+    assert set(saved_audit_results(_identity_file(tmp_path), {**identity, "reference_sha256": "x" * 64})) == {
+        "soft"
+    }
+    assert set(
+        saved_audit_results(
+            _identity_file(tmp_path, reference_sha256=None), {**identity, "reference_sha256": None}
+        )
+    ) == {"soft"}
+    assert saved_audit_results(_identity_file(tmp_path, data_source_hash="e" * 16), identity) is None
+    assert saved_audit_results(_identity_file(tmp_path, results={"soft": [0.5]}), identity) is None
+    (tmp_path / "damaged.json").write_text('{"results": ')
+    assert saved_audit_results(tmp_path / "damaged.json", identity) is None
+    ident = audit_identity(dm, {}, None)
+    assert ident == {"set_sha256": {}, "data_source_hash": dm.source_hash(), "reference_sha256": None}
+
+
+def _edit_membership(monkeypatch, edits):
+    """``run_audit``'s membership figures as measured, then ``edits`` ``{row: {key: value}}`` laid over them:
+    the audit's rules read at their boundaries."""
+    from gastrodistill.anonymity import audit
+
+    measured = audit._membership
+
+    def edited(*args, **kwargs):
+        mia, summary = measured(*args, **kwargs)
+        for row, values in edits.items():
+            summary[row].update(values)
+        return mia, summary
+
+    monkeypatch.setattr(audit, "_membership", edited)
+
+
+#: A small audit whose controls are all flagged (noise 1e-6: the noisy copy is all but the copy).
+SMALL = [
+    *FAST,
+    "audit.controls.noise_std=1e-6",
+    "audit.controls.required_noisy=1.0",
+    "audit.artifact.write=false",
+]
+
+
+@pytest.mark.parametrize(
+    ("control", "detected"),
+    [
+        ({"auc": 0.8, "tpr_at_1pct": float("nan")}, True),  # the AUC at its bar
+        ({"auc": 0.79, "tpr_at_1pct": 0.1, "tpr_at_0p1pct": 0.0}, True),  # the TPR at 1 % FPR at its bar
+        ({"auc": 0.79, "tpr_at_1pct": 0.099, "tpr_at_0p1pct": 0.5}, False),  # both below (0.1 % not read)
+    ],
+)
+def test_the_overfitted_control_is_detected_at_either_bar(
+    tmp_path, compose_cfg, monkeypatch, control, detected
+):
+    """docs/anonymity.md: detected when the primary attack's patch AUC >= ``detect_auc`` (0.8) *or* its TPR
+    at 1 % FPR >= ``detect_tpr_at_1pct`` (10 %; n/a does not count); every row records it, and a missed
+    control makes every set *not certified*. Kills: > for >=, and for or, the TPR at 0.1 % read."""
+    _edit_membership(monkeypatch, {"control_overfit": {f"mia_patch_best_{k}": v for k, v in control.items()}})
+    dm = make_dm(patients=(16, 4, 16), per_patient=2)
+    out = tmp_path / "audit"
+    results = run_audit(compose_cfg(SMALL), dm, {"hard": noise_set(dm, steps=1, ipc=1, seed=2)}, out)
+    for row in ("hard", "real", "control_copy", "control_noisy", "control_overfit"):
+        assert results[row]["mia_control_detected"] == float(detected), row
+        assert results[row]["controls_certified"] == 1.0, row
+    verdict = json.loads((out / "audit.json").read_text())["verdicts"]["hard"]
+    assert ("did not detect a network overfitted" in verdict) is not detected
+
+
+def test_a_set_is_flagged_by_membership_at_flag_auc_and_three_chance_sds(tmp_path, compose_cfg, monkeypatch):
+    """docs/anonymity.md: a set is flagged when its primary (``best``) patch AUC reaches ``flag_auc`` (0.6)
+    *and* exceeds 0.5 by 3 null sd, the larger of the patches' Mann-Whitney sd and the patient-permutation
+    one. Four sets at the rule's edges (1000 vs 1000 patches: independent sd 0.0129); the verdicts follow.
+    Kills: > for >=, 2 sd for 3, or for and, the patient null ignored, LiRA read in place of ``best``."""
+    many = {"mia_patch_n_members": 1000.0, "mia_patch_n_nonmembers": 1000.0, "mia_patch_lira_auc": 0.5}
+    cases = {  # name: (best AUC, patient-permutation sd, flagged)
+        "at_bar": (0.6, 0.01, True),
+        "within_3sd": (0.7, 0.08, False),  # 0.2 is 2.5 sd
+        "below_bar": (0.59, 0.01, False),
+        "clear": (0.7, 0.01, True),
+    }
+    _edit_membership(
+        monkeypatch,
+        {
+            n: {**many, "mia_patch_best_auc": auc, "mia_patch_best_null_sd": sd}
+            for n, (auc, sd, _) in cases.items()
+        },
+    )
+    dm = make_dm(patients=(16, 4, 16), per_patient=2)
+    sets = {name: noise_set(dm, steps=1, ipc=1, seed=i) for i, name in enumerate(cases)}
+    out = tmp_path / "audit"
+    results = run_audit(compose_cfg([*SMALL, "audit.membership.n_networks=1"]), dm, sets, out)
+    independent = np.sqrt(2001 / (12.0 * 1000 * 1000))
+    verdicts = json.loads((out / "audit.json").read_text())["verdicts"]
+    for name, (_, sd, flagged) in cases.items():
+        r = results[name]
+        assert r["mia_auc_null_sd_patches"] == pytest.approx(independent)
+        assert r["mia_auc_null_sd"] == pytest.approx(max(sd, independent))
+        assert r["membership_flagged"] == float(flagged), name
+        assert verdicts[name].startswith("flagged: the calibrated membership attack") is flagged, name
+
+
+def test_the_audits_membership_rows_record_what_was_attacked(tmp_path, compose_cfg, monkeypatch):
+    """Rows and settings as configured: the pool holds informative patches of both splits; the shadows train
+    for ``shadow_epochs`` and the control by its own recipe on at most ``max_patches`` patches; one network
+    for ``real`` and the control, ``n_networks`` per set; the pool's patients; the legacy keys are the patch
+    level's; the ``real`` row has its patient-permutation null; the controls are as large as the largest
+    set; ``max_real`` patches searched; an artifact given is scanned, one leak per private string found.
+    Kills: pool of all patches, test side unrestricted, shadow epochs from the reference first, the control's
+    epochs/batch size/patch cap ignored, network and patient counts mixed up, legacy keys of the patient
+    level, no null for ``real``, controls of the smallest set, ``max_real`` or the artifact ignored, leaks
+    counted as one, the control attacked on a set network's scores."""
+    from _anon_data import PID_PREFIX, make_background_dm
+
+    from gastrodistill.anonymity import audit
+    from gastrodistill.anonymity.audit import distilled_network, informative_selection
+    from gastrodistill.anonymity.membership import example_scores
+    from gastrodistill.utils.seeding import torch_generator
+
+    fits, pools, attacked = [], [], []
+
+    class RecordingFit(audit.RealFit):
+        def __init__(self, cfg, dm, epochs, **kwargs):
+            fits.append((int(epochs), kwargs))
+            super().__init__(cfg, dm, epochs, **kwargs)
+
+    def recording_pool(*args, **kwargs):
+        pools.append(audit_build_pool(*args, **kwargs))
+        return pools[-1]
+
+    def recording_attack(model, pool, shadows, is_member, **kwargs):
+        attacked.append((np.asarray(is_member).copy(), kwargs.get("keep"), kwargs.get("example")))
+        return audit_attack_target(model, pool, shadows, is_member, **kwargs)
+
+    audit_build_pool, audit_attack_target, real_fit = audit.build_pool, audit.attack_target, audit.RealFit
+    monkeypatch.setattr(audit, "attack_target", recording_attack)
+    monkeypatch.setattr(audit, "RealFit", RecordingFit)
+    monkeypatch.setattr(audit, "build_pool", recording_pool)
+    base = make_background_dm(patients=(10, 3, 10), per_patient=6)
+    (x_te, y_te) = base._splits["test"]
+    y_te = np.where(y_te == 0, 1, y_te)  # uniform test patches of a relevant class: left out by texture only
+    dm = type(base)({**base._splits, "test": (x_te, y_te)}, base._pids, batch_size=32, eval_batch_size=64)
+    small, large = noise_set(dm, steps=1, ipc=1, seed=1), noise_set(dm, steps=2, ipc=2, seed=2)
+    leaky = tmp_path / "given"
+    leaky.mkdir()
+    (leaky / "card.json").write_text(json.dumps({"note": f"{PID_PREFIX}-train-0001 {PID_PREFIX}-train-0002"}))
+    cfg = compose_cfg(
+        [
+            *SMALL,
+            "audit.membership.shadow_epochs=2",
+            "audit.membership.overfit_control.epochs=3",
+            "audit.membership.overfit_control.batch_size=5",
+            "audit.membership.overfit_control.optimizer=sgd",
+            "audit.membership.overfit_control.lr=0.05",
+            "audit.membership.overfit_control.max_patches=4",
+            "audit.nearest.max_real=20",
+        ]
+    )
+    out = tmp_path / "audit"
+    results = run_audit(cfg, dm, {"small": small, "large": large}, out, artifacts={"large": leaky})
+
+    (pool,) = pools
+    train_ok = set(informative_selection(cfg, dm).indices)
+    test_ok = set(informative_selection(cfg, dm, split="test").indices)
+    assert len(test_ok) < int((y_te != 0).sum())  # the texture rule leaves some test patches out
+    x_tr_all, _ = dm.load_split("train")
+    x_te_all, _ = dm.load_split("test")
+    for side, x_all, ok in ((pool.is_train, x_tr_all, train_ok), (~pool.is_train, x_te_all, test_ok)):
+        flat = x_all.reshape(len(x_all), -1)
+        for patch in pool.x[side].reshape(int(side.sum()), -1):
+            assert set(np.flatnonzero((flat == patch).all(1).numpy())) <= ok
+    control_fit = (3, {"lr": 0.05, "optimizer": "sgd", "batch_size": 5})
+    assert sorted(fits, key=str) == sorted([control_fit, (2, {})], key=str)
+
+    real, ctl = results["real"], results["control_overfit"]
+    assert ctl["mia_patch_n_members"] == 4
+    assert (real["mia_n_networks"], ctl["mia_n_networks"], results["small"]["mia_n_networks"]) == (1, 1, 2)
+    assert real["mia_pool_patients"] == real["mia_patient_n_members"] + real["mia_patient_n_nonmembers"]
+    assert real["mia_pool_patients"] == pool.n_patients
+    for row in ("real", "control_overfit", "small", "large"):
+        for key in ("auc", "auc_std", "advantage"):
+            assert results[row][f"mia_loss_{key}"] == results[row][f"mia_patch_loss_{key}"], (row, key)
+    assert np.isfinite(real["mia_patch_best_null_sd"])
+    assert (
+        results["control_copy"]["n_images"] == results["control_noisy"]["n_images"] == len(large.images) == 12
+    )
+    assert json.loads((out / "audit.json").read_text())["n_real_searched"] == 20
+    assert results["large"]["artifact_leaks"] == 2.0 and results["small"]["artifact_leaks"] == 0.0
+    # the control is attacked on the scores of a network trained by its recipe on its members, each set's
+    # networks on their own (real, control, then small 0, small 1, large 0, large 1)
+    assert [keep is not None for _, keep, _ in attacked] == [False, True, False, False, False, False]
+    members, _, control_scores = attacked[1]
+    seed = int(cfg.seed)
+    control = real_fit(cfg, dm, 3, lr=0.05, optimizer="sgd", batch_size=5)(
+        pool.x[members], pool.y[members], torch_generator(seed, "audit", "overfit-control")
+    )
+    small_0 = distilled_network(cfg, dm, small, "small", "replay", 0)
+    for (_, _, got), net in ((attacked[1], control), (attacked[2], small_0)):
+        for got_part, want_part in zip(got, example_scores(net, pool.x, pool.y), strict=True):
+            np.testing.assert_allclose(got_part, want_part, rtol=1e-5, atol=1e-6)
+
+
+def test_an_image_flagged_in_any_flag_space_is_flagged():
+    """docs/anonymity.md: an image is flagged when it reaches the reference quantile in *any* of
+    ``nearest.flag_spaces``. Kills: flagged only when every space flags it."""
+    from types import SimpleNamespace
+
+    from gastrodistill.anonymity.audit import flagged_any
+
+    by_space = {"ncc": np.array([True, False, False]), "ssim": np.array([False, True, False])}
+    nearest = SimpleNamespace(flagged=lambda name, space: by_space[space])
+    np.testing.assert_array_equal(flagged_any(nearest, "soft", ["ncc", "ssim"]), [True, True, False])
+    np.testing.assert_array_equal(flagged_any(nearest, "soft", ["ssim"]), [False, True, False])
