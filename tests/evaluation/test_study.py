@@ -12,6 +12,7 @@ import pytest
 import torch
 from _eval_sets import small_distilled
 from omegaconf import OmegaConf
+from torch.nn.utils import parameters_to_vector
 
 from gastrodistill.evaluation import report, study
 from gastrodistill.evaluation.baselines import distilled_bytes
@@ -281,17 +282,15 @@ def test_an_ensemble_that_diverges_is_trained_again_one_by_one_from_each_network
     started = []
 
     def one(k, net, g):
-        started.append(_weights(net))
+        started.append(parameters_to_vector(net.parameters()).detach())
         return net
 
     trained = s.train_each(jobs, one, together)
     assert len(trained) == 3 and len(started) == 3
     for job, weights in zip(jobs, started, strict=True):
-        torch.testing.assert_close(weights, _weights(s.build(job)[0]), rtol=0, atol=0)
-
-
-def _weights(net) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in net.parameters()])
+        torch.testing.assert_close(
+            weights, parameters_to_vector(s.build(job)[0].parameters()).detach(), rtol=0, atol=0
+        )
 
 
 def test_the_saved_reference_is_dropped_with_its_settings_when_retrained_or_stale_and_kept_otherwise(
