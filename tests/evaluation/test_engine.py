@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from _eval_sets import small_distilled
+from torch.nn.utils import parameters_to_vector
 from torch.utils.data import Dataset
 
 from gastrodistill.distillation.distilled_set import DistilledSet
@@ -59,7 +60,7 @@ DSA_NODE = {
 
 
 def _weights(nets) -> list[torch.Tensor]:
-    return [torch.cat([p.detach().flatten() for p in n.parameters()]) for n in nets]
+    return [parameters_to_vector(n.parameters()).detach() for n in nets]
 
 
 def test_standard_schedule_is_sgd_with_momentum_decay_and_cosine_written_out():
@@ -347,7 +348,7 @@ def test_an_augmented_replay_is_the_unroll_with_the_same_draws_and_the_ensemble_
         for name, p in replayed.named_parameters():
             torch.testing.assert_close(p.detach(), unrolled[name].detach(), rtol=1e-10, atol=1e-12)
             torch.testing.assert_close(dict(ens[0].named_parameters())[name].detach(), p.detach())
-        w = lambda m: torch.cat([p.detach().flatten() for p in m.parameters()])  # noqa: E731
+        w = lambda m: parameters_to_vector(m.parameters()).detach()  # noqa: E731
         assert not torch.allclose(w(replayed), w(plain))
         assert not torch.allclose(w(ens[0]), w(ens[1]))  # one network, other draws: other weights
         with pytest.raises(ValueError, match="needs the network's generator"):

@@ -11,6 +11,7 @@ import json
 
 import pytest
 import torch
+from torch.nn.utils import parameters_to_vector
 
 from gastrodistill.sharing.artifact import save_artifact
 from gastrodistill.sharing.train_from_artifact import received_schedule, train_from_artifact, train_networks
@@ -62,7 +63,7 @@ def test_networks_train_in_the_precision_given(tmp_path, soft_set, card_fields):
             distilled, card, 1, "standard", seed=5, standard_precision=precision
         )
         assert diverged is None
-        return torch.cat([p.detach().flatten() for p in net.parameters()])
+        return parameters_to_vector(net.parameters()).detach()
 
     overridden, fp32, bf16 = weights(bf16_card, "32-true"), weights(fp32_card, None), weights(bf16_card, None)
     assert torch.equal(overridden, fp32)
