@@ -70,6 +70,9 @@ def test_a_node_given_whole_over_one_of_other_keys_says_how_to_replace_it():
         ["-m", "distill=soft_cpu,hard_cpu", "distill.ipc=1,2"],  # the key in every swept config
         ["reproduce.distill_modes=[hard]", "reproduce.parallel_modes=2"],  # without a preset too
         ["-m", "distill=glob(*)", "distill.ipc=1"],  # a sweep the check cannot expand: Hydra's turn
+        ["~distill.ipcc"],  # deleting a key that is not there: Hydra's "Could not delete", not "+~..."
+        ["nosuch@pkg=x"],  # a package override names a group: Hydra's "Could not override"
+        ["nosuch/group=x"],  # a/b=c always names a group, even one that does not exist: Hydra's message
     ],
 )
 def test_valid_or_hydra_handled_overrides_pass(overrides):
@@ -390,3 +393,182 @@ def test_the_keys_named_instead_exist(compose_cfg):
         assert len(named) >= 2
         for key in named:
             assert OmegaConf.select(cfg, key, default="absent") != "absent", key
+
+
+def test_a_list_item_is_a_key_only_at_an_index_the_list_has(compose_cfg):
+    """An index at or past the list's end, or a name in its place, is no key: the line names it (mutants:
+    ``<=`` the list's length raised IndexError, a name read as an index raised ValueError)."""
+    n = len(compose_cfg([]).reproduce.distill_modes)
+    assert unknown_key_message([f"reproduce.distill_modes.{n - 1}=hard"], CONF_DIR) is None
+    for item in (str(n), "first"):
+        key = f"reproduce.distill_modes.{item}"
+        assert unknown_key_message([f"{key}=hard"], CONF_DIR).startswith(
+            f"error: {key}=hard: the config has no key '{key}'; did you mean reproduce.distill_modes? "
+        )
+
+
+def test_a_key_below_a_top_level_option_that_is_off_says_to_set_it_whole(user_config_dir):
+    """A null node at the top of the user's own config (mutant: prefixes of one part skipped), with the
+    general example for a node that has none of its own."""
+    (user_config_dir / "myrun.yaml").write_text("defaults:\n  - config\n  - _self_\nmy_option: null\n")
+    text = unknown_key_message(["-cd", str(user_config_dir), "-cn", "myrun", "my_option.size=3"], CONF_DIR)
+    assert text == (
+        "error: my_option.size=3: my_option is null (off) in this config, so it has no key 'my_option.size': "
+        "set it as a whole node, e.g. 'my_option={_target_: ..., ...}' (the outer quotes for the shell)"
+    )
+
+
+def test_a_relative_config_dir_is_read_from_the_working_folder(user_config_dir, monkeypatch):
+    """``-cd conf`` as Hydra reads it, from the working folder (mutant: left relative, the composition
+    failed and the check stood aside unsaid)."""
+    monkeypatch.chdir(user_config_dir.parent)
+    text = unknown_key_message(["-cd", user_config_dir.name, "-cn", "myrun", "my_notee=bye"], CONF_DIR)
+    assert text.startswith("error: my_notee=bye: the config has no key 'my_notee'; did you mean my_note?")
+
+
+def test_a_hydra_already_running_is_left_alone():
+    """Inside a running Hydra the check answers nothing and leaves it initialised (mutant: it composed,
+    and cleared the running Hydra on the way out)."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        assert unknown_key_message(["distill.ipcc=3"], CONF_DIR) is None
+        assert GlobalHydra.instance().is_initialized()
+    GlobalHydra.instance().clear()
+
+
+def test_a_swept_option_that_turns_a_node_off_gets_the_whole_node_advice():
+    """``distill.dsa`` is a node under experiment=cpu and null under experiment=tiny: the key is looked up
+    in the config that lacks it (mutant: in the first of the sweep, where the node is on)."""
+    text = unknown_key_message(["-m", "experiment=cpu,tiny", "distill.dsa.shift_px=4"], CONF_DIR)
+    assert text.startswith(
+        "error: distill.dsa.shift_px=4: distill.dsa is null (off) in this config, so it has no key "
+        "'distill.dsa.shift_px': set it as a whole node, e.g. 'distill.dsa={_target_: "
+    )
+
+
+def test_the_listing_names_the_choices_of_the_config_that_lacks_the_key():
+    """``{choices}`` in the listing becomes the group choices of the swept config without the key
+    (mutant: of the first config of the sweep, which has it)."""
+    text = unknown_key_message(
+        ["-m", "data=npz,digits", "data.path=x.npz"], CONF_DIR, listing="`cmd {choices}--cfg job` lists"
+    )
+    assert text == (
+        "error: data.path=x.npz: the config with data=digits has no key 'data.path' (`cmd data=digits --cfg "
+        "job` lists; a key of your own is added with +data.path=x.npz)"
+    )
+
+
+def test_a_node_given_whole_with_several_new_keys_names_the_first_in_order():
+    """The keys the preset's node lacks are named in sorted order, the first of them (mutant: the last)."""
+    node = "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, scale: 2, rotate: 10}"
+    text = unknown_key_message(["experiment=cpu", node], CONF_DIR)
+    assert text.startswith(f"error: {node}: the config's distill.dsa has no key 'rotate', and a node")
+    assert text.endswith("to add one key: +distill.dsa.rotate=...")
+
+
+def test_the_config_groups_are_the_folders_with_options_of_every_config_folder(tmp_path):
+    """Options of one group from two folders together, sorted; folders without a .yaml option, Hydra's own
+    and private ones (``_x``) are no groups (mutants: the last folder's options only, hydra, empty)."""
+    from gastrodistill.cli.override_keys import config_groups
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    for folder, name in ((a / "data", "x"), (b / "data", "w"), (a / "hydra", "h"), (a / "_private", "p")):
+        folder.mkdir(parents=True)
+        (folder / f"{name}.yaml").write_text("k: 1\n")
+    (a / "notes").mkdir()
+    (a / "notes" / "README.md").write_text("no option\n")
+    assert config_groups([str(a), str(b)]) == {"data": ["w", "x"]}
+    assert "did you mean" not in unknown_key_message(["hydr=x"], CONF_DIR)  # no hydra=<default>
+
+
+@pytest.mark.parametrize(
+    ("argv", "multirun"),
+    [
+        (["-m"], True),
+        (["--multirun"], True),
+        (["hydra.mode=MULTIRUN"], True),
+        (["++hydra.mode=multirun"], True),
+        (["+hydra.mode='MULTIRUN'"], True),
+        (['hydra.mode = "MultiRun"'], True),
+        (["hydra.mode=RUN"], False),
+        (["seed=1,2", "-c", "job"], False),
+    ],
+)
+def test_a_multirun_is_told_in_every_spelling(argv, multirun):
+    """Mutants: case kept, the ``+``/``++`` prefix kept."""
+    from gastrodistill.cli.override_keys import is_multirun
+
+    assert is_multirun(argv) is multirun
+
+
+def test_values_quoting_cannot_fix_are_left_to_hydra_and_every_path_key_is_quoted():
+    """An unclosed quote, and a value whose quoted form does not parse either (a final backslash escapes
+    the closing quote), keep Hydra's message; ``paths.*`` keys, ``++``-prefixed too, get the quoting
+    (mutants: quoted values advised, unparsable advice given, ``paths.*`` or ``++paths.*`` no path)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    assert unknown_key_message(['paths.data_root="/data/Hôpital'], CONF_DIR) is None
+    assert unknown_key_message(["data=npz", "data.path=/d/a (1)\\"], CONF_DIR) is None
+    for text in ("paths.data_root=/data/my data (1)", "++paths.data_root=/data/run (2)"):
+        key, _, value = text.partition("=")
+        assert unknown_key_message([text], CONF_DIR) == (
+            f"error: {text}: Hydra's override grammar cannot read this value unquoted (spaces, parentheses, "
+            f"commas and the like); write it as '{key}=\"{value}\"' (the outer quotes for the shell)"
+        )
+        (parsed,) = OverridesParser.create().parse_overrides([f'{key}="{value}"'])
+        assert parsed.value() == value
+
+
+def test_two_run_modes_means_two_different_ones_outside_flag_values():
+    """A flag's value is no mode (``-cn -m``), a mode given twice is one, and the --cfg advice is for a
+    multirun only (mutants: values read as flags, repeats counted, the advice for any --cfg)."""
+    from gastrodistill.cli.override_keys import mode_flags_message
+
+    assert mode_flags_message(["-cn", "-m", "--cfg", "job"]) is None
+    assert mode_flags_message(["-m", "--multirun", "seed=0,1"]) is None
+    assert mode_flags_message(["--cfg", "job", "--info"]) == (
+        "error: --cfg and --info cannot be combined: Hydra does one of --run, --multirun, --cfg, --info and "
+        "--shell-completion at a time; keep one of them"
+    )
+
+
+def test_the_checks_stand_aside_for_another_config_path_and_use_the_given_folder(tmp_path):
+    """With ``-cp`` the config's groups are another's: no group chosen twice and no warning (mutant: the
+    overrides read anyway); the groups are the given folder's (mutant: the bundled config's)."""
+    from gastrodistill.cli.override_keys import repeated_key_message, unread_override_warnings
+
+    assert repeated_key_message(["-cp", "/elsewhere", "experiment=tiny", "experiment=cpu"]) is None
+    assert unread_override_warnings(["--config-path", "/elsewhere", "data.batch_size=1"]) == []
+    (tmp_path / "site").mkdir()
+    assert repeated_key_message(["site=a", "site=b"], str(tmp_path)) == (
+        "error: site is chosen twice (site=a, then site=b); Hydra would keep the last without a word: "
+        "give it once"
+    )
+    assert repeated_key_message(["site=a", "site=b"]) is None  # no group of the bundled config
+
+
+def test_the_decorator_composes_its_own_config_name(tmp_path, monkeypatch, capsys):
+    """``check_override_keys(folder, config_name=...)`` checks the keys of that primary config (mutant: of
+    ``config``, which the folder lacks: the check stood aside and the command ran)."""
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gastrodistill.cli.override_keys import check_override_keys
+
+    (tmp_path / "main.yaml").write_text("my_note: hello\n")
+    ran = []
+    command = check_override_keys(str(tmp_path), config_name="main")(lambda: ran.append(True))
+    monkeypatch.setattr(sys, "argv", ["cmd", "my_notee=1"])
+    GlobalHydra.instance().clear()
+    with pytest.raises(SystemExit) as info:
+        command()
+    assert info.value.code == 1 and ran == []
+    assert capsys.readouterr().err.startswith(
+        "error: my_notee=1: the config has no key 'my_notee'; did you mean my_note?"
+    )
+    monkeypatch.setattr(sys, "argv", ["cmd", "my_note=bye"])
+    command()
+    assert ran == [True]
