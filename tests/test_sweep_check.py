@@ -85,21 +85,25 @@ def test_the_first_refused_job_is_named_with_its_swept_values(no_hydra, tmp_path
     assert sweep_problem(argv, CONF_DIR, "config", None) is None  # a command without value checks
 
 
-def test_an_error_that_is_not_a_refusal_leaves_the_job_to_check_itself(no_hydra):
+def test_an_error_that_is_not_a_refusal_leaves_the_job_to_check_itself(no_hydra, capsys):
     """Only the project's own errors refuse a sweep; anything else (here a KeyError, as from a value that
-    needs Hydra's runtime) means the check cannot tell, and the jobs run as before."""
+    needs Hydra's runtime) means the check cannot tell, and the jobs run as before. What the check gets is
+    recorded and asserted outside it (an assertion inside is an error the sweep check swallows: the mutants
+    that kept the ``hydra`` node or let the check print went unseen)."""
     seen = []
 
     def check_values(cfg, overrides, here):
-        seen.append(int(cfg.distill.ipc))
-        assert overrides == ["experiment=tiny", f"distill.ipc={cfg.distill.ipc}"]
-        assert here and "hydra" not in cfg  # the basic launcher; the job's own config
+        seen.append((int(cfg.distill.ipc), list(overrides), here, "hydra" in cfg))
+        print("checking")
+        print("checking", file=sys.stderr)
         raise KeyError("hydra runtime")
 
     assert (
         sweep_problem(["-m", "experiment=tiny", "distill.ipc=1,2"], CONF_DIR, "config", check_values) is None
     )
-    assert seen == [1, 2]
+    # the job's own overrides, the basic launcher (here), the job's own config (no hydra node)
+    assert seen == [(n, ["experiment=tiny", f"distill.ipc={n}"], True, False) for n in (1, 2)]
+    assert capsys.readouterr() == ("", "")  # the check's prints are the job's to show
 
 
 @pytest.mark.parametrize(
@@ -309,3 +313,123 @@ def test_gastrodistill_reproduce_refuses_such_a_sweep_before_any_job(tmp_path, c
     )
     assert err.rstrip().endswith("[sweep of 2 jobs; no job was started]")
     assert not any(tmp_path.iterdir())
+
+
+def _refusing(key, *bad):
+    """A ``check_values`` that refuses (the project's CommandError) a job whose ``key`` is in ``bad``."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.cli.errors import CommandError
+
+    def check_values(cfg, overrides, here):
+        value = OmegaConf.select(cfg, key)
+        if value in bad:
+            raise CommandError(f"{key}={value} refused")
+
+    return check_values
+
+
+def test_a_large_sweep_names_the_first_refused_value_in_the_order_given(no_hydra):
+    """Over MAX_CHECKED_JOBS, the covering jobs follow the longest list's values as given (mutant: sorted,
+    which named 8 first); the job's number is its place in the product (the first override slowest)."""
+    lists = [
+        [f"distill.ipc={i}" for i in (1, 2, 3, 4, 5, 6, 7, 9, 8)],
+        [f"distill.outer_steps={i}" for i in (1, 2, 3, 4)],
+        ["seed=0", "seed=1"],
+    ]
+    product = [list(job) for job in itertools.product(*lists)]
+    assert len(product) == 72 > MAX_CHECKED_JOBS
+    job = ["distill.ipc=9", "distill.outer_steps=4", "seed=1"]  # k = 7: 7 % 4 = 3, 7 % 2 = 1
+    argv = [
+        "-m",
+        "experiment=tiny",
+        "distill.ipc=1,2,3,4,5,6,7,9,8",
+        "distill.outer_steps=1,2,3,4",
+        "seed=0,1",
+    ]
+    text = sweep_problem(argv, CONF_DIR, "config", _refusing("distill.ipc", 8, 9))
+    assert text == (
+        f"error: distill.ipc=9 refused [sweep job #{product.index(job)} of 72: {' '.join(job)}; no job was "
+        "started]"
+    )
+
+
+def test_a_running_hydra_is_left_alone(no_hydra):
+    """Inside a running Hydra nothing is composed or checked, and it stays initialised (mutant: composed,
+    and cleared it)."""
+    from hydra import initialize_config_dir
+
+    calls = []
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        argv = ["-m", "experiment=tiny", "distill.ipc=1,9"]
+        assert sweep_problem(argv, CONF_DIR, "config", lambda *a: calls.append(a)) is None
+        assert GlobalHydra.instance().is_initialized() and calls == []
+
+
+def test_the_primary_config_is_the_command_lines_and_a_users_own_is_left_to_the_job(no_hydra, tmp_path):
+    """``-cn`` names the primary config composed (mutant: the command's default); a primary config of the
+    user's ``-cd`` folder is left to the job itself, which composes it as Hydra would."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "main.yaml").write_text("x: 1\n")
+    text = sweep_problem(["-m", "-cn", "main", "x=1,2"], str(conf), "config", _refusing("x", 2))
+    assert text == "error: x=2 refused [sweep job #1 of 2: x=2; no job was started]"
+    user = tmp_path / "user"
+    user.mkdir()
+    (user / "myrun.yaml").write_text("defaults:\n  - config\n  - _self_\n")
+    argv = ["-m", "-cd", str(user), "-cn", "myrun", "experiment=tiny", "distill.ipc=1,9"]
+    assert sweep_problem(argv, CONF_DIR, "config", _refusing("distill.ipc", 9)) is None
+
+
+def test_the_jobs_side_by_side_are_those_that_compose(no_hydra):
+    """``check_together`` gets the composed jobs only, labelled by their numbers, without the hydra node,
+    and not for one job alone; its refusal counts every job of the sweep (mutants: a job that did not
+    compose passed as None, one job compared, the compared jobs counted)."""
+    from gastrodistill.cli.errors import CommandError
+
+    seen = []
+
+    def together(jobs):
+        seen.append([(label, cfg.experiment_name, "hydra" in cfg) for label, cfg in jobs])
+        raise CommandError("the jobs clash")
+
+    argv = ["-m", "experiment=tiny,nosuch,cpu"]  # experiment=nosuch does not compose
+    text = sweep_problem(argv, CONF_DIR, "config", lambda *a: None, together)
+    assert text == "error: the jobs clash [sweep of 3 jobs; no job was started]"
+    assert seen == [[("#0 (experiment=tiny)", "tiny", False), ("#2 (experiment=cpu)", "cpu", False)]]
+    seen.clear()
+    assert (
+        sweep_problem(["-m", "experiment=tiny,nosuch"], CONF_DIR, "config", lambda *a: None, together) is None
+    )
+    assert seen == []
+
+
+def test_only_the_handlers_made_on_the_redirected_stream_are_undone(no_hydra):
+    """A handler made on the root logger during the check goes too (mutant: the root skipped); a logger
+    that keeps a handler of its own stays as configured, not propagating (mutant: made to propagate)."""
+    import logging
+
+    root = logging.getLogger()
+    own = logging.getLogger("gastrodistill.tests.own_handler")
+    kept = logging.NullHandler()
+    own.addHandler(kept)
+    own.propagate = False
+    made = []
+
+    def check_values(cfg, overrides, here):
+        if not made:  # on the redirected stderr, as a library imported inside the check does
+            made.append(logging.StreamHandler())
+            root.addHandler(made[0])
+            own.addHandler(logging.StreamHandler())
+
+    try:
+        argv = ["-m", "experiment=tiny", "distill.ipc=1,2"]
+        assert sweep_problem(argv, CONF_DIR, "config", check_values) is None
+        assert made and made[0] not in root.handlers
+        assert own.handlers == [kept] and own.propagate is False
+    finally:
+        for h in made:
+            root.removeHandler(h)
+        for h in list(own.handlers):
+            own.removeHandler(h)
+        own.propagate = True
