@@ -126,11 +126,16 @@ def test_one_run_missing_a_number_makes_the_mean_outside():
     assert math.isnan(CheckOverRuns("y", [0.5], 0.0, 1.0).interval[0])  # one run: no interval
 
 
-def test_rerun_into_several_folders_is_refused(tmp_path, capsys):
+def test_rerun_into_several_folders_is_refused(tmp_path, capsys, monkeypatch):
+    """The re-run is replaced here: a mutant that let two folders through started the real cpu pipeline."""
+    import gastrodistill.cli.check_experiment as ce
+
+    reran: list = []
+    monkeypatch.setattr(ce, "rerun", lambda recipe, run_dir: reran.append(run_dir))
     p = tmp_path / "r.yaml"
     p.write_text(RECIPE)
     assert main([str(p), "--run", "--run-dir", str(tmp_path / "a"), "--run-dir", str(tmp_path / "b")]) == 2
-    assert "give at most one --run-dir" in capsys.readouterr().err
+    assert "give at most one --run-dir" in capsys.readouterr().err and reran == []
 
 
 def test_rerun_into_a_folder_that_holds_a_run_is_refused(tmp_path, capsys, monkeypatch):
@@ -195,6 +200,23 @@ def test_a_missing_number_says_what_was_not_found(tmp_path, capsys):
             "name: t\noverrides: []\nresults: x\nexpect:\n  - {value: {method: soft}, range: [0, 1],"
             " minus: {method: hard, schedual: standard}}\n",
             "expect[0].minus has unknown key(s) ['schedual']",
+        ),
+        # the mutation review's cases: each check dropped or loosened went unseen
+        ("- name: t\n", "a recipe is a YAML mapping"),
+        ("name: t\noverrides: []\nresults: x\n", "missing key 'expect'"),
+        ("name: t\noverrides: []\nresults: x\nexpect: {value: {method: soft}}\n", "'expect' is a list"),
+        (
+            "name: t\noverrides: []\nresults: x\nexpect:\n  - {value: {method: soft}, range: [0, 1, 2]}\n",
+            "expect[0] needs 'value' and a two-number 'range'",
+        ),
+        (
+            "name: t\noverrides: []\nresults: x\nexpect:\n  - {value: {method: soft}, range: [0, 1],"
+            " relative_to: {method: full}, minus: {method: hard}}\n",
+            "expect[0] has both 'relative_to' and 'minus'; use one",
+        ),
+        (
+            "name: t\noverrides: []\nresults: x\nexpect:\n  - {value: soft, range: [0, 1]}\n",
+            "expect[0].value must be a mapping, e.g. {method: soft}",
         ),
     ],
 )
@@ -515,3 +537,127 @@ def test_a_run_copied_without_its_file_times_is_checked(tmp_path, capsys):
     assert "(means over 2 runs)" in capsys.readouterr().out
     assert main([str(p), "--run-dir", str(a), "--run-dir", str(b)]) == 1
     assert "(means over 2 runs)" in capsys.readouterr().out
+
+
+def test_a_number_is_looked_up_as_documented(tmp_path):
+    """The first matching row (a table without cross_architecture: the primary architecture's row first;
+    mutant: the last), a row key the table lacks named (mutant: ignored, another row read), values that
+    YAML reads as numbers compared as text (mutant: 1 != '1'), the value's mapping as the label without
+    ``what`` (mutant: empty)."""
+    from gastrodistill.cli.check_experiment import lookup
+
+    old = TABLE.drop(columns=["cross_architecture"])  # soft replay: convnet 0.80, then lenet 0.50
+    assert lookup(old, {"method": "soft", "schedule": "replay"}) == (0.80, "")
+    no_arch = TABLE.drop(columns=["architecture"])
+    ref = {"method": "soft", "schedule": "replay", "architecture": "lenet"}
+    value, note = lookup(no_arch, ref)
+    assert math.isnan(value) and note == "no column 'architecture'"
+    p = tmp_path / "r.yaml"
+    p.write_text("name: t\noverrides: []\nresults: x\nexpect:\n  - {value: {method: 1}, range: [0, 1]}\n")
+    numbered = TABLE.assign(method=["1", "soft", "hard", "full", "random"])
+    (check,) = evaluate(load_recipe(p), numbered)
+    assert check.value == 0.80 and check.ok and check.note == ""
+    assert check.what == str({"method": 1})
+
+
+def test_the_mean_over_runs_holds_at_both_ends_of_its_range():
+    """Mutant: the high end excluded. (0.5 + 1.0) / 2 = 0.75 and (0.0 + 0.5) / 2 = 0.25 exactly."""
+    assert CheckOverRuns("x", [0.5, 1.0], 0.25, 0.75).ok and CheckOverRuns("x", [0.0, 0.5], 0.25, 0.75).ok
+    assert not CheckOverRuns("x", [0.5, 1.0], 0.25, 0.7499).ok
+
+
+def test_the_report_counts_the_numbers_outside(tmp_path, capsys):
+    """Of RECIPE on TABLE with the cross-architecture value at 0.70 (inside [0.6, 1]), only the missing row
+    is outside: 1 of 4 (mutant: the 3 inside counted)."""
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE)
+    csv = tmp_path / "results.csv"
+    TABLE.assign(patient_hm_mean=[0.80, 0.70, 0.70, 0.85, 0.60]).to_csv(csv, index=False)
+    assert main([str(p), "--results", str(csv)]) == 1
+    assert capsys.readouterr().out.rstrip().endswith("\n1 of 4 outside")
+
+
+def test_the_row_lines_of_a_table_count_its_blank_lines(tmp_path):
+    """``attrs["lines"]``: each row's line in the file, the header line 1, blank lines counted (mutant:
+    numbered from 1), so an error found later names the line an editor shows."""
+    from gastrodistill.cli.check_experiment import read_results
+
+    source = tmp_path / "results.csv"
+    source.write_text("method,schedule\nsoft,replay\n\nhard,replay\nfull,real\n")
+    assert read_results(source).attrs["lines"] == [2, 4, 5]
+
+
+def _run_with_overrides(folder: Path, overrides: list[str], mtime: int) -> None:
+    import os
+
+    (folder / "eval").mkdir(parents=True)
+    (folder / ".hydra").mkdir()
+    (folder / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (folder / "eval" / "results.csv").write_text("x\n")
+    os.utime(folder / "eval" / "results.csv", (mtime, mtime))
+
+
+def test_the_latest_run_is_searched_under_the_experiment_name_and_by_overrides(tmp_path, capsys):
+    """Runs live under outputs/<experiment_name>/runs (mutant: the recipe's name); elsewhere a run is the
+    recipe's only when its overrides hold the recipe's (mutant: any); a sweep job finished at the same time
+    as the run is not later (mutant: >=); a model or +data choice is another study (mutants: model not a
+    study group, the + kept)."""
+    from gastrodistill.cli.check_experiment import latest_run
+
+    recipe = {"name": "cpu_synthetic", "experiment_name": "cpu", "results": "eval/results.csv"}
+    recipe["overrides"] = ["experiment=cpu"]
+    run = tmp_path / "outputs" / "cpu" / "runs" / "a"
+    _run_with_overrides(run, ["experiment=cpu"], 1000)
+    _run_with_overrides(tmp_path / "outputs" / "cpu" / "multiruns" / "s" / "0", ["experiment=cpu"], 1000)
+    assert latest_run(tmp_path, recipe) == run
+    assert capsys.readouterr().err == ""  # the sweep job is no later than the run
+    for other in (["experiment=cpu", "model=lenet"], ["experiment=cpu", "+data=npz"]):
+        (run / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in other))
+        with pytest.raises(RecipeError, match="no finished run of 'cpu_synthetic'"):
+            latest_run(tmp_path, recipe)
+        assert f"({other[1]} in a)" in capsys.readouterr().err
+    elsewhere = {**recipe, "experiment_name": "none_here"}
+    _run_with_overrides(tmp_path / "outputs" / "x" / "runs" / "seed", ["seed=1"], 2000)
+    with pytest.raises(RecipeError, match="no finished run"):
+        latest_run(tmp_path, elsewhere)  # neither the other-study run nor one without experiment=cpu
+    _run_with_overrides(tmp_path / "outputs" / "y" / "runs" / "b", ["experiment=cpu", "seed=2"], 3000)
+    assert latest_run(tmp_path, elsewhere) == tmp_path / "outputs" / "y" / "runs" / "b"
+
+
+def test_a_rerun_into_a_folder_that_cannot_be_written_is_refused_before_it_runs(
+    tmp_path, capsys, monkeypatch
+):
+    """Mutant: the output-folder check skipped, the re-run started (its traceback, then ours)."""
+    import gastrodistill.cli.check_experiment as ce
+
+    p = tmp_path / "r.yaml"
+    p.write_text(RECIPE)
+    (tmp_path / "afile").write_text("x")
+    reran: list = []
+    monkeypatch.setattr(ce, "rerun", lambda recipe, run_dir: reran.append(run_dir))
+    target = tmp_path / "afile" / "sub"
+    assert main([str(p), "--run", "--run-dir", str(target)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: --run-dir {target} is inside {tmp_path / 'afile'}, which is a file; give a folder you can "
+        "write to (it is created if missing)\n"
+    )
+    assert reran == []
+
+
+def test_a_rerun_runs_the_recipe_into_its_folder(tmp_path, monkeypatch, capsys):
+    """The reproduce command beside this Python, the recipe's overrides, then hydra.run.dir (mutant:
+    dropped, the run went to Hydra's default folder), checked, albumentations' update check off."""
+    import subprocess
+    import sys
+
+    import gastrodistill.cli.check_experiment as ce
+
+    calls = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append((cmd, kw)))
+    ce.rerun({"overrides": ["experiment=tiny", "seed=3"]}, tmp_path / "run")
+    ((cmd, kw),) = calls
+    exe = Path(sys.executable).with_name("gastrodistill-reproduce")
+    first = str(exe) if exe.exists() else "gastrodistill-reproduce"
+    assert cmd == [first, "experiment=tiny", "seed=3", f"hydra.run.dir={tmp_path / 'run'}"]
+    assert kw["check"] is True and kw["env"]["NO_ALBUMENTATIONS_UPDATE"] == "1"
+    assert capsys.readouterr().out == f"running: {' '.join(cmd)}\n"
