@@ -408,14 +408,24 @@ def test_a_list_item_is_a_key_only_at_an_index_the_list_has(compose_cfg):
 
 
 def test_a_key_below_a_top_level_option_that_is_off_says_to_set_it_whole(user_config_dir):
-    """A null node at the top of the user's own config (mutant: prefixes of one part skipped), with the
-    general example for a node that has none of its own."""
+    """A null value at the top of the user's own config (mutant: prefixes of one part skipped), with the
+    general advice for a null setting that may be a value or a node."""
     (user_config_dir / "myrun.yaml").write_text("defaults:\n  - config\n  - _self_\nmy_option: null\n")
     text = unknown_key_message(["-cd", str(user_config_dir), "-cn", "myrun", "my_option.size=3"], CONF_DIR)
     assert text == (
-        "error: my_option.size=3: my_option is null (off) in this config, so it has no key 'my_option.size': "
-        "set it as a whole node, e.g. 'my_option={_target_: ..., ...}' (the outer quotes for the shell)"
+        "error: my_option.size=3: my_option is null in this config, so it has no key 'my_option.size': "
+        "set my_option itself (my_option=<value>), or, if it takes a node, the whole node, e.g. "
+        "'my_option={key: value, ...}' (the outer quotes for the shell)"
     )
+
+
+def test_a_key_below_a_null_number_is_not_told_that_the_number_is_a_node(compose_cfg):
+    """``reproduce.num_threads`` is a null thread count: a key below it is told to set the count itself,
+    not a ``{_target_: ...}`` node (the advice every null setting got before)."""
+    assert compose_cfg([]).reproduce.num_threads is None
+    text = unknown_key_message(["reproduce.num_threads.x=1"], CONF_DIR)
+    assert "set reproduce.num_threads itself (reproduce.num_threads=<value>)" in text
+    assert "_target_" not in text
 
 
 def test_a_relative_config_dir_is_read_from_the_working_folder(user_config_dir, monkeypatch):

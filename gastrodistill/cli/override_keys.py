@@ -206,11 +206,17 @@ def unknown_key_message(
                 cleared.add(key)
             continue
         off = _null_parent(trees[combinations.index(lacking[0])], key)
-        if off is not None:  # a key of an option that is off: it is set as a whole node, not key by key
-            example = NULL_NODE_EXAMPLES.get(off, f"'{off}={{_target_: ..., ...}}'")
+        if off is not None:  # a key below a null value: the value is set whole, not key by key
+            if off in NULL_NODE_EXAMPLES:
+                return (
+                    f"error: {text}: {off} is null (off) in this config, so it has no key {key!r}: set it as "
+                    f"a whole node, e.g. {NULL_NODE_EXAMPLES[off]} (the outer quotes for the shell)"
+                )
+            # a null setting may be a number or a node (reproduce.num_threads, my_option): advice for both
             return (
-                f"error: {text}: {off} is null (off) in this config, so it has no key {key!r}: set it as a "
-                f"whole node, e.g. {example} (the outer quotes for the shell)"
+                f"error: {text}: {off} is null in this config, so it has no key {key!r}: set {off} itself "
+                f"({off}=<value>), or, if it takes a node, the whole node, e.g. '{off}={{key: value, ...}}' "
+                f"(the outer quotes for the shell)"
             )
         # list items (`reproduce.distill_modes.0`) are no keys to suggest
         names = [k for k in known if k != key and not k.rsplit(".", 1)[-1].isdigit()]
