@@ -13,6 +13,13 @@ from gastrodistill.distillation.errors import DistillConfigError
 DSA = "{_target_: gastrodistill.distillation.augment.DSA, rotate: -3}"
 
 
+class Crop:
+    """An augmentation that returns a smaller batch than it was given (for the check of its output)."""
+
+    def __call__(self, x, generator):
+        return x[..., 1:, 1:]
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
@@ -95,12 +102,64 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
             "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, shift_px: -2}",
             "distill.dsa.shift_px must be an integer >= 0",
         ),
+        # boundaries and kinds the first list left open (a mutation review)
+        ("distill.epochs=0", "distill.epochs must be an integer >= 1, got 0"),
+        ("distill.batch_real=0", "distill.batch_real must be an integer >= 1, got 0"),
+        ("distill.log_every=0", "distill.log_every must be an integer >= 1, got 0"),
+        ("distill.check_every=0", "distill.check_every must be an integer >= 1, got 0"),
+        ("distill.prefetch=0", "distill.prefetch must be an integer >= 1, got 0"),
+        ("distill.temperature=0", "distill.temperature must be a finite number > 0, got 0"),
+        ("distill.grad_clip=0", "distill.grad_clip must be a finite number > 0, got 0"),
+        ("distill.lr_lrs=-0.5", "distill.lr_lrs must be a finite number >= 0, got -0.5"),
+        ("distill.label_init_scale=-1", "distill.label_init_scale must be a finite number >= 0, got -1"),
+        ("distill.lr_images=inf", "distill.lr_images must be a finite number >= 0, got inf"),
+        ("distill.lr_labels=true", "distill.lr_labels must be a finite number >= 0, got True"),
+        ("distill.known_init=maybe", "distill.known_init must be true or false, got 'maybe'"),
+        ("distill.channels_last=1", "distill.channels_last must be true or false, got 1"),
+        ("distill.debug_record=yes", "distill.debug_record must be true or false, got 'yes'"),
+        ("distill.batch_real_per_rank=abc", "distill.batch_real_per_rank must be true or false, got 'abc'"),
+        ("distill.scheduler.gamma=0", "distill.scheduler.gamma must be a number > 0, got 0"),
+        ("distill.scheduler.gamma=true", "distill.scheduler.gamma must be a number > 0, got True"),
+        (
+            "distill.optimizer.betas=[2,0.999]",
+            "distill.optimizer cannot build an optimiser: Invalid beta parameter at index 0: 2",
+        ),
+        (
+            f"distill.dsa={{_target_: {__name__}.Crop}}",
+            "distill.dsa must return a batch of the shape it was given",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -> None:
     cfg = compose_cfg(["distill=soft", "distill.steps=10", "distill.epochs=3", override])
     with pytest.raises(DistillConfigError, match=message):
         check_distill_config(cfg.distill)
+
+
+def test_of_two_unknown_keys_the_first_is_named_with_its_own_nearest_option(compose_cfg) -> None:
+    cfg = compose_cfg(["distill=soft", "+distill.zca=true", "+distill.ipcc=3"])
+    with pytest.raises(
+        DistillConfigError,
+        match=r"^distill.ipcc is not an option of the distiller \(did you mean distill.ipc\?\)",
+    ):
+        check_distill_config(cfg.distill)
+
+
+def test_checkpointing_with_the_higher_backend_is_refused(compose_cfg) -> None:
+    cfg = compose_cfg(["distill=soft", "distill.backend=higher", "distill.checkpoint=true"])
+    with pytest.raises(DistillConfigError, match="distill.checkpoint: activation checkpointing needs"):
+        check_distill_config(cfg.distill)
+
+
+def test_an_augmentations_own_refusal_is_passed_on_as_it_is(compose_cfg) -> None:
+    """The DSA's own error, not Hydra's instantiation error wrapped in 'distill.dsa cannot be built'."""
+    from gastrodistill.distillation.augment import DSA as Augment
+
+    with pytest.raises(DistillConfigError) as own:
+        Augment(rotate=-3)
+    with pytest.raises(DistillConfigError) as seen:
+        check_distill_config(compose_cfg(["distill=soft", f"distill.dsa={DSA}"]).distill)
+    assert str(seen.value) == str(own.value)
 
 
 def test_a_shift_wider_than_the_probe_batch_is_accepted(compose_cfg) -> None:
@@ -134,6 +193,12 @@ def test_reproduce_refuses_before_generating_anything(compose_cfg, tmp_path, ove
         ["distill.backend=higher", "distill.mode=hard", "distill.precision=bf16-mixed"],
         ["distill.checkpoint=true", "distill.window=1", "distill.outer_chunk=7", "distill.grad_clip_ema=2"],
         ["distill.dsa={_target_: gastrodistill.distillation.augment.DSA, rotate: 10, scale: 0.1}"],
+        # the lowest values each bound allows
+        ["distill.grid_every=0", "distill.ckpt_every=0", "distill.lr_images=0", "distill.lr_lrs=0"],
+        ["distill.label_init_scale=0", "distill.class_mean_noise_std=0", "distill.image_init=class_mean"],
+        ["distill.grad_clip_ema_decay=0", "distill.resident_max_bytes=0", "distill.prefetch=1"],
+        ["distill.scheduler=false"],  # the stage reads a false scheduler as none, as null
+        ["distill.epochs=1", "distill.log_every=1", "distill.check_every=1", "distill.temperature=0.01"],
     ],
 )
 def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:

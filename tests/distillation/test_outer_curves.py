@@ -3,6 +3,8 @@ numbers the CSV logger writes, carried through a checkpoint so a resumed run dra
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -91,3 +93,29 @@ def test_a_texture_matching_start_gets_its_own_panel_of_its_losses(
     )
     image = Image.open(tmp_path / "out" / "soft" / "curves.png")
     assert image.width > 3 * image.height  # three panels: the start, the outer loss, the outer accuracy
+
+
+def test_each_step_with_a_logged_loss_is_kept_by_number_with_nan_for_a_missing_accuracy() -> None:
+    """The hook on a stand-in trainer. Kills: a step without a logged loss not skipped, a missing accuracy
+    kept as 0, the logged tensor kept without a copy (a later in-place update would change the curve)."""
+    from types import SimpleNamespace
+
+    cb = OuterCurves()
+    trainer = SimpleNamespace(global_step=1, callback_metrics={})
+    cb.on_train_batch_end(trainer, None, None, None, 0)  # nothing logged yet
+    loss = torch.tensor(0.5)
+    trainer.global_step, trainer.callback_metrics = 2, {"outer/loss": loss}
+    cb.on_train_batch_end(trainer, None, None, None, 1)
+    loss.add_(1.0)
+    trainer.global_step, trainer.callback_metrics = 3, {"outer/loss": 0.25, "outer/acc": torch.tensor(0.75)}
+    cb.on_train_batch_end(trainer, None, None, None, 2)
+    curves = cb.curves()
+    assert curves["step"] == [2.0, 3.0] and curves["loss"] == [0.5, 0.25]
+    assert math.isnan(curves["accuracy"][0]) and curves["accuracy"][1] == 0.75
+
+
+def test_loading_a_checkpoints_curve_replaces_the_curve_held() -> None:
+    cb = OuterCurves()
+    cb.load_state_dict({"step": [1, 2, 3], "loss": [0.9, 0.8, 0.7], "accuracy": [0.1, 0.2, 0.3]})
+    cb.load_state_dict({"step": [1], "loss": [0.5], "accuracy": [0.4]})
+    assert cb.curves() == {"step": [1.0], "loss": [0.5], "accuracy": [0.4]}
