@@ -199,3 +199,111 @@ def test_a_deletion_of_an_output_key_is_not_checked_as_a_folder(tmp_path):
     assert command_line_output_problem(["~hydra.run.dir="]) is None
     assert command_line_output_problem([f"~paths.output_dir={blocked}"]) is None
     assert command_line_output_problem([f"paths.output_dir={blocked}"]) is not None
+
+
+def test_a_folder_made_for_the_check_that_cannot_be_written_is_refused_and_removed(tmp_path, monkeypatch):
+    """mkdir succeeds but no file may be made in the new folder (a mount refusing writes): kills the mutants
+    probing the nearest existing folder instead, and calling it "cannot be created" though it was."""
+    import tempfile
+
+    target = tmp_path / "new" / "out"
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == target:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    assert output_folder_problem(target) == f"cannot be written (Permission denied); {GIVE_FOLDER}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_that_keeps_vanishing_is_refused_after_five_tries(tmp_path, monkeypatch):
+    """Kills the mutants that, never raising on the last try, took a folder no file could be made in for
+    writable."""
+    import tempfile
+
+    calls: list = []
+
+    def vanished(*args, **kwargs):
+        calls.append(1)
+        raise FileNotFoundError(2, "No such file or directory")
+
+    monkeypatch.setattr(tempfile, "mkstemp", vanished)
+    assert (
+        output_folder_problem(tmp_path / "run")
+        == f"cannot be written (No such file or directory); {GIVE_FOLDER}"
+    )
+    assert len(calls) == 5 and list(tmp_path.iterdir()) == []
+
+
+def test_a_file_put_where_the_check_makes_a_folder_is_refused_as_such(tmp_path, monkeypatch):
+    """Another process made a file at the path between the look and the mkdir: kills the mutant taking any
+    FileExistsError for another rank's folder (it then probed a file: "Not a directory")."""
+    target = tmp_path / "run"
+    real_mkdir = Path.mkdir
+
+    def file_first(self, *args, **kwargs):
+        if self == target:
+            self.write_text("")
+            raise FileExistsError(17, "File exists", str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", file_first)
+    assert output_folder_problem(target) == f"cannot be created in {tmp_path} (File exists); {GIVE_FOLDER}"
+
+
+def test_the_check_keeps_no_file_open_and_a_folder_another_rank_wrote_into_is_no_problem(
+    tmp_path, monkeypatch
+):
+    """Kills the mutants leaving the probe's descriptor open and letting the removal of a folder another
+    rank wrote into meanwhile (not empty: OSError) escape the check."""
+    import tempfile
+
+    fds = Path("/proc/self/fd")
+    if fds.is_dir():
+        open_before = len(list(fds.iterdir()))
+        for i in range(3):
+            assert output_folder_problem(tmp_path / f"r{i}") is None
+        assert len(list(fds.iterdir())) == open_before
+    real_mkstemp = tempfile.mkstemp
+
+    def other_rank_writes(*args, dir=None, **kwargs):
+        (Path(dir) / "other-rank.txt").write_text("")
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", other_rank_writes)
+    assert output_folder_problem(tmp_path / "shared") is None
+    assert sorted(p.name for p in (tmp_path / "shared").iterdir()) == ["other-rank.txt"]
+
+
+def test_which_command_line_values_are_checked_as_folders(tmp_path):
+    """Kills the mutants checking a value with an interpolation or a sweep as a literal folder (here below a
+    file, but Hydra resolves or splits it first), not unquoting a quoted folder, splitting at the last ``=``,
+    and dropping the folder from the message."""
+    from gastrodistill.cli.output_folder import command_line_output_problem
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    below = f"is inside {afile}, which is a file; {GIVE_FOLDER}"
+    assert command_line_output_problem([f"hydra.run.dir={afile}/${{now:%H}}"]) is None
+    assert command_line_output_problem([f"paths.output_dir={afile}/a,{afile}/b"]) is None
+    assert command_line_output_problem([f"hydra.run.dir='{afile}/x'"]) == (
+        f"error: hydra.run.dir='{afile}/x': '{afile}/x' {below}"
+    )
+    assert command_line_output_problem([f"hydra.sweep.dir={afile}/a=b"]) == (
+        f"error: hydra.sweep.dir={afile}/a=b: {afile}/a=b {below}"
+    )
+    assert command_line_output_problem(["seed=1", f"paths.output_dir={tmp_path / 'new'}"]) is None
+    assert not (tmp_path / "new").exists()
+
+
+def test_an_empty_output_folder_is_refused_with_the_whole_advice():
+    """The end of the line the test above checks the start of (a mutant shortened the advice)."""
+    from gastrodistill.cli.output_folder import command_line_output_problem
+
+    assert command_line_output_problem(["hydra.run.dir=' '"]) == (
+        "error: hydra.run.dir= is empty (an unset shell variable?); give a folder, e.g. "
+        "hydra.run.dir=runs/first, or hydra.run.dir=. to write into the current folder on purpose"
+    )

@@ -207,3 +207,167 @@ def test_a_single_run_is_told_to_drop_its_run_folder(tmp_path):
     (tmp_path / "soft" / META_FILE).write_text("{}")
     with pytest.raises(Exception, match=r"Start a new run folder \(drop hydra.run.dir or paths.output_dir\)"):
         check_no_finished_set(tmp_path / "soft", "soft")
+
+
+def test_a_file_the_command_rewrote_is_its_output_whether_its_size_or_its_time_changed(tmp_path):
+    """Kills mutants comparing files by size only (a result rewritten to the same length) or by time only
+    (a file grown with its time set back): either way the command produced it, so its record stays."""
+    import os
+
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    folder = tmp_path / "run"
+    (folder / ".hydra").mkdir(parents=True)
+    overrides, results = folder / ".hydra" / "overrides.yaml", folder / "results.csv"
+    overrides.write_text("- seed=1\n")
+    results.write_text("a,b\n1,2\n")
+    os.utime(results, ns=(10**18, 10**18))
+    snapshot(folder)
+    results.write_text("a,b\n3,4\n")  # the same length, written now
+    overrides.write_text("- seed=2\n")
+    assert restore_if_refused(folder, set()) is True
+    assert overrides.read_text() == "- seed=2\n"
+    os.utime(results, ns=(10**18, 10**18))
+    snapshot(folder)
+    results.write_text("a,b\n3,4\n5,6\n")
+    os.utime(results, ns=(10**18, 10**18))  # longer, with the earlier time
+    overrides.write_text("- seed=3\n")
+    assert restore_if_refused(folder, set()) is True
+    assert overrides.read_text() == "- seed=3\n"
+
+
+def test_an_earlier_history_is_kept_when_a_refusal_drops_its_own_copy(tmp_path):
+    """Kills mutants counting every ``history/`` entry as the command's (the earlier copy was removed, or
+    the refusal was taken for output) or removing an earlier, empty ``history/``."""
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    folder = tmp_path / "run"
+    (folder / "history" / "1").mkdir(parents=True)
+    (folder / "history" / "1" / "config.yaml").write_text("seed: 0\n")
+    (folder / "config.yaml").write_text("seed: 1\n")
+    before = _tree(folder)
+    snapshot(folder)
+    (folder / "history" / "2").mkdir()
+    (folder / "history" / "2" / "config.yaml").write_text("seed: 1\n")
+    (folder / "config.yaml").write_text("seed: 2\n")
+    assert restore_if_refused(folder, set()) is True
+    assert _tree(folder) == before
+
+    other = tmp_path / "other"
+    (other / "history").mkdir(parents=True)
+    snapshot(other)
+    (other / "history" / "1").mkdir()
+    (other / "history" / "1" / "config.yaml").write_text("seed: 0\n")
+    assert restore_if_refused(other, set()) is True
+    assert _tree(other) == {"history": None}
+
+
+def test_a_run_record_the_refused_command_wrote_where_there_was_none_is_removed(tmp_path):
+    """Kills the mutant that put back only the record files that existed (a new ``run_info.json`` stayed
+    beside the earlier run's ``config.yaml``)."""
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("seed: 0\n")
+    snapshot(folder)
+    (folder / "config.yaml").write_text("seed: 1\n")
+    (folder / "run_info.json").write_text("{}")
+    assert restore_if_refused(folder, set()) is True
+    assert _tree(folder) == {"config.yaml": b"seed: 0\n"}
+
+
+def test_a_file_system_error_while_restoring_leaves_the_rest_and_raises_nothing(tmp_path, monkeypatch):
+    """Kills the mutant re-raising the cleanup's OSError, which would hide the command's own error."""
+    import os
+
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    folder = tmp_path / "run"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    (folder / "reproduce.log").write_text("earlier\n")
+    snapshot(folder)
+    (folder / "reproduce.log").write_text("earlier\nrefused\n")
+    (folder / ".hydra" / "overrides.yaml").write_text("- seed=2\n")
+
+    def read_only(path, length):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "truncate", read_only)
+    assert restore_if_refused(folder, {"reproduce.log"}) is True
+    assert (folder / "reproduce.log").read_text() == "earlier\nrefused\n"
+    assert (folder / ".hydra" / "overrides.yaml").read_text() == "- seed=2\n"
+
+
+def test_a_link_the_command_left_is_removed_and_what_it_points_to_is_kept(tmp_path):
+    """Kills the mutant removing a bookkeeping link to a folder as a folder (rmtree refuses a link: it
+    stayed)."""
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("kept")
+    folder = tmp_path / "run"
+    folder.mkdir()
+    snapshot(folder)
+    (folder / "data").symlink_to(elsewhere, target_is_directory=True)
+    assert restore_if_refused(folder, {"data"}) is True
+    assert _tree(folder) == {} and (elsewhere / "keep.txt").read_text() == "kept"
+
+
+def test_a_new_folder_records_the_three_missing_folders_nearest_it_that_making_it_creates(tmp_path):
+    """Kills mutants of ``MADE_PARENTS`` and of the walk up (a fourth folder, the user's, would be removed
+    with the refused command's, or fewer of those it made)."""
+    from gastrodistill.cli.run_folder import snapshot
+
+    a = tmp_path / "a"
+    state = snapshot(a / "b" / "c" / "d" / "run")
+    assert state.existed is False
+    assert state.made_parents == (str(a / "b" / "c" / "d"), str(a / "b" / "c"), str(a / "b"))
+    (a / "b").mkdir(parents=True)
+    assert snapshot(a / "b" / "c" / "run").made_parents == (str(a / "b" / "c"),)
+
+
+def test_only_global_rank_zero_records_the_run_folder_and_a_sweep_only_its_real_job_folders(
+    tmp_path, monkeypatch
+):
+    """Kills the mutants snapshotting on every rank (rank 1 would record rank 0's folder as existing), not
+    checking that a sweep folder exists, and following a link among a sweep's job folders."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.cli.run_folder import RunFolderSnapshot, state_before
+
+    callback = RunFolderSnapshot()
+    run = tmp_path / "run"
+    monkeypatch.setenv("RANK", "1")
+    callback.on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(run)}}}))
+    assert state_before(run) is None
+    monkeypatch.setenv("RANK", "0")
+    callback.on_run_start(OmegaConf.create({"hydra": {"run": {"dir": str(run)}}}))
+    assert state_before(run) is not None and not state_before(run).existed
+
+    sweep = tmp_path / "sweep"
+    callback.on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))  # a new sweep
+    (sweep / "0").mkdir(parents=True)
+    (sweep / "1").symlink_to(tmp_path, target_is_directory=True)
+    callback.on_multirun_start(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    assert state_before(sweep / "0").existed and state_before(sweep / "1") is None
+
+
+def test_a_link_to_a_file_elsewhere_is_compared_as_the_link_not_what_it_points_to(tmp_path):
+    """Kills the mutant following links (``stat``): a shared file behind a link changing meanwhile was taken
+    for the command's output, and the refused command's ``.hydra/`` stayed."""
+    from gastrodistill.cli.run_folder import restore_if_refused, snapshot
+
+    shared = tmp_path / "shared.csv"
+    shared.write_text("a\n")
+    folder = tmp_path / "run"
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    (folder / "data.csv").symlink_to(shared)
+    snapshot(folder)
+    shared.write_text("a\nb\n")  # another process's write, behind the link
+    (folder / ".hydra" / "overrides.yaml").write_text("- seed=2\n")
+    assert restore_if_refused(folder, set()) is True
+    assert (folder / ".hydra" / "overrides.yaml").read_text() == "- seed=1\n"
