@@ -305,7 +305,8 @@ def informative_selection(cfg: DictConfig, dm: ImageDataModule, split: str = "tr
 
 
 def _flag_spaces(cfg: DictConfig, nearest: NearestReport) -> list[str]:
-    spaces = [str(s) for s in (cfg.audit.nearest.get("flag_spaces") or ["ncc"])]
+    names = cfg.audit.nearest.get("flag_spaces") or ["ncc"]
+    spaces = [names] if isinstance(names, str) else [str(s) for s in names]  # one name, as the check reads it
     bad = [s for s in spaces if s not in nearest.spaces]
     if bad:
         raise AuditConfigError(
@@ -512,7 +513,9 @@ def _membership(
     """
     mcfg = cfg.audit.membership
     # the report's columns and the overfitted control's detection read the TPR at 0.1 % and 1 % FPR
-    fprs = sorted({*DEFAULT_FPRS, *(float(f) for f in (mcfg.get("fprs") or []))})
+    rates = mcfg.get("fprs") or []
+    rates = [rates] if isinstance(rates, int | float) else rates  # one rate, as the check reads it
+    fprs = sorted({*DEFAULT_FPRS, *(float(f) for f in rates)})
     null = {"n_permutations": null_permutations(mcfg), "seed": seed}
     tr_idx = te_idx = None
     if mcfg.get("informative_only", True) and informative is not None:

@@ -75,6 +75,11 @@ def _closest_pairs(
     ]
     cands.sort(reverse=True)
     top = cands[:n]
+    if not top:  # audit.closest_pairs=0: the figure without pairs (torch.stack refuses an empty list)
+        none = torch.zeros(0, *dm.image_shape)
+        return figures.plot_closest_pairs(
+            none, none, [], [], out / "closest_pairs.png", nearest.threshold("ncc")
+        )
     real_idx = [int(nearest.sets[name]["ncc_index"][i]) for _, name, i in top]
     real_x, _ = dm.load_split("train", real_idx)
     dist_x = torch.stack([distilled_sets[name].images[i].detach().cpu() for _, name, i in top])

@@ -106,6 +106,48 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
         ("audit.text.box=[0.1]", r"audit.text.box must be two fractions in \(0, 1\]"),
         ("audit.text.box=[0.1,2]", r"audit.text.box must be two fractions in \(0, 1\]"),
         ("audit.text.min_length=0", "audit.text.min_length must be an integer >= 1"),
+        # each bound at its edge, and keys no other case reaches (mutation review of config_check.py)
+        ("audit.nearest.top_k=0", "audit.nearest.top_k must be an integer >= 1, got 0"),
+        ("audit.nearest.informative.min_texture=nan", "audit.nearest.informative.min_texture must be"),
+        ("audit.membership.n_networks=null", "audit.membership.n_networks must be an integer >= 1, got None"),
+        (
+            "audit.membership.informative_only=maybe",
+            "audit.membership.informative_only must be true or false",
+        ),
+        ("audit.membership.shadows=0", "audit.membership.shadows must be an even integer >= 2 .*, got 0"),
+        (
+            "audit.membership.shadow_epochs=0",
+            "audit.membership.shadow_epochs must be an integer >= 1 or null",
+        ),
+        ("audit.membership.processes=0", "audit.membership.processes must be an integer >= 1 or null, got 0"),
+        ("audit.membership.fprs=1.5", r"audit.membership.fprs entries must be .* \(0, 1\), got 1.5"),
+        (
+            "audit.membership.flag_auc=0.5",
+            r"audit.membership.flag_auc must be a number in \(0.5, 1\], got 0.5",
+        ),
+        (
+            "audit.membership.overfit_control.batch_size=0",
+            "audit.membership.overfit_control.batch_size must be an integer >= 1, got 0",
+        ),
+        (
+            "audit.membership.overfit_control.detect_auc=0.5",
+            r"audit.membership.overfit_control.detect_auc must be a number in \(0.5, 1\], got 0.5",
+        ),
+        (
+            "audit.membership.overfit_control.detect_tpr_at_1pct=0",
+            r"audit.membership.overfit_control.detect_tpr_at_1pct must be a number in \(0, 1\], got 0",
+        ),
+        ("audit.controls.required_noisy=-0.1", r"audit.controls.required_noisy must be a number in \[0, 1\]"),
+        ("audit.text.box=[0,0.5]", r"audit.text.box must be two fractions in \(0, 1\] .*, got \[0, 0.5\]"),
+        ("audit.text.box=[0.1,0.2,0.3]", r"audit.text.box must be two fractions .*, got \[0.1, 0.2, 0.3\]"),
+        ("audit.text.reference_size=0", "audit.text.reference_size must be an integer >= 1, got 0"),
+        ("audit.text.max_dicom_files=0", "audit.text.max_dicom_files must be an integer >= 1 or null, got 0"),
+        ("audit.receive.n_networks=0", "audit.receive.n_networks must be an integer >= 1, got 0"),
+        ("audit.receive.schedule=fast", "audit.receive.schedule = 'fast'; use one of replay, standard"),
+        (
+            "audit.receive.standard_precision=16",
+            r"audit.receive.standard_precision must be one of .*, got 16; or null for the card's$",
+        ),
     ],
 )
 def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -> None:
@@ -130,6 +172,15 @@ def test_bad_values_are_refused_with_their_key(compose_cfg, override, message) -
         ["audit.text.corner=[top-left,bottom-left,bottom-right,top-right]"],
         ["audit.controls.noise_std=2.0", "audit.nearest.informative.min_texture=null"],
         ["audit.receive.max_network_parameters=null", "audit.receive.max_training_steps=5"],
+        # the bounds' edges that are allowed, and the primary attack without calibration
+        ["audit.closest_pairs=0", "audit.nearest.duplicate_ncc=1.0", "audit.membership.flag_auc=1.0"],
+        [
+            "audit.nearest.informative.min_texture=0",
+            "audit.membership.max_per_side=2",
+            "audit.membership.primary=loss",
+        ],
+        # one flag space or one rate alone: a list of one (the audit reads them so too)
+        ["audit.nearest.flag_spaces=ssim", "audit.membership.fprs=0.05"],
     ],
 )
 def test_unusual_valid_values_pass(compose_cfg, overrides) -> None:
@@ -189,3 +240,31 @@ def test_the_overfitted_controls_patients(patients, available, expected) -> None
     from gastrodistill.anonymity.audit import control_patients
 
     assert control_patients(patients, available) == expected
+
+
+def test_a_single_flag_space_and_a_single_rate_run_in_the_audit_as_the_check_reads_them(
+    compose_cfg, tmp_path
+):
+    """``audit.nearest.flag_spaces=ncc`` and ``audit.membership.fprs=0.05`` pass the check, which reads a
+    name or a rate alone as a list of one; the audit read the name letter by letter ("['n', 'c', 'c'] were
+    not measured") and failed on the rate ("'float' object is not iterable"), after the reference network
+    had trained."""
+    from _anon_data import make_dm, noise_set
+
+    from gastrodistill.anonymity.audit import run_audit
+
+    fast = [
+        "model=lenet",
+        "eval.baselines.real.epochs=1",
+        "audit.membership.n_networks=1",
+        "audit.nearest.reference_size=64",
+        "audit.membership.shadows=2",
+        "audit.membership.overfit_control.epochs=2",
+        "audit.artifact.write=false",
+    ]
+    cfg = compose_cfg([*fast, "audit.nearest.flag_spaces=ncc", "audit.membership.fprs=0.05"])
+    check_audit_config(cfg.audit)
+    dm = make_dm(patients=(16, 4, 16), per_patient=2)
+    results = run_audit(cfg, dm, {"hard": noise_set(dm, steps=1, ipc=2, seed=2)}, tmp_path / "audit")
+    assert "mia_patch_loss_tpr_at_5pct" in results["hard"]
+    assert "reference's 99% quantile in ncc: then" in (tmp_path / "audit" / "audit.md").read_text()
