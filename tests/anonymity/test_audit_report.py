@@ -185,11 +185,14 @@ def test_the_per_image_csv_is_each_images_step_class_target_and_nearest_real_pat
 
 
 def test_audit_json_holds_each_sets_verdict_the_sample_sizes_and_what_was_searched(audited) -> None:
-    """audit.json: each set's verdict from its own row, the sample sizes counted from the reference (numpy),
+    """audit.json and audit.md: each set's verdict from its own row; audit.json: the sample sizes counted
+    from the reference (numpy),
     the private strings searched per kind, the real patches searched, that the reference is by patient."""
     payload = json.loads((audited.out / "audit.json").read_text())
+    report = (audited.out / "audit.md").read_text().splitlines()
     for name in ("soft", "hard"):
         assert payload["verdicts"][name] == anonymity_verdict(payload["results"][name]), name
+        assert f"- **{name}**: {payload['verdicts'][name]}" in report, name  # audit.md's verdict line
     assert payload["verdicts"]["soft"].startswith("flagged: 1 of 6 distilled images")
     assert payload["verdicts"]["hard"].startswith("pass")
     ref = audited.args["nearest"].reference["ncc"]
@@ -210,27 +213,26 @@ def test_audit_json_holds_each_sets_verdict_the_sample_sizes_and_what_was_search
 
 
 def test_written_outputs_carry_leaks_text_corner_similarities_and_flags_at_the_threshold(audited, tmp_path):
-    """write_outputs with two leaks, a text-corner report and similarities at a reference of one value:
-    audit.json lists each leak's file and kind (no attribute), audit.md each leak and the advice, the CSV
-    each image's text-corner NCC and a flag for an image exactly at the threshold. Kills: the leak kind
-    kept whole, the CSV's flag at >, the text column left out, the paths not the files written."""
+    """write_outputs with two leaks, strings too short to search, a text-corner report, data without
+    patients and similarities at a reference of one value: audit.json lists each leak's file and kind (no
+    attribute), the strings' counts, the patches searched and that the reference is not by patient; audit.md
+    each leak and the advice; the CSV each image's text-corner NCC, its nearest patch in each space and a
+    flag for an image exactly at the threshold. Kills: the leak kind kept whole, the CSV's flag at >, one
+    space's nearest index in every column, the text column left out, a fixed by-patient flag, the patches
+    searched or the short strings' count from elsewhere, the paths not the files written."""
     nearest = audited.args["nearest"]
-    at, just_below = (
-        0.5,
-        np.nextafter(0.5, 0),
-    )  # the threshold of a reference of 0.5 only, and the float below
+    at, just_below = 0.5, np.nextafter(0.5, 0)  # a reference of 0.5 only has its threshold at 0.5
+    first = np.arange(6) == 0
     sets = {
         name: {
-            **values,
-            **{
-                s: np.where(np.arange(6) == 0, at if name == "soft" else just_below, 0.1)
-                for s in nearest.spaces
-            },
+            **{f"{s}_index": np.arange(6) + 10 * k for k, s in enumerate(nearest.spaces)},
+            **{s: np.where(first, at if name == "soft" else just_below, 0.1) for s in nearest.spaces},
         }
-        for name, values in nearest.sets.items()
+        for name in nearest.sets
     }
     reference = {s: np.full(len(v), 0.5) for s, v in nearest.reference.items()}
-    flat = dataclasses.replace(nearest, sets=sets, reference=reference)
+    flat = dataclasses.replace(nearest, sets=sets, reference=reference, n_real=123, by_patient=False)
+    strings = PrivateStrings(["Zyxwvut-PID-1", "Hospital Wqxzvb"], ["patient_id", "dicom:InstitutionName"], 3)
     text = TextRegionReport(
         sets={"soft": np.linspace(0.1, 0.6, 6), "hard": np.linspace(0.2, 0.3, 6)},
         ordinary=np.linspace(0, 0.5, 50),
@@ -254,6 +256,7 @@ def test_written_outputs_carry_leaks_text_corner_similarities_and_flags_at_the_t
         "text_report": text,
         "results": results,
         "leaks": leaks,
+        "strings": strings,
     }
     paths, payload = write_outputs(**a)
     assert paths == {
@@ -266,13 +269,19 @@ def test_written_outputs_carry_leaks_text_corner_similarities_and_flags_at_the_t
         "soft": [{"file": "card.json", "kind": "dicom"}, {"file": "grid.png", "kind": "patient_id"}],
         "hard": [],
     }
+    assert payload["n_real_searched"] == 123 and payload["reference_by_patient"] is False
+    assert payload["private_strings_checked"] == {"patient_id": 1, "dicom": 1}
+    assert payload["private_strings_too_short"] == 3
     table = pd.read_csv(tmp_path / "audit_per_image.csv")
     for name in ("soft", "hard"):
         rows = table[table["set"] == name]
         np.testing.assert_allclose(rows["text_corner_ncc"], text.sets[name])
-        for s in nearest.spaces:
+        for k, s in enumerate(nearest.spaces):
             assert rows[f"{s}_flagged"].tolist() == [name == "soft", *[False] * 5], (name, s)
-    report = (tmp_path / "audit.md").read_text().splitlines()
+            assert rows[f"{s}_real_index"].tolist() == list(range(10 * k, 10 * k + 6)), (name, s)
+    text = (tmp_path / "audit.md").read_text()
+    assert "Searched over 123 informative real patches." in text and "(the data have no patients)" in text
+    report = text.splitlines()
     assert "- soft: **2 LEAK(S)**: dicom:PatientName in card.json, patient_id in grid.png" in report
     assert "- hard: no private string found" in report
     assert leak_advice(["dicom:PatientName", "patient_id"]) in report
@@ -297,16 +306,16 @@ def test_the_private_string_lines_count_kinds_short_strings_and_each_sets_leaks(
 
 def test_the_text_corner_table_holds_each_sets_numbers_against_numpy(compose_cfg) -> None:
     """The text-region row: the set's highest NCC, the ordinary patches' 99th percentile, the text patches'
-    median and the share above that percentile, each computed here with numpy."""
-    sims, ordinary = np.array([0.2, 0.9, 0.5, 0.95]), np.random.default_rng(1).uniform(0, 0.8, 200)
+    median and the share above that percentile (not above the median), each computed here with numpy."""
+    sims, ordinary = np.array([0.2, 0.85, 0.5, 0.95]), np.random.default_rng(1).uniform(0, 0.8, 200)
     report = TextRegionReport(
-        sets={"soft": sims}, ordinary=ordinary, text=np.array([0.7, 0.8, 0.9]), n_text_patches=3
+        sets={"soft": sims}, ordinary=ordinary, text=np.array([0.7, 0.9, 0.95]), n_text_patches=3
     )
     p99 = np.percentile(ordinary, 99)
     lines = text_region_lines(compose_cfg([]).audit.text, report, {"soft": report.summary("soft")}, ["soft"])
     assert lines[-2:] == [
         "|---|---|---|---|---|",
-        f"| soft | 0.950 | {p99:.3f} | 0.800 | {np.mean(sims > p99):.0%} |",
+        f"| soft | 0.950 | {p99:.3f} | 0.900 | {np.mean(sims > p99):.0%} |",
     ]
 
 
@@ -473,7 +482,8 @@ def test_a_closest_pair_at_the_threshold_is_marked_and_none_without_a_threshold(
     tmp_path, monkeypatch
 ) -> None:
     """'!' marks a similarity equal to the threshold; without a threshold nothing is marked and the title
-    has no note; the figure is closed once saved. Kills: '!' at > only, the figure left open."""
+    has no note; a three-channel image is drawn in colour; the figure is closed once saved. Kills: '!' at >
+    only, the first channel drawn alone, the figure left open."""
     import matplotlib.pyplot as plt
 
     drawn = _drawing(monkeypatch)
@@ -487,6 +497,9 @@ def test_a_closest_pair_at_the_threshold_is_marked_and_none_without_a_threshold(
     fig = drawn["q.png"]
     assert [ax.get_title() for ax in fig.axes[:2]] == ["a #0\nsim 0.900", "b #1\nsim 0.800"]
     assert fig._suptitle.get_text() == "top: distilled image, bottom: its nearest real training patch"
+    colour = torch.rand(1, 3, 4, 4, generator=gen)  # three channels are shown as colour, not as one grey
+    figures.plot_closest_pairs(colour, colour, [0.5], ["c #0"], tmp_path / "c.png")
+    np.testing.assert_allclose(drawn["c.png"].axes[0].get_images()[0].get_array(), colour[0].permute(1, 2, 0))
     assert plt.get_fignums() == []
 
 
@@ -552,7 +565,7 @@ def test_the_roc_figure_draws_the_best_attack_of_each_row_per_network(tmp_path, 
     (named), every network's curve in the row's colour, the first labelled with the mean AUC; linear and
     log axes (curves clipped at 1e-4, limits 1e-3..1) with the chance diagonal. Kills: the weakest attack,
     the attack's name dropped, the last network's AUC or every curve labelled, a colour per network, no
-    log scale."""
+    log scale, the legend on the log axes."""
     import matplotlib.pyplot as plt
 
     def network(aucs, shift):
@@ -593,7 +606,9 @@ def test_the_roc_figure_draws_the_best_attack_of_each_row_per_network(tmp_path, 
         assert (ax.get_xscale(), ax.get_yscale()) == (("log", "log") if log else ("linear", "linear"))
         if log:
             np.testing.assert_allclose([*ax.get_xlim(), *ax.get_ylim()], [1e-3, 1, 1e-3, 1])
-    assert plt.get_fignums() == []
+    legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert legend == ["real (lira) (AUC 0.700)", "soft (calibrated_loss) (AUC 0.560)"]
+    assert fig.axes[1].get_legend() is None and plt.get_fignums() == []
 
 
 def test_a_zero_closest_pairs_audit_writes_an_empty_pairs_figure(audited, tmp_path, monkeypatch) -> None:
