@@ -10,6 +10,17 @@ from gastrodistill.data.base import TensorImageDataModule
 CLASSES = ["irrelevant", "non-gastritis", "gastritis"]
 #: Distinctive patient ids: any of them in an output file is a leak, never a coincidence.
 PID_PREFIX = "Zyxwvut-PID"
+#: Overrides of a small audit that runs in seconds (LeNet, two attacked networks, small samples).
+FAST_AUDIT = [
+    "model=lenet",
+    "eval.baselines.real.epochs=1",
+    "audit.membership.n_networks=2",
+    "audit.nearest.reference_size=64",
+    "audit.membership.max_per_side=120",
+    "audit.closest_pairs=4",
+    "audit.membership.shadows=2",
+    "audit.membership.overfit_control.epochs=15",
+]
 
 
 def structured_patch(

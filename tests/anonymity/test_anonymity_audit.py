@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from _anon_data import PID_PREFIX, all_bytes, make_dm, noise_set
+from _anon_data import FAST_AUDIT, PID_PREFIX, all_bytes, make_dm, noise_set
 
 from gastrodistill.anonymity.audit import AuditConfigError, run_audit
 from gastrodistill.evaluation.jobs import EvaluationConfigError
@@ -17,16 +17,7 @@ from gastrodistill.evaluation.record_settings import set_digest
 #: A training patch of a relevant class (the audit searches informative patches only).
 COPIED = 41
 
-FAST = [
-    "model=lenet",
-    "eval.baselines.real.epochs=1",
-    "audit.membership.n_networks=2",
-    "audit.nearest.reference_size=64",
-    "audit.membership.max_per_side=120",
-    "audit.closest_pairs=4",
-    "audit.membership.shadows=2",
-    "audit.membership.overfit_control.epochs=15",
-]
+FAST = FAST_AUDIT
 
 
 #: What a finished audit writes into its folder, and nothing else.

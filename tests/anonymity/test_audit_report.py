@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _anon_data import make_dm, ncc_matrix, noise_set
+from _anon_data import FAST_AUDIT, make_dm, ncc_matrix, noise_set
 from omegaconf import OmegaConf
 
 from gastrodistill.anonymity import figures
@@ -31,16 +31,9 @@ from gastrodistill.anonymity.text_check import PrivateStrings, TextRegionReport
 from gastrodistill.anonymity.verdict import anonymity_verdict
 from gastrodistill.sharing.artifact import leak_advice
 
-#: A small audit whose controls are flagged (as test_anonymity_audit.py's SMALL).
+#: A small audit whose controls are flagged.
 SMALL = [
-    "model=lenet",
-    "eval.baselines.real.epochs=1",
-    "audit.membership.n_networks=2",
-    "audit.nearest.reference_size=64",
-    "audit.membership.max_per_side=120",
-    "audit.closest_pairs=4",
-    "audit.membership.shadows=2",
-    "audit.membership.overfit_control.epochs=15",
+    *FAST_AUDIT,
     "audit.controls.noise_std=1e-6",
     "audit.controls.required_noisy=1.0",
     "audit.artifact.write=false",
