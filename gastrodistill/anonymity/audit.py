@@ -43,7 +43,12 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 from torch import nn
 
-from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config, null_permutations
+from gastrodistill.anonymity.config_check import (
+    AuditConfigError,
+    check_audit_config,
+    listed,
+    null_permutations,
+)
 from gastrodistill.anonymity.membership import (
     DEFAULT_FPRS,
     TargetAttack,
@@ -305,8 +310,7 @@ def informative_selection(cfg: DictConfig, dm: ImageDataModule, split: str = "tr
 
 
 def _flag_spaces(cfg: DictConfig, nearest: NearestReport) -> list[str]:
-    names = cfg.audit.nearest.get("flag_spaces") or ["ncc"]
-    spaces = [names] if isinstance(names, str) else [str(s) for s in names]  # one name, as the check reads it
+    spaces = [str(s) for s in listed(cfg.audit.nearest.get("flag_spaces") or ["ncc"], str)]
     bad = [s for s in spaces if s not in nearest.spaces]
     if bad:
         raise AuditConfigError(
@@ -513,9 +517,7 @@ def _membership(
     """
     mcfg = cfg.audit.membership
     # the report's columns and the overfitted control's detection read the TPR at 0.1 % and 1 % FPR
-    rates = mcfg.get("fprs") or []
-    rates = [rates] if isinstance(rates, int | float) else rates  # one rate, as the check reads it
-    fprs = sorted({*DEFAULT_FPRS, *(float(f) for f in rates)})
+    fprs = sorted({*DEFAULT_FPRS, *(float(f) for f in listed(mcfg.get("fprs") or [], (int, float)))})
     null = {"n_permutations": null_permutations(mcfg), "seed": seed}
     tr_idx = te_idx = None
     if mcfg.get("informative_only", True) and informative is not None:

@@ -101,7 +101,7 @@ def _nearest(n: Mapping[str, Any]) -> None:
     _fraction(n, p, "duplicate_ncc", 0.0, 1.0, open_low=True)
     spaces = n.get("flag_spaces")
     if spaces is not None:
-        names = [spaces] if isinstance(spaces, str) else list(spaces)
+        names = listed(spaces, str)
         unknown = [s for s in names if s not in SPACES]
         if not names or unknown:
             raise AuditConfigError(
@@ -118,6 +118,13 @@ def _nearest(n: Mapping[str, Any]) -> None:
         raise AuditConfigError(
             f"audit.nearest.informative.min_texture must be a number >= 0 or null, got {texture!r}"
         )
+
+
+def listed(value: Any, one: type | tuple[type, ...]) -> list[Any]:
+    """A setting that takes one value or a list of them (``flag_spaces=ncc`` or ``flag_spaces=[ncc,ssim]``)
+    as a list: ``value`` itself in a list of one when it is an instance of ``one``, else ``list(value)``.
+    The check and the audit read ``nearest.flag_spaces`` and ``membership.fprs`` through it alike."""
+    return [value] if isinstance(value, one) else list(value)
 
 
 def null_permutations(mcfg: Mapping[str, Any]) -> int:
@@ -149,7 +156,7 @@ def _membership(m: Mapping[str, Any]) -> None:
     _choice(m, p, "primary", PRIMARY_ATTACKS)
     fprs = m.get("fprs")
     if fprs is not None:
-        for f in [fprs] if isinstance(fprs, int | float) else list(fprs):
+        for f in listed(fprs, (int, float)):
             if not (is_finite_number(f) and 0.0 < f < 1.0):
                 raise AuditConfigError(
                     f"audit.membership.fprs entries must be false-positive rates in (0, 1), got {f!r}"

@@ -9,6 +9,15 @@ from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.utils.seeding import torch_generator
 
 CLASSES = ["irrelevant", "non-gastritis", "gastritis"]
+#: A small network and every architecture, schedule and baseline of the job list (two networks each).
+EVAL_GRID = [
+    "model.width=8",
+    "model.depth=2",
+    "eval.n_networks=2",
+    "eval.architectures=[same,lenet]",
+    "eval.schedules=[replay,standard]",
+    "eval.baselines.methods=[full,random,mean,random_soft]",
+]
 
 
 class PatientTensorDataModule(TensorImageDataModule):

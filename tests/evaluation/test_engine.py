@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from _eval_sets import small_distilled
+from _eval_sets import EVAL_GRID, small_distilled
 from torch.nn.utils import parameters_to_vector
 from torch.utils.data import Dataset
 
@@ -34,12 +34,7 @@ from gastrodistill.models import ConvNet
 from gastrodistill.utils.seeding import torch_generator
 
 SMALL = [
-    "model.width=8",
-    "model.depth=2",
-    "eval.n_networks=2",
-    "eval.architectures=[same,lenet]",
-    "eval.schedules=[replay,standard]",
-    "eval.baselines.methods=[full,random,mean,random_soft]",
+    *EVAL_GRID,
     "eval.baselines.n_networks_full=1",
     "eval.baselines.real.epochs=1",
     "eval.lr_grid=[0.01]",

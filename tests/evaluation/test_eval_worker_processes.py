@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 import torch
+from _eval_sets import EVAL_GRID
 from omegaconf import OmegaConf
 
 from gastrodistill.evaluation import networks, processes
@@ -19,12 +20,7 @@ from gastrodistill.evaluation.jobs import build_jobs
 from gastrodistill.evaluation.study import Study
 
 BASE = [
-    "model.width=8",
-    "model.depth=2",
-    "eval.n_networks=2",
-    "eval.architectures=[same,lenet]",
-    "eval.schedules=[replay,standard]",
-    "eval.baselines.methods=[full,random,mean,random_soft]",
+    *EVAL_GRID,
     "eval.baselines.n_networks_full=2",
     "eval.progress=false",
     "eval.processes=2",

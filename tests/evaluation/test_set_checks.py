@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from _eval_sets import CLASSES
 
 from gastrodistill.evaluation.checks import DistilledSetMismatch, check_distilled_set, check_distilled_sets
 from gastrodistill.models.zca import ZCA_KEY
 
-NAMES = ["irrelevant", "non-gastritis", "gastritis"]
 MEAN, STD = [0.5, 0.4, 0.3], [0.2, 0.25, 0.3]
 
 
@@ -20,12 +20,12 @@ def data(**kw):
     def source_hash():
         return "d" * 64
 
-    fields = dict(image_shape=(3, 12, 12), num_classes=3, class_names=NAMES, mean=MEAN, std=STD, zca=None)
+    fields = dict(image_shape=(3, 12, 12), num_classes=3, class_names=CLASSES, mean=MEAN, std=STD, zca=None)
     return SimpleNamespace(**{**fields, "source_hash": source_hash, "seed": 0, **kw})
 
 
 def distilled(**kw):
-    fields = dict(image_shape=(3, 12, 12), num_classes=3, class_names=NAMES, mean=MEAN, std=STD)
+    fields = dict(image_shape=(3, 12, 12), num_classes=3, class_names=CLASSES, mean=MEAN, std=STD)
     return SimpleNamespace(**{**fields, "data_source_hash": None, "model_config": {}, **kw})
 
 
@@ -45,10 +45,10 @@ def test_each_difference_is_named_with_both_values():
     check_distilled_set("soft", distilled(), data())
     assert problems(distilled(image_shape=(1, 12, 12)), data()) == ["channels: set 1, data 3"]
     assert problems(distilled(image_shape=(3, 16, 12)), data()) == ["image size: set (16, 12), data (12, 12)"]
-    two = distilled(num_classes=2, class_names=NAMES[:2])
+    two = distilled(num_classes=2, class_names=CLASSES[:2])
     assert problems(two, data()) == ["number of classes: set 2, data 3"]
     assert problems(distilled(class_names=["a", "b", "c"]), data()) == [
-        f"class names: set ['a', 'b', 'c'], data {NAMES}"
+        f"class names: set ['a', 'b', 'c'], data {CLASSES}"
     ]
     assert problems(distilled(std=[0.2, 0.25, 0.31]), data()) == [
         "normalisation std: set [0.2, 0.25, 0.31], data [0.2, 0.25, 0.3]"
@@ -61,7 +61,7 @@ def test_each_difference_is_named_with_both_values():
 
 def test_every_difference_is_in_one_message():
     """Mutant: the first difference alone."""
-    ds = distilled(image_shape=(1, 16, 16), num_classes=2, class_names=NAMES[:2], mean=[0.1])
+    ds = distilled(image_shape=(1, 16, 16), num_classes=2, class_names=CLASSES[:2], mean=[0.1])
     assert problems(ds, data()) == [
         "channels: set 1, data 3",
         "image size: set (16, 16), data (12, 12)",
