@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -19,10 +18,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from gastrodistill.anonymity.nearest import NearestReport  # noqa: E402
-from gastrodistill.utils.atomic import atomic_path  # noqa: E402
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+from gastrodistill.utils.images import save_figure  # noqa: E402
 
 SPACE_TITLES = {
     "ncc": "pixel NCC",
@@ -32,11 +28,9 @@ SPACE_TITLES = {
 }
 
 
-def _save(fig: Figure, path: str | os.PathLike) -> Path:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return Path(path)
+#: How the audit's charts are written (:func:`gastrodistill.utils.images.save_figure`); no software
+#: line in the PNG.
+_PNG_OPTIONS = {"dpi": 110, "metadata": {"Software": None}}
 
 
 def plot_similarity_histograms(report: NearestReport, path: str | os.PathLike) -> Path:
@@ -76,7 +70,7 @@ def plot_similarity_histograms(report: NearestReport, path: str | os.PathLike) -
         ax.set_xlabel("similarity")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, **_PNG_OPTIONS)
 
 
 def plot_closest_pairs(
@@ -101,7 +95,7 @@ def plot_closest_pairs(
     note = f"; '!' = at or above the flag threshold {reference_p99:.3f}" if reference_p99 is not None else ""
     fig.suptitle(f"top: distilled image, bottom: its nearest real training patch{note}", fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, **_PNG_OPTIONS)
 
 
 def plot_membership_roc(
@@ -139,4 +133,4 @@ def plot_membership_roc(
         ax.set_title(f"membership inference ({attack}){', log axes' if log else ''}", fontsize=9)
     axes[0].legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path, **_PNG_OPTIONS)

@@ -19,20 +19,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from gastrodistill.utils.atomic import atomic_path  # noqa: E402
-from gastrodistill.utils.images import render_grid, save_png  # noqa: E402
+from gastrodistill.utils.images import render_grid, save_figure, save_png  # noqa: E402
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from gastrodistill.cli.compare_runs import Comparison
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return Path(path)
+#: How the evaluation's charts are written (:func:`gastrodistill.utils.images.save_figure`).
+_PNG_OPTIONS = {"dpi": 110, "bbox_inches": "tight"}
 
 
 def plot_distilled_grid(
@@ -70,7 +64,7 @@ def plot_lr_schedules(
     ax.set_ylabel("learned learning rate")
     ax.set_title("Learned learning-rate schedules")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_figure(fig, path, **_PNG_OPTIONS)
 
 
 def plot_roc_curves(
@@ -90,7 +84,7 @@ def plot_roc_curves(
     ax.legend(fontsize=6, loc="lower right")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.01)
-    return _save(fig, path)
+    return save_figure(fig, path, **_PNG_OPTIONS)
 
 
 #: Up to this many classes each cell of a confusion matrix carries its number; beyond, colour alone (a
@@ -141,7 +135,7 @@ def plot_confusion_matrices(
         ax.set_ylabel("true", fontsize=7)
         ax.set_title(label, fontsize=7)
     fig.suptitle(f"Test {unit}, row-normalised", fontsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path, **_PNG_OPTIONS)
 
 
 def plot_runs_compared(comparison: Comparison, path: str | Path) -> Path:
@@ -180,4 +174,4 @@ def plot_runs_compared(comparison: Comparison, path: str | Path) -> Path:
     ax.set_title("Runs compared", fontsize=9)
     ax.grid(axis="x", lw=0.4, alpha=0.5)
     fig.legend(fontsize=7, loc="outside lower center", ncol=min(k, 4))
-    return _save(fig, path)
+    return save_figure(fig, path, **_PNG_OPTIONS)

@@ -5,7 +5,8 @@ Images travel normalised by the training split's per-channel mean and std (``dat
 there). :func:`render_grid` draws any set of images with captions on an Agg canvas (matplotlib's
 object API: no pyplot state, no display) and returns an RGB ``uint8`` array; :func:`save_png` writes
 it atomically. The distillation's progress grid, the evaluation's figure and the artifact's
-``grid.png`` are all this renderer with different orderings.
+``grid.png`` are all this renderer with different orderings. :func:`save_figure` is the one writer of
+pyplot figures (the evaluation's and the audit's charts).
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from gastrodistill.utils.atomic import atomic_path
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def denormalise(
@@ -92,6 +97,21 @@ def save_png(path: str | os.PathLike, image: np.ndarray) -> Path:
 
     with atomic_path(path, suffix=".png") as tmp:
         Image.fromarray(image).save(tmp, format="PNG")
+    return Path(path)
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, **savefig_options: Any) -> Path:
+    """Write a pyplot figure as PNG, atomically, and close it, also when writing fails (no figure is
+    left open in pyplot's registry). ``savefig_options`` go to ``Figure.savefig`` as they are (``dpi``,
+    ``bbox_inches``, ``metadata``), so the file holds the bytes ``savefig`` writes with them. The one
+    figure writer of the evaluation's and the audit's figures; raises what ``savefig`` or the rename raise."""
+    import matplotlib.pyplot as plt
+
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, format="png", **savefig_options)
+    finally:
+        plt.close(fig)
     return Path(path)
 
 

@@ -83,20 +83,20 @@ def audited(tmp_path_factory):
         soft.images[2] = dm.load_split("train", [COPIED])[0][0]
     sets = {"soft": soft, "hard": noise_set(dm, steps=1, ipc=2, seed=2)}
     args, drawn = {}, {}
-    write, save = audit.write_outputs, figures._save
+    write, save = audit.write_outputs, figures.save_figure
 
     def recording(*a):
         args.update(zip(OUTPUT_ARGS, a, strict=True))
         return write(*a)
 
-    def keep(fig, path):
+    def keep(fig, path, **options):
         drawn[Path(path).name] = fig
-        return save(fig, path)
+        return save(fig, path, **options)
 
     threads = torch.get_num_threads()
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(audit, "write_outputs", recording)
-        mp.setattr(figures, "_save", keep)
+        mp.setattr(figures, "save_figure", keep)
         torch.set_num_threads(1)
         try:
             results = audit.run_audit(cfg, dm, sets, root / "out" / "audit")
@@ -135,13 +135,13 @@ def _pct(v) -> str:
 
 def _drawing(monkeypatch):
     """Each figure the module draws from now on (file name -> Figure), kept after it is saved and closed."""
-    drawn, save = {}, figures._save
+    drawn, save = {}, figures.save_figure
 
-    def keep(fig, path):
+    def keep(fig, path, **options):
         drawn[Path(path).name] = fig
-        return save(fig, path)
+        return save(fig, path, **options)
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(figures, "save_figure", keep)
     return drawn
 
 

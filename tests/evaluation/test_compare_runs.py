@@ -370,15 +370,15 @@ def test_the_plot_says_which_run_lacks_a_row(tmp_path, monkeypatch) -> None:
     make_run(tmp_path / "a", 0, recipe(ipc=1))
     b = make_run(tmp_path / "b", 1, recipe(ipc=2))
     b[b.method != "hard"].to_csv(tmp_path / "b" / "eval" / "results.csv", index=False)
-    drawn, save = {}, plots._save
+    drawn, save = {}, plots.save_figure
 
-    def keep_texts(fig, path):
+    def keep_texts(fig, path, **options):
         ax = fig.axes[0]
         drawn["notes"] = [(t.get_text(), t.xy[1]) for t in ax.texts]
         drawn["rows"] = [t.get_text().split(",")[0] for t in ax.get_yticklabels()]
-        return save(fig, path)
+        return save(fig, path, **options)
 
-    monkeypatch.setattr(plots, "_save", keep_texts)
+    monkeypatch.setattr(plots, "save_figure", keep_texts)
     plot = tmp_path / "c.png"
     args = [str(tmp_path / "a"), str(tmp_path / "b"), "--row", "soft/replay", "--row", "hard/replay"]
     assert main([*args, "--plot", str(plot)]) == 0

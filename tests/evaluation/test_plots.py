@@ -14,16 +14,16 @@ from gastrodistill.evaluation import plots
 
 @pytest.fixture
 def drawn(monkeypatch):
-    """The figures that reach ``plots._save``, kept open for reading (they are still written)."""
+    """The figures that reach ``plots.save_figure``, kept open for reading (they are still written)."""
     figures: list = []
-    save = plots._save
+    save = plots.save_figure
 
-    def keep(fig, path):
+    def keep(fig, path, **options):
         figures.append(fig)
         fig.canvas.draw()  # lay out before the file closes the figure (tick labels, limits)
-        return save(fig, path)
+        return save(fig, path, **options)
 
-    monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "save_figure", keep)
     return figures
 
 
@@ -123,7 +123,7 @@ def test_cells_carry_numbers_up_to_20_classes_and_the_panel_stays_within_12_inch
     """20 classes: 400 numbers; 21: colour alone (mutant: '<' for '<='); 40 classes: the panel is capped
     at 12 inches (a breaker's 40 classes made a 10368 px wide figure)."""
     figures: list = []
-    monkeypatch.setattr(plots, "_save", lambda fig, path: figures.append(fig))
+    monkeypatch.setattr(plots, "save_figure", lambda fig, path, **options: figures.append(fig))
     for k in (20, 21, 40):
         plots.plot_confusion_matrices({"m": np.eye(k)}, [f"c{i}" for i in range(k)], tmp_path / "x.png")
     assert [len(f.axes[0].texts) for f in figures] == [400, 0, 0]
