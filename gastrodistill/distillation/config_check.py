@@ -57,14 +57,16 @@ def _flag(d: Mapping[str, Any], key: str, default: bool = False) -> bool:
     return raw
 
 
-def _built(node: Any, key: str) -> Any:
-    """``instantiate(node)``; the object's own error when it refuses a value, else one naming ``key``."""
+def _built(node: Any, key: str, nullable: bool = False) -> Any:
+    """``instantiate(node)``; the object's own error when it refuses a value, else one naming ``key`` (and,
+    for a ``nullable`` key, that null turns it off)."""
     import hydra
     from hydra.errors import InstantiationException
 
     if not isinstance(node, Mapping) or "_target_" not in node:
         raise DistillConfigError(
-            f"distill.{key} must be a {{_target_: ...}} node (see conf/distill/soft.yaml), got {node!r}"
+            f"distill.{key} must be a {{_target_: ...}} node (see conf/distill/soft.yaml)"
+            f"{' or null for none' if nullable else ''}, got {node!r}"
         )
     try:
         return hydra.utils.instantiate(node)
@@ -92,7 +94,7 @@ def _check_outer_optimizer(d: Mapping[str, Any]) -> None:
         isinstance(gamma, (int, float)) and not isinstance(gamma, bool) and gamma > 0
     ):
         raise DistillConfigError(f"distill.scheduler.gamma must be a number > 0, got {gamma!r}")
-    factory = _built(d["scheduler"], "scheduler")
+    factory = _built(d["scheduler"], "scheduler", nullable=True)
     try:
         sched = factory(opt)
         opt.step()
@@ -108,7 +110,7 @@ def _check_dsa(node: Any) -> None:
     """Build ``distill.dsa`` and augment a small batch with it, as the distiller does."""
     import torch
 
-    augment = _built(node, "dsa")
+    augment = _built(node, "dsa", nullable=True)
     side = max(8, int(getattr(augment, "shift_px", 0)) + 1)  # a shift needs images wider than it
     try:
         out = augment(torch.zeros(2, 1, side, side), torch.Generator().manual_seed(0))

@@ -98,6 +98,10 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
         ),
         ("distill.dsa={rotate: 10}", r"distill.dsa must be a \{_target_: ...\} node"),
         ("distill.dsa=5", r"distill.dsa must be a \{_target_: ...\} node"),
+        # null turns these two off, and the message says so; false is not read as null (mutant: no hint)
+        ("distill.dsa=false", r"distill.dsa must be .* node \(see .*\) or null for none, got False"),
+        ("distill.scheduler=steps", r"distill.scheduler must be .* or null for none, got 'steps'"),
+        ("distill.optimizer=adam", r"distill.optimizer must be a \{_target_: ...\} node \(.*\), got 'adam'"),
         (
             "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, shift_px: -2}",
             "distill.dsa.shift_px must be an integer >= 0",
