@@ -379,7 +379,10 @@ def test_a_validation_split_without_a_class_only_warns(tmp_path, caplog):
     with caplog.at_level("WARNING", logger=ps.__name__):
         store = PatchStore(build_store(spec_for(root, tmp_path / "s", val_fraction=0.5), progress=False))
     assert store.meta["counts"]["val"]["non-gastritis"] == 0 and store.meta["counts"]["val"]["gastritis"] > 0
-    assert "split 'val' has no patch of class 'non-gastritis'" in caplog.text
+    assert (
+        "split 'val' has no patch of class 'non-gastritis': no val patient has diagnosis 'non-gastritis' "
+        "(validation takes data.val_fraction of the training patients of each diagnosis" in caplog.text
+    )
 
 
 def test_a_store_with_an_empty_class_built_earlier_is_not_reused(tmp_path, monkeypatch):
@@ -530,3 +533,375 @@ def test_a_manifest_with_backslashes_builds_the_store_of_its_slashed_twin(data_r
     assert {k: v for k, v in mine.items() if k != "manifest"} == {
         k: v for k, v in theirs.items() if k != "manifest"
     }
+
+
+# ---- mutation review of data/patch_store.py -------------------------------------------------------------
+def test_store_settings_at_their_limits_are_accepted_and_beyond_them_refused(tmp_path):
+    """The ends of each range are allowed (bit depth 1 and 16, threshold 0 and 1, fraction 0) and the
+    next value out is refused naming the key; test_fraction is checked like val_fraction."""
+    for ok in ({"bit_depth": 1}, {"bit_depth": 16}, {"mask_threshold": 0.0}, {"mask_threshold": 1.0}):
+        spec_for(tmp_path, tmp_path, **ok)
+    for bad, said in [
+        ({"bit_depth": 0}, "data.bit_depth=0 must be between 1 and 16"),
+        ({"bit_depth": 17}, "data.bit_depth=17 must be between 1 and 16"),
+        ({"mask_threshold": -0.1}, r"data.mask_threshold=-0.1 must be in \[0, 1\]"),
+        ({"test_fraction": 1.0}, r"data.test_fraction=1.0 must be in \[0, 1\)"),
+        ({"test_fraction": -0.1}, r"data.test_fraction=-0.1 must be in \[0, 1\)"),
+    ]:
+        with pytest.raises(StoreError, match=said):
+            spec_for(tmp_path, tmp_path, **bad)
+
+
+def test_the_hash_cache_holds_each_sources_sha256_and_spares_rereading_them(data_root, tmp_path, monkeypatch):
+    """The cache under data.store_root maps each image and mask (resolved path) to [size, mtime, sha256,
+    ctime] of the file (hashlib's digest); the next run reads none of them, an entry of an earlier
+    version's three items is hashed again, and a run on a missing store root leaves nothing behind."""
+    import hashlib
+
+    assert find_store(spec_for(data_root, tmp_path / "none")) is None
+    assert not (tmp_path / "none").exists()  # no cache written into a folder that does not exist
+    spec = spec_for(data_root, tmp_path / "s")
+    path = build_store(spec, progress=False)
+    cache = json.loads((tmp_path / "s" / ps.HASH_CACHE_FILE).read_text())
+    files = sorted((data_root / "images").glob("*.png")) + sorted((data_root / "masks").glob("*.png"))
+    assert sorted(cache) == sorted(str(f.resolve()) for f in files)
+    for f in files:
+        st = f.stat()
+        digest = hashlib.sha256(f.read_bytes()).hexdigest()
+        assert cache[str(f.resolve())] == [st.st_size, st.st_mtime_ns, digest, st.st_ctime_ns]
+    read = []
+    real = ps.sha256_file
+    monkeypatch.setattr(ps, "sha256_file", lambda p, *a: read.append(str(p)) or real(p, *a))
+    assert find_store(spec) == path
+    assert read == [str(data_root / "manifest.csv")]  # the manifest itself, no image or mask
+    old = {k: v[:3] for k, v in cache.items()}  # as an earlier version wrote it, without the change time
+    (tmp_path / "s" / ps.HASH_CACHE_FILE).write_text(json.dumps(old))
+    read.clear()
+    assert find_store(spec) == path
+    assert len(read) == 1 + len(files)
+
+
+def test_a_changed_patch_labels_csv_makes_another_store(data_root, tmp_path):
+    """patch_labels.csv is not in the manifest's hash: its own sha256 is in the key, so a label changed by
+    hand is not served from the store built with the earlier one."""
+    import hashlib
+
+    spec = spec_for(data_root, tmp_path / "s")
+    auto = PatchStore(build_store(spec, progress=False)).index
+    row = auto[(auto.image == "images/A1_0.png") & (auto.label != 0)].iloc[0]
+    labels = data_root / "patch_labels.csv"
+    labels.write_text(f"image,row,col,label\nimages/A1_0.png,{row.row},{row.col},irrelevant\n")
+    first = build_store(spec, progress=False)
+    assert PatchStore(first).index.label[row.patch_id] == 0
+    assert (
+        PatchStore(first).meta["sources"]["patch_labels"] == hashlib.sha256(labels.read_bytes()).hexdigest()
+    )
+    labels.write_text(f"image,row,col,label\nimages/A1_0.png,{row.row},{row.col},{row.label}\n")
+    assert find_store(spec) is None
+    second = PatchStore(build_store(spec, progress=False))
+    assert second.path != first and second.index.label[row.patch_id] == row.label
+
+
+def test_one_person_in_two_splits_is_warned_about_up_to_five_manifest_patients(tmp_path, caplog):
+    """MAX_MANIFEST_PATIENTS_PER_PERSON = 5: one DICOM PatientID under five manifest patients of train and
+    test is still taken for a person (warned about); under six it is taken for a placeholder (silent)."""
+    from gastrodistill.data.manifest import load_manifest
+
+    patients = ["A1", "A2", "A3", "B1", "B2", "B3", "C1", "D1"]
+    ids = {p: {"PatientID": f"MRN-{k:05d}"} for k, p in enumerate(patients)}
+    for shared, warned in [
+        (["A1", "A2", "A3", "B1", "C1"], True),
+        (["A1", "A2", "A3", "B1", "C1", "D1"], False),
+    ]:
+        root = _dicom_data(tmp_path / str(len(shared)), {**ids, **{p: ids["A1"] for p in shared}})
+        manifest = load_manifest(root)
+        split_of = ps.patient_splits(spec_for(root, tmp_path / "s", val_fraction=0.0), manifest)
+        caplog.clear()
+        with caplog.at_level("WARNING", logger=ps.__name__):
+            ps.check_dicom_patients(manifest, split_of)
+        said = [r.getMessage() for r in caplog.records]
+        if warned:
+            lines = ", ".join(str(r.line) for r in manifest.records if r.patient_id in shared)
+            assert said == [
+                f"manifest.csv lines {lines}: these images' DICOM headers name one patient (the same "
+                "PatientID, issuer, name and birth date) listed under 5 patient ids in splits ['train', "
+                "'test']; if they are one person, give all of that person's rows one patient_id, or a model "
+                "is evaluated on a patient it was trained on"
+            ]
+        else:
+            assert said == []
+
+
+def test_a_new_reader_version_makes_another_store(data_root, tmp_path, monkeypatch):
+    """READER_VERSION is bumped when the same files read as other pixels: the store built by the earlier
+    reader must not be reused."""
+    spec = spec_for(data_root, tmp_path / "s")
+    first = build_store(spec, progress=False)
+    monkeypatch.setattr(ps, "READER_VERSION", ps.READER_VERSION + 1)
+    assert find_store(spec) is None
+    assert build_store(spec, progress=False) != first
+
+
+def test_the_store_folder_is_named_by_geometry_storage_size_and_the_keys_first_16_characters(
+    data_root, tmp_path
+):
+    path = build_store(spec_for(data_root, tmp_path / "s", storage_size=16), progress=False)
+    key = json.loads((path / "meta.json").read_text())["key"]
+    assert re.fullmatch(r"[0-9a-f]{64}", key) and path.name == f"p32-o8-s16-{key[:16]}"
+
+
+def test_a_store_whose_files_disagree_with_its_meta_is_not_complete_and_is_rebuilt(data_root, tmp_path):
+    """Each of: another schema version, another key, another recorded shape, no index.csv, a meta.json
+    that is JSON but no object, an index.csv one row short or with patch ids out of order; such a store
+    is refused when opened and built again by build_store."""
+    import shutil
+
+    spec = spec_for(data_root, tmp_path / "s")
+    path = build_store(spec, progress=False)
+    meta = json.loads((path / "meta.json").read_text())
+    good = tmp_path / "good"
+    shutil.copytree(path, good)
+    index = (good / "index.csv").read_text().splitlines(keepends=True)
+    first, second = index[1].split(",", 1), index[2].split(",", 1)
+    spoil = {
+        "schema": lambda p: (p / "meta.json").write_text(json.dumps({**meta, "schema_version": 0})),
+        "key": lambda p: (p / "meta.json").write_text(json.dumps({**meta, "key": "0" * 64})),
+        "shape": lambda p: (p / "meta.json").write_text(json.dumps({**meta, "shape": [255, 32, 32]})),
+        "no index": lambda p: (p / "index.csv").unlink(),
+        "list": lambda p: (p / "meta.json").write_text(json.dumps([meta])),
+        "short index": lambda p: (p / "index.csv").write_text("".join(index[:-1])),
+        "ids swapped": lambda p: (p / "index.csv").write_text(
+            "".join([index[0], f"{second[0]},{first[1]}", f"{first[0]},{second[1]}", *index[3:]])
+        ),
+    }
+    for what, how in spoil.items():
+        shutil.rmtree(path)
+        shutil.copytree(good, path)
+        how(path)
+        if what in ("short index", "ids swapped"):
+            with pytest.raises(StoreError, match=r"index.csv does not match patches.npy; delete the store"):
+                PatchStore(path)
+            continue
+        if what != "key":  # the key is checked against the one the data and settings give
+            with pytest.raises(StoreError, match="not a complete patch store"):
+                PatchStore(path)
+        assert find_store(spec) is None, what
+        assert build_store(spec, progress=False) == path
+        assert PatchStore(path).meta == {**meta, "build_seconds": PatchStore(path).meta["build_seconds"]}, (
+            what
+        )
+
+
+def test_hist_stats_of_an_empty_or_constant_histogram_are_finite_with_a_tiny_positive_std():
+    """No pixels give mean 0 (not a division by zero); one grey level gives numpy's mean and a std that is
+    numpy's 0 floored at 1e-6 (sqrt of 1e-12), small enough to change no real statistics."""
+    assert hist_stats([0] * 256) == (0.0, pytest.approx(1e-6))
+    hist = np.zeros(256, np.int64)
+    hist[200] = 1000
+    mean, std = hist_stats(hist)
+    assert mean == pytest.approx(200 / 255, abs=1e-12) and std == pytest.approx(1e-6) and std > 0
+
+
+@pytest.mark.parametrize("ids", [("007", "010", "020", "030"), ("NA", "N1", "C1", "D1")])
+def test_patient_ids_that_look_like_numbers_or_missing_values_are_read_back_as_written(tmp_path, ids):
+    """index.csv is read with every text column as str and no NA parsing: patients '007' and '010' stay so
+    (not 7 and 10, as they would when every id looks like a number) and patient 'NA' stays 'NA' (not NaN)."""
+    diagnoses = ("gastritis", "non-gastritis")
+    patients = {p: (diagnoses[k % 2], "train" if k < 2 else "test") for k, p in enumerate(ids)}
+    root = make_data(tmp_path / "d", patients=patients, images_per_patient=1)
+    store = PatchStore(build_store(spec_for(root, tmp_path / "s", val_fraction=0.0), progress=False))
+    assert store.split_index("train")["patient"].unique().tolist() == sorted(ids[:2])
+    assert store.split_index("test")["patient"].unique().tolist() == sorted(ids[2:])
+    assert store.split_index("train")["image"].unique().tolist() == [
+        f"images/{p}_0.png" for p in sorted(ids[:2])
+    ]
+
+
+def test_an_unknown_split_name_is_a_value_error_naming_the_splits(data_root, tmp_path):
+    store = PatchStore(build_store(spec_for(data_root, tmp_path / "s"), progress=False))
+    with pytest.raises(
+        ValueError, match=r"unknown split 'validation'; use one of \('train', 'val', 'test'\)"
+    ):
+        store.split_slice("validation")
+
+
+def test_store_room_without_upsampling_says_nothing_and_unknown_memory_is_not_checked(
+    tmp_path, monkeypatch, caplog
+):
+    """Storing at the patch size is no upsampling (no warning); a system that does not say how much memory
+    is available (None) lets the build go on."""
+    monkeypatch.setattr(ps, "available_memory", lambda: None)
+    with caplog.at_level("WARNING", logger=ps.__name__):
+        ps.check_store_room(tmp_path / "new", 10, 4, 32, 32)
+    assert caplog.text == ""
+
+
+def test_short_positioned_writes_are_continued_at_the_right_offset(data_root, tmp_path, monkeypatch):
+    """os.pwrite may write fewer bytes than asked: the rest goes on after what was written. With writes of
+    at most 1000 bytes the store holds the same patches as with whole writes."""
+    whole = PatchStore(build_store(spec_for(data_root, tmp_path / "a"), progress=False))
+    real = os.pwrite
+    monkeypatch.setattr(ps.os, "pwrite", lambda fd, data, offset: real(fd, data[:1000], offset))
+    short = PatchStore(build_store(spec_for(data_root, tmp_path / "b"), progress=False))
+    np.testing.assert_array_equal(np.asarray(short.patches), np.asarray(whole.patches))
+
+
+def test_a_seeded_split_without_test_patients_is_refused(tmp_path):
+    """Without a split column, data.test_fraction=0 puts every patient in train (a manifest's own split
+    column without test rows is refused by the manifest check before)."""
+    from gastrodistill.data.manifest import load_manifest
+
+    patients = {"A1": ("gastritis", None), "B1": ("non-gastritis", None)}
+    root = make_data(tmp_path / "d", patients=patients, images_per_patient=1, with_split=False)
+    spec = spec_for(root, tmp_path / "s", test_fraction=0.0)
+    with pytest.raises(ManifestError, match=r"no patient in split 'test'; add patients or change the split"):
+        ps.patient_splits(spec, load_manifest(root))
+
+
+def test_an_empty_validation_split_is_not_warned_about(data_root, tmp_path, caplog):
+    """data.val_fraction=0 leaves val empty: that is no missing class (the evaluation refuses an empty split
+    where it needs one); its range is the empty one between train and test."""
+    with caplog.at_level("WARNING", logger=ps.__name__):
+        store = PatchStore(build_store(spec_for(data_root, tmp_path / "s", val_fraction=0.0), progress=False))
+    assert "has no patch" not in caplog.text
+    n_train = int((store.index["split"] == "train").sum())
+    assert store.meta["split_ranges"] == {
+        "train": [0, n_train],
+        "val": [n_train, n_train],
+        "test": [n_train, 256],
+    }
+
+
+def test_masks_that_empty_a_class_name_patch_labels_csv_when_there_is_one(tmp_path):
+    root = make_data(tmp_path / "d", images_per_patient=1)
+    for mask in (root / "masks").glob("*.png"):
+        write_png(mask, np.zeros((100, 90), np.uint8))
+    (root / "patch_labels.csv").write_text("image,row,col,label\nimages/A1_0.png,0,0,irrelevant\n")
+    text = _empty_class_message(root, tmp_path / "stores")
+    assert (
+        "(an all-zero mask marks every patch irrelevant) or patch_labels.csv or lower data.mask_threshold"
+        in text
+    )
+
+
+def test_force_rebuilds_an_up_to_date_store(data_root, tmp_path, monkeypatch):
+    spec = spec_for(data_root, tmp_path / "s")
+    path = build_store(spec, progress=False)
+    read = []
+    real = ps.read_image
+    monkeypatch.setattr(ps, "read_image", lambda p, **k: read.append(p) or real(p, **k))
+    assert build_store(spec, progress=False) == path and read == []
+    assert build_store(spec, progress=False, force=True) == path and len(read) == 16
+
+
+def test_patients_are_contiguous_and_in_manifest_line_order_whatever_the_manifest_order(data_root, tmp_path):
+    """Rows of two patients interleaved, one patient's images listed last first: the store still holds each
+    patient as one slice (patients by id), each patient's images in the order of their manifest lines."""
+    import csv
+
+    with open(data_root / "manifest.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    a1 = [r for r in rows if r["patient_id"] == "A1"]
+    a2 = [r for r in rows if r["patient_id"] == "A2"]
+    rest = [r for r in rows if r["patient_id"] not in ("A1", "A2")]
+    rows = [a2[1], a1[1], a2[0], a1[0], *rest]  # lines 2-5: A2_1, A1_1, A2_0, A1_0
+    write_manifest(data_root, rows)
+    idx = PatchStore(build_store(spec_for(data_root, tmp_path / "s", val_fraction=0.0), progress=False)).index
+    images = idx["image"].drop_duplicates().tolist()
+    assert images[:4] == ["images/A1_1.png", "images/A1_0.png", "images/A2_1.png", "images/A2_0.png"]
+
+
+def test_meta_records_the_builds_settings_and_sizes_from_their_sources(tmp_path):
+    """meta.json against what it describes: the manifest's sha256 (hashlib), the image count (manifest
+    rows), patients per split and the shape and bytes of patches.npy, the settings of a seeded split
+    without a split column, no resampling at the patch size."""
+    import hashlib
+
+    patients = {f"G{i}": ("gastritis", None) for i in range(5)} | {
+        f"N{i}": ("non-gastritis", None) for i in range(5)
+    }
+    root = make_data(tmp_path / "d", patients=patients, images_per_patient=2, with_split=False)
+    spec = spec_for(
+        root, tmp_path / "s", test_fraction=0.4, val_fraction=0.34, split_seed=7, mask_threshold=0.25
+    )
+    store = PatchStore(build_store(spec, progress=False))
+    meta, idx = store.meta, store.index
+    assert meta["sources"]["manifest"] == hashlib.sha256((root / "manifest.csv").read_bytes()).hexdigest()
+    assert meta["n_images"] == 20 == idx["image"].nunique()
+    assert meta["n_patients"] == {
+        s: idx[idx.split == s]["patient"].nunique() for s in ("train", "val", "test")
+    }
+    assert meta["n_patients"] == {"train": 4, "val": 2, "test": 4}
+    assert meta["shape"] == list(store.patches.shape) == [20 * 16, 32, 32]
+    assert (
+        meta["bytes"]
+        == store.patches.nbytes
+        == os.path.getsize(store.path / "patches.npy") - store.patches.offset
+    )
+    assert meta["resampling"] == "none" and meta["dtype"] == "uint8" and meta["storage_size"] == 32
+    assert (
+        meta["geometry"] == {"patch_size": 32, "overlap": 8, "stride": 24} and meta["mask_threshold"] == 0.25
+    )
+    assert meta["split_params"] == {
+        "from_manifest": False,
+        "test_fraction": 0.4,
+        "val_fraction": 0.34,
+        "seed": 7,
+    }
+
+
+def test_a_file_that_changes_size_during_the_build_is_refused(data_root, tmp_path, monkeypatch):
+    real = ps.read_image
+    monkeypatch.setattr(ps, "read_image", lambda p, **k: real(p, **k)[:-1])
+    with pytest.raises(
+        ManifestError, match=r"line 2.*the file changed while the store was being built; run again"
+    ):
+        build_store(spec_for(data_root, tmp_path / "s"), progress=False)
+
+
+def test_grey_level_report_counts_used_levels_of_non_empty_splits_and_warns_below_64():
+    """64 levels is enough (FEW_GREY_LEVELS = 64), 63 is warned about; an empty split is left out."""
+    hists = {"train": np.zeros(256, int), "val": np.zeros(256, int), "test": np.zeros(256, int)}
+    hists["train"][::4] = 5  # 64 levels
+    hists["test"][:63] = 1
+    line, warnings = ps.grey_level_report({"pixel_histograms": {s: h.tolist() for s, h in hists.items()}})
+    assert line == "grey levels used (of 256): train 64, test 63"
+    assert len(warnings) == 1 and warnings[0].startswith("split 'test' uses only 63 of 256 grey levels")
+
+
+def test_the_few_levels_warning_lists_ten_lines_then_the_count():
+    ten = ps.few_levels_warning(list(range(2, 12)))
+    assert ten.startswith(
+        "manifest.csv line(s) 2, 3, 4, 5, 6, 7, 8, 9, 10, 11: each image uses fewer than 64"
+    )
+    eleven = ps.few_levels_warning(list(range(2, 13)))
+    assert eleven.startswith(
+        "manifest.csv line(s) 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... (11 images): each image"
+    )
+
+
+@pytest.mark.parametrize("levels", [63, 64])
+def test_an_image_is_warned_about_below_64_grey_levels_not_at_64(data_root, tmp_path, caplog, levels):
+    """A 16-bit image of the values k * 257 (k < levels) reads as k / 255 and is stored as the uint8 levels
+    0 .. levels - 1: 63 of them earn the per-image warning naming its manifest line, 64 do not."""
+    k = np.arange(100 * 90) % levels
+    write_png(data_root / "images" / "A1_0.png", (k * 257).astype(np.uint16).reshape(100, 90))
+    with caplog.at_level("WARNING", logger=ps.__name__):
+        store = PatchStore(build_store(spec_for(data_root, tmp_path / "s"), progress=False))
+    first = store.index.index[store.index.image == "images/A1_0.png"]
+    assert np.unique(store.patches[first]).tolist() == list(range(levels))
+    assert ("manifest.csv line(s) 2: each image uses fewer than 64" in caplog.text) == (levels == 63)
+
+
+def test_a_reused_store_saves_the_hashes_it_had_to_read_again(data_root, tmp_path):
+    """A touched file (change time moved, content kept) is hashed again at the next build; when the store
+    is reused, the cache is still written with the new change time, so the run after reads nothing."""
+    spec = spec_for(data_root, tmp_path / "s")
+    path = build_store(spec, progress=False)
+    img = data_root / "images" / "B2_1.png"
+    st = img.stat()
+    os.utime(img, ns=(st.st_atime_ns, st.st_mtime_ns))  # same times: only the change time moves
+    assert img.stat().st_ctime_ns != st.st_ctime_ns
+    assert build_store(spec, progress=False) == path
+    cache = json.loads((tmp_path / "s" / ps.HASH_CACHE_FILE).read_text())
+    assert cache[str(img.resolve())][3] == img.stat().st_ctime_ns

@@ -99,3 +99,39 @@ def test_null_size_and_overlap_equal_to_the_patch_are_geometry_errors():
         Geometry(overlap=None)
     with pytest.raises(GeometryError, match=r"data.overlap=64 must be smaller than data.patch_size=64"):
         grid_positions(400, 64, 64)
+
+
+# ---- mutation review of data/tiling.py ------------------------------------------------------------------
+def test_an_overlap_of_one_less_than_the_patch_steps_one_pixel():
+    """Stride 1 is the smallest allowed: every offset from 0 to length - size (only stride 0 is refused)."""
+    assert Geometry(patch_size=4, overlap=3).stride == 1
+    assert grid_positions(10, 4, 3) == _offsets(10, 4, 3) == list(range(7))
+
+
+def test_the_default_grid_of_tile_positions_is_the_papers():
+    """tile_positions' defaults are the paper's 299 px patches with 50 px overlap, like grid_positions'."""
+    offsets = [0, 249, 498, 747, 996, 1245, 1494, 1743, 1749]
+    assert tile_positions(2048, 2048) == [(r, c) for r in offsets for c in offsets]
+    assert tile_positions(2048, 548) == [(r, c) for r in offsets for c in (0, 249)]
+
+
+@pytest.mark.parametrize("height,width", [(298, 4000), (4000, 298)])
+def test_a_side_smaller_than_the_patch_is_named_by_what_for_rows_and_columns(height, width):
+    """The caller's ``what`` (a manifest row) starts the message whichever side is too small, through
+    tile_positions and through Geometry.count and .grid."""
+    what = "manifest.csv line 3 (image 'images/x.png')"
+    said = r"^manifest.csv line 3 \(image 'images/x.png'\): side of 298 px is smaller than the 299 px patch"
+    with pytest.raises(GeometryError, match=said):
+        tile_positions(height, width, what=what)
+    with pytest.raises(GeometryError, match=said):
+        Geometry().count(height, width, what=what)
+    with pytest.raises(GeometryError, match=said):
+        Geometry().grid(height, width, what=what)
+
+
+def test_extract_patches_keeps_the_images_dtype_and_equals_numpy_slices():
+    img = np.random.default_rng(0).integers(0, 256, (70, 50), dtype=np.uint8)
+    pos = tile_positions(70, 50, 20, 5)
+    patches = extract_patches(img, pos, 20)
+    assert patches.dtype == np.uint8
+    np.testing.assert_array_equal(patches, np.stack([img[r : r + 20, c : c + 20] for r, c in pos]))
