@@ -482,3 +482,278 @@ def test_a_multi_frame_or_multi_sample_dicom_is_refused_naming_why(tmp_path, raw
         ImageReadError, match=r"rgb\.dcm: DICOM with PhotometricInterpretation MONOCHROME2 is"
     ):
         read_image(samples)
+
+
+# ---- gaps a mutation review of data/readers.py found: each test fails on one plausible slip there ---------
+def _png_with_chunk(data: bytes, kind: bytes, payload: bytes, before: bytes) -> bytes:
+    """``data`` (a PNG file) with a chunk ``kind`` inserted before its first ``before`` chunk, CRC and all."""
+    import struct
+    import zlib
+
+    pos = 8
+    while data[pos + 4 : pos + 8] != before:
+        pos += 12 + struct.unpack(">I", data[pos : pos + 4])[0]
+    chunk = struct.pack(">I", len(payload)) + kind + payload
+    return data[:pos] + chunk + struct.pack(">I", zlib.crc32(kind + payload)) + data[pos:]
+
+
+def _values_12bit(h: int = 9, w: int = 11, seed: int = 0) -> np.ndarray:
+    """12-bit values with both ends (0 and 4095) present."""
+    raw = np.random.default_rng(seed).integers(0, 4096, (h, w)).astype(np.uint16)
+    raw[0, 0], raw[-1, -1] = 0, 4095
+    return raw
+
+
+def test_a_dicom_without_preamble_named_dicom_is_read_as_dicom(tmp_path, raw12):
+    """A ``.dicom`` name says DICOM even without the DICM prefix (otherwise Pillow is asked and fails)."""
+    import pydicom
+
+    from gastrodistill.data.readers import is_dicom
+
+    ds = pydicom.dcmread(write_dicom(tmp_path / "a.dcm", raw12))
+    del ds.file_meta
+    ds.preamble = None
+    path = tmp_path / "bare.dicom"
+    ds.save_as(path, implicit_vr=True, little_endian=True, enforce_file_format=False)
+    assert path.read_bytes()[128:132] != b"DICM" and is_dicom(path)
+    np.testing.assert_allclose(read_image(path), raw12 / 4095.0, atol=1e-6)
+
+
+def test_upper_case_suffixes_keep_the_png_sbit_and_the_tiff_max_sample_value(tmp_path):
+    """``.PNG`` and ``.TIF`` are the PNG and TIFF readers' (a case-sensitive suffix read them with Pillow
+    alone, without the file's bit depth: 12-bit values divided by 65535)."""
+    from PIL.PngImagePlugin import PngInfo
+
+    raw = _values_12bit()
+    info = PngInfo()
+    info.add(b"sBIT", bytes([12]))
+    Image.fromarray(raw).save(tmp_path / "UP.PNG", pnginfo=info)
+    tifffile.imwrite(tmp_path / "UP.TIF", raw, extratags=[(281, "H", 1, 4095, True)])
+    for name in ("UP.PNG", "UP.TIF"):
+        np.testing.assert_allclose(read_image(tmp_path / name), raw / 4095.0, atol=1e-7, err_msg=name)
+
+
+def test_a_missing_file_of_another_format_is_named_with_why_it_cannot_be_opened(tmp_path):
+    path = tmp_path / "gone.jpg"
+    for call in (read_image, probe_image):
+        with pytest.raises(ImageReadError) as info:
+            call(path)
+        assert str(info.value) == f"{path}: cannot open (No such file or directory)"
+
+
+def test_a_colour_png_sbit_gives_the_largest_channel_depth(tmp_path):
+    """sBIT of an RGB PNG holds one depth per channel (PNG spec 11.3.3.4): 10, 12, 11 -> 12 bits, not the
+    first channel's 10 (which would take the 12-bit values for shifted ones)."""
+    import cv2
+
+    from gastrodistill.data.readers import decode
+
+    rgb = np.stack([_values_12bit(seed=s) for s in range(3)], axis=-1)
+    assert cv2.imwrite(str(tmp_path / "plain.png"), rgb[:, :, ::-1])  # OpenCV writes BGR
+    path = tmp_path / "rgb12.png"
+    path.write_bytes(
+        _png_with_chunk((tmp_path / "plain.png").read_bytes(), b"sBIT", bytes([10, 12, 11]), b"IDAT")
+    )
+    out = decode(path, colour=True)
+    assert out.bits == 12
+    np.testing.assert_allclose(out.to_unit(), rgb / 4095.0, atol=1e-7)
+
+
+def test_an_sbit_chunk_after_the_image_data_is_not_the_bit_depth(tmp_path):
+    """sBIT must precede IDAT (PNG spec 5.6); one written after it is ignored: the container's 16 bits."""
+    raw = _values_12bit()
+    Image.fromarray(raw).save(tmp_path / "plain.png")
+    path = tmp_path / "late.png"
+    path.write_bytes(_png_with_chunk((tmp_path / "plain.png").read_bytes(), b"sBIT", bytes([12]), b"IEND"))
+    np.testing.assert_allclose(read_image(path), raw / 65535.0, atol=1e-7)
+
+
+def test_a_bit_depth_outside_one_to_the_container_is_refused_naming_the_range(tmp_path):
+    path = tmp_path / "d.png"
+    raw = _values_12bit()
+    Image.fromarray(raw).save(path)
+    for bits in (0, 17):
+        with pytest.raises(ImageReadError) as info:
+            read_image(path, bit_depth=bits)
+        assert str(info.value) == (
+            f"{path}: data.bit_depth={bits} does not fit its 16-bit pixels; use a value from 1 to 16 "
+            "(or null to use the file's own bit depth)"
+        )
+    np.testing.assert_allclose(read_image(path, bit_depth=16), raw / 65535.0, atol=1e-7)
+    np.testing.assert_allclose(read_image(path, bit_depth=12), raw / 4095.0, atol=1e-7)  # 4095 is allowed
+
+
+def test_png_sbit_12_values_that_reach_4095_are_not_taken_for_shifted_ones(tmp_path):
+    """4095 is the largest 12-bit value, not a sign of values shifted to the top of 16 bits."""
+    from PIL.PngImagePlugin import PngInfo
+
+    raw = _values_12bit()
+    info = PngInfo()
+    info.add(b"sBIT", bytes([12]))
+    Image.fromarray(raw).save(tmp_path / "s.png", pnginfo=info)
+    np.testing.assert_allclose(read_image(tmp_path / "s.png"), raw / 4095.0, atol=1e-7)
+
+
+def test_tiff_bit_depth_tags_the_data_contradict_give_the_container_depth(tmp_path):
+    """MaxSampleValue 1000 under values up to 3600, or 4095 in an 8-bit TIFF: no bit depth after all, so
+    the container's (65535 or 255 is white); the values are never shifted (that is for PNG only)."""
+    raw = np.random.default_rng(4).integers(600, 3601, (9, 11)).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "m16.tif", raw, extratags=[(281, "H", 1, 1000, True)])
+    np.testing.assert_allclose(read_image(tmp_path / "m16.tif"), raw / 65535.0, atol=1e-7)
+    small = (raw // 16).astype(np.uint8)
+    tifffile.imwrite(tmp_path / "m8.tif", small, extratags=[(281, "H", 1, 4095, True)])
+    np.testing.assert_allclose(read_image(tmp_path / "m8.tif"), small / 255.0, atol=1e-7)
+
+
+def test_a_mask_keeps_its_nonzero_pixels_whatever_its_sbit_says(tmp_path):
+    """A mask's values are stomach or not, never a bit depth: values 0/100 under sBIT 1 would be shifted
+    to 0 (an empty mask) if the sBIT were applied."""
+    from PIL.PngImagePlugin import PngInfo
+
+    m = np.zeros((10, 12), np.uint8)
+    m[2:6, 3:9] = 100
+    info = PngInfo()
+    info.add(b"sBIT", bytes([1]))
+    Image.fromarray(m).save(tmp_path / "m.png", pnginfo=info)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), m != 0)
+
+
+def test_palette_masks_of_colours_and_grey_alpha_masks_are_read_and_probed(tmp_path):
+    """A mask may be a palette of colours (red stomach on black) or grey + alpha: nonzero is stomach."""
+    idx = np.zeros((10, 12), np.uint8)
+    idx[3:7, 2:8] = 1
+    pal = Image.fromarray(idx, mode="P")
+    pal.putpalette([0, 0, 0, 255, 0, 0])
+    pal.save(tmp_path / "pal.png")
+    la = np.stack([idx * 200, np.full_like(idx, 255)], axis=-1)
+    Image.fromarray(la, mode="LA").save(tmp_path / "la.png")
+    for name in ("pal.png", "la.png"):
+        np.testing.assert_array_equal(read_mask(tmp_path / name), idx != 0, err_msg=name)
+        assert probe_image(tmp_path / name, mask=True) == (10, 12), name
+
+
+def test_a_palette_whose_red_equals_green_but_not_blue_is_colour(tmp_path):
+    """Every entry used must have R = G = B to be a grey: (10, 10, 200) is a blue."""
+    img = Image.fromarray(np.array([[0, 1], [1, 0]], np.uint8), mode="P")
+    img.putpalette([10, 10, 200, 60, 60, 60])
+    img.save(tmp_path / "bluish.png")
+    for call in (probe_image, read_image):
+        with pytest.raises(ImageReadError, match=r"bluish\.png: colour image \(mode P, 1 channel\(s\)\)"):
+            call(tmp_path / "bluish.png")
+
+
+def test_a_truncated_jpeg_or_a_png_with_a_bad_crc_is_refused_by_the_probe(tmp_path):
+    """The probe decodes formats without checksums (a JPEG cut short) and checks PNG chunk CRCs."""
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "cut.jpg", quality=95)
+    data = (tmp_path / "cut.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    Image.fromarray(noise).save(tmp_path / "crc.png")
+    data = bytearray((tmp_path / "crc.png").read_bytes())
+    end = data.index(b"IEND") - 4  # the IDAT's CRC ends where IEND's length field begins
+    data[end - 1] ^= 0xFF
+    (tmp_path / "crc.png").write_bytes(bytes(data))
+    for name in ("cut.jpg", "crc.png"):
+        with pytest.raises(ImageReadError, match=rf"{name.replace('.', '[.]')}: truncated or corrupt image"):
+            probe_image(tmp_path / name)
+
+
+def test_a_boolean_tiff_is_a_mask_and_a_black_and_white_colour_image(tmp_path):
+    """A 1-bit TIFF: a mask as is, a collection image 0/255 (its white is 1, not 255)."""
+    from gastrodistill.data.readers import decode
+
+    m = np.zeros((10, 12), bool)
+    m[2:5, 3:9] = True
+    tifffile.imwrite(tmp_path / "m.tif", m)
+    np.testing.assert_array_equal(read_mask(tmp_path / "m.tif"), m)
+    assert probe_image(tmp_path / "m.tif", mask=True) == (10, 12)
+    out = decode(tmp_path / "m.tif", colour=True)
+    assert out.bits == 1
+    np.testing.assert_array_equal(out.to_container(), m.astype(np.uint8) * 255)
+    np.testing.assert_array_equal(out.to_unit(), m.astype(np.float32))
+
+
+def test_a_tiff_one_byte_short_is_refused_by_the_probe(tmp_path):
+    path = tmp_path / "short.tif"
+    tifffile.imwrite(path, np.ones((64, 64), dtype=np.uint16))
+    assert probe_image(path) == (64, 64)
+    path.write_bytes(path.read_bytes()[:-1])
+    with pytest.raises(ImageReadError) as info:
+        probe_image(path)
+    assert str(info.value) == f"{path}: truncated TIFF (pixel data runs past the end of the file)"
+
+
+def test_a_dicom_mask_is_refused_by_the_reader_and_the_probe(tmp_path, raw12):
+    path = write_dicom(tmp_path / "mask.dcm", raw12)
+    for call in (read_mask, lambda p: probe_image(p, mask=True)):
+        with pytest.raises(ImageReadError) as info:
+            call(path)
+        assert str(info.value) == f"{path}: masks must be PNG or TIFF (nonzero = stomach), not DICOM"
+
+
+def test_colour_tiffs_planar_with_alpha_or_grey_with_alpha_are_read_as_their_colours(tmp_path):
+    """Planar RGB (channels first in the file) becomes channels last; an alpha sample is dropped, the
+    colour or grey before it kept."""
+    from gastrodistill.data.readers import decode
+
+    rng = np.random.default_rng(5)
+    rgba = rng.integers(0, 256, (5, 6, 4), dtype=np.uint8)
+    tifffile.imwrite(
+        tmp_path / "planar.tif", rgba[..., :3].transpose(2, 0, 1), photometric="rgb", planarconfig="separate"
+    )
+    tifffile.imwrite(tmp_path / "rgba.tif", rgba, photometric="rgb", extrasamples=[2])
+    tifffile.imwrite(tmp_path / "ga.tif", rgba[..., :2], photometric="minisblack", extrasamples=[2])
+    for name, expected in (
+        ("planar.tif", rgba[..., :3]),
+        ("rgba.tif", rgba[..., :3]),
+        ("ga.tif", rgba[..., 0]),
+    ):
+        np.testing.assert_array_equal(decode(tmp_path / name, colour=True).pixels, expected, err_msg=name)
+
+
+def test_a_colour_tiff_tifffile_cannot_decode_is_read_by_pillow_and_a_grey_one_is_refused(
+    tmp_path, monkeypatch
+):
+    """E.g. LZW without imagecodecs: colour reading falls back on Pillow; grayscale reading names the
+    TIFF reader's error."""
+    import gastrodistill.data.readers as readers
+
+    def cannot(path, where, colour, mask):
+        raise ImageReadError(f"{where}: truncated or corrupt TIFF (no codec); re-export the file")
+
+    monkeypatch.setattr(readers, "_read_tiff", cannot)
+    rgb = np.random.default_rng(6).integers(0, 256, (5, 6, 3), dtype=np.uint8)
+    path = tmp_path / "lzw.tif"
+    Image.fromarray(rgb).save(path, compression="tiff_lzw")
+    np.testing.assert_array_equal(readers.decode(path, colour=True).pixels, rgb)
+    with pytest.raises(ImageReadError, match=r"lzw\.tif: truncated or corrupt TIFF \(no codec\)"):
+        readers.decode(path)
+    # Pillow's 32-bit integer mode: values 0..65535 become uint16, others are refused
+    ints = tmp_path / "int32.tif"
+    Image.fromarray(np.array([[0, 65535], [3, 4]], np.int32)).save(ints)
+    out = readers.decode(ints, colour=True)
+    assert out.pixels.dtype == np.uint16 and out.pixels.tolist() == [[0, 65535], [3, 4]] and out.bits == 16
+    for bad in (-5, 70000):
+        Image.fromarray(np.array([[0, bad], [3, 4]], np.int32)).save(ints)
+        with pytest.raises(ImageReadError, match=r"int32\.tif: 32-bit integer pixels outside 0\.\.65535"):
+            readers.decode(ints, colour=True)
+
+
+def test_colour_reading_checks_float_and_integer_types_itself(tmp_path):
+    """decode(colour=True) hands on floats in [0, 1] (both ends included) and 8/16-bit integers only."""
+    from gastrodistill.data.readers import decode
+
+    good = np.array([[0.0, 0.25], [0.5, 1.0]], np.float32)
+    tifffile.imwrite(tmp_path / "f.tif", good)
+    out = decode(tmp_path / "f.tif", colour=True)
+    assert out.full_scale == 1.0 and out.bits is None
+    np.testing.assert_array_equal(out.pixels, good)
+    cases = {
+        "nan.tif": (np.array([[0.0, np.nan]], np.float32), "float image contains NaN or infinite values"),
+        "over.tif": (np.array([[0.0, 1.5]], np.float32), r"float image values lie in \[0, 1\.5\], outside"),
+        "i32.tif": (np.array([[0, 7]], np.int32), r"pixel type int32 is not supported"),
+    }
+    for name, (arr, msg) in cases.items():
+        tifffile.imwrite(tmp_path / name, arr)
+        with pytest.raises(ImageReadError, match=rf"{name.replace('.', '[.]')}: {msg}"):
+            decode(tmp_path / name, colour=True)

@@ -85,3 +85,22 @@ def test_an_empty_training_split_is_refused_in_one_line():
     dm.setup()
     with pytest.raises(ZCAError, match="the training split has none"):
         dm.zca_kernel()
+
+
+def test_the_filter_is_read_by_at_most_two_workers_and_computed_once(monkeypatch):
+    """data.num_workers 8 reads the filter's images with ZCA_READ_WORKERS (2) workers; a second call
+    reads nothing and gives the same filter (a mutation review's gaps)."""
+    dm = TensorImageDataModule(splits(), num_workers=8, zca=LocalZCA(kernel_size=3, max_images=16))
+    dm.setup()
+    asked: list[int | None] = []
+    split_batches = dm.split_batches
+
+    def spy(split, indices=None, batch_size=None, num_workers=None, prefetch_factor=None):
+        asked.append(num_workers)
+        return split_batches(split, indices, batch_size, 0)  # no worker processes in the test
+
+    monkeypatch.setattr(dm, "split_batches", spy)
+    kernel = dm.zca_kernel()
+    assert asked and set(asked) == {base.ZCA_READ_WORKERS} == {2}
+    calls = len(asked)
+    assert dm.zca_kernel() is kernel and len(asked) == calls
