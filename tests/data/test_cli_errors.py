@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -757,3 +758,355 @@ def test_a_bug_raised_while_a_file_was_in_the_way_keeps_its_traceback():
     caused = RuntimeError("wrapped")
     caused.__cause__ = NotADirectoryError(20, "Not a directory", "/etc/hostname")
     assert known_error_text(caused).startswith("error: a file is in the way of a folder this run needs")
+
+
+def test_a_mandatory_value_left_unset_is_one_line_saying_which_key_to_set(tmp_path, monkeypatch, capsys):
+    """`data=folder` without `data.root`: OmegaConf's MissingMandatoryValue is the first line of its
+    message and the override to set, alone (kills its PROJECT_ERRORS entry, the advice or the cut dropped)."""
+    from omegaconf import MissingMandatoryValue, OmegaConf
+
+    with pytest.raises(MissingMandatoryValue) as info:
+        OmegaConf.create({"data": {"root": "???"}}).data.root  # noqa: B018 - OmegaConf's own wording
+    first = str(info.value).splitlines()[0]
+    work = tmp_path / "work"
+    argv = ["gastrodistill-patches", f"paths.root_dir={work}", "logger=csv", "data=folder"]
+    code, text = run_main(build_patches.main, argv, monkeypatch, capsys)
+    assert code == 1, text
+    assert text.strip() == f"error: {first}; set it on the command line, e.g. data.root=...", text
+    assert_nothing_written(work)
+
+
+def test_every_error_class_of_the_package_is_known_to_the_commands_or_handled_where_raised():
+    """An error class of the package that is not in PROJECT_ERRORS (nor below one) ends a command in a
+    traceback: each is either known or named here with where it is handled (kills an entry dropped)."""
+    import importlib
+    import inspect
+
+    import gastrodistill
+    from gastrodistill.cli.errors import known_error_text
+
+    handled_elsewhere = {
+        "gastrodistill.cli.errors.StageError",  # the handler's own re-raise in a sweep
+        "gastrodistill.evaluation.over_runs.RunsInputError",  # compare_runs / paired_over_runs print it
+        "gastrodistill.cli.compare_runs.CompareInputError",  # compare_runs prints it (exit 2)
+        "gastrodistill.evaluation.report.UnreadableSources",  # report.py: all records, or a reason
+        "gastrodistill.sharing.text_parts.UnsearchableError",  # text_check reports the file as unsearchable
+        "gastrodistill.utils.safe_config.UnsafeNodeError",  # re-raised as ArtifactError / CardError
+        "gastrodistill.anonymity.membership.MembershipInputError",  # an attack pool the audit built itself
+    }
+    package = Path(gastrodistill.__file__).parent
+    classes = {}
+    for path in sorted(package.rglob("*.py")):
+        name = ".".join(path.relative_to(package.parent).with_suffix("").parts).removesuffix(".__init__")
+        for obj in vars(importlib.import_module(name)).values():
+            if inspect.isclass(obj) and issubclass(obj, BaseException) and obj.__module__ == name:
+                classes[f"{name}.{obj.__qualname__}"] = obj
+    # a namespace package's modules too (evaluation/ has no __init__.py)
+    assert "gastrodistill.data.zca.ZCAError" in classes
+    assert "gastrodistill.evaluation.jobs.EvaluationConfigError" in classes
+    unknown = []
+    for name, cls in sorted(classes.items()):
+        if name in handled_elsewhere:
+            continue
+        try:
+            exc = cls("what is wrong and what to do")
+        except TypeError:  # a constructor of its own: the class is matched the same way
+            exc = cls.__new__(cls)
+            exc.args = ("what is wrong and what to do",)
+        if known_error_text(exc) != f"error: {exc}":
+            unknown.append(name)
+    assert unknown == []
+
+
+def test_an_error_class_of_a_command_run_with_python_m_is_the_projects(monkeypatch):
+    """`python -m gastrodistill.cli.audit` defines `__main__.AuditInputError`: matched by the name the module
+    was run by (`__main__.__spec__.name`), and only that (kills the `__main__` mapping dropped)."""
+    import types
+
+    from gastrodistill.cli.errors import known_error_text
+
+    main = types.ModuleType("__main__")
+    main.__spec__ = types.SimpleNamespace(name="gastrodistill.cli.audit")
+    monkeypatch.setitem(sys.modules, "__main__", main)
+    as_main = type("AuditInputError", (ValueError,), {"__module__": "__main__"})
+    assert known_error_text(as_main("audit.sets is empty")) == "error: audit.sets is empty"
+    main.__spec__ = types.SimpleNamespace(name="my_script")  # a script's class of the same name is not ours
+    assert known_error_text(as_main("audit.sets is empty")) is None
+
+
+def test_a_project_error_is_found_where_another_error_was_raised_while_handling_it():
+    """The cause/context chain: a library that raises its own error inside an `except` around ours (no
+    `from`) still shows our message (kills the chain walk reduced to `__cause__`)."""
+    from gastrodistill.cli.errors import known_error_text
+    from gastrodistill.data.errors import DataInputError
+
+    try:
+        try:
+            raise DataInputError("manifest.csv line 3: unknown diagnosis")
+        except DataInputError:
+            raise RuntimeError("the loader's own error")  # noqa: B904 - no `from`, as some libraries do
+    except RuntimeError as outer:
+        assert outer.__cause__ is None and isinstance(outer.__context__, DataInputError)
+        assert known_error_text(outer) == "error: manifest.csv line 3: unknown diagnosis"
+
+
+@pytest.mark.timeout(20)
+def test_a_cycle_in_an_exception_chain_ends_the_search():
+    """A chain that comes back to itself (`a` caused by `b` caused by `a`) is searched once and gives
+    None for a bug (kills the seen-set check: an endless loop)."""
+    from gastrodistill.cli.errors import known_error_text, project_error
+
+    a, b = RuntimeError("a"), KeyError("b")
+    a.__cause__, b.__cause__ = b, a
+    assert project_error(a) is None and known_error_text(a) is None
+
+
+def test_a_signed_digit_string_seed_passes_as_int_reads_it():
+    """`seed=${oc.env:SEED}` with SEED=-3 or +7: the stages read `int()` of it, so the check takes it too
+    (kills the sign dropped from the check's pattern)."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.cli.errors import check_root_values
+
+    for text in ("-3", "+7", " -12 "):
+        assert isinstance(int(text), int)  # what the stages do with it
+        check_root_values(OmegaConf.create({"seed": text}))
+
+
+def _instantiation_error(cause: BaseException, key: str = "model"):
+    """Hydra's InstantiationException for ``cause`` raised by target ``pkg.Thing`` at ``key``."""
+    from hydra.errors import InstantiationException
+
+    try:
+        try:
+            raise cause
+        except type(cause) as e:
+            raise InstantiationException(
+                f"Error in call to target 'pkg.Thing':\n{e!r}\nfull_key: {key}"
+            ) from e
+    except InstantiationException as outer:
+        return outer
+
+
+def test_a_type_error_of_a_constructor_is_a_value_problem_too():
+    """A value of the wrong type (`TypeError` from the constructor) is named like a `ValueError` (kills the
+    `TypeError` dropped from `instantiation_value_error`)."""
+    from gastrodistill.cli.errors import known_error_text
+
+    outer = _instantiation_error(TypeError("width must be an int, got list"))
+    assert known_error_text(outer) == (
+        "error: cannot build model (pkg.Thing): width must be an int, got list; check the values under model "
+        "(HYDRA_FULL_ERROR=1 shows where it failed)"
+    )
+
+
+def test_the_overrides_named_are_those_under_the_key_with_their_sign_and_all_of_them():
+    """Every override under the failing key whose value stands in the cause is named, with its `+`/`~`
+    prefix as typed; a key that only begins with the same letters (`modelx`) is not under it (kills the
+    join, the prefix strip and the `.` after the key)."""
+    from gastrodistill.cli.errors import instantiation_message
+
+    outer = _instantiation_error(ValueError("widths 7x and 9y are not numbers"))
+    head = "error: cannot build model (pkg.Thing): widths 7x and 9y are not numbers; "
+    assert instantiation_message(outer, ["model.width=7x", "seed=1", "model.depth=9y"]) == (
+        head + "change the override model.width=7x or model.depth=9y"
+    )
+    assert instantiation_message(outer, ["+model.width=7x"]) == head + "change the override +model.width=7x"
+    assert instantiation_message(outer, ["modelx.width=7x"]) == (
+        head + "check the values under model (HYDRA_FULL_ERROR=1 shows where it failed)"
+    )
+
+
+@pytest.mark.parametrize("make", [KeyboardInterrupt, lambda: SystemExit(3)], ids=["interrupt", "exit"])
+def test_an_interrupt_or_an_exit_is_never_a_message_even_after_a_project_error(make):
+    """A KeyboardInterrupt or SystemExit raised while a project error was handled keeps its own meaning
+    (exit status, Ctrl-C) rather than the error's line (kills the `Exception` check dropped)."""
+    from gastrodistill.cli.errors import known_error_text
+    from gastrodistill.data.errors import DataInputError
+
+    try:
+        try:
+            raise DataInputError("bad row")
+        except DataInputError as e:
+            raise make() from e
+    except BaseException as stop:  # noqa: BLE001
+        assert known_error_text(stop) is None
+
+
+@pytest.mark.parametrize(
+    ("number", "expect"),
+    [
+        (errno.EDQUOT, "error: no space left on the device (/runs/r1/x.bin): free space there"),
+        (errno.EROFS, f"error: {os.strerror(errno.EROFS)} (/runs/r1/x.bin): make it readable (an input) or"),
+        (errno.EPERM, f"error: {os.strerror(errno.EPERM)} (/runs/r1/x.bin): make it readable (an input) or"),
+    ],
+    ids=["quota", "read-only", "not-permitted"],
+)
+def test_a_quota_a_read_only_disk_and_a_refused_operation_are_storage_messages(number, expect):
+    """The errno values besides ENOSPC and EACCES (kills each dropped from its set, and the denied branch
+    narrowed to EACCES)."""
+    from gastrodistill.cli.errors import known_error_text
+
+    text = known_error_text(OSError(number, os.strerror(number), "/runs/r1/x.bin"))
+    assert text is not None and text.startswith(expect), text
+
+
+def test_a_quota_in_a_libraries_text_is_a_full_disk():
+    """safetensors and torch carry the operating system's text, not an OSError (kills the quota text
+    dropped)."""
+    from gastrodistill.cli.errors import known_error_text
+
+    rust = RuntimeError("Error while serializing: IoError(Disk quota exceeded (os error 122))")
+    text = known_error_text(rust)
+    assert text is not None and text.startswith("error: no space left on the device: free space there")
+
+
+def test_a_keyboard_interrupt_inside_a_command_is_one_line_and_status_130(capsys):
+    """A KeyboardInterrupt raised in the work (no signal received: e.g. a library's own) ends the command as
+    Ctrl-C does: `interrupted (Ctrl-C)` alone, status 128 + SIGINT (kills SIGINT for a KeyboardInterrupt)."""
+    import signal
+
+    from gastrodistill.cli.errors import friendly_errors
+
+    @friendly_errors
+    def task(cfg):
+        raise KeyboardInterrupt
+
+    try:
+        with pytest.raises(SystemExit) as info:
+            task({"seed": 0})
+    except KeyboardInterrupt:  # escaping, it would stop the test session itself
+        pytest.fail("the KeyboardInterrupt escaped the command: no 'interrupted' line, no status 130")
+    assert info.value.code == 128 + signal.SIGINT == 130
+    assert capsys.readouterr().err == "interrupted (Ctrl-C)\n"
+
+
+def test_an_open_wandb_run_is_finished_as_failed_only_when_the_command_failed(monkeypatch, capsys):
+    """W&B's run left open is finished with exit code 0 after a command that worked, 1 after a refusal, and
+    before the error line is printed (kills the codes fixed, the success flag never set, and the early close
+    dropped, which printed W&B's lines below the error)."""
+    import types
+
+    from gastrodistill.cli.errors import friendly_errors, report_errors
+    from gastrodistill.data.errors import DataInputError
+
+    codes = []
+
+    def finish(exit_code):
+        codes.append(exit_code)
+        fake.run = None
+        print("wandb: closing lines", file=sys.stderr)
+
+    fake = types.SimpleNamespace(run=None, finish=finish)
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+
+    def worked(cfg=None):
+        fake.run = object()
+        return "done"
+
+    def refused(cfg=None):
+        fake.run = object()
+        raise DataInputError("bad row")
+
+    assert friendly_errors(worked)({"seed": 0}) == "done"
+    with pytest.raises(SystemExit):
+        friendly_errors(refused)({"seed": 0})
+    # W&B's closing lines come before the error line, which is the last thing the command prints
+    assert capsys.readouterr().err == "wandb: closing lines\n" * 2 + "error: bad row\n"
+    assert report_errors(worked)() == "done"
+    with pytest.raises(SystemExit):
+        report_errors(refused)()
+    assert codes == [0, 1, 0, 1]
+
+
+def test_a_folder_that_exists_where_one_was_made_is_not_a_file_in_the_way(tmp_path):
+    """FileExistsError is a file in the way only when the path is a file: a `mkdir` meeting an existing
+    folder, or an error naming no path, is a bug with its traceback (kills the two conditions dropped)."""
+    from gastrodistill.cli.errors import known_error_text
+
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    assert known_error_text(FileExistsError(errno.EEXIST, "File exists", str(a_file))) == (
+        f"error: a file is in the way of a folder this run needs ({a_file}): point the key that names it "
+        "(data.store_root, paths.data_root, paths.log_dir, paths.output_dir, a logger's save_dir) at a "
+        "folder, or move the file"
+    )
+    assert known_error_text(FileExistsError(errno.EEXIST, "File exists", str(tmp_path))) is None
+    assert known_error_text(FileExistsError(errno.EEXIST, "File exists")) is None
+
+
+def test_a_command_without_hydra_shows_the_traceback_under_hydra_full_error_and_always_for_a_bug(
+    monkeypatch, capsys
+):
+    """`report_errors` (train-from-artifact): HYDRA_FULL_ERROR=1 gives the project error itself, as for the
+    Hydra commands, and a bug is raised as it is, never turned into a line (kills the variable ignored)."""
+    from gastrodistill.cli.errors import report_errors
+    from gastrodistill.data.errors import DataInputError
+
+    @report_errors
+    def refused():
+        raise DataInputError("bad row")
+
+    @report_errors
+    def bug():
+        raise RuntimeError("a bug")
+
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    with pytest.raises(DataInputError, match="bad row"):
+        refused()
+    monkeypatch.delenv("HYDRA_FULL_ERROR")
+    with pytest.raises(RuntimeError, match="a bug"):
+        bug()
+    assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit) as info:
+        refused()
+    assert info.value.code == 1 and capsys.readouterr().err == "error: bad row\n"
+
+
+def test_a_new_run_folder_with_a_loggers_metrics_is_kept_and_one_with_hyperparameters_only_goes(
+    tmp_path, monkeypatch
+):
+    """A refused job's new folder goes when it holds only bookkeeping, `logs/**/hparams.yaml` included; a
+    logger's metrics are output, so the folder stays whole (kills the hyper-parameters check made true)."""
+    from gastrodistill.cli import errors
+
+    monkeypatch.setattr(errors, "_job_name", lambda: "distill")  # Hydra's job name: distill.log
+
+    def run_folder(name, *files):
+        out = tmp_path / name
+        for rel in (".hydra/config.yaml", "distill.log", "config.yaml", *files):
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            (out / rel).write_text("x\n")
+        return out
+
+    refused = run_folder("refused", "logs/csv/version_0/hparams.yaml")
+    assert errors.remove_if_untouched(refused) is True and not refused.exists()
+    worked = run_folder("worked", "logs/csv/version_0/hparams.yaml", "logs/csv/version_0/metrics.csv")
+    assert errors.remove_if_untouched(worked) is False
+    assert sorted(str(p.relative_to(worked)) for p in worked.rglob("*") if p.is_file()) == [
+        ".hydra/config.yaml", "config.yaml", "distill.log", "logs/csv/version_0/hparams.yaml",
+        "logs/csv/version_0/metrics.csv",
+    ]  # fmt: skip
+
+
+def test_only_wandbs_own_errors_while_it_starts_a_run_get_the_online_run_line():
+    """An error raised in `wandb_init.py`'s `init` is the online-run line only when it is one of
+    `wandb.errors`; a bug raised there (a KeyError, a RuntimeError) keeps its traceback (kills the module
+    check dropped)."""
+    from gastrodistill.cli.errors import known_error_text
+
+    scope = {}
+    source = "def init(exc):\n    raise exc\n"
+    exec(compile(source, "/site-packages/wandb/sdk/wandb_init.py", "exec"), scope)  # as W&B's own frame
+    w_and_b = type("CommError", (Exception,), {"__module__": "wandb.errors.errors"})
+    cases = [
+        (w_and_b("Network error"), "error: W&B could not start an online run (Network error)"),
+        (RuntimeError("a bug in a callback"), None),
+        (KeyError("entity"), None),
+    ]
+    for exc, expect in cases:
+        try:
+            scope["init"](exc)
+        except Exception as raised:  # noqa: BLE001
+            text = known_error_text(raised)
+        assert (text if expect is None else text.split(";")[0]) == expect, text
