@@ -193,7 +193,8 @@ def build_pool(
     if total < 2:
         raise MembershipInputError(
             f"membership inference needs at least 2 training and 2 test samples of shared classes (have "
-            f"{len(y_tr)} and {len(y_te)} samples)"
+            f"{len(y_tr)} and {len(y_te)} samples); the pool holds informative patches only by default: set "
+            "audit.membership.informative_only=false, or give the test split more patients"
         )
     if total > max_per_side:
         cap = per_class.copy()
@@ -277,7 +278,10 @@ def shadow_halves(groups: np.ndarray, n_shadows: int, seed: int) -> np.ndarray:
         )
     patients = np.unique(groups)
     if len(patients) < 2:
-        raise MembershipInputError("shadow networks need at least 2 patients in the attack pool")
+        raise MembershipInputError(
+            f"shadow networks need at least 2 patients in the attack pool (have {len(patients)}); give the "
+            "data more patients, or set audit.membership.informative_only=false"
+        )
     rng = numpy_rng(seed, "audit", "membership", "halves")
     inside = np.zeros((n_shadows, len(groups)), dtype=bool)
     for pair in range(n_shadows // 2):

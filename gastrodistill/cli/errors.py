@@ -65,6 +65,7 @@ PROJECT_ERRORS = frozenset(
         "gastrodistill.evaluation.full_data.RealTrainingDivergedError",
         "gastrodistill.anonymity.config_check.AuditConfigError",
         "gastrodistill.anonymity.nearest.NearestInputError",
+        "gastrodistill.anonymity.membership.MembershipInputError",
         "gastrodistill.anonymity.text_check.TextCheckError",
         "gastrodistill.cli.audit.AuditInputError",
         "gastrodistill.pipeline.stages.ReproduceConfigError",

@@ -473,6 +473,24 @@ def test_pool_draws_only_from_the_candidate_patches_it_is_given(dm):
         build_pool(dm, max_per_side=10, seed=0, train_indices=tr[:1], test_indices=te)
 
 
+def test_a_pool_too_small_for_the_attack_is_one_line_at_the_command_line_saying_what_to_change(dm):
+    """An informative-only pool can be too small on a site's own data, after the networks have trained:
+    the command prints the message alone (the class is one of the commands' known errors), with the
+    setting to change; the shadows' halves name the patients they have."""
+    from gastrodistill.anonymity.membership import MembershipInputError, build_pool, shadow_halves
+    from gastrodistill.cli.errors import known_error_text
+
+    with pytest.raises(MembershipInputError) as small_pool:
+        build_pool(dm, max_per_side=10, seed=0, train_indices=np.arange(1), test_indices=np.arange(1))
+    with pytest.raises(MembershipInputError) as one_patient:
+        shadow_halves(np.array(["p1", "p1", "p1"]), n_shadows=2, seed=0)
+    for info in (small_pool, one_patient):
+        assert known_error_text(info.value) == f"error: {info.value}"
+        assert "audit.membership.informative_only=false" in str(info.value)
+    assert "(have 1 and 1 samples)" in str(small_pool.value)
+    assert "at least 2 patients in the attack pool (have 1)" in str(one_patient.value)
+
+
 def test_example_scores_are_the_loss_and_the_log_odds_of_the_true_class_in_eval_mode():
     """``phi = log(p_y / (1 - p_y))`` and the cross-entropy, against numpy over several batches; the network
     is scored in eval mode and left in the mode it came in. Kills: phi as log p_y, scores in train mode,

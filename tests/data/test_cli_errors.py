@@ -792,7 +792,6 @@ def test_every_error_class_of_the_package_is_known_to_the_commands_or_handled_wh
         "gastrodistill.evaluation.report.UnreadableSources",  # report.py: all records, or a reason
         "gastrodistill.sharing.text_parts.UnsearchableError",  # text_check reports the file as unsearchable
         "gastrodistill.utils.safe_config.UnsafeNodeError",  # re-raised as ArtifactError / CardError
-        "gastrodistill.anonymity.membership.MembershipInputError",  # an attack pool the audit built itself
     }
     package = Path(gastrodistill.__file__).parent
     classes = {}
