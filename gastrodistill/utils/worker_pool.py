@@ -36,7 +36,8 @@ def spawn_pool(
     initargs: tuple = (),
 ) -> Iterator[ProcessPoolExecutor]:
     """A ``ProcessPoolExecutor`` of ``workers`` ``spawn`` processes (fresh interpreters: no forked torch
-    threads), shut down normally when the body ends, its workers terminated when the body raises.
+    threads), shut down normally when the body ends (its tasks run to their end, waited for), its workers
+    terminated and its queued tasks cancelled when the body raises.
 
     ``initializer(*initargs)`` runs once in each worker, as with ``ProcessPoolExecutor``, after the
     worker's signal set-up (module docstring). The body's exception is re-raised unchanged; futures still
@@ -52,9 +53,9 @@ def spawn_pool(
         yield pool
     except BaseException:
         terminate_workers(pool)
-        raise
-    finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)  # as ProcessPoolExecutor's own exit: the tasks the body did not wait for run
 
 
 class _Executor(ProcessPoolExecutor):
