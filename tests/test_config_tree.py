@@ -303,3 +303,56 @@ def test_two_commands_started_in_the_same_second_get_their_own_run_folders(tmp_p
         assert re.fullmatch(rf"{re.escape(str(tmp_path))}/outputs/default/runs/{stamp}", run), run
         assert re.fullmatch(rf"{re.escape(str(tmp_path))}/outputs/default/multiruns/{stamp}", sweep), sweep
     assert outs[0][0] != outs[1][0] and outs[0][1] != outs[1][1]
+
+
+def _conf_dir_from(module_file: Path) -> str:
+    """``CONF_DIR`` as ``gastrodistill/utils/config_tree.py`` computes it from ``module_file``, a copy of it
+    placed in another tree (loaded from there, so that its ``__file__`` is that copy)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("config_tree_copy", module_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.CONF_DIR
+
+
+def _layout(root: Path, checkout_conf: bool, package_conf: bool) -> Path:
+    """A package ``root/gastrodistill`` holding a copy of ``config_tree.py``, with ``conf/config.yaml``
+    beside it (a source checkout) and/or inside it (a regular install's package data)."""
+    import shutil
+
+    from gastrodistill.utils import config_tree
+
+    copy = root / "gastrodistill" / "utils" / "config_tree.py"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(config_tree.__file__, copy)
+    for wanted, conf in ((checkout_conf, root / "conf"), (package_conf, root / "gastrodistill" / "conf")):
+        conf.mkdir(parents=True, exist_ok=True)
+        if wanted:
+            (conf / "config.yaml").write_text("seed: 0\n")
+    return copy
+
+
+def test_the_config_tree_is_the_checkouts_first_then_the_packages_own(tmp_path):
+    """A source checkout's ``conf/`` wins over a copy inside the package; an installed package uses its own;
+    a folder without ``config.yaml`` is no tree; with none, the error says to reinstall (kills the order
+    reversed, the package's copy ignored, a folder taken for a tree and the error dropped)."""
+    both = _layout(tmp_path / "both", checkout_conf=True, package_conf=True)
+    assert _conf_dir_from(both) == str(tmp_path / "both" / "conf")
+    installed = _layout(tmp_path / "installed", checkout_conf=False, package_conf=True)
+    assert _conf_dir_from(installed) == str(tmp_path / "installed" / "gastrodistill" / "conf")
+    neither = _layout(tmp_path / "neither", checkout_conf=False, package_conf=False)
+    with pytest.raises(
+        FileNotFoundError, match=r"nor inside it \(gastrodistill/conf\); reinstall gastrodistill"
+    ):
+        _conf_dir_from(neither)
+
+
+def test_a_package_reached_through_a_link_finds_the_checkout_beside_its_real_folder(tmp_path):
+    """A package folder linked into another place (``site-packages/gastrodistill -> checkout/gastrodistill``)
+    finds the checkout's ``conf/`` beside the real folder (kills the module's path taken unresolved)."""
+    _layout(tmp_path / "checkout", checkout_conf=True, package_conf=False)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "gastrodistill").symlink_to(tmp_path / "checkout" / "gastrodistill")
+    linked = tmp_path / "site" / "gastrodistill" / "utils" / "config_tree.py"
+    assert _conf_dir_from(linked) == str((tmp_path / "checkout" / "conf").resolve())

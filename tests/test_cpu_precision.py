@@ -129,3 +129,37 @@ def test_a_config_saved_unresolved_resolves_wherever_gastrodistill_is_imported(c
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == ("None" if cpu_has_native_bfloat16() else "32-true")
+
+
+def test_a_probe_this_torch_lacks_counts_as_no_bfloat16(monkeypatch) -> None:
+    """A torch build without one of the CPU probes answers by the other one alone (kills a missing probe
+    read as true)."""
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert cpu_has_native_bfloat16() is False
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    assert cpu_has_native_bfloat16() is True
+
+
+def test_a_device_name_is_read_in_any_case_and_none_is_auto(monkeypatch) -> None:
+    """``eval.device`` as a user may write it (``CUDA:1``, ``Auto``) or left empty goes by the CUDA device
+    on a GPU host (kills the name not lower-cased and an empty name taken for a CPU)."""
+    _pretend(monkeypatch, False, False, cuda_bf16=True)
+    for device in ("CUDA:1", "Auto", None, ""):
+        assert native_bfloat16(device) is True, device
+    assert native_bfloat16("CPU") is False
+
+
+def test_a_cuda_device_without_cuda_or_whose_query_fails_means_float32(monkeypatch) -> None:
+    """``eval.device=cuda`` on a host without CUDA, or a CUDA query that raises, means no native bfloat16
+    (kills the availability check dropped and a failing query read as support)."""
+    _pretend(monkeypatch, True, True)  # a CPU with bfloat16 does not answer for a CUDA device
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert native_bfloat16("cuda") is False
+
+    def broken(*_a, **_k) -> bool:
+        raise RuntimeError("CUDA driver initialization failed")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", broken)
+    assert native_bfloat16("cuda:0") is False

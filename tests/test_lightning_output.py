@@ -227,3 +227,60 @@ def test_paths_with_spaces_and_quotes_are_shown_whole(rank_zero_lines, tmp_path)
         "at …/a/b",
     ]
     assert not any("Jane" in line or "brien" in line for line in rank_zero_lines)
+
+
+def test_lightnings_warning_of_a_checkpoint_written_in_another_folder_is_dropped_only_inside_the_block():
+    """A resume in a copied run folder makes Lightning warn that the dirpath has changed, naming the first
+    folder's absolute path: dropped within the block, whatever its category, and shown after it."""
+    text = "The dirpath has changed from '/home/Jane Doe/runs/r0/checkpoints' to '/srv/r1/checkpoints'"
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with lightning_output():
+            warnings.warn(text, UserWarning, stacklevel=1)
+            warnings.warn("The dirpath is fine", UserWarning, stacklevel=1)
+        warnings.warn(text, UserWarning, stacklevel=1)
+    assert [str(w.message) for w in seen] == ["The dirpath is fine", text]
+
+
+def test_a_run_folder_given_through_a_link_shortens_paths_with_spaces_in_either_form(
+    rank_zero_lines, tmp_path
+):
+    """A checkpoint that does not exist (yet) under a run folder with a space in its path is shown relative
+    to the run folder whether the line names it through the link the run folder was given by or by its
+    resolved path (kills either form of the run folder left out of the comparison)."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    (tmp_path / "real runs" / "r1").mkdir(parents=True)
+    (tmp_path / "Jane Doe").symlink_to(tmp_path / "real runs", target_is_directory=True)
+    run = tmp_path / "Jane Doe" / "r1"
+    with lightning_output(run_dir=run):
+        rank_zero_info(f"saving {run / 'soft' / 'x.ckpt'}")
+        rank_zero_info(f"saving {(tmp_path / 'real runs' / 'r1').resolve() / 'soft' / 'y.ckpt'}")
+    assert rank_zero_lines == ["saving soft/x.ckpt", "saving soft/y.ckpt"]
+
+
+def test_a_dangling_link_is_a_path_that_exists_for_the_line(rank_zero_lines, tmp_path):
+    """A link whose target is gone still names a file: the path runs to its end, its folder with a space and
+    a quote kept whole (kills ``exists`` for ``lexists``, which cut it at the quote)."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    folder = tmp_path / "o'brien site" / "ckpts"
+    folder.mkdir(parents=True)
+    (folder / "last.ckpt").symlink_to(tmp_path / "gone.ckpt")
+    with lightning_output():
+        rank_zero_info(f"at {folder / 'last.ckpt'}")
+    assert rank_zero_lines == ["at …/o'brien site/ckpts/last.ckpt"]
+
+
+def test_the_longest_path_that_exists_wins_over_an_existing_folder_cut_at_a_space(rank_zero_lines, tmp_path):
+    """``/x/Jane`` and ``/x/Jane Doe/r0/last.ckpt`` both exist: the line names the second, whole (kills the
+    shortest existing candidate taken, which left `` Doe/r0/last.ckpt`` in the log)."""
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    (tmp_path / "Jane").mkdir()
+    ckpt = tmp_path / "Jane Doe" / "r0" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"")
+    with lightning_output():
+        rank_zero_info(f"Restored all states from the checkpoint at {ckpt}")
+    assert rank_zero_lines == ["Restored all states from the checkpoint at …/Jane Doe/r0/last.ckpt"]

@@ -112,3 +112,129 @@ def test_outside_a_sweep_the_run_name_has_no_job_number():
     from gastrodistill.utils.loggers import sweep_job_suffix
 
     assert sweep_job_suffix() == ""
+
+
+@pytest.mark.parametrize(
+    ("env_mode", "offline", "expected_offline"),
+    [(None, False, True), ("offline", False, True), ("online", True, True), ("online", False, False)],
+)
+def test_wandb_goes_online_only_when_both_the_environment_and_the_config_say_so(
+    tmp_path, monkeypatch, env_mode, offline, expected_offline
+):
+    """Online needs WANDB_MODE=online and ``logger.wandb.offline=false``; an unset WANDB_MODE is offline
+    (kills either switch alone making a run online, and an online default). No run is started here."""
+    from gastrodistill.utils.loggers import private_wandb_logger
+
+    if env_mode is None:
+        monkeypatch.delenv("WANDB_MODE", raising=False)
+    else:
+        monkeypatch.setenv("WANDB_MODE", env_mode)
+    logger = private_wandb_logger(save_dir=tmp_path / "logs", offline=offline)
+    assert logger._offline is expected_offline
+    assert "mode" not in logger._wandb_init
+
+
+def test_with_wandb_disabled_the_run_is_neither_online_nor_offline(tmp_path, monkeypatch):
+    """WANDB_MODE=disabled reaches wandb.init as its mode, and Lightning is not told offline (which would
+    set WANDB_MODE=dryrun over it)."""
+    from gastrodistill.utils.loggers import private_wandb_logger
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    logger = private_wandb_logger(save_dir=tmp_path / "logs")
+    assert logger._wandb_init["mode"] == "disabled" and logger._offline is False
+
+
+@pytest.mark.parametrize(
+    "target", ["gastrodistill.utils.loggers.private_wandb_logger", "pytorch_lightning.loggers.WandbLogger"]
+)
+def test_a_stages_wandb_logger_gets_its_name_job_type_group_and_tags(tmp_path, target):
+    """Lightning's own ``WandbLogger`` class (no lower-case ``wandb`` in its name) is a W&B logger too; the
+    stage is the run's job type, and the group and tags of the config reach ``wandb.init`` (no run started;
+    Lightning's ``anonymous`` key is left out)."""
+    cfg = _cfg(tmp_path)
+    cfg.logger.wandb = {
+        "_target_": target,
+        "save_dir": str(tmp_path / "w"),
+        "offline": True,
+        "group": "sweep-a",
+        "tags": ["cpu", "soft"],
+    }
+    csv_logger, wandb_logger = stage_loggers(cfg, "evaluation")
+    assert csv_logger.version == "evaluation"
+    init = wandb_logger._wandb_init
+    assert (init["name"], init["job_type"], init["group"]) == ("t-evaluation", "evaluation", "sweep-a")
+    assert list(init["tags"]) == ["cpu", "soft"]
+    if target.startswith("gastrodistill"):
+        assert "anonymous" not in init
+
+
+def test_other_loggers_are_built_as_configured_and_nodes_without_a_target_are_skipped(tmp_path):
+    """A logger that is neither CSV nor W&B is built as it is; a node without ``_target_`` (or not a
+    mapping) is no logger, for a stage and for ``instantiate_loggers`` alike."""
+    from pytorch_lightning.loggers import CSVLogger
+    from pytorch_lightning.loggers.logger import DummyLogger
+
+    from gastrodistill.utils.loggers import instantiate_loggers
+
+    cfg = _cfg(tmp_path)
+    cfg.logger.dummy = {"_target_": "pytorch_lightning.loggers.logger.DummyLogger"}
+    cfg.logger.note = {"save_dir": str(tmp_path)}
+    cfg.logger.off = None
+    assert [type(lg) for lg in stage_loggers(cfg, "audit")] == [CSVLogger, DummyLogger]
+    assert [type(lg) for lg in instantiate_loggers(cfg.logger)] == [CSVLogger, DummyLogger]
+    assert instantiate_loggers(None) == [] and instantiate_loggers({}) == []
+
+
+def test_a_csv_logger_without_a_name_keeps_the_earlier_attempts_log_too(tmp_path):
+    """Without ``name`` Lightning's CSVLogger writes under ``lightning_logs``; the free version is looked up
+    there (kills a lookup in the save folder itself, which overwrote the first attempt's metrics)."""
+    cfg = _cfg(tmp_path)
+    del cfg.logger.csv["name"]
+    first = _log_once(cfg, "audit", 1.5)
+    second = _log_once(cfg, "audit", 2.5)
+    root = tmp_path / "lightning_logs"
+    assert [first, second] == [str(root / "audit"), str(root / "audit-2")]
+    assert _losses(root / "audit") == [1.5] and _losses(root / "audit-2") == [2.5]
+
+
+def test_the_logged_hyperparameters_hold_no_path_patient_or_folder(tmp_path, monkeypatch):
+    """What ``log_public_hyperparams`` hands the loggers (here the CSV log's ``hparams.yaml`` and an offline
+    W&B run's files) holds none of the config's paths, patient ids or folders, and its public values do reach
+    them (kills the config logged as it is)."""
+    import yaml
+
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb_dir"))
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "wandb_cache"))
+    from gastrodistill.utils.loggers import log_public_hyperparams
+
+    cfg = _cfg(tmp_path / "csv_logs")
+    cfg.logger.wandb = {
+        "_target_": "gastrodistill.utils.loggers.private_wandb_logger",
+        "save_dir": str(tmp_path / "wandb_logs"),
+    }
+    private = ["StMaryRoot", "manifest_KOWALSKI.csv", "PAT98765", "run_stmary_old", "Zyxw_site"]
+    cfg.merge_with(
+        {
+            "seed": 1234567,
+            "paths": {"data_root": "/data/StMaryRoot"},
+            "data": {"manifest": "manifest_KOWALSKI.csv", "patient_ids": ["PAT98765"], "patch_size": 48},
+            "distill": {"resume": "run_stmary_old", "lr_images": 0.0123},
+            "note": "Zyxw_site/cases",
+        }
+    )
+    loggers = stage_loggers(cfg, "distill-soft")
+    log_public_hyperparams(loggers, cfg)
+    finish_loggers(loggers)
+    (hparams,) = (tmp_path / "csv_logs").rglob("hparams.yaml")
+    logged = yaml.safe_load(hparams.read_text())
+    assert (logged["seed"], logged["data"]["patch_size"], logged["distill"]["lr_images"]) == (
+        1234567,
+        48,
+        0.0123,
+    )
+    assert logged["note"] == "<redacted>" and "git_revision" in logged
+    files = [hparams, *(f for f in (tmp_path / "wandb_logs").rglob("*") if f.is_file())]
+    assert any(f.suffix == ".wandb" for f in files)
+    for f in files:
+        data = f.read_bytes()
+        assert not [s for s in private if s.encode() in data], f

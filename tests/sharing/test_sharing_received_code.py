@@ -176,3 +176,36 @@ def test_code_or_a_hydra_switch_without_a_path_in_it_is_refused(artifact, edit, 
     _resealed(artifact, edit)
     with pytest.raises(ArtifactError, match=field):
         load_artifact(artifact)
+
+
+@pytest.mark.parametrize("key", ["_target_", "_partial_", "_args_", "_recursive_", "_convert_"])
+def test_each_key_hydra_acts_on_is_refused_below_the_top(key):
+    """Every one of Hydra's keys, not only the three the card tests plant (kills a key left out)."""
+    with pytest.raises(UnsafeNodeError, match=rf"node\.a\.{key}: a nested {key} would make Hydra"):
+        check_plain({"a": {key: "x"}}, "node")
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        ({"act": "relu ${oc.env:HOME}"}, "node.act = 'relu "),  # an interpolation inside the text
+        ({"act": "${oc.env:HOME}/x"}, "node.act = "),  # one that does not end the text
+        ((1, {"_args_": [2]}), r"node\[1\]._args_"),  # a tuple, as a caller's Python value may be
+        ({"blob": b"\x00"}, "node.blob holds a bytes"),
+    ],
+)
+def test_interpolations_anywhere_in_a_text_tuples_and_bytes_are_checked(value, field):
+    with pytest.raises(UnsafeNodeError, match=field):
+        check_plain(value, "node")
+
+
+def test_a_node_that_must_name_allowed_code_may_not_leave_it_out_or_name_an_empty_one():
+    """With a rule for targets, a node without ``_target_`` is refused (None is no allowed target); without
+    one, even an empty ``_target_`` is refused (kills the checks read as 'a target given', 'a true
+    target')."""
+    allowed = lambda t: t == "pkg.A"  # noqa: E731
+    with pytest.raises(UnsafeNodeError, match="n._target_ None is not pkg.A; refusing to build it"):
+        check_received_node({"w": 3}, "n", allowed, "pkg.A")
+    with pytest.raises(UnsafeNodeError, match="n._target_ '': this node may not name code to build"):
+        check_received_node({"_target_": "", "w": 3}, "n", None)
+    assert check_received_node({"w": 3}, "n", None) == {"w": 3}

@@ -168,3 +168,100 @@ def test_a_zip_whose_members_add_up_to_the_limit_exactly_is_read_member_by_membe
     (tmp_path / "a.zip").write_bytes(data)
     rows = scan_for_strings([tmp_path / "a.zip"], _private(patient_id="Kowalski_1002"))
     assert rows == [{"file": "a.zip!note.txt", "kind": "patient_id"}]
+
+
+def test_compressed_text_up_to_the_limit_exactly_is_read_and_one_byte_more_is_not(monkeypatch):
+    """The limit is the most bytes inflated, itself included (kills ``<=`` for ``<`` and a budget counted
+    in compressed bytes): two zTXt chunks of 1,500 bytes each inflate to 3,000."""
+    png = _noisy_png(ztxt={"a": "b" * 1500, "c": "d" * 1500})
+    monkeypatch.setattr(tp, "MAX_INFLATED_BYTES", 3000)
+    parts = text_parts(png)
+    assert parts.count(b"b" * 1500) == 1 and parts.count(b"d" * 1500) == 1
+    monkeypatch.setattr(tp, "MAX_INFLATED_BYTES", 2999)
+    with pytest.raises(tp.UnsearchableError, match="more than 2999 bytes"):
+        text_parts(png)
+
+
+def test_a_zip_members_local_extra_field_is_kept_and_only_its_data_left_out():
+    """Kills a member's data taken to start after its name (before its local extra field): the parts are
+    the archive less exactly each member's compressed bytes, and the extra field's text is in them twice
+    (its local header's and the central directory's copy)."""
+    info = zipfile.ZipInfo("a.txt")
+    marker = b"Kowalski_EXTRA"
+    info.extra = b"\xca\xfe" + len(marker).to_bytes(2, "little") + marker
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(info, b"PAYLOAD-" * 8)
+    data = buf.getvalue()
+    parts = text_parts(data)
+    assert parts.count(marker) == 2
+    assert b"PAYLOAD-" not in parts and len(parts) == len(data) - 64
+
+
+def test_a_safetensors_file_with_bytes_past_its_tensors_is_searched_whole():
+    """Text appended after the last tensor's bytes is not a safetensors file's payload: the file does not
+    parse as one and is searched whole (kills the offsets' end compared with ``>`` only)."""
+    blob = save({"images": torch.zeros(4, dtype=torch.uint8)})
+    assert text_parts(blob) == blob[: 8 + int.from_bytes(blob[:8], "little")]  # small: under 100 bytes
+    appended = blob + b"patient Kowalski_1002"
+    assert text_parts(appended) == appended
+
+
+def test_a_header_that_does_not_open_with_a_brace_or_a_zip_that_does_not_parse_is_searched_whole():
+    """The safetensors format's header starts with ``{``; a leading space is another file. A file that
+    starts like a zip and is none is searched whole, not an error."""
+    header = b' {"a": {"dtype": "U8", "shape": [2], "data_offsets": [0, 2]}}'
+    data = len(header).to_bytes(8, "little") + header + b"ab"
+    assert text_parts(data) == data
+    fake_zip = b"PK\x03\x04 not a zip, patient Kowalski_1002"
+    assert text_parts(fake_zip) == fake_zip
+
+
+def _central_entries(data: bytes) -> tuple[int, list[bytes]]:
+    """Where a zip's central directory starts and its entries' bytes (zip format: a 46-byte header, then
+    name, extra field and comment, their lengths at offsets 28, 30 and 32)."""
+    import struct
+
+    start = struct.unpack("<I", data[data.rindex(b"PK\x05\x06") + 16 :][:4])[0]
+    entries, pos = [], start
+    while data[pos : pos + 4] == b"PK\x01\x02":
+        n, m, k = struct.unpack("<HHH", data[pos + 28 : pos + 34])
+        entries.append(data[pos : pos + 46 + n + m + k])
+        pos += 46 + n + m + k
+    return start, entries
+
+
+def test_only_each_members_compressed_bytes_are_left_out_in_any_order_of_the_directory():
+    """A deflated member's compressed size, not its size, is what is left out (kills the member's size,
+    which swallowed the next member's header); a central directory that lists the members in another order
+    than the archive holds them leaves out the same bytes (kills the members taken in the directory's
+    order)."""
+    members = {"notes_Kowalski.txt": b"patient " * 600, "b_Nowak.txt": bytes(range(256)) * 4}
+    data = _zip(members)
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        compressed = sum(i.compress_size for i in zf.infolist())
+    assert compressed < sum(len(v) for v in members.values())
+    parts = text_parts(data)
+    assert len(parts) == len(data) - compressed
+    assert parts.count(b"notes_Kowalski.txt") == 2 and parts.count(b"b_Nowak.txt") == 2
+    start, entries = _central_entries(data)
+    reordered = data[:start] + b"".join(reversed(entries)) + data[start + sum(map(len, entries)) :]
+    assert [i.filename for i in zipfile.ZipFile(io.BytesIO(reordered)).infolist()] == [
+        "b_Nowak.txt",
+        "notes_Kowalski.txt",
+    ]
+    assert len(text_parts(reordered)) == len(reordered) - compressed
+
+
+def test_a_zip_whose_directory_points_at_no_local_header_or_twice_at_one_is_searched_whole():
+    """A received archive can be crafted: a member whose local header lacks its signature, or two entries of
+    the directory at one local header (overlapping members), is searched whole (kills either check)."""
+    data = _zip({"a.txt": b"A" * 40, "b.txt": b"patient Kowalski_1002 " * 2}, stored=True)
+    second = data.index(b"PK\x03\x04", 4)
+    unsigned = data[:second] + b"XX" + data[second + 2 :]
+    assert text_parts(unsigned) == unsigned
+    start, entries = _central_entries(data)
+    at_first = entries[1][:42] + (0).to_bytes(4, "little") + entries[1][46:]  # b's header offset -> a's
+    overlapping = data[:start] + entries[0] + at_first + data[start + sum(map(len, entries)) :]
+    assert [i.header_offset for i in zipfile.ZipFile(io.BytesIO(overlapping)).infolist()] == [0, 0]
+    assert text_parts(overlapping) == overlapping
