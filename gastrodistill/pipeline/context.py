@@ -59,5 +59,7 @@ class StudyContext:
         return self.sets
 
     def modes(self) -> list[str]:
-        """The label modes to distil (``reproduce.distill_modes``; default soft and hard)."""
-        return [str(m) for m in self.rcfg.get("distill_modes", ["soft", "hard"])]
+        """The label modes to distil (``reproduce.distill_modes``; default soft and hard); one mode given
+        without brackets (``reproduce.distill_modes=hard``) is that mode, as the pre-flight reads it."""
+        modes = self.rcfg.get("distill_modes", ["soft", "hard"])
+        return [str(modes)] if isinstance(modes, str) else [str(m) for m in modes]
