@@ -46,7 +46,6 @@ from torch import nn
 from gastrodistill.anonymity.config_check import (
     AuditConfigError,
     check_audit_config,
-    listed,
     null_permutations,
 )
 from gastrodistill.anonymity.membership import (
@@ -81,6 +80,7 @@ from gastrodistill.utils.atomic import atomic_dir, write_text_atomic
 from gastrodistill.utils.loggers import finish_loggers, log_public_hyperparams, stage_loggers
 from gastrodistill.utils.run_info import save_run_info
 from gastrodistill.utils.seeding import numpy_rng, torch_generator
+from gastrodistill.utils.values import listed
 
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule

@@ -17,7 +17,7 @@ from gastrodistill.anonymity.nearest import SPACES
 from gastrodistill.anonymity.text_check import TextCheckError, check_ignored_attributes, text_corners
 from gastrodistill.evaluation.fresh_training import OPTIMIZERS
 from gastrodistill.utils.precision import lightning_precision
-from gastrodistill.utils.values import check_switch, is_count, is_finite_number
+from gastrodistill.utils.values import check_switch, is_count, is_finite_number, listed
 
 #: ``audit.membership.primary``: the strongest calibrated attack (``best``) or one attack by name.
 PRIMARY_ATTACKS = ("best", "loss", *CALIBRATED_ATTACKS)
@@ -118,13 +118,6 @@ def _nearest(n: Mapping[str, Any]) -> None:
         raise AuditConfigError(
             f"audit.nearest.informative.min_texture must be a number >= 0 or null, got {texture!r}"
         )
-
-
-def listed(value: Any, one: type | tuple[type, ...]) -> list[Any]:
-    """A setting that takes one value or a list of them (``flag_spaces=ncc`` or ``flag_spaces=[ncc,ssim]``)
-    as a list: ``value`` itself in a list of one when it is an instance of ``one``, else ``list(value)``.
-    The check and the audit read ``nearest.flag_spaces`` and ``membership.fprs`` through it alike."""
-    return [value] if isinstance(value, one) else list(value)
 
 
 def null_permutations(mcfg: Mapping[str, Any]) -> int:

@@ -10,6 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from gastrodistill.utils.distributed import prepare_data_rank_zero_first
+from gastrodistill.utils.values import listed
 
 if TYPE_CHECKING:
     from gastrodistill.data.base import ImageDataModule
@@ -61,5 +62,4 @@ class StudyContext:
     def modes(self) -> list[str]:
         """The label modes to distil (``reproduce.distill_modes``; default soft and hard); one mode given
         without brackets (``reproduce.distill_modes=hard``) is that mode, as the pre-flight reads it."""
-        modes = self.rcfg.get("distill_modes", ["soft", "hard"])
-        return [str(modes)] if isinstance(modes, str) else [str(m) for m in modes]
+        return [str(m) for m in listed(self.rcfg.get("distill_modes", ["soft", "hard"]), str)]

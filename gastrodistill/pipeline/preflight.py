@@ -11,13 +11,12 @@ from omegaconf import open_dict
 from gastrodistill.pipeline.context import StudyContext
 from gastrodistill.pipeline.stages import GASTRIC_DATA, GASTRIC_STAGES, STAGES, ReproduceConfigError
 from gastrodistill.utils.distributed import is_global_zero
-from gastrodistill.utils.values import is_count
+from gastrodistill.utils.values import is_count, listed
 
 
 def stage_list(cfg: Any) -> list[str]:
     """``cfg.stages`` as a list of names (``stages=distill`` without brackets: one stage, not its letters)."""
-    stages = cfg.get("stages")
-    return [str(stages)] if isinstance(stages, str) else [str(s) for s in stages or []]
+    return [str(s) for s in listed(cfg.get("stages") or [], str)]
 
 
 def data_module_target(cfg: Any) -> str:
@@ -167,7 +166,7 @@ class PreflightChecks(StudyContext):
             except EvaluationConfigError as exc:
                 raise ReproduceConfigError(str(exc)) from None
         modes = self.rcfg.get("distill_modes", ["soft", "hard"])
-        names = [modes] if isinstance(modes, str) else list(modes or [])
+        names = listed(modes or [], str)
         bad = [m for m in names if m not in MODES]
         if not names or bad:
             raise ReproduceConfigError(

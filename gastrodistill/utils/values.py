@@ -26,6 +26,15 @@ def check_switch(value: Any, key: str, error: type[Exception] = ValueError) -> b
     return value
 
 
+def listed(value: Any, one: type | tuple[type, ...]) -> list[Any]:
+    """A setting that takes one value or a list of them (``stages=distill`` or ``stages=[distill,evaluate]``)
+    as a list: ``value`` itself in a list of one when it is an instance of ``one`` (a string is one name,
+    not its letters), else ``list(value)``. The checks and the stages read ``stages``,
+    ``reproduce.distill_modes``, ``audit.nearest.flag_spaces`` and ``audit.membership.fprs`` through it
+    alike."""
+    return [value] if isinstance(value, one) else list(value)
+
+
 def hydra_quoted(text: str) -> str:
     """``text`` as a double-quoted string of Hydra's override grammar (its ``"`` escaped), which reads
     spaces, commas, brackets and characters outside ASCII that the unquoted grammar does not."""
