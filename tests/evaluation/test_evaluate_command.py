@@ -1,0 +1,79 @@
+"""The evaluate command's own code (gastrodistill.cli.evaluate): no sets, the set folders its config
+records, the checks a sweep defers, and what it prints, with the evaluation replaced by a stand-in."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from omegaconf import OmegaConf
+
+from gastrodistill.cli import evaluate
+
+
+def test_no_distilled_sets_is_an_evaluation_of_the_baselines_only():
+    """An absent or empty eval.distilled_dirs gives no sets (a mutant asked load_sets, which refuses an
+    empty mapping)."""
+    assert evaluate.load_distilled(None) == {}
+    assert evaluate.load_distilled({}) == {}
+
+
+def test_relative_set_folders_are_recorded_from_the_current_folder_and_others_kept(tmp_path, monkeypatch):
+    """A relative entry becomes the absolute path under the current folder; an absolute one, null and a
+    blank stay as they are (mutants inverted the test, made blanks absolute, or wrote the entry back
+    unchanged)."""
+    monkeypatch.chdir(tmp_path)
+    dirs = {"a": "rel/x", "b": "/abs/y", "c": None, "d": "  "}
+    cfg = OmegaConf.create({"eval": {"distilled_dirs": dirs}})
+    evaluate.record_absolute_set_folders(cfg)
+    assert OmegaConf.to_container(cfg.eval.distilled_dirs) == {
+        "a": os.path.join(os.getcwd(), "rel", "x"),
+        "b": "/abs/y",
+        "c": None,
+        "d": "  ",
+    }
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks a machine without a GPU")
+def test_check_values_leaves_the_device_to_the_machine_that_runs_the_job(compose_cfg):
+    """``here=False`` (a sweep checked for other machines) passes the baselines' GPU setting; the job's
+    own check refuses it (a mutant always checked as here)."""
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    cfg = compose_cfg(["experiment=tiny", "eval.baselines.real.accelerator=gpu"])
+    evaluate.check_values(cfg, here=False)
+    with pytest.raises(EvaluationConfigError, match="Lightning refuses them on this machine"):
+        evaluate.check_values(cfg)
+
+
+def test_the_evaluate_command_prints_the_table_and_where_the_results_are(
+    tmp_path, compose_cfg, monkeypatch, capsys
+):
+    """run() hands the evaluation no sets when none are named, then prints results.md as written and the
+    paths of results.csv and plots/ (mutants printed neither)."""
+    import gastrodistill.evaluation.run as evaluation_run
+
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 24), ("val", 8), ("test", 8)):
+        arrays[f"{split}_images"] = rng.integers(0, 200, (n, 16, 16)).astype(np.uint8)
+        arrays[f"{split}_labels"] = np.arange(n) % 2
+    np.savez(tmp_path / "small.npz", **arrays)
+    seen = []
+
+    def evaluation(cfg, dm, sets, out):
+        seen.append((sets, out))
+        (out / "results.md").write_text("| method | accuracy |\n| real | 0.5 |\n")
+        return "the table"
+
+    monkeypatch.setattr(evaluation_run, "run_evaluation", evaluation)
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = compose_cfg(["experiment=tiny", "data=npz", f"data.path={tmp_path / 'small.npz'}"])
+    capsys.readouterr()
+    assert evaluate.run(cfg) == "the table"
+    assert seen == [({}, out)]
+    assert capsys.readouterr().out == (
+        f"| method | accuracy |\n| real | 0.5 |\n\nresults: {out / 'results.csv'}\nplots:   {out / 'plots'}\n"
+    )
