@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
 from gastrodistill.cli import evaluate
 
@@ -51,7 +51,8 @@ def test_the_evaluate_command_prints_the_table_and_where_the_results_are(
     tmp_path, compose_cfg, monkeypatch, capsys
 ):
     """run() hands the evaluation no sets when none are named, then prints results.md as written and the
-    paths of results.csv and plots/ (mutants printed neither)."""
+    paths of results.csv and plots/ (mutants printed neither); a relative set folder reaches the
+    evaluation's config as the absolute path it was read from (a mutant skipped recording it)."""
     import gastrodistill.evaluation.run as evaluation_run
 
     rng = np.random.default_rng(0)
@@ -63,7 +64,7 @@ def test_the_evaluate_command_prints_the_table_and_where_the_results_are(
     seen = []
 
     def evaluation(cfg, dm, sets, out):
-        seen.append((sets, out))
+        seen.append((sets, out, cfg.eval.distilled_dirs))
         (out / "results.md").write_text("| method | accuracy |\n| real | 0.5 |\n")
         return "the table"
 
@@ -73,7 +74,31 @@ def test_the_evaluate_command_prints_the_table_and_where_the_results_are(
     cfg = compose_cfg(["experiment=tiny", "data=npz", f"data.path={tmp_path / 'small.npz'}"])
     capsys.readouterr()
     assert evaluate.run(cfg) == "the table"
-    assert seen == [({}, out)]
+    assert seen == [({}, out, None)]
     assert capsys.readouterr().out == (
         f"| method | accuracy |\n| real | 0.5 |\n\nresults: {out / 'results.csv'}\nplots:   {out / 'plots'}\n"
     )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(evaluate, "load_distilled", lambda dirs: {})  # the set itself is not the point
+    relative = compose_cfg(["experiment=tiny", "data=npz", f"data.path={tmp_path / 'small.npz'}"])
+    with open_dict(relative):
+        relative.eval.distilled_dirs = {"soft": "run/distill/soft"}
+    evaluate.run(relative)
+    assert dict(seen[-1][2]) == {"soft": str(tmp_path / "run" / "distill" / "soft")}
+
+
+def test_check_values_refuses_a_network_the_model_config_cannot_build(compose_cfg):
+    """The network check runs in check_values, so a sweep refuses it before its first job (a mutant left
+    it to the job)."""
+    from gastrodistill.models.preflight import ModelConfigError
+
+    with pytest.raises(ModelConfigError, match="unknown norm 'foo'"):
+        evaluate.check_values(compose_cfg(["experiment=tiny", "model.norm=foo"]), here=False)
+
+
+def test_the_evaluate_command_checks_its_values_before_it_reads_the_data(compose_cfg):
+    """run() checks eval.* first (a mutant left it to the evaluation, after the data had been prepared)."""
+    from gastrodistill.evaluation.jobs import EvaluationConfigError
+
+    with pytest.raises(EvaluationConfigError, match="eval.threshold_source = 'test'; use one of"):
+        evaluate.run(compose_cfg(["experiment=tiny", "eval.threshold_source=test"]))
