@@ -43,11 +43,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 from torch import nn
 
-from gastrodistill.anonymity.config_check import (
-    AuditConfigError,
-    check_audit_config,
-    null_permutations,
-)
+from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config, null_permutations
 from gastrodistill.anonymity.membership import (
     DEFAULT_FPRS,
     TargetAttack,

@@ -70,6 +70,19 @@ def make_dm(seed: int = 0, patients=(20, 6, 20), per_patient: int = 8, size: int
     return PatientDM(splits, pids, batch_size=32, eval_batch_size=64)
 
 
+def site_npz(path):
+    """A small site's patches written as an npz (train/val/test images and labels, class names) at
+    ``path``; returns the data module they come from."""
+    src = make_dm(patients=(10, 3, 10), per_patient=5)
+    arrays = {
+        f"{s}_{k}": v
+        for s in ("train", "val", "test")
+        for k, v in zip(("images", "labels"), src._splits[s], strict=True)
+    }
+    np.savez(path, class_names=np.array(CLASSES), **arrays)
+    return src
+
+
 def background_patch(rng: np.random.Generator, size: int) -> np.ndarray:
     """Near-uniform background: a grey level, a faint smooth shading shared by every patient, pixel noise.
 

@@ -4,6 +4,8 @@ unpickle it by a module name no other test folder uses)."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from gastrodistill.data.base import TensorImageDataModule
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.utils.seeding import torch_generator
@@ -49,3 +51,15 @@ def small_distilled(dm, mode: str = "soft", seed: int = 0) -> DistilledSet:
         std=dm.std,
     )
     return ds.init_real(dm, torch_generator(seed, "init"))
+
+
+def small_npz(path, side: int = 16) -> dict:
+    """Write a two-class npz of random ``side`` x ``side`` uint8 images (24 / 8 / 8 in train / val / test,
+    labels alternating) at ``path``; returns its arrays."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in (("train", 24), ("val", 8), ("test", 8)):
+        arrays[f"{split}_images"] = rng.integers(0, 200, (n, side, side)).astype(np.uint8)
+        arrays[f"{split}_labels"] = np.arange(n) % 2
+    np.savez(path, **arrays)
+    return arrays

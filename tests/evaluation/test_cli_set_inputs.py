@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 from _cli_runner import assert_nothing_written, run_main
+from _eval_sets import small_npz
 
 from gastrodistill.cli import audit, evaluate
 from gastrodistill.distillation.distilled_set import DistilledSet
@@ -17,13 +17,7 @@ MAINS = {"evaluate": (evaluate.main, "eval.distilled_dirs"), "audit": (audit.mai
 
 
 def _small_npz(path: Path) -> Path:
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 24), ("val", 8), ("test", 8)):
-        y = np.arange(n) % 2
-        arrays[f"{split}_images"] = rng.integers(0, 200, (n, 20, 20)).astype(np.uint8)
-        arrays[f"{split}_labels"] = y
-    np.savez(path, **arrays)
+    small_npz(path, side=20)
     return path
 
 

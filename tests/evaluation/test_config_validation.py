@@ -3,9 +3,9 @@ network was built or trained (with a traceback, after minutes of work and with r
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
+from _eval_sets import small_npz
 
 from gastrodistill.evaluation.jobs import EvaluationConfigError, validate
 
@@ -108,12 +108,7 @@ def test_the_evaluate_command_refuses_with_one_line_and_leaves_nothing(
     from gastrodistill.cli import evaluate
     from gastrodistill.distillation.distilled_set import DistilledSet
 
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 24), ("val", 8), ("test", 8)):
-        arrays[f"{split}_images"] = rng.integers(0, 200, (n, 16, 16)).astype(np.uint8)
-        arrays[f"{split}_labels"] = np.arange(n) % 2
-    np.savez(tmp_path / "small.npz", **arrays)
+    arrays = small_npz(tmp_path / "small.npz")
     train = arrays["train_images"] / 255.0  # the set matches the data (else the command stops at that)
     DistilledSet(2, 1, 1, 1, (1, 16, 16), mean=[float(train.mean())], std=[float(train.std())]).save(
         tmp_path / "set"

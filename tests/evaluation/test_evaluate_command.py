@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
+from _eval_sets import small_npz
 from omegaconf import OmegaConf, open_dict
 
 from gastrodistill.cli import evaluate
@@ -55,12 +55,7 @@ def test_the_evaluate_command_prints_the_table_and_where_the_results_are(
     evaluation's config as the absolute path it was read from (a mutant skipped recording it)."""
     import gastrodistill.evaluation.run as evaluation_run
 
-    rng = np.random.default_rng(0)
-    arrays = {}
-    for split, n in (("train", 24), ("val", 8), ("test", 8)):
-        arrays[f"{split}_images"] = rng.integers(0, 200, (n, 16, 16)).astype(np.uint8)
-        arrays[f"{split}_labels"] = np.arange(n) % 2
-    np.savez(tmp_path / "small.npz", **arrays)
+    small_npz(tmp_path / "small.npz")
     seen = []
 
     def evaluation(cfg, dm, sets, out):

@@ -3,9 +3,8 @@ what it prints, and the folders it refuses, with the training replaced by a stan
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
-from _anon_data import CLASSES, make_dm
+from _anon_data import site_npz
 
 from gastrodistill.sharing.artifact import save_artifact
 
@@ -13,17 +12,6 @@ from gastrodistill.sharing.artifact import save_artifact
 @pytest.fixture
 def artifact_zip(tmp_path, soft_set, card_fields):
     return save_artifact(tmp_path / "art" / "soft", soft_set, card_fields, archive=True).with_suffix(".zip")
-
-
-def site_npz(path):
-    """A small site's patches as an npz (train/val/test images and labels, class names) at ``path``."""
-    src = make_dm(patients=(10, 3, 10), per_patient=5)
-    arrays = {
-        f"{s}_{k}": v
-        for s in ("train", "val", "test")
-        for k, v in zip(("images", "labels"), src._splits[s], strict=True)
-    }
-    np.savez(path, class_names=np.array(CLASSES), **arrays)
 
 
 def _stub_training(monkeypatch):

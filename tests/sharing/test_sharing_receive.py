@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from _anon_data import CLASSES, make_dm
+from _anon_data import CLASSES, make_dm, site_npz
 
 from gastrodistill.evaluation.fresh_training import train_on_distilled
 from gastrodistill.evaluation.run import build_context, evaluate_network, net_spec
@@ -178,19 +178,6 @@ def test_site_adapter_maps_site_normalisation_to_the_artifact():
         (unit - 0.6) / 0.1, size=(4, 4), mode="bilinear", antialias=True
     )
     torch.testing.assert_close(seen[0], expected, atol=1e-4, rtol=1e-5)
-
-
-def site_npz(path):
-    """A small site's patches written as an npz (train/val/test images and labels, class names) at
-    ``path``; returns the data module they come from."""
-    src = make_dm(patients=(10, 3, 10), per_patient=5)
-    arrays = {
-        f"{s}_{k}": v
-        for s in ("train", "val", "test")
-        for k, v in zip(("images", "labels"), src._splits[s], strict=True)
-    }
-    np.savez(path, class_names=np.array(CLASSES), **arrays)
-    return src
 
 
 def test_audit_and_receive_command_lines(tmp_path, compose_cfg, soft_set):
