@@ -698,3 +698,271 @@ def test_the_first_planned_job_is_named_when_it_never_started(tmp_path, capsys) 
     text = capsys.readouterr().out
     assert [line[0] for line in table_lines(text)[1:]] == ["job 1", "job 2"]
     assert f"{sweep}: the sweep planned 3 jobs (multirun.yaml); job 0 (distill.ipc=1) never started" in text
+
+
+# Mutation review of cli/compare_runs.py: behaviours no test above pinned down.
+
+
+def test_the_split_seed_and_the_experiment_are_columns_when_they_differ(tmp_path, capsys) -> None:
+    """Runs of one recipe but other split seeds (or experiments) showed no column for it (kills dropping
+    data.split_seed from SEED_KEYS, and experiment_name from the keys compared)."""
+    split = recipe(ipc=1)
+    split["data"]["split_seed"] = 4
+    make_run(tmp_path / "a", 0, recipe(ipc=1))
+    make_run(tmp_path / "b", 1, split)
+    make_run(tmp_path / "c", 2, {**recipe(ipc=1), "experiment_name": "tiny"})
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    head, *lines = table_lines(text)
+    assert head[:2] == ["run", "data.split_seed"] and [line[:2] for line in lines] == [["a", "0"], ["b", "4"]]
+    assert "The runs score different test patients (data.split_seed differ)" in text
+    assert main([str(tmp_path / "a"), str(tmp_path / "c")]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:2] == ["run", "experiment_name"] and [line[1] for line in lines] == ["cpu", "tiny"]
+
+
+def test_image_auc_reads_the_patch_auc_mean_and_the_image_auc_intervals(tmp_path, capsys) -> None:
+    """``--metric auc`` of data without patients: the mean is patch_auc_mean, the intervals and paired
+    differences the image_auc columns (kills either stem swapped for the accuracy's)."""
+    tables = [make_run(tmp_path / f"i{k}", k, recipe(ipc=k + 1), patients=False) for k in (0, 1)]
+    assert main([str(tmp_path / "i0"), str(tmp_path / "i1"), "--metric", "auc"]) == 0
+    text = capsys.readouterr().out
+    assert "## 2 runs compared: image AUC" in text
+    head, *lines = table_lines(text)
+    rows = (("soft", "replay"), ("hard", "replay"), ("full", "real"), ("random", "standard"))
+    assert head[2:7] == [*(f"{m} {s} [95% CI]" for m, s in rows), "soft replay / full real"]
+    for line, t in zip(lines, tables, strict=True):
+        assert line[2:6] == [cell(t, m, s, "image_auc", "patch_auc") for m, s in rows]
+        soft = t[(t.method == "soft") & ~t.cross_architecture].iloc[0]
+        assert line[6] == f"{soft.patch_auc_mean / t[t.method == 'full'].iloc[0].patch_auc_mean:.3f}"
+        d, lo, hi = (soft[f"vs_random_image_auc_{s}"] for s in ("diff", "ci_low", "ci_high"))
+        assert line[7] == f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def test_a_sweeps_other_folders_are_no_jobs_and_no_finished_run_names_the_first_note(
+    tmp_path, capsys
+) -> None:
+    """An empty ``.submitit`` folder beside the jobs is no job left out (kills noting any empty folder);
+    with no finished job the error names the first note and counts the rest (kills notes[-1] and an
+    off-by-one count)."""
+    sweep = tmp_path / "sweep"
+    make_run(sweep / "0", 0, recipe(ipc=1))
+    (sweep / ".submitit").mkdir()
+    (sweep / "1").mkdir()
+    assert main([str(sweep)]) == 0
+    text = capsys.readouterr().out
+    assert f"{sweep / '1'} left out: it holds no run files" in text and ".submitit" not in text
+    assert text.count("left out") == 1
+
+    stopped = tmp_path / "stopped"
+    for job in ("0", "1", "2"):
+        (stopped / job / ".hydra").mkdir(parents=True)  # each stopped before its evaluation
+    assert main([str(stopped)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: no run with a finished evaluation to compare; {stopped / '0'} left out: it has no "
+        "evaluation (its log there says why) (and 2 more)\n"
+    )
+
+
+def test_a_swept_added_key_keeps_its_place_in_the_sweeps_order(tmp_path, capsys) -> None:
+    """``-m +tag=x,y distill.ipc=1,2``: the columns follow the command (tag first), the ``+`` stripped
+    from the swept key (kills keeping ``+tag``, which matched no column and put tag last)."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    task = ["experiment=cpu", "+tag=x,y", "distill.ipc=1,2"]
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    for job, (tag, ipc) in enumerate((("x", 1), ("x", 2), ("y", 1), ("y", 2))):
+        make_run(sweep / str(job), job, recipe(ipc=ipc))
+        hydra_record(sweep / str(job), {}, ["experiment=cpu", f"+tag={tag}", f"distill.ipc={ipc}"])
+    assert main([str(sweep)]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:3] == ["run", "tag", "distill.ipc"]
+    assert [line[1:3] for line in lines] == [["x", "1"], ["x", "2"], ["y", "1"], ["y", "2"]]
+
+
+@pytest.mark.parametrize(
+    "column", ["vs_random_patient_hm_diff", "patient_hm_ci_low", "patient_auc_ci_high", "patient_hm_std"]
+)
+def test_text_in_any_number_column_is_refused_naming_its_line_and_column(tmp_path, capsys, column) -> None:
+    """Differences, interval ends and spreads are number columns too (kills dropping _diff, or _ci_low and
+    _ci_high, from the suffixes checked); a text there read as no number."""
+    make_run(tmp_path / "a", 0, recipe(ipc=1))
+    table = make_run(tmp_path / "b", 1, recipe(ipc=2))
+    table[column] = table.get(column, 0.1)
+    table[column] = table[column].astype(object)
+    table.loc[1, column] = "about 0.5"
+    path = tmp_path / "b" / "eval" / "results.csv"
+    table.to_csv(path, index=False)
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {path}: line 3, column {column}: 'about 0.5' is not a number; evaluate the run again to "
+        "rewrite it\n"
+    )
+
+
+def test_a_table_without_architectures_or_a_row_with_an_empty_part_is_refused(tmp_path, capsys) -> None:
+    """A table without the architecture column is named, not a KeyError (kills dropping that check);
+    ``--row`` with an empty part (``soft/``) is refused as of the wrong shape (kills dropping all(parts))."""
+    make_run(tmp_path / "a", 0, recipe(ipc=1))
+    table = make_run(tmp_path / "b", 1, recipe(ipc=2))
+    args = [str(tmp_path / "a"), str(tmp_path / "b")]
+    for row in ("soft/", "/replay", "soft//convnet"):
+        assert main([*args, "--row", row]) == 2
+        assert capsys.readouterr().err.startswith(
+            f"error: --row {row!r}: give method/schedule or method/schedule/architecture, e.g. soft/replay"
+        )
+    path = tmp_path / "b" / "eval" / "results.csv"
+    table.drop(columns=["architecture"]).to_csv(path, index=False)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        f"error: {path}: it has no column architecture; it is not a results table the evaluate stage wrote; "
+        "evaluate the run again to rewrite it\n"
+    )
+    assert "Traceback" not in captured.err
+
+
+def test_an_override_below_a_shown_key_and_a_swept_key_one_choice_fixes_in_the_finished_jobs(
+    tmp_path, capsys
+) -> None:
+    """``distill.texture_matching={steps: 400}`` against ``{steps: 200}`` is shown once, by the key that
+    differs (kills dropping _covered); a key the sweep swept stays a column though the jobs that finished
+    have one value per group choice (kills dropping ``k in order``)."""
+    for name, steps in (("a", 400), ("b", 200)):
+        cfg = recipe(ipc=1)
+        cfg["distill"]["texture_matching"] = {"steps": steps}
+        make_run(tmp_path / name, ord(name), cfg)
+        hydra_record(tmp_path / name, {}, ["experiment=cpu", f"distill.texture_matching={{steps:{steps}}}"])
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:2] == ["run", "distill.texture_matching.steps"] and "distill.texture_matching" not in head
+    assert [line[1] for line in lines] == ["400", "200"]
+
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    task = ["experiment=cpu", "model=convnet,resnet18", "model.width=8,16"]
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    for job, group, width in ((0, "convnet", 8), (3, "resnet18", 16)):  # jobs 1 and 2 never started
+        cfg = recipe(ipc=1)
+        cfg["model"] = {"_target_": f"gastrodistill.models.{group}", "width": width}
+        make_run(sweep / str(job), job, cfg)
+        hydra_record(sweep / str(job), {"model": group})
+    assert main([str(sweep)]) == 0
+    text = capsys.readouterr().out
+    head, *lines = table_lines(text)
+    assert head[:3] == ["run", "model", "model.width"]
+    assert [line[1:3] for line in lines] == [["convnet", "8"], ["resnet18", "16"]]
+    assert "jobs 1 (model=convnet model.width=16), 2 (model=resnet18 model.width=8) never started" in text
+
+
+def test_a_mapping_reads_as_an_override_writes_it_and_the_sets_recipe_wins_over_the_command(
+    tmp_path, capsys
+) -> None:
+    """A key that is empty in one run (``{}``, a leaf) and a mapping in the other reads ``{flip: True, p:
+    0.5}`` there (kills Python's dict text); a
+    resumed run's sets (6 outer steps) speak for it though its command said ``distill.outer_steps=3``
+    (kills taking any override over the config)."""
+    make_run(tmp_path / "a", 0, {**recipe(ipc=1), "distill": {"ipc": 1, "augment": {}}})
+    make_run(tmp_path / "b", 1, {**recipe(ipc=1), "distill": {"ipc": 1, "augment": {"p": 0.5, "flip": True}}})
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:4] == ["run", "distill.augment", "distill.augment.flip", "distill.augment.p"]
+    assert [line[1:4] for line in lines] == [["{}", "–", "–"], ["{flip: True, p: 0.5}", "True", "0.5"]]
+
+    for name, steps in (("c", 6), ("d", 3)):
+        make_run(tmp_path / name, ord(name), recipe(ipc=1))
+        give_sets(tmp_path / name, {"soft": steps, "hard": steps})
+        hydra_record(tmp_path / name, {}, ["experiment=cpu", "distill.outer_steps=3"])
+    assert main([str(tmp_path / "c"), str(tmp_path / "d")]) == 0
+    head, *lines = table_lines(capsys.readouterr().out)
+    assert head[:2] == ["run", "distill.outer_steps"] and [line[1] for line in lines] == ["6", "3"]
+
+
+def test_a_cross_architecture_column_of_ones_and_zeros_marks_the_other_networks_rows(
+    tmp_path, capsys
+) -> None:
+    """``cross_architecture`` written 1/0 (not True/False): the lenet row listed first is still not the
+    distillation's own (kills accepting only 'true')."""
+    for name, seed in (("a", 0), ("b", 1)):
+        table = make_run(tmp_path / name, seed, recipe(ipc=seed + 1))
+        table = table.sort_values("cross_architecture", ascending=False, kind="stable")
+        table.assign(cross_architecture=table.cross_architecture.astype(int)).to_csv(
+            tmp_path / name / "eval" / "results.csv", index=False
+        )
+    assert "soft,replay,lenet,1," in (tmp_path / "a" / "eval" / "results.csv").read_text()
+    a = pd.read_csv(tmp_path / "a" / "eval" / "results.csv")
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--row", "soft/replay"]) == 0
+    head, first, _ = table_lines(capsys.readouterr().out)
+    soft = a[(a.method == "soft") & (a.architecture == "convnet")].iloc[0]
+    full = a[a.method == "full"].iloc[0]
+    assert first[2] == (
+        f"{soft.patient_hm_mean:.3f} [{soft.patient_hm_ci_low:.3f}, {soft.patient_hm_ci_high:.3f}]"
+    )
+    assert first[3] == f"{soft.patient_hm_mean / full.patient_hm_mean:.3f}"
+
+
+def test_the_derived_columns_follow_the_first_distilled_row_given(tmp_path, capsys) -> None:
+    """``--row full/real --row hard/replay``: the ratio and differences are hard replay's (kills taking
+    the first row given, a baseline), and hard has no difference to itself (kills showing 'hard − hard')."""
+    a = make_run(tmp_path / "a", 0, recipe(ipc=1))
+    make_run(tmp_path / "b", 1, recipe(ipc=2))
+    assert main([str(tmp_path / "a"), str(tmp_path / "b"), "--row", "full/real", "--row", "hard/replay"]) == 0
+    head, first, _ = table_lines(capsys.readouterr().out)
+    assert head == ["run", "distill.ipc", "full real [95% CI]", "hard replay [95% CI]",
+                    "hard replay / full real", "hard replay − random [95% CI]"]  # fmt: skip
+    hard, full = a[a.method == "hard"].iloc[0], a[a.method == "full"].iloc[0]
+    assert first[4] == f"{hard.patient_hm_mean / full.patient_hm_mean:.3f}"
+    d, lo, hi = (hard[f"vs_random_patient_hm_{s}"] for s in ("diff", "ci_low", "ci_high"))
+    assert first[5] == f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+
+
+def test_numbers_a_run_lacks_read_as_dashes_and_a_missing_interval_is_left_out(tmp_path, capsys) -> None:
+    """Run b has no hard row, no differences to hard and no intervals for soft replay: its cells read –
+    or the mean alone, the column kept for run a (kills showing a derived column only when every run has
+    it, and printing [nan, nan]); the default rows a run lacks get no note (kills the note without --row)."""
+    a = make_run(tmp_path / "a", 0, recipe(ipc=1))
+    b = make_run(tmp_path / "b", 1, recipe(ipc=2))
+    gone = [c for c in b if c.startswith("vs_hard") or c.startswith("vs_random_patient_hm_ci")]
+    b = b[b.method != "hard"].drop(columns=[*gone, "patient_hm_ci_low", "patient_hm_ci_high"])
+    b.to_csv(tmp_path / "b" / "eval" / "results.csv", index=False)
+    assert main([str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    head, first, second = table_lines(text)
+    assert head[-1] == "soft replay − hard [95% CI]"
+    soft_a = a[(a.method == "soft") & ~a.cross_architecture].iloc[0]
+    d, lo, hi = (soft_a[f"vs_hard_patient_hm_{s}"] for s in ("diff", "ci_low", "ci_high"))
+    assert first[-1] == f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+    soft_b = b[(b.method == "soft") & (b.architecture == "convnet")].iloc[0]
+    assert second[2:4] == [f"{soft_b.patient_hm_mean:.3f}", "–"]  # soft replay alone, no hard row
+    assert second[-2:] == [f"{soft_b.vs_random_patient_hm_diff:+.3f}", "–"]
+    assert "No run holds" not in text
+    assert main([str(tmp_path / "b")]) == 0
+    text = capsys.readouterr().out
+    assert "No run holds" not in text
+    assert table_lines(text)[0] == ["run", "soft replay [95% CI]", "full real [95% CI]",
+                                    "random standard [95% CI]", "soft replay / full real",
+                                    "soft replay − random [95% CI]"]  # fmt: skip
+
+
+def test_a_run_without_its_config_gets_one_note_and_outputs_refuse_a_folder(tmp_path, capsys) -> None:
+    """A run whose config.yaml is gone and whose set moved away: only the config's note (kills noting the
+    unread set too); ``--out`` naming a folder is refused as no file path (kills dropping is_dir), and a
+    ``.PNG`` plot is a PNG (kills the case-sensitive suffix)."""
+    for name in ("c", "d"):
+        make_run(tmp_path / name, ord(name), recipe(ipc=1))
+        give_sets(tmp_path / name, {"soft": 3, "hard": 3})
+    (tmp_path / "c" / "eval" / "config.yaml").unlink()
+    shutil.move(tmp_path / "c" / "distill" / "soft", tmp_path / "soft_elsewhere")
+    args = [str(tmp_path / "c"), str(tmp_path / "d")]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "c: its evaluation folder has no readable config.yaml; its settings are unknown." in text
+    assert "could not be read" not in text
+    (tmp_path / "out").mkdir()
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: --out {tmp_path / 'out'}: give a file path in an existing folder\n"
+    )
+    assert main([*args, "--plot", str(tmp_path / "c.PNG")]) == 0
+    assert (tmp_path / "c.PNG").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

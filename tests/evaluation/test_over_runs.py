@@ -687,3 +687,118 @@ def test_a_set_whose_config_has_no_distill_section_leaves_the_recipe_unknown(tmp
         captured = capsys.readouterr()
         assert captured.out == ""
         assert captured.err.startswith(f"error: {folders[0]}: the recipe of its set soft cannot be read ")
+
+
+# Mutation review of cli/paired_over_runs.py: behaviours no test above pinned down.
+
+
+def records_of(run: Path) -> dict[tuple[str, str, str], list[dict[str, np.ndarray]]]:
+    """A run folder's networks per results row, read from its records as plain arrays."""
+    out: dict[tuple[str, str, str], list[dict[str, np.ndarray]]] = {}
+    for path in sorted((run / "eval" / "records").glob("*.npz")):
+        rec = load_record(path)
+        key = (str(rec["method"]), str(rec["schedule"]), str(rec["architecture"]))
+        n = {"labels": rec["test_labels"], "decisions": rec["test_decisions"], "scores": rec["test_scores"]}
+        out.setdefault(key, []).append(n)
+    return out
+
+
+def test_cli_pools_with_the_seed_resamples_and_level_it_is_given_and_its_defaults(tmp_path, capsys) -> None:
+    """The printed soft − random line against a plain two-level bootstrap of the records, drawn from the
+    documented stream of ``--seed`` (kills the seed, ``--n-boot`` or ``--level`` not reaching the pooling or
+    the table, and other defaults than seed 0, 2000 resamples, 95 %)."""
+    from gastrodistill.utils.seeding import numpy_rng
+
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
+    write_run(a, 0, config(run_seed=0))
+    write_run(b, 1, config(run_seed=1))
+    soft, rand = ("soft", "replay", "convnet"), ("random", "standard", "convnet")
+    pairs = [(records_of(r)[soft], records_of(r)[rand]) for r in (a, b)]
+    whole = np.arange(len(LABELS))
+    per_run = [plain_diff("patient_hm", s, r, whole) for s, r in pairs]
+    for options, seed, n_boot, level in ((["--seed", "3", "--n-boot", "150", "--level", "0.9"], 3, 150, 0.9),
+                                         ([], 0, 2000, 0.95)):  # fmt: skip
+        assert main(["--run-dir", str(a), "--run-dir", str(b), *options]) == 0
+        out = capsys.readouterr().out
+        rng = numpy_rng(seed, "paired-over-runs", "soft/replay/convnet", "minus", "random/standard/convnet",
+                        "patient_hm")  # fmt: skip
+        idx = draw_units(LABELS, rng, n_boot)
+        drawn = rng.integers(0, 2, size=(n_boot, 2))
+        vals = [np.mean([plain_diff("patient_hm", *pairs[drawn[i, j]], idx[i]) for j in range(2)])
+                for i in range(n_boot)]  # fmt: skip
+        lo, hi = np.quantile(vals, (1 - level) / 2), np.quantile(vals, 1 - (1 - level) / 2)
+        pct = f"{100 * level:g} %"
+        assert f"test units: the same in every run (one draw per resample); {n_boot} resamples" in out
+        assert f"| run 1 | run 2 | runs | pooled [{pct}] |" in out
+        assert (
+            f"| soft/replay/convnet | random/standard/convnet | patient_hm | {per_run[0]:+.3f} | "
+            f"{per_run[1]:+.3f} | 2 of 2 | {np.mean(per_run):+.3f} [{lo:+.3f}, {hi:+.3f}] |"
+        ) in out.splitlines()
+
+
+def test_cli_refuses_the_levels_0_and_1_and_an_output_in_a_missing_folder(tmp_path, capsys) -> None:
+    """The level lies strictly between 0 and 1 (kills <= at either end); ``--out`` in a folder that does
+    not exist is refused before any pooling (kills dropping that check: the write failed after it)."""
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
+    write_run(a, 0, config(run_seed=0))
+    write_run(b, 1, config(run_seed=1))
+    runs = ["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]
+    for level in ("0", "1"):
+        assert main([*runs, "--level", level]) == 2
+        captured = capsys.readouterr()
+        assert (captured.out, captured.err) == (
+            "",
+            f"error: --level {float(level)} must lie between 0 and 1 (e.g. 0.95)\n",
+        )
+    out = tmp_path / "no" / "pooled.md"
+    assert main([*runs, "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == (
+        "",
+        f"error: --out {out}: give a file path in an existing folder\n",
+    )
+
+
+def test_cli_pools_runs_of_one_experiment_and_a_run_that_names_none(tmp_path, capsys) -> None:
+    """Two runs of experiment cpu, or one of cpu beside one whose config names no experiment, are of one
+    experiment (kills refusing any named experiment, and counting the missing name as one)."""
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    write_run(a, 0, {**config(run_seed=0), "experiment_name": "cpu"})
+    write_run(b, 1, {**config(run_seed=1), "experiment_name": "cpu"})
+    write_run(c, 2, config(run_seed=2))
+    for second in (b, c):
+        assert main(["--run-dir", str(a), "--run-dir", str(second), "--n-boot", "100"]) == 0
+        assert "| soft/replay/convnet | random/standard/convnet | patient_hm |" in capsys.readouterr().out
+
+
+def test_cli_refuses_runs_without_partners_and_says_nothing_of_why_when_told_to_draw_apart(
+    tmp_path, capsys
+) -> None:
+    """Runs of soft rows alone have nothing to pair (kills dropping the check: an empty table was
+    printed); ``--independent`` draws apart by request, so no key is named as the reason (kills naming
+    the split keys then)."""
+    a, b = tmp_path / "seed0", tmp_path / "seed1"
+    write_run(a, 0, config(run_seed=0))
+    other = config(run_seed=1)
+    other["synthetic"] = {"seed": 1}
+    write_run(b, 1, other)
+    args = ["--run-dir", str(a), "--run-dir", str(b), "--n-boot", "100"]
+    assert main([*args, "--independent"]) == 0
+    out = capsys.readouterr().out
+    assert "test units: drawn per run; 100 resamples of runs and units" in out
+    assert main(args) == 0
+    assert (
+        "test units: drawn per run (the runs differ in synthetic.seed); 100 resamples"
+        in capsys.readouterr().out
+    )
+    for run in (a, b):
+        for rec in (run / "eval" / "records").glob("*.npz"):
+            if not rec.name.startswith("soft__"):
+                rec.unlink()
+        finish(run)
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == (
+        "error: no distilled row has a partner (random, random_soft or hard) in these runs; were they "
+        "evaluated with eval.baselines?\n"
+    )
