@@ -3,6 +3,8 @@ of megabytes). Under pytest standard output and error are not terminals, as in a
 
 from __future__ import annotations
 
+import pytest
+
 from gastrodistill.distillation.run import run_distillation
 from gastrodistill.utils.progress import (
     LOG_INTERVAL_S,
@@ -70,3 +72,54 @@ def test_a_notebook_keeps_tqdms_own_redraw_rate(monkeypatch):
     assert redirected()
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
     assert not redirected()
+
+
+class _Stream:
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+@pytest.mark.parametrize(
+    ("out", "err", "expect"),
+    [(True, True, False), (True, False, True), (False, True, True), (False, False, True), (None, True, True)],
+)
+def test_a_log_is_either_stream_not_on_a_terminal(monkeypatch, out, err, expect):
+    """``cmd 2> log`` leaves standard output on the terminal and still logs the bars (standard error): one
+    stream that is no terminal is enough (mutants: any instead of all, standard output alone). A stream
+    without ``isatty`` counts as none."""
+    import sys
+
+    for name in ("ipykernel", "IPython"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.setattr(sys, "stdout", object() if out is None else _Stream(out))
+    monkeypatch.setattr(sys, "stderr", _Stream(err))
+    assert redirected() is expect
+
+
+def test_an_ipython_session_without_a_kernel_keeps_tqdms_own_redraw_rate(monkeypatch):
+    """A terminal IPython (no ipykernel) also draws bars in place (mutant: only ipykernel looked for)."""
+    import sys
+    import types
+
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)
+    monkeypatch.setitem(sys.modules, "IPython", types.ModuleType("IPython"))
+    assert not redirected()
+
+
+def test_lightnings_bar_in_a_log_redraws_every_total_over_log_updates_steps_and_on_a_terminal_is_its_own(
+    monkeypatch,
+):
+    """refresh_rate = total // LOG_UPDATES, at least 1 (a run shorter than LOG_UPDATES steps redraws every
+    step, 0 would be no bar); None on a terminal, where Lightning's default bar redraws every step."""
+    from gastrodistill.utils import progress
+
+    assert redirected()
+    rates = {
+        n: progress.lightning_progress_bar(n).refresh_rate for n in (10 * LOG_UPDATES + 3, LOG_UPDATES, 5, 0)
+    }
+    assert rates == {10 * LOG_UPDATES + 3: 10, LOG_UPDATES: 1, 5: 1, 0: 1}
+    monkeypatch.setattr(progress, "redirected", lambda: False)
+    assert progress.lightning_progress_bar(1000) is None

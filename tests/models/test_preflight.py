@@ -283,3 +283,63 @@ def test_a_constructor_error_other_than_a_value_or_type_error_is_named(
     with pytest.raises(ModelConfigError) as info:
         check_model_config(compose_cfg([]).model, (1, 3, (64, 64)))
     assert str(info.value) == f"model cannot be built for 64x64 px images: {prefix}boom"
+
+
+def test_a_refusal_names_the_height_then_the_width_of_non_square_images(compose_cfg) -> None:
+    """Mutant: the height given twice (every shipped preset is square)."""
+    cfg = compose_cfg(["experiment=cpu", "model.norm=foo"])
+    with pytest.raises(ModelConfigError, match=r"^model cannot be built for 32x48 px images: unknown norm"):
+        check_model_config(cfg.model, (1, 3, (32, 48)))
+
+
+def test_the_commands_check_builds_the_network_for_the_shape_the_data_config_fixes(compose_cfg) -> None:
+    """check_configured_model (gastrodistill-distill and -evaluate): the tiny preset's 16 px patches refuse
+    a depth the 256 px probe would let through, naming the size; data whose shape is in its files is left
+    to the loaded data (mutants: the probe used for all data, or for the gastric patches too)."""
+    from gastrodistill.models.preflight import check_configured_model
+
+    with pytest.raises(ModelSizeError, match=r"^model cannot be built for 16x16 px images: ConvNet depth 5"):
+        check_configured_model(compose_cfg(["experiment=tiny", "model.depth=5"]))
+    # digits: 8 px known from the files only; the distillation refuses it there, naming 8x8 px
+    check_configured_model(compose_cfg(["experiment=tiny", "data=digits", "model.norm=foo"]))
+
+
+def test_an_int_is_a_float_to_the_type_check_and_a_bool_is_not(compose_cfg) -> None:
+    """No shipped network takes a float, but a model config may name any constructor (here torch's Dropout,
+    ``p: float``): ``p=1`` is a float to Python, ``p=true`` is not (mutant: floats alone accepted)."""
+    from omegaconf import OmegaConf
+
+    from gastrodistill.models.preflight import check_value_types
+
+    for p in (1, 0.5):
+        check_value_types(OmegaConf.create({"_target_": "torch.nn.Dropout", "p": p}))
+    with pytest.raises(ModelConfigError, match=r"^model\.p = True must be a float \(got bool\)$"):
+        check_value_types(OmegaConf.create({"_target_": "torch.nn.Dropout", "p": True}))
+
+
+def test_a_value_given_as_an_interpolation_is_type_checked_as_it_resolves(compose_cfg) -> None:
+    """``model.width=${seed}`` is the int 16 to the network, not the text '${seed}' (mutant: values read
+    unresolved, refused as a str)."""
+    cfg = compose_cfg(["experiment=cpu", "seed=16", "model.width=${seed}"])
+    check_model_config(cfg.model, data_shape(cfg.data))
+
+
+def test_a_constructor_whose_annotations_cannot_be_resolved_is_left_to_the_build(monkeypatch) -> None:
+    """Annotations naming a type imported only for type checkers raise NameError in get_type_hints: the type
+    check then leaves the values to the constructor (mutant: only an unknown target was passed over)."""
+    import sys
+    import types
+
+    from omegaconf import OmegaConf
+
+    from gastrodistill.models.preflight import check_value_types
+
+    module = types.ModuleType("gd_unresolvable_net")
+
+    def build(width: int = 8):
+        return width
+
+    build.__annotations__ = {"width": "OnlyForTypeCheckers"}
+    module.build = build
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    check_value_types(OmegaConf.create({"_target_": "gd_unresolvable_net.build", "width": "abc"}))
