@@ -39,7 +39,8 @@ class DigitsDataModule(TensorImageDataModule):
         d = load_digits()
         mask = np.isin(d.target, self.keep)
         x = (d.images[mask] / 16.0).astype(np.float32)[:, None]
-        y = np.searchsorted(np.asarray(self.keep), d.target[mask]).astype(np.int64)
+        label = {c: i for i, c in enumerate(self.keep)}  # in the order given (searchsorted needs it sorted)
+        y = np.asarray([label[int(t)] for t in d.target[mask]], dtype=np.int64)
         perm = numpy_rng(self.split_seed, "digits-split").permutation(len(y))
         n_test = min(self.n_test, len(y) // 4)
         n_val = min(self.n_val, len(y) // 4)

@@ -10,9 +10,11 @@ GRAYSCALE_FIX = "save it as a single-channel 8- or 16-bit grayscale PNG/TIFF or 
 
 
 def error_text(exc: BaseException, path: Path, where: str) -> str:
-    """An exception's text with the file's full path replaced by ``where`` (messages name files as given)."""
+    """An exception's text with the file's full path replaced by ``where`` (messages name files as given).
+
+    The resolved path first: a relative ``path`` is part of it, and replaced first would leave its folder."""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return text.replace(str(path), where).replace(str(path.resolve()), where)
+    return text.replace(str(path.resolve()), where).replace(str(path), where)
 
 
 class DataInputError(ValueError):
