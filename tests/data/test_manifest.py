@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from gastric_testdata import image_pixels, make_data, write_manifest, write_png
@@ -307,3 +309,194 @@ def test_a_val_split_in_the_manifest_says_where_validation_patients_come_from(da
         val_fraction=0.5,
     )
     assert sorted(split.values()) == ["test", "train", "val"]
+
+
+def _header_and_lines(root):
+    lines = _manifest_bytes(root).decode("utf-8").splitlines()
+    return lines[0], lines[1:]
+
+
+def _refusal_of_text(root, text: str) -> ManifestError:
+    (root / "manifest.csv").write_text(text)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(root)
+    return info.value
+
+
+def test_line_numbers_count_the_blank_lines_of_the_file(data_root):
+    """csv skips a blank line but the message's line is the file's (mutant: the row's index + 2)."""
+    header, lines = _header_and_lines(data_root)
+    lines[2] = lines[2].replace("gastritis", "ulcer")  # the third row, line 5 once a blank line is inserted
+    error = _refusal_of_text(data_root, "\n".join([header, lines[0], "", *lines[1:]]) + "\n")
+    assert error.problems == [
+        "manifest.csv line 5: unknown diagnosis 'ulcer'; use one of non-gastritis, gastritis"
+    ]
+
+
+def test_split_values_in_any_case_are_read_and_every_validation_spelling_is_explained(data_root):
+    rows = rows_of(data_root)
+    for r in rows:
+        r["split"] = r["split"].upper()  # TRAIN, TEST
+    write_manifest(data_root, rows)
+    assert load_manifest(data_root).manifest_splits() == {r["patient_id"]: r["split"].lower() for r in rows}
+    rows[0]["split"], rows[1]["split"] = "Valid", "validation"  # patient A1, lines 2 and 3
+    problems = refusal(data_root, rows).problems
+    assert [p.split(":")[0] for p in problems] == ["manifest.csv line 2", "manifest.csv line 3"]
+    assert all(p.endswith("seeded by data.split_seed): mark them 'train'") for p in problems), problems
+
+
+def test_at_most_fifty_problems_are_listed_and_the_others_counted():
+    """51 problems: 50 listed, then '... and 1 more problem(s)', the header counting 51; 50: all listed."""
+    from gastrodistill.data.manifest import raise_if
+
+    with pytest.raises(ManifestError) as info:
+        raise_if([f"problem {i}" for i in range(51)], "manifest.csv is invalid")
+    assert info.value.problems == [f"problem {i}" for i in range(50)] + ["... and 1 more problem(s)"]
+    assert str(info.value).startswith("manifest.csv is invalid (51 problem(s)):\n  - problem 0\n")
+    with pytest.raises(ManifestError) as info:
+        raise_if([f"problem {i}" for i in range(50)], "h")
+    assert info.value.problems == [f"problem {i}" for i in range(50)]
+    raise_if([], "h")  # nothing to say: no error
+
+
+def test_an_empty_image_value_and_a_folder_as_image_are_named_as_such(data_root):
+    rows = rows_of(data_root)
+    rows[0]["image"] = ""  # line 2
+    rows[1]["image"] = "images"  # line 3: a folder, not a file
+    rows[2]["diagnosis"] = "gastritis-"  # line 4
+    problems = refusal(data_root, rows).problems
+    assert problems == [
+        "manifest.csv line 2: empty 'image' value; give a path relative to DATA_ROOT",
+        "manifest.csv line 3: image file 'images' not found under DATA_ROOT; fix the path or add the file",
+        "manifest.csv line 4: unknown diagnosis 'gastritis-'; use one of non-gastritis, gastritis",
+    ]
+
+
+def test_a_relative_data_root_is_read_from_the_current_folder(data_root, monkeypatch):
+    """The paths are checked against the resolved root (mutant: against the root as given, which no
+    resolved path of a relative root lies in)."""
+    monkeypatch.chdir(data_root.parent)
+    m = load_manifest(data_root.name)
+    assert len(m.records) == 16 and m.root == Path(data_root.name)
+
+
+def test_rows_with_an_empty_patient_id_are_not_one_patient_with_two_diagnoses(data_root):
+    """Each empty id is its own problem; "" is no patient whose diagnoses or splits could disagree."""
+    rows = rows_of(data_root)
+    rows[0]["patient_id"] = rows[-1]["patient_id"] = ""  # lines 2 and 17: gastritis/train, non-gastritis/test
+    problems = refusal(data_root, rows).problems
+    assert problems == [
+        "manifest.csv line 2: empty patient_id; every image needs its patient's id",
+        "manifest.csv line 17: empty patient_id; every image needs its patient's id",
+    ]
+
+
+def test_patient_ids_equal_once_case_folded_are_refused_with_their_lines_in_order(data_root):
+    """'STRAUSS' and 'Strauß' fold alike (str.lower keeps the ß); the lines are sorted whatever the order
+    of the spellings (here A1 at lines 2, 3, 5 and a1 at line 4)."""
+    original = rows_of(data_root)
+    rows = [dict(r) for r in original]
+    rows[2]["patient_id"], rows[3]["patient_id"] = "a1", "A1"  # A2's lines 4 and 5
+    problems = refusal(data_root, rows).problems
+    assert problems == [
+        "manifest.csv lines [2, 3, 4, 5]: patient ids 'A1', 'a1' differ only in letter case; give one "
+        "patient one id (the split is by patient id, so one patient's images could land in both train and "
+        "test), or ids that differ otherwise for different patients"
+    ]
+    rows = [
+        {**r, "patient_id": {"A1": "Strauß", "A2": "STRAUSS"}.get(r["patient_id"], r["patient_id"])}
+        for r in original
+    ]
+    assert (
+        refusal(data_root, rows)
+        .problems[0]
+        .startswith(
+            "manifest.csv lines [2, 3, 4, 5]: patient ids 'Strauß', 'STRAUSS' differ only in letter case"
+        )
+    )
+
+
+def test_a_split_column_without_train_rows_is_refused_naming_the_split(data_root):
+    """Both splits are checked (mutant: only 'test' was)."""
+    rows = [{**r, "split": "test"} for r in rows_of(data_root)]
+    assert refusal(data_root, rows).problems == [
+        "manifest.csv: no image has split 'train'; every split needs patients"
+    ]
+
+
+def test_spaces_around_header_names_and_values_are_dropped_and_extra_values_ignored(data_root):
+    """``image , patient_id`` and ``images/A1_0.png ,`` read as written without the spaces (csv drops only the
+    spaces after a comma); a row with a value more than the header has is read, the extra value ignored."""
+    expected = [
+        (r["image"], r["patient_id"], r["diagnosis"], r["split"], r["mask"]) for r in rows_of(data_root)
+    ]
+    header, lines = _header_and_lines(data_root)
+    padded = [" , ".join(line.split(",")) for line in [header, *lines]]
+    padded[1] += " , an extra value"
+    # a quoted value after a space, with a comma in it: csv sees the quote only once the space is skipped
+    padded[2] = padded[2].replace(" , A1 , ", ' , "A, 1" , ')
+    expected[1] = (*expected[1][:1], "A, 1", *expected[1][2:])
+    (data_root / "manifest.csv").write_text("\n".join(padded) + "\n")
+    m = load_manifest(data_root)
+    assert [(r.image, r.patient_id, r.diagnosis, r.split, r.mask) for r in m.records] == expected
+    assert m.patients() == {pid: diagnosis for _, pid, diagnosis, _, _ in expected}
+
+
+def test_a_split_column_without_a_mask_column_is_a_split_and_empty_masks_are_none(data_root):
+    rows = rows_of(data_root)
+    write_manifest(data_root, rows, ["image", "patient_id", "diagnosis", "split"])
+    m = load_manifest(data_root)
+    assert m.has_split and m.manifest_splits() == {r["patient_id"]: r["split"] for r in rows}
+    assert {r.mask for r in m.records} == {None}
+    rows[0]["mask"] = ""  # an empty cell of a mask column: no mask either
+    write_manifest(data_root, rows)
+    assert load_manifest(data_root).records[0].mask is None
+
+
+def test_patch_labels_path_is_the_file_when_there_is_one(data_root):
+    m = load_manifest(data_root)
+    assert m.patch_labels_path is None
+    (data_root / "patch_labels.csv").write_text("image,row,col,label\n")
+    assert m.patch_labels_path == data_root / "patch_labels.csv"
+
+
+def test_a_bilevel_mask_is_accepted_and_a_sideways_mask_is_named_as_such(data_root):
+    """A 1-bit PNG mask is probed as a mask (mutant: probed as an image, which refuses mode '1'); a mask of
+    the image's size transposed says it is sideways."""
+    from PIL import Image
+
+    Image.fromarray(np.ones((100, 90), bool)).save(data_root / "masks" / "A1_0.png")
+    write_png(data_root / "masks" / "A1_1.png", np.zeros((90, 100), np.uint8))
+    m = load_manifest(data_root)
+    with pytest.raises(ManifestError) as info:
+        validate_files(m, GEOM, progress=False)
+    assert info.value.problems == [
+        "manifest.csv line 3 (image 'images/A1_1.png'): mask 'masks/A1_1.png' is 90x100 px but the image is "
+        "100x90 px; the two sizes differ only by a transpose: one of the files is stored sideways (turned by "
+        "90 degrees) without an EXIF/TIFF Orientation tag that says so; rotate that file upright instead of "
+        "resizing (a resize would squash it and keep it sideways)"
+    ]
+
+
+def test_check_all_lists_row_and_file_problems_once_each(data_root):
+    """A missing image is the row's problem alone (the file check skips it, mutant: probed again), a truncated
+    one the file check's, in one error."""
+    from gastrodistill.data.manifest import check_all
+
+    rows = rows_of(data_root)
+    rows[0]["image"] = "images/nope.png"  # line 2
+    write_manifest(data_root, rows)
+    p = data_root / "images" / "A1_1.png"  # line 3
+    p.write_bytes(p.read_bytes()[:-2000])
+    with pytest.raises(ManifestError) as info:
+        check_all(data_root, GEOM, progress=False)
+    problems = info.value.problems
+    assert str(info.value).startswith(f"{data_root / 'manifest.csv'} is invalid (2 problem(s)):")
+    assert problems[0] == (
+        "manifest.csv line 2: image file 'images/nope.png' not found under DATA_ROOT; fix the path or add "
+        "the file"
+    )
+    assert (
+        problems[1].startswith("manifest.csv line 3 (image 'images/A1_1.png'): ")
+        and "truncated" in problems[1]
+    )
