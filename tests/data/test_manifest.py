@@ -346,13 +346,14 @@ def test_split_values_in_any_case_are_read_and_every_validation_spelling_is_expl
 
 
 def test_at_most_fifty_problems_are_listed_and_the_others_counted():
-    """51 problems: 50 listed, then '... and 1 more problem(s)', the header counting 51; 50: all listed."""
+    """53 problems: 50 listed, then '... and 3 more problem(s)', the header counting all 53 (not the 51 lines
+    shown); 50: all listed."""
     from gastrodistill.data.manifest import raise_if
 
     with pytest.raises(ManifestError) as info:
-        raise_if([f"problem {i}" for i in range(51)], "manifest.csv is invalid")
-    assert info.value.problems == [f"problem {i}" for i in range(50)] + ["... and 1 more problem(s)"]
-    assert str(info.value).startswith("manifest.csv is invalid (51 problem(s)):\n  - problem 0\n")
+        raise_if([f"problem {i}" for i in range(53)], "manifest.csv is invalid")
+    assert info.value.problems == [f"problem {i}" for i in range(50)] + ["... and 3 more problem(s)"]
+    assert str(info.value).startswith("manifest.csv is invalid (53 problem(s)):\n  - problem 0\n")
     with pytest.raises(ManifestError) as info:
         raise_if([f"problem {i}" for i in range(50)], "h")
     assert info.value.problems == [f"problem {i}" for i in range(50)]
