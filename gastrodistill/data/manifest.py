@@ -322,7 +322,7 @@ def _consistency_problems(records: list[ImageRecord], has_split: bool) -> list[s
                 "images could land in both train and test), or ids that differ otherwise for different "
                 "patients"
             )
-    if has_split and not problems:
+    if has_split:  # also beside the problems above: every problem is collected
         present = {r.split for r in records}
         for s in MANIFEST_SPLITS:
             if s not in present:

@@ -425,6 +425,17 @@ def test_a_split_column_without_train_rows_is_refused_naming_the_split(data_root
     ]
 
 
+def test_a_missing_split_is_named_beside_a_duplicated_row(data_root):
+    """Every problem is collected: a repeated row did hide the missing 'test' split (it was checked only
+    when no other consistency problem was found)."""
+    rows = [{**r, "split": "train"} for r in rows_of(data_root)]
+    assert refusal(data_root, rows + rows[:1]).problems == [
+        f"manifest.csv lines [2, {len(rows) + 2}]: image 'images/A1_0.png' listed more than once; "
+        "keep one row",
+        "manifest.csv: no image has split 'test'; every split needs patients",
+    ]
+
+
 def test_spaces_around_header_names_and_values_are_dropped_and_extra_values_ignored(data_root):
     """``image , patient_id`` and ``images/A1_0.png ,`` read as written without the spaces (csv drops only the
     spaces after a comma); a row with a value more than the header has is read, the extra value ignored."""
