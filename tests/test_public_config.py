@@ -37,3 +37,40 @@ def test_folders_are_redacted_with_or_without_a_slash():
     }
     assert public_config(cfg.distill, at="distill")["resume"] == "<redacted>"
     assert public_config(cfg.distill)["resume"] == "run_2026_stmary"  # without `at`, a top-level `resume`
+
+
+def test_each_private_key_part_group_and_keyword_is_honoured():
+    """Keys holding path, root, dir, file, patient or manifest (any case) and the paths and hydra groups are
+    left out; a keyword of distill.resume is kept with spaces around it, a folder in a list under audit.sets
+    is redacted, a backslash is a path, and interpolations are resolved first (mutation review of
+    utils/privacy.py: one mutant per part)."""
+    cfg = OmegaConf.create(
+        {
+            "data": {
+                "PatientColumn": "PatientID",
+                "manifest_name": "m.csv",
+                "ImageRoot": "x",
+                "cacheDir": "y",
+                "logFile": "z",
+                "dataPath": "w",
+                "seed": 3,
+            },
+            "hydra": {"job": {"name": "x"}},
+            "paths": {"output_dir": "/o"},
+            "distill": {"resume": " auto "},
+            "audit": {"sets": {"soft": ["runs_a", "last"]}},
+            "note": "D:\\xrays",
+            "steps": 10,
+            "name": "${data.seed}_run",
+            "ok": ["torch.optim.Adam", "a/b", "torch.nn/Conv2d"],
+        }
+    )
+    assert public_config(cfg) == {
+        "data": {"seed": 3},
+        "distill": {"resume": " auto "},
+        "audit": {"sets": {"soft": ["<redacted>", "last"]}},
+        "note": "<redacted>",
+        "steps": 10,
+        "name": "3_run",
+        "ok": ["torch.optim.Adam", "<redacted>", "torch.nn/Conv2d"],  # a module name is no folder
+    }
