@@ -5,27 +5,14 @@ writer renamed in, a swap interrupted after its second rename and a link named l
 from __future__ import annotations
 
 import os
-import stat
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+from _atomic_state import dead_pid, file_mode
 
 from gastrodistill.utils import atomic
 from gastrodistill.utils.atomic import atomic_dir, write_texts_atomic
-
-
-def _mode(path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
-
-
-def _dead_pid() -> int:
-    """The pid of a process that has exited (and been reaped)."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    return dead.pid
 
 
 def test_texts_written_together_leave_every_earlier_file_when_one_write_fails(tmp_path, monkeypatch):
@@ -62,10 +49,10 @@ def test_a_folder_a_writer_renamed_onto_the_temporary_one_gets_the_usual_mode(tm
     (tmp_path / "plain").mkdir()
     with atomic_dir(tmp_path / "audit") as tmp:
         own = Path(tempfile.mkdtemp(dir=tmp_path))
-        assert _mode(own) == 0o700
+        assert file_mode(own) == 0o700
         (own / "audit.md").write_text("x")
         os.replace(own, tmp)
-    assert _mode(tmp_path / "audit") == _mode(tmp_path / "plain")
+    assert file_mode(tmp_path / "audit") == file_mode(tmp_path / "plain")
     assert (tmp_path / "audit" / "audit.md").read_text() == "x"
 
 
@@ -105,7 +92,7 @@ def test_a_link_named_like_a_set_aside_folder_is_never_put_back_as_the_target(tm
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "keep.txt").write_text("keep")
-    link = tmp_path / f".audit.{atomic._host()}-{_dead_pid()}.old"
+    link = tmp_path / f".audit.{atomic._host()}-{dead_pid()}.old"
     link.symlink_to(elsewhere, target_is_directory=True)
     assert atomic.recover_interrupted_swap(tmp_path / "audit") is None
     assert not (tmp_path / "audit").exists() and link.is_symlink()

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+from _atomic_state import dead_pid, file_mode
 
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.models import ConvNet
@@ -19,10 +19,6 @@ from gastrodistill.models.weights import save_weights
 from gastrodistill.utils import atomic
 from gastrodistill.utils.atomic import atomic_dir, atomic_path, write_text_atomic
 from gastrodistill.utils.images import save_png
-
-
-def _mode(path) -> int:
-    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o027, 0o077, 0o002])
@@ -55,10 +51,10 @@ def test_every_atomic_writer_gives_the_mode_of_a_plain_open(tmp_path, umask):
         written["folder/inside.txt"] = tmp_path / "folder" / "inside.txt"
     finally:
         os.umask(old)
-    plain = _mode(tmp_path / "plain.txt")
+    plain = file_mode(tmp_path / "plain.txt")
     assert plain == 0o666 & ~umask
-    assert {name: oct(_mode(p)) for name, p in written.items()} == {name: oct(plain) for name in written}
-    assert _mode(tmp_path / "folder") == _mode(tmp_path / "plain_dir") == 0o777 & ~umask
+    assert {name: oct(file_mode(p)) for name, p in written.items()} == {name: oct(plain) for name in written}
+    assert file_mode(tmp_path / "folder") == file_mode(tmp_path / "plain_dir") == 0o777 & ~umask
     assert not list(tmp_path.rglob("*.tmp")), "no temporary file left behind"
 
 
@@ -153,16 +149,15 @@ def test_leftovers_of_running_writers_other_hosts_and_other_names_are_kept(tmp_p
     """Only a writer of the same target, on this host, whose process no longer runs, is cleaned up after: a
     running one (another process, or this one) is still writing, another host's may be (a shared file
     system), and a name of another form (an earlier version's, another program's) is not ours to judge."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead_writer = dead_pid()
     host = atomic._host()
     names = {
-        "dead": f".audit.{host}-{dead.pid}.x1.tmp",
+        "dead": f".audit.{host}-{dead_writer}.x1.tmp",
         "running": f".audit.{host}-{os.getppid()}.x2.tmp",
         "this process": f".audit.{host}-{os.getpid()}.x3.tmp",
-        "other host": f".audit.{host}x-{dead.pid}.x4.tmp",
+        "other host": f".audit.{host}x-{dead_writer}.x4.tmp",
         "other form": ".audit.x5.tmp",
-        "other target": f".audit2.{host}-{dead.pid}.x6.tmp",
+        "other target": f".audit2.{host}-{dead_writer}.x6.tmp",
     }
     for name in names.values():
         (tmp_path / name).mkdir()
@@ -175,21 +170,13 @@ def test_a_host_name_with_dots_and_dashes_is_read_back(monkeypatch, tmp_path):
     turns the dots into ``_``, and the cleanup still finds the pid after the last dash."""
     monkeypatch.setattr(atomic.socket, "gethostname", lambda: "gpu-node-3.cluster.local")
     assert atomic._host() == "gpu-node-3_cluster_local"
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    leftover = tmp_path / f".set.zip.gpu-node-3_cluster_local-{dead.pid}.ab_c.zip.tmp"
+    dead_writer = dead_pid()
+    leftover = tmp_path / f".set.zip.gpu-node-3_cluster_local-{dead_writer}.ab_c.zip.tmp"
     leftover.write_text("half")
     with atomic_path(tmp_path / "set.zip", suffix=".zip") as tmp:
         assert tmp.name.startswith(f".set.zip.gpu-node-3_cluster_local-{os.getpid()}.")
         tmp.write_text("whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set.zip"]
-
-
-def _dead_pid() -> int:
-    """The pid of a process that has exited (and been reaped)."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    return dead.pid
 
 
 def test_a_failed_block_leaves_the_earlier_target_and_no_temporary(tmp_path):
@@ -235,7 +222,7 @@ def test_target_names_with_regex_characters_and_look_alike_names(tmp_path):
     """A target's name is matched literally (``+``, ``[1]`` and ``.`` are no patterns), and only whole names
     of the temporary form count: a leftover of the target ``x.audit``, a name with more after ``.tmp`` and
     one without a pid are kept when ``audit`` is written, and none of them stops the cleanup."""
-    host, dead = atomic._host(), _dead_pid()
+    host, dead = atomic._host(), dead_pid()
     ours = [f".a+b[1].zip.{host}-{dead}.r1.zip.tmp", f".audit.{host}-{dead}.r2.tmp"]
     kept = [
         f".aab1.zip.{host}-{dead}.r3.zip.tmp",  # what "a+b[1].zip" would match as a pattern
@@ -252,7 +239,7 @@ def test_target_names_with_regex_characters_and_look_alike_names(tmp_path):
 
 def test_a_leftover_of_another_users_running_process_is_kept(tmp_path, monkeypatch):
     """``kill(pid, 0)`` answering EPERM means the process runs (another user's): its file is not removed."""
-    host, dead = atomic._host(), _dead_pid()
+    host, dead = atomic._host(), dead_pid()
     leftover = tmp_path / f".audit.{host}-{dead}.r.tmp"
     leftover.write_text("writing")
 
@@ -269,7 +256,7 @@ def test_a_leftover_symlink_is_removed_without_following_it(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "keep.txt").write_text("keep")
-    link = tmp_path / f".audit.{atomic._host()}-{_dead_pid()}.r.tmp"
+    link = tmp_path / f".audit.{atomic._host()}-{dead_pid()}.r.tmp"
     link.symlink_to(elsewhere, target_is_directory=True)
     assert atomic.remove_leftovers(tmp_path / "audit") == [link.name]
     assert not os.path.lexists(link) and (elsewhere / "keep.txt").read_text() == "keep"
@@ -284,7 +271,7 @@ def test_an_empty_host_name_still_names_and_cleans_leftovers(tmp_path, monkeypat
     monkeypatch.setattr(atomic.socket, "gethostname", lambda: "")
     host = atomic._host()
     assert host
-    leftover = tmp_path / f".t.json.{host}-{_dead_pid()}.r.tmp"
+    leftover = tmp_path / f".t.json.{host}-{dead_pid()}.r.tmp"
     leftover.write_text("half")
     write_text_atomic(tmp_path / "t.json", "{}")
     assert [p.name for p in tmp_path.iterdir()] == ["t.json"]
@@ -340,15 +327,14 @@ def test_only_dead_writers_set_aside_folders_are_put_back_or_removed(tmp_path):
     """A folder set aside by a running swap (another process, this one) or on another host is left alone;
     with the target present, a dead writer's is removed (its swap was killed after the second rename); an
     earlier version's ``.<name>.old`` is treated as a dead writer's."""
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead_writer = dead_pid()
     host = atomic._host()
     target = tmp_path / "audit"
     names = {
-        "dead": f".audit.{host}-{dead.pid}.old",
+        "dead": f".audit.{host}-{dead_writer}.old",
         "earlier version": ".audit.old",
         "running": f".audit.{host}-{os.getppid()}.old",
-        "other host": f".audit.{host}x-{dead.pid}.old",
+        "other host": f".audit.{host}x-{dead_writer}.old",
     }
     for i, name in enumerate(names.values()):
         (tmp_path / name).mkdir()
@@ -371,7 +357,7 @@ def test_a_study_puts_back_an_audit_and_an_artifact_whose_swap_was_killed(compos
     published "not audited" cards (a tester). Any study command now puts both back first."""
     from gastrodistill.pipeline.pipeline import Pipeline
 
-    run, host, dead = tmp_path / "run", atomic._host(), _dead_pid()
+    run, host, dead = tmp_path / "run", atomic._host(), dead_pid()
     for folder, name in ((run, "audit"), (run / "artifacts", "soft")):
         aside = folder / f".{name}.{host}-{dead}.old"
         aside.mkdir(parents=True)

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
 import pytest
+from _atomic_state import dead_pid
 from gastric_testdata import make_data, stomach_mask, write_dicom, write_manifest, write_png
 
 import gastrodistill.data.patch_store as ps
@@ -196,10 +195,9 @@ def test_leftover_of_a_killed_build_is_removed_and_never_opened(data_root, tmp_p
     import shutil
 
     shutil.rmtree(tmp_path / "s" / name)
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
+    dead_writer = dead_pid()
     # atomic_dir's temporary name: .<target>.<host>-<pid>.<random>.tmp (utils.atomic)
-    stale = tmp_path / "s" / f".{name}.{atomic._host()}-{dead.pid}.abc123.tmp"
+    stale = tmp_path / "s" / f".{name}.{atomic._host()}-{dead_writer}.abc123.tmp"
     stale.mkdir()
     np.lib.format.open_memmap(stale / ps.PATCHES_FILE, mode="w+", dtype=np.uint8, shape=(256, 32, 32))
     with pytest.raises(StoreError, match="not a complete patch store"):

@@ -54,3 +54,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def artifact_zip(tmp_path, soft_set, card_fields):
+    """``soft_set`` saved as a shared artifact's zip (``<tmp>/art/soft.zip``), as a receiving site gets it."""
+    from gastrodistill.sharing.artifact import save_artifact
+
+    return save_artifact(tmp_path / "art" / "soft", soft_set, card_fields, archive=True).with_suffix(".zip")

@@ -6,13 +6,6 @@ from __future__ import annotations
 import pytest
 from _anon_data import site_npz
 
-from gastrodistill.sharing.artifact import save_artifact
-
-
-@pytest.fixture
-def artifact_zip(tmp_path, soft_set, card_fields):
-    return save_artifact(tmp_path / "art" / "soft", soft_set, card_fields, archive=True).with_suffix(".zip")
-
 
 def _stub_training(monkeypatch):
     """Replace the training and the report of the receive command by stand-ins; returns the calls made."""

@@ -366,11 +366,6 @@ def test_receive_names_a_value_the_data_module_cannot_take(tmp_path, capsys, art
     assert err.startswith("error: cannot build data") and "check the values under data" in err
 
 
-@pytest.fixture
-def artifact_zip(tmp_path, soft_set, card_fields):
-    return save_artifact(tmp_path / "art" / "soft", soft_set, card_fields, archive=True).with_suffix(".zip")
-
-
 def test_receive_advises_a_wrong_data_root_as_a_receiving_site(tmp_path, capsys, artifact_zip):
     """A wrong data.root was answered with the data stage's advice, which offers gastrodistill-generate (the
     synthetic collection: the pipeline's own commands' data); a receiving site tests on its own data."""
