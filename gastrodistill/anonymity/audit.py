@@ -94,12 +94,14 @@ def train_reference_network(
 ) -> tuple[nn.Module, dict[str, float]]:
     """A network trained on every real training patch with the evaluation's ``baselines.real`` recipe.
 
-    It is the membership attack's reference and defines the audit's feature space.
+    It is the membership attack's reference and defines the audit's feature space. Trained under
+    Lightning's progress bar unless ``audit.progress`` is false.
     """
     from gastrodistill.evaluation.run import train_full_network
 
     epochs = int(cfg.audit.real_epochs) if cfg.audit.get("real_epochs") else None
-    return train_full_network(cfg, datamodule, ("audit", "real-network"), epochs=epochs)
+    progress = bool(cfg.audit.get("progress", True))
+    return train_full_network(cfg, datamodule, ("audit", "real-network"), epochs=epochs, progress=progress)
 
 
 def distilled_networks(
@@ -555,7 +557,13 @@ def _membership(
         ),
     ]
     shadows, scored = train_shadows_and(
-        pool, RealFit(cfg, dm, epochs), int(mcfg.shadows), seed, int(mcfg.get("processes") or 1), makers
+        pool,
+        RealFit(cfg, dm, epochs),
+        int(mcfg.shadows),
+        seed,
+        int(mcfg.get("processes") or 1),
+        makers,
+        progress=bool(cfg.audit.get("progress", True)),
     )
     overfit_scores, set_scores = scored[0], scored[1:]
     mia: dict[str, list[TargetAttack]] = {

@@ -185,6 +185,7 @@ def check_audit_config(acfg: Mapping[str, Any]) -> None:
     """
     _integer(acfg, "", "closest_pairs", 0)
     _integer(acfg, "", "real_epochs", 1, null_ok=True)
+    _flag(acfg, "", "progress")
     _nearest(acfg.get("nearest") or {})
     c = acfg.get("controls") or {}
     _integer(c, "controls.", "size", 1, null_ok=True)

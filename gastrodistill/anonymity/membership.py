@@ -37,6 +37,7 @@ from scipy.stats import norm, rankdata
 from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm.auto import tqdm
 
 from gastrodistill.utils.seeding import numpy_rng, torch_generator
 
@@ -315,6 +316,7 @@ def train_shadows_and(
     seed: int,
     processes: int = 1,
     targets: Sequence[Callable[[], nn.Module]] = (),
+    progress: bool = False,
 ) -> tuple[ShadowScores, list[tuple[np.ndarray, np.ndarray]]]:
     """:func:`train_shadows`, and the target networks the zero-argument ``targets`` make (trained there,
     each by its own seeds, or handed over), each scored on every pool example like the shadows
@@ -322,28 +324,40 @@ def train_shadows_and(
     waits for the other. Returns the shadows' scores and each target's ``(loss, phi)`` ``[N]`` in order,
     for :func:`attack_target`'s ``example``. With ``processes`` > 1 the makers must be picklable
     (module-level functions under ``functools.partial``) and run with one torch thread, as the shadows
-    do; in one process they run here, after the shadows.
+    do; in one process they run here, after the shadows. ``progress``: a tqdm bar on standard error that
+    counts the networks trained and scored, shadows and targets together (the audit's longest part: about
+    two minutes of the CPU preset's reproduce, which showed nothing while it ran).
     """
     inside = shadow_halves(pool.groups, n_shadows, seed)
     shared = (fit, pool.x, pool.y, seed)
     sels = [np.flatnonzero(m) for m in inside]
-    if processes > 1 and n_shadows + len(targets) > 1:
-        from concurrent.futures import as_completed
+    total = n_shadows + len(targets)
+    parallel = processes > 1 and total > 1
+    workers = min(processes, total) if parallel else 1
+    desc = f"audit: membership networks ({workers} process{'es' if workers > 1 else ''})"
+    with tqdm(total=total, desc=desc, unit="net", disable=not progress) as bar:
+        if parallel:
+            from concurrent.futures import as_completed
 
-        from gastrodistill.utils.worker_pool import spawn_pool
+            from gastrodistill.utils.worker_pool import spawn_pool
 
-        workers = min(processes, n_shadows + len(targets))
-        # the pool and `fit` reach each worker once, not once per shadow; an error stops every worker
-        with spawn_pool(workers, initializer=_start_shadow_worker, initargs=shared) as ex:
-            shadow_jobs = [ex.submit(_worker_shadow, sel, k) for k, sel in enumerate(sels)]
-            target_jobs = [ex.submit(_worker_target, make) for make in targets]
-            for job in as_completed(shadow_jobs + target_jobs):
-                job.result()  # the first worker's error, at once
-            scores = [job.result() for job in shadow_jobs]
-            target_scores = [job.result() for job in target_jobs]
-    else:
-        scores = [_shadow_scores(*shared, sel, k) for k, sel in enumerate(sels)]
-        target_scores = [example_scores(make(), pool.x, pool.y) for make in targets]
+            # the pool and `fit` reach each worker once, not once per shadow; an error stops every worker
+            with spawn_pool(workers, initializer=_start_shadow_worker, initargs=shared) as ex:
+                shadow_jobs = [ex.submit(_worker_shadow, sel, k) for k, sel in enumerate(sels)]
+                target_jobs = [ex.submit(_worker_target, make) for make in targets]
+                for job in as_completed(shadow_jobs + target_jobs):
+                    job.result()  # the first worker's error, at once
+                    bar.update()
+                scores = [job.result() for job in shadow_jobs]
+                target_scores = [job.result() for job in target_jobs]
+        else:
+            scores, target_scores = [], []
+            for k, sel in enumerate(sels):
+                scores.append(_shadow_scores(*shared, sel, k))
+                bar.update()
+            for make in targets:
+                target_scores.append(example_scores(make(), pool.x, pool.y))
+                bar.update()
     shadows = ShadowScores(
         loss=np.stack([s[0] for s in scores]), phi=np.stack([s[1] for s in scores]), inside=inside
     )

@@ -417,14 +417,19 @@ def saved_reference(
 
 
 def train_full_network(
-    cfg: DictConfig, datamodule: ImageDataModule, seed_parts: Sequence[Any], epochs: int | None = None
+    cfg: DictConfig,
+    datamodule: ImageDataModule,
+    seed_parts: Sequence[Any],
+    epochs: int | None = None,
+    progress: bool = False,
 ) -> tuple[nn.Module, dict[str, float]]:
     """One network of the distillation architecture trained by the full-data recipe (``eval.baselines.real``,
-    ``epochs`` overridden when given), seeded by ``(seed, *seed_parts)``: the audit's reference network."""
+    ``epochs`` overridden when given), seeded by ``(seed, *seed_parts)``: the audit's reference network.
+    ``progress``: Lightning's progress bar while it trains."""
     _prepare(datamodule)
     if epochs is not None:
         cfg = OmegaConf.merge(cfg, {"eval": {"baselines": {"real": {"epochs": int(epochs)}}}})
-    study = Study(cfg, datamodule, {}, None, progress=False)
+    study = Study(cfg, datamodule, {}, None, progress=progress)
     net = study.spec(SAME).build(torch_generator(int(cfg.seed), *seed_parts))
     return study.train_full(net, tuple(seed_parts))
 

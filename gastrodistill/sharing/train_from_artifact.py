@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
+from tqdm.auto import tqdm
 
 from gastrodistill.data.collections import moves_a_class
 from gastrodistill.evaluation.results import md_cell
@@ -315,9 +316,11 @@ def train_networks(
     schedule: str,
     seed: int,
     standard_precision: str | None = None,
+    progress: bool = False,
 ) -> list[tuple[nn.Module, str | None]]:
     """``n_networks`` fresh networks trained from the artifact with the evaluation's trainer; the standard
     schedule in ``standard_precision`` when given (:func:`received_schedule`), else the card's.
+    ``progress``: a tqdm bar on standard error, a step per network.
 
     Each comes with None, or why it diverged (a non-finite training loss or weights): then it is a
     network that learned nothing, as the evaluate stage scores one (``ensemble.train_or_learned_nothing``).
@@ -337,7 +340,7 @@ def train_networks(
     )
     standard, replay_augment = received_schedule(card, standard_precision), card_replay_augment(card)
     out = []
-    for i in range(n_networks):
+    for i in tqdm(range(n_networks), desc=f"fresh networks ({schedule})", unit="net", disable=not progress):
         generator = torch_generator(seed, "receive", schedule, i)
         train = lambda net, g=generator: train_built_on_distilled(  # noqa: E731
             net, distilled, schedule, g, standard, replay_augment
@@ -412,7 +415,8 @@ def train_from_artifact(
     schedule = str(schedule or rcfg.schedule)
     precision = rcfg.get("standard_precision")
     check_card_workload(card, schedule, rcfg.get("max_network_parameters"), rcfg.get("max_training_steps"))
-    trained = train_networks(distilled, card, n, schedule, int(cfg.seed), precision)
+    progress = bool(cfg.audit.get("progress", True))
+    trained = train_networks(distilled, card, n, schedule, int(cfg.seed), precision, progress)
     norm = card["normalization"]
     size = card["distilled"]["image_shape"][1:]
     ctx = build_context(cfg, dm)

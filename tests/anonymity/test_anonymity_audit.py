@@ -416,17 +416,20 @@ def test_realfit_is_the_recipes_loop_with_its_overrides_written_out(compose_cfg)
 
 
 def test_the_reference_network_trains_for_audit_real_epochs(compose_cfg, monkeypatch):
-    """``audit.real_epochs`` overrides the recipe's epochs; null keeps them. Kills: the override dropped."""
+    """``audit.real_epochs`` overrides the recipe's epochs; null keeps them; ``audit.progress`` reaches
+    the training's bar. Kills: the override dropped."""
     import gastrodistill.evaluation.run as run
     from gastrodistill.anonymity.audit import train_reference_network
 
     seen = []
     monkeypatch.setattr(
-        run, "train_full_network", lambda cfg, dm, parts, epochs=None: seen.append((parts, epochs))
+        run,
+        "train_full_network",
+        lambda cfg, dm, parts, epochs=None, progress=False: seen.append((parts, epochs, progress)),
     )
     train_reference_network(compose_cfg(["audit.real_epochs=3"]), None)
-    train_reference_network(compose_cfg([]), None)
-    assert seen == [(("audit", "real-network"), 3), (("audit", "real-network"), None)]
+    train_reference_network(compose_cfg(["audit.progress=false"]), None)
+    assert seen == [(("audit", "real-network"), 3, True), (("audit", "real-network"), None, False)]
 
 
 def test_a_sets_attacked_networks_are_seeded_by_their_index_and_in_eval_mode(compose_cfg):
@@ -716,3 +719,22 @@ def test_an_image_flagged_in_any_flag_space_is_flagged():
     nearest = SimpleNamespace(flagged=lambda name, space: by_space[space])
     np.testing.assert_array_equal(flagged_any(nearest, "soft", ["ncc", "ssim"]), [True, True, False])
     np.testing.assert_array_equal(flagged_any(nearest, "soft", ["ssim"]), [False, True, False])
+
+
+def test_the_reference_network_trains_under_a_bar_only_with_progress(dm, compose_cfg, capsys):
+    """``train_full_network(progress=True)`` (the standalone audit's reference network, a minute or more
+    on the CPU preset) trains under Lightning's bar; ``progress=False`` prints none, and trains the same
+    network."""
+    from torch.nn.utils import parameters_to_vector
+
+    from gastrodistill.evaluation.run import train_full_network
+
+    real = ["eval.baselines.real.batch_size=16", "eval.baselines.real.epochs=1"]
+    cfg = compose_cfg(["model.width=8", "model.depth=2", *real])
+    shown, _ = train_full_network(cfg, dm, ("bar",), progress=True)
+    seen = capsys.readouterr()
+    assert "Epoch 0" in seen.out + seen.err
+    quiet, _ = train_full_network(cfg, dm, ("bar",), progress=False)
+    seen = capsys.readouterr()
+    assert "Epoch 0" not in seen.out + seen.err
+    assert torch.equal(parameters_to_vector(shown.parameters()), parameters_to_vector(quiet.parameters()))

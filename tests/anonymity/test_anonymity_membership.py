@@ -221,6 +221,28 @@ def test_shadows_in_worker_processes_equal_one_process(dm, compose_cfg):
     assert not np.allclose(one.loss[0], one.loss[1])  # two different shadows
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_membership_progress_bar_counts_every_network(dm, compose_cfg, capsys, processes):
+    """``train_shadows_and(progress=True)``: one bar on standard error that names the worker processes and
+    ends at the shadows and targets together (here 2 + 1); ``progress=False`` writes no bar at all."""
+    from functools import partial
+
+    from gastrodistill.anonymity.audit import RealFit, _seeded_fit
+    from gastrodistill.anonymity.membership import build_pool, train_shadows_and
+
+    cfg = compose_cfg(["model.width=8", "model.depth=2", "eval.baselines.real.batch_size=16"])
+    pool = build_pool(dm, max_per_side=40, seed=0)
+    fit = RealFit(cfg, dm, epochs=1)
+    makers = [partial(_seeded_fit, fit, pool.x[:24], pool.y[:24], (0, "target", 0))]
+    train_shadows_and(pool, fit, 2, 0, processes, makers, progress=True)
+    err = capsys.readouterr().err
+    named = "(1 process)" if processes == 1 else "(2 processes)"
+    assert f"audit: membership networks {named}" in err
+    assert "3/3" in err and "4/3" not in err
+    train_shadows_and(pool, fit, 2, 0, processes, makers, progress=False)
+    assert "membership networks" not in capsys.readouterr().err
+
+
 def test_target_networks_train_beside_the_shadows_as_in_one_process(dm, compose_cfg):
     """``train_shadows_and``: the audit's target networks (here two overfit-style fits, each by its own
     seeds) train and are scored in the shadows' workers; their ``(loss, phi)`` come back in order, equal to

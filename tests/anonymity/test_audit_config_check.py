@@ -34,6 +34,7 @@ def test_shipped_presets_pass(compose_cfg, overrides) -> None:
         ("audit.artifact.write=no", "audit.artifact.write must be true or false, got 'no'"),
         ("audit.artifact.archive=maybe", "audit.artifact.archive must be true or false, got 'maybe'"),
         ("audit.artifact.grid_max=0", "audit.artifact.grid_max must be an integer >= 1, got 0"),
+        ("audit.progress=no", "audit.progress must be true or false, got 'no'"),
         (
             "audit.receive.max_training_steps=0",
             "audit.receive.max_training_steps must be an integer >= 1 or null, got 0",

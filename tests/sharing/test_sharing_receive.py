@@ -815,7 +815,9 @@ def test_a_report_that_cannot_be_written_whole_leaves_the_earlier_one_whole(
         main([*argv, *data, "seed=5"])  # another config.yaml
     err = capsys.readouterr().err
     assert info.value.code == 1 and "Traceback" not in err
-    assert err.startswith(
+    # the networks' progress bar, closed, then the error on a line of its own
+    assert ("\n" + err).count("\nerror: ") == 1 and "fresh networks (replay)" in err.split("error: ")[0]
+    assert err[err.index("error: ") :].startswith(
         "error: no space left on the device: free space there, or choose an output folder "
         "(--output ..., or paths.root_dir=... for the default one)"
     )
@@ -866,3 +868,21 @@ def test_a_report_folder_whose_config_cannot_be_read_is_kept(tmp_path, monkeypat
     (tmp_path / "soft-abc").mkdir()
     (tmp_path / "soft-abc" / "config.yaml").write_text("data: [unclosed\n")
     assert cli.default_folder(tmp_path, "soft", {"root": "/x"}) == tmp_path / "soft-abc-2"
+
+
+@pytest.mark.parametrize("schedule", ["replay", "standard"])
+def test_receive_shows_a_bar_of_its_fresh_networks_unless_progress_is_off(
+    tmp_path, compose_cfg, dm, soft_set, card_fields, capsys, schedule
+):
+    """The receiving site's networks train under one bar (``audit.progress``: a step per network, named by
+    the schedule); ``audit.progress=false`` trains the same networks with no bar."""
+    art = save_artifact(tmp_path / "soft", soft_set, card_fields, archive=False)
+    shown = train_from_artifact(art, compose_cfg(FAST), dm, tmp_path / "a", n_networks=2, schedule=schedule)
+    err = capsys.readouterr().err
+    assert f"fresh networks ({schedule})" in err and "2/2" in err and "3/2" not in err
+    quiet = train_from_artifact(
+        art, compose_cfg([*FAST, "audit.progress=false"]), dm, tmp_path / "b", n_networks=2, schedule=schedule
+    )
+    assert "fresh networks" not in capsys.readouterr().err
+    accuracies = [[r["patch_accuracy"] for r in run["networks"]] for run in (shown, quiet)]
+    assert accuracies[0] == accuracies[1]
