@@ -37,6 +37,7 @@ from gastrodistill.evaluation.fresh_training import (
 from gastrodistill.utils.distributed import destroy_process_group_at_exit
 from gastrodistill.utils.lightning_output import lightning_output
 from gastrodistill.utils.precision import precision_autocast
+from gastrodistill.utils.progress import lightning_progress_bar
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import is_count, is_finite_number
 
@@ -249,7 +250,9 @@ def train_full_data(
 ) -> tuple[nn.Module, dict[str, float]]:
     """Train ``net`` on ``train_data`` (unaugmented normalised ``(image, label)`` pairs, in memory or
     streamed) with the recipe; returns the network at its best validation epoch and
-    ``{"best_epoch", "val_score"}``. Never sees test data."""
+    ``{"best_epoch", "val_score"}``. Never sees test data. ``progress``: Lightning's bar, redrawn about
+    :data:`~gastrodistill.utils.progress.LOG_UPDATES` times over the run when the output is a log file
+    (:func:`~gastrodistill.utils.progress.lightning_progress_bar`; it redrew every batch there)."""
     sampler = EpochSampler(train_labels, recipe.balanced, seed_parts)
     if isinstance(train_data, TensorDataset):  # in memory: gather each batch at once (the same batches)
         batches = EpochBatchSampler(sampler, recipe.batch_size, drop_last=False)
@@ -258,8 +261,9 @@ def train_full_data(
         train = DataLoader(train_data, batch_size=recipe.batch_size, sampler=sampler, num_workers=num_workers)
     val = DataLoader(val_data, batch_size=1024, shuffle=False, num_workers=num_workers)
     best = BestOnValidation()
+    log_bar = lightning_progress_bar(recipe.epochs * len(train)) if progress else None
     with _quiet(not progress):
-        trainer = real_trainer(recipe, progress, [best])
+        trainer = real_trainer(recipe, progress, [best, *([log_bar] if log_bar is not None else [])])
     sampler.rank, sampler.world = trainer.global_rank, trainer.world_size  # DDP: each rank its share
     module = FullDataNet(net, recipe, num_classes, seed_parts)
     with _quiet(not progress):

@@ -123,3 +123,34 @@ def test_lightnings_bar_in_a_log_redraws_every_total_over_log_updates_steps_and_
     assert rates == {10 * LOG_UPDATES + 3: 10, LOG_UPDATES: 1, 5: 1, 0: 1}
     monkeypatch.setattr(progress, "redirected", lambda: False)
     assert progress.lightning_progress_bar(1000) is None
+
+
+def test_the_full_data_networks_lightning_bar_redraws_about_log_updates_times(tiny_dm, compose_cfg, capsys):
+    """The full-data recipe's bar (the texture-matching teacher, the standalone audit's reference network)
+    redrew every batch in a log file: 888 bar lines for the audit's reference network of the CPU preset."""
+    from gastrodistill.evaluation.full_data import train_full_data
+    from gastrodistill.evaluation.study import real_recipe
+    from gastrodistill.models import ConvNet
+
+    epochs, batch = 8, 2
+    cfg = compose_cfg([f"eval.baselines.real.epochs={epochs}", f"eval.baselines.real.batch_size={batch}"])
+    x = tiny_dm.dataset("train", augment=False)
+    steps = epochs * -(-len(x) // batch)
+    assert steps >= 4 * LOG_UPDATES  # enough batches that one redraw per batch would show
+    net = ConvNet(1, 3, 6, width=4, depth=1)
+    capsys.readouterr()
+    train_full_data(
+        net,
+        x,
+        tiny_dm.labels("train"),
+        tiny_dm.dataset("val", augment=False),
+        real_recipe(cfg.eval),
+        tiny_dm.num_classes,
+        ("bar",),
+        progress=True,
+    )
+    seen = capsys.readouterr()
+    text = seen.out + seen.err
+    assert "Epoch 0" in text
+    redraws = text.count(f"/{-(-len(x) // batch)} [")  # the training bar's lines (count and metrics)
+    assert 0 < redraws <= 2 * LOG_UPDATES + 4 * epochs + 10, redraws  # and a redraw or two per epoch
