@@ -43,7 +43,12 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 from torch import nn
 
-from gastrodistill.anonymity.config_check import AuditConfigError, check_audit_config, null_permutations
+from gastrodistill.anonymity.config_check import (
+    AuditConfigError,
+    check_audit_config,
+    null_permutations,
+    shows_progress,
+)
 from gastrodistill.anonymity.membership import (
     DEFAULT_FPRS,
     TargetAttack,
@@ -100,7 +105,7 @@ def train_reference_network(
     from gastrodistill.evaluation.run import train_full_network
 
     epochs = int(cfg.audit.real_epochs) if cfg.audit.get("real_epochs") else None
-    progress = bool(cfg.audit.get("progress", True))
+    progress = shows_progress(cfg.audit)
     return train_full_network(cfg, datamodule, ("audit", "real-network"), epochs=epochs, progress=progress)
 
 
@@ -563,7 +568,7 @@ def _membership(
         seed,
         int(mcfg.get("processes") or 1),
         makers,
-        progress=bool(cfg.audit.get("progress", True)),
+        progress=shows_progress(cfg.audit),
     )
     overfit_scores, set_scores = scored[0], scored[1:]
     mia: dict[str, list[TargetAttack]] = {

@@ -173,6 +173,12 @@ def _membership(m: Mapping[str, Any]) -> None:
     _fraction(o, po, "detect_tpr_at_1pct", 0.0, 1.0, open_low=True)
 
 
+def shows_progress(acfg: Mapping[str, Any]) -> bool:
+    """``audit.progress`` (default true): whether the audit's reference and membership networks and a
+    receiving site's fresh networks train under progress bars."""
+    return bool(acfg.get("progress", True))
+
+
 def check_audit_config(acfg: Mapping[str, Any]) -> None:
     """Refuse a bad value in the ``audit`` section before any network trains.
 

@@ -401,6 +401,7 @@ def train_from_artifact(
     schedule: str | None = None,
 ) -> dict[str, Any]:
     """Load, train ``n_networks`` fresh networks, test on the site's data; returns metrics and comparison."""
+    from gastrodistill.anonymity.config_check import shows_progress
     from gastrodistill.evaluation.scoring import evaluate_network
     from gastrodistill.evaluation.splits import build_context
 
@@ -415,7 +416,7 @@ def train_from_artifact(
     schedule = str(schedule or rcfg.schedule)
     precision = rcfg.get("standard_precision")
     check_card_workload(card, schedule, rcfg.get("max_network_parameters"), rcfg.get("max_training_steps"))
-    progress = bool(cfg.audit.get("progress", True))
+    progress = shows_progress(cfg.audit)
     trained = train_networks(distilled, card, n, schedule, int(cfg.seed), precision, progress)
     norm = card["normalization"]
     size = card["distilled"]["image_shape"][1:]

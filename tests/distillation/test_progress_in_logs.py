@@ -135,8 +135,8 @@ def test_the_full_data_networks_lightning_bar_redraws_about_log_updates_times(ti
     epochs, batch = 8, 2
     cfg = compose_cfg([f"eval.baselines.real.epochs={epochs}", f"eval.baselines.real.batch_size={batch}"])
     x = tiny_dm.dataset("train", augment=False)
-    steps = epochs * -(-len(x) // batch)
-    assert steps >= 4 * LOG_UPDATES  # enough batches that one redraw per batch would show
+    per_epoch = -(-len(x) // batch)  # batches per epoch (the last one short)
+    assert epochs * per_epoch >= 4 * LOG_UPDATES  # enough batches that one redraw per batch would show
     net = ConvNet(1, 3, 6, width=4, depth=1)
     capsys.readouterr()
     train_full_data(
@@ -152,5 +152,5 @@ def test_the_full_data_networks_lightning_bar_redraws_about_log_updates_times(ti
     seen = capsys.readouterr()
     text = seen.out + seen.err
     assert "Epoch 0" in text
-    redraws = text.count(f"/{-(-len(x) // batch)} [")  # the training bar's lines (count and metrics)
+    redraws = text.count(f"/{per_epoch} [")  # the training bar's lines (count and metrics)
     assert 0 < redraws <= 2 * LOG_UPDATES + 4 * epochs + 10, redraws  # and a redraw or two per epoch
