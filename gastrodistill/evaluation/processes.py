@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
-from tqdm.auto import tqdm
 
 from gastrodistill.evaluation.jobs import REAL_SCHEDULE, SAME, Job, by_setting
 from gastrodistill.utils.worker_pool import spawn_pool
@@ -98,6 +97,7 @@ def _start_worker(
     out: str,
     threads: int,
     models: dict[str, dict[str, Any]],
+    trained: Any = None,
 ) -> None:
     from gastrodistill.evaluation.networks import use_precomposed_models
     from gastrodistill.evaluation.study import Study
@@ -107,6 +107,8 @@ def _start_worker(
     cfg = OmegaConf.create(resolved)
     _WORKER["study"] = Study(cfg, datamodule, sets, out, progress=False)
     _WORKER["study"].write_progress = False  # the parent writes networks.csv
+    if trained is not None:  # each trained network's job key to the parent's bar, as it ends
+        _WORKER["study"].network_trained = lambda job: trained.put(job.key)
 
 
 def _run_setting(setting: Setting, jobs: list[Job]) -> dict[str, Any]:
@@ -144,11 +146,15 @@ def run_in_processes(
     Returns ``{"selected": learning-rate selections, "timings": seconds per setting}``. A worker's error is
     re-raised here with its own class and message, and a note naming its task's setting and jobs (the
     worker's traceback names neither). ``datamodule`` and the sets are sent to the workers
-    (pickled in memory, never written).
+    (pickled in memory, never written). ``progress``: a bar counted in networks, each as its worker reports
+    it trained (a queue the workers put job keys on), or at the latest when its task ends.
     """
+    import multiprocessing
+    from queue import Empty
+
     from gastrodistill.evaluation.networks import eval_device, precompose_models
     from gastrodistill.evaluation.run import training_threads
-    from gastrodistill.evaluation.study import Study, ensemble_mode
+    from gastrodistill.evaluation.study import NetworkBar, Study, ensemble_mode
 
     reference = Study.REFERENCE_JOB
     # replayed networks train one by one unless they train as an ensemble: then one task each
@@ -159,12 +165,22 @@ def run_in_processes(
     models = precompose_models(sorted({job.arch for job in jobs}))
     selected: dict[str, Any] = {}
     timings: list[dict[str, Any]] = []
-    desc = f"evaluation: fresh networks ({processes} processes)"
-    bar = tqdm(total=len(jobs), desc=desc, disable=not progress)
+    bar = NetworkBar(len(jobs), f"evaluation: fresh networks ({processes} processes)", progress)
+    # the workers put each network's job key here as it is trained: the bar moves per network, not per
+    # task (a standard-schedule setting's lr selection and networks, a minute or more on the CPU preset)
+    trained = multiprocessing.get_context("spawn").Queue() if progress else None
+
+    def count_trained() -> None:
+        while trained is not None:
+            try:
+                bar.trained(trained.get_nowait())
+            except Empty:
+                return
+
     with spawn_pool(  # a worker's error stops the other workers and surfaces at once
         processes,
         initializer=_start_worker,
-        initargs=(resolved, datamodule, dict(distilled_sets), str(output_dir), threads, models),
+        initargs=(resolved, datamodule, dict(distilled_sets), str(output_dir), threads, models, trained),
     ) as pool:
         running: dict[Future, Task] = {}
         while tasks or running:
@@ -174,7 +190,8 @@ def run_in_processes(
                     break
                 tasks.remove(task)
                 running[pool.submit(_run_setting, task[0], list(task[1]))] = task
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            done, _ = wait(running, timeout=1.0 if trained is not None else None, return_when=FIRST_COMPLETED)
+            count_trained()
             for fut in done:
                 setting, group = running.pop(fut)
                 try:
@@ -186,7 +203,9 @@ def run_in_processes(
                     raise
                 selected.update(result["selected"])
                 timings += result["timings"]
-                bar.update(len(group))
+                bar.trained(*(j.key for j in group))  # those whose message is still on its way, once
                 teacher_ready = teacher_ready or reference in group or not group
     bar.close()
+    if trained is not None:
+        trained.close()
     return {"selected": selected, "timings": timings}

@@ -147,6 +147,30 @@ def study_record_settings(cfg: DictConfig, dm: ImageDataModule, sets: Mapping[st
     )
 
 
+def _nothing(job: Job) -> None:
+    """:attr:`Study.network_trained` when nobody counts the networks."""
+
+
+class NetworkBar:
+    """A tqdm bar of fresh networks (``total`` jobs): each job counted once, when its network is trained
+    (:attr:`Study.network_trained`, possibly in a worker process) or, at the latest, when its setting's
+    records are written; a job reported twice counts once. ``progress`` false: no bar."""
+
+    def __init__(self, total: int, desc: str, progress: bool = True) -> None:
+        self.bar = tqdm(total=total, desc=desc, disable=not progress)
+        self.counted: set[str] = set()
+
+    def trained(self, *job_keys: str) -> None:
+        """Count the jobs ``job_keys`` not counted yet."""
+        new = [k for k in job_keys if k not in self.counted]
+        self.counted.update(new)
+        if new:
+            self.bar.update(len(new))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
 class Study:
     """Trains and scores the jobs of one process; every network is seeded by its own job.
 
@@ -178,6 +202,9 @@ class Study:
         self._vmappable: dict[NetSpec, bool] = {}
         self.timings: list[dict[str, Any]] = []  # seconds per setting (training, scoring)
         self.write_progress = True  # rewrite networks.csv after every setting (single-process runs)
+        # called with each job as soon as its network is trained (before its setting's scoring): the
+        # evaluation's bar counts networks, not settings of up to n_networks networks and a lr selection
+        self.network_trained: Callable[[Job], None] = _nothing
         self.diverged: weakref.WeakSet[nn.Module] = weakref.WeakSet()  # trained into a non-finite loss
         self._record_settings: RecordSettings | None = None
 
@@ -409,13 +436,16 @@ class Study:
             try:
                 trained = together([b[0] for b in built], [b[1] for b in built])
                 check_finite(trained)
+                for j in jobs:
+                    self.network_trained(j)
                 return trained
             except FloatingPointError:
                 built = [self.build(j) for j in jobs]
-        return [
-            self.guarded(lambda n, k=k, g=g: one(k, n, g), n, j.key)
-            for k, (j, (n, g)) in enumerate(zip(jobs, built, strict=True))
-        ]
+        trained = []
+        for k, (j, (n, g)) in enumerate(zip(jobs, built, strict=True)):
+            trained.append(self.guarded(lambda n, k=k, g=g: one(k, n, g), n, j.key))
+            self.network_trained(j)
+        return trained
 
     def train_setting(
         self, setting: tuple[str, str, str], jobs: Sequence[Job]
@@ -426,6 +456,7 @@ class Study:
             nets, extras = [self.build(j)[0] for j in jobs], []
             for j, net in zip(jobs, nets, strict=True):
                 _, info = self.train_full(net, ("full", REAL_SCHEDULE, arch, j.index))
+                self.network_trained(j)
                 extras.append({"best_epoch": int(info["best_epoch"])})
                 if j == self.REFERENCE_JOB:
                     self.save_reference(net)
@@ -438,6 +469,9 @@ class Study:
         lr, chosen = self.choose_lr(method, arch)
         sched = standard_schedule(self.ev, lr)
         done = {0: chosen} if chosen is not None else {}  # network 0 trained while choosing the lr
+        for j in jobs:
+            if j.index in done:
+                self.network_trained(j)
         rest = [j for j in jobs if j.index not in done]
         sets = [self.small_set(method, j.index) for j in rest]
         ensemble = together and len(rest) > 1 and trains_as_ensemble(sched)
@@ -497,17 +531,21 @@ class Study:
         """Train and score ``jobs`` (default: every job of the config), setting by setting."""
         jobs = build_jobs(self.ev, list(self.sets)) if jobs is None else list(jobs)
         self.check_jobs(jobs)
-        bar = tqdm(total=len(jobs), desc="evaluation: fresh networks", disable=not self.progress)
+        bar = NetworkBar(len(jobs), "evaluation: fresh networks", self.progress)
         earlier: list[dict[str, Any]] = []
         if self.out is not None and self.write_progress:
             mine = {j.key for j in jobs}
             earlier = report.load_records(self.out, sorted(report.finished_jobs(self.out) - mine))
-        for setting, group in by_setting(jobs).items():
-            self.run_setting(setting, group)
-            bar.update(len(group))
-            if self.out is not None and self.write_progress:
-                report.write_network_records(earlier + self.records, self.out / report.NETWORKS_CSV)
-        bar.close()
+        self.network_trained = lambda job: bar.trained(job.key)
+        try:
+            for setting, group in by_setting(jobs).items():
+                self.run_setting(setting, group)
+                bar.trained(*(j.key for j in group))
+                if self.out is not None and self.write_progress:
+                    report.write_network_records(earlier + self.records, self.out / report.NETWORKS_CSV)
+        finally:
+            self.network_trained = _nothing
+            bar.close()
         return self.records
 
     def check_jobs(self, jobs: Sequence[Job]) -> None:

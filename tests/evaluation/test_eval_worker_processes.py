@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from concurrent.futures import ALL_COMPLETED, Future
 from contextlib import contextmanager
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -99,7 +100,9 @@ def in_process(monkeypatch):
     def run(cfg, jobs, reference_done=False, fail=None):
         log: list = []
         monkeypatch.setattr(processes, "spawn_pool", pool)
-        monkeypatch.setattr(processes, "wait", lambda fs, return_when: made["pool"].wait(fs, return_when))
+        monkeypatch.setattr(
+            processes, "wait", lambda fs, return_when, timeout=None: made["pool"].wait(fs, return_when)
+        )
         monkeypatch.setattr(
             processes, "_start_worker", lambda *a: processes._WORKER.update(study=LoggingStudy(log, fail))
         )
@@ -192,8 +195,14 @@ def test_every_worker_trains_with_the_evaluations_thread_count_and_the_parents_m
     torch.set_num_threads(2)
     try:
         _, pool, _ = in_process(cfg, jobs)
-        resolved, dm, sets, out, threads, models = pool.initargs
-        assert (dm, sets, out, threads) == ("dm", {"soft": "set"}, "out", 1)
+        resolved, dm, sets, out, threads, models, trained = pool.initargs
+        assert (dm, sets, out, threads, trained) == (
+            "dm",
+            {"soft": "set"},
+            "out",
+            1,
+            None,
+        )  # no bar, no queue
         assert models == networks.precompose_models(["lenet"]) and set(models) == {"lenet"}
         _, pool, _ = in_process(compose_cfg([*BASE, "eval.num_threads=3"]), jobs)
         assert pool.initargs[4] == 3
@@ -230,3 +239,89 @@ def test_within_a_tier_the_setting_with_more_networks_left_goes_first():
         (("hard", "replay", "same"), 2),
         (("soft", "replay", "same"), 1),
     ]
+
+
+def test_the_bar_counts_each_network_as_a_worker_reports_it_and_each_job_once(
+    compose_cfg, monkeypatch, capsys
+):
+    """With a bar, the workers get a queue (the last initarg) and their study puts each trained network's job
+    key on it (:func:`processes._start_worker`); the parent counts those keys while it waits, before the
+    task's end, and each job once however its count arrives (mutants: no queue, keys not drained, a job
+    counted twice)."""
+    import queue
+
+    from gastrodistill.evaluation import study as study_module
+
+    events: list[tuple] = []
+
+    class Queue(queue.Queue):  # a multiprocessing queue's interface, without its feeder thread's delay
+        def get_nowait(self):
+            key = super().get_nowait()
+            events.append(("got", key))
+            return key
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("multiprocessing.get_context", lambda method: SimpleNamespace(Queue=Queue))
+
+    class LoggedBar(study_module.NetworkBar):
+        def trained(self, *keys):
+            events.append(("counted", keys))
+            super().trained(*keys)
+
+    monkeypatch.setattr(study_module, "NetworkBar", LoggedBar)
+    made: dict = {}
+
+    class ReportingStudy(LoggingStudy):
+        def run_setting(self, setting, jobs) -> None:
+            for j in jobs:
+                made["queue"].put(j.key)
+            super().run_setting(setting, jobs)
+
+    @contextmanager
+    def pool(workers, initializer, initargs):
+        made["queue"] = initargs[-1]
+        made["pool"] = InProcessPool(workers, lambda *a: None, initargs)
+        processes._WORKER.update(study=ReportingStudy([]))
+        yield made["pool"]
+
+    monkeypatch.setattr(processes, "spawn_pool", pool)
+    monkeypatch.setattr(
+        processes, "wait", lambda fs, return_when, timeout=None: made["pool"].wait(fs, return_when)
+    )
+    cfg = compose_cfg(BASE)
+    jobs = build_jobs(cfg.eval, ["soft"])
+    try:
+        processes.run_in_processes(cfg, "dm", {"soft": "set"}, "out", jobs, 2, False, progress=True)
+    finally:
+        processes._WORKER.clear()
+    assert isinstance(made["queue"], Queue)
+    for job in jobs:  # each network counted first as it came off the queue, before its task's end
+        first = next(i for i, e in enumerate(events) if e[0] == "counted" and job.key in e[1])
+        assert events[first - 1] == ("got", job.key) and events[first] == ("counted", (job.key,))
+        assert sum(e[0] == "counted" and job.key in e[1] for e in events) == 2  # then again at the end
+    err = capsys.readouterr().err
+    assert f"{len(jobs)}/{len(jobs)}" in err and f"{len(jobs) + 1}/{len(jobs)}" not in err
+
+
+def test_a_worker_given_a_queue_puts_each_trained_networks_job_key_on_it(monkeypatch):
+    """:func:`processes._start_worker` with a queue: its study's ``network_trained`` puts the job's key."""
+    import queue
+
+    from gastrodistill.evaluation.jobs import Job
+
+    class Recorded:
+        def __init__(self, cfg, datamodule, sets, out, progress):
+            pass
+
+    monkeypatch.setattr("gastrodistill.evaluation.study.Study", Recorded)
+    q: queue.Queue = queue.Queue()
+    before = torch.get_num_threads()
+    try:
+        START_WORKER({"seed": 0}, "dm", {}, "out", 1, {}, q)
+        processes._WORKER["study"].network_trained(Job("soft", "replay", "same", 3))
+    finally:
+        torch.set_num_threads(before)
+        processes._WORKER.clear()
+    assert q.get_nowait() == "soft__replay__same__3" and q.empty()

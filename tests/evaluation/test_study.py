@@ -316,3 +316,55 @@ def test_the_saved_reference_is_dropped_with_its_settings_when_retrained_or_stal
     assert not other.reference_is_current()
     other.drop_stale_reference(retrain=False)
     assert not weights.exists() and not settings.exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "extra"),
+    [
+        (("random", "standard", "same"), ["eval.lr_grid=[0.01,0.05]"]),  # network 0 from the lr selection
+        (("random", "standard", "same"), ["eval.ensemble=true"]),  # the networks trained together
+        (("full", "real", "same"), ["eval.baselines.real.epochs=1"]),
+        (("soft", "replay", "same"), []),
+    ],
+)
+def test_each_network_is_reported_as_trained_before_its_setting_is_scored(
+    compose_cfg, patient_dm, monkeypatch, setting, extra
+):
+    """``Study.network_trained`` gets every job of a setting once, in job order, as its network is trained:
+    all of them before the setting's networks are scored (the evaluation's bar counts networks, not
+    settings; mutants: a job reported twice, or not until the scoring)."""
+    cfg = compose_cfg([*SMALL, "+eval.baselines.n_per_class=3", *extra])
+    sets = {"soft": small_distilled(patient_dm)} if setting[0] == "soft" else {}
+    s = Study(cfg, patient_dm, sets, None, progress=False)
+    jobs = [Job(*setting, i) for i in range(3)]
+    seen, at_scoring = [], []
+    s.network_trained = lambda job: seen.append(job.key)
+    real_score = study.score_networks
+    monkeypatch.setattr(
+        study, "score_networks", lambda nets, ctx: at_scoring.append(len(seen)) or real_score(nets, ctx)
+    )
+    s.run_setting(setting, jobs)
+    assert seen == [j.key for j in jobs]
+    assert at_scoring and at_scoring[0] == len(jobs)
+
+
+def test_the_network_bar_counts_each_job_once_and_in_the_run(compose_cfg, patient_dm, capsys):
+    """:class:`~study.NetworkBar` counts a job once however often it is reported (a worker's message can
+    arrive after its task's end was counted); ``Study.run``'s bar ends at its job count."""
+    bar = study.NetworkBar(3, "networks")
+    bar.trained("a")
+    bar.trained("a", "b")
+    bar.trained("b", "c", "a")
+    bar.trained("c")
+    bar.close()
+    err = capsys.readouterr().err
+    assert "networks: 100%" in err and "3/3" in err and "4/3" not in err
+    assert bar.counted == {"a", "b", "c"}
+    cfg = compose_cfg(
+        [*SMALL, "eval.progress=true", "eval.baselines.methods=[mean]", "eval.schedules=[standard]"]
+    )
+    s = Study(cfg, patient_dm, {"soft": small_distilled(patient_dm)}, None, progress=True)
+    n = len(s.run())  # the setting's networks (2 soft, 2 mean)
+    err = capsys.readouterr().err
+    assert n == 4 and "evaluation: fresh networks" in err and f"{n}/{n}" in err and f"{n + 1}/{n}" not in err
+    assert s.network_trained is study._nothing  # the bar's hook is removed after the run
