@@ -171,11 +171,14 @@ def run_in_processes(
     trained = multiprocessing.get_context("spawn").Queue() if progress else None
 
     def count_trained() -> None:
-        while trained is not None:
-            try:
+        """Count the job keys the workers have put on the queue so far."""
+        if trained is None:
+            return
+        try:
+            while True:
                 bar.trained(trained.get_nowait())
-            except Empty:
-                return
+        except Empty:
+            return
 
     with spawn_pool(  # a worker's error stops the other workers and surfaces at once
         processes,

@@ -214,6 +214,12 @@ def test_a_sweeps_unfinished_jobs_are_left_out_with_what_to_do(tmp_path, capsys)
     assert err.count("\n") == 1
 
 
+def planned_sweep(sweep: Path, task: list[str]) -> None:
+    """The sweep's ``multirun.yaml`` as Hydra writes it, with the command's overrides ``task`` (the jobs it
+    planned); ``sweep`` exists."""
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+
+
 def hydra_record(folder: Path, choices: dict[str, str], overrides: list[str] | None = None) -> None:
     """The ``.hydra/`` files a Hydra job writes that the comparison reads: its config-group choices and
     its overrides."""
@@ -227,7 +233,7 @@ def test_config_group_choices_lists_and_the_sweeps_own_key_order(tmp_path, capsy
     sweep = tmp_path / "sweep"
     task = ["experiment=cpu", "distill=soft_cpu,soft", "eval.architectures=[same],[same,lenet]"]
     (sweep).mkdir()
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    planned_sweep(sweep, task)
     for job, (group, archs) in enumerate(
         (
             ("soft_cpu", ["same"]),
@@ -319,7 +325,7 @@ def test_labels_tell_runs_apart_and_jobs_that_never_started_are_named(tmp_path, 
     assert [line[0] for line in table_lines(capsys.readouterr().out)[1:]] == ["sw1/0", "sw1/1", "sw2/1"]
 
     task = ["experiment=cpu", "distill.ipc=1,2,3", "paths.root_dir=/x"]
-    (tmp_path / "sw1" / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    planned_sweep(tmp_path / "sw1", task)
     assert main([str(tmp_path / "sw1")]) == 0
     text = capsys.readouterr().out
     assert (
@@ -669,7 +675,7 @@ def test_swept_keys_come_in_the_sweeps_order_not_the_alphabets(tmp_path, capsys)
     sweep = tmp_path / "sweep"
     task = ["experiment=cpu", "eval.architectures=[same],[same,lenet]", "distill=soft_cpu,soft"]
     sweep.mkdir()
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    planned_sweep(sweep, task)
     jobs = (("soft_cpu", ["same"]), ("soft", ["same"]), ("soft_cpu", ["same", "lenet"]))
     for job, (group, archs) in enumerate(jobs):
         cfg = recipe(ipc=1)
@@ -693,7 +699,7 @@ def test_the_first_planned_job_is_named_when_it_never_started(tmp_path, capsys) 
     for job in (1, 2):
         make_run(sweep / str(job), job, recipe(ipc=job + 1))
     task = ["experiment=cpu", "distill.ipc=1,2,3"]
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    planned_sweep(sweep, task)
     assert main([str(sweep)]) == 0
     text = capsys.readouterr().out
     assert [line[0] for line in table_lines(text)[1:]] == ["job 1", "job 2"]
@@ -770,7 +776,7 @@ def test_a_swept_added_key_keeps_its_place_in_the_sweeps_order(tmp_path, capsys)
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     task = ["experiment=cpu", "+tag=x,y", "distill.ipc=1,2"]
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    planned_sweep(sweep, task)
     for job, (tag, ipc) in enumerate((("x", 1), ("x", 2), ("y", 1), ("y", 2))):
         make_run(sweep / str(job), job, recipe(ipc=ipc))
         hydra_record(sweep / str(job), {}, ["experiment=cpu", f"+tag={tag}", f"distill.ipc={ipc}"])
@@ -841,7 +847,7 @@ def test_an_override_below_a_shown_key_and_a_swept_key_one_choice_fixes_in_the_f
     sweep = tmp_path / "sweep"
     sweep.mkdir()
     task = ["experiment=cpu", "model=convnet,resnet18", "model.width=8,16"]
-    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"overrides": {"task": task}}}))
+    planned_sweep(sweep, task)
     for job, group, width in ((0, "convnet", 8), (3, "resnet18", 16)):  # jobs 1 and 2 never started
         cfg = recipe(ipc=1)
         cfg["model"] = {"_target_": f"gastrodistill.models.{group}", "width": width}
