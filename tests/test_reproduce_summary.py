@@ -59,6 +59,21 @@ def test_a_recorded_section_without_the_newer_keys_reads_as_the_configs_defaults
     assert "+ 2 texture-matching steps (teacher features, exaggeration 1.0)" in recipe_lines(cfg, ["soft"])[2]
 
 
+def test_the_distillation_line_names_the_bridge_images_of_a_soft_set_only(compose_cfg):
+    cfg = compose_cfg(
+        [
+            "experiment=tiny",
+            "distill.texture_matching.steps=2",
+            "distill.texture_matching.teacher_labels=1.0",
+            "distill.texture_matching.bridges=2",
+            "distill.texture_matching.bridge_weight=0.4",
+        ]
+    )
+    bridges = "(teacher features, exaggeration 1.0; 2 bridge images per class, weight 0.4, soft)"
+    assert bridges in recipe_lines(cfg, ["soft", "hard"])[2]
+    assert "(teacher features, exaggeration 1.0);" in recipe_lines(cfg, ["hard"])[2]  # never on hard sets
+
+
 def test_the_network_line_names_the_whitening_filter_with_each_of_its_settings(compose_cfg):
     """Mutants: the whitening left out; the kernel size given for eps."""
     zca = (

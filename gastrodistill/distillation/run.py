@@ -40,10 +40,12 @@ from gastrodistill.distillation.resume import (
     starts_when_none,
 )
 from gastrodistill.distillation.texture_matching import (
+    bridge_images,
     check_texture_config,
     class_texture_targets,
     exaggeration_offsets,
     match_textures,
+    nearest_classes,
     relu_modules,
     teacher_label_logits,
 )
@@ -330,6 +332,19 @@ def run_texture_matching(
         tmc["exaggeration"],
         tmc["exaggeration_spread"],
     ).to(device)
+    bridges = None
+    if tmc["bridges"] and module.distilled.mode == "soft":  # a mix only soft labels can say (hard: none)
+        partners = nearest_classes(targets[0])
+        bridges = bridge_images(
+            module.distilled.hard_labels().to(device), partners, tmc["bridges"], tmc["bridge_weight"]
+        )
+        names = list(datamodule.class_names)
+        log.info(
+            "texture matching: %d image(s) per class are bridges (weight %.2f) toward %s",
+            tmc["bridges"],
+            tmc["bridge_weight"],
+            ", ".join(f"{names[c]} -> {names[int(p)]}" for c, p in enumerate(partners)),
+        )
     losses = match_textures(
         module.distilled,
         nets,
@@ -339,6 +354,7 @@ def run_texture_matching(
         teacher=teacher,
         teacher_ce=tmc["teacher_ce"],
         offsets=offsets if tmc["exaggeration_spread"] > 0 else None,
+        bridges=bridges,
         progress=tmc["progress"],
     )
     distilled = module.distilled

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -61,6 +61,8 @@ TEXTURE_DEFAULTS: dict[str, Any] = {
     "teacher_ce": 0.1,
     "random_networks": 4,
     "teacher_labels": None,
+    "bridges": 0,
+    "bridge_weight": 0.3,
 }
 FEATURES = ("teacher", "random")
 #: The overrides that turn texture matching off (its teacher labels need the matching's teacher).
@@ -71,7 +73,8 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     """The ``distill.texture_matching`` section as checked values: ``steps`` (>= 0; 0 = off), ``lr`` (> 0,
     Adam on the pixels), ``features`` (teacher | random), ``exaggeration`` (alpha >= 0),
     ``exaggeration_spread`` (0 <= s <= alpha), ``teacher_ce`` (>= 0), ``random_networks`` (>= 1),
-    ``teacher_labels`` (null = off, or a temperature > 0; only with ``features: teacher``), ``progress``.
+    ``teacher_labels`` (null = off, or a temperature > 0; only with ``features: teacher``), ``bridges``
+    (>= 0 images per class; only with ``teacher_labels``), ``bridge_weight`` (0 < beta < 1), ``progress``.
 
     Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
     section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
@@ -98,12 +101,14 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         "teacher_labels": (
             None if section.get("teacher_labels") is None else number("teacher_labels", float)
         ),
+        "bridges": number("bridges", int),
+        "bridge_weight": number("bridge_weight", float),
         "progress": section.get("progress", True),
     }
     check_switch(values["progress"], f"{key}.progress", DistillConfigError)
     if values["steps"] < 0:
         raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
-    for name in ("lr", "exaggeration", "exaggeration_spread", "teacher_ce"):
+    for name in ("lr", "exaggeration", "exaggeration_spread", "teacher_ce", "bridge_weight"):
         if not math.isfinite(values[name]):
             raise DistillConfigError(f"{key}.{name} must be a finite number, got {values[name]!r}")
     if not values["lr"] > 0:
@@ -140,6 +145,20 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         raise DistillConfigError(
             f"{key}.teacher_labels needs the teacher that texture matching trains, which is off "
             f"({key}.steps=0): set {key}.steps (e.g. 400), or set {key}.teacher_labels=null"
+        )
+    if values["bridges"] < 0:
+        raise DistillConfigError(
+            f"{key}.bridges must be >= 0 images per class (0 = off), got {values['bridges']}"
+        )
+    if not 0 < values["bridge_weight"] < 1:
+        raise DistillConfigError(
+            f"{key}.bridge_weight must be between 0 and 1 (the partner class's share), "
+            f"got {values['bridge_weight']!r}"
+        )
+    if values["bridges"] and tau is None:
+        raise DistillConfigError(
+            f"{key}.bridges needs soft labels that say what a bridge image shows: set {key}.teacher_labels "
+            f"(e.g. 1.0), or set {key}.bridges=0"
         )
     return values
 
@@ -226,6 +245,45 @@ def exaggeration_offsets(labels: Tensor, num_classes: int, alpha: float, spread:
     return ((alphas - alpha) / (1.0 + alpha)).float().to(labels.device)
 
 
+class Bridges(NamedTuple):
+    """Images whose texture target lies between two classes (soft mode): per image ``[N]``, the
+    ``partner`` class and the ``weight`` beta of its target (0 for every other image)."""
+
+    partner: Tensor
+    weight: Tensor
+
+
+def nearest_classes(targets: Sequence[Tensor]) -> Tensor:
+    """For each class ``[K]``: the other class whose texture target is nearest, by the distance of
+    :func:`texture_loss` (``sum_l ||t_c,l - t_d,l||^2 / mean_k ||t_k,l||^2``; ``targets``: ``[K, D_l]``
+    per statistic of one network)."""
+    dist = sum(
+        torch.cdist(t.double(), t.double()).pow(2) / t.double().pow(2).sum(1).mean().clamp_min(1e-12)
+        for t in targets
+    )
+    dist.fill_diagonal_(math.inf)
+    return dist.argmin(1)
+
+
+def bridge_images(labels: Tensor, partners: Tensor, per_class: int, weight: float) -> Bridges:
+    """The first ``per_class`` images of each class (index order, the low end of the exaggeration
+    ladder) made bridges toward their class's ``partners`` (``[K]``, :func:`nearest_classes`) with
+    weight ``weight``. ``labels``: ``[N]`` integer classes. Raises ``DistillConfigError`` when a class
+    would keep no image of its own texture."""
+    labels = labels.long()
+    partner = partners.to(labels.device)[labels]
+    beta = torch.zeros(labels.shape, dtype=torch.float32, device=labels.device)
+    for c in range(len(partners)):
+        idx = torch.nonzero(labels == c).flatten()
+        if per_class >= len(idx):
+            raise DistillConfigError(
+                f"distill.texture_matching.bridges={per_class} would leave class {c} ({len(idx)} images) no "
+                f"image of its own texture: set it below {len(idx)}"
+            )
+        beta[idx[:per_class]] = float(weight)
+    return Bridges(partner, beta)
+
+
 def class_texture_targets(
     nets: Sequence[nn.Module], batches: Iterable[tuple[Tensor, Tensor]], num_classes: int, alpha: float
 ) -> list[list[Tensor]]:
@@ -261,21 +319,29 @@ def class_texture_targets(
 
 
 def texture_loss(
-    stats: Sequence[Tensor], targets: Sequence[Tensor], labels: Tensor, offsets: Tensor | None = None
+    stats: Sequence[Tensor],
+    targets: Sequence[Tensor],
+    labels: Tensor,
+    offsets: Tensor | None = None,
+    bridges: Bridges | None = None,
 ) -> Tensor:
     """``mean_i sum_l ||s_l(x_i) - t_{i, l}||^2 / mean_c ||t_{c, l}||^2`` (a scalar), where image ``i``'s
-    target is its class's, ``t_{i,l} = t_{y_i,l} + o_i (t_{y_i,l} - mean_k t_{k,l})``.
+    target is its class's, ``t_{i,l} = t_{y_i,l} + o_i (t_{y_i,l} - mean_k t_{k,l})``, and for a bridge
+    image ``(1 - beta_i) t_{i,l} + beta_i t_{p_i,l}`` (partner class ``p_i``).
 
     ``stats``: ``[N, D_l]`` per statistic (:func:`texture_statistics`); ``targets``: ``[K, D_l]`` per
     statistic; ``labels``: ``[N]`` integer classes; ``offsets``: ``[N]`` (:func:`exaggeration_offsets`;
-    ``None``: all 0, every image of a class has the class target). Each statistic is weighted by the
-    inverse of its class targets' mean square, so that no level dominates by its scale.
+    ``None``: all 0, every image of a class has the class target); ``bridges``: :func:`bridge_images`
+    (``None``: none). Each statistic is weighted by the inverse of its class targets' mean square, so
+    that no level dominates by its scale.
     """
     loss = stats[0].new_zeros(())
     for s, t in zip(stats, targets, strict=True):
         target = t[labels]
         if offsets is not None:
             target = target + offsets[:, None].to(t.dtype) * (t - t.mean(0, keepdim=True))[labels]
+        if bridges is not None:
+            target = target + bridges.weight[:, None].to(t.dtype) * (t[bridges.partner] - target)
         loss = loss + (s - target).pow(2).sum(1).mean() / t.pow(2).sum(1).mean().clamp_min(1e-12)
     return loss
 
@@ -290,12 +356,14 @@ def match_textures(
     teacher: nn.Module | None = None,
     teacher_ce: float = 0.0,
     offsets: Tensor | None = None,
+    bridges: Bridges | None = None,
     progress: bool = True,
 ) -> list[float]:
     """Move ``distilled.images`` ``[N, C, H, W]`` (in place) by ``steps`` Adam steps at rate ``lr`` on
     the texture loss (summed over ``nets``, each against its ``targets`` from
     :func:`class_texture_targets`) plus ``teacher_ce`` times the teacher's cross-entropy toward each
-    image's class; ``offsets`` ``[N]`` give each image its own exaggeration (:func:`texture_loss`). The
+    image's class; ``offsets`` ``[N]`` give each image its own exaggeration and ``bridges`` some images a
+    target between two classes (:func:`texture_loss`; their cross-entropy is toward the same mix). The
     networks are frozen and in eval mode; the matching runs on their device and the
     result is copied back. Returns the loss of every step.
     Raises ``DistillConfigError`` for ``steps < 0`` or ``lr <= 0`` (:func:`check_texture_config`).
@@ -312,9 +380,16 @@ def match_textures(
     def loss_at(_step: int, images: Tensor, labels: Tensor) -> Tensor:
         loss = images.new_zeros(())
         for net, net_targets in zip(nets, targets, strict=True):
-            loss = loss + texture_loss(texture_statistics(net, images), net_targets, labels, offsets)
+            loss = loss + texture_loss(texture_statistics(net, images), net_targets, labels, offsets, bridges)
         if teacher is not None and teacher_ce > 0:
-            loss = loss + teacher_ce * F.cross_entropy(teacher(images), labels)
+            logits = teacher(images)
+            if bridges is None:
+                loss = loss + teacher_ce * F.cross_entropy(logits, labels)
+            else:  # toward (1 - beta) on the image's class and beta on its partner
+                own, other = (F.one_hot(y, logits.shape[1]).to(logits) for y in (labels, bridges.partner))
+                beta = bridges.weight.to(logits)[:, None]
+                mix = (1 - beta) * own + beta * other
+                loss = loss + teacher_ce * F.cross_entropy(logits, mix)
         return loss
 
     return optimise_pixels(

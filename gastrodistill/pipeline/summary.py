@@ -107,6 +107,11 @@ def recipe_lines(cfg: DictConfig, modes: list[str], distill: dict[str, Any] | No
             f" + {tm.get('steps')} texture-matching steps ({tm.get('features', 'teacher')} features, "
             f"exaggeration {tm.get('exaggeration', 1.0)}"
             + (f" ± {tm.get('exaggeration_spread')}" if tm.get("exaggeration_spread") else "")
+            + (
+                f"; {tm.get('bridges')} bridge images per class, weight {tm.get('bridge_weight', 0.3)}, soft"
+                if tm.get("bridges") and "soft" in modes
+                else ""
+            )
             + ")"
             if tm.get("steps")
             else ""
