@@ -43,6 +43,7 @@ from gastrodistill.distillation.texture_matching import (
     bridge_images,
     check_texture_config,
     class_texture_targets,
+    confused_classes,
     exaggeration_offsets,
     match_textures,
     nearest_classes,
@@ -334,7 +335,11 @@ def run_texture_matching(
     ).to(device)
     bridges = None
     if tmc["bridges"] and module.distilled.mode == "soft":  # a mix only soft labels can say (hard: none)
-        partners = nearest_classes(targets[0])
+        if tmc["bridge_partner"] == "teacher":
+            train = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)
+            partners = confused_classes(teacher, train, datamodule.num_classes)
+        else:
+            partners = nearest_classes(targets[0])
         bridges = bridge_images(
             module.distilled.hard_labels().to(device), partners, tmc["bridges"], tmc["bridge_weight"]
         )

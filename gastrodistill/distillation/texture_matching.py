@@ -63,8 +63,12 @@ TEXTURE_DEFAULTS: dict[str, Any] = {
     "teacher_labels": None,
     "bridges": 0,
     "bridge_weight": 0.3,
+    "bridge_partner": "texture",
 }
 FEATURES = ("teacher", "random")
+#: How a bridge image's partner class is chosen: the nearest class texture (:func:`nearest_classes`) or the
+#: class the teacher confuses most with the image's own on training patches (:func:`confused_classes`).
+BRIDGE_PARTNERS = ("texture", "teacher")
 #: The overrides that turn texture matching off (its teacher labels need the matching's teacher).
 MATCHING_OFF = "distill.texture_matching.steps=0 distill.texture_matching.teacher_labels=null"
 
@@ -74,7 +78,8 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     Adam on the pixels), ``features`` (teacher | random), ``exaggeration`` (alpha >= 0),
     ``exaggeration_spread`` (0 <= s <= alpha), ``teacher_ce`` (>= 0), ``random_networks`` (>= 1),
     ``teacher_labels`` (null = off, or a temperature > 0; only with ``features: teacher``), ``bridges``
-    (>= 0 images per class; only with ``teacher_labels``), ``bridge_weight`` (0 < beta < 1), ``progress``.
+    (>= 0 images per class; only with ``teacher_labels``), ``bridge_weight`` (0 < beta < 1),
+    ``bridge_partner`` (texture | teacher), ``progress``.
 
     Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
     section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
@@ -103,6 +108,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         ),
         "bridges": number("bridges", int),
         "bridge_weight": number("bridge_weight", float),
+        "bridge_partner": str(section.get("bridge_partner", TEXTURE_DEFAULTS["bridge_partner"])),
         "progress": section.get("progress", True),
     }
     check_switch(values["progress"], f"{key}.progress", DistillConfigError)
@@ -154,6 +160,11 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         raise DistillConfigError(
             f"{key}.bridge_weight must be between 0 and 1 (the partner class's share), "
             f"got {values['bridge_weight']!r}"
+        )
+    if values["bridge_partner"] not in BRIDGE_PARTNERS:
+        raise DistillConfigError(
+            f"{key}.bridge_partner must be one of {', '.join(BRIDGE_PARTNERS)}, "
+            f"got {values['bridge_partner']!r}"
         )
     if values["bridges"] and tau is None:
         raise DistillConfigError(
@@ -263,6 +274,31 @@ def nearest_classes(targets: Sequence[Tensor]) -> Tensor:
     )
     dist.fill_diagonal_(math.inf)
     return dist.argmin(1)
+
+
+@torch.no_grad()
+def confused_classes(
+    teacher: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], num_classes: int
+) -> Tensor:
+    """For each class ``[K]``: the other class on which the teacher puts the most probability, on average
+    over the training patches of that class (``batches`` yields ``(images [B, C, H, W], labels [B])``
+    once). Raises ``DistillConfigError`` naming a class with no training patch."""
+    teacher.eval()
+    device = next(teacher.parameters()).device
+    mass = torch.zeros(num_classes, num_classes, dtype=torch.float64)
+    counts = torch.zeros(num_classes, dtype=torch.float64)
+    for x, y in batches:
+        p = torch.softmax(teacher(x.to(device)).double(), 1).cpu()
+        mass.index_add_(0, y.long().cpu(), p)
+        counts += torch.bincount(y.long().cpu(), minlength=num_classes).double()
+    missing = [c for c in range(num_classes) if counts[c] == 0]
+    if missing:
+        raise DistillConfigError(
+            f"bridge images need training patches of every class; class {missing[0]} has none: check the "
+            f"data's labels or set distill.texture_matching.bridges=0"
+        )
+    mass.fill_diagonal_(-math.inf)
+    return mass.argmax(1)
 
 
 def bridge_images(labels: Tensor, partners: Tensor, per_class: int, weight: float) -> Bridges:

@@ -19,6 +19,7 @@ from gastrodistill.distillation.texture_matching import (
     bridge_images,
     check_texture_config,
     class_texture_targets,
+    confused_classes,
     exaggeration_offsets,
     match_textures,
     nearest_classes,
@@ -51,6 +52,47 @@ def test_each_class_is_paired_with_the_class_of_the_nearest_target_by_the_losss_
     assert got == want
     assert got[0] == 2  # by scale alone class 0 would pair with 1 (distance 100 against 130)
     assert nearest_classes([big]).tolist()[0] == 1
+
+
+class _FixedLogits(nn.Module):
+    """A 'teacher' whose logits are the first pixels of each image (one per class)."""
+
+    def __init__(self, k: int) -> None:
+        super().__init__()
+        self.k = k
+        self.anchor = nn.Parameter(torch.zeros(()))  # a device to read
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1)[:, : self.k] + self.anchor
+
+
+def test_the_teachers_partner_is_the_other_class_it_puts_most_probability_on_over_each_classs_patches():
+    """Probabilities averaged over patches, not the arg-max counted: class 0's patches give class 1 the top
+    other class on two patches of three, class 2 much more on the third (the mean favours class 2)."""
+    logits = torch.tensor(
+        [
+            [3.0, 1.0, 0.9],  # class 0
+            [3.0, 1.0, 0.9],
+            [0.0, -2.0, 4.0],
+            [0.0, 5.0, 1.0],  # class 1
+            [0.5, 0.0, 4.0],  # class 2
+            [0.0, 0.0, 2.0],
+        ]
+    )
+    labels = torch.tensor([0, 0, 0, 1, 2, 2])
+    x = torch.zeros(6, 1, 2, 2)
+    x.view(6, -1)[:, :3] = logits
+    batches = [(x[:4], labels[:4]), (x[4:], labels[4:])]  # streamed in two batches
+    p = torch.softmax(logits.double(), 1).numpy()
+    want = []
+    for c in range(3):
+        mean = p[labels.numpy() == c].mean(0)
+        mean[c] = -np.inf
+        want.append(int(np.argmax(mean)))
+    got = confused_classes(_FixedLogits(3), batches, 3).tolist()
+    assert got == want == [2, 2, 0]
+    with pytest.raises(DistillConfigError, match="class 2 has none"):
+        confused_classes(_FixedLogits(3), [(x[:4], labels[:4])], 3)
 
 
 def test_the_first_images_of_each_class_become_bridges_toward_its_partner():
@@ -96,10 +138,10 @@ def test_the_loss_with_bridges_against_a_numpy_loop_and_finite_differences():
     assert_grad_matches_central_differences(loss, syn, rel=1e-5, abs_tol=1e-9)
     # no bridge (every weight 0) is the loss without bridges
     none = Bridges(bridges.partner, torch.zeros(6))
-    plain = texture_loss(texture_statistics(net, syn.detach()), targets, labels, offsets)
-    assert float(
-        texture_loss(texture_statistics(net, syn.detach()), targets, labels, offsets, none)
-    ) == pytest.approx(float(plain), rel=1e-12)
+    with torch.no_grad():
+        stats = texture_statistics(net, syn)
+        plain = float(texture_loss(stats, targets, labels, offsets))
+        assert float(texture_loss(stats, targets, labels, offsets, none)) == pytest.approx(plain, rel=1e-12)
 
 
 def test_the_teachers_cross_entropy_goes_toward_the_mix(tiny_dm):
@@ -142,14 +184,18 @@ def test_the_section_checks_bridges():
         ({**base, "bridge_weight": 1.0}, r"bridge_weight must be between 0 and 1"),
         ({**base, "bridge_weight": float("nan")}, r"bridge_weight must be a finite number"),
         ({"steps": 1, "bridges": 2}, r"bridges needs soft labels that say what a bridge image shows: set"),
+        (
+            {**base, "bridge_partner": "random"},
+            r"bridge_partner must be one of texture, teacher, got 'random'",
+        ),
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_texture_config(bad)
 
 
-@pytest.mark.parametrize("mode", ["soft", "hard"])
+@pytest.mark.parametrize(("mode", "partner"), [("soft", "texture"), ("soft", "teacher"), ("hard", "texture")])
 def test_soft_sets_get_bridges_and_hard_sets_never(
-    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, mode
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, mode, partner
 ):
     cfg = compose_cfg(
         [
@@ -158,6 +204,7 @@ def test_soft_sets_get_bridges_and_hard_sets_never(
             "distill.texture_matching.teacher_labels=1.0",
             "distill.texture_matching.bridges=1",
             "distill.texture_matching.bridge_weight=0.4",
+            f"distill.texture_matching.bridge_partner={partner}",
             "distill.texture_matching.progress=false",
             "distill.outer_steps=1",
             "eval.baselines.real.epochs=1",
@@ -176,7 +223,12 @@ def test_soft_sets_get_bridges_and_hard_sets_never(
         assert kwargs["bridges"] is None
         return
     labels = DistilledSet.load(tmp_path / mode).hard_labels()
-    want = bridge_images(labels, nearest_classes(args[2][0]), 1, 0.4)
+    if partner == "texture":
+        partners = nearest_classes(args[2][0])
+    else:
+        train = DataLoader(tiny_dm.dataset("train", augment=False), batch_size=256)
+        partners = confused_classes(kwargs["teacher"], train, 3)
+    want = bridge_images(labels, partners, 1, 0.4)
     assert torch.equal(kwargs["bridges"].partner, want.partner)
     assert torch.equal(kwargs["bridges"].weight, want.weight)
     assert int((want.weight > 0).sum()) == 3  # one per class
