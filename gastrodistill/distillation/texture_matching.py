@@ -303,7 +303,8 @@ def confused_classes(
 
 def bridge_images(labels: Tensor, partners: Tensor, per_class: int, weight: float) -> Bridges:
     """The first ``per_class`` images of each class (index order, the low end of the exaggeration
-    ladder) made bridges toward their class's ``partners`` (``[K]``, :func:`nearest_classes`) with
+    ladder) made bridges toward their class's ``partners`` (``[K]``, :func:`nearest_classes` or
+    :func:`confused_classes`) with
     weight ``weight``. ``labels``: ``[N]`` integer classes. Raises ``DistillConfigError`` when a class
     would keep no image of its own texture."""
     labels = labels.long()

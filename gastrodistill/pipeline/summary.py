@@ -68,6 +68,8 @@ def recipe_lines(cfg: DictConfig, modes: list[str], distill: dict[str, Any] | No
     evaluation (networks per row, schedules, architectures), and the networks' whitening (``data.zca``).
     ``distill``: the distiller's settings as the sets recorded them (:func:`sets_distill`), in place of
     ``cfg.distill``."""
+    from gastrodistill.distillation.texture_matching import TEXTURE_DEFAULTS
+
     d, ev = (cfg.distill if distill is None else OmegaConf.create(distill)), cfg.get("eval") or {}
     model = {
         k: v for k, v in OmegaConf.to_container(cfg.model, resolve=True).items() if not k.startswith("_")
@@ -108,7 +110,9 @@ def recipe_lines(cfg: DictConfig, modes: list[str], distill: dict[str, Any] | No
             f"exaggeration {tm.get('exaggeration', 1.0)}"
             + (f" ± {tm.get('exaggeration_spread')}" if tm.get("exaggeration_spread") else "")
             + (
-                f"; {tm.get('bridges')} bridge images per class, weight {tm.get('bridge_weight', 0.3)}, soft"
+                f"; {tm.get('bridges')} bridge images per class ("
+                f"{tm.get('bridge_partner', TEXTURE_DEFAULTS['bridge_partner'])} partner, weight "
+                f"{tm.get('bridge_weight', TEXTURE_DEFAULTS['bridge_weight'])}), soft"
                 if tm.get("bridges") and "soft" in modes
                 else ""
             )
