@@ -77,6 +77,17 @@ def tiny_problem(
 HERE = Path(__file__).resolve().parent
 
 
+def texture_probe(seed: int) -> tuple[ConvNet, list[torch.Tensor]]:
+    """A small float64 ConvNet (1 channel, 3 classes, 8 px, width 3, depth 1, pooled head; eval mode) and
+    its texture targets at exaggeration 1 from 9 random images, for loss-versus-loop checks."""
+    from gastrodistill.distillation.texture_matching import class_texture_targets
+
+    torch.manual_seed(seed)
+    net = ConvNet(1, 3, 8, width=3, depth=1, head="avg").double().eval()
+    batches = [(torch.randn(9, 1, 8, 8).double(), torch.arange(9) % 3)]
+    return net, [t.double() for t in class_texture_targets([net], batches, 3, 1.0)[0]]
+
+
 def run_distill_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m gastrodistill.cli.distill *args`` in a fresh process (1 thread, W&B offline) in ``cwd``."""
     env = {

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _distill_helpers import assert_grad_matches_central_differences
+from _distill_helpers import assert_grad_matches_central_differences, texture_probe
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -106,14 +106,7 @@ def test_the_first_images_of_each_class_become_bridges_toward_its_partner():
 
 
 def test_the_loss_with_bridges_against_a_numpy_loop_and_finite_differences():
-    torch.manual_seed(5)
-    net = ConvNet(1, 3, 8, width=3, depth=1, head="avg").double().eval()
-    targets = [
-        t.double()
-        for t in class_texture_targets(
-            [net], [(torch.randn(9, 1, 8, 8).double(), torch.arange(9) % 3)], 3, 1.0
-        )[0]
-    ]
+    net, targets = texture_probe(5)
     labels = torch.tensor([0, 1, 2, 0, 1, 2])
     offsets = exaggeration_offsets(labels, 3, 1.0, 1.0).double()
     bridges = bridge_images(labels, torch.tensor([1, 0, 0]), per_class=1, weight=0.4)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from _distill_helpers import assert_grad_matches_central_differences
+from _distill_helpers import assert_grad_matches_central_differences, texture_probe
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -92,14 +92,7 @@ def test_class_targets_are_the_exaggerated_means_over_all_patches(tiny_dm):
 
 
 def test_the_loss_against_a_numpy_loop_and_its_gradient_against_float64_finite_differences():
-    torch.manual_seed(1)
-    net = ConvNet(1, 3, 8, width=3, depth=1, head="avg").double().eval()
-    targets = [
-        t.double()
-        for t in class_texture_targets(
-            [net], [(torch.randn(9, 1, 8, 8).double(), torch.arange(9) % 3)], 3, 1.0
-        )[0]
-    ]
+    net, targets = texture_probe(1)
     syn = torch.randn(6, 1, 8, 8, dtype=torch.float64, requires_grad=True)
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
 
