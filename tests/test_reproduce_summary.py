@@ -70,7 +70,8 @@ def test_the_distillation_line_names_the_bridge_images_of_a_soft_set_only(compos
         ]
     )
     bridges = (
-        "(teacher features, exaggeration 1.0; 2 bridge images per class (texture partner, weight 0.4), soft)"
+        "(teacher features, exaggeration 1.0; 2 bridge images per class (texture partner, weight 0.4; "
+        "soft set only))"
     )
     assert bridges in recipe_lines(cfg, ["soft", "hard"])[2]
     assert "(teacher features, exaggeration 1.0);" in recipe_lines(cfg, ["hard"])[2]  # never on hard sets

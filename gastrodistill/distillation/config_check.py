@@ -146,7 +146,8 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
     ``debug_record`` (true/false); ``init``; ``backend`` with ``checkpoint``; ``inner_momentum``;
     ``window`` against T = steps x epochs; ``outer_chunk``; ``grad_clip``/``grad_clip_ema`` (> 0 or
     null) and ``grad_clip_ema_decay``; ``precision``; ``real_data``; ``distribution_matching``;
-    ``texture_matching``; the outer ``optimizer`` and ``scheduler`` (built on a dummy parameter and
+    ``texture_matching`` (and its ``bridges`` below the images per class of a soft set); the outer
+    ``optimizer`` and ``scheduler`` (built on a dummy parameter and
     stepped once); ``dsa`` (built, and run on a small batch). Raises :class:`DistillConfigError` naming
     the key and what to write.
     """
@@ -214,7 +215,13 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
             f"distill.real_data must be one of {REAL_DATA_MODES}, got {d.get('real_data')!r}"
         )
     check_matching_config(d.get("distribution_matching"))
-    check_texture_config(d.get("texture_matching"))
+    tmc = check_texture_config(d.get("texture_matching"))
+    per_class = int(d["ipc"]) * int(d["steps"])
+    if tmc["bridges"] and tmc["bridges"] >= per_class and (mode or d.get("mode", "soft")) == "soft":
+        raise DistillConfigError(
+            f"distill.texture_matching.bridges={tmc['bridges']} would leave each class no image of its own "
+            f"texture (distill.ipc x distill.steps = {per_class} images per class): set it below {per_class}"
+        )
     _check_outer_optimizer(d)
     if d.get("dsa") is not None:
         _check_dsa(d["dsa"])

@@ -169,7 +169,7 @@ class DistilledSet(nn.Module):
 
     def label_entropy(self) -> Tensor:
         """Mean entropy (nats) of the target distributions: 0 for one-hot, log K for uniform."""
-        p = self.soft_targets()
+        p = self.soft_targets().detach()
         return -(p * torch.log(p.clamp_min(1e-12))).sum(1).mean()
 
     # ---- initialisation --------------------------------------------------------------------------

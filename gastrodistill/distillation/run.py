@@ -334,6 +334,10 @@ def run_texture_matching(
         tmc["exaggeration_spread"],
     ).to(device)
     bridges = None
+    if tmc["bridges"] and module.distilled.mode == "hard":
+        log.info(
+            "texture matching: no bridge images in a hard set (distill.texture_matching.bridges is soft-only)"
+        )
     if tmc["bridges"] and module.distilled.mode == "soft":  # a mix only soft labels can say (hard: none)
         if tmc["bridge_partner"] == "teacher":
             train = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)

@@ -158,8 +158,8 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         )
     if not 0 < values["bridge_weight"] < 1:
         raise DistillConfigError(
-            f"{key}.bridge_weight must be between 0 and 1 (the partner class's share), "
-            f"got {values['bridge_weight']!r}"
+            f"{key}.bridge_weight must be strictly between 0 and 1 (the partner class's share of a bridge "
+            f"image's target), got {values['bridge_weight']!r}; {key}.bridges=0 turns the bridges off"
         )
     if values["bridge_partner"] not in BRIDGE_PARTNERS:
         raise DistillConfigError(
@@ -169,7 +169,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     if values["bridges"] and tau is None:
         raise DistillConfigError(
             f"{key}.bridges needs soft labels that say what a bridge image shows: set {key}.teacher_labels "
-            f"(e.g. 1.0), or set {key}.bridges=0"
+            f"(e.g. 1.0, with {key}.features=teacher), or set {key}.bridges=0"
         )
     return values
 

@@ -110,9 +110,9 @@ def recipe_lines(cfg: DictConfig, modes: list[str], distill: dict[str, Any] | No
             f"exaggeration {tm.get('exaggeration', 1.0)}"
             + (f" ± {tm.get('exaggeration_spread')}" if tm.get("exaggeration_spread") else "")
             + (
-                f"; {tm.get('bridges')} bridge images per class ("
+                f"; {int(tm.get('bridges'))} bridge images per class ("
                 f"{tm.get('bridge_partner', TEXTURE_DEFAULTS['bridge_partner'])} partner, weight "
-                f"{tm.get('bridge_weight', TEXTURE_DEFAULTS['bridge_weight'])}), soft"
+                f"{tm.get('bridge_weight', TEXTURE_DEFAULTS['bridge_weight'])}; soft set only)"
                 if tm.get("bridges") and "soft" in modes
                 else ""
             )

@@ -4,6 +4,8 @@ toward the mix, and the config path (soft sets have them, hard sets never)."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import torch
@@ -172,11 +174,17 @@ def test_the_section_checks_bridges():
         ({**base, "bridges": -1}, r"bridges must be >= 0 images per class \(0 = off\), got -1"),
         (
             {**base, "bridge_weight": 0},
-            r"bridge_weight must be between 0 and 1 \(the partner class's share\)",
+            r"bridge_weight must be strictly between 0 and 1 \(the partner class's share",
         ),
-        ({**base, "bridge_weight": 1.0}, r"bridge_weight must be between 0 and 1"),
+        (
+            {**base, "bridge_weight": 1.0},
+            r"strictly between 0 and 1 .*got 1.0; distill.texture_matching.bridges=0",
+        ),
         ({**base, "bridge_weight": float("nan")}, r"bridge_weight must be a finite number"),
-        ({"steps": 1, "bridges": 2}, r"bridges needs soft labels that say what a bridge image shows: set"),
+        (
+            {"steps": 1, "bridges": 2},
+            r"shows: set distill.texture_matching.teacher_labels \(e.g. 1.0, with .*features",
+        ),
         (
             {**base, "bridge_partner": "random"},
             r"bridge_partner must be one of texture, teacher, got 'random'",
@@ -188,8 +196,9 @@ def test_the_section_checks_bridges():
 
 @pytest.mark.parametrize(("mode", "partner"), [("soft", "texture"), ("soft", "teacher"), ("hard", "texture")])
 def test_soft_sets_get_bridges_and_hard_sets_never(
-    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, mode, partner
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, caplog, mode, partner
 ):
+    caplog.set_level(logging.INFO, logger="gastrodistill.distillation.run")
     cfg = compose_cfg(
         [
             *tiny_overrides,
@@ -212,8 +221,12 @@ def test_soft_sets_get_bridges_and_hard_sets_never(
     )
     run_distillation(cfg, tiny_dm, tmp_path, mode=mode)
     (args, kwargs) = seen[0]
+    said = [r.getMessage() for r in caplog.records if "bridge" in r.getMessage()]
     if mode == "hard":
         assert kwargs["bridges"] is None
+        assert said == [
+            "texture matching: no bridge images in a hard set (distill.texture_matching.bridges is soft-only)"
+        ]
         return
     labels = DistilledSet.load(tmp_path / mode).hard_labels()
     if partner == "texture":
@@ -225,3 +238,21 @@ def test_soft_sets_get_bridges_and_hard_sets_never(
     assert torch.equal(kwargs["bridges"].partner, want.partner)
     assert torch.equal(kwargs["bridges"].weight, want.weight)
     assert int((want.weight > 0).sum()) == 3  # one per class
+
+
+def test_bridges_as_many_as_a_classs_images_are_refused_before_any_data_for_a_soft_set_only(compose_cfg):
+    """ipc x steps images per class: bridges must leave at least one; a hard set (which has none) passes."""
+    from gastrodistill.distillation.config_check import check_distill_config
+
+    on = ["distill.texture_matching.steps=2", "distill.texture_matching.teacher_labels=1.0"]
+    cfg = compose_cfg(
+        ["experiment=tiny", *on, "distill.ipc=2", "distill.steps=2", "distill.texture_matching.bridges=4"]
+    )
+    with pytest.raises(
+        DistillConfigError,
+        match=r"bridges=4 would leave each class .* = 4 images per class\): set it below 4",
+    ):
+        check_distill_config(cfg.distill, "soft")
+    check_distill_config(cfg.distill, "hard")
+    cfg.distill.texture_matching.bridges = 3
+    check_distill_config(cfg.distill, "soft")
