@@ -54,6 +54,11 @@ def test_soft_targets_use_temperature_and_hard_mode_is_exact_one_hot():
     assert not hard.label_logits.requires_grad
     assert torch.equal(hard.soft_targets(), F.one_hot(hard.hard_labels(), 3).float())
     assert hard.label_entropy().item() == pytest.approx(0.0, abs=1e-6)
+    # a report, not part of any loss: no graph back to the learned logits (a float() of it warned)
+    p = ds.soft_targets().detach()
+    entropy = ds.label_entropy()
+    assert not entropy.requires_grad
+    assert entropy.item() == pytest.approx(float(-(p * p.log()).sum(1).mean()), rel=1e-6)
 
 
 def test_two_classes_keep_two_logits():
