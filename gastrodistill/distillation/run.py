@@ -340,8 +340,7 @@ def run_texture_matching(
         )
     if tmc["bridges"] and module.distilled.mode == "soft":  # a mix only soft labels can say (hard: none)
         if tmc["bridge_partner"] == "teacher":
-            train = DataLoader(datamodule.dataset("train", augment=False), batch_size=256, shuffle=False)
-            partners = confused_classes(teacher, train, datamodule.num_classes)
+            partners = confused_classes(teacher, batches, datamodule.num_classes)
         else:
             partners = nearest_classes(targets[0])
         bridges = bridge_images(

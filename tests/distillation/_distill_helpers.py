@@ -88,6 +88,21 @@ def texture_probe(seed: int) -> tuple[ConvNet, list[torch.Tensor]]:
     return net, [t.double() for t in class_texture_targets([net], batches, 3, 1.0)[0]]
 
 
+def texture_net_and_teacher(dm, seed: int) -> tuple[ConvNet, ConvNet, list[torch.Tensor]]:
+    """Two small ConvNets (1 channel, 3 classes, 6 px, width 4, depth 1, pooled head; eval mode) drawn after
+    ``torch.manual_seed(seed)``, a feature network and a teacher, and the feature network's texture targets
+    at exaggeration 1 over ``dm``'s training split (set up here)."""
+    from torch.utils.data import DataLoader
+
+    from gastrodistill.distillation.texture_matching import class_texture_targets
+
+    dm.setup()
+    torch.manual_seed(seed)
+    net = ConvNet(1, 3, 6, width=4, depth=1, head="avg").eval()
+    teacher = ConvNet(1, 3, 6, width=4, depth=1, head="avg").eval()
+    return net, teacher, class_texture_targets([net], DataLoader(dm.dataset("train"), batch_size=64), 3, 1.0)
+
+
 def run_distill_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """``python -m gastrodistill.cli.distill *args`` in a fresh process (1 thread, W&B offline) in ``cwd``."""
     env = {

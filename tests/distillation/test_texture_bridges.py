@@ -9,7 +9,7 @@ import logging
 import numpy as np
 import pytest
 import torch
-from _distill_helpers import assert_grad_matches_central_differences, texture_probe
+from _distill_helpers import assert_grad_matches_central_differences, texture_net_and_teacher, texture_probe
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -20,7 +20,6 @@ from gastrodistill.distillation.texture_matching import (
     Bridges,
     bridge_images,
     check_texture_config,
-    class_texture_targets,
     confused_classes,
     exaggeration_offsets,
     match_textures,
@@ -28,7 +27,6 @@ from gastrodistill.distillation.texture_matching import (
     texture_loss,
     texture_statistics,
 )
-from gastrodistill.models import ConvNet
 from gastrodistill.utils.seeding import torch_generator
 
 
@@ -140,11 +138,7 @@ def test_the_loss_with_bridges_against_a_numpy_loop_and_finite_differences():
 
 
 def test_the_teachers_cross_entropy_goes_toward_the_mix(tiny_dm):
-    tiny_dm.setup()
-    torch.manual_seed(6)
-    net = ConvNet(1, 3, 6, width=4, depth=1, head="avg").eval()
-    teacher = ConvNet(1, 3, 6, width=4, depth=1, head="avg").eval()
-    targets = class_texture_targets([net], DataLoader(tiny_dm.dataset("train"), batch_size=64), 3, 1.0)
+    net, teacher, targets = texture_net_and_teacher(tiny_dm, 6)
     ds = DistilledSet(3, 2, 1, 1, (1, 6, 6)).init_noise(torch_generator(0, "bridge-test"))
     x = ds.images.detach().clone()
     labels = ds.hard_labels()

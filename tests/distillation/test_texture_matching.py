@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from _distill_helpers import assert_grad_matches_central_differences, texture_probe
+from _distill_helpers import assert_grad_matches_central_differences, texture_net_and_teacher, texture_probe
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -160,11 +160,7 @@ def _tiny_set() -> DistilledSet:
 
 def test_one_step_is_adams_first_step_and_matching_lowers_the_loss(tiny_dm):
     """Adam's first step moves every pixel by lr * g / (|g| + eps); recomputed here independently."""
-    tiny_dm.setup()
-    torch.manual_seed(3)
-    net = ConvNet(1, 3, 6, width=4, depth=1, head="avg").eval()
-    teacher = ConvNet(1, 3, 6, width=4, depth=1, head="avg").eval()
-    targets = class_texture_targets([net], DataLoader(tiny_dm.dataset("train"), batch_size=64), 3, 1.0)
+    net, teacher, targets = texture_net_and_teacher(tiny_dm, 3)
     ds = _tiny_set()
     before = ds.images.detach().clone()
     assert match_textures(ds, [net], targets, steps=0, lr=0.1) == []
