@@ -152,19 +152,25 @@ def resolve_resume(
     )
 
 
+def _recorded_settings(path: Path) -> tuple[dict[str, Any] | None, int]:
+    """The settings (:func:`run_settings`) the checkpoint at ``path`` records, else those of its run's
+    ``config.yaml`` (an older version's checkpoint), else None; and its outer step. Only the record and
+    step counter are read (the tensors are memory-mapped, not loaded). Raises what ``torch.load`` raises."""
+    import torch
+
+    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    record = ckpt.get("gastrodistill") if isinstance(ckpt, dict) else None
+    saved = record.get("settings") if isinstance(record, dict) else None
+    saved = saved if isinstance(saved, dict) else _saved_config_settings(path)
+    return saved, checkpoint_step(ckpt)
+
+
 def _continued_step(path: Path, settings: dict[str, Any], outer_steps: int | None) -> int | None:
     """The outer step of the checkpoint at ``path`` when the run with ``settings`` (:func:`run_settings`)
     could continue it, else None: it reads as a checkpoint, records the same settings, start included (or
-    records none: an older version's), and is at most at ``outer_steps``. Only the record and step counter
-    are read (the tensors are memory-mapped, not loaded)."""
-    import torch
-
+    records none: an older version's), and is at most at ``outer_steps``."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        record = ckpt.get("gastrodistill") if isinstance(ckpt, dict) else None
-        saved = record.get("settings") if isinstance(record, dict) else None
-        saved = saved if isinstance(saved, dict) else _saved_config_settings(path)
-        step = checkpoint_step(ckpt)
+        saved, step = _recorded_settings(path)
     except Exception:  # noqa: BLE001 - another run's unreadable file is not this run's to resume
         return None
     if saved and settings_differences(saved, settings):
@@ -339,6 +345,39 @@ def settings_differences(saved: dict[str, Any], ours: dict[str, Any]) -> list[st
         if k in saved_d and k in ours_d:
             _differences(f"distill.{k}", saved_d[k], ours_d[k], out)
     return out
+
+
+def with_checkpoint_start(cfg: Any, path: str | os.PathLike) -> tuple[Any, list[str]]:
+    """``cfg`` with the :data:`START_KEYS` the checkpoint at ``path`` was started with (a resumed run keeps
+    the images, labels and rates the checkpoint holds, so those settings, not this run's, shaped its set),
+    and ``"distill.<key> is <theirs> there but <ours> here"`` for each one this run gives differently.
+    Only what the checkpoint records is compared and replaced (an older version's checkpoint lacks newer
+    keys, and one that records no settings gives ``cfg`` unchanged); a ``progress`` key (how a stage shows
+    itself) stays this run's. ``cfg`` itself (no copy) when nothing differs. The checkpoint has been
+    checked already (:func:`check_resume_checkpoint`)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    saved, _ = _recorded_settings(Path(path))
+    theirs = (saved or {}).get("start")
+    if not isinstance(theirs, dict):
+        return cfg, []
+    said: list[str] = []
+    _differences("distill", theirs, _shaped_like(run_settings(cfg)["start"], theirs), said)
+    if not said:
+        return cfg, []
+    recorded = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
+    for key, value in theirs.items():
+        node = recorded.distill.get(key)
+        both = isinstance(value, dict) and isinstance(node, DictConfig)
+        recorded.distill[key] = OmegaConf.merge(node, value) if both else value
+    return recorded, said
+
+
+def _shaped_like(ours: Any, theirs: Any) -> Any:
+    """``ours`` cut to the keys of ``theirs``, level by level, where both are dicts."""
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        return {k: _shaped_like(ours[k], theirs[k]) if k in ours else _UNSET for k in theirs}
+    return ours
 
 
 def _unreadable_reason(path: Path, exc: BaseException) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 from _distill_helpers import TINY, make_tiny_splits, run_distill_cli
+from omegaconf import OmegaConf
 
 from gastrodistill.data.base import TensorImageDataModule
 from gastrodistill.distillation.distilled_set import DistilledSet
@@ -373,6 +374,42 @@ def test_a_resume_with_other_settings_is_refused_naming_each_key_and_changeable_
     ]
     run_distillation(compose_cfg([*common, *changeable, f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "d")
     assert json.loads((tmp_path / "d" / "soft" / "summary.json").read_text())["outer_steps"] == 3
+
+
+def test_a_resume_records_the_start_settings_of_its_checkpoint_and_says_which_it_ignored(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, caplog
+):
+    """A resumed set was started by its checkpoint's run: its config.yaml (what W&B and the card read)
+    records that run's start settings, not the overrides given to the resume, and the log names each."""
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg([*common, "distill.lr_init=0.05"]), tiny_dm, tmp_path / "a")
+    first = OmegaConf.load(tmp_path / "a" / "soft" / "config.yaml").distill
+    ckpt = tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt"
+    given = ["distill.outer_steps=3", "distill.lr_init=0.5", "distill.image_init=real", "distill.log_every=2"]
+    with caplog.at_level(logging.WARNING, logger="gastrodistill.distillation.run"):
+        run_distillation(compose_cfg([*common, *given, f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "b")
+    saved = OmegaConf.load(tmp_path / "b" / "soft" / "config.yaml").distill
+    assert (saved.lr_init, saved.image_init) == (0.05, first.image_init) != (0.5, "real")
+    assert OmegaConf.to_container(saved.texture_matching) == OmegaConf.to_container(first.texture_matching)
+    assert (saved.outer_steps, saved.log_every) == (3, 2)  # what a resume may change is recorded as given
+    said = [r.getMessage() for r in caplog.records if "records the checkpoint's" in r.getMessage()]
+    assert len(said) == 1, caplog.text
+    assert "distill.lr_init is 0.05 there but 0.5 here" in said[0]
+    assert f"distill.image_init is {first.image_init} there but real here" in said[0]
+    assert "outer_steps" not in said[0] and "log_every" not in said[0]
+    # A resume that changes no start setting says nothing and records its config as given.
+    caplog.clear()
+    ckpt_b = tmp_path / "b" / "soft" / "checkpoints" / "last.ckpt"
+    with caplog.at_level(logging.WARNING, logger="gastrodistill.distillation.run"):
+        run_distillation(
+            compose_cfg(
+                [*common, "distill.lr_init=0.05", "distill.outer_steps=4", f"distill.resume={ckpt_b}"]
+            ),
+            tiny_dm,
+            tmp_path / "c",
+        )
+    assert "records the checkpoint's" not in caplog.text
+    assert OmegaConf.load(tmp_path / "c" / "soft" / "config.yaml").distill.outer_steps == 4
 
 
 def test_a_resume_past_outer_steps_is_refused_and_at_outer_steps_writes_the_checkpoints_set(
