@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -248,12 +248,16 @@ def run_distribution_matching(cfg: DictConfig, datamodule: Any, module: DistillM
 TEACHER_FILE = "texture_teacher.safetensors"
 
 
-def train_texture_teacher(cfg: DictConfig, datamodule: Any, model_factory: Any) -> torch.nn.Module:
+def train_texture_teacher(
+    cfg: DictConfig, datamodule: Any, model_factory: Any, callbacks: Sequence[Callback] = ()
+) -> torch.nn.Module:
     """The texture-matching teacher: a network of ``model_factory()`` initialised by ``distill.init`` from
     ``(cfg.seed, 'texture-teacher')`` and trained on all training patches by ``eval.baselines.real`` (the
     evaluation's full-data recipe, best validation epoch; the same seeds). Returned in eval mode, on the CPU.
     Both label modes of one seed get the same teacher, so it can be trained once and loaded by
-    :func:`load_texture_teacher` (bit-for-bit the same network at the same torch thread count)."""
+    :func:`load_texture_teacher` (bit-for-bit the same network at the same torch thread count).
+    ``callbacks``: more Lightning callbacks for its fit (``benchmarks/teacher_epoch_labels.py`` keeps the
+    weights of every epoch)."""
     from gastrodistill.evaluation.full_data import train_full_data
     from gastrodistill.evaluation.study import real_recipe
 
@@ -269,6 +273,7 @@ def train_texture_teacher(cfg: DictConfig, datamodule: Any, model_factory: Any) 
         datamodule.num_classes,
         (seed, "texture-teacher"),
         progress=bool(check_texture_config(cfg.distill.get("texture_matching"))["progress"]),
+        callbacks=callbacks,
     )
     return net.cpu().eval()
 

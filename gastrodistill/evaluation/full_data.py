@@ -247,12 +247,14 @@ def train_full_data(
     seed_parts: Sequence[Any],
     progress: bool = False,
     num_workers: int = 0,
+    callbacks: Sequence[pl.Callback] = (),
 ) -> tuple[nn.Module, dict[str, float]]:
     """Train ``net`` on ``train_data`` (unaugmented normalised ``(image, label)`` pairs, in memory or
     streamed) with the recipe; returns the network at its best validation epoch and
     ``{"best_epoch", "val_score"}``. Never sees test data. ``progress``: Lightning's bar, redrawn about
     :data:`~gastrodistill.utils.progress.LOG_UPDATES` times over the run when the output is a log file
-    (:func:`~gastrodistill.utils.progress.lightning_progress_bar`; it redrew every batch there)."""
+    (:func:`~gastrodistill.utils.progress.lightning_progress_bar`; it redrew every batch there).
+    ``callbacks``: more Lightning callbacks for the fit (the module's network is ``module.net``)."""
     sampler = EpochSampler(train_labels, recipe.balanced, seed_parts)
     if isinstance(train_data, TensorDataset):  # in memory: gather each batch at once (the same batches)
         batches = EpochBatchSampler(sampler, recipe.batch_size, drop_last=False)
@@ -263,7 +265,9 @@ def train_full_data(
     best = BestOnValidation()
     log_bar = lightning_progress_bar(recipe.epochs * len(train)) if progress else None
     with _quiet(not progress):
-        trainer = real_trainer(recipe, progress, [best, *([log_bar] if log_bar is not None else [])])
+        trainer = real_trainer(
+            recipe, progress, [best, *callbacks, *([log_bar] if log_bar is not None else [])]
+        )
     sampler.rank, sampler.world = trainer.global_rank, trainer.world_size  # DDP: each rank its share
     module = FullDataNet(net, recipe, num_classes, seed_parts)
     with _quiet(not progress):
