@@ -75,12 +75,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["logger=none", *args.overrides])
-    ds = DistilledSet.load(args.set)
+    try:
+        ds = DistilledSet.load(args.set)
+    except (OSError, ValueError) as exc:  # DistilledSetError is a ValueError
+        ap.error(f"--set {args.set}: {exc}")
     if ds.mode != "soft":
         ap.error(f"--set {args.set}: a {ds.mode}-label set; soft labels need a soft-label set")
     epochs = int(cfg.eval.baselines.real.epochs)
     if any(not 1 <= e <= epochs for e in args.epochs):
         ap.error(f"--epochs must lie in 1..{epochs} (eval.baselines.real.epochs), got {args.epochs}")
+    copies = {e: args.out / f"e{e}" / args.set.name for e in args.epochs}
+    taken = [str(p) for p in copies.values() if p.exists()]
+    if taken:  # the input set itself among them when --out holds it
+        ap.error(f"{', '.join(taken)} exist(s): choose another --out or delete them first")
     dm = instantiate(cfg.data)
     dm.prepare_data()
     dm.setup()
@@ -104,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
             copy_ = DistilledSet.load(args.set)
             with torch.no_grad():  # the targets are softmax(label_logits / temperature)
                 copy_.label_logits.copy_(logits * copy_.temperature)
-            copy_.save(args.out / f"e{epoch}" / args.set.name)
-            print(f"  written: {args.out / f'e{epoch}' / args.set.name}", flush=True)
+            copy_.save(copies[epoch])
+            print(f"  written: {copies[epoch]}", flush=True)
     return 0
 
 

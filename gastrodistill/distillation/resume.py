@@ -155,10 +155,16 @@ def resolve_resume(
 def _recorded_settings(path: Path) -> tuple[dict[str, Any] | None, int]:
     """The settings (:func:`run_settings`) the checkpoint at ``path`` records, else those of its run's
     ``config.yaml`` (an older version's checkpoint), else None; and its outer step. Only the record and
-    step counter are read (the tensors are memory-mapped, not loaded). Raises what ``torch.load`` raises."""
+    step counter are read (the tensors are memory-mapped, not loaded; a file in ``torch.save``'s legacy,
+    non-zip format cannot be memory-mapped and is read whole). Raises what ``torch.load`` raises."""
     import torch
 
-    ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as exc:
+        if "mmap" not in str(exc):
+            raise
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     record = ckpt.get("gastrodistill") if isinstance(ckpt, dict) else None
     saved = record.get("settings") if isinstance(record, dict) else None
     saved = saved if isinstance(saved, dict) else _saved_config_settings(path)

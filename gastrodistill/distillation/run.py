@@ -78,12 +78,16 @@ log = logging.getLogger(__name__)
 FEW_FOR_A_MEAN = 5
 
 
-def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int) -> DistilledSet:
+def build_distilled_set(
+    dcfg: DictConfig, datamodule: Any, mode: str, seed: int, resumed: bool = False
+) -> DistilledSet:
     """A freshly initialised set shaped for ``datamodule``; ``distill.image_init`` picks the images.
 
     ``noise``: N(0, 1) in the normalised space; ``real``: real training samples of each class;
     ``class_mean``: each class's mean training image plus N(0, ``class_mean_noise_std``²) noise (the means
     streamed by :func:`gastrodistill.evaluation.baselines.class_means`). Labels: one-hot × scale logits.
+    ``resumed``: the tensors will come from a checkpoint, so the images start as noise whatever
+    ``image_init`` says (nothing streamed, nothing refused for a start that will not be used).
     Raises ``DistillConfigError`` naming ``distill.mode`` or ``distill.image_init`` for unknown values.
     """
     if mode not in MODES:
@@ -104,7 +108,7 @@ def build_distilled_set(dcfg: DictConfig, datamodule: Any, mode: str, seed: int)
         inner_momentum=float(dcfg.get("inner_momentum", 0.0) or 0.0),
     )
     gen = torch_generator(seed, "distill-init", mode)
-    if dcfg.image_init == "noise":
+    if dcfg.image_init == "noise" or resumed:
         return ds.init_noise(gen)
     if dcfg.image_init == "real":
         short = datamodule.classes_short_of(ds.steps * ds.ipc, "train")
@@ -597,7 +601,7 @@ def run_distillation(
     networks = network_factory(cfg, datamodule)  # before the init streams the data: a bad model is refused
     channels, classes, size = shape_of(datamodule)
     check_distill_memory(d, networks, classes, (channels, *size), cfg.trainer)  # before the set is allocated
-    distilled = build_distilled_set(d, datamodule, mode, cfg.seed)
+    distilled = build_distilled_set(d, datamodule, mode, cfg.seed, resumed=ckpt_path is not None)
     # the "same" architecture at evaluation, with the ZCA filter the images were distilled behind (data.zca)
     distilled.model_config = public_config(whitened_model(cfg, datamodule))
     # its checkpoints record the start of the set they hold (a resumed run's: its checkpoint's)

@@ -412,6 +412,38 @@ def test_a_resume_records_the_start_settings_of_its_checkpoint_and_says_which_it
     assert OmegaConf.load(tmp_path / "c" / "soft" / "config.yaml").distill.outer_steps == 4
 
 
+def test_a_resume_from_a_legacy_format_checkpoint_builds_no_start_and_records_the_checkpoints(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, caplog
+):
+    """A checkpoint re-saved in torch.save's legacy (non-zip) format, which cannot be memory-mapped, resumes
+    as the zip one does: the same set, its start settings recorded and named; and a resume never builds the
+    start its image_init asks for (class means: nothing streamed), since the checkpoint holds the tensors."""
+    common = [*tiny_overrides, "distill.outer_steps=2", "distill.ckpt_every=2", "distill.grid_every=0"]
+    run_distillation(compose_cfg(common), tiny_dm, tmp_path / "a")
+    ckpt = tmp_path / "a" / "soft" / "checkpoints" / "last.ckpt"
+    legacy = tmp_path / "legacy.ckpt"
+    torch.save(
+        torch.load(ckpt, map_location="cpu", weights_only=True), legacy, _use_new_zipfile_serialization=False
+    )
+    with pytest.raises(RuntimeError, match="mmap"):  # what the record reader has to get round
+        torch.load(legacy, map_location="cpu", weights_only=True, mmap=True)
+
+    def no_class_means(*_args, **_kwargs):
+        raise AssertionError("a resumed run computed the class means of a start it does not use")
+
+    monkeypatch.setattr("gastrodistill.distillation.run.class_means", no_class_means)
+    resumed = [*common, "distill.outer_steps=3", "distill.image_init=class_mean"]
+    with caplog.at_level(logging.WARNING, logger="gastrodistill.distillation.run"):
+        from_legacy = run_distillation(
+            compose_cfg([*resumed, f"distill.resume={legacy}"]), tiny_dm, tmp_path / "b"
+        )
+    assert "distill.image_init is noise there but class_mean here" in caplog.text
+    assert OmegaConf.load(tmp_path / "b" / "soft" / "config.yaml").distill.image_init == "noise"
+    from_zip = run_distillation(compose_cfg([*resumed, f"distill.resume={ckpt}"]), tiny_dm, tmp_path / "c")
+    for key, value in from_zip.state_dict().items():
+        assert torch.equal(value, from_legacy.state_dict()[key]), key
+
+
 def test_a_resume_past_outer_steps_is_refused_and_at_outer_steps_writes_the_checkpoints_set(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path, capsys
 ):

@@ -89,3 +89,23 @@ def test_refusals_say_what_to_do(compose_cfg, tmp_path, capsys, mode, epochs, me
         _bench().main(argv)
     assert info.value.code == 2 and message in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_no_set_is_overwritten_and_a_missing_set_is_one_line(compose_cfg, tmp_path, capsys) -> None:
+    """An --out that holds the input set (or an earlier copy) is refused before the teacher trains, the
+    set's bytes unchanged; a folder without a set is an argparse error, not a traceback."""
+    cfg = compose_cfg(SMALL)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    setdir = tmp_path / "e1" / "soft"
+    _soft_set(dm, setdir)
+    before = (setdir / "distilled.safetensors").read_bytes()
+    for argv, message in (
+        (["--set", str(setdir), "--out", str(tmp_path), "--epochs", "1"], "choose another --out"),
+        (["--set", str(tmp_path / "none"), "--out", str(tmp_path / "o")], f"--set {tmp_path / 'none'}: "),
+    ):
+        with pytest.raises(SystemExit) as info:
+            _bench().main([*argv, "--", *SMALL])
+        assert info.value.code == 2 and message in capsys.readouterr().err
+    assert (setdir / "distilled.safetensors").read_bytes() == before
