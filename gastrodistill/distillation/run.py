@@ -656,6 +656,14 @@ def run_distillation(
             warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
             if ckpt_path:  # a resume writes on into the folder of the checkpoints it continues
                 warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
+                # ... and may change distill.ckpt_every (or turn checkpoints off): Lightning then asks for
+                # the checkpoint's own ModelCheckpoint, whose state a resume does not need (only that one)
+                warnings.filterwarnings(
+                    "ignore",
+                    message=r"Be aware that when using `ckpt_path`, callbacks used to create the checkpoint "
+                    r"need to be provided .*Please add the following callbacks: "
+                    r'\["ModelCheckpoint\{[^\]]*\}"\]\.$',
+                )
             try:
                 trainer.fit(
                     module,
