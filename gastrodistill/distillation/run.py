@@ -587,14 +587,16 @@ def run_distillation(
     if ckpt_path is not None:  # the data is read now: a checkpoint of another collection is refused
         with fresh_start_advice(out):
             check_resume_data(ckpt_path, data_hash, d.get("resume"))
-    # what shaped the set's start is the checkpoint's: the records say so (config.yaml, W&B, the card)
-    recorded, start_said = with_checkpoint_start(cfg, ckpt_path) if ckpt_path is not None else (cfg, [])
-    if start_said:
-        log.warning(
-            "a resumed run keeps the images, labels and rates of its checkpoint, so these settings of its "
-            "start have no effect and the run records the checkpoint's: %s",
-            "; ".join(start_said),
-        )
+    if ckpt_path is not None:  # what shaped the set's start is the checkpoint's: from here on the run (its
+        # checkpoints, config.yaml, W&B, the card) says so
+        cfg, start_said = with_checkpoint_start(cfg, ckpt_path)
+        d = cfg.distill
+        if start_said:
+            log.warning(
+                "a resumed run keeps the images, labels and rates of its checkpoint, so these settings of "
+                "its start have no effect and the run records the checkpoint's: %s",
+                "; ".join(start_said),
+            )
     from gastrodistill.sharing.publish import check_logged_names_in_data
 
     check_logged_names_in_data(cfg, datamodule)  # before the loggers name their runs after it
@@ -604,15 +606,14 @@ def run_distillation(
     distilled = build_distilled_set(d, datamodule, mode, cfg.seed, resumed=ckpt_path is not None)
     # the "same" architecture at evaluation, with the ZCA filter the images were distilled behind (data.zca)
     distilled.model_config = public_config(whitened_model(cfg, datamodule))
-    # its checkpoints record the start of the set they hold (a resumed run's: its checkpoint's)
-    module = build_module(recorded, datamodule, distilled, out / "grids", networks, data_hash)
+    module = build_module(cfg, datamodule, distilled, out / "grids", networks, data_hash)
     # A resumed run restores its (matched) images from the checkpoint.
     texture_losses = run_texture_matching(cfg, datamodule, module, teacher_file) if ckpt_path is None else []
     matching_losses = run_distribution_matching(cfg, datamodule, module) if ckpt_path is None else []
     loggers = stage_loggers(cfg, f"distill-{mode}")  # one CSV folder and W&B job per label mode
     failed = True
     try:
-        log_public_hyperparams(loggers, recorded)
+        log_public_hyperparams(loggers, cfg)
         callbacks = list(callbacks or [])
         bar = (
             lightning_progress_bar(int(d.outer_steps))
@@ -711,7 +712,7 @@ def run_distillation(
             elif ckpt_path is None:
                 summary.update(texture_matching_steps=0)
             write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
-            save_run_info(out, recorded, extra={"stage": "distill", "mode": mode})
+            save_run_info(out, cfg, extra={"stage": "distill", "mode": mode})
             # last: its META_FILE marks the set finished (a stop before it leaves a set to resume, not a
             # "finished" one without its run record, which a breaker's Ctrl-C left)
             distilled.data_source_hash = data_hash  # evaluation and audit refuse it on other data
