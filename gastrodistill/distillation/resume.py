@@ -183,7 +183,7 @@ def _continued_step(path: Path, settings: dict[str, Any], outer_steps: int | Non
         return None
     start: list[str] = []
     if isinstance((saved or {}).get("start"), dict) and isinstance(settings.get("start"), dict):
-        _differences("distill", saved["start"], settings["start"], start)
+        _differences("distill", _start_compared(saved["start"]), _start_compared(settings["start"]), start)
     return step if not start and (outer_steps is None or step <= int(outer_steps)) else None
 
 
@@ -367,16 +367,86 @@ def with_checkpoint_start(cfg: Any, path: str | os.PathLike) -> tuple[Any, list[
     theirs = (saved or {}).get("start")
     if not isinstance(theirs, dict):
         return cfg, []
-    said: list[str] = []
-    _differences("distill", theirs, _shaped_like(run_settings(cfg)["start"], theirs), said)
+    compared = _start_compared(theirs)
+    ours = _shaped_like(_start_compared(run_settings(cfg)["start"]), compared)
+    said = _start_differences(compared, ours)
     if not said:
         return cfg, []
     recorded = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))
-    for key, value in theirs.items():
+    for key, value in compared.items():
+        if value == ours.get(key, _UNSET):  # the same start, however written: this run's record stays
+            continue
         node = recorded.distill.get(key)
+        if value is None:  # off: as the checkpoint wrote it, none of this run's keys beside
+            node, value = None, theirs[key]
         both = isinstance(value, dict) and isinstance(node, DictConfig)
         recorded.distill[key] = OmegaConf.merge(node, value) if both else value
     return recorded, said
+
+
+def with_sets_start(cfg: Any, sections: list[dict[str, Any]]) -> list[str]:
+    """Put into ``cfg.distill`` (in place) the :data:`START_KEYS` that resumed sets record where they differ
+    from ``cfg``'s, so that a study's own records (its ``config.yaml``, its evaluation's ``config.yaml`` and
+    W&B run) name the start that shaped its sets, as each set's record does (:func:`with_checkpoint_start`).
+    ``sections``: the ``distill`` section of each resumed set's ``config.yaml``. Returns the keys put in;
+    none (``cfg`` unchanged) when the sets agree with ``cfg`` or record different starts of their own."""
+    from omegaconf import open_dict
+
+    starts = [{k: _plain(s[k]) for k in START_KEYS if k in s} for s in sections]
+    if not starts or any(_start_compared(s) != _start_compared(starts[0]) for s in starts[1:]):
+        return []
+    theirs, ours = _start_compared(starts[0]), _start_compared(run_settings(cfg)["start"])
+    keys = [k for k in theirs if theirs[k] != ours.get(k, _UNSET)]
+    with open_dict(cfg):
+        for key in keys:
+            cfg.distill[key] = starts[0][key]
+    return keys
+
+
+#: The :data:`START_KEYS` of a matching phase: off (absent, null, ``{}`` or ``steps: 0``) is one setting
+#: whatever the section's other keys say.
+MATCHING_KEYS = ("distribution_matching", "texture_matching")
+
+
+def _start_compared(start: dict[str, Any]) -> dict[str, Any]:
+    """``start`` (``run_settings(cfg)["start"]`` or a checkpoint's record of it) as it shapes a set's start:
+    each matching section (:data:`MATCHING_KEYS`) that is off becomes None, and one that is on has its
+    defaults written out (less ``progress``), so ``null`` and ``{steps: 0}``, or a default left out and
+    written in, compare equal. A section its check refuses (a value of another version) stays as recorded."""
+    from gastrodistill.distillation.distribution_matching import check_matching_config
+    from gastrodistill.distillation.texture_matching import check_texture_config
+
+    checks = dict(zip(MATCHING_KEYS, (check_matching_config, check_texture_config), strict=True))
+    out = dict(start)
+    for key, check in checks.items():
+        if key not in out:
+            continue
+        try:
+            values = check(out[key])
+        except ValueError:  # DistillConfigError: compared as recorded
+            continue
+        values.pop("progress", None)
+        out[key] = values if values["steps"] > 0 else None
+    return out
+
+
+def _start_differences(theirs: dict[str, Any], ours: dict[str, Any]) -> list[str]:
+    """``"distill.<key> is <theirs> there but <ours> here"`` for each start setting (:func:`_start_compared`
+    values) that differs; a matching phase on one side only reads ``off`` / ``on (steps: N)``, not the
+    whole section."""
+    out: list[str] = []
+    for key in sorted(set(theirs) | set(ours)):
+        a, b = theirs.get(key, _UNSET), ours.get(key, _UNSET)
+        if key in MATCHING_KEYS and (a is None) != (b is None) and _UNSET not in (a, b):
+            out.append(f"distill.{key} is {_switch(a)} there but {_switch(b)} here")
+        else:
+            _differences(f"distill.{key}", a, b, out)
+    return out
+
+
+def _switch(section: Any) -> str:
+    """``off`` for a matching section that is off (None), else ``on (steps: N)``."""
+    return "off" if section is None else f"on (steps: {section.get('steps')})"
 
 
 def _shaped_like(ours: Any, theirs: Any) -> Any:

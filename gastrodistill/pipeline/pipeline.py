@@ -190,6 +190,7 @@ class Pipeline(PreflightChecks):
             for mode in modes:
                 self.sets[mode] = DistilledSet.load(self.out / "distill" / mode)
                 self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+            self.record_resumed_start([m for m in modes if resume[m] is not None])
             return
         share = world_size() == 1 and sum(resume[m] is None for m in modes) > 1 and shared_teacher(self.cfg)
         with contextlib.ExitStack() as stack:
@@ -211,6 +212,29 @@ class Pipeline(PreflightChecks):
                     teacher_file=teacher if resume[mode] is None else None,
                 )
                 self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
+        self.record_resumed_start([m for m in modes if resume[m] is not None])
+
+    def record_resumed_start(self, resumed: list[str]) -> None:
+        """After a resume (``resumed``: the label modes continued from a checkpoint), the study's config takes
+        the start settings its sets record (their checkpoint's: a resume keeps the images, labels and rates
+        it holds), so that this run's ``config.yaml`` and its evaluation's ``config.yaml`` and W&B run name
+        them rather than the command's (a breaker's finding); a note says which. Rank 0, which writes them."""
+        from gastrodistill.distillation.resume import with_sets_start
+        from gastrodistill.utils.run_info import read_run_config
+
+        if not resumed or not is_global_zero():
+            return
+        saved = [read_run_config(self.out / "distill" / mode) for mode in resumed]
+        sections = [s["distill"] for s in saved if s is not None and isinstance(s.get("distill"), dict)]
+        keys = with_sets_start(self.cfg, sections) if len(sections) == len(resumed) else []
+        if keys:
+            named = ", ".join(f"distill.{k}" for k in keys)
+            note = (
+                "distill: a resumed set keeps its checkpoint's start, so this run's config.yaml and its "
+                f"evaluation record the checkpoint's {named}, not the command's"
+            )
+            print(note, flush=True)
+            self.notes.append(note)
 
     def resume_checkpoints(self) -> dict[str, Path | None]:
         """Per mode, the checkpoint ``distill.resume`` names (each mode its own, never a shared one).

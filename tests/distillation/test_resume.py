@@ -419,6 +419,81 @@ def test_a_resume_records_the_start_settings_of_its_checkpoint_and_says_which_it
     assert OmegaConf.load(tmp_path / "c" / "soft" / "config.yaml").distill.outer_steps == 4
 
 
+def _checkpoint_recording(path: Path, cfg, step: int = 2, **start) -> Path:
+    """A checkpoint file whose record holds ``cfg``'s run settings with ``start`` keys replaced."""
+    from gastrodistill.distillation.resume import run_settings
+
+    settings = run_settings(cfg)
+    settings["start"].update(start)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"gastrodistill": {"mode": "soft", "settings": settings}, "global_step": step}, path)
+    return path
+
+
+def test_a_matching_phase_that_is_off_is_one_start_setting_however_it_is_written(compose_cfg, tmp_path):
+    """null and ``{steps: 0, ...}`` both mean off: a resume between them says nothing and keeps its config;
+    one side on reads "off" / "on (steps: N)", not the whole section; a section written out with its defaults
+    equals one that leaves them out, and a default the checkpoint's older record lacks (bridges) is the
+    default there, so the record says 0, not this run's 2."""
+    from gastrodistill.distillation.resume import with_checkpoint_start
+
+    cfg = compose_cfg(
+        ["experiment=tiny", "distill.texture_matching=null", "distill.distribution_matching=null"]
+    )
+    off = _checkpoint_recording(
+        tmp_path / "off.ckpt",
+        cfg,
+        texture_matching={"steps": 0, "lr": 0.5},
+        distribution_matching={"steps": 0, "lr": 2.0},
+    )
+    same, said = with_checkpoint_start(cfg, off)
+    assert (same, said) == (cfg, [])
+
+    on_here = compose_cfg(
+        [
+            "experiment=tiny",
+            "distill.texture_matching.steps=400",
+            "distill.texture_matching.bridges=2",
+            "distill.texture_matching.teacher_labels=1.0",
+        ]
+    )
+    recorded, said = with_checkpoint_start(on_here, off)
+    assert said == ["distill.texture_matching is off there but on (steps: 400) here"]
+    assert recorded.distill.texture_matching == {"steps": 0, "lr": 0.5}  # as the checkpoint wrote it
+    assert on_here.distill.texture_matching.steps == 400
+
+    older = dict(OmegaConf.to_container(on_here.distill.texture_matching, resolve=True))
+    older.pop("bridges")
+    older.pop("progress", None)
+    old = _checkpoint_recording(tmp_path / "old.ckpt", on_here, texture_matching=older)
+    recorded, said = with_checkpoint_start(on_here, old)
+    assert said == ["distill.texture_matching.bridges is 0 there but 2 here"]
+    assert recorded.distill.texture_matching.bridges == 0
+    assert recorded.distill.texture_matching.steps == 400
+
+
+def test_last_continues_a_checkpoint_whose_matching_phase_is_off_written_another_way(compose_cfg, tmp_path):
+    """resume=last takes another run's checkpoint of the same start: one recording ``{steps: 0}`` for a
+    matching phase this run leaves null is the same start; one with the phase on is not."""
+    from gastrodistill.distillation.resume import run_settings
+
+    cfg = compose_cfg(["experiment=tiny", "distill.distribution_matching=null"])
+    root = tmp_path / "root"
+    same = _checkpoint_recording(
+        root / "a" / "soft" / "checkpoints" / "last.ckpt", cfg, distribution_matching={"steps": 0, "lr": 3.0}
+    )
+    settings = run_settings(cfg)
+    got = resolve_resume("last", "soft", tmp_path / "now" / "soft", root, settings, outer_steps=8)
+    assert got == same
+    on = {"steps": 5, "lr": 3.0}
+    os.utime(same, (time.time() - 100, time.time() - 100))
+    _checkpoint_recording(
+        root / "b" / "soft" / "checkpoints" / "last.ckpt", cfg, step=3, distribution_matching=on
+    )
+    got = resolve_resume("last", "soft", tmp_path / "now" / "soft", root, settings, outer_steps=8)
+    assert got == same
+
+
 def test_a_resume_from_a_legacy_format_checkpoint_builds_no_start_and_records_the_checkpoints(
     compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, caplog
 ):

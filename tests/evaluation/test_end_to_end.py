@@ -410,9 +410,17 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
         reproduce(compose_cfg([*resume_and_evaluate, f"eval.standard.epochs={epochs + 1}"]))
     assert soft_file.read_bytes() == soft_bytes
     capsys.readouterr()
-    reproduce(compose_cfg(resume_and_evaluate))
+    # given with another start setting, which the resumed sets do not have (their checkpoints' is kept): the
+    # study's config.yaml and the evaluation's name the sets' lr_init, as their own records do (a breaker
+    # found the command's there)
+    lr_init = yaml.safe_load((out / "distill" / "soft" / "config.yaml").read_text())["distill"]["lr_init"]
+    reproduce(compose_cfg([*resume_and_evaluate, f"distill.lr_init={lr_init * 3}"]))
     printed = capsys.readouterr().out
     assert "| soft |" in printed and "run 'stages=[artifact]' here" in printed and "eval/ and" not in printed
+    assert "record the checkpoint's distill.lr_init, not the command's" in printed
+    for record in (out, out / "eval", out / "distill" / "soft", out / "distill" / "hard"):
+        assert yaml.safe_load((record / "config.yaml").read_text())["distill"]["lr_init"] == lr_init, record
+    assert "record the checkpoint's distill.lr_init" in (out / "SUMMARY.md").read_text()
     # a resume that leaves the sets as they were (the same steps again from the step-3 checkpoint, seeded
     # alike; or no step left) retires nothing, and names as stale only what is: the artifacts of 4 steps
     records = sorted(p.name for p in (out / "eval" / "records").iterdir())
