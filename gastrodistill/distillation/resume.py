@@ -377,19 +377,21 @@ def with_checkpoint_start(cfg: Any, path: str | os.PathLike) -> tuple[Any, list[
         if value == ours.get(key, _UNSET):  # the same start, however written: this run's record stays
             continue
         node = recorded.distill.get(key)
-        if value is None:  # off: as the checkpoint wrote it, none of this run's keys beside
-            node, value = None, theirs[key]
+        if value is None:  # off: as the checkpoint wrote it (absent: null), none of this run's keys beside
+            node, value = None, theirs.get(key)
         both = isinstance(value, dict) and isinstance(node, DictConfig)
         recorded.distill[key] = OmegaConf.merge(node, value) if both else value
     return recorded, said
 
 
 def with_sets_start(cfg: Any, sections: list[dict[str, Any]]) -> list[str]:
-    """Put into ``cfg.distill`` (in place) the :data:`START_KEYS` that resumed sets record where they differ
-    from ``cfg``'s, so that a study's own records (its ``config.yaml``, its evaluation's ``config.yaml`` and
-    W&B run) name the start that shaped its sets, as each set's record does (:func:`with_checkpoint_start`).
-    ``sections``: the ``distill`` section of each resumed set's ``config.yaml``. Returns the keys put in;
-    none (``cfg`` unchanged) when the sets agree with ``cfg`` or record different starts of their own."""
+    """Put into ``cfg.distill`` (in place) the :data:`START_KEYS` that the distilled sets a study uses record
+    where they differ from ``cfg``'s (a resumed set keeps its checkpoint's start,
+    :func:`with_checkpoint_start`; a set an earlier command distilled is used as it was made), so that the
+    study's own records (its ``config.yaml``, its evaluation's and audit's, its W&B runs) name the start
+    that shaped its sets.
+    ``sections``: the ``distill`` section of each set's ``config.yaml``. Returns the keys put in; none
+    (``cfg`` unchanged) when the sets agree with ``cfg`` or record different starts of their own."""
     from omegaconf import open_dict
 
     starts = [{k: _plain(s[k]) for k in START_KEYS if k in s} for s in sections]
@@ -399,7 +401,7 @@ def with_sets_start(cfg: Any, sections: list[dict[str, Any]]) -> list[str]:
     keys = [k for k in theirs if theirs[k] != ours.get(k, _UNSET)]
     with open_dict(cfg):
         for key in keys:
-            cfg.distill[key] = starts[0][key]
+            cfg.distill[key] = starts[0].get(key)  # absent: a matching phase off
     return keys
 
 
@@ -419,10 +421,8 @@ def _start_compared(start: dict[str, Any]) -> dict[str, Any]:
     checks = dict(zip(MATCHING_KEYS, (check_matching_config, check_texture_config), strict=True))
     out = dict(start)
     for key, check in checks.items():
-        if key not in out:
-            continue
         try:
-            values = check(out[key])
+            values = check(out.get(key))  # absent: off (the default; a version before the option)
         except ValueError:  # DistillConfigError: compared as recorded
             continue
         values.pop("progress", None)

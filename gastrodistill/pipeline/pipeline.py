@@ -19,7 +19,7 @@ from gastrodistill.pipeline.run_record import (
     next_history_folder,
     put_back_record,
 )
-from gastrodistill.pipeline.stages import LOGGING_STAGES, STAGES, ReproduceConfigError
+from gastrodistill.pipeline.stages import LOGGING_STAGES, SET_STAGES, STAGES, ReproduceConfigError
 from gastrodistill.pipeline.summary import recipe_lines, sets_distill, shown_path, target_lines
 from gastrodistill.pipeline.workers import (
     distill_in_processes,
@@ -190,7 +190,6 @@ class Pipeline(PreflightChecks):
             for mode in modes:
                 self.sets[mode] = DistilledSet.load(self.out / "distill" / mode)
                 self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
-            self.record_resumed_start([m for m in modes if resume[m] is not None])
             return
         share = world_size() == 1 and sum(resume[m] is None for m in modes) > 1 and shared_teacher(self.cfg)
         with contextlib.ExitStack() as stack:
@@ -212,26 +211,33 @@ class Pipeline(PreflightChecks):
                     teacher_file=teacher if resume[mode] is None else None,
                 )
                 self.paths[f"distilled set ({mode})"] = self.out / "distill" / mode
-        self.record_resumed_start([m for m in modes if resume[m] is not None])
 
-    def record_resumed_start(self, resumed: list[str]) -> None:
-        """After a resume (``resumed``: the label modes continued from a checkpoint), the study's config takes
-        the start settings its sets record (their checkpoint's: a resume keeps the images, labels and rates
-        it holds), so that this run's ``config.yaml`` and its evaluation's ``config.yaml`` and W&B run name
-        them rather than the command's (a breaker's finding); a note says which. Rank 0, which writes them."""
+    def record_sets_start(self) -> None:
+        """The study's config takes the start settings (``image_init``, ``lr_init``, the matching phases, ...)
+        that the folder's distilled sets record where the command gives others: a resumed set keeps its
+        checkpoint's start and a set of an earlier command is used as it was made, so this run's
+        ``config.yaml``, its stages' (evaluation, audit) and its W&B runs name the start that shaped the
+        sets, not the command's (a breaker's finding); a note says which. Nothing when the sets record
+        different starts (each set's ``config.yaml`` is its own) or a set records none. Rank 0, which writes
+        the records; once a stage has read the sets and again at the end (a no-op when nothing differs)."""
+        from gastrodistill.distillation.distilled_set import META_FILE
         from gastrodistill.distillation.resume import with_sets_start
         from gastrodistill.utils.run_info import read_run_config
 
-        if not resumed or not is_global_zero():
+        if not is_global_zero():
             return
-        saved = [read_run_config(self.out / "distill" / mode) for mode in resumed]
+        folders = [
+            self.out / "distill" / m for m in self.modes() if (self.out / "distill" / m / META_FILE).is_file()
+        ]
+        saved = [read_run_config(folder) for folder in folders]
         sections = [s["distill"] for s in saved if s is not None and isinstance(s.get("distill"), dict)]
-        keys = with_sets_start(self.cfg, sections) if len(sections) == len(resumed) else []
+        keys = with_sets_start(self.cfg, sections) if len(sections) == len(folders) else []
         if keys:
             named = ", ".join(f"distill.{k}" for k in keys)
             note = (
-                "distill: a resumed set keeps its checkpoint's start, so this run's config.yaml and its "
-                f"evaluation record the checkpoint's {named}, not the command's"
+                f"distill: the distilled sets were started with other {named} than this command gives (a "
+                "resume keeps its checkpoint's start; a set of an earlier run is used as it was made), so "
+                "this run's records give the sets' values"
             )
             print(note, flush=True)
             self.notes.append(note)
@@ -500,11 +506,14 @@ class Pipeline(PreflightChecks):
                     check_evaluation_data(self.cfg, self.datamodule())
                     self.check_random_subsets(stages)
                 name_checked = True
+            if stage in SET_STAGES:  # before its records are written: they name the sets' start
+                self.record_sets_start()
             print(f"==> [{i}/{len(stages)}] {stage} (elapsed {time.time() - start:.0f} s)", flush=True)
             t0 = time.time()
             fn()
             self.timings[stage] = time.time() - t0
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
+        self.record_sets_start()  # a run that only distilled: its config.yaml names its sets' start
         self.timings["total"] = time.time() - start
 
     def stale_stages(self) -> list[str]:

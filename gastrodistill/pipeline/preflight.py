@@ -9,7 +9,13 @@ from typing import Any
 from omegaconf import open_dict
 
 from gastrodistill.pipeline.context import StudyContext
-from gastrodistill.pipeline.stages import GASTRIC_DATA, GASTRIC_STAGES, STAGES, ReproduceConfigError
+from gastrodistill.pipeline.stages import (
+    GASTRIC_DATA,
+    GASTRIC_STAGES,
+    SET_STAGES,
+    STAGES,
+    ReproduceConfigError,
+)
 from gastrodistill.utils.distributed import is_global_zero
 from gastrodistill.utils.values import is_count, listed
 
@@ -274,7 +280,7 @@ class PreflightChecks(StudyContext):
         so the empty folder is removed: the evaluation alone needs ``eval.baselines.n_per_class`` then
         (baselines only), the audit and the artifact stage always need sets. Raises
         :class:`ReproduceConfigError` saying which folder to run in."""
-        needing = [s for s in ("evaluate", "audit", "artifact") if s in stages]
+        needing = [s for s in SET_STAGES if s in stages]
         if "distill" in stages or not needing or self.distilled_sets():
             return
         baselines = (self.cfg.get("eval") or {}).get("baselines") or {}

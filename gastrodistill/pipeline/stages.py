@@ -8,6 +8,8 @@ GASTRIC_STAGES = ("generate", "patches")
 GASTRIC_DATA = "gastrodistill.data.gastric.GastricPatchDataModule"
 
 
+#: The stages that read the distilled sets of the run folder.
+SET_STAGES = ("evaluate", "audit", "artifact")
 #: The stages that log the run (Lightning's CSV and W&B loggers under ``experiment_name``) or write cards.
 LOGGING_STAGES = ("distill", "evaluate", "audit", "artifact")
 

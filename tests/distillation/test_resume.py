@@ -448,6 +448,9 @@ def test_a_matching_phase_that_is_off_is_one_start_setting_however_it_is_written
     )
     same, said = with_checkpoint_start(cfg, off)
     assert (same, said) == (cfg, [])
+    absent = compose_cfg(["experiment=tiny", "~distill.texture_matching", "~distill.distribution_matching"])
+    assert with_checkpoint_start(absent, off) == (absent, [])  # a section left out is off too
+    assert with_checkpoint_start(cfg, _checkpoint_recording(tmp_path / "absent.ckpt", absent)) == (cfg, [])
 
     on_here = compose_cfg(
         [
@@ -485,6 +488,9 @@ def test_last_continues_a_checkpoint_whose_matching_phase_is_off_written_another
     settings = run_settings(cfg)
     got = resolve_resume("last", "soft", tmp_path / "now" / "soft", root, settings, outer_steps=8)
     assert got == same
+    absent = run_settings(compose_cfg(["experiment=tiny", "~distill.distribution_matching"]))
+    assert "distribution_matching" not in absent["start"]  # left out: off, the same start
+    assert resolve_resume("last", "soft", tmp_path / "now" / "soft", root, absent, outer_steps=8) == same
     on = {"steps": 5, "lr": 3.0}
     os.utime(same, (time.time() - 100, time.time() - 100))
     _checkpoint_recording(

@@ -417,10 +417,16 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     reproduce(compose_cfg([*resume_and_evaluate, f"distill.lr_init={lr_init * 3}"]))
     printed = capsys.readouterr().out
     assert "| soft |" in printed and "run 'stages=[artifact]' here" in printed and "eval/ and" not in printed
-    assert "record the checkpoint's distill.lr_init, not the command's" in printed
+    note = "the distilled sets were started with other distill.lr_init than this command gives"
+    assert note in printed and note in (out / "SUMMARY.md").read_text()
     for record in (out, out / "eval", out / "distill" / "soft", out / "distill" / "hard"):
         assert yaml.safe_load((record / "config.yaml").read_text())["distill"]["lr_init"] == lr_init, record
-    assert "record the checkpoint's distill.lr_init" in (out / "SUMMARY.md").read_text()
+    # ... and so does a later command that only evaluates the sets (before: its records gave its own value)
+    later = ["experiment=tiny", "stages=[evaluate]", f"paths.output_dir={out}", "distill.outer_steps=5"]
+    reproduce(compose_cfg([*later, f"distill.lr_init={lr_init * 3}"]))
+    assert note in capsys.readouterr().out
+    for record in (out, out / "eval"):
+        assert yaml.safe_load((record / "config.yaml").read_text())["distill"]["lr_init"] == lr_init, record
     # a resume that leaves the sets as they were (the same steps again from the step-3 checkpoint, seeded
     # alike; or no step left) retires nothing, and names as stale only what is: the artifacts of 4 steps
     records = sorted(p.name for p in (out / "eval" / "records").iterdir())
