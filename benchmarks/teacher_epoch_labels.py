@@ -19,8 +19,16 @@ test patients.
     python benchmarks/small_set_curve.py --ipc 1 --draws 4 --networks 2 --set /tmp/early/e3/soft \\
         -- experiment=cpu seed=0 synthetic.seed=0
 
+``--ensemble N`` (the twenty-sixth round) also writes ``OUT/ensemble<N>/<set folder name>``, whose soft
+labels are the mean prediction of N teachers: the set's own and N - 1 more trained by the same recipe on
+the same training patches with the seeds that follow (``seed`` + 1, ...; the patient split is
+``data.split_seed``'s, unchanged), an ensemble's doubt instead of an early teacher's.
+
+    python benchmarks/teacher_epoch_labels.py --set RUN/distill/soft --out /tmp/ens --ensemble 3 \
+        -- experiment=cpu seed=0 synthetic.seed=0
+
 The Hydra overrides after ``--`` must be the set's own run's (seed, data), or the teacher differs.
-One torch thread; cost: one teacher (``eval.baselines.real``: about 90 s for the cpu preset).
+One torch thread; cost: one teacher per seed (``eval.baselines.real``: about 90 s for the cpu preset).
 """
 
 from __future__ import annotations
@@ -61,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", type=Path, required=True, help="a saved soft-label set (distill/soft)")
     ap.add_argument("--out", type=Path, required=True, help="folder for the relabelled copies")
     ap.add_argument("--epochs", type=int, nargs="*", default=[], help="epochs whose labels to write")
+    ap.add_argument(
+        "--ensemble", type=int, default=0, help="also write labels from the mean of this many teachers (>= 2)"
+    )
     ap.add_argument("overrides", nargs="*", help="Hydra overrides of the set's run, after --")
     args = ap.parse_args(argv)
+    if args.ensemble == 1 or args.ensemble < 0:
+        ap.error(f"--ensemble must be 0 (off) or at least 2 teachers, got {args.ensemble}")
     torch.set_num_threads(1)
 
     from hydra import compose, initialize_config_dir
@@ -85,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     if any(not 1 <= e <= epochs for e in args.epochs):
         ap.error(f"--epochs must lie in 1..{epochs} (eval.baselines.real.epochs), got {args.epochs}")
     copies = {e: args.out / f"e{e}" / args.set.name for e in args.epochs}
+    if args.ensemble:
+        copies["ensemble"] = args.out / f"ensemble{args.ensemble}" / args.set.name
     taken = [str(p) for p in copies.values() if p.exists()]
     if taken:  # the input set itself among them when --out holds it
         ap.error(f"{', '.join(taken)} exist(s): choose another --out or delete them first")
@@ -113,6 +128,24 @@ def main(argv: list[str] | None = None) -> int:
                 copy_.label_logits.copy_(logits * copy_.temperature)
             copy_.save(copies[epoch])
             print(f"  written: {copies[epoch]}", flush=True)
+    if args.ensemble:
+        probs = [torch.softmax(teacher_label_logits(teacher, images, 1.0), 1)]
+        for seed in range(int(cfg.seed) + 1, int(cfg.seed) + args.ensemble):
+            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+                other = compose("config", overrides=["logger=none", *args.overrides, f"seed={seed}"])
+            dm_other = instantiate(other.data)
+            dm_other.prepare_data()
+            dm_other.setup()
+            net = train_texture_teacher(other, dm_other, network_factory(other, dm_other))
+            probs.append(torch.softmax(teacher_label_logits(net, images, 1.0), 1))
+            show(f"the teacher of seed {seed}", probs[-1].log())
+        mean = torch.stack(probs).mean(0)
+        show(f"the mean of {args.ensemble} teachers", mean.log())
+        copy_ = DistilledSet.load(args.set)
+        with torch.no_grad():
+            copy_.label_logits.copy_(mean.clamp_min(1e-12).log() * copy_.temperature)
+        copy_.save(copies["ensemble"])
+        print(f"  written: {copies['ensemble']}", flush=True)
     return 0
 
 

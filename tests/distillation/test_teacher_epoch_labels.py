@@ -74,6 +74,35 @@ def test_copies_carry_the_labels_of_the_teacher_at_that_epoch(compose_cfg, tmp_p
         )
 
 
+def test_the_ensemble_copy_carries_the_mean_prediction_of_teachers_of_the_following_seeds(
+    compose_cfg, tmp_path
+) -> None:
+    """--ensemble 2: the copy's targets are the mean of softmax(teacher of the run's seed) and
+    softmax(teacher of seed + 1), each trained again here independently; the images and rates are the
+    set's, and the mean differs from either teacher alone."""
+    cfg = compose_cfg(SMALL)
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    original = _soft_set(dm, tmp_path / "run" / "soft")
+    argv = ["--set", str(tmp_path / "run" / "soft"), "--out", str(tmp_path / "o"), "--ensemble", "2"]
+    assert _bench().main([*argv, "--", *SMALL]) == 0
+    expected = []
+    for seed in (0, 1):
+        c = compose_cfg([*SMALL, f"seed={seed}"])
+        d = instantiate(c.data)
+        d.prepare_data()
+        d.setup()
+        with torch.no_grad():
+            teacher = train_texture_teacher(c, d, network_factory(c, d))
+            expected.append(torch.softmax(teacher(original.images), 1))
+    copy_ = DistilledSet.load(tmp_path / "o" / "ensemble2" / "soft")
+    mean = (expected[0] + expected[1]) / 2
+    torch.testing.assert_close(copy_.soft_targets().detach(), mean, atol=1e-5, rtol=0)
+    assert torch.equal(copy_.images, original.images) and torch.equal(copy_.raw_lrs, original.raw_lrs)
+    assert not torch.allclose(expected[0], expected[1], atol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("mode", "epochs", "message"),
     [("soft", "3", "--epochs must lie in 1..2"), ("hard", "1", "a hard-label set; soft labels need")],
@@ -104,6 +133,7 @@ def test_no_set_is_overwritten_and_a_missing_set_is_one_line(compose_cfg, tmp_pa
     for argv, message in (
         (["--set", str(setdir), "--out", str(tmp_path), "--epochs", "1"], "choose another --out"),
         (["--set", str(tmp_path / "none"), "--out", str(tmp_path / "o")], f"--set {tmp_path / 'none'}: "),
+        (["--set", str(setdir), "--out", str(tmp_path / "o"), "--ensemble", "1"], "at least 2 teachers"),
     ):
         with pytest.raises(SystemExit) as info:
             _bench().main([*argv, "--", *SMALL])
