@@ -390,15 +390,17 @@ def with_sets_start(cfg: Any, sections: list[dict[str, Any]]) -> list[str]:
     :func:`with_checkpoint_start`; a set an earlier command distilled is used as it was made), so that the
     study's own records (its ``config.yaml``, its evaluation's and audit's, its W&B runs) name the start
     that shaped its sets.
-    ``sections``: the ``distill`` section of each set's ``config.yaml``. Returns the keys put in; none
-    (``cfg`` unchanged) when the sets agree with ``cfg`` or record different starts of their own."""
+    ``sections``: the ``distill`` section of each set's ``config.yaml``. Returns the keys put in; a key
+    the sets record differently from one another stays ``cfg``'s (each set's record is its own)."""
     from omegaconf import open_dict
 
     starts = [{k: _plain(s[k]) for k in START_KEYS if k in s} for s in sections]
-    if not starts or any(_start_compared(s) != _start_compared(starts[0]) for s in starts[1:]):
+    if not starts:
         return []
-    theirs, ours = _start_compared(starts[0]), _start_compared(run_settings(cfg)["start"])
-    keys = [k for k in theirs if theirs[k] != ours.get(k, _UNSET)]
+    compared = [_start_compared(s) for s in starts]
+    theirs, ours = compared[0], _start_compared(run_settings(cfg)["start"])
+    agreed = [k for k in theirs if all(c.get(k, _UNSET) == theirs[k] for c in compared[1:])]
+    keys = [k for k in agreed if theirs[k] != ours.get(k, _UNSET)]
     with open_dict(cfg):
         for key in keys:
             cfg.distill[key] = starts[0].get(key)  # absent: a matching phase off

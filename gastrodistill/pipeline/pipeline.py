@@ -217,9 +217,10 @@ class Pipeline(PreflightChecks):
         that the folder's distilled sets record where the command gives others: a resumed set keeps its
         checkpoint's start and a set of an earlier command is used as it was made, so this run's
         ``config.yaml``, its stages' (evaluation, audit) and its W&B runs name the start that shaped the
-        sets, not the command's (a breaker's finding); a note says which. Nothing when the sets record
-        different starts (each set's ``config.yaml`` is its own) or a set records none. Rank 0, which writes
-        the records; once a stage has read the sets and again at the end (a no-op when nothing differs)."""
+        sets, not the command's (a breaker's finding); a note says which. A setting the sets record
+        differently stays the command's (each set's ``config.yaml`` is its own); nothing when a set records
+        none. Rank 0, which writes the records; once a stage has read the sets and again at the end (a no-op
+        when nothing differs)."""
         from gastrodistill.distillation.distilled_set import META_FILE
         from gastrodistill.distillation.resume import with_sets_start
         from gastrodistill.utils.run_info import read_run_config

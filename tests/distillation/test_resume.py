@@ -475,6 +475,34 @@ def test_a_matching_phase_that_is_off_is_one_start_setting_however_it_is_written
     assert recorded.distill.texture_matching.steps == 400
 
 
+def test_a_study_takes_the_start_settings_its_sets_agree_on_and_keeps_its_own_where_they_differ(compose_cfg):
+    """with_sets_start: the image start both sets record replaces the command's; the lr_init they record
+    differently stays the command's; a matching phase off in both (null in one, steps 0 in the other) while
+    the command turns it on is put in as the first set wrote it; sets that agree with the command change
+    nothing."""
+    from gastrodistill.distillation.resume import with_sets_start
+
+    cfg = compose_cfg(["experiment=tiny", "distill.image_init=real", "distill.lr_init=0.5"])
+    given = OmegaConf.to_container(cfg.distill, resolve=True)
+    soft = {**given, "image_init": "noise", "lr_init": 0.02, "distribution_matching": None}
+    hard = {**given, "image_init": "noise", "lr_init": 0.03, "distribution_matching": {"steps": 0, "lr": 9.0}}
+    on = compose_cfg(
+        [
+            "experiment=tiny",
+            "distill.image_init=real",
+            "distill.lr_init=0.5",
+            "distill.distribution_matching.steps=7",
+        ]
+    )
+    assert with_sets_start(on, [soft, hard]) == ["image_init", "distribution_matching"]
+    assert (on.distill.image_init, on.distill.lr_init, on.distill.distribution_matching) == (
+        "noise",
+        0.5,
+        None,
+    )
+    assert with_sets_start(cfg, [given, given]) == [] and cfg.distill.image_init == "real"
+
+
 def test_last_continues_a_checkpoint_whose_matching_phase_is_off_written_another_way(compose_cfg, tmp_path):
     """resume=last takes another run's checkpoint of the same start: one recording ``{steps: 0}`` for a
     matching phase this run leaves null is the same start; one with the phase on is not."""
