@@ -593,8 +593,9 @@ def run_distillation(
         d = cfg.distill
         if start_said:
             log.warning(
-                "a resumed run keeps the images, labels and rates of its checkpoint, so these settings of "
-                "its start have no effect and the run records the checkpoint's: %s",
+                "the resumed %s-label run keeps the images, labels and rates of its checkpoint, so these "
+                "settings of its start have no effect and the run records the checkpoint's: %s",
+                mode,
                 "; ".join(start_said),
             )
     from gastrodistill.sharing.publish import check_logged_names_in_data

@@ -400,7 +400,7 @@ def test_a_resume_records_the_start_settings_of_its_checkpoint_and_says_which_it
     assert OmegaConf.to_container(saved.texture_matching) == OmegaConf.to_container(first.texture_matching)
     assert (saved.outer_steps, saved.log_every) == (3, 2)  # what a resume may change is recorded as given
     said = [r.getMessage() for r in caplog.records if "records the checkpoint's" in r.getMessage()]
-    assert len(said) == 1, caplog.text
+    assert len(said) == 1 and said[0].startswith("the resumed soft-label run keeps"), caplog.text
     assert "distill.lr_init is 0.05 there but 0.5 here" in said[0]
     assert f"distill.image_init is {first.image_init} there but real here" in said[0]
     assert "outer_steps" not in said[0] and "log_every" not in said[0]
