@@ -24,7 +24,7 @@ labels are the mean prediction of N teachers: the set's own and N - 1 more train
 the same training patches with the seeds that follow (``seed`` + 1, ...; the patient split is
 ``data.split_seed``'s, unchanged), an ensemble's doubt instead of an early teacher's.
 
-    python benchmarks/teacher_epoch_labels.py --set RUN/distill/soft --out /tmp/ens --ensemble 3 \
+    python benchmarks/teacher_epoch_labels.py --set RUN/distill/soft --out /tmp/ens --ensemble 3 \\
         -- experiment=cpu seed=0 synthetic.seed=0
 
 The Hydra overrides after ``--`` must be the set's own run's (seed, data), or the teacher differs.

@@ -514,7 +514,8 @@ class Pipeline(PreflightChecks):
             fn()
             self.timings[stage] = time.time() - t0
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
-        self.record_sets_start()  # a run that only distilled: its config.yaml names its sets' start
+        if "distill" in stages:  # a run that only distilled: its config.yaml names its sets' start
+            self.record_sets_start()
         self.timings["total"] = time.time() - start
 
     def stale_stages(self) -> list[str]:

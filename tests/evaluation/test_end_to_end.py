@@ -430,8 +430,10 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     # a resume that leaves the sets as they were (the same steps again from the step-3 checkpoint, seeded
     # alike; or no step left) retires nothing, and names as stale only what is: the artifacts of 4 steps
     records = sorted(p.name for p in (out / "eval" / "records").iterdir())
-    reproduce(compose_cfg([*again, resume, "distill.outer_steps=5"]))
+    reproduce(compose_cfg([*again, resume, "distill.outer_steps=5", f"distill.lr_init={lr_init * 3}"]))
     printed = capsys.readouterr().out
+    assert note in printed  # a resume that only distils records the sets' start too
+    assert yaml.safe_load((out / "config.yaml").read_text())["distill"]["lr_init"] == lr_init
     assert "resuming the soft-label distillation" in printed and "run 'stages=[artifact]' here" in printed
     assert "eval/ and" not in printed and "| soft |" in printed
     assert (
