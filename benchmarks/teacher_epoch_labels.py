@@ -64,6 +64,18 @@ def label_summary(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -
     return entropy, means
 
 
+def write_relabelled(source: Path, logits: torch.Tensor, dest: Path) -> None:
+    """A copy of the saved soft-label set at ``source`` in ``dest`` whose targets are ``softmax(logits)``
+    (``logits`` ``[N, K]``, temperature 1; the set's images and rates unchanged)."""
+    from gastrodistill.distillation.distilled_set import DistilledSet
+
+    copy_ = DistilledSet.load(source)
+    with torch.no_grad():  # the targets are softmax(label_logits / temperature)
+        copy_.label_logits.copy_(logits * copy_.temperature)
+    copy_.save(dest)
+    print(f"  written: {dest}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--set", type=Path, required=True, help="a saved soft-label set (distill/soft)")
@@ -123,11 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         logits = teacher_label_logits(net, images, 1.0)
         show(f"epoch {epoch} (val balanced accuracy {score:.3f})", logits)
         if epoch in args.epochs:
-            copy_ = DistilledSet.load(args.set)
-            with torch.no_grad():  # the targets are softmax(label_logits / temperature)
-                copy_.label_logits.copy_(logits * copy_.temperature)
-            copy_.save(copies[epoch])
-            print(f"  written: {copies[epoch]}", flush=True)
+            write_relabelled(args.set, logits, copies[epoch])
     if args.ensemble:
         probs = [torch.softmax(teacher_label_logits(teacher, images, 1.0), 1)]
         for seed in range(int(cfg.seed) + 1, int(cfg.seed) + args.ensemble):
@@ -141,11 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             show(f"the teacher of seed {seed}", probs[-1].log())
         mean = torch.stack(probs).mean(0)
         show(f"the mean of {args.ensemble} teachers", mean.log())
-        copy_ = DistilledSet.load(args.set)
-        with torch.no_grad():
-            copy_.label_logits.copy_(mean.clamp_min(1e-12).log() * copy_.temperature)
-        copy_.save(copies["ensemble"])
-        print(f"  written: {copies['ensemble']}", flush=True)
+        write_relabelled(args.set, mean.clamp_min(1e-12).log(), copies["ensemble"])
     return 0
 
 
