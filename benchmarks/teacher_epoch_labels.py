@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import copy
 from pathlib import Path
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -64,6 +65,26 @@ def label_summary(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -
     return entropy, means
 
 
+def composed(overrides: list[str]) -> Any:
+    """The root config of ``overrides``, loggers off."""
+    from hydra import compose, initialize_config_dir
+
+    from gastrodistill.cli import CONF_DIR
+
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=["logger=none", *overrides])
+
+
+def prepared_data(cfg: Any) -> Any:
+    """The data module of ``cfg.data``, prepared and set up."""
+    from hydra.utils import instantiate
+
+    dm = instantiate(cfg.data)
+    dm.prepare_data()
+    dm.setup()
+    return dm
+
+
 def write_relabelled(source: Path, logits: torch.Tensor, dest: Path) -> None:
     """A copy of the saved soft-label set at ``source`` in ``dest`` whose targets are ``softmax(logits)``
     (``logits`` ``[N, K]``, temperature 1; the set's images and rates unchanged)."""
@@ -90,16 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--ensemble must be 0 (off) or at least 2 teachers, got {args.ensemble}")
     torch.set_num_threads(1)
 
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from gastrodistill.cli import CONF_DIR
     from gastrodistill.distillation.distilled_set import DistilledSet
     from gastrodistill.distillation.run import network_factory, train_texture_teacher
     from gastrodistill.distillation.texture_matching import teacher_label_logits
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", *args.overrides])
+    cfg = composed(args.overrides)
     try:
         ds = DistilledSet.load(args.set)
     except (OSError, ValueError) as exc:  # DistilledSetError is a ValueError
@@ -115,9 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     taken = [str(p) for p in copies.values() if p.exists()]
     if taken:  # the input set itself among them when --out holds it
         ap.error(f"{', '.join(taken)} exist(s): choose another --out or delete them first")
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup()
+    dm = prepared_data(cfg)
     factory = network_factory(cfg, dm)
     kept = EpochWeights()
     teacher = train_texture_teacher(cfg, dm, factory, callbacks=[kept])
@@ -128,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: label entropy {entropy:.3f} nats, class-mean prediction {means}", flush=True)
 
     show("the set's own labels", ds.label_logits.detach() / ds.temperature)
-    show("the teacher (best validation epoch)", teacher_label_logits(teacher, images, 1.0))
+    best = teacher_label_logits(teacher, images, 1.0)
+    show("the teacher (best validation epoch)", best)
     for epoch, (state, score) in sorted(kept.by_epoch.items()):
         net = factory()
         net.load_state_dict(state)
@@ -137,13 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         if epoch in args.epochs:
             write_relabelled(args.set, logits, copies[epoch])
     if args.ensemble:
-        probs = [torch.softmax(teacher_label_logits(teacher, images, 1.0), 1)]
+        probs = [torch.softmax(best, 1)]
         for seed in range(int(cfg.seed) + 1, int(cfg.seed) + args.ensemble):
-            with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-                other = compose("config", overrides=["logger=none", *args.overrides, f"seed={seed}"])
-            dm_other = instantiate(other.data)
-            dm_other.prepare_data()
-            dm_other.setup()
+            other = composed([*args.overrides, f"seed={seed}"])
+            dm_other = prepared_data(other)
             net = train_texture_teacher(other, dm_other, network_factory(other, dm_other))
             probs.append(torch.softmax(teacher_label_logits(net, images, 1.0), 1))
             show(f"the teacher of seed {seed}", probs[-1].log())

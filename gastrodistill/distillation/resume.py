@@ -183,7 +183,7 @@ def _continued_step(path: Path, settings: dict[str, Any], outer_steps: int | Non
         return None
     start: list[str] = []
     if isinstance((saved or {}).get("start"), dict) and isinstance(settings.get("start"), dict):
-        _differences("distill", _start_compared(saved["start"]), _start_compared(settings["start"]), start)
+        start = _start_differences(_start_compared(saved["start"]), _start_compared(settings["start"]))
     return step if not start and (outer_steps is None or step <= int(outer_steps)) else None
 
 

@@ -20,7 +20,7 @@ from gastrodistill.pipeline.run_record import (
     put_back_record,
 )
 from gastrodistill.pipeline.stages import LOGGING_STAGES, SET_STAGES, STAGES, ReproduceConfigError
-from gastrodistill.pipeline.summary import recipe_lines, sets_distill, shown_path, target_lines
+from gastrodistill.pipeline.summary import recipe_lines, sets_distill, sets_sections, shown_path, target_lines
 from gastrodistill.pipeline.workers import (
     distill_in_processes,
     one_device,
@@ -219,20 +219,16 @@ class Pipeline(PreflightChecks):
         ``config.yaml``, its stages' (evaluation, audit) and its W&B runs name the start that shaped the
         sets, not the command's (a breaker's finding); a note says which. A setting the sets record
         differently stays the command's (each set's ``config.yaml`` is its own); nothing when a set records
-        none. Rank 0, which writes the records; once a stage has read the sets and again at the end (a no-op
-        when nothing differs)."""
+        none. Rank 0, which writes the records; once per run, before the first stage that reads the sets
+        (or after the distill stage when none does)."""
         from gastrodistill.distillation.distilled_set import META_FILE
         from gastrodistill.distillation.resume import with_sets_start
-        from gastrodistill.utils.run_info import read_run_config
 
         if not is_global_zero():
             return
-        folders = [
-            self.out / "distill" / m for m in self.modes() if (self.out / "distill" / m / META_FILE).is_file()
-        ]
-        saved = [read_run_config(folder) for folder in folders]
-        sections = [s["distill"] for s in saved if s is not None and isinstance(s.get("distill"), dict)]
-        keys = with_sets_start(self.cfg, sections) if len(sections) == len(folders) else []
+        finished = [m for m in self.modes() if (self.out / "distill" / m / META_FILE).is_file()]
+        sections = sets_sections(self.out, finished)
+        keys = with_sets_start(self.cfg, list(sections.values())) if len(sections) == len(finished) else []
         if keys:
             named = ", ".join(f"distill.{k}" for k in keys)
             note = (
@@ -484,7 +480,7 @@ class Pipeline(PreflightChecks):
         """Run ``stages`` in order (each on the ranks it runs on), filling :attr:`timings` (seconds)."""
         fns = self.stage_fns()
         start = time.time()
-        name_checked = False
+        name_checked = start_recorded = False
         for i, stage in enumerate(stages, 1):
             fn, module = fns[stage]
             if not _has(module):
@@ -507,14 +503,15 @@ class Pipeline(PreflightChecks):
                     check_evaluation_data(self.cfg, self.datamodule())
                     self.check_random_subsets(stages)
                 name_checked = True
-            if stage in SET_STAGES:  # before its records are written: they name the sets' start
+            if stage in SET_STAGES and not start_recorded:  # before its records: they name the sets' start
                 self.record_sets_start()
+                start_recorded = True
             print(f"==> [{i}/{len(stages)}] {stage} (elapsed {time.time() - start:.0f} s)", flush=True)
             t0 = time.time()
             fn()
             self.timings[stage] = time.time() - t0
             print(f"<== {stage} done in {self.timings[stage]:.0f} s", flush=True)
-        if "distill" in stages:  # a run that only distilled: its config.yaml names its sets' start
+        if "distill" in stages and not start_recorded:  # a run that only distilled: its config.yaml too
             self.record_sets_start()
         self.timings["total"] = time.time() - start
 

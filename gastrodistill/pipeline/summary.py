@@ -31,6 +31,19 @@ def _augment_text(node: Any) -> str:
     )
 
 
+def sets_sections(out: Path, modes: list[str]) -> dict[str, dict[str, Any]]:
+    """The ``distill`` section each set of ``modes`` in the run folder ``out`` records (its
+    ``distill/<mode>/config.yaml``), by mode; a set without a readable one is left out."""
+    from gastrodistill.utils.run_info import read_run_config
+
+    sections = {}
+    for mode in modes:
+        saved = read_run_config(Path(out) / "distill" / mode)
+        if saved is not None and isinstance(saved.get("distill"), dict):
+            sections[mode] = saved["distill"]
+    return sections
+
+
 def sets_distill(out: Path, modes: list[str]) -> tuple[dict[str, Any] | None, str | None]:
     """The ``distill`` section the run folder ``out``'s distilled sets were made with (each set's
     ``distill/<mode>/config.yaml``), and a note naming the sets whose section differs from the first's
@@ -39,13 +52,8 @@ def sets_distill(out: Path, modes: list[str]) -> tuple[dict[str, Any] | None, st
     values, is not the recipe of the sets in the folder (a tester's finding: ``SUMMARY.md`` gave 3 outer
     steps for 7-step sets)."""
     from gastrodistill.evaluation.over_runs import distill_recipe
-    from gastrodistill.utils.run_info import read_run_config
 
-    sections = {}
-    for mode in modes:
-        saved = read_run_config(Path(out) / "distill" / mode)
-        if saved is not None and isinstance(saved.get("distill"), dict):
-            sections[mode] = saved["distill"]
+    sections = sets_sections(out, modes)
     if not sections:
         return None, None
     (first, section), *rest = sections.items()
