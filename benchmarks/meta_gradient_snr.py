@@ -10,7 +10,7 @@ distilled set or on class-balanced real batches of 10 per class (``--warm-on``):
 a pool of partly trained inner networks (FRePo) would unroll from. A pairwise cosine near 0 means each
 outer step's gradient is dominated by its own network and batch: Adam then mostly random-walks the
 pixels, and a distiller needs about 1 / cosine outer steps (or inner networks per step) before the common
-direction shows. ``docs/distillation.md`` ("Why the CPU study's
+direction shows. ``docs/cpu_study.md`` ("Why the CPU study's
 distiller stalls") has the figures.
 
     GASTRODISTILL_ROOT=... python benchmarks/meta_gradient_snr.py experiment=cpu

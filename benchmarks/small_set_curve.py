@@ -17,7 +17,7 @@ generated with pinned severities: clean prototypes of each diagnosis), renormali
 pixel statistics; the networks are still scored on the validation patients of the main config. What a
 distilled set of n images per class must beat is the curve's value at n; the size at which the curve
 reaches a target says how many real patches each distilled image would have to be worth
-(``docs/distillation.md``, "Tenth round").
+(``docs/cpu_study.md``, "Tenth round").
 
     python benchmarks/small_set_curve.py --ipc 10 30 100 --draws 2 --networks 2 -- experiment=cpu
     python benchmarks/small_set_curve.py --ipc 10 --set outputs/cpu/runs/<run>/distill/soft -- experiment=cpu

@@ -1,5 +1,5 @@
 """Soft labels from the texture teacher at an earlier epoch of its own training (the twenty-fifth round of
-``docs/distillation.md``): a screen, not an option of the distiller.
+``docs/cpu_study.md``): a screen, not an option of the distiller.
 
 Qin, Deng & Alvarez-Melis ("A Label is Worth a Thousand Images in Dataset Distillation", NeurIPS 2024)
 found that soft labels carrying structured doubt help most at small image budgets, and that experts

@@ -11,7 +11,7 @@ the distiller's DSA drawn per image on both sides (the means of the augmented di
 matched; the paper shares one draw between the sides, which a mean over each side does not need).
 No unroll and no second-order terms: one forward of each side per step, a fraction of an outer step.
 
-Why it is here (docs/distillation.md, "Fifth round"): on the gastric patches the bi-level
+Why it is here (docs/cpu_study.md, "Fifth round"): on the gastric patches the bi-level
 meta-gradient has no common direction between steps (pixel cosine 0.001), while the class means of a
 random network's features are a stable target that the mucosal texture enters through the network's
 nonlinearity. The matched images start the bi-level loop, which then learns the soft labels and the

@@ -18,7 +18,7 @@ and the channel means of ``F_l``. With ``m_{c,l}`` the mean of these over the tr
 caricature of its texture; ``alpha = 0`` matches the class mean. With ``exaggeration_spread`` s > 0 the
 images of a class get their own alpha, evenly spaced over ``[alpha - s, alpha + s]`` in index order
 (:func:`exaggeration_offsets`): a ladder from the class mean toward its caricature instead of ten copies
-of one target (docs/distillation.md, "Thirteenth round"). Unlike distribution matching
+of one target (docs/cpu_study.md, "Thirteenth round"). Unlike distribution matching
 (:mod:`.distribution_matching`), where only the *mean* embedding of a class's images is matched and one
 image may carry what another lacks, every image here must show the whole class texture by itself, and
 the Gram matrices keep which features occur together while discarding where they are (no patient's
@@ -28,7 +28,7 @@ fixed fresh networks of that architecture. With the teacher an optional cross-en
 (``teacher_ce``) also asks that the teacher classify each image as its class (as in DeepInversion, Yin
 et al., CVPR 2020).
 
-Why it is here (docs/distillation.md, "Twelfth round"): with a pooled-head network ten clean class
+Why it is here (docs/cpu_study.md, "Twelfth round"): with a pooled-head network ten clean class
 textures per class carry the diagnoses (the eleventh round's prototypes), and matching exaggerated class
 textures is the first distiller of this project whose images teach that network more than a random real
 subset of the same size does, on validation patients.
@@ -50,7 +50,7 @@ from gastrodistill.distillation.image_start import optimise_pixels, section_numb
 from gastrodistill.models.layers import ModelConfigError
 from gastrodistill.utils.values import check_switch
 
-#: The matching's defaults when a key is absent (chosen on validation patients: docs/distillation.md,
+#: The matching's defaults when a key is absent (chosen on validation patients: docs/cpu_study.md,
 #: "Twelfth round"); conf/distill/soft.yaml spells them out for readers of the config.
 TEXTURE_DEFAULTS: dict[str, Any] = {
     "steps": 0,

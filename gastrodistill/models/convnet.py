@@ -6,7 +6,7 @@
 sees how much of each feature an image holds, not where: the inductive bias of a texture task. On the CPU
 study it learns more from 10 real patches per class and far more from 10 clean prototypes, and it learns
 from texture-matched images what the flattened head does not, so the CPU preset uses it since the
-twelfth round (docs/distillation.md, "Sixth round", "Eleventh round" and "Twelfth round")."""
+twelfth round (docs/cpu_study.md, "Sixth round", "Eleventh round" and "Twelfth round")."""
 
 from __future__ import annotations
 
