@@ -59,6 +59,17 @@ def test_a_recorded_section_without_the_newer_keys_reads_as_the_configs_defaults
     assert "+ 2 texture-matching steps (teacher features, exaggeration 1.0)" in recipe_lines(cfg, ["soft"])[2]
 
 
+def test_the_distillation_line_says_when_the_matching_sees_the_augmentation(compose_cfg):
+    """``distill.texture_matching.augment`` with a DSA to see through is named; off, or with no DSA (then
+    nothing augments the matching), it is not."""
+    base = ["experiment=tiny", "distill.texture_matching.steps=2"]
+    dsa = "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, flip: true, shift_px: 1}"
+    on = recipe_lines(compose_cfg([*base, dsa, "distill.texture_matching.augment=true"]), ["soft"])[2]
+    assert "texture-matching steps (teacher features, exaggeration 1.0, through the DSA)" in on
+    for off in ([*base, dsa], [*base, "distill.texture_matching.augment=true"]):
+        assert "through the DSA" not in recipe_lines(compose_cfg(off), ["soft"])[2]
+
+
 def test_the_distillation_line_names_the_bridge_images_of_a_soft_set_only(compose_cfg):
     cfg = compose_cfg(
         [

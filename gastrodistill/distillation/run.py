@@ -373,6 +373,8 @@ def run_texture_matching(
         teacher_ce=tmc["teacher_ce"],
         offsets=offsets if tmc["exaggeration_spread"] > 0 else None,
         bridges=bridges,
+        augment=module.augment if tmc["augment"] else None,
+        seed=seed,
         progress=tmc["progress"],
     )
     distilled = module.distilled

@@ -48,6 +48,7 @@ from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.image_start import optimise_pixels, section_number
 from gastrodistill.models.layers import ModelConfigError
+from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import check_switch
 
 #: The matching's defaults when a key is absent (chosen on validation patients: docs/cpu_study.md,
@@ -64,6 +65,7 @@ TEXTURE_DEFAULTS: dict[str, Any] = {
     "bridges": 0,
     "bridge_weight": 0.3,
     "bridge_partner": "texture",
+    "augment": False,
 }
 FEATURES = ("teacher", "random")
 #: How a bridge image's partner class is chosen: the nearest class texture (:func:`nearest_classes`) or the
@@ -79,7 +81,8 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     ``exaggeration_spread`` (0 <= s <= alpha), ``teacher_ce`` (>= 0), ``random_networks`` (>= 1),
     ``teacher_labels`` (null = off, or a temperature > 0; only with ``features: teacher``), ``bridges``
     (>= 0 images per class; only with ``teacher_labels``), ``bridge_weight`` (0 < beta < 1),
-    ``bridge_partner`` (texture | teacher), ``progress``.
+    ``bridge_partner`` (texture | teacher), ``augment`` (the distiller's DSA on the images at every step),
+    ``progress``.
 
     Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
     section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
@@ -109,9 +112,11 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         "bridges": number("bridges", int),
         "bridge_weight": number("bridge_weight", float),
         "bridge_partner": str(section.get("bridge_partner", TEXTURE_DEFAULTS["bridge_partner"])),
+        "augment": section.get("augment", TEXTURE_DEFAULTS["augment"]),
         "progress": section.get("progress", True),
     }
-    check_switch(values["progress"], f"{key}.progress", DistillConfigError)
+    for name in ("augment", "progress"):
+        check_switch(values[name], f"{key}.{name}", DistillConfigError)
     if values["steps"] < 0:
         raise DistillConfigError(f"{key}.steps must be >= 0 (0 = off), got {values['steps']}")
     for name in ("lr", "exaggeration", "exaggeration_spread", "teacher_ce", "bridge_weight"):
@@ -394,13 +399,19 @@ def match_textures(
     teacher_ce: float = 0.0,
     offsets: Tensor | None = None,
     bridges: Bridges | None = None,
+    augment: Any = None,
+    seed: int = 0,
     progress: bool = True,
 ) -> list[float]:
     """Move ``distilled.images`` ``[N, C, H, W]`` (in place) by ``steps`` Adam steps at rate ``lr`` on
     the texture loss (summed over ``nets``, each against its ``targets`` from
     :func:`class_texture_targets`) plus ``teacher_ce`` times the teacher's cross-entropy toward each
     image's class; ``offsets`` ``[N]`` give each image its own exaggeration and ``bridges`` some images a
-    target between two classes (:func:`texture_loss`; their cross-entropy is toward the same mix). The
+    target between two classes (:func:`texture_loss`; their cross-entropy is toward the same mix).
+    ``augment``: a :class:`gastrodistill.distillation.augment.DSA` (or None) through which both terms see
+    the images at every step, drawn per image from a generator of (``seed``, step), so that the images
+    hold what survives the flips and shifts the unroll and the replay apply (as SRe2L, Yin, Xing & Shen,
+    NeurIPS 2023, synthesises under random crops; docs/cpu_study.md, "Twenty-seventh round"). The
     networks are frozen and in eval mode; the matching runs on their device and the
     result is copied back. Returns the loss of every step.
     Raises ``DistillConfigError`` for ``steps < 0`` or ``lr <= 0`` (:func:`check_texture_config`).
@@ -414,7 +425,9 @@ def match_textures(
         for p in net.parameters():
             p.requires_grad_(False)
 
-    def loss_at(_step: int, images: Tensor, labels: Tensor) -> Tensor:
+    def loss_at(step: int, images: Tensor, labels: Tensor) -> Tensor:
+        if augment is not None:
+            images = augment(images, torch_generator(seed, "texture-matching-augment", step))
         loss = images.new_zeros(())
         for net, net_targets in zip(nets, targets, strict=True):
             loss = loss + texture_loss(texture_statistics(net, images), net_targets, labels, offsets, bridges)

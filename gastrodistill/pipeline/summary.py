@@ -117,6 +117,7 @@ def recipe_lines(cfg: DictConfig, modes: list[str], distill: dict[str, Any] | No
             f" + {tm.get('steps')} texture-matching steps ({tm.get('features', 'teacher')} features, "
             f"exaggeration {tm.get('exaggeration', 1.0)}"
             + (f" ± {tm.get('exaggeration_spread')}" if tm.get("exaggeration_spread") else "")
+            + (", through the DSA" if tm.get("augment") and d.get("dsa") else "")
             + (
                 f"; {int(tm.get('bridges'))} bridge images per class ("
                 f"{tm.get('bridge_partner', TEXTURE_DEFAULTS['bridge_partner'])} partner, weight "

@@ -223,6 +223,7 @@ def test_the_section_is_checked_even_when_off():
         ({"lr": float("inf")}, r"distill.texture_matching.lr must be a finite number, got inf"),
         ({"exaggeration": float("nan")}, r"distill.texture_matching.exaggeration must be a finite number"),
         ({"teacher_ce": float("inf")}, r"distill.texture_matching.teacher_ce must be a finite number"),
+        ({"augment": "no"}, r"distill.texture_matching.augment must be true or false, got 'no'"),
         (
             {"exaggeration": 1.0, "exaggeration_spread": 1.5},
             r"spread must be between 0 and distill.texture_matching.exaggeration \(1.0: no image",
@@ -428,3 +429,84 @@ def test_a_saved_teacher_that_does_not_fit_the_network_is_refused_naming_the_fil
         DistillConfigError, match=r"teacher\.safetensors: the texture-matching teacher does not"
     ):
         load_texture_teacher(wider, path)
+
+
+def test_with_augment_every_step_sees_the_images_through_that_steps_draw(tiny_dm):
+    """``augment``: each step's texture statistics and teacher cross-entropy are those of the images
+    flipped and shifted by the draw of (seed, step); Adam's first step recomputed independently."""
+    from gastrodistill.distillation.augment import DSA
+
+    net, teacher, targets = texture_net_and_teacher(tiny_dm, 3)
+    dsa = DSA(flip=True, shift_px=2)
+    ds = _tiny_set()
+    before = ds.images.detach().clone()
+    losses = match_textures(
+        ds,
+        [net],
+        targets,
+        steps=1,
+        lr=0.1,
+        teacher=teacher,
+        teacher_ce=0.3,
+        augment=dsa,
+        seed=5,
+        progress=False,
+    )
+    x = before.clone().requires_grad_(True)
+    seen = dsa(x, torch_generator(5, "texture-matching-augment", 0))
+    assert not torch.equal(seen.detach(), before)  # the draw moves the images: the test can tell
+    labels = ds.hard_labels()
+    loss = texture_loss(texture_statistics(net, seen), targets[0], labels)
+    loss = loss + 0.3 * nn.functional.cross_entropy(teacher(seen), labels)
+    (g,) = torch.autograd.grad(loss, x)
+    assert losses == [pytest.approx(float(loss.detach()), rel=1e-6)]
+    assert torch.allclose(ds.images.detach(), before - 0.1 * g / (g.abs() + 1e-8), atol=1e-6)
+    plain = _tiny_set()
+    match_textures(plain, [net], targets, steps=1, lr=0.1, teacher=teacher, teacher_ce=0.3, progress=False)
+    assert not torch.allclose(plain.images, ds.images)
+
+
+def test_augmented_matching_is_a_function_of_the_seed(tiny_dm):
+    from gastrodistill.distillation.augment import DSA
+
+    net, _, targets = texture_net_and_teacher(tiny_dm, 3)
+    runs = {}
+    for name, seed in (("a", 3), ("again", 3), ("other", 4)):
+        ds = _tiny_set()
+        match_textures(
+            ds, [net], targets, steps=3, lr=0.1, augment=DSA(flip=True, shift_px=2), seed=seed, progress=False
+        )
+        runs[name] = ds.images.detach()
+    assert torch.equal(runs["a"], runs["again"])
+    assert not torch.allclose(runs["a"], runs["other"])
+
+
+@pytest.mark.parametrize("augment", [True, False])
+def test_the_config_hands_the_distillers_augmentation_to_the_matching(
+    compose_cfg, tiny_dm, tiny_overrides, tmp_path, monkeypatch, augment
+):
+    """``distill.texture_matching.augment``: the module's DSA (``distill.dsa``) and the run's seed reach
+    :func:`match_textures`; off, no augmentation does."""
+    cfg = compose_cfg(
+        [
+            *tiny_overrides,
+            "distill.texture_matching.steps=2",
+            "distill.texture_matching.features=random",
+            "distill.texture_matching.random_networks=1",
+            "distill.texture_matching.progress=false",
+            f"distill.texture_matching.augment={str(augment).lower()}",
+            "distill.dsa={_target_: gastrodistill.distillation.augment.DSA, flip: true, shift_px: 1}",
+            "distill.outer_steps=1",
+            "seed=11",
+        ]
+    )
+    import gastrodistill.distillation.run as run_module
+
+    seen, real_match = [], run_module.match_textures
+    monkeypatch.setattr(run_module, "match_textures", lambda *a, **k: seen.append(k) or real_match(*a, **k))
+    run_distillation(cfg, tiny_dm, tmp_path / "a")
+    if augment:
+        assert (type(seen[0]["augment"]).__name__, seen[0]["augment"].shift_px) == ("DSA", 1)
+        assert seen[0]["seed"] == 11
+    else:
+        assert seen[0]["augment"] is None
