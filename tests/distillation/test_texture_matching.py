@@ -12,6 +12,7 @@ from _distill_helpers import assert_grad_matches_central_differences, texture_ne
 from torch import nn
 from torch.utils.data import DataLoader
 
+from gastrodistill.distillation.augment import DSA
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.run import run_distillation
@@ -434,8 +435,6 @@ def test_a_saved_teacher_that_does_not_fit_the_network_is_refused_naming_the_fil
 def test_with_augment_every_step_sees_the_images_through_that_steps_draw(tiny_dm):
     """``augment``: each step's texture statistics and teacher cross-entropy are those of the images
     flipped and shifted by the draw of (seed, step); Adam's first step recomputed independently."""
-    from gastrodistill.distillation.augment import DSA
-
     net, teacher, targets = texture_net_and_teacher(tiny_dm, 3)
     dsa = DSA(flip=True, shift_px=2)
     ds = _tiny_set()
@@ -467,8 +466,6 @@ def test_with_augment_every_step_sees_the_images_through_that_steps_draw(tiny_dm
 
 
 def test_augmented_matching_is_a_function_of_the_seed(tiny_dm):
-    from gastrodistill.distillation.augment import DSA
-
     net, _, targets = texture_net_and_teacher(tiny_dm, 3)
     runs = {}
     for name, seed in (("a", 3), ("again", 3), ("other", 4)):
