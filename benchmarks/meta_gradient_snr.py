@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from study_config import composed, prepared_data  # benchmarks/study_config.py
 
 
 def pairwise_cosine(grads: torch.Tensor) -> float:
@@ -55,21 +56,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--samples must be >= 2")
     torch.set_num_threads(1)
 
-    from hydra import compose, initialize_config_dir
     from hydra.utils import instantiate
 
-    from gastrodistill.cli import CONF_DIR
     from gastrodistill.distillation.distilled_set import DistilledSet
     from gastrodistill.distillation.inner_loop import meta_objective, sgd_step
     from gastrodistill.distillation.run import build_distilled_set
     from gastrodistill.models.init import initialize
     from gastrodistill.utils.seeding import torch_generator
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", *args.overrides])
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup()
+    cfg = composed(args.overrides)
+    dm = prepared_data(cfg)
     x, y = dm.load_split("train")
     mode = str(cfg.distill.mode)
     seed = int(cfg.seed)

@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from study_config import composed, prepared_data  # benchmarks/study_config.py
 
 
 def renormalise(
@@ -98,10 +99,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from gastrodistill.cli import CONF_DIR
     from gastrodistill.distillation.distilled_set import DistilledSet
     from gastrodistill.evaluation.checks import check_distilled_set
     from gastrodistill.evaluation.fresh_training import (
@@ -119,12 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     from gastrodistill.utils.seeding import torch_generator
 
     def load(overrides: list[str]):
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose("config", overrides=["logger=none", *overrides])
-        dm = instantiate(cfg.data)
-        dm.prepare_data()
-        dm.setup()
-        return cfg, dm
+        cfg = composed(overrides)
+        return cfg, prepared_data(cfg)
 
     cfg, dm = load(args.overrides)
     ev = cfg.eval

@@ -36,10 +36,10 @@ from __future__ import annotations
 import argparse
 import copy
 from pathlib import Path
-from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from study_config import composed, prepared_data  # benchmarks/study_config.py
 
 
 class EpochWeights(pl.Callback):
@@ -63,26 +63,6 @@ def label_summary(probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -
     entropy = float(-(probs * probs.clamp_min(1e-12).log()).sum(1).mean())
     means = [[round(float(v), 3) for v in probs[labels == c].mean(0)] for c in range(num_classes)]
     return entropy, means
-
-
-def composed(overrides: list[str]) -> Any:
-    """The root config of ``overrides``, loggers off."""
-    from hydra import compose, initialize_config_dir
-
-    from gastrodistill.cli import CONF_DIR
-
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("config", overrides=["logger=none", *overrides])
-
-
-def prepared_data(cfg: Any) -> Any:
-    """The data module of ``cfg.data``, prepared and set up."""
-    from hydra.utils import instantiate
-
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup()
-    return dm
 
 
 def write_relabelled(source: Path, logits: torch.Tensor, dest: Path) -> None:

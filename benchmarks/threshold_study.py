@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from study_config import composed, prepared_data  # benchmarks/study_config.py
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -91,10 +92,6 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--full needs --pool external: the all-data networks trained on the main data's patients")
     torch.set_num_threads(1)
 
-    from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
-
-    from gastrodistill.cli import CONF_DIR
     from gastrodistill.distillation.distilled_set import DistilledSet
     from gastrodistill.evaluation.checks import check_distilled_set
     from gastrodistill.evaluation.fresh_training import train_replay
@@ -113,11 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     from gastrodistill.evaluation.study import real_recipe, recorded_model
     from gastrodistill.utils.seeding import numpy_rng, torch_generator
 
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=["logger=none", *args.overrides])
+    cfg = composed(args.overrides)
     if args.pool == "external":
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            pcfg = compose("config", overrides=["logger=none", *args.overrides, *args.pool_overrides.split()])
+        pcfg = composed([*args.overrides, *args.pool_overrides.split()])
         if pcfg.data.root == cfg.data.root:
             ap.error(f"--pool-overrides name the main data ({cfg.data.root}); name another collection")
         try:
@@ -128,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"gastrodistill-generate {' '.join(args.overrides)} {args.pool_overrides}, then "
                 f"gastrodistill-patches with the same"
             )
-    dm = instantiate(cfg.data)
-    dm.prepare_data()
-    dm.setup()
+    dm = prepared_data(cfg)
     ev = cfg.eval
     names = list(dm.class_names)
     pos = class_index(names, ev.patient.positive_class, "positive_class", required=True)
