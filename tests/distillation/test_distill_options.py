@@ -212,7 +212,7 @@ def test_window_meta_gradient_is_the_truncated_gradient():
     replay_net = copy.deepcopy(net)
     for t in range(2):
         xb, pb = ds.batch(t)
-        sgd_step(replay_net, xb.detach(), pb.detach(), float(ds.lrs()[t]), 0.5, velocity)
+        sgd_step(replay_net, xb.detach(), pb.detach(), float(ds.lrs()[t].detach()), 0.5, velocity)
     names = [n for n, _ in start_net.named_parameters()]
     w = [p.detach() for p in start_net.parameters()]
     xb, pb = ds.batch(2)
