@@ -101,7 +101,7 @@ def test_one_step_is_minus_lr_times_the_gradient_of_that_steps_network(tiny_dm):
         fr = penultimate_features(net, xr)
     loss = mean_embedding_loss(fr, yr, penultimate_features(net, x), ds.hard_labels(), 3)
     (g,) = torch.autograd.grad(loss, x)
-    assert losses == [pytest.approx(float(loss), rel=1e-6)]
+    assert losses == [pytest.approx(float(loss.detach()), rel=1e-6)]
     assert torch.allclose(ds.images.detach(), before - 0.5 * g, atol=1e-6)
     assert not torch.equal(ds.images.detach(), before)
 
@@ -121,7 +121,7 @@ def test_two_steps_use_each_steps_network_and_real_batch_and_sgd_momentum(tiny_d
         with torch.no_grad():
             fr = penultimate_features(net, xr)
         loss = mean_embedding_loss(fr, yr, penultimate_features(net, x), ds.hard_labels(), 3)
-        return float(loss), torch.autograd.grad(loss, x)[0]
+        return float(loss.detach()), torch.autograd.grad(loss, x)[0]
 
     l0, g0 = loss_and_grad(0, before)
     x1 = before - lr * g0

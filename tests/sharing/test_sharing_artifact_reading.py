@@ -48,6 +48,7 @@ def test_a_symbolic_link_or_a_special_entry_in_a_folder_is_refused(tmp_path, art
         load_artifact(artifact)
 
 
+@pytest.mark.filterwarnings("ignore:Duplicate name")  # the bad zip is written on purpose
 def test_duplicate_zip_members_are_refused(tmp_path, artifact):
     files = _members(artifact)
     path = _zip(tmp_path / "dup.zip", [("card.json", b"{}"), *files.items()])
