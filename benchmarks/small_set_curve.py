@@ -115,13 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     from gastrodistill.evaluation.study import recorded_model
     from gastrodistill.utils.seeding import torch_generator
 
-    def load(overrides: list[str]):
-        cfg = composed(overrides)
-        return cfg, prepared_data(cfg)
-
-    cfg, dm = load(args.overrides)
+    cfg = composed(args.overrides)
+    dm = prepared_data(cfg)
     ev = cfg.eval
-    pool_dm = load([*args.overrides, *args.pool])[1] if args.pool is not None else dm
+    pool_dm = prepared_data(composed([*args.overrides, *args.pool])) if args.pool is not None else dm
     if list(pool_dm.class_names) != list(dm.class_names):
         ap.error(f"--pool has classes {list(pool_dm.class_names)}, the scored data {list(dm.class_names)}")
     if tuple(pool_dm.image_shape) != tuple(dm.image_shape):
