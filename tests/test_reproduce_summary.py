@@ -70,6 +70,17 @@ def test_the_distillation_line_says_when_the_matching_sees_the_augmentation(comp
         assert "through the DSA" not in recipe_lines(compose_cfg(off), ["soft"])[2]
 
 
+def test_the_distillation_line_names_the_clustered_classes(compose_cfg):
+    base = ["experiment=tiny", "distill.texture_matching.steps=2"]
+    on = compose_cfg([*base, "distill.texture_matching.cluster_classes=[irrelevant,gastritis]"])
+    line = recipe_lines(on, ["soft", "hard"])[2]
+    assert (
+        "(teacher features, exaggeration 1.0; one k-means cluster per image for irrelevant, gastritis)"
+        in line
+    )
+    assert "k-means" not in recipe_lines(compose_cfg(base), ["soft"])[2]
+
+
 def test_the_distillation_line_names_the_bridge_images_of_a_soft_set_only(compose_cfg):
     cfg = compose_cfg(
         [

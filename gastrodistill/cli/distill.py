@@ -30,10 +30,12 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     config describes (a sweep over ``seed`` without ``synthetic.seed``: every job but the first was
     refused after the earlier ones had run)."""
     from gastrodistill.distillation.config_check import check_distill_config
+    from gastrodistill.distillation.texture_clusters import check_cluster_classes
     from gastrodistill.models.preflight import check_configured_model
     from gastrodistill.utils.distributed import check_accelerator_here, check_launch
 
     check_distill_config(cfg.distill, cfg.distill.get("mode"))
+    check_cluster_classes(cfg)
     check_configured_model(cfg)
     if here:
         check_accelerator_here(cfg.trainer)

@@ -40,6 +40,11 @@ from gastrodistill.distillation.resume import (
     starts_when_none,
     with_checkpoint_start,
 )
+from gastrodistill.distillation.texture_clusters import (
+    cluster_class_indices,
+    cluster_deviations,
+    clustered_statistics,
+)
 from gastrodistill.distillation.texture_matching import (
     bridge_images,
     check_texture_config,
@@ -315,6 +320,7 @@ def run_texture_matching(
     device = torch.device(_matching_device(cfg) or "cpu")
     seed = int(cfg.seed)
     relu_modules(module.model_factory())  # a network without nn.ReLU is refused before the teacher trains
+    clustered = cluster_class_indices(tmc["cluster_classes"], datamodule.class_names)  # and a misspelt class
     if tmc["features"] == "teacher":
         if teacher_file is not None:
             net = load_texture_teacher(module.model_factory, teacher_file)
@@ -343,6 +349,15 @@ def run_texture_matching(
         tmc["exaggeration"],
         tmc["exaggeration_spread"],
     ).to(device)
+    deviations = None
+    if clustered:  # heterogeneous classes: one k-means cluster of their patches per image
+        deviations = cluster_deviations(
+            clustered_statistics(nets, batches, clustered),
+            targets,
+            module.distilled.hard_labels(),
+            seed,
+            datamodule.class_names,
+        )
     bridges = None
     if tmc["bridges"] and module.distilled.mode == "hard":
         log.info(
@@ -375,6 +390,7 @@ def run_texture_matching(
         bridges=bridges,
         augment=module.augment if tmc["augment"] else None,
         seed=seed,
+        deviations=deviations,
         progress=tmc["progress"],
     )
     distilled = module.distilled

@@ -66,6 +66,7 @@ TEXTURE_DEFAULTS: dict[str, Any] = {
     "bridge_weight": 0.3,
     "bridge_partner": "texture",
     "augment": False,
+    "cluster_classes": (),
 }
 FEATURES = ("teacher", "random")
 #: How a bridge image's partner class is chosen: the nearest class texture (:func:`nearest_classes`) or the
@@ -82,7 +83,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     ``teacher_labels`` (null = off, or a temperature > 0; only with ``features: teacher``), ``bridges``
     (>= 0 images per class; only with ``teacher_labels``), ``bridge_weight`` (0 < beta < 1),
     ``bridge_partner`` (texture | teacher), ``augment`` (the distiller's DSA on the images at every step),
-    ``progress``.
+    ``cluster_classes`` (a list of distinct class names, as a list; :mod:`.texture_clusters`), ``progress``.
 
     Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
     section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
@@ -113,6 +114,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         "bridge_weight": number("bridge_weight", float),
         "bridge_partner": str(section.get("bridge_partner", TEXTURE_DEFAULTS["bridge_partner"])),
         "augment": section.get("augment", TEXTURE_DEFAULTS["augment"]),
+        "cluster_classes": _class_names(section.get("cluster_classes", TEXTURE_DEFAULTS["cluster_classes"])),
         "progress": section.get("progress", True),
     }
     for name in ("augment", "progress"):
@@ -177,6 +179,26 @@ def check_texture_config(section: Any) -> dict[str, Any]:
             f"(e.g. 1.0, with {key}.features=teacher), or set {key}.bridges=0"
         )
     return values
+
+
+def _class_names(raw: Any) -> list[str]:
+    """``distill.texture_matching.cluster_classes`` as a list of distinct class names (``[]``: none).
+    Raises ``DistillConfigError`` for anything else."""
+    key = "distill.texture_matching.cluster_classes"
+    if raw is None:
+        return []
+    if isinstance(raw, (str, bytes)) or not isinstance(raw, Sequence):
+        raise DistillConfigError(
+            f"{key} must be a list of class names (e.g. [irrelevant]; [] = none), got {raw!r}"
+        )
+    names = list(raw)
+    bad = [n for n in names if not isinstance(n, str) or not n]
+    if bad:
+        raise DistillConfigError(f"{key} must list class names as strings, got {bad[0]!r} in {names!r}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DistillConfigError(f"{key} names {twice[0]!r} more than once; list each class once")
+    return names
 
 
 @torch.no_grad()
@@ -366,22 +388,26 @@ def texture_loss(
     labels: Tensor,
     offsets: Tensor | None = None,
     bridges: Bridges | None = None,
+    deviations: Sequence[Tensor] | None = None,
 ) -> Tensor:
     """``mean_i sum_l ||s_l(x_i) - t_{i, l}||^2 / mean_c ||t_{c, l}||^2`` (a scalar), where image ``i``'s
-    target is its class's, ``t_{i,l} = t_{y_i,l} + o_i (t_{y_i,l} - mean_k t_{k,l})``, and for a bridge
-    image ``(1 - beta_i) t_{i,l} + beta_i t_{p_i,l}`` (partner class ``p_i``).
+    target is its class's, ``t_{i,l} = t_{y_i,l} + o_i (t_{y_i,l} - mean_k t_{k,l}) + d_{i,l}``, and for
+    a bridge image ``(1 - beta_i) t_{i,l} + beta_i t_{p_i,l}`` (partner class ``p_i``).
 
     ``stats``: ``[N, D_l]`` per statistic (:func:`texture_statistics`); ``targets``: ``[K, D_l]`` per
     statistic; ``labels``: ``[N]`` integer classes; ``offsets``: ``[N]`` (:func:`exaggeration_offsets`;
     ``None``: all 0, every image of a class has the class target); ``bridges``: :func:`bridge_images`
-    (``None``: none). Each statistic is weighted by the inverse of its class targets' mean square, so
-    that no level dominates by its scale.
+    (``None``: none); ``deviations``: ``[N, D_l]`` per statistic, each image's cluster deviation
+    (:func:`~.texture_clusters.cluster_deviations`; ``None``: all 0). Each statistic is weighted by the
+    inverse of its class targets' mean square, so that no level dominates by its scale.
     """
     loss = stats[0].new_zeros(())
-    for s, t in zip(stats, targets, strict=True):
+    for level, (s, t) in enumerate(zip(stats, targets, strict=True)):
         target = t[labels]
         if offsets is not None:
             target = target + offsets[:, None].to(t.dtype) * (t - t.mean(0, keepdim=True))[labels]
+        if deviations is not None:
+            target = target + deviations[level].to(device=s.device, dtype=t.dtype)
         if bridges is not None:
             target = target + bridges.weight[:, None].to(t.dtype) * (t[bridges.partner] - target)
         loss = loss + (s - target).pow(2).sum(1).mean() / t.pow(2).sum(1).mean().clamp_min(1e-12)
@@ -401,6 +427,7 @@ def match_textures(
     bridges: Bridges | None = None,
     augment: Any = None,
     seed: int = 0,
+    deviations: Sequence[Sequence[Tensor]] | None = None,
     progress: bool = True,
 ) -> list[float]:
     """Move ``distilled.images`` ``[N, C, H, W]`` (in place) by ``steps`` Adam steps at rate ``lr`` on
@@ -411,9 +438,10 @@ def match_textures(
     ``augment``: a :class:`gastrodistill.distillation.augment.DSA` (or None) through which both terms see
     the images at every step, drawn per image from a generator of (``seed``, step), so that the images
     hold what survives the flips and shifts the unroll and the replay apply (as SRe2L, Yin, Xing & Shen,
-    NeurIPS 2023, synthesises under random crops; docs/cpu_study.md, "Twenty-seventh round"). The
-    networks are frozen and in eval mode; the matching runs on their device and the
-    result is copied back. Returns the loss of every step.
+    NeurIPS 2023, synthesises under random crops; docs/cpu_study.md, "Twenty-seventh round").
+    ``deviations``: per network, per statistic, each image's cluster deviation ``[N, D_l]``
+    (:func:`~.texture_clusters.cluster_deviations`; ``None``: none). The networks are frozen and in eval
+    mode; the matching runs on their device and the result is copied back. Returns the loss of every step.
     Raises ``DistillConfigError`` for ``steps < 0`` or ``lr <= 0`` (:func:`check_texture_config`).
     """
     check_texture_config({"steps": steps, "lr": lr, "teacher_ce": teacher_ce})
@@ -429,8 +457,10 @@ def match_textures(
         if augment is not None:
             images = augment(images, torch_generator(seed, "texture-matching-augment", step))
         loss = images.new_zeros(())
-        for net, net_targets in zip(nets, targets, strict=True):
-            loss = loss + texture_loss(texture_statistics(net, images), net_targets, labels, offsets, bridges)
+        for k, (net, net_targets) in enumerate(zip(nets, targets, strict=True)):
+            devs = None if deviations is None else deviations[k]
+            stats = texture_statistics(net, images)
+            loss = loss + texture_loss(stats, net_targets, labels, offsets, bridges, devs)
         if teacher is not None and teacher_ce > 0:
             logits = teacher(images)
             if bridges is None:

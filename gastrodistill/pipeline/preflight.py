@@ -92,9 +92,11 @@ class PreflightChecks(StudyContext):
         if "distill" in stages:  # every distill.* value, before generation and patches (first:
             # eval.standard.augment follows distill.dsa, whose own message names the key the user set)
             from gastrodistill.distillation.config_check import check_distill_config
+            from gastrodistill.distillation.texture_clusters import check_cluster_classes
 
             for mode in self.modes():
                 check_distill_config(self.cfg.distill, mode)
+            check_cluster_classes(self.cfg)
         if "evaluate" in stages:  # a bad eval.* value stops the study before the distillation, not after
             from gastrodistill.evaluation.jobs import validate
 

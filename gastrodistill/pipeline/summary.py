@@ -119,6 +119,11 @@ def recipe_lines(cfg: DictConfig, modes: list[str], distill: dict[str, Any] | No
             + (f" ± {tm.get('exaggeration_spread')}" if tm.get("exaggeration_spread") else "")
             + (", through the DSA" if tm.get("augment") and d.get("dsa") else "")
             + (
+                f"; one k-means cluster per image for {', '.join(map(str, tm.get('cluster_classes')))}"
+                if tm.get("cluster_classes")
+                else ""
+            )
+            + (
                 f"; {int(tm.get('bridges'))} bridge images per class ("
                 f"{tm.get('bridge_partner', TEXTURE_DEFAULTS['bridge_partner'])} partner, weight "
                 f"{tm.get('bridge_weight', TEXTURE_DEFAULTS['bridge_weight'])}; soft set only)"
