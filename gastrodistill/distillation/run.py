@@ -44,6 +44,7 @@ from gastrodistill.distillation.texture_clusters import (
     cluster_class_indices,
     cluster_deviations,
     clustered_statistics,
+    patch_picks,
 )
 from gastrodistill.distillation.texture_matching import (
     bridge_images,
@@ -352,7 +353,12 @@ def run_texture_matching(
     deviations = None
     if clustered:  # heterogeneous classes: one k-means cluster of their patches per image
         deviations = cluster_deviations(
-            clustered_statistics(nets, batches, clustered),
+            clustered_statistics(
+                nets,
+                batches,
+                clustered,
+                patch_picks(datamodule.labels("train"), clustered, tmc["cluster_max_patches"], seed),
+            ),
             targets,
             module.distilled.hard_labels(),
             seed,

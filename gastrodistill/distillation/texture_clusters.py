@@ -20,7 +20,7 @@ round"); clustering the irrelevant class alone is the twenty-ninth round ("Twent
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import hydra
@@ -31,6 +31,7 @@ from torch import Tensor, nn
 
 from gastrodistill.distillation.errors import DistillConfigError
 from gastrodistill.distillation.texture_matching import MATCHING_OFF, check_texture_config, texture_statistics
+from gastrodistill.utils.seeding import torch_generator
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,45 @@ def check_cluster_classes(cfg: Any) -> None:
         cluster_class_indices(names, class_names)
 
 
+def patch_picks(labels: np.ndarray, classes: Sequence[int], max_patches: int, seed: int) -> dict[int, Tensor]:
+    """For each class of ``classes`` with more than ``max_patches`` training patches (``labels``: the
+    training split's ``[n]`` classes in dataset order): a bool mask ``[n_c]`` over its patches in dataset
+    order that keeps ``max_patches`` of them, drawn by ``torch_generator(seed, "texture-clusters", c)``.
+    Classes with fewer are absent (all their patches are clustered)."""
+    out: dict[int, Tensor] = {}
+    for c in classes:
+        n = int((np.asarray(labels) == c).sum())
+        if n > max_patches:
+            mask = torch.zeros(n, dtype=torch.bool)
+            mask[torch.randperm(n, generator=torch_generator(seed, "texture-clusters", c))[:max_patches]] = (
+                True
+            )
+            out[c] = mask
+    return out
+
+
 def clustered_statistics(
-    nets: Sequence[nn.Module], batches: Iterable[tuple[Tensor, Tensor]], classes: Sequence[int]
+    nets: Sequence[nn.Module],
+    batches: Iterable[tuple[Tensor, Tensor]],
+    classes: Sequence[int],
+    picks: Mapping[int, Tensor] | None = None,
 ) -> dict[int, list[list[Tensor]]]:
     """For each class of ``classes``: per network, per statistic of :func:`texture_statistics`, the
-    statistics of every training patch of that class, ``[n_c, D_l]`` in float64 (dataset order).
-    ``batches`` yields ``(images [B, C, H, W], labels [B])`` once over the training patches."""
+    statistics of the training patches of that class, ``[n_c, D_l]`` in float64 (dataset order): all of
+    them, or those ``picks[c]`` keeps (:func:`patch_picks`). ``batches`` yields ``(images [B, C, H, W],
+    labels [B])`` once over the training patches, in dataset order."""
     device = next(nets[0].parameters()).device
     rows: dict[int, list[list[list[Tensor]]]] = {c: [[] for _ in nets] for c in classes}
+    seen = dict.fromkeys(classes, 0)
     with torch.no_grad():
         for x, y in batches:
             y = y.long()
             for c in classes:
                 keep = y == c
+                count = int(keep.sum())
+                if picks is not None and c in picks:  # of this batch's patches of class c, the drawn ones
+                    keep[keep.clone()] = picks[c][seen[c] : seen[c] + count]
+                seen[c] += count
                 if not bool(keep.any()):
                     continue
                 for net_rows, net in zip(rows[c], nets, strict=True):

@@ -67,6 +67,7 @@ TEXTURE_DEFAULTS: dict[str, Any] = {
     "bridge_partner": "texture",
     "augment": False,
     "cluster_classes": (),
+    "cluster_max_patches": 2000,
 }
 FEATURES = ("teacher", "random")
 #: How a bridge image's partner class is chosen: the nearest class texture (:func:`nearest_classes`) or the
@@ -83,7 +84,8 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     ``teacher_labels`` (null = off, or a temperature > 0; only with ``features: teacher``), ``bridges``
     (>= 0 images per class; only with ``teacher_labels``), ``bridge_weight`` (0 < beta < 1),
     ``bridge_partner`` (texture | teacher), ``augment`` (the distiller's DSA on the images at every step),
-    ``cluster_classes`` (a list of distinct class names, as a list; :mod:`.texture_clusters`), ``progress``.
+    ``cluster_classes`` (a list of distinct class names, as a list; :mod:`.texture_clusters`),
+    ``cluster_max_patches`` (>= 1), ``progress``.
 
     Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
     section is the default: off. Raises ``DistillConfigError`` naming the key and the fix.
@@ -115,6 +117,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         "bridge_partner": str(section.get("bridge_partner", TEXTURE_DEFAULTS["bridge_partner"])),
         "augment": section.get("augment", TEXTURE_DEFAULTS["augment"]),
         "cluster_classes": _class_names(section.get("cluster_classes", TEXTURE_DEFAULTS["cluster_classes"])),
+        "cluster_max_patches": number("cluster_max_patches", int),
         "progress": section.get("progress", True),
     }
     for name in ("augment", "progress"):
@@ -143,6 +146,11 @@ def check_texture_config(section: Any) -> dict[str, Any]:
         raise DistillConfigError(f"{key}.teacher_ce must be >= 0 (0 = off), got {values['teacher_ce']!r}")
     if values["random_networks"] < 1:
         raise DistillConfigError(f"{key}.random_networks must be >= 1, got {values['random_networks']}")
+    if values["cluster_max_patches"] < 1:
+        raise DistillConfigError(
+            f"{key}.cluster_max_patches must be >= 1 (patches per clustered class), "
+            f"got {values['cluster_max_patches']}"
+        )
     tau = values["teacher_labels"]
     if tau is not None and not (math.isfinite(tau) and tau > 0):
         raise DistillConfigError(

@@ -17,6 +17,7 @@ from gastrodistill.distillation.texture_clusters import (
     cluster_class_indices,
     cluster_deviations,
     clustered_statistics,
+    patch_picks,
 )
 from gastrodistill.distillation.texture_matching import (
     check_texture_config,
@@ -84,6 +85,16 @@ def test_clustered_statistics_are_each_patches_statistics_in_dataset_order():
                 assert g.dtype == torch.float64
                 torch.testing.assert_close(g, w.double().detach(), rtol=1e-5, atol=1e-6)
     assert clustered_statistics(nets, batches, [1])[1][0][0].shape[0] == 3
+    # at most 2 patches a class: the drawn ones, whichever batch they fall in
+    picks = patch_picks(y.numpy(), [2, 1, 0], 2, seed=3)
+    assert sorted(picks) == [0, 1, 2] and all(int(m.sum()) == 2 for m in picks.values())
+    assert patch_picks(y.numpy(), [2], 5, seed=3) == {}  # class 2 has 5 patches: all are clustered
+    assert torch.equal(picks[2], patch_picks(y.numpy(), [2], 2, seed=3)[2])  # the draw is the seed's
+    drawn = clustered_statistics(nets, batches, [2, 1], picks)
+    for c in (2, 1):
+        want = texture_statistics(nets[1], x[y == c][picks[c]])
+        for g, w in zip(drawn[c][1], want, strict=True):
+            torch.testing.assert_close(g, w.double().detach(), rtol=1e-5, atol=1e-6)
 
 
 def test_the_same_seed_gives_the_same_clusters_ranked_by_size():
@@ -140,6 +151,8 @@ def test_bad_cluster_classes_are_refused_naming_the_key():
     ]:
         with pytest.raises(DistillConfigError, match=message):
             check_texture_config({"cluster_classes": bad})
+    with pytest.raises(DistillConfigError, match=r"cluster_max_patches must be >= 1 \(patches per clustered"):
+        check_texture_config({"cluster_max_patches": 0})
     assert cluster_class_indices(["c", "a"], ["a", "b", "c"]) == [2, 0]
     with pytest.raises(
         DistillConfigError, match=r"names 'gastric', which is not a class of this data \(its "
