@@ -75,8 +75,8 @@ def test_the_distillation_line_names_the_clustered_classes(compose_cfg):
     on = compose_cfg([*base, "distill.texture_matching.cluster_classes=[irrelevant,gastritis]"])
     line = recipe_lines(on, ["soft", "hard"])[2]
     assert (
-        "(teacher features, exaggeration 1.0; one k-means cluster per image for irrelevant, gastritis)"
-        in line
+        "(teacher features, exaggeration 1.0; one k-means cluster per image for irrelevant, gastritis, of at "
+        "most 2000 patches a class)" in line
     )
     assert "k-means" not in recipe_lines(compose_cfg(base), ["soft"])[2]
 

@@ -63,8 +63,9 @@ Main options:
   distill.texture_matching.bridges=N  (0 = off; soft sets: N images per class matched between their class
       and a partner class, labelled by the teacher; bridge_weight=BETA, bridge_partner=texture|teacher)
   distill.texture_matching.augment=true  (each matching step sees the images through distill.dsa)
-  distill.texture_matching.cluster_classes=[NAME,...]  (each image of these classes matches one k-means
-      cluster of its class's patches instead of the class mean: for a class of unlike patches)
+  distill.texture_matching.cluster_classes=[NAME,...]  (with the matching on: each image of these classes
+      matches one k-means cluster of its class's patches instead of the class mean, for a class of unlike
+      patches; cluster_max_patches=N caps the patches clustered per class, 2000)
   model=convnet|lenet|alexnet|resnet18  model.head=flatten|avg  trainer=cpu|gpu|ddp|ddp_sim
   data=gastric|folder|npz|digits
   distill.resume=last|auto|RUN|FILE.ckpt   continue a stopped run (auto: else start from step 0);

@@ -146,7 +146,8 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
     ``debug_record`` (true/false); ``init``; ``backend`` with ``checkpoint``; ``inner_momentum``;
     ``window`` against T = steps x epochs; ``outer_chunk``; ``grad_clip``/``grad_clip_ema`` (> 0 or
     null) and ``grad_clip_ema_decay``; ``precision``; ``real_data``; ``distribution_matching``;
-    ``texture_matching`` (and its ``bridges`` below the images per class of a soft set); the outer
+    ``texture_matching`` (its ``bridges`` below the images per class of a soft set, its
+    ``cluster_max_patches`` not below them when it clusters); the outer
     ``optimizer`` and ``scheduler`` (built on a dummy parameter and
     stepped once); ``dsa`` (built, and run on a small batch). Raises :class:`DistillConfigError` naming
     the key and what to write.
@@ -221,6 +222,12 @@ def check_distill_config(d: Mapping[str, Any], mode: str | None = None) -> None:
         raise DistillConfigError(
             f"distill.texture_matching.bridges={tmc['bridges']} would leave each class no image of its own "
             f"texture (distill.ipc x distill.steps = {per_class} images per class): set it below {per_class}"
+        )
+    if tmc["cluster_classes"] and tmc["cluster_max_patches"] < per_class:
+        raise DistillConfigError(
+            f"distill.texture_matching.cluster_max_patches={tmc['cluster_max_patches']} would leave a "
+            f"clustered class fewer patches than its {per_class} images (distill.ipc x distill.steps), one "
+            f"cluster each: set it to at least {per_class}"
         )
     _check_outer_optimizer(d)
     if d.get("dsa") is not None:

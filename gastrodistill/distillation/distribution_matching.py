@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
-from gastrodistill.distillation.image_start import optimise_pixels, section_number
+from gastrodistill.distillation.image_start import check_section_keys, optimise_pixels, section_number
 from gastrodistill.distillation.real_batches import RealBatchSource
 from gastrodistill.models.features import penultimate_features
 from gastrodistill.models.init import initialize
@@ -55,6 +55,8 @@ def check_matching_config(section: Any) -> dict[str, Any]:
             f"{key} must be a section (steps, lr, momentum, batch_per_class, ...), got {section!r}; "
             f"set its keys, e.g. {key}.steps=1000"
         )
+
+    check_section_keys(section, key, [*MATCHING_DEFAULTS, "augment", "progress"])
 
     def number(name: str, default: float, cast: type) -> Any:
         return section_number(section, key, name, default, cast)

@@ -3,7 +3,8 @@ config sections' checked numbers, and the loop that moves the distilled pixels b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import difflib
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -12,6 +13,21 @@ from tqdm.auto import tqdm
 
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
+
+
+def check_section_keys(section: Mapping[str, Any], key: str, known: Iterable[str]) -> None:
+    """Refuse a key of ``section`` (the config section ``key``) that is not one of ``known``: a misspelt
+    key added with ``+`` (``+distill.texture_matching.bridgs=1``) would otherwise be recorded and read by
+    nothing. Raises ``DistillConfigError`` naming it and the nearest option."""
+    options = sorted(known)
+    for name in sorted(map(str, section.keys())):
+        if name not in options:
+            near = difflib.get_close_matches(name, options, n=1)
+            hint = f" (did you mean {key}.{near[0]}?)" if near else ""
+            raise DistillConfigError(
+                f"{key}.{name} is not an option of {key}{hint}: nothing would read it. Its options are "
+                f"{', '.join(options)}; set one without '+'."
+            )
 
 
 def section_number(section: Mapping[str, Any], key: str, name: str, default: Any, cast: type) -> Any:

@@ -415,10 +415,12 @@ MATCHING_KEYS = ("distribution_matching", "texture_matching")
 def _start_compared(start: dict[str, Any]) -> dict[str, Any]:
     """``start`` (``run_settings(cfg)["start"]`` or a checkpoint's record of it) as it shapes a set's start:
     each matching section (:data:`MATCHING_KEYS`) that is off becomes None, and one that is on has its
-    defaults written out (less ``progress``), so ``null`` and ``{steps: 0}``, or a default left out and
-    written in, compare equal. A section its check refuses (a value of another version) stays as recorded."""
+    defaults written out (less ``progress``) and, for texture matching, the values that change nothing given
+    the others at their defaults (:func:`~.texture_matching.inert_keys`), so ``null`` and ``{steps: 0}``, a
+    default left out and written in, or ``bridge_weight`` without bridges, compare equal. A section its
+    check refuses (a value of another version) stays as recorded."""
     from gastrodistill.distillation.distribution_matching import check_matching_config
-    from gastrodistill.distillation.texture_matching import check_texture_config
+    from gastrodistill.distillation.texture_matching import TEXTURE_DEFAULTS, check_texture_config, inert_keys
 
     checks = dict(zip(MATCHING_KEYS, (check_matching_config, check_texture_config), strict=True))
     out = dict(start)
@@ -428,6 +430,8 @@ def _start_compared(start: dict[str, Any]) -> dict[str, Any]:
         except ValueError:  # DistillConfigError: compared as recorded
             continue
         values.pop("progress", None)
+        if key == "texture_matching":  # a value that changes nothing given the others compares as its default
+            values.update({k: TEXTURE_DEFAULTS[k] for k in inert_keys(values)})
         out[key] = values if values["steps"] > 0 else None
     return out
 

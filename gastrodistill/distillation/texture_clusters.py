@@ -20,6 +20,7 @@ round"); clustering the irrelevant class alone is the twenty-ninth round ("Twent
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -65,20 +66,31 @@ def check_cluster_classes(cfg: Any) -> None:
         cluster_class_indices(names, class_names)
 
 
-def patch_picks(labels: np.ndarray, classes: Sequence[int], max_patches: int, seed: int) -> dict[int, Tensor]:
+def patch_picks(
+    labels: np.ndarray,
+    classes: Sequence[int],
+    max_patches: int,
+    seed: int,
+    class_names: Sequence[str] | None = None,
+) -> dict[int, Tensor]:
     """For each class of ``classes`` with more than ``max_patches`` training patches (``labels``: the
     training split's ``[n]`` classes in dataset order): a bool mask ``[n_c]`` over its patches in dataset
-    order that keeps ``max_patches`` of them, drawn by ``torch_generator(seed, "texture-clusters", c)``.
-    Classes with fewer are absent (all their patches are clustered)."""
+    order that keeps ``max_patches`` of them, drawn by ``torch_generator(seed, "texture-clusters", c)``
+    (logged, naming the class from ``class_names``). Classes with fewer are absent (all their patches are
+    clustered)."""
     out: dict[int, Tensor] = {}
     for c in classes:
         n = int((np.asarray(labels) == c).sum())
         if n > max_patches:
-            mask = torch.zeros(n, dtype=torch.bool)
-            mask[torch.randperm(n, generator=torch_generator(seed, "texture-clusters", c))[:max_patches]] = (
-                True
+            drawn = torch.randperm(n, generator=torch_generator(seed, "texture-clusters", c))[:max_patches]
+            out[c] = torch.zeros(n, dtype=torch.bool).index_fill_(0, drawn, True)
+            log.info(
+                "texture matching: %d of class %s's %d training patches are clustered (a seeded draw: "
+                "distill.texture_matching.cluster_max_patches)",
+                max_patches,
+                class_names[c] if class_names is not None else c,
+                n,
             )
-            out[c] = mask
     return out
 
 
@@ -162,11 +174,13 @@ def cluster_deviations(
             ],
             1,
         ).numpy()
-        _centroids, assign = kmeans2(feats, k, minit="++", seed=rng)
+        with warnings.catch_warnings():  # an empty cluster: said below, in the project's words
+            warnings.filterwarnings("ignore", message="One of the clusters is empty", category=UserWarning)
+            _centroids, assign = kmeans2(feats, k, minit="++", seed=rng)
         sizes = np.bincount(assign, minlength=k)
         order = np.argsort(-sizes, kind="stable")
         log.info(
-            "texture matching: class %s's %d images match %d k-means clusters of its %d training patches "
+            "texture matching: class %s's %d images match %d k-means clusters of %d of its training patches "
             "(sizes %s)",
             name,
             k,

@@ -46,7 +46,7 @@ from torch import Tensor, nn
 
 from gastrodistill.distillation.distilled_set import DistilledSet
 from gastrodistill.distillation.errors import DistillConfigError
-from gastrodistill.distillation.image_start import optimise_pixels, section_number
+from gastrodistill.distillation.image_start import check_section_keys, optimise_pixels, section_number
 from gastrodistill.models.layers import ModelConfigError
 from gastrodistill.utils.seeding import torch_generator
 from gastrodistill.utils.values import check_switch
@@ -97,6 +97,8 @@ def check_texture_config(section: Any) -> dict[str, Any]:
             f"{key} must be a section (steps, lr, features, exaggeration, ...), got {section!r}; "
             f"set its keys, e.g. {key}.steps=400"
         )
+
+    check_section_keys(section, key, [*TEXTURE_DEFAULTS, "progress"])
 
     def number(name: str, cast: type) -> Any:
         return section_number(section, key, name, TEXTURE_DEFAULTS[name], cast)
@@ -189,6 +191,24 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     return values
 
 
+def inert_keys(values: Mapping[str, Any]) -> list[str]:
+    """The keys of a checked section (:func:`check_texture_config`) whose values change nothing given the
+    others: ``random_networks`` with the teacher's features, ``teacher_ce`` with random ones, the bridges'
+    weight and partner without bridges, ``cluster_max_patches`` without clustered classes. A resume
+    compares sections with these at their defaults, so that a run started with ``bridge_weight: 0.5`` and
+    no bridges continues one started with 0.3."""
+    out = []
+    if values["features"] == "teacher":
+        out.append("random_networks")
+    else:
+        out.append("teacher_ce")
+    if not values["bridges"]:
+        out += ["bridge_weight", "bridge_partner"]
+    if not values["cluster_classes"]:
+        out.append("cluster_max_patches")
+    return out
+
+
 def _class_names(raw: Any) -> list[str]:
     """``distill.texture_matching.cluster_classes`` as a list of distinct class names (``[]``: none).
     Raises ``DistillConfigError`` for anything else."""
@@ -202,7 +222,10 @@ def _class_names(raw: Any) -> list[str]:
     names = list(raw)
     bad = [n for n in names if not isinstance(n, str) or not n]
     if bad:
-        raise DistillConfigError(f"{key} must list class names as strings, got {bad[0]!r} in {names!r}")
+        raise DistillConfigError(
+            f"{key} must list class names as strings, got {bad[0]!r} in {names!r}; quote a name that reads "
+            f"as a number: '{key}=[\"{bad[0]}\"]'"
+        )
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise DistillConfigError(f"{key} names {twice[0]!r} more than once; list each class once")

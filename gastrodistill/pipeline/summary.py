@@ -119,7 +119,9 @@ def recipe_lines(cfg: DictConfig, modes: list[str], distill: dict[str, Any] | No
             + (f" ± {tm.get('exaggeration_spread')}" if tm.get("exaggeration_spread") else "")
             + (", through the DSA" if tm.get("augment") and d.get("dsa") else "")
             + (
-                f"; one k-means cluster per image for {', '.join(map(str, tm.get('cluster_classes')))}"
+                f"; one k-means cluster per image for {', '.join(map(str, tm.get('cluster_classes')))}, of "
+                f"at most {tm.get('cluster_max_patches', TEXTURE_DEFAULTS['cluster_max_patches'])} patches "
+                "a class"
                 if tm.get("cluster_classes")
                 else ""
             )

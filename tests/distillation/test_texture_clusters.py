@@ -246,3 +246,93 @@ def test_the_commands_refuse_it_in_one_line_and_write_nothing(tmp_path, monkeypa
     assert text.strip().startswith("error: distill.texture_matching.cluster_classes names 'gastric', which")
     assert "Traceback" not in text
     assert_nothing_written(tmp_path)
+
+
+def test_an_empty_cluster_leaves_its_image_the_class_target_in_the_projects_words(caplog):
+    """Seven equal rows into two clusters: k-means leaves one empty. No NaN reaches the targets, scipy's
+    own warning is not shown, and the project's names the class."""
+    import logging
+    import warnings
+
+    stats = {0: [[torch.ones(7, 3, dtype=torch.float64)]]}
+    with warnings.catch_warnings(record=True) as shown, caplog.at_level(logging.WARNING):
+        warnings.simplefilter("always")
+        devs = cluster_deviations(stats, [[torch.ones(2, 3)]], torch.tensor([0, 0, 1]), 0, ["edge", "b"])
+    assert torch.equal(devs[0][0], torch.zeros(3, 3))
+    assert not [w for w in shown if "clusters is empty" in str(w.message)]
+    assert "a k-means cluster of class edge is empty; its image keeps the class target" in caplog.text
+
+
+def test_a_cap_below_the_images_per_class_is_refused_before_any_data(compose_cfg):
+    from gastrodistill.distillation.config_check import check_distill_config
+
+    base = ["experiment=tiny", "distill.ipc=2", "distill.steps=3"]
+    cap = "distill.texture_matching.cluster_max_patches="
+    cluster = "distill.texture_matching.cluster_classes=[irrelevant]"
+    check_distill_config(compose_cfg([*base, cap + "5"]).distill)  # nothing clustered: the cap reads nothing
+    with pytest.raises(DistillConfigError, match=r"max_patches=5 would leave a clustered class fewer "):
+        check_distill_config(compose_cfg([*base, cap + "5", cluster]).distill)
+    check_distill_config(compose_cfg([*base, cap + "6", cluster]).distill)
+
+
+def test_a_drawn_class_is_logged_with_its_size(caplog):
+    import logging
+
+    with caplog.at_level(logging.INFO):
+        patch_picks(np.array([0, 1, 1, 1, 0, 1]), [1, 0], 3, seed=0, class_names=["a", "b"])
+    assert "3 of class b's 4 training patches are clustered (a seeded draw" in caplog.text
+    assert "class a's" not in caplog.text  # 2 patches: all clustered, nothing drawn
+
+
+@pytest.mark.parametrize(
+    ("inert", "active"),
+    [
+        ({"bridge_weight": 0.5, "bridge_partner": "teacher"}, {"bridges": 1, "teacher_labels": 1.0}),
+        ({"cluster_max_patches": 50}, {"cluster_classes": ["a"]}),
+        ({"random_networks": 2}, {"features": "random"}),
+        ({"teacher_ce": 0.5}, {"features": "teacher"}),
+    ],
+)
+def test_a_value_that_changes_nothing_given_the_others_compares_as_its_default(inert, active):
+    """Inert values: a resume continues a run that set them otherwise; once the option they belong to
+    acts, they count (``teacher_ce`` is inert with random features, so its active case names the teacher)."""
+    on = {"steps": 3, "features": "random"} if "teacher_ce" in inert else {"steps": 3}
+    assert _start_compared({"texture_matching": on}) == _start_compared({"texture_matching": {**on, **inert}})
+    on_active = {**on, **active}
+    assert _start_compared({"texture_matching": on_active}) != _start_compared(
+        {"texture_matching": {**on_active, **inert}}
+    )
+
+
+def test_a_key_added_with_plus_that_no_option_reads_is_refused_naming_the_nearest():
+    from gastrodistill.distillation.distribution_matching import check_matching_config
+
+    with pytest.raises(
+        DistillConfigError, match=r"cluster_clases is not an option of distill.texture_matching \(did"
+    ):
+        check_texture_config({"cluster_clases": ["irrelevant"]})
+    with pytest.raises(
+        DistillConfigError, match=r"distill.distribution_matching.stpes is not an option of .*steps\?"
+    ):
+        check_matching_config({"stpes": 3})
+    with pytest.raises(DistillConfigError, match=r"""quote a name that reads as a number: '.*=\["3"\]'"""):
+        check_texture_config({"cluster_classes": [3]})
+
+
+def test_reproduce_refuses_a_misspelt_section_key_in_one_line(tmp_path, monkeypatch, capsys):
+    from gastrodistill.cli.reproduce import main
+
+    argv = [
+        "gastrodistill-reproduce",
+        "experiment=tiny",
+        "+distill.texture_matching.cluster_clases=[irrelevant]",
+        f"paths.root_dir={tmp_path}",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    ]
+    code, text = run_main(main, argv, monkeypatch, capsys)
+    assert code == 1
+    assert text.strip().startswith(
+        "error: distill.texture_matching.cluster_clases is not an option of distill.texture_matching "
+        "(did you mean distill.texture_matching.cluster_classes?)"
+    )
+    assert_nothing_written(tmp_path)
