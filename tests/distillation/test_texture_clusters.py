@@ -229,21 +229,35 @@ def test_reproduce_refuses_a_misspelt_class_before_generating_anything(compose_c
     )
 
 
+MISSPELT_CLASS = (
+    "distill.texture_matching.cluster_classes=[gastritis,gastric]",
+    "error: distill.texture_matching.cluster_classes names 'gastric', which",
+)
+MISSPELT_KEY = (
+    "+distill.texture_matching.cluster_clases=[irrelevant]",
+    "error: distill.texture_matching.cluster_clases is not an option of distill.texture_matching "
+    "(did you mean distill.texture_matching.cluster_classes?)",
+)
+
+
 @pytest.mark.parametrize("command", ["distill", "reproduce"])
-def test_the_commands_refuse_it_in_one_line_and_write_nothing(tmp_path, monkeypatch, capsys, command):
+@pytest.mark.parametrize(("override", "message"), [MISSPELT_CLASS, MISSPELT_KEY])
+def test_the_commands_refuse_it_in_one_line_and_write_nothing(
+    tmp_path, monkeypatch, capsys, command, override, message
+):
     import importlib
 
     main = importlib.import_module(f"gastrodistill.cli.{command}").main
     argv = [
         f"gastrodistill-{command}",
         "experiment=tiny",
-        "distill.texture_matching.cluster_classes=[gastritis,gastric]",
+        override,
         f"paths.root_dir={tmp_path}",
         f"hydra.run.dir={tmp_path / 'run'}",
     ]
     code, text = run_main(main, argv, monkeypatch, capsys)
     assert code == 1
-    assert text.strip().startswith("error: distill.texture_matching.cluster_classes names 'gastric', which")
+    assert text.strip().startswith(message)
     assert "Traceback" not in text
     assert_nothing_written(tmp_path)
 
@@ -317,22 +331,3 @@ def test_a_key_added_with_plus_that_no_option_reads_is_refused_naming_the_neares
         check_matching_config({"stpes": 3})
     with pytest.raises(DistillConfigError, match=r"""quote a name that reads as a number: '.*=\["3"\]'"""):
         check_texture_config({"cluster_classes": [3]})
-
-
-def test_reproduce_refuses_a_misspelt_section_key_in_one_line(tmp_path, monkeypatch, capsys):
-    from gastrodistill.cli.reproduce import main
-
-    argv = [
-        "gastrodistill-reproduce",
-        "experiment=tiny",
-        "+distill.texture_matching.cluster_clases=[irrelevant]",
-        f"paths.root_dir={tmp_path}",
-        f"hydra.run.dir={tmp_path / 'run'}",
-    ]
-    code, text = run_main(main, argv, monkeypatch, capsys)
-    assert code == 1
-    assert text.strip().startswith(
-        "error: distill.texture_matching.cluster_clases is not an option of distill.texture_matching "
-        "(did you mean distill.texture_matching.cluster_classes?)"
-    )
-    assert_nothing_written(tmp_path)
