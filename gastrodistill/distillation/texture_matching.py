@@ -84,7 +84,7 @@ def check_texture_config(section: Any) -> dict[str, Any]:
     ``teacher_labels`` (null = off, or a temperature > 0; only with ``features: teacher``), ``bridges``
     (>= 0 images per class; only with ``teacher_labels``), ``bridge_weight`` (0 < beta < 1),
     ``bridge_partner`` (texture | teacher), ``augment`` (the distiller's DSA on the images at every step),
-    ``cluster_classes`` (a list of distinct class names, as a list; :mod:`.texture_clusters`),
+    ``cluster_classes`` (distinct class names, returned as a list; :mod:`.texture_clusters`),
     ``cluster_max_patches`` (>= 1), ``progress``.
 
     Checked whether or not the matching is on, so a bad value is refused before any stage runs. An absent
