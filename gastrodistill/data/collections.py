@@ -686,7 +686,7 @@ class NpzDataModule(TensorImageDataModule):
                     )
                 elif one_based := _one_based_advice(used, k - 1):
                     advice = one_based
-                elif len(used) == 2 and used[0] == 0:
+                elif len(used) == 2 and used[0] == 0 and used[1] > 1:  # e.g. 0 / 255, not 0 / 1
                     advice = f"the labels take the two values {used}: write them as 0 and 1"
                 named = [f"{c} ({names[c]!r})" if names is not None else str(c) for c in empty]  # name too
                 shown = ", ".join(named if len(named) <= 8 else [*named[:4], "...", *named[-2:]])

@@ -259,12 +259,14 @@ def test_shrinking_and_grey_to_colour_are_said(make_npz, tmp_path, caplog):
         ),
         ("0-255", "the labels take the two values [0, 255]: write them as 0 and 1"),
         ("three-names", "class_names gives 3 names but the labels use 2 classes [0, 1]"),
+        ("test-one-class", "have no test images; balanced accuracy, sensitivity and AUC need every class"),
     ],
 )
 def test_labels_that_do_not_count_from_zero_say_how(make_npz, change, advice):
     """Labels 1..K, labels 0/255 and a class_names longer than the classes were all answered "classes
     [...] have no training images; relabel to consecutive indices" (for 0/255 a list of 254 classes);
-    labels 1..K with K class_names got "out of range ... fix the labels or class_names"."""
+    labels 1..K with K class_names got "out of range ... fix the labels or class_names". Labels 0 / 1 with
+    a test split of one class were told to write them as 0 and 1 (a newcomer's finding)."""
     path = make_npz(k=2)
     with np.load(path) as f:
         arrays = {k: f[k] for k in f.files}
@@ -274,6 +276,8 @@ def test_labels_that_do_not_count_from_zero_say_how(make_npz, change, advice):
             arrays[f"{split}_labels"] = lab + 1
         elif change == "0-255":
             arrays[f"{split}_labels"] = (lab * 255).astype(np.uint8)
+    if change == "test-one-class":  # labels 0 and 1 already: was told to write them as 0 and 1
+        arrays["test_labels"] = np.zeros_like(arrays["test_labels"])
     if change == "three-names":
         arrays["class_names"] = np.array(["a", "b", "c"])
     if change == "one-based-named":  # with class_names the labels' range is checked first (no hint there)
