@@ -155,7 +155,9 @@ def logged_names(cfg: DictConfig) -> dict[str, str]:
     return names
 
 
-def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> None:
+def check_logged_names_in_data(
+    cfg: DictConfig, datamodule: ImageDataModule | None, warn: bool = True
+) -> None:
     """Refuse an ``experiment_name``, a W&B run's project, group or tag, or a set's name
     (:func:`logged_names`) that holds a private string of ``datamodule``'s data (a patient id, a DICOM
     header value, a source path:
@@ -172,7 +174,11 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
     set's name (``eval.distilled_dirs``, ``audit.sets``) every metric logged of it and its card, so
     every command that logs calls this once the data can be read and before its loggers start
     (``gastrodistill-reproduce`` before its first such stage, ``run_distillation``,
-    ``gastrodistill-evaluate`` and ``gastrodistill-audit``). Raises
+    ``gastrodistill-evaluate`` and ``gastrodistill-audit``). With ``datamodule`` None, only the strings
+    of the data's files are searched (its manifest's patient ids and paths, DICOM headers, file names:
+    :func:`~gastrodistill.anonymity.text_check.private_strings`): ``gastrodistill-distill`` and
+    ``gastrodistill-reproduce`` call it so before the patch store is built (``warn`` False: the warnings
+    come once, from the later call with the data module). Raises
     :class:`~gastrodistill.sharing.card.CardError` naming the key and the kind of string, never the
     string."""
     from gastrodistill.sharing.card import CardError, find_strings, string_problem
@@ -197,7 +203,8 @@ def check_logged_names_in_data(cfg: DictConfig, datamodule: ImageDataModule) -> 
     hits = find_strings(encoded, strings.values)
     if not hits:
         _refuse_private_config_values(cfg, strings)
-        _warn_of_site_words_and_short_ids(encoded, strings)
+        if warn:
+            _warn_of_site_words_and_short_ids(encoded, strings)
         return
     key = hits[0][0]  # names keep their order: experiment_name first
     kinds = ", ".join(sorted({strings.kinds[i] for k, i in hits if k == key}))  # dicom:<keyword>: no value

@@ -466,18 +466,28 @@ def test_a_run_folder_keeps_its_sets_and_its_cards_describe_them(compose_cfg, ca
     assert json.loads((out / "distill" / "hard" / "summary.json").read_text())["outer_steps"] == 6
 
 
-def test_an_experiment_name_holding_a_patient_id_is_refused_before_any_stage_logs(compose_cfg):
+def test_an_experiment_name_holding_a_patient_id_is_refused_before_any_stage_logs(
+    compose_cfg, tmp_path, monkeypatch, capsys
+):
     """experiment_name names the run folder, the loggers' runs and every card: once the data can be read,
     a name holding one of its patient ids stops the study before the distillation logs anything (before,
-    only the artifact stage refused it, after every other stage had logged it)."""
+    only the artifact stage refused it, after every other stage had logged it). With the data on disk it
+    is refused before the patch store is built, by ``reproduce`` and by ``distill`` (both built a whole
+    store first: a newcomer's finding)."""
+    from _cli_runner import run_main
+
+    from gastrodistill.cli import distill
     from gastrodistill.cli.reproduce import Pipeline
     from gastrodistill.sharing.card import CardError
 
     cfg = compose_cfg(["experiment=tiny", "stages=[generate,patches]"])
     Pipeline(cfg).run()
     pid = str(pd.read_csv(Path(cfg.paths.data_root) / "manifest.csv").patient_id.iloc[0])
+    stores = Path(cfg.data.store_root)
+    built = sorted(p.name for p in stores.iterdir())
+    new_store = "data.storage_size=12"  # a store not built yet
     pipe = Pipeline(
-        compose_cfg(["experiment=tiny", f"experiment_name=site_{pid}", "stages=[patches,distill]"])
+        compose_cfg(["experiment=tiny", f"experiment_name=site_{pid}", "stages=[patches,distill]", new_store])
     )
     with pytest.raises(CardError) as info:
         pipe.run()
@@ -486,6 +496,18 @@ def test_an_experiment_name_holding_a_patient_id_is_refused_before_any_stage_log
         text.startswith("experiment_name holds a private string of the data (patient_id)") and pid not in text
     )
     assert not (pipe.out / "distill").exists() and not (pipe.out / "logs").exists()
+    assert sorted(p.name for p in stores.iterdir()) == built  # no store was begun
+    capsys.readouterr()
+    argv = ["cmd", "experiment=tiny", f"paths.root_dir={tmp_path}", "logger=csv", new_store]
+    code, text = run_main(
+        distill.main,
+        [*argv, f"experiment_name=site_{pid}", f"hydra.run.dir={tmp_path / 'run'}"],
+        monkeypatch,
+        capsys,
+    )
+    assert code == 1 and "Traceback" not in text, text
+    assert "experiment_name holds a private string of the data (patient_id)" in text and pid not in text
+    assert sorted(p.name for p in stores.iterdir()) == built and not (tmp_path / "run").exists()
     Pipeline(compose_cfg(["experiment=tiny", "experiment_name=site_a", "stages=[patches]"])).run()
     # the standalone distillation refuses it too, before its loggers start (and before any outer step)
     import hydra
