@@ -33,6 +33,14 @@ class ImageReadError(DataInputError):
     """An image or mask file that cannot be read as a 2-D grayscale 8/16-bit image."""
 
 
+class BitDepthExceeded(ImageReadError):
+    """Pixel values above the largest value of ``data.bit_depth``; ``top`` is the file's largest value."""
+
+    def __init__(self, problems: Iterable[str] | str, top: int) -> None:
+        super().__init__(problems)
+        self.top = top
+
+
 class GeometryError(DataInputError):
     """Patch geometry that does not fit (bad size/overlap, image smaller than a patch)."""
 

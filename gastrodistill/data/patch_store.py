@@ -35,7 +35,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 import gastrodistill
-from gastrodistill.data.errors import ManifestError, StoreError
+from gastrodistill.data.errors import BitDepthExceeded, ManifestError, StoreError
 from gastrodistill.data.labelling import (
     CLASS_NAMES,
     IRRELEVANT,
@@ -627,8 +627,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         for c, n in enumerate(np.bincount(labels, minlength=len(CLASS_NAMES))):
             counts[split_of[r.patient_id]][c] += int(n)
     check_classes(counts, manifest, split_of)
-    store_root.mkdir(parents=True, exist_ok=True)  # only now: a refused input leaves nothing behind
-
+    # store_root is made by atomic_dir, and removed again when the build is refused (nothing left behind)
     # atomic_dir first removes what killed builds of this store left (utils.atomic.remove_leftovers)
     with atomic_dir(target) as tmp:
         mm = np.lib.format.open_memmap(
@@ -648,9 +647,16 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
         with open(tmp / PATCHES_FILE, "r+b") as fp, open(tmp / INDEX_FILE, "w", newline="") as fi:
             writer = csv.writer(fi)
             writer.writerow(INDEX_COLUMNS)
+            above: list[str] = []  # lines whose pixels exceed data.bit_depth, found as the images are read
             for r, labels in zip(records, labels_of, strict=True):
                 split = split_of[r.patient_id]
-                image = read_image(manifest.path(r.image), bit_depth=spec.bit_depth)
+                try:
+                    image = read_image(manifest.path(r.image), bit_depth=spec.bit_depth)
+                except BitDepthExceeded as exc:
+                    above.append(f"{r.where}: pixel value {exc.top}")
+                    continue
+                if above:  # the other images are only read for the same problem, all said at once
+                    continue
                 if image.shape != sizes[r.image]:
                     raise ManifestError(
                         f"{r.where}: the file changed while the store was being built; run again"
@@ -673,6 +679,15 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
                 ranges[split][1] = next_id
                 patients[split].add(r.patient_id)
                 bar.update(len(positions))
+            if above:
+                bar.close()
+                raise_if(
+                    above,
+                    f"{len(above)} of {len(records)} images hold pixel values above "
+                    f"{2 ** int(spec.bit_depth) - 1}, the largest of data.bit_depth={spec.bit_depth} "
+                    "(found as the build reads each image's pixels); raise data.bit_depth or set it to "
+                    "null (the files' own)",
+                )
             os.fsync(fp.fileno())
         bar.close()
         _fix_empty_ranges(ranges)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gastrodistill.data.dicom import check_transfer_syntax, read_dicom
-from gastrodistill.data.errors import GRAYSCALE_FIX, ImageReadError, error_text
+from gastrodistill.data.errors import GRAYSCALE_FIX, BitDepthExceeded, ImageReadError, error_text
 
 if TYPE_CHECKING:
     import tifffile
@@ -192,9 +192,10 @@ def apply_bit_depth(
             )
         top = arr.max(initial=0)
         if top > 2**bits - 1:
-            raise ImageReadError(
+            raise BitDepthExceeded(
                 f"{where}: pixel value {int(top)} is above {2**bits - 1}, the largest of "
-                f"data.bit_depth={bits}; raise data.bit_depth or set it to null"
+                f"data.bit_depth={bits}; raise data.bit_depth or set it to null",
+                int(top),
             )
         return arr, bits
     if file_bits is None or not 1 <= file_bits < container:

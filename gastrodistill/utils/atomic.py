@@ -169,13 +169,20 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     An earlier ``target`` stays as it was until then; should the swap itself be stopped (Ctrl-C between its
     two renames), the earlier folder is put back. Leftovers of killed writers of ``target`` are removed
     first (:func:`remove_leftovers`), and an earlier folder that a killed swap had set aside is put back
-    (:func:`recover_interrupted_swap`)."""
+    (:func:`recover_interrupted_swap`). Folders made for ``target``'s parent are removed again when the
+    block fails and they are empty (a refused input leaves no empty folder behind)."""
     target = Path(target)
+    made = []  # the parent folders this call makes, nearest first
+    folder = target.parent
+    while not folder.exists() and folder != folder.parent:
+        made.append(folder)
+        folder = folder.parent
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(target)
     recover_interrupted_swap(target)
     tmp_path = Path(tempfile.mkdtemp(prefix=_temporary_prefix(target), suffix=".tmp", dir=target.parent))
     _usual_mode(tmp_path, directory=True)
+    done = False
     try:
         yield tmp_path
         _usual_mode(tmp_path, directory=True)
@@ -192,9 +199,15 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp_path, target)
+        done = True
     finally:
         if tmp_path.exists():
             shutil.rmtree(tmp_path, ignore_errors=True)
+        for made_folder in () if done else made:
+            try:
+                made_folder.rmdir()  # only an empty folder
+            except OSError:
+                break
 
 
 def write_text_atomic(target: str | os.PathLike, text: str) -> Path:

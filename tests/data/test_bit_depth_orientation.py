@@ -127,6 +127,31 @@ def _levels(dm) -> dict[str, int]:
     return {s: int(np.count_nonzero(h)) for s, h in dm.store.meta["pixel_histograms"].items() if sum(h)}
 
 
+def test_every_image_above_data_bit_depth_is_named_by_its_line_and_nothing_is_left(tmp_path):
+    """Pixel values above ``data.bit_depth`` are found as the build reads the pixels: the first such image
+    stopped the build, named by its path alone, the others found one rebuild at a time, and an empty
+    store folder was left behind (a newcomer's finding). Now every such image is named by its manifest
+    line, once all are read, and the store folder made for the build is gone."""
+    from gastrodistill.data.errors import ManifestError
+
+    def writer(path, arr):  # patients A and C (the first and third rows) reach 4095 + 600 = 4695
+        return _png16(path, arr + (4095 if path.stem in "AC" else 0))
+
+    root = _gastric_root(tmp_path, "mixed", writer)
+    stores = tmp_path / "made" / "stores"
+    with pytest.raises(ManifestError) as info:
+        _unresized_module(root, stores, bit_depth=12).prepare_data()
+    text = str(info.value)
+    assert text.startswith("2 of 4 images hold pixel values above 4095, the largest of data.bit_depth=12")
+    tops = {pid: int(_values_600_3600(48, 48, seed=i).max()) + 4095 for i, pid in ((0, "A"), (2, "C"))}
+    assert "manifest.csv line 2 (image 'images/A.png'): pixel value " + str(tops["A"]) in text
+    assert "manifest.csv line 4 (image 'images/C.png'): pixel value " + str(tops["C"]) in text
+    assert "B.png" not in text and "D.png" not in text
+    assert not (tmp_path / "made").exists()  # the folders made for the store, removed again
+    _unresized_module(root, stores, bit_depth=13).prepare_data()  # 13 bits hold them: the store is built
+    assert (tmp_path / "made" / "stores").is_dir()
+
+
 @pytest.mark.parametrize("how", ["no-sbit", "sbit", "bit_depth"])
 def test_store_grey_levels_reported_and_warned(tmp_path, caplog, how):
     writer = (lambda p, a: _png16(p, a, sbit=12)) if how == "sbit" else _png16
