@@ -28,9 +28,7 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
     (:func:`~gastrodistill.utils.distributed.check_accelerator_here`, ``check_launch``);
     ``SyntheticCollectionMismatch`` when ``here`` and the synthetic collection on disk is not the one the
     config describes (a sweep over ``seed`` without ``synthetic.seed``: every job but the first was
-    refused after the earlier ones had run); ``CardError`` when ``here`` and a name the run is logged under
-    holds a patient id, header value or path of the data's files (it was refused after the patch store
-    was built: :func:`~gastrodistill.sharing.publish.check_logged_names_in_data`)."""
+    refused after the earlier ones had run)."""
     from gastrodistill.distillation.config_check import check_distill_config
     from gastrodistill.distillation.texture_clusters import check_cluster_classes
     from gastrodistill.models.preflight import check_configured_model
@@ -43,9 +41,6 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
         check_accelerator_here(cfg.trainer)
         check_launch(cfg.trainer)
         check_synthetic_collection(cfg)  # the collection on disk is the one this config describes
-        from gastrodistill.sharing.publish import check_logged_names_in_data
-
-        check_logged_names_in_data(cfg, None, warn=False)  # a patient id in a run name: before the store
 
 
 @check_override_keys(CONF_DIR, check_values=check_values)
@@ -54,8 +49,12 @@ def check_values(cfg: DictConfig, overrides: Sequence[str] = (), here: bool = Tr
 def main(cfg: DictConfig) -> None:
     """Hydra entry point of ``gastrodistill-distill``: distil ``cfg.data`` into ``<output>/<mode>``."""
     from gastrodistill.distillation.run import run_distillation
+    from gastrodistill.sharing.publish import check_logged_names_in_data
 
     check_values(cfg)
+    # a name the run is logged under holding a patient id, header value or path of the data's files:
+    # refused before the patch store is built (the check with the data module follows in the distillation)
+    check_logged_names_in_data(cfg, None, warn=False)
     datamodule = hydra.utils.instantiate(cfg.data)
     distilled = run_distillation(cfg, datamodule, cfg.paths.output_dir)
     print(

@@ -435,6 +435,7 @@ class Pipeline(PreflightChecks):
         """Check the values, then run ``cfg.stages`` with the run record kept and written; returns what
         went where (label -> path); rank 0 also writes ``SUMMARY.md``."""
         stages = self.check_values()
+        self.check_names_before_data(stages)
         self.check_sets_present(stages)
         self.check_evaluation_resume(stages)
         if "distill" in stages and self.cfg.distill.get("resume") in (None, ""):

@@ -114,9 +114,7 @@ class PreflightChecks(StudyContext):
         list of label modes; ``trainer``: :func:`~gastrodistill.utils.distributed.check_accelerator_here`
         and ``check_launch`` (no GPU asked of a machine without one, processes that match the trainer:
         ``LaunchError``); test patients
-        of both diagnoses when the study generates its data and evaluates; when ``here`` and the data is on
-        disk already (no ``generate``), no name the study logs under holding a patient id, header value or
-        path of the data's files (``CardError``; it came after the patch store was built). Raises
+        of both diagnoses when the study generates its data and evaluates. Raises
         :class:`ReproduceConfigError` naming the key (a word used to be a traceback, before any stage or
         at the distillation). ``here`` False (a sweep's jobs launched onto other machines): the device
         asked for is not checked against this one."""
@@ -160,11 +158,6 @@ class PreflightChecks(StudyContext):
             from gastrodistill.data.synthetic.generator import check_synthetic_collection
 
             check_synthetic_collection(self.cfg)  # the stages read the collection on disk as it is
-        if here and "generate" not in stages and any(s in LOGGING_STAGES for s in stages):
-            from gastrodistill.sharing.publish import check_logged_names_in_data
-
-            # a patient id in a run name, from the data's files: refused before the patch store is built
-            check_logged_names_in_data(self.cfg, None, warn=False)
         if "evaluate" in stages and self.cfg.get("data", {}).get("val_fraction", None) == 0:
             raise ReproduceConfigError(  # it failed after the distillation, as an empty argmax
                 "data.val_fraction=0 leaves no validation patients, on which the evaluation chooses its "
@@ -194,6 +187,17 @@ class PreflightChecks(StudyContext):
                 f"reproduce.distill_modes = {names} lists {', '.join(twice)} twice; a run folder holds one "
                 f"set per label mode: list each once, e.g. [{', '.join(dict.fromkeys(names))}]"
             )
+
+    def check_names_before_data(self, stages: list[str]) -> None:
+        """A name the study logs under that holds a patient id, header value or path of the data's files,
+        refused before the patch store is built when the data is on disk already (no ``generate``) and a
+        stage logs (:func:`~gastrodistill.sharing.publish.check_logged_names_in_data` without the data
+        module; it came after the store was built). Called by :meth:`Pipeline.run`, not by a sweep's check
+        of its jobs (their configs resolve their run folders only once they run). Raises ``CardError``."""
+        if "generate" not in stages and any(s in LOGGING_STAGES for s in stages):
+            from gastrodistill.sharing.publish import check_logged_names_in_data
+
+            check_logged_names_in_data(self.cfg, None, warn=False)
 
     def check_patch_fits(self, image_size: object) -> None:
         """Refuse patch geometry that no generated image can hold, before anything is generated (the
