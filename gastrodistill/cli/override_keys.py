@@ -169,11 +169,17 @@ def unknown_key_message(
         if "/" in key or any((Path(d) / key).is_dir() for d in dirs):  # a/b=c always names a group
             if not o.is_sweep_override():
                 groups.append([text])
-                continue
-            try:
-                groups.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-            except Exception:  # noqa: BLE001 - glob() and other sweeps the check cannot expand
-                return None
+                options = [o.value()]
+            else:
+                try:
+                    options = list(o.sweep_string_iterator())
+                except Exception:  # noqa: BLE001 - glob() and other sweeps the check cannot expand
+                    return None
+                groups.append([f"{key}={v}" for v in options])
+            for option in options:
+                missing = missing_option_message(key, option, dirs)
+                if missing is not None:
+                    return missing
         else:
             values.append((text, key, o))
     if not values:
@@ -251,6 +257,26 @@ def _merged_node_message(text: str, key: str, override: Any, trees: list[Any]) -
                 f"'{text}' (the outer quotes for the shell); to add one key: +{key}.{new[0]}=..."
             )
     return None
+
+
+def missing_option_message(group: str, option: object, dirs: list[str]) -> str | None:
+    """The error line for a top-level config group's option that no config folder of ``dirs`` has
+    (``data=nzp``, ``experiment=tinyy``: Hydra answered with its own dozen lines), naming the nearest
+    option and all of them; None for an option that exists, a nested group or option (``a/b``), or a
+    group without options of its own."""
+    if "/" in group or not isinstance(option, str) or "/" in option:
+        return None
+    if any((Path(d) / group / f"{option}.yaml").is_file() for d in dirs):
+        return None
+    options = config_groups(dirs).get(group)
+    if not options:
+        return None
+    close = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
+    hint = f"; did you mean {group}={close[0]}?" if close else ""
+    return (
+        f"error: {group}={option}: the config group {group!r} has no option {option!r}{hint} (its "
+        f"options: {', '.join(options)})"
+    )
 
 
 def config_groups(dirs: list[str]) -> dict[str, list[str]]:

@@ -305,7 +305,7 @@ def test_receive_refuses_a_network_count_below_one(capsys, argv, needle):
 @pytest.mark.parametrize(
     ("overrides", "needle"),
     [
-        (["experiment=tinyy"], "do not compose: In 'config': Could not find 'experiment/tinyy'"),
+        (["experiment=tinyy"], "experiment=tinyy: the config group 'experiment' has no option 'tinyy'"),
         (["experiment=tiny", "eval.n_netwrks=2"], "no key 'eval.n_netwrks'; did you mean eval.n_networks"),
     ],
 )
