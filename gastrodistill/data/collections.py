@@ -36,7 +36,7 @@ import numpy as np
 from gastrodistill.data.base import SPLITS, TensorImageDataModule, class_name_list
 from gastrodistill.data.errors import DataInputError, ImageReadError, relative_path_hint
 from gastrodistill.data.manifest import MANIFEST_NAME
-from gastrodistill.data.readers import Decoded, apply_bit_depth, decode, transposed_hint
+from gastrodistill.data.readers import Decoded, apply_bit_depth, bit_depth_setting, decode, transposed_hint
 from gastrodistill.data.sizes import check_fits_in_memory, image_size_hw
 from gastrodistill.utils.hashing import sha256_json
 from gastrodistill.utils.seeding import numpy_rng
@@ -213,14 +213,6 @@ def stratified_split(
     return {split: np.sort(np.concatenate(p)) for split, p in parts.items()}
 
 
-def _bit_depth(value: int | None) -> int | None:
-    if value is None:
-        return None
-    if not 1 <= int(value) <= 16:
-        raise CollectionError(f"data.bit_depth={value} must be between 1 and 16 (or null: the files' own)")
-    return int(value)
-
-
 def _check_fraction(name: str, value: float) -> float:
     value = float(value)
     if not 0.0 < value < 1.0:
@@ -291,7 +283,7 @@ class FolderDataModule(TensorImageDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(source_id="folder", **kwargs)
-        self.bit_depth = _bit_depth(bit_depth)
+        self.bit_depth = bit_depth_setting(bit_depth, CollectionError)
         self.root = Path(str(root)).expanduser()
         self.resize_to = image_size_hw(image_size, "data.image_size", CollectionError)
         self.classes = list(classes) if classes is not None else None
@@ -558,7 +550,7 @@ class NpzDataModule(TensorImageDataModule):
         **kwargs: Any,
     ) -> None:
         super().__init__(source_id="npz", **kwargs)
-        self.bit_depth = _bit_depth(bit_depth)
+        self.bit_depth = bit_depth_setting(bit_depth, CollectionError)
         self.path = Path(str(path)).expanduser()
         self.given_names = class_name_list(class_names) if class_names is not None else None
         self.resize_to = image_size_hw(image_size, "data.image_size", CollectionError)

@@ -113,7 +113,7 @@ class GastricPatchDataModule(ImageDataModule):
             test_fraction=float(test_fraction),
             val_fraction=float(val_fraction),
             split_seed=int(split_seed),
-            bit_depth=int(bit_depth) if bit_depth is not None else None,
+            bit_depth=bit_depth,  # checked by StoreSpec (readers.bit_depth_setting)
         )
         self.progress = progress
         self.class_names = list(CLASS_NAMES)

@@ -54,7 +54,7 @@ from gastrodistill.data.manifest import (
     raise_if,
     validate_files,
 )
-from gastrodistill.data.readers import is_dicom, read_image, read_mask
+from gastrodistill.data.readers import bit_depth_setting, is_dicom, read_image, read_mask
 from gastrodistill.data.sizes import available_memory, pixel_size
 from gastrodistill.data.splits import SPLIT_ORDER, assign_splits
 from gastrodistill.data.tiling import Geometry
@@ -93,10 +93,7 @@ class StoreSpec:
     bit_depth: int | None = None
 
     def __post_init__(self) -> None:
-        if self.bit_depth is not None and not 1 <= int(self.bit_depth) <= 16:
-            raise StoreError(
-                f"data.bit_depth={self.bit_depth} must be between 1 and 16, or null (the files' own)"
-            )
+        object.__setattr__(self, "bit_depth", bit_depth_setting(self.bit_depth, StoreError))
         size = pixel_size(self.storage_size, "data.storage_size", StoreError, null="keep data.patch_size")
         object.__setattr__(self, "storage_size", size)  # a string of digits becomes its integer
         if not 0.0 <= float(self.mask_threshold) <= 1.0:

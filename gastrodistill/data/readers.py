@@ -178,6 +178,17 @@ def _bits_of(max_value: int) -> int:
     return max(1, int(max_value).bit_length())
 
 
+def bit_depth_setting(value: object, error: type[Exception]) -> int | None:
+    """``data.bit_depth`` as an integer from 1 to 16 (a string of digits too), or None (each file's own);
+    else ``error`` naming the key and the range (``twelve`` was Python's "invalid literal for int()")."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 16:
+        raise error(f"data.bit_depth={value} must be between 1 and 16, or null (the files' own)")
+    return int(text)
+
+
 def apply_bit_depth(
     arr: np.ndarray, where: str, bit_depth: int | None, file_bits: int | None, shifted_ok: bool
 ) -> tuple[np.ndarray, int]:
