@@ -172,11 +172,9 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     (:func:`recover_interrupted_swap`). Folders made for ``target``'s parent are removed again when the
     block fails and they are empty (a refused input leaves no empty folder behind)."""
     target = Path(target)
-    made = []  # the parent folders this call makes, nearest first
-    folder = target.parent
-    while not folder.exists() and folder != folder.parent:
-        made.append(folder)
-        folder = folder.parent
+    top = nearest_existing(target.parent)
+    made = [target.parent, *target.parent.parents]  # the parent folders this call makes, nearest first
+    made = made[: made.index(top)] if top in made else []
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(target)
     recover_interrupted_swap(target)
