@@ -224,8 +224,29 @@ def test_a_misspelt_option_of_a_group_names_the_nearest_option_and_all_of_them()
     )  # nothing near: no guess
     before_the_key = unknown_key_message(["data=nonexistent", "distill.ipcc=3"], CONF_DIR)
     assert before_the_key.startswith("error: data=nonexistent: the config group 'data' has no option")
-    for fine in (["data=npz"], ["experiment=tiny", "distill=soft_cpu"], ["data=null"], ["-m", "seed=1,2"]):
+    for fine in (
+        ["data=npz"],
+        ["data=npz.yaml"],  # Hydra reads it as npz
+        ["experiment=tiny", "distill=soft_cpu"],
+        ["data=null"],
+        ["-m", "seed=1,2"],
+        ["hydra.searchpath=[file:///elsewhere/conf]", "data=digits01"],  # options of a search path
+    ):
         assert unknown_key_message(fine, CONF_DIR) is None, fine
+
+
+def test_a_search_path_in_a_primary_config_leaves_the_options_to_hydra(tmp_path):
+    """A primary config that sets ``hydra.searchpath`` adds folders of options the check does not read:
+    ``data=digits01`` from such a folder is Hydra's to find (a review's finding), while the same folder
+    without a search path still gets the one-line refusal."""
+    user = tmp_path / "cd"
+    user.mkdir()
+    (user / "config.yaml").write_text("defaults:\n  - _self_\nseed: 0\n")
+    assert unknown_key_message(["-cd", str(user), "data=digits01"], CONF_DIR).startswith(
+        "error: data=digits01: the config group 'data' has no option 'digits01'"
+    )
+    (user / "config.yaml").write_text("hydra:\n  searchpath: [file:///elsewhere/conf]\nseed: 0\n")
+    assert unknown_key_message(["-cd", str(user), "data=digits01"], CONF_DIR) is None
 
 
 def test_an_unquoted_value_with_accents_gets_the_quoting_that_works():

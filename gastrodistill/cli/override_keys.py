@@ -5,8 +5,11 @@ advice for a typo: the run would then ignore the value. :func:`check_override_ke
 above ``@hydra.main``) composes the config with the command line's group choices (``data=npz``,
 ``experiment=cpu``; about 0.2 s), looks up every plain ``key=value`` override in it and, for a key that
 is not there, prints one line naming it and the closest existing keys (``difflib``), then exits with
-status 1 before Hydra starts. Overrides Hydra treats specially are left to Hydra: ``+key``/``++key``/
-``~key``, ``hydra.*``, group choices, and anything the override parser or the composition refuses.
+status 1 before Hydra starts. A group option that no config folder has (``data=nzp``) is named the same
+way, with the group's options (:func:`missing_option_message`), unless a search path adds folders the
+check does not read (``hydra.searchpath`` on the command line or in a primary config). Overrides Hydra
+treats specially are left to Hydra: ``+key``/``++key``/``~key``, ``hydra.*``, nested groups, and anything
+the override parser or the composition refuses.
 
 Hydra's own flags are honoured: ``-cn``/``--config-name`` (your primary config) and ``-cd``/
 ``--config-dir`` (your config folder, searched beside the bundled one) are composed as Hydra would; a
@@ -160,12 +163,13 @@ def unknown_key_message(
             return text
     groups: list[list[str]] = []  # per group override, the texts of its choices (several for a sweep)
     values = []
+    dirs = [conf_dir, *([user_dir] if user_dir else [])]
+    searched = not _extra_search_path(args, dirs, config_name)  # options of other folders: Hydra's to say
     for text, o in zip(args, parsed, strict=True):
         key = o.key_or_group
         hydra_own = key.split("/")[0].split(".")[0] == "hydra"  # hydra.run.dir, hydra/launcher=...
         if o.is_add() or o.is_force_add() or o.is_delete() or hydra_own or o.package:
             continue
-        dirs = [conf_dir, *([user_dir] if user_dir else [])]
         if "/" in key or any((Path(d) / key).is_dir() for d in dirs):  # a/b=c always names a group
             if not o.is_sweep_override():
                 groups.append([text])
@@ -176,7 +180,7 @@ def unknown_key_message(
                 except Exception:  # noqa: BLE001 - glob() and other sweeps the check cannot expand
                     return None
                 groups.append([f"{key}={v}" for v in options])
-            for option in options:
+            for option in options if searched else ():
                 missing = missing_option_message(key, option, dirs)
                 if missing is not None:
                     return missing
@@ -259,14 +263,28 @@ def _merged_node_message(text: str, key: str, override: Any, trees: list[Any]) -
     return None
 
 
+def _extra_search_path(args: list[str], dirs: list[str], config_name: str) -> bool:
+    """Whether Hydra will look for config groups beyond ``dirs``: ``hydra.searchpath`` among the overrides
+    ``args`` or in a primary config ``<dir>/<config_name>.yaml`` of ``dirs``."""
+    if any(a.lstrip("+~").startswith("hydra.searchpath") for a in args):
+        return True
+    for d in dirs:
+        primary = Path(d) / f"{config_name}.yaml"
+        if primary.is_file() and "searchpath" in primary.read_text(encoding="utf-8", errors="replace"):
+            return True
+    return False
+
+
 def missing_option_message(group: str, option: object, dirs: list[str]) -> str | None:
     """The error line for a top-level config group's option that no config folder of ``dirs`` has
     (``data=nzp``, ``experiment=tinyy``: Hydra answered with its own dozen lines), naming the nearest
     option and all of them; None for an option that exists, a nested group or option (``a/b``), or a
-    group without options of its own."""
+    group without options of its own. Options that a search path or a plugin adds are not seen here: the
+    caller skips this when a search path is given (:func:`_extra_search_path`)."""
     if "/" in group or not isinstance(option, str) or "/" in option:
         return None
-    if any((Path(d) / group / f"{option}.yaml").is_file() for d in dirs):
+    stem = option.removesuffix(".yaml")  # data=npz.yaml chooses npz, as Hydra reads it
+    if any((Path(d) / group / f"{stem}.yaml").is_file() for d in dirs):
         return None
     options = config_groups(dirs).get(group)
     if not options:

@@ -36,7 +36,7 @@ class ImageReadError(DataInputError):
 class BitDepthExceeded(ImageReadError):
     """Pixel values above the largest value of ``data.bit_depth``; ``top`` is the file's largest value."""
 
-    def __init__(self, problems: Iterable[str] | str, top: int) -> None:
+    def __init__(self, problems: Iterable[str] | str, top: int = 0) -> None:  # default: unpickling
         super().__init__(problems)
         self.top = top
 

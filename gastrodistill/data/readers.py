@@ -179,12 +179,12 @@ def _bits_of(max_value: int) -> int:
 
 
 def bit_depth_setting(value: object, error: type[Exception]) -> int | None:
-    """``data.bit_depth`` as an integer from 1 to 16 (a string of digits too), or None (each file's own);
+    """``data.bit_depth`` as an integer from 1 to 16 (a string of digits or a whole float too), or None;
     else ``error`` naming the key and the range (``twelve`` was Python's "invalid literal for int()")."""
     if value is None:
         return None
-    text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= 16:
+    text = str(int(value) if isinstance(value, float) and value.is_integer() else value).strip()  # 12.0: 12
+    if isinstance(value, bool) or not text.isdecimal() or not 1 <= int(text) <= 16:
         raise error(f"data.bit_depth={value} must be between 1 and 16, or null (the files' own)")
     return int(text)
 

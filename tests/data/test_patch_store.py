@@ -540,12 +540,14 @@ def test_store_settings_at_their_limits_are_accepted_and_beyond_them_refused(tmp
     for ok in ({"bit_depth": 1}, {"bit_depth": 16}, {"mask_threshold": 0.0}, {"mask_threshold": 1.0}):
         spec_for(tmp_path, tmp_path, **ok)
     assert spec_for(tmp_path, tmp_path, bit_depth="12").bit_depth == 12  # a quoted number: its integer
+    assert spec_for(tmp_path, tmp_path, bit_depth=12.0).bit_depth == 12  # a whole float, as before
     for bad, said in [
         ({"bit_depth": 0}, "data.bit_depth=0 must be between 1 and 16"),
         ({"bit_depth": 17}, "data.bit_depth=17 must be between 1 and 16"),
         ({"bit_depth": "twelve"}, "data.bit_depth=twelve must be between 1 and 16"),  # was int()'s words
         ({"bit_depth": 12.5}, "data.bit_depth=12.5 must be between 1 and 16"),  # was taken as 12
         ({"bit_depth": True}, "data.bit_depth=True must be between 1 and 16"),
+        ({"bit_depth": "²"}, "data.bit_depth=² must be between 1 and 16"),  # a digit, not a decimal
         ({"mask_threshold": -0.1}, r"data.mask_threshold=-0.1 must be in \[0, 1\]"),
         ({"test_fraction": 1.0}, r"data.test_fraction=1.0 must be in \[0, 1\)"),
         ({"test_fraction": -0.1}, r"data.test_fraction=-0.1 must be in \[0, 1\)"),
