@@ -175,7 +175,7 @@ def check_logged_names_in_data(
     every command that logs calls this once the data can be read and before its loggers start
     (``gastrodistill-reproduce`` before its first such stage, ``run_distillation``,
     ``gastrodistill-evaluate`` and ``gastrodistill-audit``). With ``datamodule`` None, only the strings
-    of the data's files are searched (its manifest's patient ids and paths, DICOM headers, file names:
+    of the data's files and its folder's name are searched (manifest ids and paths, DICOM headers, file names:
     :func:`~gastrodistill.anonymity.text_check.private_strings`): ``gastrodistill-distill`` and
     ``gastrodistill-reproduce`` call it so before the patch store is built (``warn`` False: the warnings
     come once, from the later call with the data module). Raises
