@@ -283,11 +283,8 @@ def missing_option_message(group: str, option: object, dirs: list[str]) -> str |
     caller skips this when a search path is given (:func:`_extra_search_path`)."""
     if "/" in group or not isinstance(option, str) or "/" in option:
         return None
-    stem = option.removesuffix(".yaml")  # data=npz.yaml chooses npz, as Hydra reads it
-    if any((Path(d) / group / f"{stem}.yaml").is_file() for d in dirs):
-        return None
-    options = config_groups(dirs).get(group)
-    if not options:
+    options = config_groups(dirs).get(group)  # the one listing of a group's options
+    if not options or option.removesuffix(".yaml") in options:  # data=npz.yaml chooses npz, as in Hydra
         return None
     close = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
     hint = f"; did you mean {group}={close[0]}?" if close else ""

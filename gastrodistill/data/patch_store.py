@@ -681,7 +681,7 @@ def build_store(spec: StoreSpec, progress: bool = True, force: bool = False) -> 
                 raise_if(
                     above,
                     f"{len(above)} of {len(records)} images hold pixel values above "
-                    f"{2 ** int(spec.bit_depth) - 1}, the largest of data.bit_depth={spec.bit_depth} "
+                    f"{2**spec.bit_depth - 1}, the largest of data.bit_depth={spec.bit_depth} "
                     "(found as the build reads each image's pixels); raise data.bit_depth or set it to "
                     "null (the files' own)",
                 )
